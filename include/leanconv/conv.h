@@ -1,0 +1,93 @@
+/* leanconv: the C interface between the Python binding and the drivers.
+ *
+ * One descriptor (lc_conv_desc) says everything about a convolution call.
+ * The binding fills it, asks for the packed-weight and workspace sizes, packs the
+ * weights once (plan time) and runs the call with a workspace it allocated itself.
+ * Every size here is computed with overflow checks and comes back as -1 when it
+ * does not fit in 63 bits, so the Python layer can refuse absurd shapes before
+ * it allocates anything. */
+#ifndef LEANCONV_CONV_H
+#define LEANCONV_CONV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Algorithms, in the order of lc.algorithms(). */
+enum lc_algorithm {
+    LC_ALGO_DIRECT = 0,
+    LC_ALGO_IM2COL = 1,
+    LC_ALGO_PATCH2VEC = 2,
+    LC_ALGO_WINOGRAD_F2 = 3,
+    LC_ALGO_WINOGRAD_F4 = 4,
+    LC_ALGO_WINOGRAD_F6 = 5,
+    LC_ALGO_DEPTHWISE = 6,
+    LC_ALGO_COUNT = 7
+};
+
+/* Status codes returned by the drivers. */
+enum lc_status {
+    LC_OK = 0,
+    LC_ERR_UNSUPPORTED = 1,  /* the algorithm cannot do this shape */
+    LC_ERR_NOMEM = 2,        /* an allocation inside the driver failed */
+    LC_ERR_OVERFLOW = 3,     /* a size does not fit in 63 bits */
+    LC_ERR_WORKSPACE = 4     /* the caller's workspace is smaller than required */
+};
+
+/* The fused epilogue: y = clamp(y, lo, hi) when `clamp` is set.  ReLU is
+ * clamp(0, +inf), ReLU6 clamp(0, 6).  NaN passes through unchanged, like torch. */
+typedef struct lc_epilogue {
+    float lo, hi;
+    int clamp;
+} lc_epilogue;
+
+struct lc_isa_config;
+
+typedef struct lc_conv_desc {
+    /* input (N, C, H, W) and filters (M, C/groups, kH, kW); output (N, M, OH, OW) */
+    int64_t N, C, H, W;
+    int64_t M, kH, kW;
+    int64_t OH, OW;               /* filled by the caller (validated in Python) */
+    int64_t stride_h, stride_w;
+    int64_t dil_h, dil_w;
+    int64_t pad_t, pad_b, pad_l, pad_r;
+    int64_t groups;
+    int algorithm;               /* enum lc_algorithm */
+    int nthreads;                /* threads this call may use (>= 1) */
+    lc_epilogue epilogue;
+    const struct lc_isa_config *isa;
+} lc_conv_desc;
+
+/* Does `d->algorithm` support this shape?  Returns 1/0 and, when 0 and `why` is
+ * not NULL, points it at a sentence naming the constraint. */
+int lc_conv_supports(const lc_conv_desc *d, const char **why);
+
+/* Floats the packed weights of this algorithm take (-1 on overflow). */
+int64_t lc_conv_packed_floats(const lc_conv_desc *d);
+
+/* Packs weights w (M, C/groups, kH, kW) into `packed`, which holds
+ * lc_conv_packed_floats(d) floats and is 64-byte aligned. */
+void lc_conv_pack_weights(const lc_conv_desc *d, const float *w, float *packed);
+
+/* Exact workspace bytes of one call with d->nthreads threads (-1 on overflow).
+ * Zero means the call allocates nothing. */
+int64_t lc_conv_workspace_bytes(const lc_conv_desc *d);
+
+/* Runs the convolution.  x is (N, C, H, W) C-contiguous; y is (N, M, OH, OW)
+ * C-contiguous and does not overlap x; bias is M floats or NULL; workspace is
+ * 64-byte aligned and holds `workspace_bytes` bytes, at least what
+ * lc_conv_workspace_bytes(d) says. */
+int lc_conv_run(const lc_conv_desc *d, const float *x, const float *packed,
+                const float *bias, float *y, void *workspace, int64_t workspace_bytes);
+
+/* 64-byte aligned allocation that returns NULL on failure (never aborts). */
+void *lc_aligned_alloc(int64_t bytes);
+void lc_aligned_free(void *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

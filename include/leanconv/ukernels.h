@@ -1,0 +1,91 @@
+/* leanconv micro-kernel signatures and the per-ISA dispatch table.
+ *
+ * Micro-kernels are the only ISA-specific code.  Each ISA folder kernels/<isa>/
+ * provides the same set (gemm.c, winograd.c, depthwise.c) and a config filler;
+ * kernels/dispatch.c starts from the scalar table and lets the best ISA the CPU
+ * has override entries (as BLIS does). */
+#ifndef LEANCONV_UKERNELS_H
+#define LEANCONV_UKERNELS_H
+
+#include <stddef.h>
+#include "leanconv/conv.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Flags of the GEMM micro-kernel. */
+#define LC_GEMM_ACCUMULATE 1u  /* C += A*B (a later K block); else C = bias + A*B */
+#define LC_GEMM_FINAL 2u       /* last K block: apply the epilogue clamp */
+
+/* C[m x n] (+)= A[m x k] * B[k x n], the one GEMM every algorithm calls.
+ *   a:    packed weights, k groups of MR floats (rows >= m are zero padding)
+ *   b:    k rows of n floats, row i at b + i*ldb.  When n < NR the kernel reads
+ *         only n floats of each row (b may be the caller's image itself).
+ *   c:    m rows of n floats, row i at c + i*ldc
+ *   bias: m floats or NULL, added when LC_GEMM_ACCUMULATE is not set
+ *   ep:   clamp applied when LC_GEMM_FINAL is set and ep->clamp
+ * Requires 1 <= m <= MR, 1 <= n <= NR, k >= 1. */
+typedef void (*lc_gemm_ukernel_fn)(size_t m, size_t n, size_t k,
+                                   const float *a, const float *b, size_t ldb,
+                                   float *c, size_t ldc, const float *bias,
+                                   const lc_epilogue *ep, unsigned flags);
+
+/* Winograd F(m x m, 3 x 3) input transform of NR tiles at once, lanes innermost:
+ *   d: alpha x alpha x NR floats (tile rows, tile columns, lanes)
+ *   v: alpha*alpha outputs of NR floats, output xi at v + xi*xi_stride. */
+typedef void (*lc_wino_input_fn)(const float *d, float *v, size_t xi_stride);
+
+/* Winograd output transform of NR tiles at once:
+ *   mo: alpha*alpha inputs of NR floats at mo + xi*xi_stride
+ *   o:  m x m x NR floats, bias added and the epilogue applied. */
+typedef void (*lc_wino_output_fn)(const float *mo, size_t xi_stride, float *o,
+                                  float bias, const lc_epilogue *ep);
+
+/* Depthwise row: for ox in [0, n)
+ *   out[ox] = clamp(bias + sum_{r < rows, j < kW} w[r*kW + j] * in[r*in_row_stride + ox*stride + j*dil])
+ * All taps are inside the image (the driver handles borders). */
+typedef void (*lc_dw_row_fn)(float *out, size_t n, const float *in, size_t in_row_stride,
+                             size_t rows, const float *w, size_t kW, size_t stride,
+                             size_t dil, float bias, const lc_epilogue *ep);
+
+/* Winograd output sizes m served by the table, in index order. */
+#define LC_WINO_VARIANTS 3
+static const int lc_wino_m[LC_WINO_VARIANTS] = {2, 4, 6};
+
+typedef struct lc_isa_config {
+    const char *name;
+    int mr, nr;                 /* GEMM tile; packed weights depend on mr, panels on nr */
+    int kc;                     /* K block that keeps an NR panel slice in L1 */
+    lc_gemm_ukernel_fn gemm;
+    lc_wino_input_fn wino_input[LC_WINO_VARIANTS];
+    lc_wino_output_fn wino_output[LC_WINO_VARIANTS];
+    lc_dw_row_fn dw_row;
+} lc_isa_config;
+
+/* ISA identifiers, in preference order from worst to best. */
+enum lc_isa {
+    LC_ISA_SCALAR = 0,
+    LC_ISA_AVX2 = 1,
+    LC_ISA_AVX512 = 2,
+    LC_ISA_NEON = 3,
+    LC_ISA_COUNT = 4
+};
+
+/* Config of one ISA, or NULL when this build or this CPU lacks it. */
+const lc_isa_config *lc_isa_get(int isa);
+/* Name of an ISA id ("scalar", "avx2", "avx512", "neon"). */
+const char *lc_isa_name(int isa);
+/* Was the ISA compiled into this build (whatever the CPU)? */
+int lc_isa_compiled(int isa);
+
+/* Per-ISA table fillers: each overrides the entries its ISA implements. */
+void lc_config_scalar(lc_isa_config *cfg);
+void lc_config_avx2(lc_isa_config *cfg);
+void lc_config_avx512(lc_isa_config *cfg);
+void lc_config_neon(lc_isa_config *cfg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

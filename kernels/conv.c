@@ -1,0 +1,86 @@
+/* The entry points of include/leanconv/conv.h: which algorithm supports what,
+ * how much memory it needs, and the call itself. */
+#include <string.h>
+#include "internal.h"
+
+static int lc_is_winograd(int a) {
+    return a == LC_ALGO_WINOGRAD_F2 || a == LC_ALGO_WINOGRAD_F4 || a == LC_ALGO_WINOGRAD_F6;
+}
+
+int lc_conv_supports(const lc_conv_desc *d, const char **why) {
+    if (lc_is_winograd(d->algorithm)) {
+        if (d->kH != 3 || d->kW != 3 || d->stride_h != 1 || d->stride_w != 1 ||
+            d->dil_h != 1 || d->dil_w != 1) {
+            if (why) *why = "Winograd needs a 3x3 kernel with stride 1 and dilation 1";
+            return 0;
+        }
+    } else if (d->algorithm == LC_ALGO_DEPTHWISE) {
+        if (d->groups != d->C) {
+            if (why) *why = "depthwise needs groups == C (one input channel per group)";
+            return 0;
+        }
+    } else if (d->algorithm < 0 || d->algorithm >= LC_ALGO_COUNT) {
+        if (why) *why = "unknown algorithm";
+        return 0;
+    }
+    return 1;
+}
+
+int64_t lc_conv_packed_floats(const lc_conv_desc *d) {
+    int ok = 1;
+    int64_t r;
+    switch (d->algorithm) {
+    case LC_ALGO_IM2COL:
+    case LC_ALGO_PATCH2VEC: r = lc_gemm_packed_floats(d, &ok); break;
+    case LC_ALGO_WINOGRAD_F2:
+    case LC_ALGO_WINOGRAD_F4:
+    case LC_ALGO_WINOGRAD_F6: r = lc_winograd_packed_floats(d, &ok); break;
+    default: /* direct and depthwise read the weights as they are */
+        r = lc_mul(lc_mul(lc_mul(d->M, d->C / d->groups, &ok), d->kH, &ok), d->kW, &ok);
+    }
+    return ok ? r : -1;
+}
+
+void lc_conv_pack_weights(const lc_conv_desc *d, const float *w, float *packed) {
+    switch (d->algorithm) {
+    case LC_ALGO_IM2COL:
+    case LC_ALGO_PATCH2VEC: lc_gemm_pack_weights(d, w, packed); break;
+    case LC_ALGO_WINOGRAD_F2:
+    case LC_ALGO_WINOGRAD_F4:
+    case LC_ALGO_WINOGRAD_F6: lc_winograd_pack_weights(d, w, packed); break;
+    default:
+        memcpy(packed, w, (size_t)lc_conv_packed_floats(d) * sizeof(float));
+    }
+}
+
+int64_t lc_conv_workspace_bytes(const lc_conv_desc *d) {
+    int ok = 1;
+    int64_t r;
+    switch (d->algorithm) {
+    case LC_ALGO_IM2COL: r = lc_im2col_workspace(d, &ok); break;
+    case LC_ALGO_PATCH2VEC: r = lc_patch2vec_workspace(d, &ok); break;
+    case LC_ALGO_WINOGRAD_F2:
+    case LC_ALGO_WINOGRAD_F4:
+    case LC_ALGO_WINOGRAD_F6: r = lc_winograd_workspace(d, &ok); break;
+    default: r = 0;
+    }
+    return ok ? r : -1;
+}
+
+int lc_conv_run(const lc_conv_desc *d, const float *x, const float *packed,
+                const float *bias, float *y, void *workspace, int64_t workspace_bytes) {
+    int64_t need = lc_conv_workspace_bytes(d);
+    if (need < 0) return LC_ERR_OVERFLOW;
+    if (need > workspace_bytes || (need > 0 && !workspace)) return LC_ERR_WORKSPACE;
+    if (!lc_conv_supports(d, NULL)) return LC_ERR_UNSUPPORTED;
+    char *ws = (char *)workspace;
+    switch (d->algorithm) {
+    case LC_ALGO_IM2COL: return lc_im2col_run(d, x, packed, bias, y, ws);
+    case LC_ALGO_PATCH2VEC: return lc_patch2vec_run(d, x, packed, bias, y, ws);
+    case LC_ALGO_WINOGRAD_F2:
+    case LC_ALGO_WINOGRAD_F4:
+    case LC_ALGO_WINOGRAD_F6: return lc_winograd_run(d, x, packed, bias, y, ws);
+    case LC_ALGO_DEPTHWISE: return lc_depthwise_run(d, x, packed, bias, y);
+    default: return lc_direct_run(d, x, packed, bias, y);
+    }
+}

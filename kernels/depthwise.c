@@ -1,0 +1,70 @@
+/* Depthwise convolution (groups == C, any channel multiplier): output channel
+ * o reads input channel o / multiplier.  Each output row is split into the
+ * interior, where every tap is inside the image and the ISA's row kernel runs,
+ * and the border pixels, computed here with bounds checks.  No workspace. */
+#include "internal.h"
+
+typedef struct {
+    const lc_conv_desc *d;
+    const float *x, *w, *bias;
+    float *y;
+} lc_dw_ctx;
+
+/* One border pixel, taps checked against the image. */
+static float lc_dw_pixel(const lc_conv_desc *d, const float *in, const float *w, int64_t oy,
+                         int64_t ox, float bias) {
+    float acc = bias;
+    for (int64_t ky = 0; ky < d->kH; ky++) {
+        int64_t iy = oy * d->stride_h - d->pad_t + ky * d->dil_h;
+        if (iy < 0 || iy >= d->H) continue;
+        for (int64_t kx = 0; kx < d->kW; kx++) {
+            int64_t ix = ox * d->stride_w - d->pad_l + kx * d->dil_w;
+            if (ix >= 0 && ix < d->W) acc += w[ky * d->kW + kx] * in[iy * d->W + ix];
+        }
+    }
+    return lc_clampf(acc, &d->epilogue);
+}
+
+static void lc_dw_task(void *vctx, int64_t item, int thread) {
+    const lc_dw_ctx *t = (const lc_dw_ctx *)vctx;
+    const lc_conv_desc *d = t->d;
+    const int64_t o = item % d->M, n = item / d->M, mult = d->M / d->C;
+    const float *in = t->x + (n * d->C + o / mult) * d->H * d->W;
+    const float *w = t->w + o * d->kH * d->kW;
+    float *out = t->y + (n * d->M + o) * d->OH * d->OW;
+    const float bias = t->bias ? t->bias[o] : 0.0f;
+    const int64_t sw = d->stride_w, dw = d->dil_w, reach = (d->kW - 1) * dw;
+    /* interior columns: ox*sw - pad_l >= 0 and ox*sw - pad_l + reach <= W - 1 */
+    int64_t ox_lo = lc_div_up(d->pad_l, sw);
+    int64_t ox_hi = d->W - 1 - reach + d->pad_l >= 0 ? (d->W - 1 - reach + d->pad_l) / sw + 1 : 0;
+    ox_lo = lc_min64(ox_lo, d->OW);
+    ox_hi = lc_max64(lc_min64(ox_hi, d->OW), ox_lo);
+    (void)thread;
+    for (int64_t oy = 0; oy < d->OH; oy++) {
+        float *orow = out + oy * d->OW;
+        const int64_t iy0 = oy * d->stride_h - d->pad_t;
+        /* taps ky in [ky0, ky1) land inside the image (rows grow with ky) */
+        int64_t ky0 = iy0 >= 0 ? 0 : lc_div_up(-iy0, d->dil_h);
+        int64_t ky1 = d->H - 1 - iy0 >= 0 ? lc_min64(d->kH, (d->H - 1 - iy0) / d->dil_h + 1) : 0;
+        for (int64_t ox = 0; ox < ox_lo; ox++) orow[ox] = lc_dw_pixel(d, in, w, oy, ox, bias);
+        if (ox_hi > ox_lo) {
+            if (ky1 > ky0) {
+                d->isa->dw_row(orow + ox_lo, (size_t)(ox_hi - ox_lo),
+                               in + (iy0 + ky0 * d->dil_h) * d->W + ox_lo * sw - d->pad_l,
+                               (size_t)(d->dil_h * d->W), (size_t)(ky1 - ky0), w + ky0 * d->kW,
+                               (size_t)d->kW, (size_t)sw, (size_t)dw, bias, &d->epilogue);
+            } else {
+                for (int64_t ox = ox_lo; ox < ox_hi; ox++) orow[ox] = lc_clampf(bias, &d->epilogue);
+            }
+        }
+        for (int64_t ox = ox_hi; ox < d->OW; ox++) orow[ox] = lc_dw_pixel(d, in, w, oy, ox, bias);
+    }
+}
+
+int lc_depthwise_run(const lc_conv_desc *d, const float *x, const float *w,
+                     const float *bias, float *y) {
+    lc_dw_ctx t;
+    t.d = d; t.x = x; t.w = w; t.bias = bias; t.y = y;
+    lc_parallel_for(d->nthreads, d->N * d->M, lc_dw_task, &t);
+    return LC_OK;
+}

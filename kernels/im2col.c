@@ -1,0 +1,62 @@
+/* Im2Col + GEMM: every NR-wide panel of the patch matrix B (K x P) is built
+ * first, in packed form, then the GEMM runs over all panels.  Workspace:
+ * K x round_up(P, NR) floats, reused across groups and images.
+ * A 1x1/stride-1/unpadded layer skips the patch matrix: B is the input. */
+#include "internal.h"
+
+typedef struct {
+    const lc_conv_desc *d;
+    const float *xg, *ag, *bias;
+    float *yg, *panels;
+    int64_t K, Mg, P;
+} lc_im2col_ctx;
+
+static void lc_im2col_pack_task(void *vctx, int64_t panel, int thread) {
+    const lc_im2col_ctx *t = (const lc_im2col_ctx *)vctx;
+    const int64_t nr = t->d->isa->nr, p0 = panel * nr;
+    (void)thread;
+    lc_pack_patch_panel(t->d, t->xg, p0, lc_min64(nr, t->P - p0), (size_t)nr,
+                        t->panels + panel * t->K * nr);
+}
+
+static void lc_im2col_gemm_task(void *vctx, int64_t panel, int thread) {
+    const lc_im2col_ctx *t = (const lc_im2col_ctx *)vctx;
+    const int64_t nr = t->d->isa->nr, p0 = panel * nr;
+    const float *b = t->panels ? t->panels + panel * t->K * nr : t->xg + p0;
+    size_t ldb = t->panels ? (size_t)nr : (size_t)t->P;
+    (void)thread;
+    lc_gemm_panel(t->d->isa, (size_t)t->Mg, (size_t)t->K, t->ag, b, ldb,
+                  (size_t)lc_min64(nr, t->P - p0), t->yg + p0, (size_t)t->P, t->bias,
+                  &t->d->epilogue, 1);
+}
+
+int64_t lc_im2col_workspace(const lc_conv_desc *d, int *ok) {
+    if (lc_gemm_is_pointwise(d)) return 0;
+    int64_t K = lc_mul(lc_mul(d->C / d->groups, d->kH, ok), d->kW, ok);
+    int64_t P = lc_mul(d->OH, d->OW, ok);
+    return lc_aligned_floats_bytes(lc_mul(K, lc_round_up(P, d->isa->nr, ok), ok), ok);
+}
+
+int lc_im2col_run(const lc_conv_desc *d, const float *x, const float *packed,
+                  const float *bias, float *y, char *ws) {
+    int ok = 1;
+    lc_im2col_ctx t;
+    t.d = d;
+    t.K = d->C / d->groups * d->kH * d->kW;
+    t.Mg = d->M / d->groups;
+    t.P = d->OH * d->OW;
+    t.panels = lc_gemm_is_pointwise(d) ? NULL : (float *)ws;
+    const int64_t nr = d->isa->nr, npanels = lc_div_up(t.P, nr);
+    const int64_t a_group = lc_round_up(t.Mg, d->isa->mr, &ok) * t.K;
+    for (int64_t n = 0; n < d->N; n++) {
+        for (int64_t g = 0; g < d->groups; g++) {
+            t.xg = x + (n * d->C + g * (d->C / d->groups)) * d->H * d->W;
+            t.yg = y + (n * d->M + g * t.Mg) * t.P;
+            t.ag = packed + g * a_group;
+            t.bias = bias ? bias + g * t.Mg : NULL;
+            if (t.panels) lc_parallel_for(d->nthreads, npanels, lc_im2col_pack_task, &t);
+            lc_parallel_for(d->nthreads, npanels, lc_im2col_gemm_task, &t);
+        }
+    }
+    return LC_OK;
+}

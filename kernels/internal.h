@@ -1,0 +1,89 @@
+/* Helpers shared by the drivers (not part of the public C interface). */
+#ifndef LEANCONV_INTERNAL_H
+#define LEANCONV_INTERNAL_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include "leanconv/conv.h"
+#include "leanconv/ukernels.h"
+
+#define LC_ALIGN 64
+
+/* Checked 63-bit arithmetic: once *ok is 0 the results are meaningless. */
+static inline int64_t lc_mul(int64_t a, int64_t b, int *ok) {
+    if (a < 0 || b < 0) { *ok = 0; return 0; }
+    if (a != 0 && b > INT64_MAX / a) { *ok = 0; return 0; }
+    return a * b;
+}
+static inline int64_t lc_add(int64_t a, int64_t b, int *ok) {
+    if (a < 0 || b < 0 || a > INT64_MAX - b) { *ok = 0; return 0; }
+    return a + b;
+}
+static inline int64_t lc_round_up(int64_t a, int64_t m, int *ok) {
+    int64_t r = lc_add(a, m - 1, ok);
+    return (r / m) * m;
+}
+static inline int64_t lc_div_up(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static inline int64_t lc_min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t lc_max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* Bytes of `floats` floats rounded up to the 64-byte alignment every buffer keeps. */
+static inline int64_t lc_aligned_floats_bytes(int64_t floats, int *ok) {
+    return lc_round_up(lc_mul(floats, (int64_t)sizeof(float), ok), LC_ALIGN, ok);
+}
+
+/* The fused epilogue on one value; NaN compares false and passes through. */
+static inline float lc_clampf(float v, const lc_epilogue *ep) {
+    if (ep->clamp) {
+        if (v < ep->lo) v = ep->lo;
+        if (v > ep->hi) v = ep->hi;
+    }
+    return v;
+}
+
+/* Threads a call really uses: never more than there are work items. */
+static inline int lc_threads_used(int nthreads, int64_t items) {
+    int64_t t = lc_min64(nthreads < 1 ? 1 : nthreads, items < 1 ? 1 : items);
+    return (int)t;
+}
+
+/* ---- parallel.c ---- */
+/* Calls fn(ctx, item, thread) for every item in [0, count), spread statically
+ * over `nthreads` threads (thread in [0, nthreads)).  Serial without OpenMP. */
+typedef void (*lc_task_fn)(void *ctx, int64_t item, int thread);
+void lc_parallel_for(int nthreads, int64_t count, lc_task_fn fn, void *ctx);
+
+/* ---- gemm_driver.c: the GEMM family's shared pieces ---- */
+int64_t lc_gemm_packed_floats(const lc_conv_desc *d, int *ok);
+void lc_gemm_pack_weights(const lc_conv_desc *d, const float *w, float *packed);
+/* Packs an Mg x K row-major matrix (row stride lda) into MR-row panels. */
+void lc_pack_a_panels(const float *w, size_t lda, size_t Mg, size_t K, size_t mr, float *packed);
+/* C[Mg x n] = A * B + bias, epilogue applied; B is K rows of n floats at stride ldb. */
+void lc_gemm_panel(const lc_isa_config *cfg, size_t Mg, size_t K, const float *a_packed,
+                   const float *b, size_t ldb, size_t n, float *c, size_t ldc,
+                   const float *bias, const lc_epilogue *ep, int apply_epilogue);
+/* Unwraps the patches of output pixels [p0, p0 + n) of one group's input planes
+ * into a K x NR panel (row k = (c, ky, kx), n floats used per row). */
+void lc_pack_patch_panel(const lc_conv_desc *d, const float *xg, int64_t p0, int64_t n,
+                         size_t nr, float *panel);
+/* Is B the input itself (1x1, stride 1, no padding)? */
+int lc_gemm_is_pointwise(const lc_conv_desc *d);
+
+/* ---- drivers: workspace and run, one file each ---- */
+int64_t lc_im2col_workspace(const lc_conv_desc *d, int *ok);
+int lc_im2col_run(const lc_conv_desc *d, const float *x, const float *packed,
+                  const float *bias, float *y, char *ws);
+int64_t lc_patch2vec_workspace(const lc_conv_desc *d, int *ok);
+int lc_patch2vec_run(const lc_conv_desc *d, const float *x, const float *packed,
+                     const float *bias, float *y, char *ws);
+int64_t lc_winograd_packed_floats(const lc_conv_desc *d, int *ok);
+void lc_winograd_pack_weights(const lc_conv_desc *d, const float *w, float *packed);
+int64_t lc_winograd_workspace(const lc_conv_desc *d, int *ok);
+int lc_winograd_run(const lc_conv_desc *d, const float *x, const float *packed,
+                    const float *bias, float *y, char *ws);
+int lc_depthwise_run(const lc_conv_desc *d, const float *x, const float *w,
+                     const float *bias, float *y);
+int lc_direct_run(const lc_conv_desc *d, const float *x, const float *w,
+                  const float *bias, float *y);
+
+#endif

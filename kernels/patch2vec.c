@@ -1,0 +1,60 @@
+/* Patch2Vec: each thread unwraps the patches of NR output pixels into one
+ * packed K x NR panel and applies every filter of the group to it before it
+ * moves on.  Workspace: K x NR floats per thread, whatever the image size. */
+#include "internal.h"
+
+typedef struct {
+    const lc_conv_desc *d;
+    const float *x, *packed, *bias;
+    float *y;
+    char *ws;
+    int64_t K, Mg, P, npanels, a_group, slice_bytes;
+} lc_p2v_ctx;
+
+static void lc_p2v_task(void *vctx, int64_t item, int thread) {
+    const lc_p2v_ctx *t = (const lc_p2v_ctx *)vctx;
+    const lc_conv_desc *d = t->d;
+    const int64_t nr = d->isa->nr;
+    /* item = (image, group, panel) */
+    const int64_t panel = item % t->npanels, ng = item / t->npanels;
+    const int64_t g = ng % d->groups, n = ng / d->groups;
+    const int64_t p0 = panel * nr, cols = lc_min64(nr, t->P - p0);
+    const float *xg = t->x + (n * d->C + g * (d->C / d->groups)) * d->H * d->W;
+    float *buf = (float *)(t->ws + thread * t->slice_bytes);
+    lc_pack_patch_panel(d, xg, p0, cols, (size_t)nr, buf);
+    lc_gemm_panel(d->isa, (size_t)t->Mg, (size_t)t->K, t->packed + g * t->a_group, buf,
+                  (size_t)nr, (size_t)cols, t->y + (n * d->M + g * t->Mg) * t->P + p0,
+                  (size_t)t->P, t->bias ? t->bias + g * t->Mg : NULL, &d->epilogue, 1);
+}
+
+static int64_t lc_p2v_items(const lc_conv_desc *d, int *ok) {
+    int64_t P = lc_mul(d->OH, d->OW, ok);
+    return lc_mul(lc_mul(d->N, d->groups, ok), lc_div_up(P, d->isa->nr), ok);
+}
+
+static int64_t lc_p2v_slice(const lc_conv_desc *d, int *ok) {
+    int64_t K = lc_mul(lc_mul(d->C / d->groups, d->kH, ok), d->kW, ok);
+    /* Not rounded up: NR*4 bytes is already a multiple of the 32 bytes the
+     * kernels like, and the promise is exactly K*NR*4 bytes per thread. */
+    return lc_mul(lc_mul(K, d->isa->nr, ok), (int64_t)sizeof(float), ok);
+}
+
+int64_t lc_patch2vec_workspace(const lc_conv_desc *d, int *ok) {
+    int threads = lc_threads_used(d->nthreads, lc_p2v_items(d, ok));
+    return lc_mul(threads, lc_p2v_slice(d, ok), ok);
+}
+
+int lc_patch2vec_run(const lc_conv_desc *d, const float *x, const float *packed,
+                     const float *bias, float *y, char *ws) {
+    int ok = 1;
+    lc_p2v_ctx t;
+    t.d = d; t.x = x; t.packed = packed; t.bias = bias; t.y = y; t.ws = ws;
+    t.K = d->C / d->groups * d->kH * d->kW;
+    t.Mg = d->M / d->groups;
+    t.P = d->OH * d->OW;
+    t.npanels = lc_div_up(t.P, d->isa->nr);
+    t.a_group = lc_round_up(t.Mg, d->isa->mr, &ok) * t.K;
+    t.slice_bytes = lc_p2v_slice(d, &ok);
+    lc_parallel_for(d->nthreads, lc_p2v_items(d, &ok), lc_p2v_task, &t);
+    return LC_OK;
+}

@@ -1,0 +1,18 @@
+/* Depthwise interior row, portable C. */
+#include "../ukernel_decls.h"
+
+void lc_f32_dw_row__scalar(float *out, size_t n, const float *in, size_t in_row_stride,
+                           size_t rows, const float *w, size_t kW, size_t stride, size_t dil,
+                           float bias, const lc_epilogue *ep) {
+    for (size_t ox = 0; ox < n; ox++) {
+        float acc = bias;
+        const float *src = in + ox * stride;
+        for (size_t r = 0; r < rows; r++)
+            for (size_t j = 0; j < kW; j++) acc += w[r * kW + j] * src[r * in_row_stride + j * dil];
+        if (ep->clamp) {
+            if (acc < ep->lo) acc = ep->lo;
+            if (acc > ep->hi) acc = ep->hi;
+        }
+        out[ox] = acc;
+    }
+}

@@ -1,0 +1,40 @@
+/* Portable C GEMM micro-kernel, 4 x 16.  Plain loops over a fixed tile that a
+ * compiler can keep in registers (and vectorise with the baseline ISA). */
+#include "../ukernel_decls.h"
+
+#define MR 4
+#define NR 16
+
+void lc_f32_gemm_4x16__scalar(size_t m, size_t n, size_t k, const float *a, const float *b,
+                              size_t ldb, float *c, size_t ldc, const float *bias,
+                              const lc_epilogue *ep, unsigned flags) {
+    float acc[MR][NR];
+    for (size_t i = 0; i < MR; i++)
+        for (size_t j = 0; j < NR; j++)
+            acc[i][j] = (flags & LC_GEMM_ACCUMULATE) ? (i < m && j < n ? c[i * ldc + j] : 0.0f)
+                                                     : (bias && i < m ? bias[i] : 0.0f);
+    if (n == NR) {
+        for (size_t p = 0; p < k; p++, a += MR, b += ldb)
+            for (size_t i = 0; i < MR; i++)
+                for (size_t j = 0; j < NR; j++) acc[i][j] += a[i] * b[j];
+    } else {
+        /* edge tile: read only n columns of B (it may be the caller's image) */
+        for (size_t p = 0; p < k; p++, a += MR, b += ldb) {
+            float bp[NR] = {0};
+            for (size_t j = 0; j < n; j++) bp[j] = b[j];
+            for (size_t i = 0; i < MR; i++)
+                for (size_t j = 0; j < NR; j++) acc[i][j] += a[i] * bp[j];
+        }
+    }
+    const int clamp = (flags & LC_GEMM_FINAL) && ep->clamp;
+    for (size_t i = 0; i < m; i++) {
+        for (size_t j = 0; j < n; j++) {
+            float v = acc[i][j];
+            if (clamp) {
+                if (v < ep->lo) v = ep->lo;
+                if (v > ep->hi) v = ep->hi;
+            }
+            c[i * ldc + j] = v;
+        }
+    }
+}

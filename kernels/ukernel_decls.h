@@ -1,0 +1,24 @@
+/* Declarations of every ISA's micro-kernels, for the config fillers and the
+ * micro-kernel tests.  Names: what, then ISA (lc_f32_gemm_6x16__avx2). */
+#ifndef LEANCONV_UKERNEL_DECLS_H
+#define LEANCONV_UKERNEL_DECLS_H
+#include "leanconv/ukernels.h"
+
+#define LC_CAT_(a, b) a##b
+#define LC_CAT(a, b) LC_CAT_(a, b)
+
+#define LC_DECLARE_ISA(sfx)                                                              \
+    void LC_CAT(lc_wino_fill, sfx)(lc_isa_config * cfg);                                 \
+    void LC_CAT(lc_f32_dw_row, sfx)(float *out, size_t n, const float *in,               \
+                                    size_t in_row_stride, size_t rows, const float *w,   \
+                                    size_t kW, size_t stride, size_t dil, float bias,    \
+                                    const lc_epilogue *ep);
+
+#define LC_DECLARE_GEMM(name)                                                            \
+    void name(size_t m, size_t n, size_t k, const float *a, const float *b, size_t ldb,  \
+              float *c, size_t ldc, const float *bias, const lc_epilogue *ep, unsigned flags);
+
+LC_DECLARE_ISA(__scalar)
+LC_DECLARE_GEMM(lc_f32_gemm_4x16__scalar)
+
+#endif

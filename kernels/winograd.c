@@ -1,0 +1,203 @@
+/* Winograd F(m x m, 3 x 3), m in {2, 4, 6}, alpha = m + 2.
+ *
+ * Weights: U[xi] = G g G^T for every (out, in) channel pair, done in double at
+ * plan time and packed per xi like GEMM weights (MR panels over K = Cg).
+ * Input: tiles of m x m outputs, read as alpha x alpha input windows.  A block
+ * of TB panels (NR tiles each) is processed at a time, by one thread:
+ *   1. gather each tile window lanes-innermost, input transform -> V[xi][c][NR]
+ *   2. alpha^2 GEMMs  Mo[xi] = U[xi] * V[xi]  (Mg x NR per panel)
+ *   3. output transform with bias and activation, scattered into y
+ * so the workspace is bounded by the block, not the image. */
+#include <string.h>
+#include "internal.h"
+#include "winograd_transforms.h"
+
+typedef struct {
+    int64_t m, alpha, xi;          /* tile output size, window size, alpha^2 */
+    int64_t tiles_h, tiles_w, tiles, npanels;
+    int64_t tb;                    /* panels per block */
+    int64_t nblocks;
+    int64_t v_floats, mo_floats, d_floats, o_floats, slice_bytes;
+} lc_wino_geom;
+
+static int lc_wino_variant(int algorithm) { return algorithm - LC_ALGO_WINOGRAD_F2; }
+
+/* Bytes of L2 a block aims to keep its V and Mo buffers in. */
+#define LC_WINO_BLOCK_BUDGET (512 * 1024)
+
+static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
+    const int64_t nr = d->isa->nr, Cg = d->C / d->groups, Mg = d->M / d->groups;
+    g->m = lc_wino_m[lc_wino_variant(d->algorithm)];
+    g->alpha = g->m + 2;
+    g->xi = g->alpha * g->alpha;
+    g->tiles_h = lc_div_up(d->OH, g->m);
+    g->tiles_w = lc_div_up(d->OW, g->m);
+    g->tiles = lc_mul(g->tiles_h, g->tiles_w, ok);
+    g->npanels = lc_div_up(g->tiles, nr);
+    /* Panels per block: as many as fit the budget, but leave enough blocks to
+     * give every thread work. */
+    int64_t per_panel = lc_mul(lc_mul(lc_mul(g->xi, nr, ok), lc_add(Cg, Mg, ok), ok), 4, ok);
+    int64_t tb = lc_max64(1, LC_WINO_BLOCK_BUDGET / lc_max64(per_panel, 1));
+    int64_t images = lc_mul(d->N, d->groups, ok);
+    int64_t share = lc_max64(1, lc_mul(g->npanels, images, ok) / lc_max64(1, d->nthreads));
+    tb = lc_min64(tb, lc_min64(share, g->npanels));
+    g->tb = lc_max64(tb, 1);
+    g->nblocks = lc_div_up(g->npanels, g->tb);
+    g->v_floats = lc_mul(lc_mul(lc_mul(g->xi, g->tb, ok), Cg, ok), nr, ok);
+    g->mo_floats = lc_mul(lc_mul(lc_mul(g->xi, g->tb, ok), Mg, ok), nr, ok);
+    g->d_floats = g->xi * nr;
+    g->o_floats = g->m * g->m * nr;
+    g->slice_bytes = lc_add(lc_add(lc_aligned_floats_bytes(g->v_floats, ok),
+                                   lc_aligned_floats_bytes(g->mo_floats, ok), ok),
+                            lc_add(lc_aligned_floats_bytes(g->d_floats, ok),
+                                   lc_aligned_floats_bytes(g->o_floats, ok), ok), ok);
+}
+
+static int64_t lc_wino_items(const lc_conv_desc *d, const lc_wino_geom *g, int *ok) {
+    return lc_mul(lc_mul(d->N, d->groups, ok), g->nblocks, ok);
+}
+
+int64_t lc_winograd_workspace(const lc_conv_desc *d, int *ok) {
+    lc_wino_geom g;
+    lc_wino_geometry(d, &g, ok);
+    if (!*ok) return 0;
+    return lc_mul(lc_threads_used(d->nthreads, lc_wino_items(d, &g, ok)), g.slice_bytes, ok);
+}
+
+int64_t lc_winograd_packed_floats(const lc_conv_desc *d, int *ok) {
+    int64_t alpha = lc_wino_m[lc_wino_variant(d->algorithm)] + 2;
+    int64_t Mg = d->M / d->groups, Cg = d->C / d->groups;
+    int64_t per_xi = lc_mul(lc_mul(d->groups, lc_round_up(Mg, d->isa->mr, ok), ok), Cg, ok);
+    return lc_mul(alpha * alpha, per_xi, ok);
+}
+
+void lc_winograd_pack_weights(const lc_conv_desc *d, const float *w, float *packed) {
+    const int v = lc_wino_variant(d->algorithm);
+    const double *G = v == 0 ? &lc_wino_f2_g[0][0] : v == 1 ? &lc_wino_f4_g[0][0] : &lc_wino_f6_g[0][0];
+    const int64_t alpha = lc_wino_m[v] + 2, xi = alpha * alpha, mr = d->isa->mr;
+    const int64_t Mg = d->M / d->groups, Cg = d->C / d->groups;
+    int ok = 1;
+    const int64_t mpad = lc_round_up(Mg, mr, &ok);
+    /* Zero first: rows past Mg in the last MR panel stay zero. */
+    memset(packed, 0, (size_t)(xi * d->groups * mpad * Cg) * sizeof(float));
+    for (int64_t o = 0; o < d->M; o++) {
+        const int64_t grp = o / Mg, ol = o % Mg;
+        for (int64_t c = 0; c < Cg; c++) {
+            const float *g3 = w + (o * Cg + c) * 9;
+            double t[8][3]; /* G g, alpha x 3, in double so U is rounded once */
+            for (int64_t i = 0; i < alpha; i++)
+                for (int k = 0; k < 3; k++)
+                    t[i][k] = G[i * 3 + 0] * g3[0 * 3 + k] + G[i * 3 + 1] * g3[1 * 3 + k] +
+                              G[i * 3 + 2] * g3[2 * 3 + k];
+            for (int64_t i = 0; i < alpha; i++)
+                for (int64_t j = 0; j < alpha; j++) {
+                    double s = t[i][0] * G[j * 3 + 0] + t[i][1] * G[j * 3 + 1] + t[i][2] * G[j * 3 + 2];
+                    /* U[xi] for this group, packed like GEMM weights with K = Cg */
+                    float *u = packed + ((i * alpha + j) * d->groups + grp) * mpad * Cg;
+                    u[(ol / mr) * Cg * mr + c * mr + ol % mr] = (float)s;
+                }
+        }
+    }
+}
+
+typedef struct {
+    const lc_conv_desc *d;
+    const float *x, *packed, *bias;
+    float *y;
+    char *ws;
+    lc_wino_geom g;
+    int64_t mpad;
+} lc_wino_ctx;
+
+/* Window of tile (th, tw) of one channel plane into lane `lane` of d. */
+static void lc_wino_gather(const lc_conv_desc *dd, const lc_wino_geom *g, const float *plane,
+                           int64_t th, int64_t tw, size_t nr, size_t lane, float *d) {
+    const int64_t a = g->alpha, H = dd->H, W = dd->W;
+    const int64_t y0 = th * g->m - dd->pad_t, x0 = tw * g->m - dd->pad_l;
+    if (y0 >= 0 && x0 >= 0 && y0 + a <= H && x0 + a <= W) {
+        const float *src = plane + y0 * W + x0;
+        for (int64_t i = 0; i < a; i++)
+            for (int64_t j = 0; j < a; j++) d[(i * a + j) * nr + lane] = src[i * W + j];
+        return;
+    }
+    for (int64_t i = 0; i < a; i++) {
+        int64_t iy = y0 + i;
+        for (int64_t j = 0; j < a; j++) {
+            int64_t ix = x0 + j;
+            d[(i * a + j) * nr + lane] =
+                (iy >= 0 && iy < H && ix >= 0 && ix < W) ? plane[iy * W + ix] : 0.0f;
+        }
+    }
+}
+
+static void lc_wino_task(void *vctx, int64_t item, int thread) {
+    const lc_wino_ctx *t = (const lc_wino_ctx *)vctx;
+    const lc_conv_desc *d = t->d;
+    const lc_wino_geom *g = &t->g;
+    const lc_isa_config *isa = d->isa;
+    const int v = lc_wino_variant(d->algorithm);
+    const size_t nr = (size_t)isa->nr;
+    const int64_t Cg = d->C / d->groups, Mg = d->M / d->groups, plane = d->H * d->W;
+    const int64_t block = item % g->nblocks, ng = item / g->nblocks;
+    const int64_t grp = ng % d->groups, n = ng / d->groups;
+    const int64_t panel0 = block * g->tb, npan = lc_min64(g->tb, g->npanels - panel0);
+    int ok = 1;
+
+    char *slice = t->ws + thread * g->slice_bytes;
+    float *V = (float *)slice;
+    float *Mo = (float *)(slice + lc_aligned_floats_bytes(g->v_floats, &ok));
+    float *dbuf = (float *)((char *)Mo + lc_aligned_floats_bytes(g->mo_floats, &ok));
+    float *obuf = (float *)((char *)dbuf + lc_aligned_floats_bytes(g->d_floats, &ok));
+    const size_t v_xs = (size_t)(g->tb * Cg) * nr, mo_xs = (size_t)(g->tb * Mg) * nr;
+    const float *xg = t->x + (n * d->C + grp * Cg) * plane;
+
+    /* 1. input transform, panel by panel */
+    for (int64_t p = 0; p < npan; p++) {
+        const int64_t t0 = (panel0 + p) * (int64_t)nr;
+        const int64_t lanes = lc_min64((int64_t)nr, g->tiles - t0);
+        if (lanes < (int64_t)nr) memset(dbuf, 0, (size_t)g->d_floats * sizeof(float));
+        for (int64_t c = 0; c < Cg; c++) {
+            for (int64_t l = 0; l < lanes; l++)
+                lc_wino_gather(d, g, xg + c * plane, (t0 + l) / g->tiles_w, (t0 + l) % g->tiles_w,
+                               nr, (size_t)l, dbuf);
+            isa->wino_input[v](dbuf, V + (size_t)(p * Cg + c) * nr, v_xs);
+        }
+    }
+    /* 2. one GEMM per xi: U[xi] stays hot across the block's panels */
+    for (int64_t x = 0; x < g->xi; x++) {
+        const float *u = t->packed + (x * d->groups + grp) * t->mpad * Cg;
+        for (int64_t p = 0; p < npan; p++)
+            lc_gemm_panel(isa, (size_t)Mg, (size_t)Cg, u, V + x * v_xs + (size_t)(p * Cg) * nr, nr,
+                          nr, Mo + x * mo_xs + (size_t)(p * Mg) * nr, nr, NULL, &d->epilogue, 0);
+    }
+    /* 3. output transform, bias and activation, scatter */
+    float *yg = t->y + (n * d->M + grp * Mg) * d->OH * d->OW;
+    const int64_t wm = g->m;
+    for (int64_t p = 0; p < npan; p++) {
+        const int64_t t0 = (panel0 + p) * (int64_t)nr;
+        const int64_t lanes = lc_min64((int64_t)nr, g->tiles - t0);
+        for (int64_t o = 0; o < Mg; o++) {
+            float b = t->bias ? t->bias[grp * Mg + o] : 0.0f;
+            isa->wino_output[v](Mo + (size_t)(p * Mg + o) * nr, mo_xs, obuf, b, &d->epilogue);
+            float *yo = yg + o * d->OH * d->OW;
+            for (int64_t l = 0; l < lanes; l++) {
+                const int64_t oy0 = (t0 + l) / g->tiles_w * wm, ox0 = (t0 + l) % g->tiles_w * wm;
+                const int64_t rows = lc_min64(wm, d->OH - oy0), cols = lc_min64(wm, d->OW - ox0);
+                for (int64_t i = 0; i < rows; i++)
+                    for (int64_t j = 0; j < cols; j++)
+                        yo[(oy0 + i) * d->OW + ox0 + j] = obuf[(i * wm + j) * (int64_t)nr + l];
+            }
+        }
+    }
+}
+
+int lc_winograd_run(const lc_conv_desc *d, const float *x, const float *packed,
+                    const float *bias, float *y, char *ws) {
+    int ok = 1;
+    lc_wino_ctx t;
+    t.d = d; t.x = x; t.packed = packed; t.bias = bias; t.y = y; t.ws = ws;
+    lc_wino_geometry(d, &t.g, &ok);
+    t.mpad = lc_round_up(d->M / d->groups, d->isa->mr, &ok);
+    lc_parallel_for(d->nthreads, lc_wino_items(d, &t.g, &ok), lc_wino_task, &t);
+    return LC_OK;
+}

@@ -1,0 +1,38 @@
+/* The three Winograd variants of one ISA.  The including file defines the
+ * vector vocabulary (see winograd_template.h) and LC_ISA_FN(name), which
+ * appends the ISA suffix, e.g. name##__avx2. */
+#include "winograd_transforms.h"
+
+#define LC_WM 2
+#define LC_WALPHA 4
+#define LC_WIN_1D LC_WINO_F2_INPUT_1D
+#define LC_WOUT_1D LC_WINO_F2_OUTPUT_1D
+#define LC_WIN_NAME LC_ISA_FN(lc_f32_wino_f2_input)
+#define LC_WOUT_NAME LC_ISA_FN(lc_f32_wino_f2_output)
+#include "winograd_template.h"
+
+#define LC_WM 4
+#define LC_WALPHA 6
+#define LC_WIN_1D LC_WINO_F4_INPUT_1D
+#define LC_WOUT_1D LC_WINO_F4_OUTPUT_1D
+#define LC_WIN_NAME LC_ISA_FN(lc_f32_wino_f4_input)
+#define LC_WOUT_NAME LC_ISA_FN(lc_f32_wino_f4_output)
+#include "winograd_template.h"
+
+#define LC_WM 6
+#define LC_WALPHA 8
+#define LC_WIN_1D LC_WINO_F6_INPUT_1D
+#define LC_WOUT_1D LC_WINO_F6_OUTPUT_1D
+#define LC_WIN_NAME LC_ISA_FN(lc_f32_wino_f6_input)
+#define LC_WOUT_NAME LC_ISA_FN(lc_f32_wino_f6_output)
+#include "winograd_template.h"
+
+/* Fills the table entries of this ISA's Winograd transforms. */
+void LC_ISA_FN(lc_wino_fill)(lc_isa_config *cfg) {
+    cfg->wino_input[0] = LC_ISA_FN(lc_f32_wino_f2_input);
+    cfg->wino_input[1] = LC_ISA_FN(lc_f32_wino_f4_input);
+    cfg->wino_input[2] = LC_ISA_FN(lc_f32_wino_f6_input);
+    cfg->wino_output[0] = LC_ISA_FN(lc_f32_wino_f2_output);
+    cfg->wino_output[1] = LC_ISA_FN(lc_f32_wino_f4_output);
+    cfg->wino_output[2] = LC_ISA_FN(lc_f32_wino_f6_output);
+}

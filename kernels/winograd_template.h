@@ -1,0 +1,60 @@
+/* One Winograd F(m, 3) input and output transform over NR lanes, written once
+ * for every ISA.  Included (through winograd_instances.h) by each
+ * kernels/<isa>/winograd.c after it defines its vector vocabulary:
+ *   LC_V             vector type, LC_VLANES floats
+ *   LC_VLOAD(p) LC_VSTORE(p, v) LC_VSET1(f)
+ *   LC_VADD(a, b) LC_VSUB(a, b) LC_VMULC(a, f) = a*f   LC_VFMAC(acc, a, f) = acc + a*f
+ *   LC_VCLAMP(v, lo, hi)  (NaN must pass through)
+ *   LC_NR            lanes per call (the ISA's GEMM NR)
+ * and the parameters of this instance:
+ *   LC_WM LC_WALPHA LC_WIN_1D LC_WOUT_1D LC_WIN_NAME LC_WOUT_NAME */
+
+/* V = B^T d B: columns first (combining rows), then rows. */
+static void LC_WIN_NAME(const float *d, float *v, size_t xi_stride) {
+    for (size_t lane = 0; lane < LC_NR; lane += LC_VLANES) {
+        LC_V t[LC_WALPHA][LC_WALPHA];
+        for (int j = 0; j < LC_WALPHA; j++) {
+            LC_V x[LC_WALPHA], o[LC_WALPHA];
+            for (int k = 0; k < LC_WALPHA; k++) x[k] = LC_VLOAD(d + (size_t)(k * LC_WALPHA + j) * LC_NR + lane);
+            LC_WIN_1D(o, x);
+            for (int i = 0; i < LC_WALPHA; i++) t[i][j] = o[i];
+        }
+        for (int i = 0; i < LC_WALPHA; i++) {
+            LC_V o[LC_WALPHA];
+            LC_WIN_1D(o, t[i]);
+            for (int j = 0; j < LC_WALPHA; j++)
+                LC_VSTORE(v + (size_t)(i * LC_WALPHA + j) * xi_stride + lane, o[j]);
+        }
+    }
+}
+
+/* Y = A^T Mo A, then bias and the epilogue. */
+static void LC_WOUT_NAME(const float *mo, size_t xi_stride, float *out, float bias,
+                         const lc_epilogue *ep) {
+    const LC_V vb = LC_VSET1(bias), vlo = LC_VSET1(ep->lo), vhi = LC_VSET1(ep->hi);
+    for (size_t lane = 0; lane < LC_NR; lane += LC_VLANES) {
+        LC_V s[LC_WM][LC_WALPHA];
+        for (int j = 0; j < LC_WALPHA; j++) {
+            LC_V x[LC_WALPHA], o[LC_WM];
+            for (int k = 0; k < LC_WALPHA; k++) x[k] = LC_VLOAD(mo + (size_t)(k * LC_WALPHA + j) * xi_stride + lane);
+            LC_WOUT_1D(o, x);
+            for (int i = 0; i < LC_WM; i++) s[i][j] = o[i];
+        }
+        for (int i = 0; i < LC_WM; i++) {
+            LC_V o[LC_WM];
+            LC_WOUT_1D(o, s[i]);
+            for (int j = 0; j < LC_WM; j++) {
+                LC_V r = LC_VADD(o[j], vb);
+                if (ep->clamp) r = LC_VCLAMP(r, vlo, vhi);
+                LC_VSTORE(out + (size_t)(i * LC_WM + j) * LC_NR + lane, r);
+            }
+        }
+    }
+}
+
+#undef LC_WM
+#undef LC_WALPHA
+#undef LC_WIN_1D
+#undef LC_WOUT_1D
+#undef LC_WIN_NAME
+#undef LC_WOUT_NAME

@@ -1,0 +1,152 @@
+"""Plans (weights packed once) and the functional API on top of them."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core, _isa, _threads
+from ._params import ConvSpec, float32_array
+from ._select import algorithm_id, choose, why_unsupported
+
+
+def _unsupported_error(name, why):
+    return ValueError(f"algorithm {name!r} cannot run this convolution: {why}; "
+                      f"use algorithm='auto'")
+
+
+class Conv2d:
+    """A convolution with its weights packed once for one algorithm and ISA.
+
+        plan = lc.Conv2d(w, bias, stride=1, padding=1, algorithm="auto")
+        y = plan(x)
+
+    `plan.algorithm` is the algorithm picked, `plan.packed_bytes` what the
+    packed weights hold, `plan.workspace_bytes(x.shape)` what a call
+    allocates beyond its output.  The plan may be called from several Python
+    threads at once (each call has its own workspace)."""
+
+    def __init__(self, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+                 algorithm="auto", activation=None, threads=None, _input_hw=None):
+        w = float32_array(weight, "weight")
+        self.spec = ConvSpec.build(w.shape, stride, padding, dilation, groups, activation)
+        self._bias = self._check_bias(bias, self.spec.M)
+        self.isa = _isa.isa()
+        self._isa_id = _isa.isa_id(self.isa)
+        self.algorithm = choose(algorithm, self.spec, self._isa_id, _input_hw)
+        why = why_unsupported(self.algorithm, self.spec, self._isa_id)
+        if why is not None:
+            raise _unsupported_error(self.algorithm, why)
+        self.threads = None if threads is None else _threads.resolve(threads)
+        geom = (1, self.spec.C, self.spec.kH, self.spec.kW) + \
+            (self.spec.M, self.spec.kH, self.spec.kW, 1, 1) + self.spec.stride + \
+            self.spec.dilation + self.spec.pads + (self.spec.groups,)
+        self._kernel = _core.Kernel(algorithm_id(self.algorithm), self._isa_id,
+                                    w.reshape(-1), geom, self.spec.clamp)
+
+    @staticmethod
+    def _check_bias(bias, M):
+        if bias is None:
+            return None
+        b = float32_array(bias, "bias")
+        if b.shape != (M,):
+            raise ValueError(f"bias must have shape ({M},), got {b.shape}")
+        return b
+
+    @property
+    def packed_bytes(self) -> int:
+        return self._kernel.packed_bytes
+
+    def output_shape(self, x_shape):
+        N, C, H, W, batched = self.spec.input_dims(x_shape)
+        OH, OW = self.spec.output_hw(H, W)
+        return (N, self.spec.M, OH, OW) if batched else (self.spec.M, OH, OW)
+
+    def _threads_for(self, threads):
+        if threads is not None:
+            return _threads.resolve(threads)
+        return self.threads if self.threads is not None else _threads.get_num_threads()
+
+    def workspace_bytes(self, x_shape, threads=None) -> int:
+        """Exact bytes a call on this input shape allocates beyond its output."""
+        N, C, H, W, _ = self.spec.input_dims(x_shape)
+        geom = self.spec.geometry(N, C, H, W)
+        _, ws = _core.sizes(algorithm_id(self.algorithm), self._isa_id, geom,
+                            self._threads_for(threads))
+        if ws < 0:
+            raise ValueError(f"workspace for input {tuple(x_shape)} does not fit in 64 bits")
+        return ws
+
+    def __call__(self, x, out=None, *, threads=None):
+        x = float32_array(x, "x")
+        N, C, H, W, batched = self.spec.input_dims(x.shape)
+        geom = self.spec.geometry(N, C, H, W)
+        OH, OW = geom[7], geom[8]
+        shape = (N, self.spec.M, OH, OW) if batched else (self.spec.M, OH, OW)
+        y = self._output(out, shape, x)
+        self._kernel.run(x.reshape(-1), y.reshape(-1), self._bias, geom, self._threads_for(threads))
+        return y
+
+    def _output(self, out, shape, x):
+        if out is None:
+            return np.empty(shape, dtype=np.float32)
+        if not isinstance(out, np.ndarray):
+            raise ValueError(f"out must be a numpy array, got {type(out).__name__}")
+        if out.dtype != np.float32 or out.shape != shape or not out.flags.c_contiguous \
+                or not out.flags.aligned or not out.flags.writeable:
+            raise ValueError(f"out must be a writeable C-contiguous float32 array of shape {shape}; "
+                             f"got {out.dtype} {out.shape}"
+                             f"{'' if out.flags.c_contiguous else ' (not C-contiguous)'}")
+        if np.shares_memory(out, x) or (self._bias is not None and np.shares_memory(out, self._bias)):
+            raise ValueError("out overlaps the input; leanconv does not convolve in place")
+        return out
+
+    def __repr__(self):
+        s = self.spec
+        return (f"leanconv.Conv2d(M={s.M}, C={s.C}, kernel={s.kH}x{s.kW}, stride={s.stride}, "
+                f"pads={s.pads}, dilation={s.dilation}, groups={s.groups}, "
+                f"algorithm={self.algorithm!r}, isa={self.isa!r})")
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           algorithm="auto", activation=None, out=None, threads=None):
+    """y = conv2d(x, w): torch.nn.functional.conv2d semantics, float32 NumPy.
+
+    x: (N, C, H, W) or (C, H, W); weight: (M, C/groups, kH, kW); bias: (M,).
+    padding: int, pair, (top, bottom, left, right), 'valid' or 'same'.
+    activation: None, 'relu', 'relu6' or ('clamp', lo, hi), fused."""
+    x = float32_array(x, "x")
+    w = float32_array(weight, "weight")
+    spec = ConvSpec.build(w.shape, stride, padding, dilation, groups, activation)
+    _, _, H, W, _ = spec.input_dims(x.shape)
+    plan = Conv2d(w, bias, stride, padding, dilation, groups, algorithm=algorithm,
+                  activation=activation, threads=threads, _input_hw=(H, W))
+    return plan(x, out=out)
+
+
+def workspace_bytes(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1, *,
+                    algorithm="auto", threads=None) -> int:
+    """Exact bytes conv2d allocates beyond its output for these shapes."""
+    spec = ConvSpec.build(w_shape, stride, padding, dilation, groups)
+    N, C, H, W, _ = spec.input_dims(x_shape)
+    geom = spec.geometry(N, C, H, W)
+    isa_id = _isa.isa_id()
+    name = choose(algorithm, spec, isa_id, (H, W))
+    why = why_unsupported(name, spec, isa_id)
+    if why is not None:
+        raise _unsupported_error(name, why)
+    _, ws = _core.sizes(algorithm_id(name), isa_id, geom, _threads.resolve(threads))
+    if ws < 0:
+        raise ValueError(f"workspace for input {tuple(x_shape)} does not fit in 64 bits")
+    return ws
+
+
+def supports(algorithm, x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1) -> bool:
+    """Can `algorithm` run this convolution?  (False for an invalid shape too.)"""
+    try:
+        spec = ConvSpec.build(w_shape, stride, padding, dilation, groups)
+        N, C, H, W, _ = spec.input_dims(x_shape)
+        spec.geometry(N, C, H, W)
+        isa_id = _isa.isa_id()
+        name = choose(algorithm, spec, isa_id, (H, W))
+    except (TypeError, ValueError):
+        return False
+    return why_unsupported(name, spec, isa_id) is None

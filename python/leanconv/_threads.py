@@ -1,0 +1,87 @@
+"""How many threads a call uses.
+
+Order: a call's own `threads=`; else lc.set_num_threads(); else the
+LEANCONV_NUM_THREADS environment variable; else the CPUs this process may run
+on (CPU affinity and a cgroup CPU quota both count).  The OpenMP runtime's
+limit (OMP_NUM_THREADS, threadpoolctl's threadpool_limits) caps the last three.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+from . import _core
+
+_explicit: int | None = None
+
+
+def _positive(n, name):
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"{name} must be an int, got {type(n).__name__} {n!r}")
+    if n < 1:
+        raise ValueError(f"{name} must be >= 1, got {n}")
+    return n
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: affinity mask, then a cgroup v2/v1 quota."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    quota = _cgroup_quota()
+    return max(1, min(n, quota)) if quota else max(1, n)
+
+
+def _cgroup_quota():
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            q, period = f.read().split()[:2]
+        if q != "max":
+            return max(1, math.ceil(int(q) / int(period)))
+    except (OSError, ValueError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as f:
+            q = int(f.read())
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as f:
+            period = int(f.read())
+        if q > 0 and period > 0:
+            return max(1, math.ceil(q / period))
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def set_num_threads(n: int) -> None:
+    """Threads every later call uses (until changed)."""
+    global _explicit
+    _explicit = _positive(n, "threads")
+
+
+def get_num_threads() -> int:
+    """Threads a call without `threads=` uses now."""
+    if _explicit is not None:
+        n = _explicit
+    else:
+        env = os.environ.get("LEANCONV_NUM_THREADS", "").strip()
+        if env:
+            try:
+                n = _positive(int(env), "LEANCONV_NUM_THREADS")
+            except ValueError:
+                raise ValueError(f"LEANCONV_NUM_THREADS must be a positive int, got {env!r}") from None
+        else:
+            n = available_cpus()
+    if _core.openmp_enabled():
+        n = min(n, max(1, _core.omp_max_threads()))
+    else:
+        n = 1
+    return n
+
+
+def resolve(threads) -> int:
+    """The thread count of one call."""
+    if threads is None:
+        return get_num_threads()
+    n = _positive(threads, "threads")
+    return n if _core.openmp_enabled() else 1

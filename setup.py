@@ -1,0 +1,103 @@
+"""Build of the leanconv extension: one module, leanconv._core, from the
+Cython binding plus every C file under kernels/.
+
+ISA-specific files carry their own target pragmas and #if guards (see
+kernels/isa_build.h), so no file needs per-file flags and the tree builds with
+any C compiler.  Environment switches:
+  LEANCONV_NO_OPENMP=1   build without OpenMP (serial)
+  LEANCONV_NO_SIMD=1     build the scalar kernels only
+  LEANCONV_SANITIZE=1    -fsanitize=address,undefined (see README)
+"""
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).parent.resolve()
+
+
+def kernel_sources():
+    return sorted(str(p.relative_to(ROOT)).replace(os.sep, "/")
+                  for p in (ROOT / "kernels").rglob("*.c"))
+
+
+def flag_on(name):
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class BuildExt(build_ext):
+    """Adds compiler-dependent flags once the compiler is known."""
+
+    def build_extensions(self):
+        msvc = self.compiler.compiler_type == "msvc"
+        cflags, ldflags, macros = [], [], []
+        if msvc:
+            cflags += ["/O2"]
+        else:
+            cflags += ["-O3", "-fno-strict-aliasing", "-Wno-unused-function"]
+        if not flag_on("LEANCONV_NO_OPENMP"):
+            omp = self.openmp_flags(msvc)
+            if omp is not None:
+                cflags += omp[0]
+                ldflags += omp[1]
+                macros.append(("LC_HAVE_OPENMP", "1"))
+        if flag_on("LEANCONV_NO_SIMD"):
+            macros.append(("LC_NO_SIMD", "1"))
+        if flag_on("LEANCONV_SANITIZE") and not msvc:
+            san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+                   "-fno-sanitize-recover=undefined"]
+            cflags = [f for f in cflags if not f.startswith("-O")] + ["-O1", "-g"] + san
+            ldflags += san
+        for ext in self.extensions:
+            ext.extra_compile_args += cflags
+            ext.extra_link_args += ldflags
+            ext.define_macros += macros
+        super().build_extensions()
+
+    def openmp_flags(self, msvc):
+        """(compile flags, link flags) if the compiler builds an OpenMP program."""
+        if msvc:
+            candidates = [(["/openmp"], [])]
+        elif sys.platform == "darwin":
+            candidates = [(["-Xpreprocessor", "-fopenmp"], ["-lomp"]), (["-fopenmp"], ["-fopenmp"])]
+        else:
+            candidates = [(["-fopenmp"], ["-fopenmp"])]
+        for cflags, ldflags in candidates:
+            if self.try_compile_and_link(cflags, ldflags):
+                return cflags, ldflags
+        print("leanconv: OpenMP not available, building the serial version", file=sys.stderr)
+        return None
+
+    def try_compile_and_link(self, cflags, ldflags):
+        src = "#include <omp.h>\nint main(void){ return omp_get_max_threads() > 0 ? 0 : 1; }\n"
+        with tempfile.TemporaryDirectory() as tmp:
+            c_file = os.path.join(tmp, "omp_probe.c")
+            with open(c_file, "w") as f:
+                f.write(src)
+            try:
+                objs = self.compiler.compile([c_file], output_dir=tmp, extra_postargs=cflags)
+                self.compiler.link_executable(objs, os.path.join(tmp, "omp_probe"),
+                                              extra_postargs=ldflags)
+                return True
+            except Exception:
+                return False
+
+
+def extensions():
+    from Cython.Build import cythonize
+
+    ext = Extension(
+        "leanconv._core",
+        sources=["python/leanconv/_core.pyx"] + kernel_sources(),
+        include_dirs=["include", "kernels"],
+        extra_compile_args=[],
+        extra_link_args=[],
+        define_macros=[],
+    )
+    return cythonize([ext], language_level=3, compiler_directives={"embedsignature": True})
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})
