@@ -1,0 +1,25 @@
+import os
+
+import numpy as np
+import pytest
+
+import leanconv as lc
+
+# Every ISA this CPU and build have gets the full suite.
+ISAS = lc.available_isas()
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    with lc.use_isa(request.param):
+        yield request.param
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def pytest_report_header(config):
+    return (f"leanconv ISAs: {', '.join(ISAS)}; OpenMP threads: {lc.get_num_threads()}; "
+            f"LEANCONV_ISA={os.environ.get('LEANCONV_ISA', '')!r}")

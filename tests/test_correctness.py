@@ -1,0 +1,134 @@
+"""Every algorithm x every ISA this CPU has x every parameter kind, against the
+float64 reference in tests/reference.py."""
+import numpy as np
+import pytest
+
+import leanconv as lc
+from cases import CASES
+from reference import TOLERANCE, conv2d_ref, error_for, normalised_error
+
+ALGORITHMS = lc.algorithms()
+
+
+def make(c, rng):
+    x = rng.standard_normal(c["x"]).astype(np.float32)
+    w = rng.standard_normal(c["w"]).astype(np.float32)
+    b = rng.standard_normal(c["w"][0]).astype(np.float32) if c["bias"] else None
+    return x, w, b
+
+
+def conv_kwargs(c):
+    return dict(stride=c["stride"], padding=c["padding"], dilation=c["dilation"],
+                groups=c["groups"])
+
+
+def reference(c, x, w, b):
+    plan_spec = lc.Conv2d(w, b, activation=c["activation"], algorithm="direct", **conv_kwargs(c)).spec
+    batched = x.ndim == 4
+    ref, scale = conv2d_ref(x if batched else x[None], w, b, plan_spec.stride, plan_spec.pads,
+                            plan_spec.dilation, plan_spec.groups, plan_spec.clamp)
+    return (ref, scale) if batched else (ref[0], scale[0])
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS + ("auto", "winograd"))
+@pytest.mark.parametrize("c", CASES, ids=[c["name"] for c in CASES])
+def test_case(isa, algorithm, c, rng):
+    x, w, b = make(c, rng)
+    kw = conv_kwargs(c)
+    if not lc.supports(algorithm, x.shape, w.shape, **kw):
+        with pytest.raises(ValueError, match="algorithm='auto'"):
+            lc.conv2d(x, w, b, algorithm=algorithm, activation=c["activation"], **kw)
+        return
+    y = lc.conv2d(x, w, b, algorithm=algorithm, activation=c["activation"], **kw)
+    ref, scale = reference(c, x, w, b)
+    assert y.dtype == np.float32 and y.shape == ref.shape
+    plan = lc.Conv2d(w, b, algorithm=algorithm, activation=c["activation"], **kw)
+    err = error_for(plan.algorithm, y, ref, scale)
+    assert err <= TOLERANCE[plan.algorithm], (plan.algorithm, err)
+    # the plan gives the same answer as the functional call with the same choice
+    if algorithm not in ("auto", "winograd"):
+        np.testing.assert_array_equal(plan(x), y)
+
+
+def test_every_algorithm_claims_its_shapes(isa):
+    """supports() says yes exactly where the algorithm's constraints allow."""
+    x, w3, wdw, w5 = (1, 4, 8, 8), (4, 4, 3, 3), (4, 1, 3, 3), (4, 4, 5, 5)
+    for a in ("direct", "im2col", "patch2vec"):
+        assert lc.supports(a, x, w3) and lc.supports(a, x, w5, stride=2, dilation=2, padding=4)
+    for a in ("winograd_f2", "winograd_f4", "winograd_f6", "winograd"):
+        assert lc.supports(a, x, w3, padding=1, groups=1)
+        assert not lc.supports(a, x, w3, stride=2)
+        assert not lc.supports(a, x, w3, dilation=2)
+        assert not lc.supports(a, x, w5)
+    assert lc.supports("depthwise", x, wdw, groups=4)
+    assert not lc.supports("depthwise", x, w3)
+
+
+def test_auto_choices(isa):
+    assert lc.Conv2d(np.zeros((8, 1, 3, 3), np.float32), groups=8).algorithm == "depthwise"
+    assert lc.Conv2d(np.zeros((64, 32, 1, 1), np.float32)).algorithm == "im2col"
+    assert lc.Conv2d(np.zeros((64, 64, 3, 3), np.float32), padding=1).algorithm.startswith("winograd")
+    assert lc.Conv2d(np.zeros((64, 64, 3, 3), np.float32), stride=2).algorithm in ("patch2vec", "im2col")
+    assert lc.Conv2d(np.zeros((64, 64, 3, 3), np.float32), algorithm="winograd").algorithm in \
+        ("winograd_f2", "winograd_f4", "winograd_f6")
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_nan_propagates(isa, algorithm, rng):
+    """NaN reaches every output whose receptive field holds it.  Winograd
+    spreads it further, but only within the tiles whose input window holds
+    it (a documented property: the transforms mix the whole window)."""
+    groups = 6 if algorithm == "depthwise" else 1
+    x = rng.standard_normal((1, 6, 14, 14)).astype(np.float32)
+    w = rng.standard_normal((6, 6 // groups, 3, 3)).astype(np.float32)
+    x[0, 2, 5, 7] = np.nan
+    y = lc.conv2d(x, w, padding=1, groups=groups, algorithm=algorithm, activation="relu")
+    ref, _ = conv2d_ref(x, w, None, (1, 1), (1, 1, 1, 1), (1, 1), groups, (0, np.inf))
+    ref_nan = np.isnan(ref)
+    ours = np.isnan(y)
+    assert ref_nan.any()
+    assert np.all(ours[ref_nan]), "a NaN input was lost"
+    if algorithm.startswith("winograd"):
+        m = int(algorithm[-1])
+        # outputs in a tile whose alpha x alpha window (rows ty*m-1 .. ty*m+m) covers (5, 7)
+        allowed = np.zeros_like(ours)
+        for ty in range(-(-14 // m)):
+            for tx in range(-(-14 // m)):
+                if ty * m - 1 <= 5 <= ty * m + m and tx * m - 1 <= 7 <= tx * m + m:
+                    allowed[..., ty * m:ty * m + m, tx * m:tx * m + m] = True
+        assert not np.any(ours & ~allowed), "NaN spread beyond its Winograd tiles"
+    else:
+        np.testing.assert_array_equal(ours, ref_nan)
+
+
+@pytest.mark.parametrize("algorithm", ["direct", "im2col", "patch2vec", "depthwise"])
+def test_inf_propagates(isa, algorithm, rng):
+    groups = 4 if algorithm == "depthwise" else 1
+    x = rng.standard_normal((1, 4, 9, 9)).astype(np.float32)
+    w = np.abs(rng.standard_normal((4, 4 // groups, 3, 3))).astype(np.float32) + 0.1
+    x[0, 1, 4, 4] = np.inf
+    y = lc.conv2d(x, w, padding=1, groups=groups, algorithm=algorithm)
+    ref, _ = conv2d_ref(x, w, None, (1, 1), (1, 1, 1, 1), (1, 1), groups)
+    np.testing.assert_array_equal(np.isposinf(y), np.isposinf(ref))
+
+
+def test_noncontiguous_and_misaligned_inputs(isa, rng):
+    base = rng.standard_normal((1, 8, 20, 20)).astype(np.float32)
+    x = base[:, ::2, ::2, ::2]                      # strided view
+    raw = np.zeros(x.size * 4 + 1, np.uint8)[1:]   # misaligned float32 buffer
+    xm = raw.view(np.float32).reshape(x.shape)
+    xm[...] = x
+    assert not xm.flags.aligned
+    w = np.asfortranarray(rng.standard_normal((5, 4, 3, 3)).astype(np.float32))
+    ref, scale = conv2d_ref(x, w, None, (1, 1), (1, 1, 1, 1))
+    for xi in (x, xm):
+        assert normalised_error(lc.conv2d(xi, w, padding=1), ref, scale) < 1e-4
+
+
+def test_out_argument(isa, rng):
+    x = rng.standard_normal((2, 4, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
+    out = np.full((2, 6, 8, 8), np.nan, np.float32)
+    y = lc.conv2d(x, w, padding=1, out=out)
+    assert y is out
+    np.testing.assert_allclose(out, lc.conv2d(x, w, padding=1, algorithm="direct"), atol=1e-4)
