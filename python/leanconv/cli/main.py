@@ -1,0 +1,59 @@
+"""Entry point: parse, dispatch, and turn user mistakes into one line + exit 2."""
+from __future__ import annotations
+
+import sys
+
+from .errors import CliError
+
+
+def _bench(opts) -> int:
+    from . import bench, report
+    from .args import parse_peers
+
+    opts.compare_list = parse_peers(opts.compare)
+    if opts.model is not None:
+        from . import model
+        import leanconv as lc
+        if opts.threads is not None:
+            lc.set_num_threads(opts.threads)
+        return model.run(opts, lc.get_num_threads())
+    result = bench.run(opts)
+    print(report.format_table(result))
+    if opts.json_path:
+        _write(report.write_json, result, opts.json_path, "--json")
+    if opts.csv_path:
+        _write(report.write_csv, result, opts.csv_path, "--csv")
+    if opts.plot_path:
+        from .plot import plot
+        plot(result, opts.plot_path)
+    return 0
+
+
+def _write(writer, result, path, option):
+    try:
+        writer(result, path)
+    except OSError as e:
+        raise CliError(f"{option} {path!r}: {e.strerror or e}") from None
+
+
+def main(argv=None) -> int:
+    from .args import build_parser
+
+    parser = build_parser()
+    opts = parser.parse_args(argv)
+    try:
+        if opts.command == "info":
+            from . import info
+            return info.run(opts)
+        return _bench(opts)
+    except CliError as e:
+        sys.stderr.write(f"leanconv {opts.command}: error: {e}\n")
+        return 2
+    except BrokenPipeError:
+        # stdout closed early (`leanconv info --json | head`): not an error of ours
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        sys.stderr.write("leanconv: interrupted\n")
+        return 130
