@@ -309,7 +309,7 @@ def run(opts) -> dict:
             "min_time_s": opts.min_time,
             "python": platform.python_version(),
             "numpy": np.__version__,
-            "command": "leanconv " + " ".join(sys.argv[1:]),
+            "command": "leanconv " + " ".join(getattr(opts, "argv", sys.argv[1:])),
         },
         "rows": rows,
         "notes": notes,

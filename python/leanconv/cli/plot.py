@@ -7,13 +7,16 @@ more than 20x the slowest the speed axis turns logarithmic too, so a slow
 path stays visible beside a fast one."""
 from __future__ import annotations
 
+from leanconv import algorithms
+
 from .errors import CliError
 from .report import peer_names
 
+_ORDER = list(algorithms())  # fixed bar order and colour per algorithm
 _PEER_STYLE = ({"color": "0.30", "hatch": "//"}, {"color": "0.65", "hatch": "\\\\"})
 
 
-def _import_pyplot():
+def require_pyplot():
     try:
         import matplotlib
     except ImportError:
@@ -37,7 +40,8 @@ def _bars_per_layer(rows, peers):
                 bars.setdefault(p, (r["gflop"] / r[f"{p}_ms"] * 1e3, None))
     out = []
     for (suite, layer), bars in layers.items():
-        ours = [(n, g, w) for n, (g, w) in bars.items() if n not in peers]
+        ours = sorted(((n, g, w) for n, (g, w) in bars.items() if n not in peers),
+                      key=lambda bar: _ORDER.index(bar[0]))
         theirs = [(p, *bars[p]) for p in peers if p in bars]
         out.append((f"{suite}: {layer}" if multi else layer, ours + theirs))
     return out
@@ -47,12 +51,12 @@ def plot(result, path):
     rows = [r for r in result["rows"] if r["kind"] == "layer" and r["status"] == "ok"]
     if not rows:
         raise CliError("--plot: no layer ran, nothing to draw")
-    plt = _import_pyplot()
+    plt = require_pyplot()
     peers = peer_names(result)
     layers = _bars_per_layer(rows, peers)
-    algs = list(dict.fromkeys(r["algorithm"] for r in rows))
+    algs = [a for a in _ORDER if any(r["algorithm"] == a for r in rows)]
     cmap = plt.get_cmap("tab10")
-    colour = {a: cmap(i % 10) for i, a in enumerate(algs)}
+    colour = {a: cmap(i % 10) for i, a in enumerate(_ORDER)}
     most = max(len(bars) for _, bars in layers)
     width = 0.8 / most
 

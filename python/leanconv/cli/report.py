@@ -138,8 +138,12 @@ def format_table(result) -> str:
         for r in (r for r in rows if r["suite"] == suite_name):
             first = r["layer"] != last_layer
             last_layer = r["layer"]
-            cells = [r["layer"] if first else "", r["shape"] if first else "",
-                     str(r["count"]) if first else "", _alg_label(r)]
+            if first and r["kind"] == "total":
+                table.append(["--"])
+            # a total's shape and count differ per algorithm when some layers were skipped
+            every = r["kind"] == "total"
+            cells = [r["layer"] if first else "", r["shape"] if first or every else "",
+                     str(r["count"]) if first or every else "", _alg_label(r)]
             if r["status"] == "skipped":
                 cells += ["skipped"] + [""] * (len(cols) - len(cells) - 1)
             else:
@@ -151,8 +155,6 @@ def format_table(result) -> str:
                 for p in peers:
                     v = r.get(f"{p}_ms")
                     cells.append("-" if v is None else f"{fmt_ms(v)} ({r[f'vs_{p}']:.2f}x)")
-            if r["kind"] == "total" and (not table or table[-1][0] != "--"):
-                table.append(["--"])
             table.append(cells)
         lines += ["", f"suite {suite_name}"] + _render(table, right)
     lines += ["", "ms = median of a plan call (weights pre-packed); fn ms = lc.conv2d "
