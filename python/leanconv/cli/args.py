@@ -35,15 +35,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser(
         "bench", help="time convolution layers, optionally against PyTorch / ONNX Runtime",
-        description="Time the conv layers of a suite or custom layers per algorithm: "
-                    "pre-packed plan calls and functional lc.conv2d calls, median over "
-                    "repeats, against peers with --compare.")
+        description="Time the conv layers of a suite or custom layers per algorithm:\n"
+                    "pre-packed plan calls and functional lc.conv2d calls, median over\n"
+                    "repeats, against peers with --compare.",
+        epilog="examples:\n"
+               "  leanconv bench --suite cifar_resnet20 --compare torch\n"
+               "  leanconv bench --suite resnet18 --threads 1 --compare torch,onnxruntime "
+               "--json r18.json --plot r18.png\n"
+               "  leanconv bench --layer C=256,H=14,M=256,k=3,pad=1 --algorithms all",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     b.add_argument("--suite", default=None, metavar="NAME[,NAME]",
                    help=f"built-in suites: {', '.join(SUITES)} (default {DEFAULT_SUITE} "
                         f"when no --layer is given)")
     b.add_argument("--layer", action="append", default=[], metavar="SPEC",
-                   help='custom layer "C=64,H=56,W=56,M=64,k=3,stride=1,pad=1'
-                        '[,groups=..][,dilation=..][,N=..]" (repeatable)')
+                   help="custom layer, e.g. C=64,H=56,W=56,M=64,k=3,stride=1,pad=1; "
+                        "keys C H W M k (or kH kW) stride pad groups dilation N; W defaults "
+                        "to H, N to --batch (repeatable)")
     b.add_argument("--algorithms", default="auto", metavar="LIST",
                    help="comma list of auto, winograd, " + ", ".join(_algorithms())
                         + ", or 'all' (auto plus every algorithm that supports the layer)")

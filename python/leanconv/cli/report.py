@@ -23,13 +23,15 @@ weighted sum of a suite for one requested algorithm (kind "total"):
                    picked several); auto_choice: true when auto picks this one
   status, note     "ok" | "skipped" (note says why) | "partial" (total missing layers)
   plan_ms          median ms of a pre-packed plan call into a preallocated output
+  plan_min_ms      the fastest such call (layer rows): robust to a busy machine
   plan_gflops      gflop / plan time; plan_peak_pct: % of fma_peak.gflops (null if unknown)
   func_ms, func_gflops   the same for lc.conv2d (packs weights, allocates output)
   repeats          timed plan calls behind the median
   workspace_bytes  bytes a call allocates beyond its output (total: the largest layer's)
   packed_bytes     bytes of the packed weights; weight_bytes: raw float32 weights;
   packed_ratio     packed / raw (Winograd holds alpha^2/9 = 1.8-7.1x the raw weights)
-  <peer>_ms        median ms of the peer on the same layer (torch, onnxruntime)
+  <peer>_ms        median ms of the peer on the same layer (torch, onnxruntime);
+  <peer>_min_ms    its fastest call (layer rows)
   vs_<peer>        <peer>_ms / plan_ms: > 1 means leanconv is faster
 A skipped row has null timings and sizes."""
 from __future__ import annotations
@@ -41,9 +43,9 @@ from collections import defaultdict
 BASE_FIELDS = [
     "kind", "suite", "layer", "shape", "count", "N", "C", "H", "W", "M", "kH", "kW",
     "stride", "pad", "dilation", "groups", "OH", "OW", "gflop", "requested", "algorithm",
-    "auto_choice", "status", "note", "plan_ms", "plan_gflops", "plan_peak_pct", "func_ms",
-    "func_gflops", "repeats", "workspace_bytes", "packed_bytes", "weight_bytes",
-    "packed_ratio",
+    "auto_choice", "status", "note", "plan_ms", "plan_min_ms", "plan_gflops",
+    "plan_peak_pct", "func_ms", "func_gflops", "repeats", "workspace_bytes", "packed_bytes",
+    "weight_bytes", "packed_ratio",
 ]
 
 
@@ -54,7 +56,7 @@ def peer_names(result):
 def fields(result):
     out = list(BASE_FIELDS)
     for name in peer_names(result):
-        out += [f"{name}_ms", f"vs_{name}"]
+        out += [f"{name}_ms", f"{name}_min_ms", f"vs_{name}"]
     return out
 
 

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 
 ROUNDS = 3
+# Long enough for libgomp's default spin (GOMP_SPINCOUNT, a few ms) to end.
+SETTLE_S = 0.01
 
 
 @dataclass
@@ -50,13 +52,18 @@ def _timed_calls(cand, budget_s):
             break
 
 
-def measure(candidates, min_time, rounds=ROUNDS):
+def measure(candidates, min_time, rounds=ROUNDS, settle_s=0.0):
     """Time every candidate for about `min_time` seconds of calls in total,
     interleaved over `rounds` rounds; fills each candidate's samples.
 
     A candidate whose single warm-up call already exceeds min_time gets one
     timed call only (so 'all' on a big layer with the naive algorithm stays
-    bounded); every other candidate gets at least one call per round."""
+    bounded); every other candidate gets at least one call per round.
+
+    settle_s: a pause before each candidate's block of calls.  Multi-threaded
+    runtimes (libgomp in leanconv, PyTorch's own OpenMP) keep their idle
+    workers spinning for a few ms after a call; without the pause the next
+    library's first calls would share the cores with those spinners."""
     for cand in candidates:
         t0 = time.perf_counter()
         cand.fn()
@@ -67,5 +74,7 @@ def measure(candidates, min_time, rounds=ROUNDS):
             slow = cand.warmup_s >= min_time
             if slow and cand.samples:
                 continue
+            if settle_s:
+                time.sleep(settle_s)
             _timed_calls(cand, share)
     return candidates
