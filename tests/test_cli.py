@@ -192,7 +192,9 @@ def test_peers_when_installed(tmp_path):
     data = json.loads(jpath.read_text())
     assert data["metadata"]["peers"]["torch"]["status"] == "ok"
     for r in data["rows"]:
-        assert 0 < r["torch_min_ms"] <= r["torch_ms"]
+        assert r["torch_ms"] > 0
+        if r["kind"] == "layer":
+            assert 0 < r["torch_min_ms"] <= r["torch_ms"]
         assert r["vs_torch"] == pytest.approx(r["torch_ms"] / r["plan_ms"])
     assert "torch ms (vs)" in proc.stdout
     assert "differs from torch" not in proc.stdout  # both computed the same convolution
