@@ -163,6 +163,9 @@ def format_table(result) -> str:
               "(packs each call); * = auto's choice;",
               "(vs) = peer time / leanconv plan time: > 1 means leanconv is faster. "
               "TOTAL = layers weighted by count."]
+    if peak:
+        lines.append("%peak = GFLOP/s over the FMA peak x threads, counting direct-convolution "
+                     "FLOPs: Winograd does fewer multiplies and can pass 100%.")
     lines += _notes(result)
     return "\n".join(lines)
 
