@@ -118,8 +118,8 @@ def _bench_layer(suite_name, layer, requested, peers, threads, min_time, peak, n
                  seed):
     x, w, b = _layer_data(layer, seed)
     kw = _conv_kwargs(layer)
-    auto_choice, _ = _resolve("auto", layer, w, b)
     resolved = {req: _resolve(req, layer, w, b) for req in requested}
+    auto_choice = (resolved["auto"] if "auto" in resolved else _resolve("auto", layer, w, b))[0]
 
     # one plan + one functional candidate per distinct concrete algorithm
     plans, cands = {}, []
