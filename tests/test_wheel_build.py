@@ -14,10 +14,9 @@ The deep tests live in the other test files; this one is quick (< 2 s)."""
 import os
 import pathlib
 
+import leanconv as lc
 import numpy as np
 import pytest
-
-import leanconv as lc
 from leanconv import _core
 
 KERNELS = pathlib.Path(__file__).resolve().parents[1] / "kernels"
@@ -57,7 +56,7 @@ def reference(x, w, b, stride, pad, groups):
     """float64 convolution and sum |x|*|w| + |b| over each receptive field (the
     scale errors are measured against)."""
     x, w = x.astype(np.float64), w.astype(np.float64)
-    N, C, H, W = x.shape
+    N, _, H, W = x.shape
     M, Cg, kH, kW = w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     OH = (H + 2 * pad - kH) // stride + 1
