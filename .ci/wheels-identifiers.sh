@@ -92,6 +92,38 @@ if [ "$got_all" != "$want_all" ]; then
 fi
 log "the $(echo "$got_all" | wc -l) wheels of the workflow are exactly the matrix, none twice"
 
+step "every wheel's effective options: OpenMP promise, repair tool, tested or not"
+# cibuildwheel's own option resolution (its Python API, pinned version), so
+# platform tables and overrides are read exactly as a real build reads them.
+"$TOOLS_VENV/bin/python" - <<'PY'
+import dataclasses
+from cibuildwheel.options import CommandLineArguments, compute_options
+import subprocess, sys
+untested = {"cp311-manylinux_i686", "cp312-manylinux_i686", "cp313-manylinux_i686"}
+repair_tool = {"linux": "auditwheel repair", "macos": "delocate-wheel", "windows": "delvewheel repair"}
+count = {}
+for plat in ("linux", "macos", "windows"):
+    ids = subprocess.run([sys.executable, "-m", "cibuildwheel", "--print-build-identifiers",
+                          "--platform", plat], capture_output=True, text=True, check=True).stdout.split()
+    opts = compute_options(plat, dataclasses.replace(CommandLineArguments.defaults(), platform=plat), {})
+    for ident in ids:
+        b = opts.build_options(ident)
+        env, tenv = b.environment.as_dictionary({}), b.test_environment.as_dictionary({})
+        serial = plat == "macos"
+        assert (env.get("LEANCONV_NO_OPENMP") == "1") == serial, (ident, env)
+        assert tenv.get("LEANCONV_EXPECT_OPENMP") == ("0" if serial else "1"), (ident, tenv)
+        assert b.repair_command.startswith(repair_tool[plat]), (ident, b.repair_command)
+        assert b.globals.test_selector(ident) == (ident not in untested), ident
+        assert "pytest {project}/tests" in (b.test_command or ""), (ident, b.test_command)
+        if plat == "linux":
+            arch = ident.split("_", 1)[1]
+            image = (b.musllinux_images if "musllinux" in ident else b.manylinux_images)[arch]
+            assert ("musllinux_1_2" if "musllinux" in ident else "manylinux_2_28") in image, (ident, image)
+        count[plat] = count.get(plat, 0) + 1
+print("    checked:", count, "| OpenMP promised everywhere but macOS; tests skipped only on",
+      " ".join(sorted(untested)))
+PY
+
 step "the test command runs the suite and the ISA report on every wheel"
 "$TOOLS_VENV/bin/python" - "$REPO/pyproject.toml" <<'PY'
 import sys, tomllib
