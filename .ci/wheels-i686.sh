@@ -14,6 +14,7 @@
 # Bookworm's cython3 is 0.29; Cython >= 3 comes from PyPI as a wheel for i686
 # (downloaded on the host, unpacked into the rootfs: no pip or network inside).
 set -euo pipefail
+# shellcheck disable=SC2034  # PROOF is read by wheels-lib.sh
 PROOF=wheels-i686
 source "$(dirname "$0")/wheels-lib.sh"
 
@@ -45,7 +46,7 @@ CFLAGS=(-std=c99 -O3 -fPIC -fno-strict-aliasing -msse2 -mfpmath=sse -fopenmp -DL
         -Wall -Wno-unused-function -I"$WORK/src/include" -I"$WORK/src/kernels")
 n=0
 while IFS= read -r -d '' c; do
-    "$CROSS" "${CFLAGS[@]}" -c "$c" -o "$WORK/obj/$(echo "${c#$WORK/src/}" | tr / _).o"
+    "$CROSS" "${CFLAGS[@]}" -c "$c" -o "$WORK/obj/$(echo "${c#"$WORK"/src/}" | tr / _).o"
     n=$((n + 1))
 done < <(find "$WORK/src/kernels" -name '*.c' -print0 | sort -z)
 "$CROSS" -shared -fopenmp -Wl,--no-undefined -o "$WORK/obj/libleanconv-kernels.so" "$WORK"/obj/*.o -lm

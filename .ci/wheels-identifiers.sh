@@ -7,6 +7,7 @@
 # No Docker, macOS or Windows needed: cibuildwheel only lists the builds.
 # When the matrix changes on purpose, change EXPECTED below with it.
 set -euo pipefail
+# shellcheck disable=SC2034  # PROOF is read by wheels-lib.sh
 PROOF=wheels-identifiers
 source "$(dirname "$0")/wheels-lib.sh"
 
@@ -51,7 +52,7 @@ step "pyproject.toml lists exactly the expected builds per platform"
 total=0
 for platform in linux macos windows; do
     got=$("${CIBW[@]}" --print-build-identifiers --platform "$platform" | sorted_words)
-    want=$(echo ${EXPECTED[$platform]} | sorted_words)
+    want=$(echo "${EXPECTED[$platform]}" | sorted_words)
     if [ "$got" != "$want" ]; then
         echo "--- $platform: expected (<) vs cibuildwheel (>)"
         diff <(echo "$want") <(echo "$got") || true
@@ -84,7 +85,7 @@ while read -r name runner platform archs; do
 done <<< "$jobs"
 dups=$(echo "$all_built" | sed '/^$/d' | sort | uniq -d)
 [ -z "$dups" ] || die "built by more than one job: $dups"
-want_all=$(for p in linux macos windows; do echo ${EXPECTED[$p]}; done | sorted_words)
+want_all=$(for p in linux macos windows; do echo "${EXPECTED[$p]}"; done | sorted_words)
 got_all=$(echo "$all_built" | sed '/^$/d' | sort)
 if [ "$got_all" != "$want_all" ]; then
     diff <(echo "$want_all") <(echo "$got_all") || true

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the wheel proofs (.ci/wheels-*.sh): logging, step timing, host
 # packages, and the cached virtual environment that holds the wheel tools.
 # Sourced, not run.

@@ -9,6 +9,7 @@
 # manylinux_2_28 containers give the published wheels theirs).  Outputs land in
 # $LEANCONV_CACHE/wheels-linux/ (dist/, wheelhouse/, test venv).
 set -euo pipefail
+# shellcheck disable=SC2034  # PROOF is read by wheels-lib.sh
 PROOF=wheels-linux
 source "$(dirname "$0")/wheels-lib.sh"
 WORK="$CACHE/wheels-linux"
@@ -73,7 +74,7 @@ run_clean "$VENV/bin/python" -m pip install -q --only-binary=:all: "$REPAIRED" p
     | grep -v "is ignored: it is neither a file nor a directory" || true
 run_clean "$VENV/bin/python" -c "import leanconv" || die "leanconv does not import"
 where=$(run_clean "$VENV/bin/python" -c "import leanconv._core as c; print(c.__file__)")
-case "$where" in "$VENV"/*) log "imports the installed extension: ${where#$VENV/}" ;;
+case "$where" in "$VENV"/*) log "imports the installed extension: ${where#"$VENV"/}" ;;
     *) die "imported $where, not the installed wheel" ;; esac
 ldd "$where" | grep -E "gomp|not found" | sed 's/^/    /'
 ldd "$where" | grep -q "not found" && die "unresolved libraries"
