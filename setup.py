@@ -7,8 +7,11 @@ any C compiler.  Environment switches:
   LEANCONV_NO_OPENMP=1   build without OpenMP (serial)
   LEANCONV_NO_SIMD=1     build the scalar kernels only
   LEANCONV_SANITIZE=1    -fsanitize=address,undefined (see README)
+  LIBOMP_PREFIX=<dir>    macOS: where libomp is, if not Homebrew's usual place
 """
 import os
+import platform
+import struct
 import sys
 import tempfile
 from pathlib import Path
@@ -38,6 +41,10 @@ class BuildExt(build_ext):
             cflags += ["/O2"]
         else:
             cflags += ["-O3", "-fno-strict-aliasing", "-Wno-unused-function"]
+            if is_32bit_x86():
+                # GCC and clang default to x87 floating point on i686; SSE2
+                # (every x86 CPU since 2003) is faster and rounds like x86-64.
+                cflags += ["-msse2", "-mfpmath=sse"]
         if not flag_on("LEANCONV_NO_OPENMP"):
             omp = self.openmp_flags(msvc)
             if omp is not None:
@@ -62,11 +69,18 @@ class BuildExt(build_ext):
         if msvc:
             candidates = [(["/openmp"], [])]
         elif sys.platform == "darwin":
-            candidates = [(["-Xpreprocessor", "-fopenmp"], ["-lomp"]), (["-fopenmp"], ["-fopenmp"])]
+            # Apple clang has no OpenMP runtime of its own: use Homebrew's
+            # keg-only libomp when it is there (wheels build serial, see docs/wheels.md).
+            candidates = [(["-Xpreprocessor", "-fopenmp"], ["-lomp"])]
+            for prefix in libomp_prefixes():
+                candidates.append((["-Xpreprocessor", "-fopenmp", f"-I{prefix}/include"],
+                                   [f"-L{prefix}/lib", "-lomp"]))
+            candidates.append((["-fopenmp"], ["-fopenmp"]))
         else:
             candidates = [(["-fopenmp"], ["-fopenmp"])]
         for cflags, ldflags in candidates:
             if self.try_compile_and_link(cflags, ldflags):
+                print(f"leanconv: building with OpenMP ({' '.join(cflags + ldflags)})", file=sys.stderr)
                 return cflags, ldflags
         print("leanconv: OpenMP not available, building the serial version", file=sys.stderr)
         return None
@@ -84,6 +98,17 @@ class BuildExt(build_ext):
                 return True
             except Exception:
                 return False
+
+
+def is_32bit_x86():
+    return struct.calcsize("P") == 4 and platform.machine().lower() in (
+        "i386", "i486", "i586", "i686", "x86", "x86_64", "amd64")
+
+
+def libomp_prefixes():
+    """Homebrew's libomp: $LIBOMP_PREFIX, then the Apple-silicon and Intel prefixes."""
+    found = [os.environ.get("LIBOMP_PREFIX", ""), "/opt/homebrew/opt/libomp", "/usr/local/opt/libomp"]
+    return [p for p in found if p and os.path.isfile(os.path.join(p, "include", "omp.h"))]
 
 
 def extensions():
