@@ -81,7 +81,7 @@ def test_plan_used_from_many_python_threads(isa, rng):
     for a in ("im2col", "patch2vec", "winograd_f4", "direct"):
         plan = lc.Conv2d(w, padding=1, algorithm=a)
         with ThreadPoolExecutor(4) as pool:
-            outs = list(pool.map(lambda i: plan(x[i:i + 1]), list(range(8)) * 3))
+            outs = list(pool.map(lambda i, p=plan: p(x[i:i + 1]), list(range(8)) * 3))
         for k, y in enumerate(outs):
             i = k % 8
             assert normalised_error(y, ref[i:i + 1], scale[i:i + 1]) < 1e-4, a
