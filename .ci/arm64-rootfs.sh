@@ -23,7 +23,7 @@ INCLUDE="python3,python3-numpy,python3-pytest,python3-hypothesis,libpython${PYVE
 # Bump FORMAT when the way the rootfs is built changes, to force a rebuild.
 FORMAT=1
 STAMP="$ROOT/.leanconv-rootfs-complete"
-STAMP_TEXT="format=$FORMAT suite=$SUITE mirror=$MIRROR include=$INCLUDE"
+STAMP_TEXT="format=$FORMAT suite=$SUITE include=$INCLUDE"
 
 log() { echo "[arm64-rootfs $(date +%H:%M:%S)] $*"; }
 die() { echo "[arm64-rootfs] ERROR: $*" >&2; exit 1; }
@@ -34,7 +34,7 @@ case "$ROOT" in
     *) die "LEANCONV_ARM64_ROOT must be an absolute path (got '$ROOT')" ;;
 esac
 ROOT="${ROOT%/}"
-[ -n "$ROOT" ] && [ "$ROOT" != / ] || die "refusing to use / as the rootfs"
+if [ -z "$ROOT" ] || [ "$ROOT" = / ]; then die "refusing to use / as the rootfs"; fi
 
 # Host tools. qemu-user-static (not qemu-user) because its binary is static:
 # it can be copied into the rootfs for chroot, and it also serves `-L` runs.
@@ -73,24 +73,32 @@ QEMU_STATIC=/usr/bin/qemu-aarch64-static
 # $ROOT first. QEMU_LD_PREFIX does the same for children started via binfmt.
 guest() { QEMU_LD_PREFIX="$ROOT" "$QEMU_STATIC" -L "$ROOT" "$@"; }
 
-# Try to make the kernel run aarch64 ELF files through qemu (binfmt_misc), so
-# that debootstrap's second stage, which execs hundreds of arm64 programs, can
-# run in a chroot. Returns non-zero when that is impossible (e.g. an
-# unprivileged container), in which case we unpack on the host instead.
-ensure_binfmt() {
+# Make the kernel run aarch64 ELF files through qemu (binfmt_misc). Needed
+# (a) by debootstrap's second stage, which execs hundreds of arm64 programs in
+# a chroot, and (b) by tests that start `sys.executable` in a subprocess:
+# qemu-user does not follow execve, so without binfmt such a child fails with
+# "Exec format error". The registration lives in the kernel and is lost on
+# reboot, so it is renewed on every run, also when the rootfs is reused.
+# Returns non-zero when impossible (e.g. an unprivileged container).
+register_binfmt() {
     [ "${LEANCONV_ARM64_NO_BINFMT:-0}" = 1 ] && return 1
     local bm=/proc/sys/fs/binfmt_misc
     if [ ! -e "$bm/register" ]; then
         mount -t binfmt_misc binfmt_misc "$bm" 2>/dev/null || return 1
     fi
-    if [ ! -e "$bm/qemu-aarch64" ]; then
+    if ! grep -qx enabled "$bm/qemu-aarch64" 2>/dev/null; then
         # The spec comes from qemu-user-static (/usr/share/binfmts/qemu-aarch64).
         update-binfmts --import qemu-aarch64 >/dev/null 2>&1 || true
         update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
     fi
-    grep -qx enabled "$bm/qemu-aarch64" 2>/dev/null || return 1
-    # The registered interpreter path (/usr/bin/qemu-aarch64-static) must also
-    # resolve inside the chroot unless the entry has the F (fix-binary) flag.
+    grep -qx enabled "$bm/qemu-aarch64" 2>/dev/null
+}
+
+# binfmt registered and a chroot into the half-made rootfs runs arm64 code?
+chroot_works() {
+    # Debian registers qemu with the F (fix-binary) flag, so the kernel keeps
+    # the interpreter open and the chroot needs no copy of it; the copy makes
+    # the chroot work with registrations made without F, too.
     install -D -m 0755 "$QEMU_STATIC" "$ROOT/usr/bin/qemu-aarch64-static"
     chroot "$ROOT" /usr/bin/true 2>/dev/null
 }
@@ -108,8 +116,8 @@ second_stage_chroot() {
 # the one thing that matters, the BLAS/LAPACK alternatives, is fixed below.
 second_stage_unpack() {
     log "second stage: no binfmt_misc; unpacking packages on the host instead"
-    local debs=() pkg path n=0
-    while read -r pkg path; do
+    local debs=() _pkg path n=0
+    while read -r _pkg path; do
         debs+=("$ROOT$path")
     done < "$ROOT/debootstrap/debpaths"
     for path in "${debs[@]}"; do
@@ -146,8 +154,9 @@ resolve_in_root() {   # follow a symlink chain, reading absolute targets inside 
     [ -e "$p" ] && realpath -e "$p"
 }
 fix_blas_alternatives() {
-    local libdir="$ROOT/usr/lib/$TRIPLET" lib link target sub real_root
+    local libdir lib link target sub real_root
     real_root=$(realpath -e "$ROOT")
+    libdir=$(realpath -e "$ROOT/usr/lib/$TRIPLET")
     for lib in libblas.so.3 liblapack.so.3; do
         link="$libdir/$lib"
         # Already fine if the host resolves it to a file inside the rootfs.
@@ -160,7 +169,11 @@ fix_blas_alternatives() {
             done
         fi
         [ -n "$target" ] || { log "WARNING: no provider of $lib found"; continue; }
-        ln -sfnr "$target" "$link"
+        # Prefer the provider's SONAME link (blas/libblas.so.3) over the
+        # versioned file it points to, so a package upgrade keeps it valid.
+        [ -e "$(dirname "$target")/$lib" ] && target="$(dirname "$target")/$lib"
+        # (not `ln -r`: it would resolve the SONAME link to the versioned file)
+        ln -sfn "$(realpath -s --relative-to="$libdir" "$target")" "$link"
         log "fixed alternative link: $lib -> $(readlink "$link")"
     done
 }
@@ -188,6 +201,14 @@ flock 9
 
 ensure_host_packages "${HOST_PACKAGES[@]}"
 
+if register_binfmt; then
+    have_binfmt=1
+else
+    have_binfmt=0
+    log "WARNING: binfmt_misc unavailable: arm64 programs run only through an explicit" \
+        "qemu-aarch64 call; tests that spawn sys.executable will fail"
+fi
+
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$STAMP_TEXT" ] && [ -x "$ROOT/usr/bin/python3" ]; then
     log "reusing complete rootfs at $ROOT"
     exit 0
@@ -201,13 +222,20 @@ if [ -e "$ROOT" ]; then
 fi
 mkdir -p "$ROOT"
 
-log "first stage: debootstrap --foreign --arch=arm64 $SUITE from $MIRROR"
-debootstrap --foreign --arch=arm64 --variant=minbase --include="$INCLUDE" \
-    "$SUITE" "$ROOT" "$MIRROR" > "$ROOT.debootstrap.log" 2>&1 \
-    || { tail -n 30 "$ROOT.debootstrap.log" >&2; die "debootstrap first stage failed (log: $ROOT.debootstrap.log)"; }
+# First stage, on the host: download everything, unpack the essential set.
+# Retried, because one flaky download fails the whole run.
+for attempt in 1 2 3; do
+    log "first stage: debootstrap --foreign --arch=arm64 $SUITE from $MIRROR (attempt $attempt)"
+    debootstrap --foreign --arch=arm64 --variant=minbase --include="$INCLUDE" \
+        "$SUITE" "$ROOT" "$MIRROR" > "$ROOT.debootstrap.log" 2>&1 && break
+    tail -n 20 "$ROOT.debootstrap.log" >&2
+    [ "$attempt" = 3 ] && die "debootstrap first stage failed (log: $ROOT.debootstrap.log)"
+    rm -rf --one-file-system "$ROOT" && mkdir -p "$ROOT"
+    sleep 10
+done
 log "first stage done ($(wc -l < "$ROOT/debootstrap/debpaths") packages downloaded)"
 
-if ensure_binfmt; then
+if [ "$have_binfmt" = 1 ] && chroot_works; then
     log "second stage: debootstrap --second-stage in chroot (binfmt + qemu), a few minutes"
     second_stage_chroot >> "$ROOT.debootstrap.log" 2>&1 \
         || { unmount_all; tail -n 30 "$ROOT.debootstrap.log" >&2; die "second stage failed (log: $ROOT.debootstrap.log)"; }

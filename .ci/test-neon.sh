@@ -52,10 +52,16 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-if command -v cython >/dev/null; then
+# `cython --version` rather than `command -v`: a pyenv shim can exist for a
+# Python version that does not have Cython.
+if cython --version >/dev/null 2>&1; then
     CYTHON=(cython)
 else
-    python3 -c 'import Cython' 2>/dev/null || { log "pip install cython"; python3 -m pip install -q cython; }
+    if ! python3 -c 'import Cython' 2>/dev/null; then
+        log "pip install cython"
+        python3 -m pip install -q cython \
+            || die "cannot pip install cython into $(command -v python3) (PEP 668 system Python?); install Cython first"
+    fi
     CYTHON=(python3 -m cython)
 fi
 QEMU="$(command -v qemu-aarch64 || command -v qemu-aarch64-static)" || die "no qemu-aarch64"

@@ -8,14 +8,16 @@
 #endif
 
 void lc_parallel_for(int nthreads, int64_t count, lc_task_fn fn, void *ctx) {
-    int t = lc_threads_used(nthreads, count);
 #ifdef LC_HAVE_OPENMP
+    int t = lc_threads_used(nthreads, count);
     if (t > 1) {
         int64_t i;
 #pragma omp parallel for schedule(static) num_threads(t)
         for (i = 0; i < count; i++) fn(ctx, i, omp_get_thread_num());
         return;
     }
+#else
+    (void)nthreads;
 #endif
     for (int64_t i = 0; i < count; i++) fn(ctx, i, 0);
 }
