@@ -46,7 +46,7 @@ class LeanconvRep(BackendRep):
         if isinstance(inputs, dict):
             unknown = sorted(set(inputs) - {n for n, _, _ in declared})
             if unknown:
-                const = [n for n in unknown if n in self.program.constants]
+                const = [n for n in unknown if n in self.program.initializer_names]
                 raise ValueError(f"unknown model input(s) {unknown}"
                                  + (f" ({const} are initializers)" if const else "")
                                  + f"; inputs are {self.input_names}")

@@ -220,4 +220,9 @@ def build_program(model, algorithm="auto", threads=None, fuse=True) -> Program:
             steps.append(_build_conv(live, i, ctx, readers, fuse, done))
         else:
             steps.append(_build(node, ctx))
-    return Program(steps, constants, inputs, outputs, settings)
+    # weights now baked into Conv steps (and any constant nobody reads) need not stay
+    read = {n for s in steps for n in s.inputs} | set(outputs)
+    constants = {k: v for k, v in constants.items() if k in read}
+    program = Program(steps, constants, inputs, outputs, settings)
+    program.initializer_names = frozenset(init.name for init in graph.initializer)
+    return program

@@ -49,6 +49,7 @@ class Program:
         self.inputs = inputs         # [(name, dtype or None, rank or None)]
         self.outputs = outputs       # output names
         self.settings = settings
+        self.initializer_names = frozenset()   # set by build_program, for error messages
         self._plan_liveness()
 
     def _plan_liveness(self):

@@ -113,6 +113,10 @@ def output_memory_format(input, weight):
     the input or the weight suggests it (oneDNN's rule), else contiguous."""
     if input.dim() != 4:
         return torch.contiguous_format
+    cl = torch.channels_last
+    if input.is_contiguous() and weight.is_contiguous() and not \
+            input.is_contiguous(memory_format=cl) and not weight.is_contiguous(memory_format=cl):
+        return torch.contiguous_format   # the common, unambiguous case, without the slow rule
     try:
         from torch._prims_common import suggest_memory_format
     except ImportError:  # pragma: no cover - older torch
