@@ -236,6 +236,7 @@ def test_exported_network_matches_onnxruntime(name, fold_in_exporter):
     assert ("depthwise" in algos) == (name == "mobilenet_v2")
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
 def test_network_from_the_default_dynamo_exporter():
     pytest.importorskip("onnxscript")
     model = export("resnet18", size=32, dynamo=True)

@@ -67,7 +67,8 @@ class ConvOp:
 
     def _check_rank(self, rank):
         if rank not in (1, 2):
-            raise unsupported(f"{rank}-D Conv (node {self.node_name}); leanconv computes 1-D and 2-D")
+            raise unsupported(f"{rank}-D Conv (node {self.node_name}); leanconv computes "
+                              f"1-D and 2-D")
 
     def _weight4(self, w):
         if w.dtype != np.float32:

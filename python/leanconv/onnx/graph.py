@@ -197,7 +197,8 @@ def build_program(model, algorithm="auto", threads=None, fuse=True) -> Program:
     nodes = []
     for proto in graph.node:
         if proto.domain not in _DEFAULT_DOMAINS:
-            raise unsupported(f"op {proto.domain}.{proto.op_type} (node {proto.name or proto.output})")
+            raise unsupported(f"op {proto.domain}.{proto.op_type} "
+                              f"(node {proto.name or list(proto.output)})")
         if proto.op_type not in BUILDERS and proto.op_type != "Conv":
             raise unsupported(f"op {proto.op_type} (node {proto.name or list(proto.output)})")
         nodes.append(Node(proto, opset))

@@ -28,7 +28,8 @@ class Node:
             if a.type == AttributeProto.TENSOR:
                 self.attrs[a.name] = numpy_helper.to_array(a.t)
             elif a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
-                raise unsupported(f"subgraph attribute {a.name!r} of {self.op_type} node {self.name}")
+                raise unsupported(f"subgraph attribute {a.name!r} of {self.op_type} "
+                                  f"node {self.name}")
             elif a.type == AttributeProto.SPARSE_TENSOR:
                 raise unsupported(f"sparse tensor attribute {a.name!r} of {self.op_type} node "
                                   f"{self.name}")
@@ -72,4 +73,5 @@ def as_int_list(v, name, node):
     try:
         return [int(x) for x in v]
     except TypeError:
-        raise ValueError(f"{node.op_type} node {node.name}: {name} must be a list of ints") from None
+        raise ValueError(f"{node.op_type} node {node.name}: {name} must be a list of "
+                         f"ints") from None

@@ -23,7 +23,8 @@ def build_flatten(node, ctx):
     def flatten(x):
         a = axis + x.ndim if axis < 0 else axis
         if not 0 <= a <= x.ndim:
-            raise ValueError(f"Flatten node {node.name}: axis {axis} out of range for rank {x.ndim}")
+            raise ValueError(f"Flatten node {node.name}: axis {axis} out of range for "
+                             f"rank {x.ndim}")
         outer = int(np.prod(x.shape[:a], dtype=np.int64))
         return (x.reshape(outer, -1) if x.size else x.reshape(outer, int(np.prod(x.shape[a:]))),)
     return Step(node, flatten)

@@ -12,9 +12,9 @@ import torch.nn.functional as F
 
 
 def _split_pads(pads):
-    t, b, l, r = pads
-    ph, pw = min(t, b), min(l, r)
-    return (ph, pw), (l - pw, r - pw, t - ph, b - ph)
+    top, bottom, left, right = pads
+    ph, pw = min(top, bottom), min(left, right)
+    return (ph, pw), (left - pw, right - pw, top - ph, bottom - ph)
 
 
 class LeanConv2dFunction(torch.autograd.Function):
@@ -43,8 +43,8 @@ class LeanConv2dFunction(torch.autograd.Function):
             list(c.dilation), False, [0, 0], c.groups, [need_x, need_w, need_b])
         if gx is not None:
             if any(extra):
-                l, r, t, b = extra
-                gx = gx[..., t:gx.shape[-2] - b, l:gx.shape[-1] - r]
+                left, right, top, bottom = extra
+                gx = gx[..., top:gx.shape[-2] - bottom, left:gx.shape[-1] - right]
             if unbatched:
                 gx = gx.squeeze(0)
         return gx, gw, gb if need_b else None, None, None

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from leanconv.torch import eligibility
 from leanconv.torch.autograd import LeanConv2dFunction
