@@ -13,6 +13,7 @@ a kernel change: nothing here is cached between runs.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -71,6 +72,8 @@ def main(argv=None):
     p.add_argument("--algorithm", default="auto")
     args = p.parse_args(argv)
 
+    load = _loadavg()
+    print(f"load average {load:.2f} before the run" if load is not None else "", end="; ")
     print(f"torch {torch.__version__}, leanconv ISA {lc.isa()} "
           f"(available: {', '.join(lc.available_isas())}), batch 1, "
           f"{args.size}x{args.size}, median of {args.repeats} interleaved runs")
@@ -85,7 +88,19 @@ def main(argv=None):
             print(f"{r['model']:<14}{r['threads']:>8}{r['stock_ms']:>11.2f}"
                   f"{r['leanconv_ms']:>13.2f}{r['speedup']:>9.2f}x{r['max_rel_diff']:>14.1e}"
                   f"  {algos}", flush=True)
+    load = _loadavg()
+    if load is not None:
+        print(f"load average now {load:.2f} on {os.cpu_count()} CPUs"
+              + ("  (busy machine: multi-thread figures are unreliable)"
+                 if load > 0.5 and max(args.threads) > 1 else ""))
     return rows
+
+
+def _loadavg():
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
 
 
 if __name__ == "__main__":

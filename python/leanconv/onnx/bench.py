@@ -11,6 +11,7 @@ from separate runs that time every step (Conv steps include what was fused
 into them), so its sum is close to, not equal to, the model latency."""
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -106,7 +107,9 @@ def _format(r):
              f"leanconv ISA {r['isa']}, inputs "
              + ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in r["input_shapes"].items())
              + ")",
-             f"latency, median of {r['rounds']} interleaved runs:",
+             f"latency, median of {r['rounds']} interleaved runs"
+             + (f" (load average {r['loadavg']:.2f})" if r.get("loadavg") is not None else "")
+             + ":",
              f"  leanconv     {r['leanconv_ms']:10.2f} ms"]
     for name, c in r["compare"].items():
         if "error" in c:
@@ -199,5 +202,9 @@ def bench_model(path, threads=1, min_time=1.0, compare=KNOWN_COMPARE, *, algorit
              profile_runs=profile_runs, layers=layers, other_ops_ms=other,
              max_workspace_bytes=max((L["workspace_bytes"] for L in layers), default=0),
              packed_bytes=sum(L["packed_bytes"] for L in layers))
+    try:
+        r["loadavg"] = os.getloadavg()[0]   # other work on the machine skews multi-thread runs
+    except (AttributeError, OSError):
+        r["loadavg"] = None
     r["text"] = _format(r)
     return r
