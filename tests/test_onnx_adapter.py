@@ -329,6 +329,7 @@ def test_run_node_and_run_model():
     model = make_model([node], [("x", x.shape), ("w", w.shape)], [("y", None)])
     assert rel_err(y, ort_run(model, {"x": x, "w": w})[0]) < REL_TOL
     assert np.array_equal(lco.run_model(model, [x, w])[0], y)
+    assert np.array_equal(lco.prepare(model.SerializeToString()).run([x, w])[0], y)
 
 
 def test_intermediates_are_freed_after_their_last_reader():

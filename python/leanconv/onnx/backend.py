@@ -100,6 +100,7 @@ class LeanconvBackend(Backend):
                 fuse=True, check=True, **kwargs) -> LeanconvRep:
         """Check the model, fold constants and BatchNorms, fuse activations.
 
+        model: a ModelProto, a path, or serialized bytes.
         algorithm: leanconv algorithm for every Conv ('auto' picks per layer;
         a named one falls back to 'auto' on layers it cannot run).  threads:
         threads per convolution (default: leanconv's setting).  fuse=False
@@ -107,7 +108,9 @@ class LeanconvBackend(Backend):
         if kwargs:
             raise TypeError(f"prepare() got unexpected keyword arguments {sorted(kwargs)}")
         _check_device(device)
-        if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+        if isinstance(model, bytes):
+            model = onnx.load_from_string(model)
+        elif isinstance(model, str) or hasattr(model, "__fspath__"):
             model = onnx.load(model)
         if check:
             super().prepare(model, device)   # onnx.checker.check_model
