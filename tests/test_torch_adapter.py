@@ -16,6 +16,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
@@ -79,6 +81,30 @@ def test_conv2d_matches_float64_reference(xs, ws, kw, bias):
     expect = F.conv2d(x, w, b, **kw)
     assert y.shape == expect.shape and y.dtype == torch.float32
     assert normalised_error(y, x, w, b, **kw) < CONV_TOL["winograd_f6"]
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_conv2d_parameter_sweep(data):
+    groups = data.draw(st.sampled_from([1, 2, 3]), "groups")
+    cg, mg = data.draw(st.integers(1, 4), "C/g"), data.draw(st.integers(1, 4), "M/g")
+    kh, kw = data.draw(st.integers(1, 4), "kH"), data.draw(st.integers(1, 4), "kW")
+    stride = data.draw(st.tuples(st.integers(1, 3), st.integers(1, 3)), "stride")
+    dilation = data.draw(st.tuples(st.integers(1, 2), st.integers(1, 2)), "dilation")
+    same = stride == (1, 1) and data.draw(st.booleans(), "same")
+    padding = "same" if same else data.draw(st.tuples(st.integers(0, 2), st.integers(0, 2)),
+                                            "padding")
+    h = data.draw(st.integers(dilation[0] * (kh - 1) + 1, 12), "H")
+    w_ = data.draw(st.integers(dilation[1] * (kw - 1) + 1, 12), "W")
+    n = data.draw(st.integers(1, 2), "N")
+    seed = data.draw(st.integers(0, 2**16), "seed")
+    x, w = rand(n, cg * groups, h, w_, seed=seed), rand(mg * groups, cg, kh, kw, seed=seed + 1)
+    b = rand(mg * groups, seed=seed + 2) if data.draw(st.booleans(), "bias") else None
+    kw_args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    y = lct.conv2d(x, w, b, **kw_args)
+    assert y.shape == F.conv2d(x, w, b, **kw_args).shape
+    assert normalised_error(y, x, w, b, **kw_args) < CONV_TOL["winograd_f6"]
 
 
 @pytest.mark.parametrize("algorithm", ["direct", "im2col", "patch2vec", "winograd_f2",
