@@ -1,0 +1,155 @@
+"""The ONNX backend interface (onnx.backend.base): prepare / run_model /
+run_node / supports_device, CPU only.
+
+    import leanconv.onnx as lco
+    rep = lco.prepare(onnx.load("model.onnx"), threads=2)
+    (y,) = rep.run([x])               # or rep.run({"input": x})
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper
+from onnx.backend.base import Backend, BackendRep, Device, DeviceType, namedtupledict
+
+from leanconv import _threads
+from leanconv._select import check_name
+from leanconv.onnx.graph import build_program
+
+
+class LeanconvRep(BackendRep):
+    """A prepared model.  `run(inputs)` takes a list (graph inputs in order,
+    initializers excluded), a dict name -> array, or a single array."""
+
+    def __init__(self, program):
+        self.program = program
+
+    @property
+    def input_names(self):
+        return [name for name, _, _ in self.program.inputs]
+
+    @property
+    def output_names(self):
+        return list(self.program.outputs)
+
+    @property
+    def threads(self):
+        return self.program.settings.threads
+
+    @threads.setter
+    def threads(self, n):
+        self.program.settings.threads = None if n is None else _threads.resolve(n)
+
+    def feeds(self, inputs):
+        """Check and name the inputs of one run."""
+        declared = self.program.inputs
+        if isinstance(inputs, dict):
+            unknown = sorted(set(inputs) - {n for n, _, _ in declared})
+            if unknown:
+                const = [n for n in unknown if n in self.program.initializer_names]
+                raise ValueError(f"unknown model input(s) {unknown}"
+                                 + (f" ({const} are initializers)" if const else "")
+                                 + f"; inputs are {self.input_names}")
+            items = [(n, dt, rank, inputs[n]) for n, dt, rank in declared if n in inputs]
+            missing = [n for n, _, _ in declared if n not in inputs]
+        else:
+            if isinstance(inputs, np.ndarray) or np.isscalar(inputs):
+                inputs = [inputs]
+            inputs = list(inputs)
+            if len(inputs) > len(declared):
+                raise ValueError(f"the model takes {len(declared)} input(s) {self.input_names}, "
+                                 f"got {len(inputs)}")
+            items = [(n, dt, rank, v) for (n, dt, rank), v in zip(declared, inputs)]
+            missing = [n for n, _, _ in declared[len(inputs):]]
+        if missing:
+            raise ValueError(f"missing model input(s) {missing}")
+        feeds = {}
+        for name, dtype, rank, value in items:
+            arr = np.asarray(value)
+            if dtype is not None and arr.dtype != dtype:
+                raise TypeError(f"input {name!r} must be {np.dtype(dtype).name}, got {arr.dtype}")
+            if rank is not None and arr.ndim != rank:
+                raise ValueError(f"input {name!r} must have rank {rank}, got shape {arr.shape}")
+            feeds[name] = arr
+        return feeds
+
+    def run(self, inputs, **kwargs):
+        if kwargs:
+            raise TypeError(f"run() got unexpected keyword arguments {sorted(kwargs)}")
+        outs = self.program.run(self.feeds(inputs))
+        return namedtupledict("Outputs", self.output_names)(*outs)
+
+
+def _check_device(device):
+    if not LeanconvBackend.supports_device(device):
+        raise ValueError(f"leanconv.onnx runs on CPU only, not {device!r}")
+
+
+class LeanconvBackend(Backend):
+    """CNN inference on leanconv convolutions, everything else in NumPy."""
+
+    @classmethod
+    def supports_device(cls, device: str) -> bool:
+        try:
+            return Device(device).type == DeviceType.CPU
+        except Exception:
+            return False
+
+    @classmethod
+    def prepare(cls, model, device: str = "CPU", *, algorithm="auto", threads=None,
+                fuse=True, check=True, **kwargs) -> LeanconvRep:
+        """Check the model, fold constants and BatchNorms, fuse activations.
+
+        model: a ModelProto, a path, or serialized bytes.
+        algorithm: leanconv algorithm for every Conv ('auto' picks per layer;
+        a named one falls back to 'auto' on layers it cannot run).  threads:
+        threads per convolution (default: leanconv's setting).  fuse=False
+        keeps BatchNormalization/Relu/Clip as separate NumPy steps."""
+        if kwargs:
+            raise TypeError(f"prepare() got unexpected keyword arguments {sorted(kwargs)}")
+        _check_device(device)
+        if isinstance(model, bytes):
+            model = onnx.load_from_string(model)
+        elif isinstance(model, str) or hasattr(model, "__fspath__"):
+            model = onnx.load(model)
+        if check:
+            super().prepare(model, device)   # onnx.checker.check_model
+        rep = LeanconvRep(build_program(model, check_name(algorithm), None, fuse))
+        rep.threads = threads
+        return rep
+
+    @classmethod
+    def run_model(cls, model, inputs, device: str = "CPU", **kwargs):
+        return cls.prepare(model, device, **kwargs).run(inputs)
+
+    @classmethod
+    def run_node(cls, node, inputs, device: str = "CPU", outputs_info=None, **kwargs):
+        """Run one NodeProto on a list (or dict) of inputs."""
+        opset = kwargs.pop("opset_version", onnx.defs.onnx_opset_version())
+        super().run_node(node, inputs, device, opset_version=opset)   # onnx.checker.check_node
+        if isinstance(inputs, dict):
+            values = [inputs[n] for n in node.input if n]
+        else:
+            values = list(inputs)
+        names = [n for n in node.input if n]
+        graph_inputs = [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(
+            np.asarray(v).dtype), np.shape(v)) for n, v in zip(names, values)]
+        graph_outputs = [helper.make_empty_tensor_value_info(n) for n in node.output if n]
+        graph = helper.make_graph([node], "run_node", graph_inputs, graph_outputs)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+        return cls.prepare(model, device, check=False, **kwargs).run(values)
+
+    @classmethod
+    def is_compatible(cls, model, device: str = "CPU", **kwargs) -> bool:
+        try:
+            build_program(model)
+        except NotImplementedError:
+            return False
+        return cls.supports_device(device)
+
+
+prepare = LeanconvBackend.prepare
+run_model = LeanconvBackend.run_model
+run_node = LeanconvBackend.run_node
+supports_device = LeanconvBackend.supports_device
+is_compatible = LeanconvBackend.is_compatible

@@ -1,0 +1,229 @@
+"""ModelProto -> Program: constants, op builders, constant folding, and the
+Conv [+ BatchNormalization] [+ Relu | Clip] fusion.
+
+Everything a model needs is checked here, at prepare time: an op, domain,
+attribute or feature leanconv does not implement raises NotImplementedError
+naming it before any input is seen."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from leanconv.onnx import conv as conv_mod
+from leanconv.onnx import ops_linalg, ops_math, ops_pool, ops_tensor
+from leanconv.onnx.node import Node, unsupported
+from leanconv.onnx.program import Program, Settings, Step
+
+BUILDERS = {
+    "BatchNormalization": ops_math.build_batchnorm,
+    "Relu": ops_math.build_relu,
+    "Clip": ops_math.build_clip,
+    "LeakyRelu": ops_math.build_leakyrelu,
+    "Sigmoid": ops_math.build_sigmoid,
+    "Add": ops_math.build_add,
+    "Sum": ops_math.build_sum,
+    "Mul": ops_math.build_mul,
+    "Softmax": ops_math.build_softmax,
+    "ReduceMean": ops_math.build_reducemean,
+    "Dropout": ops_math.build_dropout,
+    "Identity": ops_math.build_identity,
+    "Concat": ops_tensor.build_concat,
+    "Flatten": ops_tensor.build_flatten,
+    "Reshape": ops_tensor.build_reshape,
+    "Transpose": ops_tensor.build_transpose,
+    "Unsqueeze": ops_tensor.build_unsqueeze,
+    "Squeeze": ops_tensor.build_squeeze,
+    "Constant": ops_tensor.build_constant,
+    "ConstantOfShape": ops_tensor.build_constantofshape,
+    "Shape": ops_tensor.build_shape,
+    "Gather": ops_tensor.build_gather,
+    "MaxPool": ops_pool.build_maxpool,
+    "AveragePool": ops_pool.build_averagepool,
+    "GlobalAveragePool": ops_pool.build_globalaveragepool,
+    "LRN": ops_pool.build_lrn,
+    "Gemm": ops_linalg.build_gemm,
+    "MatMul": ops_linalg.build_matmul,
+    # "Conv" is built below: it can absorb the nodes after it.
+}
+SUPPORTED_OPS = tuple(sorted(list(BUILDERS) + ["Conv"]))
+_DEFAULT_DOMAINS = ("", "ai.onnx")
+
+_NP_TYPES = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64,
+             onnx.TensorProto.FLOAT16: np.float16, onnx.TensorProto.INT8: np.int8,
+             onnx.TensorProto.UINT8: np.uint8, onnx.TensorProto.INT16: np.int16,
+             onnx.TensorProto.UINT16: np.uint16, onnx.TensorProto.INT32: np.int32,
+             onnx.TensorProto.UINT32: np.uint32, onnx.TensorProto.INT64: np.int64,
+             onnx.TensorProto.UINT64: np.uint64, onnx.TensorProto.BOOL: np.bool_}
+
+
+class BuildContext:
+    def __init__(self, constants, settings):
+        self.constants = constants
+        self.settings = settings
+
+    def const(self, name):
+        return self.constants.get(name) if name else None
+
+
+def _opset(model):
+    version = None
+    for imp in model.opset_import:
+        if imp.domain in _DEFAULT_DOMAINS:
+            version = imp.version
+    if version is None:
+        raise ValueError("the model imports no version of the default ONNX domain")
+    return version
+
+
+def _tensor_type(vi):
+    """(numpy dtype or None, rank or None) of a graph input's declared type."""
+    if not vi.type.HasField("tensor_type"):
+        raise unsupported(f"non-tensor graph input {vi.name!r}")
+    tt = vi.type.tensor_type
+    dtype = _NP_TYPES.get(tt.elem_type)
+    rank = len(tt.shape.dim) if tt.HasField("shape") else None
+    return dtype, rank
+
+
+def _readers(nodes, outputs):
+    """value name -> indices of the nodes reading it (a graph output counts as
+    a reader nobody can fuse away: index -1)."""
+    readers = {}
+    for i, n in enumerate(nodes):
+        for name in n.inputs:
+            if name:
+                readers.setdefault(name, []).append(i)
+    for name in outputs:
+        readers.setdefault(name, []).append(-1)
+    return readers
+
+
+def _sole_reader(nodes, readers, value, done):
+    """Index of the one node reading `value` with it as its first input, else None."""
+    r = readers.get(value, [])
+    if len(r) != 1 or r[0] < 0 or r[0] in done:
+        return None
+    j = r[0]
+    return j if nodes[j].inputs and nodes[j].inputs[0] == value and \
+        nodes[j].inputs.count(value) == 1 else None
+
+
+def _bn_params(node, constants):
+    """(scale, bias, mean, var, eps) if `node` is an inference BatchNormalization
+    with constant parameters, else None."""
+    if node.op_type != "BatchNormalization" or node.n_outputs() != 1:
+        return None
+    if int(node.attr("training_mode", 0)) or int(node.attr("spatial", 1)) != 1:
+        return None
+    params = [constants.get(n) for n in node.inputs[1:5]]
+    if len(params) != 4 or any(p is None for p in params):
+        return None
+    return (*params, float(node.attr("epsilon", 1e-5)))
+
+
+def _activation(node, constants):
+    """The leanconv activation a Relu/Clip node amounts to, else None."""
+    if node.op_type == "Relu":
+        return "relu"
+    if node.op_type != "Clip":
+        return None
+    if node.opset < 11:
+        lo, hi = node.attr("min"), node.attr("max")
+    else:
+        names = node.inputs[1:3] + [""] * (3 - len(node.inputs))
+        vals = [constants.get(n) if n else None for n in names[:2]]
+        if any(n and v is None for n, v in zip(names[:2], vals)):
+            return None   # a bound known only at run time
+        lo, hi = (None if v is None else float(np.asarray(v).reshape(())) for v in vals)
+    return conv_mod.clamp_activation(lo, hi)
+
+
+def _build_conv(nodes, i, ctx, readers, fuse, done):
+    """The Conv at nodes[i] with the BatchNormalization and Relu/Clip that are
+    the sole readers of its output folded in; marks those nodes done.  Their
+    other inputs are constants, so computing them with the Conv is safe
+    wherever they sat in the node list."""
+    node = nodes[i]
+    w, b = ctx.const(node.input(1)), ctx.const(node.input(2))
+    if node.input(2) and b is None:
+        w = None   # a bias fed at run time: no packing at prepare time
+    fused, activation, out = [], None, node.outputs[0]
+    if fuse and w is not None and w.ndim in (3, 4) and w.dtype == np.float32:
+        j = _sole_reader(nodes, readers, out, done)
+        bn = _bn_params(nodes[j], ctx.constants) if j is not None else None
+        if bn is not None:
+            nodes[j].allow("epsilon", "momentum", "training_mode", "spatial", "is_test",
+                           "consumed_inputs")
+            w, b = conv_mod.fold_batchnorm(w, b, *bn)
+            fused.append("BatchNormalization")
+            out = nodes[j].outputs[0]
+            done.add(j)
+        j = _sole_reader(nodes, readers, out, done)
+        act = _activation(nodes[j], ctx.constants) if j is not None else None
+        if act is not None:
+            nodes[j].allow("consumed_inputs", *(("min", "max") if nodes[j].opset < 11 else ()))
+            activation = act
+            fused.append(nodes[j].op_type)
+            out = nodes[j].outputs[0]
+            done.add(j)
+    op = conv_mod.ConvOp(node, w, b, ctx.settings, activation)
+    inputs = [node.inputs[0]] if w is not None else node.inputs
+    step = Step(node, op, inputs=inputs, conv=op, fused=fused)
+    step.outputs = [out]
+    return step
+
+
+def _build(node, ctx):
+    if node.op_type == "Conv":
+        op = conv_mod.ConvOp(node, None, None, ctx.settings)
+        return Step(node, op, conv=op)
+    return BUILDERS[node.op_type](node, ctx)
+
+
+def build_program(model, algorithm="auto", threads=None, fuse=True) -> Program:
+    if not isinstance(model, onnx.ModelProto):
+        raise TypeError(f"expected an onnx.ModelProto, got {type(model).__name__}")
+    opset = _opset(model)
+    graph = model.graph
+    settings = Settings(algorithm, threads)
+    constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    if graph.sparse_initializer:
+        raise unsupported("sparse initializers")
+    inputs = []
+    for vi in graph.input:
+        if vi.name not in constants:
+            inputs.append((vi.name,) + _tensor_type(vi))
+    nodes = []
+    for proto in graph.node:
+        if proto.domain not in _DEFAULT_DOMAINS:
+            raise unsupported(f"op {proto.domain}.{proto.op_type} "
+                              f"(node {proto.name or list(proto.output)})")
+        if proto.op_type not in BUILDERS and proto.op_type != "Conv":
+            raise unsupported(f"op {proto.op_type} (node {proto.name or list(proto.output)})")
+        nodes.append(Node(proto, opset))
+    outputs = [o.name for o in graph.output]
+    ctx = BuildContext(constants, settings)
+    # pass 1, constant folding: a node whose inputs are all known runs now, once
+    live = []
+    for node in nodes:
+        if all(not n or n in constants for n in node.inputs):
+            _build(node, ctx).run(constants)
+        else:
+            live.append(node)
+    # pass 2: steps, with Conv [+ BatchNormalization] [+ Relu | Clip] fused
+    readers = _readers(live, outputs)
+    steps, done = [], set()
+    for i, node in enumerate(live):
+        if i in done:
+            continue
+        if node.op_type == "Conv":
+            steps.append(_build_conv(live, i, ctx, readers, fuse, done))
+        else:
+            steps.append(_build(node, ctx))
+    # weights now baked into Conv steps (and any constant nobody reads) need not stay
+    read = {n for s in steps for n in s.inputs} | set(outputs)
+    constants = {k: v for k, v in constants.items() if k in read}
+    program = Program(steps, constants, inputs, outputs, settings)
+    program.initializer_names = frozenset(init.name for init in graph.initializer)
+    return program

@@ -1,0 +1,204 @@
+"""Element-wise and normalisation ops in NumPy: Relu, Clip, LeakyRelu,
+Sigmoid, Add, Sum, Mul, Softmax, BatchNormalization (standalone), Dropout
+(inference), Identity.  Each builder checks the node's attributes at prepare
+time and returns a Step."""
+from __future__ import annotations
+
+import numpy as np
+
+from leanconv.onnx.node import unsupported
+from leanconv.onnx.program import Step
+
+
+def _zero(x):
+    return np.zeros((), dtype=x.dtype)
+
+
+def build_relu(node, ctx):
+    node.allow("consumed_inputs")   # opset 1 legacy attribute
+    return Step(node, lambda x: (np.maximum(x, _zero(x)),))
+
+
+def build_leakyrelu(node, ctx):
+    node.allow("alpha", "consumed_inputs")
+    alpha = float(node.attr("alpha", 0.01))
+
+    def leaky(x):
+        return (np.where(x < 0, x * x.dtype.type(alpha), x),)
+    return Step(node, leaky)
+
+
+def build_sigmoid(node, ctx):
+    node.allow("consumed_inputs")
+
+    def sigmoid(x):
+        with np.errstate(over="ignore"):
+            one = x.dtype.type(1)
+            return (one / (one + np.exp(-x)),)
+    return Step(node, sigmoid)
+
+
+def clip_bounds(node, lo_value, hi_value):
+    """(lo, hi) of a Clip node: attributes before opset 11, inputs after."""
+    if node.opset < 11:
+        return node.attr("min"), node.attr("max")
+    return lo_value, hi_value
+
+
+def build_clip(node, ctx):
+    if node.opset < 11:
+        node.allow("min", "max", "consumed_inputs")
+        lo, hi = node.attr("min"), node.attr("max")
+
+        def clip_attr(x):
+            return (np.clip(x, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+                    .astype(x.dtype, copy=False),)
+        return Step(node, clip_attr, inputs=node.inputs[:1])
+    node.allow()
+
+    def clip(x, lo=None, hi=None):
+        y = x
+        if lo is not None:
+            y = np.maximum(y, lo.astype(x.dtype))
+        if hi is not None:
+            y = np.minimum(y, hi.astype(x.dtype))
+        return (y if y is not x else x.copy(),)
+    return Step(node, clip)
+
+
+def _legacy_broadcast(node):
+    """Before opset 7, broadcast=1 with axis=k aligns B with A's axes from k
+    on (not from the right): B gets trailing unit axes."""
+    node.allow("broadcast", "axis", "consumed_inputs")
+    axis = node.attr("axis")
+    if node.opset >= 7 or not int(node.attr("broadcast", 0)) or axis is None:
+        return lambda a, b: b
+    axis = int(axis)
+
+    def align(a, b):
+        a_axis = axis + a.ndim if axis < 0 else axis
+        return b.reshape(b.shape + (1,) * (a.ndim - a_axis - b.ndim))
+    return align
+
+
+def build_add(node, ctx):
+    align = _legacy_broadcast(node)
+    return Step(node, lambda a, b: (np.asarray(a + align(a, b)),))
+
+
+def build_mul(node, ctx):
+    align = _legacy_broadcast(node)
+    return Step(node, lambda a, b: (np.asarray(a * align(a, b)),))
+
+
+def build_sum(node, ctx):
+    node.allow("consumed_inputs")
+
+    def total(*xs):
+        y = np.array(xs[0], copy=True)
+        for x in xs[1:]:
+            y = y + x
+        return (y,)
+    return Step(node, total)
+
+
+def softmax(x, axis, legacy):
+    """Softmax over `axis`; before opset 13 over all axes from `axis` on (the
+    input coerced to 2-D)."""
+    if legacy:
+        axis = axis % max(x.ndim, 1)
+        flat = x.reshape(int(np.prod(x.shape[:axis], dtype=np.int64)), -1)
+        return softmax(flat, 1, False).reshape(x.shape)
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def build_softmax(node, ctx):
+    node.allow("axis")
+    legacy = node.opset < 13
+    axis = int(node.attr("axis", 1 if legacy else -1))
+    return Step(node, lambda x: (softmax(x, axis, legacy),))
+
+
+def _per_channel(v, ndim):
+    return v.reshape((1, -1) + (1,) * (ndim - 2)) if ndim >= 2 else v
+
+
+def batchnorm_inference(x, scale, bias, mean, var, eps):
+    nd = x.ndim
+    s = _per_channel(scale, nd) / np.sqrt(_per_channel(var, nd) + x.dtype.type(eps))
+    return ((x - _per_channel(mean, nd)) * s + _per_channel(bias, nd)).astype(x.dtype, copy=False)
+
+
+def build_batchnorm(node, ctx):
+    node.allow("epsilon", "momentum", "training_mode", "spatial", "is_test", "consumed_inputs")
+    eps = float(node.attr("epsilon", 1e-5))
+    momentum = float(node.attr("momentum", 0.9))
+    if int(node.attr("spatial", 1)) != 1:
+        raise unsupported(f"BatchNormalization with spatial=0 (node {node.name})")
+    training = int(node.attr("training_mode", 0)) == 1
+    if not training and node.n_outputs() > 1:
+        raise unsupported(f"BatchNormalization's training outputs outside training_mode "
+                          f"(node {node.name}, opset {node.opset})")
+    if not training:
+        return Step(node, lambda x, s, b, m, v: (batchnorm_inference(x, s, b, m, v, eps),))
+
+    def train(x, s, b, m, v):
+        axes = (0,) + tuple(range(2, x.ndim))
+        bm, bv = x.mean(axis=axes), x.var(axis=axes)
+        y = batchnorm_inference(x, s, b, bm, bv, eps)
+        run_m = (m * momentum + bm * (1 - momentum)).astype(m.dtype)
+        run_v = (v * momentum + bv * (1 - momentum)).astype(v.dtype)
+        return (y, run_m, run_v)
+    return Step(node, train)
+
+
+def build_dropout(node, ctx):
+    """Inference Dropout: the identity, and an all-true mask."""
+    node.allow("ratio", "seed", "is_test", "consumed_inputs")
+    if node.opset < 7 and int(node.attr("is_test", 0)) == 0:
+        raise unsupported(f"training-mode Dropout (node {node.name}: is_test=0)")
+    legacy_mask = node.opset < 12
+
+    def dropout(x, ratio=None, training_mode=None):
+        if training_mode is not None and bool(np.asarray(training_mode)):
+            raise NotImplementedError(f"leanconv.onnx does not support training-mode Dropout "
+                                      f"(node {node.name})")
+        mask = np.ones(x.shape, dtype=x.dtype if legacy_mask else np.bool_)
+        return (x, mask)
+    return Step(node, dropout)
+
+
+def build_identity(node, ctx):
+    node.allow()
+    return Step(node, lambda x: (x,))
+
+
+def build_reducemean(node, ctx):
+    """ReduceMean (not in the required list, but PyTorch's default exporter
+    writes adaptive_avg_pool2d(x, 1) as one)."""
+    keepdims = int(node.attr("keepdims", 1)) == 1
+    if node.opset < 18:
+        node.allow("axes", "keepdims")
+        axes_attr = node.attr("axes")
+
+        def mean_attr(x):
+            return (_mean(x, axes_attr, keepdims, False),)
+        return Step(node, mean_attr, inputs=node.inputs[:1])
+    node.allow("keepdims", "noop_with_empty_axes")
+    noop = int(node.attr("noop_with_empty_axes", 0)) == 1
+
+    def mean(x, axes=None):
+        return (_mean(x, None if axes is None else list(np.asarray(axes).reshape(-1)),
+                      keepdims, noop),)
+    return Step(node, mean)
+
+
+def _mean(x, axes, keepdims, noop_when_empty):
+    if axes is None or len(axes) == 0:
+        if noop_when_empty:
+            return x
+        axes = range(x.ndim)
+    axes = tuple(sorted({int(a) % x.ndim for a in axes})) if x.ndim else ()
+    return np.asarray(x.mean(axis=axes, keepdims=keepdims, dtype=np.float64
+                             if x.dtype.kind == "f" else None)).astype(x.dtype, copy=False)

@@ -1,0 +1,157 @@
+"""Pooling and local response normalisation in NumPy: MaxPool, AveragePool,
+GlobalAveragePool (any number of spatial axes) and LRN.
+
+A pool is computed as one strided slice per kernel offset over an input
+padded to cover every window (explicit pads plus, in ceil_mode, the extra
+the last window needs), reduced with max or sum: k_h*k_w vectorised NumPy
+operations, no Python loop over pixels."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from leanconv.onnx.conv import AUTO_PADS, same_pads
+from leanconv.onnx.node import as_int_list, unsupported
+from leanconv.onnx.program import Step
+
+
+def pool_geometry(size, k, s, d, begin, end, ceil_mode):
+    """Output length and the extra end padding the last window reaches into."""
+    extent = (k - 1) * d + 1
+    span = size + begin + end - extent
+    if span < 0:
+        raise ValueError(f"pooling window of extent {extent} is larger than the padded input "
+                         f"{size + begin + end}")
+    out = span // s + 1
+    if ceil_mode:
+        out = -(-span // s) + 1
+        if (out - 1) * s >= size + begin:   # a last window starting in the end padding is dropped
+            out -= 1
+    extra = max(0, (out - 1) * s + extent - (size + begin + end))
+    return out, extra
+
+
+class Pool:
+    def __init__(self, node, kind):
+        allowed = ["auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "strides"]
+        allowed += ["storage_order"] if kind == "max" else ["count_include_pad"]
+        node.allow(*allowed)
+        if kind == "max" and node.n_outputs() > 1:
+            raise unsupported(f"MaxPool's Indices output (node {node.name})")
+        self.name = node.name
+        self.kind = kind
+        self.kernel = as_int_list(node.attr("kernel_shape"), "kernel_shape", node)
+        if not self.kernel:
+            raise ValueError(f"{node.op_type} node {node.name} needs kernel_shape")
+        nd = len(self.kernel)
+        self.strides = as_int_list(node.attr("strides"), "strides", node) or [1] * nd
+        self.dilations = as_int_list(node.attr("dilations"), "dilations", node) or [1] * nd
+        self.pads = as_int_list(node.attr("pads"), "pads", node) or [0] * (2 * nd)
+        self.auto_pad = node.attr("auto_pad", "NOTSET")
+        if self.auto_pad not in AUTO_PADS:
+            raise ValueError(f"{node.op_type} node {node.name}: unknown auto_pad {self.auto_pad!r}")
+        self.ceil_mode = int(node.attr("ceil_mode", 0)) == 1
+        self.count_include_pad = int(node.attr("count_include_pad", 0)) == 1
+        if len(self.strides) != nd or len(self.dilations) != nd or len(self.pads) != 2 * nd:
+            raise ValueError(f"{node.op_type} node {node.name}: kernel_shape, strides, dilations "
+                             f"and pads disagree on the number of spatial axes")
+
+    def _pads(self, spatial):
+        nd = len(self.kernel)
+        if self.auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            be = [same_pads(spatial[i], self.kernel[i], self.strides[i], self.dilations[i],
+                            self.auto_pad == "SAME_UPPER") for i in range(nd)]
+            return [b for b, _ in be], [e for _, e in be]
+        if self.auto_pad == "VALID":
+            return [0] * nd, [0] * nd
+        return self.pads[:nd], self.pads[nd:]
+
+    def __call__(self, x):
+        nd = len(self.kernel)
+        if x.ndim != nd + 2:
+            raise ValueError(f"pool node {self.name}: input rank {x.ndim} does not match a "
+                             f"{nd}-D kernel")
+        spatial = x.shape[2:]
+        begin, end = self._pads(spatial)
+        geo = [pool_geometry(spatial[i], self.kernel[i], self.strides[i], self.dilations[i],
+                             begin[i], end[i], self.ceil_mode and self.auto_pad == "NOTSET")
+               for i in range(nd)]
+        out = [o for o, _ in geo]
+        full_end = [end[i] + geo[i][1] for i in range(nd)]
+        if self.kind == "max":
+            fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+        else:
+            fill = 0
+        padded = self._pad(x, begin, full_end, fill)
+        acc = self._reduce(padded, out, np.maximum if self.kind == "max" else np.add)
+        if self.kind == "max":
+            return (acc,)
+        # divisor: positions of the input (and of the explicit pads when counted)
+        mask = np.zeros(tuple(spatial[i] + begin[i] + full_end[i] for i in range(nd)), x.dtype)
+        if self.count_include_pad:
+            mask[tuple(slice(0, spatial[i] + begin[i] + end[i]) for i in range(nd))] = 1
+        else:
+            mask[tuple(slice(begin[i], begin[i] + spatial[i]) for i in range(nd))] = 1
+        count = self._reduce(mask, out, np.add)
+        return ((acc / count).astype(x.dtype, copy=False),)
+
+    @staticmethod
+    def _pad(x, begin, end, fill):
+        if not any(begin) and not any(end):
+            return x
+        nd = len(begin)
+        shape = x.shape[:-nd] + tuple(x.shape[-nd + i] + begin[i] + end[i] for i in range(nd))
+        padded = np.full(shape, fill, dtype=x.dtype)
+        padded[(...,) + tuple(slice(begin[i], begin[i] + x.shape[-nd + i]) for i in range(nd))] = x
+        return padded
+
+    def _reduce(self, a, out, op):
+        nd = len(self.kernel)
+        acc = None
+        for offs in itertools.product(*(range(k) for k in self.kernel)):
+            sl = tuple(slice(o * d, o * d + (n - 1) * s + 1, s)
+                       for o, d, n, s in zip(offs, self.dilations, out, self.strides))
+            view = a[(...,) + sl] if a.ndim > nd else a[sl]
+            acc = view.copy() if acc is None else op(acc, view, out=acc)
+        return acc
+
+
+def build_maxpool(node, ctx):
+    return Step(node, Pool(node, "max"))
+
+
+def build_averagepool(node, ctx):
+    return Step(node, Pool(node, "avg"))
+
+
+def build_globalaveragepool(node, ctx):
+    node.allow()
+
+    def gap(x):
+        return (x.mean(axis=tuple(range(2, x.ndim)), keepdims=True, dtype=np.float64)
+                .astype(x.dtype),)
+    return Step(node, gap)
+
+
+def build_lrn(node, ctx):
+    node.allow("alpha", "beta", "bias", "size")
+    alpha = float(node.attr("alpha", 1e-4))
+    beta = float(node.attr("beta", 0.75))
+    bias = float(node.attr("bias", 1.0))
+    size = node.attr("size")
+    if size is None or int(size) < 1:
+        raise ValueError(f"LRN node {node.name} needs a positive size")
+    size = int(size)
+    lo = (size - 1) // 2   # channels before c in its window (size - 1 - lo after)
+
+    def lrn(x):
+        sq = np.square(x.astype(np.float64))
+        C = x.shape[1]
+        pad = np.zeros((x.shape[0], C + size - 1) + x.shape[2:])
+        pad[:, lo:lo + C] = sq
+        csum = np.cumsum(pad, axis=1)
+        csum = np.concatenate([np.zeros_like(csum[:, :1]), csum], axis=1)
+        window = csum[:, size:size + C] - csum[:, :C]
+        return ((x / (bias + alpha / size * window) ** beta).astype(x.dtype),)
+    return Step(node, lrn)

@@ -1,0 +1,373 @@
+"""leanconv.onnx beyond ONNX's own suite: Conv geometry against onnxruntime,
+fusion, real exported networks, prepare-time errors, input checks, bench_model.
+
+Tolerance: outputs are compared with onnxruntime's as max|ours - theirs| /
+max|theirs| < REL_TOL (both float32; leanconv's per-layer error bound is in
+test_torch_adapter.py)."""
+from __future__ import annotations
+
+import io
+import sys
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+import leanconv.onnx as lco  # noqa: E402
+from leanconv.onnx.bench import bench_model  # noqa: E402
+
+REL_TOL = 1e-5
+F32 = TensorProto.FLOAT
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def make_model(nodes, inputs, outputs, initializers=(), opset=17):
+    """inputs/outputs: [(name, shape or None)], float32; output shapes left as
+    None are filled in by ONNX shape inference (the checker wants them)."""
+    graph = helper.make_graph(
+        nodes, "test",
+        [helper.make_tensor_value_info(n, F32, s) for n, s in inputs],
+        [helper.make_tensor_value_info(n, F32, s) for n, s in outputs],
+        [numpy_helper.from_array(np.asarray(v), name=k) for k, v in initializers])
+    # IR 10: new enough for opset 17-21, old enough for every onnxruntime in use
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=10)
+    try:
+        return onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    except Exception:
+        return model   # (tests of unsupported things prepare with check=False)
+
+
+def ort_run(model, feeds):
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)
+
+
+def rel_err(a, b):
+    return float(np.max(np.abs(a.astype(np.float64) - b)) / max(np.max(np.abs(b)), 1e-30))
+
+
+def assert_matches_ort(model, feeds, tol=REL_TOL, **prepare_kwargs):
+    ours = lco.prepare(model, **prepare_kwargs).run(feeds)
+    theirs = ort_run(model, feeds)
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        assert rel_err(a, b) < tol
+    return ours
+
+
+# --- Conv geometry -------------------------------------------------------------------------
+
+CONV_CASES = [
+    # (x shape, w shape, attributes)
+    ((1, 3, 11, 10), (4, 3, 3, 3), dict(auto_pad="SAME_UPPER")),
+    ((1, 3, 11, 10), (4, 3, 3, 3), dict(auto_pad="SAME_UPPER", strides=[2, 2])),
+    ((1, 3, 11, 10), (4, 3, 4, 2), dict(auto_pad="SAME_LOWER", strides=[2, 3])),
+    ((2, 3, 9, 9), (5, 3, 3, 3), dict(auto_pad="VALID", strides=[2, 1])),
+    ((1, 4, 9, 9), (6, 2, 3, 3), dict(group=2, pads=[0, 1, 2, 1], kernel_shape=[3, 3])),
+    ((1, 8, 10, 10), (8, 1, 3, 3), dict(group=8, pads=[1, 1, 1, 1], strides=[2, 2])),
+    ((1, 4, 10, 10), (12, 1, 5, 5), dict(group=4, pads=[2, 2, 2, 2])),   # multiplier 3
+    ((1, 16, 12, 12), (32, 16, 3, 3), dict(pads=[1, 1, 1, 1])),          # Winograd
+    ((1, 16, 12, 12), (8, 16, 1, 1), dict()),
+    ((2, 3, 20), (4, 3, 5), dict(pads=[2, 1], strides=[2], dilations=[2])),  # 1-D
+    ((1, 3, 17), (4, 3, 4), dict(auto_pad="SAME_UPPER")),                   # 1-D
+]
+
+
+@pytest.mark.parametrize("xs, ws, attrs", CONV_CASES)
+@pytest.mark.parametrize("weights", ["initializer", "input"])
+def test_conv_matches_onnxruntime(xs, ws, attrs, weights):
+    x = rng(1).standard_normal(xs).astype(np.float32)
+    w = rng(2).standard_normal(ws).astype(np.float32)
+    b = rng(3).standard_normal(ws[0]).astype(np.float32)
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], **attrs)
+    if weights == "initializer":
+        model = make_model([node], [("x", xs)], [("y", None)], [("w", w), ("b", b)])
+        feeds = {"x": x}
+    else:
+        model = make_model([node], [("x", xs), ("w", ws), ("b", (ws[0],))], [("y", None)])
+        feeds = {"x": x, "w": w, "b": b}
+    assert_matches_ort(model, feeds)
+
+
+def test_same_padding_with_dilation_matches_the_onnx_reference():
+    # onnxruntime refuses dilation with auto_pad SAME; the spec's reference evaluator does not
+    from onnx.reference import ReferenceEvaluator
+    x = rng(1).standard_normal((1, 3, 12, 11)).astype(np.float32)
+    w = rng(2).standard_normal((4, 3, 3, 2)).astype(np.float32)
+    for auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        node = helper.make_node("Conv", ["x", "w"], ["y"], auto_pad=auto_pad, dilations=[2, 3])
+        model = make_model([node], [("x", x.shape)], [("y", None)], [("w", w)])
+        (expect,) = ReferenceEvaluator(model).run(None, {"x": x})
+        (y,) = lco.prepare(model).run([x])
+        assert y.shape == expect.shape and rel_err(y, expect) < REL_TOL
+
+
+def test_conv_plan_is_reused_across_runs_and_repacked_per_shape():
+    w = rng(2).standard_normal((8, 4, 3, 3)).astype(np.float32)
+    node = helper.make_node("Conv", ["x", "w"], ["y"], auto_pad="SAME_UPPER", strides=[2, 2])
+    model = make_model([node], [("x", [1, 4, "H", "W"])], [("y", None)], [("w", w)])
+    rep = lco.prepare(model)
+    op = rep.program.steps[0].conv
+    for hw in [(9, 9), (9, 9), (10, 12), (9, 9)]:
+        x = rng(hw[0]).standard_normal((1, 4) + hw).astype(np.float32)
+        (y,) = rep.run([x])
+        assert rel_err(y, ort_run(model, {"x": x})[0]) < REL_TOL
+    assert len(op._plans) == 2   # two padding layouts: 9x9 and 10x12 pad differently
+
+
+# --- fusion --------------------------------------------------------------------------------
+
+def conv_bn_act(act, bn_eps=1e-3, extra_reader=False):
+    g = rng(5)
+    C, M = 6, 8
+    inits = [("w", g.standard_normal((M, C, 3, 3)).astype(np.float32)),
+             ("b", g.standard_normal(M).astype(np.float32)),
+             ("scale", (0.5 + g.random(M)).astype(np.float32)),
+             ("beta", g.standard_normal(M).astype(np.float32)),
+             ("mean", g.standard_normal(M).astype(np.float32)),
+             ("var", (0.5 + g.random(M)).astype(np.float32))]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "scale", "beta", "mean", "var"], ["n"],
+                              epsilon=bn_eps)]
+    outputs = [("y", None)]
+    if act == "relu":
+        nodes.append(helper.make_node("Relu", ["n"], ["y"]))
+    elif act == "clip":
+        nodes += [helper.make_node("Constant", [], ["lo"], value=numpy_helper.from_array(
+                      np.array(0, np.float32))),
+                  helper.make_node("Constant", [], ["hi"], value=numpy_helper.from_array(
+                      np.array(6, np.float32))),
+                  helper.make_node("Clip", ["n", "lo", "hi"], ["y"])]
+    else:
+        nodes.append(helper.make_node("Identity", ["n"], ["y"]))
+    if extra_reader:
+        nodes.append(helper.make_node("Sigmoid", ["c"], ["s"]))
+        outputs.append(("s", None))
+    return make_model(nodes, [("x", (2, C, 9, 9))], outputs, inits)
+
+
+@pytest.mark.parametrize("act, label", [("relu", "Conv+BatchNormalization+Relu"),
+                                        ("clip", "Conv+BatchNormalization+Clip"),
+                                        (None, "Conv+BatchNormalization")])
+def test_conv_batchnorm_activation_fuse_into_one_step(act, label):
+    model = conv_bn_act(act)
+    x = (3 * rng(7).standard_normal((2, 6, 9, 9))).astype(np.float32)
+    rep = lco.prepare(model)
+    conv_steps = [s for s in rep.program.steps if s.conv is not None]
+    assert [s.label() for s in conv_steps] == [label]
+    assert {s.op_type for s in rep.program.steps} <= {"Conv", "Identity"}
+    ours = assert_matches_ort(model, {"x": x})
+    unfused = lco.prepare(model, fuse=False)
+    assert len(unfused.program.steps) > len(rep.program.steps)
+    assert rel_err(unfused.run({"x": x})[0], ours[0].astype(np.float64)) < REL_TOL
+
+
+def test_no_fusion_when_the_conv_output_has_another_reader():
+    model = conv_bn_act("relu", extra_reader=True)
+    rep = lco.prepare(model)
+    assert [s.label() for s in rep.program.steps if s.conv is not None] == ["Conv"]
+    assert_matches_ort(model, {"x": rng(8).standard_normal((2, 6, 9, 9)).astype(np.float32)})
+
+
+def test_standalone_batchnorm_and_other_ops_match_onnxruntime():
+    g = rng(9)
+    C = 4
+    inits = [("s", (0.5 + g.random(C)).astype(np.float32)), ("b", g.random(C).astype(np.float32)),
+             ("m", g.random(C).astype(np.float32)), ("v", (0.5 + g.random(C)).astype(np.float32)),
+             ("gw", g.standard_normal((C * 2, 5)).astype(np.float32)),
+             ("shape", np.array([0, -1], np.int64))]
+    nodes = [helper.make_node("Add", ["x", "x2"], ["a"]),
+             helper.make_node("BatchNormalization", ["a", "s", "b", "m", "v"], ["n"]),
+             helper.make_node("LeakyRelu", ["n"], ["l"], alpha=0.2),
+             helper.make_node("MaxPool", ["l"], ["p"], kernel_shape=[3, 3], strides=[2, 2],
+                              pads=[1, 1, 1, 1], ceil_mode=1),
+             helper.make_node("AveragePool", ["p"], ["q"], kernel_shape=[2, 2], strides=[2, 2],
+                              count_include_pad=0, pads=[0, 0, 1, 1]),
+             helper.make_node("LRN", ["q"], ["r"], size=3),
+             helper.make_node("Concat", ["r", "r"], ["cat"], axis=1),
+             helper.make_node("GlobalAveragePool", ["cat"], ["gap"]),
+             helper.make_node("Reshape", ["gap", "shape"], ["flat"]),
+             helper.make_node("MatMul", ["flat", "gw"], ["mm"]),
+             helper.make_node("Softmax", ["mm"], ["y"])]
+    model = make_model(nodes, [("x", (2, C, 13, 11)), ("x2", (1, C, 1, 11))], [("y", None)],
+                       inits)
+    feeds = {"x": g.standard_normal((2, C, 13, 11)).astype(np.float32),
+             "x2": g.standard_normal((1, C, 1, 11)).astype(np.float32)}
+    assert_matches_ort(model, feeds)
+
+
+# --- whole networks exported from PyTorch ---------------------------------------------------
+
+def export(name, size=64, **kwargs):
+    torch = pytest.importorskip("torch")
+    import reference_nets
+    model = reference_nets.make(name)
+    buf = io.BytesIO()
+    try:
+        torch.onnx.export(model, (torch.zeros(1, 3, size, size),), buf, input_names=["x"],
+                          output_names=["y"], **kwargs)
+    except ImportError as e:   # e.g. the dynamo exporter without onnxscript
+        pytest.skip(f"torch.onnx.export needs a missing package: {e}")
+    return onnx.load_from_string(buf.getvalue())
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")   # the TorchScript exporter's
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
+@pytest.mark.parametrize("fold_in_exporter", [False, True])
+def test_exported_network_matches_onnxruntime(name, fold_in_exporter):
+    # do_constant_folding=False keeps the BatchNormalization nodes for leanconv to fold
+    model = export(name, dynamo=False, opset_version=17, do_constant_folding=fold_in_exporter)
+    x = rng(10).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    rep = lco.prepare(model)
+    labels = [s.label() for s in rep.program.steps]
+    assert "BatchNormalization" not in labels and "Relu" not in labels[:3]
+    if name == "mobilenet_v2":
+        assert "Conv+BatchNormalization+Clip" in labels or "Conv+Clip" in labels
+    assert_matches_ort(model, {"x": x})
+    rep.run([x])
+    algos = {s.conv.last_plan.algorithm for s in rep.program.steps if s.conv is not None}
+    assert ("depthwise" in algos) == (name == "mobilenet_v2")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
+def test_network_from_the_default_dynamo_exporter():
+    pytest.importorskip("onnxscript")
+    model = export("resnet18", size=32, dynamo=True)
+    assert_matches_ort(model, {"x": rng(11).standard_normal((1, 3, 32, 32)).astype(np.float32)})
+
+
+def test_output_independent_of_threads_and_algorithm_choice():
+    model = conv_bn_act("relu")
+    x = rng(12).standard_normal((2, 6, 9, 9)).astype(np.float32)
+    y1 = lco.prepare(model, threads=1).run([x])[0]
+    y2 = lco.prepare(model, threads=2).run([x])[0]
+    assert np.array_equal(y1, y2)
+    for algo in ("im2col", "patch2vec", "winograd_f4", "direct"):
+        rep = lco.prepare(model, algorithm=algo)
+        assert rel_err(rep.run([x])[0], y1.astype(np.float64)) < 1e-4
+        assert rep.program.steps[0].conv.last_plan.algorithm == algo
+
+
+# --- errors --------------------------------------------------------------------------------
+
+def one_node_model(node, x_shape=(1, 3, 8, 8), inits=(), opset=17, out_count=1):
+    return make_model([node], [("x", x_shape)],
+                      [(o, None) for o in node.output[:out_count]], inits, opset)
+
+
+@pytest.mark.parametrize("node, inits, x_shape, match", [
+    (helper.make_node("Tanh", ["x"], ["y"]), (), (1, 3, 8, 8), "op Tanh"),
+    (helper.make_node("Relu", ["x"], ["y"], foo=1), (), (1, 3, 8, 8), "attribute 'foo' of Relu"),
+    (helper.make_node("Conv", ["x", "w"], ["y"]), [("w", np.zeros((2, 3, 3, 3, 3), np.float32))],
+     (1, 3, 8, 8, 8), "3-D Conv"),
+    (helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3, 3]), (), (1, 3, 8, 8, 8),
+     "3-D Conv"),
+    (helper.make_node("Conv", ["x", "w"], ["y"]), [("w", np.zeros((2, 3, 3, 3), np.float64))],
+     (1, 3, 8, 8), "float64 weights"),
+    (helper.make_node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2]), (), (1, 3, 8, 8),
+     "Indices"),
+])
+def test_unsupported_is_a_not_implemented_error_at_prepare(node, inits, x_shape, match):
+    model = one_node_model(node, x_shape, inits, out_count=len(node.output))
+    with pytest.raises(NotImplementedError, match=match):
+        lco.prepare(model, check=False)
+    assert not lco.is_compatible(model)
+
+
+def test_custom_domain_is_not_implemented():
+    node = helper.make_node("Gelu", ["x"], ["y"], domain="com.example")
+    model = make_model([node], [("x", (1, 3))], [("y", None)])
+    model.opset_import.append(helper.make_opsetid("com.example", 1))
+    with pytest.raises(NotImplementedError, match="com.example.Gelu"):
+        lco.prepare(model, check=False)
+
+
+def test_run_input_checks():
+    rep = lco.prepare(conv_bn_act("relu"))
+    x = np.zeros((2, 6, 9, 9), np.float32)
+    with pytest.raises(TypeError, match="float32"):
+        rep.run([x.astype(np.float64)])
+    with pytest.raises(ValueError, match="rank"):
+        rep.run([x[0]])
+    with pytest.raises(ValueError, match="missing"):
+        rep.run([])
+    with pytest.raises(ValueError, match="unknown model input"):
+        rep.run({"x": x, "z": x})
+    with pytest.raises(ValueError, match="initializers"):
+        rep.run({"x": x, "w": x})
+    with pytest.raises(ValueError, match="takes 1 input"):
+        rep.run([x, x])
+    out = rep.run({"x": x})
+    assert out["y"] is out[0]
+
+
+def test_devices_and_bad_prepare_arguments():
+    assert lco.supports_device("CPU") and not lco.supports_device("CUDA")
+    model = conv_bn_act("relu")
+    with pytest.raises(ValueError, match="CPU only"):
+        lco.prepare(model, "CUDA")
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        lco.prepare(model, thread=2)
+    with pytest.raises(ValueError, match="unknown algorithm"):
+        lco.prepare(model, algorithm="fft")
+    with pytest.raises(TypeError, match="ModelProto"):
+        lco.prepare(model.graph, check=False)
+
+
+def test_run_node_and_run_model():
+    x = rng(13).standard_normal((1, 2, 5, 5)).astype(np.float32)
+    w = rng(14).standard_normal((3, 2, 3, 3)).astype(np.float32)
+    node = helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])
+    (y,) = lco.run_node(node, [x, w])
+    model = make_model([node], [("x", x.shape), ("w", w.shape)], [("y", None)])
+    assert rel_err(y, ort_run(model, {"x": x, "w": w})[0]) < REL_TOL
+    assert np.array_equal(lco.run_model(model, [x, w])[0], y)
+    assert np.array_equal(lco.prepare(model.SerializeToString()).run([x, w])[0], y)
+
+
+def test_intermediates_are_freed_after_their_last_reader():
+    model = conv_bn_act("relu", extra_reader=True)
+    program = lco.prepare(model).program
+    freed = {n for s in program.steps for n in s.free}
+    assert "c" in freed and not freed & {"y", "s"}
+
+
+# --- bench_model -----------------------------------------------------------------------------
+
+def test_bench_model_report(tmp_path):
+    path = tmp_path / "m.onnx"
+    onnx.save(conv_bn_act("relu"), str(path))
+    r = bench_model(str(path), threads=1, min_time=0.05)
+    assert r["leanconv_ms"] > 0 and r["rounds"] >= 3
+    c = r["compare"]["onnxruntime"]
+    assert c["ms"] > 0 and c["max_rel_diff"] < REL_TOL
+    assert c["speedup"] == pytest.approx(c["ms"] / r["leanconv_ms"])
+    (layer,) = r["layers"]
+    assert layer["op"] == "Conv+BatchNormalization+Relu"
+    assert layer["input_shape"] == (2, 6, 9, 9) and layer["weight_shape"] == (8, 6, 3, 3)
+    assert layer["output_bytes"] == 2 * 8 * 9 * 9 * 4
+    import leanconv as lc
+    assert layer["workspace_bytes"] == lc.workspace_bytes(
+        (2, 6, 9, 9), (8, 6, 3, 3), padding=1, algorithm=layer["algorithm"], threads=1)
+    assert "onnxruntime" in r["text"] and layer["algorithm"] in r["text"]
+
+
+def test_bench_model_without_comparison_and_bad_arguments():
+    model = conv_bn_act(None)
+    r = bench_model(model, min_time=0.0, compare=())
+    assert r["compare"] == {} and r["layers"]
+    with pytest.raises(ValueError, match="cannot compare"):
+        bench_model(model, compare=("tvm",))
+    with pytest.raises(ValueError, match="min_time"):
+        bench_model(model, min_time=-1)
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
