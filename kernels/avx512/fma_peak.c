@@ -13,8 +13,18 @@ float lc_fma_peak__avx512(size_t iters, double *flops) {
     __m512 acc[NACC];
     const __m512 mul = _mm512_set1_ps(0.999999f), add = _mm512_set1_ps(1e-7f);
     for (int i = 0; i < NACC; i++) acc[i] = _mm512_set1_ps((float)i);
-    for (size_t it = 0; it < iters; it++)
-        for (int i = 0; i < NACC; i++) acc[i] = _mm512_fmadd_ps(acc[i], mul, add);
+    for (size_t it = 0; it < iters; it++) {
+        /* written out: a loop over acc[] is not always unrolled, and
+         * then the accumulators live in memory */
+#define LC_STEP(i) acc[i] = _mm512_fmadd_ps(acc[i], mul, add)
+        LC_STEP(0); LC_STEP(1); LC_STEP(2); LC_STEP(3);
+        LC_STEP(4); LC_STEP(5); LC_STEP(6); LC_STEP(7);
+        LC_STEP(8); LC_STEP(9); LC_STEP(10); LC_STEP(11);
+        LC_STEP(12); LC_STEP(13); LC_STEP(14); LC_STEP(15);
+        LC_STEP(16); LC_STEP(17); LC_STEP(18); LC_STEP(19);
+        LC_STEP(20); LC_STEP(21); LC_STEP(22); LC_STEP(23);
+#undef LC_STEP
+    }
     float lanes[16], sum = 0.0f;
     for (int i = 0; i < NACC; i++) {
         _mm512_storeu_ps(lanes, acc[i]);

@@ -1,7 +1,7 @@
-/* AVX-512 GEMM micro-kernels, MR x 32: MR rows x two 16-float ZMM accumulators,
- * two B loads and MR A broadcasts (folded into the FMA as {1to16} operands)
- * per k step.  The body is written once for any MR and stamped out below; the
- * config picks the tile (see config.c for the measurements behind the choice).
+/* AVX-512 GEMM micro-kernels, MR x 32: MR rows x two 16-float ZMM
+ * accumulators, two B loads and MR A broadcasts (folded into the FMAs as
+ * {1to16} memory operands) per k step.  Several MR are stamped out from
+ * ../gemm_template.h; config.c picks one (measurements there).
  * Edge tiles: rows >= m are computed on the zero padding of A and not stored;
  * columns >= n are never read from B nor written to C (masked loads/stores). */
 #include "../isa_build.h"
@@ -9,106 +9,39 @@
 #include "target_begin.h"
 #include "../ukernel_decls.h"
 
-#define NR 32
+#define LC_V __m512
+#define LC_VL 16
+#define LC_MASK __mmask16
+#define LC_MASK_FOR(cnt) ((__mmask16)((1u << (cnt)) - 1u))
+#define LC_VZERO() _mm512_setzero_ps()
+#define LC_VSET1(f) _mm512_set1_ps(f)
+#define LC_VLOADU(p) _mm512_loadu_ps(p)
+#define LC_VSTOREU(p, v) _mm512_storeu_ps((p), (v))
+#define LC_VLOADM(p, mask) _mm512_maskz_loadu_ps((mask), (p))
+#define LC_VSTOREM(p, mask, v) _mm512_mask_storeu_ps((p), (mask), (v))
+#define LC_VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define LC_VMAX(a, b) _mm512_max_ps((a), (b))
+#define LC_VMIN(a, b) _mm512_min_ps((a), (b))
 
-#if defined(_MSC_VER) && !defined(__clang__)
-#define LC_ALWAYS_INLINE static __forceinline
-#else
-#define LC_ALWAYS_INLINE static inline __attribute__((always_inline))
-#endif
+#define LC_GEMM_MR 6
+#define LC_GEMM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define LC_GEMM_NAME lc_f32_gemm_6x32__avx512
+#include "../gemm_template.h"
 
-LC_ALWAYS_INLINE void lc_gemm_mrx32(const size_t MR, size_t m, size_t n, size_t k,
-                                    const float *a, const float *b, size_t ldb, float *c,
-                                    size_t ldc, const float *bias, const lc_epilogue *ep,
-                                    unsigned flags) {
-    __m512 acc[16][2];
-    const __mmask16 mask0 = (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u);
-    const __mmask16 mask1 = (__mmask16)(n >= 32 ? 0xffffu : n > 16 ? (1u << (n - 16)) - 1u : 0u);
+#define LC_GEMM_MR 8
+#define LC_GEMM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define LC_GEMM_NAME lc_f32_gemm_8x32__avx512
+#include "../gemm_template.h"
 
-    if (flags & LC_GEMM_ACCUMULATE) {
-        for (size_t i = 0; i < MR; i++) {
-            if (i < m) {
-                acc[i][0] = _mm512_maskz_loadu_ps(mask0, c + i * ldc);
-                acc[i][1] = _mm512_maskz_loadu_ps(mask1, c + i * ldc + 16);
-            } else {
-                acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-            }
-        }
-    } else {
-        for (size_t i = 0; i < MR; i++)
-            acc[i][0] = acc[i][1] = (bias && i < m) ? _mm512_set1_ps(bias[i]) : _mm512_setzero_ps();
-    }
+#define LC_GEMM_MR 12
+#define LC_GEMM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define LC_GEMM_NAME lc_f32_gemm_12x32__avx512
+#include "../gemm_template.h"
 
-    if (n == NR) {
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC unroll 2
-#endif
-        for (size_t p = 0; p < k; p++) {
-            const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-            b += ldb;
-            for (size_t i = 0; i < MR; i++) {
-                const __m512 ai = _mm512_set1_ps(a[i]);
-                acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-                acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
-            }
-            a += MR;
-        }
-    } else if (n > 16) {
-        for (size_t p = 0; p < k; p++) {
-            const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_maskz_loadu_ps(mask1, b + 16);
-            b += ldb;
-            for (size_t i = 0; i < MR; i++) {
-                const __m512 ai = _mm512_set1_ps(a[i]);
-                acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-                acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
-            }
-            a += MR;
-        }
-    } else {
-        /* at most 16 columns: the second vector is never stored, skip it */
-        for (size_t p = 0; p < k; p++) {
-            const __m512 b0 = _mm512_maskz_loadu_ps(mask0, b);
-            b += ldb;
-            for (size_t i = 0; i < MR; i++)
-                acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, acc[i][0]);
-            a += MR;
-        }
-    }
-
-    if ((flags & LC_GEMM_FINAL) && ep->clamp) {
-        /* max/min return their second operand when either is NaN: NaN passes */
-        const __m512 lo = _mm512_set1_ps(ep->lo), hi = _mm512_set1_ps(ep->hi);
-        for (size_t i = 0; i < MR; i++) {
-            acc[i][0] = _mm512_min_ps(hi, _mm512_max_ps(lo, acc[i][0]));
-            acc[i][1] = _mm512_min_ps(hi, _mm512_max_ps(lo, acc[i][1]));
-        }
-    }
-
-    for (size_t i = 0; i < MR; i++) {
-        if (i < m) {
-            if (n == NR) {
-                _mm512_storeu_ps(c + i * ldc, acc[i][0]);
-                _mm512_storeu_ps(c + i * ldc + 16, acc[i][1]);
-            } else {
-                _mm512_mask_storeu_ps(c + i * ldc, mask0, acc[i][0]);
-                _mm512_mask_storeu_ps(c + i * ldc + 16, mask1, acc[i][1]);
-            }
-        }
-    }
-}
-
-#define LC_GEMM_X32(MR)                                                                        \
-    void lc_f32_gemm_##MR##x32__avx512(size_t m, size_t n, size_t k, const float *a,          \
-                                       const float *b, size_t ldb, float *c, size_t ldc,      \
-                                       const float *bias, const lc_epilogue *ep,              \
-                                       unsigned flags) {                                      \
-        lc_gemm_mrx32(MR, m, n, k, a, b, ldb, c, ldc, bias, ep, flags);                       \
-    }
-
-LC_GEMM_X32(6)
-LC_GEMM_X32(8)
-LC_GEMM_X32(12)
-LC_GEMM_X32(14)
+#define LC_GEMM_MR 14
+#define LC_GEMM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
+#define LC_GEMM_NAME lc_f32_gemm_14x32__avx512
+#include "../gemm_template.h"
 
 #include "target_end.h"
 #endif

@@ -300,9 +300,10 @@ def _ukernel_tile(isa_name: str):
 
 def _ukernel_gemm(str isa_name, _size_t m, _size_t n, _size_t k, const float[::1] a_packed,
                   const float[::1] b, _size_t ldb, float[::1] c, _size_t ldc, bias,
-                  unsigned flags, clamp=None):
-    """One call of the ISA's GEMM micro-kernel; sizes are checked against the
-    buffers first (the kernel itself trusts its caller)."""
+                  unsigned flags, clamp=None, _size_t repeat=1):
+    """One call of the ISA's GEMM micro-kernel (`repeat` calls, for timing it
+    on cache-resident data); sizes are checked against the buffers first (the
+    kernel itself trusts its caller)."""
     cdef const _lc_isa_table *t = _table(isa_name)
     cdef const float[::1] bias_v
     cdef const float *bias_p = NULL
@@ -320,8 +321,10 @@ def _ukernel_gemm(str isa_name, _size_t m, _size_t n, _size_t k, const float[::1
         if <_size_t>bias_v.shape[0] < m:
             raise ValueError("bias must hold m floats")
         bias_p = &bias_v[0]
+    cdef _size_t rep
     with nogil:
-        t.gemm(m, n, k, &a_packed[0], &b[0], ldb, &c[0], ldc, bias_p, &ep, flags)
+        for rep in range(repeat):
+            t.gemm(m, n, k, &a_packed[0], &b[0], ldb, &c[0], ldc, bias_p, &ep, flags)
 
 
 def _ukernel_wino_input(str isa_name, int variant, const float[::1] d, float[::1] v,
