@@ -43,58 +43,130 @@ void lc_gemm_pack_weights(const lc_conv_desc *d, const float *w, float *packed) 
         lc_pack_a_panels(w + (size_t)g * Mg * K, K, Mg, K, mr, packed + (size_t)g * per_group);
 }
 
-void lc_gemm_panel(const lc_isa_config *cfg, size_t Mg, size_t K, const float *a_packed,
-                   const float *b, size_t ldb, size_t n, float *c, size_t ldc,
-                   const float *bias, const lc_epilogue *ep, int apply_epilogue) {
-    /* K outer in blocks of kc so the kc x NR slice of B stays in L1 while every
-     * MR panel of A streams past it; C tiles are revisited once per K block. */
-    const size_t mr = (size_t)cfg->mr, kc = (size_t)cfg->kc;
+void lc_gemm_panels(const lc_isa_config *cfg, size_t Mg, size_t K, const float *a_packed,
+                    const float *b, size_t ldb, size_t b_pstride, size_t n, float *c, size_t ldc,
+                    size_t c_pstride, const float *bias, const lc_epilogue *ep,
+                    int apply_epilogue) {
+    /* K outer in blocks of kc (C tiles are revisited once per block), then the
+     * MR panels of A, then the B panels: one kc x MR slice of A stays in L1
+     * while the kc-row slices of every B panel stream past it from L2.  So A
+     * is read from memory once per call however many panels there are, which
+     * is what matters when A (M x K) is bigger than L2 and P is small. */
+    const size_t mr = (size_t)cfg->mr, nr = (size_t)cfg->nr, kc = (size_t)cfg->kc;
+    const size_t npanels = (n + nr - 1) / nr;
     for (size_t k0 = 0; k0 < K; k0 += kc) {
         size_t kb = K - k0 < kc ? K - k0 : kc;
         unsigned flags = (k0 ? LC_GEMM_ACCUMULATE : 0u) |
                          (k0 + kb == K && apply_epilogue ? LC_GEMM_FINAL : 0u);
         for (size_t m0 = 0; m0 < Mg; m0 += mr) {
             size_t m = Mg - m0 < mr ? Mg - m0 : mr;
-            cfg->gemm(m, n, kb, a_packed + m0 * K + k0 * mr, b + k0 * ldb, ldb,
-                      c + m0 * ldc, ldc, bias ? bias + m0 : NULL, ep, flags);
+            const float *ap = a_packed + m0 * K + k0 * mr;
+            const float *bm = bias && !k0 ? bias + m0 : NULL;
+            for (size_t j = 0; j < npanels; j++) {
+                size_t cols = n - j * nr < nr ? n - j * nr : nr;
+                cfg->gemm(m, cols, kb, ap, b + j * b_pstride + k0 * ldb, ldb,
+                          c + j * c_pstride + m0 * ldc, ldc, bm, ep, flags);
+            }
         }
     }
 }
 
-/* One row of the panel: taps (c, ky, kx) for pixels [p0, p0 + n). */
-static void lc_unwrap_row(const lc_conv_desc *d, const float *plane, int64_t ky, int64_t kx,
-                          int64_t p0, int64_t n, float *dst) {
-    const int64_t OW = d->OW, H = d->H, W = d->W;
-    int64_t oy = p0 / OW, ox = p0 % OW, j = 0;
-    while (j < n) {
-        /* a run of pixels on output row oy */
-        int64_t run = lc_min64(n - j, OW - ox);
-        int64_t iy = oy * d->stride_h - d->pad_t + ky * d->dil_h;
-        if (iy < 0 || iy >= H) {
-            memset(dst + j, 0, (size_t)run * sizeof(float));
+void lc_gemm_panel(const lc_isa_config *cfg, size_t Mg, size_t K, const float *a_packed,
+                   const float *b, size_t ldb, size_t n, float *c, size_t ldc,
+                   const float *bias, const lc_epilogue *ep, int apply_epilogue) {
+    lc_gemm_panels(cfg, Mg, K, a_packed, b, ldb, 0, n, c, ldc, 0, bias, ep, apply_epilogue);
+}
+
+int64_t lc_gemm_chunk_panels(const lc_isa_config *cfg, int64_t K, int64_t npanels, int nthreads) {
+    /* As many panels as keep their kc-row slices within the L2 budget, but
+     * at least one chunk per thread while there are panels to share. */
+    const int64_t kb = lc_min64(K, cfg->kc);
+    int64_t chunk = lc_max64(1, LC_GEMM_B_BUDGET / lc_max64(1, kb * cfg->nr * 4));
+    int64_t share = lc_div_up(npanels, lc_max64(1, nthreads));
+    return lc_max64(1, lc_min64(chunk, share));
+}
+
+/* dst[r] = row[ix0 + r*sw] for r in [0, run), zero where the index falls
+ * outside [0, W).  The padding columns are split off first so the copy itself
+ * is a branch-free loop the compiler vectorises (stride 2 gets its own loop
+ * with a constant stride, the common downsampling case). */
+static void lc_copy_strided(float *dst, const float *row, int64_t W, int64_t ix0, int64_t sw,
+                            int64_t run) {
+    const float *src = row + ix0;
+    if (ix0 >= 0 && ix0 + (run - 1) * sw < W) {
+        /* the common case: every tap inside the row, no bounds to work out */
+        if (sw == 1) {
+            memcpy(dst, src, (size_t)run * sizeof(float));
+        } else if (sw == 2) {
+            for (int64_t r = 0; r < run; r++) dst[r] = src[2 * r];
         } else {
-            const float *row = plane + iy * W;
-            int64_t ix = ox * d->stride_w - d->pad_l + kx * d->dil_w;
-            int64_t sw = d->stride_w;
-            if (sw == 1 && ix >= 0 && ix + run <= W) {
-                memcpy(dst + j, row + ix, (size_t)run * sizeof(float));
-            } else {
-                for (int64_t r = 0; r < run; r++, ix += sw)
-                    dst[j + r] = (ix >= 0 && ix < W) ? row[ix] : 0.0f;
+            for (int64_t r = 0; r < run; r++) dst[r] = src[r * sw];
+        }
+        return;
+    }
+    /* r in [lo, hi) reads inside the row */
+    int64_t lo = ix0 >= 0 ? 0 : lc_div_up(-ix0, sw);
+    int64_t hi = ix0 < W ? lc_div_up(W - ix0, sw) : 0;
+    lo = lc_min64(lo, run);
+    hi = lc_max64(lc_min64(hi, run), lo);
+    if (lo > 0) memset(dst, 0, (size_t)lo * sizeof(float));
+    if (hi < run) memset(dst + hi, 0, (size_t)(run - hi) * sizeof(float));
+    for (int64_t r = lo; r < hi; r++) dst[r] = src[r * sw];
+}
+
+/* A run of a panel's pixels that lies on one output row. */
+typedef struct {
+    int64_t oy, ox, j, run;
+} lc_pixel_run;
+
+/* Most panels hold one or two runs; a panel of NR pixels holds at most NR. */
+#define LC_MAX_RUNS 64
+
+static void lc_pack_runs(const lc_conv_desc *d, const float *xg, const lc_pixel_run *runs,
+                         int64_t nruns, size_t nr, float *panel) {
+    const int64_t Cg = d->C / d->groups, plane = d->H * d->W, W = d->W;
+    float *dst = panel;
+    for (int64_t c = 0; c < Cg; c++) {
+        for (int64_t ky = 0; ky < d->kH; ky++) {
+            for (int64_t kx = 0; kx < d->kW; kx++, dst += nr) {
+                for (int64_t s = 0; s < nruns; s++) {
+                    const lc_pixel_run *r = &runs[s];
+                    const int64_t iy = r->oy * d->stride_h - d->pad_t + ky * d->dil_h;
+                    if (iy < 0 || iy >= d->H) {
+                        memset(dst + r->j, 0, (size_t)r->run * sizeof(float));
+                    } else {
+                        lc_copy_strided(dst + r->j, xg + c * plane + iy * W, W,
+                                        r->ox * d->stride_w - d->pad_l + kx * d->dil_w,
+                                        d->stride_w, r->run);
+                    }
+                }
             }
         }
-        j += run;
-        ox = 0;
-        oy++;
     }
 }
 
 void lc_pack_patch_panel(const lc_conv_desc *d, const float *xg, int64_t p0, int64_t n,
                          size_t nr, float *panel) {
-    const int64_t Cg = d->C / d->groups, plane = d->H * d->W;
-    size_t k = 0;
-    for (int64_t c = 0; c < Cg; c++)
-        for (int64_t ky = 0; ky < d->kH; ky++)
-            for (int64_t kx = 0; kx < d->kW; kx++, k++)
-                lc_unwrap_row(d, xg + c * plane, ky, kx, p0, n, panel + k * nr);
+    /* Split the pixels into output-row runs once, then every (c, ky, kx) row
+     * of the panel is a few strided copies with no division in sight. */
+    lc_pixel_run runs[LC_MAX_RUNS];
+    int64_t oy = p0 / d->OW, ox = p0 % d->OW, j = 0, nruns = 0;
+    while (j < n) {
+        if (nruns == LC_MAX_RUNS) {
+            /* a panel wider than LC_MAX_RUNS output rows (tiny OW): pack
+             * what we have, then carry on with the rest */
+            lc_pack_runs(d, xg, runs, nruns, nr, panel);
+            nruns = 0;
+        }
+        const int64_t run = lc_min64(n - j, d->OW - ox);
+        runs[nruns].oy = oy;
+        runs[nruns].ox = ox;
+        runs[nruns].j = j;
+        runs[nruns].run = run;
+        nruns++;
+        j += run;
+        ox = 0;
+        oy++;
+    }
+    lc_pack_runs(d, xg, runs, nruns, nr, panel);
 }

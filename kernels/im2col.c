@@ -9,6 +9,7 @@ typedef struct {
     const float *xg, *ag, *bias;
     float *yg, *panels;
     int64_t K, Mg, P;
+    int64_t chunk; /* panels per GEMM task */
 } lc_im2col_ctx;
 
 static void lc_im2col_pack_task(void *vctx, int64_t panel, int thread) {
@@ -19,15 +20,18 @@ static void lc_im2col_pack_task(void *vctx, int64_t panel, int thread) {
                         t->panels + panel * t->K * nr);
 }
 
-static void lc_im2col_gemm_task(void *vctx, int64_t panel, int thread) {
+static void lc_im2col_gemm_task(void *vctx, int64_t chunk, int thread) {
+    /* a chunk of panels per task, so A is read once per chunk (lc_gemm_panels) */
     const lc_im2col_ctx *t = (const lc_im2col_ctx *)vctx;
-    const int64_t nr = t->d->isa->nr, p0 = panel * nr;
-    const float *b = t->panels ? t->panels + panel * t->K * nr : t->xg + p0;
+    const int64_t nr = t->d->isa->nr, p0 = chunk * t->chunk * nr;
+    const int64_t cols = lc_min64(t->chunk * nr, t->P - p0);
+    const float *b = t->panels ? t->panels + p0 * t->K : t->xg + p0;
     size_t ldb = t->panels ? (size_t)nr : (size_t)t->P;
+    size_t b_pstride = t->panels ? (size_t)(t->K * nr) : (size_t)nr;
     (void)thread;
-    lc_gemm_panel(t->d->isa, (size_t)t->Mg, (size_t)t->K, t->ag, b, ldb,
-                  (size_t)lc_min64(nr, t->P - p0), t->yg + p0, (size_t)t->P, t->bias,
-                  &t->d->epilogue, 1);
+    lc_gemm_panels(t->d->isa, (size_t)t->Mg, (size_t)t->K, t->ag, b, ldb, b_pstride,
+                   (size_t)cols, t->yg + p0, (size_t)t->P, (size_t)nr, t->bias,
+                   &t->d->epilogue, 1);
 }
 
 int64_t lc_im2col_workspace(const lc_conv_desc *d, int *ok) {
@@ -48,6 +52,7 @@ int lc_im2col_run(const lc_conv_desc *d, const float *x, const float *packed,
     t.panels = lc_gemm_is_pointwise(d) ? NULL : (float *)ws;
     const int64_t nr = d->isa->nr, npanels = lc_div_up(t.P, nr);
     const int64_t a_group = lc_round_up(t.Mg, d->isa->mr, &ok) * t.K;
+    t.chunk = lc_gemm_chunk_panels(d->isa, t.K, npanels, d->nthreads);
     for (int64_t n = 0; n < d->N; n++) {
         for (int64_t g = 0; g < d->groups; g++) {
             t.xg = x + (n * d->C + g * (d->C / d->groups)) * d->H * d->W;
@@ -55,7 +60,7 @@ int lc_im2col_run(const lc_conv_desc *d, const float *x, const float *packed,
             t.ag = packed + g * a_group;
             t.bias = bias ? bias + g * t.Mg : NULL;
             if (t.panels) lc_parallel_for(d->nthreads, npanels, lc_im2col_pack_task, &t);
-            lc_parallel_for(d->nthreads, npanels, lc_im2col_gemm_task, &t);
+            lc_parallel_for(d->nthreads, lc_div_up(npanels, t.chunk), lc_im2col_gemm_task, &t);
         }
     }
     return LC_OK;

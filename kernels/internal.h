@@ -58,6 +58,19 @@ int64_t lc_gemm_packed_floats(const lc_conv_desc *d, int *ok);
 void lc_gemm_pack_weights(const lc_conv_desc *d, const float *w, float *packed);
 /* Packs an Mg x K row-major matrix (row stride lda) into MR-row panels. */
 void lc_pack_a_panels(const float *w, size_t lda, size_t Mg, size_t K, size_t mr, float *packed);
+/* Several NR-column panels at once: panel j has B at b + j*b_pstride (K rows
+ * at stride ldb) and C at c + j*c_pstride (Mg rows at stride ldc), n columns
+ * in all (the last panel may be partial).  C = A * B + bias, epilogue applied
+ * when apply_epilogue.  A is read once per call, whatever n is. */
+void lc_gemm_panels(const lc_isa_config *cfg, size_t Mg, size_t K, const float *a_packed,
+                    const float *b, size_t ldb, size_t b_pstride, size_t n, float *c, size_t ldc,
+                    size_t c_pstride, const float *bias, const lc_epilogue *ep,
+                    int apply_epilogue);
+/* Bytes of L2 the kc-row slices of the B panels of one lc_gemm_panels call
+ * aim to stay within. */
+#define LC_GEMM_B_BUDGET (384 * 1024)
+/* Panels per lc_gemm_panels call for a GEMM of npanels panels on nthreads. */
+int64_t lc_gemm_chunk_panels(const lc_isa_config *cfg, int64_t K, int64_t npanels, int nthreads);
 /* C[Mg x n] = A * B + bias, epilogue applied; B is K rows of n floats at stride ldb. */
 void lc_gemm_panel(const lc_isa_config *cfg, size_t Mg, size_t K, const float *a_packed,
                    const float *b, size_t ldb, size_t n, float *c, size_t ldc,

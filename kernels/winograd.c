@@ -166,9 +166,9 @@ static void lc_wino_task(void *vctx, int64_t item, int thread) {
     /* 2. one GEMM per xi: U[xi] stays hot across the block's panels */
     for (int64_t x = 0; x < g->xi; x++) {
         const float *u = t->packed + (x * d->groups + grp) * t->mpad * Cg;
-        for (int64_t p = 0; p < npan; p++)
-            lc_gemm_panel(isa, (size_t)Mg, (size_t)Cg, u, V + x * v_xs + (size_t)(p * Cg) * nr, nr,
-                          nr, Mo + x * mo_xs + (size_t)(p * Mg) * nr, nr, NULL, &d->epilogue, 0);
+        lc_gemm_panels(isa, (size_t)Mg, (size_t)Cg, u, V + x * v_xs, nr, (size_t)Cg * nr,
+                       (size_t)npan * nr, Mo + x * mo_xs, nr, (size_t)Mg * nr, NULL,
+                       &d->epilogue, 0);
     }
     /* 3. output transform, bias and activation, scatter */
     float *yg = t->y + (n * d->M + grp * Mg) * d->OH * d->OW;
