@@ -86,34 +86,6 @@ int64_t lc_gemm_chunk_panels(const lc_isa_config *cfg, int64_t K, int64_t npanel
     return lc_max64(1, lc_min64(chunk, share));
 }
 
-/* dst[r] = row[ix0 + r*sw] for r in [0, run), zero where the index falls
- * outside [0, W).  The padding columns are split off first so the copy itself
- * is a branch-free loop the compiler vectorises (stride 2 gets its own loop
- * with a constant stride, the common downsampling case). */
-static void lc_copy_strided(float *dst, const float *row, int64_t W, int64_t ix0, int64_t sw,
-                            int64_t run) {
-    const float *src = row + ix0;
-    if (ix0 >= 0 && ix0 + (run - 1) * sw < W) {
-        /* the common case: every tap inside the row, no bounds to work out */
-        if (sw == 1) {
-            memcpy(dst, src, (size_t)run * sizeof(float));
-        } else if (sw == 2) {
-            for (int64_t r = 0; r < run; r++) dst[r] = src[2 * r];
-        } else {
-            for (int64_t r = 0; r < run; r++) dst[r] = src[r * sw];
-        }
-        return;
-    }
-    /* r in [lo, hi) reads inside the row */
-    int64_t lo = ix0 >= 0 ? 0 : lc_div_up(-ix0, sw);
-    int64_t hi = ix0 < W ? lc_div_up(W - ix0, sw) : 0;
-    lo = lc_min64(lo, run);
-    hi = lc_max64(lc_min64(hi, run), lo);
-    if (lo > 0) memset(dst, 0, (size_t)lo * sizeof(float));
-    if (hi < run) memset(dst + hi, 0, (size_t)(run - hi) * sizeof(float));
-    for (int64_t r = lo; r < hi; r++) dst[r] = src[r * sw];
-}
-
 /* A run of a panel's pixels that lies on one output row. */
 typedef struct {
     int64_t oy, ox, j, run;

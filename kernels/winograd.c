@@ -109,26 +109,79 @@ typedef struct {
     int64_t mpad;
 } lc_wino_ctx;
 
-/* Window of tile (th, tw) of one channel plane into lane `lane` of d. */
-static void lc_wino_gather(const lc_conv_desc *dd, const lc_wino_geom *g, const float *plane,
-                           int64_t th, int64_t tw, size_t nr, size_t lane, float *d) {
-    const int64_t a = g->alpha, H = dd->H, W = dd->W;
-    const int64_t y0 = th * g->m - dd->pad_t, x0 = tw * g->m - dd->pad_l;
-    if (y0 >= 0 && x0 >= 0 && y0 + a <= H && x0 + a <= W) {
-        const float *src = plane + y0 * W + x0;
-        for (int64_t i = 0; i < a; i++)
-            for (int64_t j = 0; j < a; j++) d[(i * a + j) * nr + lane] = src[i * W + j];
-        return;
+/* A run of a panel's tiles that lie on one tile row: tiles (th, tw0 + l) in
+ * lanes lane0 + l, l < count.  Gather and scatter work a run at a time, so
+ * each (window row, column) of the run is one strided copy (stride m). */
+typedef struct {
+    int64_t th, tw0, lane0, count;
+} lc_tile_run;
+
+static int64_t lc_wino_runs(const lc_wino_geom *g, int64_t t0, int64_t lanes, lc_tile_run *runs) {
+    int64_t n = 0, l = 0;
+    while (l < lanes) {
+        const int64_t th = (t0 + l) / g->tiles_w, tw = (t0 + l) % g->tiles_w;
+        const int64_t count = lc_min64(lanes - l, g->tiles_w - tw);
+        runs[n].th = th;
+        runs[n].tw0 = tw;
+        runs[n].lane0 = l;
+        runs[n].count = count;
+        n++;
+        l += count;
     }
+    return n;
+}
+
+/* The alpha x alpha windows of a run's tiles in one channel plane, into d
+ * (alpha x alpha x NR, lanes innermost); zero outside the image. */
+static void lc_wino_gather_run(const lc_conv_desc *dd, const lc_wino_geom *g, const float *plane,
+                               const lc_tile_run *r, size_t nr, float *d) {
+    const int64_t a = g->alpha, m = g->m, H = dd->H, W = dd->W;
+    const int64_t y0 = r->th * m - dd->pad_t, x0 = r->tw0 * m - dd->pad_l;
     for (int64_t i = 0; i < a; i++) {
-        int64_t iy = y0 + i;
-        for (int64_t j = 0; j < a; j++) {
-            int64_t ix = x0 + j;
-            d[(i * a + j) * nr + lane] =
-                (iy >= 0 && iy < H && ix >= 0 && ix < W) ? plane[iy * W + ix] : 0.0f;
+        const int64_t iy = y0 + i;
+        float *di = d + (size_t)(i * a) * nr + r->lane0;
+        if (iy < 0 || iy >= H) {
+            for (int64_t j = 0; j < a; j++)
+                memset(di + (size_t)j * nr, 0, (size_t)r->count * sizeof(float));
+            continue;
+        }
+        const float *row = plane + iy * W;
+        for (int64_t j = 0; j < a; j++)
+            lc_copy_strided(di + (size_t)j * nr, row, W, x0 + j, m, r->count);
+    }
+}
+
+/* The m x m outputs of a run's tiles (o: m x m x NR) into one output plane,
+ * clipped at the bottom and right edges. */
+static void lc_wino_scatter_run(const lc_conv_desc *dd, const lc_wino_geom *g, const float *o,
+                                const lc_tile_run *r, size_t nr, float *yo) {
+    const int64_t m = g->m, OW = dd->OW;
+    const int64_t oy0 = r->th * m, ox0 = r->tw0 * m;
+    const int64_t rows = lc_min64(m, dd->OH - oy0);
+    /* tiles whose m columns are all inside; the last one may be clipped */
+    const int64_t full = lc_min64(r->count, (OW - ox0) / m);
+    for (int64_t i = 0; i < rows; i++) {
+        float *yrow = yo + (oy0 + i) * OW + ox0;
+        const float *oi = o + (size_t)(i * m) * nr + r->lane0;
+        for (int64_t j = 0; j < m; j++) {
+            const float *src = oi + (size_t)j * nr;
+            float *dst = yrow + j;
+            switch (m) { /* constant strides let the compiler vectorise */
+            case 2: for (int64_t l = 0; l < full; l++) dst[2 * l] = src[l]; break;
+            case 4: for (int64_t l = 0; l < full; l++) dst[4 * l] = src[l]; break;
+            case 6: for (int64_t l = 0; l < full; l++) dst[6 * l] = src[l]; break;
+            default: for (int64_t l = 0; l < full; l++) dst[m * l] = src[l];
+            }
+        }
+        for (int64_t l = full; l < r->count; l++) {
+            const int64_t cols = OW - (ox0 + l * m);
+            for (int64_t j = 0; j < cols; j++) yrow[l * m + j] = oi[(size_t)j * nr + l];
         }
     }
 }
+
+/* A panel holds NR tiles, so at most NR runs. */
+#define LC_WINO_MAX_RUNS 64
 
 static void lc_wino_task(void *vctx, int64_t item, int thread) {
     const lc_wino_ctx *t = (const lc_wino_ctx *)vctx;
@@ -155,11 +208,12 @@ static void lc_wino_task(void *vctx, int64_t item, int thread) {
     for (int64_t p = 0; p < npan; p++) {
         const int64_t t0 = (panel0 + p) * (int64_t)nr;
         const int64_t lanes = lc_min64((int64_t)nr, g->tiles - t0);
+        lc_tile_run runs[LC_WINO_MAX_RUNS];
+        const int64_t nruns = lc_wino_runs(g, t0, lanes, runs);
         if (lanes < (int64_t)nr) memset(dbuf, 0, (size_t)g->d_floats * sizeof(float));
         for (int64_t c = 0; c < Cg; c++) {
-            for (int64_t l = 0; l < lanes; l++)
-                lc_wino_gather(d, g, xg + c * plane, (t0 + l) / g->tiles_w, (t0 + l) % g->tiles_w,
-                               nr, (size_t)l, dbuf);
+            for (int64_t r = 0; r < nruns; r++)
+                lc_wino_gather_run(d, g, xg + c * plane, &runs[r], nr, dbuf);
             isa->wino_input[v](dbuf, V + (size_t)(p * Cg + c) * nr, v_xs);
         }
     }
@@ -172,21 +226,16 @@ static void lc_wino_task(void *vctx, int64_t item, int thread) {
     }
     /* 3. output transform, bias and activation, scatter */
     float *yg = t->y + (n * d->M + grp * Mg) * d->OH * d->OW;
-    const int64_t wm = g->m;
     for (int64_t p = 0; p < npan; p++) {
         const int64_t t0 = (panel0 + p) * (int64_t)nr;
         const int64_t lanes = lc_min64((int64_t)nr, g->tiles - t0);
+        lc_tile_run runs[LC_WINO_MAX_RUNS];
+        const int64_t nruns = lc_wino_runs(g, t0, lanes, runs);
         for (int64_t o = 0; o < Mg; o++) {
             float b = t->bias ? t->bias[grp * Mg + o] : 0.0f;
             isa->wino_output[v](Mo + (size_t)(p * Mg + o) * nr, mo_xs, obuf, b, &d->epilogue);
             float *yo = yg + o * d->OH * d->OW;
-            for (int64_t l = 0; l < lanes; l++) {
-                const int64_t oy0 = (t0 + l) / g->tiles_w * wm, ox0 = (t0 + l) % g->tiles_w * wm;
-                const int64_t rows = lc_min64(wm, d->OH - oy0), cols = lc_min64(wm, d->OW - ox0);
-                for (int64_t i = 0; i < rows; i++)
-                    for (int64_t j = 0; j < cols; j++)
-                        yo[(oy0 + i) * d->OW + ox0 + j] = obuf[(i * wm + j) * (int64_t)nr + l];
-            }
+            for (int64_t r = 0; r < nruns; r++) lc_wino_scatter_run(d, g, obuf, &runs[r], nr, yo);
         }
     }
 }

@@ -31,6 +31,8 @@ static inline __m512 lc_dw_load_s2_part(const float *p, size_t cnt) {
 #define LC_VSTORE_PART(p, v, cnt) _mm512_mask_storeu_ps((p), lc_dw_mask16((ptrdiff_t)(cnt)), (v))
 #define LC_VSET1(f) _mm512_set1_ps(f)
 #define LC_VFMA(acc, a, b) _mm512_fmadd_ps((a), (b), (acc))
+#define LC_VMUL(a, b) _mm512_mul_ps((a), (b))
+#define LC_VADD(a, b) _mm512_add_ps((a), (b))
 /* max/min return their second operand when either is NaN: NaN passes */
 #define LC_VCLAMP(v, lo, hi) _mm512_min_ps((hi), _mm512_max_ps((lo), (v)))
 #define LC_DW_NAME lc_f32_dw_row__avx512

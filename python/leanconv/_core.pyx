@@ -360,7 +360,8 @@ def _ukernel_wino_output(str isa_name, int variant, const float[::1] mo, _size_t
 
 def _ukernel_dw_row(str isa_name, float[::1] out, _size_t n, const float[::1] inp,
                     _size_t in_offset, _size_t in_row_stride, _size_t rows, const float[::1] w,
-                    _size_t kW, _size_t stride, _size_t dil, float bias, clamp=None):
+                    _size_t kW, _size_t stride, _size_t dil, float bias, clamp=None,
+                    _size_t repeat=1):
     """One depthwise row: out[ox] for ox < n from inp[in_offset + ...]; checks
     that every tap lies inside `inp` (the kernel itself trusts its caller)."""
     cdef const _lc_isa_table *t = _table(isa_name)
@@ -371,6 +372,8 @@ def _ukernel_dw_row(str isa_name, float[::1] out, _size_t n, const float[::1] in
             <_size_t>inp.shape[0] <= in_offset + (rows - 1) * in_row_stride + \
             (n - 1) * stride + (kW - 1) * dil:
         raise ValueError("buffers too small for n, rows, kW, stride and dil")
+    cdef _size_t rep
     with nogil:
-        t.dw_row(&out[0], n, &inp[in_offset], in_row_stride, rows, &w[0], kW, stride, dil,
-                 bias, &ep)
+        for rep in range(repeat):
+            t.dw_row(&out[0], n, &inp[in_offset], in_row_stride, rows, &w[0], kW, stride, dil,
+                     bias, &ep)
