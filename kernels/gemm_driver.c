@@ -43,6 +43,16 @@ void lc_gemm_pack_weights(const lc_conv_desc *d, const float *w, float *packed) 
         lc_pack_a_panels(w + (size_t)g * Mg * K, K, Mg, K, mr, packed + (size_t)g * per_group);
 }
 
+/* Prefetch `floats` floats from p into the cache, one request per line. */
+static inline void lc_prefetch_block(const float *p, size_t floats) {
+#if defined(__GNUC__) || defined(__clang__)
+    for (size_t i = 0; i < floats; i += 16) __builtin_prefetch(p + i, 0, 3);
+#else
+    (void)p;
+    (void)floats;
+#endif
+}
+
 void lc_gemm_panels(const lc_isa_config *cfg, size_t Mg, size_t K, const float *a_packed,
                     const float *b, size_t ldb, size_t b_pstride, size_t n, float *c, size_t ldc,
                     size_t c_pstride, const float *bias, const lc_epilogue *ep,
@@ -62,6 +72,11 @@ void lc_gemm_panels(const lc_isa_config *cfg, size_t Mg, size_t K, const float *
             size_t m = Mg - m0 < mr ? Mg - m0 : mr;
             const float *ap = a_packed + m0 * K + k0 * mr;
             const float *bm = bias && !k0 ? bias + m0 : NULL;
+            /* The next A slice is K*MR floats away, on other pages, where
+             * the hardware prefetcher starts cold: ask for it now, while
+             * this slice works through the panels.  When A is larger than
+             * L2 (deep layers on small images) this hides its streaming. */
+            if (m0 + mr < Mg) lc_prefetch_block(ap + mr * K, kb * mr);
             for (size_t j = 0; j < npanels; j++) {
                 size_t cols = n - j * nr < nr ? n - j * nr : nr;
                 cfg->gemm(m, cols, kb, ap, b + j * b_pstride + k0 * ldb, ldb,
