@@ -76,13 +76,35 @@ void LC_DW_NAME(float *out, size_t n, const float *in, size_t rs, size_t rows,
         LC_VSTORE(out + ox, y0);                                                                \
     }
         if (stride == 1) {
+#ifdef LC_DW3_S1_FAST
+            /* ISA-specific: shifted taps from aligned loads (see the ISA file) */
+            if (dil == 1) ox = LC_DW3_S1_FAST(out, safe, in, rs, w, vb, clamp, vlo, vhi);
+#endif
             LC_DW3_ROW(LC_VLOAD, 1)
         } else {
             LC_DW3_ROW(LC_VLOAD_S2, 2)
         }
+        if (ox < n) {
+            /* the tail (< L outputs, or the last vector of stride 2), with
+             * the same short FMA chains: a 9-deep chain here would cost as
+             * much as the rest of the row */
+            const size_t cnt = n - ox;
+            LC_V y0;
+#define LC_LOADP1(p) LC_VLOAD_PART((p), cnt)
+#define LC_LOADP2(p) LC_VLOAD_S2_PART((p), cnt)
+            if (stride == 1) {
+                LC_DW3(LC_LOADP1, ox, y0)
+            } else {
+                LC_DW3(LC_LOADP2, ox * 2, y0)
+            }
+#undef LC_LOADP1
+#undef LC_LOADP2
+            if (clamp) y0 = LC_VCLAMP(y0, vlo, vhi);
+            LC_VSTORE_PART(out + ox, y0, cnt);
+        }
+        return;
 #undef LC_DW3_ROW
 #undef LC_DW3
-        /* the tail (< L outputs, or the last vector of stride 2) below */
     }
     for (; ox + 4 * L <= safe; ox += 4 * L) {
         LC_V a0 = vb, a1 = vb, a2 = vb, a3 = vb;

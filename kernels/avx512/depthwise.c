@@ -21,6 +21,51 @@ static inline __m512 lc_dw_load_s2_part(const float *p, size_t cnt) {
                       _mm512_maskz_loadu_ps(lc_dw_mask16(e - 16), p + 16));
 }
 
+/* 3x3, stride 1, dilation 1: the three taps of a row are one vector and
+ * its shifts by 1 and 2 lanes.  Loading x[o .. o+31] once and shifting with
+ * valignd replaces three unaligned loads (two of them split across cache
+ * lines) per row and vector.  Two output vectors per step; the second's
+ * shifts need only x[o+32], x[o+33] (a masked load reads just those, which
+ * are taps).  Returns how many outputs it wrote (a multiple of 32). */
+static size_t lc_dw3_s1_avx512(float *out, size_t n, const float *in, size_t rs, const float *w,
+                               __m512 vb, int clamp, __m512 vlo, __m512 vhi) {
+    const __m512 w0 = _mm512_set1_ps(w[0]), w1 = _mm512_set1_ps(w[1]), w2 = _mm512_set1_ps(w[2]);
+    const __m512 w3 = _mm512_set1_ps(w[3]), w4 = _mm512_set1_ps(w[4]), w5 = _mm512_set1_ps(w[5]);
+    const __m512 w6 = _mm512_set1_ps(w[6]), w7 = _mm512_set1_ps(w[7]), w8 = _mm512_set1_ps(w[8]);
+    size_t ox = 0;
+#define LC_SHIFT(hi, lo, k) \
+    _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(hi), _mm512_castps_si512(lo), k))
+#define LC_ROW3(p, wa, wb, wc, s0, s1)                                                         \
+    {                                                                                           \
+        const __m512 l0 = _mm512_loadu_ps((p) + ox), l1 = _mm512_loadu_ps((p) + ox + 16);       \
+        const __m512 l2 = _mm512_maskz_loadu_ps(0x3, (p) + ox + 32);                            \
+        s0 = _mm512_fmadd_ps(wa, l0, s0);                                                       \
+        s1 = _mm512_fmadd_ps(wa, l1, s1);                                                       \
+        s0 = _mm512_fmadd_ps(wb, LC_SHIFT(l1, l0, 1), s0);                                      \
+        s1 = _mm512_fmadd_ps(wb, LC_SHIFT(l2, l1, 1), s1);                                      \
+        s0 = _mm512_fmadd_ps(wc, LC_SHIFT(l1, l0, 2), s0);                                      \
+        s1 = _mm512_fmadd_ps(wc, LC_SHIFT(l2, l1, 2), s1);                                      \
+    }
+    for (; ox + 32 <= n; ox += 32) {
+        __m512 a0 = vb, a1 = vb, b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps();
+        LC_ROW3(in, w0, w1, w2, a0, a1)
+        LC_ROW3(in + rs, w3, w4, w5, b0, b1)
+        LC_ROW3(in + 2 * rs, w6, w7, w8, a0, a1)
+        a0 = _mm512_add_ps(a0, b0);
+        a1 = _mm512_add_ps(a1, b1);
+        if (clamp) {
+            a0 = _mm512_min_ps(vhi, _mm512_max_ps(vlo, a0));
+            a1 = _mm512_min_ps(vhi, _mm512_max_ps(vlo, a1));
+        }
+        _mm512_storeu_ps(out + ox, a0);
+        _mm512_storeu_ps(out + ox + 16, a1);
+    }
+#undef LC_ROW3
+#undef LC_SHIFT
+    return ox;
+}
+#define LC_DW3_S1_FAST lc_dw3_s1_avx512
+
 #define LC_V __m512
 #define LC_VLANES 16
 #define LC_VLOAD(p) _mm512_loadu_ps(p)
