@@ -11,9 +11,13 @@
  *   LC_VSTOREM(p, mask, v)      masked store
  *   LC_VFMA(a, b, c) = a*b + c
  *   LC_VMAX(a, b) LC_VMIN(a, b) returning b when either is NaN (x86 max/min)
- *   LC_GEMM_MR, LC_GEMM_ROWS(X) X(0) X(1) ... X(MR-1), LC_GEMM_NAME */
+ *   LC_GEMM_MR, LC_GEMM_ROWS(X) X(0) X(1) ... X(MR-1), LC_GEMM_NAME
+ *   LC_GEMM_LINKAGE (optional, e.g. static) */
 
-void LC_GEMM_NAME(size_t m, size_t n, size_t k, const float *a, const float *b, size_t ldb,
+#ifndef LC_GEMM_LINKAGE
+#define LC_GEMM_LINKAGE
+#endif
+LC_GEMM_LINKAGE void LC_GEMM_NAME(size_t m, size_t n, size_t k, const float *a, const float *b, size_t ldb,
                   float *c, size_t ldc, const float *bias, const lc_epilogue *ep,
                   unsigned flags) {
     const size_t VL = LC_VL;
@@ -104,3 +108,4 @@ void LC_GEMM_NAME(size_t m, size_t n, size_t k, const float *a, const float *b, 
 #undef LC_GEMM_MR
 #undef LC_GEMM_ROWS
 #undef LC_GEMM_NAME
+#undef LC_GEMM_LINKAGE

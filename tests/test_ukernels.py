@@ -120,7 +120,8 @@ def gemm_case(isa, m, n, k, ldb, ldc, flags, with_bias, clamp, seed, nan=False):
 def gemm_shapes(isa):
     mr, nr, kc = _core._ukernel_tile(isa)
     ms = sorted({1, max(1, mr - 1), mr})
-    ns = sorted({1, 3, nr // 2 - 1, nr // 2, nr // 2 + 1, nr - 1, nr})
+    # includes 16q + r for small r: the AVX-512 kernel's column-tail path
+    ns = sorted({1, 2, 3, 4, nr // 2 - 1, nr // 2, nr // 2 + 1, nr // 2 + 2, nr // 2 + 3, nr - 1, nr})
     ks = [1, 2, 3, 5, kc + 3]
     return mr, nr, kc, ms, ns, ks
 
@@ -142,7 +143,7 @@ def test_gemm_flags_strides_bias(isa, flags):
     mr, nr, kc, ms, ns, ks = gemm_shapes(isa)
     seed = 1000 * flags
     for m in (1, mr):
-        for n in (1, nr // 2 + 1, nr):
+        for n in (1, 2, nr // 2 + 1, nr // 2 + 3, nr):
             for k in (1, 7, 2 * kc + 1):
                 for with_bias in (False, True):
                     seed += 1
