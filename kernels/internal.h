@@ -47,27 +47,25 @@ static inline float lc_clampf(float v, const lc_epilogue *ep) {
  * tiles) get loops of their own that the compiler vectorises. */
 static inline void lc_copy_strided(float *dst, const float *row, int64_t W, int64_t ix0,
                                    int64_t sw, int64_t run) {
-    const float *src = row + ix0;
-    if (ix0 >= 0 && ix0 + (run - 1) * sw < W) {
-        int64_t r;
-        switch (sw) {
-        case 1: for (r = 0; r < run; r++) dst[r] = src[r]; break;
-        case 2: for (r = 0; r < run; r++) dst[r] = src[2 * r]; break;
-        case 4: for (r = 0; r < run; r++) dst[r] = src[4 * r]; break;
-        case 6: for (r = 0; r < run; r++) dst[r] = src[6 * r]; break;
-        default: for (r = 0; r < run; r++) dst[r] = src[r * sw];
-        }
-        return;
+    int64_t lo = 0, hi = run, r;
+    if (!(ix0 >= 0 && ix0 + (run - 1) * sw < W)) {
+        /* r in [lo, hi) reads inside the row; the rest is padding */
+        lo = ix0 >= 0 ? 0 : (-ix0 + sw - 1) / sw;
+        hi = ix0 < W ? (W - ix0 + sw - 1) / sw : 0;
+        lo = lo < run ? lo : run;
+        hi = hi < run ? hi : run;
+        hi = hi > lo ? hi : lo;
+        for (r = 0; r < lo; r++) dst[r] = 0.0f;
+        for (r = hi; r < run; r++) dst[r] = 0.0f;
     }
-    /* r in [lo, hi) reads inside the row */
-    int64_t lo = ix0 >= 0 ? 0 : (-ix0 + sw - 1) / sw;
-    int64_t hi = ix0 < W ? (W - ix0 + sw - 1) / sw : 0;
-    lo = lo < run ? lo : run;
-    hi = hi < run ? hi : run;
-    hi = hi > lo ? hi : lo;
-    for (int64_t r = 0; r < lo; r++) dst[r] = 0.0f;
-    for (int64_t r = lo; r < hi; r++) dst[r] = src[r * sw];
-    for (int64_t r = hi; r < run; r++) dst[r] = 0.0f;
+    const float *src = row + ix0;
+    switch (sw) {
+    case 1: for (r = lo; r < hi; r++) dst[r] = src[r]; break;
+    case 2: for (r = lo; r < hi; r++) dst[r] = src[2 * r]; break;
+    case 4: for (r = lo; r < hi; r++) dst[r] = src[4 * r]; break;
+    case 6: for (r = lo; r < hi; r++) dst[r] = src[6 * r]; break;
+    default: for (r = lo; r < hi; r++) dst[r] = src[r * sw];
+    }
 }
 
 /* Threads a call really uses: never more than there are work items. */
