@@ -50,6 +50,7 @@ _WINO_ELEM_COST = {2: 32.0, 4: 48.0, 6: 72.0}
 _PACK_ELEM_COST = 4.0
 _L2_BYTES = 1 << 20
 _BYTE_COST = {"avx512": 8.0, "avx2": 4.0, "neon": 2.0, "scalar": 0.5}
+_IM2COL_AUTO_BYTES = 8 << 20  # largest Im2Col workspace "auto" accepts
 _ASSUMED_HW = 28  # output size when a plan is made without an input size
 
 
@@ -123,4 +124,11 @@ def choose(algorithm: str, spec: ConvSpec, isa_id: int, hw=None) -> str:
         wino = winograd_variant(spec, hw, isa_id)
         if winograd_cost(wino, spec, isa_id, hw) < gemm_cost(spec, isa_id, hw):
             return wino
+    # Im2Col builds its patch matrix from long output-row runs and is 5-20%
+    # faster than Patch2Vec's NR-pixel panels (strided layers, 7x7 images);
+    # take it while its K x P matrix stays modest, else Patch2Vec's
+    # K x NR-per-thread panel.
+    OH, OW = _out_hw(spec, hw)
+    if spec.Cg * spec.kH * spec.kW * OH * OW * 4 <= _IM2COL_AUTO_BYTES:
+        return "im2col"
     return "patch2vec"
