@@ -20,17 +20,25 @@ int64_t lc_gemm_packed_floats(const lc_conv_desc *d, int *ok) {
     return lc_mul(lc_mul(d->groups, lc_round_up(Mg, mr, ok), ok), K, ok);
 }
 
-void lc_pack_a_panels(const float *w, size_t lda, size_t Mg, size_t K, size_t mr, float *packed) {
-    /* Panel i holds rows [i*mr, i*mr + mr) interleaved: packed[k*mr + r]; rows
-     * past Mg are zero so the micro-kernel can always compute a full tile. */
-    for (size_t m0 = 0; m0 < Mg; m0 += mr) {
-        size_t rows = Mg - m0 < mr ? Mg - m0 : mr;
-        for (size_t k = 0; k < K; k++) {
-            for (size_t r = 0; r < mr; r++)
-                packed[k * mr + r] = r < rows ? w[(m0 + r) * lda + k] : 0.0f;
-        }
-        packed += K * mr;
-    }
+size_t lc_packed_a_offset(size_t Mg, size_t K, size_t mr, size_t kc, size_t m, size_t k) {
+    /* Blocks of kc rows of K, each holding every MR panel's slice in turn:
+     * block k0 starts at k0 * Mpad (the blocks before it are full), and the
+     * slice of panel m0 in it at m0 * kb.  The GEMM walks k0 outer, m0 inner,
+     * so it reads A front to back as one stream. */
+    const size_t mpad = (Mg + mr - 1) / mr * mr;
+    const size_t k0 = k / kc * kc, kb = K - k0 < kc ? K - k0 : kc;
+    const size_t m0 = m / mr * mr;
+    return k0 * mpad + m0 * kb + (k - k0) * mr + (m - m0);
+}
+
+void lc_pack_a_panels(const float *w, size_t lda, size_t Mg, size_t K, size_t mr, size_t kc,
+                      float *packed) {
+    /* rows past Mg in the last panel are zero, so the micro-kernel can always
+     * compute a full MR tile */
+    const size_t mpad = (Mg + mr - 1) / mr * mr;
+    for (size_t m = 0; m < mpad; m++)
+        for (size_t k = 0; k < K; k++)
+            packed[lc_packed_a_offset(Mg, K, mr, kc, m, k)] = m < Mg ? w[m * lda + k] : 0.0f;
 }
 
 void lc_gemm_pack_weights(const lc_conv_desc *d, const float *w, float *packed) {
@@ -40,7 +48,8 @@ void lc_gemm_pack_weights(const lc_conv_desc *d, const float *w, float *packed) 
     size_t K = (size_t)(d->C / d->groups * d->kH * d->kW);
     size_t per_group = (size_t)lc_round_up((int64_t)Mg, (int64_t)mr, &ok) * K;
     for (int64_t g = 0; g < d->groups; g++)
-        lc_pack_a_panels(w + (size_t)g * Mg * K, K, Mg, K, mr, packed + (size_t)g * per_group);
+        lc_pack_a_panels(w + (size_t)g * Mg * K, K, Mg, K, mr, (size_t)d->isa->kc,
+                         packed + (size_t)g * per_group);
 }
 
 /* Prefetch `floats` floats from p into the cache, one request per line. */
@@ -63,20 +72,19 @@ void lc_gemm_panels(const lc_isa_config *cfg, size_t Mg, size_t K, const float *
      * is read from memory once per call however many panels there are, which
      * is what matters when A (M x K) is bigger than L2 and P is small. */
     const size_t mr = (size_t)cfg->mr, nr = (size_t)cfg->nr, kc = (size_t)cfg->kc;
-    const size_t npanels = (n + nr - 1) / nr;
+    const size_t npanels = (n + nr - 1) / nr, mpad = (Mg + mr - 1) / mr * mr;
     for (size_t k0 = 0; k0 < K; k0 += kc) {
         size_t kb = K - k0 < kc ? K - k0 : kc;
         unsigned flags = (k0 ? LC_GEMM_ACCUMULATE : 0u) |
                          (k0 + kb == K && apply_epilogue ? LC_GEMM_FINAL : 0u);
         for (size_t m0 = 0; m0 < Mg; m0 += mr) {
             size_t m = Mg - m0 < mr ? Mg - m0 : mr;
-            const float *ap = a_packed + m0 * K + k0 * mr;
+            const float *ap = a_packed + k0 * mpad + m0 * kb; /* lc_packed_a_offset */
             const float *bm = bias && !k0 ? bias + m0 : NULL;
-            /* The next A slice is K*MR floats away, on other pages, where
-             * the hardware prefetcher starts cold: ask for it now, while
-             * this slice works through the panels.  When A is larger than
-             * L2 (deep layers on small images) this hides its streaming. */
-            if (m0 + mr < Mg) lc_prefetch_block(ap + mr * K, kb * mr);
+            /* A is one stream in this loop order, but the stream is slow to
+             * ramp up when A is larger than L2 (deep layers on small
+             * images): ask for the next slice while this one works. */
+            if (m0 + mr < Mg) lc_prefetch_block(ap + mr * kb, kb * mr);
             for (size_t j = 0; j < npanels; j++) {
                 size_t cols = n - j * nr < nr ? n - j * nr : nr;
                 cfg->gemm(m, cols, kb, ap, b + j * b_pstride + k0 * ldb, ldb,

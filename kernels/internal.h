@@ -83,8 +83,12 @@ void lc_parallel_for(int nthreads, int64_t count, lc_task_fn fn, void *ctx);
 /* ---- gemm_driver.c: the GEMM family's shared pieces ---- */
 int64_t lc_gemm_packed_floats(const lc_conv_desc *d, int *ok);
 void lc_gemm_pack_weights(const lc_conv_desc *d, const float *w, float *packed);
-/* Packs an Mg x K row-major matrix (row stride lda) into MR-row panels. */
-void lc_pack_a_panels(const float *w, size_t lda, size_t Mg, size_t K, size_t mr, float *packed);
+/* Packs an Mg x K row-major matrix (row stride lda) into MR-row panels, in
+ * blocks of kc rows of K (the order lc_gemm_panels reads them). */
+void lc_pack_a_panels(const float *w, size_t lda, size_t Mg, size_t K, size_t mr, size_t kc,
+                      float *packed);
+/* Where element (m, k) of such a packing lives. */
+size_t lc_packed_a_offset(size_t Mg, size_t K, size_t mr, size_t kc, size_t m, size_t k);
 /* Several NR-column panels at once: panel j has B at b + j*b_pstride (K rows
  * at stride ldb) and C at c + j*c_pstride (Mg rows at stride ldc), n columns
  * in all (the last panel may be partial).  C = A * B + bias, epilogue applied

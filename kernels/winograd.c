@@ -94,7 +94,8 @@ void lc_winograd_pack_weights(const lc_conv_desc *d, const float *w, float *pack
                     double s = t[i][0] * G[j * 3 + 0] + t[i][1] * G[j * 3 + 1] + t[i][2] * G[j * 3 + 2];
                     /* U[xi] for this group, packed like GEMM weights with K = Cg */
                     float *u = packed + ((i * alpha + j) * d->groups + grp) * mpad * Cg;
-                    u[(ol / mr) * Cg * mr + c * mr + ol % mr] = (float)s;
+                    u[lc_packed_a_offset((size_t)Mg, (size_t)Cg, (size_t)mr,
+                                         (size_t)d->isa->kc, (size_t)ol, (size_t)c)] = (float)s;
                 }
         }
     }
