@@ -242,7 +242,7 @@ def markdown(results, command):
              "shared with other jobs, so read the ratios (measured side by side) rather than "
              "the absolute figures. ratio = best peer time / leanconv time (higher is better; "
              "> 1 means leanconv is faster). % peak is of the single-thread FMA peak that "
-             "`leanconv._core.fma_peak_gflops(isa)` measures.", ""]
+             "`leanconv._core.fma_peak_gflops(isa)` measures. GFLOP/s counts the direct convolution's flops (2·M·OH·OW·C/g·kH·kW), so Winograd, which does fewer multiplies, can pass 100% of peak.", ""]
     for r in results:
         isa, peak = r["isa"], r["peak_gflops"]
         same = r.get("ort_same_isa", True)
