@@ -25,6 +25,31 @@ static float lc_dw_pixel(const lc_conv_desc *d, const float *in, const float *w,
     return lc_clampf(acc, &d->epilogue);
 }
 
+/* Taps kx in [kx0, kx1) of output column ox land inside the image. */
+static void lc_dw_kx_range(const lc_conv_desc *d, int64_t ox, int64_t *kx0, int64_t *kx1) {
+    const int64_t ix0 = ox * d->stride_w - d->pad_l;
+    *kx0 = ix0 >= 0 ? 0 : lc_min64(d->kW, lc_div_up(-ix0, d->dil_w));
+    *kx1 = d->W - 1 - ix0 >= 0 ? lc_min64(d->kW, (d->W - 1 - ix0) / d->dil_w + 1) : 0;
+    if (*kx1 < *kx0) *kx1 = *kx0;
+}
+
+/* A border pixel whose in-image taps are ky in [ky0, ky1), kx in [kx0, kx1):
+ * no bounds checks left in the loop. */
+static float lc_dw_border(const lc_conv_desc *d, const float *in, const float *w, int64_t iy0,
+                          int64_t ky0, int64_t ky1, int64_t ox, int64_t kx0, int64_t kx1,
+                          float bias) {
+    const int64_t ix0 = ox * d->stride_w - d->pad_l;
+    float acc = bias;
+    for (int64_t ky = ky0; ky < ky1; ky++) {
+        const float *row = in + (iy0 + ky * d->dil_h) * d->W + ix0;
+        for (int64_t kx = kx0; kx < kx1; kx++) acc += w[ky * d->kW + kx] * row[kx * d->dil_w];
+    }
+    return lc_clampf(acc, &d->epilogue);
+}
+
+/* Border columns whose tap ranges are worked out once per task. */
+#define LC_DW_BORDER_COLS 8
+
 static void lc_dw_task(void *vctx, int64_t item, int thread) {
     const lc_dw_ctx *t = (const lc_dw_ctx *)vctx;
     const lc_conv_desc *d = t->d;
@@ -40,13 +65,34 @@ static void lc_dw_task(void *vctx, int64_t item, int thread) {
     ox_lo = lc_min64(ox_lo, d->OW);
     ox_hi = lc_max64(lc_min64(ox_hi, d->OW), ox_lo);
     (void)thread;
+    int64_t lkx0[LC_DW_BORDER_COLS], lkx1[LC_DW_BORDER_COLS];
+    int64_t rkx0[LC_DW_BORDER_COLS], rkx1[LC_DW_BORDER_COLS];
+    const int fast_borders = ox_lo <= LC_DW_BORDER_COLS && d->OW - ox_hi <= LC_DW_BORDER_COLS;
+    if (fast_borders) {
+        for (int64_t b = 0; b < ox_lo; b++) lc_dw_kx_range(d, b, &lkx0[b], &lkx1[b]);
+        for (int64_t b = 0; b < d->OW - ox_hi; b++) lc_dw_kx_range(d, ox_hi + b, &rkx0[b], &rkx1[b]);
+    }
     for (int64_t oy = 0; oy < d->OH; oy++) {
         float *orow = out + oy * d->OW;
         const int64_t iy0 = oy * d->stride_h - d->pad_t;
         /* taps ky in [ky0, ky1) land inside the image (rows grow with ky) */
         int64_t ky0 = iy0 >= 0 ? 0 : lc_div_up(-iy0, d->dil_h);
         int64_t ky1 = d->H - 1 - iy0 >= 0 ? lc_min64(d->kH, (d->H - 1 - iy0) / d->dil_h + 1) : 0;
-        for (int64_t ox = 0; ox < ox_lo; ox++) orow[ox] = lc_dw_pixel(d, in, w, oy, ox, bias);
+        if (ky1 <= ky0) {
+            /* every tap of the row is padding */
+            for (int64_t ox = 0; ox < d->OW; ox++) orow[ox] = lc_clampf(bias, &d->epilogue);
+            continue;
+        }
+        if (fast_borders) {
+            for (int64_t b = 0; b < ox_lo; b++)
+                orow[b] = lc_dw_border(d, in, w, iy0, ky0, ky1, b, lkx0[b], lkx1[b], bias);
+            for (int64_t b = 0; b < d->OW - ox_hi; b++)
+                orow[ox_hi + b] = lc_dw_border(d, in, w, iy0, ky0, ky1, ox_hi + b, rkx0[b],
+                                               rkx1[b], bias);
+        } else {
+            for (int64_t ox = 0; ox < ox_lo; ox++) orow[ox] = lc_dw_pixel(d, in, w, oy, ox, bias);
+            for (int64_t ox = ox_hi; ox < d->OW; ox++) orow[ox] = lc_dw_pixel(d, in, w, oy, ox, bias);
+        }
         if (ox_hi > ox_lo) {
             if (ky1 > ky0) {
                 d->isa->dw_row(orow + ox_lo, (size_t)(ox_hi - ox_lo),
@@ -57,7 +103,6 @@ static void lc_dw_task(void *vctx, int64_t item, int thread) {
                 for (int64_t ox = ox_lo; ox < ox_hi; ox++) orow[ox] = lc_clampf(bias, &d->epilogue);
             }
         }
-        for (int64_t ox = ox_hi; ox < d->OW; ox++) orow[ox] = lc_dw_pixel(d, in, w, oy, ox, bias);
     }
 }
 

@@ -34,7 +34,8 @@ static int lc_isa_runs_here(int isa) {
     switch (isa) {
     case LC_ISA_SCALAR: return 1;
     case LC_ISA_AVX2: return f->avx2 && f->fma;
-    case LC_ISA_AVX512: return f->avx512f && f->avx2 && f->fma;
+    case LC_ISA_AVX512: /* the kernels are compiled for F, BW, VL and DQ */
+        return f->avx512f && f->avx512bw && f->avx512vl && f->avx512dq && f->avx2 && f->fma;
     case LC_ISA_NEON: return f->neon;
     default: return 0;
     }

@@ -20,17 +20,25 @@ int64_t lc_gemm_packed_floats(const lc_conv_desc *d, int *ok) {
     return lc_mul(lc_mul(d->groups, lc_round_up(Mg, mr, ok), ok), K, ok);
 }
 
-void lc_pack_a_panels(const float *w, size_t lda, size_t Mg, size_t K, size_t mr, float *packed) {
-    /* Panel i holds rows [i*mr, i*mr + mr) interleaved: packed[k*mr + r]; rows
-     * past Mg are zero so the micro-kernel can always compute a full tile. */
-    for (size_t m0 = 0; m0 < Mg; m0 += mr) {
-        size_t rows = Mg - m0 < mr ? Mg - m0 : mr;
-        for (size_t k = 0; k < K; k++) {
-            for (size_t r = 0; r < mr; r++)
-                packed[k * mr + r] = r < rows ? w[(m0 + r) * lda + k] : 0.0f;
-        }
-        packed += K * mr;
-    }
+size_t lc_packed_a_offset(size_t Mg, size_t K, size_t mr, size_t kc, size_t m, size_t k) {
+    /* Blocks of kc rows of K, each holding every MR panel's slice in turn:
+     * block k0 starts at k0 * Mpad (the blocks before it are full), and the
+     * slice of panel m0 in it at m0 * kb.  The GEMM walks k0 outer, m0 inner,
+     * so it reads A front to back as one stream. */
+    const size_t mpad = (Mg + mr - 1) / mr * mr;
+    const size_t k0 = k / kc * kc, kb = K - k0 < kc ? K - k0 : kc;
+    const size_t m0 = m / mr * mr;
+    return k0 * mpad + m0 * kb + (k - k0) * mr + (m - m0);
+}
+
+void lc_pack_a_panels(const float *w, size_t lda, size_t Mg, size_t K, size_t mr, size_t kc,
+                      float *packed) {
+    /* rows past Mg in the last panel are zero, so the micro-kernel can always
+     * compute a full MR tile */
+    const size_t mpad = (Mg + mr - 1) / mr * mr;
+    for (size_t m = 0; m < mpad; m++)
+        for (size_t k = 0; k < K; k++)
+            packed[lc_packed_a_offset(Mg, K, mr, kc, m, k)] = m < Mg ? w[m * lda + k] : 0.0f;
 }
 
 void lc_gemm_pack_weights(const lc_conv_desc *d, const float *w, float *packed) {
@@ -40,61 +48,120 @@ void lc_gemm_pack_weights(const lc_conv_desc *d, const float *w, float *packed) 
     size_t K = (size_t)(d->C / d->groups * d->kH * d->kW);
     size_t per_group = (size_t)lc_round_up((int64_t)Mg, (int64_t)mr, &ok) * K;
     for (int64_t g = 0; g < d->groups; g++)
-        lc_pack_a_panels(w + (size_t)g * Mg * K, K, Mg, K, mr, packed + (size_t)g * per_group);
+        lc_pack_a_panels(w + (size_t)g * Mg * K, K, Mg, K, mr, (size_t)d->isa->kc,
+                         packed + (size_t)g * per_group);
 }
 
-void lc_gemm_panel(const lc_isa_config *cfg, size_t Mg, size_t K, const float *a_packed,
-                   const float *b, size_t ldb, size_t n, float *c, size_t ldc,
-                   const float *bias, const lc_epilogue *ep, int apply_epilogue) {
-    /* K outer in blocks of kc so the kc x NR slice of B stays in L1 while every
-     * MR panel of A streams past it; C tiles are revisited once per K block. */
-    const size_t mr = (size_t)cfg->mr, kc = (size_t)cfg->kc;
+/* Prefetch `floats` floats from p into the cache, one request per line. */
+static inline void lc_prefetch_block(const float *p, size_t floats) {
+#if defined(__GNUC__) || defined(__clang__)
+    for (size_t i = 0; i < floats; i += 16) __builtin_prefetch(p + i, 0, 3);
+#else
+    (void)p;
+    (void)floats;
+#endif
+}
+
+void lc_gemm_panels(const lc_isa_config *cfg, size_t Mg, size_t K, const float *a_packed,
+                    const float *b, size_t ldb, size_t b_pstride, size_t n, float *c, size_t ldc,
+                    size_t c_pstride, const float *bias, const lc_epilogue *ep,
+                    int apply_epilogue) {
+    /* K outer in blocks of kc (C tiles are revisited once per block), then the
+     * MR panels of A, then the B panels: one kc x MR slice of A stays in L1
+     * while the kc-row slices of every B panel stream past it from L2.  So A
+     * is read from memory once per call however many panels there are, which
+     * is what matters when A (M x K) is bigger than L2 and P is small. */
+    const size_t mr = (size_t)cfg->mr, nr = (size_t)cfg->nr, kc = (size_t)cfg->kc;
+    const size_t npanels = (n + nr - 1) / nr, mpad = (Mg + mr - 1) / mr * mr;
     for (size_t k0 = 0; k0 < K; k0 += kc) {
         size_t kb = K - k0 < kc ? K - k0 : kc;
         unsigned flags = (k0 ? LC_GEMM_ACCUMULATE : 0u) |
                          (k0 + kb == K && apply_epilogue ? LC_GEMM_FINAL : 0u);
         for (size_t m0 = 0; m0 < Mg; m0 += mr) {
             size_t m = Mg - m0 < mr ? Mg - m0 : mr;
-            cfg->gemm(m, n, kb, a_packed + m0 * K + k0 * mr, b + k0 * ldb, ldb,
-                      c + m0 * ldc, ldc, bias ? bias + m0 : NULL, ep, flags);
+            const float *ap = a_packed + k0 * mpad + m0 * kb; /* lc_packed_a_offset */
+            const float *bm = bias && !k0 ? bias + m0 : NULL;
+            /* A is one stream in this loop order, but the stream is slow to
+             * ramp up when A is larger than L2 (deep layers on small
+             * images): ask for the next slice while this one works. */
+            if (m0 + mr < Mg) lc_prefetch_block(ap + mr * kb, kb * mr);
+            for (size_t j = 0; j < npanels; j++) {
+                size_t cols = n - j * nr < nr ? n - j * nr : nr;
+                cfg->gemm(m, cols, kb, ap, b + j * b_pstride + k0 * ldb, ldb,
+                          c + j * c_pstride + m0 * ldc, ldc, bm, ep, flags);
+            }
         }
     }
 }
 
-/* One row of the panel: taps (c, ky, kx) for pixels [p0, p0 + n). */
-static void lc_unwrap_row(const lc_conv_desc *d, const float *plane, int64_t ky, int64_t kx,
-                          int64_t p0, int64_t n, float *dst) {
-    const int64_t OW = d->OW, H = d->H, W = d->W;
-    int64_t oy = p0 / OW, ox = p0 % OW, j = 0;
-    while (j < n) {
-        /* a run of pixels on output row oy */
-        int64_t run = lc_min64(n - j, OW - ox);
-        int64_t iy = oy * d->stride_h - d->pad_t + ky * d->dil_h;
-        if (iy < 0 || iy >= H) {
-            memset(dst + j, 0, (size_t)run * sizeof(float));
-        } else {
-            const float *row = plane + iy * W;
-            int64_t ix = ox * d->stride_w - d->pad_l + kx * d->dil_w;
-            int64_t sw = d->stride_w;
-            if (sw == 1 && ix >= 0 && ix + run <= W) {
-                memcpy(dst + j, row + ix, (size_t)run * sizeof(float));
-            } else {
-                for (int64_t r = 0; r < run; r++, ix += sw)
-                    dst[j + r] = (ix >= 0 && ix < W) ? row[ix] : 0.0f;
+void lc_gemm_panel(const lc_isa_config *cfg, size_t Mg, size_t K, const float *a_packed,
+                   const float *b, size_t ldb, size_t n, float *c, size_t ldc,
+                   const float *bias, const lc_epilogue *ep, int apply_epilogue) {
+    lc_gemm_panels(cfg, Mg, K, a_packed, b, ldb, 0, n, c, ldc, 0, bias, ep, apply_epilogue);
+}
+
+int64_t lc_gemm_chunk_panels(const lc_isa_config *cfg, int64_t K, int64_t npanels, int nthreads) {
+    /* As many panels as keep their kc-row slices within the L2 budget, but
+     * at least one chunk per thread while there are panels to share. */
+    const int64_t kb = lc_min64(K, cfg->kc);
+    int64_t chunk = lc_max64(1, LC_GEMM_B_BUDGET / lc_max64(1, kb * cfg->nr * 4));
+    int64_t share = lc_div_up(npanels, lc_max64(1, nthreads));
+    return lc_max64(1, lc_min64(chunk, share));
+}
+
+/* A run of a panel's pixels that lies on one output row. */
+typedef struct {
+    int64_t oy, ox, j, run;
+} lc_pixel_run;
+
+/* Most panels hold one or two runs; a panel of NR pixels holds at most NR. */
+#define LC_MAX_RUNS 64
+
+static void lc_pack_runs(const lc_conv_desc *d, const float *xg, const lc_pixel_run *runs,
+                         int64_t nruns, size_t nr, float *panel) {
+    const int64_t Cg = d->C / d->groups, plane = d->H * d->W, W = d->W;
+    float *dst = panel;
+    for (int64_t c = 0; c < Cg; c++) {
+        for (int64_t ky = 0; ky < d->kH; ky++) {
+            for (int64_t kx = 0; kx < d->kW; kx++, dst += nr) {
+                for (int64_t s = 0; s < nruns; s++) {
+                    const lc_pixel_run *r = &runs[s];
+                    const int64_t iy = r->oy * d->stride_h - d->pad_t + ky * d->dil_h;
+                    if (iy < 0 || iy >= d->H) {
+                        memset(dst + r->j, 0, (size_t)r->run * sizeof(float));
+                    } else {
+                        lc_copy_strided(dst + r->j, xg + c * plane + iy * W, W,
+                                        r->ox * d->stride_w - d->pad_l + kx * d->dil_w,
+                                        d->stride_w, r->run);
+                    }
+                }
             }
         }
-        j += run;
-        ox = 0;
-        oy++;
     }
 }
 
 void lc_pack_patch_panel(const lc_conv_desc *d, const float *xg, int64_t p0, int64_t n,
                          size_t nr, float *panel) {
-    const int64_t Cg = d->C / d->groups, plane = d->H * d->W;
-    size_t k = 0;
-    for (int64_t c = 0; c < Cg; c++)
-        for (int64_t ky = 0; ky < d->kH; ky++)
-            for (int64_t kx = 0; kx < d->kW; kx++, k++)
-                lc_unwrap_row(d, xg + c * plane, ky, kx, p0, n, panel + k * nr);
+    /* Split the pixels into output-row runs once, then every (c, ky, kx) row
+     * of the panel is a few strided copies with no division in sight. */
+    lc_pixel_run runs[LC_MAX_RUNS];
+    int64_t oy = p0 / d->OW, ox = p0 % d->OW, j = 0, nruns = 0;
+    while (j < n) {
+        if (nruns == LC_MAX_RUNS) {
+            /* a panel wider than LC_MAX_RUNS output rows (tiny OW): pack
+             * what we have, then carry on with the rest */
+            lc_pack_runs(d, xg, runs, nruns, nr, panel);
+            nruns = 0;
+        }
+        const int64_t run = lc_min64(n - j, d->OW - ox);
+        runs[nruns].oy = oy;
+        runs[nruns].ox = ox;
+        runs[nruns].j = j;
+        runs[nruns].run = run;
+        nruns++;
+        j += run;
+        ox = 0;
+        oy++;
+    }
+    lc_pack_runs(d, xg, runs, nruns, nr, panel);
 }

@@ -1,40 +1,57 @@
-/* Im2Col + GEMM: every NR-wide panel of the patch matrix B (K x P) is built
- * first, in packed form, then the GEMM runs over all panels.  Workspace:
- * K x round_up(P, NR) floats, reused across groups and images.
- * A 1x1/stride-1/unpadded layer skips the patch matrix: B is the input. */
+/* Im2Col + GEMM: the patch matrix B (K x P, row k = tap (c, ky, kx) of every
+ * output pixel) is built first, as a plain row-major matrix, then the GEMM
+ * runs over it in NR-column panels straight from the matrix (ldb = P).
+ * Rows rather than packed panels because a row is built from OH long runs
+ * (one per output row, OW pixels each) instead of P/NR short ones: for
+ * strided layers, where building B is a large share of the time, the copy
+ * loops then run long enough to pay for their setup.  Workspace: K x P
+ * floats, reused across groups and images.  A 1x1/stride-1/unpadded layer
+ * skips the matrix: B is the input. */
+#include <string.h>
 #include "internal.h"
 
 typedef struct {
     const lc_conv_desc *d;
     const float *xg, *ag, *bias;
-    float *yg, *panels;
+    float *yg, *bmat;
     int64_t K, Mg, P;
+    int64_t chunk; /* panels per GEMM task */
 } lc_im2col_ctx;
 
-static void lc_im2col_pack_task(void *vctx, int64_t panel, int thread) {
+static void lc_im2col_row_task(void *vctx, int64_t k, int thread) {
+    /* row k of B: tap (c, ky, kx) of every output pixel */
     const lc_im2col_ctx *t = (const lc_im2col_ctx *)vctx;
-    const int64_t nr = t->d->isa->nr, p0 = panel * nr;
+    const lc_conv_desc *d = t->d;
+    const int64_t kx = k % d->kW, ky = (k / d->kW) % d->kH, c = k / (d->kW * d->kH);
+    const float *plane = t->xg + c * d->H * d->W;
+    float *dst = t->bmat + k * t->P;
+    const int64_t ix0 = kx * d->dil_w - d->pad_l;
     (void)thread;
-    lc_pack_patch_panel(t->d, t->xg, p0, lc_min64(nr, t->P - p0), (size_t)nr,
-                        t->panels + panel * t->K * nr);
+    for (int64_t oy = 0; oy < d->OH; oy++, dst += d->OW) {
+        const int64_t iy = oy * d->stride_h - d->pad_t + ky * d->dil_h;
+        if (iy < 0 || iy >= d->H)
+            memset(dst, 0, (size_t)d->OW * sizeof(float));
+        else
+            lc_copy_strided(dst, plane + iy * d->W, d->W, ix0, d->stride_w, d->OW);
+    }
 }
 
-static void lc_im2col_gemm_task(void *vctx, int64_t panel, int thread) {
+static void lc_im2col_gemm_task(void *vctx, int64_t chunk, int thread) {
+    /* a chunk of panels per task, so A is read once per chunk (lc_gemm_panels) */
     const lc_im2col_ctx *t = (const lc_im2col_ctx *)vctx;
-    const int64_t nr = t->d->isa->nr, p0 = panel * nr;
-    const float *b = t->panels ? t->panels + panel * t->K * nr : t->xg + p0;
-    size_t ldb = t->panels ? (size_t)nr : (size_t)t->P;
+    const int64_t nr = t->d->isa->nr, p0 = chunk * t->chunk * nr;
+    const int64_t cols = lc_min64(t->chunk * nr, t->P - p0);
     (void)thread;
-    lc_gemm_panel(t->d->isa, (size_t)t->Mg, (size_t)t->K, t->ag, b, ldb,
-                  (size_t)lc_min64(nr, t->P - p0), t->yg + p0, (size_t)t->P, t->bias,
-                  &t->d->epilogue, 1);
+    lc_gemm_panels(t->d->isa, (size_t)t->Mg, (size_t)t->K, t->ag, t->bmat + p0, (size_t)t->P,
+                   (size_t)nr, (size_t)cols, t->yg + p0, (size_t)t->P, (size_t)nr, t->bias,
+                   &t->d->epilogue, 1);
 }
 
 int64_t lc_im2col_workspace(const lc_conv_desc *d, int *ok) {
     if (lc_gemm_is_pointwise(d)) return 0;
     int64_t K = lc_mul(lc_mul(d->C / d->groups, d->kH, ok), d->kW, ok);
     int64_t P = lc_mul(d->OH, d->OW, ok);
-    return lc_aligned_floats_bytes(lc_mul(K, lc_round_up(P, d->isa->nr, ok), ok), ok);
+    return lc_aligned_floats_bytes(lc_mul(K, P, ok), ok);
 }
 
 int lc_im2col_run(const lc_conv_desc *d, const float *x, const float *packed,
@@ -45,17 +62,19 @@ int lc_im2col_run(const lc_conv_desc *d, const float *x, const float *packed,
     t.K = d->C / d->groups * d->kH * d->kW;
     t.Mg = d->M / d->groups;
     t.P = d->OH * d->OW;
-    t.panels = lc_gemm_is_pointwise(d) ? NULL : (float *)ws;
+    const int pointwise = lc_gemm_is_pointwise(d);
     const int64_t nr = d->isa->nr, npanels = lc_div_up(t.P, nr);
     const int64_t a_group = lc_round_up(t.Mg, d->isa->mr, &ok) * t.K;
+    t.chunk = lc_gemm_chunk_panels(d->isa, t.K, npanels, d->nthreads);
     for (int64_t n = 0; n < d->N; n++) {
         for (int64_t g = 0; g < d->groups; g++) {
             t.xg = x + (n * d->C + g * (d->C / d->groups)) * d->H * d->W;
             t.yg = y + (n * d->M + g * t.Mg) * t.P;
             t.ag = packed + g * a_group;
             t.bias = bias ? bias + g * t.Mg : NULL;
-            if (t.panels) lc_parallel_for(d->nthreads, npanels, lc_im2col_pack_task, &t);
-            lc_parallel_for(d->nthreads, npanels, lc_im2col_gemm_task, &t);
+            t.bmat = pointwise ? (float *)t.xg : (float *)ws;
+            if (!pointwise) lc_parallel_for(d->nthreads, t.K, lc_im2col_row_task, &t);
+            lc_parallel_for(d->nthreads, lc_div_up(npanels, t.chunk), lc_im2col_gemm_task, &t);
         }
     }
     return LC_OK;

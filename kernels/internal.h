@@ -41,6 +41,33 @@ static inline float lc_clampf(float v, const lc_epilogue *ep) {
     return v;
 }
 
+/* dst[r] = row[ix0 + r*sw] for r in [0, run), zero where the index falls
+ * outside [0, W).  The common all-inside case goes first with no bounds work;
+ * the small constant strides (1, 2 for downsampling; 2, 4, 6 for Winograd
+ * tiles) get loops of their own that the compiler vectorises. */
+static inline void lc_copy_strided(float *dst, const float *row, int64_t W, int64_t ix0,
+                                   int64_t sw, int64_t run) {
+    int64_t lo = 0, hi = run, r;
+    if (!(ix0 >= 0 && ix0 + (run - 1) * sw < W)) {
+        /* r in [lo, hi) reads inside the row; the rest is padding */
+        lo = ix0 >= 0 ? 0 : (-ix0 + sw - 1) / sw;
+        hi = ix0 < W ? (W - ix0 + sw - 1) / sw : 0;
+        lo = lo < run ? lo : run;
+        hi = hi < run ? hi : run;
+        hi = hi > lo ? hi : lo;
+        for (r = 0; r < lo; r++) dst[r] = 0.0f;
+        for (r = hi; r < run; r++) dst[r] = 0.0f;
+    }
+    const float *src = row + ix0;
+    switch (sw) {
+    case 1: for (r = lo; r < hi; r++) dst[r] = src[r]; break;
+    case 2: for (r = lo; r < hi; r++) dst[r] = src[2 * r]; break;
+    case 4: for (r = lo; r < hi; r++) dst[r] = src[4 * r]; break;
+    case 6: for (r = lo; r < hi; r++) dst[r] = src[6 * r]; break;
+    default: for (r = lo; r < hi; r++) dst[r] = src[r * sw];
+    }
+}
+
 /* Threads a call really uses: never more than there are work items. */
 static inline int lc_threads_used(int nthreads, int64_t items) {
     int64_t t = lc_min64(nthreads < 1 ? 1 : nthreads, items < 1 ? 1 : items);
@@ -56,8 +83,25 @@ void lc_parallel_for(int nthreads, int64_t count, lc_task_fn fn, void *ctx);
 /* ---- gemm_driver.c: the GEMM family's shared pieces ---- */
 int64_t lc_gemm_packed_floats(const lc_conv_desc *d, int *ok);
 void lc_gemm_pack_weights(const lc_conv_desc *d, const float *w, float *packed);
-/* Packs an Mg x K row-major matrix (row stride lda) into MR-row panels. */
-void lc_pack_a_panels(const float *w, size_t lda, size_t Mg, size_t K, size_t mr, float *packed);
+/* Packs an Mg x K row-major matrix (row stride lda) into MR-row panels, in
+ * blocks of kc rows of K (the order lc_gemm_panels reads them). */
+void lc_pack_a_panels(const float *w, size_t lda, size_t Mg, size_t K, size_t mr, size_t kc,
+                      float *packed);
+/* Where element (m, k) of such a packing lives. */
+size_t lc_packed_a_offset(size_t Mg, size_t K, size_t mr, size_t kc, size_t m, size_t k);
+/* Several NR-column panels at once: panel j has B at b + j*b_pstride (K rows
+ * at stride ldb) and C at c + j*c_pstride (Mg rows at stride ldc), n columns
+ * in all (the last panel may be partial).  C = A * B + bias, epilogue applied
+ * when apply_epilogue.  A is read once per call, whatever n is. */
+void lc_gemm_panels(const lc_isa_config *cfg, size_t Mg, size_t K, const float *a_packed,
+                    const float *b, size_t ldb, size_t b_pstride, size_t n, float *c, size_t ldc,
+                    size_t c_pstride, const float *bias, const lc_epilogue *ep,
+                    int apply_epilogue);
+/* Bytes of L2 the kc-row slices of the B panels of one lc_gemm_panels call
+ * aim to stay within. */
+#define LC_GEMM_B_BUDGET (384 * 1024)
+/* Panels per lc_gemm_panels call for a GEMM of npanels panels on nthreads. */
+int64_t lc_gemm_chunk_panels(const lc_isa_config *cfg, int64_t K, int64_t npanels, int nthreads);
 /* C[Mg x n] = A * B + bias, epilogue applied; B is K rows of n floats at stride ldb. */
 void lc_gemm_panel(const lc_isa_config *cfg, size_t Mg, size_t K, const float *a_packed,
                    const float *b, size_t ldb, size_t n, float *c, size_t ldc,

@@ -7,9 +7,14 @@
 
 #if !defined(LC_NO_SIMD)
 #if defined(__x86_64__) || defined(__i386__) || defined(_M_X64) || defined(_M_IX86)
-#if defined(__GNUC__) || defined(__clang__) || defined(_MSC_VER)
-// LC_BUILD_AVX2 (enabled with its kernels)
-// LC_BUILD_AVX512
+/* Compilers that take per-function targets for these ISAs (no -march flags):
+ * GCC >= 5 (AVX-512 BW/VL/DQ), clang >= 6 (#pragma clang attribute), MSVC
+ * 2017 15.3+ (AVX-512 intrinsics). */
+#if (defined(__clang__) && __clang_major__ >= 6) ||                                         \
+    (defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 5) ||                          \
+    (defined(_MSC_VER) && !defined(__clang__) && _MSC_VER >= 1911)
+#define LC_BUILD_AVX2 1
+#define LC_BUILD_AVX512 1
 #endif
 #endif
 #if defined(__aarch64__) || defined(_M_ARM64) || (defined(__arm__) && defined(__ARM_NEON))

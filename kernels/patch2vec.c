@@ -1,6 +1,8 @@
 /* Patch2Vec: each thread unwraps the patches of NR output pixels into one
  * packed K x NR panel and applies every filter of the group to it before it
- * moves on.  Workspace: K x NR floats per thread, whatever the image size. */
+ * moves on.  Workspace: K x NR floats per thread, whatever the image size
+ * (none for a 1x1/stride-1/unpadded layer, whose patches are the input's
+ * pixel columns as they are). */
 #include "internal.h"
 
 typedef struct {
@@ -20,10 +22,20 @@ static void lc_p2v_task(void *vctx, int64_t item, int thread) {
     const int64_t g = ng % d->groups, n = ng / d->groups;
     const int64_t p0 = panel * nr, cols = lc_min64(nr, t->P - p0);
     const float *xg = t->x + (n * d->C + g * (d->C / d->groups)) * d->H * d->W;
-    float *buf = (float *)(t->ws + thread * t->slice_bytes);
-    lc_pack_patch_panel(d, xg, p0, cols, (size_t)nr, buf);
-    lc_gemm_panel(d->isa, (size_t)t->Mg, (size_t)t->K, t->packed + g * t->a_group, buf,
-                  (size_t)nr, (size_t)cols, t->y + (n * d->M + g * t->Mg) * t->P + p0,
+    const float *b;
+    size_t ldb;
+    if (lc_gemm_is_pointwise(d)) {
+        /* a 1x1 patch is the pixel's column of the input: nothing to unwrap */
+        b = xg + p0;
+        ldb = (size_t)t->P;
+    } else {
+        float *buf = (float *)(t->ws + thread * t->slice_bytes);
+        lc_pack_patch_panel(d, xg, p0, cols, (size_t)nr, buf);
+        b = buf;
+        ldb = (size_t)nr;
+    }
+    lc_gemm_panel(d->isa, (size_t)t->Mg, (size_t)t->K, t->packed + g * t->a_group, b,
+                  ldb, (size_t)cols, t->y + (n * d->M + g * t->Mg) * t->P + p0,
                   (size_t)t->P, t->bias ? t->bias + g * t->Mg : NULL, &d->epilogue, 1);
 }
 
@@ -40,6 +52,7 @@ static int64_t lc_p2v_slice(const lc_conv_desc *d, int *ok) {
 }
 
 int64_t lc_patch2vec_workspace(const lc_conv_desc *d, int *ok) {
+    if (lc_gemm_is_pointwise(d)) return 0; /* B is the input itself */
     int threads = lc_threads_used(d->nthreads, lc_p2v_items(d, ok));
     return lc_mul(threads, lc_p2v_slice(d, ok), ok);
 }

@@ -12,13 +12,29 @@
     void LC_CAT(lc_f32_dw_row, sfx)(float *out, size_t n, const float *in,               \
                                     size_t in_row_stride, size_t rows, const float *w,   \
                                     size_t kW, size_t stride, size_t dil, float bias,    \
-                                    const lc_epilogue *ep);
+                                    const lc_epilogue *ep);                               \
+    float LC_CAT(lc_fma_peak, sfx)(size_t iters, double *flops);
 
 #define LC_DECLARE_GEMM(name)                                                            \
     void name(size_t m, size_t n, size_t k, const float *a, const float *b, size_t ldb,  \
               float *c, size_t ldc, const float *bias, const lc_epilogue *ep, unsigned flags);
 
+/* FMA peak loop of one ISA: runs `iters` iterations, stores the flops done in
+ * *flops, returns a sum that keeps the work alive (kernels/<isa>/fma_peak.c). */
+typedef float (*lc_fma_peak_fn)(size_t iters, double *flops);
+/* The loop of an ISA compiled into this build, else NULL (kernels/fma_peak.c). */
+lc_fma_peak_fn lc_fma_peak_get(int isa);
+
 LC_DECLARE_ISA(__scalar)
 LC_DECLARE_GEMM(lc_f32_gemm_4x16__scalar)
+
+LC_DECLARE_ISA(__avx2)
+LC_DECLARE_GEMM(lc_f32_gemm_6x16__avx2)
+
+LC_DECLARE_ISA(__avx512)
+LC_DECLARE_GEMM(lc_f32_gemm_6x32__avx512)
+LC_DECLARE_GEMM(lc_f32_gemm_8x32__avx512)
+LC_DECLARE_GEMM(lc_f32_gemm_12x32__avx512)
+LC_DECLARE_GEMM(lc_f32_gemm_14x32__avx512)
 
 #endif

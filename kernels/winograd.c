@@ -94,7 +94,8 @@ void lc_winograd_pack_weights(const lc_conv_desc *d, const float *w, float *pack
                     double s = t[i][0] * G[j * 3 + 0] + t[i][1] * G[j * 3 + 1] + t[i][2] * G[j * 3 + 2];
                     /* U[xi] for this group, packed like GEMM weights with K = Cg */
                     float *u = packed + ((i * alpha + j) * d->groups + grp) * mpad * Cg;
-                    u[(ol / mr) * Cg * mr + c * mr + ol % mr] = (float)s;
+                    u[lc_packed_a_offset((size_t)Mg, (size_t)Cg, (size_t)mr,
+                                         (size_t)d->isa->kc, (size_t)ol, (size_t)c)] = (float)s;
                 }
         }
     }
@@ -109,26 +110,79 @@ typedef struct {
     int64_t mpad;
 } lc_wino_ctx;
 
-/* Window of tile (th, tw) of one channel plane into lane `lane` of d. */
-static void lc_wino_gather(const lc_conv_desc *dd, const lc_wino_geom *g, const float *plane,
-                           int64_t th, int64_t tw, size_t nr, size_t lane, float *d) {
-    const int64_t a = g->alpha, H = dd->H, W = dd->W;
-    const int64_t y0 = th * g->m - dd->pad_t, x0 = tw * g->m - dd->pad_l;
-    if (y0 >= 0 && x0 >= 0 && y0 + a <= H && x0 + a <= W) {
-        const float *src = plane + y0 * W + x0;
-        for (int64_t i = 0; i < a; i++)
-            for (int64_t j = 0; j < a; j++) d[(i * a + j) * nr + lane] = src[i * W + j];
-        return;
+/* A run of a panel's tiles that lie on one tile row: tiles (th, tw0 + l) in
+ * lanes lane0 + l, l < count.  Gather and scatter work a run at a time, so
+ * each (window row, column) of the run is one strided copy (stride m). */
+typedef struct {
+    int64_t th, tw0, lane0, count;
+} lc_tile_run;
+
+static int64_t lc_wino_runs(const lc_wino_geom *g, int64_t t0, int64_t lanes, lc_tile_run *runs) {
+    int64_t n = 0, l = 0;
+    while (l < lanes) {
+        const int64_t th = (t0 + l) / g->tiles_w, tw = (t0 + l) % g->tiles_w;
+        const int64_t count = lc_min64(lanes - l, g->tiles_w - tw);
+        runs[n].th = th;
+        runs[n].tw0 = tw;
+        runs[n].lane0 = l;
+        runs[n].count = count;
+        n++;
+        l += count;
     }
+    return n;
+}
+
+/* The alpha x alpha windows of a run's tiles in one channel plane, into d
+ * (alpha x alpha x NR, lanes innermost); zero outside the image. */
+static void lc_wino_gather_run(const lc_conv_desc *dd, const lc_wino_geom *g, const float *plane,
+                               const lc_tile_run *r, size_t nr, float *d) {
+    const int64_t a = g->alpha, m = g->m, H = dd->H, W = dd->W;
+    const int64_t y0 = r->th * m - dd->pad_t, x0 = r->tw0 * m - dd->pad_l;
     for (int64_t i = 0; i < a; i++) {
-        int64_t iy = y0 + i;
-        for (int64_t j = 0; j < a; j++) {
-            int64_t ix = x0 + j;
-            d[(i * a + j) * nr + lane] =
-                (iy >= 0 && iy < H && ix >= 0 && ix < W) ? plane[iy * W + ix] : 0.0f;
+        const int64_t iy = y0 + i;
+        float *di = d + (size_t)(i * a) * nr + r->lane0;
+        if (iy < 0 || iy >= H) {
+            for (int64_t j = 0; j < a; j++)
+                memset(di + (size_t)j * nr, 0, (size_t)r->count * sizeof(float));
+            continue;
+        }
+        const float *row = plane + iy * W;
+        for (int64_t j = 0; j < a; j++)
+            lc_copy_strided(di + (size_t)j * nr, row, W, x0 + j, m, r->count);
+    }
+}
+
+/* The m x m outputs of a run's tiles (o: m x m x NR) into one output plane,
+ * clipped at the bottom and right edges. */
+static void lc_wino_scatter_run(const lc_conv_desc *dd, const lc_wino_geom *g, const float *o,
+                                const lc_tile_run *r, size_t nr, float *yo) {
+    const int64_t m = g->m, OW = dd->OW;
+    const int64_t oy0 = r->th * m, ox0 = r->tw0 * m;
+    const int64_t rows = lc_min64(m, dd->OH - oy0);
+    /* tiles whose m columns are all inside; the last one may be clipped */
+    const int64_t full = lc_min64(r->count, (OW - ox0) / m);
+    for (int64_t i = 0; i < rows; i++) {
+        float *yrow = yo + (oy0 + i) * OW + ox0;
+        const float *oi = o + (size_t)(i * m) * nr + r->lane0;
+        for (int64_t j = 0; j < m; j++) {
+            const float *src = oi + (size_t)j * nr;
+            float *dst = yrow + j;
+            switch (m) { /* constant strides let the compiler vectorise */
+            case 2: for (int64_t l = 0; l < full; l++) dst[2 * l] = src[l]; break;
+            case 4: for (int64_t l = 0; l < full; l++) dst[4 * l] = src[l]; break;
+            case 6: for (int64_t l = 0; l < full; l++) dst[6 * l] = src[l]; break;
+            default: for (int64_t l = 0; l < full; l++) dst[m * l] = src[l];
+            }
+        }
+        for (int64_t l = full; l < r->count; l++) {
+            const int64_t cols = OW - (ox0 + l * m);
+            for (int64_t j = 0; j < cols; j++) yrow[l * m + j] = oi[(size_t)j * nr + l];
         }
     }
 }
+
+/* A panel holds NR tiles, so at most NR runs. */
+#define LC_WINO_MAX_RUNS 64
 
 static void lc_wino_task(void *vctx, int64_t item, int thread) {
     const lc_wino_ctx *t = (const lc_wino_ctx *)vctx;
@@ -155,38 +209,34 @@ static void lc_wino_task(void *vctx, int64_t item, int thread) {
     for (int64_t p = 0; p < npan; p++) {
         const int64_t t0 = (panel0 + p) * (int64_t)nr;
         const int64_t lanes = lc_min64((int64_t)nr, g->tiles - t0);
+        lc_tile_run runs[LC_WINO_MAX_RUNS];
+        const int64_t nruns = lc_wino_runs(g, t0, lanes, runs);
         if (lanes < (int64_t)nr) memset(dbuf, 0, (size_t)g->d_floats * sizeof(float));
         for (int64_t c = 0; c < Cg; c++) {
-            for (int64_t l = 0; l < lanes; l++)
-                lc_wino_gather(d, g, xg + c * plane, (t0 + l) / g->tiles_w, (t0 + l) % g->tiles_w,
-                               nr, (size_t)l, dbuf);
+            for (int64_t r = 0; r < nruns; r++)
+                lc_wino_gather_run(d, g, xg + c * plane, &runs[r], nr, dbuf);
             isa->wino_input[v](dbuf, V + (size_t)(p * Cg + c) * nr, v_xs);
         }
     }
     /* 2. one GEMM per xi: U[xi] stays hot across the block's panels */
     for (int64_t x = 0; x < g->xi; x++) {
         const float *u = t->packed + (x * d->groups + grp) * t->mpad * Cg;
-        for (int64_t p = 0; p < npan; p++)
-            lc_gemm_panel(isa, (size_t)Mg, (size_t)Cg, u, V + x * v_xs + (size_t)(p * Cg) * nr, nr,
-                          nr, Mo + x * mo_xs + (size_t)(p * Mg) * nr, nr, NULL, &d->epilogue, 0);
+        lc_gemm_panels(isa, (size_t)Mg, (size_t)Cg, u, V + x * v_xs, nr, (size_t)Cg * nr,
+                       (size_t)npan * nr, Mo + x * mo_xs, nr, (size_t)Mg * nr, NULL,
+                       &d->epilogue, 0);
     }
     /* 3. output transform, bias and activation, scatter */
     float *yg = t->y + (n * d->M + grp * Mg) * d->OH * d->OW;
-    const int64_t wm = g->m;
     for (int64_t p = 0; p < npan; p++) {
         const int64_t t0 = (panel0 + p) * (int64_t)nr;
         const int64_t lanes = lc_min64((int64_t)nr, g->tiles - t0);
+        lc_tile_run runs[LC_WINO_MAX_RUNS];
+        const int64_t nruns = lc_wino_runs(g, t0, lanes, runs);
         for (int64_t o = 0; o < Mg; o++) {
             float b = t->bias ? t->bias[grp * Mg + o] : 0.0f;
             isa->wino_output[v](Mo + (size_t)(p * Mg + o) * nr, mo_xs, obuf, b, &d->epilogue);
             float *yo = yg + o * d->OH * d->OW;
-            for (int64_t l = 0; l < lanes; l++) {
-                const int64_t oy0 = (t0 + l) / g->tiles_w * wm, ox0 = (t0 + l) % g->tiles_w * wm;
-                const int64_t rows = lc_min64(wm, d->OH - oy0), cols = lc_min64(wm, d->OW - ox0);
-                for (int64_t i = 0; i < rows; i++)
-                    for (int64_t j = 0; j < cols; j++)
-                        yo[(oy0 + i) * d->OW + ox0 + j] = obuf[(i * wm + j) * (int64_t)nr + l];
-            }
+            for (int64_t r = 0; r < nruns; r++) lc_wino_scatter_run(d, g, obuf, &runs[r], nr, yo);
         }
     }
 }

@@ -205,3 +205,175 @@ cdef class Kernel:
                 lc_aligned_free(ws)
         if status != 0:
             raise RuntimeError(f"leanconv kernel failed with status {status}")
+
+
+# ---------------------------------------------------------------------------
+# SIMD helpers: the FMA peak measurement and direct calls of one ISA's
+# micro-kernels on NumPy arrays (for tests/test_ukernels.py and bench/).
+# Nothing here is on the convolution path.
+# ---------------------------------------------------------------------------
+from libc.stddef cimport size_t as _size_t
+import time as _time
+
+cdef extern from "leanconv/ukernels.h":
+    ctypedef void (*_lc_gemm_fn "lc_gemm_ukernel_fn")(size_t m, size_t n, size_t k, const float *a, const float *b,
+                                 size_t ldb, float *c, size_t ldc, const float *bias,
+                                 const lc_epilogue *ep, unsigned flags) nogil
+    ctypedef void (*_lc_wino_in_fn "lc_wino_input_fn")(const float *d, float *v, size_t xi_stride) nogil
+    ctypedef void (*_lc_wino_out_fn "lc_wino_output_fn")(const float *mo, size_t xi_stride, float *o, float bias,
+                                     const lc_epilogue *ep) nogil
+    ctypedef void (*_lc_dw_fn "lc_dw_row_fn")(float *out, size_t n, const float *inp, size_t in_row_stride,
+                               size_t rows, const float *w, size_t kW, size_t stride,
+                               size_t dil, float bias, const lc_epilogue *ep) nogil
+    ctypedef struct _lc_isa_table "lc_isa_config":
+        int mr, nr, kc
+        _lc_gemm_fn gemm
+        _lc_wino_in_fn wino_input[3]
+        _lc_wino_out_fn wino_output[3]
+        _lc_dw_fn dw_row
+    unsigned LC_GEMM_ACCUMULATE
+    unsigned LC_GEMM_FINAL
+
+cdef extern from "ukernel_decls.h":
+    ctypedef float (*_lc_fma_peak_fn "lc_fma_peak_fn")(size_t iters, double *flops) nogil
+    _lc_fma_peak_fn lc_fma_peak_get(int isa)
+
+GEMM_ACCUMULATE = LC_GEMM_ACCUMULATE
+GEMM_FINAL = LC_GEMM_FINAL
+
+
+cdef const _lc_isa_table *_table(str isa_name) except NULL:
+    if not isinstance(isa_name, str) or isa_name not in ISA_NAMES:
+        raise ValueError(f"unknown ISA {isa_name!r}; known: {', '.join(ISA_NAMES)}")
+    cdef const _lc_isa_table *t = <const _lc_isa_table *>lc_isa_get(ISA_NAMES.index(isa_name))
+    if t == NULL:
+        raise ValueError(f"ISA {isa_name!r} is not available in this build on this CPU")
+    return t
+
+
+cdef lc_epilogue _epilogue(clamp):
+    cdef lc_epilogue ep
+    ep.clamp = 1 if clamp is not None else 0
+    ep.lo = clamp[0] if clamp is not None else 0.0
+    ep.hi = clamp[1] if clamp is not None else 0.0
+    return ep
+
+
+def fma_peak_gflops(isa_name: str, seconds: float = 0.2) -> float:
+    """Single-thread FMA throughput of an ISA in GFLOP/s (2 flops per lane per
+    FMA), the best of several timed runs filling about `seconds` in all.
+    Raises ValueError for an ISA this build or CPU does not have."""
+    _table(isa_name)
+    cdef _lc_fma_peak_fn fn = lc_fma_peak_get(ISA_NAMES.index(isa_name))
+    if fn == NULL:
+        raise ValueError(f"no FMA peak loop for ISA {isa_name!r}")
+    cdef double flops = 0.0
+    cdef _size_t iters = 1 << 14
+    cdef float sink = 0.0
+    # grow the loop until one run takes ~10 ms, then keep the best rate
+    while True:
+        t0 = _time.perf_counter()
+        with nogil:
+            sink += fn(iters, &flops)
+        dt = _time.perf_counter() - t0
+        if dt > 0.01 or iters > (1 << 40):
+            break
+        iters *= 2
+    best = flops / dt
+    deadline = _time.perf_counter() + max(0.0, float(seconds))
+    while _time.perf_counter() < deadline:
+        t0 = _time.perf_counter()
+        with nogil:
+            sink += fn(iters, &flops)
+        dt = _time.perf_counter() - t0
+        best = max(best, flops / dt)
+    if sink != sink:  # keeps `sink` alive; never true for these inputs
+        return float("nan")
+    return best / 1e9
+
+
+def _ukernel_tile(isa_name: str):
+    """(mr, nr, kc) of an ISA's GEMM micro-kernel."""
+    cdef const _lc_isa_table *t = _table(isa_name)
+    return t.mr, t.nr, t.kc
+
+
+def _ukernel_gemm(str isa_name, _size_t m, _size_t n, _size_t k, const float[::1] a_packed,
+                  const float[::1] b, _size_t ldb, float[::1] c, _size_t ldc, bias,
+                  unsigned flags, clamp=None, _size_t repeat=1):
+    """One call of the ISA's GEMM micro-kernel (`repeat` calls, for timing it
+    on cache-resident data); sizes are checked against the buffers first (the
+    kernel itself trusts its caller)."""
+    cdef const _lc_isa_table *t = _table(isa_name)
+    cdef const float[::1] bias_v
+    cdef const float *bias_p = NULL
+    cdef lc_epilogue ep = _epilogue(clamp)
+    if not (1 <= m <= <_size_t>t.mr and 1 <= n <= <_size_t>t.nr and k >= 1):
+        raise ValueError(f"need 1 <= m <= {t.mr}, 1 <= n <= {t.nr}, k >= 1")
+    if ldb < n or ldc < n:
+        raise ValueError("ldb and ldc must be >= n")
+    if <_size_t>a_packed.shape[0] < k * <_size_t>t.mr:
+        raise ValueError("a_packed must hold k * mr floats")
+    if <_size_t>b.shape[0] < (k - 1) * ldb + n or <_size_t>c.shape[0] < (m - 1) * ldc + n:
+        raise ValueError("b or c is too small for the strides")
+    if bias is not None:
+        bias_v = bias
+        if <_size_t>bias_v.shape[0] < m:
+            raise ValueError("bias must hold m floats")
+        bias_p = &bias_v[0]
+    cdef _size_t rep
+    with nogil:
+        for rep in range(repeat):
+            t.gemm(m, n, k, &a_packed[0], &b[0], ldb, &c[0], ldc, bias_p, &ep, flags)
+
+
+def _ukernel_wino_input(str isa_name, int variant, const float[::1] d, float[::1] v,
+                        _size_t xi_stride):
+    """Input transform of NR tiles: d is alpha*alpha*NR floats, v receives
+    alpha*alpha rows of NR floats at stride xi_stride.  variant 0/1/2 = F2/F4/F6."""
+    cdef const _lc_isa_table *t = _table(isa_name)
+    if variant not in (0, 1, 2):
+        raise ValueError("variant must be 0, 1 or 2 (F2, F4, F6)")
+    cdef _size_t alpha = (2, 4, 6)[variant] + 2, nr = t.nr
+    if xi_stride < nr or <_size_t>d.shape[0] < alpha * alpha * nr or \
+            <_size_t>v.shape[0] < (alpha * alpha - 1) * xi_stride + nr:
+        raise ValueError("buffers too small for alpha, NR and xi_stride")
+    with nogil:
+        t.wino_input[variant](&d[0], &v[0], xi_stride)
+
+
+def _ukernel_wino_output(str isa_name, int variant, const float[::1] mo, _size_t xi_stride,
+                         float[::1] o, float bias, clamp=None):
+    """Output transform of NR tiles: mo holds alpha*alpha rows of NR floats at
+    stride xi_stride, o receives m*m*NR floats."""
+    cdef const _lc_isa_table *t = _table(isa_name)
+    cdef lc_epilogue ep = _epilogue(clamp)
+    if variant not in (0, 1, 2):
+        raise ValueError("variant must be 0, 1 or 2 (F2, F4, F6)")
+    cdef _size_t wm = (2, 4, 6)[variant], alpha = wm + 2, nr = t.nr
+    if xi_stride < nr or <_size_t>o.shape[0] < wm * wm * nr or \
+            <_size_t>mo.shape[0] < (alpha * alpha - 1) * xi_stride + nr:
+        raise ValueError("buffers too small for alpha, NR and xi_stride")
+    with nogil:
+        t.wino_output[variant](&mo[0], xi_stride, &o[0], bias, &ep)
+
+
+def _ukernel_dw_row(str isa_name, float[::1] out, _size_t n, const float[::1] inp,
+                    _size_t in_offset, _size_t in_row_stride, _size_t rows, const float[::1] w,
+                    _size_t kW, _size_t stride, _size_t dil, float bias, clamp=None,
+                    _size_t repeat=1):
+    """One depthwise row: out[ox] for ox < n from inp[in_offset + ...]; checks
+    that every tap lies inside `inp` (the kernel itself trusts its caller)."""
+    cdef const _lc_isa_table *t = _table(isa_name)
+    cdef lc_epilogue ep = _epilogue(clamp)
+    if n < 1 or rows < 1 or kW < 1 or stride < 1 or dil < 1:
+        raise ValueError("n, rows, kW, stride and dil must be >= 1")
+    if <_size_t>out.shape[0] < n or <_size_t>w.shape[0] < rows * kW or \
+            <_size_t>inp.shape[0] <= in_offset + (rows - 1) * in_row_stride + \
+            (n - 1) * stride + (kW - 1) * dil:
+        raise ValueError("buffers too small for n, rows, kW, stride and dil")
+    cdef _size_t rep
+    with nogil:
+        for rep in range(repeat):
+            t.dw_row(&out[0], n, &inp[in_offset], in_row_stride, rows, &w[0], kW, stride, dil,
+                     bias, &ep)

@@ -15,6 +15,8 @@ ACTIVATIONS = ("relu", "relu6", "clamp")
 
 
 def _int(value, name):
+    if type(value) is int:  # fast path: shapes are plain ints on every call
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     return int(value)

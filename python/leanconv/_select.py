@@ -31,20 +31,81 @@ def why_unsupported(name: str, spec: ConvSpec, isa_id: int, geometry=None):
     return _core.why_unsupported(algorithm_id(name), isa_id, geometry)
 
 
-def winograd_variant(spec: ConvSpec, hw=None) -> str:
-    """Best Winograd size for the shape: bigger tiles save more multiplies but
-    waste work on small images and cost accuracy, so F(6) only where the image
-    holds several 6x6 tiles and channels are wide enough to amortise the
-    8x8 transforms."""
-    OH = OW = None
-    if hw is not None:
-        OH, OW = spec.output_hw(*hw)
-    small = OH is not None and min(OH, OW) < 8
-    if small:
-        return "winograd_f2" if min(OH, OW) < 4 else "winograd_f4"
-    if min(spec.Cg, spec.M // spec.groups) >= 64:
-        return "winograd_f6"
-    return "winograd_f4"
+# ---- a shape-based cost model for "auto" -------------------------------------
+# Units: one multiply-add of the GEMM micro-kernel.  Terms, each measured on
+# the layers of bench/perf_layers.py (AVX-512 and AVX2, EPYC; see
+# docs/performance.md):
+#  * GEMM multiply-adds, with the pixel (or tile) count rounded up to whole
+#    NR-wide panels, since a partial panel costs nearly a full one;
+#  * Winograd transforms: gather + input transform + output transform +
+#    scatter cost about _WINO_ELEM_COST[m] multiply-adds per transformed
+#    value, (Cg + Mg) * alpha^2 values per tile (longer 1-D transforms cost
+#    more per value);
+#  * weights that do not fit in L2 stream from L3/DRAM once per pass:
+#    _BYTE_COST multiply-adds per byte (the FMA rate over the bandwidth, so
+#    it depends on the ISA).  Winograd weights are alpha^2/9 times the size of
+#    the filters, which is what makes small images with many channels GEMM
+#    layers.
+_WINO_ELEM_COST = {2: 32.0, 4: 48.0, 6: 72.0}
+_PACK_ELEM_COST = 4.0
+_L2_BYTES = 1 << 20
+_BYTE_COST = {"avx512": 8.0, "avx2": 4.0, "neon": 2.0, "scalar": 0.5}
+_IM2COL_AUTO_BYTES = 8 << 20  # largest Im2Col workspace "auto" accepts
+_ASSUMED_HW = 28  # output size when a plan is made without an input size
+
+
+def _round_up(a, b):
+    return -(-a // b) * b
+
+
+def _tile_nr(isa_id):
+    try:
+        return _core.isa_tile(isa_id)[1]
+    except ValueError:
+        return 16
+
+
+def _out_hw(spec: ConvSpec, hw):
+    if hw is None:
+        return _ASSUMED_HW, _ASSUMED_HW
+    return spec.output_hw(*hw)
+
+
+def gemm_cost(spec: ConvSpec, isa_id: int, hw=None) -> float:
+    """Cost of Im2Col/Patch2Vec (one group), in multiply-adds."""
+    OH, OW = _out_hw(spec, hw)
+    nr = _tile_nr(isa_id)
+    Mg, K = spec.M // spec.groups, spec.Cg * spec.kH * spec.kW
+    cols = _round_up(OH * OW, nr)
+    a_bytes = Mg * K * 4
+    byte_cost = _BYTE_COST.get(_core.ISA_NAMES[isa_id], 4.0)
+    pack = 0.0 if spec.kH == spec.kW == 1 and spec.stride == (1, 1) else K * cols * _PACK_ELEM_COST
+    return Mg * K * cols + pack + (a_bytes * byte_cost if a_bytes > _L2_BYTES else 0.0)
+
+
+def winograd_cost(name: str, spec: ConvSpec, isa_id: int, hw=None) -> float:
+    """Cost of one Winograd variant (one group), in multiply-adds."""
+    m = {"winograd_f2": 2, "winograd_f4": 4, "winograd_f6": 6}[name]
+    alpha = m + 2
+    OH, OW = _out_hw(spec, hw)
+    nr = _tile_nr(isa_id)
+    Mg, Cg = spec.M // spec.groups, spec.Cg
+    tiles = -(-OH // m) * -(-OW // m)
+    lanes = _round_up(tiles, nr)
+    u_bytes = alpha * alpha * Mg * Cg * 4
+    byte_cost = _BYTE_COST.get(_core.ISA_NAMES[isa_id], 4.0)
+    return (alpha * alpha * Mg * Cg * lanes
+            + (Cg + Mg) * alpha * alpha * lanes * _WINO_ELEM_COST[m]
+            + (u_bytes * byte_cost if u_bytes > _L2_BYTES else 0.0))
+
+
+def winograd_variant(spec: ConvSpec, hw=None, isa_id=None) -> str:
+    """Cheapest Winograd size for the shape by the cost model above: bigger
+    tiles save multiplies but cost more per transformed value, waste lanes on
+    small images and grow the weights (alpha^2 / 9)."""
+    if isa_id is None:
+        isa_id = _core.ISA_NAMES.index("scalar")
+    return min(WINOGRAD, key=lambda n: winograd_cost(n, spec, isa_id, hw))
 
 
 def choose(algorithm: str, spec: ConvSpec, isa_id: int, hw=None) -> str:
@@ -52,14 +113,22 @@ def choose(algorithm: str, spec: ConvSpec, isa_id: int, hw=None) -> str:
     the input height and width when known)."""
     check_name(algorithm)
     if algorithm == "winograd":
-        return winograd_variant(spec, hw)
+        return winograd_variant(spec, hw, isa_id)
     if algorithm != "auto":
         return algorithm
     if spec.is_depthwise:
         return "depthwise"
     if spec.kH == spec.kW == 1 and spec.stride == (1, 1) and spec.pads == (0, 0, 0, 0):
         return "im2col"  # B is the input itself: no workspace
-    wino_ok = why_unsupported("winograd_f4", spec, isa_id) is None
-    if wino_ok and min(spec.Cg, spec.M // spec.groups) >= 16:
-        return winograd_variant(spec, hw)
+    if why_unsupported("winograd_f4", spec, isa_id) is None:
+        wino = winograd_variant(spec, hw, isa_id)
+        if winograd_cost(wino, spec, isa_id, hw) < gemm_cost(spec, isa_id, hw):
+            return wino
+    # Im2Col builds its patch matrix from long output-row runs and is 5-20%
+    # faster than Patch2Vec's NR-pixel panels (strided layers, 7x7 images);
+    # take it while its K x P matrix stays modest, else Patch2Vec's
+    # K x NR-per-thread panel.
+    OH, OW = _out_hw(spec, hw)
+    if spec.Cg * spec.kH * spec.kW * OH * OW * 4 <= _IM2COL_AUTO_BYTES:
+        return "im2col"
     return "patch2vec"

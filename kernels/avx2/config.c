@@ -1,0 +1,19 @@
+/* The AVX2+FMA table: GEMM 6 x 16, Winograd over 16 tiles, depthwise rows.
+ * 6 x 16 is the largest tile whose accumulators (12) plus two B vectors and
+ * a broadcast fit the 16 YMM registers; it runs at ~98% of the FMA peak on
+ * cache-resident data (bench/ukernel_peak.py).
+ * kc = 256: one 256 x 6 slice of A (6 KiB) stays in L1 while the 256-row
+ * slices of the B panels stream from L2 (lc_gemm_panels). */
+#include "../isa_build.h"
+#ifdef LC_BUILD_AVX2
+#include "../ukernel_decls.h"
+
+void lc_config_avx2(lc_isa_config *cfg) {
+    cfg->mr = 6;
+    cfg->nr = 16;
+    cfg->kc = 256;
+    cfg->gemm = lc_f32_gemm_6x16__avx2;
+    lc_wino_fill__avx2(cfg);
+    cfg->dw_row = lc_f32_dw_row__avx2;
+}
+#endif

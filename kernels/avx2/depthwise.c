@@ -1,0 +1,48 @@
+/* Depthwise row kernel, AVX2+FMA: the shared template over __m256.  Stride 2
+ * de-interleaves two loads with a shuffle and a lane permute. */
+#include "../isa_build.h"
+#ifdef LC_BUILD_AVX2
+#include "target_begin.h"
+#include "../ukernel_decls.h"
+
+/* Lanes [0, count) set, count clipped to [0, 8]. */
+static inline __m256i lc_dw_mask8(ptrdiff_t count) {
+    count = count < 0 ? 0 : count > 8 ? 8 : count;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* Even floats of lo:hi (16 floats) in order. */
+static inline __m256 lc_dw_even(__m256 lo, __m256 hi) {
+    __m256 s = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0)); /* l0 l2 h0 h2 | l4 l6 h4 h6 */
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+static inline __m256 lc_dw_load_s2(const float *p) {
+    return lc_dw_even(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8));
+}
+
+static inline __m256 lc_dw_load_s2_part(const float *p, size_t cnt) {
+    const ptrdiff_t e = (ptrdiff_t)(2 * cnt - 1); /* floats p[0 .. e) are taps */
+    return lc_dw_even(_mm256_maskload_ps(p, lc_dw_mask8(e)), _mm256_maskload_ps(p + 8, lc_dw_mask8(e - 8)));
+}
+
+#define LC_V __m256
+#define LC_VLANES 8
+#define LC_VLOAD(p) _mm256_loadu_ps(p)
+#define LC_VLOAD_S2(p) lc_dw_load_s2(p)
+#define LC_VLOAD_PART(p, cnt) _mm256_maskload_ps((p), lc_dw_mask8((ptrdiff_t)(cnt)))
+#define LC_VLOAD_S2_PART(p, cnt) lc_dw_load_s2_part((p), (cnt))
+#define LC_VSTORE(p, v) _mm256_storeu_ps((p), (v))
+#define LC_VSTORE_PART(p, v, cnt) _mm256_maskstore_ps((p), lc_dw_mask8((ptrdiff_t)(cnt)), (v))
+#define LC_VSET1(f) _mm256_set1_ps(f)
+#define LC_VFMA(acc, a, b) _mm256_fmadd_ps((a), (b), (acc))
+#define LC_VMUL(a, b) _mm256_mul_ps((a), (b))
+#define LC_VADD(a, b) _mm256_add_ps((a), (b))
+/* max/min return their second operand when either is NaN: NaN passes */
+#define LC_VCLAMP(v, lo, hi) _mm256_min_ps((hi), _mm256_max_ps((lo), (v)))
+#define LC_DW_NAME lc_f32_dw_row__avx2
+#include "../depthwise_template.h"
+
+#include "target_end.h"
+#endif

@@ -1,0 +1,38 @@
+/* AVX2+FMA GEMM micro-kernel, 6 x 16: twelve YMM accumulators (6 rows x two
+ * 8-float vectors), two B loads and six A broadcasts per k step, which keeps
+ * both FMA pipes busy (12 independent FMAs per step cover the FMA latency).
+ * 12 accumulators + 2 B vectors + 1 broadcast = 15 of the 16 YMM registers.
+ * Edge tiles: rows >= m are computed on the zero padding of A and not stored;
+ * columns >= n are never read from B nor written to C (masked loads/stores). */
+#include "../isa_build.h"
+#ifdef LC_BUILD_AVX2
+#include "target_begin.h"
+#include "../ukernel_decls.h"
+
+/* Lanes [0, count) set, count in [0, 8]. */
+static inline __m256i lc_mask8(size_t count) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+#define LC_V __m256
+#define LC_VL 8
+#define LC_MASK __m256i
+#define LC_MASK_FOR(cnt) lc_mask8(cnt)
+#define LC_VZERO() _mm256_setzero_ps()
+#define LC_VSET1(f) _mm256_broadcast_ss(&(f))
+#define LC_VLOADU(p) _mm256_loadu_ps(p)
+#define LC_VSTOREU(p, v) _mm256_storeu_ps((p), (v))
+#define LC_VLOADM(p, mask) _mm256_maskload_ps((p), (mask))
+#define LC_VSTOREM(p, mask, v) _mm256_maskstore_ps((p), (mask), (v))
+#define LC_VFMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define LC_VMAX(a, b) _mm256_max_ps((a), (b))
+#define LC_VMIN(a, b) _mm256_min_ps((a), (b))
+
+#define LC_GEMM_MR 6
+#define LC_GEMM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define LC_GEMM_NAME lc_f32_gemm_6x16__avx2
+#include "../gemm_template.h"
+
+#include "target_end.h"
+#endif

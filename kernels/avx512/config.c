@@ -1,0 +1,22 @@
+/* The AVX-512 table: GEMM 8 x 32, Winograd over 32 tiles, depthwise rows.
+ *
+ * Tile: on cache-resident data (bench/ukernel_peak.py, AMD EPYC Zen 5, k =
+ * 256) 6x32, 8x32, 12x32 and 14x32 all run at 96-100% of the FMA peak, so the
+ * choice is made by the layers: 8 divides the channel counts of real networks
+ * (no padded rows, where 6 wastes 3% at M = 64 and 14 wastes 9%), and 16
+ * accumulators cover the FMA latency with room to spare.
+ * kc = 256: the driver (lc_gemm_panels) keeps one 256 x 8 slice of A (8 KiB)
+ * in L1 while the 256-row slices of the B panels stream from L2. */
+#include "../isa_build.h"
+#ifdef LC_BUILD_AVX512
+#include "../ukernel_decls.h"
+
+void lc_config_avx512(lc_isa_config *cfg) {
+    cfg->mr = 8;
+    cfg->nr = 32;
+    cfg->kc = 256;
+    cfg->gemm = lc_f32_gemm_8x32__avx512;
+    lc_wino_fill__avx512(cfg);
+    cfg->dw_row = lc_f32_dw_row__avx512;
+}
+#endif

@@ -1,0 +1,87 @@
+/* Depthwise row kernel, AVX-512: the shared template over __m512.  Stride 2
+ * de-interleaves two loads with one two-source permute; tails use masks. */
+#include "../isa_build.h"
+#ifdef LC_BUILD_AVX512
+#include "target_begin.h"
+#include "../ukernel_decls.h"
+
+static inline __mmask16 lc_dw_mask16(ptrdiff_t count) {
+    count = count < 0 ? 0 : count > 16 ? 16 : count;
+    return (__mmask16)((1u << count) - 1u);
+}
+
+static inline __m512 lc_dw_even(__m512 lo, __m512 hi) {
+    const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    return _mm512_permutex2var_ps(lo, idx, hi);
+}
+
+static inline __m512 lc_dw_load_s2_part(const float *p, size_t cnt) {
+    const ptrdiff_t e = (ptrdiff_t)(2 * cnt - 1); /* floats p[0 .. e) are taps */
+    return lc_dw_even(_mm512_maskz_loadu_ps(lc_dw_mask16(e), p),
+                      _mm512_maskz_loadu_ps(lc_dw_mask16(e - 16), p + 16));
+}
+
+/* 3x3, stride 1, dilation 1: the three taps of a row are one vector and
+ * its shifts by 1 and 2 lanes.  Loading x[o .. o+31] once and shifting with
+ * valignd replaces three unaligned loads (two of them split across cache
+ * lines) per row and vector.  Two output vectors per step; the second's
+ * shifts need only x[o+32], x[o+33] (a masked load reads just those, which
+ * are taps).  Returns how many outputs it wrote (a multiple of 32). */
+static size_t lc_dw3_s1_avx512(float *out, size_t n, const float *in, size_t rs, const float *w,
+                               __m512 vb, int clamp, __m512 vlo, __m512 vhi) {
+    const __m512 w0 = _mm512_set1_ps(w[0]), w1 = _mm512_set1_ps(w[1]), w2 = _mm512_set1_ps(w[2]);
+    const __m512 w3 = _mm512_set1_ps(w[3]), w4 = _mm512_set1_ps(w[4]), w5 = _mm512_set1_ps(w[5]);
+    const __m512 w6 = _mm512_set1_ps(w[6]), w7 = _mm512_set1_ps(w[7]), w8 = _mm512_set1_ps(w[8]);
+    size_t ox = 0;
+#define LC_SHIFT(hi, lo, k) \
+    _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(hi), _mm512_castps_si512(lo), k))
+#define LC_ROW3(p, wa, wb, wc, s0, s1)                                                         \
+    {                                                                                           \
+        const __m512 l0 = _mm512_loadu_ps((p) + ox), l1 = _mm512_loadu_ps((p) + ox + 16);       \
+        const __m512 l2 = _mm512_maskz_loadu_ps(0x3, (p) + ox + 32);                            \
+        s0 = _mm512_fmadd_ps(wa, l0, s0);                                                       \
+        s1 = _mm512_fmadd_ps(wa, l1, s1);                                                       \
+        s0 = _mm512_fmadd_ps(wb, LC_SHIFT(l1, l0, 1), s0);                                      \
+        s1 = _mm512_fmadd_ps(wb, LC_SHIFT(l2, l1, 1), s1);                                      \
+        s0 = _mm512_fmadd_ps(wc, LC_SHIFT(l1, l0, 2), s0);                                      \
+        s1 = _mm512_fmadd_ps(wc, LC_SHIFT(l2, l1, 2), s1);                                      \
+    }
+    for (; ox + 32 <= n; ox += 32) {
+        __m512 a0 = vb, a1 = vb, b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps();
+        LC_ROW3(in, w0, w1, w2, a0, a1)
+        LC_ROW3(in + rs, w3, w4, w5, b0, b1)
+        LC_ROW3(in + 2 * rs, w6, w7, w8, a0, a1)
+        a0 = _mm512_add_ps(a0, b0);
+        a1 = _mm512_add_ps(a1, b1);
+        if (clamp) {
+            a0 = _mm512_min_ps(vhi, _mm512_max_ps(vlo, a0));
+            a1 = _mm512_min_ps(vhi, _mm512_max_ps(vlo, a1));
+        }
+        _mm512_storeu_ps(out + ox, a0);
+        _mm512_storeu_ps(out + ox + 16, a1);
+    }
+#undef LC_ROW3
+#undef LC_SHIFT
+    return ox;
+}
+#define LC_DW3_S1_FAST lc_dw3_s1_avx512
+
+#define LC_V __m512
+#define LC_VLANES 16
+#define LC_VLOAD(p) _mm512_loadu_ps(p)
+#define LC_VLOAD_S2(p) lc_dw_even(_mm512_loadu_ps(p), _mm512_loadu_ps((p) + 16))
+#define LC_VLOAD_PART(p, cnt) _mm512_maskz_loadu_ps(lc_dw_mask16((ptrdiff_t)(cnt)), (p))
+#define LC_VLOAD_S2_PART(p, cnt) lc_dw_load_s2_part((p), (cnt))
+#define LC_VSTORE(p, v) _mm512_storeu_ps((p), (v))
+#define LC_VSTORE_PART(p, v, cnt) _mm512_mask_storeu_ps((p), lc_dw_mask16((ptrdiff_t)(cnt)), (v))
+#define LC_VSET1(f) _mm512_set1_ps(f)
+#define LC_VFMA(acc, a, b) _mm512_fmadd_ps((a), (b), (acc))
+#define LC_VMUL(a, b) _mm512_mul_ps((a), (b))
+#define LC_VADD(a, b) _mm512_add_ps((a), (b))
+/* max/min return their second operand when either is NaN: NaN passes */
+#define LC_VCLAMP(v, lo, hi) _mm512_min_ps((hi), _mm512_max_ps((lo), (v)))
+#define LC_DW_NAME lc_f32_dw_row__avx512
+#include "../depthwise_template.h"
+
+#include "target_end.h"
+#endif

@@ -1,0 +1,6 @@
+/* End of an AVX-512 translation unit (see target_begin.h). */
+#if defined(__clang__)
+#pragma clang attribute pop
+#elif defined(__GNUC__)
+#pragma GCC pop_options
+#endif
