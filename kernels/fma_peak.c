@@ -12,6 +12,9 @@ lc_fma_peak_fn lc_fma_peak_get(int isa) {
 #ifdef LC_BUILD_AVX512
     case LC_ISA_AVX512: return lc_fma_peak__avx512;
 #endif
+#ifdef LC_BUILD_NEON
+    case LC_ISA_NEON: return lc_fma_peak__neon;
+#endif
     default: return 0;
     }
 }

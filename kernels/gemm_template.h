@@ -43,17 +43,27 @@ LC_GEMM_LINKAGE void LC_GEMM_NAME(size_t m, size_t n, size_t k, const float *a, 
 #undef LC_BIAS
     }
 
+    /* Optional ISA hook: LC_GEMM_LOAD_A(a) loads the MR floats of A of a k step
+     * into vectors and LC_GEMM_A(i) broadcasts lane i of them (NEON: fmla by
+     * element, a few loads per step instead of MR broadcasts, which would not
+     * all fit in the registers beside the accumulators).  By default each A
+     * value is broadcast from memory where it is used. */
+#ifndef LC_GEMM_LOAD_A
+#define LC_GEMM_LOAD_A(ap)
+#define LC_GEMM_A(i) LC_VSET1(a[i])
+#endif
 #define LC_STEP2(i)                                                                           \
     {                                                                                         \
-        const LC_V ai = LC_VSET1(a[i]);                                                       \
+        const LC_V ai = LC_GEMM_A(i);                                                         \
         c##i##_0 = LC_VFMA(ai, b0, c##i##_0);                                                 \
         c##i##_1 = LC_VFMA(ai, b1, c##i##_1);                                                 \
     }
-#define LC_STEP1(i) c##i##_0 = LC_VFMA(LC_VSET1(a[i]), b0, c##i##_0);
+#define LC_STEP1(i) c##i##_0 = LC_VFMA(LC_GEMM_A(i), b0, c##i##_0);
     if (n == 2 * VL) {
         for (size_t p = 0; p < k; p++) {
             const LC_V b0 = LC_VLOADU(b), b1 = LC_VLOADU(b + VL);
             b += ldb;
+            LC_GEMM_LOAD_A(a)
             LC_GEMM_ROWS(LC_STEP2)
             a += LC_GEMM_MR;
         }
@@ -61,6 +71,7 @@ LC_GEMM_LINKAGE void LC_GEMM_NAME(size_t m, size_t n, size_t k, const float *a, 
         for (size_t p = 0; p < k; p++) {
             const LC_V b0 = LC_VLOADU(b), b1 = LC_VLOADM(b + VL, mask1);
             b += ldb;
+            LC_GEMM_LOAD_A(a)
             LC_GEMM_ROWS(LC_STEP2)
             a += LC_GEMM_MR;
         }
@@ -69,12 +80,15 @@ LC_GEMM_LINKAGE void LC_GEMM_NAME(size_t m, size_t n, size_t k, const float *a, 
         for (size_t p = 0; p < k; p++) {
             const LC_V b0 = LC_VLOADM(b, mask0);
             b += ldb;
+            LC_GEMM_LOAD_A(a)
             LC_GEMM_ROWS(LC_STEP1)
             a += LC_GEMM_MR;
         }
     }
 #undef LC_STEP2
 #undef LC_STEP1
+#undef LC_GEMM_LOAD_A
+#undef LC_GEMM_A
 
     if ((flags & LC_GEMM_FINAL) && ep->clamp) {
         /* max/min return their second operand when either is NaN: NaN passes */

@@ -17,8 +17,12 @@
 #define LC_BUILD_AVX512 1
 #endif
 #endif
-#if defined(__aarch64__) || defined(_M_ARM64) || (defined(__arm__) && defined(__ARM_NEON))
-// LC_BUILD_NEON
+/* NEON on AArch64 only, where it is part of the base ISA (arm_neon.h needs
+ * no flags) and has FMA, lane-indexed FMA and IEEE denormals.  32-bit Arm
+ * keeps the scalar kernels: its NEON is optional (per-function targets would
+ * be needed), has FMA only with VFPv4, and flushes denormals to zero. */
+#if defined(__aarch64__) || defined(_M_ARM64)
+#define LC_BUILD_NEON 1
 #endif
 #endif
 

@@ -37,4 +37,7 @@ LC_DECLARE_GEMM(lc_f32_gemm_8x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_12x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_14x32__avx512)
 
+LC_DECLARE_ISA(__neon)
+LC_DECLARE_GEMM(lc_f32_gemm_12x8__neon)
+
 #endif

@@ -1,0 +1,17 @@
+/* The NEON table (AArch64): GEMM 12 x 8, Winograd over 8 tiles, depthwise
+ * rows.  kc = 256: a 256 x 8 slice of B (8 KiB) stays in L1 (32-64 KiB on
+ * Cortex-A5x/A7x cores) while A panels (256 x 12 floats, 12 KiB) stream past
+ * it from L2. */
+#include "../isa_build.h"
+#ifdef LC_BUILD_NEON
+#include "../ukernel_decls.h"
+
+void lc_config_neon(lc_isa_config *cfg) {
+    cfg->mr = 12;
+    cfg->nr = 8;
+    cfg->kc = 256;
+    cfg->gemm = lc_f32_gemm_12x8__neon;
+    lc_wino_fill__neon(cfg);
+    cfg->dw_row = lc_f32_dw_row__neon;
+}
+#endif
