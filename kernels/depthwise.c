@@ -1,7 +1,9 @@
 /* Depthwise convolution (groups == C, any channel multiplier): output channel
  * o reads input channel o / multiplier.  Each output row is split into the
  * interior, where every tap is inside the image and the ISA's row kernel runs,
- * and the border pixels, computed here with bounds checks.  No workspace. */
+ * and the border pixels, computed here with bounds checks.  3x3 (dilation 1,
+ * stride_w 1 or 2) goes instead to the ISA's whole-plane kernel when it has
+ * one, which does its borders in vector code.  No workspace. */
 #include "internal.h"
 
 typedef struct {
@@ -65,6 +67,14 @@ static void lc_dw_task(void *vctx, int64_t item, int thread) {
     ox_lo = lc_min64(ox_lo, d->OW);
     ox_hi = lc_max64(lc_min64(ox_hi, d->OW), ox_lo);
     (void)thread;
+    if (d->isa->dw3x3_plane && d->kH == 3 && d->kW == 3 && d->dil_h == 1 && d->dil_w == 1 &&
+        (sw == 1 || sw == 2) && d->pad_t >= 0 && d->pad_l >= 0) {
+        /* the whole plane in one call, borders included */
+        d->isa->dw3x3_plane(out, (size_t)d->OH, (size_t)d->OW, in, (size_t)d->H, (size_t)d->W,
+                            (size_t)d->stride_h, (size_t)sw, (size_t)d->pad_t, (size_t)d->pad_l,
+                            w, bias, &d->epilogue);
+        return;
+    }
     int64_t lkx0[LC_DW_BORDER_COLS], lkx1[LC_DW_BORDER_COLS];
     int64_t rkx0[LC_DW_BORDER_COLS], rkx1[LC_DW_BORDER_COLS];
     const int fast_borders = ox_lo <= LC_DW_BORDER_COLS && d->OW - ox_hi <= LC_DW_BORDER_COLS;

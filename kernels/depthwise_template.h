@@ -164,3 +164,159 @@ void LC_DW_NAME(float *out, size_t n, const float *in, size_t rs, size_t rows,
 }
 
 #undef LC_DW_NAME
+
+#ifdef LC_DW3_PLANE_NAME
+/* Depthwise 3x3 whole plane (lc_dw3x3_plane_fn), dilation 1, stride_w 1 or 2.
+ * One call per channel: no per-row call, and the border columns go through
+ * the same vector code with masked loads (lanes outside the image read as 0,
+ * masked lanes touch no memory), so no scalar border pixels.  Interior rows
+ * are done two output rows at a time: with stride_h 1 they share two of
+ * their four input rows (stride_h 2: one of five), each loaded once.
+ * Extra vocabulary (only this section uses it; an ISA that wants the plane
+ * kernel defines LC_DW3_PLANE_NAME and these):
+ *   LC_VLOAD_MASK(p, lo, hi)   lanes j in [lo, hi) (clipped to [0, L)) = p[j],
+ *                              others 0; touches only those floats
+ *   LC_VEVEN(a, b)             even floats of the 2L floats a:b
+ *   LC_DW3_TAPS_S1(p, t0, t1, t2)  optional: p[0..L), p[1..L+1), p[2..L+2);
+ *                              may read p[0 .. L+2)
+ *   LC_DW3_TAPS_S2(p, t0, t1, t2)  optional: even floats of p, p+1, p+2;
+ *                              may read p[0 .. 2L+2) */
+#ifndef LC_DW3_TAPS_S1
+#define LC_DW3_TAPS_S1(p, t0, t1, t2) \
+    { t0 = LC_VLOAD(p); t1 = LC_VLOAD((p) + 1); t2 = LC_VLOAD((p) + 2); }
+#endif
+#ifndef LC_DW3_TAPS_S2
+#define LC_DW3_TAPS_S2(p, t0, t1, t2) \
+    { t0 = LC_VLOAD_S2(p); t1 = LC_VLOAD_S2((p) + 1); t2 = LC_VLOAD_S2((p) + 2); }
+#endif
+
+/* Taps of one input row for outputs whose first tap is row[ix] (ix may be
+ * negative or run past W: those lanes read 0). */
+#define LC_DW3_MTAPS(row, ix, W, sw, t0, t1, t2)                                                \
+    {                                                                                           \
+        const ptrdiff_t lo_ = -(ix), hi_ = (ptrdiff_t)(W) - (ix);                               \
+        const float *p_ = (row) + (ix);                                                         \
+        if ((sw) == 1) {                                                                        \
+            t0 = LC_VLOAD_MASK(p_, lo_, hi_);                                                   \
+            t1 = LC_VLOAD_MASK(p_ + 1, lo_ - 1, hi_ - 1);                                       \
+            t2 = LC_VLOAD_MASK(p_ + 2, lo_ - 2, hi_ - 2);                                       \
+        } else {                                                                                \
+            const ptrdiff_t Lp_ = (ptrdiff_t)LC_VLANES;                                         \
+            t0 = LC_VEVEN(LC_VLOAD_MASK(p_, lo_, hi_), LC_VLOAD_MASK(p_ + Lp_, lo_ - Lp_, hi_ - Lp_)); \
+            t1 = LC_VEVEN(LC_VLOAD_MASK(p_ + 1, lo_ - 1, hi_ - 1),                              \
+                          LC_VLOAD_MASK(p_ + 1 + Lp_, lo_ - 1 - Lp_, hi_ - 1 - Lp_));           \
+            t2 = LC_VEVEN(LC_VLOAD_MASK(p_ + 2, lo_ - 2, hi_ - 2),                              \
+                          LC_VLOAD_MASK(p_ + 2 + Lp_, lo_ - 2 - Lp_, hi_ - 2 - Lp_));           \
+        }                                                                                       \
+    }
+
+#define LC_DW3_FMA3(acc, t0, t1, t2, wa, wb, wc) \
+    acc = LC_VFMA(LC_VFMA(LC_VFMA(acc, wa, t0), wb, t1), wc, t2)
+
+void LC_DW3_PLANE_NAME(float *out, size_t OH, size_t OW, const float *in, size_t H, size_t W,
+                       size_t stride_h, size_t stride_w, size_t pad_t, size_t pad_l,
+                       const float *w, float bias, const lc_epilogue *ep) {
+    const size_t L = LC_VLANES;
+    const ptrdiff_t sw = (ptrdiff_t)stride_w, sh = (ptrdiff_t)stride_h, Hd = (ptrdiff_t)H;
+    const LC_V vb = LC_VSET1(bias), vlo = LC_VSET1(ep->lo), vhi = LC_VSET1(ep->hi);
+    const LC_V vz = LC_VSET1(0.0f);
+    const int clamp = ep->clamp;
+    LC_V wv[9];
+    for (int k = 0; k < 9; k++) wv[k] = LC_VSET1(w[k]);
+    /* Output columns [c_lo, c_hi) start full vectors whose taps all lie in
+     * the row: ix = ox*sw - pad_l >= 0 and the widest read, sw*L + 2 floats
+     * from ix, ends inside the row. */
+    size_t c_lo = (pad_l + (size_t)sw - 1) / (size_t)sw;
+    size_t c_hi = W >= pad_l + (size_t)sw * L + 2 ? (W - pad_l - (size_t)sw * L - 2) / (size_t)sw + 1 : 0;
+    if (c_hi > OW) c_hi = OW;
+    if (c_lo > c_hi) c_lo = c_hi;
+#define LC_DW3_STORE(dst, v, cnt)                                               \
+    {                                                                          \
+        LC_V v_ = (v);                                                         \
+        if (clamp) v_ = LC_VCLAMP(v_, vlo, vhi);                               \
+        if ((cnt) == L) LC_VSTORE((dst), v_); else LC_VSTORE_PART((dst), v_, (cnt)); \
+    }
+    size_t oy = 0;
+    while (oy < OH) {
+        const ptrdiff_t iy = (ptrdiff_t)oy * sh - (ptrdiff_t)pad_t;
+        float *o0 = out + oy * OW;
+        if (sh <= 2 && oy + 1 < OH && iy >= 0 && iy + sh + 2 < Hd) {
+            /* two output rows: A reads rows iy..iy+2, B rows iy+sh..iy+sh+2 */
+            const float *r0 = in + (size_t)iy * W;
+            float *o1 = o0 + OW;
+#define LC_DW3_PAIR(TAPS)                                                                      \
+    {                                                                                          \
+        LC_V a0 = vb, a1 = vz, b0 = vb, b1 = vz, t0, t1, t2;                                   \
+        TAPS(r0, t0, t1, t2)                                                                   \
+        LC_DW3_FMA3(a0, t0, t1, t2, wv[0], wv[1], wv[2]);                                      \
+        TAPS(r0 + W, t0, t1, t2)                                                               \
+        LC_DW3_FMA3(a1, t0, t1, t2, wv[3], wv[4], wv[5]);                                      \
+        if (sh == 1) LC_DW3_FMA3(b0, t0, t1, t2, wv[0], wv[1], wv[2]);                         \
+        TAPS(r0 + 2 * W, t0, t1, t2)                                                           \
+        LC_DW3_FMA3(a0, t0, t1, t2, wv[6], wv[7], wv[8]);                                      \
+        if (sh == 1) {                                                                         \
+            LC_DW3_FMA3(b1, t0, t1, t2, wv[3], wv[4], wv[5]);                                  \
+            TAPS(r0 + 3 * W, t0, t1, t2)                                                       \
+            LC_DW3_FMA3(b0, t0, t1, t2, wv[6], wv[7], wv[8]);                                  \
+        } else {                                                                               \
+            LC_DW3_FMA3(b0, t0, t1, t2, wv[0], wv[1], wv[2]);                                  \
+            TAPS(r0 + 3 * W, t0, t1, t2)                                                       \
+            LC_DW3_FMA3(b1, t0, t1, t2, wv[3], wv[4], wv[5]);                                  \
+            TAPS(r0 + 4 * W, t0, t1, t2)                                                       \
+            LC_DW3_FMA3(b0, t0, t1, t2, wv[6], wv[7], wv[8]);                                  \
+        }                                                                                      \
+        LC_DW3_STORE(o0 + ox, LC_VADD(a0, a1), cnt)                                            \
+        LC_DW3_STORE(o1 + ox, LC_VADD(b0, b1), cnt)                                            \
+    }
+            for (size_t ox = 0; ox < OW; ox += L) {
+                const size_t cnt = OW - ox < L ? OW - ox : L;
+                const ptrdiff_t ix = (ptrdiff_t)ox * sw - (ptrdiff_t)pad_l;
+                if (ox >= c_lo && ox < c_hi && cnt == L) {
+                    /* full vector, every tap inside the row */
+                    if (sw == 1) {
+#define LC_T(row, t0, t1, t2) LC_DW3_TAPS_S1((row) + ix, t0, t1, t2)
+                        LC_DW3_PAIR(LC_T)
+#undef LC_T
+                    } else {
+#define LC_T(row, t0, t1, t2) LC_DW3_TAPS_S2((row) + ix, t0, t1, t2)
+                        LC_DW3_PAIR(LC_T)
+#undef LC_T
+                    }
+                } else {
+#define LC_T(row, t0, t1, t2) LC_DW3_MTAPS(row, ix, W, sw, t0, t1, t2)
+                    LC_DW3_PAIR(LC_T)
+#undef LC_T
+                }
+            }
+#undef LC_DW3_PAIR
+            oy += 2;
+            continue;
+        }
+        /* one output row, its taps ky in [ky0, ky1) inside the image */
+        const ptrdiff_t ky0 = iy >= 0 ? 0 : (-iy < 3 ? -iy : 3);
+        const ptrdiff_t ky1 = Hd - iy >= 3 ? 3 : (Hd - iy > 0 ? Hd - iy : 0);
+        for (size_t ox = 0; ox < OW; ox += L) {
+            const size_t cnt = OW - ox < L ? OW - ox : L;
+            const ptrdiff_t ix = (ptrdiff_t)ox * sw - (ptrdiff_t)pad_l;
+            const int inside = ox >= c_lo && ox < c_hi && cnt == L;
+            LC_V a0 = vb, a1 = vz, t0, t1, t2;
+            for (ptrdiff_t ky = ky0; ky < ky1; ky++) {
+                const float *row = in + (size_t)(iy + ky) * W;
+                if (inside && sw == 1) LC_DW3_TAPS_S1(row + ix, t0, t1, t2)
+                else if (inside) LC_DW3_TAPS_S2(row + ix, t0, t1, t2)
+                else LC_DW3_MTAPS(row, ix, W, sw, t0, t1, t2)
+                if (ky & 1) LC_DW3_FMA3(a1, t0, t1, t2, wv[3 * ky], wv[3 * ky + 1], wv[3 * ky + 2]);
+                else LC_DW3_FMA3(a0, t0, t1, t2, wv[3 * ky], wv[3 * ky + 1], wv[3 * ky + 2]);
+            }
+            LC_DW3_STORE(o0 + ox, LC_VADD(a0, a1), cnt)
+        }
+        oy += 1;
+    }
+#undef LC_DW3_STORE
+}
+#undef LC_DW3_FMA3
+#undef LC_DW3_MTAPS
+#undef LC_DW3_TAPS_S1
+#undef LC_DW3_TAPS_S2
+#undef LC_DW3_PLANE_NAME
+#endif

@@ -81,7 +81,40 @@ static size_t lc_dw3_s1_avx512(float *out, size_t n, const float *in, size_t rs,
 /* max/min return their second operand when either is NaN: NaN passes */
 #define LC_VCLAMP(v, lo, hi) _mm512_min_ps((hi), _mm512_max_ps((lo), (v)))
 #define LC_DW_NAME lc_f32_dw_row__avx512
+
+/* Lanes [lo, hi) of 16, clipped. */
+static inline __mmask16 lc_dw_mask_range(ptrdiff_t lo, ptrdiff_t hi) {
+    return (__mmask16)(lc_dw_mask16(hi) & ~lc_dw_mask16(lo));
+}
+static inline __m512 lc_dw_odd(__m512 lo, __m512 hi) {
+    const __m512i idx = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    return _mm512_permutex2var_ps(lo, idx, hi);
+}
+#define LC_SHIFT(hi, lo, k) \
+    _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(hi), _mm512_castps_si512(lo), k))
+/* Stride 1: one full load and a two-float load, shifted by valignd. */
+#define LC_DW3_TAPS_S1(p, t0, t1, t2)                                 \
+    {                                                                 \
+        const __m512 h_ = _mm512_maskz_loadu_ps(0x3, (p) + 16);       \
+        t0 = _mm512_loadu_ps(p);                                      \
+        t1 = LC_SHIFT(h_, t0, 1);                                     \
+        t2 = LC_SHIFT(h_, t0, 2);                                     \
+    }
+/* Stride 2: taps 0 and 1 are the even and odd floats of p[0..32); tap 2 is
+ * tap 0 moved one lane on, with p[32] last. */
+#define LC_DW3_TAPS_S2(p, t0, t1, t2)                                 \
+    {                                                                 \
+        const __m512 l_ = _mm512_loadu_ps(p), m_ = _mm512_loadu_ps((p) + 16); \
+        const __m512 h_ = _mm512_maskz_loadu_ps(0x1, (p) + 32);       \
+        t0 = lc_dw_even(l_, m_);                                      \
+        t1 = lc_dw_odd(l_, m_);                                       \
+        t2 = LC_SHIFT(h_, t0, 1);                                     \
+    }
+#define LC_VLOAD_MASK(p, lo, hi) _mm512_maskz_loadu_ps(lc_dw_mask_range((lo), (hi)), (p))
+#define LC_VEVEN(a, b) lc_dw_even((a), (b))
+#define LC_DW3_PLANE_NAME lc_f32_dw3x3_plane__avx512
 #include "../depthwise_template.h"
+#undef LC_SHIFT
 
 #include "target_end.h"
 #endif
