@@ -174,9 +174,13 @@ void LC_DW_NAME(float *out, size_t n, const float *in, size_t rs, size_t rows,
  * their four input rows (stride_h 2: one of five), each loaded once.
  * Extra vocabulary (only this section uses it; an ISA that wants the plane
  * kernel defines LC_DW3_PLANE_NAME and these):
- *   LC_VLOAD_MASK(p, lo, hi)   lanes j in [lo, hi) (clipped to [0, L)) = p[j],
- *                              others 0; touches only those floats
+ *   LC_VMASK                   a lane mask type
+ *   LC_VMASK_RANGE(lo, hi)     the mask of lanes j in [lo, hi) (clipped to [0, L))
+ *   LC_VLOAD_M(p, m)           lanes j in m = p[j], others 0; touches only those floats
  *   LC_VEVEN(a, b)             even floats of the 2L floats a:b
+ *   LC_VODD(a, b)              optional: odd floats of a:b
+ *   LC_DW3_MTAPS_RAW(p, m, sw, t0, t1, t2)  optional: border taps from masked
+ *                              raw loads (see LC_DW3_BLOCK_MASKS)
  *   LC_DW3_TAPS_S1(p, t0, t1, t2)  optional: p[0..L), p[1..L+1), p[2..L+2);
  *                              may read p[0 .. L+2)
  *   LC_DW3_TAPS_S2(p, t0, t1, t2)  optional: even floats of p, p+1, p+2;
@@ -190,25 +194,63 @@ void LC_DW_NAME(float *out, size_t n, const float *in, size_t rs, size_t rows,
     { t0 = LC_VLOAD_S2(p); t1 = LC_VLOAD_S2((p) + 1); t2 = LC_VLOAD_S2((p) + 2); }
 #endif
 
-/* Taps of one input row for outputs whose first tap is row[ix] (ix may be
- * negative or run past W: those lanes read 0). */
-#define LC_DW3_MTAPS(row, ix, W, sw, t0, t1, t2)                                                \
+/* Masks of the column block whose first tap is at ix: m[k] (stride 1) or
+ * m[2k], m[2k+1] (stride 2: the two loads of tap k) keep the lanes whose
+ * float lies in [0, W).  They depend on the column block only, not the row. */
+#ifdef LC_VODD
+#define LC_DW3_ODD(l, h, p1, m2, m3) LC_VODD(l, h)
+#else
+#define LC_DW3_ODD(l, h, p1, m2, m3) LC_VEVEN(LC_VLOAD_M(p1, m2), LC_VLOAD_M((p1) + LC_VLANES, m3))
+#endif
+#ifndef LC_DW3_MTAPS_RAW
+#define LC_DW3_BLOCK_MASKS(m, ix, W, sw)                                                        \
     {                                                                                           \
-        const ptrdiff_t lo_ = -(ix), hi_ = (ptrdiff_t)(W) - (ix);                               \
-        const float *p_ = (row) + (ix);                                                         \
-        if ((sw) == 1) {                                                                        \
-            t0 = LC_VLOAD_MASK(p_, lo_, hi_);                                                   \
-            t1 = LC_VLOAD_MASK(p_ + 1, lo_ - 1, hi_ - 1);                                       \
-            t2 = LC_VLOAD_MASK(p_ + 2, lo_ - 2, hi_ - 2);                                       \
-        } else {                                                                                \
-            const ptrdiff_t Lp_ = (ptrdiff_t)LC_VLANES;                                         \
-            t0 = LC_VEVEN(LC_VLOAD_MASK(p_, lo_, hi_), LC_VLOAD_MASK(p_ + Lp_, lo_ - Lp_, hi_ - Lp_)); \
-            t1 = LC_VEVEN(LC_VLOAD_MASK(p_ + 1, lo_ - 1, hi_ - 1),                              \
-                          LC_VLOAD_MASK(p_ + 1 + Lp_, lo_ - 1 - Lp_, hi_ - 1 - Lp_));           \
-            t2 = LC_VEVEN(LC_VLOAD_MASK(p_ + 2, lo_ - 2, hi_ - 2),                              \
-                          LC_VLOAD_MASK(p_ + 2 + Lp_, lo_ - 2 - Lp_, hi_ - 2 - Lp_));           \
+        const ptrdiff_t lo_ = -(ix), hi_ = (ptrdiff_t)(W) - (ix), Lp_ = (ptrdiff_t)LC_VLANES;  \
+        for (ptrdiff_t k_ = 0; k_ < 3; k_++) {                                                  \
+            if ((sw) == 1) {                                                                    \
+                (m)[k_] = LC_VMASK_RANGE(lo_ - k_, hi_ - k_);                                   \
+            } else {                                                                            \
+                (m)[2 * k_] = LC_VMASK_RANGE(lo_ - k_, hi_ - k_);                               \
+                (m)[2 * k_ + 1] = LC_VMASK_RANGE(lo_ - k_ - Lp_, hi_ - k_ - Lp_);               \
+            }                                                                                   \
         }                                                                                       \
     }
+
+/* Taps of one input row for outputs whose first tap is row[ix] (ix may be
+ * negative or run past W: those lanes are masked off and read 0). */
+#define LC_DW3_MTAPS(row, ix, m, sw, t0, t1, t2)                                               \
+    {                                                                                           \
+        const float *p_ = (row) + (ix);                                                         \
+        if ((sw) == 1) {                                                                        \
+            t0 = LC_VLOAD_M(p_, (m)[0]);                                                        \
+            t1 = LC_VLOAD_M(p_ + 1, (m)[1]);                                                    \
+            t2 = LC_VLOAD_M(p_ + 2, (m)[2]);                                                    \
+        } else {                                                                                \
+            const size_t Lu_ = LC_VLANES;                                                       \
+            const LC_V l_ = LC_VLOAD_M(p_, (m)[0]), h_ = LC_VLOAD_M(p_ + Lu_, (m)[1]);          \
+            t0 = LC_VEVEN(l_, h_);                                                              \
+            t1 = LC_DW3_ODD(l_, h_, p_ + 1, (m)[2], (m)[3]);                                    \
+            t2 = LC_VEVEN(LC_VLOAD_M(p_ + 2, (m)[4]), LC_VLOAD_M(p_ + 2 + Lu_, (m)[5]));        \
+        }                                                                                       \
+    }
+#else
+/* The ISA loads the raw floats of a column block, row[ix .. ix + sw*L + 2),
+ * with m[0..2] masking its (up to) three loads at ix, ix + L, ix + 2L, and
+ * makes the taps from them in registers (masked-off floats are 0, and a
+ * shift or de-interleave keeps each float's position). */
+#define LC_DW3_BLOCK_MASKS(m, ix, W, sw)                                                        \
+    {                                                                                           \
+        const ptrdiff_t lo_ = -(ix), hi_ = (ptrdiff_t)(W) - (ix), Lp_ = (ptrdiff_t)LC_VLANES;  \
+        (m)[0] = LC_VMASK_RANGE(lo_, hi_);                                                      \
+        (m)[1] = LC_VMASK_RANGE(lo_ - Lp_, hi_ - Lp_);                                          \
+        (m)[2] = LC_VMASK_RANGE(lo_ - 2 * Lp_, hi_ - 2 * Lp_);                                  \
+    }
+#define LC_DW3_MTAPS(row, ix, m, sw, t0, t1, t2) LC_DW3_MTAPS_RAW((row) + (ix), m, sw, t0, t1, t2)
+#endif
+
+/* Planes up to this many column blocks get their border masks worked out
+ * once per call (a few hundred bytes of stack); wider ones per block. */
+#define LC_DW3_MAX_BLOCKS 16
 
 #define LC_DW3_FMA3(acc, t0, t1, t2, wa, wb, wc) \
     acc = LC_VFMA(LC_VFMA(LC_VFMA(acc, wa, t0), wb, t1), wc, t2)
@@ -230,6 +272,12 @@ void LC_DW3_PLANE_NAME(float *out, size_t OH, size_t OW, const float *in, size_t
     size_t c_hi = W >= pad_l + (size_t)sw * L + 2 ? (W - pad_l - (size_t)sw * L - 2) / (size_t)sw + 1 : 0;
     if (c_hi > OW) c_hi = OW;
     if (c_lo > c_hi) c_lo = c_hi;
+    const size_t nblocks = (OW + L - 1) / L;
+    LC_VMASK bm[LC_DW3_MAX_BLOCKS][6];
+    const int premask = nblocks <= LC_DW3_MAX_BLOCKS;
+    if (premask)
+        for (size_t b = 0; b < nblocks; b++)
+            LC_DW3_BLOCK_MASKS(bm[b], (ptrdiff_t)(b * L) * sw - (ptrdiff_t)pad_l, W, sw)
 #define LC_DW3_STORE(dst, v, cnt)                                               \
     {                                                                          \
         LC_V v_ = (v);                                                         \
@@ -283,7 +331,10 @@ void LC_DW3_PLANE_NAME(float *out, size_t OH, size_t OW, const float *in, size_t
 #undef LC_T
                     }
                 } else {
-#define LC_T(row, t0, t1, t2) LC_DW3_MTAPS(row, ix, W, sw, t0, t1, t2)
+                    LC_VMASK mloc[6];
+                    const LC_VMASK *m = premask ? bm[ox / L] : mloc;
+                    if (!premask) LC_DW3_BLOCK_MASKS(mloc, ix, W, sw)
+#define LC_T(row, t0, t1, t2) LC_DW3_MTAPS(row, ix, m, sw, t0, t1, t2)
                     LC_DW3_PAIR(LC_T)
 #undef LC_T
                 }
@@ -300,11 +351,14 @@ void LC_DW3_PLANE_NAME(float *out, size_t OH, size_t OW, const float *in, size_t
             const ptrdiff_t ix = (ptrdiff_t)ox * sw - (ptrdiff_t)pad_l;
             const int inside = ox >= c_lo && ox < c_hi && cnt == L;
             LC_V a0 = vb, a1 = vz, t0, t1, t2;
+            LC_VMASK mloc[6];
+            const LC_VMASK *m = premask ? bm[ox / L] : mloc;
+            if (!inside && !premask) LC_DW3_BLOCK_MASKS(mloc, ix, W, sw)
             for (ptrdiff_t ky = ky0; ky < ky1; ky++) {
                 const float *row = in + (size_t)(iy + ky) * W;
                 if (inside && sw == 1) LC_DW3_TAPS_S1(row + ix, t0, t1, t2)
                 else if (inside) LC_DW3_TAPS_S2(row + ix, t0, t1, t2)
-                else LC_DW3_MTAPS(row, ix, W, sw, t0, t1, t2)
+                else LC_DW3_MTAPS(row, ix, m, sw, t0, t1, t2)
                 if (ky & 1) LC_DW3_FMA3(a1, t0, t1, t2, wv[3 * ky], wv[3 * ky + 1], wv[3 * ky + 2]);
                 else LC_DW3_FMA3(a0, t0, t1, t2, wv[3 * ky], wv[3 * ky + 1], wv[3 * ky + 2]);
             }
@@ -316,6 +370,9 @@ void LC_DW3_PLANE_NAME(float *out, size_t OH, size_t OW, const float *in, size_t
 }
 #undef LC_DW3_FMA3
 #undef LC_DW3_MTAPS
+#undef LC_DW3_BLOCK_MASKS
+#undef LC_DW3_ODD
+#undef LC_DW3_MAX_BLOCKS
 #undef LC_DW3_TAPS_S1
 #undef LC_DW3_TAPS_S2
 #undef LC_DW3_PLANE_NAME

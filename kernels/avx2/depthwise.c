@@ -59,7 +59,10 @@ static inline __m256 lc_dw_odd(__m256 lo, __m256 hi) {
         t1 = lc_dw_odd(l_, m_);                                       \
         t2 = lc_dw_load_s2((p) + 2);                                  \
     }
-#define LC_VLOAD_MASK(p, lo, hi) _mm256_maskload_ps((p), lc_dw_mask_range((lo), (hi)))
+#define LC_VODD(a, b) lc_dw_odd((a), (b))
+#define LC_VMASK __m256i
+#define LC_VMASK_RANGE(lo, hi) lc_dw_mask_range((lo), (hi))
+#define LC_VLOAD_M(p, m) _mm256_maskload_ps((p), (m))
 #define LC_VEVEN(a, b) lc_dw_even((a), (b))
 #define LC_DW3_PLANE_NAME lc_f32_dw3x3_plane__avx2
 #include "../depthwise_template.h"

@@ -110,7 +110,26 @@ static inline __m512 lc_dw_odd(__m512 lo, __m512 hi) {
         t1 = lc_dw_odd(l_, m_);                                       \
         t2 = LC_SHIFT(h_, t0, 1);                                     \
     }
-#define LC_VLOAD_MASK(p, lo, hi) _mm512_maskz_loadu_ps(lc_dw_mask_range((lo), (hi)), (p))
+/* Border blocks: the same taps from masked raw loads (masked floats read 0). */
+#define LC_DW3_MTAPS_RAW(p, m, sw, t0, t1, t2)                                    \
+    {                                                                             \
+        const __m512 l_ = _mm512_maskz_loadu_ps((m)[0], (p));                     \
+        if ((sw) == 1) {                                                          \
+            const __m512 h_ = _mm512_maskz_loadu_ps((m)[1] & 0x3, (p) + 16);      \
+            t0 = l_;                                                              \
+            t1 = LC_SHIFT(h_, l_, 1);                                             \
+            t2 = LC_SHIFT(h_, l_, 2);                                             \
+        } else {                                                                  \
+            const __m512 m_ = _mm512_maskz_loadu_ps((m)[1], (p) + 16);            \
+            const __m512 h_ = _mm512_maskz_loadu_ps((m)[2] & 0x1, (p) + 32);      \
+            t0 = lc_dw_even(l_, m_);                                              \
+            t1 = lc_dw_odd(l_, m_);                                               \
+            t2 = LC_SHIFT(h_, t0, 1);                                             \
+        }                                                                         \
+    }
+#define LC_VMASK __mmask16
+#define LC_VMASK_RANGE(lo, hi) lc_dw_mask_range((lo), (hi))
+#define LC_VLOAD_M(p, m) _mm512_maskz_loadu_ps((m), (p))
 #define LC_VEVEN(a, b) lc_dw_even((a), (b))
 #define LC_DW3_PLANE_NAME lc_f32_dw3x3_plane__avx512
 #include "../depthwise_template.h"
