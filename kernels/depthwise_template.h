@@ -181,6 +181,7 @@ void LC_DW_NAME(float *out, size_t n, const float *in, size_t rs, size_t rows,
  *   LC_VODD(a, b)              optional: odd floats of a:b
  *   LC_DW3_MTAPS_RAW(p, m, sw, t0, t1, t2)  optional: border taps from masked
  *                              raw loads (see LC_DW3_BLOCK_MASKS)
+ *   LC_DW3_PLANE_LINKAGE       optional: storage class of the plane function
  *   LC_DW3_TAPS_S1(p, t0, t1, t2)  optional: p[0..L), p[1..L+1), p[2..L+2);
  *                              may read p[0 .. L+2)
  *   LC_DW3_TAPS_S2(p, t0, t1, t2)  optional: even floats of p, p+1, p+2;
@@ -255,9 +256,13 @@ void LC_DW_NAME(float *out, size_t n, const float *in, size_t rs, size_t rows,
 #define LC_DW3_FMA3(acc, t0, t1, t2, wa, wb, wc) \
     acc = LC_VFMA(LC_VFMA(LC_VFMA(acc, wa, t0), wb, t1), wc, t2)
 
-void LC_DW3_PLANE_NAME(float *out, size_t OH, size_t OW, const float *in, size_t H, size_t W,
-                       size_t stride_h, size_t stride_w, size_t pad_t, size_t pad_l,
-                       const float *w, float bias, const lc_epilogue *ep) {
+#ifndef LC_DW3_PLANE_LINKAGE
+#define LC_DW3_PLANE_LINKAGE
+#endif
+LC_DW3_PLANE_LINKAGE void LC_DW3_PLANE_NAME(float *out, size_t OH, size_t OW, const float *in,
+                                            size_t H, size_t W, size_t stride_h, size_t stride_w,
+                                            size_t pad_t, size_t pad_l, const float *w, float bias,
+                                            const lc_epilogue *ep) {
     const size_t L = LC_VLANES;
     const ptrdiff_t sw = (ptrdiff_t)stride_w, sh = (ptrdiff_t)stride_h, Hd = (ptrdiff_t)H;
     const LC_V vb = LC_VSET1(bias), vlo = LC_VSET1(ep->lo), vhi = LC_VSET1(ep->hi);
@@ -376,4 +381,5 @@ void LC_DW3_PLANE_NAME(float *out, size_t OH, size_t OW, const float *in, size_t
 #undef LC_DW3_TAPS_S1
 #undef LC_DW3_TAPS_S2
 #undef LC_DW3_PLANE_NAME
+#undef LC_DW3_PLANE_LINKAGE
 #endif

@@ -131,9 +131,71 @@ static inline __m512 lc_dw_odd(__m512 lo, __m512 hi) {
 #define LC_VMASK_RANGE(lo, hi) lc_dw_mask_range((lo), (hi))
 #define LC_VLOAD_M(p, m) _mm512_maskz_loadu_ps((m), (p))
 #define LC_VEVEN(a, b) lc_dw_even((a), (b))
-#define LC_DW3_PLANE_NAME lc_f32_dw3x3_plane__avx512
+#define LC_DW3_PLANE_NAME lc_dw3x3_plane_rows_avx512
+#define LC_DW3_PLANE_LINKAGE static
 #include "../depthwise_template.h"
 #undef LC_SHIFT
+
+/* Narrow planes (7x7, 14x14 stride 2: OW <= 8 and one output row's taps
+ * span <= 16 floats): two output rows share each vector, lanes [0, OW) for
+ * row oy and [OW, 2*OW) for row oy+1, which are adjacent in the output, so
+ * one masked store writes both.  Each input row is one masked load of its
+ * raw floats (columns -pad_l ..); a tap is one two-source permute of the raw
+ * rows of oy and oy+1.  Halves the vectors of a 7-wide plane and drops the
+ * per-row work.  Returns 0 (did nothing) when the plane does not fit. */
+static int lc_dw3x3_narrow_avx512(float *out, size_t OH, size_t OW, const float *in, size_t H,
+                                  size_t W, size_t sh, size_t sw, size_t pad_t, size_t pad_l,
+                                  const float *w, float bias, const lc_epilogue *ep) {
+    if (OW > 8 || sw * (OW - 1) + 3 > 16 || sh > 2 || pad_l > 16) return 0;
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i vow = _mm512_set1_epi32((int)OW);
+    /* lane j: row B (second source, +16) when j >= OW, column jj = j mod OW */
+    const __mmask16 inb = _mm512_cmpge_epi32_mask(iota, vow);
+    const __m512i jj = _mm512_mask_sub_epi32(iota, inb, iota, vow);
+    const __m512i base = _mm512_mask_add_epi32(_mm512_mullo_epi32(jj, _mm512_set1_epi32((int)sw)),
+                                               inb, _mm512_mullo_epi32(jj, _mm512_set1_epi32((int)sw)),
+                                               _mm512_set1_epi32(16));
+    const __m512i idx0 = base, idx1 = _mm512_add_epi32(base, _mm512_set1_epi32(1));
+    const __m512i idx2 = _mm512_add_epi32(base, _mm512_set1_epi32(2));
+    /* raw lane r holds column r - pad_l: keep columns in [0, W) */
+    const __mmask16 mrow = lc_dw_mask_range((ptrdiff_t)pad_l, (ptrdiff_t)(pad_l + W));
+    const __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(ep->lo), vhi = _mm512_set1_ps(ep->hi);
+    __m512 wv[9];
+    for (int k = 0; k < 9; k++) wv[k] = _mm512_set1_ps(w[k]);
+    const ptrdiff_t Hd = (ptrdiff_t)H;
+    for (size_t oy = 0; oy < OH; oy += 2) {
+        const ptrdiff_t iy = (ptrdiff_t)(oy * sh) - (ptrdiff_t)pad_t;
+        const int two = oy + 1 < OH;
+        __m512 raw[5];
+        /* without a second row, its lanes are computed from whatever rows and not stored */
+        for (size_t r = 0; r < sh + 3; r++) {
+            const ptrdiff_t y = iy + (ptrdiff_t)r;
+            raw[r] = y >= 0 && y < Hd ? _mm512_maskz_loadu_ps(mrow, in + y * (ptrdiff_t)W - (ptrdiff_t)pad_l)
+                                      : _mm512_setzero_ps();
+        }
+        __m512 a0 = vb, a1 = _mm512_setzero_ps();
+        for (size_t ky = 0; ky < 3; ky++) {
+            const __m512 ra = raw[ky], rb = raw[ky + sh];
+            __m512 acc = ky == 1 ? a1 : a0;
+            acc = _mm512_fmadd_ps(wv[3 * ky], _mm512_permutex2var_ps(ra, idx0, rb), acc);
+            acc = _mm512_fmadd_ps(wv[3 * ky + 1], _mm512_permutex2var_ps(ra, idx1, rb), acc);
+            acc = _mm512_fmadd_ps(wv[3 * ky + 2], _mm512_permutex2var_ps(ra, idx2, rb), acc);
+            if (ky == 1) a1 = acc; else a0 = acc;
+        }
+        a0 = _mm512_add_ps(a0, a1);
+        if (ep->clamp) a0 = _mm512_min_ps(vhi, _mm512_max_ps(vlo, a0));
+        _mm512_mask_storeu_ps(out + oy * OW, lc_dw_mask16((ptrdiff_t)((two ? 2 : 1) * OW)), a0);
+    }
+    return 1;
+}
+
+void lc_f32_dw3x3_plane__avx512(float *out, size_t OH, size_t OW, const float *in, size_t H,
+                                size_t W, size_t stride_h, size_t stride_w, size_t pad_t,
+                                size_t pad_l, const float *w, float bias, const lc_epilogue *ep) {
+    if (lc_dw3x3_narrow_avx512(out, OH, OW, in, H, W, stride_h, stride_w, pad_t, pad_l, w, bias, ep))
+        return;
+    lc_dw3x3_plane_rows_avx512(out, OH, OW, in, H, W, stride_h, stride_w, pad_t, pad_l, w, bias, ep);
+}
 
 #include "target_end.h"
 #endif
