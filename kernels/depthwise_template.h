@@ -289,25 +289,37 @@ LC_DW3_PLANE_LINKAGE void LC_DW3_PLANE_NAME(float *out, size_t OH, size_t OW, co
         if (clamp) v_ = LC_VCLAMP(v_, vlo, vhi);                               \
         if ((cnt) == L) LC_VSTORE((dst), v_); else LC_VSTORE_PART((dst), v_, (cnt)); \
     }
+/* Interior blocks: clamp always, to +-inf when the epilogue has none (NaN
+ * passes), so the loop has no branch. */
+#define LC_DW3_STORE_FULL(dst, v, cnt) LC_VSTORE((dst), LC_VCLAMP((v), vlo_i, vhi_i));
+    union { unsigned u; float f; } inf_;
+    inf_.u = 0x7f800000u;
+    const LC_V vlo_i = clamp ? vlo : LC_VSET1(-inf_.f), vhi_i = clamp ? vhi : LC_VSET1(inf_.f);
+    /* Interior column blocks (all full, every tap inside the row) are the
+     * multiples of L in [b_lo, b_hi); the others take masked loads. */
+    const size_t b_lo = (c_lo + L - 1) / L * L;
+    size_t b_hi = b_lo;
+    while (b_hi < c_hi && b_hi + L <= OW) b_hi += L;
     size_t oy = 0;
     while (oy < OH) {
         const ptrdiff_t iy = (ptrdiff_t)oy * sh - (ptrdiff_t)pad_t;
         float *o0 = out + oy * OW;
         if (sh <= 2 && oy + 1 < OH && iy >= 0 && iy + sh + 2 < Hd) {
-            /* two output rows: A reads rows iy..iy+2, B rows iy+sh..iy+sh+2 */
+            /* two output rows: A reads rows iy..iy+2, B rows iy+sh..iy+sh+2
+             * (SH is a constant in each copy below) */
             const float *r0 = in + (size_t)iy * W;
             float *o1 = o0 + OW;
-#define LC_DW3_PAIR(TAPS)                                                                      \
+#define LC_DW3_PAIR(TAPS, SH, STORE)                                                           \
     {                                                                                          \
         LC_V a0 = vb, a1 = vz, b0 = vb, b1 = vz, t0, t1, t2;                                   \
         TAPS(r0, t0, t1, t2)                                                                   \
         LC_DW3_FMA3(a0, t0, t1, t2, wv[0], wv[1], wv[2]);                                      \
         TAPS(r0 + W, t0, t1, t2)                                                               \
         LC_DW3_FMA3(a1, t0, t1, t2, wv[3], wv[4], wv[5]);                                      \
-        if (sh == 1) LC_DW3_FMA3(b0, t0, t1, t2, wv[0], wv[1], wv[2]);                         \
+        if ((SH) == 1) LC_DW3_FMA3(b0, t0, t1, t2, wv[0], wv[1], wv[2]);                       \
         TAPS(r0 + 2 * W, t0, t1, t2)                                                           \
         LC_DW3_FMA3(a0, t0, t1, t2, wv[6], wv[7], wv[8]);                                      \
-        if (sh == 1) {                                                                         \
+        if ((SH) == 1) {                                                                       \
             LC_DW3_FMA3(b1, t0, t1, t2, wv[3], wv[4], wv[5]);                                  \
             TAPS(r0 + 3 * W, t0, t1, t2)                                                       \
             LC_DW3_FMA3(b0, t0, t1, t2, wv[6], wv[7], wv[8]);                                  \
@@ -318,32 +330,41 @@ LC_DW3_PLANE_LINKAGE void LC_DW3_PLANE_NAME(float *out, size_t OH, size_t OW, co
             TAPS(r0 + 4 * W, t0, t1, t2)                                                       \
             LC_DW3_FMA3(b0, t0, t1, t2, wv[6], wv[7], wv[8]);                                  \
         }                                                                                      \
-        LC_DW3_STORE(o0 + ox, LC_VADD(a0, a1), cnt)                                            \
-        LC_DW3_STORE(o1 + ox, LC_VADD(b0, b1), cnt)                                            \
+        STORE(o0 + ox, LC_VADD(a0, a1), cnt)                                                   \
+        STORE(o1 + ox, LC_VADD(b0, b1), cnt)                                                   \
     }
-            for (size_t ox = 0; ox < OW; ox += L) {
-                const size_t cnt = OW - ox < L ? OW - ox : L;
-                const ptrdiff_t ix = (ptrdiff_t)ox * sw - (ptrdiff_t)pad_l;
-                if (ox >= c_lo && ox < c_hi && cnt == L) {
-                    /* full vector, every tap inside the row */
-                    if (sw == 1) {
-#define LC_T(row, t0, t1, t2) LC_DW3_TAPS_S1((row) + ix, t0, t1, t2)
-                        LC_DW3_PAIR(LC_T)
-#undef LC_T
-                    } else {
-#define LC_T(row, t0, t1, t2) LC_DW3_TAPS_S2((row) + ix, t0, t1, t2)
-                        LC_DW3_PAIR(LC_T)
-#undef LC_T
-                    }
-                } else {
-                    LC_VMASK mloc[6];
-                    const LC_VMASK *m = premask ? bm[ox / L] : mloc;
-                    if (!premask) LC_DW3_BLOCK_MASKS(mloc, ix, W, sw)
-#define LC_T(row, t0, t1, t2) LC_DW3_MTAPS(row, ix, m, sw, t0, t1, t2)
-                    LC_DW3_PAIR(LC_T)
-#undef LC_T
-                }
-            }
+#define LC_T1(row, t0, t1, t2) LC_DW3_TAPS_S1((row) + ix, t0, t1, t2)
+#define LC_T2(row, t0, t1, t2) LC_DW3_TAPS_S2((row) + ix, t0, t1, t2)
+/* One pair of output rows with SW, SH constants: interior blocks, then the
+ * border blocks with masked loads. */
+#define LC_DW3_PAIR_ROW(TAPS, SW, SH)                                                          \
+    {                                                                                          \
+        for (size_t ox = b_lo; ox < b_hi; ox += L) {                                           \
+            const ptrdiff_t ix = (ptrdiff_t)ox * (SW) - (ptrdiff_t)pad_l;                      \
+            LC_DW3_PAIR(TAPS, SH, LC_DW3_STORE_FULL)                                           \
+        }                                                                                      \
+        for (size_t ox = 0; ox < OW; ox += L) {                                                \
+            if (ox == b_lo && b_hi > b_lo) ox = b_hi;                                          \
+            if (ox >= OW) break;                                                               \
+            const size_t cnt = OW - ox < L ? OW - ox : L;                                      \
+            const ptrdiff_t ix = (ptrdiff_t)ox * (SW) - (ptrdiff_t)pad_l;                      \
+            LC_VMASK mloc[6];                                                                  \
+            const LC_VMASK *m = premask ? bm[ox / L] : mloc;                                   \
+            if (!premask) LC_DW3_BLOCK_MASKS(mloc, ix, W, SW)                                  \
+            LC_DW3_PAIR(LC_TM##SW, SH, LC_DW3_STORE)                                           \
+        }                                                                                      \
+    }
+#define LC_TM1(row, t0, t1, t2) LC_DW3_MTAPS(row, ix, m, 1, t0, t1, t2)
+#define LC_TM2(row, t0, t1, t2) LC_DW3_MTAPS(row, ix, m, 2, t0, t1, t2)
+            if (sw == 1 && sh == 1) LC_DW3_PAIR_ROW(LC_T1, 1, 1)
+            else if (sw == 1) LC_DW3_PAIR_ROW(LC_T1, 1, 2)
+            else if (sh == 1) LC_DW3_PAIR_ROW(LC_T2, 2, 1)
+            else LC_DW3_PAIR_ROW(LC_T2, 2, 2)
+#undef LC_DW3_PAIR_ROW
+#undef LC_T1
+#undef LC_T2
+#undef LC_TM1
+#undef LC_TM2
 #undef LC_DW3_PAIR
             oy += 2;
             continue;
@@ -372,6 +393,7 @@ LC_DW3_PLANE_LINKAGE void LC_DW3_PLANE_NAME(float *out, size_t OH, size_t OW, co
         oy += 1;
     }
 #undef LC_DW3_STORE
+#undef LC_DW3_STORE_FULL
 }
 #undef LC_DW3_FMA3
 #undef LC_DW3_MTAPS
