@@ -1,5 +1,6 @@
 /* Depthwise row kernel, AVX-512: the shared template over __m512.  Stride 2
  * de-interleaves two loads with one two-source permute; tails use masks. */
+#include <math.h>
 #include "../isa_build.h"
 #ifdef LC_BUILD_AVX512
 #include "target_begin.h"
@@ -134,7 +135,6 @@ static inline __m512 lc_dw_odd(__m512 lo, __m512 hi) {
 #define LC_DW3_PLANE_NAME lc_dw3x3_plane_rows_avx512
 #define LC_DW3_PLANE_LINKAGE static
 #include "../depthwise_template.h"
-#undef LC_SHIFT
 
 /* Narrow planes (7x7, 14x14 stride 2: OW <= 8 and one output row's taps
  * span <= 16 floats): two output rows share each vector, lanes [0, OW) for
@@ -189,13 +189,113 @@ static int lc_dw3x3_narrow_avx512(float *out, size_t OH, size_t OW, const float 
     return 1;
 }
 
+/* Small planes (14, 28 wide): every column block is a border block for the
+ * row path.  Instead each input row is held as NR raw vectors (raw lane r =
+ * column r - pad_l, masked to the image, the same masks for every row), the
+ * taps come from shifts (stride 1) or de-interleaves (stride 2) of them, and
+ * two output rows share their input rows.  Needs the row's taps within NR*16
+ * raw floats: stride 1 OW + 2 <= 16*NR, stride 2 2*OW + 1 <= 16*NR (NR even).
+ * Up to 56 wide (stride 1) / 28 outputs (stride 2): 4 raw vectors a row,
+ * 20 registers for the five rows of a stride-2 pair. */
+#define LC_DW3_SMALL(SW, NR)                                                                    \
+    static void lc_dw3x3_small_##SW##_##NR(float *out, size_t OH, size_t OW, const float *in,  \
+                                           size_t H, size_t W, size_t sh, size_t pad_t,        \
+                                           size_t pad_l, const float *w, float bias,           \
+                                           const lc_epilogue *ep) {                            \
+        enum { NOV = (SW) == 1 ? (NR) : (NR) / 2 };                                                    \
+        __mmask16 mraw[NR], mst[NOV];                                                           \
+        for (int k = 0; k < (NR); k++)                                                          \
+            mraw[k] = lc_dw_mask_range((ptrdiff_t)pad_l - 16 * k, (ptrdiff_t)(pad_l + W) - 16 * k); \
+        for (int v = 0; v < NOV; v++) mst[v] = lc_dw_mask16((ptrdiff_t)OW - 16 * v);           \
+        const __m512 vb = _mm512_set1_ps(bias), vz = _mm512_setzero_ps();                      \
+        __m512 vlo = _mm512_set1_ps(ep->lo), vhi = _mm512_set1_ps(ep->hi);                     \
+        if (!ep->clamp) {                                                                       \
+            vlo = _mm512_set1_ps(-HUGE_VALF);                                                   \
+            vhi = _mm512_set1_ps(HUGE_VALF);                                                    \
+        }                                                                                       \
+        __m512 wv[9];                                                                           \
+        for (int k = 0; k < 9; k++) wv[k] = _mm512_set1_ps(w[k]);                               \
+        const ptrdiff_t Hd = (ptrdiff_t)H;                                                      \
+        for (size_t oy = 0; oy < OH; oy += 2) {                                                 \
+            const ptrdiff_t iy = (ptrdiff_t)(oy * sh) - (ptrdiff_t)pad_t;                       \
+            const int two = oy + 1 < OH;                                                        \
+            __m512 raw[5][NR];                                                                  \
+            for (size_t r = 0; r < sh + 3; r++) {                                               \
+                const ptrdiff_t y = iy + (ptrdiff_t)r;                                          \
+                const int ok = y >= 0 && y < Hd;                                                \
+                const float *p = in + y * (ptrdiff_t)W - (ptrdiff_t)pad_l;                      \
+                for (int k = 0; k < (NR); k++)                                                  \
+                    raw[r][k] = ok ? _mm512_maskz_loadu_ps(mraw[k], p + 16 * k) : vz;           \
+            }                                                                                   \
+            for (int half = 0; half < 1 + two; half++) {                                        \
+                const size_t r0 = half ? sh : 0;                                                \
+                float *o = out + (oy + half) * OW;                                              \
+                for (int v = 0; v < NOV; v++) {                                                 \
+                    __m512 a0 = vb, a1 = vz;                                                    \
+                    for (int ky = 0; ky < 3; ky++) {                                            \
+                        const __m512 *R = raw[r0 + ky];                                         \
+                        __m512 t0, t1, t2;                                                      \
+                        if ((SW) == 1) {                                                        \
+                            const __m512 nx = v + 1 < (NR) ? R[v + 1 < (NR) ? v + 1 : v] : vz;  \
+                            t0 = R[v];                                                          \
+                            t1 = LC_SHIFT(nx, R[v], 1);                                         \
+                            t2 = LC_SHIFT(nx, R[v], 2);                                         \
+                        } else {                                                                \
+                            /* tap 2 is tap 0 moved a lane on, raw float 32v+32 last */         \
+                            const __m512 nx = 2 * v + 2 < (NR) ? R[2 * v + 2 < (NR) ? 2 * v + 2 : 0] : vz; \
+                            t0 = lc_dw_even(R[2 * v], R[2 * v + 1]);                            \
+                            t1 = lc_dw_odd(R[2 * v], R[2 * v + 1]);                             \
+                            t2 = LC_SHIFT(nx, t0, 1);                                           \
+                        }                                                                       \
+                        __m512 acc = ky == 1 ? a1 : a0;                                         \
+                        acc = _mm512_fmadd_ps(wv[3 * ky], t0, acc);                             \
+                        acc = _mm512_fmadd_ps(wv[3 * ky + 1], t1, acc);                         \
+                        acc = _mm512_fmadd_ps(wv[3 * ky + 2], t2, acc);                         \
+                        if (ky == 1) a1 = acc; else a0 = acc;                                   \
+                    }                                                                           \
+                    a0 = _mm512_min_ps(vhi, _mm512_max_ps(vlo, _mm512_add_ps(a0, a1)));         \
+                    _mm512_mask_storeu_ps(o + 16 * v, mst[v], a0);                              \
+                }                                                                               \
+            }                                                                                   \
+        }                                                                                       \
+    }
+LC_DW3_SMALL(1, 1)
+LC_DW3_SMALL(1, 2)
+LC_DW3_SMALL(1, 4)
+LC_DW3_SMALL(2, 2)
+LC_DW3_SMALL(2, 4)
+#undef LC_DW3_SMALL
+
 void lc_f32_dw3x3_plane__avx512(float *out, size_t OH, size_t OW, const float *in, size_t H,
                                 size_t W, size_t stride_h, size_t stride_w, size_t pad_t,
                                 size_t pad_l, const float *w, float bias, const lc_epilogue *ep) {
     if (lc_dw3x3_narrow_avx512(out, OH, OW, in, H, W, stride_h, stride_w, pad_t, pad_l, w, bias, ep))
         return;
+    if (stride_h <= 2 && pad_l <= 16) {
+        if (stride_w == 1 && OW + 2 <= 16) {
+            lc_dw3x3_small_1_1(out, OH, OW, in, H, W, stride_h, pad_t, pad_l, w, bias, ep);
+            return;
+        }
+        if (stride_w == 1 && OW + 2 <= 32) {
+            lc_dw3x3_small_1_2(out, OH, OW, in, H, W, stride_h, pad_t, pad_l, w, bias, ep);
+            return;
+        }
+        if (stride_w == 1 && OW + 2 <= 64) {
+            lc_dw3x3_small_1_4(out, OH, OW, in, H, W, stride_h, pad_t, pad_l, w, bias, ep);
+            return;
+        }
+        if (stride_w == 2 && 2 * OW + 1 <= 32) {
+            lc_dw3x3_small_2_2(out, OH, OW, in, H, W, stride_h, pad_t, pad_l, w, bias, ep);
+            return;
+        }
+        if (stride_w == 2 && 2 * OW + 1 <= 64) {
+            lc_dw3x3_small_2_4(out, OH, OW, in, H, W, stride_h, pad_t, pad_l, w, bias, ep);
+            return;
+        }
+    }
     lc_dw3x3_plane_rows_avx512(out, OH, OW, in, H, W, stride_h, stride_w, pad_t, pad_l, w, bias, ep);
 }
 
+#undef LC_SHIFT
 #include "target_end.h"
 #endif
