@@ -142,52 +142,55 @@ static inline __m512 lc_dw_odd(__m512 lo, __m512 hi) {
  * one masked store writes both.  Each input row is one masked load of its
  * raw floats (columns -pad_l ..); a tap is one two-source permute of the raw
  * rows of oy and oy+1.  Halves the vectors of a 7-wide plane and drops the
- * per-row work.  Returns 0 (did nothing) when the plane does not fit. */
-static int lc_dw3x3_narrow_avx512(float *out, size_t OH, size_t OW, const float *in, size_t H,
-                                  size_t W, size_t sh, size_t sw, size_t pad_t, size_t pad_l,
-                                  const float *w, float bias, const lc_epilogue *ep) {
-    if (OW > 8 || sw * (OW - 1) + 3 > 16 || sh > 2 || pad_l > 16) return 0;
-    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i vow = _mm512_set1_epi32((int)OW);
-    /* lane j: row B (second source, +16) when j >= OW, column jj = j mod OW */
-    const __mmask16 inb = _mm512_cmpge_epi32_mask(iota, vow);
-    const __m512i jj = _mm512_mask_sub_epi32(iota, inb, iota, vow);
-    const __m512i base = _mm512_mask_add_epi32(_mm512_mullo_epi32(jj, _mm512_set1_epi32((int)sw)),
-                                               inb, _mm512_mullo_epi32(jj, _mm512_set1_epi32((int)sw)),
-                                               _mm512_set1_epi32(16));
-    const __m512i idx0 = base, idx1 = _mm512_add_epi32(base, _mm512_set1_epi32(1));
-    const __m512i idx2 = _mm512_add_epi32(base, _mm512_set1_epi32(2));
-    /* raw lane r holds column r - pad_l: keep columns in [0, W) */
-    const __mmask16 mrow = lc_dw_mask_range((ptrdiff_t)pad_l, (ptrdiff_t)(pad_l + W));
-    const __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(ep->lo), vhi = _mm512_set1_ps(ep->hi);
-    __m512 wv[9];
-    for (int k = 0; k < 9; k++) wv[k] = _mm512_set1_ps(w[k]);
-    const ptrdiff_t Hd = (ptrdiff_t)H;
-    for (size_t oy = 0; oy < OH; oy += 2) {
-        const ptrdiff_t iy = (ptrdiff_t)(oy * sh) - (ptrdiff_t)pad_t;
-        const int two = oy + 1 < OH;
-        __m512 raw[5];
-        /* without a second row, its lanes are computed from whatever rows and not stored */
-        for (size_t r = 0; r < sh + 3; r++) {
-            const ptrdiff_t y = iy + (ptrdiff_t)r;
-            raw[r] = y >= 0 && y < Hd ? _mm512_maskz_loadu_ps(mrow, in + y * (ptrdiff_t)W - (ptrdiff_t)pad_l)
-                                      : _mm512_setzero_ps();
-        }
-        __m512 a0 = vb, a1 = _mm512_setzero_ps();
-        for (size_t ky = 0; ky < 3; ky++) {
-            const __m512 ra = raw[ky], rb = raw[ky + sh];
-            __m512 acc = ky == 1 ? a1 : a0;
-            acc = _mm512_fmadd_ps(wv[3 * ky], _mm512_permutex2var_ps(ra, idx0, rb), acc);
-            acc = _mm512_fmadd_ps(wv[3 * ky + 1], _mm512_permutex2var_ps(ra, idx1, rb), acc);
-            acc = _mm512_fmadd_ps(wv[3 * ky + 2], _mm512_permutex2var_ps(ra, idx2, rb), acc);
-            if (ky == 1) a1 = acc; else a0 = acc;
-        }
-        a0 = _mm512_add_ps(a0, a1);
-        if (ep->clamp) a0 = _mm512_min_ps(vhi, _mm512_max_ps(vlo, a0));
-        _mm512_mask_storeu_ps(out + oy * OW, lc_dw_mask16((ptrdiff_t)((two ? 2 : 1) * OW)), a0);
-    }
-    return 1;
+ * per-row work.  One copy per stride_h (1, 2), so the raw rows stay in
+ * registers; the caller checks the plane fits. */
+#define LC_DW3_NARROW(SH)                                                                                      \
+static void lc_dw3x3_narrow_sh##SH(float *out, size_t OH, size_t OW, const float *in, size_t H,                \
+                                   size_t W, size_t sw, size_t pad_t, size_t pad_l,                            \
+                                   const float *w, float bias, const lc_epilogue *ep) {                        \
+    const size_t sh = (SH);                                                                                    \
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);              \
+    const __m512i vow = _mm512_set1_epi32((int)OW);                                                            \
+    /* lane j: row B (second source, +16) when j >= OW, column jj = j mod OW */                                \
+    const __mmask16 inb = _mm512_cmpge_epi32_mask(iota, vow);                                                  \
+    const __m512i jj = _mm512_mask_sub_epi32(iota, inb, iota, vow);                                            \
+    const __m512i jjs = sw == 2 ? _mm512_add_epi32(jj, jj) : jj;                                               \
+    const __m512i base = _mm512_mask_add_epi32(jjs, inb, jjs, _mm512_set1_epi32(16));                          \
+    const __m512i idx0 = base, idx1 = _mm512_add_epi32(base, _mm512_set1_epi32(1));                            \
+    const __m512i idx2 = _mm512_add_epi32(base, _mm512_set1_epi32(2));                                         \
+    /* raw lane r holds column r - pad_l: keep columns in [0, W) */                                            \
+    const __mmask16 mrow = lc_dw_mask_range((ptrdiff_t)pad_l, (ptrdiff_t)(pad_l + W));                         \
+    const __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(ep->lo), vhi = _mm512_set1_ps(ep->hi);        \
+    __m512 wv[9];                                                                                              \
+    for (int k = 0; k < 9; k++) wv[k] = _mm512_set1_ps(w[k]);                                                  \
+    const ptrdiff_t Hd = (ptrdiff_t)H;                                                                         \
+    for (size_t oy = 0; oy < OH; oy += 2) {                                                                    \
+        const ptrdiff_t iy = (ptrdiff_t)(oy * sh) - (ptrdiff_t)pad_t;                                          \
+        const int two = oy + 1 < OH;                                                                           \
+        __m512 raw[5];                                                                                         \
+        /* without a second row, its lanes are computed from whatever rows and not stored */                   \
+        for (size_t r = 0; r < sh + 3; r++) {                                                                  \
+            const ptrdiff_t y = iy + (ptrdiff_t)r;                                                             \
+            raw[r] = y >= 0 && y < Hd ? _mm512_maskz_loadu_ps(mrow, in + y * (ptrdiff_t)W - (ptrdiff_t)pad_l)  \
+                                      : _mm512_setzero_ps();                                                   \
+        }                                                                                                      \
+        __m512 a0 = vb, a1 = _mm512_setzero_ps();                                                              \
+        for (size_t ky = 0; ky < 3; ky++) {                                                                    \
+            const __m512 ra = raw[ky], rb = raw[ky + sh];                                                      \
+            __m512 acc = ky == 1 ? a1 : a0;                                                                    \
+            acc = _mm512_fmadd_ps(wv[3 * ky], _mm512_permutex2var_ps(ra, idx0, rb), acc);                      \
+            acc = _mm512_fmadd_ps(wv[3 * ky + 1], _mm512_permutex2var_ps(ra, idx1, rb), acc);                  \
+            acc = _mm512_fmadd_ps(wv[3 * ky + 2], _mm512_permutex2var_ps(ra, idx2, rb), acc);                  \
+            if (ky == 1) a1 = acc; else a0 = acc;                                                              \
+        }                                                                                                      \
+        a0 = _mm512_add_ps(a0, a1);                                                                            \
+        if (ep->clamp) a0 = _mm512_min_ps(vhi, _mm512_max_ps(vlo, a0));                                        \
+        _mm512_mask_storeu_ps(out + oy * OW, lc_dw_mask16((ptrdiff_t)((two ? 2 : 1) * OW)), a0);               \
+    }                                                                                                          \
 }
+LC_DW3_NARROW(1)
+LC_DW3_NARROW(2)
+#undef LC_DW3_NARROW
 
 /* Small planes (14, 28 wide): every column block is a border block for the
  * row path.  Instead each input row is held as NR raw vectors (raw lane r =
@@ -197,11 +200,12 @@ static int lc_dw3x3_narrow_avx512(float *out, size_t OH, size_t OW, const float 
  * raw floats: stride 1 OW + 2 <= 16*NR, stride 2 2*OW + 1 <= 16*NR (NR even).
  * Up to 56 wide (stride 1) / 28 outputs (stride 2): 4 raw vectors a row,
  * 20 registers for the five rows of a stride-2 pair. */
-#define LC_DW3_SMALL(SW, NR)                                                                    \
-    static void lc_dw3x3_small_##SW##_##NR(float *out, size_t OH, size_t OW, const float *in,  \
-                                           size_t H, size_t W, size_t sh, size_t pad_t,        \
+#define LC_DW3_SMALL(SW, NR, SH)                                                                \
+    static void lc_dw3x3_small_##SW##_##NR##_##SH(float *out, size_t OH, size_t OW,            \
+                                           const float *in, size_t H, size_t W, size_t pad_t,  \
                                            size_t pad_l, const float *w, float bias,           \
                                            const lc_epilogue *ep) {                            \
+        const size_t sh = (SH);                                                                 \
         enum { NOV = (SW) == 1 ? (NR) : (NR) / 2 };                                                    \
         __mmask16 mraw[NR], mst[NOV];                                                           \
         for (int k = 0; k < (NR); k++)                                                          \
@@ -259,39 +263,41 @@ static int lc_dw3x3_narrow_avx512(float *out, size_t OH, size_t OW, const float 
             }                                                                                   \
         }                                                                                       \
     }
-LC_DW3_SMALL(1, 1)
-LC_DW3_SMALL(1, 2)
-LC_DW3_SMALL(1, 4)
-LC_DW3_SMALL(2, 2)
-LC_DW3_SMALL(2, 4)
+LC_DW3_SMALL(1, 1, 1)
+LC_DW3_SMALL(1, 2, 1)
+LC_DW3_SMALL(1, 4, 1)
+LC_DW3_SMALL(2, 2, 1)
+LC_DW3_SMALL(2, 4, 1)
+LC_DW3_SMALL(1, 1, 2)
+LC_DW3_SMALL(1, 2, 2)
+LC_DW3_SMALL(1, 4, 2)
+LC_DW3_SMALL(2, 2, 2)
+LC_DW3_SMALL(2, 4, 2)
 #undef LC_DW3_SMALL
 
 void lc_f32_dw3x3_plane__avx512(float *out, size_t OH, size_t OW, const float *in, size_t H,
                                 size_t W, size_t stride_h, size_t stride_w, size_t pad_t,
                                 size_t pad_l, const float *w, float bias, const lc_epilogue *ep) {
-    if (lc_dw3x3_narrow_avx512(out, OH, OW, in, H, W, stride_h, stride_w, pad_t, pad_l, w, bias, ep))
-        return;
-    if (stride_h <= 2 && pad_l <= 16) {
-        if (stride_w == 1 && OW + 2 <= 16) {
-            lc_dw3x3_small_1_1(out, OH, OW, in, H, W, stride_h, pad_t, pad_l, w, bias, ep);
+    if ((stride_h == 1 || stride_h == 2) && pad_l <= 16) {
+        const size_t sw = stride_w;
+        const int s2 = stride_h == 2;
+#define LC_CALL_SMALL(SW, NR)                                                                  \
+    {                                                                                          \
+        if (s2) lc_dw3x3_small_##SW##_##NR##_2(out, OH, OW, in, H, W, pad_t, pad_l, w, bias, ep); \
+        else lc_dw3x3_small_##SW##_##NR##_1(out, OH, OW, in, H, W, pad_t, pad_l, w, bias, ep);  \
+        return;                                                                                \
+    }
+        if (OW <= 8 && sw * (OW - 1) + 3 <= 16) {
+            if (s2) lc_dw3x3_narrow_sh2(out, OH, OW, in, H, W, sw, pad_t, pad_l, w, bias, ep);
+            else lc_dw3x3_narrow_sh1(out, OH, OW, in, H, W, sw, pad_t, pad_l, w, bias, ep);
             return;
         }
-        if (stride_w == 1 && OW + 2 <= 32) {
-            lc_dw3x3_small_1_2(out, OH, OW, in, H, W, stride_h, pad_t, pad_l, w, bias, ep);
-            return;
-        }
-        if (stride_w == 1 && OW + 2 <= 64) {
-            lc_dw3x3_small_1_4(out, OH, OW, in, H, W, stride_h, pad_t, pad_l, w, bias, ep);
-            return;
-        }
-        if (stride_w == 2 && 2 * OW + 1 <= 32) {
-            lc_dw3x3_small_2_2(out, OH, OW, in, H, W, stride_h, pad_t, pad_l, w, bias, ep);
-            return;
-        }
-        if (stride_w == 2 && 2 * OW + 1 <= 64) {
-            lc_dw3x3_small_2_4(out, OH, OW, in, H, W, stride_h, pad_t, pad_l, w, bias, ep);
-            return;
-        }
+        if (sw == 1 && OW + 2 <= 16) LC_CALL_SMALL(1, 1)
+        if (sw == 1 && OW + 2 <= 32) LC_CALL_SMALL(1, 2)
+        if (sw == 1 && OW + 2 <= 64) LC_CALL_SMALL(1, 4)
+        if (sw == 2 && 2 * OW + 1 <= 32) LC_CALL_SMALL(2, 2)
+        if (sw == 2 && 2 * OW + 1 <= 64) LC_CALL_SMALL(2, 4)
+#undef LC_CALL_SMALL
     }
     lc_dw3x3_plane_rows_avx512(out, OH, OW, in, H, W, stride_h, stride_w, pad_t, pad_l, w, bias, ep);
 }
