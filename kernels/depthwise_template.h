@@ -181,6 +181,7 @@ void LC_DW_NAME(float *out, size_t n, const float *in, size_t rs, size_t rows,
  *   LC_VODD(a, b)              optional: odd floats of a:b
  *   LC_DW3_MTAPS_RAW(p, m, sw, t0, t1, t2)  optional: border taps from masked
  *                              raw loads (see LC_DW3_BLOCK_MASKS)
+ *   LC_VSTORE_M(p, v, m)       optional: store the lanes in mask m
  *   LC_DW3_PLANE_LINKAGE       optional: storage class of the plane function
  *   LC_DW3_TAPS_S1(p, t0, t1, t2)  optional: p[0..L), p[1..L+1), p[2..L+2);
  *                              may read p[0 .. L+2)
@@ -300,14 +301,26 @@ LC_DW3_PLANE_LINKAGE void LC_DW3_PLANE_NAME(float *out, size_t OH, size_t OW, co
     const size_t b_lo = (c_lo + L - 1) / L * L;
     size_t b_hi = b_lo;
     while (b_hi < c_hi && b_hi + L <= OW) b_hi += L;
+    /* Planes of one (border) column block, 7 wide with 8 lanes: masks and
+     * the store mask live in registers, no block loop. */
+    const int one_block = nblocks == 1 && b_hi == b_lo;
+    const float *const in_end = in + H * W;
+#ifdef LC_VSTORE_M
+    const LC_VMASK mst = LC_VMASK_RANGE(0, (ptrdiff_t)(OW < L ? OW : L));
+#define LC_DW3_STORE_ONE(dst, v, cnt) LC_VSTORE_M((dst), LC_VCLAMP((v), vlo_i, vhi_i), mst);
+#else
+#define LC_DW3_STORE_ONE(dst, v, cnt) LC_VSTORE_PART((dst), LC_VCLAMP((v), vlo_i, vhi_i), OW);
+#endif
     size_t oy = 0;
     while (oy < OH) {
         const ptrdiff_t iy = (ptrdiff_t)oy * sh - (ptrdiff_t)pad_t;
         float *o0 = out + oy * OW;
-        if (sh <= 2 && oy + 1 < OH && iy >= 0 && iy + sh + 2 < Hd) {
+        /* one-block planes take pairs at the top and bottom too: rows
+         * outside the image give zero taps */
+        if (sh <= 2 && oy + 1 < OH && (one_block || (iy >= 0 && iy + sh + 2 < Hd))) {
             /* two output rows: A reads rows iy..iy+2, B rows iy+sh..iy+sh+2
              * (SH is a constant in each copy below) */
-            const float *r0 = in + (size_t)iy * W;
+            const float *r0 = in + iy * (ptrdiff_t)W;
             float *o1 = o0 + OW;
 #define LC_DW3_PAIR(TAPS, SH, STORE)                                                           \
     {                                                                                          \
@@ -338,7 +351,12 @@ LC_DW3_PLANE_LINKAGE void LC_DW3_PLANE_NAME(float *out, size_t OH, size_t OW, co
 /* One pair of output rows with SW, SH constants: interior blocks, then the
  * border blocks with masked loads. */
 #define LC_DW3_PAIR_ROW(TAPS, SW, SH)                                                          \
-    {                                                                                          \
+    if (one_block) {                                                                           \
+        const size_t ox = 0;                                                                   \
+        const ptrdiff_t ix = -(ptrdiff_t)pad_l;                                                \
+        const LC_VMASK *m = bm[0];                                                             \
+        LC_DW3_PAIR(LC_TMZ##SW, SH, LC_DW3_STORE_ONE)                                          \
+    } else {                                                                                   \
         for (size_t ox = b_lo; ox < b_hi; ox += L) {                                           \
             const ptrdiff_t ix = (ptrdiff_t)ox * (SW) - (ptrdiff_t)pad_l;                      \
             LC_DW3_PAIR(TAPS, SH, LC_DW3_STORE_FULL)                                           \
@@ -355,6 +373,11 @@ LC_DW3_PLANE_LINKAGE void LC_DW3_PLANE_NAME(float *out, size_t OH, size_t OW, co
         }                                                                                      \
     }
 #define LC_TM1(row, t0, t1, t2) LC_DW3_MTAPS(row, ix, m, 1, t0, t1, t2)
+#define LC_TMZ(row, SW, t0, t1, t2)                                                            \
+    if ((row) >= in && (row) < in_end) LC_DW3_MTAPS(row, ix, m, SW, t0, t1, t2)                \
+    else { t0 = vz; t1 = vz; t2 = vz; }
+#define LC_TMZ1(row, t0, t1, t2) LC_TMZ(row, 1, t0, t1, t2)
+#define LC_TMZ2(row, t0, t1, t2) LC_TMZ(row, 2, t0, t1, t2)
 #define LC_TM2(row, t0, t1, t2) LC_DW3_MTAPS(row, ix, m, 2, t0, t1, t2)
             if (sw == 1 && sh == 1) LC_DW3_PAIR_ROW(LC_T1, 1, 1)
             else if (sw == 1) LC_DW3_PAIR_ROW(LC_T1, 1, 2)
@@ -365,6 +388,9 @@ LC_DW3_PLANE_LINKAGE void LC_DW3_PLANE_NAME(float *out, size_t OH, size_t OW, co
 #undef LC_T2
 #undef LC_TM1
 #undef LC_TM2
+#undef LC_TMZ
+#undef LC_TMZ1
+#undef LC_TMZ2
 #undef LC_DW3_PAIR
             oy += 2;
             continue;
@@ -394,6 +420,7 @@ LC_DW3_PLANE_LINKAGE void LC_DW3_PLANE_NAME(float *out, size_t OH, size_t OW, co
     }
 #undef LC_DW3_STORE
 #undef LC_DW3_STORE_FULL
+#undef LC_DW3_STORE_ONE
 }
 #undef LC_DW3_FMA3
 #undef LC_DW3_MTAPS

@@ -60,6 +60,7 @@ static inline __m256 lc_dw_odd(__m256 lo, __m256 hi) {
         t2 = lc_dw_load_s2((p) + 2);                                  \
     }
 #define LC_VODD(a, b) lc_dw_odd((a), (b))
+#define LC_VSTORE_M(p, v, m) _mm256_maskstore_ps((p), (m), (v))
 #define LC_VMASK __m256i
 #define LC_VMASK_RANGE(lo, hi) lc_dw_mask_range((lo), (hi))
 #define LC_VLOAD_M(p, m) _mm256_maskload_ps((p), (m))
