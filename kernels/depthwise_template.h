@@ -304,6 +304,9 @@ LC_DW3_PLANE_LINKAGE void LC_DW3_PLANE_NAME(float *out, size_t OH, size_t OW, co
     /* Planes of one (border) column block, 7 wide with 8 lanes: masks and
      * the store mask live in registers, no block loop. */
     const int one_block = nblocks == 1 && b_hi == b_lo;
+    /* no interior block at all (14 wide with 8 lanes): every block masked,
+     * rows paired from the top as for one block */
+    const int no_interior = b_hi == b_lo && premask;
     const float *const in_end = in + H * W;
 #ifdef LC_VSTORE_M
     const LC_VMASK mst = LC_VMASK_RANGE(0, (ptrdiff_t)(OW < L ? OW : L));
@@ -317,7 +320,7 @@ LC_DW3_PLANE_LINKAGE void LC_DW3_PLANE_NAME(float *out, size_t OH, size_t OW, co
         float *o0 = out + oy * OW;
         /* one-block planes take pairs at the top and bottom too: rows
          * outside the image give zero taps */
-        if (sh <= 2 && oy + 1 < OH && (one_block || (iy >= 0 && iy + sh + 2 < Hd))) {
+        if (sh <= 2 && oy + 1 < OH && (no_interior || (iy >= 0 && iy + sh + 2 < Hd))) {
             /* two output rows: A reads rows iy..iy+2, B rows iy+sh..iy+sh+2
              * (SH is a constant in each copy below) */
             const float *r0 = in + iy * (ptrdiff_t)W;
@@ -356,6 +359,13 @@ LC_DW3_PLANE_LINKAGE void LC_DW3_PLANE_NAME(float *out, size_t OH, size_t OW, co
         const ptrdiff_t ix = -(ptrdiff_t)pad_l;                                                \
         const LC_VMASK *m = bm[0];                                                             \
         LC_DW3_PAIR(LC_TMZ##SW, SH, LC_DW3_STORE_ONE)                                          \
+    } else if (no_interior) {                                                                  \
+        for (size_t ox = 0; ox < OW; ox += L) {                                                \
+            const size_t cnt = OW - ox < L ? OW - ox : L;                                      \
+            const ptrdiff_t ix = (ptrdiff_t)ox * (SW) - (ptrdiff_t)pad_l;                      \
+            const LC_VMASK *m = bm[ox / L];                                                    \
+            LC_DW3_PAIR(LC_TMZ##SW, SH, LC_DW3_STORE)                                          \
+        }                                                                                      \
     } else {                                                                                   \
         for (size_t ox = b_lo; ox < b_hi; ox += L) {                                           \
             const ptrdiff_t ix = (ptrdiff_t)ox * (SW) - (ptrdiff_t)pad_l;                      \
