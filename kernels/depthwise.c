@@ -58,7 +58,7 @@ static void lc_dw_task(void *vctx, int64_t item, int thread) {
     const lc_conv_desc *d = t->d;
     (void)thread;
     /* no divisions for batch 1 / multiplier 1: on 7x7 planes a channel is
-     * only ~200 cycles of work */
+     * ~100 cycles of work */
     int64_t n = 0, o = item;
     if (item >= d->M) {
         n = item / d->M;
