@@ -1,13 +1,16 @@
 /* Depthwise convolution (groups == C, any channel multiplier): output channel
  * o reads input channel o / multiplier.  Each output row is split into the
  * interior, where every tap is inside the image and the ISA's row kernel runs,
- * and the border pixels, computed here with bounds checks.  No workspace. */
+ * and the border pixels, computed here with bounds checks.  3x3 (dilation 1,
+ * stride_w 1 or 2) goes instead to the ISA's whole-plane kernel when it has
+ * one, which does its borders in vector code.  No workspace. */
 #include "internal.h"
 
 typedef struct {
     const lc_conv_desc *d;
     const float *x, *w, *bias;
     float *y;
+    lc_dw3x3_plane_fn plane; /* the ISA's 3x3 plane kernel when it serves this layer, else NULL */
 } lc_dw_ctx;
 
 /* One border pixel, taps checked against the image. */
@@ -53,18 +56,32 @@ static float lc_dw_border(const lc_conv_desc *d, const float *in, const float *w
 static void lc_dw_task(void *vctx, int64_t item, int thread) {
     const lc_dw_ctx *t = (const lc_dw_ctx *)vctx;
     const lc_conv_desc *d = t->d;
-    const int64_t o = item % d->M, n = item / d->M, mult = d->M / d->C;
-    const float *in = t->x + (n * d->C + o / mult) * d->H * d->W;
+    (void)thread;
+    /* no divisions for batch 1 / multiplier 1: on 7x7 planes a channel is
+     * ~100 cycles of work */
+    int64_t n = 0, o = item;
+    if (item >= d->M) {
+        n = item / d->M;
+        o = item - n * d->M;
+    }
+    const int64_t ci = d->M == d->C ? o : o / (d->M / d->C);
+    const float *in = t->x + (n * d->C + ci) * d->H * d->W;
     const float *w = t->w + o * d->kH * d->kW;
     float *out = t->y + (n * d->M + o) * d->OH * d->OW;
     const float bias = t->bias ? t->bias[o] : 0.0f;
     const int64_t sw = d->stride_w, dw = d->dil_w, reach = (d->kW - 1) * dw;
+    if (t->plane) {
+        /* the whole plane in one call, borders included */
+        t->plane(out, (size_t)d->OH, (size_t)d->OW, in, (size_t)d->H, (size_t)d->W,
+                 (size_t)d->stride_h, (size_t)sw, (size_t)d->pad_t, (size_t)d->pad_l, w, bias,
+                 &d->epilogue);
+        return;
+    }
     /* interior columns: ox*sw - pad_l >= 0 and ox*sw - pad_l + reach <= W - 1 */
     int64_t ox_lo = lc_div_up(d->pad_l, sw);
     int64_t ox_hi = d->W - 1 - reach + d->pad_l >= 0 ? (d->W - 1 - reach + d->pad_l) / sw + 1 : 0;
     ox_lo = lc_min64(ox_lo, d->OW);
     ox_hi = lc_max64(lc_min64(ox_hi, d->OW), ox_lo);
-    (void)thread;
     int64_t lkx0[LC_DW_BORDER_COLS], lkx1[LC_DW_BORDER_COLS];
     int64_t rkx0[LC_DW_BORDER_COLS], rkx1[LC_DW_BORDER_COLS];
     const int fast_borders = ox_lo <= LC_DW_BORDER_COLS && d->OW - ox_hi <= LC_DW_BORDER_COLS;
@@ -110,6 +127,11 @@ int lc_depthwise_run(const lc_conv_desc *d, const float *x, const float *w,
                      const float *bias, float *y) {
     lc_dw_ctx t;
     t.d = d; t.x = x; t.w = w; t.bias = bias; t.y = y;
+    t.plane = d->isa->dw3x3_plane && d->kH == 3 && d->kW == 3 && d->dil_h == 1 &&
+                      d->dil_w == 1 && (d->stride_w == 1 || d->stride_w == 2) &&
+                      d->pad_t >= 0 && d->pad_l >= 0
+                  ? d->isa->dw3x3_plane
+                  : NULL;
     lc_parallel_for(d->nthreads, d->N * d->M, lc_dw_task, &t);
     return LC_OK;
 }

@@ -28,10 +28,18 @@ lc_fma_peak_fn lc_fma_peak_get(int isa);
 LC_DECLARE_ISA(__scalar)
 LC_DECLARE_GEMM(lc_f32_gemm_4x16__scalar)
 
+/* Optional depthwise 3x3 whole-plane kernels (lc_dw3x3_plane_fn). */
+#define LC_DECLARE_DW3X3_PLANE(name)                                                     \
+    void name(float *out, size_t OH, size_t OW, const float *in, size_t H, size_t W,      \
+              size_t stride_h, size_t stride_w, size_t pad_t, size_t pad_l, const float *w, \
+              float bias, const lc_epilogue *ep);
+
 LC_DECLARE_ISA(__avx2)
+LC_DECLARE_DW3X3_PLANE(lc_f32_dw3x3_plane__avx2)
 LC_DECLARE_GEMM(lc_f32_gemm_6x16__avx2)
 
 LC_DECLARE_ISA(__avx512)
+LC_DECLARE_DW3X3_PLANE(lc_f32_dw3x3_plane__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_6x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_8x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_12x32__avx512)

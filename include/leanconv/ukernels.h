@@ -49,6 +49,18 @@ typedef void (*lc_dw_row_fn)(float *out, size_t n, const float *in, size_t in_ro
                              size_t rows, const float *w, size_t kW, size_t stride,
                              size_t dil, float bias, const lc_epilogue *ep);
 
+/* Depthwise 3x3 over one whole channel plane, dilation 1 (optional entry:
+ * NULL means the driver runs dw_row per output row):
+ *   out[oy*OW + ox] = clamp(bias + sum_{ky,kx < 3} w[ky*3 + kx] * x(oy*stride_h - pad_t + ky,
+ *                                                                  ox*stride_w - pad_l + kx))
+ * where x(iy, ix) = in[iy*W + ix] inside the H x W image and 0 outside (any
+ * padding, including bottom/right as OH, OW imply).  Requires stride_w 1 or 2,
+ * stride_h >= 1, pad_t, pad_l >= 0.  Reads only in[0 .. H*W). */
+typedef void (*lc_dw3x3_plane_fn)(float *out, size_t OH, size_t OW, const float *in, size_t H,
+                                  size_t W, size_t stride_h, size_t stride_w, size_t pad_t,
+                                  size_t pad_l, const float *w, float bias,
+                                  const lc_epilogue *ep);
+
 /* Winograd output sizes m served by the table, in index order. */
 #define LC_WINO_VARIANTS 3
 static const int lc_wino_m[LC_WINO_VARIANTS] = {2, 4, 6};
@@ -61,6 +73,7 @@ typedef struct lc_isa_config {
     lc_wino_input_fn wino_input[LC_WINO_VARIANTS];
     lc_wino_output_fn wino_output[LC_WINO_VARIANTS];
     lc_dw_row_fn dw_row;
+    lc_dw3x3_plane_fn dw3x3_plane; /* optional (NULL: dw_row per output row) */
 } lc_isa_config;
 
 /* ISA identifiers, in preference order from worst to best. */

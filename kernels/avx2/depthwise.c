@@ -42,6 +42,30 @@ static inline __m256 lc_dw_load_s2_part(const float *p, size_t cnt) {
 /* max/min return their second operand when either is NaN: NaN passes */
 #define LC_VCLAMP(v, lo, hi) _mm256_min_ps((hi), _mm256_max_ps((lo), (v)))
 #define LC_DW_NAME lc_f32_dw_row__avx2
+
+/* Lanes [lo, hi) of 8. */
+static inline __m256i lc_dw_mask_range(ptrdiff_t lo, ptrdiff_t hi) {
+    return _mm256_andnot_si256(lc_dw_mask8(lo), lc_dw_mask8(hi));
+}
+static inline __m256 lc_dw_odd(__m256 lo, __m256 hi) {
+    __m256 s = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+/* Stride 2: taps 0 and 1 share the loads of p[0..16). */
+#define LC_DW3_TAPS_S2(p, t0, t1, t2)                                 \
+    {                                                                 \
+        const __m256 l_ = _mm256_loadu_ps(p), m_ = _mm256_loadu_ps((p) + 8); \
+        t0 = lc_dw_even(l_, m_);                                      \
+        t1 = lc_dw_odd(l_, m_);                                       \
+        t2 = lc_dw_load_s2((p) + 2);                                  \
+    }
+#define LC_VODD(a, b) lc_dw_odd((a), (b))
+#define LC_VSTORE_M(p, v, m) _mm256_maskstore_ps((p), (m), (v))
+#define LC_VMASK __m256i
+#define LC_VMASK_RANGE(lo, hi) lc_dw_mask_range((lo), (hi))
+#define LC_VLOAD_M(p, m) _mm256_maskload_ps((p), (m))
+#define LC_VEVEN(a, b) lc_dw_even((a), (b))
+#define LC_DW3_PLANE_NAME lc_f32_dw3x3_plane__avx2
 #include "../depthwise_template.h"
 
 #include "target_end.h"

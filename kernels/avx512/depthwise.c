@@ -1,5 +1,6 @@
 /* Depthwise row kernel, AVX-512: the shared template over __m512.  Stride 2
  * de-interleaves two loads with one two-source permute; tails use masks. */
+#include <math.h>
 #include "../isa_build.h"
 #ifdef LC_BUILD_AVX512
 #include "target_begin.h"
@@ -81,7 +82,226 @@ static size_t lc_dw3_s1_avx512(float *out, size_t n, const float *in, size_t rs,
 /* max/min return their second operand when either is NaN: NaN passes */
 #define LC_VCLAMP(v, lo, hi) _mm512_min_ps((hi), _mm512_max_ps((lo), (v)))
 #define LC_DW_NAME lc_f32_dw_row__avx512
+
+/* Lanes [lo, hi) of 16, clipped. */
+static inline __mmask16 lc_dw_mask_range(ptrdiff_t lo, ptrdiff_t hi) {
+    return (__mmask16)(lc_dw_mask16(hi) & ~lc_dw_mask16(lo));
+}
+static inline __m512 lc_dw_odd(__m512 lo, __m512 hi) {
+    const __m512i idx = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    return _mm512_permutex2var_ps(lo, idx, hi);
+}
+#define LC_SHIFT(hi, lo, k) \
+    _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(hi), _mm512_castps_si512(lo), k))
+/* Stride 1: one full load and a two-float load, shifted by valignd. */
+#define LC_DW3_TAPS_S1(p, t0, t1, t2)                                 \
+    {                                                                 \
+        const __m512 h_ = _mm512_maskz_loadu_ps(0x3, (p) + 16);       \
+        t0 = _mm512_loadu_ps(p);                                      \
+        t1 = LC_SHIFT(h_, t0, 1);                                     \
+        t2 = LC_SHIFT(h_, t0, 2);                                     \
+    }
+/* Stride 2: taps 0 and 1 are the even and odd floats of p[0..32); tap 2 is
+ * tap 0 moved one lane on, with p[32] last. */
+#define LC_DW3_TAPS_S2(p, t0, t1, t2)                                 \
+    {                                                                 \
+        const __m512 l_ = _mm512_loadu_ps(p), m_ = _mm512_loadu_ps((p) + 16); \
+        const __m512 h_ = _mm512_maskz_loadu_ps(0x1, (p) + 32);       \
+        t0 = lc_dw_even(l_, m_);                                      \
+        t1 = lc_dw_odd(l_, m_);                                       \
+        t2 = LC_SHIFT(h_, t0, 1);                                     \
+    }
+/* Border blocks: the same taps from masked raw loads (masked floats read 0). */
+#define LC_DW3_MTAPS_RAW(p, m, sw, t0, t1, t2)                                    \
+    {                                                                             \
+        const __m512 l_ = _mm512_maskz_loadu_ps((m)[0], (p));                     \
+        if ((sw) == 1) {                                                          \
+            const __m512 h_ = _mm512_maskz_loadu_ps((m)[1] & 0x3, (p) + 16);      \
+            t0 = l_;                                                              \
+            t1 = LC_SHIFT(h_, l_, 1);                                             \
+            t2 = LC_SHIFT(h_, l_, 2);                                             \
+        } else {                                                                  \
+            const __m512 m_ = _mm512_maskz_loadu_ps((m)[1], (p) + 16);            \
+            const __m512 h_ = _mm512_maskz_loadu_ps((m)[2] & 0x1, (p) + 32);      \
+            t0 = lc_dw_even(l_, m_);                                              \
+            t1 = lc_dw_odd(l_, m_);                                               \
+            t2 = LC_SHIFT(h_, t0, 1);                                             \
+        }                                                                         \
+    }
+#define LC_VMASK __mmask16
+#define LC_VMASK_RANGE(lo, hi) lc_dw_mask_range((lo), (hi))
+#define LC_VLOAD_M(p, m) _mm512_maskz_loadu_ps((m), (p))
+#define LC_VEVEN(a, b) lc_dw_even((a), (b))
+#define LC_DW3_PLANE_NAME lc_dw3x3_plane_rows_avx512
+#define LC_DW3_PLANE_LINKAGE static
 #include "../depthwise_template.h"
 
+/* Narrow planes (7x7, 14x14 stride 2: OW <= 8 and one output row's taps
+ * span <= 16 floats): two output rows share each vector, lanes [0, OW) for
+ * row oy and [OW, 2*OW) for row oy+1, which are adjacent in the output, so
+ * one masked store writes both.  Each input row is one masked load of its
+ * raw floats (columns -pad_l ..); a tap is one two-source permute of the raw
+ * rows of oy and oy+1.  Halves the vectors of a 7-wide plane and drops the
+ * per-row work.  One copy per stride_h (1, 2), so the raw rows stay in
+ * registers; the caller checks the plane fits. */
+#define LC_DW3_NARROW(SH)                                                                                      \
+static void lc_dw3x3_narrow_sh##SH(float *out, size_t OH, size_t OW, const float *in, size_t H,                \
+                                   size_t W, size_t sw, size_t pad_t, size_t pad_l,                            \
+                                   const float *w, float bias, const lc_epilogue *ep) {                        \
+    const size_t sh = (SH);                                                                                    \
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);              \
+    const __m512i vow = _mm512_set1_epi32((int)OW);                                                            \
+    /* lane j: row B (second source, +16) when j >= OW, column jj = j mod OW */                                \
+    const __mmask16 inb = _mm512_cmpge_epi32_mask(iota, vow);                                                  \
+    const __m512i jj = _mm512_mask_sub_epi32(iota, inb, iota, vow);                                            \
+    const __m512i jjs = sw == 2 ? _mm512_add_epi32(jj, jj) : jj;                                               \
+    const __m512i base = _mm512_mask_add_epi32(jjs, inb, jjs, _mm512_set1_epi32(16));                          \
+    const __m512i idx0 = base, idx1 = _mm512_add_epi32(base, _mm512_set1_epi32(1));                            \
+    const __m512i idx2 = _mm512_add_epi32(base, _mm512_set1_epi32(2));                                         \
+    /* raw lane r holds column r - pad_l: keep columns in [0, W) */                                            \
+    const __mmask16 mrow = lc_dw_mask_range((ptrdiff_t)pad_l, (ptrdiff_t)(pad_l + W));                         \
+    const __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(ep->lo), vhi = _mm512_set1_ps(ep->hi);        \
+    __m512 wv[9];                                                                                              \
+    for (int k = 0; k < 9; k++) wv[k] = _mm512_set1_ps(w[k]);                                                  \
+    const ptrdiff_t Hd = (ptrdiff_t)H;                                                                         \
+    for (size_t oy = 0; oy < OH; oy += 2) {                                                                    \
+        const ptrdiff_t iy = (ptrdiff_t)(oy * sh) - (ptrdiff_t)pad_t;                                          \
+        const int two = oy + 1 < OH;                                                                           \
+        __m512 raw[5];                                                                                         \
+        /* without a second row, its lanes are computed from whatever rows and not stored */                   \
+        for (size_t r = 0; r < sh + 3; r++) {                                                                  \
+            const ptrdiff_t y = iy + (ptrdiff_t)r;                                                             \
+            raw[r] = y >= 0 && y < Hd ? _mm512_maskz_loadu_ps(mrow, in + y * (ptrdiff_t)W - (ptrdiff_t)pad_l)  \
+                                      : _mm512_setzero_ps();                                                   \
+        }                                                                                                      \
+        __m512 a0 = vb, a1 = _mm512_setzero_ps();                                                              \
+        for (size_t ky = 0; ky < 3; ky++) {                                                                    \
+            const __m512 ra = raw[ky], rb = raw[ky + sh];                                                      \
+            __m512 acc = ky == 1 ? a1 : a0;                                                                    \
+            acc = _mm512_fmadd_ps(wv[3 * ky], _mm512_permutex2var_ps(ra, idx0, rb), acc);                      \
+            acc = _mm512_fmadd_ps(wv[3 * ky + 1], _mm512_permutex2var_ps(ra, idx1, rb), acc);                  \
+            acc = _mm512_fmadd_ps(wv[3 * ky + 2], _mm512_permutex2var_ps(ra, idx2, rb), acc);                  \
+            if (ky == 1) a1 = acc; else a0 = acc;                                                              \
+        }                                                                                                      \
+        a0 = _mm512_add_ps(a0, a1);                                                                            \
+        if (ep->clamp) a0 = _mm512_min_ps(vhi, _mm512_max_ps(vlo, a0));                                        \
+        _mm512_mask_storeu_ps(out + oy * OW, lc_dw_mask16((ptrdiff_t)((two ? 2 : 1) * OW)), a0);               \
+    }                                                                                                          \
+}
+LC_DW3_NARROW(1)
+LC_DW3_NARROW(2)
+#undef LC_DW3_NARROW
+
+/* Small planes (14, 28 wide): every column block is a border block for the
+ * row path.  Instead each input row is held as NR raw vectors (raw lane r =
+ * column r - pad_l, masked to the image, the same masks for every row), the
+ * taps come from shifts (stride 1) or de-interleaves (stride 2) of them, and
+ * two output rows share their input rows.  Needs the row's taps within NR*16
+ * raw floats: stride 1 OW + 2 <= 16*NR, stride 2 2*OW + 1 <= 16*NR (NR even).
+ * Up to 56 wide (stride 1) / 28 outputs (stride 2): 4 raw vectors a row,
+ * 20 registers for the five rows of a stride-2 pair. */
+#define LC_DW3_SMALL(SW, NR, SH)                                                                \
+    static void lc_dw3x3_small_##SW##_##NR##_##SH(float *out, size_t OH, size_t OW,            \
+                                           const float *in, size_t H, size_t W, size_t pad_t,  \
+                                           size_t pad_l, const float *w, float bias,           \
+                                           const lc_epilogue *ep) {                            \
+        const size_t sh = (SH);                                                                 \
+        enum { NOV = (SW) == 1 ? (NR) : (NR) / 2 };                                                    \
+        __mmask16 mraw[NR], mst[NOV];                                                           \
+        for (int k = 0; k < (NR); k++)                                                          \
+            mraw[k] = lc_dw_mask_range((ptrdiff_t)pad_l - 16 * k, (ptrdiff_t)(pad_l + W) - 16 * k); \
+        for (int v = 0; v < NOV; v++) mst[v] = lc_dw_mask16((ptrdiff_t)OW - 16 * v);           \
+        const __m512 vb = _mm512_set1_ps(bias), vz = _mm512_setzero_ps();                      \
+        __m512 vlo = _mm512_set1_ps(ep->lo), vhi = _mm512_set1_ps(ep->hi);                     \
+        if (!ep->clamp) {                                                                       \
+            vlo = _mm512_set1_ps(-HUGE_VALF);                                                   \
+            vhi = _mm512_set1_ps(HUGE_VALF);                                                    \
+        }                                                                                       \
+        __m512 wv[9];                                                                           \
+        for (int k = 0; k < 9; k++) wv[k] = _mm512_set1_ps(w[k]);                               \
+        const ptrdiff_t Hd = (ptrdiff_t)H;                                                      \
+        for (size_t oy = 0; oy < OH; oy += 2) {                                                 \
+            const ptrdiff_t iy = (ptrdiff_t)(oy * sh) - (ptrdiff_t)pad_t;                       \
+            const int two = oy + 1 < OH;                                                        \
+            __m512 raw[5][NR];                                                                  \
+            for (size_t r = 0; r < sh + 3; r++) {                                               \
+                const ptrdiff_t y = iy + (ptrdiff_t)r;                                          \
+                const int ok = y >= 0 && y < Hd;                                                \
+                const float *p = in + y * (ptrdiff_t)W - (ptrdiff_t)pad_l;                      \
+                for (int k = 0; k < (NR); k++)                                                  \
+                    raw[r][k] = ok ? _mm512_maskz_loadu_ps(mraw[k], p + 16 * k) : vz;           \
+            }                                                                                   \
+            for (int half = 0; half < 1 + two; half++) {                                        \
+                const size_t r0 = half ? sh : 0;                                                \
+                float *o = out + (oy + half) * OW;                                              \
+                for (int v = 0; v < NOV; v++) {                                                 \
+                    __m512 a0 = vb, a1 = vz;                                                    \
+                    for (int ky = 0; ky < 3; ky++) {                                            \
+                        const __m512 *R = raw[r0 + ky];                                         \
+                        __m512 t0, t1, t2;                                                      \
+                        if ((SW) == 1) {                                                        \
+                            const __m512 nx = v + 1 < (NR) ? R[v + 1 < (NR) ? v + 1 : v] : vz;  \
+                            t0 = R[v];                                                          \
+                            t1 = LC_SHIFT(nx, R[v], 1);                                         \
+                            t2 = LC_SHIFT(nx, R[v], 2);                                         \
+                        } else {                                                                \
+                            /* tap 2 is tap 0 moved a lane on, raw float 32v+32 last */         \
+                            const __m512 nx = 2 * v + 2 < (NR) ? R[2 * v + 2 < (NR) ? 2 * v + 2 : 0] : vz; \
+                            t0 = lc_dw_even(R[2 * v], R[2 * v + 1]);                            \
+                            t1 = lc_dw_odd(R[2 * v], R[2 * v + 1]);                             \
+                            t2 = LC_SHIFT(nx, t0, 1);                                           \
+                        }                                                                       \
+                        __m512 acc = ky == 1 ? a1 : a0;                                         \
+                        acc = _mm512_fmadd_ps(wv[3 * ky], t0, acc);                             \
+                        acc = _mm512_fmadd_ps(wv[3 * ky + 1], t1, acc);                         \
+                        acc = _mm512_fmadd_ps(wv[3 * ky + 2], t2, acc);                         \
+                        if (ky == 1) a1 = acc; else a0 = acc;                                   \
+                    }                                                                           \
+                    a0 = _mm512_min_ps(vhi, _mm512_max_ps(vlo, _mm512_add_ps(a0, a1)));         \
+                    _mm512_mask_storeu_ps(o + 16 * v, mst[v], a0);                              \
+                }                                                                               \
+            }                                                                                   \
+        }                                                                                       \
+    }
+LC_DW3_SMALL(1, 1, 1)
+LC_DW3_SMALL(1, 2, 1)
+LC_DW3_SMALL(1, 4, 1)
+LC_DW3_SMALL(2, 2, 1)
+LC_DW3_SMALL(2, 4, 1)
+LC_DW3_SMALL(1, 1, 2)
+LC_DW3_SMALL(1, 2, 2)
+LC_DW3_SMALL(1, 4, 2)
+LC_DW3_SMALL(2, 2, 2)
+LC_DW3_SMALL(2, 4, 2)
+#undef LC_DW3_SMALL
+
+void lc_f32_dw3x3_plane__avx512(float *out, size_t OH, size_t OW, const float *in, size_t H,
+                                size_t W, size_t stride_h, size_t stride_w, size_t pad_t,
+                                size_t pad_l, const float *w, float bias, const lc_epilogue *ep) {
+    if ((stride_h == 1 || stride_h == 2) && pad_l <= 16) {
+        const size_t sw = stride_w;
+        const int s2 = stride_h == 2;
+#define LC_CALL_SMALL(SW, NR)                                                                  \
+    {                                                                                          \
+        if (s2) lc_dw3x3_small_##SW##_##NR##_2(out, OH, OW, in, H, W, pad_t, pad_l, w, bias, ep); \
+        else lc_dw3x3_small_##SW##_##NR##_1(out, OH, OW, in, H, W, pad_t, pad_l, w, bias, ep);  \
+        return;                                                                                \
+    }
+        if (OW <= 8 && sw * (OW - 1) + 3 <= 16) {
+            if (s2) lc_dw3x3_narrow_sh2(out, OH, OW, in, H, W, sw, pad_t, pad_l, w, bias, ep);
+            else lc_dw3x3_narrow_sh1(out, OH, OW, in, H, W, sw, pad_t, pad_l, w, bias, ep);
+            return;
+        }
+        if (sw == 1 && OW + 2 <= 16) LC_CALL_SMALL(1, 1)
+        if (sw == 1 && OW + 2 <= 32) LC_CALL_SMALL(1, 2)
+        if (sw == 1 && OW + 2 <= 64) LC_CALL_SMALL(1, 4)
+        if (sw == 2 && 2 * OW + 1 <= 32) LC_CALL_SMALL(2, 2)
+        if (sw == 2 && 2 * OW + 1 <= 64) LC_CALL_SMALL(2, 4)
+#undef LC_CALL_SMALL
+    }
+    lc_dw3x3_plane_rows_avx512(out, OH, OW, in, H, W, stride_h, stride_w, pad_t, pad_l, w, bias, ep);
+}
+
+#undef LC_SHIFT
 #include "target_end.h"
 #endif
