@@ -130,7 +130,7 @@ static void lc_pack_runs(const lc_conv_desc *d, const float *xg, const lc_pixel_
                     if (iy < 0 || iy >= d->H) {
                         memset(dst + r->j, 0, (size_t)r->run * sizeof(float));
                     } else {
-                        lc_copy_strided(dst + r->j, xg + c * plane + iy * W, W,
+                        lc_copy_strided_isa(d->isa, dst + r->j, xg + c * plane + iy * W, W,
                                         r->ox * d->stride_w - d->pad_l + kx * d->dil_w,
                                         d->stride_w, r->run);
                     }

@@ -32,7 +32,7 @@ static void lc_im2col_row_task(void *vctx, int64_t k, int thread) {
         if (iy < 0 || iy >= d->H)
             memset(dst, 0, (size_t)d->OW * sizeof(float));
         else
-            lc_copy_strided(dst, plane + iy * d->W, d->W, ix0, d->stride_w, d->OW);
+            lc_copy_strided_isa(d->isa, dst, plane + iy * d->W, d->W, ix0, d->stride_w, d->OW);
     }
 }
 

@@ -68,6 +68,28 @@ static inline void lc_copy_strided(float *dst, const float *row, int64_t W, int6
     }
 }
 
+/* lc_copy_strided through the ISA's strided-copy entry when it has one
+ * (vectorised stride 1 and 2 with masked tails): the in-image part of the run
+ * goes to the entry, the padding is zeroed here. */
+static inline void lc_copy_strided_isa(const lc_isa_config *cfg, float *dst, const float *row,
+                                       int64_t W, int64_t ix0, int64_t sw, int64_t run) {
+    if (!cfg->strided_copy) {
+        lc_copy_strided(dst, row, W, ix0, sw, run);
+        return;
+    }
+    int64_t lo = 0, hi = run, r;
+    if (!(ix0 >= 0 && ix0 + (run - 1) * sw < W)) {
+        lo = ix0 >= 0 ? 0 : (-ix0 + sw - 1) / sw;
+        hi = ix0 < W ? (W - ix0 + sw - 1) / sw : 0;
+        lo = lo < run ? lo : run;
+        hi = hi < run ? hi : run;
+        hi = hi > lo ? hi : lo;
+        for (r = 0; r < lo; r++) dst[r] = 0.0f;
+        for (r = hi; r < run; r++) dst[r] = 0.0f;
+    }
+    if (hi > lo) cfg->strided_copy(dst + lo, row + ix0 + lo * sw, (size_t)(hi - lo), (size_t)sw);
+}
+
 /* Threads a call really uses: never more than there are work items. */
 static inline int lc_threads_used(int nthreads, int64_t items) {
     int64_t t = lc_min64(nthreads < 1 ? 1 : nthreads, items < 1 ? 1 : items);

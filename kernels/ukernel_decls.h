@@ -25,16 +25,21 @@ typedef float (*lc_fma_peak_fn)(size_t iters, double *flops);
 /* The loop of an ISA compiled into this build, else NULL (kernels/fma_peak.c). */
 lc_fma_peak_fn lc_fma_peak_get(int isa);
 
+#define LC_DECLARE_STRIDED_COPY(name)                                                    \
+    void name(float *dst, const float *src, size_t n, size_t stride);
+
 LC_DECLARE_ISA(__scalar)
 LC_DECLARE_GEMM(lc_f32_gemm_4x16__scalar)
 
 LC_DECLARE_ISA(__avx2)
 LC_DECLARE_GEMM(lc_f32_gemm_6x16__avx2)
+LC_DECLARE_STRIDED_COPY(lc_f32_strided_copy__avx2)
 
 LC_DECLARE_ISA(__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_6x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_8x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_12x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_14x32__avx512)
+LC_DECLARE_STRIDED_COPY(lc_f32_strided_copy__avx512)
 
 #endif

@@ -49,6 +49,12 @@ typedef void (*lc_dw_row_fn)(float *out, size_t n, const float *in, size_t in_ro
                              size_t rows, const float *w, size_t kW, size_t stride,
                              size_t dil, float bias, const lc_epilogue *ep);
 
+/* Strided row copy: dst[r] = src[r * stride] for r in [0, n), n >= 1, stride >= 1.
+ * Reads only src[0 .. (n-1)*stride] (the row may end right there) and writes
+ * only dst[0 .. n).  The patch unwrapping of Im2Col/Patch2Vec calls it for
+ * every in-image run; stride 1 and 2 are the cases worth vectorising. */
+typedef void (*lc_strided_copy_fn)(float *dst, const float *src, size_t n, size_t stride);
+
 /* Winograd output sizes m served by the table, in index order. */
 #define LC_WINO_VARIANTS 3
 static const int lc_wino_m[LC_WINO_VARIANTS] = {2, 4, 6};
@@ -61,6 +67,8 @@ typedef struct lc_isa_config {
     lc_wino_input_fn wino_input[LC_WINO_VARIANTS];
     lc_wino_output_fn wino_output[LC_WINO_VARIANTS];
     lc_dw_row_fn dw_row;
+    /* Optional entries (NULL: the drivers use their portable C path). */
+    lc_strided_copy_fn strided_copy; /* patch unwrapping runs */
 } lc_isa_config;
 
 /* ISA identifiers, in preference order from worst to best. */

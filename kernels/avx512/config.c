@@ -18,5 +18,6 @@ void lc_config_avx512(lc_isa_config *cfg) {
     cfg->gemm = lc_f32_gemm_8x32__avx512;
     lc_wino_fill__avx512(cfg);
     cfg->dw_row = lc_f32_dw_row__avx512;
+    cfg->strided_copy = lc_f32_strided_copy__avx512;
 }
 #endif

@@ -107,5 +107,42 @@ void lc_f32_gemm_8x32__avx512(size_t m, size_t n, size_t k, const float *a, cons
 #define LC_GEMM_NAME lc_f32_gemm_14x32__avx512
 #include "../gemm_template.h"
 
+/* Patch unwrapping runs (lc_strided_copy_fn).  Stride 2 (downsampling
+ * layers, the 7x7/2 stem) takes 16 outputs from two 16-float loads with one
+ * two-source permute; the tail uses masked loads so nothing past the last
+ * element read is touched (the row may end at a page boundary). */
+static inline __mmask16 lc_mask16(size_t cnt) {
+    return (__mmask16)(cnt >= 16 ? 0xffffu : (1u << cnt) - 1u);
+}
+
+void lc_f32_strided_copy__avx512(float *dst, const float *src, size_t n, size_t stride) {
+    size_t r = 0;
+    if (stride == 1) {
+        for (; r + 16 <= n; r += 16) _mm512_storeu_ps(dst + r, _mm512_loadu_ps(src + r));
+        if (r < n) {
+            const __mmask16 m = lc_mask16(n - r);
+            _mm512_mask_storeu_ps(dst + r, m, _mm512_maskz_loadu_ps(m, src + r));
+        }
+    } else if (stride == 2) {
+        const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24,
+                                               26, 28, 30);
+        /* full blocks read src[2r .. 2r+31]; the last element needed is
+         * src[2n-2], so a block is full while 2r + 31 <= 2n - 2 */
+        for (; r + 16 < n; r += 16) {
+            const __m512 lo = _mm512_loadu_ps(src + 2 * r), hi = _mm512_loadu_ps(src + 2 * r + 16);
+            _mm512_storeu_ps(dst + r, _mm512_permutex2var_ps(lo, even, hi));
+        }
+        if (r < n) {
+            const size_t need = 2 * (n - r) - 1; /* floats read: src[2r .. 2n-2] */
+            const __m512 lo = _mm512_maskz_loadu_ps(lc_mask16(need), src + 2 * r);
+            const __m512 hi = _mm512_maskz_loadu_ps(lc_mask16(need > 16 ? need - 16 : 0),
+                                                    src + 2 * r + 16);
+            _mm512_mask_storeu_ps(dst + r, lc_mask16(n - r), _mm512_permutex2var_ps(lo, even, hi));
+        }
+    } else {
+        for (; r < n; r++) dst[r] = src[r * stride];
+    }
+}
+
 #include "target_end.h"
 #endif
