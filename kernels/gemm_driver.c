@@ -72,23 +72,56 @@ void lc_gemm_panels(const lc_isa_config *cfg, size_t Mg, size_t K, const float *
      * is read from memory once per call however many panels there are, which
      * is what matters when A (M x K) is bigger than L2 and P is small. */
     const size_t mr = (size_t)cfg->mr, nr = (size_t)cfg->nr, kc = (size_t)cfg->kc;
-    const size_t npanels = (n + nr - 1) / nr, mpad = (Mg + mr - 1) / mr * mr;
+    const size_t nfull = n / nr, rem = n % nr, mpad = (Mg + mr - 1) / mr * mr;
+    /* A partial last panel goes to the narrow kernel when the ISA has one:
+     * it covers two MR panels at NR/2 columns, keeping all accumulators busy
+     * where the full kernel would leave half of them idle. */
+    const lc_gemm_narrow_fn narrow = nr >= 2 ? cfg->gemm_narrow : NULL;
     for (size_t k0 = 0; k0 < K; k0 += kc) {
-        size_t kb = K - k0 < kc ? K - k0 : kc;
-        unsigned flags = (k0 ? LC_GEMM_ACCUMULATE : 0u) |
-                         (k0 + kb == K && apply_epilogue ? LC_GEMM_FINAL : 0u);
-        for (size_t m0 = 0; m0 < Mg; m0 += mr) {
-            size_t m = Mg - m0 < mr ? Mg - m0 : mr;
-            const float *ap = a_packed + k0 * mpad + m0 * kb; /* lc_packed_a_offset */
-            const float *bm = bias && !k0 ? bias + m0 : NULL;
-            /* A is one stream in this loop order, but the stream is slow to
-             * ramp up when A is larger than L2 (deep layers on small
-             * images): ask for the next slice while this one works. */
-            if (m0 + mr < Mg) lc_prefetch_block(ap + mr * kb, kb * mr);
-            for (size_t j = 0; j < npanels; j++) {
-                size_t cols = n - j * nr < nr ? n - j * nr : nr;
-                cfg->gemm(m, cols, kb, ap, b + j * b_pstride + k0 * ldb, ldb,
-                          c + j * c_pstride + m0 * ldc, ldc, bm, ep, flags);
+        const size_t kb = K - k0 < kc ? K - k0 : kc;
+        /* Narrow B rows (small images: ldb = P = 49 at 7 x 7) make a kb-row
+         * slice just too big for L1 (256 x 49 floats = 50 KB), so every MR
+         * panel of A would stream it from L2 again.  Split the block into
+         * sub-blocks whose B rows fit L1; the packed A slice of a panel is kb
+         * groups of MR floats, so a sub-block is just an offset into it.
+         * The split depends on ldb and kb only, not on n (which depends on
+         * the thread count): results stay bitwise identical. */
+        size_t ks = kb;
+        if (ldb <= 2 * nr && kb * ldb * sizeof(float) > LC_GEMM_B_L1) {
+            size_t parts = (kb * ldb * sizeof(float) + LC_GEMM_B_L1 - 1) / LC_GEMM_B_L1;
+            ks = (kb + parts - 1) / parts;
+        }
+        for (size_t k1 = 0; k1 < kb; k1 += ks) {
+            const size_t kk = kb - k1 < ks ? kb - k1 : ks, kabs = k0 + k1;
+            const unsigned flags = (kabs ? LC_GEMM_ACCUMULATE : 0u) |
+                                   (kabs + kk == K && apply_epilogue ? LC_GEMM_FINAL : 0u);
+            const float *bk = b + kabs * ldb;
+            for (size_t m0 = 0; m0 < Mg; m0 += mr) {
+                size_t m = Mg - m0 < mr ? Mg - m0 : mr;
+                /* lc_packed_a_offset(m0, kabs) */
+                const float *ap = a_packed + k0 * mpad + m0 * kb + k1 * mr;
+                const float *bm = bias && !kabs ? bias + m0 : NULL;
+                /* A is one stream in this loop order, but the stream is slow
+                 * to ramp up when A is larger than L2 (deep layers on small
+                 * images): ask for the next slice while this one works. */
+                if (m0 + mr < Mg) lc_prefetch_block(ap + mr * kb, kk * mr);
+                for (size_t j = 0; j < nfull; j++)
+                    cfg->gemm(m, nr, kk, ap, bk + j * b_pstride, ldb,
+                              c + j * c_pstride + m0 * ldc, ldc, bm, ep, flags);
+                if (rem && !narrow) {
+                    cfg->gemm(m, rem, kk, ap, bk + nfull * b_pstride, ldb,
+                              c + nfull * c_pstride + m0 * ldc, ldc, bm, ep, flags);
+                } else if (rem && (m0 / mr) % 2 == 0) {
+                    /* the remainder of this panel and the next one, NR/2
+                     * columns at a time (the slices of two consecutive
+                     * panels are mr * kb floats apart in the packing) */
+                    size_t m2 = Mg - m0 < 2 * mr ? Mg - m0 : 2 * mr;
+                    for (size_t c0 = 0, w; c0 < rem; c0 += w) {
+                        w = rem - c0 <= nr / 2 + LC_GEMM_NARROW_TAIL ? rem - c0 : nr / 2;
+                        narrow(m2, w, kk, ap, mr * kb, bk + nfull * b_pstride + c0, ldb,
+                               c + nfull * c_pstride + m0 * ldc + c0, ldc, bm, ep, flags);
+                    }
+                }
             }
         }
     }

@@ -28,6 +28,11 @@ lc_fma_peak_fn lc_fma_peak_get(int isa);
 #define LC_DECLARE_STRIDED_COPY(name)                                                    \
     void name(float *dst, const float *src, size_t n, size_t stride);
 
+#define LC_DECLARE_GEMM_NARROW(name)                                                     \
+    void name(size_t m, size_t n, size_t k, const float *a, size_t a_pstride,            \
+              const float *b, size_t ldb, float *c, size_t ldc, const float *bias,       \
+              const lc_epilogue *ep, unsigned flags);
+
 LC_DECLARE_ISA(__scalar)
 LC_DECLARE_GEMM(lc_f32_gemm_4x16__scalar)
 
@@ -41,5 +46,6 @@ LC_DECLARE_GEMM(lc_f32_gemm_8x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_12x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_14x32__avx512)
 LC_DECLARE_STRIDED_COPY(lc_f32_strided_copy__avx512)
+LC_DECLARE_GEMM_NARROW(lc_f32_gemm_narrow_16x16__avx512)
 
 #endif

@@ -6,6 +6,9 @@ crashes the test instead of passing.
 
   lc_f32_strided_copy__<isa>: dst[r] = src[r*stride], r < n, reading only
   src[0 .. (n-1)*stride].
+  lc_f32_gemm_narrow_16x16__avx512: C (+)= A * B over two 8-row panels of
+  packed A (the second a_pstride floats after the first), n <= 16 + 3
+  columns, with bias, accumulate and the clamp epilogue (NaN passes).
 
 Then the patch unwrapping that uses it, end to end: strided and padded
 convolutions whose input ends right before an unreadable page, Im2Col and
@@ -20,7 +23,7 @@ import pytest
 import leanconv as lc
 from leanconv import _core
 
-from test_ukernels import guarded
+from test_ukernels import assert_close, clamp_ref, guarded
 
 ISAS = lc.available_isas()
 COPY_ISAS = [i for i in ISAS if i in ("avx2", "avx512")]
@@ -66,6 +69,92 @@ def test_strided_copy_writes_only_n(isa):
             fn(ptr(dst), ptr(src), n, stride)
             np.testing.assert_array_equal(dst[:n], src[::stride][:n])
             assert (dst[n:] == -1.0).all(), f"stride={stride} n={n} wrote past n"
+
+
+class Epilogue(ctypes.Structure):
+    _fields_ = [("lo", ctypes.c_float), ("hi", ctypes.c_float), ("clamp", ctypes.c_int)]
+
+
+NARROW = {"avx512": ("lc_f32_gemm_narrow_16x16__avx512", 8, 16 + 3)}  # name, MR, max n
+NARROW_ISAS = [i for i in ISAS if i in NARROW]
+
+
+def narrow_case(isa, m, n, k, ldb, ldc, flags, with_bias, clamp, seed, nan=False, gap=0):
+    name, mr, _ = NARROW[isa]
+    fn = getattr(_lib, name)
+    fn.restype = None
+    r = np.random.default_rng(seed)
+    A = r.standard_normal((m, k)).astype(np.float32)
+    # two panels of k groups of MR floats, `gap` floats apart; rows >= m are zero
+    pstride = k * mr + gap
+    a = np.zeros(pstride + k * mr, np.float32) if m > mr else guarded(k * mr)
+    a[:] = 0
+    a[:k * mr].reshape(k, mr)[:, :min(m, mr)] = A[:mr].T
+    if m > mr:
+        a[pstride:].reshape(k, mr)[:, :m - mr] = A[mr:].T
+    b = guarded((k - 1) * ldb + n)
+    b[:] = r.standard_normal(b.size).astype(np.float32)
+    if nan:
+        b[r.integers(0, b.size)] = np.nan
+    B = np.lib.stride_tricks.as_strided(b, (k, n), (ldb * 4, 4)).astype(np.float64)
+    sentinel = np.float32(12345.0)
+    c = np.full(m * ldc + 7, sentinel, np.float32)
+    C0 = r.standard_normal((m, n)).astype(np.float32)
+    for i in range(m):
+        c[i * ldc:i * ldc + n] = C0[i]
+    bias = r.standard_normal(m).astype(np.float32) if with_bias else None
+    ep = Epilogue(*(clamp if clamp else (0.0, 0.0)), 1 if clamp else 0)
+    fn(ctypes.c_size_t(m), ctypes.c_size_t(n), ctypes.c_size_t(k), ptr(a), ctypes.c_size_t(pstride),
+       ptr(b), ctypes.c_size_t(ldb), ptr(c), ctypes.c_size_t(ldc),
+       ptr(bias) if bias is not None else None, ctypes.byref(ep), ctypes.c_uint(flags))
+    prod = A.astype(np.float64) @ B
+    scale = np.abs(A).astype(np.float64) @ np.abs(B)
+    if flags & _core.GEMM_ACCUMULATE:
+        want, scale = C0 + prod, scale + np.abs(C0)
+    else:
+        base = bias.astype(np.float64)[:, None] if bias is not None else 0.0
+        want, scale = prod + base, scale + np.abs(base)
+    if flags & _core.GEMM_FINAL:
+        want = clamp_ref(want, clamp)
+    got = np.stack([c[i * ldc:i * ldc + n] for i in range(m)])
+    assert_close(got, want, scale, 1e-5, f"{isa} narrow m={m} n={n} k={k} flags={flags}")
+    mask = np.ones(c.size, bool)
+    for i in range(m):
+        mask[i * ldc:i * ldc + n] = False
+    assert np.all(c[mask] == sentinel), f"{isa} narrow wrote outside the tile"
+
+
+@pytest.mark.parametrize("isa", NARROW_ISAS)
+def test_gemm_narrow_edges(isa):
+    _, mr, nmax = NARROW[isa]
+    seed = 0
+    for m in sorted({1, mr - 1, mr, mr + 1, 2 * mr - 1, 2 * mr}):
+        for n in range(1, nmax + 1):
+            for k in (1, 2, 3, 5, 260):
+                seed += 1
+                narrow_case(isa, m, n, k, n, n, 0, False, None, seed)
+
+
+@pytest.mark.parametrize("isa", NARROW_ISAS)
+@pytest.mark.parametrize("flags", [0, 1, 2, 3])
+def test_gemm_narrow_flags_strides_bias(isa, flags):
+    _, mr, nmax = NARROW[isa]
+    seed = 1000 * flags
+    for m in (1, mr + 3, 2 * mr):
+        for n in (1, 4, 7, 8, 15, 16, 17, nmax):
+            for k in (1, 7, 33):
+                for with_bias in (False, True):
+                    seed += 1
+                    narrow_case(isa, m, n, k, n + 33, n + 11, flags, with_bias, (-0.5, 0.75),
+                                seed, gap=24)
+
+
+@pytest.mark.parametrize("isa", NARROW_ISAS)
+@pytest.mark.parametrize("clamp", [(0.0, float("inf")), (0.0, 6.0), (-1.0, 1.0)])
+def test_gemm_narrow_clamp_passes_nan(isa, clamp):
+    _, mr, nmax = NARROW[isa]
+    for i, (m, n) in enumerate([(2 * mr, 16), (2 * mr - 1, nmax), (mr + 1, 5), (3, 17)]):
+        narrow_case(isa, m, n, 9, n + 2, n, _core.GEMM_FINAL, True, clamp, 77 + i, nan=True)
 
 
 def conv_ref(x, w, stride, pad):

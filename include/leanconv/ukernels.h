@@ -49,6 +49,20 @@ typedef void (*lc_dw_row_fn)(float *out, size_t n, const float *in, size_t in_ro
                              size_t rows, const float *w, size_t kW, size_t stride,
                              size_t dil, float bias, const lc_epilogue *ep);
 
+/* Narrow GEMM over two MR panels at once, for a panel's column remainder:
+ * like lc_gemm_ukernel_fn with 1 <= m <= 2*MR and
+ * 1 <= n <= NR/2 + LC_GEMM_NARROW_TAIL (a few columns past NR/2 are cheaper
+ * in the same call than in a call of their own); rows
+ * [0, MR) come from a (k groups of MR floats), rows [MR, 2*MR) from
+ * a + a_pstride (read only when m > MR; rows >= m are zero padding).  Twice
+ * the rows of the full kernel at half its width keeps as many accumulators
+ * busy, where the full kernel on n <= NR/2 columns would use half of them. */
+#define LC_GEMM_NARROW_TAIL 3
+typedef void (*lc_gemm_narrow_fn)(size_t m, size_t n, size_t k, const float *a,
+                                  size_t a_pstride, const float *b, size_t ldb, float *c,
+                                  size_t ldc, const float *bias, const lc_epilogue *ep,
+                                  unsigned flags);
+
 /* Strided row copy: dst[r] = src[r * stride] for r in [0, n), n >= 1, stride >= 1.
  * Reads only src[0 .. (n-1)*stride] (the row may end right there) and writes
  * only dst[0 .. n).  The patch unwrapping of Im2Col/Patch2Vec calls it for
@@ -69,6 +83,7 @@ typedef struct lc_isa_config {
     lc_dw_row_fn dw_row;
     /* Optional entries (NULL: the drivers use their portable C path). */
     lc_strided_copy_fn strided_copy; /* patch unwrapping runs */
+    lc_gemm_narrow_fn gemm_narrow;   /* column remainders <= NR/2, two MR panels */
 } lc_isa_config;
 
 /* ISA identifiers, in preference order from worst to best. */

@@ -19,5 +19,6 @@ void lc_config_avx512(lc_isa_config *cfg) {
     lc_wino_fill__avx512(cfg);
     cfg->dw_row = lc_f32_dw_row__avx512;
     cfg->strided_copy = lc_f32_strided_copy__avx512;
+    cfg->gemm_narrow = lc_f32_gemm_narrow_16x16__avx512;
 }
 #endif
