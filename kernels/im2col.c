@@ -26,14 +26,29 @@ static void lc_im2col_row_task(void *vctx, int64_t k, int thread) {
     const float *plane = t->xg + c * d->H * d->W;
     float *dst = t->bmat + k * t->P;
     const int64_t ix0 = kx * d->dil_w - d->pad_l;
+    const int64_t sw = d->stride_w, sh = d->stride_h, span = (d->OW - 1) * sw;
     (void)thread;
-    for (int64_t oy = 0; oy < d->OH; oy++, dst += d->OW) {
-        const int64_t iy = oy * d->stride_h - d->pad_t + ky * d->dil_h;
-        if (iy < 0 || iy >= d->H)
-            memset(dst, 0, (size_t)d->OW * sizeof(float));
-        else
-            lc_copy_strided_isa(d->isa, dst, plane + iy * d->W, d->W, ix0, d->stride_w, d->OW);
+    /* output rows [oy_lo, oy_hi) read inside the image vertically; the rest
+     * are padding */
+    const int64_t iy0 = ky * d->dil_h - d->pad_t;
+    int64_t oy_lo = iy0 >= 0 ? 0 : (-iy0 + sh - 1) / sh;
+    int64_t oy_hi = iy0 < d->H ? (d->H - iy0 + sh - 1) / sh : 0;
+    oy_lo = lc_min64(oy_lo, d->OH);
+    oy_hi = lc_max64(oy_lo, lc_min64(oy_hi, d->OH));
+    if (oy_lo > 0) memset(dst, 0, (size_t)(oy_lo * d->OW) * sizeof(float));
+    if (oy_hi < d->OH)
+        memset(dst + oy_hi * d->OW, 0, (size_t)((d->OH - oy_hi) * d->OW) * sizeof(float));
+    if (oy_hi == oy_lo) return;
+    const float *src = plane + (oy_lo * sh + iy0) * d->W;
+    dst += oy_lo * d->OW;
+    if (d->isa->strided_copy && ix0 >= 0 && ix0 + span < d->W) {
+        /* the tap reads inside every row: all of them in one call */
+        d->isa->strided_copy(dst, (size_t)d->OW, src + ix0, (size_t)(sh * d->W),
+                             (size_t)(oy_hi - oy_lo), (size_t)d->OW, (size_t)sw);
+        return;
     }
+    for (int64_t oy = oy_lo; oy < oy_hi; oy++, dst += d->OW, src += sh * d->W)
+        lc_copy_strided_isa(d->isa, dst, src, d->W, ix0, sw, d->OW);
 }
 
 static void lc_im2col_gemm_task(void *vctx, int64_t chunk, int thread) {

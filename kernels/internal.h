@@ -87,7 +87,8 @@ static inline void lc_copy_strided_isa(const lc_isa_config *cfg, float *dst, con
         for (r = 0; r < lo; r++) dst[r] = 0.0f;
         for (r = hi; r < run; r++) dst[r] = 0.0f;
     }
-    if (hi > lo) cfg->strided_copy(dst + lo, row + ix0 + lo * sw, (size_t)(hi - lo), (size_t)sw);
+    if (hi > lo)
+        cfg->strided_copy(dst + lo, 0, row + ix0 + lo * sw, 0, 1, (size_t)(hi - lo), (size_t)sw);
 }
 
 /* Threads a call really uses: never more than there are work items. */

@@ -26,7 +26,8 @@ typedef float (*lc_fma_peak_fn)(size_t iters, double *flops);
 lc_fma_peak_fn lc_fma_peak_get(int isa);
 
 #define LC_DECLARE_STRIDED_COPY(name)                                                    \
-    void name(float *dst, const float *src, size_t n, size_t stride);
+    void name(float *dst, size_t dst_stride, const float *src, size_t src_step, size_t rows, \
+              size_t n, size_t stride);
 
 #define LC_DECLARE_GEMM_NARROW(name)                                                     \
     void name(size_t m, size_t n, size_t k, const float *a, size_t a_pstride,            \

@@ -4,8 +4,8 @@ NumPy; edge cases as in tests/test_ukernels.py, with the source and the
 destination right before an unreadable page so an over-read or over-write
 crashes the test instead of passing.
 
-  lc_f32_strided_copy__<isa>: dst[r] = src[r*stride], r < n, reading only
-  src[0 .. (n-1)*stride].
+  lc_f32_strided_copy__<isa>: dst[i*dst_stride + r] = src[i*src_step + r*stride],
+  i < rows, r < n, reading and writing only those elements.
   lc_f32_gemm_narrow_16x16__avx512: C (+)= A * B over two 8-row panels of
   packed A (the second a_pstride floats after the first), n <= 16 + 3
   columns, with bias, accumulate and the clamp epilogue (NaN passes).
@@ -32,7 +32,8 @@ _lib = ctypes.CDLL(_core.__file__)
 
 def strided_copy_fn(isa):
     fn = getattr(_lib, f"lc_f32_strided_copy__{isa}")
-    fn.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t)
+    fn.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t,
+                   ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t)
     fn.restype = None
     return fn
 
@@ -55,8 +56,32 @@ def test_strided_copy_edges(isa, stride):
         src[:] = rng.standard_normal(src.size).astype(np.float32)
         dst = guarded(n)  # and the last float written the last writable one
         dst[:] = np.nan
-        fn(ptr(dst), ptr(src), n, stride)
+        fn(ptr(dst), 0, ptr(src), 0, 1, n, stride)
         np.testing.assert_array_equal(dst, src[::stride][:n], err_msg=f"n={n}")
+
+
+@pytest.mark.parametrize("isa", COPY_ISAS)
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_strided_copy_rows(isa, stride):
+    """Several rows: overlapping source windows one dilation apart (the kx
+    taps of a patch) into rows dst_stride apart, the last row's last read the
+    last readable float."""
+    fn = strided_copy_fn(isa)
+    rng = np.random.default_rng(10 + stride)
+    for rows, step, n, dst_stride in [(1, 0, 5, 0), (3, 1, 32, 32), (7, 1, 17, 40),
+                                      (3, 2, 16, 33), (5, 3, 9, 9), (2, 50, 33, 64)]:
+        src = guarded((rows - 1) * step + (n - 1) * stride + 1)
+        src[:] = rng.standard_normal(src.size).astype(np.float32)
+        sentinel = np.float32(-7.0)
+        dst = np.full((rows - 1) * dst_stride + n + 9, sentinel, np.float32)
+        fn(ptr(dst), dst_stride, ptr(src), step, rows, n, stride)
+        mask = np.ones(dst.size, bool)
+        for i in range(rows):
+            want = src[i * step:i * step + (n - 1) * stride + 1:stride]
+            np.testing.assert_array_equal(dst[i * dst_stride:i * dst_stride + n], want,
+                                          err_msg=f"rows={rows} n={n} row {i}")
+            mask[i * dst_stride:i * dst_stride + n] = False
+        assert (dst[mask] == sentinel).all(), f"rows={rows} n={n}: wrote outside the rows"
 
 
 @pytest.mark.parametrize("isa", COPY_ISAS)
@@ -66,7 +91,7 @@ def test_strided_copy_writes_only_n(isa):
         for n in (1, 5, 16, 17, 33):
             src = np.arange(n * stride + 64, dtype=np.float32)
             dst = np.full(n + 40, -1.0, np.float32)
-            fn(ptr(dst), ptr(src), n, stride)
+            fn(ptr(dst), 0, ptr(src), 0, 1, n, stride)
             np.testing.assert_array_equal(dst[:n], src[::stride][:n])
             assert (dst[n:] == -1.0).all(), f"stride={stride} n={n} wrote past n"
 

@@ -63,11 +63,15 @@ typedef void (*lc_gemm_narrow_fn)(size_t m, size_t n, size_t k, const float *a,
                                   size_t ldc, const float *bias, const lc_epilogue *ep,
                                   unsigned flags);
 
-/* Strided row copy: dst[r] = src[r * stride] for r in [0, n), n >= 1, stride >= 1.
- * Reads only src[0 .. (n-1)*stride] (the row may end right there) and writes
- * only dst[0 .. n).  The patch unwrapping of Im2Col/Patch2Vec calls it for
- * every in-image run; stride 1 and 2 are the cases worth vectorising. */
-typedef void (*lc_strided_copy_fn)(float *dst, const float *src, size_t n, size_t stride);
+/* Strided row copies, `rows` of them:
+ *   dst[i*dst_stride + r] = src[i*src_step + r*stride], i < rows, r < n,
+ * rows, n, stride >= 1.  Reads only the elements named (a row may end right
+ * at the last one) and writes only dst[i*dst_stride + r].  The patch
+ * unwrapping of Im2Col/Patch2Vec calls it once per input row and run for all
+ * the kx taps that fall inside the image (src_step = dilation, dst_stride =
+ * the panel width); stride 1 and 2 are the cases worth vectorising. */
+typedef void (*lc_strided_copy_fn)(float *dst, size_t dst_stride, const float *src,
+                                   size_t src_step, size_t rows, size_t n, size_t stride);
 
 /* Winograd output sizes m served by the table, in index order. */
 #define LC_WINO_VARIANTS 3

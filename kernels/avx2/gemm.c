@@ -38,7 +38,7 @@ static inline __m256i lc_mask8(size_t count) {
  * two 8-float loads: shuffle the even lanes of each 128-bit half together,
  * then put the halves in order.  Tails are scalar: nothing past the last
  * element read is touched (the row may end at a page boundary). */
-void lc_f32_strided_copy__avx2(float *dst, const float *src, size_t n, size_t stride) {
+static inline void lc_copy_row__avx2(float *dst, const float *src, size_t n, size_t stride) {
     size_t r = 0;
     if (stride == 1) {
         for (; r + 8 <= n; r += 8) _mm256_storeu_ps(dst + r, _mm256_loadu_ps(src + r));
@@ -52,6 +52,12 @@ void lc_f32_strided_copy__avx2(float *dst, const float *src, size_t n, size_t st
         }
     }
     for (; r < n; r++) dst[r] = src[r * stride];
+}
+
+void lc_f32_strided_copy__avx2(float *dst, size_t dst_stride, const float *src,
+                               size_t src_step, size_t rows, size_t n, size_t stride) {
+    for (size_t i = 0; i < rows; i++, dst += dst_stride, src += src_step)
+        lc_copy_row__avx2(dst, src, n, stride);
 }
 
 #include "target_end.h"

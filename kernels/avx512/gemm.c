@@ -241,7 +241,7 @@ static inline __mmask16 lc_mask16(size_t cnt) {
     return (__mmask16)(cnt >= 16 ? 0xffffu : (1u << cnt) - 1u);
 }
 
-void lc_f32_strided_copy__avx512(float *dst, const float *src, size_t n, size_t stride) {
+static inline void lc_copy_row__avx512(float *dst, const float *src, size_t n, size_t stride) {
     size_t r = 0;
     if (stride == 1) {
         for (; r + 16 <= n; r += 16) _mm512_storeu_ps(dst + r, _mm512_loadu_ps(src + r));
@@ -268,6 +268,12 @@ void lc_f32_strided_copy__avx512(float *dst, const float *src, size_t n, size_t 
     } else {
         for (; r < n; r++) dst[r] = src[r * stride];
     }
+}
+
+void lc_f32_strided_copy__avx512(float *dst, size_t dst_stride, const float *src,
+                                 size_t src_step, size_t rows, size_t n, size_t stride) {
+    for (size_t i = 0; i < rows; i++, dst += dst_stride, src += src_step)
+        lc_copy_row__avx512(dst, src, n, stride);
 }
 
 #include "target_end.h"
