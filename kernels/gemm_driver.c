@@ -77,6 +77,9 @@ void lc_gemm_panels(const lc_isa_config *cfg, size_t Mg, size_t K, const float *
      * it covers two MR panels at NR/2 columns, keeping all accumulators busy
      * where the full kernel would leave half of them idle. */
     const lc_gemm_narrow_fn narrow = nr >= 2 ? cfg->gemm_narrow : NULL;
+    /* only worth its loop when A comes from beyond L2 (Patch2Vec calls this
+     * once per panel, with A cache-resident on most layers) */
+    const int stream_a = mpad * K * sizeof(float) > LC_GEMM_A_STREAM;
     for (size_t k0 = 0; k0 < K; k0 += kc) {
         const size_t kb = K - k0 < kc ? K - k0 : kc;
         /* Narrow B rows (small images: ldb = P = 49 at 7 x 7) make a kb-row
@@ -104,7 +107,7 @@ void lc_gemm_panels(const lc_isa_config *cfg, size_t Mg, size_t K, const float *
                 /* A is one stream in this loop order, but the stream is slow
                  * to ramp up when A is larger than L2 (deep layers on small
                  * images): ask for the next slice while this one works. */
-                if (m0 + mr < Mg) lc_prefetch_block(ap + mr * kb, kk * mr);
+                if (stream_a && m0 + mr < Mg) lc_prefetch_block(ap + mr * kb, kk * mr);
                 for (size_t j = 0; j < nfull; j++)
                     cfg->gemm(m, nr, kk, ap, bk + j * b_pstride, ldb,
                               c + j * c_pstride + m0 * ldc, ldc, bm, ep, flags);

@@ -125,6 +125,8 @@ void lc_gemm_panels(const lc_isa_config *cfg, size_t Mg, size_t K, const float *
 #define LC_GEMM_B_BUDGET (384 * 1024)
 /* Bytes of L1 a K sub-block of narrow B rows (ldb <= 2 NR) aims to stay within. */
 #define LC_GEMM_B_L1 (32 * 1024)
+/* Packed A bigger than this is prefetched slice by slice in lc_gemm_panels. */
+#define LC_GEMM_A_STREAM (512 * 1024)
 /* Panels per lc_gemm_panels call for a GEMM of npanels panels on nthreads. */
 int64_t lc_gemm_chunk_panels(const lc_isa_config *cfg, int64_t K, int64_t npanels, int nthreads);
 /* C[Mg x n] = A * B + bias, epilogue applied; B is K rows of n floats at stride ldb. */
