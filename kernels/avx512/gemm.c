@@ -195,6 +195,12 @@ void lc_f32_gemm_narrow_16x16__avx512(size_t m, size_t n, size_t k, const float 
             const __m512 bv = _mm512_maskz_loadu_ps(mask, b);
             LC_NROWS(LC_STEP)
         }
+    } else if (t == 1) { /* P = 49: 32 + 16 + 1, the common case, branch-free */
+        for (size_t p = 0; p < k; p++, a += 8, a1 += 8, b += ldb) {
+            const __m512 bv = _mm512_loadu_ps(b);
+            LC_NROWS(LC_STEP)
+            e0 = _mm512_fmadd_ps(lc_a16(a, a1), _mm512_set1_ps(b[16]), e0);
+        }
     } else {
         /* the tail's one FMA chain per column is hidden behind the 16
          * vector FMAs of the same k step */
