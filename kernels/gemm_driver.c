@@ -72,23 +72,59 @@ void lc_gemm_panels(const lc_isa_config *cfg, size_t Mg, size_t K, const float *
      * is read from memory once per call however many panels there are, which
      * is what matters when A (M x K) is bigger than L2 and P is small. */
     const size_t mr = (size_t)cfg->mr, nr = (size_t)cfg->nr, kc = (size_t)cfg->kc;
-    const size_t npanels = (n + nr - 1) / nr, mpad = (Mg + mr - 1) / mr * mr;
+    const size_t nfull = n / nr, rem = n % nr, mpad = (Mg + mr - 1) / mr * mr;
+    /* A partial last panel goes to the narrow kernel when the ISA has one:
+     * it covers two MR panels at NR/2 columns, keeping all accumulators busy
+     * where the full kernel would leave half of them idle. */
+    const lc_gemm_narrow_fn narrow = nr >= 2 ? cfg->gemm_narrow : NULL;
+    /* only worth its loop when A comes from beyond L2 (Patch2Vec calls this
+     * once per panel, with A cache-resident on most layers) */
+    const int stream_a = mpad * K * sizeof(float) > LC_GEMM_A_STREAM;
     for (size_t k0 = 0; k0 < K; k0 += kc) {
-        size_t kb = K - k0 < kc ? K - k0 : kc;
-        unsigned flags = (k0 ? LC_GEMM_ACCUMULATE : 0u) |
-                         (k0 + kb == K && apply_epilogue ? LC_GEMM_FINAL : 0u);
-        for (size_t m0 = 0; m0 < Mg; m0 += mr) {
-            size_t m = Mg - m0 < mr ? Mg - m0 : mr;
-            const float *ap = a_packed + k0 * mpad + m0 * kb; /* lc_packed_a_offset */
-            const float *bm = bias && !k0 ? bias + m0 : NULL;
-            /* A is one stream in this loop order, but the stream is slow to
-             * ramp up when A is larger than L2 (deep layers on small
-             * images): ask for the next slice while this one works. */
-            if (m0 + mr < Mg) lc_prefetch_block(ap + mr * kb, kb * mr);
-            for (size_t j = 0; j < npanels; j++) {
-                size_t cols = n - j * nr < nr ? n - j * nr : nr;
-                cfg->gemm(m, cols, kb, ap, b + j * b_pstride + k0 * ldb, ldb,
-                          c + j * c_pstride + m0 * ldc, ldc, bm, ep, flags);
+        const size_t kb = K - k0 < kc ? K - k0 : kc;
+        /* Narrow B rows (small images: ldb = P = 49 at 7 x 7) make a kb-row
+         * slice just too big for L1 (256 x 49 floats = 50 KB), so every MR
+         * panel of A would stream it from L2 again.  Split the block into
+         * sub-blocks whose B rows fit L1; the packed A slice of a panel is kb
+         * groups of MR floats, so a sub-block is just an offset into it.
+         * The split depends on ldb and kb only, not on n (which depends on
+         * the thread count): results stay bitwise identical. */
+        size_t ks = kb;
+        if (ldb <= 2 * nr && kb * ldb * sizeof(float) > LC_GEMM_B_L1) {
+            size_t parts = (kb * ldb * sizeof(float) + LC_GEMM_B_L1 - 1) / LC_GEMM_B_L1;
+            ks = (kb + parts - 1) / parts;
+        }
+        for (size_t k1 = 0; k1 < kb; k1 += ks) {
+            const size_t kk = kb - k1 < ks ? kb - k1 : ks, kabs = k0 + k1;
+            const unsigned flags = (kabs ? LC_GEMM_ACCUMULATE : 0u) |
+                                   (kabs + kk == K && apply_epilogue ? LC_GEMM_FINAL : 0u);
+            const float *bk = b + kabs * ldb;
+            for (size_t m0 = 0; m0 < Mg; m0 += mr) {
+                size_t m = Mg - m0 < mr ? Mg - m0 : mr;
+                /* lc_packed_a_offset(m0, kabs) */
+                const float *ap = a_packed + k0 * mpad + m0 * kb + k1 * mr;
+                const float *bm = bias && !kabs ? bias + m0 : NULL;
+                /* A is one stream in this loop order, but the stream is slow
+                 * to ramp up when A is larger than L2 (deep layers on small
+                 * images): ask for the next slice while this one works. */
+                if (stream_a && m0 + mr < Mg) lc_prefetch_block(ap + mr * kb, kk * mr);
+                for (size_t j = 0; j < nfull; j++)
+                    cfg->gemm(m, nr, kk, ap, bk + j * b_pstride, ldb,
+                              c + j * c_pstride + m0 * ldc, ldc, bm, ep, flags);
+                if (rem && !narrow) {
+                    cfg->gemm(m, rem, kk, ap, bk + nfull * b_pstride, ldb,
+                              c + nfull * c_pstride + m0 * ldc, ldc, bm, ep, flags);
+                } else if (rem && (m0 / mr) % 2 == 0) {
+                    /* the remainder of this panel and the next one, NR/2
+                     * columns at a time (the slices of two consecutive
+                     * panels are mr * kb floats apart in the packing) */
+                    size_t m2 = Mg - m0 < 2 * mr ? Mg - m0 : 2 * mr;
+                    for (size_t c0 = 0, w; c0 < rem; c0 += w) {
+                        w = rem - c0 <= nr / 2 + LC_GEMM_NARROW_TAIL ? rem - c0 : nr / 2;
+                        narrow(m2, w, kk, ap, mr * kb, bk + nfull * b_pstride + c0, ldb,
+                               c + nfull * c_pstride + m0 * ldc + c0, ldc, bm, ep, flags);
+                    }
+                }
             }
         }
     }
@@ -117,23 +153,76 @@ typedef struct {
 /* Most panels hold one or two runs; a panel of NR pixels holds at most NR. */
 #define LC_MAX_RUNS 64
 
+/* dst[i*dstride + r] = src[i*sstep + r*sw], i < rows, r < n: through the ISA's
+ * strided copy when it has one, else plain loops (all reads inside the image). */
+static inline void lc_copy_rows(const lc_isa_config *isa, float *dst, size_t dstride,
+                                const float *src, size_t sstep, size_t rows, size_t n,
+                                size_t sw) {
+    if (isa->strided_copy) {
+        isa->strided_copy(dst, dstride, src, sstep, rows, n, sw);
+        return;
+    }
+    for (size_t i = 0; i < rows; i++, dst += dstride, src += sstep)
+        lc_copy_strided(dst, src, (int64_t)((n - 1) * sw + 1), 0, (int64_t)sw, (int64_t)n);
+}
+
 static void lc_pack_runs(const lc_conv_desc *d, const float *xg, const lc_pixel_run *runs,
                          int64_t nruns, size_t nr, float *panel) {
-    const int64_t Cg = d->C / d->groups, plane = d->H * d->W, W = d->W;
-    float *dst = panel;
-    for (int64_t c = 0; c < Cg; c++) {
+    /* Everything about a tap (ky, kx) of a run -- which input row, which
+     * part of the run reads inside the image -- is the same for every
+     * channel, so it is worked out once and the copies batch over a whole
+     * dimension: the channels (dst rows kH*kW*NR apart, src rows one plane
+     * apart) when there are more channels than kx taps, else the kx taps
+     * that read inside the row (dst rows NR apart, src rows dil_w apart).
+     * Per-copy bookkeeping was a third of Patch2Vec's time on 3x3 layers. */
+    const lc_isa_config *isa = d->isa;
+    const int64_t Cg = d->C / d->groups, plane = d->H * d->W, W = d->W, kW = d->kW;
+    const int64_t sw = d->stride_w, dw = d->dil_w;
+    const size_t cstep = (size_t)(d->kH * kW) * nr; /* floats between channels */
+    const int by_channel = Cg >= kW;
+    for (int64_t s = 0; s < nruns; s++) {
+        const lc_pixel_run *r = &runs[s];
+        const int64_t run = r->run, ix0 = r->ox * sw - d->pad_l, span = (run - 1) * sw;
+        /* taps [klo, khi) read inside the row for the whole run */
+        int64_t klo = 0, khi = kW;
+        while (klo < kW && ix0 + klo * dw < 0) klo++;
+        while (khi > klo && ix0 + (khi - 1) * dw + span >= W) khi--;
         for (int64_t ky = 0; ky < d->kH; ky++) {
-            for (int64_t kx = 0; kx < d->kW; kx++, dst += nr) {
-                for (int64_t s = 0; s < nruns; s++) {
-                    const lc_pixel_run *r = &runs[s];
-                    const int64_t iy = r->oy * d->stride_h - d->pad_t + ky * d->dil_h;
-                    if (iy < 0 || iy >= d->H) {
-                        memset(dst + r->j, 0, (size_t)r->run * sizeof(float));
-                    } else {
-                        lc_copy_strided(dst + r->j, xg + c * plane + iy * W, W,
-                                        r->ox * d->stride_w - d->pad_l + kx * d->dil_w,
-                                        d->stride_w, r->run);
-                    }
+            const int64_t iy = r->oy * d->stride_h - d->pad_t + ky * d->dil_h;
+            float *dst = panel + (size_t)(ky * kW) * nr + r->j;
+            if (iy < 0 || iy >= d->H) {
+                for (int64_t c = 0; c < Cg; c++)
+                    for (int64_t kx = 0; kx < kW; kx++)
+                        memset(dst + c * cstep + kx * nr, 0, (size_t)run * sizeof(float));
+                continue;
+            }
+            const float *src = xg + iy * W;
+            for (int64_t kx = 0; kx < kW; kx++) {
+                const int64_t ix = ix0 + kx * dw;
+                float *dk = dst + kx * nr;
+                if (kx >= klo && kx < khi) {
+                    if (by_channel)
+                        lc_copy_rows(isa, dk, cstep, src + ix, (size_t)plane, (size_t)Cg,
+                                     (size_t)run, (size_t)sw);
+                    else if (kx == klo)
+                        for (int64_t c = 0; c < Cg; c++)
+                            lc_copy_rows(isa, dk + c * cstep, nr, src + c * plane + ix,
+                                         (size_t)dw, (size_t)(khi - klo), (size_t)run,
+                                         (size_t)sw);
+                    continue;
+                }
+                /* a border tap: pixels [lo, hi) of the run read inside the row */
+                int64_t lo = ix >= 0 ? 0 : (-ix + sw - 1) / sw;
+                int64_t hi = ix < W ? (W - ix + sw - 1) / sw : 0;
+                lo = lc_min64(lo, run);
+                hi = lc_max64(lo, lc_min64(hi, run));
+                if (hi > lo)
+                    lc_copy_rows(isa, dk + lo, cstep, src + ix + lo * sw, (size_t)plane,
+                                 (size_t)Cg, (size_t)(hi - lo), (size_t)sw);
+                for (int64_t c = 0; c < Cg; c++) {
+                    float *dc = dk + c * cstep;
+                    for (int64_t q = 0; q < lo; q++) dc[q] = 0.0f;
+                    for (int64_t q = hi; q < run; q++) dc[q] = 0.0f;
                 }
             }
         }

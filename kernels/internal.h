@@ -68,6 +68,29 @@ static inline void lc_copy_strided(float *dst, const float *row, int64_t W, int6
     }
 }
 
+/* lc_copy_strided through the ISA's strided-copy entry when it has one
+ * (vectorised stride 1 and 2 with masked tails): the in-image part of the run
+ * goes to the entry, the padding is zeroed here. */
+static inline void lc_copy_strided_isa(const lc_isa_config *cfg, float *dst, const float *row,
+                                       int64_t W, int64_t ix0, int64_t sw, int64_t run) {
+    if (!cfg->strided_copy) {
+        lc_copy_strided(dst, row, W, ix0, sw, run);
+        return;
+    }
+    int64_t lo = 0, hi = run, r;
+    if (!(ix0 >= 0 && ix0 + (run - 1) * sw < W)) {
+        lo = ix0 >= 0 ? 0 : (-ix0 + sw - 1) / sw;
+        hi = ix0 < W ? (W - ix0 + sw - 1) / sw : 0;
+        lo = lo < run ? lo : run;
+        hi = hi < run ? hi : run;
+        hi = hi > lo ? hi : lo;
+        for (r = 0; r < lo; r++) dst[r] = 0.0f;
+        for (r = hi; r < run; r++) dst[r] = 0.0f;
+    }
+    if (hi > lo)
+        cfg->strided_copy(dst + lo, 0, row + ix0 + lo * sw, 0, 1, (size_t)(hi - lo), (size_t)sw);
+}
+
 /* Threads a call really uses: never more than there are work items. */
 static inline int lc_threads_used(int nthreads, int64_t items) {
     int64_t t = lc_min64(nthreads < 1 ? 1 : nthreads, items < 1 ? 1 : items);
@@ -100,6 +123,10 @@ void lc_gemm_panels(const lc_isa_config *cfg, size_t Mg, size_t K, const float *
 /* Bytes of L2 the kc-row slices of the B panels of one lc_gemm_panels call
  * aim to stay within. */
 #define LC_GEMM_B_BUDGET (384 * 1024)
+/* Bytes of L1 a K sub-block of narrow B rows (ldb <= 2 NR) aims to stay within. */
+#define LC_GEMM_B_L1 (32 * 1024)
+/* Packed A bigger than this is prefetched slice by slice in lc_gemm_panels. */
+#define LC_GEMM_A_STREAM (512 * 1024)
 /* Panels per lc_gemm_panels call for a GEMM of npanels panels on nthreads. */
 int64_t lc_gemm_chunk_panels(const lc_isa_config *cfg, int64_t K, int64_t npanels, int nthreads);
 /* C[Mg x n] = A * B + bias, epilogue applied; B is K rows of n floats at stride ldb. */

@@ -25,6 +25,15 @@ typedef float (*lc_fma_peak_fn)(size_t iters, double *flops);
 /* The loop of an ISA compiled into this build, else NULL (kernels/fma_peak.c). */
 lc_fma_peak_fn lc_fma_peak_get(int isa);
 
+#define LC_DECLARE_STRIDED_COPY(name)                                                    \
+    void name(float *dst, size_t dst_stride, const float *src, size_t src_step, size_t rows, \
+              size_t n, size_t stride);
+
+#define LC_DECLARE_GEMM_NARROW(name)                                                     \
+    void name(size_t m, size_t n, size_t k, const float *a, size_t a_pstride,            \
+              const float *b, size_t ldb, float *c, size_t ldc, const float *bias,       \
+              const lc_epilogue *ep, unsigned flags);
+
 LC_DECLARE_ISA(__scalar)
 LC_DECLARE_GEMM(lc_f32_gemm_4x16__scalar)
 
@@ -37,6 +46,7 @@ LC_DECLARE_GEMM(lc_f32_gemm_4x16__scalar)
 LC_DECLARE_ISA(__avx2)
 LC_DECLARE_DW3X3_PLANE(lc_f32_dw3x3_plane__avx2)
 LC_DECLARE_GEMM(lc_f32_gemm_6x16__avx2)
+LC_DECLARE_STRIDED_COPY(lc_f32_strided_copy__avx2)
 
 LC_DECLARE_ISA(__avx512)
 LC_DECLARE_DW3X3_PLANE(lc_f32_dw3x3_plane__avx512)
@@ -44,6 +54,8 @@ LC_DECLARE_GEMM(lc_f32_gemm_6x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_8x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_12x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_14x32__avx512)
+LC_DECLARE_STRIDED_COPY(lc_f32_strided_copy__avx512)
+LC_DECLARE_GEMM_NARROW(lc_f32_gemm_narrow_16x16__avx512)
 
 LC_DECLARE_ISA(__neon)
 LC_DECLARE_GEMM(lc_f32_gemm_12x8__neon)

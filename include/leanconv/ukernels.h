@@ -60,6 +60,29 @@ typedef void (*lc_dw3x3_plane_fn)(float *out, size_t OH, size_t OW, const float 
                                   size_t W, size_t stride_h, size_t stride_w, size_t pad_t,
                                   size_t pad_l, const float *w, float bias,
                                   const lc_epilogue *ep);
+/* Narrow GEMM over two MR panels at once, for a panel's column remainder:
+ * like lc_gemm_ukernel_fn with 1 <= m <= 2*MR and
+ * 1 <= n <= NR/2 + LC_GEMM_NARROW_TAIL (a few columns past NR/2 are cheaper
+ * in the same call than in a call of their own); rows
+ * [0, MR) come from a (k groups of MR floats), rows [MR, 2*MR) from
+ * a + a_pstride (read only when m > MR; rows >= m are zero padding).  Twice
+ * the rows of the full kernel at half its width keeps as many accumulators
+ * busy, where the full kernel on n <= NR/2 columns would use half of them. */
+#define LC_GEMM_NARROW_TAIL 3
+typedef void (*lc_gemm_narrow_fn)(size_t m, size_t n, size_t k, const float *a,
+                                  size_t a_pstride, const float *b, size_t ldb, float *c,
+                                  size_t ldc, const float *bias, const lc_epilogue *ep,
+                                  unsigned flags);
+
+/* Strided row copies, `rows` of them:
+ *   dst[i*dst_stride + r] = src[i*src_step + r*stride], i < rows, r < n,
+ * rows, n, stride >= 1.  Reads only the elements named (a row may end right
+ * at the last one) and writes only dst[i*dst_stride + r].  The patch
+ * unwrapping of Im2Col/Patch2Vec calls it once per input row and run for all
+ * the kx taps that fall inside the image (src_step = dilation, dst_stride =
+ * the panel width); stride 1 and 2 are the cases worth vectorising. */
+typedef void (*lc_strided_copy_fn)(float *dst, size_t dst_stride, const float *src,
+                                   size_t src_step, size_t rows, size_t n, size_t stride);
 
 /* Winograd output sizes m served by the table, in index order. */
 #define LC_WINO_VARIANTS 3
@@ -74,6 +97,9 @@ typedef struct lc_isa_config {
     lc_wino_output_fn wino_output[LC_WINO_VARIANTS];
     lc_dw_row_fn dw_row;
     lc_dw3x3_plane_fn dw3x3_plane; /* optional (NULL: dw_row per output row) */
+    /* Optional entries (NULL: the drivers use their portable C path). */
+    lc_strided_copy_fn strided_copy; /* patch unwrapping runs */
+    lc_gemm_narrow_fn gemm_narrow;   /* column remainders <= NR/2, two MR panels */
 } lc_isa_config;
 
 /* ISA identifiers, in preference order from worst to best. */

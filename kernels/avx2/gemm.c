@@ -34,5 +34,31 @@ static inline __m256i lc_mask8(size_t count) {
 #define LC_GEMM_NAME lc_f32_gemm_6x16__avx2
 #include "../gemm_template.h"
 
+/* Patch unwrapping runs (lc_strided_copy_fn).  Stride 2 takes 8 outputs from
+ * two 8-float loads: shuffle the even lanes of each 128-bit half together,
+ * then put the halves in order.  Tails are scalar: nothing past the last
+ * element read is touched (the row may end at a page boundary). */
+static inline void lc_copy_row__avx2(float *dst, const float *src, size_t n, size_t stride) {
+    size_t r = 0;
+    if (stride == 1) {
+        for (; r + 8 <= n; r += 8) _mm256_storeu_ps(dst + r, _mm256_loadu_ps(src + r));
+    } else if (stride == 2) {
+        /* a block reads src[2r .. 2r+15]; the last element needed is src[2n-2] */
+        for (; r + 8 < n; r += 8) {
+            const __m256 lo = _mm256_loadu_ps(src + 2 * r), hi = _mm256_loadu_ps(src + 2 * r + 8);
+            const __m256 ev = _mm256_shuffle_ps(lo, hi, 0x88); /* 0 2 8 10 | 4 6 12 14 */
+            _mm256_storeu_ps(dst + r, _mm256_castpd_ps(_mm256_permute4x64_pd(
+                                          _mm256_castps_pd(ev), 0xd8)));
+        }
+    }
+    for (; r < n; r++) dst[r] = src[r * stride];
+}
+
+void lc_f32_strided_copy__avx2(float *dst, size_t dst_stride, const float *src,
+                               size_t src_step, size_t rows, size_t n, size_t stride) {
+    for (size_t i = 0; i < rows; i++, dst += dst_stride, src += src_step)
+        lc_copy_row__avx2(dst, src, n, stride);
+}
+
 #include "target_end.h"
 #endif

@@ -6,7 +6,9 @@
  * (no padded rows, where 6 wastes 3% at M = 64 and 14 wastes 9%), and 16
  * accumulators cover the FMA latency with room to spare.
  * kc = 256: the driver (lc_gemm_panels) keeps one 256 x 8 slice of A (8 KiB)
- * in L1 while the 256-row slices of the B panels stream from L2. */
+ * in L1 while the 256-row slices of the B panels stream from L2.
+ * Optional entries: gemm_narrow (16 x 16 over two 8-row panels) takes panel
+ * remainders, strided_copy the patch unwrapping's stride-1/2 row copies. */
 #include "../isa_build.h"
 #ifdef LC_BUILD_AVX512
 #include "../ukernel_decls.h"
@@ -19,5 +21,7 @@ void lc_config_avx512(lc_isa_config *cfg) {
     lc_wino_fill__avx512(cfg);
     cfg->dw_row = lc_f32_dw_row__avx512;
     cfg->dw3x3_plane = lc_f32_dw3x3_plane__avx512;
+    cfg->strided_copy = lc_f32_strided_copy__avx512;
+    cfg->gemm_narrow = lc_f32_gemm_narrow_16x16__avx512;
 }
 #endif

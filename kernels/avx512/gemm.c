@@ -97,6 +97,138 @@ void lc_f32_gemm_8x32__avx512(size_t m, size_t n, size_t k, const float *a, cons
     lc_gemm_8xcols__avx512(m, r, k, a, b + (n - r), ldb, c + (n - r), ldc, bias, ep, flags);
 }
 
+/* Column remainders over two 8-row panels at once (lc_gemm_narrow_fn,
+ * n <= 16 + LC_GEMM_NARROW_TAIL).  The 8 x 32 kernel on such a remainder
+ * keeps only 8 accumulators (one 16-column vector per row) and ran at ~77% of
+ * the peak; here 16 rows x one vector = 16 accumulators.  Columns past 16
+ * (P = 49 on 7 x 7 images is 32 + 17) and remainders of up to 7 columns
+ * (P = 196 = 6 x 32 + 4) go the other way: the 16 rows of A are one vector
+ * and each column costs one FMA per k step instead of a vector per row. */
+static inline __m512 lc_a16(const float *a0, const float *a1) {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(a0)), _mm256_loadu_ps(a1), 1);
+}
+
+/* Column j (< t) of a 16-row column-wise tail: initial value, and the store. */
+static inline __m512 lc_col16_init(size_t m, size_t j, const float *c, size_t ldc,
+                                   const float *bias, unsigned flags) {
+    const __mmask16 rows = (__mmask16)((1u << m) - 1u);
+    if (flags & LC_GEMM_ACCUMULATE)
+        return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), rows,
+                                        _mm512_mullo_epi32(_mm512_set1_epi32((int)ldc),
+                                                           _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)),
+                                        c + j, 4);
+    return bias ? _mm512_maskz_loadu_ps(rows, bias) : _mm512_setzero_ps();
+}
+static inline void lc_col16_store(size_t m, size_t j, __m512 v, float *c, size_t ldc,
+                                  const lc_epilogue *ep, unsigned flags) {
+    float tmp[16];
+    if ((flags & LC_GEMM_FINAL) && ep->clamp) /* NaN passes: max/min return v */
+        v = _mm512_min_ps(_mm512_set1_ps(ep->hi), _mm512_max_ps(_mm512_set1_ps(ep->lo), v));
+    _mm512_storeu_ps(tmp, v);
+    for (size_t i = 0; i < m; i++) c[i * ldc + j] = tmp[i];
+}
+
+/* n <= 7 columns of 16 rows, column-wise, two partial sums per column so
+ * that even one column keeps two FMA chains going. */
+static void lc_gemm_16xcols__avx512(size_t m, size_t n, size_t k, const float *a,
+                                    const float *a1, const float *b, size_t ldb, float *c,
+                                    size_t ldc, const float *bias, const lc_epilogue *ep,
+                                    unsigned flags) {
+    __m512 s0[7], s1[7];
+    for (size_t j = 0; j < 7; j++) {
+        s0[j] = j < n ? lc_col16_init(m, j, c, ldc, bias, flags) : _mm512_setzero_ps();
+        s1[j] = _mm512_setzero_ps();
+    }
+    size_t p = 0;
+#define LC_COLS(S, q)                                                                         \
+    {                                                                                         \
+        const __m512 av = lc_a16(a + 8 * (q), a1 + 8 * (q));                                  \
+        const float *bq = b + (q) * ldb;                                                      \
+        for (size_t j = 0; j < 7; j++)                                                        \
+            if (j < n) S[j] = _mm512_fmadd_ps(av, _mm512_set1_ps(bq[j]), S[j]);               \
+    }
+    for (; p + 2 <= k; p += 2, a += 16, a1 += 16, b += 2 * ldb) {
+        LC_COLS(s0, 0)
+        LC_COLS(s1, 1)
+    }
+    if (p < k) LC_COLS(s0, 0)
+#undef LC_COLS
+    for (size_t j = 0; j < n; j++)
+        lc_col16_store(m, j, _mm512_add_ps(s0[j], s1[j]), c, ldc, ep, flags);
+}
+
+void lc_f32_gemm_narrow_16x16__avx512(size_t m, size_t n, size_t k, const float *a,
+                                      size_t a_pstride, const float *b, size_t ldb, float *c,
+                                      size_t ldc, const float *bias, const lc_epilogue *ep,
+                                      unsigned flags) {
+    if (m <= 8) { /* one panel: the full kernel on a single vector */
+        lc_f32_gemm_8x32__avx512(m, n, k, a, b, ldb, c, ldc, bias, ep, flags);
+        return;
+    }
+    const float *a1 = a + a_pstride;
+    if (n <= 7) {
+        lc_gemm_16xcols__avx512(m, n, k, a, a1, b, ldb, c, ldc, bias, ep, flags);
+        return;
+    }
+    const __mmask16 mask = (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u);
+    const size_t t = n > 16 ? n - 16 : 0; /* column-wise tail, <= LC_GEMM_NARROW_TAIL */
+#define LC_NROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+#define LC_DECL(i) __m512 c##i;
+    LC_NROWS(LC_DECL)
+#undef LC_DECL
+    __m512 e0 = _mm512_setzero_ps(), e1 = e0, e2 = e0;
+    if (t > 0) e0 = lc_col16_init(m, 16, c, ldc, bias, flags);
+    if (t > 1) e1 = lc_col16_init(m, 17, c, ldc, bias, flags);
+    if (t > 2) e2 = lc_col16_init(m, 18, c, ldc, bias, flags);
+    if (flags & LC_GEMM_ACCUMULATE) {
+#define LC_LOADC(i) c##i = (i < m) ? _mm512_maskz_loadu_ps(mask, c + i * ldc) : _mm512_setzero_ps();
+        LC_NROWS(LC_LOADC)
+#undef LC_LOADC
+    } else {
+#define LC_BIAS(i) c##i = (bias && i < m) ? _mm512_set1_ps(bias[i]) : _mm512_setzero_ps();
+        LC_NROWS(LC_BIAS)
+#undef LC_BIAS
+    }
+#define LC_STEP(i) c##i = _mm512_fmadd_ps(_mm512_set1_ps(i < 8 ? a[i & 7] : a1[i & 7]), bv, c##i);
+    if (t == 0) {
+        for (size_t p = 0; p < k; p++, a += 8, a1 += 8, b += ldb) {
+            const __m512 bv = _mm512_maskz_loadu_ps(mask, b);
+            LC_NROWS(LC_STEP)
+        }
+    } else if (t == 1) { /* P = 49: 32 + 16 + 1, the common case, branch-free */
+        for (size_t p = 0; p < k; p++, a += 8, a1 += 8, b += ldb) {
+            const __m512 bv = _mm512_loadu_ps(b);
+            LC_NROWS(LC_STEP)
+            e0 = _mm512_fmadd_ps(lc_a16(a, a1), _mm512_set1_ps(b[16]), e0);
+        }
+    } else {
+        /* the tail's one FMA chain per column is hidden behind the 16
+         * vector FMAs of the same k step */
+        for (size_t p = 0; p < k; p++, a += 8, a1 += 8, b += ldb) {
+            const __m512 bv = _mm512_loadu_ps(b);
+            const __m512 av = lc_a16(a, a1);
+            LC_NROWS(LC_STEP)
+            e0 = _mm512_fmadd_ps(av, _mm512_set1_ps(b[16]), e0);
+            if (t > 1) e1 = _mm512_fmadd_ps(av, _mm512_set1_ps(b[17]), e1);
+            if (t > 2) e2 = _mm512_fmadd_ps(av, _mm512_set1_ps(b[18]), e2);
+        }
+    }
+#undef LC_STEP
+    if ((flags & LC_GEMM_FINAL) && ep->clamp) { /* NaN passes: max/min return it */
+        const __m512 lo = _mm512_set1_ps(ep->lo), hi = _mm512_set1_ps(ep->hi);
+#define LC_CLAMP(i) c##i = _mm512_min_ps(hi, _mm512_max_ps(lo, c##i));
+        LC_NROWS(LC_CLAMP)
+#undef LC_CLAMP
+    }
+#define LC_STORE(i) if (i < m) _mm512_mask_storeu_ps(c + i * ldc, mask, c##i);
+    LC_NROWS(LC_STORE)
+#undef LC_STORE
+#undef LC_NROWS
+    if (t > 0) lc_col16_store(m, 16, e0, c, ldc, ep, flags);
+    if (t > 1) lc_col16_store(m, 17, e1, c, ldc, ep, flags);
+    if (t > 2) lc_col16_store(m, 18, e2, c, ldc, ep, flags);
+}
+
 #define LC_GEMM_MR 12
 #define LC_GEMM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 #define LC_GEMM_NAME lc_f32_gemm_12x32__avx512
@@ -106,6 +238,49 @@ void lc_f32_gemm_8x32__avx512(size_t m, size_t n, size_t k, const float *a, cons
 #define LC_GEMM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
 #define LC_GEMM_NAME lc_f32_gemm_14x32__avx512
 #include "../gemm_template.h"
+
+/* Patch unwrapping runs (lc_strided_copy_fn).  Stride 2 (downsampling
+ * layers, the 7x7/2 stem) takes 16 outputs from two 16-float loads with one
+ * two-source permute; the tail uses masked loads so nothing past the last
+ * element read is touched (the row may end at a page boundary). */
+static inline __mmask16 lc_mask16(size_t cnt) {
+    return (__mmask16)(cnt >= 16 ? 0xffffu : (1u << cnt) - 1u);
+}
+
+static inline void lc_copy_row__avx512(float *dst, const float *src, size_t n, size_t stride) {
+    size_t r = 0;
+    if (stride == 1) {
+        for (; r + 16 <= n; r += 16) _mm512_storeu_ps(dst + r, _mm512_loadu_ps(src + r));
+        if (r < n) {
+            const __mmask16 m = lc_mask16(n - r);
+            _mm512_mask_storeu_ps(dst + r, m, _mm512_maskz_loadu_ps(m, src + r));
+        }
+    } else if (stride == 2) {
+        const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24,
+                                               26, 28, 30);
+        /* full blocks read src[2r .. 2r+31]; the last element needed is
+         * src[2n-2], so a block is full while 2r + 31 <= 2n - 2 */
+        for (; r + 16 < n; r += 16) {
+            const __m512 lo = _mm512_loadu_ps(src + 2 * r), hi = _mm512_loadu_ps(src + 2 * r + 16);
+            _mm512_storeu_ps(dst + r, _mm512_permutex2var_ps(lo, even, hi));
+        }
+        if (r < n) {
+            const size_t need = 2 * (n - r) - 1; /* floats read: src[2r .. 2n-2] */
+            const __m512 lo = _mm512_maskz_loadu_ps(lc_mask16(need), src + 2 * r);
+            const __m512 hi = _mm512_maskz_loadu_ps(lc_mask16(need > 16 ? need - 16 : 0),
+                                                    src + 2 * r + 16);
+            _mm512_mask_storeu_ps(dst + r, lc_mask16(n - r), _mm512_permutex2var_ps(lo, even, hi));
+        }
+    } else {
+        for (; r < n; r++) dst[r] = src[r * stride];
+    }
+}
+
+void lc_f32_strided_copy__avx512(float *dst, size_t dst_stride, const float *src,
+                                 size_t src_step, size_t rows, size_t n, size_t stride) {
+    for (size_t i = 0; i < rows; i++, dst += dst_stride, src += src_step)
+        lc_copy_row__avx512(dst, src, n, stride);
+}
 
 #include "target_end.h"
 #endif

@@ -1,0 +1,221 @@
+"""Optional GEMM-family micro-kernel entries (include/leanconv/ukernels.h),
+called directly through the extension's exported symbols, against plain
+NumPy; edge cases as in tests/test_ukernels.py, with the source and the
+destination right before an unreadable page so an over-read or over-write
+crashes the test instead of passing.
+
+  lc_f32_strided_copy__<isa>: dst[i*dst_stride + r] = src[i*src_step + r*stride],
+  i < rows, r < n, reading and writing only those elements.
+  lc_f32_gemm_narrow_16x16__avx512: C (+)= A * B over two 8-row panels of
+  packed A (the second a_pstride floats after the first), n <= 16 + 3
+  columns, with bias, accumulate and the clamp epilogue (NaN passes).
+
+Then the patch unwrapping that uses it, end to end: strided and padded
+convolutions whose input ends right before an unreadable page, Im2Col and
+Patch2Vec on every ISA, against a float64 convolution."""
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import pytest
+
+import leanconv as lc
+from leanconv import _core
+
+from test_ukernels import assert_close, clamp_ref, guarded
+
+ISAS = lc.available_isas()
+COPY_ISAS = [i for i in ISAS if i in ("avx2", "avx512")]
+_lib = ctypes.CDLL(_core.__file__)
+
+
+def strided_copy_fn(isa):
+    fn = getattr(_lib, f"lc_f32_strided_copy__{isa}")
+    fn.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t,
+                   ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t)
+    fn.restype = None
+    return fn
+
+
+def ptr(a):
+    return a.ctypes.data_as(ctypes.c_void_p)
+
+
+# n around the vector widths (8, 16) and their multiples, for every tail
+COPY_NS = [1, 2, 3, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 47, 48, 49, 112]
+
+
+@pytest.mark.parametrize("isa", COPY_ISAS)
+@pytest.mark.parametrize("stride", [1, 2, 3, 4, 6])
+def test_strided_copy_edges(isa, stride):
+    fn = strided_copy_fn(isa)
+    rng = np.random.default_rng(stride)
+    for n in COPY_NS:
+        src = guarded((n - 1) * stride + 1)  # the last float read is the last readable one
+        src[:] = rng.standard_normal(src.size).astype(np.float32)
+        dst = guarded(n)  # and the last float written the last writable one
+        dst[:] = np.nan
+        fn(ptr(dst), 0, ptr(src), 0, 1, n, stride)
+        np.testing.assert_array_equal(dst, src[::stride][:n], err_msg=f"n={n}")
+
+
+@pytest.mark.parametrize("isa", COPY_ISAS)
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_strided_copy_rows(isa, stride):
+    """Several rows: overlapping source windows one dilation apart (the kx
+    taps of a patch) into rows dst_stride apart, the last row's last read the
+    last readable float."""
+    fn = strided_copy_fn(isa)
+    rng = np.random.default_rng(10 + stride)
+    for rows, step, n, dst_stride in [(1, 0, 5, 0), (3, 1, 32, 32), (7, 1, 17, 40),
+                                      (3, 2, 16, 33), (5, 3, 9, 9), (2, 50, 33, 64)]:
+        src = guarded((rows - 1) * step + (n - 1) * stride + 1)
+        src[:] = rng.standard_normal(src.size).astype(np.float32)
+        sentinel = np.float32(-7.0)
+        dst = np.full((rows - 1) * dst_stride + n + 9, sentinel, np.float32)
+        fn(ptr(dst), dst_stride, ptr(src), step, rows, n, stride)
+        mask = np.ones(dst.size, bool)
+        for i in range(rows):
+            want = src[i * step:i * step + (n - 1) * stride + 1:stride]
+            np.testing.assert_array_equal(dst[i * dst_stride:i * dst_stride + n], want,
+                                          err_msg=f"rows={rows} n={n} row {i}")
+            mask[i * dst_stride:i * dst_stride + n] = False
+        assert (dst[mask] == sentinel).all(), f"rows={rows} n={n}: wrote outside the rows"
+
+
+@pytest.mark.parametrize("isa", COPY_ISAS)
+def test_strided_copy_writes_only_n(isa):
+    fn = strided_copy_fn(isa)
+    for stride in (1, 2):
+        for n in (1, 5, 16, 17, 33):
+            src = np.arange(n * stride + 64, dtype=np.float32)
+            dst = np.full(n + 40, -1.0, np.float32)
+            fn(ptr(dst), 0, ptr(src), 0, 1, n, stride)
+            np.testing.assert_array_equal(dst[:n], src[::stride][:n])
+            assert (dst[n:] == -1.0).all(), f"stride={stride} n={n} wrote past n"
+
+
+class Epilogue(ctypes.Structure):
+    _fields_ = [("lo", ctypes.c_float), ("hi", ctypes.c_float), ("clamp", ctypes.c_int)]
+
+
+NARROW = {"avx512": ("lc_f32_gemm_narrow_16x16__avx512", 8, 16 + 3)}  # name, MR, max n
+NARROW_ISAS = [i for i in ISAS if i in NARROW]
+
+
+def narrow_case(isa, m, n, k, ldb, ldc, flags, with_bias, clamp, seed, nan=False, gap=0):
+    name, mr, _ = NARROW[isa]
+    fn = getattr(_lib, name)
+    fn.restype = None
+    r = np.random.default_rng(seed)
+    A = r.standard_normal((m, k)).astype(np.float32)
+    # two panels of k groups of MR floats, `gap` floats apart; rows >= m are zero
+    pstride = k * mr + gap
+    a = np.zeros(pstride + k * mr, np.float32) if m > mr else guarded(k * mr)
+    a[:] = 0
+    a[:k * mr].reshape(k, mr)[:, :min(m, mr)] = A[:mr].T
+    if m > mr:
+        a[pstride:].reshape(k, mr)[:, :m - mr] = A[mr:].T
+    b = guarded((k - 1) * ldb + n)
+    b[:] = r.standard_normal(b.size).astype(np.float32)
+    if nan:
+        b[r.integers(0, b.size)] = np.nan
+    B = np.lib.stride_tricks.as_strided(b, (k, n), (ldb * 4, 4)).astype(np.float64)
+    sentinel = np.float32(12345.0)
+    c = np.full(m * ldc + 7, sentinel, np.float32)
+    C0 = r.standard_normal((m, n)).astype(np.float32)
+    for i in range(m):
+        c[i * ldc:i * ldc + n] = C0[i]
+    bias = r.standard_normal(m).astype(np.float32) if with_bias else None
+    ep = Epilogue(*(clamp if clamp else (0.0, 0.0)), 1 if clamp else 0)
+    fn(ctypes.c_size_t(m), ctypes.c_size_t(n), ctypes.c_size_t(k), ptr(a), ctypes.c_size_t(pstride),
+       ptr(b), ctypes.c_size_t(ldb), ptr(c), ctypes.c_size_t(ldc),
+       ptr(bias) if bias is not None else None, ctypes.byref(ep), ctypes.c_uint(flags))
+    prod = A.astype(np.float64) @ B
+    scale = np.abs(A).astype(np.float64) @ np.abs(B)
+    if flags & _core.GEMM_ACCUMULATE:
+        want, scale = C0 + prod, scale + np.abs(C0)
+    else:
+        base = bias.astype(np.float64)[:, None] if bias is not None else 0.0
+        want, scale = prod + base, scale + np.abs(base)
+    if flags & _core.GEMM_FINAL:
+        want = clamp_ref(want, clamp)
+    got = np.stack([c[i * ldc:i * ldc + n] for i in range(m)])
+    assert_close(got, want, scale, 1e-5, f"{isa} narrow m={m} n={n} k={k} flags={flags}")
+    mask = np.ones(c.size, bool)
+    for i in range(m):
+        mask[i * ldc:i * ldc + n] = False
+    assert np.all(c[mask] == sentinel), f"{isa} narrow wrote outside the tile"
+
+
+@pytest.mark.parametrize("isa", NARROW_ISAS)
+def test_gemm_narrow_edges(isa):
+    _, mr, nmax = NARROW[isa]
+    seed = 0
+    for m in sorted({1, mr - 1, mr, mr + 1, 2 * mr - 1, 2 * mr}):
+        for n in range(1, nmax + 1):
+            for k in (1, 2, 3, 5, 260):
+                seed += 1
+                narrow_case(isa, m, n, k, n, n, 0, False, None, seed)
+
+
+@pytest.mark.parametrize("isa", NARROW_ISAS)
+@pytest.mark.parametrize("flags", [0, 1, 2, 3])
+def test_gemm_narrow_flags_strides_bias(isa, flags):
+    _, mr, nmax = NARROW[isa]
+    seed = 1000 * flags
+    for m in (1, mr + 3, 2 * mr):
+        for n in (1, 4, 7, 8, 15, 16, 17, nmax):
+            for k in (1, 7, 33):
+                for with_bias in (False, True):
+                    seed += 1
+                    narrow_case(isa, m, n, k, n + 33, n + 11, flags, with_bias, (-0.5, 0.75),
+                                seed, gap=24)
+
+
+@pytest.mark.parametrize("isa", NARROW_ISAS)
+@pytest.mark.parametrize("clamp", [(0.0, float("inf")), (0.0, 6.0), (-1.0, 1.0)])
+def test_gemm_narrow_clamp_passes_nan(isa, clamp):
+    _, mr, nmax = NARROW[isa]
+    for i, (m, n) in enumerate([(2 * mr, 16), (2 * mr - 1, nmax), (mr + 1, 5), (3, 17)]):
+        narrow_case(isa, m, n, 9, n + 2, n, _core.GEMM_FINAL, True, clamp, 77 + i, nan=True)
+
+
+def conv_ref(x, w, stride, pad):
+    """float64 cross-correlation, NCHW / OIHW, symmetric padding."""
+    x = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    N, C, H, W = x.shape
+    M, _, kH, kW = w.shape
+    OH, OW = (H - kH) // stride + 1, (W - kW) // stride + 1
+    y = np.zeros((N, M, OH, OW))
+    for ky in range(kH):
+        for kx in range(kW):
+            patch = x[:, :, ky:ky + stride * (OH - 1) + 1:stride, kx:kx + stride * (OW - 1) + 1:stride]
+            y += np.einsum("nchw,mc->nmhw", patch, w[:, :, ky, kx].astype(np.float64))
+    return y, np.einsum("nchw,mc->nmhw", np.abs(x), np.ones((M, C)))  # scale bound
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("algorithm", ["im2col", "patch2vec"])
+@pytest.mark.parametrize("shape", [
+    # C, H, W, M, k, stride, pad: the last pixel of the image is read (no
+    # right padding past it for even W with these strides) or padded
+    (3, 23, 23, 8, 7, 2, 3),
+    (5, 14, 17, 12, 3, 2, 1),
+    (4, 9, 33, 7, 3, 2, 0),
+    (2, 8, 40, 9, 1, 2, 0),
+    (3, 7, 7, 5, 3, 1, 1),
+    (2, 6, 35, 4, 5, 3, 2),
+])
+def test_unwrapping_reads_inside_the_image(isa, algorithm, shape):
+    C, H, W, M, k, s, p = shape
+    rng = np.random.default_rng(C * H + W)
+    x = guarded(C * H * W).reshape(1, C, H, W)
+    x[:] = rng.standard_normal(x.shape).astype(np.float32)
+    w = rng.standard_normal((M, C, k, k)).astype(np.float32)
+    with lc.use_isa(isa):
+        y = lc.conv2d(x, w, stride=s, padding=p, algorithm=algorithm, threads=1)
+    ref, _ = conv_ref(x, w, s, p)
+    scale = np.abs(w).sum(axis=(1, 2, 3)).max() * np.abs(x).max()
+    np.testing.assert_allclose(y, ref, atol=1e-5 * scale, rtol=0)
