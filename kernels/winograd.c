@@ -4,8 +4,10 @@
  * plan time and packed per xi like GEMM weights (MR panels over K = Cg).
  * Input: tiles of m x m outputs, read as alpha x alpha input windows.  A block
  * of TB panels (NR tiles each) is processed at a time, by one thread:
- *   1. gather each tile window lanes-innermost, input transform -> V[xi][c][NR]
- *   2. alpha^2 GEMMs  Mo[xi] = U[xi] * V[xi]  (Mg x NR per panel)
+ *   1. input transform of each tile window -> V[xi][c][NR]: fused with the
+ *      gather (read in place, or from a zero-padded strip at the borders)
+ *      when the ISA has it, else gathered lanes-innermost first
+ *   2. alpha^2 GEMMs  Mo[xi] = U[xi] * V[xi]  (Mg x tiles of the block)
  *   3. output transform with bias and activation, scattered into y
  * so the workspace is bounded by the block, not the image. */
 #include <string.h>
@@ -152,6 +154,28 @@ static void lc_wino_gather_run(const lc_conv_desc *dd, const lc_wino_geom *g, co
     }
 }
 
+/* The alpha rows under a run's windows, columns [x0, x0 + sw), into strip
+ * (alpha x sw), zero outside the image: the windows of a border run, laid out
+ * as if inside an image.  alpha * (m * NR + 2) <= alpha^2 * NR floats: it fits
+ * in the gather buffer. */
+static void lc_wino_strip(const lc_conv_desc *dd, const lc_wino_geom *g, const float *plane,
+                          const lc_tile_run *r, int64_t sw, float *strip) {
+    const int64_t a = g->alpha, m = g->m, H = dd->H, W = dd->W;
+    const int64_t y0 = r->th * m - dd->pad_t, x0 = r->tw0 * m - dd->pad_l;
+    const int64_t lo = lc_max64(0, -x0), hi = lc_max64(lo, lc_min64(sw, W - x0));
+    for (int64_t i = 0; i < a; i++) {
+        const int64_t iy = y0 + i;
+        float *si = strip + i * sw;
+        if (iy < 0 || iy >= H) {
+            memset(si, 0, (size_t)sw * sizeof(float));
+            continue;
+        }
+        if (lo) memset(si, 0, (size_t)lo * sizeof(float));
+        memcpy(si + lo, plane + iy * W + x0 + lo, (size_t)(hi - lo) * sizeof(float));
+        if (hi < sw) memset(si + hi, 0, (size_t)(sw - hi) * sizeof(float));
+    }
+}
+
 /* The m x m outputs of a run's tiles (o: m x m x NR) into one output plane,
  * clipped at the bottom and right edges. */
 static void lc_wino_scatter_run(const lc_conv_desc *dd, const lc_wino_geom *g, const float *o,
@@ -205,25 +229,76 @@ static void lc_wino_task(void *vctx, int64_t item, int thread) {
     const size_t v_xs = (size_t)(g->tb * Cg) * nr, mo_xs = (size_t)(g->tb * Mg) * nr;
     const float *xg = t->x + (n * d->C + grp * Cg) * plane;
 
+    /* Tile columns [tw_lo, tw_hi) have windows wholly inside the image
+     * columns.  With the ISA's fused gather+input transform (frun), runs of
+     * such tiles on inner tile rows are read in place; other runs are first
+     * copied, zero padded, into a strip.  Without it, the lanes-innermost
+     * gather into dbuf, then the transform of the whole panel. */
+    const lc_wino_input_run_fn frun = isa->wino_input_run[v];
+    const int64_t tw_lo = lc_div_up(d->pad_l, g->m);
+    const int64_t tw_hi = d->W + d->pad_l >= g->alpha ? (d->W + d->pad_l - g->alpha) / g->m + 1 : 0;
+    /* tiles of this block: the GEMMs run only these lanes */
+    const int64_t blk_tiles = lc_min64(npan * (int64_t)nr, g->tiles - panel0 * (int64_t)nr);
+
     /* 1. input transform, panel by panel */
     for (int64_t p = 0; p < npan; p++) {
         const int64_t t0 = (panel0 + p) * (int64_t)nr;
         const int64_t lanes = lc_min64((int64_t)nr, g->tiles - t0);
-        lc_tile_run runs[LC_WINO_MAX_RUNS];
+        lc_tile_run runs[LC_WINO_MAX_RUNS], slow[LC_WINO_MAX_RUNS], fast[LC_WINO_MAX_RUNS];
         const int64_t nruns = lc_wino_runs(g, t0, lanes, runs);
-        if (lanes < (int64_t)nr) memset(dbuf, 0, (size_t)g->d_floats * sizeof(float));
+        int64_t nslow = 0, nfast = 0;
+        for (int64_t r = 0; r < nruns; r++) {
+            const lc_tile_run *ru = &runs[r];
+            const int64_t y0 = ru->th * g->m - d->pad_t;
+            const int64_t lo = lc_max64(ru->tw0, tw_lo), hi = lc_min64(ru->tw0 + ru->count, tw_hi);
+            /* a run with any border window goes whole through the padded
+             * strip: one call for the run beats three short ones */
+            if (!frun || y0 < 0 || y0 + g->alpha > d->H || lo > ru->tw0 ||
+                hi < ru->tw0 + ru->count)
+                slow[nslow++] = *ru;
+            else
+                fast[nfast++] = *ru;
+        }
+        if (!frun && lanes < (int64_t)nr) memset(dbuf, 0, (size_t)g->d_floats * sizeof(float));
         for (int64_t c = 0; c < Cg; c++) {
-            for (int64_t r = 0; r < nruns; r++)
-                lc_wino_gather_run(d, g, xg + c * plane, &runs[r], nr, dbuf);
-            isa->wino_input[v](dbuf, V + (size_t)(p * Cg + c) * nr, v_xs);
+            const float *xc = xg + c * plane;
+            float *vc = V + (size_t)(p * Cg + c) * nr;
+            if (!frun) {
+                for (int64_t r = 0; r < nslow; r++) lc_wino_gather_run(d, g, xc, &slow[r], nr, dbuf);
+                isa->wino_input[v](dbuf, vc, v_xs);
+                continue;
+            }
+            for (int64_t r = 0; r < nfast; r++) {
+                const lc_tile_run *ru = &fast[r];
+                frun(xc + (ru->th * g->m - d->pad_t) * d->W + ru->tw0 * g->m - d->pad_l,
+                     (size_t)d->W, (size_t)ru->count, vc + ru->lane0, v_xs);
+            }
+            for (int64_t r = 0; r < nslow; r++) {
+                /* windows that cross the border: copy their rows, zero
+                 * padded, into dbuf and transform from there */
+                const lc_tile_run *ru = &slow[r];
+                const int64_t sw = ru->count * g->m + 2;
+                lc_wino_strip(d, g, xc, ru, sw, dbuf);
+                frun(dbuf, (size_t)sw, (size_t)ru->count, vc + ru->lane0, v_xs);
+            }
         }
     }
-    /* 2. one GEMM per xi: U[xi] stays hot across the block's panels */
+    /* 2. one GEMM per xi: U[xi] stays hot across the block's panels; only
+     * the block's real tiles (a narrow last panel costs less) */
     for (int64_t x = 0; x < g->xi; x++) {
         const float *u = t->packed + (x * d->groups + grp) * t->mpad * Cg;
         lc_gemm_panels(isa, (size_t)Mg, (size_t)Cg, u, V + x * v_xs, nr, (size_t)Cg * nr,
-                       (size_t)npan * nr, Mo + x * mo_xs, nr, (size_t)Mg * nr, NULL,
+                       (size_t)blk_tiles, Mo + x * mo_xs, nr, (size_t)Mg * nr, NULL,
                        &d->epilogue, 0);
+    }
+    /* The GEMMs left the lanes past the last tile unwritten; zero them so
+     * the output transform never meets stale (possibly denormal) data. */
+    if (blk_tiles < npan * (int64_t)nr) {
+        const int64_t p = npan - 1, used = blk_tiles - p * (int64_t)nr;
+        for (int64_t x = 0; x < g->xi; x++)
+            for (int64_t o = 0; o < Mg; o++)
+                memset(Mo + x * mo_xs + (size_t)(p * Mg + o) * nr + used, 0,
+                       (size_t)((int64_t)nr - used) * sizeof(float));
     }
     /* 3. output transform, bias and activation, scatter */
     float *yg = t->y + (n * d->M + grp * Mg) * d->OH * d->OW;
