@@ -154,25 +154,29 @@ static void lc_wino_gather_run(const lc_conv_desc *dd, const lc_wino_geom *g, co
     }
 }
 
-/* The alpha rows under a run's windows, columns [x0, x0 + sw), into strip
- * (alpha x sw), zero outside the image: the windows of a border run, laid out
- * as if inside an image.  alpha * (m * NR + 2) <= alpha^2 * NR floats: it fits
- * in the gather buffer. */
-static void lc_wino_strip(const lc_conv_desc *dd, const lc_wino_geom *g, const float *plane,
-                          const lc_tile_run *r, int64_t sw, float *strip) {
+/* A run's windows in one channel plane into the phase strip of
+ * lc_wino_input_strip_fn (alpha rows of (m + 2) * NR floats = the gather
+ * buffer): per window row, the run's m * count image columns in one copy,
+ * then the two columns after each tile; zero outside the image. */
+static void lc_wino_strip_run(const lc_conv_desc *dd, const lc_wino_geom *g, const float *plane,
+                              const lc_tile_run *r, size_t nr, float *strip) {
     const int64_t a = g->alpha, m = g->m, H = dd->H, W = dd->W;
     const int64_t y0 = r->th * m - dd->pad_t, x0 = r->tw0 * m - dd->pad_l;
-    const int64_t lo = lc_max64(0, -x0), hi = lc_max64(lo, lc_min64(sw, W - x0));
-    for (int64_t i = 0; i < a; i++) {
-        const int64_t iy = y0 + i;
-        float *si = strip + i * sw;
+    const size_t lds = (size_t)a * nr;
+    for (int64_t k = 0; k < a; k++) {
+        const int64_t iy = y0 + k;
+        float *main = strip + (size_t)k * lds + (size_t)(m * r->lane0);
+        float *h0 = strip + (size_t)k * lds + (size_t)m * nr + r->lane0, *h1 = h0 + nr;
         if (iy < 0 || iy >= H) {
-            memset(si, 0, (size_t)sw * sizeof(float));
+            memset(main, 0, (size_t)(m * r->count) * sizeof(float));
+            memset(h0, 0, (size_t)r->count * sizeof(float));
+            memset(h1, 0, (size_t)r->count * sizeof(float));
             continue;
         }
-        if (lo) memset(si, 0, (size_t)lo * sizeof(float));
-        memcpy(si + lo, plane + iy * W + x0 + lo, (size_t)(hi - lo) * sizeof(float));
-        if (hi < sw) memset(si + hi, 0, (size_t)(sw - hi) * sizeof(float));
+        const float *row = plane + iy * W;
+        lc_copy_strided(main, row, W, x0, 1, m * r->count);
+        lc_copy_strided(h0, row, W, x0 + m, m, r->count);
+        lc_copy_strided(h1, row, W, x0 + m + 1, m, r->count);
     }
 }
 
@@ -229,14 +233,10 @@ static void lc_wino_task(void *vctx, int64_t item, int thread) {
     const size_t v_xs = (size_t)(g->tb * Cg) * nr, mo_xs = (size_t)(g->tb * Mg) * nr;
     const float *xg = t->x + (n * d->C + grp * Cg) * plane;
 
-    /* Tile columns [tw_lo, tw_hi) have windows wholly inside the image
-     * columns.  With the ISA's fused gather+input transform (frun), runs of
-     * such tiles on inner tile rows are read in place; other runs are first
-     * copied, zero padded, into a strip.  Without it, the lanes-innermost
-     * gather into dbuf, then the transform of the whole panel. */
-    const lc_wino_input_run_fn frun = isa->wino_input_run[v];
-    const int64_t tw_lo = lc_div_up(d->pad_l, g->m);
-    const int64_t tw_hi = d->W + d->pad_l >= g->alpha ? (d->W + d->pad_l - g->alpha) / g->m + 1 : 0;
+    /* With the ISA's strip transform, each run is copied into the phase
+     * strip (mostly contiguous copies) and the transform gathers from it;
+     * else the lanes-innermost gather into dbuf.  dbuf holds either. */
+    const lc_wino_input_strip_fn fstrip = isa->wino_input_strip[v];
     /* tiles of this block: the GEMMs run only these lanes */
     const int64_t blk_tiles = lc_min64(npan * (int64_t)nr, g->tiles - panel0 * (int64_t)nr);
 
@@ -244,42 +244,19 @@ static void lc_wino_task(void *vctx, int64_t item, int thread) {
     for (int64_t p = 0; p < npan; p++) {
         const int64_t t0 = (panel0 + p) * (int64_t)nr;
         const int64_t lanes = lc_min64((int64_t)nr, g->tiles - t0);
-        lc_tile_run runs[LC_WINO_MAX_RUNS], slow[LC_WINO_MAX_RUNS], fast[LC_WINO_MAX_RUNS];
+        lc_tile_run runs[LC_WINO_MAX_RUNS];
         const int64_t nruns = lc_wino_runs(g, t0, lanes, runs);
-        int64_t nslow = 0, nfast = 0;
-        for (int64_t r = 0; r < nruns; r++) {
-            const lc_tile_run *ru = &runs[r];
-            const int64_t y0 = ru->th * g->m - d->pad_t;
-            const int64_t lo = lc_max64(ru->tw0, tw_lo), hi = lc_min64(ru->tw0 + ru->count, tw_hi);
-            /* a run with any border window goes whole through the padded
-             * strip: one call for the run beats three short ones */
-            if (!frun || y0 < 0 || y0 + g->alpha > d->H || lo > ru->tw0 ||
-                hi < ru->tw0 + ru->count)
-                slow[nslow++] = *ru;
-            else
-                fast[nfast++] = *ru;
-        }
-        if (!frun && lanes < (int64_t)nr) memset(dbuf, 0, (size_t)g->d_floats * sizeof(float));
+        /* lanes past the last tile: zeros, not stale data */
+        if (lanes < (int64_t)nr) memset(dbuf, 0, (size_t)g->d_floats * sizeof(float));
         for (int64_t c = 0; c < Cg; c++) {
             const float *xc = xg + c * plane;
             float *vc = V + (size_t)(p * Cg + c) * nr;
-            if (!frun) {
-                for (int64_t r = 0; r < nslow; r++) lc_wino_gather_run(d, g, xc, &slow[r], nr, dbuf);
+            if (fstrip) {
+                for (int64_t r = 0; r < nruns; r++) lc_wino_strip_run(d, g, xc, &runs[r], nr, dbuf);
+                fstrip(dbuf, (size_t)g->alpha * nr, vc, v_xs);
+            } else {
+                for (int64_t r = 0; r < nruns; r++) lc_wino_gather_run(d, g, xc, &runs[r], nr, dbuf);
                 isa->wino_input[v](dbuf, vc, v_xs);
-                continue;
-            }
-            for (int64_t r = 0; r < nfast; r++) {
-                const lc_tile_run *ru = &fast[r];
-                frun(xc + (ru->th * g->m - d->pad_t) * d->W + ru->tw0 * g->m - d->pad_l,
-                     (size_t)d->W, (size_t)ru->count, vc + ru->lane0, v_xs);
-            }
-            for (int64_t r = 0; r < nslow; r++) {
-                /* windows that cross the border: copy their rows, zero
-                 * padded, into dbuf and transform from there */
-                const lc_tile_run *ru = &slow[r];
-                const int64_t sw = ru->count * g->m + 2;
-                lc_wino_strip(d, g, xc, ru, sw, dbuf);
-                frun(dbuf, (size_t)sw, (size_t)ru->count, vc + ru->lane0, v_xs);
             }
         }
     }

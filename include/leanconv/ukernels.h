@@ -36,16 +36,14 @@ typedef void (*lc_gemm_ukernel_fn)(size_t m, size_t n, size_t k,
  *   v: alpha*alpha outputs of NR floats, output xi at v + xi*xi_stride. */
 typedef void (*lc_wino_input_fn)(const float *d, float *v, size_t xi_stride);
 
-/* Winograd input transform fused with the gather, for a run of tiles along one
- * tile row whose windows lie wholly inside the image (optional: NULL means the
- * driver gathers into lanes-innermost form and calls lc_wino_input_fn):
- *   x:     top-left of the first tile's alpha x alpha window; tile l's window
- *          is x + i*ldx + m*l + j, i, j < alpha
- *   count: tiles in the run, 1 <= count <= NR
- *   v:     alpha*alpha outputs, lanes [0, count) of v + xi*xi_stride written
- *          (nothing past them).  Same arithmetic as lc_wino_input_fn. */
-typedef void (*lc_wino_input_run_fn)(const float *x, size_t ldx, size_t count, float *v,
-                                     size_t xi_stride);
+/* Winograd input transform of NR tiles from a phase strip (optional: NULL
+ * means the driver gathers lanes-innermost and calls lc_wino_input_fn).  The
+ * strip has alpha rows, row k at s + k*lds: first m*NR floats, tile l's
+ * window columns j < m at m*l + j (a run of tiles on one tile row is one
+ * contiguous copy of the image row), then its columns m and m+1 (the first
+ * two of the next tile's, except at the end of a run) lanes-innermost, at
+ * (m + j - m)*NR + l.  v as for lc_wino_input_fn; same arithmetic. */
+typedef void (*lc_wino_input_strip_fn)(const float *s, size_t lds, float *v, size_t xi_stride);
 
 /* Winograd output transform of NR tiles at once:
  *   mo: alpha*alpha inputs of NR floats at mo + xi*xi_stride
@@ -72,7 +70,7 @@ typedef struct lc_isa_config {
     lc_wino_input_fn wino_input[LC_WINO_VARIANTS];
     lc_wino_output_fn wino_output[LC_WINO_VARIANTS];
     lc_dw_row_fn dw_row;
-    lc_wino_input_run_fn wino_input_run[LC_WINO_VARIANTS]; /* optional, may be NULL */
+    lc_wino_input_strip_fn wino_input_strip[LC_WINO_VARIANTS]; /* optional, may be NULL */
 } lc_isa_config;
 
 /* ISA identifiers, in preference order from worst to best. */

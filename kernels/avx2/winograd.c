@@ -18,34 +18,18 @@
 #define LC_VFMAC(acc, a, f) _mm256_fmadd_ps((a), _mm256_set1_ps(f), (acc))
 /* max/min return their second operand when either is NaN: NaN passes */
 #define LC_VCLAMP(v, lo, hi) _mm256_min_ps((hi), _mm256_max_ps((lo), (v)))
-/* Stride-s gather of 8 floats (s = LC_WM in {2, 4, 6}) from contiguous
- * loads, shuffles and blends (the hardware gather is slow on AMD cores).
- * Full vectors read p[0 .. 7s] and mask only the last load; partial ones
- * (LC_VPART_T) mask every load to the floats their lanes need, so nothing
- * past the run's last window is read. */
-typedef struct {
-    __m256i q[6];
-    size_t valid;
-} lc_wino_part256;
+/* Stride-s gather of 8 floats (s in {2, 4, 6}) from contiguous loads,
+ * shuffles and blends (the hardware gather is slow on AMD cores).  The last
+ * load is masked to end at p[7 s]. */
 static inline __attribute__((always_inline)) __m256i lc_wino_mask256(ptrdiff_t k) {
     /* lanes i < k all ones */
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(k < 0 ? 0 : k > 8 ? 8 : k)),
                               _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
-static inline __attribute__((always_inline)) lc_wino_part256 lc_wino_part_init(ptrdiff_t s,
-                                                                                ptrdiff_t valid) {
-    lc_wino_part256 r;
-    const ptrdiff_t lim = s * (valid - 1) + 1;
-    for (int q = 0; q < 6; q++) r.q[q] = lc_wino_mask256(lim - 8 * q);
-    r.valid = (size_t)valid;
-    return r;
-}
-static inline __attribute__((always_inline)) __m256 lc_wino_gather256(const float *p, int s,
-                                                                      const __m256i *mk) {
+static inline __attribute__((always_inline)) __m256 lc_wino_gather256(const float *p, int s) {
     /* full: loads 0 .. s-2 whole, the last one holds 8 - (s - 1) needed floats */
-#define LC_LD(q) (mk ? _mm256_maskload_ps(p + 8 * (q), mk[q])                      \
-                     : (q) < s - 1 ? _mm256_loadu_ps(p + 8 * (q))                   \
-                                   : _mm256_maskload_ps(p + 8 * (q), lc_wino_mask256(9 - s)))
+#define LC_LD(q) ((q) < s - 1 ? _mm256_loadu_ps(p + 8 * (q))                   \
+                              : _mm256_maskload_ps(p + 8 * (q), lc_wino_mask256(9 - s)))
     if (s == 2) {
         /* even floats of each 128-bit half, then the halves in order */
         __m256 e = _mm256_shuffle_ps(LC_LD(0), LC_LD(1), _MM_SHUFFLE(2, 0, 2, 0));
@@ -67,12 +51,7 @@ static inline __attribute__((always_inline)) __m256 lc_wino_gather256(const floa
     return _mm256_blend_ps(r, _mm256_permutevar8x32_ps(LC_LD(5), idx), 0x80);
 #undef LC_LD
 }
-#define LC_VGATHER(p, s) lc_wino_gather256((p), (s), NULL)
-#define LC_VPART_T lc_wino_part256
-#define LC_VPART_INIT(s, valid) lc_wino_part_init((ptrdiff_t)(s), (ptrdiff_t)(valid))
-#define LC_VGATHER_PART(p, s, pt) lc_wino_gather256((p), (s), (pt).q)
-/* a masked store is slow on AMD: store whole, copy the valid lanes */
-#define LC_VSTORE_PART(p, v, pt) lc_wino_vstore_part((p), (v), (pt).valid)
+#define LC_VGATHER(p, s) lc_wino_gather256((p), (s))
 
 #include "../winograd_instances.h"
 

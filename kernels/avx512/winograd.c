@@ -18,26 +18,11 @@
 #define LC_VFMAC(acc, a, f) _mm512_fmadd_ps((a), _mm512_set1_ps(f), (acc))
 /* max/min return their second operand when either is NaN: NaN passes */
 #define LC_VCLAMP(v, lo, hi) _mm512_min_ps((hi), _mm512_max_ps((lo), (v)))
-/* Stride-s gather of 16 floats (s = LC_WM in {2, 4, 6}) from contiguous
- * loads and two-source permutes: the hardware gather is several times
- * slower on AMD cores.  `lim` floats from p may be read (p[s*15] is the last
- * one a full vector needs; a partial one needs fewer): every load is masked
- * to it, so the last window of the image is never over-read. */
+/* Stride-s gather of 16 floats (s in {2, 4, 6}) from contiguous loads and
+ * two-source permutes: the hardware gather is several times slower on AMD
+ * cores.  The last load is masked to end at p[15 s]. */
 static inline __attribute__((always_inline)) __mmask16 lc_wino_mask(ptrdiff_t k) {
     return k >= 16 ? (__mmask16)0xFFFF : k <= 0 ? (__mmask16)0 : (__mmask16)((1u << k) - 1u);
-}
-/* Load masks of a gather: masks[q] covers floats [16q, 16q + 16) of the
- * `lim` that may be read; computed once per block of lanes. */
-typedef struct {
-    __mmask16 q[6], lanes;
-} lc_wino_part512;
-static inline __attribute__((always_inline)) lc_wino_part512 lc_wino_part_init(ptrdiff_t s,
-                                                                                ptrdiff_t valid) {
-    lc_wino_part512 r;
-    const ptrdiff_t lim = s * (valid - 1) + 1;
-    for (int q = 0; q < 6; q++) r.q[q] = lc_wino_mask(lim - 16 * q);
-    r.lanes = lc_wino_mask(valid);
-    return r;
 }
 static inline __attribute__((always_inline)) __m512 lc_wino_gather512(const float *p, int s,
                                                                       const __mmask16 *mk) {
@@ -67,10 +52,6 @@ static const __mmask16 lc_wino_full_masks[3][6] = {
     {0xFFFF, 0xFFFF, 0xFFFF, 0x1FFF, 0, 0},
     {0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0x07FF}};
 #define LC_VGATHER(p, s) lc_wino_gather512((p), (s), lc_wino_full_masks[(s) / 2 - 1])
-#define LC_VPART_T lc_wino_part512
-#define LC_VPART_INIT(s, valid) lc_wino_part_init((ptrdiff_t)(s), (ptrdiff_t)(valid))
-#define LC_VGATHER_PART(p, s, pt) lc_wino_gather512((p), (s), (pt).q)
-#define LC_VSTORE_PART(p, v, pt) _mm512_mask_storeu_ps((p), (pt).lanes, (v))
 
 #include "../winograd_instances.h"
 
