@@ -157,27 +157,30 @@ static void lc_wino_gather_run(const lc_conv_desc *dd, const lc_wino_geom *g, co
 /* A run's windows in one channel plane into the phase strip of
  * lc_wino_input_strip_fn (alpha rows of (m + 2) * NR floats = the gather
  * buffer): per window row, the run's m * count image columns in one copy,
- * then the two columns after each tile; zero outside the image. */
-static void lc_wino_strip_run(const lc_conv_desc *dd, const lc_wino_geom *g, const float *plane,
-                              const lc_tile_run *r, size_t nr, float *strip) {
+ * and the two columns after its last tile; zero outside the image.  Returns
+ * the run's bit for `ends`. */
+static uint64_t lc_wino_strip_run(const lc_conv_desc *dd, const lc_wino_geom *g,
+                                  const float *plane, const lc_tile_run *r, size_t nr,
+                                  float *strip) {
     const int64_t a = g->alpha, m = g->m, H = dd->H, W = dd->W;
     const int64_t y0 = r->th * m - dd->pad_t, x0 = r->tw0 * m - dd->pad_l;
+    const int64_t e = r->lane0 + r->count - 1, xe = x0 + m * r->count; /* last tile's column m */
     const size_t lds = (size_t)a * nr;
     for (int64_t k = 0; k < a; k++) {
         const int64_t iy = y0 + k;
         float *main = strip + (size_t)k * lds + (size_t)(m * r->lane0);
-        float *h0 = strip + (size_t)k * lds + (size_t)m * nr + r->lane0, *h1 = h0 + nr;
+        float *h0 = strip + (size_t)k * lds + (size_t)m * nr + e, *h1 = h0 + nr;
         if (iy < 0 || iy >= H) {
             memset(main, 0, (size_t)(m * r->count) * sizeof(float));
-            memset(h0, 0, (size_t)r->count * sizeof(float));
-            memset(h1, 0, (size_t)r->count * sizeof(float));
+            *h0 = *h1 = 0.0f;
             continue;
         }
         const float *row = plane + iy * W;
         lc_copy_strided(main, row, W, x0, 1, m * r->count);
-        lc_copy_strided(h0, row, W, x0 + m, m, r->count);
-        lc_copy_strided(h1, row, W, x0 + m + 1, m, r->count);
+        *h0 = xe >= 0 && xe < W ? row[xe] : 0.0f;
+        *h1 = xe + 1 >= 0 && xe + 1 < W ? row[xe + 1] : 0.0f;
     }
+    return (uint64_t)1 << e;
 }
 
 /* The m x m outputs of a run's tiles (o: m x m x NR) into one output plane,
@@ -252,8 +255,9 @@ static void lc_wino_task(void *vctx, int64_t item, int thread) {
             const float *xc = xg + c * plane;
             float *vc = V + (size_t)(p * Cg + c) * nr;
             if (fstrip) {
-                for (int64_t r = 0; r < nruns; r++) lc_wino_strip_run(d, g, xc, &runs[r], nr, dbuf);
-                fstrip(dbuf, (size_t)g->alpha * nr, vc, v_xs);
+                uint64_t ends = 0;
+                for (int64_t r = 0; r < nruns; r++) ends |= lc_wino_strip_run(d, g, xc, &runs[r], nr, dbuf);
+                fstrip(dbuf, (size_t)g->alpha * nr, ends, vc, v_xs);
             } else {
                 for (int64_t r = 0; r < nruns; r++) lc_wino_gather_run(d, g, xc, &runs[r], nr, dbuf);
                 isa->wino_input[v](dbuf, vc, v_xs);

@@ -11,8 +11,10 @@
  * Optional vocabulary:
  *   LC_VGATHER(p, s)  LC_VLANES floats p[0], p[s], p[2s], ... as a vector
  *                     (s = LC_WM), reading nothing past p[s*(LC_VLANES-1)]
- * An ISA that defines it gets the strip input transform (wino_input_strip)
- * in its table; without it the driver's lanes-innermost gather is used. */
+ *   LC_VSEL_T LC_VSEL_BITS(bits)  a lane selector from the low LC_VLANES bits
+ *   LC_VSELECT(sel, a, b)         b in the selected lanes, a elsewhere
+ * An ISA that defines them gets the strip input transform (wino_input_strip)
+ * in its table; without them the driver's lanes-innermost gather is used. */
 
 #ifndef LC_WINO_TEMPLATE_ONCE
 #define LC_WINO_TEMPLATE_ONCE
@@ -26,6 +28,19 @@ static inline LC_V lc_wino_vgather(const float *p, size_t s) {
     return LC_VLOAD(t);
 }
 #define LC_VGATHER(p, s) lc_wino_vgather((p), (s))
+#endif
+#ifndef LC_VSEL_T
+#define LC_VSEL_T uint64_t
+#define LC_VSEL_BITS(bits) ((uint64_t)(bits))
+static inline LC_V lc_wino_vselect(uint64_t sel, LC_V a, LC_V b) {
+    float ta[LC_VLANES], tb[LC_VLANES];
+    LC_VSTORE(ta, a);
+    LC_VSTORE(tb, b);
+    for (size_t l = 0; l < LC_VLANES; l++)
+        if (sel >> l & 1u) ta[l] = tb[l];
+    return LC_VLOAD(ta);
+}
+#define LC_VSELECT(sel, a, b) lc_wino_vselect((sel), (a), (b))
 #endif
 #endif
 
@@ -49,19 +64,24 @@ static void LC_WIN_NAME(const float *d, float *v, size_t xi_stride) {
 }
 
 /* The same V = B^T d B (same operation order, so bitwise the same result)
- * from the phase strip (see lc_wino_input_strip_fn): window columns j < m are
- * stride-m gathers of the row's first part, m and m+1 plain loads of its
- * last two NR-float parts, so every vector is full whatever the runs of the
- * panel. */
-static void LC_WIN_STRIP_NAME(const float *s, size_t lds, float *v, size_t xi_stride) {
+ * from the phase strip (see lc_wino_input_strip_fn): window column j is a
+ * stride-m gather from column j of the row (for j >= m the next tile's
+ * columns), with the run ends' own columns m, m+1 blended in: every vector is
+ * full whatever the runs of the panel. */
+static void LC_WIN_STRIP_NAME(const float *s, size_t lds, uint64_t ends, float *v,
+                              size_t xi_stride) {
     for (size_t lane = 0; lane < LC_NR; lane += LC_VLANES) {
         const float *main = s + lane * LC_WM, *halo = s + LC_NR * LC_WM + lane;
+        const LC_VSEL_T sel = LC_VSEL_BITS(ends >> lane);
         LC_V t[LC_WALPHA][LC_WALPHA];
         for (int j = 0; j < LC_WALPHA; j++) {
             LC_V xk[LC_WALPHA], o[LC_WALPHA];
-            for (int k = 0; k < LC_WALPHA; k++)
-                xk[k] = j < LC_WM ? LC_VGATHER(main + (size_t)k * lds + j, LC_WM)
-                                  : LC_VLOAD(halo + (size_t)k * lds + (size_t)(j - LC_WM) * LC_NR);
+            for (int k = 0; k < LC_WALPHA; k++) {
+                const float *row = main + (size_t)k * lds;
+                xk[k] = LC_VGATHER(row + j, LC_WM);
+                if (j >= LC_WM) /* run ends: their own columns m, m+1 */
+                    xk[k] = LC_VSELECT(sel, xk[k], LC_VLOAD(halo + (size_t)k * lds + (size_t)(j - LC_WM) * LC_NR));
+            }
             LC_WIN_1D(o, xk);
             for (int i = 0; i < LC_WALPHA; i++) t[i][j] = o[i];
         }

@@ -8,6 +8,7 @@
 #define LEANCONV_UKERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "leanconv/conv.h"
 
 #ifdef __cplusplus
@@ -40,10 +41,12 @@ typedef void (*lc_wino_input_fn)(const float *d, float *v, size_t xi_stride);
  * means the driver gathers lanes-innermost and calls lc_wino_input_fn).  The
  * strip has alpha rows, row k at s + k*lds: first m*NR floats, tile l's
  * window columns j < m at m*l + j (a run of tiles on one tile row is one
- * contiguous copy of the image row), then its columns m and m+1 (the first
- * two of the next tile's, except at the end of a run) lanes-innermost, at
- * (m + j - m)*NR + l.  v as for lc_wino_input_fn; same arithmetic. */
-typedef void (*lc_wino_input_strip_fn)(const float *s, size_t lds, float *v, size_t xi_stride);
+ * contiguous copy of the image row), so its columns m, m+1 are the next
+ * tile's first two, m*(l+1) + j - m; except for the lanes set in `ends` (the
+ * last tile of each run, NR <= 64), whose columns m and m+1 are at
+ * (m + j - m)*NR + l instead.  v as for lc_wino_input_fn; same arithmetic. */
+typedef void (*lc_wino_input_strip_fn)(const float *s, size_t lds, uint64_t ends, float *v,
+                                       size_t xi_stride);
 
 /* Winograd output transform of NR tiles at once:
  *   mo: alpha*alpha inputs of NR floats at mo + xi*xi_stride

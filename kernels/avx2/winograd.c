@@ -52,6 +52,11 @@ static inline __attribute__((always_inline)) __m256 lc_wino_gather256(const floa
 #undef LC_LD
 }
 #define LC_VGATHER(p, s) lc_wino_gather256((p), (s))
+#define LC_VSEL_T __m256
+#define LC_VSEL_BITS(bits) _mm256_castsi256_ps(_mm256_cmpeq_epi32(                            \
+    _mm256_and_si256(_mm256_set1_epi32((int)((bits) & 0xFFu)), _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128)), \
+    _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128)))
+#define LC_VSELECT(sel, a, b) _mm256_blendv_ps((a), (b), (sel))
 
 #include "../winograd_instances.h"
 

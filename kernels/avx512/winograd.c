@@ -52,6 +52,9 @@ static const __mmask16 lc_wino_full_masks[3][6] = {
     {0xFFFF, 0xFFFF, 0xFFFF, 0x1FFF, 0, 0},
     {0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0x07FF}};
 #define LC_VGATHER(p, s) lc_wino_gather512((p), (s), lc_wino_full_masks[(s) / 2 - 1])
+#define LC_VSEL_T __mmask16
+#define LC_VSEL_BITS(bits) ((__mmask16)((bits) & 0xFFFFu))
+#define LC_VSELECT(sel, a, b) _mm512_mask_blend_ps((sel), (a), (b))
 
 #include "../winograd_instances.h"
 
