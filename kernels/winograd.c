@@ -183,6 +183,12 @@ static uint64_t lc_wino_strip_run(const lc_conv_desc *dd, const lc_wino_geom *g,
     return (uint64_t)1 << e;
 }
 
+static inline void lc_wino_interleave(float *yrow, const float *oi, size_t nr, int64_t m,
+                                      int64_t n) {
+    for (int64_t l = 0; l < n; l++)
+        for (int64_t j = 0; j < m; j++) yrow[l * m + j] = oi[(size_t)j * nr + l];
+}
+
 /* The m x m outputs of a run's tiles (o: m x m x NR) into one output plane,
  * clipped at the bottom and right edges. */
 static void lc_wino_scatter_run(const lc_conv_desc *dd, const lc_wino_geom *g, const float *o,
@@ -195,15 +201,13 @@ static void lc_wino_scatter_run(const lc_conv_desc *dd, const lc_wino_geom *g, c
     for (int64_t i = 0; i < rows; i++) {
         float *yrow = yo + (oy0 + i) * OW + ox0;
         const float *oi = o + (size_t)(i * m) * nr + r->lane0;
-        for (int64_t j = 0; j < m; j++) {
-            const float *src = oi + (size_t)j * nr;
-            float *dst = yrow + j;
-            switch (m) { /* constant strides let the compiler vectorise */
-            case 2: for (int64_t l = 0; l < full; l++) dst[2 * l] = src[l]; break;
-            case 4: for (int64_t l = 0; l < full; l++) dst[4 * l] = src[l]; break;
-            case 6: for (int64_t l = 0; l < full; l++) dst[6 * l] = src[l]; break;
-            default: for (int64_t l = 0; l < full; l++) dst[m * l] = src[l];
-            }
+        /* one pass along the output row, so each line is written once;
+         * constant m lets the compiler unroll the j loop */
+        switch (m) {
+        case 2: lc_wino_interleave(yrow, oi, nr, 2, full); break;
+        case 4: lc_wino_interleave(yrow, oi, nr, 4, full); break;
+        case 6: lc_wino_interleave(yrow, oi, nr, 6, full); break;
+        default: lc_wino_interleave(yrow, oi, nr, m, full);
         }
         for (int64_t l = full; l < r->count; l++) {
             const int64_t cols = OW - (ox0 + l * m);
