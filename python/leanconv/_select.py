@@ -64,6 +64,15 @@ def _tile_nr(isa_id):
         return 16
 
 
+def _panel_lanes(n, nr):
+    """Lanes the Winograd GEMMs compute for n tiles: the driver passes the
+    real count, so a last panel of at most NR/2 tiles can run a half-width
+    micro-kernel (kernels/gemm_driver.c picks it when the ISA has one); where
+    none exists it costs a full panel, which is within the model's error."""
+    full, rem = divmod(n, nr)
+    return full * nr + (0 if rem == 0 else nr // 2 if rem <= nr // 2 else nr)
+
+
 def _out_hw(spec: ConvSpec, hw):
     if hw is None:
         return _ASSUMED_HW, _ASSUMED_HW
@@ -90,7 +99,7 @@ def winograd_cost(name: str, spec: ConvSpec, isa_id: int, hw=None) -> float:
     nr = _tile_nr(isa_id)
     Mg, Cg = spec.M // spec.groups, spec.Cg
     tiles = -(-OH // m) * -(-OW // m)
-    lanes = _round_up(tiles, nr)
+    lanes = _panel_lanes(tiles, nr)
     # The driver runs one GEMM per xi, each streaming its own Mg x Cg slice
     # of U: what must fit L2 is that slice, not all alpha^2 of them (512@7 on
     # AVX-512: F(2,3) with 16 x 1 MB of U runs its GEMMs at the full FMA rate
