@@ -4,9 +4,10 @@
  * plan time and packed per xi like GEMM weights (MR panels over K = Cg).
  * Input: tiles of m x m outputs, read as alpha x alpha input windows.  A block
  * of TB panels (NR tiles each) is processed at a time, by one thread:
- *   1. input transform of each tile window -> V[xi][c][NR]: fused with the
- *      gather (read in place, or from a zero-padded strip at the borders)
- *      when the ISA has it, else gathered lanes-innermost first
+ *   1. input transform of each tile window -> V[xi][c][NR]: when the ISA has
+ *      the strip transform, from a phase strip (each run's image rows copied
+ *      contiguously, zero padded; the transform gathers stride m with
+ *      permutes), else from a lanes-innermost gather
  *   2. alpha^2 GEMMs  Mo[xi] = U[xi] * V[xi]  (Mg x tiles of the block)
  *   3. output transform with bias and activation, scattered into y
  * so the workspace is bounded by the block, not the image. */
@@ -243,7 +244,8 @@ static void lc_wino_task(void *vctx, int64_t item, int thread) {
     /* With the ISA's strip transform, each run is copied into the phase
      * strip (mostly contiguous copies) and the transform gathers from it;
      * else the lanes-innermost gather into dbuf.  dbuf holds either. */
-    const lc_wino_input_strip_fn fstrip = isa->wino_input_strip[v];
+    /* `ends` is a 64-bit lane mask */
+    const lc_wino_input_strip_fn fstrip = nr <= 64 ? isa->wino_input_strip[v] : NULL;
     /* tiles of this block: the GEMMs run only these lanes */
     const int64_t blk_tiles = lc_min64(npan * (int64_t)nr, g->tiles - panel0 * (int64_t)nr);
 
