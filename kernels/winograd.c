@@ -4,8 +4,11 @@
  * plan time and packed per xi like GEMM weights (MR panels over K = Cg).
  * Input: tiles of m x m outputs, read as alpha x alpha input windows.  A block
  * of TB panels (NR tiles each) is processed at a time, by one thread:
- *   1. gather each tile window lanes-innermost, input transform -> V[xi][c][NR]
- *   2. alpha^2 GEMMs  Mo[xi] = U[xi] * V[xi]  (Mg x NR per panel)
+ *   1. input transform of each tile window -> V[xi][c][NR]: when the ISA has
+ *      the strip transform, from a phase strip (each run's image rows copied
+ *      contiguously, zero padded; the transform gathers stride m with
+ *      permutes), else from a lanes-innermost gather
+ *   2. alpha^2 GEMMs  Mo[xi] = U[xi] * V[xi]  (Mg x tiles of the block)
  *   3. output transform with bias and activation, scattered into y
  * so the workspace is bounded by the block, not the image. */
 #include <string.h>
@@ -152,6 +155,41 @@ static void lc_wino_gather_run(const lc_conv_desc *dd, const lc_wino_geom *g, co
     }
 }
 
+/* A run's windows in one channel plane into the phase strip of
+ * lc_wino_input_strip_fn (alpha rows of (m + 2) * NR floats = the gather
+ * buffer): per window row, the run's m * count image columns in one copy,
+ * and the two columns after its last tile; zero outside the image.  Returns
+ * the run's bit for `ends`. */
+static uint64_t lc_wino_strip_run(const lc_conv_desc *dd, const lc_wino_geom *g,
+                                  const float *plane, const lc_tile_run *r, size_t nr,
+                                  float *strip) {
+    const int64_t a = g->alpha, m = g->m, H = dd->H, W = dd->W;
+    const int64_t y0 = r->th * m - dd->pad_t, x0 = r->tw0 * m - dd->pad_l;
+    const int64_t e = r->lane0 + r->count - 1, xe = x0 + m * r->count; /* last tile's column m */
+    const size_t lds = (size_t)a * nr;
+    for (int64_t k = 0; k < a; k++) {
+        const int64_t iy = y0 + k;
+        float *main = strip + (size_t)k * lds + (size_t)(m * r->lane0);
+        float *h0 = strip + (size_t)k * lds + (size_t)m * nr + e, *h1 = h0 + nr;
+        if (iy < 0 || iy >= H) {
+            memset(main, 0, (size_t)(m * r->count) * sizeof(float));
+            *h0 = *h1 = 0.0f;
+            continue;
+        }
+        const float *row = plane + iy * W;
+        lc_copy_strided(main, row, W, x0, 1, m * r->count);
+        *h0 = xe >= 0 && xe < W ? row[xe] : 0.0f;
+        *h1 = xe + 1 >= 0 && xe + 1 < W ? row[xe + 1] : 0.0f;
+    }
+    return (uint64_t)1 << e;
+}
+
+static inline void lc_wino_interleave(float *yrow, const float *oi, size_t nr, int64_t m,
+                                      int64_t n) {
+    for (int64_t l = 0; l < n; l++)
+        for (int64_t j = 0; j < m; j++) yrow[l * m + j] = oi[(size_t)j * nr + l];
+}
+
 /* The m x m outputs of a run's tiles (o: m x m x NR) into one output plane,
  * clipped at the bottom and right edges. */
 static void lc_wino_scatter_run(const lc_conv_desc *dd, const lc_wino_geom *g, const float *o,
@@ -164,15 +202,13 @@ static void lc_wino_scatter_run(const lc_conv_desc *dd, const lc_wino_geom *g, c
     for (int64_t i = 0; i < rows; i++) {
         float *yrow = yo + (oy0 + i) * OW + ox0;
         const float *oi = o + (size_t)(i * m) * nr + r->lane0;
-        for (int64_t j = 0; j < m; j++) {
-            const float *src = oi + (size_t)j * nr;
-            float *dst = yrow + j;
-            switch (m) { /* constant strides let the compiler vectorise */
-            case 2: for (int64_t l = 0; l < full; l++) dst[2 * l] = src[l]; break;
-            case 4: for (int64_t l = 0; l < full; l++) dst[4 * l] = src[l]; break;
-            case 6: for (int64_t l = 0; l < full; l++) dst[6 * l] = src[l]; break;
-            default: for (int64_t l = 0; l < full; l++) dst[m * l] = src[l];
-            }
+        /* one pass along the output row, so each line is written once;
+         * constant m lets the compiler unroll the j loop */
+        switch (m) {
+        case 2: lc_wino_interleave(yrow, oi, nr, 2, full); break;
+        case 4: lc_wino_interleave(yrow, oi, nr, 4, full); break;
+        case 6: lc_wino_interleave(yrow, oi, nr, 6, full); break;
+        default: lc_wino_interleave(yrow, oi, nr, m, full);
         }
         for (int64_t l = full; l < r->count; l++) {
             const int64_t cols = OW - (ox0 + l * m);
@@ -205,25 +241,51 @@ static void lc_wino_task(void *vctx, int64_t item, int thread) {
     const size_t v_xs = (size_t)(g->tb * Cg) * nr, mo_xs = (size_t)(g->tb * Mg) * nr;
     const float *xg = t->x + (n * d->C + grp * Cg) * plane;
 
+    /* With the ISA's strip transform, each run is copied into the phase
+     * strip (mostly contiguous copies) and the transform gathers from it;
+     * else the lanes-innermost gather into dbuf.  dbuf holds either. */
+    /* `ends` is a 64-bit lane mask */
+    const lc_wino_input_strip_fn fstrip = nr <= 64 ? isa->wino_input_strip[v] : NULL;
+    /* tiles of this block: the GEMMs run only these lanes */
+    const int64_t blk_tiles = lc_min64(npan * (int64_t)nr, g->tiles - panel0 * (int64_t)nr);
+
     /* 1. input transform, panel by panel */
     for (int64_t p = 0; p < npan; p++) {
         const int64_t t0 = (panel0 + p) * (int64_t)nr;
         const int64_t lanes = lc_min64((int64_t)nr, g->tiles - t0);
         lc_tile_run runs[LC_WINO_MAX_RUNS];
         const int64_t nruns = lc_wino_runs(g, t0, lanes, runs);
+        /* lanes past the last tile: zeros, not stale data */
         if (lanes < (int64_t)nr) memset(dbuf, 0, (size_t)g->d_floats * sizeof(float));
         for (int64_t c = 0; c < Cg; c++) {
-            for (int64_t r = 0; r < nruns; r++)
-                lc_wino_gather_run(d, g, xg + c * plane, &runs[r], nr, dbuf);
-            isa->wino_input[v](dbuf, V + (size_t)(p * Cg + c) * nr, v_xs);
+            const float *xc = xg + c * plane;
+            float *vc = V + (size_t)(p * Cg + c) * nr;
+            if (fstrip) {
+                uint64_t ends = 0;
+                for (int64_t r = 0; r < nruns; r++) ends |= lc_wino_strip_run(d, g, xc, &runs[r], nr, dbuf);
+                fstrip(dbuf, (size_t)g->alpha * nr, ends, vc, v_xs);
+            } else {
+                for (int64_t r = 0; r < nruns; r++) lc_wino_gather_run(d, g, xc, &runs[r], nr, dbuf);
+                isa->wino_input[v](dbuf, vc, v_xs);
+            }
         }
     }
-    /* 2. one GEMM per xi: U[xi] stays hot across the block's panels */
+    /* 2. one GEMM per xi: U[xi] stays hot across the block's panels; only
+     * the block's real tiles (a narrow last panel costs less) */
     for (int64_t x = 0; x < g->xi; x++) {
         const float *u = t->packed + (x * d->groups + grp) * t->mpad * Cg;
         lc_gemm_panels(isa, (size_t)Mg, (size_t)Cg, u, V + x * v_xs, nr, (size_t)Cg * nr,
-                       (size_t)npan * nr, Mo + x * mo_xs, nr, (size_t)Mg * nr, NULL,
+                       (size_t)blk_tiles, Mo + x * mo_xs, nr, (size_t)Mg * nr, NULL,
                        &d->epilogue, 0);
+    }
+    /* The GEMMs left the lanes past the last tile unwritten; zero them so
+     * the output transform never meets stale (possibly denormal) data. */
+    if (blk_tiles < npan * (int64_t)nr) {
+        const int64_t p = npan - 1, used = blk_tiles - p * (int64_t)nr;
+        for (int64_t x = 0; x < g->xi; x++)
+            for (int64_t o = 0; o < Mg; o++)
+                memset(Mo + x * mo_xs + (size_t)(p * Mg + o) * nr + used, 0,
+                       (size_t)((int64_t)nr - used) * sizeof(float));
     }
     /* 3. output transform, bias and activation, scatter */
     float *yg = t->y + (n * d->M + grp * Mg) * d->OH * d->OW;

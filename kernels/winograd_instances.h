@@ -9,6 +9,7 @@
 #define LC_WOUT_1D LC_WINO_F2_OUTPUT_1D
 #define LC_WIN_NAME LC_ISA_FN(lc_f32_wino_f2_input)
 #define LC_WOUT_NAME LC_ISA_FN(lc_f32_wino_f2_output)
+#define LC_WIN_STRIP_NAME LC_ISA_FN(lc_f32_wino_f2_input_strip)
 #include "winograd_template.h"
 
 #define LC_WM 4
@@ -17,6 +18,7 @@
 #define LC_WOUT_1D LC_WINO_F4_OUTPUT_1D
 #define LC_WIN_NAME LC_ISA_FN(lc_f32_wino_f4_input)
 #define LC_WOUT_NAME LC_ISA_FN(lc_f32_wino_f4_output)
+#define LC_WIN_STRIP_NAME LC_ISA_FN(lc_f32_wino_f4_input_strip)
 #include "winograd_template.h"
 
 #define LC_WM 6
@@ -25,6 +27,7 @@
 #define LC_WOUT_1D LC_WINO_F6_OUTPUT_1D
 #define LC_WIN_NAME LC_ISA_FN(lc_f32_wino_f6_input)
 #define LC_WOUT_NAME LC_ISA_FN(lc_f32_wino_f6_output)
+#define LC_WIN_STRIP_NAME LC_ISA_FN(lc_f32_wino_f6_input_strip)
 #include "winograd_template.h"
 
 /* Fills the table entries of this ISA's Winograd transforms. */
@@ -35,4 +38,9 @@ void LC_ISA_FN(lc_wino_fill)(lc_isa_config *cfg) {
     cfg->wino_output[0] = LC_ISA_FN(lc_f32_wino_f2_output);
     cfg->wino_output[1] = LC_ISA_FN(lc_f32_wino_f4_output);
     cfg->wino_output[2] = LC_ISA_FN(lc_f32_wino_f6_output);
+    if (LC_WINO_HAVE_STRIP) { /* only with a real vector gather (see the template) */
+        cfg->wino_input_strip[0] = LC_ISA_FN(lc_f32_wino_f2_input_strip);
+        cfg->wino_input_strip[1] = LC_ISA_FN(lc_f32_wino_f4_input_strip);
+        cfg->wino_input_strip[2] = LC_ISA_FN(lc_f32_wino_f6_input_strip);
+    }
 }

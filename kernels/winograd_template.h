@@ -7,7 +7,42 @@
  *   LC_VCLAMP(v, lo, hi)  (NaN must pass through)
  *   LC_NR            lanes per call (the ISA's GEMM NR)
  * and the parameters of this instance:
- *   LC_WM LC_WALPHA LC_WIN_1D LC_WOUT_1D LC_WIN_NAME LC_WOUT_NAME */
+ *   LC_WM LC_WALPHA LC_WIN_1D LC_WOUT_1D LC_WIN_NAME LC_WOUT_NAME LC_WIN_STRIP_NAME
+ * Optional vocabulary:
+ *   LC_VGATHER(p, s)  LC_VLANES floats p[0], p[s], p[2s], ... as a vector
+ *                     (s = LC_WM), reading nothing past p[s*(LC_VLANES-1)]
+ *   LC_VSEL_T LC_VSEL_BITS(bits)  a lane selector from the low LC_VLANES bits
+ *   LC_VSELECT(sel, a, b)         b in the selected lanes, a elsewhere
+ * An ISA that defines them gets the strip input transform (wino_input_strip)
+ * in its table; without them the driver's lanes-innermost gather is used. */
+
+#ifndef LC_WINO_TEMPLATE_ONCE
+#define LC_WINO_TEMPLATE_ONCE
+#ifdef LC_VGATHER
+#define LC_WINO_HAVE_STRIP 1
+#else
+#define LC_WINO_HAVE_STRIP 0
+static inline LC_V lc_wino_vgather(const float *p, size_t s) {
+    float t[LC_VLANES];
+    for (size_t l = 0; l < LC_VLANES; l++) t[l] = p[l * s];
+    return LC_VLOAD(t);
+}
+#define LC_VGATHER(p, s) lc_wino_vgather((p), (s))
+#endif
+#ifndef LC_VSEL_T
+#define LC_VSEL_T uint64_t
+#define LC_VSEL_BITS(bits) ((uint64_t)(bits))
+static inline LC_V lc_wino_vselect(uint64_t sel, LC_V a, LC_V b) {
+    float ta[LC_VLANES], tb[LC_VLANES];
+    LC_VSTORE(ta, a);
+    LC_VSTORE(tb, b);
+    for (size_t l = 0; l < LC_VLANES; l++)
+        if (sel >> l & 1u) ta[l] = tb[l];
+    return LC_VLOAD(ta);
+}
+#define LC_VSELECT(sel, a, b) lc_wino_vselect((sel), (a), (b))
+#endif
+#endif
 
 /* V = B^T d B: columns first (combining rows), then rows. */
 static void LC_WIN_NAME(const float *d, float *v, size_t xi_stride) {
@@ -17,6 +52,37 @@ static void LC_WIN_NAME(const float *d, float *v, size_t xi_stride) {
             LC_V x[LC_WALPHA], o[LC_WALPHA];
             for (int k = 0; k < LC_WALPHA; k++) x[k] = LC_VLOAD(d + (size_t)(k * LC_WALPHA + j) * LC_NR + lane);
             LC_WIN_1D(o, x);
+            for (int i = 0; i < LC_WALPHA; i++) t[i][j] = o[i];
+        }
+        for (int i = 0; i < LC_WALPHA; i++) {
+            LC_V o[LC_WALPHA];
+            LC_WIN_1D(o, t[i]);
+            for (int j = 0; j < LC_WALPHA; j++)
+                LC_VSTORE(v + (size_t)(i * LC_WALPHA + j) * xi_stride + lane, o[j]);
+        }
+    }
+}
+
+/* The same V = B^T d B (same operation order, so bitwise the same result)
+ * from the phase strip (see lc_wino_input_strip_fn): window column j is a
+ * stride-m gather from column j of the row (for j >= m the next tile's
+ * columns), with the run ends' own columns m, m+1 blended in: every vector is
+ * full whatever the runs of the panel. */
+static void LC_WIN_STRIP_NAME(const float *s, size_t lds, uint64_t ends, float *v,
+                              size_t xi_stride) {
+    for (size_t lane = 0; lane < LC_NR; lane += LC_VLANES) {
+        const float *main = s + lane * LC_WM, *halo = s + LC_NR * LC_WM + lane;
+        const LC_VSEL_T sel = LC_VSEL_BITS(ends >> lane);
+        LC_V t[LC_WALPHA][LC_WALPHA];
+        for (int j = 0; j < LC_WALPHA; j++) {
+            LC_V xk[LC_WALPHA], o[LC_WALPHA];
+            for (int k = 0; k < LC_WALPHA; k++) {
+                const float *row = main + (size_t)k * lds;
+                xk[k] = LC_VGATHER(row + j, LC_WM);
+                if (j >= LC_WM) /* run ends: their own columns m, m+1 */
+                    xk[k] = LC_VSELECT(sel, xk[k], LC_VLOAD(halo + (size_t)k * lds + (size_t)(j - LC_WM) * LC_NR));
+            }
+            LC_WIN_1D(o, xk);
             for (int i = 0; i < LC_WALPHA; i++) t[i][j] = o[i];
         }
         for (int i = 0; i < LC_WALPHA; i++) {
@@ -58,3 +124,4 @@ static void LC_WOUT_NAME(const float *mo, size_t xi_stride, float *out, float bi
 #undef LC_WOUT_1D
 #undef LC_WIN_NAME
 #undef LC_WOUT_NAME
+#undef LC_WIN_STRIP_NAME

@@ -8,6 +8,7 @@
 #define LEANCONV_UKERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "leanconv/conv.h"
 
 #ifdef __cplusplus
@@ -35,6 +36,17 @@ typedef void (*lc_gemm_ukernel_fn)(size_t m, size_t n, size_t k,
  *   d: alpha x alpha x NR floats (tile rows, tile columns, lanes)
  *   v: alpha*alpha outputs of NR floats, output xi at v + xi*xi_stride. */
 typedef void (*lc_wino_input_fn)(const float *d, float *v, size_t xi_stride);
+
+/* Winograd input transform of NR tiles from a phase strip (optional: NULL
+ * means the driver gathers lanes-innermost and calls lc_wino_input_fn).  The
+ * strip has alpha rows, row k at s + k*lds: first m*NR floats, tile l's
+ * window columns j < m at m*l + j (a run of tiles on one tile row is one
+ * contiguous copy of the image row), so its columns m, m+1 are the next
+ * tile's first two, m*(l+1) + j - m; except for the lanes set in `ends` (the
+ * last tile of each run, NR <= 64), whose columns m and m+1 are at
+ * (m + j - m)*NR + l instead.  v as for lc_wino_input_fn; same arithmetic. */
+typedef void (*lc_wino_input_strip_fn)(const float *s, size_t lds, uint64_t ends, float *v,
+                                       size_t xi_stride);
 
 /* Winograd output transform of NR tiles at once:
  *   mo: alpha*alpha inputs of NR floats at mo + xi*xi_stride
@@ -100,6 +112,7 @@ typedef struct lc_isa_config {
     /* Optional entries (NULL: the drivers use their portable C path). */
     lc_strided_copy_fn strided_copy; /* patch unwrapping runs */
     lc_gemm_narrow_fn gemm_narrow;   /* column remainders <= NR/2, two MR panels */
+    lc_wino_input_strip_fn wino_input_strip[LC_WINO_VARIANTS]; /* optional, may be NULL */
 } lc_isa_config;
 
 /* ISA identifiers, in preference order from worst to best. */

@@ -18,6 +18,45 @@
 #define LC_VFMAC(acc, a, f) _mm256_fmadd_ps((a), _mm256_set1_ps(f), (acc))
 /* max/min return their second operand when either is NaN: NaN passes */
 #define LC_VCLAMP(v, lo, hi) _mm256_min_ps((hi), _mm256_max_ps((lo), (v)))
+/* Stride-s gather of 8 floats (s in {2, 4, 6}) from contiguous loads,
+ * shuffles and blends (the hardware gather is slow on AMD cores).  The last
+ * load is masked to end at p[7 s]. */
+static inline __attribute__((always_inline)) __m256i lc_wino_mask256(ptrdiff_t k) {
+    /* lanes i < k all ones */
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(k < 0 ? 0 : k > 8 ? 8 : k)),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline __attribute__((always_inline)) __m256 lc_wino_gather256(const float *p, int s) {
+    /* full: loads 0 .. s-2 whole, the last one holds 8 - (s - 1) needed floats */
+#define LC_LD(q) ((q) < s - 1 ? _mm256_loadu_ps(p + 8 * (q))                   \
+                              : _mm256_maskload_ps(p + 8 * (q), lc_wino_mask256(9 - s)))
+    if (s == 2) {
+        /* even floats of each 128-bit half, then the halves in order */
+        __m256 e = _mm256_shuffle_ps(LC_LD(0), LC_LD(1), _MM_SHUFFLE(2, 0, 2, 0));
+        return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+    }
+    if (s == 4) {
+        __m256 a = _mm256_unpacklo_ps(LC_LD(0), LC_LD(1)); /* t0 t2 . . | t1 t3 . . */
+        __m256 b = _mm256_unpacklo_ps(LC_LD(2), LC_LD(3)); /* t4 t6 . . | t5 t7 . . */
+        __m256 c = _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(a), _mm256_castps_pd(b)));
+        return _mm256_permutevar8x32_ps(c, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    }
+    /* s == 6: tile l is float 6l: load q holds lanes {0,1} {2} {3} {4,5} {6} {7} */
+    const __m256i idx = _mm256_setr_epi32(0, 6, 4, 2, 0, 6, 4, 2);
+    __m256 r = _mm256_permutevar8x32_ps(LC_LD(0), idx);
+    r = _mm256_blend_ps(r, _mm256_permutevar8x32_ps(LC_LD(1), idx), 0x04);
+    r = _mm256_blend_ps(r, _mm256_permutevar8x32_ps(LC_LD(2), idx), 0x08);
+    r = _mm256_blend_ps(r, _mm256_permutevar8x32_ps(LC_LD(3), idx), 0x30);
+    r = _mm256_blend_ps(r, _mm256_permutevar8x32_ps(LC_LD(4), idx), 0x40);
+    return _mm256_blend_ps(r, _mm256_permutevar8x32_ps(LC_LD(5), idx), 0x80);
+#undef LC_LD
+}
+#define LC_VGATHER(p, s) lc_wino_gather256((p), (s))
+#define LC_VSEL_T __m256
+#define LC_VSEL_BITS(bits) _mm256_castsi256_ps(_mm256_cmpeq_epi32(                            \
+    _mm256_and_si256(_mm256_set1_epi32((int)((bits) & 0xFFu)), _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128)), \
+    _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128)))
+#define LC_VSELECT(sel, a, b) _mm256_blendv_ps((a), (b), (sel))
 
 #include "../winograd_instances.h"
 

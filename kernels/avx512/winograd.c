@@ -18,6 +18,43 @@
 #define LC_VFMAC(acc, a, f) _mm512_fmadd_ps((a), _mm512_set1_ps(f), (acc))
 /* max/min return their second operand when either is NaN: NaN passes */
 #define LC_VCLAMP(v, lo, hi) _mm512_min_ps((hi), _mm512_max_ps((lo), (v)))
+/* Stride-s gather of 16 floats (s in {2, 4, 6}) from contiguous loads and
+ * two-source permutes: the hardware gather is several times slower on AMD
+ * cores.  The last load is masked to end at p[15 s]. */
+static inline __attribute__((always_inline)) __mmask16 lc_wino_mask(ptrdiff_t k) {
+    return k >= 16 ? (__mmask16)0xFFFF : k <= 0 ? (__mmask16)0 : (__mmask16)((1u << k) - 1u);
+}
+static inline __attribute__((always_inline)) __m512 lc_wino_gather512(const float *p, int s,
+                                                                      const __mmask16 *mk) {
+#define LC_LD(q) _mm512_maskz_loadu_ps(mk[q], p + 16 * (q))
+    if (s == 2) {
+        const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        return _mm512_permutex2var_ps(LC_LD(0), idx, LC_LD(1));
+    }
+    if (s == 4) {
+        /* lanes 0-7 from floats 0-31, lanes 8-15 from floats 32-63 */
+        const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
+        __m512 lo = _mm512_permutex2var_ps(LC_LD(0), idx, LC_LD(1));
+        __m512 hi = _mm512_permutex2var_ps(LC_LD(2), idx, LC_LD(3));
+        return _mm512_mask_blend_ps((__mmask16)0xFF00, lo, hi);
+    }
+    /* s == 6: lanes 0-5 from floats 0-31, 6-10 from 32-63, 11-15 from 64-95 */
+    const __m512i idx = _mm512_setr_epi32(0, 6, 12, 18, 24, 30, 4, 10, 16, 22, 28, 2, 8, 14, 20, 26);
+    __m512 a = _mm512_permutex2var_ps(LC_LD(0), idx, LC_LD(1));
+    __m512 b = _mm512_permutex2var_ps(LC_LD(2), idx, LC_LD(3));
+    __m512 c = _mm512_permutex2var_ps(LC_LD(4), idx, LC_LD(5));
+    return _mm512_mask_blend_ps((__mmask16)0xF800, _mm512_mask_blend_ps((__mmask16)0x07C0, a, b), c);
+#undef LC_LD
+}
+/* full vector: only the last load is short (p[15 s] is the last float) */
+static const __mmask16 lc_wino_full_masks[3][6] = {
+    {0xFFFF, 0x7FFF, 0, 0, 0, 0},
+    {0xFFFF, 0xFFFF, 0xFFFF, 0x1FFF, 0, 0},
+    {0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0x07FF}};
+#define LC_VGATHER(p, s) lc_wino_gather512((p), (s), lc_wino_full_masks[(s) / 2 - 1])
+#define LC_VSEL_T __mmask16
+#define LC_VSEL_BITS(bits) ((__mmask16)((bits) & 0xFFFFu))
+#define LC_VSELECT(sel, a, b) _mm512_mask_blend_ps((sel), (a), (b))
 
 #include "../winograd_instances.h"
 

@@ -43,9 +43,8 @@ def why_unsupported(name: str, spec: ConvSpec, isa_id: int, geometry=None):
 #    more per value);
 #  * weights that do not fit in L2 stream from L3/DRAM once per pass:
 #    _BYTE_COST multiply-adds per byte (the FMA rate over the bandwidth, so
-#    it depends on the ISA).  Winograd weights are alpha^2/9 times the size of
-#    the filters, which is what makes small images with many channels GEMM
-#    layers.
+#    it depends on the ISA).  For Winograd the matrix of one GEMM is one xi's
+#    Mg x Cg slice of U (see winograd_cost).
 _WINO_ELEM_COST = {2: 32.0, 4: 48.0, 6: 72.0}
 _PACK_ELEM_COST = 4.0
 _L2_BYTES = 1 << 20
@@ -63,6 +62,15 @@ def _tile_nr(isa_id):
         return _core.isa_tile(isa_id)[1]
     except ValueError:
         return 16
+
+
+def _panel_lanes(n, nr):
+    """Lanes the Winograd GEMMs compute for n tiles: the driver passes the
+    real count, so a last panel of at most NR/2 tiles can run a half-width
+    micro-kernel (kernels/gemm_driver.c picks it when the ISA has one); where
+    none exists it costs a full panel, which is within the model's error."""
+    full, rem = divmod(n, nr)
+    return full * nr + (0 if rem == 0 else nr // 2 if rem <= nr // 2 else nr)
 
 
 def _out_hw(spec: ConvSpec, hw):
@@ -91,12 +99,16 @@ def winograd_cost(name: str, spec: ConvSpec, isa_id: int, hw=None) -> float:
     nr = _tile_nr(isa_id)
     Mg, Cg = spec.M // spec.groups, spec.Cg
     tiles = -(-OH // m) * -(-OW // m)
-    lanes = _round_up(tiles, nr)
-    u_bytes = alpha * alpha * Mg * Cg * 4
+    lanes = _panel_lanes(tiles, nr)
+    # The driver runs one GEMM per xi, each streaming its own Mg x Cg slice
+    # of U: what must fit L2 is that slice, not all alpha^2 of them (512@7 on
+    # AVX-512: F(2,3) with 16 x 1 MB of U runs its GEMMs at the full FMA rate
+    # and beats Im2Col, whose one 9.4 MB matrix does not fit).
+    xi_bytes = Mg * Cg * 4
     byte_cost = _BYTE_COST.get(_core.ISA_NAMES[isa_id], 4.0)
     return (alpha * alpha * Mg * Cg * lanes
             + (Cg + Mg) * alpha * alpha * lanes * _WINO_ELEM_COST[m]
-            + (u_bytes * byte_cost if u_bytes > _L2_BYTES else 0.0))
+            + (alpha * alpha * xi_bytes * byte_cost if xi_bytes > _L2_BYTES else 0.0))
 
 
 def winograd_variant(spec: ConvSpec, hw=None, isa_id=None) -> str:

@@ -1,0 +1,67 @@
+"""Winograd driver paths against the float64 reference: the fused gather +
+input transform reads inner tile runs in place and border runs from a zero
+padded strip; runs are cut by panels (NR tiles) and tile rows, so image widths
+around multiples of m and NR, asymmetric padding and tiny images all take
+different splits.  Also the GEMMs over the real tile count (a short last
+panel) and results that do not depend on the thread count."""
+import numpy as np
+import pytest
+
+import leanconv as lc
+from reference import TOLERANCE, conv2d_ref, error_for
+
+WINO = ("winograd_f2", "winograd_f4", "winograd_f6")
+
+# (C, M, H, W, padding (top, bottom, left, right))
+SHAPES = [
+    (3, 5, 7, 7, (1, 1, 1, 1)),       # one panel, runs of 2-4 tiles
+    (4, 9, 14, 14, (1, 1, 1, 1)),
+    (2, 3, 9, 70, (1, 1, 1, 1)),      # tile rows longer than a panel
+    (2, 3, 11, 130, (0, 2, 2, 0)),    # asymmetric padding, tiles past the right edge
+    (5, 4, 16, 33, (0, 0, 0, 0)),     # no padding: only the right/bottom runs cross
+    (1, 2, 3, 3, (2, 2, 2, 2)),       # every window crosses the border
+    (3, 3, 20, 3, (1, 1, 1, 1)),      # one tile per row: runs of 1
+    (2, 17, 29, 61, (1, 0, 0, 1)),
+]
+
+
+def check(algorithm, x, w, b, pads, threads=1, activation=None):
+    y = lc.conv2d(x, w, b, padding=pads, algorithm=algorithm, threads=threads,
+                  activation=activation)
+    clamp = lc.Conv2d(w, b, padding=pads, algorithm=algorithm, activation=activation).spec.clamp
+    ref, scale = conv2d_ref(x, w, b, (1, 1), pads, (1, 1), 1, clamp)
+    assert y.shape == ref.shape
+    assert error_for(algorithm, y, ref, scale) <= TOLERANCE[algorithm]
+    return y
+
+
+@pytest.mark.parametrize("algorithm", WINO)
+@pytest.mark.parametrize("shape", SHAPES, ids=[f"{s[0]}x{s[2]}x{s[3]}" for s in SHAPES])
+def test_paths_match_reference(isa, algorithm, shape, rng):
+    C, M, H, W, pads = shape
+    x = rng.standard_normal((2, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((M, C, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(M).astype(np.float32)
+    check(algorithm, x, w, b, pads, activation="relu")
+
+
+@pytest.mark.parametrize("algorithm", WINO)
+def test_thread_count_does_not_change_bits(isa, algorithm, rng):
+    x = rng.standard_normal((1, 6, 23, 45)).astype(np.float32)
+    w = rng.standard_normal((7, 6, 3, 3)).astype(np.float32)
+    y1 = check(algorithm, x, w, None, (1, 1, 1, 1), threads=1)
+    y2 = check(algorithm, x, w, None, (1, 1, 1, 1), threads=2)
+    assert np.array_equal(y1, y2)
+
+
+@pytest.mark.parametrize("algorithm", WINO)
+def test_image_edge_is_not_over_read(isa, algorithm, rng):
+    """The last window of the last channel ends the input buffer: a view at
+    the end of a larger array whose tail is NaN would leak NaN if read."""
+    C, H, W = 3, 12, 12
+    big = np.full(C * H * W + 64, np.nan, np.float32)
+    big[:C * H * W] = rng.standard_normal(C * H * W)
+    x = big[:C * H * W].reshape(1, C, H, W)
+    w = rng.standard_normal((4, C, 3, 3)).astype(np.float32)
+    y = check(algorithm, x, w, None, (0, 0, 0, 0))
+    assert np.isfinite(y).all()
