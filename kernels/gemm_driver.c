@@ -62,10 +62,10 @@ static inline void lc_prefetch_block(const float *p, size_t floats) {
 #endif
 }
 
-void lc_gemm_panels(const lc_isa_config *cfg, size_t Mg, size_t K, const float *a_packed,
-                    const float *b, size_t ldb, size_t b_pstride, size_t n, float *c, size_t ldc,
-                    size_t c_pstride, const float *bias, const lc_epilogue *ep,
-                    int apply_epilogue) {
+void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, size_t m_end,
+                         size_t K, const float *a_packed, const float *b, size_t ldb,
+                         size_t b_pstride, size_t n, float *c, size_t ldc, size_t c_pstride,
+                         const float *bias, const lc_epilogue *ep, int apply_epilogue) {
     /* K outer in blocks of kc (C tiles are revisited once per block), then the
      * MR panels of A, then the B panels: one kc x MR slice of A stays in L1
      * while the kc-row slices of every B panel stream past it from L2.  So A
@@ -99,15 +99,15 @@ void lc_gemm_panels(const lc_isa_config *cfg, size_t Mg, size_t K, const float *
             const unsigned flags = (kabs ? LC_GEMM_ACCUMULATE : 0u) |
                                    (kabs + kk == K && apply_epilogue ? LC_GEMM_FINAL : 0u);
             const float *bk = b + kabs * ldb;
-            for (size_t m0 = 0; m0 < Mg; m0 += mr) {
-                size_t m = Mg - m0 < mr ? Mg - m0 : mr;
+            for (size_t m0 = m_begin; m0 < m_end; m0 += mr) {
+                size_t m = m_end - m0 < mr ? m_end - m0 : mr;
                 /* lc_packed_a_offset(m0, kabs) */
                 const float *ap = a_packed + k0 * mpad + m0 * kb + k1 * mr;
                 const float *bm = bias && !kabs ? bias + m0 : NULL;
                 /* A is one stream in this loop order, but the stream is slow
                  * to ramp up when A is larger than L2 (deep layers on small
                  * images): ask for the next slice while this one works. */
-                if (stream_a && m0 + mr < Mg) lc_prefetch_block(ap + mr * kb, kk * mr);
+                if (stream_a && m0 + mr < m_end) lc_prefetch_block(ap + mr * kb, kk * mr);
                 for (size_t j = 0; j < nfull; j++)
                     cfg->gemm(m, nr, kk, ap, bk + j * b_pstride, ldb,
                               c + j * c_pstride + m0 * ldc, ldc, bm, ep, flags);
@@ -118,7 +118,7 @@ void lc_gemm_panels(const lc_isa_config *cfg, size_t Mg, size_t K, const float *
                     /* the remainder of this panel and the next one, NR/2
                      * columns at a time (the slices of two consecutive
                      * panels are mr * kb floats apart in the packing) */
-                    size_t m2 = Mg - m0 < 2 * mr ? Mg - m0 : 2 * mr;
+                    size_t m2 = m_end - m0 < 2 * mr ? m_end - m0 : 2 * mr;
                     for (size_t c0 = 0, w; c0 < rem; c0 += w) {
                         w = rem - c0 <= nr / 2 + LC_GEMM_NARROW_TAIL ? rem - c0 : nr / 2;
                         narrow(m2, w, kk, ap, mr * kb, bk + nfull * b_pstride + c0, ldb,
@@ -128,6 +128,33 @@ void lc_gemm_panels(const lc_isa_config *cfg, size_t Mg, size_t K, const float *
             }
         }
     }
+}
+
+void lc_gemm_panels(const lc_isa_config *cfg, size_t Mg, size_t K, const float *a_packed,
+                    const float *b, size_t ldb, size_t b_pstride, size_t n, float *c, size_t ldc,
+                    size_t c_pstride, const float *bias, const lc_epilogue *ep,
+                    int apply_epilogue) {
+    lc_gemm_panels_rows(cfg, Mg, 0, Mg, K, a_packed, b, ldb, b_pstride, n, c, ldc, c_pstride,
+                        bias, ep, apply_epilogue);
+}
+
+int64_t lc_row_chunks(int64_t items, int nthreads, int64_t Mg, int64_t mr) {
+    /* Few work items for the threads (small images: fewer than two each,
+     * often of unequal size as the last panel is partial): share out each
+     * item's output channels too, one block per thread, in blocks of 2*MR
+     * rows (the narrow kernel pairs MR panels from even ones, so pairs never
+     * straddle a block).  Callers order items block-major, so each thread
+     * takes one block of rows across all items: balanced.  Rows are
+     * independent, so results stay bitwise identical. */
+    if (nthreads <= 1 || items >= 2 * (int64_t)nthreads) return 1;
+    return lc_max64(1, lc_min64(nthreads, lc_div_up(Mg, 2 * mr)));
+}
+
+void lc_row_chunk_range(int64_t chunk, int64_t chunks, int64_t Mg, int64_t mr, int64_t *begin,
+                        int64_t *end) {
+    const int64_t rows = lc_div_up(lc_div_up(Mg, chunks), 2 * mr) * 2 * mr;
+    *begin = lc_min64(chunk * rows, Mg);
+    *end = lc_min64(*begin + rows, Mg);
 }
 
 void lc_gemm_panel(const lc_isa_config *cfg, size_t Mg, size_t K, const float *a_packed,

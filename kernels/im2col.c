@@ -15,7 +15,9 @@ typedef struct {
     const float *xg, *ag, *bias;
     float *yg, *bmat;
     int64_t K, Mg, P;
-    int64_t chunk; /* panels per GEMM task */
+    int64_t chunk;   /* panels per GEMM task */
+    int64_t nchunks; /* GEMM tasks per channel block */
+    int64_t mchunks; /* output-channel blocks (lc_row_chunks) */
 } lc_im2col_ctx;
 
 static void lc_im2col_outrow_task(void *vctx, int64_t oy, int thread) {
@@ -27,15 +29,20 @@ static void lc_im2col_outrow_task(void *vctx, int64_t oy, int thread) {
     lc_pack_patch_panel(t->d, t->xg, oy * OW, OW, (size_t)t->P, t->bmat + oy * OW);
 }
 
-static void lc_im2col_gemm_task(void *vctx, int64_t chunk, int thread) {
-    /* a chunk of panels per task, so A is read once per chunk (lc_gemm_panels) */
+static void lc_im2col_gemm_task(void *vctx, int64_t item, int thread) {
+    /* a chunk of panels per task, so A is read once per chunk (lc_gemm_panels),
+     * for one block of output channels (item = (channel block, chunk)) */
     const lc_im2col_ctx *t = (const lc_im2col_ctx *)vctx;
+    const int64_t chunk = item % t->nchunks, mchunk = item / t->nchunks;
     const int64_t nr = t->d->isa->nr, p0 = chunk * t->chunk * nr;
     const int64_t cols = lc_min64(t->chunk * nr, t->P - p0);
+    int64_t m_begin, m_end;
     (void)thread;
-    lc_gemm_panels(t->d->isa, (size_t)t->Mg, (size_t)t->K, t->ag, t->bmat + p0, (size_t)t->P,
-                   (size_t)nr, (size_t)cols, t->yg + p0, (size_t)t->P, (size_t)nr, t->bias,
-                   &t->d->epilogue, 1);
+    lc_row_chunk_range(mchunk, t->mchunks, t->Mg, t->d->isa->mr, &m_begin, &m_end);
+    if (m_begin >= m_end) return;
+    lc_gemm_panels_rows(t->d->isa, (size_t)t->Mg, (size_t)m_begin, (size_t)m_end, (size_t)t->K,
+                        t->ag, t->bmat + p0, (size_t)t->P, (size_t)nr, (size_t)cols,
+                        t->yg + p0, (size_t)t->P, (size_t)nr, t->bias, &t->d->epilogue, 1);
 }
 
 int64_t lc_im2col_workspace(const lc_conv_desc *d, int *ok) {
@@ -57,6 +64,12 @@ int lc_im2col_run(const lc_conv_desc *d, const float *x, const float *packed,
     const int64_t nr = d->isa->nr, npanels = lc_div_up(t.P, nr);
     const int64_t a_group = lc_round_up(t.Mg, d->isa->mr, &ok) * t.K;
     t.chunk = lc_gemm_chunk_panels(d->isa, t.K, npanels, d->nthreads);
+    t.nchunks = lc_div_up(npanels, t.chunk);
+    t.mchunks = lc_row_chunks(t.nchunks, d->nthreads, t.Mg, d->isa->mr);
+    if (t.mchunks > 1) { /* few panels: one chunk of them all, split by channels */
+        t.chunk = npanels;
+        t.nchunks = 1;
+    }
     for (int64_t n = 0; n < d->N; n++) {
         for (int64_t g = 0; g < d->groups; g++) {
             t.xg = x + (n * d->C + g * (d->C / d->groups)) * d->H * d->W;
@@ -65,7 +78,7 @@ int lc_im2col_run(const lc_conv_desc *d, const float *x, const float *packed,
             t.bias = bias ? bias + g * t.Mg : NULL;
             t.bmat = pointwise ? (float *)t.xg : (float *)ws;
             if (!pointwise) lc_parallel_for(d->nthreads, d->OH, lc_im2col_outrow_task, &t);
-            lc_parallel_for(d->nthreads, lc_div_up(npanels, t.chunk), lc_im2col_gemm_task, &t);
+            lc_parallel_for(d->nthreads, t.nchunks * t.mchunks, lc_im2col_gemm_task, &t);
         }
     }
     return LC_OK;

@@ -116,6 +116,18 @@ size_t lc_packed_a_offset(size_t Mg, size_t K, size_t mr, size_t kc, size_t m, s
  * at stride ldb) and C at c + j*c_pstride (Mg rows at stride ldc), n columns
  * in all (the last panel may be partial).  C = A * B + bias, epilogue applied
  * when apply_epilogue.  A is read once per call, whatever n is. */
+/* lc_gemm_panels over the rows [m_begin, m_end) of the Mg x K weights only
+ * (m_begin a multiple of 2*MR): C rows and bias indexed as in the full call. */
+void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, size_t m_end,
+                         size_t K, const float *a_packed, const float *b, size_t ldb,
+                         size_t b_pstride, size_t n, float *c, size_t ldc, size_t c_pstride,
+                         const float *bias, const lc_epilogue *ep, int apply_epilogue);
+/* How many blocks of output channels each of `items` work items is split
+ * into so that `nthreads` threads all get work (1 when items >= nthreads),
+ * and the rows [begin, end) of block `chunk`. */
+int64_t lc_row_chunks(int64_t items, int nthreads, int64_t Mg, int64_t mr);
+void lc_row_chunk_range(int64_t chunk, int64_t chunks, int64_t Mg, int64_t mr, int64_t *begin,
+                        int64_t *end);
 void lc_gemm_panels(const lc_isa_config *cfg, size_t Mg, size_t K, const float *a_packed,
                     const float *b, size_t ldb, size_t b_pstride, size_t n, float *c, size_t ldc,
                     size_t c_pstride, const float *bias, const lc_epilogue *ep,

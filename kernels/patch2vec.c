@@ -11,14 +11,19 @@ typedef struct {
     float *y;
     char *ws;
     int64_t K, Mg, P, npanels, a_group, slice_bytes;
+    int64_t items;   /* (image, group, panel) items per channel block */
+    int64_t mchunks; /* output-channel blocks (lc_row_chunks) */
 } lc_p2v_ctx;
 
 static void lc_p2v_task(void *vctx, int64_t item, int thread) {
     const lc_p2v_ctx *t = (const lc_p2v_ctx *)vctx;
     const lc_conv_desc *d = t->d;
     const int64_t nr = d->isa->nr;
-    /* item = (image, group, panel) */
-    const int64_t panel = item % t->npanels, ng = item / t->npanels;
+    /* item = (channel block, image, group, panel); a channel block repeats
+     * the panel's unwrapping, which only happens on images too small to give
+     * every thread its own panels */
+    const int64_t mchunk = item / t->items, pitem = item % t->items;
+    const int64_t panel = pitem % t->npanels, ng = pitem / t->npanels;
     const int64_t g = ng % d->groups, n = ng / d->groups;
     const int64_t p0 = panel * nr, cols = lc_min64(nr, t->P - p0);
     const float *xg = t->x + (n * d->C + g * (d->C / d->groups)) * d->H * d->W;
@@ -34,14 +39,23 @@ static void lc_p2v_task(void *vctx, int64_t item, int thread) {
         b = buf;
         ldb = (size_t)nr;
     }
-    lc_gemm_panel(d->isa, (size_t)t->Mg, (size_t)t->K, t->packed + g * t->a_group, b,
-                  ldb, (size_t)cols, t->y + (n * d->M + g * t->Mg) * t->P + p0,
-                  (size_t)t->P, t->bias ? t->bias + g * t->Mg : NULL, &d->epilogue, 1);
+    int64_t m_begin, m_end;
+    lc_row_chunk_range(mchunk, t->mchunks, t->Mg, d->isa->mr, &m_begin, &m_end);
+    if (m_begin >= m_end) return;
+    lc_gemm_panels_rows(d->isa, (size_t)t->Mg, (size_t)m_begin, (size_t)m_end, (size_t)t->K,
+                        t->packed + g * t->a_group, b, ldb, 0, (size_t)cols,
+                        t->y + (n * d->M + g * t->Mg) * t->P + p0, (size_t)t->P, 0,
+                        t->bias ? t->bias + g * t->Mg : NULL, &d->epilogue, 1);
+}
+
+static int64_t lc_p2v_panel_items(const lc_conv_desc *d, int *ok) {
+    int64_t P = lc_mul(d->OH, d->OW, ok);
+    return lc_mul(lc_mul(d->N, d->groups, ok), lc_div_up(P, d->isa->nr), ok);
 }
 
 static int64_t lc_p2v_items(const lc_conv_desc *d, int *ok) {
-    int64_t P = lc_mul(d->OH, d->OW, ok);
-    return lc_mul(lc_mul(d->N, d->groups, ok), lc_div_up(P, d->isa->nr), ok);
+    int64_t items = lc_p2v_panel_items(d, ok);
+    return lc_mul(items, lc_row_chunks(items, d->nthreads, d->M / d->groups, d->isa->mr), ok);
 }
 
 static int64_t lc_p2v_slice(const lc_conv_desc *d, int *ok) {
@@ -68,6 +82,8 @@ int lc_patch2vec_run(const lc_conv_desc *d, const float *x, const float *packed,
     t.npanels = lc_div_up(t.P, d->isa->nr);
     t.a_group = lc_round_up(t.Mg, d->isa->mr, &ok) * t.K;
     t.slice_bytes = lc_p2v_slice(d, &ok);
+    t.items = lc_p2v_panel_items(d, &ok);
+    t.mchunks = lc_row_chunks(t.items, d->nthreads, t.Mg, d->isa->mr);
     lc_parallel_for(d->nthreads, lc_p2v_items(d, &ok), lc_p2v_task, &t);
     return LC_OK;
 }

@@ -20,6 +20,11 @@ typedef struct {
     int64_t tiles_h, tiles_w, tiles, npanels;
     int64_t tb;                    /* panels per block */
     int64_t nblocks;
+    int64_t blocks_total;          /* N * groups * nblocks */
+    int phased;                    /* few blocks: all input transforms first (shared V) */
+    int64_t cchunks, mchunks;      /* phased: channel ranges of the two phases */
+    int64_t v_stride;              /* phased: floats between the blocks' V buffers */
+    int64_t shared_bytes;          /* phased: the V buffers of every block */
     int64_t v_floats, mo_floats, d_floats, o_floats, slice_bytes;
 } lc_wino_geom;
 
@@ -46,25 +51,45 @@ static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
     tb = lc_min64(tb, lc_min64(share, g->npanels));
     g->tb = lc_max64(tb, 1);
     g->nblocks = lc_div_up(g->npanels, g->tb);
+    g->blocks_total = lc_mul(images, g->nblocks, ok);
+    /* Few blocks for the threads (small images, or a block count that does
+     * not split evenly): whole blocks per thread would leave threads idle,
+     * so the work goes in two phases -- the input transforms of every block
+     * shared out by channel ranges, then the GEMMs and output transforms
+     * shared out by output-channel ranges.  The V buffers of all (at most
+     * 4 x threads) blocks then live at once: bounded, but more than one
+     * block's worth.  Rows and channels are independent: same bits. */
+    g->phased = d->nthreads > 1 && g->blocks_total < 4 * (int64_t)d->nthreads;
+    g->cchunks = g->mchunks = 1;
+    if (g->phased) {
+        g->cchunks = lc_max64(1, lc_min64(Cg, lc_div_up(4 * (int64_t)d->nthreads, g->blocks_total)));
+        g->mchunks = lc_max64(1, lc_min64(d->nthreads, lc_div_up(Mg, 2 * d->isa->mr)));
+    }
     g->v_floats = lc_mul(lc_mul(lc_mul(g->xi, g->tb, ok), Cg, ok), nr, ok);
     g->mo_floats = lc_mul(lc_mul(lc_mul(g->xi, g->tb, ok), Mg, ok), nr, ok);
     g->d_floats = g->xi * nr;
     g->o_floats = g->m * g->m * nr;
-    g->slice_bytes = lc_add(lc_add(lc_aligned_floats_bytes(g->v_floats, ok),
+    /* per thread: its V (unphased), Mo, gather and output scratch */
+    g->v_stride = lc_aligned_floats_bytes(g->v_floats, ok) / (int64_t)sizeof(float);
+    g->slice_bytes = lc_add(lc_add(g->phased ? 0 : lc_aligned_floats_bytes(g->v_floats, ok),
                                    lc_aligned_floats_bytes(g->mo_floats, ok), ok),
                             lc_add(lc_aligned_floats_bytes(g->d_floats, ok),
                                    lc_aligned_floats_bytes(g->o_floats, ok), ok), ok);
+    g->shared_bytes = g->phased ? lc_mul(g->blocks_total, g->v_stride * (int64_t)sizeof(float), ok) : 0;
 }
 
-static int64_t lc_wino_items(const lc_conv_desc *d, const lc_wino_geom *g, int *ok) {
-    return lc_mul(lc_mul(d->N, d->groups, ok), g->nblocks, ok);
+/* Work items of the busiest parallel loop of a call (what sizes the threads). */
+static int64_t lc_wino_items(const lc_wino_geom *g, int *ok) {
+    if (!g->phased) return g->blocks_total;
+    return lc_mul(g->blocks_total, lc_max64(g->cchunks, g->mchunks), ok);
 }
 
 int64_t lc_winograd_workspace(const lc_conv_desc *d, int *ok) {
     lc_wino_geom g;
     lc_wino_geometry(d, &g, ok);
     if (!*ok) return 0;
-    return lc_mul(lc_threads_used(d->nthreads, lc_wino_items(d, &g, ok)), g.slice_bytes, ok);
+    return lc_add(g.shared_bytes,
+                  lc_mul(lc_threads_used(d->nthreads, lc_wino_items(&g, ok)), g.slice_bytes, ok), ok);
 }
 
 int64_t lc_winograd_packed_floats(const lc_conv_desc *d, int *ok) {
@@ -220,44 +245,47 @@ static void lc_wino_scatter_run(const lc_conv_desc *dd, const lc_wino_geom *g, c
 /* A panel holds NR tiles, so at most NR runs. */
 #define LC_WINO_MAX_RUNS 64
 
-static void lc_wino_task(void *vctx, int64_t item, int thread) {
-    const lc_wino_ctx *t = (const lc_wino_ctx *)vctx;
+/* One tile block of one image and group. */
+typedef struct {
+    int64_t n, grp, panel0, npan, blk_tiles;
+} lc_wino_block;
+
+static lc_wino_block lc_wino_block_at(const lc_conv_desc *d, const lc_wino_geom *g, int64_t ib) {
+    lc_wino_block b;
+    const int64_t block = ib % g->nblocks, ng = ib / g->nblocks;
+    b.grp = ng % d->groups;
+    b.n = ng / d->groups;
+    b.panel0 = block * g->tb;
+    b.npan = lc_min64(g->tb, g->npanels - b.panel0);
+    /* tiles of this block: the GEMMs run only these lanes */
+    b.blk_tiles = lc_min64(b.npan * d->isa->nr, g->tiles - b.panel0 * d->isa->nr);
+    return b;
+}
+
+/* 1. input transform of channels [c_begin, c_end) of a block into V */
+static void lc_wino_input_block(const lc_wino_ctx *t, const lc_wino_block *b, int64_t c_begin,
+                                int64_t c_end, float *V, float *dbuf) {
     const lc_conv_desc *d = t->d;
     const lc_wino_geom *g = &t->g;
     const lc_isa_config *isa = d->isa;
     const int v = lc_wino_variant(d->algorithm);
     const size_t nr = (size_t)isa->nr;
-    const int64_t Cg = d->C / d->groups, Mg = d->M / d->groups, plane = d->H * d->W;
-    const int64_t block = item % g->nblocks, ng = item / g->nblocks;
-    const int64_t grp = ng % d->groups, n = ng / d->groups;
-    const int64_t panel0 = block * g->tb, npan = lc_min64(g->tb, g->npanels - panel0);
-    int ok = 1;
-
-    char *slice = t->ws + thread * g->slice_bytes;
-    float *V = (float *)slice;
-    float *Mo = (float *)(slice + lc_aligned_floats_bytes(g->v_floats, &ok));
-    float *dbuf = (float *)((char *)Mo + lc_aligned_floats_bytes(g->mo_floats, &ok));
-    float *obuf = (float *)((char *)dbuf + lc_aligned_floats_bytes(g->d_floats, &ok));
-    const size_t v_xs = (size_t)(g->tb * Cg) * nr, mo_xs = (size_t)(g->tb * Mg) * nr;
-    const float *xg = t->x + (n * d->C + grp * Cg) * plane;
-
+    const int64_t Cg = d->C / d->groups, plane = d->H * d->W;
+    const size_t v_xs = (size_t)(g->tb * Cg) * nr;
+    const float *xg = t->x + (b->n * d->C + b->grp * Cg) * plane;
     /* With the ISA's strip transform, each run is copied into the phase
      * strip (mostly contiguous copies) and the transform gathers from it;
-     * else the lanes-innermost gather into dbuf.  dbuf holds either. */
-    /* `ends` is a 64-bit lane mask */
+     * else the lanes-innermost gather into dbuf.  dbuf holds either.
+     * `ends` is a 64-bit lane mask. */
     const lc_wino_input_strip_fn fstrip = nr <= 64 ? isa->wino_input_strip[v] : NULL;
-    /* tiles of this block: the GEMMs run only these lanes */
-    const int64_t blk_tiles = lc_min64(npan * (int64_t)nr, g->tiles - panel0 * (int64_t)nr);
-
-    /* 1. input transform, panel by panel */
-    for (int64_t p = 0; p < npan; p++) {
-        const int64_t t0 = (panel0 + p) * (int64_t)nr;
+    for (int64_t p = 0; p < b->npan; p++) {
+        const int64_t t0 = (b->panel0 + p) * (int64_t)nr;
         const int64_t lanes = lc_min64((int64_t)nr, g->tiles - t0);
         lc_tile_run runs[LC_WINO_MAX_RUNS];
         const int64_t nruns = lc_wino_runs(g, t0, lanes, runs);
         /* lanes past the last tile: zeros, not stale data */
         if (lanes < (int64_t)nr) memset(dbuf, 0, (size_t)g->d_floats * sizeof(float));
-        for (int64_t c = 0; c < Cg; c++) {
+        for (int64_t c = c_begin; c < c_end; c++) {
             const float *xc = xg + c * plane;
             float *vc = V + (size_t)(p * Cg + c) * nr;
             if (fstrip) {
@@ -270,37 +298,105 @@ static void lc_wino_task(void *vctx, int64_t item, int thread) {
             }
         }
     }
-    /* 2. one GEMM per xi: U[xi] stays hot across the block's panels; only
-     * the block's real tiles (a narrow last panel costs less) */
+}
+
+/* 2 and 3. GEMMs and output transform of output channels [m_begin, m_end) */
+static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, int64_t m_begin,
+                                 int64_t m_end, const float *V, float *Mo, float *obuf) {
+    const lc_conv_desc *d = t->d;
+    const lc_wino_geom *g = &t->g;
+    const lc_isa_config *isa = d->isa;
+    const int v = lc_wino_variant(d->algorithm);
+    const size_t nr = (size_t)isa->nr;
+    const int64_t Cg = d->C / d->groups, Mg = d->M / d->groups;
+    const size_t v_xs = (size_t)(g->tb * Cg) * nr, mo_xs = (size_t)(g->tb * Mg) * nr;
+    /* one GEMM per xi: U[xi] stays hot across the block's panels; only the
+     * block's real tiles (a narrow last panel costs less) */
     for (int64_t x = 0; x < g->xi; x++) {
-        const float *u = t->packed + (x * d->groups + grp) * t->mpad * Cg;
-        lc_gemm_panels(isa, (size_t)Mg, (size_t)Cg, u, V + x * v_xs, nr, (size_t)Cg * nr,
-                       (size_t)blk_tiles, Mo + x * mo_xs, nr, (size_t)Mg * nr, NULL,
-                       &d->epilogue, 0);
+        const float *u = t->packed + (x * d->groups + b->grp) * t->mpad * Cg;
+        lc_gemm_panels_rows(isa, (size_t)Mg, (size_t)m_begin, (size_t)m_end, (size_t)Cg, u,
+                            V + x * v_xs, nr, (size_t)Cg * nr, (size_t)b->blk_tiles,
+                            Mo + x * mo_xs, nr, (size_t)Mg * nr, NULL, &d->epilogue, 0);
     }
     /* The GEMMs left the lanes past the last tile unwritten; zero them so
      * the output transform never meets stale (possibly denormal) data. */
-    if (blk_tiles < npan * (int64_t)nr) {
-        const int64_t p = npan - 1, used = blk_tiles - p * (int64_t)nr;
+    if (b->blk_tiles < b->npan * (int64_t)nr) {
+        const int64_t p = b->npan - 1, used = b->blk_tiles - p * (int64_t)nr;
         for (int64_t x = 0; x < g->xi; x++)
-            for (int64_t o = 0; o < Mg; o++)
+            for (int64_t o = m_begin; o < m_end; o++)
                 memset(Mo + x * mo_xs + (size_t)(p * Mg + o) * nr + used, 0,
                        (size_t)((int64_t)nr - used) * sizeof(float));
     }
-    /* 3. output transform, bias and activation, scatter */
-    float *yg = t->y + (n * d->M + grp * Mg) * d->OH * d->OW;
-    for (int64_t p = 0; p < npan; p++) {
-        const int64_t t0 = (panel0 + p) * (int64_t)nr;
+    /* output transform, bias and activation, scatter */
+    float *yg = t->y + (b->n * d->M + b->grp * Mg) * d->OH * d->OW;
+    for (int64_t p = 0; p < b->npan; p++) {
+        const int64_t t0 = (b->panel0 + p) * (int64_t)nr;
         const int64_t lanes = lc_min64((int64_t)nr, g->tiles - t0);
         lc_tile_run runs[LC_WINO_MAX_RUNS];
         const int64_t nruns = lc_wino_runs(g, t0, lanes, runs);
-        for (int64_t o = 0; o < Mg; o++) {
-            float b = t->bias ? t->bias[grp * Mg + o] : 0.0f;
-            isa->wino_output[v](Mo + (size_t)(p * Mg + o) * nr, mo_xs, obuf, b, &d->epilogue);
+        for (int64_t o = m_begin; o < m_end; o++) {
+            float bias = t->bias ? t->bias[b->grp * Mg + o] : 0.0f;
+            isa->wino_output[v](Mo + (size_t)(p * Mg + o) * nr, mo_xs, obuf, bias, &d->epilogue);
             float *yo = yg + o * d->OH * d->OW;
             for (int64_t r = 0; r < nruns; r++) lc_wino_scatter_run(d, g, obuf, &runs[r], nr, yo);
         }
     }
+}
+
+/* The per-thread scratch of a slice: [V (unphased only)][Mo][gather][output]. */
+static void lc_wino_slice(const lc_wino_ctx *t, int thread, float **V, float **Mo, float **dbuf,
+                          float **obuf) {
+    const lc_wino_geom *g = &t->g;
+    int ok = 1;
+    char *s = t->ws + g->shared_bytes + thread * g->slice_bytes;
+    *V = NULL;
+    if (!g->phased) {
+        *V = (float *)s;
+        s += lc_aligned_floats_bytes(g->v_floats, &ok);
+    }
+    *Mo = (float *)s;
+    *dbuf = (float *)(s + lc_aligned_floats_bytes(g->mo_floats, &ok));
+    *obuf = (float *)((char *)*dbuf + lc_aligned_floats_bytes(g->d_floats, &ok));
+}
+
+/* Many blocks: a thread takes a whole block, input to output. */
+static void lc_wino_task(void *vctx, int64_t item, int thread) {
+    const lc_wino_ctx *t = (const lc_wino_ctx *)vctx;
+    const lc_wino_block b = lc_wino_block_at(t->d, &t->g, item);
+    float *V, *Mo, *dbuf, *obuf;
+    lc_wino_slice(t, thread, &V, &Mo, &dbuf, &obuf);
+    lc_wino_input_block(t, &b, 0, t->d->C / t->d->groups, V, dbuf);
+    lc_wino_output_block(t, &b, 0, t->d->M / t->d->groups, V, Mo, obuf);
+}
+
+/* Few blocks (phased): first every block's input transform, shared out by
+ * channel ranges into V buffers all threads see ... */
+static void lc_wino_input_task(void *vctx, int64_t item, int thread) {
+    const lc_wino_ctx *t = (const lc_wino_ctx *)vctx;
+    const lc_wino_geom *g = &t->g;
+    const int64_t ib = item % g->blocks_total, cc = item / g->blocks_total;
+    const int64_t Cg = t->d->C / t->d->groups, per = lc_div_up(Cg, g->cchunks);
+    const int64_t c_begin = lc_min64(cc * per, Cg), c_end = lc_min64(c_begin + per, Cg);
+    const lc_wino_block b = lc_wino_block_at(t->d, g, ib);
+    float *V, *Mo, *dbuf, *obuf;
+    if (c_begin >= c_end) return;
+    lc_wino_slice(t, thread, &V, &Mo, &dbuf, &obuf);
+    lc_wino_input_block(t, &b, c_begin, c_end, (float *)t->ws + ib * g->v_stride, dbuf);
+}
+
+/* ... then GEMMs and output transforms, shared out by output-channel blocks
+ * (channel block slowest, so each thread takes one across all blocks). */
+static void lc_wino_output_task(void *vctx, int64_t item, int thread) {
+    const lc_wino_ctx *t = (const lc_wino_ctx *)vctx;
+    const lc_wino_geom *g = &t->g;
+    const int64_t ib = item % g->blocks_total, mc = item / g->blocks_total;
+    int64_t m_begin, m_end;
+    lc_row_chunk_range(mc, g->mchunks, t->d->M / t->d->groups, t->d->isa->mr, &m_begin, &m_end);
+    if (m_begin >= m_end) return;
+    const lc_wino_block b = lc_wino_block_at(t->d, g, ib);
+    float *V, *Mo, *dbuf, *obuf;
+    lc_wino_slice(t, thread, &V, &Mo, &dbuf, &obuf);
+    lc_wino_output_block(t, &b, m_begin, m_end, (const float *)t->ws + ib * g->v_stride, Mo, obuf);
 }
 
 int lc_winograd_run(const lc_conv_desc *d, const float *x, const float *packed,
@@ -310,6 +406,11 @@ int lc_winograd_run(const lc_conv_desc *d, const float *x, const float *packed,
     t.d = d; t.x = x; t.packed = packed; t.bias = bias; t.y = y; t.ws = ws;
     lc_wino_geometry(d, &t.g, &ok);
     t.mpad = lc_round_up(d->M / d->groups, d->isa->mr, &ok);
-    lc_parallel_for(d->nthreads, lc_wino_items(d, &t.g, &ok), lc_wino_task, &t);
+    if (!t.g.phased) {
+        lc_parallel_for(d->nthreads, t.g.blocks_total, lc_wino_task, &t);
+    } else {
+        lc_parallel_for(d->nthreads, t.g.blocks_total * t.g.cchunks, lc_wino_input_task, &t);
+        lc_parallel_for(d->nthreads, t.g.blocks_total * t.g.mchunks, lc_wino_output_task, &t);
+    }
     return LC_OK;
 }

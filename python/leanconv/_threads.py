@@ -3,7 +3,8 @@
 Order: a call's own `threads=`; else lc.set_num_threads(); else the
 LEANCONV_NUM_THREADS environment variable; else the CPUs this process may run
 on (CPU affinity and a cgroup CPU quota both count).  The OpenMP runtime's
-limit (OMP_NUM_THREADS, threadpoolctl's threadpool_limits) caps the last three.
+limit (OMP_NUM_THREADS, threadpoolctl's threadpool_limits) caps the last two:
+a count asked for by name is used as it is.
 """
 from __future__ import annotations
 
@@ -61,22 +62,21 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     """Threads a call without `threads=` uses now."""
+    if not _core.openmp_enabled():
+        return 1
     if _explicit is not None:
-        n = _explicit
+        return _explicit  # asked for by name: not capped
+    env = os.environ.get("LEANCONV_NUM_THREADS", "").strip()
+    if env:
+        try:
+            n = _positive(int(env), "LEANCONV_NUM_THREADS")
+        except ValueError:
+            raise ValueError(f"LEANCONV_NUM_THREADS must be a positive int, got {env!r}") from None
     else:
-        env = os.environ.get("LEANCONV_NUM_THREADS", "").strip()
-        if env:
-            try:
-                n = _positive(int(env), "LEANCONV_NUM_THREADS")
-            except ValueError:
-                raise ValueError(f"LEANCONV_NUM_THREADS must be a positive int, got {env!r}") from None
-        else:
-            n = available_cpus()
-    if _core.openmp_enabled():
-        n = min(n, max(1, _core.omp_max_threads()))
-    else:
-        n = 1
-    return n
+        n = available_cpus()
+    # The OpenMP runtime's limit (OMP_NUM_THREADS, threadpoolctl) caps the
+    # defaults; PyTorch sets it too when it shares the runtime.
+    return min(n, max(1, _core.omp_max_threads()))
 
 
 def resolve(threads) -> int:
