@@ -45,19 +45,28 @@ static inline float lc_clampf(float v, const lc_epilogue *ep) {
  * outside [0, W).  The common all-inside case goes first with no bounds work;
  * the small constant strides (1, 2 for downsampling; 2, 4, 6 for Winograd
  * tiles) get loops of their own that the compiler vectorises. */
+/* Of the run dst[r] = row[ix0 + r*sw], r < run, the part [*lo, *hi) reads
+ * inside [0, W); the rest is padding, zeroed here. */
+static inline void lc_run_inside(float *dst, int64_t W, int64_t ix0, int64_t sw, int64_t run,
+                                 int64_t *lo, int64_t *hi) {
+    int64_t l = 0, h = run, r;
+    if (!(ix0 >= 0 && ix0 + (run - 1) * sw < W)) {
+        l = ix0 >= 0 ? 0 : (-ix0 + sw - 1) / sw;
+        h = ix0 < W ? (W - ix0 + sw - 1) / sw : 0;
+        l = l < run ? l : run;
+        h = h < run ? h : run;
+        h = h > l ? h : l;
+        for (r = 0; r < l; r++) dst[r] = 0.0f;
+        for (r = h; r < run; r++) dst[r] = 0.0f;
+    }
+    *lo = l;
+    *hi = h;
+}
+
 static inline void lc_copy_strided(float *dst, const float *row, int64_t W, int64_t ix0,
                                    int64_t sw, int64_t run) {
-    int64_t lo = 0, hi = run, r;
-    if (!(ix0 >= 0 && ix0 + (run - 1) * sw < W)) {
-        /* r in [lo, hi) reads inside the row; the rest is padding */
-        lo = ix0 >= 0 ? 0 : (-ix0 + sw - 1) / sw;
-        hi = ix0 < W ? (W - ix0 + sw - 1) / sw : 0;
-        lo = lo < run ? lo : run;
-        hi = hi < run ? hi : run;
-        hi = hi > lo ? hi : lo;
-        for (r = 0; r < lo; r++) dst[r] = 0.0f;
-        for (r = hi; r < run; r++) dst[r] = 0.0f;
-    }
+    int64_t lo, hi, r;
+    lc_run_inside(dst, W, ix0, sw, run, &lo, &hi);
     const float *src = row + ix0;
     switch (sw) {
     case 1: for (r = lo; r < hi; r++) dst[r] = src[r]; break;
@@ -77,16 +86,8 @@ static inline void lc_copy_strided_isa(const lc_isa_config *cfg, float *dst, con
         lc_copy_strided(dst, row, W, ix0, sw, run);
         return;
     }
-    int64_t lo = 0, hi = run, r;
-    if (!(ix0 >= 0 && ix0 + (run - 1) * sw < W)) {
-        lo = ix0 >= 0 ? 0 : (-ix0 + sw - 1) / sw;
-        hi = ix0 < W ? (W - ix0 + sw - 1) / sw : 0;
-        lo = lo < run ? lo : run;
-        hi = hi < run ? hi : run;
-        hi = hi > lo ? hi : lo;
-        for (r = 0; r < lo; r++) dst[r] = 0.0f;
-        for (r = hi; r < run; r++) dst[r] = 0.0f;
-    }
+    int64_t lo, hi;
+    lc_run_inside(dst, W, ix0, sw, run, &lo, &hi);
     if (hi > lo)
         cfg->strided_copy(dst + lo, 0, row + ix0 + lo * sw, 0, 1, (size_t)(hi - lo), (size_t)sw);
 }
