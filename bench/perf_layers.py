@@ -159,7 +159,7 @@ def bench_isa(isa, layer_names, rounds, sample_ms, skip_ort):
         b = rng.standard_normal(M).astype(np.float32)
         runners, info = {}, {}
         with lc.use_isa(isa):
-            auto = lc.Conv2d(w, b, s, p, 1, g, algorithm="auto", threads=1, _input_hw=(H, W))
+            auto = lc.Conv2d(w, b, s, p, 1, g, algorithm="auto", threads=1, input_shape=x.shape)
             algos = [a for a in lc.algorithms() if a != "direct"
                      and lc.supports(a, x.shape, w.shape, s, p, 1, g)]
             for a in algos:

@@ -57,7 +57,7 @@ def test_plan(benchmark, name, algorithm):
     if not lc.supports(algorithm, layer.x_shape, layer.w_shape, **_kwargs(layer)):
         pytest.skip(f"{algorithm} cannot run {name}")
     x, w, b = _data(layer)
-    plan = lc.Conv2d(w, b, algorithm=algorithm, _input_hw=(layer.H, layer.W), **_kwargs(layer))
+    plan = lc.Conv2d(w, b, algorithm=algorithm, input_shape=layer.x_shape, **_kwargs(layer))
     y = np.empty((layer.N, layer.M) + layer.out_hw, dtype=np.float32)
     benchmark.group = name
     benchmark.name = f"{plan.algorithm}" + (" (auto)" if algorithm == "auto" else "")

@@ -132,3 +132,15 @@ def test_out_argument(isa, rng):
     y = lc.conv2d(x, w, padding=1, out=out)
     assert y is out
     np.testing.assert_allclose(out, lc.conv2d(x, w, padding=1, algorithm="direct"), atol=1e-4)
+
+
+def test_input_shape_guides_auto(isa):
+    """A plan told its input size chooses for it (here: the same as conv2d)."""
+    w = np.zeros((512, 512, 3, 3), np.float32)
+    x_shape = (1, 512, 7, 7)
+    plan = lc.Conv2d(w, padding=1, input_shape=x_shape)
+    from leanconv._select import choose
+    from leanconv._isa import isa_id
+    assert plan.algorithm == choose("auto", plan.spec, isa_id(), (7, 7))
+    with pytest.raises(ValueError, match="channels"):
+        lc.Conv2d(w, padding=1, input_shape=(1, 3, 7, 7))

@@ -19,19 +19,23 @@ class Conv2d:
         plan = lc.Conv2d(w, bias, stride=1, padding=1, algorithm="auto")
         y = plan(x)
 
-    `plan.algorithm` is the algorithm picked, `plan.packed_bytes` what the
+    `input_shape` (the shape of the inputs it will see) lets "auto" and
+    "winograd" pick for that size.  `plan.algorithm` is the algorithm picked, `plan.packed_bytes` what the
     packed weights hold, `plan.workspace_bytes(x.shape)` what a call
     allocates beyond its output.  The plan may be called from several Python
     threads at once (each call has its own workspace)."""
 
     def __init__(self, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-                 algorithm="auto", activation=None, threads=None, _input_hw=None):
+                 algorithm="auto", activation=None, threads=None, input_shape=None):
         w = float32_array(weight, "weight")
         self.spec = ConvSpec.build(w.shape, stride, padding, dilation, groups, activation)
         self._bias = self._check_bias(bias, self.spec.M)
         self.isa = _isa.isa()
         self._isa_id = _isa.isa_id(self.isa)
-        self.algorithm = choose(algorithm, self.spec, self._isa_id, _input_hw)
+        # "auto" and "winograd" choose per input size when they know it; without
+        # it they assume a mid-sized (28 x 28) output
+        hw = None if input_shape is None else self.spec.input_dims(input_shape)[2:4]
+        self.algorithm = choose(algorithm, self.spec, self._isa_id, hw)
         why = why_unsupported(self.algorithm, self.spec, self._isa_id)
         if why is not None:
             raise _unsupported_error(self.algorithm, why)
@@ -118,7 +122,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     spec = ConvSpec.build(w.shape, stride, padding, dilation, groups, activation)
     _, _, H, W, _ = spec.input_dims(x.shape)
     plan = Conv2d(w, bias, stride, padding, dilation, groups, algorithm=algorithm,
-                  activation=activation, threads=threads, _input_hw=(H, W))
+                  activation=activation, threads=threads, input_shape=x.shape)
     return plan(x, out=out)
 
 

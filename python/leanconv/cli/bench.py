@@ -83,7 +83,7 @@ def _resolve(requested, layer, w, b):
     """requested name -> (concrete algorithm or None, reason when None)."""
     if requested in ("auto", "winograd"):
         try:
-            plan = lc.Conv2d(w, b, algorithm=requested, _input_hw=(layer.H, layer.W),
+            plan = lc.Conv2d(w, b, algorithm=requested, input_shape=layer.x_shape,
                              **_conv_kwargs(layer))
         except ValueError as e:
             return None, str(e).split(": ", 1)[-1].replace("; use algorithm='auto'", "")
