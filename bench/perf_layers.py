@@ -94,7 +94,6 @@ def torch_runner(L, x, w, b):
 
 
 def ort_runner(L, x, w, b):
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
     _, _, C, H, W, M, k, s, p, g = L
