@@ -40,18 +40,8 @@ if [ -z "$ROOT" ] || [ "$ROOT" = / ]; then die "refusing to use / as the rootfs"
 # it can be copied into the rootfs for chroot, and it also serves `-L` runs.
 # Its postinst registers binfmt through binfmt-support where that is possible.
 HOST_PACKAGES=(debootstrap qemu-user-static binfmt-support debian-archive-keyring)
-ensure_host_packages() {
-    local missing=() p
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
-            || missing+=("$p")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    log "installing host packages: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
+# shellcheck source=host-packages.sh
+. "$(dirname "${BASH_SOURCE[0]}")/host-packages.sh"
 
 # Print the mount points at or below $ROOT, deepest first.
 mounts_under_root() {

@@ -40,19 +40,8 @@ finish() {
     log "ALL PROVED in $(( $(date +%s) - SCRIPT_START ))s"
 }
 
-ensure_host_packages() {
-    local missing=() p
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
-            || missing+=("$p")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    [ "$(id -u)" = 0 ] || die "needs root to apt-get install ${missing[*]}"
-    log "installing host packages: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
+# shellcheck source=host-packages.sh
+. "$(dirname "${BASH_SOURCE[0]}")/host-packages.sh"
 
 # The tool venv is rebuilt when its requirement list changes (stamp file).
 ensure_tools_venv() {
