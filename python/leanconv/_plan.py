@@ -48,12 +48,14 @@ class Conv2d:
 
     @staticmethod
     def _check_bias(bias, M):
+        """The plan's own copy of the bias: like the weights, changing the
+        caller's array after the plan is made changes nothing."""
         if bias is None:
             return None
         b = float32_array(bias, "bias")
         if b.shape != (M,):
             raise ValueError(f"bias must have shape ({M},), got {b.shape}")
-        return b
+        return b.copy()
 
     @property
     def packed_bytes(self) -> int:
@@ -94,13 +96,12 @@ class Conv2d:
             return np.empty(shape, dtype=np.float32)
         if not isinstance(out, np.ndarray):
             raise ValueError(f"out must be a numpy array, got {type(out).__name__}")
-        if out.dtype != np.float32 or out.shape != shape or not out.flags.c_contiguous \
-                or not out.flags.aligned or not out.flags.writeable:
-            raise ValueError(f"out must be a writeable C-contiguous float32 array of shape {shape}; "
-                             f"got {out.dtype} {out.shape}"
-                             f"{'' if out.flags.c_contiguous else ' (not C-contiguous)'}")
-        if np.shares_memory(out, x) or (self._bias is not None and np.shares_memory(out, self._bias)):
-            raise ValueError("out overlaps the input; leanconv does not convolve in place")
+        problem = _out_problem(out, shape)
+        if problem is not None:
+            raise ValueError(f"out {problem}; out is written in place, so it must be a writeable, "
+                             f"aligned, C-contiguous, native float32 array of shape {shape}")
+        if np.shares_memory(out, x):
+            raise ValueError("out overlaps the input x; leanconv does not convolve in place")
         return out
 
     def __repr__(self):
@@ -108,6 +109,23 @@ class Conv2d:
         return (f"leanconv.Conv2d(M={s.M}, C={s.C}, kernel={s.kH}x{s.kW}, stride={s.stride}, "
                 f"pads={s.pads}, dilation={s.dilation}, groups={s.groups}, "
                 f"algorithm={self.algorithm!r}, isa={self.isa!r})")
+
+
+def _out_problem(out, shape):
+    """What makes `out` unusable as the output of this call, or None."""
+    if out.dtype.kind == "f" and out.dtype.itemsize == 4 and not out.dtype.isnative:
+        return f"has the other byte order ({out.dtype.str})"
+    if out.dtype != np.float32:
+        return f"has dtype {out.dtype}"
+    if out.shape != shape:
+        return f"has shape {out.shape}"
+    if not out.flags.writeable:
+        return "is read-only"
+    if not out.flags.c_contiguous:
+        return "is not C-contiguous"
+    if not out.flags.aligned:
+        return "is not aligned to 4 bytes"
+    return None
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
@@ -121,6 +139,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     w = float32_array(weight, "weight")
     spec = ConvSpec.build(w.shape, stride, padding, dilation, groups, activation)
     _, _, H, W, _ = spec.input_dims(x.shape)
+    if isinstance(out, np.ndarray) and isinstance(bias, np.ndarray) and np.shares_memory(out, bias):
+        raise ValueError("out overlaps the bias; pass a bias that does not share out's memory")
     plan = Conv2d(w, bias, stride, padding, dilation, groups, algorithm=algorithm,
                   activation=activation, threads=threads, input_shape=x.shape)
     return plan(x, out=out)
