@@ -18,6 +18,7 @@
 #define LC_VFMAC(acc, a, f) _mm256_fmadd_ps((a), _mm256_set1_ps(f), (acc))
 /* max/min return their second operand when either is NaN: NaN passes */
 #define LC_VCLAMP(v, lo, hi) _mm256_min_ps((hi), _mm256_max_ps((lo), (v)))
+#define LC_VNANBITS(v) ((uint64_t)_mm256_movemask_ps(_mm256_cmp_ps((v), (v), _CMP_UNORD_Q)))
 /* Stride-s gather of 8 floats (s in {2, 4, 6}) from contiguous loads,
  * shuffles and blends (the hardware gather is slow on AMD cores).  The last
  * load is masked to end at p[7 s]. */

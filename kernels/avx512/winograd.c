@@ -18,6 +18,7 @@
 #define LC_VFMAC(acc, a, f) _mm512_fmadd_ps((a), _mm512_set1_ps(f), (acc))
 /* max/min return their second operand when either is NaN: NaN passes */
 #define LC_VCLAMP(v, lo, hi) _mm512_min_ps((hi), _mm512_max_ps((lo), (v)))
+#define LC_VNANBITS(v) ((uint64_t)_mm512_cmp_ps_mask((v), (v), _CMP_UNORD_Q))
 /* Stride-s gather of 16 floats (s in {2, 4, 6}) from contiguous loads and
  * two-source permutes: the hardware gather is several times slower on AMD
  * cores.  The last load is masked to end at p[15 s]. */
