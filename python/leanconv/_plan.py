@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core, _isa, _threads
-from ._params import ConvSpec, float32_array
+from ._params import ConvSpec, float32_array, swapped_float32
 from ._select import algorithm_id, choose, why_unsupported
 
 
@@ -113,7 +113,7 @@ class Conv2d:
 
 def _out_problem(out, shape):
     """What makes `out` unusable as the output of this call, or None."""
-    if out.dtype.kind == "f" and out.dtype.itemsize == 4 and not out.dtype.isnative:
+    if swapped_float32(out.dtype):
         return f"has the other byte order ({out.dtype.str})"
     if out.dtype != np.float32:
         return f"has dtype {out.dtype}"
