@@ -9,20 +9,18 @@ from .errors import CliError
 
 def _bench(opts) -> int:
     from . import bench, report
-    from .args import parse_peers
 
-    opts.compare_list = parse_peers(opts.compare)
+    # fail before a long run, not after it
+    for option, path in (("--json", opts.json_path), ("--csv", opts.csv_path),
+                         ("--plot", opts.plot_path)):
+        if path is not None:
+            _check_writable(option, path)
     if opts.model is not None:
         from . import model
         import leanconv as lc
         if opts.threads is not None:
             lc.set_num_threads(opts.threads)
         return model.run(opts, lc.get_num_threads())
-    # fail before a long run, not after it
-    for option, path in (("--json", opts.json_path), ("--csv", opts.csv_path),
-                         ("--plot", opts.plot_path)):
-        if path is not None:
-            _check_writable(option, path)
     if opts.plot_path:
         from .plot import require_pyplot
         require_pyplot()
