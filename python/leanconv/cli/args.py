@@ -27,7 +27,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="leanconv", description="leanconv: lean CPU float32 convolutions.")
     p.add_argument("--version", action="version", version=f"leanconv {_version()}")
-    sub = p.add_subparsers(dest="command", metavar="{info,bench}", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="{info,bench,profile,split}",
+                           parser_class=_Parser)
     sub.required = True
 
     info = sub.add_parser("info", help="version, build, CPU, ISAs, threads, FMA peak")
@@ -73,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--model", default=None, metavar="MODEL.onnx",
                    help="benchmark a whole ONNX model instead (needs leanconv.onnx)")
     b.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    from .tool_args import add_profile_parser, add_split_parser
+    add_profile_parser(sub)
+    add_split_parser(sub)
     return p
 
 

@@ -63,6 +63,15 @@ def main(argv=None) -> int:
         if opts.command == "info":
             from . import info
             return info.run(opts)
+        if opts.command in ("profile", "split"):
+            for option in ("json_path", "plot_path"):
+                if getattr(opts, option, None) is not None:
+                    _check_writable(f"--{option[:-5]}", getattr(opts, option))
+            if opts.command == "profile":
+                from . import profile_cmd
+                return profile_cmd.run(opts)
+            from . import split_cmd
+            return split_cmd.run(opts)
         return _bench(opts)
     except CliError as e:
         sys.stderr.write(f"leanconv {opts.command}: error: {e}\n")

@@ -15,7 +15,7 @@ import leanconv as lc
 from .errors import CliError
 from .hardware import cpu_name
 from .model_peers import load_model_peers, parse_model_peers
-from .report import fmt_ms
+from .report import fmt_ms, render
 from .timing import NOISY_SPREAD, SETTLE_S, Candidate, measure
 
 SCHEMA = "leanconv-bench-model/1"
@@ -72,7 +72,9 @@ def run(opts, threads) -> int:
             notes.append(f"{peer.name}'s outputs differ from leanconv's by {diff:.2g} of their "
                          f"max: check the comparison")
         cands.append(Candidate(peer.name, fn))
-    measure(cands, opts.min_time, opts.min_runs, settle_s=SETTLE_S if threads > 1 else 0.0)
+    # leanconv.onnx's Gemm/MatMul run on NumPy's BLAS: held to the same thread count
+    with executor().blas_threads(threads):
+        measure(cands, opts.min_time, opts.min_runs, settle_s=SETTLE_S if threads > 1 else 0.0)
     base = cands[0].median_s
     contenders = {}
     for c in cands:
@@ -127,12 +129,7 @@ def format_table(result) -> str:
         table.append([name, fmt_ms(c["ms"]) + ("!" if c["noisy"] else ""),
                       f"{fmt_ms(c['q1_ms'])}-{fmt_ms(c['q3_ms'])}",
                       f"{fmt_ms(c['min_ms'])}-{fmt_ms(c['max_ms'])}", str(c["runs"]), verdict])
-    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    for k, row in enumerate(table):
-        lines.append("  ".join(c.ljust(w) if i in (0, 5) else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(row, widths))).rstrip())
-        if k == 0:
-            lines.append("  ".join("-" * w for w in widths))
+    lines += render(table, set(table[0][1:5]))
     lines += ["", f"median of >= {meta['min_runs']} whole-model runs and >= "
               f"{meta['min_time_s']:g} s each, interleaved; '!' = noisy (IQR > "
               f"{meta['noisy_spread']:.0%} of the median). Per-node times: leanconv profile."]

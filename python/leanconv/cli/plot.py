@@ -117,6 +117,11 @@ def plot(result, path):
                  f"GFLOP/s counts direct-convolution FLOPs for every algorithm:\n"
                  f"Winograd does fewer multiplies, so its bars can pass the FMA peak",
                  fontsize=10)
+    save(plt, fig, path)
+
+
+def save(plt, fig, path):
+    """Write the figure (an OSError as one CliError line) and free it."""
     try:
         fig.savefig(path, dpi=100)
     except OSError as e:

@@ -171,7 +171,7 @@ def format_table(result) -> str:
                           f"{fmt_bytes(r['packed_bytes'])} ({r['packed_ratio']:.1f}x)"]
                 cells += [_peer_cell(r, p) for p in peers]
             table.append(cells)
-        lines += ["", f"suite {suite_name}"] + _render(table, right)
+        lines += ["", f"suite {suite_name}"] + render(table, right)
     lines += ["", f"ms = median of >= {meta['min_runs']} plan calls and >= "
               f"{meta['min_time_s']:g} s (weights pre-packed); IQR = interquartile range / "
               f"median, '!' = noisy (> {meta['noisy_spread']:.0%} here or at a peer);",
@@ -203,7 +203,9 @@ def _peer_cell(r, p):
     return f"{fmt_ms(v)} ({r[f'vs_{p}']:.2f}x)"
 
 
-def _render(table, right):
+def render(table, right):
+    """Aligned text lines of table (header row first; ["--"] is a rule); columns
+    whose header is in `right` are right-aligned."""
     header = table[0]
     widths = [max(len(row[i]) for row in table if len(row) > 1) for i in range(len(header))]
     out = []

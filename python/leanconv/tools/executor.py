@@ -17,6 +17,7 @@ memory model needs: the values the step reads and writes (and their bytes),
 the bytes of weights it holds, its packed Conv weights and its workspace."""
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -119,6 +120,26 @@ def make_feeds(model, shapes=None, seed=0):
     return feeds
 
 
+@contextlib.contextmanager
+def blas_threads(threads):
+    """NumPy's BLAS (Gemm, MatMul steps) limited to leanconv's thread count while
+    we time: an unlimited OpenBLAS pool next to leanconv's OpenMP threads
+    oversubscribes the cores and turned a 0.1 ms Gemm into 20 ms on a loaded
+    machine.  No limit when threadpoolctl is not installed."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=threads, user_api="blas"):
+        yield
+
+
+def _threads(prepared):
+    import leanconv as lc
+    return prepared.program.settings.threads or lc.get_num_threads()
+
+
 def _step_name(step):
     return step.name or next((o for o in step.outputs if o), step.op_type)
 
@@ -138,7 +159,8 @@ def trace(prepared, feeds):
                 first_reader.setdefault(n, i)
     facts = []
     for i, step in enumerate(program.steps):
-        step.run(values)
+        with blas_threads(_threads(prepared)):
+            step.run(values)
         f = StepFacts(name=_step_name(step), op=step.label(),
                       inputs=[n for n in step.inputs if n and n not in program.constants],
                       outputs=[n for n in step.outputs if n])
@@ -163,16 +185,23 @@ def time_steps(prepared, feeds, min_runs=7, min_time=0.2):
     seconds of them."""
     program = prepared.program
     feeds = prepared.feeds(feeds)
-    program.run(feeds)
+    with blas_threads(_threads(prepared)):
+        program.run(feeds)
     samples = [[] for _ in program.steps]
     index = {id(s): i for i, s in enumerate(program.steps)}
     runs, spent = 0, 0.0
-    while runs < min_runs or spent < min_time:
-        timings = []
-        t0 = time.perf_counter()
-        program.run(feeds, timings)
-        spent += time.perf_counter() - t0
-        runs += 1
-        for step, seconds in timings:
-            samples[index[id(step)]].append(seconds)
+    with blas_threads(_threads(prepared)):
+        while runs < min_runs or spent < min_time:
+            spent += _timed_run(program, feeds, samples, index)
+            runs += 1
     return samples
+
+
+def _timed_run(program, feeds, samples, index):
+    """One whole-model run; appends each step's seconds; -> the run's seconds."""
+    timings = []
+    t0 = time.perf_counter()
+    program.run(feeds, timings)
+    for step, seconds in timings:
+        samples[index[id(step)]].append(seconds)
+    return time.perf_counter() - t0
