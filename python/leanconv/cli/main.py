@@ -46,6 +46,15 @@ def _check_writable(option, path):
         raise CliError(f"{option} {path!r}: folder {folder!r} is not writable")
 
 
+def _make_folder(option, path):
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise CliError(f"{option} {path!r} exists and is not a folder")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise CliError(f"{option} {path!r}: {e.strerror or e}") from None
+
+
 def _write(writer, result, path, option):
     try:
         writer(result, path)
@@ -64,6 +73,8 @@ def main(argv=None) -> int:
             from . import info
             return info.run(opts)
         if opts.command in ("profile", "split"):
+            if opts.command == "split":
+                _make_folder("--out", opts.out)   # --json may go inside it
             for option in ("json_path", "plot_path"):
                 if getattr(opts, option, None) is not None:
                     _check_writable(f"--{option[:-5]}", getattr(opts, option))

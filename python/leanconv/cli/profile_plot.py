@@ -20,10 +20,7 @@ def plot_profile(result, path):
         raise CliError("--plot: the model has no node to draw")
     x = list(range(len(nodes)))
     mib = 2.0 ** 20
-    weights, acc = [], 0
-    for n in nodes:
-        acc += n["weight_bytes"] + n["packed_bytes"]
-        weights.append(acc / mib)
+    weights = [n["weights_loaded_bytes"] / mib for n in nodes]
     work = [n["workspace_bytes"] / mib for n in nodes]
     acts = [n["live_bytes"] / mib - w - s for n, w, s in zip(nodes, weights, work)]
     kinds = list(dict.fromkeys(_op_kind(n["op"]) for n in nodes))
@@ -39,7 +36,8 @@ def plot_profile(result, path):
     ax_t.set_title(f"{result['model']}: {result['total_ms']:.1f} ms in {len(nodes)} nodes, "
                    f"{result['threads']} thread(s), isa {result['isa']}")
     ax_m.stackplot(x, weights, acts, work, step="mid", alpha=0.8,
-                   labels=["weights loaded so far", "live activations", "workspace"],
+                   labels=["weights loaded so far (leanconv.onnx: all, at prepare)",
+                           "live activations", "workspace"],
                    colors=["#4c72b0", "#55a868", "#c44e52"])
     ax_m.axhline(result["peak_bytes"] / mib, color="red", ls="--", lw=1,
                  label=f"peak {result['peak_bytes'] / mib:.1f} MiB")

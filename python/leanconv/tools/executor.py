@@ -11,6 +11,10 @@ The interface (all the other tools use only this):
   time_steps(prepared, feeds, ...)   -> [[seconds, ...] per step], from whole runs repeated
                                         until min_runs and min_time are reached
 
+WEIGHTS_AT_PREPARE: leanconv.onnx loads every weight when it prepares a model
+(and keeps each Conv's packed copy after the first run), so while any node
+runs, all of the model's weights are held.
+
 A step is what the executor runs as one unit: a node, or a Conv with the
 BatchNormalization and Relu/Clip fused into it.  StepFacts carries what the
 memory model needs: the values the step reads and writes (and their bytes),
@@ -20,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import tracemalloc
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +32,8 @@ import onnx
 from google.protobuf.message import DecodeError
 
 import leanconv.onnx as lco
+
+WEIGHTS_AT_PREPARE = True
 
 _FLOAT_TYPES = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64,
                 onnx.TensorProto.FLOAT16: np.float16}
@@ -45,7 +52,9 @@ class StepFacts:
     weight_bytes: int = 0        # bytes of weights held for this step: raw Conv weights and
     #                              bias as the executor keeps them, constants it reads first
     packed_bytes: int = 0        # packed Conv weights (leanconv plan)
-    workspace_bytes: int = 0     # bytes a Conv call allocates beyond its output
+    workspace_bytes: int = 0     # bytes a call allocates beyond its output: a Conv's exact
+    #                              plan.workspace_bytes; for other ops the temporaries NumPy
+    #                              allocated (tracemalloc peak beyond inputs and outputs)
 
 
 def load_model(path) -> onnx.ModelProto:
@@ -147,7 +156,19 @@ def _step_name(step):
 def trace(prepared, feeds):
     """Run the model once, step by step, and return what each step read,
     wrote and held.  Runs like Program.run (same steps, same frees) but
-    looks at every output before its readers free it."""
+    looks at every output before its readers free it, and under tracemalloc
+    (NumPy reports its buffers to it) to see each step's temporaries."""
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    try:
+        return _trace(prepared, feeds)
+    finally:
+        if started:
+            tracemalloc.stop()
+
+
+def _trace(prepared, feeds):
     program = prepared.program
     values = dict(program.constants)
     values.update(prepared.feeds(feeds))
@@ -159,19 +180,24 @@ def trace(prepared, feeds):
                 first_reader.setdefault(n, i)
     facts = []
     for i, step in enumerate(program.steps):
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
         with blas_threads(_threads(prepared)):
             step.run(values)
+        peak = tracemalloc.get_traced_memory()[1]
         f = StepFacts(name=_step_name(step), op=step.label(),
                       inputs=[n for n in step.inputs if n and n not in program.constants],
                       outputs=[n for n in step.outputs if n])
         f.output_bytes = {n: int(values[n].nbytes) if n in values else 0 for n in f.outputs}
+        f.workspace_bytes = max(0, peak - before - sum(f.output_bytes.values()))
         f.weight_bytes = sum(int(np.asarray(program.constants[n]).nbytes)
                              for n in step.inputs if n and first_reader.get(n) == i)
         conv = step.conv
         if conv is not None and conv.last_plan is not None:
             plan = conv.last_plan
             f.packed_bytes = int(plan.packed_bytes)
-            f.workspace_bytes = int(plan.workspace_bytes(conv.last_input_shape, threads=threads))
+            f.workspace_bytes = max(f.workspace_bytes, int(plan.workspace_bytes(
+                conv.last_input_shape, threads=threads)))
             for held in (conv.weight, conv.bias):
                 if held is not None:
                     f.weight_bytes += int(held.nbytes)

@@ -8,12 +8,16 @@ Per node (an executor step: a node, or a Conv with what was fused into it):
   weight_bytes     other weight bytes it holds (raw Conv weights and bias, which
                    leanconv.onnx keeps to repack for other image sizes; constants it
                    reads first)
-  live_bytes       memory held while it runs (the memory model below)
+  live_bytes       memory held while it runs, in repeated runs (the memory model below)
 and the model's peak_bytes, the largest live_bytes.
 
 The memory model.  While node i runs, the process holds
-  weights loaded so far   sum of weight_bytes + packed_bytes of nodes 0..i (weights
-                          are loaded as the network reaches them and kept),
+  weights loaded so far   the weight_bytes + packed_bytes of the nodes whose weights
+                          are loaded by then.  leanconv.onnx loads every weight at
+                          prepare time and keeps the packed copies made on the first
+                          run (executor.WEIGHTS_AT_PREPARE), so from the second run on
+                          that is every node's; an executor that loaded weights as the
+                          network reached them would count nodes 0..i,
   live activations        the model inputs (the caller owns them for the whole run),
                           every value written by nodes 0..i that a node >= i still
                           reads, node i's outputs, and the values kept to the end
@@ -29,6 +33,18 @@ from leanconv.tools import executor
 SCHEMA = "leanconv-profile/1"
 
 
+def weights_loaded(nodes, at_prepare=executor.WEIGHTS_AT_PREPARE):
+    """Per node, the weight bytes held while it runs (the first term of the model)."""
+    held = [n["weight_bytes"] + n["packed_bytes"] for n in nodes]
+    if at_prepare:
+        return [sum(held)] * len(nodes)
+    total, out = 0, []
+    for h in held:
+        total += h
+        out.append(total)
+    return out
+
+
 def live_bytes(nodes, tensors, start, keep):
     """live_bytes of each node run in the given order (the memory model above).
     nodes: dicts with inputs, outputs, weight_bytes, packed_bytes, workspace_bytes;
@@ -40,9 +56,8 @@ def live_bytes(nodes, tensors, start, keep):
             last[v] = i
     live = {v: tensors[v] for v in start}
     held = set(keep) | set(start)
-    weights, out = 0, []
-    for i, n in enumerate(nodes):
-        weights += n["weight_bytes"] + n["packed_bytes"]
+    out = []
+    for i, (n, weights) in enumerate(zip(nodes, weights_loaded(nodes))):
         for v in n["outputs"]:
             live[v] = tensors[v]
         out.append(weights + sum(live.values()) + n["workspace_bytes"])
@@ -69,8 +84,9 @@ def profile_model(model, prepared, feeds, min_runs=7, min_time=0.2, label=None):
             packed_bytes=f.packed_bytes, workspace_bytes=f.workspace_bytes,
             weight_bytes=f.weight_bytes, inputs=f.inputs, outputs=f.outputs))
     outputs = list(prepared.output_names)
-    for n, live in zip(nodes, live_bytes(nodes, tensors, list(feeds), outputs)):
-        n["live_bytes"] = live
+    for n, w, live in zip(nodes, weights_loaded(nodes),
+                          live_bytes(nodes, tensors, list(feeds), outputs)):
+        n["weights_loaded_bytes"], n["live_bytes"] = w, live
     import leanconv as lc
     return {
         "schema": SCHEMA,
