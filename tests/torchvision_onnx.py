@@ -13,7 +13,8 @@ _SCHEMAS = ("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
 _library = None
 
 
-def _torchvision():
+def load_torchvision():
+    """(torch, torchvision), the two schemas defined first."""
     global _library
     import torch
     if _library is None:
@@ -33,7 +34,7 @@ _OPTIONS = {"googlenet": {"aux_logits": False, "init_weights": False}}
 def export(name, path, size=64, seed=0):
     """Export torchvision.models.<name> (random weights, eval mode) for a
     1x3xSIZExSIZE input named x, output y, opset 17; -> path."""
-    torch, torchvision = _torchvision()
+    torch, torchvision = load_torchvision()
     torch.manual_seed(seed)
     model = getattr(torchvision.models, name)(weights=None, **_OPTIONS.get(name, {})).eval()
     with warnings.catch_warnings():

@@ -13,9 +13,8 @@ from .tool_args import parse_shapes
 def measure(opts, option="model"):
     """(model proto, the profile dict) of opts.model on this machine."""
     import leanconv as lc
-    if opts.threads is not None:
-        lc.set_num_threads(opts.threads)
-    model, prepared, feeds = load_prepared(opts.model, lc.get_num_threads(), option,
+    threads = opts.threads or lc.get_num_threads()
+    model, prepared, feeds = load_prepared(opts.model, threads, option,
                                            parse_shapes(opts.input_shape))
     from leanconv.tools.profile import profile_model
     try:

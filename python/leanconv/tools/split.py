@@ -143,18 +143,25 @@ def describe(c):
     return f"{len(c['device_nodes'])} nodes on the device, cut at {', '.join(c['cut'])}"
 
 
-def write_parts(model, result, folder):
-    """DIR/device.onnx (model inputs -> device outputs) and DIR/server.onnx
-    (cut -> model outputs), each omitted when its part is empty.  -> paths written."""
+def extractor(model):
+    """An onnx.utils.Extractor for `model` (reusable across cuts).  This onnx's
+    Extractor needs a value_info for every cut tensor: shape inference gives them."""
     import onnx
     from onnx.utils import Extractor
+    return Extractor(onnx.shape_inference.infer_shapes(model))
+
+
+def write_parts(model, result, folder, extract=None):
+    """DIR/device.onnx (model inputs -> device outputs) and DIR/server.onnx
+    (cut -> model outputs), each omitted when its part is empty.  -> paths written.
+    extract: an extractor(model) to reuse."""
+    import onnx
 
     os.makedirs(folder, exist_ok=True)
     inputs = [vi.name for vi in model.graph.input
               if vi.name not in {i.name for i in model.graph.initializer}]
     outputs = [o.name for o in model.graph.output]
-    # this onnx's Extractor needs a value_info for every cut tensor: infer them
-    extractor = Extractor(onnx.shape_inference.infer_shapes(model))
+    extract = extract or extractor(model)
     written = {}
     parts = [("device", result["device_nodes"], inputs, result["device_outputs"]),
              ("server", result["server_nodes"], result["cut"], outputs)]
@@ -164,7 +171,7 @@ def write_parts(model, result, folder):
             if os.path.exists(path):
                 os.remove(path)   # a stale part from an earlier split would mislead
             continue
-        sub = extractor.extract_model(ins, outs)
+        sub = extract.extract_model(ins, outs)
         sub.graph.name = f"{model.graph.name or 'model'}_{part}"
         onnx.checker.check_model(sub)
         onnx.save(sub, path)
