@@ -257,6 +257,14 @@ def test_server_profile(models, capsys, tmp_path):
     assert code == 0, err
     for c in r["candidates"]:
         assert c["server_ms"] == pytest.approx(sum(server[n] for n in c["server_nodes"]))
+    # a profile taken on the device is used instead of measuring here
+    code, r, _, err = _split(capsys, models["mobilenet_v2"], tmp_path, "--device-memory",
+                             "1GiB", "--uplink", "50Mbit/s", "--rtt", "20ms",
+                             "--server-speedup", "4", "--device-profile", prof)
+    assert code == 0, err
+    for c in r["candidates"]:
+        assert c["device_ms"] == pytest.approx(sum(server[n] for n in c["device_nodes"]))
+        assert c["server_ms"] == pytest.approx(sum(server[n] for n in c["server_nodes"]) / 4)
 
 
 def test_no_feasible_cut_names_the_smallest_budget(models, capsys, tmp_path):
@@ -340,6 +348,8 @@ def test_bad_models_are_one_line(capsys, tmp_path):
          "not JSON"),
         (["split", _tiny(tmp_path / "t.onnx"), *LIMITS[:-2], "--server-profile", other],
          "does not match the model"),
+        (["split", _tiny(tmp_path / "t.onnx"), *LIMITS, "--device-profile", other],
+         "not a profile of this model"),
         (["profile", _tiny(tmp_path / "t.onnx"), "--input-shape", "1x3xfour"], "--input-shape"),
         (["profile", _tiny(tmp_path / "t.onnx"), "--input-shape", "1x3x4"], "rank"),
     ]

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 
 from .errors import CliError
+from .model import load_prepared
 from .profile_cmd import measure, write_json
+from .tool_args import parse_shapes
 from .report import fmt_bytes, fmt_ms, render
 
 SCHEMA = "leanconv-split/1"
@@ -48,30 +50,49 @@ def _speedup(text):
     return x
 
 
-def _server_profile(path):
+def _load_profile(path, option):
+    """A `leanconv profile --json` file, or a CliError naming `option`."""
     try:
         with open(path) as f:
             data = json.load(f)
     except FileNotFoundError:
-        raise CliError(f"--server-profile {path!r}: no such file") from None
+        raise CliError(f"{option} {path!r}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise CliError(f"--server-profile {path!r}: {getattr(e, 'strerror', None) or e}") \
-            from None
+        raise CliError(f"{option} {path!r}: {getattr(e, 'strerror', None) or e}") from None
     except json.JSONDecodeError as e:
-        raise CliError(f"--server-profile {path!r} is not JSON ({e.msg}, line {e.lineno})") \
-            from None
+        raise CliError(f"{option} {path!r} is not JSON ({e.msg}, line {e.lineno})") from None
     if not isinstance(data, dict) or data.get("schema") != "leanconv-profile/1" or \
             not isinstance(data.get("nodes"), list):
-        raise CliError(f"--server-profile {path!r} is not a `leanconv profile --json` file")
+        raise CliError(f"{option} {path!r} is not a `leanconv profile --json` file")
     return data
+
+
+def _device_profile(opts):
+    """(model, profile): measured here, or read from --device-profile (the
+    profile taken on the device itself) after checking it is this model's."""
+    if opts.device_profile is None:
+        return measure(opts)
+    profile = _load_profile(opts.device_profile, "--device-profile")
+    import leanconv as lc
+    from leanconv.tools import executor
+    model, prepared, feeds = load_prepared(opts.model, opts.threads or lc.get_num_threads(),
+                                           "model", parse_shapes(opts.input_shape))
+    mine = executor.step_names(prepared)
+    theirs = [n.get("name") for n in profile["nodes"]]
+    if theirs != mine or profile.get("inputs") != {k: list(v.shape) for k, v in feeds.items()}:
+        raise CliError(f"--device-profile {opts.device_profile!r} is not a profile of this model "
+                       f"with these input shapes ({len(theirs)} nodes, inputs "
+                       f"{profile.get('inputs')}; the model has {len(mine)} nodes)")
+    return model, profile
 
 
 def run(opts) -> int:
     from leanconv.tools import split
     memory, uplink, rtt, cap = _limits(opts)
     speedup = _speedup(opts.server_speedup) if opts.server_speedup is not None else None
-    theirs = _server_profile(opts.server_profile) if opts.server_profile else None
-    model, profile = measure(opts)
+    theirs = _load_profile(opts.server_profile, "--server-profile") if opts.server_profile \
+        else None
+    model, profile = _device_profile(opts)
     try:
         server_ms = split.server_times(profile, speedup, theirs)
         result = split.choose(profile, memory, uplink, rtt, server_ms, cap)

@@ -59,6 +59,9 @@ def add_split_parser(sub):
                         help="the server runs every node X times faster than this machine")
     server.add_argument("--server-profile", metavar="PROFILE.json",
                         help="`leanconv profile --json` of the same model, run on the server")
+    p.add_argument("--device-profile", metavar="PROFILE.json", default=None,
+                   help="`leanconv profile --json` of this model taken on the device "
+                        "(default: profile it here, on this machine)")
     p.add_argument("--max-device-ms", metavar="T", default=None,
                    help="cap on the device's compute time in ms (or with a unit, e.g. 0.1s)")
     p.add_argument("--out", required=True, metavar="DIR",

@@ -8,6 +8,7 @@ The interface (all the other tools use only this):
   make_feeds(model, shapes, seed)    -> {input name: random array}; `shapes` overrides
                                         declared or symbolic dimensions
   trace(prepared, feeds)             -> [StepFacts] in execution order, from one run
+  step_names(prepared)               -> the names trace gives the steps, without running
   time_steps(prepared, feeds, ...)   -> [[seconds, ...] per step], from whole runs repeated
                                         until min_runs and min_time are reached
 
@@ -147,6 +148,10 @@ def blas_threads(threads):
 def _threads(prepared):
     import leanconv as lc
     return prepared.program.settings.threads or lc.get_num_threads()
+
+
+def step_names(prepared):
+    return [_step_name(s) for s in prepared.program.steps]
 
 
 def _step_name(step):
