@@ -82,7 +82,7 @@ def plot(results, path):
     fig, axes = plt.subplots(1, len(NETS), figsize=(13, 4.8), layout="constrained")
     for ax, net in zip(axes, NETS):
         n_nodes = len(results[net]["nodes"])
-        for k, (uplink, rtt) in enumerate(LINKS):
+        for uplink, rtt in LINKS:
             r = results[(net, uplink)]
             pts = sorted((len(c["device_nodes"]), c["total_ms"]) for c in r["candidates"])
             # one point per number of device nodes: the best cut of that size
