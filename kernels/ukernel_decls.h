@@ -34,7 +34,13 @@ lc_fma_peak_fn lc_fma_peak_get(int isa);
               const float *b, size_t ldb, float *c, size_t ldc, const float *bias,       \
               const lc_epilogue *ep, unsigned flags);
 
+/* The epilogue post-op of each ISA (lc_postop_fn). */
+#define LC_DECLARE_POSTOP(name)                                                          \
+    void name(float *y, const float *src, size_t n, const float *residual, float bias,   \
+              const lc_epilogue *ep);
+
 LC_DECLARE_ISA(__scalar)
+LC_DECLARE_POSTOP(lc_f32_postop__scalar)
 LC_DECLARE_GEMM(lc_f32_gemm_4x16__scalar)
 
 /* Optional depthwise 3x3 whole-plane kernels (lc_dw3x3_plane_fn). */
