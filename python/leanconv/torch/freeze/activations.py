@@ -1,9 +1,9 @@
 """The activations freeze fuses into a convolution, recognised in an fx graph.
 
-An Activation is a kind and its constants.  `clamp` (ReLU, ReLU6, hardtanh,
-clamp with constant bounds) runs in leanconv's store today; the others run
-in place on the conv's output in torch until the C epilogue has them
-(epilogue.native_kinds() says which the installed core fuses)."""
+An Activation is a kind and its constants (ReLU, ReLU6, hardtanh and clamp
+with constant bounds are all `clamp`).  On leanconv it runs in the conv's
+fused epilogue (`leanconv_form()` is its `activation=` value); on a layer
+left on torch, `apply_` runs it in place after torch's conv."""
 from __future__ import annotations
 
 import inspect

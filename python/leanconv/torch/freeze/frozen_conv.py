@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from leanconv._params import ConvSpec
-from leanconv.torch.freeze import epilogue
 from leanconv.torch.freeze.activations import Activation
 from leanconv.torch.plans import torch_threads
 
@@ -29,19 +28,17 @@ class FrozenConv2d(nn.Module):
         self.algorithm = algorithm
         self.activation = activation
         self.has_residual = residual
+        # on leanconv the epilogue does act(conv + bias + residual) in its
+        # output pass; a layer left on torch runs them as in-place torch ops
         on_lc = algorithm != "torch"
-        # what the C store does itself; the rest runs in torch, in place, after it
-        self._residual_native = on_lc and residual and epilogue.native_residual()
-        fuse_act = activation is not None and on_lc and activation.kind in epilogue.native_kinds() \
-            and (not residual or self._residual_native)
-        native_act = activation.leanconv_form() if fuse_act else None
-        self._post = activation if activation is not None and not fuse_act else None
+        native_act = activation.leanconv_form() if on_lc and activation is not None else None
+        self._post = activation if not on_lc else None
         self._geoms = {}
         if algorithm == "torch":
             self.register_buffer("weight", weight.detach().contiguous())
             self.register_buffer("bias", bias.detach().contiguous())
             self.plan = None
-            self.packed_bytes = 0
+            self.packed_bytes = self.weight.numel() * 4     # the bytes its weights hold
         else:
             from leanconv._plan import Conv2d as Plan
             s = spec
@@ -96,15 +93,12 @@ class FrozenConv2d(nn.Module):
             geom, oshape = self._geometry(x.shape)
             y = torch.empty(oshape, dtype=torch.float32)
             xn = x.detach().contiguous().numpy().reshape(-1)
-            if self._residual_native and residual is not None:
-                r = residual.detach().float().contiguous().numpy().reshape(-1)
-                self._kernel_run(xn, y.numpy().reshape(-1), self._bias_np, geom, torch_threads(),
-                                 residual=r)
-                residual = None
-            else:
-                self._kernel_run(xn, y.numpy().reshape(-1), self._bias_np, geom, torch_threads())
+            r = None if residual is None else \
+                residual.detach().float().contiguous().numpy().reshape(-1)
+            self._kernel_run(xn, y.numpy().reshape(-1), self._bias_np, geom, torch_threads(), r)
+            return y if out_dtype is None else y.to(out_dtype)
         if residual is not None:
-            y.add_(residual.float() if residual.dtype != torch.float32 else residual)
+            y.add_(residual.float())
         if self._post is not None:
             y = self._post.apply_(y)
         return y if out_dtype is None else y.to(out_dtype)
