@@ -74,6 +74,18 @@ def model_cost(name, spec, hw):
     return spec.groups * gemm_cost(spec, isa_id, hw) * (1.0 if name != "direct" else 8.0)
 
 
+# Largest Im2Col workspace a memory trade may take; beyond it Patch2Vec, whose
+# workspace does not grow with the image (the same bound "auto" uses).
+_IM2COL_WORKSPACE = 8 << 20
+
+
+def _gemm_form(spec, x_shape):
+    """Im2Col or Patch2Vec for a layer: the model costs them alike, but
+    Im2Col's workspace grows with the image."""
+    ws = _core.sizes(algorithm_id("im2col"), _isa.isa_id(), _geometry(spec, x_shape), 1)[1]
+    return "im2col" if 0 <= ws <= _IM2COL_WORKSPACE else "patch2vec"
+
+
 def model_layer(name, spec, x_shape, algorithm):
     """Options for "auto", "winograd" or a named algorithm, costed by the
     shape model; the requested (or "auto"'s) algorithm is the cheapest, the
@@ -87,8 +99,9 @@ def model_layer(name, spec, x_shape, algorithm):
                       FreezeWarning, stacklevel=5)
         algorithm = "auto"
     preferred = choose(algorithm, spec, isa_id, hw)
+    gemm = _gemm_form(spec, x_shape)
     options = {a: (model_cost(a, spec, hw), packed_bytes(a, spec, x_shape))
-               for a in runnable(spec)}
+               for a in runnable(spec) if a not in ("im2col", "patch2vec") or a == gemm}
     options[preferred] = (min(c for c, _ in options.values()) - 1.0,
                           packed_bytes(preferred, spec, x_shape))
     return Layer(name, spec, x_shape, options)

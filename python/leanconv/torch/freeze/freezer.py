@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import warnings
 from collections import Counter
 
@@ -103,22 +104,27 @@ class _Job:
             ts += [self.bn.weight, self.bn.bias, self.bn.running_mean, self.bn.running_var]
         return [t for t in ts if t is not None]
 
-    def folded(self):
-        """(weight, bias) in float32 with the BatchNorm folded in (in float64)."""
+    def folded(self, in_place=False):
+        """(weight, bias) in float32 with the BatchNorm folded in: the scale
+        and bias in float64, then one float32 multiply per weight (a single
+        rounding).  in_place: scale torch's weight tensor itself, when it is
+        released right after, so folding needs no second copy."""
         s = self.chain.source
-        w = s.weight.detach().double()
-        b = torch.zeros(w.shape[0], dtype=torch.float64) if s.bias is None \
-            else s.bias.detach().double()
+        M = s.weight.shape[0]
+        b = torch.zeros(M, dtype=torch.float64) if s.bias is None else s.bias.detach().double()
+        w = s.weight.detach()
         bn = self.bn
-        if bn is not None:
-            scale = (bn.running_var.double() + bn.eps).rsqrt()
-            if bn.weight is not None:
-                scale = scale * bn.weight.double()
-            b = (b - bn.running_mean.double()) * scale
-            if bn.bias is not None:
-                b = b + bn.bias.double()
-            w = w * scale.view(-1, 1, 1, 1)
-        return w.float().contiguous(), b.float().contiguous()
+        if bn is None:
+            return w.contiguous(), b.float()
+        scale = (bn.running_var.double() + bn.eps).rsqrt()
+        if bn.weight is not None:
+            scale = scale * bn.weight.double()
+        b = (b - bn.running_mean.double()) * scale
+        if bn.bias is not None:
+            b = b + bn.bias.double()
+        scale = scale.float().view(-1, 1, 1, 1)
+        w = w.mul_(scale) if in_place and w.is_contiguous() else w * scale
+        return w.contiguous(), b.float()
 
 
 def _eligible_input(node):
@@ -194,7 +200,8 @@ def _release(t):
 def _pack_all(jobs, picks):
     uses = _releasable(jobs)
     for job in jobs:
-        w, b = job.folded()
+        last_use = uses[id(job.chain.source.weight)] == 1
+        w, b = job.folded(in_place=last_use)
         chain = job.chain
         frozen = FrozenConv2d(job.spec, w, b, algorithm=picks[job.name],
                               activation=chain.activation, residual=chain.add is not None)
@@ -209,6 +216,7 @@ def _pack_all(jobs, picks):
             owner.repack()
             owner._lc_cache._weight_np = owner._lc_cache._bias_np = None
         _rewrite(job.unit.gm, chain, frozen)
+        _return_freed_memory()     # the next layer's packing can use these pages
 
 
 def _rewrite(gm, chain, frozen):
@@ -230,11 +238,19 @@ def _rewrite(gm, chain, frozen):
             graph.erase_node(node)
 
 
-def _return_freed_memory():
-    """Hand the freed weight memory back to the OS now (glibc keeps freed heap
-    memory for reuse otherwise, and peak RSS would not show the release)."""
+@functools.lru_cache(maxsize=None)
+def _malloc_trim():
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
     except (OSError, AttributeError):
-        pass
+        return None
+
+
+def _return_freed_memory():
+    """Hand freed memory back to the OS now.  glibc keeps freed heap memory
+    for reuse, but the packed weights (aligned, other sizes) rarely fit in
+    the holes torch's weights leave, so without this the heap grows by the
+    packed size while the released weights stay resident."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
