@@ -112,3 +112,20 @@ def test_huge_weights(isa, rng, algorithm):
     ref, scale = conv2d_ref(x, w, pads=(1, 1, 1, 1))
     assert np.isfinite(y).all()
     assert error_for(algorithm, y, ref, scale) < TOLERANCE[algorithm]
+
+
+@pytest.mark.parametrize("algorithm", WINOGRAD)
+@pytest.mark.parametrize("in_place", [False, True])
+def test_huge_inputs_with_residual_and_activation(isa, rng, algorithm, in_place):
+    """A recomputed tile goes through the same residual add and post-op as the
+    others, also when out is the residual itself (the residual must be read
+    before the tile is written)."""
+    x, w, b = huge_case(rng, 1e38)
+    r = (rng.standard_normal((2, 4, 13, 11)) * 1e37).astype(np.float32)
+    ref, scale = conv2d_ref(x, w, b, pads=(1, 1, 1, 1))
+    ref = np.maximum(ref + r.astype(np.float64), 0.0)
+    res = r.copy()
+    y = lc.conv2d(x, w, b, padding=1, algorithm=algorithm, activation="relu", residual=res,
+                  out=res if in_place else None)
+    assert np.isfinite(y).all()
+    assert error_for(algorithm, y, ref, scale + np.abs(r)) < TOLERANCE[algorithm]
