@@ -11,6 +11,8 @@
  * Included by kernels/<isa>/postop.c after it defines:
  *   LC_V, LC_M, LC_VL            vector, comparison mask, floats per vector
  *   LC_VLOAD(p) LC_VSTORE(p, v) LC_VSET1(f)
+ *   LC_VLOAD_PART(p, cnt)         p[0 .. cnt) (cnt < LC_VL), other lanes 0, reads nothing past
+ *   LC_VSTORE_PART(p, v, cnt)     lanes [0, cnt) to p[0 .. cnt), writes nothing past
  *   LC_VADD LC_VSUB LC_VMUL LC_VDIV LC_VMIN LC_VMAX (a, b)   (min/max: any NaN rule)
  *   LC_VFMA(a, b, c) = a*b + c    LC_VABS(a)
  *   LC_VLT LC_VLE LC_VGT LC_VGE LC_VEQ (a, b) -> LC_M (false for NaN)
@@ -83,66 +85,81 @@ static inline LC_V lc_vphi(LC_V v) {
     return LC_VSEL(LC_VGE(v, LC_VSET1(0.0f)), LC_VSUB(LC_VSET1(1.0f), half_q), half_q);
 }
 
-/* One vector through the epilogue's activation (NaN passes). */
-static inline LC_V lc_vact(LC_V v, const lc_epilogue *ep) {
-    const LC_V zero = LC_VSET1(0.0f), one = LC_VSET1(1.0f);
-    switch (ep->act) {
-    case LC_ACT_CLAMP:
-        v = LC_VSEL(LC_VLT(v, LC_VSET1(ep->lo)), LC_VSET1(ep->lo), v);
-        return LC_VSEL(LC_VGT(v, LC_VSET1(ep->hi)), LC_VSET1(ep->hi), v);
-    case LC_ACT_SIGMOID: return LC_VSEL(LC_VISNAN(v), v, lc_vsigmoid(v));
-    case LC_ACT_TANH: return lc_vtanh(v);
-    case LC_ACT_SILU: return lc_vgated(v, lc_vsigmoid(v));
-    case LC_ACT_GELU: return lc_vgated(v, lc_vphi(v));
-    case LC_ACT_GELU_TANH: {
-        /* (1 + tanh u)/2 = sigmoid(2u), 2u = v (2 sqrt(2/pi) + 2 sqrt(2/pi) 0.044715 v^2) */
-        const LC_V w = LC_VMUL(v, LC_VFMA(LC_VMUL(v, v), LC_VSET1(0.0713548162f),
-                                          LC_VSET1(1.59576912f)));
-        return lc_vgated(v, lc_vsigmoid(w));
-    }
-    case LC_ACT_HARDSWISH: {
-        const LC_V mid = LC_VMUL(LC_VMUL(v, LC_VADD(v, LC_VSET1(3.0f))), LC_VSET1(1.0f / 6.0f));
-        const LC_V r = LC_VSEL(LC_VGE(v, LC_VSET1(3.0f)), v, mid);
-        return LC_VSEL(LC_VLE(v, LC_VSET1(-3.0f)), zero, r);
-    }
-    case LC_ACT_HARDSIGMOID: {
-        LC_V t = LC_VFMA(v, LC_VSET1(ep->alpha), LC_VSET1(ep->beta));
-        t = LC_VSEL(LC_VLT(t, zero), zero, t);
-        return LC_VSEL(LC_VGT(t, one), one, t);
-    }
-    case LC_ACT_LEAKY_RELU:
-        return LC_VSEL(LC_VGT(v, zero), v, LC_VMUL(v, LC_VSET1(ep->alpha)));
-    default: return v;
-    }
+static inline LC_V lc_vclamp(LC_V v, LC_V lo, LC_V hi) {
+    v = LC_VSEL(LC_VLT(v, lo), lo, v); /* comparisons are false for NaN: it passes */
+    return LC_VSEL(LC_VGT(v, hi), hi, v);
 }
+
+static inline LC_V lc_vgelu_tanh(LC_V v) {
+    /* (1 + tanh u)/2 = sigmoid(2u), 2u = v (2 sqrt(2/pi) + 2 sqrt(2/pi) 0.044715 v^2) */
+    const LC_V w = LC_VMUL(v, LC_VFMA(LC_VMUL(v, v), LC_VSET1(0.0713548162f), LC_VSET1(1.59576912f)));
+    return lc_vgated(v, lc_vsigmoid(w));
+}
+
+static inline LC_V lc_vhardswish(LC_V v) {
+    const LC_V mid = LC_VMUL(LC_VMUL(v, LC_VADD(v, LC_VSET1(3.0f))), LC_VSET1(1.0f / 6.0f));
+    const LC_V r = LC_VSEL(LC_VGE(v, LC_VSET1(3.0f)), v, mid);
+    return LC_VSEL(LC_VLE(v, LC_VSET1(-3.0f)), LC_VSET1(0.0f), r);
+}
+
+/* The loop of one activation: EXPR computes the result from `v` (the vector
+ * src + bias + residual).  One loop per activation, so nothing is decided
+ * per vector; the tail is one partial vector, read before it is written
+ * (y may be src or residual). */
+#define LC_POSTOP_LOOP(EXPR)                                                                  \
+    do {                                                                                      \
+        size_t i = 0;                                                                         \
+        if (residual) {                                                                       \
+            for (; i + LC_VL <= n; i += LC_VL) {                                              \
+                const LC_V v = LC_VADD(LC_VADD(LC_VLOAD(src + i), vb), LC_VLOAD(residual + i)); \
+                LC_VSTORE(y + i, EXPR);                                                       \
+            }                                                                                 \
+        } else {                                                                              \
+            for (; i + LC_VL <= n; i += LC_VL) {                                              \
+                const LC_V v = LC_VADD(LC_VLOAD(src + i), vb);                                \
+                LC_VSTORE(y + i, EXPR);                                                       \
+            }                                                                                 \
+        }                                                                                     \
+        if (i < n) {                                                                          \
+            const size_t m_ = n - i;                                                          \
+            LC_V v = LC_VADD(LC_VLOAD_PART(src + i, m_), vb);                                 \
+            if (residual) v = LC_VADD(v, LC_VLOAD_PART(residual + i, m_));                    \
+            LC_VSTORE_PART(y + i, EXPR, m_);                                                  \
+        }                                                                                     \
+    } while (0)
 
 void LC_POSTOP_NAME(float *y, const float *src, size_t n, const float *residual, float bias,
                     const lc_epilogue *ep) {
+    /* a local copy: stores to y cannot change it, so its fields stay in
+     * registers across the loops */
+    const lc_epilogue e = *ep;
     const LC_V vb = LC_VSET1(bias);
-    size_t i = 0;
-    /* the switch inside lc_vact is on a loop invariant: compilers unswitch
-     * it, and where they do not, the branch predicts perfectly */
-    if (residual) {
-        for (; i + LC_VL <= n; i += LC_VL)
-            LC_VSTORE(y + i, lc_vact(LC_VADD(LC_VADD(LC_VLOAD(src + i), vb),
-                                             LC_VLOAD(residual + i)), ep));
-    } else {
-        for (; i + LC_VL <= n; i += LC_VL)
-            LC_VSTORE(y + i, lc_vact(LC_VADD(LC_VLOAD(src + i), vb), ep));
+    switch (e.act) {
+    case LC_ACT_CLAMP: {
+        const LC_V lo = LC_VSET1(e.lo), hi = LC_VSET1(e.hi);
+        LC_POSTOP_LOOP(lc_vclamp(v, lo, hi));
+        break;
     }
-    if (i < n) {
-        /* the tail through a full vector on the stack: everything read
-         * before anything is written, so y may be src or residual */
-        float a[LC_VL], r[LC_VL];
-        const size_t m = n - i;
-        for (size_t j = 0; j < LC_VL; j++) {
-            a[j] = j < m ? src[i + j] : 0.0f;
-            r[j] = j < m && residual ? residual[i + j] : 0.0f;
-        }
-        const LC_V v = lc_vact(LC_VADD(LC_VADD(LC_VLOAD(a), vb), LC_VLOAD(r)), ep);
-        LC_VSTORE(a, v);
-        for (size_t j = 0; j < m; j++) y[i + j] = a[j];
+    case LC_ACT_SIGMOID: LC_POSTOP_LOOP(LC_VSEL(LC_VISNAN(v), v, lc_vsigmoid(v))); break;
+    case LC_ACT_TANH: LC_POSTOP_LOOP(lc_vtanh(v)); break;
+    case LC_ACT_SILU: LC_POSTOP_LOOP(lc_vgated(v, lc_vsigmoid(v))); break;
+    case LC_ACT_GELU: LC_POSTOP_LOOP(lc_vgated(v, lc_vphi(v))); break;
+    case LC_ACT_GELU_TANH: LC_POSTOP_LOOP(lc_vgelu_tanh(v)); break;
+    case LC_ACT_HARDSWISH: LC_POSTOP_LOOP(lc_vhardswish(v)); break;
+    case LC_ACT_HARDSIGMOID: {
+        const LC_V alpha = LC_VSET1(e.alpha), beta = LC_VSET1(e.beta);
+        const LC_V zero = LC_VSET1(0.0f), one = LC_VSET1(1.0f);
+        LC_POSTOP_LOOP(lc_vclamp(LC_VFMA(v, alpha, beta), zero, one));
+        break;
+    }
+    case LC_ACT_LEAKY_RELU: {
+        const LC_V slope = LC_VSET1(e.alpha), zero = LC_VSET1(0.0f);
+        LC_POSTOP_LOOP(LC_VSEL(LC_VGT(v, zero), v, LC_VMUL(v, slope)));
+        break;
+    }
+    default: LC_POSTOP_LOOP(v); break;
     }
 }
 
+#undef LC_POSTOP_LOOP
 #undef LC_POSTOP_NAME
