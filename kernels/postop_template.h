@@ -21,6 +21,7 @@
  *   LC_VROUND(a)                  to the nearest integer, as a float
  *   LC_VPOW2I(n)                  2^n for integer-valued n in [-126, 127]
  *   LC_POSTOP_NAME                the function's name */
+#include "activation.h"
 #include "activation_coeffs.h"
 
 static inline LC_V lc_vexp2(LC_V xh, LC_V xl) {
@@ -108,7 +109,7 @@ static inline LC_V lc_vgelu_tanh(LC_V v) {
 }
 
 static inline LC_V lc_vhardswish(LC_V v) {
-    const LC_V mid = LC_VMUL(LC_VMUL(v, LC_VADD(v, LC_VSET1(3.0f))), LC_VSET1(1.0f / 6.0f));
+    const LC_V mid = LC_VDIV(LC_VMUL(v, LC_VADD(v, LC_VSET1(3.0f))), LC_VSET1(6.0f));
     const LC_V r = LC_VSEL(LC_VGE(v, LC_VSET1(3.0f)), v, mid);
     return LC_VSEL(LC_VLE(v, LC_VSET1(-3.0f)), LC_VSET1(0.0f), r);
 }
@@ -160,7 +161,12 @@ void LC_POSTOP_NAME(float *y, const float *src, size_t n, const float *residual,
     case LC_ACT_HARDSIGMOID: {
         const LC_V alpha = LC_VSET1(e.alpha), beta = LC_VSET1(e.beta);
         const LC_V zero = LC_VSET1(0.0f), one = LC_VSET1(1.0f);
-        LC_POSTOP_LOOP(lc_vclamp(LC_VFMA(v, alpha, beta), zero, one));
+        if (lc_hardsigmoid_is_torch(&e)) {
+            const LC_V three = LC_VSET1(3.0f), six = LC_VSET1(6.0f);
+            LC_POSTOP_LOOP(lc_vclamp(LC_VDIV(LC_VADD(v, three), six), zero, one));
+        } else {
+            LC_POSTOP_LOOP(lc_vclamp(LC_VFMA(v, alpha, beta), zero, one));
+        }
         break;
     }
     case LC_ACT_LEAKY_RELU: {
