@@ -366,8 +366,9 @@ static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, i
                 memset(Mo + x * mo_xs + (size_t)(p * Mg + o) * nr + used, 0,
                        (size_t)((int64_t)nr - used) * sizeof(float));
     }
-    /* output transform, bias and activation, scatter (the residual is added
-     * in the scatter, so the transform clamps only when there is none) */
+    /* output transform, bias and activation, scatter (a residual is added
+     * by the scatter and its post-op, so the transform clamps only when
+     * there is none) */
     const int64_t yoff = (b->n * d->M + b->grp * Mg) * d->OH * d->OW;
     float *yg = t->y + yoff;
     const float *rg = t->res ? t->res + yoff : NULL;
