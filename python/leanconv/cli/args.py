@@ -10,9 +10,10 @@ import sys
 from .errors import CliError
 from .suites import DEFAULT_SUITE, SUITES, Layer
 
-PEERS = ("torch", "onnxruntime")
+PEERS = ("torch", "onnxruntime", "openvino", "ncnn")
 _PEER_ALIASES = {"torch": "torch", "pytorch": "torch", "onnxruntime": "onnxruntime",
-                 "ort": "onnxruntime", "onnx": "onnxruntime"}
+                 "ort": "onnxruntime", "onnx": "onnxruntime", "openvino": "openvino",
+                 "ov": "openvino", "ncnn": "ncnn"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--min-time", type=_positive_float, default=0.1, metavar="S",
                    help="seconds of calls per measurement; the median is reported (default 0.1)")
     b.add_argument("--compare", default="", metavar="LIST",
-                   help="peers: torch, onnxruntime (a peer not installed is skipped)")
+                   help="peers: torch, onnxruntime, openvino, ncnn (a peer not installed is skipped)")
     b.add_argument("--json", dest="json_path", default=None, metavar="FILE",
                    help="write the results as JSON")
     b.add_argument("--csv", dest="csv_path", default=None, metavar="FILE",
