@@ -309,6 +309,16 @@ def markdown(results, command, cpu, loads):
     return "\n".join(lines)
 
 
+def kept_sections(path):
+    """Sections other scripts write into the same file (bench/neon_mca.py's,
+    between its markers): carried over when this script rewrites it."""
+    old = Path(path).read_text() if Path(path).exists() else ""
+    begin, end = "<!-- neon-mca -->", "<!-- /neon-mca -->"
+    if begin in old and end in old:
+        return "\n" + old[old.index(begin):old.index(end) + len(end)] + "\n"
+    return ""
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--isa", help="one ISA, in this process (default: every SIMD ISA, one child each)")
@@ -351,7 +361,8 @@ def main():
     loads.append(os.getloadavg()[0])
     command = "`python bench/perf_layers.py" + (" --quick" if args.quick else "") + "`"
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(markdown(results, command, cpu_name(), loads))
+    Path(args.out).write_text(markdown(results, command, cpu_name(), loads) +
+                              kept_sections(args.out))
     print("wrote", args.out)
 
 
