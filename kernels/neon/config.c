@@ -14,5 +14,6 @@ void lc_config_neon(lc_isa_config *cfg) {
     lc_wino_fill__neon(cfg);
     cfg->dw_row = lc_f32_dw_row__neon;
     cfg->dw_band = lc_f32_dw_band__neon;
+    cfg->postop = lc_f32_postop__neon;
 }
 #endif
