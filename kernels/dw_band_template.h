@@ -43,7 +43,7 @@ LC_DWB_INLINE void LC_CAT(LC_DWB_NAME, _block)(float *out, size_t ldo, size_t ox
         const float *pr = p + ky * tap_step + ox;
         const float *wr = w + ky * kW;
         if (KW > 0) {
-            LC_V wv[KW > 0 ? KW : 1];
+            LC_V wv[8]; /* KW <= 7: a fixed size, not a VLA the compiler keeps in memory */
             LC_DWB_UNROLL
             for (int kx = 0; kx < KW; kx++) wv[kx] = LC_VSET1(wr[kx]);
             /* row r at b0 + r*rsb bytes, written as base + index*{1,2,4} so
