@@ -10,32 +10,18 @@ shape, dtype and layout; its backward is torch's own convolution backward
 (recomputed through the module's stock torch path), so gradients are torch's."""
 from __future__ import annotations
 
-import itertools
-import weakref
 from typing import Optional
 
 import torch
 from torch import nn
 
+from leanconv.torch.registry import Registry
+
 from leanconv.torch import eligibility
 
-_modules: "weakref.WeakValueDictionary[int, nn.Module]" = weakref.WeakValueDictionary()
-_next = itertools.count(1)
-
-
-def register(module) -> int:
-    handle = next(_next)
-    _modules[handle] = module
-    return handle
-
-
-def _module(handle):
-    m = _modules.get(handle)
-    if m is None:
-        raise RuntimeError(f"leanconv::conv2d: convolution module {handle} no longer exists "
-                           f"(a compiled or exported graph outlived its model, or runs in "
-                           f"another process)")
-    return m
+_registry = Registry("leanconv::conv2d")
+register = _registry.register
+_module = _registry.get
 
 
 @torch.library.custom_op("leanconv::conv2d", mutates_args=())
