@@ -19,8 +19,8 @@ import leanconv as lc  # noqa: E402
 import leanconv.torch as lct  # noqa: E402
 import reference_nets  # noqa: E402
 import torchvision_models  # noqa: E402
-from leanconv.torch.freeze import FreezeWarning, choose, epilogue_speed  # noqa: E402
-from leanconv.torch.freeze.frozen_conv import FrozenConv2d  # noqa: E402
+from leanconv.torch.frozen import FreezeWarning, choose, epilogue_speed  # noqa: E402
+from leanconv.torch.frozen.frozen_conv import FrozenConv2d  # noqa: E402
 
 NET_TOL = 1e-5
 FLOAT_TOL = 2e-5

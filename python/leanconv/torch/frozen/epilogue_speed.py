@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from leanconv._plan import Conv2d as Plan
-from leanconv.torch.freeze.activations import Activation
+from leanconv.torch.frozen.activations import Activation
 
 KINDS = (Activation("hardswish"), Activation("hardsigmoid"), Activation("silu"),
          Activation("sigmoid"), Activation("gelu", ("none",)), Activation("gelu", ("tanh",)),

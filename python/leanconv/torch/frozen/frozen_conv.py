@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from leanconv._params import ConvSpec
-from leanconv.torch.freeze import epilogue_speed
-from leanconv.torch.freeze.activations import Activation
+from leanconv.torch.frozen import epilogue_speed
+from leanconv.torch.frozen.activations import Activation
 from leanconv.torch.plans import torch_threads
 
 
@@ -53,7 +53,7 @@ class FrozenConv2d(nn.Module):
             self._kernel_run = self.plan._kernel.run
             self._bias_np = self.plan._bias
             self.packed_bytes = self.plan.packed_bytes
-        from leanconv.torch.freeze import custom_op
+        from leanconv.torch.frozen import custom_op
         self.handle = custom_op.register(self)
 
     # -- shapes -------------------------------------------------------------
@@ -75,7 +75,7 @@ class FrozenConv2d(nn.Module):
     # -- running ------------------------------------------------------------
     def forward(self, x, residual=None):
         if type(x) is not torch.Tensor or torch.compiler.is_compiling():
-            from leanconv.torch.freeze import custom_op
+            from leanconv.torch.frozen import custom_op
             return custom_op.frozen_conv2d(x, self.handle, residual)
         return self.run(x, residual)
 
