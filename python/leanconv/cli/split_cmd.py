@@ -105,6 +105,7 @@ def run(opts) -> int:
     report = {"schema": SCHEMA, "model": opts.model,
               **{k: result[k] for k in FIELDS},
               "device_outputs": result["device_outputs"],
+              "server_outputs": result["server_outputs"],
               "files": written,
               "limits": {"device_memory_bytes": memory, "uplink_bytes_per_s": uplink,
                          "rtt_ms": rtt * 1e3, "max_device_ms": cap,

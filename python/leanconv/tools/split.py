@@ -82,7 +82,10 @@ def evaluate(profile, device_mask, server_ms, uplink, rtt_s):
         "cut": cut,
         "device_nodes": [nodes[i]["name"] for i in device],
         "server_nodes": [nodes[i]["name"] for i in server],
-        "device_outputs": [v for v in cut if v not in inputs] + kept_on_device,
+        # model outputs computed on the device stay there; the server makes the rest
+        "device_outputs": list(dict.fromkeys([v for v in cut if v not in inputs]
+                                             + kept_on_device)),
+        "server_outputs": [v for v in outputs if v not in on_device],
         "device_ms": device_ms,
         "transfer_bytes": transfer_bytes,
         "transfer_ms": transfer_ms,
@@ -160,11 +163,10 @@ def write_parts(model, result, folder, extract=None):
     os.makedirs(folder, exist_ok=True)
     inputs = [vi.name for vi in model.graph.input
               if vi.name not in {i.name for i in model.graph.initializer}]
-    outputs = [o.name for o in model.graph.output]
     extract = extract or extractor(model)
     written = {}
     parts = [("device", result["device_nodes"], inputs, result["device_outputs"]),
-             ("server", result["server_nodes"], result["cut"], outputs)]
+             ("server", result["server_nodes"], result["cut"], result["server_outputs"])]
     for part, nodes, ins, outs in parts:
         path = os.path.join(folder, f"{part}.onnx")
         if not nodes:
