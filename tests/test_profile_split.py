@@ -230,13 +230,10 @@ def test_fast_link_to_a_fast_server_sends_everything(models, capsys, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["resnet18", "googlenet"])
-def test_memory_budget_moves_the_cut(name, models, capsys, tmp_path):
+def test_memory_budget_moves_the_cut(name, models, profiles, capsys, tmp_path):
     """An equal server and a slow link: the fewest bytes sent that fit half the
     memory of running everything on the device -- a cut inside the network."""
-    code, whole, _, err = _split(capsys, models[name], tmp_path / "a", "--device-memory", "8GiB",
-                                 "--uplink", "1Mbit/s", "--rtt", "0ms", "--server-speedup", "1")
-    assert code == 0, err
-    budget = whole["device_peak_bytes"] // 2
+    budget = profiles[name][1]["peak_bytes"] // 2
     code, r, _, err = _split(capsys, models[name], tmp_path / "b", "--device-memory", budget,
                              "--uplink", "1Mbit/s", "--rtt", "0ms", "--server-speedup", "1")
     assert code == 0, err
@@ -376,7 +373,7 @@ def test_split_as_a_user_runs_it(models, tmp_path):
 
 # --- the device peak is what device.onnx really takes ----------------------------------------
 
-def test_device_peak_matches_the_rss_of_device_onnx(models, capsys, tmp_path):
+def test_device_peak_matches_the_rss_of_device_onnx(models, profiles, capsys, tmp_path):
     """device_peak_bytes within 10% of the resident-memory growth of a fresh
     process running device.onnx (glibc's mmap threshold fixed, so freed buffers
     leave the RSS: see bench/split_memory.py)."""
@@ -384,11 +381,7 @@ def test_device_peak_matches_the_rss_of_device_onnx(models, capsys, tmp_path):
         pytest.skip("needs Linux procfs")
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
     import split_memory
-    code, whole, _, err = _split(capsys, models["resnet18"], tmp_path / "a", "--device-memory",
-                                 "8GiB", "--uplink", "1Mbit/s", "--rtt", "0ms",
-                                 "--server-speedup", "1")
-    assert code == 0, err
-    budget = whole["device_peak_bytes"] // 3
+    budget = profiles["resnet18"][1]["peak_bytes"] // 3
     code, r, _, err = _split(capsys, models["resnet18"], tmp_path / "b", "--device-memory",
                              budget, "--uplink", "1Mbit/s", "--rtt", "0ms",
                              "--server-speedup", "1")
