@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import os
 
-from leanconv.tools.profile import live_bytes
+from leanconv.tools import executor
+from leanconv.tools.profile import INTERPRETER, live_bytes
 
 MAX_CUTS = 10000
 ALL_SETS = "all downward-closed node sets"
@@ -73,7 +74,8 @@ def evaluate(profile, device_mask, server_ms, uplink, rtt_s):
     cut = list(dict.fromkeys(v for v in read_by_server if v in on_device))
     kept_on_device = [v for v in outputs if v in on_device and v not in inputs]
     device_nodes = [nodes[i] for i in device]
-    peaks = live_bytes(device_nodes, tensors, inputs, set(cut) | set(kept_on_device))
+    peaks = live_bytes(device_nodes, tensors, inputs,
+                       list(dict.fromkeys(cut + kept_on_device)), traits(profile))
     transfer_bytes = sum(tensors[v] for v in cut)
     device_ms = sum(n["ms"] for n in device_nodes)
     srv_ms = sum(server_ms[i] for i in server)
@@ -93,6 +95,14 @@ def evaluate(profile, device_mask, server_ms, uplink, rtt_s):
         "total_ms": device_ms + transfer_ms + srv_ms,
         "device_peak_bytes": max(peaks, default=sum(tensors[v] for v in inputs)),
     }
+
+
+def traits(profile):
+    """The profile's executor memory traits, with the arena placement when it had one."""
+    t = dict(profile.get("memory_traits") or INTERPRETER)
+    if t["arena"]:
+        t["place"] = executor.arena_place()
+    return t
 
 
 def server_times(profile, speedup=None, server_profile=None):
