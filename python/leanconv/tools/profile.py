@@ -23,7 +23,11 @@ The memory model.  While node i runs, the process holds
                           reads, node i's outputs, and the values kept to the end
                           (the model outputs; for a split, the tensors to send),
   workspace               node i's workspace_bytes.
-It counts buffers, not the interpreter, the libraries or allocator slack."""
+That is the interpreter (fresh arrays).  With a static arena schedule
+(executor.memory_traits()["arena"]) the activations are the arena for every
+node, plus the caller's inputs and, at the end, the outputs copied out: see
+_arena_live.  It counts buffers, not the interpreter, the libraries or
+allocator slack."""
 from __future__ import annotations
 
 import statistics
