@@ -9,7 +9,9 @@
  *      contiguously, zero padded; the transform gathers stride m with
  *      permutes), else from a lanes-innermost gather
  *   2. alpha^2 GEMMs  Mo[xi] = U[xi] * V[xi]  (Mg x tiles of the block)
- *   3. output transform with bias and activation, scattered into y
+ *   3. output transform with bias and activation, scattered into y; a tile
+ *      whose transform results overflowed to Inf/NaN from finite inputs is
+ *      recomputed in double (winograd_exact.c)
  * so the workspace is bounded by the block, not the image. */
 #include <string.h>
 #include "internal.h"
@@ -25,7 +27,7 @@ typedef struct {
     int64_t cchunks, mchunks;      /* phased: channel ranges of the two phases */
     int64_t v_stride;              /* phased: floats between the blocks' V buffers */
     int64_t shared_bytes;          /* phased: the V buffers of every block */
-    int64_t v_floats, mo_floats, d_floats, o_floats, slice_bytes;
+    int64_t v_floats, mo_floats, d_floats, o_floats, exact_floats, slice_bytes;
 } lc_wino_geom;
 
 static int lc_wino_variant(int algorithm) { return algorithm - LC_ALGO_WINOGRAD_F2; }
@@ -69,12 +71,15 @@ static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
     g->mo_floats = lc_mul(lc_mul(lc_mul(g->xi, g->tb, ok), Mg, ok), nr, ok);
     g->d_floats = g->xi * nr;
     g->o_floats = g->m * g->m * nr;
-    /* per thread: its V (unphased), Mo, gather and output scratch */
+    g->exact_floats = lc_mul(lc_wino_exact_doubles(d), 2, ok); /* doubles, as floats */
+    /* per thread: its V (unphased), Mo, gather and output scratch, and the
+     * double V of one tile for recomputing overflowed tiles */
     g->v_stride = lc_aligned_floats_bytes(g->v_floats, ok) / (int64_t)sizeof(float);
-    g->slice_bytes = lc_add(lc_add(g->phased ? 0 : lc_aligned_floats_bytes(g->v_floats, ok),
-                                   lc_aligned_floats_bytes(g->mo_floats, ok), ok),
-                            lc_add(lc_aligned_floats_bytes(g->d_floats, ok),
-                                   lc_aligned_floats_bytes(g->o_floats, ok), ok), ok);
+    g->slice_bytes = lc_add(lc_add(lc_add(g->phased ? 0 : lc_aligned_floats_bytes(g->v_floats, ok),
+                                          lc_aligned_floats_bytes(g->mo_floats, ok), ok),
+                                   lc_add(lc_aligned_floats_bytes(g->d_floats, ok),
+                                          lc_aligned_floats_bytes(g->o_floats, ok), ok), ok),
+                            lc_aligned_floats_bytes(g->exact_floats, ok), ok);
     g->shared_bytes = g->phased ? lc_mul(g->blocks_total, g->v_stride * (int64_t)sizeof(float), ok) : 0;
 }
 
@@ -131,7 +136,7 @@ void lc_winograd_pack_weights(const lc_conv_desc *d, const float *w, float *pack
 
 typedef struct {
     const lc_conv_desc *d;
-    const float *x, *packed, *bias;
+    const float *x, *packed, *bias, *res;
     float *y;
     char *ws;
     lc_wino_geom g;
@@ -209,36 +214,50 @@ static uint64_t lc_wino_strip_run(const lc_conv_desc *dd, const lc_wino_geom *g,
     return (uint64_t)1 << e;
 }
 
-static inline void lc_wino_interleave(float *yrow, const float *oi, size_t nr, int64_t m,
-                                      int64_t n) {
-    for (int64_t l = 0; l < n; l++)
-        for (int64_t j = 0; j < m; j++) yrow[l * m + j] = oi[(size_t)j * nr + l];
+/* yrow[l*m + j] = oi[j*nr + l] (+ rrow[l*m + j], read before the store:
+ * rrow may be yrow) */
+static inline void lc_wino_interleave(float *yrow, const float *oi, const float *rrow, size_t nr,
+                                      int64_t m, int64_t n) {
+    if (rrow) {
+        for (int64_t l = 0; l < n; l++)
+            for (int64_t j = 0; j < m; j++) yrow[l * m + j] = oi[(size_t)j * nr + l] + rrow[l * m + j];
+    } else {
+        for (int64_t l = 0; l < n; l++)
+            for (int64_t j = 0; j < m; j++) yrow[l * m + j] = oi[(size_t)j * nr + l];
+    }
 }
 
 /* The m x m outputs of a run's tiles (o: m x m x NR) into one output plane,
- * clipped at the bottom and right edges. */
+ * clipped at the bottom and right edges; with a residual plane ro (laid out
+ * like yo, possibly yo itself) it is added on the way, and with `post` the
+ * post-op runs over each output row segment right after it is written. */
 static void lc_wino_scatter_run(const lc_conv_desc *dd, const lc_wino_geom *g, const float *o,
-                                const lc_tile_run *r, size_t nr, float *yo) {
+                                const lc_tile_run *r, size_t nr, float *yo, const float *ro,
+                                int post) {
     const int64_t m = g->m, OW = dd->OW;
     const int64_t oy0 = r->th * m, ox0 = r->tw0 * m;
     const int64_t rows = lc_min64(m, dd->OH - oy0);
     /* tiles whose m columns are all inside; the last one may be clipped */
     const int64_t full = lc_min64(r->count, (OW - ox0) / m);
+    const int64_t seg = lc_min64(r->count * m, OW - ox0);
     for (int64_t i = 0; i < rows; i++) {
         float *yrow = yo + (oy0 + i) * OW + ox0;
+        const float *rrow = ro ? ro + (oy0 + i) * OW + ox0 : NULL;
         const float *oi = o + (size_t)(i * m) * nr + r->lane0;
         /* one pass along the output row, so each line is written once;
          * constant m lets the compiler unroll the j loop */
         switch (m) {
-        case 2: lc_wino_interleave(yrow, oi, nr, 2, full); break;
-        case 4: lc_wino_interleave(yrow, oi, nr, 4, full); break;
-        case 6: lc_wino_interleave(yrow, oi, nr, 6, full); break;
-        default: lc_wino_interleave(yrow, oi, nr, m, full);
+        case 2: lc_wino_interleave(yrow, oi, rrow, nr, 2, full); break;
+        case 4: lc_wino_interleave(yrow, oi, rrow, nr, 4, full); break;
+        case 6: lc_wino_interleave(yrow, oi, rrow, nr, 6, full); break;
+        default: lc_wino_interleave(yrow, oi, rrow, nr, m, full);
         }
         for (int64_t l = full; l < r->count; l++) {
             const int64_t cols = OW - (ox0 + l * m);
-            for (int64_t j = 0; j < cols; j++) yrow[l * m + j] = oi[(size_t)j * nr + l];
+            for (int64_t j = 0; j < cols; j++)
+                yrow[l * m + j] = oi[(size_t)j * nr + l] + (rrow ? rrow[l * m + j] : 0.0f);
         }
+        if (post) dd->isa->postop(yrow, yrow, (size_t)seg, NULL, 0.0f, &dd->epilogue);
     }
 }
 
@@ -300,9 +319,26 @@ static void lc_wino_input_block(const lc_wino_ctx *t, const lc_wino_block *b, in
     }
 }
 
+/* The tiles of a panel (lanes set in `lanes`, tile t0 + l) whose transforms
+ * overflowed: output channel o recomputed in double into their lanes of
+ * obuf, before the scatter adds the residual and runs the post-op. */
+static void lc_wino_exact_lanes(const lc_wino_ctx *t, const lc_wino_block *b, int64_t t0,
+                                uint64_t lanes, int64_t o, const lc_epilogue *kep, float *obuf,
+                                double *v) {
+    const lc_conv_desc *d = t->d;
+    const int64_t Cg = d->C / d->groups;
+    const float *xg = t->x + (b->n * d->C + b->grp * Cg) * d->H * d->W;
+    for (int64_t l = 0; lanes; l++, lanes >>= 1)
+        if (lanes & 1u)
+            lc_wino_exact_tile(d, xg, t->packed, b->grp, (t0 + l) / t->g.tiles_w,
+                               (t0 + l) % t->g.tiles_w, o, t->bias, kep, obuf + l,
+                               (size_t)d->isa->nr, v);
+}
+
 /* 2 and 3. GEMMs and output transform of output channels [m_begin, m_end) */
 static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, int64_t m_begin,
-                                 int64_t m_end, const float *V, float *Mo, float *obuf) {
+                                 int64_t m_end, const float *V, float *Mo, float *obuf,
+                                 double *exact) {
     const lc_conv_desc *d = t->d;
     const lc_wino_geom *g = &t->g;
     const lc_isa_config *isa = d->isa;
@@ -316,7 +352,7 @@ static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, i
         const float *u = t->packed + (x * d->groups + b->grp) * t->mpad * Cg;
         lc_gemm_panels_rows(isa, (size_t)Mg, (size_t)m_begin, (size_t)m_end, (size_t)Cg, u,
                             V + x * v_xs, nr, (size_t)Cg * nr, (size_t)b->blk_tiles,
-                            Mo + x * mo_xs, nr, (size_t)Mg * nr, NULL, &d->epilogue, 0);
+                            Mo + x * mo_xs, nr, (size_t)Mg * nr, NULL, NULL, &d->epilogue, 0);
     }
     /* The GEMMs left the lanes past the last tile unwritten; zero them so
      * the output transform never meets stale (possibly denormal) data. */
@@ -327,25 +363,36 @@ static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, i
                 memset(Mo + x * mo_xs + (size_t)(p * Mg + o) * nr + used, 0,
                        (size_t)((int64_t)nr - used) * sizeof(float));
     }
-    /* output transform, bias and activation, scatter */
-    float *yg = t->y + (b->n * d->M + b->grp * Mg) * d->OH * d->OW;
+    /* output transform, bias and activation, scatter (the residual is added
+     * in the scatter, so the transform clamps only when there is none) */
+    const int64_t yoff = (b->n * d->M + b->grp * Mg) * d->OH * d->OW;
+    float *yg = t->y + yoff;
+    const float *rg = t->res ? t->res + yoff : NULL;
+    const lc_epilogue kep = lc_kernel_epilogue(&d->epilogue, rg != NULL);
+    const int post = lc_needs_postop(&d->epilogue, rg != NULL);
     for (int64_t p = 0; p < b->npan; p++) {
         const int64_t t0 = (b->panel0 + p) * (int64_t)nr;
         const int64_t lanes = lc_min64((int64_t)nr, g->tiles - t0);
         lc_tile_run runs[LC_WINO_MAX_RUNS];
         const int64_t nruns = lc_wino_runs(g, t0, lanes, runs);
+        const uint64_t lane_mask = lanes < 64 ? ((uint64_t)1 << lanes) - 1 : ~(uint64_t)0;
         for (int64_t o = m_begin; o < m_end; o++) {
             float bias = t->bias ? t->bias[b->grp * Mg + o] : 0.0f;
-            isa->wino_output[v](Mo + (size_t)(p * Mg + o) * nr, mo_xs, obuf, bias, &d->epilogue);
+            uint64_t bad = isa->wino_output[v](Mo + (size_t)(p * Mg + o) * nr, mo_xs, obuf,
+                                               bias, &kep) & lane_mask;
+            if (bad) /* rare: huge inputs, or a genuine Inf/NaN (then left as it is) */
+                lc_wino_exact_lanes(t, b, t0, bad, o, &kep, obuf, exact);
             float *yo = yg + o * d->OH * d->OW;
-            for (int64_t r = 0; r < nruns; r++) lc_wino_scatter_run(d, g, obuf, &runs[r], nr, yo);
+            const float *ro = rg ? rg + o * d->OH * d->OW : NULL;
+            for (int64_t r = 0; r < nruns; r++)
+                lc_wino_scatter_run(d, g, obuf, &runs[r], nr, yo, ro, post);
         }
     }
 }
 
-/* The per-thread scratch of a slice: [V (unphased only)][Mo][gather][output]. */
+/* The per-thread scratch of a slice: [V (unphased only)][Mo][gather][output][exact]. */
 static void lc_wino_slice(const lc_wino_ctx *t, int thread, float **V, float **Mo, float **dbuf,
-                          float **obuf) {
+                          float **obuf, double **exact) {
     const lc_wino_geom *g = &t->g;
     int ok = 1;
     char *s = t->ws + g->shared_bytes + thread * g->slice_bytes;
@@ -357,6 +404,7 @@ static void lc_wino_slice(const lc_wino_ctx *t, int thread, float **V, float **M
     *Mo = (float *)s;
     *dbuf = (float *)(s + lc_aligned_floats_bytes(g->mo_floats, &ok));
     *obuf = (float *)((char *)*dbuf + lc_aligned_floats_bytes(g->d_floats, &ok));
+    *exact = (double *)((char *)*obuf + lc_aligned_floats_bytes(g->o_floats, &ok));
 }
 
 /* Many blocks: a thread takes a whole block, input to output. */
@@ -364,9 +412,10 @@ static void lc_wino_task(void *vctx, int64_t item, int thread) {
     const lc_wino_ctx *t = (const lc_wino_ctx *)vctx;
     const lc_wino_block b = lc_wino_block_at(t->d, &t->g, item);
     float *V, *Mo, *dbuf, *obuf;
-    lc_wino_slice(t, thread, &V, &Mo, &dbuf, &obuf);
+    double *exact;
+    lc_wino_slice(t, thread, &V, &Mo, &dbuf, &obuf, &exact);
     lc_wino_input_block(t, &b, 0, t->d->C / t->d->groups, V, dbuf);
-    lc_wino_output_block(t, &b, 0, t->d->M / t->d->groups, V, Mo, obuf);
+    lc_wino_output_block(t, &b, 0, t->d->M / t->d->groups, V, Mo, obuf, exact);
 }
 
 /* Few blocks (phased): first every block's input transform, shared out by
@@ -379,8 +428,9 @@ static void lc_wino_input_task(void *vctx, int64_t item, int thread) {
     const int64_t c_begin = lc_min64(cc * per, Cg), c_end = lc_min64(c_begin + per, Cg);
     const lc_wino_block b = lc_wino_block_at(t->d, g, ib);
     float *V, *Mo, *dbuf, *obuf;
+    double *exact;
     if (c_begin >= c_end) return;
-    lc_wino_slice(t, thread, &V, &Mo, &dbuf, &obuf);
+    lc_wino_slice(t, thread, &V, &Mo, &dbuf, &obuf, &exact);
     lc_wino_input_block(t, &b, c_begin, c_end, (float *)t->ws + ib * g->v_stride, dbuf);
 }
 
@@ -395,15 +445,17 @@ static void lc_wino_output_task(void *vctx, int64_t item, int thread) {
     if (m_begin >= m_end) return;
     const lc_wino_block b = lc_wino_block_at(t->d, g, ib);
     float *V, *Mo, *dbuf, *obuf;
-    lc_wino_slice(t, thread, &V, &Mo, &dbuf, &obuf);
-    lc_wino_output_block(t, &b, m_begin, m_end, (const float *)t->ws + ib * g->v_stride, Mo, obuf);
+    double *exact;
+    lc_wino_slice(t, thread, &V, &Mo, &dbuf, &obuf, &exact);
+    lc_wino_output_block(t, &b, m_begin, m_end, (const float *)t->ws + ib * g->v_stride, Mo, obuf,
+                         exact);
 }
 
 int lc_winograd_run(const lc_conv_desc *d, const float *x, const float *packed,
-                    const float *bias, float *y, char *ws) {
+                    const float *bias, const float *res, float *y, char *ws) {
     int ok = 1;
     lc_wino_ctx t;
-    t.d = d; t.x = x; t.packed = packed; t.bias = bias; t.y = y; t.ws = ws;
+    t.d = d; t.x = x; t.packed = packed; t.bias = bias; t.res = res; t.y = y; t.ws = ws;
     lc_wino_geometry(d, &t.g, &ok);
     t.mpad = lc_round_up(d->M / d->groups, d->isa->mr, &ok);
     if (!t.g.phased) {

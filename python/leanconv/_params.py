@@ -8,11 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _epilogue
+
 # Sizes beyond this are refused before they reach int64 arithmetic in C.
 _MAX_DIM = 1 << 62
-
-ACTIVATIONS = ("relu", "relu6", "clamp")
-
 
 def _int(value, name):
     if type(value) is int:  # fast path: shapes are plain ints on every call
@@ -32,7 +31,14 @@ def pair(value, name, minimum):
         a = b = _int(value, name)
     if a < minimum or b < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    _below_max(max(a, b), name, value)
     return a, b
+
+
+def _below_max(v, name, value):
+    """Geometry values go to C as int64: refuse, by name, what cannot be one."""
+    if v >= _MAX_DIM:
+        raise ValueError(f"{name} must be < 2**62, got {value!r}")
 
 
 def padding4(padding, kernel, stride, dilation):
@@ -56,45 +62,28 @@ def padding4(padding, kernel, stride, dilation):
         if len(vals) == 2:
             vals = (vals[0], vals[0], vals[1], vals[1])
         elif len(vals) != 4:
-            raise ValueError(f"padding must have 1, 2 or 4 values, got {padding!r}")
+            hint = " (a 1-tuple is not accepted: pass the int itself)" if len(vals) == 1 else ""
+            raise ValueError(f"padding must be an int, a pair (h, w), a 4-tuple (top, bottom, "
+                             f"left, right), 'valid' or 'same'; got {padding!r}{hint}")
     else:
         p = _int(padding, "padding")
         vals = (p, p, p, p)
     if min(vals) < 0:
         raise ValueError(f"padding must be >= 0, got {padding!r}")
+    _below_max(max(vals), "padding", padding)
     return vals
 
 
-def clamp_range(activation):
-    """activation -> None or (lo, hi) of the fused clamp."""
-    if activation is None:
-        return None
-    if isinstance(activation, str):
-        if activation == "relu":
-            return (0.0, float("inf"))
-        if activation == "relu6":
-            return (0.0, 6.0)
-        raise ValueError(f"unknown activation {activation!r}; use None, 'relu', 'relu6' "
-                         f"or ('clamp', lo, hi)")
-    if isinstance(activation, tuple) and len(activation) == 3 and activation[0] == "clamp":
-        try:
-            lo, hi = float(activation[1]), float(activation[2])
-        except (TypeError, ValueError):
-            raise ValueError(f"clamp bounds must be numbers, got {activation!r}") from None
-        if np.isnan(lo) or np.isnan(hi) or lo > hi:
-            raise ValueError(f"clamp needs lo <= hi (and no NaN), got {activation!r}")
-        return (lo, hi)
-    raise ValueError(f"unknown activation {activation!r}; use None, 'relu', 'relu6' "
-                     f"or ('clamp', lo, hi)")
-
-
 def float32_array(a, name):
-    """A C-contiguous, aligned float32 ndarray view or copy of `a`."""
+    """A C-contiguous, aligned, native-byte-order float32 ndarray view or copy
+    of `a` (an ndarray, or an object with __array__ such as a CPU tensor)."""
     if not isinstance(a, np.ndarray):
-        if hasattr(a, "__array__") or isinstance(a, (list, tuple)):
-            a = np.asarray(a)
-        else:
-            raise TypeError(f"{name} must be a numpy array, got {type(a).__name__}")
+        if isinstance(a, (list, tuple)) or not hasattr(a, "__array__"):
+            raise TypeError(f"{name} must be a float32 NumPy array, got a {type(a).__name__}; "
+                            f"pass np.asarray({name}, dtype=np.float32)")
+        a = np.asarray(a)
+    if a.dtype.kind == "f" and a.dtype.itemsize == 4 and not a.dtype.isnative:
+        a = a.astype(np.float32)  # the other byte order: same values, converted once
     if a.dtype != np.float32:
         raise TypeError(f"leanconv computes in float32, but {name} has dtype {a.dtype}; "
                         f"convert it with {name}.astype(np.float32)")
@@ -129,7 +118,7 @@ class ConvSpec:
     stride: tuple
     dilation: tuple
     pads: tuple  # (top, bottom, left, right)
-    clamp: tuple | None
+    epilogue: tuple | None  # _epilogue.parse(activation): None or (code, a, b)
 
     @classmethod
     def build(cls, w_shape, stride=1, padding=0, dilation=1, groups=1, activation=None):
@@ -142,7 +131,13 @@ class ConvSpec:
         stride = pair(stride, "stride", 1)
         dilation = pair(dilation, "dilation", 1)
         pads = padding4(padding, (kH, kW), stride, dilation)
-        return cls(M, Cg, kH, kW, groups, stride, dilation, pads, clamp_range(activation))
+        return cls(M, Cg, kH, kW, groups, stride, dilation, pads, _epilogue.parse(activation))
+
+    @property
+    def clamp(self):
+        """(lo, hi) when the activation is a clamp (relu, relu6), else None."""
+        ep = self.epilogue
+        return ep[1:] if ep is not None and ep[0] == _epilogue.CLAMP else None
 
     @property
     def C(self):
