@@ -13,15 +13,11 @@
  * buffer is LC_DW_BAND_FLOATS floats of stack. */
 #include <string.h>
 #include "internal.h"
+#include "isa_build.h"
 
 /* The band buffer: 24 KiB, in L1 next to the output rows it feeds, and small
  * enough for any thread's stack. */
 #define LC_DW_BAND_FLOATS 6144
-#if defined(_MSC_VER) && !defined(__clang__)
-#define LC_ALIGNED_STACK(type, name, n) __declspec(align(64)) type name[n]
-#else
-#define LC_ALIGNED_STACK(type, name, n) type name[n] __attribute__((aligned(64)))
-#endif
 /* Largest horizontal stride the band path takes (one row copy per phase). */
 #define LC_DW_BAND_MAX_SW 8
 /* Widest kernel the band path takes (its column offsets live on the stack). */
@@ -131,8 +127,8 @@ static void lc_dw_band_task(void *vctx, int64_t item, int thread) {
     const lc_dw_ctx *t = (const lc_dw_ctx *)vctx;
     const lc_conv_desc *d = t->d;
     (void)thread;
-    LC_ALIGNED_STACK(float, buf, LC_DW_BAND_FLOATS);
-    LC_ALIGNED_STACK(float, stage, LC_DW_STAGE);
+    LC_ALIGNED64_ARRAY(float, buf, LC_DW_BAND_FLOATS);
+    LC_ALIGNED64_ARRAY(float, stage, LC_DW_STAGE);
     const int64_t p0 = item * t->chunk, p1 = lc_min64(p0 + t->chunk, d->N * d->M);
     const int one_band = t->band_rows >= d->OH;
     const int64_t mult = d->M / d->C;

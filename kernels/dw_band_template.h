@@ -11,11 +11,10 @@
  * load a plain vector load.  Each accumulator sums its taps in a fixed order
  * (ky, then kx), so results do not depend on the blocking. */
 
+#define LC_DWB_INLINE static LC_ALWAYS_INLINE
 #if defined(__GNUC__) || defined(__clang__)
-#define LC_DWB_INLINE static inline __attribute__((always_inline))
 #define LC_DWB_UNROLL _Pragma("GCC unroll 8")
 #else
-#define LC_DWB_INLINE static __forceinline
 #define LC_DWB_UNROLL
 #endif
 
