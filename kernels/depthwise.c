@@ -127,8 +127,8 @@ static void lc_dw_band_task(void *vctx, int64_t item, int thread) {
     const lc_dw_ctx *t = (const lc_dw_ctx *)vctx;
     const lc_conv_desc *d = t->d;
     (void)thread;
-    LC_ALIGNED64_ARRAY(float, buf, LC_DW_BAND_FLOATS);
-    LC_ALIGNED64_ARRAY(float, stage, LC_DW_STAGE);
+    LC_ALIGNED_STACK(float, buf, LC_DW_BAND_FLOATS);
+    LC_ALIGNED_STACK(float, stage, LC_DW_STAGE);
     const int64_t p0 = item * t->chunk, p1 = lc_min64(p0 + t->chunk, d->N * d->M);
     const int one_band = t->band_rows >= d->OH;
     const int64_t mult = d->M / d->C;

@@ -11,6 +11,7 @@
  * load a plain vector load.  Each accumulator sums its taps in a fixed order
  * (ky, then kx), so results do not depend on the blocking. */
 
+#include "isa_build.h"
 #define LC_DWB_INLINE static LC_ALWAYS_INLINE
 #if defined(__GNUC__) || defined(__clang__)
 #define LC_DWB_UNROLL _Pragma("GCC unroll 8")

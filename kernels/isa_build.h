@@ -36,14 +36,11 @@
 #define LC_ALWAYS_INLINE inline
 #endif
 
-/* A local array aligned to a 64-byte cache line (the depthwise band buffer,
- * whose rows the vector kernels load aligned). */
+/* A 64-byte aligned array on the stack (a driver's fixed-size scratch). */
 #if defined(_MSC_VER) && !defined(__clang__)
-#define LC_ALIGNED64_ARRAY(type, name, n) __declspec(align(64)) type name[n]
-#elif defined(__GNUC__) || defined(__clang__)
-#define LC_ALIGNED64_ARRAY(type, name, n) type name[n] __attribute__((aligned(64)))
+#define LC_ALIGNED_STACK(type, name, n) __declspec(align(64)) type name[n]
 #else
-#define LC_ALIGNED64_ARRAY(type, name, n) type name[n]
+#define LC_ALIGNED_STACK(type, name, n) type name[n] __attribute__((aligned(64)))
 #endif
 
 #endif

@@ -1,5 +1,4 @@
 /* Depthwise interior row and band, portable C. */
-#include "../isa_build.h"
 #include "../ukernel_decls.h"
 
 void lc_f32_dw_row__scalar(float *out, size_t n, const float *in, size_t in_row_stride,
