@@ -2,7 +2,7 @@
  * kernel size, stride and dilation, over a zero-padded band whose every tap
  * is a unit-stride run (the driver stores a stride-s row as s phases).
  * Written once over the vector vocabulary of depthwise_template.h (LC_V,
- * LC_VLANES, LC_VLOAD, LC_VSTORE, LC_VSTORE_PART, LC_VSET1, LC_VFMA,
+ * LC_VLANES, LC_VLOAD, LC_VSTORE, LC_VSTORE_PART, LC_VSET1, LC_VFMA, LC_VADD,
  * LC_VCLAMP) and included by kernels/<isa>/depthwise.c after it defines
  * LC_DWB_NAME.
  *
@@ -36,9 +36,16 @@ LC_DWB_INLINE void LC_CAT(LC_DWB_NAME, _block)(float *out, size_t ldo, size_t ox
                                                LC_V vlo, LC_V vhi, const int RB, const int VB,
                                                const int KW, const int SW) {
     const size_t L = LC_VLANES, rsb = row_step * sizeof(float);
-    LC_V acc[8];
+    /* blocks of <= 4 accumulators (the last rows of a band) would be bound by
+     * the FMA latency: their unrolled taps alternate between two sets, odd kx
+     * into acc2, added at the end */
+    const int split = KW > 0 && RB * VB <= 4;
+    LC_V acc[8], acc2[8];
     LC_DWB_UNROLL
-    for (int i = 0; i < RB * VB; i++) acc[i] = vb;
+    for (int i = 0; i < RB * VB; i++) {
+        acc[i] = vb;
+        acc2[i] = LC_VSET1(0.0f);
+    }
     for (size_t ky = 0; ky < kH; ky++) {
         const float *pr = p + ky * tap_step + ox;
         const float *wr = w + ky * kW;
@@ -70,10 +77,12 @@ LC_DWB_INLINE void LC_CAT(LC_DWB_NAME, _block)(float *out, size_t ldo, size_t ox
                     LC_DWB_UNROLL
                     for (int kx = 0; kx < KW; kx++) {
                         LC_DWB_UNROLL
-                        for (int v = 0; v < VB; v++)
-                            acc[r * VB + v] = LC_VFMA(acc[r * VB + v], wv[kx],
-                                                      LC_DWB_SHIFT(raw[kx % SW][v + 1],
-                                                                   raw[kx % SW][v], kx / SW));
+                        for (int v = 0; v < VB; v++) {
+                            LC_V *a = split && (kx & 1) ? acc2 : acc;
+                            a[r * VB + v] = LC_VFMA(a[r * VB + v], wv[kx],
+                                                    LC_DWB_SHIFT(raw[kx % SW][v + 1],
+                                                                 raw[kx % SW][v], kx / SW));
+                        }
                     }
                     continue;
                 }
@@ -82,8 +91,10 @@ LC_DWB_INLINE void LC_CAT(LC_DWB_NAME, _block)(float *out, size_t ldo, size_t ox
                 for (int kx = 0; kx < KW; kx++) {
                     const float *t = q + (SW == 1 ? (size_t)kx : (size_t)(kx & 1) * wq + (size_t)(kx >> 1));
                     LC_DWB_UNROLL
-                    for (int v = 0; v < VB; v++)
-                        acc[r * VB + v] = LC_VFMA(acc[r * VB + v], wv[kx], LC_VLOAD(t + (size_t)v * L));
+                    for (int v = 0; v < VB; v++) {
+                        LC_V *a = split && (kx & 1) ? acc2 : acc;
+                        a[r * VB + v] = LC_VFMA(a[r * VB + v], wv[kx], LC_VLOAD(t + (size_t)v * L));
+                    }
                 }
             }
             continue;
@@ -99,6 +110,10 @@ LC_DWB_INLINE void LC_CAT(LC_DWB_NAME, _block)(float *out, size_t ldo, size_t ox
                                               LC_VLOAD(q + (size_t)r * row_step + (size_t)v * L));
             }
         }
+    }
+    if (split) {
+        LC_DWB_UNROLL
+        for (int i = 0; i < RB * VB; i++) acc[i] = LC_VADD(acc[i], acc2[i]);
     }
     LC_DWB_UNROLL
     for (int r = 0; r < RB; r++) {

@@ -26,6 +26,7 @@ void lc_f32_dw_row__scalar(float *out, size_t n, const float *in, size_t in_row_
 #define LC_VSTORE_PART(p, v, cnt) (*(p) = (v))
 #define LC_VSET1(f) (f)
 #define LC_VFMA(acc, a, b) ((acc) + (a) * (b))
+#define LC_VADD(a, b) ((a) + (b))
 /* NaN compares false and passes */
 #define LC_VCLAMP(v, lo, hi) ((v) < (lo) ? (lo) : (v) > (hi) ? (hi) : (v))
 #define LC_DWB_NAME lc_f32_dw_band__scalar
