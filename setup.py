@@ -27,6 +27,13 @@ def kernel_sources():
                   for p in (ROOT / "kernels").rglob("*.c"))
 
 
+def header_files():
+    """Every header the kernels include: a change to one rebuilds the
+    extension (setuptools only compares the sources' times otherwise)."""
+    return sorted(str(p.relative_to(ROOT)).replace(os.sep, "/")
+                  for d in ("kernels", "include") for p in (ROOT / d).rglob("*.h"))
+
+
 def flag_on(name):
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -122,6 +129,7 @@ def extensions():
         "leanconv._core",
         sources=["python/leanconv/_core.pyx"] + kernel_sources(),
         include_dirs=["include", "kernels"],
+        depends=header_files(),
         extra_compile_args=[],
         extra_link_args=[],
         define_macros=[],

@@ -225,9 +225,11 @@ static inline void lc_wino_interleave(float *yrow, const float *oi, const float 
 }
 
 /* The m x m outputs of a run's tiles (o: m x m x NR) into one output plane,
- * clipped at the bottom and right edges; with a residual plane ro (laid out
- * like yo, possibly yo itself) it is added on the way, and with `post` the
- * post-op runs over each output row segment right after it is written. */
+ * clipped at the bottom and right edges; with `post` the post-op runs over
+ * each output row segment right after it is written, adding the residual
+ * plane ro (laid out like yo) when there is one.  A residual that is yo
+ * itself is added on the way instead (each element read before it is
+ * overwritten) and the post-op only activates. */
 static void lc_wino_scatter_run(const lc_conv_desc *dd, const lc_wino_geom *g, const float *o,
                                 const lc_tile_run *r, size_t nr, float *yo, const float *ro,
                                 int post) {
@@ -240,21 +242,22 @@ static void lc_wino_scatter_run(const lc_conv_desc *dd, const lc_wino_geom *g, c
     for (int64_t i = 0; i < rows; i++) {
         float *yrow = yo + (oy0 + i) * OW + ox0;
         const float *rrow = ro ? ro + (oy0 + i) * OW + ox0 : NULL;
+        const float *add = ro == yo ? rrow : NULL; /* in place: added here */
         const float *oi = o + (size_t)(i * m) * nr + r->lane0;
         /* one pass along the output row, so each line is written once;
          * constant m lets the compiler unroll the j loop */
         switch (m) {
-        case 2: lc_wino_interleave(yrow, oi, rrow, nr, 2, full); break;
-        case 4: lc_wino_interleave(yrow, oi, rrow, nr, 4, full); break;
-        case 6: lc_wino_interleave(yrow, oi, rrow, nr, 6, full); break;
-        default: lc_wino_interleave(yrow, oi, rrow, nr, m, full);
+        case 2: lc_wino_interleave(yrow, oi, add, nr, 2, full); break;
+        case 4: lc_wino_interleave(yrow, oi, add, nr, 4, full); break;
+        case 6: lc_wino_interleave(yrow, oi, add, nr, 6, full); break;
+        default: lc_wino_interleave(yrow, oi, add, nr, m, full);
         }
         for (int64_t l = full; l < r->count; l++) {
             const int64_t cols = OW - (ox0 + l * m);
             for (int64_t j = 0; j < cols; j++)
-                yrow[l * m + j] = oi[(size_t)j * nr + l] + (rrow ? rrow[l * m + j] : 0.0f);
+                yrow[l * m + j] = oi[(size_t)j * nr + l] + (add ? add[l * m + j] : 0.0f);
         }
-        if (post) dd->isa->postop(yrow, yrow, (size_t)seg, NULL, 0.0f, &dd->epilogue);
+        if (post) dd->isa->postop(yrow, yrow, (size_t)seg, add ? NULL : rrow, 0.0f, &dd->epilogue);
     }
 }
 
@@ -358,8 +361,9 @@ static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, i
                 memset(Mo + x * mo_xs + (size_t)(p * Mg + o) * nr + used, 0,
                        (size_t)((int64_t)nr - used) * sizeof(float));
     }
-    /* output transform, bias and activation, scatter (the residual is added
-     * in the scatter, so the transform clamps only when there is none) */
+    /* output transform, bias and activation, scatter (a residual is added
+     * by the scatter and its post-op, so the transform clamps only when
+     * there is none) */
     const int64_t yoff = (b->n * d->M + b->grp * Mg) * d->OH * d->OW;
     float *yg = t->y + yoff;
     const float *rg = t->res ? t->res + yoff : NULL;

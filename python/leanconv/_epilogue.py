@@ -105,8 +105,10 @@ def activate(x, activation, *, residual=None, out=None, threads=None):
         out = np.empty(x.shape, np.float32)
     else:
         check_out(out, x.shape, [("x", x), ("residual", res)])
-    _core.activate(x.reshape(-1), out.reshape(-1), ep, None if res is None else res.reshape(-1),
-                   _threads.resolve(threads), _isa.isa_id())
+    code, a, b = ep if ep is not None else (0, 0.0, 0.0)
+    _core.activate(x.reshape(-1), out.reshape(-1), code, a, b,
+                   None if res is None else res.reshape(-1), _threads.resolve(threads),
+                   _isa.isa_id())
     return out
 
 
