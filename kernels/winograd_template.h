@@ -107,13 +107,15 @@ static void LC_WIN_STRIP_NAME(const float *s, size_t lds, uint64_t ends, float *
 
 /* Y = A^T Mo A, then bias and the epilogue.  Returns the lanes whose A^T Mo A
  * holds an Inf or NaN (before bias and epilogue, which could hide it): one
- * FMA per output vector, x * 0 + acc, which stays 0 for finite x. */
+ * FMA per output vector, x * 0 + acc, which stays 0 for finite x, into one
+ * accumulator per output column (m short chains, not one of m * m). */
 static uint64_t LC_WOUT_NAME(const float *mo, size_t xi_stride, float *out, float bias,
                              const lc_epilogue *ep) {
     const LC_V vb = LC_VSET1(bias), vlo = LC_VSET1(ep->lo), vhi = LC_VSET1(ep->hi);
     uint64_t nonfinite = 0;
     for (size_t lane = 0; lane < LC_NR; lane += LC_VLANES) {
-        LC_V check = LC_VSET1(0.0f);
+        LC_V check[LC_WM];
+        for (int j = 0; j < LC_WM; j++) check[j] = LC_VSET1(0.0f);
         LC_V s[LC_WM][LC_WALPHA];
         for (int j = 0; j < LC_WALPHA; j++) {
             LC_V x[LC_WALPHA], o[LC_WM];
@@ -125,13 +127,14 @@ static uint64_t LC_WOUT_NAME(const float *mo, size_t xi_stride, float *out, floa
             LC_V o[LC_WM];
             LC_WOUT_1D(o, s[i]);
             for (int j = 0; j < LC_WM; j++) {
-                check = LC_VFMAC(check, o[j], 0.0f);
+                check[j] = LC_VFMAC(check[j], o[j], 0.0f);
                 LC_V r = LC_VADD(o[j], vb);
                 if (ep->clamp) r = LC_VCLAMP(r, vlo, vhi);
                 LC_VSTORE(out + (size_t)(i * LC_WM + j) * LC_NR + lane, r);
             }
         }
-        nonfinite |= LC_VNANBITS(check) << lane;
+        for (int j = 1; j < LC_WM; j++) check[0] = LC_VADD(check[0], check[j]);
+        nonfinite |= LC_VNANBITS(check[0]) << lane;
     }
     return nonfinite;
 }
