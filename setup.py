@@ -65,6 +65,10 @@ class BuildExt(build_ext):
                    "-fno-sanitize-recover=undefined"]
             cflags = [f for f in cflags if not f.startswith("-O")] + ["-O1", "-g"] + san
             ldflags += san
+        # The optimisation level this build used, for `leanconv info` and for the
+        # tests that check a build went through here (e.g. the NEON one under qemu).
+        opt = [f for f in cflags if f[:2] in ("-O", "/O")][-1]
+        macros.append(("LC_BUILD_OPT_LEVEL", opt[2:]))
         for ext in self.extensions:
             ext.extra_compile_args += cflags
             ext.extra_link_args += ldflags
