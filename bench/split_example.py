@@ -21,6 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+from split_memory import child_env  # noqa: E402  (same folder; puts leanconv on the path)
 DOC = ROOT / "docs" / "split.md"
 BEGIN, END = "<!-- example:begin -->", "<!-- example:end -->"
 NETS = ("resnet18", "mobilenet_v2")
@@ -28,9 +29,8 @@ LINKS = (("1Mbit/s", "100ms"), ("50Mbit/s", "20ms"), ("10Gbit/s", "0.5ms"))
 
 
 def leanconv(*args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
     proc = subprocess.run([sys.executable, "-m", "leanconv", *map(str, args)],
-                          capture_output=True, text=True, env=env)
+                          capture_output=True, text=True, env=child_env())
     if proc.returncode != 0:
         raise SystemExit(f"leanconv {' '.join(map(str, args))} failed: {proc.stderr.strip()}")
     return proc.stdout

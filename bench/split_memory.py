@@ -29,6 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+if not any((Path(p or ".") / "leanconv").is_dir() for p in sys.path[1:]):
+    sys.path.insert(1, str(ROOT / "python"))   # run from the source tree
 
 BEGIN, END = "<!-- memory:begin -->", "<!-- memory:end -->"
 FRACTIONS = (1.0, 0.5, 0.25, 0.12)
@@ -89,10 +91,18 @@ print(json.dumps({"first": first - baseline, "steady": steady - baseline}))
 FIXED_MMAP = {"MALLOC_MMAP_THRESHOLD_": "65536"}
 
 
+def child_env(**extra):
+    """The environment for a child process that imports the same leanconv as
+    this one (the source tree's in-place build, or the installed package)."""
+    import leanconv
+    here = str(Path(leanconv.__file__).resolve().parent.parent)
+    path = [here] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(path), **extra)
+
+
 def child_growth(device_onnx, threads, shape, allocator_env=None):
     """max(first run, second run) RSS growth in bytes of a fresh process."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"), OPENBLAS_NUM_THREADS=str(threads),
-               **(allocator_env or {}))
+    env = child_env(OPENBLAS_NUM_THREADS=str(threads), **(allocator_env or {}))
     proc = subprocess.run([sys.executable, "-c", CHILD, str(device_onnx), str(threads),
                            "x".join(map(str, shape))], capture_output=True, text=True,
                           env=env, check=True)
@@ -109,7 +119,7 @@ def split(model, budget, out, threads, uplink="1Mbit/s", speedup="1"):
            "--server-speedup", speedup, "--out", str(out), "--json", str(js),
            "--min-runs", "3", "--min-time", "0.05"]
     proc = subprocess.run(cmd, capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT / "python")))
+                          env=child_env())
     if proc.returncode != 0:
         return None, proc.stderr.strip()
     return json.loads(js.read_text()), None

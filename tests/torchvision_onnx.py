@@ -10,8 +10,12 @@ import torchvision_models
 
 
 def load_torchvision():
-    """torchvision's model code (ImportError when it is not installed)."""
-    return torchvision_models._torchvision_models()
+    """(torch, torchvision) with torchvision's model code importable (the op
+    schemas its compiled ops would define come first); ImportError when it is
+    not installed."""
+    torchvision_models._torchvision_models()
+    import torchvision
+    return torch, torchvision
 
 
 def export(name, path, size=64, seed=0):
