@@ -243,6 +243,81 @@ def test_network_from_the_default_dynamo_exporter():
     assert_matches_ort(model, {"x": rng(11).standard_normal((1, 3, 32, 32)).astype(np.float32)})
 
 
+# torchvision exports with the ops beyond ResNet/MobileNetV2's: LR-ASPP (HardSwish,
+# HardSigmoid, Sigmoid, Resize, Cast, Shape, Slice), ShuffleNetV2 (Gather, Div, Transpose,
+# Reshape).  bench/onnx_models.py runs every model with both exporters.
+TORCHVISION_CASES = [("lraspp_mobilenet_v3_large", "torchscript"),
+                     ("shufflenet_v2_x1_0", "torchscript")]
+
+
+@pytest.fixture(scope="session")
+def export_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("onnx-exports"))
+
+
+@pytest.mark.parametrize("name, exporter", TORCHVISION_CASES)
+def test_torchvision_export_matches_onnxruntime(name, exporter, export_dir):
+    import onnx_exports
+    try:
+        onnx_exports.import_torchvision()
+    except ImportError:
+        pytest.skip("needs torch and torchvision")
+    if exporter == "dynamo":
+        pytest.importorskip("onnxscript")
+    model = onnx.load(onnx_exports.export(name, 64, exporter, export_dir))
+    x = rng(15).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    assert_matches_ort(model, {"x": x}, tol=1e-4)
+
+
+def convnext_like_block():
+    """A small ConvNeXt-style block with a channel split and a bilinear resize:
+    LayerNormalization, Gelu or Erf, MatMul, Transpose, Split or Slice, Resize."""
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dw = nn.Conv2d(8, 8, 7, padding=3, groups=8)
+            self.norm = nn.LayerNorm(8, eps=1e-6)
+            self.fc1, self.fc2 = nn.Linear(8, 32), nn.Linear(32, 8)
+
+        def forward(self, x):
+            y = self.dw(x).permute(0, 2, 3, 1)
+            y = self.fc2(nn.functional.gelu(self.fc1(self.norm(y)))).permute(0, 3, 1, 2)
+            a, b = torch.chunk(x + y, 2, dim=1)
+            z = torch.cat([torch.sigmoid(a) * b, torch.tanh(b) / (a.abs() + 1)], 1)
+            return nn.functional.interpolate(z, scale_factor=2, mode="bilinear",
+                                             align_corners=False)
+    torch.manual_seed(0)
+    return Block().eval()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_convnext_like_block_from_both_exporters(dynamo):
+    torch = pytest.importorskip("torch")
+    if dynamo:
+        pytest.importorskip("onnxscript")
+    buf = io.BytesIO()
+    kwargs = dict(dynamo=True) if dynamo else dict(dynamo=False, opset_version=17)
+    torch.onnx.export(convnext_like_block(), (torch.zeros(1, 8, 12, 12),), buf,
+                      input_names=["x"], output_names=["y"], **kwargs)
+    model = onnx.load_from_string(buf.getvalue())
+    ops = {n.op_type for n in model.graph.node}
+    assert {"LayerNormalization", "Resize"} <= ops and ops & {"Gelu", "Erf"}
+    x = rng(16).standard_normal((1, 8, 12, 12)).astype(np.float32)
+    assert_matches_ort(model, {"x": x}, tol=1e-4)
+
+
+def test_refusal_names_every_unsupported_op_at_once():
+    nodes = [helper.make_node("Celu", ["x"], ["a"]), helper.make_node("Relu", ["a"], ["b"]),
+             helper.make_node("Hardmax", ["b"], ["c"]), helper.make_node("Celu", ["c"], ["y"])]
+    model = make_model(nodes, [("x", (1, 3, 4, 4))], [("y", None)])
+    with pytest.raises(NotImplementedError, match=r"ops Celu \(node .*\), Hardmax"):
+        lco.prepare(model, check=False)
+
+
 def test_output_independent_of_threads_and_algorithm_choice():
     model = conv_bn_act("relu")
     x = rng(12).standard_normal((2, 6, 9, 9)).astype(np.float32)
@@ -263,7 +338,7 @@ def one_node_model(node, x_shape=(1, 3, 8, 8), inits=(), opset=17, out_count=1):
 
 
 @pytest.mark.parametrize("node, inits, x_shape, match", [
-    (helper.make_node("Tanh", ["x"], ["y"]), (), (1, 3, 8, 8), "op Tanh"),
+    (helper.make_node("Celu", ["x"], ["y"]), (), (1, 3, 8, 8), "op Celu"),
     (helper.make_node("Relu", ["x"], ["y"], foo=1), (), (1, 3, 8, 8), "attribute 'foo' of Relu"),
     (helper.make_node("Conv", ["x", "w"], ["y"]), [("w", np.zeros((2, 3, 3, 3, 3), np.float32))],
      (1, 3, 8, 8, 8), "3-D Conv"),

@@ -11,8 +11,8 @@ import onnx
 from onnx import numpy_helper
 
 from leanconv.onnx import conv as conv_mod
-from leanconv.onnx import ops_linalg, ops_math, ops_pool, ops_tensor
-from leanconv.onnx.node import Node, unsupported
+from leanconv.onnx import ops_elementwise, ops_linalg, ops_math, ops_pool, ops_resize, ops_tensor
+from leanconv.onnx.node import NP_TYPES, Node, unsupported
 from leanconv.onnx.program import Program, Settings, Step
 
 BUILDERS = {
@@ -25,7 +25,27 @@ BUILDERS = {
     "Sum": ops_math.build_sum,
     "Mul": ops_math.build_mul,
     "Softmax": ops_math.build_softmax,
-    "ReduceMean": ops_math.build_reducemean,
+    "LogSoftmax": ops_math.build_logsoftmax,
+    **{op: ops_math.build_reduce for op in ops_math._REDUCERS},
+    "LayerNormalization": ops_math.build_layernorm,
+    **{op: ops_elementwise.build_unary for op in ops_elementwise.UNARY},
+    **{op: ops_elementwise.build_binary for op in ops_elementwise.BINARY},
+    **{op: ops_elementwise.build_variadic for op in ("Max", "Min", "Mean")},
+    "HardSigmoid": ops_elementwise.build_hardsigmoid,
+    "HardSwish": ops_elementwise.build_hardswish,
+    "Gelu": ops_elementwise.build_gelu,
+    "Elu": ops_elementwise.build_elu,
+    "Where": ops_elementwise.build_where,
+    "Cast": ops_elementwise.build_cast,
+    "CastLike": ops_elementwise.build_castlike,
+    "Slice": ops_tensor.build_slice,
+    "Split": ops_tensor.build_split,
+    "Pad": ops_tensor.build_pad,
+    "Expand": ops_tensor.build_expand,
+    "Tile": ops_tensor.build_tile,
+    "GatherND": ops_tensor.build_gathernd,
+    "Range": ops_tensor.build_range,
+    "Resize": ops_resize.build_resize,
     "Dropout": ops_math.build_dropout,
     "Identity": ops_math.build_identity,
     "Concat": ops_tensor.build_concat,
@@ -49,12 +69,7 @@ BUILDERS = {
 SUPPORTED_OPS = tuple(sorted(list(BUILDERS) + ["Conv"]))
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 
-_NP_TYPES = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64,
-             onnx.TensorProto.FLOAT16: np.float16, onnx.TensorProto.INT8: np.int8,
-             onnx.TensorProto.UINT8: np.uint8, onnx.TensorProto.INT16: np.int16,
-             onnx.TensorProto.UINT16: np.uint16, onnx.TensorProto.INT32: np.int32,
-             onnx.TensorProto.UINT32: np.uint32, onnx.TensorProto.INT64: np.int64,
-             onnx.TensorProto.UINT64: np.uint64, onnx.TensorProto.BOOL: np.bool_}
+_NP_TYPES = NP_TYPES   # (bench imports it from here)
 
 
 class BuildContext:
@@ -194,14 +209,16 @@ def build_program(model, algorithm="auto", threads=None, fuse=True) -> Program:
     for vi in graph.input:
         if vi.name not in constants:
             inputs.append((vi.name,) + _tensor_type(vi))
-    nodes = []
+    refused = {}
     for proto in graph.node:
         if proto.domain not in _DEFAULT_DOMAINS:
-            raise unsupported(f"op {proto.domain}.{proto.op_type} "
-                              f"(node {proto.name or list(proto.output)})")
-        if proto.op_type not in BUILDERS and proto.op_type != "Conv":
-            raise unsupported(f"op {proto.op_type} (node {proto.name or list(proto.output)})")
-        nodes.append(Node(proto, opset))
+            refused.setdefault(f"{proto.domain}.{proto.op_type}", proto.name or list(proto.output))
+        elif proto.op_type not in BUILDERS and proto.op_type != "Conv":
+            refused.setdefault(proto.op_type, proto.name or list(proto.output))
+    if refused:
+        raise unsupported(f"op{'s' if len(refused) > 1 else ''} " + ", ".join(
+            f"{op} (node {where})" for op, where in sorted(refused.items())))
+    nodes = [Node(proto, opset) for proto in graph.node]
     outputs = [o.name for o in graph.output]
     ctx = BuildContext(constants, settings)
     # pass 1, constant folding: a node whose inputs are all known runs now, once

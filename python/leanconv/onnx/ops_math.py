@@ -174,31 +174,94 @@ def build_identity(node, ctx):
     return Step(node, lambda x: (x,))
 
 
-def build_reducemean(node, ctx):
-    """ReduceMean (not in the required list, but PyTorch's default exporter
-    writes adaptive_avg_pool2d(x, 1) as one)."""
+_REDUCERS = {"ReduceMean": "mean", "ReduceSum": "sum", "ReduceMax": "max", "ReduceMin": "min",
+             "ReduceProd": "prod", "ReduceL2": "l2", "ReduceSumSquare": "sumsquare"}
+
+
+def build_logsoftmax(node, ctx):
+    node.allow("axis")
+    legacy = node.opset < 13
+    axis = int(node.attr("axis", 1 if legacy else -1))
+
+    def logsoftmax(x):
+        if legacy:
+            a = axis % max(x.ndim, 1)
+            flat = x.reshape(int(np.prod(x.shape[:a], dtype=np.int64)), -1)
+            return (logsoftmax_axis(flat, 1).reshape(x.shape),)
+        return (logsoftmax_axis(x, axis),)
+    return Step(node, logsoftmax)
+
+
+def logsoftmax_axis(x, axis):
+    z = x - np.max(x, axis=axis, keepdims=True)
+    return (z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))).astype(x.dtype, copy=False)
+
+
+def build_reduce(node, ctx):
+    """ReduceMean/Sum/Max/Min/Prod/L2/SumSquare: axes an attribute before the
+    opset that made it an input (13 for ReduceSum, 18 for the others)."""
+    kind = _REDUCERS[node.op_type]
     keepdims = int(node.attr("keepdims", 1)) == 1
-    if node.opset < 18:
+    axes_as_input = node.opset >= (13 if kind == "sum" else 18)
+    if not axes_as_input:
         node.allow("axes", "keepdims")
         axes_attr = node.attr("axes")
-
-        def mean_attr(x):
-            return (_mean(x, axes_attr, keepdims, False),)
-        return Step(node, mean_attr, inputs=node.inputs[:1])
+        return Step(node, lambda x: (reduce(kind, x, axes_attr, keepdims, False),),
+                    inputs=node.inputs[:1])
     node.allow("keepdims", "noop_with_empty_axes")
     noop = int(node.attr("noop_with_empty_axes", 0)) == 1
 
-    def mean(x, axes=None):
-        return (_mean(x, None if axes is None else list(np.asarray(axes).reshape(-1)),
-                      keepdims, noop),)
-    return Step(node, mean)
+    def run(x, axes=None):
+        return (reduce(kind, x, None if axes is None else list(np.asarray(axes).reshape(-1)),
+                       keepdims, noop),)
+    return Step(node, run)
 
 
-def _mean(x, axes, keepdims, noop_when_empty):
+def reduce(kind, x, axes, keepdims, noop_when_empty):
     if axes is None or len(axes) == 0:
         if noop_when_empty:
             return x
         axes = range(x.ndim)
     axes = tuple(sorted({int(a) % x.ndim for a in axes})) if x.ndim else ()
-    return np.asarray(x.mean(axis=axes, keepdims=keepdims, dtype=np.float64
-                             if x.dtype.kind == "f" else None)).astype(x.dtype, copy=False)
+    acc = np.float64 if x.dtype.kind == "f" else None
+    if kind == "mean":
+        y = x.mean(axis=axes, keepdims=keepdims, dtype=acc)
+    elif kind == "sum":
+        y = x.sum(axis=axes, keepdims=keepdims, dtype=acc)
+    elif kind == "prod":
+        y = x.prod(axis=axes, keepdims=keepdims, dtype=acc)
+    elif kind == "sumsquare":
+        y = np.square(x, dtype=acc).sum(axis=axes, keepdims=keepdims)
+    elif kind == "l2":
+        y = np.sqrt(np.square(x, dtype=acc).sum(axis=axes, keepdims=keepdims))
+    elif x.size == 0:
+        if x.dtype == np.bool_:
+            fill = kind == "min"   # the identity of any (max) and all (min)
+        elif x.dtype.kind in "iu":
+            fill = (np.iinfo(x.dtype).min if kind == "max" else np.iinfo(x.dtype).max)
+        else:
+            fill = -np.inf if kind == "max" else np.inf
+        y = np.full([1 if i in axes else d for i, d in enumerate(x.shape) if keepdims or
+                     i not in axes], fill)
+    else:
+        y = (x.max if kind == "max" else x.min)(axis=axes, keepdims=keepdims)
+    return np.asarray(y).astype(x.dtype, copy=False)
+
+
+def build_layernorm(node, ctx):
+    """LayerNormalization over the axes from `axis` on, in float64 (stash_type 1)."""
+    node.allow("axis", "epsilon", "stash_type")
+    axis = int(node.attr("axis", -1))
+    eps = float(node.attr("epsilon", 1e-5))
+
+    def layernorm(x, scale, bias=None):
+        a = axis % x.ndim
+        axes = tuple(range(a, x.ndim))
+        x64 = x.astype(np.float64)
+        mean = x64.mean(axis=axes, keepdims=True)
+        inv = 1.0 / np.sqrt(np.square(x64 - mean).mean(axis=axes, keepdims=True) + eps)
+        y = (x64 - mean) * inv * scale
+        if bias is not None:
+            y = y + bias
+        return (y.astype(x.dtype), mean.astype(np.float32), inv.astype(np.float32))
+    return Step(node, layernorm)
