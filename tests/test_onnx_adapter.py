@@ -7,6 +7,7 @@ test_torch_adapter.py)."""
 from __future__ import annotations
 
 import io
+import os
 import sys
 
 import numpy as np
@@ -412,6 +413,113 @@ def test_intermediates_are_freed_after_their_last_reader():
     program = lco.prepare(model).program
     freed = {n for s in program.steps for n in s.free}
     assert "c" in freed and not freed & {"y", "s"}
+
+
+# --- memory plan ----------------------------------------------------------------------------
+
+def residual_model(x_shape=(2, 8, 12, 12)):
+    """conv -> relu -> conv, + x, relu, global pool, flatten, gemm: in-place Add/Relu, views."""
+    g = rng(17)
+    C = 8
+    inits = [("w1", g.standard_normal((C, C, 3, 3)).astype(np.float32)),
+             ("w2", g.standard_normal((C, C, 3, 3)).astype(np.float32)),
+             ("fc", g.standard_normal((5, C)).astype(np.float32)),
+             ("fb", g.standard_normal(5).astype(np.float32))]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["r"]),
+             helper.make_node("Conv", ["r", "w2"], ["b"], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["b", "x"], ["s"]),
+             helper.make_node("Relu", ["s"], ["t"]),
+             helper.make_node("GlobalAveragePool", ["t"], ["p"]),
+             helper.make_node("Flatten", ["p"], ["f"]),
+             helper.make_node("Gemm", ["f", "fc", "fb"], ["y"], transB=1)]
+    return make_model(nodes, [("x", x_shape)], [("y", None)], inits)
+
+
+def test_memory_is_planned_at_prepare_and_buffers_are_reused():
+    model = residual_model()
+    rep = lco.prepare(model)
+    m = rep.memory()
+    assert m is not None and m["total"] == rep.memory_bytes() == sum(
+        v for k, v in m.items() if k != "total")
+    act = 2 * 8 * 12 * 12 * 4
+    sched = rep.program.schedule
+    # x (copied in), a, b live at once; r, s, t reuse a's or b's bytes in place
+    assert 3 * act <= m["arena"] < 4 * act
+    assert m["packed_weights"] == sum(s.packed_bytes for s in rep.program.steps)
+    assert m["constants"] == (5 * 8 + 5) * 4
+    labels = [s.label() for s, _ in sched.calls]
+    assert "Flatten" not in labels   # a view of the pooled buffer, taken once
+    for s, _ in sched.calls:
+        assert s.output_bytes > 0 and s.workspace_bytes >= 0
+    assert_matches_ort(model, {"x": rng(18).standard_normal((2, 8, 12, 12)).astype(np.float32)})
+
+
+def test_raw_weights_are_dropped_once_packed():
+    rep = lco.prepare(residual_model())
+    for s in rep.program.steps:
+        if s.conv is not None:
+            assert s.conv.weight is None and s.conv._source is None and s.conv.last_plan
+    # a new input size reuses the packed weights
+    x = rng(19).standard_normal((1, 8, 20, 16)).astype(np.float32)
+    model = residual_model(("N", 8, "H", "W"))
+    assert rel_err(rep.run([x])[0], ort_run(model, {"x": x})[0]) < REL_TOL
+
+
+def test_a_new_input_shape_gets_its_own_cached_plan():
+    model = conv_bn_act("relu")
+    model.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "H"
+    rep = lco.prepare(model)
+    assert rep.memory() is None
+    with pytest.raises(ValueError, match="not static"):
+        rep.memory_bytes()
+    for h in (9, 13, 9):
+        x = rng(h).standard_normal((2, 6, h, 9)).astype(np.float32)
+        rep.run([x])
+        assert rep.memory()["arena"] >= 2 * 8 * h * 9 * 4
+    assert len(rep.program._schedules) == 2
+
+
+def test_outputs_are_not_overwritten_by_the_next_run():
+    rep = lco.prepare(conv_bn_act("relu"))
+    x = rng(20).standard_normal((2, 6, 9, 9)).astype(np.float32)
+    y1 = rep.run([x])[0]
+    keep = y1.copy()
+    rep.run([2 * x])
+    assert np.array_equal(y1, keep)
+
+
+def test_shapes_from_run_time_values_fall_back_to_the_interpreter():
+    nodes = [helper.make_node("Reshape", ["x", "s"], ["y"])]
+    graph = helper.make_graph(nodes, "t", [
+        helper.make_tensor_value_info("x", F32, (2, 6)),
+        helper.make_tensor_value_info("s", TensorProto.INT64, (2,))],
+        [helper.make_tensor_value_info("y", F32, ["a", "b"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    rep = lco.prepare(model)
+    for shape in ([3, 4], [12, 1]):
+        (y,) = rep.run([np.arange(12, dtype=np.float32).reshape(2, 6), np.array(shape)])
+        assert y.shape == tuple(shape)
+    assert not rep.program.plannable
+
+
+def test_measured_peak_rss_matches_the_plan(tmp_path):
+    """bench/onnx_memory.py in its own process: peak RSS growth from before
+    prepare to after the first run within 5% of rep.memory_bytes()."""
+    import json
+    import subprocess
+    if not os.path.exists("/proc/self/clear_refs"):
+        pytest.skip("needs Linux's /proc/self/clear_refs")
+    torch = pytest.importorskip("torch")
+    import reference_nets
+    path = tmp_path / "resnet18.onnx"
+    torch.onnx.export(reference_nets.make("resnet18"), (torch.zeros(1, 3, 64, 64),), str(path),
+                      input_names=["x"], output_names=["y"], dynamo=False, opset_version=17)
+    script = os.path.join(os.path.dirname(__file__), "..", "bench", "onnx_memory.py")
+    out = subprocess.run([sys.executable, script, str(path)], capture_output=True, text=True,
+                         check=True).stdout
+    r = json.loads(out)
+    assert abs(r["growth_bytes"] - r["plan"]["total"]) <= 0.05 * r["plan"]["total"], r
 
 
 # --- bench_model -----------------------------------------------------------------------------

@@ -36,6 +36,8 @@ class ConvOp:
     """One Conv node (plus what was fused into it)."""
 
     def __init__(self, node, weight, bias, settings, activation=None):
+        """weight: None (weights fed at run time), an array, or a WeightSource
+        (read and folded when first packed, then dropped: see release())."""
         node.allow("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
         self.node_name = node.name
         self.settings = settings
@@ -54,16 +56,56 @@ class ConvOp:
                        (self.pads, 2)):
             if v is not None:
                 rank = len(v) // div
+        if isinstance(weight, np.ndarray):
+            weight = WeightSource(weight.shape, weight.dtype, lambda w=weight, b=bias: (w, b))
+        self._source = weight
+        self._shape4 = None   # constant weights' shape as a 2-D convolution's
         if weight is not None:
-            rank = weight.ndim - 2
+            self._check_weight(weight.shape, weight.dtype)
+            rank = len(weight.shape) - 2
+            shape = tuple(weight.shape)
+            self._shape4 = shape[:2] + (1,) + shape[2:] if len(shape) == 3 else shape
         if rank is not None:
             self._check_rank(rank)
-        self.weight = None if weight is None else self._weight4(weight)
-        self.bias = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
+        self.weight = self.bias = None   # raw constant weights, only while packing
         self._plans = {}
         self._lock = threading.Lock()
         self.last_plan = None
         self.last_input_shape = None
+
+    def _check_weight(self, shape, dtype):
+        if np.dtype(dtype) != np.float32:
+            raise unsupported(f"Conv with {np.dtype(dtype)} weights (node {self.node_name}); "
+                              f"leanconv computes float32")
+        self._check_rank(len(shape) - 2)
+        if self.kernel_shape is not None and list(shape[2:]) != self.kernel_shape:
+            raise ValueError(f"Conv node {self.node_name}: kernel_shape {self.kernel_shape} does "
+                             f"not match the weights' {list(shape[2:])}")
+
+    @property
+    def constant_weights(self):
+        return self._source is not None
+
+    def _constants(self):
+        """(weight, bias) of constant weights, read from the model on first need."""
+        if self.weight is None:
+            if self._source is None:
+                raise RuntimeError(f"Conv node {self.node_name}: weights were released")
+            w, b = self._source.load()
+            self.weight = self._weight4(w)
+            self.bias = None if b is None else np.ascontiguousarray(b, dtype=np.float32)
+        return self.weight, self.bias
+
+    def release(self):
+        """Drop the raw weights once packed, when no input shape can need
+        another packing (auto_pad SAME pads depend on the input size)."""
+        if self._plans and self.auto_pad in ("NOTSET", "VALID"):
+            self.weight = self.bias = None
+            self._source = None
+
+    @property
+    def packed_bytes(self):
+        return self.last_plan.packed_bytes if self.last_plan is not None else 0
 
     def _check_rank(self, rank):
         if rank not in (1, 2):
@@ -71,13 +113,7 @@ class ConvOp:
                               f"1-D and 2-D")
 
     def _weight4(self, w):
-        if w.dtype != np.float32:
-            raise unsupported(f"Conv with {w.dtype} weights (node {self.node_name}); leanconv "
-                              f"computes float32")
-        self._check_rank(w.ndim - 2)
-        if self.kernel_shape is not None and list(w.shape[2:]) != self.kernel_shape:
-            raise ValueError(f"Conv node {self.node_name}: kernel_shape {self.kernel_shape} does "
-                             f"not match the weights' {list(w.shape[2:])}")
+        self._check_weight(w.shape, w.dtype)
         w = np.ascontiguousarray(w, dtype=np.float32)
         return w[:, :, None, :] if w.ndim == 3 else w
 
@@ -106,7 +142,7 @@ class ConvOp:
         return (s[0], s[1]), (begin[0], end[0], begin[1], end[1]), (d[0], d[1])
 
     def _plan(self, weight, bias, stride, pads, dilation, hw):
-        if weight is not self.weight:  # weights fed at run time: pack for this call
+        if weight is not None:  # weights fed at run time: pack for this call
             return _Plan(weight, bias, stride, pads, dilation, self.group,
                          algorithm=self._algorithm(weight.shape, stride, pads, dilation, hw),
                          activation=self.activation)
@@ -114,17 +150,31 @@ class ConvOp:
         plan = self._plans.get(key)
         if plan is None:
             with self._lock:
-                algo = self._algorithm(weight.shape, stride, pads, dilation, hw)
+                released = self._source is None
+                algo = None if released else self._algorithm(self._w_shape(), stride, pads,
+                                                             dilation, hw)
                 for other in self._plans.values():   # same packing, other image size
-                    if other.algorithm == algo and (other.spec.stride, other.spec.pads) == \
-                            (stride, pads) and other.isa == _isa.isa():
+                    if (other.spec.stride, other.spec.pads) == (stride, pads) and (
+                            released or (other.algorithm == algo and other.isa == _isa.isa())):
                         plan = other
                         break
                 else:
-                    plan = _Plan(weight, bias, stride, pads, dilation, self.group,
+                    w, b = self._constants()
+                    plan = _Plan(w, b, stride, pads, dilation, self.group,
                                  algorithm=algo, activation=self.activation)
+                    # packed: the raw copy goes now, not at the end of prepare (the
+                    # source can read it again), so at most one layer's is ever held
+                    self.weight = self.bias = None
                 self._plans[key] = plan
         return plan
+
+    def _w_shape(self):
+        return self._shape4
+
+    @property
+    def weight_shape(self):
+        """Constant weights' shape (as a 2-D convolution's), None if fed at run time."""
+        return self._shape4
 
     def _algorithm(self, w_shape, stride, pads, dilation, hw):
         spec = ConvSpec.build(w_shape, stride, pads, dilation, self.group)
@@ -134,34 +184,90 @@ class ConvOp:
             name = choose("auto", spec, isa_id, hw)  # e.g. Winograd asked for on a 1x1 layer
         return name
 
-    def __call__(self, x, w=None, b=None):
+    def plan_for(self, x, w=None, b=None):
+        """(plan, 4-D input view, run-time weights' plan or None) for input x."""
         if not isinstance(x, np.ndarray) or x.dtype != np.float32:
             raise TypeError(f"Conv node {self.node_name}: leanconv computes float32, got "
                             f"{getattr(x, 'dtype', type(x).__name__)} input")
         if x.ndim not in (3, 4):
             raise unsupported(f"{x.ndim - 2}-D Conv input (node {self.node_name})")
-        weight, bias = self.weight, self.bias
-        if weight is None:
+        weight = bias = None
+        if self._shape4 is None:   # weights fed at run time
             weight = self._weight4(w)
             bias = None if b is None else np.ascontiguousarray(b, dtype=np.float32)
+            w_shape = weight.shape
+        else:
+            w_shape = self._shape4
         one_d = x.ndim == 3
-        stride, pads, dilation = self.geometry(x.shape, weight.shape if not one_d else
-                                               weight.shape[:2] + weight.shape[3:])
+        stride, pads, dilation = self.geometry(x.shape, w_shape if not one_d else
+                                               w_shape[:2] + w_shape[3:])
         x4 = x[:, :, None, :] if one_d else x
         plan = self._plan(weight, bias, stride, pads, dilation, x4.shape[2:])
         self.last_plan, self.last_input_shape = plan, x4.shape
+        return plan, x4
+
+    def output_shape(self, x_shape, w_shape=None):
+        """Output shape for an input shape, without packing anything."""
+        w_shape = self._shape4 if w_shape is None else tuple(w_shape)
+        if len(w_shape) == 3:
+            w_shape = w_shape[:2] + (1,) + w_shape[2:]
+        one_d = len(x_shape) == 3
+        stride, pads, dilation = self.geometry(x_shape, w_shape if not one_d else
+                                               w_shape[:2] + w_shape[3:])
+        spec = ConvSpec.build(w_shape, stride, pads, dilation, self.group)
+        H, W = (1, x_shape[2]) if one_d else x_shape[2:4]
+        OH, OW = spec.output_hw(H, W)
+        return (x_shape[0], spec.M, OW) if one_d else (x_shape[0], spec.M, OH, OW)
+
+    def shape_only(self, x, w=None, b=None):
+        """Zeros of the output's shape: what a schedule's first pass needs of a Conv."""
+        if not isinstance(x, np.ndarray) or x.dtype != np.float32:
+            raise TypeError(f"Conv node {self.node_name}: leanconv computes float32, got "
+                            f"{getattr(x, 'dtype', type(x).__name__)} input")
+        if x.ndim not in (3, 4):
+            raise unsupported(f"{x.ndim - 2}-D Conv input (node {self.node_name})")
+        return (np.zeros(self.output_shape(x.shape, None if w is None else w.shape),
+                         dtype=np.float32),)
+
+    def __call__(self, x, w=None, b=None):
+        plan, x4 = self.plan_for(x, w, b)
         y = plan(x4, threads=self.settings.threads)
-        return (y[:, :, 0, :] if one_d else y,)
+        return (y[:, :, 0, :] if x.ndim == 3 else y,)
+
+    def into(self, outs, x, w=None, b=None):
+        """Convolve into outs[0] (preallocated, C-contiguous)."""
+        plan, x4 = self.plan_for(x, w, b)
+        y = outs[0]
+        plan(x4, out=y[:, :, None, :] if x.ndim == 3 else y, threads=self.settings.threads)
+
+    def workspace_bytes(self, x_shape):
+        if self.last_plan is None:
+            return 0
+        shape = tuple(x_shape)
+        return self.last_plan.workspace_bytes(shape[:2] + (1,) + shape[2:] if len(shape) == 3
+                                              else shape, threads=self.settings.threads)
+
+
+class WeightSource:
+    """Constant Conv weights not read yet: shape, dtype, and load() -> (weight, bias)."""
+
+    def __init__(self, shape, dtype, load):
+        self.shape, self.dtype, self.load = tuple(shape), np.dtype(dtype), load
 
 
 def fold_batchnorm(weight, bias, scale, beta, mean, var, eps):
-    """Conv weights and bias with an inference BatchNormalization folded in,
-    computed in float64: w' = w * s, b' = (b - mean) * s + beta, s = scale / sqrt(var + eps)."""
+    """Conv weights and bias with an inference BatchNormalization folded in:
+    w' = w * s, b' = (b - mean) * s + beta, s = scale / sqrt(var + eps), s and
+    b' in float64.  w' is one float32 product per weight (within an ulp
+    of the float64 route) and overwrites `weight` when it is writeable, so folding
+    needs no second copy of the layer's weights."""
     s = scale.astype(np.float64) / np.sqrt(var.astype(np.float64) + eps)
-    w = weight.astype(np.float64) * s.reshape((-1,) + (1,) * (weight.ndim - 1))
+    w = weight if weight.flags.writeable and weight.dtype == np.float32 else \
+        np.array(weight, dtype=np.float32)
+    w *= s.astype(np.float32).reshape((-1,) + (1,) * (weight.ndim - 1))
     b0 = np.zeros(weight.shape[0]) if bias is None else bias.astype(np.float64)
     b = (b0 - mean.astype(np.float64)) * s + beta.astype(np.float64)
-    return w.astype(np.float32), b.astype(np.float32)
+    return w, b.astype(np.float32)
 
 
 def clamp_activation(lo, hi):

@@ -72,6 +72,37 @@ _DEFAULT_DOMAINS = ("", "ai.onnx")
 _NP_TYPES = NP_TYPES   # (bench imports it from here)
 
 
+class Constants(dict):
+    """Values known at prepare time.  Initializers are converted to arrays on
+    first access, so a Conv's weights can be read straight from the model when
+    it is packed (see weight_source) and never held twice."""
+
+    def __init__(self, initializers):
+        super().__init__()
+        self._protos = {t.name: t for t in initializers}
+
+    def __contains__(self, name):
+        return dict.__contains__(self, name) or name in self._protos
+
+    def __missing__(self, name):
+        value = numpy_helper.to_array(self._protos.pop(name))
+        self[name] = value
+        return value
+
+    def get(self, name, default=None):
+        return self[name] if name in self else default
+
+    def weight_source(self, name):
+        """A WeightSource reading initializer `name` when loaded (not cached
+        here: the Conv drops it once packed), or None if it is not one."""
+        proto = self._protos.get(name)
+        if proto is None:
+            return None
+        shape = tuple(proto.dims)
+        dtype = NP_TYPES.get(proto.data_type, np.dtype("O"))
+        return conv_mod.WeightSource(shape, dtype, lambda: numpy_helper.to_array(proto))
+
+
 class BuildContext:
     def __init__(self, constants, settings):
         self.constants = constants
@@ -99,6 +130,15 @@ def _tensor_type(vi):
     dtype = _NP_TYPES.get(tt.elem_type)
     rank = len(tt.shape.dim) if tt.HasField("shape") else None
     return dtype, rank
+
+
+def _static_shape(vi):
+    """The declared shape of a graph input when every dimension is a number, else None."""
+    tt = vi.type.tensor_type
+    if not tt.HasField("shape"):
+        return None
+    dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim]
+    return tuple(dims) if all(d >= 0 for d in dims) else None
 
 
 def _readers(nodes, outputs):
@@ -160,17 +200,20 @@ def _build_conv(nodes, i, ctx, readers, fuse, done):
     other inputs are constants, so computing them with the Conv is safe
     wherever they sat in the node list."""
     node = nodes[i]
-    w, b = ctx.const(node.input(1)), ctx.const(node.input(2))
+    w = ctx.constants.weight_source(node.input(1))
+    if w is None and node.input(1) in ctx.constants:   # a folded constant, already an array
+        a = ctx.constants[node.input(1)]
+        w = conv_mod.WeightSource(a.shape, a.dtype, lambda a=a: a)
+    b = ctx.const(node.input(2))
     if node.input(2) and b is None:
         w = None   # a bias fed at run time: no packing at prepare time
-    fused, activation, out = [], None, node.outputs[0]
-    if fuse and w is not None and w.ndim in (3, 4) and w.dtype == np.float32:
+    fused, activation, out, bn = [], None, node.outputs[0], None
+    if fuse and w is not None and len(w.shape) in (3, 4) and w.dtype == np.float32:
         j = _sole_reader(nodes, readers, out, done)
         bn = _bn_params(nodes[j], ctx.constants) if j is not None else None
         if bn is not None:
             nodes[j].allow("epsilon", "momentum", "training_mode", "spatial", "is_test",
                            "consumed_inputs")
-            w, b = conv_mod.fold_batchnorm(w, b, *bn)
             fused.append("BatchNormalization")
             out = nodes[j].outputs[0]
             done.add(j)
@@ -182,17 +225,27 @@ def _build_conv(nodes, i, ctx, readers, fuse, done):
             fused.append(nodes[j].op_type)
             out = nodes[j].outputs[0]
             done.add(j)
-    op = conv_mod.ConvOp(node, w, b, ctx.settings, activation)
+    if w is not None:
+        w = conv_mod.WeightSource(w.shape, w.dtype, _loader(w.load, b, bn))
+    op = conv_mod.ConvOp(node, w, None, ctx.settings, activation)
     inputs = [node.inputs[0]] if w is not None else node.inputs
-    step = Step(node, op, inputs=inputs, conv=op, fused=fused)
+    step = Step(node, op, inputs=inputs, conv=op, fused=fused, into=op.into)
     step.outputs = [out]
     return step
+
+
+def _loader(load, bias, bn):
+    """load() -> (weight, bias) with the BatchNormalization `bn` (or None) folded in."""
+    def weights():
+        w = load()
+        return (w, bias) if bn is None else conv_mod.fold_batchnorm(w, bias, *bn)
+    return weights
 
 
 def _build(node, ctx):
     if node.op_type == "Conv":
         op = conv_mod.ConvOp(node, None, None, ctx.settings)
-        return Step(node, op, conv=op)
+        return Step(node, op, conv=op, into=op.into)
     return BUILDERS[node.op_type](node, ctx)
 
 
@@ -202,7 +255,7 @@ def build_program(model, algorithm="auto", threads=None, fuse=True) -> Program:
     opset = _opset(model)
     graph = model.graph
     settings = Settings(algorithm, threads)
-    constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    constants = Constants(graph.initializer)
     if graph.sparse_initializer:
         raise unsupported("sparse initializers")
     inputs = []
@@ -240,7 +293,9 @@ def build_program(model, algorithm="auto", threads=None, fuse=True) -> Program:
             steps.append(_build(node, ctx))
     # weights now baked into Conv steps (and any constant nobody reads) need not stay
     read = {n for s in steps for n in s.inputs} | set(outputs)
-    constants = {k: v for k, v in constants.items() if k in read}
+    constants = {k: constants[k] for k in read if k in constants}
     program = Program(steps, constants, inputs, outputs, settings)
     program.initializer_names = frozenset(init.name for init in graph.initializer)
+    program.declared_shapes = {vi.name: _static_shape(vi) for vi in graph.input
+                               if vi.name not in program.initializer_names}
     return program

@@ -23,7 +23,6 @@ class Node:
     (ints, floats, strings, lists, NumPy arrays for tensors)."""
 
     def __init__(self, proto, opset: int):
-        self.proto = proto
         self.op_type = proto.op_type
         self.name = proto.name or f"{proto.op_type}({', '.join(proto.output)})"
         self.inputs = list(proto.input)

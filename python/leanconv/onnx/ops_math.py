@@ -16,7 +16,8 @@ def _zero(x):
 
 def build_relu(node, ctx):
     node.allow("consumed_inputs")   # opset 1 legacy attribute
-    return Step(node, lambda x: (np.maximum(x, _zero(x)),))
+    return Step(node, lambda x: (np.maximum(x, _zero(x)),), inplace=True,
+                into=lambda outs, x: np.maximum(x, _zero(x), out=outs[0]))
 
 
 def build_leakyrelu(node, ctx):
@@ -35,7 +36,15 @@ def build_sigmoid(node, ctx):
         with np.errstate(over="ignore"):
             one = x.dtype.type(1)
             return (one / (one + np.exp(-x)),)
-    return Step(node, sigmoid)
+
+    def sigmoid_into(outs, x):
+        y = outs[0]
+        with np.errstate(over="ignore"):
+            np.negative(x, out=y)
+            np.exp(y, out=y)
+            y += 1
+            np.reciprocal(y, out=y)
+    return Step(node, sigmoid, into=sigmoid_into, inplace=True)
 
 
 def clip_bounds(node, lo_value, hi_value):
@@ -63,7 +72,15 @@ def build_clip(node, ctx):
         if hi is not None:
             y = np.minimum(y, hi.astype(x.dtype))
         return (y if y is not x else x.copy(),)
-    return Step(node, clip)
+
+    def clip_into(outs, x, lo=None, hi=None):
+        y = outs[0]
+        np.copyto(y, x)
+        if lo is not None:
+            np.maximum(y, lo.astype(x.dtype), out=y)
+        if hi is not None:
+            np.minimum(y, hi.astype(x.dtype), out=y)
+    return Step(node, clip, into=clip_into, inplace=True)
 
 
 def _legacy_broadcast(node):
@@ -81,14 +98,22 @@ def _legacy_broadcast(node):
     return align
 
 
-def build_add(node, ctx):
+def _binary(node, ufunc):
+    """Add/Mul: broadcasting, written into the arena (in place when legal)."""
     align = _legacy_broadcast(node)
-    return Step(node, lambda a, b: (np.asarray(a + align(a, b)),))
+
+    def into(outs, a, b):
+        ufunc(a, align(a, b), out=outs[0])
+    return Step(node, lambda a, b: (np.asarray(ufunc(a, align(a, b))),), into=into,
+                inplace=True)
+
+
+def build_add(node, ctx):
+    return _binary(node, np.add)
 
 
 def build_mul(node, ctx):
-    align = _legacy_broadcast(node)
-    return Step(node, lambda a, b: (np.asarray(a * align(a, b)),))
+    return _binary(node, np.multiply)
 
 
 def build_sum(node, ctx):
@@ -166,12 +191,12 @@ def build_dropout(node, ctx):
                                       f"(node {node.name})")
         mask = np.ones(x.shape, dtype=x.dtype if legacy_mask else np.bool_)
         return (x, mask)
-    return Step(node, dropout)
+    return Step(node, dropout, view=node.n_outputs() == 1)
 
 
 def build_identity(node, ctx):
     node.allow()
-    return Step(node, lambda x: (x,))
+    return Step(node, lambda x: (x,), view=True)
 
 
 _REDUCERS = {"ReduceMean": "mean", "ReduceSum": "sum", "ReduceMax": "max", "ReduceMin": "min",

@@ -117,12 +117,29 @@ class Pool:
         return acc
 
 
+    def workspace(self, x):
+        """Scratch of one call: the padded copy, the result and (average) the divisor."""
+        nd = len(self.kernel)
+        spatial = x.shape[2:]
+        begin, end = self._pads(spatial)
+        geo = [pool_geometry(spatial[i], self.kernel[i], self.strides[i], self.dilations[i],
+                             begin[i], end[i], self.ceil_mode and self.auto_pad == "NOTSET")
+               for i in range(nd)]
+        padded = int(np.prod([spatial[i] + begin[i] + end[i] + geo[i][1] for i in range(nd)]))
+        out = int(np.prod([o for o, _ in geo]))
+        rows = x.shape[0] * x.shape[1]
+        own = rows * padded if any(begin) or any(end) or any(e for _, e in geo) else 0
+        return x.itemsize * (own + rows * out + (2 * (padded + out) if self.kind == "avg" else 0))
+
+
 def build_maxpool(node, ctx):
-    return Step(node, Pool(node, "max"))
+    pool = Pool(node, "max")
+    return Step(node, pool, workspace=pool.workspace)
 
 
 def build_averagepool(node, ctx):
-    return Step(node, Pool(node, "avg"))
+    pool = Pool(node, "avg")
+    return Step(node, pool, workspace=pool.workspace)
 
 
 def build_globalaveragepool(node, ctx):
@@ -131,7 +148,11 @@ def build_globalaveragepool(node, ctx):
     def gap(x):
         return (x.mean(axis=tuple(range(2, x.ndim)), keepdims=True, dtype=np.float64)
                 .astype(x.dtype),)
-    return Step(node, gap)
+
+    def gap_into(outs, x):
+        flat = x.reshape(x.shape[0] * x.shape[1], -1)
+        np.mean(flat, axis=1, out=outs[0].reshape(-1))
+    return Step(node, gap, into=gap_into)
 
 
 def build_lrn(node, ctx):

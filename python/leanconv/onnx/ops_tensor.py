@@ -13,7 +13,8 @@ def build_concat(node, ctx):
     axis = node.attr("axis", None if node.opset >= 4 else 1)
     if axis is None:
         raise ValueError(f"Concat node {node.name} needs an axis attribute")
-    return Step(node, lambda *xs: (np.concatenate(xs, axis=int(axis)),))
+    return Step(node, lambda *xs: (np.concatenate(xs, axis=int(axis)),),
+                into=lambda outs, *xs: np.concatenate(xs, axis=int(axis), out=outs[0]))
 
 
 def build_flatten(node, ctx):
@@ -27,7 +28,7 @@ def build_flatten(node, ctx):
                              f"rank {x.ndim}")
         outer = int(np.prod(x.shape[:a], dtype=np.int64))
         return (x.reshape(outer, -1) if x.size else x.reshape(outer, int(np.prod(x.shape[a:]))),)
-    return Step(node, flatten)
+    return Step(node, flatten, view=True)
 
 
 def reshape_target(shape_in, shape, allowzero):
@@ -47,16 +48,17 @@ def build_reshape(node, ctx):
         node.allow("shape", "consumed_inputs")
         target = as_int_list(node.attr("shape"), "shape", node)
         return Step(node, lambda x: (x.reshape(reshape_target(x.shape, target, False)),),
-                    inputs=node.inputs[:1])
+                    inputs=node.inputs[:1], view=True)
     node.allow("allowzero")
     allowzero = int(node.attr("allowzero", 0)) == 1
-    return Step(node, lambda x, shape: (x.reshape(reshape_target(x.shape, shape, allowzero)),))
+    return Step(node, lambda x, shape: (x.reshape(reshape_target(x.shape, shape, allowzero)),),
+                view=True)
 
 
 def build_transpose(node, ctx):
     node.allow("perm")
     perm = as_int_list(node.attr("perm"), "perm", node)
-    return Step(node, lambda x: (np.transpose(x, perm),))
+    return Step(node, lambda x: (np.transpose(x, perm),), view=True)
 
 
 def unsqueeze(x, axes):
@@ -76,9 +78,9 @@ def build_unsqueeze(node, ctx):
         axes = as_int_list(node.attr("axes"), "axes", node)
         if axes is None:
             raise ValueError(f"Unsqueeze node {node.name} needs an axes attribute")
-        return Step(node, lambda x: (unsqueeze(x, axes),), inputs=node.inputs[:1])
+        return Step(node, lambda x: (unsqueeze(x, axes),), inputs=node.inputs[:1], view=True)
     node.allow()
-    return Step(node, lambda x, axes: (unsqueeze(x, [int(a) for a in axes]),))
+    return Step(node, lambda x, axes: (unsqueeze(x, [int(a) for a in axes]),), view=True)
 
 
 def squeeze(x, axes):
@@ -95,10 +97,10 @@ def build_squeeze(node, ctx):
     if node.opset < 13:
         node.allow("axes")
         axes = as_int_list(node.attr("axes"), "axes", node)
-        return Step(node, lambda x: (squeeze(x, axes),), inputs=node.inputs[:1])
+        return Step(node, lambda x: (squeeze(x, axes),), inputs=node.inputs[:1], view=True)
     node.allow()
     return Step(node, lambda x, axes=None: (squeeze(x, None if axes is None else
-                                                    [int(a) for a in axes]),))
+                                                    [int(a) for a in axes]),), view=True)
 
 
 _CONSTANT_ATTRS = {
@@ -182,10 +184,10 @@ def build_slice(node, ctx):
         starts, ends = node.attr("starts"), node.attr("ends")
         axes = node.attr("axes")
         return Step(node, lambda x: (slice_array(x, starts, ends, axes),),
-                    inputs=node.inputs[:1])
+                    inputs=node.inputs[:1], view=True)
     node.allow()
     return Step(node, lambda x, starts, ends, axes=None, steps=None: (
-        slice_array(x, _ints(starts), _ints(ends), _ints(axes), _ints(steps)),))
+        slice_array(x, _ints(starts), _ints(ends), _ints(axes), _ints(steps)),), view=True)
 
 
 def split_sizes(length, split, n_out, num_outputs, name):
@@ -218,7 +220,8 @@ def build_split(node, ctx):
             index[a] = slice(int(lo), int(hi))
             outs.append(x[tuple(index)])
         return tuple(outs)
-    return Step(node, split, inputs=node.inputs[:2] if node.opset >= 13 else node.inputs[:1])
+    return Step(node, split, inputs=node.inputs[:2] if node.opset >= 13 else node.inputs[:1],
+                view=True)
 
 
 _PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "edge", "wrap": "wrap"}
