@@ -17,5 +17,6 @@ void lc_config_avx2(lc_isa_config *cfg) {
     cfg->dw_row = lc_f32_dw_row__avx2;
     cfg->dw3x3_plane = lc_f32_dw3x3_plane__avx2;
     cfg->strided_copy = lc_f32_strided_copy__avx2;
+    cfg->postop = lc_f32_postop__avx2;
 }
 #endif

@@ -13,5 +13,6 @@ void lc_config_neon(lc_isa_config *cfg) {
     cfg->gemm = lc_f32_gemm_12x8__neon;
     lc_wino_fill__neon(cfg);
     cfg->dw_row = lc_f32_dw_row__neon;
+    cfg->postop = lc_f32_postop__neon;
 }
 #endif
