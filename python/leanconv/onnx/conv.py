@@ -35,13 +35,14 @@ def same_pads(size, kernel, stride, dilation, upper):
 class ConvOp:
     """One Conv node (plus what was fused into it)."""
 
-    def __init__(self, node, weight, bias, settings, activation=None):
+    def __init__(self, node, weight, bias, settings, activation=None, residual=False):
         """weight: None (weights fed at run time), an array, or a WeightSource
         (read and folded when first packed, then dropped: see release())."""
         node.allow("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
         self.node_name = node.name
         self.settings = settings
         self.activation = activation
+        self.residual = residual   # the last input is added before the activation
         self.auto_pad = node.attr("auto_pad", "NOTSET")
         if self.auto_pad not in AUTO_PADS:
             raise ValueError(f"Conv node {node.name}: auto_pad must be one of {AUTO_PADS}, "
@@ -186,11 +187,7 @@ class ConvOp:
 
     def plan_for(self, x, w=None, b=None):
         """(plan, 4-D input view, run-time weights' plan or None) for input x."""
-        if not isinstance(x, np.ndarray) or x.dtype != np.float32:
-            raise TypeError(f"Conv node {self.node_name}: leanconv computes float32, got "
-                            f"{getattr(x, 'dtype', type(x).__name__)} input")
-        if x.ndim not in (3, 4):
-            raise unsupported(f"{x.ndim - 2}-D Conv input (node {self.node_name})")
+        self._check_input(x)
         weight = bias = None
         if self._shape4 is None:   # weights fed at run time
             weight = self._weight4(w)
@@ -206,6 +203,13 @@ class ConvOp:
         self.last_plan, self.last_input_shape = plan, x4.shape
         return plan, x4
 
+    def _check_input(self, x):
+        if not isinstance(x, np.ndarray) or x.dtype != np.float32:
+            raise TypeError(f"Conv node {self.node_name}: leanconv computes float32, got "
+                            f"{getattr(x, 'dtype', type(x).__name__)} input")
+        if x.ndim not in (3, 4):
+            raise unsupported(f"{x.ndim - 2}-D Conv input (node {self.node_name})")
+
     def output_shape(self, x_shape, w_shape=None):
         """Output shape for an input shape, without packing anything."""
         w_shape = self._shape4 if w_shape is None else tuple(w_shape)
@@ -219,26 +223,54 @@ class ConvOp:
         OH, OW = spec.output_hw(H, W)
         return (x_shape[0], spec.M, OW) if one_d else (x_shape[0], spec.M, OH, OW)
 
-    def shape_only(self, x, w=None, b=None):
-        """Zeros of the output's shape: what a schedule's first pass needs of a Conv."""
-        if not isinstance(x, np.ndarray) or x.dtype != np.float32:
-            raise TypeError(f"Conv node {self.node_name}: leanconv computes float32, got "
-                            f"{getattr(x, 'dtype', type(x).__name__)} input")
-        if x.ndim not in (3, 4):
-            raise unsupported(f"{x.ndim - 2}-D Conv input (node {self.node_name})")
-        return (np.zeros(self.output_shape(x.shape, None if w is None else w.shape),
-                         dtype=np.float32),)
+    def _split(self, args):
+        """(x, w, b, residual) from a step's inputs."""
+        res = args[-1] if self.residual else None
+        rest = args[:-1] if self.residual else args
+        x, w, b = (list(rest) + [None, None])[:3]
+        return x, w, b, res
 
-    def __call__(self, x, w=None, b=None):
+    def _residual4(self, res, shape):
+        """The residual as the 4-D output shape (broadcast if it must be)."""
+        if res is None:
+            return None
+        if not isinstance(res, np.ndarray) or res.dtype != np.float32:
+            raise TypeError(f"Conv node {self.node_name}: the fused Add's other input must be "
+                            f"float32, got {getattr(res, 'dtype', type(res).__name__)}")
+        if np.broadcast_shapes(res.shape, shape) != tuple(shape):
+            raise unsupported(f"an Add that broadcasts the Conv output of node "
+                              f"{self.node_name} up to {res.shape}")
+        if res.shape != tuple(shape):
+            res = np.ascontiguousarray(np.broadcast_to(res, shape))
+        return res[:, :, None, :] if len(shape) == 3 else res
+
+    def shape_only(self, *args):
+        """Zeros of the output's shape: what a schedule's first pass needs of a Conv."""
+        x, w, _, res = self._split(args)
+        self._check_input(x)
+        shape = self.output_shape(x.shape, None if w is None else w.shape)
+        self._residual4(res, shape)
+        return (np.zeros(shape, dtype=np.float32),)
+
+    def __call__(self, *args):
+        x, w, b, res = self._split(args)
         plan, x4 = self.plan_for(x, w, b)
-        y = plan(x4, threads=self.settings.threads)
+        shape = plan.output_shape(x4.shape)
+        y = plan(x4, residual=self._residual4(res, shape if x.ndim == 4 else
+                                             shape[:2] + shape[3:]),
+                 threads=self.settings.threads)
         return (y[:, :, 0, :] if x.ndim == 3 else y,)
 
-    def into(self, outs, x, w=None, b=None):
-        """Convolve into outs[0] (preallocated, C-contiguous)."""
+    def into(self, outs, *args):
+        """Convolve into outs[0] (preallocated, C-contiguous; it may be the residual)."""
+        x, w, b, res = self._split(args)
         plan, x4 = self.plan_for(x, w, b)
         y = outs[0]
-        plan(x4, out=y[:, :, None, :] if x.ndim == 3 else y, threads=self.settings.threads)
+        y4 = y[:, :, None, :] if x.ndim == 3 else y
+        r4 = self._residual4(res, y.shape)
+        if r4 is not None and np.shares_memory(r4, y4):
+            r4 = y4   # in place: the very same array, as the epilogue asks
+        plan(x4, out=y4, residual=r4, threads=self.settings.threads)
 
     def workspace_bytes(self, x_shape):
         if self.last_plan is None:

@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from leanconv import _epilogue
 from leanconv.onnx import conv as conv_mod
 from leanconv.onnx import ops_elementwise, ops_linalg, ops_math, ops_pool, ops_resize, ops_tensor
 from leanconv.onnx.node import NP_TYPES, Node, unsupported
@@ -178,10 +179,20 @@ def _bn_params(node, constants):
 
 
 def _activation(node, constants):
-    """The leanconv activation a Relu/Clip node amounts to, else None."""
-    if node.op_type == "Relu":
+    """The leanconv epilogue activation a node amounts to, else None."""
+    op = node.op_type
+    if op == "Relu":
         return "relu"
-    if node.op_type != "Clip":
+    if op in ("Sigmoid", "Tanh", "HardSwish"):
+        return op.lower()
+    if op == "LeakyRelu":
+        return ("leaky_relu", float(node.attr("alpha", 0.01)))
+    if op == "HardSigmoid":
+        return ("hardsigmoid", float(node.attr("alpha", 0.2)), float(node.attr("beta", 0.5)))
+    if op == "Gelu":
+        approx = node.attr("approximate", "none")
+        return {"none": "gelu", "tanh": "gelu_tanh"}.get(approx)
+    if op != "Clip":
         return None
     if node.opset < 11:
         lo, hi = node.attr("min"), node.attr("max")
@@ -194,11 +205,46 @@ def _activation(node, constants):
     return conv_mod.clamp_activation(lo, hi)
 
 
+_ACTIVATION_ATTRS = ("consumed_inputs", "alpha", "beta", "approximate", "min", "max")
+
+
+def _silu(nodes, readers, value, done):
+    """(sigmoid index, mul index) when `value` is read by exactly Sigmoid(value)
+    and Mul(value, that sigmoid) and nothing else reads the sigmoid: x * sigmoid(x)."""
+    r = readers.get(value, [])
+    if len(r) != 2 or any(j < 0 or j in done for j in r):
+        return None
+    sig = [j for j in r if nodes[j].op_type == "Sigmoid" and nodes[j].inputs == [value]]
+    mul = [j for j in r if nodes[j].op_type == "Mul"]
+    if len(sig) != 1 or len(mul) != 1:
+        return None
+    s_out = nodes[sig[0]].outputs[0]
+    if sorted(nodes[mul[0]].inputs) != sorted([value, s_out]) or \
+            readers.get(s_out, []) != [mul[0]] or nodes[mul[0]].attrs:
+        return None
+    return sig[0], mul[0]
+
+
+def _residual_add(nodes, readers, value, done, constants):
+    """(index, other input) of an Add that is the sole reader of `value` and
+    adds a run-time tensor to it (a constant stays a separate step)."""
+    r = readers.get(value, [])
+    if len(r) != 1 or r[0] < 0 or r[0] in done:
+        return None
+    n = nodes[r[0]]
+    if n.op_type != "Add" or n.attrs or len(n.inputs) != 2 or n.inputs.count(value) != 1:
+        return None
+    other = n.inputs[1] if n.inputs[0] == value else n.inputs[0]
+    return None if other in constants else (r[0], other)
+
+
 def _build_conv(nodes, i, ctx, readers, fuse, done):
-    """The Conv at nodes[i] with the BatchNormalization and Relu/Clip that are
-    the sole readers of its output folded in; marks those nodes done.  Their
-    other inputs are constants, so computing them with the Conv is safe
-    wherever they sat in the node list."""
+    """(step, position): the Conv at nodes[i] with what reads its output alone
+    fused in -- a BatchNormalization (folded into the weights), then a residual
+    Add of a run-time tensor, then an activation (Relu, Clip, LeakyRelu,
+    Sigmoid, Tanh, HardSigmoid, HardSwish, Gelu, or x * Sigmoid(x) as SiLU);
+    marks those nodes done.  The step runs at the position of the last node
+    it absorbed, where every input it reads is computed."""
     node = nodes[i]
     w = ctx.constants.weight_source(node.input(1))
     if w is None and node.input(1) in ctx.constants:   # a folded constant, already an array
@@ -207,7 +253,7 @@ def _build_conv(nodes, i, ctx, readers, fuse, done):
     b = ctx.const(node.input(2))
     if node.input(2) and b is None:
         w = None   # a bias fed at run time: no packing at prepare time
-    fused, activation, out, bn = [], None, node.outputs[0], None
+    fused, activation, out, bn, residual, last = [], None, node.outputs[0], None, None, i
     if fuse and w is not None and len(w.shape) in (3, 4) and w.dtype == np.float32:
         j = _sole_reader(nodes, readers, out, done)
         bn = _bn_params(nodes[j], ctx.constants) if j is not None else None
@@ -217,21 +263,40 @@ def _build_conv(nodes, i, ctx, readers, fuse, done):
             fused.append("BatchNormalization")
             out = nodes[j].outputs[0]
             done.add(j)
+            last = max(last, j)
+        residual = None
+        add = _residual_add(nodes, readers, out, done, ctx.constants)
+        if add is not None:
+            last = max(last, add[0])
+            residual = add[1]
+            fused.append("Add")
+            out = nodes[add[0]].outputs[0]
+            done.add(add[0])
+        silu = _silu(nodes, readers, out, done)
         j = _sole_reader(nodes, readers, out, done)
         act = _activation(nodes[j], ctx.constants) if j is not None else None
-        if act is not None:
-            nodes[j].allow("consumed_inputs", *(("min", "max") if nodes[j].opset < 11 else ()))
+        if silu is not None:
+            activation = "silu"
+            fused += ["Sigmoid", "Mul"]
+            out = nodes[silu[1]].outputs[0]
+            done.update(silu)
+            last = max(last, *silu)
+        elif act is not None:
+            nodes[j].allow(*_ACTIVATION_ATTRS)
             activation = act
             fused.append(nodes[j].op_type)
             out = nodes[j].outputs[0]
             done.add(j)
+            last = max(last, j)
     if w is not None:
         w = conv_mod.WeightSource(w.shape, w.dtype, _loader(w.load, b, bn))
-    op = conv_mod.ConvOp(node, w, None, ctx.settings, activation)
-    inputs = [node.inputs[0]] if w is not None else node.inputs
-    step = Step(node, op, inputs=inputs, conv=op, fused=fused, into=op.into)
+    op = conv_mod.ConvOp(node, w, None, ctx.settings, activation, residual is not None)
+    inputs = ([node.inputs[0]] if w is not None else node.inputs) + \
+        ([residual] if residual is not None else [])
+    step = Step(node, op, inputs=inputs, conv=op, fused=fused, into=op.into,
+                inplace=(len(inputs) - 1,) if residual is not None else ())
     step.outputs = [out]
-    return step
+    return step, last
 
 
 def _loader(load, bias, bn):
@@ -246,7 +311,22 @@ def _build(node, ctx):
     if node.op_type == "Conv":
         op = conv_mod.ConvOp(node, None, None, ctx.settings)
         return Step(node, op, conv=op, into=op.into)
-    return BUILDERS[node.op_type](node, ctx)
+    step = BUILDERS[node.op_type](node, ctx)
+    act = _activation(node, ctx.constants)
+    if act is not None:   # a standalone activation: the C epilogue's elementwise entry
+        step.into, step.inplace = _c_activation(step.fn, act, ctx.settings), True
+    return step
+
+
+def _c_activation(fn, activation, settings):
+    """into(outs, x, ...) running `activation` in C (threaded, vectorised) on
+    float32 input, else fn in NumPy."""
+    def into(outs, x, *rest):
+        if x.dtype == np.float32 and x.flags.c_contiguous:
+            _epilogue.activate(x, activation, out=outs[0], threads=settings.threads)
+        else:
+            np.copyto(outs[0], fn(x, *rest)[0])
+    return into
 
 
 def build_program(model, algorithm="auto", threads=None, fuse=True) -> Program:
@@ -282,15 +362,19 @@ def build_program(model, algorithm="auto", threads=None, fuse=True) -> Program:
         else:
             live.append(node)
     # pass 2: steps, with Conv [+ BatchNormalization] [+ Relu | Clip] fused
+    # A fused step runs where its last node was: a residual Add's other input
+    # may come from nodes after the Conv.
     readers = _readers(live, outputs)
-    steps, done = [], set()
+    placed, done = [], set()
     for i, node in enumerate(live):
         if i in done:
             continue
         if node.op_type == "Conv":
-            steps.append(_build_conv(live, i, ctx, readers, fuse, done))
+            step, at = _build_conv(live, i, ctx, readers, fuse, done)
+            placed.append((at, i, step))
         else:
-            steps.append(_build(node, ctx))
+            placed.append((i, i, _build(node, ctx)))
+    steps = [s for _, _, s in sorted(placed, key=lambda p: p[:2])]
     # weights now baked into Conv steps (and any constant nobody reads) need not stay
     read = {n for s in steps for n in s.inputs} | set(outputs)
     constants = {k: constants[k] for k in read if k in constants}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from leanconv import _epilogue
 from leanconv.onnx.node import unsupported
 from leanconv.onnx.program import Step
 
@@ -98,22 +99,28 @@ def _legacy_broadcast(node):
     return align
 
 
-def _binary(node, ufunc):
-    """Add/Mul: broadcasting, written into the arena (in place when legal)."""
+def _binary(node, ctx, ufunc):
+    """Add/Mul: broadcasting, written into the arena (in place when legal); a
+    float32 Add of equal shapes runs in C on leanconv's threads."""
     align = _legacy_broadcast(node)
+    add = ufunc is np.add
 
     def into(outs, a, b):
-        ufunc(a, align(a, b), out=outs[0])
+        if add and a.shape == b.shape and a.dtype == b.dtype == np.float32 and \
+                a.flags.c_contiguous and b.flags.c_contiguous:
+            _epilogue.activate(a, None, residual=b, out=outs[0], threads=ctx.settings.threads)
+        else:
+            ufunc(a, align(a, b), out=outs[0])
     return Step(node, lambda a, b: (np.asarray(ufunc(a, align(a, b))),), into=into,
                 inplace=True)
 
 
 def build_add(node, ctx):
-    return _binary(node, np.add)
+    return _binary(node, ctx, np.add)
 
 
 def build_mul(node, ctx):
-    return _binary(node, np.multiply)
+    return _binary(node, ctx, np.multiply)
 
 
 def build_sum(node, ctx):

@@ -29,8 +29,8 @@ class Step:
     the compiled schedule: into(outs, *inputs) writes into preallocated outs
     (None for an output nobody reads); view: the outputs are views of input 0
     (Reshape, Flatten, ...: computed once per schedule, no run-time work);
-    inplace: output 0 may share the buffer of a same-shaped input that dies
-    here; workspace(*inputs) -> scratch bytes of a call."""
+    inplace: True (any input) or the indices of the inputs whose buffer output
+    0 may take over when they die here with its shape; workspace(*inputs) -> scratch bytes of a call."""
     __slots__ = ("op_type", "name", "inputs", "outputs", "fn", "conv", "free", "fused", "into",
                  "view", "inplace", "workspace", "output_bytes", "workspace_bytes", "blas")
 

@@ -147,7 +147,8 @@ class Schedule:
             out = s.outputs[0] if s.outputs else ""
             if not (s.inplace and out and out in info and out in last and out not in alias):
                 continue
-            for n in s.inputs:
+            allowed = range(len(s.inputs)) if s.inplace is True else s.inplace
+            for n in [s.inputs[k] for k in allowed if k < len(s.inputs)]:
                 r = root(n) if n and n not in static else None
                 r = merged.get(r, r)
                 if r is None or r in feeds or n not in info or info[n] != info[out] or \
