@@ -415,6 +415,30 @@ def test_intermediates_are_freed_after_their_last_reader():
     assert "c" in freed and not freed & {"y", "s"}
 
 
+@pytest.mark.parametrize("kind", ["MaxPool", "AveragePool"])
+@pytest.mark.parametrize("attrs", [
+    dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+    dict(kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 0, 0], ceil_mode=1),
+    dict(kernel_shape=[2, 3], strides=[1, 2], pads=[1, 0, 0, 2], ceil_mode=1),
+    dict(kernel_shape=[3, 2], strides=[2, 1], pads=[1, 1, 1, 1], count_include_pad=1),
+    dict(kernel_shape=[5, 5], strides=[3, 3], auto_pad="SAME_UPPER"),
+    dict(kernel_shape=[2, 2], strides=[1, 1], dilations=[2, 2], pads=[1, 1, 0, 0]),
+])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_c_pooling_matches_onnxruntime(kind, attrs, threads):
+    if kind == "MaxPool":
+        attrs = {k: v for k, v in attrs.items() if k != "count_include_pad"}
+    elif "dilations" in attrs:
+        pytest.skip("onnxruntime's AveragePool has no dilations")
+    node = helper.make_node(kind, ["x"], ["y"], **attrs)
+    model = make_model([node], [("x", (2, 3, 13, 11))], [("y", None)])
+    rep = lco.prepare(model, threads=threads)
+    assert [s.label() for s, _ in rep.program.schedule.calls] == [kind]
+    assert rep.program.schedule.calls[0][0].into is not None
+    assert_matches_ort(model, {"x": rng(21).standard_normal((2, 3, 13, 11)).astype(np.float32)},
+                       threads=threads)
+
+
 # --- memory plan ----------------------------------------------------------------------------
 
 def residual_model(x_shape=(2, 8, 12, 12)):
