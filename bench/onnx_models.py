@@ -36,7 +36,7 @@ import onnx_exports  # noqa: E402
 
 import leanconv  # noqa: E402
 import leanconv.onnx as lco  # noqa: E402
-from leanconv.onnx.bench import random_inputs  # noqa: E402
+from leanconv.onnx.bench import _ort_session, random_inputs  # noqa: E402
 
 BIG_SIZE_TOO = ("resnet18", "mobilenet_v2")
 
@@ -58,12 +58,7 @@ def model_list(names, exporters, size, zoo, cache):
 
 
 def ort_runner(path, threads):
-    import onnxruntime as ort
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    sess, _ = _ort_session(Path(path).read_bytes(), threads)
     return lambda feeds: sess.run(None, feeds)
 
 

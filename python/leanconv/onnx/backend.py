@@ -23,6 +23,7 @@ class LeanconvRep(BackendRep):
 
     def __init__(self, program):
         self.program = program
+        self._outputs_type = namedtupledict("Outputs", self.output_names)   # (made once: slow)
 
     @property
     def input_names(self):
@@ -38,7 +39,9 @@ class LeanconvRep(BackendRep):
 
     @threads.setter
     def threads(self, n):
-        self.program.settings.threads = None if n is None else _threads.resolve(n)
+        """Threads of every step (None: leanconv's setting now, resolved once:
+        asking for it per call reads the cgroup files each time)."""
+        self.program.settings.threads = _threads.resolve(n)
 
     def feeds(self, inputs):
         """Check and name the inputs of one run."""
@@ -65,7 +68,7 @@ class LeanconvRep(BackendRep):
             raise ValueError(f"missing model input(s) {missing}")
         feeds = {}
         for name, dtype, rank, value in items:
-            arr = np.asarray(value)
+            arr = value if type(value) is np.ndarray else np.asarray(value)
             if dtype is not None and arr.dtype != dtype:
                 raise TypeError(f"input {name!r} must be {np.dtype(dtype).name}, got {arr.dtype}")
             if rank is not None and arr.ndim != rank:
@@ -93,7 +96,7 @@ class LeanconvRep(BackendRep):
         if kwargs:
             raise TypeError(f"run() got unexpected keyword arguments {sorted(kwargs)}")
         outs = self.program.run(self.feeds(inputs))
-        return namedtupledict("Outputs", self.output_names)(*outs)
+        return self._outputs_type(*outs)
 
 
 def _without_weights(model, keep=1024):

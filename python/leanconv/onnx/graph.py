@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from leanconv import _epilogue
+from leanconv import _core, _epilogue, _isa, _threads
 from leanconv.onnx import conv as conv_mod
 from leanconv.onnx import ops_elementwise, ops_linalg, ops_math, ops_pool, ops_resize, ops_tensor
 from leanconv.onnx.node import NP_TYPES, Node, unsupported
@@ -321,11 +321,17 @@ def _build(node, ctx):
 def _c_activation(fn, activation, settings):
     """into(outs, x, ...) running `activation` in C (threaded, vectorised) on
     float32 input, else fn in NumPy."""
+    ep = _epilogue.parse(activation)
+
     def into(outs, x, *rest):
+        y = outs[0]
         if x.dtype == np.float32 and x.flags.c_contiguous:
-            _epilogue.activate(x, activation, out=outs[0], threads=settings.threads)
+            # the checks of _epilogue.activate hold by construction: y is x's
+            # shape, C-contiguous float32, and x itself or disjoint from it
+            _core.activate(x.reshape(-1), y.reshape(-1), ep, None,
+                           _threads.resolve(settings.threads), _isa.isa_id())
         else:
-            np.copyto(outs[0], fn(x, *rest)[0])
+            np.copyto(y, fn(x, *rest)[0])
     return into
 
 

@@ -124,7 +124,7 @@ class Program:
 
     @staticmethod
     def signature(feeds):
-        return tuple((k, v.shape, v.dtype.str) for k, v in sorted(feeds.items()))
+        return tuple(sorted((k, v.shape, v.dtype.str) for k, v in feeds.items()))
 
     def schedule_for(self, feeds):
         """The compiled schedule for these inputs' shapes (compiled on first

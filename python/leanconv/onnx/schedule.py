@@ -19,6 +19,7 @@ and the largest scratch one step allocates (convolution workspace, or the
 temporary of an op without an `into` form)."""
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import numpy as np
@@ -203,14 +204,13 @@ class Schedule:
                 call = functools.partial(s.into, outs, *args)
             else:
                 call = functools.partial(_copy_into, s.fn, outs, args)
-            if s.blas:
-                call = functools.partial(_blas_limited, call, program.settings)
             calls.append((s, call))
             s.output_bytes = sum(o.nbytes for o in outs if o is not None)
             ws = s.conv.workspace_bytes(conv_inputs[i]) if i in conv_inputs else scratch.get(i, 0)
             s.workspace_bytes = ws
             self.workspace = max(self.workspace, ws)
         self.calls = calls
+        self.blas = any(s.blas for s, _ in calls)
         self._steps_info = [(s, s.output_bytes, s.workspace_bytes) for s, _ in calls]
         self.outputs = [bound[n] if n in bound else bound[root(n)] for n in program.outputs]
         self._fns = [c for _, c in calls]
@@ -233,12 +233,19 @@ class Schedule:
     def run(self, feeds, timings=None):
         for name, slot in self.feed_slots:
             np.copyto(slot, feeds[name])
+        if self.blas:   # NumPy's BLAS pool capped at threads= for the whole run (once: ~20 us)
+            with blas_limit(self.program.settings.threads):
+                self._steps(timings)
+        else:
+            self._steps(timings)
+        return [np.array(o) for o in self.outputs]
+
+    def _steps(self, timings):
         if timings is None:
             for call in self._fns:
                 call()
         else:
             timed(self.calls, timings)
-        return [np.array(o) for o in self.outputs]
 
 
 def _copy_into(fn, outs, args):
@@ -250,18 +257,16 @@ def _copy_into(fn, outs, args):
 _controller = []
 
 
-def _blas_limited(call, settings):
-    """Run call with NumPy's BLAS pool capped at the model's threads (its own
-    pool would otherwise spin beside leanconv's OpenMP threads)."""
-    if settings.threads is None:
-        return call()
+def blas_limit(threads):
+    """A context capping NumPy's BLAS pool at `threads` (its own pool would
+    otherwise spin beside leanconv's OpenMP threads); a no-op without
+    threadpoolctl."""
     if not _controller:
         try:
             from threadpoolctl import ThreadpoolController
             _controller.append(ThreadpoolController())
         except ImportError:   # optional: without it BLAS keeps its own setting
             _controller.append(None)
-    if _controller[0] is None:
-        return call()
-    with _controller[0].limit(limits=settings.threads, user_api="blas"):
-        return call()
+    if _controller[0] is None or threads is None:
+        return contextlib.nullcontext()
+    return _controller[0].limit(limits=threads, user_api="blas")
