@@ -527,6 +527,52 @@ def test_shapes_from_run_time_values_fall_back_to_the_interpreter():
     assert not rep.program.plannable
 
 
+def wide_conv_model():
+    g = rng(22)
+    w = g.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["a", "w"], ["y"], pads=[1, 1, 1, 1])]
+    return make_model(nodes, [("x", (1, 64, 24, 24))], [("y", None)], [("w", w)])
+
+
+def test_memory_budget_chooses_leaner_algorithms_or_refuses_with_the_bytes_needed():
+    model = wide_conv_model()
+    x = rng(23).standard_normal((1, 64, 24, 24)).astype(np.float32)
+    free = lco.prepare(model, algorithm="winograd_f4")
+    raw = 2 * 64 * 64 * 9 * 4
+    assert free.memory()["packed_weights"] > 2 * raw   # F4 packs 36/9 = 4x the raw weights
+    budget = free.memory_bytes() - raw
+    rep = lco.prepare(model, algorithm="winograd_f4", memory_budget=budget)
+    assert rep.memory_bytes() <= budget
+    assert rel_err(rep.run([x])[0], free.run([x])[0].astype(np.float64)) < 1e-4
+    with pytest.raises(MemoryError, match=r"needs at least \d+ bytes"):
+        lco.prepare(model, memory_budget=raw // 2)
+    with pytest.raises(ValueError, match="memory_budget"):
+        lco.prepare(model, memory_budget=-1)
+
+
+def test_residual_add_and_silu_fuse_into_the_conv():
+    g = rng(24)
+    w1 = g.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    w2 = g.standard_normal((8, 8, 1, 1)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Sigmoid", ["a"], ["sa"]),
+             helper.make_node("Mul", ["a", "sa"], ["silu"]),
+             helper.make_node("Conv", ["x", "w2"], ["skip"]),    # computed after the first
+             helper.make_node("Conv", ["silu", "w1"], ["b"], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["skip", "b"], ["s"]),
+             helper.make_node("Relu", ["s"], ["y"])]
+    model = make_model(nodes, [("x", (1, 8, 10, 10))], [("y", None)], [("w1", w1), ("w2", w2)])
+    rep = lco.prepare(model)
+    labels = [s.label() for s in rep.program.steps]
+    # the first Conv reading the Add's inputs absorbs it (here the 1x1 skip), and runs
+    # where the Add was, after the Conv making its other input
+    assert labels == ["Conv+Sigmoid+Mul", "Conv", "Conv+Add+Relu"]
+    assert rep.program.steps[2].inputs == ["x", "b"]
+    assert_matches_ort(model, {"x": g.standard_normal((1, 8, 10, 10)).astype(np.float32)},
+                       tol=1e-5)
+
+
 def test_measured_peak_rss_matches_the_plan(tmp_path):
     """bench/onnx_memory.py in its own process: peak RSS growth from before
     prepare to after the first run within 5% of rep.memory_bytes()."""

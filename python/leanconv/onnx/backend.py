@@ -154,14 +154,19 @@ class LeanconvBackend(Backend):
 
     @classmethod
     def prepare(cls, model, device: str = "CPU", *, algorithm="auto", threads=None,
-                fuse=True, check=True, **kwargs) -> LeanconvRep:
+                fuse=True, check=True, memory_budget=None, **kwargs) -> LeanconvRep:
         """Check the model, fold constants and BatchNorms, fuse activations.
 
         model: a ModelProto, a path, or serialized bytes.
         algorithm: leanconv algorithm for every Conv ('auto' picks per layer;
         a named one falls back to 'auto' on layers it cannot run).  threads:
         threads per convolution (default: leanconv's setting).  fuse=False
-        keeps BatchNormalization/Relu/Clip as separate NumPy steps."""
+        keeps BatchNormalization/Relu/Clip as separate NumPy steps.
+        memory_budget: bytes a run may hold (rep.memory_bytes()): algorithms
+        are chosen per layer to fit (Winograd packs alpha^2/9 the raw weights,
+        patch2vec needs almost no workspace), else MemoryError with the bytes
+        the leanest choice needs.  Checked when the memory is planned: at
+        prepare for static input shapes, else at the first run."""
         if kwargs:
             raise TypeError(f"prepare() got unexpected keyword arguments {sorted(kwargs)}")
         _check_device(device)
@@ -171,7 +176,12 @@ class LeanconvBackend(Backend):
             model = onnx.load(model)
         if check:
             onnx.checker.check_model(_without_weights(model))
+        if memory_budget is not None and (isinstance(memory_budget, bool) or not isinstance(
+                memory_budget, (int, np.integer)) or memory_budget <= 0):
+            raise ValueError(f"memory_budget must be a positive number of bytes, got "
+                             f"{memory_budget!r}")
         program = build_program(model, check_name(algorithm), None, fuse)
+        program.settings.memory_budget = None if memory_budget is None else int(memory_budget)
         del model   # nothing below needs it: weights are read and packed by the first compile
         rep = LeanconvRep(program)
         rep.threads = threads

@@ -13,10 +13,10 @@ import threading
 
 import numpy as np
 
-from leanconv import _isa
+from leanconv import _core, _isa
 from leanconv._params import ConvSpec
 from leanconv._plan import Conv2d as _Plan
-from leanconv._select import choose, why_unsupported
+from leanconv._select import ALGORITHMS, algorithm_id, choose, why_unsupported
 from leanconv.onnx.node import as_int_list, unsupported
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
@@ -73,6 +73,7 @@ class ConvOp:
         self._lock = threading.Lock()
         self.last_plan = None
         self.last_input_shape = None
+        self.algorithm_override = None   # set by a memory budget (budget.py)
 
     def _check_weight(self, shape, dtype):
         if np.dtype(dtype) != np.float32:
@@ -177,10 +178,30 @@ class ConvOp:
         """Constant weights' shape (as a 2-D convolution's), None if fed at run time."""
         return self._shape4
 
+    def candidates(self, x_shape, threads):
+        """[(algorithm, packed bytes, workspace bytes)] of every algorithm that
+        can run this layer on inputs of x_shape, the one 'auto' picks first."""
+        shape = tuple(x_shape)
+        x4 = shape[:2] + (1,) + shape[2:] if len(shape) == 3 else shape
+        w_shape = self._shape4
+        stride, pads, dilation = self.geometry(shape, w_shape if len(shape) == 4 else
+                                               w_shape[:2] + w_shape[3:])
+        spec = ConvSpec.build(w_shape, stride, pads, dilation, self.group)
+        isa_id = _isa.isa_id()
+        geom = spec.geometry(*x4)
+        first = self._algorithm(w_shape, stride, pads, dilation, x4[2:])
+        out = []
+        for name in [first] + [a for a in ALGORITHMS if a != first]:
+            if why_unsupported(name, spec, isa_id, geom) is None:
+                packed, ws = _core.sizes(algorithm_id(name), isa_id, geom, threads)
+                if packed >= 0 and ws >= 0:
+                    out.append((name, packed, ws))
+        return out
+
     def _algorithm(self, w_shape, stride, pads, dilation, hw):
         spec = ConvSpec.build(w_shape, stride, pads, dilation, self.group)
         isa_id = _isa.isa_id()
-        name = choose(self.settings.algorithm, spec, isa_id, hw)
+        name = choose(self.algorithm_override or self.settings.algorithm, spec, isa_id, hw)
         if why_unsupported(name, spec, isa_id) is not None:
             name = choose("auto", spec, isa_id, hw)  # e.g. Winograd asked for on a 1x1 layer
         return name

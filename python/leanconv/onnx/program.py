@@ -19,9 +19,10 @@ import numpy as np
 class Settings:
     """Per-prepared-model knobs the steps read at run time."""
 
-    def __init__(self, algorithm="auto", threads=None):
+    def __init__(self, algorithm="auto", threads=None, memory_budget=None):
         self.algorithm = algorithm
         self.threads = threads
+        self.memory_budget = memory_budget   # bytes a run may hold, or None
 
 
 class Step:

@@ -25,6 +25,7 @@ import functools
 import numpy as np
 
 from leanconv.onnx import arena
+from leanconv.onnx import budget as budget_mod
 from leanconv.onnx.program import timed
 
 
@@ -97,13 +98,6 @@ class Schedule:
 
         with np.errstate(all="ignore"):   # zeros from the Conv steps may reach a log or a division
             program.interpret(feeds, observe, shapes_only=True)
-        # pack every Conv for its input shape, largest weights first: each layer's
-        # raw weights exist only while it is packed, so the peak while packing is
-        # the largest layer's raw copy on top of few packed bytes, not of nearly all
-        convs = sorted((i for i in conv_inputs if steps[i].conv.weight_shape is not None),
-                       key=lambda i: -int(np.prod(steps[i].conv.weight_shape)))
-        for i in convs:
-            steps[i].conv.plan_for(np.broadcast_to(np.float32(0), conv_inputs[i]))
         self.kinds = kinds
         self.folded = folded
 
@@ -172,6 +166,7 @@ class Schedule:
             info[name] = (v.shape, v.dtype)
         offsets, total = arena.place(buffers)
         self.arena_bytes = total
+        self._pack(steps, conv_inputs, total, max(scratch.values(), default=0))
         raw = np.empty(total + arena.ALIGN, dtype=np.uint8)
         skip = (-raw.ctypes.data) % arena.ALIGN
         self._arena = raw[skip:skip + total]
@@ -217,6 +212,24 @@ class Schedule:
         self.packed_bytes = sum({id(s.conv.last_plan): s.conv.packed_bytes for s in steps
                                  if s.conv is not None and s.conv.last_plan is not None}.values())
         self.constant_bytes = sum(np.asarray(v).nbytes for v in program.constants.values())
+
+    def _pack(self, steps, conv_inputs, arena_bytes, other_scratch):
+        """Pack every Conv with constant weights for its input shape, the
+        algorithms chosen to fit the memory budget if there is one; largest
+        weights first: each layer's raw weights exist only while it is packed,
+        so the peak while packing is the largest layer's raw copy on top of
+        few packed bytes, not on top of nearly all of them."""
+        convs = [i for i in conv_inputs if steps[i].conv.weight_shape is not None]
+        settings = self.program.settings
+        budget = getattr(settings, "memory_budget", None)
+        if budget is not None:
+            layers = [steps[i].conv.candidates(conv_inputs[i], settings.threads) for i in convs]
+            fixed = arena_bytes + sum(np.asarray(v).nbytes
+                                      for v in self.program.constants.values())
+            for i, name in zip(convs, budget_mod.fit(layers, fixed, other_scratch, budget)):
+                steps[i].conv.algorithm_override = name
+        for i in sorted(convs, key=lambda i: -int(np.prod(steps[i].conv.weight_shape))):
+            steps[i].conv.plan_for(np.broadcast_to(np.float32(0), conv_inputs[i]))
 
     def publish(self):
         """Make this schedule's per-step facts the ones the steps report."""
