@@ -573,6 +573,29 @@ def test_residual_add_and_silu_fuse_into_the_conv():
                        tol=1e-5)
 
 
+@pytest.mark.parametrize("batch, copies", [(1, 0), (2, 1)])
+def test_concat_inputs_are_written_into_their_slices(batch, copies):
+    g = rng(25)
+    inits = [("w1", g.standard_normal((4, 3, 3, 3)).astype(np.float32)),
+             ("w2", g.standard_normal((5, 3, 1, 1)).astype(np.float32))]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("Conv", ["r", "w2"], ["b"]),
+             helper.make_node("Concat", ["a", "b", "x"], ["c"], axis=1),
+             helper.make_node("Sigmoid", ["c"], ["y"])]
+    model = make_model(nodes, [("x", (batch, 3, 7, 6))], [("y", None)], inits)
+    rep = lco.prepare(model)
+    # batch 1: a and b land in their slices; x (a graph input) blocks the elision
+    labels = [s.label() for s, _ in rep.program.schedule.calls]
+    assert labels.count("Concat") == 1
+    nodes[3] = helper.make_node("Concat", ["a", "b"], ["c"], axis=1)
+    model = make_model(nodes, [("x", (batch, 3, 7, 6))], [("y", None)], inits)
+    rep = lco.prepare(model)
+    labels = [s.label() for s, _ in rep.program.schedule.calls]
+    assert labels.count("Concat") == copies   # batch 2: the slices are not contiguous
+    assert_matches_ort(model, {"x": g.standard_normal((batch, 3, 7, 6)).astype(np.float32)})
+
+
 def test_measured_peak_rss_matches_the_plan(tmp_path):
     """bench/onnx_memory.py in its own process: peak RSS growth from before
     prepare to after the first run within 5% of rep.memory_bytes()."""

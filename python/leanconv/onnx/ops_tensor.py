@@ -13,8 +13,10 @@ def build_concat(node, ctx):
     axis = node.attr("axis", None if node.opset >= 4 else 1)
     if axis is None:
         raise ValueError(f"Concat node {node.name} needs an axis attribute")
-    return Step(node, lambda *xs: (np.concatenate(xs, axis=int(axis)),),
+    step = Step(node, lambda *xs: (np.concatenate(xs, axis=int(axis)),),
                 into=lambda outs, *xs: np.concatenate(xs, axis=int(axis), out=outs[0]))
+    step.concat_axis = int(axis)
+    return step
 
 
 def build_flatten(node, ctx):

@@ -33,7 +33,8 @@ class Step:
     inplace: True (any input) or the indices of the inputs whose buffer output
     0 may take over when they die here with its shape; workspace(*inputs) -> scratch bytes of a call."""
     __slots__ = ("op_type", "name", "inputs", "outputs", "fn", "conv", "free", "fused", "into",
-                 "view", "inplace", "workspace", "output_bytes", "workspace_bytes", "blas")
+                 "view", "inplace", "workspace", "output_bytes", "workspace_bytes", "blas",
+                 "concat_axis")
 
     def __init__(self, node, fn, inputs=None, conv=None, fused=(), into=None, view=False,
                  inplace=False, workspace=None, blas=False):
@@ -52,6 +53,7 @@ class Step:
         self.blas = blas          # runs NumPy's BLAS: its pool is bounded by threads=
         self.output_bytes = 0
         self.workspace_bytes = 0
+        self.concat_axis = None   # a Concat's axis: its inputs may be placed in its output
 
     def run(self, values):
         args = [values[n] if n else None for n in self.inputs]
@@ -164,9 +166,9 @@ class Program:
         sched = self.schedule_for(feeds)
         if sched is not None:
             return sched.run(feeds, timings)
-        if timings is None:
-            return self.interpret(feeds)
-        return self.interpret(feeds, _timer(timings))
+        from leanconv.onnx.schedule import blas_limit
+        with blas_limit(self.settings.threads):
+            return self.interpret(feeds, None if timings is None else _timer(timings))
 
     def release_weights(self):
         """Drop raw Conv weights whose packing no input shape can change."""

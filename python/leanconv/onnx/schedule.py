@@ -96,7 +96,8 @@ class Schedule:
             elif s.into is None:   # the allocated result is copied into the arena
                 scratch[i] = sum(np.asarray(v).nbytes for n, v in zip(s.outputs, outs) if n)
 
-        with np.errstate(all="ignore"):   # zeros from the Conv steps may reach a log or a division
+        # zeros from the Conv steps may reach a log or a division
+        with np.errstate(all="ignore"), blas_limit(program.settings.threads):
             program.interpret(feeds, observe, shapes_only=True)
         self.kinds = kinds
         self.folded = folded
@@ -135,18 +136,22 @@ class Schedule:
                 last[r] = end
                 if r in feeds:
                     feeds_needed.add(r)
+        into_slice, elided = self._concat_slices(steps, kinds, run_idx, info, alias,
+                                                 set(feeds) | set(program.outputs), first)
         # in place: an elementwise output takes over a same-shaped input dying here
         merged = {}
         for i in run_idx:
             s = steps[i]
             out = s.outputs[0] if s.outputs else ""
-            if not (s.inplace and out and out in info and out in last and out not in alias):
+            if not (s.inplace and out and out in info and out in last and out not in alias
+                    and out not in into_slice):
                 continue
             allowed = range(len(s.inputs)) if s.inplace is True else s.inplace
             for n in [s.inputs[k] for k in allowed if k < len(s.inputs)]:
                 r = root(n) if n and n not in static else None
                 r = merged.get(r, r)
-                if r is None or r in feeds or n not in info or info[n] != info[out] or \
+                if r is None or r in feeds or r in into_slice or n not in info or \
+                        info[n] != info[out] or \
                         r == out or last.get(r) != order[i] or info[r][0] != info[out][0]:
                     continue
                 merged[out] = r
@@ -154,7 +159,7 @@ class Schedule:
                 break
         buffers = {}
         for name, (shape, dtype) in info.items():
-            if name in alias or name in merged or name not in last:
+            if name in alias or name in merged or name in into_slice or name not in last:
                 continue
             buffers[name] = (int(np.prod(shape, dtype=np.int64)) * dtype.itemsize,
                              first.get(name, -1), last[name])
@@ -178,12 +183,14 @@ class Schedule:
             bound[name] = self._arena[off:off + nbytes].view(dtype).reshape(shape)
         for name, r in merged.items():
             bound[name] = bound[r].reshape(info[name][0])
+        for name, (out, a, start, stop) in into_slice.items():
+            bound[name] = bound[out][(slice(None),) * a + (slice(start, stop),)]
         self.feed_slots = [(n, bound[n]) for n in sorted(feeds_needed)]
         # views, then bound calls, in step order
         calls = []
         self.workspace = 0
         for i, s in enumerate(steps):
-            if kinds[i] == "fold":
+            if kinds[i] == "fold" or i in elided:
                 continue
             args = [bound[n] if n else None for n in s.inputs]
             if kinds[i] == "view":
@@ -212,6 +219,47 @@ class Schedule:
         self.packed_bytes = sum({id(s.conv.last_plan): s.conv.packed_bytes for s in steps
                                  if s.conv is not None and s.conv.last_plan is not None}.values())
         self.constant_bytes = sum(np.asarray(v).nbytes for v in program.constants.values())
+
+    @staticmethod
+    def _concat_slices(steps, kinds, run_idx, info, alias, keep, first):
+        """Concat without a copy: each input made for the Concat alone is written
+        by its producer straight into its slice of the output (the slices are
+        contiguous when the dimensions before the axis are all 1, e.g. a batch
+        of one on the channel axis).  Returns ({input: (output, axis, start,
+        stop)}, indices of the Concat steps left with nothing to do) and moves
+        each such output's first use back to its earliest producer."""
+        producer = {n: i for i in run_idx for n in steps[i].outputs if n}
+        readers = {}
+        for i, s in enumerate(steps):
+            if kinds[i] != "fold":
+                for n in s.inputs:
+                    if n:
+                        readers[n] = readers.get(n, 0) + 1
+        into_slice, elided = {}, set()
+        for i in run_idx:
+            s = steps[i]
+            if s.concat_axis is None or not s.outputs or s.outputs[0] not in info:
+                continue
+            out = s.outputs[0]
+            shape, dtype = info[out]
+            a = s.concat_axis % len(shape)
+            names = s.inputs
+            if int(np.prod(shape[:a], dtype=np.int64)) != 1 or len(set(names)) != len(names) or \
+                    out in alias:
+                continue
+            if not all(n and n in producer and kinds[producer[n]] == "run" and
+                       steps[producer[n]].concat_axis is None and readers.get(n) == 1 and
+                       n not in alias and n not in keep and n not in into_slice and
+                       info[n][1] == dtype for n in names):
+                continue
+            start = 0
+            for n in names:
+                stop = start + info[n][0][a]
+                into_slice[n] = (out, a, start, stop)
+                first[out] = min(first.get(out, 0), first[n])
+                start = stop
+            elided.add(i)
+        return into_slice, elided
 
     def _pack(self, steps, conv_inputs, arena_bytes, other_scratch):
         """Pack every Conv with constant weights for its input shape, the
