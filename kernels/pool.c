@@ -55,15 +55,19 @@ static void pool_plane(void *vctx, int64_t plane, int thread) {
             const int64_t w0 = ow * d->sw - d->pad_l;
             const int64_t clo = t->col_lo[ow], chi = t->col_hi[ow];
             if (d->is_max) {
+                /* branch-free max (a maxss), NaN tracked beside it: a NaN in the
+                 * window gives NaN, as in onnxruntime */
                 float m = -INFINITY;
+                int nan = 0;
                 for (int64_t i = rlo; i < rhi; i++) {
                     const float *xr = x + (h0 + i * d->dh) * d->W + w0;
                     for (int64_t j = clo; j < chi; j++) {
                         const float v = xr[j * d->dw];
-                        m = v > m || v != v ? v : m;   /* NaN wins, as in onnxruntime */
+                        m = v > m ? v : m;
+                        nan |= v != v;
                     }
                 }
-                yrow[ow] = m;
+                yrow[ow] = nan ? NAN : m;
             } else {
                 float s = 0.0f;
                 for (int64_t i = rlo; i < rhi; i++) {
