@@ -4,14 +4,17 @@ light zoo, for the leanconv.onnx tests and bench/onnx_models.py.
     path = export("resnet18", size=64, exporter="torchscript", cache_dir=tmp)
     model = onnx.load(path)
 
-torchvision is imported with its compiled ops left out: they fail to load
-beside a CPU-only torch, and the model code needs only the schemas of
-`torchvision::nms` / `qnms` to exist (they are never called here).  Exports
-are cached by (name, size, exporter) under `cache_dir`."""
+torchvision is imported by torchvision_onnx.load_torchvision (its compiled
+ops do not load beside a CPU-only torch; the schemas its model code needs are
+defined first).  Unlike torchvision_onnx.export this covers both exporters,
+segmentation models and a per-session cache: exports are cached by (name,
+size, exporter) under `cache_dir`."""
 from __future__ import annotations
 
 import glob
 import os
+
+from torchvision_onnx import load_torchvision
 
 # classification models, then one segmentation model
 TORCHVISION = ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0",
@@ -20,22 +23,9 @@ TORCHVISION = ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "ef
 EXPORTERS = ("torchscript", "dynamo")
 
 
-def _define_torchvision_op_schemas(torch):
-    """The schemas torchvision's Python code registers fake kernels for."""
-    schema = "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"
-    for name in ("nms", "qnms"):
-        try:
-            torch.library.define(f"torchvision::{name}", schema)
-        except RuntimeError:
-            pass   # already defined (a second import in this process)
-
-
 def import_torchvision():
     """torchvision, its op schemas defined first (ImportError when absent)."""
-    import torch
-    _define_torchvision_op_schemas(torch)
-    import torchvision
-    return torchvision
+    return load_torchvision()[1]
 
 
 def torchvision_model(name):

@@ -49,12 +49,14 @@ class Conv2d:
 
     @staticmethod
     def _check_bias(bias, M):
+        """The plan's own copy of the bias: like the weights, changing the
+        caller's array after the plan is made changes nothing."""
         if bias is None:
             return None
         b = float32_array(bias, "bias")
         if b.shape != (M,):
             raise ValueError(f"bias must have shape ({M},), got {b.shape}")
-        return b
+        return b.copy()
 
     @property
     def packed_bytes(self) -> int:
@@ -103,13 +105,10 @@ class Conv2d:
             return None
         if not isinstance(residual, np.ndarray):
             raise TypeError(f"residual must be a numpy array, got {type(residual).__name__}")
-        if residual.dtype != np.float32:
-            raise TypeError(f"leanconv computes in float32, but residual has dtype "
-                            f"{residual.dtype}; convert it with residual.astype(np.float32)")
         if residual.shape != shape:
             raise ValueError(f"residual must have the output's shape {shape}, "
                              f"got {residual.shape}")
-        return float32_array(residual, "residual")
+        return float32_array(residual, "residual")  # dtype checked, big-endian converted
 
     def _output(self, out, shape, x, res):
         if out is None:
@@ -149,6 +148,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     w = float32_array(weight, "weight")
     spec = ConvSpec.build(w.shape, stride, padding, dilation, groups, activation)
     _, _, H, W, _ = spec.input_dims(x.shape)
+    if isinstance(out, np.ndarray) and isinstance(bias, np.ndarray) and np.shares_memory(out, bias):
+        raise ValueError("out overlaps the bias; pass a bias that does not share out's memory")
     plan = Conv2d(w, bias, stride, padding, dilation, groups, algorithm=algorithm,
                   activation=activation, threads=threads, input_shape=x.shape)
     return plan(x, out=out, residual=residual)

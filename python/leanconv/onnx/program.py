@@ -8,7 +8,9 @@ the schedule compiled last (`Program.schedule_for`):
     step.output_bytes    bytes it writes    step.packed_bytes    packed weights it owns (Conv)
     step.workspace_bytes scratch bytes one call allocates beyond its outputs
 
-`Program.run(feeds, timings=list)` appends (step, seconds) per executed step."""
+`Program.run(feeds, timings=list)` appends (step, seconds) for every step in
+program order (0 for a step with no run-time work: folded, a view, a Concat
+whose inputs were written in place)."""
 from __future__ import annotations
 
 import time
@@ -190,8 +192,13 @@ def _timer(timings):
 
 
 def timed(calls, timings):
+    """Run (step, call) pairs, appending (step, seconds); a None call is a step
+    with no run-time work (0 seconds)."""
     clock = time.perf_counter
     for step, call in calls:
+        if call is None:
+            timings.append((step, 0.0))
+            continue
         t0 = clock()
         call()
         timings.append((step, clock() - t0))

@@ -213,6 +213,10 @@ class Schedule:
             self.workspace = max(self.workspace, ws)
         self.calls = calls
         self.blas = any(s.blas for s, _ in calls)
+        # for timings: every step of the program, those with nothing to do at run
+        # time (folded, views, Concats written in place) as None
+        by_step = {id(s): c for s, c in calls}
+        self._timed = [(s, by_step.get(id(s))) for s in steps]
         self._steps_info = [(s, s.output_bytes, s.workspace_bytes) for s, _ in calls]
         self.outputs = [bound[n] if n in bound else bound[root(n)] for n in program.outputs]
         self._fns = [c for _, c in calls]
@@ -306,7 +310,7 @@ class Schedule:
             for call in self._fns:
                 call()
         else:
-            timed(self.calls, timings)
+            timed(self._timed, timings)
 
 
 def _copy_into(fn, outs, args):
