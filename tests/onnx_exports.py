@@ -42,14 +42,8 @@ def torchvision_model(name):
     if name == "googlenet":
         kwargs.update(aux_logits=False, init_weights=False)
     model = torchvision.models.get_model(name, **kwargs).eval()
-    # eval BatchNorm statistics randomised so every folded BN does real work
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
+    from torchvision_models import randomise_batchnorm
+    randomise_batchnorm(model)
     return model
 
 
