@@ -1,6 +1,7 @@
 """leanconv.onnx's memory plan against the memory a process really uses.
 
     python bench/onnx_memory.py MODEL.onnx [--threads 1] [--engine leanconv|onnxruntime]
+                                [--memory-budget BYTES]
 
 Runs in this process, which should do nothing else: loads the model, resets
 the kernel's peak-RSS mark (/proc/self/clear_refs), prepares, runs once, and
@@ -44,7 +45,7 @@ def warm_up_checker():
     onnx.checker.check_model(helper.make_model(graph))
 
 
-def measure(path, threads, engine):
+def measure(path, threads, engine, memory_budget=None):
     import onnx
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
     from leanconv.onnx.bench import random_inputs
@@ -68,11 +69,12 @@ def measure(path, threads, engine):
         warm_up_checker()
         before = status_kib("VmRSS")
         reset_peak()
-        rep = lco.prepare(model, threads=threads)
+        rep = lco.prepare(model, threads=threads, memory_budget=memory_budget)
         plan = rep.memory()
         rep.run(feeds)
     peak = status_kib("VmHWM")
     return {"engine": engine, "model": str(path), "threads": threads, "plan": plan,
+            "memory_budget": memory_budget,
             "growth_bytes": (peak - before) * 1024, "peak_rss_bytes": peak * 1024,
             "rss_before_bytes": before * 1024}
 
@@ -82,9 +84,11 @@ def main(argv=None):
     p.add_argument("model")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--engine", choices=("leanconv", "onnxruntime"), default="leanconv")
+    p.add_argument("--memory-budget", type=int, default=None, metavar="BYTES",
+                   help="leanconv: prepare(memory_budget=BYTES)")
     a = p.parse_args(argv)
     np.random.seed(0)
-    print(json.dumps(measure(a.model, a.threads, a.engine)))
+    print(json.dumps(measure(a.model, a.threads, a.engine, a.memory_budget)))
 
 
 if __name__ == "__main__":
