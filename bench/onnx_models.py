@@ -196,7 +196,9 @@ def write_markdown(rows, mem, overhead, args, path):
              f"CPU: {platform.processor() or platform.machine()}, leanconv ISA "
              f"{_isa.isa()}, "
              f"{os.cpu_count()} logical CPUs; load average at the end {load:.2f} "
-             "(other work on the machine skews the figures, most of all at 2 threads).", "",
+             "(other work on the machine skews the figures, most of all at 2 threads: "
+             "leanconv's OpenMP threads and OpenVINO's workers spin-wait after a run, and on "
+             "a loaded or 2-core machine they take the cores from whatever runs next).", "",
              "Latency in ms: median ± interquartile range (as % of the median) of interleaved "
              "runs; `x ORT` / `x OV` = their median / leanconv's (above 1: leanconv faster). "
              "OpenVINO forced to f32. `match` = max |leanconv - onnxruntime| / max "

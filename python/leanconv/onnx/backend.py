@@ -143,7 +143,8 @@ def _check_device(device):
 
 
 class LeanconvBackend(Backend):
-    """CNN inference on leanconv convolutions, everything else in NumPy."""
+    """CNN inference on leanconv convolutions (with fused epilogues), pooling and
+    activations in leanconv's C, everything else in NumPy, in a static memory arena."""
 
     @classmethod
     def supports_device(cls, device: str) -> bool:
