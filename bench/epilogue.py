@@ -89,7 +89,8 @@ def conv_engines(label, xs, ws, kw, threads, rng):
 
 
 def accuracy(isa, v):
-    """max ulps where |exact| >= 1e-3, max absolute error, per activation."""
+    """max ulps where |exact| >= 1e-3, max absolute error where it is below,
+    per activation."""
     out = {}
     with lc.use_isa(isa):
         for a in ACTIVATIONS:
@@ -100,7 +101,8 @@ def accuracy(isa, v):
             big = np.abs(ref[fin]) >= 1e-3
             with np.errstate(over="ignore"):
                 ulp = np.spacing(np.abs(ref[fin][big]).astype(np.float32)).astype(np.float64)
-            out[a] = (float((err[big] / ulp).max()), float(err.max()))
+            small = err[~big]
+            out[a] = (float((err[big] / ulp).max()), float(small.max()) if small.size else 0.0)
     return out
 
 
@@ -159,7 +161,7 @@ def main(argv=None):
     acc = {isa: accuracy(isa, v) for isa in isas}
     lines += ["**Accuracy** against float64 over the sweep of tests/test_epilogue.py "
               f"({v.size} points, [-20, 20] dense plus +-1e-45..3e38, inf, NaN): "
-              "max ulps where |exact| >= 1e-3 / max absolute error", "",
+              "max ulps where |exact| >= 1e-3 / max absolute error where |exact| < 1e-3", "",
               "| activation | " + " | ".join(isas) + " |", "|---|" + "---|" * len(isas)]
     for act in ACTIVATIONS:
         lines.append(f"| {name_of(act)} | " + " | ".join(

@@ -3,7 +3,8 @@
  *   exp   Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, then e^r by its
  *         Taylor polynomial to degree 7 (truncation 5e-9 relative), times 2^n
  *   tanh  x + x^3 S(x^2) below LC_TANH_SMALL, else 1 - 2/(e^{2|x|} + 1)
- *   erfc  t exp(-a^2 + P(t)), t = 1/(1 + a/2) (kernels/activation_coeffs.h)
+ *   erfc  t exp(-a^2 + P(s)), t = 1/(1 + a/2), s linear in t
+ *         (kernels/activation_coeffs.h), a^2 carried exactly in two parts
  * and sigmoid, SiLU, GELU on top of them in forms without cancellation or
  * inf * 0: sigmoid(v) = (v >= 0 ? 1 : e) / (1 + e) with e = exp(-|v|); the
  * gated ones (v * gate) give 0 where the gate is 0.  NaN inputs are passed
@@ -11,6 +12,8 @@
  * Included by kernels/<isa>/postop.c after it defines:
  *   LC_V, LC_M, LC_VL            vector, comparison mask, floats per vector
  *   LC_VLOAD(p) LC_VSTORE(p, v) LC_VSET1(f)
+ *   LC_VLOAD_PART(p, cnt)         p[0 .. cnt) (cnt < LC_VL), other lanes 0, reads nothing past
+ *   LC_VSTORE_PART(p, v, cnt)     lanes [0, cnt) to p[0 .. cnt), writes nothing past
  *   LC_VADD LC_VSUB LC_VMUL LC_VDIV LC_VMIN LC_VMAX (a, b)   (min/max: any NaN rule)
  *   LC_VFMA(a, b, c) = a*b + c    LC_VABS(a)
  *   LC_VLT LC_VLE LC_VGT LC_VGE LC_VEQ (a, b) -> LC_M (false for NaN)
@@ -18,14 +21,17 @@
  *   LC_VROUND(a)                  to the nearest integer, as a float
  *   LC_VPOW2I(n)                  2^n for integer-valued n in [-126, 127]
  *   LC_POSTOP_NAME                the function's name */
+#include "activation.h"
 #include "activation_coeffs.h"
 
-static inline LC_V lc_vexp(LC_V x) {
-    /* e^x for x in [-87, 88] (callers clamp); ln2 in two parts so n * LN2_HI
-     * is exact and r carries no rounding of n * ln2 */
-    const LC_V n = LC_VROUND(LC_VMUL(x, LC_VSET1(1.44269504f)));
-    LC_V r = LC_VFMA(n, LC_VSET1(-0.693359375f), x);
-    r = LC_VFMA(n, LC_VSET1(2.12194440e-4f), r);
+static inline LC_V lc_vexp2(LC_V xh, LC_V xl) {
+    /* e^(xh + xl) for xh + xl in [-87, 88] (callers clamp), xl small: ln2 in
+     * two parts so n * LN2_HI is exact and so is xh - n * LN2_HI (xh up to
+     * 128 has no bits below 2^-17, n * LN2_HI none below 2^-9); xl joins the
+     * reduced argument, so a sum xh + xl is never rounded at xh's scale */
+    const LC_V n = LC_VROUND(LC_VMUL(LC_VADD(xh, xl), LC_VSET1(1.44269504f)));
+    LC_V r = LC_VFMA(n, LC_VSET1(-0.693359375f), xh);
+    r = LC_VADD(LC_VFMA(n, LC_VSET1(2.12194440e-4f), r), xl);
     LC_V p = LC_VSET1(1.0f / 5040.0f);
     p = LC_VFMA(p, r, LC_VSET1(1.0f / 720.0f));
     p = LC_VFMA(p, r, LC_VSET1(1.0f / 120.0f));
@@ -36,6 +42,8 @@ static inline LC_V lc_vexp(LC_V x) {
     p = LC_VFMA(p, r, LC_VSET1(1.0f));
     return LC_VMUL(p, LC_VPOW2I(n));
 }
+
+static inline LC_V lc_vexp(LC_V x) { return lc_vexp2(x, LC_VSET1(0.0f)); }
 
 /* e^x for x <= 0 (or NaN), 0 below the normal range */
 static inline LC_V lc_vexp_neg(LC_V x) {
@@ -72,77 +80,103 @@ static inline LC_V lc_vtanh(LC_V v) {
 /* Phi(v) = erfc(-v / sqrt 2) / 2, the standard normal CDF */
 static inline LC_V lc_vphi(LC_V v) {
     static const float pc[LC_ERFC_NP] = LC_ERFC_P;
-    const LC_V a0 = LC_VMUL(LC_VABS(v), LC_VSET1(0.70710678f));
+    const LC_V av = LC_VABS(v), a0 = LC_VMUL(av, LC_VSET1(0.70710678f));
     const LC_V a = LC_VMIN(a0, LC_VSET1(LC_ERFC_MAX));
     const LC_V t = LC_VDIV(LC_VSET1(1.0f), LC_VFMA(a, LC_VSET1(0.5f), LC_VSET1(1.0f)));
+    const LC_V s = LC_VFMA(t, LC_VSET1(LC_ERFC_S_SCALE), LC_VSET1(LC_ERFC_S_SHIFT));
     LC_V p = LC_VSET1(pc[LC_ERFC_NP - 1]);
-    for (int i = LC_ERFC_NP - 2; i >= 0; i--) p = LC_VFMA(p, t, LC_VSET1(pc[i]));
-    LC_V q = LC_VMUL(t, lc_vexp_neg(LC_VSUB(p, LC_VMUL(a, a))));
+    for (int i = LC_ERFC_NP - 2; i >= 0; i--) p = LC_VFMA(p, s, LC_VSET1(pc[i]));
+    /* a^2 = v^2 / 2 exactly, as h/2 + l/2 (l = the rounding error of v*v,
+     * from an FMA): rounding a^2 would cost 2 a^2 ulps of erfc */
+    const LC_V vc = LC_VMIN(av, LC_VSET1(LC_ERFC_MAX * 1.41421356f));
+    const LC_V h = LC_VMUL(vc, vc), l = LC_VFMA(vc, vc, LC_VSUB(LC_VSET1(0.0f), h));
+    const LC_V half = LC_VSET1(-0.5f);
+    LC_V q = LC_VMUL(t, lc_vexp2(LC_VMUL(h, half), LC_VFMA(l, half, p)));
     q = LC_VSEL(LC_VGT(a0, LC_VSET1(LC_ERFC_MAX)), LC_VSET1(0.0f), q); /* erfc(9) = 4e-37 */
     const LC_V half_q = LC_VMUL(q, LC_VSET1(0.5f));
     return LC_VSEL(LC_VGE(v, LC_VSET1(0.0f)), LC_VSUB(LC_VSET1(1.0f), half_q), half_q);
 }
 
-/* One vector through the epilogue's activation (NaN passes). */
-static inline LC_V lc_vact(LC_V v, const lc_epilogue *ep) {
-    const LC_V zero = LC_VSET1(0.0f), one = LC_VSET1(1.0f);
-    switch (ep->act) {
-    case LC_ACT_CLAMP:
-        v = LC_VSEL(LC_VLT(v, LC_VSET1(ep->lo)), LC_VSET1(ep->lo), v);
-        return LC_VSEL(LC_VGT(v, LC_VSET1(ep->hi)), LC_VSET1(ep->hi), v);
-    case LC_ACT_SIGMOID: return LC_VSEL(LC_VISNAN(v), v, lc_vsigmoid(v));
-    case LC_ACT_TANH: return lc_vtanh(v);
-    case LC_ACT_SILU: return lc_vgated(v, lc_vsigmoid(v));
-    case LC_ACT_GELU: return lc_vgated(v, lc_vphi(v));
-    case LC_ACT_GELU_TANH: {
-        /* (1 + tanh u)/2 = sigmoid(2u), 2u = v (2 sqrt(2/pi) + 2 sqrt(2/pi) 0.044715 v^2) */
-        const LC_V w = LC_VMUL(v, LC_VFMA(LC_VMUL(v, v), LC_VSET1(0.0713548162f),
-                                          LC_VSET1(1.59576912f)));
-        return lc_vgated(v, lc_vsigmoid(w));
-    }
-    case LC_ACT_HARDSWISH: {
-        const LC_V mid = LC_VMUL(LC_VMUL(v, LC_VADD(v, LC_VSET1(3.0f))), LC_VSET1(1.0f / 6.0f));
-        const LC_V r = LC_VSEL(LC_VGE(v, LC_VSET1(3.0f)), v, mid);
-        return LC_VSEL(LC_VLE(v, LC_VSET1(-3.0f)), zero, r);
-    }
-    case LC_ACT_HARDSIGMOID: {
-        LC_V t = LC_VFMA(v, LC_VSET1(ep->alpha), LC_VSET1(ep->beta));
-        t = LC_VSEL(LC_VLT(t, zero), zero, t);
-        return LC_VSEL(LC_VGT(t, one), one, t);
-    }
-    case LC_ACT_LEAKY_RELU:
-        return LC_VSEL(LC_VGT(v, zero), v, LC_VMUL(v, LC_VSET1(ep->alpha)));
-    default: return v;
-    }
+static inline LC_V lc_vclamp(LC_V v, LC_V lo, LC_V hi) {
+    v = LC_VSEL(LC_VLT(v, lo), lo, v); /* comparisons are false for NaN: it passes */
+    return LC_VSEL(LC_VGT(v, hi), hi, v);
 }
+
+static inline LC_V lc_vgelu_tanh(LC_V v) {
+    /* (1 + tanh u)/2 = sigmoid(2u), 2u = v (2 sqrt(2/pi) + 2 sqrt(2/pi) 0.044715 v^2) */
+    const LC_V w = LC_VMUL(v, LC_VFMA(LC_VMUL(v, v), LC_VSET1(0.0713548162f), LC_VSET1(1.59576912f)));
+    return lc_vgated(v, lc_vsigmoid(w));
+}
+
+static inline LC_V lc_vhardswish(LC_V v) {
+    const LC_V mid = LC_VDIV(LC_VMUL(v, LC_VADD(v, LC_VSET1(3.0f))), LC_VSET1(6.0f));
+    const LC_V r = LC_VSEL(LC_VGE(v, LC_VSET1(3.0f)), v, mid);
+    return LC_VSEL(LC_VLE(v, LC_VSET1(-3.0f)), LC_VSET1(0.0f), r);
+}
+
+/* The loop of one activation: EXPR computes the result from `v` (the vector
+ * src + bias + residual).  One loop per activation, so nothing is decided
+ * per vector; the tail is one partial vector, read before it is written
+ * (y may be src or residual). */
+#define LC_POSTOP_LOOP(EXPR)                                                                  \
+    do {                                                                                      \
+        size_t i = 0;                                                                         \
+        if (residual) {                                                                       \
+            for (; i + LC_VL <= n; i += LC_VL) {                                              \
+                const LC_V v = LC_VADD(LC_VADD(LC_VLOAD(src + i), vb), LC_VLOAD(residual + i)); \
+                LC_VSTORE(y + i, EXPR);                                                       \
+            }                                                                                 \
+        } else {                                                                              \
+            for (; i + LC_VL <= n; i += LC_VL) {                                              \
+                const LC_V v = LC_VADD(LC_VLOAD(src + i), vb);                                \
+                LC_VSTORE(y + i, EXPR);                                                       \
+            }                                                                                 \
+        }                                                                                     \
+        if (i < n) {                                                                          \
+            const size_t m_ = n - i;                                                          \
+            LC_V v = LC_VADD(LC_VLOAD_PART(src + i, m_), vb);                                 \
+            if (residual) v = LC_VADD(v, LC_VLOAD_PART(residual + i, m_));                    \
+            LC_VSTORE_PART(y + i, EXPR, m_);                                                  \
+        }                                                                                     \
+    } while (0)
 
 void LC_POSTOP_NAME(float *y, const float *src, size_t n, const float *residual, float bias,
                     const lc_epilogue *ep) {
+    /* a local copy: stores to y cannot change it, so its fields stay in
+     * registers across the loops */
+    const lc_epilogue e = *ep;
     const LC_V vb = LC_VSET1(bias);
-    size_t i = 0;
-    /* the switch inside lc_vact is on a loop invariant: compilers unswitch
-     * it, and where they do not, the branch predicts perfectly */
-    if (residual) {
-        for (; i + LC_VL <= n; i += LC_VL)
-            LC_VSTORE(y + i, lc_vact(LC_VADD(LC_VADD(LC_VLOAD(src + i), vb),
-                                             LC_VLOAD(residual + i)), ep));
-    } else {
-        for (; i + LC_VL <= n; i += LC_VL)
-            LC_VSTORE(y + i, lc_vact(LC_VADD(LC_VLOAD(src + i), vb), ep));
+    switch (e.act) {
+    case LC_ACT_CLAMP: {
+        const LC_V lo = LC_VSET1(e.lo), hi = LC_VSET1(e.hi);
+        LC_POSTOP_LOOP(lc_vclamp(v, lo, hi));
+        break;
     }
-    if (i < n) {
-        /* the tail through a full vector on the stack: everything read
-         * before anything is written, so y may be src or residual */
-        float a[LC_VL], r[LC_VL];
-        const size_t m = n - i;
-        for (size_t j = 0; j < LC_VL; j++) {
-            a[j] = j < m ? src[i + j] : 0.0f;
-            r[j] = j < m && residual ? residual[i + j] : 0.0f;
+    case LC_ACT_SIGMOID: LC_POSTOP_LOOP(LC_VSEL(LC_VISNAN(v), v, lc_vsigmoid(v))); break;
+    case LC_ACT_TANH: LC_POSTOP_LOOP(lc_vtanh(v)); break;
+    case LC_ACT_SILU: LC_POSTOP_LOOP(lc_vgated(v, lc_vsigmoid(v))); break;
+    case LC_ACT_GELU: LC_POSTOP_LOOP(lc_vgated(v, lc_vphi(v))); break;
+    case LC_ACT_GELU_TANH: LC_POSTOP_LOOP(lc_vgelu_tanh(v)); break;
+    case LC_ACT_HARDSWISH: LC_POSTOP_LOOP(lc_vhardswish(v)); break;
+    case LC_ACT_HARDSIGMOID: {
+        const LC_V alpha = LC_VSET1(e.alpha), beta = LC_VSET1(e.beta);
+        const LC_V zero = LC_VSET1(0.0f), one = LC_VSET1(1.0f);
+        if (lc_hardsigmoid_is_torch(&e)) {
+            const LC_V three = LC_VSET1(3.0f), six = LC_VSET1(6.0f);
+            LC_POSTOP_LOOP(lc_vclamp(LC_VDIV(LC_VADD(v, three), six), zero, one));
+        } else {
+            LC_POSTOP_LOOP(lc_vclamp(LC_VFMA(v, alpha, beta), zero, one));
         }
-        const LC_V v = lc_vact(LC_VADD(LC_VADD(LC_VLOAD(a), vb), LC_VLOAD(r)), ep);
-        LC_VSTORE(a, v);
-        for (size_t j = 0; j < m; j++) y[i + j] = a[j];
+        break;
+    }
+    case LC_ACT_LEAKY_RELU: {
+        const LC_V slope = LC_VSET1(e.alpha), zero = LC_VSET1(0.0f);
+        LC_POSTOP_LOOP(LC_VSEL(LC_VGT(v, zero), v, LC_VMUL(v, slope)));
+        break;
+    }
+    default: LC_POSTOP_LOOP(v); break;
     }
 }
 
+#undef LC_POSTOP_LOOP
 #undef LC_POSTOP_NAME

@@ -96,7 +96,10 @@ def case_for(algorithm):
 
 
 EXTRA_CASES = [  # (algorithm, x, w, kwargs): the other code paths
-    ("depthwise", (1, 4, 8, 10), (8, 1, 5, 5), dict(padding=2, groups=4)),  # row path, multiplier 2
+    ("depthwise", (1, 4, 8, 10), (8, 1, 5, 5), dict(padding=2, groups=4)),  # band path, multiplier 2
+    ("depthwise", (1, 3, 40, 300), (3, 1, 7, 7), dict(padding=3, groups=3)),  # several bands
+    ("depthwise", (1, 2, 9, 20), (2, 1, 5, 5), dict(padding=2, stride=2, groups=2)),  # phases
+    ("depthwise", (1, 2, 3, 2500), (2, 1, 5, 5), dict(padding=2, groups=2)),  # in place: row path
     ("depthwise", (1, 3, 7, 9), (3, 1, 3, 3), dict(padding=1, stride=2, groups=3)),
     ("im2col", (1, 16, 6, 6), (24, 16, 1, 1), {}),  # pointwise: B is the input
     ("patch2vec", (1, 16, 6, 6), (24, 16, 1, 1), {}),
@@ -255,3 +258,20 @@ def test_out_overlaps_reported():
         activate(xbuf[:75], "relu", out=xbuf[1:76])
     with pytest.raises(ValueError, match="residual must have the shape of x"):
         activate(X, "relu", residual=np.zeros(3, np.float32))
+
+
+def test_core_activate_entry(rng):
+    """The flat entry the executors call: codes, parameters, best ISA by default."""
+    from leanconv._epilogue import CODES
+    x = rng.standard_normal(1000).astype(np.float32)
+    r = rng.standard_normal(1000).astype(np.float32)
+    out = np.empty_like(x)
+    with lc.use_isa(lc.available_isas()[-1]):
+        _core.activate(x, out, CODES["leaky_relu"], 0.2, 0.0, r, 2)
+        np.testing.assert_array_equal(out, activate(x, ("leaky_relu", 0.2), residual=r))
+        _core.activate(x, out, CODES["clamp"], -0.5, 0.5, None, 1)
+        np.testing.assert_array_equal(out, np.clip(x, -0.5, 0.5))
+    with pytest.raises(ValueError, match="unknown activation code 42"):
+        _core.activate(x, out, 42, 0.0, 0.0, None, 1)
+    with pytest.raises(ValueError, match="same length"):
+        _core.activate(x, out[:10], CODES["clamp"], 0.0, 1.0, None, 1)

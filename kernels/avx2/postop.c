@@ -5,11 +5,18 @@
 #include "target_begin.h"
 #include "../ukernel_decls.h"
 
+/* Lanes [0, cnt) set, cnt in [0, 8]. */
+static inline __m256i lc_postop_mask8(size_t cnt) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)cnt), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
 #define LC_V __m256
 #define LC_M __m256
 #define LC_VL 8
 #define LC_VLOAD(p) _mm256_loadu_ps(p)
 #define LC_VSTORE(p, v) _mm256_storeu_ps((p), (v))
+#define LC_VLOAD_PART(p, cnt) _mm256_maskload_ps((p), lc_postop_mask8(cnt))
+#define LC_VSTORE_PART(p, v, cnt) _mm256_maskstore_ps((p), lc_postop_mask8(cnt), (v))
 #define LC_VSET1(f) _mm256_set1_ps(f)
 #define LC_VADD(a, b) _mm256_add_ps((a), (b))
 #define LC_VSUB(a, b) _mm256_sub_ps((a), (b))

@@ -10,6 +10,9 @@
 #define LC_VL 16
 #define LC_VLOAD(p) _mm512_loadu_ps(p)
 #define LC_VSTORE(p, v) _mm512_storeu_ps((p), (v))
+#define LC_VMASK_(cnt) ((__mmask16)((1u << (cnt)) - 1u))
+#define LC_VLOAD_PART(p, cnt) _mm512_maskz_loadu_ps(LC_VMASK_(cnt), (p))
+#define LC_VSTORE_PART(p, v, cnt) _mm512_mask_storeu_ps((p), LC_VMASK_(cnt), (v))
 #define LC_VSET1(f) _mm512_set1_ps(f)
 #define LC_VADD(a, b) _mm512_add_ps((a), (b))
 #define LC_VSUB(a, b) _mm512_sub_ps((a), (b))

@@ -13,6 +13,7 @@ void lc_config_neon(lc_isa_config *cfg) {
     cfg->gemm = lc_f32_gemm_12x8__neon;
     lc_wino_fill__neon(cfg);
     cfg->dw_row = lc_f32_dw_row__neon;
+    cfg->dw_band = lc_f32_dw_band__neon;
     cfg->postop = lc_f32_postop__neon;
 }
 #endif

@@ -2,7 +2,7 @@
  * float32x4_t, masks as uint32x4_t. */
 #include "../isa_build.h"
 #ifdef LC_BUILD_NEON
-#include <arm_neon.h>
+#include "partial.h"
 #include "../ukernel_decls.h"
 
 #define LC_V float32x4_t
@@ -10,6 +10,8 @@
 #define LC_VL 4
 #define LC_VLOAD(p) vld1q_f32(p)
 #define LC_VSTORE(p, v) vst1q_f32((p), (v))
+#define LC_VLOAD_PART(p, cnt) lc_neon_load_part((p), (cnt))
+#define LC_VSTORE_PART(p, v, cnt) lc_neon_store_part((p), (v), (cnt))
 #define LC_VSET1(f) vdupq_n_f32(f)
 #define LC_VADD(a, b) vaddq_f32((a), (b))
 #define LC_VSUB(a, b) vsubq_f32((a), (b))

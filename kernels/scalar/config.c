@@ -8,5 +8,6 @@ void lc_config_scalar(lc_isa_config *cfg) {
     cfg->gemm = lc_f32_gemm_4x16__scalar;
     lc_wino_fill__scalar(cfg);
     cfg->dw_row = lc_f32_dw_row__scalar;
+    cfg->dw_band = lc_f32_dw_band__scalar;
     cfg->postop = lc_f32_postop__scalar;
 }

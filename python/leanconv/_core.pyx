@@ -74,6 +74,18 @@ cdef extern from *:
     int lc_openmp_enabled()
     int lc_omp_max_threads()
 
+cdef extern from *:
+    """
+    #define LC_STR_(x) #x
+    #define LC_STR(x) LC_STR_(x)
+    #ifdef LC_BUILD_OPT_LEVEL
+    static const char *lc_build_opt(void) { return LC_STR(LC_BUILD_OPT_LEVEL); }
+    #else
+    static const char *lc_build_opt(void) { return ""; }
+    #endif
+    """
+    const char *lc_build_opt()
+
 ALGORITHMS = ("direct", "im2col", "patch2vec", "winograd_f2", "winograd_f4",
               "winograd_f6", "depthwise")
 ISA_NAMES = tuple(lc_isa_name(i).decode() for i in range(LC_ISA_COUNT))
@@ -117,6 +129,13 @@ def omp_max_threads():
     return lc_omp_max_threads()
 
 
+def build_optimisation():
+    """The -O level setup.py compiled this extension with ("3", "1" for the
+    sanitizer build, "2" for MSVC's /O2); "" for a build that did not go
+    through setup.py."""
+    return lc_build_opt().decode()
+
+
 cdef int fill_epilogue(lc_epilogue *ep, tuple epilogue) except -1:
     """epilogue: None or (activation code, a, b) from _epilogue.parse: (lo, hi)
     of a clamp, else the activation's (alpha, beta)."""
@@ -150,16 +169,25 @@ cdef int fill_desc(lc_conv_desc *d, int algorithm, int isa, tuple geometry,
     return 0
 
 
-def activate(const float[::1] x, float[::1] out, tuple epilogue, residual, int threads,
-             int isa):
-    """out = act(x + residual) elementwise (flat float32 arrays of one length;
-    out may be x or residual).  epilogue as for Kernel; checked by the caller
-    (leanconv._epilogue.activate)."""
+def activate(const float[::1] x, float[::1] out, int activation_code, float alpha, float beta,
+             residual=None, int threads=1, int isa=-1):
+    """out = act(x + residual) elementwise over flat float32 arrays of one
+    length (out may be x or residual).  activation_code is the C enum
+    lc_activation (leanconv._epilogue.CODES); alpha, beta its parameters (lo,
+    hi for a clamp).  isa: an ISA id, -1 for the best this CPU has.  Argument
+    forms are checked by leanconv._epilogue.activate."""
     cdef lc_epilogue ep
     cdef const float[::1] res_v
     cdef const float *res_p = NULL
-    cdef const lc_isa_config *cfg = lc_isa_get(isa)
-    cdef int status
+    cdef const lc_isa_config *cfg = NULL
+    cdef int status, i
+    if isa < 0:
+        for i in (2, 1, 3, 0):  # avx512, avx2, neon, scalar: lc.available_isas() order, best first
+            cfg = lc_isa_get(i)
+            if cfg != NULL:
+                break
+    else:
+        cfg = lc_isa_get(isa)
     if cfg == NULL:
         raise ValueError(f"ISA {ISA_NAMES[isa]!r} is not available on this CPU")
     if out.shape[0] != x.shape[0]:
@@ -170,13 +198,13 @@ def activate(const float[::1] x, float[::1] out, tuple epilogue, residual, int t
             raise ValueError("residual and x must have the same length")
         if res_v.shape[0] > 0:
             res_p = &res_v[0]
-    fill_epilogue(&ep, epilogue)
+    fill_epilogue(&ep, (activation_code, alpha, beta) if activation_code else None)
     if x.shape[0] == 0:
         return
     with nogil:
         status = lc_activate(cfg, &out[0], &x[0], res_p, x.shape[0], &ep, threads)
     if status != 0:
-        raise ValueError(f"leanconv could not apply activation code {epilogue[0]}")
+        raise ValueError(f"unknown activation code {activation_code}")
 
 
 def why_unsupported(int algorithm, int isa, tuple geometry):

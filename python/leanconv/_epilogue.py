@@ -105,8 +105,10 @@ def activate(x, activation, *, residual=None, out=None, threads=None):
         out = np.empty(x.shape, np.float32)
     else:
         check_out(out, x.shape, [("x", x), ("residual", res)])
-    _core.activate(x.reshape(-1), out.reshape(-1), ep, None if res is None else res.reshape(-1),
-                   _threads.resolve(threads), _isa.isa_id())
+    code, a, b = ep if ep is not None else (0, 0.0, 0.0)
+    _core.activate(x.reshape(-1), out.reshape(-1), code, a, b,
+                   None if res is None else res.reshape(-1), _threads.resolve(threads),
+                   _isa.isa_id())
     return out
 
 
@@ -128,7 +130,8 @@ def check_out(out, shape, others):
 
 def _out_problem(out, shape):
     """What makes `out` unusable as the output of this call, or None."""
-    if out.dtype.kind == "f" and out.dtype.itemsize == 4 and not out.dtype.isnative:
+    from ._params import swapped_float32  # here: _params imports this module
+    if swapped_float32(out.dtype):
         return f"has the other byte order ({out.dtype.str})"
     if out.dtype != np.float32:
         return f"has dtype {out.dtype}"
