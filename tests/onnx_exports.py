@@ -25,7 +25,9 @@ EXPORTERS = ("torchscript", "dynamo")
 
 def import_torchvision():
     """torchvision, its op schemas defined first (ImportError when absent)."""
-    return load_torchvision()[1]
+    load_torchvision()
+    import torchvision
+    return torchvision
 
 
 def torchvision_model(name):

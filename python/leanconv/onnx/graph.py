@@ -321,14 +321,14 @@ def _build(node, ctx):
 def _c_activation(fn, activation, settings):
     """into(outs, x, ...) running `activation` in C (threaded, vectorised) on
     float32 input, else fn in NumPy."""
-    ep = _epilogue.parse(activation)
+    code, a, b = _epilogue.parse(activation)
 
     def into(outs, x, *rest):
         y = outs[0]
         if x.dtype == np.float32 and x.flags.c_contiguous:
             # the checks of _epilogue.activate hold by construction: y is x's
             # shape, C-contiguous float32, and x itself or disjoint from it
-            _core.activate(x.reshape(-1), y.reshape(-1), ep, None,
+            _core.activate(x.reshape(-1), y.reshape(-1), code, a, b, None,
                            _threads.resolve(settings.threads), _isa.isa_id())
         else:
             np.copyto(y, fn(x, *rest)[0])
