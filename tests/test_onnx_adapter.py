@@ -7,6 +7,7 @@ test_torch_adapter.py)."""
 from __future__ import annotations
 
 import io
+import os
 import sys
 
 import numpy as np
@@ -243,6 +244,81 @@ def test_network_from_the_default_dynamo_exporter():
     assert_matches_ort(model, {"x": rng(11).standard_normal((1, 3, 32, 32)).astype(np.float32)})
 
 
+# torchvision exports with the ops beyond ResNet/MobileNetV2's: LR-ASPP (HardSwish,
+# HardSigmoid, Sigmoid, Resize, Cast, Shape, Slice), ShuffleNetV2 (Gather, Div, Transpose,
+# Reshape).  bench/onnx_models.py runs every model with both exporters.
+TORCHVISION_CASES = [("lraspp_mobilenet_v3_large", "torchscript"),
+                     ("shufflenet_v2_x1_0", "torchscript")]
+
+
+@pytest.fixture(scope="session")
+def export_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("onnx-exports"))
+
+
+@pytest.mark.parametrize("name, exporter", TORCHVISION_CASES)
+def test_torchvision_export_matches_onnxruntime(name, exporter, export_dir):
+    import onnx_exports
+    try:
+        onnx_exports.import_torchvision()
+    except ImportError:
+        pytest.skip("needs torch and torchvision")
+    if exporter == "dynamo":
+        pytest.importorskip("onnxscript")
+    model = onnx.load(onnx_exports.export(name, 64, exporter, export_dir))
+    x = rng(15).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    assert_matches_ort(model, {"x": x}, tol=1e-4)
+
+
+def convnext_like_block():
+    """A small ConvNeXt-style block with a channel split and a bilinear resize:
+    LayerNormalization, Gelu or Erf, MatMul, Transpose, Split or Slice, Resize."""
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dw = nn.Conv2d(8, 8, 7, padding=3, groups=8)
+            self.norm = nn.LayerNorm(8, eps=1e-6)
+            self.fc1, self.fc2 = nn.Linear(8, 32), nn.Linear(32, 8)
+
+        def forward(self, x):
+            y = self.dw(x).permute(0, 2, 3, 1)
+            y = self.fc2(nn.functional.gelu(self.fc1(self.norm(y)))).permute(0, 3, 1, 2)
+            a, b = torch.chunk(x + y, 2, dim=1)
+            z = torch.cat([torch.sigmoid(a) * b, torch.tanh(b) / (a.abs() + 1)], 1)
+            return nn.functional.interpolate(z, scale_factor=2, mode="bilinear",
+                                             align_corners=False)
+    torch.manual_seed(0)
+    return Block().eval()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
+@pytest.mark.parametrize("dynamo", [False, True])
+def test_convnext_like_block_from_both_exporters(dynamo):
+    torch = pytest.importorskip("torch")
+    if dynamo:
+        pytest.importorskip("onnxscript")
+    buf = io.BytesIO()
+    kwargs = dict(dynamo=True) if dynamo else dict(dynamo=False, opset_version=17)
+    torch.onnx.export(convnext_like_block(), (torch.zeros(1, 8, 12, 12),), buf,
+                      input_names=["x"], output_names=["y"], **kwargs)
+    model = onnx.load_from_string(buf.getvalue())
+    ops = {n.op_type for n in model.graph.node}
+    assert {"LayerNormalization", "Resize"} <= ops and ops & {"Gelu", "Erf"}
+    x = rng(16).standard_normal((1, 8, 12, 12)).astype(np.float32)
+    assert_matches_ort(model, {"x": x}, tol=1e-4)
+
+
+def test_refusal_names_every_unsupported_op_at_once():
+    nodes = [helper.make_node("Celu", ["x"], ["a"]), helper.make_node("Relu", ["a"], ["b"]),
+             helper.make_node("Hardmax", ["b"], ["c"]), helper.make_node("Celu", ["c"], ["y"])]
+    model = make_model(nodes, [("x", (1, 3, 4, 4))], [("y", None)])
+    with pytest.raises(NotImplementedError, match=r"ops Celu \(node .*\), Hardmax"):
+        lco.prepare(model, check=False)
+
+
 def test_output_independent_of_threads_and_algorithm_choice():
     model = conv_bn_act("relu")
     x = rng(12).standard_normal((2, 6, 9, 9)).astype(np.float32)
@@ -263,7 +339,7 @@ def one_node_model(node, x_shape=(1, 3, 8, 8), inits=(), opset=17, out_count=1):
 
 
 @pytest.mark.parametrize("node, inits, x_shape, match", [
-    (helper.make_node("Tanh", ["x"], ["y"]), (), (1, 3, 8, 8), "op Tanh"),
+    (helper.make_node("Celu", ["x"], ["y"]), (), (1, 3, 8, 8), "op Celu"),
     (helper.make_node("Relu", ["x"], ["y"], foo=1), (), (1, 3, 8, 8), "attribute 'foo' of Relu"),
     (helper.make_node("Conv", ["x", "w"], ["y"]), [("w", np.zeros((2, 3, 3, 3, 3), np.float32))],
      (1, 3, 8, 8, 8), "3-D Conv"),
@@ -337,6 +413,206 @@ def test_intermediates_are_freed_after_their_last_reader():
     program = lco.prepare(model).program
     freed = {n for s in program.steps for n in s.free}
     assert "c" in freed and not freed & {"y", "s"}
+
+
+@pytest.mark.parametrize("kind", ["MaxPool", "AveragePool"])
+@pytest.mark.parametrize("attrs", [
+    dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+    dict(kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 0, 0], ceil_mode=1),
+    dict(kernel_shape=[2, 3], strides=[1, 2], pads=[1, 0, 0, 2], ceil_mode=1),
+    dict(kernel_shape=[3, 2], strides=[2, 1], pads=[1, 1, 1, 1], count_include_pad=1),
+    dict(kernel_shape=[5, 5], strides=[3, 3], auto_pad="SAME_UPPER"),
+    dict(kernel_shape=[2, 2], strides=[1, 1], dilations=[2, 2], pads=[1, 1, 0, 0]),
+])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_c_pooling_matches_onnxruntime(kind, attrs, threads):
+    if kind == "MaxPool":
+        attrs = {k: v for k, v in attrs.items() if k != "count_include_pad"}
+    elif "dilations" in attrs:
+        pytest.skip("onnxruntime's AveragePool has no dilations")
+    node = helper.make_node(kind, ["x"], ["y"], **attrs)
+    model = make_model([node], [("x", (2, 3, 13, 11))], [("y", None)])
+    rep = lco.prepare(model, threads=threads)
+    assert [s.label() for s, _ in rep.program.schedule.calls] == [kind]
+    assert rep.program.schedule.calls[0][0].into is not None
+    assert_matches_ort(model, {"x": rng(21).standard_normal((2, 3, 13, 11)).astype(np.float32)},
+                       threads=threads)
+
+
+# --- memory plan ----------------------------------------------------------------------------
+
+def residual_model(x_shape=(2, 8, 12, 12)):
+    """conv -> relu -> conv, + x, relu, global pool, flatten, gemm: in-place Add/Relu, views."""
+    g = rng(17)
+    C = 8
+    inits = [("w1", g.standard_normal((C, C, 3, 3)).astype(np.float32)),
+             ("w2", g.standard_normal((C, C, 3, 3)).astype(np.float32)),
+             ("fc", g.standard_normal((5, C)).astype(np.float32)),
+             ("fb", g.standard_normal(5).astype(np.float32))]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["r"]),
+             helper.make_node("Conv", ["r", "w2"], ["b"], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["b", "x"], ["s"]),
+             helper.make_node("Relu", ["s"], ["t"]),
+             helper.make_node("GlobalAveragePool", ["t"], ["p"]),
+             helper.make_node("Flatten", ["p"], ["f"]),
+             helper.make_node("Gemm", ["f", "fc", "fb"], ["y"], transB=1)]
+    return make_model(nodes, [("x", x_shape)], [("y", None)], inits)
+
+
+def test_memory_is_planned_at_prepare_and_buffers_are_reused():
+    model = residual_model()
+    rep = lco.prepare(model)
+    m = rep.memory()
+    assert m is not None and m["total"] == rep.memory_bytes() == sum(
+        v for k, v in m.items() if k != "total")
+    act = 2 * 8 * 12 * 12 * 4
+    sched = rep.program.schedule
+    # x (copied in), a, b live at once; r, s, t reuse a's or b's bytes in place
+    assert 3 * act <= m["arena"] < 4 * act
+    assert m["packed_weights"] == sum(s.packed_bytes for s in rep.program.steps)
+    assert m["constants"] == (5 * 8 + 5) * 4
+    labels = [s.label() for s, _ in sched.calls]
+    assert "Flatten" not in labels   # a view of the pooled buffer, taken once
+    for s, _ in sched.calls:
+        assert s.output_bytes > 0 and s.workspace_bytes >= 0
+    assert_matches_ort(model, {"x": rng(18).standard_normal((2, 8, 12, 12)).astype(np.float32)})
+
+
+def test_raw_weights_are_dropped_once_packed():
+    rep = lco.prepare(residual_model())
+    for s in rep.program.steps:
+        if s.conv is not None:
+            assert s.conv.weight is None and s.conv._source is None and s.conv.last_plan
+    # a new input size reuses the packed weights
+    x = rng(19).standard_normal((1, 8, 20, 16)).astype(np.float32)
+    model = residual_model(("N", 8, "H", "W"))
+    assert rel_err(rep.run([x])[0], ort_run(model, {"x": x})[0]) < REL_TOL
+
+
+def test_a_new_input_shape_gets_its_own_cached_plan():
+    model = conv_bn_act("relu")
+    model.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "H"
+    rep = lco.prepare(model)
+    assert rep.memory() is None
+    with pytest.raises(ValueError, match="not static"):
+        rep.memory_bytes()
+    for h in (9, 13, 9):
+        x = rng(h).standard_normal((2, 6, h, 9)).astype(np.float32)
+        rep.run([x])
+        assert rep.memory()["arena"] >= 2 * 8 * h * 9 * 4
+    assert len(rep.program._schedules) == 2
+
+
+def test_outputs_are_not_overwritten_by_the_next_run():
+    rep = lco.prepare(conv_bn_act("relu"))
+    x = rng(20).standard_normal((2, 6, 9, 9)).astype(np.float32)
+    y1 = rep.run([x])[0]
+    keep = y1.copy()
+    rep.run([2 * x])
+    assert np.array_equal(y1, keep)
+
+
+def test_shapes_from_run_time_values_fall_back_to_the_interpreter():
+    nodes = [helper.make_node("Reshape", ["x", "s"], ["y"])]
+    graph = helper.make_graph(nodes, "t", [
+        helper.make_tensor_value_info("x", F32, (2, 6)),
+        helper.make_tensor_value_info("s", TensorProto.INT64, (2,))],
+        [helper.make_tensor_value_info("y", F32, ["a", "b"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    rep = lco.prepare(model)
+    for shape in ([3, 4], [12, 1]):
+        (y,) = rep.run([np.arange(12, dtype=np.float32).reshape(2, 6), np.array(shape)])
+        assert y.shape == tuple(shape)
+    assert not rep.program.plannable
+
+
+def wide_conv_model():
+    g = rng(22)
+    w = g.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["a", "w"], ["y"], pads=[1, 1, 1, 1])]
+    return make_model(nodes, [("x", (1, 64, 24, 24))], [("y", None)], [("w", w)])
+
+
+def test_memory_budget_chooses_leaner_algorithms_or_refuses_with_the_bytes_needed():
+    model = wide_conv_model()
+    x = rng(23).standard_normal((1, 64, 24, 24)).astype(np.float32)
+    free = lco.prepare(model, algorithm="winograd_f4")
+    raw = 2 * 64 * 64 * 9 * 4
+    assert free.memory()["packed_weights"] > 2 * raw   # F4 packs 36/9 = 4x the raw weights
+    budget = free.memory_bytes() - raw
+    rep = lco.prepare(model, algorithm="winograd_f4", memory_budget=budget)
+    assert rep.memory_bytes() <= budget
+    assert rel_err(rep.run([x])[0], free.run([x])[0].astype(np.float64)) < 1e-4
+    with pytest.raises(MemoryError, match=r"needs at least \d+ bytes"):
+        lco.prepare(model, memory_budget=raw // 2)
+    with pytest.raises(ValueError, match="memory_budget"):
+        lco.prepare(model, memory_budget=-1)
+
+
+def test_residual_add_and_silu_fuse_into_the_conv():
+    g = rng(24)
+    w1 = g.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    w2 = g.standard_normal((8, 8, 1, 1)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Sigmoid", ["a"], ["sa"]),
+             helper.make_node("Mul", ["a", "sa"], ["silu"]),
+             helper.make_node("Conv", ["x", "w2"], ["skip"]),    # computed after the first
+             helper.make_node("Conv", ["silu", "w1"], ["b"], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["skip", "b"], ["s"]),
+             helper.make_node("Relu", ["s"], ["y"])]
+    model = make_model(nodes, [("x", (1, 8, 10, 10))], [("y", None)], [("w1", w1), ("w2", w2)])
+    rep = lco.prepare(model)
+    labels = [s.label() for s in rep.program.steps]
+    # the first Conv reading the Add's inputs absorbs it (here the 1x1 skip), and runs
+    # where the Add was, after the Conv making its other input
+    assert labels == ["Conv+Sigmoid+Mul", "Conv", "Conv+Add+Relu"]
+    assert rep.program.steps[2].inputs == ["x", "b"]
+    assert_matches_ort(model, {"x": g.standard_normal((1, 8, 10, 10)).astype(np.float32)},
+                       tol=1e-5)
+
+
+@pytest.mark.parametrize("batch, copies", [(1, 0), (2, 1)])
+def test_concat_inputs_are_written_into_their_slices(batch, copies):
+    g = rng(25)
+    inits = [("w1", g.standard_normal((4, 3, 3, 3)).astype(np.float32)),
+             ("w2", g.standard_normal((5, 3, 1, 1)).astype(np.float32))]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("Conv", ["r", "w2"], ["b"]),
+             helper.make_node("Concat", ["a", "b", "x"], ["c"], axis=1),
+             helper.make_node("Sigmoid", ["c"], ["y"])]
+    model = make_model(nodes, [("x", (batch, 3, 7, 6))], [("y", None)], inits)
+    rep = lco.prepare(model)
+    # batch 1: a and b land in their slices; x (a graph input) blocks the elision
+    labels = [s.label() for s, _ in rep.program.schedule.calls]
+    assert labels.count("Concat") == 1
+    nodes[3] = helper.make_node("Concat", ["a", "b"], ["c"], axis=1)
+    model = make_model(nodes, [("x", (batch, 3, 7, 6))], [("y", None)], inits)
+    rep = lco.prepare(model)
+    labels = [s.label() for s, _ in rep.program.schedule.calls]
+    assert labels.count("Concat") == copies   # batch 2: the slices are not contiguous
+    assert_matches_ort(model, {"x": g.standard_normal((batch, 3, 7, 6)).astype(np.float32)})
+
+
+def test_measured_peak_rss_matches_the_plan(tmp_path):
+    """bench/onnx_memory.py in its own process: peak RSS growth from before
+    prepare to after the first run within 5% of rep.memory_bytes()."""
+    import json
+    import subprocess
+    if not os.path.exists("/proc/self/clear_refs"):
+        pytest.skip("needs Linux's /proc/self/clear_refs")
+    torch = pytest.importorskip("torch")
+    import reference_nets
+    path = tmp_path / "resnet18.onnx"
+    torch.onnx.export(reference_nets.make("resnet18"), (torch.zeros(1, 3, 64, 64),), str(path),
+                      input_names=["x"], output_names=["y"], dynamo=False, opset_version=17)
+    script = os.path.join(os.path.dirname(__file__), "..", "bench", "onnx_memory.py")
+    out = subprocess.run([sys.executable, script, str(path)], capture_output=True, text=True,
+                         check=True).stdout
+    r = json.loads(out)
+    assert abs(r["growth_bytes"] - r["plan"]["total"]) <= 0.05 * r["plan"]["total"], r
 
 
 # --- bench_model -----------------------------------------------------------------------------

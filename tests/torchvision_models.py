@@ -38,6 +38,13 @@ def make(name, seed=0):
                                                 aux_loss=False)
     else:
         model = getattr(tvm, name)(weights=None)
+    randomise_batchnorm(model)
+    return model.eval()
+
+
+def randomise_batchnorm(model):
+    """Eval BatchNorm statistics and affine parameters drawn at random (in the
+    current torch seed), so that every folded BatchNorm does real work."""
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -45,7 +52,6 @@ def make(name, seed=0):
                 m.running_var.uniform_(0.5, 1.5)
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.2, 0.2)
-    return model.eval()
 
 
 def output(y):

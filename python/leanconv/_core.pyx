@@ -39,6 +39,15 @@ cdef extern from "leanconv/conv.h":
     void *lc_aligned_alloc(int64_t nbytes) nogil
     void lc_aligned_free(void *p) nogil
 
+cdef extern from "leanconv/pool.h":
+    ctypedef struct lc_pool_desc:
+        int64_t planes, H, W, OH, OW, kh, kw, sh, sw, dh, dw, pad_t, pad_l, pad_b, pad_r
+        int is_max
+        int count_include_pad
+    int lc_pool2d(const lc_pool_desc *d, const float *x, float *y, int nthreads) nogil
+    int lc_global_avg_pool(const float *x, float *y, int64_t planes, int64_t hw,
+                           int nthreads) nogil
+
 cdef extern from "leanconv/ukernels.h":
     const lc_isa_config *lc_isa_get(int isa)
     const char *lc_isa_name(int isa)
@@ -470,3 +479,34 @@ def _ukernel_dw_row(str isa_name, float[::1] out, _size_t n, const float[::1] in
         for rep in range(repeat):
             t.dw_row(&out[0], n, &inp[in_offset], in_row_stride, rows, &w[0], kW, stride, dil,
                      bias, &ep)
+
+
+def pool2d(const float[::1] x, float[::1] out, tuple geom, bint is_max, bint count_include_pad,
+           int threads):
+    """out = 2-D max/average pooling of x, flat float32 NCHW buffers.  geom =
+    (planes, H, W, OH, OW, kh, kw, sh, sw, dh, dw, pad_t, pad_l, pad_b, pad_r),
+    checked by the caller (leanconv.onnx.ops_pool)."""
+    cdef lc_pool_desc d
+    cdef int status
+    (d.planes, d.H, d.W, d.OH, d.OW, d.kh, d.kw, d.sh, d.sw, d.dh, d.dw,
+     d.pad_t, d.pad_l, d.pad_b, d.pad_r) = geom
+    d.is_max = is_max
+    d.count_include_pad = count_include_pad
+    if x.shape[0] != d.planes * d.H * d.W or out.shape[0] != d.planes * d.OH * d.OW:
+        raise ValueError("pool2d: buffer sizes do not match the geometry")
+    if out.shape[0] == 0:
+        return
+    with nogil:
+        status = lc_pool2d(&d, &x[0], &out[0], threads)
+    if status != 0:
+        raise MemoryError("pool2d: out of memory")
+
+
+def global_avg_pool(const float[::1] x, float[::1] out, int64_t planes, int64_t hw, int threads):
+    """out[p] = mean of x[p * hw:(p + 1) * hw]."""
+    if x.shape[0] != planes * hw or out.shape[0] != planes:
+        raise ValueError("global_avg_pool: buffer sizes do not match")
+    if planes == 0 or hw == 0:
+        return
+    with nogil:
+        lc_global_avg_pool(&x[0], &out[0], planes, hw, threads)

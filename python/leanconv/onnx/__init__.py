@@ -6,9 +6,11 @@
     report = lco.bench.bench_model("resnet18.onnx", threads=1)   # vs onnxruntime
     print(report["text"])
 
-Conv runs on leanconv (BatchNormalization folded into its weights, Relu/Clip
-fused into its store); the other supported ops run in NumPy; an unsupported
-op or attribute is a NotImplementedError at prepare time."""
+Conv runs on leanconv (BatchNormalization folded into its weights, a residual
+Add and the activation after it fused into its epilogue); pooling and
+standalone activations in leanconv's C, the other supported ops in NumPy, all
+in one static memory arena planned at prepare (rep.memory()).  Unsupported ops
+or attributes are a NotImplementedError at prepare time naming them all."""
 try:
     import onnx as _onnx  # noqa: F401  (absolute: the real onnx package)
 except ImportError as e:  # pragma: no cover - exercised only without onnx

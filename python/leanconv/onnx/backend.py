@@ -23,6 +23,7 @@ class LeanconvRep(BackendRep):
 
     def __init__(self, program):
         self.program = program
+        self._outputs_type = namedtupledict("Outputs", self.output_names)   # (made once: slow)
 
     @property
     def input_names(self):
@@ -38,7 +39,9 @@ class LeanconvRep(BackendRep):
 
     @threads.setter
     def threads(self, n):
-        self.program.settings.threads = None if n is None else _threads.resolve(n)
+        """Threads of every step (None: leanconv's setting now, resolved once:
+        asking for it per call reads the cgroup files each time)."""
+        self.program.settings.threads = _threads.resolve(n)
 
     def feeds(self, inputs):
         """Check and name the inputs of one run."""
@@ -65,7 +68,7 @@ class LeanconvRep(BackendRep):
             raise ValueError(f"missing model input(s) {missing}")
         feeds = {}
         for name, dtype, rank, value in items:
-            arr = np.asarray(value)
+            arr = value if type(value) is np.ndarray else np.asarray(value)
             if dtype is not None and arr.dtype != dtype:
                 raise TypeError(f"input {name!r} must be {np.dtype(dtype).name}, got {arr.dtype}")
             if rank is not None and arr.ndim != rank:
@@ -73,11 +76,65 @@ class LeanconvRep(BackendRep):
             feeds[name] = arr
         return feeds
 
+    def memory(self):
+        """Bytes a run holds, planned at prepare for the declared input shape
+        (or for the last input shape run): {'packed_weights', 'constants',
+        'arena', 'workspace', 'total'}.  None before any shape is known."""
+        sched = self.program.schedule
+        return None if sched is None else sched.memory()
+
+    def memory_bytes(self):
+        """memory()['total']: packed weights + constants + activation arena +
+        the largest scratch of one step."""
+        m = self.memory()
+        if m is None:
+            raise ValueError("the model's input shapes are not static: run it once (or prepare "
+                             "with static input shapes) before asking for its memory")
+        return m["total"]
+
     def run(self, inputs, **kwargs):
         if kwargs:
             raise TypeError(f"run() got unexpected keyword arguments {sorted(kwargs)}")
         outs = self.program.run(self.feeds(inputs))
-        return namedtupledict("Outputs", self.output_names)(*outs)
+        return self._outputs_type(*outs)
+
+
+def _without_weights(model, keep=1024):
+    """A copy of `model` for onnx.checker with every initializer over `keep`
+    elements declared as a graph input of its type instead: the checker
+    serialises the model it gets (for ResNet-18 that held ~100 MB at its peak
+    and left ~50 MB behind), while what it checks of a weight, its type and
+    shape, stays visible this way.  The weights' contents are read when packed."""
+    light = onnx.ModelProto()
+    for field in ("ir_version", "producer_name", "producer_version", "domain", "model_version",
+                  "doc_string"):
+        setattr(light, field, getattr(model, field))
+    light.opset_import.extend(model.opset_import)
+    light.functions.extend(model.functions)
+    g, src = light.graph, model.graph
+    g.name = src.name
+    g.node.extend(src.node)
+    g.input.extend(src.input)
+    g.output.extend(src.output)
+    g.value_info.extend(src.value_info)
+    g.sparse_initializer.extend(src.sparse_initializer)
+    declared = {vi.name for vi in src.input}
+    for t in src.initializer:
+        if int(np.prod(t.dims, dtype=np.int64)) <= keep:   # (ByteSize() would encode it)
+            g.initializer.append(t)
+        elif t.name not in declared:
+            g.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    return light
+
+
+def _return_freed_memory():
+    """Give the heap pages freed while packing back to the OS (glibc keeps
+    them otherwise, and they would count in the process's RSS for good)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):   # not glibc: nothing to do
+        pass
 
 
 def _check_device(device):
@@ -86,7 +143,8 @@ def _check_device(device):
 
 
 class LeanconvBackend(Backend):
-    """CNN inference on leanconv convolutions, everything else in NumPy."""
+    """CNN inference on leanconv convolutions (with fused epilogues), pooling and
+    activations in leanconv's C, everything else in NumPy, in a static memory arena."""
 
     @classmethod
     def supports_device(cls, device: str) -> bool:
@@ -97,14 +155,19 @@ class LeanconvBackend(Backend):
 
     @classmethod
     def prepare(cls, model, device: str = "CPU", *, algorithm="auto", threads=None,
-                fuse=True, check=True, **kwargs) -> LeanconvRep:
+                fuse=True, check=True, memory_budget=None, **kwargs) -> LeanconvRep:
         """Check the model, fold constants and BatchNorms, fuse activations.
 
         model: a ModelProto, a path, or serialized bytes.
         algorithm: leanconv algorithm for every Conv ('auto' picks per layer;
         a named one falls back to 'auto' on layers it cannot run).  threads:
         threads per convolution (default: leanconv's setting).  fuse=False
-        keeps BatchNormalization/Relu/Clip as separate NumPy steps."""
+        keeps BatchNormalization/Relu/Clip as separate NumPy steps.
+        memory_budget: bytes a run may hold (rep.memory_bytes()): algorithms
+        are chosen per layer to fit (Winograd packs alpha^2/9 the raw weights,
+        patch2vec needs almost no workspace), else MemoryError with the bytes
+        the leanest choice needs.  Checked when the memory is planned: at
+        prepare for static input shapes, else at the first run."""
         if kwargs:
             raise TypeError(f"prepare() got unexpected keyword arguments {sorted(kwargs)}")
         _check_device(device)
@@ -113,9 +176,19 @@ class LeanconvBackend(Backend):
         elif isinstance(model, str) or hasattr(model, "__fspath__"):
             model = onnx.load(model)
         if check:
-            super().prepare(model, device)   # onnx.checker.check_model
-        rep = LeanconvRep(build_program(model, check_name(algorithm), None, fuse))
+            onnx.checker.check_model(_without_weights(model))
+        if memory_budget is not None and (isinstance(memory_budget, bool) or not isinstance(
+                memory_budget, (int, np.integer)) or memory_budget <= 0):
+            raise ValueError(f"memory_budget must be a positive number of bytes, got "
+                             f"{memory_budget!r}")
+        program = build_program(model, check_name(algorithm), None, fuse)
+        program.settings.memory_budget = None if memory_budget is None else int(memory_budget)
+        del model   # nothing below needs it: weights are read and packed by the first compile
+        rep = LeanconvRep(program)
         rep.threads = threads
+        if program.compile_declared() is not None:
+            program.release_weights()
+        _return_freed_memory()
         return rep
 
     @classmethod

@@ -13,10 +13,10 @@ import threading
 
 import numpy as np
 
-from leanconv import _isa
+from leanconv import _core, _isa
 from leanconv._params import ConvSpec
 from leanconv._plan import Conv2d as _Plan
-from leanconv._select import choose, why_unsupported
+from leanconv._select import ALGORITHMS, algorithm_id, choose, why_unsupported
 from leanconv.onnx.node import as_int_list, unsupported
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
@@ -35,11 +35,14 @@ def same_pads(size, kernel, stride, dilation, upper):
 class ConvOp:
     """One Conv node (plus what was fused into it)."""
 
-    def __init__(self, node, weight, bias, settings, activation=None):
+    def __init__(self, node, weight, bias, settings, activation=None, residual=False):
+        """weight: None (weights fed at run time), an array, or a WeightSource
+        (read and folded when first packed, then dropped: see release())."""
         node.allow("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
         self.node_name = node.name
         self.settings = settings
         self.activation = activation
+        self.residual = residual   # the last input is added before the activation
         self.auto_pad = node.attr("auto_pad", "NOTSET")
         if self.auto_pad not in AUTO_PADS:
             raise ValueError(f"Conv node {node.name}: auto_pad must be one of {AUTO_PADS}, "
@@ -54,16 +57,57 @@ class ConvOp:
                        (self.pads, 2)):
             if v is not None:
                 rank = len(v) // div
+        if isinstance(weight, np.ndarray):
+            weight = WeightSource(weight.shape, weight.dtype, lambda w=weight, b=bias: (w, b))
+        self._source = weight
+        self._shape4 = None   # constant weights' shape as a 2-D convolution's
         if weight is not None:
-            rank = weight.ndim - 2
+            self._check_weight(weight.shape, weight.dtype)
+            rank = len(weight.shape) - 2
+            shape = tuple(weight.shape)
+            self._shape4 = shape[:2] + (1,) + shape[2:] if len(shape) == 3 else shape
         if rank is not None:
             self._check_rank(rank)
-        self.weight = None if weight is None else self._weight4(weight)
-        self.bias = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
+        self.weight = self.bias = None   # raw constant weights, only while packing
         self._plans = {}
         self._lock = threading.Lock()
         self.last_plan = None
         self.last_input_shape = None
+        self.algorithm_override = None   # set by a memory budget (budget.py)
+
+    def _check_weight(self, shape, dtype):
+        if np.dtype(dtype) != np.float32:
+            raise unsupported(f"Conv with {np.dtype(dtype)} weights (node {self.node_name}); "
+                              f"leanconv computes float32")
+        self._check_rank(len(shape) - 2)
+        if self.kernel_shape is not None and list(shape[2:]) != self.kernel_shape:
+            raise ValueError(f"Conv node {self.node_name}: kernel_shape {self.kernel_shape} does "
+                             f"not match the weights' {list(shape[2:])}")
+
+    @property
+    def constant_weights(self):
+        return self._source is not None
+
+    def _constants(self):
+        """(weight, bias) of constant weights, read from the model on first need."""
+        if self.weight is None:
+            if self._source is None:
+                raise RuntimeError(f"Conv node {self.node_name}: weights were released")
+            w, b = self._source.load()
+            self.weight = self._weight4(w)
+            self.bias = None if b is None else np.ascontiguousarray(b, dtype=np.float32)
+        return self.weight, self.bias
+
+    def release(self):
+        """Drop the raw weights once packed, when no input shape can need
+        another packing (auto_pad SAME pads depend on the input size)."""
+        if self._plans and self.auto_pad in ("NOTSET", "VALID"):
+            self.weight = self.bias = None
+            self._source = None
+
+    @property
+    def packed_bytes(self):
+        return self.last_plan.packed_bytes if self.last_plan is not None else 0
 
     def _check_rank(self, rank):
         if rank not in (1, 2):
@@ -71,13 +115,7 @@ class ConvOp:
                               f"1-D and 2-D")
 
     def _weight4(self, w):
-        if w.dtype != np.float32:
-            raise unsupported(f"Conv with {w.dtype} weights (node {self.node_name}); leanconv "
-                              f"computes float32")
-        self._check_rank(w.ndim - 2)
-        if self.kernel_shape is not None and list(w.shape[2:]) != self.kernel_shape:
-            raise ValueError(f"Conv node {self.node_name}: kernel_shape {self.kernel_shape} does "
-                             f"not match the weights' {list(w.shape[2:])}")
+        self._check_weight(w.shape, w.dtype)
         w = np.ascontiguousarray(w, dtype=np.float32)
         return w[:, :, None, :] if w.ndim == 3 else w
 
@@ -106,7 +144,7 @@ class ConvOp:
         return (s[0], s[1]), (begin[0], end[0], begin[1], end[1]), (d[0], d[1])
 
     def _plan(self, weight, bias, stride, pads, dilation, hw):
-        if weight is not self.weight:  # weights fed at run time: pack for this call
+        if weight is not None:  # weights fed at run time: pack for this call
             return _Plan(weight, bias, stride, pads, dilation, self.group,
                          algorithm=self._algorithm(weight.shape, stride, pads, dilation, hw),
                          activation=self.activation)
@@ -114,54 +152,175 @@ class ConvOp:
         plan = self._plans.get(key)
         if plan is None:
             with self._lock:
-                algo = self._algorithm(weight.shape, stride, pads, dilation, hw)
+                released = self._source is None
+                algo = None if released else self._algorithm(self._w_shape(), stride, pads,
+                                                             dilation, hw)
                 for other in self._plans.values():   # same packing, other image size
-                    if other.algorithm == algo and (other.spec.stride, other.spec.pads) == \
-                            (stride, pads) and other.isa == _isa.isa():
+                    if (other.spec.stride, other.spec.pads) == (stride, pads) and (
+                            released or (other.algorithm == algo and other.isa == _isa.isa())):
                         plan = other
                         break
                 else:
-                    plan = _Plan(weight, bias, stride, pads, dilation, self.group,
+                    w, b = self._constants()
+                    plan = _Plan(w, b, stride, pads, dilation, self.group,
                                  algorithm=algo, activation=self.activation)
+                    # packed: the raw copy goes now, not at the end of prepare (the
+                    # source can read it again), so at most one layer's is ever held
+                    self.weight = self.bias = None
                 self._plans[key] = plan
         return plan
+
+    def _w_shape(self):
+        return self._shape4
+
+    @property
+    def weight_shape(self):
+        """Constant weights' shape (as a 2-D convolution's), None if fed at run time."""
+        return self._shape4
+
+    def candidates(self, x_shape, threads):
+        """[(algorithm, packed bytes, workspace bytes)] of every algorithm that
+        can run this layer on inputs of x_shape, the one 'auto' picks first."""
+        shape = tuple(x_shape)
+        x4 = shape[:2] + (1,) + shape[2:] if len(shape) == 3 else shape
+        w_shape = self._shape4
+        stride, pads, dilation = self.geometry(shape, w_shape if len(shape) == 4 else
+                                               w_shape[:2] + w_shape[3:])
+        spec = ConvSpec.build(w_shape, stride, pads, dilation, self.group)
+        isa_id = _isa.isa_id()
+        geom = spec.geometry(*x4)
+        first = self._algorithm(w_shape, stride, pads, dilation, x4[2:])
+        out = []
+        for name in [first] + [a for a in ALGORITHMS if a != first]:
+            if why_unsupported(name, spec, isa_id, geom) is None:
+                packed, ws = _core.sizes(algorithm_id(name), isa_id, geom, threads)
+                if packed >= 0 and ws >= 0:
+                    out.append((name, packed, ws))
+        return out
 
     def _algorithm(self, w_shape, stride, pads, dilation, hw):
         spec = ConvSpec.build(w_shape, stride, pads, dilation, self.group)
         isa_id = _isa.isa_id()
-        name = choose(self.settings.algorithm, spec, isa_id, hw)
+        name = choose(self.algorithm_override or self.settings.algorithm, spec, isa_id, hw)
         if why_unsupported(name, spec, isa_id) is not None:
             name = choose("auto", spec, isa_id, hw)  # e.g. Winograd asked for on a 1x1 layer
         return name
 
-    def __call__(self, x, w=None, b=None):
+    def plan_for(self, x, w=None, b=None):
+        """(plan, 4-D input view, run-time weights' plan or None) for input x."""
+        self._check_input(x)
+        weight = bias = None
+        if self._shape4 is None:   # weights fed at run time
+            weight = self._weight4(w)
+            bias = None if b is None else np.ascontiguousarray(b, dtype=np.float32)
+            w_shape = weight.shape
+        else:
+            w_shape = self._shape4
+        one_d = x.ndim == 3
+        stride, pads, dilation = self.geometry(x.shape, w_shape if not one_d else
+                                               w_shape[:2] + w_shape[3:])
+        x4 = x[:, :, None, :] if one_d else x
+        plan = self._plan(weight, bias, stride, pads, dilation, x4.shape[2:])
+        self.last_plan, self.last_input_shape = plan, x4.shape
+        return plan, x4
+
+    def _check_input(self, x):
         if not isinstance(x, np.ndarray) or x.dtype != np.float32:
             raise TypeError(f"Conv node {self.node_name}: leanconv computes float32, got "
                             f"{getattr(x, 'dtype', type(x).__name__)} input")
         if x.ndim not in (3, 4):
             raise unsupported(f"{x.ndim - 2}-D Conv input (node {self.node_name})")
-        weight, bias = self.weight, self.bias
-        if weight is None:
-            weight = self._weight4(w)
-            bias = None if b is None else np.ascontiguousarray(b, dtype=np.float32)
-        one_d = x.ndim == 3
-        stride, pads, dilation = self.geometry(x.shape, weight.shape if not one_d else
-                                               weight.shape[:2] + weight.shape[3:])
-        x4 = x[:, :, None, :] if one_d else x
-        plan = self._plan(weight, bias, stride, pads, dilation, x4.shape[2:])
-        self.last_plan, self.last_input_shape = plan, x4.shape
-        y = plan(x4, threads=self.settings.threads)
-        return (y[:, :, 0, :] if one_d else y,)
+
+    def output_shape(self, x_shape, w_shape=None):
+        """Output shape for an input shape, without packing anything."""
+        w_shape = self._shape4 if w_shape is None else tuple(w_shape)
+        if len(w_shape) == 3:
+            w_shape = w_shape[:2] + (1,) + w_shape[2:]
+        one_d = len(x_shape) == 3
+        stride, pads, dilation = self.geometry(x_shape, w_shape if not one_d else
+                                               w_shape[:2] + w_shape[3:])
+        spec = ConvSpec.build(w_shape, stride, pads, dilation, self.group)
+        H, W = (1, x_shape[2]) if one_d else x_shape[2:4]
+        OH, OW = spec.output_hw(H, W)
+        return (x_shape[0], spec.M, OW) if one_d else (x_shape[0], spec.M, OH, OW)
+
+    def _split(self, args):
+        """(x, w, b, residual) from a step's inputs."""
+        res = args[-1] if self.residual else None
+        rest = args[:-1] if self.residual else args
+        x, w, b = (list(rest) + [None, None])[:3]
+        return x, w, b, res
+
+    def _residual4(self, res, shape):
+        """The residual as the 4-D output shape (broadcast if it must be)."""
+        if res is None:
+            return None
+        if not isinstance(res, np.ndarray) or res.dtype != np.float32:
+            raise TypeError(f"Conv node {self.node_name}: the fused Add's other input must be "
+                            f"float32, got {getattr(res, 'dtype', type(res).__name__)}")
+        if np.broadcast_shapes(res.shape, shape) != tuple(shape):
+            raise unsupported(f"an Add that broadcasts the Conv output of node "
+                              f"{self.node_name} up to {res.shape}")
+        if res.shape != tuple(shape):
+            res = np.ascontiguousarray(np.broadcast_to(res, shape))
+        return res[:, :, None, :] if len(shape) == 3 else res
+
+    def shape_only(self, *args):
+        """Zeros of the output's shape: what a schedule's first pass needs of a Conv."""
+        x, w, _, res = self._split(args)
+        self._check_input(x)
+        shape = self.output_shape(x.shape, None if w is None else w.shape)
+        self._residual4(res, shape)
+        return (np.zeros(shape, dtype=np.float32),)
+
+    def __call__(self, *args):
+        x, w, b, res = self._split(args)
+        plan, x4 = self.plan_for(x, w, b)
+        shape = plan.output_shape(x4.shape)
+        y = plan(x4, residual=self._residual4(res, shape if x.ndim == 4 else
+                                             shape[:2] + shape[3:]),
+                 threads=self.settings.threads)
+        return (y[:, :, 0, :] if x.ndim == 3 else y,)
+
+    def into(self, outs, *args):
+        """Convolve into outs[0] (preallocated, C-contiguous; it may be the residual)."""
+        x, w, b, res = self._split(args)
+        plan, x4 = self.plan_for(x, w, b)
+        y = outs[0]
+        y4 = y[:, :, None, :] if x.ndim == 3 else y
+        r4 = self._residual4(res, y.shape)
+        if r4 is not None and np.shares_memory(r4, y4):
+            r4 = y4   # in place: the very same array, as the epilogue asks
+        plan(x4, out=y4, residual=r4, threads=self.settings.threads)
+
+    def workspace_bytes(self, x_shape):
+        if self.last_plan is None:
+            return 0
+        shape = tuple(x_shape)
+        return self.last_plan.workspace_bytes(shape[:2] + (1,) + shape[2:] if len(shape) == 3
+                                              else shape, threads=self.settings.threads)
+
+
+class WeightSource:
+    """Constant Conv weights not read yet: shape, dtype, and load() -> (weight, bias)."""
+
+    def __init__(self, shape, dtype, load):
+        self.shape, self.dtype, self.load = tuple(shape), np.dtype(dtype), load
 
 
 def fold_batchnorm(weight, bias, scale, beta, mean, var, eps):
-    """Conv weights and bias with an inference BatchNormalization folded in,
-    computed in float64: w' = w * s, b' = (b - mean) * s + beta, s = scale / sqrt(var + eps)."""
+    """Conv weights and bias with an inference BatchNormalization folded in:
+    w' = w * s, b' = (b - mean) * s + beta, s = scale / sqrt(var + eps), s and
+    b' in float64.  w' is one float32 product per weight (within an ulp
+    of the float64 route) and overwrites `weight` when it is writeable, so folding
+    needs no second copy of the layer's weights."""
     s = scale.astype(np.float64) / np.sqrt(var.astype(np.float64) + eps)
-    w = weight.astype(np.float64) * s.reshape((-1,) + (1,) * (weight.ndim - 1))
+    w = weight if weight.flags.writeable and weight.dtype == np.float32 else \
+        np.array(weight, dtype=np.float32)
+    w *= s.astype(np.float32).reshape((-1,) + (1,) * (weight.ndim - 1))
     b0 = np.zeros(weight.shape[0]) if bias is None else bias.astype(np.float64)
     b = (b0 - mean.astype(np.float64)) * s + beta.astype(np.float64)
-    return w.astype(np.float32), b.astype(np.float32)
+    return w, b.astype(np.float32)
 
 
 def clamp_activation(lo, hi):

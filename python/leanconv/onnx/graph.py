@@ -10,9 +10,10 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from leanconv import _core, _epilogue, _isa, _threads
 from leanconv.onnx import conv as conv_mod
-from leanconv.onnx import ops_linalg, ops_math, ops_pool, ops_tensor
-from leanconv.onnx.node import Node, unsupported
+from leanconv.onnx import ops_elementwise, ops_linalg, ops_math, ops_pool, ops_resize, ops_tensor
+from leanconv.onnx.node import NP_TYPES, Node, unsupported
 from leanconv.onnx.program import Program, Settings, Step
 
 BUILDERS = {
@@ -25,7 +26,27 @@ BUILDERS = {
     "Sum": ops_math.build_sum,
     "Mul": ops_math.build_mul,
     "Softmax": ops_math.build_softmax,
-    "ReduceMean": ops_math.build_reducemean,
+    "LogSoftmax": ops_math.build_logsoftmax,
+    **{op: ops_math.build_reduce for op in ops_math._REDUCERS},
+    "LayerNormalization": ops_math.build_layernorm,
+    **{op: ops_elementwise.build_unary for op in ops_elementwise.UNARY},
+    **{op: ops_elementwise.build_binary for op in ops_elementwise.BINARY},
+    **{op: ops_elementwise.build_variadic for op in ("Max", "Min", "Mean")},
+    "HardSigmoid": ops_elementwise.build_hardsigmoid,
+    "HardSwish": ops_elementwise.build_hardswish,
+    "Gelu": ops_elementwise.build_gelu,
+    "Elu": ops_elementwise.build_elu,
+    "Where": ops_elementwise.build_where,
+    "Cast": ops_elementwise.build_cast,
+    "CastLike": ops_elementwise.build_castlike,
+    "Slice": ops_tensor.build_slice,
+    "Split": ops_tensor.build_split,
+    "Pad": ops_tensor.build_pad,
+    "Expand": ops_tensor.build_expand,
+    "Tile": ops_tensor.build_tile,
+    "GatherND": ops_tensor.build_gathernd,
+    "Range": ops_tensor.build_range,
+    "Resize": ops_resize.build_resize,
     "Dropout": ops_math.build_dropout,
     "Identity": ops_math.build_identity,
     "Concat": ops_tensor.build_concat,
@@ -49,12 +70,38 @@ BUILDERS = {
 SUPPORTED_OPS = tuple(sorted(list(BUILDERS) + ["Conv"]))
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 
-_NP_TYPES = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64,
-             onnx.TensorProto.FLOAT16: np.float16, onnx.TensorProto.INT8: np.int8,
-             onnx.TensorProto.UINT8: np.uint8, onnx.TensorProto.INT16: np.int16,
-             onnx.TensorProto.UINT16: np.uint16, onnx.TensorProto.INT32: np.int32,
-             onnx.TensorProto.UINT32: np.uint32, onnx.TensorProto.INT64: np.int64,
-             onnx.TensorProto.UINT64: np.uint64, onnx.TensorProto.BOOL: np.bool_}
+_NP_TYPES = NP_TYPES   # (bench imports it from here)
+
+
+class Constants(dict):
+    """Values known at prepare time.  Initializers are converted to arrays on
+    first access, so a Conv's weights can be read straight from the model when
+    it is packed (see weight_source) and never held twice."""
+
+    def __init__(self, initializers):
+        super().__init__()
+        self._protos = {t.name: t for t in initializers}
+
+    def __contains__(self, name):
+        return dict.__contains__(self, name) or name in self._protos
+
+    def __missing__(self, name):
+        value = numpy_helper.to_array(self._protos.pop(name))
+        self[name] = value
+        return value
+
+    def get(self, name, default=None):
+        return self[name] if name in self else default
+
+    def weight_source(self, name):
+        """A WeightSource reading initializer `name` when loaded (not cached
+        here: the Conv drops it once packed), or None if it is not one."""
+        proto = self._protos.get(name)
+        if proto is None:
+            return None
+        shape = tuple(proto.dims)
+        dtype = NP_TYPES.get(proto.data_type, np.dtype("O"))
+        return conv_mod.WeightSource(shape, dtype, lambda: numpy_helper.to_array(proto))
 
 
 class BuildContext:
@@ -84,6 +131,15 @@ def _tensor_type(vi):
     dtype = _NP_TYPES.get(tt.elem_type)
     rank = len(tt.shape.dim) if tt.HasField("shape") else None
     return dtype, rank
+
+
+def _static_shape(vi):
+    """The declared shape of a graph input when every dimension is a number, else None."""
+    tt = vi.type.tensor_type
+    if not tt.HasField("shape"):
+        return None
+    dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim]
+    return tuple(dims) if all(d >= 0 for d in dims) else None
 
 
 def _readers(nodes, outputs):
@@ -123,10 +179,20 @@ def _bn_params(node, constants):
 
 
 def _activation(node, constants):
-    """The leanconv activation a Relu/Clip node amounts to, else None."""
-    if node.op_type == "Relu":
+    """The leanconv epilogue activation a node amounts to, else None."""
+    op = node.op_type
+    if op == "Relu":
         return "relu"
-    if node.op_type != "Clip":
+    if op in ("Sigmoid", "Tanh", "HardSwish"):
+        return op.lower()
+    if op == "LeakyRelu":
+        return ("leaky_relu", float(node.attr("alpha", 0.01)))
+    if op == "HardSigmoid":
+        return ("hardsigmoid", float(node.attr("alpha", 0.2)), float(node.attr("beta", 0.5)))
+    if op == "Gelu":
+        approx = node.attr("approximate", "none")
+        return {"none": "gelu", "tanh": "gelu_tanh"}.get(approx)
+    if op != "Clip":
         return None
     if node.opset < 11:
         lo, hi = node.attr("min"), node.attr("max")
@@ -139,46 +205,134 @@ def _activation(node, constants):
     return conv_mod.clamp_activation(lo, hi)
 
 
+_ACTIVATION_ATTRS = ("consumed_inputs", "alpha", "beta", "approximate", "min", "max")
+
+
+def _silu(nodes, readers, value, done):
+    """(sigmoid index, mul index) when `value` is read by exactly Sigmoid(value)
+    and Mul(value, that sigmoid) and nothing else reads the sigmoid: x * sigmoid(x)."""
+    r = readers.get(value, [])
+    if len(r) != 2 or any(j < 0 or j in done for j in r):
+        return None
+    sig = [j for j in r if nodes[j].op_type == "Sigmoid" and nodes[j].inputs == [value]]
+    mul = [j for j in r if nodes[j].op_type == "Mul"]
+    if len(sig) != 1 or len(mul) != 1:
+        return None
+    s_out = nodes[sig[0]].outputs[0]
+    if sorted(nodes[mul[0]].inputs) != sorted([value, s_out]) or \
+            readers.get(s_out, []) != [mul[0]] or nodes[mul[0]].attrs:
+        return None
+    return sig[0], mul[0]
+
+
+def _residual_add(nodes, readers, value, done, constants):
+    """(index, other input) of an Add that is the sole reader of `value` and
+    adds a run-time tensor to it (a constant stays a separate step)."""
+    r = readers.get(value, [])
+    if len(r) != 1 or r[0] < 0 or r[0] in done:
+        return None
+    n = nodes[r[0]]
+    if n.op_type != "Add" or n.attrs or len(n.inputs) != 2 or n.inputs.count(value) != 1:
+        return None
+    other = n.inputs[1] if n.inputs[0] == value else n.inputs[0]
+    return None if other in constants else (r[0], other)
+
+
 def _build_conv(nodes, i, ctx, readers, fuse, done):
-    """The Conv at nodes[i] with the BatchNormalization and Relu/Clip that are
-    the sole readers of its output folded in; marks those nodes done.  Their
-    other inputs are constants, so computing them with the Conv is safe
-    wherever they sat in the node list."""
+    """(step, position): the Conv at nodes[i] with what reads its output alone
+    fused in -- a BatchNormalization (folded into the weights), then a residual
+    Add of a run-time tensor, then an activation (Relu, Clip, LeakyRelu,
+    Sigmoid, Tanh, HardSigmoid, HardSwish, Gelu, or x * Sigmoid(x) as SiLU);
+    marks those nodes done.  The step runs at the position of the last node
+    it absorbed, where every input it reads is computed."""
     node = nodes[i]
-    w, b = ctx.const(node.input(1)), ctx.const(node.input(2))
+    w = ctx.constants.weight_source(node.input(1))
+    if w is None and node.input(1) in ctx.constants:   # a folded constant, already an array
+        a = ctx.constants[node.input(1)]
+        w = conv_mod.WeightSource(a.shape, a.dtype, lambda a=a: a)
+    b = ctx.const(node.input(2))
     if node.input(2) and b is None:
         w = None   # a bias fed at run time: no packing at prepare time
-    fused, activation, out = [], None, node.outputs[0]
-    if fuse and w is not None and w.ndim in (3, 4) and w.dtype == np.float32:
+    fused, activation, out, bn, residual, last = [], None, node.outputs[0], None, None, i
+    if fuse and w is not None and len(w.shape) in (3, 4) and w.dtype == np.float32:
         j = _sole_reader(nodes, readers, out, done)
         bn = _bn_params(nodes[j], ctx.constants) if j is not None else None
         if bn is not None:
             nodes[j].allow("epsilon", "momentum", "training_mode", "spatial", "is_test",
                            "consumed_inputs")
-            w, b = conv_mod.fold_batchnorm(w, b, *bn)
             fused.append("BatchNormalization")
             out = nodes[j].outputs[0]
             done.add(j)
+            last = max(last, j)
+        residual = None
+        add = _residual_add(nodes, readers, out, done, ctx.constants)
+        if add is not None:
+            last = max(last, add[0])
+            residual = add[1]
+            fused.append("Add")
+            out = nodes[add[0]].outputs[0]
+            done.add(add[0])
+        silu = _silu(nodes, readers, out, done)
         j = _sole_reader(nodes, readers, out, done)
         act = _activation(nodes[j], ctx.constants) if j is not None else None
-        if act is not None:
-            nodes[j].allow("consumed_inputs", *(("min", "max") if nodes[j].opset < 11 else ()))
+        if silu is not None:
+            activation = "silu"
+            fused += ["Sigmoid", "Mul"]
+            out = nodes[silu[1]].outputs[0]
+            done.update(silu)
+            last = max(last, *silu)
+        elif act is not None:
+            nodes[j].allow(*_ACTIVATION_ATTRS)
             activation = act
             fused.append(nodes[j].op_type)
             out = nodes[j].outputs[0]
             done.add(j)
-    op = conv_mod.ConvOp(node, w, b, ctx.settings, activation)
-    inputs = [node.inputs[0]] if w is not None else node.inputs
-    step = Step(node, op, inputs=inputs, conv=op, fused=fused)
+            last = max(last, j)
+    if w is not None:
+        w = conv_mod.WeightSource(w.shape, w.dtype, _loader(w.load, b, bn))
+    op = conv_mod.ConvOp(node, w, None, ctx.settings, activation, residual is not None)
+    inputs = ([node.inputs[0]] if w is not None else node.inputs) + \
+        ([residual] if residual is not None else [])
+    step = Step(node, op, inputs=inputs, conv=op, fused=fused, into=op.into,
+                inplace=(len(inputs) - 1,) if residual is not None else ())
     step.outputs = [out]
-    return step
+    return step, last
+
+
+def _loader(load, bias, bn):
+    """load() -> (weight, bias) with the BatchNormalization `bn` (or None) folded in."""
+    def weights():
+        w = load()
+        return (w, bias) if bn is None else conv_mod.fold_batchnorm(w, bias, *bn)
+    return weights
 
 
 def _build(node, ctx):
     if node.op_type == "Conv":
         op = conv_mod.ConvOp(node, None, None, ctx.settings)
-        return Step(node, op, conv=op)
-    return BUILDERS[node.op_type](node, ctx)
+        return Step(node, op, conv=op, into=op.into)
+    step = BUILDERS[node.op_type](node, ctx)
+    act = _activation(node, ctx.constants)
+    if act is not None:   # a standalone activation: the C epilogue's elementwise entry
+        step.into, step.inplace = _c_activation(step.fn, act, ctx.settings), True
+    return step
+
+
+def _c_activation(fn, activation, settings):
+    """into(outs, x, ...) running `activation` in C (threaded, vectorised) on
+    float32 input, else fn in NumPy."""
+    code, a, b = _epilogue.parse(activation)
+
+    def into(outs, x, *rest):
+        y = outs[0]
+        if x.dtype == np.float32 and x.flags.c_contiguous:
+            # the checks of _epilogue.activate hold by construction: y is x's
+            # shape, C-contiguous float32, and x itself or disjoint from it
+            _core.activate(x.reshape(-1), y.reshape(-1), code, a, b, None,
+                           _threads.resolve(settings.threads), _isa.isa_id())
+        else:
+            np.copyto(y, fn(x, *rest)[0])
+    return into
 
 
 def build_program(model, algorithm="auto", threads=None, fuse=True) -> Program:
@@ -187,21 +341,23 @@ def build_program(model, algorithm="auto", threads=None, fuse=True) -> Program:
     opset = _opset(model)
     graph = model.graph
     settings = Settings(algorithm, threads)
-    constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    constants = Constants(graph.initializer)
     if graph.sparse_initializer:
         raise unsupported("sparse initializers")
     inputs = []
     for vi in graph.input:
         if vi.name not in constants:
             inputs.append((vi.name,) + _tensor_type(vi))
-    nodes = []
+    refused = {}
     for proto in graph.node:
         if proto.domain not in _DEFAULT_DOMAINS:
-            raise unsupported(f"op {proto.domain}.{proto.op_type} "
-                              f"(node {proto.name or list(proto.output)})")
-        if proto.op_type not in BUILDERS and proto.op_type != "Conv":
-            raise unsupported(f"op {proto.op_type} (node {proto.name or list(proto.output)})")
-        nodes.append(Node(proto, opset))
+            refused.setdefault(f"{proto.domain}.{proto.op_type}", proto.name or list(proto.output))
+        elif proto.op_type not in BUILDERS and proto.op_type != "Conv":
+            refused.setdefault(proto.op_type, proto.name or list(proto.output))
+    if refused:
+        raise unsupported(f"op{'s' if len(refused) > 1 else ''} " + ", ".join(
+            f"{op} (node {where})" for op, where in sorted(refused.items())))
+    nodes = [Node(proto, opset) for proto in graph.node]
     outputs = [o.name for o in graph.output]
     ctx = BuildContext(constants, settings)
     # pass 1, constant folding: a node whose inputs are all known runs now, once
@@ -212,18 +368,24 @@ def build_program(model, algorithm="auto", threads=None, fuse=True) -> Program:
         else:
             live.append(node)
     # pass 2: steps, with Conv [+ BatchNormalization] [+ Relu | Clip] fused
+    # A fused step runs where its last node was: a residual Add's other input
+    # may come from nodes after the Conv.
     readers = _readers(live, outputs)
-    steps, done = [], set()
+    placed, done = [], set()
     for i, node in enumerate(live):
         if i in done:
             continue
         if node.op_type == "Conv":
-            steps.append(_build_conv(live, i, ctx, readers, fuse, done))
+            step, at = _build_conv(live, i, ctx, readers, fuse, done)
+            placed.append((at, i, step))
         else:
-            steps.append(_build(node, ctx))
+            placed.append((i, i, _build(node, ctx)))
+    steps = [s for _, _, s in sorted(placed, key=lambda p: p[:2])]
     # weights now baked into Conv steps (and any constant nobody reads) need not stay
     read = {n for s in steps for n in s.inputs} | set(outputs)
-    constants = {k: v for k, v in constants.items() if k in read}
+    constants = {k: constants[k] for k in read if k in constants}
     program = Program(steps, constants, inputs, outputs, settings)
     program.initializer_names = frozenset(init.name for init in graph.initializer)
+    program.declared_shapes = {vi.name: _static_shape(vi) for vi in graph.input
+                               if vi.name not in program.initializer_names}
     return program

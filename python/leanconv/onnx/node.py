@@ -3,7 +3,15 @@ check that every attribute it carries is one the builder understands."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 from onnx import AttributeProto, helper, numpy_helper
+
+NP_TYPES = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64,
+            onnx.TensorProto.FLOAT16: np.float16, onnx.TensorProto.INT8: np.int8,
+            onnx.TensorProto.UINT8: np.uint8, onnx.TensorProto.INT16: np.int16,
+            onnx.TensorProto.UINT16: np.uint16, onnx.TensorProto.INT32: np.int32,
+            onnx.TensorProto.UINT32: np.uint32, onnx.TensorProto.INT64: np.int64,
+            onnx.TensorProto.UINT64: np.uint64, onnx.TensorProto.BOOL: np.bool_}
 
 
 def unsupported(what: str) -> NotImplementedError:

@@ -16,16 +16,26 @@ def build_gemm(node, ctx):
     beta = float(node.attr("beta", 1.0))
     ta, tb = int(node.attr("transA", 0)), int(node.attr("transB", 0))
 
-    def gemm(a, b, c=None):
-        y = (a.T if ta else a) @ (b.T if tb else b)
+    def gemm_into(outs, a, b, c=None):
+        y = outs[0]
+        np.matmul(a.T if ta else a, b.T if tb else b, out=y)
         if alpha != 1.0:
             y *= y.dtype.type(alpha)
         if c is not None and beta != 0.0:
-            y += c * c.dtype.type(beta) if beta != 1.0 else c
+            if beta != 1.0:
+                y += c * c.dtype.type(beta)
+            else:
+                y += c
+
+    def gemm(a, b, c=None):
+        y = np.empty((a.shape[1 if ta else 0], b.shape[0 if tb else 1]),
+                     dtype=np.result_type(a, b))
+        gemm_into([y], a, b, c)
         return (y,)
-    return Step(node, gemm)
+    return Step(node, gemm, into=gemm_into, blas=True)
 
 
 def build_matmul(node, ctx):
     node.allow()
-    return Step(node, lambda a, b: (np.asarray(np.matmul(a, b)),))
+    return Step(node, lambda a, b: (np.asarray(np.matmul(a, b)),), blas=True,
+                into=lambda outs, a, b: np.matmul(a, b, out=outs[0]))

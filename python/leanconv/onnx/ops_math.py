@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from leanconv import _epilogue
 from leanconv.onnx.node import unsupported
 from leanconv.onnx.program import Step
 
@@ -16,7 +17,8 @@ def _zero(x):
 
 def build_relu(node, ctx):
     node.allow("consumed_inputs")   # opset 1 legacy attribute
-    return Step(node, lambda x: (np.maximum(x, _zero(x)),))
+    return Step(node, lambda x: (np.maximum(x, _zero(x)),), inplace=True,
+                into=lambda outs, x: np.maximum(x, _zero(x), out=outs[0]))
 
 
 def build_leakyrelu(node, ctx):
@@ -35,7 +37,15 @@ def build_sigmoid(node, ctx):
         with np.errstate(over="ignore"):
             one = x.dtype.type(1)
             return (one / (one + np.exp(-x)),)
-    return Step(node, sigmoid)
+
+    def sigmoid_into(outs, x):
+        y = outs[0]
+        with np.errstate(over="ignore"):
+            np.negative(x, out=y)
+            np.exp(y, out=y)
+            y += 1
+            np.reciprocal(y, out=y)
+    return Step(node, sigmoid, into=sigmoid_into, inplace=True)
 
 
 def clip_bounds(node, lo_value, hi_value):
@@ -63,7 +73,15 @@ def build_clip(node, ctx):
         if hi is not None:
             y = np.minimum(y, hi.astype(x.dtype))
         return (y if y is not x else x.copy(),)
-    return Step(node, clip)
+
+    def clip_into(outs, x, lo=None, hi=None):
+        y = outs[0]
+        np.copyto(y, x)
+        if lo is not None:
+            np.maximum(y, lo.astype(x.dtype), out=y)
+        if hi is not None:
+            np.minimum(y, hi.astype(x.dtype), out=y)
+    return Step(node, clip, into=clip_into, inplace=True)
 
 
 def _legacy_broadcast(node):
@@ -81,14 +99,28 @@ def _legacy_broadcast(node):
     return align
 
 
-def build_add(node, ctx):
+def _binary(node, ctx, ufunc):
+    """Add/Mul: broadcasting, written into the arena (in place when legal); a
+    float32 Add of equal shapes runs in C on leanconv's threads."""
     align = _legacy_broadcast(node)
-    return Step(node, lambda a, b: (np.asarray(a + align(a, b)),))
+    add = ufunc is np.add
+
+    def into(outs, a, b):
+        if add and a.shape == b.shape and a.dtype == b.dtype == np.float32 and \
+                a.flags.c_contiguous and b.flags.c_contiguous:
+            _epilogue.activate(a, None, residual=b, out=outs[0], threads=ctx.settings.threads)
+        else:
+            ufunc(a, align(a, b), out=outs[0])
+    return Step(node, lambda a, b: (np.asarray(ufunc(a, align(a, b))),), into=into,
+                inplace=True)
+
+
+def build_add(node, ctx):
+    return _binary(node, ctx, np.add)
 
 
 def build_mul(node, ctx):
-    align = _legacy_broadcast(node)
-    return Step(node, lambda a, b: (np.asarray(a * align(a, b)),))
+    return _binary(node, ctx, np.multiply)
 
 
 def build_sum(node, ctx):
@@ -166,39 +198,102 @@ def build_dropout(node, ctx):
                                       f"(node {node.name})")
         mask = np.ones(x.shape, dtype=x.dtype if legacy_mask else np.bool_)
         return (x, mask)
-    return Step(node, dropout)
+    return Step(node, dropout, view=node.n_outputs() == 1)
 
 
 def build_identity(node, ctx):
     node.allow()
-    return Step(node, lambda x: (x,))
+    return Step(node, lambda x: (x,), view=True)
 
 
-def build_reducemean(node, ctx):
-    """ReduceMean (not in the required list, but PyTorch's default exporter
-    writes adaptive_avg_pool2d(x, 1) as one)."""
+_REDUCERS = {"ReduceMean": "mean", "ReduceSum": "sum", "ReduceMax": "max", "ReduceMin": "min",
+             "ReduceProd": "prod", "ReduceL2": "l2", "ReduceSumSquare": "sumsquare"}
+
+
+def build_logsoftmax(node, ctx):
+    node.allow("axis")
+    legacy = node.opset < 13
+    axis = int(node.attr("axis", 1 if legacy else -1))
+
+    def logsoftmax(x):
+        if legacy:
+            a = axis % max(x.ndim, 1)
+            flat = x.reshape(int(np.prod(x.shape[:a], dtype=np.int64)), -1)
+            return (logsoftmax_axis(flat, 1).reshape(x.shape),)
+        return (logsoftmax_axis(x, axis),)
+    return Step(node, logsoftmax)
+
+
+def logsoftmax_axis(x, axis):
+    z = x - np.max(x, axis=axis, keepdims=True)
+    return (z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))).astype(x.dtype, copy=False)
+
+
+def build_reduce(node, ctx):
+    """ReduceMean/Sum/Max/Min/Prod/L2/SumSquare: axes an attribute before the
+    opset that made it an input (13 for ReduceSum, 18 for the others)."""
+    kind = _REDUCERS[node.op_type]
     keepdims = int(node.attr("keepdims", 1)) == 1
-    if node.opset < 18:
+    axes_as_input = node.opset >= (13 if kind == "sum" else 18)
+    if not axes_as_input:
         node.allow("axes", "keepdims")
         axes_attr = node.attr("axes")
-
-        def mean_attr(x):
-            return (_mean(x, axes_attr, keepdims, False),)
-        return Step(node, mean_attr, inputs=node.inputs[:1])
+        return Step(node, lambda x: (reduce(kind, x, axes_attr, keepdims, False),),
+                    inputs=node.inputs[:1])
     node.allow("keepdims", "noop_with_empty_axes")
     noop = int(node.attr("noop_with_empty_axes", 0)) == 1
 
-    def mean(x, axes=None):
-        return (_mean(x, None if axes is None else list(np.asarray(axes).reshape(-1)),
-                      keepdims, noop),)
-    return Step(node, mean)
+    def run(x, axes=None):
+        return (reduce(kind, x, None if axes is None else list(np.asarray(axes).reshape(-1)),
+                       keepdims, noop),)
+    return Step(node, run)
 
 
-def _mean(x, axes, keepdims, noop_when_empty):
+def reduce(kind, x, axes, keepdims, noop_when_empty):
     if axes is None or len(axes) == 0:
         if noop_when_empty:
             return x
         axes = range(x.ndim)
     axes = tuple(sorted({int(a) % x.ndim for a in axes})) if x.ndim else ()
-    return np.asarray(x.mean(axis=axes, keepdims=keepdims, dtype=np.float64
-                             if x.dtype.kind == "f" else None)).astype(x.dtype, copy=False)
+    acc = np.float64 if x.dtype.kind == "f" else None
+    if kind == "mean":
+        y = x.mean(axis=axes, keepdims=keepdims, dtype=acc)
+    elif kind == "sum":
+        y = x.sum(axis=axes, keepdims=keepdims, dtype=acc)
+    elif kind == "prod":
+        y = x.prod(axis=axes, keepdims=keepdims, dtype=acc)
+    elif kind == "sumsquare":
+        y = np.square(x, dtype=acc).sum(axis=axes, keepdims=keepdims)
+    elif kind == "l2":
+        y = np.sqrt(np.square(x, dtype=acc).sum(axis=axes, keepdims=keepdims))
+    elif x.size == 0:
+        if x.dtype == np.bool_:
+            fill = kind == "min"   # the identity of any (max) and all (min)
+        elif x.dtype.kind in "iu":
+            fill = (np.iinfo(x.dtype).min if kind == "max" else np.iinfo(x.dtype).max)
+        else:
+            fill = -np.inf if kind == "max" else np.inf
+        y = np.full([1 if i in axes else d for i, d in enumerate(x.shape) if keepdims or
+                     i not in axes], fill)
+    else:
+        y = (x.max if kind == "max" else x.min)(axis=axes, keepdims=keepdims)
+    return np.asarray(y).astype(x.dtype, copy=False)
+
+
+def build_layernorm(node, ctx):
+    """LayerNormalization over the axes from `axis` on, in float64 (stash_type 1)."""
+    node.allow("axis", "epsilon", "stash_type")
+    axis = int(node.attr("axis", -1))
+    eps = float(node.attr("epsilon", 1e-5))
+
+    def layernorm(x, scale, bias=None):
+        a = axis % x.ndim
+        axes = tuple(range(a, x.ndim))
+        x64 = x.astype(np.float64)
+        mean = x64.mean(axis=axes, keepdims=True)
+        inv = 1.0 / np.sqrt(np.square(x64 - mean).mean(axis=axes, keepdims=True) + eps)
+        y = (x64 - mean) * inv * scale
+        if bias is not None:
+            y = y + bias
+        return (y.astype(x.dtype), mean.astype(np.float32), inv.astype(np.float32))
+    return Step(node, layernorm)

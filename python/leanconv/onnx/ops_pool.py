@@ -1,5 +1,7 @@
-"""Pooling and local response normalisation in NumPy: MaxPool, AveragePool,
-GlobalAveragePool (any number of spatial axes) and LRN.
+"""Pooling and local response normalisation: MaxPool, AveragePool,
+GlobalAveragePool (any number of spatial axes) and LRN.  In a compiled
+schedule 2-D float32 pooling runs in C (kernels/pool.c) on leanconv's threads;
+the NumPy forms below serve everything else.
 
 A pool is computed as one strided slice per kernel offset over an input
 padded to cover every window (explicit pads plus, in ceil_mode, the extra
@@ -11,6 +13,7 @@ import itertools
 
 import numpy as np
 
+from leanconv import _core, _threads
 from leanconv.onnx.conv import AUTO_PADS, same_pads
 from leanconv.onnx.node import as_int_list, unsupported
 from leanconv.onnx.program import Step
@@ -33,7 +36,8 @@ def pool_geometry(size, k, s, d, begin, end, ceil_mode):
 
 
 class Pool:
-    def __init__(self, node, kind):
+    def __init__(self, node, kind, settings=None):
+        self.settings = settings
         allowed = ["auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "strides"]
         allowed += ["storage_order"] if kind == "max" else ["count_include_pad"]
         node.allow(*allowed)
@@ -67,7 +71,8 @@ class Pool:
             return [0] * nd, [0] * nd
         return self.pads[:nd], self.pads[nd:]
 
-    def __call__(self, x):
+    def _geometry(self, x):
+        """(explicit begin pads, end pads, [(output length, extra end padding)] per axis)."""
         nd = len(self.kernel)
         if x.ndim != nd + 2:
             raise ValueError(f"pool node {self.name}: input rank {x.ndim} does not match a "
@@ -77,6 +82,26 @@ class Pool:
         geo = [pool_geometry(spatial[i], self.kernel[i], self.strides[i], self.dilations[i],
                              begin[i], end[i], self.ceil_mode and self.auto_pad == "NOTSET")
                for i in range(nd)]
+        return begin, end, geo
+
+    def into(self, outs, x):
+        """2-D float32: leanconv's C pooling on its threads; else NumPy."""
+        y = outs[0]
+        if x.ndim != 4 or x.dtype != np.float32 or not x.flags.c_contiguous:
+            np.copyto(y, self(x)[0])
+            return
+        begin, end, geo = self._geometry(x)
+        N, C, H, W = x.shape
+        geom = (N * C, H, W, geo[0][0], geo[1][0], self.kernel[0], self.kernel[1],
+                self.strides[0], self.strides[1], self.dilations[0], self.dilations[1],
+                begin[0], begin[1], end[0], end[1])
+        _core.pool2d(x.reshape(-1), y.reshape(-1), geom, self.kind == "max",
+                     self.count_include_pad, _threads.resolve(self.settings.threads))
+
+    def __call__(self, x):
+        nd = len(self.kernel)
+        spatial = x.shape[2:]
+        begin, end, geo = self._geometry(x)
         out = [o for o, _ in geo]
         full_end = [end[i] + geo[i][1] for i in range(nd)]
         if self.kind == "max":
@@ -117,12 +142,29 @@ class Pool:
         return acc
 
 
+    def workspace(self, x):
+        """Scratch of one call: none in C (2-D float32); in NumPy the padded copy,
+        the result and (average) the divisor."""
+        if x.ndim == 4 and x.dtype == np.float32:
+            return 8 * x.shape[3]   # the C driver's per-column tap table, at most
+        nd = len(self.kernel)
+        spatial = x.shape[2:]
+        begin, end, geo = self._geometry(x)
+        padded = int(np.prod([spatial[i] + begin[i] + end[i] + geo[i][1] for i in range(nd)]))
+        out = int(np.prod([o for o, _ in geo]))
+        rows = x.shape[0] * x.shape[1]
+        own = rows * padded if any(begin) or any(end) or any(e for _, e in geo) else 0
+        return x.itemsize * (own + rows * out + (2 * (padded + out) if self.kind == "avg" else 0))
+
+
 def build_maxpool(node, ctx):
-    return Step(node, Pool(node, "max"))
+    pool = Pool(node, "max", ctx.settings)
+    return Step(node, pool, into=pool.into, workspace=pool.workspace)
 
 
 def build_averagepool(node, ctx):
-    return Step(node, Pool(node, "avg"))
+    pool = Pool(node, "avg", ctx.settings)
+    return Step(node, pool, into=pool.into, workspace=pool.workspace)
 
 
 def build_globalaveragepool(node, ctx):
@@ -131,7 +173,15 @@ def build_globalaveragepool(node, ctx):
     def gap(x):
         return (x.mean(axis=tuple(range(2, x.ndim)), keepdims=True, dtype=np.float64)
                 .astype(x.dtype),)
-    return Step(node, gap)
+
+    def gap_into(outs, x):
+        planes = x.shape[0] * x.shape[1]
+        if x.dtype == np.float32 and x.flags.c_contiguous:
+            _core.global_avg_pool(x.reshape(-1), outs[0].reshape(-1), planes, x.size // planes,
+                                  _threads.resolve(ctx.settings.threads))
+        else:
+            np.mean(x.reshape(planes, -1), axis=1, out=outs[0].reshape(-1))
+    return Step(node, gap, into=gap_into)
 
 
 def build_lrn(node, ctx):

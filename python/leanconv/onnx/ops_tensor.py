@@ -13,7 +13,10 @@ def build_concat(node, ctx):
     axis = node.attr("axis", None if node.opset >= 4 else 1)
     if axis is None:
         raise ValueError(f"Concat node {node.name} needs an axis attribute")
-    return Step(node, lambda *xs: (np.concatenate(xs, axis=int(axis)),))
+    step = Step(node, lambda *xs: (np.concatenate(xs, axis=int(axis)),),
+                into=lambda outs, *xs: np.concatenate(xs, axis=int(axis), out=outs[0]))
+    step.concat_axis = int(axis)
+    return step
 
 
 def build_flatten(node, ctx):
@@ -27,7 +30,7 @@ def build_flatten(node, ctx):
                              f"rank {x.ndim}")
         outer = int(np.prod(x.shape[:a], dtype=np.int64))
         return (x.reshape(outer, -1) if x.size else x.reshape(outer, int(np.prod(x.shape[a:]))),)
-    return Step(node, flatten)
+    return Step(node, flatten, view=True)
 
 
 def reshape_target(shape_in, shape, allowzero):
@@ -47,16 +50,17 @@ def build_reshape(node, ctx):
         node.allow("shape", "consumed_inputs")
         target = as_int_list(node.attr("shape"), "shape", node)
         return Step(node, lambda x: (x.reshape(reshape_target(x.shape, target, False)),),
-                    inputs=node.inputs[:1])
+                    inputs=node.inputs[:1], view=True)
     node.allow("allowzero")
     allowzero = int(node.attr("allowzero", 0)) == 1
-    return Step(node, lambda x, shape: (x.reshape(reshape_target(x.shape, shape, allowzero)),))
+    return Step(node, lambda x, shape: (x.reshape(reshape_target(x.shape, shape, allowzero)),),
+                view=True)
 
 
 def build_transpose(node, ctx):
     node.allow("perm")
     perm = as_int_list(node.attr("perm"), "perm", node)
-    return Step(node, lambda x: (np.transpose(x, perm),))
+    return Step(node, lambda x: (np.transpose(x, perm),), view=True)
 
 
 def unsqueeze(x, axes):
@@ -76,9 +80,9 @@ def build_unsqueeze(node, ctx):
         axes = as_int_list(node.attr("axes"), "axes", node)
         if axes is None:
             raise ValueError(f"Unsqueeze node {node.name} needs an axes attribute")
-        return Step(node, lambda x: (unsqueeze(x, axes),), inputs=node.inputs[:1])
+        return Step(node, lambda x: (unsqueeze(x, axes),), inputs=node.inputs[:1], view=True)
     node.allow()
-    return Step(node, lambda x, axes: (unsqueeze(x, [int(a) for a in axes]),))
+    return Step(node, lambda x, axes: (unsqueeze(x, [int(a) for a in axes]),), view=True)
 
 
 def squeeze(x, axes):
@@ -95,10 +99,10 @@ def build_squeeze(node, ctx):
     if node.opset < 13:
         node.allow("axes")
         axes = as_int_list(node.attr("axes"), "axes", node)
-        return Step(node, lambda x: (squeeze(x, axes),), inputs=node.inputs[:1])
+        return Step(node, lambda x: (squeeze(x, axes),), inputs=node.inputs[:1], view=True)
     node.allow()
     return Step(node, lambda x, axes=None: (squeeze(x, None if axes is None else
-                                                    [int(a) for a in axes]),))
+                                                    [int(a) for a in axes]),), view=True)
 
 
 _CONSTANT_ATTRS = {
@@ -158,3 +162,143 @@ def build_gather(node, ctx):
             raise IndexError(f"Gather node {node.name}: index out of range for axis size {size}")
         return (np.asarray(np.take(data, idx, axis=axis)),)
     return Step(node, gather)
+
+
+def _ints(v):
+    return None if v is None else [int(a) for a in np.asarray(v).reshape(-1)]
+
+
+def slice_array(x, starts, ends, axes=None, steps=None):
+    """ONNX Slice: Python slice semantics per listed axis (clamped bounds)."""
+    axes = list(range(len(starts))) if axes is None else axes
+    steps = [1] * len(starts) if steps is None else steps
+    index = [slice(None)] * x.ndim
+    for s, e, a, st in zip(starts, ends, axes, steps):
+        if st == 0:
+            raise ValueError("Slice: steps must not be 0")
+        index[a + x.ndim if a < 0 else a] = slice(s, e, st)
+    return x[tuple(index)]
+
+
+def build_slice(node, ctx):
+    if node.opset < 10:
+        node.allow("starts", "ends", "axes")
+        starts, ends = node.attr("starts"), node.attr("ends")
+        axes = node.attr("axes")
+        return Step(node, lambda x: (slice_array(x, starts, ends, axes),),
+                    inputs=node.inputs[:1], view=True)
+    node.allow()
+    return Step(node, lambda x, starts, ends, axes=None, steps=None: (
+        slice_array(x, _ints(starts), _ints(ends), _ints(axes), _ints(steps)),), view=True)
+
+
+def split_sizes(length, split, n_out, num_outputs, name):
+    if split is not None:
+        if sum(split) != length:
+            raise ValueError(f"Split node {name}: split {split} does not sum to {length}")
+        return split
+    parts = num_outputs or n_out
+    chunk = -(-length // parts)
+    if num_outputs is None and length % parts:
+        raise ValueError(f"Split node {name}: {length} does not divide into {parts} outputs")
+    return [min(chunk, length - i * chunk) for i in range(parts)]
+
+
+def build_split(node, ctx):
+    node.allow("axis", "split", "num_outputs")
+    axis = int(node.attr("axis", 0))
+    n_out = len(node.outputs)
+    num_outputs = node.attr("num_outputs")
+    attr_split = node.attr("split") if node.opset < 13 else None
+
+    def split(x, sizes=None):
+        a = axis + x.ndim if axis < 0 else axis
+        s = split_sizes(x.shape[a], _ints(sizes) if sizes is not None else attr_split, n_out,
+                        num_outputs, node.name)
+        bounds = np.cumsum([0] + list(s))
+        index = [slice(None)] * x.ndim
+        outs = []
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            index[a] = slice(int(lo), int(hi))
+            outs.append(x[tuple(index)])
+        return tuple(outs)
+    return Step(node, split, inputs=node.inputs[:2] if node.opset >= 13 else node.inputs[:1],
+                view=True)
+
+
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "edge", "wrap": "wrap"}
+
+
+def build_pad(node, ctx):
+    node.allow("mode", "pads", "value")
+    mode = node.attr("mode", "constant")
+    if mode not in _PAD_MODES:
+        raise ValueError(f"Pad node {node.name}: mode must be one of {sorted(_PAD_MODES)}, "
+                         f"got {mode!r}")
+
+    def pad_with(x, pads, value, axes):
+        nd = x.ndim
+        axes = list(range(nd)) if axes is None else [a + nd if a < 0 else a for a in axes]
+        width = [(0, 0)] * nd
+        k = len(axes)
+        for i, a in enumerate(axes):
+            width[a] = (pads[i], pads[k + i])
+        # negative pads crop
+        crop = tuple(slice(-b if b < 0 else None, e if e < 0 else None) for b, e in width)
+        width = [(max(b, 0), max(e, 0)) for b, e in width]
+        x = x[crop]
+        if mode == "constant":
+            return np.pad(x, width, mode="constant", constant_values=value)
+        return np.pad(x, width, mode=_PAD_MODES[mode])
+
+    if node.opset < 11:
+        pads = as_int_list(node.attr("pads"), "pads", node)
+        value = float(node.attr("value", 0.0))
+        return Step(node, lambda x: (pad_with(x, pads, value, None),), inputs=node.inputs[:1])
+
+    def pad(x, pads, value=None, axes=None):
+        v = 0 if value is None or np.asarray(value).size == 0 else np.asarray(value).reshape(-1)[0]
+        return (pad_with(x, _ints(pads), v, _ints(axes)),)
+    return Step(node, pad)
+
+
+def build_expand(node, ctx):
+    node.allow()
+
+    def expand(x, shape):
+        target = _ints(shape)
+        out = np.broadcast_shapes(x.shape, tuple(target))
+        return (np.array(np.broadcast_to(x, out)),)
+    return Step(node, expand)
+
+
+def build_tile(node, ctx):
+    node.allow()
+    return Step(node, lambda x, repeats: (np.tile(x, _ints(repeats)),))
+
+
+def build_gathernd(node, ctx):
+    node.allow("batch_dims")
+    b = int(node.attr("batch_dims", 0))
+
+    def gathernd(data, indices):
+        idx = np.asarray(indices, dtype=np.int64)
+        k = idx.shape[-1]
+        batch = data.shape[:b]
+        nb = int(np.prod(batch, dtype=np.int64))
+        d = data.reshape((nb,) + data.shape[b:])
+        ix = idx.reshape((nb, -1, k))
+        dims = np.array(data.shape[b:b + k])
+        if ix.size and ((ix < -dims).any() or (ix >= dims).any()):
+            raise IndexError(f"GatherND node {node.name}: index out of range")
+        ix = np.where(ix < 0, ix + dims, ix)
+        out = np.stack([d[i][tuple(ix[i].T)] for i in range(nb)]) if nb else \
+            np.zeros((0,) + ix.shape[1:2] + data.shape[b + k:], data.dtype)
+        return (out.reshape(idx.shape[:-1] + data.shape[b + k:]),)
+    return Step(node, gathernd)
+
+
+def build_range(node, ctx):
+    node.allow()
+    return Step(node, lambda start, limit, delta: (np.arange(
+        start.item(), limit.item(), delta.item(), dtype=start.dtype),))

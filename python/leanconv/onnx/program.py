@@ -1,33 +1,61 @@
-"""The executable form of a graph: a list of steps over named values.
+"""The executable form of a graph: steps over named values, and per input
+shape a compiled Schedule that runs them in one static arena.
 
-A Step runs one (possibly fused) node: it reads its inputs from the value
-table, returns its outputs, and lists the values that die after it so
-intermediate activations are freed as soon as their last reader has run."""
+A Step runs one (possibly fused) node.  Its facts for profilers, valid for
+the schedule compiled last (`Program.schedule_for`):
+
+    step.name            node name          step.label()   op types, "Conv+BatchNormalization+Relu"
+    step.output_bytes    bytes it writes    step.packed_bytes    packed weights it owns (Conv)
+    step.workspace_bytes scratch bytes one call allocates beyond its outputs
+
+`Program.run(feeds, timings=list)` appends (step, seconds) for every step in
+program order (0 for a step with no run-time work: folded, a view, a Concat
+whose inputs were written in place)."""
 from __future__ import annotations
 
 import time
+
+import numpy as np
 
 
 class Settings:
     """Per-prepared-model knobs the steps read at run time."""
 
-    def __init__(self, algorithm="auto", threads=None):
+    def __init__(self, algorithm="auto", threads=None, memory_budget=None):
         self.algorithm = algorithm
         self.threads = threads
+        self.memory_budget = memory_budget   # bytes a run may hold, or None
 
 
 class Step:
-    __slots__ = ("op_type", "name", "inputs", "outputs", "fn", "conv", "free", "fused")
+    """fn(*inputs) -> tuple of outputs (fresh arrays or views).  Optional, for
+    the compiled schedule: into(outs, *inputs) writes into preallocated outs
+    (None for an output nobody reads); view: the outputs are views of input 0
+    (Reshape, Flatten, ...: computed once per schedule, no run-time work);
+    inplace: True (any input) or the indices of the inputs whose buffer output
+    0 may take over when they die here with its shape; workspace(*inputs) -> scratch bytes of a call."""
+    __slots__ = ("op_type", "name", "inputs", "outputs", "fn", "conv", "free", "fused", "into",
+                 "view", "inplace", "workspace", "output_bytes", "workspace_bytes", "blas",
+                 "concat_axis")
 
-    def __init__(self, node, fn, inputs=None, conv=None, fused=()):
+    def __init__(self, node, fn, inputs=None, conv=None, fused=(), into=None, view=False,
+                 inplace=False, workspace=None, blas=False):
         self.op_type = node.op_type
         self.name = node.name
         self.inputs = list(node.inputs if inputs is None else inputs)
         self.outputs = list(node.outputs)
         self.fn = fn
         self.conv = conv          # the ConvOp of a Conv step (for profiles)
-        self.free = ()            # value names to drop after this step
+        self.free = ()            # value names to drop after this step (interpreter)
         self.fused = tuple(fused)  # op types folded into this step (BatchNormalization, Relu, ...)
+        self.into = into
+        self.view = view
+        self.inplace = inplace
+        self.workspace = workspace
+        self.blas = blas          # runs NumPy's BLAS: its pool is bounded by threads=
+        self.output_bytes = 0
+        self.workspace_bytes = 0
+        self.concat_axis = None   # a Concat's axis: its inputs may be placed in its output
 
     def run(self, values):
         args = [values[n] if n else None for n in self.inputs]
@@ -41,6 +69,10 @@ class Step:
     def label(self):
         return "+".join((self.op_type,) + self.fused)
 
+    @property
+    def packed_bytes(self):
+        return self.conv.packed_bytes if self.conv is not None else 0
+
 
 class Program:
     def __init__(self, steps, constants, inputs, outputs, settings):
@@ -50,6 +82,10 @@ class Program:
         self.outputs = outputs       # output names
         self.settings = settings
         self.initializer_names = frozenset()   # set by build_program, for error messages
+        self.declared_shapes = {}    # input name -> static shape or None
+        self._schedules = {}         # input signature -> Schedule
+        self.schedule = None         # the one compiled last
+        self.plannable = True        # False: shapes follow data values; run the interpreter
         self._plan_liveness()
 
     def _plan_liveness(self):
@@ -66,20 +102,103 @@ class Program:
         for s, f in zip(self.steps, frees):
             s.free = tuple(f)
 
-    def run(self, feeds, timings=None):
-        """feeds: name -> ndarray.  timings: optional list, gets (step, seconds)."""
+    def interpret(self, feeds, observe=None, shapes_only=False):
+        """Run step by step over a dict of values, each output a fresh array
+        freed after its last reader.  observe(step, args, outs) sees every step.
+        shapes_only: Conv steps return zeros of their output's shape (nothing
+        is packed or computed; other ops then see zeros)."""
         values = dict(self.constants)
         values.update(feeds)
-        if timings is None:
-            for s in self.steps:
+        for s in self.steps:
+            if observe is None:
                 s.run(values)
-        else:
-            clock = time.perf_counter
-            for s in self.steps:
-                t0 = clock()
-                s.run(values)
-                timings.append((s, clock() - t0))
+                continue
+            args = [values[n] if n else None for n in s.inputs]
+            outs = s.conv.shape_only(*args) if shapes_only and s.conv is not None else \
+                s.fn(*args)
+            observe(s, args, outs)
+            for name, v in zip(s.outputs, outs):
+                if name:
+                    values[name] = v
+            for name in s.free:
+                values.pop(name, None)
         missing = [n for n in self.outputs if n not in values]
         if missing:
             raise ValueError(f"graph outputs {missing} were never computed")
         return [values[n] for n in self.outputs]
+
+    @staticmethod
+    def signature(feeds):
+        return tuple(sorted((k, v.shape, v.dtype.str) for k, v in feeds.items()))
+
+    def schedule_for(self, feeds):
+        """The compiled schedule for these inputs' shapes (compiled on first
+        sight), or None when the program cannot be planned statically."""
+        if not self.plannable:
+            return None
+        sig = self.signature(feeds)
+        sched = self._schedules.get(sig)
+        if sched is None:
+            from leanconv.onnx.schedule import NotPlannable, Schedule
+            try:
+                sched = Schedule(self, feeds)
+            except NotPlannable:
+                self.plannable = False
+                return None
+            self._schedules[sig] = sched
+        if sched is not self.schedule:
+            sched.publish()
+            self.schedule = sched
+        return sched
+
+    def compile_declared(self):
+        """Compile for the declared input shapes if they are all static (at
+        prepare), so memory is planned before the first run.  Returns the
+        schedule or None."""
+        shapes = [self.declared_shapes.get(n) for n, _, _ in self.inputs]
+        if any(s is None for s in shapes):
+            return None
+        if any(dt is None or not np.issubdtype(dt, np.floating) for _, dt, _ in self.inputs):
+            return None   # zeros for integer inputs (indices, shapes) could mean anything
+        feeds = {n: np.zeros(s, dtype=dt) for (n, dt, _), s in zip(self.inputs, shapes)}
+        return self.schedule_for(feeds)
+
+    def run(self, feeds, timings=None):
+        """feeds: name -> ndarray.  timings: optional list, gets (step, seconds)."""
+        sched = self.schedule_for(feeds)
+        if sched is not None:
+            return sched.run(feeds, timings)
+        from leanconv.onnx.schedule import blas_limit
+        with blas_limit(self.settings.threads):
+            return self.interpret(feeds, None if timings is None else _timer(timings))
+
+    def release_weights(self):
+        """Drop raw Conv weights whose packing no input shape can change."""
+        for s in self.steps:
+            if s.conv is not None:
+                s.conv.release()
+
+
+def _timer(timings):
+    """An interpret() observer that cannot time steps (they run before it sees
+    them): it records them with the time since the previous one."""
+    last = [time.perf_counter()]
+
+    def observe(step, args, outs):
+        now = time.perf_counter()
+        timings.append((step, now - last[0]))
+        last[0] = now
+    return observe
+
+
+def timed(calls, timings):
+    """Run (step, call) pairs, appending (step, seconds); a None call is a step
+    with no run-time work (0 seconds)."""
+    clock = time.perf_counter
+    for step, call in calls:
+        if call is None:
+            timings.append((step, 0.0))
+            continue
+        t0 = clock()
+        call()
+        timings.append((step, clock() - t0))

@@ -1,0 +1,95 @@
+"""leanconv.onnx's memory plan against the memory a process really uses.
+
+    python bench/onnx_memory.py MODEL.onnx [--threads 1] [--engine leanconv|onnxruntime]
+                                [--memory-budget BYTES]
+
+Runs in this process, which should do nothing else: loads the model, resets
+the kernel's peak-RSS mark (/proc/self/clear_refs), prepares, runs once, and
+prints one JSON line: the plan (rep.memory(), before the first run) and the
+measured peak RSS growth from before prepare to after the run, plus the
+process's whole peak RSS.  The onnx checker's one-time schema registry is
+built before the baseline (warm_up_checker).  Linux only (VmHWM, clear_refs).  The model's
+input is random (its declared shape)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def status_kib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def reset_peak():
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")   # resets VmHWM to the current RSS
+
+
+def warm_up_checker():
+    """onnx.checker's first call builds the op schema registry (~7 MB, the
+    same for every model): done before the baseline so the growth measured is
+    the model's."""
+    import onnx
+    from onnx import TensorProto, helper
+    vi = helper.make_tensor_value_info
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "warm-up",
+                              [vi("x", TensorProto.FLOAT, [1])], [vi("y", TensorProto.FLOAT, [1])])
+    onnx.checker.check_model(helper.make_model(graph))
+
+
+def measure(path, threads, engine, memory_budget=None):
+    import onnx
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
+    from leanconv.onnx.bench import random_inputs
+    model = onnx.load(path)
+    feeds = random_inputs(model)
+    if engine == "onnxruntime":
+        import onnxruntime as ort
+        data = model.SerializeToString()
+        del model
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        before = status_kib("VmRSS")
+        reset_peak()
+        sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+        sess.run(None, feeds)
+        plan = None
+    else:
+        import leanconv.onnx as lco
+        import threadpoolctl  # noqa: F401  (imported by the first BLAS step otherwise)
+        warm_up_checker()
+        before = status_kib("VmRSS")
+        reset_peak()
+        rep = lco.prepare(model, threads=threads, memory_budget=memory_budget)
+        plan = rep.memory()
+        rep.run(feeds)
+    peak = status_kib("VmHWM")
+    return {"engine": engine, "model": str(path), "threads": threads, "plan": plan,
+            "memory_budget": memory_budget,
+            "growth_bytes": (peak - before) * 1024, "peak_rss_bytes": peak * 1024,
+            "rss_before_bytes": before * 1024}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("model")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--engine", choices=("leanconv", "onnxruntime"), default="leanconv")
+    p.add_argument("--memory-budget", type=int, default=None, metavar="BYTES",
+                   help="leanconv: prepare(memory_budget=BYTES)")
+    a = p.parse_args(argv)
+    np.random.seed(0)
+    print(json.dumps(measure(a.model, a.threads, a.engine, a.memory_budget)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,307 @@
+"""Whole ONNX models on leanconv.onnx against onnxruntime and OpenVINO; writes docs/onnx.md.
+
+    python bench/onnx_models.py                 # everything (a few minutes)
+    python bench/onnx_models.py --models resnet18,mobilenet_v2 --exporters torchscript
+
+Models: torchvision's (random weights) exported by the TorchScript exporter
+(opset 17) and the dynamo exporter (its default opset), at --size (ResNet-18
+and MobileNetV2 also at 224, and VGG-11 only at 224: its TorchScript export
+needs a 7x7 feature map), and the onnx package's light zoo (224).  For each
+model and thread count the engines run interleaved (leanconv, onnxruntime,
+OpenVINO, leanconv, ...; a few ms sleep between engines) until each has run
+--min-time seconds and at least --min-rounds times; the table shows medians
+and the interquartile range as a percentage of the median.  OpenVINO is forced
+to float32 (INFERENCE_PRECISION_HINT=f32), one stream.  "match" is max |ours -
+onnxruntime| / max |onnxruntime| on the same random input.  Peak RSS comes from
+separate processes (bench/onnx_memory.py)."""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "python"))
+import onnx_exports  # noqa: E402
+
+from leanconv import _isa  # noqa: E402
+import leanconv.onnx as lco  # noqa: E402
+from leanconv.onnx.bench import _ort_session, random_inputs  # noqa: E402
+
+BIG_SIZE_TOO = ("resnet18", "mobilenet_v2")
+
+
+def model_list(names, exporters, size, zoo, cache):
+    """[(label, path)] of every model to run."""
+    items = []
+    for name in names:
+        sizes = [224] if name == "vgg11" else sorted({size} | ({224} if name in BIG_SIZE_TOO
+                                                               else set()))
+        for exporter in exporters:
+            for s in sizes:
+                items.append((f"{name} ({exporter}) {s}",
+                              lambda n=name, e=exporter, s=s: onnx_exports.export(n, s, e, cache)))
+    if zoo:
+        for name, path in onnx_exports.zoo_models().items():
+            items.append((f"zoo {name} 224", lambda p=path: p))
+    return items
+
+
+def ort_runner(path, threads):
+    sess, _ = _ort_session(Path(path).read_bytes(), threads)
+    return lambda feeds: sess.run(None, feeds)
+
+
+def openvino_runner(path, threads):
+    import openvino as ov
+    core = ov.Core()
+    compiled = core.compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32",
+                                                     "INFERENCE_NUM_THREADS": threads,
+                                                     "NUM_STREAMS": 1})
+    req = compiled.create_infer_request()
+    return lambda feeds: req.infer(feeds)
+
+
+def leanconv_runner(model, threads):
+    rep = lco.prepare(model, threads=threads)
+    return lambda feeds: rep.run(feeds), rep
+
+
+def interleaved(fns, feeds, min_time, min_rounds):
+    times = {k: [] for k in fns}
+    for fn in fns.values():   # warm-up
+        fn(feeds)
+    while True:
+        for k, fn in fns.items():
+            time.sleep(0.003)
+            t0 = time.perf_counter()
+            fn(feeds)
+            times[k].append(time.perf_counter() - t0)
+        if all(len(t) >= min_rounds and sum(t) >= min_time for t in times.values()):
+            return times
+
+
+def summary(ts):
+    q = statistics.quantiles(ts, n=4)
+    med = statistics.median(ts)
+    return {"ms": med * 1e3, "iqr_pct": 100 * (q[2] - q[0]) / med, "runs": len(ts)}
+
+
+def bench_model(label, path, threads_list, min_time, min_rounds, engines):
+    import onnx
+    model = onnx.load(path)
+    feeds = random_inputs(model)
+    row = {"model": label, "threads": {}}
+    ours = None
+    for threads in threads_list:
+        fns = {}
+        lc_fn, rep = leanconv_runner(model, threads)
+        fns["leanconv"] = lc_fn
+        for name, make in engines.items():
+            try:
+                fns[name] = make(path, threads)
+            except Exception as e:   # not installed, or cannot load this model
+                row.setdefault("errors", {})[name] = f"{type(e).__name__}: {e}"[:200]
+        if ours is None:
+            ours = rep.run(feeds)
+            if "onnxruntime" in fns:
+                ref = fns["onnxruntime"](feeds)
+                row["match"] = max(float(np.max(np.abs(a.astype(np.float64) - b))) /
+                                   max(float(np.max(np.abs(b))), 1e-30)
+                                   for a, b in zip(ours, ref))
+            m = rep.memory()
+            row["plan_mib"] = None if m is None else m["total"] / 2**20
+        times = interleaved(fns, feeds, min_time, min_rounds)
+        row["threads"][threads] = {k: summary(v) for k, v in times.items()}
+        del fns, rep, lc_fn
+    return row
+
+
+def weight_bytes(path):
+    import onnx
+    from onnx import numpy_helper
+    return sum(numpy_helper.to_array(t).nbytes for t in onnx.load(str(path)).graph.initializer)
+
+
+def per_run_overhead(threads=1, repeats=2000):
+    """Microseconds per run of a one-node model (Relu on 8 floats): what a
+    run costs beyond its ops.  leanconv through rep.run([x]) as a user calls it."""
+    import onnx
+    from onnx import TensorProto, helper
+    vi = helper.make_tensor_value_info
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "one-node",
+                              [vi("x", TensorProto.FLOAT, [1, 8])],
+                              [vi("y", TensorProto.FLOAT, [1, 8])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / "leanconv-one-node.onnx"
+    onnx.save(model, str(path))
+    x = np.ones((1, 8), np.float32)
+    rep = lco.prepare(model, threads=threads)
+    sess = ort_runner(path, threads)
+    fns = {"leanconv": lambda: rep.run([x]), "onnxruntime": lambda: sess({"x": x})}
+    res = {k: [] for k in fns}
+    for _ in range(7):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                fn()
+            res[k].append((time.perf_counter() - t0) / repeats * 1e6)
+    return {k: statistics.median(v) for k, v in res.items()}
+
+
+def memory_rows(paths, threads=1):
+    """Peak RSS and plan of leanconv and onnxruntime, each in its own process."""
+    rows = []
+    script = str(ROOT / "bench" / "onnx_memory.py")
+    for label, path, budget in paths:
+        r = {"model": label + ("" if budget is None else
+                               f", memory_budget {budget / 2**20:.1f} MiB")}
+        for engine in ("leanconv", "onnxruntime"):
+            extra = [] if budget is None or engine != "leanconv" else \
+                ["--memory-budget", str(budget)]
+            out = subprocess.run([sys.executable, script, str(path), "--engine", engine,
+                                  "--threads", str(threads)] + extra,
+                                 capture_output=True, text=True)
+            if out.returncode:
+                r[engine] = {"error": out.stderr.strip().splitlines()[-1:]}
+                continue
+            r[engine] = json.loads(out.stdout)
+        rows.append(r)
+    return rows
+
+
+def fmt_engine(t, name):
+    e = t.get(name)
+    return "–" if e is None else f"{e['ms']:.2f} ±{e['iqr_pct']:.0f}%"
+
+
+def write_markdown(rows, mem, overhead, args, path):
+    threads_list = args.threads
+    engines = ["onnxruntime", "openvino"]
+    load = os.getloadavg()[0]
+    command = " ".join(["python bench/onnx_models.py"] + sys.argv[1:])
+    lines = ["# leanconv.onnx on whole models", "",
+             f"Generated by `{command}` "
+             f"({datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC). "
+             f"CPU: {platform.processor() or platform.machine()}, leanconv ISA "
+             f"{_isa.isa()}, "
+             f"{os.cpu_count()} logical CPUs; load average at the end {load:.2f} "
+             "(other work on the machine skews the figures, most of all at 2 threads: "
+             "leanconv's OpenMP threads and OpenVINO's workers spin-wait after a run, and on "
+             "a loaded or 2-core machine they take the cores from whatever runs next).", "",
+             "Latency in ms: median ± interquartile range (as % of the median) of interleaved "
+             "runs; `x ORT` / `x OV` = their median / leanconv's (above 1: leanconv faster). "
+             "OpenVINO forced to f32. `match` = max |leanconv - onnxruntime| / max "
+             "|onnxruntime|. Weights random; inputs random.", ""]
+    for threads in threads_list:
+        lines += [f"## {threads} thread{'s' if threads > 1 else ''}", "",
+                  "| model | match | leanconv | onnxruntime | OpenVINO | x ORT | x OV |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in rows:
+            t = r["threads"].get(threads, {})
+            lc = t.get("leanconv")
+            ratios = []
+            for e in engines:
+                ratios.append("–" if lc is None or e not in t else
+                              f"{t[e]['ms'] / lc['ms']:.2f}")
+            match = f"{r['match']:.1e}" if r.get("match") is not None else "–"
+            lines.append(f"| {r['model']} | {match} | {fmt_engine(t, 'leanconv')} | "
+                         f"{fmt_engine(t, 'onnxruntime')} | {fmt_engine(t, 'openvino')} | "
+                         f"{ratios[0]} | {ratios[1]} |")
+        lines.append("")
+    errors = [(r["model"], r["errors"]) for r in rows if r.get("errors")]
+    if errors:
+        lines += ["Engines that could not run a model:", ""]
+        lines += [f"- {m}: {e}" for m, e in errors]
+        lines.append("")
+    lines += ["## Per-run overhead", "",
+              "A one-node model (Relu of 8 floats), 1 thread, median of 7 x 2000 runs: "
+              f"leanconv `rep.run([x])` {overhead['leanconv']:.1f} µs, onnxruntime "
+              f"`sess.run` {overhead['onnxruntime']:.1f} µs.", ""]
+    lines += ["## Memory (separate processes, 1 thread)", "",
+              "leanconv: `rep.memory()` is the plan made at prepare (packed weights + constants, "
+              "activation arena, largest scratch of one step); measured = peak RSS growth from "
+              "before prepare to after the first run (bench/onnx_memory.py; onnx's checker "
+              "schema registry, built once per process, is built before the baseline). Peak "
+              "RSS = the whole process's high-water mark (Python, NumPy, onnx and the model "
+              "proto included; onnxruntime's process likewise). The memory_budget row "
+              "prepares with `memory_budget` = 1.25x the model's float32 weights: leanconv "
+              "then trades Winograd's larger packed weights for leaner algorithms (slower).", "",
+              "| model | plan MiB | measured growth MiB | measured / plan | leanconv peak RSS "
+              "MiB | onnxruntime peak RSS MiB | leanconv / ORT |",
+              "|---|---|---|---|---|---|---|"]
+    for r in mem:
+        lc, ort = r.get("leanconv", {}), r.get("onnxruntime", {})
+        if "plan" not in lc or lc["plan"] is None or "peak_rss_bytes" not in ort:
+            lines.append(f"| {r['model']} | error: {lc.get('error') or ort.get('error')} "
+                         "| | | | | |")
+            continue
+        plan = lc["plan"]["total"] / 2**20
+        grow = lc["growth_bytes"] / 2**20
+        lp, op = lc["peak_rss_bytes"] / 2**20, ort["peak_rss_bytes"] / 2**20
+        parts = ", ".join(f"{k} {v / 2**20:.1f}" for k, v in lc["plan"].items() if k != "total")
+        lines.append(f"| {r['model']} | {plan:.1f} ({parts}) | {grow:.1f} | {grow / plan:.3f} | "
+                     f"{lp:.1f} | {op:.1f} | {lp / op:.2f} |")
+    lines.append("")
+    Path(path).write_text("\n".join(lines))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", default=",".join(onnx_exports.TORCHVISION),
+                   help="torchvision model names, comma-separated ('' for none)")
+    p.add_argument("--exporters", default=",".join(onnx_exports.EXPORTERS))
+    p.add_argument("--size", type=int, default=128, help="input size of the exports")
+    p.add_argument("--no-zoo", action="store_true", help="skip the onnx light zoo")
+    p.add_argument("--threads", default="1,2")
+    p.add_argument("--min-time", type=float, default=0.4)
+    p.add_argument("--min-rounds", type=int, default=5)
+    p.add_argument("--cache", default=os.path.join(os.environ.get("TMPDIR", "/tmp"),
+                                                   "leanconv-onnx-exports"))
+    p.add_argument("--out", default=str(ROOT / "docs" / "onnx.md"))
+    a = p.parse_args(argv)
+    a.threads = [int(t) for t in a.threads.split(",")]
+    names = [n for n in a.models.split(",") if n]
+    engines = {"onnxruntime": ort_runner, "openvino": openvino_runner}
+    rows = []
+    for label, get_path in model_list(names, a.exporters.split(","), a.size, not a.no_zoo,
+                                      a.cache):
+        try:
+            path = get_path()
+        except Exception as e:
+            print(f"{label}: export failed: {type(e).__name__}: {e}"[:300], flush=True)
+            rows.append({"model": label, "threads": {}, "errors": {"export": str(e)[:200]}})
+            continue
+        try:
+            row = bench_model(label, path, a.threads, a.min_time, a.min_rounds, engines)
+        except Exception as e:
+            print(f"{label}: leanconv failed: {type(e).__name__}: {e}"[:300], flush=True)
+            rows.append({"model": label, "threads": {}, "errors": {"leanconv": str(e)[:200]}})
+            continue
+        rows.append(row)
+        print(label, {t: {k: round(v["ms"], 2) for k, v in d.items()}
+                      for t, d in row["threads"].items()}, f"match {row.get('match')}",
+              flush=True)
+    mem_models = [(f"{n} (torchscript) 224", onnx_exports.export(n, 224, "torchscript", a.cache),
+                   None) for n in BIG_SIZE_TOO]
+    # and ResNet-18 held to 1.25x its float32 weights: algorithms chosen to fit
+    resnet = mem_models[0][1]
+    mem_models.append((mem_models[0][0], resnet, int(1.25 * weight_bytes(resnet))))
+    mem = memory_rows(mem_models)
+    overhead = per_run_overhead()
+    write_markdown(rows, mem, overhead, a, a.out)
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+/* 2-D pooling over NCHW float32 planes (ONNX MaxPool / AveragePool /
+ * GlobalAveragePool semantics), threaded over planes.  Portable C: the
+ * compiler vectorises the inner loops for the build's baseline ISA. */
+#ifndef LEANCONV_POOL_H
+#define LEANCONV_POOL_H
+
+#include <stdint.h>
+
+typedef struct {
+    int64_t planes;          /* N * C */
+    int64_t H, W, OH, OW;
+    int64_t kh, kw, sh, sw, dh, dw;
+    int64_t pad_t, pad_l;    /* leading padding */
+    int64_t pad_b, pad_r;    /* explicit trailing padding (what count_include_pad counts) */
+    int is_max;
+    int count_include_pad;   /* average: divide by the window's positions inside the
+                                explicitly padded input, else by those inside the input */
+} lc_pool_desc;
+
+/* y[planes][OH][OW] = pool(x[planes][H][W]).  Returns 0. */
+int lc_pool2d(const lc_pool_desc *d, const float *x, float *y, int nthreads);
+
+/* y[p] = mean of plane p of x[planes][hw]. */
+int lc_global_avg_pool(const float *x, float *y, int64_t planes, int64_t hw, int nthreads);
+
+#endif

@@ -1,0 +1,337 @@
+"""A Program compiled for one set of input shapes: every intermediate in a
+static arena, a flat list of bound calls.
+
+Compiling runs the program once (the interpreter, on the given inputs) to
+learn every value's shape and dtype and which values are views.  Then:
+
+- values that depend only on constants and input *shapes* (Shape, Gather of
+  a shape, the Concat building a Reshape target, ...) are folded: computed
+  now, never at run time;
+- views (Reshape, Flatten, Squeeze, Slice, ... whose output shares memory
+  with their input) are taken once of the arena buffer: no run-time step;
+- every other value gets a buffer: lifetime from its producer to its last
+  reader (through views), an elementwise op may write over an input that
+  dies there (in place), and arena.place packs the buffers;
+- each remaining step becomes one bound call writing into its buffers.
+
+memory() reports what a run holds: packed weights and constants, the arena,
+and the largest scratch one step allocates (convolution workspace, or the
+temporary of an op without an `into` form)."""
+from __future__ import annotations
+
+import contextlib
+import functools
+
+import numpy as np
+
+from leanconv.onnx import arena
+from leanconv.onnx import budget as budget_mod
+from leanconv.onnx.program import timed
+
+
+# ops whose output shape follows the *values* of some input (past the first,
+# for ConstantOfShape the first): with such an input computed from the data,
+# shapes are not fixed by the input shapes and nothing can be planned
+SHAPE_FROM_VALUES = {"Reshape", "Expand", "ConstantOfShape", "Range", "Slice", "Split", "Pad",
+                     "Resize", "Tile", "Unsqueeze", "Squeeze", "ReduceMean", "ReduceSum",
+                     "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2", "ReduceSumSquare"}
+
+
+class NotPlannable(Exception):
+    """The program's shapes or dtypes do not allow a static arena."""
+
+
+def _shares(a, b):
+    return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and np.shares_memory(a, b)
+
+
+class Schedule:
+    def __init__(self, program, feeds):
+        self.program = program
+        self.signature = program.signature(feeds)
+        steps = program.steps
+        static = set(program.constants)
+        folded = {}                  # name -> value known without the input data
+        alias = {}                   # name -> name it is a view of
+        info = {}                    # name -> (shape, dtype)
+        kinds = []                   # per step: "fold", "view" or "run"
+        conv_inputs = {}             # step index -> input shape (Conv workspace)
+        scratch = {}
+        known = set(program.constants)
+        for s in steps:   # static values, and whether shapes follow run-time values
+            if s.op_type == "Shape" or all(not n or n in known for n in s.inputs):
+                known.update(n for n in s.outputs if n)
+            elif s.op_type in SHAPE_FROM_VALUES and any(
+                    n and n not in known for n in s.inputs[0 if s.op_type in (
+                        "ConstantOfShape", "Range") else 1:]):
+                raise NotPlannable(f"{s.op_type} node {s.name} takes its output shape from "
+                                   f"values computed at run time")
+
+        def observe(s, args, outs):
+            i = len(kinds)
+            names = [n for n in s.outputs if n]
+            if s.op_type == "Shape" or all(not n or n in static for n in s.inputs):
+                kinds.append("fold")
+                for name, v in zip(s.outputs, outs):
+                    if name:
+                        static.add(name)
+                        folded[name] = v
+                return
+            for name, v in zip(s.outputs, outs):
+                if name:
+                    v = np.asarray(v)
+                    if v.dtype.hasobject:
+                        raise NotPlannable(f"node {s.name} makes {v.dtype} values")
+                    info[name] = (v.shape, v.dtype)
+            if s.view and all(_shares(v, args[0]) for n, v in zip(s.outputs, outs) if n):
+                kinds.append("view")
+                for name in names:
+                    alias[name] = s.inputs[0]
+                return
+            kinds.append("run")
+            if s.conv is not None:
+                conv_inputs[i] = args[0].shape
+            elif s.workspace is not None:
+                scratch[i] = int(s.workspace(*args))
+            elif s.into is None:   # the allocated result is copied into the arena
+                scratch[i] = sum(np.asarray(v).nbytes for n, v in zip(s.outputs, outs) if n)
+
+        # zeros from the Conv steps may reach a log or a division
+        with np.errstate(all="ignore"), blas_limit(program.settings.threads):
+            program.interpret(feeds, observe, shapes_only=True)
+        self.kinds = kinds
+        self.folded = folded
+
+        def root(name):
+            while name in alias:
+                name = alias[name]
+            return name
+
+        run_idx = [i for i, k in enumerate(kinds) if k == "run"]
+        order = {i: t for t, i in enumerate(run_idx)}   # step index -> run position
+        end = len(run_idx)
+        feeds_needed = set()
+        # lifetimes of buffers (roots), in run positions; feeds are copied in at -1
+        first, last = {}, {}
+        for name in feeds:
+            first[name] = -1
+        for i in run_idx:
+            for name in steps[i].outputs:
+                if name and name in info:
+                    first.setdefault(name, order[i])
+        for i, s in enumerate(steps):
+            if kinds[i] == "fold":
+                continue
+            t = order.get(i)
+            for n in s.inputs:
+                if n and n not in static:
+                    r = root(n)
+                    if r in feeds:
+                        feeds_needed.add(r)
+                    if t is not None:
+                        last[r] = max(last.get(r, -1), t)
+        for n in program.outputs:
+            if n not in static:
+                r = root(n)
+                last[r] = end
+                if r in feeds:
+                    feeds_needed.add(r)
+        into_slice, elided = self._concat_slices(steps, kinds, run_idx, info, alias,
+                                                 set(feeds) | set(program.outputs), first)
+        # in place: an elementwise output takes over a same-shaped input dying here
+        merged = {}
+        for i in run_idx:
+            s = steps[i]
+            out = s.outputs[0] if s.outputs else ""
+            if not (s.inplace and out and out in info and out in last and out not in alias
+                    and out not in into_slice):
+                continue
+            allowed = range(len(s.inputs)) if s.inplace is True else s.inplace
+            for n in [s.inputs[k] for k in allowed if k < len(s.inputs)]:
+                r = root(n) if n and n not in static else None
+                r = merged.get(r, r)
+                if r is None or r in feeds or r in into_slice or n not in info or \
+                        info[n] != info[out] or \
+                        r == out or last.get(r) != order[i] or info[r][0] != info[out][0]:
+                    continue
+                merged[out] = r
+                last[r] = last[out]
+                break
+        buffers = {}
+        for name, (shape, dtype) in info.items():
+            if name in alias or name in merged or name in into_slice or name not in last:
+                continue
+            buffers[name] = (int(np.prod(shape, dtype=np.int64)) * dtype.itemsize,
+                             first.get(name, -1), last[name])
+        for name in feeds_needed:
+            v = feeds[name]
+            if v.dtype.hasobject:
+                raise NotPlannable(f"input {name!r} holds {v.dtype} values")
+            buffers[name] = (v.nbytes, -1, last.get(name, -1))
+            info[name] = (v.shape, v.dtype)
+        offsets, total = arena.place(buffers)
+        self.arena_bytes = total
+        self._pack(steps, conv_inputs, total, max(scratch.values(), default=0))
+        raw = np.empty(total + arena.ALIGN, dtype=np.uint8)
+        skip = (-raw.ctypes.data) % arena.ALIGN
+        self._arena = raw[skip:skip + total]
+        bound = dict(program.constants)
+        bound.update(folded)
+        for name, off in offsets.items():
+            shape, dtype = info[name]
+            nbytes = buffers[name][0]
+            bound[name] = self._arena[off:off + nbytes].view(dtype).reshape(shape)
+        for name, r in merged.items():
+            bound[name] = bound[r].reshape(info[name][0])
+        for name, (out, a, start, stop) in into_slice.items():
+            bound[name] = bound[out][(slice(None),) * a + (slice(start, stop),)]
+        self.feed_slots = [(n, bound[n]) for n in sorted(feeds_needed)]
+        # views, then bound calls, in step order
+        calls = []
+        self.workspace = 0
+        for i, s in enumerate(steps):
+            if kinds[i] == "fold" or i in elided:
+                continue
+            args = [bound[n] if n else None for n in s.inputs]
+            if kinds[i] == "view":
+                outs = s.fn(*args)
+                for name, v in zip(s.outputs, outs):
+                    if name:
+                        if not _shares(v, args[0]):
+                            raise RuntimeError(f"step {s.name}: a view op returned a copy")
+                        bound[name] = v
+                continue
+            outs = [bound.get(n) if n else None for n in s.outputs]
+            if s.into is not None:
+                call = functools.partial(s.into, outs, *args)
+            else:
+                call = functools.partial(_copy_into, s.fn, outs, args)
+            calls.append((s, call))
+            s.output_bytes = sum(o.nbytes for o in outs if o is not None)
+            ws = s.conv.workspace_bytes(conv_inputs[i]) if i in conv_inputs else scratch.get(i, 0)
+            s.workspace_bytes = ws
+            self.workspace = max(self.workspace, ws)
+        self.calls = calls
+        self.blas = any(s.blas for s, _ in calls)
+        # for timings: every step of the program, those with nothing to do at run
+        # time (folded, views, Concats written in place) as None
+        by_step = {id(s): c for s, c in calls}
+        self._timed = [(s, by_step.get(id(s))) for s in steps]
+        self._steps_info = [(s, s.output_bytes, s.workspace_bytes) for s, _ in calls]
+        self.outputs = [bound[n] if n in bound else bound[root(n)] for n in program.outputs]
+        self._fns = [c for _, c in calls]
+        self.packed_bytes = sum({id(s.conv.last_plan): s.conv.packed_bytes for s in steps
+                                 if s.conv is not None and s.conv.last_plan is not None}.values())
+        self.constant_bytes = sum(np.asarray(v).nbytes for v in program.constants.values())
+
+    @staticmethod
+    def _concat_slices(steps, kinds, run_idx, info, alias, keep, first):
+        """Concat without a copy: each input made for the Concat alone is written
+        by its producer straight into its slice of the output (the slices are
+        contiguous when the dimensions before the axis are all 1, e.g. a batch
+        of one on the channel axis).  Returns ({input: (output, axis, start,
+        stop)}, indices of the Concat steps left with nothing to do) and moves
+        each such output's first use back to its earliest producer."""
+        producer = {n: i for i in run_idx for n in steps[i].outputs if n}
+        readers = {}
+        for i, s in enumerate(steps):
+            if kinds[i] != "fold":
+                for n in s.inputs:
+                    if n:
+                        readers[n] = readers.get(n, 0) + 1
+        into_slice, elided = {}, set()
+        for i in run_idx:
+            s = steps[i]
+            if s.concat_axis is None or not s.outputs or s.outputs[0] not in info:
+                continue
+            out = s.outputs[0]
+            shape, dtype = info[out]
+            a = s.concat_axis % len(shape)
+            names = s.inputs
+            if int(np.prod(shape[:a], dtype=np.int64)) != 1 or len(set(names)) != len(names) or \
+                    out in alias:
+                continue
+            if not all(n and n in producer and kinds[producer[n]] == "run" and
+                       steps[producer[n]].concat_axis is None and readers.get(n) == 1 and
+                       n not in alias and n not in keep and n not in into_slice and
+                       info[n][1] == dtype for n in names):
+                continue
+            start = 0
+            for n in names:
+                stop = start + info[n][0][a]
+                into_slice[n] = (out, a, start, stop)
+                first[out] = min(first.get(out, 0), first[n])
+                start = stop
+            elided.add(i)
+        return into_slice, elided
+
+    def _pack(self, steps, conv_inputs, arena_bytes, other_scratch):
+        """Pack every Conv with constant weights for its input shape, the
+        algorithms chosen to fit the memory budget if there is one; largest
+        weights first: each layer's raw weights exist only while it is packed,
+        so the peak while packing is the largest layer's raw copy on top of
+        few packed bytes, not on top of nearly all of them."""
+        convs = [i for i in conv_inputs if steps[i].conv.weight_shape is not None]
+        settings = self.program.settings
+        budget = getattr(settings, "memory_budget", None)
+        if budget is not None:
+            layers = [steps[i].conv.candidates(conv_inputs[i], settings.threads) for i in convs]
+            fixed = arena_bytes + sum(np.asarray(v).nbytes
+                                      for v in self.program.constants.values())
+            for i, name in zip(convs, budget_mod.fit(layers, fixed, other_scratch, budget)):
+                steps[i].conv.algorithm_override = name
+        for i in sorted(convs, key=lambda i: -int(np.prod(steps[i].conv.weight_shape))):
+            steps[i].conv.plan_for(np.broadcast_to(np.float32(0), conv_inputs[i]))
+
+    def publish(self):
+        """Make this schedule's per-step facts the ones the steps report."""
+        for s, out_b, ws_b in self._steps_info:
+            s.output_bytes, s.workspace_bytes = out_b, ws_b
+
+    def memory(self):
+        """Bytes a run holds: packed weights + constants, activation arena, scratch."""
+        parts = {"packed_weights": self.packed_bytes, "constants": self.constant_bytes,
+                 "arena": self.arena_bytes, "workspace": self.workspace}
+        parts["total"] = sum(parts.values())
+        return parts
+
+    def run(self, feeds, timings=None):
+        for name, slot in self.feed_slots:
+            np.copyto(slot, feeds[name])
+        if self.blas:   # NumPy's BLAS pool capped at threads= for the whole run (once: ~20 us)
+            with blas_limit(self.program.settings.threads):
+                self._steps(timings)
+        else:
+            self._steps(timings)
+        return [np.array(o) for o in self.outputs]
+
+    def _steps(self, timings):
+        if timings is None:
+            for call in self._fns:
+                call()
+        else:
+            timed(self._timed, timings)
+
+
+def _copy_into(fn, outs, args):
+    for o, v in zip(outs, fn(*args)):
+        if o is not None:
+            np.copyto(o, v)
+
+
+_controller = []
+
+
+def blas_limit(threads):
+    """A context capping NumPy's BLAS pool at `threads` (its own pool would
+    otherwise spin beside leanconv's OpenMP threads); a no-op without
+    threadpoolctl."""
+    if not _controller:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _controller.append(ThreadpoolController())
+        except ImportError:   # optional: without it BLAS keeps its own setting
+            _controller.append(None)
+    if _controller[0] is None or threads is None:
+        return contextlib.nullcontext()
+    return _controller[0].limit(limits=threads, user_api="blas")
