@@ -43,6 +43,15 @@ cdef extern from "leanconv/cpu.h":
         int x86, arm64, arm32, sse2, avx, avx2, fma, f16c
         int avx512f, avx512bw, avx512vl, avx512dq, os_ymm, os_zmm, neon
     const lc_cpu_features *lc_cpu()
+    ctypedef struct lc_cache_sizes:
+        long long l1d, l2, l3
+        const char *source
+    const lc_cache_sizes *lc_cpu_caches()
+
+cdef extern from "internal.h":
+    ctypedef struct lc_blocking:
+        int64_t gemm_b_l2, gemm_b_l1, gemm_a_stream, wino_block
+    const lc_blocking *lc_blocking_get()
 
 cdef extern from *:
     """
@@ -72,12 +81,37 @@ def last_workspace_bytes():
 
 
 def cpu_features():
+    """Feature flags (bools) and, under "cache", the data cache sizes."""
     cdef const lc_cpu_features *f = lc_cpu()
-    return {k: bool(v) for k, v in dict(
+    feats = {k: bool(v) for k, v in dict(
         x86=f.x86, arm64=f.arm64, arm32=f.arm32, sse2=f.sse2, avx=f.avx, avx2=f.avx2,
         fma=f.fma, f16c=f.f16c, avx512f=f.avx512f, avx512bw=f.avx512bw,
         avx512vl=f.avx512vl, avx512dq=f.avx512dq, os_saves_ymm=f.os_ymm,
         os_saves_zmm=f.os_zmm, neon=f.neon).items()}
+    feats["cache"] = cache_sizes()
+    return feats
+
+
+def cache_sizes():
+    """{"l1d", "l2", "l3": bytes (l3 0: none), "source": where they came from}."""
+    cdef const lc_cache_sizes *c = lc_cpu_caches()
+    return {"l1d": c.l1d, "l2": c.l2, "l3": c.l3, "source": c.source.decode()}
+
+
+def blocking():
+    """The drivers' cache budgets in bytes (kernels/blocking.c derives them)."""
+    cdef const lc_blocking *b = lc_blocking_get()
+    return {"gemm_b_l2": b.gemm_b_l2, "gemm_b_l1": b.gemm_b_l1,
+            "gemm_a_stream": b.gemm_a_stream, "wino_block": b.wino_block}
+
+
+# Detect the caches and derive the budgets now, under the GIL, before any
+# kernel thread reads them.
+if cache_sizes()["source"] == "invalid":
+    import os as _os
+    raise ImportError(f"LEANCONV_CACHE={_os.environ.get('LEANCONV_CACHE')!r} is not "
+                      f"'default', 'cpuid' or 'L1D,L2,L3' sizes such as '48K,1M,32M' (L3 may be 0)")
+blocking()
 
 
 def isa_status():
