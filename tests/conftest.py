@@ -23,3 +23,8 @@ def rng():
 def pytest_report_header(config):
     return (f"leanconv ISAs: {', '.join(ISAS)}; OpenMP threads: {lc.get_num_threads()}; "
             f"LEANCONV_ISA={os.environ.get('LEANCONV_ISA', '')!r}")
+
+
+# The suite never reads or writes the user's wisdom file: "auto" must mean the
+# cost model here (tests that need a wisdom file point LEANCONV_WISDOM at one).
+os.environ["LEANCONV_WISDOM"] = "off"

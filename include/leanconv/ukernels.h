@@ -100,6 +100,15 @@ typedef void (*lc_strided_copy_fn)(float *dst, size_t dst_stride, const float *s
 #define LC_WINO_VARIANTS 3
 static const int lc_wino_m[LC_WINO_VARIANTS] = {2, 4, 6};
 
+/* The cost model's per-ISA terms (kernels/choose.c), in units of one GEMM
+ * micro-kernel multiply-add: what moving data costs next to arithmetic
+ * depends on the FMA width. */
+typedef struct lc_cost_terms {
+    float dram_byte;                    /* a byte of weights streamed from beyond L2 */
+    float pack_elem;                    /* a patch value unwrapped (Im2Col / Patch2Vec) */
+    float wino_elem[LC_WINO_VARIANTS];  /* a value through the Winograd transforms */
+} lc_cost_terms;
+
 typedef struct lc_isa_config {
     const char *name;
     int mr, nr;                 /* GEMM tile; packed weights depend on mr, panels on nr */
@@ -113,6 +122,7 @@ typedef struct lc_isa_config {
     lc_strided_copy_fn strided_copy; /* patch unwrapping runs */
     lc_gemm_narrow_fn gemm_narrow;   /* column remainders <= NR/2, two MR panels */
     lc_wino_input_strip_fn wino_input_strip[LC_WINO_VARIANTS]; /* optional, may be NULL */
+    lc_cost_terms cost;
 } lc_isa_config;
 
 /* ISA identifiers, in preference order from worst to best. */

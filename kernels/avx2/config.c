@@ -12,6 +12,7 @@ void lc_config_avx2(lc_isa_config *cfg) {
     cfg->mr = 6;
     cfg->nr = 16;
     cfg->kc = 256;
+    cfg->cost.dram_byte = 4.0f; /* FMA rate over memory bandwidth */
     cfg->gemm = lc_f32_gemm_6x16__avx2;
     lc_wino_fill__avx2(cfg);
     cfg->dw_row = lc_f32_dw_row__avx2;

@@ -17,6 +17,7 @@ void lc_config_avx512(lc_isa_config *cfg) {
     cfg->mr = 8;
     cfg->nr = 32;
     cfg->kc = 256;
+    cfg->cost.dram_byte = 8.0f; /* FMA rate over memory bandwidth */
     cfg->gemm = lc_f32_gemm_8x32__avx512;
     lc_wino_fill__avx512(cfg);
     cfg->dw_row = lc_f32_dw_row__avx512;

@@ -10,6 +10,7 @@ void lc_config_neon(lc_isa_config *cfg) {
     cfg->mr = 12;
     cfg->nr = 8;
     cfg->kc = 256;
+    cfg->cost.dram_byte = 2.0f; /* FMA rate over memory bandwidth */
     cfg->gemm = lc_f32_gemm_12x8__neon;
     lc_wino_fill__neon(cfg);
     cfg->dw_row = lc_f32_dw_row__neon;

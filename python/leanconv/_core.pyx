@@ -4,6 +4,7 @@
 Everything here is mechanical; argument checking and algorithm choice live in
 the pure-Python layer (_params.py, _select.py, _plan.py)."""
 from libc.stdint cimport int64_t
+from libc.string cimport memcmp
 
 cdef extern from "leanconv/conv.h":
     ctypedef struct lc_epilogue:
@@ -24,6 +25,7 @@ cdef extern from "leanconv/conv.h":
         lc_epilogue epilogue
         const lc_isa_config *isa
     int lc_conv_supports(const lc_conv_desc *d, const char **why) nogil
+    int lc_conv_choose(const lc_conv_desc *d) nogil
     int64_t lc_conv_packed_floats(const lc_conv_desc *d) nogil
     void lc_conv_pack_weights(const lc_conv_desc *d, const float *w, float *packed) nogil
     int64_t lc_conv_workspace_bytes(const lc_conv_desc *d) nogil
@@ -74,6 +76,28 @@ ISA_NAMES = tuple(lc_isa_name(i).decode() for i in range(LC_ISA_COUNT))
 # Bytes of the last workspace a call on this process allocated (for tests that
 # check workspace_bytes() is the number the call really uses).
 cdef int64_t _last_workspace_bytes = -1
+# Weight packings made by this process (for tests that check caches do not repack).
+cdef int64_t _packings_made = 0
+
+# Packed layouts: algorithms with the same layout share one packing.
+LAYOUTS = ("raw", "gemm", "gemm", "winograd_f2", "winograd_f4", "winograd_f6", "raw")
+
+
+def packings_made():
+    return _packings_made
+
+
+def same_bytes(const float[::1] a, const float[::1] b):
+    """Do a and b hold the same bytes (NaN payloads included)?"""
+    cdef size_t n = a.shape[0]
+    cdef int r = 0
+    if a.shape[0] != b.shape[0]:
+        return False
+    if n == 0:
+        return True
+    with nogil:
+        r = memcmp(&a[0], &b[0], n * sizeof(float))
+    return r == 0
 
 
 def last_workspace_bytes():
@@ -161,6 +185,14 @@ def why_unsupported(int algorithm, int isa, tuple geometry):
     return why.decode()
 
 
+def choose(int request, int isa, tuple geometry, int nthreads):
+    """The concrete algorithm id the C cost model picks: request -1 = auto,
+    -2 = the best Winograd size (kernels/choose.c)."""
+    cdef lc_conv_desc d
+    fill_desc(&d, request, isa, geometry, None, nthreads)
+    return lc_conv_choose(&d)
+
+
 def sizes(int algorithm, int isa, tuple geometry, int nthreads):
     """(packed weight bytes, workspace bytes) for this call; -1 where a size
     overflows 63 bits."""
@@ -172,19 +204,25 @@ def sizes(int algorithm, int isa, tuple geometry, int nthreads):
 
 
 cdef class Kernel:
-    """Weights packed once for one algorithm, ISA and filter geometry; runs
-    calls on any input size."""
+    """Weights packed once for one layout (LAYOUTS), ISA and filter geometry;
+    runs calls of any algorithm with that layout on any input size.  With
+    borrow=True a raw layout (direct, depthwise) reads `weights` in place
+    (kept alive here) instead of copying it."""
     cdef float *packed
     cdef int64_t packed_floats
+    cdef bint owns
+    cdef object owner
     cdef readonly int algorithm, isa
     cdef tuple clamp
     cdef tuple wgeom
 
     def __cinit__(self):
         self.packed = NULL
+        self.owns = False
 
     def __init__(self, int algorithm, int isa, const float[::1] weights, tuple geometry,
-                 tuple clamp):
+                 tuple clamp, bint borrow=False):
+        global _packings_made
         cdef lc_conv_desc d
         self.algorithm = algorithm
         self.isa = isa
@@ -194,34 +232,50 @@ cdef class Kernel:
         self.packed_floats = lc_conv_packed_floats(&d)
         if self.packed_floats < 0:
             raise ValueError("packed weights would not fit in 63 bits")
+        if borrow and LAYOUTS[algorithm] == "raw":
+            if weights.shape[0] != self.packed_floats:
+                raise ValueError("borrowed weights do not match the filter geometry")
+            self.owner = weights
+            self.packed = <float *>&weights[0]
+            self.packed_floats = 0  # the owner's bytes, not ours
+            return
         self.packed = <float *>lc_aligned_alloc(self.packed_floats * 4)
         if self.packed == NULL:
             raise MemoryError(f"leanconv could not allocate {self.packed_floats * 4} bytes "
                               f"for the packed weights")
+        self.owns = True
         with nogil:
             lc_conv_pack_weights(&d, &weights[0], self.packed)
+        _packings_made += 1
 
     def __dealloc__(self):
-        if self.packed != NULL:
+        if self.packed != NULL and self.owns:
             lc_aligned_free(self.packed)
 
     @property
     def packed_bytes(self):
+        """Bytes this kernel allocated for its packing (0 when borrowed)."""
         return self.packed_floats * 4
 
     def run(self, const float[::1] x, float[::1] y, const float[::1] bias, tuple geometry,
-            int nthreads):
-        """y = conv(x).  `geometry` is the full call geometry (same filters as
-        at packing).  Allocates exactly lc_conv_workspace_bytes and frees it."""
+            int nthreads, int algorithm=-1):
+        """y = conv(x) with `algorithm` (default: the one packed for; any with
+        the same layout).  `geometry` is the full call geometry (same filters
+        as at packing).  Allocates exactly lc_conv_workspace_bytes and frees it."""
         global _last_workspace_bytes
         cdef lc_conv_desc d
         cdef int64_t ws_bytes
         cdef void *ws = NULL
         cdef int status
         cdef const float *bias_ptr = NULL
+        if algorithm < 0:
+            algorithm = self.algorithm
+        elif algorithm >= len(LAYOUTS) or LAYOUTS[algorithm] != LAYOUTS[self.algorithm]:
+            raise ValueError(f"{ALGORITHMS[self.algorithm]}'s packing cannot run "
+                             f"algorithm id {algorithm}")
         if bias is not None:
             bias_ptr = &bias[0]
-        fill_desc(&d, self.algorithm, self.isa, geometry, self.clamp, nthreads)
+        fill_desc(&d, algorithm, self.isa, geometry, self.clamp, nthreads)
         ws_bytes = lc_conv_workspace_bytes(&d)
         if ws_bytes < 0:
             raise ValueError("the workspace of this call would not fit in 63 bits")
@@ -229,7 +283,7 @@ cdef class Kernel:
             ws = lc_aligned_alloc(ws_bytes)
             if ws == NULL:
                 raise MemoryError(f"leanconv could not allocate {ws_bytes} bytes of workspace "
-                                  f"for {ALGORITHMS[self.algorithm]}")
+                                  f"for {ALGORITHMS[algorithm]}")
         _last_workspace_bytes = ws_bytes
         try:
             with nogil:
