@@ -25,7 +25,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="leanconv", description="leanconv: lean CPU float32 convolutions.")
-    sub = p.add_subparsers(dest="command", metavar="{info,bench}", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="{info,bench,tune}", parser_class=_Parser)
     sub.required = True
 
     info = sub.add_parser("info", help="version, build, CPU, ISAs, threads, FMA peak")
@@ -72,7 +72,25 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--model", default=None, metavar="MODEL.onnx",
                    help="benchmark a whole ONNX model instead (needs leanconv.onnx)")
     b.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    add_tune_parser(sub)
     return p
+
+
+def add_tune_parser(sub):
+    t = sub.add_parser(
+        "tune", help="measure the layers of a suite or ONNX model into the wisdom file",
+        description="Time every algorithm on each distinct conv layer (algorithm='measure') "
+                    "and keep the winners in the wisdom file (lc.wisdom_path(); "
+                    "LEANCONV_WISDOM=path overrides), which 'auto' then follows.")
+    t.add_argument("--suite", default=None, metavar="NAME[,NAME]",
+                   help=f"built-in suites: {', '.join(SUITES)}")
+    t.add_argument("--model", default=None, metavar="MODEL.onnx",
+                   help="the conv layers of an ONNX model (needs leanconv.onnx)")
+    t.add_argument("--threads", type=_positive_int, default=None,
+                   help="threads to tune for (default: lc.get_num_threads())")
+    t.add_argument("--batch", type=_positive_int, default=1, metavar="N",
+                   help="batch size N of suite layers (default 1)")
+    t.add_argument("--isa", default=None, help="micro-kernel ISA (see leanconv info)")
 
 
 def _algorithms():

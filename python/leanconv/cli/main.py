@@ -65,6 +65,9 @@ def main(argv=None) -> int:
         if opts.command == "info":
             from . import info
             return info.run(opts)
+        if opts.command == "tune":
+            from . import tune
+            return tune.run(opts)
         return _bench(opts)
     except CliError as e:
         sys.stderr.write(f"leanconv {opts.command}: error: {e}\n")
