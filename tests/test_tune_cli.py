@@ -4,17 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from leanconv import _wisdom
 from leanconv.cli.main import main
-
-
-@pytest.fixture
-def wisdom(tmp_path, monkeypatch):
-    p = tmp_path / "wisdom.json"
-    monkeypatch.setenv("LEANCONV_WISDOM", str(p))
-    _wisdom.forget()
-    yield p
-    _wisdom.forget()
 
 
 def test_tune_suite_fills_then_reuses(wisdom, capsys):

@@ -19,15 +19,6 @@ X_SHAPE, W_SHAPE = (1, 8, 10, 10), (8, 8, 3, 3)
 
 
 @pytest.fixture
-def wisdom(tmp_path, monkeypatch):
-    p = tmp_path / "wisdom.json"
-    monkeypatch.setenv("LEANCONV_WISDOM", str(p))
-    _wisdom.forget()
-    yield p
-    _wisdom.forget()
-
-
-@pytest.fixture
 def count_measurements(monkeypatch):
     calls = []
     real = _measure.fastest
