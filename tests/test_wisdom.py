@@ -214,6 +214,8 @@ class FakeClock:
     def perf_counter(self):
         return self.now
 
+    thread_time = perf_counter
+
     def runner(self, seconds, calls):
         def run():
             calls.append(seconds)

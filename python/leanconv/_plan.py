@@ -143,7 +143,7 @@ class Conv2d:
             if known is not None:
                 return known
             kernels, runners = self._candidates(geometry, threads)
-            winner, medians = _measure.fastest(runners)
+            winner, medians = _measure.fastest(runners, single_thread=threads == 1)
             _wisdom.record(k, winner, {a: t * 1e3 for a, t in medians.items()})
             self._keep(_core.LAYOUTS[algorithm_id(winner)], kernels[_core.LAYOUTS[algorithm_id(winner)]])
             return winner
