@@ -1,21 +1,32 @@
 /* Algorithm choice: what "auto" and "winograd" mean for one call geometry.
  *
- * A cost model in units of one GEMM micro-kernel multiply-add, per group:
- *  - GEMM multiply-adds, the pixel (or tile) count rounded up to whole
- *    NR-wide panels, since a partial panel costs nearly a full one;
- *  - patch unwrapping (Im2Col / Patch2Vec): cost.pack_elem per value;
- *  - Winograd transforms: gather + input transform + output transform +
- *    scatter, cost.wino_elem[m] per transformed value, (Cg + Mg) alpha^2
- *    values per tile;
- *  - weights that do not fit in L2 (the detected size) stream from L3/DRAM
- *    once per pass: cost.dram_byte per byte.  For Winograd the matrix of one
- *    GEMM is one xi's Mg x Cg slice of U.
- * The per-ISA terms live in each ISA's table (kernels/<isa>/config.c). */
+ * A cost model: each algorithm's work is counted in a few units (features),
+ * and each ISA's table prices them (lc_cost_terms, kernels/<isa>/config.c)
+ * relative to one GEMM micro-kernel multiply-add:
+ *   LC_FEAT_MAC     multiply-adds the micro-kernels run, with rows rounded up
+ *                   to MR panels and pixels (tiles) to NR panels, since a
+ *                   partial panel costs nearly a full one (price 1);
+ *   LC_FEAT_PACK    patch values unwrapped (Im2Col, Patch2Vec; priced apart,
+ *                   as Im2Col builds a whole matrix and Patch2Vec an L1 panel);
+ *   LC_FEAT_WINO    values through the Winograd transforms, (Cg + Mg) alpha^2
+ *                   per tile (gather, input and output transform, scatter);
+ *   LC_FEAT_STREAM  bytes read from beyond L2 (the detected size): packed
+ *                   weights that do not fit, read again by every pass over
+ *                   them -- each chunk of panels (Im2Col), each panel
+ *                   (Patch2Vec), each tile block (Winograd's U) -- and an
+ *                   Im2Col matrix that does not fit in twice L2, written
+ *                   and read back.
+ * The micro-kernels prefetch what they stream, so streaming overlaps the
+ * multiply-adds: the estimate takes the larger of the two (a roofline), plus
+ * the packing and transforms.
+ * Work the threads share (everything but streaming, whose bandwidth they
+ * share instead) is divided by the threads the algorithm's work items keep
+ * busy.  bench/algorithm_choice.py --json gives the times the prices were
+ * fitted to (docs/algorithm-choice.md says how). */
 #include "internal.h"
 #include "leanconv/cpu.h"
 
-/* Largest Im2Col workspace "auto" accepts before it prefers Patch2Vec. */
-#define LC_IM2COL_AUTO_BYTES (8 << 20)
+enum { LC_FEAT_MAC, LC_FEAT_PACK, LC_FEAT_WINO, LC_FEAT_STREAM, LC_FEAT_COUNT };
 
 static int lc_supports(const lc_conv_desc *d, int algorithm) {
     lc_conv_desc c = *d;
@@ -24,66 +35,122 @@ static int lc_supports(const lc_conv_desc *d, int algorithm) {
 }
 
 /* Lanes the Winograd GEMMs compute for n tiles: the driver passes the real
- * count, so a last panel of at most NR/2 tiles can run the half-width kernel
- * where the ISA has one (elsewhere it costs a full panel, within the model's
- * error). */
-static double lc_panel_lanes(int64_t n, int64_t nr) {
-    int64_t full = n / nr, rem = n % nr;
-    return (double)(full * nr + (rem == 0 ? 0 : rem <= nr / 2 ? nr / 2 : nr));
+ * count, so a last panel of at most NR/2 tiles runs the half-width kernel
+ * where the ISA has one. */
+static double lc_panel_lanes(const lc_isa_config *isa, int64_t n) {
+    const int64_t nr = isa->nr, full = n / nr, rem = n % nr;
+    const int64_t half = isa->gemm_narrow && rem <= nr / 2 ? nr / 2 : nr;
+    return (double)(full * nr + (rem == 0 ? 0 : half));
 }
 
-static double lc_l2_bytes(void) { return (double)lc_cpu_caches()->l2; }
+/* The share of the work the busiest of T threads does, for `items` equal
+ * work items shared out statically. */
+static double lc_busiest_share(int nthreads, int64_t items) {
+    const int64_t t = lc_threads_used(nthreads, items);
+    return items < 1 ? 1.0 : (double)lc_div_up(items, t) / (double)items;
+}
 
-static double lc_cost_gemm(const lc_conv_desc *d) {
+/* Bytes streamed from beyond L2: `bytes` of weights read `passes` times,
+ * once they do not fit in L2. */
+static double lc_streamed(double bytes, double passes) {
+    return bytes > (double)lc_cpu_caches()->l2 ? bytes * passes : 0.0;
+}
+
+static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_FEAT_COUNT]) {
+    lc_conv_desc one = *request; /* the drivers' geometry helpers read d->algorithm */
+    const lc_conv_desc *d = &one;
+    one.algorithm = algorithm;
     const lc_isa_config *isa = d->isa;
-    const double Mg = (double)(d->M / d->groups), K = (double)(d->C / d->groups * d->kH * d->kW);
-    const double cols = (double)(lc_div_up(d->OH * d->OW, isa->nr) * isa->nr);
-    const double a_bytes = Mg * K * 4.0;
-    const double pack = lc_gemm_is_pointwise(d) ? 0.0 : K * cols * isa->cost.pack_elem;
-    return Mg * K * cols + pack + (a_bytes > lc_l2_bytes() ? a_bytes * isa->cost.dram_byte : 0.0);
+    const int64_t G = d->groups, Mg = d->M / G, Cg = d->C / G, mr = isa->mr, nr = isa->nr;
+    const double images = (double)(d->N * G);
+    const double mpad = (double)(lc_div_up(Mg, mr) * mr);
+    double share = 1.0;
+    int ok = 1;
+    for (int i = 0; i < LC_FEAT_COUNT; i++) f[i] = 0.0;
+    if (algorithm == LC_ALGO_IM2COL || algorithm == LC_ALGO_PATCH2VEC) {
+        const int64_t K = Cg * d->kH * d->kW, P = d->OH * d->OW, npanels = lc_div_up(P, nr);
+        const double a_bytes = mpad * (double)K * 4.0;
+        double passes;
+        int64_t items;
+        if (algorithm == LC_ALGO_IM2COL) {
+            const int64_t chunk = lc_gemm_chunk_panels(isa, K, npanels, d->nthreads);
+            items = lc_div_up(npanels, chunk);
+            passes = (double)items;
+        } else {
+            items = lc_mul(d->N * G, npanels, &ok);
+            passes = (double)npanels;
+        }
+        items = lc_mul(items, lc_row_chunks(items, d->nthreads, Mg, mr), &ok);
+        share = lc_busiest_share(d->nthreads, items);
+        f[LC_FEAT_MAC] = images * mpad * (double)K * (double)(npanels * nr);
+        f[LC_FEAT_PACK] = lc_gemm_is_pointwise(d) ? 0.0 : images * (double)K * (double)P;
+        f[LC_FEAT_STREAM] = images * lc_streamed(a_bytes, passes);
+        if (algorithm == LC_ALGO_IM2COL && !lc_gemm_is_pointwise(d)) {
+            const double b_bytes = (double)K * (double)P * 4.0;
+            f[LC_FEAT_STREAM] += images * lc_streamed(b_bytes / 2.0, 4.0);
+        }
+    } else {
+        const int64_t m = lc_wino_m[algorithm - LC_ALGO_WINOGRAD_F2], alpha = m + 2;
+        const double a2 = (double)(alpha * alpha);
+        const int64_t tiles = lc_div_up(d->OH, m) * lc_div_up(d->OW, m);
+        const double lanes = lc_panel_lanes(isa, tiles);
+        int64_t blocks_total, nblocks = lc_winograd_blocks(d, &blocks_total);
+        share = lc_busiest_share(d->nthreads, blocks_total);
+        f[LC_FEAT_MAC] = images * a2 * mpad * (double)Cg * lanes;
+        f[LC_FEAT_WINO] = images * (double)(Cg + Mg) * a2 * lanes;
+        f[LC_FEAT_STREAM] = images * lc_streamed(a2 * mpad * (double)Cg * 4.0, (double)nblocks);
+    }
+    f[LC_FEAT_MAC] *= share;
+    f[LC_FEAT_PACK] *= share;
+    f[LC_FEAT_WINO] *= share;
 }
 
-static double lc_cost_winograd(const lc_conv_desc *d, int algorithm) {
-    const lc_isa_config *isa = d->isa;
-    const int v = algorithm - LC_ALGO_WINOGRAD_F2;
-    const int64_t m = lc_wino_m[v], alpha = m + 2;
-    const double Mg = (double)(d->M / d->groups), Cg = (double)(d->C / d->groups);
-    const double lanes = lc_panel_lanes(lc_div_up(d->OH, m) * lc_div_up(d->OW, m), isa->nr);
-    const double a2 = (double)(alpha * alpha);
-    /* one GEMM per xi, each streaming its own Mg x Cg slice of U: what must
-     * fit L2 is that slice, not all alpha^2 of them */
-    const double xi_bytes = Mg * Cg * 4.0;
-    return a2 * Mg * Cg * lanes + (Cg + Mg) * a2 * lanes * isa->cost.wino_elem[v] +
-           (xi_bytes > lc_l2_bytes() ? a2 * xi_bytes * isa->cost.dram_byte : 0.0);
+double lc_conv_cost(const lc_conv_desc *d, int algorithm, double *features) {
+    const lc_cost_terms *c = &d->isa->cost;
+    double f[LC_FEAT_COUNT];
+    lc_features(d, algorithm, f);
+    if (features)
+        for (int i = 0; i < LC_FEAT_COUNT; i++) features[i] = f[i];
+    const double pack = algorithm == LC_ALGO_IM2COL ? c->pack_im2col : c->pack_patch2vec;
+    const double wino = algorithm >= LC_ALGO_WINOGRAD_F2 && algorithm <= LC_ALGO_WINOGRAD_F6
+                            ? c->wino_elem[algorithm - LC_ALGO_WINOGRAD_F2]
+                            : 0.0;
+    const double stream = c->stream_byte * f[LC_FEAT_STREAM];
+    return (f[LC_FEAT_MAC] > stream ? f[LC_FEAT_MAC] : stream) + pack * f[LC_FEAT_PACK] +
+           wino * f[LC_FEAT_WINO];
 }
 
-static int lc_cheapest_winograd(const lc_conv_desc *d, double *cost) {
-    int best = LC_ALGO_WINOGRAD_F2;
-    double best_cost = lc_cost_winograd(d, best);
-    for (int a = LC_ALGO_WINOGRAD_F4; a <= LC_ALGO_WINOGRAD_F6; a++) {
-        double c = lc_cost_winograd(d, a);
-        if (c < best_cost) {
+/* Im2Col's K x P matrix larger than this (a multiple of L2) goes through
+ * memory, and Patch2Vec's panels win (VGG's 64@224: 115 MB, 4x slower). */
+#define LC_IM2COL_L2_MULTIPLE 8
+
+int lc_conv_choose(const lc_conv_desc *d) {
+    int first, last;
+    if (d->algorithm == LC_ALGO_WINOGRAD_ANY) {
+        first = LC_ALGO_WINOGRAD_F2;
+        last = LC_ALGO_WINOGRAD_F6;
+    } else if (d->algorithm != LC_ALGO_AUTO) {
+        return d->algorithm;
+    } else {
+        if (d->groups == d->C) return LC_ALGO_DEPTHWISE;
+        first = LC_ALGO_IM2COL;
+        last = LC_ALGO_WINOGRAD_F6;
+    }
+    const double kp_bytes = (double)(d->C / d->groups * d->kH * d->kW) * (double)(d->OH * d->OW) * 4.0;
+    int best = -1;
+    double best_cost = 0.0;
+    for (int a = first; a <= last; a++) {
+        if (!lc_supports(d, a)) continue;
+        if (a == LC_ALGO_IM2COL && !lc_gemm_is_pointwise(d) &&
+            kp_bytes > (double)LC_IM2COL_L2_MULTIPLE * (double)lc_cpu_caches()->l2)
+            continue;
+        const double c = lc_conv_cost(d, a, NULL);
+        if (best < 0 || c < best_cost) {
             best = a;
             best_cost = c;
         }
     }
-    if (cost) *cost = best_cost;
-    return best;
-}
-
-int lc_conv_choose(const lc_conv_desc *d) {
-    if (d->algorithm == LC_ALGO_WINOGRAD_ANY) return lc_cheapest_winograd(d, NULL);
-    if (d->algorithm != LC_ALGO_AUTO) return d->algorithm;
-    if (d->groups == d->C) return LC_ALGO_DEPTHWISE;
-    if (lc_gemm_is_pointwise(d)) return LC_ALGO_IM2COL; /* B is the input: no workspace */
-    if (lc_supports(d, LC_ALGO_WINOGRAD_F2)) {
-        double wino_cost;
-        int wino = lc_cheapest_winograd(d, &wino_cost);
-        if (wino_cost < lc_cost_gemm(d)) return wino;
-    }
-    /* Im2Col unwraps whole output rows at a time and its GEMM reuses each A
-     * slice across many panels; take it while its K x P matrix stays modest,
-     * else Patch2Vec's K x NR panel per thread. */
-    const double bytes = (double)(d->C / d->groups * d->kH * d->kW) * (double)(d->OH * d->OW) * 4.0;
-    return bytes <= (double)LC_IM2COL_AUTO_BYTES ? LC_ALGO_IM2COL : LC_ALGO_PATCH2VEC;
+    /* none supports it (a Winograd size asked for on a shape Winograd cannot
+     * run): the first asked for, which the caller will find unsupported */
+    return best < 0 ? first : best;
 }

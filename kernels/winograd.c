@@ -89,6 +89,14 @@ int64_t lc_winograd_workspace(const lc_conv_desc *d, int *ok) {
                   lc_mul(lc_threads_used(d->nthreads, lc_wino_items(&g, ok)), g.slice_bytes, ok), ok);
 }
 
+int64_t lc_winograd_blocks(const lc_conv_desc *d, int64_t *blocks_total) {
+    int ok = 1;
+    lc_wino_geom g;
+    lc_wino_geometry(d, &g, &ok);
+    *blocks_total = g.blocks_total;
+    return g.nblocks;
+}
+
 int64_t lc_winograd_packed_floats(const lc_conv_desc *d, int *ok) {
     int64_t alpha = lc_wino_m[lc_wino_variant(d->algorithm)] + 2;
     int64_t Mg = d->M / d->groups, Cg = d->C / d->groups;

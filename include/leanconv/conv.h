@@ -73,6 +73,11 @@ int lc_conv_supports(const lc_conv_desc *d, const char **why);
  * thread count and ISA) among those that support the shape. */
 int lc_conv_choose(const lc_conv_desc *d);
 
+/* The cost model's estimate for one algorithm (GEMM multiply-adds of this
+ * ISA); `features`, when not NULL, receives the 4 quantities it prices (for
+ * fitting the prices: bench/fit_cost_model.py). */
+double lc_conv_cost(const lc_conv_desc *d, int algorithm, double *features);
+
 /* Floats the packed weights of this algorithm take (-1 on overflow). */
 int64_t lc_conv_packed_floats(const lc_conv_desc *d);
 

@@ -104,8 +104,8 @@ static const int lc_wino_m[LC_WINO_VARIANTS] = {2, 4, 6};
  * micro-kernel multiply-add: what moving data costs next to arithmetic
  * depends on the FMA width. */
 typedef struct lc_cost_terms {
-    float dram_byte;                    /* a byte of weights streamed from beyond L2 */
-    float pack_elem;                    /* a patch value unwrapped (Im2Col / Patch2Vec) */
+    float stream_byte;                  /* a byte of weights streamed from beyond L2 */
+    float pack_im2col, pack_patch2vec;  /* a patch value unwrapped */
     float wino_elem[LC_WINO_VARIANTS];  /* a value through the Winograd transforms */
 } lc_cost_terms;
 

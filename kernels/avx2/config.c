@@ -12,11 +12,17 @@ void lc_config_avx2(lc_isa_config *cfg) {
     cfg->mr = 6;
     cfg->nr = 16;
     cfg->kc = 256;
-    cfg->cost.dram_byte = 4.0f; /* FMA rate over memory bandwidth */
     cfg->gemm = lc_f32_gemm_6x16__avx2;
     lc_wino_fill__avx2(cfg);
     cfg->dw_row = lc_f32_dw_row__avx2;
     cfg->dw3x3_plane = lc_f32_dw3x3_plane__avx2;
     cfg->strided_copy = lc_f32_strided_copy__avx2;
+    /* cost model prices (kernels/choose.c): fitted by bench/fit_cost_model.py on AMD EPYC (Zen 5), 1 thread */
+    cfg->cost.stream_byte = 4.25f;
+    cfg->cost.pack_im2col = 6.17f;
+    cfg->cost.pack_patch2vec = 9.97f;
+    cfg->cost.wino_elem[0] = 11.10f;
+    cfg->cost.wino_elem[1] = 20.00f;
+    cfg->cost.wino_elem[2] = 23.61f;
 }
 #endif

@@ -17,12 +17,18 @@ void lc_config_avx512(lc_isa_config *cfg) {
     cfg->mr = 8;
     cfg->nr = 32;
     cfg->kc = 256;
-    cfg->cost.dram_byte = 8.0f; /* FMA rate over memory bandwidth */
     cfg->gemm = lc_f32_gemm_8x32__avx512;
     lc_wino_fill__avx512(cfg);
     cfg->dw_row = lc_f32_dw_row__avx512;
     cfg->dw3x3_plane = lc_f32_dw3x3_plane__avx512;
     cfg->strided_copy = lc_f32_strided_copy__avx512;
     cfg->gemm_narrow = lc_f32_gemm_narrow_16x16__avx512;
+    /* cost model prices (kernels/choose.c): fitted by bench/fit_cost_model.py on AMD EPYC (Zen 5), 1 thread */
+    cfg->cost.stream_byte = 8.25f;
+    cfg->cost.pack_im2col = 18.88f;
+    cfg->cost.pack_patch2vec = 20.12f;
+    cfg->cost.wino_elem[0] = 18.79f;
+    cfg->cost.wino_elem[1] = 32.41f;
+    cfg->cost.wino_elem[2] = 59.11f;
 }
 #endif

@@ -10,9 +10,15 @@ void lc_config_neon(lc_isa_config *cfg) {
     cfg->mr = 12;
     cfg->nr = 8;
     cfg->kc = 256;
-    cfg->cost.dram_byte = 2.0f; /* FMA rate over memory bandwidth */
     cfg->gemm = lc_f32_gemm_12x8__neon;
     lc_wino_fill__neon(cfg);
     cfg->dw_row = lc_f32_dw_row__neon;
+    /* cost model prices (kernels/choose.c): not fitted on an Arm CPU: AVX2's prices (the nearest vector width) */
+    cfg->cost.stream_byte = 4.25f;
+    cfg->cost.pack_im2col = 6.17f;
+    cfg->cost.pack_patch2vec = 9.97f;
+    cfg->cost.wino_elem[0] = 11.10f;
+    cfg->cost.wino_elem[1] = 20.00f;
+    cfg->cost.wino_elem[2] = 23.61f;
 }
 #endif

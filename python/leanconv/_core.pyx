@@ -26,6 +26,7 @@ cdef extern from "leanconv/conv.h":
         const lc_isa_config *isa
     int lc_conv_supports(const lc_conv_desc *d, const char **why) nogil
     int lc_conv_choose(const lc_conv_desc *d) nogil
+    double lc_conv_cost(const lc_conv_desc *d, int algorithm, double *features) nogil
     int64_t lc_conv_packed_floats(const lc_conv_desc *d) nogil
     void lc_conv_pack_weights(const lc_conv_desc *d, const float *w, float *packed) nogil
     int64_t lc_conv_workspace_bytes(const lc_conv_desc *d) nogil
@@ -191,6 +192,16 @@ def choose(int request, int isa, tuple geometry, int nthreads):
     cdef lc_conv_desc d
     fill_desc(&d, request, isa, geometry, None, nthreads)
     return lc_conv_choose(&d)
+
+
+def cost(int algorithm, int isa, tuple geometry, int nthreads):
+    """(the cost model's estimate, [the 4 features it prices]) of one
+    algorithm for one call (kernels/choose.c)."""
+    cdef lc_conv_desc d
+    cdef double f[4]
+    fill_desc(&d, algorithm, isa, geometry, None, nthreads)
+    c = lc_conv_cost(&d, algorithm, f)
+    return c, [f[0], f[1], f[2], f[3]]
 
 
 def sizes(int algorithm, int isa, tuple geometry, int nthreads):

@@ -12,8 +12,8 @@ import statistics
 import time
 
 BUDGET_S = 0.3     # per geometry, by default
-MIN_ROUNDS = 3
-MAX_ROUNDS = 9
+MIN_ROUNDS = 5
+MAX_ROUNDS = 11
 DROP_RATIO = 1.5   # after the first round, candidates slower than this x the best go
 SAMPLE_S = 1e-3    # a sample loops calls of a tiny layer for about this long
 
