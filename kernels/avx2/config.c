@@ -18,11 +18,7 @@ void lc_config_avx2(lc_isa_config *cfg) {
     cfg->dw3x3_plane = lc_f32_dw3x3_plane__avx2;
     cfg->strided_copy = lc_f32_strided_copy__avx2;
     /* cost model prices (kernels/choose.c): fitted by bench/fit_cost_model.py on AMD EPYC (Zen 5), 1 thread */
-    cfg->cost.stream_byte = 4.25f;
-    cfg->cost.pack_im2col = 6.17f;
-    cfg->cost.pack_patch2vec = 9.97f;
-    cfg->cost.wino_elem[0] = 11.10f;
-    cfg->cost.wino_elem[1] = 20.00f;
-    cfg->cost.wino_elem[2] = 23.61f;
+    cfg->cost = (lc_cost_terms){.stream_byte = 4.25f, .pack_im2col = 6.17f,
+                               .pack_patch2vec = 9.97f, .wino_elem = {11.10f, 20.00f, 23.61f}};
 }
 #endif

@@ -14,11 +14,7 @@ void lc_config_neon(lc_isa_config *cfg) {
     lc_wino_fill__neon(cfg);
     cfg->dw_row = lc_f32_dw_row__neon;
     /* cost model prices (kernels/choose.c): not fitted on an Arm CPU: AVX2's prices (the nearest vector width) */
-    cfg->cost.stream_byte = 4.25f;
-    cfg->cost.pack_im2col = 6.17f;
-    cfg->cost.pack_patch2vec = 9.97f;
-    cfg->cost.wino_elem[0] = 11.10f;
-    cfg->cost.wino_elem[1] = 20.00f;
-    cfg->cost.wino_elem[2] = 23.61f;
+    cfg->cost = (lc_cost_terms){.stream_byte = 4.25f, .pack_im2col = 6.17f,
+                               .pack_patch2vec = 9.97f, .wino_elem = {11.10f, 20.00f, 23.61f}};
 }
 #endif
