@@ -7,11 +7,19 @@
 #include "internal.h"
 
 typedef struct {
-    const lc_conv_desc *d;
-    const float *x, *w, *bias;
+    const lc_conv_desc *d;   /* epilogue.clamp: what the kernels apply */
+    const float *x, *w, *bias, *res;
     float *y;
     lc_dw3x3_plane_fn plane; /* the ISA's 3x3 plane kernel when it serves this layer, else NULL */
+    lc_epilogue ep;          /* the whole epilogue, for the post-op */
+    int post;                /* the post-op runs after the kernels */
+    float *stage;            /* res == y with rows wider than LC_DW_STAGE: OW floats per thread */
 } lc_dw_ctx;
+
+/* A residual that is the output itself is read row by row before the row is
+ * stored: the row is computed into a staging buffer first, on the stack up
+ * to this many floats. */
+#define LC_DW_STAGE 2048
 
 /* One border pixel, taps checked against the image. */
 static float lc_dw_pixel(const lc_conv_desc *d, const float *in, const float *w, int64_t oy,
@@ -53,10 +61,32 @@ static float lc_dw_border(const lc_conv_desc *d, const float *in, const float *w
 /* Border columns whose tap ranges are worked out once per task. */
 #define LC_DW_BORDER_COLS 8
 
+/* One output row whose in-image taps are ky in [ky0, ky1) (not empty):
+ * the border columns here, the interior through the ISA's row kernel. */
+static void lc_dw_row_taps(const lc_conv_desc *d, const float *in, const float *w, int64_t oy,
+                           int64_t iy0, int64_t ky0, int64_t ky1, int64_t ox_lo, int64_t ox_hi,
+                           int fast_borders, const int64_t *lkx0, const int64_t *lkx1,
+                           const int64_t *rkx0, const int64_t *rkx1, float bias, float *orow) {
+    if (fast_borders) {
+        for (int64_t b = 0; b < ox_lo; b++)
+            orow[b] = lc_dw_border(d, in, w, iy0, ky0, ky1, b, lkx0[b], lkx1[b], bias);
+        for (int64_t b = 0; b < d->OW - ox_hi; b++)
+            orow[ox_hi + b] = lc_dw_border(d, in, w, iy0, ky0, ky1, ox_hi + b, rkx0[b],
+                                           rkx1[b], bias);
+    } else {
+        for (int64_t ox = 0; ox < ox_lo; ox++) orow[ox] = lc_dw_pixel(d, in, w, oy, ox, bias);
+        for (int64_t ox = ox_hi; ox < d->OW; ox++) orow[ox] = lc_dw_pixel(d, in, w, oy, ox, bias);
+    }
+    if (ox_hi > ox_lo)
+        d->isa->dw_row(orow + ox_lo, (size_t)(ox_hi - ox_lo),
+                       in + (iy0 + ky0 * d->dil_h) * d->W + ox_lo * d->stride_w - d->pad_l,
+                       (size_t)(d->dil_h * d->W), (size_t)(ky1 - ky0), w + ky0 * d->kW,
+                       (size_t)d->kW, (size_t)d->stride_w, (size_t)d->dil_w, bias, &d->epilogue);
+}
+
 static void lc_dw_task(void *vctx, int64_t item, int thread) {
     const lc_dw_ctx *t = (const lc_dw_ctx *)vctx;
     const lc_conv_desc *d = t->d;
-    (void)thread;
     /* no divisions for batch 1 / multiplier 1: on 7x7 planes a channel is
      * ~100 cycles of work */
     int64_t n = 0, o = item;
@@ -67,14 +97,21 @@ static void lc_dw_task(void *vctx, int64_t item, int thread) {
     const int64_t ci = d->M == d->C ? o : o / (d->M / d->C);
     const float *in = t->x + (n * d->C + ci) * d->H * d->W;
     const float *w = t->w + o * d->kH * d->kW;
-    float *out = t->y + (n * d->M + o) * d->OH * d->OW;
+    const int64_t yoff = (n * d->M + o) * d->OH * d->OW;
+    float *out = t->y + yoff;
+    const float *res = t->res ? t->res + yoff : NULL;
     const float bias = t->bias ? t->bias[o] : 0.0f;
     const int64_t sw = d->stride_w, dw = d->dil_w, reach = (d->kW - 1) * dw;
-    if (t->plane) {
+    /* in place (res == out): rows go through a staging row first */
+    float stack_row[LC_DW_STAGE];
+    float *stage = res != out ? NULL : t->stage ? t->stage + (size_t)thread * d->OW : stack_row;
+    if (t->plane && !stage) {
         /* the whole plane in one call, borders included */
         t->plane(out, (size_t)d->OH, (size_t)d->OW, in, (size_t)d->H, (size_t)d->W,
                  (size_t)d->stride_h, (size_t)sw, (size_t)d->pad_t, (size_t)d->pad_l, w, bias,
                  &d->epilogue);
+        if (t->post)
+            d->isa->postop(out, out, (size_t)(d->OH * d->OW), res, 0.0f, &t->ep);
         return;
     }
     /* interior columns: ox*sw - pad_l >= 0 and ox*sw - pad_l + reach <= W - 1 */
@@ -90,7 +127,7 @@ static void lc_dw_task(void *vctx, int64_t item, int thread) {
         for (int64_t b = 0; b < d->OW - ox_hi; b++) lc_dw_kx_range(d, ox_hi + b, &rkx0[b], &rkx1[b]);
     }
     for (int64_t oy = 0; oy < d->OH; oy++) {
-        float *orow = out + oy * d->OW;
+        float *orow = stage ? stage : out + oy * d->OW;
         const int64_t iy0 = oy * d->stride_h - d->pad_t;
         /* taps ky in [ky0, ky1) land inside the image (rows grow with ky) */
         int64_t ky0 = iy0 >= 0 ? 0 : lc_div_up(-iy0, d->dil_h);
@@ -98,40 +135,44 @@ static void lc_dw_task(void *vctx, int64_t item, int thread) {
         if (ky1 <= ky0) {
             /* every tap of the row is padding */
             for (int64_t ox = 0; ox < d->OW; ox++) orow[ox] = lc_clampf(bias, &d->epilogue);
-            continue;
-        }
-        if (fast_borders) {
-            for (int64_t b = 0; b < ox_lo; b++)
-                orow[b] = lc_dw_border(d, in, w, iy0, ky0, ky1, b, lkx0[b], lkx1[b], bias);
-            for (int64_t b = 0; b < d->OW - ox_hi; b++)
-                orow[ox_hi + b] = lc_dw_border(d, in, w, iy0, ky0, ky1, ox_hi + b, rkx0[b],
-                                               rkx1[b], bias);
         } else {
-            for (int64_t ox = 0; ox < ox_lo; ox++) orow[ox] = lc_dw_pixel(d, in, w, oy, ox, bias);
-            for (int64_t ox = ox_hi; ox < d->OW; ox++) orow[ox] = lc_dw_pixel(d, in, w, oy, ox, bias);
+            lc_dw_row_taps(d, in, w, oy, iy0, ky0, ky1, ox_lo, ox_hi, fast_borders, lkx0, lkx1,
+                           rkx0, rkx1, bias, orow);
         }
-        if (ox_hi > ox_lo) {
-            if (ky1 > ky0) {
-                d->isa->dw_row(orow + ox_lo, (size_t)(ox_hi - ox_lo),
-                               in + (iy0 + ky0 * d->dil_h) * d->W + ox_lo * sw - d->pad_l,
-                               (size_t)(d->dil_h * d->W), (size_t)(ky1 - ky0), w + ky0 * d->kW,
-                               (size_t)d->kW, (size_t)sw, (size_t)dw, bias, &d->epilogue);
-            } else {
-                for (int64_t ox = ox_lo; ox < ox_hi; ox++) orow[ox] = lc_clampf(bias, &d->epilogue);
-            }
-        }
+        if (stage)
+            d->isa->postop(out + oy * d->OW, stage, (size_t)d->OW, res + oy * d->OW, 0.0f, &t->ep);
     }
+    if (t->post && !stage)
+        d->isa->postop(out, out, (size_t)(d->OH * d->OW), res, 0.0f, &t->ep);
 }
 
-int lc_depthwise_run(const lc_conv_desc *d, const float *x, const float *w,
-                     const float *bias, float *y) {
+int lc_depthwise_run(const lc_conv_desc *dp, const float *x, const float *w,
+                     const float *bias, const float *res, float *y) {
+    /* the kernels clamp only when nothing is added after them */
+    lc_conv_desc dk = *dp;
+    const lc_conv_desc *d = &dk;
+    dk.epilogue = lc_kernel_epilogue(&dp->epilogue, res != NULL);
     lc_dw_ctx t;
-    t.d = d; t.x = x; t.w = w; t.bias = bias; t.y = y;
+    t.d = d; t.x = x; t.w = w; t.bias = bias; t.res = res; t.y = y;
+    t.ep = dp->epilogue;
+    t.post = lc_needs_postop(&dp->epilogue, res != NULL);
+    t.stage = NULL;
     t.plane = d->isa->dw3x3_plane && d->kH == 3 && d->kW == 3 && d->dil_h == 1 &&
                       d->dil_w == 1 && (d->stride_w == 1 || d->stride_w == 2) &&
                       d->pad_t >= 0 && d->pad_l >= 0
                   ? d->isa->dw3x3_plane
                   : NULL;
-    lc_parallel_for(d->nthreads, d->N * d->M, lc_dw_task, &t);
+    const int threads = lc_threads_used(d->nthreads, d->N * d->M);
+    if (res == y && d->OW > LC_DW_STAGE) {
+        /* in place with rows too wide for the stack: a row per thread */
+        int ok = 1;
+        t.stage = (float *)lc_aligned_alloc(lc_aligned_floats_bytes(lc_mul(threads, d->OW, &ok), &ok));
+        if (!t.stage || !ok) {
+            lc_aligned_free(t.stage);
+            return LC_ERR_NOMEM;
+        }
+    }
+    lc_parallel_for(threads, d->N * d->M, lc_dw_task, &t);
+    lc_aligned_free(t.stage);
     return LC_OK;
 }

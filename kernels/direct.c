@@ -2,10 +2,11 @@
  * the fast algorithms are tested against inside the library, and the fallback
  * that handles anything.  No workspace. */
 #include "internal.h"
+#include "activation.h"
 
 typedef struct {
     const lc_conv_desc *d;
-    const float *x, *w, *bias;
+    const float *x, *w, *bias, *res;
     float *y;
 } lc_direct_ctx;
 
@@ -17,6 +18,7 @@ static void lc_direct_task(void *vctx, int64_t item, int thread) {
     const float *xg = t->x + (n * d->C + grp * Cg) * d->H * d->W;
     const float *wo = t->w + o * Cg * d->kH * d->kW;
     float *yo = t->y + (n * d->M + o) * d->OH * d->OW;
+    const float *ro = t->res ? t->res + (n * d->M + o) * d->OH * d->OW : NULL;
     (void)thread;
     for (int64_t oy = 0; oy < d->OH; oy++) {
         for (int64_t ox = 0; ox < d->OW; ox++) {
@@ -33,15 +35,18 @@ static void lc_direct_task(void *vctx, int64_t item, int thread) {
                     }
                 }
             }
-            yo[oy * d->OW + ox] = lc_clampf((float)acc, &d->epilogue);
+            /* (conv + bias) rounded once, then the residual, then act */
+            float v = (float)acc;
+            if (ro) v += ro[oy * d->OW + ox]; /* read before the store: ro may be yo */
+            yo[oy * d->OW + ox] = lc_act1(v, &d->epilogue);
         }
     }
 }
 
 int lc_direct_run(const lc_conv_desc *d, const float *x, const float *w,
-                  const float *bias, float *y) {
+                  const float *bias, const float *res, float *y) {
     lc_direct_ctx t;
-    t.d = d; t.x = x; t.w = w; t.bias = bias; t.y = y;
+    t.d = d; t.x = x; t.w = w; t.bias = bias; t.res = res; t.y = y;
     lc_parallel_for(d->nthreads, d->N * d->M, lc_direct_task, &t);
     return LC_OK;
 }

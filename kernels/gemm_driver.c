@@ -62,10 +62,44 @@ static inline void lc_prefetch_block(const float *p, size_t floats) {
 #endif
 }
 
+/* The post-op over rows [m_begin, m_end) of the n columns of C (panel j at
+ * c + j*c_pstride), in place: y = act((C + bias[row]) + residual), the
+ * residual (or NULL) laid out like C.  Contiguous panels make one segment
+ * per row. */
+static void lc_gemm_postop(const lc_isa_config *cfg, float *c, size_t ldc, size_t c_pstride,
+                           size_t n, size_t m_begin, size_t m_end, const float *residual,
+                           const float *bias, const lc_epilogue *ep) {
+    const size_t nr = (size_t)cfg->nr;
+    const size_t seg = c_pstride == nr || n <= nr ? n : nr, step = seg == n ? 0 : c_pstride;
+    for (size_t j0 = 0, j = 0; j0 < n; j0 += seg, j++) {
+        const size_t w = n - j0 < seg ? n - j0 : seg;
+        for (size_t i = m_begin; i < m_end; i++) {
+            const size_t off = j * step + i * ldc;
+            cfg->postop(c + off, c + off, w, residual ? residual + off : NULL,
+                        bias ? bias[i] : 0.0f, ep);
+        }
+    }
+}
+
 void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, size_t m_end,
                          size_t K, const float *a_packed, const float *b, size_t ldb,
                          size_t b_pstride, size_t n, float *c, size_t ldc, size_t c_pstride,
-                         const float *bias, const lc_epilogue *ep, int apply_epilogue) {
+                         const float *bias, const float *residual, const lc_epilogue *ep,
+                         int apply_epilogue) {
+    /* The residual and the activations beyond the kernels' clamp run as the
+     * post-op over each MR-row group of C right after its last K block is
+     * stored, while it is in cache.  A residual that is C itself
+     * (out=residual) is instead where the accumulators start: every K block
+     * accumulates onto it and the bias joins in the post-op, so nothing is
+     * overwritten before it is read. */
+    if (!apply_epilogue) residual = NULL;
+    const int in_place = residual && residual == c;
+    const int adds_after = residual && (!in_place || bias);
+    const int post = apply_epilogue && lc_needs_postop(ep, adds_after);
+    const lc_epilogue kep = lc_kernel_epilogue(ep, adds_after), *full_ep = ep;
+    const float *post_res = in_place ? NULL : residual, *post_bias = in_place ? bias : NULL;
+    if (in_place) bias = NULL;
+    ep = &kep;
     /* K outer in blocks of kc (C tiles are revisited once per block), then the
      * MR panels of A, then the B panels: one kc x MR slice of A stays in L1
      * while the kc-row slices of every B panel stream past it from L2.  So A
@@ -98,7 +132,7 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
         }
         for (size_t k1 = 0; k1 < kb; k1 += ks) {
             const size_t kk = kb - k1 < ks ? kb - k1 : ks, kabs = k0 + k1;
-            const unsigned flags = (kabs ? LC_GEMM_ACCUMULATE : 0u) |
+            const unsigned flags = (kabs || in_place ? LC_GEMM_ACCUMULATE : 0u) |
                                    (kabs + kk == K && apply_epilogue ? LC_GEMM_FINAL : 0u);
             const float *bk = b + kabs * ldb;
             for (size_t m0 = m_begin; m0 < m_end; m0 += mr) {
@@ -127,6 +161,12 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
                                c + nfull * c_pstride + m0 * ldc + c0, ldc, bm, ep, flags);
                     }
                 }
+                /* rows [m0, m0 + m) are final in every column once their last
+                 * K block is stored (the narrow kernel did their remainder
+                 * now or with the even panel before) */
+                if (post && kabs + kk == K)
+                    lc_gemm_postop(cfg, c, ldc, c_pstride, n, m0, m0 + m, post_res, post_bias,
+                                   full_ep);
             }
         }
     }
@@ -137,7 +177,7 @@ void lc_gemm_panels(const lc_isa_config *cfg, size_t Mg, size_t K, const float *
                     size_t c_pstride, const float *bias, const lc_epilogue *ep,
                     int apply_epilogue) {
     lc_gemm_panels_rows(cfg, Mg, 0, Mg, K, a_packed, b, ldb, b_pstride, n, c, ldc, c_pstride,
-                        bias, ep, apply_epilogue);
+                        bias, NULL, ep, apply_epilogue);
 }
 
 int64_t lc_row_chunks(int64_t items, int nthreads, int64_t Mg, int64_t mr) {

@@ -12,7 +12,7 @@
 
 typedef struct {
     const lc_conv_desc *d;
-    const float *xg, *ag, *bias;
+    const float *xg, *ag, *bias, *rg; /* rg: the residual of yg, or NULL */
     float *yg, *bmat;
     int64_t K, Mg, P;
     int64_t chunk;   /* panels per GEMM task */
@@ -42,7 +42,8 @@ static void lc_im2col_gemm_task(void *vctx, int64_t item, int thread) {
     if (m_begin >= m_end) return;
     lc_gemm_panels_rows(t->d->isa, (size_t)t->Mg, (size_t)m_begin, (size_t)m_end, (size_t)t->K,
                         t->ag, t->bmat + p0, (size_t)t->P, (size_t)nr, (size_t)cols,
-                        t->yg + p0, (size_t)t->P, (size_t)nr, t->bias, &t->d->epilogue, 1);
+                        t->yg + p0, (size_t)t->P, (size_t)nr, t->bias,
+                        t->rg ? t->rg + p0 : NULL, &t->d->epilogue, 1);
 }
 
 int64_t lc_im2col_workspace(const lc_conv_desc *d, int *ok) {
@@ -53,7 +54,7 @@ int64_t lc_im2col_workspace(const lc_conv_desc *d, int *ok) {
 }
 
 int lc_im2col_run(const lc_conv_desc *d, const float *x, const float *packed,
-                  const float *bias, float *y, char *ws) {
+                  const float *bias, const float *res, float *y, char *ws) {
     int ok = 1;
     lc_im2col_ctx t;
     t.d = d;
@@ -74,6 +75,7 @@ int lc_im2col_run(const lc_conv_desc *d, const float *x, const float *packed,
         for (int64_t g = 0; g < d->groups; g++) {
             t.xg = x + (n * d->C + g * (d->C / d->groups)) * d->H * d->W;
             t.yg = y + (n * d->M + g * t.Mg) * t.P;
+            t.rg = res ? res + (n * d->M + g * t.Mg) * t.P : NULL;
             t.ag = packed + g * a_group;
             t.bias = bias ? bias + g * t.Mg : NULL;
             t.bmat = pointwise ? (float *)t.xg : (float *)ws;

@@ -32,13 +32,40 @@ static inline int64_t lc_aligned_floats_bytes(int64_t floats, int *ok) {
     return lc_round_up(lc_mul(floats, (int64_t)sizeof(float), ok), LC_ALIGN, ok);
 }
 
-/* The fused epilogue on one value; NaN compares false and passes through. */
+/* The micro-kernels' clamp on one value (what they do as they store, for
+ * the drivers' scalar border code); NaN compares false and passes through. */
 static inline float lc_clampf(float v, const lc_epilogue *ep) {
     if (ep->clamp) {
         if (v < ep->lo) v = ep->lo;
         if (v > ep->hi) v = ep->hi;
     }
     return v;
+}
+
+/* Is the activation one the micro-kernels do themselves (none, a clamp)? */
+static inline int lc_act_in_kernels(const lc_epilogue *ep) {
+    return ep->act == LC_ACT_NONE || ep->act == LC_ACT_CLAMP;
+}
+
+/* The epilogue the micro-kernels get when `adds_after` (a residual is still
+ * to be added after their store): their clamp only when it is the whole
+ * activation and nothing is added after it. */
+static inline lc_epilogue lc_kernel_epilogue(const lc_epilogue *ep, int adds_after) {
+    lc_epilogue k = *ep;
+    k.clamp = ep->act == LC_ACT_CLAMP && !adds_after;
+    return k;
+}
+
+/* Must the post-op run after the kernels (a residual, or an activation they
+ * do not do)? */
+static inline int lc_needs_postop(const lc_epilogue *ep, int adds_after) {
+    return adds_after || !lc_act_in_kernels(ep);
+}
+
+/* The identity epilogue (the post-op then only adds). */
+static inline lc_epilogue lc_identity_epilogue(void) {
+    lc_epilogue e = {0.0f, 0.0f, 0, LC_ACT_NONE, 0.0f, 0.0f};
+    return e;
 }
 
 /* dst[r] = row[ix0 + r*sw] for r in [0, run), zero where the index falls
@@ -98,6 +125,12 @@ static inline int lc_threads_used(int nthreads, int64_t items) {
     return (int)t;
 }
 
+/* ---- epilogue.c ---- */
+/* The post-op over an m x n region of rows at stride ld (the GEMM's C):
+ * row i gets y = act(y + bias[i] + res) through the ISA's post-op. */
+void lc_postop_rows(const lc_isa_config *cfg, float *y, size_t m, size_t n, size_t ld,
+                    const float *res, const float *bias, const lc_epilogue *ep);
+
 /* ---- parallel.c ---- */
 /* Calls fn(ctx, item, thread) for every item in [0, count), spread statically
  * over `nthreads` threads (thread in [0, nthreads)).  Serial without OpenMP. */
@@ -119,10 +152,13 @@ size_t lc_packed_a_offset(size_t Mg, size_t K, size_t mr, size_t kc, size_t m, s
  * when apply_epilogue.  A is read once per call, whatever n is. */
 /* lc_gemm_panels over the rows [m_begin, m_end) of the Mg x K weights only
  * (m_begin a multiple of 2*MR): C rows and bias indexed as in the full call. */
+/* With apply_epilogue the whole epilogue is done: residual (NULL or laid
+ * out like c, possibly c itself) added and the activation applied. */
 void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, size_t m_end,
                          size_t K, const float *a_packed, const float *b, size_t ldb,
                          size_t b_pstride, size_t n, float *c, size_t ldc, size_t c_pstride,
-                         const float *bias, const lc_epilogue *ep, int apply_epilogue);
+                         const float *bias, const float *residual, const lc_epilogue *ep,
+                         int apply_epilogue);
 /* How many blocks of output channels each of `items` work items is split
  * into so that `nthreads` threads all get work (1 when items >= nthreads),
  * and the rows [begin, end) of block `chunk`. */
@@ -156,13 +192,15 @@ void lc_pack_patch_panel(const lc_conv_desc *d, const float *xg, int64_t p0, int
 /* Is B the input itself (1x1, stride 1, no padding)? */
 int lc_gemm_is_pointwise(const lc_conv_desc *d);
 
-/* ---- drivers: workspace and run, one file each ---- */
+/* ---- drivers: workspace and run, one file each ----
+ * res: the residual (NULL, or laid out like y, possibly y itself); d->epilogue
+ * has `clamp` set when the activation is a clamp (lc_conv_run). */
 int64_t lc_im2col_workspace(const lc_conv_desc *d, int *ok);
 int lc_im2col_run(const lc_conv_desc *d, const float *x, const float *packed,
-                  const float *bias, float *y, char *ws);
+                  const float *bias, const float *res, float *y, char *ws);
 int64_t lc_patch2vec_workspace(const lc_conv_desc *d, int *ok);
 int lc_patch2vec_run(const lc_conv_desc *d, const float *x, const float *packed,
-                     const float *bias, float *y, char *ws);
+                     const float *bias, const float *res, float *y, char *ws);
 int64_t lc_winograd_packed_floats(const lc_conv_desc *d, int *ok);
 void lc_winograd_pack_weights(const lc_conv_desc *d, const float *w, float *packed);
 int64_t lc_winograd_workspace(const lc_conv_desc *d, int *ok);
@@ -170,10 +208,10 @@ int64_t lc_winograd_workspace(const lc_conv_desc *d, int *ok);
  * the whole call (the parallel work items). */
 int64_t lc_winograd_blocks(const lc_conv_desc *d, int64_t *blocks_total);
 int lc_winograd_run(const lc_conv_desc *d, const float *x, const float *packed,
-                    const float *bias, float *y, char *ws);
+                    const float *bias, const float *res, float *y, char *ws);
 int lc_depthwise_run(const lc_conv_desc *d, const float *x, const float *w,
-                     const float *bias, float *y);
+                     const float *bias, const float *res, float *y);
 int lc_direct_run(const lc_conv_desc *d, const float *x, const float *w,
-                  const float *bias, float *y);
+                  const float *bias, const float *res, float *y);
 
 #endif

@@ -7,7 +7,7 @@
 
 typedef struct {
     const lc_conv_desc *d;
-    const float *x, *packed, *bias;
+    const float *x, *packed, *bias, *res;
     float *y;
     char *ws;
     int64_t K, Mg, P, npanels, a_group, slice_bytes;
@@ -42,10 +42,11 @@ static void lc_p2v_task(void *vctx, int64_t item, int thread) {
     int64_t m_begin, m_end;
     lc_row_chunk_range(mchunk, t->mchunks, t->Mg, d->isa->mr, &m_begin, &m_end);
     if (m_begin >= m_end) return;
+    const int64_t yoff = (n * d->M + g * t->Mg) * t->P + p0;
     lc_gemm_panels_rows(d->isa, (size_t)t->Mg, (size_t)m_begin, (size_t)m_end, (size_t)t->K,
-                        t->packed + g * t->a_group, b, ldb, 0, (size_t)cols,
-                        t->y + (n * d->M + g * t->Mg) * t->P + p0, (size_t)t->P, 0,
-                        t->bias ? t->bias + g * t->Mg : NULL, &d->epilogue, 1);
+                        t->packed + g * t->a_group, b, ldb, 0, (size_t)cols, t->y + yoff,
+                        (size_t)t->P, 0, t->bias ? t->bias + g * t->Mg : NULL,
+                        t->res ? t->res + yoff : NULL, &d->epilogue, 1);
 }
 
 static int64_t lc_p2v_panel_items(const lc_conv_desc *d, int *ok) {
@@ -72,10 +73,10 @@ int64_t lc_patch2vec_workspace(const lc_conv_desc *d, int *ok) {
 }
 
 int lc_patch2vec_run(const lc_conv_desc *d, const float *x, const float *packed,
-                     const float *bias, float *y, char *ws) {
+                     const float *bias, const float *res, float *y, char *ws) {
     int ok = 1;
     lc_p2v_ctx t;
-    t.d = d; t.x = x; t.packed = packed; t.bias = bias; t.y = y; t.ws = ws;
+    t.d = d; t.x = x; t.packed = packed; t.bias = bias; t.res = res; t.y = y; t.ws = ws;
     t.K = d->C / d->groups * d->kH * d->kW;
     t.Mg = d->M / d->groups;
     t.P = d->OH * d->OW;

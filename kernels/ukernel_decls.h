@@ -34,7 +34,13 @@ lc_fma_peak_fn lc_fma_peak_get(int isa);
               const float *b, size_t ldb, float *c, size_t ldc, const float *bias,       \
               const lc_epilogue *ep, unsigned flags);
 
+/* The epilogue post-op of each ISA (lc_postop_fn). */
+#define LC_DECLARE_POSTOP(name)                                                          \
+    void name(float *y, const float *src, size_t n, const float *residual, float bias,   \
+              const lc_epilogue *ep);
+
 LC_DECLARE_ISA(__scalar)
+LC_DECLARE_POSTOP(lc_f32_postop__scalar)
 LC_DECLARE_GEMM(lc_f32_gemm_4x16__scalar)
 
 /* Optional depthwise 3x3 whole-plane kernels (lc_dw3x3_plane_fn). */
@@ -44,11 +50,13 @@ LC_DECLARE_GEMM(lc_f32_gemm_4x16__scalar)
               float bias, const lc_epilogue *ep);
 
 LC_DECLARE_ISA(__avx2)
+LC_DECLARE_POSTOP(lc_f32_postop__avx2)
 LC_DECLARE_DW3X3_PLANE(lc_f32_dw3x3_plane__avx2)
 LC_DECLARE_GEMM(lc_f32_gemm_6x16__avx2)
 LC_DECLARE_STRIDED_COPY(lc_f32_strided_copy__avx2)
 
 LC_DECLARE_ISA(__avx512)
+LC_DECLARE_POSTOP(lc_f32_postop__avx512)
 LC_DECLARE_DW3X3_PLANE(lc_f32_dw3x3_plane__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_6x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_8x32__avx512)
@@ -58,6 +66,7 @@ LC_DECLARE_STRIDED_COPY(lc_f32_strided_copy__avx512)
 LC_DECLARE_GEMM_NARROW(lc_f32_gemm_narrow_16x16__avx512)
 
 LC_DECLARE_ISA(__neon)
+LC_DECLARE_POSTOP(lc_f32_postop__neon)
 LC_DECLARE_GEMM(lc_f32_gemm_12x8__neon)
 
 #endif

@@ -136,7 +136,7 @@ void lc_winograd_pack_weights(const lc_conv_desc *d, const float *w, float *pack
 
 typedef struct {
     const lc_conv_desc *d;
-    const float *x, *packed, *bias;
+    const float *x, *packed, *bias, *res;
     float *y;
     char *ws;
     lc_wino_geom g;
@@ -214,36 +214,53 @@ static uint64_t lc_wino_strip_run(const lc_conv_desc *dd, const lc_wino_geom *g,
     return (uint64_t)1 << e;
 }
 
-static inline void lc_wino_interleave(float *yrow, const float *oi, size_t nr, int64_t m,
-                                      int64_t n) {
-    for (int64_t l = 0; l < n; l++)
-        for (int64_t j = 0; j < m; j++) yrow[l * m + j] = oi[(size_t)j * nr + l];
+/* yrow[l*m + j] = oi[j*nr + l] (+ rrow[l*m + j], read before the store:
+ * rrow may be yrow) */
+static inline void lc_wino_interleave(float *yrow, const float *oi, const float *rrow, size_t nr,
+                                      int64_t m, int64_t n) {
+    if (rrow) {
+        for (int64_t l = 0; l < n; l++)
+            for (int64_t j = 0; j < m; j++) yrow[l * m + j] = oi[(size_t)j * nr + l] + rrow[l * m + j];
+    } else {
+        for (int64_t l = 0; l < n; l++)
+            for (int64_t j = 0; j < m; j++) yrow[l * m + j] = oi[(size_t)j * nr + l];
+    }
 }
 
 /* The m x m outputs of a run's tiles (o: m x m x NR) into one output plane,
- * clipped at the bottom and right edges. */
+ * clipped at the bottom and right edges; with `post` the post-op runs over
+ * each output row segment right after it is written, adding the residual
+ * plane ro (laid out like yo) when there is one.  A residual that is yo
+ * itself is added on the way instead (each element read before it is
+ * overwritten) and the post-op only activates. */
 static void lc_wino_scatter_run(const lc_conv_desc *dd, const lc_wino_geom *g, const float *o,
-                                const lc_tile_run *r, size_t nr, float *yo) {
+                                const lc_tile_run *r, size_t nr, float *yo, const float *ro,
+                                int post) {
     const int64_t m = g->m, OW = dd->OW;
     const int64_t oy0 = r->th * m, ox0 = r->tw0 * m;
     const int64_t rows = lc_min64(m, dd->OH - oy0);
     /* tiles whose m columns are all inside; the last one may be clipped */
     const int64_t full = lc_min64(r->count, (OW - ox0) / m);
+    const int64_t seg = lc_min64(r->count * m, OW - ox0);
     for (int64_t i = 0; i < rows; i++) {
         float *yrow = yo + (oy0 + i) * OW + ox0;
+        const float *rrow = ro ? ro + (oy0 + i) * OW + ox0 : NULL;
+        const float *add = ro == yo ? rrow : NULL; /* in place: added here */
         const float *oi = o + (size_t)(i * m) * nr + r->lane0;
         /* one pass along the output row, so each line is written once;
          * constant m lets the compiler unroll the j loop */
         switch (m) {
-        case 2: lc_wino_interleave(yrow, oi, nr, 2, full); break;
-        case 4: lc_wino_interleave(yrow, oi, nr, 4, full); break;
-        case 6: lc_wino_interleave(yrow, oi, nr, 6, full); break;
-        default: lc_wino_interleave(yrow, oi, nr, m, full);
+        case 2: lc_wino_interleave(yrow, oi, add, nr, 2, full); break;
+        case 4: lc_wino_interleave(yrow, oi, add, nr, 4, full); break;
+        case 6: lc_wino_interleave(yrow, oi, add, nr, 6, full); break;
+        default: lc_wino_interleave(yrow, oi, add, nr, m, full);
         }
         for (int64_t l = full; l < r->count; l++) {
             const int64_t cols = OW - (ox0 + l * m);
-            for (int64_t j = 0; j < cols; j++) yrow[l * m + j] = oi[(size_t)j * nr + l];
+            for (int64_t j = 0; j < cols; j++)
+                yrow[l * m + j] = oi[(size_t)j * nr + l] + (add ? add[l * m + j] : 0.0f);
         }
+        if (post) dd->isa->postop(yrow, yrow, (size_t)seg, add ? NULL : rrow, 0.0f, &dd->epilogue);
     }
 }
 
@@ -321,7 +338,7 @@ static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, i
         const float *u = t->packed + (x * d->groups + b->grp) * t->mpad * Cg;
         lc_gemm_panels_rows(isa, (size_t)Mg, (size_t)m_begin, (size_t)m_end, (size_t)Cg, u,
                             V + x * v_xs, nr, (size_t)Cg * nr, (size_t)b->blk_tiles,
-                            Mo + x * mo_xs, nr, (size_t)Mg * nr, NULL, &d->epilogue, 0);
+                            Mo + x * mo_xs, nr, (size_t)Mg * nr, NULL, NULL, &d->epilogue, 0);
     }
     /* The GEMMs left the lanes past the last tile unwritten; zero them so
      * the output transform never meets stale (possibly denormal) data. */
@@ -332,8 +349,13 @@ static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, i
                 memset(Mo + x * mo_xs + (size_t)(p * Mg + o) * nr + used, 0,
                        (size_t)((int64_t)nr - used) * sizeof(float));
     }
-    /* output transform, bias and activation, scatter */
-    float *yg = t->y + (b->n * d->M + b->grp * Mg) * d->OH * d->OW;
+    /* output transform, bias and activation, scatter (the residual is added
+     * in the scatter, so the transform clamps only when there is none) */
+    const int64_t yoff = (b->n * d->M + b->grp * Mg) * d->OH * d->OW;
+    float *yg = t->y + yoff;
+    const float *rg = t->res ? t->res + yoff : NULL;
+    const lc_epilogue kep = lc_kernel_epilogue(&d->epilogue, rg != NULL);
+    const int post = lc_needs_postop(&d->epilogue, rg != NULL);
     for (int64_t p = 0; p < b->npan; p++) {
         const int64_t t0 = (b->panel0 + p) * (int64_t)nr;
         const int64_t lanes = lc_min64((int64_t)nr, g->tiles - t0);
@@ -341,9 +363,11 @@ static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, i
         const int64_t nruns = lc_wino_runs(g, t0, lanes, runs);
         for (int64_t o = m_begin; o < m_end; o++) {
             float bias = t->bias ? t->bias[b->grp * Mg + o] : 0.0f;
-            isa->wino_output[v](Mo + (size_t)(p * Mg + o) * nr, mo_xs, obuf, bias, &d->epilogue);
+            isa->wino_output[v](Mo + (size_t)(p * Mg + o) * nr, mo_xs, obuf, bias, &kep);
             float *yo = yg + o * d->OH * d->OW;
-            for (int64_t r = 0; r < nruns; r++) lc_wino_scatter_run(d, g, obuf, &runs[r], nr, yo);
+            const float *ro = rg ? rg + o * d->OH * d->OW : NULL;
+            for (int64_t r = 0; r < nruns; r++)
+                lc_wino_scatter_run(d, g, obuf, &runs[r], nr, yo, ro, post);
         }
     }
 }
@@ -405,10 +429,10 @@ static void lc_wino_output_task(void *vctx, int64_t item, int thread) {
 }
 
 int lc_winograd_run(const lc_conv_desc *d, const float *x, const float *packed,
-                    const float *bias, float *y, char *ws) {
+                    const float *bias, const float *res, float *y, char *ws) {
     int ok = 1;
     lc_wino_ctx t;
-    t.d = d; t.x = x; t.packed = packed; t.bias = bias; t.y = y; t.ws = ws;
+    t.d = d; t.x = x; t.packed = packed; t.bias = bias; t.res = res; t.y = y; t.ws = ws;
     lc_wino_geometry(d, &t.g, &ok);
     t.mpad = lc_round_up(d->M / d->groups, d->isa->mr, &ok);
     if (!t.g.phased) {

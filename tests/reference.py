@@ -2,6 +2,8 @@
 measure the tests use: |y - ref| normalised by sum |x|*|w| over the receptive
 field (+|bias|), so that an error is judged against the size of the terms that
 were summed, not against a result that may cancel to ~0."""
+import math
+
 import numpy as np
 
 
@@ -95,3 +97,61 @@ TOLERANCE = {
     "winograd_f4": 5e-5,
     "winograd_f6": 5e-4,  # F(6,3) with the +-1/2, +-2 points: ~1e-4 seen
 }
+
+
+# ---- the epilogue's activations in float64 (tests/test_epilogue.py) ----
+_SQRT1_2 = 0.70710678118654752440
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
+
+
+def _sigmoid(v):
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = np.exp(-np.abs(v))
+        return np.where(v >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _gate(v, s):
+    """v * s with s -> 0 as v -> -inf: the limit 0 there, not -inf * 0."""
+    with np.errstate(invalid="ignore"):
+        return np.where(s == 0, 0.0, v * s)
+
+
+def _clip(v, lo, hi):
+    return np.where(np.isnan(v), v, np.clip(v, lo, hi))
+
+
+def activation_ref(v, activation):
+    """activation (any form conv2d takes) applied to float64 v, in float64,
+    from the textbook definitions (math.erfc for GELU)."""
+    v = np.asarray(v, np.float64)
+    if activation is None:
+        return v
+    name, params = (activation, ()) if isinstance(activation, str) else \
+        (activation[0], tuple(activation[1:]))
+    with np.errstate(over="ignore", invalid="ignore"):
+        if name == "relu":
+            return _clip(v, 0.0, np.inf)
+        if name == "relu6":
+            return _clip(v, 0.0, 6.0)
+        if name == "clamp":
+            return _clip(v, *params)
+        if name == "sigmoid":
+            return _sigmoid(v)
+        if name == "tanh":
+            return np.tanh(v)
+        if name == "silu":
+            return _gate(v, _sigmoid(v))
+        if name == "gelu":
+            return _gate(v, 0.5 * _erfc(-v * _SQRT1_2))
+        if name == "gelu_tanh":
+            u = 0.79788456080286535588 * (v + 0.044715 * v ** 3)
+            return _gate(v, _sigmoid(2.0 * u))  # (1 + tanh u) / 2 without cancellation
+        if name == "hardswish":
+            return np.where(v <= -3, 0.0, np.where(v >= 3, v, v * (v + 3) / 6))
+        if name == "hardsigmoid":
+            alpha, beta = params if params else (1.0 / 6.0, 0.5)
+            return _clip(alpha * v + beta, 0.0, 1.0)
+        if name == "leaky_relu":
+            slope = params[0] if params else 0.01
+            return np.where(v > 0, v, slope * v)
+    raise ValueError(f"no reference for activation {activation!r}")

@@ -40,11 +40,35 @@ enum lc_status {
     LC_ERR_WORKSPACE = 4     /* the caller's workspace is smaller than required */
 };
 
-/* The fused epilogue: y = clamp(y, lo, hi) when `clamp` is set.  ReLU is
- * clamp(0, +inf), ReLU6 clamp(0, 6).  NaN passes through unchanged, like torch. */
+/* Activations of the fused epilogue (lc_epilogue.act). */
+enum lc_activation {
+    LC_ACT_NONE = 0,
+    LC_ACT_CLAMP = 1,       /* min(max(v, lo), hi): ReLU is (0, +inf), ReLU6 (0, 6) */
+    LC_ACT_SIGMOID = 2,     /* 1 / (1 + exp(-v)) */
+    LC_ACT_TANH = 3,
+    LC_ACT_SILU = 4,        /* v * sigmoid(v) */
+    LC_ACT_GELU = 5,        /* v * Phi(v) = v/2 * erfc(-v / sqrt 2), torch's exact GELU */
+    LC_ACT_GELU_TANH = 6,   /* v/2 * (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3))) */
+    LC_ACT_HARDSWISH = 7,   /* v * relu6(v + 3) / 6 */
+    LC_ACT_HARDSIGMOID = 8, /* max(0, min(1, alpha v + beta)) */
+    LC_ACT_LEAKY_RELU = 9,  /* v > 0 ? v : alpha v */
+    LC_ACT_COUNT = 10
+};
+
+/* The fused epilogue: y = act(conv + bias + residual).  The caller sets `act`
+ * and its parameters (lo, hi for LC_ACT_CLAMP; alpha, beta as above).  NaN
+ * passes through every activation; +-inf give the limits (sigmoid(-inf) = 0,
+ * silu(-inf) = gelu(-inf) = hardswish(-inf) = 0).
+ * `clamp` is the part the micro-kernels apply themselves (min/max to
+ * [lo, hi] as they store): lc_conv_run derives it from `act`, and the
+ * drivers turn it off where a residual is still to be added after the
+ * kernel's store; whatever the kernels do not do runs as the ISA's post-op
+ * (lc_postop_fn) over each output region right after it is written. */
 typedef struct lc_epilogue {
     float lo, hi;
     int clamp;
+    int act;              /* enum lc_activation */
+    float alpha, beta;
 } lc_epilogue;
 
 struct lc_isa_config;
@@ -89,12 +113,26 @@ void lc_conv_pack_weights(const lc_conv_desc *d, const float *w, float *packed);
  * Zero means the call allocates nothing. */
 int64_t lc_conv_workspace_bytes(const lc_conv_desc *d);
 
-/* Runs the convolution.  x is (N, C, H, W) C-contiguous; y is (N, M, OH, OW)
- * C-contiguous and does not overlap x; bias is M floats or NULL; workspace is
- * 64-byte aligned and holds `workspace_bytes` bytes, at least what
- * lc_conv_workspace_bytes(d) says. */
+/* Runs the convolution: y = act(conv(x) + bias + residual).  x is
+ * (N, C, H, W) C-contiguous; y is (N, M, OH, OW) C-contiguous and does not
+ * overlap x; bias is M floats or NULL; residual is NULL or an array of y's
+ * shape that either does not overlap y or IS y (residual == y: the output is
+ * accumulated in place, every element read before it is overwritten);
+ * workspace is 64-byte aligned and holds `workspace_bytes` bytes, at least
+ * what lc_conv_workspace_bytes(d) says (the residual needs none, with one
+ * exception: depthwise with residual == y stages each output row before it
+ * overwrites the residual, on the stack up to 2048 floats a row, beyond that
+ * in nthreads x OW floats it allocates itself: LC_ERR_NOMEM if it cannot). */
 int lc_conv_run(const lc_conv_desc *d, const float *x, const float *packed,
-                const float *bias, float *y, void *workspace, int64_t workspace_bytes);
+                const float *bias, const float *residual, float *y, void *workspace,
+                int64_t workspace_bytes);
+
+/* The epilogue alone, elementwise over n floats with up to nthreads threads:
+ * y[i] = act(x[i] + residual[i]) (residual NULL: act(x[i])), with the ISA's
+ * post-op.  y may be x or residual; otherwise none overlap.  ep->clamp is
+ * ignored (act says everything).  Returns LC_OK. */
+int lc_activate(const struct lc_isa_config *isa, float *y, const float *x, const float *residual,
+                int64_t n, const lc_epilogue *ep, int nthreads);
 
 /* 64-byte aligned allocation that returns NULL on failure (never aborts). */
 void *lc_aligned_alloc(int64_t bytes);

@@ -96,6 +96,15 @@ typedef void (*lc_gemm_narrow_fn)(size_t m, size_t n, size_t k, const float *a,
 typedef void (*lc_strided_copy_fn)(float *dst, size_t dst_stride, const float *src,
                                    size_t src_step, size_t rows, size_t n, size_t stride);
 
+/* The epilogue's post-op over n contiguous floats:
+ *   y[i] = act((src[i] + bias) + residual[i])   (residual NULL: act(src[i] + bias))
+ * with act = ep->act and its parameters (the whole activation, LC_ACT_CLAMP
+ * included; ep->clamp is ignored).  y may be src or residual: element i is
+ * read before y[i] is written.  The drivers call it on each output region
+ * right after they write it, while it is in cache. */
+typedef void (*lc_postop_fn)(float *y, const float *src, size_t n, const float *residual,
+                             float bias, const lc_epilogue *ep);
+
 /* Winograd output sizes m served by the table, in index order. */
 #define LC_WINO_VARIANTS 3
 static const int lc_wino_m[LC_WINO_VARIANTS] = {2, 4, 6};
@@ -123,6 +132,7 @@ typedef struct lc_isa_config {
     lc_gemm_narrow_fn gemm_narrow;   /* column remainders <= NR/2, two MR panels */
     lc_wino_input_strip_fn wino_input_strip[LC_WINO_VARIANTS]; /* optional, may be NULL */
     lc_cost_terms cost;
+    lc_postop_fn postop;             /* the epilogue beyond the kernels' clamp */
 } lc_isa_config;
 
 /* ISA identifiers, in preference order from worst to best. */

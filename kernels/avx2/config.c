@@ -20,5 +20,6 @@ void lc_config_avx2(lc_isa_config *cfg) {
     /* cost model prices (kernels/choose.c): fitted by bench/fit_cost_model.py on AMD EPYC (Zen 5), 1 thread */
     cfg->cost = (lc_cost_terms){.stream_byte = 4.25f, .pack_im2col = 6.17f,
                                .pack_patch2vec = 9.97f, .wino_elem = {11.10f, 20.00f, 23.61f}};
+    cfg->postop = lc_f32_postop__avx2;
 }
 #endif

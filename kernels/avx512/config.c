@@ -22,6 +22,7 @@ void lc_config_avx512(lc_isa_config *cfg) {
     cfg->dw_row = lc_f32_dw_row__avx512;
     cfg->dw3x3_plane = lc_f32_dw3x3_plane__avx512;
     cfg->strided_copy = lc_f32_strided_copy__avx512;
+    cfg->postop = lc_f32_postop__avx512;
     cfg->gemm_narrow = lc_f32_gemm_narrow_16x16__avx512;
     /* cost model prices (kernels/choose.c): fitted by bench/fit_cost_model.py on AMD EPYC (Zen 5), 1 thread */
     cfg->cost = (lc_cost_terms){.stream_byte = 8.25f, .pack_im2col = 18.88f,

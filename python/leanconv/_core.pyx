@@ -11,6 +11,9 @@ cdef extern from "leanconv/conv.h":
         float lo
         float hi
         int clamp
+        int act
+        float alpha
+        float beta
     ctypedef struct lc_isa_config:
         const char *name
         int mr
@@ -31,7 +34,11 @@ cdef extern from "leanconv/conv.h":
     void lc_conv_pack_weights(const lc_conv_desc *d, const float *w, float *packed) nogil
     int64_t lc_conv_workspace_bytes(const lc_conv_desc *d) nogil
     int lc_conv_run(const lc_conv_desc *d, const float *x, const float *packed,
-                    const float *bias, float *y, void *workspace, int64_t workspace_bytes) nogil
+                    const float *bias, const float *residual, float *y, void *workspace,
+                    int64_t workspace_bytes) nogil
+    int lc_activate(const lc_isa_config *isa, float *y, const float *x, const float *residual,
+                    int64_t n, const lc_epilogue *ep, int nthreads) nogil
+    int LC_ACT_CLAMP
     void *lc_aligned_alloc(int64_t nbytes) nogil
     void lc_aligned_free(void *p) nogil
 
@@ -160,8 +167,27 @@ def omp_max_threads():
     return lc_omp_max_threads()
 
 
+cdef int fill_epilogue(lc_epilogue *ep, tuple epilogue) except -1:
+    """epilogue: None or (activation code, a, b) from _epilogue.parse: (lo, hi)
+    of a clamp, else the activation's (alpha, beta)."""
+    ep.clamp = 0
+    ep.act = 0
+    ep.lo = ep.hi = ep.alpha = ep.beta = 0.0
+    if epilogue is None:
+        return 0
+    ep.act = epilogue[0]
+    if ep.act == LC_ACT_CLAMP:
+        ep.clamp = 1
+        ep.lo = epilogue[1]
+        ep.hi = epilogue[2]
+    else:
+        ep.alpha = epilogue[1]
+        ep.beta = epilogue[2]
+    return 0
+
+
 cdef int fill_desc(lc_conv_desc *d, int algorithm, int isa, tuple geometry,
-                   tuple clamp, int nthreads) except -1:
+                   tuple epilogue, int nthreads) except -1:
     """geometry: (N, C, H, W, M, kH, kW, OH, OW, sh, sw, dh, dw, pt, pb, pl, pr, groups)"""
     (d.N, d.C, d.H, d.W, d.M, d.kH, d.kW, d.OH, d.OW, d.stride_h, d.stride_w,
      d.dil_h, d.dil_w, d.pad_t, d.pad_b, d.pad_l, d.pad_r, d.groups) = geometry
@@ -170,10 +196,46 @@ cdef int fill_desc(lc_conv_desc *d, int algorithm, int isa, tuple geometry,
     d.isa = lc_isa_get(isa)
     if d.isa == NULL:
         raise ValueError(f"ISA {ISA_NAMES[isa]!r} is not available on this CPU")
-    d.epilogue.clamp = 1 if clamp is not None else 0
-    d.epilogue.lo = clamp[0] if clamp is not None else 0.0
-    d.epilogue.hi = clamp[1] if clamp is not None else 0.0
+    fill_epilogue(&d.epilogue, epilogue)
     return 0
+
+
+def activate(const float[::1] x, float[::1] out, int activation_code, float alpha, float beta,
+             residual=None, int threads=1, int isa=-1):
+    """out = act(x + residual) elementwise over flat float32 arrays of one
+    length (out may be x or residual).  activation_code is the C enum
+    lc_activation (leanconv._epilogue.CODES); alpha, beta its parameters (lo,
+    hi for a clamp).  isa: an ISA id, -1 for the best this CPU has.  Argument
+    forms are checked by leanconv._epilogue.activate."""
+    cdef lc_epilogue ep
+    cdef const float[::1] res_v
+    cdef const float *res_p = NULL
+    cdef const lc_isa_config *cfg = NULL
+    cdef int status, i
+    if isa < 0:
+        for i in (2, 1, 3, 0):  # avx512, avx2, neon, scalar: lc.available_isas() order, best first
+            cfg = lc_isa_get(i)
+            if cfg != NULL:
+                break
+    else:
+        cfg = lc_isa_get(isa)
+    if cfg == NULL:
+        raise ValueError(f"ISA {ISA_NAMES[isa]!r} is not available on this CPU")
+    if out.shape[0] != x.shape[0]:
+        raise ValueError("out and x must have the same length")
+    if residual is not None:
+        res_v = residual
+        if res_v.shape[0] != x.shape[0]:
+            raise ValueError("residual and x must have the same length")
+        if res_v.shape[0] > 0:
+            res_p = &res_v[0]
+    fill_epilogue(&ep, (activation_code, alpha, beta) if activation_code else None)
+    if x.shape[0] == 0:
+        return
+    with nogil:
+        status = lc_activate(cfg, &out[0], &x[0], res_p, x.shape[0], &ep, threads)
+    if status != 0:
+        raise ValueError(f"unknown activation code {activation_code}")
 
 
 def why_unsupported(int algorithm, int isa, tuple geometry):
@@ -224,7 +286,7 @@ cdef class Kernel:
     cdef bint owns
     cdef object owner
     cdef readonly int algorithm, isa
-    cdef tuple clamp
+    cdef tuple epilogue
     cdef tuple wgeom
 
     def __cinit__(self):
@@ -232,14 +294,14 @@ cdef class Kernel:
         self.owns = False
 
     def __init__(self, int algorithm, int isa, const float[::1] weights, tuple geometry,
-                 tuple clamp, bint borrow=False):
+                 tuple epilogue, bint borrow=False):
         global _packings_made
         cdef lc_conv_desc d
         self.algorithm = algorithm
         self.isa = isa
-        self.clamp = clamp
+        self.epilogue = epilogue
         self.wgeom = geometry
-        fill_desc(&d, algorithm, isa, geometry, clamp, 1)
+        fill_desc(&d, algorithm, isa, geometry, epilogue, 1)
         self.packed_floats = lc_conv_packed_floats(&d)
         if self.packed_floats < 0:
             raise ValueError("packed weights would not fit in 63 bits")
@@ -269,16 +331,19 @@ cdef class Kernel:
         return self.packed_floats * 4
 
     def run(self, const float[::1] x, float[::1] y, const float[::1] bias, tuple geometry,
-            int nthreads, int algorithm=-1):
-        """y = conv(x) with `algorithm` (default: the one packed for; any with
-        the same layout).  `geometry` is the full call geometry (same filters
-        as at packing).  Allocates exactly lc_conv_workspace_bytes and frees it."""
+            int nthreads, const float[::1] residual=None, int algorithm=-1):
+        """y = act(conv(x) + bias + residual) with `algorithm` (default: the
+        one packed for; any with the same layout).  `geometry` is the full
+        call geometry (same filters as at packing); residual has y's length
+        and is y itself or does not overlap it (checked by the caller).
+        Allocates exactly lc_conv_workspace_bytes and frees it."""
         global _last_workspace_bytes
         cdef lc_conv_desc d
         cdef int64_t ws_bytes
         cdef void *ws = NULL
         cdef int status
         cdef const float *bias_ptr = NULL
+        cdef const float *res_ptr = NULL
         if algorithm < 0:
             algorithm = self.algorithm
         elif algorithm >= len(LAYOUTS) or LAYOUTS[algorithm] != LAYOUTS[self.algorithm]:
@@ -286,7 +351,11 @@ cdef class Kernel:
                              f"algorithm id {algorithm}")
         if bias is not None:
             bias_ptr = &bias[0]
-        fill_desc(&d, algorithm, self.isa, geometry, self.clamp, nthreads)
+        if residual is not None:
+            if residual.shape[0] != y.shape[0]:
+                raise ValueError("residual must have the output's size")
+            res_ptr = &residual[0]
+        fill_desc(&d, algorithm, self.isa, geometry, self.epilogue, nthreads)
         ws_bytes = lc_conv_workspace_bytes(&d)
         if ws_bytes < 0:
             raise ValueError("the workspace of this call would not fit in 63 bits")
@@ -298,10 +367,14 @@ cdef class Kernel:
         _last_workspace_bytes = ws_bytes
         try:
             with nogil:
-                status = lc_conv_run(&d, &x[0], self.packed, bias_ptr, &y[0], ws, ws_bytes)
+                status = lc_conv_run(&d, &x[0], self.packed, bias_ptr, res_ptr, &y[0], ws,
+                                     ws_bytes)
         finally:
             if ws != NULL:
                 lc_aligned_free(ws)
+        if status == 2:  # LC_ERR_NOMEM: a driver's own allocation (see lc_conv_run)
+            raise MemoryError(f"leanconv could not allocate the staging rows of "
+                              f"{ALGORITHMS[self.algorithm]} with out=residual")
         if status != 0:
             raise RuntimeError(f"leanconv kernel failed with status {status}")
 
@@ -352,9 +425,7 @@ cdef const _lc_isa_table *_table(str isa_name) except NULL:
 
 cdef lc_epilogue _epilogue(clamp):
     cdef lc_epilogue ep
-    ep.clamp = 1 if clamp is not None else 0
-    ep.lo = clamp[0] if clamp is not None else 0.0
-    ep.hi = clamp[1] if clamp is not None else 0.0
+    fill_epilogue(&ep, None if clamp is None else (LC_ACT_CLAMP, clamp[0], clamp[1]))
     return ep
 
 

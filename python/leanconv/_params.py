@@ -8,11 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _epilogue
+
 # Sizes beyond this are refused before they reach int64 arithmetic in C.
 _MAX_DIM = 1 << 62
-
-ACTIVATIONS = ("relu", "relu6", "clamp")
-
 
 def _int(value, name):
     if type(value) is int:  # fast path: shapes are plain ints on every call
@@ -65,29 +64,6 @@ def padding4(padding, kernel, stride, dilation):
     return vals
 
 
-def clamp_range(activation):
-    """activation -> None or (lo, hi) of the fused clamp."""
-    if activation is None:
-        return None
-    if isinstance(activation, str):
-        if activation == "relu":
-            return (0.0, float("inf"))
-        if activation == "relu6":
-            return (0.0, 6.0)
-        raise ValueError(f"unknown activation {activation!r}; use None, 'relu', 'relu6' "
-                         f"or ('clamp', lo, hi)")
-    if isinstance(activation, tuple) and len(activation) == 3 and activation[0] == "clamp":
-        try:
-            lo, hi = float(activation[1]), float(activation[2])
-        except (TypeError, ValueError):
-            raise ValueError(f"clamp bounds must be numbers, got {activation!r}") from None
-        if np.isnan(lo) or np.isnan(hi) or lo > hi:
-            raise ValueError(f"clamp needs lo <= hi (and no NaN), got {activation!r}")
-        return (lo, hi)
-    raise ValueError(f"unknown activation {activation!r}; use None, 'relu', 'relu6' "
-                     f"or ('clamp', lo, hi)")
-
-
 def float32_array(a, name):
     """A C-contiguous, aligned float32 ndarray view or copy of `a`."""
     if not isinstance(a, np.ndarray):
@@ -129,7 +105,7 @@ class ConvSpec:
     stride: tuple
     dilation: tuple
     pads: tuple  # (top, bottom, left, right)
-    clamp: tuple | None
+    epilogue: tuple | None  # _epilogue.parse(activation): None or (code, a, b)
 
     @classmethod
     def build(cls, w_shape, stride=1, padding=0, dilation=1, groups=1, activation=None):
@@ -142,7 +118,13 @@ class ConvSpec:
         stride = pair(stride, "stride", 1)
         dilation = pair(dilation, "dilation", 1)
         pads = padding4(padding, (kH, kW), stride, dilation)
-        return cls(M, Cg, kH, kW, groups, stride, dilation, pads, clamp_range(activation))
+        return cls(M, Cg, kH, kW, groups, stride, dilation, pads, _epilogue.parse(activation))
+
+    @property
+    def clamp(self):
+        """(lo, hi) when the activation is a clamp (relu, relu6), else None."""
+        ep = self.epilogue
+        return ep[1:] if ep is not None and ep[0] == _epilogue.CLAMP else None
 
     @property
     def C(self):

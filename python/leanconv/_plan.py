@@ -7,6 +7,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import _core, _isa, _measure, _select, _threads, _wisdom
+from ._epilogue import check_out, same_buffer
 from ._params import ConvSpec, float32_array
 from ._select import algorithm_id, check_name, why_unsupported
 
@@ -87,7 +88,7 @@ class Conv2d:
 
     def _pack(self, name, flat_weights, borrow=False):
         return _core.Kernel(algorithm_id(name), self._isa_id, flat_weights, self._wgeom,
-                            self.spec.clamp, borrow)
+                            self.spec.epilogue, borrow)
 
     def _decide(self, N, H, W, geometry, threads, measure=True):
         """The algorithm for this geometry (remembered); "measure" measures
@@ -169,7 +170,7 @@ class Conv2d:
         return kernels, runners
 
     def _call_of(self, kernel, algo, x, y, geometry, threads):
-        return lambda: kernel.run(x, y, self._bias, geometry, threads, algo)
+        return lambda: kernel.run(x, y, self._bias, geometry, threads, None, algo)
 
     # ---- the public face --------------------------------------------------
 
@@ -221,33 +222,55 @@ class Conv2d:
             raise ValueError(f"workspace for input {tuple(x_shape)} does not fit in 64 bits")
         return ws
 
-    def __call__(self, x, out=None, *, threads=None):
-        return self._run(x, out, threads, self._bias)
+    def __call__(self, x, out=None, *, residual=None, threads=None):
+        """y = act(conv(x) + bias + residual).  `residual` (optional) is a
+        float32 array of exactly the output's shape (a non-contiguous one is
+        copied first); `out=residual` -- the very same array -- accumulates in
+        place.  Any other overlap of out with x, residual or the bias is an
+        error."""
+        return self._run(x, out, threads, self._bias, residual)
 
-    def _run(self, x, out, threads, bias):
+    def _run(self, x, out, threads, bias, residual):
         x = float32_array(x, "x")
         N, C, H, W, batched = self.spec.input_dims(x.shape)
         geom = self.spec.geometry(N, C, H, W)
         OH, OW = geom[7], geom[8]
         shape = (N, self.spec.M, OH, OW) if batched else (self.spec.M, OH, OW)
-        y = self._output(out, shape, x, bias)
+        res = self._residual(residual, shape)
+        y = self._output(out, shape, x, res, bias)
         t = self._threads_for(threads)
         name, kernel = self._kernel_for(N, H, W, geom, t)
-        kernel.run(x.reshape(-1), y.reshape(-1), bias, geom, t, algorithm_id(name))
+        kernel.run(x.reshape(-1), y.reshape(-1), bias, geom, t,
+                   None if res is None else res.reshape(-1), algorithm_id(name))
         return y
 
-    def _output(self, out, shape, x, bias):
+    @staticmethod
+    def _residual(residual, shape):
+        if residual is None:
+            return None
+        if not isinstance(residual, np.ndarray):
+            raise TypeError(f"residual must be a numpy array, got {type(residual).__name__}")
+        if residual.dtype != np.float32:
+            raise TypeError(f"leanconv computes in float32, but residual has dtype "
+                            f"{residual.dtype}; convert it with residual.astype(np.float32)")
+        if residual.shape != shape:
+            raise ValueError(f"residual must have the output's shape {shape}, "
+                             f"got {residual.shape}")
+        return float32_array(residual, "residual")
+
+    def _output(self, out, shape, x, res, bias):
         if out is None:
             return np.empty(shape, dtype=np.float32)
         if not isinstance(out, np.ndarray):
             raise ValueError(f"out must be a numpy array, got {type(out).__name__}")
-        if out.dtype != np.float32 or out.shape != shape or not out.flags.c_contiguous \
-                or not out.flags.aligned or not out.flags.writeable:
-            raise ValueError(f"out must be a writeable C-contiguous float32 array of shape {shape}; "
-                             f"got {out.dtype} {out.shape}"
-                             f"{'' if out.flags.c_contiguous else ' (not C-contiguous)'}")
-        if np.shares_memory(out, x) or (bias is not None and np.shares_memory(out, bias)):
-            raise ValueError("out overlaps the input; leanconv does not convolve in place")
+        check_out(out, shape, [])
+        if np.shares_memory(out, x):
+            raise ValueError("out overlaps the input x; leanconv does not convolve in place")
+        if bias is not None and np.shares_memory(out, bias):
+            raise ValueError("out overlaps the bias")
+        if res is not None and np.shares_memory(out, res) and not same_buffer(out, res):
+            raise ValueError("out overlaps residual without being the same array; pass "
+                             "out=residual (the very same array) to accumulate in place")
         return out
 
     def __repr__(self):
@@ -258,12 +281,17 @@ class Conv2d:
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           algorithm="auto", activation=None, out=None, threads=None):
-    """y = conv2d(x, w): torch.nn.functional.conv2d semantics, float32 NumPy.
+           algorithm="auto", activation=None, residual=None, out=None, threads=None):
+    """y = act(conv2d(x, w) + bias + residual): torch.nn.functional.conv2d
+    semantics, float32 NumPy, with the activation and residual add fused.
 
     x: (N, C, H, W) or (C, H, W); weight: (M, C/groups, kH, kW); bias: (M,).
     padding: int, pair, (top, bottom, left, right), 'valid' or 'same'.
-    activation: None, 'relu', 'relu6' or ('clamp', lo, hi), fused.
+    activation: see leanconv._epilogue (None, 'relu', 'relu6', ('clamp', lo, hi),
+    'sigmoid', 'tanh', 'silu', 'gelu', 'gelu_tanh', 'hardswish', 'hardsigmoid',
+    ('hardsigmoid', alpha, beta), ('leaky_relu', slope)).
+    residual: None or a float32 array of the output's shape; out=residual
+    accumulates in place.
     Plans are cached per weight array (see _plan_cache.py): repeated calls
     with the same weights do not repack them."""
     from . import _plan_cache
@@ -271,7 +299,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     plan = _plan_cache.plan_for(weight, stride, padding, dilation, groups, algorithm,
                                 activation)
     b = Conv2d._check_bias(bias, plan.spec.M)
-    return plan._run(x, out, threads, b)
+    return plan._run(x, out, threads, b, residual)
 
 
 def workspace_bytes(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1, *,

@@ -1,0 +1,186 @@
+"""Cost of the fused epilogue: a conv with its residual add and activation in
+one pass, against the conv with only its fused ReLU and against the conv
+followed by separate NumPy passes; and the elementwise entry's throughput per
+activation and ISA, with its accuracy against float64.
+
+    python bench/epilogue.py [--threads 1] [--min-time 0.4] [--out docs/epilogue.md]
+
+Engines of a layer are timed interleaved in one process (round robin, a few
+ms of sleep between engines), medians with the 25-75% spread.  The machine's
+load average is printed with the table: rerun on a quiet machine."""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import leanconv as lc
+from leanconv._epilogue import activate
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from reference import activation_ref  # noqa: E402
+
+# (label, x shape, w shape, conv kwargs): ResNet's 3x3 64@56 (the brief's
+# layer), a bottleneck's 1x1 expansion (GEMM) and MobileNetV2's depthwise 3x3.
+LAYERS = [
+    ("3x3 64->64 @56", (1, 64, 56, 56), (64, 64, 3, 3), dict(padding=1)),
+    ("1x1 64->256 @56", (1, 64, 56, 56), (256, 64, 1, 1), {}),
+    ("dw3x3 144 @56", (1, 144, 56, 56), (144, 1, 3, 3), dict(padding=1, groups=144)),
+]
+ACTIVATIONS = ["relu", "sigmoid", "tanh", "silu", "gelu", "gelu_tanh", "hardswish",
+               "hardsigmoid", ("leaky_relu", 0.1)]
+
+
+def timed(engines, min_time, threads):
+    """{name: (median ms, p25, p75)} of interleaved runs."""
+    times = {name: [] for name in engines}
+    for f in engines.values():  # warm up (page in outputs, plans, caches)
+        f()
+    deadline = time.perf_counter() + min_time * len(engines)
+    rounds = 0
+    while rounds < 7 or time.perf_counter() < deadline:
+        for name, f in engines.items():
+            t0 = time.perf_counter()
+            f()
+            times[name].append(time.perf_counter() - t0)
+            time.sleep(0.003)
+        rounds += 1
+    return {n: tuple(1e3 * np.percentile(t, q) for q in (50, 25, 75)) for n, t in times.items()}
+
+
+def conv_engines(label, xs, ws, kw, threads, rng):
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = (rng.standard_normal(ws) / np.sqrt(np.prod(ws[1:]))).astype(np.float32)
+    b = rng.standard_normal(ws[0]).astype(np.float32)
+    plain = lc.Conv2d(w, b, activation=None, input_shape=xs, **kw)
+    relu = lc.Conv2d(w, b, activation="relu", algorithm=plain.algorithm, **kw)
+    silu = lc.Conv2d(w, b, activation="silu", algorithm=plain.algorithm, **kw)
+    shape = plain.output_shape(xs)
+    r = rng.standard_normal(shape).astype(np.float32)
+    acc = r.copy()  # accumulates a conv per call: values stay finite for the run
+    y = np.empty(shape, np.float32)
+
+    def numpy_add_relu():
+        plain(x, out=y, threads=threads)
+        np.add(y, r, out=y)
+        np.maximum(y, 0, out=y)
+
+    def numpy_add_silu():
+        plain(x, out=y, threads=threads)
+        np.add(y, r, out=y)
+        activate(y, "silu", out=y, threads=threads)
+
+    engines = {
+        "conv+relu (fused clamp)": lambda: relu(x, out=y, threads=threads),
+        "conv+residual+relu fused": lambda: relu(x, out=y, residual=r, threads=threads),
+        "same, out=residual": lambda: relu(x, out=acc, residual=acc, threads=threads),
+        "conv, then NumPy add + maximum": numpy_add_relu,
+        "conv+residual+silu fused": lambda: silu(x, out=y, residual=r, threads=threads),
+        "conv, NumPy add, activate(silu)": numpy_add_silu,
+    }
+    return plain.algorithm, engines
+
+
+def accuracy(isa, v):
+    """max ulps where |exact| >= 1e-3, max absolute error where it is below,
+    per activation."""
+    out = {}
+    with lc.use_isa(isa):
+        for a in ACTIVATIONS:
+            y = activate(v, a).astype(np.float64)
+            ref = activation_ref(v.astype(np.float64), a)
+            fin = np.isfinite(ref)
+            err = np.abs(y[fin] - ref[fin])
+            big = np.abs(ref[fin]) >= 1e-3
+            with np.errstate(over="ignore"):
+                ulp = np.spacing(np.abs(ref[fin][big]).astype(np.float32)).astype(np.float64)
+            small = err[~big]
+            out[a] = (float((err[big] / ulp).max()), float(small.max()) if small.size else 0.0)
+    return out
+
+
+def name_of(a):
+    return a if isinstance(a, str) else f"{a[0]}({a[1]})"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--min-time", type=float, default=0.4,
+                   help="seconds per engine per table (interleaved)")
+    p.add_argument("--out", default=None, help="replace the generated section of this file")
+    a = p.parse_args(argv)
+    rng = np.random.default_rng(0)
+    load0 = os.getloadavg()[0]
+    lines = [f"Generated by `python bench/epilogue.py --threads {a.threads}`; leanconv "
+             f"{lc.__version__}, {platform.machine()}, ISAs {', '.join(lc.available_isas())}, "
+             f"{a.threads} thread(s), load average {load0:.2f} at the start.", ""]
+    simd = [i for i in lc.available_isas() if i != "scalar"] or ["scalar"]
+    for isa in simd:
+        with lc.use_isa(isa):
+            for label, xs, ws, kw in LAYERS:
+                algo, engines = conv_engines(label, xs, ws, kw, a.threads, rng)
+                t = timed(engines, a.min_time, a.threads)
+                base = t["conv+relu (fused clamp)"][0]
+                lines += [f"**{label}**, {algo}, {isa}", "",
+                          "| engine | median ms | 25-75% | vs conv+relu |", "|---|---|---|---|"]
+                for name, (med, lo, hi) in t.items():
+                    lines.append(f"| {name} | {med:.3f} | {lo:.3f}-{hi:.3f} | {med / base:.2f}x |")
+                lines.append("")
+    # elementwise throughput: 1 M floats (4 MB, beyond L2), with a residual
+    n = 1 << 20
+    x = (rng.standard_normal(n) * 4).astype(np.float32)
+    r = rng.standard_normal(n).astype(np.float32)
+    yb = np.empty(n, np.float32)
+    isas = lc.available_isas()
+    lines += [f"**activate(x, act, residual=r)**, {n} floats, {a.threads} thread(s): "
+              f"ns per float (median)", "",
+              "| activation | " + " | ".join(isas) + " |", "|---|" + "---|" * len(isas)]
+    per = {}
+    for isa in isas:
+        with lc.use_isa(isa):
+            engines = {name_of(act): (lambda act=act: activate(x, act, residual=r, out=yb,
+                                                               threads=a.threads))
+                       for act in ACTIVATIONS}
+            engines["numpy add only"] = lambda: np.add(x, r, out=yb)
+            per[isa] = timed(engines, a.min_time / 4, a.threads)
+    for name in per[isas[0]]:
+        lines.append(f"| {name} | " + " | ".join(f"{per[i][name][0] * 1e6 / n:.2f}"
+                                                  for i in isas) + " |")
+    lines.append("")
+    # accuracy over the sweep of tests/test_epilogue.py
+    from test_epilogue import sweep
+    v = sweep()
+    acc = {isa: accuracy(isa, v) for isa in isas}
+    lines += ["**Accuracy** against float64 over the sweep of tests/test_epilogue.py "
+              f"({v.size} points, [-20, 20] dense plus +-1e-45..3e38, inf, NaN): "
+              "max ulps where |exact| >= 1e-3 / max absolute error where |exact| < 1e-3", "",
+              "| activation | " + " | ".join(isas) + " |", "|---|" + "---|" * len(isas)]
+    for act in ACTIVATIONS:
+        lines.append(f"| {name_of(act)} | " + " | ".join(
+            f"{acc[i][act][0]:.1f} / {acc[i][act][1]:.1e}" for i in isas) + " |")
+    lines += ["", f"Load average at the end: {os.getloadavg()[0]:.2f}."]
+    table = "\n".join(lines)
+    print(table)
+    if a.out:
+        path = Path(a.out)
+        text = path.read_text() if path.exists() else ""
+        begin, end = "<!-- bench/epilogue.py begin -->", "<!-- bench/epilogue.py end -->"
+        block = f"{begin}\n{table}\n{end}"
+        if begin in text:
+            text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda m: block, text,
+                          flags=re.S)
+        else:
+            text = text + ("\n" if text else "") + block + "\n"
+        path.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+/* The epilogue post-op, AVX-512: the shared template over __m512, masks as
+ * __mmask16. */
+#include "../isa_build.h"
+#ifdef LC_BUILD_AVX512
+#include "target_begin.h"
+#include "../ukernel_decls.h"
+
+#define LC_V __m512
+#define LC_M __mmask16
+#define LC_VL 16
+#define LC_VLOAD(p) _mm512_loadu_ps(p)
+#define LC_VSTORE(p, v) _mm512_storeu_ps((p), (v))
+#define LC_VMASK_(cnt) ((__mmask16)((1u << (cnt)) - 1u))
+#define LC_VLOAD_PART(p, cnt) _mm512_maskz_loadu_ps(LC_VMASK_(cnt), (p))
+#define LC_VSTORE_PART(p, v, cnt) _mm512_mask_storeu_ps((p), LC_VMASK_(cnt), (v))
+#define LC_VSET1(f) _mm512_set1_ps(f)
+#define LC_VADD(a, b) _mm512_add_ps((a), (b))
+#define LC_VSUB(a, b) _mm512_sub_ps((a), (b))
+#define LC_VMUL(a, b) _mm512_mul_ps((a), (b))
+#define LC_VDIV(a, b) _mm512_div_ps((a), (b))
+#define LC_VMIN(a, b) _mm512_min_ps((a), (b))
+#define LC_VMAX(a, b) _mm512_max_ps((a), (b))
+#define LC_VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+#define LC_VABS(a) _mm512_abs_ps(a)
+#define LC_VLT(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_LT_OQ)
+#define LC_VLE(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_LE_OQ)
+#define LC_VGT(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_GT_OQ)
+#define LC_VGE(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_GE_OQ)
+#define LC_VEQ(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_EQ_OQ)
+#define LC_VISNAN(a) _mm512_cmp_ps_mask((a), (a), _CMP_UNORD_Q)
+#define LC_VSEL(m, a, b) _mm512_mask_blend_ps((m), (b), (a))
+#define LC_VROUND(a) _mm512_roundscale_ps((a), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define LC_VPOW2I(n)                                                                           \
+    _mm512_castsi512_ps(_mm512_slli_epi32(                                                     \
+        _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23))
+#define LC_POSTOP_NAME lc_f32_postop__avx512
+#include "../postop_template.h"
+
+#include "target_end.h"
+#endif

@@ -1,0 +1,37 @@
+/* The epilogue post-op, NEON (AArch64): the shared template over
+ * float32x4_t, masks as uint32x4_t. */
+#include "../isa_build.h"
+#ifdef LC_BUILD_NEON
+#include "partial.h"
+#include "../ukernel_decls.h"
+
+#define LC_V float32x4_t
+#define LC_M uint32x4_t
+#define LC_VL 4
+#define LC_VLOAD(p) vld1q_f32(p)
+#define LC_VSTORE(p, v) vst1q_f32((p), (v))
+#define LC_VLOAD_PART(p, cnt) lc_neon_load_part((p), (cnt))
+#define LC_VSTORE_PART(p, v, cnt) lc_neon_store_part((p), (v), (cnt))
+#define LC_VSET1(f) vdupq_n_f32(f)
+#define LC_VADD(a, b) vaddq_f32((a), (b))
+#define LC_VSUB(a, b) vsubq_f32((a), (b))
+#define LC_VMUL(a, b) vmulq_f32((a), (b))
+#define LC_VDIV(a, b) vdivq_f32((a), (b))
+#define LC_VMIN(a, b) vminq_f32((a), (b))
+#define LC_VMAX(a, b) vmaxq_f32((a), (b))
+#define LC_VFMA(a, b, c) vfmaq_f32((c), (a), (b))
+#define LC_VABS(a) vabsq_f32(a)
+#define LC_VLT(a, b) vcltq_f32((a), (b))
+#define LC_VLE(a, b) vcleq_f32((a), (b))
+#define LC_VGT(a, b) vcgtq_f32((a), (b))
+#define LC_VGE(a, b) vcgeq_f32((a), (b))
+#define LC_VEQ(a, b) vceqq_f32((a), (b))
+#define LC_VISNAN(a) vmvnq_u32(vceqq_f32((a), (a)))
+#define LC_VSEL(m, a, b) vbslq_f32((m), (a), (b))
+#define LC_VROUND(a) vrndnq_f32(a)
+#define LC_VPOW2I(n)                                                                           \
+    vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtnq_s32_f32(n), vdupq_n_s32(127)), 23))
+#define LC_POSTOP_NAME lc_f32_postop__neon
+#include "../postop_template.h"
+
+#endif

@@ -1,0 +1,165 @@
+/* The epilogue post-op (lc_postop_fn in include/leanconv/ukernels.h), written
+ * once over an abstract vector type with our own approximations:
+ *   exp   Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, then e^r by its
+ *         Taylor polynomial to degree 7 (truncation 5e-9 relative), times 2^n
+ *   tanh  x + x^3 S(x^2) below LC_TANH_SMALL, else 1 - 2/(e^{2|x|} + 1)
+ *   erfc  t exp(-a^2 + P(t)), t = 1/(1 + a/2) (kernels/activation_coeffs.h)
+ * and sigmoid, SiLU, GELU on top of them in forms without cancellation or
+ * inf * 0: sigmoid(v) = (v >= 0 ? 1 : e) / (1 + e) with e = exp(-|v|); the
+ * gated ones (v * gate) give 0 where the gate is 0.  NaN inputs are passed
+ * through at the end of each activation.
+ * Included by kernels/<isa>/postop.c after it defines:
+ *   LC_V, LC_M, LC_VL            vector, comparison mask, floats per vector
+ *   LC_VLOAD(p) LC_VSTORE(p, v) LC_VSET1(f)
+ *   LC_VLOAD_PART(p, cnt)         p[0 .. cnt) (cnt < LC_VL), other lanes 0, reads nothing past
+ *   LC_VSTORE_PART(p, v, cnt)     lanes [0, cnt) to p[0 .. cnt), writes nothing past
+ *   LC_VADD LC_VSUB LC_VMUL LC_VDIV LC_VMIN LC_VMAX (a, b)   (min/max: any NaN rule)
+ *   LC_VFMA(a, b, c) = a*b + c    LC_VABS(a)
+ *   LC_VLT LC_VLE LC_VGT LC_VGE LC_VEQ (a, b) -> LC_M (false for NaN)
+ *   LC_VISNAN(a) -> LC_M          LC_VSEL(m, a, b) = m ? a : b
+ *   LC_VROUND(a)                  to the nearest integer, as a float
+ *   LC_VPOW2I(n)                  2^n for integer-valued n in [-126, 127]
+ *   LC_POSTOP_NAME                the function's name */
+#include "activation_coeffs.h"
+
+static inline LC_V lc_vexp(LC_V x) {
+    /* e^x for x in [-87, 88] (callers clamp); ln2 in two parts so n * LN2_HI
+     * is exact and r carries no rounding of n * ln2 */
+    const LC_V n = LC_VROUND(LC_VMUL(x, LC_VSET1(1.44269504f)));
+    LC_V r = LC_VFMA(n, LC_VSET1(-0.693359375f), x);
+    r = LC_VFMA(n, LC_VSET1(2.12194440e-4f), r);
+    LC_V p = LC_VSET1(1.0f / 5040.0f);
+    p = LC_VFMA(p, r, LC_VSET1(1.0f / 720.0f));
+    p = LC_VFMA(p, r, LC_VSET1(1.0f / 120.0f));
+    p = LC_VFMA(p, r, LC_VSET1(1.0f / 24.0f));
+    p = LC_VFMA(p, r, LC_VSET1(1.0f / 6.0f));
+    p = LC_VFMA(p, r, LC_VSET1(0.5f));
+    p = LC_VFMA(p, r, LC_VSET1(1.0f));
+    p = LC_VFMA(p, r, LC_VSET1(1.0f));
+    return LC_VMUL(p, LC_VPOW2I(n));
+}
+
+/* e^x for x <= 0 (or NaN), 0 below the normal range */
+static inline LC_V lc_vexp_neg(LC_V x) {
+    const LC_V lim = LC_VSET1(-87.0f);
+    return LC_VSEL(LC_VLT(x, lim), LC_VSET1(0.0f), lc_vexp(LC_VMAX(x, lim)));
+}
+
+static inline LC_V lc_vsigmoid(LC_V v) {
+    const LC_V e = lc_vexp_neg(LC_VSUB(LC_VSET1(0.0f), LC_VABS(v)));
+    const LC_V num = LC_VSEL(LC_VGE(v, LC_VSET1(0.0f)), LC_VSET1(1.0f), e);
+    return LC_VDIV(num, LC_VADD(LC_VSET1(1.0f), e));
+}
+
+/* v * gate, 0 where the gate is 0 (v -> -inf), NaN where v is */
+static inline LC_V lc_vgated(LC_V v, LC_V gate) {
+    const LC_V r = LC_VSEL(LC_VEQ(gate, LC_VSET1(0.0f)), LC_VSET1(0.0f), LC_VMUL(v, gate));
+    return LC_VSEL(LC_VISNAN(v), v, r);
+}
+
+static inline LC_V lc_vtanh(LC_V v) {
+    static const float s[LC_TANH_NS] = LC_TANH_S;
+    const LC_V ax = LC_VABS(v), x2 = LC_VMUL(ax, ax);
+    LC_V p = LC_VSET1(s[LC_TANH_NS - 1]);
+    for (int i = LC_TANH_NS - 2; i >= 0; i--) p = LC_VFMA(p, x2, LC_VSET1(s[i]));
+    const LC_V small = LC_VFMA(LC_VMUL(p, x2), ax, ax);
+    /* tanh(20) is 1 in float: clamping keeps e finite */
+    const LC_V e = lc_vexp(LC_VMIN(LC_VADD(ax, ax), LC_VSET1(40.0f)));
+    const LC_V big = LC_VSUB(LC_VSET1(1.0f), LC_VDIV(LC_VSET1(2.0f), LC_VADD(e, LC_VSET1(1.0f))));
+    LC_V r = LC_VSEL(LC_VLT(ax, LC_VSET1(LC_TANH_SMALL)), small, big);
+    r = LC_VSEL(LC_VLT(v, LC_VSET1(0.0f)), LC_VSUB(LC_VSET1(0.0f), r), r);
+    return LC_VSEL(LC_VISNAN(v), v, r);
+}
+
+/* Phi(v) = erfc(-v / sqrt 2) / 2, the standard normal CDF */
+static inline LC_V lc_vphi(LC_V v) {
+    static const float pc[LC_ERFC_NP] = LC_ERFC_P;
+    const LC_V a0 = LC_VMUL(LC_VABS(v), LC_VSET1(0.70710678f));
+    const LC_V a = LC_VMIN(a0, LC_VSET1(LC_ERFC_MAX));
+    const LC_V t = LC_VDIV(LC_VSET1(1.0f), LC_VFMA(a, LC_VSET1(0.5f), LC_VSET1(1.0f)));
+    LC_V p = LC_VSET1(pc[LC_ERFC_NP - 1]);
+    for (int i = LC_ERFC_NP - 2; i >= 0; i--) p = LC_VFMA(p, t, LC_VSET1(pc[i]));
+    LC_V q = LC_VMUL(t, lc_vexp_neg(LC_VSUB(p, LC_VMUL(a, a))));
+    q = LC_VSEL(LC_VGT(a0, LC_VSET1(LC_ERFC_MAX)), LC_VSET1(0.0f), q); /* erfc(9) = 4e-37 */
+    const LC_V half_q = LC_VMUL(q, LC_VSET1(0.5f));
+    return LC_VSEL(LC_VGE(v, LC_VSET1(0.0f)), LC_VSUB(LC_VSET1(1.0f), half_q), half_q);
+}
+
+static inline LC_V lc_vclamp(LC_V v, LC_V lo, LC_V hi) {
+    v = LC_VSEL(LC_VLT(v, lo), lo, v); /* comparisons are false for NaN: it passes */
+    return LC_VSEL(LC_VGT(v, hi), hi, v);
+}
+
+static inline LC_V lc_vgelu_tanh(LC_V v) {
+    /* (1 + tanh u)/2 = sigmoid(2u), 2u = v (2 sqrt(2/pi) + 2 sqrt(2/pi) 0.044715 v^2) */
+    const LC_V w = LC_VMUL(v, LC_VFMA(LC_VMUL(v, v), LC_VSET1(0.0713548162f), LC_VSET1(1.59576912f)));
+    return lc_vgated(v, lc_vsigmoid(w));
+}
+
+static inline LC_V lc_vhardswish(LC_V v) {
+    const LC_V mid = LC_VMUL(LC_VMUL(v, LC_VADD(v, LC_VSET1(3.0f))), LC_VSET1(1.0f / 6.0f));
+    const LC_V r = LC_VSEL(LC_VGE(v, LC_VSET1(3.0f)), v, mid);
+    return LC_VSEL(LC_VLE(v, LC_VSET1(-3.0f)), LC_VSET1(0.0f), r);
+}
+
+/* The loop of one activation: EXPR computes the result from `v` (the vector
+ * src + bias + residual).  One loop per activation, so nothing is decided
+ * per vector; the tail is one partial vector, read before it is written
+ * (y may be src or residual). */
+#define LC_POSTOP_LOOP(EXPR)                                                                  \
+    do {                                                                                      \
+        size_t i = 0;                                                                         \
+        if (residual) {                                                                       \
+            for (; i + LC_VL <= n; i += LC_VL) {                                              \
+                const LC_V v = LC_VADD(LC_VADD(LC_VLOAD(src + i), vb), LC_VLOAD(residual + i)); \
+                LC_VSTORE(y + i, EXPR);                                                       \
+            }                                                                                 \
+        } else {                                                                              \
+            for (; i + LC_VL <= n; i += LC_VL) {                                              \
+                const LC_V v = LC_VADD(LC_VLOAD(src + i), vb);                                \
+                LC_VSTORE(y + i, EXPR);                                                       \
+            }                                                                                 \
+        }                                                                                     \
+        if (i < n) {                                                                          \
+            const size_t m_ = n - i;                                                          \
+            LC_V v = LC_VADD(LC_VLOAD_PART(src + i, m_), vb);                                 \
+            if (residual) v = LC_VADD(v, LC_VLOAD_PART(residual + i, m_));                    \
+            LC_VSTORE_PART(y + i, EXPR, m_);                                                  \
+        }                                                                                     \
+    } while (0)
+
+void LC_POSTOP_NAME(float *y, const float *src, size_t n, const float *residual, float bias,
+                    const lc_epilogue *ep) {
+    /* a local copy: stores to y cannot change it, so its fields stay in
+     * registers across the loops */
+    const lc_epilogue e = *ep;
+    const LC_V vb = LC_VSET1(bias);
+    switch (e.act) {
+    case LC_ACT_CLAMP: {
+        const LC_V lo = LC_VSET1(e.lo), hi = LC_VSET1(e.hi);
+        LC_POSTOP_LOOP(lc_vclamp(v, lo, hi));
+        break;
+    }
+    case LC_ACT_SIGMOID: LC_POSTOP_LOOP(LC_VSEL(LC_VISNAN(v), v, lc_vsigmoid(v))); break;
+    case LC_ACT_TANH: LC_POSTOP_LOOP(lc_vtanh(v)); break;
+    case LC_ACT_SILU: LC_POSTOP_LOOP(lc_vgated(v, lc_vsigmoid(v))); break;
+    case LC_ACT_GELU: LC_POSTOP_LOOP(lc_vgated(v, lc_vphi(v))); break;
+    case LC_ACT_GELU_TANH: LC_POSTOP_LOOP(lc_vgelu_tanh(v)); break;
+    case LC_ACT_HARDSWISH: LC_POSTOP_LOOP(lc_vhardswish(v)); break;
+    case LC_ACT_HARDSIGMOID: {
+        const LC_V alpha = LC_VSET1(e.alpha), beta = LC_VSET1(e.beta);
+        const LC_V zero = LC_VSET1(0.0f), one = LC_VSET1(1.0f);
+        LC_POSTOP_LOOP(lc_vclamp(LC_VFMA(v, alpha, beta), zero, one));
+        break;
+    }
+    case LC_ACT_LEAKY_RELU: {
+        const LC_V slope = LC_VSET1(e.alpha), zero = LC_VSET1(0.0f);
+        LC_POSTOP_LOOP(LC_VSEL(LC_VGT(v, zero), v, LC_VMUL(v, slope)));
+        break;
+    }
+    default: LC_POSTOP_LOOP(v); break;
+    }
+}
+
+#undef LC_POSTOP_LOOP
+#undef LC_POSTOP_NAME
