@@ -134,7 +134,28 @@ def markdown(rows, meta):
            f"- CPU: {meta['cpu']}; ISA {meta['isa']}; leanconv {meta['version']}",
            f"- Load average at start: {meta['load']:.2f} (2 cores, shared machine); "
            f"run took {meta['elapsed_s']:.0f} s",
-           "- Targets: auto and shapeless <= 1.15, measure <= 1.05.", ""]
+           "- Targets: auto and shapeless <= 1.15, measure <= 1.05 (bold: missed).", "",
+           "## How `auto` decides, and how it was fitted", "",
+           "`lc_conv_choose` (`kernels/choose.c`) counts, per algorithm that supports the call, "
+           "the multiply-adds its micro-kernels run (rows and pixels rounded up to whole MR and "
+           "NR panels), the patch values Im2Col or Patch2Vec unwrap, the values that go through "
+           "the Winograd transforms, and the bytes read from beyond L2 (packed weights that do "
+           "not fit the detected L2, once per pass over them, and an Im2Col matrix that does not "
+           "fit twice L2); the arithmetic is divided among the threads the work items keep busy. "
+           "The estimate is max(multiply-adds, price x streamed bytes) -- the kernels prefetch, "
+           "so streaming overlaps arithmetic -- plus price x values packed or transformed. "
+           "`groups == C` is always `depthwise`; Im2Col is not considered once its matrix "
+           "exceeds 8 x L2 (VGG's 64@224: 115 MB, 4-8x slower than Patch2Vec). The prices "
+           "(`lc_cost_terms`, one initializer in each `kernels/<isa>/config.c`) were fitted by "
+           "`python bench/fit_cost_model.py` -- a non-negative least-squares fit of relative "
+           "error over a grid of streaming prices -- to `python bench/algorithm_choice.py "
+           "--threads 1 --json t.json` (and the same under `LEANCONV_ISA=avx2`): every "
+           "(layer, algorithm) time of the 1-thread tables below, on the CPU named above "
+           "(AMD EPYC, Zen 5, under KVM). AVX-512 and AVX2 are fitted; NEON borrows AVX2's "
+           "prices and scalar keeps the previous hand-set ones (not fitted on those CPUs). "
+           "Thread counts were not fitted: on this shared 2-core machine the 2-thread wall "
+           "times move with other tenants' load, so the 2-thread tables are the ones to rerun "
+           "on a quiet machine.", ""]
     for threads in meta["threads"]:
         rs = [r for r in rows if r["threads"] == threads]
         out += [f"## {threads} thread{'s' if threads > 1 else ''}", "",

@@ -19,9 +19,10 @@
  * The micro-kernels prefetch what they stream, so streaming overlaps the
  * multiply-adds: the estimate takes the larger of the two (a roofline), plus
  * the packing and transforms.
- * Work the threads share (everything but streaming, whose bandwidth they
- * share instead) is divided by the threads the algorithm's work items keep
- * busy.  bench/algorithm_choice.py --json gives the times the prices were
+ * Everything is divided among the threads the algorithm's work items keep
+ * busy (the busiest thread's share); streaming too, as each core has its own
+ * path to L3 (a first guess: thread counts were not fitted, see
+ * docs/algorithm-choice.md).  bench/algorithm_choice.py --json gives the times the prices were
  * fitted to (docs/algorithm-choice.md says how). */
 #include "internal.h"
 #include "leanconv/cpu.h"
@@ -94,15 +95,13 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
         const double a2 = (double)(alpha * alpha);
         const int64_t tiles = lc_div_up(d->OH, m) * lc_div_up(d->OW, m);
         const double lanes = lc_panel_lanes(isa, tiles);
-        int64_t blocks_total, nblocks = lc_winograd_blocks(d, &blocks_total);
-        share = lc_busiest_share(d->nthreads, blocks_total);
+        int64_t items, nblocks = lc_winograd_blocks(d, &items);
+        share = lc_busiest_share(d->nthreads, items);
         f[LC_FEAT_MAC] = images * a2 * mpad * (double)Cg * lanes;
         f[LC_FEAT_WINO] = images * (double)(Cg + Mg) * a2 * lanes;
         f[LC_FEAT_STREAM] = images * lc_streamed(a2 * mpad * (double)Cg * 4.0, (double)nblocks);
     }
-    f[LC_FEAT_MAC] *= share;
-    f[LC_FEAT_PACK] *= share;
-    f[LC_FEAT_WINO] *= share;
+    for (int i = 0; i < LC_FEAT_COUNT; i++) f[i] *= share;
 }
 
 double lc_conv_cost(const lc_conv_desc *d, int algorithm, double *features) {

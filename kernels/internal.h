@@ -204,9 +204,9 @@ int lc_patch2vec_run(const lc_conv_desc *d, const float *x, const float *packed,
 int64_t lc_winograd_packed_floats(const lc_conv_desc *d, int *ok);
 void lc_winograd_pack_weights(const lc_conv_desc *d, const float *w, float *packed);
 int64_t lc_winograd_workspace(const lc_conv_desc *d, int *ok);
-/* Tile blocks of one image and group (each streams all of U once), and of
- * the whole call (the parallel work items). */
-int64_t lc_winograd_blocks(const lc_conv_desc *d, int64_t *blocks_total);
+/* Tile blocks of one image and group (each streams all of U once); *items:
+ * the work items of the call's busiest parallel loop. */
+int64_t lc_winograd_blocks(const lc_conv_desc *d, int64_t *items);
 int lc_winograd_run(const lc_conv_desc *d, const float *x, const float *packed,
                     const float *bias, const float *res, float *y, char *ws);
 int lc_depthwise_run(const lc_conv_desc *d, const float *x, const float *w,

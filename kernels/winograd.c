@@ -89,11 +89,11 @@ int64_t lc_winograd_workspace(const lc_conv_desc *d, int *ok) {
                   lc_mul(lc_threads_used(d->nthreads, lc_wino_items(&g, ok)), g.slice_bytes, ok), ok);
 }
 
-int64_t lc_winograd_blocks(const lc_conv_desc *d, int64_t *blocks_total) {
+int64_t lc_winograd_blocks(const lc_conv_desc *d, int64_t *items) {
     int ok = 1;
     lc_wino_geom g;
     lc_wino_geometry(d, &g, &ok);
-    *blocks_total = g.blocks_total;
+    *items = lc_wino_items(&g, &ok);
     return g.nblocks;
 }
 
