@@ -3,7 +3,8 @@
 # test suite under qemu-aarch64 user emulation (see .ci/test-neon.sh).
 #
 #   LEANCONV_ARM64_ROOT   where the rootfs lives (default /var/cache/leanconv/arm64-root)
-#   LEANCONV_DEBIAN_MIRROR  Debian mirror (default http://deb.debian.org/debian)
+#   LEANCONV_DEBIAN_MIRROR  Debian mirror (default: the host's own apt source, see
+#                         debian_mirror in host-packages.sh)
 #   LEANCONV_ARM64_NO_BINFMT=1  never use binfmt_misc; unpack the packages on the
 #                         host instead of running debootstrap's second stage
 #                         (this is also what happens when binfmt cannot be set up)
@@ -14,7 +15,6 @@
 set -euo pipefail
 
 ROOT="${LEANCONV_ARM64_ROOT:-/var/cache/leanconv/arm64-root}"
-MIRROR="${LEANCONV_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=bookworm
 TRIPLET=aarch64-linux-gnu
 PYVER=3.11
@@ -42,6 +42,7 @@ if [ -z "$ROOT" ] || [ "$ROOT" = / ]; then die "refusing to use / as the rootfs"
 HOST_PACKAGES=(debootstrap qemu-user-static binfmt-support debian-archive-keyring)
 # shellcheck source=host-packages.sh
 . "$(dirname "${BASH_SOURCE[0]}")/host-packages.sh"
+MIRROR=$(debian_mirror "$SUITE")
 
 # Print the mount points at or below $ROOT, deepest first.
 mounts_under_root() {

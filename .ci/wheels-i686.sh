@@ -19,8 +19,8 @@ PROOF=wheels-i686
 source "$(dirname "$0")/wheels-lib.sh"
 
 ROOT="${LEANCONV_I386_ROOT:-$CACHE/i386-root}"
-MIRROR="${LEANCONV_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=bookworm
+MIRROR=$(debian_mirror "$SUITE")   # the host's apt source (host-packages.sh)
 # libc6-dev, gcc: setup.py builds inside; libgomp1: OpenMP at run time.
 INCLUDE="python3,python3-dev,python3-setuptools,python3-numpy,python3-pytest,python3-hypothesis,gcc,libc6-dev,libgomp1"
 CYTHON_SPEC="Cython>=3.0"

@@ -68,6 +68,16 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
     double share = 1.0;
     int ok = 1;
     for (int i = 0; i < LC_FEAT_COUNT; i++) f[i] = 0.0;
+    if (algorithm == LC_ALGO_DEPTHWISE || algorithm == LC_ALGO_DIRECT) {
+        /* never weighed against the others by lc_conv_choose (depthwise is
+         * taken whenever it runs, direct never); a rough figure for callers
+         * that rank all of them: the taps, and the naive loops' double
+         * accumulation at about 8 times a micro-kernel multiply-add */
+        const double taps = (double)(d->N * d->M) * (double)(d->OH * d->OW) *
+                            (double)(d->kH * d->kW) * (algorithm == LC_ALGO_DIRECT ? (double)Cg * 8.0 : 1.0);
+        f[LC_FEAT_MAC] = taps * lc_busiest_share(d->nthreads, d->N * d->M);
+        return;
+    }
     if (algorithm == LC_ALGO_IM2COL || algorithm == LC_ALGO_PATCH2VEC) {
         const int64_t K = Cg * d->kH * d->kW, P = d->OH * d->OW, npanels = lc_div_up(P, nr);
         const double a_bytes = mpad * (double)K * 4.0;

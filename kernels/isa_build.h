@@ -26,4 +26,14 @@
 #endif
 #endif
 
+/* Force inlining of small helpers that take constant arguments (so the
+ * compiler folds them into immediates), in every compiler's own spelling. */
+#if defined(_MSC_VER) && !defined(__clang__)
+#define LC_ALWAYS_INLINE __forceinline
+#elif defined(__GNUC__) || defined(__clang__)
+#define LC_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define LC_ALWAYS_INLINE inline
+#endif
+
 #endif

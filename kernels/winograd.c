@@ -9,7 +9,9 @@
  *      contiguously, zero padded; the transform gathers stride m with
  *      permutes), else from a lanes-innermost gather
  *   2. alpha^2 GEMMs  Mo[xi] = U[xi] * V[xi]  (Mg x tiles of the block)
- *   3. output transform with bias and activation, scattered into y
+ *   3. output transform with bias and activation, scattered into y; a tile
+ *      whose transform results overflowed to Inf/NaN from finite inputs is
+ *      recomputed in double (winograd_exact.c)
  * so the workspace is bounded by the block, not the image. */
 #include <string.h>
 #include "internal.h"
@@ -25,7 +27,7 @@ typedef struct {
     int64_t cchunks, mchunks;      /* phased: channel ranges of the two phases */
     int64_t v_stride;              /* phased: floats between the blocks' V buffers */
     int64_t shared_bytes;          /* phased: the V buffers of every block */
-    int64_t v_floats, mo_floats, d_floats, o_floats, slice_bytes;
+    int64_t v_floats, mo_floats, d_floats, o_floats, exact_floats, slice_bytes;
 } lc_wino_geom;
 
 static int lc_wino_variant(int algorithm) { return algorithm - LC_ALGO_WINOGRAD_F2; }
@@ -66,12 +68,15 @@ static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
     g->mo_floats = lc_mul(lc_mul(lc_mul(g->xi, g->tb, ok), Mg, ok), nr, ok);
     g->d_floats = g->xi * nr;
     g->o_floats = g->m * g->m * nr;
-    /* per thread: its V (unphased), Mo, gather and output scratch */
+    g->exact_floats = lc_mul(lc_wino_exact_doubles(d), 2, ok); /* doubles, as floats */
+    /* per thread: its V (unphased), Mo, gather and output scratch, and the
+     * double V of one tile for recomputing overflowed tiles */
     g->v_stride = lc_aligned_floats_bytes(g->v_floats, ok) / (int64_t)sizeof(float);
-    g->slice_bytes = lc_add(lc_add(g->phased ? 0 : lc_aligned_floats_bytes(g->v_floats, ok),
-                                   lc_aligned_floats_bytes(g->mo_floats, ok), ok),
-                            lc_add(lc_aligned_floats_bytes(g->d_floats, ok),
-                                   lc_aligned_floats_bytes(g->o_floats, ok), ok), ok);
+    g->slice_bytes = lc_add(lc_add(lc_add(g->phased ? 0 : lc_aligned_floats_bytes(g->v_floats, ok),
+                                          lc_aligned_floats_bytes(g->mo_floats, ok), ok),
+                                   lc_add(lc_aligned_floats_bytes(g->d_floats, ok),
+                                          lc_aligned_floats_bytes(g->o_floats, ok), ok), ok),
+                            lc_aligned_floats_bytes(g->exact_floats, ok), ok);
     g->shared_bytes = g->phased ? lc_mul(g->blocks_total, g->v_stride * (int64_t)sizeof(float), ok) : 0;
 }
 
@@ -322,9 +327,26 @@ static void lc_wino_input_block(const lc_wino_ctx *t, const lc_wino_block *b, in
     }
 }
 
+/* The tiles of a panel (lanes set in `lanes`, tile t0 + l) whose transforms
+ * overflowed: output channel o recomputed in double into their lanes of
+ * obuf, before the scatter adds the residual and runs the post-op. */
+static void lc_wino_exact_lanes(const lc_wino_ctx *t, const lc_wino_block *b, int64_t t0,
+                                uint64_t lanes, int64_t o, const lc_epilogue *kep, float *obuf,
+                                double *v) {
+    const lc_conv_desc *d = t->d;
+    const int64_t Cg = d->C / d->groups;
+    const float *xg = t->x + (b->n * d->C + b->grp * Cg) * d->H * d->W;
+    for (int64_t l = 0; lanes; l++, lanes >>= 1)
+        if (lanes & 1u)
+            lc_wino_exact_tile(d, xg, t->packed, b->grp, (t0 + l) / t->g.tiles_w,
+                               (t0 + l) % t->g.tiles_w, o, t->bias, kep, obuf + l,
+                               (size_t)d->isa->nr, v);
+}
+
 /* 2 and 3. GEMMs and output transform of output channels [m_begin, m_end) */
 static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, int64_t m_begin,
-                                 int64_t m_end, const float *V, float *Mo, float *obuf) {
+                                 int64_t m_end, const float *V, float *Mo, float *obuf,
+                                 double *exact) {
     const lc_conv_desc *d = t->d;
     const lc_wino_geom *g = &t->g;
     const lc_isa_config *isa = d->isa;
@@ -361,9 +383,13 @@ static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, i
         const int64_t lanes = lc_min64((int64_t)nr, g->tiles - t0);
         lc_tile_run runs[LC_WINO_MAX_RUNS];
         const int64_t nruns = lc_wino_runs(g, t0, lanes, runs);
+        const uint64_t lane_mask = lanes < 64 ? ((uint64_t)1 << lanes) - 1 : ~(uint64_t)0;
         for (int64_t o = m_begin; o < m_end; o++) {
             float bias = t->bias ? t->bias[b->grp * Mg + o] : 0.0f;
-            isa->wino_output[v](Mo + (size_t)(p * Mg + o) * nr, mo_xs, obuf, bias, &kep);
+            uint64_t bad = isa->wino_output[v](Mo + (size_t)(p * Mg + o) * nr, mo_xs, obuf,
+                                               bias, &kep) & lane_mask;
+            if (bad) /* rare: huge inputs, or a genuine Inf/NaN (then left as it is) */
+                lc_wino_exact_lanes(t, b, t0, bad, o, &kep, obuf, exact);
             float *yo = yg + o * d->OH * d->OW;
             const float *ro = rg ? rg + o * d->OH * d->OW : NULL;
             for (int64_t r = 0; r < nruns; r++)
@@ -372,9 +398,9 @@ static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, i
     }
 }
 
-/* The per-thread scratch of a slice: [V (unphased only)][Mo][gather][output]. */
+/* The per-thread scratch of a slice: [V (unphased only)][Mo][gather][output][exact]. */
 static void lc_wino_slice(const lc_wino_ctx *t, int thread, float **V, float **Mo, float **dbuf,
-                          float **obuf) {
+                          float **obuf, double **exact) {
     const lc_wino_geom *g = &t->g;
     int ok = 1;
     char *s = t->ws + g->shared_bytes + thread * g->slice_bytes;
@@ -386,6 +412,7 @@ static void lc_wino_slice(const lc_wino_ctx *t, int thread, float **V, float **M
     *Mo = (float *)s;
     *dbuf = (float *)(s + lc_aligned_floats_bytes(g->mo_floats, &ok));
     *obuf = (float *)((char *)*dbuf + lc_aligned_floats_bytes(g->d_floats, &ok));
+    *exact = (double *)((char *)*obuf + lc_aligned_floats_bytes(g->o_floats, &ok));
 }
 
 /* Many blocks: a thread takes a whole block, input to output. */
@@ -393,9 +420,10 @@ static void lc_wino_task(void *vctx, int64_t item, int thread) {
     const lc_wino_ctx *t = (const lc_wino_ctx *)vctx;
     const lc_wino_block b = lc_wino_block_at(t->d, &t->g, item);
     float *V, *Mo, *dbuf, *obuf;
-    lc_wino_slice(t, thread, &V, &Mo, &dbuf, &obuf);
+    double *exact;
+    lc_wino_slice(t, thread, &V, &Mo, &dbuf, &obuf, &exact);
     lc_wino_input_block(t, &b, 0, t->d->C / t->d->groups, V, dbuf);
-    lc_wino_output_block(t, &b, 0, t->d->M / t->d->groups, V, Mo, obuf);
+    lc_wino_output_block(t, &b, 0, t->d->M / t->d->groups, V, Mo, obuf, exact);
 }
 
 /* Few blocks (phased): first every block's input transform, shared out by
@@ -408,8 +436,9 @@ static void lc_wino_input_task(void *vctx, int64_t item, int thread) {
     const int64_t c_begin = lc_min64(cc * per, Cg), c_end = lc_min64(c_begin + per, Cg);
     const lc_wino_block b = lc_wino_block_at(t->d, g, ib);
     float *V, *Mo, *dbuf, *obuf;
+    double *exact;
     if (c_begin >= c_end) return;
-    lc_wino_slice(t, thread, &V, &Mo, &dbuf, &obuf);
+    lc_wino_slice(t, thread, &V, &Mo, &dbuf, &obuf, &exact);
     lc_wino_input_block(t, &b, c_begin, c_end, (float *)t->ws + ib * g->v_stride, dbuf);
 }
 
@@ -424,8 +453,10 @@ static void lc_wino_output_task(void *vctx, int64_t item, int thread) {
     if (m_begin >= m_end) return;
     const lc_wino_block b = lc_wino_block_at(t->d, g, ib);
     float *V, *Mo, *dbuf, *obuf;
-    lc_wino_slice(t, thread, &V, &Mo, &dbuf, &obuf);
-    lc_wino_output_block(t, &b, m_begin, m_end, (const float *)t->ws + ib * g->v_stride, Mo, obuf);
+    double *exact;
+    lc_wino_slice(t, thread, &V, &Mo, &dbuf, &obuf, &exact);
+    lc_wino_output_block(t, &b, m_begin, m_end, (const float *)t->ws + ib * g->v_stride, Mo, obuf,
+                         exact);
 }
 
 int lc_winograd_run(const lc_conv_desc *d, const float *x, const float *packed,

@@ -14,7 +14,8 @@
  *   LC_VSEL_T LC_VSEL_BITS(bits)  a lane selector from the low LC_VLANES bits
  *   LC_VSELECT(sel, a, b)         b in the selected lanes, a elsewhere
  * An ISA that defines them gets the strip input transform (wino_input_strip)
- * in its table; without them the driver's lanes-innermost gather is used. */
+ * in its table; without them the driver's lanes-innermost gather is used.
+ *   LC_VNANBITS(v)    bit l set where lane l of v is NaN (else a store and a loop) */
 
 #ifndef LC_WINO_TEMPLATE_ONCE
 #define LC_WINO_TEMPLATE_ONCE
@@ -41,6 +42,16 @@ static inline LC_V lc_wino_vselect(uint64_t sel, LC_V a, LC_V b) {
     return LC_VLOAD(ta);
 }
 #define LC_VSELECT(sel, a, b) lc_wino_vselect((sel), (a), (b))
+#endif
+#ifndef LC_VNANBITS
+static inline uint64_t lc_wino_vnanbits(LC_V v) {
+    float t[LC_VLANES];
+    uint64_t bits = 0;
+    LC_VSTORE(t, v);
+    for (size_t l = 0; l < LC_VLANES; l++) bits |= (uint64_t)(t[l] != t[l]) << l;
+    return bits;
+}
+#define LC_VNANBITS(v) lc_wino_vnanbits(v)
 #endif
 #endif
 
@@ -94,11 +105,15 @@ static void LC_WIN_STRIP_NAME(const float *s, size_t lds, uint64_t ends, float *
     }
 }
 
-/* Y = A^T Mo A, then bias and the epilogue. */
-static void LC_WOUT_NAME(const float *mo, size_t xi_stride, float *out, float bias,
-                         const lc_epilogue *ep) {
+/* Y = A^T Mo A, then bias and the epilogue.  Returns the lanes whose A^T Mo A
+ * holds an Inf or NaN (before bias and epilogue, which could hide it): one
+ * FMA per output vector, x * 0 + acc, which stays 0 for finite x. */
+static uint64_t LC_WOUT_NAME(const float *mo, size_t xi_stride, float *out, float bias,
+                             const lc_epilogue *ep) {
     const LC_V vb = LC_VSET1(bias), vlo = LC_VSET1(ep->lo), vhi = LC_VSET1(ep->hi);
+    uint64_t nonfinite = 0;
     for (size_t lane = 0; lane < LC_NR; lane += LC_VLANES) {
+        LC_V check = LC_VSET1(0.0f);
         LC_V s[LC_WM][LC_WALPHA];
         for (int j = 0; j < LC_WALPHA; j++) {
             LC_V x[LC_WALPHA], o[LC_WM];
@@ -110,12 +125,15 @@ static void LC_WOUT_NAME(const float *mo, size_t xi_stride, float *out, float bi
             LC_V o[LC_WM];
             LC_WOUT_1D(o, s[i]);
             for (int j = 0; j < LC_WM; j++) {
+                check = LC_VFMAC(check, o[j], 0.0f);
                 LC_V r = LC_VADD(o[j], vb);
                 if (ep->clamp) r = LC_VCLAMP(r, vlo, vhi);
                 LC_VSTORE(out + (size_t)(i * LC_WM + j) * LC_NR + lane, r);
             }
         }
+        nonfinite |= LC_VNANBITS(check) << lane;
     }
+    return nonfinite;
 }
 
 #undef LC_WM

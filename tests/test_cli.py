@@ -89,8 +89,14 @@ def test_layer_rows_are_consistent(tiny_run):
         OH, OW, flops = _expected_geometry(r)
         assert (r["OH"], r["OW"]) == (OH, OW)
         assert r["gflop"] == pytest.approx(flops / 1e9, rel=1e-12)
-        assert r["plan_ms"] > 0 and r["func_ms"] > 0 and r["repeats"] >= 1
-        assert 0 < r["plan_min_ms"] <= r["plan_ms"]
+        assert r["plan_ms"] > 0 and r["func_ms"] > 0
+        assert r["repeats"] >= data["metadata"]["min_runs"] == 7
+        assert 0 < r["plan_min_ms"] <= r["plan_q1_ms"] <= r["plan_ms"] <= r["plan_q3_ms"] \
+            <= r["plan_max_ms"]
+        assert r["plan_spread"] == pytest.approx((r["plan_q3_ms"] - r["plan_q1_ms"])
+                                                 / r["plan_ms"])
+        if r["plan_spread"] > data["metadata"]["noisy_spread"]:
+            assert r["noisy"]
         assert r["plan_gflops"] == pytest.approx(flops / (r["plan_ms"] / 1e3) / 1e9, rel=1e-9)
         assert r["func_gflops"] == pytest.approx(flops / (r["func_ms"] / 1e3) / 1e9, rel=1e-9)
         w_shape = (r["M"], r["C"] // r["groups"], r["kH"], r["kW"])
@@ -274,3 +280,123 @@ def test_info_text():
     assert proc.returncode == 0, proc.stderr
     for word in ("leanconv", "OpenMP", "isa", "threads", "FMA peak", lc.isa()):
         assert word in proc.stdout
+
+
+# --- honest statistics -----------------------------------------------------------------------
+
+def test_timing_takes_min_runs_and_min_time():
+    import time
+
+    from leanconv.cli.timing import Candidate, measure
+    slow = Candidate("slow", lambda: time.sleep(0.01))
+    fast = Candidate("fast", lambda: None)
+    measure([slow, fast], min_time=0.02, min_runs=7)
+    assert len(slow.samples) >= 7          # a slow candidate is never judged on one call
+    assert len(fast.samples) >= 7 and sum(fast.samples) >= 0.02
+    stats = slow.summary_ms()
+    assert stats["min_ms"] <= stats["q1_ms"] <= stats["ms"] <= stats["q3_ms"] <= stats["max_ms"]
+    with pytest.raises(ValueError, match="min_runs"):
+        measure([fast], min_time=0.01, min_runs=0)
+
+
+def test_geomean_is_not_dominated_by_one_outlier():
+    from leanconv.cli.timing import geomean
+    ratios = [1.0] * 9 + [152.0]
+    assert geomean(ratios) == pytest.approx(152 ** 0.1)
+    assert geomean([2.0, 8.0], [3, 1]) == pytest.approx(2 ** 0.75 * 8 ** 0.25)
+
+
+def test_totals_carry_the_geometric_mean_of_ratios(tmp_path):
+    pytest.importorskip("torch")
+    jpath = tmp_path / "g.json"
+    proc = run_cli("bench", *TINY, "--compare", "torch", "--json", str(jpath))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(jpath.read_text())
+    from leanconv.cli.timing import geomean
+    layers = [r for r in data["rows"] if r["kind"] == "layer" and r["status"] == "ok"]
+    total = next(r for r in data["rows"] if r["kind"] == "total")
+    ratios = [r["vs_torch"] for r in layers]
+    assert total["vs_torch_geomean"] == pytest.approx(
+        geomean(ratios, [r["count"] for r in layers]))
+    assert (total["vs_torch_min"], total["vs_torch_max"]) == (min(ratios), max(ratios))
+    assert total["noisy"] == any(r["noisy"] for r in layers)
+    assert "x geo" in proc.stdout and "geometric mean" in proc.stdout
+    assert "IQR" in proc.stdout
+
+
+def test_version():
+    proc = run_cli("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"leanconv {lc.__version__}"
+
+
+def _tiny_conv_model(path, op="Conv"):
+    onnx = pytest.importorskip("onnx")
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+    w = np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32)
+    node = helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1]) if op == "Conv" \
+        else helper.make_node(op, ["x"], ["y"])
+    graph = helper.make_graph(
+        [node], "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT,
+                                       [1, 4 if op == "Conv" else 3, 8, 8])],
+        initializer=[numpy_helper.from_array(w, "w")] if op == "Conv" else [])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    onnx.save(model, str(path))
+    return path
+
+
+def test_model_bench_statistics_and_peers(tmp_path):
+    pytest.importorskip("onnxruntime")
+    path = _tiny_conv_model(tmp_path / "tiny.onnx")
+    jpath = tmp_path / "m.json"
+    proc = run_cli("bench", "--model", str(path), "--threads", "1", "--min-time", "0.01",
+                   "--compare", "onnxruntime,openvino", "--json", str(jpath),
+                   env=_fake_missing(tmp_path, "openvino"))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(jpath.read_text())
+    assert data["schema"] == "leanconv-bench-model/1"
+    assert data["metadata"]["peers"]["openvino"]["status"] == "skipped"
+    assert data["metadata"]["peers"]["onnxruntime"]["max_rel_diff"] < 1e-5
+    assert set(data["contenders"]) == {"leanconv", "onnxruntime"}
+    for c in data["contenders"].values():
+        assert c["runs"] >= 7
+        assert c["min_ms"] <= c["q1_ms"] <= c["ms"] <= c["q3_ms"] <= c["max_ms"]
+    ort = data["contenders"]["onnxruntime"]
+    assert ort["vs_leanconv"] == pytest.approx(ort["ms"] / data["contenders"]["leanconv"]["ms"])
+    assert "openvino skipped" in proc.stdout
+
+
+def test_model_bench_openvino_forced_f32(tmp_path):
+    pytest.importorskip("openvino")
+    path = _tiny_conv_model(tmp_path / "tiny.onnx")
+    jpath = tmp_path / "m.json"
+    proc = run_cli("bench", "--model", str(path), "--threads", "1", "--min-time", "0.01",
+                   "--compare", "openvino", "--json", str(jpath))
+    assert proc.returncode == 0, proc.stderr
+    peer = json.loads(jpath.read_text())["metadata"]["peers"]["openvino"]
+    assert peer["status"] == "ok" and "INFERENCE_PRECISION_HINT=f32" in peer["config"]
+    assert peer["max_rel_diff"] < 1e-5
+
+
+@pytest.mark.parametrize("case", ["unsupported op", "not onnx", "missing", "torch peer"])
+def test_model_bench_mistakes_are_one_line(tmp_path, case):
+    pytest.importorskip("onnx")
+    extra = []
+    if case == "unsupported op":
+        path = _tiny_conv_model(tmp_path / "erf.onnx", op="Erf")
+        why = "Erf"
+    elif case == "not onnx":
+        path = tmp_path / "text.onnx"
+        path.write_text("this is not a model\n")
+        why = "not an ONNX model"
+    elif case == "missing":
+        path, why = tmp_path / "none.onnx", "no such file"
+    else:
+        path = _tiny_conv_model(tmp_path / "tiny.onnx")
+        extra, why = ["--compare", "torch"], "unknown peer 'torch'"
+    proc = run_cli("bench", "--model", str(path), *extra)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and why in lines[0] and "Traceback" not in proc.stderr

@@ -135,6 +135,39 @@ def test_out_argument(isa, rng):
     np.testing.assert_allclose(out, lc.conv2d(x, w, padding=1, algorithm="direct"), atol=1e-4)
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_plan_copies_its_bias(isa, rng, layout):
+    """Issue 14.5: the bias is copied when the plan is made, like the weights,
+    whether it is contiguous or not: changing it afterwards changes nothing."""
+    x = rng.standard_normal((1, 4, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
+    store = rng.standard_normal(12).astype(np.float32)
+    bias = store[:6] if layout == "contiguous" else store[::2]
+    plan = lc.Conv2d(w, bias, padding=1)
+    before = plan(x)
+    bias += 100.0
+    np.testing.assert_array_equal(plan(x), before)
+
+
+def test_big_endian_input_is_converted(isa, rng):
+    """Issue 14.6: float32 in the other byte order holds the same values."""
+    x = rng.standard_normal((1, 4, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    swapped = [a.astype(a.dtype.newbyteorder()) for a in (x, w, b)]
+    assert not swapped[0].dtype.isnative
+    np.testing.assert_array_equal(lc.conv2d(*swapped, padding=1), lc.conv2d(x, w, b, padding=1))
+
+
+def test_numpy_integer_threads(isa, rng):
+    """Issue 14.6: threads= takes NumPy integers, as stride does."""
+    x = rng.standard_normal((1, 4, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
+    y = lc.conv2d(x, w, stride=np.int32(1), threads=np.int64(2))
+    np.testing.assert_array_equal(y, lc.conv2d(x, w, threads=2))
+    assert lc.Conv2d(w, threads=np.uint8(2)).threads == 2
+
+
 def test_input_shape_guides_auto(isa):
     """A plan told its input size chooses for it (here: the same as conv2d)."""
     w = np.zeros((512, 512, 3, 3), np.float32)

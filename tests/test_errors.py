@@ -27,7 +27,20 @@ BAD = [
     ("dilation_zero", lambda: lc.conv2d(X, W, dilation=0), ValueError, "dilation must be >= 1"),
     ("padding_negative", lambda: lc.conv2d(X, W, padding=-1), ValueError, "padding must be >= 0"),
     ("padding_negative_4", lambda: lc.conv2d(X, W, padding=(0, 1, -1, 0)), ValueError, "padding must be >= 0"),
-    ("padding_3_values", lambda: lc.conv2d(X, W, padding=(1, 1, 1)), ValueError, "1, 2 or 4 values"),
+    ("padding_3_values", lambda: lc.conv2d(X, W, padding=(1, 1, 1)), ValueError, "a 4-tuple (top, bottom, left, right)"),
+    ("padding_1_tuple", lambda: lc.conv2d(X, W, padding=(1,)), ValueError, "a 1-tuple is not accepted"),
+    ("padding_1_tuple_forms", lambda: lc.conv2d(X, W, padding=(1,)), ValueError, "an int, a pair (h, w), a 4-tuple"),
+    ("stride_2_63", lambda: lc.conv2d(X, W, stride=2**63), ValueError, "stride must be < 2**62"),
+    ("stride_pair_2_64", lambda: lc.conv2d(X, W, stride=(1, 2**64)), ValueError, "stride must be < 2**62"),
+    ("dilation_2_63", lambda: lc.conv2d(X, W, dilation=2**63), ValueError, "dilation must be < 2**62"),
+    ("padding_2_63", lambda: lc.conv2d(X, W, padding=2**63), ValueError, "padding must be < 2**62"),
+    ("padding_4_2_63", lambda: lc.conv2d(X, W, padding=(0, 0, 0, 2**63)), ValueError, "padding must be < 2**62"),
+    ("plan_padding_2_63", lambda: lc.Conv2d(W, padding=2**63), ValueError, "padding must be < 2**62"),
+    ("workspace_stride_2_63", lambda: lc.workspace_bytes(X.shape, W.shape, stride=2**63), ValueError, "stride must be < 2**62"),
+    ("threads_2_31", lambda: lc.conv2d(X, W, threads=2**31), ValueError, "threads must be < 2**31"),
+    ("threads_2_63", lambda: lc.conv2d(X, W, threads=2**63), ValueError, "threads must be < 2**31"),
+    ("set_threads_2_31", lambda: lc.set_num_threads(2**31), ValueError, "threads must be < 2**31"),
+    ("threads_numpy_bool", lambda: lc.conv2d(X, W, threads=np.bool_(True)), TypeError, "threads must be an int"),
     ("padding_word", lambda: lc.conv2d(X, W, padding="full"), ValueError, "'valid' or 'same'"),
     ("same_with_stride", lambda: lc.conv2d(X, W, padding="same", stride=2), ValueError, "needs stride 1"),
     ("kernel_too_big", lambda: lc.conv2d(X, np.zeros((6, 4, 9, 9), np.float32)), ValueError, "larger than the padded input"),
@@ -42,7 +55,11 @@ BAD = [
     ("x_int", lambda: lc.conv2d(X.astype(np.int32), W), TypeError, "int32"),
     ("w_float64", lambda: lc.conv2d(X, W.astype(np.float64)), TypeError, "weight.astype(np.float32)"),
     ("bias_float64", lambda: lc.conv2d(X, W, np.zeros(6)), TypeError, "bias.astype(np.float32)"),
-    ("x_not_array", lambda: lc.conv2d("image", W), TypeError, "numpy array"),
+    ("x_not_array", lambda: lc.conv2d("image", W), TypeError, "NumPy array"),
+    ("x_list", lambda: lc.conv2d(X.tolist(), W), TypeError, "pass np.asarray(x, dtype=np.float32)"),
+    ("w_list", lambda: lc.conv2d(X, W.tolist()), TypeError, "pass np.asarray(weight, dtype=np.float32)"),
+    ("bias_list", lambda: lc.conv2d(X, W, [0.0] * 6), TypeError, "pass np.asarray(bias, dtype=np.float32)"),
+    ("x_big_endian_float64", lambda: lc.conv2d(X.astype(">f8"), W), TypeError, "x.astype(np.float32)"),
     ("x_complex", lambda: lc.conv2d(X.astype(np.complex64), W), TypeError, "complex64"),
     ("unknown_algorithm", lambda: lc.conv2d(X, W, algorithm="fft"), ValueError, "unknown algorithm 'fft'"),
     ("algorithm_not_str", lambda: lc.conv2d(X, W, algorithm=3), TypeError, "algorithm must be a str"),
@@ -52,11 +69,15 @@ BAD = [
     ("winograd_stride2", lambda: lc.conv2d(X, W, stride=2, algorithm="winograd_f4"), ValueError, "3x3 kernel with stride 1"),
     ("winograd_5x5", lambda: lc.conv2d(X, np.zeros((6, 4, 5, 5), np.float32), padding=2, algorithm="winograd"), ValueError, "algorithm='auto'"),
     ("depthwise_dense", lambda: lc.conv2d(X, W, algorithm="depthwise"), ValueError, "groups == C"),
-    ("out_aliases_x", lambda: _alias(), ValueError, "overlaps the input"),
+    ("out_aliases_x", lambda: _alias(), ValueError, "overlaps the input x"),
+    ("out_overlaps_bias", lambda: _bias_alias(), ValueError, "out overlaps the bias"),
     ("out_wrong_shape", lambda: lc.conv2d(X, W, out=np.zeros((1, 6, 8, 8), np.float32)), ValueError, "shape (1, 6, 6, 6)"),
     ("out_wrong_dtype", lambda: lc.conv2d(X, W, out=np.zeros((1, 6, 6, 6), np.float64)), ValueError, "float32"),
     ("out_not_contiguous", lambda: lc.conv2d(X, W, out=np.zeros((1, 6, 6, 12), np.float32)[..., ::2]), ValueError, "C-contiguous"),
-    ("out_readonly", lambda: lc.conv2d(X, W, out=_readonly((1, 6, 6, 6))), ValueError, "writeable"),
+    ("out_readonly", lambda: lc.conv2d(X, W, out=_readonly((1, 6, 6, 6))), ValueError, "out is read-only"),
+    ("out_misaligned", lambda: lc.conv2d(X, W, out=_misaligned((1, 6, 6, 6))), ValueError, "out is not aligned"),
+    ("out_big_endian", lambda: lc.conv2d(X, W, out=np.zeros((1, 6, 6, 6), ">f4")), ValueError, "out has the other byte order"),
+    ("out_wrong_dtype_named", lambda: lc.conv2d(X, W, out=np.zeros((1, 6, 6, 6), np.float64)), ValueError, "out has dtype float64"),
     ("threads_zero", lambda: lc.conv2d(X, W, threads=0), ValueError, "threads must be >= 1"),
     ("threads_float", lambda: lc.conv2d(X, W, threads=2.0), TypeError, "threads must be an int"),
     ("absurd_workspace_shape", lambda: lc.workspace_bytes((1 << 40, 4, 1 << 20, 1 << 20), (6, 4, 3, 3)), ValueError, "64 bits"),
@@ -70,6 +91,19 @@ BAD = [
 def _alias():
     buf = np.zeros((1, 4, 8, 8), np.float32)
     lc.conv2d(buf, np.zeros((4, 4, 1, 1), np.float32), out=buf)
+
+
+def _bias_alias():
+    """bias is a view into the very buffer the output is to be written to."""
+    buf = np.zeros((1, 6, 6, 6), np.float32)
+    lc.conv2d(X, W, buf.reshape(-1)[:6], out=buf)
+
+
+def _misaligned(shape):
+    raw = np.zeros(int(np.prod(shape)) * 4 + 1, np.uint8)[1:]
+    a = raw.view(np.float32).reshape(shape)
+    assert not a.flags.aligned and a.flags.writeable and a.flags.c_contiguous
+    return a
 
 
 def _readonly(shape):

@@ -78,3 +78,56 @@ def test_isas_agree(rng):
     for name, res in results.items():
         for a, y in res.items():
             np.testing.assert_allclose(y, base[a], rtol=1e-3, atol=1e-3, err_msg=f"{name} {a}")
+
+
+def test_use_isa_is_per_thread_and_restores_exactly():
+    """Issue 14.3: A enters use_isa('scalar'), B enters another ISA, A exits,
+    B exits: each thread sees only its own block, plans made meanwhile in a
+    third thread take the process default, and afterwards nothing is left."""
+    import threading
+
+    default = lc.isa()
+    other = lc.available_isas()[-1]  # avx512/avx2 here; scalar on a scalar-only build
+    steps = [threading.Event() for _ in range(4)]
+    seen = {}
+
+    def thread_a():
+        with lc.use_isa("scalar"):
+            steps[0].set()                  # A is inside its block
+            steps[1].wait(10)               # B is inside its block
+            seen["a_inside"] = lc.isa()
+            seen["a_plan"] = lc.Conv2d(np.ones((2, 2, 3, 3), np.float32)).isa
+        steps[2].set()                      # A has left
+        seen["a_after"] = lc.isa()
+
+    def thread_b():
+        steps[0].wait(10)
+        with lc.use_isa(other):
+            steps[1].set()
+            steps[2].wait(10)               # A left while B is still inside
+            seen["b_inside"] = lc.isa()
+        seen["b_after"] = lc.isa()
+        steps[3].set()
+
+    def thread_c():
+        steps[1].wait(10)                   # both blocks open
+        seen["c"] = lc.isa()
+        seen["c_plan"] = lc.Conv2d(np.ones((2, 2, 3, 3), np.float32)).isa
+
+    threads = [threading.Thread(target=f) for f in (thread_a, thread_b, thread_c)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert steps[3].is_set()
+    assert seen == {"a_inside": "scalar", "a_plan": "scalar", "a_after": default,
+                    "b_inside": other, "b_after": default, "c": default, "c_plan": default}
+    assert lc.isa() == default
+
+
+def test_use_isa_nested_blocks_restore_in_order():
+    names = lc.available_isas()
+    with lc.use_isa(names[-1]):
+        with lc.use_isa("scalar"):
+            assert lc.isa() == "scalar"
+        assert lc.isa() == names[-1]

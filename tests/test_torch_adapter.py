@@ -592,3 +592,125 @@ def test_converted_network_reports_its_plans(network):
         assert "depthwise" in {p.algorithm for p in plans}
     assert all(p.packed_bytes >= 0 for p in plans)
     assert np.isfinite(sum(p.packed_bytes for p in plans))
+
+
+# --- inference mode and autocast (issue 14.1, 14.2) ----------------------------------------
+
+@pytest.fixture
+def leanconv_calls(monkeypatch):
+    """Counts the convolutions leanconv (not torch) computes."""
+    calls = []
+    real = lct.functional.conv_with_cache
+    monkeypatch.setattr(lct.functional, "conv_with_cache",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
+def test_inference_mode_tensors_run_on_leanconv(leanconv_calls):
+    """Inference tensors have no version counter; the plan signature must not need one."""
+    with torch.inference_mode():
+        x, w, b = rand(1, 3, 4, 4), rand(3, 3, 3, 3, seed=1), rand(3, seed=2)
+        y = lct.conv2d(x, w, b, stride=2, padding=2)
+        assert normalised_error(y, x, w, b, stride=2, padding=2) < CONV_TOL["direct"]
+        conv = lct.Conv2d(3, 5, 3, padding=1)              # parameters made in inference mode
+        assert normalised_error(conv(x), x, conv.weight, conv.bias, padding=1) < 1e-4
+        # the same inference tensors again: the packed plan is reused, not re-packed
+        plan = conv.plan
+        conv(x)
+        assert conv.plan is plan
+    assert len(leanconv_calls) == 3
+
+
+def test_model_built_or_deep_copied_in_inference_mode_runs(leanconv_calls):
+    """convert(), enable() and deep copies made under inference mode all run on
+    leanconv, in inference mode and (as torch allows) under no_grad after it."""
+    model, x = Functional(), rand(2, 3, 12, 12)
+    with torch.no_grad():
+        expect = model(x)
+    with torch.inference_mode():
+        built = lct.convert(Functional())          # a model made in inference mode
+        built.load_state_dict(model.state_dict())
+        copied = copy.deepcopy(lct.convert(model))
+        for m in (built, copied):
+            assert float((m(x) - expect).abs().max()) < 1e-5
+        with lct.enable():
+            assert float((copy.deepcopy(model)(x) - expect).abs().max()) < 1e-5
+    with torch.no_grad():
+        assert float((copied(x) - expect).abs().max()) < 1e-5
+    # convert() swaps the nn.Conv2d (one per forward); enable() also takes the F.conv2d calls
+    assert len(leanconv_calls) == 2 * 1 + 3 + 1
+
+
+AUTOCAST = [torch.bfloat16, torch.float16]
+
+
+def _autocast_error(y, x, w, b, dtype, **kw):
+    """Normalised error against float64; the input is rounded to `dtype` first
+    only when it came in that dtype, so the bound is the one rounding of y."""
+    assert y.dtype == dtype
+    return normalised_error(y.float(), x.float(), w, b, **kw)
+
+
+@pytest.mark.parametrize("dtype", AUTOCAST)
+@pytest.mark.parametrize("input_dtype", ["float32", "low"])
+def test_autocast_functional_returns_torchs_dtype(dtype, input_dtype, leanconv_calls):
+    x, w, b = rand(2, 4, 9, 9), rand(6, 4, 3, 3, seed=1), rand(6, seed=2)
+    if input_dtype == "low":
+        x = x.to(dtype)
+    eps = torch.finfo(dtype).eps
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # no fallback warning: leanconv computes it
+        with torch.autocast("cpu", dtype=dtype):
+            want = F.conv2d(x, w, b, padding=1)
+            y = lct.conv2d(x, w, b, padding=1)
+    assert y.dtype == want.dtype == dtype
+    assert _autocast_error(y, x, w, b, dtype, padding=1) <= eps
+    assert len(leanconv_calls) == 1
+
+
+@pytest.mark.parametrize("dtype", AUTOCAST)
+def test_autocast_modules_converted_models_and_enable(dtype, leanconv_calls):
+    model, x = Functional(), rand(2, 3, 12, 12)
+    converted = lct.convert(model)
+    with torch.autocast("cpu", dtype=dtype):
+        want = model(x)
+        got = {"converted": converted(x)}
+        with lct.enable():
+            got["enable"] = model(x)
+        conv = lct.Conv2d(3, 4, 3)
+        got["module"], want_module = conv(x), F.conv2d(x, conv.weight, conv.bias)
+    assert want.dtype == want_module.dtype == dtype
+    for name, y in got.items():
+        assert y.dtype == dtype, name
+    scale = float(want.detach().float().abs().max())
+    for name in ("converted", "enable"):
+        assert float((got[name].float() - want.float()).abs().max()) < 0.05 * scale, name
+    assert _autocast_error(got["module"], x, conv.weight, conv.bias, dtype) <= \
+        torch.finfo(dtype).eps
+    assert len(leanconv_calls) == 1 + 3 + 1  # converted (its nn.Conv2d), enable(), module
+
+
+def test_autocast_gradients_flow_in_float32():
+    x = rand(1, 3, 8, 8).requires_grad_()
+    conv = lct.Conv2d(3, 4, 3, padding=1)
+    twin = copy.deepcopy(conv)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = conv(x)
+    g = rand(1, 4, 8, 8, seed=3)   # a linear loss: the same upstream gradient for both
+    (y.float() * g).sum().backward()
+    x_twin = x.detach().clone().requires_grad_()
+    # y is bfloat16, so its gradient is too: g rounded, then float32 from there on
+    g_low = g.to(torch.bfloat16).float()
+    (F.conv2d(x_twin, twin.weight, twin.bias, padding=1) * g_low).sum().backward()
+    assert y.dtype == torch.bfloat16 and x.grad.dtype == torch.float32
+    for a, b in ((x.grad, x_twin.grad), (conv.weight.grad, twin.weight.grad),
+                 (conv.bias.grad, twin.bias.grad)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_autocast_with_low_precision_weights_falls_back_to_torch():
+    x, w = rand(1, 4, 8, 8), rand(4, 4, 3, 3).to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with pytest.warns(lct.LeanconvFallbackWarning, match="bfloat16"):
+            y = lct.conv2d(x, w, padding=1)
+        assert torch.equal(y, F.conv2d(x, w, padding=1))

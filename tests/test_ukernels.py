@@ -224,12 +224,33 @@ def test_winograd_output_transform(isa, variant, clamp):
         mo[x * xs:x * xs + nr] = M[:, x // alpha, x % alpha]
     o = guarded(m * m * nr)
     bias = 0.25
-    _core._ukernel_wino_output(isa, variant, mo, xs, o, bias, clamp)
+    nonfinite = _core._ukernel_wino_output(isa, variant, mo, xs, o, bias, clamp)
+    assert nonfinite == 1 << 3, bin(nonfinite)   # the NaN lane, whatever the clamp
     got = o.reshape(m * m, nr)
     M64 = M.astype(np.float64)
     want = clamp_ref(np.einsum("ik,lkq,jq->ijl", AT, M64, AT).reshape(m * m, nr) + bias, clamp)
     scale = np.einsum("ik,lkq,jq->ijl", np.abs(AT), np.abs(np.nan_to_num(M64)), np.abs(AT)).reshape(m * m, nr) + bias
     assert_close(got, want, scale, 1e-6, f"{isa} F{m} output")
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("variant", [0, 1, 2])
+def test_winograd_output_transform_reports_overflowed_lanes(isa, variant):
+    """Lanes whose A^T Mo A overflows (from finite Mo) or meets an Inf are
+    reported even when a clamp turns the stored value finite; others are not."""
+    m = (2, 4, 6)[variant]
+    alpha = m + 2
+    _, nr, _ = _core._ukernel_tile(isa)
+    mo = np.ones((alpha * alpha, nr), np.float32)
+    mo[:, 1] = 3e38                                  # finite, but sums past float32's max
+    mo[alpha * alpha - 1, nr - 1] = -np.inf          # the last lane: an Inf
+    mo[:, 0] = 1e30                                  # big, but its results stay finite
+    o = np.zeros(m * m * nr, np.float32)
+    nonfinite = _core._ukernel_wino_output(isa, variant, mo.reshape(-1), nr, o, 0.0, (-1.0, 1.0))
+    assert nonfinite == (1 << 1) | (1 << (nr - 1)), bin(nonfinite)
+    # the single -Inf gives only +-Inf results, which the clamp makes finite:
+    # the stored tile cannot show the problem, hence the report
+    assert np.isfinite(o.reshape(m * m, nr)[:, nr - 1]).all()
 
 
 @pytest.mark.skipif(not have_gen, reason="needs the source tree (kernels/gen_winograd.py)")

@@ -50,9 +50,12 @@ typedef void (*lc_wino_input_strip_fn)(const float *s, size_t lds, uint64_t ends
 
 /* Winograd output transform of NR tiles at once:
  *   mo: alpha*alpha inputs of NR floats at mo + xi*xi_stride
- *   o:  m x m x NR floats, bias added and the epilogue applied. */
-typedef void (*lc_wino_output_fn)(const float *mo, size_t xi_stride, float *o,
-                                  float bias, const lc_epilogue *ep);
+ *   o:  m x m x NR floats, bias added and the epilogue applied.
+ * Returns the lanes (bit l = lane l) with an Inf or NaN among their m x m
+ * transform results before the bias and epilogue: the driver recomputes
+ * those tiles when the transforms, not the inputs, made them (overflow). */
+typedef uint64_t (*lc_wino_output_fn)(const float *mo, size_t xi_stride, float *o,
+                                      float bias, const lc_epilogue *ep);
 
 /* Depthwise row: for ox in [0, n)
  *   out[ox] = clamp(bias + sum_{r < rows, j < kW} w[r*kW + j] * in[r*in_row_stride + ox*stride + j*dil])

@@ -18,15 +18,16 @@
 #define LC_VFMAC(acc, a, f) _mm256_fmadd_ps((a), _mm256_set1_ps(f), (acc))
 /* max/min return their second operand when either is NaN: NaN passes */
 #define LC_VCLAMP(v, lo, hi) _mm256_min_ps((hi), _mm256_max_ps((lo), (v)))
+#define LC_VNANBITS(v) ((uint64_t)_mm256_movemask_ps(_mm256_cmp_ps((v), (v), _CMP_UNORD_Q)))
 /* Stride-s gather of 8 floats (s in {2, 4, 6}) from contiguous loads,
  * shuffles and blends (the hardware gather is slow on AMD cores).  The last
  * load is masked to end at p[7 s]. */
-static inline __attribute__((always_inline)) __m256i lc_wino_mask256(ptrdiff_t k) {
+static LC_ALWAYS_INLINE __m256i lc_wino_mask256(ptrdiff_t k) {
     /* lanes i < k all ones */
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(k < 0 ? 0 : k > 8 ? 8 : k)),
                               _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
-static inline __attribute__((always_inline)) __m256 lc_wino_gather256(const float *p, int s) {
+static LC_ALWAYS_INLINE __m256 lc_wino_gather256(const float *p, int s) {
     /* full: loads 0 .. s-2 whole, the last one holds 8 - (s - 1) needed floats */
 #define LC_LD(q) ((q) < s - 1 ? _mm256_loadu_ps(p + 8 * (q))                   \
                               : _mm256_maskload_ps(p + 8 * (q), lc_wino_mask256(9 - s)))

@@ -18,13 +18,14 @@
 #define LC_VFMAC(acc, a, f) _mm512_fmadd_ps((a), _mm512_set1_ps(f), (acc))
 /* max/min return their second operand when either is NaN: NaN passes */
 #define LC_VCLAMP(v, lo, hi) _mm512_min_ps((hi), _mm512_max_ps((lo), (v)))
+#define LC_VNANBITS(v) ((uint64_t)_mm512_cmp_ps_mask((v), (v), _CMP_UNORD_Q))
 /* Stride-s gather of 16 floats (s in {2, 4, 6}) from contiguous loads and
  * two-source permutes: the hardware gather is several times slower on AMD
  * cores.  The last load is masked to end at p[15 s]. */
-static inline __attribute__((always_inline)) __mmask16 lc_wino_mask(ptrdiff_t k) {
+static LC_ALWAYS_INLINE __mmask16 lc_wino_mask(ptrdiff_t k) {
     return k >= 16 ? (__mmask16)0xFFFF : k <= 0 ? (__mmask16)0 : (__mmask16)((1u << k) - 1u);
 }
-static inline __attribute__((always_inline)) __m512 lc_wino_gather512(const float *p, int s,
+static LC_ALWAYS_INLINE __m512 lc_wino_gather512(const float *p, int s,
                                                                       const __mmask16 *mk) {
 #define LC_LD(q) _mm512_maskz_loadu_ps(mk[q], p + 16 * (q))
     if (s == 2) {

@@ -18,6 +18,11 @@
 #define LC_VMULC(a, f) vmulq_n_f32((a), (f))
 #define LC_VFMAC(acc, a, f) vfmaq_n_f32((acc), (a), (f))
 #define LC_VCLAMP(v, lo, hi) vminq_f32((hi), vmaxq_f32((lo), (v)))
+static inline uint64_t lc_wino_nanbits_neon(float32x4_t v) {
+    static const uint32_t bit[4] = {1, 2, 4, 8};
+    return vaddvq_u32(vandq_u32(vmvnq_u32(vceqq_f32(v, v)), vld1q_u32(bit))); /* v != v: NaN */
+}
+#define LC_VNANBITS(v) lc_wino_nanbits_neon(v)
 
 #include "../winograd_instances.h"
 

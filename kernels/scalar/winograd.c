@@ -14,5 +14,6 @@
 #define LC_VFMAC(acc, a, f) ((acc) + (a) * (f))
 /* comparisons are false for NaN, so NaN passes through */
 #define LC_VCLAMP(v, lo, hi) ((v) < (lo) ? (lo) : (v) > (hi) ? (hi) : (v))
+#define LC_VNANBITS(v) ((uint64_t)((v) != (v)))
 
 #include "../winograd_instances.h"

@@ -1,9 +1,9 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
 """Binding: NumPy buffers -> C descriptors, the GIL released around the kernels.
 
-Everything here is mechanical; argument checking and algorithm choice live in
-the pure-Python layer (_params.py, _select.py, _plan.py)."""
-from libc.stdint cimport int64_t
+Everything here is mechanical; argument checking lives in the pure-Python
+layer (_params.py, _plan.py), the algorithm choice in C (kernels/choose.c)."""
+from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcmp
 
 cdef extern from "leanconv/conv.h":
@@ -392,8 +392,8 @@ cdef extern from "leanconv/ukernels.h":
                                  size_t ldb, float *c, size_t ldc, const float *bias,
                                  const lc_epilogue *ep, unsigned flags) nogil
     ctypedef void (*_lc_wino_in_fn "lc_wino_input_fn")(const float *d, float *v, size_t xi_stride) nogil
-    ctypedef void (*_lc_wino_out_fn "lc_wino_output_fn")(const float *mo, size_t xi_stride, float *o, float bias,
-                                     const lc_epilogue *ep) nogil
+    ctypedef uint64_t (*_lc_wino_out_fn "lc_wino_output_fn")(const float *mo, size_t xi_stride, float *o, float bias,
+                                         const lc_epilogue *ep) nogil
     ctypedef void (*_lc_dw_fn "lc_dw_row_fn")(float *out, size_t n, const float *inp, size_t in_row_stride,
                                size_t rows, const float *w, size_t kW, size_t stride,
                                size_t dil, float bias, const lc_epilogue *ep) nogil
@@ -515,7 +515,8 @@ def _ukernel_wino_input(str isa_name, int variant, const float[::1] d, float[::1
 def _ukernel_wino_output(str isa_name, int variant, const float[::1] mo, _size_t xi_stride,
                          float[::1] o, float bias, clamp=None):
     """Output transform of NR tiles: mo holds alpha*alpha rows of NR floats at
-    stride xi_stride, o receives m*m*NR floats."""
+    stride xi_stride, o receives m*m*NR floats.  Returns the lane mask of
+    tiles whose results (before bias and clamp) hold an Inf or NaN."""
     cdef const _lc_isa_table *t = _table(isa_name)
     cdef lc_epilogue ep = _epilogue(clamp)
     if variant not in (0, 1, 2):
@@ -524,8 +525,10 @@ def _ukernel_wino_output(str isa_name, int variant, const float[::1] mo, _size_t
     if xi_stride < nr or <_size_t>o.shape[0] < wm * wm * nr or \
             <_size_t>mo.shape[0] < (alpha * alpha - 1) * xi_stride + nr:
         raise ValueError("buffers too small for alpha, NR and xi_stride")
+    cdef uint64_t nonfinite
     with nogil:
-        t.wino_output[variant](&mo[0], xi_stride, &o[0], bias, &ep)
+        nonfinite = t.wino_output[variant](&mo[0], xi_stride, &o[0], bias, &ep)
+    return nonfinite
 
 
 def _ukernel_dw_row(str isa_name, float[::1] out, _size_t n, const float[::1] inp,

@@ -118,15 +118,31 @@ def check_out(out, shape, others):
     overlaps none of them."""
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
-    if out.dtype != np.float32 or out.shape != tuple(shape) or not out.flags.c_contiguous \
-            or not out.flags.aligned or not out.flags.writeable:
-        raise ValueError(f"out must be a writeable C-contiguous float32 array of shape "
-                         f"{tuple(shape)}; got {out.dtype} {out.shape}"
-                         f"{'' if out.flags.c_contiguous else ' (not C-contiguous)'}")
+    problem = _out_problem(out, tuple(shape))
+    if problem is not None:
+        raise ValueError(f"out {problem}; out is written in place, so it must be a writeable, "
+                         f"aligned, C-contiguous, native float32 array of shape {tuple(shape)}")
     for name, a in others:
         if a is not None and np.shares_memory(out, a) and not same_buffer(out, a):
             raise ValueError(f"out overlaps {name} without being the same array; leanconv "
                              f"accepts only out that is exactly {name} or disjoint from it")
+
+
+def _out_problem(out, shape):
+    """What makes `out` unusable as the output of this call, or None."""
+    if out.dtype.kind == "f" and out.dtype.itemsize == 4 and not out.dtype.isnative:
+        return f"has the other byte order ({out.dtype.str})"
+    if out.dtype != np.float32:
+        return f"has dtype {out.dtype}"
+    if out.shape != shape:
+        return f"has shape {out.shape}"
+    if not out.flags.writeable:
+        return "is read-only"
+    if not out.flags.c_contiguous:
+        return "is not C-contiguous"
+    if not out.flags.aligned:
+        return "is not aligned to 4 bytes"
+    return None
 
 
 def same_buffer(a, b):

@@ -1,12 +1,16 @@
 """Which micro-kernel ISA new plans use.
 
-Detection runs once, at import.  LEANCONV_ISA=<name> forces a path (an ISA this
-CPU or build lacks is an error at import that lists what is available);
-use_isa() switches it for a block of code.  A plan keeps the ISA it was packed
-for, since the packed layout depends on the ISA's tile size."""
+Detection runs once, at import.  LEANCONV_ISA=<name> forces the process
+default (an ISA this CPU or build lacks is an error at import that lists what
+is available); use_isa() switches it for a block of code in the current thread
+(or asyncio task) only: the choice is a contextvars value, so threads never see
+each other's blocks and each block restores exactly what was there before.  A
+plan reads the ISA when it is made and keeps it, since the packed layout
+depends on the ISA's tile size."""
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 
 from . import _core
@@ -47,33 +51,30 @@ def _from_env() -> str:
     return _best()
 
 
-_active = _from_env()
+_default = _from_env()
+# The ISA of the current thread/task's innermost use_isa block; None outside
+# any block (then the process default applies).
+_chosen: contextvars.ContextVar = contextvars.ContextVar("leanconv_isa", default=None)
 
 
 def isa() -> str:
-    """The ISA new plans and conv2d calls use."""
-    return _active
+    """The ISA new plans and conv2d calls made here (this thread or task) use."""
+    return _chosen.get() or _default
 
 
 def isa_id(name=None) -> int:
-    return _NAMES.index(name or _active)
-
-
-def set_isa(name) -> None:
-    global _active
-    _active = _check(name)
+    return _NAMES.index(name or isa())
 
 
 @contextlib.contextmanager
 def use_isa(name):
-    """with lc.use_isa("scalar"): ...  -- plans made and calls run inside use it."""
-    global _active
-    previous = _active
-    _active = _check(name)
+    """with lc.use_isa("scalar"): ...  -- plans made and calls run inside the
+    block, in this thread, use it; other threads keep their own choice."""
+    token = _chosen.set(_check(name))
     try:
-        yield _active
+        yield _chosen.get()
     finally:
-        _active = previous
+        _chosen.reset(token)
 
 
 def cpu_features() -> dict:

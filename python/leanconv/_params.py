@@ -31,7 +31,14 @@ def pair(value, name, minimum):
         a = b = _int(value, name)
     if a < minimum or b < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    _below_max(max(a, b), name, value)
     return a, b
+
+
+def _below_max(v, name, value):
+    """Geometry values go to C as int64: refuse, by name, what cannot be one."""
+    if v >= _MAX_DIM:
+        raise ValueError(f"{name} must be < 2**62, got {value!r}")
 
 
 def padding4(padding, kernel, stride, dilation):
@@ -55,22 +62,28 @@ def padding4(padding, kernel, stride, dilation):
         if len(vals) == 2:
             vals = (vals[0], vals[0], vals[1], vals[1])
         elif len(vals) != 4:
-            raise ValueError(f"padding must have 1, 2 or 4 values, got {padding!r}")
+            hint = " (a 1-tuple is not accepted: pass the int itself)" if len(vals) == 1 else ""
+            raise ValueError(f"padding must be an int, a pair (h, w), a 4-tuple (top, bottom, "
+                             f"left, right), 'valid' or 'same'; got {padding!r}{hint}")
     else:
         p = _int(padding, "padding")
         vals = (p, p, p, p)
     if min(vals) < 0:
         raise ValueError(f"padding must be >= 0, got {padding!r}")
+    _below_max(max(vals), "padding", padding)
     return vals
 
 
 def float32_array(a, name):
-    """A C-contiguous, aligned float32 ndarray view or copy of `a`."""
+    """A C-contiguous, aligned, native-byte-order float32 ndarray view or copy
+    of `a` (an ndarray, or an object with __array__ such as a CPU tensor)."""
     if not isinstance(a, np.ndarray):
-        if hasattr(a, "__array__") or isinstance(a, (list, tuple)):
-            a = np.asarray(a)
-        else:
-            raise TypeError(f"{name} must be a numpy array, got {type(a).__name__}")
+        if isinstance(a, (list, tuple)) or not hasattr(a, "__array__"):
+            raise TypeError(f"{name} must be a float32 NumPy array, got a {type(a).__name__}; "
+                            f"pass np.asarray({name}, dtype=np.float32)")
+        a = np.asarray(a)
+    if a.dtype.kind == "f" and a.dtype.itemsize == 4 and not a.dtype.isnative:
+        a = a.astype(np.float32)  # the other byte order: same values, converted once
     if a.dtype != np.float32:
         raise TypeError(f"leanconv computes in float32, but {name} has dtype {a.dtype}; "
                         f"convert it with {name}.astype(np.float32)")

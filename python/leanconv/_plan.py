@@ -77,12 +77,14 @@ class Conv2d:
 
     @staticmethod
     def _check_bias(bias, M):
+        """The plan's own copy of the bias: like the weights, changing the
+        caller's array after the plan is made changes nothing."""
         if bias is None:
             return None
         b = float32_array(bias, "bias")
         if b.shape != (M,):
             raise ValueError(f"bias must have shape ({M},), got {b.shape}")
-        return b
+        return b.copy()
 
     # ---- decisions and packings -------------------------------------------
 
@@ -126,6 +128,14 @@ class Conv2d:
         self._packings.move_to_end(layout)
         while len(self._packings) > max(1, self.max_packings):
             self._packings.popitem(last=False)
+
+    @property
+    def _kernel(self):
+        """The one packing of a plan of a named algorithm (leanconv.torch.freeze
+        runs it directly)."""
+        if self._weights is not None:
+            raise AttributeError("a plan that decides per input geometry has no single kernel")
+        return next(iter(self._packings.values()))
 
     def _kernel_for(self, N, H, W, geometry, threads):
         if self._weights is None:  # a named algorithm: one packing, always
@@ -250,13 +260,10 @@ class Conv2d:
             return None
         if not isinstance(residual, np.ndarray):
             raise TypeError(f"residual must be a numpy array, got {type(residual).__name__}")
-        if residual.dtype != np.float32:
-            raise TypeError(f"leanconv computes in float32, but residual has dtype "
-                            f"{residual.dtype}; convert it with residual.astype(np.float32)")
         if residual.shape != shape:
             raise ValueError(f"residual must have the output's shape {shape}, "
                              f"got {residual.shape}")
-        return float32_array(residual, "residual")
+        return float32_array(residual, "residual")  # dtype checked, big-endian converted
 
     def _output(self, out, shape, x, res, bias):
         if out is None:
@@ -296,6 +303,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     with the same weights do not repack them."""
     from . import _plan_cache
     x = float32_array(x, "x")
+    if isinstance(out, np.ndarray) and isinstance(bias, np.ndarray) and np.shares_memory(out, bias):
+        raise ValueError("out overlaps the bias; pass a bias that does not share out's memory")
     plan = _plan_cache.plan_for(weight, stride, padding, dilation, groups, algorithm,
                                 activation)
     b = Conv2d._check_bias(bias, plan.spec.M)

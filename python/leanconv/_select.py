@@ -58,6 +58,12 @@ def supported(spec: ConvSpec, isa_id: int, geometry) -> tuple:
                  if _core.why_unsupported(algorithm_id(a), isa_id, geometry) is None)
 
 
+def model_cost(name: str, isa_id: int, geometry, threads: int) -> float:
+    """The C cost model's estimate for one algorithm on one call (units: one
+    micro-kernel multiply-add of the ISA)."""
+    return _core.cost(algorithm_id(name), isa_id, geometry, threads)[0]
+
+
 def cost_model(request: str, isa_id: int, geometry, threads: int) -> str:
     """What the C cost model picks for "auto" or "winograd"."""
     return ALGORITHMS[_core.choose(_REQUEST_ID[request], isa_id, geometry, threads)]

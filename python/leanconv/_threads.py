@@ -9,7 +9,10 @@ a count asked for by name is used as it is.
 from __future__ import annotations
 
 import math
+import numbers
 import os
+
+import numpy as np
 
 from . import _core
 
@@ -17,10 +20,14 @@ _explicit: int | None = None
 
 
 def _positive(n, name):
-    if isinstance(n, bool) or not isinstance(n, int):
+    """A thread count: any integer type (NumPy's too), 1 <= n < 2**31 (a C int)."""
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(n).__name__} {n!r}")
+    n = int(n)
     if n < 1:
         raise ValueError(f"{name} must be >= 1, got {n}")
+    if n >= 1 << 31:
+        raise ValueError(f"{name} must be < 2**31, got {n}")
     return n
 
 

@@ -1,7 +1,10 @@
-"""The `leanconv` command line: `leanconv info` and `leanconv bench`.
+"""The `leanconv` command line: `leanconv info`, `bench`, `profile` and `split`.
 
-One job per module: args (parsing), suites (network layer tables), timing,
-peers (PyTorch / ONNX Runtime), hardware (CPU name, FMA peak), info, bench
-(the measurement loop), report (table / JSON / CSV), plot, model (--model).
-Only NumPy is needed; torch, onnx, onnxruntime and matplotlib are imported
-when an option asks for them."""
+One job per module: args (parsing; tool_args for profile/split), suites (network
+layer tables), timing (interleaved runs, medians, spread), peers (PyTorch / ONNX
+Runtime per layer), model_peers (ONNX Runtime / OpenVINO per model), hardware
+(CPU name, FMA peak), info, bench (the measurement loop), report (table / JSON /
+CSV), plot, model (--model), profile_cmd / profile_plot (`leanconv profile`),
+split_cmd (`leanconv split`); the profile and split logic is in leanconv.tools.
+Only NumPy is needed; torch, onnx, onnxruntime, openvino and matplotlib are
+imported when an option asks for them."""

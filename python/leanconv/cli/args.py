@@ -9,6 +9,7 @@ import sys
 
 from .errors import CliError
 from .suites import DEFAULT_SUITE, SUITES, Layer
+from .timing import MIN_RUNS, MIN_TIME_S
 
 PEERS = ("torch", "onnxruntime")
 _PEER_ALIASES = {"torch": "torch", "pytorch": "torch", "onnxruntime": "onnxruntime",
@@ -25,7 +26,9 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="leanconv", description="leanconv: lean CPU float32 convolutions.")
-    sub = p.add_subparsers(dest="command", metavar="{info,bench,tune}", parser_class=_Parser)
+    p.add_argument("--version", action="version", version=f"leanconv {_version()}")
+    sub = p.add_subparsers(dest="command", metavar="{info,bench,profile,split,tune}",
+                           parser_class=_Parser)
     sub.required = True
 
     info = sub.add_parser("info", help="version, build, CPU, ISAs, threads, FMA peak")
@@ -59,8 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="threads for leanconv and the peers (default: lc.get_num_threads())")
     b.add_argument("--batch", type=_positive_int, default=1, metavar="N",
                    help="batch size N of suite layers (default 1)")
-    b.add_argument("--min-time", type=_positive_float, default=0.1, metavar="S",
-                   help="seconds of calls per measurement; the median is reported (default 0.1)")
+    add_timing_options(b)
     b.add_argument("--compare", default="", metavar="LIST",
                    help="peers: torch, onnxruntime (a peer not installed is skipped)")
     b.add_argument("--json", dest="json_path", default=None, metavar="FILE",
@@ -72,8 +74,26 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--model", default=None, metavar="MODEL.onnx",
                    help="benchmark a whole ONNX model instead (needs leanconv.onnx)")
     b.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    from .tool_args import add_profile_parser, add_split_parser
+    add_profile_parser(sub)
+    add_split_parser(sub)
     add_tune_parser(sub)
     return p
+
+
+def add_timing_options(parser):
+    """--min-time / --min-runs: one definition for every command that times."""
+    parser.add_argument("--min-time", type=_positive_float, default=MIN_TIME_S, metavar="S",
+                        help=f"at least this many seconds of timed calls per figure "
+                             f"(default {MIN_TIME_S:g})")
+    parser.add_argument("--min-runs", type=_positive_int, default=MIN_RUNS, metavar="N",
+                        help=f"and at least this many timed calls; the median is reported with "
+                             f"its spread (default {MIN_RUNS})")
+
+
+def _version():
+    from leanconv import __version__
+    return __version__
 
 
 def add_tune_parser(sub):

@@ -9,6 +9,7 @@ documents the row fields and turns it into a table, JSON and CSV."""
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 import sys
 import time
@@ -22,15 +23,12 @@ from .errors import CliError
 from .hardware import cpu_name, fma_peak_gflops
 from .peers import load_peers
 from .suites import DEFAULT_SUITE, suite
-from .timing import SETTLE_S, Candidate, measure
+from .timing import NOISY_SPREAD, SETTLE_S, Candidate, geomean, measure
 
 SCHEMA = "leanconv-bench/1"
 # Outputs further apart than this (max |difference| / max |peer output|) mean
 # the two libraries did not compute the same convolution: worth a warning.
 AGREEMENT_TOLERANCE = 1e-2
-# Interquartile range over median above which a measurement is flagged: the
-# median is still reported, but another process probably shared the cores.
-NOISY_SPREAD = 0.5
 
 
 def collect_layers(opts):
@@ -114,7 +112,7 @@ class Progress:
             sys.stderr.write(f"leanconv bench: done in {time.perf_counter() - self.start:.1f} s\n")
 
 
-def _bench_layer(suite_name, layer, requested, peers, threads, min_time, peak, notes, noisy,
+def _bench_layer(suite_name, layer, requested, peers, threads, timing, peak, notes, noisy,
                  seed):
     x, w, b = _layer_data(layer, seed)
     kw = _conv_kwargs(layer)
@@ -141,12 +139,11 @@ def _bench_layer(suite_name, layer, requested, peers, threads, min_time, peak, n
             continue
         cands.append(Candidate(("peer", peer.name), peer_runs[peer.name][1]))
 
-    measure(cands, min_time, settle_s=SETTLE_S if threads > 1 else 0.0)
+    measure(cands, *timing, settle_s=SETTLE_S if threads > 1 else 0.0)
+    by_key = {c.key: c for c in cands}
     times = {c.key: c.median_s for c in cands}
-    fastest = {c.key: min(c.samples) for c in cands}
     noisy += [f"{layer.name} {'fn ' if c.key[0] == 'func' else ''}{c.key[1]}" for c in cands
-              if c.spread > NOISY_SPREAD and len(c.samples) >= 5]
-    repeats = {c.key: len(c.samples) for c in cands}
+              if c.noisy]
     _check_agreement(suite_name, layer, plans, peer_runs, notes)
 
     rows = []
@@ -160,21 +157,27 @@ def _bench_layer(suite_name, layer, requested, peers, threads, min_time, peak, n
             plan, _ = plans[alg]
             t_plan, t_func = times[("plan", alg)], times[("func", alg)]
             weight_bytes = 4 * int(np.prod(layer.w_shape))
+            stats = by_key[("plan", alg)].summary_ms()
+            mine = [by_key[("plan", alg)]] + [by_key[("peer", n)] for n in peer_runs]
             row.update(
                 status="ok", note="",
-                plan_ms=t_plan * 1e3, plan_min_ms=fastest[("plan", alg)] * 1e3,
+                plan_ms=t_plan * 1e3, plan_min_ms=stats["min_ms"],
+                plan_q1_ms=stats["q1_ms"], plan_q3_ms=stats["q3_ms"],
+                plan_max_ms=stats["max_ms"], plan_spread=stats["spread"],
+                noisy=any(c.noisy for c in mine),
                 plan_gflops=layer.flops / t_plan / 1e9,
                 plan_peak_pct=(100.0 * layer.flops / t_plan / 1e9 / (peak * threads)
                                if peak else None),
                 func_ms=t_func * 1e3, func_gflops=layer.flops / t_func / 1e9,
-                repeats=repeats[("plan", alg)],
+                repeats=stats["runs"],
                 workspace_bytes=plan.workspace_bytes(layer.x_shape, threads=threads),
                 packed_bytes=plan.packed_bytes, weight_bytes=weight_bytes,
                 packed_ratio=plan.packed_bytes / weight_bytes)
             for name in peer_runs:
                 t_peer = times[("peer", name)]
                 row[f"{name}_ms"] = t_peer * 1e3
-                row[f"{name}_min_ms"] = fastest[("peer", name)] * 1e3
+                row[f"{name}_min_ms"] = by_key[("peer", name)].min_s * 1e3
+                row[f"{name}_spread"] = by_key[("peer", name)].spread
                 row[f"vs_{name}"] = t_peer / t_plan
         rows.append(row)
     return rows
@@ -203,7 +206,11 @@ def _layer_fields(suite_name, layer):
 
 def totals(rows, requested, peer_names, peak, threads):
     """One row per (suite, requested algorithm): layer times weighted by count,
-    so the sum is a whole forward pass's convolution time."""
+    so the sum is a whole forward pass's convolution time.  Against a peer two
+    figures: vs_<peer>, the ratio of those sums (what a forward pass sees,
+    which a single slow layer can dominate), and vs_<peer>_geomean, the
+    count-weighted geometric mean of the per-layer ratios (the headline: one
+    outlier layer cannot dominate it), with the per-layer range."""
     out = []
     suites = list(dict.fromkeys(r["suite"] for r in rows))
     for suite_name in suites:
@@ -234,6 +241,7 @@ def totals(rows, requested, peer_names, peak, threads):
                                if peak else None),
                 func_ms=func_ms, func_gflops=gflop / func_ms * 1e3,
                 # the network runs its layers one at a time: it needs the largest
+                noisy=any(r["noisy"] for r in ok),
                 workspace_bytes=max(r["workspace_bytes"] for r in ok),
                 packed_bytes=packed, weight_bytes=weights, packed_ratio=packed / weights)
             for name in peer_names:
@@ -241,6 +249,9 @@ def totals(rows, requested, peer_names, peak, threads):
                     peer_ms = sum(r["count"] * r[f"{name}_ms"] for r in ok)
                     row[f"{name}_ms"] = peer_ms
                     row[f"vs_{name}"] = peer_ms / plan_ms
+                    ratios = [r[f"vs_{name}"] for r in ok]
+                    row[f"vs_{name}_geomean"] = geomean(ratios, [r["count"] for r in ok])
+                    row[f"vs_{name}_min"], row[f"vs_{name}_max"] = min(ratios), max(ratios)
             out.append(row)
     return out
 
@@ -267,6 +278,14 @@ def _threads(requested):
     return lc.get_num_threads()
 
 
+def _loadavg():
+    """1-minute load average: other work on the machine skews every timing."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
 def run(opts) -> dict:
     layers = collect_layers(opts)
     requested = cli_args.parse_algorithms(opts.algorithms)
@@ -287,12 +306,13 @@ def run(opts) -> dict:
         for i, (suite_name, layer) in enumerate(layers, 1):
             progress.step(i, f"{suite_name} {layer.name} ({layer.shape_text})")
             rows += _bench_layer(suite_name, layer, requested, peers, threads,
-                                 opts.min_time, peak, notes, noisy, seed=i)
+                                 (opts.min_time, opts.min_runs), peak, notes, noisy, seed=i)
         progress.done()
     if noisy:
         shown = ", ".join(noisy[:6]) + (f" and {len(noisy) - 6} more" if len(noisy) > 6 else "")
         notes.append(f"noisy timings (interquartile range > {NOISY_SPREAD:.0%} of the median; "
-                     f"is another process using the cores?): {shown}")
+                     f"is another process using the cores? rerun with a larger --min-time): "
+                     f"{shown}")
     ran_peers = [p.name for p in peers]
     rows += totals(rows, requested, ran_peers, peak, threads)
     return {
@@ -310,6 +330,9 @@ def run(opts) -> dict:
             "suites": list(dict.fromkeys(s for s, _ in layers)),
             "batch": opts.batch,
             "min_time_s": opts.min_time,
+            "min_runs": opts.min_runs,
+            "noisy_spread": NOISY_SPREAD,
+            "loadavg": _loadavg(),
             "python": platform.python_version(),
             "numpy": np.__version__,
             "command": "leanconv " + " ".join(getattr(opts, "argv", sys.argv[1:])),

@@ -9,20 +9,18 @@ from .errors import CliError
 
 def _bench(opts) -> int:
     from . import bench, report
-    from .args import parse_peers
 
-    opts.compare_list = parse_peers(opts.compare)
+    # fail before a long run, not after it
+    for option, path in (("--json", opts.json_path), ("--csv", opts.csv_path),
+                         ("--plot", opts.plot_path)):
+        if path is not None:
+            _check_writable(option, path)
     if opts.model is not None:
         from . import model
         import leanconv as lc
         if opts.threads is not None:
             lc.set_num_threads(opts.threads)
         return model.run(opts, lc.get_num_threads())
-    # fail before a long run, not after it
-    for option, path in (("--json", opts.json_path), ("--csv", opts.csv_path),
-                         ("--plot", opts.plot_path)):
-        if path is not None:
-            _check_writable(option, path)
     if opts.plot_path:
         from .plot import require_pyplot
         require_pyplot()
@@ -48,6 +46,15 @@ def _check_writable(option, path):
         raise CliError(f"{option} {path!r}: folder {folder!r} is not writable")
 
 
+def _make_folder(option, path):
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise CliError(f"{option} {path!r} exists and is not a folder")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise CliError(f"{option} {path!r}: {e.strerror or e}") from None
+
+
 def _write(writer, result, path, option):
     try:
         writer(result, path)
@@ -68,6 +75,17 @@ def main(argv=None) -> int:
         if opts.command == "tune":
             from . import tune
             return tune.run(opts)
+        if opts.command in ("profile", "split"):
+            if opts.command == "split":
+                _make_folder("--out", opts.out)   # --json may go inside it
+            for option in ("json_path", "plot_path"):
+                if getattr(opts, option, None) is not None:
+                    _check_writable(f"--{option[:-5]}", getattr(opts, option))
+            if opts.command == "profile":
+                from . import profile_cmd
+                return profile_cmd.run(opts)
+            from . import split_cmd
+            return split_cmd.run(opts)
         return _bench(opts)
     except CliError as e:
         sys.stderr.write(f"leanconv {opts.command}: error: {e}\n")

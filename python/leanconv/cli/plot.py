@@ -1,7 +1,9 @@
 """`--plot FILE.png`: per-layer speed and workspace charts (matplotlib, Agg).
 
-Top: GFLOP/s of each algorithm that ran on a layer (pre-packed plan call)
-and of each peer, bars side by side per layer, colour = algorithm.  Bottom:
+Top: GFLOP/s (direct-convolution FLOPs for every algorithm, as the title
+says: Winograd does fewer multiplies and can pass the FMA peak) of each
+algorithm that ran on a layer (pre-packed plan call) and of each peer, bars
+side by side per layer, colour = algorithm.  Bottom:
 each algorithm's workspace per call, log scale.  Where the fastest bar is
 more than 20x the slowest the speed axis turns logarithmic too, so a slow
 path stays visible beside a fast one."""
@@ -75,7 +77,7 @@ def _draw_suite(ax_speed, ax_ws, suite, layers, peers, colour, peak):
         [n for n in handles if n not in _ORDER + peers]
     ax_speed.legend([handles[n] for n in order], order, fontsize=8, loc="upper right",
                     ncol=min(len(order), 6))
-    ax_speed.set_ylabel("GFLOP/s (plan call)")
+    ax_speed.set_ylabel("GFLOP/s (plan call, direct-conv FLOPs)")
     ax_speed.set_title(f"{suite}: speed per layer")
     ax_speed.grid(axis="y", alpha=0.3)
     ax_ws.set_yscale("log")
@@ -111,7 +113,15 @@ def plot(result, path):
         _draw_suite(axes[2 * i][0], axes[2 * i + 1][0], suite, per_suite[suite], peers,
                     colour, peak)
     fig.suptitle(f"leanconv {meta['version']}  isa {meta['isa']}, {meta['threads']} "
-                 f"thread(s), batch {meta['batch']}  (peers hatched)")
+                 f"thread(s), batch {meta['batch']}  (peers hatched)\n"
+                 f"GFLOP/s counts direct-convolution FLOPs for every algorithm:\n"
+                 f"Winograd does fewer multiplies, so its bars can pass the FMA peak",
+                 fontsize=10)
+    save(plt, fig, path)
+
+
+def save(plt, fig, path):
+    """Write the figure (an OSError as one CliError line) and free it."""
     try:
         fig.savefig(path, dpi=100)
     except OSError as e:

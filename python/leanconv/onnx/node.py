@@ -15,7 +15,9 @@ class Node:
     (ints, floats, strings, lists, NumPy arrays for tensors)."""
 
     def __init__(self, proto, opset: int):
-        self.proto = proto
+        # No reference to `proto` is kept: op closures hold their Node, and one
+        # live NodeProto keeps the whole ModelProto -- every weight, a second
+        # copy of them -- in memory for as long as the prepared model lives.
         self.op_type = proto.op_type
         self.name = proto.name or f"{proto.op_type}({', '.join(proto.output)})"
         self.inputs = list(proto.input)

@@ -5,6 +5,8 @@
     with lct.enable():                    # or: route F.conv2d calls made by any code
         y = model(x)
     y = lct.conv2d(x, w, b, padding=1)    # F.conv2d semantics, leanconv kernels
+    frozen = lct.freeze(model.eval(), x)  # inference only: BN folded, activations and
+                                          # residual adds fused; consumes `model`
 
 CPU float32 tensors run on leanconv; anything else (other dtypes, other devices,
 tracing, 1-D/3-D convolutions) runs on torch after a one-time
@@ -20,9 +22,10 @@ except ImportError as e:  # pragma: no cover - exercised only without torch
                       "`pip install torch` (CPU build is enough)") from e
 
 from leanconv.torch.fallback import LeanconvFallbackWarning, reset_warnings
+from leanconv.torch.freeze import FreezeWarning, freeze
 from leanconv.torch.functional import conv2d
 from leanconv.torch.mode import enable
 from leanconv.torch.modules import Conv2d, convert
 
-__all__ = ["conv2d", "Conv2d", "convert", "enable", "LeanconvFallbackWarning",
-           "reset_warnings"]
+__all__ = ["conv2d", "Conv2d", "convert", "enable", "freeze", "FreezeWarning",
+           "LeanconvFallbackWarning", "reset_warnings"]

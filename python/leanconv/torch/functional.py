@@ -37,16 +37,43 @@ def conv_with_cache(cache: PlanCache, input, weight, bias, call, algorithm="auto
     return run_plan(plan, input, weight)
 
 
+def autocast_dtype(input):
+    """The dtype torch's CPU autocast would give this conv2d (bfloat16 or
+    float16), or None when autocast is off or would leave the input alone.
+
+    Under autocast torch computes conv2d in that dtype.  leanconv computes in
+    float32 instead (from the float32 weights and the input widened exactly)
+    and rounds the result once: torch's dtype, at least torch's accuracy."""
+    if not isinstance(input, torch.Tensor) or input.device.type != "cpu" or \
+            input.dtype not in _AUTOCAST_INPUTS or not torch.is_autocast_enabled("cpu"):
+        return None
+    return torch.get_autocast_dtype("cpu")
+
+
+# Input dtypes CPU autocast casts (float64 it leaves alone).
+_AUTOCAST_INPUTS = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def conv_or_fallback(cache, input, weight, bias, stride, padding, dilation, groups, algorithm):
+    """leanconv when it can run the call (also under autocast), else torch."""
+    low = autocast_dtype(input)
+    x = input if low is None else input.float()
+    call = eligibility.check(x, weight, bias, stride, padding, dilation, groups)
+    if isinstance(call, eligibility.Skip):
+        if call.warn:
+            warn_once(call.reason, stacklevel=4)
+        return _torch_conv2d(input, weight, bias, stride, padding, dilation, groups)
+    y = conv_with_cache(cache(weight), x, weight, bias, call, algorithm)
+    return y if low is None else y.to(low)
+
+
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
            algorithm="auto"):
     """torch.nn.functional.conv2d with leanconv doing the arithmetic.
 
-    Same arguments, shapes, output layout and errors as F.conv2d.  CPU float32
-    tensors run on leanconv (weights packed once per weight tensor and version,
-    then reused); anything else runs on torch after a one-time warning."""
-    call = eligibility.check(input, weight, bias, stride, padding, dilation, groups)
-    if isinstance(call, eligibility.Skip):
-        if call.warn:
-            warn_once(call.reason)
-        return _torch_conv2d(input, weight, bias, stride, padding, dilation, groups)
-    return conv_with_cache(functional_cache(weight), input, weight, bias, call, algorithm)
+    Same arguments, shapes, output layout, dtype (also under CPU autocast) and
+    errors as F.conv2d.  CPU float32 tensors run on leanconv (weights packed
+    once per weight tensor and version, then reused); anything else runs on
+    torch after a one-time warning."""
+    return conv_or_fallback(functional_cache, input, weight, bias, stride, padding, dilation,
+                            groups, algorithm)

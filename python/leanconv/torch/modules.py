@@ -7,9 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from leanconv._select import check_name
-from leanconv.torch import eligibility
 from leanconv.torch.fallback import warn_once
-from leanconv.torch.functional import _torch_conv2d, conv_with_cache
+from leanconv.torch.functional import conv_or_fallback
 from leanconv.torch.plans import PlanCache
 
 
@@ -52,15 +51,8 @@ class Conv2d(nn.Conv2d):
         if self.padding_mode != "zeros":
             input = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
             padding = 0
-        call = eligibility.check(input, self.weight, self.bias, self.stride, padding,
-                                 self.dilation, self.groups)
-        if isinstance(call, eligibility.Skip):
-            if call.warn:
-                warn_once(call.reason)
-            return _torch_conv2d(input, self.weight, self.bias, self.stride, padding,
-                                 self.dilation, self.groups)
-        return conv_with_cache(self._lc_cache, input, self.weight, self.bias, call,
-                               self.algorithm)
+        return conv_or_fallback(lambda weight: self._lc_cache, input, self.weight, self.bias,
+                                self.stride, padding, self.dilation, self.groups, self.algorithm)
 
     def extra_repr(self):
         return super().extra_repr() + f", algorithm={self.algorithm!r}"

@@ -7,7 +7,8 @@ another tensor.  The signature below sees all three: the tensor's identity
 (a weak reference, so a dead tensor's successor at the same address never
 matches), its version counter (every in-place op bumps it) and its data
 pointer, shape and strides.  What it cannot see is an in-place write through
-`.data` or `.numpy()`, which bypasses the version counter; call
+`.data` or `.numpy()`, which bypasses the version counter, or an in-place
+write to an inference tensor (it has no version counter); call
 `Conv2d.repack()` after one of those."""
 from __future__ import annotations
 
@@ -34,7 +35,11 @@ def torch_threads():
 def _sig(t):
     if t is None:
         return None
-    return (t._version, t.data_ptr(), tuple(t.shape), t.stride())
+    # Inference tensors (made under torch.inference_mode) have no version
+    # counter; they can be changed in place only inside inference mode, and
+    # such a write is, like one through `.data`, invisible here (repack()).
+    version = None if t.is_inference() else t._version
+    return (version, t.data_ptr(), tuple(t.shape), t.stride())
 
 
 def as_numpy(t):

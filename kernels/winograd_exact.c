@@ -1,0 +1,91 @@
+/* Winograd tiles recomputed in double.
+ *
+ * The float transforms multiply by up to 15 (input) and 32 (output) per dimension
+ * (F6), so inputs beyond ~1e36 can overflow inside them where the
+ * convolution itself is finite.  The output transform reports the lanes
+ * whose results hold an Inf or NaN; the driver calls this for each such tile.
+ * When the tile's input window is finite, the tile is recomputed with the
+ * same packed U (float) but the input transform, the products and the output
+ * transform in double, where nothing overflows, and rounded once.  A window
+ * that holds a genuine Inf or NaN keeps the float result: those spread over
+ * the tile, as documented. */
+#include <math.h>
+#include "internal.h"
+#include "winograd_transforms.h"
+
+/* The generated 1-D transforms over plain doubles (same coefficients). */
+#define LC_VADD(a, b) ((a) + (b))
+#define LC_VSUB(a, b) ((a) - (b))
+#define LC_VFMAC(acc, a, f) ((acc) + (a) * (double)(f))
+
+/* out = T^T in T for an n_in x n_in block and a 1-D transform `one_d` of
+ * n_in inputs to n_out outputs: columns first, then rows (the template's order). */
+#define LC_EXACT_2D(name, n_in, n_out, one_d)                                    \
+    static void name(const double *in, double *out) {                          \
+        double t[n_out][n_in];                                                  \
+        for (int j = 0; j < (n_in); j++) {                                      \
+            double x[n_in], o[n_out];                                           \
+            for (int k = 0; k < (n_in); k++) x[k] = in[k * (n_in) + j];         \
+            one_d(o, x);                                                        \
+            for (int i = 0; i < (n_out); i++) t[i][j] = o[i];                   \
+        }                                                                       \
+        for (int i = 0; i < (n_out); i++) {                                     \
+            double o[n_out];                                                    \
+            one_d(o, t[i]);                                                     \
+            for (int j = 0; j < (n_out); j++) out[i * (n_out) + j] = o[j];      \
+        }                                                                       \
+    }
+LC_EXACT_2D(lc_exact_in_f2, 4, 4, LC_WINO_F2_INPUT_1D)
+LC_EXACT_2D(lc_exact_in_f4, 6, 6, LC_WINO_F4_INPUT_1D)
+LC_EXACT_2D(lc_exact_in_f6, 8, 8, LC_WINO_F6_INPUT_1D)
+LC_EXACT_2D(lc_exact_out_f2, 4, 2, LC_WINO_F2_OUTPUT_1D)
+LC_EXACT_2D(lc_exact_out_f4, 6, 4, LC_WINO_F4_OUTPUT_1D)
+LC_EXACT_2D(lc_exact_out_f6, 8, 6, LC_WINO_F6_OUTPUT_1D)
+
+typedef void (*lc_exact_fn)(const double *in, double *out);
+static const lc_exact_fn lc_exact_in[LC_WINO_VARIANTS] = {lc_exact_in_f2, lc_exact_in_f4, lc_exact_in_f6};
+static const lc_exact_fn lc_exact_out[LC_WINO_VARIANTS] = {lc_exact_out_f2, lc_exact_out_f4, lc_exact_out_f6};
+
+int64_t lc_wino_exact_doubles(const lc_conv_desc *d) {
+    const int64_t alpha = lc_wino_m[d->algorithm - LC_ALGO_WINOGRAD_F2] + 2;
+    return alpha * alpha * (d->C / d->groups);
+}
+
+int lc_wino_exact_tile(const lc_conv_desc *d, const float *xg, const float *packed, int64_t grp,
+                       int64_t th, int64_t tw, int64_t o, const float *bias,
+                       const lc_epilogue *kep, float *obuf, size_t nr, double *v) {
+    const int var = d->algorithm - LC_ALGO_WINOGRAD_F2;
+    const int64_t m = lc_wino_m[var], alpha = m + 2, xi = alpha * alpha;
+    const int64_t Cg = d->C / d->groups, Mg = d->M / d->groups, mr = d->isa->mr;
+    const int64_t y0 = th * m - d->pad_t, x0 = tw * m - d->pad_l;
+    const int64_t mpad = (Mg + mr - 1) / mr * mr;
+    double win[64], mo[64], out[36];
+    /* 1. every channel's window, in double; give up on a non-finite input */
+    for (int64_t c = 0; c < Cg; c++) {
+        const float *plane = xg + c * d->H * d->W;
+        for (int64_t i = 0; i < alpha; i++)
+            for (int64_t j = 0; j < alpha; j++) {
+                const int64_t iy = y0 + i, ix = x0 + j;
+                const double a = iy >= 0 && iy < d->H && ix >= 0 && ix < d->W ? plane[iy * d->W + ix] : 0.0;
+                if (!isfinite(a)) return 0;
+                win[i * alpha + j] = a;
+            }
+        lc_exact_in[var](win, v + c * xi);
+    }
+    /* 2. Mo = sum_c U * V, Y = A^T Mo A + bias, rounded once, into the tile's
+     * lane of the output-transform buffer (m x m x nr) */
+    for (int64_t x = 0; x < xi; x++) {
+        const float *u = packed + (x * d->groups + grp) * mpad * Cg;
+        double s = 0.0;
+        for (int64_t c = 0; c < Cg; c++)
+            s += (double)u[lc_packed_a_offset((size_t)Mg, (size_t)Cg, (size_t)mr,
+                                              (size_t)d->isa->kc, (size_t)o, (size_t)c)] *
+                 v[c * xi + x];
+        mo[x] = s;
+    }
+    lc_exact_out[var](mo, out);
+    const double b = bias ? bias[grp * Mg + o] : 0.0;
+    for (int64_t i = 0; i < m * m; i++)
+        obuf[(size_t)i * nr] = lc_clampf((float)(out[i] + b), kep);
+    return 1;
+}

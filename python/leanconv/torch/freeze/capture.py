@@ -1,0 +1,69 @@
+"""Capturing a model as fx graphs: the whole model when torch.fx can trace
+it, else (with a warning naming the module) each child separately, recursing
+until the parts trace.  A Unit is one traced part, the example inputs it saw,
+and where its frozen graph goes back into the model."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.fx.passes.shape_prop import ShapeProp
+
+
+class FreezeWarning(UserWarning):
+    """freeze left part of a model as it was (untraceable code, training-mode BatchNorm)."""
+
+
+@dataclass
+class Unit:
+    gm: torch.fx.GraphModule
+    parent: nn.Module | None      # None: the unit is the whole model
+    name: str                     # attribute of parent it replaces; dotted path for messages
+
+
+def _has_conv(m):
+    return any(isinstance(s, nn.Conv2d) for s in m.modules()) or \
+        any(p.dim() == 4 for p in m.parameters(recurse=False))
+
+
+def _record_child_inputs(model, inputs):
+    """Positional inputs of each direct child's first call during model(*inputs)."""
+    seen, handles = {}, []
+    for name, child in model.named_children():
+        def hook(mod, args, kwargs, name=name):
+            if name not in seen:
+                seen[name] = None if kwargs else args
+        handles.append(child.register_forward_pre_hook(hook, with_kwargs=True))
+    try:
+        model(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return seen
+
+
+def capture(model, inputs, path, parent=None, name=""):
+    """Units covering `model`, each with shapes propagated from its example inputs."""
+    try:
+        gm = torch.fx.symbolic_trace(model)
+    except Exception as e:  # noqa: BLE001 - any tracing failure means "not this module"
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        warnings.warn(f"torch.fx cannot trace {path} ({type(model).__name__}: {why}); "
+                      f"freezing its submodules one by one, its own code stays as it is",
+                      FreezeWarning, stacklevel=4)
+        return _capture_children(model, inputs, path)
+    ShapeProp(gm).propagate(*inputs)
+    return [Unit(gm, parent, name or path)]
+
+
+def _capture_children(model, inputs, path):
+    units = []
+    recorded = _record_child_inputs(model, inputs)
+    for name, child in model.named_children():
+        args = recorded.get(name)
+        if args is None or not _has_conv(child):
+            continue    # not called (or called with keywords): left as it is
+        units += capture(child, args, f"{path}.{name}", model, name)
+    return units

@@ -1,0 +1,256 @@
+"""freeze(): capture, find the fusible chains, choose algorithms, then pack
+and rewrite one chain at a time, releasing torch's copy of each weight as
+soon as its last user is packed (so the peak never holds two full copies)."""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import warnings
+from collections import Counter
+
+import torch
+from torch import nn
+
+from leanconv._params import ConvSpec
+from leanconv._select import check_name
+from leanconv.torch import modules as lct_modules
+from leanconv.torch.freeze import choose, patterns
+from leanconv.torch.freeze.capture import FreezeWarning, capture
+from leanconv.torch.freeze.frozen_conv import FrozenConv2d
+
+
+def freeze(model, example_inputs, *, algorithm="auto", memory_budget=None):
+    """An inference-only copy of `model` whose convolutions run on leanconv.
+
+    example_inputs: a tensor or a tuple of tensors `model` is called with;
+    plans are made for their shapes (other shapes work too).  Convolutions
+    (nn.Conv2d, leanconv.torch.Conv2d, F.conv2d on the model's own weights)
+    are fused with an eval-mode BatchNorm after them (folded into the
+    weights), a residual add and the activation that follows (ReLU, ReLU6,
+    hardtanh/clamp, Hardswish, Hardsigmoid, SiLU, Sigmoid, GELU, LeakyReLU).
+    The graph is captured with torch.fx; a module it cannot trace is frozen
+    child by child, with a FreezeWarning naming it.
+
+    algorithm: "auto" (the shape model), a leanconv algorithm name, or
+    "measure": time each layer's candidates and torch's own conv on the
+    example input and keep the fastest (a layer may stay on torch).
+    memory_budget: bytes the packed weights may hold in all; layers trade to
+    smaller packings (Winograd holds alpha^2/9 the raw weights) until they
+    fit, a ValueError if nothing does.
+
+    **freeze consumes `model`**: each convolution's (and BatchNorm's) tensors
+    are emptied once packed, so `model` cannot run afterwards; deep-copy it
+    first if you still need it.  The frozen module has no parameters; its
+    state_dict holds only the folded weights of layers left on torch and is
+    not a training checkpoint.  It runs CPU float32 inputs (under autocast it
+    returns autocast's dtype), also under torch.compile and torch.export
+    (each convolution is one opaque custom op)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"freeze needs a torch.nn.Module, got {type(model).__name__}")
+    if algorithm != "measure":
+        check_name(algorithm)
+    inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) \
+        else tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else None
+    if not inputs or not all(isinstance(t, torch.Tensor) for t in inputs):
+        raise TypeError("example_inputs must be a tensor or a non-empty tuple of tensors, got "
+                        f"{type(example_inputs).__name__}")
+    for i, t in enumerate(inputs):
+        if t.device.type != "cpu" or t.dtype != torch.float32:
+            raise ValueError(f"example_inputs[{i}] is {t.dtype} on {t.device}; freeze runs "
+                             f"CPU float32 models (call .float().cpu() first)")
+    if memory_budget is not None and (isinstance(memory_budget, bool) or
+                                      not isinstance(memory_budget, int) or memory_budget < 0):
+        raise ValueError(f"memory_budget must be a non-negative int (bytes) or None, "
+                         f"got {memory_budget!r}")
+    with torch.no_grad():
+        units = capture(model, inputs, type(model).__name__)
+        jobs = _find_jobs(units)
+        layers = [_layer(job, algorithm) for job in jobs]
+        picks = choose.assign(layers, memory_budget)
+        _pack_all(jobs, picks)
+        root = model
+        for unit in units:
+            unit.gm.delete_all_unused_submodules()
+            unit.gm.graph.lint()
+            unit.gm.recompile()
+            unit.gm.train(unit.parent.training if unit.parent is not None else model.training)
+            if unit.parent is None:
+                root = unit.gm
+            else:
+                setattr(unit.parent, unit.name, unit.gm)
+    _return_freed_memory()
+    return root
+
+
+class _Job:
+    """One chain of one unit, with what packing it needs."""
+
+    def __init__(self, unit, chain, modules):
+        self.unit, self.chain = unit, chain
+        s = chain.source
+        self.spec = ConvSpec.build(tuple(s.weight.shape), s.stride, s.padding, s.dilation,
+                                   s.groups)
+        self.x_shape = tuple(chain.conv.args[0].meta["tensor_meta"].shape)
+        self.spec.geometry(*self.x_shape)           # a bad geometry fails here, not later
+        self.bn = None if chain.bn is None else modules[chain.bn.target]
+        self.name = f"{unit.name}:{chain.conv.name}"
+
+    def tensors(self):
+        """Every torch tensor whose values the packed layer replaces."""
+        s = self.chain.source
+        ts = [s.weight, s.bias]
+        if self.bn is not None:
+            ts += [self.bn.weight, self.bn.bias, self.bn.running_mean, self.bn.running_var]
+        return [t for t in ts if t is not None]
+
+    def folded(self, in_place=False):
+        """(weight, bias) in float32 with the BatchNorm folded in: the scale
+        and bias in float64, then one float32 multiply per weight (a single
+        rounding).  in_place: scale torch's weight tensor itself, when it is
+        released right after, so folding needs no second copy."""
+        s = self.chain.source
+        M = s.weight.shape[0]
+        b = torch.zeros(M, dtype=torch.float64) if s.bias is None else s.bias.detach().double()
+        w = s.weight.detach()
+        bn = self.bn
+        if bn is None:
+            return w.contiguous(), b.float()
+        scale = (bn.running_var.double() + bn.eps).rsqrt()
+        if bn.weight is not None:
+            scale = scale * bn.weight.double()
+        b = (b - bn.running_mean.double()) * scale
+        if bn.bias is not None:
+            b = b + bn.bias.double()
+        scale = scale.float().view(-1, 1, 1, 1)
+        w = w.mul_(scale) if in_place and w.is_contiguous() else w * scale
+        return w.contiguous(), b.float()
+
+
+def _eligible_input(node):
+    tm = node.meta.get("tensor_meta") if isinstance(node, torch.fx.Node) else None
+    return tm is not None and hasattr(tm, "shape") and len(tm.shape) == 4 and \
+        tm.dtype == torch.float32
+
+
+def _find_jobs(units):
+    jobs = []
+    for unit in units:
+        modules = dict(unit.gm.named_modules())
+        claimed = set()
+        for node in list(unit.gm.graph.nodes):
+            if node in claimed:
+                continue
+            source = patterns.conv_source(node, modules, unit.gm)
+            if source is None or not _eligible_input(node.args[0] if node.args else None):
+                continue
+            if source.weight.dtype != torch.float32:
+                continue
+            _warn_training_bn(node, modules)
+            chain = patterns.find_chain(node, source, modules, claimed)
+            try:
+                job = _Job(unit, chain, modules)
+            except ValueError:
+                continue        # torch will report it, as it did before freeze
+            claimed.update(chain.nodes)
+            jobs.append(job)
+    return jobs
+
+
+def _warn_training_bn(conv, modules):
+    for user in conv.users:
+        if user.op == "call_module" and isinstance(modules[user.target], nn.BatchNorm2d) \
+                and modules[user.target].training:
+            warnings.warn(f"BatchNorm {user.target} is in training mode: freeze leaves it "
+                          f"unfused (call model.eval() before freeze)", FreezeWarning,
+                          stacklevel=4)
+
+
+def _layer(job, algorithm):
+    if algorithm == "measure":
+        w, b = job.folded()
+        return choose.measured_layer(job.name, job.spec, w, b, job.x_shape)
+    return choose.model_layer(job.name, job.spec, job.x_shape, algorithm)
+
+
+def _releasable(jobs):
+    """How many jobs read each tensor, or None for tensors something else
+    in the graphs reads too (a module also called outside a chain): kept."""
+    uses = Counter(id(t) for job in jobs for t in job.tensors())
+    in_chains = {n for job in jobs for n in job.chain.nodes}
+    called_elsewhere = set()
+    for gm in {id(j.unit.gm): j.unit.gm for j in jobs}.values():
+        mods = dict(gm.named_modules())
+        called_elsewhere |= {id(mods[n.target]) for n in gm.graph.nodes
+                             if n.op == "call_module" and n not in in_chains}
+    for job in jobs:
+        owners = [job.chain.source.owner, job.bn]
+        if any(id(o) in called_elsewhere for o in owners if o is not None):
+            for t in job.tensors():
+                uses[id(t)] = None
+    return uses
+
+
+def _release(t):
+    """Drop the storage of t for every holder (a Parameter shared by several
+    modules or a GraphModule's get_attr alike)."""
+    t.data = torch.empty(0, dtype=t.dtype)
+
+
+def _pack_all(jobs, picks):
+    uses = _releasable(jobs)
+    for job in jobs:
+        last_use = uses[id(job.chain.source.weight)] == 1
+        w, b = job.folded(in_place=last_use)
+        chain = job.chain
+        frozen = FrozenConv2d(job.spec, w, b, algorithm=picks[job.name],
+                              activation=chain.activation, residual=chain.add is not None)
+        del w, b
+        for t in job.tensors():
+            if uses[id(t)] is not None:
+                uses[id(t)] -= 1
+                if uses[id(t)] == 0:
+                    _release(t)
+        owner = chain.source.owner
+        if isinstance(owner, lct_modules.Conv2d):
+            owner.repack()
+            owner._lc_cache._weight_np = owner._lc_cache._bias_np = None
+        _rewrite(job.unit.gm, chain, frozen)
+        _return_freed_memory()     # the next layer's packing can use these pages
+
+
+def _rewrite(gm, chain, frozen):
+    graph = gm.graph
+    name = f"lc_{chain.conv.name}"
+    gm.add_submodule(name, frozen)
+    # read the operands now: chains rewritten before may have replaced them
+    args = (chain.conv.args[0],)
+    if chain.add is not None:
+        args += tuple(a for a in chain.add.args if a not in chain.nodes)
+    with graph.inserting_before(chain.last):
+        new = graph.call_module(name, args)
+    new.meta = dict(chain.last.meta)
+    chain.last.replace_all_uses_with(new)
+    for node in reversed(chain.nodes):
+        graph.erase_node(node)
+    for node in list(graph.nodes):
+        if node.op == "get_attr" and not node.users:
+            graph.erase_node(node)
+
+
+@functools.lru_cache(maxsize=None)
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def _return_freed_memory():
+    """Hand freed memory back to the OS now.  glibc keeps freed heap memory
+    for reuse, but the packed weights (aligned, other sizes) rarely fit in
+    the holes torch's weights leave, so without this the heap grows by the
+    packed size while the released weights stay resident."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)

@@ -1,0 +1,116 @@
+"""FrozenConv2d: one convolution (+ folded BatchNorm, + residual add, +
+activation) of a frozen model, run by a packed leanconv plan or, where
+freeze measured torch to be faster, by torch's own conv on folded weights.
+
+Inference only: no autograd, no parameters, and its buffers are folded
+weights, not a training checkpoint.  The eager call is kept short (one dict
+lookup for the geometry of an input shape, then the kernel) because a
+60-conv model pays it 60 times per forward; under torch.compile/export the
+module calls the opaque custom op leanconv::frozen_conv2d instead."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from leanconv._params import ConvSpec
+from leanconv.torch.freeze.activations import Activation
+from leanconv.torch.plans import torch_threads
+
+
+class FrozenConv2d(nn.Module):
+    def __init__(self, spec: ConvSpec, weight: torch.Tensor, bias: torch.Tensor, *,
+                 algorithm: str, activation: Activation | None, residual: bool):
+        """weight/bias: folded float32 tensors (packed, or kept for torch);
+        activation: applied after the residual add; residual: forward takes
+        a second tensor added to the conv's output."""
+        super().__init__()
+        self.spec = spec
+        self.algorithm = algorithm
+        self.activation = activation
+        self.has_residual = residual
+        # on leanconv the epilogue does act(conv + bias + residual) in its
+        # output pass; a layer left on torch runs them as in-place torch ops
+        on_lc = algorithm != "torch"
+        native_act = activation.leanconv_form() if on_lc and activation is not None else None
+        self._post = activation if not on_lc else None
+        self._geoms = {}
+        if algorithm == "torch":
+            self.register_buffer("weight", weight.detach().contiguous())
+            self.register_buffer("bias", bias.detach().contiguous())
+            self.plan = None
+            self.packed_bytes = self.weight.numel() * 4     # the bytes its weights hold
+        else:
+            from leanconv._plan import Conv2d as Plan
+            s = spec
+            self.plan = Plan(weight.detach().numpy(), bias.detach().numpy(), s.stride, s.pads,
+                             s.dilation, s.groups, algorithm=algorithm, activation=native_act)
+            self._kernel_run = self.plan._kernel.run
+            self._bias_np = self.plan._bias
+            self.packed_bytes = self.plan.packed_bytes
+        from leanconv.torch.freeze import custom_op
+        self.handle = custom_op.register(self)
+
+    # -- shapes -------------------------------------------------------------
+    def output_shape(self, x_shape):
+        N, C, H, W = x_shape
+        OH, OW = self.spec.output_hw(H, W)
+        return (N, self.spec.M, OH, OW)
+
+    def _geometry(self, shape):
+        g = self._geoms.get(shape)
+        if g is None:
+            if len(shape) != 4 or shape[1] != self.spec.C:
+                raise ValueError(f"frozen convolution expects an (N, {self.spec.C}, H, W) input, "
+                                 f"got {tuple(shape)}")
+            N, C, H, W = shape
+            g = self._geoms[shape] = (self.spec.geometry(N, C, H, W), self.output_shape(shape))
+        return g
+
+    # -- running ------------------------------------------------------------
+    def forward(self, x, residual=None):
+        if type(x) is not torch.Tensor or torch.compiler.is_compiling():
+            from leanconv.torch.freeze import custom_op
+            return custom_op.frozen_conv2d(x, self.handle, residual)
+        return self.run(x, residual)
+
+    def run(self, x, residual=None):
+        """The convolution on a real tensor (the custom op's implementation too)."""
+        out_dtype = None
+        if x.dtype != torch.float32:
+            out_dtype = x.dtype     # autocast handed us its dtype
+            x = x.float()
+        if torch.is_autocast_enabled("cpu"):
+            out_dtype = torch.get_autocast_dtype("cpu")
+        if self.plan is None:
+            s = self.spec
+            t, b, l, r = s.pads
+            if t == b and l == r:
+                y = torch.conv2d(x, self.weight, self.bias, s.stride, (t, l), s.dilation, s.groups)
+            else:
+                y = torch.conv2d(torch.nn.functional.pad(x, (l, r, t, b)), self.weight, self.bias,
+                                 s.stride, 0, s.dilation, s.groups)
+        else:
+            geom, oshape = self._geometry(x.shape)
+            y = torch.empty(oshape, dtype=torch.float32)
+            xn = x.detach().contiguous().numpy().reshape(-1)
+            r = None if residual is None else \
+                residual.detach().float().contiguous().numpy().reshape(-1)
+            self._kernel_run(xn, y.numpy().reshape(-1), self._bias_np, geom, torch_threads(), r)
+            return y if out_dtype is None else y.to(out_dtype)
+        if residual is not None:
+            y.add_(residual.float())
+        if self._post is not None:
+            y = self._post.apply_(y)
+        return y if out_dtype is None else y.to(out_dtype)
+
+    def __prepare_scriptable__(self):
+        raise TypeError("a frozen leanconv convolution cannot be compiled by torch.jit.script "
+                        "(it calls C kernels through Python); use torch.compile or "
+                        "torch.export, which see it as the custom op leanconv::frozen_conv2d")
+
+    def extra_repr(self):
+        s = self.spec
+        act = None if self.activation is None else self.activation.leanconv_form()
+        return (f"{s.C}, {s.M}, kernel=({s.kH}, {s.kW}), stride={s.stride}, pads={s.pads}, "
+                f"groups={s.groups}, algorithm={self.algorithm!r}, activation={act}, "
+                f"residual={self.has_residual}")

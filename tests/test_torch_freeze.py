@@ -1,0 +1,421 @@
+"""leanconv.torch.freeze: whole models give stock torch's answers, and the
+fusions happen exactly where they are sound.
+
+Networks are compared with stock torch's float32 output (max error / max
+|output| < FLOAT_TOL: the two round differently, BN folding included) and,
+for a few, with the network run in float64 (NET_TOL, as for convert())."""
+from __future__ import annotations
+
+import copy
+import operator
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+import leanconv as lc  # noqa: E402
+import leanconv.torch as lct  # noqa: E402
+import reference_nets  # noqa: E402
+import torchvision_models  # noqa: E402
+from leanconv.torch.freeze import FreezeWarning, choose  # noqa: E402
+from leanconv.torch.freeze.frozen_conv import FrozenConv2d  # noqa: E402
+
+NET_TOL = 1e-5
+FLOAT_TOL = 2e-5
+
+
+def rel_err(y, ref):
+    y, ref = torchvision_models.output(y), torchvision_models.output(ref)
+    return float((y.double() - ref.double()).abs().max() / ref.double().abs().max())
+
+
+def frozen_convs(m):
+    return [c for c in m.modules() if isinstance(c, FrozenConv2d)]
+
+
+def freeze_and_compare(model, x, tol=FLOAT_TOL, **kw):
+    """(frozen, its output) after checking it against the model run by torch
+    (before freeze, which consumes it)."""
+    args = x if isinstance(x, tuple) else (x,)
+    with torch.no_grad():
+        ref = model(*args)
+    frozen = lct.freeze(model, x, **kw)
+    with torch.no_grad():
+        y = frozen(*args)
+    assert rel_err(y, ref) < tol
+    return frozen, y
+
+
+def call_targets(gm):
+    return [n.target for n in gm.graph.nodes if n.op not in ("placeholder", "output")]
+
+
+# --- whole architectures -------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", torchvision_models.ARCHITECTURES)
+def test_torchvision_architecture_matches_stock(name):
+    model = torchvision_models.make(name)
+    x = torch.randn(1, 3, 32, 32)
+    frozen, _ = freeze_and_compare(model, x)
+    assert frozen_convs(frozen)
+    # torch's conv modules are gone and their weights released
+    assert not any(type(m) is nn.Conv2d for m in frozen.modules())
+    assert all(m.weight.numel() == 0 for m in model.modules() if type(m) is nn.Conv2d)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
+def test_against_float64_network(name):
+    model = reference_nets.make(name).eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        ref64 = copy.deepcopy(model).double()(x.double())
+    frozen = lct.freeze(model, x)
+    with torch.no_grad():
+        assert rel_err(frozen(x), ref64) < NET_TOL
+        # another input size runs on the same plans
+        x2 = torch.randn(2, 3, 48, 40)
+        assert frozen(x2).shape == (2, 1000)
+
+
+def test_resnet18_is_fully_fused():
+    frozen = lct.freeze(torchvision_models.make("resnet18"), torch.randn(1, 3, 32, 32))
+    convs = frozen_convs(frozen)
+    assert len(convs) == 20
+    assert sum(c.has_residual for c in convs) == 8
+    ops = [t for t in call_targets(frozen) if not str(t).startswith("lc_")]
+    assert ops == ["maxpool", "avgpool", torch.flatten, "fc"]
+
+
+# --- fusion patterns -----------------------------------------------------------------------
+
+class ConvBnAct(nn.Module):
+    def __init__(self, act):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.act = act
+
+    def forward(self, x):
+        return self.act(self.bn(self.conv(x)))
+
+
+ACTIVATIONS = {
+    "ReLU": nn.ReLU(), "ReLU_inplace": nn.ReLU(inplace=True), "ReLU6": nn.ReLU6(),
+    "Hardtanh": nn.Hardtanh(-0.5, 0.7), "Hardswish": nn.Hardswish(),
+    "Hardsigmoid": nn.Hardsigmoid(), "SiLU": nn.SiLU(inplace=True), "Sigmoid": nn.Sigmoid(),
+    "GELU": nn.GELU(), "GELU_tanh": nn.GELU(approximate="tanh"),
+    "LeakyReLU": nn.LeakyReLU(0.2),
+    "F.relu": F.relu, "torch.relu": torch.relu, "F.relu6": F.relu6,
+    "F.hardswish": F.hardswish, "F.silu": F.silu, "torch.sigmoid": torch.sigmoid,
+    "F.gelu": F.gelu, "F.leaky_relu": lambda y: F.leaky_relu(y, 0.3),
+    "F.hardtanh": lambda y: F.hardtanh(y, -1.0, 2.0),
+    "torch.clamp": lambda y: torch.clamp(y, -0.3, 0.4), "clamp_min": lambda y: y.clamp(min=0.1),
+    "method_relu_": lambda y: y.relu_(), "method_sigmoid": lambda y: y.sigmoid(),
+}
+
+
+def randomise_bn(model):
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+                m.weight.uniform_(0.5, 2)
+                m.bias.uniform_(-1, 1)
+    return model.eval()
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=list(ACTIVATIONS))
+def test_conv_bn_activation_fuse_to_one_call(act):
+    model = randomise_bn(ConvBnAct(ACTIVATIONS[act]))
+    frozen, _ = freeze_and_compare(model, torch.randn(2, 4, 10, 9))
+    assert call_targets(frozen) == ["lc_conv"]
+    assert frozen_convs(frozen)[0].activation is not None
+
+
+class Residual(nn.Module):
+    def __init__(self, form, act=None, bn=True):
+        super().__init__()
+        self.conv = nn.Conv2d(6, 6, 3, padding=1)
+        self.bn = nn.BatchNorm2d(6) if bn else nn.Identity()
+        self.form, self.act = form, act
+
+    def forward(self, x):
+        y = self.bn(self.conv(x))
+        if self.form == "add":
+            y = y + x
+        elif self.form == "radd":
+            y = x + y
+        elif self.form == "torch.add":
+            y = torch.add(y, x)
+        elif self.form == "iadd":
+            y += x
+        elif self.form == "add_":
+            y = y.add_(x)
+        return y if self.act is None else self.act(y)
+
+
+@pytest.mark.parametrize("form", ["add", "radd", "torch.add", "iadd", "add_"])
+@pytest.mark.parametrize("act", [None, nn.ReLU(inplace=True), nn.Hardswish()],
+                         ids=["none", "relu", "hardswish"])
+def test_residual_add_and_activation_fuse(form, act):
+    model = randomise_bn(Residual(form, act))
+    frozen, _ = freeze_and_compare(model, torch.randn(1, 6, 9, 11))
+    assert call_targets(frozen) == ["lc_conv"]
+    conv = frozen_convs(frozen)[0]
+    assert conv.has_residual and (conv.activation is None) == (act is None)
+
+
+def test_conv_output_used_twice_is_not_fused():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return torch.relu(y) + y
+
+    frozen, _ = freeze_and_compare(Twice().eval(), torch.randn(1, 3, 8, 8))
+    targets = call_targets(frozen)
+    assert targets[0] == "lc_conv" and torch.relu in targets and operator.add in targets
+    assert frozen_convs(frozen)[0].activation is None
+
+
+def test_training_mode_batchnorm_is_left_alone():
+    model = ConvBnAct(nn.ReLU())        # not .eval(): BN uses batch statistics
+    x = torch.randn(4, 4, 6, 6)
+    with pytest.warns(FreezeWarning, match="training mode"):
+        frozen = lct.freeze(copy.deepcopy(model), x)
+    assert "bn" in call_targets(frozen)
+    with torch.no_grad():
+        assert rel_err(frozen(x), model(x)) < FLOAT_TOL
+
+
+def test_broadcast_add_is_not_fused():
+    class Broadcast(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x, bias_map):
+            return self.conv(x) + bias_map      # (1, 4, 1, 1): broadcast
+
+    x, r = torch.randn(1, 3, 8, 8), torch.randn(1, 4, 1, 1)
+    model = Broadcast().eval()
+    with torch.no_grad():
+        ref = model(x, r)
+    frozen = lct.freeze(model, (x, r))
+    assert operator.add in call_targets(frozen)
+    assert not frozen_convs(frozen)[0].has_residual
+    with torch.no_grad():
+        assert rel_err(frozen(x, r), ref) < FLOAT_TOL
+
+
+def test_non_conv_producers_are_left_alone():
+    class NoConv(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn = nn.BatchNorm2d(3)
+            self.conv = nn.Conv2d(3, 3, 1)
+
+        def forward(self, x):
+            y = torch.relu(self.bn(x) + x)       # BN and add without a conv before them
+            return self.conv(y)
+
+    frozen, _ = freeze_and_compare(randomise_bn(NoConv()), torch.randn(1, 3, 5, 5))
+    assert call_targets(frozen) == ["bn", operator.add, torch.relu, "lc_conv"]
+
+
+def test_inplace_add_into_the_other_operand_is_not_fused():
+    class IaddOther(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+        def forward(self, x):
+            z = x * 2
+            z.add_(self.conv(x))      # writes into z, not into the conv's output
+            return z
+
+    frozen, _ = freeze_and_compare(IaddOther().eval(), torch.randn(1, 3, 6, 6))
+    assert "add_" in call_targets(frozen)
+
+
+def test_functional_conv_on_own_weights():
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(5, 3, 3, 3))
+            self.b = nn.Parameter(torch.randn(5))
+
+        def forward(self, x):
+            return F.relu6(F.conv2d(x, self.w, self.b, stride=2, padding=1))
+
+    model = Functional().eval()
+    frozen, _ = freeze_and_compare(model, torch.randn(1, 3, 9, 9))
+    assert len(frozen_convs(frozen)) == 1 and model.w.numel() == 0
+
+
+def test_untraceable_module_is_frozen_child_by_child():
+    class DataDependent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block = ConvBnAct(nn.ReLU())
+            self.head = nn.Conv2d(8, 2, 1)
+
+        def forward(self, x):
+            y = self.block(x)
+            if y.mean() > 0:                    # fx cannot trace this
+                y = y * 2
+            return self.head(y)
+
+    model = DataDependent()
+    randomise_bn(model)
+    with pytest.warns(FreezeWarning, match="DataDependent"):
+        frozen, _ = freeze_and_compare(model, torch.randn(1, 4, 8, 8))
+    assert frozen is model
+    assert len(frozen_convs(frozen)) == 2
+
+
+def test_converted_model_freezes():
+    model = lct.convert(reference_nets.make("mobilenet_v2").eval())
+    freeze_and_compare(model, torch.randn(1, 3, 32, 32))
+
+
+# --- modes and integrations ----------------------------------------------------------------
+
+class TinyNet(nn.Module):
+    """A stem, a residual block, a depthwise conv and a head: every kind of
+    frozen call in a graph small enough for Dynamo to trace quickly."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = ConvBnAct(nn.ReLU(inplace=True))
+        self.block = Residual("iadd", nn.ReLU())
+        self.block.conv = nn.Conv2d(8, 8, 3, padding=1)
+        self.block.bn = nn.BatchNorm2d(8)
+        self.dw = nn.Conv2d(8, 8, 7, stride=2, padding=3, groups=8)
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x):
+        y = F.hardswish(self.dw(self.block(self.stem(x))))
+        return self.head(y.mean((2, 3)))
+
+
+def small_resnet():
+    return randomise_bn(TinyNet()), torch.randn(1, 4, 16, 16)
+
+
+def test_inference_mode():
+    model, x = small_resnet()
+    frozen, y = freeze_and_compare(model, x)
+    with torch.inference_mode():
+        xi = x.clone()
+        assert torch.equal(frozen(xi), y)
+
+
+def test_autocast_returns_torch_dtype():
+    model, x = small_resnet()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = copy.deepcopy(model)(x)
+    frozen = lct.freeze(model, x)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        y = frozen(x)
+    assert y.dtype == ref.dtype == torch.bfloat16
+    assert rel_err(y, ref) < 0.05          # bf16 rounding on both sides
+
+
+def test_compile_has_no_graph_breaks_or_recompiles():
+    from torch._dynamo.testing import CompileCounter
+    model, x = small_resnet()
+    frozen, y = freeze_and_compare(model, x)
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    compiled = torch.compile(frozen, backend=counter)
+    with torch.no_grad():
+        for _ in range(3):
+            out = compiled(x)
+    assert counter.frame_count == 1          # one graph: no breaks, no recompiles
+    assert torch.equal(out, y)
+    explained = torch._dynamo.explain(frozen)(x)
+    assert explained.graph_break_count == 0
+
+
+def test_export_and_script():
+    model, x = small_resnet()
+    frozen, y = freeze_and_compare(model, x)
+    ep = torch.export.export(frozen, (x,))
+    assert "leanconv.frozen_conv2d" in ep.graph_module.code
+    assert torch.equal(ep.module()(x), y)
+    with pytest.raises(TypeError, match="torch.compile or torch.export"):
+        torch.jit.script(frozen)
+
+
+# --- algorithm choice and memory -----------------------------------------------------------
+
+def test_measure_keeps_a_layer_on_torch_when_torch_is_faster(monkeypatch):
+    real = choose.time_options
+
+    def torch_wins_on_the_stem(spec, weight, bias, x_shape, names, repeats=5):
+        times = real(spec, weight, bias, x_shape, names, repeats=1)
+        if spec.kH == 7:
+            times[choose.TORCH] = 0.0
+        return times
+
+    monkeypatch.setattr(choose, "time_options", torch_wins_on_the_stem)
+    model, x = small_resnet()
+    frozen, _ = freeze_and_compare(model, x, algorithm="measure")
+    algos = {c.spec.kH: c.algorithm for c in frozen_convs(frozen)}
+    assert algos[7] == "torch"
+    dw = frozen.lc_dw
+    assert dw.plan is None and dw.weight.shape == (8, 1, 7, 7)
+
+
+def test_measure_times_every_option():
+    model, x = small_resnet()
+    frozen, _ = freeze_and_compare(model, x, algorithm="measure")
+    assert all(c.algorithm in lc.algorithms() + ("torch",) for c in frozen_convs(frozen))
+
+
+def test_memory_budget_is_honoured():
+    model, x = small_resnet()
+    free = lct.freeze(copy.deepcopy(model), x, algorithm="winograd_f6")
+    unbounded = sum(c.packed_bytes for c in frozen_convs(free))
+    raw = sum(c.spec.M * c.spec.Cg * c.spec.kH * c.spec.kW * 4 for c in frozen_convs(free))
+    budget = (unbounded + raw) // 2
+    frozen, _ = freeze_and_compare(copy.deepcopy(model), x, algorithm="winograd_f6",
+                                   memory_budget=budget)
+    assert sum(c.packed_bytes for c in frozen_convs(frozen)) <= budget < unbounded
+    with pytest.raises(ValueError, match="memory_budget"):
+        lct.freeze(model, x, memory_budget=100)
+
+
+def test_frozen_module_holds_no_torch_conv_weights():
+    model, x = small_resnet()
+    frozen = lct.freeze(model, x)
+    names = [n for n, _ in frozen.named_parameters()]
+    assert names == ["head.weight", "head.bias"]
+    assert not any(isinstance(m, (nn.Conv2d, nn.BatchNorm2d)) for m in frozen.modules())
+
+
+@pytest.mark.parametrize("args, err, match", [
+    (("not a model", torch.randn(1, 3, 8, 8)), TypeError, "nn.Module"),
+    ((nn.Conv2d(3, 3, 1), "x"), TypeError, "example_inputs"),
+    ((nn.Conv2d(3, 3, 1), torch.randn(1, 3, 8, 8).double()), ValueError, "float32"),
+])
+def test_bad_arguments(args, err, match):
+    with pytest.raises(err, match=match):
+        lct.freeze(*args)
+
+
+def test_bad_options():
+    x = torch.randn(1, 3, 8, 8)
+    with pytest.raises(ValueError, match="unknown algorithm"):
+        lct.freeze(nn.Conv2d(3, 3, 1), x, algorithm="fastest")
+    with pytest.raises(ValueError, match="memory_budget"):
+        lct.freeze(nn.Conv2d(3, 3, 1), x, memory_budget=-1)
+    with pytest.warns(FreezeWarning, match="winograd_f4"):
+        lct.freeze(nn.Conv2d(3, 3, 1), x, algorithm="winograd_f4")  # 1x1: 'auto' instead
