@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import numpy as np  # noqa: E402
 
 import leanconv as lc  # noqa: E402
-from perf_layers import LAYERS as PERF_LAYERS  # noqa: E402
+import perf_layers  # noqa: E402
 
 # name, group, C, H, W, M, k, stride, pad, groups: kinds real models use that
 # bench/perf_layers.py does not have
@@ -60,7 +60,30 @@ EXTRA_LAYERS = [
     ("convnext dw 7x7 96@56", "depthwise", 96, 56, 56, 96, 7, 1, 3, 96),
     ("r50 1x1 512->2048@7", "1x1", 512, 7, 7, 2048, 1, 1, 0, 1),
 ]
-LAYERS = PERF_LAYERS + EXTRA_LAYERS
+
+
+def _as_row(entry):
+    """A bench/perf_layers.py entry as (name, group, C, H, W, M, k, stride, pad,
+    groups): it holds either such tuples or (group, cli.suites.Layer) pairs."""
+    if len(entry) == 10:
+        return tuple(entry)
+    group, L = entry
+    if L.kH != L.kW or L.dilation != 1 or L.H != L.W:
+        return None
+    return (L.name, group, L.C, L.H, L.W, L.M, L.kH, L.stride, L.pad, L.groups)
+
+
+def _layers():
+    rows, seen = [], set()
+    for row in [_as_row(e) for e in perf_layers.LAYERS] + EXTRA_LAYERS:
+        if row is None or row[2:] in seen:
+            continue
+        seen.add(row[2:])
+        rows.append(row)
+    return rows
+
+
+LAYERS = _layers()
 CHOICES = ("auto", "shapeless", "measure")
 
 
