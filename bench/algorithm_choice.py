@@ -234,8 +234,13 @@ def main():
                   f"{r['ms'][r['fastest']]:8.3f} ms  " +
                   "  ".join(f"{c} {r['picked'][c]} {r['ratio'][c]:.2f}" for c in CHOICES),
                   flush=True)
-    meta = {"command": "python bench/algorithm_choice.py" + (" " + " ".join(sys.argv[1:])
-                                                              if sys.argv[1:] else ""),
+    shown, skip = [], False
+    for a in sys.argv[1:]:  # the command that regenerates the table, minus where files go
+        if skip or a.startswith(("--json", "--out")):
+            skip = a in ("--json", "--out") and not skip
+            continue
+        shown.append(a)
+    meta = {"command": " ".join(["python bench/algorithm_choice.py"] + shown),
             "cpu": cpu_text(), "isa": lc.isa(), "version": lc.__version__, "load": load,
             "threads": thread_counts, "elapsed_s": time.perf_counter() - start}
     if args.json:

@@ -1,14 +1,15 @@
 """Timing candidate algorithms for algorithm="measure".
 
 Interleaved rounds (each round calls every candidate once, so a load change
-on the machine hits all of them alike), the median of each candidate's
-samples, and a time budget: candidates far behind after the first round are
-dropped, and rounds stop once the budget is spent (with at least
+on the machine hits all of them alike), the fastest of each candidate's
+samples (on a shared machine noise only ever adds time: steal time of a
+virtual CPU, other tenants' cache and memory traffic; the median of a few
+samples let it pick a 25% slower Winograd size at load 14), and a time
+budget: candidates far behind after the first round are dropped, and rounds stop once the budget is spent (with at least
 MIN_ROUNDS samples of the survivors, so a slow layer may take longer than
 the budget but never measures on one sample)."""
 from __future__ import annotations
 
-import statistics
 import time
 
 BUDGET_S = 0.3     # per geometry, by default
@@ -19,7 +20,7 @@ SAMPLE_S = 1e-3    # a sample loops calls of a tiny layer for about this long
 
 
 def fastest(runners: dict, budget_s: float = BUDGET_S, single_thread: bool = False):
-    """(name of the fastest runner, {name: median seconds}) for runners, a
+    """(name of the fastest runner, {name: its fastest sample, seconds}) for runners, a
     dict name -> zero-argument callable (each already warmed up or not: the
     first call of each is a warm-up and is not counted).  single_thread:
     the calls run on this thread only, so its CPU time is what is measured
@@ -51,6 +52,6 @@ def fastest(runners: dict, budget_s: float = BUDGET_S, single_thread: bool = Fal
         spent = time.perf_counter() - start
         if rounds >= MAX_ROUNDS or (rounds >= MIN_ROUNDS and spent >= budget_s) or len(alive) == 1:
             break
-    medians = {name: statistics.median(s) for name, s in samples.items() if s}
-    winner = min(alive, key=lambda n: medians[n])
-    return winner, medians
+    best = {name: min(s) for name, s in samples.items() if s}
+    winner = min(alive, key=lambda n: best[n])
+    return winner, best
