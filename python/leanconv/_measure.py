@@ -5,9 +5,10 @@ on the machine hits all of them alike), the fastest of each candidate's
 samples (on a shared machine noise only ever adds time: steal time of a
 virtual CPU, other tenants' cache and memory traffic; the median of a few
 samples let it pick a 25% slower Winograd size at load 14), and a time
-budget: candidates far behind after the first round are dropped, and rounds stop once the budget is spent (with at least
-MIN_ROUNDS samples of the survivors, so a slow layer may take longer than
-the budget but never measures on one sample)."""
+budget: candidates far behind after the first round are dropped, and
+rounds stop once the budget is spent (with at least MIN_ROUNDS samples of
+the survivors, so a slow layer may take longer than the budget but never
+measures on one sample)."""
 from __future__ import annotations
 
 import time
