@@ -27,6 +27,13 @@ def kernel_sources():
                   for p in (ROOT / "kernels").rglob("*.c"))
 
 
+def header_files():
+    """Every header the kernels include: a change to one rebuilds the
+    extension (setuptools only compares the sources' times otherwise)."""
+    return sorted(str(p.relative_to(ROOT)).replace(os.sep, "/")
+                  for d in ("kernels", "include") for p in (ROOT / d).rglob("*.h"))
+
+
 def flag_on(name):
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -58,6 +65,10 @@ class BuildExt(build_ext):
                    "-fno-sanitize-recover=undefined"]
             cflags = [f for f in cflags if not f.startswith("-O")] + ["-O1", "-g"] + san
             ldflags += san
+        # The optimisation level this build used, for `leanconv info` and for the
+        # tests that check a build went through here (e.g. the NEON one under qemu).
+        opt = [f for f in cflags if f[:2] in ("-O", "/O")][-1]
+        macros.append(("LC_BUILD_OPT_LEVEL", opt[2:]))
         for ext in self.extensions:
             ext.extra_compile_args += cflags
             ext.extra_link_args += ldflags
@@ -118,6 +129,7 @@ def extensions():
         "leanconv._core",
         sources=["python/leanconv/_core.pyx"] + kernel_sources(),
         include_dirs=["include", "kernels"],
+        depends=header_files(),
         extra_compile_args=[],
         extra_link_args=[],
         define_macros=[],

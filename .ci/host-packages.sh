@@ -13,8 +13,10 @@ ensure_host_packages() {
     [ "$(id -u)" = 0 ] || die "needs root to apt-get install ${missing[*]}"
     log "installing host packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # another apt (a second CI job) may hold the dpkg lock: wait for it
+    local wait=(-o DPkg::Lock::Timeout=900)
+    apt-get "${wait[@]}" update -qq
+    apt-get "${wait[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 # "URI suite..." for every enabled deb source of this host's apt: deb822

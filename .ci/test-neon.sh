@@ -4,17 +4,18 @@
 #
 #   .ci/test-neon.sh [pytest args...]      (default: -q -x tests)
 #
-# Steps: make sure the arm64 rootfs exists (.ci/arm64-rootfs.sh); Cythonize
-# _core.pyx on the host; cross-compile it and every kernels/**/*.c with
-# aarch64-linux-gnu-gcc against the rootfs's Python headers; stage the package
-# with the .so in a temp dir; run the rootfs's python3 -m pytest via qemu -L.
-# Exits with pytest's exit code (5, "no tests collected", is a failure too).
+# Steps: make sure the arm64 rootfs exists (.ci/arm64-rootfs.sh); build the
+# extension with setup.py, exactly as `pip install .` would on an arm64 Debian
+# machine (same flags, -O3 included, same OpenMP probe), but on this host with
+# the cross compiler: the arm64 python's sysconfig (_PYTHON_SYSCONFIGDATA_NAME)
+# names the compiler flags and the extension suffix, the rootfs its headers;
+# stage the package with the .so in a temp dir; run the rootfs's python3 -m
+# pytest via qemu -L.  Exits with pytest's exit code (5, "no tests
+# collected", is a failure too).
 #
 #   LEANCONV_SRC         source tree (default: this script's parent's parent)
 #   LEANCONV_ARM64_ROOT  rootfs (default /var/cache/leanconv/arm64-root)
-#   LEANCONV_OPENMP=0    build without -fopenmp (it is also dropped by itself
-#                        if the OpenMP build fails)
-#   LEANCONV_CFLAGS      extra flags for every compile
+#   LEANCONV_NO_OPENMP=1 and the other setup.py switches work as for any build
 #   LEANCONV_KEEP_BUILD=1  keep the temp build dir (its path is printed)
 # Must run as root (installs host packages, may build the rootfs).
 set -euo pipefail
@@ -39,30 +40,17 @@ log "source tree: $SRC"
 # 1. The arm64 rootfs (also installs qemu-user-static, debootstrap, ...).
 bash "$HERE/arm64-rootfs.sh"
 
-# 2. Host tools: the cross compiler and Cython.
+# 2. Host tools: the cross compiler, and Cython and setuptools for setup.py.
 # libc6-dev-arm64-cross is only a Recommends of the compiler; without it the
 # cross gcc silently falls back to the host's /usr/include and fails.
-missing=()
-for p in gcc-aarch64-linux-gnu libc6-dev-arm64-cross; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    log "installing host packages: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-# `cython --version` rather than `command -v`: a pyenv shim can exist for a
-# Python version that does not have Cython.
-if cython --version >/dev/null 2>&1; then
-    CYTHON=(cython)
-else
-    if ! python3 -c 'import Cython' 2>/dev/null; then
-        log "pip install cython"
-        python3 -m pip install -q cython \
-            || die "cannot pip install cython into $(command -v python3) (PEP 668 system Python?); install Cython first"
-    fi
-    CYTHON=(python3 -m cython)
+# shellcheck source=host-packages.sh
+. "$HERE/host-packages.sh"
+ensure_host_packages gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu
+HOST_PY=(python3)
+if ! "${HOST_PY[@]}" -c 'import Cython, setuptools' 2>/dev/null; then
+    log "pip install cython setuptools"
+    "${HOST_PY[@]}" -m pip install -q cython setuptools \
+        || die "cannot pip install cython into $(command -v python3) (PEP 668 system Python?); install Cython first"
 fi
 QEMU="$(command -v qemu-aarch64 || command -v qemu-aarch64-static)" || die "no qemu-aarch64"
 
@@ -72,59 +60,36 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# 3. C from Cython, generated on the host: the C is target-neutral, and the
-# rootfs has no Cython. Run from $SRC so Cython sees the package structure
-# (module name leanconv._core, .pxd files next to the .pyx).
-log "cython $("${CYTHON[@]}" --version 2>&1 | tail -n1): python/leanconv/_core.pyx"
-(cd "$SRC" && "${CYTHON[@]}" -3 python/leanconv/_core.pyx -o "$BUILD/_core.c")
+# 3. A copy of the tree to build in (setup.py writes next to its sources), with
+# nothing host-built: no x86 .so, no generated _core.c, no build/.
+tar -C "$SRC" --exclude='*.so' --exclude='__pycache__' --exclude='python/leanconv/_core.c' \
+    -cf - setup.py pyproject.toml README.md MANIFEST.in include kernels python \
+    | (mkdir -p "$BUILD/src" && tar -C "$BUILD/src" -xf -)
 
-# 4. Cross-compile. All kernels/**/*.c are built: x86-only files are #if-guarded
-# and come out empty on aarch64. Headers: the project's, plus the arm64
-# Python's (pyconfig.h is per-architecture, so the host's would be wrong); libc
-# headers come from the cross toolchain's sysroot, which matches bookworm's glibc.
-KERNELS=()
-if [ -d "$SRC/kernels" ]; then
-    mapfile -t KERNELS < <(cd "$SRC" && find kernels -name '*.c' | LC_ALL=C sort)
-fi
-# shellcheck disable=SC2206  # LEANCONV_CFLAGS is meant to be word-split
-CFLAGS=(-O2 -fPIC -std=c11
-        # With -std=c11 (not gnu11) POSIX functions are not declared unless a
-        # feature macro is set; an implicit declaration truncates pointers on
-        # 64-bit and crashes at run time, so make it a build error instead.
-        -Werror=implicit-function-declaration
-        -I"$SRC/include" -I"$SRC/kernels"
-        -I"$ROOT/usr/include/python$PYVER" -I"$ROOT/usr/include/$TRIPLET/python$PYVER"
-        # Debian's python3.11/pyconfig.h is a wrapper doing
-        # #include <aarch64-linux-gnu/python3.11/pyconfig.h>, so the rootfs's
-        # /usr/include must be searched too; -idirafter puts it after the
-        # toolchain's own libc headers, which keep precedence.
-        -idirafter "$ROOT/usr/include"
-        ${LEANCONV_CFLAGS:-})
-
-build_extension() {   # $1 = 1 to build with OpenMP, 0 without
-    local omp=() src obj objs=()
-    [ "$1" = 1 ] && omp=(-fopenmp -DLC_HAVE_OPENMP=1)
-    rm -rf "$BUILD/obj" && mkdir -p "$BUILD/obj"
-    for src in "${KERNELS[@]}"; do
-        obj="$BUILD/obj/$(echo "${src%.c}" | tr / _).o"   # kernels/a/b.c -> kernels_a_b.o
-        "$CC" "${CFLAGS[@]}" "${omp[@]}" -c "$SRC/$src" -o "$obj" || return 1
-        objs+=("$obj")
-    done
-    "$CC" "${CFLAGS[@]}" "${omp[@]}" -c "$BUILD/_core.c" -o "$BUILD/obj/_core.o" || return 1
-    # No -lpython: like any Debian extension, Python symbols come from the
-    # interpreter at import time. -fopenmp at link time pulls in libgomp.
-    "$CC" -shared "${omp[@]}" -o "$BUILD/_core$EXT_SUFFIX" "$BUILD/obj/_core.o" "${objs[@]}"
-}
-
-log "cross-compiling ${#KERNELS[@]} kernel file(s) + _core.c with $CC ($("$CC" -dumpfullversion))"
-if [ "${LEANCONV_OPENMP:-1}" = 1 ] && build_extension 1; then
-    log "built with OpenMP"
-else
-    [ "${LEANCONV_OPENMP:-1}" = 1 ] && log "OpenMP build failed; building without -fopenmp"
-    build_extension 0 || die "cross-compilation failed"
-    log "built without OpenMP"
-fi
-"$TRIPLET-readelf" -h "$BUILD/_core$EXT_SUFFIX" | grep -q 'AArch64' || die "built .so is not AArch64"
+# 4. setup.py build_ext for arm64.  The arm64 python's sysconfig data is copied
+# alone onto PYTHONPATH (its whole stdlib would shadow the host's); with it the
+# host python reads the arm64 compiler (CC, LDSHARED: Debian's are the
+# aarch64-linux-gnu-gcc cross names), its flags (Debian's OPT; setup.py then
+# adds the same -O3 and flags as for every build) and EXT_SUFFIX.  Headers: the arm64
+# Python's first (pyconfig.h is per-architecture), and the rootfs's /usr/include
+# after the cross toolchain's libc headers (Debian's pyconfig.h wrapper includes
+# <aarch64-linux-gnu/python3.11/pyconfig.h>).
+SYSCONFIG="$(cd "$ROOT/usr/lib/python$PYVER" && ls _sysconfigdata_*"$TRIPLET"*.py | head -n1)" \
+    || die "no arm64 _sysconfigdata in $ROOT/usr/lib/python$PYVER"
+mkdir -p "$BUILD/sysconfig"
+cp "$ROOT/usr/lib/python$PYVER/$SYSCONFIG" "$BUILD/sysconfig/"
+log "setup.py build_ext with $CC ($("$CC" -dumpfullversion)), sysconfig ${SYSCONFIG%.py}"
+(cd "$BUILD/src" && \
+    env -u CC -u LDSHARED -u LDFLAGS -u CPPFLAGS \
+        _PYTHON_SYSCONFIGDATA_NAME="${SYSCONFIG%.py}" PYTHONPATH="$BUILD/sysconfig" \
+        CFLAGS="-idirafter $ROOT/usr/include" \
+        "${HOST_PY[@]}" setup.py -q build_ext \
+            --include-dirs "$ROOT/usr/include/python$PYVER:$ROOT/usr/include/$TRIPLET/python$PYVER" \
+            --build-lib "$BUILD/lib" --build-temp "$BUILD/obj") \
+    || die "setup.py build_ext for arm64 failed"
+SO="$BUILD/lib/leanconv/_core$EXT_SUFFIX"
+[ -f "$SO" ] || die "setup.py did not produce $SO (EXT_SUFFIX from the arm64 sysconfig?)"
+"$TRIPLET-readelf" -h "$SO" | grep -q 'AArch64' || die "built .so is not AArch64"
 
 # 5. Stage the package: python/leanconv without anything host-built (an x86
 # _core*.so or a stale __pycache__ from a local build must not be picked up),
@@ -132,7 +97,7 @@ fi
 STAGE="$BUILD/stage"
 mkdir -p "$STAGE" "$BUILD/tmp"
 tar -C "$SRC/python" --exclude='*.so' --exclude='__pycache__' -cf - leanconv | tar -C "$STAGE" -xf -
-cp "$BUILD/_core$EXT_SUFFIX" "$STAGE/leanconv/"
+cp "$SO" "$STAGE/leanconv/"
 
 # A pytest plugin (loaded with -p) with defaults for emulated runs: code runs
 # 10-50x slower under qemu, so Hypothesis' 200 ms per-example deadline and its

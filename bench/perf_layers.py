@@ -1,23 +1,26 @@
-"""leanconv vs PyTorch (oneDNN) vs ONNX Runtime on the conv layers of common
-networks, one thread each, batch 1.  A script, not a test.
+"""leanconv vs PyTorch (oneDNN), ONNX Runtime, OpenVINO and ncnn on the conv
+layers of common networks and the layer kinds of `leanconv bench --suite
+kinds`, batch 1, at 1 and 2 threads.  A script, not a test.
 
     python bench/perf_layers.py                  # every SIMD ISA here, writes docs/performance.md
     python bench/perf_layers.py --isa avx2 --json out.json   # one ISA (what the above runs per ISA)
-    python bench/perf_layers.py --layers r18 --quick          # a subset, fewer repeats
+    python bench/perf_layers.py --layers dw --quick          # a subset, fewer repeats
 
 Per ISA a separate process runs, so that torch can be capped to the same ISA
-(ONEDNN_MAX_CPU_ISA must be set before torch is imported; AVX-512 runs use
-oneDNN's default, the best it finds).  ONNX Runtime has no such switch: it
-always runs its best kernels, which the table says.
+(ONEDNN_MAX_CPU_ISA must be set before torch is imported).  The best ISA runs
+against all four peers; a lower ISA (AVX2 forced) runs against torch capped
+to it only, since ONNX Runtime, OpenVINO and ncnn have no such switch.
 
-Method: CPU time of the calling thread (each implementation runs on it, one
-thread), so time spent descheduled on the shared machine does not count; every implementation of a layer is timed in the same process, in
-interleaved rounds (ours per algorithm, torch, ORT, ours, ...), each sample a
-loop of calls lasting >= --sample-ms; the figure is the median sample.  The
-machine is shared, so ratios measured side by side are what to read; absolute
-GFLOP/s move with the load.  leanconv runs a plan (weights packed once) with
-threads=1 and a preallocated output; torch runs F.conv2d under no_grad with
-set_num_threads(1); ORT runs a one-node Conv model with intra_op_num_threads=1.
+Method: the peers are built exactly as `leanconv bench --compare` builds them
+(leanconv/cli/peers.py: OpenVINO forced to f32, ncnn's fp16/bf16 options off,
+every engine at the same thread count).  leanconv runs a plan of the algorithm
+"auto" picks (weights packed once, output preallocated).  Every engine of a
+layer is timed in the same process in interleaved rounds (leanconv, torch,
+ORT, OpenVINO, ncnn, leanconv, ...) with a sleep between engines (3 ms, 20 ms
+with threads) so an idle thread pool stops spinning; each sample is a loop of calls lasting
+>= --sample-ms of wall time (some peers run on their own worker threads, so
+the calling thread's CPU time would not count their work).  The figure is the
+median sample; spread = interquartile range / median.
 """
 from __future__ import annotations
 
@@ -38,165 +41,177 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "python"))
 
-# name, group, C, H, W, M, k, stride, pad, groups
+from leanconv.cli.suites import KINDS, Layer  # noqa: E402
+
+PEERS = ("torch", "onnxruntime", "openvino", "ncnn")
+SHORT = {"torch": "torch", "onnxruntime": "ORT", "openvino": "OpenVINO", "ncnn": "ncnn"}
+THREADS = (1, 2)
+# Sleep before each engine's sample: long enough with threads that the idle
+# OpenMP pools of the previous engine (torch, ncnn and leanconv each bring
+# their own libgomp, which spins ~ms after a parallel region) have gone to
+# sleep and do not steal the cores the next engine's threads run on.
+SLEEP_S = {1: 0.003, 2: 0.02}
+
+
+def _L(name, C, H, M, k, stride=1, groups=1):
+    return Layer(name, C, H, H, M, k, k, stride=stride, pad=k // 2, groups=groups)
+
+
+# (group, layer): the networks' layers, then the kinds not already among them
 LAYERS = [
-    ("r18.conv2 3x3 64@56", "3x3s1", 64, 56, 56, 64, 3, 1, 1, 1),
-    ("r18.conv3 3x3 128@28", "3x3s1", 128, 28, 28, 128, 3, 1, 1, 1),
-    ("r18.conv4 3x3 256@14", "3x3s1", 256, 14, 14, 256, 3, 1, 1, 1),
-    ("r18.conv5 3x3 512@7", "3x3s1", 512, 7, 7, 512, 3, 1, 1, 1),
-    ("vgg16.conv1_2 3x3 64@224", "3x3s1", 64, 224, 224, 64, 3, 1, 1, 1),
-    ("r18.stem 7x7/2 3->64@224", "7x7", 3, 224, 224, 64, 7, 2, 3, 1),
-    ("r18.down 3x3/2 64->128@56", "strided", 64, 56, 56, 128, 3, 2, 1, 1),
-    ("r50 1x1 64->256@56", "1x1", 64, 56, 56, 256, 1, 1, 0, 1),
-    ("r50 1x1 256->64@56", "1x1", 256, 56, 56, 64, 1, 1, 0, 1),
-    ("r50 1x1 512->128@28", "1x1", 512, 28, 28, 128, 1, 1, 0, 1),
-    ("r50 1x1 1024->256@14", "1x1", 1024, 14, 14, 256, 1, 1, 0, 1),
-    ("r50 1x1 2048->512@7", "1x1", 2048, 7, 7, 512, 1, 1, 0, 1),
-    ("mbv2 dw 3x3 32@112", "depthwise", 32, 112, 112, 32, 3, 1, 1, 32),
-    ("mbv2 dw 3x3/2 144@56", "depthwise", 144, 56, 56, 144, 3, 2, 1, 144),
+    ("3x3s1", _L("r18 3x3 64@56", 64, 56, 64, 3)),
+    ("3x3s1", _L("r18 3x3 128@28", 128, 28, 128, 3)),
+    ("3x3s1", _L("r18 3x3 256@14", 256, 14, 256, 3)),
+    ("3x3s1", _L("r18 3x3 512@7", 512, 7, 512, 3)),
+    ("3x3s1", _L("vgg16 3x3 64@224", 64, 224, 64, 3)),
+    ("strided", _L("r18 stem 7x7/2 3>64@224", 3, 224, 64, 7, stride=2)),
+    ("strided", _L("r18 3x3/2 64>128@56", 64, 56, 128, 3, stride=2)),
+    ("1x1", _L("r50 1x1 64>256@56", 64, 56, 256, 1)),
+    ("1x1", _L("r50 1x1 256>64@56", 256, 56, 64, 1)),
+    ("1x1", _L("r50 1x1 512>128@28", 512, 28, 128, 1)),
+    ("1x1", _L("r50 1x1 1024>256@14", 1024, 14, 256, 1)),
+    ("1x1", _L("r50 1x1 2048>512@7", 2048, 7, 512, 1)),
+    ("depthwise", _L("mbv2 dw 3x3 32@112", 32, 112, 32, 3, groups=32)),
+    ("depthwise", _L("mbv2 dw 3x3/2 144@56", 144, 56, 144, 3, stride=2, groups=144)),
 ]
 
 
-def layer_flops(L):
-    _, _, C, H, W, M, k, s, p, g = L
-    OH = (H + 2 * p - k) // s + 1
-    OW = (W + 2 * p - k) // s + 1
-    return 2.0 * M * OH * OW * (C // g) * k * k
+def _kind_group(L):
+    if L.groups == L.C:
+        return "depthwise"
+    if L.groups > 1:
+        return "grouped"
+    if L.stride > 1:
+        return "strided"
+    return "1x1" if L.kH == 1 else "3x3s1"
 
 
-def sample(fn, inner):
-    # CPU time of this thread: every implementation runs single-threaded on
-    # the calling thread, and the machine is shared, so time spent descheduled
-    # must not count (caches and memory bandwidth are still shared).
-    t0 = time.thread_time()
+def _same_shape(a, b):
+    return (a.x_shape, a.w_shape, a.stride, a.pad, a.groups) == (b.x_shape, b.w_shape, b.stride,
+                                                                 b.pad, b.groups)
+
+
+LAYERS += [(_kind_group(k), k) for k in KINDS if not any(_same_shape(k, L) for _, L in LAYERS)]
+
+
+def _sample(fn, inner):
+    t0 = time.perf_counter()
     for _ in range(inner):
         fn()
-    return (time.thread_time() - t0) / inner
+    return (time.perf_counter() - t0) / inner
 
 
-def calibrate(fn, sample_s):
+def _calibrate(fn, sample_s):
     fn()  # warm
-    t = sample(fn, 1)
+    fn()
+    t = _sample(fn, 1)
     return max(1, int(math.ceil(sample_s / max(t, 1e-7))))
 
 
-def torch_runner(L, x, w, b):
-    import torch
-    import torch.nn.functional as F
-    _, _, C, H, W, M, k, s, p, g = L
-    xt, wt, bt = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
-
-    def run():
-        with torch.no_grad():
-            return F.conv2d(xt, wt, bt, stride=s, padding=p, groups=g)
-    return run, lambda: run().numpy()
+def _stats(v):
+    q = statistics.quantiles(v, n=4) if len(v) > 1 else [v[0]] * 3
+    med = statistics.median(v)
+    return {"ms": med * 1e3, "spread": (q[2] - q[0]) / med if med else 0.0}
 
 
-def ort_runner(L, x, w, b):
-    import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
-    _, _, C, H, W, M, k, s, p, g = L
-    OH = (H + 2 * p - k) // s + 1
-    OW = (W + 2 * p - k) // s + 1
-    node = helper.make_node("Conv", ["X", "W", "B"], ["Y"], kernel_shape=[k, k], strides=[s, s],
-                            pads=[p, p, p, p], group=g)
-    graph = helper.make_graph(
-        [node], "conv",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, list(x.shape))],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, M, OH, OW])],
-        initializer=[numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "B")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = min(model.ir_version, 9)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-
-    def run():
-        return sess.run(None, {"X": x})[0]
-    return run, run
+def _data(L, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(L.x_shape, dtype=np.float32)
+    fan_in = (L.C // L.groups) * L.kH * L.kW
+    w = (rng.standard_normal(L.w_shape, dtype=np.float32) / np.float32(math.sqrt(fan_in)))
+    b = rng.standard_normal(L.M, dtype=np.float32)
+    return x, w, b
 
 
-def bench_isa(isa, layer_names, rounds, sample_ms, skip_ort):
+def bench_isa(isa, name_filters, rounds, sample_ms, peer_names, all_algorithms):
     """Runs in the child process: returns a dict for one ISA."""
     if isa == "avx2":
         os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"
     import leanconv as lc
     from leanconv import _core
-    import torch
-    torch.set_num_threads(1)
-    try:
-        if skip_ort:
-            raise ImportError("skipped")
-        import onnxruntime  # noqa: F401
-        import onnx  # noqa: F401
-        have_ort = True
-        ort_version = onnxruntime.__version__
-    except ImportError:
-        have_ort, ort_version = False, None
-
-    peak = max(_core.fma_peak_gflops(isa, 0.3) for _ in range(3))
+    from leanconv.cli.peers import load_peers
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from ukernel_peak import kernel_gflops
+
+    peak = max(_core.fma_peak_gflops(isa, 0.3) for _ in range(3))
     ukernel = max(kernel_gflops(isa, _core._ukernel_tile(isa)[2]) for _ in range(3))
-    # ORT cannot be capped to an ISA: it runs its best kernels, so it is a
-    # same-ISA peer only for the best ISA this CPU has
-    ort_same_isa = isa == lc.available_isas()[-1]
-    out = {"isa": isa, "peak_gflops": peak, "ort_same_isa": ort_same_isa,
-           "ukernel_gflops": ukernel, "tile": _core._ukernel_tile(isa), "torch": torch.__version__, "ort": ort_version,
+    out = {"isa": isa, "peak_gflops": peak, "ukernel_gflops": ukernel,
+           "tile": _core._ukernel_tile(isa),
            "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"),
-           "mkldnn": torch.backends.mkldnn.is_available(), "layers": []}
-    rng = np.random.default_rng(0)
-    for L in LAYERS:
-        name, group, C, H, W, M, k, s, p, g = L
-        if layer_names and not any(t in name for t in layer_names):
-            continue
-        x = rng.standard_normal((1, C, H, W)).astype(np.float32)
-        w = (rng.standard_normal((M, C // g, k, k)) / math.sqrt(C // g * k * k)).astype(np.float32)
-        b = rng.standard_normal(M).astype(np.float32)
-        runners, info = {}, {}
-        with lc.use_isa(isa):
-            auto = lc.Conv2d(w, b, s, p, 1, g, algorithm="auto", threads=1, input_shape=x.shape)
-            algos = [a for a in lc.algorithms() if a != "direct"
-                     and lc.supports(a, x.shape, w.shape, s, p, 1, g)]
-            for a in algos:
-                plan = lc.Conv2d(w, b, s, p, 1, g, algorithm=a, threads=1)
-                y = np.empty(plan.output_shape(x.shape), np.float32)
-                runners[a] = (lambda plan=plan, y=y: plan(x, out=y, threads=1))
-                info[a] = {"workspace": plan.workspace_bytes(x.shape, threads=1),
-                           "packed": plan.packed_bytes, "check": (lambda plan=plan: plan(x))}
-        runners["torch"], torch_out = torch_runner(L, x, w, b)
-        if have_ort:
-            runners["ort"], _ = ort_runner(L, x, w, b)
-        # agreement with torch, relative to the output scale
-        ref = torch_out()
+           "peers": {}, "runs": []}
+    layers = [(g, L) for g, L in LAYERS
+              if not name_filters or any(t in L.name for t in name_filters)]
+    for threads in THREADS:
+        peers, status = load_peers(peer_names, threads)
+        out["peers"][threads] = status
+        for group, L in layers:
+            rec = _bench_layer(lc, isa, L, group, threads, peers, rounds, sample_ms,
+                               all_algorithms and threads == 1)
+            out["runs"].append(rec)
+            ours = rec["ours"][rec["auto"]]["ms"]
+            best = min(rec["peers"].items(), key=lambda kv: kv[1]["ms"], default=None)
+            print(f"[{isa} T{threads}] {L.name:26s} {rec['auto']:12s} {ours:8.3f} ms  " +
+                  "  ".join(f"{SHORT[n]} {v['ms']:.3f}" for n, v in rec["peers"].items()) +
+                  (f"  ratio {best[1]['ms'] / ours:5.2f}" if best else ""), flush=True)
+    return out
+
+
+def _bench_layer(lc, isa, L, group, threads, peers, rounds, sample_ms, all_algorithms):
+    x, w, b = _data(L)
+    kw = dict(stride=L.stride, padding=L.pad, dilation=L.dilation, groups=L.groups)
+    runners, info = {}, {}
+    with lc.use_isa(isa):
+        auto = lc.Conv2d(w, b, algorithm="auto", threads=threads, input_shape=x.shape, **kw)
+        algos = [auto.algorithm]
+        if all_algorithms:
+            algos += [a for a in lc.algorithms() if a not in ("direct", auto.algorithm)
+                      and lc.supports(a, x.shape, w.shape, **kw)]
+        for a in algos:
+            plan = auto if a == auto.algorithm else lc.Conv2d(w, b, algorithm=a, threads=threads,
+                                                              **kw)
+            y = np.empty(plan.output_shape(x.shape), np.float32)
+            runners[("ours", a)] = (lambda plan=plan, y=y: plan(x, out=y, threads=threads))
+            info[a] = {"workspace": plan.workspace_bytes(x.shape, threads=threads),
+                       "packed": plan.packed_bytes, "y": plan(x, threads=threads)}
+    peer_out = {}
+    for peer in peers:
+        try:
+            runners[("peer", peer.name)] = run = peer.prepare(L, x, w, b)
+            peer_out[peer.name] = np.asarray(peer.to_numpy(run()))
+        except Exception as e:  # a peer refusing a layer is its result
+            print(f"    {peer.name} could not run {L.name}: {e}", flush=True)
+            runners.pop(("peer", peer.name), None)
+    # every engine must compute the same convolution for the times to compare
+    ref = next(iter(peer_out.values()), None)
+    if ref is not None:
         scale = float(np.abs(ref).max()) or 1.0
         for a in algos:
-            info[a]["max_rel_err"] = float(np.abs(info[a].pop("check")() - ref).max() / scale)
-        inner = {key: calibrate(fn, sample_ms / 1000) for key, fn in runners.items()}
-        samples = {key: [] for key in runners}
-        for _ in range(rounds):
-            for key, fn in runners.items():
-                samples[key].append(sample(fn, inner[key]))
-        med = {key: statistics.median(v) for key, v in samples.items()}
-        flops = layer_flops(L)
-        rec = {"name": name, "group": group, "flops": flops, "auto": auto.algorithm,
-               "torch_ms": med["torch"] * 1e3, "ort_ms": med["ort"] * 1e3 if have_ort else None,
-               "algos": {}}
-        for a in algos:
-            rec["algos"][a] = dict(info[a], ms=med[a] * 1e3, gflops=flops / med[a] / 1e9)
-        out["layers"].append(rec)
-        best = min(algos, key=lambda a: med[a])
-        peer = min(v for v in (rec["torch_ms"], rec["ort_ms"] if ort_same_isa else None)
-                   if v is not None)
-        print(f"[{isa}] {name:28s} auto={auto.algorithm:12s} {med[auto.algorithm] * 1e3:8.3f} ms  "
-              f"best={best:12s} {med[best] * 1e3:8.3f} ms  torch {rec['torch_ms']:8.3f}  "
-              f"ort {rec['ort_ms'] if have_ort else float('nan'):8.3f}  "
-              f"peer/auto {peer / (med[auto.algorithm] * 1e3):5.2f}", flush=True)
-        print("    " + "  ".join(f"{a} {med[a] * 1e3:.3f}" for a in algos), flush=True)
-    return out
+            info[a]["max_rel_err"] = float(np.abs(info[a]["y"] - ref).max() / scale)
+        for n, y in peer_out.items():
+            err = float(np.abs(y - ref).max() / scale)
+            if err > 1e-3:
+                print(f"    WARNING {n} differs from the first peer by {err:.1e}", flush=True)
+    for a in algos:
+        info[a].pop("y")
+    inner = {key: _calibrate(fn, sample_ms / 1000) for key, fn in runners.items()}
+    samples = {key: [] for key in runners}
+    for _ in range(rounds):
+        for key, fn in runners.items():
+            time.sleep(SLEEP_S[threads])
+            samples[key].append(_sample(fn, inner[key]))
+    flops = L.flops
+    rec = {"name": L.name, "group": group, "threads": threads, "flops": flops,
+           "auto": auto.algorithm, "ours": {}, "peers": {}}
+    for (kind, name), v in samples.items():
+        st = _stats(v)
+        st["gflops"] = flops / (st["ms"] / 1e3) / 1e9
+        if kind == "ours":
+            rec["ours"][name] = dict(info[name], **st)
+        else:
+            rec["peers"][name] = st
+    return rec
 
 
 def geomean(v):
@@ -211,87 +226,97 @@ def fmt_bytes(n):
         n /= 1024
 
 
-NOTES = """## Where the time goes (perf record, AVX-512, one thread)
-
-- GEMM micro-kernels run at 96-100% of the FMA peak on cache-resident data
-  (`python bench/ukernel_peak.py`); inside the layers the GEMM part stays near
-  peak, so the gaps below are everything around it.
-- Winograd 3x3 (F4 on 64@56): GEMMs ~35% of the time, gathering the tile
-  windows into lanes ~35%, transforms ~10%, scattering outputs ~7%.  The
-  gather is strided copies of 4-14 tiles per tile row (portable C, baseline
-  SSE2); it is the next thing to speed up.
-- 3x3 on 512@7 and 1x1 on 2048@7: P = 49 pixels fill 16-lane vectors badly
-  (32 + 16 + 1); the AVX-512 kernel takes the last 1-3 columns as row-vector
-  FMAs, which leaves the GEMM near its FMA bound, plus ~10% building the patch
-  matrix from 7-pixel runs.  ONNX Runtime vectorises over output channels
-  (NCHWc) there and has neither cost; matching it needs a second GEMM
-  orientation (pixels as MR rows, channels as NR columns) for small images.
-- 7x7/2 stem and 3x3/2: the GEMM is at peak; building the stride-2 patch
-  matrix (baseline-ISA copies) is 15-20% of the time.
-- Depthwise: ~20 ns per output row in the AVX-512 row kernel plus border
-  pixels; the layer streams 3.2 MB (32@112) per call from L3, which bounds it
-  near ONNX Runtime's time.
-"""
+NOTES_FILE = ROOT / "bench" / "perf_notes.md"
 
 
-def markdown(results, command):
+def _ms(v):
+    return f"{v['ms']:.3f} ±{100 * v['spread']:.0f}%"
+
+
+def markdown(results, command, cpu, loads):
     lines = ["# leanconv performance", "",
-             "Generated by `bench/perf_layers.py` (" + command + "). Single thread, batch 1, "
-             "float32; medians of interleaved samples in one process per ISA. The machine is "
-             "shared with other jobs, so read the ratios (measured side by side) rather than "
-             "the absolute figures. ratio = best peer time / leanconv time (higher is better; "
-             "> 1 means leanconv is faster). % peak is of the single-thread FMA peak that "
-             "`leanconv._core.fma_peak_gflops(isa)` measures. GFLOP/s counts the direct convolution's flops (2·M·OH·OW·C/g·kH·kW), so Winograd, which does fewer multiplies, can pass 100% of peak.", ""]
+             f"Generated by {command} on **{cpu}**; load average {loads[0]:.2f} before, "
+             f"{loads[1]:.2f} after (2 cores). Batch 1, float32. Each figure is the median of "
+             "interleaved wall-clock samples in one process per ISA, ±spread = interquartile "
+             "range / median. ratio = best peer's time / leanconv's time (> 1: leanconv is "
+             "faster); leanconv runs the algorithm `auto` picks. Peers are built as "
+             "`leanconv bench --compare` builds them (python/leanconv/cli/peers.py): OpenVINO "
+             "with INFERENCE_PRECISION_HINT=f32, ncnn with its fp16/bf16 options off, every "
+             "engine at the same thread count. % peak is of the single-thread FMA peak "
+             "(`leanconv._core.fma_peak_gflops`), times the thread count; GFLOP/s counts the "
+             "direct convolution's flops, so Winograd can pass 100%.", ""]
     for r in results:
         isa, peak = r["isa"], r["peak_gflops"]
-        same = r.get("ort_same_isa", True)
-
-        def peer_ms(L):
-            return min(v for v in (L["torch_ms"], L["ort_ms"] if same else None) if v is not None)
         lines += [f"## {isa}", "",
-                  f"FMA peak {peak:.1f} GFLOP/s; GEMM micro-kernel {r['tile'][0]}x{r['tile'][1]} on "
-                  f"cache-resident data (k = {r['tile'][2]}): {r['ukernel_gflops']:.1f} GFLOP/s = "
-                  f"{100 * r['ukernel_gflops'] / peak:.0f}% of peak; torch {r['torch']} (oneDNN ISA cap: "
-                  f"{r['onednn_max_cpu_isa']}), ONNX Runtime {r['ort'] or 'not installed'}"
-                  f"{' (its own best ISA)' if r['ort'] else ''}."
-                  + ("" if same else " ORT runs AVX-512 here whatever we ask, so it is shown but "
-                     "the ratio vs the best peer counts torch (capped to this ISA) only."), "",
-                  "| layer | auto | ms | GFLOP/s | % peak | torch ms | ORT ms | ratio vs torch | "
-                  "ratio vs ORT | ratio vs best same-ISA peer | fastest algorithm (ms) | auto / fastest |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
-        groups = {}
-        for L in r["layers"]:
-            a = L["auto"]
-            A = L["algos"][a]
-            best = min(L["algos"], key=lambda k: L["algos"][k]["ms"])
-            ratio = peer_ms(L) / A["ms"]
-            groups.setdefault(L["group"], []).append(ratio)
-            ort = f"{L['ort_ms']:.3f}" if L["ort_ms"] is not None else "-"
-            vs_ort = f"{L['ort_ms'] / A['ms']:.2f}" if L["ort_ms"] is not None else "-"
-            lines.append(f"| {L['name']} | {a} | {A['ms']:.3f} | {A['gflops']:.1f} | "
-                         f"{100 * A['gflops'] / peak:.0f}% | {L['torch_ms']:.3f} | {ort} | "
-                         f"{L['torch_ms'] / A['ms']:.2f} | {vs_ort} | **{ratio:.2f}** | "
-                         f"{best} ({L['algos'][best]['ms']:.3f}) | {A['ms'] / L['algos'][best]['ms']:.2f} |")
-        lines += ["", "Geometric mean of the ratio vs the best peer, per kind of layer: " +
-                  ", ".join(f"{g} {geomean(v):.2f}x (min {min(v):.2f})" for g, v in groups.items()) +
-                  ".", "", f"### {isa}: every algorithm", "",
-                  "| layer | algorithm | ms | GFLOP/s | % peak | workspace | packed weights | "
-                  "ratio vs best peer | max rel. err vs torch |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-        for L in r["layers"]:
-            peer = peer_ms(L)
-            for a, A in sorted(L["algos"].items(), key=lambda kv: kv[1]["ms"]):
-                lines.append(f"| {L['name']} | {a} | {A['ms']:.3f} | {A['gflops']:.1f} | "
-                             f"{100 * A['gflops'] / peak:.0f}% | {fmt_bytes(A['workspace'])} | "
-                             f"{fmt_bytes(A['packed'])} | {peer / A['ms']:.2f} | {A['max_rel_err']:.1e} |")
-        p2v = [(L["name"], L["algos"]["im2col"]["ms"] / L["algos"]["patch2vec"]["ms"])
-               for L in r["layers"] if "patch2vec" in L["algos"] and "im2col" in L["algos"]]
-        if p2v:
-            lines += ["", "Patch2Vec speed relative to Im2Col (im2col ms / patch2vec ms): " +
-                      ", ".join(f"{n} {v:.2f}" for n, v in p2v) + "."]
+                  f"FMA peak {peak:.1f} GFLOP/s per thread; GEMM micro-kernel {r['tile'][0]}x"
+                  f"{r['tile'][1]} on cache-resident data (k = {r['tile'][2]}): "
+                  f"{r['ukernel_gflops']:.1f} GFLOP/s = {100 * r['ukernel_gflops'] / peak:.0f}% "
+                  f"of peak. torch's oneDNN ISA cap: {r['onednn_max_cpu_isa']}.", ""]
+        for threads, status in r["peers"].items():
+            lines.append(f"Peers at {threads} thread(s): " + "; ".join(
+                f"{n} {s['version']} ({s['config']})" if s["status"] == "ok"
+                else f"{n} {s['status']}: {s['reason']}" for n, s in status.items()) + ".")
         lines.append("")
-    lines.append(NOTES)
+        for threads in THREADS:
+            runs = [x for x in r["runs"] if x["threads"] == threads]
+            if not runs:
+                continue
+            names = [n for n in PEERS if any(n in x["peers"] for x in runs)]
+            lines += [f"### {isa}, {threads} thread{'s' if threads > 1 else ''}", "",
+                      "| layer | auto | leanconv ms | % peak | " +
+                      " | ".join(f"{SHORT[n]} ms" for n in names) +
+                      " | best peer | **ratio** |",
+                      "|---|---|---:|---:|" + "---:|" * len(names) + "---|---:|"]
+            ratios, groups, below = [], {}, []
+            for x in runs:
+                A = x["ours"][x["auto"]]
+                cells = [_ms(x["peers"][n]) if n in x["peers"] else "-" for n in names]
+                if x["peers"]:
+                    bn, bv = min(x["peers"].items(), key=lambda kv: kv[1]["ms"])
+                    ratio = bv["ms"] / A["ms"]
+                    ratios.append(ratio)
+                    groups.setdefault(x["group"], []).append(ratio)
+                    if ratio < 1.0:
+                        below.append(f"{x['name']} {ratio:.2f}")
+                    best = f"{SHORT[bn]} {bv['ms']:.3f}"
+                else:
+                    ratio, best = float("nan"), "-"
+                lines.append(f"| {x['name']} | {x['auto']} | {_ms(A)} | "
+                             f"{100 * A['gflops'] / (peak * threads):.0f}% | " +
+                             " | ".join(cells) + f" | {best} | **{ratio:.2f}** |")
+            lines += ["", f"Geometric mean of the ratio: **{geomean(ratios):.2f}x** over "
+                      f"{len(ratios)} layers; per kind: " +
+                      ", ".join(f"{g} {geomean(v):.2f}x (min {min(v):.2f})"
+                                for g, v in groups.items()) + ". Below 1.0: " +
+                      (", ".join(below) if below else "none") + ".", ""]
+        every = [x for x in r["runs"] if x["threads"] == 1 and len(x["ours"]) > 1]
+        if every:
+            lines += [f"### {isa}, 1 thread: every algorithm", "",
+                      "| layer | algorithm | ms | GFLOP/s | % peak | workspace | packed weights | "
+                      "ratio vs best peer | max rel. err vs first peer |",
+                      "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+            for x in every:
+                best = min((v["ms"] for v in x["peers"].values()), default=float("nan"))
+                for a, A in sorted(x["ours"].items(), key=lambda kv: kv[1]["ms"]):
+                    err = A.get("max_rel_err")
+                    lines.append(f"| {x['name']} | {a} | {A['ms']:.3f} | {A['gflops']:.1f} | "
+                                 f"{100 * A['gflops'] / peak:.0f}% | {fmt_bytes(A['workspace'])} | "
+                                 f"{fmt_bytes(A['packed'])} | {best / A['ms']:.2f} | "
+                                 f"{'-' if err is None else f'{err:.1e}'} |")
+            lines.append("")
+    if NOTES_FILE.exists():
+        lines.append(NOTES_FILE.read_text())
     return "\n".join(lines)
+
+
+def kept_sections(path):
+    """Sections other scripts write into the same file (bench/neon_mca.py's,
+    between its markers): carried over when this script rewrites it."""
+    old = Path(path).read_text() if Path(path).exists() else ""
+    begin, end = "<!-- neon-mca -->", "<!-- /neon-mca -->"
+    if begin in old and end in old:
+        return "\n" + old[old.index(begin):old.index(end) + len(end)] + "\n"
+    return ""
 
 
 def main():
@@ -300,32 +325,44 @@ def main():
     ap.add_argument("--json", help="with --isa: write the results here")
     ap.add_argument("--layers", nargs="*", default=[], help="substrings of layer names to run")
     ap.add_argument("--rounds", type=int, default=9)
-    ap.add_argument("--sample-ms", type=float, default=30.0)
-    ap.add_argument("--quick", action="store_true", help="5 rounds of 10 ms samples")
-    ap.add_argument("--no-ort", action="store_true")
+    ap.add_argument("--sample-ms", type=float, default=15.0)
+    ap.add_argument("--quick", action="store_true", help="5 rounds of 5 ms samples")
+    ap.add_argument("--peers", default=",".join(PEERS),
+                    help="peers for the best ISA (lower ISAs: torch only)")
+    ap.add_argument("--no-all-algorithms", action="store_true",
+                    help="skip the every-algorithm table of the best ISA")
     ap.add_argument("--out", default=str(ROOT / "docs" / "performance.md"))
     args = ap.parse_args()
     if args.quick:
-        args.rounds, args.sample_ms = 5, 10.0
+        args.rounds, args.sample_ms = 5, 5.0
+    peer_names = [p for p in args.peers.split(",") if p]
     if args.isa:
-        res = bench_isa(args.isa, args.layers, args.rounds, args.sample_ms, args.no_ort)
+        res = bench_isa(args.isa, args.layers, args.rounds, args.sample_ms, peer_names,
+                        not args.no_all_algorithms)
         if args.json:
             Path(args.json).write_text(json.dumps(res, indent=1))
         return
     import leanconv as lc
+    from leanconv.cli.hardware import cpu_name
     isas = [i for i in lc.available_isas() if i != "scalar"][::-1]
+    loads = [os.getloadavg()[0]]
     results = []
-    for isa in isas:
+    for i, isa in enumerate(isas):
         tmp = ROOT / "bench" / f".perf_{isa}.json"
-        cmd = [sys.executable, __file__, "--isa", isa, "--json", str(tmp), "--rounds", str(args.rounds),
-               "--sample-ms", str(args.sample_ms)] + (["--layers", *args.layers] if args.layers else []) \
-            + (["--no-ort"] if args.no_ort else [])
+        best = i == 0
+        cmd = [sys.executable, __file__, "--isa", isa, "--json", str(tmp), "--rounds",
+               str(args.rounds), "--sample-ms", str(args.sample_ms),
+               "--peers", ",".join(peer_names) if best else "torch"] \
+            + (["--layers", *args.layers] if args.layers else []) \
+            + (["--no-all-algorithms"] if args.no_all_algorithms or not best else [])
         subprocess.run(cmd, check=True)
         results.append(json.loads(tmp.read_text()))
         tmp.unlink()
+    loads.append(os.getloadavg()[0])
     command = "`python bench/perf_layers.py" + (" --quick" if args.quick else "") + "`"
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(markdown(results, command))
+    Path(args.out).write_text(markdown(results, command, cpu_name(), loads) +
+                              kept_sections(args.out))
     print("wrote", args.out)
 
 

@@ -48,7 +48,10 @@ def status(key):
 
 def settle():
     gc.collect()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)   # glibc: hand freed heap back
+    except (OSError, AttributeError):
+        pass
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")   # reset VmHWM to the current RSS
 

@@ -37,7 +37,7 @@ import torchvision_models as tv  # noqa: E402
 
 import leanconv as lc  # noqa: E402
 import leanconv.torch as lct  # noqa: E402
-from leanconv.torch.freeze.frozen_conv import FrozenConv2d  # noqa: E402
+from leanconv.torch.frozen.frozen_conv import FrozenConv2d  # noqa: E402
 
 QUICK = ("resnet18", "mobilenet_v2")
 ORT_MODELS = ("resnet18", "mobilenet_v2")

@@ -23,6 +23,12 @@ static inline float lc_times_gate(double v, double s) {
     return s == 0.0 ? 0.0f : (float)(v * s);
 }
 
+/* torch's hardsigmoid, relu6(v + 3) / 6, is alpha = 1/6, beta = 1/2: it is
+ * computed as torch does, since 1/6 is not exact in float */
+static inline int lc_hardsigmoid_is_torch(const lc_epilogue *ep) {
+    return ep->alpha == (float)(1.0 / 6.0) && ep->beta == 0.5f;
+}
+
 static inline float lc_act1(float v, const lc_epilogue *ep) {
     switch (ep->act) {
     case LC_ACT_CLAMP: /* comparisons are false for NaN: it passes */
@@ -45,7 +51,7 @@ static inline float lc_act1(float v, const lc_epilogue *ep) {
         if (v >= 3.0f) return v;
         return v * (v + 3.0f) / 6.0f;
     case LC_ACT_HARDSIGMOID: {
-        float t = ep->alpha * v + ep->beta;
+        float t = lc_hardsigmoid_is_torch(ep) ? (v + 3.0f) / 6.0f : ep->alpha * v + ep->beta;
         if (t < 0.0f) t = 0.0f;
         if (t > 1.0f) t = 1.0f;
         return t;

@@ -6,12 +6,15 @@
  * (fit: relative error 3.1e-09 in float64). */
 #define LC_TANH_SMALL 0.55f
 #define LC_TANH_NS 5
-#define LC_TANH_S {-0.3333332f, 0.13332699f, -0.05386508f, 0.02112724f, -0.006356496f}
+#define LC_TANH_S {-3.333332e-01f, 1.3332699e-01f, -5.386508e-02f, 2.112724e-02f, -6.356496e-03f}
 
-/* erfc(a) = t exp(-a^2 + P(t)), t = 1/(1 + a/2), 0 <= a <= 9.0;
- * P lowest degree first (fit: relative error 1.4e-08 in float64). */
+/* erfc(a) = t exp(-a^2 + P(s)), t = 1/(1 + a/2), s = t LC_ERFC_S_SCALE +
+ * LC_ERFC_S_SHIFT, 0 <= a <= 9.0; P lowest degree first (fit: relative
+ * error 1.2e-08 in float64). */
 #define LC_ERFC_MAX 9.0f
-#define LC_ERFC_NP 11
-#define LC_ERFC_P {-1.265587f, 1.0020002f, 0.35162792f, 0.24052444f, -0.75878996f, 1.7638872f, -3.6835003f, 4.3558183f, -2.8546877f, 0.9936397f, -0.14493269f}
+#define LC_ERFC_S_SCALE 2.4444444e+00f
+#define LC_ERFC_S_SHIFT -1.4444444e+00f
+#define LC_ERFC_NP 12
+#define LC_ERFC_P {-5.482211e-01f, 5.6047136e-01f, 1.362627e-02f, -2.7953396e-02f, -6.586159e-04f, 3.3575697e-03f, -3.1048554e-04f, -4.6594042e-04f, 1.2391547e-04f, 5.5898898e-05f, -2.0880696e-05f, -4.601184e-06f}
 
 #endif

@@ -1,10 +1,27 @@
 /* Depthwise convolution (groups == C, any channel multiplier): output channel
- * o reads input channel o / multiplier.  Each output row is split into the
- * interior, where every tap is inside the image and the ISA's row kernel runs,
- * and the border pixels, computed here with bounds checks.  3x3 (dilation 1,
- * stride_w 1 or 2) goes instead to the ISA's whole-plane kernel when it has
- * one, which does its borders in vector code.  No workspace. */
+ * o reads input channel o / multiplier.  Three paths, per layer:
+ *  - 3x3, dilation 1, stride_w 1 or 2: the ISA's whole-plane kernel when it
+ *    has one, which does its borders in vector code;
+ *  - any other kernel: bands of output rows from a zero-padded copy of the
+ *    input rows they read, in a fixed buffer on the stack (each stride-s row
+ *    split into s phases so that every tap is a unit-stride vector load), by
+ *    the ISA's band kernel: no border pixels left, whatever the kernel size;
+ *  - rows too wide for that buffer: per output row, the interior by the
+ *    ISA's row kernel and the border pixels here with bounds checks.
+ * The fused epilogue's post-op (activations, residual) runs on each band or
+ * plane right after the kernel, while it is in cache.  No workspace: the band
+ * buffer is LC_DW_BAND_FLOATS floats of stack. */
+#include <string.h>
 #include "internal.h"
+#include "isa_build.h"
+
+/* The band buffer: 24 KiB, in L1 next to the output rows it feeds, and small
+ * enough for any thread's stack. */
+#define LC_DW_BAND_FLOATS 6144
+/* Largest horizontal stride the band path takes (one row copy per phase). */
+#define LC_DW_BAND_MAX_SW 8
+/* Widest kernel the band path takes (its column offsets live on the stack). */
+#define LC_DW_BAND_MAX_KW 64
 
 typedef struct {
     const lc_conv_desc *d;   /* epilogue.clamp: what the kernels apply */
@@ -14,12 +31,129 @@ typedef struct {
     lc_epilogue ep;          /* the whole epilogue, for the post-op */
     int post;                /* the post-op runs after the kernels */
     float *stage;            /* res == y with rows wider than LC_DW_STAGE: OW floats per thread */
+    /* band path (band_rows > 0): padded rows of rs = sw*wq floats (wq per
+     * phase), band_rows output rows per band, tap column offsets coff */
+    int64_t wq, rs, band_rows, chunk;
+    int64_t phase_lo[LC_DW_BAND_MAX_SW], phase_hi[LC_DW_BAND_MAX_SW]; /* in-image positions */
+    size_t coff[LC_DW_BAND_MAX_KW];
 } lc_dw_ctx;
 
 /* A residual that is the output itself is read row by row before the row is
- * stored: the row is computed into a staging buffer first, on the stack up
- * to this many floats. */
+ * stored: the row (band) is computed into a staging buffer first, on the
+ * stack up to this many floats. */
 #define LC_DW_STAGE 2048
+
+/* Sets up the band path when the padded rows of at least one output row fit
+ * the buffer; else leaves band_rows 0. */
+static void lc_dw_band_layout(lc_dw_ctx *t) {
+    const lc_conv_desc *d = t->d;
+    const int64_t sw = d->stride_w, reach_w = (d->kW - 1) * d->dil_w;
+    const int64_t reach_h = (d->kH - 1) * d->dil_h;
+    t->band_rows = 0;
+    if (!d->isa->dw_band || d->kW > LC_DW_BAND_MAX_KW || sw > LC_DW_BAND_MAX_SW) return;
+    /* a phase holds the outputs' columns and the furthest tap position, each
+     * rounded up to the kernel's vector slack (lc_dw_band_fn's read
+     * contract); a multiple of 16 floats, so rows stay 64-byte aligned */
+    t->wq = (lc_div_up(d->OW, LC_DW_BAND_LANES) + lc_div_up(reach_w / sw + 1, LC_DW_BAND_LANES)) *
+            LC_DW_BAND_LANES;
+    t->rs = sw * t->wq;
+    const int64_t fit = LC_DW_BAND_FLOATS / t->rs; /* padded rows the buffer holds */
+    if (fit < reach_h + 1) return;
+    t->band_rows = lc_min64((fit - reach_h - 1) / d->stride_h + 1, d->OH);
+    /* in place (res == y): each band goes through the stack stage first */
+    if (t->res && t->res == t->y) t->band_rows = lc_min64(t->band_rows, LC_DW_STAGE / d->OW);
+    for (int64_t ph = 0; ph < sw; ph++) {
+        const int64_t ix0 = ph - d->pad_l;
+        int64_t lo = ix0 >= 0 ? 0 : lc_div_up(-ix0, sw);
+        int64_t hi = ix0 < d->W ? lc_div_up(d->W - ix0, sw) : 0;
+        t->phase_hi[ph] = lc_min64(hi, t->wq);
+        t->phase_lo[ph] = lc_min64(lo, t->phase_hi[ph]);
+    }
+    for (int64_t kx = 0; kx < d->kW; kx++) {
+        const int64_t c = kx * d->dil_w;
+        t->coff[kx] = (size_t)((c % sw) * t->wq + c / sw);
+    }
+}
+
+/* Fills the band buffer with padded rows [iy0, iy0 + nrows) of one plane
+ * (iy0 in image rows, may be negative): the in-image floats always, one
+ * strided copy per phase for all rows; the padding (rows and columns outside
+ * the image, the slack) only when `pad_too`, since it stays zero from one
+ * plane to the next. */
+static void lc_dw_fill(const lc_dw_ctx *t, const float *in, int64_t iy0, int64_t nrows,
+                       int pad_too, float *buf) {
+    const lc_conv_desc *d = t->d;
+    const int64_t sw = d->stride_w, wq = t->wq, rs = t->rs;
+    const int64_t r_lo = lc_min64(nrows, lc_max64(0, -iy0));
+    const int64_t r_hi = lc_max64(r_lo, lc_min64(nrows, d->H - iy0));
+    if (pad_too) {
+        memset(buf, 0, (size_t)(r_lo * rs) * sizeof(float));
+        memset(buf + r_hi * rs, 0, (size_t)((nrows - r_hi) * rs) * sizeof(float));
+    }
+    if (r_hi <= r_lo) return;
+    const float *src0 = in + (iy0 + r_lo) * d->W;
+    for (int64_t ph = 0; ph < sw; ph++) {
+        /* phase ph, position q holds image column ph - pad_l + q*sw: inside
+         * the image for q in [lo, hi) */
+        float *dp = buf + r_lo * rs + ph * wq;
+        const int64_t lo = t->phase_lo[ph], hi = t->phase_hi[ph];
+        if (pad_too)
+            for (int64_t r = 0; r < r_hi - r_lo; r++) {
+                for (int64_t q = 0; q < lo; q++) dp[r * rs + q] = 0.0f;
+                for (int64_t q = hi; q < wq; q++) dp[r * rs + q] = 0.0f;
+            }
+        if (hi <= lo) continue;
+        const float *src = src0 + ph - d->pad_l + lo * sw;
+        if (d->isa->strided_copy) {
+            d->isa->strided_copy(dp + lo, (size_t)rs, src, (size_t)d->W, (size_t)(r_hi - r_lo),
+                                 (size_t)(hi - lo), (size_t)sw);
+            continue;
+        }
+        for (int64_t r = 0; r < r_hi - r_lo; r++) {
+            float *dr = dp + r * rs + lo;
+            const float *sr = src + r * d->W;
+            if (sw == 1)
+                for (int64_t q = 0; q < hi - lo; q++) dr[q] = sr[q];
+            else
+                for (int64_t q = 0; q < hi - lo; q++) dr[q] = sr[q * sw];
+        }
+    }
+}
+
+/* Band path: item = a run of t->chunk planes (batch x output channel), one
+ * buffer for the run.  A plane that is one band leaves the same padding in
+ * the buffer for the next, so it is zeroed once per run. */
+static void lc_dw_band_task(void *vctx, int64_t item, int thread) {
+    const lc_dw_ctx *t = (const lc_dw_ctx *)vctx;
+    const lc_conv_desc *d = t->d;
+    (void)thread;
+    LC_ALIGNED_STACK(float, buf, LC_DW_BAND_FLOATS);
+    LC_ALIGNED_STACK(float, stage, LC_DW_STAGE);
+    const int64_t p0 = item * t->chunk, p1 = lc_min64(p0 + t->chunk, d->N * d->M);
+    const int one_band = t->band_rows >= d->OH;
+    const int64_t mult = d->M / d->C;
+    for (int64_t p = p0; p < p1; p++) {
+        const int64_t n = p / d->M, o = p - n * d->M;
+        const float *in = t->x + (n * d->C + o / mult) * d->H * d->W;
+        const float *w = t->w + o * d->kH * d->kW;
+        float *out = t->y + p * d->OH * d->OW;
+        const float *res = t->res ? t->res + p * d->OH * d->OW : NULL;
+        const int in_place = res != NULL && res == out;
+        const float bias = t->bias ? t->bias[o] : 0.0f;
+        for (int64_t oy0 = 0; oy0 < d->OH; oy0 += t->band_rows) {
+            const int64_t rows = lc_min64(t->band_rows, d->OH - oy0);
+            const int64_t nrows = (rows - 1) * d->stride_h + (d->kH - 1) * d->dil_h + 1;
+            lc_dw_fill(t, in, oy0 * d->stride_h - d->pad_t, nrows, !one_band || p == p0, buf);
+            float *dst = in_place ? stage : out + oy0 * d->OW;
+            d->isa->dw_band(dst, (size_t)d->OW, (size_t)rows, (size_t)d->OW, buf,
+                            (size_t)(d->stride_h * t->rs), (size_t)(d->dil_h * t->rs), t->coff,
+                            w, (size_t)d->kH, (size_t)d->kW, bias, &d->epilogue);
+            if (t->post)
+                d->isa->postop(out + oy0 * d->OW, dst, (size_t)(rows * d->OW),
+                               res ? res + oy0 * d->OW : NULL, 0.0f, &t->ep);
+        }
+    }
+}
 
 /* One border pixel, taps checked against the image. */
 static float lc_dw_pixel(const lc_conv_desc *d, const float *in, const float *w, int64_t oy,
@@ -162,6 +296,15 @@ int lc_depthwise_run(const lc_conv_desc *dp, const float *x, const float *w,
                       d->pad_t >= 0 && d->pad_l >= 0
                   ? d->isa->dw3x3_plane
                   : NULL;
+    t.band_rows = 0;
+    if (!t.plane) lc_dw_band_layout(&t);
+    if (t.band_rows > 0) {
+        /* runs of planes: at least 4 per thread for balance, at most 64 */
+        const int64_t planes = d->N * d->M;
+        t.chunk = lc_max64(1, lc_min64(64, planes / (4 * (int64_t)lc_threads_used(d->nthreads, planes))));
+        lc_parallel_for(d->nthreads, lc_div_up(planes, t.chunk), lc_dw_band_task, &t);
+        return LC_OK;
+    }
     const int threads = lc_threads_used(d->nthreads, d->N * d->M);
     if (res == y && d->OW > LC_DW_STAGE) {
         /* in place with rows too wide for the stack: a row per thread */

@@ -6,7 +6,9 @@ is committed so builds need no Python step.  Both fits are weighted least
 squares in float64 against math's own functions, then rounded to float32.
 
   tanh(x) = x + x^3 * S(x^2)              for |x| < TANH_SMALL (else from exp)
-  erfc(a) = t * exp(-a^2 + P(t)),  t = 1 / (1 + a/2),  for 0 <= a <= ERFC_MAX
+  erfc(a) = t * exp(-a^2 + P(s)),  t = 1 / (1 + a/2),  s = t * S_SCALE + S_SHIFT,
+            for 0 <= a <= ERFC_MAX (s spans [-1, 1]: small coefficients, so the
+            float32 Horner sum stays accurate)
 
 The erfc form keeps the relative accuracy of erfc in its tail (where GELU's
 negative side lives) because the Gaussian factor is exp itself and P only
@@ -21,7 +23,7 @@ P = np.polynomial.polynomial
 TANH_SMALL = 0.55
 TANH_DEGREE = 4
 ERFC_MAX = 9.0
-ERFC_DEGREE = 10
+ERFC_DEGREE = 11
 
 
 def fit_tanh():
@@ -33,19 +35,28 @@ def fit_tanh():
     return c, err
 
 
+def erfc_scale_shift():
+    t_lo = 1.0 / (1.0 + 0.5 * ERFC_MAX)
+    return 2.0 / (1.0 - t_lo), -(1.0 + t_lo) / (1.0 - t_lo)
+
+
 def fit_erfc():
     a = np.linspace(0.0, ERFC_MAX, 200001)
     t = 1.0 / (1.0 + 0.5 * a)
+    scale, shift = erfc_scale_shift()
     target = np.log(np.array([math.erfc(v) for v in a]) / t) + a * a
-    c = P.polyfit(t, target, ERFC_DEGREE)
-    err = np.max(np.abs(P.polyval(t, c) - target))  # = relative error of erfc
+    c = P.polyfit(t * scale + shift, target, ERFC_DEGREE)
+    err = np.max(np.abs(P.polyval(t * scale + shift, c) - target))  # = relative error of erfc
     return c, err
 
 
+def c_float(v):
+    """The shortest C literal that reads back as float32(v)."""
+    return np.format_float_scientific(np.float32(v), unique=True) + "f"
+
+
 def emit(name, coeffs):
-    body = ", ".join(f"{np.float32(v)!r}f".replace("np.float32(", "").replace(")", "")
-                     for v in coeffs)
-    return f"#define {name} {{{body}}}"
+    return f"#define {name} {{{', '.join(c_float(v) for v in coeffs)}}}"
 
 
 def main():
@@ -62,9 +73,12 @@ def main():
         f"#define LC_TANH_NS {len(tanh_c)}",
         emit("LC_TANH_S", tanh_c),
         "",
-        f"/* erfc(a) = t exp(-a^2 + P(t)), t = 1/(1 + a/2), 0 <= a <= {ERFC_MAX};",
-        f" * P lowest degree first (fit: relative error {erfc_err:.1e} in float64). */",
+        "/* erfc(a) = t exp(-a^2 + P(s)), t = 1/(1 + a/2), s = t LC_ERFC_S_SCALE +",
+        f" * LC_ERFC_S_SHIFT, 0 <= a <= {ERFC_MAX}; P lowest degree first (fit: relative",
+        f" * error {erfc_err:.1e} in float64). */",
         f"#define LC_ERFC_MAX {ERFC_MAX}f",
+        f"#define LC_ERFC_S_SCALE {c_float(erfc_scale_shift()[0])}",
+        f"#define LC_ERFC_S_SHIFT {c_float(erfc_scale_shift()[1])}",
         f"#define LC_ERFC_NP {len(erfc_c)}",
         emit("LC_ERFC_P", erfc_c),
         "",

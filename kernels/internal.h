@@ -209,16 +209,15 @@ int64_t lc_winograd_workspace(const lc_conv_desc *d, int *ok);
 int64_t lc_winograd_blocks(const lc_conv_desc *d, int64_t *items);
 int lc_winograd_run(const lc_conv_desc *d, const float *x, const float *packed,
                     const float *bias, const float *res, float *y, char *ws);
-/* winograd_exact.c: a tile whose float transforms overflowed, recomputed in
- * double from the packed U for output channel o of group grp (xg: the group's
- * input planes of one image; v: scratch of lc_wino_exact_doubles) into its
- * lane of the output-transform buffer (obuf: that lane of an m x m x nr
- * buffer), bias and the kernel epilogue kep applied.  Returns 0, leaving obuf
- * alone, when the tile's input window holds an Inf or NaN. */
-int64_t lc_wino_exact_doubles(const lc_conv_desc *d);
-int lc_wino_exact_tile(const lc_conv_desc *d, const float *xg, const float *packed, int64_t grp,
-                       int64_t th, int64_t tw, int64_t o, const float *bias,
-                       const lc_epilogue *kep, float *obuf, size_t nr, double *v);
+/* winograd_exact.c: the output-transform result of one tile (th, tw) and
+ * output channel o of group grp, whose float transforms overflowed,
+ * recomputed in double from the packed U: `lane` receives its m x m values
+ * (at stride nr, like one lane of the transform's output) with bias and the
+ * clamp of `ep`.  xg: the group's input planes of one image.  Returns 0,
+ * leaving `lane` alone, when the tile's input window holds an Inf or NaN. */
+int lc_wino_exact_lane(const lc_conv_desc *d, const float *xg, const float *packed, int64_t grp,
+                       int64_t th, int64_t tw, int64_t o, float bias, const lc_epilogue *ep,
+                       float *lane, size_t nr);
 int lc_depthwise_run(const lc_conv_desc *d, const float *x, const float *w,
                      const float *bias, const float *res, float *y);
 int lc_direct_run(const lc_conv_desc *d, const float *x, const float *w,

@@ -36,4 +36,11 @@
 #define LC_ALWAYS_INLINE inline
 #endif
 
+/* A 64-byte aligned array on the stack (a driver's fixed-size scratch). */
+#if defined(_MSC_VER) && !defined(__clang__)
+#define LC_ALIGNED_STACK(type, name, n) __declspec(align(64)) type name[n]
+#else
+#define LC_ALIGNED_STACK(type, name, n) type name[n] __attribute__((aligned(64)))
+#endif
+
 #endif

@@ -3,7 +3,8 @@
  *   exp   Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, then e^r by its
  *         Taylor polynomial to degree 7 (truncation 5e-9 relative), times 2^n
  *   tanh  x + x^3 S(x^2) below LC_TANH_SMALL, else 1 - 2/(e^{2|x|} + 1)
- *   erfc  t exp(-a^2 + P(t)), t = 1/(1 + a/2) (kernels/activation_coeffs.h)
+ *   erfc  t exp(-a^2 + P(s)), t = 1/(1 + a/2), s linear in t
+ *         (kernels/activation_coeffs.h), a^2 carried exactly in two parts
  * and sigmoid, SiLU, GELU on top of them in forms without cancellation or
  * inf * 0: sigmoid(v) = (v >= 0 ? 1 : e) / (1 + e) with e = exp(-|v|); the
  * gated ones (v * gate) give 0 where the gate is 0.  NaN inputs are passed
@@ -20,14 +21,17 @@
  *   LC_VROUND(a)                  to the nearest integer, as a float
  *   LC_VPOW2I(n)                  2^n for integer-valued n in [-126, 127]
  *   LC_POSTOP_NAME                the function's name */
+#include "activation.h"
 #include "activation_coeffs.h"
 
-static inline LC_V lc_vexp(LC_V x) {
-    /* e^x for x in [-87, 88] (callers clamp); ln2 in two parts so n * LN2_HI
-     * is exact and r carries no rounding of n * ln2 */
-    const LC_V n = LC_VROUND(LC_VMUL(x, LC_VSET1(1.44269504f)));
-    LC_V r = LC_VFMA(n, LC_VSET1(-0.693359375f), x);
-    r = LC_VFMA(n, LC_VSET1(2.12194440e-4f), r);
+static inline LC_V lc_vexp2(LC_V xh, LC_V xl) {
+    /* e^(xh + xl) for xh + xl in [-87, 88] (callers clamp), xl small: ln2 in
+     * two parts so n * LN2_HI is exact and so is xh - n * LN2_HI (xh up to
+     * 128 has no bits below 2^-17, n * LN2_HI none below 2^-9); xl joins the
+     * reduced argument, so a sum xh + xl is never rounded at xh's scale */
+    const LC_V n = LC_VROUND(LC_VMUL(LC_VADD(xh, xl), LC_VSET1(1.44269504f)));
+    LC_V r = LC_VFMA(n, LC_VSET1(-0.693359375f), xh);
+    r = LC_VADD(LC_VFMA(n, LC_VSET1(2.12194440e-4f), r), xl);
     LC_V p = LC_VSET1(1.0f / 5040.0f);
     p = LC_VFMA(p, r, LC_VSET1(1.0f / 720.0f));
     p = LC_VFMA(p, r, LC_VSET1(1.0f / 120.0f));
@@ -38,6 +42,8 @@ static inline LC_V lc_vexp(LC_V x) {
     p = LC_VFMA(p, r, LC_VSET1(1.0f));
     return LC_VMUL(p, LC_VPOW2I(n));
 }
+
+static inline LC_V lc_vexp(LC_V x) { return lc_vexp2(x, LC_VSET1(0.0f)); }
 
 /* e^x for x <= 0 (or NaN), 0 below the normal range */
 static inline LC_V lc_vexp_neg(LC_V x) {
@@ -74,12 +80,18 @@ static inline LC_V lc_vtanh(LC_V v) {
 /* Phi(v) = erfc(-v / sqrt 2) / 2, the standard normal CDF */
 static inline LC_V lc_vphi(LC_V v) {
     static const float pc[LC_ERFC_NP] = LC_ERFC_P;
-    const LC_V a0 = LC_VMUL(LC_VABS(v), LC_VSET1(0.70710678f));
+    const LC_V av = LC_VABS(v), a0 = LC_VMUL(av, LC_VSET1(0.70710678f));
     const LC_V a = LC_VMIN(a0, LC_VSET1(LC_ERFC_MAX));
     const LC_V t = LC_VDIV(LC_VSET1(1.0f), LC_VFMA(a, LC_VSET1(0.5f), LC_VSET1(1.0f)));
+    const LC_V s = LC_VFMA(t, LC_VSET1(LC_ERFC_S_SCALE), LC_VSET1(LC_ERFC_S_SHIFT));
     LC_V p = LC_VSET1(pc[LC_ERFC_NP - 1]);
-    for (int i = LC_ERFC_NP - 2; i >= 0; i--) p = LC_VFMA(p, t, LC_VSET1(pc[i]));
-    LC_V q = LC_VMUL(t, lc_vexp_neg(LC_VSUB(p, LC_VMUL(a, a))));
+    for (int i = LC_ERFC_NP - 2; i >= 0; i--) p = LC_VFMA(p, s, LC_VSET1(pc[i]));
+    /* a^2 = v^2 / 2 exactly, as h/2 + l/2 (l = the rounding error of v*v,
+     * from an FMA): rounding a^2 would cost 2 a^2 ulps of erfc */
+    const LC_V vc = LC_VMIN(av, LC_VSET1(LC_ERFC_MAX * 1.41421356f));
+    const LC_V h = LC_VMUL(vc, vc), l = LC_VFMA(vc, vc, LC_VSUB(LC_VSET1(0.0f), h));
+    const LC_V half = LC_VSET1(-0.5f);
+    LC_V q = LC_VMUL(t, lc_vexp2(LC_VMUL(h, half), LC_VFMA(l, half, p)));
     q = LC_VSEL(LC_VGT(a0, LC_VSET1(LC_ERFC_MAX)), LC_VSET1(0.0f), q); /* erfc(9) = 4e-37 */
     const LC_V half_q = LC_VMUL(q, LC_VSET1(0.5f));
     return LC_VSEL(LC_VGE(v, LC_VSET1(0.0f)), LC_VSUB(LC_VSET1(1.0f), half_q), half_q);
@@ -97,7 +109,7 @@ static inline LC_V lc_vgelu_tanh(LC_V v) {
 }
 
 static inline LC_V lc_vhardswish(LC_V v) {
-    const LC_V mid = LC_VMUL(LC_VMUL(v, LC_VADD(v, LC_VSET1(3.0f))), LC_VSET1(1.0f / 6.0f));
+    const LC_V mid = LC_VDIV(LC_VMUL(v, LC_VADD(v, LC_VSET1(3.0f))), LC_VSET1(6.0f));
     const LC_V r = LC_VSEL(LC_VGE(v, LC_VSET1(3.0f)), v, mid);
     return LC_VSEL(LC_VLE(v, LC_VSET1(-3.0f)), LC_VSET1(0.0f), r);
 }
@@ -149,7 +161,12 @@ void LC_POSTOP_NAME(float *y, const float *src, size_t n, const float *residual,
     case LC_ACT_HARDSIGMOID: {
         const LC_V alpha = LC_VSET1(e.alpha), beta = LC_VSET1(e.beta);
         const LC_V zero = LC_VSET1(0.0f), one = LC_VSET1(1.0f);
-        LC_POSTOP_LOOP(lc_vclamp(LC_VFMA(v, alpha, beta), zero, one));
+        if (lc_hardsigmoid_is_torch(&e)) {
+            const LC_V three = LC_VSET1(3.0f), six = LC_VSET1(6.0f);
+            LC_POSTOP_LOOP(lc_vclamp(LC_VDIV(LC_VADD(v, three), six), zero, one));
+        } else {
+            LC_POSTOP_LOOP(lc_vclamp(LC_VFMA(v, alpha, beta), zero, one));
+        }
         break;
     }
     case LC_ACT_LEAKY_RELU: {

@@ -13,6 +13,10 @@
                                     size_t in_row_stride, size_t rows, const float *w,   \
                                     size_t kW, size_t stride, size_t dil, float bias,    \
                                     const lc_epilogue *ep);                               \
+    void LC_CAT(lc_f32_dw_band, sfx)(float *out, size_t ldo, size_t rows, size_t n,      \
+                                     const float *p, size_t row_step, size_t tap_step,   \
+                                     const size_t *coff, const float *w, size_t kH,      \
+                                     size_t kW, float bias, const lc_epilogue *ep);      \
     float LC_CAT(lc_fma_peak, sfx)(size_t iters, double *flops);
 
 #define LC_DECLARE_GEMM(name)                                                            \

@@ -10,8 +10,8 @@
  *      permutes), else from a lanes-innermost gather
  *   2. alpha^2 GEMMs  Mo[xi] = U[xi] * V[xi]  (Mg x tiles of the block)
  *   3. output transform with bias and activation, scattered into y; a tile
- *      whose transform results overflowed to Inf/NaN from finite inputs is
- *      recomputed in double (winograd_exact.c)
+ *      whose transform results overflowed to Inf/NaN from finite inputs has
+ *      its transform result redone in double first (winograd_exact.c)
  * so the workspace is bounded by the block, not the image. */
 #include <string.h>
 #include "internal.h"
@@ -27,7 +27,7 @@ typedef struct {
     int64_t cchunks, mchunks;      /* phased: channel ranges of the two phases */
     int64_t v_stride;              /* phased: floats between the blocks' V buffers */
     int64_t shared_bytes;          /* phased: the V buffers of every block */
-    int64_t v_floats, mo_floats, d_floats, o_floats, exact_floats, slice_bytes;
+    int64_t v_floats, mo_floats, d_floats, o_floats, slice_bytes;
 } lc_wino_geom;
 
 static int lc_wino_variant(int algorithm) { return algorithm - LC_ALGO_WINOGRAD_F2; }
@@ -68,15 +68,12 @@ static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
     g->mo_floats = lc_mul(lc_mul(lc_mul(g->xi, g->tb, ok), Mg, ok), nr, ok);
     g->d_floats = g->xi * nr;
     g->o_floats = g->m * g->m * nr;
-    g->exact_floats = lc_mul(lc_wino_exact_doubles(d), 2, ok); /* doubles, as floats */
-    /* per thread: its V (unphased), Mo, gather and output scratch, and the
-     * double V of one tile for recomputing overflowed tiles */
+    /* per thread: its V (unphased), Mo, gather and output scratch */
     g->v_stride = lc_aligned_floats_bytes(g->v_floats, ok) / (int64_t)sizeof(float);
-    g->slice_bytes = lc_add(lc_add(lc_add(g->phased ? 0 : lc_aligned_floats_bytes(g->v_floats, ok),
-                                          lc_aligned_floats_bytes(g->mo_floats, ok), ok),
-                                   lc_add(lc_aligned_floats_bytes(g->d_floats, ok),
-                                          lc_aligned_floats_bytes(g->o_floats, ok), ok), ok),
-                            lc_aligned_floats_bytes(g->exact_floats, ok), ok);
+    g->slice_bytes = lc_add(lc_add(g->phased ? 0 : lc_aligned_floats_bytes(g->v_floats, ok),
+                                   lc_aligned_floats_bytes(g->mo_floats, ok), ok),
+                            lc_add(lc_aligned_floats_bytes(g->d_floats, ok),
+                                   lc_aligned_floats_bytes(g->o_floats, ok), ok), ok);
     g->shared_bytes = g->phased ? lc_mul(g->blocks_total, g->v_stride * (int64_t)sizeof(float), ok) : 0;
 }
 
@@ -327,26 +324,24 @@ static void lc_wino_input_block(const lc_wino_ctx *t, const lc_wino_block *b, in
     }
 }
 
-/* The tiles of a panel (lanes set in `lanes`, tile t0 + l) whose transforms
- * overflowed: output channel o recomputed in double into their lanes of
- * obuf, before the scatter adds the residual and runs the post-op. */
+/* The lanes (tile t0 + l) of an output-transform result `obuf` of output
+ * channel o whose float transforms overflowed: redone in double, in place,
+ * before the scatter adds the residual and runs the post-op. */
 static void lc_wino_exact_lanes(const lc_wino_ctx *t, const lc_wino_block *b, int64_t t0,
-                                uint64_t lanes, int64_t o, const lc_epilogue *kep, float *obuf,
-                                double *v) {
+                                uint64_t lanes, int64_t o, float bias, const lc_epilogue *ep,
+                                float *obuf) {
     const lc_conv_desc *d = t->d;
-    const int64_t Cg = d->C / d->groups;
-    const float *xg = t->x + (b->n * d->C + b->grp * Cg) * d->H * d->W;
+    const float *xg = t->x + (b->n * d->C + b->grp * (d->C / d->groups)) * d->H * d->W;
     for (int64_t l = 0; lanes; l++, lanes >>= 1)
         if (lanes & 1u)
-            lc_wino_exact_tile(d, xg, t->packed, b->grp, (t0 + l) / t->g.tiles_w,
-                               (t0 + l) % t->g.tiles_w, o, t->bias, kep, obuf + l,
-                               (size_t)d->isa->nr, v);
+            lc_wino_exact_lane(d, xg, t->packed, b->grp, (t0 + l) / t->g.tiles_w,
+                               (t0 + l) % t->g.tiles_w, o, bias, ep, obuf + l,
+                               (size_t)d->isa->nr);
 }
 
 /* 2 and 3. GEMMs and output transform of output channels [m_begin, m_end) */
 static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, int64_t m_begin,
-                                 int64_t m_end, const float *V, float *Mo, float *obuf,
-                                 double *exact) {
+                                 int64_t m_end, const float *V, float *Mo, float *obuf) {
     const lc_conv_desc *d = t->d;
     const lc_wino_geom *g = &t->g;
     const lc_isa_config *isa = d->isa;
@@ -371,8 +366,9 @@ static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, i
                 memset(Mo + x * mo_xs + (size_t)(p * Mg + o) * nr + used, 0,
                        (size_t)((int64_t)nr - used) * sizeof(float));
     }
-    /* output transform, bias and activation, scatter (the residual is added
-     * in the scatter, so the transform clamps only when there is none) */
+    /* output transform, bias and activation, scatter (a residual is added
+     * by the scatter and its post-op, so the transform clamps only when
+     * there is none) */
     const int64_t yoff = (b->n * d->M + b->grp * Mg) * d->OH * d->OW;
     float *yg = t->y + yoff;
     const float *rg = t->res ? t->res + yoff : NULL;
@@ -383,13 +379,13 @@ static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, i
         const int64_t lanes = lc_min64((int64_t)nr, g->tiles - t0);
         lc_tile_run runs[LC_WINO_MAX_RUNS];
         const int64_t nruns = lc_wino_runs(g, t0, lanes, runs);
-        const uint64_t lane_mask = lanes < 64 ? ((uint64_t)1 << lanes) - 1 : ~(uint64_t)0;
+        const uint64_t real = lanes < 64 ? ((uint64_t)1 << lanes) - 1 : ~(uint64_t)0;
         for (int64_t o = m_begin; o < m_end; o++) {
             float bias = t->bias ? t->bias[b->grp * Mg + o] : 0.0f;
-            uint64_t bad = isa->wino_output[v](Mo + (size_t)(p * Mg + o) * nr, mo_xs, obuf,
-                                               bias, &kep) & lane_mask;
-            if (bad) /* rare: huge inputs, or a genuine Inf/NaN (then left as it is) */
-                lc_wino_exact_lanes(t, b, t0, bad, o, &kep, obuf, exact);
+            const uint64_t overflowed = real &
+                isa->wino_output[v](Mo + (size_t)(p * Mg + o) * nr, mo_xs, obuf, bias, &kep);
+            if (overflowed) /* rare: huge inputs, or a genuine Inf/NaN (then left as it is) */
+                lc_wino_exact_lanes(t, b, t0, overflowed, o, bias, &kep, obuf);
             float *yo = yg + o * d->OH * d->OW;
             const float *ro = rg ? rg + o * d->OH * d->OW : NULL;
             for (int64_t r = 0; r < nruns; r++)
@@ -398,9 +394,9 @@ static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, i
     }
 }
 
-/* The per-thread scratch of a slice: [V (unphased only)][Mo][gather][output][exact]. */
+/* The per-thread scratch of a slice: [V (unphased only)][Mo][gather][output]. */
 static void lc_wino_slice(const lc_wino_ctx *t, int thread, float **V, float **Mo, float **dbuf,
-                          float **obuf, double **exact) {
+                          float **obuf) {
     const lc_wino_geom *g = &t->g;
     int ok = 1;
     char *s = t->ws + g->shared_bytes + thread * g->slice_bytes;
@@ -412,7 +408,6 @@ static void lc_wino_slice(const lc_wino_ctx *t, int thread, float **V, float **M
     *Mo = (float *)s;
     *dbuf = (float *)(s + lc_aligned_floats_bytes(g->mo_floats, &ok));
     *obuf = (float *)((char *)*dbuf + lc_aligned_floats_bytes(g->d_floats, &ok));
-    *exact = (double *)((char *)*obuf + lc_aligned_floats_bytes(g->o_floats, &ok));
 }
 
 /* Many blocks: a thread takes a whole block, input to output. */
@@ -420,10 +415,9 @@ static void lc_wino_task(void *vctx, int64_t item, int thread) {
     const lc_wino_ctx *t = (const lc_wino_ctx *)vctx;
     const lc_wino_block b = lc_wino_block_at(t->d, &t->g, item);
     float *V, *Mo, *dbuf, *obuf;
-    double *exact;
-    lc_wino_slice(t, thread, &V, &Mo, &dbuf, &obuf, &exact);
+    lc_wino_slice(t, thread, &V, &Mo, &dbuf, &obuf);
     lc_wino_input_block(t, &b, 0, t->d->C / t->d->groups, V, dbuf);
-    lc_wino_output_block(t, &b, 0, t->d->M / t->d->groups, V, Mo, obuf, exact);
+    lc_wino_output_block(t, &b, 0, t->d->M / t->d->groups, V, Mo, obuf);
 }
 
 /* Few blocks (phased): first every block's input transform, shared out by
@@ -436,9 +430,8 @@ static void lc_wino_input_task(void *vctx, int64_t item, int thread) {
     const int64_t c_begin = lc_min64(cc * per, Cg), c_end = lc_min64(c_begin + per, Cg);
     const lc_wino_block b = lc_wino_block_at(t->d, g, ib);
     float *V, *Mo, *dbuf, *obuf;
-    double *exact;
     if (c_begin >= c_end) return;
-    lc_wino_slice(t, thread, &V, &Mo, &dbuf, &obuf, &exact);
+    lc_wino_slice(t, thread, &V, &Mo, &dbuf, &obuf);
     lc_wino_input_block(t, &b, c_begin, c_end, (float *)t->ws + ib * g->v_stride, dbuf);
 }
 
@@ -453,10 +446,8 @@ static void lc_wino_output_task(void *vctx, int64_t item, int thread) {
     if (m_begin >= m_end) return;
     const lc_wino_block b = lc_wino_block_at(t->d, g, ib);
     float *V, *Mo, *dbuf, *obuf;
-    double *exact;
-    lc_wino_slice(t, thread, &V, &Mo, &dbuf, &obuf, &exact);
-    lc_wino_output_block(t, &b, m_begin, m_end, (const float *)t->ws + ib * g->v_stride, Mo, obuf,
-                         exact);
+    lc_wino_slice(t, thread, &V, &Mo, &dbuf, &obuf);
+    lc_wino_output_block(t, &b, m_begin, m_end, (const float *)t->ws + ib * g->v_stride, Mo, obuf);
 }
 
 int lc_winograd_run(const lc_conv_desc *d, const float *x, const float *packed,

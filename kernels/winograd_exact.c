@@ -1,14 +1,18 @@
 /* Winograd tiles recomputed in double.
  *
- * The float transforms multiply by up to 15 (input) and 32 (output) per dimension
- * (F6), so inputs beyond ~1e36 can overflow inside them where the
+ * The float transforms multiply by up to 15 (input) and 32 (output) per
+ * dimension (F6), so inputs beyond ~1e36 can overflow inside them where the
  * convolution itself is finite.  The output transform reports the lanes
- * whose results hold an Inf or NaN; the driver calls this for each such tile.
- * When the tile's input window is finite, the tile is recomputed with the
+ * whose results hold an Inf or NaN; for each such lane (tile) and output
+ * channel the driver calls this, before the scatter.  When the tile's input
+ * window is finite, the lane's output-transform result is recomputed with the
  * same packed U (float) but the input transform, the products and the output
- * transform in double, where nothing overflows, and rounded once.  A window
+ * transform in double, where nothing overflows, and rounded once; everything
+ * after the transform (the scatter and what it adds) is unchanged.  A window
  * that holds a genuine Inf or NaN keeps the float result: those spread over
- * the tile, as documented. */
+ * the tile, as documented.  No workspace: a few alpha x alpha blocks on the
+ * stack.  Slow (the input transform is redone per output channel), and only
+ * for tiles out of float range. */
 #include <math.h>
 #include "internal.h"
 #include "winograd_transforms.h"
@@ -46,21 +50,17 @@ typedef void (*lc_exact_fn)(const double *in, double *out);
 static const lc_exact_fn lc_exact_in[LC_WINO_VARIANTS] = {lc_exact_in_f2, lc_exact_in_f4, lc_exact_in_f6};
 static const lc_exact_fn lc_exact_out[LC_WINO_VARIANTS] = {lc_exact_out_f2, lc_exact_out_f4, lc_exact_out_f6};
 
-int64_t lc_wino_exact_doubles(const lc_conv_desc *d) {
-    const int64_t alpha = lc_wino_m[d->algorithm - LC_ALGO_WINOGRAD_F2] + 2;
-    return alpha * alpha * (d->C / d->groups);
-}
-
-int lc_wino_exact_tile(const lc_conv_desc *d, const float *xg, const float *packed, int64_t grp,
-                       int64_t th, int64_t tw, int64_t o, const float *bias,
-                       const lc_epilogue *kep, float *obuf, size_t nr, double *v) {
+int lc_wino_exact_lane(const lc_conv_desc *d, const float *xg, const float *packed, int64_t grp,
+                       int64_t th, int64_t tw, int64_t o, float bias, const lc_epilogue *ep,
+                       float *lane, size_t nr) {
     const int var = d->algorithm - LC_ALGO_WINOGRAD_F2;
     const int64_t m = lc_wino_m[var], alpha = m + 2, xi = alpha * alpha;
     const int64_t Cg = d->C / d->groups, Mg = d->M / d->groups, mr = d->isa->mr;
     const int64_t y0 = th * m - d->pad_t, x0 = tw * m - d->pad_l;
     const int64_t mpad = (Mg + mr - 1) / mr * mr;
-    double win[64], mo[64], out[36];
-    /* 1. every channel's window, in double; give up on a non-finite input */
+    double win[64], v[64], mo[64] = {0}, out[36];
+    /* Mo = sum_c U[o][c] * (B^T d_c B), the window in double; give up on a
+     * non-finite input */
     for (int64_t c = 0; c < Cg; c++) {
         const float *plane = xg + c * d->H * d->W;
         for (int64_t i = 0; i < alpha; i++)
@@ -70,22 +70,15 @@ int lc_wino_exact_tile(const lc_conv_desc *d, const float *xg, const float *pack
                 if (!isfinite(a)) return 0;
                 win[i * alpha + j] = a;
             }
-        lc_exact_in[var](win, v + c * xi);
+        lc_exact_in[var](win, v);
+        const size_t uc = lc_packed_a_offset((size_t)Mg, (size_t)Cg, (size_t)mr, (size_t)d->isa->kc,
+                                             (size_t)o, (size_t)c);
+        for (int64_t x = 0; x < xi; x++)
+            mo[x] += (double)packed[(x * d->groups + grp) * mpad * Cg + (int64_t)uc] * v[x];
     }
-    /* 2. Mo = sum_c U * V, Y = A^T Mo A + bias, rounded once, into the tile's
-     * lane of the output-transform buffer (m x m x nr) */
-    for (int64_t x = 0; x < xi; x++) {
-        const float *u = packed + (x * d->groups + grp) * mpad * Cg;
-        double s = 0.0;
-        for (int64_t c = 0; c < Cg; c++)
-            s += (double)u[lc_packed_a_offset((size_t)Mg, (size_t)Cg, (size_t)mr,
-                                              (size_t)d->isa->kc, (size_t)o, (size_t)c)] *
-                 v[c * xi + x];
-        mo[x] = s;
-    }
+    /* Y = A^T Mo A + bias, rounded once, then the epilogue the transform applies */
     lc_exact_out[var](mo, out);
-    const double b = bias ? bias[grp * Mg + o] : 0.0;
-    for (int64_t i = 0; i < m * m; i++)
-        obuf[(size_t)i * nr] = lc_clampf((float)(out[i] + b), kep);
+    for (int64_t k = 0; k < m * m; k++)
+        lane[(size_t)k * nr] = lc_clampf((float)(out[k] + (double)bias), ep);
     return 1;
 }

@@ -96,7 +96,10 @@ def case_for(algorithm):
 
 
 EXTRA_CASES = [  # (algorithm, x, w, kwargs): the other code paths
-    ("depthwise", (1, 4, 8, 10), (8, 1, 5, 5), dict(padding=2, groups=4)),  # row path, multiplier 2
+    ("depthwise", (1, 4, 8, 10), (8, 1, 5, 5), dict(padding=2, groups=4)),  # band path, multiplier 2
+    ("depthwise", (1, 3, 40, 300), (3, 1, 7, 7), dict(padding=3, groups=3)),  # several bands
+    ("depthwise", (1, 2, 9, 20), (2, 1, 5, 5), dict(padding=2, stride=2, groups=2)),  # phases
+    ("depthwise", (1, 2, 3, 2500), (2, 1, 5, 5), dict(padding=2, groups=2)),  # in place: row path
     ("depthwise", (1, 3, 7, 9), (3, 1, 3, 3), dict(padding=1, stride=2, groups=3)),
     ("im2col", (1, 16, 6, 6), (24, 16, 1, 1), {}),  # pointwise: B is the input
     ("patch2vec", (1, 16, 6, 6), (24, 16, 1, 1), {}),

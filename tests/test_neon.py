@@ -37,3 +37,9 @@ def test_neon_is_the_default():
 def test_neon_tile():
     mr, nr, kc = _core._ukernel_tile("neon")
     assert (mr, nr) == (12, 8) and kc >= 1
+
+
+def test_built_by_setup_py_with_its_flags():
+    """Issue 14.8: the arm64 extension under test is built by setup.py (its -O3
+    and OpenMP probe), as a wheel is, not by a second hand-written build."""
+    assert _core.build_optimisation() == "3"

@@ -131,3 +131,14 @@ def test_onnx_extra_installs_what_torch_onnx_export_needs():
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     names = {re.split(r"[<>=!~\[ ;]", r, maxsplit=1)[0].lower() for r in extras["onnx"]}
     assert {"onnx", "onnxruntime", "onnxscript"} <= names
+
+
+def test_neon_test_builds_through_setup_py():
+    """What runs under qemu is what ships: .ci/test-neon.sh has setup.py build
+    the extension (its flags, its OpenMP probe) and compiles nothing itself;
+    tests/test_neon.py then checks the build's -O level under qemu."""
+    script = (CI / "test-neon.sh").read_text()
+    code = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("#"))
+    assert re.search(r"setup\.py\b.*\bbuild_ext", code)
+    assert not re.search(r'"\$CC"[^\n]*\s-c\s', code), "a compile outside setup.py"
+    assert not re.search(r"(^|[\s(])-O[0-3s]\b", code), "optimisation flags of its own"

@@ -19,8 +19,8 @@ import leanconv as lc  # noqa: E402
 import leanconv.torch as lct  # noqa: E402
 import reference_nets  # noqa: E402
 import torchvision_models  # noqa: E402
-from leanconv.torch.freeze import FreezeWarning, choose  # noqa: E402
-from leanconv.torch.freeze.frozen_conv import FrozenConv2d  # noqa: E402
+from leanconv.torch.frozen import FreezeWarning, choose, epilogue_speed  # noqa: E402
+from leanconv.torch.frozen.frozen_conv import FrozenConv2d  # noqa: E402
 
 NET_TOL = 1e-5
 FLOAT_TOL = 2e-5
@@ -127,8 +127,19 @@ def randomise_bn(model):
     return model.eval()
 
 
+@pytest.fixture(params=["leanconv", "torch"])
+def epilogue(request, monkeypatch):
+    """Both ways a frozen conv runs its activation and residual add: in
+    leanconv's fused epilogue, or as in-place torch ops after the conv
+    (epilogue_speed picks per process by timing; here both are forced)."""
+    parts = (frozenset(epilogue_speed.KINDS), True) if request.param == "leanconv" \
+        else (frozenset(), False)
+    monkeypatch.setattr(epilogue_speed, "fused_parts", lambda: parts)
+    return request.param
+
+
 @pytest.mark.parametrize("act", ACTIVATIONS, ids=list(ACTIVATIONS))
-def test_conv_bn_activation_fuse_to_one_call(act):
+def test_conv_bn_activation_fuse_to_one_call(act, epilogue):
     model = randomise_bn(ConvBnAct(ACTIVATIONS[act]))
     frozen, _ = freeze_and_compare(model, torch.randn(2, 4, 10, 9))
     assert call_targets(frozen) == ["lc_conv"]
@@ -160,7 +171,7 @@ class Residual(nn.Module):
 @pytest.mark.parametrize("form", ["add", "radd", "torch.add", "iadd", "add_"])
 @pytest.mark.parametrize("act", [None, nn.ReLU(inplace=True), nn.Hardswish()],
                          ids=["none", "relu", "hardswish"])
-def test_residual_add_and_activation_fuse(form, act):
+def test_residual_add_and_activation_fuse(form, act, epilogue):
     model = randomise_bn(Residual(form, act))
     frozen, _ = freeze_and_compare(model, torch.randn(1, 6, 9, 11))
     assert call_targets(frozen) == ["lc_conv"]

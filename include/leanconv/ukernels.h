@@ -75,6 +75,23 @@ typedef void (*lc_dw3x3_plane_fn)(float *out, size_t OH, size_t OW, const float 
                                   size_t W, size_t stride_h, size_t stride_w, size_t pad_t,
                                   size_t pad_l, const float *w, float bias,
                                   const lc_epilogue *ep);
+/* Depthwise over a band of a zero-padded plane laid out so that every tap is
+ * a unit-stride run (any kernel size, stride, dilation): for r < rows, ox < n
+ *   out[r*ldo + ox] = clamp(bias + sum_{ky < kH, kx < kW} w[ky*kW + kx] *
+ *                           p[r*row_step + ky*tap_step + coff[kx] + ox])
+ * The driver (kernels/depthwise.c) stores a stride-s row as s phases, column
+ * c at phase c % s, position c / s, so output column ox's taps are
+ * p[.. + coff[kx] + ox] whatever the stride.  From each tap row, at
+ * R = r*row_step + ky*tap_step, the kernel may read p[R + c] for
+ * c < round_up(max coff + 1, LC_DW_BAND_LANES) + round_up(n, LC_DW_BAND_LANES)
+ * (whole vectors, and one more for the ISA's shifted taps: the driver's
+ * padded rows hold that slack, 64-byte aligned); it writes out[r*ldo + ox],
+ * ox < n, only. */
+#define LC_DW_BAND_LANES 16
+typedef void (*lc_dw_band_fn)(float *out, size_t ldo, size_t rows, size_t n, const float *p,
+                              size_t row_step, size_t tap_step, const size_t *coff,
+                              const float *w, size_t kH, size_t kW, float bias,
+                              const lc_epilogue *ep);
 /* Narrow GEMM over two MR panels at once, for a panel's column remainder:
  * like lc_gemm_ukernel_fn with 1 <= m <= 2*MR and
  * 1 <= n <= NR/2 + LC_GEMM_NARROW_TAIL (a few columns past NR/2 are cheaper
@@ -130,6 +147,7 @@ typedef struct lc_isa_config {
     lc_wino_output_fn wino_output[LC_WINO_VARIANTS];
     lc_dw_row_fn dw_row;
     lc_dw3x3_plane_fn dw3x3_plane; /* optional (NULL: dw_row per output row) */
+    lc_dw_band_fn dw_band;         /* depthwise kernels other than the 3x3 plane's */
     /* Optional entries (NULL: the drivers use their portable C path). */
     lc_strided_copy_fn strided_copy; /* patch unwrapping runs */
     lc_gemm_narrow_fn gemm_narrow;   /* column remainders <= NR/2, two MR panels */

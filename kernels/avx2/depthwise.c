@@ -68,5 +68,8 @@ static inline __m256 lc_dw_odd(__m256 lo, __m256 hi) {
 #define LC_DW3_PLANE_NAME lc_f32_dw3x3_plane__avx2
 #include "../depthwise_template.h"
 
+#define LC_DWB_NAME lc_f32_dw_band__avx2
+#include "../dw_band_template.h"
+
 #include "target_end.h"
 #endif

@@ -302,6 +302,33 @@ void lc_f32_dw3x3_plane__avx512(float *out, size_t OH, size_t OW, const float *i
     lc_dw3x3_plane_rows_avx512(out, OH, OW, in, H, W, stride_h, stride_w, pad_t, pad_l, w, bias, ep);
 }
 
+/* Band kernel: stride-1 taps by valignd from aligned loads (each unaligned
+ * 64-byte load would cross a cache line). */
+static inline __m512 lc_dwb_shift(__m512 hi, __m512 lo, int k) {
+    switch (k) {
+    case 0: return lo;
+    case 1: return LC_SHIFT(hi, lo, 1);
+    case 2: return LC_SHIFT(hi, lo, 2);
+    case 3: return LC_SHIFT(hi, lo, 3);
+    case 4: return LC_SHIFT(hi, lo, 4);
+    case 5: return LC_SHIFT(hi, lo, 5);
+    case 6: return LC_SHIFT(hi, lo, 6);
+    case 7: return LC_SHIFT(hi, lo, 7);
+    case 8: return LC_SHIFT(hi, lo, 8);
+    case 9: return LC_SHIFT(hi, lo, 9);
+    case 10: return LC_SHIFT(hi, lo, 10);
+    case 11: return LC_SHIFT(hi, lo, 11);
+    case 12: return LC_SHIFT(hi, lo, 12);
+    case 13: return LC_SHIFT(hi, lo, 13);
+    case 14: return LC_SHIFT(hi, lo, 14);
+    case 15: return LC_SHIFT(hi, lo, 15);
+    default: return hi;
+    }
+}
+#define LC_DWB_SHIFT(hi, lo, k) lc_dwb_shift((hi), (lo), (k))
+#define LC_DWB_NAME lc_f32_dw_band__avx512
+#include "../dw_band_template.h"
+#undef LC_DWB_SHIFT
 #undef LC_SHIFT
 #include "target_end.h"
 #endif

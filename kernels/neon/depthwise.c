@@ -24,4 +24,7 @@
 #define LC_DW_NAME lc_f32_dw_row__neon
 #include "../depthwise_template.h"
 
+#define LC_DWB_NAME lc_f32_dw_band__neon
+#include "../dw_band_template.h"
+
 #endif

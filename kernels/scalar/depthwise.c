@@ -1,4 +1,4 @@
-/* Depthwise interior row, portable C. */
+/* Depthwise interior row and band, portable C. */
 #include "../ukernel_decls.h"
 
 void lc_f32_dw_row__scalar(float *out, size_t n, const float *in, size_t in_row_stride,
@@ -16,3 +16,17 @@ void lc_f32_dw_row__scalar(float *out, size_t n, const float *in, size_t in_row_
         out[ox] = acc;
     }
 }
+
+/* The band kernel from the shared template, over one float per "vector": the
+ * eight accumulators of a block still give eight independent chains. */
+#define LC_V float
+#define LC_VLANES 1
+#define LC_VLOAD(p) (*(p))
+#define LC_VSTORE(p, v) (*(p) = (v))
+#define LC_VSTORE_PART(p, v, cnt) (*(p) = (v))
+#define LC_VSET1(f) (f)
+#define LC_VFMA(acc, a, b) ((acc) + (a) * (b))
+/* NaN compares false and passes */
+#define LC_VCLAMP(v, lo, hi) ((v) < (lo) ? (lo) : (v) > (hi) ? (hi) : (v))
+#define LC_DWB_NAME lc_f32_dw_band__scalar
+#include "../dw_band_template.h"

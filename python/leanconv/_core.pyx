@@ -77,6 +77,18 @@ cdef extern from *:
     int lc_openmp_enabled()
     int lc_omp_max_threads()
 
+cdef extern from *:
+    """
+    #define LC_STR_(x) #x
+    #define LC_STR(x) LC_STR_(x)
+    #ifdef LC_BUILD_OPT_LEVEL
+    static const char *lc_build_opt(void) { return LC_STR(LC_BUILD_OPT_LEVEL); }
+    #else
+    static const char *lc_build_opt(void) { return ""; }
+    #endif
+    """
+    const char *lc_build_opt()
+
 ALGORITHMS = ("direct", "im2col", "patch2vec", "winograd_f2", "winograd_f4",
               "winograd_f6", "depthwise")
 ISA_NAMES = tuple(lc_isa_name(i).decode() for i in range(LC_ISA_COUNT))
@@ -165,6 +177,13 @@ def openmp_enabled():
 
 def omp_max_threads():
     return lc_omp_max_threads()
+
+
+def build_optimisation():
+    """The -O level setup.py compiled this extension with ("3", "1" for the
+    sanitizer build, "2" for MSVC's /O2); "" for a build that did not go
+    through setup.py."""
+    return lc_build_opt().decode()
 
 
 cdef int fill_epilogue(lc_epilogue *ep, tuple epilogue) except -1:

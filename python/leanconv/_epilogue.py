@@ -130,7 +130,8 @@ def check_out(out, shape, others):
 
 def _out_problem(out, shape):
     """What makes `out` unusable as the output of this call, or None."""
-    if out.dtype.kind == "f" and out.dtype.itemsize == 4 and not out.dtype.isnative:
+    from ._params import swapped_float32  # here: _params imports this module
+    if swapped_float32(out.dtype):
         return f"has the other byte order ({out.dtype.str})"
     if out.dtype != np.float32:
         return f"has dtype {out.dtype}"

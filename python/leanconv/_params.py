@@ -74,6 +74,11 @@ def padding4(padding, kernel, stride, dilation):
     return vals
 
 
+def swapped_float32(dtype) -> bool:
+    """float32 in the other byte order (e.g. '>f4' on a little-endian CPU)."""
+    return dtype.kind == "f" and dtype.itemsize == 4 and not dtype.isnative
+
+
 def float32_array(a, name):
     """A C-contiguous, aligned, native-byte-order float32 ndarray view or copy
     of `a` (an ndarray, or an object with __array__ such as a CPU tensor)."""
@@ -82,7 +87,7 @@ def float32_array(a, name):
             raise TypeError(f"{name} must be a float32 NumPy array, got a {type(a).__name__}; "
                             f"pass np.asarray({name}, dtype=np.float32)")
         a = np.asarray(a)
-    if a.dtype.kind == "f" and a.dtype.itemsize == 4 and not a.dtype.isnative:
+    if swapped_float32(a.dtype):
         a = a.astype(np.float32)  # the other byte order: same values, converted once
     if a.dtype != np.float32:
         raise TypeError(f"leanconv computes in float32, but {name} has dtype {a.dtype}; "

@@ -11,9 +11,10 @@ from .errors import CliError
 from .suites import DEFAULT_SUITE, SUITES, Layer
 from .timing import MIN_RUNS, MIN_TIME_S
 
-PEERS = ("torch", "onnxruntime")
+PEERS = ("torch", "onnxruntime", "openvino", "ncnn")
 _PEER_ALIASES = {"torch": "torch", "pytorch": "torch", "onnxruntime": "onnxruntime",
-                 "ort": "onnxruntime", "onnx": "onnxruntime"}
+                 "ort": "onnxruntime", "onnx": "onnxruntime", "openvino": "openvino",
+                 "ov": "openvino", "ncnn": "ncnn"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="batch size N of suite layers (default 1)")
     add_timing_options(b)
     b.add_argument("--compare", default="", metavar="LIST",
-                   help="peers: torch, onnxruntime (a peer not installed is skipped)")
+                   help="peers: torch, onnxruntime, openvino, ncnn (a peer not installed is skipped)")
     b.add_argument("--json", dest="json_path", default=None, metavar="FILE",
                    help="write the results as JSON")
     b.add_argument("--csv", dest="csv_path", default=None, metavar="FILE",

@@ -9,7 +9,6 @@ documents the row fields and turns it into a table, JSON and CSV."""
 from __future__ import annotations
 
 import contextlib
-import os
 import platform
 import sys
 import time
@@ -20,7 +19,7 @@ import leanconv as lc
 
 from . import args as cli_args
 from .errors import CliError
-from .hardware import cpu_name, fma_peak_gflops
+from .hardware import cpu_name, fma_peak_gflops, loadavg
 from .peers import load_peers
 from .suites import DEFAULT_SUITE, suite
 from .timing import NOISY_SPREAD, SETTLE_S, Candidate, geomean, measure
@@ -278,14 +277,6 @@ def _threads(requested):
     return lc.get_num_threads()
 
 
-def _loadavg():
-    """1-minute load average: other work on the machine skews every timing."""
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None
-
-
 def run(opts) -> dict:
     layers = collect_layers(opts)
     requested = cli_args.parse_algorithms(opts.algorithms)
@@ -332,7 +323,7 @@ def run(opts) -> dict:
             "min_time_s": opts.min_time,
             "min_runs": opts.min_runs,
             "noisy_spread": NOISY_SPREAD,
-            "loadavg": _loadavg(),
+            "loadavg": loadavg(),
             "python": platform.python_version(),
             "numpy": np.__version__,
             "command": "leanconv " + " ".join(getattr(opts, "argv", sys.argv[1:])),

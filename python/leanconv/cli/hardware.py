@@ -1,6 +1,7 @@
 """What the machine is: CPU name and the measured FMA peak per ISA."""
 from __future__ import annotations
 
+import os
 import platform
 
 from leanconv import _core
@@ -18,6 +19,15 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
+
+
+def loadavg():
+    """1-minute load average (None where unknown): other work on the machine
+    skews every timing, so reports show it."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
 
 
 def fma_peak_gflops(isa: str, seconds: float = 0.2):

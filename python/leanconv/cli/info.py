@@ -24,6 +24,7 @@ def gather(peak_seconds=0.2) -> dict:
         "platform": platform.platform(),
         "build": {
             "openmp": bool(_core.openmp_enabled()),
+            "optimisation": _core.build_optimisation(),
             "isas_compiled": [name for name, compiled, _ in status if compiled],
         },
         "cpu": {
@@ -57,7 +58,8 @@ def format_text(info: dict) -> str:
     build = info["build"]
     lines = [
         f"leanconv {info['version']}  (Python {info['python']}, NumPy {info['numpy']})",
-        f"  build        OpenMP {'on' if build['openmp'] else 'off'}; ISAs compiled: "
+        f"  build        OpenMP {'on' if build['openmp'] else 'off'}; "
+        f"-O{build['optimisation'] or '?'}; ISAs compiled: "
         f"{', '.join(build['isas_compiled'])}",
         f"  cpu          {info['cpu']['name']} ({'/'.join(kinds) or info['cpu']['machine']})",
         f"  features     {' '.join(flags) or 'none detected'}",

@@ -13,7 +13,7 @@ import numpy as np
 import leanconv as lc
 
 from .errors import CliError
-from .hardware import cpu_name
+from .hardware import cpu_name, loadavg
 from .model_peers import load_model_peers, parse_model_peers
 from .report import fmt_ms, render
 from .timing import NOISY_SPREAD, SETTLE_S, Candidate, measure
@@ -92,7 +92,9 @@ def run(opts, threads) -> int:
             "model": opts.model,
             "inputs": {k: list(v.shape) for k, v in feeds.items()},
             "peers": status, "min_time_s": opts.min_time, "min_runs": opts.min_runs,
-            "noisy_spread": NOISY_SPREAD, "loadavg": _loadavg(),
+            "noisy_spread": NOISY_SPREAD, "loadavg": loadavg(),
+            "leanconv_config": f"leanconv.onnx, threads={threads}, NumPy BLAS (Gemm/MatMul) "
+                               f"limited to {threads} thread(s)",
             "command": "leanconv " + " ".join(getattr(opts, "argv", sys.argv[1:])),
         },
         "contenders": contenders,
@@ -107,11 +109,6 @@ def run(opts, threads) -> int:
         except OSError as e:
             raise CliError(f"--json {opts.json_path!r}: {e.strerror or e}") from None
     return 0
-
-
-def _loadavg():
-    from .bench import _loadavg as loadavg
-    return loadavg()
 
 
 def format_table(result) -> str:

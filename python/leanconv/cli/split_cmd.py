@@ -77,7 +77,7 @@ def _device_profile(opts):
     from leanconv.tools import executor
     model, prepared, feeds = load_prepared(opts.model, opts.threads or lc.get_num_threads(),
                                            "model", parse_shapes(opts.input_shape))
-    mine = executor.step_names(prepared)
+    mine = executor.step_names(prepared, feeds)
     theirs = [n.get("name") for n in profile["nodes"]]
     if theirs != mine or profile.get("inputs") != {k: list(v.shape) for k, v in feeds.items()}:
         raise CliError(f"--device-profile {opts.device_profile!r} is not a profile of this model "
@@ -105,6 +105,7 @@ def run(opts) -> int:
     report = {"schema": SCHEMA, "model": opts.model,
               **{k: result[k] for k in FIELDS},
               "device_outputs": result["device_outputs"],
+              "server_outputs": result["server_outputs"],
               "files": written,
               "limits": {"device_memory_bytes": memory, "uplink_bytes_per_s": uplink,
                          "rtt_ms": rtt * 1e3, "max_device_ms": cap,

@@ -179,15 +179,36 @@ CIFAR_RESNET20 = (
     _conv("stage3 3x3", 64, 8, 64, 3, count=5),
 )
 
+# One layer of each kind real networks are built from (issue 11's table), not
+# a network: counts are 1.  ResNet's last stages (small images, many
+# channels), a strided 3x3 and the 7x7/2 stem, 1x1s at both ends of ResNet-50,
+# ConvNeXt's depthwise 7x7 (stages 1 and 3), EfficientNet's depthwise 5x5,
+# a CIFAR ResNet 3x3 and a ResNeXt-50 (32x4d) grouped 3x3.
+KINDS = (
+    _conv("3x3 512@7", 512, 7, 512, 3),
+    _conv("3x3 256@14", 256, 14, 256, 3),
+    _conv("3x3/2 128>256@28", 128, 28, 256, 3, stride=2),
+    _conv("1x1 256>64@56", 256, 56, 64, 1),
+    _conv("dw 7x7 96@56", 96, 56, 96, 7, groups=96),
+    _conv("dw 7x7 384@14", 384, 14, 384, 7, groups=384),
+    _conv("dw 5x5 480@14", 480, 14, 480, 5, groups=480),
+    _conv("3x3 16@32", 16, 32, 16, 3),
+    _conv("grouped 3x3 128@56 g32", 128, 56, 128, 3, groups=32),
+    _conv("stem 7x7/2 3>64@224", 3, 224, 64, 7, stride=2),
+    _conv("1x1 2048>512@7", 2048, 7, 512, 1),
+)
+
 SUITES = {
     "cifar_resnet20": CIFAR_RESNET20,
     "resnet18": RESNET18,
     "resnet50": RESNET50,
     "mobilenet_v2": MOBILENET_V2,
     "vgg16": VGG16,
+    "kinds": KINDS,
 }
 
-# How many conv layers each network has, to check the tables above add up.
+# How many conv layers each network has, to check the tables above add up
+# (kinds is a sample of layer kinds, not a network).
 CONV_LAYER_COUNTS = {"cifar_resnet20": 19, "resnet18": 20, "resnet50": 53,
                      "mobilenet_v2": 52, "vgg16": 13}
 

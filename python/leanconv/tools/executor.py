@@ -8,7 +8,9 @@ The interface (all the other tools use only this):
   make_feeds(model, shapes, seed)    -> {input name: random array}; `shapes` overrides
                                         declared or symbolic dimensions
   trace(prepared, feeds)             -> [StepFacts] in execution order, from one run
-  step_names(prepared)               -> the names trace gives the steps, without running
+  memory_traits(prepared, feeds)     -> how the executor holds memory (arena or fresh arrays)
+  step_names(prepared, feeds)        -> the names trace gives the steps, without timing
+  arena_place()                      -> the arena executor's buffer placement
   time_steps(prepared, feeds, ...)   -> [[seconds, ...] per step], from whole runs repeated
                                         until min_runs and min_time are reached
 
@@ -53,6 +55,8 @@ class StepFacts:
     weight_bytes: int = 0        # bytes of weights held for this step: raw Conv weights and
     #                              bias as the executor keeps them, constants it reads first
     packed_bytes: int = 0        # packed Conv weights (leanconv plan)
+    index: int = 0               # position in the executor's steps
+    view: bool = False           # its outputs are views of its first input (no new bytes)
     workspace_bytes: int = 0     # bytes a call allocates beyond its output: a Conv's exact
     #                              plan.workspace_bytes; for other ops the temporaries NumPy
     #                              allocated (tracemalloc peak beyond inputs and outputs)
@@ -150,8 +154,21 @@ def _threads(prepared):
     return prepared.program.settings.threads or lc.get_num_threads()
 
 
-def step_names(prepared):
-    return [_step_name(s) for s in prepared.program.steps]
+def step_names(prepared, feeds):
+    """The names trace() gives the nodes, without timing anything."""
+    sched = schedule(prepared, feeds)
+    kinds = getattr(sched, "kinds", None) or ["run"] * len(prepared.program.steps)
+    return [_step_name(s) for s, k in zip(prepared.program.steps, kinds) if k != "fold"]
+
+
+def arena_place():
+    """The arena executor's buffer placement (for a profile that says it ran on one)."""
+    try:
+        from leanconv.onnx import arena
+    except ImportError:
+        raise ValueError("the profile was taken on leanconv.onnx's arena executor, which this "
+                         "leanconv does not have: profile the model with this version") from None
+    return arena.place
 
 
 def _step_name(step):
@@ -173,11 +190,39 @@ def trace(prepared, feeds):
             tracemalloc.stop()
 
 
+def schedule(prepared, feeds):
+    """The executor's compiled schedule for these inputs (a static activation
+    arena), or None: the interpreter (each value a fresh array, freed after its
+    last reader) runs the model.  Compiling packs every Conv."""
+    program = prepared.program
+    compile_for = getattr(program, "schedule_for", None)
+    return None if compile_for is None else compile_for(prepared.feeds(feeds))
+
+
+def memory_traits(prepared, feeds):
+    """How this executor holds memory, for the memory model (profile.py):
+      weights_at_prepare  every weight is loaded (and packed) before any node runs
+      arena               activations live in one static arena of value buffers,
+                          allocated for the whole run, instead of fresh arrays
+      feeds_copied        the inputs are copied into the arena (the caller keeps its own)
+      outputs_copied      the outputs are returned as copies of their arena buffers
+      place               the arena's placement: {key: (bytes, first, last)} -> (offsets, bytes)"""
+    sched = schedule(prepared, feeds)
+    if sched is None:
+        return {"weights_at_prepare": WEIGHTS_AT_PREPARE, "arena": False,
+                "feeds_copied": False, "outputs_copied": False, "place": None}
+    return {"weights_at_prepare": True, "arena": True, "feeds_copied": True,
+            "outputs_copied": True, "place": arena_place()}
+
+
 def _trace(prepared, feeds):
     program = prepared.program
+    sched = schedule(prepared, feeds)   # compiles (and packs) before anything is measured
+    kinds = getattr(sched, "kinds", None) or ["run"] * len(program.steps)
     values = dict(program.constants)
     values.update(prepared.feeds(feeds))
     threads = program.settings.threads
+    static = set(program.constants)     # constants, and values folded from input shapes
     first_reader = {}
     for i, step in enumerate(program.steps):
         for n in step.inputs:
@@ -190,30 +235,39 @@ def _trace(prepared, feeds):
         with blas_threads(_threads(prepared)):
             step.run(values)
         peak = tracemalloc.get_traced_memory()[1]
+        if kinds[i] == "fold":           # computed once from shapes: a constant, not a node
+            static.update(n for n in step.outputs if n)
+            continue
         f = StepFacts(name=_step_name(step), op=step.label(),
-                      inputs=[n for n in step.inputs if n and n not in program.constants],
+                      inputs=[n for n in step.inputs if n and n not in static],
                       outputs=[n for n in step.outputs if n])
+        f.index, f.view = i, kinds[i] == "view"
         f.output_bytes = {n: int(values[n].nbytes) if n in values else 0 for n in f.outputs}
-        f.workspace_bytes = max(0, peak - before - sum(f.output_bytes.values()))
+        if sched is not None:            # the schedule's own figure for this step
+            f.workspace_bytes = 0 if f.view else int(step.workspace_bytes)
+        else:                            # NumPy temporaries of the interpreter's call
+            f.workspace_bytes = max(0, peak - before - sum(f.output_bytes.values()))
         f.weight_bytes = sum(int(np.asarray(program.constants[n]).nbytes)
                              for n in step.inputs if n and first_reader.get(n) == i)
         conv = step.conv
         if conv is not None and conv.last_plan is not None:
             plan = conv.last_plan
             f.packed_bytes = int(plan.packed_bytes)
-            f.workspace_bytes = max(f.workspace_bytes, int(plan.workspace_bytes(
-                conv.last_input_shape, threads=threads)))
-            for held in (conv.weight, conv.bias):
-                if held is not None:
+            if sched is None:
+                f.workspace_bytes = max(f.workspace_bytes, int(plan.workspace_bytes(
+                    conv.last_input_shape, threads=threads)))
+            for held in (getattr(conv, "weight", None), getattr(conv, "bias", None)):
+                if held is not None:     # raw weights the executor still holds
                     f.weight_bytes += int(held.nbytes)
         facts.append(f)
     return facts
 
 
 def time_steps(prepared, feeds, min_runs=7, min_time=0.2):
-    """Per step, the seconds of each timed whole-model run (after one untimed
-    warm-up run that packs every plan): at least min_runs runs and min_time
-    seconds of them."""
+    """Per step (all of program.steps, by index), the seconds of each timed
+    whole-model run (after one untimed warm-up run that packs every plan): at
+    least min_runs runs and min_time seconds of them.  A step the executor
+    does not run (a view taken once, a value folded from shapes) gets 0."""
     program = prepared.program
     feeds = prepared.feeds(feeds)
     with blas_threads(_threads(prepared)):
@@ -225,6 +279,8 @@ def time_steps(prepared, feeds, min_runs=7, min_time=0.2):
         while runs < min_runs or spent < min_time:
             spent += _timed_run(program, feeds, samples, index)
             runs += 1
+    for ts in samples:
+        ts.extend([0.0] * (runs - len(ts)))
     return samples
 
 

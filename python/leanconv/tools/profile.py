@@ -23,7 +23,11 @@ The memory model.  While node i runs, the process holds
                           reads, node i's outputs, and the values kept to the end
                           (the model outputs; for a split, the tensors to send),
   workspace               node i's workspace_bytes.
-It counts buffers, not the interpreter, the libraries or allocator slack."""
+That is the interpreter (fresh arrays).  With a static arena schedule
+(executor.memory_traits()["arena"]) the activations are the arena for every
+node, plus the caller's inputs and, at the end, the outputs copied out: see
+_arena_live.  It counts buffers, not the interpreter, the libraries or
+allocator slack."""
 from __future__ import annotations
 
 import statistics
@@ -33,7 +37,7 @@ from leanconv.tools import executor
 SCHEMA = "leanconv-profile/1"
 
 
-def weights_loaded(nodes, at_prepare=executor.WEIGHTS_AT_PREPARE):
+def weights_loaded(nodes, at_prepare=True):
     """Per node, the weight bytes held while it runs (the first term of the model)."""
     held = [n["weight_bytes"] + n["packed_bytes"] for n in nodes]
     if at_prepare:
@@ -45,11 +49,21 @@ def weights_loaded(nodes, at_prepare=executor.WEIGHTS_AT_PREPARE):
     return out
 
 
-def live_bytes(nodes, tensors, start, keep):
+INTERPRETER = {"weights_at_prepare": True, "arena": False, "feeds_copied": False,
+               "outputs_copied": False}
+
+
+def live_bytes(nodes, tensors, start, keep, traits=None):
     """live_bytes of each node run in the given order (the memory model above).
-    nodes: dicts with inputs, outputs, weight_bytes, packed_bytes, workspace_bytes;
-    tensors: value name -> bytes; start: values present before the first node;
-    keep: values held to the end."""
+    nodes: dicts with inputs, outputs, weight_bytes, packed_bytes, workspace_bytes
+    (and view: outputs are views of the first input); tensors: value name ->
+    bytes; start: the model inputs (present before the first node, owned by the
+    caller); keep: values held to the end; traits: executor.memory_traits
+    (default: the interpreter, each value a fresh array)."""
+    traits = traits or INTERPRETER
+    weights = weights_loaded(nodes, traits["weights_at_prepare"])
+    if traits["arena"]:
+        return _arena_live(nodes, tensors, start, keep, traits, weights)
     last = {}
     for i, n in enumerate(nodes):
         for v in n["inputs"]:
@@ -57,12 +71,44 @@ def live_bytes(nodes, tensors, start, keep):
     live = {v: tensors[v] for v in start}
     held = set(keep) | set(start)
     out = []
-    for i, (n, weights) in enumerate(zip(nodes, weights_loaded(nodes))):
+    for i, (n, w) in enumerate(zip(nodes, weights)):
         for v in n["outputs"]:
             live[v] = tensors[v]
-        out.append(weights + sum(live.values()) + n["workspace_bytes"])
+        out.append(w + sum(live.values()) + n["workspace_bytes"])
         for v in [v for v in live if v not in held and last.get(v, -1) <= i]:
             del live[v]
+    return out
+
+
+def _arena_live(nodes, tensors, start, keep, traits, weights):
+    """The arena executor: one buffer per value that is not a view, alive from
+    its writer to its last reader (through views) or to the end when kept,
+    placed by the executor's own placement; the inputs copied in; the kept
+    values copied out at the end.  The arena is held throughout."""
+    root = {}
+    for n in nodes:
+        if n.get("view"):
+            for v in n["outputs"]:
+                root[v] = root.get(n["inputs"][0], n["inputs"][0])
+    end = len(nodes)
+    first, last = {}, {}
+    for i, n in enumerate(nodes):
+        for v in n["outputs"]:
+            if v not in root:
+                first.setdefault(v, i)
+        for v in n["inputs"]:
+            r = root.get(v, v)
+            last[r] = max(last.get(r, -1), i)
+    for v in keep:
+        last[root.get(v, v)] = end
+    buffers = {v: (tensors[v], first[v], last[v]) for v in first if v in last}
+    if traits["feeds_copied"]:
+        buffers.update({v: (tensors[v], -1, last[v]) for v in start if v in last})
+    arena = traits["place"](buffers)[1] if buffers else 0
+    caller = sum(tensors[v] for v in start)
+    out = [w + arena + caller + n["workspace_bytes"] for n, w in zip(nodes, weights)]
+    if traits["outputs_copied"] and out:
+        out[-1] += sum(tensors[v] for v in keep)
     return out
 
 
@@ -73,6 +119,8 @@ def profile_model(model, prepared, feeds, min_runs=7, min_time=0.2, label=None):
     `inputs` and `outputs`."""
     facts = executor.trace(prepared, feeds)
     samples = executor.time_steps(prepared, feeds, min_runs, min_time)
+    samples = [samples[f.index] for f in facts]
+    traits = executor.memory_traits(prepared, feeds)
     tensors = {name: int(v.nbytes) for name, v in feeds.items()}
     nodes = []
     for f, ts in zip(facts, samples):
@@ -82,10 +130,10 @@ def profile_model(model, prepared, feeds, min_runs=7, min_time=0.2, label=None):
             name=f.name, op=f.op, ms=statistics.median(ts) * 1e3, ms_q1=q1 * 1e3,
             ms_q3=q3 * 1e3, output_bytes=sum(f.output_bytes.values()),
             packed_bytes=f.packed_bytes, workspace_bytes=f.workspace_bytes,
-            weight_bytes=f.weight_bytes, inputs=f.inputs, outputs=f.outputs))
+            weight_bytes=f.weight_bytes, inputs=f.inputs, outputs=f.outputs, view=f.view))
     outputs = list(prepared.output_names)
-    for n, w, live in zip(nodes, weights_loaded(nodes),
-                          live_bytes(nodes, tensors, list(feeds), outputs)):
+    for n, w, live in zip(nodes, weights_loaded(nodes, traits["weights_at_prepare"]),
+                          live_bytes(nodes, tensors, list(feeds), outputs, traits)):
         n["weights_loaded_bytes"], n["live_bytes"] = w, live
     import leanconv as lc
     return {
@@ -102,4 +150,5 @@ def profile_model(model, prepared, feeds, min_runs=7, min_time=0.2, label=None):
             tensors[k] for k in feeds)),
         "total_ms": sum(n["ms"] for n in nodes),
         "tensors": tensors,
+        "memory_traits": {k: v for k, v in traits.items() if k != "place"},
     }

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import os
 
-from leanconv.tools.profile import live_bytes
+from leanconv.tools import executor
+from leanconv.tools.profile import INTERPRETER, live_bytes
 
 MAX_CUTS = 10000
 ALL_SETS = "all downward-closed node sets"
@@ -72,8 +73,11 @@ def evaluate(profile, device_mask, server_ms, uplink, rtt_s):
     read_by_server = [v for i in server for v in nodes[i]["inputs"]]
     cut = list(dict.fromkeys(v for v in read_by_server if v in on_device))
     kept_on_device = [v for v in outputs if v in on_device and v not in inputs]
+    device_outputs = list(dict.fromkeys([v for v in cut if v not in inputs] + kept_on_device))
     device_nodes = [nodes[i] for i in device]
-    peaks = live_bytes(device_nodes, tensors, inputs, set(cut) | set(kept_on_device))
+    # device.onnx's outputs are held to its end (a model input sent as it is
+    # is the caller's array: counted as an input, not as an output)
+    peaks = live_bytes(device_nodes, tensors, inputs, device_outputs, traits(profile))
     transfer_bytes = sum(tensors[v] for v in cut)
     device_ms = sum(n["ms"] for n in device_nodes)
     srv_ms = sum(server_ms[i] for i in server)
@@ -82,7 +86,9 @@ def evaluate(profile, device_mask, server_ms, uplink, rtt_s):
         "cut": cut,
         "device_nodes": [nodes[i]["name"] for i in device],
         "server_nodes": [nodes[i]["name"] for i in server],
-        "device_outputs": [v for v in cut if v not in inputs] + kept_on_device,
+        # model outputs computed on the device stay there; the server makes the rest
+        "device_outputs": device_outputs,
+        "server_outputs": [v for v in outputs if v not in on_device],
         "device_ms": device_ms,
         "transfer_bytes": transfer_bytes,
         "transfer_ms": transfer_ms,
@@ -90,6 +96,14 @@ def evaluate(profile, device_mask, server_ms, uplink, rtt_s):
         "total_ms": device_ms + transfer_ms + srv_ms,
         "device_peak_bytes": max(peaks, default=sum(tensors[v] for v in inputs)),
     }
+
+
+def traits(profile):
+    """The profile's executor memory traits, with the arena placement when it had one."""
+    t = dict(profile.get("memory_traits") or INTERPRETER)
+    if t["arena"]:
+        t["place"] = executor.arena_place()
+    return t
 
 
 def server_times(profile, speedup=None, server_profile=None):
@@ -160,11 +174,10 @@ def write_parts(model, result, folder, extract=None):
     os.makedirs(folder, exist_ok=True)
     inputs = [vi.name for vi in model.graph.input
               if vi.name not in {i.name for i in model.graph.initializer}]
-    outputs = [o.name for o in model.graph.output]
     extract = extract or extractor(model)
     written = {}
     parts = [("device", result["device_nodes"], inputs, result["device_outputs"]),
-             ("server", result["server_nodes"], result["cut"], outputs)]
+             ("server", result["server_nodes"], result["cut"], result["server_outputs"])]
     for part, nodes, ins, outs in parts:
         path = os.path.join(folder, f"{part}.onnx")
         if not nodes:

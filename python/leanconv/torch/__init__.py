@@ -22,7 +22,7 @@ except ImportError as e:  # pragma: no cover - exercised only without torch
                       "`pip install torch` (CPU build is enough)") from e
 
 from leanconv.torch.fallback import LeanconvFallbackWarning, reset_warnings
-from leanconv.torch.freeze import FreezeWarning, freeze
+from leanconv.torch.frozen import FreezeWarning, freeze
 from leanconv.torch.functional import conv2d
 from leanconv.torch.mode import enable
 from leanconv.torch.modules import Conv2d, convert

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import copy
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
 from leanconv._select import check_name
+from leanconv.torch import compiled
 from leanconv.torch.fallback import warn_once
 from leanconv.torch.functional import conv_or_fallback
 from leanconv.torch.plans import PlanCache
@@ -25,7 +27,11 @@ class Conv2d(nn.Conv2d):
     def __init__(self, *args, algorithm="auto", **kwargs):
         super().__init__(*args, **kwargs)
         self.algorithm = check_name(algorithm)
+        self._new_cache()
+
+    def _new_cache(self):
         self._lc_cache = PlanCache()
+        self._lc_handle = compiled.register(self)    # this module, to leanconv::conv2d
 
     @classmethod
     def from_torch(cls, conv: nn.Conv2d, algorithm="auto") -> "Conv2d":
@@ -34,7 +40,7 @@ class Conv2d(nn.Conv2d):
         state = {k: (v.copy() if isinstance(v, dict) else v) for k, v in conv.__dict__.items()}
         new.__dict__.update(state)
         new.algorithm = check_name(algorithm)
-        new._lc_cache = PlanCache()
+        new._new_cache()
         return new
 
     @property
@@ -47,6 +53,11 @@ class Conv2d(nn.Conv2d):
         self._lc_cache.clear()
 
     def forward(self, input):
+        if torch.compiler.is_compiling():   # one opaque op to Dynamo (compiled.py)
+            return compiled.conv2d(input, self.weight, self.bias, self._lc_handle)
+        return self.eager_forward(input)
+
+    def eager_forward(self, input):
         padding = self.padding
         if self.padding_mode != "zeros":
             input = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
@@ -57,15 +68,21 @@ class Conv2d(nn.Conv2d):
     def extra_repr(self):
         return super().extra_repr() + f", algorithm={self.algorithm!r}"
 
+    def __prepare_scriptable__(self):
+        raise TypeError("torch.jit.script cannot compile leanconv.torch.Conv2d (it calls C "
+                        "kernels through NumPy): script the stock model, or use torch.compile "
+                        "or torch.export, which keep leanconv as the custom op leanconv::conv2d")
+
     # The packed plans are a cache: not pickled, not deep-copied.
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_lc_cache", None)
+        state.pop("_lc_handle", None)
         return state
 
     def __setstate__(self, state):
         super().__setstate__(state)
-        self._lc_cache = PlanCache()
+        self._new_cache()
 
 
 def convert(model: nn.Module, algorithm="auto", inplace=False) -> nn.Module:

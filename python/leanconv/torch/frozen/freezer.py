@@ -15,9 +15,9 @@ from torch import nn
 from leanconv._params import ConvSpec
 from leanconv._select import check_name
 from leanconv.torch import modules as lct_modules
-from leanconv.torch.freeze import choose, patterns
-from leanconv.torch.freeze.capture import FreezeWarning, capture
-from leanconv.torch.freeze.frozen_conv import FrozenConv2d
+from leanconv.torch.frozen import choose, patterns
+from leanconv.torch.frozen.capture import FreezeWarning, capture
+from leanconv.torch.frozen.frozen_conv import FrozenConv2d
 
 
 def freeze(model, example_inputs, *, algorithm="auto", memory_budget=None):

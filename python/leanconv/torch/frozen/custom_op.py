@@ -6,29 +6,15 @@ integer handle into a process-wide registry of live modules; an exported
 program that holds such handles runs only in the process that froze it."""
 from __future__ import annotations
 
-import itertools
-import weakref
 from typing import Optional
 
 import torch
 
-_modules: "weakref.WeakValueDictionary[int, object]" = weakref.WeakValueDictionary()
-_next = itertools.count(1)
+from leanconv.torch.registry import Registry
 
-
-def register(module) -> int:
-    handle = next(_next)
-    _modules[handle] = module
-    return handle
-
-
-def _module(handle):
-    m = _modules.get(handle)
-    if m is None:
-        raise RuntimeError(f"leanconv::frozen_conv2d: frozen convolution {handle} no longer "
-                           f"exists (a compiled or exported graph outlived its frozen model, or "
-                           f"runs in another process); freeze the model again")
-    return m
+_registry = Registry("leanconv::frozen_conv2d")
+register = _registry.register
+_module = _registry.get
 
 
 def _out_dtype(x):

@@ -22,7 +22,7 @@ from leanconv._params import ConvSpec
 from leanconv._plan import Conv2d as Plan
 from leanconv._select import ALGORITHMS, algorithm_id, choose, why_unsupported
 from leanconv._select import model_cost as _c_cost
-from leanconv.torch.freeze.capture import FreezeWarning
+from leanconv.torch.frozen.capture import FreezeWarning
 from leanconv.torch.plans import torch_threads
 
 TORCH = "torch"

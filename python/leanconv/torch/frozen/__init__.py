@@ -1,4 +1,4 @@
-"""leanconv.torch.freeze: a whole model, inference only, on leanconv.
+"""leanconv.torch.freeze (implemented in this package): a whole model, inference only, on leanconv.
 
     frozen = leanconv.torch.freeze(model.eval(), torch.randn(1, 3, 224, 224))
     y = frozen(x)
@@ -6,7 +6,7 @@
 See freeze() for what it does and what it costs the original model."""
 from __future__ import annotations
 
-from leanconv.torch.freeze.capture import FreezeWarning
-from leanconv.torch.freeze.freezer import freeze
+from leanconv.torch.frozen.capture import FreezeWarning
+from leanconv.torch.frozen.freezer import freeze
 
 __all__ = ["freeze", "FreezeWarning"]

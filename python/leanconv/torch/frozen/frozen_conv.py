@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from leanconv._params import ConvSpec
-from leanconv.torch.freeze.activations import Activation
+from leanconv.torch.frozen import epilogue_speed
+from leanconv.torch.frozen.activations import Activation
 from leanconv.torch.plans import torch_threads
 
 
@@ -28,11 +29,16 @@ class FrozenConv2d(nn.Module):
         self.algorithm = algorithm
         self.activation = activation
         self.has_residual = residual
-        # on leanconv the epilogue does act(conv + bias + residual) in its
-        # output pass; a layer left on torch runs them as in-place torch ops
+        # leanconv's epilogue does act(conv + bias + residual) in the conv's
+        # output pass where that is faster than torch (epilogue_speed); the
+        # rest, and everything on a layer left on torch, runs as in-place
+        # torch ops after the conv, in the same order
         on_lc = algorithm != "torch"
-        native_act = activation.leanconv_form() if on_lc and activation is not None else None
-        self._post = activation if not on_lc else None
+        self._residual_native = on_lc and residual and epilogue_speed.fuses_residual()
+        fuse_act = on_lc and activation is not None and epilogue_speed.fuses(activation) \
+            and (not residual or self._residual_native)
+        native_act = activation.leanconv_form() if fuse_act else None
+        self._post = activation if activation is not None and not fuse_act else None
         self._geoms = {}
         if algorithm == "torch":
             self.register_buffer("weight", weight.detach().contiguous())
@@ -47,7 +53,7 @@ class FrozenConv2d(nn.Module):
             self._kernel_run = self.plan._kernel.run
             self._bias_np = self.plan._bias
             self.packed_bytes = self.plan.packed_bytes
-        from leanconv.torch.freeze import custom_op
+        from leanconv.torch.frozen import custom_op
         self.handle = custom_op.register(self)
 
     # -- shapes -------------------------------------------------------------
@@ -69,7 +75,7 @@ class FrozenConv2d(nn.Module):
     # -- running ------------------------------------------------------------
     def forward(self, x, residual=None):
         if type(x) is not torch.Tensor or torch.compiler.is_compiling():
-            from leanconv.torch.freeze import custom_op
+            from leanconv.torch.frozen import custom_op
             return custom_op.frozen_conv2d(x, self.handle, residual)
         return self.run(x, residual)
 
@@ -93,10 +99,11 @@ class FrozenConv2d(nn.Module):
             geom, oshape = self._geometry(x.shape)
             y = torch.empty(oshape, dtype=torch.float32)
             xn = x.detach().contiguous().numpy().reshape(-1)
-            r = None if residual is None else \
-                residual.detach().float().contiguous().numpy().reshape(-1)
+            r = None
+            if self._residual_native:
+                r = residual.detach().float().contiguous().numpy().reshape(-1)
+                residual = None
             self._kernel_run(xn, y.numpy().reshape(-1), self._bias_np, geom, torch_threads(), r)
-            return y if out_dtype is None else y.to(out_dtype)
         if residual is not None:
             y.add_(residual.float())
         if self._post is not None:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from leanconv.torch import modules as lct_modules
-from leanconv.torch.freeze import activations
+from leanconv.torch.frozen import activations
 
 
 @dataclass
