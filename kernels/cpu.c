@@ -11,7 +11,7 @@
 #define LC_CPU_X86 1
 #if defined(_MSC_VER)
 #include <intrin.h>
-static void lc_cpuid(unsigned leaf, unsigned sub, unsigned r[4]) {
+void lc_x86_cpuid(unsigned leaf, unsigned sub, unsigned r[4]) {
     int v[4];
     __cpuidex(v, (int)leaf, (int)sub);
     r[0] = (unsigned)v[0]; r[1] = (unsigned)v[1]; r[2] = (unsigned)v[2]; r[3] = (unsigned)v[3];
@@ -19,7 +19,7 @@ static void lc_cpuid(unsigned leaf, unsigned sub, unsigned r[4]) {
 static unsigned long long lc_xgetbv0(void) { return _xgetbv(0); }
 #else
 #include <cpuid.h>
-static void lc_cpuid(unsigned leaf, unsigned sub, unsigned r[4]) {
+void lc_x86_cpuid(unsigned leaf, unsigned sub, unsigned r[4]) {
     /* __cpuid_count saves ebx itself where PIC on i686 needs it. */
     __cpuid_count(leaf, sub, r[0], r[1], r[2], r[3]);
 }
@@ -50,9 +50,9 @@ static void lc_detect(lc_cpu_features *f) {
 #ifdef LC_CPU_X86
     unsigned r[4];
     f->x86 = 1;
-    lc_cpuid(0, 0, r);
+    lc_x86_cpuid(0, 0, r);
     unsigned max_leaf = r[0];
-    lc_cpuid(1, 0, r);
+    lc_x86_cpuid(1, 0, r);
     f->sse2 = (r[3] >> 26) & 1;
     int osxsave = (r[2] >> 27) & 1;
     int avx = (r[2] >> 28) & 1;
@@ -66,7 +66,7 @@ static void lc_detect(lc_cpu_features *f) {
     f->avx = avx && f->os_ymm;
     if (!f->os_ymm) f->fma = 0;
     if (max_leaf >= 7) {
-        lc_cpuid(7, 0, r);
+        lc_x86_cpuid(7, 0, r);
         f->avx2 = ((r[1] >> 5) & 1) && f->os_ymm;
         if (f->os_zmm) {
             f->avx512f = (r[1] >> 16) & 1;

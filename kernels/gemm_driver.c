@@ -113,7 +113,9 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
     const lc_gemm_narrow_fn narrow = nr >= 2 ? cfg->gemm_narrow : NULL;
     /* only worth its loop when A comes from beyond L2 (Patch2Vec calls this
      * once per panel, with A cache-resident on most layers) */
-    const int stream_a = mpad * K * sizeof(float) > LC_GEMM_A_STREAM;
+    const lc_blocking *budget = lc_blocking_get();
+    const size_t b_l1 = (size_t)budget->gemm_b_l1;
+    const int stream_a = mpad * K * sizeof(float) > (size_t)budget->gemm_a_stream;
     for (size_t k0 = 0; k0 < K; k0 += kc) {
         const size_t kb = K - k0 < kc ? K - k0 : kc;
         /* Narrow B rows (small images: ldb = P = 49 at 7 x 7) make a kb-row
@@ -124,8 +126,8 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
          * The split depends on ldb and kb only, not on n (which depends on
          * the thread count): results stay bitwise identical. */
         size_t ks = kb;
-        if (ldb <= 2 * nr && kb * ldb * sizeof(float) > LC_GEMM_B_L1) {
-            size_t parts = (kb * ldb * sizeof(float) + LC_GEMM_B_L1 - 1) / LC_GEMM_B_L1;
+        if (ldb <= 2 * nr && kb * ldb * sizeof(float) > b_l1) {
+            size_t parts = (kb * ldb * sizeof(float) + b_l1 - 1) / b_l1;
             ks = (kb + parts - 1) / parts;
         }
         for (size_t k1 = 0; k1 < kb; k1 += ks) {
@@ -207,7 +209,7 @@ int64_t lc_gemm_chunk_panels(const lc_isa_config *cfg, int64_t K, int64_t npanel
     /* As many panels as keep their kc-row slices within the L2 budget, but
      * at least one chunk per thread while there are panels to share. */
     const int64_t kb = lc_min64(K, cfg->kc);
-    int64_t chunk = lc_max64(1, LC_GEMM_B_BUDGET / lc_max64(1, kb * cfg->nr * 4));
+    int64_t chunk = lc_max64(1, lc_blocking_get()->gemm_b_l2 / lc_max64(1, kb * cfg->nr * 4));
     int64_t share = lc_div_up(npanels, lc_max64(1, nthreads));
     return lc_max64(1, lc_min64(chunk, share));
 }

@@ -169,13 +169,16 @@ void lc_gemm_panels(const lc_isa_config *cfg, size_t Mg, size_t K, const float *
                     const float *b, size_t ldb, size_t b_pstride, size_t n, float *c, size_t ldc,
                     size_t c_pstride, const float *bias, const lc_epilogue *ep,
                     int apply_epilogue);
-/* Bytes of L2 the kc-row slices of the B panels of one lc_gemm_panels call
- * aim to stay within. */
-#define LC_GEMM_B_BUDGET (384 * 1024)
-/* Bytes of L1 a K sub-block of narrow B rows (ldb <= 2 NR) aims to stay within. */
-#define LC_GEMM_B_L1 (32 * 1024)
-/* Packed A bigger than this is prefetched slice by slice in lc_gemm_panels. */
-#define LC_GEMM_A_STREAM (512 * 1024)
+/* ---- blocking.c: cache budgets, from the detected cache sizes ---- */
+typedef struct lc_blocking {
+    int64_t gemm_b_l2;     /* bytes of L2 the kc-row slices of the B panels of one
+                            * lc_gemm_panels call aim to stay within */
+    int64_t gemm_b_l1;     /* bytes of L1 a K sub-block of narrow B rows (ldb <= 2 NR)
+                            * aims to stay within */
+    int64_t gemm_a_stream; /* packed A bigger than this is prefetched slice by slice */
+    int64_t wino_block;    /* bytes a Winograd block keeps its V and Mo buffers in */
+} lc_blocking;
+const lc_blocking *lc_blocking_get(void);
 /* Panels per lc_gemm_panels call for a GEMM of npanels panels on nthreads. */
 int64_t lc_gemm_chunk_panels(const lc_isa_config *cfg, int64_t K, int64_t npanels, int nthreads);
 /* C[Mg x n] = A * B + bias, epilogue applied; B is K rows of n floats at stride ldb. */
@@ -201,6 +204,9 @@ int lc_patch2vec_run(const lc_conv_desc *d, const float *x, const float *packed,
 int64_t lc_winograd_packed_floats(const lc_conv_desc *d, int *ok);
 void lc_winograd_pack_weights(const lc_conv_desc *d, const float *w, float *packed);
 int64_t lc_winograd_workspace(const lc_conv_desc *d, int *ok);
+/* Tile blocks of one image and group (each streams all of U once); *items:
+ * the work items of the call's busiest parallel loop. */
+int64_t lc_winograd_blocks(const lc_conv_desc *d, int64_t *items);
 int lc_winograd_run(const lc_conv_desc *d, const float *x, const float *packed,
                     const float *bias, const float *res, float *y, char *ws);
 /* winograd_exact.c: the output-transform result of one tile (th, tw) and

@@ -32,9 +32,6 @@ typedef struct {
 
 static int lc_wino_variant(int algorithm) { return algorithm - LC_ALGO_WINOGRAD_F2; }
 
-/* Bytes of L2 a block aims to keep its V and Mo buffers in. */
-#define LC_WINO_BLOCK_BUDGET (512 * 1024)
-
 static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
     const int64_t nr = d->isa->nr, Cg = d->C / d->groups, Mg = d->M / d->groups;
     g->m = lc_wino_m[lc_wino_variant(d->algorithm)];
@@ -47,7 +44,7 @@ static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
     /* Panels per block: as many as fit the budget, but leave enough blocks to
      * give every thread work. */
     int64_t per_panel = lc_mul(lc_mul(lc_mul(g->xi, nr, ok), lc_add(Cg, Mg, ok), ok), 4, ok);
-    int64_t tb = lc_max64(1, LC_WINO_BLOCK_BUDGET / lc_max64(per_panel, 1));
+    int64_t tb = lc_max64(1, lc_blocking_get()->wino_block / lc_max64(per_panel, 1));
     int64_t images = lc_mul(d->N, d->groups, ok);
     int64_t share = lc_max64(1, lc_mul(g->npanels, images, ok) / lc_max64(1, d->nthreads));
     tb = lc_min64(tb, lc_min64(share, g->npanels));
@@ -92,6 +89,14 @@ int64_t lc_winograd_workspace(const lc_conv_desc *d, int *ok) {
     if (!*ok) return 0;
     return lc_add(g.shared_bytes,
                   lc_mul(lc_threads_used(d->nthreads, lc_wino_items(&g, ok)), g.slice_bytes, ok), ok);
+}
+
+int64_t lc_winograd_blocks(const lc_conv_desc *d, int64_t *items) {
+    int ok = 1;
+    lc_wino_geom g;
+    lc_wino_geometry(d, &g, &ok);
+    *items = lc_wino_items(&g, &ok);
+    return g.nblocks;
 }
 
 int64_t lc_winograd_packed_floats(const lc_conv_desc *d, int *ok) {

@@ -112,14 +112,16 @@ def test_readme_describes_what_auto_does():
     import leanconv as lc
     text = " ".join((ROOT / "README.md").read_text().split())
     assert "Patch2Vec otherwise" not in text
-    assert "within 8 MiB, else Patch2Vec" in text and "else for a 28×28 output" in text
+    assert "within 8 × L2, else Patch2Vec" in text and "answers for a 28×28 output" in text
+    assert "kernels/choose.c" in text
 
     def auto(w_shape, x_shape, **kw):
         return lc.Conv2d(np.zeros(w_shape, np.float32), input_shape=x_shape, **kw).algorithm
     assert auto((8, 1, 3, 3), (1, 8, 16, 16), groups=8, padding=1) == "depthwise"
     assert auto((64, 64, 1, 1), (1, 64, 56, 56)) == "im2col"
     assert auto((64, 64, 3, 3), (1, 64, 56, 56), padding=1).startswith("winograd")
-    # 5x5: K x P = 64*25*56*56*4 bytes = 20 MiB > 8 MiB -> Patch2Vec; at 14x14 1.2 MiB -> Im2Col
+    # 5x5: K x P = 64*25*56*56*4 bytes = 20 MiB > 8 x L2 -> Patch2Vec; at 14x14 1.2 MiB -> Im2Col
+    # (for any L2 of at least 256 KiB, the fallback size)
     assert auto((64, 64, 5, 5), (1, 64, 56, 56), padding=2) == "patch2vec"
     assert auto((64, 64, 5, 5), (1, 64, 14, 14), padding=2) == "im2col"
 

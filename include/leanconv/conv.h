@@ -16,8 +16,11 @@
 extern "C" {
 #endif
 
-/* Algorithms, in the order of lc.algorithms(). */
+/* Algorithms, in the order of lc.algorithms(); the negative ones are
+ * requests lc_conv_choose resolves. */
 enum lc_algorithm {
+    LC_ALGO_AUTO = -1,          /* the cheapest algorithm by the cost model */
+    LC_ALGO_WINOGRAD_ANY = -2,  /* the cheapest Winograd size */
     LC_ALGO_DIRECT = 0,
     LC_ALGO_IM2COL = 1,
     LC_ALGO_PATCH2VEC = 2,
@@ -88,6 +91,16 @@ typedef struct lc_conv_desc {
 /* Does `d->algorithm` support this shape?  Returns 1/0 and, when 0 and `why` is
  * not NULL, points it at a sentence naming the constraint. */
 int lc_conv_supports(const lc_conv_desc *d, const char **why);
+
+/* The concrete algorithm for d->algorithm: itself when it is one, else the
+ * cheapest (by the cost model of kernels/choose.c, for d's whole geometry,
+ * thread count and ISA) among those that support the shape. */
+int lc_conv_choose(const lc_conv_desc *d);
+
+/* The cost model's estimate for one algorithm (GEMM multiply-adds of this
+ * ISA); `features`, when not NULL, receives the 4 quantities it prices (for
+ * fitting the prices: bench/fit_cost_model.py). */
+double lc_conv_cost(const lc_conv_desc *d, int algorithm, double *features);
 
 /* Floats the packed weights of this algorithm take (-1 on overflow). */
 int64_t lc_conv_packed_floats(const lc_conv_desc *d);

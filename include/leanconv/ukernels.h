@@ -129,6 +129,15 @@ typedef void (*lc_postop_fn)(float *y, const float *src, size_t n, const float *
 #define LC_WINO_VARIANTS 3
 static const int lc_wino_m[LC_WINO_VARIANTS] = {2, 4, 6};
 
+/* The cost model's per-ISA terms (kernels/choose.c), in units of one GEMM
+ * micro-kernel multiply-add: what moving data costs next to arithmetic
+ * depends on the FMA width. */
+typedef struct lc_cost_terms {
+    float stream_byte;                  /* a byte of weights streamed from beyond L2 */
+    float pack_im2col, pack_patch2vec;  /* a patch value unwrapped */
+    float wino_elem[LC_WINO_VARIANTS];  /* a value through the Winograd transforms */
+} lc_cost_terms;
+
 typedef struct lc_isa_config {
     const char *name;
     int mr, nr;                 /* GEMM tile; packed weights depend on mr, panels on nr */
@@ -143,6 +152,7 @@ typedef struct lc_isa_config {
     lc_strided_copy_fn strided_copy; /* patch unwrapping runs */
     lc_gemm_narrow_fn gemm_narrow;   /* column remainders <= NR/2, two MR panels */
     lc_wino_input_strip_fn wino_input_strip[LC_WINO_VARIANTS]; /* optional, may be NULL */
+    lc_cost_terms cost;
     lc_postop_fn postop;             /* the epilogue beyond the kernels' clamp */
 } lc_isa_config;
 

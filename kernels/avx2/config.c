@@ -18,6 +18,9 @@ void lc_config_avx2(lc_isa_config *cfg) {
     cfg->dw_band = lc_f32_dw_band__avx2;
     cfg->dw3x3_plane = lc_f32_dw3x3_plane__avx2;
     cfg->strided_copy = lc_f32_strided_copy__avx2;
+    /* cost model prices (kernels/choose.c): fitted by bench/fit_cost_model.py on AMD EPYC (Zen 5), 1 thread */
+    cfg->cost = (lc_cost_terms){.stream_byte = 4.25f, .pack_im2col = 6.17f,
+                               .pack_patch2vec = 9.97f, .wino_elem = {11.10f, 20.00f, 23.61f}};
     cfg->postop = lc_f32_postop__avx2;
 }
 #endif

@@ -1,9 +1,10 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
 """Binding: NumPy buffers -> C descriptors, the GIL released around the kernels.
 
-Everything here is mechanical; argument checking and algorithm choice live in
-the pure-Python layer (_params.py, _select.py, _plan.py)."""
+Everything here is mechanical; argument checking lives in the pure-Python
+layer (_params.py, _plan.py), the algorithm choice in C (kernels/choose.c)."""
 from libc.stdint cimport int64_t, uint64_t
+from libc.string cimport memcmp
 
 cdef extern from "leanconv/conv.h":
     ctypedef struct lc_epilogue:
@@ -27,6 +28,8 @@ cdef extern from "leanconv/conv.h":
         lc_epilogue epilogue
         const lc_isa_config *isa
     int lc_conv_supports(const lc_conv_desc *d, const char **why) nogil
+    int lc_conv_choose(const lc_conv_desc *d) nogil
+    double lc_conv_cost(const lc_conv_desc *d, int algorithm, double *features) nogil
     int64_t lc_conv_packed_floats(const lc_conv_desc *d) nogil
     void lc_conv_pack_weights(const lc_conv_desc *d, const float *w, float *packed) nogil
     int64_t lc_conv_workspace_bytes(const lc_conv_desc *d) nogil
@@ -59,6 +62,15 @@ cdef extern from "leanconv/cpu.h":
         int x86, arm64, arm32, sse2, avx, avx2, fma, f16c
         int avx512f, avx512bw, avx512vl, avx512dq, os_ymm, os_zmm, neon
     const lc_cpu_features *lc_cpu()
+    ctypedef struct lc_cache_sizes:
+        long long l1d, l2, l3
+        const char *source
+    const lc_cache_sizes *lc_cpu_caches()
+
+cdef extern from "internal.h":
+    ctypedef struct lc_blocking:
+        int64_t gemm_b_l2, gemm_b_l1, gemm_a_stream, wino_block
+    const lc_blocking *lc_blocking_get()
 
 cdef extern from *:
     """
@@ -93,6 +105,28 @@ ISA_NAMES = tuple(lc_isa_name(i).decode() for i in range(LC_ISA_COUNT))
 # Bytes of the last workspace a call on this process allocated (for tests that
 # check workspace_bytes() is the number the call really uses).
 cdef int64_t _last_workspace_bytes = -1
+# Weight packings made by this process (for tests that check caches do not repack).
+cdef int64_t _packings_made = 0
+
+# Packed layouts: algorithms with the same layout share one packing.
+LAYOUTS = ("raw", "gemm", "gemm", "winograd_f2", "winograd_f4", "winograd_f6", "raw")
+
+
+def packings_made():
+    return _packings_made
+
+
+def same_bytes(const float[::1] a, const float[::1] b):
+    """Do a and b hold the same bytes (NaN payloads included)?"""
+    cdef size_t n = a.shape[0]
+    cdef int r = 0
+    if a.shape[0] != b.shape[0]:
+        return False
+    if n == 0:
+        return True
+    with nogil:
+        r = memcmp(&a[0], &b[0], n * sizeof(float))
+    return r == 0
 
 
 def last_workspace_bytes():
@@ -100,12 +134,37 @@ def last_workspace_bytes():
 
 
 def cpu_features():
+    """Feature flags (bools) and, under "cache", the data cache sizes."""
     cdef const lc_cpu_features *f = lc_cpu()
-    return {k: bool(v) for k, v in dict(
+    feats = {k: bool(v) for k, v in dict(
         x86=f.x86, arm64=f.arm64, arm32=f.arm32, sse2=f.sse2, avx=f.avx, avx2=f.avx2,
         fma=f.fma, f16c=f.f16c, avx512f=f.avx512f, avx512bw=f.avx512bw,
         avx512vl=f.avx512vl, avx512dq=f.avx512dq, os_saves_ymm=f.os_ymm,
         os_saves_zmm=f.os_zmm, neon=f.neon).items()}
+    feats["cache"] = cache_sizes()
+    return feats
+
+
+def cache_sizes():
+    """{"l1d", "l2", "l3": bytes (l3 0: none), "source": where they came from}."""
+    cdef const lc_cache_sizes *c = lc_cpu_caches()
+    return {"l1d": c.l1d, "l2": c.l2, "l3": c.l3, "source": c.source.decode()}
+
+
+def blocking():
+    """The drivers' cache budgets in bytes (kernels/blocking.c derives them)."""
+    cdef const lc_blocking *b = lc_blocking_get()
+    return {"gemm_b_l2": b.gemm_b_l2, "gemm_b_l1": b.gemm_b_l1,
+            "gemm_a_stream": b.gemm_a_stream, "wino_block": b.wino_block}
+
+
+# Detect the caches and derive the budgets now, under the GIL, before any
+# kernel thread reads them.
+if cache_sizes()["source"] == "invalid":
+    import os as _os
+    raise ImportError(f"LEANCONV_CACHE={_os.environ.get('LEANCONV_CACHE')!r} is not "
+                      f"'default', 'cpuid' or 'L1D,L2,L3' sizes such as '48K,1M,32M' (L3 may be 0)")
+blocking()
 
 
 def isa_status():
@@ -217,6 +276,24 @@ def why_unsupported(int algorithm, int isa, tuple geometry):
     return why.decode()
 
 
+def choose(int request, int isa, tuple geometry, int nthreads):
+    """The concrete algorithm id the C cost model picks: request -1 = auto,
+    -2 = the best Winograd size (kernels/choose.c)."""
+    cdef lc_conv_desc d
+    fill_desc(&d, request, isa, geometry, None, nthreads)
+    return lc_conv_choose(&d)
+
+
+def cost(int algorithm, int isa, tuple geometry, int nthreads):
+    """(the cost model's estimate, [the 4 features it prices]) of one
+    algorithm for one call (kernels/choose.c)."""
+    cdef lc_conv_desc d
+    cdef double f[4]
+    fill_desc(&d, algorithm, isa, geometry, None, nthreads)
+    c = lc_conv_cost(&d, algorithm, f)
+    return c, [f[0], f[1], f[2], f[3]]
+
+
 def sizes(int algorithm, int isa, tuple geometry, int nthreads):
     """(packed weight bytes, workspace bytes) for this call; -1 where a size
     overflows 63 bits."""
@@ -228,19 +305,25 @@ def sizes(int algorithm, int isa, tuple geometry, int nthreads):
 
 
 cdef class Kernel:
-    """Weights packed once for one algorithm, ISA and filter geometry; runs
-    calls on any input size."""
+    """Weights packed once for one layout (LAYOUTS), ISA and filter geometry;
+    runs calls of any algorithm with that layout on any input size.  With
+    borrow=True a raw layout (direct, depthwise) reads `weights` in place
+    (kept alive here) instead of copying it."""
     cdef float *packed
     cdef int64_t packed_floats
+    cdef bint owns
+    cdef object owner
     cdef readonly int algorithm, isa
     cdef tuple epilogue
     cdef tuple wgeom
 
     def __cinit__(self):
         self.packed = NULL
+        self.owns = False
 
     def __init__(self, int algorithm, int isa, const float[::1] weights, tuple geometry,
-                 tuple epilogue):
+                 tuple epilogue, bint borrow=False):
+        global _packings_made
         cdef lc_conv_desc d
         self.algorithm = algorithm
         self.isa = isa
@@ -250,27 +333,38 @@ cdef class Kernel:
         self.packed_floats = lc_conv_packed_floats(&d)
         if self.packed_floats < 0:
             raise ValueError("packed weights would not fit in 63 bits")
+        if borrow and LAYOUTS[algorithm] == "raw":
+            if weights.shape[0] != self.packed_floats:
+                raise ValueError("borrowed weights do not match the filter geometry")
+            self.owner = weights
+            self.packed = <float *>&weights[0]
+            self.packed_floats = 0  # the owner's bytes, not ours
+            return
         self.packed = <float *>lc_aligned_alloc(self.packed_floats * 4)
         if self.packed == NULL:
             raise MemoryError(f"leanconv could not allocate {self.packed_floats * 4} bytes "
                               f"for the packed weights")
+        self.owns = True
         with nogil:
             lc_conv_pack_weights(&d, &weights[0], self.packed)
+        _packings_made += 1
 
     def __dealloc__(self):
-        if self.packed != NULL:
+        if self.packed != NULL and self.owns:
             lc_aligned_free(self.packed)
 
     @property
     def packed_bytes(self):
+        """Bytes this kernel allocated for its packing (0 when borrowed)."""
         return self.packed_floats * 4
 
     def run(self, const float[::1] x, float[::1] y, const float[::1] bias, tuple geometry,
-            int nthreads, const float[::1] residual=None):
-        """y = act(conv(x) + bias + residual).  `geometry` is the full call
-        geometry (same filters as at packing); residual has y's length and is
-        y itself or does not overlap it (checked by the caller).  Allocates
-        exactly lc_conv_workspace_bytes and frees it."""
+            int nthreads, const float[::1] residual=None, int algorithm=-1):
+        """y = act(conv(x) + bias + residual) with `algorithm` (default: the
+        one packed for; any with the same layout).  `geometry` is the full
+        call geometry (same filters as at packing); residual has y's length
+        and is y itself or does not overlap it (checked by the caller).
+        Allocates exactly lc_conv_workspace_bytes and frees it."""
         global _last_workspace_bytes
         cdef lc_conv_desc d
         cdef int64_t ws_bytes
@@ -278,13 +372,18 @@ cdef class Kernel:
         cdef int status
         cdef const float *bias_ptr = NULL
         cdef const float *res_ptr = NULL
+        if algorithm < 0:
+            algorithm = self.algorithm
+        elif algorithm >= len(LAYOUTS) or LAYOUTS[algorithm] != LAYOUTS[self.algorithm]:
+            raise ValueError(f"{ALGORITHMS[self.algorithm]}'s packing cannot run "
+                             f"algorithm id {algorithm}")
         if bias is not None:
             bias_ptr = &bias[0]
         if residual is not None:
             if residual.shape[0] != y.shape[0]:
                 raise ValueError("residual must have the output's size")
             res_ptr = &residual[0]
-        fill_desc(&d, self.algorithm, self.isa, geometry, self.epilogue, nthreads)
+        fill_desc(&d, algorithm, self.isa, geometry, self.epilogue, nthreads)
         ws_bytes = lc_conv_workspace_bytes(&d)
         if ws_bytes < 0:
             raise ValueError("the workspace of this call would not fit in 63 bits")
@@ -292,7 +391,7 @@ cdef class Kernel:
             ws = lc_aligned_alloc(ws_bytes)
             if ws == NULL:
                 raise MemoryError(f"leanconv could not allocate {ws_bytes} bytes of workspace "
-                                  f"for {ALGORITHMS[self.algorithm]}")
+                                  f"for {ALGORITHMS[algorithm]}")
         _last_workspace_bytes = ws_bytes
         try:
             with nogil:

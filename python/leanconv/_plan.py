@@ -1,12 +1,15 @@
 """Plans (weights packed once) and the functional API on top of them."""
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import numpy as np
 
-from . import _core, _isa, _threads
+from . import _core, _isa, _measure, _select, _threads, _wisdom
 from ._epilogue import check_out, same_buffer
 from ._params import ConvSpec, float32_array
-from ._select import algorithm_id, choose, why_unsupported
+from ._select import algorithm_id, check_name, why_unsupported
 
 
 def _unsupported_error(name, why):
@@ -15,16 +18,30 @@ def _unsupported_error(name, why):
 
 
 class Conv2d:
-    """A convolution with its weights packed once for one algorithm and ISA.
+    """A convolution with its weights packed for one ISA.
 
         plan = lc.Conv2d(w, bias, stride=1, padding=1, algorithm="auto")
         y = plan(x)
 
-    `input_shape` (the shape of the inputs it will see) lets "auto" and
-    "winograd" pick for that size.  `plan.algorithm` is the algorithm picked, `plan.packed_bytes` what the
-    packed weights hold, `plan.workspace_bytes(x.shape)` what a call
-    allocates beyond its output.  The plan may be called from several Python
-    threads at once (each call has its own workspace)."""
+    A named algorithm is packed at once and runs every input.  "auto",
+    "winograd" and "measure" decide per input geometry (batch, height, width,
+    threads) on first sight and remember the decision; "measure" times the
+    candidates once per geometry and keeps the winner in the wisdom file
+    (lc.wisdom_path()), which "auto" then follows too.  Packings are made as
+    decisions need them and shared where layouts coincide (Im2Col and
+    Patch2Vec pack alike; direct and depthwise read the plan's copy of the
+    weights); at most `max_packings` are kept, least recently used first out.
+
+    `input_shape` decides (and packs) for that shape at creation.
+    `plan.algorithm` is the choice for the last geometry seen (or for
+    input_shape); `plan.algorithm_for(x_shape)` answers for any shape without
+    running; `plan.packed_bytes` is what the plan holds for its weights;
+    `plan.workspace_bytes(x.shape)` what a call allocates beyond its output.
+    The plan may be called from several Python threads at once (each call
+    has its own workspace)."""
+
+    max_packings = 2    # packed layouts a deciding plan keeps (LRU)
+    max_decisions = 256  # geometries whose decision it remembers (LRU)
 
     def __init__(self, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
                  algorithm="auto", activation=None, threads=None, input_shape=None):
@@ -33,19 +50,30 @@ class Conv2d:
         self._bias = self._check_bias(bias, self.spec.M)
         self.isa = _isa.isa()
         self._isa_id = _isa.isa_id(self.isa)
-        # "auto" and "winograd" choose per input size when they know it; without
-        # it they assume a mid-sized (28 x 28) output
-        hw = None if input_shape is None else self.spec.input_dims(input_shape)[2:4]
-        self.algorithm = choose(algorithm, self.spec, self._isa_id, hw)
-        why = why_unsupported(self.algorithm, self.spec, self._isa_id)
-        if why is not None:
-            raise _unsupported_error(self.algorithm, why)
+        self.requested = check_name(algorithm)
         self.threads = None if threads is None else _threads.resolve(threads)
-        geom = (1, self.spec.C, self.spec.kH, self.spec.kW) + \
-            (self.spec.M, self.spec.kH, self.spec.kW, 1, 1) + self.spec.stride + \
-            self.spec.dilation + self.spec.pads + (self.spec.groups,)
-        self._kernel = _core.Kernel(algorithm_id(self.algorithm), self._isa_id,
-                                    w.reshape(-1), geom, self.spec.epilogue)
+        self._lock = threading.RLock()
+        self._decisions = OrderedDict()   # (N, H, W, threads) -> algorithm
+        self._packings = OrderedDict()    # layout -> _core.Kernel
+        self._last = None
+        self._wgeom = _select.filter_geometry(self.spec)
+        if self.requested in _select.ALGORITHMS or self.requested == "winograd":
+            # "winograd" needs a shape every Winograd size can run
+            named = "winograd_f2" if self.requested == "winograd" else self.requested
+            why = why_unsupported(named, self.spec, self._isa_id)
+            if why is not None:
+                raise _unsupported_error(self.requested, why)
+        if self.requested in _select.ALGORITHMS:
+            self._weights = None
+            self._last = self.requested
+            self._packings[_core.LAYOUTS[algorithm_id(self.requested)]] = \
+                self._pack(self.requested, w.reshape(-1))
+        else:
+            # packings are made later, from a copy the caller cannot change
+            self._weights = np.array(w.reshape(-1), dtype=np.float32, copy=True)
+            if input_shape is not None:
+                N, C, H, W, _ = self.spec.input_dims(input_shape)
+                self._kernel_for(N, H, W, self.spec.geometry(N, C, H, W), self._threads_for(None))
 
     @staticmethod
     def _check_bias(bias, M):
@@ -58,9 +86,130 @@ class Conv2d:
             raise ValueError(f"bias must have shape ({M},), got {b.shape}")
         return b.copy()
 
+    # ---- decisions and packings -------------------------------------------
+
+    def _pack(self, name, flat_weights, borrow=False):
+        return _core.Kernel(algorithm_id(name), self._isa_id, flat_weights, self._wgeom,
+                            self.spec.epilogue, borrow)
+
+    def _decide(self, N, H, W, geometry, threads, measure=True):
+        """The algorithm for this geometry (remembered); "measure" measures
+        unless `measure` is False (then: wisdom, else the cost model)."""
+        k = (N, H, W, threads)
+        with self._lock:
+            name = self._decisions.get(k)
+            if name is not None:
+                self._decisions.move_to_end(k)
+                return name
+            if self.requested == "measure" and measure:
+                name = self._measured(geometry, threads)
+            else:
+                name = _select.resolve(self.requested, self.spec, self._isa_id, geometry, threads)
+                if not measure and self.requested == "measure":
+                    return name  # a guess, not a decision: the first call measures
+            self._decisions[k] = name
+            while len(self._decisions) > self.max_decisions:
+                self._decisions.popitem(last=False)
+            return name
+
+    def _packing(self, name):
+        """The packing `name` runs on, made (and the oldest dropped) if needed."""
+        layout = _core.LAYOUTS[algorithm_id(name)]
+        with self._lock:
+            kernel = self._packings.get(layout)
+            if kernel is None:
+                self._keep(layout, self._pack(name, self._weights, borrow=True))
+            else:
+                self._packings.move_to_end(layout)
+            return self._packings[layout]
+
+    def _keep(self, layout, kernel):
+        self._packings[layout] = kernel
+        self._packings.move_to_end(layout)
+        while len(self._packings) > max(1, self.max_packings):
+            self._packings.popitem(last=False)
+
+    @property
+    def _kernel(self):
+        """The one packing of a plan of a named algorithm (leanconv.torch.freeze
+        runs it directly)."""
+        if self._weights is not None:
+            raise AttributeError("a plan that decides per input geometry has no single kernel")
+        return next(iter(self._packings.values()))
+
+    def _kernel_for(self, N, H, W, geometry, threads):
+        if self._weights is None:  # a named algorithm: one packing, always
+            return self.requested, next(iter(self._packings.values()))
+        name = self._decide(N, H, W, geometry, threads)
+        self._last = name
+        return name, self._packing(name)
+
+    def _measured(self, geometry, threads):
+        """Wisdom's winner for this geometry, else measure and record one
+        (the winner's packing is kept)."""
+        isa = _core.ISA_NAMES[self._isa_id]
+        k = _wisdom.key(isa, threads, self.spec, geometry)
+        with _wisdom.measuring(k):
+            known = _wisdom.lookup(isa, threads, self.spec, geometry)
+            if known is not None:
+                return known
+            kernels, runners = self._candidates(geometry, threads)
+            winner, medians = _measure.fastest(runners, single_thread=threads == 1)
+            _wisdom.record(k, winner, {a: t * 1e3 for a, t in medians.items()})
+            self._keep(_core.LAYOUTS[algorithm_id(winner)], kernels[_core.LAYOUTS[algorithm_id(winner)]])
+            return winner
+
+    def _candidates(self, geometry, threads):
+        """({layout: packing}, {algorithm: a call of it on a random input of
+        this geometry}) for every algorithm that can run it; the naive direct
+        algorithm is the reference, a candidate only when nothing else runs."""
+        N, C, H, W = geometry[:4]
+        OH, OW = geometry[7], geometry[8]
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal(N * C * H * W, dtype=np.float32)
+        y = np.empty(N * self.spec.M * OH * OW, np.float32)
+        names = [a for a in _select.supported(self.spec, self._isa_id, geometry) if a != "direct"]
+        kernels, runners = {}, {}
+        for name in names or ["direct"]:
+            layout = _core.LAYOUTS[algorithm_id(name)]
+            if layout not in kernels:
+                kernels[layout] = self._packings.get(layout) or \
+                    self._pack(name, self._weights, borrow=True)
+            runners[name] = self._call_of(kernels[layout], algorithm_id(name), x, y, geometry,
+                                          threads)
+        return kernels, runners
+
+    def _call_of(self, kernel, algo, x, y, geometry, threads):
+        return lambda: kernel.run(x, y, self._bias, geometry, threads, None, algo)
+
+    # ---- the public face --------------------------------------------------
+
+    @property
+    def algorithm(self) -> str:
+        """The algorithm of the last geometry seen (or of input_shape); before
+        any call, what a call on an input of output size 28 x 28 would use."""
+        if self._last is not None:
+            return self._last
+        H, W = _select.assumed_input_hw(self.spec)
+        return self.algorithm_for((1, self.spec.C, H, W))
+
+    def algorithm_for(self, x_shape, threads=None) -> str:
+        """The algorithm a call on this input shape would use, without running
+        one.  For "measure" on a geometry not measured yet: the wisdom file's
+        entry, else the cost model's guess (the first call then measures)."""
+        if self._weights is None:
+            return self.requested
+        N, C, H, W, _ = self.spec.input_dims(x_shape)
+        geometry = self.spec.geometry(N, C, H, W)
+        return self._decide(N, H, W, geometry, self._threads_for(threads), measure=False)
+
     @property
     def packed_bytes(self) -> int:
-        return self._kernel.packed_bytes
+        """Bytes the plan holds for its weights: its packings and, for a plan
+        that decides per geometry, the copy of the weights it packs from."""
+        with self._lock:
+            held = sum(k.packed_bytes for k in self._packings.values())
+        return held + (0 if self._weights is None else self._weights.nbytes)
 
     def output_shape(self, x_shape):
         N, C, H, W, batched = self.spec.input_dims(x_shape)
@@ -74,10 +223,11 @@ class Conv2d:
 
     def workspace_bytes(self, x_shape, threads=None) -> int:
         """Exact bytes a call on this input shape allocates beyond its output."""
+        t = self._threads_for(threads)
         N, C, H, W, _ = self.spec.input_dims(x_shape)
         geom = self.spec.geometry(N, C, H, W)
-        _, ws = _core.sizes(algorithm_id(self.algorithm), self._isa_id, geom,
-                            self._threads_for(threads))
+        name = self.algorithm_for(x_shape, t)
+        _, ws = _core.sizes(algorithm_id(name), self._isa_id, geom, t)
         if ws < 0:
             raise ValueError(f"workspace for input {tuple(x_shape)} does not fit in 64 bits")
         return ws
@@ -88,15 +238,20 @@ class Conv2d:
         copied first); `out=residual` -- the very same array -- accumulates in
         place.  Any other overlap of out with x, residual or the bias is an
         error."""
+        return self._run(x, out, threads, self._bias, residual)
+
+    def _run(self, x, out, threads, bias, residual):
         x = float32_array(x, "x")
         N, C, H, W, batched = self.spec.input_dims(x.shape)
         geom = self.spec.geometry(N, C, H, W)
         OH, OW = geom[7], geom[8]
         shape = (N, self.spec.M, OH, OW) if batched else (self.spec.M, OH, OW)
         res = self._residual(residual, shape)
-        y = self._output(out, shape, x, res)
-        self._kernel.run(x.reshape(-1), y.reshape(-1), self._bias, geom,
-                         self._threads_for(threads), None if res is None else res.reshape(-1))
+        y = self._output(out, shape, x, res, bias)
+        t = self._threads_for(threads)
+        name, kernel = self._kernel_for(N, H, W, geom, t)
+        kernel.run(x.reshape(-1), y.reshape(-1), bias, geom, t,
+                   None if res is None else res.reshape(-1), algorithm_id(name))
         return y
 
     @staticmethod
@@ -110,7 +265,7 @@ class Conv2d:
                              f"got {residual.shape}")
         return float32_array(residual, "residual")  # dtype checked, big-endian converted
 
-    def _output(self, out, shape, x, res):
+    def _output(self, out, shape, x, res, bias):
         if out is None:
             return np.empty(shape, dtype=np.float32)
         if not isinstance(out, np.ndarray):
@@ -118,7 +273,7 @@ class Conv2d:
         check_out(out, shape, [])
         if np.shares_memory(out, x):
             raise ValueError("out overlaps the input x; leanconv does not convolve in place")
-        if self._bias is not None and np.shares_memory(out, self._bias):
+        if bias is not None and np.shares_memory(out, bias):
             raise ValueError("out overlaps the bias")
         if res is not None and np.shares_memory(out, res) and not same_buffer(out, res):
             raise ValueError("out overlaps residual without being the same array; pass "
@@ -129,7 +284,7 @@ class Conv2d:
         s = self.spec
         return (f"leanconv.Conv2d(M={s.M}, C={s.C}, kernel={s.kH}x{s.kW}, stride={s.stride}, "
                 f"pads={s.pads}, dilation={s.dilation}, groups={s.groups}, "
-                f"algorithm={self.algorithm!r}, isa={self.isa!r})")
+                f"algorithm={self.requested!r}, isa={self.isa!r})")
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
@@ -143,16 +298,17 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
     'sigmoid', 'tanh', 'silu', 'gelu', 'gelu_tanh', 'hardswish', 'hardsigmoid',
     ('hardsigmoid', alpha, beta), ('leaky_relu', slope)).
     residual: None or a float32 array of the output's shape; out=residual
-    accumulates in place."""
+    accumulates in place.
+    Plans are cached per weight array (see _plan_cache.py): repeated calls
+    with the same weights do not repack them."""
+    from . import _plan_cache
     x = float32_array(x, "x")
-    w = float32_array(weight, "weight")
-    spec = ConvSpec.build(w.shape, stride, padding, dilation, groups, activation)
-    _, _, H, W, _ = spec.input_dims(x.shape)
     if isinstance(out, np.ndarray) and isinstance(bias, np.ndarray) and np.shares_memory(out, bias):
         raise ValueError("out overlaps the bias; pass a bias that does not share out's memory")
-    plan = Conv2d(w, bias, stride, padding, dilation, groups, algorithm=algorithm,
-                  activation=activation, threads=threads, input_shape=x.shape)
-    return plan(x, out=out, residual=residual)
+    plan = _plan_cache.plan_for(weight, stride, padding, dilation, groups, algorithm,
+                                activation)
+    b = Conv2d._check_bias(bias, plan.spec.M)
+    return plan._run(x, out, threads, b, residual)
 
 
 def workspace_bytes(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1, *,
@@ -162,11 +318,13 @@ def workspace_bytes(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1,
     N, C, H, W, _ = spec.input_dims(x_shape)
     geom = spec.geometry(N, C, H, W)
     isa_id = _isa.isa_id()
-    name = choose(algorithm, spec, isa_id, (H, W))
+    t = _threads.resolve(threads)
+    check_name(algorithm)
+    name = _select.resolve(algorithm, spec, isa_id, geom, t)
     why = why_unsupported(name, spec, isa_id)
     if why is not None:
         raise _unsupported_error(name, why)
-    _, ws = _core.sizes(algorithm_id(name), isa_id, geom, _threads.resolve(threads))
+    _, ws = _core.sizes(algorithm_id(name), isa_id, geom, t)
     if ws < 0:
         raise ValueError(f"workspace for input {tuple(x_shape)} does not fit in 64 bits")
     return ws
@@ -177,9 +335,10 @@ def supports(algorithm, x_shape, w_shape, stride=1, padding=0, dilation=1, group
     try:
         spec = ConvSpec.build(w_shape, stride, padding, dilation, groups)
         N, C, H, W, _ = spec.input_dims(x_shape)
-        spec.geometry(N, C, H, W)
+        geom = spec.geometry(N, C, H, W)
         isa_id = _isa.isa_id()
-        name = choose(algorithm, spec, isa_id, (H, W))
+        check_name(algorithm)
+        name = _select.resolve(algorithm, spec, isa_id, geom, _threads.get_num_threads())
     except (TypeError, ValueError):
         return False
     return why_unsupported(name, spec, isa_id) is None

@@ -1,13 +1,20 @@
-"""Algorithm choice: what "auto" and "winograd" mean for a shape, and
-whether a named algorithm can do it."""
+"""Algorithm names and requests: what "auto", "winograd" and "measure" mean
+for one call geometry, and whether a named algorithm can run a shape.
+
+The cost model itself is C (kernels/choose.c, lc_conv_choose); this module
+maps names to it and puts the wisdom file (measured winners) in front of it."""
 from __future__ import annotations
 
-from . import _core
+from . import _core, _wisdom
 from ._params import ConvSpec
 
 ALGORITHMS = _core.ALGORITHMS
 WINOGRAD = ("winograd_f2", "winograd_f4", "winograd_f6")
-_ALIASES = ("auto", "winograd")
+# requests resolved per geometry, and their ids for lc_conv_choose
+ALIASES = ("auto", "winograd", "measure")
+_REQUEST_ID = {"auto": -1, "winograd": -2}
+# output size a shape-less question assumes
+ASSUMED_OUT_HW = 28
 
 
 def algorithm_id(name: str) -> int:
@@ -17,130 +24,73 @@ def algorithm_id(name: str) -> int:
 def check_name(algorithm):
     if not isinstance(algorithm, str):
         raise TypeError(f"algorithm must be a str, got {type(algorithm).__name__}")
-    if algorithm not in ALGORITHMS and algorithm not in _ALIASES:
+    if algorithm not in ALGORITHMS and algorithm not in ALIASES:
         raise ValueError(f"unknown algorithm {algorithm!r}; choose one of "
-                         f"{', '.join(_ALIASES + ALGORITHMS)}")
+                         f"{', '.join(ALIASES + ALGORITHMS)}")
     return algorithm
+
+
+def filter_geometry(spec: ConvSpec):
+    """A call geometry for filter-only questions (the smallest input)."""
+    return (1, spec.C, spec.kH, spec.kW, spec.M, spec.kH, spec.kW, 1, 1) + \
+        spec.stride + spec.dilation + spec.pads + (spec.groups,)
+
+
+def assumed_input_hw(spec: ConvSpec):
+    """Input height and width whose output is ASSUMED_OUT_HW square."""
+    (sh, sw), (dh, dw) = spec.stride, spec.dilation
+    t, b, l, r = spec.pads
+    h = (ASSUMED_OUT_HW - 1) * sh + dh * (spec.kH - 1) + 1 - t - b
+    w = (ASSUMED_OUT_HW - 1) * sw + dw * (spec.kW - 1) + 1 - l - r
+    return max(h, 1), max(w, 1)
 
 
 def why_unsupported(name: str, spec: ConvSpec, isa_id: int, geometry=None):
     """None if `name` can run this convolution, else the constraint it breaks."""
     if geometry is None:  # filter-only question: any input the weights accept
-        geometry = (1, spec.C, spec.kH, spec.kW, spec.M, spec.kH, spec.kW, 1, 1) + \
-            spec.stride + spec.dilation + spec.pads + (spec.groups,)
+        geometry = filter_geometry(spec)
     return _core.why_unsupported(algorithm_id(name), isa_id, geometry)
 
 
-# ---- a shape-based cost model for "auto" -------------------------------------
-# Units: one multiply-add of the GEMM micro-kernel.  Terms, each measured on
-# the layers of bench/perf_layers.py (AVX-512 and AVX2, EPYC; see
-# docs/performance.md):
-#  * GEMM multiply-adds, with the pixel (or tile) count rounded up to whole
-#    NR-wide panels, since a partial panel costs nearly a full one;
-#  * Winograd transforms: gather + input transform + output transform +
-#    scatter cost about _WINO_ELEM_COST[m] multiply-adds per transformed
-#    value, (Cg + Mg) * alpha^2 values per tile (longer 1-D transforms cost
-#    more per value);
-#  * weights that do not fit in L2 stream from L3/DRAM once per pass:
-#    _BYTE_COST multiply-adds per byte (the FMA rate over the bandwidth, so
-#    it depends on the ISA).  For Winograd the matrix of one GEMM is one xi's
-#    Mg x Cg slice of U (see winograd_cost).
-_WINO_ELEM_COST = {2: 32.0, 4: 48.0, 6: 72.0}
-_PACK_ELEM_COST = 4.0
-_L2_BYTES = 1 << 20
-_BYTE_COST = {"avx512": 8.0, "avx2": 4.0, "neon": 2.0, "scalar": 0.5}
-_IM2COL_AUTO_BYTES = 8 << 20  # largest Im2Col workspace "auto" accepts
-_ASSUMED_HW = 28  # output size when a plan is made without an input size
+def supported(spec: ConvSpec, isa_id: int, geometry) -> tuple:
+    """Every algorithm that can run this geometry, in lc.algorithms() order."""
+    return tuple(a for a in ALGORITHMS
+                 if _core.why_unsupported(algorithm_id(a), isa_id, geometry) is None)
 
 
-def _round_up(a, b):
-    return -(-a // b) * b
+def model_cost(name: str, isa_id: int, geometry, threads: int) -> float:
+    """The C cost model's estimate for one algorithm on one call (units: one
+    micro-kernel multiply-add of the ISA)."""
+    return _core.cost(algorithm_id(name), isa_id, geometry, threads)[0]
 
 
-def _tile_nr(isa_id):
-    try:
-        return _core.isa_tile(isa_id)[1]
-    except ValueError:
-        return 16
+def cost_model(request: str, isa_id: int, geometry, threads: int) -> str:
+    """What the C cost model picks for "auto" or "winograd"."""
+    return ALGORITHMS[_core.choose(_REQUEST_ID[request], isa_id, geometry, threads)]
 
 
-def _panel_lanes(n, nr):
-    """Lanes the Winograd GEMMs compute for n tiles: the driver passes the
-    real count, so a last panel of at most NR/2 tiles can run a half-width
-    micro-kernel (kernels/gemm_driver.c picks it when the ISA has one); where
-    none exists it costs a full panel, which is within the model's error."""
-    full, rem = divmod(n, nr)
-    return full * nr + (0 if rem == 0 else nr // 2 if rem <= nr // 2 else nr)
+def resolve(request: str, spec: ConvSpec, isa_id: int, geometry, threads: int) -> str:
+    """A concrete algorithm for this call without measuring: a named one as it
+    is; "auto" and "measure" the wisdom file's winner when it has one, else
+    the cost model; "winograd" the cost model's best Winograd size."""
+    if request in ALGORITHMS:
+        return request
+    if request in ("auto", "measure"):
+        known = _wisdom.lookup(_core.ISA_NAMES[isa_id], threads, spec, geometry)
+        if known is not None:
+            return known
+        request = "auto"
+    return cost_model(request, isa_id, geometry, threads)
 
 
-def _out_hw(spec: ConvSpec, hw):
-    if hw is None:
-        return _ASSUMED_HW, _ASSUMED_HW
-    return spec.output_hw(*hw)
-
-
-def gemm_cost(spec: ConvSpec, isa_id: int, hw=None) -> float:
-    """Cost of Im2Col/Patch2Vec (one group), in multiply-adds."""
-    OH, OW = _out_hw(spec, hw)
-    nr = _tile_nr(isa_id)
-    Mg, K = spec.M // spec.groups, spec.Cg * spec.kH * spec.kW
-    cols = _round_up(OH * OW, nr)
-    a_bytes = Mg * K * 4
-    byte_cost = _BYTE_COST.get(_core.ISA_NAMES[isa_id], 4.0)
-    pack = 0.0 if spec.kH == spec.kW == 1 and spec.stride == (1, 1) else K * cols * _PACK_ELEM_COST
-    return Mg * K * cols + pack + (a_bytes * byte_cost if a_bytes > _L2_BYTES else 0.0)
-
-
-def winograd_cost(name: str, spec: ConvSpec, isa_id: int, hw=None) -> float:
-    """Cost of one Winograd variant (one group), in multiply-adds."""
-    m = {"winograd_f2": 2, "winograd_f4": 4, "winograd_f6": 6}[name]
-    alpha = m + 2
-    OH, OW = _out_hw(spec, hw)
-    nr = _tile_nr(isa_id)
-    Mg, Cg = spec.M // spec.groups, spec.Cg
-    tiles = -(-OH // m) * -(-OW // m)
-    lanes = _panel_lanes(tiles, nr)
-    # The driver runs one GEMM per xi, each streaming its own Mg x Cg slice
-    # of U: what must fit L2 is that slice, not all alpha^2 of them (512@7 on
-    # AVX-512: F(2,3) with 16 x 1 MB of U runs its GEMMs at the full FMA rate
-    # and beats Im2Col, whose one 9.4 MB matrix does not fit).
-    xi_bytes = Mg * Cg * 4
-    byte_cost = _BYTE_COST.get(_core.ISA_NAMES[isa_id], 4.0)
-    return (alpha * alpha * Mg * Cg * lanes
-            + (Cg + Mg) * alpha * alpha * lanes * _WINO_ELEM_COST[m]
-            + (alpha * alpha * xi_bytes * byte_cost if xi_bytes > _L2_BYTES else 0.0))
-
-
-def winograd_variant(spec: ConvSpec, hw=None, isa_id=None) -> str:
-    """Cheapest Winograd size for the shape by the cost model above: bigger
-    tiles save multiplies but cost more per transformed value, waste lanes on
-    small images and grow the weights (alpha^2 / 9)."""
-    if isa_id is None:
-        isa_id = _core.ISA_NAMES.index("scalar")
-    return min(WINOGRAD, key=lambda n: winograd_cost(n, spec, isa_id, hw))
-
-
-def choose(algorithm: str, spec: ConvSpec, isa_id: int, hw=None) -> str:
-    """Resolve "auto"/"winograd" to a concrete algorithm for the shape (hw is
-    the input height and width when known)."""
+def choose(algorithm: str, spec: ConvSpec, isa_id: int, hw=None, threads=None, N=1) -> str:
+    """Resolve a request to a concrete algorithm for input height/width `hw`
+    (None: an input whose output is ASSUMED_OUT_HW square), batch N and
+    `threads` (None: the current default)."""
+    from . import _threads
     check_name(algorithm)
-    if algorithm == "winograd":
-        return winograd_variant(spec, hw, isa_id)
-    if algorithm != "auto":
+    if algorithm in ALGORITHMS:
         return algorithm
-    if spec.is_depthwise:
-        return "depthwise"
-    if spec.kH == spec.kW == 1 and spec.stride == (1, 1) and spec.pads == (0, 0, 0, 0):
-        return "im2col"  # B is the input itself: no workspace
-    if why_unsupported("winograd_f4", spec, isa_id) is None:
-        wino = winograd_variant(spec, hw, isa_id)
-        if winograd_cost(wino, spec, isa_id, hw) < gemm_cost(spec, isa_id, hw):
-            return wino
-    # Im2Col unwraps whole output rows at a time and its GEMM reuses each A
-    # slice across many panels: 0-7% faster than Patch2Vec's NR-pixel panels
-    # (the 7x7/2 stem the most); take it while its K x P matrix stays modest,
-    # else Patch2Vec's K x NR-per-thread panel.
-    OH, OW = _out_hw(spec, hw)
-    if spec.Cg * spec.kH * spec.kW * OH * OW * 4 <= _IM2COL_AUTO_BYTES:
-        return "im2col"
-    return "patch2vec"
+    H, W = assumed_input_hw(spec) if hw is None else hw
+    geometry = spec.geometry(N, spec.C, H, W)
+    return resolve(algorithm, spec, isa_id, geometry, _threads.resolve(threads))

@@ -28,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="leanconv", description="leanconv: lean CPU float32 convolutions.")
     p.add_argument("--version", action="version", version=f"leanconv {_version()}")
-    sub = p.add_subparsers(dest="command", metavar="{info,bench,profile,split}",
+    sub = p.add_subparsers(dest="command", metavar="{info,bench,profile,split,tune}",
                            parser_class=_Parser)
     sub.required = True
 
@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .tool_args import add_profile_parser, add_split_parser
     add_profile_parser(sub)
     add_split_parser(sub)
+    add_tune_parser(sub)
     return p
 
 
@@ -94,6 +95,23 @@ def add_timing_options(parser):
 def _version():
     from leanconv import __version__
     return __version__
+
+
+def add_tune_parser(sub):
+    t = sub.add_parser(
+        "tune", help="measure the layers of a suite or ONNX model into the wisdom file",
+        description="Time every algorithm on each distinct conv layer (algorithm='measure') "
+                    "and keep the winners in the wisdom file (lc.wisdom_path(); "
+                    "LEANCONV_WISDOM=path overrides), which 'auto' then follows.")
+    t.add_argument("--suite", default=None, metavar="NAME[,NAME]",
+                   help=f"built-in suites: {', '.join(SUITES)}")
+    t.add_argument("--model", default=None, metavar="MODEL.onnx",
+                   help="the conv layers of an ONNX model (needs leanconv.onnx)")
+    t.add_argument("--threads", type=_positive_int, default=None,
+                   help="threads to tune for (default: lc.get_num_threads())")
+    t.add_argument("--batch", type=_positive_int, default=1, metavar="N",
+                   help="batch size N of suite layers (default 1)")
+    t.add_argument("--isa", default=None, help="micro-kernel ISA (see leanconv info)")
 
 
 def _algorithms():

@@ -40,6 +40,12 @@ def gather(peak_seconds=0.2) -> dict:
     }
 
 
+def _kib(n):
+    if not n:
+        return "none"
+    return f"{n >> 20} MiB" if n % (1 << 20) == 0 else f"{n >> 10} KiB"
+
+
 def _peak_text(value):
     return "n/a" if value is None else f"{value:.1f} GFLOP/s per thread"
 
@@ -47,7 +53,8 @@ def _peak_text(value):
 def format_text(info: dict) -> str:
     feats = info["cpu"]["features"]
     kinds = [k for k in ("x86", "arm64", "arm32") if feats.get(k)]
-    flags = [k for k, v in feats.items() if v and k not in ("x86", "arm64", "arm32")]
+    flags = [k for k, v in feats.items() if v is True and k not in ("x86", "arm64", "arm32")]
+    cache = feats.get("cache") or {}
     build = info["build"]
     lines = [
         f"leanconv {info['version']}  (Python {info['python']}, NumPy {info['numpy']})",
@@ -56,6 +63,8 @@ def format_text(info: dict) -> str:
         f"{', '.join(build['isas_compiled'])}",
         f"  cpu          {info['cpu']['name']} ({'/'.join(kinds) or info['cpu']['machine']})",
         f"  features     {' '.join(flags) or 'none detected'}",
+        f"  caches       L1d {_kib(cache.get('l1d'))}, L2 {_kib(cache.get('l2'))}, "
+        f"L3 {_kib(cache.get('l3'))} ({cache.get('source', 'unknown')})",
         f"  isa          available: {', '.join(info['isa']['available'])}; "
         f"active: {info['isa']['active']}",
         f"  threads      {info['threads']}",

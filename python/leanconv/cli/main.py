@@ -72,6 +72,9 @@ def main(argv=None) -> int:
         if opts.command == "info":
             from . import info
             return info.run(opts)
+        if opts.command == "tune":
+            from . import tune
+            return tune.run(opts)
         if opts.command in ("profile", "split"):
             if opts.command == "split":
                 _make_folder("--out", opts.out)   # --json may go inside it

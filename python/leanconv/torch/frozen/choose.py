@@ -2,8 +2,8 @@
 
 A Layer lists its options: the leanconv algorithms that can run it, plus
 "torch" (torch's own conv on the folded weights) when measuring, each with a
-cost and the bytes its weights hold.  Costs are the shape model of
-leanconv._select for algorithm="auto", seconds timed on the example input for
+cost and the bytes its weights hold.  Costs are the C cost model's
+(kernels/choose.c, through leanconv._select) for algorithm="auto", seconds timed on the example input for
 "measure".  Then `assign` takes each layer's cheapest option and, while the
 total weight bytes exceed memory_budget, trades the option that loses the
 least time per byte saved (Winograd holds alpha^2/9 times the raw weights)."""
@@ -20,8 +20,8 @@ import torch
 from leanconv import _core, _isa
 from leanconv._params import ConvSpec
 from leanconv._plan import Conv2d as Plan
-from leanconv._select import (ALGORITHMS, WINOGRAD, algorithm_id, choose, gemm_cost,
-                              why_unsupported, winograd_cost)
+from leanconv._select import ALGORITHMS, algorithm_id, choose, why_unsupported
+from leanconv._select import model_cost as _c_cost
 from leanconv.torch.frozen.capture import FreezeWarning
 from leanconv.torch.plans import torch_threads
 
@@ -64,14 +64,9 @@ def runnable(spec):
 
 
 def model_cost(name, spec, hw):
-    """The shape model's cost ("auto"'s view) of one algorithm on this layer."""
-    isa_id = _isa.isa_id()
-    if name in WINOGRAD:
-        return spec.groups * winograd_cost(name, spec, isa_id, hw)
-    if name == "depthwise":
-        OH, OW = spec.output_hw(*hw)
-        return spec.M * spec.kH * spec.kW * OH * OW
-    return spec.groups * gemm_cost(spec, isa_id, hw) * (1.0 if name != "direct" else 8.0)
+    """The C cost model's estimate ("auto"'s view, kernels/choose.c) of one
+    algorithm on this layer, one image, one thread."""
+    return _c_cost(name, _isa.isa_id(), spec.geometry(1, spec.C, *hw), 1)
 
 
 # Largest Im2Col workspace a memory trade may take; beyond it Patch2Vec, whose

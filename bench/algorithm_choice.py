@@ -1,0 +1,255 @@
+"""Does leanconv choose the right algorithm?  Per layer, at 1 and 2 threads:
+every algorithm that supports the layer as a plan (the naive `direct`
+reference excluded: it is the correctness baseline, never a contender), and
+the three ways of not naming one:
+
+  auto       lc.Conv2d(w, ..., input_shape=x.shape)  (the C cost model)
+  shapeless  lc.Conv2d(w, ...) deciding on its first call
+  measure    lc.Conv2d(w, ..., algorithm="measure")  (times the candidates once,
+             in a wisdom file of this run's own; its measuring is not timed)
+
+    python bench/algorithm_choice.py                   # writes docs/algorithm-choice.md
+    python bench/algorithm_choice.py --quick --layers 512@7 stem
+    python bench/algorithm_choice.py --json raw.json   # also every time, for fitting
+
+Method: at 1 thread the CPU time of the calling thread (which runs every
+call, so time the machine's other tenants take does not count), at 2 threads
+wall time; every plan of a layer timed in
+the same process in interleaved rounds with a few ms of sleep between
+plans, each sample a loop of calls lasting >= --sample-ms; the figure is the
+median sample, the spread the (max - min) / median of the fastest
+algorithm's samples.  auto, shapeless and measure are timed as the plans
+they are, not looked up from the named algorithm's time, so a ratio a few
+percent from 1.00 on a layer where they picked the fastest algorithm is the
+noise of the machine.  The table says the load average at the start.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parent.parent
+# measure's wisdom must start empty and must not touch the user's
+_WISDOM_DIR = tempfile.mkdtemp(prefix="leanconv-choice-")
+os.environ["LEANCONV_WISDOM"] = os.path.join(_WISDOM_DIR, "wisdom.json")
+sys.path.insert(0, str(ROOT / "bench"))
+
+import numpy as np  # noqa: E402
+
+import leanconv as lc  # noqa: E402
+import perf_layers  # noqa: E402
+
+# name, group, C, H, W, M, k, stride, pad, groups: kinds real models use that
+# bench/perf_layers.py does not have
+EXTRA_LAYERS = [
+    ("cifar 3x3 16@32", "3x3s1", 16, 32, 32, 16, 3, 1, 1, 1),
+    ("resnext 3x3 128@56 g32", "grouped", 128, 56, 56, 128, 3, 1, 1, 32),
+    ("mbv2 stem 3x3/2 3->32@224", "strided", 3, 224, 224, 32, 3, 2, 1, 1),
+    ("r18.down 3x3/2 128->256@28", "strided", 128, 28, 28, 256, 3, 2, 1, 1),
+    ("effnet dw 5x5 240@28", "depthwise", 240, 28, 28, 240, 5, 1, 2, 240),
+    ("convnext dw 7x7 96@56", "depthwise", 96, 56, 56, 96, 7, 1, 3, 96),
+    ("r50 1x1 512->2048@7", "1x1", 512, 7, 7, 2048, 1, 1, 0, 1),
+]
+
+
+def _as_row(entry):
+    """A bench/perf_layers.py entry as (name, group, C, H, W, M, k, stride, pad,
+    groups): it holds either such tuples or (group, cli.suites.Layer) pairs."""
+    if len(entry) == 10:
+        return tuple(entry)
+    group, L = entry
+    if L.kH != L.kW or L.dilation != 1 or L.H != L.W:
+        return None
+    return (L.name, group, L.C, L.H, L.W, L.M, L.kH, L.stride, L.pad, L.groups)
+
+
+def _layers():
+    rows, seen = [], set()
+    for row in [_as_row(e) for e in perf_layers.LAYERS] + EXTRA_LAYERS:
+        if row is None or row[2:] in seen:
+            continue
+        seen.add(row[2:])
+        rows.append(row)
+    return rows
+
+
+LAYERS = _layers()
+CHOICES = ("auto", "shapeless", "measure")
+
+
+def sample(fn, inner, clock):
+    t0 = clock()
+    for _ in range(inner):
+        fn()
+    return (clock() - t0) / inner
+
+
+def bench_layer(L, threads, rounds, sample_ms):
+    name, _, C, H, W, M, k, s, p, g = L
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, C, H, W)).astype(np.float32)
+    w = (rng.standard_normal((M, C // g, k, k)) * 0.1).astype(np.float32)
+    b = rng.standard_normal(M).astype(np.float32)
+    kw = dict(stride=s, padding=p, groups=g)
+    algos = [a for a in lc.algorithms() if a != "direct" and lc.supports(a, x.shape, w.shape, **kw)]
+    plans = {a: lc.Conv2d(w, b, algorithm=a, threads=threads, **kw) for a in algos}
+    # auto and shapeless decide before measure has written any wisdom
+    plans["auto"] = lc.Conv2d(w, b, input_shape=x.shape, threads=threads, **kw)
+    plans["shapeless"] = lc.Conv2d(w, b, threads=threads, **kw)
+    plans["shapeless"](x)
+    t0 = time.perf_counter()
+    plans["measure"] = lc.Conv2d(w, b, algorithm="measure", threads=threads, **kw)
+    plans["measure"](x)
+    measure_s = time.perf_counter() - t0
+    outs = {n: np.empty(plans[n].output_shape(x.shape), np.float32) for n in plans}
+    fns = {n: (lambda p=plans[n], o=outs[n]: p(x, out=o)) for n in plans}
+    # one thread: CPU time of this thread, which runs every call (time spent
+    # descheduled on the shared machine does not count); else wall time
+    clock = time.thread_time if threads == 1 else time.perf_counter
+    inner = {}
+    for n, fn in fns.items():
+        fn()
+        t = sample(fn, 1, clock)
+        inner[n] = max(1, int(math.ceil(sample_ms / 1e3 / max(t, 1e-7))))
+    samples = {n: [] for n in fns}
+    for _ in range(rounds):
+        for n, fn in fns.items():
+            samples[n].append(sample(fn, inner[n], clock))
+            time.sleep(0.003)
+    med = {n: statistics.median(v) for n, v in samples.items()}
+    fastest = min(algos, key=lambda a: med[a])
+    spread = (max(samples[fastest]) - min(samples[fastest])) / med[fastest]
+    return {
+        "layer": name, "threads": threads, "algorithms": algos,
+        "ms": {n: med[n] * 1e3 for n in med}, "fastest": fastest, "spread": spread,
+        "picked": {c: plans[c].algorithm for c in CHOICES},
+        "ratio": {c: med[c] / med[fastest] for c in CHOICES},
+        "measure_s": measure_s,
+    }
+
+
+def cpu_text():
+    from leanconv.cli.hardware import cpu_name
+    c = lc.cpu_features()["cache"]
+    return (f"{cpu_name()} ({platform.machine()}), L1d {c['l1d'] >> 10} KiB, "
+            f"L2 {c['l2'] >> 10} KiB, L3 {c['l3'] >> 20} MiB ({c['source']})")
+
+
+def markdown(rows, meta):
+    out = ["# Algorithm choice", "",
+           "Does `auto` (the C cost model, `kernels/choose.c`), a plan made without "
+           "`input_shape` (deciding on its first call) and `algorithm=\"measure\"` (timing "
+           "the candidates once, kept in the wisdom file) pick the fastest algorithm? "
+           "Each ratio is that plan's median time over the fastest algorithm's, timed "
+           "side by side in one process (method: the docstring of "
+           "`bench/algorithm_choice.py`).", "",
+           f"- Regenerate: `{meta['command']}`",
+           f"- CPU: {meta['cpu']}; ISA {meta['isa']}; leanconv {meta['version']}",
+           f"- Load average at start: {meta['load']:.2f} (2 cores, shared machine); "
+           f"run took {meta['elapsed_s']:.0f} s",
+           "- Targets: auto and shapeless <= 1.15, measure <= 1.05 (bold: missed).", "",
+           "## How `auto` decides, and how it was fitted", "",
+           "`lc_conv_choose` (`kernels/choose.c`) counts, per algorithm that supports the call, "
+           "the multiply-adds its micro-kernels run (rows and pixels rounded up to whole MR and "
+           "NR panels), the patch values Im2Col or Patch2Vec unwrap, the values that go through "
+           "the Winograd transforms, and the bytes read from beyond L2 (packed weights that do "
+           "not fit the detected L2, once per pass over them, and an Im2Col matrix that does not "
+           "fit twice L2); the arithmetic is divided among the threads the work items keep busy. "
+           "The estimate is max(multiply-adds, price x streamed bytes) -- the kernels prefetch, "
+           "so streaming overlaps arithmetic -- plus price x values packed or transformed. "
+           "`groups == C` is always `depthwise`; Im2Col is not considered once its matrix "
+           "exceeds 8 x L2 (VGG's 64@224: 115 MB, 4-8x slower than Patch2Vec). The prices "
+           "(`lc_cost_terms`, one initializer in each `kernels/<isa>/config.c`) were fitted by "
+           "`python bench/fit_cost_model.py` -- a non-negative least-squares fit of relative "
+           "error over a grid of streaming prices -- to `python bench/algorithm_choice.py "
+           "--threads 1 --json t.json` (and the same under `LEANCONV_ISA=avx2`): every "
+           "(layer, algorithm) time of the 1-thread tables below, on the CPU named above "
+           "(AMD EPYC, Zen 5, under KVM). AVX-512 and AVX2 are fitted; NEON borrows AVX2's "
+           "prices and scalar keeps the previous hand-set ones (not fitted on those CPUs). "
+           "Thread counts were not fitted: on this shared 2-core machine the 2-thread wall "
+           "times move with other tenants' load, so the 2-thread tables are the ones to rerun "
+           "on a quiet machine.", ""]
+    for threads in meta["threads"]:
+        rs = [r for r in rows if r["threads"] == threads]
+        out += [f"## {threads} thread{'s' if threads > 1 else ''}", "",
+                "| layer | fastest | ms | spread | auto | ×fastest | shapeless | ×fastest | "
+                "measure | ×fastest |", "|---|---|---:|---:|---|---:|---|---:|---|---:|"]
+        for r in rs:
+            cells = []
+            for c in CHOICES:
+                ratio = r["ratio"][c]
+                mark = "**" if ratio > (1.05 if c == "measure" else 1.15) else ""
+                cells += [r["picked"][c], f"{mark}{ratio:.2f}{mark}"]
+            out.append(f"| {r['layer']} | {r['fastest']} | {r['ms'][r['fastest']]:.3f} | "
+                       f"{100 * r['spread']:.0f}% | " + " | ".join(cells) + " |")
+        worst = {c: max(r["ratio"][c] for r in rs) for c in CHOICES}
+        ok = {c: sum(r["ratio"][c] <= (1.05 if c == "measure" else 1.15) for r in rs)
+              for c in CHOICES}
+        out += ["", "Worst ratio: " + ", ".join(f"{c} {worst[c]:.2f} ({ok[c]}/{len(rs)} layers "
+                                               f"within target)" for c in CHOICES), ""]
+    out += ["## Every algorithm (ms, median)", "",
+            "| layer | threads | " + " | ".join(a for a in lc.algorithms() if a != "direct") + " |",
+            "|---|---:|" + "---:|" * (len(lc.algorithms()) - 1)]
+    for r in rows:
+        cells = [f"{r['ms'][a]:.3f}" if a in r["ms"] else "–"
+                 for a in lc.algorithms() if a != "direct"]
+        out.append(f"| {r['layer']} | {r['threads']} | " + " | ".join(cells) + " |")
+    out.append("")
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--layers", nargs="*", default=[], help="substrings of layer names to run")
+    ap.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--sample-ms", type=float, default=20.0)
+    ap.add_argument("--quick", action="store_true", help="3 rounds of 5 ms samples")
+    ap.add_argument("--json", help="also write every time here")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "algorithm-choice.md"))
+    args = ap.parse_args()
+    if args.quick:
+        args.rounds, args.sample_ms = 3, 5.0
+    layers = [L for L in LAYERS if not args.layers or any(s in L[0] for s in args.layers)]
+    thread_counts = [int(t) for t in args.threads.split(",")]
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    rows = []
+    for threads in thread_counts:
+        for L in layers:
+            r = bench_layer(L, threads, args.rounds, args.sample_ms)
+            rows.append(r)
+            print(f"{threads}t {r['layer']:32s} fastest {r['fastest']:12s} "
+                  f"{r['ms'][r['fastest']]:8.3f} ms  " +
+                  "  ".join(f"{c} {r['picked'][c]} {r['ratio'][c]:.2f}" for c in CHOICES),
+                  flush=True)
+    shown, skip = [], False
+    for a in sys.argv[1:]:  # the command that regenerates the table, minus where files go
+        if skip or a.startswith(("--json", "--out")):
+            skip = a in ("--json", "--out") and not skip
+            continue
+        shown.append(a)
+    meta = {"command": " ".join(["python bench/algorithm_choice.py"] + shown),
+            "cpu": cpu_text(), "isa": lc.isa(), "version": lc.__version__, "load": load,
+            "threads": thread_counts, "elapsed_s": time.perf_counter() - start}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"meta": meta, "rows": rows}, f, indent=1)
+    if args.out:
+        Path(args.out).write_text(markdown(rows, meta))
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

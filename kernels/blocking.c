@@ -1,0 +1,29 @@
+/* The blocking budgets of every driver, derived from the detected cache
+ * sizes here and nowhere else.  The fractions were measured on the layers of
+ * bench/perf_layers.py (AMD EPYC Zen 5: 48 KiB L1d, 1 MiB L2), where they
+ * reproduce the budgets tuned there by hand: 32 KiB, 384 KiB, 512 KiB.
+ * Budgets depend on the cache sizes only, never on the thread count, so
+ * results stay bitwise identical for any number of threads. */
+#include "internal.h"
+#include "leanconv/cpu.h"
+
+static lc_blocking lc_budgets;
+static int lc_budgets_ready;
+
+const lc_blocking *lc_blocking_get(void) {
+    /* First called from the module's import (under the GIL), so no race. */
+    if (!lc_budgets_ready) {
+        const lc_cache_sizes *c = lc_cpu_caches();
+        /* the kc-row slices of a chunk of B panels: 3/8 of L2 leaves room
+         * for the A slice, the C tiles and what the other data displaces */
+        lc_budgets.gemm_b_l2 = c->l2 * 3 / 8;
+        /* a K sub-block of narrow B rows: 2/3 of L1d, the rest for A and C */
+        lc_budgets.gemm_b_l1 = c->l1d * 2 / 3;
+        /* packed A past half of L2 will not stay there: prefetch it */
+        lc_budgets.gemm_a_stream = c->l2 / 2;
+        /* a Winograd block's V and Mo buffers: half of L2 */
+        lc_budgets.wino_block = c->l2 / 2;
+        lc_budgets_ready = 1;
+    }
+    return &lc_budgets;
+}

@@ -1,0 +1,165 @@
+/* Algorithm choice: what "auto" and "winograd" mean for one call geometry.
+ *
+ * A cost model: each algorithm's work is counted in a few units (features),
+ * and each ISA's table prices them (lc_cost_terms, kernels/<isa>/config.c)
+ * relative to one GEMM micro-kernel multiply-add:
+ *   LC_FEAT_MAC     multiply-adds the micro-kernels run, with rows rounded up
+ *                   to MR panels and pixels (tiles) to NR panels, since a
+ *                   partial panel costs nearly a full one (price 1);
+ *   LC_FEAT_PACK    patch values unwrapped (Im2Col, Patch2Vec; priced apart,
+ *                   as Im2Col builds a whole matrix and Patch2Vec an L1 panel);
+ *   LC_FEAT_WINO    values through the Winograd transforms, (Cg + Mg) alpha^2
+ *                   per tile (gather, input and output transform, scatter);
+ *   LC_FEAT_STREAM  bytes read from beyond L2 (the detected size): packed
+ *                   weights that do not fit, read again by every pass over
+ *                   them -- each chunk of panels (Im2Col), each panel
+ *                   (Patch2Vec), each tile block (Winograd's U) -- and an
+ *                   Im2Col matrix that does not fit in twice L2, written
+ *                   and read back.
+ * The micro-kernels prefetch what they stream, so streaming overlaps the
+ * multiply-adds: the estimate takes the larger of the two (a roofline), plus
+ * the packing and transforms.
+ * Everything is divided among the threads the algorithm's work items keep
+ * busy (the busiest thread's share); streaming too, as each core has its own
+ * path to L3 (a first guess: thread counts were not fitted, see
+ * docs/algorithm-choice.md).  bench/algorithm_choice.py --json gives the times the prices were
+ * fitted to (docs/algorithm-choice.md says how). */
+#include "internal.h"
+#include "leanconv/cpu.h"
+
+enum { LC_FEAT_MAC, LC_FEAT_PACK, LC_FEAT_WINO, LC_FEAT_STREAM, LC_FEAT_COUNT };
+
+static int lc_supports(const lc_conv_desc *d, int algorithm) {
+    lc_conv_desc c = *d;
+    c.algorithm = algorithm;
+    return lc_conv_supports(&c, NULL);
+}
+
+/* Lanes the Winograd GEMMs compute for n tiles: the driver passes the real
+ * count, so a last panel of at most NR/2 tiles runs the half-width kernel
+ * where the ISA has one. */
+static double lc_panel_lanes(const lc_isa_config *isa, int64_t n) {
+    const int64_t nr = isa->nr, full = n / nr, rem = n % nr;
+    const int64_t half = isa->gemm_narrow && rem <= nr / 2 ? nr / 2 : nr;
+    return (double)(full * nr + (rem == 0 ? 0 : half));
+}
+
+/* The share of the work the busiest of T threads does, for `items` equal
+ * work items shared out statically. */
+static double lc_busiest_share(int nthreads, int64_t items) {
+    const int64_t t = lc_threads_used(nthreads, items);
+    return items < 1 ? 1.0 : (double)lc_div_up(items, t) / (double)items;
+}
+
+/* Bytes streamed from beyond L2: `bytes` of weights read `passes` times,
+ * once they do not fit in L2. */
+static double lc_streamed(double bytes, double passes) {
+    return bytes > (double)lc_cpu_caches()->l2 ? bytes * passes : 0.0;
+}
+
+static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_FEAT_COUNT]) {
+    lc_conv_desc one = *request; /* the drivers' geometry helpers read d->algorithm */
+    const lc_conv_desc *d = &one;
+    one.algorithm = algorithm;
+    const lc_isa_config *isa = d->isa;
+    const int64_t G = d->groups, Mg = d->M / G, Cg = d->C / G, mr = isa->mr, nr = isa->nr;
+    const double images = (double)(d->N * G);
+    const double mpad = (double)(lc_div_up(Mg, mr) * mr);
+    double share = 1.0;
+    int ok = 1;
+    for (int i = 0; i < LC_FEAT_COUNT; i++) f[i] = 0.0;
+    if (algorithm == LC_ALGO_DEPTHWISE || algorithm == LC_ALGO_DIRECT) {
+        /* never weighed against the others by lc_conv_choose (depthwise is
+         * taken whenever it runs, direct never); a rough figure for callers
+         * that rank all of them: the taps, and the naive loops' double
+         * accumulation at about 8 times a micro-kernel multiply-add */
+        const double taps = (double)(d->N * d->M) * (double)(d->OH * d->OW) *
+                            (double)(d->kH * d->kW) * (algorithm == LC_ALGO_DIRECT ? (double)Cg * 8.0 : 1.0);
+        f[LC_FEAT_MAC] = taps * lc_busiest_share(d->nthreads, d->N * d->M);
+        return;
+    }
+    if (algorithm == LC_ALGO_IM2COL || algorithm == LC_ALGO_PATCH2VEC) {
+        const int64_t K = Cg * d->kH * d->kW, P = d->OH * d->OW, npanels = lc_div_up(P, nr);
+        const double a_bytes = mpad * (double)K * 4.0;
+        double passes;
+        int64_t items;
+        if (algorithm == LC_ALGO_IM2COL) {
+            const int64_t chunk = lc_gemm_chunk_panels(isa, K, npanels, d->nthreads);
+            items = lc_div_up(npanels, chunk);
+            passes = (double)items;
+        } else {
+            items = lc_mul(d->N * G, npanels, &ok);
+            passes = (double)npanels;
+        }
+        items = lc_mul(items, lc_row_chunks(items, d->nthreads, Mg, mr), &ok);
+        share = lc_busiest_share(d->nthreads, items);
+        f[LC_FEAT_MAC] = images * mpad * (double)K * (double)(npanels * nr);
+        f[LC_FEAT_PACK] = lc_gemm_is_pointwise(d) ? 0.0 : images * (double)K * (double)P;
+        f[LC_FEAT_STREAM] = images * lc_streamed(a_bytes, passes);
+        if (algorithm == LC_ALGO_IM2COL && !lc_gemm_is_pointwise(d)) {
+            const double b_bytes = (double)K * (double)P * 4.0;
+            f[LC_FEAT_STREAM] += images * lc_streamed(b_bytes / 2.0, 4.0);
+        }
+    } else {
+        const int64_t m = lc_wino_m[algorithm - LC_ALGO_WINOGRAD_F2], alpha = m + 2;
+        const double a2 = (double)(alpha * alpha);
+        const int64_t tiles = lc_div_up(d->OH, m) * lc_div_up(d->OW, m);
+        const double lanes = lc_panel_lanes(isa, tiles);
+        int64_t items, nblocks = lc_winograd_blocks(d, &items);
+        share = lc_busiest_share(d->nthreads, items);
+        f[LC_FEAT_MAC] = images * a2 * mpad * (double)Cg * lanes;
+        f[LC_FEAT_WINO] = images * (double)(Cg + Mg) * a2 * lanes;
+        f[LC_FEAT_STREAM] = images * lc_streamed(a2 * mpad * (double)Cg * 4.0, (double)nblocks);
+    }
+    for (int i = 0; i < LC_FEAT_COUNT; i++) f[i] *= share;
+}
+
+double lc_conv_cost(const lc_conv_desc *d, int algorithm, double *features) {
+    const lc_cost_terms *c = &d->isa->cost;
+    double f[LC_FEAT_COUNT];
+    lc_features(d, algorithm, f);
+    if (features)
+        for (int i = 0; i < LC_FEAT_COUNT; i++) features[i] = f[i];
+    const double pack = algorithm == LC_ALGO_IM2COL ? c->pack_im2col : c->pack_patch2vec;
+    const double wino = algorithm >= LC_ALGO_WINOGRAD_F2 && algorithm <= LC_ALGO_WINOGRAD_F6
+                            ? c->wino_elem[algorithm - LC_ALGO_WINOGRAD_F2]
+                            : 0.0;
+    const double stream = c->stream_byte * f[LC_FEAT_STREAM];
+    return (f[LC_FEAT_MAC] > stream ? f[LC_FEAT_MAC] : stream) + pack * f[LC_FEAT_PACK] +
+           wino * f[LC_FEAT_WINO];
+}
+
+/* Im2Col's K x P matrix larger than this (a multiple of L2) goes through
+ * memory, and Patch2Vec's panels win (VGG's 64@224: 115 MB, 4x slower). */
+#define LC_IM2COL_L2_MULTIPLE 8
+
+int lc_conv_choose(const lc_conv_desc *d) {
+    int first, last;
+    if (d->algorithm == LC_ALGO_WINOGRAD_ANY) {
+        first = LC_ALGO_WINOGRAD_F2;
+        last = LC_ALGO_WINOGRAD_F6;
+    } else if (d->algorithm != LC_ALGO_AUTO) {
+        return d->algorithm;
+    } else {
+        if (d->groups == d->C) return LC_ALGO_DEPTHWISE;
+        first = LC_ALGO_IM2COL;
+        last = LC_ALGO_WINOGRAD_F6;
+    }
+    const double kp_bytes = (double)(d->C / d->groups * d->kH * d->kW) * (double)(d->OH * d->OW) * 4.0;
+    int best = -1;
+    double best_cost = 0.0;
+    for (int a = first; a <= last; a++) {
+        if (!lc_supports(d, a)) continue;
+        if (a == LC_ALGO_IM2COL && !lc_gemm_is_pointwise(d) &&
+            kp_bytes > (double)LC_IM2COL_L2_MULTIPLE * (double)lc_cpu_caches()->l2)
+            continue;
+        const double c = lc_conv_cost(d, a, NULL);
+        if (best < 0 || c < best_cost) {
+            best = a;
+            best_cost = c;
+        }
+    }
+    /* none supports it (a Winograd size asked for on a shape Winograd cannot
+     * run): the first asked for, which the caller will find unsupported */
+    return best < 0 ? first : best;
+}

@@ -1,0 +1,86 @@
+"""The algorithm choice in C (kernels/choose.c): what auto and winograd
+resolve to, and the cost model's inputs."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import leanconv as lc
+from leanconv import _core, _select
+from leanconv._params import ConvSpec
+
+ALGOS = lc.algorithms()
+
+
+def geometry(C, H, M, k, stride=1, pad=1, groups=1):
+    spec = ConvSpec.build((M, C // groups, k, k), stride, pad, 1, groups)
+    return spec, spec.geometry(1, C, H, H)
+
+
+def choose(request, geom, threads=1):
+    return ALGOS[_core.choose({"auto": -1, "winograd": -2}[request], lc._isa.isa_id(), geom,
+                              threads)]
+
+
+def test_auto_resolves_every_kind(isa):
+    assert choose("auto", geometry(32, 56, 32, 3, groups=32)[1]) == "depthwise"
+    assert choose("auto", geometry(32, 56, 64, 3, groups=32)[1]) == "depthwise"  # multiplier 2
+    for args in [(64, 56, 64, 1, 1, 0), (3, 224, 64, 7, 2, 3), (64, 56, 128, 3, 2, 1),
+                 (64, 56, 64, 3), (128, 56, 128, 3, 1, 1, 32), (16, 32, 16, 3)]:
+        name = choose("auto", geometry(*args)[1])
+        assert name not in ("direct", "depthwise"), args
+        spec, g = geometry(*args)
+        assert _select.why_unsupported(name, spec, lc._isa.isa_id(), g) is None
+
+
+def test_winograd_resolves_to_a_size(isa):
+    assert choose("winograd", geometry(64, 56, 64, 3)[1]).startswith("winograd_f")
+    # a shape no Winograd size runs: the first size, which supports() then refuses
+    assert choose("winograd", geometry(64, 56, 64, 3, stride=2)[1]) == "winograd_f2"
+    assert not lc.supports("winograd", (1, 64, 56, 56), (64, 64, 3, 3), stride=2)
+
+
+def test_features(isa):
+    isa_id = lc._isa.isa_id()
+    mr, nr, _ = _core.isa_tile(isa_id)
+    spec, g = geometry(64, 56, 64, 3)
+    _, f = _core.cost(ALGOS.index("im2col"), isa_id, g, 1)
+    mac, pack, wino, stream = f
+    assert mac == -(-64 // mr) * mr * 64 * 9 * -(-56 * 56 // nr) * nr
+    assert pack == 64 * 9 * 56 * 56 and wino == 0
+    # the 7 MiB K x P matrix goes through memory, written and read back
+    b_bytes = 64 * 9 * 56 * 56 * 4
+    assert stream == (2 * b_bytes if b_bytes / 2 > lc.cpu_features()["cache"]["l2"] else 0)
+    _, f = _core.cost(ALGOS.index("winograd_f4"), isa_id, g, 1)
+    assert f[2] == (64 + 64) * 36 * f[0] / (36 * -(-64 // mr) * mr * 64)
+    # 512@7: Winograd's U (16 x 1 MiB for F2) does not fit L2 on any CPU we know
+    _, f = _core.cost(ALGOS.index("winograd_f2"), isa_id, geometry(512, 7, 512, 3)[1], 1)
+    assert f[3] >= 16 * 512 * 512 * 4
+    # two threads share the arithmetic
+    c1, _ = _core.cost(ALGOS.index("patch2vec"), isa_id, g, 1)
+    c2, _ = _core.cost(ALGOS.index("patch2vec"), isa_id, g, 2)
+    assert c2 < c1
+
+
+def test_choice_follows_the_detected_caches():
+    """With an L2 that holds every weight, nothing streams."""
+    code = ("import leanconv as lc\nfrom leanconv import _core\nfrom leanconv._params import ConvSpec\n"
+            "s = ConvSpec.build((512, 512, 3, 3), 1, 1)\n"
+            "print(_core.cost(3, lc._isa.isa_id(), s.geometry(1, 512, 7, 7), 1)[1][3])")
+    env = dict(os.environ, PYTHONPATH=str(Path(lc.__file__).resolve().parent.parent),
+               LEANCONV_CACHE="48K,256M,512M")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert float(r.stdout) == 0.0
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_python_asks_c(threads):
+    spec, g = geometry(256, 14, 256, 3)
+    assert _select.resolve("auto", spec, lc._isa.isa_id(), g, threads) == choose("auto", g, threads)
+    plan = lc.Conv2d(np.zeros((256, 256, 3, 3), np.float32), padding=1)
+    assert plan.algorithm_for((1, 256, 14, 14), threads=threads) == choose("auto", g, threads)
