@@ -169,6 +169,7 @@ def build_averagepool(node, ctx):
 
 def build_globalaveragepool(node, ctx):
     node.allow()
+    settings = ctx.settings  # not ctx: a closure over ctx would keep the ModelProto alive
 
     def gap(x):
         return (x.mean(axis=tuple(range(2, x.ndim)), keepdims=True, dtype=np.float64)
@@ -178,7 +179,7 @@ def build_globalaveragepool(node, ctx):
         planes = x.shape[0] * x.shape[1]
         if x.dtype == np.float32 and x.flags.c_contiguous:
             _core.global_avg_pool(x.reshape(-1), outs[0].reshape(-1), planes, x.size // planes,
-                                  _threads.resolve(ctx.settings.threads))
+                                  _threads.resolve(settings.threads))
         else:
             np.mean(x.reshape(planes, -1), axis=1, out=outs[0].reshape(-1))
     return Step(node, gap, into=gap_into)
