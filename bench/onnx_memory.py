@@ -47,7 +47,9 @@ def warm_up_checker():
 
 def measure(path, threads, engine, memory_budget=None):
     import onnx
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
+    source = Path(__file__).resolve().parent.parent / "python"
+    if any((source / "leanconv").glob("_core*")):  # a tree built in place; else the installed package
+        sys.path.insert(0, str(source))
     from leanconv.onnx.bench import random_inputs
     model = onnx.load(path)
     feeds = random_inputs(model)
