@@ -48,7 +48,8 @@ def warm_up_checker():
 def measure(path, threads, engine, memory_budget=None):
     import onnx
     source = Path(__file__).resolve().parent.parent / "python"
-    if any((source / "leanconv").glob("_core*")):  # a tree built in place; else the installed package
+    built = [*(source / "leanconv").glob("_core*.so"), *(source / "leanconv").glob("_core*.pyd")]
+    if built:  # a tree built in place; else the installed package
         sys.path.insert(0, str(source))
     from leanconv.onnx.bench import random_inputs
     model = onnx.load(path)
