@@ -3,6 +3,8 @@ time, so the wisdom file (lc.wisdom_path()) holds their winners and "auto"
 and "measure" use them without measuring."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 import leanconv as lc
@@ -28,6 +30,8 @@ def _suite_geometries(names, batch):
 
 def _model_geometries(path):
     """Run the model once through leanconv.onnx to learn each Conv's input shape."""
+    if not os.path.isfile(path):  # the user's mistake first, whatever is installed
+        raise CliError(f"--model {path!r}: no such file")
     try:
         import onnx
 
