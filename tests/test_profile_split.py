@@ -183,6 +183,13 @@ def test_profile_figures(models, capsys, tmp_path):
         rep.run({"x": x_input()})
         plan = rep.memory()["total"] + INPUT_BYTES
         assert plan <= data["peak_bytes"] <= 1.05 * (plan + data["tensors"]["y"])
+        # the scratch buffer lent to every Conv is held throughout: every node but
+        # the last (which copies the outputs out) holds the same, plus its own
+        # scratch when it is not a Conv
+        assert data["memory_traits"]["workspace_lent"]
+        held = {n["live_bytes"] - (0 if n["op"].startswith("Conv") else n["workspace_bytes"])
+                for n in nodes[:-1]}
+        assert len(held) == 1, held
 
 
 def test_live_bytes_frees_values_after_their_last_reader():

@@ -206,13 +206,17 @@ def memory_traits(prepared, feeds):
                           allocated for the whole run, instead of fresh arrays
       feeds_copied        the inputs are copied into the arena (the caller keeps its own)
       outputs_copied      the outputs are returned as copies of their arena buffers
-      place               the arena's placement: {key: (bytes, first, last)} -> (offsets, bytes)"""
+      place               the arena's placement: {key: (bytes, first, last)} -> (offsets, bytes)
+      workspace_lent      one scratch buffer, the largest Conv workspace, is held for the
+                          whole run and lent to every Conv (other ops allocate their own)"""
     sched = schedule(prepared, feeds)
     if sched is None:
         return {"weights_at_prepare": WEIGHTS_AT_PREPARE, "arena": False,
-                "feeds_copied": False, "outputs_copied": False, "place": None}
+                "feeds_copied": False, "outputs_copied": False, "place": None,
+                "workspace_lent": False}
     return {"weights_at_prepare": True, "arena": True, "feeds_copied": True,
-            "outputs_copied": True, "place": arena_place()}
+            "outputs_copied": True, "place": arena_place(),
+            "workspace_lent": hasattr(sched, "lent_workspace")}
 
 
 def _trace(prepared, feeds):
