@@ -63,7 +63,9 @@ def live_bytes(nodes, tensors, start, keep, traits=None):
     caller); keep: values held to the end; traits: executor.memory_traits
     (default: the interpreter, each value a fresh array)."""
     traits = traits or INTERPRETER
-    weights = weights_loaded(nodes, traits["weights_at_prepare"])
+    # the executor's objects for these nodes, held throughout (0 in old profiles)
+    objects = traits.get("object_bytes_per_node", 0) * len(nodes)
+    weights = [w + objects for w in weights_loaded(nodes, traits["weights_at_prepare"])]
     if traits["arena"]:
         return _arena_live(nodes, tensors, start, keep, traits, weights)
     last = {}
