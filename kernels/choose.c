@@ -100,28 +100,6 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
             const double b_bytes = (double)K * (double)P * 4.0;
             f[LC_FEAT_STREAM] += images * lc_streamed(b_bytes / 2.0, 4.0);
         }
-    } else if (algorithm == LC_ALGO_PHASE_GEMM) {
-        /* a GEMM per tap over "wide" rows (Wq columns, OW real); the phase
-         * split and the copy-out priced as Patch2Vec's packing per value */
-        const int64_t taps = d->kH * d->kW, s = d->stride_h * d->stride_w;
-        const int64_t Hq = d->OH + (d->kH - 1) * d->dil_h / d->stride_h;
-        const int64_t Wq = d->OW + (d->kW - 1) * d->dil_w / d->stride_w;
-        const int64_t wide = (d->OH - 1) * Wq + d->OW;
-        const int64_t items = lc_mul(G, lc_div_up(wide, nr), &ok);
-        share = lc_busiest_share(d->nthreads, lc_mul(items, lc_row_chunks(items, d->nthreads, Mg, mr), &ok));
-        f[LC_FEAT_MAC] = images * mpad * (double)(Cg * taps) * (double)(lc_div_up(wide, nr) * nr);
-        f[LC_FEAT_PACK] = images * ((double)(Cg * s * Hq * Wq) + (double)(Mg * d->OH * d->OW));
-        f[LC_FEAT_STREAM] = images * lc_streamed(mpad * (double)(Cg * taps) * 4.0, (double)items);
-    } else if (algorithm == LC_ALGO_PIXEL_ROWS) {
-        /* pixels padded to MR rows, channels to NR lanes; patches packed and
-         * the result transposed back; W^T streamed once per 256-pixel block */
-        const int64_t K = Cg * d->kH * d->kW, P = d->OH * d->OW;
-        const double npad = (double)(lc_div_up(Mg, nr) * nr);
-        const int64_t items = lc_mul(d->N * G, lc_div_up(P, 256), &ok);
-        share = lc_busiest_share(d->nthreads, lc_mul(items, lc_row_chunks(items, d->nthreads, Mg, nr / 2), &ok));
-        f[LC_FEAT_MAC] = images * npad * (double)K * (double)(lc_div_up(P, mr) * mr);
-        f[LC_FEAT_PACK] = images * ((double)K + (double)Mg) * (double)P;
-        f[LC_FEAT_STREAM] = images * lc_streamed(npad * (double)K * 4.0, (double)lc_div_up(P, 256));
     } else {
         const int64_t m = lc_wino_m[algorithm - LC_ALGO_WINOGRAD_F2], alpha = m + 2;
         const double a2 = (double)(alpha * alpha);

@@ -32,8 +32,6 @@ int64_t lc_conv_packed_floats(const lc_conv_desc *d) {
     switch (d->algorithm) {
     case LC_ALGO_IM2COL:
     case LC_ALGO_PATCH2VEC: r = lc_gemm_packed_floats(d, &ok); break;
-    case LC_ALGO_PHASE_GEMM: r = lc_phase_gemm_packed_floats(d, &ok); break;
-    case LC_ALGO_PIXEL_ROWS: r = lc_pixel_rows_packed_floats(d, &ok); break;
     case LC_ALGO_WINOGRAD_F2:
     case LC_ALGO_WINOGRAD_F4:
     case LC_ALGO_WINOGRAD_F6: r = lc_winograd_packed_floats(d, &ok); break;
@@ -47,8 +45,6 @@ void lc_conv_pack_weights(const lc_conv_desc *d, const float *w, float *packed) 
     switch (d->algorithm) {
     case LC_ALGO_IM2COL:
     case LC_ALGO_PATCH2VEC: lc_gemm_pack_weights(d, w, packed); break;
-    case LC_ALGO_PHASE_GEMM: lc_phase_gemm_pack_weights(d, w, packed); break;
-    case LC_ALGO_PIXEL_ROWS: lc_pixel_rows_pack_weights(d, w, packed); break;
     case LC_ALGO_WINOGRAD_F2:
     case LC_ALGO_WINOGRAD_F4:
     case LC_ALGO_WINOGRAD_F6: lc_winograd_pack_weights(d, w, packed); break;
@@ -63,8 +59,6 @@ int64_t lc_conv_workspace_bytes(const lc_conv_desc *d) {
     switch (d->algorithm) {
     case LC_ALGO_IM2COL: r = lc_im2col_workspace(d, &ok); break;
     case LC_ALGO_PATCH2VEC: r = lc_patch2vec_workspace(d, &ok); break;
-    case LC_ALGO_PHASE_GEMM: r = lc_phase_gemm_workspace(d, &ok); break;
-    case LC_ALGO_PIXEL_ROWS: r = lc_pixel_rows_workspace(d, &ok); break;
     case LC_ALGO_WINOGRAD_F2:
     case LC_ALGO_WINOGRAD_F4:
     case LC_ALGO_WINOGRAD_F6: r = lc_winograd_workspace(d, &ok); break;
@@ -89,8 +83,6 @@ int lc_conv_run(const lc_conv_desc *dp, const float *x, const float *packed,
     switch (d->algorithm) {
     case LC_ALGO_IM2COL: return lc_im2col_run(d, x, packed, bias, res, y, ws);
     case LC_ALGO_PATCH2VEC: return lc_patch2vec_run(d, x, packed, bias, res, y, ws);
-    case LC_ALGO_PHASE_GEMM: return lc_phase_gemm_run(d, x, packed, bias, res, y, ws);
-    case LC_ALGO_PIXEL_ROWS: return lc_pixel_rows_run(d, x, packed, bias, res, y, ws);
     case LC_ALGO_WINOGRAD_F2:
     case LC_ALGO_WINOGRAD_F4:
     case LC_ALGO_WINOGRAD_F6: return lc_winograd_run(d, x, packed, bias, res, y, ws);

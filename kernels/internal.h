@@ -201,18 +201,6 @@ int lc_im2col_run(const lc_conv_desc *d, const float *x, const float *packed,
 int64_t lc_patch2vec_workspace(const lc_conv_desc *d, int *ok);
 int lc_patch2vec_run(const lc_conv_desc *d, const float *x, const float *packed,
                      const float *bias, const float *res, float *y, char *ws);
-/* phase_gemm.c: one A packing per kernel tap; see the file's head. */
-int64_t lc_phase_gemm_packed_floats(const lc_conv_desc *d, int *ok);
-void lc_phase_gemm_pack_weights(const lc_conv_desc *d, const float *w, float *packed);
-int64_t lc_phase_gemm_workspace(const lc_conv_desc *d, int *ok);
-int lc_phase_gemm_run(const lc_conv_desc *d, const float *x, const float *packed,
-                      const float *bias, const float *res, float *y, char *ws);
-/* pixel_rows.c: W^T packed in NR-channel panels; see the file's head. */
-int64_t lc_pixel_rows_packed_floats(const lc_conv_desc *d, int *ok);
-void lc_pixel_rows_pack_weights(const lc_conv_desc *d, const float *w, float *packed);
-int64_t lc_pixel_rows_workspace(const lc_conv_desc *d, int *ok);
-int lc_pixel_rows_run(const lc_conv_desc *d, const float *x, const float *packed,
-                      const float *bias, const float *res, float *y, char *ws);
 int64_t lc_winograd_packed_floats(const lc_conv_desc *d, int *ok);
 void lc_winograd_pack_weights(const lc_conv_desc *d, const float *w, float *packed);
 int64_t lc_winograd_workspace(const lc_conv_desc *d, int *ok);

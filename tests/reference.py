@@ -92,8 +92,6 @@ TOLERANCE = {
     "direct": 1e-6,
     "im2col": 2e-6,
     "patch2vec": 2e-6,
-    "phase_gemm": 2e-6,
-    "pixel_rows": 2e-6,
     "depthwise": 2e-6,
     "winograd_f2": 1e-5,
     "winograd_f4": 5e-5,

@@ -28,9 +28,7 @@ enum lc_algorithm {
     LC_ALGO_WINOGRAD_F4 = 4,
     LC_ALGO_WINOGRAD_F6 = 5,
     LC_ALGO_DEPTHWISE = 6,
-    LC_ALGO_PHASE_GEMM = 7,     /* stride phases, one GEMM per tap, no unwrapping */
-    LC_ALGO_PIXEL_ROWS = 8,     /* pixels as GEMM rows, channels as lanes */
-    LC_ALGO_COUNT = 9
+    LC_ALGO_COUNT = 7
 };
 
 /* Status codes returned by the drivers. */

@@ -99,8 +99,7 @@ cdef extern from *:
     const char *lc_build_opt()
 
 ALGORITHMS = ("direct", "im2col", "patch2vec", "winograd_f2", "winograd_f4",
-              "winograd_f6", "depthwise", "phase_gemm",
-              "pixel_rows")
+              "winograd_f6", "depthwise")
 ISA_NAMES = tuple(lc_isa_name(i).decode() for i in range(LC_ISA_COUNT))
 
 # Bytes of the last workspace a call on this process allocated (for tests that
@@ -110,8 +109,7 @@ cdef int64_t _last_workspace_bytes = -1
 cdef int64_t _packings_made = 0
 
 # Packed layouts: algorithms with the same layout share one packing.
-LAYOUTS = ("raw", "gemm", "gemm", "winograd_f2", "winograd_f4", "winograd_f6", "raw",
-           "phase_gemm", "pixel_rows")
+LAYOUTS = ("raw", "gemm", "gemm", "winograd_f2", "winograd_f4", "winograd_f6", "raw")
 
 
 def packings_made():
