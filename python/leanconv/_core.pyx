@@ -338,7 +338,8 @@ cdef int64_t _status_error(int status, str what) except -1:
     if status == 3:  # LC_ERR_OVERFLOW
         raise ValueError(f"{what}: a size would not fit in 63 bits")
     if status == 1:  # LC_ERR_UNSUPPORTED
-        raise ValueError(f"{what}: the algorithm cannot run this shape")
+        raise ValueError(f"the algorithm cannot run {what} (or the input is smaller than "
+                         f"the kernel)")
     raise RuntimeError(f"leanconv kernel failed with status {status} ({what})")
 
 
