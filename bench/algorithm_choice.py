@@ -8,7 +8,7 @@ the three ways of not naming one:
   measure    lc.Conv2d(w, ..., algorithm="measure")  (times the candidates once,
              in a wisdom file of this run's own; its measuring is not timed)
 
-    python bench/algorithm_choice.py                   # writes docs/algorithm-choice.md
+    python bench/algorithm_choice.py                   # its section of docs/performance.md
     python bench/algorithm_choice.py --quick --layers 512@7 stem
     python bench/algorithm_choice.py --json raw.json   # also every time, for fitting
 
@@ -146,7 +146,7 @@ def cpu_text():
 
 
 def markdown(rows, meta):
-    out = ["# Algorithm choice", "",
+    out = ["## Algorithm choice", "",
            "Does `auto` (the C cost model, `kernels/choose.c`), a plan made without "
            "`input_shape` (deciding on its first call) and `algorithm=\"measure\"` (timing "
            "the candidates once, kept in the wisdom file) pick the fastest algorithm? "
@@ -158,7 +158,7 @@ def markdown(rows, meta):
            f"- Load average at start: {meta['load']:.2f} (2 cores, shared machine); "
            f"run took {meta['elapsed_s']:.0f} s",
            "- Targets: auto and shapeless <= 1.15, measure <= 1.05 (bold: missed).", "",
-           "## How `auto` decides, and how it was fitted", "",
+           "### How `auto` decides, and how it was fitted", "",
            "`lc_conv_choose` (`kernels/choose.c`) counts, per algorithm that supports the call, "
            "the multiply-adds its micro-kernels run (rows and pixels rounded up to whole MR and "
            "NR panels), the patch values Im2Col or Patch2Vec unwrap, the values that go through "
@@ -181,7 +181,7 @@ def markdown(rows, meta):
            "on a quiet machine.", ""]
     for threads in meta["threads"]:
         rs = [r for r in rows if r["threads"] == threads]
-        out += [f"## {threads} thread{'s' if threads > 1 else ''}", "",
+        out += [f"### Algorithm choice, {threads} thread{'s' if threads > 1 else ''}", "",
                 "| layer | fastest | ms | spread | auto | ×fastest | shapeless | ×fastest | "
                 "measure | ×fastest |", "|---|---|---:|---:|---|---:|---|---:|---|---:|"]
         for r in rs:
@@ -197,7 +197,7 @@ def markdown(rows, meta):
               for c in CHOICES}
         out += ["", "Worst ratio: " + ", ".join(f"{c} {worst[c]:.2f} ({ok[c]}/{len(rs)} layers "
                                                f"within target)" for c in CHOICES), ""]
-    out += ["## Every algorithm (ms, median)", "",
+    out += ["### Algorithm choice: every algorithm (ms, median)", "",
             "| layer | threads | " + " | ".join(a for a in lc.algorithms() if a != "direct") + " |",
             "|---|---:|" + "---:|" * (len(lc.algorithms()) - 1)]
     for r in rows:
@@ -217,7 +217,9 @@ def main():
     ap.add_argument("--sample-ms", type=float, default=20.0)
     ap.add_argument("--quick", action="store_true", help="3 rounds of 5 ms samples")
     ap.add_argument("--json", help="also write every time here")
-    ap.add_argument("--out", default=str(ROOT / "docs" / "algorithm-choice.md"))
+    ap.add_argument("--out", default=str(ROOT / "docs" / "performance.md"),
+                    help="the file whose algorithm-choice section this rewrites (the rest of "
+                         "it, bench/perf_layers.py's, is left as it is)")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.sample_ms = 3, 5.0
@@ -247,8 +249,8 @@ def main():
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=1)
     if args.out:
-        Path(args.out).write_text(markdown(rows, meta))
-        print(f"wrote {args.out}")
+        perf_layers.write_section(args.out, "algorithm-choice", markdown(rows, meta))
+        print(f"wrote the algorithm-choice section of {args.out}")
 
 
 if __name__ == "__main__":

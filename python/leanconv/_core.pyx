@@ -257,26 +257,21 @@ cdef int fill_desc(lc_conv_desc *d, int algorithm, int isa, tuple geometry,
 
 
 def activate(const float[::1] x, float[::1] out, int activation_code, float alpha, float beta,
-             residual=None, int threads=1, int isa=-1):
+             residual=None, int threads=1, int isa=0):
     """out = act(x + residual) elementwise over flat float32 arrays of one
     length (out may be x or residual).  activation_code is the C enum
     lc_activation (leanconv._epilogue.CODES); alpha, beta its parameters (lo,
-    hi for a clamp).  isa: an ISA id, -1 for the best this CPU has.  Argument
+    hi for a clamp).  isa: an ISA id (leanconv._isa.isa_id() picks it).  Argument
     forms are checked by leanconv._epilogue.activate."""
     cdef lc_epilogue ep
     cdef const float[::1] res_v
     cdef const float *res_p = NULL
     cdef const lc_isa_config *cfg = NULL
-    cdef int status, i
-    if isa < 0:
-        for i in (2, 1, 3, 0):  # avx512, avx2, neon, scalar: lc.available_isas() order, best first
-            cfg = lc_isa_get(i)
-            if cfg != NULL:
-                break
-    else:
+    cdef int status
+    if 0 <= isa < LC_ISA_COUNT:
         cfg = lc_isa_get(isa)
     if cfg == NULL:
-        raise ValueError(f"ISA {ISA_NAMES[isa]!r} is not available on this CPU")
+        raise ValueError(f"ISA id {isa} is not available on this CPU")
     if out.shape[0] != x.shape[0]:
         raise ValueError("out and x must have the same length")
     if residual is not None:
