@@ -18,10 +18,12 @@ wall time; every plan of a layer timed in
 the same process in interleaved rounds with a few ms of sleep between
 plans, each sample a loop of calls lasting >= --sample-ms; the figure is the
 median sample, the spread the (max - min) / median of the fastest
-algorithm's samples.  auto, shapeless and measure are timed as the plans
-they are, not looked up from the named algorithm's time, so a ratio a few
-percent from 1.00 on a layer where they picked the fastest algorithm is the
-noise of the machine.  The table says the load average at the start.
+algorithm's samples, and a choice's ratio the median over rounds of its
+sample over the fastest algorithm's sample of the same round.  auto,
+shapeless and measure are timed as the plans they are, not looked up from
+the named algorithm's time, so a ratio a few percent from 1.00 on a layer
+where they picked the fastest algorithm is the noise of the machine.  The
+table says the load average at the start.
 """
 from __future__ import annotations
 
@@ -133,7 +135,9 @@ def bench_layer(L, threads, rounds, sample_ms):
         "layer": name, "threads": threads, "algorithms": algos,
         "ms": {n: med[n] * 1e3 for n in med}, "fastest": fastest, "spread": spread,
         "picked": {c: plans[c].algorithm for c in CHOICES},
-        "ratio": {c: med[c] / med[fastest] for c in CHOICES},
+        # per round, so a drift of the machine's speed between rounds cancels
+        "ratio": {c: statistics.median(a / f for a, f in zip(samples[c], samples[fastest]))
+                  for c in CHOICES},
         "measure_s": measure_s,
     }
 
@@ -150,9 +154,9 @@ def markdown(rows, meta):
            "Does `auto` (the C cost model, `kernels/choose.c`), a plan made without "
            "`input_shape` (deciding on its first call) and `algorithm=\"measure\"` (timing "
            "the candidates once, kept in the wisdom file) pick the fastest algorithm? "
-           "Each ratio is that plan's median time over the fastest algorithm's, timed "
-           "side by side in one process (method: the docstring of "
-           "`bench/algorithm_choice.py`).", "",
+           "Each ratio is the median, over interleaved rounds, of that plan's time over the "
+           "fastest algorithm's in the same round, timed side by side in one process "
+           "(method: the docstring of `bench/algorithm_choice.py`).", "",
            f"- Regenerate: `{meta['command']}`",
            f"- CPU: {meta['cpu']}; ISA {meta['isa']}; leanconv {meta['version']}",
            f"- Load average at start: {meta['load']:.2f} (2 cores, shared machine); "
@@ -213,7 +217,7 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--layers", nargs="*", default=[], help="substrings of layer names to run")
     ap.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
-    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--sample-ms", type=float, default=20.0)
     ap.add_argument("--quick", action="store_true", help="3 rounds of 5 ms samples")
     ap.add_argument("--json", help="also write every time here")
