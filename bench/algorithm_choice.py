@@ -199,8 +199,11 @@ def markdown(rows, meta):
         worst = {c: max(r["ratio"][c] for r in rs) for c in CHOICES}
         ok = {c: sum(r["ratio"][c] <= (1.05 if c == "measure" else 1.15) for r in rs)
               for c in CHOICES}
+        spent = sorted(r["measure_s"] for r in rs)
         out += ["", "Worst ratio: " + ", ".join(f"{c} {worst[c]:.2f} ({ok[c]}/{len(rs)} layers "
-                                               f"within target)" for c in CHOICES), ""]
+                                               f"within target)" for c in CHOICES) + ".",
+                "", f"measure's first call (timing the candidates and packing them): median "
+                    f"{statistics.median(spent):.2f} s, at most {spent[-1]:.2f} s per layer.", ""]
     out += ["### Algorithm choice: every algorithm (ms, median)", "",
             "| layer | threads | " + " | ".join(a for a in lc.algorithms() if a != "direct") + " |",
             "|---|---:|" + "---:|" * (len(lc.algorithms()) - 1)]
