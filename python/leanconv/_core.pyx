@@ -442,9 +442,10 @@ cdef class Op:
         return st
 
     cdef _run(self, lc_conv_setup *s, const float[::1] x, float[::1] y, const float[::1] bias,
-              const float[::1] residual):
+              const float[::1] residual, unsigned char[::1] workspace=None):
         global _last_workspace_bytes
         cdef void *ws = NULL
+        cdef bint lent = False
         cdef int status
         cdef int64_t ws_bytes = s.workspace_bytes
         cdef const float *bias_ptr = NULL
@@ -455,7 +456,12 @@ cdef class Op:
             if residual.shape[0] != y.shape[0]:
                 raise ValueError("residual must have the output's size")
             res_ptr = &residual[0]
-        if ws_bytes > 0:
+        if ws_bytes > 0 and workspace is not None and workspace.shape[0] >= ws_bytes:
+            if (<size_t>&workspace[0]) % 64 != 0:
+                raise ValueError("a lent workspace must start on a 64-byte boundary")
+            ws = <void *>&workspace[0]
+            lent = True
+        elif ws_bytes > 0:
             ws = lc_aligned_alloc(ws_bytes)
             if ws == NULL:
                 raise MemoryError(f"leanconv could not allocate {ws_bytes} bytes of workspace "
@@ -465,7 +471,7 @@ cdef class Op:
             with nogil:
                 status = lc_conv_op_run(self.op, s, &x[0], bias_ptr, res_ptr, &y[0], ws, ws_bytes)
         finally:
-            if ws != NULL:
+            if ws != NULL and not lent:
                 lc_aligned_free(ws)
         if status == 2:  # LC_ERR_NOMEM: a driver's own allocation (see lc_conv_run)
             raise MemoryError(f"leanconv could not allocate the staging rows of "
@@ -474,11 +480,15 @@ cdef class Op:
             raise RuntimeError(f"leanconv kernel failed with status {status}")
 
     def run(self, const float[::1] x, float[::1] y, const float[::1] bias, tuple geometry,
-            int nthreads, const float[::1] residual=None, int algorithm=-1):
+            int nthreads, const float[::1] residual=None, int algorithm=-1,
+            unsigned char[::1] workspace=None):
         """y = act(conv(x) + bias + residual) on the input of `geometry` (the
         full call geometry) with `algorithm` (-1: the operator's decision),
         remembered for that geometry.  bias None: the operator's own.
-        Allocates exactly the workspace reshape sized and frees it."""
+        Allocates exactly the workspace reshape sized and frees it, unless the
+        caller lends a `workspace` buffer at least that large (an executor
+        that owns one scratch buffer for all its calls; a smaller one, e.g.
+        planned for fewer threads, is not used)."""
         global _packings_made
         cdef lc_conv_setup s
         cdef int status
@@ -490,7 +500,7 @@ cdef class Op:
         if status != 0:
             _status_error(status, f"a {N}x{H}x{W} input")
         try:
-            self._run(&s, x, y, bias, residual)
+            self._run(&s, x, y, bias, residual, workspace)
         finally:
             if s.held != NULL:
                 with self.lock:
