@@ -1,8 +1,9 @@
 /* leanconv: the C interface between the Python binding and the drivers.
  *
  * One descriptor (lc_conv_desc) says everything about a convolution call.
- * The binding fills it, asks for the packed-weight and workspace sizes, packs the
- * weights once (plan time) and runs the call with a workspace it allocated itself.
+ * The operator (lc_conv_op_*, below) is the way in: it keeps the filters,
+ * decides, sizes and packs per input geometry, and runs; the functions on
+ * descriptors under it (supports, choose, sizes, pack, run) are its parts.
  * Every size here is computed with overflow checks and comes back as -1 when it
  * does not fit in 63 bits, so the Python layer can refuse absurd shapes before
  * it allocates anything. */
