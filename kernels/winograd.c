@@ -315,10 +315,10 @@ static void lc_wino_input_block(const lc_wino_ctx *t, const lc_wino_block *b, in
             if (fstrip) {
                 uint64_t ends = 0;
                 for (int64_t r = 0; r < nruns; r++) ends |= lc_wino_strip_run(d, g, xc, &runs[r], nr, dbuf);
-                fstrip(dbuf, (size_t)g->alpha * nr, ends, vc, v_xs);
+                fstrip(dbuf, (size_t)g->alpha * nr, ends, vc, v_xs, (size_t)lanes);
             } else {
                 for (int64_t r = 0; r < nruns; r++) lc_wino_gather_run(d, g, xc, &runs[r], nr, dbuf);
-                isa->wino_input[v](dbuf, vc, v_xs);
+                isa->wino_input[v](dbuf, vc, v_xs, (size_t)lanes);
             }
         }
     }
@@ -357,18 +357,12 @@ static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, i
                             V + x * v_xs, nr, (size_t)Cg * nr, (size_t)b->blk_tiles,
                             Mo + x * mo_xs, nr, (size_t)Mg * nr, NULL, NULL, &d->epilogue, 0);
     }
-    /* The GEMMs left the lanes past the last tile unwritten; zero them so
-     * the output transform never meets stale (possibly denormal) data. */
-    if (b->blk_tiles < b->npan * (int64_t)nr) {
-        const int64_t p = b->npan - 1, used = b->blk_tiles - p * (int64_t)nr;
-        for (int64_t x = 0; x < g->xi; x++)
-            for (int64_t o = m_begin; o < m_end; o++)
-                memset(Mo + x * mo_xs + (size_t)(p * Mg + o) * nr + used, 0,
-                       (size_t)((int64_t)nr - used) * sizeof(float));
-    }
     /* output transform, bias and activation, scatter (a residual is added
      * by the scatter and its post-op, so the transform clamps only when
-     * there is none) */
+     * there is none).  The GEMMs left the lanes past the last tile
+     * unwritten: the transform runs only the vectors holding real tiles and
+     * reads the rest of the last one as zero, so stale (possibly denormal)
+     * data never enters the arithmetic. */
     const int64_t yoff = (b->n * d->M + b->grp * Mg) * d->OH * d->OW;
     float *yg = t->y + yoff;
     const float *rg = t->res ? t->res + yoff : NULL;
@@ -383,7 +377,8 @@ static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, i
         for (int64_t o = m_begin; o < m_end; o++) {
             float bias = t->bias ? t->bias[b->grp * Mg + o] : 0.0f;
             const uint64_t overflowed = real &
-                isa->wino_output[v](Mo + (size_t)(p * Mg + o) * nr, mo_xs, obuf, bias, &kep);
+                isa->wino_output[v](Mo + (size_t)(p * Mg + o) * nr, mo_xs, obuf, bias, &kep,
+                                    (size_t)lanes);
             if (overflowed) /* rare: huge inputs, or a genuine Inf/NaN (then left as it is) */
                 lc_wino_exact_lanes(t, b, t0, overflowed, o, bias, &kep, obuf);
             float *yo = yg + o * d->OH * d->OW;

@@ -55,9 +55,10 @@ static inline uint64_t lc_wino_vnanbits(LC_V v) {
 #endif
 #endif
 
-/* V = B^T d B: columns first (combining rows), then rows. */
-static void LC_WIN_NAME(const float *d, float *v, size_t xi_stride) {
-    for (size_t lane = 0; lane < LC_NR; lane += LC_VLANES) {
+/* V = B^T d B: columns first (combining rows), then rows; only the vectors
+ * holding lanes [0, lanes). */
+static void LC_WIN_NAME(const float *d, float *v, size_t xi_stride, size_t lanes) {
+    for (size_t lane = 0; lane < lanes; lane += LC_VLANES) {
         LC_V t[LC_WALPHA][LC_WALPHA];
         for (int j = 0; j < LC_WALPHA; j++) {
             LC_V x[LC_WALPHA], o[LC_WALPHA];
@@ -80,8 +81,8 @@ static void LC_WIN_NAME(const float *d, float *v, size_t xi_stride) {
  * columns), with the run ends' own columns m, m+1 blended in: every vector is
  * full whatever the runs of the panel. */
 static void LC_WIN_STRIP_NAME(const float *s, size_t lds, uint64_t ends, float *v,
-                              size_t xi_stride) {
-    for (size_t lane = 0; lane < LC_NR; lane += LC_VLANES) {
+                              size_t xi_stride, size_t lanes) {
+    for (size_t lane = 0; lane < lanes; lane += LC_VLANES) {
         const float *main = s + lane * LC_WM, *halo = s + LC_NR * LC_WM + lane;
         const LC_VSEL_T sel = LC_VSEL_BITS(ends >> lane);
         LC_V t[LC_WALPHA][LC_WALPHA];
@@ -105,21 +106,28 @@ static void LC_WIN_STRIP_NAME(const float *s, size_t lds, uint64_t ends, float *
     }
 }
 
-/* Y = A^T Mo A, then bias and the epilogue.  Returns the lanes whose A^T Mo A
+/* Y = A^T Mo A, then bias and the epilogue, over the vectors holding lanes
+ * [0, lanes); in the last one the lanes >= `lanes` are read as zero.
+ * Returns the lanes whose A^T Mo A
  * holds an Inf or NaN (before bias and epilogue, which could hide it): one
  * FMA per output vector, x * 0 + acc, which stays 0 for finite x, into one
  * accumulator per output column (m short chains, not one of m * m). */
 static uint64_t LC_WOUT_NAME(const float *mo, size_t xi_stride, float *out, float bias,
-                             const lc_epilogue *ep) {
+                             const lc_epilogue *ep, size_t lanes) {
     const LC_V vb = LC_VSET1(bias), vlo = LC_VSET1(ep->lo), vhi = LC_VSET1(ep->hi);
     uint64_t nonfinite = 0;
-    for (size_t lane = 0; lane < LC_NR; lane += LC_VLANES) {
+    for (size_t lane = 0; lane < lanes; lane += LC_VLANES) {
+        const size_t live = lanes - lane; /* >= 1; a partial vector when < LC_VLANES */
+        const LC_VSEL_T keep = LC_VSEL_BITS(live < LC_VLANES ? ((uint64_t)1 << live) - 1u : ~(uint64_t)0);
         LC_V check[LC_WM];
         for (int j = 0; j < LC_WM; j++) check[j] = LC_VSET1(0.0f);
         LC_V s[LC_WM][LC_WALPHA];
         for (int j = 0; j < LC_WALPHA; j++) {
             LC_V x[LC_WALPHA], o[LC_WM];
-            for (int k = 0; k < LC_WALPHA; k++) x[k] = LC_VLOAD(mo + (size_t)(k * LC_WALPHA + j) * xi_stride + lane);
+            for (int k = 0; k < LC_WALPHA; k++) {
+                x[k] = LC_VLOAD(mo + (size_t)(k * LC_WALPHA + j) * xi_stride + lane);
+                if (live < LC_VLANES) x[k] = LC_VSELECT(keep, LC_VSET1(0.0f), x[k]);
+            }
             LC_WOUT_1D(o, x);
             for (int i = 0; i < LC_WM; i++) s[i][j] = o[i];
         }
