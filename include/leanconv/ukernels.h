@@ -53,7 +53,10 @@ typedef void (*lc_wino_input_strip_fn)(const float *s, size_t lds, uint64_t ends
 
 /* Winograd output transform of NR tiles at once:
  *   mo: alpha*alpha inputs of NR floats at mo + xi*xi_stride
- *   o:  m x m x NR floats, bias added and the epilogue applied
+ *   o:  m x m x NR floats, bias added and the epilogue applied, in m rows of
+ *       m*NR floats laid out like image rows: output (i, j) of lane l at
+ *       i*m*NR + l*m + j, so a run of tiles on one tile row is a contiguous
+ *       segment of each output row
  *   lanes: 1 <= lanes <= NR, the tiles in use: only the vectors holding lanes
  *          [0, lanes) are computed and stored, and mo's lanes >= lanes are
  *          never used (read as zero in the last vector: the GEMM leaves them
