@@ -34,16 +34,20 @@ typedef struct {
     int post;
     int64_t L, wp, ring;  /* lanes; padded row width (pixels); rows in the ring */
     int64_t blocks;       /* channel blocks per image */
+    int64_t band_rows;    /* output rows per task (all of them, unless blocks are few) */
+    int64_t bands;        /* tasks per block */
 } lc_dwc_ctx;
 
-/* One block: output channels [o0, o0 + L) of image n (those >= M: a repeat
- * of the last channel). */
+/* One task: output rows [oy0, oy1) of output channels [o0, o0 + L) of image
+ * n (channels >= M: a repeat of the last channel). */
 static void lc_dwc_task(void *vctx, int64_t item, int thread) {
     const lc_dwc_ctx *t = (const lc_dwc_ctx *)vctx;
     const lc_conv_desc *d = t->d;
     const lc_dw_cblock_kernels *k = &d->isa->dw_cblock;
     const int64_t L = t->L, wp = t->wp, ring = t->ring, rowf = wp * L;
-    const int64_t n = item / t->blocks, o0 = (item - n * t->blocks) * L;
+    const int64_t band = item % t->bands, nb = item / t->bands;
+    const int64_t n = nb / t->blocks, o0 = (nb - n * t->blocks) * L;
+    const int64_t oy0 = band * t->band_rows, oy1 = lc_min64(d->OH, oy0 + t->band_rows);
     const int64_t valid = lc_min64(L, d->M - o0), mult = d->M / d->C, taps = d->kH * d->kW;
     (void)thread;
     LC_ALIGNED_STACK(float, buf, LC_DWC_RING_FLOATS);
@@ -65,13 +69,13 @@ static void lc_dwc_task(void *vctx, int64_t item, int thread) {
     }
     k->interleave(wi, wsrc, 0, (size_t)taps); /* wi[tap*L + c]: channel c's weights */
     memset(buf, 0, (size_t)(ring * rowf) * sizeof(float));
-    /* image row iy lives in slot (iy + pad_t) mod ring: tracked by
+    /* image row iy lives in slot (iy - first row) mod ring: tracked by
      * additions, no division per row (a 14-row plane has ~5k cycles of FMAs) */
-    int64_t filled = -d->pad_t, fslot = 0; /* next row to interleave, its slot */
+    int64_t filled = oy0 * d->stride_h - d->pad_t, fslot = 0; /* next row to interleave, its slot */
     int64_t tslot = 0;                      /* the slot of the output row's top row */
     const int64_t sh_slots = d->stride_h % ring, dh_slots = d->dil_h % ring;
     const int64_t wcols = lc_max64(0, lc_min64(d->W, wp - d->pad_l)); /* image columns a row holds */
-    for (int64_t oy = 0; oy < d->OH; oy++) {
+    for (int64_t oy = oy0; oy < oy1; oy++) {
         const int64_t top = oy * d->stride_h - d->pad_t;
         const int64_t need = top + (d->kH - 1) * d->dil_h + 1;
         if (filled < top) { /* stride_h > ring: rows no output reads */
@@ -98,8 +102,8 @@ static void lc_dwc_task(void *vctx, int64_t item, int thread) {
     }
     if (t->post)
         for (int64_t c = 0; c < valid; c++) {
-            const int64_t plane = (n * d->M + o0 + c) * d->OH * d->OW;
-            d->isa->postop(t->y + plane, t->y + plane, (size_t)(d->OH * d->OW),
+            const int64_t plane = (n * d->M + o0 + c) * d->OH * d->OW + oy0 * d->OW;
+            d->isa->postop(t->y + plane, t->y + plane, (size_t)((oy1 - oy0) * d->OW),
                            t->res ? t->res + plane : NULL, 0.0f, &t->ep);
         }
 }
@@ -120,6 +124,12 @@ int lc_depthwise_cblock_run(const lc_conv_desc *d, const lc_epilogue *ep, const 
     t.ep = *ep;
     t.post = lc_needs_postop(ep, res != NULL);
     t.blocks = lc_div_up(d->M, L);
-    lc_parallel_for(d->nthreads, d->N * t.blocks, lc_dwc_task, &t);
+    /* fewer blocks than 2 per thread (one image of 16-32 channels): split
+     * the rows too, each band re-reading its kH - 1 halo rows */
+    const int64_t blocks = d->N * t.blocks, threads = lc_threads_used(d->nthreads, d->OH);
+    t.bands = blocks >= 2 * threads ? 1 : lc_min64(d->OH, lc_div_up(2 * threads, blocks));
+    t.band_rows = lc_div_up(d->OH, t.bands);
+    t.bands = lc_div_up(d->OH, t.band_rows);
+    lc_parallel_for(d->nthreads, blocks * t.bands, lc_dwc_task, &t);
     return 1;
 }

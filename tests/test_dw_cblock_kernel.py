@@ -168,3 +168,25 @@ def test_channel_blocked_layers_through_the_api(isa, case):
     assert np.max(np.abs(yr1 - want_r) / (scale + np.abs(res))) < 4e-6
     assert np.array_equal(yr1, yr2)
     assert np.max(np.abs(inplace - want_r) / (scale + np.abs(res))) < 4e-6
+
+
+@pytest.mark.parametrize("isa", lc.available_isas())
+@pytest.mark.parametrize("threads", [2, 3, 5])
+def test_few_blocks_split_into_row_bands(isa, threads):
+    """One image with one or two channel blocks: the rows are split between
+    the threads (bands with their own halo rows); same bits as 1 thread."""
+    r = np.random.default_rng(threads)
+    for C, H, k, s in ((16, 30, 5, 1), (20, 23, 7, 2), (8, 9, 3, 1)):
+        x = r.standard_normal((1, C, H, H + 3)).astype(np.float32)
+        w = r.standard_normal((C, 1, k, k)).astype(np.float32)
+        res = None
+        with lc.use_isa(isa):
+            plan = lc.Conv2d(w, None, stride=s, padding=k // 2, groups=C, algorithm="depthwise",
+                             activation="relu")
+            y1 = plan(x, threads=1)
+            res = r.standard_normal(y1.shape).astype(np.float32)
+            y1 = plan(x, residual=res, threads=1)
+            yt = plan(x, residual=res, threads=threads)
+        want, scale = conv2d_ref(x, w, None, (s, s), (k // 2,) * 4, (1, 1), C)
+        assert np.max(np.abs(y1 - np.maximum(want + res, 0)) / (scale + np.abs(res))) < 4e-6
+        assert np.array_equal(y1, yt), (C, H, k, s)
