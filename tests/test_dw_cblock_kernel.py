@@ -12,7 +12,8 @@ import ctypes
 
 import numpy as np
 import pytest
-from test_depthwise_kernels import Epilogue, fenced
+from test_depthwise_kernels import Epilogue
+from test_depthwise_kernels import fenced as _fenced
 
 import leanconv as lc
 from leanconv import _core
@@ -37,6 +38,11 @@ def _fns(isa):
     deinter.restype = None
     deinter.argtypes = [ctypes.POINTER(_fp), _sz, _fp, _sz]
     return row, inter, deinter
+
+
+def fenced(nfloats):
+    """A guarded array released with it (these tests make thousands)."""
+    return _fenced(nfloats, keep=False)
 
 
 def _ptr(a):
