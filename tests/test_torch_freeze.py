@@ -21,6 +21,7 @@ import reference_nets  # noqa: E402
 import torchvision_models  # noqa: E402
 from leanconv.torch.frozen import FreezeWarning, choose, epilogue_speed  # noqa: E402
 from leanconv.torch.frozen.frozen_conv import FrozenConv2d  # noqa: E402
+from leanconv.torch.frozen.frozen_pool import FrozenPool2d  # noqa: E402
 
 NET_TOL = 1e-5
 FLOAT_TOL = 2e-5
@@ -33,6 +34,10 @@ def rel_err(y, ref):
 
 def frozen_convs(m):
     return [c for c in m.modules() if isinstance(c, FrozenConv2d)]
+
+
+def frozen_pools(m):
+    return [p for p in m.modules() if isinstance(p, FrozenPool2d)]
 
 
 def freeze_and_compare(model, x, tol=FLOAT_TOL, **kw):
@@ -85,7 +90,98 @@ def test_resnet18_is_fully_fused():
     assert len(convs) == 20
     assert sum(c.has_residual for c in convs) == 8
     ops = [t for t in call_targets(frozen) if not str(t).startswith("lc_")]
-    assert ops == ["maxpool", "avgpool", torch.flatten, "fc"]
+    assert ops == [torch.flatten, "fc"]          # the pools run in leanconv too
+    assert len(frozen_pools(frozen)) == 2
+
+
+# --- pooling ------------------------------------------------------------------------------
+
+class ConvPool(nn.Module):
+    def __init__(self, pool):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.pool = pool
+
+    def forward(self, x):
+        return self.pool(self.conv(x))
+
+
+class FunctionalAdaptive(nn.Module):
+    def __init__(self, size):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.size = size
+
+    def forward(self, x):
+        return F.adaptive_avg_pool2d(self.conv(x), self.size)
+
+
+POOLS = {
+    "max3s2p1": nn.MaxPool2d(3, 2, 1),
+    "max2": nn.MaxPool2d(2),
+    "max3s2ceil": nn.MaxPool2d(3, 2, ceil_mode=True),
+    "max3dil2": nn.MaxPool2d(3, 1, 1, dilation=2),
+    "max_rect": nn.MaxPool2d((2, 3), (1, 2), (1, 0)),
+    "avg2": nn.AvgPool2d(2, 2),
+    "avg3s2p1_incl": nn.AvgPool2d(3, 2, 1),
+    "avg3s2p1_excl_ceil": nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
+    "avg3s2p1_incl_ceil": nn.AvgPool2d(3, 2, 1, ceil_mode=True),
+    "adaptive1": nn.AdaptiveAvgPool2d(1),
+    "adaptive_divides": nn.AdaptiveAvgPool2d((3, 5)),
+    "adaptive_none": nn.AdaptiveAvgPool2d((None, 3)),
+}
+
+
+@pytest.mark.parametrize("pool", POOLS.values(), ids=list(POOLS))
+@pytest.mark.parametrize("hw", [(15, 15), (12, 15)])
+def test_pooling_runs_in_leanconv_and_matches_torch(pool, hw):
+    x = torch.randn(2, 3, *hw)
+    model = ConvPool(pool)
+    with torch.no_grad():
+        ref = model(x)
+    frozen = lct.freeze(model, x)
+    (p,) = frozen_pools(frozen)
+    with torch.no_grad():
+        y = frozen(x)
+        assert y.shape == ref.shape
+        assert rel_err(y, ref) < FLOAT_TOL
+        # the pool itself gives torch's exact values (same additions, same order of max)
+        h = frozen.lc_conv(x)
+        assert torch.allclose(p(h), pool(h), rtol=1e-6, atol=1e-7)
+        assert torch.equal(p(h.double()), pool(h.double()))      # other dtypes: torch's op
+
+
+@pytest.mark.parametrize("size", [1, (1, 1), (2, 4)])
+def test_functional_adaptive_pool_runs_in_leanconv(size):
+    x = torch.randn(1, 3, 8, 8)
+    frozen, _ = freeze_and_compare(FunctionalAdaptive(size), x)
+    assert len(frozen_pools(frozen)) == 1
+
+
+def test_pools_leanconv_does_not_run_stay_torch():
+    x = torch.randn(1, 3, 10, 10)
+    for pool in (nn.MaxPool2d(2, return_indices=True), nn.AvgPool2d(2, divisor_override=3),
+                 nn.LPPool2d(2, 2)):
+        model = ConvPool(pool)
+        frozen = lct.freeze(model, x)
+        assert not frozen_pools(frozen)
+    # an adaptive pool whose windows differ (7 does not divide 10) falls back per call
+    frozen, _ = freeze_and_compare(ConvPool(nn.AdaptiveAvgPool2d(7)), x)
+    assert len(frozen_pools(frozen)) == 1
+
+
+def test_pool_with_nan_propagates_like_torch():
+    pool = nn.MaxPool2d(2)
+    fp = frozen_pool_of(pool)
+    h = torch.randn(1, 2, 4, 4)
+    h[0, 0, 1, 1] = float("nan")
+    assert torch.equal(fp(h).isnan(), pool(h).isnan())
+
+
+def frozen_pool_of(pool):
+    model = ConvPool(pool)
+    (p,) = frozen_pools(lct.freeze(model, torch.randn(1, 3, 8, 8)))
+    return p
 
 
 # --- fusion patterns -----------------------------------------------------------------------
