@@ -500,6 +500,55 @@ def test_memory_budget_is_honoured():
         lct.freeze(model, x, memory_budget=100)
 
 
+def test_default_packings_hold_no_more_than_torchs_weights():
+    """Without a memory_budget, "auto" keeps the packed weights within the
+    bytes torch held; memory_budget=sys.maxsize lets Winograd take its room."""
+    import sys
+    model = torchvision_models.make("resnet18")
+    raw = sum(m.weight.numel() * 4 for m in model.modules() if isinstance(m, nn.Conv2d))
+    x = torch.randn(1, 3, 64, 64)
+    free = lct.freeze(copy.deepcopy(model), x, memory_budget=sys.maxsize)
+    assert sum(c.packed_bytes for c in frozen_convs(free)) > raw
+    assert any(c.algorithm.startswith("winograd") for c in frozen_convs(free))
+    frozen, _ = freeze_and_compare(model, x)
+    assert sum(c.packed_bytes for c in frozen_convs(frozen)) <= raw
+
+
+def test_no_large_im2col_workspace():
+    """A layer whose Im2Col workspace is large runs Patch2Vec (each call's
+    workspace is fresh memory: page faults or heap fragmentation)."""
+    model = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1)).eval()
+    x = torch.randn(1, 16, 96, 96)                    # Im2Col workspace 5.3 MB
+    frozen, _ = freeze_and_compare(model, x, memory_budget=10 ** 9)
+    (c,) = frozen_convs(frozen)
+    assert c.algorithm != "im2col"
+    small, _ = freeze_and_compare(nn.Sequential(nn.Conv2d(16, 16, 3, padding=1)).eval(),
+                                  torch.randn(1, 16, 8, 8), algorithm="im2col")
+    assert frozen_convs(small)[0].algorithm == "im2col"      # asked for by name: kept
+
+
+@torch.fx.wrap
+def _through_numpy(t):
+    return torch.from_numpy(t.numpy() * 2)
+
+
+class DataDependent(nn.Module):
+    """Traceable by fx, but its wrapped function has no fake-tensor form."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3, padding=1)
+        self.b = nn.Conv2d(4, 4, 1)
+
+    def forward(self, x):
+        return self.b(_through_numpy(self.a(x)))
+
+
+def test_shapes_from_a_real_run_where_fake_tensors_fail():
+    frozen, _ = freeze_and_compare(DataDependent().eval(), torch.randn(1, 3, 8, 8))
+    assert len(frozen_convs(frozen)) == 2
+
+
 def test_frozen_module_holds_no_torch_conv_weights():
     model, x = small_resnet()
     frozen = lct.freeze(model, x)
