@@ -184,6 +184,101 @@ def frozen_pool_of(pool):
     return p
 
 
+# --- linear layers over token rows (ConvNeXt's MLP) ---------------------------------------
+
+class TokenMLP(nn.Module):
+    """ConvNeXt's block tail: NHWC tokens, Linear -> act -> Linear, back to NCHW."""
+
+    def __init__(self, act):
+        super().__init__()
+        self.conv = nn.Conv2d(6, 6, 3, padding=1, groups=6)
+        self.norm = nn.LayerNorm(6)
+        self.fc1 = nn.Linear(6, 24)
+        self.act = act
+        self.fc2 = nn.Linear(24, 6, bias=False)
+        self.head = nn.Linear(6, 3)           # one row per image: left on torch
+
+    def forward(self, x):
+        t = self.norm(self.conv(x).permute(0, 2, 3, 1))
+        t = self.fc2(self.act(self.fc1(t))).permute(0, 3, 1, 2)
+        return self.head((x + t).mean((2, 3)))
+
+
+@pytest.fixture
+def linear_wins(monkeypatch):
+    """Make the 1x1 form win freeze's timing (the decision, not the speed, is tested)."""
+    from leanconv.torch.frozen import frozen_linear
+    calls = iter(range(10 ** 6))
+    monkeypatch.setattr(frozen_linear, "_median", lambda fn, repeats=5: (fn(), next(calls))[1])
+
+
+def linear_chains(m):
+    from leanconv.torch.frozen.frozen_linear import FrozenLinearChain
+    return [c for c in m.modules() if isinstance(c, FrozenLinearChain)]
+
+
+@pytest.mark.parametrize("act", [nn.GELU(), nn.GELU(approximate="tanh"), nn.ReLU(), nn.SiLU()],
+                         ids=["gelu", "gelu_tanh", "relu", "silu"])
+def test_token_linear_chain_runs_as_1x1_convolutions(act, linear_wins, epilogue):
+    model = TokenMLP(act).eval()
+    x = torch.randn(2, 6, 5, 7)
+    stock = copy.deepcopy(model)
+    with torch.no_grad():
+        ref64 = copy.deepcopy(model).double()(x.double())
+    frozen, y = freeze_and_compare(model, x)
+    (chain,) = linear_chains(frozen)
+    assert len(chain._steps) == 2
+    assert rel_err(y, ref64) < NET_TOL
+    assert "head" in call_targets(frozen)             # the one-row head stays on torch
+    assert model.fc1.weight.numel() == 0 and model.fc2.weight.numel() == 0   # released
+    with torch.no_grad():
+        x2 = torch.randn(1, 6, 9, 4)                  # another token count
+        assert rel_err(frozen(x2), stock(x2)) < FLOAT_TOL
+
+
+def test_token_linear_chain_stays_on_torch_where_torch_is_faster(monkeypatch):
+    from leanconv.torch.frozen import frozen_linear
+    times = iter([2.0, 1.0] * 10)                     # ours, then torch's: torch wins
+    monkeypatch.setattr(frozen_linear, "_median", lambda fn, repeats=5: next(times))
+    model = TokenMLP(nn.GELU()).eval()
+    frozen, _ = freeze_and_compare(model, torch.randn(1, 6, 8, 8))
+    assert not linear_chains(frozen)
+    assert model.fc1.weight.numel() > 0
+
+
+def test_token_linear_chain_under_compile_and_export(linear_wins):
+    from torch._dynamo.testing import CompileCounter
+    model = TokenMLP(nn.GELU()).eval()
+    x = torch.randn(1, 6, 8, 8)
+    frozen, y = freeze_and_compare(model, x)
+    assert linear_chains(frozen)
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    compiled = torch.compile(frozen, backend=counter)
+    with torch.no_grad():
+        assert torch.equal(compiled(x), y)
+    assert counter.frame_count == 1
+    assert torch.equal(torch.export.export(frozen, (x,)).module()(x), y)
+
+
+def test_convnext_block_mlp_matches_float64(linear_wins):
+    """ConvNeXt's layer scale (1e-6 at init) hides its MLP; scaled up, the
+    frozen MLP must still give the float64 answer."""
+    model = torchvision_models.make("convnext_tiny")
+    with torch.no_grad():
+        for m in model.modules():
+            if hasattr(m, "layer_scale"):
+                m.layer_scale.fill_(0.5)
+    model = nn.Sequential(*model.features[:4]).eval()     # stem and the first two stages
+    x = torch.randn(1, 3, 64, 64)    # 256 and 64 token rows
+    with torch.no_grad():
+        ref64 = copy.deepcopy(model).double()(x.double())
+    frozen = lct.freeze(model, x)
+    assert len(linear_chains(frozen)) == 3 + 3
+    with torch.no_grad():
+        assert rel_err(frozen(x), ref64) < NET_TOL
+
+
 # --- fusion patterns -----------------------------------------------------------------------
 
 class ConvBnAct(nn.Module):
@@ -544,9 +639,19 @@ class DataDependent(nn.Module):
         return self.b(_through_numpy(self.a(x)))
 
 
-def test_shapes_from_a_real_run_where_fake_tensors_fail():
-    frozen, _ = freeze_and_compare(DataDependent().eval(), torch.randn(1, 3, 8, 8))
-    assert len(frozen_convs(frozen)) == 2
+@pytest.mark.parametrize("fake_ok", [True, False])
+def test_shapes_of_a_large_input_from_fake_tensors(fake_ok, monkeypatch):
+    """Large example inputs are propagated on fake tensors (no full-size run);
+    where fake tensors fail (a NumPy round trip), by a real run."""
+    from leanconv.torch.frozen import capture
+    real_runs = []
+    real = capture.ShapeProp.propagate
+    monkeypatch.setattr(capture.ShapeProp, "propagate",
+                        lambda self, *a: (real_runs.append(1), real(self, *a))[1])
+    model = (ConvPool(nn.MaxPool2d(2)) if fake_ok else DataDependent()).eval()
+    frozen, _ = freeze_and_compare(model, torch.randn(1, 3, 256, 256))
+    assert frozen_convs(frozen)
+    assert real_runs == ([] if fake_ok else [1])
 
 
 def test_frozen_module_holds_no_torch_conv_weights():

@@ -15,7 +15,7 @@ from torch import nn
 from leanconv._params import ConvSpec
 from leanconv._select import check_name
 from leanconv.torch import modules as lct_modules
-from leanconv.torch.frozen import choose, frozen_pool, patterns
+from leanconv.torch.frozen import choose, frozen_linear, frozen_pool, patterns
 from leanconv.torch.frozen.capture import FreezeWarning, capture
 from leanconv.torch.frozen.frozen_conv import FrozenConv2d
 
@@ -79,6 +79,7 @@ def freeze(model, example_inputs, *, algorithm="auto", memory_budget=None):
         root = model
         for unit in units:
             frozen_pool.rewrite_pools(unit.gm)
+            frozen_linear.rewrite_linears(unit.gm, _release)
             unit.gm.delete_all_unused_submodules()
             unit.gm.graph.lint()
             unit.gm.recompile()
