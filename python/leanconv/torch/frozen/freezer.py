@@ -79,7 +79,7 @@ def freeze(model, example_inputs, *, algorithm="auto", memory_budget=None):
         root = model
         for unit in units:
             frozen_pool.rewrite_pools(unit.gm)
-            frozen_linear.rewrite_linears(unit.gm, _release)
+            frozen_linear.rewrite_linears(unit.gm, _release, _return_freed_memory)
             unit.gm.delete_all_unused_submodules()
             unit.gm.graph.lint()
             unit.gm.recompile()

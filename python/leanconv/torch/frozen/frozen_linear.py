@@ -85,8 +85,8 @@ class FrozenLinearChain(nn.Module):
                 geom = self._geoms[(spec.C, R)] = spec.geometry(1, spec.C, 1, R)
             y = np.empty(M * R, np.float32)
             run(cur, y, bias, geom, threads, None)
-            if post is not None:        # GELU's torch form is not in place
-                y = post.apply_(torch.from_numpy(y)).numpy().reshape(-1)
+            if post is not None:
+                post.apply_(torch.from_numpy(y))        # in place
             cur = y
         y = torch.from_numpy(cur).view(self.out_features, R).t().contiguous()
         y = y.view(lead + (self.out_features,))
@@ -163,10 +163,11 @@ def _torch_chain(links):
     return run
 
 
-def rewrite_linears(gm, release):
+def rewrite_linears(gm, release, trim=lambda: None):
     """Replace each many-row Linear chain of `gm` that runs faster as 1x1
     convolutions (timed here on the example shape) by a FrozenLinearChain;
-    release(tensor) drops torch's copy of weights nothing else uses."""
+    release(tensor) drops torch's copy of weights nothing else uses; trim()
+    hands freed heap memory back to the system."""
     modules = dict(gm.named_modules())
     calls = {}
     for n in gm.graph.nodes:
@@ -179,6 +180,8 @@ def rewrite_linears(gm, release):
         with torch.inference_mode():
             ours = _median(functools.partial(frozen.run, x))
             theirs = _median(functools.partial(_torch_chain(links), x))
+        del x
+        trim()          # the timing's activations go back before the next chain's
         if ours >= theirs:
             continue
         name = f"lc_linear_{nodes[0].name}"
