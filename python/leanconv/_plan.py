@@ -232,15 +232,17 @@ class Conv2d:
             raise ValueError(f"workspace for input {tuple(x_shape)} does not fit in 64 bits")
         return ws
 
-    def __call__(self, x, out=None, *, residual=None, threads=None):
+    def __call__(self, x, out=None, *, residual=None, threads=None, workspace=None):
         """y = act(conv(x) + bias + residual).  `residual` (optional) is a
         float32 array of exactly the output's shape (a non-contiguous one is
         copied first); `out=residual` -- the very same array -- accumulates in
         place.  Any other overlap of out with x, residual or the bias is an
-        error."""
-        return self._run(x, out, threads, self._bias, residual)
+        error.  `workspace` (optional): a 64-byte aligned uint8 array of at
+        least workspace_bytes(x.shape) the call uses instead of allocating its
+        own (an executor's one scratch buffer for all its layers)."""
+        return self._run(x, out, threads, self._bias, residual, workspace)
 
-    def _run(self, x, out, threads, bias, residual):
+    def _run(self, x, out, threads, bias, residual, workspace=None):
         x = float32_array(x, "x")
         N, C, H, W, batched = self.spec.input_dims(x.shape)
         geom = self.spec.geometry(N, C, H, W)
@@ -250,8 +252,10 @@ class Conv2d:
         y = self._output(out, shape, x, res, bias)
         t = self._threads_for(threads)
         name, kernel = self._kernel_for(N, H, W, geom, t)
+        if workspace is not None:
+            check_workspace(workspace, x, y, res)
         kernel.run(x.reshape(-1), y.reshape(-1), bias, geom, t,
-                   None if res is None else res.reshape(-1), algorithm_id(name))
+                   None if res is None else res.reshape(-1), algorithm_id(name), workspace)
         return y
 
     @staticmethod
@@ -285,6 +289,18 @@ class Conv2d:
         return (f"leanconv.Conv2d(M={s.M}, C={s.C}, kernel={s.kH}x{s.kW}, stride={s.stride}, "
                 f"pads={s.pads}, dilation={s.dilation}, groups={s.groups}, "
                 f"algorithm={self.requested!r}, isa={self.isa!r})")
+
+
+def check_workspace(workspace, *arrays):
+    """A lent workspace: a writable C-contiguous 1-D uint8 array apart from the
+    call's arrays (Kernel.run checks its alignment and uses it if large enough)."""
+    if not (isinstance(workspace, np.ndarray) and workspace.dtype == np.uint8 and
+            workspace.ndim == 1 and workspace.flags.c_contiguous and workspace.flags.writeable):
+        raise TypeError("workspace must be a writable 1-D C-contiguous uint8 numpy array, got "
+                        + (f"{workspace.dtype} of shape {workspace.shape}"
+                           if isinstance(workspace, np.ndarray) else type(workspace).__name__))
+    if any(a is not None and np.may_share_memory(workspace, a) for a in arrays):
+        raise ValueError("workspace overlaps the input, the output or the residual")
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,

@@ -172,9 +172,16 @@ class Schedule:
         offsets, total = arena.place(buffers)
         self.arena_bytes = total
         self._pack(steps, conv_inputs, total, max(scratch.values(), default=0))
-        raw = np.empty(total + arena.ALIGN, dtype=np.uint8)
+        for i in conv_inputs:
+            scratch[i] = steps[i].conv.workspace_bytes(conv_inputs[i])
+        # one scratch buffer after the arena, lent to every Conv: a workspace
+        # allocated and freed per call fragments the heap, and the pages of the
+        # holes it leaves stay resident (other ops' scratch is a few bytes)
+        lent = arena.aligned(max((scratch[i] for i in conv_inputs), default=0))
+        raw = np.empty(total + lent + arena.ALIGN, dtype=np.uint8)
         skip = (-raw.ctypes.data) % arena.ALIGN
         self._arena = raw[skip:skip + total]
+        self._workspace = raw[skip + total:skip + total + lent] if lent else None
         bound = dict(program.constants)
         bound.update(folded)
         for name, off in offsets.items():
@@ -208,7 +215,7 @@ class Schedule:
                 call = functools.partial(_copy_into, s.fn, outs, args)
             calls.append((s, call))
             s.output_bytes = sum(o.nbytes for o in outs if o is not None)
-            ws = s.conv.workspace_bytes(conv_inputs[i]) if i in conv_inputs else scratch.get(i, 0)
+            ws = scratch.get(i, 0)
             s.workspace_bytes = ws
             self.workspace = max(self.workspace, ws)
         self.calls = calls
@@ -287,6 +294,7 @@ class Schedule:
         """Make this schedule's per-step facts the ones the steps report."""
         for s, out_b, ws_b in self._steps_info:
             s.output_bytes, s.workspace_bytes = out_b, ws_b
+        self.program.settings.workspace = self._workspace
 
     def memory(self):
         """Bytes a run holds: packed weights + constants, activation arena, scratch."""
