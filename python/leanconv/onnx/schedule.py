@@ -181,7 +181,7 @@ class Schedule:
         raw = np.empty(total + lent + arena.ALIGN, dtype=np.uint8)
         skip = (-raw.ctypes.data) % arena.ALIGN
         self._arena = raw[skip:skip + total]
-        self._workspace = raw[skip + total:skip + total + lent] if lent else None
+        self.lent_workspace = raw[skip + total:skip + total + lent] if lent else None
         bound = dict(program.constants)
         bound.update(folded)
         for name, off in offsets.items():
@@ -294,7 +294,7 @@ class Schedule:
         """Make this schedule's per-step facts the ones the steps report."""
         for s, out_b, ws_b in self._steps_info:
             s.output_bytes, s.workspace_bytes = out_b, ws_b
-        self.program.settings.workspace = self._workspace
+        self.program.settings.workspace = self.lent_workspace
 
     def memory(self):
         """Bytes a run holds: packed weights + constants, activation arena, scratch."""
