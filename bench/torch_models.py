@@ -1,16 +1,19 @@
 """Whole torchvision models: stock PyTorch vs leanconv.torch.freeze (and onnxruntime).
 
     python bench/torch_models.py              # every model, 1 and 2 threads, RSS -> docs/torch-models.md
-    python bench/torch_models.py --quick      # ResNet-18 and MobileNetV2 only, no file written
+    python bench/torch_models.py --quick      # ResNet-18 and MobileNetV2 (1, 2 threads, RSS), no file
 
-Random weights, eval mode, batch 1, 224x224.  For each model and thread
-count the engines run interleaved in one process (stock, frozen, [ort],
-stock, ...; a few ms of sleep between engines) so drifts in clock speed or
-machine load hit all alike; the figure is the median, the spread the
-interquartile range over the median.  onnxruntime runs the model exported by
-torch.onnx.export, with intra-op threads = the thread count.  Peak RSS is
+Random weights, eval mode, batch 1, 224x224.  Engines: stock torch, the
+frozen model (freeze's default: packed weights within torch's weight bytes),
+the frozen model without a memory budget, and (ResNet-18, MobileNetV2)
+onnxruntime on the model exported by torch.onnx.export with intra-op threads
+= the thread count.  Each engine lives in its own worker process; the rounds
+are interleaved across the processes (one run per engine per round, a pause
+between engines) so drifts in clock speed or machine load hit all alike and
+no engine runs beside another's spinning thread pool.  The figure is the
+median, the spread the interquartile range over the median.  Peak RSS is
 measured in separate processes (VmHWM): one builds the model and runs it
-stock; the other builds it, freezes it and runs the frozen model.  The
+stock; the others build it, freeze it and run the frozen model.  The
 per-call overhead row times a chain of 60 tiny 1x1 convolutions, where the
 kernels do almost nothing, against the bare kernel calls.
 """
@@ -25,6 +28,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -44,24 +48,117 @@ ORT_MODELS = ("resnet18", "mobilenet_v2")
 SEGMENTATION = "deeplabv3_mobilenet_v3_large"
 
 
-def interleaved(fns, repeats, warmup, pause=0.003):
-    """(median, IQR/median) seconds of each function, run round-robin."""
-    for _ in range(warmup):
-        for fn in fns:
-            fn()
-    times = [[] for _ in fns]
+ENGINES = ("stock", "frozen", "frozen-fast", "ort")
+ENGINE_TEXT = {"stock": "torch", "frozen": "frozen", "frozen-fast": "frozen, no budget",
+               "ort": "onnxruntime"}
+
+
+# --- one engine per process ----------------------------------------------------------------
+#
+# Each engine (stock torch, frozen, frozen without a memory budget, onnxruntime) lives in its
+# own worker process, so each process has one thread pool: three pools in one process (torch's
+# OpenMP, leanconv's OpenMP, onnxruntime's) spun against each other and gave 2-thread spreads
+# of +-50-94%.  The parent runs the rounds interleaved across the workers, one run of each
+# engine per round, with a pause between engines in which the idle workers' pools stop
+# spinning and block (libgomp spins for at most GOMP_SPINCOUNT iterations, well under a
+# millisecond at its default; onnxruntime's pool likewise), so drifts in clock speed or machine
+# load hit every engine alike and no engine runs beside another's spinning threads.
+
+def _build(name, engine, size, algorithm):
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1))
+    model = tv.make(name)
+    if engine == "stock":
+        return model, x, lambda n: (lambda: model(x))
+    if engine == "ort":
+        sessions = {}
+
+        def session(n):
+            if n not in sessions:
+                sessions[n] = ort_session(model, x, n)
+            return sessions[n]
+        return model, x, session
+    budget = sys.maxsize if engine == "frozen-fast" else None
+    frozen = lct.freeze(model, x, algorithm=algorithm, memory_budget=budget)
+    return frozen, x, lambda n: (lambda: frozen(x))
+
+
+def worker(name, engine, size, algorithm):
+    """Serve one engine: commands on stdin, one JSON answer per line on stdout.
+    fn_for(threads) is a call of the engine with no arguments."""
+    model, x, fn_for = _build(name, engine, size, algorithm)
+    out = sys.stdout
+    sys.stdout = sys.stderr         # stray prints (warnings, exporters) stay off the channel
+    out.write("ready\n")
+    out.flush()
+    with torch.inference_mode():
+        for line in sys.stdin:
+            cmd, *arg = line.split()
+            if cmd == "run":                    # run THREADS COUNT -> last call's seconds
+                n, count = int(arg[0]), int(arg[1])
+                torch.set_num_threads(n)
+                call = fn_for(n)
+                for _ in range(count):
+                    t0 = time.perf_counter()
+                    call()
+                    dt = time.perf_counter() - t0
+                reply = dt
+            elif cmd == "output":               # output PATH -> the model's output saved there
+                torch.set_num_threads(1)
+                y = fn_for(1)()
+                y = torch.from_numpy(y[0]) if engine == "ort" else tv.output(y)
+                torch.save(y, arg[0])
+                reply = arg[0]
+            elif cmd == "info":
+                algos = {}
+                for m in model.modules():
+                    if isinstance(m, FrozenConv2d):
+                        algos[m.algorithm] = algos.get(m.algorithm, 0) + 1
+                reply = algos
+            else:
+                break
+            out.write(json.dumps(reply) + "\n")
+            out.flush()
+
+
+class Worker:
+    def __init__(self, name, engine, size, algorithm):
+        self.engine = engine
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--worker", name, engine, str(size), "--algorithm",
+             algorithm], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env(),
+            stderr=subprocess.DEVNULL)
+
+    def wait_ready(self):
+        line = self.proc.stdout.readline()
+        if line.strip() != "ready":
+            raise RuntimeError(f"the {self.engine} worker did not start")
+
+    def ask(self, *cmd):
+        self.proc.stdin.write(" ".join(map(str, cmd)) + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def _spread(ts):
+    q = statistics.quantiles(ts, n=4)
+    med = statistics.median(ts)
+    return med, (q[2] - q[0]) / med
+
+
+def interleaved(workers, threads, repeats, warmup, pause):
+    """{engine: (median s, IQR/median)}: one run per engine per round."""
+    for w in workers:
+        w.ask("run", threads, warmup)
+    times = {w.engine: [] for w in workers}
     for _ in range(repeats):
-        for fn, ts in zip(fns, times):
+        for w in workers:
             time.sleep(pause)
-            t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
-    out = []
-    for ts in times:
-        q = statistics.quantiles(ts, n=4)
-        med = statistics.median(ts)
-        out.append((med, (q[2] - q[0]) / med))
-    return out
+            times[w.engine].append(w.ask("run", threads, 1))
+    return {e: _spread(ts) for e, ts in times.items()}
 
 
 def ort_session(model, x, threads):
@@ -77,44 +174,60 @@ def ort_session(model, x, threads):
     return lambda: sess.run(None, feed)
 
 
-def bench_model(name, threads, size, repeats, warmup, algorithm, with_ort):
-    x = torch.randn(1, 3, size, size)
-    stock = tv.make(name)
-    with torch.inference_mode():
-        ref = tv.output(stock(x))
-    frozen = lct.freeze(tv.make(name), x, algorithm=algorithm)
-    with torch.inference_mode():
-        y = tv.output(frozen(x))
-    err = float((y - ref).abs().max() / ref.abs().max())
-    algos = {}
-    for m in frozen.modules():
-        if isinstance(m, FrozenConv2d):
-            algos[m.algorithm] = algos.get(m.algorithm, 0) + 1
-    rows = []
-    for n in threads:
-        torch.set_num_threads(n)
-        fns = [lambda: stock(x), lambda: frozen(x)]
-        if with_ort and name in ORT_MODELS:
-            fns.append(ort_session(stock, x, n))
-        with torch.inference_mode():
-            res = interleaved(fns, repeats, warmup)
-        row = dict(model=name, threads=n, stock=res[0], frozen=res[1],
-                   ort=res[2] if len(res) > 2 else None, max_rel_diff=err, algorithms=algos)
-        rows.append(row)
-        print(_row_text(row), flush=True)
-    return rows
+def _rel_diff(a, b):
+    return float((a.double() - b.double()).abs().max() / b.double().abs().max())
+
+
+def bench_model(name, threads, size, repeats, warmup, algorithm, engines, pause):
+    workers = [Worker(name, e, size, algorithm) for e in engines]
+    try:
+        for w in workers:
+            w.wait_ready()
+        by = {w.engine: w for w in workers}
+        with tempfile.TemporaryDirectory() as tmp:
+            outs = {e: torch.load(by[e].ask("output", os.path.join(tmp, f"{e}.pt")))
+                    for e in by}
+        errs = {e: _rel_diff(outs[e], outs["stock"]) for e in by if e != "stock"}
+        algos = by["frozen"].ask("info")
+        fast_algos = by["frozen-fast"].ask("info") if "frozen-fast" in by else None
+        rows = []
+        for n in threads:
+            res = interleaved(workers, n, repeats, warmup, pause)
+            row = dict(model=name, threads=n, times=res, diffs=errs, algorithms=algos,
+                       fast_algorithms=fast_algos)
+            rows.append(row)
+            print(_row_text(row), flush=True)
+        return rows
+    finally:
+        for w in workers:
+            w.close()
 
 
 def _row_text(r):
-    s, f = r["stock"], r["frozen"]
-    text = (f"{r['model']:<30}{r['threads']:>3}  torch {s[0] * 1e3:8.2f} ms ±{s[1]:4.0%}  "
-            f"frozen {f[0] * 1e3:8.2f} ms ±{f[1]:4.0%}  x{s[0] / f[0]:.2f}")
-    if r["ort"] is not None:
-        text += f"  onnxruntime {r['ort'][0] * 1e3:.2f} ms ±{r['ort'][1]:.0%}"
-    return text
+    t = r["times"]
+    parts = [f"{r['model']:<30}{r['threads']:>3}"]
+    for e in ENGINES:
+        if e in t:
+            parts.append(f"{ENGINE_TEXT[e]} {t[e][0] * 1e3:8.2f} ms ±{t[e][1]:4.0%}")
+    parts.append(f"x{t['stock'][0] / t['frozen'][0]:.2f}")
+    return "  ".join(parts)
 
 
 # --- per-call overhead -----------------------------------------------------------------------
+
+def _median_in_process(fns, repeats, warmup):
+    """Median seconds of each function, run round-robin in this process."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times]
+
 
 def call_overhead(convs=60, repeats=200):
     """Microseconds a frozen conv call costs beyond its kernel, on a 60-conv
@@ -123,7 +236,6 @@ def call_overhead(convs=60, repeats=200):
     chain = torch.nn.Sequential(*[torch.nn.Conv2d(8, 8, 1) for _ in range(convs)]).eval()
     x = torch.randn(1, 8, 4, 4)
     with torch.no_grad():
-        stock_fn = chain.__call__
         frozen = lct.freeze(chain, x)
     kernels = [m for m in frozen.modules() if isinstance(m, FrozenConv2d)]
     xn = x.numpy().reshape(-1)
@@ -135,35 +247,23 @@ def call_overhead(convs=60, repeats=200):
             run(xn, yn, b, g, 1)
 
     with torch.inference_mode():
-        (t_frozen, _), (t_bare, _) = interleaved([lambda: frozen(x), bare], repeats, 10, 0)
-    del stock_fn
+        t_frozen, t_bare = _median_in_process([lambda: frozen(x), bare], repeats, 10)
     return dict(convs=convs, frozen_us=t_frozen / convs * 1e6, kernel_us=t_bare / convs * 1e6,
                 overhead_us=(t_frozen - t_bare) / convs * 1e6)
 
 
 # --- peak RSS in separate processes ------------------------------------------------------------
 
-# memory_budget of the budgeted RSS column, in units of torch's conv weight
-# bytes: 1.0 would mean the packed weights take no more room than the ones
-# freeze releases; GEMM packings round the output channels up to the
-# micro-kernel's rows (up to 8), so exactly 1.0 can be infeasible.
-BUDGET_FACTOR = 1.1
-
-
-def conv_weight_bytes(model):
-    """Bytes of torch's conv weights."""
-    return sum(m.weight.numel() * 4 for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+RSS_MODES = ("stock", "frozen", "frozen-fast")
 
 
 def rss_child(name, mode, size, algorithm):
     torch.set_num_threads(1)
     x = torch.randn(1, 3, size, size)
     model = tv.make(name)
-    if mode == "frozen":
-        model = lct.freeze(model, x, algorithm=algorithm)
-    elif mode == "frozen-budget":
+    if mode != "stock":
         model = lct.freeze(model, x, algorithm=algorithm,
-                           memory_budget=int(BUDGET_FACTOR * conv_weight_bytes(model)))
+                           memory_budget=sys.maxsize if mode == "frozen-fast" else None)
     with torch.inference_mode():
         for _ in range(3):
             model(x)
@@ -183,7 +283,9 @@ def _peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-RSS_MODES = ("stock", "frozen", "frozen-budget")
+def _env():
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(ROOT / "python")] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
 
 
 def peak_rss(name, size, algorithm):
@@ -191,13 +293,11 @@ def peak_rss(name, size, algorithm):
     for mode in RSS_MODES:
         cmd = [sys.executable, __file__, "--rss-child", name, mode, str(size), "--algorithm",
                algorithm]
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            [str(ROOT / "python")] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-        res = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+        res = subprocess.run(cmd, capture_output=True, text=True, env=_env(), check=True)
         out[mode] = json.loads(res.stdout.strip().splitlines()[-1])["rss_mb"]
     print(f"{name:<30} {size}x{size}  peak RSS stock {out['stock']:.0f} MB, "
-          f"frozen {out['frozen']:.0f} MB, frozen under memory_budget "
-          f"{out['frozen-budget']:.0f} MB", flush=True)
+          f"frozen {out['frozen']:.0f} MB, frozen without a budget "
+          f"{out['frozen-fast']:.0f} MB", flush=True)
     return out
 
 
@@ -207,67 +307,92 @@ def _ms(t):
     return f"{t[0] * 1e3:.1f} ±{t[1]:.0%}"
 
 
+def _geomean(xs):
+    return math.exp(statistics.fmean(map(math.log, xs)))
+
+
 def markdown(rows, overhead, rss, args, load_before, load_after):
     threads = sorted({r["threads"] for r in rows})
+    fast = any("frozen-fast" in r["times"] for r in rows)
     lines = [
         "# Whole PyTorch models: stock torch vs `leanconv.torch.freeze`",
         "",
-        "Regenerate: `python bench/torch_models.py` (writes this file; a few minutes).",
+        "Regenerate: `python bench/torch_models.py` (writes this file; about 10 minutes on a "
+        "quiet 2-CPU machine; `--quick` covers ResNet-18 and MobileNetV2 in about 2 and writes "
+        "nothing).",
         "",
         f"torch {torch.__version__}, leanconv ISA {lc.isa()} "
         f"({os.cpu_count()} CPUs: {_cpu_name()}), torchvision models with random weights, eval, "
-        f"batch 1, {args.size}x{args.size}, `freeze(algorithm={args.algorithm!r})`. "
-        f"Median of {args.repeats} interleaved runs ± interquartile range / median. "
-        f"Load average {load_before:.2f} before, {load_after:.2f} after "
-        "(other processes on the machine slow both sides, the multi-thread figures most).",
+        f"batch 1, {args.size}x{args.size}, `freeze(model, x, algorithm={args.algorithm!r})`: "
+        "its default keeps the packed weights within the bytes of torch's conv weights; "
+        "*no budget* is `memory_budget=sys.maxsize` (every layer its fastest packing, Winograd "
+        "at alpha^2/9 = 1.8-7.1x the raw weights). "
+        "**Method:** each engine runs in its own worker process (one thread pool per process); "
+        f"the rounds are interleaved across the processes, one run of each engine per round with "
+        f"{args.pause * 1e3:.0f} ms of sleep between engines, so idle pools have stopped "
+        f"spinning before the next engine runs. Median of {args.repeats} rounds ± interquartile "
+        f"range / median. Load average {load_before:.2f} before, {load_after:.2f} after "
+        "(other processes on the machine slow every engine, the 2-thread figures most).",
         "",
-        "| model | " + " | ".join(f"torch {n}T ms | frozen {n}T ms | speed-up {n}T"
-                                    for n in threads) + " | max rel diff | algorithms |",
-        "|---|" + "---:|---:|---:|" * len(threads) + "---:|---|",
+        "| model | " + " | ".join(
+            f"torch {n}T ms | frozen {n}T ms | speed-up {n}T"
+            + (f" | no budget {n}T ms | speed-up {n}T" if fast else "") for n in threads)
+        + " | max rel diff | algorithms (default) | algorithms (no budget) |",
+        "|---|" + ("---:|" * (5 if fast else 3)) * len(threads) + "---:|---|---|",
     ]
     by_model = {}
     for r in rows:
         by_model.setdefault(r["model"], {})[r["threads"]] = r
-    speedups = {n: [] for n in threads}
+    speedups = {(n, e): [] for n in threads for e in ("frozen", "frozen-fast")}
     for name, per in by_model.items():
         cells = []
         for n in threads:
-            r = per[n]
-            sp = r["stock"][0] / r["frozen"][0]
-            speedups[n].append(sp)
-            cells += [_ms(r["stock"]), _ms(r["frozen"]), f"{sp:.2f}x"]
-        any_r = next(iter(per.values()))
-        algos = ", ".join(f"{k} {v}" for k, v in sorted(any_r["algorithms"].items()))
-        lines.append(f"| {name} | " + " | ".join(cells) +
-                     f" | {any_r['max_rel_diff']:.1e} | {algos} |")
-    geo = " | ".join(f" | | **{math.exp(statistics.fmean(map(math.log, speedups[n]))):.2f}x**"
-                     for n in threads)
-    lines.append(f"| **geomean** | {geo} | | |")
-    ort_rows = [r for r in rows if r["ort"] is not None]
+            t = per[n]["times"]
+            sp = t["stock"][0] / t["frozen"][0]
+            speedups[(n, "frozen")].append(sp)
+            cells += [_ms(t["stock"]), _ms(t["frozen"]), f"{sp:.2f}x"]
+            if fast:
+                spf = t["stock"][0] / t["frozen-fast"][0]
+                speedups[(n, "frozen-fast")].append(spf)
+                cells += [_ms(t["frozen-fast"]), f"{spf:.2f}x"]
+        r = next(iter(per.values()))
+
+        def algo_text(a):
+            return ", ".join(f"{k} {v}" for k, v in sorted(a.items())) if a else ""
+        diff = max(r["diffs"][e] for e in r["diffs"] if e.startswith("frozen"))
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {diff:.1e} | "
+                     f"{algo_text(r['algorithms'])} | {algo_text(r['fast_algorithms'])} |")
+    geo = []
+    for n in threads:
+        geo += ["", "", f"**{_geomean(speedups[(n, 'frozen')]):.2f}x**"]
+        if fast:
+            geo += ["", f"**{_geomean(speedups[(n, 'frozen-fast')]):.2f}x**"]
+    lines.append("| **geomean** | " + " | ".join(geo) + " | | | |")
+    ort_rows = [r for r in rows if "ort" in r["times"]]
     if ort_rows:
         lines += ["", "onnxruntime (model exported by `torch.onnx.export`, intra-op threads = "
-                  "threads), timed in the same interleaved rounds:", "",
-                  "| model | threads | torch ms | frozen ms | onnxruntime ms | frozen vs ort |",
-                  "|---|---:|---:|---:|---:|---:|"]
+                  "threads), timed in the same interleaved rounds, in its own process:", "",
+                  "| model | threads | torch ms | frozen ms | no budget ms | onnxruntime ms | "
+                  "frozen vs ort | no budget vs ort |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for r in ort_rows:
-            lines.append(f"| {r['model']} | {r['threads']} | {_ms(r['stock'])} | "
-                         f"{_ms(r['frozen'])} | {_ms(r['ort'])} | "
-                         f"{r['ort'][0] / r['frozen'][0]:.2f}x |")
+            t = r["times"]
+            f = t.get("frozen-fast")
+            lines.append(f"| {r['model']} | {r['threads']} | {_ms(t['stock'])} | "
+                         f"{_ms(t['frozen'])} | {_ms(f) if f else ''} | {_ms(t['ort'])} | "
+                         f"{t['ort'][0] / t['frozen'][0]:.2f}x | "
+                         f"{t['ort'][0] / f[0] if f else float('nan'):.2f}x |")
     if rss:
         lines += ["", "Peak RSS (VmHWM of a separate process, 1 thread): one builds the model "
-                  "and runs it stock 3 times; the others build it, freeze it (as timed above, "
-                  f"and with `memory_budget=` {BUDGET_FACTOR} x the bytes of torch's conv weights, so "
-                  "the packed weights take about the room of the ones freeze releases) and run "
-                  "the frozen "
-                  "model 3 times. Winograd's packed weights are alpha^2/9 = 1.8-7.1x the raw "
-                  "ones: that, not a second copy, is what the unbudgeted column adds.", "",
-                  "| model | input | stock MB | frozen MB | frozen, budget MB | "
-                  "frozen / stock | budget / stock |",
+                  "and runs it stock 3 times; the others build it, freeze it (default, and "
+                  "without a budget) and run the frozen model 3 times.", "",
+                  "| model | input | stock MB | frozen MB | no budget MB | "
+                  "frozen / stock | no budget / stock |",
                   "|---|---|---:|---:|---:|---:|---:|"]
         for (name, size), v in rss.items():
             lines.append(f"| {name} | {size}x{size} | {v['stock']:.0f} | {v['frozen']:.0f} | "
-                         f"{v['frozen-budget']:.0f} | {v['frozen'] / v['stock']:.2f} | "
-                         f"{v['frozen-budget'] / v['stock']:.2f} |")
+                         f"{v['frozen-fast']:.0f} | {v['frozen'] / v['stock']:.2f} | "
+                         f"{v['frozen-fast'] / v['stock']:.2f} |")
     if overhead:
         o = overhead
         lines += ["", f"Per-call overhead (1 thread): a chain of {o['convs']} 1x1 convolutions "
@@ -305,23 +430,33 @@ def main(argv=None):
     p.add_argument("--size", type=int, default=224, help="input height and width")
     p.add_argument("--repeats", type=int, default=12)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--pause", type=float, default=0.02,
+                   help="seconds of sleep between engines (idle pools stop spinning)")
     p.add_argument("--algorithm", default="auto")
     p.add_argument("--no-rss", action="store_true")
     p.add_argument("--no-ort", action="store_true")
+    p.add_argument("--no-fast", action="store_true",
+                   help="leave out the frozen model without a memory budget")
     p.add_argument("--out", default=str(ROOT / "docs" / "torch-models.md"))
     p.add_argument("--rss-child", nargs=3, help=argparse.SUPPRESS)
+    p.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.rss_child:
         name, mode, size = args.rss_child
         return rss_child(name, mode, int(size), args.algorithm)
+    if args.worker:
+        name, engine, size = args.worker
+        return worker(name, engine, int(size), args.algorithm)
 
     models = args.models or (QUICK if args.quick else tv.ARCHITECTURES)
     load_before = _loadavg()
     print(f"load average {load_before:.2f}; torch {torch.__version__}, leanconv ISA {lc.isa()}")
     rows = []
     for name in models:
+        engines = [e for e in ENGINES if not (e == "ort" and (args.no_ort or name not in ORT_MODELS))
+                   and not (e == "frozen-fast" and args.no_fast)]
         rows += bench_model(name, args.threads, args.size, args.repeats, args.warmup,
-                            args.algorithm, not args.no_ort)
+                            args.algorithm, engines, args.pause)
     overhead = call_overhead()
     print(f"per-call overhead {overhead['overhead_us']:.1f} us per conv "
           f"(frozen {overhead['frozen_us']:.1f}, bare kernel {overhead['kernel_us']:.1f})")

@@ -21,6 +21,7 @@ import reference_nets  # noqa: E402
 import torchvision_models  # noqa: E402
 from leanconv.torch.frozen import FreezeWarning, choose, epilogue_speed  # noqa: E402
 from leanconv.torch.frozen.frozen_conv import FrozenConv2d  # noqa: E402
+from leanconv.torch.frozen.frozen_pool import FrozenPool2d  # noqa: E402
 
 NET_TOL = 1e-5
 FLOAT_TOL = 2e-5
@@ -33,6 +34,10 @@ def rel_err(y, ref):
 
 def frozen_convs(m):
     return [c for c in m.modules() if isinstance(c, FrozenConv2d)]
+
+
+def frozen_pools(m):
+    return [p for p in m.modules() if isinstance(p, FrozenPool2d)]
 
 
 def freeze_and_compare(model, x, tol=FLOAT_TOL, **kw):
@@ -85,7 +90,193 @@ def test_resnet18_is_fully_fused():
     assert len(convs) == 20
     assert sum(c.has_residual for c in convs) == 8
     ops = [t for t in call_targets(frozen) if not str(t).startswith("lc_")]
-    assert ops == ["maxpool", "avgpool", torch.flatten, "fc"]
+    assert ops == [torch.flatten, "fc"]          # the pools run in leanconv too
+    assert len(frozen_pools(frozen)) == 2
+
+
+# --- pooling ------------------------------------------------------------------------------
+
+class ConvPool(nn.Module):
+    def __init__(self, pool):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.pool = pool
+
+    def forward(self, x):
+        return self.pool(self.conv(x))
+
+
+class FunctionalAdaptive(nn.Module):
+    def __init__(self, size):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.size = size
+
+    def forward(self, x):
+        return F.adaptive_avg_pool2d(self.conv(x), self.size)
+
+
+POOLS = {
+    "max3s2p1": nn.MaxPool2d(3, 2, 1),
+    "max2": nn.MaxPool2d(2),
+    "max3s2ceil": nn.MaxPool2d(3, 2, ceil_mode=True),
+    "max3dil2": nn.MaxPool2d(3, 1, 1, dilation=2),
+    "max_rect": nn.MaxPool2d((2, 3), (1, 2), (1, 0)),
+    "avg2": nn.AvgPool2d(2, 2),
+    "avg3s2p1_incl": nn.AvgPool2d(3, 2, 1),
+    "avg3s2p1_excl_ceil": nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
+    "avg3s2p1_incl_ceil": nn.AvgPool2d(3, 2, 1, ceil_mode=True),
+    "adaptive1": nn.AdaptiveAvgPool2d(1),
+    "adaptive_divides": nn.AdaptiveAvgPool2d((3, 5)),
+    "adaptive_none": nn.AdaptiveAvgPool2d((None, 3)),
+}
+
+
+@pytest.mark.parametrize("pool", POOLS.values(), ids=list(POOLS))
+@pytest.mark.parametrize("hw", [(15, 15), (12, 15)])
+def test_pooling_runs_in_leanconv_and_matches_torch(pool, hw):
+    x = torch.randn(2, 3, *hw)
+    model = ConvPool(pool)
+    with torch.no_grad():
+        ref = model(x)
+    frozen = lct.freeze(model, x)
+    (p,) = frozen_pools(frozen)
+    with torch.no_grad():
+        y = frozen(x)
+        assert y.shape == ref.shape
+        assert rel_err(y, ref) < FLOAT_TOL
+        # the pool itself gives torch's exact values (same additions, same order of max)
+        h = frozen.lc_conv(x)
+        assert torch.allclose(p(h), pool(h), rtol=1e-6, atol=1e-7)
+        assert torch.equal(p(h.double()), pool(h.double()))      # other dtypes: torch's op
+
+
+@pytest.mark.parametrize("size", [1, (1, 1), (2, 4)])
+def test_functional_adaptive_pool_runs_in_leanconv(size):
+    x = torch.randn(1, 3, 8, 8)
+    frozen, _ = freeze_and_compare(FunctionalAdaptive(size), x)
+    assert len(frozen_pools(frozen)) == 1
+
+
+def test_pools_leanconv_does_not_run_stay_torch():
+    x = torch.randn(1, 3, 10, 10)
+    for pool in (nn.MaxPool2d(2, return_indices=True), nn.AvgPool2d(2, divisor_override=3),
+                 nn.LPPool2d(2, 2)):
+        model = ConvPool(pool)
+        frozen = lct.freeze(model, x)
+        assert not frozen_pools(frozen)
+    # an adaptive pool whose windows differ (7 does not divide 10) falls back per call
+    frozen, _ = freeze_and_compare(ConvPool(nn.AdaptiveAvgPool2d(7)), x)
+    assert len(frozen_pools(frozen)) == 1
+
+
+def test_pool_with_nan_propagates_like_torch():
+    pool = nn.MaxPool2d(2)
+    fp = frozen_pool_of(pool)
+    h = torch.randn(1, 2, 4, 4)
+    h[0, 0, 1, 1] = float("nan")
+    assert torch.equal(fp(h).isnan(), pool(h).isnan())
+
+
+def frozen_pool_of(pool):
+    model = ConvPool(pool)
+    (p,) = frozen_pools(lct.freeze(model, torch.randn(1, 3, 8, 8)))
+    return p
+
+
+# --- linear layers over token rows (ConvNeXt's MLP) ---------------------------------------
+
+class TokenMLP(nn.Module):
+    """ConvNeXt's block tail: NHWC tokens, Linear -> act -> Linear, back to NCHW."""
+
+    def __init__(self, act):
+        super().__init__()
+        self.conv = nn.Conv2d(6, 6, 3, padding=1, groups=6)
+        self.norm = nn.LayerNorm(6)
+        self.fc1 = nn.Linear(6, 24)
+        self.act = act
+        self.fc2 = nn.Linear(24, 6, bias=False)
+        self.head = nn.Linear(6, 3)           # one row per image: left on torch
+
+    def forward(self, x):
+        t = self.norm(self.conv(x).permute(0, 2, 3, 1))
+        t = self.fc2(self.act(self.fc1(t))).permute(0, 3, 1, 2)
+        return self.head((x + t).mean((2, 3)))
+
+
+@pytest.fixture
+def linear_wins(monkeypatch):
+    """Make the 1x1 form win freeze's timing (the decision, not the speed, is tested)."""
+    from leanconv.torch.frozen import frozen_linear
+    calls = iter(range(10 ** 6))
+    monkeypatch.setattr(frozen_linear, "_median", lambda fn, repeats=5: (fn(), next(calls))[1])
+
+
+def linear_chains(m):
+    from leanconv.torch.frozen.frozen_linear import FrozenLinearChain
+    return [c for c in m.modules() if isinstance(c, FrozenLinearChain)]
+
+
+@pytest.mark.parametrize("act", [nn.GELU(), nn.GELU(approximate="tanh"), nn.ReLU(), nn.SiLU()],
+                         ids=["gelu", "gelu_tanh", "relu", "silu"])
+def test_token_linear_chain_runs_as_1x1_convolutions(act, linear_wins, epilogue):
+    model = TokenMLP(act).eval()
+    x = torch.randn(2, 6, 5, 7)
+    stock = copy.deepcopy(model)
+    with torch.no_grad():
+        ref64 = copy.deepcopy(model).double()(x.double())
+    frozen, y = freeze_and_compare(model, x)
+    (chain,) = linear_chains(frozen)
+    assert len(chain._steps) == 2
+    assert rel_err(y, ref64) < NET_TOL
+    assert "head" in call_targets(frozen)             # the one-row head stays on torch
+    assert model.fc1.weight.numel() == 0 and model.fc2.weight.numel() == 0   # released
+    with torch.no_grad():
+        x2 = torch.randn(1, 6, 9, 4)                  # another token count
+        assert rel_err(frozen(x2), stock(x2)) < FLOAT_TOL
+
+
+def test_token_linear_chain_stays_on_torch_where_torch_is_faster(monkeypatch):
+    from leanconv.torch.frozen import frozen_linear
+    times = iter([2.0, 1.0] * 10)                     # ours, then torch's: torch wins
+    monkeypatch.setattr(frozen_linear, "_median", lambda fn, repeats=5: next(times))
+    model = TokenMLP(nn.GELU()).eval()
+    frozen, _ = freeze_and_compare(model, torch.randn(1, 6, 8, 8))
+    assert not linear_chains(frozen)
+    assert model.fc1.weight.numel() > 0
+
+
+def test_token_linear_chain_under_compile_and_export(linear_wins):
+    from torch._dynamo.testing import CompileCounter
+    model = TokenMLP(nn.GELU()).eval()
+    x = torch.randn(1, 6, 8, 8)
+    frozen, y = freeze_and_compare(model, x)
+    assert linear_chains(frozen)
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    compiled = torch.compile(frozen, backend=counter)
+    with torch.no_grad():
+        assert torch.equal(compiled(x), y)
+    assert counter.frame_count == 1
+    assert torch.equal(torch.export.export(frozen, (x,)).module()(x), y)
+
+
+def test_convnext_block_mlp_matches_float64(linear_wins):
+    """ConvNeXt's layer scale (1e-6 at init) hides its MLP; scaled up, the
+    frozen MLP must still give the float64 answer."""
+    model = torchvision_models.make("convnext_tiny")
+    with torch.no_grad():
+        for m in model.modules():
+            if hasattr(m, "layer_scale"):
+                m.layer_scale.fill_(0.5)
+    model = nn.Sequential(*model.features[:4]).eval()     # stem and the first two stages
+    x = torch.randn(1, 3, 64, 64)    # 256 and 64 token rows
+    with torch.no_grad():
+        ref64 = copy.deepcopy(model).double()(x.double())
+    frozen = lct.freeze(model, x)
+    assert len(linear_chains(frozen)) == 3 + 3
+    with torch.no_grad():
+        assert rel_err(frozen(x), ref64) < NET_TOL
 
 
 # --- fusion patterns -----------------------------------------------------------------------
@@ -402,6 +593,65 @@ def test_memory_budget_is_honoured():
     assert sum(c.packed_bytes for c in frozen_convs(frozen)) <= budget < unbounded
     with pytest.raises(ValueError, match="memory_budget"):
         lct.freeze(model, x, memory_budget=100)
+
+
+def test_default_packings_hold_no_more_than_torchs_weights():
+    """Without a memory_budget, "auto" keeps the packed weights within the
+    bytes torch held; memory_budget=sys.maxsize lets Winograd take its room."""
+    import sys
+    model = torchvision_models.make("resnet18")
+    raw = sum(m.weight.numel() * 4 for m in model.modules() if isinstance(m, nn.Conv2d))
+    x = torch.randn(1, 3, 64, 64)
+    free = lct.freeze(copy.deepcopy(model), x, memory_budget=sys.maxsize)
+    assert sum(c.packed_bytes for c in frozen_convs(free)) > raw
+    assert any(c.algorithm.startswith("winograd") for c in frozen_convs(free))
+    frozen, _ = freeze_and_compare(model, x)
+    assert sum(c.packed_bytes for c in frozen_convs(frozen)) <= raw
+
+
+def test_no_large_im2col_workspace():
+    """A layer whose Im2Col workspace is large runs Patch2Vec (each call's
+    workspace is fresh memory: page faults or heap fragmentation)."""
+    model = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1)).eval()
+    x = torch.randn(1, 16, 96, 96)                    # Im2Col workspace 5.3 MB
+    frozen, _ = freeze_and_compare(model, x, memory_budget=10 ** 9)
+    (c,) = frozen_convs(frozen)
+    assert c.algorithm != "im2col"
+    small, _ = freeze_and_compare(nn.Sequential(nn.Conv2d(16, 16, 3, padding=1)).eval(),
+                                  torch.randn(1, 16, 8, 8), algorithm="im2col")
+    assert frozen_convs(small)[0].algorithm == "im2col"      # asked for by name: kept
+
+
+@torch.fx.wrap
+def _through_numpy(t):
+    return torch.from_numpy(t.numpy() * 2)
+
+
+class DataDependent(nn.Module):
+    """Traceable by fx, but its wrapped function has no fake-tensor form."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3, padding=1)
+        self.b = nn.Conv2d(4, 4, 1)
+
+    def forward(self, x):
+        return self.b(_through_numpy(self.a(x)))
+
+
+@pytest.mark.parametrize("fake_ok", [True, False])
+def test_shapes_of_a_large_input_from_fake_tensors(fake_ok, monkeypatch):
+    """Large example inputs are propagated on fake tensors (no full-size run);
+    where fake tensors fail (a NumPy round trip), by a real run."""
+    from leanconv.torch.frozen import capture
+    real_runs = []
+    real = capture.ShapeProp.propagate
+    monkeypatch.setattr(capture.ShapeProp, "propagate",
+                        lambda self, *a: (real_runs.append(1), real(self, *a))[1])
+    model = (ConvPool(nn.MaxPool2d(2)) if fake_ok else DataDependent()).eval()
+    frozen, _ = freeze_and_compare(model, torch.randn(1, 3, 256, 256))
+    assert frozen_convs(frozen)
+    assert real_runs == ([] if fake_ok else [1])
 
 
 def test_frozen_module_holds_no_torch_conv_weights():

@@ -37,8 +37,8 @@ class Activation:
             return y.sigmoid_()
         if k == "leaky_relu":
             return F.leaky_relu(y, p[0], inplace=True)
-        if k == "gelu":
-            return F.gelu(y, approximate=p[0])
+        if k == "gelu":     # F.gelu has no in-place form; its out= variant may alias
+            return torch.ops.aten.gelu.out(y, approximate=p[0], out=y)
         raise AssertionError(k)
 
     def leanconv_form(self):

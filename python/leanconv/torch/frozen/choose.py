@@ -69,9 +69,12 @@ def model_cost(name, spec, hw):
     return _c_cost(name, _isa.isa_id(), spec.geometry(1, spec.C, *hw), 1)
 
 
-# Largest Im2Col workspace a memory trade may take; beyond it Patch2Vec, whose
-# workspace does not grow with the image (the same bound "auto" uses).
-_IM2COL_WORKSPACE = 8 << 20
+# Largest Im2Col workspace a frozen layer takes; beyond it Patch2Vec, whose
+# workspace does not grow with the image.  Each call allocates its workspace
+# afresh: a multi-MB one costs page faults each time (ResNet-18's 64@56 3x3:
+# Im2Col 13 ms with its 7 MB workspace, Patch2Vec 1.3 ms) or, once glibc's
+# mmap threshold has risen, fragments the heap (+30 MB of RSS per forward).
+_IM2COL_WORKSPACE = 1 << 20
 
 
 def _gemm_form(spec, x_shape):
@@ -95,6 +98,8 @@ def model_layer(name, spec, x_shape, algorithm):
         algorithm = "auto"
     preferred = choose(algorithm, spec, isa_id, hw)
     gemm = _gemm_form(spec, x_shape)
+    if algorithm in ("auto", "winograd") and preferred in ("im2col", "patch2vec"):
+        preferred = gemm
     options = {a: (model_cost(a, spec, hw), packed_bytes(a, spec, x_shape))
                for a in runnable(spec) if a not in ("im2col", "patch2vec") or a == gemm}
     options[preferred] = (min(c for c, _ in options.values()) - 1.0,
@@ -145,6 +150,13 @@ def measured_layer(name, spec, weight, bias, x_shape):
     times = time_options(spec, weight, bias, x_shape, names)
     return Layer(name, spec, x_shape, {a: (times[a], packed_bytes(a, spec, x_shape))
                                        for a in names})
+
+
+def torch_sized_budget(layers):
+    """The bytes torch holds for these layers' weights, each layer at least
+    its smallest packing (GEMM packings round the output channels up to the
+    micro-kernel's rows): freeze's default budget, always feasible."""
+    return sum(max(raw_bytes(L.spec), min(s for _, s in L.options.values())) for L in layers)
 
 
 def assign(layers, memory_budget=None):

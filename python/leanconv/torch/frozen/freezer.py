@@ -13,7 +13,7 @@ from leanconv._heap import return_freed_memory as _return_freed_memory
 from leanconv._params import ConvSpec
 from leanconv._select import check_name
 from leanconv.torch import modules as lct_modules
-from leanconv.torch.frozen import choose, patterns
+from leanconv.torch.frozen import choose, frozen_linear, frozen_pool, patterns
 from leanconv.torch.frozen.capture import FreezeWarning, capture
 from leanconv.torch.frozen.frozen_conv import FrozenConv2d
 
@@ -35,7 +35,12 @@ def freeze(model, example_inputs, *, algorithm="auto", memory_budget=None):
     example input and keep the fastest (a layer may stay on torch).
     memory_budget: bytes the packed weights may hold in all; layers trade to
     smaller packings (Winograd holds alpha^2/9 the raw weights) until they
-    fit, a ValueError if nothing does.
+    fit, a ValueError if nothing does.  With algorithm="auto" and no budget,
+    the budget is the bytes of torch's own weights (each layer at least its
+    smallest packing), so the frozen model holds no more than the stock one:
+    the layers that lose least by it give up Winograd (pass
+    memory_budget=sys.maxsize to let every layer take the packing "auto"
+    prefers).
 
     **freeze consumes `model`**: each convolution's (and BatchNorm's) tensors
     are emptied once packed, so `model` cannot run afterwards; deep-copy it
@@ -65,10 +70,14 @@ def freeze(model, example_inputs, *, algorithm="auto", memory_budget=None):
         units = capture(model, inputs, type(model).__name__)
         jobs = _find_jobs(units)
         layers = [_layer(job, algorithm) for job in jobs]
+        if memory_budget is None and algorithm == "auto":
+            memory_budget = choose.torch_sized_budget(layers)
         picks = choose.assign(layers, memory_budget)
         _pack_all(jobs, picks)
         root = model
         for unit in units:
+            frozen_pool.rewrite_pools(unit.gm)
+            frozen_linear.rewrite_linears(unit.gm, _release, _return_freed_memory)
             unit.gm.delete_all_unused_submodules()
             unit.gm.graph.lint()
             unit.gm.recompile()
