@@ -479,6 +479,22 @@ def test_memory_is_planned_at_prepare_and_buffers_are_reused():
     assert_matches_ort(model, {"x": rng(18).standard_normal((2, 8, 12, 12)).astype(np.float32)})
 
 
+def test_convs_run_as_bound_c_calls_rebound_when_threads_change():
+    from leanconv import _core
+    model = residual_model()
+    rep = lco.prepare(model, threads=1)
+    sched = rep.program.schedule
+    convs = [c for s, c in sched.calls if s.conv is not None]
+    assert len(convs) == 2 and all(c.func is _core.run_bound for c in convs)
+    assert len(sched._fns) < len(sched.calls)   # consecutive bound convs: one C loop
+    x = rng(26).standard_normal((2, 8, 12, 12)).astype(np.float32)
+    want = ort_run(model, {"x": x})[0]
+    assert rel_err(rep.run([x])[0], want) < REL_TOL
+    rep.threads = 2
+    assert rel_err(rep.run([x])[0], want) < REL_TOL
+    assert rep.program.schedule.threads == 2
+
+
 def test_raw_weights_are_dropped_once_packed():
     rep = lco.prepare(residual_model())
     for s in rep.program.steps:

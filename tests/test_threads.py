@@ -44,6 +44,32 @@ def test_set_and_get_num_threads():
     assert lc.get_num_threads() == before
 
 
+def test_cgroup_quota_is_read_once_and_settings_every_call(monkeypatch):
+    import builtins
+    opened = []
+    real_open = builtins.open
+
+    def counting_open(path, *a, **k):
+        opened.append(str(path))
+        return real_open(path, *a, **k)
+    monkeypatch.setattr(builtins, "open", counting_open)
+    lc._threads._cgroup_quota.cache_clear()
+    first = lc.get_num_threads()
+    reads = len(opened)
+    for _ in range(3):
+        assert lc.get_num_threads() == first
+    assert len(opened) == reads   # the cgroup files: once per process
+    monkeypatch.setenv("LEANCONV_NUM_THREADS", "1")
+    assert lc.get_num_threads() == 1   # the environment: every call
+    monkeypatch.delenv("LEANCONV_NUM_THREADS")
+    assert lc.get_num_threads() == first
+    try:
+        lc.set_num_threads(3)
+        assert lc.get_num_threads() == 3
+    finally:
+        lc._threads._explicit = None
+
+
 def test_default_respects_affinity():
     assert 1 <= lc.get_num_threads() <= len(os.sched_getaffinity(0))
 

@@ -400,11 +400,75 @@ cdef class Kernel:
         finally:
             if ws != NULL:
                 lc_aligned_free(ws)
-        if status == 2:  # LC_ERR_NOMEM: a driver's own allocation (see lc_conv_run)
-            raise MemoryError(f"leanconv could not allocate the staging rows of "
-                              f"{ALGORITHMS[self.algorithm]} with out=residual")
+        _check_status(status, self.algorithm)
+
+
+cdef int _check_status(int status, int algorithm) except -1:
+    if status == 2:  # LC_ERR_NOMEM: a driver's own allocation (see lc_conv_run)
+        raise MemoryError(f"leanconv could not allocate the staging rows of "
+                          f"{ALGORITHMS[algorithm]} with out=residual")
+    if status != 0:
+        raise RuntimeError(f"leanconv kernel failed with status {status}")
+    return 0
+
+
+cdef class BoundConv:
+    """One Kernel.run call fixed once (a compiled executor step): the same
+    arguments, checked here, arrays held alive; run_bound() then does only the
+    C call, in a caller-owned workspace of at least `workspace_bytes`."""
+    cdef lc_conv_desc d
+    cdef Kernel kernel
+    cdef tuple keep
+    cdef const float *x
+    cdef const float *bias
+    cdef const float *res
+    cdef float *y
+    cdef readonly int64_t workspace_bytes
+
+    def __init__(self, Kernel kernel, const float[::1] x, float[::1] y, const float[::1] bias,
+                 tuple geometry, int nthreads, const float[::1] residual=None,
+                 int algorithm=-1):
+        if algorithm < 0:
+            algorithm = kernel.algorithm
+        elif algorithm >= len(LAYOUTS) or LAYOUTS[algorithm] != LAYOUTS[kernel.algorithm]:
+            raise ValueError(f"{ALGORITHMS[kernel.algorithm]}'s packing cannot run "
+                             f"algorithm id {algorithm}")
+        fill_desc(&self.d, algorithm, kernel.isa, geometry, kernel.epilogue, nthreads)
+        if x.shape[0] != self.d.N * self.d.C * self.d.H * self.d.W or \
+                y.shape[0] != self.d.N * self.d.M * self.d.OH * self.d.OW:
+            raise ValueError("x and y must have the geometry's sizes")
+        if bias is not None and bias.shape[0] != self.d.M:
+            raise ValueError("bias must have M values")
+        if residual is not None and residual.shape[0] != y.shape[0]:
+            raise ValueError("residual must have the output's size")
+        self.workspace_bytes = lc_conv_workspace_bytes(&self.d)
+        if self.workspace_bytes < 0:
+            raise ValueError("the workspace of this call would not fit in 63 bits")
+        self.kernel = kernel
+        self.keep = (x, y, bias, residual)
+        self.x = &x[0]
+        self.y = &y[0]
+        self.bias = NULL if bias is None else &bias[0]
+        self.res = NULL if residual is None else &residual[0]
+
+    cdef int _run(self, char *ws, int64_t ws_bytes) noexcept nogil:
+        return lc_conv_run(&self.d, self.x, self.kernel.packed, self.bias, self.res, self.y,
+                           ws, ws_bytes)
+
+
+def run_bound(tuple calls, unsigned char[::1] workspace):
+    """Run BoundConv calls in order, all sharing `workspace` (sized for the largest)."""
+    cdef BoundConv c
+    cdef int status
+    cdef char *ws = NULL
+    cdef int64_t n = workspace.shape[0]
+    if n > 0:
+        ws = <char *>&workspace[0]
+    for c in calls:
+        with nogil:
+            status = c._run(ws, n)
         if status != 0:
-            raise RuntimeError(f"leanconv kernel failed with status {status}")
+            _check_status(status, c.d.algorithm)
 
 
 # ---------------------------------------------------------------------------

@@ -240,7 +240,20 @@ class Conv2d:
         error."""
         return self._run(x, out, threads, self._bias, residual)
 
-    def _run(self, x, out, threads, bias, residual):
+    def bind(self, x, out, *, residual=None, threads=None):
+        """The call self(x, out, residual=residual, threads=threads) fixed
+        once, for an executor that reuses the same buffers: a
+        _core.BoundConv (run it with _core.run_bound).  x, out and residual
+        must be C-contiguous native float32 arrays that stay where they are."""
+        if out is None:
+            raise ValueError("bind: out is required (the buffer the bound call writes)")
+        for name, a in (("x", x), ("out", out), ("residual", residual)):
+            if a is not None and not (isinstance(a, np.ndarray) and a.dtype == np.float32 and
+                                      a.dtype.isnative and a.flags.c_contiguous):
+                raise ValueError(f"bind: {name} must be a C-contiguous native float32 array")
+        return self._run(x, out, threads, self._bias, residual, bind=True)
+
+    def _run(self, x, out, threads, bias, residual, bind=False):
         x = float32_array(x, "x")
         N, C, H, W, batched = self.spec.input_dims(x.shape)
         geom = self.spec.geometry(N, C, H, W)
@@ -250,8 +263,11 @@ class Conv2d:
         y = self._output(out, shape, x, res, bias)
         t = self._threads_for(threads)
         name, kernel = self._kernel_for(N, H, W, geom, t)
-        kernel.run(x.reshape(-1), y.reshape(-1), bias, geom, t,
-                   None if res is None else res.reshape(-1), algorithm_id(name))
+        args = (x.reshape(-1), y.reshape(-1), bias, geom, t,
+                None if res is None else res.reshape(-1), algorithm_id(name))
+        if bind:
+            return _core.BoundConv(kernel, *args)
+        kernel.run(*args)
         return y
 
     @staticmethod

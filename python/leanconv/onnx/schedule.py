@@ -24,6 +24,7 @@ import functools
 
 import numpy as np
 
+from leanconv import _core
 from leanconv.onnx import arena
 from leanconv.onnx import budget as budget_mod
 from leanconv.onnx.program import timed
@@ -186,9 +187,8 @@ class Schedule:
         for name, (out, a, start, stop) in into_slice.items():
             bound[name] = bound[out][(slice(None),) * a + (slice(start, stop),)]
         self.feed_slots = [(n, bound[n]) for n in sorted(feeds_needed)]
-        # views, then bound calls, in step order
-        calls = []
-        self.workspace = 0
+        # views, then calls, in step order
+        entries = []
         for i, s in enumerate(steps):
             if kinds[i] == "fold" or i in elided:
                 continue
@@ -202,27 +202,63 @@ class Schedule:
                         bound[name] = v
                 continue
             outs = [bound.get(n) if n else None for n in s.outputs]
-            if s.into is not None:
-                call = functools.partial(s.into, outs, *args)
-            else:
-                call = functools.partial(_copy_into, s.fn, outs, args)
-            calls.append((s, call))
-            s.output_bytes = sum(o.nbytes for o in outs if o is not None)
-            ws = s.conv.workspace_bytes(conv_inputs[i]) if i in conv_inputs else scratch.get(i, 0)
-            s.workspace_bytes = ws
-            self.workspace = max(self.workspace, ws)
-        self.calls = calls
-        self.blas = any(s.blas for s, _ in calls)
-        # for timings: every step of the program, those with nothing to do at run
-        # time (folded, views, Concats written in place) as None
-        by_step = {id(s): c for s, c in calls}
-        self._timed = [(s, by_step.get(id(s))) for s in steps]
-        self._steps_info = [(s, s.output_bytes, s.workspace_bytes) for s, _ in calls]
+            entries.append((s, outs, args, i))
+        self._entries = entries
+        self._conv_inputs, self._scratch = conv_inputs, scratch
+        self._bind(program.settings.threads)
         self.outputs = [bound[n] if n in bound else bound[root(n)] for n in program.outputs]
-        self._fns = [c for _, c in calls]
         self.packed_bytes = sum({id(s.conv.last_plan): s.conv.packed_bytes for s in steps
                                  if s.conv is not None and s.conv.last_plan is not None}.values())
         self.constant_bytes = sum(np.asarray(v).nbytes for v in program.constants.values())
+
+    def _bind(self, threads):
+        """The run-time calls for this thread count.  A Conv whose buffers are
+        plain contiguous arrays becomes a _core.BoundConv (no per-call Python),
+        and runs of consecutive ones one C loop over a workspace held by the
+        schedule; every other step is a bound Python call."""
+        self.threads = threads
+        calls = []
+        conv_ws = other_ws = 0
+        for s, outs, args, i in self._entries:
+            b = s.conv.bind(outs, *args) if s.conv is not None else None
+            if b is not None:
+                call = b
+                conv_ws = max(conv_ws, b.workspace_bytes)
+                s.workspace_bytes = b.workspace_bytes
+            else:
+                call = functools.partial(s.into, outs, *args) if s.into is not None else \
+                    functools.partial(_copy_into, s.fn, outs, args)
+                s.workspace_bytes = s.conv.workspace_bytes(self._conv_inputs[i]) \
+                    if i in self._conv_inputs else self._scratch.get(i, 0)
+                other_ws = max(other_ws, s.workspace_bytes)
+            s.output_bytes = sum(o.nbytes for o in outs if o is not None)
+            calls.append((s, call))
+        # the bound convolutions' workspace is held (one buffer, allocated now);
+        # any other step's scratch is allocated by that step on top of it
+        raw = np.empty(conv_ws + arena.ALIGN, dtype=np.uint8)
+        skip = (-raw.ctypes.data) % arena.ALIGN
+        ws = raw[skip:skip + conv_ws]
+        self.workspace = conv_ws + other_ws
+        fns, group = [], []
+        for _, call in calls:
+            if isinstance(call, _core.BoundConv):
+                group.append(call)
+                continue
+            if group:
+                fns.append(functools.partial(_core.run_bound, tuple(group), ws))
+                group = []
+            fns.append(call)
+        if group:
+            fns.append(functools.partial(_core.run_bound, tuple(group), ws))
+        self._fns = fns
+        self.calls = [(s, functools.partial(_core.run_bound, (c,), ws)
+                       if isinstance(c, _core.BoundConv) else c) for s, c in calls]
+        self.blas = any(s.blas for s, _ in calls)
+        # for timings: every step of the program, those with nothing to do at run
+        # time (folded, views, Concats written in place) as None
+        by_step = {id(s): c for s, c in self.calls}
+        self._timed = [(s, by_step.get(id(s))) for s in self.program.steps]
+        self._steps_info = [(s, s.output_bytes, s.workspace_bytes) for s, _ in calls]
 
     @staticmethod
     def _concat_slices(steps, kinds, run_idx, info, alias, keep, first):
@@ -296,6 +332,8 @@ class Schedule:
         return parts
 
     def run(self, feeds, timings=None):
+        if self.threads != self.program.settings.threads:
+            self._bind(self.program.settings.threads)
         for name, slot in self.feed_slots:
             np.copyto(slot, feeds[name])
         if self.blas:   # NumPy's BLAS pool capped at threads= for the whole run (once: ~20 us)
