@@ -5,7 +5,9 @@
     plan = lc.Conv2d(w, bias, padding=1, algorithm="auto")   # weights packed once
     y = plan(x)
 """
-from ._core import ALGORITHMS as _ALGORITHMS
+from ._omp_env import load_core as _load_core
+
+_ALGORITHMS = _load_core().ALGORITHMS   # first: it sets the OpenMP spin before libgomp loads
 from ._isa import available_isas, cpu_features, isa, use_isa
 from ._plan import Conv2d, conv2d, supports, workspace_bytes
 from ._threads import get_num_threads, set_num_threads
