@@ -53,3 +53,6 @@ def load_core():
         if value is not None:
             os.environ.pop("GOMP_SPINCOUNT", None)
     return _core
+
+
+load_core()
