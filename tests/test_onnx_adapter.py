@@ -495,6 +495,23 @@ def test_convs_run_as_bound_c_calls_rebound_when_threads_change():
     assert rep.program.schedule.threads == 2
 
 
+def test_blas_pool_is_capped_during_a_run_and_restored():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from leanconv.onnx.schedule import blas_limit
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                if i["user_api"] == "blas"]
+    before = blas_threads()
+    if not before:
+        pytest.skip("NumPy has no BLAS threadpoolctl knows")
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        with blas_limit(1):
+            assert blas_threads() == [1] * len(before)
+        assert blas_threads() == [min(2, n) for n in before]
+    assert blas_threads() == before
+
+
 def test_raw_weights_are_dropped_once_packed():
     rep = lco.prepare(residual_model())
     for s in rep.program.steps:
