@@ -439,6 +439,25 @@ def test_c_pooling_matches_onnxruntime(kind, attrs, threads):
                        threads=threads)
 
 
+@pytest.mark.parametrize("attrs", [dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+                                   dict(kernel_shape=[3, 3], strides=[1, 1], pads=[0, 0, 0, 0])])
+def test_max_pool_nan_in_the_interior_and_at_the_edges(attrs):
+    x = rng(22).standard_normal((1, 2, 9, 12)).astype(np.float32)
+    x[0, 0, 4, 5] = x[0, 1, 0, 0] = x[0, 1, 8, 11] = x[0, 0, 2, 1] = np.nan
+    model = make_model([helper.make_node("MaxPool", ["x"], ["y"], **attrs)],
+                       [("x", x.shape)], [("y", None)])
+    ours = lco.prepare(model).run([x])[0]
+    # a NaN anywhere in a window gives NaN, as np.max (and torch) do; onnxruntime's SIMD max
+    # keeps or drops a NaN depending on where in the window it sits, so it is no reference here
+    p = attrs["pads"][0]
+    padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=-np.inf)
+    s = attrs["strides"][0]
+    want = np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(2, 3))[
+        :, :, ::s, ::s].max(axis=(-2, -1))
+    assert np.isnan(ours).any()
+    np.testing.assert_array_equal(ours, want)   # (NaNs compare equal here)
+
+
 # --- memory plan ----------------------------------------------------------------------------
 
 def residual_model(x_shape=(2, 8, 12, 12)):
