@@ -82,7 +82,7 @@ def test_omp_spincount_choice():
 
 @pytest.mark.skipif(not lc._core.openmp_enabled() or not sys.platform.startswith("linux"),
                     reason="libgomp's wait policy")
-@pytest.mark.parametrize("env, shown", [({}, "GOMP_SPINCOUNT = '10000'"),
+@pytest.mark.parametrize("env, shown", [({}, "GOMP_SPINCOUNT = '1000'"),
                                         ({"OMP_WAIT_POLICY": "passive"}, "GOMP_SPINCOUNT = '0'")])
 def test_libgomp_loads_with_the_bounded_spin_unless_the_user_chose(env, shown):
     code = "import os, leanconv; print(os.environ.get('GOMP_SPINCOUNT'))"
