@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds leanconv with -fsanitize=address,undefined in its own virtual
-# environment and runs a fast subset of the suite under it.
+# environment, from a copy of the sources (the tree is left as it was), and
+# runs a fast subset of the suite under it.
 #   bash .ci/sanitize.sh [pytest args]      (default: the fast subset below)
 # The sanitizer runtimes are LD_PRELOADed because the Python interpreter itself
 # is not instrumented; leaks are not checked (CPython keeps memory at exit) and
@@ -13,7 +14,15 @@ rm -rf "$VENV"
 python3 -m venv "$VENV"
 . "$VENV/bin/activate"
 pip install -q --disable-pip-version-check "setuptools>=64" "Cython>=3.0" wheel numpy pytest hypothesis threadpoolctl
-LEANCONV_SANITIZE=1 pip install -q --disable-pip-version-check --no-build-isolation .
+# Build from a copy of the sources: building in the tree would leave ASan objects
+# in build/ (and a generated _core.c, an egg-info) that a later in-place build
+# would pick up as up to date.
+SRC=$(mktemp -d "${TMPDIR:-/tmp}/leanconv-asan-src.XXXXXX")
+trap 'rm -rf "$SRC"' EXIT
+tar -cf - --exclude=./.git --exclude=./build --exclude=./dist --exclude='*.egg-info' \
+    --exclude='*.so' --exclude='*.o' --exclude=__pycache__ --exclude=./.venv \
+    --exclude=.pytest_cache --exclude=.hypothesis . | tar -C "$SRC" -xf -
+LEANCONV_SANITIZE=1 pip install -q --disable-pip-version-check --no-build-isolation "$SRC"
 ASAN_LIB=$(gcc -print-file-name=libasan.so)
 UBSAN_LIB=$(gcc -print-file-name=libubsan.so)
 args=("$@")

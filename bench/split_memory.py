@@ -1,20 +1,22 @@
 """Does `leanconv split`'s device_peak_bytes match what device.onnx really
 takes?  For ResNet-18, MobileNetV2 and GoogLeNet (torchvision, random
 weights) it splits under several device-memory budgets, then runs each
-DIR/device.onnx alone through leanconv.onnx in a fresh process and measures
-its resident-memory growth:
+DIR/device.onnx alone through leanconv.onnx in a fresh process, at glibc's
+default allocator settings, and measures its resident-memory growth:
 
-  baseline   VmRSS after importing numpy, onnx and leanconv.onnx and creating
-             the input (the input is the device's: the model counts it)
-  growth     VmHWM during a run minus the baseline, the high-water mark reset
-             (/proc/self/clear_refs) after the model is loaded and prepared and
-             the ONNX protobuf freed (gc + malloc_trim), so the loader's
-             transient copy of the weights is not charged to the run: the
-             first run (which packs the Conv weights) and the second (steady
-             state, what the split's memory model describes)
+  baseline   VmRSS after importing numpy, onnx and leanconv.onnx, a warm-up
+             (a one-node model loaded, prepared and run, a random draw, all of
+             leanconv's compiled code paged in: code is not the model's memory)
+  growth     VmHWM minus the baseline, from creating the input (the device
+             holds it: the model counts it) to the end of a run, the
+             high-water mark reset (/proc/self/clear_refs) after the model is
+             loaded and prepared and the ONNX protobuf freed (gc + malloc_trim),
+             so the loader's transient copy of the weights is not charged to
+             the run: the larger of the first run and the steady state (the
+             least of three later runs), what the split's memory model describes
 
 and writes the table into docs/split.md (between its memory markers).
-Linux only (procfs).
+Linux only (procfs).  About 2 minutes on 2 cores.
 
     python bench/split_memory.py [--size 224] [--threads 1]"""
 from __future__ import annotations
@@ -36,11 +38,12 @@ BEGIN, END = "<!-- memory:begin -->", "<!-- memory:end -->"
 FRACTIONS = (1.0, 0.5, 0.25, 0.12)
 
 CHILD = r"""
-import ctypes, gc, json, sys
+import ctypes, gc, json, os, sys, tempfile
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 import leanconv.onnx as lco
+from leanconv._heap import return_freed_memory
 
 def status(key):
     with open("/proc/self/status") as f:
@@ -50,45 +53,47 @@ def status(key):
 
 def settle():
     gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)   # glibc: hand freed heap back
-    except (OSError, AttributeError):
-        pass
+    return_freed_memory()
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")   # reset VmHWM to the current RSS
 
-# import-on-first-use (checker, op modules, kernel code pages) is not the model's
-# memory: prepare and run a one-node model before the baseline
+path, threads, shape = sys.argv[1], int(sys.argv[2]), [int(d) for d in sys.argv[3].split("x")]
+# Code and import-on-first-use are not the model's memory: load (from a file),
+# prepare and run a one-node model, draw a random input, and page in all of
+# leanconv's compiled code before the baseline (a run touches the kernels it
+# uses: up to ~0.7 MB of file-backed pages, which VmRSS counts)
 w = numpy_helper.from_array(np.ones((1, 1, 1, 1), np.float32), "w")
 tiny = helper.make_model(helper.make_graph(
     [helper.make_node("Conv", ["a", "w"], ["b"])], "warm",
     [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1, 1, 2, 2])],
     [helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 1, 2, 2])], [w]))
-lco.prepare(tiny).run([np.ones((1, 1, 2, 2), np.float32)])
-
-path, threads, shape = sys.argv[1], int(sys.argv[2]), [int(d) for d in sys.argv[3].split("x")]
-x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+with tempfile.TemporaryDirectory() as tmp:
+    onnx.save(tiny, os.path.join(tmp, "warm.onnx"))
+    lco.prepare(onnx.load(os.path.join(tmp, "warm.onnx"))).run([np.ones((1, 1, 2, 2),
+                                                                       np.float32)])
+np.random.default_rng(0).standard_normal(shape)
+with open("/proc/self/maps") as maps:
+    for line in maps:
+        f = line.split()
+        if len(f) >= 6 and "leanconv/_core" in f[5] and f[1].startswith("r"):
+            lo, hi = (int(v, 16) for v in f[0].split("-"))
+            ctypes.string_at(lo, hi - lo)
 settle()
 baseline = status("VmRSS")
+# the input lives on the device: the model counts it, so the growth does
+x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
 model = onnx.load(path)
 rep = lco.prepare(model, threads=threads)
 name = rep.input_names[0]
 del model
-settle()
-rep.run({name: x})          # the first run packs every Conv's weights
-first = status("VmHWM")
-settle()
-rep.run({name: x})          # steady state: what a device running it again and again holds
-steady = status("VmHWM")
-print(json.dumps({"first": first - baseline, "steady": steady - baseline}))
+settle()   # the loader's transient copy of the weights is not charged to the runs
+runs = []
+for _ in range(4):   # the first run, then steady state
+    rep.run({name: x})
+    runs.append(status("VmHWM") - baseline)
+    settle()
+print(json.dumps({"runs": runs}))
 """
-
-# glibc raises its mmap threshold to the size of the largest buffer freed so far
-# (up to 32 MiB) and keeps up to twice that free at the top of its heap: a
-# freed 7 MiB workspace stays resident.  With a fixed threshold every buffer
-# of 64 KiB or more is its own mapping, returned when freed, and the RSS shows
-# what the process holds rather than what glibc keeps for later.
-FIXED_MMAP = {"MALLOC_MMAP_THRESHOLD_": "65536"}
 
 
 def child_env(**extra):
@@ -100,14 +105,18 @@ def child_env(**extra):
     return dict(os.environ, PYTHONPATH=os.pathsep.join(path), **extra)
 
 
-def child_growth(device_onnx, threads, shape, allocator_env=None):
-    """max(first run, second run) RSS growth in bytes of a fresh process."""
-    env = child_env(OPENBLAS_NUM_THREADS=str(threads), **(allocator_env or {}))
+def child_growth(device_onnx, threads, shape):
+    """RSS growth in bytes of a fresh process running device_onnx four times,
+    at glibc's default allocator settings: the larger of the first run and
+    the steady state, the least of the later runs (memory noise -- a page
+    touched for reasons of its own -- only ever adds, so the least reading
+    is the one that isolates the run)."""
+    env = child_env(OPENBLAS_NUM_THREADS=str(threads))
     proc = subprocess.run([sys.executable, "-c", CHILD, str(device_onnx), str(threads),
                            "x".join(map(str, shape))], capture_output=True, text=True,
                           env=env, check=True)
-    runs = json.loads(proc.stdout)
-    return max(runs["first"], runs["steady"])
+    runs = json.loads(proc.stdout)["runs"]
+    return max(runs[0], min(runs[1:]))
 
 
 def split(model, budget, out, threads, uplink="1Mbit/s", speedup="1"):
@@ -151,8 +160,7 @@ def main():
                                  "all on the server: nothing runs on the device"))
                     continue
                 shape = [1, 3, args.size, args.size]
-                growth = (child_growth(r["files"]["device"], args.threads, shape),
-                          child_growth(r["files"]["device"], args.threads, shape, FIXED_MMAP))
+                growth = child_growth(r["files"]["device"], args.threads, shape)
                 rows.append((name, budget, len(r["device_nodes"]), r["device_peak_bytes"],
                              growth, ", ".join(r["cut"])[:60] or "(all on the device)"))
                 print(rows[-1], file=sys.stderr)
@@ -167,24 +175,22 @@ def write(rows, args):
              f"`leanconv split --uplink 1Mbit/s --rtt 0ms --server-speedup 1`, so the cut is "
              f"the smallest transfer that fits the budget). `model` = the split's "
              f"`device_peak_bytes`; `RSS growth` = peak resident memory of a fresh process "
-             f"running device.onnx twice through leanconv.onnx (the larger of the two runs), "
-             f"over its baseline after imports and input (see the script's docstring), with "
-             f"glibc's default allocator settings and with `MALLOC_MMAP_THRESHOLD_=65536` "
-             f"(every buffer of 64 KiB or more its own mapping, returned to the system when "
-             f"freed: what the process holds, without the freed memory glibc keeps).", "",
+             f"running device.onnx four times through leanconv.onnx (the larger of the first run "
+             f"and the steady state), "
+             f"over its baseline after imports and a warm-up (see the script's docstring), "
+             f"with glibc's default allocator settings.", "",
              f"Load average while it ran: {os.getloadavg()[0]:.2f} (timings do not matter "
              f"here; memory does not depend on the load).", "",
-             "| model | budget MiB | device nodes | model MiB | RSS growth MiB (glibc "
-             "default) | RSS growth MiB (mmap threshold 64 KiB) | model / RSS (64 KiB) | cut |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| model | budget MiB | device nodes | model MiB | RSS growth MiB | "
+             "model / RSS | cut |",
+             "|---|---|---|---|---|---|---|"]
     for name, budget, n, peak, growth, cut in rows:
         if growth is None:
             lines.append(f"| {name} | {budget / mib:.1f} | {n if n is not None else '-'} | "
-                         f"{'-' if peak is None else f'{peak / mib:.2f}'} | - | - | - | {cut} |")
+                         f"{'-' if peak is None else f'{peak / mib:.2f}'} | - | - | {cut} |")
             continue
-        default, fixed = growth
         lines.append(f"| {name} | {budget / mib:.1f} | {n} | {peak / mib:.2f} | "
-                     f"{default / mib:.2f} | {fixed / mib:.2f} | {peak / fixed:.3f} | {cut} |")
+                     f"{growth / mib:.2f} | {peak / growth:.3f} | {cut} |")
     lines += ["", END]
     doc = Path(args.out)
     text = doc.read_text()

@@ -80,3 +80,36 @@ def test_vgg_layer_numbers(isa):
     p2v = lc.workspace_bytes(x, w, padding=1, algorithm="patch2vec", threads=1)
     assert im2col > 100e6          # ~115 MB
     assert p2v * 50 <= im2col
+
+
+def _aligned_bytes(n, offset=0):
+    raw = np.zeros(n + 128, np.uint8)
+    skip = (-raw.ctypes.data) % 64 + offset
+    return raw[skip:skip + n]
+
+
+def test_a_lent_workspace_is_used_instead_of_allocating(isa):
+    """An executor lends one scratch buffer to every call (leanconv.onnx's
+    schedule does): the result is the same, and a buffer too small (planned
+    for fewer threads) is not used; a wrong one is a clear error."""
+    x = np.random.default_rng(0).standard_normal((1, 16, 20, 20)).astype(np.float32)
+    w = np.random.default_rng(1).standard_normal((24, 16, 3, 3)).astype(np.float32)
+    for a in ("im2col", "winograd_f4", "patch2vec"):
+        if not lc.supports(a, x.shape, w.shape, padding=1):
+            continue
+        plan = lc.Conv2d(w, algorithm=a, padding=1)
+        want = plan(x, threads=1)
+        need = plan.workspace_bytes(x.shape, threads=1)
+        assert need > 0, a
+        for lent, used in ((_aligned_bytes(need), True), (_aligned_bytes(need // 2), False)):
+            lent[:] = 0xAB
+            np.testing.assert_array_equal(plan(x, threads=1, workspace=lent), want)
+            assert _core.last_workspace_bytes() == need
+            assert bool((lent != 0xAB).any()) == used, a   # scratch written there, or not
+        with pytest.raises(ValueError, match="64-byte"):
+            plan(x, threads=1, workspace=_aligned_bytes(need, offset=4))
+        with pytest.raises(TypeError, match="workspace must be"):
+            plan(x, threads=1, workspace=np.zeros(need // 4, np.float32))
+        y = np.empty_like(want)
+        with pytest.raises(ValueError, match="workspace overlaps"):
+            plan(x, out=y, threads=1, workspace=y.reshape(-1).view(np.uint8))

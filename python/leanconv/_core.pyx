@@ -359,16 +359,21 @@ cdef class Kernel:
         return self.packed_floats * 4
 
     def run(self, const float[::1] x, float[::1] y, const float[::1] bias, tuple geometry,
-            int nthreads, const float[::1] residual=None, int algorithm=-1):
+            int nthreads, const float[::1] residual=None, int algorithm=-1,
+            unsigned char[::1] workspace=None):
         """y = act(conv(x) + bias + residual) with `algorithm` (default: the
         one packed for; any with the same layout).  `geometry` is the full
         call geometry (same filters as at packing); residual has y's length
         and is y itself or does not overlap it (checked by the caller).
-        Allocates exactly lc_conv_workspace_bytes and frees it."""
+        Allocates exactly lc_conv_workspace_bytes and frees it, unless the
+        caller lends a `workspace` buffer at least that large (an executor
+        that owns one scratch buffer for all its calls; a smaller one, e.g.
+        planned for fewer threads, is not used)."""
         global _last_workspace_bytes
         cdef lc_conv_desc d
         cdef int64_t ws_bytes
         cdef void *ws = NULL
+        cdef bint lent = False
         cdef int status
         cdef const float *bias_ptr = NULL
         cdef const float *res_ptr = NULL
@@ -387,7 +392,12 @@ cdef class Kernel:
         ws_bytes = lc_conv_workspace_bytes(&d)
         if ws_bytes < 0:
             raise ValueError("the workspace of this call would not fit in 63 bits")
-        if ws_bytes > 0:
+        if ws_bytes > 0 and workspace is not None and workspace.shape[0] >= ws_bytes:
+            if (<size_t>&workspace[0]) % 64 != 0:
+                raise ValueError("a lent workspace must start on a 64-byte boundary")
+            ws = <void *>&workspace[0]
+            lent = True
+        elif ws_bytes > 0:
             ws = lc_aligned_alloc(ws_bytes)
             if ws == NULL:
                 raise MemoryError(f"leanconv could not allocate {ws_bytes} bytes of workspace "
@@ -398,7 +408,7 @@ cdef class Kernel:
                 status = lc_conv_run(&d, &x[0], self.packed, bias_ptr, res_ptr, &y[0], ws,
                                      ws_bytes)
         finally:
-            if ws != NULL:
+            if ws != NULL and not lent:
                 lc_aligned_free(ws)
         _check_status(status, self.algorithm)
 

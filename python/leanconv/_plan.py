@@ -232,19 +232,22 @@ class Conv2d:
             raise ValueError(f"workspace for input {tuple(x_shape)} does not fit in 64 bits")
         return ws
 
-    def __call__(self, x, out=None, *, residual=None, threads=None):
+    def __call__(self, x, out=None, *, residual=None, threads=None, workspace=None):
         """y = act(conv(x) + bias + residual).  `residual` (optional) is a
         float32 array of exactly the output's shape (a non-contiguous one is
         copied first); `out=residual` -- the very same array -- accumulates in
         place.  Any other overlap of out with x, residual or the bias is an
-        error."""
-        return self._run(x, out, threads, self._bias, residual)
+        error.  `workspace` (optional): a 64-byte aligned uint8 array of at
+        least workspace_bytes(x.shape) the call uses instead of allocating its
+        own (an executor's one scratch buffer for all its layers)."""
+        return self._run(x, out, threads, self._bias, residual, workspace)
 
     def bind(self, x, out, *, residual=None, threads=None):
         """The call self(x, out, residual=residual, threads=threads) fixed
         once, for an executor that reuses the same buffers: a
-        _core.BoundConv (run it with _core.run_bound).  x, out and residual
-        must be C-contiguous native float32 arrays that stay where they are."""
+        _core.BoundConv (run it with _core.run_bound, which lends it the
+        executor's workspace).  x, out and residual must be C-contiguous
+        native float32 arrays that stay where they are."""
         if out is None:
             raise ValueError("bind: out is required (the buffer the bound call writes)")
         for name, a in (("x", x), ("out", out), ("residual", residual)):
@@ -253,7 +256,7 @@ class Conv2d:
                 raise ValueError(f"bind: {name} must be a C-contiguous native float32 array")
         return self._run(x, out, threads, self._bias, residual, bind=True)
 
-    def _run(self, x, out, threads, bias, residual, bind=False):
+    def _run(self, x, out, threads, bias, residual, workspace=None, bind=False):
         x = float32_array(x, "x")
         N, C, H, W, batched = self.spec.input_dims(x.shape)
         geom = self.spec.geometry(N, C, H, W)
@@ -267,7 +270,9 @@ class Conv2d:
                 None if res is None else res.reshape(-1), algorithm_id(name))
         if bind:
             return _core.BoundConv(kernel, *args)
-        kernel.run(*args)
+        if workspace is not None:
+            check_workspace(workspace, x, y, res)
+        kernel.run(*args, workspace)
         return y
 
     @staticmethod
@@ -301,6 +306,18 @@ class Conv2d:
         return (f"leanconv.Conv2d(M={s.M}, C={s.C}, kernel={s.kH}x{s.kW}, stride={s.stride}, "
                 f"pads={s.pads}, dilation={s.dilation}, groups={s.groups}, "
                 f"algorithm={self.requested!r}, isa={self.isa!r})")
+
+
+def check_workspace(workspace, *arrays):
+    """A lent workspace: a writable C-contiguous 1-D uint8 array apart from the
+    call's arrays (Kernel.run checks its alignment and uses it if large enough)."""
+    if not (isinstance(workspace, np.ndarray) and workspace.dtype == np.uint8 and
+            workspace.ndim == 1 and workspace.flags.c_contiguous and workspace.flags.writeable):
+        raise TypeError("workspace must be a writable 1-D C-contiguous uint8 numpy array, got "
+                        + (f"{workspace.dtype} of shape {workspace.shape}"
+                           if isinstance(workspace, np.ndarray) else type(workspace).__name__))
+    if any(a is not None and np.may_share_memory(workspace, a) for a in arrays):
+        raise ValueError("workspace overlaps the input, the output or the residual")
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,

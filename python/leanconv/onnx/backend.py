@@ -13,6 +13,7 @@ from onnx import helper
 from onnx.backend.base import Backend, BackendRep, Device, DeviceType, namedtupledict
 
 from leanconv import _threads
+from leanconv._heap import return_freed_memory
 from leanconv._select import check_name
 from leanconv.onnx.graph import build_program
 
@@ -127,16 +128,6 @@ def _without_weights(model, keep=1024):
     return light
 
 
-def _return_freed_memory():
-    """Give the heap pages freed while packing back to the OS (glibc keeps
-    them otherwise, and they would count in the process's RSS for good)."""
-    try:
-        import ctypes
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):   # not glibc: nothing to do
-        pass
-
-
 def _check_device(device):
     if not LeanconvBackend.supports_device(device):
         raise ValueError(f"leanconv.onnx runs on CPU only, not {device!r}")
@@ -188,7 +179,7 @@ class LeanconvBackend(Backend):
         rep.threads = threads
         if program.compile_declared() is not None:
             program.release_weights()
-        _return_freed_memory()
+        return_freed_memory()   # what loading and packing freed (glibc keeps it)
         return rep
 
     @classmethod

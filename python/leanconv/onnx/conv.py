@@ -291,7 +291,8 @@ class ConvOp:
         r4 = self._residual4(res, y.shape)
         if r4 is not None and np.shares_memory(r4, y4):
             r4 = y4   # in place: the very same array, as the epilogue asks
-        plan(x4, out=y4, residual=r4, threads=self.settings.threads)
+        plan(x4, out=y4, residual=r4, threads=self.settings.threads,
+             workspace=self.settings.workspace)
 
     def bind(self, outs, *args):
         """into(outs, *args) fixed once (a _core.BoundConv), or None when the

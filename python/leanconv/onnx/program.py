@@ -25,6 +25,7 @@ class Settings:
         self.algorithm = algorithm
         self.threads = threads
         self.memory_budget = memory_budget   # bytes a run may hold, or None
+        self.workspace = None   # the compiled schedule's scratch buffer, lent to every Conv
 
 
 class Step:

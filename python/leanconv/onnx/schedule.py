@@ -173,9 +173,16 @@ class Schedule:
         offsets, total = arena.place(buffers)
         self.arena_bytes = total
         self._pack(steps, conv_inputs, total, max(scratch.values(), default=0))
-        raw = np.empty(total + arena.ALIGN, dtype=np.uint8)
+        for i in conv_inputs:
+            scratch[i] = steps[i].conv.workspace_bytes(conv_inputs[i])
+        # one scratch buffer after the arena, lent to every Conv: a workspace
+        # allocated and freed per call fragments the heap, and the pages of the
+        # holes it leaves stay resident (other ops' scratch is a few bytes)
+        lent = arena.aligned(max((scratch[i] for i in conv_inputs), default=0))
+        raw = np.empty(total + lent + arena.ALIGN, dtype=np.uint8)
         skip = (-raw.ctypes.data) % arena.ALIGN
         self._arena = raw[skip:skip + total]
+        self._workspace = raw[skip + total:skip + total + lent] if lent else None
         bound = dict(program.constants)
         bound.update(folded)
         for name, off in offsets.items():
@@ -225,20 +232,28 @@ class Schedule:
                 call = b
                 conv_ws = max(conv_ws, b.workspace_bytes)
                 s.workspace_bytes = b.workspace_bytes
+            elif i in self._conv_inputs:   # a Conv called through into(): the lent workspace
+                call = functools.partial(s.into, outs, *args)
+                s.workspace_bytes = s.conv.workspace_bytes(self._conv_inputs[i])
+                conv_ws = max(conv_ws, s.workspace_bytes)
             else:
                 call = functools.partial(s.into, outs, *args) if s.into is not None else \
                     functools.partial(_copy_into, s.fn, outs, args)
-                s.workspace_bytes = s.conv.workspace_bytes(self._conv_inputs[i]) \
-                    if i in self._conv_inputs else self._scratch.get(i, 0)
+                s.workspace_bytes = self._scratch.get(i, 0)
                 other_ws = max(other_ws, s.workspace_bytes)
             s.output_bytes = sum(o.nbytes for o in outs if o is not None)
             calls.append((s, call))
-        # the bound convolutions' workspace is held (one buffer, allocated now);
-        # any other step's scratch is allocated by that step on top of it
-        raw = np.empty(conv_ws + arena.ALIGN, dtype=np.uint8)
-        skip = (-raw.ctypes.data) % arena.ALIGN
-        ws = raw[skip:skip + conv_ws]
-        self.workspace = conv_ws + other_ws
+        # every Conv works in the one buffer after the arena (larger when more
+        # threads need more than compiled for); another step's scratch is
+        # allocated by that step, on top of it
+        if conv_ws and (self._workspace is None or self._workspace.nbytes < conv_ws):
+            raw = np.empty(arena.aligned(conv_ws) + arena.ALIGN, dtype=np.uint8)
+            skip = (-raw.ctypes.data) % arena.ALIGN
+            self._workspace = raw[skip:skip + arena.aligned(conv_ws)]
+            if self.program.schedule is self:
+                self.program.settings.workspace = self._workspace
+        ws = self._workspace if self._workspace is not None else np.empty(0, np.uint8)
+        self.workspace = (0 if self._workspace is None else self._workspace.nbytes) + other_ws
         fns, group = [], []
         for _, call in calls:
             if isinstance(call, _core.BoundConv):
@@ -323,6 +338,7 @@ class Schedule:
         """Make this schedule's per-step facts the ones the steps report."""
         for s, out_b, ws_b in self._steps_info:
             s.output_bytes, s.workspace_bytes = out_b, ws_b
+        self.program.settings.workspace = self._workspace
 
     def memory(self):
         """Bytes a run holds: packed weights + constants, activation arena, scratch."""

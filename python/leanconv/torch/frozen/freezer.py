@@ -3,15 +3,13 @@ and rewrite one chain at a time, releasing torch's copy of each weight as
 soon as its last user is packed (so the peak never holds two full copies)."""
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
 import warnings
 from collections import Counter
 
 import torch
 from torch import nn
 
+from leanconv._heap import return_freed_memory as _return_freed_memory
 from leanconv._params import ConvSpec
 from leanconv._select import check_name
 from leanconv.torch import modules as lct_modules
@@ -236,21 +234,3 @@ def _rewrite(gm, chain, frozen):
     for node in list(graph.nodes):
         if node.op == "get_attr" and not node.users:
             graph.erase_node(node)
-
-
-@functools.lru_cache(maxsize=None)
-def _malloc_trim():
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
-
-
-def _return_freed_memory():
-    """Hand freed memory back to the OS now.  glibc keeps freed heap memory
-    for reuse, but the packed weights (aligned, other sizes) rarely fit in
-    the holes torch's weights leave, so without this the heap grows by the
-    packed size while the released weights stay resident."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
