@@ -7,8 +7,8 @@ Models: torchvision's (random weights) exported by the TorchScript exporter
 (opset 17) and the dynamo exporter (its default opset), at --size (ResNet-18
 and MobileNetV2 also at 224, and VGG-11 only at 224: its TorchScript export
 needs a 7x7 feature map), and the onnx package's light zoo (224).  For each
-model and thread count each engine runs in its own process (its own thread
-pools, nothing shared), in turns (leanconv, onnxruntime, OpenVINO, leanconv,
+model each engine runs in its own process (its own thread pools, nothing
+shared; one thread count at a time), in turns (leanconv, onnxruntime, OpenVINO, leanconv,
 ...; each turn 3 back-to-back runs after a 20 ms pause, longer than any pool's
 spin-wait) until each has run --min-time seconds and at least --min-rounds
 turns; the table shows medians
@@ -85,36 +85,43 @@ PAUSE = 0.02   # seconds between engines: past every pool's spin after its last 
                # default ~5 ms, leanconv's ~25 us), so the next engine has the cores to itself
 
 
-def serve(engine, path, threads):
+def serve(engine, path):
     """An engine in its own process (its own thread pools, nothing shared): on
-    each line 'n' from stdin, run the model n times back to back and print the
-    seconds of each as a JSON list; 'ready' once it has warmed up."""
+    each line 'threads n' from stdin, run the model n times back to back with
+    that many threads and print the seconds of each as a JSON list (the
+    engine is prepared and warmed up for a thread count when first asked for
+    it, untimed), or {"error": ...}; 'ready' once loaded."""
     import onnx
     from leanconv.onnx.bench import random_inputs
     feeds = random_inputs(onnx.load(str(path)))
-    fn = RUNNERS[engine](path, threads)
-    for _ in range(3):
-        fn(feeds)
+    runners = {}
     print("ready", flush=True)
     for line in sys.stdin:
+        threads, n = (int(v) for v in line.split())
+        try:
+            if threads not in runners:
+                runners.clear()   # (one engine instance at a time)
+                runners[threads] = RUNNERS[engine](path, threads)
+                for _ in range(3):
+                    runners[threads](feeds)
+            fn = runners[threads]
+        except Exception as e:   # this engine cannot run this model
+            print(json.dumps({"error": f"{type(e).__name__}: {e}"[:200]}), flush=True)
+            continue
         times = []
-        for _ in range(int(line)):
+        for _ in range(n):
             t0 = time.perf_counter()
             fn(feeds)
             times.append(time.perf_counter() - t0)
         print(json.dumps(times), flush=True)
 
 
-def interleaved(path, engines, threads, min_time, min_rounds, per_turn=3):
-    """Each engine in its own process; turns in rotation (leanconv, onnxruntime,
-    OpenVINO, leanconv, ...), each turn `per_turn` back-to-back runs after a
-    PAUSE, until every engine has min_rounds turns and min_time seconds.
-    Returns ({engine: [seconds]}, {engine: error})."""
+def start_engines(path, engines):
+    """{engine: serving process} (loaded at once: nothing is timed yet), {engine: error}."""
+    started = {name: subprocess.Popen([sys.executable, __file__, "--serve", name, str(path)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True) for name in engines}
     procs, errors = {}, {}
-    started = {name: subprocess.Popen([sys.executable, __file__, "--serve", name, str(path),
-                                       str(threads)], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for name in engines}   # (loading at once: nothing is timed yet)
     for name, p in started.items():
         if p.stdout.readline().strip() != "ready":
             p.kill()
@@ -122,22 +129,43 @@ def interleaved(path, engines, threads, min_time, min_rounds, per_turn=3):
             errors[name] = (err[-1] if err else "no output")[:200]
             continue
         procs[name] = p
-    times = {k: [] for k in procs}
+    return procs, errors
+
+
+def stop_engines(procs):
+    for p in procs.values():
+        p.stdin.close()
+        p.wait()
+
+
+def ask(p, threads, n):
+    p.stdin.write(f"{threads} {n}\n")
+    p.stdin.flush()
+    return json.loads(p.stdout.readline())
+
+
+def interleaved(procs, threads, min_time, min_rounds, per_turn=3):
+    """Turns in rotation (leanconv, onnxruntime, OpenVINO, leanconv, ...), each
+    turn `per_turn` back-to-back runs after a PAUSE, until every engine has
+    min_rounds turns and min_time seconds.  Returns ({engine: [seconds]},
+    {engine: error})."""
+    errors = {}
+    live = {}
+    for name, p in procs.items():   # prepare and warm up each (untimed)
+        r = ask(p, threads, 0)
+        if isinstance(r, dict):
+            errors[name] = r["error"]
+        else:
+            live[name] = p
+    times = {k: [] for k in live}
     turns = 0
-    try:
-        while procs:
-            for name, p in procs.items():
-                time.sleep(PAUSE)
-                p.stdin.write(f"{per_turn}\n")
-                p.stdin.flush()
-                times[name] += json.loads(p.stdout.readline())
-            turns += 1
-            if turns >= min_rounds and all(sum(t) >= min_time for t in times.values()):
-                break
-    finally:
-        for p in procs.values():
-            p.stdin.close()
-            p.wait()
+    while live:
+        for name, p in live.items():
+            time.sleep(PAUSE)
+            times[name] += ask(p, threads, per_turn)
+        turns += 1
+        if turns >= min_rounds and all(sum(t) >= min_time for t in times.values()):
+            break
     return times, errors
 
 
@@ -216,14 +244,19 @@ def bench_model(label, path, threads_list, min_time, min_rounds, engines):
     m = rep.memory()
     row["plan_mib"] = None if m is None else m["total"] / 2**20
     del rep, ours
-    for threads in threads_list:
-        times, errors = interleaved(path, ["leanconv"] + list(engines), threads, min_time,
-                                    min_rounds)
-        if "leanconv" in errors:
-            raise RuntimeError(errors["leanconv"])
-        if errors:
-            row.setdefault("errors", {}).update(errors)
-        row["threads"][threads] = {k: summary(v) for k, v in times.items()}
+    procs, errors = start_engines(path, ["leanconv"] + list(engines))
+    try:
+        for threads in threads_list:
+            if "leanconv" not in errors:
+                times, more = interleaved(procs, threads, min_time, min_rounds)
+                errors.update(more)
+            if "leanconv" in errors:
+                raise RuntimeError(errors["leanconv"])
+            row["threads"][threads] = {k: summary(v) for k, v in times.items()}
+    finally:
+        stop_engines(procs)
+    if errors:
+        row.setdefault("errors", {}).update(errors)
     return row
 
 
@@ -298,7 +331,8 @@ def write_markdown(rows, mem, overhead, waits, args, path):
              f"{os.cpu_count()} logical CPUs; load average at the end {load:.2f} "
              "(other work on the machine skews the figures, most of all at 2 threads: an "
              "OpenMP team needs all its threads on a core at every region's end).", "",
-             "Method: each engine in its own process (its own thread pools); turns in rotation "
+             "Method: each engine in its own process (its own thread pools, one thread count at "
+             "a time, prepared and warmed up untimed); turns in rotation "
              "(leanconv, onnxruntime, OpenVINO, leanconv, ...), each turn 3 back-to-back runs "
              f"after a {PAUSE * 1e3:.0f} ms pause (longer than any pool's spin after its last "
              "run), until each engine has run --min-time s and --min-rounds turns. "
@@ -379,7 +413,7 @@ def write_markdown(rows, mem, overhead, waits, args, path):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--serve"]:
-        return serve(argv[1], argv[2], int(argv[3]))
+        return serve(argv[1], argv[2])
     if argv[:1] == ["--spin-probe"]:
         return spin_probe(argv[1], int(argv[2]))
     import onnx_exports
