@@ -244,8 +244,7 @@ class Schedule:
             s.output_bytes = sum(o.nbytes for o in outs if o is not None)
             calls.append((s, call))
         # every Conv works in the one buffer after the arena (larger when more
-        # threads need more than compiled for); another step's scratch is
-        # allocated by that step, on top of it
+        # threads need more than compiled for); another step allocates its own
         if conv_ws and (self._workspace is None or self._workspace.nbytes < conv_ws):
             raw = np.empty(arena.aligned(conv_ws) + arena.ALIGN, dtype=np.uint8)
             skip = (-raw.ctypes.data) % arena.ALIGN
@@ -253,7 +252,9 @@ class Schedule:
             if self.program.schedule is self:
                 self.program.settings.workspace = self._workspace
         ws = self._workspace if self._workspace is not None else np.empty(0, np.uint8)
-        self.workspace = (0 if self._workspace is None else self._workspace.nbytes) + other_ws
+        # (as the profile's memory model counts it: the largest scratch of one step; the
+        # few hundred bytes another op allocates beside the held Conv buffer are not added)
+        self.workspace = max(conv_ws, other_ws)
         fns, group = [], []
         for _, call in calls:
             if isinstance(call, _core.BoundConv):
