@@ -8,7 +8,7 @@ the three ways of not naming one:
   measure    lc.Conv2d(w, ..., algorithm="measure")  (times the candidates once,
              in a wisdom file of this run's own; its measuring is not timed)
 
-    python bench/algorithm_choice.py                   # writes docs/algorithm-choice.md
+    python bench/algorithm_choice.py                   # its section of docs/performance.md
     python bench/algorithm_choice.py --quick --layers 512@7 stem
     python bench/algorithm_choice.py --json raw.json   # also every time, for fitting
 
@@ -18,10 +18,12 @@ wall time; every plan of a layer timed in
 the same process in interleaved rounds with a few ms of sleep between
 plans, each sample a loop of calls lasting >= --sample-ms; the figure is the
 median sample, the spread the (max - min) / median of the fastest
-algorithm's samples.  auto, shapeless and measure are timed as the plans
-they are, not looked up from the named algorithm's time, so a ratio a few
-percent from 1.00 on a layer where they picked the fastest algorithm is the
-noise of the machine.  The table says the load average at the start.
+algorithm's samples, and a choice's ratio the median over rounds of its
+sample over the fastest algorithm's sample of the same round.  auto,
+shapeless and measure are timed as the plans they are, not looked up from
+the named algorithm's time, so a ratio a few percent from 1.00 on a layer
+where they picked the fastest algorithm is the noise of the machine.  The
+table says the load average at the start.
 """
 from __future__ import annotations
 
@@ -133,7 +135,9 @@ def bench_layer(L, threads, rounds, sample_ms):
         "layer": name, "threads": threads, "algorithms": algos,
         "ms": {n: med[n] * 1e3 for n in med}, "fastest": fastest, "spread": spread,
         "picked": {c: plans[c].algorithm for c in CHOICES},
-        "ratio": {c: med[c] / med[fastest] for c in CHOICES},
+        # per round, so a drift of the machine's speed between rounds cancels
+        "ratio": {c: statistics.median(a / f for a, f in zip(samples[c], samples[fastest]))
+                  for c in CHOICES},
         "measure_s": measure_s,
     }
 
@@ -146,19 +150,19 @@ def cpu_text():
 
 
 def markdown(rows, meta):
-    out = ["# Algorithm choice", "",
+    out = ["## Algorithm choice", "",
            "Does `auto` (the C cost model, `kernels/choose.c`), a plan made without "
            "`input_shape` (deciding on its first call) and `algorithm=\"measure\"` (timing "
            "the candidates once, kept in the wisdom file) pick the fastest algorithm? "
-           "Each ratio is that plan's median time over the fastest algorithm's, timed "
-           "side by side in one process (method: the docstring of "
-           "`bench/algorithm_choice.py`).", "",
+           "Each ratio is the median, over interleaved rounds, of that plan's time over the "
+           "fastest algorithm's in the same round, timed side by side in one process "
+           "(method: the docstring of `bench/algorithm_choice.py`).", "",
            f"- Regenerate: `{meta['command']}`",
            f"- CPU: {meta['cpu']}; ISA {meta['isa']}; leanconv {meta['version']}",
            f"- Load average at start: {meta['load']:.2f} (2 cores, shared machine); "
            f"run took {meta['elapsed_s']:.0f} s",
            "- Targets: auto and shapeless <= 1.15, measure <= 1.05 (bold: missed).", "",
-           "## How `auto` decides, and how it was fitted", "",
+           "### How `auto` decides, and how it was fitted", "",
            "`lc_conv_choose` (`kernels/choose.c`) counts, per algorithm that supports the call, "
            "the multiply-adds its micro-kernels run (rows and pixels rounded up to whole MR and "
            "NR panels), the patch values Im2Col or Patch2Vec unwrap, the values that go through "
@@ -181,7 +185,7 @@ def markdown(rows, meta):
            "on a quiet machine.", ""]
     for threads in meta["threads"]:
         rs = [r for r in rows if r["threads"] == threads]
-        out += [f"## {threads} thread{'s' if threads > 1 else ''}", "",
+        out += [f"### Algorithm choice, {threads} thread{'s' if threads > 1 else ''}", "",
                 "| layer | fastest | ms | spread | auto | ×fastest | shapeless | ×fastest | "
                 "measure | ×fastest |", "|---|---|---:|---:|---|---:|---|---:|---|---:|"]
         for r in rs:
@@ -195,9 +199,12 @@ def markdown(rows, meta):
         worst = {c: max(r["ratio"][c] for r in rs) for c in CHOICES}
         ok = {c: sum(r["ratio"][c] <= (1.05 if c == "measure" else 1.15) for r in rs)
               for c in CHOICES}
+        spent = sorted(r["measure_s"] for r in rs)
         out += ["", "Worst ratio: " + ", ".join(f"{c} {worst[c]:.2f} ({ok[c]}/{len(rs)} layers "
-                                               f"within target)" for c in CHOICES), ""]
-    out += ["## Every algorithm (ms, median)", "",
+                                               f"within target)" for c in CHOICES) + ".",
+                "", f"measure's first call (timing the candidates and packing them): median "
+                    f"{statistics.median(spent):.2f} s, at most {spent[-1]:.2f} s per layer.", ""]
+    out += ["### Algorithm choice: every algorithm (ms, median)", "",
             "| layer | threads | " + " | ".join(a for a in lc.algorithms() if a != "direct") + " |",
             "|---|---:|" + "---:|" * (len(lc.algorithms()) - 1)]
     for r in rows:
@@ -213,11 +220,13 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--layers", nargs="*", default=[], help="substrings of layer names to run")
     ap.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
-    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--sample-ms", type=float, default=20.0)
     ap.add_argument("--quick", action="store_true", help="3 rounds of 5 ms samples")
     ap.add_argument("--json", help="also write every time here")
-    ap.add_argument("--out", default=str(ROOT / "docs" / "algorithm-choice.md"))
+    ap.add_argument("--out", default=str(ROOT / "docs" / "performance.md"),
+                    help="the file whose algorithm-choice section this rewrites (the rest of "
+                         "it, bench/perf_layers.py's, is left as it is)")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.sample_ms = 3, 5.0
@@ -247,8 +256,8 @@ def main():
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=1)
     if args.out:
-        Path(args.out).write_text(markdown(rows, meta))
-        print(f"wrote {args.out}")
+        perf_layers.write_section(args.out, "algorithm-choice", markdown(rows, meta))
+        print(f"wrote the algorithm-choice section of {args.out}")
 
 
 if __name__ == "__main__":

@@ -309,14 +309,34 @@ def markdown(results, command, cpu, loads):
     return "\n".join(lines)
 
 
+# sections other scripts write into the same file, between their markers
+KEPT_SECTIONS = ("neon-mca", "algorithm-choice")  # bench/neon_mca.py, bench/algorithm_choice.py
+
+
 def kept_sections(path):
-    """Sections other scripts write into the same file (bench/neon_mca.py's,
-    between its markers): carried over when this script rewrites it."""
+    """Sections other scripts write into the same file (between their
+    markers): carried over when this script rewrites it."""
     old = Path(path).read_text() if Path(path).exists() else ""
-    begin, end = "<!-- neon-mca -->", "<!-- /neon-mca -->"
+    kept = ""
+    for name in KEPT_SECTIONS:
+        begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+        if begin in old and end in old:
+            kept += "\n" + old[old.index(begin):old.index(end) + len(end)] + "\n"
+    return kept
+
+
+def write_section(path, name, text):
+    """Puts `text` between the markers of section `name` in `path` (replacing
+    what was there; appended when the file has no such section yet)."""
+    begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    out = Path(path)
+    old = out.read_text() if out.exists() else ""
+    text = f"{begin}\n{text.strip()}\n{end}"
     if begin in old and end in old:
-        return "\n" + old[old.index(begin):old.index(end) + len(end)] + "\n"
-    return ""
+        new = old[:old.index(begin)] + text + old[old.index(end) + len(end):]
+    else:
+        new = old.rstrip("\n") + "\n\n" + text + "\n"
+    out.write_text(new)
 
 
 def main():

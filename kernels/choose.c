@@ -22,8 +22,8 @@
  * Everything is divided among the threads the algorithm's work items keep
  * busy (the busiest thread's share); streaming too, as each core has its own
  * path to L3 (a first guess: thread counts were not fitted, see
- * docs/algorithm-choice.md).  bench/algorithm_choice.py --json gives the times the prices were
- * fitted to (docs/algorithm-choice.md says how). */
+ * docs/performance.md, "Algorithm choice").  bench/algorithm_choice.py --json gives the times the prices were
+ * fitted to (that section says how). */
 #include "internal.h"
 #include "leanconv/cpu.h"
 

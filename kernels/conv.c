@@ -26,6 +26,19 @@ int lc_conv_supports(const lc_conv_desc *d, const char **why) {
     return 1;
 }
 
+int lc_conv_layout(int a) {
+    switch (a) {
+    case LC_ALGO_DIRECT:
+    case LC_ALGO_DEPTHWISE: return LC_LAYOUT_RAW;
+    case LC_ALGO_IM2COL:
+    case LC_ALGO_PATCH2VEC: return LC_LAYOUT_GEMM;
+    case LC_ALGO_WINOGRAD_F2: return LC_LAYOUT_WINOGRAD_F2;
+    case LC_ALGO_WINOGRAD_F4: return LC_LAYOUT_WINOGRAD_F4;
+    case LC_ALGO_WINOGRAD_F6: return LC_LAYOUT_WINOGRAD_F6;
+    default: return -1;
+    }
+}
+
 int64_t lc_conv_packed_floats(const lc_conv_desc *d) {
     int ok = 1;
     int64_t r;

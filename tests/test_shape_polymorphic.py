@@ -40,7 +40,7 @@ def test_reshape_to_many_sizes_in_a_row(isa, rng, request_):
         assert told.algorithm == name
         assert told(x).tobytes() == y.tobytes()
         assert plan.workspace_bytes(shape) == _core.last_workspace_bytes()
-        assert len(plan._packings) <= plan.max_packings
+        assert plan._op.packings <= plan.max_packings
     assert len(set(used)) >= 2, used  # the sizes do make it change its mind
 
 
@@ -51,15 +51,20 @@ def test_packings_are_bounded_shared_and_reported(isa, rng):
     made = _core.packings_made()
     for shape in SIZES:
         plan(np.ones(shape, np.float32))
-        assert len(plan._packings) <= Conv2d_max(plan)
-        assert plan.packed_bytes == w.nbytes + sum(k.packed_bytes for k in plan._packings.values())
+        assert plan._op.packings <= Conv2d_max(plan)
+        assert plan.packed_bytes == w.nbytes + plan._op.packed_bytes
     # one packing per change of layout, never one per call
     assert _core.packings_made() - made <= len(SIZES)
-    # Im2Col and Patch2Vec share one packing; direct and depthwise borrow the copy
-    assert plan._packing("im2col") is plan._packing("patch2vec")
-    before = _core.packings_made()
-    assert plan._packing("direct").packed_bytes == 0
-    assert _core.packings_made() == before
+    # Im2Col and Patch2Vec share one packing; direct reads the plan's copy
+    x = np.ones(SIZES[0], np.float32)
+    geom = plan.spec.geometry(*SIZES[0])
+    plan._op.run(x.reshape(-1), np.empty(24 * 56 * 56, np.float32), b, geom, 1, None,
+                 lc.algorithms().index("im2col"))
+    held, before = plan.packed_bytes, _core.packings_made()
+    for a in ("patch2vec", "direct"):
+        plan._op.run(x.reshape(-1), np.empty(24 * 56 * 56, np.float32), b, geom, 1, None,
+                     lc.algorithms().index(a))
+    assert _core.packings_made() == before and plan.packed_bytes == held
 
 
 def Conv2d_max(plan):
@@ -102,7 +107,8 @@ def test_decisions_are_per_thread_count(rng):
     plan = lc.Conv2d(w, b, padding=1)
     plan(x, threads=1)
     plan(x, threads=2)
-    assert {k[3] for k in plan._decisions} == {1, 2}
+    assert plan._op.decided(1, 20, 20, 1) >= 0 and plan._op.decided(1, 20, 20, 2) >= 0
+    assert plan._op.decided(1, 20, 20, 3) == -1
 
 
 # ---- lc.conv2d's cache ---------------------------------------------------------

@@ -252,7 +252,39 @@ def test_a_slow_layer_still_gets_min_rounds(monkeypatch):
 def test_tiny_layers_loop_inside_a_sample(monkeypatch):
     clock = FakeClock()
     monkeypatch.setattr(_measure, "time", clock)
-    calls = {"a": []}
-    _measure.fastest({"a": clock.runner(1e-5, calls["a"])})
-    # one runner: a single round, of SAMPLE_S / 10 us calls
+    calls = {"a": [], "b": []}
+    _measure.fastest({"a": clock.runner(1e-5, calls["a"]), "b": clock.runner(3e-5, calls["b"])},
+                     single_thread=True)
+    # b is dropped after the first round, a alone is left: one round of
+    # SAMPLE_S / 10 us calls after the warm-up
     assert len(calls["a"]) == 1 + int(_measure.SAMPLE_S / 1e-5)
+
+
+def test_a_single_candidate_is_not_measured(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(_measure, "time", clock)
+    calls = []
+    winner, times = _measure.fastest({"only": clock.runner(0.02, calls)})
+    assert winner == "only" and times == {"only": pytest.approx(0.02)} and len(calls) == 2
+
+
+def test_close_contenders_get_a_run_off(monkeypatch):
+    """One lucky sample does not win: the two best within CONFIRM_RATIO are
+    timed in pairs and the median ratio decides."""
+    clock = FakeClock()
+    monkeypatch.setattr(_measure, "time", clock)
+    calls = {"a": [], "b": []}
+
+    def runner(times, log):
+        def run():
+            t = times[min(len(log), len(times) - 1)]
+            log.append(t)
+            clock.now += t
+        return run
+
+    runners = {"a": runner([0.0100], calls["a"]),
+               "b": runner([0.0102, 0.0095, 0.0102], calls["b"])}  # lucky first round
+    winner, best = _measure.fastest(runners, budget_s=0.1)
+    assert winner == "a" and best["b"] == pytest.approx(0.0095)
+    rounds = len(calls["a"]) - 1 - _measure.CONFIRM_PAIRS
+    assert len(calls["b"]) == 1 + rounds + _measure.CONFIRM_PAIRS

@@ -1,8 +1,9 @@
 /* leanconv: the C interface between the Python binding and the drivers.
  *
  * One descriptor (lc_conv_desc) says everything about a convolution call.
- * The binding fills it, asks for the packed-weight and workspace sizes, packs the
- * weights once (plan time) and runs the call with a workspace it allocated itself.
+ * The operator (lc_conv_op_*, below) is the way in: it keeps the filters,
+ * decides, sizes and packs per input geometry, and runs; the functions on
+ * descriptors under it (supports, choose, sizes, pack, run) are its parts.
  * Every size here is computed with overflow checks and comes back as -1 when it
  * does not fit in 63 bits, so the Python layer can refuse absurd shapes before
  * it allocates anything. */
@@ -133,6 +134,92 @@ int lc_conv_run(const lc_conv_desc *d, const float *x, const float *packed,
  * ignored (act says everything).  Returns LC_OK. */
 int lc_activate(const struct lc_isa_config *isa, float *y, const float *x, const float *residual,
                 int64_t n, const lc_epilogue *ep, int nthreads);
+
+/* Packed layouts: algorithms of one layout share one packing (Im2Col and
+ * Patch2Vec pack A alike; direct and depthwise read the weights as they are). */
+enum lc_layout {
+    LC_LAYOUT_RAW = 0,
+    LC_LAYOUT_GEMM = 1,
+    LC_LAYOUT_WINOGRAD_F2 = 2,
+    LC_LAYOUT_WINOGRAD_F4 = 3,
+    LC_LAYOUT_WINOGRAD_F6 = 4,
+    LC_LAYOUT_COUNT = 5
+};
+
+/* The packed layout an algorithm runs on (-1 for an unknown algorithm). */
+int lc_conv_layout(int algorithm);
+
+/* ---- The operator: create / reshape / run / destroy -------------------
+ *
+ * An operator holds one convolution's filters: geometry without the input
+ * size, weights, bias, epilogue, ISA and the algorithm asked for (a named
+ * one, or LC_ALGO_AUTO / LC_ALGO_WINOGRAD_ANY to decide per input geometry).
+ * lc_conv_op_reshape decides, once per input geometry (N, H, W, threads),
+ * the algorithm (the cost model of lc_conv_choose, or the caller's override,
+ * e.g. a measured winner) and remembers it; it sizes the exact workspace and
+ * packs the chosen layout if the operator does not hold it yet.  An operator
+ * that decides keeps at most `max_packings` packings, least recently used
+ * out; one still held by a setup is freed when that setup is released.
+ * lc_conv_op_run only runs.
+ *
+ * Threads: reshape, release, destroy and the queries must not run at the
+ * same time on one operator (the caller serialises them); run may, on
+ * separate setups, from any number of threads. */
+typedef struct lc_conv_op lc_conv_op;
+
+/* What lc_conv_op_reshape decided for one call (owned by the caller). */
+typedef struct lc_conv_setup {
+    lc_conv_desc desc;        /* the whole call: geometry, concrete algorithm, threads */
+    const float *packed;      /* the weights it runs on (NULL after LC_RESHAPE_NO_PACK) */
+    int64_t workspace_bytes;  /* exact bytes lc_conv_op_run needs */
+    void *held;               /* the packing it holds (lc_conv_op_release lets go) */
+    int packed_now;           /* this reshape made a packing */
+} lc_conv_setup;
+
+/* lc_conv_op_create flags */
+#define LC_CONV_OP_BORROW_WEIGHTS 1  /* read `weights` in place for the operator's life */
+/* lc_conv_op_reshape flags */
+#define LC_RESHAPE_NO_PACK 1  /* decide and size only: no packing, the setup cannot run */
+#define LC_RESHAPE_TRIAL 2    /* do not remember the decision (measuring, guessing) */
+
+/* filter: every field of lc_conv_desc but N, H, W, OH, OW and nthreads;
+ * filter->algorithm is the request.  weights (M, C/groups, kH, kW); bias M
+ * floats or NULL (both copied unless flags say otherwise for the weights).
+ * NULL with *status set: LC_ERR_UNSUPPORTED (a named algorithm that cannot
+ * run these filters, or a bad ISA), LC_ERR_OVERFLOW, LC_ERR_NOMEM. */
+lc_conv_op *lc_conv_op_create(const lc_conv_desc *filter, const float *weights,
+                              const float *bias, int max_packings, int flags, int *status);
+
+/* Decides and prepares a call on an (N, C, H, W) input with `nthreads`
+ * threads into *setup.  algorithm: LC_ALGO_AUTO (the decision remembered for
+ * this geometry, else the request resolved by lc_conv_choose) or a concrete
+ * algorithm (an override: it must support the shape, and an operator of a
+ * named algorithm accepts only algorithms of its packed layout).
+ * Returns LC_OK, LC_ERR_UNSUPPORTED, LC_ERR_OVERFLOW or LC_ERR_NOMEM; on
+ * LC_OK the setup holds its packing until lc_conv_op_release. */
+int lc_conv_op_reshape(lc_conv_op *op, int64_t N, int64_t H, int64_t W, int nthreads,
+                       int algorithm, int flags, lc_conv_setup *setup);
+
+/* y = act(conv(x) + bias + residual) as lc_conv_run says; bias NULL: the
+ * operator's own (which may be none). */
+int lc_conv_op_run(const lc_conv_op *op, const lc_conv_setup *setup, const float *x,
+                   const float *bias, const float *residual, float *y, void *workspace,
+                   int64_t workspace_bytes);
+
+/* Lets go of the packing a setup holds (idempotent). */
+void lc_conv_op_release(lc_conv_op *op, lc_conv_setup *setup);
+
+void lc_conv_op_destroy(lc_conv_op *op);
+
+/* Queries.  The algorithm of the last reshape (-1 before the first of an
+ * operator that decides); the one remembered for a geometry (-1: none yet);
+ * bytes the operator allocated for weights (packings and its own copy);
+ * packings it keeps; packings it has made in its life. */
+int lc_conv_op_algorithm(const lc_conv_op *op);
+int lc_conv_op_decided(const lc_conv_op *op, int64_t N, int64_t H, int64_t W, int nthreads);
+int64_t lc_conv_op_packed_bytes(const lc_conv_op *op);
+int lc_conv_op_packings(const lc_conv_op *op);
+int64_t lc_conv_op_packings_made(const lc_conv_op *op);
 
 /* 64-byte aligned allocation that returns NULL on failure (never aborts). */
 void *lc_aligned_alloc(int64_t bytes);

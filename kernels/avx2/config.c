@@ -7,11 +7,12 @@
 #include "../isa_build.h"
 #ifdef LC_BUILD_AVX2
 #include "../ukernel_decls.h"
+#include "tile.h"
 
 void lc_config_avx2(lc_isa_config *cfg) {
-    cfg->mr = 6;
-    cfg->nr = 16;
-    cfg->kc = 256;
+    cfg->mr = LC_TILE_MR;
+    cfg->nr = LC_TILE_NR;
+    cfg->kc = LC_TILE_KC;
     cfg->gemm = lc_f32_gemm_6x16__avx2;
     lc_wino_fill__avx2(cfg);
     cfg->dw_row = lc_f32_dw_row__avx2;

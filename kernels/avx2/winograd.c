@@ -8,7 +8,8 @@
 #define LC_ISA_FN(name) LC_CAT(name, __avx2)
 #define LC_V __m256
 #define LC_VLANES 8
-#define LC_NR 16
+#include "tile.h"
+#define LC_NR LC_TILE_NR
 #define LC_VLOAD(p) _mm256_loadu_ps(p)
 #define LC_VSTORE(p, v) _mm256_storeu_ps((p), (v))
 #define LC_VSET1(f) _mm256_set1_ps(f)

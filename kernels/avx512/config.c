@@ -12,11 +12,12 @@
 #include "../isa_build.h"
 #ifdef LC_BUILD_AVX512
 #include "../ukernel_decls.h"
+#include "tile.h"
 
 void lc_config_avx512(lc_isa_config *cfg) {
-    cfg->mr = 8;
-    cfg->nr = 32;
-    cfg->kc = 256;
+    cfg->mr = LC_TILE_MR;
+    cfg->nr = LC_TILE_NR;
+    cfg->kc = LC_TILE_KC;
     cfg->gemm = lc_f32_gemm_8x32__avx512;
     lc_wino_fill__avx512(cfg);
     cfg->dw_row = lc_f32_dw_row__avx512;

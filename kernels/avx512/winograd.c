@@ -8,7 +8,8 @@
 #define LC_ISA_FN(name) LC_CAT(name, __avx512)
 #define LC_V __m512
 #define LC_VLANES 16
-#define LC_NR 32
+#include "tile.h"
+#define LC_NR LC_TILE_NR
 #define LC_VLOAD(p) _mm512_loadu_ps(p)
 #define LC_VSTORE(p, v) _mm512_storeu_ps((p), (v))
 #define LC_VSET1(f) _mm512_set1_ps(f)

@@ -5,11 +5,12 @@
 #include "../isa_build.h"
 #ifdef LC_BUILD_NEON
 #include "../ukernel_decls.h"
+#include "tile.h"
 
 void lc_config_neon(lc_isa_config *cfg) {
-    cfg->mr = 12;
-    cfg->nr = 8;
-    cfg->kc = 256;
+    cfg->mr = LC_TILE_MR;
+    cfg->nr = LC_TILE_NR;
+    cfg->kc = LC_TILE_KC;
     cfg->gemm = lc_f32_gemm_12x8__neon;
     lc_wino_fill__neon(cfg);
     cfg->dw_row = lc_f32_dw_row__neon;

@@ -9,7 +9,8 @@
 #define LC_ISA_FN(name) LC_CAT(name, __neon)
 #define LC_V float32x4_t
 #define LC_VLANES 4
-#define LC_NR 8
+#include "tile.h"
+#define LC_NR LC_TILE_NR
 #define LC_VLOAD(p) vld1q_f32(p)
 #define LC_VSTORE(p, v) vst1q_f32((p), (v))
 #define LC_VSET1(f) vdupq_n_f32(f)

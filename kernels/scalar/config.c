@@ -1,10 +1,11 @@
 /* The scalar table: every entry filled, so other ISAs only override. */
 #include "../ukernel_decls.h"
+#include "tile.h"
 
 void lc_config_scalar(lc_isa_config *cfg) {
-    cfg->mr = 4;
-    cfg->nr = 16;
-    cfg->kc = 256;
+    cfg->mr = LC_TILE_MR;
+    cfg->nr = LC_TILE_NR;
+    cfg->kc = LC_TILE_KC;
     cfg->gemm = lc_f32_gemm_4x16__scalar;
     lc_wino_fill__scalar(cfg);
     cfg->dw_row = lc_f32_dw_row__scalar;

@@ -2,8 +2,9 @@
  * compiler can keep in registers (and vectorise with the baseline ISA). */
 #include "../ukernel_decls.h"
 
-#define MR 4
-#define NR 16
+#include "tile.h"
+#define MR LC_TILE_MR
+#define NR LC_TILE_NR
 
 void lc_f32_gemm_4x16__scalar(size_t m, size_t n, size_t k, const float *a, const float *b,
                               size_t ldb, float *c, size_t ldc, const float *bias,

@@ -4,7 +4,8 @@
 #define LC_ISA_FN(name) LC_CAT(name, __scalar)
 #define LC_V float
 #define LC_VLANES 1
-#define LC_NR 16
+#include "tile.h"
+#define LC_NR LC_TILE_NR
 #define LC_VLOAD(p) (*(p))
 #define LC_VSTORE(p, v) (*(p) = (v))
 #define LC_VSET1(f) (f)

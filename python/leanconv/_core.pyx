@@ -38,6 +38,34 @@ cdef extern from "leanconv/conv.h":
                     int64_t workspace_bytes) nogil
     int lc_activate(const lc_isa_config *isa, float *y, const float *x, const float *residual,
                     int64_t n, const lc_epilogue *ep, int nthreads) nogil
+    int lc_conv_layout(int algorithm) nogil
+    ctypedef struct lc_conv_op:
+        pass
+    ctypedef struct lc_conv_setup:
+        lc_conv_desc desc
+        const float *packed
+        int64_t workspace_bytes
+        void *held
+        int packed_now
+    int LC_CONV_OP_BORROW_WEIGHTS
+    int LC_RESHAPE_NO_PACK
+    int LC_RESHAPE_TRIAL
+    lc_conv_op *lc_conv_op_create(const lc_conv_desc *filter, const float *weights,
+                                  const float *bias, int max_packings, int flags,
+                                  int *status) nogil
+    int lc_conv_op_reshape(lc_conv_op *op, int64_t N, int64_t H, int64_t W, int nthreads,
+                           int algorithm, int flags, lc_conv_setup *setup) nogil
+    int lc_conv_op_run(const lc_conv_op *op, const lc_conv_setup *setup, const float *x,
+                       const float *bias, const float *residual, float *y, void *workspace,
+                       int64_t workspace_bytes) nogil
+    void lc_conv_op_release(lc_conv_op *op, lc_conv_setup *setup) nogil
+    void lc_conv_op_destroy(lc_conv_op *op) nogil
+    int lc_conv_op_algorithm(const lc_conv_op *op) nogil
+    int lc_conv_op_decided(const lc_conv_op *op, int64_t N, int64_t H, int64_t W,
+                           int nthreads) nogil
+    int64_t lc_conv_op_packed_bytes(const lc_conv_op *op) nogil
+    int lc_conv_op_packings(const lc_conv_op *op) nogil
+    int64_t lc_conv_op_packings_made(const lc_conv_op *op) nogil
     int LC_ACT_CLAMP
     void *lc_aligned_alloc(int64_t nbytes) nogil
     void lc_aligned_free(void *p) nogil
@@ -108,8 +136,8 @@ cdef int64_t _last_workspace_bytes = -1
 # Weight packings made by this process (for tests that check caches do not repack).
 cdef int64_t _packings_made = 0
 
-# Packed layouts: algorithms with the same layout share one packing.
-LAYOUTS = ("raw", "gemm", "gemm", "winograd_f2", "winograd_f4", "winograd_f6", "raw")
+# Packed layouts (kernels/conv.c): algorithms with the same layout share one packing.
+LAYOUTS = tuple(lc_conv_layout(a) for a in range(len(ALGORITHMS)))
 
 
 def packings_made():
@@ -229,26 +257,21 @@ cdef int fill_desc(lc_conv_desc *d, int algorithm, int isa, tuple geometry,
 
 
 def activate(const float[::1] x, float[::1] out, int activation_code, float alpha, float beta,
-             residual=None, int threads=1, int isa=-1):
+             residual=None, int threads=1, int isa=0):
     """out = act(x + residual) elementwise over flat float32 arrays of one
     length (out may be x or residual).  activation_code is the C enum
     lc_activation (leanconv._epilogue.CODES); alpha, beta its parameters (lo,
-    hi for a clamp).  isa: an ISA id, -1 for the best this CPU has.  Argument
+    hi for a clamp).  isa: an ISA id (leanconv._isa.isa_id() picks it).  Argument
     forms are checked by leanconv._epilogue.activate."""
     cdef lc_epilogue ep
     cdef const float[::1] res_v
     cdef const float *res_p = NULL
     cdef const lc_isa_config *cfg = NULL
-    cdef int status, i
-    if isa < 0:
-        for i in (2, 1, 3, 0):  # avx512, avx2, neon, scalar: lc.available_isas() order, best first
-            cfg = lc_isa_get(i)
-            if cfg != NULL:
-                break
-    else:
+    cdef int status
+    if 0 <= isa < LC_ISA_COUNT:
         cfg = lc_isa_get(isa)
     if cfg == NULL:
-        raise ValueError(f"ISA {ISA_NAMES[isa]!r} is not available on this CPU")
+        raise ValueError(f"ISA id {isa} is not available on this CPU")
     if out.shape[0] != x.shape[0]:
         raise ValueError("out and x must have the same length")
     if residual is not None:
@@ -304,94 +327,135 @@ def sizes(int algorithm, int isa, tuple geometry, int nthreads):
     return (packed * 4 if packed >= 0 else -1), ws
 
 
-cdef class Kernel:
-    """Weights packed once for one layout (LAYOUTS), ISA and filter geometry;
-    runs calls of any algorithm with that layout on any input size.  With
-    borrow=True a raw layout (direct, depthwise) reads `weights` in place
-    (kept alive here) instead of copying it."""
-    cdef float *packed
-    cdef int64_t packed_floats
-    cdef bint owns
-    cdef object owner
-    cdef readonly int algorithm, isa
-    cdef tuple epilogue
-    cdef tuple wgeom
+cdef int64_t _status_error(int status, str what) except -1:
+    if status == 2:  # LC_ERR_NOMEM
+        raise MemoryError(f"leanconv could not allocate memory for {what}")
+    if status == 3:  # LC_ERR_OVERFLOW
+        raise ValueError(f"{what}: a size would not fit in 63 bits")
+    if status == 1:  # LC_ERR_UNSUPPORTED
+        raise ValueError(f"the algorithm cannot run {what} (or the input is smaller than "
+                         f"the kernel)")
+    raise RuntimeError(f"leanconv kernel failed with status {status} ({what})")
 
-    def __cinit__(self):
-        self.packed = NULL
-        self.owns = False
 
-    def __init__(self, int algorithm, int isa, const float[::1] weights, tuple geometry,
-                 tuple epilogue, bint borrow=False):
-        global _packings_made
-        cdef lc_conv_desc d
-        self.algorithm = algorithm
-        self.isa = isa
-        self.epilogue = epilogue
-        self.wgeom = geometry
-        fill_desc(&d, algorithm, isa, geometry, epilogue, 1)
-        self.packed_floats = lc_conv_packed_floats(&d)
-        if self.packed_floats < 0:
-            raise ValueError("packed weights would not fit in 63 bits")
-        if borrow and LAYOUTS[algorithm] == "raw":
-            if weights.shape[0] != self.packed_floats:
-                raise ValueError("borrowed weights do not match the filter geometry")
-            self.owner = weights
-            self.packed = <float *>&weights[0]
-            self.packed_floats = 0  # the owner's bytes, not ours
-            return
-        self.packed = <float *>lc_aligned_alloc(self.packed_floats * 4)
-        if self.packed == NULL:
-            raise MemoryError(f"leanconv could not allocate {self.packed_floats * 4} bytes "
-                              f"for the packed weights")
-        self.owns = True
-        with nogil:
-            lc_conv_pack_weights(&d, &weights[0], self.packed)
-        _packings_made += 1
+cdef class Setup:
+    """One call prepared by Op.setup: it holds its packing until release()."""
+    cdef lc_conv_setup s
+    cdef Op op
 
     def __dealloc__(self):
-        if self.packed != NULL and self.owns:
-            lc_aligned_free(self.packed)
+        if self.op is not None and self.s.held != NULL:
+            with self.op.lock:
+                lc_conv_op_release(self.op.op, &self.s)
+
+    def release(self):
+        with self.op.lock:
+            lc_conv_op_release(self.op.op, &self.s)
 
     @property
-    def packed_bytes(self):
-        """Bytes this kernel allocated for its packing (0 when borrowed)."""
-        return self.packed_floats * 4
+    def algorithm(self):
+        return self.s.desc.algorithm
 
-    def run(self, const float[::1] x, float[::1] y, const float[::1] bias, tuple geometry,
-            int nthreads, const float[::1] residual=None, int algorithm=-1,
-            unsigned char[::1] workspace=None):
-        """y = act(conv(x) + bias + residual) with `algorithm` (default: the
-        one packed for; any with the same layout).  `geometry` is the full
-        call geometry (same filters as at packing); residual has y's length
-        and is y itself or does not overlap it (checked by the caller).
-        Allocates exactly lc_conv_workspace_bytes and frees it, unless the
-        caller lends a `workspace` buffer at least that large (an executor
-        that owns one scratch buffer for all its calls; a smaller one, e.g.
-        planned for fewer threads, is not used)."""
-        global _last_workspace_bytes
+    def run(self, const float[::1] x, float[::1] y, const float[::1] bias=None,
+            const float[::1] residual=None):
+        self.op._run(&self.s, x, y, bias, residual)
+
+
+cdef class Op:
+    """The C operator (include/leanconv/conv.h, kernels/conv_op.c): filters,
+    weights, bias and epilogue for one ISA; decides, packs and sizes per
+    input geometry and runs.  request: an algorithm id, or -1 (auto) / -2
+    (the best Winograd size).  borrow: the operator reads `weights` in place
+    (kept alive here) instead of copying them.  The C calls that change the
+    operator (reshape, release) run under `lock`; runs do not."""
+    cdef lc_conv_op *op
+    cdef readonly object lock
+    cdef object owner
+    cdef readonly int isa, request
+
+    def __cinit__(self):
+        self.op = NULL
+
+    def __init__(self, int request, int isa, const float[::1] weights, bias, tuple geometry,
+                 tuple epilogue, int max_packings, bint borrow=False):
+        global _packings_made
+        import threading
         cdef lc_conv_desc d
-        cdef int64_t ws_bytes
+        cdef const float[::1] bias_v
+        cdef const float *bias_p = NULL
+        cdef int status = 0, flags = LC_CONV_OP_BORROW_WEIGHTS if borrow else 0
+        self.lock = threading.RLock()
+        self.isa = isa
+        self.request = request
+        fill_desc(&d, request, isa, geometry, epilogue, 1)
+        if weights.shape[0] != d.M * (d.C // d.groups) * d.kH * d.kW:
+            raise ValueError("the weights do not match the filter geometry")
+        if bias is not None:
+            bias_v = bias
+            if bias_v.shape[0] != d.M:
+                raise ValueError("the bias does not match the filter geometry")
+            bias_p = &bias_v[0]
+        if borrow:
+            self.owner = weights
+        with nogil:
+            self.op = lc_conv_op_create(&d, &weights[0], bias_p, max_packings, flags, &status)
+        if self.op == NULL:
+            _status_error(status, "the packed weights")
+        _packings_made += lc_conv_op_packings_made(self.op)
+
+    def __dealloc__(self):
+        if self.op != NULL:
+            lc_conv_op_destroy(self.op)
+
+    def decided(self, int64_t N, int64_t H, int64_t W, int nthreads):
+        """The algorithm remembered for this geometry, -1 for none yet."""
+        with self.lock:
+            return lc_conv_op_decided(self.op, N, H, W, nthreads)
+
+    def decide(self, int64_t N, int64_t H, int64_t W, int nthreads, int algorithm=-1,
+               bint remember=True):
+        """(algorithm, exact workspace bytes) for this geometry, without
+        packing; remembered unless remember is False."""
+        cdef lc_conv_setup s
+        cdef int status
+        cdef int flags = LC_RESHAPE_NO_PACK | (0 if remember else LC_RESHAPE_TRIAL)
+        with self.lock:
+            status = lc_conv_op_reshape(self.op, N, H, W, nthreads, algorithm, flags, &s)
+        if status != 0:
+            _status_error(status, f"a {N}x{H}x{W} input")
+        return s.desc.algorithm, s.workspace_bytes
+
+    def setup(self, int64_t N, int64_t H, int64_t W, int nthreads, int algorithm=-1,
+              bint remember=True):
+        """A Setup for this geometry (packs if needed)."""
+        global _packings_made
+        cdef Setup st = Setup.__new__(Setup)
+        cdef int status
+        cdef int flags = 0 if remember else LC_RESHAPE_TRIAL
+        with self.lock:
+            with nogil:
+                status = lc_conv_op_reshape(self.op, N, H, W, nthreads, algorithm, flags, &st.s)
+            _packings_made += st.s.packed_now
+        if status != 0:
+            _status_error(status, f"a {N}x{H}x{W} input")
+        st.op = self
+        return st
+
+    cdef _run(self, lc_conv_setup *s, const float[::1] x, float[::1] y, const float[::1] bias,
+              const float[::1] residual, unsigned char[::1] workspace=None):
+        global _last_workspace_bytes
         cdef void *ws = NULL
         cdef bint lent = False
         cdef int status
+        cdef int64_t ws_bytes = s.workspace_bytes
         cdef const float *bias_ptr = NULL
         cdef const float *res_ptr = NULL
-        if algorithm < 0:
-            algorithm = self.algorithm
-        elif algorithm >= len(LAYOUTS) or LAYOUTS[algorithm] != LAYOUTS[self.algorithm]:
-            raise ValueError(f"{ALGORITHMS[self.algorithm]}'s packing cannot run "
-                             f"algorithm id {algorithm}")
         if bias is not None:
             bias_ptr = &bias[0]
         if residual is not None:
             if residual.shape[0] != y.shape[0]:
                 raise ValueError("residual must have the output's size")
             res_ptr = &residual[0]
-        fill_desc(&d, algorithm, self.isa, geometry, self.epilogue, nthreads)
-        ws_bytes = lc_conv_workspace_bytes(&d)
-        if ws_bytes < 0:
-            raise ValueError("the workspace of this call would not fit in 63 bits")
         if ws_bytes > 0 and workspace is not None and workspace.shape[0] >= ws_bytes:
             if (<size_t>&workspace[0]) % 64 != 0:
                 raise ValueError("a lent workspace must start on a 64-byte boundary")
@@ -401,33 +465,71 @@ cdef class Kernel:
             ws = lc_aligned_alloc(ws_bytes)
             if ws == NULL:
                 raise MemoryError(f"leanconv could not allocate {ws_bytes} bytes of workspace "
-                                  f"for {ALGORITHMS[algorithm]}")
+                                  f"for {ALGORITHMS[s.desc.algorithm]}")
         _last_workspace_bytes = ws_bytes
         try:
             with nogil:
-                status = lc_conv_run(&d, &x[0], self.packed, bias_ptr, res_ptr, &y[0], ws,
-                                     ws_bytes)
+                status = lc_conv_op_run(self.op, s, &x[0], bias_ptr, res_ptr, &y[0], ws, ws_bytes)
         finally:
             if ws != NULL and not lent:
                 lc_aligned_free(ws)
-        _check_status(status, self.algorithm)
+        if status == 2:  # LC_ERR_NOMEM: a driver's own allocation (see lc_conv_run)
+            raise MemoryError(f"leanconv could not allocate the staging rows of "
+                              f"{ALGORITHMS[s.desc.algorithm]} with out=residual")
+        if status != 0:
+            raise RuntimeError(f"leanconv kernel failed with status {status}")
 
+    def run(self, const float[::1] x, float[::1] y, const float[::1] bias, tuple geometry,
+            int nthreads, const float[::1] residual=None, int algorithm=-1,
+            unsigned char[::1] workspace=None):
+        """y = act(conv(x) + bias + residual) on the input of `geometry` (the
+        full call geometry) with `algorithm` (-1: the operator's decision),
+        remembered for that geometry.  bias None: the operator's own.
+        Allocates exactly the workspace reshape sized and frees it, unless the
+        caller lends a `workspace` buffer at least that large (an executor
+        that owns one scratch buffer for all its calls; a smaller one, e.g.
+        planned for fewer threads, is not used)."""
+        global _packings_made
+        cdef lc_conv_setup s
+        cdef int status
+        cdef int64_t N = geometry[0], H = geometry[2], W = geometry[3]
+        with self.lock:
+            with nogil:
+                status = lc_conv_op_reshape(self.op, N, H, W, nthreads, algorithm, 0, &s)
+            _packings_made += s.packed_now
+        if status != 0:
+            _status_error(status, f"a {N}x{H}x{W} input")
+        try:
+            self._run(&s, x, y, bias, residual, workspace)
+        finally:
+            if s.held != NULL:
+                with self.lock:
+                    lc_conv_op_release(self.op, &s)
 
-cdef int _check_status(int status, int algorithm) except -1:
-    if status == 2:  # LC_ERR_NOMEM: a driver's own allocation (see lc_conv_run)
-        raise MemoryError(f"leanconv could not allocate the staging rows of "
-                          f"{ALGORITHMS[algorithm]} with out=residual")
-    if status != 0:
-        raise RuntimeError(f"leanconv kernel failed with status {status}")
-    return 0
+    @property
+    def algorithm(self):
+        """The algorithm of the last run or setup (-1: none yet)."""
+        return lc_conv_op_algorithm(self.op)
+
+    @property
+    def packed_bytes(self):
+        """Bytes the operator allocated for weights (packings, its own copy)."""
+        with self.lock:
+            return lc_conv_op_packed_bytes(self.op)
+
+    @property
+    def packings(self):
+        """Packings the operator keeps."""
+        with self.lock:
+            return lc_conv_op_packings(self.op)
 
 
 cdef class BoundConv:
-    """One Kernel.run call fixed once (a compiled executor step): the same
-    arguments, checked here, arrays held alive; run_bound() then does only the
-    C call, in a caller-owned workspace of at least `workspace_bytes`."""
-    cdef lc_conv_desc d
-    cdef Kernel kernel
+    """One Setup.run call fixed once (a compiled executor step): the setup
+    (which holds its packing), input, output, bias and residual, checked here
+    and held alive; run_bound() then does only the C call, in a caller-owned
+    workspace of at least `workspace_bytes`."""
+    cdef Setup setup
     cdef tuple keep
     cdef const float *x
     cdef const float *bias
@@ -435,26 +537,17 @@ cdef class BoundConv:
     cdef float *y
     cdef readonly int64_t workspace_bytes
 
-    def __init__(self, Kernel kernel, const float[::1] x, float[::1] y, const float[::1] bias,
-                 tuple geometry, int nthreads, const float[::1] residual=None,
-                 int algorithm=-1):
-        if algorithm < 0:
-            algorithm = kernel.algorithm
-        elif algorithm >= len(LAYOUTS) or LAYOUTS[algorithm] != LAYOUTS[kernel.algorithm]:
-            raise ValueError(f"{ALGORITHMS[kernel.algorithm]}'s packing cannot run "
-                             f"algorithm id {algorithm}")
-        fill_desc(&self.d, algorithm, kernel.isa, geometry, kernel.epilogue, nthreads)
-        if x.shape[0] != self.d.N * self.d.C * self.d.H * self.d.W or \
-                y.shape[0] != self.d.N * self.d.M * self.d.OH * self.d.OW:
-            raise ValueError("x and y must have the geometry's sizes")
-        if bias is not None and bias.shape[0] != self.d.M:
+    def __init__(self, Setup setup, const float[::1] x, float[::1] y, const float[::1] bias,
+                 const float[::1] residual=None):
+        cdef const lc_conv_desc *d = &setup.s.desc
+        if x.shape[0] != d.N * d.C * d.H * d.W or y.shape[0] != d.N * d.M * d.OH * d.OW:
+            raise ValueError("x and y must have the setup's sizes")
+        if bias is not None and bias.shape[0] != d.M:
             raise ValueError("bias must have M values")
         if residual is not None and residual.shape[0] != y.shape[0]:
             raise ValueError("residual must have the output's size")
-        self.workspace_bytes = lc_conv_workspace_bytes(&self.d)
-        if self.workspace_bytes < 0:
-            raise ValueError("the workspace of this call would not fit in 63 bits")
-        self.kernel = kernel
+        self.setup = setup
+        self.workspace_bytes = setup.s.workspace_bytes
         self.keep = (x, y, bias, residual)
         self.x = &x[0]
         self.y = &y[0]
@@ -462,8 +555,8 @@ cdef class BoundConv:
         self.res = NULL if residual is None else &residual[0]
 
     cdef int _run(self, char *ws, int64_t ws_bytes) noexcept nogil:
-        return lc_conv_run(&self.d, self.x, self.kernel.packed, self.bias, self.res, self.y,
-                           ws, ws_bytes)
+        return lc_conv_op_run(self.setup.op.op, &self.setup.s, self.x, self.bias, self.res,
+                              self.y, ws, ws_bytes)
 
 
 def run_bound(tuple calls, unsigned char[::1] workspace):
@@ -477,8 +570,11 @@ def run_bound(tuple calls, unsigned char[::1] workspace):
     for c in calls:
         with nogil:
             status = c._run(ws, n)
+        if status == 2:  # LC_ERR_NOMEM: a driver's own allocation (see lc_conv_run)
+            raise MemoryError(f"leanconv could not allocate the staging rows of "
+                              f"{ALGORITHMS[c.setup.s.desc.algorithm]} with out=residual")
         if status != 0:
-            _check_status(status, c.d.algorithm)
+            raise RuntimeError(f"leanconv kernel failed with status {status}")
 
 
 # ---------------------------------------------------------------------------

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
-
 import numpy as np
 
 from . import _core, _isa, _measure, _select, _threads, _wisdom
@@ -41,7 +39,6 @@ class Conv2d:
     has its own workspace)."""
 
     max_packings = 2    # packed layouts a deciding plan keeps (LRU)
-    max_decisions = 256  # geometries whose decision it remembers (LRU)
 
     def __init__(self, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
                  algorithm="auto", activation=None, threads=None, input_shape=None):
@@ -52,28 +49,32 @@ class Conv2d:
         self._isa_id = _isa.isa_id(self.isa)
         self.requested = check_name(algorithm)
         self.threads = None if threads is None else _threads.resolve(threads)
-        self._lock = threading.RLock()
-        self._decisions = OrderedDict()   # (N, H, W, threads) -> algorithm
-        self._packings = OrderedDict()    # layout -> _core.Kernel
-        self._last = None
-        self._wgeom = _select.filter_geometry(self.spec)
+        self._lock = threading.RLock()  # one measurement per geometry at a time
         if self.requested in _select.ALGORITHMS or self.requested == "winograd":
             # "winograd" needs a shape every Winograd size can run
             named = "winograd_f2" if self.requested == "winograd" else self.requested
             why = why_unsupported(named, self.spec, self._isa_id)
             if why is not None:
                 raise _unsupported_error(self.requested, why)
+        flat = w.reshape(-1)
         if self.requested in _select.ALGORITHMS:
-            self._weights = None
-            self._last = self.requested
-            self._packings[_core.LAYOUTS[algorithm_id(self.requested)]] = \
-                self._pack(self.requested, w.reshape(-1))
+            self._weights = None  # packed at once, the caller's array not kept
+            self._op = self._operator(algorithm_id(self.requested), flat, borrow=False)
         else:
             # packings are made later, from a copy the caller cannot change
-            self._weights = np.array(w.reshape(-1), dtype=np.float32, copy=True)
+            self._weights = np.array(flat, dtype=np.float32, copy=True)
+            self._op = self._operator(_select.request_id(self.requested), self._weights,
+                                      borrow=True)
             if input_shape is not None:
                 N, C, H, W, _ = self.spec.input_dims(input_shape)
-                self._kernel_for(N, H, W, self.spec.geometry(N, C, H, W), self._threads_for(None))
+                t = self._threads_for(None)
+                a = self._algorithm(N, H, W, self.spec.geometry(N, C, H, W), t)
+                self._op.setup(N, H, W, t, a).release()  # packs now
+
+    def _operator(self, request, flat_weights, borrow):
+        return _core.Op(request, self._isa_id, flat_weights, self._bias,
+                        _select.filter_geometry(self.spec), self.spec.epilogue,
+                        self.max_packings, borrow)
 
     @staticmethod
     def _check_bias(bias, M):
@@ -86,65 +87,38 @@ class Conv2d:
             raise ValueError(f"bias must have shape ({M},), got {b.shape}")
         return b.copy()
 
-    # ---- decisions and packings -------------------------------------------
+    # ---- decisions (the C operator remembers them) -------------------------
 
-    def _pack(self, name, flat_weights, borrow=False):
-        return _core.Kernel(algorithm_id(name), self._isa_id, flat_weights, self._wgeom,
-                            self.spec.epilogue, borrow)
-
-    def _decide(self, N, H, W, geometry, threads, measure=True):
-        """The algorithm for this geometry (remembered); "measure" measures
-        unless `measure` is False (then: wisdom, else the cost model)."""
-        k = (N, H, W, threads)
+    def _algorithm(self, N, H, W, geometry, threads, measure=True):
+        """The algorithm id for this geometry: the operator's decision, made
+        on first sight from the wisdom file, a measurement ("measure", unless
+        `measure` is False: then a guess the first call replaces) or the C
+        cost model."""
+        a = self._op.decided(N, H, W, threads)
+        if a >= 0:
+            return a
         with self._lock:
-            name = self._decisions.get(k)
-            if name is not None:
-                self._decisions.move_to_end(k)
-                return name
-            if self.requested == "measure" and measure:
-                name = self._measured(geometry, threads)
-            else:
-                name = _select.resolve(self.requested, self.spec, self._isa_id, geometry, threads)
-                if not measure and self.requested == "measure":
-                    return name  # a guess, not a decision: the first call measures
-            self._decisions[k] = name
-            while len(self._decisions) > self.max_decisions:
-                self._decisions.popitem(last=False)
-            return name
-
-    def _packing(self, name):
-        """The packing `name` runs on, made (and the oldest dropped) if needed."""
-        layout = _core.LAYOUTS[algorithm_id(name)]
-        with self._lock:
-            kernel = self._packings.get(layout)
-            if kernel is None:
-                self._keep(layout, self._pack(name, self._weights, borrow=True))
-            else:
-                self._packings.move_to_end(layout)
-            return self._packings[layout]
-
-    def _keep(self, layout, kernel):
-        self._packings[layout] = kernel
-        self._packings.move_to_end(layout)
-        while len(self._packings) > max(1, self.max_packings):
-            self._packings.popitem(last=False)
+            a = self._op.decided(N, H, W, threads)
+            if a >= 0:
+                return a
+            name = None
+            if self.requested in ("auto", "measure"):
+                name = _wisdom.lookup(_core.ISA_NAMES[self._isa_id], threads, self.spec, geometry)
+            if name is None and self.requested == "measure":
+                if not measure:  # a guess, not a decision: the first call measures
+                    return self._op.decide(N, H, W, threads, -1, False)[0]
+                name = self._measured(N, H, W, geometry, threads)
+            return self._op.decide(N, H, W, threads, -1 if name is None else algorithm_id(name))[0]
 
     @property
     def _kernel(self):
-        """The one packing of a plan of a named algorithm (leanconv.torch.freeze
-        runs it directly)."""
+        """The operator of a plan of a named algorithm (leanconv.torch.freeze
+        runs it directly: .run(x, y, bias, geometry, threads, residual))."""
         if self._weights is not None:
             raise AttributeError("a plan that decides per input geometry has no single kernel")
-        return next(iter(self._packings.values()))
+        return self._op
 
-    def _kernel_for(self, N, H, W, geometry, threads):
-        if self._weights is None:  # a named algorithm: one packing, always
-            return self.requested, next(iter(self._packings.values()))
-        name = self._decide(N, H, W, geometry, threads)
-        self._last = name
-        return name, self._packing(name)
-
-    def _measured(self, geometry, threads):
+    def _measured(self, N, H, W, geometry, threads):
         """Wisdom's winner for this geometry, else measure and record one
         (the winner's packing is kept)."""
         isa = _core.ISA_NAMES[self._isa_id]
@@ -153,34 +127,31 @@ class Conv2d:
             known = _wisdom.lookup(isa, threads, self.spec, geometry)
             if known is not None:
                 return known
-            kernels, runners = self._candidates(geometry, threads)
-            winner, medians = _measure.fastest(runners, single_thread=threads == 1)
-            _wisdom.record(k, winner, {a: t * 1e3 for a, t in medians.items()})
-            self._keep(_core.LAYOUTS[algorithm_id(winner)], kernels[_core.LAYOUTS[algorithm_id(winner)]])
+            setups, runners = self._candidates(N, H, W, geometry, threads)
+            try:
+                winner, medians = _measure.fastest(runners, single_thread=threads == 1)
+                _wisdom.record(k, winner, {a: t * 1e3 for a, t in medians.items()})
+                self._op.setup(N, H, W, threads, algorithm_id(winner)).release()  # kept
+            finally:
+                for s in setups:
+                    s.release()
             return winner
 
-    def _candidates(self, geometry, threads):
-        """({layout: packing}, {algorithm: a call of it on a random input of
-        this geometry}) for every algorithm that can run it; the naive direct
+    def _candidates(self, N, H, W, geometry, threads):
+        """([setups held], {algorithm: a call of it on a random input of this
+        geometry}) for every algorithm that can run it; the naive direct
         algorithm is the reference, a candidate only when nothing else runs."""
-        N, C, H, W = geometry[:4]
-        OH, OW = geometry[7], geometry[8]
+        C, OH, OW = geometry[1], geometry[7], geometry[8]
         rng = np.random.default_rng(0)
         x = rng.standard_normal(N * C * H * W, dtype=np.float32)
         y = np.empty(N * self.spec.M * OH * OW, np.float32)
         names = [a for a in _select.supported(self.spec, self._isa_id, geometry) if a != "direct"]
-        kernels, runners = {}, {}
+        setups, runners = [], {}
         for name in names or ["direct"]:
-            layout = _core.LAYOUTS[algorithm_id(name)]
-            if layout not in kernels:
-                kernels[layout] = self._packings.get(layout) or \
-                    self._pack(name, self._weights, borrow=True)
-            runners[name] = self._call_of(kernels[layout], algorithm_id(name), x, y, geometry,
-                                          threads)
-        return kernels, runners
-
-    def _call_of(self, kernel, algo, x, y, geometry, threads):
-        return lambda: kernel.run(x, y, self._bias, geometry, threads, None, algo)
+            s = self._op.setup(N, H, W, threads, algorithm_id(name), remember=False)
+            setups.append(s)
+            runners[name] = (lambda s=s: s.run(x, y))
+        return setups, runners
 
     # ---- the public face --------------------------------------------------
 
@@ -188,8 +159,8 @@ class Conv2d:
     def algorithm(self) -> str:
         """The algorithm of the last geometry seen (or of input_shape); before
         any call, what a call on an input of output size 28 x 28 would use."""
-        if self._last is not None:
-            return self._last
+        if self._op.algorithm >= 0:
+            return _select.ALGORITHMS[self._op.algorithm]
         H, W = _select.assumed_input_hw(self.spec)
         return self.algorithm_for((1, self.spec.C, H, W))
 
@@ -201,15 +172,14 @@ class Conv2d:
             return self.requested
         N, C, H, W, _ = self.spec.input_dims(x_shape)
         geometry = self.spec.geometry(N, C, H, W)
-        return self._decide(N, H, W, geometry, self._threads_for(threads), measure=False)
+        return _select.ALGORITHMS[self._algorithm(N, H, W, geometry, self._threads_for(threads),
+                                                  measure=False)]
 
     @property
     def packed_bytes(self) -> int:
         """Bytes the plan holds for its weights: its packings and, for a plan
         that decides per geometry, the copy of the weights it packs from."""
-        with self._lock:
-            held = sum(k.packed_bytes for k in self._packings.values())
-        return held + (0 if self._weights is None else self._weights.nbytes)
+        return self._op.packed_bytes + (0 if self._weights is None else self._weights.nbytes)
 
     def output_shape(self, x_shape):
         N, C, H, W, batched = self.spec.input_dims(x_shape)
@@ -226,8 +196,8 @@ class Conv2d:
         t = self._threads_for(threads)
         N, C, H, W, _ = self.spec.input_dims(x_shape)
         geom = self.spec.geometry(N, C, H, W)
-        name = self.algorithm_for(x_shape, t)
-        _, ws = _core.sizes(algorithm_id(name), self._isa_id, geom, t)
+        a = self._algorithm(N, H, W, geom, t, measure=False)
+        _, ws = self._op.decide(N, H, W, t, a, False)
         if ws < 0:
             raise ValueError(f"workspace for input {tuple(x_shape)} does not fit in 64 bits")
         return ws
@@ -265,14 +235,14 @@ class Conv2d:
         res = self._residual(residual, shape)
         y = self._output(out, shape, x, res, bias)
         t = self._threads_for(threads)
-        name, kernel = self._kernel_for(N, H, W, geom, t)
-        args = (x.reshape(-1), y.reshape(-1), bias, geom, t,
-                None if res is None else res.reshape(-1), algorithm_id(name))
+        a = self._algorithm(N, H, W, geom, t) if self._weights is not None else -1
         if bind:
-            return _core.BoundConv(kernel, *args)
+            return _core.BoundConv(self._op.setup(N, H, W, t, a), x.reshape(-1), y.reshape(-1),
+                                   bias, None if res is None else res.reshape(-1))
         if workspace is not None:
             check_workspace(workspace, x, y, res)
-        kernel.run(*args, workspace)
+        self._op.run(x.reshape(-1), y.reshape(-1), bias, geom, t,
+                     None if res is None else res.reshape(-1), a, workspace)
         return y
 
     @staticmethod
@@ -310,7 +280,7 @@ class Conv2d:
 
 def check_workspace(workspace, *arrays):
     """A lent workspace: a writable C-contiguous 1-D uint8 array apart from the
-    call's arrays (Kernel.run checks its alignment and uses it if large enough)."""
+    call's arrays (_core.Op.run checks its alignment and uses it if large enough)."""
     if not (isinstance(workspace, np.ndarray) and workspace.dtype == np.uint8 and
             workspace.ndim == 1 and workspace.flags.c_contiguous and workspace.flags.writeable):
         raise TypeError("workspace must be a writable 1-D C-contiguous uint8 numpy array, got "

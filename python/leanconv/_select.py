@@ -21,6 +21,12 @@ def algorithm_id(name: str) -> int:
     return ALGORITHMS.index(name)
 
 
+def request_id(request: str) -> int:
+    """The C id of a request (include/leanconv/conv.h): "measure" falls back
+    on the cost model, like "auto"."""
+    return _REQUEST_ID["auto" if request == "measure" else request]
+
+
 def check_name(algorithm):
     if not isinstance(algorithm, str):
         raise TypeError(f"algorithm must be a str, got {type(algorithm).__name__}")

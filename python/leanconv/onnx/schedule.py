@@ -182,7 +182,7 @@ class Schedule:
         raw = np.empty(total + lent + arena.ALIGN, dtype=np.uint8)
         skip = (-raw.ctypes.data) % arena.ALIGN
         self._arena = raw[skip:skip + total]
-        self._workspace = raw[skip + total:skip + total + lent] if lent else None
+        self.lent_workspace = raw[skip + total:skip + total + lent] if lent else None
         bound = dict(program.constants)
         bound.update(folded)
         for name, off in offsets.items():
@@ -245,16 +245,16 @@ class Schedule:
             calls.append((s, call))
         # every Conv works in the one buffer after the arena (larger when more
         # threads need more than compiled for); another step allocates its own
-        if conv_ws and (self._workspace is None or self._workspace.nbytes < conv_ws):
+        if conv_ws and (self.lent_workspace is None or self.lent_workspace.nbytes < conv_ws):
             raw = np.empty(arena.aligned(conv_ws) + arena.ALIGN, dtype=np.uint8)
             skip = (-raw.ctypes.data) % arena.ALIGN
-            self._workspace = raw[skip:skip + arena.aligned(conv_ws)]
+            self.lent_workspace = raw[skip:skip + arena.aligned(conv_ws)]
             if self.program.schedule is self:
-                self.program.settings.workspace = self._workspace
-        ws = self._workspace if self._workspace is not None else np.empty(0, np.uint8)
-        # (as the profile's memory model counts it: the largest scratch of one step; the
-        # few hundred bytes another op allocates beside the held Conv buffer are not added)
-        self.workspace = max(conv_ws, other_ws)
+                self.program.settings.workspace = self.lent_workspace
+        ws = self.lent_workspace if self.lent_workspace is not None else np.empty(0, np.uint8)
+        # the held Conv buffer, and another step's own scratch on top while it runs (as
+        # the profile's memory model counts it, traits workspace_lent)
+        self.workspace = conv_ws + other_ws
         fns, group = [], []
         for _, call in calls:
             if isinstance(call, _core.BoundConv):
@@ -339,7 +339,7 @@ class Schedule:
         """Make this schedule's per-step facts the ones the steps report."""
         for s, out_b, ws_b in self._steps_info:
             s.output_bytes, s.workspace_bytes = out_b, ws_b
-        self.program.settings.workspace = self._workspace
+        self.program.settings.workspace = self.lent_workspace
 
     def memory(self):
         """Bytes a run holds: packed weights + constants, activation arena, scratch."""

@@ -25,9 +25,12 @@ the bytes of weights it holds, its packed Conv weights and its workspace."""
 from __future__ import annotations
 
 import contextlib
+import functools
+import gc
 import os
 import time
 import tracemalloc
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -79,13 +82,58 @@ def load_model(path) -> onnx.ModelProto:
 
 
 def prepare(model, threads=None):
+    """lco.prepare, under tracemalloc: what the prepared model holds in Python
+    objects and small arrays (steps, plans, biases, bound views) beyond its
+    buffers is kept for memory_traits (object_bytes_per_node)."""
+    warm_up()
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
     try:
-        return lco.prepare(model, threads=threads)
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        prepared = lco.prepare(model, threads=threads)
+        gc.collect()
+        _object_bytes[prepared] = max(0, tracemalloc.get_traced_memory()[0] - before
+                                      - _buffer_bytes(prepared.program))
+        return prepared
     except NotImplementedError as e:
         raise ValueError(f"leanconv.onnx cannot run this model: {e}") from None
     except onnx.checker.ValidationError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid model"
         raise ValueError(f"the model fails onnx.checker: {first}") from None
+    finally:
+        if started:
+            tracemalloc.stop()
+
+
+_object_bytes = weakref.WeakKeyDictionary()   # prepared model -> bytes (see prepare)
+
+
+@functools.lru_cache(maxsize=None)
+def warm_up():
+    """Prepare and run a one-node Conv model once per process: what leanconv.onnx
+    sets up on first use (imports, checker, caches) is the library's, not a
+    model's (bench/split_memory.py's fresh process does the same before its
+    baseline)."""
+    from onnx import TensorProto, helper, numpy_helper
+    w = numpy_helper.from_array(np.ones((1, 1, 1, 1), np.float32), "w")
+    tiny = helper.make_model(helper.make_graph(
+        [helper.make_node("Conv", ["a", "w"], ["b"])], "warm",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1, 1, 2, 2])],
+        [helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 1, 2, 2])], [w]))
+    lco.prepare(tiny).run([np.ones((1, 1, 2, 2), np.float32)])
+
+
+def _buffer_bytes(program):
+    """Bytes of the arrays the memory model counts itself: constants, values
+    folded at compile time, and the schedule's arena and lent workspace."""
+    arrays = list(program.constants.values())
+    sched = program.schedule
+    if sched is not None:   # the arena and the lent workspace: views of one allocation
+        arena = sched._arena
+        arrays += list(sched.folded.values()) + [arena if arena.base is None else arena.base]
+    return sum(int(a.nbytes) for a in arrays if isinstance(a, np.ndarray))
 
 
 def model_inputs(model):
@@ -206,13 +254,22 @@ def memory_traits(prepared, feeds):
                           allocated for the whole run, instead of fresh arrays
       feeds_copied        the inputs are copied into the arena (the caller keeps its own)
       outputs_copied      the outputs are returned as copies of their arena buffers
-      place               the arena's placement: {key: (bytes, first, last)} -> (offsets, bytes)"""
+      place               the arena's placement: {key: (bytes, first, last)} -> (offsets, bytes)
+      workspace_lent      one scratch buffer, the largest Conv workspace, is held for the
+                          whole run and lent to every Conv (other ops allocate their own)
+      object_bytes_per_node  Python objects and small arrays the prepared model holds
+                          beyond its buffers (tracemalloc at prepare), per node"""
     sched = schedule(prepared, feeds)
+    objects = _object_bytes.get(prepared, 0) // max(1, len(step_names(prepared, feeds)))
     if sched is None:
-        return {"weights_at_prepare": WEIGHTS_AT_PREPARE, "arena": False,
-                "feeds_copied": False, "outputs_copied": False, "place": None}
-    return {"weights_at_prepare": True, "arena": True, "feeds_copied": True,
-            "outputs_copied": True, "place": arena_place()}
+        return {"object_bytes_per_node": objects,
+                "weights_at_prepare": WEIGHTS_AT_PREPARE, "arena": False,
+                "feeds_copied": False, "outputs_copied": False, "place": None,
+                "workspace_lent": False}
+    return {"object_bytes_per_node": objects,
+            "weights_at_prepare": True, "arena": True, "feeds_copied": True,
+            "outputs_copied": True, "place": arena_place(),
+            "workspace_lent": hasattr(sched, "lent_workspace")}
 
 
 def _trace(prepared, feeds):

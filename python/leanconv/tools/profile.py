@@ -25,9 +25,11 @@ The memory model.  While node i runs, the process holds
   workspace               node i's workspace_bytes.
 That is the interpreter (fresh arrays).  With a static arena schedule
 (executor.memory_traits()["arena"]) the activations are the arena for every
-node, plus the caller's inputs and, at the end, the outputs copied out: see
-_arena_live.  It counts buffers, not the interpreter, the libraries or
-allocator slack."""
+node, plus the caller's inputs and, at the end, the outputs copied out, and
+the workspace is one buffer of the largest Conv workspace held for the whole
+run (lent to every Conv; another op's scratch comes on top): see _arena_live.
+It counts buffers, not the interpreter's objects, the libraries or allocator
+slack."""
 from __future__ import annotations
 
 import statistics
@@ -61,7 +63,9 @@ def live_bytes(nodes, tensors, start, keep, traits=None):
     caller); keep: values held to the end; traits: executor.memory_traits
     (default: the interpreter, each value a fresh array)."""
     traits = traits or INTERPRETER
-    weights = weights_loaded(nodes, traits["weights_at_prepare"])
+    # the executor's objects for these nodes, held throughout (0 in old profiles)
+    objects = traits.get("object_bytes_per_node", 0) * len(nodes)
+    weights = [w + objects for w in weights_loaded(nodes, traits["weights_at_prepare"])]
     if traits["arena"]:
         return _arena_live(nodes, tensors, start, keep, traits, weights)
     last = {}
@@ -84,7 +88,8 @@ def _arena_live(nodes, tensors, start, keep, traits, weights):
     """The arena executor: one buffer per value that is not a view, alive from
     its writer to its last reader (through views) or to the end when kept,
     placed by the executor's own placement; the inputs copied in; the kept
-    values copied out at the end.  The arena is held throughout."""
+    values copied out at the end.  The arena is held throughout, and so is the
+    scratch buffer the executor lends to every Conv (traits workspace_lent)."""
     root = {}
     for n in nodes:
         if n.get("view"):
@@ -106,7 +111,12 @@ def _arena_live(nodes, tensors, start, keep, traits, weights):
         buffers.update({v: (tensors[v], -1, last[v]) for v in start if v in last})
     arena = traits["place"](buffers)[1] if buffers else 0
     caller = sum(tensors[v] for v in start)
-    out = [w + arena + caller + n["workspace_bytes"] for n, w in zip(nodes, weights)]
+    # a lent workspace: the largest Conv's, held throughout; other ops' own on top
+    lent = traits.get("workspace_lent", False)
+    convs = [lent and n.get("op", "").split("+")[0] == "Conv" for n in nodes]
+    held = max((n["workspace_bytes"] for n, c in zip(nodes, convs) if c), default=0)
+    out = [w + arena + caller + held + (0 if c else n["workspace_bytes"])
+           for n, w, c in zip(nodes, weights, convs)]
     if traits["outputs_copied"] and out:
         out[-1] += sum(tensors[v] for v in keep)
     return out

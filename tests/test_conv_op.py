@@ -1,0 +1,134 @@
+"""The C operator (kernels/conv_op.c) through its binding, _core.Op:
+create / reshape / run / release, the decisions it remembers, the packings
+it keeps and frees, and the errors it reports."""
+import numpy as np
+import pytest
+
+import leanconv as lc
+from leanconv import _core, _isa
+from leanconv._params import ConvSpec
+from leanconv._select import filter_geometry
+
+ALGOS = lc.algorithms()
+AUTO, WINOGRAD_ANY = -1, -2
+# input sizes in a row: the cost model moves between Winograd sizes and GEMM
+SIZES = [(1, 56, 56), (1, 5, 5), (2, 14, 30), (1, 7, 7), (1, 112, 96), (3, 9, 9), (1, 3, 3),
+         (1, 56, 56)]
+
+
+def make_op(isa, w, b, request, max_packings=2, borrow=False, **conv):
+    spec = ConvSpec.build(w.shape, conv.get("stride", 1), conv.get("padding", 1), 1,
+                          conv.get("groups", 1), "relu")
+    op = _core.Op(request, _isa.isa_id(isa), w.reshape(-1), b, filter_geometry(spec),
+                  spec.epilogue, max_packings, borrow)
+    return op, spec
+
+
+def call(op, spec, x, algorithm=-1, threads=1):
+    N, C, H, W = x.shape
+    geom = spec.geometry(N, C, H, W)
+    y = np.empty((N, spec.M) + spec.output_hw(H, W), np.float32)
+    op.run(x.reshape(-1), y.reshape(-1), None, geom, threads, None, algorithm)
+    return y
+
+
+@pytest.fixture
+def filters(rng):
+    w = rng.standard_normal((24, 24, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(24).astype(np.float32)
+    return w, b
+
+
+def test_reshape_to_many_sizes_matches_named_operators(isa, rng, filters):
+    w, b = filters
+    op, spec = make_op(isa, w, b, AUTO)
+    named = {}
+    used = set()
+    for N, H, W in SIZES:
+        x = rng.standard_normal((N, 24, H, W)).astype(np.float32)
+        a, ws = op.decide(N, H, W, 1, remember=False)
+        y = call(op, spec, x)
+        assert op.algorithm == a == op.decided(N, H, W, 1)
+        assert _core.last_workspace_bytes() == ws
+        assert op.packings <= 2
+        used.add(a)
+        if a not in named:
+            named[a] = make_op(isa, w, b, a)[0]
+        assert y.tobytes() == call(named[a], spec, x).tobytes(), (N, H, W, ALGOS[a])
+    assert len(used) >= 2
+
+
+def test_override_is_remembered_and_shares_layouts(isa, rng, filters):
+    w, b = filters
+    op, spec = make_op(isa, w, b, AUTO)
+    x = rng.standard_normal((1, 24, 20, 20)).astype(np.float32)
+    im2col, p2v = ALGOS.index("im2col"), ALGOS.index("patch2vec")
+    call(op, spec, x, im2col)
+    assert op.decided(1, 20, 20, 1) == im2col
+    made, held = _core.packings_made(), op.packed_bytes
+    call(op, spec, x, p2v)
+    call(op, spec, x, ALGOS.index("direct"))  # reads the weights in place
+    assert _core.packings_made() == made and op.packed_bytes == held
+    assert op.decided(1, 20, 20, 1) == ALGOS.index("direct")
+    assert op.decided(1, 20, 20, 2) == -1  # per thread count
+
+
+def test_a_held_packing_outlives_its_eviction(isa, rng, filters):
+    w, b = filters
+    op, spec = make_op(isa, w, b, AUTO, max_packings=1, borrow=True)
+    x = rng.standard_normal((1, 24, 16, 16)).astype(np.float32)
+    f4 = op.setup(1, 16, 16, 1, ALGOS.index("winograd_f4"), remember=False)
+    alone = op.packed_bytes
+    call(op, spec, x, ALGOS.index("im2col"))  # evicts F4 from the kept set
+    both = op.packed_bytes
+    assert op.packings == 1 and both > alone > 0
+    y = np.empty((1, 24, 16, 16), np.float32)
+    f4.run(x.reshape(-1), y.reshape(-1))
+    assert y.tobytes() == call(make_op(isa, w, b, ALGOS.index("winograd_f4"))[0], spec,
+                               x).tobytes()
+    f4.release()
+    f4.release()  # idempotent
+    assert op.packed_bytes == both - alone  # F4's packing is freed
+    assert op.decided(1, 16, 16, 1) == ALGOS.index("im2col")
+
+
+def test_named_operator_packs_at_creation(isa, filters):
+    w, b = filters
+    made = _core.packings_made()
+    op, spec = make_op(isa, w, b, ALGOS.index("winograd_f2"))
+    assert _core.packings_made() == made + 1
+    assert op.algorithm == ALGOS.index("winograd_f2") == op.decided(1, 9, 9, 4)
+    ws = op.decide(1, 9, 9, 1)[1]
+    assert ws == _core.sizes(ALGOS.index("winograd_f2"), _isa.isa_id(isa),
+                             spec.geometry(1, 24, 9, 9), 1)[1]
+    # the caller's weights are not kept: only the packing counts
+    assert op.packed_bytes == _core.sizes(ALGOS.index("winograd_f2"), _isa.isa_id(isa),
+                                          spec.geometry(1, 24, 9, 9), 1)[0]
+
+
+def test_winograd_request_picks_a_winograd_size(isa, filters):
+    w, b = filters
+    op, _ = make_op(isa, w, b, WINOGRAD_ANY)
+    for N, H, W in SIZES:
+        assert ALGOS[op.decide(N, H, W, 1)[0]].startswith("winograd_f")
+
+
+def test_errors(isa, filters):
+    w, b = filters
+    op, _ = make_op(isa, w, b, AUTO)
+    with pytest.raises(ValueError, match="cannot run"):
+        op.decide(1, 9, 9, 1, ALGOS.index("depthwise"))  # groups != C
+    unpadded, _ = make_op(isa, w, b, AUTO, padding=0)
+    assert unpadded.decide(1, 3, 3, 1)[0] >= 0
+    with pytest.raises(ValueError, match="1x2x3 input"):
+        unpadded.decide(1, 2, 3, 1)  # smaller than the kernel
+    named, _ = make_op(isa, w, b, ALGOS.index("im2col"))
+    with pytest.raises(ValueError, match="cannot run"):
+        named.setup(1, 9, 9, 1, ALGOS.index("winograd_f4"))  # not its layout
+    assert named.setup(1, 9, 9, 1, ALGOS.index("patch2vec")).algorithm == ALGOS.index("patch2vec")
+    w5 = np.ones((4, 24, 5, 5), np.float32)
+    with pytest.raises(ValueError, match="cannot run"):
+        make_op(isa, w5, None, ALGOS.index("winograd_f4"))
+    with pytest.raises(ValueError, match="do not match"):
+        _core.Op(AUTO, _isa.isa_id(isa), w.reshape(-1)[:-1], b,
+                 filter_geometry(make_op(isa, w, b, AUTO)[1]), None, 2)
