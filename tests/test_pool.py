@@ -1,13 +1,88 @@
-"""kernels/pool.c through _core.pool2d, against a NumPy reference (no onnx
-needed: it runs in the sanitizer and NEON suites too).  Max pooling's
-interior columns take a separate path from the edges; windows here cover
-both, strides 1-3, dilation, asymmetric padding and NaNs."""
+"""kernels/pool.c (leanconv._core.pool2d / global_avg_pool) against a direct
+float64 reference: max and average pooling with padding, strides, dilation,
+windows running past the end (ceil mode), both count_include_pad rules, NaN,
+1 and 2 threads.  (leanconv.onnx's use of it is tested against onnxruntime
+in test_onnx_adapter.py.)"""
+from __future__ import annotations
+
 import numpy as np
 import pytest
 
 from leanconv import _core
 
-GEOMETRIES = [  # (H, W, kh, kw, sh, sw, dh, dw, pad_t, pad_l, pad_b, pad_r)
+
+def reference(x, OH, OW, k, s, d, pads, is_max, count_include_pad):
+    """pads: (top, left, bottom, right) explicit; windows may run past them."""
+    P, H, W = x.shape
+    pt, pl, pb, pr = pads
+    y = np.empty((P, OH, OW))
+    for oh in range(OH):
+        for ow in range(OW):
+            vals, n_padded = [], 0
+            for i in range(k[0]):
+                for j in range(k[1]):
+                    h, w = oh * s[0] - pt + i * d[0], ow * s[1] - pl + j * d[1]
+                    if 0 <= h < H and 0 <= w < W:
+                        vals.append(x[:, h, w].astype(np.float64))
+                    n_padded += -pt <= h < H + pb and -pl <= w < W + pr
+            v = np.stack(vals)
+            y[:, oh, ow] = v.max(axis=0) if is_max else \
+                v.sum(axis=0) / (n_padded if count_include_pad else len(vals))
+    return y
+
+
+CASES = [  # (H, W, OH, OW, kernel, stride, dilation, (pt, pl, pb, pr))
+    (9, 8, 5, 4, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1)),
+    (9, 8, 5, 4, (3, 3), (2, 2), (1, 1), (0, 0, 0, 0)),     # last window past the end
+    (7, 10, 8, 5, (2, 3), (1, 2), (1, 1), (1, 0, 0, 2)),
+    (11, 11, 4, 4, (2, 2), (3, 3), (2, 2), (1, 1, 0, 0)),
+    (5, 5, 1, 1, (5, 5), (1, 1), (1, 1), (0, 0, 0, 0)),
+]
+
+
+@pytest.mark.parametrize("H, W, OH, OW, k, s, d, pads", CASES)
+@pytest.mark.parametrize("is_max", [True, False])
+@pytest.mark.parametrize("include_pad", [False, True])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_pool2d_matches_the_reference(H, W, OH, OW, k, s, d, pads, is_max, include_pad, threads):
+    x = np.random.default_rng(1).standard_normal((6, H, W)).astype(np.float32)
+    y = np.full((6, OH, OW), -1.0, np.float32)
+    pt, pl, pb, pr = pads
+    geom = (6, H, W, OH, OW, k[0], k[1], s[0], s[1], d[0], d[1], pt, pl, pb, pr)
+    _core.pool2d(x.reshape(-1), y.reshape(-1), geom, is_max, include_pad, threads)
+    expect = reference(x, OH, OW, k, s, d, pads, is_max, include_pad)
+    np.testing.assert_allclose(y, expect, rtol=1e-6, atol=1e-6)
+
+
+def test_max_pool_propagates_nan():
+    x = np.zeros((1, 4, 4), np.float32)
+    x[0, 1, 1] = np.nan
+    y = np.empty((1, 2, 2), np.float32)
+    _core.pool2d(x.reshape(-1), y.reshape(-1), (1, 4, 4, 2, 2, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0),
+                 True, False, 1)
+    assert np.isnan(y[0, 0, 0]) and not np.isnan(y[0, 1, 1])
+
+
+@pytest.mark.parametrize("hw", [1, 7, 8, 49, 50])
+def test_global_avg_pool(hw):
+    x = np.random.default_rng(2).standard_normal((5, hw)).astype(np.float32)
+    y = np.empty(5, np.float32)
+    _core.global_avg_pool(x.reshape(-1), y, 5, hw, 2)
+    np.testing.assert_allclose(y, x.astype(np.float64).mean(axis=1), rtol=1e-6, atol=1e-7)
+
+
+def test_mismatched_buffers_are_refused():
+    with pytest.raises(ValueError, match="sizes"):
+        _core.pool2d(np.zeros(10, np.float32), np.zeros(4, np.float32),
+                     (1, 4, 4, 2, 2, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0), True, False, 1)
+    with pytest.raises(ValueError, match="sizes"):
+        _core.global_avg_pool(np.zeros(10, np.float32), np.zeros(3, np.float32), 2, 5, 1)
+
+
+# Max pooling's interior columns (every tap inside the row) take their own
+# vectorised path (tap by tap across the row; 3-wide windows in one pass): wide
+# rows with interior and edges, strides 1-3, dilation, asymmetric padding, NaNs.
+INTERIOR_GEOMETRIES = [  # (H, W, kh, kw, sh, sw, dh, dw, pad_t, pad_l, pad_b, pad_r)
     (9, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1),
     (9, 12, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0),
     (11, 17, 2, 3, 1, 2, 1, 1, 1, 0, 0, 2),
@@ -17,7 +92,7 @@ GEOMETRIES = [  # (H, W, kh, kw, sh, sw, dh, dw, pad_t, pad_l, pad_b, pad_r)
 ]
 
 
-def reference_max(x, geom):
+def reference_max_nan_sticky(x, geom):
     H, W, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr = geom
     padded = np.pad(x, ((0, 0), (pt, pb), (pl, pr)), constant_values=-np.inf)
     OH = (H + pt + pb - ((kh - 1) * dh + 1)) // sh + 1
@@ -31,14 +106,14 @@ def reference_max(x, geom):
     return out
 
 
-@pytest.mark.parametrize("geom", GEOMETRIES)
+@pytest.mark.parametrize("geom", INTERIOR_GEOMETRIES)
 @pytest.mark.parametrize("threads", [1, 2])
-def test_max_pool_matches_numpy_nans_included(geom, threads):
+def test_max_pool_interior_path_matches_numpy_nans_included(geom, threads):
     rng = np.random.default_rng(0)
     H, W = geom[:2]
     x = rng.standard_normal((3, H, W)).astype(np.float32)
     x[0, H // 2, W // 2] = x[1, 0, 0] = x[2, H - 1, W - 1] = np.nan
-    want = reference_max(x, geom)
+    want = reference_max_nan_sticky(x, geom)
     out = np.empty(want.size, np.float32)
     planes, OH, OW = want.shape
     kh, kw, sh, sw, dh, dw, pt, pl, pb, pr = geom[2:]
