@@ -211,13 +211,13 @@ int lc_winograd_run(const lc_conv_desc *d, const float *x, const float *packed,
                     const float *bias, const float *res, float *y, char *ws);
 /* winograd_exact.c: the output-transform result of one tile (th, tw) and
  * output channel o of group grp, whose float transforms overflowed,
- * recomputed in double from the packed U: `lane` receives its m x m values
- * (at stride nr, like one lane of the transform's output) with bias and the
- * clamp of `ep`.  xg: the group's input planes of one image.  Returns 0,
- * leaving `lane` alone, when the tile's input window holds an Inf or NaN. */
+ * recomputed in double from the packed U: `tile` receives its m x m values
+ * (m per row, rows row_stride apart, as in the transform's output) with bias
+ * and the clamp of `ep`.  xg: the group's input planes of one image.  Returns
+ * 0, leaving `tile` alone, when the tile's input window holds an Inf or NaN. */
 int lc_wino_exact_lane(const lc_conv_desc *d, const float *xg, const float *packed, int64_t grp,
                        int64_t th, int64_t tw, int64_t o, float bias, const lc_epilogue *ep,
-                       float *lane, size_t nr);
+                       float *tile, size_t row_stride);
 int lc_depthwise_run(const lc_conv_desc *d, const float *x, const float *w,
                      const float *bias, const float *res, float *y);
 int lc_direct_run(const lc_conv_desc *d, const float *x, const float *w,

@@ -216,21 +216,9 @@ static uint64_t lc_wino_strip_run(const lc_conv_desc *dd, const lc_wino_geom *g,
     return (uint64_t)1 << e;
 }
 
-/* yrow[l*m + j] = oi[j*nr + l] (+ rrow[l*m + j], read before the store:
- * rrow may be yrow) */
-static inline void lc_wino_interleave(float *yrow, const float *oi, const float *rrow, size_t nr,
-                                      int64_t m, int64_t n) {
-    if (rrow) {
-        for (int64_t l = 0; l < n; l++)
-            for (int64_t j = 0; j < m; j++) yrow[l * m + j] = oi[(size_t)j * nr + l] + rrow[l * m + j];
-    } else {
-        for (int64_t l = 0; l < n; l++)
-            for (int64_t j = 0; j < m; j++) yrow[l * m + j] = oi[(size_t)j * nr + l];
-    }
-}
-
-/* The m x m outputs of a run's tiles (o: m x m x NR) into one output plane,
- * clipped at the bottom and right edges; with `post` the post-op runs over
+/* The m x m outputs of a run's tiles (o: m rows of m * NR floats, laid out
+ * like image rows) into one output plane, clipped at the bottom and right
+ * edges: per row one contiguous copy.  With `post` the post-op runs over
  * each output row segment right after it is written, adding the residual
  * plane ro (laid out like yo) when there is one.  A residual that is yo
  * itself is added on the way instead (each element read before it is
@@ -241,28 +229,18 @@ static void lc_wino_scatter_run(const lc_conv_desc *dd, const lc_wino_geom *g, c
     const int64_t m = g->m, OW = dd->OW;
     const int64_t oy0 = r->th * m, ox0 = r->tw0 * m;
     const int64_t rows = lc_min64(m, dd->OH - oy0);
-    /* tiles whose m columns are all inside; the last one may be clipped */
-    const int64_t full = lc_min64(r->count, (OW - ox0) / m);
     const int64_t seg = lc_min64(r->count * m, OW - ox0);
     for (int64_t i = 0; i < rows; i++) {
         float *yrow = yo + (oy0 + i) * OW + ox0;
         const float *rrow = ro ? ro + (oy0 + i) * OW + ox0 : NULL;
-        const float *add = ro == yo ? rrow : NULL; /* in place: added here */
-        const float *oi = o + (size_t)(i * m) * nr + r->lane0;
-        /* one pass along the output row, so each line is written once;
-         * constant m lets the compiler unroll the j loop */
-        switch (m) {
-        case 2: lc_wino_interleave(yrow, oi, add, nr, 2, full); break;
-        case 4: lc_wino_interleave(yrow, oi, add, nr, 4, full); break;
-        case 6: lc_wino_interleave(yrow, oi, add, nr, 6, full); break;
-        default: lc_wino_interleave(yrow, oi, add, nr, m, full);
+        const float *oi = o + (size_t)(i * m) * nr + (size_t)(r->lane0 * m);
+        if (ro == yo) { /* in place: added here */
+            for (int64_t k = 0; k < seg; k++) yrow[k] += oi[k];
+            if (post) dd->isa->postop(yrow, yrow, (size_t)seg, NULL, 0.0f, &dd->epilogue);
+        } else {
+            memcpy(yrow, oi, (size_t)seg * sizeof(float));
+            if (post) dd->isa->postop(yrow, yrow, (size_t)seg, rrow, 0.0f, &dd->epilogue);
         }
-        for (int64_t l = full; l < r->count; l++) {
-            const int64_t cols = OW - (ox0 + l * m);
-            for (int64_t j = 0; j < cols; j++)
-                yrow[l * m + j] = oi[(size_t)j * nr + l] + (add ? add[l * m + j] : 0.0f);
-        }
-        if (post) dd->isa->postop(yrow, yrow, (size_t)seg, add ? NULL : rrow, 0.0f, &dd->epilogue);
     }
 }
 
@@ -315,10 +293,10 @@ static void lc_wino_input_block(const lc_wino_ctx *t, const lc_wino_block *b, in
             if (fstrip) {
                 uint64_t ends = 0;
                 for (int64_t r = 0; r < nruns; r++) ends |= lc_wino_strip_run(d, g, xc, &runs[r], nr, dbuf);
-                fstrip(dbuf, (size_t)g->alpha * nr, ends, vc, v_xs);
+                fstrip(dbuf, (size_t)g->alpha * nr, ends, vc, v_xs, (size_t)lanes);
             } else {
                 for (int64_t r = 0; r < nruns; r++) lc_wino_gather_run(d, g, xc, &runs[r], nr, dbuf);
-                isa->wino_input[v](dbuf, vc, v_xs);
+                isa->wino_input[v](dbuf, vc, v_xs, (size_t)lanes);
             }
         }
     }
@@ -335,8 +313,8 @@ static void lc_wino_exact_lanes(const lc_wino_ctx *t, const lc_wino_block *b, in
     for (int64_t l = 0; lanes; l++, lanes >>= 1)
         if (lanes & 1u)
             lc_wino_exact_lane(d, xg, t->packed, b->grp, (t0 + l) / t->g.tiles_w,
-                               (t0 + l) % t->g.tiles_w, o, bias, ep, obuf + l,
-                               (size_t)d->isa->nr);
+                               (t0 + l) % t->g.tiles_w, o, bias, ep, obuf + l * t->g.m,
+                               (size_t)(t->g.m * d->isa->nr));
 }
 
 /* 2 and 3. GEMMs and output transform of output channels [m_begin, m_end) */
@@ -357,18 +335,12 @@ static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, i
                             V + x * v_xs, nr, (size_t)Cg * nr, (size_t)b->blk_tiles,
                             Mo + x * mo_xs, nr, (size_t)Mg * nr, NULL, NULL, &d->epilogue, 0);
     }
-    /* The GEMMs left the lanes past the last tile unwritten; zero them so
-     * the output transform never meets stale (possibly denormal) data. */
-    if (b->blk_tiles < b->npan * (int64_t)nr) {
-        const int64_t p = b->npan - 1, used = b->blk_tiles - p * (int64_t)nr;
-        for (int64_t x = 0; x < g->xi; x++)
-            for (int64_t o = m_begin; o < m_end; o++)
-                memset(Mo + x * mo_xs + (size_t)(p * Mg + o) * nr + used, 0,
-                       (size_t)((int64_t)nr - used) * sizeof(float));
-    }
     /* output transform, bias and activation, scatter (a residual is added
      * by the scatter and its post-op, so the transform clamps only when
-     * there is none) */
+     * there is none).  The GEMMs left the lanes past the last tile
+     * unwritten: the transform runs only the vectors holding real tiles and
+     * reads the rest of the last one as zero, so stale (possibly denormal)
+     * data never enters the arithmetic. */
     const int64_t yoff = (b->n * d->M + b->grp * Mg) * d->OH * d->OW;
     float *yg = t->y + yoff;
     const float *rg = t->res ? t->res + yoff : NULL;
@@ -383,7 +355,8 @@ static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, i
         for (int64_t o = m_begin; o < m_end; o++) {
             float bias = t->bias ? t->bias[b->grp * Mg + o] : 0.0f;
             const uint64_t overflowed = real &
-                isa->wino_output[v](Mo + (size_t)(p * Mg + o) * nr, mo_xs, obuf, bias, &kep);
+                isa->wino_output[v](Mo + (size_t)(p * Mg + o) * nr, mo_xs, obuf, bias, &kep,
+                                    (size_t)lanes);
             if (overflowed) /* rare: huge inputs, or a genuine Inf/NaN (then left as it is) */
                 lc_wino_exact_lanes(t, b, t0, overflowed, o, bias, &kep, obuf);
             float *yo = yg + o * d->OH * d->OW;

@@ -52,7 +52,7 @@ static const lc_exact_fn lc_exact_out[LC_WINO_VARIANTS] = {lc_exact_out_f2, lc_e
 
 int lc_wino_exact_lane(const lc_conv_desc *d, const float *xg, const float *packed, int64_t grp,
                        int64_t th, int64_t tw, int64_t o, float bias, const lc_epilogue *ep,
-                       float *lane, size_t nr) {
+                       float *tile, size_t row_stride) {
     const int var = d->algorithm - LC_ALGO_WINOGRAD_F2;
     const int64_t m = lc_wino_m[var], alpha = m + 2, xi = alpha * alpha;
     const int64_t Cg = d->C / d->groups, Mg = d->M / d->groups, mr = d->isa->mr;
@@ -78,7 +78,8 @@ int lc_wino_exact_lane(const lc_conv_desc *d, const float *xg, const float *pack
     }
     /* Y = A^T Mo A + bias, rounded once, then the epilogue the transform applies */
     lc_exact_out[var](mo, out);
-    for (int64_t k = 0; k < m * m; k++)
-        lane[(size_t)k * nr] = lc_clampf((float)(out[k] + (double)bias), ep);
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < m; j++)
+            tile[(size_t)i * row_stride + (size_t)j] = lc_clampf((float)(out[i * m + j] + (double)bias), ep);
     return 1;
 }

@@ -15,7 +15,11 @@
  *   LC_VSELECT(sel, a, b)         b in the selected lanes, a elsewhere
  * An ISA that defines them gets the strip input transform (wino_input_strip)
  * in its table; without them the driver's lanes-innermost gather is used.
- *   LC_VNANBITS(v)    bit l set where lane l of v is NaN (else a store and a loop) */
+ *   LC_VNANBITS(v)    bit l set where lane l of v is NaN (else a store and a loop)
+ *   LC_VSTORE_I2(p, a, b) LC_VSTORE_I4(p, a, b, c, d) LC_VSTORE_I6(p, a .. f)
+ *                     the vectors interleaved: p[k*l + j] = lane l of the j-th
+ *                     (k = 2, 4 or 6), as the output rows are laid out (else a
+ *                     store of each and a loop) */
 
 #ifndef LC_WINO_TEMPLATE_ONCE
 #define LC_WINO_TEMPLATE_ONCE
@@ -43,6 +47,31 @@ static inline LC_V lc_wino_vselect(uint64_t sel, LC_V a, LC_V b) {
 }
 #define LC_VSELECT(sel, a, b) lc_wino_vselect((sel), (a), (b))
 #endif
+/* r[0..k) interleaved into p[0 .. k * LC_VLANES): p[k*l + j] = lane l of r[j] */
+static inline void lc_wino_vstore_interleaved(float *p, const LC_V *r, int k) {
+#ifdef LC_VSTORE_I6
+    if (k == 6) {
+        LC_VSTORE_I6(p, r[0], r[1], r[2], r[3], r[4], r[5]);
+        return;
+    }
+#endif
+#ifdef LC_VSTORE_I4
+    if (k == 4) {
+        LC_VSTORE_I4(p, r[0], r[1], r[2], r[3]);
+        return;
+    }
+#endif
+#ifdef LC_VSTORE_I2
+    if (k == 2) {
+        LC_VSTORE_I2(p, r[0], r[1]);
+        return;
+    }
+#endif
+    float t[8][LC_VLANES];
+    for (int j = 0; j < k; j++) LC_VSTORE(t[j], r[j]);
+    for (size_t l = 0; l < LC_VLANES; l++)
+        for (int j = 0; j < k; j++) p[l * (size_t)k + (size_t)j] = t[j][l];
+}
 #ifndef LC_VNANBITS
 static inline uint64_t lc_wino_vnanbits(LC_V v) {
     float t[LC_VLANES];
@@ -53,11 +82,23 @@ static inline uint64_t lc_wino_vnanbits(LC_V v) {
 }
 #define LC_VNANBITS(v) lc_wino_vnanbits(v)
 #endif
+/* for (lane = 0; lane < lanes; lane += LC_VLANES) { body }, with a copy for
+ * the full panel whose constant trip count lets the compiler unroll it and
+ * fold the lane offsets (the common case: every panel but a partial last). */
+#define LC_WINO_FOR_LANES(lanes, ...)                                              \
+    do {                                                                           \
+        if ((lanes) >= LC_NR) {                                                    \
+            for (size_t lane = 0; lane < LC_NR; lane += LC_VLANES) { __VA_ARGS__ } \
+        } else {                                                                   \
+            for (size_t lane = 0; lane < (lanes); lane += LC_VLANES) { __VA_ARGS__ } \
+        }                                                                          \
+    } while (0)
 #endif
 
-/* V = B^T d B: columns first (combining rows), then rows. */
-static void LC_WIN_NAME(const float *d, float *v, size_t xi_stride) {
-    for (size_t lane = 0; lane < LC_NR; lane += LC_VLANES) {
+/* V = B^T d B: columns first (combining rows), then rows; only the vectors
+ * holding lanes [0, lanes). */
+static void LC_WIN_NAME(const float *d, float *v, size_t xi_stride, size_t lanes) {
+    LC_WINO_FOR_LANES(lanes,
         LC_V t[LC_WALPHA][LC_WALPHA];
         for (int j = 0; j < LC_WALPHA; j++) {
             LC_V x[LC_WALPHA], o[LC_WALPHA];
@@ -71,7 +112,7 @@ static void LC_WIN_NAME(const float *d, float *v, size_t xi_stride) {
             for (int j = 0; j < LC_WALPHA; j++)
                 LC_VSTORE(v + (size_t)(i * LC_WALPHA + j) * xi_stride + lane, o[j]);
         }
-    }
+    );
 }
 
 /* The same V = B^T d B (same operation order, so bitwise the same result)
@@ -80,8 +121,8 @@ static void LC_WIN_NAME(const float *d, float *v, size_t xi_stride) {
  * columns), with the run ends' own columns m, m+1 blended in: every vector is
  * full whatever the runs of the panel. */
 static void LC_WIN_STRIP_NAME(const float *s, size_t lds, uint64_t ends, float *v,
-                              size_t xi_stride) {
-    for (size_t lane = 0; lane < LC_NR; lane += LC_VLANES) {
+                              size_t xi_stride, size_t lanes) {
+    LC_WINO_FOR_LANES(lanes,
         const float *main = s + lane * LC_WM, *halo = s + LC_NR * LC_WM + lane;
         const LC_VSEL_T sel = LC_VSEL_BITS(ends >> lane);
         LC_V t[LC_WALPHA][LC_WALPHA];
@@ -102,40 +143,49 @@ static void LC_WIN_STRIP_NAME(const float *s, size_t lds, uint64_t ends, float *
             for (int j = 0; j < LC_WALPHA; j++)
                 LC_VSTORE(v + (size_t)(i * LC_WALPHA + j) * xi_stride + lane, o[j]);
         }
-    }
+    );
 }
 
-/* Y = A^T Mo A, then bias and the epilogue.  Returns the lanes whose A^T Mo A
+/* Y = A^T Mo A, then bias and the epilogue, over the vectors holding lanes
+ * [0, lanes); in the last one the lanes >= `lanes` are read as zero.  Each
+ * output row is stored interleaved, as image rows hold it (see
+ * lc_wino_output_fn), so the driver's scatter is a plain copy.
+ * Returns the lanes whose A^T Mo A
  * holds an Inf or NaN (before bias and epilogue, which could hide it): one
  * FMA per output vector, x * 0 + acc, which stays 0 for finite x, into one
  * accumulator per output column (m short chains, not one of m * m). */
 static uint64_t LC_WOUT_NAME(const float *mo, size_t xi_stride, float *out, float bias,
-                             const lc_epilogue *ep) {
+                             const lc_epilogue *ep, size_t lanes) {
     const LC_V vb = LC_VSET1(bias), vlo = LC_VSET1(ep->lo), vhi = LC_VSET1(ep->hi);
     uint64_t nonfinite = 0;
-    for (size_t lane = 0; lane < LC_NR; lane += LC_VLANES) {
+    LC_WINO_FOR_LANES(lanes,
+        const size_t live = lanes - lane; /* >= 1; a partial vector when < LC_VLANES */
+        const LC_VSEL_T keep = LC_VSEL_BITS(live < LC_VLANES ? ((uint64_t)1 << live) - 1u : ~(uint64_t)0);
         LC_V check[LC_WM];
         for (int j = 0; j < LC_WM; j++) check[j] = LC_VSET1(0.0f);
         LC_V s[LC_WM][LC_WALPHA];
         for (int j = 0; j < LC_WALPHA; j++) {
             LC_V x[LC_WALPHA], o[LC_WM];
-            for (int k = 0; k < LC_WALPHA; k++) x[k] = LC_VLOAD(mo + (size_t)(k * LC_WALPHA + j) * xi_stride + lane);
+            for (int k = 0; k < LC_WALPHA; k++) {
+                x[k] = LC_VLOAD(mo + (size_t)(k * LC_WALPHA + j) * xi_stride + lane);
+                if (live < LC_VLANES) x[k] = LC_VSELECT(keep, LC_VSET1(0.0f), x[k]);
+            }
             LC_WOUT_1D(o, x);
             for (int i = 0; i < LC_WM; i++) s[i][j] = o[i];
         }
         for (int i = 0; i < LC_WM; i++) {
-            LC_V o[LC_WM];
+            LC_V o[LC_WM], r[LC_WM];
             LC_WOUT_1D(o, s[i]);
             for (int j = 0; j < LC_WM; j++) {
                 check[j] = LC_VFMAC(check[j], o[j], 0.0f);
-                LC_V r = LC_VADD(o[j], vb);
-                if (ep->clamp) r = LC_VCLAMP(r, vlo, vhi);
-                LC_VSTORE(out + (size_t)(i * LC_WM + j) * LC_NR + lane, r);
+                r[j] = LC_VADD(o[j], vb);
+                if (ep->clamp) r[j] = LC_VCLAMP(r[j], vlo, vhi);
             }
+            lc_wino_vstore_interleaved(out + (size_t)(i * LC_WM) * LC_NR + lane * LC_WM, r, LC_WM);
         }
         for (int j = 1; j < LC_WM; j++) check[0] = LC_VADD(check[0], check[j]);
         nonfinite |= LC_VNANBITS(check[0]) << lane;
-    }
+    );
     return nonfinite;
 }
 

@@ -184,6 +184,12 @@ def winograd_matrices(m):
 have_gen = (ROOT / "kernels" / "gen_winograd.py").exists()
 
 
+def wino_out_lanes(o, m, nr):
+    """The output transform's result, stored in m image-like rows of m * NR
+    floats (output (i, j) of lane l at i*m*NR + l*m + j), as (m*m, NR)."""
+    return o.reshape(m, nr, m).transpose(0, 2, 1).reshape(m * m, nr)
+
+
 @pytest.mark.skipif(not have_gen, reason="needs the source tree (kernels/gen_winograd.py)")
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("variant", [0, 1, 2])
@@ -226,7 +232,7 @@ def test_winograd_output_transform(isa, variant, clamp):
     bias = 0.25
     nonfinite = _core._ukernel_wino_output(isa, variant, mo, xs, o, bias, clamp)
     assert nonfinite == 1 << 3, bin(nonfinite)   # the NaN lane, whatever the clamp
-    got = o.reshape(m * m, nr)
+    got = wino_out_lanes(o, m, nr)
     M64 = M.astype(np.float64)
     want = clamp_ref(np.einsum("ik,lkq,jq->ijl", AT, M64, AT).reshape(m * m, nr) + bias, clamp)
     scale = np.einsum("ik,lkq,jq->ijl", np.abs(AT), np.abs(np.nan_to_num(M64)), np.abs(AT)).reshape(m * m, nr) + bias
@@ -250,7 +256,66 @@ def test_winograd_output_transform_reports_overflowed_lanes(isa, variant):
     assert nonfinite == (1 << 1) | (1 << (nr - 1)), bin(nonfinite)
     # the single -Inf gives only +-Inf results, which the clamp makes finite:
     # the stored tile cannot show the problem, hence the report
-    assert np.isfinite(o.reshape(m * m, nr)[:, nr - 1]).all()
+    assert np.isfinite(wino_out_lanes(o, m, nr)[:, nr - 1]).all()
+
+
+# vector width of each ISA's transforms: a partial panel runs whole vectors
+WINO_VLANES = {"scalar": 1, "avx2": 8, "avx512": 16, "neon": 4}
+
+
+def wino_lane_counts(nr):
+    """Partial lane counts around every vector boundary of an NR-lane panel."""
+    return sorted({1, 2, nr - 1, nr} | {k for v in (4, 8, 16) for k in (v - 1, v, v + 1) if k < nr})
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("variant", [0, 1, 2])
+def test_winograd_transforms_of_partial_panels(isa, variant):
+    """With lanes < NR the transforms give the full call's bits in lanes
+    [0, lanes), write nothing past the vectors holding them, and read the
+    output transform's input past `lanes` as zero (NaN there changes
+    nothing and is not reported)."""
+    m = (2, 4, 6)[variant]
+    alpha = m + 2
+    _, nr, _ = _core._ukernel_tile(isa)
+    vl = WINO_VLANES[isa]
+    r = rng(40 + variant)
+    d = r.standard_normal(alpha * alpha * nr).astype(np.float32)
+    v_full = np.zeros(alpha * alpha * nr, np.float32)
+    _core._ukernel_wino_input(isa, variant, d, v_full, nr)
+    mo = r.standard_normal(alpha * alpha * nr).astype(np.float32)
+    o_full = np.zeros(m * m * nr, np.float32)
+    _core._ukernel_wino_output(isa, variant, mo, nr, o_full, 0.5, (-1.0, 1.0))
+    for lanes in wino_lane_counts(nr):
+        written = -(-lanes // vl) * vl
+        v = np.full(alpha * alpha * nr, 7.0, np.float32)
+        _core._ukernel_wino_input(isa, variant, d, v, nr, lanes)
+        v2, vf2 = v.reshape(-1, nr), v_full.reshape(-1, nr)
+        np.testing.assert_array_equal(v2[:, :lanes], vf2[:, :lanes], err_msg=f"{isa} F{m} lanes={lanes}")
+        assert (v2[:, written:] == 7.0).all(), f"{isa} F{m} lanes={lanes}: wrote past its vectors"
+        dead = mo.reshape(-1, nr).copy()
+        dead[:, lanes:] = np.nan
+        o = np.full(m * m * nr, 7.0, np.float32)
+        nonfinite = _core._ukernel_wino_output(isa, variant, dead.reshape(-1), nr, o, 0.5, (-1.0, 1.0),
+                                               lanes)
+        assert nonfinite == 0, f"{isa} F{m} lanes={lanes}: {bin(nonfinite)}"
+        o2, of2 = wino_out_lanes(o, m, nr), wino_out_lanes(o_full, m, nr)
+        np.testing.assert_array_equal(o2[:, :lanes], of2[:, :lanes], err_msg=f"{isa} F{m} lanes={lanes}")
+        # the rest of the last vector: the transform of zeros, i.e. the bias
+        np.testing.assert_array_equal(o2[:, lanes:written], 0.5)
+        assert (o2[:, written:] == 7.0).all(), f"{isa} F{m} lanes={lanes}: wrote past its vectors"
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("lanes", [0, -1, 10 ** 6])
+def test_winograd_transform_lanes_out_of_range_refused(isa, lanes):
+    _, nr, _ = _core._ukernel_tile(isa)
+    lanes = nr + 1 if lanes == 10 ** 6 else lanes
+    buf = np.zeros(64 * nr, np.float32)
+    with pytest.raises((ValueError, OverflowError), match="lanes|negative|convert"):
+        _core._ukernel_wino_input(isa, 2, buf, buf.copy(), nr, lanes)
+    with pytest.raises((ValueError, OverflowError), match="lanes|negative|convert"):
+        _core._ukernel_wino_output(isa, 2, buf, nr, buf.copy(), 0.0, None, lanes)
 
 
 @pytest.mark.skipif(not have_gen, reason="needs the source tree (kernels/gen_winograd.py)")
@@ -273,7 +338,7 @@ def test_winograd_transforms_compute_correlation(isa, variant):
     mo = (v.reshape(alpha * alpha, nr) * U[:, None]).astype(np.float32).reshape(-1)
     o = np.zeros(m * m * nr, np.float32)
     _core._ukernel_wino_output(isa, variant, mo, nr, o, 0.0, None)
-    got = o.reshape(m, m, nr)
+    got = wino_out_lanes(o, m, nr).reshape(m, m, nr)
     t64 = tiles.astype(np.float64)
     want = np.zeros((m, m, nr))
     scale = np.zeros((m, m, nr))

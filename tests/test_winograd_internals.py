@@ -65,3 +65,48 @@ def test_image_edge_is_not_over_read(isa, algorithm, rng):
     w = rng.standard_normal((4, C, 3, 3)).astype(np.float32)
     y = check(algorithm, x, w, None, (0, 0, 0, 0))
     assert np.isfinite(y).all()
+
+
+# One tile row of t tiles: t around every transform vector width (1 scalar,
+# 4 NEON, 8 AVX2, 16 AVX-512) and panel width (NR 8, 16, 32), so the last
+# panel is partial in every way -- its transforms run only the vectors that
+# hold real tiles, and the output transform reads the GEMM's unwritten lanes
+# as zero.
+TILE_COUNTS = (1, 3, 4, 5, 7, 9, 15, 17, 31, 33)
+
+
+@pytest.mark.parametrize("algorithm", WINO)
+def test_partial_panels_of_every_width(isa, algorithm, rng):
+    m = int(algorithm[-1])
+    for t in TILE_COUNTS:
+        x = rng.standard_normal((1, 3, m, m * t)).astype(np.float32)
+        w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
+        b = rng.standard_normal(5).astype(np.float32)
+        check(algorithm, x, w, b, (1, 1, 1, 1), activation="relu")
+
+
+@pytest.mark.parametrize("algorithm", WINO)
+@pytest.mark.parametrize("hw", [(1, 1), (5, 7), (7, 7), (13, 11)])
+def test_many_channels_small_images_with_residual(isa, algorithm, hw, rng):
+    """Deep layers on tiny images (one tile up to a partial panel, odd sizes):
+    bias, residual and activation fused, in a separate output and in place,
+    with the same bits at 1 and 2 threads."""
+    H, W = hw
+    C, M = 70, 40
+    x = rng.standard_normal((1, C, H, W)).astype(np.float32)
+    w = (rng.standard_normal((M, C, 3, 3)) / np.sqrt(9 * C)).astype(np.float32)
+    b = rng.standard_normal(M).astype(np.float32)
+    r = rng.standard_normal((1, M, H, W)).astype(np.float32)
+    ref, scale = conv2d_ref(x, w, b, (1, 1), (1, 1, 1, 1), (1, 1), 1, None)
+    want = np.maximum(ref + r, 0.0)
+    outs = []
+    for threads in (1, 2):
+        y = lc.conv2d(x, w, b, padding=1, algorithm=algorithm, activation="relu", residual=r,
+                      threads=threads)
+        acc = r.copy()
+        lc.conv2d(x, w, b, padding=1, algorithm=algorithm, activation="relu", residual=acc,
+                  out=acc, threads=threads)
+        assert np.array_equal(y, acc)
+        assert error_for(algorithm, y, want, scale + np.abs(r)) <= TOLERANCE[algorithm]
+        outs.append(y)
+    assert np.array_equal(outs[0], outs[1])

@@ -34,8 +34,11 @@ typedef void (*lc_gemm_ukernel_fn)(size_t m, size_t n, size_t k,
 
 /* Winograd F(m x m, 3 x 3) input transform of NR tiles at once, lanes innermost:
  *   d: alpha x alpha x NR floats (tile rows, tile columns, lanes)
- *   v: alpha*alpha outputs of NR floats, output xi at v + xi*xi_stride. */
-typedef void (*lc_wino_input_fn)(const float *d, float *v, size_t xi_stride);
+ *   v: alpha*alpha outputs of NR floats, output xi at v + xi*xi_stride
+ *   lanes: 1 <= lanes <= NR, the tiles in use: only the vectors holding lanes
+ *          [0, lanes) are transformed and stored (the rest of v is untouched),
+ *          so a partial panel costs its vectors, not NR lanes. */
+typedef void (*lc_wino_input_fn)(const float *d, float *v, size_t xi_stride, size_t lanes);
 
 /* Winograd input transform of NR tiles from a phase strip (optional: NULL
  * means the driver gathers lanes-innermost and calls lc_wino_input_fn).  The
@@ -46,16 +49,23 @@ typedef void (*lc_wino_input_fn)(const float *d, float *v, size_t xi_stride);
  * last tile of each run, NR <= 64), whose columns m and m+1 are at
  * (m + j - m)*NR + l instead.  v as for lc_wino_input_fn; same arithmetic. */
 typedef void (*lc_wino_input_strip_fn)(const float *s, size_t lds, uint64_t ends, float *v,
-                                       size_t xi_stride);
+                                       size_t xi_stride, size_t lanes);
 
 /* Winograd output transform of NR tiles at once:
  *   mo: alpha*alpha inputs of NR floats at mo + xi*xi_stride
- *   o:  m x m x NR floats, bias added and the epilogue applied.
+ *   o:  m x m x NR floats, bias added and the epilogue applied, in m rows of
+ *       m*NR floats laid out like image rows: output (i, j) of lane l at
+ *       i*m*NR + l*m + j, so a run of tiles on one tile row is a contiguous
+ *       segment of each output row
+ *   lanes: 1 <= lanes <= NR, the tiles in use: only the vectors holding lanes
+ *          [0, lanes) are computed and stored, and mo's lanes >= lanes are
+ *          never used (read as zero in the last vector: the GEMM leaves them
+ *          unwritten, and stale data must not cost denormal stalls).
  * Returns the lanes (bit l = lane l) with an Inf or NaN among their m x m
  * transform results before the bias and epilogue: the driver recomputes
  * those tiles when the transforms, not the inputs, made them (overflow). */
 typedef uint64_t (*lc_wino_output_fn)(const float *mo, size_t xi_stride, float *o,
-                                      float bias, const lc_epilogue *ep);
+                                      float bias, const lc_epilogue *ep, size_t lanes);
 
 /* Depthwise row: for ox in [0, n)
  *   out[ox] = clamp(bias + sum_{r < rows, j < kW} w[r*kW + j] * in[r*in_row_stride + ox*stride + j*dil])

@@ -59,6 +59,26 @@ static LC_ALWAYS_INLINE __m256 lc_wino_gather256(const float *p, int s) {
     _mm256_and_si256(_mm256_set1_epi32((int)((bits) & 0xFFu)), _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128)), \
     _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128)))
 #define LC_VSELECT(sel, a, b) _mm256_blendv_ps((a), (b), (sel))
+/* Interleaved output rows: in-lane unpacks, then the 128-bit halves in order. */
+static LC_ALWAYS_INLINE void lc_wino_store_i2(float *p, __m256 a, __m256 b) {
+    const __m256 lo = _mm256_unpacklo_ps(a, b), hi = _mm256_unpackhi_ps(a, b);
+    _mm256_storeu_ps(p, _mm256_permute2f128_ps(lo, hi, 0x20));
+    _mm256_storeu_ps(p + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+}
+static LC_ALWAYS_INLINE void lc_wino_store_i4(float *p, __m256 a, __m256 b, __m256 c, __m256 d) {
+    const __m256 t0 = _mm256_unpacklo_ps(a, b), t1 = _mm256_unpackhi_ps(a, b);
+    const __m256 t2 = _mm256_unpacklo_ps(c, d), t3 = _mm256_unpackhi_ps(c, d);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)); /* tiles 0 | 4 */
+    const __m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)); /* tiles 1 | 5 */
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)); /* tiles 2 | 6 */
+    const __m256 u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)); /* tiles 3 | 7 */
+    _mm256_storeu_ps(p, _mm256_permute2f128_ps(u0, u1, 0x20));
+    _mm256_storeu_ps(p + 8, _mm256_permute2f128_ps(u2, u3, 0x20));
+    _mm256_storeu_ps(p + 16, _mm256_permute2f128_ps(u0, u1, 0x31));
+    _mm256_storeu_ps(p + 24, _mm256_permute2f128_ps(u2, u3, 0x31));
+}
+#define LC_VSTORE_I2(p, a, b) lc_wino_store_i2((p), (a), (b))
+#define LC_VSTORE_I4(p, a, b, c, d) lc_wino_store_i4((p), (a), (b), (c), (d))
 
 #include "../winograd_instances.h"
 

@@ -57,6 +57,30 @@ static const __mmask16 lc_wino_full_masks[3][6] = {
 #define LC_VSEL_T __mmask16
 #define LC_VSEL_BITS(bits) ((__mmask16)((bits) & 0xFFFFu))
 #define LC_VSELECT(sel, a, b) _mm512_mask_blend_ps((sel), (a), (b))
+/* Interleaved output rows: two-source permutes (pairs of floats, then pairs
+ * of pairs as doubles). */
+static LC_ALWAYS_INLINE void lc_wino_store_i2(float *p, __m512 a, __m512 b) {
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    _mm512_storeu_ps(p, _mm512_permutex2var_ps(a, lo, b));
+    _mm512_storeu_ps(p + 16, _mm512_permutex2var_ps(a, hi, b));
+}
+static LC_ALWAYS_INLINE void lc_wino_store_i4(float *p, __m512 a, __m512 b, __m512 c, __m512 d) {
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const __m512i dlo = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
+    const __m512i dhi = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
+    const __m512d ab0 = _mm512_castps_pd(_mm512_permutex2var_ps(a, lo, b));
+    const __m512d ab1 = _mm512_castps_pd(_mm512_permutex2var_ps(a, hi, b));
+    const __m512d cd0 = _mm512_castps_pd(_mm512_permutex2var_ps(c, lo, d));
+    const __m512d cd1 = _mm512_castps_pd(_mm512_permutex2var_ps(c, hi, d));
+    _mm512_storeu_pd((double *)p, _mm512_permutex2var_pd(ab0, dlo, cd0));
+    _mm512_storeu_pd((double *)(p + 16), _mm512_permutex2var_pd(ab0, dhi, cd0));
+    _mm512_storeu_pd((double *)(p + 32), _mm512_permutex2var_pd(ab1, dlo, cd1));
+    _mm512_storeu_pd((double *)(p + 48), _mm512_permutex2var_pd(ab1, dhi, cd1));
+}
+#define LC_VSTORE_I2(p, a, b) lc_wino_store_i2((p), (a), (b))
+#define LC_VSTORE_I4(p, a, b, c, d) lc_wino_store_i4((p), (a), (b), (c), (d))
 
 #include "../winograd_instances.h"
 

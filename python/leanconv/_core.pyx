@@ -589,9 +589,10 @@ cdef extern from "leanconv/ukernels.h":
     ctypedef void (*_lc_gemm_fn "lc_gemm_ukernel_fn")(size_t m, size_t n, size_t k, const float *a, const float *b,
                                  size_t ldb, float *c, size_t ldc, const float *bias,
                                  const lc_epilogue *ep, unsigned flags) nogil
-    ctypedef void (*_lc_wino_in_fn "lc_wino_input_fn")(const float *d, float *v, size_t xi_stride) nogil
+    ctypedef void (*_lc_wino_in_fn "lc_wino_input_fn")(const float *d, float *v, size_t xi_stride,
+                                                      size_t lanes) nogil
     ctypedef uint64_t (*_lc_wino_out_fn "lc_wino_output_fn")(const float *mo, size_t xi_stride, float *o, float bias,
-                                         const lc_epilogue *ep) nogil
+                                         const lc_epilogue *ep, size_t lanes) nogil
     ctypedef void (*_lc_dw_fn "lc_dw_row_fn")(float *out, size_t n, const float *inp, size_t in_row_stride,
                                size_t rows, const float *w, size_t kW, size_t stride,
                                size_t dil, float bias, const lc_epilogue *ep) nogil
@@ -695,37 +696,50 @@ def _ukernel_gemm(str isa_name, _size_t m, _size_t n, _size_t k, const float[::1
             t.gemm(m, n, k, &a_packed[0], &b[0], ldb, &c[0], ldc, bias_p, &ep, flags)
 
 
+cdef _size_t _wino_lanes(lanes, _size_t nr) except 0:
+    if lanes is None:
+        return nr
+    if not 1 <= lanes <= nr:
+        raise ValueError(f"lanes must be in [1, NR = {nr}], got {lanes}")
+    return lanes
+
+
 def _ukernel_wino_input(str isa_name, int variant, const float[::1] d, float[::1] v,
-                        _size_t xi_stride):
+                        _size_t xi_stride, lanes=None):
     """Input transform of NR tiles: d is alpha*alpha*NR floats, v receives
-    alpha*alpha rows of NR floats at stride xi_stride.  variant 0/1/2 = F2/F4/F6."""
+    alpha*alpha rows of NR floats at stride xi_stride.  variant 0/1/2 = F2/F4/F6.
+    lanes (default NR): only the vectors holding lanes [0, lanes) are written."""
     cdef const _lc_isa_table *t = _table(isa_name)
     if variant not in (0, 1, 2):
         raise ValueError("variant must be 0, 1 or 2 (F2, F4, F6)")
     cdef _size_t alpha = (2, 4, 6)[variant] + 2, nr = t.nr
+    cdef _size_t nl = _wino_lanes(lanes, nr)
     if xi_stride < nr or <_size_t>d.shape[0] < alpha * alpha * nr or \
             <_size_t>v.shape[0] < (alpha * alpha - 1) * xi_stride + nr:
         raise ValueError("buffers too small for alpha, NR and xi_stride")
     with nogil:
-        t.wino_input[variant](&d[0], &v[0], xi_stride)
+        t.wino_input[variant](&d[0], &v[0], xi_stride, nl)
 
 
 def _ukernel_wino_output(str isa_name, int variant, const float[::1] mo, _size_t xi_stride,
-                         float[::1] o, float bias, clamp=None):
+                         float[::1] o, float bias, clamp=None, lanes=None):
     """Output transform of NR tiles: mo holds alpha*alpha rows of NR floats at
     stride xi_stride, o receives m*m*NR floats.  Returns the lane mask of
-    tiles whose results (before bias and clamp) hold an Inf or NaN."""
+    tiles whose results (before bias and clamp) hold an Inf or NaN.  lanes
+    (default NR): only the vectors holding lanes [0, lanes) are written, and
+    mo's lanes >= lanes are read as zero."""
     cdef const _lc_isa_table *t = _table(isa_name)
     cdef lc_epilogue ep = _epilogue(clamp)
     if variant not in (0, 1, 2):
         raise ValueError("variant must be 0, 1 or 2 (F2, F4, F6)")
     cdef _size_t wm = (2, 4, 6)[variant], alpha = wm + 2, nr = t.nr
+    cdef _size_t nl = _wino_lanes(lanes, nr)
     if xi_stride < nr or <_size_t>o.shape[0] < wm * wm * nr or \
             <_size_t>mo.shape[0] < (alpha * alpha - 1) * xi_stride + nr:
         raise ValueError("buffers too small for alpha, NR and xi_stride")
     cdef uint64_t nonfinite
     with nogil:
-        nonfinite = t.wino_output[variant](&mo[0], xi_stride, &o[0], bias, &ep)
+        nonfinite = t.wino_output[variant](&mo[0], xi_stride, &o[0], bias, &ep, nl)
     return nonfinite
 
 
