@@ -1,8 +1,10 @@
 /* Depthwise convolution (groups == C, any channel multiplier): output channel
- * o reads input channel o / multiplier.  Three paths, per layer:
+ * o reads input channel o / multiplier.  Four paths, per layer:
  *  - 3x3, dilation 1, stride_w 1 or 2: the ISA's whole-plane kernel when it
  *    has one, which does its borders in vector code;
- *  - any other kernel: bands of output rows from a zero-padded copy of the
+ *  - any other kernel, at least a vector's width of channels: channel
+ *    blocks (kernels/depthwise_cblock.c), when its row buffers fit;
+ *  - else: bands of output rows from a zero-padded copy of the
  *    input rows they read, in a fixed buffer on the stack (each stride-s row
  *    split into s phases so that every tap is a unit-stride vector load), by
  *    the ISA's band kernel: no border pixels left, whatever the kernel size;
@@ -296,6 +298,7 @@ int lc_depthwise_run(const lc_conv_desc *dp, const float *x, const float *w,
                       d->pad_t >= 0 && d->pad_l >= 0
                   ? d->isa->dw3x3_plane
                   : NULL;
+    if (!t.plane && lc_depthwise_cblock_run(d, &dp->epilogue, x, w, bias, res, y)) return LC_OK;
     t.band_rows = 0;
     if (!t.plane) lc_dw_band_layout(&t);
     if (t.band_rows > 0) {

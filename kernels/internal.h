@@ -218,6 +218,11 @@ int lc_winograd_run(const lc_conv_desc *d, const float *x, const float *packed,
 int lc_wino_exact_lane(const lc_conv_desc *d, const float *xg, const float *packed, int64_t grp,
                        int64_t th, int64_t tw, int64_t o, float bias, const lc_epilogue *ep,
                        float *tile, size_t row_stride);
+/* The channel-blocked depthwise path (kernels/depthwise_cblock.c): runs the
+ * layer and returns 1 when it serves it, else returns 0 having done nothing.
+ * d->epilogue is the kernels' clamp, ep the whole epilogue. */
+int lc_depthwise_cblock_run(const lc_conv_desc *d, const lc_epilogue *ep, const float *x,
+                            const float *w, const float *bias, const float *res, float *y);
 int lc_depthwise_run(const lc_conv_desc *d, const float *x, const float *w,
                      const float *bias, const float *res, float *y);
 int lc_direct_run(const lc_conv_desc *d, const float *x, const float *w,

@@ -53,13 +53,26 @@ LC_DECLARE_GEMM(lc_f32_gemm_4x16__scalar)
               size_t stride_h, size_t stride_w, size_t pad_t, size_t pad_l, const float *w, \
               float bias, const lc_epilogue *ep);
 
+/* Optional channel-blocked depthwise kernels (lc_dw_cblock_kernels), and the
+ * table entry of an ISA's (lanes = its vector width). */
+#define LC_DECLARE_DW_CBLOCK(name)                                                       \
+    void name(float *out, size_t n, const float *const *rows, size_t stride, size_t dil, \
+              const float *w, size_t kH, size_t kW, const float *bias,                   \
+              const lc_epilogue *ep);                                                     \
+    void name##_interleave(float *dst, const float *const *src, size_t off, size_t n);   \
+    void name##_deinterleave(float *const *dst, size_t off, const float *src, size_t n);
+#define LC_DW_CBLOCK_ENTRY(name, lanes) \
+    ((lc_dw_cblock_kernels){(lanes), name, name##_interleave, name##_deinterleave})
+
 LC_DECLARE_ISA(__avx2)
+LC_DECLARE_DW_CBLOCK(lc_f32_dw_cblock__avx2)
 LC_DECLARE_POSTOP(lc_f32_postop__avx2)
 LC_DECLARE_DW3X3_PLANE(lc_f32_dw3x3_plane__avx2)
 LC_DECLARE_GEMM(lc_f32_gemm_6x16__avx2)
 LC_DECLARE_STRIDED_COPY(lc_f32_strided_copy__avx2)
 
 LC_DECLARE_ISA(__avx512)
+LC_DECLARE_DW_CBLOCK(lc_f32_dw_cblock__avx512)
 LC_DECLARE_POSTOP(lc_f32_postop__avx512)
 LC_DECLARE_DW3X3_PLANE(lc_f32_dw3x3_plane__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_6x32__avx512)
@@ -70,6 +83,7 @@ LC_DECLARE_STRIDED_COPY(lc_f32_strided_copy__avx512)
 LC_DECLARE_GEMM_NARROW(lc_f32_gemm_narrow_16x16__avx512)
 
 LC_DECLARE_ISA(__neon)
+LC_DECLARE_DW_CBLOCK(lc_f32_dw_cblock__neon)
 LC_DECLARE_POSTOP(lc_f32_postop__neon)
 LC_DECLARE_GEMM(lc_f32_gemm_12x8__neon)
 

@@ -126,6 +126,18 @@ def test_noncontiguous_and_misaligned_inputs(isa, rng):
         assert normalised_error(lc.conv2d(xi, w, padding=1), ref, scale) < 1e-4
 
 
+@pytest.mark.parametrize("hw", [(32, 32), (16, 64), (8, 128)])
+def test_im2col_padded_rows(isa, rng, hw):
+    """Images of a multiple of 256 pixels, where Im2Col's patch matrix rows are
+    padded: the result matches the float64 reference, groups and batch too."""
+    x = rng.standard_normal((2, 6) + hw).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    ref, scale = conv2d_ref(x, w, b, (1, 1), (1, 1, 1, 1), (1, 1), 2)
+    y = lc.conv2d(x, w, b, padding=1, groups=2, algorithm="im2col")
+    assert normalised_error(y, ref, scale) < TOLERANCE["im2col"]
+
+
 def test_out_argument(isa, rng):
     x = rng.standard_normal((2, 4, 8, 8)).astype(np.float32)
     w = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)

@@ -39,9 +39,11 @@ def plane_fn(isa):
 _keep_alive = []
 
 
-def fenced(nfloats: int) -> np.ndarray:
+def fenced(nfloats: int, keep: bool = True) -> np.ndarray:
     """float32 array of nfloats with a PROT_NONE page right before its first
-    and right after its last float (Linux); a plain array elsewhere."""
+    and right after its last float (Linux); a plain array elsewhere.  With
+    keep=False the mapping lives only as long as the array (tests that make
+    thousands of them stay under the kernel's limit on mappings)."""
     if not sys.platform.startswith("linux") or nfloats == 0:
         return np.zeros(max(nfloats, 1), np.float32)[:nfloats]
     page = mmap.PAGESIZE
@@ -52,7 +54,8 @@ def fenced(nfloats: int) -> np.ndarray:
     base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-    _keep_alive.append(buf)
+    if keep:
+        _keep_alive.append(buf)
     assert libc.mprotect(ctypes.c_void_p(base), page, 0) == 0
     assert libc.mprotect(ctypes.c_void_p(base + span - page), page, 0) == 0
     # the end flush against the back guard; the front guard is < 1 page away,

@@ -13,6 +13,8 @@ SHAPES = [
     ((1, 16, 9, 9), (16, 1, 3, 3), dict(padding=1, groups=16)),
     ((1, 24, 7, 7), (20, 24, 1, 1), {}),
     ((1, 3, 23, 23), (8, 3, 7, 7), dict(stride=2, padding=3)),
+    # 32x32 output: Im2Col pads its patch matrix's rows (lc_im2col_ldb)
+    ((1, 4, 32, 32), (6, 2, 3, 3), dict(padding=1, groups=2)),
 ]
 
 
@@ -43,6 +45,11 @@ def test_formulas(isa):
     for t in (1, 2):
         assert lc.workspace_bytes(x, w, padding=1, algorithm="patch2vec", threads=t) == t * K * nr * 4
     assert lc.workspace_bytes(x, (64, 64, 1, 1), algorithm="im2col") == 0
+    # P floats a multiple of 1 KiB: each patch-matrix row gets 16 floats more,
+    # so the GEMM's column loads do not all alias (32x32 CIFAR layers)
+    xc = (1, 16, 32, 32)
+    assert lc.workspace_bytes(xc, (16, 16, 3, 3), padding=1, algorithm="im2col") == \
+        16 * 9 * (1024 + 16) * 4
     assert lc.workspace_bytes(x, (64, 1, 3, 3), padding=1, groups=64, algorithm="depthwise") == 0
     assert lc.workspace_bytes(x, w, padding=1, algorithm="direct") == 0
 

@@ -102,6 +102,30 @@ typedef void (*lc_dw_band_fn)(float *out, size_t ldo, size_t rows, size_t n, con
                               size_t row_step, size_t tap_step, const size_t *coff,
                               const float *w, size_t kH, size_t kW, float bias,
                               const lc_epilogue *ep);
+/* Channel-blocked depthwise (optional entry, kernels/depthwise_cblock.c):
+ * L = `lanes` channels side by side, pixel-major ("interleaved": float
+ * x*L + c is channel c at pixel x), so that a vector holds one pixel of L
+ * channels and every tap is a broadcast-free vector FMA whatever the image
+ * width.
+ *   row: for ox < n, c < L
+ *     out[ox*L + c] = clamp(bias[c] + sum_{ky < kH, kx < kW} w[(ky*kW + kx)*L + c] *
+ *                                     rows[ky][(ox*stride + kx*dil)*L + c])
+ *   interleave:   dst[x*L + c] = src[c][off + x]  for x < n, c < L
+ *   deinterleave: dst[c][off + x] = src[x*L + c]  for x < n, c < L, in order
+ *                 of c (a later lane may repeat an earlier lane's plane)
+ * Each reads and writes exactly those floats. */
+typedef void (*lc_dw_cblock_row_fn)(float *out, size_t n, const float *const *rows,
+                                    size_t stride, size_t dil, const float *w, size_t kH,
+                                    size_t kW, const float *bias, const lc_epilogue *ep);
+typedef void (*lc_dw_interleave_fn)(float *dst, const float *const *src, size_t off, size_t n);
+typedef void (*lc_dw_deinterleave_fn)(float *const *dst, size_t off, const float *src,
+                                      size_t n);
+typedef struct {
+    size_t lanes; /* L; 0: the ISA has no channel-blocked kernels */
+    lc_dw_cblock_row_fn row;
+    lc_dw_interleave_fn interleave;
+    lc_dw_deinterleave_fn deinterleave;
+} lc_dw_cblock_kernels;
 /* Narrow GEMM over two MR panels at once, for a panel's column remainder:
  * like lc_gemm_ukernel_fn with 1 <= m <= 2*MR and
  * 1 <= n <= NR/2 + LC_GEMM_NARROW_TAIL (a few columns past NR/2 are cheaper
@@ -158,6 +182,7 @@ typedef struct lc_isa_config {
     lc_dw_row_fn dw_row;
     lc_dw3x3_plane_fn dw3x3_plane; /* optional (NULL: dw_row per output row) */
     lc_dw_band_fn dw_band;         /* depthwise kernels other than the 3x3 plane's */
+    lc_dw_cblock_kernels dw_cblock; /* optional (lanes 0): channel-blocked depthwise */
     /* Optional entries (NULL: the drivers use their portable C path). */
     lc_strided_copy_fn strided_copy; /* patch unwrapping runs */
     lc_gemm_narrow_fn gemm_narrow;   /* column remainders <= NR/2, two MR panels */

@@ -17,6 +17,7 @@ void lc_config_avx2(lc_isa_config *cfg) {
     lc_wino_fill__avx2(cfg);
     cfg->dw_row = lc_f32_dw_row__avx2;
     cfg->dw_band = lc_f32_dw_band__avx2;
+    cfg->dw_cblock = LC_DW_CBLOCK_ENTRY(lc_f32_dw_cblock__avx2, 8);
     cfg->dw3x3_plane = lc_f32_dw3x3_plane__avx2;
     cfg->strided_copy = lc_f32_strided_copy__avx2;
     /* cost model prices (kernels/choose.c): fitted by bench/fit_cost_model.py on AMD EPYC (Zen 5), 1 thread */

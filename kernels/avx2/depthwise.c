@@ -71,5 +71,29 @@ static inline __m256 lc_dw_odd(__m256 lo, __m256 hi) {
 #define LC_DWB_NAME lc_f32_dw_band__avx2
 #include "../dw_band_template.h"
 
+/* Channel-blocked kernels: 8 x 8 transposes (pairs, 2-float pairs, halves). */
+static inline void lc_dwc_transpose8(__m256 *v) {
+    __m256 t[8], u[8];
+    for (int k = 0; k < 4; k++) {
+        t[2 * k] = _mm256_unpacklo_ps(v[2 * k], v[2 * k + 1]);
+        t[2 * k + 1] = _mm256_unpackhi_ps(v[2 * k], v[2 * k + 1]);
+    }
+    /* u[4g + j], half m: rows 4g .. 4g+3, column 4m + j */
+    for (int g = 0; g < 2; g++) {
+        u[4 * g] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+        u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+        u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+        u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+    }
+    for (int j = 0; j < 4; j++) {
+        v[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+        v[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+    }
+}
+#define LC_DWC_TRANSPOSE(v) lc_dwc_transpose8(v)
+#define LC_DWC_NAME lc_f32_dw_cblock__avx2
+#include "../dw_cblock_template.h"
+#undef LC_DWC_TRANSPOSE
+
 #include "target_end.h"
 #endif

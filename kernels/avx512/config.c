@@ -22,6 +22,7 @@ void lc_config_avx512(lc_isa_config *cfg) {
     lc_wino_fill__avx512(cfg);
     cfg->dw_row = lc_f32_dw_row__avx512;
     cfg->dw_band = lc_f32_dw_band__avx512;
+    cfg->dw_cblock = LC_DW_CBLOCK_ENTRY(lc_f32_dw_cblock__avx512, 16);
     cfg->dw3x3_plane = lc_f32_dw3x3_plane__avx512;
     cfg->strided_copy = lc_f32_strided_copy__avx512;
     cfg->postop = lc_f32_postop__avx512;

@@ -330,5 +330,38 @@ static inline __m512 lc_dwb_shift(__m512 hi, __m512 lo, int k) {
 #include "../dw_band_template.h"
 #undef LC_DWB_SHIFT
 #undef LC_SHIFT
+
+/* Channel-blocked kernels: 16 x 16 transposes in four rounds (pairs of
+ * floats, of 2, 128-bit chunks twice). */
+static inline void lc_dwc_transpose16(__m512 *v) {
+    __m512 t[16], u[16];
+    for (int k = 0; k < 8; k++) {
+        t[2 * k] = _mm512_unpacklo_ps(v[2 * k], v[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_ps(v[2 * k], v[2 * k + 1]);
+    }
+    /* u[4g + j], 128-bit chunk m: rows 4g .. 4g+3, column 4m + j */
+    for (int g = 0; g < 4; g++) {
+        u[4 * g] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+        u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+        u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+        u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+    }
+    for (int j = 0; j < 4; j++) {
+        const __m512 a = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);  /* chunks 0, 2 */
+        const __m512 b = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);  /* chunks 1, 3 */
+        const __m512 c = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
+        const __m512 d = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
+        v[j] = _mm512_shuffle_f32x4(a, c, 0x88);
+        v[8 + j] = _mm512_shuffle_f32x4(a, c, 0xDD);
+        v[4 + j] = _mm512_shuffle_f32x4(b, d, 0x88);
+        v[12 + j] = _mm512_shuffle_f32x4(b, d, 0xDD);
+    }
+}
+#define LC_DWC_TRANSPOSE(v) lc_dwc_transpose16(v)
+/* 14 accumulators of 32 registers: a 14-wide row in one block, 56 in four */
+#define LC_DWC_MAX_NB 14
+#define LC_DWC_NAME lc_f32_dw_cblock__avx512
+#include "../dw_cblock_template.h"
+#undef LC_DWC_TRANSPOSE
 #include "target_end.h"
 #endif

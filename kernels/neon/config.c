@@ -15,6 +15,7 @@ void lc_config_neon(lc_isa_config *cfg) {
     lc_wino_fill__neon(cfg);
     cfg->dw_row = lc_f32_dw_row__neon;
     cfg->dw_band = lc_f32_dw_band__neon;
+    cfg->dw_cblock = LC_DW_CBLOCK_ENTRY(lc_f32_dw_cblock__neon, 4);
     /* cost model prices (kernels/choose.c): not fitted on an Arm CPU: AVX2's prices (the nearest vector width) */
     cfg->cost = (lc_cost_terms){.stream_byte = 4.25f, .pack_im2col = 6.17f,
                                .pack_patch2vec = 9.97f, .wino_elem = {11.10f, 20.00f, 23.61f}};

@@ -27,4 +27,18 @@
 #define LC_DWB_NAME lc_f32_dw_band__neon
 #include "../dw_band_template.h"
 
+/* Channel-blocked kernels: 4 x 4 transposes (float pairs, then halves). */
+static inline void lc_dwc_transpose4(float32x4_t *v) {
+    const float32x4_t t0 = vtrn1q_f32(v[0], v[1]), t1 = vtrn2q_f32(v[0], v[1]);
+    const float32x4_t t2 = vtrn1q_f32(v[2], v[3]), t3 = vtrn2q_f32(v[2], v[3]);
+    v[0] = vreinterpretq_f32_f64(vtrn1q_f64(vreinterpretq_f64_f32(t0), vreinterpretq_f64_f32(t2)));
+    v[2] = vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(t0), vreinterpretq_f64_f32(t2)));
+    v[1] = vreinterpretq_f32_f64(vtrn1q_f64(vreinterpretq_f64_f32(t1), vreinterpretq_f64_f32(t3)));
+    v[3] = vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(t1), vreinterpretq_f64_f32(t3)));
+}
+#define LC_DWC_TRANSPOSE(v) lc_dwc_transpose4(v)
+#define LC_DWC_NAME lc_f32_dw_cblock__neon
+#include "../dw_cblock_template.h"
+#undef LC_DWC_TRANSPOSE
+
 #endif
