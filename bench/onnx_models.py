@@ -7,9 +7,11 @@ Models: torchvision's (random weights) exported by the TorchScript exporter
 (opset 17) and the dynamo exporter (its default opset), at --size (ResNet-18
 and MobileNetV2 also at 224, and VGG-11 only at 224: its TorchScript export
 needs a 7x7 feature map), and the onnx package's light zoo (224).  For each
-model and thread count the engines run interleaved (leanconv, onnxruntime,
-OpenVINO, leanconv, ...; a few ms sleep between engines) until each has run
---min-time seconds and at least --min-rounds times; the table shows medians
+model each engine runs in its own process (its own thread pools, nothing
+shared; one thread count at a time), in turns (leanconv, onnxruntime, OpenVINO, leanconv,
+...; each turn 3 back-to-back runs after a 20 ms pause, longer than any pool's
+spin-wait) until each has run --min-time seconds and at least --min-rounds
+turns; the table shows medians
 and the interquartile range as a percentage of the median.  OpenVINO is forced
 to float32 (INFERENCE_PRECISION_HINT=f32), one stream.  "match" is max |ours -
 onnxruntime| / max |onnxruntime| on the same random input.  Peak RSS comes from
@@ -32,8 +34,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "python"))
-import onnx_exports  # noqa: E402
-
+# leanconv before torch (onnx_exports imports it, only where models are exported): an
+# in-place build and torch share one libgomp.so.1, set up by whichever loads it first
 from leanconv import _isa  # noqa: E402
 import leanconv.onnx as lco  # noqa: E402
 from leanconv.onnx.bench import _ort_session, random_inputs  # noqa: E402
@@ -43,6 +45,7 @@ BIG_SIZE_TOO = ("resnet18", "mobilenet_v2")
 
 def model_list(names, exporters, size, zoo, cache):
     """[(label, path)] of every model to run."""
+    import onnx_exports
     items = []
     for name in names:
         sizes = [224] if name == "vgg11" else sorted({size} | ({224} if name in BIG_SIZE_TOO
@@ -72,23 +75,153 @@ def openvino_runner(path, threads):
     return lambda feeds: req.infer(feeds)
 
 
-def leanconv_runner(model, threads):
-    rep = lco.prepare(model, threads=threads)
-    return lambda feeds: rep.run(feeds), rep
+def leanconv_runner(path, threads):
+    rep = lco.prepare(str(path), threads=threads)
+    return lambda feeds: rep.run(feeds)
 
 
-def interleaved(fns, feeds, min_time, min_rounds):
-    times = {k: [] for k in fns}
-    for fn in fns.values():   # warm-up
-        fn(feeds)
-    while True:
-        for k, fn in fns.items():
-            time.sleep(0.003)
+RUNNERS = {"leanconv": leanconv_runner, "onnxruntime": ort_runner, "openvino": openvino_runner}
+PAUSE = 0.02   # seconds between engines: past every pool's spin after its last run (libgomp's
+               # default ~5 ms, leanconv's ~25 us), so the next engine has the cores to itself
+
+
+def serve(engine, path):
+    """An engine in its own process (its own thread pools, nothing shared): on
+    each line 'threads n' from stdin, run the model n times back to back with
+    that many threads and print the seconds of each as a JSON list (the
+    engine is prepared and warmed up for a thread count when first asked for
+    it, untimed), or {"error": ...}; 'ready' once loaded."""
+    import onnx
+    from leanconv.onnx.bench import random_inputs
+    feeds = random_inputs(onnx.load(str(path)))
+    runners = {}
+    print("ready", flush=True)
+    for line in sys.stdin:
+        threads, n = (int(v) for v in line.split())
+        try:
+            if threads not in runners:
+                runners.clear()   # (one engine instance at a time)
+                runners[threads] = RUNNERS[engine](path, threads)
+                for _ in range(3):
+                    runners[threads](feeds)
+            fn = runners[threads]
+        except Exception as e:   # this engine cannot run this model
+            print(json.dumps({"error": f"{type(e).__name__}: {e}"[:200]}), flush=True)
+            continue
+        times = []
+        for _ in range(n):
             t0 = time.perf_counter()
             fn(feeds)
-            times[k].append(time.perf_counter() - t0)
-        if all(len(t) >= min_rounds and sum(t) >= min_time for t in times.values()):
-            return times
+            times.append(time.perf_counter() - t0)
+        print(json.dumps(times), flush=True)
+
+
+def start_engines(path, engines):
+    """{engine: serving process} (loaded at once: nothing is timed yet), {engine: error}."""
+    started = {name: subprocess.Popen([sys.executable, __file__, "--serve", name, str(path)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True) for name in engines}
+    procs, errors = {}, {}
+    for name, p in started.items():
+        if p.stdout.readline().strip() != "ready":
+            p.kill()
+            err = p.stderr.read().strip().splitlines()
+            errors[name] = (err[-1] if err else "no output")[:200]
+            continue
+        procs[name] = p
+    return procs, errors
+
+
+def stop_engines(procs):
+    for p in procs.values():
+        p.stdin.close()
+        p.wait()
+
+
+def ask(p, threads, n):
+    p.stdin.write(f"{threads} {n}\n")
+    p.stdin.flush()
+    return json.loads(p.stdout.readline())
+
+
+def interleaved(procs, threads, min_time, min_rounds, per_turn=3):
+    """Turns in rotation (leanconv, onnxruntime, OpenVINO, leanconv, ...), each
+    turn `per_turn` back-to-back runs after a PAUSE, until every engine has
+    min_rounds turns and min_time seconds.  Returns ({engine: [seconds]},
+    {engine: error})."""
+    errors = {}
+    live = {}
+    for name, p in procs.items():   # prepare and warm up each (untimed)
+        r = ask(p, threads, 0)
+        if isinstance(r, dict):
+            errors[name] = r["error"]
+        else:
+            live[name] = p
+    times = {k: [] for k in live}
+    turns = 0
+    while live:
+        for name, p in live.items():
+            time.sleep(PAUSE)
+            times[name] += ask(p, threads, per_turn)
+        turns += 1
+        if turns >= min_rounds and all(sum(t) >= min_time for t in times.values()):
+            break
+    return times, errors
+
+
+WAIT_POLICIES = [("libgomp's default spin (GOMP_SPINCOUNT=300000)", {"GOMP_SPINCOUNT": "300000"}),
+                 ("GOMP_SPINCOUNT=10000", {"GOMP_SPINCOUNT": "10000"}),
+                 ("leanconv's bound (default, 1000)", {}),
+                 ("OMP_WAIT_POLICY=passive", {"OMP_WAIT_POLICY": "passive"})]
+
+
+def spin_probe(path, threads, runs=40, gap=0.001):
+    """In one process: leanconv's median back to back (layer after layer,
+    run after run), onnxruntime's alone, and onnxruntime's `gap` seconds after
+    a leanconv run (what leanconv's idle threads cost the next engine)."""
+    import onnx
+    from leanconv.onnx.bench import random_inputs
+    feeds = random_inputs(onnx.load(str(path)))
+    ours, theirs = leanconv_runner(path, threads), ort_runner(path, threads)
+    for _ in range(3):
+        ours(feeds)
+        theirs(feeds)
+
+    def median_ms(fn, before=None):
+        ts = []
+        for _ in range(runs):
+            if before is not None:
+                before(feeds)
+                time.sleep(gap)
+            t0 = time.perf_counter()
+            fn(feeds)
+            ts.append(time.perf_counter() - t0)
+        return statistics.median(ts) * 1e3
+    print(json.dumps({"leanconv": median_ms(ours), "onnxruntime": median_ms(theirs),
+                      "onnxruntime_after_leanconv": median_ms(theirs, before=ours)}))
+
+
+def wait_policy_rows(paths, threads=2):
+    """spin_probe under each wait policy, each in a fresh process (libgomp reads
+    its environment once), the policies in rotation twice; the faster of the two."""
+    rows = []
+    for label, path in paths:
+        best = {}
+        for _ in range(2):
+            for name, extra in WAIT_POLICIES:
+                env = {k: v for k, v in os.environ.items()
+                       if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+                env.update(extra)
+                out = subprocess.run([sys.executable, __file__, "--spin-probe", str(path),
+                                      str(threads)], capture_output=True, text=True, env=env)
+                if out.returncode:
+                    raise RuntimeError(out.stderr.strip()[-300:])
+                r = json.loads(out.stdout)
+                b = best.setdefault(name, r)
+                for k, v in r.items():
+                    b[k] = min(b[k], v)
+        rows.append((label, best))
+    return rows
 
 
 def summary(ts):
@@ -102,28 +235,28 @@ def bench_model(label, path, threads_list, min_time, min_rounds, engines):
     model = onnx.load(path)
     feeds = random_inputs(model)
     row = {"model": label, "threads": {}}
-    ours = None
-    for threads in threads_list:
-        fns = {}
-        lc_fn, rep = leanconv_runner(model, threads)
-        fns["leanconv"] = lc_fn
-        for name, make in engines.items():
-            try:
-                fns[name] = make(path, threads)
-            except Exception as e:   # not installed, or cannot load this model
-                row.setdefault("errors", {})[name] = f"{type(e).__name__}: {e}"[:200]
-        if ours is None:
-            ours = rep.run(feeds)
-            if "onnxruntime" in fns:
-                ref = fns["onnxruntime"](feeds)
-                row["match"] = max(float(np.max(np.abs(a.astype(np.float64) - b))) /
-                                   max(float(np.max(np.abs(b))), 1e-30)
-                                   for a, b in zip(ours, ref))
-            m = rep.memory()
-            row["plan_mib"] = None if m is None else m["total"] / 2**20
-        times = interleaved(fns, feeds, min_time, min_rounds)
-        row["threads"][threads] = {k: summary(v) for k, v in times.items()}
-        del fns, rep, lc_fn
+    rep = lco.prepare(model, threads=1)   # the match and the plan, in this process
+    ours = rep.run(feeds)
+    if "onnxruntime" in engines:
+        ref = ort_runner(path, 1)(feeds)
+        row["match"] = max(float(np.max(np.abs(a.astype(np.float64) - b))) /
+                           max(float(np.max(np.abs(b))), 1e-30) for a, b in zip(ours, ref))
+    m = rep.memory()
+    row["plan_mib"] = None if m is None else m["total"] / 2**20
+    del rep, ours
+    procs, errors = start_engines(path, ["leanconv"] + list(engines))
+    try:
+        for threads in threads_list:
+            if "leanconv" not in errors:
+                times, more = interleaved(procs, threads, min_time, min_rounds)
+                errors.update(more)
+            if "leanconv" in errors:
+                raise RuntimeError(errors["leanconv"])
+            row["threads"][threads] = {k: summary(v) for k, v in times.items()}
+    finally:
+        stop_engines(procs)
+    if errors:
+        row.setdefault("errors", {}).update(errors)
     return row
 
 
@@ -185,7 +318,7 @@ def fmt_engine(t, name):
     return "–" if e is None else f"{e['ms']:.2f} ±{e['iqr_pct']:.0f}%"
 
 
-def write_markdown(rows, mem, overhead, args, path):
+def write_markdown(rows, mem, overhead, waits, args, path):
     threads_list = args.threads
     engines = ["onnxruntime", "openvino"]
     load = os.getloadavg()[0]
@@ -196,10 +329,14 @@ def write_markdown(rows, mem, overhead, args, path):
              f"CPU: {platform.processor() or platform.machine()}, leanconv ISA "
              f"{_isa.isa()}, "
              f"{os.cpu_count()} logical CPUs; load average at the end {load:.2f} "
-             "(other work on the machine skews the figures, most of all at 2 threads: "
-             "leanconv's OpenMP threads and OpenVINO's workers spin-wait after a run, and on "
-             "a loaded or 2-core machine they take the cores from whatever runs next).", "",
-             "Latency in ms: median ± interquartile range (as % of the median) of interleaved "
+             "(other work on the machine skews the figures, most of all at 2 threads: an "
+             "OpenMP team needs all its threads on a core at every region's end).", "",
+             "Method: each engine in its own process (its own thread pools, one thread count at "
+             "a time, prepared and warmed up untimed); turns in rotation "
+             "(leanconv, onnxruntime, OpenVINO, leanconv, ...), each turn 3 back-to-back runs "
+             f"after a {PAUSE * 1e3:.0f} ms pause (longer than any pool's spin after its last "
+             "run), until each engine has run --min-time s and --min-rounds turns. "
+             "Latency in ms: median ± interquartile range (as % of the median) of all "
              "runs; `x ORT` / `x OV` = their median / leanconv's (above 1: leanconv faster). "
              "OpenVINO forced to f32. `match` = max |leanconv - onnxruntime| / max "
              "|onnxruntime|. Weights random; inputs random.", ""]
@@ -228,6 +365,23 @@ def write_markdown(rows, mem, overhead, args, path):
               "A one-node model (Relu of 8 floats), 1 thread, median of 7 x 2000 runs: "
               f"leanconv `rep.run([x])` {overhead['leanconv']:.1f} µs, onnxruntime "
               f"`sess.run` {overhead['onnxruntime']:.1f} µs.", ""]
+    lines += ["## OpenMP wait policy (2 threads)", "",
+              "leanconv's idle OpenMP threads spin a bounded time (`GOMP_SPINCOUNT=1000`, "
+              "~25 µs) after each parallel region instead of libgomp's default (~5 ms), unless "
+              "the user sets OMP_WAIT_POLICY or GOMP_SPINCOUNT (leanconv/_omp_env.py). Each "
+              "policy in a fresh process (libgomp reads its environment once), leanconv "
+              "imported before anything else; medians of 40 runs, the better of two rotations. "
+              "`back to back` = leanconv run after run (its layers back to back); `ORT after "
+              "leanconv` = onnxruntime 1 ms after a leanconv run, against onnxruntime alone: "
+              "what leanconv's spinning threads cost the next engine.", "",
+              "| model | policy | leanconv back to back ms | onnxruntime alone ms | "
+              "ORT after leanconv ms |", "|---|---|---|---|---|"]
+    for label, best in waits:
+        for name, _ in WAIT_POLICIES:
+            r = best[name]
+            lines.append(f"| {label} | {name} | {r['leanconv']:.2f} | {r['onnxruntime']:.2f} | "
+                         f"{r['onnxruntime_after_leanconv']:.2f} |")
+    lines.append("")
     lines += ["## Memory (separate processes, 1 thread)", "",
               "leanconv: `rep.memory()` is the plan made at prepare (packed weights + constants, "
               "activation arena, largest scratch of one step); measured = peak RSS growth from "
@@ -257,6 +411,12 @@ def write_markdown(rows, mem, overhead, args, path):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--serve"]:
+        return serve(argv[1], argv[2])
+    if argv[:1] == ["--spin-probe"]:
+        return spin_probe(argv[1], int(argv[2]))
+    import onnx_exports
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=",".join(onnx_exports.TORCHVISION),
                    help="torchvision model names, comma-separated ('' for none)")
@@ -272,7 +432,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     a.threads = [int(t) for t in a.threads.split(",")]
     names = [n for n in a.models.split(",") if n]
-    engines = {"onnxruntime": ort_runner, "openvino": openvino_runner}
+    engines = ["onnxruntime", "openvino"]
     rows = []
     for label, get_path in model_list(names, a.exporters.split(","), a.size, not a.no_zoo,
                                       a.cache):
@@ -299,7 +459,8 @@ def main(argv=None):
     mem_models.append((mem_models[0][0], resnet, int(1.25 * weight_bytes(resnet))))
     mem = memory_rows(mem_models)
     overhead = per_run_overhead()
-    write_markdown(rows, mem, overhead, a, a.out)
+    waits = wait_policy_rows([(label, path) for label, path, _ in mem_models[:2]])
+    write_markdown(rows, mem, overhead, waits, a, a.out)
     print(f"wrote {a.out}")
 
 

@@ -15,6 +15,7 @@ typedef struct {
     const float *x;
     float *y;
     const int64_t *col_lo, *col_hi;   /* per output column: kernel taps [lo, hi) in the image */
+    int64_t interior_a, interior_b;   /* output columns [a, b): every tap in the image */
 } lc_pool_ctx;
 
 /* Kernel taps [lo, hi) of a window starting at `start` that land in [0, size). */
@@ -38,6 +39,43 @@ static int64_t taps_padded(int64_t start, int64_t k, int64_t dil, int64_t size,
     return n;
 }
 
+/* Max over the output columns [a, b) whose windows lie wholly inside the row
+ * (the interior): tap by tap across the row, so neighbouring outputs are
+ * independent (vectorisable, no chain of dependent maxes per output).  A NaN
+ * sticks once taken (v != v takes it; nothing is greater than it after);
+ * | rather than || keeps it free of branches. */
+static void max_interior(const float *x, const lc_pool_desc *d, int64_t h0, int64_t rlo,
+                         int64_t rhi, int64_t a, int64_t b, float *yrow) {
+    float *restrict out = yrow;
+    const int64_t sw = d->sw;
+    for (int64_t ow = a; ow < b; ow++) out[ow] = -INFINITY;
+#define LC_MAX_NAN(m, v) (((v) > (m)) | ((v) != (v)) ? (v) : (m))
+    for (int64_t i = rlo; i < rhi; i++) {
+        const float *xr = x + (h0 + i * d->dh) * d->W;
+        if (d->kw == 3) {   /* the common window: its three taps in one pass over the row */
+            const float *restrict in = xr + (a * sw - d->pad_l);
+            const int64_t t1 = d->dw, t2 = 2 * d->dw;
+            for (int64_t k = 0; k < b - a; k++) {
+                const float *p = in + k * sw;
+                float m = out[a + k];
+                m = LC_MAX_NAN(m, p[0]);
+                m = LC_MAX_NAN(m, p[t1]);
+                m = LC_MAX_NAN(m, p[t2]);
+                out[a + k] = m;
+            }
+            continue;
+        }
+        for (int64_t j = 0; j < d->kw; j++) {
+            /* + ow * sw >= 0 in the interior */
+            const float *restrict in = xr + (a * sw + j * d->dw - d->pad_l);
+            for (int64_t k = 0; k < b - a; k++) {
+                const float v = in[k * sw], m = out[a + k];
+                out[a + k] = LC_MAX_NAN(m, v);
+            }
+        }
+    }
+}
+
 static void pool_plane(void *vctx, int64_t plane, int thread) {
     const lc_pool_ctx *t = (const lc_pool_ctx *)vctx;
     const lc_pool_desc *d = t->d;
@@ -51,7 +89,13 @@ static void pool_plane(void *vctx, int64_t plane, int thread) {
         const int64_t rows_padded = d->count_include_pad ?
             taps_padded(h0, d->kh, d->dh, d->H, d->pad_t, d->pad_b) : rhi - rlo;
         float *yrow = y + oh * d->OW;
+        if (d->is_max && t->interior_b > t->interior_a)
+            max_interior(x, d, h0, rlo, rhi, t->interior_a, t->interior_b, yrow);
         for (int64_t ow = 0; ow < d->OW; ow++) {
+            if (d->is_max && ow == t->interior_a && t->interior_b > t->interior_a) {
+                ow = t->interior_b - 1;   /* done above */
+                continue;
+            }
             const int64_t w0 = ow * d->sw - d->pad_l;
             const int64_t clo = t->col_lo[ow], chi = t->col_hi[ow];
             if (d->is_max) {
@@ -91,6 +135,16 @@ int lc_pool2d(const lc_pool_desc *d, const float *x, float *y, int nthreads) {
         taps_in(ow * d->sw - d->pad_l, d->kw, d->dw, d->W, &cols[ow], &cols[d->OW + ow]);
     lc_pool_ctx t;
     t.d = d; t.x = x; t.y = y; t.col_lo = cols; t.col_hi = cols + d->OW;
+    /* the interior is one run of columns (windows move right with ow) */
+    t.interior_a = t.interior_b = 0;
+    for (int64_t ow = 0; ow < d->OW; ow++) {
+        if (cols[ow] == 0 && cols[d->OW + ow] == d->kw) {
+            if (t.interior_b == t.interior_a) t.interior_a = ow;
+            t.interior_b = ow + 1;
+        } else if (t.interior_b > t.interior_a) {
+            break;
+        }
+    }
     lc_parallel_for(nthreads, d->planes, pool_plane, &t);
     free(cols);
     return LC_OK;

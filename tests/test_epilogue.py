@@ -197,6 +197,45 @@ def test_threads_bitwise_and_workspace(isa, algorithm, rng):
             np.testing.assert_array_equal(y, first)
 
 
+@pytest.mark.parametrize("algorithm", lc.algorithms())
+def test_bound_call_matches_the_plan_call(isa, algorithm, rng):
+    """plan.bind: the call fixed once (an executor's step) computes what the
+    call computes, in place on the residual too, in a shared workspace."""
+    xs, ws, kw = case_for(algorithm)
+    x, w, b = make(xs, ws, rng)
+    plan = lc.Conv2d(w, b, algorithm=algorithm, activation="gelu", **kw)
+    r = rng.standard_normal(plan.output_shape(x.shape)).astype(np.float32)
+    for inplace in (False, True):
+        out = r.copy() if inplace else np.empty_like(r)
+        rc = r.copy()
+        want = plan(x, out=rc if inplace else None, residual=rc, threads=2)
+        call = plan.bind(x, out, residual=out if inplace else r, threads=2)
+        assert call.workspace_bytes == plan.workspace_bytes(x.shape, threads=2)
+        workspace = np.empty(call.workspace_bytes, np.uint8)
+        _core.run_bound((call,), workspace)
+        np.testing.assert_array_equal(out, want)
+        if call.workspace_bytes:
+            with pytest.raises(RuntimeError, match="status"):   # too small: refused, not overrun
+                _core.run_bound((call,), workspace[:-1])
+
+
+def test_bind_refuses_what_it_cannot_hold(rng):
+    plan = lc.Conv2d(W, padding=1)
+    y = np.zeros((1, 3, 5, 5), np.float32)
+    with pytest.raises(ValueError, match="out is required"):
+        plan.bind(X, None)
+    wide = np.zeros((1, 2, 5, 10), np.float32)
+    with pytest.raises(ValueError, match="x must be a C-contiguous native float32"):
+        plan.bind(wide[..., ::2], y)
+    with pytest.raises(ValueError, match="out must be a C-contiguous"):
+        plan.bind(X, y.astype(np.float64))
+    with pytest.raises(ValueError, match="residual must be a C-contiguous"):
+        plan.bind(X, y, residual=y.astype(">f4"))
+    with pytest.raises(ValueError, match="out overlaps the input x"):
+        buf = np.zeros(200, np.float32)
+        plan.bind(buf[:50].reshape(1, 2, 5, 5), buf[40:115].reshape(1, 3, 5, 5))
+
+
 def test_residual_noncontiguous_is_copied(rng):
     x, w, b = make((1, 5, 9, 13), (7, 5, 3, 3), rng)
     plan = lc.Conv2d(w, b, padding=1, activation="relu")

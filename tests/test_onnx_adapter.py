@@ -439,6 +439,25 @@ def test_c_pooling_matches_onnxruntime(kind, attrs, threads):
                        threads=threads)
 
 
+@pytest.mark.parametrize("attrs", [dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+                                   dict(kernel_shape=[3, 3], strides=[1, 1], pads=[0, 0, 0, 0])])
+def test_max_pool_nan_in_the_interior_and_at_the_edges(attrs):
+    x = rng(22).standard_normal((1, 2, 9, 12)).astype(np.float32)
+    x[0, 0, 4, 5] = x[0, 1, 0, 0] = x[0, 1, 8, 11] = x[0, 0, 2, 1] = np.nan
+    model = make_model([helper.make_node("MaxPool", ["x"], ["y"], **attrs)],
+                       [("x", x.shape)], [("y", None)])
+    ours = lco.prepare(model).run([x])[0]
+    # a NaN anywhere in a window gives NaN, as np.max (and torch) do; onnxruntime's SIMD max
+    # keeps or drops a NaN depending on where in the window it sits, so it is no reference here
+    p = attrs["pads"][0]
+    padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=-np.inf)
+    s = attrs["strides"][0]
+    want = np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(2, 3))[
+        :, :, ::s, ::s].max(axis=(-2, -1))
+    assert np.isnan(ours).any()
+    np.testing.assert_array_equal(ours, want)   # (NaNs compare equal here)
+
+
 # --- memory plan ----------------------------------------------------------------------------
 
 def residual_model(x_shape=(2, 8, 12, 12)):
@@ -477,6 +496,39 @@ def test_memory_is_planned_at_prepare_and_buffers_are_reused():
     for s, _ in sched.calls:
         assert s.output_bytes > 0 and s.workspace_bytes >= 0
     assert_matches_ort(model, {"x": rng(18).standard_normal((2, 8, 12, 12)).astype(np.float32)})
+
+
+def test_convs_run_as_bound_c_calls_rebound_when_threads_change():
+    from leanconv import _core
+    model = residual_model()
+    rep = lco.prepare(model, threads=1)
+    sched = rep.program.schedule
+    convs = [c for s, c in sched.calls if s.conv is not None]
+    assert len(convs) == 2 and all(c.func is _core.run_bound for c in convs)
+    assert len(sched._fns) < len(sched.calls)   # consecutive bound convs: one C loop
+    x = rng(26).standard_normal((2, 8, 12, 12)).astype(np.float32)
+    want = ort_run(model, {"x": x})[0]
+    assert rel_err(rep.run([x])[0], want) < REL_TOL
+    rep.threads = 2
+    assert rel_err(rep.run([x])[0], want) < REL_TOL
+    assert rep.program.schedule.threads == 2
+
+
+def test_blas_pool_is_capped_during_a_run_and_restored():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from leanconv.onnx.schedule import blas_limit
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                if i["user_api"] == "blas"]
+    before = blas_threads()
+    if not before:
+        pytest.skip("NumPy has no BLAS threadpoolctl knows")
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        with blas_limit(1):
+            assert blas_threads() == [1] * len(before)
+        assert blas_threads() == [min(2, n) for n in before]
+    assert blas_threads() == before
 
 
 def test_raw_weights_are_dropped_once_packed():

@@ -77,3 +77,46 @@ def test_mismatched_buffers_are_refused():
                      (1, 4, 4, 2, 2, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0), True, False, 1)
     with pytest.raises(ValueError, match="sizes"):
         _core.global_avg_pool(np.zeros(10, np.float32), np.zeros(3, np.float32), 2, 5, 1)
+
+
+# Max pooling's interior columns (every tap inside the row) take their own
+# vectorised path (tap by tap across the row; 3-wide windows in one pass): wide
+# rows with interior and edges, strides 1-3, dilation, asymmetric padding, NaNs.
+INTERIOR_GEOMETRIES = [  # (H, W, kh, kw, sh, sw, dh, dw, pad_t, pad_l, pad_b, pad_r)
+    (9, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1),
+    (9, 12, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0),
+    (11, 17, 2, 3, 1, 2, 1, 1, 1, 0, 0, 2),
+    (13, 13, 3, 2, 3, 3, 2, 2, 2, 1, 0, 1),
+    (7, 40, 5, 5, 2, 3, 1, 1, 2, 2, 2, 2),
+    (5, 6, 3, 4, 1, 1, 1, 1, 1, 2, 1, 2),
+]
+
+
+def reference_max_nan_sticky(x, geom):
+    H, W, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr = geom
+    padded = np.pad(x, ((0, 0), (pt, pb), (pl, pr)), constant_values=-np.inf)
+    OH = (H + pt + pb - ((kh - 1) * dh + 1)) // sh + 1
+    OW = (W + pl + pr - ((kw - 1) * dw + 1)) // sw + 1
+    out = np.full((x.shape[0], OH, OW), -np.inf, np.float32)
+    for i in range(kh):
+        for j in range(kw):
+            tap = padded[:, i * dh:i * dh + (OH - 1) * sh + 1:sh,
+                         j * dw:j * dw + (OW - 1) * sw + 1:sw]
+            out = np.where(np.isnan(tap) | (tap > out), tap, out)
+    return out
+
+
+@pytest.mark.parametrize("geom", INTERIOR_GEOMETRIES)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_max_pool_interior_path_matches_numpy_nans_included(geom, threads):
+    rng = np.random.default_rng(0)
+    H, W = geom[:2]
+    x = rng.standard_normal((3, H, W)).astype(np.float32)
+    x[0, H // 2, W // 2] = x[1, 0, 0] = x[2, H - 1, W - 1] = np.nan
+    want = reference_max_nan_sticky(x, geom)
+    out = np.empty(want.size, np.float32)
+    planes, OH, OW = want.shape
+    kh, kw, sh, sw, dh, dw, pt, pl, pb, pr = geom[2:]
+    _core.pool2d(x.reshape(-1), out, (planes, H, W, OH, OW, kh, kw, sh, sw, dh, dw, pt, pl, pb,
+                                      pr), True, False, threads)
+    np.testing.assert_array_equal(out.reshape(want.shape), want)   # (NaNs compare equal)

@@ -524,6 +524,59 @@ cdef class Op:
             return lc_conv_op_packings(self.op)
 
 
+cdef class BoundConv:
+    """One Setup.run call fixed once (a compiled executor step): the setup
+    (which holds its packing), input, output, bias and residual, checked here
+    and held alive; run_bound() then does only the C call, in a caller-owned
+    workspace of at least `workspace_bytes`."""
+    cdef Setup setup
+    cdef tuple keep
+    cdef const float *x
+    cdef const float *bias
+    cdef const float *res
+    cdef float *y
+    cdef readonly int64_t workspace_bytes
+
+    def __init__(self, Setup setup, const float[::1] x, float[::1] y, const float[::1] bias,
+                 const float[::1] residual=None):
+        cdef const lc_conv_desc *d = &setup.s.desc
+        if x.shape[0] != d.N * d.C * d.H * d.W or y.shape[0] != d.N * d.M * d.OH * d.OW:
+            raise ValueError("x and y must have the setup's sizes")
+        if bias is not None and bias.shape[0] != d.M:
+            raise ValueError("bias must have M values")
+        if residual is not None and residual.shape[0] != y.shape[0]:
+            raise ValueError("residual must have the output's size")
+        self.setup = setup
+        self.workspace_bytes = setup.s.workspace_bytes
+        self.keep = (x, y, bias, residual)
+        self.x = &x[0]
+        self.y = &y[0]
+        self.bias = NULL if bias is None else &bias[0]
+        self.res = NULL if residual is None else &residual[0]
+
+    cdef int _run(self, char *ws, int64_t ws_bytes) noexcept nogil:
+        return lc_conv_op_run(self.setup.op.op, &self.setup.s, self.x, self.bias, self.res,
+                              self.y, ws, ws_bytes)
+
+
+def run_bound(tuple calls, unsigned char[::1] workspace):
+    """Run BoundConv calls in order, all sharing `workspace` (sized for the largest)."""
+    cdef BoundConv c
+    cdef int status
+    cdef char *ws = NULL
+    cdef int64_t n = workspace.shape[0]
+    if n > 0:
+        ws = <char *>&workspace[0]
+    for c in calls:
+        with nogil:
+            status = c._run(ws, n)
+        if status == 2:  # LC_ERR_NOMEM: a driver's own allocation (see lc_conv_run)
+            raise MemoryError(f"leanconv could not allocate the staging rows of "
+                              f"{ALGORITHMS[c.setup.s.desc.algorithm]} with out=residual")
+        if status != 0:
+            raise RuntimeError(f"leanconv kernel failed with status {status}")
+
+
 # ---------------------------------------------------------------------------
 # SIMD helpers: the FMA peak measurement and direct calls of one ISA's
 # micro-kernels on NumPy arrays (for tests/test_ukernels.py and bench/).

@@ -212,7 +212,21 @@ class Conv2d:
         own (an executor's one scratch buffer for all its layers)."""
         return self._run(x, out, threads, self._bias, residual, workspace)
 
-    def _run(self, x, out, threads, bias, residual, workspace=None):
+    def bind(self, x, out, *, residual=None, threads=None):
+        """The call self(x, out, residual=residual, threads=threads) fixed
+        once, for an executor that reuses the same buffers: a
+        _core.BoundConv (run it with _core.run_bound, which lends it the
+        executor's workspace).  x, out and residual must be C-contiguous
+        native float32 arrays that stay where they are."""
+        if out is None:
+            raise ValueError("bind: out is required (the buffer the bound call writes)")
+        for name, a in (("x", x), ("out", out), ("residual", residual)):
+            if a is not None and not (isinstance(a, np.ndarray) and a.dtype == np.float32 and
+                                      a.dtype.isnative and a.flags.c_contiguous):
+                raise ValueError(f"bind: {name} must be a C-contiguous native float32 array")
+        return self._run(x, out, threads, self._bias, residual, bind=True)
+
+    def _run(self, x, out, threads, bias, residual, workspace=None, bind=False):
         x = float32_array(x, "x")
         N, C, H, W, batched = self.spec.input_dims(x.shape)
         geom = self.spec.geometry(N, C, H, W)
@@ -222,6 +236,9 @@ class Conv2d:
         y = self._output(out, shape, x, res, bias)
         t = self._threads_for(threads)
         a = self._algorithm(N, H, W, geom, t) if self._weights is not None else -1
+        if bind:
+            return _core.BoundConv(self._op.setup(N, H, W, t, a), x.reshape(-1), y.reshape(-1),
+                                   bias, None if res is None else res.reshape(-1))
         if workspace is not None:
             check_workspace(workspace, x, y, res)
         self._op.run(x.reshape(-1), y.reshape(-1), bias, geom, t,

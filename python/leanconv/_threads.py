@@ -8,6 +8,7 @@ a count asked for by name is used as it is.
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import os
@@ -34,14 +35,23 @@ def _positive(n, name):
 def available_cpus() -> int:
     """CPUs this process may use: affinity mask, then a cgroup v2/v1 quota."""
     try:
-        n = len(os.sched_getaffinity(0))
+        n = len(os.sched_getaffinity(0))   # (a syscall, under a microsecond: read each time)
     except (AttributeError, OSError):
         n = os.cpu_count() or 1
     quota = _cgroup_quota()
     return max(1, min(n, quota)) if quota else max(1, n)
 
 
+@functools.lru_cache(maxsize=1)
 def _cgroup_quota():
+    """The container's CPU quota, read once per process: reading the cgroup
+    files costs ~0.1 ms, and the quota is the container's, set from outside;
+    the settings a program changes (set_num_threads, LEANCONV_NUM_THREADS,
+    the OpenMP limit, the affinity mask) are read on every call."""
+    return _read_cgroup_quota()
+
+
+def _read_cgroup_quota():
     try:
         with open("/sys/fs/cgroup/cpu.max") as f:
             q, period = f.read().split()[:2]

@@ -294,6 +294,34 @@ class ConvOp:
         plan(x4, out=y4, residual=r4, threads=self.settings.threads,
              workspace=self.settings.workspace)
 
+    def bind(self, outs, *args):
+        """into(outs, *args) fixed once (a _core.BoundConv), or None when the
+        call must be prepared each time: weights fed at run time, or an input,
+        output or residual that is not a plain contiguous buffer of its own
+        (a strided view, a broadcast residual)."""
+        x, w, _, res = self._split(args)
+        y = outs[0]
+        if self._shape4 is None or y is None:
+            return None
+        x4 = x[:, :, None, :] if x.ndim == 3 else x
+        y4 = y[:, :, None, :] if y.ndim == 3 else y
+        r4 = None if res is None else (res[:, :, None, :] if res.ndim == 3 else res)
+        for a in (x4, y4, r4):
+            if a is not None and not (isinstance(a, np.ndarray) and a.dtype == np.float32 and
+                                      a.dtype.isnative and a.flags.c_contiguous):
+                return None
+        if r4 is not None:
+            if r4.shape != y4.shape:
+                return None
+            if np.shares_memory(r4, y4):
+                if r4.ctypes.data != y4.ctypes.data:
+                    return None
+                r4 = y4   # in place: the very same array, as the epilogue asks
+        if np.shares_memory(x4, y4):
+            return None   # into() raises the error
+        plan, _ = self.plan_for(x)
+        return plan.bind(x4, y4, residual=r4, threads=self.settings.threads)
+
     def workspace_bytes(self, x_shape):
         if self.last_plan is None:
             return 0

@@ -24,6 +24,7 @@ import functools
 
 import numpy as np
 
+from leanconv import _core
 from leanconv.onnx import arena
 from leanconv.onnx import budget as budget_mod
 from leanconv.onnx.program import timed
@@ -193,9 +194,8 @@ class Schedule:
         for name, (out, a, start, stop) in into_slice.items():
             bound[name] = bound[out][(slice(None),) * a + (slice(start, stop),)]
         self.feed_slots = [(n, bound[n]) for n in sorted(feeds_needed)]
-        # views, then bound calls, in step order
-        calls = []
-        self.workspace = 0
+        # views, then calls, in step order
+        entries = []
         for i, s in enumerate(steps):
             if kinds[i] == "fold" or i in elided:
                 continue
@@ -209,27 +209,72 @@ class Schedule:
                         bound[name] = v
                 continue
             outs = [bound.get(n) if n else None for n in s.outputs]
-            if s.into is not None:
-                call = functools.partial(s.into, outs, *args)
-            else:
-                call = functools.partial(_copy_into, s.fn, outs, args)
-            calls.append((s, call))
-            s.output_bytes = sum(o.nbytes for o in outs if o is not None)
-            ws = scratch.get(i, 0)
-            s.workspace_bytes = ws
-            self.workspace = max(self.workspace, ws)
-        self.calls = calls
-        self.blas = any(s.blas for s, _ in calls)
-        # for timings: every step of the program, those with nothing to do at run
-        # time (folded, views, Concats written in place) as None
-        by_step = {id(s): c for s, c in calls}
-        self._timed = [(s, by_step.get(id(s))) for s in steps]
-        self._steps_info = [(s, s.output_bytes, s.workspace_bytes) for s, _ in calls]
+            entries.append((s, outs, args, i))
+        self._entries = entries
+        self._conv_inputs, self._scratch = conv_inputs, scratch
+        self._bind(program.settings.threads)
         self.outputs = [bound[n] if n in bound else bound[root(n)] for n in program.outputs]
-        self._fns = [c for _, c in calls]
         self.packed_bytes = sum({id(s.conv.last_plan): s.conv.packed_bytes for s in steps
                                  if s.conv is not None and s.conv.last_plan is not None}.values())
         self.constant_bytes = sum(np.asarray(v).nbytes for v in program.constants.values())
+
+    def _bind(self, threads):
+        """The run-time calls for this thread count.  A Conv whose buffers are
+        plain contiguous arrays becomes a _core.BoundConv (no per-call Python),
+        and runs of consecutive ones one C loop over a workspace held by the
+        schedule; every other step is a bound Python call."""
+        self.threads = threads
+        calls = []
+        conv_ws = other_ws = 0
+        for s, outs, args, i in self._entries:
+            b = s.conv.bind(outs, *args) if s.conv is not None else None
+            if b is not None:
+                call = b
+                conv_ws = max(conv_ws, b.workspace_bytes)
+                s.workspace_bytes = b.workspace_bytes
+            elif i in self._conv_inputs:   # a Conv called through into(): the lent workspace
+                call = functools.partial(s.into, outs, *args)
+                s.workspace_bytes = s.conv.workspace_bytes(self._conv_inputs[i])
+                conv_ws = max(conv_ws, s.workspace_bytes)
+            else:
+                call = functools.partial(s.into, outs, *args) if s.into is not None else \
+                    functools.partial(_copy_into, s.fn, outs, args)
+                s.workspace_bytes = self._scratch.get(i, 0)
+                other_ws = max(other_ws, s.workspace_bytes)
+            s.output_bytes = sum(o.nbytes for o in outs if o is not None)
+            calls.append((s, call))
+        # every Conv works in the one buffer after the arena (larger when more
+        # threads need more than compiled for); another step allocates its own
+        if conv_ws and (self.lent_workspace is None or self.lent_workspace.nbytes < conv_ws):
+            raw = np.empty(arena.aligned(conv_ws) + arena.ALIGN, dtype=np.uint8)
+            skip = (-raw.ctypes.data) % arena.ALIGN
+            self.lent_workspace = raw[skip:skip + arena.aligned(conv_ws)]
+            if self.program.schedule is self:
+                self.program.settings.workspace = self.lent_workspace
+        ws = self.lent_workspace if self.lent_workspace is not None else np.empty(0, np.uint8)
+        # the held Conv buffer, and another step's own scratch on top while it runs (as
+        # the profile's memory model counts it, traits workspace_lent)
+        self.workspace = conv_ws + other_ws
+        fns, group = [], []
+        for _, call in calls:
+            if isinstance(call, _core.BoundConv):
+                group.append(call)
+                continue
+            if group:
+                fns.append(functools.partial(_core.run_bound, tuple(group), ws))
+                group = []
+            fns.append(call)
+        if group:
+            fns.append(functools.partial(_core.run_bound, tuple(group), ws))
+        self._fns = fns
+        self.calls = [(s, functools.partial(_core.run_bound, (c,), ws)
+                       if isinstance(c, _core.BoundConv) else c) for s, c in calls]
+        self.blas = any(s.blas for s, _ in calls)
+        # for timings: every step of the program, those with nothing to do at run
+        # time (folded, views, Concats written in place) as None
+        by_step = {id(s): c for s, c in self.calls}
+        self._timed = [(s, by_step.get(id(s))) for s in self.program.steps]
+        self._steps_info = [(s, s.output_bytes, s.workspace_bytes) for s, _ in calls]
 
     @staticmethod
     def _concat_slices(steps, kinds, run_idx, info, alias, keep, first):
@@ -304,6 +349,8 @@ class Schedule:
         return parts
 
     def run(self, feeds, timings=None):
+        if self.threads != self.program.settings.threads:
+            self._bind(self.program.settings.threads)
         for name, slot in self.feed_slots:
             np.copyto(slot, feeds[name])
         if self.blas:   # NumPy's BLAS pool capped at threads= for the whole run (once: ~20 us)
@@ -327,19 +374,37 @@ def _copy_into(fn, outs, args):
             np.copyto(o, v)
 
 
-_controller = []
+_blas_libs = []
 
 
 def blas_limit(threads):
-    """A context capping NumPy's BLAS pool at `threads` (its own pool would
-    otherwise spin beside leanconv's OpenMP threads); a no-op without
-    threadpoolctl."""
-    if not _controller:
+    """A context capping NumPy's BLAS pools at `threads` (they would otherwise
+    spin beside leanconv's OpenMP threads) and restoring them after; a no-op
+    without threadpoolctl.  It sets the libraries threadpoolctl found once
+    directly (~1 us) rather than through threadpool_limits (~7 us a run)."""
+    if not _blas_libs:
         try:
             from threadpoolctl import ThreadpoolController
-            _controller.append(ThreadpoolController())
+            _blas_libs.append(ThreadpoolController().select(user_api="blas").lib_controllers)
         except ImportError:   # optional: without it BLAS keeps its own setting
-            _controller.append(None)
-    if _controller[0] is None or threads is None:
+            _blas_libs.append(())
+    if not _blas_libs[0] or threads is None:
         return contextlib.nullcontext()
-    return _controller[0].limit(limits=threads, user_api="blas")
+    return _BlasLimit(_blas_libs[0], threads)
+
+
+class _BlasLimit:
+    def __init__(self, libs, threads):
+        self.libs, self.threads = libs, threads
+
+    def __enter__(self):
+        self.before = [lib.get_num_threads() for lib in self.libs]
+        for lib, n in zip(self.libs, self.before):
+            if n is not None and n > self.threads:
+                lib.set_num_threads(self.threads)
+        return self
+
+    def __exit__(self, *exc):
+        for lib, n in zip(self.libs, self.before):
+            if n is not None and n > self.threads:
+                lib.set_num_threads(n)
