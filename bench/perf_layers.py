@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "python"))
 
 from leanconv.cli.suites import KINDS, Layer  # noqa: E402
+from doc_section import read_section  # noqa: E402  (same folder)
 
 PEERS = ("torch", "onnxruntime", "openvino", "ncnn")
 SHORT = {"torch": "torch", "onnxruntime": "ORT", "openvino": "OpenVINO", "ncnn": "ncnn"}
@@ -316,27 +317,7 @@ KEPT_SECTIONS = ("neon-mca", "algorithm-choice")  # bench/neon_mca.py, bench/alg
 def kept_sections(path):
     """Sections other scripts write into the same file (between their
     markers): carried over when this script rewrites it."""
-    old = Path(path).read_text() if Path(path).exists() else ""
-    kept = ""
-    for name in KEPT_SECTIONS:
-        begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
-        if begin in old and end in old:
-            kept += "\n" + old[old.index(begin):old.index(end) + len(end)] + "\n"
-    return kept
-
-
-def write_section(path, name, text):
-    """Puts `text` between the markers of section `name` in `path` (replacing
-    what was there; appended when the file has no such section yet)."""
-    begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
-    out = Path(path)
-    old = out.read_text() if out.exists() else ""
-    text = f"{begin}\n{text.strip()}\n{end}"
-    if begin in old and end in old:
-        new = old[:old.index(begin)] + text + old[old.index(end) + len(end):]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    out.write_text(new)
+    return "".join(f"\n{sec}\n" for sec in (read_section(path, n) for n in KEPT_SECTIONS) if sec)
 
 
 def main():

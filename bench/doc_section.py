@@ -1,0 +1,32 @@
+"""The one way bench scripts write their table into a shared doc: between
+`<!-- name -->` and `<!-- /name -->`, leaving the rest of the file as it is."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def markers(name):
+    return f"<!-- {name} -->", f"<!-- /{name} -->"
+
+
+def write_section(path, name, text):
+    """Puts `text` between the markers of section `name` in `path` (replacing
+    what was there; appended when the file has no such section yet)."""
+    begin, end = markers(name)
+    out = Path(path)
+    old = out.read_text() if out.exists() else ""
+    text = f"{begin}\n{text.strip()}\n{end}"
+    if begin in old and end in old:
+        new = old[:old.index(begin)] + text + old[old.index(end) + len(end):]
+    else:
+        new = old.rstrip("\n") + "\n\n" + text + "\n"
+    out.write_text(new)
+
+
+def read_section(path, name):
+    """Section `name` of `path` with its markers, or "" when it has none."""
+    begin, end = markers(name)
+    old = Path(path).read_text() if Path(path).exists() else ""
+    if begin in old and end in old:
+        return old[old.index(begin):old.index(end) + len(end)]
+    return ""
