@@ -192,23 +192,39 @@ void lc_pack_patch_panel(const lc_conv_desc *d, const float *xg, int64_t p0, int
 /* Is B the input itself (1x1, stride 1, no padding)? */
 int lc_gemm_is_pointwise(const lc_conv_desc *d);
 
-/* ---- drivers: workspace and run, one file each ----
+/* ---- drivers: workspace, tiling and run, one file each ----
  * res: the residual (NULL, or laid out like y, possibly y itself); d->epilogue
- * has `clamp` set when the activation is a clamp (lc_conv_run). */
+ * has `clamp` set when the activation is a clamp (lc_conv_run).
+ * lc_<driver>_tiling derives from the descriptor alone the driver's blocking
+ * and work items into `tiling` (LC_CONV_TILING_WORDS words, its own struct
+ * copied in: LC_TILING_FITS checks the size); lc_conv_op_reshape does it
+ * once per geometry and run takes it (depthwise picks its path per call, as
+ * an in-place residual changes it; direct has nothing to derive). */
+#define LC_TILING_FITS(type) \
+    typedef char lc_tiling_fits_##type[sizeof(type) <= LC_CONV_TILING_WORDS * sizeof(int64_t) ? 1 : -1]
+void lc_conv_tiling(const lc_conv_desc *d, int64_t *tiling);
+int lc_conv_run_tiled(const lc_conv_desc *d, const int64_t *tiling, int64_t need,
+                      const float *x, const float *packed, const float *bias, const float *res,
+                      float *y, void *workspace, int64_t workspace_bytes);
 int64_t lc_im2col_workspace(const lc_conv_desc *d, int *ok);
-int lc_im2col_run(const lc_conv_desc *d, const float *x, const float *packed,
-                  const float *bias, const float *res, float *y, char *ws);
+void lc_im2col_tiling(const lc_conv_desc *d, int64_t *tiling);
+int lc_im2col_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
+                  const float *packed, const float *bias, const float *res, float *y, char *ws);
 int64_t lc_patch2vec_workspace(const lc_conv_desc *d, int *ok);
-int lc_patch2vec_run(const lc_conv_desc *d, const float *x, const float *packed,
-                     const float *bias, const float *res, float *y, char *ws);
+void lc_patch2vec_tiling(const lc_conv_desc *d, int64_t *tiling);
+int lc_patch2vec_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
+                     const float *packed, const float *bias, const float *res, float *y,
+                     char *ws);
 int64_t lc_winograd_packed_floats(const lc_conv_desc *d, int *ok);
 void lc_winograd_pack_weights(const lc_conv_desc *d, const float *w, float *packed);
 int64_t lc_winograd_workspace(const lc_conv_desc *d, int *ok);
 /* Tile blocks of one image and group (each streams all of U once); *items:
  * the work items of the call's busiest parallel loop. */
 int64_t lc_winograd_blocks(const lc_conv_desc *d, int64_t *items);
-int lc_winograd_run(const lc_conv_desc *d, const float *x, const float *packed,
-                    const float *bias, const float *res, float *y, char *ws);
+void lc_winograd_tiling(const lc_conv_desc *d, int64_t *tiling);
+int lc_winograd_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
+                    const float *packed, const float *bias, const float *res, float *y,
+                    char *ws);
 /* winograd_exact.c: the output-transform result of one tile (th, tw) and
  * output channel o of group grp, whose float transforms overflowed,
  * recomputed in double from the packed U: `tile` receives its m x m values

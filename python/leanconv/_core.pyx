@@ -41,12 +41,14 @@ cdef extern from "leanconv/conv.h":
     int lc_conv_layout(int algorithm) nogil
     ctypedef struct lc_conv_op:
         pass
+    enum: LC_CONV_TILING_WORDS
     ctypedef struct lc_conv_setup:
         lc_conv_desc desc
         const float *packed
         int64_t workspace_bytes
         void *held
         int packed_now
+        int64_t tiling[LC_CONV_TILING_WORDS]
     int LC_CONV_OP_BORROW_WEIGHTS
     int LC_RESHAPE_NO_PACK
     int LC_RESHAPE_TRIAL
@@ -355,6 +357,15 @@ cdef class Setup:
     @property
     def algorithm(self):
         return self.s.desc.algorithm
+
+    @property
+    def workspace_bytes(self):
+        return self.s.workspace_bytes
+
+    @property
+    def tiling(self):
+        """The driver's tiling and work items reshape fixed (opaque words)."""
+        return tuple(self.s.tiling[i] for i in range(LC_CONV_TILING_WORDS))
 
     def run(self, const float[::1] x, float[::1] y, const float[::1] bias=None,
             const float[::1] residual=None):
