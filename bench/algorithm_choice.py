@@ -275,8 +275,8 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--layers", nargs="*", default=[], help="substrings of layer names to run")
     ap.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
-    ap.add_argument("--rounds", type=int, default=9)
-    ap.add_argument("--sample-ms", type=float, default=20.0)
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--sample-ms", type=float, default=10.0)
     ap.add_argument("--quick", action="store_true", help="3 rounds of 5 ms samples")
     ap.add_argument("--json", help="also write every time here")
     ap.add_argument("--out", default=str(ROOT / "docs" / "performance.md"),
