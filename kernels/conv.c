@@ -80,14 +80,22 @@ int64_t lc_conv_workspace_bytes(const lc_conv_desc *d) {
     return ok ? r : -1;
 }
 
+/* The tiling's head says which algorithm and thread count it was derived
+ * for: a run on any other descriptor is refused, never run on a tiling (and
+ * a workspace) sized for another. */
+enum { LC_TILING_ALGORITHM, LC_TILING_THREADS };
+
 void lc_conv_tiling(const lc_conv_desc *d, int64_t *tiling) {
+    int64_t *own = tiling + LC_TILING_HEAD;
     memset(tiling, 0, LC_CONV_TILING_WORDS * sizeof(int64_t));
+    tiling[LC_TILING_ALGORITHM] = d->algorithm;
+    tiling[LC_TILING_THREADS] = d->nthreads;
     switch (d->algorithm) {
-    case LC_ALGO_IM2COL: lc_im2col_tiling(d, tiling); break;
-    case LC_ALGO_PATCH2VEC: lc_patch2vec_tiling(d, tiling); break;
+    case LC_ALGO_IM2COL: lc_im2col_tiling(d, own); break;
+    case LC_ALGO_PATCH2VEC: lc_patch2vec_tiling(d, own); break;
     case LC_ALGO_WINOGRAD_F2:
     case LC_ALGO_WINOGRAD_F4:
-    case LC_ALGO_WINOGRAD_F6: lc_winograd_tiling(d, tiling); break;
+    case LC_ALGO_WINOGRAD_F6: lc_winograd_tiling(d, own); break;
     default: break; /* depthwise and direct derive theirs per call */
     }
 }
@@ -105,13 +113,16 @@ int lc_conv_run_tiled(const lc_conv_desc *dp, const int64_t *tiling, int64_t nee
     if (need < 0) return LC_ERR_OVERFLOW;
     if (need > workspace_bytes || (need > 0 && !workspace)) return LC_ERR_WORKSPACE;
     if (!lc_conv_supports(d, NULL)) return LC_ERR_UNSUPPORTED;
+    if (tiling[LC_TILING_ALGORITHM] != d->algorithm || tiling[LC_TILING_THREADS] != d->nthreads)
+        return LC_ERR_UNSUPPORTED;
     char *ws = (char *)workspace;
+    const int64_t *own = tiling + LC_TILING_HEAD;
     switch (d->algorithm) {
-    case LC_ALGO_IM2COL: return lc_im2col_run(d, tiling, x, packed, bias, res, y, ws);
-    case LC_ALGO_PATCH2VEC: return lc_patch2vec_run(d, tiling, x, packed, bias, res, y, ws);
+    case LC_ALGO_IM2COL: return lc_im2col_run(d, own, x, packed, bias, res, y, ws);
+    case LC_ALGO_PATCH2VEC: return lc_patch2vec_run(d, own, x, packed, bias, res, y, ws);
     case LC_ALGO_WINOGRAD_F2:
     case LC_ALGO_WINOGRAD_F4:
-    case LC_ALGO_WINOGRAD_F6: return lc_winograd_run(d, tiling, x, packed, bias, res, y, ws);
+    case LC_ALGO_WINOGRAD_F6: return lc_winograd_run(d, own, x, packed, bias, res, y, ws);
     case LC_ALGO_DEPTHWISE: return lc_depthwise_run(d, x, packed, bias, res, y);
     default: return lc_direct_run(d, x, packed, bias, res, y);
     }

@@ -196,12 +196,16 @@ int lc_gemm_is_pointwise(const lc_conv_desc *d);
  * res: the residual (NULL, or laid out like y, possibly y itself); d->epilogue
  * has `clamp` set when the activation is a clamp (lc_conv_run).
  * lc_<driver>_tiling derives from the descriptor alone the driver's blocking
- * and work items into `tiling` (LC_CONV_TILING_WORDS words, its own struct
- * copied in: LC_TILING_FITS checks the size); lc_conv_op_reshape does it
- * once per geometry and run takes it (depthwise picks its path per call, as
- * an in-place residual changes it; direct has nothing to derive). */
+ * and work items into `tiling` (its own struct copied in: LC_TILING_FITS
+ * checks it fits the setup's words after lc_conv_tiling's head); reshape
+ * does it once per geometry and run takes it (depthwise picks its path per
+ * call, as an in-place residual changes it; direct has nothing to derive).
+ * The tiling must come from the very descriptor the run gets, thread count
+ * included (lc_conv_run_tiled checks the head): the workspace is sized by it. */
+#define LC_TILING_HEAD 2
 #define LC_TILING_FITS(type) \
-    typedef char lc_tiling_fits_##type[sizeof(type) <= LC_CONV_TILING_WORDS * sizeof(int64_t) ? 1 : -1]
+    typedef char lc_tiling_fits_##type[sizeof(type) <= \
+        (LC_CONV_TILING_WORDS - LC_TILING_HEAD) * sizeof(int64_t) ? 1 : -1]
 void lc_conv_tiling(const lc_conv_desc *d, int64_t *tiling);
 int lc_conv_run_tiled(const lc_conv_desc *d, const int64_t *tiling, int64_t need,
                       const float *x, const float *packed, const float *bias, const float *res,
