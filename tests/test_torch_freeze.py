@@ -323,9 +323,9 @@ def epilogue(request, monkeypatch):
     """Both ways a frozen conv runs its activation and residual add: in
     leanconv's fused epilogue, or as in-place torch ops after the conv
     (epilogue_speed picks per process by timing; here both are forced)."""
-    parts = (frozenset(epilogue_speed.KINDS), True) if request.param == "leanconv" \
-        else (frozenset(), False)
-    monkeypatch.setattr(epilogue_speed, "fused_parts", lambda: parts)
+    fused = request.param == "leanconv"
+    monkeypatch.setattr(epilogue_speed, "_kind_is_fast", lambda act: fused)
+    monkeypatch.setattr(epilogue_speed, "fuses_residual", lambda: fused)
     return request.param
 
 
@@ -582,31 +582,59 @@ def test_measure_times_every_option():
     assert all(c.algorithm in lc.algorithms() + ("torch",) for c in frozen_convs(frozen))
 
 
+def held(frozen):
+    """What a frozen model's convolutions hold: packings and one shared workspace."""
+    convs = frozen_convs(frozen)
+    return sum(c.packed_bytes for c in convs) + max(c.workspace_bytes for c in convs)
+
+
 def test_memory_budget_is_honoured():
     model, x = small_resnet()
     free = lct.freeze(copy.deepcopy(model), x, algorithm="winograd_f6")
-    unbounded = sum(c.packed_bytes for c in frozen_convs(free))
+    unbounded = held(free)
     raw = sum(c.spec.M * c.spec.Cg * c.spec.kH * c.spec.kW * 4 for c in frozen_convs(free))
     budget = (unbounded + raw) // 2
     frozen, _ = freeze_and_compare(copy.deepcopy(model), x, algorithm="winograd_f6",
                                    memory_budget=budget)
-    assert sum(c.packed_bytes for c in frozen_convs(frozen)) <= budget < unbounded
+    assert held(frozen) <= budget < unbounded
     with pytest.raises(ValueError, match="memory_budget"):
         lct.freeze(model, x, memory_budget=100)
 
 
-def test_default_packings_hold_no_more_than_torchs_weights():
-    """Without a memory_budget, "auto" keeps the packed weights within the
-    bytes torch held; memory_budget=sys.maxsize lets Winograd take its room."""
+def test_default_budget_is_torchs_weights_plus_the_largest_layer():
+    """Without a memory_budget, "auto" holds (packings + the shared workspace)
+    at most torch's conv weight bytes plus the largest layer's, and spends
+    that room on Winograd; memory_budget=sys.maxsize lets every layer take it."""
     import sys
     model = torchvision_models.make("resnet18")
-    raw = sum(m.weight.numel() * 4 for m in model.modules() if isinstance(m, nn.Conv2d))
+    sizes = [m.weight.numel() * 4 for m in model.modules() if isinstance(m, nn.Conv2d)]
     x = torch.randn(1, 3, 64, 64)
     free = lct.freeze(copy.deepcopy(model), x, memory_budget=sys.maxsize)
-    assert sum(c.packed_bytes for c in frozen_convs(free)) > raw
-    assert any(c.algorithm.startswith("winograd") for c in frozen_convs(free))
+    assert held(free) > sum(sizes)
     frozen, _ = freeze_and_compare(model, x)
-    assert sum(c.packed_bytes for c in frozen_convs(frozen)) <= raw
+    assert sum(sizes) < held(frozen) <= sum(sizes) + max(sizes)
+    assert any(c.algorithm.startswith("winograd") for c in frozen_convs(frozen))
+
+
+def test_assign_trades_least_time_per_byte_and_counts_one_workspace():
+    """assign: the cheapest options first; under a budget the switch losing
+    least time per byte saved; workspaces count once (the largest), and
+    when no single switch lowers the total the leanest pick is taken."""
+    def layer(name, **opts):
+        return choose.Layer(name, None, None, opts)
+    a = layer("a", fast=(1.0, 100, 50), lean=(2.0, 10, 50))
+    b = layer("b", fast=(1.0, 100, 50), lean=(9.0, 10, 50))
+    assert choose.assign([a, b]) == {"a": "fast", "b": "fast"}
+    assert choose.held_bytes([a, b], {"a": "fast", "b": "fast"}) == 250
+    assert choose.assign([a, b], 160) == {"a": "lean", "b": "fast"}
+    assert choose.assign([a, b], 70) == {"a": "lean", "b": "lean"}
+    # two layers tied on the largest workspace: only both switching lowers it
+    c = layer("c", fast=(1.0, 10, 500), small=(2.0, 10, 0))
+    d = layer("d", fast=(1.0, 10, 500), small=(3.0, 10, 0))
+    assert choose.assign([c, d], 20) == {"c": "small", "d": "small"}
+    assert choose.smallest_held([c, d]) == 20
+    with pytest.raises(ValueError, match="memory_budget=19 bytes"):
+        choose.assign([c, d], 19)
 
 
 def test_no_large_im2col_workspace():
@@ -628,7 +656,7 @@ def _through_numpy(t):
 
 
 class DataDependent(nn.Module):
-    """Traceable by fx, but its wrapped function has no fake-tensor form."""
+    """Traceable by fx, but its wrapped function has no meta-tensor form."""
 
     def __init__(self):
         super().__init__()
@@ -639,19 +667,19 @@ class DataDependent(nn.Module):
         return self.b(_through_numpy(self.a(x)))
 
 
-@pytest.mark.parametrize("fake_ok", [True, False])
-def test_shapes_of_a_large_input_from_fake_tensors(fake_ok, monkeypatch):
-    """Large example inputs are propagated on fake tensors (no full-size run);
-    where fake tensors fail (a NumPy round trip), by a real run."""
+@pytest.mark.parametrize("meta_ok", [True, False])
+def test_shapes_of_a_large_input_from_meta_tensors(meta_ok, monkeypatch):
+    """Large example inputs are propagated on the meta device (no full-size run);
+    where meta tensors fail (a NumPy round trip), by a real run."""
     from leanconv.torch.frozen import capture
     real_runs = []
     real = capture.ShapeProp.propagate
     monkeypatch.setattr(capture.ShapeProp, "propagate",
                         lambda self, *a: (real_runs.append(1), real(self, *a))[1])
-    model = (ConvPool(nn.MaxPool2d(2)) if fake_ok else DataDependent()).eval()
+    model = (ConvPool(nn.MaxPool2d(2)) if meta_ok else DataDependent()).eval()
     frozen, _ = freeze_and_compare(model, torch.randn(1, 3, 256, 256))
     assert frozen_convs(frozen)
-    assert real_runs == ([] if fake_ok else [1])
+    assert real_runs == ([] if meta_ok else [1])
 
 
 def test_frozen_module_holds_no_torch_conv_weights():
