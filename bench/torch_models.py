@@ -240,7 +240,7 @@ def call_overhead(convs=60, repeats=200):
     kernels = [m for m in frozen.modules() if isinstance(m, FrozenConv2d)]
     xn = x.numpy().reshape(-1)
     yn = torch.empty(1, 8, 4, 4).numpy().reshape(-1)
-    calls = [(m._kernel_run, m._bias_np, m._geometry(x.shape)[0]) for m in kernels]
+    calls = [(m._kernel_run, m._bias_np, m._geometry(x.shape, 1)[0]) for m in kernels]
 
     def bare():
         for run, b, g in calls:

@@ -708,3 +708,56 @@ def test_bad_options():
         lct.freeze(nn.Conv2d(3, 3, 1), x, memory_budget=-1)
     with pytest.warns(FreezeWarning, match="winograd_f4"):
         lct.freeze(nn.Conv2d(3, 3, 1), x, algorithm="winograd_f4")  # 1x1: 'auto' instead
+
+
+# --- threads ------------------------------------------------------------------------------------
+
+_SEEN = []
+
+
+@torch.fx.wrap
+def _probe(x, flag):
+    """Records torch's thread setting while the frozen model runs (or fails)."""
+    _SEEN.append(torch.get_num_threads())
+    if flag < 0:
+        raise RuntimeError("asked to fail")
+    return x
+
+
+class ConvProbeConv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 3, padding=1)
+        self.b = nn.Conv2d(8, 8, 1)
+
+    def forward(self, x, flag):
+        return self.b(_probe(self.a(x), flag))
+
+
+def test_torch_ops_run_on_one_thread_and_leanconv_on_torchs_setting(monkeypatch):
+    """At 2 threads, torch's ops inside a frozen model's call run on one
+    thread (no idle torch pool spinning beside leanconv's), the kernels get
+    the 2 threads, and torch's setting is restored after -- also when the
+    call raises."""
+    from leanconv.torch.frozen import frozen_conv
+    seen, kernel_threads = _SEEN, []
+    model = ConvProbeConv().eval()
+    x, flag = torch.randn(1, 3, 8, 8), torch.tensor(1.0)
+    ref = model(x, flag)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        frozen = lct.freeze(model, (x, flag))
+        real = frozen_conv.frozen_threads
+        monkeypatch.setattr(frozen_conv, "frozen_threads",
+                            lambda: (kernel_threads.append(real()), real())[1])
+        seen.clear()
+        with torch.no_grad():
+            assert rel_err(frozen(x, flag), ref) < 1e-5
+        assert seen == [1] and kernel_threads == [2, 2]
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError, match="asked to fail"):
+            frozen(x, torch.tensor(-1.0))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -16,6 +16,7 @@ from leanconv._params import ConvSpec
 from leanconv._select import check_name
 from leanconv.torch import modules as lct_modules
 from leanconv.torch.frozen import choose, frozen_linear, frozen_pool, patterns
+from leanconv.torch.frozen import threads as frozen_threads
 from leanconv.torch.frozen.capture import FreezeWarning, capture
 from leanconv.torch.frozen.choose import raw_bytes
 from leanconv.torch.frozen.frozen_conv import FrozenConv2d
@@ -89,6 +90,7 @@ def freeze(model, example_inputs, *, algorithm="auto", memory_budget=None):
                 root = unit.gm
             else:
                 setattr(unit.parent, unit.name, unit.gm)
+    frozen_threads.install(root)
     _return_freed_memory()
     return root
 

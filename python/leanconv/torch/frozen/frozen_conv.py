@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from leanconv import _scratch, _threads
+from leanconv import _scratch
 from leanconv._params import ConvSpec
 from leanconv.torch.frozen import epilogue_speed
 from leanconv.torch.frozen.activations import Activation
-from leanconv.torch.plans import torch_threads
+from leanconv.torch.frozen.threads import frozen_threads, torch_ops_threads
 
 
 def _flat(t):
@@ -107,13 +107,15 @@ class FrozenConv2d(nn.Module):
         if self.plan is None:
             s = self.spec
             t, b, l, r = s.pads
-            if t == b and l == r:
-                y = torch.conv2d(x, self.weight, self.bias, s.stride, (t, l), s.dilation, s.groups)
-            else:
-                y = torch.conv2d(torch.nn.functional.pad(x, (l, r, t, b)), self.weight, self.bias,
-                                 s.stride, 0, s.dilation, s.groups)
+            with torch_ops_threads():
+                if t == b and l == r:
+                    y = torch.conv2d(x, self.weight, self.bias, s.stride, (t, l), s.dilation,
+                                     s.groups)
+                else:
+                    y = torch.conv2d(torch.nn.functional.pad(x, (l, r, t, b)), self.weight,
+                                     self.bias, s.stride, 0, s.dilation, s.groups)
         else:
-            threads = torch_threads() or _threads.get_num_threads()
+            threads = frozen_threads()
             geom, oshape, ws = self._geometry(x.shape, threads)
             # NumPy allocates the output and torch wraps it: half the cost of
             # torch.empty followed by .numpy() (this runs once per conv per call)
