@@ -4,9 +4,11 @@ A Layer lists its options: the leanconv algorithms that can run it, plus
 "torch" (torch's own conv on the folded weights) when measuring, each with a
 cost and the bytes its weights hold.  Costs are the C cost model's
 (kernels/choose.c, through leanconv._select) for algorithm="auto", seconds timed on the example input for
-"measure".  Then `assign` takes each layer's cheapest option and, while the
-total weight bytes exceed memory_budget, trades the option that loses the
-least time per byte saved (Winograd holds alpha^2/9 times the raw weights)."""
+"measure".  Then `assign` takes each layer's cheapest option and, while what
+the layers hold (held_bytes: every packing, plus one workspace -- the
+largest, as the layers share a lent one) exceeds memory_budget, trades the
+option that loses the least time per byte saved (Winograd holds alpha^2/9
+times the raw weights).  default_budget is freeze's budget when none is given."""
 from __future__ import annotations
 
 import statistics

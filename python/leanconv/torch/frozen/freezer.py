@@ -37,14 +37,28 @@ def freeze(model, example_inputs, *, algorithm="auto", memory_budget=None):
     algorithm: "auto" (the shape model), a leanconv algorithm name, or
     "measure": time each layer's candidates and torch's own conv on the
     example input and keep the fastest (a layer may stay on torch).
-    memory_budget: bytes the packed weights may hold in all; layers trade to
-    smaller packings (Winograd holds alpha^2/9 the raw weights) until they
-    fit, a ValueError if nothing does.  With algorithm="auto" and no budget,
-    the budget is the bytes of torch's own weights (each layer at least its
-    smallest packing), so the frozen model holds no more than the stock one:
-    the layers that lose least by it give up Winograd (pass
-    memory_budget=sys.maxsize to let every layer take the packing "auto"
-    prefers).
+    memory_budget: bytes the frozen convolutions may hold in all: their packed
+    weights plus the one workspace they share (the largest layer's: frozen
+    layers borrow the calling thread's scratch buffer, leanconv._scratch, and
+    allocate nothing per call).  Layers trade to smaller packings, each time
+    the switch losing the least time per byte saved (Winograd holds
+    alpha^2/9 the raw weights), until they fit; a ValueError if nothing does.
+    With algorithm="auto" and no budget, the budget is torch's own conv
+    weight bytes plus the largest layer's (choose.default_budget): packing a
+    layer holds torch's copy and the packing at once, so freezing reaches
+    that much anyway, and the frozen process still peaks at or below a
+    process that builds and runs the stock model (it never pages in torch's
+    convolution code, capture runs on the meta device, BatchNorm folds in
+    NumPy; docs/torch-models.md measures both).  The extra goes to Winograd
+    where it saves the most time per byte: on ResNet-18 at 224, 64@56 takes
+    F4 and 128@28 F2, 512@7 (F2: 16 MiB for 9 MiB raw, ~0.1 ms saved) stays
+    on GEMM.  memory_budget=sys.maxsize lets every layer take the packing
+    "auto" prefers.
+
+    Threads: leanconv's kernels use torch.get_num_threads() (or
+    lc.set_num_threads() if called); during the frozen model's call torch's
+    own ops between them run on one thread, so torch's pool does not spin
+    beside leanconv's (leanconv/torch/frozen/threads.py).
 
     **freeze consumes `model`**: each convolution's (and BatchNorm's) tensors
     are emptied once packed, so `model` cannot run afterwards; deep-copy it
