@@ -37,11 +37,11 @@ class torch_ops_threads:
 
     def __enter__(self):
         self.n = getattr(_local, "threads", None)
-        if self.n is not None:
+        if self.n is not None and self.n > 1:
             torch.set_num_threads(self.n)
 
     def __exit__(self, *exc):
-        if self.n is not None:
+        if self.n is not None and self.n > 1:
             torch.set_num_threads(1)
 
 
@@ -49,15 +49,16 @@ def _before(module, args):
     if torch.compiler.is_compiling() or getattr(_local, "threads", None) is not None:
         return            # traced, or a frozen model called inside another: nothing to do
     n = frozen_threads()
+    # kept for the call: each layer then reads it instead of asking torch
+    _local.threads, _local.owner, _local.torch_before = n, module, torch.get_num_threads()
     if n > 1:
-        _local.threads, _local.torch_before = n, torch.get_num_threads()
-        _local.owner = module
         torch.set_num_threads(1)
 
 
 def _after(module, args, output):
     if getattr(_local, "owner", None) is module:
-        torch.set_num_threads(_local.torch_before)
+        if _local.threads > 1:
+            torch.set_num_threads(_local.torch_before)
         _local.threads = _local.owner = None
 
 
