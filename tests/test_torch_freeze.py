@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 import operator
 
+import numpy as np
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -761,3 +763,51 @@ def test_torch_ops_run_on_one_thread_and_leanconv_on_torchs_setting(monkeypatch)
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+# --- what a frozen process holds ------------------------------------------------------------
+
+def test_frozen_layers_share_one_lent_workspace():
+    """Every frozen conv borrows the calling thread's scratch buffer: after a
+    call it holds at least the largest workspace a layer needed, and the
+    next call reuses that very buffer."""
+    from leanconv import _scratch
+    model = nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(16, 16, 3, padding=1)).eval()
+    x = torch.randn(1, 8, 32, 32)
+    frozen, _ = freeze_and_compare(model, x, algorithm="im2col")
+    need = max(c.workspace_bytes for c in frozen_convs(frozen))
+    assert need > 0
+    frozen(x)
+    buf = _scratch.lend(0)
+    assert buf.shape[0] >= need and buf.ctypes.data % _scratch.ALIGN == 0
+    frozen(x)
+    assert _scratch.lend(0) is buf                      # reused, not reallocated
+
+
+def test_scratch_is_per_thread_aligned_and_grows():
+    import threading
+    from leanconv import _scratch
+    a = _scratch.lend(100)
+    assert a.dtype == np.uint8 and a.shape[0] >= 100 and a.ctypes.data % 64 == 0
+    assert _scratch.lend(50) is a
+    b = _scratch.lend(a.shape[0] + 1000)
+    assert b.shape[0] >= a.shape[0] + 1000 and b.ctypes.data % 64 == 0
+    other = []
+    t = threading.Thread(target=lambda: other.append(_scratch.lend(10)))
+    t.start()
+    t.join()
+    assert not np.shares_memory(other[0], b)
+    _scratch.release()
+    assert _scratch.held_bytes() == 0
+
+
+def test_epilogue_times_only_the_activations_a_model_uses(monkeypatch):
+    """Timing an activation pages torch's code for it into the process for
+    good: freeze times a kind only when a model has it (ReLU, a clamp, is
+    never timed)."""
+    monkeypatch.setattr(epilogue_speed, "_kinds_fast", {})
+    freeze_and_compare(ConvBnAct(nn.ReLU()).eval(), torch.randn(1, 4, 10, 9))
+    assert epilogue_speed._kinds_fast == {}
+    freeze_and_compare(ConvBnAct(nn.SiLU()).eval(), torch.randn(1, 4, 10, 9))
+    assert list(epilogue_speed._kinds_fast) == [("silu", ())]
