@@ -308,6 +308,12 @@ def main():
     meta = {"command": " ".join(["python bench/algorithm_choice.py"] + shown),
             "cpu": cpu_text(), "isa": lc.isa(), "version": lc.__version__, "load": load,
             "threads": thread_counts, "elapsed_s": time.perf_counter() - start}
+    for threads in thread_counts:
+        same = [abs(r["same"][c] - 1) for r in rows if r["threads"] == threads for c in CHOICES]
+        if max(same) > 0.03:
+            print(f"warning: at {threads} thread(s) two plans of one algorithm differ by up to "
+                  f"{100 * max(same):.0f}%: the machine is too noisy for a 5% target "
+                  f"(load {os.getloadavg()[0]:.1f} now); rerun it quiet", file=sys.stderr)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=1)
