@@ -297,3 +297,30 @@ def build_layernorm(node, ctx):
             y = y + bias
         return (y.astype(x.dtype), mean.astype(np.float32), inv.astype(np.float32))
     return Step(node, layernorm)
+
+
+def build_channel_layernorm(node, ctx):
+    """leanconv's ChannelLayerNorm (made by rewrite.channels_first): a
+    LayerNormalization over axis 1 of NCHW, scale and bias shaped (C, 1, 1).
+    float32 with the variance of the centred values (no cancellation); the
+    square of the centred values is the one full-size temporary."""
+    node.allow("epsilon")
+    eps = float(node.attr("epsilon", 1e-5))
+
+    def norm_into(outs, x, scale, bias=None):
+        y = outs[0]
+        mean = x.mean(axis=1, keepdims=True)
+        np.subtract(x, mean, out=y)
+        var = np.square(y).mean(axis=1, keepdims=True)
+        var += x.dtype.type(eps)
+        np.sqrt(var, out=var)
+        np.divide(y, var, out=y)
+        y *= scale
+        if bias is not None:
+            y += bias
+
+    def norm(x, scale, bias=None):
+        y = np.empty_like(x)
+        norm_into([y], x, scale, bias)
+        return (y,)
+    return Step(node, norm, into=norm_into, workspace=lambda x, *rest: x.nbytes)
