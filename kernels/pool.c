@@ -1,9 +1,11 @@
 /* Max and average pooling, one plane per task (see include/leanconv/pool.h).
  *
- * For each output column the window's first and last in-image input column
- * are computed once per call (they do not depend on the row), so the inner
- * loops run over in-image positions only: no padding is materialised and no
- * position is tested. */
+ * Per output row the window's rows are first reduced column by column (max
+ * or sum) into one row buffer, then the columns of each window are reduced
+ * from it.  For each output column the window's first and last in-image
+ * input column are computed once per call (they do not depend on the row),
+ * so the inner loops run over in-image positions only: no padding is
+ * materialised and no position is tested. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -16,6 +18,7 @@ typedef struct {
     float *y;
     const int64_t *col_lo, *col_hi;   /* per output column: kernel taps [lo, hi) in the image */
     int64_t interior_a, interior_b;   /* output columns [a, b): every tap in the image */
+    float *rows;                      /* per thread: one row of W floats */
 } lc_pool_ctx;
 
 /* Kernel taps [lo, hi) of a window starting at `start` that land in [0, size). */
@@ -39,40 +42,44 @@ static int64_t taps_padded(int64_t start, int64_t k, int64_t dil, int64_t size,
     return n;
 }
 
+/* A NaN sticks once taken (v != v takes it; nothing is greater than it
+ * after); | rather than || keeps it free of branches, so loops of it vectorise. */
+#define LC_MAX_NAN(m, v) (((v) > (m)) | ((v) != (v)) ? (v) : (m))
+
+/* The window's rows [rlo, rhi) reduced column by column into r[0, W): max or
+ * sum, contiguous and independent across columns (vectorised).  The columns
+ * are then reduced per output from r, so each input is read kh times per
+ * output row rather than kh * kw times per output. */
+static void reduce_rows(const float *x, const lc_pool_desc *d, int64_t h0, int64_t rlo,
+                        int64_t rhi, float *restrict r) {
+    const int64_t W = d->W;
+    if (rhi <= rlo) {
+        for (int64_t w = 0; w < W; w++) r[w] = d->is_max ? -INFINITY : 0.0f;
+        return;
+    }
+    const float *restrict x0 = x + (h0 + rlo * d->dh) * W;
+    for (int64_t w = 0; w < W; w++) r[w] = x0[w];
+    for (int64_t i = rlo + 1; i < rhi; i++) {
+        const float *restrict xr = x + (h0 + i * d->dh) * W;
+        if (d->is_max)
+            for (int64_t w = 0; w < W; w++) r[w] = LC_MAX_NAN(r[w], xr[w]);
+        else
+            for (int64_t w = 0; w < W; w++) r[w] += xr[w];
+    }
+}
+
 /* Max over the output columns [a, b) whose windows lie wholly inside the row
  * (the interior): tap by tap across the row, so neighbouring outputs are
- * independent (vectorisable, no chain of dependent maxes per output).  A NaN
- * sticks once taken (v != v takes it; nothing is greater than it after);
- * | rather than || keeps it free of branches. */
-static void max_interior(const float *x, const lc_pool_desc *d, int64_t h0, int64_t rlo,
-                         int64_t rhi, int64_t a, int64_t b, float *yrow) {
-    float *restrict out = yrow;
-    const int64_t sw = d->sw;
-    for (int64_t ow = a; ow < b; ow++) out[ow] = -INFINITY;
-#define LC_MAX_NAN(m, v) (((v) > (m)) | ((v) != (v)) ? (v) : (m))
-    for (int64_t i = rlo; i < rhi; i++) {
-        const float *xr = x + (h0 + i * d->dh) * d->W;
-        if (d->kw == 3) {   /* the common window: its three taps in one pass over the row */
-            const float *restrict in = xr + (a * sw - d->pad_l);
-            const int64_t t1 = d->dw, t2 = 2 * d->dw;
-            for (int64_t k = 0; k < b - a; k++) {
-                const float *p = in + k * sw;
-                float m = out[a + k];
-                m = LC_MAX_NAN(m, p[0]);
-                m = LC_MAX_NAN(m, p[t1]);
-                m = LC_MAX_NAN(m, p[t2]);
-                out[a + k] = m;
-            }
-            continue;
-        }
-        for (int64_t j = 0; j < d->kw; j++) {
-            /* + ow * sw >= 0 in the interior */
-            const float *restrict in = xr + (a * sw + j * d->dw - d->pad_l);
-            for (int64_t k = 0; k < b - a; k++) {
-                const float v = in[k * sw], m = out[a + k];
-                out[a + k] = LC_MAX_NAN(m, v);
-            }
-        }
+ * independent (no chain of dependent maxes per output). */
+static void max_interior(const float *r, const lc_pool_desc *d, int64_t a, int64_t b,
+                         float *yrow) {
+    float *restrict out = yrow + a;
+    const int64_t sw = d->sw, n = b - a;
+    const float *in = r + (a * sw - d->pad_l);   /* + ow * sw >= 0 in the interior */
+    for (int64_t k = 0; k < n; k++) out[k] = in[k * sw];
+    for (int64_t j = 1; j < d->kw; j++) {
+        const float *restrict t = in + j * d->dw;
+        for (int64_t k = 0; k < n; k++) out[k] = LC_MAX_NAN(out[k], t[k * sw]);
     }
 }
 
@@ -81,7 +88,8 @@ static void pool_plane(void *vctx, int64_t plane, int thread) {
     const lc_pool_desc *d = t->d;
     const float *x = t->x + plane * d->H * d->W;
     float *y = t->y + plane * d->OH * d->OW;
-    (void)thread;
+    float *r = t->rows + (int64_t)thread * d->W;
+    const int interior = d->is_max && t->interior_b > t->interior_a;
     for (int64_t oh = 0; oh < d->OH; oh++) {
         const int64_t h0 = oh * d->sh - d->pad_t;
         int64_t rlo, rhi;
@@ -89,35 +97,23 @@ static void pool_plane(void *vctx, int64_t plane, int thread) {
         const int64_t rows_padded = d->count_include_pad ?
             taps_padded(h0, d->kh, d->dh, d->H, d->pad_t, d->pad_b) : rhi - rlo;
         float *yrow = y + oh * d->OW;
-        if (d->is_max && t->interior_b > t->interior_a)
-            max_interior(x, d, h0, rlo, rhi, t->interior_a, t->interior_b, yrow);
+        reduce_rows(x, d, h0, rlo, rhi, r);
+        if (interior)
+            max_interior(r, d, t->interior_a, t->interior_b, yrow);
         for (int64_t ow = 0; ow < d->OW; ow++) {
-            if (d->is_max && ow == t->interior_a && t->interior_b > t->interior_a) {
+            if (interior && ow == t->interior_a) {
                 ow = t->interior_b - 1;   /* done above */
                 continue;
             }
             const int64_t w0 = ow * d->sw - d->pad_l;
             const int64_t clo = t->col_lo[ow], chi = t->col_hi[ow];
             if (d->is_max) {
-                /* branch-free max (a maxss), NaN tracked beside it: a NaN in the
-                 * window gives NaN, as in onnxruntime */
                 float m = -INFINITY;
-                int nan = 0;
-                for (int64_t i = rlo; i < rhi; i++) {
-                    const float *xr = x + (h0 + i * d->dh) * d->W + w0;
-                    for (int64_t j = clo; j < chi; j++) {
-                        const float v = xr[j * d->dw];
-                        m = v > m ? v : m;
-                        nan |= v != v;
-                    }
-                }
-                yrow[ow] = nan ? NAN : m;
+                for (int64_t j = clo; j < chi; j++) m = LC_MAX_NAN(m, r[w0 + j * d->dw]);
+                yrow[ow] = m;
             } else {
                 float s = 0.0f;
-                for (int64_t i = rlo; i < rhi; i++) {
-                    const float *xr = x + (h0 + i * d->dh) * d->W + w0;
-                    for (int64_t j = clo; j < chi; j++) s += xr[j * d->dw];
-                }
+                for (int64_t j = clo; j < chi; j++) s += r[w0 + j * d->dw];
                 const int64_t cols_padded = d->count_include_pad ?
                     taps_padded(w0, d->kw, d->dw, d->W, d->pad_l, d->pad_r) : chi - clo;
                 const int64_t count = rows_padded * cols_padded;
@@ -129,12 +125,18 @@ static void pool_plane(void *vctx, int64_t plane, int thread) {
 
 int lc_pool2d(const lc_pool_desc *d, const float *x, float *y, int nthreads) {
     if (d->planes <= 0 || d->OH <= 0 || d->OW <= 0) return LC_OK;
+    const int threads = lc_threads_used(nthreads, d->planes);
     int64_t *cols = (int64_t *)malloc(sizeof(int64_t) * 2 * (size_t)d->OW);
-    if (!cols) return LC_ERR_NOMEM;
+    float *rows = (float *)malloc(sizeof(float) * (size_t)(d->W * threads));
+    if (!cols || !rows) {
+        free(cols);
+        free(rows);
+        return LC_ERR_NOMEM;
+    }
     for (int64_t ow = 0; ow < d->OW; ow++)
         taps_in(ow * d->sw - d->pad_l, d->kw, d->dw, d->W, &cols[ow], &cols[d->OW + ow]);
     lc_pool_ctx t;
-    t.d = d; t.x = x; t.y = y; t.col_lo = cols; t.col_hi = cols + d->OW;
+    t.d = d; t.x = x; t.y = y; t.col_lo = cols; t.col_hi = cols + d->OW; t.rows = rows;
     /* the interior is one run of columns (windows move right with ow) */
     t.interior_a = t.interior_b = 0;
     for (int64_t ow = 0; ow < d->OW; ow++) {
@@ -145,8 +147,9 @@ int lc_pool2d(const lc_pool_desc *d, const float *x, float *y, int nthreads) {
             break;
         }
     }
-    lc_parallel_for(nthreads, d->planes, pool_plane, &t);
+    lc_parallel_for(threads, d->planes, pool_plane, &t);
     free(cols);
+    free(rows);
     return LC_OK;
 }
 
