@@ -187,3 +187,30 @@ def test_per_channel_constants_fold_into_the_conv():
         nodes[2] = helper.make_node(kept, ["b", other], ["d"])
         model = make_model(nodes, [("x", (1, 4, 7, 7))], [("y", None)], inits)
         assert labels(fused_equals_unfused(model, x)) == ["Conv+Mul", kept, "Mul", "Relu"]
+
+
+@pytest.mark.parametrize("where, label", [("concat", "Conv+Relu"), ("rank2", "BatchNormalization"),
+                                          ("reshaped", "BatchNormalization")])
+def test_lone_batchnorm_of_a_4d_tensor_runs_as_a_depthwise_conv(where, label):
+    g = rng(12)
+    C = 6
+    inits = [("scale", (0.5 + g.random(C)).astype(np.float32)),
+             ("beta", g.standard_normal(C).astype(np.float32)),
+             ("mean", g.standard_normal(C).astype(np.float32)),
+             ("var", (0.5 + g.random(C)).astype(np.float32)),
+             ("shape", np.array([1, C, 4, 6], np.int64))]
+    bn = helper.make_node("BatchNormalization", ["c", "scale", "beta", "mean", "var"], ["n"])
+    relu = helper.make_node("Relu", ["n"], ["y"])
+    if where == "concat":   # DenseNet: the norm of a Concat
+        shape = (1, 2, 5, 5)
+        nodes = [helper.make_node("Sigmoid", ["x"], ["a"]),
+                 helper.make_node("Concat", ["x", "a", "x"], ["c"], axis=1), bn, relu]
+    elif where == "rank2":
+        shape = (3, C)
+        nodes = [helper.make_node("Sigmoid", ["x"], ["c"]), bn, relu]
+    else:                   # rank not known without running the Reshape
+        shape = (1, C * 24)
+        nodes = [helper.make_node("Reshape", ["x", "shape"], ["c"]), bn, relu]
+    model = make_model(nodes, [("x", shape)], [("y", None)], inits)
+    rep = fused_equals_unfused(model, {"x": (3 * g.standard_normal(shape)).astype(np.float32)})
+    assert label in labels(rep)

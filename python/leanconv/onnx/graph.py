@@ -413,9 +413,11 @@ def build_program(model, algorithm="auto", threads=None, fuse=True) -> Program:
             _build(node, ctx).run(constants)
         else:
             live.append(node)
-    if fuse:   # GELU's erf form as one node; channels-last islands in NCHW
+    if fuse:   # GELU's erf form as one node; channels-last islands in NCHW; lone BNs as Convs
         live = rewrite.fuse_gelu(live, constants, outputs)
         live = rewrite.channels_first(live, constants, outputs)
+        live = rewrite.batchnorm_as_conv(live, constants, outputs,
+                                         {n: r for n, _, r in inputs if r is not None})
     # pass 2: steps, with Conv [+ BatchNormalization] [+ Relu | Clip] fused
     # A fused step runs where its last node was: a residual Add's other input
     # may come from nodes after the Conv.

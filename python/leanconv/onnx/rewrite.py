@@ -281,3 +281,74 @@ def _nchw(node, constants, inner):
                 constants[inputs[k]] = _last_axis_constant(constants[n])
         node.inputs = inputs
     return node
+
+
+# ops whose output has the rank of their first input
+_SAME_RANK = {"Conv", "BatchNormalization", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip",
+              "HardSigmoid", "HardSwish", "Gelu", "Erf", "Elu", "MaxPool", "AveragePool",
+              "GlobalAveragePool", "LRN", "Dropout", "Identity", "Concat", "Softplus"}
+_BROADCAST = {"Add", "Sub", "Mul", "Div", "Sum", "Max", "Min", "Mean"}
+
+
+def ranks(nodes, constants, input_ranks):
+    """value name -> rank, where it follows from the graph inputs' declared
+    ranks through ops that keep or broadcast ranks (others: unknown)."""
+    rank = dict(input_ranks)
+
+    def of(name):
+        if name in rank:
+            return rank[name]
+        return np.asarray(constants[name]).ndim if name in constants else None
+    for n in nodes:
+        if n.op_type in _SAME_RANK:
+            r = of(n.inputs[0]) if n.inputs else None
+        elif n.op_type in _BROADCAST:
+            rs = [of(v) for v in n.inputs if v]
+            r = max(rs) if rs and None not in rs else None
+        else:
+            r = None
+        if r is not None and n.outputs and n.outputs[0]:
+            rank[n.outputs[0]] = r
+    return rank
+
+
+def batchnorm_as_conv(nodes, constants, outputs, input_ranks):
+    """An inference BatchNormalization of a 4-D tensor that no Conv before it
+    absorbs (DenseNet's norm on a Concat, pre-activation blocks) as a
+    depthwise 1x1 Conv, y = x * s + (beta - mean * s): one C pass, and a
+    Relu after it then fuses into its epilogue."""
+    rank = ranks(nodes, constants, input_ranks)
+    readers = _readers(nodes, outputs)
+    producer = {o: n for n in nodes for o in n.outputs if o}
+    out = []
+    for n in nodes:
+        params = _bn_constants(n, constants)
+        x = n.inputs[0] if n.inputs else ""
+        p = producer.get(x)
+        if params is None or rank.get(x) != 4 or \
+                (p is not None and p.op_type == "Conv" and _sole(readers, x) is n):
+            out.append(n)
+            continue
+        scale, beta, mean, var, eps = params
+        s = scale / np.sqrt(var + eps)
+        w, b = f"{n.name}/leanconv_dw_weight", f"{n.name}/leanconv_dw_bias"
+        constants[w] = s.astype(np.float32).reshape(-1, 1, 1, 1)
+        constants[b] = (beta - mean * s).astype(np.float32)
+        out.append(_make("Conv", [x, w, b], n.outputs[:1], n.name, n.opset,
+                         group=int(s.size), kernel_shape=[1, 1]))
+    return out
+
+
+def _bn_constants(n, constants):
+    """(scale, beta, mean, var, eps) in float64 of an inference
+    BatchNormalization with float32 constant 1-D parameters, else None."""
+    if n.op_type != "BatchNormalization" or n.n_outputs() != 1 or len(n.inputs) != 5 or \
+            int(n.attr("training_mode", 0)) or int(n.attr("spatial", 1)) != 1 or \
+            set(n.attrs) - {"epsilon", "momentum", "training_mode", "spatial", "is_test",
+                            "consumed_inputs"}:
+        return None
+    ps = [constants.get(v) for v in n.inputs[1:]]
+    if any(p is None or np.asarray(p).dtype != np.float32 or np.asarray(p).ndim != 1
+           for p in ps) or len({np.asarray(p).size for p in ps}) != 1:
+        return None
+    return tuple(np.asarray(p, dtype=np.float64) for p in ps) + (float(n.attr("epsilon", 1e-5)),)
