@@ -499,6 +499,16 @@ def test_memory_is_planned_at_prepare_and_buffers_are_reused():
     assert_matches_ort(model, {"x": rng(18).standard_normal((2, 8, 12, 12)).astype(np.float32)})
 
 
+def test_bookkeeping_counts_the_executors_objects_not_the_planned_arrays():
+    from leanconv.onnx.footprint import object_bytes
+    held, counted = np.zeros(1000, np.float32), np.zeros(5000, np.float32)
+    root = {"held": held, "view": counted[10:], "names": ["a", "b"]}
+    n = object_bytes([root], [counted])
+    assert held.nbytes < n < held.nbytes + 2000   # counted's data only through its view's header
+    m = lco.prepare(residual_model()).memory()
+    assert 0 < m["bookkeeping"] < 2**20
+
+
 def test_convs_run_as_bound_c_calls_rebound_when_threads_change():
     from leanconv import _core
     model = residual_model()
