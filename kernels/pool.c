@@ -76,11 +76,23 @@ static void max_interior(const float *r, const lc_pool_desc *d, int64_t a, int64
     float *restrict out = yrow + a;
     const int64_t sw = d->sw, n = b - a;
     const float *in = r + (a * sw - d->pad_l);   /* + ow * sw >= 0 in the interior */
-    for (int64_t k = 0; k < n; k++) out[k] = in[k * sw];
-    for (int64_t j = 1; j < d->kw; j++) {
-        const float *restrict t = in + j * d->dw;
-        for (int64_t k = 0; k < n; k++) out[k] = LC_MAX_NAN(out[k], t[k * sw]);
-    }
+    /* strides 1 and 2 as constants: the compiler then vectorises the loads
+     * (stride 2 as two loads and a shuffle) */
+#define LC_MAX_TAPS(S)                                                               \
+    do {                                                                             \
+        for (int64_t k = 0; k < n; k++) out[k] = in[k * (S)];                        \
+        for (int64_t j = 1; j < d->kw; j++) {                                        \
+            const float *restrict t = in + j * d->dw;                                \
+            for (int64_t k = 0; k < n; k++) out[k] = LC_MAX_NAN(out[k], t[k * (S)]); \
+        }                                                                            \
+    } while (0)
+    if (sw == 1)
+        LC_MAX_TAPS(1);
+    else if (sw == 2)
+        LC_MAX_TAPS(2);
+    else
+        LC_MAX_TAPS(sw);
+#undef LC_MAX_TAPS
 }
 
 static void pool_plane(void *vctx, int64_t plane, int thread) {
