@@ -214,3 +214,35 @@ def test_lone_batchnorm_of_a_4d_tensor_runs_as_a_depthwise_conv(where, label):
     model = make_model(nodes, [("x", shape)], [("y", None)], inits)
     rep = fused_equals_unfused(model, {"x": (3 * g.standard_normal(shape)).astype(np.float32)})
     assert label in labels(rep)
+
+
+@pytest.mark.parametrize("axes, keepdims, opset", [([2, 3], 1, 18), ([-1, -2], 0, 18),
+                                                   ([2, 3], 1, 13), ([1, 2, 3], 1, 18),
+                                                   ([1, 3], 1, 18), (None, 1, 18)])
+def test_reduce_mean_over_trailing_axes_runs_as_the_c_global_average(axes, keepdims, opset,
+                                                                     monkeypatch):
+    """The dynamo exporter's global average pool; other axes take the NumPy path."""
+    from leanconv import _core
+    from leanconv.onnx import ops_math
+    calls = []
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(_core, name)
+
+        def global_avg_pool(self, *args):
+            calls.append(args[2:4])
+            return _core.global_avg_pool(*args)
+    monkeypatch.setattr(ops_math, "_core", Spy())
+    inits, inputs = [], ["x"]
+    attrs = dict(keepdims=keepdims)
+    if axes is not None and opset >= 18:
+        inits, inputs = [("axes", np.array(axes, np.int64))], ["x", "axes"]
+    elif axes is not None:
+        attrs["axes"] = axes
+    nodes = [helper.make_node("ReduceMean", inputs, ["y"], **attrs)]
+    model = make_model(nodes, [("x", (2, 5, 6, 7))], [("y", None)], inits, opset=opset)
+    x = rng(13).standard_normal((2, 5, 6, 7)).astype(np.float32)
+    fused_equals_unfused(model, {"x": x}, tol=1e-6)
+    trailing = axes is not None and sorted(a % 4 for a in axes) in ([2, 3], [1, 2, 3])
+    assert bool(calls) == trailing
