@@ -18,7 +18,9 @@ typedef struct {
     float *y;
     const int64_t *col_lo, *col_hi;   /* per output column: kernel taps [lo, hi) in the image */
     int64_t interior_a, interior_b;   /* output columns [a, b): every tap in the image */
-    float *rows;                      /* per thread: one row of W floats */
+    float *rows;                      /* per thread: row_floats floats */
+    int64_t row_floats;               /* W, or OH * W for max_same_plane */
+    int same;                         /* max_same_plane applies */
 } lc_pool_ctx;
 
 /* Kernel taps [lo, hi) of a window starting at `start` that land in [0, size). */
@@ -95,13 +97,73 @@ static void max_interior(const float *r, const lc_pool_desc *d, int64_t a, int64
 #undef LC_MAX_TAPS
 }
 
+/* Max pooling at stride 1 (no dilation) that keeps the width (OW == W, e.g.
+ * 3x3 with padding 1): the plane is reduced whole, not row by row, so small
+ * planes do not pay a row's loop overheads per row.  The rows whose windows
+ * are all inside the image are reduced into r[OH][W] as one contiguous run;
+ * then the interior columns of every row as one run over the flattened
+ * output (the outputs between a row's last and the next row's first interior
+ * column are computed from neighbouring rows' values there, and overwritten
+ * by the edge pass); then the edge columns one by one. */
+static void max_same_plane(const lc_pool_ctx *t, const float *x, float *y, float *r) {
+    const lc_pool_desc *d = t->d;
+    const int64_t W = d->W, OH = d->OH, a = t->interior_a, b = t->interior_b;
+    int64_t ra = OH, rb = OH;   /* rows [ra, rb): every tap in the image */
+    for (int64_t oh = 0; oh < OH; oh++) {
+        int64_t rlo, rhi;
+        taps_in(oh - d->pad_t, d->kh, 1, d->H, &rlo, &rhi);
+        if (rlo == 0 && rhi == d->kh) {
+            if (ra == OH) ra = oh;
+            rb = oh + 1;
+        } else {
+            reduce_rows(x, d, oh - d->pad_t, rlo, rhi, r + oh * W);
+        }
+    }
+    if (rb > ra) {
+        const float *restrict in = x + (ra - d->pad_t) * W;
+        float *restrict rr = r + ra * W;
+        const int64_t n = (rb - ra) * W;
+        for (int64_t k = 0; k < n; k++) rr[k] = in[k];
+        for (int64_t i = 1; i < d->kh; i++)
+            for (int64_t k = 0; k < n; k++) rr[k] = LC_MAX_NAN(rr[k], in[i * W + k]);
+    }
+    {
+        /* windows of interior columns start at >= 0 and end at <= W - 1 of their
+         * row, so every read stays inside r */
+        const float *in = r + (a - d->pad_l);
+        const int64_t n = (OH - 1) * W + b - a;
+        float *restrict out = y + a;
+        for (int64_t k = 0; k < n; k++) out[k] = in[k];
+        for (int64_t j = 1; j < d->kw; j++) {
+            const float *restrict tj = in + j;
+            for (int64_t k = 0; k < n; k++) out[k] = LC_MAX_NAN(out[k], tj[k]);
+        }
+    }
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const float *row = r + oh * W;
+        for (int64_t ow = 0; ow < W; ow++) {
+            if (ow == a) ow = b;   /* the interior is done */
+            if (ow >= W) break;
+            const int64_t w0 = ow - d->pad_l;
+            float m = -INFINITY;
+            for (int64_t j = t->col_lo[ow]; j < t->col_hi[ow]; j++)
+                m = LC_MAX_NAN(m, row[w0 + j]);
+            y[oh * W + ow] = m;
+        }
+    }
+}
+
 static void pool_plane(void *vctx, int64_t plane, int thread) {
     const lc_pool_ctx *t = (const lc_pool_ctx *)vctx;
     const lc_pool_desc *d = t->d;
     const float *x = t->x + plane * d->H * d->W;
     float *y = t->y + plane * d->OH * d->OW;
-    float *r = t->rows + (int64_t)thread * d->W;
+    float *r = t->rows + (int64_t)thread * t->row_floats;
     const int interior = d->is_max && t->interior_b > t->interior_a;
+    if (t->same) {
+        max_same_plane(t, x, y, r);
+        return;
+    }
     for (int64_t oh = 0; oh < d->OH; oh++) {
         const int64_t h0 = oh * d->sh - d->pad_t;
         int64_t rlo, rhi;
@@ -139,16 +201,11 @@ int lc_pool2d(const lc_pool_desc *d, const float *x, float *y, int nthreads) {
     if (d->planes <= 0 || d->OH <= 0 || d->OW <= 0) return LC_OK;
     const int threads = lc_threads_used(nthreads, d->planes);
     int64_t *cols = (int64_t *)malloc(sizeof(int64_t) * 2 * (size_t)d->OW);
-    float *rows = (float *)malloc(sizeof(float) * (size_t)(d->W * threads));
-    if (!cols || !rows) {
-        free(cols);
-        free(rows);
-        return LC_ERR_NOMEM;
-    }
+    if (!cols) return LC_ERR_NOMEM;
     for (int64_t ow = 0; ow < d->OW; ow++)
         taps_in(ow * d->sw - d->pad_l, d->kw, d->dw, d->W, &cols[ow], &cols[d->OW + ow]);
     lc_pool_ctx t;
-    t.d = d; t.x = x; t.y = y; t.col_lo = cols; t.col_hi = cols + d->OW; t.rows = rows;
+    t.d = d; t.x = x; t.y = y; t.col_lo = cols; t.col_hi = cols + d->OW;
     /* the interior is one run of columns (windows move right with ow) */
     t.interior_a = t.interior_b = 0;
     for (int64_t ow = 0; ow < d->OW; ow++) {
@@ -159,6 +216,15 @@ int lc_pool2d(const lc_pool_desc *d, const float *x, float *y, int nthreads) {
             break;
         }
     }
+    t.same = d->is_max && d->sh == 1 && d->sw == 1 && d->dh == 1 && d->dw == 1 &&
+             d->OW == d->W && t.interior_b > t.interior_a;
+    t.row_floats = t.same ? d->OH * d->W : d->W;
+    float *rows = (float *)malloc(sizeof(float) * (size_t)(t.row_floats * threads));
+    if (!rows) {
+        free(cols);
+        return LC_ERR_NOMEM;
+    }
+    t.rows = rows;
     lc_parallel_for(threads, d->planes, pool_plane, &t);
     free(cols);
     free(rows);
