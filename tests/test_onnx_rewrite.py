@@ -135,6 +135,21 @@ def test_channels_last_block_runs_in_nchw_as_convs(gelu, scale_after, batch):
     rep = fused_equals_unfused(model, {"x": rng(6).standard_normal(shape).astype(np.float32)})
     # the layer scale folds into the second Conv before or after the Transpose back
     assert labels(rep) == ["Conv", "ChannelLayerNorm", "Conv+Add+Gelu", "Conv+Add+Mul+Add"]
+    # and the norm's scale and bias into the first
+    assert rep.program.steps[1].inputs == ["d"]
+
+
+def test_norm_read_by_more_than_its_conv_keeps_scale_and_bias():
+    nodes, inits = convnext_block()
+    # a second reader of the norm inside the island: its Sigmoid feeds the first MatMul's bias
+    nodes[4] = helper.make_node("Add", ["m1", "ns"], ["h"])
+    nodes.insert(3, helper.make_node("MatMul", ["n", "w1"], ["nm"]))
+    nodes.insert(4, helper.make_node("Sigmoid", ["nm"], ["ns"]))
+    model = make_model(nodes, [("x", (1, 8, 6, 5))], [("y", None)], inits, opset=20)
+    rep = fused_equals_unfused(model, {"x": rng(17).standard_normal((1, 8, 6, 5))
+                                       .astype(np.float32)})
+    norm = [s for s in rep.program.steps if s.op_type == "ChannelLayerNorm"]
+    assert len(norm) == 1 and len(norm[0].inputs) == 3
 
 
 @pytest.mark.parametrize("change", ["inner_output", "outside_operand", "runtime_matrix",

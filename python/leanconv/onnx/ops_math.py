@@ -326,13 +326,14 @@ def build_layernorm(node, ctx):
 
 def build_channel_layernorm(node, ctx):
     """leanconv's ChannelLayerNorm (made by rewrite.channels_first): a
-    LayerNormalization over axis 1 of NCHW, scale and bias shaped (C, 1, 1).
+    LayerNormalization over axis 1 of NCHW, scale and bias shaped (C, 1, 1)
+    (absent when folded into the Conv after it).
     float32 with the variance of the centred values (no cancellation); the
     square of the centred values is the one full-size temporary."""
     node.allow("epsilon")
     eps = float(node.attr("epsilon", 1e-5))
 
-    def norm_into(outs, x, scale, bias=None):
+    def norm_into(outs, x, scale=None, bias=None):
         y = outs[0]
         mean = x.mean(axis=1, keepdims=True)
         np.subtract(x, mean, out=y)
@@ -340,11 +341,12 @@ def build_channel_layernorm(node, ctx):
         var += x.dtype.type(eps)
         np.sqrt(var, out=var)
         np.divide(y, var, out=y)
-        y *= scale
+        if scale is not None:
+            y *= scale
         if bias is not None:
             y += bias
 
-    def norm(x, scale, bias=None):
+    def norm(x, scale=None, bias=None):
         y = np.empty_like(x)
         norm_into([y], x, scale, bias)
         return (y,)

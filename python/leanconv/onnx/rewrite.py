@@ -11,8 +11,9 @@ kernels can take them.
   matrix, LayerNormalization over the last axis, elementwise ops, constants
   broadcast along the last axis), closed by Transpose(0,3,1,2) -- is computed
   in NCHW instead: the MatMuls become 1x1 Convs (bias, GELU and layer scale
-  then fuse into them), the LayerNormalization a ChannelLayerNorm, and both
-  Transposes disappear.  ConvNeXt's blocks are such islands.
+  then fuse into them), the LayerNormalization a ChannelLayerNorm (its scale
+  and bias folded into a 1x1 Conv that alone reads it), and both Transposes
+  disappear.  ConvNeXt's blocks are such islands.
 
 Each function takes and returns the node list in a valid order; a pattern
 that does not match exactly is left as it is."""
@@ -239,6 +240,7 @@ def channels_first(nodes, constants, outputs):
                 dropped.add(id(e))
         for n in region:
             new[id(n)] = _nchw(n, constants, inner)
+        _fold_norm_affine([new[id(n)] for n in region], readers, constants)
     if not rename:
         return nodes
 
@@ -254,6 +256,29 @@ def channels_first(nodes, constants, outputs):
         n.inputs = [resolve(v) if v else v for v in n.inputs]
         out.append(n)
     return out
+
+
+def _fold_norm_affine(region, readers, constants):
+    """A ChannelLayerNorm read only by a 1x1 Conv made from a MatMul: its scale
+    and bias go into the Conv (w' = w * scale per input channel, conv bias =
+    w @ bias), two passes fewer over the normalised tensor."""
+    made = {n.outputs[0]: n for n in region}
+    for conv in region:
+        norm = made.get(conv.inputs[0]) if conv.op_type == "Conv" else None
+        if norm is None or norm.op_type != CHANNEL_LAYERNORM or len(norm.inputs) < 2 or \
+                len(conv.inputs) != 2 or any(r is None or r.outputs[0] != conv.outputs[0]
+                                             for r in readers.get(norm.outputs[0], [])):
+            continue
+        w = np.asarray(constants[conv.inputs[1]], dtype=np.float64)
+        scale = np.asarray(constants[norm.inputs[1]], dtype=np.float64).reshape(-1)
+        bias = constants.get(norm.input(2)) if norm.input(2) else None
+        constants[conv.inputs[1]] = (w * scale[None, :, None, None]).astype(np.float32)
+        if bias is not None:
+            b = f"{conv.name}/leanconv_norm_bias"
+            constants[b] = (w[:, :, 0, 0] @ np.asarray(bias, np.float64).reshape(-1)
+                            ).astype(np.float32)
+            conv.inputs.append(b)
+        norm.inputs = norm.inputs[:1]
 
 
 def _nchw(node, constants, inner):
