@@ -179,8 +179,10 @@ class LeanconvBackend(Backend):
         del model   # nothing below needs it: weights are read and packed by the first compile
         rep = LeanconvRep(program)
         rep.threads = threads
-        if program.compile_declared() is not None:
+        sched = program.compile_declared()
+        if sched is not None:
             program.release_weights()
+            sched.count_bookkeeping()   # now: its walk's scratch is freed just below
         return_freed_memory()   # what loading and packing freed (glibc keeps it)
         return rep
 

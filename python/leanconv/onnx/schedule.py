@@ -342,15 +342,19 @@ class Schedule:
             s.output_bytes, s.workspace_bytes = out_b, ws_b
         self.program.settings.workspace = self.lent_workspace
 
-    @property
-    def bookkeeping_bytes(self):
-        """The executor's own objects (footprint.py), counted on first need:
-        after prepare has dropped the raw weights it no longer needs."""
+    def count_bookkeeping(self):
+        """Bytes of the executor's own objects (footprint.py), counted once:
+        prepare calls it after dropping the raw weights it no longer needs,
+        before giving the heap's free pages back (the walk's scratch with them)."""
         if self._bookkeeping is None:
             self._bookkeeping = footprint.object_bytes(
                 [self.program, self],
                 list(self.program.constants.values()) + [self._arena, self.lent_workspace])
         return self._bookkeeping
+
+    @property
+    def bookkeeping_bytes(self):
+        return self.count_bookkeeping()
 
     def memory(self):
         """Bytes a run holds: packed weights + constants, activation arena,
