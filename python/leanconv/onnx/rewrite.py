@@ -24,6 +24,7 @@ import math
 import numpy as np
 from onnx import helper
 
+from leanconv._fold import fold_batchnorm
 from leanconv.onnx.node import Node
 
 CHANNEL_LAYERNORM = "ChannelLayerNorm"   # leanconv's own op: LayerNormalization over axis 1
@@ -354,19 +355,19 @@ def batchnorm_as_conv(nodes, constants, outputs, input_ranks):
                 (p is not None and p.op_type == "Conv" and _sole(readers, x) is n):
             out.append(n)
             continue
-        scale, beta, mean, var, eps = params
-        s = scale / np.sqrt(var + eps)
+        channels = params[0].size
         w, b = f"{n.name}/leanconv_dw_weight", f"{n.name}/leanconv_dw_bias"
-        constants[w] = s.astype(np.float32).reshape(-1, 1, 1, 1)
-        constants[b] = (beta - mean * s).astype(np.float32)
+        # the identity's weights with the BatchNormalization folded in: w = s, b = beta - mean * s
+        constants[w], constants[b] = fold_batchnorm(np.ones((channels, 1, 1, 1), np.float32),
+                                                    None, *params)
         out.append(_make("Conv", [x, w, b], n.outputs[:1], n.name, n.opset,
-                         group=int(s.size), kernel_shape=[1, 1]))
+                         group=int(channels), kernel_shape=[1, 1]))
     return out
 
 
 def _bn_constants(n, constants):
-    """(scale, beta, mean, var, eps) in float64 of an inference
-    BatchNormalization with float32 constant 1-D parameters, else None."""
+    """(scale, beta, mean, var, eps) of an inference BatchNormalization with
+    float32 constant 1-D parameters, else None."""
     if n.op_type != "BatchNormalization" or n.n_outputs() != 1 or len(n.inputs) != 5 or \
             int(n.attr("training_mode", 0)) or int(n.attr("spatial", 1)) != 1 or \
             set(n.attrs) - {"epsilon", "momentum", "training_mode", "spatial", "is_test",
@@ -376,4 +377,4 @@ def _bn_constants(n, constants):
     if any(p is None or np.asarray(p).dtype != np.float32 or np.asarray(p).ndim != 1
            for p in ps) or len({np.asarray(p).size for p in ps}) != 1:
         return None
-    return tuple(np.asarray(p, dtype=np.float64) for p in ps) + (float(n.attr("epsilon", 1e-5)),)
+    return tuple(np.asarray(p) for p in ps) + (float(n.attr("epsilon", 1e-5)),)
