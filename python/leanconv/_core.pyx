@@ -3,6 +3,7 @@
 
 Everything here is mechanical; argument checking lives in the pure-Python
 layer (_params.py, _plan.py), the algorithm choice in C (kernels/choose.c)."""
+cimport cython
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcmp
 
@@ -344,6 +345,10 @@ cdef int64_t _status_error(int status, str what) except -1:
     raise RuntimeError(f"leanconv kernel failed with status {status} ({what})")
 
 
+# Setup's and Op's __dealloc__ need their attributes (the operator, its lock):
+# the cycle collector must not clear them to None first, as it does at
+# interpreter shutdown ("AttributeError: __exit__" in Setup.__dealloc__).
+@cython.no_gc_clear
 cdef class Setup:
     """One call prepared by Op.setup: it holds its packing until release()."""
     cdef lc_conv_setup s
@@ -367,6 +372,7 @@ cdef class Setup:
         self.op._run(&self.s, x, y, bias, residual)
 
 
+@cython.no_gc_clear
 cdef class Op:
     """The C operator (include/leanconv/conv.h, kernels/conv_op.c): filters,
     weights, bias and epilogue for one ISA; decides, packs and sizes per
