@@ -86,7 +86,7 @@ static LC_ALWAYS_INLINE void lc_wino_store_i4(float *p, __m512 a, __m512 b, __m5
  * channels, two 4 x 4 transposes per 128-bit lane (unpack, then shuffle)
  * leave channel 4q + i's tiles 0-3 in lane q of s[i] and tiles 4-7 in lane
  * q of s[4 + i]; each goes out as a 128-bit store. */
-static LC_ALWAYS_INLINE void lc_wcl_store_t512(float *mo, size_t ldo, __m512 acc[8][2]) {
+static LC_ALWAYS_INLINE void lc_wcl_store_t512(float *mo, size_t ldo, __m512 acc[8][4]) {
     for (int j = 0; j < 2; j++) {
         __m512 s[8];
         for (int h = 0; h < 2; h++) {
