@@ -83,12 +83,14 @@ def test_packed_bytes(isa):
 
 
 def test_packed_bytes_channel_lanes(isa):
-    """256 input channels: U is packed in panels of CW output channels when
-    the ISA has the channel-lanes GEMM, else of MR."""
-    mr, _, _ = tile(isa)
-    _, cw = _core._ukernel_wino_cl_shape(isa)
+    """256 input channels: U is packed in panels of CW output channels where
+    the ISA's channel-lanes GEMM is used (its tile as large as the GEMM's),
+    else of MR."""
+    mr, nr, _ = tile(isa)
+    rows, cw = _core._ukernel_wino_cl_shape(isa)
     w = np.zeros((64, 256, 3, 3), np.float32)
-    panel = cw if cw and 64 % cw == 0 and 256 * cw * 4 <= 32 * 1024 else mr
+    used = rows * cw >= mr * nr and 64 % cw == 0 and 256 * cw * 4 <= 32 * 1024
+    panel = cw if used else mr
     for m, alpha in ((2, 4), (4, 6), (6, 8)):
         plan = lc.Conv2d(w, algorithm=f"winograd_f{m}")
         assert plan.packed_bytes == alpha * alpha * (-(-64 // panel) * panel) * 256 * 4

@@ -115,14 +115,15 @@ def test_many_channels_small_images_with_residual(isa, algorithm, hw, rng):
 @pytest.mark.parametrize("algorithm", WINO)
 @pytest.mark.parametrize("hw,groups", [((1, 1), 1), ((5, 7), 1), ((14, 14), 1), ((7, 9), 2)])
 def test_channel_lanes_gemm_layers(isa, algorithm, hw, groups, rng):
-    """Groups of >= 256 input channels take the channel-lanes GEMM (U packed
-    with output channels in the lanes; kernels/winograd.c
-    lc_wino_channel_lanes): bias, residual and activation fused, partial tile
-    rows, output channels that fill its panels or not (96 is a multiple of
-    CW on some ISAs only), the same bits at 1 and 2 threads."""
+    """Groups of >= 256 input channels take the channel-lanes GEMM where the
+    ISA's is used (U packed with output channels in the lanes;
+    kernels/winograd.c lc_wino_channel_lanes), the MR x NR GEMM elsewhere:
+    bias, residual and activation fused, partial tile rows, output channels
+    that fill its panels or not (80 is not a multiple of 32), the same bits
+    at 1 and 2 threads."""
     H, W = hw
     C = 256 * groups
-    for M in (64 * groups, 96 * groups):
+    for M in (64 * groups, 80 * groups):
         x = rng.standard_normal((1, C, H, W)).astype(np.float32)
         w = (rng.standard_normal((M, C // groups, 3, 3)) / np.sqrt(9 * C / groups)).astype(np.float32)
         b = rng.standard_normal(M).astype(np.float32)
