@@ -145,7 +145,8 @@ int lc_pool2d(const lc_pool_desc *d, const float *x, float *y, int nthreads) {
             break;
         }
     }
-    lc_parallel_for(nthreads, d->planes, pool_plane, &t);
+    const double taps = (double)d->planes * (double)d->OH * (double)d->OW * (double)(d->kh * d->kw);
+    lc_parallel_for(lc_threads_for_work(nthreads, taps), d->planes, pool_plane, &t);
     free(cols);
     return LC_OK;
 }
@@ -175,6 +176,6 @@ int lc_global_avg_pool(const float *x, float *y, int64_t planes, int64_t hw, int
     if (planes <= 0 || hw <= 0) return LC_OK;
     lc_gap_ctx t;
     t.x = x; t.y = y; t.hw = hw;
-    lc_parallel_for(nthreads, planes, gap_plane, &t);
+    lc_parallel_for(lc_threads_for_work(nthreads, (double)planes * (double)hw), planes, gap_plane, &t);
     return LC_OK;
 }

@@ -114,6 +114,17 @@ cdef extern from *:
     int lc_openmp_enabled()
     int lc_omp_max_threads()
 
+cdef extern from "threadpool.h":
+    int LC_POOL_PTHREADS
+    int LC_POOL_GAP_BUCKETS
+    ctypedef struct lc_pool_statistics:
+        int workers
+        int64_t regions, inline_regions, sleeps, spin_us
+        int64_t gap_hist[24]
+    void lc_pool_set_spin_us(int64_t us) nogil
+    void lc_pool_stats(lc_pool_statistics *s) nogil
+    void lc_pool_reset_stats() nogil
+
 cdef extern from *:
     """
     #define LC_STR_(x) #x
@@ -214,6 +225,34 @@ def openmp_enabled():
 
 def omp_max_threads():
     return lc_omp_max_threads()
+
+
+def parallel_backend():
+    """What runs a parallel loop in this build: "pool" (leanconv's own
+    threads, kernels/threadpool.c), "openmp" or "serial"."""
+    if not lc_openmp_enabled():
+        return "serial"
+    return "pool" if LC_POOL_PTHREADS else "openmp"
+
+
+def set_pool_spin_us(int64_t us):
+    """How long an idle pool worker spins for the next region before it
+    sleeps (0..1,000,000 us; clamped)."""
+    lc_pool_set_spin_us(us)
+
+
+def pool_stats(bint reset=False):
+    """The pool's counters: workers started, regions run on it, regions run
+    inline because it was busy, worker sleeps, the spin bound, and the
+    histogram of gaps between regions (log2 us buckets).  reset: zero the
+    counters after reading them."""
+    cdef lc_pool_statistics s
+    lc_pool_stats(&s)
+    if reset:
+        lc_pool_reset_stats()
+    return {"workers": s.workers, "regions": s.regions, "inline_regions": s.inline_regions,
+            "sleeps": s.sleeps, "spin_us": s.spin_us,
+            "gap_hist_log2_us": [s.gap_hist[k] for k in range(LC_POOL_GAP_BUCKETS)]}
 
 
 def build_optimisation():
