@@ -25,6 +25,9 @@
  * One region at a time: a call that finds the pool busy (another Python
  * thread, or a task that itself calls lc_parallel_for) runs serially on its
  * own thread -- same bits, no deadlock. */
+#if !defined(_WIN32) && !defined(__APPLE__) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, sched_yield under a strict -std */
+#endif
 #include <string.h>
 
 #include "internal.h"
@@ -60,6 +63,7 @@ typedef struct {
     atomic_flag busy;                            /* a region is running */
     _Atomic long spin_ns;                        /* idle spin after a region */
     int workers;                                 /* threads started (slots 1..workers) */
+    _Atomic unsigned born_gen;                   /* gen before the region that started them */
     int cpus;                                    /* online CPUs: no spinning beyond */
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -132,6 +136,8 @@ static unsigned lc_pool_wait(lc_pool *p, unsigned seen) {
         if (g != seen && !(g & 1)) return g;
         if ((n & 63) == 0) {
             const int64_t t = lc_now_ns();
+            /* No sched_yield in here: on a loaded machine it hands the CPU
+             * to another process for a whole time slice (ms), measured. */
             if (until < 0) until = t + budget;
             if (t >= until) break;
         }
@@ -150,7 +156,9 @@ static unsigned lc_pool_wait(lc_pool *p, unsigned seen) {
 static void *lc_pool_worker(void *arg) {
     lc_pool *p = &lc_the_pool;
     const int slot = (int)(intptr_t)arg;
-    unsigned seen = atomic_load(&p->gen) & ~1u;
+    /* the generation before the region that started this worker: it takes
+     * part in that region even when it first runs after its publication */
+    unsigned seen = atomic_load(&p->born_gen);
     for (;;) {
         const unsigned g = lc_pool_wait(p, seen);
         seen = g;
@@ -185,6 +193,7 @@ static void lc_pool_init(void) {
 
 /* Starts workers up to slot team-1; returns the team it can have. */
 static int lc_pool_grow(lc_pool *p, int team) {
+    atomic_store(&p->born_gen, atomic_load(&p->gen));
     while (p->workers < team - 1) {
         pthread_t th;
         pthread_attr_t attr;
@@ -301,9 +310,94 @@ void lc_pool_reset_stats(void) {
     memset(p->gap_hist, 0, sizeof p->gap_hist);
 }
 
-#else /* no pool in this build: lc_parallel_for uses OpenMP or runs serially */
+#endif
+
+/* ---- the region-cost probe (bench/region_cost.py, docs/threading.md) ---- */
+
+#if !defined(_WIN32) && (LC_POOL_PTHREADS || defined(LC_HAVE_OPENMP))
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef LC_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+static int64_t lc_probe_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+typedef struct {
+    _Atomic long arrived;
+    long target;
+    _Atomic int late; /* a rendezvous timed out */
+} lc_probe_ctx;
+
+/* Both items of a region meet: each waits (at most 1 s) for the other, so
+ * the region has really run on two threads, the worker woken if it slept. */
+static void lc_probe_task(void *vctx, int64_t item, int thread) {
+    lc_probe_ctx *c = (lc_probe_ctx *)vctx;
+    (void)item;
+    (void)thread;
+    atomic_fetch_add(&c->arrived, 1);
+    const int64_t give_up = lc_probe_now_ns() + 1000000000;
+    while (atomic_load(&c->arrived) < c->target)
+        if (lc_probe_now_ns() > give_up) {
+            atomic_store(&c->late, 1);
+            return;
+        }
+}
+
+/* Times `rounds` two-thread regions of two meeting items (lc_probe_task),
+ * each after the caller has been busy `gap_ns` (as between layers), on the
+ * pool or on OpenMP (the runtime this build links, under its environment):
+ * ns[r] per region.  Returns 0; -1 when that backend is not in the build (or
+ * the machine has one CPU); -2 when a rendezvous timed out. */
+int lc_region_probe(int use_openmp, int64_t gap_ns, int rounds, int64_t *ns) {
+    lc_probe_ctx c;
+    atomic_init(&c.arrived, 0);
+    atomic_init(&c.late, 0);
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2) return -1;
+#ifndef LC_HAVE_OPENMP
+    if (use_openmp) return -1;
+#endif
+    if (!use_openmp && !LC_POOL_PTHREADS) return -1;
+    for (int r = 0; r < rounds; r++) {
+        const int64_t until = lc_probe_now_ns() + gap_ns;
+        while (lc_probe_now_ns() < until) { /* the caller busy between regions, as between layers */ }
+        c.target = 2L * (r + 1);
+        const int64_t t0 = lc_probe_now_ns();
+        if (use_openmp) {
+#ifdef LC_HAVE_OPENMP
+            int64_t i;
+#pragma omp parallel for schedule(static) num_threads(2)
+            for (i = 0; i < 2; i++) lc_probe_task(&c, i, omp_get_thread_num());
+#endif
+        } else {
+#if LC_POOL_PTHREADS
+            lc_pool_parallel_for(2, 2, lc_probe_task, &c);
+#endif
+        }
+        ns[r] = lc_probe_now_ns() - t0;
+    }
+    return atomic_load(&c.late) ? -2 : 0;
+}
+#else
+int lc_region_probe(int use_openmp, int64_t gap_ns, int rounds, int64_t *ns) {
+    (void)use_openmp; (void)gap_ns; (void)rounds; (void)ns;
+    return -1;
+}
+#endif
+
+#if !LC_POOL_PTHREADS /* no pool in this build: lc_parallel_for uses OpenMP or runs serially */
 
 void lc_pool_set_spin_us(int64_t us) { (void)us; }
+
+void lc_pool_parallel_for(int team, int64_t count, void (*fn)(void *, int64_t, int), void *ctx) {
+    (void)team;
+    for (int64_t i = 0; i < count; i++) fn(ctx, i, 0);
+}
 
 void lc_pool_stats(lc_pool_statistics *s) { memset(s, 0, sizeof *s); }
 

@@ -43,5 +43,6 @@ void lc_pool_parallel_for(int team, int64_t count, void (*fn)(void *, int64_t, i
 void lc_pool_set_spin_us(int64_t us);
 void lc_pool_stats(lc_pool_statistics *s);
 void lc_pool_reset_stats(void);
+int lc_region_probe(int use_openmp, int64_t gap_ns, int rounds, int64_t *ns);
 
 #endif

@@ -170,3 +170,16 @@ def test_large_work_uses_the_pool(rng):
     before = _core.pool_stats()["regions"]
     lc.conv2d(x, w, padding=1, algorithm="winograd_f4", threads=2)
     assert _core.pool_stats()["regions"] > before
+
+
+@needs_pool
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one CPU")
+def test_region_probe_runs_both_threads():
+    for backend in ("pool", "openmp"):
+        t = _core.region_probe(backend, 0.0, 5)
+        if t is None:
+            assert backend == "openmp"
+            continue
+        assert len(t) == 5 and all(v > 0 for v in t)
+    with pytest.raises(ValueError, match="backend must be"):
+        _core.region_probe("tbb", 0.0, 1)
