@@ -3,6 +3,7 @@
 
 Everything here is mechanical; argument checking lives in the pure-Python
 layer (_params.py, _plan.py), the algorithm choice in C (kernels/choose.c)."""
+cimport cython
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcmp
 
@@ -78,6 +79,12 @@ cdef extern from "leanconv/pool.h":
     int lc_pool2d(const lc_pool_desc *d, const float *x, float *y, int nthreads) nogil
     int lc_global_avg_pool(const float *x, float *y, int64_t planes, int64_t hw,
                            int nthreads) nogil
+
+cdef extern from "leanconv/resize.h":
+    int lc_resize2d(const float *x, float *y, int64_t planes, int64_t H, int64_t W, int64_t OH,
+                    int64_t OW, const int64_t *row0, const int64_t *row1, const float *row_w,
+                    const int64_t *col0, const int64_t *col1, const float *col_w, int linear,
+                    int nthreads) nogil
 
 cdef extern from "leanconv/ukernels.h":
     const lc_isa_config *lc_isa_get(int isa)
@@ -401,6 +408,10 @@ cdef int64_t _status_error(int status, str what) except -1:
     raise RuntimeError(f"leanconv kernel failed with status {status} ({what})")
 
 
+# Setup's and Op's __dealloc__ need their attributes (the operator, its lock):
+# the cycle collector must not clear them to None first, as it does at
+# interpreter shutdown ("AttributeError: __exit__" in Setup.__dealloc__).
+@cython.no_gc_clear
 cdef class Setup:
     """One call prepared by Op.setup: it holds its packing until release()."""
     cdef lc_conv_setup s
@@ -424,6 +435,7 @@ cdef class Setup:
         self.op._run(&self.s, x, y, bias, residual)
 
 
+@cython.no_gc_clear
 cdef class Op:
     """The C operator (include/leanconv/conv.h, kernels/conv_op.c): filters,
     weights, bias and epilogue for one ISA; decides, packs and sizes per
@@ -660,12 +672,17 @@ cdef extern from "leanconv/ukernels.h":
     ctypedef void (*_lc_dw_fn "lc_dw_row_fn")(float *out, size_t n, const float *inp, size_t in_row_stride,
                                size_t rows, const float *w, size_t kW, size_t stride,
                                size_t dil, float bias, const lc_epilogue *ep) nogil
+    ctypedef void (*_lc_wino_cl_fn "lc_wino_cl_gemm_fn")(size_t k, const float *ut, const float *v,
+                                                        size_t ldv, float *mo, size_t ldo,
+                                                        size_t rows, size_t cols) nogil
     ctypedef struct _lc_isa_table "lc_isa_config":
         int mr, nr, kc
         _lc_gemm_fn gemm
         _lc_wino_in_fn wino_input[3]
         _lc_wino_out_fn wino_output[3]
         _lc_dw_fn dw_row
+        _lc_wino_cl_fn wino_cl_gemm
+        int wino_cl_rows, wino_cl_cols
     unsigned LC_GEMM_ACCUMULATE
     unsigned LC_GEMM_FINAL
 
@@ -807,6 +824,32 @@ def _ukernel_wino_output(str isa_name, int variant, const float[::1] mo, _size_t
     return nonfinite
 
 
+def _ukernel_wino_cl_shape(str isa_name):
+    """(R, CW) of the ISA's channel-lanes Winograd GEMM: tiles and output
+    channels per call; (0, 0) when it has none."""
+    cdef const _lc_isa_table *t = _table(isa_name)
+    if t.wino_cl_gemm == NULL:
+        return 0, 0
+    return t.wino_cl_rows, t.wino_cl_cols
+
+
+def _ukernel_wino_cl_gemm(str isa_name, _size_t k, const float[::1] ut, const float[::1] v,
+                          _size_t ldv, float[::1] mo, _size_t ldo, _size_t rows, _size_t cols):
+    """mo[o * ldo + r] = sum_c ut[c * CW + o] * v[c * ldv + r] for r < rows,
+    o < cols: the channel-lanes Winograd GEMM (reads R floats of each v row)."""
+    cdef const _lc_isa_table *t = _table(isa_name)
+    if t.wino_cl_gemm == NULL:
+        raise ValueError(f"ISA {isa_name!r} has no channel-lanes Winograd GEMM")
+    cdef _size_t R = t.wino_cl_rows, CW = t.wino_cl_cols
+    if k < 1 or not 1 <= rows <= R or not 1 <= cols <= CW or ldv < R or ldo < rows:
+        raise ValueError(f"need k >= 1, 1 <= rows <= {R}, 1 <= cols <= {CW}, ldv >= {R}, ldo >= rows")
+    if <_size_t>ut.shape[0] < k * CW or <_size_t>v.shape[0] < (k - 1) * ldv + R or \
+            <_size_t>mo.shape[0] < (cols - 1) * ldo + rows:
+        raise ValueError("buffers too small for k, R, CW, ldv, ldo, rows and cols")
+    with nogil:
+        t.wino_cl_gemm(k, &ut[0], &v[0], ldv, &mo[0], ldo, rows, cols)
+
+
 def _ukernel_dw_row(str isa_name, float[::1] out, _size_t n, const float[::1] inp,
                     _size_t in_offset, _size_t in_row_stride, _size_t rows, const float[::1] w,
                     _size_t kW, _size_t stride, _size_t dil, float bias, clamp=None,
@@ -847,6 +890,35 @@ def pool2d(const float[::1] x, float[::1] out, tuple geom, bint is_max, bint cou
         status = lc_pool2d(&d, &x[0], &out[0], threads)
     if status != 0:
         raise MemoryError("pool2d: out of memory")
+
+
+def resize2d(const float[::1] x, float[::1] out, int64_t planes, int64_t H, int64_t W,
+             const int64_t[::1] row0, const int64_t[::1] row1, const float[::1] row_w,
+             const int64_t[::1] col0, const int64_t[::1] col1, const float[::1] col_w,
+             bint linear, int threads):
+    """out = 2-D nearest / bilinear resize of x (flat float32 NCHW buffers) from
+    per-axis index and weight tables (see include/leanconv/resize.h); the
+    tables' lengths give OH and OW, their indices are checked here."""
+    cdef int64_t OH = row0.shape[0], OW = col0.shape[0], i
+    if x.shape[0] != planes * H * W or out.shape[0] != planes * OH * OW:
+        raise ValueError("resize2d: buffer sizes do not match the geometry")
+    if row1.shape[0] != OH or row_w.shape[0] != OH or col1.shape[0] != OW or \
+            col_w.shape[0] != OW:
+        raise ValueError("resize2d: the tables' lengths differ")
+    if out.shape[0] == 0:
+        return
+    for i in range(OH):
+        if not (0 <= row0[i] < H and 0 <= row1[i] < H):
+            raise ValueError("resize2d: a row index is out of range")
+    for i in range(OW):
+        if not (0 <= col0[i] < W and 0 <= col1[i] < W):
+            raise ValueError("resize2d: a column index is out of range")
+    cdef int status
+    with nogil:
+        status = lc_resize2d(&x[0], &out[0], planes, H, W, OH, OW, &row0[0], &row1[0],
+                             &row_w[0], &col0[0], &col1[0], &col_w[0], linear, threads)
+    if status != 0:
+        raise MemoryError("resize2d: out of memory")
 
 
 def global_avg_pool(const float[::1] x, float[::1] out, int64_t planes, int64_t hw, int threads):

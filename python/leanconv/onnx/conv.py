@@ -338,6 +338,16 @@ class WeightSource:
         self.shape, self.dtype, self.load = tuple(shape), np.dtype(dtype), load
 
 
+def fold_affine(weight, bias, scale, shift):
+    """Conv weights and bias followed by y * scale + shift per output channel
+    (float64 vectors) as one: w' = w * scale, b' = b * scale + shift (w' a
+    fresh array: `weight` may be a constant another node still reads)."""
+    w = np.array(weight, dtype=np.float32)
+    w *= scale.astype(np.float32).reshape((-1,) + (1,) * (weight.ndim - 1))
+    b0 = np.zeros(weight.shape[0]) if bias is None else bias.astype(np.float64)
+    return w, (b0 * scale + shift).astype(np.float32)
+
+
 def clamp_activation(lo, hi):
     """('clamp', lo, hi) for a Clip leanconv can fuse, else None."""
     lo = -math.inf if lo is None else float(lo)
