@@ -66,9 +66,21 @@ void lc_conv_pack_weights(const lc_conv_desc *d, const float *w, float *packed) 
     }
 }
 
-int64_t lc_conv_workspace_bytes(const lc_conv_desc *d) {
+/* The descriptor as it runs: its thread count cut to what the work repays
+ * (kernels/parallel.c); the workspace and the run both size from this one. */
+static lc_conv_desc lc_conv_as_run(const lc_conv_desc *dp) {
+    lc_conv_desc d = *dp;
+    const double macs = (double)d.N * (double)d.M * (double)d.OH * (double)d.OW *
+                        (double)(d.groups > 0 ? d.C / d.groups : d.C) * (double)d.kH * (double)d.kW;
+    d.nthreads = lc_threads_for_work(d.nthreads, macs);
+    return d;
+}
+
+int64_t lc_conv_workspace_bytes(const lc_conv_desc *dp) {
     int ok = 1;
     int64_t r;
+    const lc_conv_desc dd = lc_conv_as_run(dp);
+    const lc_conv_desc *d = &dd;
     switch (d->algorithm) {
     case LC_ALGO_IM2COL: r = lc_im2col_workspace(d, &ok); break;
     case LC_ALGO_PATCH2VEC: r = lc_patch2vec_workspace(d, &ok); break;
@@ -106,7 +118,7 @@ int lc_conv_run_tiled(const lc_conv_desc *dp, const int64_t *tiling, int64_t nee
                       const float *x, const float *packed, const float *bias, const float *res,
                       float *y, void *workspace, int64_t workspace_bytes) {
     /* the drivers see `clamp` set exactly when the activation is a clamp */
-    lc_conv_desc dd = *dp;
+    lc_conv_desc dd = lc_conv_as_run(dp);
     const lc_conv_desc *d = &dd;
     dd.epilogue.clamp = dp->epilogue.act == LC_ACT_CLAMP;
     if (dp->epilogue.act < 0 || dp->epilogue.act >= LC_ACT_COUNT) return LC_ERR_UNSUPPORTED;

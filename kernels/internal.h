@@ -119,9 +119,12 @@ static inline void lc_copy_strided_isa(const lc_isa_config *cfg, float *dst, con
         cfg->strided_copy(dst + lo, 0, row + ix0 + lo * sw, 0, 1, (size_t)(hi - lo), (size_t)sw);
 }
 
-/* Threads a call really uses: never more than there are work items. */
+/* Threads a call really uses: never more than there are work items, nor
+ * than the pool's largest team (LC_POOL_MAX_TEAM in threadpool.h). */
+#define LC_THREADS_MAX 256
 static inline int lc_threads_used(int nthreads, int64_t items) {
     int64_t t = lc_min64(nthreads < 1 ? 1 : nthreads, items < 1 ? 1 : items);
+    t = lc_min64(t, LC_THREADS_MAX);
     return (int)t;
 }
 
@@ -132,10 +135,14 @@ void lc_postop_rows(const lc_isa_config *cfg, float *y, size_t m, size_t n, size
                     const float *res, const float *bias, const lc_epilogue *ep);
 
 /* ---- parallel.c ---- */
-/* Calls fn(ctx, item, thread) for every item in [0, count), spread statically
- * over `nthreads` threads (thread in [0, nthreads)).  Serial without OpenMP. */
+/* Calls fn(ctx, item, thread) for every item in [0, count) on
+ * lc_threads_used(nthreads, count) threads (thread in [0, that)): each item
+ * whole on one thread, `thread` picks its scratch.  Serial in a serial build. */
 typedef void (*lc_task_fn)(void *ctx, int64_t item, int thread);
 void lc_parallel_for(int nthreads, int64_t count, lc_task_fn fn, void *ctx);
+/* Threads (<= nthreads) worth using on `work` multiply-adds or elementwise
+ * operations: 1 when the work is too small to repay a parallel region. */
+int lc_threads_for_work(int nthreads, double work);
 
 /* ---- gemm_driver.c: the GEMM family's shared pieces ---- */
 int64_t lc_gemm_packed_floats(const lc_conv_desc *d, int *ok);

@@ -84,7 +84,9 @@ typedef struct lc_conv_desc {
     int64_t pad_t, pad_b, pad_l, pad_r;
     int64_t groups;
     int algorithm;               /* enum lc_algorithm */
-    int nthreads;                /* threads this call may use (>= 1) */
+    int nthreads;                /* threads this call may use (>= 1); a call whose work
+                                  * is too small to repay them uses fewer (the workspace
+                                  * sizes agree: kernels/parallel.c) */
     lc_epilogue epilogue;
     const struct lc_isa_config *isa;
 } lc_conv_desc;
