@@ -97,7 +97,10 @@ int64_t lc_conv_workspace_bytes(const lc_conv_desc *dp) {
  * a workspace) sized for another. */
 enum { LC_TILING_ALGORITHM, LC_TILING_THREADS };
 
-void lc_conv_tiling(const lc_conv_desc *d, int64_t *tiling) {
+void lc_conv_tiling(const lc_conv_desc *dp, int64_t *tiling) {
+    /* derived from the same as-run descriptor the workspace and the run use */
+    const lc_conv_desc dd = lc_conv_as_run(dp);
+    const lc_conv_desc *d = &dd;
     int64_t *own = tiling + LC_TILING_HEAD;
     memset(tiling, 0, LC_CONV_TILING_WORDS * sizeof(int64_t));
     tiling[LC_TILING_ALGORITHM] = d->algorithm;

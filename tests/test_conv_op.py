@@ -163,16 +163,18 @@ def test_reshape_with_another_thread_count_replans(isa, rng, algorithm):
     whole, two share it out by output channels (64: two blocks of 2 x MR
     rows on every ISA), so reshape's tiling differs; the same geometry again
     gives the same tiling, the workspace is the exact one for its thread
-    count, and the bits do not depend on the threads."""
-    w = rng.standard_normal((64, 8, 3, 3)).astype(np.float32)
+    count, and the bits do not depend on the threads.  256 input channels:
+    enough multiply-adds (590 K) that the work repays a second thread
+    (lc_threads_for_work, kernels/parallel.c)."""
+    w = rng.standard_normal((64, 256, 3, 3)).astype(np.float32)
     b = rng.standard_normal(64).astype(np.float32)
     a = ALGOS.index(algorithm)
     op, spec = make_op(isa, w, b, a)
-    x = rng.standard_normal((1, 8, 2, 2)).astype(np.float32)
+    x = rng.standard_normal((1, 256, 2, 2)).astype(np.float32)
     setups = {t: op.setup(1, 2, 2, t, a) for t in (1, 2)}
     assert setups[1].tiling != setups[2].tiling
     assert op.setup(1, 2, 2, 2, a).tiling == setups[2].tiling
-    geom = spec.geometry(1, 8, 2, 2)
+    geom = spec.geometry(1, 256, 2, 2)
     outs = {}
     for t, s in setups.items():
         assert s.workspace_bytes == _core.sizes(a, _isa.isa_id(isa), geom, t)[1]
