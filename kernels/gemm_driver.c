@@ -8,6 +8,15 @@
 #include <string.h>
 #include "internal.h"
 
+/* Rows longer than this stay on the NR tiles: the wide tile is for small
+ * images, where the remainder matters (1x1 at 56 x 56 and 28 x 28 gained
+ * nothing from it). */
+#define LC_GEMM_WIDE_MAX_N 256
+
+int lc_gemm_wide_rows(const lc_isa_config *cfg, size_t n) {
+    return cfg->gemm_wide && n >= (size_t)cfg->wide_nr && n <= LC_GEMM_WIDE_MAX_N;
+}
+
 int lc_gemm_is_pointwise(const lc_conv_desc *d) {
     return d->kH == 1 && d->kW == 1 && d->stride_h == 1 && d->stride_w == 1 &&
            d->pad_t == 0 && d->pad_b == 0 && d->pad_l == 0 && d->pad_r == 0;
@@ -106,7 +115,20 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
      * is read from memory once per call however many panels there are, which
      * is what matters when A (M x K) is bigger than L2 and P is small. */
     const size_t mr = (size_t)cfg->mr, nr = (size_t)cfg->nr, kc = (size_t)cfg->kc;
-    const size_t nfull = n / nr, rem = n % nr, mpad = (Mg + mr - 1) / mr * mr;
+    /* Whole rows of a plain matrix (Im2Col and 1x1 on small images: n ==
+     * ldc, panels nr apart) start with the ISA's wide tile, if it has one:
+     * 49 pixels are 48 + 1 there instead of 32 + a 17-column remainder.
+     * Whole rows only (the caller does not split them between threads:
+     * lc_gemm_wide_rows), so which kernel takes a column depends on the
+     * image size and never on the thread count. */
+    const size_t wide_nr = (size_t)cfg->wide_nr;
+    size_t wide_cols = 0;
+    if (b_pstride == nr && c_pstride == nr && n == ldc && lc_gemm_wide_rows(cfg, n)) {
+        wide_cols = n / wide_nr * wide_nr;
+        if (n - wide_cols <= LC_GEMM_NARROW_TAIL) wide_cols = n;
+    }
+    const size_t nrest = n - wide_cols;
+    const size_t nfull = nrest / nr, rem = nrest % nr, mpad = (Mg + mr - 1) / mr * mr;
     /* A partial last panel goes to the narrow kernel when the ISA has one:
      * it covers two MR panels at NR/2 columns, keeping all accumulators busy
      * where the full kernel would leave half of them idle. */
@@ -134,7 +156,8 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
             const size_t kk = kb - k1 < ks ? kb - k1 : ks, kabs = k0 + k1;
             const unsigned flags = (kabs || in_place ? LC_GEMM_ACCUMULATE : 0u) |
                                    (kabs + kk == K && apply_epilogue ? LC_GEMM_FINAL : 0u);
-            const float *bk = b + kabs * ldb;
+            const float *bw = b + kabs * ldb, *bk = bw + wide_cols;
+            float *const cr = c + wide_cols; /* the columns after the wide tiles */
             for (size_t m0 = m_begin; m0 < m_end; m0 += mr) {
                 size_t m = m_end - m0 < mr ? m_end - m0 : mr;
                 /* lc_packed_a_offset(m0, kabs) */
@@ -144,12 +167,17 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
                  * to ramp up when A is larger than L2 (deep layers on small
                  * images): ask for the next slice while this one works. */
                 if (stream_a && m0 + mr < m_end) lc_prefetch_block(ap + mr * kb, kk * mr);
+                for (size_t j0 = 0, w; j0 < wide_cols; j0 += w) {
+                    w = wide_cols - j0 <= wide_nr + LC_GEMM_NARROW_TAIL ? wide_cols - j0 : wide_nr;
+                    cfg->gemm_wide(m, w, kk, ap, bw + j0, ldb, c + j0 + m0 * ldc, ldc, bm, ep,
+                                   flags);
+                }
                 for (size_t j = 0; j < nfull; j++)
                     cfg->gemm(m, nr, kk, ap, bk + j * b_pstride, ldb,
-                              c + j * c_pstride + m0 * ldc, ldc, bm, ep, flags);
+                              cr + j * c_pstride + m0 * ldc, ldc, bm, ep, flags);
                 if (rem && !narrow) {
                     cfg->gemm(m, rem, kk, ap, bk + nfull * b_pstride, ldb,
-                              c + nfull * c_pstride + m0 * ldc, ldc, bm, ep, flags);
+                              cr + nfull * c_pstride + m0 * ldc, ldc, bm, ep, flags);
                 } else if (rem && (m0 / mr) % 2 == 0) {
                     /* the remainder of this panel and the next one, NR/2
                      * columns at a time (the slices of two consecutive
@@ -158,7 +186,7 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
                     for (size_t c0 = 0, w; c0 < rem; c0 += w) {
                         w = rem - c0 <= nr / 2 + LC_GEMM_NARROW_TAIL ? rem - c0 : nr / 2;
                         narrow(m2, w, kk, ap, mr * kb, bk + nfull * b_pstride + c0, ldb,
-                               c + nfull * c_pstride + m0 * ldc + c0, ldc, bm, ep, flags);
+                               cr + nfull * c_pstride + m0 * ldc + c0, ldc, bm, ep, flags);
                     }
                 }
                 /* rows [m0, m0 + m) are final in every column once their last

@@ -78,8 +78,10 @@ int lc_im2col_run(const lc_conv_desc *d, const float *x, const float *packed,
     const int64_t a_group = lc_round_up(t.Mg, d->isa->mr, &ok) * t.K;
     t.chunk = lc_gemm_chunk_panels(d->isa, t.K, npanels, d->nthreads);
     t.nchunks = lc_div_up(npanels, t.chunk);
-    t.mchunks = lc_row_chunks(t.nchunks, d->nthreads, t.Mg, d->isa->mr);
-    if (t.mchunks > 1) { /* few panels: one chunk of them all, split by channels */
+    /* rows the wide tile takes whole are shared out by channels only */
+    const int whole_rows = lc_gemm_wide_rows(d->isa, (size_t)t.P);
+    t.mchunks = lc_row_chunks(whole_rows ? 1 : t.nchunks, d->nthreads, t.Mg, d->isa->mr);
+    if (t.mchunks > 1 || whole_rows) { /* few panels: one chunk of them all, split by channels */
         t.chunk = npanels;
         t.nchunks = 1;
     }

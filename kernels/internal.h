@@ -191,6 +191,9 @@ void lc_pack_patch_panel(const lc_conv_desc *d, const float *xg, int64_t p0, int
                          size_t nr, float *panel);
 /* Is B the input itself (1x1, stride 1, no padding)? */
 int lc_gemm_is_pointwise(const lc_conv_desc *d);
+/* Whether rows of n columns start with the ISA's wide GEMM tile (whole rows
+ * only: the callers must not split such rows between threads). */
+int lc_gemm_wide_rows(const lc_isa_config *cfg, size_t n);
 
 /* ---- drivers: workspace and run, one file each ----
  * res: the residual (NULL, or laid out like y, possibly y itself); d->epilogue
