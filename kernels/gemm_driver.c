@@ -9,8 +9,8 @@
 #include "internal.h"
 
 /* Rows longer than this stay on the NR tiles: the wide tile is for small
- * images, where the remainder matters (1x1 at 56 x 56 and 28 x 28 gained
- * nothing from it). */
+ * images, where the remainder matters (on 1x1 at 56 x 56 and 28 x 28 and
+ * the 3x3/2 layers at 28 x 28 it gained nothing, chunks of whole tiles). */
 #define LC_GEMM_WIDE_MAX_N 256
 
 int lc_gemm_wide_rows(const lc_isa_config *cfg, size_t n) {
@@ -94,7 +94,8 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
                          size_t K, const float *a_packed, const float *b, size_t ldb,
                          size_t b_pstride, size_t n, float *c, size_t ldc, size_t c_pstride,
                          const float *bias, const float *residual, const lc_epilogue *ep,
-                         int apply_epilogue) {
+                         int how) {
+    const int apply_epilogue = how & LC_PANELS_EPILOGUE;
     /* The residual and the activations beyond the kernels' clamp run as the
      * post-op over each MR-row group of C right after its last K block is
      * stored, while it is in cache.  A residual that is C itself
@@ -115,15 +116,15 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
      * is read from memory once per call however many panels there are, which
      * is what matters when A (M x K) is bigger than L2 and P is small. */
     const size_t mr = (size_t)cfg->mr, nr = (size_t)cfg->nr, kc = (size_t)cfg->kc;
-    /* Whole rows of a plain matrix (Im2Col and 1x1 on small images: n ==
-     * ldc, panels nr apart) start with the ISA's wide tile, if it has one:
-     * 49 pixels are 48 + 1 there instead of 32 + a 17-column remainder.
-     * Whole rows only (the caller does not split them between threads:
-     * lc_gemm_wide_rows), so which kernel takes a column depends on the
-     * image size and never on the thread count. */
+    /* Columns of a plain matrix (panels nr apart) start with the ISA's wide
+     * tile, if it has one, when the caller says so (LC_PANELS_WIDE: its
+     * column ranges do not depend on the thread count, so neither does which
+     * kernel takes a column): 49 pixels are 48 + 1 there instead of 32 + a
+     * 17-column remainder.  (Patch2Vec's 32-pixel panels widened to 48
+     * gained nothing measurable on the stem and the 3x3/2 layers.) */
     const size_t wide_nr = (size_t)cfg->wide_nr;
     size_t wide_cols = 0;
-    if (b_pstride == nr && c_pstride == nr && n == ldc && lc_gemm_wide_rows(cfg, n)) {
+    if ((how & LC_PANELS_WIDE) && b_pstride == nr && c_pstride == nr && lc_gemm_wide_rows(cfg, n)) {
         wide_cols = n / wide_nr * wide_nr;
         if (n - wide_cols <= LC_GEMM_NARROW_TAIL) wide_cols = n;
     }

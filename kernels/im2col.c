@@ -29,6 +29,7 @@ typedef struct {
     int64_t chunk;   /* panels per GEMM task */
     int64_t nchunks; /* GEMM tasks per channel block */
     int64_t mchunks; /* output-channel blocks (lc_row_chunks) */
+    int whole_rows;  /* one chunk of all panels, the wide GEMM tile's (lc_gemm_wide_rows) */
 } lc_im2col_ctx;
 
 static void lc_im2col_outrow_task(void *vctx, int64_t oy, int thread) {
@@ -54,7 +55,8 @@ static void lc_im2col_gemm_task(void *vctx, int64_t item, int thread) {
     lc_gemm_panels_rows(t->d->isa, (size_t)t->Mg, (size_t)m_begin, (size_t)m_end, (size_t)t->K,
                         t->ag, t->bmat + p0, (size_t)t->ldb, (size_t)nr, (size_t)cols,
                         t->yg + p0, (size_t)t->P, (size_t)nr, t->bias,
-                        t->rg ? t->rg + p0 : NULL, &t->d->epilogue, 1);
+                        t->rg ? t->rg + p0 : NULL, &t->d->epilogue,
+                        LC_PANELS_EPILOGUE | (t->whole_rows ? LC_PANELS_WIDE : 0));
 }
 
 int64_t lc_im2col_workspace(const lc_conv_desc *d, int *ok) {
@@ -79,9 +81,9 @@ int lc_im2col_run(const lc_conv_desc *d, const float *x, const float *packed,
     t.chunk = lc_gemm_chunk_panels(d->isa, t.K, npanels, d->nthreads);
     t.nchunks = lc_div_up(npanels, t.chunk);
     /* rows the wide tile takes whole are shared out by channels only */
-    const int whole_rows = lc_gemm_wide_rows(d->isa, (size_t)t.P);
-    t.mchunks = lc_row_chunks(whole_rows ? 1 : t.nchunks, d->nthreads, t.Mg, d->isa->mr);
-    if (t.mchunks > 1 || whole_rows) { /* few panels: one chunk of them all, split by channels */
+    t.whole_rows = lc_gemm_wide_rows(d->isa, (size_t)t.P);
+    t.mchunks = lc_row_chunks(t.whole_rows ? 1 : t.nchunks, d->nthreads, t.Mg, d->isa->mr);
+    if (t.mchunks > 1 || t.whole_rows) { /* few panels: one chunk of them all, split by channels */
         t.chunk = npanels;
         t.nchunks = 1;
     }
