@@ -8,13 +8,14 @@
 #include <string.h>
 #include "internal.h"
 
-/* Rows longer than this stay on the NR tiles: the wide tile is for small
- * images, where the remainder matters (on 1x1 at 56 x 56 and 28 x 28 and
- * the 3x3/2 layers at 28 x 28 it gained nothing, chunks of whole tiles). */
-#define LC_GEMM_WIDE_MAX_N 256
-
+/* Rows of one wide tile only (7 x 7 images: 49 = 48 + 1).  On 14 x 14
+ * (196 = 4 x 48 + 4) the wide tiles were no faster in loops of calls and
+ * 4-10% slower in single calls after a pause (weights cold; load 5-7, where
+ * the same build against itself varied by up to 8%); on 28 x 28 and
+ * 56 x 56 (chunks of whole tiles) they gained nothing. */
 int lc_gemm_wide_rows(const lc_isa_config *cfg, size_t n) {
-    return cfg->gemm_wide && n >= (size_t)cfg->wide_nr && n <= LC_GEMM_WIDE_MAX_N;
+    return cfg->gemm_wide && n >= (size_t)cfg->wide_nr &&
+           n <= (size_t)cfg->wide_nr + LC_GEMM_NARROW_TAIL;
 }
 
 int lc_gemm_is_pointwise(const lc_conv_desc *d) {

@@ -261,8 +261,8 @@ def test_unwrapping_reads_inside_the_image(isa, algorithm, shape):
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("shape", [
     # C, H, W, M, k, stride, pad: P = 48 (one wide tile), 49 and 51 (+ tail),
-    # 52 (remainder to the 32-column path), 99, 196 (4 x 48 + 4), 256 and 289
-    # (beyond the wide bound), M not a multiple of MR
+    # then beyond the wide tile's rows: 52, 99, 196, 256, 289; M not a
+    # multiple of MR
     (16, 6, 8, 13, 1, 1, 0), (24, 7, 7, 9, 1, 1, 0), (5, 3, 17, 8, 1, 1, 0),
     (7, 4, 13, 17, 1, 1, 0), (6, 11, 9, 20, 3, 1, 1), (9, 14, 14, 11, 1, 1, 0),
     (4, 32, 32, 7, 3, 2, 1), (3, 17, 17, 6, 1, 1, 0),
