@@ -8,7 +8,8 @@ the kernel's peak-RSS mark (/proc/self/clear_refs), prepares, runs once, and
 prints one JSON line: the plan (rep.memory(), before the first run) and the
 measured peak RSS growth from before prepare to after the run, plus the
 process's whole peak RSS.  The onnx checker's one-time schema registry is
-built before the baseline (warm_up_checker).  Linux only (VmHWM, clear_refs).  The model's
+built before the baseline (warm_up_checker), and so is what leanconv's first
+model in a process costs once (warm_up_leanconv).  Linux only (VmHWM, clear_refs).  The model's
 input is random (its declared shape)."""
 from __future__ import annotations
 
@@ -45,6 +46,34 @@ def warm_up_checker():
     onnx.checker.check_model(helper.make_model(graph))
 
 
+def warm_up_leanconv(threads):
+    """Prepare and run a tiny model (a convolution of each kind, a residual
+    Add, pooling, Gemm) before the baseline: what leanconv's first model in a
+    process pays once -- the code pages of its kernels, threadpoolctl's scan
+    of the loaded libraries, module-level caches, about 0.7 MiB -- is not the
+    model's, as onnx's checker registry is not."""
+    import leanconv.onnx as lco
+    from onnx import TensorProto, helper, numpy_helper
+    g = np.random.default_rng(0)
+    inits = {"w": (8, 3, 3, 3), "dw": (8, 1, 3, 3), "pw": (8, 8, 1, 1), "fc": (10, 8),
+             "fb": (10,)}
+    node = helper.make_node
+    nodes = [node("Conv", ["x", "w"], ["a"], pads=[1] * 4), node("Clip", ["a"], ["b"]),
+             node("Conv", ["b", "dw"], ["c"], pads=[1] * 4, group=8),
+             node("Conv", ["c", "pw"], ["d"]), node("Add", ["d", "b"], ["e"]),
+             node("MaxPool", ["e"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             node("GlobalAveragePool", ["p"], ["f"]), node("Flatten", ["f"], ["h"]),
+             node("Gemm", ["h", "fc", "fb"], ["y"], transB=1)]
+    vi = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        nodes, "warm-up", [vi("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [vi("y", TensorProto.FLOAT, [1, 10])],
+        [numpy_helper.from_array(g.standard_normal(s).astype(np.float32), k)
+         for k, s in inits.items()])
+    rep = lco.prepare(helper.make_model(graph), threads=threads)
+    rep.run({"x": np.ones((1, 3, 16, 16), np.float32)})
+
+
 def measure(path, threads, engine, memory_budget=None):
     import onnx
     source = Path(__file__).resolve().parent.parent / "python"
@@ -70,6 +99,7 @@ def measure(path, threads, engine, memory_budget=None):
         import leanconv.onnx as lco
         import threadpoolctl  # noqa: F401  (imported by the first BLAS step otherwise)
         warm_up_checker()
+        warm_up_leanconv(threads)
         before = status_kib("VmRSS")
         reset_peak()
         rep = lco.prepare(model, threads=threads, memory_budget=memory_budget)

@@ -384,9 +384,11 @@ def write_markdown(rows, mem, overhead, waits, args, path):
     lines.append("")
     lines += ["## Memory (separate processes, 1 thread)", "",
               "leanconv: `rep.memory()` is the plan made at prepare (packed weights + constants, "
-              "activation arena, largest scratch of one step); measured = peak RSS growth from "
-              "before prepare to after the first run (bench/onnx_memory.py; onnx's checker "
-              "schema registry, built once per process, is built before the baseline). Peak "
+              "activation arena, largest scratch of one step, the executor's own objects); "
+              "measured = peak RSS growth from before prepare to after the first run "
+              "(bench/onnx_memory.py; onnx's checker schema registry and what leanconv's "
+              "first model in a process costs once -- kernel code pages, threadpoolctl's "
+              "library scan, ~0.7 MiB -- are paid before the baseline, on a tiny model). Peak "
               "RSS = the whole process's high-water mark (Python, NumPy, onnx and the model "
               "proto included; onnxruntime's process likewise). The memory_budget row "
               "prepares with `memory_budget` = 1.25x the model's float32 weights: leanconv "

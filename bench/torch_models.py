@@ -240,7 +240,7 @@ def call_overhead(convs=60, repeats=200):
     kernels = [m for m in frozen.modules() if isinstance(m, FrozenConv2d)]
     xn = x.numpy().reshape(-1)
     yn = torch.empty(1, 8, 4, 4).numpy().reshape(-1)
-    calls = [(m._kernel_run, m._bias_np, m._geometry(x.shape)[0]) for m in kernels]
+    calls = [(m._kernel_run, m._bias_np, m._geometry(x.shape, 1)[0]) for m in kernels]
 
     def bare():
         for run, b, g in calls:
@@ -324,9 +324,12 @@ def markdown(rows, overhead, rss, args, load_before, load_after):
         f"torch {torch.__version__}, leanconv ISA {lc.isa()} "
         f"({os.cpu_count()} CPUs: {_cpu_name()}), torchvision models with random weights, eval, "
         f"batch 1, {args.size}x{args.size}, `freeze(model, x, algorithm={args.algorithm!r})`: "
-        "its default keeps the packed weights within the bytes of torch's conv weights; "
+        "its default holds the packed weights and the one workspace its layers share within "
+        "torch's conv weight bytes plus the largest layer's, spent on Winograd where it saves "
+        "the most time per byte; "
         "*no budget* is `memory_budget=sys.maxsize` (every layer its fastest packing, Winograd "
-        "at alpha^2/9 = 1.8-7.1x the raw weights). "
+        "at alpha^2/9 = 1.8-7.1x the raw weights). Inside a frozen call torch's own ops run on "
+        "one thread and leanconv's kernels on torch's setting. "
         "**Method:** each engine runs in its own worker process (one thread pool per process); "
         f"the rounds are interleaved across the processes, one run of each engine per round with "
         f"{args.pause * 1e3:.0f} ms of sleep between engines, so idle pools have stopped "

@@ -81,6 +81,16 @@ static void lc_gemm_postop(const lc_isa_config *cfg, float *c, size_t ldc, size_
                            const float *bias, const lc_epilogue *ep) {
     const size_t nr = (size_t)cfg->nr;
     const size_t seg = c_pstride == nr || n <= nr ? n : nr, step = seg == n ? 0 : c_pstride;
+    if (n == 1 && ldc == 1 && m_end > m_begin) {
+        /* one column (a 1x1 output: squeeze-excitation, classifier): the rows are
+         * one contiguous run, so one vector pass rather than a call per row; the
+         * bias goes in first, so the sums are the same */
+        float *y = c + m_begin;
+        if (bias)
+            for (size_t i = m_begin; i < m_end; i++) y[i - m_begin] += bias[i];
+        cfg->postop(y, y, m_end - m_begin, residual ? residual + m_begin : NULL, 0.0f, ep);
+        return;
+    }
     for (size_t j0 = 0, j = 0; j0 < n; j0 += seg, j++) {
         const size_t w = n - j0 < seg ? n - j0 : seg;
         for (size_t i = m_begin; i < m_end; i++) {

@@ -1,9 +1,11 @@
 /* Max and average pooling, one plane per task (see include/leanconv/pool.h).
  *
- * For each output column the window's first and last in-image input column
- * are computed once per call (they do not depend on the row), so the inner
- * loops run over in-image positions only: no padding is materialised and no
- * position is tested. */
+ * Per output row the window's rows are first reduced column by column (max
+ * or sum) into one row buffer, then the columns of each window are reduced
+ * from it.  For each output column the window's first and last in-image
+ * input column are computed once per call (they do not depend on the row),
+ * so the inner loops run over in-image positions only: no padding is
+ * materialised and no position is tested. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -16,6 +18,9 @@ typedef struct {
     float *y;
     const int64_t *col_lo, *col_hi;   /* per output column: kernel taps [lo, hi) in the image */
     int64_t interior_a, interior_b;   /* output columns [a, b): every tap in the image */
+    float *rows;                      /* per thread: row_floats floats */
+    int64_t row_floats;               /* W, or OH * W for max_same_plane */
+    int same;                         /* max_same_plane applies */
 } lc_pool_ctx;
 
 /* Kernel taps [lo, hi) of a window starting at `start` that land in [0, size). */
@@ -39,39 +44,111 @@ static int64_t taps_padded(int64_t start, int64_t k, int64_t dil, int64_t size,
     return n;
 }
 
+/* A NaN sticks once taken (v != v takes it; nothing is greater than it
+ * after); | rather than || keeps it free of branches, so loops of it vectorise. */
+#define LC_MAX_NAN(m, v) (((v) > (m)) | ((v) != (v)) ? (v) : (m))
+
+/* The window's rows [rlo, rhi) reduced column by column into r[0, W): max or
+ * sum, contiguous and independent across columns (vectorised).  The columns
+ * are then reduced per output from r, so each input is read kh times per
+ * output row rather than kh * kw times per output. */
+static void reduce_rows(const float *x, const lc_pool_desc *d, int64_t h0, int64_t rlo,
+                        int64_t rhi, float *restrict r) {
+    const int64_t W = d->W;
+    if (rhi <= rlo) {
+        for (int64_t w = 0; w < W; w++) r[w] = d->is_max ? -INFINITY : 0.0f;
+        return;
+    }
+    const float *restrict x0 = x + (h0 + rlo * d->dh) * W;
+    for (int64_t w = 0; w < W; w++) r[w] = x0[w];
+    for (int64_t i = rlo + 1; i < rhi; i++) {
+        const float *restrict xr = x + (h0 + i * d->dh) * W;
+        if (d->is_max)
+            for (int64_t w = 0; w < W; w++) r[w] = LC_MAX_NAN(r[w], xr[w]);
+        else
+            for (int64_t w = 0; w < W; w++) r[w] += xr[w];
+    }
+}
+
 /* Max over the output columns [a, b) whose windows lie wholly inside the row
  * (the interior): tap by tap across the row, so neighbouring outputs are
- * independent (vectorisable, no chain of dependent maxes per output).  A NaN
- * sticks once taken (v != v takes it; nothing is greater than it after);
- * | rather than || keeps it free of branches. */
-static void max_interior(const float *x, const lc_pool_desc *d, int64_t h0, int64_t rlo,
-                         int64_t rhi, int64_t a, int64_t b, float *yrow) {
-    float *restrict out = yrow;
-    const int64_t sw = d->sw;
-    for (int64_t ow = a; ow < b; ow++) out[ow] = -INFINITY;
-#define LC_MAX_NAN(m, v) (((v) > (m)) | ((v) != (v)) ? (v) : (m))
-    for (int64_t i = rlo; i < rhi; i++) {
-        const float *xr = x + (h0 + i * d->dh) * d->W;
-        if (d->kw == 3) {   /* the common window: its three taps in one pass over the row */
-            const float *restrict in = xr + (a * sw - d->pad_l);
-            const int64_t t1 = d->dw, t2 = 2 * d->dw;
-            for (int64_t k = 0; k < b - a; k++) {
-                const float *p = in + k * sw;
-                float m = out[a + k];
-                m = LC_MAX_NAN(m, p[0]);
-                m = LC_MAX_NAN(m, p[t1]);
-                m = LC_MAX_NAN(m, p[t2]);
-                out[a + k] = m;
-            }
-            continue;
+ * independent (no chain of dependent maxes per output). */
+static void max_interior(const float *r, const lc_pool_desc *d, int64_t a, int64_t b,
+                         float *yrow) {
+    float *restrict out = yrow + a;
+    const int64_t sw = d->sw, n = b - a;
+    const float *in = r + (a * sw - d->pad_l);   /* + ow * sw >= 0 in the interior */
+    /* strides 1 and 2 as constants: the compiler then vectorises the loads
+     * (stride 2 as two loads and a shuffle) */
+#define LC_MAX_TAPS(S)                                                               \
+    do {                                                                             \
+        for (int64_t k = 0; k < n; k++) out[k] = in[k * (S)];                        \
+        for (int64_t j = 1; j < d->kw; j++) {                                        \
+            const float *restrict t = in + j * d->dw;                                \
+            for (int64_t k = 0; k < n; k++) out[k] = LC_MAX_NAN(out[k], t[k * (S)]); \
+        }                                                                            \
+    } while (0)
+    if (sw == 1)
+        LC_MAX_TAPS(1);
+    else if (sw == 2)
+        LC_MAX_TAPS(2);
+    else
+        LC_MAX_TAPS(sw);
+#undef LC_MAX_TAPS
+}
+
+/* Max pooling at stride 1 (no dilation) that keeps the width (OW == W, e.g.
+ * 3x3 with padding 1): the plane is reduced whole, not row by row, so small
+ * planes do not pay a row's loop overheads per row.  The rows whose windows
+ * are all inside the image are reduced into r[OH][W] as one contiguous run;
+ * then the interior columns of every row as one run over the flattened
+ * output (the outputs between a row's last and the next row's first interior
+ * column are computed from neighbouring rows' values there, and overwritten
+ * by the edge pass); then the edge columns one by one. */
+static void max_same_plane(const lc_pool_ctx *t, const float *x, float *y, float *r) {
+    const lc_pool_desc *d = t->d;
+    const int64_t W = d->W, OH = d->OH, a = t->interior_a, b = t->interior_b;
+    int64_t ra = OH, rb = OH;   /* rows [ra, rb): every tap in the image */
+    for (int64_t oh = 0; oh < OH; oh++) {
+        int64_t rlo, rhi;
+        taps_in(oh - d->pad_t, d->kh, 1, d->H, &rlo, &rhi);
+        if (rlo == 0 && rhi == d->kh) {
+            if (ra == OH) ra = oh;
+            rb = oh + 1;
+        } else {
+            reduce_rows(x, d, oh - d->pad_t, rlo, rhi, r + oh * W);
         }
-        for (int64_t j = 0; j < d->kw; j++) {
-            /* + ow * sw >= 0 in the interior */
-            const float *restrict in = xr + (a * sw + j * d->dw - d->pad_l);
-            for (int64_t k = 0; k < b - a; k++) {
-                const float v = in[k * sw], m = out[a + k];
-                out[a + k] = LC_MAX_NAN(m, v);
-            }
+    }
+    if (rb > ra) {
+        const float *restrict in = x + (ra - d->pad_t) * W;
+        float *restrict rr = r + ra * W;
+        const int64_t n = (rb - ra) * W;
+        for (int64_t k = 0; k < n; k++) rr[k] = in[k];
+        for (int64_t i = 1; i < d->kh; i++)
+            for (int64_t k = 0; k < n; k++) rr[k] = LC_MAX_NAN(rr[k], in[i * W + k]);
+    }
+    {
+        /* windows of interior columns start at >= 0 and end at <= W - 1 of their
+         * row, so every read stays inside r */
+        const float *in = r + (a - d->pad_l);
+        const int64_t n = (OH - 1) * W + b - a;
+        float *restrict out = y + a;
+        for (int64_t k = 0; k < n; k++) out[k] = in[k];
+        for (int64_t j = 1; j < d->kw; j++) {
+            const float *restrict tj = in + j;
+            for (int64_t k = 0; k < n; k++) out[k] = LC_MAX_NAN(out[k], tj[k]);
+        }
+    }
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const float *row = r + oh * W;
+        for (int64_t ow = 0; ow < W; ow++) {
+            if (ow == a) ow = b;   /* the interior is done */
+            if (ow >= W) break;
+            const int64_t w0 = ow - d->pad_l;
+            float m = -INFINITY;
+            for (int64_t j = t->col_lo[ow]; j < t->col_hi[ow]; j++)
+                m = LC_MAX_NAN(m, row[w0 + j]);
+            y[oh * W + ow] = m;
         }
     }
 }
@@ -81,7 +158,12 @@ static void pool_plane(void *vctx, int64_t plane, int thread) {
     const lc_pool_desc *d = t->d;
     const float *x = t->x + plane * d->H * d->W;
     float *y = t->y + plane * d->OH * d->OW;
-    (void)thread;
+    float *r = t->rows + (int64_t)thread * t->row_floats;
+    const int interior = d->is_max && t->interior_b > t->interior_a;
+    if (t->same) {
+        max_same_plane(t, x, y, r);
+        return;
+    }
     for (int64_t oh = 0; oh < d->OH; oh++) {
         const int64_t h0 = oh * d->sh - d->pad_t;
         int64_t rlo, rhi;
@@ -89,35 +171,23 @@ static void pool_plane(void *vctx, int64_t plane, int thread) {
         const int64_t rows_padded = d->count_include_pad ?
             taps_padded(h0, d->kh, d->dh, d->H, d->pad_t, d->pad_b) : rhi - rlo;
         float *yrow = y + oh * d->OW;
-        if (d->is_max && t->interior_b > t->interior_a)
-            max_interior(x, d, h0, rlo, rhi, t->interior_a, t->interior_b, yrow);
+        reduce_rows(x, d, h0, rlo, rhi, r);
+        if (interior)
+            max_interior(r, d, t->interior_a, t->interior_b, yrow);
         for (int64_t ow = 0; ow < d->OW; ow++) {
-            if (d->is_max && ow == t->interior_a && t->interior_b > t->interior_a) {
+            if (interior && ow == t->interior_a) {
                 ow = t->interior_b - 1;   /* done above */
                 continue;
             }
             const int64_t w0 = ow * d->sw - d->pad_l;
             const int64_t clo = t->col_lo[ow], chi = t->col_hi[ow];
             if (d->is_max) {
-                /* branch-free max (a maxss), NaN tracked beside it: a NaN in the
-                 * window gives NaN, as in onnxruntime */
                 float m = -INFINITY;
-                int nan = 0;
-                for (int64_t i = rlo; i < rhi; i++) {
-                    const float *xr = x + (h0 + i * d->dh) * d->W + w0;
-                    for (int64_t j = clo; j < chi; j++) {
-                        const float v = xr[j * d->dw];
-                        m = v > m ? v : m;
-                        nan |= v != v;
-                    }
-                }
-                yrow[ow] = nan ? NAN : m;
+                for (int64_t j = clo; j < chi; j++) m = LC_MAX_NAN(m, r[w0 + j * d->dw]);
+                yrow[ow] = m;
             } else {
                 float s = 0.0f;
-                for (int64_t i = rlo; i < rhi; i++) {
-                    const float *xr = x + (h0 + i * d->dh) * d->W + w0;
-                    for (int64_t j = clo; j < chi; j++) s += xr[j * d->dw];
-                }
+                for (int64_t j = clo; j < chi; j++) s += r[w0 + j * d->dw];
                 const int64_t cols_padded = d->count_include_pad ?
                     taps_padded(w0, d->kw, d->dw, d->W, d->pad_l, d->pad_r) : chi - clo;
                 const int64_t count = rows_padded * cols_padded;
@@ -129,6 +199,7 @@ static void pool_plane(void *vctx, int64_t plane, int thread) {
 
 int lc_pool2d(const lc_pool_desc *d, const float *x, float *y, int nthreads) {
     if (d->planes <= 0 || d->OH <= 0 || d->OW <= 0) return LC_OK;
+    const int threads = lc_threads_used(nthreads, d->planes);
     int64_t *cols = (int64_t *)malloc(sizeof(int64_t) * 2 * (size_t)d->OW);
     if (!cols) return LC_ERR_NOMEM;
     for (int64_t ow = 0; ow < d->OW; ow++)
@@ -145,8 +216,18 @@ int lc_pool2d(const lc_pool_desc *d, const float *x, float *y, int nthreads) {
             break;
         }
     }
-    lc_parallel_for(nthreads, d->planes, pool_plane, &t);
+    t.same = d->is_max && d->sh == 1 && d->sw == 1 && d->dh == 1 && d->dw == 1 &&
+             d->OW == d->W && t.interior_b > t.interior_a;
+    t.row_floats = t.same ? d->OH * d->W : d->W;
+    float *rows = (float *)malloc(sizeof(float) * (size_t)(t.row_floats * threads));
+    if (!rows) {
+        free(cols);
+        return LC_ERR_NOMEM;
+    }
+    t.rows = rows;
+    lc_parallel_for(threads, d->planes, pool_plane, &t);
     free(cols);
+    free(rows);
     return LC_OK;
 }
 

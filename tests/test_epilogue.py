@@ -106,6 +106,8 @@ EXTRA_CASES = [  # (algorithm, x, w, kwargs): the other code paths
     ("im2col", (1, 300, 5, 5), (20, 300, 1, 1), {}),  # K > kc: several K blocks
     ("patch2vec", (1, 300, 5, 5), (20, 300, 1, 1), {}),
     ("winograd_f4", (1, 20, 14, 14), (40, 20, 3, 3), dict(padding=1)),
+    ("im2col", (1, 48, 1, 1), (75, 48, 1, 1), {}),  # a 1x1 output: one contiguous column
+    ("im2col", (1, 8, 3, 3), (37, 8, 3, 3), {}),
 ]
 
 

@@ -173,7 +173,8 @@ def test_conv_batchnorm_activation_fuse_into_one_step(act, label):
 def test_no_fusion_when_the_conv_output_has_another_reader():
     model = conv_bn_act("relu", extra_reader=True)
     rep = lco.prepare(model)
-    assert [s.label() for s in rep.program.steps if s.conv is not None] == ["Conv"]
+    # the BatchNormalization is a step of its own (a depthwise 1x1 Conv, rewrite.py)
+    assert [s.label() for s in rep.program.steps if s.conv is not None] == ["Conv", "Conv+Relu"]
     assert_matches_ort(model, {"x": rng(8).standard_normal((2, 6, 9, 9)).astype(np.float32)})
 
 
@@ -496,6 +497,16 @@ def test_memory_is_planned_at_prepare_and_buffers_are_reused():
     for s, _ in sched.calls:
         assert s.output_bytes > 0 and s.workspace_bytes >= 0
     assert_matches_ort(model, {"x": rng(18).standard_normal((2, 8, 12, 12)).astype(np.float32)})
+
+
+def test_bookkeeping_counts_the_executors_objects_not_the_planned_arrays():
+    from leanconv.onnx.footprint import object_bytes
+    held, counted = np.zeros(1000, np.float32), np.zeros(5000, np.float32)
+    root = {"held": held, "view": counted[10:], "names": ["a", "b"]}
+    n = object_bytes([root], [counted])
+    assert held.nbytes < n < held.nbytes + 2000   # counted's data only through its view's header
+    m = lco.prepare(residual_model()).memory()
+    assert 0 < m["bookkeeping"] < 2**20
 
 
 def test_convs_run_as_bound_c_calls_rebound_when_threads_change():

@@ -89,6 +89,13 @@ INTERIOR_GEOMETRIES = [  # (H, W, kh, kw, sh, sw, dh, dw, pad_t, pad_l, pad_b, p
     (13, 13, 3, 2, 3, 3, 2, 2, 2, 1, 0, 1),
     (7, 40, 5, 5, 2, 3, 1, 1, 2, 2, 2, 2),
     (5, 6, 3, 4, 1, 1, 1, 1, 1, 2, 1, 2),
+    # stride 1 keeping the width: the whole-plane path (GoogLeNet's 3x3 pad 1)
+    (16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),
+    (4, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),
+    (2, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),     # no row with every tap inside
+    (8, 9, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2),
+    (6, 9, 4, 3, 1, 1, 1, 1, 0, 0, 3, 2),     # asymmetric padding
+    (7, 5, 2, 5, 1, 1, 1, 1, 1, 4, 0, 0),
 ]
 
 

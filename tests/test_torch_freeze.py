@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 import operator
 
+import numpy as np
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -323,9 +325,9 @@ def epilogue(request, monkeypatch):
     """Both ways a frozen conv runs its activation and residual add: in
     leanconv's fused epilogue, or as in-place torch ops after the conv
     (epilogue_speed picks per process by timing; here both are forced)."""
-    parts = (frozenset(epilogue_speed.KINDS), True) if request.param == "leanconv" \
-        else (frozenset(), False)
-    monkeypatch.setattr(epilogue_speed, "fused_parts", lambda: parts)
+    fused = request.param == "leanconv"
+    monkeypatch.setattr(epilogue_speed, "_kind_is_fast", lambda act: fused)
+    monkeypatch.setattr(epilogue_speed, "fuses_residual", lambda: fused)
     return request.param
 
 
@@ -582,31 +584,59 @@ def test_measure_times_every_option():
     assert all(c.algorithm in lc.algorithms() + ("torch",) for c in frozen_convs(frozen))
 
 
+def held(frozen):
+    """What a frozen model's convolutions hold: packings and one shared workspace."""
+    convs = frozen_convs(frozen)
+    return sum(c.packed_bytes for c in convs) + max(c.workspace_bytes for c in convs)
+
+
 def test_memory_budget_is_honoured():
     model, x = small_resnet()
     free = lct.freeze(copy.deepcopy(model), x, algorithm="winograd_f6")
-    unbounded = sum(c.packed_bytes for c in frozen_convs(free))
+    unbounded = held(free)
     raw = sum(c.spec.M * c.spec.Cg * c.spec.kH * c.spec.kW * 4 for c in frozen_convs(free))
     budget = (unbounded + raw) // 2
     frozen, _ = freeze_and_compare(copy.deepcopy(model), x, algorithm="winograd_f6",
                                    memory_budget=budget)
-    assert sum(c.packed_bytes for c in frozen_convs(frozen)) <= budget < unbounded
+    assert held(frozen) <= budget < unbounded
     with pytest.raises(ValueError, match="memory_budget"):
         lct.freeze(model, x, memory_budget=100)
 
 
-def test_default_packings_hold_no_more_than_torchs_weights():
-    """Without a memory_budget, "auto" keeps the packed weights within the
-    bytes torch held; memory_budget=sys.maxsize lets Winograd take its room."""
+def test_default_budget_is_torchs_weights_plus_the_largest_layer():
+    """Without a memory_budget, "auto" holds (packings + the shared workspace)
+    at most torch's conv weight bytes plus the largest layer's, and spends
+    that room on Winograd; memory_budget=sys.maxsize lets every layer take it."""
     import sys
     model = torchvision_models.make("resnet18")
-    raw = sum(m.weight.numel() * 4 for m in model.modules() if isinstance(m, nn.Conv2d))
+    sizes = [m.weight.numel() * 4 for m in model.modules() if isinstance(m, nn.Conv2d)]
     x = torch.randn(1, 3, 64, 64)
     free = lct.freeze(copy.deepcopy(model), x, memory_budget=sys.maxsize)
-    assert sum(c.packed_bytes for c in frozen_convs(free)) > raw
-    assert any(c.algorithm.startswith("winograd") for c in frozen_convs(free))
+    assert held(free) > sum(sizes)
     frozen, _ = freeze_and_compare(model, x)
-    assert sum(c.packed_bytes for c in frozen_convs(frozen)) <= raw
+    assert sum(sizes) < held(frozen) <= sum(sizes) + max(sizes)
+    assert any(c.algorithm.startswith("winograd") for c in frozen_convs(frozen))
+
+
+def test_assign_trades_least_time_per_byte_and_counts_one_workspace():
+    """assign: the cheapest options first; under a budget the switch losing
+    least time per byte saved; workspaces count once (the largest), and
+    when no single switch lowers the total the leanest pick is taken."""
+    def layer(name, **opts):
+        return choose.Layer(name, None, None, opts)
+    a = layer("a", fast=(1.0, 100, 50), lean=(2.0, 10, 50))
+    b = layer("b", fast=(1.0, 100, 50), lean=(9.0, 10, 50))
+    assert choose.assign([a, b]) == {"a": "fast", "b": "fast"}
+    assert choose.held_bytes([a, b], {"a": "fast", "b": "fast"}) == 250
+    assert choose.assign([a, b], 160) == {"a": "lean", "b": "fast"}
+    assert choose.assign([a, b], 70) == {"a": "lean", "b": "lean"}
+    # two layers tied on the largest workspace: only both switching lowers it
+    c = layer("c", fast=(1.0, 10, 500), small=(2.0, 10, 0))
+    d = layer("d", fast=(1.0, 10, 500), small=(3.0, 10, 0))
+    assert choose.assign([c, d], 20) == {"c": "small", "d": "small"}
+    assert choose.smallest_held([c, d]) == 20
+    with pytest.raises(ValueError, match="memory_budget=19 bytes"):
+        choose.assign([c, d], 19)
 
 
 def test_no_large_im2col_workspace():
@@ -628,7 +658,7 @@ def _through_numpy(t):
 
 
 class DataDependent(nn.Module):
-    """Traceable by fx, but its wrapped function has no fake-tensor form."""
+    """Traceable by fx, but its wrapped function has no meta-tensor form."""
 
     def __init__(self):
         super().__init__()
@@ -639,19 +669,19 @@ class DataDependent(nn.Module):
         return self.b(_through_numpy(self.a(x)))
 
 
-@pytest.mark.parametrize("fake_ok", [True, False])
-def test_shapes_of_a_large_input_from_fake_tensors(fake_ok, monkeypatch):
-    """Large example inputs are propagated on fake tensors (no full-size run);
-    where fake tensors fail (a NumPy round trip), by a real run."""
+@pytest.mark.parametrize("meta_ok", [True, False])
+def test_shapes_of_a_large_input_from_meta_tensors(meta_ok, monkeypatch):
+    """Large example inputs are propagated on the meta device (no full-size run);
+    where meta tensors fail (a NumPy round trip), by a real run."""
     from leanconv.torch.frozen import capture
     real_runs = []
     real = capture.ShapeProp.propagate
     monkeypatch.setattr(capture.ShapeProp, "propagate",
                         lambda self, *a: (real_runs.append(1), real(self, *a))[1])
-    model = (ConvPool(nn.MaxPool2d(2)) if fake_ok else DataDependent()).eval()
+    model = (ConvPool(nn.MaxPool2d(2)) if meta_ok else DataDependent()).eval()
     frozen, _ = freeze_and_compare(model, torch.randn(1, 3, 256, 256))
     assert frozen_convs(frozen)
-    assert real_runs == ([] if fake_ok else [1])
+    assert real_runs == ([] if meta_ok else [1])
 
 
 def test_frozen_module_holds_no_torch_conv_weights():
@@ -680,3 +710,104 @@ def test_bad_options():
         lct.freeze(nn.Conv2d(3, 3, 1), x, memory_budget=-1)
     with pytest.warns(FreezeWarning, match="winograd_f4"):
         lct.freeze(nn.Conv2d(3, 3, 1), x, algorithm="winograd_f4")  # 1x1: 'auto' instead
+
+
+# --- threads ------------------------------------------------------------------------------------
+
+_SEEN = []
+
+
+@torch.fx.wrap
+def _probe(x, flag):
+    """Records torch's thread setting while the frozen model runs (or fails)."""
+    _SEEN.append(torch.get_num_threads())
+    if flag < 0:
+        raise RuntimeError("asked to fail")
+    return x
+
+
+class ConvProbeConv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 3, padding=1)
+        self.b = nn.Conv2d(8, 8, 1)
+
+    def forward(self, x, flag):
+        return self.b(_probe(self.a(x), flag))
+
+
+def test_torch_ops_run_on_one_thread_and_leanconv_on_torchs_setting(monkeypatch):
+    """At 2 threads, torch's ops inside a frozen model's call run on one
+    thread (no idle torch pool spinning beside leanconv's), the kernels get
+    the 2 threads, and torch's setting is restored after -- also when the
+    call raises."""
+    from leanconv.torch.frozen import frozen_conv
+    seen, kernel_threads = _SEEN, []
+    model = ConvProbeConv().eval()
+    x, flag = torch.randn(1, 3, 8, 8), torch.tensor(1.0)
+    ref = model(x, flag)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        frozen = lct.freeze(model, (x, flag))
+        real = frozen_conv.frozen_threads
+        monkeypatch.setattr(frozen_conv, "frozen_threads",
+                            lambda: (kernel_threads.append(real()), real())[1])
+        seen.clear()
+        with torch.no_grad():
+            assert rel_err(frozen(x, flag), ref) < 1e-5
+        assert seen == [1] and kernel_threads == [2, 2]
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError, match="asked to fail"):
+            frozen(x, torch.tensor(-1.0))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+# --- what a frozen process holds ------------------------------------------------------------
+
+def test_frozen_layers_share_one_lent_workspace():
+    """Every frozen conv borrows the calling thread's scratch buffer: after a
+    call it holds at least the largest workspace a layer needed, and the
+    next call reuses that very buffer."""
+    from leanconv import _scratch
+    model = nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(16, 16, 3, padding=1)).eval()
+    x = torch.randn(1, 8, 32, 32)
+    frozen, _ = freeze_and_compare(model, x, algorithm="im2col")
+    need = max(c.workspace_bytes for c in frozen_convs(frozen))
+    assert need > 0
+    frozen(x)
+    buf = _scratch.lend(0)
+    assert buf.shape[0] >= need and buf.ctypes.data % _scratch.ALIGN == 0
+    frozen(x)
+    assert _scratch.lend(0) is buf                      # reused, not reallocated
+
+
+def test_scratch_is_per_thread_aligned_and_grows():
+    import threading
+    from leanconv import _scratch
+    a = _scratch.lend(100)
+    assert a.dtype == np.uint8 and a.shape[0] >= 100 and a.ctypes.data % 64 == 0
+    assert _scratch.lend(50) is a
+    b = _scratch.lend(a.shape[0] + 1000)
+    assert b.shape[0] >= a.shape[0] + 1000 and b.ctypes.data % 64 == 0
+    other = []
+    t = threading.Thread(target=lambda: other.append(_scratch.lend(10)))
+    t.start()
+    t.join()
+    assert not np.shares_memory(other[0], b)
+    _scratch.release()
+    assert _scratch.held_bytes() == 0
+
+
+def test_epilogue_times_only_the_activations_a_model_uses(monkeypatch):
+    """Timing an activation pages torch's code for it into the process for
+    good: freeze times a kind only when a model has it (ReLU, a clamp, is
+    never timed)."""
+    monkeypatch.setattr(epilogue_speed, "_kinds_fast", {})
+    freeze_and_compare(ConvBnAct(nn.ReLU()).eval(), torch.randn(1, 4, 10, 9))
+    assert epilogue_speed._kinds_fast == {}
+    freeze_and_compare(ConvBnAct(nn.SiLU()).eval(), torch.randn(1, 4, 10, 9))
+    assert list(epilogue_speed._kinds_fast) == [("silu", ())]

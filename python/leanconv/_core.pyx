@@ -3,6 +3,7 @@
 
 Everything here is mechanical; argument checking lives in the pure-Python
 layer (_params.py, _plan.py), the algorithm choice in C (kernels/choose.c)."""
+cimport cython
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcmp
 
@@ -78,6 +79,12 @@ cdef extern from "leanconv/pool.h":
     int lc_pool2d(const lc_pool_desc *d, const float *x, float *y, int nthreads) nogil
     int lc_global_avg_pool(const float *x, float *y, int64_t planes, int64_t hw,
                            int nthreads) nogil
+
+cdef extern from "leanconv/resize.h":
+    int lc_resize2d(const float *x, float *y, int64_t planes, int64_t H, int64_t W, int64_t OH,
+                    int64_t OW, const int64_t *row0, const int64_t *row1, const float *row_w,
+                    const int64_t *col0, const int64_t *col1, const float *col_w, int linear,
+                    int nthreads) nogil
 
 cdef extern from "leanconv/ukernels.h":
     const lc_isa_config *lc_isa_get(int isa)
@@ -338,6 +345,10 @@ cdef int64_t _status_error(int status, str what) except -1:
     raise RuntimeError(f"leanconv kernel failed with status {status} ({what})")
 
 
+# Setup's and Op's __dealloc__ need their attributes (the operator, its lock):
+# the cycle collector must not clear them to None first, as it does at
+# interpreter shutdown ("AttributeError: __exit__" in Setup.__dealloc__).
+@cython.no_gc_clear
 cdef class Setup:
     """One call prepared by Op.setup: it holds its packing until release()."""
     cdef lc_conv_setup s
@@ -361,6 +372,7 @@ cdef class Setup:
         self.op._run(&self.s, x, y, bias, residual)
 
 
+@cython.no_gc_clear
 cdef class Op:
     """The C operator (include/leanconv/conv.h, kernels/conv_op.c): filters,
     weights, bias and epilogue for one ISA; decides, packs and sizes per
@@ -783,6 +795,35 @@ def pool2d(const float[::1] x, float[::1] out, tuple geom, bint is_max, bint cou
         status = lc_pool2d(&d, &x[0], &out[0], threads)
     if status != 0:
         raise MemoryError("pool2d: out of memory")
+
+
+def resize2d(const float[::1] x, float[::1] out, int64_t planes, int64_t H, int64_t W,
+             const int64_t[::1] row0, const int64_t[::1] row1, const float[::1] row_w,
+             const int64_t[::1] col0, const int64_t[::1] col1, const float[::1] col_w,
+             bint linear, int threads):
+    """out = 2-D nearest / bilinear resize of x (flat float32 NCHW buffers) from
+    per-axis index and weight tables (see include/leanconv/resize.h); the
+    tables' lengths give OH and OW, their indices are checked here."""
+    cdef int64_t OH = row0.shape[0], OW = col0.shape[0], i
+    if x.shape[0] != planes * H * W or out.shape[0] != planes * OH * OW:
+        raise ValueError("resize2d: buffer sizes do not match the geometry")
+    if row1.shape[0] != OH or row_w.shape[0] != OH or col1.shape[0] != OW or \
+            col_w.shape[0] != OW:
+        raise ValueError("resize2d: the tables' lengths differ")
+    if out.shape[0] == 0:
+        return
+    for i in range(OH):
+        if not (0 <= row0[i] < H and 0 <= row1[i] < H):
+            raise ValueError("resize2d: a row index is out of range")
+    for i in range(OW):
+        if not (0 <= col0[i] < W and 0 <= col1[i] < W):
+            raise ValueError("resize2d: a column index is out of range")
+    cdef int status
+    with nogil:
+        status = lc_resize2d(&x[0], &out[0], planes, H, W, OH, OW, &row0[0], &row1[0],
+                             &row_w[0], &col0[0], &col1[0], &col_w[0], linear, threads)
+    if status != 0:
+        raise MemoryError("resize2d: out of memory")
 
 
 def global_avg_pool(const float[::1] x, float[::1] out, int64_t planes, int64_t hw, int threads):

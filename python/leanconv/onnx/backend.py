@@ -80,13 +80,14 @@ class LeanconvRep(BackendRep):
     def memory(self):
         """Bytes a run holds, planned at prepare for the declared input shape
         (or for the last input shape run): {'packed_weights', 'constants',
-        'arena', 'workspace', 'total'}.  None before any shape is known."""
+        'arena', 'workspace', 'bookkeeping', 'total'}.  None before any shape is
+        known."""
         sched = self.program.schedule
         return None if sched is None else sched.memory()
 
     def memory_bytes(self):
         """memory()['total']: packed weights + constants + activation arena +
-        the largest scratch of one step."""
+        the largest scratch of one step + the executor's own objects."""
         m = self.memory()
         if m is None:
             raise ValueError("the model's input shapes are not static: run it once (or prepare "
@@ -153,7 +154,8 @@ class LeanconvBackend(Backend):
         algorithm: leanconv algorithm for every Conv ('auto' picks per layer;
         a named one falls back to 'auto' on layers it cannot run).  threads:
         threads per convolution (default: leanconv's setting).  fuse=False
-        keeps BatchNormalization/Relu/Clip as separate NumPy steps.
+        keeps BatchNormalization/Relu/Clip as separate NumPy steps and skips
+        the graph rewrites (rewrite.py).
         memory_budget: bytes a run may hold (rep.memory_bytes()): algorithms
         are chosen per layer to fit (Winograd packs alpha^2/9 the raw weights,
         patch2vec needs almost no workspace), else MemoryError with the bytes
@@ -177,8 +179,10 @@ class LeanconvBackend(Backend):
         del model   # nothing below needs it: weights are read and packed by the first compile
         rep = LeanconvRep(program)
         rep.threads = threads
-        if program.compile_declared() is not None:
+        sched = program.compile_declared()
+        if sched is not None:
             program.release_weights()
+            sched.count_bookkeeping()   # now: its walk's scratch is freed just below
         return_freed_memory()   # what loading and packing freed (glibc keeps it)
         return rep
 

@@ -14,6 +14,7 @@ import threading
 import numpy as np
 
 from leanconv import _core, _isa
+from leanconv._fold import fold_batchnorm  # noqa: F401  (graph.py folds through here)
 from leanconv._params import ConvSpec
 from leanconv._plan import Conv2d as _Plan
 from leanconv._select import ALGORITHMS, algorithm_id, choose, why_unsupported
@@ -337,19 +338,14 @@ class WeightSource:
         self.shape, self.dtype, self.load = tuple(shape), np.dtype(dtype), load
 
 
-def fold_batchnorm(weight, bias, scale, beta, mean, var, eps):
-    """Conv weights and bias with an inference BatchNormalization folded in:
-    w' = w * s, b' = (b - mean) * s + beta, s = scale / sqrt(var + eps), s and
-    b' in float64.  w' is one float32 product per weight (within an ulp
-    of the float64 route) and overwrites `weight` when it is writeable, so folding
-    needs no second copy of the layer's weights."""
-    s = scale.astype(np.float64) / np.sqrt(var.astype(np.float64) + eps)
-    w = weight if weight.flags.writeable and weight.dtype == np.float32 else \
-        np.array(weight, dtype=np.float32)
-    w *= s.astype(np.float32).reshape((-1,) + (1,) * (weight.ndim - 1))
+def fold_affine(weight, bias, scale, shift):
+    """Conv weights and bias followed by y * scale + shift per output channel
+    (float64 vectors) as one: w' = w * scale, b' = b * scale + shift (w' a
+    fresh array: `weight` may be a constant another node still reads)."""
+    w = np.array(weight, dtype=np.float32)
+    w *= scale.astype(np.float32).reshape((-1,) + (1,) * (weight.ndim - 1))
     b0 = np.zeros(weight.shape[0]) if bias is None else bias.astype(np.float64)
-    b = (b0 - mean.astype(np.float64)) * s + beta.astype(np.float64)
-    return w, b.astype(np.float32)
+    return w, (b0 * scale + shift).astype(np.float32)
 
 
 def clamp_activation(lo, hi):

@@ -12,7 +12,8 @@ from onnx import numpy_helper
 
 from leanconv import _core, _epilogue, _isa, _threads
 from leanconv.onnx import conv as conv_mod
-from leanconv.onnx import ops_elementwise, ops_linalg, ops_math, ops_pool, ops_resize, ops_tensor
+from leanconv.onnx import (ops_elementwise, ops_linalg, ops_math, ops_pool, ops_resize,
+                           ops_tensor, rewrite)
 from leanconv.onnx.node import NP_TYPES, Node, unsupported
 from leanconv.onnx.program import Program, Settings, Step
 
@@ -68,6 +69,8 @@ BUILDERS = {
     # "Conv" is built below: it can absorb the nodes after it.
 }
 SUPPORTED_OPS = tuple(sorted(list(BUILDERS) + ["Conv"]))
+# leanconv's own ops, made by the rewrites (rewrite.py), never accepted from a model
+_INTERNAL_BUILDERS = {rewrite.CHANNEL_LAYERNORM: ops_math.build_channel_layernorm}
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 
 _NP_TYPES = NP_TYPES   # (bench imports it from here)
@@ -240,7 +243,8 @@ def _residual_add(nodes, readers, value, done, constants):
 
 def _build_conv(nodes, i, ctx, readers, fuse, done):
     """(step, position): the Conv at nodes[i] with what reads its output alone
-    fused in -- a BatchNormalization (folded into the weights), then a residual
+    fused in -- a BatchNormalization (folded into the weights), then Adds and
+    Muls of a per-channel constant (folded into weights and bias), then a residual
     Add of a run-time tensor, then an activation (Relu, Clip, LeakyRelu,
     Sigmoid, Tanh, HardSigmoid, HardSwish, Gelu, or x * Sigmoid(x) as SiLU);
     marks those nodes done.  The step runs at the position of the last node
@@ -254,6 +258,7 @@ def _build_conv(nodes, i, ctx, readers, fuse, done):
     if node.input(2) and b is None:
         w = None   # a bias fed at run time: no packing at prepare time
     fused, activation, out, bn, residual, last = [], None, node.outputs[0], None, None, i
+    affine = None
     if fuse and w is not None and len(w.shape) in (3, 4) and w.dtype == np.float32:
         j = _sole_reader(nodes, readers, out, done)
         bn = _bn_params(nodes[j], ctx.constants) if j is not None else None
@@ -261,6 +266,17 @@ def _build_conv(nodes, i, ctx, readers, fuse, done):
             nodes[j].allow("epsilon", "momentum", "training_mode", "spatial", "is_test",
                            "consumed_inputs")
             fused.append("BatchNormalization")
+            out = nodes[j].outputs[0]
+            done.add(j)
+            last = max(last, j)
+        while True:   # Add / Mul of a per-channel constant: folded into weights and bias
+            fold = _channel_affine(nodes, readers, out, done, ctx.constants, w.shape)
+            if fold is None:
+                break
+            j, scale, shift = fold
+            a, c = affine if affine is not None else (np.ones(w.shape[0]), np.zeros(w.shape[0]))
+            affine = (a * scale, c * scale + shift)
+            fused.append(nodes[j].op_type)
             out = nodes[j].outputs[0]
             done.add(j)
             last = max(last, j)
@@ -289,7 +305,7 @@ def _build_conv(nodes, i, ctx, readers, fuse, done):
             done.add(j)
             last = max(last, j)
     if w is not None:
-        w = conv_mod.WeightSource(w.shape, w.dtype, _loader(w.load, b, bn))
+        w = conv_mod.WeightSource(w.shape, w.dtype, _loader(w.load, b, bn, affine))
     op = conv_mod.ConvOp(node, w, None, ctx.settings, activation, residual is not None)
     inputs = ([node.inputs[0]] if w is not None else node.inputs) + \
         ([residual] if residual is not None else [])
@@ -299,19 +315,49 @@ def _build_conv(nodes, i, ctx, readers, fuse, done):
     return step, last
 
 
-def _loader(load, bias, bn):
-    """load() -> (weight, bias) with the BatchNormalization `bn` (or None) folded in."""
+def _loader(load, bias, bn, affine=None):
+    """load() -> (weight, bias) with the BatchNormalization `bn` (or None), then
+    the per-channel y * scale + shift `affine` (or None), folded in."""
     def weights():
-        w = load()
-        return (w, bias) if bn is None else conv_mod.fold_batchnorm(w, bias, *bn)
+        w, b = load(), bias
+        if bn is not None:
+            w, b = conv_mod.fold_batchnorm(w, b, *bn)
+        if affine is not None:
+            w, b = conv_mod.fold_affine(w, b, *affine)
+        return w, b
     return weights
+
+
+def _channel_affine(nodes, readers, value, done, constants, w_shape):
+    """(index, scale, shift) when the one reader of the Conv output `value`
+    is Add or Mul of it and a constant that is one number per output channel
+    (or one number) and does not broadcast the output up; else None."""
+    r = readers.get(value, [])
+    if len(r) != 1 or r[0] < 0 or r[0] in done:
+        return None
+    n = nodes[r[0]]
+    if n.op_type not in ("Add", "Mul") or n.attrs or len(n.inputs) != 2 or \
+            n.inputs.count(value) != 1:
+        return None
+    c = constants.get(n.inputs[1] if n.inputs[0] == value else n.inputs[0])
+    if c is None:
+        return None
+    c = np.asarray(c)
+    rank, M = len(w_shape), w_shape[0]
+    if c.dtype != np.float32 or c.ndim > rank:
+        return None
+    dims = (1,) * (rank - c.ndim) + c.shape
+    if any(d != 1 for k, d in enumerate(dims) if k != 1) or dims[1] not in (1, M):
+        return None
+    v = np.broadcast_to(c.astype(np.float64).reshape(-1), (M,))
+    return (r[0], v, np.zeros(M)) if n.op_type == "Mul" else (r[0], np.ones(M), v)
 
 
 def _build(node, ctx):
     if node.op_type == "Conv":
         op = conv_mod.ConvOp(node, None, None, ctx.settings)
         return Step(node, op, conv=op, into=op.into)
-    step = BUILDERS[node.op_type](node, ctx)
+    step = (BUILDERS.get(node.op_type) or _INTERNAL_BUILDERS[node.op_type])(node, ctx)
     act = _activation(node, ctx.constants)
     if act is not None:   # a standalone activation: the C epilogue's elementwise entry
         step.into, step.inplace = _c_activation(step.fn, act, ctx.settings), True
@@ -367,6 +413,11 @@ def build_program(model, algorithm="auto", threads=None, fuse=True) -> Program:
             _build(node, ctx).run(constants)
         else:
             live.append(node)
+    if fuse:   # GELU's erf form as one node; channels-last islands in NCHW; lone BNs as Convs
+        live = rewrite.fuse_gelu(live, constants, outputs)
+        live = rewrite.channels_first(live, constants, outputs)
+        live = rewrite.batchnorm_as_conv(live, constants, outputs,
+                                         {n: r for n, _, r in inputs if r is not None})
     # pass 2: steps, with Conv [+ BatchNormalization] [+ Relu | Clip] fused
     # A fused step runs where its last node was: a residual Add's other input
     # may come from nodes after the Conv.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from leanconv import _epilogue
+from leanconv import _core, _epilogue, _threads
 from leanconv.onnx.node import unsupported
 from leanconv.onnx.program import Step
 
@@ -235,18 +235,43 @@ def build_reduce(node, ctx):
     kind = _REDUCERS[node.op_type]
     keepdims = int(node.attr("keepdims", 1)) == 1
     axes_as_input = node.opset >= (13 if kind == "sum" else 18)
+    settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
     if not axes_as_input:
         node.allow("axes", "keepdims")
         axes_attr = node.attr("axes")
         return Step(node, lambda x: (reduce(kind, x, axes_attr, keepdims, False),),
-                    inputs=node.inputs[:1])
+                    inputs=node.inputs[:1],
+                    into=_mean_into(kind, lambda x: reduce(kind, x, axes_attr, keepdims, False),
+                                    lambda: axes_attr, settings))
     node.allow("keepdims", "noop_with_empty_axes")
     noop = int(node.attr("noop_with_empty_axes", 0)) == 1
 
+    def axes_list(axes=None):
+        return None if axes is None else list(np.asarray(axes).reshape(-1))
+
     def run(x, axes=None):
-        return (reduce(kind, x, None if axes is None else list(np.asarray(axes).reshape(-1)),
-                       keepdims, noop),)
-    return Step(node, run)
+        return (reduce(kind, x, axes_list(axes), keepdims, noop),)
+    return Step(node, run, into=_mean_into(kind, lambda x, axes=None: run(x, axes)[0],
+                                           axes_list, settings))
+
+
+def _mean_into(kind, compute, axes_of, settings):
+    """into() of a Reduce node: a float32 mean over trailing axes (ReduceMean
+    over H, W: the dynamo exporter's global average pool) in C, as
+    GlobalAveragePool; anything else computed by `compute` and copied."""
+    def into(outs, x, *axes):
+        if kind == "mean" and x.dtype == np.float32 and x.flags.c_contiguous and x.ndim:
+            a = axes_of(*axes)
+            if a is not None and len(a):
+                norm = sorted({int(v) % x.ndim for v in a})
+                k = norm[0]
+                planes = int(np.prod(x.shape[:k], dtype=np.int64))
+                if norm == list(range(k, x.ndim)) and k > 0 and planes and x.size:
+                    _core.global_avg_pool(x.reshape(-1), outs[0].reshape(-1), planes,
+                                          x.size // planes, _threads.resolve(settings.threads))
+                    return
+        np.copyto(outs[0], compute(x, *axes))
+    return into
 
 
 def reduce(kind, x, axes, keepdims, noop_when_empty):
@@ -297,3 +322,32 @@ def build_layernorm(node, ctx):
             y = y + bias
         return (y.astype(x.dtype), mean.astype(np.float32), inv.astype(np.float32))
     return Step(node, layernorm)
+
+
+def build_channel_layernorm(node, ctx):
+    """leanconv's ChannelLayerNorm (made by rewrite.channels_first): a
+    LayerNormalization over axis 1 of NCHW, scale and bias shaped (C, 1, 1)
+    (absent when folded into the Conv after it).
+    float32 with the variance of the centred values (no cancellation); the
+    square of the centred values is the one full-size temporary."""
+    node.allow("epsilon")
+    eps = float(node.attr("epsilon", 1e-5))
+
+    def norm_into(outs, x, scale=None, bias=None):
+        y = outs[0]
+        mean = x.mean(axis=1, keepdims=True)
+        np.subtract(x, mean, out=y)
+        var = np.square(y).mean(axis=1, keepdims=True)
+        var += x.dtype.type(eps)
+        np.sqrt(var, out=var)
+        np.divide(y, var, out=y)
+        if scale is not None:
+            y *= scale
+        if bias is not None:
+            y += bias
+
+    def norm(x, scale=None, bias=None):
+        y = np.empty_like(x)
+        norm_into([y], x, scale, bias)
+        return (y,)
+    return Step(node, norm, into=norm_into, workspace=lambda x, *rest: x.nbytes)

@@ -1,4 +1,5 @@
-"""Resize (opset 11+) in NumPy: nearest and (n-)linear, one axis at a time.
+"""Resize (opset 11+): nearest and (n-)linear, one axis at a time in NumPy;
+a float32 NCHW resize of H and W in C from the same per-axis tables.
 
 Linear interpolation over several axes is the product of 1-D weights, so
 interpolating each resized axis in turn gives exactly the n-linear result.
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from leanconv import _core, _threads
 from leanconv.onnx.node import unsupported
 from leanconv.onnx.program import Step
 
@@ -70,6 +72,8 @@ class Resize:
             raise unsupported(f"Resize keep_aspect_ratio_policy "
                               f"{node.attr('keep_aspect_ratio_policy')!r} (node {node.name})")
         self.axes = node.attr("axes")
+        self.settings = None
+        self._tables = None   # (key, tables) of the last input shape (see tables())
 
     def sizes_and_scales(self, shape, scales, sizes):
         nd = len(shape)
@@ -105,5 +109,49 @@ class Resize:
         return (y if y is not x else x.copy(),)
 
 
+    def tables(self, shape, scales, sizes):
+        """(output shape, [(index0, index1, weight) for H and W]) for the C
+        resize when only H and W of a 4-D input change, else None; cached per
+        input shape and scales/sizes."""
+        key = (tuple(shape), None if scales is None else np.asarray(scales).tobytes(),
+               None if sizes is None else np.asarray(sizes).tobytes())
+        if self._tables is not None and self._tables[0] == key:
+            return self._tables[1]
+        out, sc = self.sizes_and_scales(shape, scales, sizes)
+        result = None
+        if len(shape) == 4 and out[:2] == list(shape[:2]) and sc[:2] == [1.0, 1.0]:
+            result = (tuple(out), [self._axis_table(out[a], shape[a], sc[a]) for a in (2, 3)])
+        self._tables = (key, result)
+        return result
+
+    def _axis_table(self, out_len, in_len, scale):
+        if out_len == in_len and scale == 1.0:   # not resized: weight 0 reads index0 alone
+            i = np.arange(in_len, dtype=np.int64)
+            return i, i, np.zeros(in_len, np.float32)
+        c = source_coords(out_len, in_len, scale, self.transform)
+        if self.mode == "nearest":
+            i = nearest_index(c, self.rounding, in_len)
+            return i, i, np.zeros(out_len, np.float32)
+        c = np.clip(c, 0, in_len - 1)
+        i0 = np.floor(c).astype(np.int64)
+        return i0, np.minimum(i0 + 1, in_len - 1), (c - i0).astype(np.float32)
+
+    def into(self, outs, x, roi=None, scales=None, sizes=None):
+        """A float32 NCHW resize of H and W in C (kernels/resize.c); else NumPy."""
+        y = outs[0]
+        t = None
+        if x.dtype == np.float32 and x.flags.c_contiguous and x.ndim == 4 and x.size:
+            t = self.tables(x.shape, scales, sizes)
+        if t is None or t[0] != y.shape:
+            np.copyto(y, self(x, roi, scales, sizes)[0])
+            return
+        (r0, r1, rw), (c0, c1, cw) = t[1]
+        N, C, H, W = x.shape
+        _core.resize2d(x.reshape(-1), y.reshape(-1), N * C, H, W, r0, r1, rw, c0, c1, cw,
+                       self.mode == "linear", _threads.resolve(self.settings.threads))
+
+
 def build_resize(node, ctx):
-    return Step(node, Resize(node))
+    op = Resize(node)
+    op.settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
+    return Step(node, op, into=op.into)

@@ -15,8 +15,8 @@ learn every value's shape and dtype and which values are views.  Then:
 - each remaining step becomes one bound call writing into its buffers.
 
 memory() reports what a run holds: packed weights and constants, the arena,
-and the largest scratch one step allocates (convolution workspace, or the
-temporary of an op without an `into` form)."""
+the largest scratch one step allocates (convolution workspace, or the
+temporary of an op without an `into` form), and the executor's own objects."""
 from __future__ import annotations
 
 import contextlib
@@ -25,7 +25,7 @@ import functools
 import numpy as np
 
 from leanconv import _core
-from leanconv.onnx import arena
+from leanconv.onnx import arena, footprint
 from leanconv.onnx import budget as budget_mod
 from leanconv.onnx.program import timed
 
@@ -217,6 +217,7 @@ class Schedule:
         self.packed_bytes = sum({id(s.conv.last_plan): s.conv.packed_bytes for s in steps
                                  if s.conv is not None and s.conv.last_plan is not None}.values())
         self.constant_bytes = sum(np.asarray(v).nbytes for v in program.constants.values())
+        self._bookkeeping = None
 
     def _bind(self, threads):
         """The run-time calls for this thread count.  A Conv whose buffers are
@@ -341,10 +342,26 @@ class Schedule:
             s.output_bytes, s.workspace_bytes = out_b, ws_b
         self.program.settings.workspace = self.lent_workspace
 
+    def count_bookkeeping(self):
+        """Bytes of the executor's own objects (footprint.py), counted once:
+        prepare calls it after dropping the raw weights it no longer needs,
+        before giving the heap's free pages back (the walk's scratch with them)."""
+        if self._bookkeeping is None:
+            self._bookkeeping = footprint.object_bytes(
+                [self.program, self],
+                list(self.program.constants.values()) + [self._arena, self.lent_workspace])
+        return self._bookkeeping
+
+    @property
+    def bookkeeping_bytes(self):
+        return self.count_bookkeeping()
+
     def memory(self):
-        """Bytes a run holds: packed weights + constants, activation arena, scratch."""
+        """Bytes a run holds: packed weights + constants, activation arena,
+        scratch, and the executor's own objects (footprint.py)."""
         parts = {"packed_weights": self.packed_bytes, "constants": self.constant_bytes,
-                 "arena": self.arena_bytes, "workspace": self.workspace}
+                 "arena": self.arena_bytes, "workspace": self.workspace,
+                 "bookkeeping": self.bookkeeping_bytes}
         parts["total"] = sum(parts.values())
         return parts
 

@@ -4,9 +4,11 @@ A Layer lists its options: the leanconv algorithms that can run it, plus
 "torch" (torch's own conv on the folded weights) when measuring, each with a
 cost and the bytes its weights hold.  Costs are the C cost model's
 (kernels/choose.c, through leanconv._select) for algorithm="auto", seconds timed on the example input for
-"measure".  Then `assign` takes each layer's cheapest option and, while the
-total weight bytes exceed memory_budget, trades the option that loses the
-least time per byte saved (Winograd holds alpha^2/9 times the raw weights)."""
+"measure".  Then `assign` takes each layer's cheapest option and, while what
+the layers hold (held_bytes: every packing, plus one workspace -- the
+largest, as the layers share a lent one) exceeds memory_budget, trades the
+option that loses the least time per byte saved (Winograd holds alpha^2/9
+times the raw weights).  default_budget is freeze's budget when none is given."""
 from __future__ import annotations
 
 import statistics
@@ -33,7 +35,7 @@ class Layer:
     name: str                 # for messages: the fx node's name
     spec: ConvSpec
     x_shape: tuple
-    options: dict             # algorithm -> (cost, weight bytes)
+    options: dict             # algorithm -> (cost, packed weight bytes, workspace bytes)
 
     def cheapest(self):
         return min(self.options, key=lambda a: self.options[a][0])
@@ -48,10 +50,12 @@ def raw_bytes(spec):
     return spec.M * spec.Cg * spec.kH * spec.kW * 4
 
 
-def packed_bytes(name, spec, x_shape):
+def sizes(name, spec, x_shape, threads=1):
+    """(packed weight bytes, workspace bytes) of one option on this layer."""
     if name == TORCH:
-        return raw_bytes(spec)
-    return _core.sizes(algorithm_id(name), _isa.isa_id(), _geometry(spec, x_shape), 1)[0]
+        return raw_bytes(spec), 0
+    packed, ws = _core.sizes(algorithm_id(name), _isa.isa_id(), _geometry(spec, x_shape), threads)
+    return packed, max(ws, 0)
 
 
 def runnable(spec):
@@ -70,11 +74,12 @@ def model_cost(name, spec, hw):
 
 
 # Largest Im2Col workspace a frozen layer takes; beyond it Patch2Vec, whose
-# workspace does not grow with the image.  Each call allocates its workspace
-# afresh: a multi-MB one costs page faults each time (ResNet-18's 64@56 3x3:
-# Im2Col 13 ms with its 7 MB workspace, Patch2Vec 1.3 ms) or, once glibc's
-# mmap threshold has risen, fragments the heap (+30 MB of RSS per forward).
-_IM2COL_WORKSPACE = 1 << 20
+# workspace does not grow with the image (the cost model prices the two
+# alike).  Frozen layers share one lent workspace (leanconv._scratch), so a
+# larger one costs no time per call, but it stays resident for the process:
+# 2 MiB lets MobileNetV2's stem run Im2Col (1.3 MB; 0.15-0.23 ms against
+# Patch2Vec's 0.39-0.46) and keeps ResNet-18's (7.4 MB) on Patch2Vec.
+_IM2COL_WORKSPACE = 2 << 20
 
 
 def _gemm_form(spec, x_shape):
@@ -100,10 +105,11 @@ def model_layer(name, spec, x_shape, algorithm):
     gemm = _gemm_form(spec, x_shape)
     if algorithm in ("auto", "winograd") and preferred in ("im2col", "patch2vec"):
         preferred = gemm
-    options = {a: (model_cost(a, spec, hw), packed_bytes(a, spec, x_shape))
+    threads = torch_threads() or 1
+    options = {a: (model_cost(a, spec, hw),) + sizes(a, spec, x_shape, threads)
                for a in runnable(spec) if a not in ("im2col", "patch2vec") or a == gemm}
-    options[preferred] = (min(c for c, _ in options.values()) - 1.0,
-                          packed_bytes(preferred, spec, x_shape))
+    options[preferred] = (min(o[0] for o in options.values()) - 1.0,) + \
+        sizes(preferred, spec, x_shape, threads)
     return Layer(name, spec, x_shape, options)
 
 
@@ -148,38 +154,96 @@ def time_options(spec, weight, bias, x_shape, names, repeats=5):
 def measured_layer(name, spec, weight, bias, x_shape):
     names = runnable(spec) + [TORCH]
     times = time_options(spec, weight, bias, x_shape, names)
-    return Layer(name, spec, x_shape, {a: (times[a], packed_bytes(a, spec, x_shape))
+    threads = torch_threads() or 1
+    return Layer(name, spec, x_shape, {a: (times[a],) + sizes(a, spec, x_shape, threads)
                                        for a in names})
 
 
 def torch_sized_budget(layers):
     """The bytes torch holds for these layers' weights, each layer at least
     its smallest packing (GEMM packings round the output channels up to the
-    micro-kernel's rows): freeze's default budget, always feasible."""
-    return sum(max(raw_bytes(L.spec), min(s for _, s in L.options.values())) for L in layers)
+    micro-kernel's rows)."""
+    return sum(max(raw_bytes(L.spec), min(o[1] for o in L.options.values())) for L in layers)
+
+
+def leanest(layers):
+    """The pick that holds least (held_bytes): for each workspace size any
+    option needs, every layer's smallest packing within it; the best of those."""
+    best = None
+    for cap in sorted({o[2] for L in layers for o in L.options.values()}):
+        pick = {}
+        for L in layers:
+            fits = [a for a, o in L.options.items() if o[2] <= cap]
+            if not fits:
+                break
+            pick[L.name] = min(fits, key=lambda a: (L.options[a][1], L.options[a][0]))
+        else:
+            if best is None or held_bytes(layers, pick) < held_bytes(layers, best):
+                best = pick
+    return best if best is not None else {}
+
+
+def smallest_held(layers):
+    """The least any choice holds (packings and the shared workspace)."""
+    return held_bytes(layers, leanest(layers))
+
+
+def default_budget(layers):
+    """freeze's memory budget when none is given (algorithm="auto"): torch's
+    own weight bytes (torch_sized_budget) plus the largest layer's raw
+    weight bytes, for Winograd packings and the one shared workspace.
+
+    Why that much: packing a layer holds its torch weights and its packing at
+    once, so freezing reaches torch's weights + one layer's anyway (the
+    largest layer's, at its turn); the frozen model may hold as much for
+    good without raising the process's peak resident memory above what a
+    process building and running the stock model reaches (docs/torch-models.md
+    measures both: stock torch pages in its convolution code and its own
+    activations, which the frozen process does not)."""
+    extra = max((raw_bytes(L.spec) for L in layers), default=0)
+    return max(torch_sized_budget(layers) + extra, smallest_held(layers))
+
+
+def held_bytes(layers, pick):
+    """What a frozen model holds for these layers under `pick`: every packing,
+    and one workspace (the largest: the layers share a lent one)."""
+    packed = sum(L.options[pick[L.name]][1] for L in layers)
+    return packed + max((L.options[pick[L.name]][2] for L in layers), default=0)
 
 
 def assign(layers, memory_budget=None):
-    """{layer name: algorithm}: each layer's cheapest option, then trades
-    toward smaller weights until the total fits memory_budget (bytes)."""
+    """{layer name: algorithm}: each layer's cheapest option, then, while
+    held_bytes exceeds memory_budget, the one switch that loses the least
+    time per byte it saves."""
     pick = {L.name: L.cheapest() for L in layers}
     if memory_budget is None:
         return pick
-    total = sum(L.options[pick[L.name]][1] for L in layers)
+    total = held_bytes(layers, pick)
     while total > memory_budget:
         best = None
+        ws = sorted((L.options[pick[L.name]][2] for L in layers), reverse=True)
         for L in layers:
-            cost, size = L.options[pick[L.name]]
-            for a, (c, s) in L.options.items():
-                if s < size:
-                    rate = (c - cost) / (size - s)
+            cost, size, w = L.options[pick[L.name]]
+            rest = ws[1] if len(ws) > 1 else 0
+            other_ws = rest if w == ws[0] else ws[0]     # the other layers' largest
+            for a, (c, s, aw) in L.options.items():
+                new_total = total - size - max(w, other_ws) + s + max(aw, other_ws)
+                saved = total - new_total
+                if saved <= 0 and new_total == total and s + aw < size + w:
+                    # lowers a workspace tied for the largest: no saving yet, but
+                    # the next layer's switch then saves (priced as a tiny one)
+                    saved = (size + w - s - aw) * 1e-6
+                if saved > 0:
+                    rate = (c - cost) / saved
                     if best is None or rate < best[0]:
-                        best = (rate, L, a, size - s)
-        if best is None:
-            smallest = sum(min(s for _, s in L.options.values()) for L in layers)
-            raise ValueError(f"memory_budget={memory_budget} bytes is below the smallest "
-                             f"packing of this model's convolutions ({smallest} bytes)")
-        _, L, a, saved = best
+                        best = (rate, L, a, new_total)
+        if best is None:    # no single switch helps: the leanest pick, if it fits
+            lean = leanest(layers)
+            if held_bytes(layers, lean) <= memory_budget:
+                return lean
+            raise ValueError(f"memory_budget={memory_budget} bytes is below the least this "
+                             f"model's convolutions hold: {smallest_held(layers)} bytes "
+                             f"(smallest packings and workspace)")
+        _, L, a, total = best
         pick[L.name] = a
-        total -= saved
     return pick

@@ -6,15 +6,19 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 
+import numpy as np
 import torch
 from torch import nn
 
+from leanconv._fold import fold_batchnorm
 from leanconv._heap import return_freed_memory as _return_freed_memory
 from leanconv._params import ConvSpec
 from leanconv._select import check_name
 from leanconv.torch import modules as lct_modules
 from leanconv.torch.frozen import choose, frozen_linear, frozen_pool, patterns
+from leanconv.torch.frozen import threads as frozen_threads
 from leanconv.torch.frozen.capture import FreezeWarning, capture
+from leanconv.torch.frozen.choose import raw_bytes
 from leanconv.torch.frozen.frozen_conv import FrozenConv2d
 
 
@@ -33,14 +37,28 @@ def freeze(model, example_inputs, *, algorithm="auto", memory_budget=None):
     algorithm: "auto" (the shape model), a leanconv algorithm name, or
     "measure": time each layer's candidates and torch's own conv on the
     example input and keep the fastest (a layer may stay on torch).
-    memory_budget: bytes the packed weights may hold in all; layers trade to
-    smaller packings (Winograd holds alpha^2/9 the raw weights) until they
-    fit, a ValueError if nothing does.  With algorithm="auto" and no budget,
-    the budget is the bytes of torch's own weights (each layer at least its
-    smallest packing), so the frozen model holds no more than the stock one:
-    the layers that lose least by it give up Winograd (pass
-    memory_budget=sys.maxsize to let every layer take the packing "auto"
-    prefers).
+    memory_budget: bytes the frozen convolutions may hold in all: their packed
+    weights plus the one workspace they share (the largest layer's: frozen
+    layers borrow the calling thread's scratch buffer, leanconv._scratch, and
+    allocate nothing per call).  Layers trade to smaller packings, each time
+    the switch losing the least time per byte saved (Winograd holds
+    alpha^2/9 the raw weights), until they fit; a ValueError if nothing does.
+    With algorithm="auto" and no budget, the budget is torch's own conv
+    weight bytes plus the largest layer's (choose.default_budget): packing a
+    layer holds torch's copy and the packing at once, so freezing reaches
+    that much anyway, and the frozen process still peaks at or below a
+    process that builds and runs the stock model (it never pages in torch's
+    convolution code, capture runs on the meta device, BatchNorm folds in
+    NumPy; docs/torch-models.md measures both).  The extra goes to Winograd
+    where it saves the most time per byte: on ResNet-18 at 224, 64@56 takes
+    F4 and 128@28 F2, 512@7 (F2: 16 MiB for 9 MiB raw, ~0.1 ms saved) stays
+    on GEMM.  memory_budget=sys.maxsize lets every layer take the packing
+    "auto" prefers.
+
+    Threads: leanconv's kernels use torch.get_num_threads() (or
+    lc.set_num_threads() if called); during the frozen model's call torch's
+    own ops between them run on one thread, so torch's pool does not spin
+    beside leanconv's (leanconv/torch/frozen/threads.py).
 
     **freeze consumes `model`**: each convolution's (and BatchNorm's) tensors
     are emptied once packed, so `model` cannot run afterwards; deep-copy it
@@ -71,9 +89,9 @@ def freeze(model, example_inputs, *, algorithm="auto", memory_budget=None):
         jobs = _find_jobs(units)
         layers = [_layer(job, algorithm) for job in jobs]
         if memory_budget is None and algorithm == "auto":
-            memory_budget = choose.torch_sized_budget(layers)
+            memory_budget = choose.default_budget(layers)
         picks = choose.assign(layers, memory_budget)
-        _pack_all(jobs, picks)
+        _pack_all(jobs, picks, {L.name: L for L in layers})
         root = model
         for unit in units:
             frozen_pool.rewrite_pools(unit.gm)
@@ -86,6 +104,7 @@ def freeze(model, example_inputs, *, algorithm="auto", memory_budget=None):
                 root = unit.gm
             else:
                 setattr(unit.parent, unit.name, unit.gm)
+    frozen_threads.install(root)
     _return_freed_memory()
     return root
 
@@ -112,26 +131,26 @@ class _Job:
         return [t for t in ts if t is not None]
 
     def folded(self, in_place=False):
-        """(weight, bias) in float32 with the BatchNorm folded in: the scale
-        and bias in float64, then one float32 multiply per weight (a single
-        rounding).  in_place: scale torch's weight tensor itself, when it is
-        released right after, so folding needs no second copy."""
+        """(weight, bias) as float32 tensors with the BatchNorm folded in
+        (leanconv._fold, as leanconv.onnx folds).  in_place: scale torch's
+        weight tensor itself, when it is released right after, so folding
+        needs no second copy."""
         s = self.chain.source
-        M = s.weight.shape[0]
-        b = torch.zeros(M, dtype=torch.float64) if s.bias is None else s.bias.detach().double()
         w = s.weight.detach()
+        b = None if s.bias is None else s.bias.detach().numpy()
         bn = self.bn
         if bn is None:
-            return w.contiguous(), b.float()
-        scale = (bn.running_var.double() + bn.eps).rsqrt()
-        if bn.weight is not None:
-            scale = scale * bn.weight.double()
-        b = (b - bn.running_mean.double()) * scale
-        if bn.bias is not None:
-            b = b + bn.bias.double()
-        scale = scale.float().view(-1, 1, 1, 1)
-        w = w.mul_(scale) if in_place and w.is_contiguous() else w * scale
-        return w.contiguous(), b.float()
+            b = np.zeros(w.shape[0], np.float32) if b is None else b
+            return w.contiguous(), torch.from_numpy(np.ascontiguousarray(b, np.float32))
+        if not (in_place and w.is_contiguous()):
+            w = w.clone(memory_format=torch.contiguous_format)
+        _, bias = fold_batchnorm(w.numpy(), b, _np(bn.weight), _np(bn.bias),
+                                 bn.running_mean.numpy(), bn.running_var.numpy(), bn.eps)
+        return w, torch.from_numpy(bias)
+
+
+def _np(t):
+    return None if t is None else t.detach().numpy()
 
 
 def _eligible_input(node):
@@ -204,14 +223,19 @@ def _release(t):
     t.data = torch.empty(0, dtype=t.dtype)
 
 
-def _pack_all(jobs, picks):
+def _pack_all(jobs, picks, layers):
+    """Pack, fuse and rewrite every job, largest weights first: a layer's
+    torch weights and its packing coexist while it is packed, and that
+    moment is cheapest for the largest layer before the others' Winograd
+    packings (larger than their torch weights) exist."""
     uses = _releasable(jobs)
-    for job in jobs:
+    for job in sorted(jobs, key=lambda j: -raw_bytes(j.spec)):
         last_use = uses[id(job.chain.source.weight)] == 1
         w, b = job.folded(in_place=last_use)
         chain = job.chain
         frozen = FrozenConv2d(job.spec, w, b, algorithm=picks[job.name],
                               activation=chain.activation, residual=chain.add is not None)
+        frozen.workspace_bytes = layers[job.name].options[picks[job.name]][2]
         del w, b
         for t in job.tensors():
             if uses[id(t)] is not None:

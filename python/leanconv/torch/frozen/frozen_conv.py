@@ -13,10 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from leanconv import _scratch
 from leanconv._params import ConvSpec
 from leanconv.torch.frozen import epilogue_speed
 from leanconv.torch.frozen.activations import Activation
-from leanconv.torch.plans import torch_threads
+from leanconv.torch.frozen.threads import frozen_threads, torch_ops_threads
 
 
 def _flat(t):
@@ -48,6 +49,7 @@ class FrozenConv2d(nn.Module):
         native_act = activation.leanconv_form() if fuse_act else None
         self._post = activation if activation is not None and not fuse_act else None
         self._geoms = {}
+        self.workspace_bytes = 0    # of the shared workspace, on freeze's example input
         if algorithm == "torch":
             self.register_buffer("weight", weight.detach().contiguous())
             self.register_buffer("bias", bias.detach().contiguous())
@@ -70,14 +72,17 @@ class FrozenConv2d(nn.Module):
         OH, OW = self.spec.output_hw(H, W)
         return (N, self.spec.M, OH, OW)
 
-    def _geometry(self, shape):
-        g = self._geoms.get(shape)
+    def _geometry(self, shape, threads):
+        """(C geometry, output shape, workspace bytes) of an input shape."""
+        g = self._geoms.get((shape, threads))
         if g is None:
             if len(shape) != 4 or shape[1] != self.spec.C:
                 raise ValueError(f"frozen convolution expects an (N, {self.spec.C}, H, W) input, "
                                  f"got {tuple(shape)}")
             N, C, H, W = shape
-            g = self._geoms[shape] = (self.spec.geometry(N, C, H, W), self.output_shape(shape))
+            g = self._geoms[(shape, threads)] = (
+                self.spec.geometry(N, C, H, W), self.output_shape(shape),
+                self.plan.workspace_bytes(tuple(shape), threads))
         return g
 
     # -- running ------------------------------------------------------------
@@ -102,13 +107,16 @@ class FrozenConv2d(nn.Module):
         if self.plan is None:
             s = self.spec
             t, b, l, r = s.pads
-            if t == b and l == r:
-                y = torch.conv2d(x, self.weight, self.bias, s.stride, (t, l), s.dilation, s.groups)
-            else:
-                y = torch.conv2d(torch.nn.functional.pad(x, (l, r, t, b)), self.weight, self.bias,
-                                 s.stride, 0, s.dilation, s.groups)
+            with torch_ops_threads():
+                if t == b and l == r:
+                    y = torch.conv2d(x, self.weight, self.bias, s.stride, (t, l), s.dilation,
+                                     s.groups)
+                else:
+                    y = torch.conv2d(torch.nn.functional.pad(x, (l, r, t, b)), self.weight,
+                                     self.bias, s.stride, 0, s.dilation, s.groups)
         else:
-            geom, oshape = self._geometry(x.shape)
+            threads = frozen_threads()
+            geom, oshape, ws = self._geometry(x.shape, threads)
             # NumPy allocates the output and torch wraps it: half the cost of
             # torch.empty followed by .numpy() (this runs once per conv per call)
             yn = np.empty(oshape, np.float32)
@@ -117,7 +125,10 @@ class FrozenConv2d(nn.Module):
             if self._residual_native:
                 r = _flat(residual.float())
                 residual = None
-            self._kernel_run(_flat(x), yn.reshape(-1), self._bias_np, geom, torch_threads(), r)
+            # the workspace is this thread's one scratch buffer, shared by every
+            # frozen layer (leanconv._scratch): no allocation per call
+            self._kernel_run(_flat(x), yn.reshape(-1), self._bias_np, geom, threads, r, -1,
+                             _scratch.lend(ws) if ws else None)
         if residual is not None:
             y.add_(residual.float())
         if self._post is not None:

@@ -22,7 +22,7 @@ from torch import nn
 
 from leanconv._params import ConvSpec
 from leanconv.torch.frozen import activations, epilogue_speed
-from leanconv.torch.plans import torch_threads
+from leanconv.torch.frozen.threads import frozen_threads
 
 # Chains over fewer rows are left on torch without timing them (a classifier
 # head: one row, a matrix-vector product torch does as well).
@@ -78,7 +78,7 @@ class FrozenLinearChain(nn.Module):
         lead = tuple(x.shape[:-1])
         R = math.prod(lead)
         cur = x.detach().reshape(R, self.in_features).t().contiguous().numpy().reshape(-1)
-        threads = torch_threads()
+        threads = frozen_threads()
         for spec, run, bias, post, M in self._steps:
             geom = self._geoms.get((spec.C, R))
             if geom is None:

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from leanconv import _core, _threads
-from leanconv.torch.plans import torch_threads
+from leanconv import _core
+from leanconv.torch.frozen.threads import frozen_threads
 
 
 def _pair(v):
@@ -73,10 +73,8 @@ class FrozenPool2d(nn.Module):
             return self.torch_fn(x)
         geom, oshape = g
         y = torch.empty(oshape, dtype=torch.float32)
-        threads = torch_threads()
         _core.pool2d(x.contiguous().numpy().reshape(-1), y.numpy().reshape(-1), geom,
-                     self.is_max, self.count_include_pad,
-                     _threads.resolve(None) if threads is None else threads)
+                     self.is_max, self.count_include_pad, frozen_threads())
         return y
 
     def __prepare_scriptable__(self):
