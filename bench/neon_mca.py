@@ -37,6 +37,7 @@ KERNELS = {
     r"lc_f32_gemm_\w+__neon": "GEMM tile",
     r"lc_f32_wino_f\d_input__neon": "Winograd input transform",
     r"lc_f32_wino_f\d_output__neon": "Winograd output transform",
+    r"lc_f32_wino_cl_gemm__neon": "Winograd channel-lanes GEMM",
     r"lc_f32_dw_row__neon": "depthwise row",
     r"lc_f32_dw_band__neon": "depthwise band",
     r"lc_f32_dw_cblock__neon": "depthwise channel blocks",

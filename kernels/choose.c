@@ -104,7 +104,9 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
         const int64_t m = lc_wino_m[algorithm - LC_ALGO_WINOGRAD_F2], alpha = m + 2;
         const double a2 = (double)(alpha * alpha);
         const int64_t tiles = lc_div_up(d->OH, m) * lc_div_up(d->OW, m);
-        const double lanes = lc_panel_lanes(isa, tiles);
+        const double lanes = lc_wino_channel_lanes(d) /* tiles in rows of R */
+                                 ? (double)(lc_div_up(tiles, isa->wino_cl_rows) * isa->wino_cl_rows)
+                                 : lc_panel_lanes(isa, tiles);
         int64_t items, nblocks = lc_winograd_blocks(d, &items);
         share = lc_busiest_share(d->nthreads, items);
         f[LC_FEAT_MAC] = images * a2 * mpad * (double)Cg * lanes;
@@ -124,7 +126,13 @@ double lc_conv_cost(const lc_conv_desc *d, int algorithm, double *features) {
     const double wino = algorithm >= LC_ALGO_WINOGRAD_F2 && algorithm <= LC_ALGO_WINOGRAD_F6
                             ? c->wino_elem[algorithm - LC_ALGO_WINOGRAD_F2]
                             : 0.0;
-    const double stream = c->stream_byte * f[LC_FEAT_STREAM];
+    lc_conv_desc one = *d;
+    one.algorithm = algorithm;
+    /* the channel-lanes Winograd GEMM reads U in whole vectors, one
+     * sequential stream: measured at ~0.6 of the fitted per-byte price
+     * (AVX-512, 256@14, F4 vs F2) */
+    const double stream = c->stream_byte * f[LC_FEAT_STREAM] *
+                          (wino != 0.0 && lc_wino_channel_lanes(&one) ? LC_WINO_CL_STREAM_SHARE : 1.0);
     return (f[LC_FEAT_MAC] > stream ? f[LC_FEAT_MAC] : stream) + pack * f[LC_FEAT_PACK] +
            wino * f[LC_FEAT_WINO];
 }

@@ -217,6 +217,19 @@ int64_t lc_winograd_workspace(const lc_conv_desc *d, int *ok);
 int64_t lc_winograd_blocks(const lc_conv_desc *d, int64_t *items);
 int lc_winograd_run(const lc_conv_desc *d, const float *x, const float *packed,
                     const float *bias, const float *res, float *y, char *ws);
+/* Channel-lanes Winograd GEMM (U packed [panel][c][CW] per alpha^2 point)
+ * for groups of at least this many input channels, whose Cg x CW slice of U
+ * is at most this many bytes (measured on AVX-512: 256 channels gain, 128 at
+ * 28 x 28 and 512 at 7 x 7 lose against the MR x NR GEMM). */
+#define LC_WINO_CL_MIN_C 256
+#define LC_WINO_CL_MAX_SLICE (32 * 1024)
+/* what the cost model charges per streamed byte of its U, as a share of the
+ * ISA's stream_byte (kernels/choose.c) */
+#define LC_WINO_CL_STREAM_SHARE 0.6
+int lc_wino_channel_lanes(const lc_conv_desc *d);
+/* Where U[x] (alpha^2 point x) of output channel o, input channel c of
+ * group grp lies in the packed weights, in either orientation. */
+size_t lc_wino_u_index(const lc_conv_desc *d, int64_t x, int64_t grp, int64_t o, int64_t c);
 /* winograd_exact.c: the output-transform result of one tile (th, tw) and
  * output channel o of group grp, whose float transforms overflowed,
  * recomputed in double from the packed U: `tile` receives its m x m values

@@ -32,6 +32,36 @@ typedef struct {
 
 static int lc_wino_variant(int algorithm) { return algorithm - LC_ALGO_WINOGRAD_F2; }
 
+int lc_wino_channel_lanes(const lc_conv_desc *d) {
+    /* Output channels in the lanes for deep layers (few tiles per image in
+     * practice) when a CW-channel slice of U (Cg x CW) fits L1 beside the
+     * transformed input: the block's tile rows then reread it from L1.
+     * Decided from the weights' shape and the ISA alone, since the packing
+     * depends on it (so the bits never depend on the image or the threads). */
+    const lc_isa_config *isa = d->isa;
+    const int64_t Mg = d->M / d->groups, Cg = d->C / d->groups;
+    /* Only where its register block is as large as the GEMM tile's: AVX2's
+     * 4 x 16 (16 registers) measured 25% slower than its 6 x 16 tile. */
+    return isa->wino_cl_gemm && isa->wino_cl_rows * isa->wino_cl_cols >= isa->mr * isa->nr &&
+           Mg % isa->wino_cl_cols == 0 && Cg >= LC_WINO_CL_MIN_C &&
+           Cg * isa->wino_cl_cols * (int64_t)sizeof(float) <= LC_WINO_CL_MAX_SLICE;
+}
+
+/* Output channels per panel of the packed U: MR (GEMM A panels) or CW. */
+static int64_t lc_wino_u_panel(const lc_conv_desc *d) {
+    return lc_wino_channel_lanes(d) ? d->isa->wino_cl_cols : d->isa->mr;
+}
+
+size_t lc_wino_u_index(const lc_conv_desc *d, int64_t x, int64_t grp, int64_t o, int64_t c) {
+    const int64_t Mg = d->M / d->groups, Cg = d->C / d->groups, pw = lc_wino_u_panel(d);
+    int ok = 1;
+    const size_t base = (size_t)((x * d->groups + grp) * lc_round_up(Mg, pw, &ok) * Cg);
+    if (pw != d->isa->mr) /* channel lanes: [panel][c][CW] */
+        return base + (size_t)((o / pw * Cg + c) * pw + o % pw);
+    return base + lc_packed_a_offset((size_t)Mg, (size_t)Cg, (size_t)pw, (size_t)d->isa->kc,
+                                     (size_t)o, (size_t)c);
+}
+
 static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
     const int64_t nr = d->isa->nr, Cg = d->C / d->groups, Mg = d->M / d->groups;
     g->m = lc_wino_m[lc_wino_variant(d->algorithm)];
@@ -102,19 +132,18 @@ int64_t lc_winograd_blocks(const lc_conv_desc *d, int64_t *items) {
 int64_t lc_winograd_packed_floats(const lc_conv_desc *d, int *ok) {
     int64_t alpha = lc_wino_m[lc_wino_variant(d->algorithm)] + 2;
     int64_t Mg = d->M / d->groups, Cg = d->C / d->groups;
-    int64_t per_xi = lc_mul(lc_mul(d->groups, lc_round_up(Mg, d->isa->mr, ok), ok), Cg, ok);
+    int64_t per_xi = lc_mul(lc_mul(d->groups, lc_round_up(Mg, lc_wino_u_panel(d), ok), ok), Cg, ok);
     return lc_mul(alpha * alpha, per_xi, ok);
 }
 
 void lc_winograd_pack_weights(const lc_conv_desc *d, const float *w, float *packed) {
     const int v = lc_wino_variant(d->algorithm);
     const double *G = v == 0 ? &lc_wino_f2_g[0][0] : v == 1 ? &lc_wino_f4_g[0][0] : &lc_wino_f6_g[0][0];
-    const int64_t alpha = lc_wino_m[v] + 2, xi = alpha * alpha, mr = d->isa->mr;
+    const int64_t alpha = lc_wino_m[v] + 2;
     const int64_t Mg = d->M / d->groups, Cg = d->C / d->groups;
     int ok = 1;
-    const int64_t mpad = lc_round_up(Mg, mr, &ok);
-    /* Zero first: rows past Mg in the last MR panel stay zero. */
-    memset(packed, 0, (size_t)(xi * d->groups * mpad * Cg) * sizeof(float));
+    /* Zero first: rows past Mg in the last panel stay zero. */
+    memset(packed, 0, (size_t)lc_winograd_packed_floats(d, &ok) * sizeof(float));
     for (int64_t o = 0; o < d->M; o++) {
         const int64_t grp = o / Mg, ol = o % Mg;
         for (int64_t c = 0; c < Cg; c++) {
@@ -127,10 +156,7 @@ void lc_winograd_pack_weights(const lc_conv_desc *d, const float *w, float *pack
             for (int64_t i = 0; i < alpha; i++)
                 for (int64_t j = 0; j < alpha; j++) {
                     double s = t[i][0] * G[j * 3 + 0] + t[i][1] * G[j * 3 + 1] + t[i][2] * G[j * 3 + 2];
-                    /* U[xi] for this group, packed like GEMM weights with K = Cg */
-                    float *u = packed + ((i * alpha + j) * d->groups + grp) * mpad * Cg;
-                    u[lc_packed_a_offset((size_t)Mg, (size_t)Cg, (size_t)mr,
-                                         (size_t)d->isa->kc, (size_t)ol, (size_t)c)] = (float)s;
+                    packed[lc_wino_u_index(d, i * alpha + j, grp, ol, c)] = (float)s;
                 }
         }
     }
@@ -142,7 +168,8 @@ typedef struct {
     float *y;
     char *ws;
     lc_wino_geom g;
-    int64_t mpad;
+    int64_t mpad;      /* output channels of a group in the packed U, padded */
+    int cl;            /* channel-lanes GEMM (lc_wino_channel_lanes) */
 } lc_wino_ctx;
 
 /* A run of a panel's tiles that lie on one tile row: tiles (th, tw0 + l) in
@@ -317,6 +344,27 @@ static void lc_wino_exact_lanes(const lc_wino_ctx *t, const lc_wino_block *b, in
                                (size_t)(t->g.m * d->isa->nr));
 }
 
+/* 2, channel lanes: Mo = U * V of one alpha^2 point for output channels
+ * [m_begin, m_end) (m_begin a multiple of CW), CW channels by R tiles a call.
+ * Each CW-channel slice of U (Cg x CW) is read once from memory and then
+ * from cache for the block's other tile rows. */
+static void lc_wino_cl_gemms(const lc_wino_ctx *t, const lc_wino_block *b, int64_t m_begin,
+                             int64_t m_end, const float *u, const float *V, float *Mo) {
+    const lc_isa_config *isa = t->d->isa;
+    const int64_t nr = isa->nr, R = isa->wino_cl_rows, CW = isa->wino_cl_cols;
+    const int64_t Cg = t->d->C / t->d->groups, Mg = t->d->M / t->d->groups;
+    for (int64_t m0 = m_begin; m0 < m_end; m0 += CW) {
+        const float *up = u + m0 * Cg;
+        const size_t cols = (size_t)lc_min64(CW, m_end - m0);
+        for (int64_t t0 = 0; t0 < b->blk_tiles; t0 += R) {
+            const int64_t p = t0 / nr, s = t0 % nr;
+            isa->wino_cl_gemm((size_t)Cg, up, V + p * Cg * nr + s, (size_t)nr,
+                              Mo + (p * Mg + m0) * nr + s, (size_t)nr,
+                              (size_t)lc_min64(R, b->blk_tiles - t0), cols);
+        }
+    }
+}
+
 /* 2 and 3. GEMMs and output transform of output channels [m_begin, m_end) */
 static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, int64_t m_begin,
                                  int64_t m_end, const float *V, float *Mo, float *obuf) {
@@ -331,6 +379,10 @@ static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, i
      * block's real tiles (a narrow last panel costs less) */
     for (int64_t x = 0; x < g->xi; x++) {
         const float *u = t->packed + (x * d->groups + b->grp) * t->mpad * Cg;
+        if (t->cl) {
+            lc_wino_cl_gemms(t, b, m_begin, m_end, u, V + x * v_xs, Mo + x * mo_xs);
+            continue;
+        }
         lc_gemm_panels_rows(isa, (size_t)Mg, (size_t)m_begin, (size_t)m_end, (size_t)Cg, u,
                             V + x * v_xs, nr, (size_t)Cg * nr, (size_t)b->blk_tiles,
                             Mo + x * mo_xs, nr, (size_t)Mg * nr, NULL, NULL, &d->epilogue, 0);
@@ -415,7 +467,14 @@ static void lc_wino_output_task(void *vctx, int64_t item, int thread) {
     const lc_wino_geom *g = &t->g;
     const int64_t ib = item % g->blocks_total, mc = item / g->blocks_total;
     int64_t m_begin, m_end;
-    lc_row_chunk_range(mc, g->mchunks, t->d->M / t->d->groups, t->d->isa->mr, &m_begin, &m_end);
+    if (t->cl) { /* whole CW panels */
+        const int64_t Mg = t->d->M / t->d->groups, CW = t->d->isa->wino_cl_cols;
+        const int64_t rows = lc_div_up(lc_div_up(Mg, g->mchunks), CW) * CW;
+        m_begin = lc_min64(mc * rows, Mg);
+        m_end = lc_min64(m_begin + rows, Mg);
+    } else {
+        lc_row_chunk_range(mc, g->mchunks, t->d->M / t->d->groups, t->d->isa->mr, &m_begin, &m_end);
+    }
     if (m_begin >= m_end) return;
     const lc_wino_block b = lc_wino_block_at(t->d, g, ib);
     float *V, *Mo, *dbuf, *obuf;
@@ -429,7 +488,8 @@ int lc_winograd_run(const lc_conv_desc *d, const float *x, const float *packed,
     lc_wino_ctx t;
     t.d = d; t.x = x; t.packed = packed; t.bias = bias; t.res = res; t.y = y; t.ws = ws;
     lc_wino_geometry(d, &t.g, &ok);
-    t.mpad = lc_round_up(d->M / d->groups, d->isa->mr, &ok);
+    t.cl = lc_wino_channel_lanes(d);
+    t.mpad = lc_round_up(d->M / d->groups, lc_wino_u_panel(d), &ok);
     if (!t.g.phased) {
         lc_parallel_for(d->nthreads, t.g.blocks_total, lc_wino_task, &t);
     } else {

@@ -55,9 +55,8 @@ int lc_wino_exact_lane(const lc_conv_desc *d, const float *xg, const float *pack
                        float *tile, size_t row_stride) {
     const int var = d->algorithm - LC_ALGO_WINOGRAD_F2;
     const int64_t m = lc_wino_m[var], alpha = m + 2, xi = alpha * alpha;
-    const int64_t Cg = d->C / d->groups, Mg = d->M / d->groups, mr = d->isa->mr;
+    const int64_t Cg = d->C / d->groups;
     const int64_t y0 = th * m - d->pad_t, x0 = tw * m - d->pad_l;
-    const int64_t mpad = (Mg + mr - 1) / mr * mr;
     double win[64], v[64], mo[64] = {0}, out[36];
     /* Mo = sum_c U[o][c] * (B^T d_c B), the window in double; give up on a
      * non-finite input */
@@ -71,10 +70,8 @@ int lc_wino_exact_lane(const lc_conv_desc *d, const float *xg, const float *pack
                 win[i * alpha + j] = a;
             }
         lc_exact_in[var](win, v);
-        const size_t uc = lc_packed_a_offset((size_t)Mg, (size_t)Cg, (size_t)mr, (size_t)d->isa->kc,
-                                             (size_t)o, (size_t)c);
         for (int64_t x = 0; x < xi; x++)
-            mo[x] += (double)packed[(x * d->groups + grp) * mpad * Cg + (int64_t)uc] * v[x];
+            mo[x] += (double)packed[lc_wino_u_index(d, x, grp, o, c)] * v[x];
     }
     /* Y = A^T Mo A + bias, rounded once, then the epilogue the transform applies */
     lc_exact_out[var](mo, out);

@@ -30,6 +30,14 @@
 #define LC_WIN_STRIP_NAME LC_ISA_FN(lc_f32_wino_f6_input_strip)
 #include "winograd_template.h"
 
+/* The channel-lanes GEMM: LC_WCL_ROWS tiles x LC_WCL_VECS vectors, set by
+ * the including file; the rows divide LC_NR, and LC_VLANES divides them or
+ * they divide LC_VLANES, so a subpanel never straddles a transform vector. */
+#define LC_WCL_R LC_WCL_ROWS
+#define LC_WCL_NV LC_WCL_VECS
+#define LC_WCL_NAME LC_ISA_FN(lc_f32_wino_cl_gemm)
+#include "winograd_cl_template.h"
+
 /* Fills the table entries of this ISA's Winograd transforms. */
 void LC_ISA_FN(lc_wino_fill)(lc_isa_config *cfg) {
     cfg->wino_input[0] = LC_ISA_FN(lc_f32_wino_f2_input);
@@ -38,6 +46,9 @@ void LC_ISA_FN(lc_wino_fill)(lc_isa_config *cfg) {
     cfg->wino_output[0] = LC_ISA_FN(lc_f32_wino_f2_output);
     cfg->wino_output[1] = LC_ISA_FN(lc_f32_wino_f4_output);
     cfg->wino_output[2] = LC_ISA_FN(lc_f32_wino_f6_output);
+    cfg->wino_cl_gemm = LC_ISA_FN(lc_f32_wino_cl_gemm);
+    cfg->wino_cl_rows = LC_WCL_ROWS;
+    cfg->wino_cl_cols = LC_WCL_VECS * LC_VLANES;
     if (LC_WINO_HAVE_STRIP) { /* only with a real vector gather (see the template) */
         cfg->wino_input_strip[0] = LC_ISA_FN(lc_f32_wino_f2_input_strip);
         cfg->wino_input_strip[1] = LC_ISA_FN(lc_f32_wino_f4_input_strip);

@@ -15,6 +15,8 @@ SHAPES = [
     ((1, 3, 23, 23), (8, 3, 7, 7), dict(stride=2, padding=3)),
     # 32x32 output: Im2Col pads its patch matrix's rows (lc_im2col_ldb)
     ((1, 4, 32, 32), (6, 2, 3, 3), dict(padding=1, groups=2)),
+    # 256 input channels: Winograd's channel-lanes GEMM
+    ((1, 256, 6, 6), (64, 256, 3, 3), dict(padding=1)),
 ]
 
 
@@ -78,6 +80,20 @@ def test_packed_bytes(isa):
     for m, alpha in ((2, 4), (4, 6), (6, 8)):
         plan = lc.Conv2d(w, algorithm=f"winograd_f{m}")
         assert plan.packed_bytes == alpha * alpha * (-(-64 // mr) * mr) * 32 * 4
+
+
+def test_packed_bytes_channel_lanes(isa):
+    """256 input channels: U is packed in panels of CW output channels where
+    the ISA's channel-lanes GEMM is used (its tile as large as the GEMM's),
+    else of MR."""
+    mr, nr, _ = tile(isa)
+    rows, cw = _core._ukernel_wino_cl_shape(isa)
+    w = np.zeros((64, 256, 3, 3), np.float32)
+    used = rows * cw >= mr * nr and 64 % cw == 0 and 256 * cw * 4 <= 32 * 1024
+    panel = cw if used else mr
+    for m, alpha in ((2, 4), (4, 6), (6, 8)):
+        plan = lc.Conv2d(w, algorithm=f"winograd_f{m}")
+        assert plan.packed_bytes == alpha * alpha * (-(-64 // panel) * panel) * 256 * 4
 
 
 def test_vgg_layer_numbers(isa):

@@ -269,6 +269,35 @@ def wino_lane_counts(nr):
 
 
 @pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("k", [1, 3, 17, 256])
+def test_winograd_channel_lanes_gemm(isa, k):
+    """mo[o, r] = sum_c ut[c, o] v[c, r]: full and partial rows and columns,
+    v and mo strides wider than the tile; v's last row ends at a guard page
+    (the kernel reads R floats of each row, never more), mo's last element
+    too, and nothing outside rows x cols of mo is written."""
+    R, CW = _core._ukernel_wino_cl_shape(isa)
+    if R == 0:
+        pytest.skip(f"{isa} has no channel-lanes Winograd GEMM")
+    r = rng(40 + k)
+    ldv, ldo = R + 3, R + 5
+    ut = r.standard_normal((k, CW)).astype(np.float32)
+    for rows in sorted({1, R // 2 or 1, R - 1 or 1, R}):
+        for cols in sorted({1, CW // 2 or 1, CW - 1 or 1, CW}):
+            v = guarded((k - 1) * ldv + R)
+            v[:] = r.standard_normal(v.size)
+            mo = guarded((cols - 1) * ldo + rows)
+            mo[:] = np.float32(7.5)  # sentinel
+            _core._ukernel_wino_cl_gemm(isa, k, ut.reshape(-1), v, ldv, mo, ldo, rows, cols)
+            vm = np.stack([v[c * ldv:c * ldv + R] for c in range(k)]).astype(np.float64)
+            want = ut.astype(np.float64).T @ vm[:, :rows]  # (CW, rows)
+            scale = np.abs(ut.astype(np.float64)).T @ np.abs(vm[:, :rows])
+            got = np.stack([mo[o * ldo:o * ldo + rows] for o in range(cols)])
+            assert_close(got, want[:cols], scale[:cols], 1e-6, f"{isa} k={k} {rows}x{cols}")
+            gaps = [mo[o * ldo + rows:(o + 1) * ldo] for o in range(cols - 1)]
+            assert all((g == np.float32(7.5)).all() for g in gaps), "wrote outside rows x cols"
+
+
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("variant", [0, 1, 2])
 def test_winograd_transforms_of_partial_panels(isa, variant):
     """With lanes < NR the transforms give the full call's bits in lanes

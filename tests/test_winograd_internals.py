@@ -110,3 +110,27 @@ def test_many_channels_small_images_with_residual(isa, algorithm, hw, rng):
         assert error_for(algorithm, y, want, scale + np.abs(r)) <= TOLERANCE[algorithm]
         outs.append(y)
     assert np.array_equal(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("algorithm", WINO)
+@pytest.mark.parametrize("hw,groups", [((1, 1), 1), ((5, 7), 1), ((14, 14), 1), ((7, 9), 2)])
+def test_channel_lanes_gemm_layers(isa, algorithm, hw, groups, rng):
+    """Groups of >= 256 input channels take the channel-lanes GEMM where the
+    ISA's is used (U packed with output channels in the lanes;
+    kernels/winograd.c lc_wino_channel_lanes), the MR x NR GEMM elsewhere:
+    bias, residual and activation fused, partial tile rows, output channels
+    that fill its panels or not (80 is not a multiple of 32), the same bits
+    at 1 and 2 threads."""
+    H, W = hw
+    C = 256 * groups
+    for M in (64 * groups, 80 * groups):
+        x = rng.standard_normal((1, C, H, W)).astype(np.float32)
+        w = (rng.standard_normal((M, C // groups, 3, 3)) / np.sqrt(9 * C / groups)).astype(np.float32)
+        b = rng.standard_normal(M).astype(np.float32)
+        r = rng.standard_normal((1, M, H, W)).astype(np.float32)
+        ref, scale = conv2d_ref(x, w, b, (1, 1), (1, 1, 1, 1), (1, 1), groups, None)
+        want = np.maximum(ref + r, 0.0)
+        outs = [lc.conv2d(x, w, b, padding=1, groups=groups, algorithm=algorithm,
+                          activation="relu", residual=r, threads=t) for t in (1, 2)]
+        assert error_for(algorithm, outs[0], want, scale + np.abs(r)) <= TOLERANCE[algorithm]
+        assert np.array_equal(outs[0], outs[1])

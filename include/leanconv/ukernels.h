@@ -169,6 +169,17 @@ typedef void (*lc_strided_copy_fn)(float *dst, size_t dst_stride, const float *s
 typedef void (*lc_postop_fn)(float *y, const float *src, size_t n, const float *residual,
                              float bias, const lc_epilogue *ep);
 
+/* The Winograd GEMM of one alpha^2 point with output channels in the vector
+ * lanes (small images: few tiles, many channels), for `rows` <= R tiles and
+ * `cols` <= CW output channels (R, CW: the ISA's wino_cl_rows/_cols):
+ *   mo[o * ldo + r] = sum_{c < k} ut[c * CW + o] * v[c * ldv + r]
+ * ut: transformed weights, k rows of CW channels (zero past the last);
+ * v: transformed input, k rows of at least R tiles (lanes past `rows` are
+ * read, and must be finite, but not stored).  The sum runs over c in order,
+ * so the result does not depend on how callers split tiles or channels. */
+typedef void (*lc_wino_cl_gemm_fn)(size_t k, const float *ut, const float *v, size_t ldv,
+                                   float *mo, size_t ldo, size_t rows, size_t cols);
+
 /* Winograd output sizes m served by the table, in index order. */
 #define LC_WINO_VARIANTS 3
 static const int lc_wino_m[LC_WINO_VARIANTS] = {2, 4, 6};
@@ -199,6 +210,8 @@ typedef struct lc_isa_config {
     lc_gemm_wide_fn gemm_wide;       /* whole rows of B in wide_nr-column tiles */
     int wide_nr;
     lc_wino_input_strip_fn wino_input_strip[LC_WINO_VARIANTS]; /* optional, may be NULL */
+    lc_wino_cl_gemm_fn wino_cl_gemm; /* optional: channel-lanes Winograd GEMM */
+    int wino_cl_rows, wino_cl_cols;  /* its tile rows R (divides nr) and channels CW */
     lc_cost_terms cost;
     lc_postop_fn postop;             /* the epilogue beyond the kernels' clamp */
 } lc_isa_config;

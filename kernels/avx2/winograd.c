@@ -80,6 +80,9 @@ static LC_ALWAYS_INLINE void lc_wino_store_i4(float *p, __m256 a, __m256 b, __m2
 #define LC_VSTORE_I2(p, a, b) lc_wino_store_i2((p), (a), (b))
 #define LC_VSTORE_I4(p, a, b, c, d) lc_wino_store_i4((p), (a), (b), (c), (d))
 
+/* channel-lanes GEMM: 4 tiles x 2 vectors of output channels */
+#define LC_WCL_ROWS 4
+#define LC_WCL_VECS 2
 #include "../winograd_instances.h"
 
 #include "target_end.h"

@@ -58,6 +58,9 @@ static inline void lc_wino_store_i6_neon(float *p, float32x4_t a, float32x4_t b,
 #define LC_VSTORE_I2(p, a, b) lc_wino_store_i2_neon((p), (a), (b))
 #define LC_VSTORE_I4(p, a, b, c, d) lc_wino_store_i4_neon((p), (a), (b), (c), (d))
 
+/* channel-lanes GEMM: 4 tiles x 4 vectors of output channels */
+#define LC_WCL_ROWS 4
+#define LC_WCL_VECS 4
 #include "../winograd_instances.h"
 
 #endif

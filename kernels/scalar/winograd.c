@@ -17,4 +17,7 @@
 #define LC_VCLAMP(v, lo, hi) ((v) < (lo) ? (lo) : (v) > (hi) ? (hi) : (v))
 #define LC_VNANBITS(v) ((uint64_t)((v) != (v)))
 
+/* channel-lanes GEMM: 4 tiles x 4 vectors of output channels */
+#define LC_WCL_ROWS 4
+#define LC_WCL_VECS 4
 #include "../winograd_instances.h"

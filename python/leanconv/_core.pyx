@@ -608,12 +608,17 @@ cdef extern from "leanconv/ukernels.h":
     ctypedef void (*_lc_dw_fn "lc_dw_row_fn")(float *out, size_t n, const float *inp, size_t in_row_stride,
                                size_t rows, const float *w, size_t kW, size_t stride,
                                size_t dil, float bias, const lc_epilogue *ep) nogil
+    ctypedef void (*_lc_wino_cl_fn "lc_wino_cl_gemm_fn")(size_t k, const float *ut, const float *v,
+                                                        size_t ldv, float *mo, size_t ldo,
+                                                        size_t rows, size_t cols) nogil
     ctypedef struct _lc_isa_table "lc_isa_config":
         int mr, nr, kc
         _lc_gemm_fn gemm
         _lc_wino_in_fn wino_input[3]
         _lc_wino_out_fn wino_output[3]
         _lc_dw_fn dw_row
+        _lc_wino_cl_fn wino_cl_gemm
+        int wino_cl_rows, wino_cl_cols
     unsigned LC_GEMM_ACCUMULATE
     unsigned LC_GEMM_FINAL
 
@@ -753,6 +758,32 @@ def _ukernel_wino_output(str isa_name, int variant, const float[::1] mo, _size_t
     with nogil:
         nonfinite = t.wino_output[variant](&mo[0], xi_stride, &o[0], bias, &ep, nl)
     return nonfinite
+
+
+def _ukernel_wino_cl_shape(str isa_name):
+    """(R, CW) of the ISA's channel-lanes Winograd GEMM: tiles and output
+    channels per call; (0, 0) when it has none."""
+    cdef const _lc_isa_table *t = _table(isa_name)
+    if t.wino_cl_gemm == NULL:
+        return 0, 0
+    return t.wino_cl_rows, t.wino_cl_cols
+
+
+def _ukernel_wino_cl_gemm(str isa_name, _size_t k, const float[::1] ut, const float[::1] v,
+                          _size_t ldv, float[::1] mo, _size_t ldo, _size_t rows, _size_t cols):
+    """mo[o * ldo + r] = sum_c ut[c * CW + o] * v[c * ldv + r] for r < rows,
+    o < cols: the channel-lanes Winograd GEMM (reads R floats of each v row)."""
+    cdef const _lc_isa_table *t = _table(isa_name)
+    if t.wino_cl_gemm == NULL:
+        raise ValueError(f"ISA {isa_name!r} has no channel-lanes Winograd GEMM")
+    cdef _size_t R = t.wino_cl_rows, CW = t.wino_cl_cols
+    if k < 1 or not 1 <= rows <= R or not 1 <= cols <= CW or ldv < R or ldo < rows:
+        raise ValueError(f"need k >= 1, 1 <= rows <= {R}, 1 <= cols <= {CW}, ldv >= {R}, ldo >= rows")
+    if <_size_t>ut.shape[0] < k * CW or <_size_t>v.shape[0] < (k - 1) * ldv + R or \
+            <_size_t>mo.shape[0] < (cols - 1) * ldo + rows:
+        raise ValueError("buffers too small for k, R, CW, ldv, ldo, rows and cols")
+    with nogil:
+        t.wino_cl_gemm(k, &ut[0], &v[0], ldv, &mo[0], ldo, rows, cols)
 
 
 def _ukernel_dw_row(str isa_name, float[::1] out, _size_t n, const float[::1] inp,
