@@ -28,7 +28,8 @@ UBSAN_LIB=$(gcc -print-file-name=libubsan.so)
 args=("$@")
 if [ ${#args[@]} -eq 0 ]; then
   args=(-q -x -p no:cacheprovider tests/test_correctness.py tests/test_errors.py
-        tests/test_memory.py tests/test_threads.py tests/test_winograd_range.py -k "not gil")
+        tests/test_memory.py tests/test_threads.py tests/test_threadpool.py tests/test_winograd_range.py
+        -k "not gil")
 fi
 LD_PRELOAD="$ASAN_LIB:$UBSAN_LIB" \
 ASAN_OPTIONS=detect_leaks=0,allocator_may_return_null=1,abort_on_error=1 \

@@ -82,7 +82,7 @@ def leanconv_runner(path, threads):
 
 RUNNERS = {"leanconv": leanconv_runner, "onnxruntime": ort_runner, "openvino": openvino_runner}
 PAUSE = 0.02   # seconds between engines: past every pool's spin after its last run (libgomp's
-               # default ~5 ms, leanconv's ~25 us), so the next engine has the cores to itself
+               # default ~5 ms, leanconv's 0.3 ms), so the next engine has the cores to itself
 
 
 def serve(engine, path):
@@ -169,10 +169,10 @@ def interleaved(procs, threads, min_time, min_rounds, per_turn=3):
     return times, errors
 
 
-WAIT_POLICIES = [("libgomp's default spin (GOMP_SPINCOUNT=300000)", {"GOMP_SPINCOUNT": "300000"}),
-                 ("GOMP_SPINCOUNT=10000", {"GOMP_SPINCOUNT": "10000"}),
-                 ("leanconv's bound (default, 1000)", {}),
-                 ("OMP_WAIT_POLICY=passive", {"OMP_WAIT_POLICY": "passive"})]
+WAIT_POLICIES = [("LEANCONV_POOL_SPIN_US=5000", {"LEANCONV_POOL_SPIN_US": "5000"}),
+                 ("LEANCONV_POOL_SPIN_US=1000", {"LEANCONV_POOL_SPIN_US": "1000"}),
+                 ("leanconv's bound (default, 300 us)", {}),
+                 ("LEANCONV_POOL_SPIN_US=0 (sleep at once)", {"LEANCONV_POOL_SPIN_US": "0"})]
 
 
 def spin_probe(path, threads, runs=40, gap=0.001):
@@ -202,7 +202,7 @@ def spin_probe(path, threads, runs=40, gap=0.001):
 
 
 def wait_policy_rows(paths, threads=2):
-    """spin_probe under each wait policy, each in a fresh process (libgomp reads
+    """spin_probe under each wait policy, each in a fresh process (leanconv reads
     its environment once), the policies in rotation twice; the faster of the two."""
     rows = []
     for label, path in paths:
@@ -210,7 +210,7 @@ def wait_policy_rows(paths, threads=2):
         for _ in range(2):
             for name, extra in WAIT_POLICIES:
                 env = {k: v for k, v in os.environ.items()
-                       if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+                       if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "LEANCONV_POOL_SPIN_US")}
                 env.update(extra)
                 out = subprocess.run([sys.executable, __file__, "--spin-probe", str(path),
                                       str(threads)], capture_output=True, text=True, env=env)
@@ -365,11 +365,11 @@ def write_markdown(rows, mem, overhead, waits, args, path):
               "A one-node model (Relu of 8 floats), 1 thread, median of 7 x 2000 runs: "
               f"leanconv `rep.run([x])` {overhead['leanconv']:.1f} µs, onnxruntime "
               f"`sess.run` {overhead['onnxruntime']:.1f} µs.", ""]
-    lines += ["## OpenMP wait policy (2 threads)", "",
-              "leanconv's idle OpenMP threads spin a bounded time (`GOMP_SPINCOUNT=1000`, "
-              "~25 µs) after each parallel region instead of libgomp's default (~5 ms), unless "
-              "the user sets OMP_WAIT_POLICY or GOMP_SPINCOUNT (leanconv/_omp_env.py). Each "
-              "policy in a fresh process (libgomp reads its environment once), leanconv "
+    lines += ["## Thread pool wait policy (2 threads)", "",
+              "leanconv's idle pool workers spin a bounded time (300 µs) after their last "
+              "parallel region, then sleep (kernels/threadpool.c, docs/threading.md); "
+              "`LEANCONV_POOL_SPIN_US` sets another bound. Each "
+              "policy in a fresh process (the variable is read at import), leanconv "
               "imported before anything else; medians of 40 runs, the better of two rotations. "
               "`back to back` = leanconv run after run (its layers back to back); `ORT after "
               "leanconv` = onnxruntime 1 ms after a leanconv run, against onnxruntime alone: "

@@ -66,9 +66,21 @@ void lc_conv_pack_weights(const lc_conv_desc *d, const float *w, float *packed) 
     }
 }
 
-int64_t lc_conv_workspace_bytes(const lc_conv_desc *d) {
+/* The descriptor as it runs: its thread count cut to what the work repays
+ * (kernels/parallel.c); the workspace and the run both size from this one. */
+static lc_conv_desc lc_conv_as_run(const lc_conv_desc *dp) {
+    lc_conv_desc d = *dp;
+    const double macs = (double)d.N * (double)d.M * (double)d.OH * (double)d.OW *
+                        (double)(d.groups > 0 ? d.C / d.groups : d.C) * (double)d.kH * (double)d.kW;
+    d.nthreads = lc_threads_for_work(d.nthreads, macs);
+    return d;
+}
+
+int64_t lc_conv_workspace_bytes(const lc_conv_desc *dp) {
     int ok = 1;
     int64_t r;
+    const lc_conv_desc dd = lc_conv_as_run(dp);
+    const lc_conv_desc *d = &dd;
     switch (d->algorithm) {
     case LC_ALGO_IM2COL: r = lc_im2col_workspace(d, &ok); break;
     case LC_ALGO_PATCH2VEC: r = lc_patch2vec_workspace(d, &ok); break;
@@ -80,26 +92,59 @@ int64_t lc_conv_workspace_bytes(const lc_conv_desc *d) {
     return ok ? r : -1;
 }
 
-int lc_conv_run(const lc_conv_desc *dp, const float *x, const float *packed,
-                const float *bias, const float *res, float *y, void *workspace,
-                int64_t workspace_bytes) {
+/* The tiling's head says which algorithm and thread count it was derived
+ * for: a run on any other descriptor is refused, never run on a tiling (and
+ * a workspace) sized for another. */
+enum { LC_TILING_ALGORITHM, LC_TILING_THREADS };
+
+void lc_conv_tiling(const lc_conv_desc *d, int64_t *tiling) {
+    int64_t *own = tiling + LC_TILING_HEAD;
+    memset(tiling, 0, LC_CONV_TILING_WORDS * sizeof(int64_t));
+    tiling[LC_TILING_ALGORITHM] = d->algorithm;
+    tiling[LC_TILING_THREADS] = d->nthreads;
+    switch (d->algorithm) {
+    case LC_ALGO_IM2COL: lc_im2col_tiling(d, own); break;
+    case LC_ALGO_PATCH2VEC: lc_patch2vec_tiling(d, own); break;
+    case LC_ALGO_WINOGRAD_F2:
+    case LC_ALGO_WINOGRAD_F4:
+    case LC_ALGO_WINOGRAD_F6: lc_winograd_tiling(d, own); break;
+    default: break; /* depthwise and direct derive theirs per call */
+    }
+}
+
+/* The call itself, on a tiling lc_conv_tiling derived for this descriptor
+ * and a workspace of at least `need` (lc_conv_workspace_bytes) bytes. */
+int lc_conv_run_tiled(const lc_conv_desc *dp, const int64_t *tiling, int64_t need,
+                      const float *x, const float *packed, const float *bias, const float *res,
+                      float *y, void *workspace, int64_t workspace_bytes) {
     /* the drivers see `clamp` set exactly when the activation is a clamp */
-    lc_conv_desc dd = *dp;
+    lc_conv_desc dd = lc_conv_as_run(dp);
     const lc_conv_desc *d = &dd;
     dd.epilogue.clamp = dp->epilogue.act == LC_ACT_CLAMP;
     if (dp->epilogue.act < 0 || dp->epilogue.act >= LC_ACT_COUNT) return LC_ERR_UNSUPPORTED;
-    int64_t need = lc_conv_workspace_bytes(d);
     if (need < 0) return LC_ERR_OVERFLOW;
     if (need > workspace_bytes || (need > 0 && !workspace)) return LC_ERR_WORKSPACE;
     if (!lc_conv_supports(d, NULL)) return LC_ERR_UNSUPPORTED;
+    if (tiling[LC_TILING_ALGORITHM] != d->algorithm || tiling[LC_TILING_THREADS] != d->nthreads)
+        return LC_ERR_UNSUPPORTED;
     char *ws = (char *)workspace;
+    const int64_t *own = tiling + LC_TILING_HEAD;
     switch (d->algorithm) {
-    case LC_ALGO_IM2COL: return lc_im2col_run(d, x, packed, bias, res, y, ws);
-    case LC_ALGO_PATCH2VEC: return lc_patch2vec_run(d, x, packed, bias, res, y, ws);
+    case LC_ALGO_IM2COL: return lc_im2col_run(d, own, x, packed, bias, res, y, ws);
+    case LC_ALGO_PATCH2VEC: return lc_patch2vec_run(d, own, x, packed, bias, res, y, ws);
     case LC_ALGO_WINOGRAD_F2:
     case LC_ALGO_WINOGRAD_F4:
-    case LC_ALGO_WINOGRAD_F6: return lc_winograd_run(d, x, packed, bias, res, y, ws);
+    case LC_ALGO_WINOGRAD_F6: return lc_winograd_run(d, own, x, packed, bias, res, y, ws);
     case LC_ALGO_DEPTHWISE: return lc_depthwise_run(d, x, packed, bias, res, y);
     default: return lc_direct_run(d, x, packed, bias, res, y);
     }
+}
+
+int lc_conv_run(const lc_conv_desc *d, const float *x, const float *packed,
+                const float *bias, const float *res, float *y, void *workspace,
+                int64_t workspace_bytes) {
+    int64_t tiling[LC_CONV_TILING_WORDS];
+    const int64_t need = lc_conv_workspace_bytes(d);
+    if (need >= 0 && lc_conv_supports(d, NULL)) lc_conv_tiling(d, tiling);
+    return lc_conv_run_tiled(d, tiling, need, x, packed, bias, res, y, workspace, workspace_bytes);
 }

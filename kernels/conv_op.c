@@ -1,10 +1,11 @@
 /* The convolution operator of include/leanconv/conv.h: create / reshape /
  * run / destroy, after XNNPACK's operator lifecycle.  Create keeps what
  * packing needs (the weights, or for a named algorithm its packing at once);
- * reshape decides per input geometry, remembers the decision, sizes the
- * workspace and packs lazily; run only runs.  Packings of layouts no longer
- * used go least recently used first, but one a setup still holds (a call in
- * flight on another thread) lives until that setup is released. */
+ * reshape decides per input geometry, remembers the decision, fixes the
+ * driver's tiling, sizes the workspace and packs lazily; run only runs.
+ * Packings of layouts no longer used go least recently used first, but one a
+ * setup still holds (a call in flight on another thread) lives until that
+ * setup is released. */
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
@@ -272,6 +273,7 @@ int lc_conv_op_reshape(lc_conv_op *op, int64_t N, int64_t H, int64_t W, int nthr
     if (!lc_conv_supports(&s->desc, NULL)) return LC_ERR_UNSUPPORTED;
     s->workspace_bytes = lc_conv_workspace_bytes(&s->desc);
     if (s->workspace_bytes < 0) return LC_ERR_OVERFLOW;
+    lc_conv_tiling(&s->desc, s->tiling);
     if (!lc_named(op) && !(flags & LC_RESHAPE_TRIAL)) lc_remember(op, N, H, W, t, algorithm);
     if (flags & LC_RESHAPE_NO_PACK) return LC_OK;
     if (lc_conv_layout(algorithm) == LC_LAYOUT_RAW) {
@@ -294,8 +296,8 @@ int lc_conv_op_run(const lc_conv_op *op, const lc_conv_setup *s, const float *x,
                    const float *bias, const float *residual, float *y, void *workspace,
                    int64_t workspace_bytes) {
     if (!s->packed) return LC_ERR_UNSUPPORTED;
-    return lc_conv_run(&s->desc, x, s->packed, bias ? bias : op->bias, residual, y, workspace,
-                       workspace_bytes);
+    return lc_conv_run_tiled(&s->desc, s->tiling, s->workspace_bytes, x, s->packed,
+                             bias ? bias : op->bias, residual, y, workspace, workspace_bytes);
 }
 
 void lc_conv_op_release(lc_conv_op *op, lc_conv_setup *s) {

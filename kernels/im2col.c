@@ -9,6 +9,7 @@
  * run and channel (conv 3x3 512@7: -10%; the 7x7/2 stem: -10%).
  * Workspace: K x ldb floats, reused across groups and images.  A
  * 1x1/stride-1/unpadded layer skips the matrix: B is the input. */
+#include <string.h>
 #include "internal.h"
 
 /* The leading dimension of B: P, unless P floats are a multiple of 1 KiB.
@@ -66,27 +67,45 @@ int64_t lc_im2col_workspace(const lc_conv_desc *d, int *ok) {
     return lc_aligned_floats_bytes(lc_mul(K, lc_im2col_ldb(P), ok), ok);
 }
 
-int lc_im2col_run(const lc_conv_desc *d, const float *x, const float *packed,
-                  const float *bias, const float *res, float *y, char *ws) {
+/* The GEMM's work items: chunks of panels x blocks of output channels. */
+typedef struct {
+    int64_t chunk, nchunks, mchunks;
+} lc_im2col_tiles;
+LC_TILING_FITS(lc_im2col_tiles);
+
+void lc_im2col_tiling(const lc_conv_desc *d, int64_t *tiling) {
+    const int64_t K = d->C / d->groups * d->kH * d->kW, Mg = d->M / d->groups;
+    const int64_t npanels = lc_div_up(d->OH * d->OW, d->isa->nr);
+    lc_im2col_tiles b;
+    b.chunk = lc_gemm_chunk_panels(d->isa, K, npanels, d->nthreads);
+    b.nchunks = lc_div_up(npanels, b.chunk);
+    /* rows the wide tile takes whole are shared out by channels only */
+    const int whole_rows = lc_gemm_wide_rows(d->isa, (size_t)(d->OH * d->OW));
+    b.mchunks = lc_row_chunks(whole_rows ? 1 : b.nchunks, d->nthreads, Mg, d->isa->mr);
+    if (b.mchunks > 1 || whole_rows) { /* few panels: one chunk of them all, split by channels */
+        b.chunk = npanels;
+        b.nchunks = 1;
+    }
+    memcpy(tiling, &b, sizeof b);
+}
+
+int lc_im2col_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
+                  const float *packed, const float *bias, const float *res, float *y, char *ws) {
     int ok = 1;
     lc_im2col_ctx t;
+    lc_im2col_tiles b;
+    memcpy(&b, tiling, sizeof b);
     t.d = d;
     t.K = d->C / d->groups * d->kH * d->kW;
     t.Mg = d->M / d->groups;
     t.P = d->OH * d->OW;
     const int pointwise = lc_gemm_is_pointwise(d);
     t.ldb = pointwise ? t.P : lc_im2col_ldb(t.P);
-    const int64_t nr = d->isa->nr, npanels = lc_div_up(t.P, nr);
     const int64_t a_group = lc_round_up(t.Mg, d->isa->mr, &ok) * t.K;
-    t.chunk = lc_gemm_chunk_panels(d->isa, t.K, npanels, d->nthreads);
-    t.nchunks = lc_div_up(npanels, t.chunk);
-    /* rows the wide tile takes whole are shared out by channels only */
-    t.whole_rows = lc_gemm_wide_rows(d->isa, (size_t)t.P);
-    t.mchunks = lc_row_chunks(t.whole_rows ? 1 : t.nchunks, d->nthreads, t.Mg, d->isa->mr);
-    if (t.mchunks > 1 || t.whole_rows) { /* few panels: one chunk of them all, split by channels */
-        t.chunk = npanels;
-        t.nchunks = 1;
-    }
+    t.chunk = b.chunk;
+    t.nchunks = b.nchunks;
+    t.mchunks = b.mchunks;
+    t.whole_rows = lc_gemm_wide_rows(d->isa, (size_t)t.P); /* as lc_im2col_tiling decided */
     for (int64_t n = 0; n < d->N; n++) {
         for (int64_t g = 0; g < d->groups; g++) {
             t.xg = x + (n * d->C + g * (d->C / d->groups)) * d->H * d->W;

@@ -119,9 +119,12 @@ static inline void lc_copy_strided_isa(const lc_isa_config *cfg, float *dst, con
         cfg->strided_copy(dst + lo, 0, row + ix0 + lo * sw, 0, 1, (size_t)(hi - lo), (size_t)sw);
 }
 
-/* Threads a call really uses: never more than there are work items. */
+/* Threads a call really uses: never more than there are work items, nor
+ * than the pool's largest team (LC_POOL_MAX_TEAM in threadpool.h). */
+#define LC_THREADS_MAX 256
 static inline int lc_threads_used(int nthreads, int64_t items) {
     int64_t t = lc_min64(nthreads < 1 ? 1 : nthreads, items < 1 ? 1 : items);
+    t = lc_min64(t, LC_THREADS_MAX);
     return (int)t;
 }
 
@@ -132,10 +135,14 @@ void lc_postop_rows(const lc_isa_config *cfg, float *y, size_t m, size_t n, size
                     const float *res, const float *bias, const lc_epilogue *ep);
 
 /* ---- parallel.c ---- */
-/* Calls fn(ctx, item, thread) for every item in [0, count), spread statically
- * over `nthreads` threads (thread in [0, nthreads)).  Serial without OpenMP. */
+/* Calls fn(ctx, item, thread) for every item in [0, count) on
+ * lc_threads_used(nthreads, count) threads (thread in [0, that)): each item
+ * whole on one thread, `thread` picks its scratch.  Serial in a serial build. */
 typedef void (*lc_task_fn)(void *ctx, int64_t item, int thread);
 void lc_parallel_for(int nthreads, int64_t count, lc_task_fn fn, void *ctx);
+/* Threads (<= nthreads) worth using on `work` multiply-adds or elementwise
+ * operations: 1 when the work is too small to repay a parallel region. */
+int lc_threads_for_work(int nthreads, double work);
 
 /* ---- gemm_driver.c: the GEMM family's shared pieces ---- */
 int64_t lc_gemm_packed_floats(const lc_conv_desc *d, int *ok);
@@ -200,23 +207,43 @@ int lc_gemm_is_pointwise(const lc_conv_desc *d);
  * LC_PANELS_WIDE: the callers must not split such rows between threads). */
 int lc_gemm_wide_rows(const lc_isa_config *cfg, size_t n);
 
-/* ---- drivers: workspace and run, one file each ----
+/* ---- drivers: workspace, tiling and run, one file each ----
  * res: the residual (NULL, or laid out like y, possibly y itself); d->epilogue
- * has `clamp` set when the activation is a clamp (lc_conv_run). */
+ * has `clamp` set when the activation is a clamp (lc_conv_run).
+ * lc_<driver>_tiling derives from the descriptor alone the driver's blocking
+ * and work items into `tiling` (its own struct copied in: LC_TILING_FITS
+ * checks it fits the setup's words after lc_conv_tiling's head); reshape
+ * does it once per geometry and run takes it (depthwise picks its path per
+ * call, as an in-place residual changes it; direct has nothing to derive).
+ * The tiling must come from the very descriptor the run gets, thread count
+ * included (lc_conv_run_tiled checks the head): the workspace is sized by it. */
+#define LC_TILING_HEAD 2
+#define LC_TILING_FITS(type) \
+    typedef char lc_tiling_fits_##type[sizeof(type) <= \
+        (LC_CONV_TILING_WORDS - LC_TILING_HEAD) * sizeof(int64_t) ? 1 : -1]
+void lc_conv_tiling(const lc_conv_desc *d, int64_t *tiling);
+int lc_conv_run_tiled(const lc_conv_desc *d, const int64_t *tiling, int64_t need,
+                      const float *x, const float *packed, const float *bias, const float *res,
+                      float *y, void *workspace, int64_t workspace_bytes);
 int64_t lc_im2col_workspace(const lc_conv_desc *d, int *ok);
-int lc_im2col_run(const lc_conv_desc *d, const float *x, const float *packed,
-                  const float *bias, const float *res, float *y, char *ws);
+void lc_im2col_tiling(const lc_conv_desc *d, int64_t *tiling);
+int lc_im2col_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
+                  const float *packed, const float *bias, const float *res, float *y, char *ws);
 int64_t lc_patch2vec_workspace(const lc_conv_desc *d, int *ok);
-int lc_patch2vec_run(const lc_conv_desc *d, const float *x, const float *packed,
-                     const float *bias, const float *res, float *y, char *ws);
+void lc_patch2vec_tiling(const lc_conv_desc *d, int64_t *tiling);
+int lc_patch2vec_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
+                     const float *packed, const float *bias, const float *res, float *y,
+                     char *ws);
 int64_t lc_winograd_packed_floats(const lc_conv_desc *d, int *ok);
 void lc_winograd_pack_weights(const lc_conv_desc *d, const float *w, float *packed);
 int64_t lc_winograd_workspace(const lc_conv_desc *d, int *ok);
 /* Tile blocks of one image and group (each streams all of U once); *items:
  * the work items of the call's busiest parallel loop. */
 int64_t lc_winograd_blocks(const lc_conv_desc *d, int64_t *items);
-int lc_winograd_run(const lc_conv_desc *d, const float *x, const float *packed,
-                    const float *bias, const float *res, float *y, char *ws);
+void lc_winograd_tiling(const lc_conv_desc *d, int64_t *tiling);
+int lc_winograd_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
+                    const float *packed, const float *bias, const float *res, float *y,
+                    char *ws);
 /* Channel-lanes Winograd GEMM (U packed [panel][c][CW] per alpha^2 point)
  * for groups of at least this many input channels, whose Cg x CW slice of U
  * is at most this many bytes (measured on AVX-512: 256 channels gain, 128 at

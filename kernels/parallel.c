@@ -1,23 +1,44 @@
-/* The one place that knows about OpenMP.  Work is split into items (batch x
- * group x pixel/tile block, never a K slice), so the result of every item is
- * computed by one thread in a fixed order: output is bitwise identical for any
- * thread count. */
+/* How a parallel loop runs: leanconv's own pool (kernels/threadpool.c) on
+ * POSIX, OpenMP where there is no pool (Windows), inline when one thread is
+ * asked for or the build is serial.  Work is split into items (batch x group
+ * x pixel/tile block, never a K slice), so the result of every item is
+ * computed by one thread in a fixed order: output is bitwise identical for
+ * any thread count. */
 #include "internal.h"
-#ifdef LC_HAVE_OPENMP
+#include "threadpool.h"
+#if !LC_POOL_PTHREADS && defined(LC_HAVE_OPENMP)
 #include <omp.h>
 #endif
 
+/* Work a thread must get to be worth a region, in multiply-adds.  A region
+ * costs about 1 us of hand-over and cache-line traffic when the workers are
+ * awake and 25-100 us when they have to be woken (docs/threading.md); the
+ * bound keeps each thread's share at 10+ us on a fast AVX-512 core (~25 GMAC/s
+ * on small layers) and 30-60 us on AVX2/NEON cores, so even the worst case
+ * wake-up costs less than the second thread gains.  A constant, not a
+ * measurement of this CPU: a plan's workspace depends on it and must be the
+ * same in every process. */
+#define LC_MIN_WORK_PER_THREAD 262144.0
+
+int lc_threads_for_work(int nthreads, double work) {
+    if (nthreads <= 1) return 1;
+    const double worth = work / LC_MIN_WORK_PER_THREAD;
+    if (worth < 2.0) return 1;
+    return worth < (double)nthreads ? (int)worth : nthreads;
+}
+
 void lc_parallel_for(int nthreads, int64_t count, lc_task_fn fn, void *ctx) {
-#ifdef LC_HAVE_OPENMP
-    int t = lc_threads_used(nthreads, count);
+    const int t = lc_threads_used(nthreads, count);
     if (t > 1) {
+#if LC_POOL_PTHREADS
+        lc_pool_parallel_for(t, count, fn, ctx);
+        return;
+#elif defined(LC_HAVE_OPENMP)
         int64_t i;
 #pragma omp parallel for schedule(static) num_threads(t)
         for (i = 0; i < count; i++) fn(ctx, i, omp_get_thread_num());
         return;
-    }
-#else
-    (void)nthreads;
 #endif
+    }
     for (int64_t i = 0; i < count; i++) fn(ctx, i, 0);
 }

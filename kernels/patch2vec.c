@@ -3,6 +3,7 @@
  * moves on.  Workspace: K x NR floats per thread, whatever the image size
  * (none for a 1x1/stride-1/unpadded layer, whose patches are the input's
  * pixel columns as they are). */
+#include <string.h>
 #include "internal.h"
 
 typedef struct {
@@ -72,10 +73,28 @@ int64_t lc_patch2vec_workspace(const lc_conv_desc *d, int *ok) {
     return lc_mul(threads, lc_p2v_slice(d, ok), ok);
 }
 
-int lc_patch2vec_run(const lc_conv_desc *d, const float *x, const float *packed,
-                     const float *bias, const float *res, float *y, char *ws) {
+/* The work items: (image, group, panel) items x blocks of output channels. */
+typedef struct {
+    int64_t items, mchunks, total;
+} lc_p2v_tiles;
+LC_TILING_FITS(lc_p2v_tiles);
+
+void lc_patch2vec_tiling(const lc_conv_desc *d, int64_t *tiling) {
+    int ok = 1;
+    lc_p2v_tiles b;
+    b.items = lc_p2v_panel_items(d, &ok);
+    b.mchunks = lc_row_chunks(b.items, d->nthreads, d->M / d->groups, d->isa->mr);
+    b.total = lc_p2v_items(d, &ok);
+    memcpy(tiling, &b, sizeof b);
+}
+
+int lc_patch2vec_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
+                     const float *packed, const float *bias, const float *res, float *y,
+                     char *ws) {
     int ok = 1;
     lc_p2v_ctx t;
+    lc_p2v_tiles b;
+    memcpy(&b, tiling, sizeof b);
     t.d = d; t.x = x; t.packed = packed; t.bias = bias; t.res = res; t.y = y; t.ws = ws;
     t.K = d->C / d->groups * d->kH * d->kW;
     t.Mg = d->M / d->groups;
@@ -83,8 +102,8 @@ int lc_patch2vec_run(const lc_conv_desc *d, const float *x, const float *packed,
     t.npanels = lc_div_up(t.P, d->isa->nr);
     t.a_group = lc_round_up(t.Mg, d->isa->mr, &ok) * t.K;
     t.slice_bytes = lc_p2v_slice(d, &ok);
-    t.items = lc_p2v_panel_items(d, &ok);
-    t.mchunks = lc_row_chunks(t.items, d->nthreads, t.Mg, d->isa->mr);
-    lc_parallel_for(d->nthreads, lc_p2v_items(d, &ok), lc_p2v_task, &t);
+    t.items = b.items;
+    t.mchunks = b.mchunks;
+    lc_parallel_for(d->nthreads, b.total, lc_p2v_task, &t);
     return LC_OK;
 }

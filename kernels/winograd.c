@@ -482,12 +482,23 @@ static void lc_wino_output_task(void *vctx, int64_t item, int thread) {
     lc_wino_output_block(t, &b, m_begin, m_end, (const float *)t->ws + ib * g->v_stride, Mo, obuf);
 }
 
-int lc_winograd_run(const lc_conv_desc *d, const float *x, const float *packed,
-                    const float *bias, const float *res, float *y, char *ws) {
+LC_TILING_FITS(lc_wino_geom);
+
+void lc_winograd_tiling(const lc_conv_desc *d, int64_t *tiling) {
+    int ok = 1; /* overflow: lc_winograd_workspace has said so already */
+    lc_wino_geom g;
+    memset(&g, 0, sizeof g);
+    lc_wino_geometry(d, &g, &ok);
+    memcpy(tiling, &g, sizeof g);
+}
+
+int lc_winograd_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
+                    const float *packed, const float *bias, const float *res, float *y,
+                    char *ws) {
     int ok = 1;
     lc_wino_ctx t;
     t.d = d; t.x = x; t.packed = packed; t.bias = bias; t.res = res; t.y = y; t.ws = ws;
-    lc_wino_geometry(d, &t.g, &ok);
+    memcpy(&t.g, tiling, sizeof t.g);
     t.cl = lc_wino_channel_lanes(d);
     t.mpad = lc_round_up(d->M / d->groups, lc_wino_u_panel(d), &ok);
     if (!t.g.phased) {

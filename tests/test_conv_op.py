@@ -132,3 +132,51 @@ def test_errors(isa, filters):
     with pytest.raises(ValueError, match="do not match"):
         _core.Op(AUTO, _isa.isa_id(isa), w.reshape(-1)[:-1], b,
                  filter_geometry(make_op(isa, w, b, AUTO)[1]), None, 2)
+
+
+GEMM_AND_WINOGRAD = [a for a in ALGOS if a not in ("direct", "depthwise")]
+
+
+@pytest.mark.parametrize("algorithm", GEMM_AND_WINOGRAD)
+def test_a_setup_reused_across_runs_gives_the_same_bits(isa, rng, filters, algorithm):
+    """reshape fixes the driver's tiling once: a setup run again and again,
+    on other inputs in between, gives the bits a fresh reshape gives."""
+    w, b = filters
+    a = ALGOS.index(algorithm)
+    op, spec = make_op(isa, w, b, a)
+    N, H, W = 2, 13, 11
+    xs = [rng.standard_normal((N, 24, H, W)).astype(np.float32) for _ in range(2)]
+    for threads in (1, 2):
+        s = op.setup(N, H, W, threads, a)
+        fresh = [call(op, spec, x, a, threads) for x in xs]
+        for _ in range(2):
+            for x, want in zip(xs, fresh):
+                y = np.empty_like(want)
+                s.run(x.reshape(-1), y.reshape(-1))
+                assert y.tobytes() == want.tobytes(), (algorithm, threads)
+        s.release()
+
+
+@pytest.mark.parametrize("algorithm", GEMM_AND_WINOGRAD)
+def test_reshape_with_another_thread_count_replans(isa, rng, algorithm):
+    """A 2x2 image is one panel and one Winograd tile: one thread takes it
+    whole, two share it out by output channels (64: two blocks of 2 x MR
+    rows on every ISA), so reshape's tiling differs; the same geometry again
+    gives the same tiling, the workspace is the exact one for its thread
+    count, and the bits do not depend on the threads."""
+    w = rng.standard_normal((64, 8, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(64).astype(np.float32)
+    a = ALGOS.index(algorithm)
+    op, spec = make_op(isa, w, b, a)
+    x = rng.standard_normal((1, 8, 2, 2)).astype(np.float32)
+    setups = {t: op.setup(1, 2, 2, t, a) for t in (1, 2)}
+    assert setups[1].tiling != setups[2].tiling
+    assert op.setup(1, 2, 2, 2, a).tiling == setups[2].tiling
+    geom = spec.geometry(1, 8, 2, 2)
+    outs = {}
+    for t, s in setups.items():
+        assert s.workspace_bytes == _core.sizes(a, _isa.isa_id(isa), geom, t)[1]
+        outs[t] = np.empty((1, 64, 2, 2), np.float32)
+        s.run(x.reshape(-1), outs[t].reshape(-1))
+        s.release()
+    assert outs[1].tobytes() == outs[2].tobytes()

@@ -70,33 +70,6 @@ def test_cgroup_quota_is_read_once_and_settings_every_call(monkeypatch):
         lc._threads._explicit = None
 
 
-def test_omp_spincount_choice():
-    from leanconv._omp_env import SPINCOUNT, spincount_to_set
-    assert spincount_to_set({}) == str(SPINCOUNT)
-    assert spincount_to_set({"OMP_WAIT_POLICY": "active"}) is None
-    assert spincount_to_set({"GOMP_SPINCOUNT": "5"}) is None
-    assert spincount_to_set({"LEANCONV_OMP_SPINCOUNT": "300000"}) == "300000"
-    with pytest.raises(ValueError, match="LEANCONV_OMP_SPINCOUNT must be a non-negative int"):
-        spincount_to_set({"LEANCONV_OMP_SPINCOUNT": "-1"})
-
-
-@pytest.mark.skipif(not lc._core.openmp_enabled() or not sys.platform.startswith("linux"),
-                    reason="libgomp's wait policy")
-@pytest.mark.parametrize("env, shown", [({}, "GOMP_SPINCOUNT = '1000'"),
-                                        ({"OMP_WAIT_POLICY": "passive"}, "GOMP_SPINCOUNT = '0'")])
-def test_libgomp_loads_with_the_bounded_spin_unless_the_user_chose(env, shown):
-    code = "import os, leanconv; print(os.environ.get('GOMP_SPINCOUNT'))"
-    e = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    e.update(env, OMP_DISPLAY_ENV="verbose")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e,
-                       timeout=120)
-    assert r.returncode == 0, r.stderr
-    if "GOMP_SPINCOUNT" not in r.stderr:
-        pytest.skip("not GNU libgomp")
-    assert shown in r.stderr
-    assert r.stdout.strip() == "None"   # not left in the environment for child processes
-
-
 def test_default_respects_affinity():
     assert 1 <= lc.get_num_threads() <= len(os.sched_getaffinity(0))
 

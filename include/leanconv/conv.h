@@ -84,7 +84,9 @@ typedef struct lc_conv_desc {
     int64_t pad_t, pad_b, pad_l, pad_r;
     int64_t groups;
     int algorithm;               /* enum lc_algorithm */
-    int nthreads;                /* threads this call may use (>= 1) */
+    int nthreads;                /* threads this call may use (>= 1); a call whose work
+                                  * is too small to repay them uses fewer (the workspace
+                                  * sizes agree: kernels/parallel.c) */
     lc_epilogue epilogue;
     const struct lc_isa_config *isa;
 } lc_conv_desc;
@@ -156,8 +158,9 @@ int lc_conv_layout(int algorithm);
  * one, or LC_ALGO_AUTO / LC_ALGO_WINOGRAD_ANY to decide per input geometry).
  * lc_conv_op_reshape decides, once per input geometry (N, H, W, threads),
  * the algorithm (the cost model of lc_conv_choose, or the caller's override,
- * e.g. a measured winner) and remembers it; it sizes the exact workspace and
- * packs the chosen layout if the operator does not hold it yet.  An operator
+ * e.g. a measured winner) and remembers it; it fixes the driver's tiling and
+ * work items, sizes the exact workspace and packs the chosen layout if the
+ * operator does not hold it yet.  An operator
  * that decides keeps at most `max_packings` packings, least recently used
  * out; one still held by a setup is freed when that setup is released.
  * lc_conv_op_run only runs.
@@ -167,6 +170,9 @@ int lc_conv_layout(int algorithm);
  * separate setups, from any number of threads. */
 typedef struct lc_conv_op lc_conv_op;
 
+/* Words of a setup's tiling (room for every driver's; the drivers check it). */
+#define LC_CONV_TILING_WORDS 48
+
 /* What lc_conv_op_reshape decided for one call (owned by the caller). */
 typedef struct lc_conv_setup {
     lc_conv_desc desc;        /* the whole call: geometry, concrete algorithm, threads */
@@ -174,6 +180,9 @@ typedef struct lc_conv_setup {
     int64_t workspace_bytes;  /* exact bytes lc_conv_op_run needs */
     void *held;               /* the packing it holds (lc_conv_op_release lets go) */
     int packed_now;           /* this reshape made a packing */
+    /* the driver's blocking and how it cuts the work into items for the
+     * threads, derived once here (opaque: the driver's own struct) */
+    int64_t tiling[LC_CONV_TILING_WORDS];
 } lc_conv_setup;
 
 /* lc_conv_op_create flags */

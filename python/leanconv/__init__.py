@@ -5,7 +5,6 @@
     plan = lc.Conv2d(w, bias, padding=1, algorithm="auto")   # weights packed once
     y = plan(x)
 """
-from . import _omp_env  # noqa: F401  (first: it loads _core with a bounded OpenMP spin)
 from ._core import ALGORITHMS as _ALGORITHMS
 from ._isa import available_isas, cpu_features, isa, use_isa
 from ._plan import Conv2d, conv2d, supports, workspace_bytes

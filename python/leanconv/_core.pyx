@@ -42,12 +42,14 @@ cdef extern from "leanconv/conv.h":
     int lc_conv_layout(int algorithm) nogil
     ctypedef struct lc_conv_op:
         pass
+    enum: LC_CONV_TILING_WORDS
     ctypedef struct lc_conv_setup:
         lc_conv_desc desc
         const float *packed
         int64_t workspace_bytes
         void *held
         int packed_now
+        int64_t tiling[LC_CONV_TILING_WORDS]
     int LC_CONV_OP_BORROW_WEIGHTS
     int LC_RESHAPE_NO_PACK
     int LC_RESHAPE_TRIAL
@@ -120,6 +122,18 @@ cdef extern from *:
     """
     int lc_openmp_enabled()
     int lc_omp_max_threads()
+
+cdef extern from "threadpool.h":
+    int LC_POOL_PTHREADS
+    int LC_POOL_GAP_BUCKETS
+    ctypedef struct lc_pool_statistics:
+        int workers
+        int64_t regions, inline_regions, sleeps, spin_us
+        int64_t gap_hist[24]
+    void lc_pool_set_spin_us(int64_t us) nogil
+    void lc_pool_stats(lc_pool_statistics *s) nogil
+    void lc_pool_reset_stats() nogil
+    int lc_region_probe(int use_openmp, int64_t gap_ns, int rounds, int64_t *ns) nogil
 
 cdef extern from *:
     """
@@ -221,6 +235,57 @@ def openmp_enabled():
 
 def omp_max_threads():
     return lc_omp_max_threads()
+
+
+def parallel_backend():
+    """What runs a parallel loop in this build: "pool" (leanconv's own
+    threads, kernels/threadpool.c), "openmp" or "serial"."""
+    if not lc_openmp_enabled():
+        return "serial"
+    return "pool" if LC_POOL_PTHREADS else "openmp"
+
+
+def set_pool_spin_us(int64_t us):
+    """How long an idle pool worker spins for the next region before it
+    sleeps (0..1,000,000 us; clamped)."""
+    lc_pool_set_spin_us(us)
+
+
+def region_probe(str backend, double gap_us, int rounds):
+    """Seconds of each of `rounds` two-thread parallel regions whose two items
+    wait for each other (so both threads really run, the worker woken if it
+    slept) on `backend` ("pool" or "openmp"), the caller busy gap_us before
+    each (as between layers); None when the backend is not in this build or
+    the machine has one CPU."""
+    if backend not in ("pool", "openmp"):
+        raise ValueError(f"backend must be 'pool' or 'openmp', got {backend!r}")
+    if rounds < 1 or not gap_us >= 0:
+        raise ValueError(f"rounds must be >= 1 and gap_us >= 0, got {rounds}, {gap_us}")
+    cdef int64_t[::1] ns = array.array("q", bytes(8 * rounds))
+    cdef int r
+    cdef int use_omp = backend == "openmp"
+    cdef int64_t gap = <int64_t>(gap_us * 1000)
+    with nogil:
+        r = lc_region_probe(use_omp, gap, rounds, &ns[0])
+    if r == -1:
+        return None
+    if r != 0:
+        raise RuntimeError("region probe: the two items of a region did not meet within 1 s")
+    return [v * 1e-9 for v in ns]
+
+
+def pool_stats(bint reset=False):
+    """The pool's counters: workers started, regions run on it, regions run
+    inline because it was busy, worker sleeps, the spin bound, and the
+    histogram of gaps between regions (log2 us buckets).  reset: zero the
+    counters after reading them."""
+    cdef lc_pool_statistics s
+    lc_pool_stats(&s)
+    if reset:
+        lc_pool_reset_stats()
+    return {"workers": s.workers, "regions": s.regions, "inline_regions": s.inline_regions,
+            "sleeps": s.sleeps, "spin_us": s.spin_us,
+            "gap_hist_log2_us": [s.gap_hist[k] for k in range(LC_POOL_GAP_BUCKETS)]}
 
 
 def build_optimisation():
@@ -366,6 +431,15 @@ cdef class Setup:
     @property
     def algorithm(self):
         return self.s.desc.algorithm
+
+    @property
+    def workspace_bytes(self):
+        return self.s.workspace_bytes
+
+    @property
+    def tiling(self):
+        """The driver's tiling and work items reshape fixed (opaque words)."""
+        return tuple(self.s.tiling[i] for i in range(LC_CONV_TILING_WORDS))
 
     def run(self, const float[::1] x, float[::1] y, const float[::1] bias=None,
             const float[::1] residual=None):
@@ -596,6 +670,7 @@ def run_bound(tuple calls, unsigned char[::1] workspace):
 # ---------------------------------------------------------------------------
 from libc.stddef cimport size_t as _size_t
 import time as _time
+import array
 
 cdef extern from "leanconv/ukernels.h":
     ctypedef void (*_lc_gemm_fn "lc_gemm_ukernel_fn")(size_t m, size_t n, size_t k, const float *a, const float *b,

@@ -5,6 +5,11 @@ LEANCONV_NUM_THREADS environment variable; else the CPUs this process may run
 on (CPU affinity and a cgroup CPU quota both count).  The OpenMP runtime's
 limit (OMP_NUM_THREADS, threadpoolctl's threadpool_limits) caps the last two:
 a count asked for by name is used as it is.
+
+The threads themselves are leanconv's own pool (kernels/threadpool.c) on
+POSIX systems, OpenMP elsewhere.  Idle pool workers spin LEANCONV_POOL_SPIN_US
+microseconds (default 300, see kernels/threadpool.h) after their last parallel
+region, then sleep; the variable is read once, at import.
 """
 from __future__ import annotations
 
@@ -18,6 +23,19 @@ import numpy as np
 from . import _core
 
 _explicit: int | None = None
+
+SPIN_ENV = "LEANCONV_POOL_SPIN_US"
+MAX_SPIN_US = 1_000_000
+
+
+def spin_us_from(environ) -> int | None:
+    """The pool's idle spin asked for in `environ` (None: the default)."""
+    text = environ.get(SPIN_ENV, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) > MAX_SPIN_US:
+        raise ValueError(f"{SPIN_ENV} must be an int in 0..{MAX_SPIN_US} (microseconds), got {text!r}")
+    return int(text)
 
 
 def _positive(n, name):
@@ -102,3 +120,8 @@ def resolve(threads) -> int:
         return get_num_threads()
     n = _positive(threads, "threads")
     return n if _core.openmp_enabled() else 1
+
+
+_spin = spin_us_from(os.environ)
+if _spin is not None:
+    _core.set_pool_spin_us(_spin)

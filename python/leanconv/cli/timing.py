@@ -23,7 +23,7 @@ MIN_TIME_S = 0.2
 # Interquartile range over median above which a measurement is called noisy:
 # the median is still reported, but another process probably shared the cores.
 NOISY_SPREAD = 0.2
-# Long enough for libgomp's default spin (GOMP_SPINCOUNT, a few ms) to end.
+# Long enough for an idle pool's spin (libgomp's default, a few ms; leanconv's 0.3 ms) to end.
 SETTLE_S = 0.01
 
 
@@ -97,7 +97,7 @@ def measure(candidates, min_time=MIN_TIME_S, min_runs=MIN_RUNS, rounds=ROUNDS, s
     candidate's samples.
 
     settle_s: a pause before each candidate's block of calls.  Multi-threaded
-    runtimes (libgomp in leanconv, PyTorch's own OpenMP) keep their idle
+    runtimes (leanconv's pool, PyTorch's OpenMP) keep their idle
     workers spinning for a few ms after a call; without the pause the next
     library's first calls would share the cores with those spinners."""
     if min_runs < 1 or not min_time >= 0:

@@ -1,0 +1,234 @@
+"""Whole models at 1 and 2 threads: leanconv.onnx and leanconv.torch.freeze,
+with onnxruntime beside them; writes the "model-threads" section of
+docs/threading.md.
+
+    python bench/model_threads.py                    # ONNX exports + zoo, freeze of ResNet-18/MobileNetV2
+    python bench/model_threads.py --onnx resnet18 --no-zoo --torch ''   # one model
+
+ONNX models: the TorchScript exports of bench/onnx_models.py (torchvision,
+random weights, 128x128; ResNet-18 and MobileNetV2 also 224, VGG-11 224 only)
+and the onnx package's light zoo.  Torch models: bench/torch_models.py's,
+frozen with freeze's defaults, 224x224.  Every (engine, thread count) is a
+process of its own (its own thread pool, nothing shared); turns rotate over
+the processes of one model (each turn 3 back-to-back runs after a 20 ms
+pause) until each has run --min-time s and --min-rounds turns.  Figures:
+median ms and the interquartile range as % of the median; `1t/2t` = the
+1-thread median over the 2-thread one (above 1: two threads faster).
+`regions` and `sleeps` are leanconv's pool counters per run at 2 threads
+(parallel regions; times a worker slept after its spin ran out and had to be
+woken); `gaps < 256 us`: the share of gaps between one region's end and the
+next one's start below 256 us (the rest are mostly the pauses between
+turns)."""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "python"))
+sys.path.insert(0, str(ROOT / "bench"))
+from doc_section import write_section  # noqa: E402
+
+PAUSE = 0.02     # s between turns: longer than any pool's idle spin (ours: 0.3 ms)
+PER_TURN = 3
+TORCH_SIZE = 224
+SHORT_GAP_BUCKETS = 9   # the pool's log2 gap buckets below 256 us
+
+
+# --- one engine at one thread count per process --------------------------------------------
+
+def _onnx_engine(kind, path, threads):
+    import onnx
+    from leanconv.onnx.bench import _ort_session, random_inputs
+    feeds = random_inputs(onnx.load(str(path)))
+    if kind == "ort":
+        sess, _ = _ort_session(Path(path).read_bytes(), threads)
+        return lambda: sess.run(None, feeds)
+    import leanconv.onnx as lco
+    rep = lco.prepare(str(path), threads=threads)
+    return lambda: rep.run(feeds)
+
+
+def _freeze_engine(name, threads):
+    import torch
+    import torchvision_models as tv
+    import leanconv.torch as lct
+    torch.set_num_threads(threads)
+    x = torch.randn(1, 3, TORCH_SIZE, TORCH_SIZE, generator=torch.Generator().manual_seed(1))
+    frozen = lct.freeze(tv.make(name), x)
+
+    def run():
+        with torch.inference_mode():
+            frozen(x)
+    return run
+
+
+def serve(kind, model, threads):
+    """Reads 'n' lines: runs the engine n times, prints the seconds of each
+    and the pool counters' growth as JSON; 'ready' once warmed up."""
+    from leanconv import _core
+    fn = _freeze_engine(model, threads) if kind == "freeze" else _onnx_engine(kind, model, threads)
+    for _ in range(3):
+        fn()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        n = int(line)
+        _core.pool_stats(reset=True)
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        s = _core.pool_stats()
+        hist = s["gap_hist_log2_us"]
+        print(json.dumps({"times": times, "regions": s["regions"], "sleeps": s["sleeps"],
+                          "gaps": sum(hist), "short_gaps": sum(hist[:SHORT_GAP_BUCKETS])}),
+              flush=True)
+
+
+# --- the parent: interleaved turns ---------------------------------------------------------
+
+def _start(kind, model, threads):
+    p = subprocess.Popen([sys.executable, __file__, "--serve", kind, str(model), str(threads)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    if p.stdout.readline().strip() != "ready":
+        p.kill()
+        err = p.stderr.read().strip().splitlines()
+        raise RuntimeError((err[-1] if err else "no output")[:200])
+    return p
+
+
+def measure(kind_threads, model, min_time, min_rounds):
+    """{(kind, threads): {"ms", "iqr", "regions", "sleeps"}} from interleaved turns."""
+    procs = {}
+    try:
+        for kind, threads in kind_threads:
+            procs[(kind, threads)] = _start(kind, model, threads)
+        got = {k: {"times": [], "regions": 0, "sleeps": 0, "gaps": 0, "short_gaps": 0}
+               for k in procs}
+        turns = 0
+        while True:
+            for k, p in procs.items():
+                time.sleep(PAUSE)
+                p.stdin.write(f"{PER_TURN}\n")
+                p.stdin.flush()
+                r = json.loads(p.stdout.readline())
+                g = got[k]
+                g["times"] += r["times"]
+                for key in ("regions", "sleeps", "gaps", "short_gaps"):
+                    g[key] += r[key]
+            turns += 1
+            if turns >= min_rounds and all(sum(g["times"]) >= min_time for g in got.values()):
+                break
+    finally:
+        for p in procs.values():
+            p.stdin.close()
+            p.wait()
+    out = {}
+    for k, g in got.items():
+        ts = g["times"]
+        q = statistics.quantiles(ts, n=4)
+        med = statistics.median(ts)
+        out[k] = {"ms": med * 1e3, "iqr": 100 * (q[2] - q[0]) / med,
+                  "regions": g["regions"] / len(ts), "sleeps": g["sleeps"] / len(ts),
+                  "short_gaps": 100 * g["short_gaps"] / max(1, g["gaps"])}
+    return out
+
+
+def fmt(r):
+    return f"{r['ms']:.2f} ±{r['iqr']:.0f}%"
+
+
+def table(rows, with_ort):
+    head = ["model", "1 thread ms", "2 threads ms", "1t/2t", "regions", "sleeps", "gaps < 256 us"]
+    if with_ort:
+        head += ["onnxruntime 2t ms", "ORT 2t / ours 2t"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, r in rows:
+        if "error" in r:
+            lines.append(f"| {label} | {r['error']} |" + " |" * (len(head) - 2))
+            continue
+        one, two = r[("leanconv", 1)], r[("leanconv", 2)]
+        cells = [label, fmt(one), fmt(two), f"{one['ms'] / two['ms']:.2f}x",
+                 f"{two['regions']:.0f}", f"{two['sleeps']:.1f}", f"{two['short_gaps']:.0f}%"]
+        if with_ort:
+            ort = r.get(("ort", 2))
+            cells += [fmt(ort), f"{ort['ms'] / two['ms']:.2f}x"] if ort else ["n/a", "n/a"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--serve"]:
+        kind, model, threads = argv[1], argv[2], int(argv[3])
+        return serve(kind, model, threads)
+    import onnx_exports
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--onnx", default=",".join(onnx_exports.TORCHVISION),
+                   help="torchvision models to export to ONNX, comma-separated ('' for none)")
+    p.add_argument("--no-zoo", action="store_true", help="skip the onnx light zoo")
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--torch", default="resnet18,mobilenet_v2",
+                   help="torchvision models to freeze, comma-separated ('' for none; 'all')")
+    p.add_argument("--min-time", type=float, default=0.3)
+    p.add_argument("--min-rounds", type=int, default=5)
+    p.add_argument("--cache", default=os.path.join(os.environ.get("TMPDIR", "/tmp"),
+                                                   "leanconv-onnx-exports"))
+    p.add_argument("--out", default=str(ROOT / "docs" / "threading.md"))
+    a = p.parse_args(argv)
+    load_before = os.getloadavg()[0]
+    onnx_rows, torch_rows = [], []
+    from onnx_models import model_list
+    for label, get_path in model_list([n for n in a.onnx.split(",") if n], ["torchscript"],
+                                      a.size, not a.no_zoo, a.cache):
+        try:
+            path = get_path()
+            kinds = [("leanconv", 1), ("leanconv", 2), ("ort", 2)]
+            r = measure(kinds, path, a.min_time, a.min_rounds)
+        except Exception as e:
+            r = {"error": f"{type(e).__name__}: {e}"[:150]}
+        onnx_rows.append((label, r))
+        print("\n".join(table([(label, r)], True)[2:]), flush=True)
+    names = a.torch.split(",") if a.torch != "all" else list(_torch_architectures())
+    for name in [n for n in names if n]:
+        try:
+            r = measure([("freeze", 1), ("freeze", 2)], name, a.min_time, a.min_rounds)
+            r = {("leanconv", t): v for (_, t), v in r.items()}
+        except Exception as e:
+            r = {"error": f"{type(e).__name__}: {e}"[:150]}
+        torch_rows.append((f"{name} {TORCH_SIZE}", r))
+        print("\n".join(table([(f"{name} (freeze)", r)], False)[2:]), flush=True)
+    from leanconv import _core, isa
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    cmd = "python bench/model_threads.py" + "".join(f" {x}" for x in argv)
+    lines = ["## Whole models, 1 and 2 threads", "",
+             f"Generated by `{cmd}` ({when}). {platform.machine()}, ISA {isa()}, "
+             f"{os.cpu_count()} logical CPUs, parallel backend {_core.parallel_backend()}; "
+             f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after.", "",
+             (__doc__ or "").split("\n\n")[2].replace("\n", " "), "",
+             "### leanconv.onnx", ""] + table(onnx_rows, True) + [
+             "", "### leanconv.torch.freeze (defaults)", ""] + table(torch_rows, False)
+    text = "\n".join(lines)
+    write_section(a.out, "model-threads", text)
+    print(f"wrote {a.out}")
+    return 0
+
+
+def _torch_architectures():
+    import torchvision_models as tv
+    return tv.ARCHITECTURES
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,406 @@
+/* leanconv's own thread pool (POSIX threads), behind lc_parallel_for.
+ *
+ * Why not OpenMP: on the 2-vCPU KVM machine this was written on, waking a
+ * sleeping thread costs 25-90 us (the idle vCPU has halted; see
+ * docs/threading.md), a model makes 40-200 parallel regions per run, and
+ * libgomp's choice is between spinning ~ms after every region (starving
+ * whatever runs next) and a wake-up per region.  Here the workers spin a
+ * bounded time (lc_pool_set_spin_us) after their last region, so the regions
+ * of one model run find them awake, then sleep on a condition variable.
+ *
+ * A region: items [0, count) are cut into `team` contiguous ranges, range s
+ * for team slot s (slot 0 is the caller).  Each thread takes items from the
+ * front of its own range, then from the other ranges (work stealing): a
+ * worker that the OS has not scheduled yet does not hold the caller up, the
+ * caller takes its items.  Every item is computed whole by one thread, and
+ * the `thread` argument only picks that thread's scratch (< team, the slots
+ * lc_threads_used promised the workspace for), so the result is bitwise the
+ * same for any team and any interleaving.
+ *
+ * Publication is a sequence lock on `gen`: odd while the caller writes the
+ * job, even once published.  A worker announces itself in `inside` and
+ * re-reads `gen` before it trusts the job; the caller waits for `inside` to
+ * drain before it rewrites the job.  The caller returns once `done` reaches
+ * the item count (release/acquire: the workers' stores are visible then).
+ * One region at a time: a call that finds the pool busy (another Python
+ * thread, or a task that itself calls lc_parallel_for) runs serially on its
+ * own thread -- same bits, no deadlock. */
+#if !defined(_WIN32) && !defined(__APPLE__) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, sched_yield under a strict -std */
+#endif
+#include <string.h>
+
+#include "internal.h"
+#include "threadpool.h"
+
+#if LC_POOL_PTHREADS
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LC_POOL_LINE 64
+
+typedef struct {
+    _Atomic long next; /* items of the range taken so far */
+    char pad[LC_POOL_LINE - sizeof(long)];
+} lc_pool_range;
+
+typedef struct {
+    /* the job: written by the caller while gen is odd */
+    lc_task_fn fn;
+    void *ctx;
+    long count;
+    int team;
+    lc_pool_range range[LC_POOL_MAX_TEAM];
+    _Alignas(LC_POOL_LINE) _Atomic unsigned gen;
+    _Alignas(LC_POOL_LINE) _Atomic int inside;   /* workers reading the job */
+    _Alignas(LC_POOL_LINE) _Atomic long done;    /* items finished this region */
+    _Alignas(LC_POOL_LINE) _Atomic int sleepers; /* workers in cond_wait */
+    atomic_flag busy;                            /* a region is running */
+    _Atomic long spin_ns;                        /* idle spin after a region */
+    int workers;                                 /* threads started (slots 1..workers) */
+    _Atomic unsigned born_gen;                   /* gen before the region that started them */
+    int cpus;                                    /* online CPUs: no spinning beyond */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    /* statistics, for the tests and docs/threading.md */
+    _Atomic long regions, inline_regions, sleeps;
+    int64_t last_end_ns; /* when the last region ended (caller's side) */
+    long gap_hist[LC_POOL_GAP_BUCKETS];
+} lc_pool;
+
+static lc_pool lc_the_pool = {.busy = ATOMIC_FLAG_INIT, .spin_ns = LC_POOL_DEFAULT_SPIN_US * 1000L,
+                              .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+static pthread_once_t lc_pool_once = PTHREAD_ONCE_INIT;
+
+/* A hint to the core that this is a spin-wait loop (lets the sibling
+ * hyper-thread run, saves power); nothing where there is no such hint. */
+static inline void lc_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static int64_t lc_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* One round of a wait for another thread: spin a little, then give the CPU
+ * away (the thread waited for may be preempted, and need this CPU). */
+static inline void lc_wait_round(unsigned n) {
+    if (n < 4096) lc_cpu_relax();
+    else sched_yield();
+}
+
+/* Items [lo, hi) of range s in a region of `count` items over `team` slots. */
+static inline void lc_range_of(long count, int team, int s, long *lo, long *hi) {
+    *lo = (long)((int64_t)count * s / team);
+    *hi = (long)((int64_t)count * (s + 1) / team);
+}
+
+/* Runs items of the published job as team slot `slot`: its own range first,
+ * then the others'; returns how many it ran. */
+static long lc_pool_work(lc_pool *p, int slot) {
+    const int team = p->team;
+    const long count = p->count;
+    long ran = 0;
+    for (int k = 0; k < team; k++) {
+        const int s = (slot + k) % team;
+        long lo, hi;
+        lc_range_of(count, team, s, &lo, &hi);
+        for (;;) {
+            const long i = lo + atomic_fetch_add_explicit(&p->range[s].next, 1, memory_order_relaxed);
+            if (i >= hi) break;
+            p->fn(p->ctx, (int64_t)i, slot);
+            ran++;
+        }
+    }
+    return ran;
+}
+
+/* A worker's idle wait: spin until `gen` moves past `seen` or the spin
+ * budget runs out, then sleep.  Returns the new (even) generation. */
+static unsigned lc_pool_wait(lc_pool *p, unsigned seen) {
+    const long budget = p->workers + 1 > p->cpus ? 0 : atomic_load_explicit(&p->spin_ns, memory_order_relaxed);
+    int64_t until = -1;
+    for (unsigned n = 0;; n++) {
+        const unsigned g = atomic_load_explicit(&p->gen, memory_order_acquire);
+        if (g != seen && !(g & 1)) return g;
+        if ((n & 63) == 0) {
+            const int64_t t = lc_now_ns();
+            /* No sched_yield in here: on a loaded machine it hands the CPU
+             * to another process for a whole time slice (ms), measured. */
+            if (until < 0) until = t + budget;
+            if (t >= until) break;
+        }
+        lc_cpu_relax();
+    }
+    pthread_mutex_lock(&p->lock);
+    atomic_fetch_add(&p->sleepers, 1);
+    atomic_fetch_add_explicit(&p->sleeps, 1, memory_order_relaxed);
+    unsigned g;
+    while ((g = atomic_load(&p->gen)) == seen || (g & 1)) pthread_cond_wait(&p->wake, &p->lock);
+    atomic_fetch_sub(&p->sleepers, 1);
+    pthread_mutex_unlock(&p->lock);
+    return g;
+}
+
+static void *lc_pool_worker(void *arg) {
+    lc_pool *p = &lc_the_pool;
+    const int slot = (int)(intptr_t)arg;
+    /* the generation before the region that started this worker: it takes
+     * part in that region even when it first runs after its publication */
+    unsigned seen = atomic_load(&p->born_gen);
+    for (;;) {
+        const unsigned g = lc_pool_wait(p, seen);
+        seen = g;
+        atomic_fetch_add(&p->inside, 1);
+        if (atomic_load(&p->gen) != g || slot >= p->team) { /* stale, or not in this team */
+            atomic_fetch_sub(&p->inside, 1);
+            continue;
+        }
+        const long ran = lc_pool_work(p, slot);
+        atomic_fetch_add_explicit(&p->done, ran, memory_order_release);
+        atomic_fetch_sub(&p->inside, 1);
+    }
+    return NULL;
+}
+
+/* After fork the child has only the thread that forked: no workers. */
+static void lc_pool_after_fork_child(void) {
+    lc_pool *p = &lc_the_pool;
+    p->workers = 0;
+    atomic_store(&p->inside, 0);
+    atomic_store(&p->sleepers, 0);
+    atomic_flag_clear(&p->busy);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->wake, NULL);
+}
+
+static void lc_pool_init(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    lc_the_pool.cpus = n > 0 ? (int)n : 1;
+    pthread_atfork(NULL, NULL, lc_pool_after_fork_child);
+}
+
+/* Starts workers up to slot team-1; returns the team it can have. */
+static int lc_pool_grow(lc_pool *p, int team) {
+    atomic_store(&p->born_gen, atomic_load(&p->gen));
+    while (p->workers < team - 1) {
+        pthread_t th;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        const int err = pthread_create(&th, &attr, lc_pool_worker, (void *)(intptr_t)(p->workers + 1));
+        pthread_attr_destroy(&attr);
+        if (err) break;
+        p->workers++;
+    }
+    return team < p->workers + 1 ? team : p->workers + 1;
+}
+
+static void lc_run_serial(long count, lc_task_fn fn, void *ctx, int64_t base) {
+    for (long i = 0; i < count; i++) fn(ctx, base + i, 0);
+}
+
+typedef struct {
+    lc_task_fn fn;
+    void *ctx;
+    int64_t base;
+} lc_offset_ctx;
+
+static void lc_offset_task(void *vctx, int64_t item, int thread) {
+    const lc_offset_ctx *o = (const lc_offset_ctx *)vctx;
+    o->fn(o->ctx, o->base + item, thread);
+}
+
+/* Counts the gap since the last region ended in its log2 bucket. */
+static void lc_pool_note_gap(lc_pool *p, int64_t start) {
+    if (p->last_end_ns > 0) {
+        int64_t us = (start - p->last_end_ns) / 1000;
+        int k = 0;
+        while (us > 0 && k < LC_POOL_GAP_BUCKETS - 1) { us >>= 1; k++; }
+        p->gap_hist[k]++;
+    }
+}
+
+static void lc_pool_region(lc_pool *p, int team, long count, lc_task_fn fn, void *ctx) {
+    lc_pool_note_gap(p, lc_now_ns());
+    const unsigned g = atomic_load(&p->gen);
+    atomic_store(&p->gen, g + 1); /* odd: the job is being written */
+    for (unsigned n = 0; atomic_load(&p->inside) != 0; n++) lc_wait_round(n);
+    p->fn = fn;
+    p->ctx = ctx;
+    p->count = count;
+    p->team = team;
+    for (int s = 0; s < team; s++) atomic_store_explicit(&p->range[s].next, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    atomic_store(&p->gen, g + 2); /* published */
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->lock);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->lock);
+    }
+    long finished = lc_pool_work(p, 0);
+    finished = atomic_fetch_add_explicit(&p->done, finished, memory_order_acq_rel) + finished;
+    for (unsigned n = 0; finished < count; n++) { /* items still running on workers */
+        lc_wait_round(n);
+        finished = atomic_load_explicit(&p->done, memory_order_acquire);
+    }
+    atomic_fetch_add_explicit(&p->regions, 1, memory_order_relaxed);
+    p->last_end_ns = lc_now_ns();
+}
+
+void lc_pool_parallel_for(int team, int64_t count, lc_task_fn fn, void *ctx) {
+    lc_pool *p = &lc_the_pool;
+    pthread_once(&lc_pool_once, lc_pool_init);
+    if (team > LC_POOL_MAX_TEAM) team = LC_POOL_MAX_TEAM;
+    if (team <= 1 || atomic_flag_test_and_set_explicit(&p->busy, memory_order_acquire)) {
+        if (team > 1) atomic_fetch_add_explicit(&p->inline_regions, 1, memory_order_relaxed);
+        lc_run_serial((long)count, fn, ctx, 0); /* count fits a long: see below */
+        return;
+    }
+    team = lc_pool_grow(p, team);
+    /* A region's item count fits a long (32 bits on i686): larger loops go
+     * in slices, each one region. */
+    const int64_t slice = 1L << 30;
+    for (int64_t base = 0; base < count; base += slice) {
+        const long n = (long)lc_min64(slice, count - base);
+        const int t = (int)lc_min64(team, n);
+        if (t <= 1) {
+            lc_run_serial(n, fn, ctx, base);
+        } else if (base == 0) {
+            lc_pool_region(p, t, n, fn, ctx);
+        } else {
+            lc_offset_ctx o = {fn, ctx, base};
+            lc_pool_region(p, t, n, lc_offset_task, &o);
+        }
+    }
+    atomic_flag_clear_explicit(&p->busy, memory_order_release);
+}
+
+void lc_pool_set_spin_us(int64_t us) {
+    atomic_store(&lc_the_pool.spin_ns, (long)(lc_min64(lc_max64(us, 0), 1000000) * 1000));
+}
+
+void lc_pool_stats(lc_pool_statistics *s) {
+    lc_pool *p = &lc_the_pool;
+    s->workers = p->workers;
+    s->regions = atomic_load(&p->regions);
+    s->inline_regions = atomic_load(&p->inline_regions);
+    s->sleeps = atomic_load(&p->sleeps);
+    s->spin_us = atomic_load(&p->spin_ns) / 1000;
+    for (int k = 0; k < LC_POOL_GAP_BUCKETS; k++) s->gap_hist[k] = p->gap_hist[k];
+}
+
+void lc_pool_reset_stats(void) {
+    lc_pool *p = &lc_the_pool;
+    atomic_store(&p->regions, 0);
+    atomic_store(&p->inline_regions, 0);
+    atomic_store(&p->sleeps, 0);
+    p->last_end_ns = 0;
+    memset(p->gap_hist, 0, sizeof p->gap_hist);
+}
+
+#endif
+
+/* ---- the region-cost probe (bench/region_cost.py, docs/threading.md) ---- */
+
+#if !defined(_WIN32) && (LC_POOL_PTHREADS || defined(LC_HAVE_OPENMP))
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef LC_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+static int64_t lc_probe_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+typedef struct {
+    _Atomic long arrived;
+    long target;
+    _Atomic int late; /* a rendezvous timed out */
+} lc_probe_ctx;
+
+/* Both items of a region meet: each waits (at most 1 s) for the other, so
+ * the region has really run on two threads, the worker woken if it slept. */
+static void lc_probe_task(void *vctx, int64_t item, int thread) {
+    lc_probe_ctx *c = (lc_probe_ctx *)vctx;
+    (void)item;
+    (void)thread;
+    atomic_fetch_add(&c->arrived, 1);
+    const int64_t give_up = lc_probe_now_ns() + 1000000000;
+    while (atomic_load(&c->arrived) < c->target)
+        if (lc_probe_now_ns() > give_up) {
+            atomic_store(&c->late, 1);
+            return;
+        }
+}
+
+/* Times `rounds` two-thread regions of two meeting items (lc_probe_task),
+ * each after the caller has been busy `gap_ns` (as between layers), on the
+ * pool or on OpenMP (the runtime this build links, under its environment):
+ * ns[r] per region.  Returns 0; -1 when that backend is not in the build (or
+ * the machine has one CPU); -2 when a rendezvous timed out. */
+int lc_region_probe(int use_openmp, int64_t gap_ns, int rounds, int64_t *ns) {
+    lc_probe_ctx c;
+    atomic_init(&c.arrived, 0);
+    atomic_init(&c.late, 0);
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2) return -1;
+#ifndef LC_HAVE_OPENMP
+    if (use_openmp) return -1;
+#endif
+    if (!use_openmp && !LC_POOL_PTHREADS) return -1;
+    for (int r = 0; r < rounds; r++) {
+        const int64_t until = lc_probe_now_ns() + gap_ns;
+        while (lc_probe_now_ns() < until) { /* the caller busy between regions, as between layers */ }
+        c.target = 2L * (r + 1);
+        const int64_t t0 = lc_probe_now_ns();
+        if (use_openmp) {
+#ifdef LC_HAVE_OPENMP
+            int64_t i;
+#pragma omp parallel for schedule(static) num_threads(2)
+            for (i = 0; i < 2; i++) lc_probe_task(&c, i, omp_get_thread_num());
+#endif
+        } else {
+#if LC_POOL_PTHREADS
+            lc_pool_parallel_for(2, 2, lc_probe_task, &c);
+#endif
+        }
+        ns[r] = lc_probe_now_ns() - t0;
+    }
+    return atomic_load(&c.late) ? -2 : 0;
+}
+#else
+int lc_region_probe(int use_openmp, int64_t gap_ns, int rounds, int64_t *ns) {
+    (void)use_openmp; (void)gap_ns; (void)rounds; (void)ns;
+    return -1;
+}
+#endif
+
+#if !LC_POOL_PTHREADS /* no pool in this build: lc_parallel_for uses OpenMP or runs serially */
+
+void lc_pool_set_spin_us(int64_t us) { (void)us; }
+
+void lc_pool_parallel_for(int team, int64_t count, void (*fn)(void *, int64_t, int), void *ctx) {
+    (void)team;
+    for (int64_t i = 0; i < count; i++) fn(ctx, i, 0);
+}
+
+void lc_pool_stats(lc_pool_statistics *s) { memset(s, 0, sizeof *s); }
+
+void lc_pool_reset_stats(void) {}
+
+#endif

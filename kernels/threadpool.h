@@ -1,0 +1,48 @@
+/* leanconv's thread pool (kernels/threadpool.c), used by kernels/parallel.c. */
+#ifndef LEANCONV_THREADPOOL_H
+#define LEANCONV_THREADPOOL_H
+
+#include <stdint.h>
+
+#include "internal.h"
+
+/* The pool is POSIX threads, in a threaded build (LC_HAVE_OPENMP: the build
+ * found a threads runtime) on a POSIX system; elsewhere (Windows)
+ * lc_parallel_for keeps OpenMP, and a serial build runs every loop inline. */
+#if defined(LC_HAVE_OPENMP) && !defined(_WIN32)
+#define LC_POOL_PTHREADS 1
+#else
+#define LC_POOL_PTHREADS 0
+#endif
+
+/* Most threads one region uses (lc_threads_used caps there too, so the
+ * per-thread workspace agrees). */
+#define LC_POOL_MAX_TEAM LC_THREADS_MAX
+
+/* How long an idle worker spins for the next region before it sleeps, by
+ * default.  Waking a sleeping thread costs 25-90 us on the KVM guest this was
+ * measured on (docs/threading.md); the gaps between one layer's regions and
+ * the next are 1-50 us inside a model run, while the next engine or program
+ * step after a run is usually milliseconds away.  300 us covers the first and
+ * keeps the cost to the second below a third of a millisecond of one core. */
+#define LC_POOL_DEFAULT_SPIN_US 300
+
+/* Log2 buckets of the gap between one region's end and the next one's start, in us. */
+#define LC_POOL_GAP_BUCKETS 24
+
+typedef struct {
+    int workers;          /* worker threads started (0 until a region needs them) */
+    int64_t regions;      /* regions run on the pool */
+    int64_t inline_regions; /* regions run serially because the pool was busy */
+    int64_t sleeps;       /* times a worker went to sleep after its spin */
+    int64_t spin_us;
+    int64_t gap_hist[LC_POOL_GAP_BUCKETS]; /* [k]: gaps of 2^(k-1)..2^k us ([0]: < 1 us) */
+} lc_pool_statistics;
+
+void lc_pool_parallel_for(int team, int64_t count, void (*fn)(void *, int64_t, int), void *ctx);
+void lc_pool_set_spin_us(int64_t us);
+void lc_pool_stats(lc_pool_statistics *s);
+void lc_pool_reset_stats(void);
+int lc_region_probe(int use_openmp, int64_t gap_ns, int rounds, int64_t *ns);
+
+#endif
