@@ -2,6 +2,7 @@
 same convolutions on two builds of leanconv in one process.
 
     python bench/ab_builds.py --rev c13677e [--algorithms winograd_f4,winograd_f6] [--threads 1]
+    python bench/ab_builds.py --rev main --layers kinds [--algorithms im2col,patch2vec]
 
 Builds revision REV (git archive into a temporary directory, `setup.py
 build_ext --inplace`, ~15 s) and imports it beside the build of this tree
@@ -29,6 +30,18 @@ HERE = pathlib.Path(__file__).resolve().parents[1]
 # transforms weigh most against the GEMMs
 LAYERS = [("16@112", 16, 16, 112), ("32@56", 32, 32, 56), ("64@56", 64, 64, 56),
           ("128@28", 128, 128, 28), ("256@14", 256, 256, 14), ("512@7", 512, 512, 7)]
+# --layers kinds: (name, C, M, H=W, k, stride, pad, groups), the other layer
+# kinds of bench/perf_layers.py (stem, stride 2, 1x1, depthwise)
+KINDS = [("stem 7x7/2 3>64@224", 3, 64, 224, 7, 2, 3, 1),
+         ("3x3/2 64>128@56", 64, 128, 56, 3, 2, 1, 1),
+         ("3x3/2 128>256@28", 128, 256, 28, 3, 2, 1, 1),
+         ("1x1 256>64@56", 256, 64, 56, 1, 1, 0, 1),
+         ("1x1 512>128@28", 512, 128, 28, 1, 1, 0, 1),
+         ("1x1 1024>256@14", 1024, 256, 14, 1, 1, 0, 1),
+         ("1x1 2048>512@7", 2048, 512, 7, 1, 1, 0, 1),
+         ("dw 7x7 96@56", 96, 96, 56, 7, 1, 3, 96),
+         ("dw 7x7 384@14", 384, 384, 14, 7, 1, 3, 384),
+         ("dw 5x5 480@14", 480, 480, 14, 5, 1, 2, 480)]
 
 
 def load(package_dir: pathlib.Path, name: str):
@@ -71,7 +84,10 @@ def time_pair(calls, repeats, sleep_s=0.003):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rev", required=True, help="the other revision (A); this tree is B")
-    ap.add_argument("--algorithms", default="winograd_f2,winograd_f4,winograd_f6")
+    ap.add_argument("--layers", choices=("3x3", "kinds"), default="3x3",
+                    help="3x3 stride-1 layers, or the other kinds (KINDS)")
+    ap.add_argument("--algorithms", default=None,
+                    help="default: winograd_f2,f4,f6 for 3x3, auto for kinds")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=41)
     args = ap.parse_args(argv)
@@ -82,13 +98,20 @@ def main(argv=None):
         print(f"load average {os.getloadavg()[0]:.2f}; isa {b.isa()}; threads {args.threads}; "
               f"A = {args.rev}, B = this tree; median ms (IQR), {args.repeats} interleaved calls each\n")
         print("| layer | algorithm | A ms | B ms | B/A |\n|---|---|---|---|---|")
-        for name, C, M, H in LAYERS:
+        layers = ([(name, C, M, H, 3, 1, 1, 1) for name, C, M, H in LAYERS]
+                  if args.layers == "3x3" else KINDS)
+        algorithms = args.algorithms or ("winograd_f2,winograd_f4,winograd_f6"
+                                         if args.layers == "3x3" else "auto")
+        for name, C, M, H, k, stride, pad, groups in layers:
             x = rng.standard_normal((1, C, H, H)).astype(np.float32)
-            w = rng.standard_normal((M, C, 3, 3)).astype(np.float32)
-            y = np.empty((1, M, H, H), np.float32)
-            for algo in args.algorithms.split(","):
-                plans = [lib.Conv2d(w, padding=1, algorithm=algo, threads=args.threads)
-                         for lib in (a, b)]
+            w = rng.standard_normal((M, C // groups, k, k)).astype(np.float32)
+            for algo in algorithms.split(","):
+                plans = [lib.Conv2d(w, stride=stride, padding=pad, groups=groups, algorithm=algo,
+                                    threads=args.threads) for lib in (a, b)]
+                y = plans[0](x)
+                plans[1](x)  # auto decides on first sight
+                if algo == "auto":
+                    algo = f"auto: {plans[0].algorithm} / {plans[1].algorithm}"
                 (ma, qa), (mb, qb) = time_pair(
                     [lambda p=p, x=x, y=y: p(x, out=y) for p in plans], args.repeats)
                 print(f"| {name} | {algo} | {ma:.3f} ({qa:.3f}) | {mb:.3f} ({qb:.3f}) | "

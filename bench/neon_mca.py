@@ -40,6 +40,7 @@ KERNELS = {
     r"lc_f32_wino_cl_gemm__neon": "Winograd channel-lanes GEMM",
     r"lc_f32_dw_row__neon": "depthwise row",
     r"lc_f32_dw_band__neon": "depthwise band",
+    r"lc_f32_dw_cblock__neon": "depthwise channel blocks",
 }
 
 _BRANCH = re.compile(r"^\s*(b(?:\.\w+)?|cbn?z|tbn?z)\s+(?:[^,]+,\s*)*(\.L\w+)\s*$")

@@ -19,6 +19,13 @@
 #ifndef LC_DWC_MAX_NB
 #define LC_DWC_MAX_NB 8
 #endif
+/* Widest kernel that runs the sliding window (0: none); the ISA's choice,
+ * by its register count: the window is NB + KW - 1 vectors beside NB
+ * accumulators.  AVX2's 16 registers hold no useful window (NB = 4 would
+ * leave the FMAs latency-bound), so it keeps one load per FMA. */
+#ifndef LC_DWC_SLIDE_MAX_KW
+#define LC_DWC_SLIDE_MAX_KW 0
+#endif
 #define LC_DWC_INLINE static LC_ALWAYS_INLINE
 #if defined(__GNUC__) || defined(__clang__)
 #define LC_DWC_UNROLL _Pragma("GCC unroll 16")
@@ -26,17 +33,41 @@
 #define LC_DWC_UNROLL
 #endif
 
-/* Pixels [ox, ox + NB) of the row; SW: the stride when a constant, else 0. */
+/* Pixels [ox, ox + NB) of the row; SW: the stride when a constant, else 0;
+ * KW: the kernel width when a constant (stride 1, dilation 1), else 0. */
 LC_DWC_INLINE void LC_CAT(LC_DWC_NAME, _block)(float *out, size_t ox, const float *const *rows,
                                                size_t stride, size_t dil, const float *w,
                                                size_t kH, size_t kW, LC_V vb, int clamp,
-                                               LC_V vlo, LC_V vhi, const int NB, const int SW) {
+                                               LC_V vlo, LC_V vhi, const int NB, const int SW,
+                                               const int KW) {
     /* SW > 0: the stride as a constant, so the NB loads of a tap are one
      * base register plus constant offsets (not NB index registers) */
     const size_t L = LC_VLANES, ps = (SW > 0 ? (size_t)SW : stride) * L, ts = dil * L;
     LC_V acc[LC_DWC_MAX_NB];
     LC_DWC_UNROLL
     for (int i = 0; i < NB; i++) acc[i] = vb;
+    if (KW > 0) {
+        /* stride 1, dilation 1: tap kx of pixel i reads pixel i + kx, so a
+         * kernel row needs NB + KW - 1 input vectors, each loaded once and
+         * kept in registers across the taps that read it (a sliding
+         * window), instead of one load per FMA: the loads were the bound
+         * (NB + 1 per NB FMAs).  Same tap order (ky, then kx) as below. */
+        for (size_t ky = 0; ky < kH; ky++) {
+            const float *p = rows[ky] + ox * L;
+            const float *wr = w + ky * (size_t)KW * L;
+            LC_V win[LC_DWC_MAX_NB + LC_DWC_SLIDE_MAX_KW - 1];
+            LC_DWC_UNROLL
+            for (int j = 0; j < NB - 1; j++) win[j] = LC_VLOAD(p + (size_t)j * L);
+            LC_DWC_UNROLL
+            for (int kx = 0; kx < KW; kx++) {
+                const LC_V wv = LC_VLOAD(wr + (size_t)kx * L);
+                win[kx + NB - 1] = LC_VLOAD(p + (size_t)(kx + NB - 1) * L);
+                LC_DWC_UNROLL
+                for (int i = 0; i < NB; i++) acc[i] = LC_VFMA(acc[i], wv, win[i + kx]);
+            }
+        }
+        kH = 0; /* done: the generic loop below is skipped */
+    }
     for (size_t ky = 0; ky < kH; ky++) {
         const float *p = rows[ky] + ox * ps;
         const float *wr = w + ky * kW * L;
@@ -60,6 +91,12 @@ void LC_DWC_NAME(float *out, size_t n, const float *const *rows, size_t stride, 
                  const lc_epilogue *ep) {
     const LC_V vb = LC_VLOAD(bias), vlo = LC_VSET1(ep->lo), vhi = LC_VSET1(ep->hi);
     const int clamp = ep->clamp;
+    /* the sliding-window kernels: 5 and 7 wide, stride and dilation 1, on
+     * ISAs with the registers for the window beside the accumulators */
+    const int slide = LC_DWC_SLIDE_MAX_KW > 1 && stride == 1 && dil == 1 &&
+                              (kW == 5 || kW == 7) && (int)kW <= LC_DWC_SLIDE_MAX_KW
+                          ? (int)kW
+                          : 0;
     /* blocks of equal size (14 = 7 + 7 with 8 at most, not 8 + 6): the
      * last is never a short one bound by the FMA latency */
     const size_t nblocks = (n + LC_DWC_MAX_NB - 1) / LC_DWC_MAX_NB;
@@ -68,15 +105,21 @@ void LC_DWC_NAME(float *out, size_t n, const float *const *rows, size_t stride, 
         const size_t nb = (n - ox) / (nblocks - b);
 #define LC_DWC_CASE(NB)                                                                        \
     case NB:                                                                                   \
-        if (stride == 1)                                                                       \
+        if (slide == 7)                                                                        \
+            LC_CAT(LC_DWC_NAME, _block)(out, ox, rows, 1, 1, w, kH, 7, vb, clamp, vlo, vhi,    \
+                                        NB, 1, 7);                                             \
+        else if (slide == 5)                                                                   \
+            LC_CAT(LC_DWC_NAME, _block)(out, ox, rows, 1, 1, w, kH, 5, vb, clamp, vlo, vhi,    \
+                                        NB, 1, 5);                                             \
+        else if (stride == 1)                                                                  \
             LC_CAT(LC_DWC_NAME, _block)(out, ox, rows, 1, dil, w, kH, kW, vb, clamp, vlo, vhi, \
-                                        NB, 1);                                                \
+                                        NB, 1, 0);                                             \
         else if (stride == 2)                                                                  \
             LC_CAT(LC_DWC_NAME, _block)(out, ox, rows, 2, dil, w, kH, kW, vb, clamp, vlo, vhi, \
-                                        NB, 2);                                                \
+                                        NB, 2, 0);                                             \
         else                                                                                   \
             LC_CAT(LC_DWC_NAME, _block)(out, ox, rows, stride, dil, w, kH, kW, vb, clamp, vlo, \
-                                        vhi, NB, 0);                                           \
+                                        vhi, NB, 0, 0);                                        \
         break;
         switch (nb) {
             LC_DWC_CASE(1) LC_DWC_CASE(2) LC_DWC_CASE(3) LC_DWC_CASE(4)
@@ -133,5 +176,6 @@ void LC_CAT(LC_DWC_NAME, _deinterleave)(float *const *dst, size_t off, const flo
 
 #undef LC_DWC_INLINE
 #undef LC_DWC_MAX_NB
+#undef LC_DWC_SLIDE_MAX_KW
 #undef LC_DWC_UNROLL
 #undef LC_DWC_NAME

@@ -8,6 +8,16 @@
 #include <string.h>
 #include "internal.h"
 
+/* Rows of one wide tile only (7 x 7 images: 49 = 48 + 1).  On 14 x 14
+ * (196 = 4 x 48 + 4) the wide tiles were no faster in loops of calls and
+ * 4-10% slower in single calls after a pause (weights cold; load 5-7, where
+ * the same build against itself varied by up to 8%); on 28 x 28 and
+ * 56 x 56 (chunks of whole tiles) they gained nothing. */
+int lc_gemm_wide_rows(const lc_isa_config *cfg, size_t n) {
+    return cfg->gemm_wide && n >= (size_t)cfg->wide_nr &&
+           n <= (size_t)cfg->wide_nr + LC_GEMM_NARROW_TAIL;
+}
+
 int lc_gemm_is_pointwise(const lc_conv_desc *d) {
     return d->kH == 1 && d->kW == 1 && d->stride_h == 1 && d->stride_w == 1 &&
            d->pad_t == 0 && d->pad_b == 0 && d->pad_l == 0 && d->pad_r == 0;
@@ -95,7 +105,8 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
                          size_t K, const float *a_packed, const float *b, size_t ldb,
                          size_t b_pstride, size_t n, float *c, size_t ldc, size_t c_pstride,
                          const float *bias, const float *residual, const lc_epilogue *ep,
-                         int apply_epilogue) {
+                         int how) {
+    const int apply_epilogue = how & LC_PANELS_EPILOGUE;
     /* The residual and the activations beyond the kernels' clamp run as the
      * post-op over each MR-row group of C right after its last K block is
      * stored, while it is in cache.  A residual that is C itself
@@ -116,7 +127,20 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
      * is read from memory once per call however many panels there are, which
      * is what matters when A (M x K) is bigger than L2 and P is small. */
     const size_t mr = (size_t)cfg->mr, nr = (size_t)cfg->nr, kc = (size_t)cfg->kc;
-    const size_t nfull = n / nr, rem = n % nr, mpad = (Mg + mr - 1) / mr * mr;
+    /* Columns of a plain matrix (panels nr apart) start with the ISA's wide
+     * tile, if it has one, when the caller says so (LC_PANELS_WIDE: its
+     * column ranges do not depend on the thread count, so neither does which
+     * kernel takes a column): 49 pixels are 48 + 1 there instead of 32 + a
+     * 17-column remainder.  (Patch2Vec's 32-pixel panels widened to 48
+     * gained nothing measurable on the stem and the 3x3/2 layers.) */
+    const size_t wide_nr = (size_t)cfg->wide_nr;
+    size_t wide_cols = 0;
+    if ((how & LC_PANELS_WIDE) && b_pstride == nr && c_pstride == nr && lc_gemm_wide_rows(cfg, n)) {
+        wide_cols = n / wide_nr * wide_nr;
+        if (n - wide_cols <= LC_GEMM_NARROW_TAIL) wide_cols = n;
+    }
+    const size_t nrest = n - wide_cols;
+    const size_t nfull = nrest / nr, rem = nrest % nr, mpad = (Mg + mr - 1) / mr * mr;
     /* A partial last panel goes to the narrow kernel when the ISA has one:
      * it covers two MR panels at NR/2 columns, keeping all accumulators busy
      * where the full kernel would leave half of them idle. */
@@ -144,7 +168,8 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
             const size_t kk = kb - k1 < ks ? kb - k1 : ks, kabs = k0 + k1;
             const unsigned flags = (kabs || in_place ? LC_GEMM_ACCUMULATE : 0u) |
                                    (kabs + kk == K && apply_epilogue ? LC_GEMM_FINAL : 0u);
-            const float *bk = b + kabs * ldb;
+            const float *bw = b + kabs * ldb, *bk = bw + wide_cols;
+            float *const cr = c + wide_cols; /* the columns after the wide tiles */
             for (size_t m0 = m_begin; m0 < m_end; m0 += mr) {
                 size_t m = m_end - m0 < mr ? m_end - m0 : mr;
                 /* lc_packed_a_offset(m0, kabs) */
@@ -154,12 +179,17 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
                  * to ramp up when A is larger than L2 (deep layers on small
                  * images): ask for the next slice while this one works. */
                 if (stream_a && m0 + mr < m_end) lc_prefetch_block(ap + mr * kb, kk * mr);
+                for (size_t j0 = 0, w; j0 < wide_cols; j0 += w) {
+                    w = wide_cols - j0 <= wide_nr + LC_GEMM_NARROW_TAIL ? wide_cols - j0 : wide_nr;
+                    cfg->gemm_wide(m, w, kk, ap, bw + j0, ldb, c + j0 + m0 * ldc, ldc, bm, ep,
+                                   flags);
+                }
                 for (size_t j = 0; j < nfull; j++)
                     cfg->gemm(m, nr, kk, ap, bk + j * b_pstride, ldb,
-                              c + j * c_pstride + m0 * ldc, ldc, bm, ep, flags);
+                              cr + j * c_pstride + m0 * ldc, ldc, bm, ep, flags);
                 if (rem && !narrow) {
                     cfg->gemm(m, rem, kk, ap, bk + nfull * b_pstride, ldb,
-                              c + nfull * c_pstride + m0 * ldc, ldc, bm, ep, flags);
+                              cr + nfull * c_pstride + m0 * ldc, ldc, bm, ep, flags);
                 } else if (rem && (m0 / mr) % 2 == 0) {
                     /* the remainder of this panel and the next one, NR/2
                      * columns at a time (the slices of two consecutive
@@ -168,7 +198,7 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
                     for (size_t c0 = 0, w; c0 < rem; c0 += w) {
                         w = rem - c0 <= nr / 2 + LC_GEMM_NARROW_TAIL ? rem - c0 : nr / 2;
                         narrow(m2, w, kk, ap, mr * kb, bk + nfull * b_pstride + c0, ldb,
-                               c + nfull * c_pstride + m0 * ldc + c0, ldc, bm, ep, flags);
+                               cr + nfull * c_pstride + m0 * ldc + c0, ldc, bm, ep, flags);
                     }
                 }
                 /* rows [m0, m0 + m) are final in every column once their last

@@ -30,6 +30,7 @@ typedef struct {
     int64_t chunk;   /* panels per GEMM task */
     int64_t nchunks; /* GEMM tasks per channel block */
     int64_t mchunks; /* output-channel blocks (lc_row_chunks) */
+    int whole_rows;  /* one chunk of all panels, the wide GEMM tile's (lc_gemm_wide_rows) */
 } lc_im2col_ctx;
 
 static void lc_im2col_outrow_task(void *vctx, int64_t oy, int thread) {
@@ -55,7 +56,8 @@ static void lc_im2col_gemm_task(void *vctx, int64_t item, int thread) {
     lc_gemm_panels_rows(t->d->isa, (size_t)t->Mg, (size_t)m_begin, (size_t)m_end, (size_t)t->K,
                         t->ag, t->bmat + p0, (size_t)t->ldb, (size_t)nr, (size_t)cols,
                         t->yg + p0, (size_t)t->P, (size_t)nr, t->bias,
-                        t->rg ? t->rg + p0 : NULL, &t->d->epilogue, 1);
+                        t->rg ? t->rg + p0 : NULL, &t->d->epilogue,
+                        LC_PANELS_EPILOGUE | (t->whole_rows ? LC_PANELS_WIDE : 0));
 }
 
 int64_t lc_im2col_workspace(const lc_conv_desc *d, int *ok) {
@@ -77,8 +79,10 @@ void lc_im2col_tiling(const lc_conv_desc *d, int64_t *tiling) {
     lc_im2col_tiles b;
     b.chunk = lc_gemm_chunk_panels(d->isa, K, npanels, d->nthreads);
     b.nchunks = lc_div_up(npanels, b.chunk);
-    b.mchunks = lc_row_chunks(b.nchunks, d->nthreads, Mg, d->isa->mr);
-    if (b.mchunks > 1) { /* few panels: one chunk of them all, split by channels */
+    /* rows the wide tile takes whole are shared out by channels only */
+    const int whole_rows = lc_gemm_wide_rows(d->isa, (size_t)(d->OH * d->OW));
+    b.mchunks = lc_row_chunks(whole_rows ? 1 : b.nchunks, d->nthreads, Mg, d->isa->mr);
+    if (b.mchunks > 1 || whole_rows) { /* few panels: one chunk of them all, split by channels */
         b.chunk = npanels;
         b.nchunks = 1;
     }
@@ -101,6 +105,7 @@ int lc_im2col_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
     t.chunk = b.chunk;
     t.nchunks = b.nchunks;
     t.mchunks = b.mchunks;
+    t.whole_rows = lc_gemm_wide_rows(d->isa, (size_t)t.P); /* as lc_im2col_tiling decided */
     for (int64_t n = 0; n < d->N; n++) {
         for (int64_t g = 0; g < d->groups; g++) {
             t.xg = x + (n * d->C + g * (d->C / d->groups)) * d->H * d->W;

@@ -159,13 +159,18 @@ size_t lc_packed_a_offset(size_t Mg, size_t K, size_t mr, size_t kc, size_t m, s
  * when apply_epilogue.  A is read once per call, whatever n is. */
 /* lc_gemm_panels over the rows [m_begin, m_end) of the Mg x K weights only
  * (m_begin a multiple of 2*MR): C rows and bias indexed as in the full call. */
-/* With apply_epilogue the whole epilogue is done: residual (NULL or laid
- * out like c, possibly c itself) added and the activation applied. */
+/* how: LC_PANELS_EPILOGUE: the whole epilogue is done: residual (NULL or
+ * laid out like c, possibly c itself) added and the activation applied;
+ * LC_PANELS_WIDE: the call's columns are the same whatever the thread count
+ * (Im2Col's whole rows of C), so the ISA's wide tile may take them
+ * (lc_gemm_wide_rows) without the results depending on the threads. */
+#define LC_PANELS_EPILOGUE 1
+#define LC_PANELS_WIDE 2
 void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, size_t m_end,
                          size_t K, const float *a_packed, const float *b, size_t ldb,
                          size_t b_pstride, size_t n, float *c, size_t ldc, size_t c_pstride,
                          const float *bias, const float *residual, const lc_epilogue *ep,
-                         int apply_epilogue);
+                         int how);
 /* How many blocks of output channels each of `items` work items is split
  * into so that `nthreads` threads all get work (1 when items >= nthreads),
  * and the rows [begin, end) of block `chunk`. */
@@ -198,6 +203,9 @@ void lc_pack_patch_panel(const lc_conv_desc *d, const float *xg, int64_t p0, int
                          size_t nr, float *panel);
 /* Is B the input itself (1x1, stride 1, no padding)? */
 int lc_gemm_is_pointwise(const lc_conv_desc *d);
+/* Whether n columns start with the ISA's wide GEMM tile (given
+ * LC_PANELS_WIDE: the callers must not split such rows between threads). */
+int lc_gemm_wide_rows(const lc_isa_config *cfg, size_t n);
 
 /* ---- drivers: workspace, tiling and run, one file each ----
  * res: the residual (NULL, or laid out like y, possibly y itself); d->epilogue

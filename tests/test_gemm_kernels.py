@@ -104,8 +104,16 @@ NARROW = {"avx512": ("lc_f32_gemm_narrow_16x16__avx512", 8, 16 + 3)}  # name, MR
 NARROW_ISAS = [i for i in ISAS if i in NARROW]
 
 
-def narrow_case(isa, m, n, k, ldb, ldc, flags, with_bias, clamp, seed, nan=False, gap=0):
-    name, mr, _ = NARROW[isa]
+# the wide tile (lc_gemm_wide_fn): one MR panel, wide_nr .. wide_nr + 3 columns
+WIDE = {"avx512": ("lc_f32_gemm_wide_8x48__avx512", 8, 48)}  # name, MR, wide_nr
+WIDE_ISAS = [i for i in ISAS if i in WIDE]
+
+
+def narrow_case(isa, m, n, k, ldb, ldc, flags, with_bias, clamp, seed, nan=False, gap=0,
+                kernel=None):
+    """C (+)= A B through a narrow kernel (two MR panels, a_pstride) or, with
+    kernel=(name, mr), a one-panel kernel of the lc_gemm_ukernel_fn form."""
+    name, mr, _ = kernel + (None,) if kernel else NARROW[isa]
     fn = getattr(_lib, name)
     fn.restype = None
     r = np.random.default_rng(seed)
@@ -129,7 +137,8 @@ def narrow_case(isa, m, n, k, ldb, ldc, flags, with_bias, clamp, seed, nan=False
         c[i * ldc:i * ldc + n] = C0[i]
     bias = r.standard_normal(m).astype(np.float32) if with_bias else None
     ep = Epilogue(*(clamp if clamp else (0.0, 0.0)), 1 if clamp else 0)
-    fn(ctypes.c_size_t(m), ctypes.c_size_t(n), ctypes.c_size_t(k), ptr(a), ctypes.c_size_t(pstride),
+    a_args = (ptr(a),) if kernel else (ptr(a), ctypes.c_size_t(pstride))
+    fn(ctypes.c_size_t(m), ctypes.c_size_t(n), ctypes.c_size_t(k), *a_args,
        ptr(b), ctypes.c_size_t(ldb), ptr(c), ctypes.c_size_t(ldc),
        ptr(bias) if bias is not None else None, ctypes.byref(ep), ctypes.c_uint(flags))
     prod = A.astype(np.float64) @ B
@@ -142,11 +151,11 @@ def narrow_case(isa, m, n, k, ldb, ldc, flags, with_bias, clamp, seed, nan=False
     if flags & _core.GEMM_FINAL:
         want = clamp_ref(want, clamp)
     got = np.stack([c[i * ldc:i * ldc + n] for i in range(m)])
-    assert_close(got, want, scale, 1e-5, f"{isa} narrow m={m} n={n} k={k} flags={flags}")
+    assert_close(got, want, scale, 1e-5, f"{name} m={m} n={n} k={k} flags={flags}")
     mask = np.ones(c.size, bool)
     for i in range(m):
         mask[i * ldc:i * ldc + n] = False
-    assert np.all(c[mask] == sentinel), f"{isa} narrow wrote outside the tile"
+    assert np.all(c[mask] == sentinel), f"{name} wrote outside the tile"
 
 
 @pytest.mark.parametrize("isa", NARROW_ISAS)
@@ -180,6 +189,34 @@ def test_gemm_narrow_clamp_passes_nan(isa, clamp):
     _, mr, nmax = NARROW[isa]
     for i, (m, n) in enumerate([(2 * mr, 16), (2 * mr - 1, nmax), (mr + 1, 5), (3, 17)]):
         narrow_case(isa, m, n, 9, n + 2, n, _core.GEMM_FINAL, True, clamp, 77 + i, nan=True)
+
+
+def wide_case(isa, m, n, k, ldb, ldc, flags, with_bias, clamp, seed, nan=False):
+    name, mr, _ = WIDE[isa]
+    narrow_case(isa, m, n, k, ldb, ldc, flags, with_bias, clamp, seed, nan, kernel=(name, mr))
+
+
+@pytest.mark.parametrize("isa", WIDE_ISAS)
+@pytest.mark.parametrize("flags", [0, 1, 2, 3])
+def test_gemm_wide_edges(isa, flags):
+    """Every row count and tail width, B and C ending right before an
+    unreadable page (ldb = ldc = n) or with gaps; bias, accumulate, clamp."""
+    _, mr, wn = WIDE[isa]
+    seed = 5000 + 1000 * flags
+    for m in range(1, mr + 1):
+        for n in range(wn, wn + 4):
+            for k in ((1, 2, 5, 260) if flags == 0 else (1, 7)):
+                for ld, with_bias in ((0, False), (9, True)):
+                    seed += 1
+                    wide_case(isa, m, n, k, n + ld, n + ld, flags, with_bias, (-0.5, 0.75), seed)
+
+
+@pytest.mark.parametrize("isa", WIDE_ISAS)
+@pytest.mark.parametrize("clamp", [(0.0, float("inf")), (-1.0, 1.0)])
+def test_gemm_wide_clamp_passes_nan(isa, clamp):
+    _, mr, wn = WIDE[isa]
+    for i, (m, n) in enumerate([(mr, wn), (mr - 1, wn + 1), (3, wn + 3)]):
+        wide_case(isa, m, n, 9, n + 2, n, _core.GEMM_FINAL, True, clamp, 97 + i, nan=True)
 
 
 def conv_ref(x, w, stride, pad):
@@ -219,3 +256,32 @@ def test_unwrapping_reads_inside_the_image(isa, algorithm, shape):
     ref, _ = conv_ref(x, w, s, p)
     scale = np.abs(w).sum(axis=(1, 2, 3)).max() * np.abs(x).max()
     np.testing.assert_allclose(y, ref, atol=1e-5 * scale, rtol=0)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("shape", [
+    # C, H, W, M, k, stride, pad: P = 48 (one wide tile), 49 and 51 (+ tail),
+    # then beyond the wide tile's rows: 52, 99, 196, 256, 289; M not a
+    # multiple of MR
+    (16, 6, 8, 13, 1, 1, 0), (24, 7, 7, 9, 1, 1, 0), (5, 3, 17, 8, 1, 1, 0),
+    (7, 4, 13, 17, 1, 1, 0), (6, 11, 9, 20, 3, 1, 1), (9, 14, 14, 11, 1, 1, 0),
+    (4, 32, 32, 7, 3, 2, 1), (3, 17, 17, 6, 1, 1, 0),
+])
+def test_wide_tile_layers(isa, shape):
+    """Im2Col layers whose rows go through the wide tile where the ISA has
+    one: against float64, with bias and ReLU, and bitwise equal at 1, 2 and
+    3 threads (which kernel takes a column depends on the image only)."""
+    C, H, W, M, k, s, p = shape
+    rng = np.random.default_rng(C * H * W + M)
+    x = rng.standard_normal((1, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((M, C, k, k)).astype(np.float32)
+    b = rng.standard_normal(M).astype(np.float32)
+    with lc.use_isa(isa):
+        ys = [lc.conv2d(x, w, b, stride=s, padding=p, algorithm="im2col", activation="relu",
+                        threads=t) for t in (1, 2, 3)]
+    ref, scale = conv_ref(x, w, s, p)
+    ref = np.maximum(ref + b[None, :, None, None], 0)
+    tol = 1e-5 * (np.abs(w).max() * scale.max() + np.abs(b).max())
+    np.testing.assert_allclose(ys[0], ref, atol=tol, rtol=0)
+    for y in ys[1:]:
+        np.testing.assert_array_equal(y, ys[0])

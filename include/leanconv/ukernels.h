@@ -140,6 +140,16 @@ typedef void (*lc_gemm_narrow_fn)(size_t m, size_t n, size_t k, const float *a,
                                   size_t ldc, const float *bias, const lc_epilogue *ep,
                                   unsigned flags);
 
+/* Wide GEMM tile (optional): like lc_gemm_ukernel_fn with m <= MR and
+ * wide_nr <= n <= wide_nr + LC_GEMM_NARROW_TAIL columns, the columns past
+ * wide_nr computed the other way in the same call.  The drivers use it on
+ * whole rows of a plain row-major B and C (Im2Col, 1x1), where a wider tile
+ * leaves a smaller remainder on small images.  Each C element is one FMA
+ * chain over k from the bias, as in lc_gemm_ukernel_fn's vector columns. */
+typedef void (*lc_gemm_wide_fn)(size_t m, size_t n, size_t k, const float *a, const float *b,
+                                size_t ldb, float *c, size_t ldc, const float *bias,
+                                const lc_epilogue *ep, unsigned flags);
+
 /* Strided row copies, `rows` of them:
  *   dst[i*dst_stride + r] = src[i*src_step + r*stride], i < rows, r < n,
  * rows, n, stride >= 1.  Reads only the elements named (a row may end right
@@ -197,6 +207,8 @@ typedef struct lc_isa_config {
     /* Optional entries (NULL: the drivers use their portable C path). */
     lc_strided_copy_fn strided_copy; /* patch unwrapping runs */
     lc_gemm_narrow_fn gemm_narrow;   /* column remainders <= NR/2, two MR panels */
+    lc_gemm_wide_fn gemm_wide;       /* whole rows of B in wide_nr-column tiles */
+    int wide_nr;
     lc_wino_input_strip_fn wino_input_strip[LC_WINO_VARIANTS]; /* optional, may be NULL */
     lc_wino_cl_gemm_fn wino_cl_gemm; /* optional: channel-lanes Winograd GEMM */
     int wino_cl_rows, wino_cl_cols;  /* its tile rows R (divides nr) and channels CW */

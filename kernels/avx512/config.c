@@ -27,6 +27,8 @@ void lc_config_avx512(lc_isa_config *cfg) {
     cfg->strided_copy = lc_f32_strided_copy__avx512;
     cfg->postop = lc_f32_postop__avx512;
     cfg->gemm_narrow = lc_f32_gemm_narrow_16x16__avx512;
+    cfg->gemm_wide = lc_f32_gemm_wide_8x48__avx512;
+    cfg->wide_nr = 48;
     /* cost model prices (kernels/choose.c): fitted by bench/fit_cost_model.py on AMD EPYC (Zen 5), 1 thread */
     cfg->cost = (lc_cost_terms){.stream_byte = 8.25f, .pack_im2col = 18.88f,
                                .pack_patch2vec = 20.12f, .wino_elem = {18.79f, 32.41f, 59.11f}};

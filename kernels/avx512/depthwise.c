@@ -360,6 +360,9 @@ static inline void lc_dwc_transpose16(__m512 *v) {
 #define LC_DWC_TRANSPOSE(v) lc_dwc_transpose16(v)
 /* 14 accumulators of 32 registers: a 14-wide row in one block, 56 in four */
 #define LC_DWC_MAX_NB 14
+/* the sliding window of a 7-wide kernel row: 14 vectors live at a time (a
+ * load per tap slides it) beside the 14 accumulators and the weight */
+#define LC_DWC_SLIDE_MAX_KW 7
 #define LC_DWC_NAME lc_f32_dw_cblock__avx512
 #include "../dw_cblock_template.h"
 #undef LC_DWC_TRANSPOSE

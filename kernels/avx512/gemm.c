@@ -229,6 +229,102 @@ void lc_f32_gemm_narrow_16x16__avx512(size_t m, size_t n, size_t k, const float 
     if (t > 2) lc_col16_store(m, 18, e2, c, ldc, ep, flags);
 }
 
+/* 8 x 48 (lc_gemm_wide_fn): three vectors of columns per row, 24
+ * accumulators, and up to LC_GEMM_NARROW_TAIL more columns the other way
+ * (the 8 rows of A one YMM vector, one broadcast of B per column).  Small
+ * images fit it better than 32-column panels: P = 49 (7 x 7) is 48 + 1 in
+ * one call instead of 32 + a 17-column remainder whose narrow kernel does
+ * ~21 loads per 17 FMAs; here a k step is 11 loads (+2 for the tail) per
+ * 24 FMAs.  Every column, the tail's too, is one FMA chain over k from the
+ * bias, as in the 8 x 32 kernel's vector columns, so a column's value does
+ * not depend on which of the two kernels computed it. */
+void lc_f32_gemm_wide_8x48__avx512(size_t m, size_t n, size_t k, const float *a,
+                                   const float *b, size_t ldb, float *c, size_t ldc,
+                                   const float *bias, const lc_epilogue *ep, unsigned flags) {
+    const size_t t = n - 48; /* tail columns, 0..LC_GEMM_NARROW_TAIL */
+    const __mmask8 rows = (__mmask8)((1u << m) - 1u);
+#define LC_WROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define LC_DECL(i) __m512 c##i##_0, c##i##_1, c##i##_2;
+    LC_WROWS(LC_DECL)
+#undef LC_DECL
+    __m256 e[LC_GEMM_NARROW_TAIL];
+    for (size_t j = 0; j < LC_GEMM_NARROW_TAIL; j++) e[j] = _mm256_setzero_ps();
+    if (flags & LC_GEMM_ACCUMULATE) {
+#define LC_LOADC(i)                                                                           \
+    if (i < m) {                                                                              \
+        c##i##_0 = _mm512_loadu_ps(c + i * ldc);                                              \
+        c##i##_1 = _mm512_loadu_ps(c + i * ldc + 16);                                         \
+        c##i##_2 = _mm512_loadu_ps(c + i * ldc + 32);                                         \
+    } else {                                                                                  \
+        c##i##_0 = c##i##_1 = c##i##_2 = _mm512_setzero_ps();                                 \
+    }
+        LC_WROWS(LC_LOADC)
+#undef LC_LOADC
+        const __m256i row_off = _mm256_mullo_epi32(_mm256_set1_epi32((int)ldc),
+                                                   _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        for (size_t j = 0; j < t; j++)
+            e[j] = _mm256_mmask_i32gather_ps(_mm256_setzero_ps(), rows, row_off, c + 48 + j, 4);
+    } else {
+#define LC_BIAS(i) c##i##_0 = c##i##_1 = c##i##_2 = (bias && i < m) ? _mm512_set1_ps(bias[i]) : _mm512_setzero_ps();
+        LC_WROWS(LC_BIAS)
+#undef LC_BIAS
+        if (bias)
+            for (size_t j = 0; j < t; j++) e[j] = _mm256_maskz_loadu_ps(rows, bias);
+    }
+#define LC_STEP(i)                                                                            \
+    {                                                                                         \
+        const __m512 ai = _mm512_set1_ps(a[i]);                                               \
+        c##i##_0 = _mm512_fmadd_ps(ai, b0, c##i##_0);                                         \
+        c##i##_1 = _mm512_fmadd_ps(ai, b1, c##i##_1);                                         \
+        c##i##_2 = _mm512_fmadd_ps(ai, b2, c##i##_2);                                         \
+    }
+    if (t == 0) {
+        for (size_t p = 0; p < k; p++, a += 8, b += ldb) {
+            const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16),
+                         b2 = _mm512_loadu_ps(b + 32);
+            LC_WROWS(LC_STEP)
+        }
+    } else {
+        for (size_t p = 0; p < k; p++, a += 8, b += ldb) {
+            const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16),
+                         b2 = _mm512_loadu_ps(b + 32);
+            const __m256 av = _mm256_loadu_ps(a);
+            LC_WROWS(LC_STEP)
+            e[0] = _mm256_fmadd_ps(av, _mm256_set1_ps(b[48]), e[0]);
+            if (t > 1) e[1] = _mm256_fmadd_ps(av, _mm256_set1_ps(b[49]), e[1]);
+            if (t > 2) e[2] = _mm256_fmadd_ps(av, _mm256_set1_ps(b[50]), e[2]);
+        }
+    }
+#undef LC_STEP
+    const int clamp = (flags & LC_GEMM_FINAL) && ep->clamp;
+    if (clamp) { /* max/min return their second operand when either is NaN: NaN passes */
+        const __m512 lo = _mm512_set1_ps(ep->lo), hi = _mm512_set1_ps(ep->hi);
+#define LC_CLAMP(i)                                                                           \
+    c##i##_0 = _mm512_min_ps(hi, _mm512_max_ps(lo, c##i##_0));                                \
+    c##i##_1 = _mm512_min_ps(hi, _mm512_max_ps(lo, c##i##_1));                                \
+    c##i##_2 = _mm512_min_ps(hi, _mm512_max_ps(lo, c##i##_2));
+        LC_WROWS(LC_CLAMP)
+#undef LC_CLAMP
+    }
+#define LC_STORE(i)                                                                           \
+    if (i < m) {                                                                              \
+        _mm512_storeu_ps(c + i * ldc, c##i##_0);                                              \
+        _mm512_storeu_ps(c + i * ldc + 16, c##i##_1);                                         \
+        _mm512_storeu_ps(c + i * ldc + 32, c##i##_2);                                         \
+    }
+    LC_WROWS(LC_STORE)
+#undef LC_STORE
+#undef LC_WROWS
+    for (size_t j = 0; j < t; j++) {
+        __m256 v = e[j];
+        float tmp[8];
+        if (clamp)
+            v = _mm256_min_ps(_mm256_set1_ps(ep->hi), _mm256_max_ps(_mm256_set1_ps(ep->lo), v));
+        _mm256_storeu_ps(tmp, v);
+        for (size_t i = 0; i < m; i++) c[i * ldc + 48 + j] = tmp[i];
+    }
+}
+
 #define LC_GEMM_MR 12
 #define LC_GEMM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 #define LC_GEMM_NAME lc_f32_gemm_12x32__avx512

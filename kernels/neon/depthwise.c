@@ -37,6 +37,9 @@ static inline void lc_dwc_transpose4(float32x4_t *v) {
     v[3] = vreinterpretq_f32_f64(vtrn2q_f64(vreinterpretq_f64_f32(t1), vreinterpretq_f64_f32(t3)));
 }
 #define LC_DWC_TRANSPOSE(v) lc_dwc_transpose4(v)
+/* 32 registers: 8 accumulators, a 14-vector window of a 7-wide kernel row
+ * and the weight */
+#define LC_DWC_SLIDE_MAX_KW 7
 #define LC_DWC_NAME lc_f32_dw_cblock__neon
 #include "../dw_cblock_template.h"
 #undef LC_DWC_TRANSPOSE
