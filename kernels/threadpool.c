@@ -9,10 +9,8 @@
  * of one model run find them awake, then sleep on a condition variable.
  *
  * A region: items [0, count) are cut into `team` contiguous ranges, range s
- * for team slot s (slot 0 is the caller).  Each thread takes items from the
- * front of its own range, then from the other ranges (work stealing): a
- * worker that the OS has not scheduled yet does not hold the caller up, the
- * caller takes its items.  Every item is computed whole by one thread, and
+ * for team slot s (slot 0 is the caller).  Each thread runs its own range
+ * (see lc_pool_work for why not stealing).  Every item is computed whole by one thread, and
  * the `thread` argument only picks that thread's scratch (< team, the slots
  * lc_threads_used promised the workspace for), so the result is bitwise the
  * same for any team and any interleaving.
@@ -106,22 +104,22 @@ static inline void lc_range_of(long count, int team, int s, long *lo, long *hi) 
     *hi = (long)((int64_t)count * (s + 1) / team);
 }
 
-/* Runs items of the published job as team slot `slot`: its own range first,
- * then the others'; returns how many it ran. */
+/* Runs items of the published job as team slot `slot`: its own range only,
+ * so which thread (and which scratch) runs an item depends on the team alone,
+ * as with a static OpenMP schedule.  Stealing from the other ranges is off:
+ * with it, an oversubscribed NEON run under qemu (7 threads on 2 CPUs) once
+ * gave rounding-level differences from the 1-thread result on Winograd F2
+ * (tests/test_threadpool.py), which points at a driver whose item depends on
+ * its thread's scratch history; until that is found, the mapping stays fixed.
+ * Returns how many items it ran. */
 static long lc_pool_work(lc_pool *p, int slot) {
-    const int team = p->team;
-    const long count = p->count;
-    long ran = 0;
-    for (int k = 0; k < team; k++) {
-        const int s = (slot + k) % team;
-        long lo, hi;
-        lc_range_of(count, team, s, &lo, &hi);
-        for (;;) {
-            const long i = lo + atomic_fetch_add_explicit(&p->range[s].next, 1, memory_order_relaxed);
-            if (i >= hi) break;
-            p->fn(p->ctx, (int64_t)i, slot);
-            ran++;
-        }
+    long lo, hi, ran = 0;
+    lc_range_of(p->count, p->team, slot, &lo, &hi);
+    for (;;) {
+        const long i = lo + atomic_fetch_add_explicit(&p->range[slot].next, 1, memory_order_relaxed);
+        if (i >= hi) break;
+        p->fn(p->ctx, (int64_t)i, slot);
+        ran++;
     }
     return ran;
 }
