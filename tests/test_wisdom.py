@@ -49,7 +49,9 @@ def test_measure_records_and_auto_follows(wisdom, count_measurements, rng):
     assert data["format"] == "leanconv-wisdom" and len(data["entries"]) == 1
     (entry,) = data["entries"].values()
     assert entry["algorithm"] == winner and winner in entry["times_ms"]
-    assert entry["times_ms"][winner] == min(entry["times_ms"].values())
+    # the fastest sample wins, or a contender within the run-off band that won
+    # the paired run-off (its recorded sample may then be a little slower)
+    assert entry["times_ms"][winner] <= min(entry["times_ms"].values()) * _measure.CONFIRM_RATIO
     # again: no measuring, in this plan or a new one; "auto" follows the wisdom
     plan(x, threads=1)
     lc.Conv2d(w, padding=1, algorithm="measure")(x, threads=1)
