@@ -57,6 +57,68 @@ static const __mmask16 lc_wino_full_masks[3][6] = {
 #define LC_VSEL_T __mmask16
 #define LC_VSEL_BITS(bits) ((__mmask16)((bits) & 0xFFFFu))
 #define LC_VSELECT(sel, a, b) _mm512_mask_blend_ps((sel), (a), (b))
+/* The direct input transform (LC_WDIRECT_*): a segment's rows are masked
+ * loads from the image into the registers of the vector's virtual strip
+ * (lanes' window columns j < m side by side, m registers), which the
+ * segments of the vector fill in turn; masked-off floats are neither read
+ * nor faulted on, so the windows' borders cost nothing extra. */
+typedef struct {
+    ptrdiff_t off, hoff;   /* strip float 0 and lane end's halo load, in row0 */
+    int64_t row0;
+    __mmask16 mk[6], end;  /* loads per strip register; the segment's last lane */
+    int halo;
+} lc_wprep512;
+static LC_ALWAYS_INLINE void lc_wprep512_init(lc_wprep512 *p, const lc_wino_seg *s, int m,
+                                              int64_t W) {
+    p->row0 = s->row0;
+    p->off = (ptrdiff_t)(s->row0 * W + s->xoff);
+    /* lane `end` of a load at hoff reads column m*(end + 1) of the strip */
+    p->hoff = p->off + (ptrdiff_t)(m * (s->end + 1) - s->end);
+    p->end = (__mmask16)(1u << s->end);
+    p->halo = s->halo;
+    for (int q = 0; q < m; q++)
+        p->mk[q] = (__mmask16)(lc_wino_mask(s->hi - 16 * q) & ~lc_wino_mask(s->lo - 16 * q));
+}
+/* Window column j < m of 16 lanes (strip floats m*l + j) from the m strip
+ * registers: a two-source permute per register pair, blended. */
+static LC_ALWAYS_INLINE __m512 lc_wcol512(const __m512 *r, int m, int j) {
+    const __m512i f = _mm512_setr_epi32(j, m + j, 2 * m + j, 3 * m + j, 4 * m + j, 5 * m + j,
+                                        6 * m + j, 7 * m + j, 8 * m + j, 9 * m + j, 10 * m + j,
+                                        11 * m + j, 12 * m + j, 13 * m + j, 14 * m + j, 15 * m + j);
+    __m512 out = _mm512_permutex2var_ps(r[0], f, r[1]);
+    for (int p = 1; 2 * p < m; p++) {
+        unsigned sel = 0;
+        for (int l = 0; l < 16; l++) sel |= (unsigned)(m * l + j >= 32 * p) << l;
+        out = _mm512_mask_blend_ps((__mmask16)sel, out, _mm512_permutex2var_ps(r[2 * p], f, r[2 * p + 1]));
+    }
+    return out;
+}
+static LC_ALWAYS_INLINE void lc_wrow512(__m512 *cols, const float *x, const lc_wprep512 *p,
+                                        int32_t n, int k, int m, int64_t H, int64_t W) {
+    const __m512 z = _mm512_setzero_ps();
+    __m512 r[6] = {z, z, z, z, z, z}, h0 = z, h1 = z;
+    __mmask16 ends = 0;
+    for (int32_t s = 0; s < n; s++) {
+        ends |= p[s].end; /* zero halo when the row is outside */
+        const int64_t y = p[s].row0 + k;
+        if (y < 0 || y >= H) continue;
+        const float *src = x + p[s].off + (ptrdiff_t)k * W;
+        for (int q = 0; q < m; q++)
+            if (p[s].mk[q]) r[q] = _mm512_mask_loadu_ps(r[q], p[s].mk[q], src + 16 * q);
+        const float *hs = x + p[s].hoff + (ptrdiff_t)k * W;
+        if (p[s].halo & 1) h0 = _mm512_mask_loadu_ps(h0, p[s].end, hs);
+        if (p[s].halo & 2) h1 = _mm512_mask_loadu_ps(h1, p[s].end, hs + 1);
+    }
+    for (int j = 0; j < m; j++) cols[j] = lc_wcol512(r, m, j);
+    /* columns m, m+1: the next lane's 0, 1, but a segment's last lane's own */
+    cols[m] = _mm512_mask_blend_ps(ends, _mm512_castsi512_ps(_mm512_alignr_epi32(
+                  _mm512_setzero_si512(), _mm512_castps_si512(cols[0]), 1)), h0);
+    cols[m + 1] = _mm512_mask_blend_ps(ends, _mm512_castsi512_ps(_mm512_alignr_epi32(
+                  _mm512_setzero_si512(), _mm512_castps_si512(cols[1]), 1)), h1);
+}
+#define LC_WDIRECT_PREP_T lc_wprep512
+#define LC_WDIRECT_PREPARE(p, seg, m, W) lc_wprep512_init((p), (seg), (m), (W))
+#define LC_WDIRECT_ROW(cols, x, preps, n, k, m, H, W) lc_wrow512((cols), (x), (preps), (n), (k), (m), (H), (W))
 /* Interleaved output rows: two-source permutes (pairs of floats, then pairs
  * of pairs as doubles). */
 static LC_ALWAYS_INLINE void lc_wino_store_i2(float *p, __m512 a, __m512 b) {
