@@ -21,10 +21,11 @@
  *                     (k = 2, 4 or 6), as the output rows are laid out (else a
  *                     store of each and a loop)
  *   LC_WDIRECT_PREP_T LC_WDIRECT_PREPARE(p, seg, m, W)
- *   LC_WDIRECT_ROW(cols, plane, preps, n, k, m, H, W)
+ *   LC_WDIRECT_GROUP(m) LC_WDIRECT_ROWS(cols, plane, preps, n, k0, G, m, H, W)
  *                     a segment's loads prepared, and the alpha window columns
- *                     of window row k of one vector built from its n prepared
- *                     segments: the direct input transform (wino_input_direct) */
+ *                     (cols[g][j], 8 wide) of window rows k0 .. k0 + G - 1 of
+ *                     one vector built from its n prepared segments, G rows a
+ *                     call: the direct input transform (wino_input_direct) */
 
 #ifndef LC_WINO_TEMPLATE_ONCE
 #define LC_WINO_TEMPLATE_ONCE
@@ -162,8 +163,9 @@ static void LC_WIN_DIRECT_NAME(const float *x, size_t plane, size_t nchan, int64
     for (size_t c = 0; c < nchan; c++, x += plane, v += c_stride) {
         LC_WINO_FOR_LANES(lanes,
             const int32_t s0 = vseg[lane / LC_VLANES], ns = vseg[lane / LC_VLANES + 1] - s0;
-            LC_V xr[LC_WALPHA][LC_WALPHA];
-            for (int k = 0; k < LC_WALPHA; k++) LC_WDIRECT_ROW(xr[k], x, prep + s0, ns, k, LC_WM, H, W);
+            LC_V xr[LC_WALPHA][8];
+            for (int k = 0; k < LC_WALPHA; k += LC_WDIRECT_GROUP(LC_WM))
+                LC_WDIRECT_ROWS(xr + k, x, prep + s0, ns, k, LC_WDIRECT_GROUP(LC_WM), LC_WM, H, W);
             LC_WINO_INPUT_2D(LC_WIN_X, v, xi_stride, lane);
         );
     }

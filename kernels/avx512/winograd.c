@@ -66,7 +66,7 @@ typedef struct {
     ptrdiff_t off, hoff;   /* strip float 0 and lane end's halo load, in row0 */
     int64_t row0;
     __mmask16 mk[6], end;  /* loads per strip register; the segment's last lane */
-    int halo;
+    __mmask16 hm[2];       /* the halo loads: lane end, or none outside the image */
 } lc_wprep512;
 static LC_ALWAYS_INLINE void lc_wprep512_init(lc_wprep512 *p, const lc_wino_seg *s, int m,
                                               int64_t W) {
@@ -75,7 +75,7 @@ static LC_ALWAYS_INLINE void lc_wprep512_init(lc_wprep512 *p, const lc_wino_seg 
     /* lane `end` of a load at hoff reads column m*(end + 1) of the strip */
     p->hoff = p->off + (ptrdiff_t)(m * (s->end + 1) - s->end);
     p->end = (__mmask16)(1u << s->end);
-    p->halo = s->halo;
+    for (int j = 0; j < 2; j++) p->hm[j] = (s->halo >> j & 1) ? p->end : (__mmask16)0;
     for (int q = 0; q < m; q++)
         p->mk[q] = (__mmask16)(lc_wino_mask(s->hi - 16 * q) & ~lc_wino_mask(s->lo - 16 * q));
 }
@@ -93,32 +93,48 @@ static LC_ALWAYS_INLINE __m512 lc_wcol512(const __m512 *r, int m, int j) {
     }
     return out;
 }
-static LC_ALWAYS_INLINE void lc_wrow512(__m512 *cols, const float *x, const lc_wprep512 *p,
-                                        int32_t n, int k, int m, int64_t H, int64_t W) {
+/* Window rows k0 .. k0 + G - 1 of a vector: each segment's masks are set
+ * once for the G rows (moving a mask into a k register is the costly part
+ * of a masked load here, so G rows share them), G * (m + 2) registers. */
+static LC_ALWAYS_INLINE void lc_wrows512(__m512 (*cols)[8], const float *x, const lc_wprep512 *p,
+                                         int32_t n, int k0, int G, int m, int64_t H, int64_t W) {
     const __m512 z = _mm512_setzero_ps();
-    __m512 r[6] = {z, z, z, z, z, z}, h0 = z, h1 = z;
-    __mmask16 ends = 0;
+    __m512 r[4][6], h[4][2];
+    unsigned ends = 0;
+    for (int g = 0; g < G; g++) {
+        for (int q = 0; q < m; q++) r[g][q] = z;
+        h[g][0] = h[g][1] = z;
+    }
     for (int32_t s = 0; s < n; s++) {
         ends |= p[s].end; /* zero halo when the row is outside */
-        const int64_t y = p[s].row0 + k;
-        if (y < 0 || y >= H) continue;
-        const float *src = x + p[s].off + (ptrdiff_t)k * W;
-        for (int q = 0; q < m; q++)
-            if (p[s].mk[q]) r[q] = _mm512_mask_loadu_ps(r[q], p[s].mk[q], src + 16 * q);
-        const float *hs = x + p[s].hoff + (ptrdiff_t)k * W;
-        if (p[s].halo & 1) h0 = _mm512_mask_loadu_ps(h0, p[s].end, hs);
-        if (p[s].halo & 2) h1 = _mm512_mask_loadu_ps(h1, p[s].end, hs + 1);
+        __mmask16 mk[6];
+        for (int q = 0; q < m; q++) mk[q] = p[s].mk[q];
+        const __mmask16 hm0 = p[s].hm[0], hm1 = p[s].hm[1];
+        for (int g = 0; g < G; g++) {
+            const int64_t y = p[s].row0 + k0 + g;
+            if (y < 0 || y >= H) continue;
+            /* unconditional: a load whose mask is empty reads nothing */
+            const float *src = x + p[s].off + (ptrdiff_t)(k0 + g) * W;
+            for (int q = 0; q < m; q++) r[g][q] = _mm512_or_ps(r[g][q], _mm512_maskz_loadu_ps(mk[q], src + 16 * q));
+            const float *hs = x + p[s].hoff + (ptrdiff_t)(k0 + g) * W;
+            h[g][0] = _mm512_mask_loadu_ps(h[g][0], hm0, hs);
+            h[g][1] = _mm512_mask_loadu_ps(h[g][1], hm1, hs + 1);
+        }
     }
-    for (int j = 0; j < m; j++) cols[j] = lc_wcol512(r, m, j);
-    /* columns m, m+1: the next lane's 0, 1, but a segment's last lane's own */
-    cols[m] = _mm512_mask_blend_ps(ends, _mm512_castsi512_ps(_mm512_alignr_epi32(
-                  _mm512_setzero_si512(), _mm512_castps_si512(cols[0]), 1)), h0);
-    cols[m + 1] = _mm512_mask_blend_ps(ends, _mm512_castsi512_ps(_mm512_alignr_epi32(
-                  _mm512_setzero_si512(), _mm512_castps_si512(cols[1]), 1)), h1);
+    const __mmask16 e = (__mmask16)ends;
+    for (int g = 0; g < G; g++) {
+        for (int j = 0; j < m; j++) cols[g][j] = lc_wcol512(r[g], m, j);
+        /* columns m, m+1: the next lane's 0, 1, but a segment's last lane's own */
+        for (int j = 0; j < 2; j++)
+            cols[g][m + j] = _mm512_mask_blend_ps(e, _mm512_castsi512_ps(_mm512_alignr_epi32(
+                _mm512_setzero_si512(), _mm512_castps_si512(cols[g][j]), 1)), h[g][j]);
+    }
 }
 #define LC_WDIRECT_PREP_T lc_wprep512
 #define LC_WDIRECT_PREPARE(p, seg, m, W) lc_wprep512_init((p), (seg), (m), (W))
-#define LC_WDIRECT_ROW(cols, x, preps, n, k, m, H, W) lc_wrow512((cols), (x), (preps), (n), (k), (m), (H), (W))
+#define LC_WDIRECT_GROUP(m) ((m) == 2 ? 4 : (m) == 4 ? 3 : 2) /* G * (m + 2) <= 18 */
+#define LC_WDIRECT_ROWS(cols, x, preps, n, k0, G, m, H, W) \
+    lc_wrows512((cols), (x), (preps), (n), (k0), (G), (m), (H), (W))
 /* Interleaved output rows: two-source permutes (pairs of floats, then pairs
  * of pairs as doubles). */
 static LC_ALWAYS_INLINE void lc_wino_store_i2(float *p, __m512 a, __m512 b) {
