@@ -23,7 +23,7 @@
 #define LC_WCL_REP8(X) LC_WCL_REP4(X) X(4) X(5) X(6) X(7)
 #define LC_WCL_REP(n) LC_CAT(LC_WCL_REP, n)
 #ifndef LC_WCL_PF_DIST
-#define LC_WCL_PF_DIST 48
+#define LC_WCL_PF_DIST 128
 #endif
 #if defined(__GNUC__) || defined(__clang__)
 /* every cache line of the CW floats of one k step (64-byte lines) */
