@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT / "python"))
 import onnx  # noqa: E402
 
 import leanconv.onnx as lco  # noqa: E402
+from leanconv.onnx.bench import _profile as step_medians  # noqa: E402
 from leanconv.onnx.bench import random_inputs  # noqa: E402
 
 
@@ -36,13 +37,7 @@ def leanconv_steps(model, feeds, runs):
     feeds = rep.feeds(feeds)
     for _ in range(3):
         rep.run(feeds)
-    per = {}
-    for _ in range(runs):
-        timings = []
-        rep.program.run(feeds, timings)
-        for step, t in timings:
-            per.setdefault(id(step), [step, []])[1].append(t)
-    return [(s.label(), s.name, statistics.median(ts)) for s, ts in per.values()]
+    return [(s.label(), s.name, t) for s, t in step_medians(rep, feeds, runs)]
 
 
 def ort_nodes(model, feeds, runs):
