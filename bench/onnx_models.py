@@ -387,7 +387,8 @@ def write_markdown(rows, mem, overhead, waits, args, path):
               "RSS = the whole process's high-water mark (Python, NumPy, onnx and the model "
               "proto included; onnxruntime's process likewise). By default (no memory_budget) "
               "the convolutions' packings and workspace hold at most their raw weights plus the "
-              "largest layer's (leanconv.onnx.budget.default_budget, as leanconv.torch.freeze), "
+              "model's largest weight (leanconv.onnx.budget.default_budget, as "
+              "leanconv.torch.freeze), "
               "Winograd kept where it saves the most time per byte; the memory_budget=sys.maxsize "
               "row lifts that bound (every layer takes auto's packing, the fastest by the cost "
               "model).", "",

@@ -648,10 +648,12 @@ def test_default_budget_trades_the_least_time_per_byte_within_the_bound():
          ("patch2vec", 10, 1, 31.0), ("im2col", 10, 1, 30.0)]
     raw = [10, 10]                      # the bound: 10 + 10 + 10 = 30 held bytes
     # a to F2 (1 per 5 bytes), a to im2col (19 per 25), b to F2 (3 per 2): 10 + 18 + 1
-    assert budget.default_budget([a, b], raw) == ["im2col", "winograd_f2"]
-    assert budget.default_budget([a, b], [30, 30]) == ["winograd_f4", "winograd_f4"]
+    assert budget.default_budget([a, b], raw, 10) == ["im2col", "winograd_f2"]
+    assert budget.default_budget([a, b], [30, 30], 30) == ["winograd_f4", "winograd_f4"]
+    # a weight elsewhere (a classifier) larger than the packings: nothing to trade
+    assert budget.default_budget([a, b], raw, 50) == ["winograd_f4", "winograd_f4"]
     # cannot fit: the leanest found, never refused, never the direct reference
-    assert budget.default_budget([a, b], [1, 1]) == ["im2col", "im2col"]
+    assert budget.default_budget([a, b], [1, 1], 1) == ["im2col", "im2col"]
 
 
 def test_residual_add_and_silu_fuse_into_the_conv():

@@ -163,7 +163,7 @@ class LeanconvBackend(Backend):
         leanest choice needs.  Checked when the memory is planned: at prepare
         for static input shapes, else at the first run.  None with
         algorithm="auto": the convolutions' packings and workspace hold at
-        most their raw weights plus the largest layer's (as
+        most their raw weights plus the model's largest weight (as
         leanconv.torch.freeze; budget.default_budget), never refused;
         memory_budget=sys.maxsize lets every layer take auto's packing."""
         if kwargs:

@@ -18,16 +18,20 @@ def total(fixed, other_scratch, layers, choice):
     return fixed + packed + scratch
 
 
-def default_budget(layers, raw):
-    """The budget of prepare(memory_budget=None, algorithm="auto"), on the
-    convolutions alone (their packings and the one workspace they share),
-    as leanconv.torch.freeze's: the raw weight bytes of every Conv plus the
-    largest one's (`raw`: per Conv).  Packing a layer holds its raw weights
-    and its packing at once, so preparing reaches that much anyway; Winograd
-    spends it where it saves the most time per byte.  Never refuses: a model
+def default_budget(layers, raw, largest):
+    """The algorithms of prepare(memory_budget=None, algorithm="auto"): the
+    convolutions' packings and the one workspace they share hold at most
+    their raw weight bytes (`raw`: per Conv) plus the model's largest weight
+    (`largest`: bytes of its largest Conv weight or other constant), spent on
+    Winograd where it saves the most time per byte.  Why that much: packing
+    a layer holds its raw weights and its packing at once, so preparing
+    reaches the raw weights plus a layer's anyway (leanconv.torch.freeze's
+    rule); and where one weight dwarfs the convolutions (VGG's 400 MB
+    classifier), the convolutions' packings are small next to what the model
+    holds anyway and keep their fastest algorithms.  Never refuses: a model
     that cannot fit it gets its leanest choice."""
     options = [_default_options(c) for c in layers]
-    return fit(options, 0, 0, sum(raw) + max(raw, default=0), refuse=False)
+    return fit(options, 0, 0, sum(raw) + max([largest] + raw), refuse=False)
 
 
 GEMM_FORMS = ("im2col", "patch2vec")

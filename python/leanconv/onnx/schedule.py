@@ -331,7 +331,9 @@ class Schedule:
             layers = [steps[i].conv.candidates(conv_inputs[i], settings.threads) for i in convs]
             if budget is None:   # the default: Winograd within a bound (budget.default_budget)
                 raw = [4 * int(np.prod(steps[i].conv.weight_shape)) for i in convs]
-                names = budget_mod.default_budget(layers, raw)
+                largest = max([np.asarray(v).nbytes for v in self.program.constants.values()]
+                              + raw, default=0)
+                names = budget_mod.default_budget(layers, raw, largest)
             else:
                 fixed = arena_bytes + sum(np.asarray(v).nbytes
                                           for v in self.program.constants.values())
