@@ -158,9 +158,14 @@ class LeanconvBackend(Backend):
         the graph rewrites (rewrite.py).
         memory_budget: bytes a run may hold (rep.memory_bytes()): algorithms
         are chosen per layer to fit (Winograd packs alpha^2/9 the raw weights,
-        patch2vec needs almost no workspace), else MemoryError with the bytes
-        the leanest choice needs.  Checked when the memory is planned: at
-        prepare for static input shapes, else at the first run."""
+        patch2vec needs almost no workspace), trading first where the least
+        time is lost per byte saved, else MemoryError with the bytes the
+        leanest choice needs.  Checked when the memory is planned: at prepare
+        for static input shapes, else at the first run.  None with
+        algorithm="auto": the convolutions' packings and workspace hold at
+        most their raw weights plus the model's largest weight (as
+        leanconv.torch.freeze; budget.default_budget), never refused;
+        memory_budget=sys.maxsize lets every layer take auto's packing."""
         if kwargs:
             raise TypeError(f"prepare() got unexpected keyword arguments {sorted(kwargs)}")
         _check_device(device)
