@@ -745,7 +745,8 @@ def test_torch_ops_run_on_one_thread_and_leanconv_on_torchs_setting(monkeypatch)
     seen, kernel_threads = _SEEN, []
     model = ConvProbeConv().eval()
     x, flag = torch.randn(1, 3, 8, 8), torch.tensor(1.0)
-    ref = model(x, flag)
+    x2 = torch.randn(1, 3, 9, 9)
+    ref, ref2 = model(x, flag), model(x2, flag)
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
@@ -754,9 +755,15 @@ def test_torch_ops_run_on_one_thread_and_leanconv_on_torchs_setting(monkeypatch)
         monkeypatch.setattr(frozen_conv, "frozen_threads",
                             lambda: (kernel_threads.append(real()), real())[1])
         seen.clear()
-        with torch.no_grad():
+        with torch.no_grad():   # the schedule compiled at freeze: kernels bound for 2 threads
             assert rel_err(frozen(x, flag), ref) < 1e-5
-        assert seen == [1] and kernel_threads == [2, 2]
+        assert seen == [1] and kernel_threads == []
+        assert [s.threads for s in frozen._lc_scheduled.schedules.values()] == [2]
+        assert torch.get_num_threads() == 2
+        seen.clear()
+        with torch.no_grad():   # a shape seen the first time: the fx code, each conv asks
+            assert rel_err(frozen(x2, flag), ref2) < 1e-5
+        assert seen[-1] == 1 and kernel_threads == [2, 2]
         assert torch.get_num_threads() == 2
         with pytest.raises(RuntimeError, match="asked to fail"):
             frozen(x, torch.tensor(-1.0))

@@ -15,7 +15,7 @@ from leanconv._heap import return_freed_memory as _return_freed_memory
 from leanconv._params import ConvSpec
 from leanconv._select import check_name
 from leanconv.torch import modules as lct_modules
-from leanconv.torch.frozen import choose, frozen_linear, frozen_pool, patterns
+from leanconv.torch.frozen import choose, frozen_linear, frozen_pool, patterns, runner
 from leanconv.torch.frozen import threads as frozen_threads
 from leanconv.torch.frozen.capture import FreezeWarning, capture
 from leanconv.torch.frozen.choose import raw_bytes
@@ -106,6 +106,9 @@ def freeze(model, example_inputs, *, algorithm="auto", memory_budget=None):
                 setattr(unit.parent, unit.name, unit.gm)
     frozen_threads.install(root)
     _return_freed_memory()
+    with torch.no_grad():
+        for unit in units:      # each graph's schedule over a static arena, for its example shapes
+            runner.install(unit.gm, unit.inputs)
     return root
 
 

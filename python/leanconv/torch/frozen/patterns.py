@@ -8,6 +8,7 @@ fused away), and a residual add needs its other operand to have exactly the
 conv output's shape and dtype (no broadcasting)."""
 from __future__ import annotations
 
+import inspect
 import operator
 from dataclasses import dataclass, field
 
@@ -133,10 +134,24 @@ def _residual_operand(add, value):
     return other
 
 
-_INPLACE_FUNCS = (operator.iadd, operator.isub, operator.imul, operator.itruediv)
+_INPLACE_FUNCS = (operator.iadd, operator.isub, operator.imul, operator.itruediv,
+                  operator.ifloordiv, operator.imod, operator.ipow, operator.iand,
+                  operator.ior, operator.ixor, operator.ilshift, operator.irshift,
+                  operator.setitem)
 
 
-def _mutates(node, value, modules):
+def _inplace_argument(fn, args, kwargs):
+    """The value of a Python function's `inplace` parameter in this call."""
+    if kwargs.get("inplace", False):
+        return True
+    try:
+        bound = inspect.signature(fn).bind(*args, **kwargs).arguments
+    except (TypeError, ValueError):     # a builtin without a signature, or a bad call
+        return False
+    return bool(bound.get("inplace", False))
+
+
+def mutates(node, value, modules):
     """Could `node` write into `value` in place?  (Conservative.)"""
     if not node.args or node.args[0] is not value:
         return False
@@ -147,7 +162,7 @@ def _mutates(node, value, modules):
     if node.op == "call_function":
         name = getattr(node.target, "__name__", "")
         return node.target in _INPLACE_FUNCS or name.endswith("_") or \
-            bool(node.kwargs.get("inplace", False))
+            _inplace_argument(node.target, node.args, node.kwargs)
     return False
 
 
@@ -157,7 +172,7 @@ def _input_untouched_until(conv, end, modules):
     x = conv.args[0]
     n = conv.next
     while n is not end:
-        if _mutates(n, x, modules):
+        if mutates(n, x, modules):
             return False
         n = n.next
     return True
