@@ -104,11 +104,13 @@ def freeze(model, example_inputs, *, algorithm="auto", memory_budget=None):
                 root = unit.gm
             else:
                 setattr(unit.parent, unit.name, unit.gm)
-    frozen_threads.install(root)
     _return_freed_memory()
+    runners = {}
     with torch.no_grad():
         for unit in units:      # each graph's schedule over a static arena, for its example shapes
-            runner.install(unit.gm, unit.inputs)
+            runners[id(unit.gm)] = runner.install(unit.gm, unit.inputs)
+    if runners.get(id(root)) is None:
+        frozen_threads.install(root)    # (a frozen GraphModule's forward does it itself)
     return root
 
 

@@ -285,6 +285,7 @@ class Built:
         self.out_spec = out_spec      # pytree spec of the graph's output
         self.out_names = out_names    # the Program's outputs: one per tensor leaf
         self.non_tensor = non_tensor  # values that must be folded (known per shape)
+        self.single = out_spec.is_leaf()   # the graph returns one tensor
 
 
 def build(gm, settings):

@@ -26,7 +26,7 @@ from torch.utils import _pytree as pytree
 
 from leanconv._heap import return_freed_memory
 from leanconv.torch.frozen import program as program_mod
-from leanconv.torch.frozen.threads import frozen_threads
+from leanconv.torch.frozen import threads
 
 MAX_SCHEDULES = 4
 
@@ -52,7 +52,7 @@ class ScheduledForward:
         from leanconv.onnx.program import Settings   # leanconv.onnx needs the onnx package
         self.gm = gm
         self._code = gm._code
-        self.settings = Settings(threads=frozen_threads())
+        self.settings = Settings(threads=threads.frozen_threads())
         built = program_mod.build(gm, self.settings)
         self.built = built if isinstance(built, program_mod.Built) else None
         self.why = None if self.built is not None else built   # why the fx code runs
@@ -84,7 +84,7 @@ class ScheduledForward:
         if key is None:
             return None
         feeds = {n: a.numpy() for n, a in zip(self.built.inputs, args)}
-        self.settings.threads = frozen_threads()
+        self.settings.threads = threads.frozen_threads()
         try:
             with torch.no_grad():
                 sched = Schedule(self.built.program, feeds)
@@ -102,42 +102,60 @@ class ScheduledForward:
         return sched
 
     def __call__(self, *args, **kwargs):
-        if kwargs or self.built is None or torch.compiler.is_compiling() or \
-                torch._C._get_tracing_state() or torch.is_autocast_enabled("cpu") or \
-                self.gm._code is not self._code:
+        owner = threads.enter(self.gm)     # torch on one thread during the call
+        try:
+            return self._call(args, kwargs)
+        finally:
+            if owner:
+                threads.leave()
+
+    def _call(self, args, kwargs):
+        built = self.built
+        if kwargs or built is None or self.gm._code is not self._code or \
+                torch._C._get_tracing_state() or torch.is_autocast_enabled("cpu"):
             return self._fallback(*args, **kwargs)
         key = self._signature(args)
         sched = None if key is None else self.schedules.get(key)
         if sched is None:
-            if key is None or key not in self.seen:
-                if key is not None:
-                    self.seen.add(key)
-                return self.eager(*args)
-            if not self.lock.acquire(blocking=False):
-                return self.eager(*args)
-            try:
-                sched = self.compile(args)
-            finally:
-                self.lock.release()
+            sched = self._first_sight(key, args)
             if sched is None:
                 return self.eager(*args)
         if not self.lock.acquire(blocking=False):
             return self.eager(*args)      # another thread is in this arena
+        grad = torch.is_grad_enabled()
         try:
-            self.schedules.move_to_end(key)
-            self.settings.threads = frozen_threads()
-            feeds = dict(zip(self.built.inputs, (a.numpy() for a in args)))
-            with torch.no_grad():
-                try:
-                    outs = sched.run(feeds)
-                except program_mod.ShapeChanged:
-                    del self.schedules[key]     # shapes follow the data: never planned again
-                    self.built = None
-                    self.why = "a step's output shape follows the input's values"
-                    return self.eager(*args)
+            if len(self.schedules) > 1:
+                self.schedules.move_to_end(key)
+            self.settings.threads = threads.frozen_threads()
+            if grad:       # (a no_grad context costs ~3 us a call)
+                torch._C._set_grad_enabled(False)
+            outs = sched.run(dict(zip(built.inputs, [a.numpy() for a in args])))
+        except program_mod.ShapeChanged:
+            del self.schedules[key]     # shapes follow the data: never planned again
+            self.built = None
+            self.why = "a step's output shape follows the input's values"
+            return self.eager(*args)
+        finally:
+            if grad:
+                torch._C._set_grad_enabled(True)
+            self.lock.release()
+        if built.single:
+            return torch.from_numpy(outs[0])
+        return pytree.tree_unflatten([torch.from_numpy(o) for o in outs], built.out_spec)
+
+    def _first_sight(self, key, args):
+        """The schedule for an input signature not compiled: compiled the second
+        time it is seen, else None (the fx code runs)."""
+        if key is None or key not in self.seen:
+            if key is not None:
+                self.seen.add(key)
+            return None
+        if not self.lock.acquire(blocking=False):
+            return None
+        try:
+            return self.compile(args)
         finally:
             self.lock.release()
-        return pytree.tree_unflatten([torch.from_numpy(o) for o in outs], self.built.out_spec)
 
     def _fallback(self, *args, **kwargs):
         if self.gm._code is not self._code and not torch.compiler.is_compiling():
