@@ -55,6 +55,12 @@ def freeze(model, example_inputs, *, algorithm="auto", memory_budget=None):
     on GEMM.  memory_budget=sys.maxsize lets every layer take the packing
     "auto" prefers.
 
+    The frozen graph runs as one schedule over a static activation arena,
+    compiled now for example_inputs' shapes (and for another shape the second
+    time it is seen), on leanconv.onnx's executor; what a call returns never
+    aliases the arena.  Where that does not apply the graph's fx code runs
+    (leanconv/torch/frozen/runner.py says when).
+
     Threads: leanconv's kernels use torch.get_num_threads() (or
     lc.set_num_threads() if called); during the frozen model's call torch's
     own ops between them run on one thread, so torch's pool does not spin
