@@ -444,6 +444,26 @@ def test_non_conv_producers_are_left_alone():
     assert call_targets(frozen) == ["bn", operator.add, torch.relu, "lc_conv"]
 
 
+def test_lone_batchnorm_runs_as_a_depthwise_1x1_conv():
+    """DenseNet's BN -> ReLU -> conv: the BN no conv absorbs is one depthwise
+    1x1 call with the ReLU fused (a BN followed by an add stays on torch,
+    test_non_conv_producers_are_left_alone)."""
+    class PreActivation(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn = nn.BatchNorm2d(6)
+            self.conv = nn.Conv2d(6, 4, 3, padding=1)
+
+        def forward(self, x):
+            return self.conv(F.relu(self.bn(x), inplace=True))
+
+    frozen, _ = freeze_and_compare(randomise_bn(PreActivation()), torch.randn(2, 6, 7, 9))
+    assert call_targets(frozen) == ["lc_bn", "lc_conv"]
+    bn = frozen.lc_bn
+    assert (bn.spec.groups, bn.spec.kH, bn.spec.kW) == (6, 1, 1)
+    assert bn.activation.kind == "clamp"
+
+
 def test_inplace_add_into_the_other_operand_is_not_fused():
     class IaddOther(nn.Module):
         def __init__(self):

@@ -191,6 +191,11 @@ def _find_jobs(units):
                 continue        # torch will report it, as it did before freeze
             claimed.update(chain.nodes)
             jobs.append(job)
+        for node in list(unit.gm.graph.nodes):
+            chain = patterns.lone_batchnorm(node, modules, claimed)
+            if chain is not None:
+                claimed.update(chain.nodes)
+                jobs.append(_Job(unit, chain, modules))
     return jobs
 
 

@@ -207,3 +207,25 @@ def find_chain(conv, source, modules, claimed=frozenset()):
                 chain.act, chain.activation = after, act
                 chain.nodes.append(after)
     return chain
+
+
+def lone_batchnorm(node, modules, claimed=frozenset()):
+    """A Chain running an eval-mode BatchNorm no convolution absorbed
+    (DenseNet's BN -> ReLU -> conv) as a depthwise 1x1 convolution of unit
+    weights, the BatchNorm folded in and the activation after it fused: one
+    pass instead of torch's BN and activation.  None for anything else,
+    also when a residual add follows (left as it is)."""
+    if node in claimed or node.op != "call_module" or len(node.args) != 1 or node.kwargs:
+        return None
+    tm = _meta(node.args[0])
+    if tm is None or len(tm.shape) != 4 or tm.dtype != torch.float32:
+        return None
+    C = tm.shape[1]
+    if not _is_eval_bn(node, modules, C):
+        return None
+    source = ConvSource(torch.ones(C, 1, 1, 1), None, 1, 0, 1, C, owner=None, names=())
+    chain = find_chain(node, source, modules, claimed)
+    if chain.bn is not None or chain.add is not None:
+        return None
+    chain.bn = node      # folded into the unit weights; the chain's "conv" node is the BN itself
+    return chain
