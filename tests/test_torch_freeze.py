@@ -540,6 +540,13 @@ class TinyNet(nn.Module):
         return self.head(y.mean((2, 3)))
 
 
+def same_but_the_head(traced, y):
+    """A compiled/exported frozen model against its own call: the same bits
+    but for the classifier head, which the call's schedule runs on NumPy's
+    BLAS and a trace on torch's Linear (another summation order)."""
+    return torch.allclose(traced, y, rtol=1e-6, atol=1e-7)
+
+
 def small_resnet():
     return randomise_bn(TinyNet()), torch.randn(1, 4, 16, 16)
 
@@ -574,7 +581,7 @@ def test_compile_has_no_graph_breaks_or_recompiles():
         for _ in range(3):
             out = compiled(x)
     assert counter.frame_count == 1          # one graph: no breaks, no recompiles
-    assert torch.equal(out, y)
+    assert same_but_the_head(out, y)
     explained = torch._dynamo.explain(frozen)(x)
     assert explained.graph_break_count == 0
 
@@ -584,7 +591,7 @@ def test_export_and_script():
     frozen, y = freeze_and_compare(model, x)
     ep = torch.export.export(frozen, (x,))
     assert "leanconv.frozen_conv2d" in ep.graph_module.code
-    assert torch.equal(ep.module()(x), y)
+    assert same_but_the_head(ep.module()(x), y)
     with pytest.raises(TypeError, match="torch.compile or torch.export"):
         torch.jit.script(frozen)
 

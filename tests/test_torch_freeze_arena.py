@@ -218,6 +218,7 @@ def test_views_shape_queries_cat_inplace_and_dict_outputs(monkeypatch):
     assert run.why is None
     sched = next(iter(run.schedules.values()))
     assert "fold" in sched.kinds and "view" in sched.kinds
+    assert sched.blas          # the Linear head on NumPy's BLAS, capped at the call's threads
     fx_code_must_not_run(monkeypatch, frozen)
     t = torch.randn(2, 3, 10, 12)
     with torch.no_grad():
