@@ -165,8 +165,8 @@ class ConvStep:
     lends it the calling thread's workspace."""
     weight_shape = None
 
-    def __init__(self, module, settings, residual):
-        self.m, self.settings, self.residual = module, settings, residual
+    def __init__(self, module, settings):
+        self.m, self.settings = module, settings
 
     @property
     def last_plan(self):
@@ -484,7 +484,7 @@ def _conv_steps(node, m, names, settings):
     torch_part = m._post is not None or (rin is not None and not native)
     out = node.name
     conv_out = out + ".conv" if torch_part else out
-    conv = ConvStep(m, settings, native)
+    conv = ConvStep(m, settings)
     ins = [xin] + ([rin] if native else [])
     steps = [_step("Conv", node.name, conv, ins, [conv_out], conv=conv, into=conv.into,
                    inplace=(1,) if native else ())]

@@ -79,7 +79,7 @@ class ScheduledForward:
     def compile(self, args):
         """Compile (and keep) the schedule for these arguments; None when the
         graph cannot be planned for them (the fx code runs them)."""
-        from leanconv.onnx.schedule import NotPlannable, Schedule
+        from leanconv.onnx.schedule import Schedule
         key = self._signature(args)
         if key is None:
             return None
@@ -88,8 +88,9 @@ class ScheduledForward:
         try:
             with torch.no_grad():
                 sched = Schedule(self.built.program, feeds)
-        except (NotPlannable, program_mod.Refused) as e:
-            self.why = str(e)
+        except Exception as e:  # noqa: BLE001 - NotPlannable, Refused, or an op that fails on
+            # the plan's run (zeros for conv outputs): the fx code runs, and reports a real error
+            self.why = f"{type(e).__name__}: {e}"
             return None
         unfolded = self.built.non_tensor - set(sched.folded)
         if unfolded:
