@@ -270,6 +270,23 @@ def test_a_conv_whose_input_is_its_residual(algorithm):
 
 # --- what keeps the fx code -----------------------------------------------------------------
 
+def test_a_signature_the_plan_refuses_is_not_compiled_again(monkeypatch):
+    x = torch.randn(1, 8, 6, 6)
+    stock, frozen = stock_and_frozen(SelfResidual(), x)
+    run = scheduled(frozen)
+    compiles = []
+    real = run.compile
+    monkeypatch.setattr(run, "compile", lambda args: (compiles.append(1), real(args))[1])
+    x64 = x.double()
+    with torch.no_grad():
+        want = stock(x)
+        for _ in range(4):      # float64: the schedule's convs refuse it; the fx code's take it
+            y = frozen(x64)
+            assert y.dtype == torch.float64 and rel_err(y, want) < FLOAT_TOL
+    assert compiles == [1] and "float64" in run.why
+
+
+
 def test_grad_inputs_keyword_calls_and_autocast_use_the_fx_code(monkeypatch):
     x = torch.randn(1, 4, 16, 16)
     stock, frozen = stock_and_frozen(randomise_bn(TinyNet()), x)

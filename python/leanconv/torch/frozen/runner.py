@@ -29,6 +29,7 @@ from leanconv.torch.frozen import program as program_mod
 from leanconv.torch.frozen import threads
 
 MAX_SCHEDULES = 4
+MAX_SEEN = 64
 
 # torch dtypes NumPy holds the same way (torch.from_numpy / .numpy() are views)
 _NUMPY_DTYPES = frozenset({torch.float32, torch.float64, torch.float16, torch.int64,
@@ -58,6 +59,7 @@ class ScheduledForward:
         self.why = None if self.built is not None else built   # why the fx code runs
         self.schedules = collections.OrderedDict()   # input signature -> Schedule
         self.seen = set()                            # signatures seen once
+        self.failed = set()                          # signatures the plan refused
         self.lock = threading.Lock()
 
     def eager(self, *args, **kwargs):
@@ -91,6 +93,7 @@ class ScheduledForward:
         except Exception as e:  # noqa: BLE001 - NotPlannable, Refused, or an op that fails on
             # the plan's run (zeros for conv outputs): the fx code runs, and reports a real error
             self.why = f"{type(e).__name__}: {e}"
+            self.failed.add(key)    # not tried again
             return None
         unfolded = self.built.non_tensor - set(sched.folded)
         if unfolded:
@@ -147,9 +150,12 @@ class ScheduledForward:
     def _first_sight(self, key, args):
         """The schedule for an input signature not compiled: compiled the second
         time it is seen, else None (the fx code runs)."""
-        if key is None or key not in self.seen:
-            if key is not None:
-                self.seen.add(key)
+        if key is None or key in self.failed:
+            return None
+        if key not in self.seen:
+            if len(self.seen) >= MAX_SEEN:
+                self.seen.clear()   # (inputs of ever new shapes: forget, not grow)
+            self.seen.add(key)
             return None
         if not self.lock.acquire(blocking=False):
             return None
