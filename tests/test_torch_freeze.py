@@ -7,7 +7,6 @@ for a few, with the network run in float64 (NET_TOL, as for convert())."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import operator
 
 import numpy as np
@@ -62,7 +61,6 @@ def call_targets(gm):
 
 # --- whole architectures -------------------------------------------------------------------
 
-HAVE_SCHEDULE = importlib.util.find_spec("onnx") is not None   # leanconv.onnx's Schedule
 
 
 @pytest.mark.parametrize("name", torchvision_models.ARCHITECTURES)
@@ -72,12 +70,12 @@ def test_torchvision_architecture_matches_stock(name, monkeypatch):
     x = torch.randn(1, 3, 32, 32)
     frozen, _ = freeze_and_compare(model, x)
     assert frozen_convs(frozen)
-    if HAVE_SCHEDULE:   # every one runs as one schedule over a static arena, not its fx code
-        assert frozen._lc_scheduled.why is None and frozen._lc_scheduled.schedules
-        monkeypatch.setattr(type(frozen), "forward", None)
-        x2 = torch.randn(1, 3, 32, 32)
-        with torch.no_grad():
-            assert rel_err(frozen(x2), stock(x2)) < FLOAT_TOL
+    # every one runs as one schedule over a static arena, not its fx code
+    assert frozen._lc_scheduled.why is None and frozen._lc_scheduled.schedules
+    monkeypatch.setattr(type(frozen), "forward", None)
+    x2 = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert rel_err(frozen(x2), stock(x2)) < FLOAT_TOL
     # torch's conv modules are gone and their weights released
     assert not any(type(m) is nn.Conv2d for m in frozen.modules())
     assert all(m.weight.numel() == 0 for m in model.modules() if type(m) is nn.Conv2d)

@@ -320,3 +320,50 @@ def test_an_edited_graph_is_planned_again():
     with torch.no_grad():
         for _ in range(3):
             assert torch.allclose(frozen(x), 2 * before)
+
+
+
+def test_frozen_models_run_on_the_schedule_without_the_onnx_package(tmp_path):
+    """The executor lives in leanconv.onnx but needs no onnx package: a Python
+    whose path has every installed package but onnx still runs frozen models
+    on their schedule, and leanconv.onnx's API says what it needs."""
+    import os
+    import site
+    import subprocess
+    import sys
+    packages = tmp_path / "site"
+    packages.mkdir()
+    for root in site.getsitepackages():
+        for entry in os.listdir(root):
+            if entry == "onnx" or entry.startswith("onnx-") or (packages / entry).exists():
+                continue
+            os.symlink(os.path.join(root, entry), packages / entry)
+    script = tmp_path / "no_onnx.py"
+    script.write_text(
+        "import sys, torch\n"
+        "from test_torch_freeze import TinyNet\n"
+        "import leanconv.onnx, leanconv.torch as lct\n"
+        "model = TinyNet().eval()\n"
+        "x = torch.randn(1, 4, 16, 16)\n"
+        "with torch.no_grad():\n"
+        "    want = model(x)\n"
+        "frozen = lct.freeze(model, x)\n"
+        "assert frozen._lc_scheduled.why is None, frozen._lc_scheduled.why\n"
+        "assert frozen._lc_scheduled.schedules, 'no schedule compiled'\n"
+        "err = float((frozen(x) - want).abs().max() / want.abs().max())\n"
+        "assert err < 1e-4, err\n"
+        "try:\n"
+        "    leanconv.onnx.prepare\n"
+        "except ImportError as e:\n"
+        "    assert 'needs the onnx package' in str(e), e\n"
+        "else:\n"
+        "    raise AssertionError('leanconv.onnx.prepare imported without onnx')\n"
+        "assert 'onnx' not in sys.modules\n"
+        "print('ok')\n")
+    import leanconv
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = [str(packages), here, os.path.dirname(os.path.dirname(leanconv.__file__))]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
+    out = subprocess.run([sys.executable, "-S", str(script)], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]

@@ -14,15 +14,13 @@ or attributes are a NotImplementedError at prepare time naming them all."""
 import importlib as _importlib
 import importlib.util as _util
 
-if _util.find_spec("onnx") is None:  # pragma: no cover - exercised only without onnx
-    raise ImportError("leanconv.onnx needs the onnx package: pip install onnx")
-
 __all__ = ["LeanconvBackend", "LeanconvRep", "prepare", "run_model", "run_node",
            "supports_device", "is_compatible", "SUPPORTED_OPS", "bench"]
 
 # The API is imported on first use, not with the package: the executor it
-# runs on (program, schedule, arena) is what leanconv.torch.freeze runs frozen
-# models on too, and importing it should not page in the onnx package (~5 MB
+# runs on (program, schedule, arena, footprint, budget: none imports onnx) is
+# what leanconv.torch.freeze runs frozen models on too, also where the onnx
+# package is not installed, and importing it should not page in onnx (~5 MB
 # of a frozen process's resident memory) nor the graph builders.
 _HOME = {"SUPPORTED_OPS": "graph", "bench": None}
 
@@ -30,6 +28,8 @@ _HOME = {"SUPPORTED_OPS": "graph", "bench": None}
 def __getattr__(name):
     if name not in __all__:
         raise AttributeError(f"module 'leanconv.onnx' has no attribute {name!r}")
+    if _util.find_spec("onnx") is None:
+        raise ImportError(f"leanconv.onnx.{name} needs the onnx package: pip install onnx")
     home = _HOME.get(name, "backend")
     if home is None:   # the module itself (it pulls in onnxruntime)
         return _importlib.import_module(f"{__name__}.{name}")

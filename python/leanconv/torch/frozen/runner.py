@@ -50,7 +50,7 @@ class ScheduledForward:
     its fx code."""
 
     def __init__(self, gm):
-        from leanconv.onnx.program import Settings   # leanconv.onnx needs the onnx package
+        from leanconv.onnx.program import Settings   # (the executor; it needs no onnx package)
         self.gm = gm
         self._code = gm._code
         self.settings = Settings(threads=threads.frozen_threads())
@@ -175,13 +175,8 @@ class ScheduledForward:
 
 
 def install(gm, example_inputs):
-    """Run gm's calls through a ScheduledForward, compiled for example_inputs.
-    Without the onnx package (leanconv.onnx's import needs it) gm keeps its
-    fx code."""
-    try:
-        runner = ScheduledForward(gm)
-    except ImportError:
-        return None
+    """Run gm's calls through a ScheduledForward, compiled for example_inputs."""
+    runner = ScheduledForward(gm)
     gm._lc_scheduled = runner
     gm.forward = types.MethodType(_forward, gm)
     if runner.built is not None and example_inputs is not None:
