@@ -107,6 +107,10 @@ class ConvOp:
             self._source = None
 
     @property
+    def keeps_weight_source(self):
+        return self._source is not None
+
+    @property
     def packed_bytes(self):
         return self.last_plan.packed_bytes if self.last_plan is not None else 0
 
