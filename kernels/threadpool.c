@@ -214,13 +214,16 @@ static long lc_pool_work(lc_pool *p, int slot) {
  * budget runs out, then sleep.  Returns the new (even) generation. */
 static unsigned lc_pool_wait(lc_pool *p, unsigned seen) {
     const long budget = p->workers + 1 > p->cpus ? 0 : atomic_load_explicit(&p->spin_ns, memory_order_relaxed);
-    int64_t until = -1, next_yield = 0;
+    int64_t until = -1, next_yield = -1;
     for (unsigned n = 0;; n++) {
         const unsigned g = atomic_load_explicit(&p->gen, memory_order_acquire);
         if (g != seen && !(g & 1)) return g;
         if ((n & 63) == 0) {
             const int64_t t = lc_now_ns();
-            if (until < 0) until = t + budget;
+            if (until < 0) {
+                until = t + budget;
+                next_yield = t + LC_POOL_YIELD_NS;
+            }
             if (t >= until) break;
             /* Every LC_POOL_YIELD_NS the spin offers its CPU to whatever
              * else waits for it: when the OS has put this worker on the
