@@ -10,7 +10,7 @@ random weights, 128x128; ResNet-18 and MobileNetV2 also 224, VGG-11 224 only)
 and the onnx package's light zoo.  Torch models: bench/torch_models.py's,
 frozen with freeze's defaults, 224x224.  Every (engine, thread count) is a
 process of its own (its own thread pool, nothing shared); turns rotate over
-the processes of one model (each turn 3 back-to-back runs after a 20 ms
+the processes of one model (each turn 3 back-to-back runs after a 50 ms
 pause) until each has run --min-time s and --min-rounds turns.  Figures:
 median ms and the interquartile range as % of the median; `1t/2t` = the
 1-thread median over the 2-thread one (above 1: two threads faster).
@@ -18,7 +18,13 @@ median ms and the interquartile range as % of the median; `1t/2t` = the
 (parallel regions; times a worker slept after its spin ran out and had to be
 woken); `gaps < 256 us`: the share of gaps between one region's end and the
 next one's start below 256 us (the rest are mostly the pauses between
-turns)."""
+turns).  CPU columns, from each thread's scheduler statistics, at 2 threads:
+`helpers' CPU ms / run` is what every thread but the calling one used during
+a run (leanconv's pool worker, and any other library's threads), `CPU ms in
+pause` what the process used between its turns, while idle (the other
+processes ran theirs): threads still spinning after the last run (leanconv's pool spins 0.3 ms;
+OpenBLAS's workers ~0.1 s after a multi-threaded call, which is why
+leanconv.onnx runs NumPy's BLAS on one thread)."""
 from __future__ import annotations
 
 import argparse
@@ -38,7 +44,10 @@ sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "bench"))
 from doc_section import write_section  # noqa: E402
 
-PAUSE = 0.02     # s between turns: longer than any pool's idle spin (ours: 0.3 ms)
+# s between turns: longer than every engine's idle spin after a run, which
+# would otherwise land in the next engine's turn (measured by thread CPU time
+# on the 2-vCPU VM: ours 0.3 ms, onnxruntime's ~25 ms at 2 threads)
+PAUSE = 0.05
 PER_TURN = 3
 TORCH_SIZE = 224
 SHORT_GAP_BUCKETS = 9   # the pool's log2 gap buckets below 256 us
@@ -72,27 +81,59 @@ def _freeze_engine(name, threads):
     return run
 
 
+def thread_cpu_ns():
+    """CPU ns this process's threads have used so far, as [the calling
+    (main) thread, leanconv's pool workers, every other thread: other
+    libraries' pools, e.g. BLAS or onnxruntime]; None without Linux's
+    /proc/self/task/*/schedstat."""
+    import threading
+    main, got = threading.get_native_id(), [0, 0, 0]
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    for t in tasks:
+        try:
+            with open(f"/proc/self/task/{t}/schedstat") as f:
+                ns = int(f.read().split()[0])
+            with open(f"/proc/self/task/{t}/comm") as f:
+                name = f.read().strip()
+        except (OSError, ValueError, IndexError):
+            continue   # a thread that ended meanwhile
+        got[0 if int(t) == main else 1 if name == "leanconv-pool" else 2] += ns
+    return got
+
+
 def serve(kind, model, threads):
-    """Reads 'n' lines: runs the engine n times, prints the seconds of each
-    and the pool counters' growth as JSON; 'ready' once warmed up."""
+    """Reads 'n' lines: runs the engine n times, prints the seconds of each,
+    the pool counters' growth and the threads' CPU time (during the runs, and
+    in the pause since the previous turn: what idle threads spun) as JSON;
+    'ready' once warmed up."""
     from leanconv import _core
     fn = _freeze_engine(model, threads) if kind == "freeze" else _onnx_engine(kind, model, threads)
     for _ in range(3):
         fn()
     print("ready", flush=True)
+    last = thread_cpu_ns()
     for line in sys.stdin:
         n = int(line)
         _core.pool_stats(reset=True)
+        before = thread_cpu_ns()
         times = []
         for _ in range(n):
             t0 = time.perf_counter()
             fn()
             times.append(time.perf_counter() - t0)
+        after = thread_cpu_ns()
         s = _core.pool_stats()
         hist = s["gap_hist_log2_us"]
+        cpu = None if after is None else {
+            "run": [b - a for a, b in zip(before, after)],
+            "pause": [b - a for a, b in zip(last, before)]}
+        last = after
         print(json.dumps({"times": times, "regions": s["regions"], "sleeps": s["sleeps"],
-                          "gaps": sum(hist), "short_gaps": sum(hist[:SHORT_GAP_BUCKETS])}),
-              flush=True)
+                          "gaps": sum(hist), "short_gaps": sum(hist[:SHORT_GAP_BUCKETS]),
+                          "cpu": cpu}), flush=True)
 
 
 # --- the parent: interleaved turns ---------------------------------------------------------
@@ -114,8 +155,8 @@ def measure(kind_threads, model, min_time, min_rounds):
     try:
         for kind, threads in kind_threads:
             procs[(kind, threads)] = _start(kind, model, threads)
-        got = {k: {"times": [], "regions": 0, "sleeps": 0, "gaps": 0, "short_gaps": 0}
-               for k in procs}
+        got = {k: {"times": [], "regions": 0, "sleeps": 0, "gaps": 0, "short_gaps": 0,
+                   "helpers_run": 0, "pause": 0, "turns": 0, "cpu": True} for k in procs}
         turns = 0
         while True:
             for k, p in procs.items():
@@ -127,6 +168,12 @@ def measure(kind_threads, model, min_time, min_rounds):
                 g["times"] += r["times"]
                 for key in ("regions", "sleeps", "gaps", "short_gaps"):
                     g[key] += r[key]
+                if r["cpu"] is None:
+                    g["cpu"] = False
+                elif turns > 0:   # the first pause follows the warm-up, not a turn
+                    g["helpers_run"] += sum(r["cpu"]["run"][1:])
+                    g["pause"] += sum(r["cpu"]["pause"])
+                    g["turns"] += 1
             turns += 1
             if turns >= min_rounds and all(sum(g["times"]) >= min_time for g in got.values()):
                 break
@@ -141,7 +188,10 @@ def measure(kind_threads, model, min_time, min_rounds):
         med = statistics.median(ts)
         out[k] = {"ms": med * 1e3, "iqr": 100 * (q[2] - q[0]) / med,
                   "regions": g["regions"] / len(ts), "sleeps": g["sleeps"] / len(ts),
-                  "short_gaps": 100 * g["short_gaps"] / max(1, g["gaps"])}
+                  "short_gaps": 100 * g["short_gaps"] / max(1, g["gaps"]),
+                  "helpers_ms": (g["helpers_run"] / 1e6 / (g["turns"] * PER_TURN)
+                                 if g["cpu"] and g["turns"] else None),
+                  "pause_ms": g["pause"] / 1e6 / g["turns"] if g["cpu"] and g["turns"] else None}
     return out
 
 
@@ -149,10 +199,15 @@ def fmt(r):
     return f"{r['ms']:.2f} ±{r['iqr']:.0f}%"
 
 
+def _ms(v):
+    return "n/a" if v is None else f"{v:.2f}"
+
+
 def table(rows, with_ort):
-    head = ["model", "1 thread ms", "2 threads ms", "1t/2t", "regions", "sleeps", "gaps < 256 us"]
+    head = ["model", "1 thread ms", "2 threads ms", "1t/2t", "regions", "sleeps", "gaps < 256 us",
+            "helpers' CPU ms / run", "CPU ms in pause"]
     if with_ort:
-        head += ["onnxruntime 2t ms", "ORT 2t / ours 2t"]
+        head += ["onnxruntime 2t ms", "ORT 2t / ours 2t", "ORT CPU ms in pause"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, r in rows:
         if "error" in r:
@@ -160,10 +215,12 @@ def table(rows, with_ort):
             continue
         one, two = r[("leanconv", 1)], r[("leanconv", 2)]
         cells = [label, fmt(one), fmt(two), f"{one['ms'] / two['ms']:.2f}x",
-                 f"{two['regions']:.0f}", f"{two['sleeps']:.1f}", f"{two['short_gaps']:.0f}%"]
+                 f"{two['regions']:.0f}", f"{two['sleeps']:.1f}", f"{two['short_gaps']:.0f}%",
+                 _ms(two["helpers_ms"]), _ms(two["pause_ms"])]
         if with_ort:
             ort = r.get(("ort", 2))
-            cells += [fmt(ort), f"{ort['ms'] / two['ms']:.2f}x"] if ort else ["n/a", "n/a"]
+            cells += ([fmt(ort), f"{ort['ms'] / two['ms']:.2f}x", _ms(ort["pause_ms"])] if ort
+                      else ["n/a"] * 3)
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -177,14 +234,10 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--onnx", default=",".join(onnx_exports.TORCHVISION),
                    help="torchvision models to export to ONNX, comma-separated ('' for none)")
-    p.add_argument("--no-zoo", action="store_true", help="skip the onnx light zoo")
-    p.add_argument("--size", type=int, default=128)
     p.add_argument("--torch", default="resnet18,mobilenet_v2",
                    help="torchvision models to freeze, comma-separated ('' for none; 'all')")
-    p.add_argument("--min-time", type=float, default=0.3)
-    p.add_argument("--min-rounds", type=int, default=5)
-    p.add_argument("--cache", default=os.path.join(os.environ.get("TMPDIR", "/tmp"),
-                                                   "leanconv-onnx-exports"))
+    from _model_args import add_model_args
+    add_model_args(p, min_time=0.3)
     p.add_argument("--out", default=str(ROOT / "docs" / "threading.md"))
     a = p.parse_args(argv)
     load_before = os.getloadavg()[0]

@@ -422,13 +422,9 @@ def main(argv=None):
     p.add_argument("--models", default=",".join(onnx_exports.TORCHVISION),
                    help="torchvision model names, comma-separated ('' for none)")
     p.add_argument("--exporters", default=",".join(onnx_exports.EXPORTERS))
-    p.add_argument("--size", type=int, default=128, help="input size of the exports")
-    p.add_argument("--no-zoo", action="store_true", help="skip the onnx light zoo")
     p.add_argument("--threads", default="1,2")
-    p.add_argument("--min-time", type=float, default=0.4)
-    p.add_argument("--min-rounds", type=int, default=5)
-    p.add_argument("--cache", default=os.path.join(os.environ.get("TMPDIR", "/tmp"),
-                                                   "leanconv-onnx-exports"))
+    from _model_args import add_model_args
+    add_model_args(p, min_time=0.4)
     p.add_argument("--out", default=str(ROOT / "docs" / "onnx.md"))
     a = p.parse_args(argv)
     a.threads = [int(t) for t in a.threads.split(",")]

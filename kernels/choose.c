@@ -46,8 +46,8 @@ static double lc_panel_lanes(const lc_isa_config *isa, int64_t n) {
 
 /* The share of the work the busiest of T threads does, for `items` equal
  * work items shared out statically. */
-static double lc_busiest_share(int nthreads, int64_t items) {
-    const int64_t t = lc_threads_used(nthreads, items);
+static double lc_busiest_share(const lc_conv_desc *d, int64_t items) {
+    const int64_t t = lc_threads_used(d->nthreads, items, lc_conv_macs(d));
     return items < 1 ? 1.0 : (double)lc_div_up(items, t) / (double)items;
 }
 
@@ -58,7 +58,9 @@ static double lc_streamed(double bytes, double passes) {
 }
 
 static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_FEAT_COUNT]) {
-    lc_conv_desc one = *request; /* the drivers' geometry helpers read d->algorithm */
+    /* priced at the threads it will run on (tiny layers: one) */
+    lc_conv_desc one = lc_conv_as_run(request);
+    /* the drivers' geometry helpers read d->algorithm */
     const lc_conv_desc *d = &one;
     one.algorithm = algorithm;
     const lc_isa_config *isa = d->isa;
@@ -75,7 +77,7 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
          * accumulation at about 8 times a micro-kernel multiply-add */
         const double taps = (double)(d->N * d->M) * (double)(d->OH * d->OW) *
                             (double)(d->kH * d->kW) * (algorithm == LC_ALGO_DIRECT ? (double)Cg * 8.0 : 1.0);
-        f[LC_FEAT_MAC] = taps * lc_busiest_share(d->nthreads, d->N * d->M);
+        f[LC_FEAT_MAC] = taps * lc_busiest_share(d, d->N * d->M);
         return;
     }
     if (algorithm == LC_ALGO_IM2COL || algorithm == LC_ALGO_PATCH2VEC) {
@@ -92,7 +94,7 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
             passes = (double)npanels;
         }
         items = lc_mul(items, lc_row_chunks(items, d->nthreads, Mg, mr), &ok);
-        share = lc_busiest_share(d->nthreads, items);
+        share = lc_busiest_share(d, items);
         f[LC_FEAT_MAC] = images * mpad * (double)K * (double)(npanels * nr);
         f[LC_FEAT_PACK] = lc_gemm_is_pointwise(d) ? 0.0 : images * (double)K * (double)P;
         f[LC_FEAT_STREAM] = images * lc_streamed(a_bytes, passes);
@@ -108,7 +110,7 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
                                  ? (double)(lc_div_up(tiles, isa->wino_cl_rows) * isa->wino_cl_rows)
                                  : lc_panel_lanes(isa, tiles);
         int64_t items, nblocks = lc_winograd_blocks(d, &items);
-        share = lc_busiest_share(d->nthreads, items);
+        share = lc_busiest_share(d, items);
         f[LC_FEAT_MAC] = images * a2 * mpad * (double)Cg * lanes;
         f[LC_FEAT_WINO] = images * (double)(Cg + Mg) * a2 * lanes;
         f[LC_FEAT_STREAM] = images * lc_streamed(a2 * mpad * (double)Cg * 4.0, (double)nblocks);

@@ -66,13 +66,15 @@ void lc_conv_pack_weights(const lc_conv_desc *d, const float *w, float *packed) 
     }
 }
 
-/* The descriptor as it runs: its thread count cut to what the work repays
- * (kernels/parallel.c); the workspace and the run both size from this one. */
-static lc_conv_desc lc_conv_as_run(const lc_conv_desc *dp) {
+double lc_conv_macs(const lc_conv_desc *d) {
+    return (double)d->N * (double)d->M * (double)d->OH * (double)d->OW *
+           (double)(d->groups > 0 ? d->C / d->groups : d->C) * (double)d->kH * (double)d->kW;
+}
+
+/* The descriptor as it runs (internal.h). */
+lc_conv_desc lc_conv_as_run(const lc_conv_desc *dp) {
     lc_conv_desc d = *dp;
-    const double macs = (double)d.N * (double)d.M * (double)d.OH * (double)d.OW *
-                        (double)(d.groups > 0 ? d.C / d.groups : d.C) * (double)d.kH * (double)d.kW;
-    d.nthreads = lc_threads_for_work(d.nthreads, macs);
+    d.nthreads = lc_threads_for_work(d.nthreads, lc_conv_macs(&d));
     return d;
 }
 

@@ -240,7 +240,7 @@ static void lc_dw_task(void *vctx, int64_t item, int thread) {
     const int64_t sw = d->stride_w, dw = d->dil_w, reach = (d->kW - 1) * dw;
     /* in place (res == out): rows go through a staging row first */
     float stack_row[LC_DW_STAGE];
-    float *stage = res != out ? NULL : t->stage ? t->stage + (size_t)thread * d->OW : stack_row;
+    float *stage = res != out ? NULL : t->stage ? (float *)lc_thread_scratch(t->stage, d->OW * (int64_t)sizeof(float), thread) : stack_row;
     if (t->plane && !stage) {
         /* the whole plane in one call, borders included */
         t->plane(out, (size_t)d->OH, (size_t)d->OW, in, (size_t)d->H, (size_t)d->W,
@@ -304,11 +304,11 @@ int lc_depthwise_run(const lc_conv_desc *dp, const float *x, const float *w,
     if (t.band_rows > 0) {
         /* runs of planes: at least 4 per thread for balance, at most 64 */
         const int64_t planes = d->N * d->M;
-        t.chunk = lc_max64(1, lc_min64(64, planes / (4 * (int64_t)lc_threads_used(d->nthreads, planes))));
-        lc_parallel_for(d->nthreads, lc_div_up(planes, t.chunk), lc_dw_band_task, &t);
+        t.chunk = lc_max64(1, lc_min64(64, planes / (4 * (int64_t)lc_threads_used(d->nthreads, planes, lc_conv_macs(d)))));
+        lc_parallel_for(d->nthreads, lc_div_up(planes, t.chunk), lc_conv_macs(d), lc_dw_band_task, &t);
         return LC_OK;
     }
-    const int threads = lc_threads_used(d->nthreads, d->N * d->M);
+    const int threads = lc_threads_used(d->nthreads, d->N * d->M, lc_conv_macs(d));
     if (res == y && d->OW > LC_DW_STAGE) {
         /* in place with rows too wide for the stack: a row per thread */
         int ok = 1;
@@ -318,7 +318,7 @@ int lc_depthwise_run(const lc_conv_desc *dp, const float *x, const float *w,
             return LC_ERR_NOMEM;
         }
     }
-    lc_parallel_for(threads, d->N * d->M, lc_dw_task, &t);
+    lc_parallel_for(threads, d->N * d->M, lc_conv_macs(d), lc_dw_task, &t);
     lc_aligned_free(t.stage);
     return LC_OK;
 }

@@ -47,6 +47,6 @@ int lc_direct_run(const lc_conv_desc *d, const float *x, const float *w,
                   const float *bias, const float *res, float *y) {
     lc_direct_ctx t;
     t.d = d; t.x = x; t.w = w; t.bias = bias; t.res = res; t.y = y;
-    lc_parallel_for(d->nthreads, d->N * d->M, lc_direct_task, &t);
+    lc_parallel_for(d->nthreads, d->N * d->M, lc_conv_macs(d), lc_direct_task, &t);
     return LC_OK;
 }

@@ -36,7 +36,6 @@ int lc_activate(const lc_isa_config *isa, float *y, const float *x, const float 
     if (n <= 0) return LC_OK;
     lc_activate_ctx t;
     t.isa = isa; t.y = y; t.x = x; t.res = residual; t.n = n; t.ep = ep;
-    lc_parallel_for(lc_threads_for_work(nthreads, (double)n), lc_div_up(n, LC_ACTIVATE_CHUNK),
-                    lc_activate_task, &t);
+    lc_parallel_for(nthreads, lc_div_up(n, LC_ACTIVATE_CHUNK), (double)n, lc_activate_task, &t);
     return LC_OK;
 }

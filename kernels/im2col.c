@@ -114,8 +114,8 @@ int lc_im2col_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
             t.ag = packed + g * a_group;
             t.bias = bias ? bias + g * t.Mg : NULL;
             t.bmat = pointwise ? (float *)t.xg : (float *)ws;
-            if (!pointwise) lc_parallel_for(d->nthreads, d->OH, lc_im2col_outrow_task, &t);
-            lc_parallel_for(d->nthreads, t.nchunks * t.mchunks, lc_im2col_gemm_task, &t);
+            if (!pointwise) lc_parallel_for(d->nthreads, d->OH, lc_conv_macs(d), lc_im2col_outrow_task, &t);
+            lc_parallel_for(d->nthreads, t.nchunks * t.mchunks, lc_conv_macs(d), lc_im2col_gemm_task, &t);
         }
     }
     return LC_OK;

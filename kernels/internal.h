@@ -120,10 +120,14 @@ static inline void lc_copy_strided_isa(const lc_isa_config *cfg, float *dst, con
 }
 
 /* Threads a call really uses: never more than there are work items, nor
- * than the pool's largest team (LC_POOL_MAX_TEAM in threadpool.h). */
+ * than the pool's largest team (LC_POOL_MAX_TEAM in threadpool.h), nor than
+ * `work` (multiply-adds or elementwise operations of the whole loop) repays
+ * (lc_threads_for_work, kernels/parallel.c): one rule, applied here for every
+ * loop and every workspace sized per thread. */
 #define LC_THREADS_MAX 256
-static inline int lc_threads_used(int nthreads, int64_t items) {
-    int64_t t = lc_min64(nthreads < 1 ? 1 : nthreads, items < 1 ? 1 : items);
+int lc_threads_for_work(int nthreads, double work);
+static inline int lc_threads_used(int nthreads, int64_t items, double work) {
+    int64_t t = lc_min64(lc_threads_for_work(nthreads, work), items < 1 ? 1 : items);
     t = lc_min64(t, LC_THREADS_MAX);
     return (int)t;
 }
@@ -136,13 +140,19 @@ void lc_postop_rows(const lc_isa_config *cfg, float *y, size_t m, size_t n, size
 
 /* ---- parallel.c ---- */
 /* Calls fn(ctx, item, thread) for every item in [0, count) on
- * lc_threads_used(nthreads, count) threads (thread in [0, that)): each item
- * whole on one thread, `thread` picks its scratch.  Serial in a serial build. */
+ * lc_threads_used(nthreads, count, work) threads (thread in [0, that)): each
+ * item whole on one thread, `thread` picks its scratch.  Serial in a serial
+ * build.  work: the loop's multiply-adds or elementwise operations. */
 typedef void (*lc_task_fn)(void *ctx, int64_t item, int thread);
-void lc_parallel_for(int nthreads, int64_t count, lc_task_fn fn, void *ctx);
-/* Threads (<= nthreads) worth using on `work` multiply-adds or elementwise
- * operations: 1 when the work is too small to repay a parallel region. */
-int lc_threads_for_work(int nthreads, double work);
+void lc_parallel_for(int nthreads, int64_t count, double work, lc_task_fn fn, void *ctx);
+/* Thread `thread`'s slice of a per-thread scratch area (base + thread *
+ * slice_bytes).  Under lc_debug_schedule(LC_DEBUG_POISON) it is first filled with NaN,
+ * so an item that reads scratch it did not write this item shows in its
+ * output (tests/test_scratch_poison.py). */
+void *lc_thread_scratch(void *base, int64_t slice_bytes, int thread);
+#define LC_DEBUG_POISON 1
+#define LC_DEBUG_REVERSE 2
+void lc_debug_schedule(int flags);
 
 /* ---- gemm_driver.c: the GEMM family's shared pieces ---- */
 int64_t lc_gemm_packed_floats(const lc_conv_desc *d, int *ok);
@@ -222,6 +232,12 @@ int lc_gemm_wide_rows(const lc_isa_config *cfg, size_t n);
     typedef char lc_tiling_fits_##type[sizeof(type) <= \
         (LC_CONV_TILING_WORDS - LC_TILING_HEAD) * sizeof(int64_t) ? 1 : -1]
 void lc_conv_tiling(const lc_conv_desc *d, int64_t *tiling);
+/* A convolution's multiply-adds (the work its loops pass lc_parallel_for),
+ * and the descriptor as it runs: its thread count cut to what that work
+ * repays, from which the workspace, the tiling and the choice's prices all
+ * derive (kernels/conv.c). */
+double lc_conv_macs(const lc_conv_desc *d);
+lc_conv_desc lc_conv_as_run(const lc_conv_desc *d);
 int lc_conv_run_tiled(const lc_conv_desc *d, const int64_t *tiling, int64_t need,
                       const float *x, const float *packed, const float *bias, const float *res,
                       float *y, void *workspace, int64_t workspace_bytes);

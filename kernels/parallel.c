@@ -4,6 +4,8 @@
  * x pixel/tile block, never a K slice), so the result of every item is
  * computed by one thread in a fixed order: output is bitwise identical for
  * any thread count. */
+#include <string.h>
+
 #include "internal.h"
 #include "threadpool.h"
 #if !LC_POOL_PTHREADS && defined(LC_HAVE_OPENMP)
@@ -27,8 +29,33 @@ int lc_threads_for_work(int nthreads, double work) {
     return worth < (double)nthreads ? (int)worth : nthreads;
 }
 
-void lc_parallel_for(int nthreads, int64_t count, lc_task_fn fn, void *ctx) {
-    const int t = lc_threads_used(nthreads, count);
+/* Debug schedules (lc_debug_schedule; off by default): LC_DEBUG_POISON
+ * fills a thread's scratch with NaN before each item takes it, and
+ * LC_DEBUG_REVERSE runs a loop's items on the calling thread last to first,
+ * item i as thread i mod T: an item that reads scratch another item left, or
+ * depends on the order of items, then changes the output.  The tests flip it between
+ * calls, never while a loop runs. */
+static volatile int lc_debug_flags;
+
+void lc_debug_schedule(int flags) {
+    lc_debug_flags = flags;
+}
+
+void *lc_thread_scratch(void *base, int64_t slice_bytes, int thread) {
+    char *s = (char *)base + (int64_t)thread * slice_bytes;
+    if (lc_debug_flags & LC_DEBUG_POISON) {
+        const uint32_t nan_bits = 0x7fc00000u;
+        for (int64_t i = 0; i + 4 <= slice_bytes; i += 4) memcpy(s + i, &nan_bits, 4);
+    }
+    return s;
+}
+
+void lc_parallel_for(int nthreads, int64_t count, double work, lc_task_fn fn, void *ctx) {
+    const int t = lc_threads_used(nthreads, count, work);
+    if (lc_debug_flags & LC_DEBUG_REVERSE) {
+        for (int64_t i = count - 1; i >= 0; i--) fn(ctx, i, (int)(i % t));
+        return;
+    }
     if (t > 1) {
 #if LC_POOL_PTHREADS
         lc_pool_parallel_for(t, count, fn, ctx);
@@ -40,5 +67,5 @@ void lc_parallel_for(int nthreads, int64_t count, lc_task_fn fn, void *ctx) {
         return;
 #endif
     }
-    for (int64_t i = 0; i < count; i++) fn(ctx, i, 0);
+    lc_pool_serial_for(count, fn, ctx);
 }

@@ -35,7 +35,7 @@ static void lc_p2v_task(void *vctx, int64_t item, int thread) {
         b = xg + p0;
         ldb = (size_t)t->P;
     } else {
-        float *buf = (float *)(t->ws + thread * t->slice_bytes);
+        float *buf = (float *)lc_thread_scratch(t->ws, t->slice_bytes, thread);
         lc_pack_patch_panel(d, xg, p0, cols, (size_t)nr, buf);
         b = buf;
         ldb = (size_t)nr;
@@ -69,7 +69,7 @@ static int64_t lc_p2v_slice(const lc_conv_desc *d, int *ok) {
 
 int64_t lc_patch2vec_workspace(const lc_conv_desc *d, int *ok) {
     if (lc_gemm_is_pointwise(d)) return 0; /* B is the input itself */
-    int threads = lc_threads_used(d->nthreads, lc_p2v_items(d, ok));
+    int threads = lc_threads_used(d->nthreads, lc_p2v_items(d, ok), lc_conv_macs(d));
     return lc_mul(threads, lc_p2v_slice(d, ok), ok);
 }
 
@@ -104,6 +104,6 @@ int lc_patch2vec_run(const lc_conv_desc *d, const int64_t *tiling, const float *
     t.slice_bytes = lc_p2v_slice(d, &ok);
     t.items = b.items;
     t.mchunks = b.mchunks;
-    lc_parallel_for(d->nthreads, b.total, lc_p2v_task, &t);
+    lc_parallel_for(d->nthreads, b.total, lc_conv_macs(d), lc_p2v_task, &t);
     return LC_OK;
 }

@@ -194,7 +194,7 @@ static void same_block(void *vctx, int64_t item, int thread) {
     const int64_t p0 = item * t->block;
     const int64_t np = d->planes - p0 < t->block ? d->planes - p0 : t->block;
     max_same_block(t, t->x + p0 * d->H * d->W, t->y + p0 * d->OH * d->OW,
-                   t->rows + (int64_t)thread * t->row_floats, np);
+                   (float *)lc_thread_scratch(t->rows, t->row_floats * (int64_t)sizeof(float), thread), np);
 }
 
 static void pool_plane(void *vctx, int64_t plane, int thread) {
@@ -202,7 +202,7 @@ static void pool_plane(void *vctx, int64_t plane, int thread) {
     const lc_pool_desc *d = t->d;
     const float *x = t->x + plane * d->H * d->W;
     float *y = t->y + plane * d->OH * d->OW;
-    float *r = t->rows + (int64_t)thread * t->row_floats;
+    float *r = (float *)lc_thread_scratch(t->rows, t->row_floats * (int64_t)sizeof(float), thread);
     /* the interior's windows all have kw in-image columns: max, or a sum with
      * one count per row (the ISA's column primitive, when there is one) */
     const int interior = t->interior_b > t->interior_a &&
@@ -251,7 +251,7 @@ int lc_pool2d(const lc_isa_config *isa, const lc_pool_desc *d, const float *x, f
               int nthreads) {
     if (d->planes <= 0 || d->OH <= 0 || d->OW <= 0) return LC_OK;
     const double taps = (double)d->planes * (double)d->OH * (double)d->OW * (double)(d->kh * d->kw);
-    const int threads = lc_threads_used(lc_threads_for_work(nthreads, taps), d->planes);
+    const int threads = lc_threads_used(nthreads, d->planes, taps);
     int64_t *cols = (int64_t *)malloc(sizeof(int64_t) * 2 * (size_t)d->OW);
     if (!cols) return LC_ERR_NOMEM;
     for (int64_t ow = 0; ow < d->OW; ow++)
@@ -290,9 +290,9 @@ int lc_pool2d(const lc_isa_config *isa, const lc_pool_desc *d, const float *x, f
     }
     t.rows = rows;
     if (t.same)
-        lc_parallel_for(threads, (d->planes + t.block - 1) / t.block, same_block, &t);
+        lc_parallel_for(threads, (d->planes + t.block - 1) / t.block, taps, same_block, &t);
     else
-        lc_parallel_for(threads, d->planes, pool_plane, &t);
+        lc_parallel_for(threads, d->planes, taps, pool_plane, &t);
     free(cols);
     free(rows);
     return LC_OK;
@@ -323,6 +323,6 @@ int lc_global_avg_pool(const float *x, float *y, int64_t planes, int64_t hw, int
     if (planes <= 0 || hw <= 0) return LC_OK;
     lc_gap_ctx t;
     t.x = x; t.y = y; t.hw = hw;
-    lc_parallel_for(lc_threads_for_work(nthreads, (double)planes * (double)hw), planes, gap_plane, &t);
+    lc_parallel_for(nthreads, planes, (double)planes * (double)hw, gap_plane, &t);
     return LC_OK;
 }

@@ -22,6 +22,7 @@ static void resize_plane(void *vctx, int64_t plane, int thread) {
     const float *x = t->x + plane * t->H * t->W;
     float *y = t->y + plane * t->OH * t->OW;
     const int64_t W = t->W, OW = t->OW;
+    float *restrict r = t->linear ? (float *)lc_thread_scratch(t->rows, W * (int64_t)sizeof(float), thread) : NULL;
     for (int64_t oh = 0; oh < t->OH; oh++) {
         float *restrict out = y + oh * OW;
         const float *a = x + t->row0[oh] * W;
@@ -31,7 +32,6 @@ static void resize_plane(void *vctx, int64_t plane, int thread) {
         }
         const float *b = x + t->row1[oh] * W;
         const float w = t->row_w[oh];
-        float *restrict r = t->rows + (int64_t)thread * W;
         /* a weight of 0 reads one input (an axis not resized, a border) */
         if (w == 0.0f)
             for (int64_t i = 0; i < W; i++) r[i] = a[i];
@@ -49,7 +49,9 @@ int lc_resize2d(const float *x, float *y, int64_t planes, int64_t H, int64_t W, 
                 const int64_t *col0, const int64_t *col1, const float *col_w, int linear,
                 int nthreads) {
     if (planes <= 0 || OH <= 0 || OW <= 0) return LC_OK;
-    const int threads = lc_threads_used(nthreads, planes);
+    /* work: the output's elements, a bilinear one four taps */
+    const double work = (double)planes * (double)OH * (double)OW * (linear ? 4.0 : 1.0);
+    const int threads = lc_threads_used(nthreads, planes, work);
     lc_resize_ctx t;
     t.x = x; t.y = y; t.H = H; t.W = W; t.OH = OH; t.OW = OW;
     t.row0 = row0; t.row1 = row1; t.row_w = row_w;
@@ -60,7 +62,7 @@ int lc_resize2d(const float *x, float *y, int64_t planes, int64_t H, int64_t W, 
         t.rows = (float *)malloc(sizeof(float) * (size_t)(W * threads));
         if (!t.rows) return LC_ERR_NOMEM;
     }
-    lc_parallel_for(threads, planes, resize_plane, &t);
+    lc_parallel_for(threads, planes, work, resize_plane, &t);
     free(t.rows);
     return LC_OK;
 }

@@ -9,8 +9,9 @@
  * of one model run find them awake, then sleep on a condition variable.
  *
  * A region: items [0, count) are cut into `team` contiguous ranges, range s
- * for team slot s (slot 0 is the caller).  Each thread runs its own range
- * (see lc_pool_work for why not stealing).  Every item is computed whole by one thread, and
+ * for team slot s (slot 0 is the caller).  Each thread takes items from the
+ * front of its own range, then from the other ranges (work stealing, see
+ * lc_pool_work).  Every item is computed whole by one thread, and
  * the `thread` argument only picks that thread's scratch (< team, the slots
  * lc_threads_used promised the workspace for), so the result is bitwise the
  * same for any team and any interleaving.
@@ -23,6 +24,9 @@
  * One region at a time: a call that finds the pool busy (another Python
  * thread, or a task that itself calls lc_parallel_for) runs serially on its
  * own thread -- same bits, no deadlock. */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* sched_getcpu, for the trace; implies the POSIX functions below */
+#endif
 #if !defined(_WIN32) && !defined(__APPLE__) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, sched_yield under a strict -std */
 #endif
@@ -36,11 +40,13 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #define LC_POOL_LINE 64
+#define LC_POOL_YIELD_NS 20000
 
 typedef struct {
     _Atomic long next; /* items of the range taken so far */
@@ -53,6 +59,8 @@ typedef struct {
     void *ctx;
     long count;
     int team;
+    int steal;   /* this region's threads take items from each other's ranges */
+    lc_pool_trace_rec *trace; /* this region's trace record, or NULL */
     lc_pool_range range[LC_POOL_MAX_TEAM];
     _Alignas(LC_POOL_LINE) _Atomic unsigned gen;
     _Alignas(LC_POOL_LINE) _Atomic int inside;   /* workers reading the job */
@@ -60,6 +68,7 @@ typedef struct {
     _Alignas(LC_POOL_LINE) _Atomic int sleepers; /* workers in cond_wait */
     atomic_flag busy;                            /* a region is running */
     _Atomic long spin_ns;                        /* idle spin after a region */
+    _Atomic int stealing;                        /* lc_pool_set_stealing */
     int workers;                                 /* threads started (slots 1..workers) */
     _Atomic unsigned born_gen;                   /* gen before the region that started them */
     int cpus;                                    /* online CPUs: no spinning beyond */
@@ -72,6 +81,7 @@ typedef struct {
 } lc_pool;
 
 static lc_pool lc_the_pool = {.busy = ATOMIC_FLAG_INIT, .spin_ns = LC_POOL_DEFAULT_SPIN_US * 1000L,
+                              .stealing = 1,
                               .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 static pthread_once_t lc_pool_once = PTHREAD_ONCE_INIT;
 
@@ -94,7 +104,7 @@ static int64_t lc_now_ns(void) {
 /* One round of a wait for another thread: spin a little, then give the CPU
  * away (the thread waited for may be preempted, and need this CPU). */
 static inline void lc_wait_round(unsigned n) {
-    if (n < 4096) lc_cpu_relax();
+    if (n < 256) lc_cpu_relax();
     else sched_yield();
 }
 
@@ -104,22 +114,98 @@ static inline void lc_range_of(long count, int team, int s, long *lo, long *hi) 
     *hi = (long)((int64_t)count * (s + 1) / team);
 }
 
-/* Runs items of the published job as team slot `slot`: its own range only,
- * so which thread (and which scratch) runs an item depends on the team alone,
- * as with a static OpenMP schedule.  Stealing from the other ranges is off:
- * with it, an oversubscribed NEON run under qemu (7 threads on 2 CPUs) once
- * gave rounding-level differences from the 1-thread result on Winograd F2
- * (tests/test_threadpool.py), which points at a driver whose item depends on
- * its thread's scratch history; until that is found, the mapping stays fixed.
- * Returns how many items it ran. */
+/* ---- the debug trace (lc_pool_trace) ---- */
+
+static struct {
+    lc_pool_trace_rec *rec;
+    int64_t capacity;
+    _Atomic int64_t next; /* records taken (may pass capacity: those are dropped) */
+} lc_trace;
+
+static int lc_trace_cpu(void) {
+#ifdef __linux__
+    return sched_getcpu();
+#else
+    return -1;
+#endif
+}
+
+/* A fresh record for a loop, or NULL when not tracing (or full). */
+static lc_pool_trace_rec *lc_trace_begin(const void *fn, int64_t count, int team) {
+    if (!lc_trace.rec) return NULL;
+    const int64_t k = atomic_fetch_add_explicit(&lc_trace.next, 1, memory_order_relaxed);
+    if (k >= lc_trace.capacity) return NULL;
+    lc_pool_trace_rec *r = &lc_trace.rec[k];
+    memset(r, 0, sizeof *r);
+    for (int s = 0; s < LC_POOL_TRACE_SLOTS; s++) r->cpu[s] = -1;
+    r->fn = fn;
+    r->count = count;
+    r->team = team;
+    r->start_ns = lc_now_ns();
+    return r;
+}
+
+int lc_pool_trace(int64_t capacity) {
+    free(lc_trace.rec);
+    lc_trace.rec = NULL;
+    lc_trace.capacity = 0;
+    atomic_store(&lc_trace.next, 0);
+    if (capacity <= 0) return 0;
+    lc_pool_trace_rec *r = (lc_pool_trace_rec *)calloc((size_t)capacity, sizeof *r);
+    if (!r) return -1;
+    lc_trace.capacity = capacity;
+    lc_trace.rec = r;
+    return 0;
+}
+
+int64_t lc_pool_trace_read(lc_pool_trace_rec *out, int64_t max) {
+    const int64_t n = lc_min64(lc_min64(atomic_load(&lc_trace.next), lc_trace.capacity), max);
+    if (n > 0) memcpy(out, lc_trace.rec, (size_t)n * sizeof *out);
+    return n;
+}
+
+void lc_pool_serial_for(int64_t count, lc_task_fn fn, void *ctx) {
+    lc_pool_trace_rec *r = lc_trace_begin((const void *)fn, count, 1);
+    for (int64_t i = 0; i < count; i++) fn(ctx, i, 0);
+    if (r) {
+        r->end_ns = lc_now_ns();
+        r->busy_ns[0] = r->end_ns - r->start_ns;
+        r->first_ns[0] = r->start_ns;
+        r->items[0] = count;
+        r->cpu[0] = lc_trace_cpu();
+    }
+}
+
+/* Runs items of the published job as team slot `slot`: its own range from
+ * the front, then (with stealing) what is left of the others' ranges, so a
+ * worker the OS has not scheduled yet, or preempted, does not hold the
+ * caller up.  Which thread, and so which scratch, runs an item then varies
+ * from run to run; the bits do not, as no item reads scratch it did not
+ * write (tests/test_scratch_poison.py checks every driver with poisoned
+ * scratch).  Returns how many items it ran. */
 static long lc_pool_work(lc_pool *p, int slot) {
-    long lo, hi, ran = 0;
-    lc_range_of(p->count, p->team, slot, &lo, &hi);
-    for (;;) {
-        const long i = lo + atomic_fetch_add_explicit(&p->range[slot].next, 1, memory_order_relaxed);
-        if (i >= hi) break;
-        p->fn(p->ctx, (int64_t)i, slot);
-        ran++;
+    const int team = p->team;
+    const long count = p->count;
+    lc_pool_trace_rec *tr = p->trace && slot < LC_POOL_TRACE_SLOTS ? p->trace : NULL;
+    const int64_t t0 = tr ? lc_now_ns() : 0;
+    long ran = 0;
+    for (int k = 0; k < (p->steal ? team : 1); k++) {
+        const int s = (slot + k) % team;
+        long lo, hi;
+        lc_range_of(count, team, s, &lo, &hi);
+        for (;;) {
+            const long i = lo + atomic_fetch_add_explicit(&p->range[s].next, 1, memory_order_relaxed);
+            if (i >= hi) break;
+            p->fn(p->ctx, (int64_t)i, slot);
+            ran++;
+        }
+    }
+    if (tr) {
+        const int64_t t1 = lc_now_ns();
+        tr->first_ns[slot] = t0;
+        tr->busy_ns[slot] = t1 - t0;
+        tr->items[slot] = ran;
+        tr->cpu[slot] = lc_trace_cpu();
     }
     return ran;
 }
@@ -128,16 +214,28 @@ static long lc_pool_work(lc_pool *p, int slot) {
  * budget runs out, then sleep.  Returns the new (even) generation. */
 static unsigned lc_pool_wait(lc_pool *p, unsigned seen) {
     const long budget = p->workers + 1 > p->cpus ? 0 : atomic_load_explicit(&p->spin_ns, memory_order_relaxed);
-    int64_t until = -1;
+    int64_t until = -1, next_yield = -1;
     for (unsigned n = 0;; n++) {
         const unsigned g = atomic_load_explicit(&p->gen, memory_order_acquire);
         if (g != seen && !(g & 1)) return g;
         if ((n & 63) == 0) {
             const int64_t t = lc_now_ns();
-            /* No sched_yield in here: on a loaded machine it hands the CPU
-             * to another process for a whole time slice (ms), measured. */
-            if (until < 0) until = t + budget;
+            if (until < 0) {
+                until = t + budget;
+                next_yield = t + LC_POOL_YIELD_NS;
+            }
             if (t >= until) break;
+            /* Every LC_POOL_YIELD_NS the spin offers its CPU to whatever
+             * else waits for it: when the OS has put this worker on the
+             * caller's CPU (a loaded machine, or a wake-up placed there), the
+             * caller otherwise waited out the whole spin between regions,
+             * ~300 us (bench/region_trace.py).  Harmless when no one waits;
+             * on a loaded machine the worker may then be late for the next
+             * region, which costs nothing: the caller takes its items. */
+            if (t >= next_yield) {
+                sched_yield();
+                next_yield = t + LC_POOL_YIELD_NS;
+            }
         }
         lc_cpu_relax();
     }
@@ -200,12 +298,21 @@ static int lc_pool_grow(lc_pool *p, int team) {
         const int err = pthread_create(&th, &attr, lc_pool_worker, (void *)(intptr_t)(p->workers + 1));
         pthread_attr_destroy(&attr);
         if (err) break;
+#ifdef __linux__
+        /* named, so a profile (or bench/model_threads.py's CPU columns) tells
+         * the pool's threads from other libraries' */
+        pthread_setname_np(th, "leanconv-pool");
+#endif
         p->workers++;
     }
     return team < p->workers + 1 ? team : p->workers + 1;
 }
 
 static void lc_run_serial(long count, lc_task_fn fn, void *ctx, int64_t base) {
+    if (base == 0) {
+        lc_pool_serial_for(count, fn, ctx);
+        return;
+    }
     for (long i = 0; i < count; i++) fn(ctx, base + i, 0);
 }
 
@@ -239,6 +346,8 @@ static void lc_pool_region(lc_pool *p, int team, long count, lc_task_fn fn, void
     p->ctx = ctx;
     p->count = count;
     p->team = team;
+    p->steal = atomic_load_explicit(&p->stealing, memory_order_relaxed);
+    p->trace = lc_trace_begin((const void *)fn, count, team);
     for (int s = 0; s < team; s++) atomic_store_explicit(&p->range[s].next, 0, memory_order_relaxed);
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
     atomic_store(&p->gen, g + 2); /* published */
@@ -255,6 +364,7 @@ static void lc_pool_region(lc_pool *p, int team, long count, lc_task_fn fn, void
     }
     atomic_fetch_add_explicit(&p->regions, 1, memory_order_relaxed);
     p->last_end_ns = lc_now_ns();
+    if (p->trace) p->trace->end_ns = p->last_end_ns;
 }
 
 void lc_pool_parallel_for(int team, int64_t count, lc_task_fn fn, void *ctx) {
@@ -284,6 +394,8 @@ void lc_pool_parallel_for(int team, int64_t count, lc_task_fn fn, void *ctx) {
     }
     atomic_flag_clear_explicit(&p->busy, memory_order_release);
 }
+
+void lc_pool_set_stealing(int on) { atomic_store(&lc_the_pool.stealing, on != 0); }
 
 void lc_pool_set_spin_us(int64_t us) {
     atomic_store(&lc_the_pool.spin_ns, (long)(lc_min64(lc_max64(us, 0), 1000000) * 1000));
@@ -391,6 +503,19 @@ int lc_region_probe(int use_openmp, int64_t gap_ns, int rounds, int64_t *ns) {
 #if !LC_POOL_PTHREADS /* no pool in this build: lc_parallel_for uses OpenMP or runs serially */
 
 void lc_pool_set_spin_us(int64_t us) { (void)us; }
+
+void lc_pool_set_stealing(int on) { (void)on; }
+
+void lc_pool_serial_for(int64_t count, void (*fn)(void *, int64_t, int), void *ctx) {
+    for (int64_t i = 0; i < count; i++) fn(ctx, i, 0);
+}
+
+int lc_pool_trace(int64_t capacity) { return capacity > 0 ? -1 : 0; }
+
+int64_t lc_pool_trace_read(lc_pool_trace_rec *out, int64_t max) {
+    (void)out; (void)max;
+    return 0;
+}
 
 void lc_pool_parallel_for(int team, int64_t count, void (*fn)(void *, int64_t, int), void *ctx) {
     (void)team;

@@ -39,7 +39,30 @@ typedef struct {
     int64_t gap_hist[LC_POOL_GAP_BUCKETS]; /* [k]: gaps of 2^(k-1)..2^k us ([0]: < 1 us) */
 } lc_pool_statistics;
 
+/* A debug trace of parallel loops (lc_pool_trace; off by default): one
+ * record per loop, the first LC_POOL_TRACE_SLOTS team slots in detail. */
+#define LC_POOL_TRACE_SLOTS 4
+typedef struct {
+    const void *fn;      /* the task function (named from the symbol table by bench/step_threads.py) */
+    int64_t count;       /* items */
+    int32_t team;        /* threads it ran on (1: serial) */
+    int32_t cpu[LC_POOL_TRACE_SLOTS];       /* CPU each slot ran its first item on (-1: none) */
+    int64_t start_ns, end_ns;               /* the caller's view, CLOCK_MONOTONIC */
+    int64_t busy_ns[LC_POOL_TRACE_SLOTS];   /* time each slot spent in items */
+    int64_t first_ns[LC_POOL_TRACE_SLOTS];  /* when each slot took its first item */
+    int64_t items[LC_POOL_TRACE_SLOTS];     /* items each slot ran */
+} lc_pool_trace_rec;
+
 void lc_pool_parallel_for(int team, int64_t count, void (*fn)(void *, int64_t, int), void *ctx);
+/* A loop run on the calling thread (traced like a region of team 1). */
+void lc_pool_serial_for(int64_t count, void (*fn)(void *, int64_t, int), void *ctx);
+/* Starts a fresh trace with room for `capacity` loops (0: stops it and frees
+ * it); returns 0, or -1 when out of memory. */
+int lc_pool_trace(int64_t capacity);
+/* Copies up to `max` records of the trace into out; returns how many. */
+int64_t lc_pool_trace_read(lc_pool_trace_rec *out, int64_t max);
+/* Work stealing on (1) or off (0): see lc_pool_work. */
+void lc_pool_set_stealing(int on);
 void lc_pool_set_spin_us(int64_t us);
 void lc_pool_stats(lc_pool_statistics *s);
 void lc_pool_reset_stats(void);

@@ -118,7 +118,7 @@ int64_t lc_winograd_workspace(const lc_conv_desc *d, int *ok) {
     lc_wino_geometry(d, &g, ok);
     if (!*ok) return 0;
     return lc_add(g.shared_bytes,
-                  lc_mul(lc_threads_used(d->nthreads, lc_wino_items(&g, ok)), g.slice_bytes, ok), ok);
+                  lc_mul(lc_threads_used(d->nthreads, lc_wino_items(&g, ok), lc_conv_macs(d)), g.slice_bytes, ok), ok);
 }
 
 int64_t lc_winograd_blocks(const lc_conv_desc *d, int64_t *items) {
@@ -463,7 +463,7 @@ static void lc_wino_slice(const lc_wino_ctx *t, int thread, float **V, float **M
                           float **obuf) {
     const lc_wino_geom *g = &t->g;
     int ok = 1;
-    char *s = t->ws + g->shared_bytes + thread * g->slice_bytes;
+    char *s = (char *)lc_thread_scratch(t->ws + g->shared_bytes, g->slice_bytes, thread);
     *V = NULL;
     if (!g->phased) {
         *V = (float *)s;
@@ -541,10 +541,10 @@ int lc_winograd_run(const lc_conv_desc *d, const int64_t *tiling, const float *x
     t.cl = lc_wino_channel_lanes(d);
     t.mpad = lc_round_up(d->M / d->groups, lc_wino_u_panel(d), &ok);
     if (!t.g.phased) {
-        lc_parallel_for(d->nthreads, t.g.blocks_total, lc_wino_task, &t);
+        lc_parallel_for(d->nthreads, t.g.blocks_total, lc_conv_macs(d), lc_wino_task, &t);
     } else {
-        lc_parallel_for(d->nthreads, t.g.blocks_total * t.g.cchunks, lc_wino_input_task, &t);
-        lc_parallel_for(d->nthreads, t.g.blocks_total * t.g.mchunks, lc_wino_output_task, &t);
+        lc_parallel_for(d->nthreads, t.g.blocks_total * t.g.cchunks, lc_conv_macs(d), lc_wino_input_task, &t);
+        lc_parallel_for(d->nthreads, t.g.blocks_total * t.g.mchunks, lc_conv_macs(d), lc_wino_output_task, &t);
     }
     return LC_OK;
 }

@@ -183,3 +183,63 @@ def test_region_probe_runs_both_threads():
         assert len(t) == 5 and all(v > 0 for v in t)
     with pytest.raises(ValueError, match="backend must be"):
         _core.region_probe("tbb", 0.0, 1)
+
+
+@needs_pool
+def test_stealing_on_and_off_keep_the_bits_oversubscribed(rng):
+    """7 threads on this machine's CPUs, many regions, with work stealing
+    (which thread runs an item then varies) and without: every call gives
+    the 1-thread bits (the NEON flake that once turned stealing off)."""
+    x, w = _layer(rng, c=16, hw=33, m=24)
+    try:
+        for a in lc.algorithms():
+            if not lc.supports(a, x.shape, w.shape, padding=1):
+                continue
+            plan = lc.Conv2d(w, padding=1, algorithm=a)
+            ref = plan(x, threads=1)
+            for steal in (True, False):
+                _core.set_pool_stealing(steal)
+                for _ in range(15):
+                    assert np.array_equal(plan(x, threads=7), ref), (a, steal)
+    finally:
+        _core.set_pool_stealing(True)
+
+
+@needs_pool
+def test_trace_records_every_loop(rng):
+    """The debug trace: one record per parallel loop, serial ones as team 1;
+    a region's slots ran all its items between them; off again after."""
+    x, w = _layer(rng, c=64, hw=56, m=64)
+    small = np.ones(1000, np.float32)
+    _core.pool_trace(1000)
+    try:
+        lc.conv2d(x, w, padding=1, algorithm="winograd_f4", threads=2)
+        _core.activate(small, np.empty_like(small), 1, 0.0, 0.0, threads=2)
+        recs = _core.pool_trace()
+    finally:
+        _core.pool_trace(0)
+    assert recs and recs[-1]["team"] == 1 and recs[-1]["items"][0] == recs[-1]["count"]
+    regions = [r for r in recs if r["team"] == 2]
+    assert regions
+    for r in regions:
+        assert sum(r["items"]) == r["count"] and r["end_ns"] >= r["start_ns"]
+        assert all(b >= 0 for b in r["busy_ns"])
+    assert _core.pool_trace() == []
+    with pytest.raises(ValueError, match="capacity"):
+        _core.pool_trace(-1)
+
+
+@needs_pool
+def test_resize_bounds_its_threads_by_work():
+    """Resize takes its thread count from its work like every loop
+    (lc_threads_used): a small one stays on the calling thread."""
+    planes, H, W, OH, OW = 64, 4, 4, 8, 8
+    x = np.ones(planes * H * W, np.float32)
+    out = np.empty(planes * OH * OW, np.float32)
+    rows = np.arange(OH, dtype=np.int64) // 2
+    cols = np.arange(OW, dtype=np.int64) // 2
+    before = _core.pool_stats()["regions"]
+    _core.resize2d(x, out, planes, H, W, rows, rows, np.zeros(OH, np.float32), cols, cols,
+                   np.zeros(OW, np.float32), True, 2)
+    assert _core.pool_stats()["regions"] == before
+    assert (out == 1).all()

@@ -4,7 +4,7 @@
 Everything here is mechanical; argument checking lives in the pure-Python
 layer (_params.py, _plan.py), the algorithm choice in C (kernels/choose.c)."""
 cimport cython
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.string cimport memcmp
 
 cdef extern from "leanconv/conv.h":
@@ -135,6 +135,24 @@ cdef extern from "threadpool.h":
     void lc_pool_stats(lc_pool_statistics *s) nogil
     void lc_pool_reset_stats() nogil
     int lc_region_probe(int use_openmp, int64_t gap_ns, int rounds, int64_t *ns) nogil
+    int LC_POOL_TRACE_SLOTS
+    ctypedef struct lc_pool_trace_rec:
+        const void *fn
+        int64_t count
+        int32_t team
+        int32_t cpu[4]
+        int64_t start_ns, end_ns
+        int64_t busy_ns[4]
+        int64_t first_ns[4]
+        int64_t items[4]
+    int lc_pool_trace(int64_t capacity) nogil
+    int64_t lc_pool_trace_read(lc_pool_trace_rec *out, int64_t max) nogil
+    void lc_pool_set_stealing(int on) nogil
+
+cdef extern from "internal.h":
+    int LC_DEBUG_POISON, LC_DEBUG_REVERSE
+    void lc_debug_schedule(int flags) nogil
+    void *lc_thread_scratch(void *base, int64_t slice_bytes, int thread) nogil
 
 cdef extern from *:
     """
@@ -287,6 +305,67 @@ def pool_stats(bint reset=False):
     return {"workers": s.workers, "regions": s.regions, "inline_regions": s.inline_regions,
             "sleeps": s.sleeps, "spin_us": s.spin_us,
             "gap_hist_log2_us": [s.gap_hist[k] for k in range(LC_POOL_GAP_BUCKETS)]}
+
+
+def set_pool_stealing(bint on):
+    """Work stealing between the pool's threads on (the default) or off (each
+    thread runs only its own contiguous range of items); for measurements."""
+    lc_pool_set_stealing(on)
+
+
+def debug_schedule(bint poison_scratch=False, bint reverse=False):
+    """Debug schedules for every parallel loop (both off: normal runs).
+    poison_scratch: each item's per-thread scratch is filled with NaN before
+    the item runs; reverse: items run on the calling thread last to first,
+    item i as thread i mod T.  A kernel whose item reads scratch it did not
+    write, or depends on the order of items, then gives other bits."""
+    lc_debug_schedule((LC_DEBUG_POISON if poison_scratch else 0) |
+                      (LC_DEBUG_REVERSE if reverse else 0))
+
+
+def debug_thread_scratch(unsigned char[::1] buf, int64_t slice_bytes, int thread):
+    """Takes thread `thread`'s slice of buf as a kernel takes its scratch
+    (lc_thread_scratch: poisoned with NaN under debug_schedule(poison_scratch
+    =True)); returns the slice's byte offset.  For the tests."""
+    if slice_bytes < 0 or thread < 0 or (thread + 1) * slice_bytes > buf.shape[0]:
+        raise ValueError(f"slice {thread} of {slice_bytes} bytes is outside the {buf.shape[0]}-byte buffer")
+    return <char *>lc_thread_scratch(&buf[0], slice_bytes, thread) - <char *>&buf[0]
+
+
+def pool_trace(capacity=None):
+    """The debug trace of parallel loops.  pool_trace(n): start a fresh trace
+    with room for n loops (0: stop it); pool_trace(): the loops recorded so
+    far, as dicts: fn (the task function's address), count (items), team
+    (threads; 1: serial), start_ns / end_ns (the caller's CLOCK_MONOTONIC),
+    and per team slot (the first LC_POOL_TRACE_SLOTS) cpu, busy_ns (time in
+    items), first_ns (when it started) and items.  None when this build has
+    no pool."""
+    if capacity is not None:
+        if capacity < 0:
+            raise ValueError(f"capacity must be >= 0, got {capacity}")
+        if lc_pool_trace(capacity) != 0:
+            if LC_POOL_PTHREADS:
+                raise MemoryError(f"cannot allocate a trace of {capacity} loops")
+            return None
+        return None
+    if not LC_POOL_PTHREADS:
+        return None
+    recs = []
+    cdef lc_pool_trace_rec r
+    cdef int64_t cap = 1 << 16, got, k
+    buf = array.array("b", bytes(sizeof(lc_pool_trace_rec) * cap))
+    cdef char[::1] raw = buf
+    got = lc_pool_trace_read(<lc_pool_trace_rec *>&raw[0], cap)
+    slots = min(LC_POOL_TRACE_SLOTS, 4)
+    for k in range(got):
+        r = (<lc_pool_trace_rec *>&raw[0])[k]
+        recs.append({"fn": <size_t>r.fn, "count": r.count, "team": r.team,
+                     "start_ns": r.start_ns, "end_ns": r.end_ns,
+                     "cpu": [r.cpu[j] for j in range(slots)],
+                     "busy_ns": [r.busy_ns[j] for j in range(slots)],
+                     "first_ns": [r.first_ns[j] for j in range(slots)],
+                     "items": [r.items[j] for j in range(slots)]})
+    return recs
 
 
 def build_optimisation():

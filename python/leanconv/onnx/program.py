@@ -170,7 +170,7 @@ class Program:
         if sched is not None:
             return sched.run(feeds, timings)
         from leanconv.onnx.schedule import blas_limit
-        with blas_limit(self.settings.threads):
+        with blas_limit():
             return self.interpret(feeds, None if timings is None else _timer(timings))
 
     def release_weights(self):

@@ -98,7 +98,7 @@ class Schedule:
                 scratch[i] = sum(np.asarray(v).nbytes for n, v in zip(s.outputs, outs) if n)
 
         # zeros from the Conv steps may reach a log or a division
-        with np.errstate(all="ignore"), blas_limit(program.settings.threads):
+        with np.errstate(all="ignore"), blas_limit():
             program.interpret(feeds, observe, shapes_only=True)
         self.kinds = kinds
         self.folded = folded
@@ -375,8 +375,8 @@ class Schedule:
             self._bind(self.program.settings.threads)
         for name, slot in self.feed_slots:
             np.copyto(slot, feeds[name])
-        if self.blas:   # NumPy's BLAS pool capped at threads= for the whole run (once: ~20 us)
-            with blas_limit(self.program.settings.threads):
+        if self.blas:   # NumPy's BLAS on the calling thread for the whole run (once: ~20 us)
+            with blas_limit():
                 self._steps(timings)
         else:
             self._steps(timings)
@@ -412,20 +412,26 @@ def _copy_into(fn, outs, args):
 _blas_libs = []
 
 
-def blas_limit(threads):
-    """A context capping NumPy's BLAS pools at `threads` (they would otherwise
-    spin beside leanconv's OpenMP threads) and restoring them after; a no-op
-    without threadpoolctl.  It sets the libraries threadpoolctl found once
-    directly (~1 us) rather than through threadpool_limits (~7 us a run)."""
+def blas_limit():
+    """A context running NumPy's BLAS on the calling thread (one thread,
+    whatever threads= is) and restoring its setting after; a no-op without
+    threadpoolctl.  Not threads=: OpenBLAS's workers busy-wait about 0.1 s
+    after every multi-threaded call (its thread timeout, 2^28 cycles), and
+    after a CNN's classifier Gemm (MobileNetV2: 1280x1000, 0.2 ms on one
+    thread) one spun through the next runs, taking the second CPU from
+    leanconv's pool worker (measured by thread CPU time: 40-50 ms of spin
+    after each run; docs/threading.md).  It sets the libraries threadpoolctl
+    found once directly (~1 us) rather than through threadpool_limits (~7 us
+    a run)."""
     if not _blas_libs:
         try:
             from threadpoolctl import ThreadpoolController
             _blas_libs.append(ThreadpoolController().select(user_api="blas").lib_controllers)
         except ImportError:   # optional: without it BLAS keeps its own setting
             _blas_libs.append(())
-    if not _blas_libs[0] or threads is None:
+    if not _blas_libs[0]:
         return contextlib.nullcontext()
-    return _BlasLimit(_blas_libs[0], threads)
+    return _BlasLimit(_blas_libs[0], 1)
 
 
 class _BlasLimit:
