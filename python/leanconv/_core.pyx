@@ -887,10 +887,11 @@ def _ukernel_dl_shape(str isa_name):
 def _ukernel_dl(str isa_name, _size_t n, const float[::1] x, _size_t x_at, const float[::1] w,
                 float[::1] t, _size_t t_at, _size_t ldt, bias, _size_t C, _size_t kH,
                 _size_t kW, _size_t xcs, _size_t xrs, _size_t xts, xoff, unsigned flags,
-                clamp=None):
+                clamp=None, _size_t repeat=1):
     """One call of the ISA's direct_lanes kernel on x[x_at:], tile t[t_at:]
-    (lc_dl_kernel_fn); every float it may touch is checked to lie inside the
-    buffers first (the kernel itself trusts its caller)."""
+    (lc_dl_kernel_fn; `repeat` calls, for timing it on cache-resident data);
+    every float it may touch is checked to lie inside the buffers first (the
+    kernel itself trusts its caller)."""
     cdef const _lc_isa_table *tb = _table(isa_name)
     cdef _size_t L = tb.dl_lanes, CW = tb.dl_cols, R = tb.dl_rows, j
     cdef lc_epilogue ep = _epilogue(clamp)
@@ -910,8 +911,10 @@ def _ukernel_dl(str isa_name, _size_t n, const float[::1] x, _size_t x_at, const
     bias_p = _bias_ptr(bias, CW, "CW")
     g.C, g.kH, g.kW, g.xcs, g.xrs, g.xts = C, kH, kW, xcs, xrs, xts
     g.wcs, g.ldt, g.xoff = kH * kW * CW, ldt, offs
+    cdef _size_t rep
     with nogil:
-        tb.dl_kernel(n, &x[x_at], &w[0], &t[t_at], bias_p, &g, &ep, flags)
+        for rep in range(repeat):
+            tb.dl_kernel(n, &x[x_at], &w[0], &t[t_at], bias_p, &g, &ep, flags)
 
 
 def _ukernel_dw_row(str isa_name, float[::1] out, _size_t n, const float[::1] inp,
