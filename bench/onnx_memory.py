@@ -75,24 +75,25 @@ def warm_up_leanconv(threads):
 
 
 def measure(path, threads, engine, memory_budget=None):
-    import onnx
     source = Path(__file__).resolve().parent.parent / "python"
     built = [*(source / "leanconv").glob("_core*.so"), *(source / "leanconv").glob("_core*.pyd")]
     if built:  # a tree built in place; else the installed package
         sys.path.insert(0, str(source))
     from leanconv.onnx.bench import random_inputs
-    model = onnx.load(path)
-    feeds = random_inputs(model)
+    from leanconv.onnx.model_file import load_without_weights
+    # Both engines open the file themselves, as a user would: a ModelProto
+    # loaded here would put the whole model in this process's peak for both.
+    skeleton, _ = load_without_weights(path)
+    feeds = random_inputs(skeleton)
+    del skeleton
     if engine == "onnxruntime":
         import onnxruntime as ort
-        data = model.SerializeToString()
-        del model
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         before = status_kib("VmRSS")
         reset_peak()
-        sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         sess.run(None, feeds)
         plan = None
     else:
@@ -102,7 +103,7 @@ def measure(path, threads, engine, memory_budget=None):
         warm_up_leanconv(threads)
         before = status_kib("VmRSS")
         reset_peak()
-        rep = lco.prepare(model, threads=threads, memory_budget=memory_budget)
+        rep = lco.prepare(path, threads=threads, memory_budget=memory_budget)
         plan = rep.memory()
         rep.run(feeds)
     peak = status_kib("VmHWM")

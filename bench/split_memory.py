@@ -44,7 +44,7 @@ import onnx
 from onnx import helper
 import leanconv.onnx as lco
 from leanconv._heap import return_freed_memory
-from leanconv.tools.executor import warm_up
+from leanconv.tools.executor import PER_LAYER_BUDGET, warm_up
 
 def status(key):
     with open("/proc/self/status") as f:
@@ -81,7 +81,7 @@ baseline = status("VmRSS")
 # the input lives on the device: the model counts it, so the growth does
 x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
 model = onnx.load(path)
-rep = lco.prepare(model, threads=threads)
+rep = lco.prepare(model, threads=threads, memory_budget=PER_LAYER_BUDGET)
 name = rep.input_names[0]
 del model
 settle()   # the loader's transient copy of the weights is not charged to the runs

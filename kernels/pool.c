@@ -14,13 +14,16 @@
 
 typedef struct {
     const lc_pool_desc *d;
+    lc_pool_rows_fn rows_fn;          /* the ISA's row primitives, or NULL (portable loops) */
+    lc_pool_cols_fn cols_fn;          /* (for strides 1 and 2) */
     const float *x;
     float *y;
     const int64_t *col_lo, *col_hi;   /* per output column: kernel taps [lo, hi) in the image */
     int64_t interior_a, interior_b;   /* output columns [a, b): every tap in the image */
     float *rows;                      /* per thread: row_floats floats */
-    int64_t row_floats;               /* W, or OH * W for max_same_plane */
-    int same;                         /* max_same_plane applies */
+    int64_t row_floats;               /* W, or block * OH * W for max_same_block */
+    int same;                         /* max_same_block applies */
+    int64_t block;                    /* its planes per task */
 } lc_pool_ctx;
 
 /* Kernel taps [lo, hi) of a window starting at `start` that land in [0, size). */
@@ -52,14 +55,19 @@ static int64_t taps_padded(int64_t start, int64_t k, int64_t dil, int64_t size,
  * sum, contiguous and independent across columns (vectorised).  The columns
  * are then reduced per output from r, so each input is read kh times per
  * output row rather than kh * kw times per output. */
-static void reduce_rows(const float *x, const lc_pool_desc *d, int64_t h0, int64_t rlo,
+static void reduce_rows(const lc_pool_ctx *t, const float *x, int64_t h0, int64_t rlo,
                         int64_t rhi, float *restrict r) {
+    const lc_pool_desc *d = t->d;
     const int64_t W = d->W;
     if (rhi <= rlo) {
         for (int64_t w = 0; w < W; w++) r[w] = d->is_max ? -INFINITY : 0.0f;
         return;
     }
     const float *restrict x0 = x + (h0 + rlo * d->dh) * W;
+    if (t->rows_fn) {
+        t->rows_fn(r, x0, (size_t)(d->dh * W), (size_t)(rhi - rlo), (size_t)W, d->is_max);
+        return;
+    }
     for (int64_t w = 0; w < W; w++) r[w] = x0[w];
     for (int64_t i = rlo + 1; i < rhi; i++) {
         const float *restrict xr = x + (h0 + i * d->dh) * W;
@@ -73,11 +81,16 @@ static void reduce_rows(const float *x, const lc_pool_desc *d, int64_t h0, int64
 /* Max over the output columns [a, b) whose windows lie wholly inside the row
  * (the interior): tap by tap across the row, so neighbouring outputs are
  * independent (no chain of dependent maxes per output). */
-static void max_interior(const float *r, const lc_pool_desc *d, int64_t a, int64_t b,
+static void max_interior(const lc_pool_ctx *t, const float *r, int64_t a, int64_t b,
                          float *yrow) {
+    const lc_pool_desc *d = t->d;
     float *restrict out = yrow + a;
     const int64_t sw = d->sw, n = b - a;
     const float *in = r + (a * sw - d->pad_l);   /* + ow * sw >= 0 in the interior */
+    if (t->cols_fn && sw <= 2) {
+        t->cols_fn(out, in, (size_t)n, (size_t)d->kw, (size_t)d->dw, (size_t)sw, 1);
+        return;
+    }
     /* strides 1 and 2 as constants: the compiler then vectorises the loads
      * (stride 2 as two loads and a shuffle) */
 #define LC_MAX_TAPS(S)                                                               \
@@ -98,48 +111,69 @@ static void max_interior(const float *r, const lc_pool_desc *d, int64_t a, int64
 }
 
 /* Max pooling at stride 1 (no dilation) that keeps the width (OW == W, e.g.
- * 3x3 with padding 1): the plane is reduced whole, not row by row, so small
- * planes do not pay a row's loop overheads per row.  The rows whose windows
- * are all inside the image are reduced into r[OH][W] as one contiguous run;
- * then the interior columns of every row as one run over the flattened
- * output (the outputs between a row's last and the next row's first interior
- * column are computed from neighbouring rows' values there, and overwritten
- * by the edge pass); then the edge columns one by one. */
-static void max_same_plane(const lc_pool_ctx *t, const float *x, float *y, float *r) {
+ * 3x3 with padding 1), over `np` consecutive planes at once (np > 1 only when
+ * OH == H too): the planes are one tall image of np * OH rows, reduced whole,
+ * not row by row, so small planes (GoogLeNet's 8x8 and 4x4) do not pay a
+ * row's or a plane's loop overheads each.  The rows whose windows are all
+ * inside their plane are reduced into r as one contiguous run (rows near a
+ * plane boundary get values from the neighbouring plane there, redone plane by
+ * plane after); then the interior columns of every row as one run over the
+ * flattened output (the outputs between a row's last and the next row's first
+ * interior column are computed from neighbouring rows' values there, and
+ * overwritten by the edge pass); then the edge columns one by one. */
+static void max_same_block(const lc_pool_ctx *t, const float *x, float *y, float *r, int64_t np) {
     const lc_pool_desc *d = t->d;
-    const int64_t W = d->W, OH = d->OH, a = t->interior_a, b = t->interior_b;
+    const int64_t W = d->W, H = d->H, OH = d->OH, a = t->interior_a, b = t->interior_b;
     int64_t ra = OH, rb = OH;   /* rows [ra, rb): every tap in the image */
     for (int64_t oh = 0; oh < OH; oh++) {
         int64_t rlo, rhi;
-        taps_in(oh - d->pad_t, d->kh, 1, d->H, &rlo, &rhi);
+        taps_in(oh - d->pad_t, d->kh, 1, H, &rlo, &rhi);
         if (rlo == 0 && rhi == d->kh) {
             if (ra == OH) ra = oh;
             rb = oh + 1;
-        } else {
-            reduce_rows(x, d, oh - d->pad_t, rlo, rhi, r + oh * W);
         }
     }
     if (rb > ra) {
+        /* reads end at row rb - 1 - pad_t + kh - 1 <= H - 1 of the last plane */
         const float *restrict in = x + (ra - d->pad_t) * W;
         float *restrict rr = r + ra * W;
-        const int64_t n = (rb - ra) * W;
-        for (int64_t k = 0; k < n; k++) rr[k] = in[k];
-        for (int64_t i = 1; i < d->kh; i++)
-            for (int64_t k = 0; k < n; k++) rr[k] = LC_MAX_NAN(rr[k], in[i * W + k]);
+        const int64_t n = ((np - 1) * OH + rb - ra) * W;
+        if (t->rows_fn) {
+            t->rows_fn(rr, in, (size_t)W, (size_t)d->kh, (size_t)n, 1);
+        } else {
+            for (int64_t k = 0; k < n; k++) rr[k] = in[k];
+            for (int64_t i = 1; i < d->kh; i++)
+                for (int64_t k = 0; k < n; k++) rr[k] = LC_MAX_NAN(rr[k], in[i * W + k]);
+        }
     }
+    /* every plane's other rows (the run took those between two planes across
+     * the boundary) */
+    for (int64_t p = 0; p < np; p++)
+        for (int64_t oh = 0; oh < OH; oh++) {
+            if (oh == ra) oh = rb;
+            if (oh >= OH) break;
+            int64_t rlo, rhi;
+            taps_in(oh - d->pad_t, d->kh, 1, H, &rlo, &rhi);
+            reduce_rows(t, x + p * H * W, oh - d->pad_t, rlo, rhi, r + (p * OH + oh) * W);
+        }
+    const int64_t rows = np * OH;
     {
         /* windows of interior columns start at >= 0 and end at <= W - 1 of their
          * row, so every read stays inside r */
         const float *in = r + (a - d->pad_l);
-        const int64_t n = (OH - 1) * W + b - a;
+        const int64_t n = (rows - 1) * W + b - a;
         float *restrict out = y + a;
-        for (int64_t k = 0; k < n; k++) out[k] = in[k];
-        for (int64_t j = 1; j < d->kw; j++) {
-            const float *restrict tj = in + j;
-            for (int64_t k = 0; k < n; k++) out[k] = LC_MAX_NAN(out[k], tj[k]);
+        if (t->cols_fn) {
+            t->cols_fn(out, in, (size_t)n, (size_t)d->kw, 1, 1, 1);
+        } else {
+            for (int64_t k = 0; k < n; k++) out[k] = in[k];
+            for (int64_t j = 1; j < d->kw; j++) {
+                const float *restrict tj = in + j;
+                for (int64_t k = 0; k < n; k++) out[k] = LC_MAX_NAN(out[k], tj[k]);
+            }
         }
     }
-    for (int64_t oh = 0; oh < OH; oh++) {
+    for (int64_t oh = 0; oh < rows; oh++) {
         const float *row = r + oh * W;
         for (int64_t ow = 0; ow < W; ow++) {
             if (ow == a) ow = b;   /* the interior is done */
@@ -153,17 +187,26 @@ static void max_same_plane(const lc_pool_ctx *t, const float *x, float *y, float
     }
 }
 
+/* One task of max_same_block: planes [item * block, ...) */
+static void same_block(void *vctx, int64_t item, int thread) {
+    const lc_pool_ctx *t = (const lc_pool_ctx *)vctx;
+    const lc_pool_desc *d = t->d;
+    const int64_t p0 = item * t->block;
+    const int64_t np = d->planes - p0 < t->block ? d->planes - p0 : t->block;
+    max_same_block(t, t->x + p0 * d->H * d->W, t->y + p0 * d->OH * d->OW,
+                   t->rows + (int64_t)thread * t->row_floats, np);
+}
+
 static void pool_plane(void *vctx, int64_t plane, int thread) {
     const lc_pool_ctx *t = (const lc_pool_ctx *)vctx;
     const lc_pool_desc *d = t->d;
     const float *x = t->x + plane * d->H * d->W;
     float *y = t->y + plane * d->OH * d->OW;
     float *r = t->rows + (int64_t)thread * t->row_floats;
-    const int interior = d->is_max && t->interior_b > t->interior_a;
-    if (t->same) {
-        max_same_plane(t, x, y, r);
-        return;
-    }
+    /* the interior's windows all have kw in-image columns: max, or a sum with
+     * one count per row (the ISA's column primitive, when there is one) */
+    const int interior = t->interior_b > t->interior_a &&
+                         (d->is_max || (t->cols_fn && d->sw <= 2));
     for (int64_t oh = 0; oh < d->OH; oh++) {
         const int64_t h0 = oh * d->sh - d->pad_t;
         int64_t rlo, rhi;
@@ -171,9 +214,16 @@ static void pool_plane(void *vctx, int64_t plane, int thread) {
         const int64_t rows_padded = d->count_include_pad ?
             taps_padded(h0, d->kh, d->dh, d->H, d->pad_t, d->pad_b) : rhi - rlo;
         float *yrow = y + oh * d->OW;
-        reduce_rows(x, d, h0, rlo, rhi, r);
-        if (interior)
-            max_interior(r, d, t->interior_a, t->interior_b, yrow);
+        reduce_rows(t, x, h0, rlo, rhi, r);
+        if (interior && d->is_max) {
+            max_interior(t, r, t->interior_a, t->interior_b, yrow);
+        } else if (interior) {
+            const int64_t a = t->interior_a, n = t->interior_b - a;
+            const float count = (float)(rows_padded * d->kw);
+            t->cols_fn(yrow + a, r + (a * d->sw - d->pad_l), (size_t)n, (size_t)d->kw,
+                       (size_t)d->dw, (size_t)d->sw, 0);
+            for (int64_t k = 0; k < n; k++) yrow[a + k] = count > 0 ? yrow[a + k] / count : NAN;
+        }
         for (int64_t ow = 0; ow < d->OW; ow++) {
             if (interior && ow == t->interior_a) {
                 ow = t->interior_b - 1;   /* done above */
@@ -197,7 +247,8 @@ static void pool_plane(void *vctx, int64_t plane, int thread) {
     }
 }
 
-int lc_pool2d(const lc_pool_desc *d, const float *x, float *y, int nthreads) {
+int lc_pool2d(const lc_isa_config *isa, const lc_pool_desc *d, const float *x, float *y,
+              int nthreads) {
     if (d->planes <= 0 || d->OH <= 0 || d->OW <= 0) return LC_OK;
     const double taps = (double)d->planes * (double)d->OH * (double)d->OW * (double)(d->kh * d->kw);
     const int threads = lc_threads_used(lc_threads_for_work(nthreads, taps), d->planes);
@@ -207,6 +258,8 @@ int lc_pool2d(const lc_pool_desc *d, const float *x, float *y, int nthreads) {
         taps_in(ow * d->sw - d->pad_l, d->kw, d->dw, d->W, &cols[ow], &cols[d->OW + ow]);
     lc_pool_ctx t;
     t.d = d; t.x = x; t.y = y; t.col_lo = cols; t.col_hi = cols + d->OW;
+    t.rows_fn = isa ? isa->pool_rows : NULL;
+    t.cols_fn = isa ? isa->pool_cols : NULL;
     /* the interior is one run of columns (windows move right with ow) */
     t.interior_a = t.interior_b = 0;
     for (int64_t ow = 0; ow < d->OW; ow++) {
@@ -219,14 +272,27 @@ int lc_pool2d(const lc_pool_desc *d, const float *x, float *y, int nthreads) {
     }
     t.same = d->is_max && d->sh == 1 && d->sw == 1 && d->dh == 1 && d->dw == 1 &&
              d->OW == d->W && t.interior_b > t.interior_a;
-    t.row_floats = t.same ? d->OH * d->W : d->W;
+    /* planes per task of max_same_block: about 16 KiB of output (small planes
+     * share the row and plane overheads), one plane unless OH == H */
+    t.block = 1;
+    if (t.same && d->OH == d->H) {
+        t.block = 4096 / (d->OH * d->W);
+        t.block = t.block < 1 ? 1 : t.block > d->planes ? d->planes : t.block;
+        /* keep a task per thread */
+        const int64_t per_thread = (d->planes + threads - 1) / threads;
+        if (t.block > per_thread) t.block = per_thread > 0 ? per_thread : 1;
+    }
+    t.row_floats = t.same ? t.block * d->OH * d->W : d->W;
     float *rows = (float *)malloc(sizeof(float) * (size_t)(t.row_floats * threads));
     if (!rows) {
         free(cols);
         return LC_ERR_NOMEM;
     }
     t.rows = rows;
-    lc_parallel_for(threads, d->planes, pool_plane, &t);
+    if (t.same)
+        lc_parallel_for(threads, (d->planes + t.block - 1) / t.block, same_block, &t);
+    else
+        lc_parallel_for(threads, d->planes, pool_plane, &t);
     free(cols);
     free(rows);
     return LC_OK;

@@ -80,6 +80,10 @@ LC_DECLARE_STRIDED_COPY(lc_f32_strided_copy__avx2)
 LC_DECLARE_ISA(__avx512)
 LC_DECLARE_DW_CBLOCK(lc_f32_dw_cblock__avx512)
 LC_DECLARE_POSTOP(lc_f32_postop__avx512)
+void lc_f32_pool_rows__avx512(float *r, const float *x, size_t step, size_t nrows, size_t n,
+                              int is_max);
+void lc_f32_pool_cols__avx512(float *out, const float *in, size_t n, size_t kw, size_t dil,
+                              size_t stride, int is_max);
 LC_DECLARE_DW3X3_PLANE(lc_f32_dw3x3_plane__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_6x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_8x32__avx512)

@@ -607,11 +607,53 @@ def test_memory_budget_chooses_leaner_algorithms_or_refuses_with_the_bytes_neede
     budget = free.memory_bytes() - raw
     rep = lco.prepare(model, algorithm="winograd_f4", memory_budget=budget)
     assert rep.memory_bytes() <= budget
+    assert "direct" not in algorithms(rep)   # the slow reference: only when nothing else fits
     assert rel_err(rep.run([x])[0], free.run([x])[0].astype(np.float64)) < 1e-4
     with pytest.raises(MemoryError, match=r"needs at least \d+ bytes"):
         lco.prepare(model, memory_budget=raw // 2)
     with pytest.raises(ValueError, match="memory_budget"):
         lco.prepare(model, memory_budget=-1)
+
+
+def algorithms(rep):
+    return [s.conv.last_plan.algorithm for s in rep.program.steps
+            if s.conv is not None and s.conv.last_plan is not None]
+
+
+def test_default_budget_bounds_the_packings_and_maxsize_lifts_it():
+    """With no memory_budget, the convolutions' packings and workspace are
+    bounded (budget.default_budget): here F4's packings (4x the raw weights)
+    give way to F2's; sys.maxsize keeps auto's choice."""
+    g = rng(25)
+    w = [g.standard_normal((64, 64, 3, 3)).astype(np.float32) for _ in range(3)]
+    nodes = [helper.make_node("Conv", [a, f"w{i}"], [b], pads=[1, 1, 1, 1])
+             for i, (a, b) in enumerate([("x", "a"), ("a", "b"), ("b", "y")])]
+    model = make_model(nodes, [("x", (1, 64, 28, 28))], [("y", None)],
+                       [(f"w{i}", v) for i, v in enumerate(w)])
+    x = g.standard_normal((1, 64, 28, 28)).astype(np.float32)
+    free = lco.prepare(model, memory_budget=sys.maxsize, threads=1)
+    assert algorithms(free) == ["winograd_f4"] * 3
+    rep = lco.prepare(model, threads=1)
+    assert algorithms(rep) == ["winograd_f2"] * 3
+    held = [r.memory()["packed_weights"] + r.memory()["workspace"] for r in (rep, free)]
+    assert held[0] < held[1]
+    assert rel_err(rep.run([x])[0], free.run([x])[0].astype(np.float64)) < 1e-4
+
+
+def test_default_budget_trades_the_least_time_per_byte_within_the_bound():
+    from leanconv.onnx import budget
+    # (algorithm, packed, workspace, cost): a trades 5 bytes for 1 unit of time, b 2 for 3
+    a = [("winograd_f4", 40, 1, 10.0), ("winograd_f2", 35, 1, 11.0), ("im2col", 10, 1, 30.0)]
+    b = [("winograd_f4", 20, 1, 10.0), ("winograd_f2", 18, 1, 13.0), ("direct", 10, 0, 99.0),
+         ("patch2vec", 10, 1, 31.0), ("im2col", 10, 1, 30.0)]
+    raw = [10, 10]                      # the bound: 10 + 10 + 10 = 30 held bytes
+    # a to F2 (1 per 5 bytes), a to im2col (19 per 25), b to F2 (3 per 2): 10 + 18 + 1
+    assert budget.default_budget([a, b], raw, 10) == ["im2col", "winograd_f2"]
+    assert budget.default_budget([a, b], [30, 30], 30) == ["winograd_f4", "winograd_f4"]
+    # a weight elsewhere (a classifier) larger than the packings: nothing to trade
+    assert budget.default_budget([a, b], raw, 50) == ["winograd_f4", "winograd_f4"]
+    # cannot fit: the leanest found, never refused, never the direct reference
+    assert budget.default_budget([a, b], [1, 1], 1) == ["im2col", "im2col"]
 
 
 def test_residual_add_and_silu_fuse_into_the_conv():

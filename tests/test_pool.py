@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from leanconv import _core
+from conftest import ISAS
+from leanconv import _core, _isa
 
 
 def reference(x, OH, OW, k, s, d, pads, is_max, count_include_pad):
@@ -44,12 +45,15 @@ CASES = [  # (H, W, OH, OW, kernel, stride, dilation, (pt, pl, pb, pr))
 @pytest.mark.parametrize("is_max", [True, False])
 @pytest.mark.parametrize("include_pad", [False, True])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_pool2d_matches_the_reference(H, W, OH, OW, k, s, d, pads, is_max, include_pad, threads):
+@pytest.mark.parametrize("isa", ISAS)
+def test_pool2d_matches_the_reference(H, W, OH, OW, k, s, d, pads, is_max, include_pad, threads,
+                                      isa):
     x = np.random.default_rng(1).standard_normal((6, H, W)).astype(np.float32)
     y = np.full((6, OH, OW), -1.0, np.float32)
     pt, pl, pb, pr = pads
     geom = (6, H, W, OH, OW, k[0], k[1], s[0], s[1], d[0], d[1], pt, pl, pb, pr)
-    _core.pool2d(x.reshape(-1), y.reshape(-1), geom, is_max, include_pad, threads)
+    _core.pool2d(x.reshape(-1), y.reshape(-1), geom, is_max, include_pad, threads,
+                 _isa.isa_id(isa))
     expect = reference(x, OH, OW, k, s, d, pads, is_max, include_pad)
     np.testing.assert_allclose(y, expect, rtol=1e-6, atol=1e-6)
 
@@ -77,6 +81,9 @@ def test_mismatched_buffers_are_refused():
                      (1, 4, 4, 2, 2, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0), True, False, 1)
     with pytest.raises(ValueError, match="sizes"):
         _core.global_avg_pool(np.zeros(10, np.float32), np.zeros(3, np.float32), 2, 5, 1)
+    with pytest.raises(ValueError, match="ISA id 99"):
+        _core.pool2d(np.zeros(16, np.float32), np.zeros(4, np.float32),
+                     (1, 4, 4, 2, 2, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0), True, False, 1, 99)
 
 
 # Max pooling's interior columns (every tap inside the row) take their own
@@ -115,7 +122,8 @@ def reference_max_nan_sticky(x, geom):
 
 @pytest.mark.parametrize("geom", INTERIOR_GEOMETRIES)
 @pytest.mark.parametrize("threads", [1, 2])
-def test_max_pool_interior_path_matches_numpy_nans_included(geom, threads):
+@pytest.mark.parametrize("isa", ISAS)
+def test_max_pool_interior_path_matches_numpy_nans_included(geom, threads, isa):
     rng = np.random.default_rng(0)
     H, W = geom[:2]
     x = rng.standard_normal((3, H, W)).astype(np.float32)
@@ -125,5 +133,64 @@ def test_max_pool_interior_path_matches_numpy_nans_included(geom, threads):
     planes, OH, OW = want.shape
     kh, kw, sh, sw, dh, dw, pt, pl, pb, pr = geom[2:]
     _core.pool2d(x.reshape(-1), out, (planes, H, W, OH, OW, kh, kw, sh, sw, dh, dw, pt, pl, pb,
-                                      pr), True, False, threads)
+                                      pr), True, False, threads, _isa.isa_id(isa))
     np.testing.assert_array_equal(out.reshape(want.shape), want)   # (NaNs compare equal)
+
+
+# An ISA's row primitives (16 outputs a vector, stride 2 by a permute, tails
+# masked) give the portable loops' bits: rows as wide as real models' (31 to
+# 112 columns: full vectors and tails), max and average, strides 1 to 3,
+# dilation, NaNs and signed zeros (max keeps the first of equal values).
+ISA_GEOMETRIES = [  # (H, W, kh, kw, sh, sw, dh, dw, pad_t, pad_l, pad_b, pad_r)
+    (63, 63, 3, 3, 2, 2, 1, 1, 0, 0, 0, 0),      # SqueezeNet's 3x3/2
+    (30, 112, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1),     # ResNet's 3x3/2 pad 1
+    (16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),      # GoogLeNet's 3x3/1 pad 1 (whole plane)
+    (16, 34, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0),      # DenseNet's 2x2/2 average
+    (9, 47, 3, 5, 1, 1, 1, 2, 1, 3, 0, 2),       # stride 1, dilated columns
+    (9, 50, 2, 3, 3, 3, 1, 1, 0, 1, 1, 1),       # stride 3: portable columns
+    (5, 33, 3, 3, 2, 2, 2, 1, 2, 1, 0, 1),       # dilated rows
+]
+
+
+@pytest.mark.parametrize("geom", ISA_GEOMETRIES)
+@pytest.mark.parametrize("is_max", [True, False])
+@pytest.mark.parametrize("include_pad", [False, True])
+def test_isa_row_primitives_give_the_portable_bits(geom, is_max, include_pad):
+    H, W, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr = geom
+    OH = (H + pt + pb - ((kh - 1) * dh + 1)) // sh + 1
+    OW = (W + pl + pr - ((kw - 1) * dw + 1)) // sw + 1
+    rng = np.random.default_rng(3)
+    x = rng.integers(-3, 4, (4, H, W)).astype(np.float32)   # many equal values
+    x[x == 0] = np.where(rng.random(int((x == 0).sum())) < 0.5, -0.0, 0.0)
+    x[1, 2, 5] = x[2, H // 2, W - 1] = x[3, H - 1, 0] = np.nan
+    g = (4, H, W, OH, OW, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr)
+    outs = {}
+    for isa in ISAS:
+        out = np.full(4 * OH * OW, 7.0, np.float32)
+        _core.pool2d(x.reshape(-1), out, g, is_max, include_pad, 1, _isa.isa_id(isa))
+        outs[isa] = out
+    for isa, out in outs.items():
+        assert out.tobytes() == outs["scalar"].tobytes(), isa
+    expect = reference(np.nan_to_num(x, nan=0.0), OH, OW, (kh, kw), (sh, sw), (dh, dw),
+                       (pt, pl, pb, pr), is_max, include_pad)
+    finite = ~np.isnan(outs["scalar"])
+    np.testing.assert_allclose(outs["scalar"][finite], expect.reshape(-1)[finite], rtol=1e-6,
+                               atol=1e-6)
+
+
+# Stride-1 max pooling that keeps the plane's size runs small planes in blocks
+# (one tall image per task, the rows near each plane boundary redone): block
+# sizes that do and do not divide the plane count, 1 and 2 threads.
+@pytest.mark.parametrize("planes, H, W", [(37, 4, 4), (300, 8, 8), (65, 16, 16), (5, 3, 7)])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("isa", ISAS)
+def test_same_size_max_pool_over_blocks_of_planes(planes, H, W, threads, isa):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((planes, H, W)).astype(np.float32)
+    x[planes // 2, 0, W - 1] = x[planes - 1, H - 1, 0] = np.nan
+    geom = (H, W, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1)
+    want = reference_max_nan_sticky(x, geom)
+    out = np.empty(want.size, np.float32)
+    _core.pool2d(x.reshape(-1), out, (planes, H, W, H, W) + geom[2:], True, False, threads,
+                 _isa.isa_id(isa))
+    np.testing.assert_array_equal(out.reshape(want.shape), want)

@@ -1,6 +1,7 @@
 /* 2-D pooling over NCHW float32 planes (ONNX MaxPool / AveragePool /
- * GlobalAveragePool semantics), threaded over planes.  Portable C: the
- * compiler vectorises the inner loops for the build's baseline ISA. */
+ * GlobalAveragePool semantics), threaded over planes.  Portable C (the
+ * compiler vectorises it for the build's baseline ISA) plus, per ISA,
+ * optional row primitives (lc_pool_rows_fn / lc_pool_cols_fn). */
 #ifndef LEANCONV_POOL_H
 #define LEANCONV_POOL_H
 
@@ -17,8 +18,13 @@ typedef struct {
                                 explicitly padded input, else by those inside the input */
 } lc_pool_desc;
 
-/* y[planes][OH][OW] = pool(x[planes][H][W]).  Returns 0. */
-int lc_pool2d(const lc_pool_desc *d, const float *x, float *y, int nthreads);
+struct lc_isa_config;
+
+/* y[planes][OH][OW] = pool(x[planes][H][W]), with isa's row primitives when
+ * it has them (isa may be NULL: the portable loops; the bits are the same).
+ * Returns 0, or LC_ERR_NOMEM. */
+int lc_pool2d(const struct lc_isa_config *isa, const lc_pool_desc *d, const float *x, float *y,
+              int nthreads);
 
 /* y[p] = mean of plane p of x[planes][hw]. */
 int lc_global_avg_pool(const float *x, float *y, int64_t planes, int64_t hw, int nthreads);

@@ -169,6 +169,19 @@ typedef void (*lc_strided_copy_fn)(float *dst, size_t dst_stride, const float *s
 typedef void (*lc_postop_fn)(float *y, const float *src, size_t n, const float *residual,
                              float bias, const lc_epilogue *ep);
 
+/* Pooling's row primitives (kernels/pool.c), optional (NULL: pool.c's
+ * portable loops).  Each reduces in the order of the portable loops, so the
+ * bits are the same: max keeps the first of equal values (signed zeros) and a
+ * NaN sticks once taken; sums start from the first term (rows) or from 0 (cols).
+ *   rows: r[w] = op over i < nrows (in order) of x[i * step + w], w < n; nrows >= 1
+ *   cols: out[k] = op over j < kw (in order) of in[j * dil + k * stride], k < n;
+ *         stride 1 or 2; reads only the elements named
+ * op: max (is_max) or sum.  r and out may not overlap the inputs. */
+typedef void (*lc_pool_rows_fn)(float *r, const float *x, size_t step, size_t nrows, size_t n,
+                                int is_max);
+typedef void (*lc_pool_cols_fn)(float *out, const float *in, size_t n, size_t kw, size_t dil,
+                                size_t stride, int is_max);
+
 /* The Winograd GEMM of one alpha^2 point with output channels in the vector
  * lanes (small images: few tiles, many channels), for `rows` <= R tiles and
  * `cols` <= CW output channels (R, CW: the ISA's wino_cl_rows/_cols):
@@ -241,6 +254,8 @@ typedef struct lc_isa_config {
     int dl_lanes, dl_cols, dl_rows;  /* its L, CW, R */
     lc_cost_terms cost;
     lc_postop_fn postop;             /* the epilogue beyond the kernels' clamp */
+    lc_pool_rows_fn pool_rows;       /* optional: pooling's row primitives */
+    lc_pool_cols_fn pool_cols;
 } lc_isa_config;
 
 /* ISA identifiers, in preference order from worst to best. */

@@ -78,7 +78,8 @@ cdef extern from "leanconv/pool.h":
         int64_t planes, H, W, OH, OW, kh, kw, sh, sw, dh, dw, pad_t, pad_l, pad_b, pad_r
         int is_max
         int count_include_pad
-    int lc_pool2d(const lc_pool_desc *d, const float *x, float *y, int nthreads) nogil
+    int lc_pool2d(const lc_isa_config *isa, const lc_pool_desc *d, const float *x, float *y,
+                  int nthreads) nogil
     int lc_global_avg_pool(const float *x, float *y, int64_t planes, int64_t hw,
                            int nthreads) nogil
 
@@ -939,12 +940,18 @@ def _ukernel_dw_row(str isa_name, float[::1] out, _size_t n, const float[::1] in
 
 
 def pool2d(const float[::1] x, float[::1] out, tuple geom, bint is_max, bint count_include_pad,
-           int threads):
+           int threads, int isa=0):
     """out = 2-D max/average pooling of x, flat float32 NCHW buffers.  geom =
     (planes, H, W, OH, OW, kh, kw, sh, sw, dh, dw, pad_t, pad_l, pad_b, pad_r),
-    checked by the caller (leanconv.onnx.ops_pool)."""
+    checked by the caller (leanconv.onnx.ops_pool).  isa: an ISA id whose row
+    primitives to use (leanconv._isa.isa_id(); same bits on every ISA)."""
     cdef lc_pool_desc d
     cdef int status
+    cdef const lc_isa_config *cfg = NULL
+    if 0 <= isa < LC_ISA_COUNT:
+        cfg = lc_isa_get(isa)
+    if cfg == NULL:
+        raise ValueError(f"ISA id {isa} is not available on this CPU")
     (d.planes, d.H, d.W, d.OH, d.OW, d.kh, d.kw, d.sh, d.sw, d.dh, d.dw,
      d.pad_t, d.pad_l, d.pad_b, d.pad_r) = geom
     d.is_max = is_max
@@ -954,7 +961,7 @@ def pool2d(const float[::1] x, float[::1] out, tuple geom, bint is_max, bint cou
     if out.shape[0] == 0:
         return
     with nogil:
-        status = lc_pool2d(&d, &x[0], &out[0], threads)
+        status = lc_pool2d(cfg, &d, &x[0], &out[0], threads)
     if status != 0:
         raise MemoryError("pool2d: out of memory")
 

@@ -33,12 +33,15 @@ def executor():
     return ex
 
 
-def load_prepared(path, threads, option="--model", shapes=None):
-    """(model proto, prepared model, feeds) with every user mistake as a CliError."""
+def load_prepared(path, threads, option="--model", shapes=None, memory_budget=False):
+    """(model proto, prepared model, feeds) with every user mistake as a CliError.
+    memory_budget: lco.prepare's (None: its default); False: the tools' per-layer
+    one (executor.PER_LAYER_BUDGET: profiles and splits add up per node)."""
     ex = executor()
     try:
         model = ex.load_model(path)
-        prepared = ex.prepare(model, threads)
+        prepared = ex.prepare(model, threads, ex.PER_LAYER_BUDGET if memory_budget is False
+                              else memory_budget)
         feeds = ex.make_feeds(model, shapes)
         prepared.run(feeds)   # packs the plans; a run-time refusal surfaces here
     except (ValueError, TypeError, NotImplementedError) as e:
@@ -58,7 +61,7 @@ def run(opts, threads) -> int:
         if getattr(opts, option):
             raise CliError(f"--{option[:-5]} does not apply to --model (use --json; "
                            f"`leanconv profile` plots a model)")
-    _, prepared, feeds = load_prepared(opts.model, threads)
+    _, prepared, feeds = load_prepared(opts.model, threads, memory_budget=None)  # as users run it
     ours = list(prepared.run(feeds))
     peers, status = load_model_peers(wanted, opts.model, threads)
     cands = [Candidate("leanconv", lambda: prepared.program.run(feeds))]

@@ -16,6 +16,7 @@ from leanconv import _threads
 from leanconv._heap import return_freed_memory
 from leanconv._select import check_name
 from leanconv.onnx.graph import build_program
+from leanconv.onnx.model_file import load_without_weights
 
 
 class LeanconvRep(BackendRep):
@@ -158,23 +159,30 @@ class LeanconvBackend(Backend):
         the graph rewrites (rewrite.py).
         memory_budget: bytes a run may hold (rep.memory_bytes()): algorithms
         are chosen per layer to fit (Winograd packs alpha^2/9 the raw weights,
-        patch2vec needs almost no workspace), else MemoryError with the bytes
-        the leanest choice needs.  Checked when the memory is planned: at
-        prepare for static input shapes, else at the first run."""
+        patch2vec needs almost no workspace), trading first where the least
+        time is lost per byte saved, else MemoryError with the bytes the
+        leanest choice needs.  Checked when the memory is planned: at prepare
+        for static input shapes, else at the first run.  None with
+        algorithm="auto": the convolutions' packings and workspace hold at
+        most their raw weights plus the model's largest weight (as
+        leanconv.torch.freeze; budget.default_budget), never refused;
+        memory_budget=sys.maxsize lets every layer take auto's packing."""
         if kwargs:
             raise TypeError(f"prepare() got unexpected keyword arguments {sorted(kwargs)}")
         _check_device(device)
+        file_weights = None
         if isinstance(model, bytes):
             model = onnx.load_from_string(model)
         elif isinstance(model, str) or hasattr(model, "__fspath__"):
-            model = onnx.load(model)
+            # the weights stay in the file until each is packed (model_file.py)
+            model, file_weights = load_without_weights(model)
         if check:
             onnx.checker.check_model(_without_weights(model))
         if memory_budget is not None and (isinstance(memory_budget, bool) or not isinstance(
                 memory_budget, (int, np.integer)) or memory_budget <= 0):
             raise ValueError(f"memory_budget must be a positive number of bytes, got "
                              f"{memory_budget!r}")
-        program = build_program(model, check_name(algorithm), None, fuse)
+        program = build_program(model, check_name(algorithm), None, fuse, file_weights)
         program.settings.memory_budget = None if memory_budget is None else int(memory_budget)
         del model   # nothing below needs it: weights are read and packed by the first compile
         rep = LeanconvRep(program)
@@ -182,6 +190,9 @@ class LeanconvBackend(Backend):
         sched = program.compile_declared()
         if sched is not None:
             program.release_weights()
+        if file_weights is not None and program.keeps_weight_sources():
+            file_weights.pin()   # packed again later: not from a file that may change
+        if sched is not None:
             sched.count_bookkeeping()   # now: its walk's scratch is freed just below
         return_freed_memory()   # what loading and packing freed (glibc keeps it)
         return rep

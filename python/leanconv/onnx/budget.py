@@ -3,10 +3,12 @@
 A run holds packed weights (per layer: Winograd's are alpha^2/9 the raw
 size, im2col's about the raw size), constants, the activation arena and the
 largest scratch of one step (per layer: a convolution's workspace, tiny for
-patch2vec).  Starting from what 'auto' picks, the cheapest memory-wise
-switch is made until the total fits: at each round the one layer change that
-lowers the total most.  If nothing fits, MemoryError names the smallest total
-found."""
+patch2vec).  Starting from what 'auto' picks, layers are switched to leaner
+algorithms until the total fits: at each round the switch that loses the
+least time per byte it saves, time as the C cost model prices it (so
+Winograd gives way where it saves the least, and the slow direct reference
+only when nothing else saves bytes).  If nothing fits, MemoryError names the
+smallest total found."""
 from __future__ import annotations
 
 
@@ -16,13 +18,46 @@ def total(fixed, other_scratch, layers, choice):
     return fixed + packed + scratch
 
 
-def fit(layers, fixed, other_scratch, budget):
-    """layers: per Conv, [(algorithm, packed bytes, workspace bytes)] with the
-    preferred one first.  Returns the chosen algorithm per layer."""
+def default_budget(layers, raw, largest):
+    """The algorithms of prepare(memory_budget=None, algorithm="auto"): the
+    convolutions' packings and the one workspace they share hold at most
+    their raw weight bytes (`raw`: per Conv) plus the model's largest weight
+    (`largest`: bytes of its largest Conv weight or other constant), spent on
+    Winograd where it saves the most time per byte.  Why that much: packing
+    a layer holds its raw weights and its packing at once, so preparing
+    reaches the raw weights plus a layer's anyway (leanconv.torch.freeze's
+    rule); and where one weight dwarfs the convolutions (VGG's 400 MB
+    classifier), the convolutions' packings are small next to what the model
+    holds anyway and keep their fastest algorithms.  Never refuses: a model
+    that cannot fit it gets its leanest choice."""
+    options = [_default_options(c) for c in layers]
+    return fit(options, 0, 0, sum(raw) + max([largest] + raw), refuse=False)
+
+
+GEMM_FORMS = ("im2col", "patch2vec")
+
+
+def _default_options(cands):
+    """What the default budget may switch a layer to: not the direct
+    reference, and one GEMM form (the preferred one, else the cheaper by the
+    cost model): the model prices Im2Col and Patch2Vec nearly alike, so
+    trading one for the other's smaller workspace would look free, and is
+    not (Patch2Vec ran 0.8 -> 1.3 ms on ResNet-18's 256@14)."""
+    first = cands[0]
+    gemm = [c for c in cands if c[0] in GEMM_FORMS]
+    keep = first if first[0] in GEMM_FORMS else min(gemm, key=lambda c: c[3], default=None)
+    return [first] + [c for c in cands[1:] if c[0] != "direct" and
+                      (c[0] not in GEMM_FORMS or c is keep)]
+
+
+def fit(layers, fixed, other_scratch, budget, refuse=True):
+    """layers: per Conv, [(algorithm, packed bytes, workspace bytes, cost)]
+    with the preferred one first.  Returns the chosen algorithm per layer;
+    refuse: MemoryError when nothing fits (else the leanest total found)."""
     choice = [0] * len(layers)
     now = total(fixed, other_scratch, layers, choice)
     while now > budget:
-        best = None
+        best = None   # (time lost per byte saved, total after, layer, option)
         for i, cands in enumerate(layers):
             keep = choice[i]
             for k in range(len(cands)):
@@ -30,14 +65,16 @@ def fit(layers, fixed, other_scratch, budget):
                     continue
                 choice[i] = k
                 t = total(fixed, other_scratch, layers, choice)
-                if t < now and (best is None or t < best[0]):
-                    best = (t, i, k)
+                if t < now:
+                    rate = max(cands[k][3] - cands[keep][3], 0.0) / (now - t)
+                    if best is None or (rate, t) < best[:2]:
+                        best = (rate, t, i, k)
             choice[i] = keep
         if best is None:
             break
-        now, i, k = best
+        _, now, i, k = best
         choice[i] = k
-    if now > budget:
+    if now > budget and refuse:
         raise MemoryError(f"the model needs at least {now} bytes ({now / 2**20:.1f} MiB) with "
                           f"the leanest algorithms leanconv has; memory_budget={budget}")
     return [c[k][0] for c, k in zip(layers, choice)]

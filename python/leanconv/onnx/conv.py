@@ -17,7 +17,7 @@ from leanconv import _core, _isa
 from leanconv._fold import fold_batchnorm  # noqa: F401  (graph.py folds through here)
 from leanconv._params import ConvSpec
 from leanconv._plan import Conv2d as _Plan
-from leanconv._select import ALGORITHMS, algorithm_id, choose, why_unsupported
+from leanconv._select import ALGORITHMS, algorithm_id, choose, model_cost, why_unsupported
 from leanconv.onnx.node import as_int_list, unsupported
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
@@ -107,6 +107,10 @@ class ConvOp:
             self._source = None
 
     @property
+    def keeps_weight_source(self):
+        return self._source is not None
+
+    @property
     def packed_bytes(self):
         return self.last_plan.packed_bytes if self.last_plan is not None else 0
 
@@ -180,8 +184,9 @@ class ConvOp:
         return self._shape4
 
     def candidates(self, x_shape, threads):
-        """[(algorithm, packed bytes, workspace bytes)] of every algorithm that
-        can run this layer on inputs of x_shape, the one 'auto' picks first."""
+        """[(algorithm, packed bytes, workspace bytes, cost)] of every algorithm
+        that can run this layer on inputs of x_shape, the one 'auto' picks
+        first; cost is the C cost model's (kernels/choose.c) for one call."""
         shape = tuple(x_shape)
         x4 = shape[:2] + (1,) + shape[2:] if len(shape) == 3 else shape
         w_shape = self._shape4
@@ -196,7 +201,7 @@ class ConvOp:
             if why_unsupported(name, spec, isa_id, geom) is None:
                 packed, ws = _core.sizes(algorithm_id(name), isa_id, geom, threads)
                 if packed >= 0 and ws >= 0:
-                    out.append((name, packed, ws))
+                    out.append((name, packed, ws, model_cost(name, isa_id, geom, threads)))
         return out
 
     def _algorithm(self, w_shape, stride, pads, dilation, hw):

@@ -81,17 +81,23 @@ class Constants(dict):
     first access, so a Conv's weights can be read straight from the model when
     it is packed (see weight_source) and never held twice."""
 
-    def __init__(self, initializers):
+    def __init__(self, initializers, file_weights=None):
         super().__init__()
         self._protos = {t.name: t for t in initializers}
+        self._file = file_weights   # model_file.FileWeights: initializers read from the file
 
     def __contains__(self, name):
         return dict.__contains__(self, name) or name in self._protos
 
     def __missing__(self, name):
-        value = numpy_helper.to_array(self._protos.pop(name))
+        value = self._read(self._protos.pop(name))
         self[name] = value
         return value
+
+    def _read(self, proto):
+        if self._file is not None and proto.name in self._file:
+            return self._file.read(proto.name)
+        return numpy_helper.to_array(proto)
 
     def get(self, name, default=None):
         return self[name] if name in self else default
@@ -104,7 +110,7 @@ class Constants(dict):
             return None
         shape = tuple(proto.dims)
         dtype = NP_TYPES.get(proto.data_type, np.dtype("O"))
-        return conv_mod.WeightSource(shape, dtype, lambda: numpy_helper.to_array(proto))
+        return conv_mod.WeightSource(shape, dtype, lambda: self._read(proto))
 
 
 class BuildContext:
@@ -381,13 +387,16 @@ def _c_activation(fn, activation, settings):
     return into
 
 
-def build_program(model, algorithm="auto", threads=None, fuse=True) -> Program:
+def build_program(model, algorithm="auto", threads=None, fuse=True,
+                  file_weights=None) -> Program:
+    """file_weights: the model_file.FileWeights of a model opened without its
+    large initializers' data, else None."""
     if not isinstance(model, onnx.ModelProto):
         raise TypeError(f"expected an onnx.ModelProto, got {type(model).__name__}")
     opset = _opset(model)
     graph = model.graph
     settings = Settings(algorithm, threads)
-    constants = Constants(graph.initializer)
+    constants = Constants(graph.initializer, file_weights)
     if graph.sparse_initializer:
         raise unsupported("sparse initializers")
     inputs = []

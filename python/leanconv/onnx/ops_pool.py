@@ -13,7 +13,7 @@ import itertools
 
 import numpy as np
 
-from leanconv import _core, _threads
+from leanconv import _core, _isa, _threads
 from leanconv.onnx.conv import AUTO_PADS, same_pads
 from leanconv.onnx.node import as_int_list, unsupported
 from leanconv.onnx.program import Step
@@ -56,6 +56,7 @@ class Pool:
         if self.auto_pad not in AUTO_PADS:
             raise ValueError(f"{node.op_type} node {node.name}: unknown auto_pad {self.auto_pad!r}")
         self.ceil_mode = int(node.attr("ceil_mode", 0)) == 1
+        self._c_geom = None   # (input shape, kernels/pool.c geometry) of the last C call
         self.count_include_pad = int(node.attr("count_include_pad", 0)) == 1
         if len(self.strides) != nd or len(self.dilations) != nd or len(self.pads) != 2 * nd:
             raise ValueError(f"{node.op_type} node {node.name}: kernel_shape, strides, dilations "
@@ -90,13 +91,23 @@ class Pool:
         if x.ndim != 4 or x.dtype != np.float32 or not x.flags.c_contiguous:
             np.copyto(y, self(x)[0])
             return
-        begin, end, geo = self._geometry(x)
-        N, C, H, W = x.shape
+        _core.pool2d(x.reshape(-1), y.reshape(-1), self._c_geometry(x.shape), self.kind == "max",
+                     self.count_include_pad, _threads.resolve(self.settings.threads),
+                     _isa.isa_id())
+
+    def _c_geometry(self, shape):
+        """kernels/pool.c's geometry tuple for a 4-D input shape (the last one
+        kept: a schedule calls with one shape, and this is Python per call)."""
+        cached = self._c_geom
+        if cached is not None and cached[0] == shape:
+            return cached[1]
+        begin, end, geo = self._geometry(np.broadcast_to(np.float32(0), shape))
+        N, C, H, W = shape
         geom = (N * C, H, W, geo[0][0], geo[1][0], self.kernel[0], self.kernel[1],
                 self.strides[0], self.strides[1], self.dilations[0], self.dilations[1],
                 begin[0], begin[1], end[0], end[1])
-        _core.pool2d(x.reshape(-1), y.reshape(-1), geom, self.kind == "max",
-                     self.count_include_pad, _threads.resolve(self.settings.threads))
+        self._c_geom = (shape, geom)
+        return geom
 
     def __call__(self, x):
         nd = len(self.kernel)

@@ -179,6 +179,11 @@ class Program:
             if s.conv is not None:
                 s.conv.release()
 
+    def keeps_weight_sources(self):
+        """Whether a Conv may still read its raw weights (packing at the first
+        run, or again for another input size)."""
+        return any(s.conv is not None and s.conv.keeps_weight_source for s in self.steps)
+
 
 def _timer(timings):
     """An interpret() observer that cannot time steps (they run before it sees

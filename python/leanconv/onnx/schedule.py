@@ -327,11 +327,18 @@ class Schedule:
         convs = [i for i in conv_inputs if steps[i].conv.weight_shape is not None]
         settings = self.program.settings
         budget = getattr(settings, "memory_budget", None)
-        if budget is not None:
+        if budget is not None or settings.algorithm == "auto":
             layers = [steps[i].conv.candidates(conv_inputs[i], settings.threads) for i in convs]
-            fixed = arena_bytes + sum(np.asarray(v).nbytes
-                                      for v in self.program.constants.values())
-            for i, name in zip(convs, budget_mod.fit(layers, fixed, other_scratch, budget)):
+            if budget is None:   # the default: Winograd within a bound (budget.default_budget)
+                raw = [4 * int(np.prod(steps[i].conv.weight_shape)) for i in convs]
+                largest = max([np.asarray(v).nbytes for v in self.program.constants.values()]
+                              + raw, default=0)
+                names = budget_mod.default_budget(layers, raw, largest)
+            else:
+                fixed = arena_bytes + sum(np.asarray(v).nbytes
+                                          for v in self.program.constants.values())
+                names = budget_mod.fit(layers, fixed, other_scratch, budget)
+            for i, name in zip(convs, names):
                 steps[i].conv.algorithm_override = name
         for i in sorted(convs, key=lambda i: -int(np.prod(steps[i].conv.weight_shape))):
             steps[i].conv.plan_for(np.broadcast_to(np.float32(0), conv_inputs[i]))

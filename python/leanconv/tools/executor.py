@@ -28,6 +28,7 @@ import contextlib
 import functools
 import gc
 import os
+import sys
 import time
 import tracemalloc
 import weakref
@@ -81,10 +82,18 @@ def load_model(path) -> onnx.ModelProto:
     return model
 
 
-def prepare(model, threads=None):
+# The memory budget the tools prepare with: none (each Conv's packing is auto's
+# choice for that layer alone), so a profile's per-node bytes add up and a part
+# of a model packs each layer as the whole did; the default budget of
+# lco.prepare is the whole model's (leanconv.onnx.budget.default_budget).
+PER_LAYER_BUDGET = sys.maxsize
+
+
+def prepare(model, threads=None, memory_budget=PER_LAYER_BUDGET):
     """lco.prepare, under tracemalloc: what the prepared model holds in Python
     objects and small arrays (steps, plans, biases, bound views) beyond its
-    buffers is kept for memory_traits (object_bytes_per_node)."""
+    buffers is kept for memory_traits (object_bytes_per_node).  memory_budget:
+    lco.prepare's (None: its default)."""
     warm_up()
     started = not tracemalloc.is_tracing()
     if started:
@@ -92,7 +101,7 @@ def prepare(model, threads=None):
     try:
         gc.collect()
         before = tracemalloc.get_traced_memory()[0]
-        prepared = lco.prepare(model, threads=threads)
+        prepared = lco.prepare(model, threads=threads, memory_budget=memory_budget)
         gc.collect()
         _object_bytes[prepared] = max(0, tracemalloc.get_traced_memory()[0] - before
                                       - _buffer_bytes(prepared.program))

@@ -1,0 +1,68 @@
+/* Pooling's row primitives, AVX-512 (lc_pool_rows_fn / lc_pool_cols_fn in
+ * include/leanconv/ukernels.h): 16 outputs per vector.  The portable loops
+ * in kernels/pool.c vectorise only at the build's baseline width, and not at
+ * all for stride 2, where the taps of neighbouring outputs are two floats
+ * apart: here a stride-2 tap is two loads and one permute (the even lanes).
+ *
+ * Max: _mm512_max_ps(v, m) is (v > m ? v : m) and gives m when either is a
+ * NaN, which is pool.c's LC_MAX_NAN except for a NaN v, blended in after:
+ * the same bits as the portable loops, signed zeros included. */
+#include "../isa_build.h"
+#ifdef LC_BUILD_AVX512
+#include "target_begin.h"
+#include "../ukernel_decls.h"
+
+static inline __mmask16 lc_pool_mask(size_t cnt) {
+    return cnt >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cnt) - 1u);
+}
+
+static inline __m512 lc_pool_max(__m512 m, __m512 v) {
+    return _mm512_mask_mov_ps(_mm512_max_ps(v, m), _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
+}
+
+void lc_f32_pool_rows__avx512(float *r, const float *x, size_t step, size_t nrows, size_t n,
+                              int is_max) {
+    for (size_t w = 0; w < n; w += 16) {
+        const __mmask16 k = lc_pool_mask(n - w);
+        __m512 acc = _mm512_maskz_loadu_ps(k, x + w);
+        for (size_t i = 1; i < nrows; i++) {
+            const __m512 v = _mm512_maskz_loadu_ps(k, x + i * step + w);
+            acc = is_max ? lc_pool_max(acc, v) : _mm512_add_ps(acc, v);
+        }
+        _mm512_mask_storeu_ps(r + w, k, acc);
+    }
+}
+
+/* in[2k], k < cnt (<= 16), into lanes k: the even lanes of two loads that
+ * read exactly in[0 .. 2 cnt - 1). */
+static inline __m512 lc_pool_even(const float *in, size_t cnt, __m512i even) {
+    const size_t used = 2 * cnt - 1;
+    const __m512 lo = _mm512_maskz_loadu_ps(lc_pool_mask(used), in);
+    const __m512 hi = used > 16 ? _mm512_maskz_loadu_ps(lc_pool_mask(used - 16), in + 16)
+                                : _mm512_setzero_ps();
+    return _mm512_permutex2var_ps(lo, even, hi);
+}
+
+void lc_f32_pool_cols__avx512(float *out, const float *in, size_t n, size_t kw, size_t dil,
+                              size_t stride, int is_max) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    for (size_t o = 0; o < n; o += 16) {
+        const size_t cnt = n - o < 16 ? n - o : 16;
+        const __mmask16 k = lc_pool_mask(cnt);
+        const float *base = in + o * stride;
+        __m512 acc = is_max ? _mm512_set1_ps(0.0f) : _mm512_setzero_ps();
+        for (size_t j = 0; j < kw; j++) {
+            const float *t = base + j * dil;
+            const __m512 v = stride == 1 ? _mm512_maskz_loadu_ps(k, t) : lc_pool_even(t, cnt, even);
+            if (!is_max)
+                acc = _mm512_add_ps(acc, v);
+            else
+                acc = j == 0 ? v : lc_pool_max(acc, v);
+        }
+        _mm512_mask_storeu_ps(out + o, k, acc);
+    }
+}
+
+#include "target_end.h"
+#endif

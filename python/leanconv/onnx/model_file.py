@@ -1,0 +1,210 @@
+"""Open an .onnx file without holding its weights.
+
+`onnx.load(path)` parses the whole file into one protobuf message: for
+ResNet-18 that is 45 MB of weights held until the message dies, on top of the
+packings prepare builds from them.  Here the file is mapped, its protobuf wire
+format walked only as deep as the graph's initializers, and every large
+initializer's `raw_data` left out of the message that onnx parses.  Each such
+weight is read from the file (into memory of its own, not a mapping, so it
+leaves the process's RSS when it is dropped) when prepare packs it.
+
+Wire format, as far as this needs it: a message is a sequence of fields, each a
+varint key (field number << 3 | wire type) followed by a varint (type 0),
+8 bytes (1), a varint length and that many bytes (2) or 4 bytes (5).
+ModelProto.graph is field 7, GraphProto.initializer field 5, and in
+TensorProto name is field 8, raw_data 9 and data_location 14."""
+from __future__ import annotations
+
+import mmap
+import os
+import sys
+
+import numpy as np
+import onnx
+
+from leanconv.onnx.node import NP_TYPES
+
+_MODEL_GRAPH, _GRAPH_INITIALIZER = 7, 5
+_TENSOR_NAME, _TENSOR_RAW_DATA, _TENSOR_DATA_LOCATION = 8, 9, 14
+LEFT_OUT_ABOVE = 4096   # raw_data bytes: smaller weights stay in the message (the checker sees them)
+
+
+def _varint(buf, pos):
+    value = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("malformed varint")
+
+
+def _encode_varint(value):
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _fields(buf, start, end):
+    """(field number, wire type, field start, value start, value end) of each
+    field in buf[start:end]; a length-delimited field's value is its bytes."""
+    pos = start
+    while pos < end:
+        field_start = pos
+        key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            _, value_end = _varint(buf, pos)
+            value_start = pos
+        elif wire == 1:
+            value_start, value_end = pos, pos + 8
+        elif wire == 2:
+            length, value_start = _varint(buf, pos)
+            value_end = value_start + length
+        elif wire == 5:
+            value_start, value_end = pos, pos + 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+        if value_end > end:
+            raise ValueError("a field runs past the end of its message")
+        pos = value_end
+        yield number, wire, field_start, value_start, value_end
+
+
+def _length_delimited(number, payload):
+    return _encode_varint(number << 3 | 2) + _encode_varint(len(payload)) + payload
+
+
+class _ExternalData(Exception):
+    """A tensor keeps its data in another file: onnx.load reads those."""
+
+
+def _tensor_without_raw_data(buf, start, end):
+    """(TensorProto bytes without raw_data, name, raw_data's (offset, length))
+    or None when the tensor is small or keeps no raw_data."""
+    name, raw, external = None, None, False
+    kept = []
+    for number, wire, fstart, vstart, vend in _fields(buf, start, end):
+        if number == _TENSOR_RAW_DATA and wire == 2:
+            raw = (vstart, vend - vstart)
+            continue
+        if number == _TENSOR_NAME and wire == 2:
+            name = bytes(buf[vstart:vend]).decode("utf-8")
+        elif number == _TENSOR_DATA_LOCATION and wire == 0:
+            external = _varint(buf, vstart)[0] == 1
+        kept.append(bytes(buf[fstart:vend]))
+    if external:
+        raise _ExternalData
+    if raw is None or name is None or raw[1] <= LEFT_OUT_ABOVE:
+        return None
+    return b"".join(kept), name, raw
+
+
+class FileWeights:
+    """The initializers left out of the message: name -> array, read from
+    the file when asked (each read is a fresh array)."""
+
+    def __init__(self, path, spans):
+        self.path = os.fspath(path)
+        self._spans = spans           # name -> (offset, length)
+        self._meta = {}               # name -> (dtype, shape), from the parsed message
+        self._pinned = {}
+        stat = os.stat(self.path)
+        self._identity = (stat.st_size, stat.st_mtime_ns)
+
+    def describe(self, initializers):
+        """Record dtype and shape of every left-out initializer, checking that
+        its raw_data has the bytes they need."""
+        for t in initializers:
+            if t.name not in self._spans:
+                continue
+            dtype = NP_TYPES.get(t.data_type)
+            dtype = None if dtype is None else np.dtype(dtype)
+            if dtype is None or dtype == np.dtype(object) or dtype.byteorder == ">":
+                raise ValueError(f"initializer {t.name!r}: raw_data of data type {t.data_type} "
+                                 f"is not readable")
+            shape = tuple(int(d) for d in t.dims)
+            need = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            if need != self._spans[t.name][1]:
+                raise ValueError(f"initializer {t.name!r}: raw_data has "
+                                 f"{self._spans[t.name][1]} bytes, its shape {list(shape)} and "
+                                 f"type need {need}")
+            self._meta[t.name] = (dtype, shape)
+
+    def __contains__(self, name):
+        return name in self._meta
+
+    def read(self, name):
+        if name in self._pinned:
+            return self._pinned[name]
+        dtype, shape = self._meta[name]
+        offset, length = self._spans[name]
+        stat = os.stat(self.path)
+        if (stat.st_size, stat.st_mtime_ns) != self._identity:
+            raise ValueError(f"the model file {self.path} changed after prepare read it; "
+                             f"prepare the model again")
+        out = np.empty(shape, dtype)
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            if f.readinto(memoryview(out).cast("B")) != length:
+                raise ValueError(f"the model file {self.path} ended inside initializer "
+                                 f"{name!r}")
+        return out
+
+    def pin(self):
+        """Read every weight now: for models whose packing waits for the first
+        run's input shape, so they do not depend on the file afterwards."""
+        for name in self._meta:
+            self._pinned.setdefault(name, self.read(name))
+
+
+def load_without_weights(path):
+    """(ModelProto whose large initializers have no raw_data, FileWeights
+    reading them) -- or (onnx.load(path), None) where this reader does not
+    apply: a big-endian host, external data, or nothing worth leaving out."""
+    if sys.byteorder != "little":   # raw_data is little-endian; onnx.load swaps it
+        return onnx.load(path), None
+    with open(path, "rb") as f:
+        try:
+            buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:   # an empty file cannot be mapped: onnx names the problem
+            return onnx.load(path), None
+    try:
+        view = memoryview(buf)
+        try:
+            model_parts, graph_parts, spans = [], [], {}
+            for number, wire, fstart, vstart, vend in _fields(view, 0, len(view)):
+                if number != _MODEL_GRAPH or wire != 2:
+                    model_parts.append(bytes(view[fstart:vend]))
+                    continue
+                for gnum, gwire, gfstart, gvstart, gvend in _fields(view, vstart, vend):
+                    light = (_tensor_without_raw_data(view, gvstart, gvend)
+                             if gnum == _GRAPH_INITIALIZER and gwire == 2 else None)
+                    if light is None or light[1] in spans:
+                        graph_parts.append(bytes(view[gfstart:gvend]))
+                        continue
+                    tensor, name, span = light
+                    spans[name] = span
+                    graph_parts.append(_length_delimited(_GRAPH_INITIALIZER, tensor))
+                model_parts.append(_length_delimited(_MODEL_GRAPH, b"".join(graph_parts)))
+        finally:
+            view.release()
+    except (ValueError, IndexError, _ExternalData):   # onnx.load reads those or says why
+        return onnx.load(path), None
+    finally:
+        buf.close()
+    if not spans:
+        return onnx.load(path), None
+    model = onnx.load_from_string(b"".join(model_parts))
+    weights = FileWeights(path, spans)
+    weights.describe(model.graph.initializer)
+    return model, weights

@@ -1,0 +1,121 @@
+"""leanconv.onnx.model_file: prepare(path) reads large weights from the file
+when it packs them, with the same results as prepare(ModelProto)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+import leanconv.onnx as lco  # noqa: E402
+from leanconv.onnx import model_file  # noqa: E402
+
+F32 = TensorProto.FLOAT
+
+
+def small_net(auto_pad="NOTSET", batch=1, size=12):
+    """Conv (large weights) -> Relu -> Conv -> global pool -> Gemm (a large
+    non-conv constant) with a small bias kept in the message."""
+    g = np.random.default_rng(0)
+    inits = {"w1": g.standard_normal((32, 8, 3, 3)).astype(np.float32),
+             "w2": g.standard_normal((32, 32, 3, 3)).astype(np.float32),
+             "b2": g.standard_normal(32).astype(np.float32),
+             "fc": g.standard_normal((40, 32)).astype(np.float32),
+             "fb": g.standard_normal(40).astype(np.float32)}
+    conv1 = (dict(auto_pad="SAME_UPPER") if auto_pad != "NOTSET" else dict(pads=[1] * 4))
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"], **conv1),
+             helper.make_node("Relu", ["a"], ["b"]),
+             helper.make_node("Conv", ["b", "w2", "b2"], ["c"], pads=[1] * 4),
+             helper.make_node("GlobalAveragePool", ["c"], ["p"]),
+             helper.make_node("Flatten", ["p"], ["f"]),
+             helper.make_node("Gemm", ["f", "fc", "fb"], ["y"], transB=1)]
+    graph = helper.make_graph(
+        nodes, "net", [helper.make_tensor_value_info("x", F32, [batch, 8, size, size])],
+        [helper.make_tensor_value_info("y", F32, [batch, 40])],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+
+
+def save(model, tmp_path, name="m.onnx"):
+    path = tmp_path / name
+    onnx.save(model, str(path))
+    return path
+
+
+def test_large_weights_are_left_in_the_file(tmp_path):
+    model = small_net()
+    skeleton, weights = model_file.load_without_weights(save(model, tmp_path))
+    full = {t.name: t for t in model.graph.initializer}
+    left_out = {t.name for t in skeleton.graph.initializer if not t.raw_data}
+    assert left_out == {"w1", "w2", "fc"}   # over LEFT_OUT_ABOVE bytes; the biases stay
+    for name in left_out:
+        np.testing.assert_array_equal(weights.read(name), numpy_helper.to_array(full[name]))
+    for t in skeleton.graph.initializer:   # the rest of each tensor is as it was
+        assert list(t.dims) == list(full[t.name].dims) and t.data_type == full[t.name].data_type
+    assert [n.name for n in skeleton.graph.node] == [n.name for n in model.graph.node]
+    assert skeleton.opset_import == model.opset_import
+
+
+@pytest.mark.parametrize("variant", ["static", "same_pad", "dynamic"])
+def test_prepare_from_path_equals_prepare_from_model(tmp_path, variant):
+    model = small_net(auto_pad="SAME_UPPER" if variant == "same_pad" else "NOTSET")
+    if variant == "dynamic":
+        model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "N"
+        model.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "N"
+    path = save(model, tmp_path)
+    x = np.random.default_rng(1).standard_normal((1, 8, 12, 12)).astype(np.float32)
+    want = lco.prepare(model).run({"x": x})[0]
+    rep = lco.prepare(path)
+    path.unlink()   # what is packed later (first run, other sizes) was read at prepare
+    np.testing.assert_array_equal(rep.run({"x": x})[0], want)
+    if variant != "static":   # another input size packs again from the weights held
+        x2 = np.random.default_rng(2).standard_normal((2 if variant == "dynamic" else 1, 8,
+                                                        12, 12)).astype(np.float32)
+        other = lco.prepare(model)
+        np.testing.assert_array_equal(rep.run({"x": x2})[0], other.run({"x": x2})[0])
+
+
+def test_external_data_is_read_by_onnx(tmp_path):
+    model = small_net()
+    path = tmp_path / "ext.onnx"
+    onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="ext.data", size_threshold=0)
+    skeleton, weights = model_file.load_without_weights(path)
+    assert weights is None and all(t.raw_data for t in skeleton.graph.initializer)
+    x = np.ones((1, 8, 12, 12), np.float32)
+    np.testing.assert_array_equal(lco.prepare(path).run({"x": x})[0],
+                                  lco.prepare(small_net()).run({"x": x})[0])
+
+
+def test_a_model_with_only_small_weights_loads_whole(tmp_path):
+    x = helper.make_tensor_value_info("x", F32, [1, 4])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "tiny", [x],
+                              [helper.make_tensor_value_info("y", F32, [1, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    skeleton, weights = model_file.load_without_weights(save(model, tmp_path))
+    assert weights is None and skeleton == model
+
+
+def test_a_truncated_file_is_refused(tmp_path):
+    path = save(small_net(), tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(Exception, match="(?i)error|pars|truncat|decode"):
+        lco.prepare(path)
+
+
+def test_raw_data_that_does_not_fit_its_shape_is_refused(tmp_path):
+    model = small_net()
+    w = next(t for t in model.graph.initializer if t.name == "w2")
+    w.dims[0] = 31   # 31x32x3x3 floats, raw_data still holds 32x32x3x3
+    with pytest.raises(ValueError, match="'w2'.*raw_data has 36864 bytes"):
+        model_file.load_without_weights(save(model, tmp_path))
+
+
+def test_a_file_changed_after_prepare_is_named(tmp_path):
+    path = save(small_net(), tmp_path)
+    _, weights = model_file.load_without_weights(path)
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(ValueError, match="changed after prepare"):
+        weights.read("w1")
