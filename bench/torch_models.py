@@ -6,8 +6,8 @@
 Random weights, eval mode, batch 1, 224x224.  Engines: stock torch, the
 frozen model (freeze's default: packed weights within torch's weight bytes),
 the frozen model without a memory budget, and (ResNet-18, MobileNetV2)
-onnxruntime on the model exported by torch.onnx.export with intra-op threads
-= the thread count.  Each engine lives in its own worker process; the rounds
+onnxruntime and leanconv.onnx on the model exported by torch.onnx.export,
+with intra-op threads = the thread count.  Each engine lives in its own worker process; the rounds
 are interleaved across the processes (one run per engine per round, a pause
 between engines) so drifts in clock speed or machine load hit all alike and
 no engine runs beside another's spinning thread pool.  The figure is the
@@ -15,7 +15,9 @@ median, the spread the interquartile range over the median.  Peak RSS is
 measured in separate processes (VmHWM): one builds the model and runs it
 stock; the others build it, freeze it and run the frozen model.  The
 per-call overhead row times a chain of 60 tiny 1x1 convolutions, where the
-kernels do almost nothing, against the bare kernel calls.
+kernels do almost nothing, against the same kernels called bound in one C
+loop (the least a call can cost), and the frozen model's fx code (each layer
+a Python call, as when a shape is seen the first time).
 """
 from __future__ import annotations
 
@@ -48,9 +50,10 @@ ORT_MODELS = ("resnet18", "mobilenet_v2")
 SEGMENTATION = "deeplabv3_mobilenet_v3_large"
 
 
-ENGINES = ("stock", "frozen", "frozen-fast", "ort")
+ENGINES = ("stock", "frozen", "frozen-fast", "ort", "lc-onnx")
+PEERS = ("ort", "lc-onnx")          # run on ORT_MODELS only
 ENGINE_TEXT = {"stock": "torch", "frozen": "frozen", "frozen-fast": "frozen, no budget",
-               "ort": "onnxruntime"}
+               "ort": "onnxruntime", "lc-onnx": "leanconv.onnx"}
 
 
 # --- one engine per process ----------------------------------------------------------------
@@ -69,12 +72,13 @@ def _build(name, engine, size, algorithm):
     model = tv.make(name)
     if engine == "stock":
         return model, x, lambda n: (lambda: model(x))
-    if engine == "ort":
+    if engine in PEERS:
         sessions = {}
+        make = ort_session if engine == "ort" else lc_onnx_session
 
         def session(n):
             if n not in sessions:
-                sessions[n] = ort_session(model, x, n)
+                sessions[n] = make(model, x, n)
             return sessions[n]
         return model, x, session
     budget = sys.maxsize if engine == "frozen-fast" else None
@@ -105,7 +109,7 @@ def worker(name, engine, size, algorithm):
             elif cmd == "output":               # output PATH -> the model's output saved there
                 torch.set_num_threads(1)
                 y = fn_for(1)()
-                y = torch.from_numpy(y[0]) if engine == "ort" else tv.output(y)
+                y = torch.from_numpy(y[0]) if engine in PEERS else tv.output(y)
                 torch.save(y, arg[0])
                 reply = arg[0]
             elif cmd == "info":
@@ -161,12 +165,26 @@ def interleaved(workers, threads, repeats, warmup, pause):
     return {e: _spread(ts) for e, ts in times.items()}
 
 
-def ort_session(model, x, threads):
-    import onnxruntime as ort
+def _exported(model, x):
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (x,), buf, dynamo=False, input_names=["x"])
+    return buf.getvalue()
+
+
+def lc_onnx_session(model, x, threads):
+    import onnx
+
+    import leanconv.onnx as lco
+    rep = lco.prepare(onnx.load_from_string(_exported(model, x)), threads=threads)
+    feed = [x.numpy()]
+    return lambda: rep.run(feed)
+
+
+def ort_session(model, x, threads):
+    import onnxruntime as ort
+    buf = io.BytesIO(_exported(model, x))
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
     sess = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
@@ -230,26 +248,31 @@ def _median_in_process(fns, repeats, warmup):
 
 
 def call_overhead(convs=60, repeats=200):
-    """Microseconds a frozen conv call costs beyond its kernel, on a 60-conv
-    chain of 1x1 convs over an 8x4x4 input (kernels of ~0.1 us of work)."""
+    """Microseconds a frozen model's call costs beyond its kernels, on a
+    chain of 1x1 convs over an 8x4x4 input (kernels of ~0.1 us of work):
+    against the same kernels bound to fixed buffers and run in one C loop,
+    the least those calls can cost; and the fx code's cost (a Python call
+    per layer), which a frozen model runs for a shape it sees the first time."""
+    from leanconv import _core, _scratch
     torch.set_num_threads(1)
     chain = torch.nn.Sequential(*[torch.nn.Conv2d(8, 8, 1) for _ in range(convs)]).eval()
     x = torch.randn(1, 8, 4, 4)
     with torch.no_grad():
         frozen = lct.freeze(chain, x)
     kernels = [m for m in frozen.modules() if isinstance(m, FrozenConv2d)]
-    xn = x.numpy().reshape(-1)
-    yn = torch.empty(1, 8, 4, 4).numpy().reshape(-1)
-    calls = [(m._kernel_run, m._bias_np, m._geometry(x.shape, 1)[0]) for m in kernels]
-
-    def bare():
-        for run, b, g in calls:
-            run(xn, yn, b, g, 1)
+    a, b = x.numpy().copy(), x.numpy().copy()
+    bound = tuple(m.plan.bind(*((a, b) if i % 2 == 0 else (b, a)), threads=1)
+                  for i, m in enumerate(kernels))
+    ws = _scratch.lend(max(c.workspace_bytes for c in bound) or 1)
+    fx_code = type(frozen).forward
 
     with torch.inference_mode():
-        t_frozen, t_bare = _median_in_process([lambda: frozen(x), bare], repeats, 10)
-    return dict(convs=convs, frozen_us=t_frozen / convs * 1e6, kernel_us=t_bare / convs * 1e6,
-                overhead_us=(t_frozen - t_bare) / convs * 1e6)
+        t_frozen, t_bare, t_fx = _median_in_process(
+            [lambda: frozen(x), lambda: _core.run_bound(bound, ws),
+             lambda: fx_code(frozen, x)], repeats, 10)
+    return dict(convs=convs, frozen_us=t_frozen * 1e6, kernels_us=t_bare * 1e6,
+                fx_us=t_fx * 1e6, overhead_us=(t_frozen - t_bare) * 1e6,
+                fx_per_conv_us=(t_fx - t_bare) / convs * 1e6)
 
 
 # --- peak RSS in separate processes ------------------------------------------------------------
@@ -328,8 +351,10 @@ def markdown(rows, overhead, rss, args, load_before, load_after):
         "torch's conv weight bytes plus the largest layer's, spent on Winograd where it saves "
         "the most time per byte; "
         "*no budget* is `memory_budget=sys.maxsize` (every layer its fastest packing, Winograd "
-        "at alpha^2/9 = 1.8-7.1x the raw weights). Inside a frozen call torch's own ops run on "
-        "one thread and leanconv's kernels on torch's setting. "
+        "at alpha^2/9 = 1.8-7.1x the raw weights). A frozen model runs as one schedule over a "
+        "static activation arena, compiled at freeze for the example input's shape "
+        "(leanconv.onnx's executor); inside its call torch's own ops run on one thread and "
+        "leanconv's kernels on torch's setting. "
         "**Method:** each engine runs in its own worker process (one thread pool per process); "
         f"the rounds are interleaved across the processes, one run of each engine per round with "
         f"{args.pause * 1e3:.0f} ms of sleep between engines, so idle pools have stopped "
@@ -373,18 +398,23 @@ def markdown(rows, overhead, rss, args, load_before, load_after):
     lines.append("| **geomean** | " + " | ".join(geo) + " | | | |")
     ort_rows = [r for r in rows if "ort" in r["times"]]
     if ort_rows:
-        lines += ["", "onnxruntime (model exported by `torch.onnx.export`, intra-op threads = "
-                  "threads), timed in the same interleaved rounds, in its own process:", "",
+        lines += ["", "onnxruntime and leanconv.onnx (model exported by `torch.onnx.export`, "
+                  "intra-op threads = threads), timed in the same interleaved rounds, each in "
+                  "its own process; *x* = the peer's time over the frozen model's:", "",
                   "| model | threads | torch ms | frozen ms | no budget ms | onnxruntime ms | "
-                  "frozen vs ort | no budget vs ort |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                  "leanconv.onnx ms | frozen vs ort | no budget vs ort | frozen vs "
+                  "leanconv.onnx |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in ort_rows:
             t = r["times"]
-            f = t.get("frozen-fast")
+            f, lco = t.get("frozen-fast"), t.get("lc-onnx")
+
+            def vs(peer, ours):
+                return f"{peer[0] / ours[0]:.2f}x" if peer and ours else ""
             lines.append(f"| {r['model']} | {r['threads']} | {_ms(t['stock'])} | "
                          f"{_ms(t['frozen'])} | {_ms(f) if f else ''} | {_ms(t['ort'])} | "
-                         f"{t['ort'][0] / t['frozen'][0]:.2f}x | "
-                         f"{t['ort'][0] / f[0] if f else float('nan'):.2f}x |")
+                         f"{_ms(lco) if lco else ''} | {vs(t['ort'], t['frozen'])} | "
+                         f"{vs(t['ort'], f)} | {vs(lco, t['frozen'])} |")
     if rss:
         lines += ["", "Peak RSS (VmHWM of a separate process, 1 thread): one builds the model "
                   "and runs it stock 3 times; the others build it, freeze it (default, and "
@@ -398,11 +428,14 @@ def markdown(rows, overhead, rss, args, load_before, load_after):
                          f"{v['frozen-fast'] / v['stock']:.2f} |")
     if overhead:
         o = overhead
-        lines += ["", f"Per-call overhead (1 thread): a chain of {o['convs']} 1x1 convolutions "
-                  f"on a 1x8x4x4 input takes {o['frozen_us']:.1f} us per conv frozen, "
-                  f"{o['kernel_us']:.1f} us per bare kernel call: **{o['overhead_us']:.1f} us per "
-                  f"conv** of Python, allocation and dispatch, i.e. "
-                  f"{o['overhead_us'] * 60 / 1e3:.2f} ms on a 60-conv model."]
+        lines += ["", f"Per-call overhead (1 thread): a frozen chain of {o['convs']} 1x1 "
+                  f"convolutions on a 1x8x4x4 input takes {o['frozen_us']:.1f} us a call, its "
+                  f"kernels bound and run in one C loop {o['kernels_us']:.1f} us: "
+                  f"**{o['overhead_us']:.1f} us a call** beyond the kernels (checks, copying the "
+                  f"input in and the output out, threads), "
+                  f"{o['overhead_us'] / o['convs']:.2f} us per conv. The frozen model's fx code "
+                  f"(a Python call per layer; what a shape seen the first time runs) takes "
+                  f"{o['fx_us']:.0f} us: {o['fx_per_conv_us']:.1f} us per conv."]
     return "\n".join(lines) + "\n"
 
 
@@ -456,13 +489,15 @@ def main(argv=None):
     print(f"load average {load_before:.2f}; torch {torch.__version__}, leanconv ISA {lc.isa()}")
     rows = []
     for name in models:
-        engines = [e for e in ENGINES if not (e == "ort" and (args.no_ort or name not in ORT_MODELS))
+        engines = [e for e in ENGINES
+                   if not (e in PEERS and (args.no_ort or name not in ORT_MODELS))
                    and not (e == "frozen-fast" and args.no_fast)]
         rows += bench_model(name, args.threads, args.size, args.repeats, args.warmup,
                             args.algorithm, engines, args.pause)
     overhead = call_overhead()
-    print(f"per-call overhead {overhead['overhead_us']:.1f} us per conv "
-          f"(frozen {overhead['frozen_us']:.1f}, bare kernel {overhead['kernel_us']:.1f})")
+    print(f"per-call overhead {overhead['overhead_us']:.1f} us a call "
+          f"(frozen {overhead['frozen_us']:.1f}, bound kernels {overhead['kernels_us']:.1f}, "
+          f"fx code {overhead['fx_us']:.1f})")
     rss = {}
     if not args.no_rss:
         for name in models:

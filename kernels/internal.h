@@ -262,10 +262,11 @@ int lc_winograd_run(const lc_conv_desc *d, const int64_t *tiling, const float *x
                     char *ws);
 /* Channel-lanes Winograd GEMM (U packed [panel][c][CW] per alpha^2 point)
  * for groups of at least this many input channels, whose Cg x CW slice of U
- * is at most this many bytes (measured on AVX-512: 256 channels gain, 128 at
- * 28 x 28 and 512 at 7 x 7 lose against the MR x NR GEMM). */
+ * is at most this many bytes (measured on AVX-512 against the MR x NR GEMM,
+ * with U prefetched: 256 at 14 x 14 and 512 at 7 x 7 gain, 128 at 28 x 28
+ * loses 6%). */
 #define LC_WINO_CL_MIN_C 256
-#define LC_WINO_CL_MAX_SLICE (32 * 1024)
+#define LC_WINO_CL_MAX_SLICE (64 * 1024)
 /* what the cost model charges per streamed byte of its U, as a share of the
  * ISA's stream_byte (kernels/choose.c) */
 #define LC_WINO_CL_STREAM_SHARE 0.6

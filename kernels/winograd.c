@@ -214,6 +214,36 @@ static void lc_wino_gather_run(const lc_conv_desc *dd, const lc_wino_geom *g, co
     }
 }
 
+/* The panel's runs cut into the segments of lc_wino_input_direct_fn: per
+ * vector of vl lanes, the part of each run inside it.  Returns vseg's end. */
+static int32_t lc_wino_segments(const lc_conv_desc *dd, const lc_wino_geom *g,
+                                const lc_tile_run *runs, int64_t nruns, int64_t lanes, int64_t vl,
+                                lc_wino_seg *segs, int32_t *vseg) {
+    const int64_t m = g->m, W = dd->W;
+    int32_t n = 0;
+    for (int64_t q = 0; q * vl < lanes; q++) {
+        vseg[q] = n;
+        for (int64_t r = 0; r < nruns; r++) {
+            const int64_t a = lc_max64(runs[r].lane0, q * vl) - q * vl;
+            const int64_t b = lc_min64(runs[r].lane0 + runs[r].count, (q + 1) * vl) - q * vl;
+            if (a >= b) continue;
+            lc_wino_seg *sg = &segs[n++];
+            sg->row0 = runs[r].th * m - dd->pad_t;
+            sg->xoff = (runs[r].tw0 + q * vl - runs[r].lane0) * m - dd->pad_l;
+            sg->lo = (int32_t)lc_max64(m * a, -sg->xoff);
+            sg->hi = (int32_t)lc_max64(sg->lo, lc_min64(m * b, W - sg->xoff));
+            sg->end = (int32_t)(b - 1);
+            sg->halo = 0;
+            for (int j = 0; j < 2; j++) {
+                const int64_t col = sg->xoff + m * b + j;
+                sg->halo |= (col >= 0 && col < W) << j;
+            }
+        }
+        vseg[q + 1] = n;
+    }
+    return n;
+}
+
 /* A run's windows in one channel plane into the phase strip of
  * lc_wino_input_strip_fn (alpha rows of (m + 2) * NR floats = the gather
  * buffer): per window row, the run's m * count image columns in one copy,
@@ -307,11 +337,20 @@ static void lc_wino_input_block(const lc_wino_ctx *t, const lc_wino_block *b, in
      * else the lanes-innermost gather into dbuf.  dbuf holds either.
      * `ends` is a 64-bit lane mask. */
     const lc_wino_input_strip_fn fstrip = nr <= 64 ? isa->wino_input_strip[v] : NULL;
+    const lc_wino_input_direct_fn fdirect = nr <= LC_WINO_MAX_RUNS ? isa->wino_input_direct[v] : NULL;
     for (int64_t p = 0; p < b->npan; p++) {
         const int64_t t0 = (b->panel0 + p) * (int64_t)nr;
         const int64_t lanes = lc_min64((int64_t)nr, g->tiles - t0);
         lc_tile_run runs[LC_WINO_MAX_RUNS];
         const int64_t nruns = lc_wino_runs(g, t0, lanes, runs);
+        if (fdirect) { /* no copy: every lane is written from the image or zero */
+            lc_wino_seg segs[LC_WINO_MAX_RUNS];
+            int32_t vseg[LC_WINO_MAX_RUNS + 1];
+            lc_wino_segments(d, g, runs, nruns, lanes, isa->wino_direct_lanes, segs, vseg);
+            fdirect(xg + c_begin * plane, (size_t)plane, (size_t)(c_end - c_begin), d->H, d->W,
+                    segs, vseg, V + (size_t)(p * Cg + c_begin) * nr, nr, v_xs, (size_t)lanes);
+            continue;
+        }
         /* lanes past the last tile: zeros, not stale data */
         if (lanes < (int64_t)nr) memset(dbuf, 0, (size_t)g->d_floats * sizeof(float));
         for (int64_t c = c_begin; c < c_end; c++) {

@@ -10,6 +10,7 @@
 #define LC_WIN_NAME LC_ISA_FN(lc_f32_wino_f2_input)
 #define LC_WOUT_NAME LC_ISA_FN(lc_f32_wino_f2_output)
 #define LC_WIN_STRIP_NAME LC_ISA_FN(lc_f32_wino_f2_input_strip)
+#define LC_WIN_DIRECT_NAME LC_ISA_FN(lc_f32_wino_f2_input_direct)
 #include "winograd_template.h"
 
 #define LC_WM 4
@@ -19,6 +20,7 @@
 #define LC_WIN_NAME LC_ISA_FN(lc_f32_wino_f4_input)
 #define LC_WOUT_NAME LC_ISA_FN(lc_f32_wino_f4_output)
 #define LC_WIN_STRIP_NAME LC_ISA_FN(lc_f32_wino_f4_input_strip)
+#define LC_WIN_DIRECT_NAME LC_ISA_FN(lc_f32_wino_f4_input_direct)
 #include "winograd_template.h"
 
 #define LC_WM 6
@@ -28,6 +30,7 @@
 #define LC_WIN_NAME LC_ISA_FN(lc_f32_wino_f6_input)
 #define LC_WOUT_NAME LC_ISA_FN(lc_f32_wino_f6_output)
 #define LC_WIN_STRIP_NAME LC_ISA_FN(lc_f32_wino_f6_input_strip)
+#define LC_WIN_DIRECT_NAME LC_ISA_FN(lc_f32_wino_f6_input_direct)
 #include "winograd_template.h"
 
 /* The channel-lanes GEMM: LC_WCL_ROWS tiles x LC_WCL_VECS vectors, set by
@@ -49,6 +52,12 @@ void LC_ISA_FN(lc_wino_fill)(lc_isa_config *cfg) {
     cfg->wino_cl_gemm = LC_ISA_FN(lc_f32_wino_cl_gemm);
     cfg->wino_cl_rows = LC_WCL_ROWS;
     cfg->wino_cl_cols = LC_WCL_VECS * LC_VLANES;
+#ifdef LC_WDIRECT_PREP_T
+    cfg->wino_input_direct[0] = LC_ISA_FN(lc_f32_wino_f2_input_direct);
+    cfg->wino_input_direct[1] = LC_ISA_FN(lc_f32_wino_f4_input_direct);
+    cfg->wino_input_direct[2] = LC_ISA_FN(lc_f32_wino_f6_input_direct);
+    cfg->wino_direct_lanes = LC_VLANES;
+#endif
     if (LC_WINO_HAVE_STRIP) { /* only with a real vector gather (see the template) */
         cfg->wino_input_strip[0] = LC_ISA_FN(lc_f32_wino_f2_input_strip);
         cfg->wino_input_strip[1] = LC_ISA_FN(lc_f32_wino_f4_input_strip);

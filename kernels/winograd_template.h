@@ -19,7 +19,13 @@
  *   LC_VSTORE_I2(p, a, b) LC_VSTORE_I4(p, a, b, c, d) LC_VSTORE_I6(p, a .. f)
  *                     the vectors interleaved: p[k*l + j] = lane l of the j-th
  *                     (k = 2, 4 or 6), as the output rows are laid out (else a
- *                     store of each and a loop) */
+ *                     store of each and a loop)
+ *   LC_WDIRECT_PREP_T LC_WDIRECT_PREPARE(p, seg, m, W)
+ *   LC_WDIRECT_GROUP(m) LC_WDIRECT_ROWS(cols, plane, preps, n, k0, G, m, H, W)
+ *                     a segment's loads prepared, and the alpha window columns
+ *                     (cols[g][j], 8 wide) of window rows k0 .. k0 + G - 1 of
+ *                     one vector built from its n prepared segments, G rows a
+ *                     call: the direct input transform (wino_input_direct) */
 
 #ifndef LC_WINO_TEMPLATE_ONCE
 #define LC_WINO_TEMPLATE_ONCE
@@ -93,26 +99,32 @@ static inline uint64_t lc_wino_vnanbits(LC_V v) {
             for (size_t lane = 0; lane < (lanes); lane += LC_VLANES) { __VA_ARGS__ } \
         }                                                                          \
     } while (0)
+/* V = B^T d B of one vector of lanes at `lane`: columns first (combining
+ * window rows), then rows; X(k, j) is window row k, column j as a vector. */
+#define LC_WINO_INPUT_2D(X, v, xi_stride, lane)                                     \
+    do {                                                                           \
+        LC_V t_[LC_WALPHA][LC_WALPHA];                                             \
+        for (int j = 0; j < LC_WALPHA; j++) {                                      \
+            LC_V x_[LC_WALPHA], o_[LC_WALPHA];                                     \
+            for (int k = 0; k < LC_WALPHA; k++) x_[k] = X(k, j);                   \
+            LC_WIN_1D(o_, x_);                                                     \
+            for (int i = 0; i < LC_WALPHA; i++) t_[i][j] = o_[i];                  \
+        }                                                                          \
+        for (int i = 0; i < LC_WALPHA; i++) {                                      \
+            LC_V o_[LC_WALPHA];                                                    \
+            LC_WIN_1D(o_, t_[i]);                                                  \
+            for (int j = 0; j < LC_WALPHA; j++)                                    \
+                LC_VSTORE((v) + (size_t)(i * LC_WALPHA + j) * (xi_stride) + (lane), o_[j]); \
+        }                                                                          \
+    } while (0)
 #endif
 
 /* V = B^T d B: columns first (combining rows), then rows; only the vectors
  * holding lanes [0, lanes). */
 static void LC_WIN_NAME(const float *d, float *v, size_t xi_stride, size_t lanes) {
-    LC_WINO_FOR_LANES(lanes,
-        LC_V t[LC_WALPHA][LC_WALPHA];
-        for (int j = 0; j < LC_WALPHA; j++) {
-            LC_V x[LC_WALPHA], o[LC_WALPHA];
-            for (int k = 0; k < LC_WALPHA; k++) x[k] = LC_VLOAD(d + (size_t)(k * LC_WALPHA + j) * LC_NR + lane);
-            LC_WIN_1D(o, x);
-            for (int i = 0; i < LC_WALPHA; i++) t[i][j] = o[i];
-        }
-        for (int i = 0; i < LC_WALPHA; i++) {
-            LC_V o[LC_WALPHA];
-            LC_WIN_1D(o, t[i]);
-            for (int j = 0; j < LC_WALPHA; j++)
-                LC_VSTORE(v + (size_t)(i * LC_WALPHA + j) * xi_stride + lane, o[j]);
-        }
-    );
+#define LC_WIN_X(k, j) LC_VLOAD(d + (size_t)((k) * LC_WALPHA + (j)) * LC_NR + lane)
+    LC_WINO_FOR_LANES(lanes, LC_WINO_INPUT_2D(LC_WIN_X, v, xi_stride, lane););
+#undef LC_WIN_X
 }
 
 /* The same V = B^T d B (same operation order, so bitwise the same result)
@@ -122,29 +134,44 @@ static void LC_WIN_NAME(const float *d, float *v, size_t xi_stride, size_t lanes
  * full whatever the runs of the panel. */
 static void LC_WIN_STRIP_NAME(const float *s, size_t lds, uint64_t ends, float *v,
                               size_t xi_stride, size_t lanes) {
+    /* run ends: their own columns m, m+1 */
+#define LC_WIN_X(k, j)                                                                         \
+    ((j) < LC_WM ? LC_VGATHER(main + (size_t)(k) * lds + (j), LC_WM)                          \
+                 : LC_VSELECT(sel, LC_VGATHER(main + (size_t)(k) * lds + (j), LC_WM),         \
+                              LC_VLOAD(halo + (size_t)(k) * lds + (size_t)((j) - LC_WM) * LC_NR)))
     LC_WINO_FOR_LANES(lanes,
         const float *main = s + lane * LC_WM, *halo = s + LC_NR * LC_WM + lane;
         const LC_VSEL_T sel = LC_VSEL_BITS(ends >> lane);
-        LC_V t[LC_WALPHA][LC_WALPHA];
-        for (int j = 0; j < LC_WALPHA; j++) {
-            LC_V xk[LC_WALPHA], o[LC_WALPHA];
-            for (int k = 0; k < LC_WALPHA; k++) {
-                const float *row = main + (size_t)k * lds;
-                xk[k] = LC_VGATHER(row + j, LC_WM);
-                if (j >= LC_WM) /* run ends: their own columns m, m+1 */
-                    xk[k] = LC_VSELECT(sel, xk[k], LC_VLOAD(halo + (size_t)k * lds + (size_t)(j - LC_WM) * LC_NR));
-            }
-            LC_WIN_1D(o, xk);
-            for (int i = 0; i < LC_WALPHA; i++) t[i][j] = o[i];
-        }
-        for (int i = 0; i < LC_WALPHA; i++) {
-            LC_V o[LC_WALPHA];
-            LC_WIN_1D(o, t[i]);
-            for (int j = 0; j < LC_WALPHA; j++)
-                LC_VSTORE(v + (size_t)(i * LC_WALPHA + j) * xi_stride + lane, o[j]);
-        }
+        LC_WINO_INPUT_2D(LC_WIN_X, v, xi_stride, lane);
     );
+#undef LC_WIN_X
 }
+
+#ifdef LC_WDIRECT_PREP_T
+/* The same V = B^T d B (same operation order and values, so bitwise the
+ * same result) straight from the channel planes (lc_wino_input_direct_fn):
+ * the ISA builds the alpha window columns of one window row of a vector in
+ * registers from its segments (LC_WDIRECT_ROW), with no strip copy.  The
+ * segments' loads are prepared once (LC_WDIRECT_PREPARE) for all channels. */
+static void LC_WIN_DIRECT_NAME(const float *x, size_t plane, size_t nchan, int64_t H, int64_t W,
+                               const lc_wino_seg *segs, const int32_t *vseg, float *v,
+                               size_t c_stride, size_t xi_stride, size_t lanes) {
+    LC_WDIRECT_PREP_T prep[LC_NR];
+    for (int32_t s = 0; s < vseg[(lanes + LC_VLANES - 1) / LC_VLANES]; s++)
+        LC_WDIRECT_PREPARE(&prep[s], &segs[s], LC_WM, W);
+#define LC_WIN_X(k, j) xr[k][j]
+    for (size_t c = 0; c < nchan; c++, x += plane, v += c_stride) {
+        LC_WINO_FOR_LANES(lanes,
+            const int32_t s0 = vseg[lane / LC_VLANES], ns = vseg[lane / LC_VLANES + 1] - s0;
+            LC_V xr[LC_WALPHA][8];
+            for (int k = 0; k < LC_WALPHA; k += LC_WDIRECT_GROUP(LC_WM))
+                LC_WDIRECT_ROWS(xr + k, x, prep + s0, ns, k, LC_WDIRECT_GROUP(LC_WM), LC_WM, H, W);
+            LC_WINO_INPUT_2D(LC_WIN_X, v, xi_stride, lane);
+        );
+    }
+#undef LC_WIN_X
+}
+#endif
 
 /* Y = A^T Mo A, then bias and the epilogue, over the vectors holding lanes
  * [0, lanes); in the last one the lanes >= `lanes` are read as zero.  Each
@@ -196,3 +223,4 @@ static uint64_t LC_WOUT_NAME(const float *mo, size_t xi_stride, float *out, floa
 #undef LC_WIN_NAME
 #undef LC_WOUT_NAME
 #undef LC_WIN_STRIP_NAME
+#undef LC_WIN_DIRECT_NAME

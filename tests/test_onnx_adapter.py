@@ -332,6 +332,25 @@ def test_output_independent_of_threads_and_algorithm_choice():
         assert rep.program.steps[0].conv.last_plan.algorithm == algo
 
 
+@pytest.mark.parametrize("algorithm", ["im2col", "patch2vec", "winograd_f2", "winograd_f4",
+                                       "direct"])
+def test_a_conv_whose_input_is_also_its_residual(algorithm):
+    """Add(Conv(y), y) after a Relu: the fused step reads y twice, so its output
+    may not take over y's buffer while the conv still reads it."""
+    g = rng(21)
+    nodes = [helper.make_node("Relu", ["x"], ["y"]),
+             helper.make_node("Conv", ["y", "w", "b"], ["c"], pads=[1] * 4),
+             helper.make_node("Add", ["c", "y"], ["z"]),
+             helper.make_node("Relu", ["z"], ["out"])]
+    inits = [("w", g.standard_normal((16, 16, 3, 3)).astype(np.float32) * 0.2),
+             ("b", g.standard_normal(16).astype(np.float32))]
+    model = make_model(nodes, [("x", (1, 16, 10, 10))], [("out", None)], inits)
+    x = g.standard_normal((1, 16, 10, 10)).astype(np.float32)
+    rep = lco.prepare(model, algorithm=algorithm)
+    assert rep.program.steps[-1].conv is not None   # the Add and Relu fused into the Conv
+    assert rel_err(rep.run([x])[0], ort_run(model, {"x": x})[0].astype(np.float64)) < REL_TOL
+
+
 # --- errors --------------------------------------------------------------------------------
 
 def one_node_model(node, x_shape=(1, 3, 8, 8), inits=(), opset=17, out_count=1):

@@ -1,9 +1,13 @@
-"""Winograd driver paths against the float64 reference: the fused gather +
-input transform reads inner tile runs in place and border runs from a zero
-padded strip; runs are cut by panels (NR tiles) and tile rows, so image widths
+"""Winograd driver paths against the float64 reference: the input transform
+reads the tile windows straight from the planes (AVX-512) or from a zero
+padded strip or gather (the other ISAs); runs are cut by panels (NR tiles) and tile rows, so image widths
 around multiples of m and NR, asymmetric padding and tiny images all take
 different splits.  Also the GEMMs over the real tile count (a short last
 panel) and results that do not depend on the thread count."""
+import ctypes
+import mmap
+import sys
+
 import numpy as np
 import pytest
 
@@ -55,6 +59,25 @@ def test_thread_count_does_not_change_bits(isa, algorithm, rng):
 
 
 @pytest.mark.parametrize("algorithm", WINO)
+def test_bits_do_not_depend_on_thread_count_or_scratch(isa, algorithm, rng):
+    """1, 3 and 7 threads (more than this machine's cores: items change hands
+    between threads; 3 and 7 split blocks, channel ranges and output rows
+    differently, phased or not), each run after another layer has left its
+    own values in the scratch: always the same bits."""
+    for C, M, H, W in ((24, 40, 14, 14), (8, 16, 28, 30), (5, 7, 7, 70)):
+        x = rng.standard_normal((1, C, H, W)).astype(np.float32)
+        w = rng.standard_normal((M, C, 3, 3)).astype(np.float32)
+        b = rng.standard_normal(M).astype(np.float32)
+        noise = (rng.standard_normal((1, C, H, W)) * 1e30).astype(np.float32)
+        outs = []
+        for threads in (1, 3, 7, 1):
+            lc.conv2d(noise, w, b, padding=1, algorithm=algorithm, threads=threads)
+            outs.append(lc.conv2d(x, w, b, padding=1, algorithm=algorithm, threads=threads))
+        for y in outs[1:]:
+            assert np.array_equal(outs[0], y)
+
+
+@pytest.mark.parametrize("algorithm", WINO)
 def test_image_edge_is_not_over_read(isa, algorithm, rng):
     """The last window of the last channel ends the input buffer: a view at
     the end of a larger array whose tail is NaN would leak NaN if read."""
@@ -65,6 +88,44 @@ def test_image_edge_is_not_over_read(isa, algorithm, rng):
     w = rng.standard_normal((4, C, 3, 3)).astype(np.float32)
     y = check(algorithm, x, w, None, (0, 0, 0, 0))
     assert np.isfinite(y).all()
+
+
+_keep_alive = []
+
+
+def guarded_input(shape, at_start):
+    """A float32 array of `shape` flush against a PROT_NONE page: its first
+    float right after one (at_start), or its last right before one (Linux;
+    a plain array elsewhere)."""
+    n = int(np.prod(shape))
+    if not sys.platform.startswith("linux"):
+        return np.zeros(shape, np.float32)
+    page = mmap.PAGESIZE
+    span = (n * 4 + page - 1) // page * page + 2 * page
+    buf = mmap.mmap(-1, span, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    for guard in (base, base + span - page):
+        if libc.mprotect(ctypes.c_void_p(guard), page, 0) != 0:
+            return np.zeros(shape, np.float32)
+    _keep_alive.append(buf)
+    start = page if at_start else span - page - n * 4
+    return np.frombuffer(buf, dtype=np.float32, count=n, offset=start).reshape(shape)
+
+
+@pytest.mark.parametrize("algorithm", WINO)
+@pytest.mark.parametrize("at_start", [True, False], ids=["front", "back"])
+def test_windows_read_only_inside_the_input(isa, algorithm, at_start, rng):
+    """The input transform reads the windows straight from the planes where
+    the ISA can (masked loads, kernels/<isa>/winograd.c): padding and the
+    lanes of other tile rows must not read before the first plane or past
+    the last one, whatever the padding and widths."""
+    for C, M, H, W, pads in SHAPES:
+        x = guarded_input((1, C, H, W), at_start)
+        x[:] = rng.standard_normal(x.shape)
+        w = rng.standard_normal((M, C, 3, 3)).astype(np.float32)
+        check(algorithm, x, w, None, pads)
 
 
 # One tile row of t tiles: t around every transform vector width (1 scalar,

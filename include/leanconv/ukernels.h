@@ -51,6 +51,30 @@ typedef void (*lc_wino_input_fn)(const float *d, float *v, size_t xi_stride, siz
 typedef void (*lc_wino_input_strip_fn)(const float *s, size_t lds, uint64_t ends, float *v,
                                        size_t xi_stride, size_t lanes);
 
+/* Winograd input transform of NR tiles straight from the channel planes
+ * (optional: NULL means the driver builds a phase strip or gathers).  The
+ * panel's lanes are cut into vectors of wino_direct_lanes lanes, and each
+ * vector q into segments segs[vseg[q] .. vseg[q + 1]): lanes of one tile row
+ * whose windows sit side by side in the image.  Seen from a vector, a
+ * segment is a window on a "virtual strip" of image columns: lane l's window
+ * column j < m is strip float m*l + j = image column xoff + m*l + j, for
+ * image rows row0 .. row0 + alpha - 1; only strip floats [lo, hi) are inside
+ * the image (the rest, and rows outside [0, H), read as zero).  Column m + j
+ * of the segment's last lane `end` is image column xoff + m*(end + 1) + j,
+ * inside the image when bit j of `halo` is set.  Lanes no segment covers are
+ * zero.  Channel c (c < nchan) is read from x + c*plane and written at
+ * v + c*c_stride (xi_stride and lanes as for lc_wino_input_fn); same
+ * arithmetic as lc_wino_input_strip_fn, so the same bits.  Reads nothing of
+ * x outside the windows' in-image floats. */
+typedef struct lc_wino_seg {
+    int64_t row0, xoff;
+    int32_t lo, hi, end, halo;
+} lc_wino_seg;
+typedef void (*lc_wino_input_direct_fn)(const float *x, size_t plane, size_t nchan, int64_t H,
+                                        int64_t W, const lc_wino_seg *segs, const int32_t *vseg,
+                                        float *v, size_t c_stride, size_t xi_stride,
+                                        size_t lanes);
+
 /* Winograd output transform of NR tiles at once:
  *   mo: alpha*alpha inputs of NR floats at mo + xi*xi_stride
  *   o:  m x m x NR floats, bias added and the epilogue applied, in m rows of
@@ -248,6 +272,8 @@ typedef struct lc_isa_config {
     lc_gemm_wide_fn gemm_wide;       /* whole rows of B in wide_nr-column tiles */
     int wide_nr;
     lc_wino_input_strip_fn wino_input_strip[LC_WINO_VARIANTS]; /* optional, may be NULL */
+    lc_wino_input_direct_fn wino_input_direct[LC_WINO_VARIANTS]; /* optional, may be NULL */
+    int wino_direct_lanes;           /* its vector width (segments never straddle one) */
     lc_wino_cl_gemm_fn wino_cl_gemm; /* optional: channel-lanes Winograd GEMM */
     int wino_cl_rows, wino_cl_cols;  /* its tile rows R (divides nr) and channels CW */
     lc_dl_kernel_fn dl_kernel;       /* direct_lanes kernel */

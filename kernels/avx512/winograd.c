@@ -57,6 +57,84 @@ static const __mmask16 lc_wino_full_masks[3][6] = {
 #define LC_VSEL_T __mmask16
 #define LC_VSEL_BITS(bits) ((__mmask16)((bits) & 0xFFFFu))
 #define LC_VSELECT(sel, a, b) _mm512_mask_blend_ps((sel), (a), (b))
+/* The direct input transform (LC_WDIRECT_*): a segment's rows are masked
+ * loads from the image into the registers of the vector's virtual strip
+ * (lanes' window columns j < m side by side, m registers), which the
+ * segments of the vector fill in turn; masked-off floats are neither read
+ * nor faulted on, so the windows' borders cost nothing extra. */
+typedef struct {
+    ptrdiff_t off, hoff;   /* strip float 0 and lane end's halo load, in row0 */
+    int64_t row0;
+    __mmask16 mk[6], end;  /* loads per strip register; the segment's last lane */
+    __mmask16 hm[2];       /* the halo loads: lane end, or none outside the image */
+} lc_wprep512;
+static LC_ALWAYS_INLINE void lc_wprep512_init(lc_wprep512 *p, const lc_wino_seg *s, int m,
+                                              int64_t W) {
+    p->row0 = s->row0;
+    p->off = (ptrdiff_t)(s->row0 * W + s->xoff);
+    /* lane `end` of a load at hoff reads column m*(end + 1) of the strip */
+    p->hoff = p->off + (ptrdiff_t)(m * (s->end + 1) - s->end);
+    p->end = (__mmask16)(1u << s->end);
+    for (int j = 0; j < 2; j++) p->hm[j] = (s->halo >> j & 1) ? p->end : (__mmask16)0;
+    for (int q = 0; q < m; q++)
+        p->mk[q] = (__mmask16)(lc_wino_mask(s->hi - 16 * q) & ~lc_wino_mask(s->lo - 16 * q));
+}
+/* Window column j < m of 16 lanes (strip floats m*l + j) from the m strip
+ * registers: a two-source permute per register pair, blended. */
+static LC_ALWAYS_INLINE __m512 lc_wcol512(const __m512 *r, int m, int j) {
+    const __m512i f = _mm512_setr_epi32(j, m + j, 2 * m + j, 3 * m + j, 4 * m + j, 5 * m + j,
+                                        6 * m + j, 7 * m + j, 8 * m + j, 9 * m + j, 10 * m + j,
+                                        11 * m + j, 12 * m + j, 13 * m + j, 14 * m + j, 15 * m + j);
+    __m512 out = _mm512_permutex2var_ps(r[0], f, r[1]);
+    for (int p = 1; 2 * p < m; p++) {
+        unsigned sel = 0;
+        for (int l = 0; l < 16; l++) sel |= (unsigned)(m * l + j >= 32 * p) << l;
+        out = _mm512_mask_blend_ps((__mmask16)sel, out, _mm512_permutex2var_ps(r[2 * p], f, r[2 * p + 1]));
+    }
+    return out;
+}
+/* Window rows k0 .. k0 + G - 1 of a vector: each segment's masks are set
+ * once for the G rows (moving a mask into a k register is the costly part
+ * of a masked load here, so G rows share them), G * (m + 2) registers. */
+static LC_ALWAYS_INLINE void lc_wrows512(__m512 (*cols)[8], const float *x, const lc_wprep512 *p,
+                                         int32_t n, int k0, int G, int m, int64_t H, int64_t W) {
+    const __m512 z = _mm512_setzero_ps();
+    __m512 r[4][6], h[4][2];
+    unsigned ends = 0;
+    for (int g = 0; g < G; g++) {
+        for (int q = 0; q < m; q++) r[g][q] = z;
+        h[g][0] = h[g][1] = z;
+    }
+    for (int32_t s = 0; s < n; s++) {
+        ends |= p[s].end; /* zero halo when the row is outside */
+        __mmask16 mk[6];
+        for (int q = 0; q < m; q++) mk[q] = p[s].mk[q];
+        const __mmask16 hm0 = p[s].hm[0], hm1 = p[s].hm[1];
+        for (int g = 0; g < G; g++) {
+            const int64_t y = p[s].row0 + k0 + g;
+            if (y < 0 || y >= H) continue;
+            /* unconditional: a load whose mask is empty reads nothing */
+            const float *src = x + p[s].off + (ptrdiff_t)(k0 + g) * W;
+            for (int q = 0; q < m; q++) r[g][q] = _mm512_or_ps(r[g][q], _mm512_maskz_loadu_ps(mk[q], src + 16 * q));
+            const float *hs = x + p[s].hoff + (ptrdiff_t)(k0 + g) * W;
+            h[g][0] = _mm512_mask_loadu_ps(h[g][0], hm0, hs);
+            h[g][1] = _mm512_mask_loadu_ps(h[g][1], hm1, hs + 1);
+        }
+    }
+    const __mmask16 e = (__mmask16)ends;
+    for (int g = 0; g < G; g++) {
+        for (int j = 0; j < m; j++) cols[g][j] = lc_wcol512(r[g], m, j);
+        /* columns m, m+1: the next lane's 0, 1, but a segment's last lane's own */
+        for (int j = 0; j < 2; j++)
+            cols[g][m + j] = _mm512_mask_blend_ps(e, _mm512_castsi512_ps(_mm512_alignr_epi32(
+                _mm512_setzero_si512(), _mm512_castps_si512(cols[g][j]), 1)), h[g][j]);
+    }
+}
+#define LC_WDIRECT_PREP_T lc_wprep512
+#define LC_WDIRECT_PREPARE(p, seg, m, W) lc_wprep512_init((p), (seg), (m), (W))
+#define LC_WDIRECT_GROUP(m) ((m) == 2 ? 4 : (m) == 4 ? 3 : 2) /* G * (m + 2) <= 18 */
+#define LC_WDIRECT_ROWS(cols, x, preps, n, k0, G, m, H, W) \
+    lc_wrows512((cols), (x), (preps), (n), (k0), (G), (m), (H), (W))
 /* Interleaved output rows: two-source permutes (pairs of floats, then pairs
  * of pairs as doubles). */
 static LC_ALWAYS_INLINE void lc_wino_store_i2(float *p, __m512 a, __m512 b) {

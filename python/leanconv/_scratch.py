@@ -1,5 +1,7 @@
 """One scratch buffer per calling thread, lent to the convolutions a whole
-model runs one after another (leanconv.torch.freeze's frozen layers).
+model runs one after another (leanconv.onnx's compiled schedules, which
+leanconv.torch.freeze's frozen models run on too, and a frozen layer called
+on its own).
 
 A convolution's workspace (Im2Col's column matrix, Winograd's transformed
 tiles) is needed only during its own call, so consecutive layers can share

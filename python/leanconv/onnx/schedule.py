@@ -24,7 +24,7 @@ import functools
 
 import numpy as np
 
-from leanconv import _core
+from leanconv import _core, _scratch
 from leanconv.onnx import arena, footprint
 from leanconv.onnx import budget as budget_mod
 from leanconv.onnx.program import timed
@@ -148,11 +148,15 @@ class Schedule:
                     and out not in into_slice):
                 continue
             allowed = range(len(s.inputs)) if s.inplace is True else s.inplace
+            # a buffer the step also reads where it may not write (a Conv's x that is
+            # its residual too) is not taken over: the output would overwrite its input
+            others = {merged.get(root(m), root(m)) for k, m in enumerate(s.inputs)
+                      if m and m not in static and k not in allowed}
             for n in [s.inputs[k] for k in allowed if k < len(s.inputs)]:
                 r = root(n) if n and n not in static else None
                 r = merged.get(r, r)
                 if r is None or r in feeds or r in into_slice or n not in info or \
-                        info[n] != info[out] or \
+                        info[n] != info[out] or r in others or \
                         r == out or last.get(r) != order[i] or info[r][0] != info[out][0]:
                     continue
                 merged[out] = r
@@ -175,14 +179,10 @@ class Schedule:
         self._pack(steps, conv_inputs, total, max(scratch.values(), default=0))
         for i in conv_inputs:
             scratch[i] = steps[i].conv.workspace_bytes(conv_inputs[i])
-        # one scratch buffer after the arena, lent to every Conv: a workspace
-        # allocated and freed per call fragments the heap, and the pages of the
-        # holes it leaves stay resident (other ops' scratch is a few bytes)
-        lent = arena.aligned(max((scratch[i] for i in conv_inputs), default=0))
-        raw = np.empty(total + lent + arena.ALIGN, dtype=np.uint8)
+        raw = np.empty(total + arena.ALIGN, dtype=np.uint8)
         skip = (-raw.ctypes.data) % arena.ALIGN
         self._arena = raw[skip:skip + total]
-        self.lent_workspace = raw[skip + total:skip + total + lent] if lent else None
+        self.lent_workspace = None   # set by _bind
         bound = dict(program.constants)
         bound.update(folded)
         for name, off in offsets.items():
@@ -244,15 +244,13 @@ class Schedule:
                 other_ws = max(other_ws, s.workspace_bytes)
             s.output_bytes = sum(o.nbytes for o in outs if o is not None)
             calls.append((s, call))
-        # every Conv works in the one buffer after the arena (larger when more
-        # threads need more than compiled for); another step allocates its own
-        if conv_ws and (self.lent_workspace is None or self.lent_workspace.nbytes < conv_ws):
-            raw = np.empty(arena.aligned(conv_ws) + arena.ALIGN, dtype=np.uint8)
-            skip = (-raw.ctypes.data) % arena.ALIGN
-            self.lent_workspace = raw[skip:skip + arena.aligned(conv_ws)]
-            if self.program.schedule is self:
-                self.program.settings.workspace = self.lent_workspace
-        ws = self.lent_workspace if self.lent_workspace is not None else np.empty(0, np.uint8)
+        # every Conv works in the calling thread's one scratch buffer
+        # (leanconv._scratch, which frozen torch models borrow too): a workspace
+        # allocated and freed per call fragments the heap, and the pages of the
+        # holes it leaves stay resident; another step allocates its own.  The
+        # buffer is looked up per run (it may have grown, or be another thread's)
+        self._conv_ws = conv_ws
+        ws = self.lent_workspace = self._lent()
         # the held Conv buffer, and another step's own scratch on top while it runs (as
         # the profile's memory model counts it, traits workspace_lent)
         self.workspace = conv_ws + other_ws
@@ -262,12 +260,12 @@ class Schedule:
                 group.append(call)
                 continue
             if group:
-                fns.append(functools.partial(_core.run_bound, tuple(group), ws))
+                fns.append((functools.partial(_core.run_bound, tuple(group)), True))
                 group = []
-            fns.append(call)
+            fns.append((call, False))
         if group:
-            fns.append(functools.partial(_core.run_bound, tuple(group), ws))
-        self._fns = fns
+            fns.append((functools.partial(_core.run_bound, tuple(group)), True))
+        self._fns = fns   # (call, whether it takes the lent workspace)
         self.calls = [(s, functools.partial(_core.run_bound, (c,), ws)
                        if isinstance(c, _core.BoundConv) else c) for s, c in calls]
         self.blas = any(s.blas for s, _ in calls)
@@ -384,12 +382,25 @@ class Schedule:
             self._steps(timings)
         return [np.array(o) for o in self.outputs]
 
+    def _lent(self):
+        return _scratch.lend(self._conv_ws) if self._conv_ws else _NO_WORKSPACE
+
     def _steps(self, timings):
+        ws = self._lent()
+        self.program.settings.workspace = ws   # for a Conv run through into()
         if timings is None:
-            for call in self._fns:
-                call()
+            for call, lent in self._fns:
+                if lent:
+                    call(ws)
+                else:
+                    call()
         else:
+            if ws is not self.lent_workspace:   # the timed calls hold the buffer they were bound with
+                self._bind(self.threads)
             timed(self._timed, timings)
+
+
+_NO_WORKSPACE = np.empty(0, np.uint8)
 
 
 def _copy_into(fn, outs, args):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.fx.node import map_aggregate
 from torch.fx.passes.shape_prop import ShapeProp, _extract_tensor_metadata
 
 
@@ -21,6 +22,7 @@ class Unit:
     gm: torch.fx.GraphModule
     parent: nn.Module | None      # None: the unit is the whole model
     name: str                     # attribute of parent it replaces; dotted path for messages
+    inputs: tuple = ()            # the example inputs it was traced with
 
 
 def _has_conv(m):
@@ -55,7 +57,7 @@ def capture(model, inputs, path, parent=None, name=""):
                       FreezeWarning, stacklevel=4)
         return _capture_children(model, inputs, path)
     _propagate_shapes(gm, inputs)
-    return [Unit(gm, parent, name or path)]
+    return [Unit(gm, parent, name or path, tuple(inputs))]
 
 
 class _MetaShapeProp(torch.fx.Interpreter):
@@ -70,8 +72,16 @@ class _MetaShapeProp(torch.fx.Interpreter):
 
     def run_node(self, n):
         result = super().run_node(n)
-        if isinstance(result, torch.Tensor):
-            n.meta["tensor_meta"] = _extract_tensor_metadata(result)
+        found = []
+
+        def extract(v):
+            if isinstance(v, torch.Tensor):
+                found.append(True)
+                return _extract_tensor_metadata(v)
+            return v
+        meta = map_aggregate(result, extract)   # a tuple of tensors too, as ShapeProp
+        if found:
+            n.meta["tensor_meta"] = meta
         n.meta["type"] = type(result)
         return result
 

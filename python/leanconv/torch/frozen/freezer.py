@@ -15,7 +15,7 @@ from leanconv._heap import return_freed_memory as _return_freed_memory
 from leanconv._params import ConvSpec
 from leanconv._select import check_name
 from leanconv.torch import modules as lct_modules
-from leanconv.torch.frozen import choose, frozen_linear, frozen_pool, patterns
+from leanconv.torch.frozen import choose, frozen_linear, frozen_pool, patterns, runner
 from leanconv.torch.frozen import threads as frozen_threads
 from leanconv.torch.frozen.capture import FreezeWarning, capture
 from leanconv.torch.frozen.choose import raw_bytes
@@ -54,6 +54,12 @@ def freeze(model, example_inputs, *, algorithm="auto", memory_budget=None):
     F4 and 128@28 F2, 512@7 (F2: 16 MiB for 9 MiB raw, ~0.1 ms saved) stays
     on GEMM.  memory_budget=sys.maxsize lets every layer take the packing
     "auto" prefers.
+
+    The frozen graph runs as one schedule over a static activation arena,
+    compiled now for example_inputs' shapes (and for another shape the second
+    time it is seen), on leanconv.onnx's executor; what a call returns never
+    aliases the arena.  Where that does not apply the graph's fx code runs
+    (leanconv/torch/frozen/runner.py says when).
 
     Threads: leanconv's kernels use torch.get_num_threads() (or
     lc.set_num_threads() if called); during the frozen model's call torch's
@@ -104,8 +110,13 @@ def freeze(model, example_inputs, *, algorithm="auto", memory_budget=None):
                 root = unit.gm
             else:
                 setattr(unit.parent, unit.name, unit.gm)
-    frozen_threads.install(root)
     _return_freed_memory()
+    runners = {}
+    with torch.no_grad():
+        for unit in units:      # each graph's schedule over a static arena, for its example shapes
+            runners[id(unit.gm)] = runner.install(unit.gm, unit.inputs)
+    if runners.get(id(root)) is None:
+        frozen_threads.install(root)    # (a frozen GraphModule's forward does it itself)
     return root
 
 
@@ -180,6 +191,11 @@ def _find_jobs(units):
                 continue        # torch will report it, as it did before freeze
             claimed.update(chain.nodes)
             jobs.append(job)
+        for node in list(unit.gm.graph.nodes):
+            chain = patterns.lone_batchnorm(node, modules, claimed)
+            if chain is not None:
+                claimed.update(chain.nodes)
+                jobs.append(_Job(unit, chain, modules))
     return jobs
 
 

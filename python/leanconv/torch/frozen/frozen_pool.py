@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -71,11 +72,26 @@ class FrozenPool2d(nn.Module):
         g = self._geometry(x.shape)
         if g is None or x.numel() == 0:
             return self.torch_fn(x)
-        geom, oshape = g
-        y = torch.empty(oshape, dtype=torch.float32)
-        _core.pool2d(x.contiguous().numpy().reshape(-1), y.numpy().reshape(-1), geom,
-                     self.is_max, self.count_include_pad, frozen_threads())
+        y = torch.empty(g[1], dtype=torch.float32)
+        self.run_into(x.contiguous().numpy(), y.numpy(), frozen_threads())
         return y
+
+    def run_into(self, x, y, threads):
+        """Pool x, a float32 (N, C, H, W) NumPy array, into y (its pooled
+        shape) in leanconv's C; False, with nothing written, for what torch's
+        op must run (another dtype or rank, a window the C kernel lacks)."""
+        g = self._geometry(x.shape) if x.ndim == 4 and x.dtype == np.float32 else None
+        if g is None or x.size == 0:
+            return False
+        geom = g[0]
+        planes, H, W, OH, OW, kh, kw = geom[:7]
+        x = np.ascontiguousarray(x).reshape(-1)
+        if not self.is_max and (OH, OW, kh, kw) == (1, 1, H, W) and not any(geom[11:]):
+            # global average: one mean per plane (what leanconv.onnx runs for it)
+            _core.global_avg_pool(x, y.reshape(-1), planes, H * W, threads)
+        else:
+            _core.pool2d(x, y.reshape(-1), geom, self.is_max, self.count_include_pad, threads)
+        return True
 
     def __prepare_scriptable__(self):
         raise TypeError("a frozen leanconv pooling cannot be compiled by torch.jit.script; "

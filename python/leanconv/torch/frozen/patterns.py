@@ -8,6 +8,7 @@ fused away), and a residual add needs its other operand to have exactly the
 conv output's shape and dtype (no broadcasting)."""
 from __future__ import annotations
 
+import inspect
 import operator
 from dataclasses import dataclass, field
 
@@ -133,10 +134,24 @@ def _residual_operand(add, value):
     return other
 
 
-_INPLACE_FUNCS = (operator.iadd, operator.isub, operator.imul, operator.itruediv)
+_INPLACE_FUNCS = (operator.iadd, operator.isub, operator.imul, operator.itruediv,
+                  operator.ifloordiv, operator.imod, operator.ipow, operator.iand,
+                  operator.ior, operator.ixor, operator.ilshift, operator.irshift,
+                  operator.setitem)
 
 
-def _mutates(node, value, modules):
+def _inplace_argument(fn, args, kwargs):
+    """The value of a Python function's `inplace` parameter in this call."""
+    if kwargs.get("inplace", False):
+        return True
+    try:
+        bound = inspect.signature(fn).bind(*args, **kwargs).arguments
+    except (TypeError, ValueError):     # a builtin without a signature, or a bad call
+        return False
+    return bool(bound.get("inplace", False))
+
+
+def mutates(node, value, modules):
     """Could `node` write into `value` in place?  (Conservative.)"""
     if not node.args or node.args[0] is not value:
         return False
@@ -147,7 +162,7 @@ def _mutates(node, value, modules):
     if node.op == "call_function":
         name = getattr(node.target, "__name__", "")
         return node.target in _INPLACE_FUNCS or name.endswith("_") or \
-            bool(node.kwargs.get("inplace", False))
+            _inplace_argument(node.target, node.args, node.kwargs)
     return False
 
 
@@ -157,7 +172,7 @@ def _input_untouched_until(conv, end, modules):
     x = conv.args[0]
     n = conv.next
     while n is not end:
-        if _mutates(n, x, modules):
+        if mutates(n, x, modules):
             return False
         n = n.next
     return True
@@ -191,4 +206,26 @@ def find_chain(conv, source, modules, claimed=frozenset()):
             if act is not None:
                 chain.act, chain.activation = after, act
                 chain.nodes.append(after)
+    return chain
+
+
+def lone_batchnorm(node, modules, claimed=frozenset()):
+    """A Chain running an eval-mode BatchNorm no convolution absorbed
+    (DenseNet's BN -> ReLU -> conv) as a depthwise 1x1 convolution of unit
+    weights, the BatchNorm folded in and the activation after it fused: one
+    pass instead of torch's BN and activation.  None for anything else,
+    also when a residual add follows (left as it is)."""
+    if node in claimed or node.op != "call_module" or len(node.args) != 1 or node.kwargs:
+        return None
+    tm = _meta(node.args[0])
+    if tm is None or len(tm.shape) != 4 or tm.dtype != torch.float32:
+        return None
+    C = tm.shape[1]
+    if not _is_eval_bn(node, modules, C):
+        return None
+    source = ConvSource(torch.ones(C, 1, 1, 1), None, 1, 0, 1, C, owner=None, names=())
+    chain = find_chain(node, source, modules, claimed)
+    if chain.bn is not None or chain.add is not None:
+        return None
+    chain.bn = node      # folded into the unit weights; the chain's "conv" node is the BN itself
     return chain
