@@ -61,6 +61,8 @@ def fit(path):
             continue  # groups == C: depthwise, always
         kp_bytes = C // g * k * k * spec.output_hw(H, W)[0] * spec.output_hw(H, W)[1] * 4
         for algo in r["algorithms"]:
+            if algo == "direct_lanes":
+                continue  # priced by hand (dl_mac in kernels/<isa>/config.c), not fitted
             if algo == "im2col" and k > 1 and kp_bytes > 8 * lc.cpu_features()["cache"]["l2"]:
                 continue  # kernels/choose.c never considers it
             _, feats = _core.cost(lc.algorithms().index(algo), isa_id, geom, r["threads"])

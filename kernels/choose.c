@@ -80,6 +80,19 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
         f[LC_FEAT_MAC] = taps * lc_busiest_share(d, d->N * d->M);
         return;
     }
+    if (algorithm == LC_ALGO_DIRECT_LANES) {
+        /* channel blocks of dl_cols, every pixel; the group's packed weights
+         * are read once per segment of pixels, from beyond L2 when they do
+         * not fit */
+        const int64_t cw = isa->dl_cols, blocks = lc_div_up(Mg, cw), P = d->OH * d->OW;
+        const double taps = (double)(Cg * d->kH * d->kW);
+        share = lc_busiest_share(d->nthreads, lc_direct_lanes_items(d));
+        f[LC_FEAT_MAC] = images * (double)(blocks * cw) * taps * (double)P;
+        f[LC_FEAT_STREAM] = images * lc_streamed((double)(blocks * cw) * taps * 4.0,
+                                                 (double)lc_direct_lanes_segments(d));
+        for (int i = 0; i < LC_FEAT_COUNT; i++) f[i] *= share;
+        return;
+    }
     if (algorithm == LC_ALGO_IM2COL || algorithm == LC_ALGO_PATCH2VEC) {
         const int64_t K = Cg * d->kH * d->kW, P = d->OH * d->OW, npanels = lc_div_up(P, nr);
         const double a_bytes = mpad * (double)K * 4.0;
@@ -128,6 +141,11 @@ double lc_conv_cost(const lc_conv_desc *d, int algorithm, double *features) {
     const double wino = algorithm >= LC_ALGO_WINOGRAD_F2 && algorithm <= LC_ALGO_WINOGRAD_F6
                             ? c->wino_elem[algorithm - LC_ALGO_WINOGRAD_F2]
                             : 0.0;
+    if (algorithm == LC_ALGO_DIRECT_LANES) {
+        const double stream = c->stream_byte * f[LC_FEAT_STREAM];
+        const double mac = c->dl_mac * f[LC_FEAT_MAC];
+        return mac > stream ? mac : stream;
+    }
     lc_conv_desc one = *d;
     one.algorithm = algorithm;
     /* the channel-lanes Winograd GEMM reads U in whole vectors, one
@@ -137,6 +155,16 @@ double lc_conv_cost(const lc_conv_desc *d, int algorithm, double *features) {
                           (wino != 0.0 && lc_wino_channel_lanes(&one) ? LC_WINO_CL_STREAM_SHARE : 1.0);
     return (f[LC_FEAT_MAC] > stream ? f[LC_FEAT_MAC] : stream) + pack * f[LC_FEAT_PACK] +
            wino * f[LC_FEAT_WINO];
+}
+
+/* Does "auto" weigh direct_lanes for this call?  Strided layers with a
+ * kernel larger than 1 x 1 (the stem, 3x3/2 downsampling): where the GEMM
+ * algorithms pay for unwrapping strided patches.  On stride-1 and 1 x 1
+ * layers it ran 10-30% behind them (docs/performance.md), a gap its
+ * multiply-add price alone does not see. */
+static int lc_direct_lanes_candidate(const lc_conv_desc *d) {
+    return d->algorithm == LC_ALGO_AUTO && (d->stride_h > 1 || d->stride_w > 1) &&
+           d->kH * d->kW > 1;
 }
 
 /* Im2Col's K x P matrix larger than this (a multiple of L2) goes through
@@ -158,7 +186,12 @@ int lc_conv_choose(const lc_conv_desc *d) {
     const double kp_bytes = (double)(d->C / d->groups * d->kH * d->kW) * (double)(d->OH * d->OW) * 4.0;
     int best = -1;
     double best_cost = 0.0;
-    for (int a = first; a <= last; a++) {
+    /* the range [first, last], then direct_lanes where it is a candidate */
+    int candidates[LC_ALGO_COUNT], count = 0;
+    for (int a = first; a <= last; a++) candidates[count++] = a;
+    if (lc_direct_lanes_candidate(d)) candidates[count++] = LC_ALGO_DIRECT_LANES;
+    for (int i = 0; i < count; i++) {
+        const int a = candidates[i];
         if (!lc_supports(d, a)) continue;
         if (a == LC_ALGO_IM2COL && !lc_gemm_is_pointwise(d) &&
             kp_bytes > (double)LC_IM2COL_L2_MULTIPLE * (double)lc_cpu_caches()->l2)

@@ -19,6 +19,13 @@ int lc_conv_supports(const lc_conv_desc *d, const char **why) {
             if (why) *why = "depthwise needs groups == C (one input channel per group)";
             return 0;
         }
+    } else if (d->algorithm == LC_ALGO_DIRECT_LANES) {
+        const lc_isa_config *isa = d->isa;
+        if (!isa || !isa->dl_kernel || isa->dl_cols > LC_DL_MAX_COLS ||
+            isa->dl_lanes > LC_DL_MAX_LANES || isa->dl_rows > LC_DL_MAX_ROWS) {
+            if (why) *why = "direct_lanes has no kernel for this ISA";
+            return 0;
+        }
     } else if (d->algorithm < 0 || d->algorithm >= LC_ALGO_COUNT) {
         if (why) *why = "unknown algorithm";
         return 0;
@@ -35,6 +42,7 @@ int lc_conv_layout(int a) {
     case LC_ALGO_WINOGRAD_F2: return LC_LAYOUT_WINOGRAD_F2;
     case LC_ALGO_WINOGRAD_F4: return LC_LAYOUT_WINOGRAD_F4;
     case LC_ALGO_WINOGRAD_F6: return LC_LAYOUT_WINOGRAD_F6;
+    case LC_ALGO_DIRECT_LANES: return LC_LAYOUT_DIRECT_LANES;
     default: return -1;
     }
 }
@@ -48,6 +56,7 @@ int64_t lc_conv_packed_floats(const lc_conv_desc *d) {
     case LC_ALGO_WINOGRAD_F2:
     case LC_ALGO_WINOGRAD_F4:
     case LC_ALGO_WINOGRAD_F6: r = lc_winograd_packed_floats(d, &ok); break;
+    case LC_ALGO_DIRECT_LANES: r = lc_direct_lanes_packed_floats(d, &ok); break;
     default: /* direct and depthwise read the weights as they are */
         r = lc_mul(lc_mul(lc_mul(d->M, d->C / d->groups, &ok), d->kH, &ok), d->kW, &ok);
     }
@@ -61,6 +70,7 @@ void lc_conv_pack_weights(const lc_conv_desc *d, const float *w, float *packed) 
     case LC_ALGO_WINOGRAD_F2:
     case LC_ALGO_WINOGRAD_F4:
     case LC_ALGO_WINOGRAD_F6: lc_winograd_pack_weights(d, w, packed); break;
+    case LC_ALGO_DIRECT_LANES: lc_direct_lanes_pack_weights(d, w, packed); break;
     default:
         memcpy(packed, w, (size_t)lc_conv_packed_floats(d) * sizeof(float));
     }
@@ -89,6 +99,7 @@ int64_t lc_conv_workspace_bytes(const lc_conv_desc *dp) {
     case LC_ALGO_WINOGRAD_F2:
     case LC_ALGO_WINOGRAD_F4:
     case LC_ALGO_WINOGRAD_F6: r = lc_winograd_workspace(d, &ok); break;
+    case LC_ALGO_DIRECT_LANES: r = lc_direct_lanes_workspace(d, &ok); break;
     default: r = 0;
     }
     return ok ? r : -1;
@@ -113,6 +124,7 @@ void lc_conv_tiling(const lc_conv_desc *dp, int64_t *tiling) {
     case LC_ALGO_WINOGRAD_F2:
     case LC_ALGO_WINOGRAD_F4:
     case LC_ALGO_WINOGRAD_F6: lc_winograd_tiling(d, own); break;
+    case LC_ALGO_DIRECT_LANES: lc_direct_lanes_tiling(d, own); break;
     default: break; /* depthwise and direct derive theirs per call */
     }
 }
@@ -141,6 +153,7 @@ int lc_conv_run_tiled(const lc_conv_desc *dp, const int64_t *tiling, int64_t nee
     case LC_ALGO_WINOGRAD_F4:
     case LC_ALGO_WINOGRAD_F6: return lc_winograd_run(d, own, x, packed, bias, res, y, ws);
     case LC_ALGO_DEPTHWISE: return lc_depthwise_run(d, x, packed, bias, res, y);
+    case LC_ALGO_DIRECT_LANES: return lc_direct_lanes_run(d, own, x, packed, bias, res, y, ws);
     default: return lc_direct_run(d, x, packed, bias, res, y);
     }
 }

@@ -250,6 +250,22 @@ void lc_patch2vec_tiling(const lc_conv_desc *d, int64_t *tiling);
 int lc_patch2vec_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
                      const float *packed, const float *bias, const float *res, float *y,
                      char *ws);
+/* kernels/direct_lanes.c (the ISA's dl_cols output channels a block, at
+ * most LC_DL_MAX_COLS; dl_lanes, dl_rows at most LC_DL_MAX_LANES, _ROWS) */
+#define LC_DL_MAX_COLS 64
+#define LC_DL_MAX_LANES 16
+#define LC_DL_MAX_ROWS 12
+int64_t lc_direct_lanes_packed_floats(const lc_conv_desc *d, int *ok);
+void lc_direct_lanes_pack_weights(const lc_conv_desc *d, const float *w, float *packed);
+int64_t lc_direct_lanes_workspace(const lc_conv_desc *d, int *ok);
+void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling);
+/* its work items (image, group, channel block, row band) */
+int64_t lc_direct_lanes_items(const lc_conv_desc *d);
+/* pixel segments per image and group (each reads the group's packed weights once) */
+int64_t lc_direct_lanes_segments(const lc_conv_desc *d);
+int lc_direct_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
+                        const float *packed, const float *bias, const float *res, float *y,
+                        char *ws);
 int64_t lc_winograd_packed_floats(const lc_conv_desc *d, int *ok);
 void lc_winograd_pack_weights(const lc_conv_desc *d, const float *w, float *packed);
 int64_t lc_winograd_workspace(const lc_conv_desc *d, int *ok);

@@ -33,6 +33,10 @@ lc_fma_peak_fn lc_fma_peak_get(int isa);
     void name(float *dst, size_t dst_stride, const float *src, size_t src_step, size_t rows, \
               size_t n, size_t stride);
 
+#define LC_DECLARE_DL(name)                                                              \
+    void name(size_t n, const float *x, const float *w, float *t, const float *bias,     \
+              const lc_dl_geom *g, const lc_epilogue *ep, unsigned flags);
+
 #define LC_DECLARE_GEMM_NARROW(name)                                                     \
     void name(size_t m, size_t n, size_t k, const float *a, size_t a_pstride,            \
               const float *b, size_t ldb, float *c, size_t ldc, const float *bias,       \
@@ -46,6 +50,7 @@ lc_fma_peak_fn lc_fma_peak_get(int isa);
 LC_DECLARE_ISA(__scalar)
 LC_DECLARE_POSTOP(lc_f32_postop__scalar)
 LC_DECLARE_GEMM(lc_f32_gemm_4x16__scalar)
+LC_DECLARE_DL(lc_f32_dl_4x4__scalar)
 
 /* Optional depthwise 3x3 whole-plane kernels (lc_dw3x3_plane_fn). */
 #define LC_DECLARE_DW3X3_PLANE(name)                                                     \
@@ -69,6 +74,7 @@ LC_DECLARE_DW_CBLOCK(lc_f32_dw_cblock__avx2)
 LC_DECLARE_POSTOP(lc_f32_postop__avx2)
 LC_DECLARE_DW3X3_PLANE(lc_f32_dw3x3_plane__avx2)
 LC_DECLARE_GEMM(lc_f32_gemm_6x16__avx2)
+LC_DECLARE_DL(lc_f32_dl_6x16__avx2)
 LC_DECLARE_STRIDED_COPY(lc_f32_strided_copy__avx2)
 
 LC_DECLARE_ISA(__avx512)
@@ -81,6 +87,8 @@ void lc_f32_pool_cols__avx512(float *out, const float *in, size_t n, size_t kw, 
 LC_DECLARE_DW3X3_PLANE(lc_f32_dw3x3_plane__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_6x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_8x32__avx512)
+LC_DECLARE_DL(lc_f32_dl_6x64__avx512)
+LC_DECLARE_DL(lc_f32_dl_12x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_12x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_14x32__avx512)
 LC_DECLARE_STRIDED_COPY(lc_f32_strided_copy__avx512)
@@ -91,5 +99,6 @@ LC_DECLARE_ISA(__neon)
 LC_DECLARE_DW_CBLOCK(lc_f32_dw_cblock__neon)
 LC_DECLARE_POSTOP(lc_f32_postop__neon)
 LC_DECLARE_GEMM(lc_f32_gemm_12x8__neon)
+LC_DECLARE_DL(lc_f32_dl_6x16__neon)
 
 #endif

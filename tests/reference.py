@@ -93,6 +93,7 @@ TOLERANCE = {
     "im2col": 2e-6,
     "patch2vec": 2e-6,
     "depthwise": 2e-6,
+    "direct_lanes": 2e-6,
     "winograd_f2": 1e-5,
     "winograd_f4": 5e-5,
     "winograd_f6": 5e-4,  # F(6,3) with the +-1/2, +-2 points: ~1e-4 seen

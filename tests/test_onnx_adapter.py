@@ -644,7 +644,8 @@ def algorithms(rep):
 def test_default_budget_bounds_the_packings_and_maxsize_lifts_it():
     """With no memory_budget, the convolutions' packings and workspace are
     bounded (budget.default_budget): here F4's packings (4x the raw weights)
-    give way to F2's; sys.maxsize keeps auto's choice."""
+    give way to leaner ones (F2's, or direct_lanes' raw-size packing and small
+    workspace); sys.maxsize keeps auto's choice."""
     g = rng(25)
     w = [g.standard_normal((64, 64, 3, 3)).astype(np.float32) for _ in range(3)]
     nodes = [helper.make_node("Conv", [a, f"w{i}"], [b], pads=[1, 1, 1, 1])
@@ -655,7 +656,7 @@ def test_default_budget_bounds_the_packings_and_maxsize_lifts_it():
     free = lco.prepare(model, memory_budget=sys.maxsize, threads=1)
     assert algorithms(free) == ["winograd_f4"] * 3
     rep = lco.prepare(model, threads=1)
-    assert algorithms(rep) == ["winograd_f2"] * 3
+    assert set(algorithms(rep)) <= {"winograd_f2", "direct_lanes"}
     held = [r.memory()["packed_weights"] + r.memory()["workspace"] for r in (rep, free)]
     assert held[0] < held[1]
     assert rel_err(rep.run([x])[0], free.run([x])[0].astype(np.float64)) < 1e-4

@@ -28,7 +28,7 @@ import leanconv.torch as lct  # noqa: E402
 import reference_nets  # noqa: E402
 
 # max |y - ref| / (sum|x||w| + |b|) per algorithm, float32 against float64.
-CONV_TOL = {"direct": 2e-6, "im2col": 2e-6, "patch2vec": 2e-6, "depthwise": 2e-6,
+CONV_TOL = {"direct": 2e-6, "im2col": 2e-6, "patch2vec": 2e-6, "depthwise": 2e-6, "direct_lanes": 2e-6,
             "winograd_f2": 1e-5, "winograd_f4": 3e-5, "winograd_f6": 1e-4}
 # max |y - ref| / max |ref| for a whole network, float32 against float64.
 NET_TOL = 1e-5

@@ -29,7 +29,8 @@ enum lc_algorithm {
     LC_ALGO_WINOGRAD_F4 = 4,
     LC_ALGO_WINOGRAD_F6 = 5,
     LC_ALGO_DEPTHWISE = 6,
-    LC_ALGO_COUNT = 7
+    LC_ALGO_DIRECT_LANES = 7,   /* direct, output channels in the vector lanes */
+    LC_ALGO_COUNT = 8
 };
 
 /* Status codes returned by the drivers. */
@@ -145,7 +146,8 @@ enum lc_layout {
     LC_LAYOUT_WINOGRAD_F2 = 2,
     LC_LAYOUT_WINOGRAD_F4 = 3,
     LC_LAYOUT_WINOGRAD_F6 = 4,
-    LC_LAYOUT_COUNT = 5
+    LC_LAYOUT_DIRECT_LANES = 5,
+    LC_LAYOUT_COUNT = 6
 };
 
 /* The packed layout an algorithm runs on (-1 for an unknown algorithm). */

@@ -217,6 +217,28 @@ typedef void (*lc_pool_cols_fn)(float *out, const float *in, size_t n, size_t kw
 typedef void (*lc_wino_cl_gemm_fn)(size_t k, const float *ut, const float *v, size_t ldv,
                                    float *mo, size_t ldo, size_t rows, size_t cols);
 
+/* Direct convolution with output channels in the vector lanes (the
+ * direct_lanes algorithm, kernels/direct_lanes.c): n <= R output pixels
+ * times CW = NV * L output channels (R, CW, L: the ISA's dl_rows, dl_cols,
+ * dl_lanes).  For j < n, o < CW, with v = o / L, l = o % L:
+ *   t[v * ldt + j * L + l] = clamp(init + sum over c < C, ky < kH,
+ *       kx < kW, in that order, of w[c * wcs + (ky * kW + kx) * CW + o] *
+ *       x[c * xcs + ky * xrs + kx * xts + xoff[j]])
+ * init: that t value itself with LC_GEMM_ACCUMULATE (a later block of input
+ * channels), else bias[o] (bias NULL: 0); clamp when LC_GEMM_FINAL and
+ * ep->clamp.  Reads only the x named, xoff[0..n) and CW floats of bias;
+ * writes only those t.  Strides and offsets are in floats. */
+typedef struct lc_dl_geom {
+    size_t C, kH, kW;          /* input channels, kernel rows, kernel columns */
+    size_t xcs, xrs, xts;      /* input: channel, kernel row, kernel column */
+    const size_t *xoff;        /* input: the pixels' offsets */
+    size_t wcs;                /* weights: channel */
+    size_t ldt;                /* output tile: vector */
+} lc_dl_geom;
+typedef void (*lc_dl_kernel_fn)(size_t n, const float *x, const float *w, float *t,
+                                const float *bias, const lc_dl_geom *g, const lc_epilogue *ep,
+                                unsigned flags);
+
 /* Winograd output sizes m served by the table, in index order. */
 #define LC_WINO_VARIANTS 3
 static const int lc_wino_m[LC_WINO_VARIANTS] = {2, 4, 6};
@@ -228,6 +250,9 @@ typedef struct lc_cost_terms {
     float stream_byte;                  /* a byte of weights streamed from beyond L2 */
     float pack_im2col, pack_patch2vec;  /* a patch value unwrapped */
     float wino_elem[LC_WINO_VARIANTS];  /* a value through the Winograd transforms */
+    float dl_mac;                       /* a direct_lanes multiply-add (its padded copy,
+                                         * transpose and shorter loops included): set
+                                         * from interleaved A/B runs, not fitted */
 } lc_cost_terms;
 
 typedef struct lc_isa_config {
@@ -251,6 +276,8 @@ typedef struct lc_isa_config {
     int wino_direct_lanes;           /* its vector width (segments never straddle one) */
     lc_wino_cl_gemm_fn wino_cl_gemm; /* optional: channel-lanes Winograd GEMM */
     int wino_cl_rows, wino_cl_cols;  /* its tile rows R (divides nr) and channels CW */
+    lc_dl_kernel_fn dl_kernel;       /* direct_lanes kernel */
+    int dl_lanes, dl_cols, dl_rows;  /* its L, CW, R */
     lc_cost_terms cost;
     lc_postop_fn postop;             /* the epilogue beyond the kernels' clamp */
     lc_pool_rows_fn pool_rows;       /* optional: pooling's row primitives */

@@ -20,9 +20,17 @@ void lc_config_avx2(lc_isa_config *cfg) {
     cfg->dw_cblock = LC_DW_CBLOCK_ENTRY(lc_f32_dw_cblock__avx2, 8);
     cfg->dw3x3_plane = lc_f32_dw3x3_plane__avx2;
     cfg->strided_copy = lc_f32_strided_copy__avx2;
+    cfg->dl_kernel = lc_f32_dl_6x16__avx2;
+    cfg->dl_lanes = 8;
+    cfg->dl_cols = 16;
+    cfg->dl_rows = 6;
     /* cost model prices (kernels/choose.c): fitted by bench/fit_cost_model.py on AMD EPYC (Zen 5), 1 thread */
     cfg->cost = (lc_cost_terms){.stream_byte = 4.25f, .pack_im2col = 6.17f,
                                .pack_patch2vec = 9.97f, .wino_elem = {11.10f, 20.00f, 23.61f}};
+    /* direct_lanes per multiply-add, set by hand from interleaved runs (not fitted):
+     * the stem and the 3x3/2 layers ran at 0.65-0.94 of Im2Col, which the model
+     * prices at 1.08-1.13 x direct_lanes' multiply-adds */
+    cfg->cost.dl_mac = 1.00f;
     cfg->postop = lc_f32_postop__avx2;
 }
 #endif

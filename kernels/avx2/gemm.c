@@ -60,5 +60,13 @@ void lc_f32_strided_copy__avx2(float *dst, size_t dst_stride, const float *src,
         lc_copy_row__avx2(dst, src, n, stride);
 }
 
+/* Direct convolution, output channels in the lanes (../direct_lanes_template.h):
+ * 6 pixels x 2 vectors (16 channels): 12 accumulators, 2 weight vectors and a
+ * broadcast, 15 of the 16 YMM registers, as the GEMM tile. */
+#define LC_DL_NV 2
+#define LC_DL_R 6
+#define LC_DL_NAME lc_f32_dl_6x16__avx2
+#include "../direct_lanes_template.h"
+
 #include "target_end.h"
 #endif

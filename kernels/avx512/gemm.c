@@ -378,5 +378,17 @@ void lc_f32_strided_copy__avx512(float *dst, size_t dst_stride, const float *src
         lc_copy_row__avx512(dst, src, n, stride);
 }
 
+/* Direct convolution, output channels in the lanes (../direct_lanes_template.h):
+ * 6 pixels x 4 vectors (64 channels) and 12 pixels x 2 vectors (32 channels),
+ * 24 accumulators each; config.c picks one. */
+#define LC_DL_NV 4
+#define LC_DL_R 6
+#define LC_DL_NAME lc_f32_dl_6x64__avx512
+#include "../direct_lanes_template.h"
+#define LC_DL_NV 2
+#define LC_DL_R 12
+#define LC_DL_NAME lc_f32_dl_12x32__avx512
+#include "../direct_lanes_template.h"
+
 #include "target_end.h"
 #endif

@@ -16,9 +16,15 @@ void lc_config_neon(lc_isa_config *cfg) {
     cfg->dw_row = lc_f32_dw_row__neon;
     cfg->dw_band = lc_f32_dw_band__neon;
     cfg->dw_cblock = LC_DW_CBLOCK_ENTRY(lc_f32_dw_cblock__neon, 4);
+    cfg->dl_kernel = lc_f32_dl_6x16__neon;
+    cfg->dl_lanes = 4;
+    cfg->dl_cols = 16;
+    cfg->dl_rows = 6;
     /* cost model prices (kernels/choose.c): not fitted on an Arm CPU: AVX2's prices (the nearest vector width) */
     cfg->cost = (lc_cost_terms){.stream_byte = 4.25f, .pack_im2col = 6.17f,
                                .pack_patch2vec = 9.97f, .wino_elem = {11.10f, 20.00f, 23.61f}};
+    /* direct_lanes per multiply-add: not measured on an Arm CPU: AVX2's */
+    cfg->cost.dl_mac = 1.00f;
     cfg->postop = lc_f32_postop__neon;
 }
 #endif

@@ -47,4 +47,12 @@
 #define LC_GEMM_NAME lc_f32_gemm_12x8__neon
 #include "../gemm_template.h"
 
+/* Direct convolution, output channels in the lanes (../direct_lanes_template.h):
+ * 6 pixels x 4 vectors (16 channels): 24 accumulators, 4 weight vectors and a
+ * broadcast (ld1r), 29 of the 32 q registers. */
+#define LC_DL_NV 4
+#define LC_DL_R 6
+#define LC_DL_NAME lc_f32_dl_6x16__neon
+#include "../direct_lanes_template.h"
+
 #endif

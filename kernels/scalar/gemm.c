@@ -39,3 +39,22 @@ void lc_f32_gemm_4x16__scalar(size_t m, size_t n, size_t k, const float *a, cons
         }
     }
 }
+
+/* Direct convolution, output channels in the lanes (../direct_lanes_template.h),
+ * over one-float "vectors": 4 pixels x 4 channels, the portable reference of
+ * the ISA kernels' arithmetic order. */
+#define LC_V float
+#define LC_VL 1
+#define LC_VZERO() 0.0f
+#define LC_VSET1(f) (f)
+#define LC_VLOADU(p) (*(p))
+#define LC_VSTOREU(p, v) (*(p) = (v))
+#define LC_VFMA(a, b, c) ((a) * (b) + (c))
+/* as the vector kernels: the second operand when either is NaN */
+#define LC_VMAX(a, b) ((a) > (b) ? (a) : (b))
+#define LC_VMIN(a, b) ((a) < (b) ? (a) : (b))
+#define LC_DL_NV 4
+#define LC_DL_R 4
+#define LC_DL_NAME lc_f32_dl_4x4__scalar
+#include "../isa_build.h"
+#include "../direct_lanes_template.h"

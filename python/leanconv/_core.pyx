@@ -167,7 +167,7 @@ cdef extern from *:
     const char *lc_build_opt()
 
 ALGORITHMS = ("direct", "im2col", "patch2vec", "winograd_f2", "winograd_f4",
-              "winograd_f6", "depthwise")
+              "winograd_f6", "depthwise", "direct_lanes")
 ISA_NAMES = tuple(lc_isa_name(i).decode() for i in range(LC_ISA_COUNT))
 
 # Bytes of the last workspace a call on this process allocated (for tests that
@@ -766,6 +766,13 @@ cdef extern from "leanconv/ukernels.h":
     ctypedef void (*_lc_wino_cl_fn "lc_wino_cl_gemm_fn")(size_t k, const float *ut, const float *v,
                                                         size_t ldv, float *mo, size_t ldo,
                                                         size_t rows, size_t cols) nogil
+    ctypedef struct _lc_dl_geom "lc_dl_geom":
+        size_t C, kH, kW, xcs, xrs, xts, wcs, ldt
+        const size_t *xoff
+    ctypedef void (*_lc_dl_fn "lc_dl_kernel_fn")(size_t n, const float *x, const float *w,
+                                               float *t, const float *bias,
+                                               const _lc_dl_geom *g, const lc_epilogue *ep,
+                                               unsigned flags) nogil
     ctypedef struct _lc_isa_table "lc_isa_config":
         int mr, nr, kc
         _lc_gemm_fn gemm
@@ -774,6 +781,8 @@ cdef extern from "leanconv/ukernels.h":
         _lc_dw_fn dw_row
         _lc_wino_cl_fn wino_cl_gemm
         int wino_cl_rows, wino_cl_cols
+        _lc_dl_fn dl_kernel
+        int dl_lanes, dl_cols, dl_rows
     unsigned LC_GEMM_ACCUMULATE
     unsigned LC_GEMM_FINAL
 
@@ -839,6 +848,18 @@ def _ukernel_tile(isa_name: str):
     return t.mr, t.nr, t.kc
 
 
+cdef const float *_bias_ptr(bias, _size_t need, str what) except? NULL:
+    """A micro-kernel's bias argument: NULL for None, else the first of at
+    least `need` floats (the caller keeps `bias` alive)."""
+    cdef const float[::1] bias_v
+    if bias is None:
+        return NULL
+    bias_v = bias
+    if <_size_t>bias_v.shape[0] < need:
+        raise ValueError(f"bias must hold {what} floats")
+    return &bias_v[0]
+
+
 def _ukernel_gemm(str isa_name, _size_t m, _size_t n, _size_t k, const float[::1] a_packed,
                   const float[::1] b, _size_t ldb, float[::1] c, _size_t ldc, bias,
                   unsigned flags, clamp=None, _size_t repeat=1):
@@ -846,7 +867,6 @@ def _ukernel_gemm(str isa_name, _size_t m, _size_t n, _size_t k, const float[::1
     on cache-resident data); sizes are checked against the buffers first (the
     kernel itself trusts its caller)."""
     cdef const _lc_isa_table *t = _table(isa_name)
-    cdef const float[::1] bias_v
     cdef const float *bias_p = NULL
     cdef lc_epilogue ep = _epilogue(clamp)
     if not (1 <= m <= <_size_t>t.mr and 1 <= n <= <_size_t>t.nr and k >= 1):
@@ -857,11 +877,7 @@ def _ukernel_gemm(str isa_name, _size_t m, _size_t n, _size_t k, const float[::1
         raise ValueError("a_packed must hold k * mr floats")
     if <_size_t>b.shape[0] < (k - 1) * ldb + n or <_size_t>c.shape[0] < (m - 1) * ldc + n:
         raise ValueError("b or c is too small for the strides")
-    if bias is not None:
-        bias_v = bias
-        if <_size_t>bias_v.shape[0] < m:
-            raise ValueError("bias must hold m floats")
-        bias_p = &bias_v[0]
+    bias_p = _bias_ptr(bias, m, "m")
     cdef _size_t rep
     with nogil:
         for rep in range(repeat):
@@ -939,6 +955,46 @@ def _ukernel_wino_cl_gemm(str isa_name, _size_t k, const float[::1] ut, const fl
         raise ValueError("buffers too small for k, R, CW, ldv, ldo, rows and cols")
     with nogil:
         t.wino_cl_gemm(k, &ut[0], &v[0], ldv, &mo[0], ldo, rows, cols)
+
+
+def _ukernel_dl_shape(str isa_name):
+    """(L, CW, R) of the ISA's direct_lanes kernel: lanes a vector, output
+    channels and output pixels a call."""
+    cdef const _lc_isa_table *t = _table(isa_name)
+    return t.dl_lanes, t.dl_cols, t.dl_rows
+
+
+def _ukernel_dl(str isa_name, _size_t n, const float[::1] x, _size_t x_at, const float[::1] w,
+                float[::1] t, _size_t t_at, _size_t ldt, bias, _size_t C, _size_t kH,
+                _size_t kW, _size_t xcs, _size_t xrs, _size_t xts, xoff, unsigned flags,
+                clamp=None, _size_t repeat=1):
+    """One call of the ISA's direct_lanes kernel on x[x_at:], tile t[t_at:]
+    (lc_dl_kernel_fn; `repeat` calls, for timing it on cache-resident data);
+    every float it may touch is checked to lie inside the buffers first (the
+    kernel itself trusts its caller)."""
+    cdef const _lc_isa_table *tb = _table(isa_name)
+    cdef _size_t L = tb.dl_lanes, CW = tb.dl_cols, R = tb.dl_rows, j
+    cdef lc_epilogue ep = _epilogue(clamp)
+    cdef _lc_dl_geom g
+    cdef const float *bias_p = NULL
+    if not 1 <= n <= R or C < 1 or kH < 1 or kW < 1 or len(xoff) < n or ldt < R * L:
+        raise ValueError(f"need 1 <= n <= {R}, C, kH, kW >= 1, n offsets, ldt >= {R * L}")
+    cdef size_t offs[16]
+    if R > 16:
+        raise ValueError("R > 16")
+    for j in range(n):
+        offs[j] = xoff[j]
+    last = x_at + (C - 1) * xcs + (kH - 1) * xrs + (kW - 1) * xts + max(xoff[:n])
+    if last >= <_size_t>x.shape[0] or <_size_t>w.shape[0] < C * kH * kW * CW or \
+            t_at + (CW // L - 1) * ldt + n * L > <_size_t>t.shape[0]:
+        raise ValueError("x, w or t is too small for the geometry")
+    bias_p = _bias_ptr(bias, CW, "CW")
+    g.C, g.kH, g.kW, g.xcs, g.xrs, g.xts = C, kH, kW, xcs, xrs, xts
+    g.wcs, g.ldt, g.xoff = kH * kW * CW, ldt, offs
+    cdef _size_t rep
+    with nogil:
+        for rep in range(repeat):
+            tb.dl_kernel(n, &x[x_at], &w[0], &t[t_at], bias_p, &g, &ep, flags)
 
 
 def _ukernel_dw_row(str isa_name, float[::1] out, _size_t n, const float[::1] inp,

@@ -1,0 +1,294 @@
+/* direct_lanes: the direct convolution with output channels in the vector
+ * lanes (the form ONNX Runtime and oneDNN run strided layers and the stem
+ * in).  Weights are packed once as [group][channel block][c][ky][kx][CW],
+ * CW = the ISA's dl_cols output channels a block (the last block's missing
+ * channels repeat its last channel, so every lane computes a real output and
+ * a repeated lane stores the very bits of the channel it repeats).
+ *
+ * A work item is (image, group, channel block, band of output rows).  It
+ * first copies the input rows its band reads into a zero-padded buffer (each
+ * row cut to the columns the outputs reach, padding materialised: about one
+ * read of the input, against Cg x kH x kW x CW multiply-adds per output
+ * pixel), so every tap of every pixel is a plain load and the pixels of the
+ * band can be taken in blocks of R that run on across row ends.  The band's
+ * pixels then go in segments of up to LC_DL_SEGMENT: for each pass over
+ * cb input channels (whose weights stay in L1) the ISA kernel
+ * (lc_dl_kernel_fn) computes every block of R pixels into the segment's
+ * tile, lanes innermost, broadcasting input pixels from the padded rows --
+ * no patch unwrapping, whatever the stride -- and the tile is then
+ * transposed into the CW output planes (the depthwise channel-block
+ * de-interleave where the ISA has one).  Each output is summed over (c, ky,
+ * kx) in that order whatever the bands, segments, passes and threads, so the
+ * bits do not depend on the thread count.
+ *
+ * Epilogue: the clamp in the kernel when it is the whole of it; another
+ * activation without a residual runs over the tile before the transpose; a
+ * residual (possibly the output itself) is added from a staged copy of the
+ * segment, plane by plane.
+ *
+ * Workspace per thread: the padded band input (Cg x its rows x the row
+ * width), the tile and the staging segment (CW x LC_DL_SEGMENT each), each
+ * rounded up to 64 bytes. */
+#include <string.h>
+#include "internal.h"
+#include "leanconv/cpu.h"
+
+/* Output pixels a tile holds: 24 KiB at 64 channels, beside one pass's
+ * weights in L1. */
+#define LC_DL_SEGMENT 96
+
+typedef struct {
+    int64_t blocks;    /* channel blocks per group */
+    int64_t bands;     /* row bands per (image, group) */
+    int64_t band_rows; /* output rows per band */
+    int64_t items;
+    int64_t threads;   /* threads the run uses (lc_threads_used of items) */
+    int64_t cb;        /* input channels a pass over a segment */
+} lc_dl_tiles;
+LC_TILING_FITS(lc_dl_tiles);
+
+/* The padded input row: the columns the outputs reach. */
+static int64_t lc_dl_row_width(const lc_conv_desc *d) {
+    return (d->OW - 1) * d->stride_w + (d->kW - 1) * d->dil_w + 1;
+}
+
+/* Input rows a band of `rows` output rows reads. */
+static int64_t lc_dl_band_in_rows(const lc_conv_desc *d, int64_t rows) {
+    return (rows - 1) * d->stride_h + (d->kH - 1) * d->dil_h + 1;
+}
+
+void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
+    int ok = 1;
+    lc_dl_tiles b;
+    const int64_t Cg = d->C / d->groups;
+    b.blocks = lc_div_up(d->M / d->groups, d->isa->dl_cols);
+    const int64_t units = lc_mul(d->N, d->groups, &ok);
+    const int64_t threads = lc_threads_used(d->nthreads, lc_mul(units, d->OH, &ok));
+    /* fewer than 2 images a thread: split the rows */
+    b.bands = units >= 2 * threads ? 1 : lc_min64(d->OH, lc_div_up(2 * threads, units));
+    b.band_rows = lc_div_up(d->OH, b.bands);
+    /* and a band's padded input within half of L2 (big images) */
+    const int64_t budget = lc_max64(64 * 1024, (int64_t)lc_cpu_caches()->l2 / 2);
+    const int64_t row_bytes = lc_mul(lc_mul(Cg, lc_dl_row_width(d), &ok), 4, &ok);
+    while (b.band_rows > 1 && lc_mul(row_bytes, lc_dl_band_in_rows(d, b.band_rows), &ok) > budget)
+        b.band_rows = lc_div_up(b.band_rows, 2);
+    b.bands = lc_div_up(d->OH, b.band_rows);
+    b.items = lc_mul(units, b.bands, &ok);
+    b.threads = lc_threads_used(d->nthreads, b.items);
+    /* 4/5 of L1 for one pass's weights: a pass touches little else (each
+     * block's tile once, a few input rows); streaming the whole block from
+     * L2 for every pixel block evicts those */
+    const int64_t l1 = lc_max64(16 * 1024, (int64_t)lc_cpu_caches()->l1d);
+    const int64_t per_c = d->kH * d->kW * d->isa->dl_cols * (int64_t)sizeof(float);
+    b.cb = lc_max64(1, lc_min64(Cg, (l1 * 4 / 5) / per_c));
+    memcpy(tiling, &b, sizeof b);
+}
+
+static lc_dl_tiles lc_dl_get_tiles(const lc_conv_desc *d) {
+    int64_t tiling[LC_CONV_TILING_WORDS];
+    lc_dl_tiles b;
+    lc_direct_lanes_tiling(d, tiling);
+    memcpy(&b, tiling, sizeof b);
+    return b;
+}
+
+int64_t lc_direct_lanes_items(const lc_conv_desc *d) { return lc_dl_get_tiles(d).items; }
+
+int64_t lc_direct_lanes_segments(const lc_conv_desc *d) {
+    const lc_dl_tiles b = lc_dl_get_tiles(d);
+    return b.bands * lc_div_up(b.band_rows * d->OW, LC_DL_SEGMENT);
+}
+
+/* Floats of each part of one thread's workspace (64-byte multiples). */
+static void lc_dl_parts(const lc_conv_desc *d, const lc_dl_tiles *b, int64_t *in,
+                        int64_t *tile, int *ok) {
+    const int64_t rows = lc_mul(d->C / d->groups, lc_dl_band_in_rows(d, b->band_rows), ok);
+    *in = lc_round_up(lc_mul(rows, lc_dl_row_width(d), ok), 16, ok);
+    *tile = lc_round_up(lc_mul(d->isa->dl_cols, LC_DL_SEGMENT, ok), 16, ok);
+}
+
+int64_t lc_direct_lanes_workspace(const lc_conv_desc *d, int *ok) {
+    const lc_dl_tiles b = lc_dl_get_tiles(d);
+    int64_t in, tile;
+    lc_dl_parts(d, &b, &in, &tile, ok);
+    const int64_t floats = lc_add(in, lc_mul(tile, 2, ok), ok);
+    return lc_mul(b.threads, lc_mul(floats, (int64_t)sizeof(float), ok), ok);
+}
+
+int64_t lc_direct_lanes_packed_floats(const lc_conv_desc *d, int *ok) {
+    const int64_t cw = d->isa->dl_cols, Mg = d->M / d->groups;
+    const int64_t per_block = lc_mul(lc_mul(lc_mul(cw, d->C / d->groups, ok), d->kH, ok), d->kW, ok);
+    return lc_mul(lc_mul(d->groups, lc_div_up(Mg, cw), ok), per_block, ok);
+}
+
+void lc_direct_lanes_pack_weights(const lc_conv_desc *d, const float *w, float *packed) {
+    const int64_t cw = d->isa->dl_cols, Mg = d->M / d->groups, Cg = d->C / d->groups;
+    const int64_t taps = d->kH * d->kW, blocks = lc_div_up(Mg, cw);
+    for (int64_t g = 0; g < d->groups; g++)
+        for (int64_t b = 0; b < blocks; b++)
+            for (int64_t o = 0; o < cw; o++) {
+                /* a missing channel repeats the block's last one */
+                const int64_t src = g * Mg + lc_min64(b * cw + o, Mg - 1);
+                float *dst = packed + (g * blocks + b) * Cg * taps * cw + o;
+                for (int64_t k = 0; k < Cg * taps; k++) dst[k * cw] = w[src * Cg * taps + k];
+            }
+}
+
+typedef struct {
+    const lc_conv_desc *d;
+    const float *x, *packed, *bias, *res;
+    float *y;
+    char *ws;
+    lc_dl_tiles b;
+    lc_epilogue ep, kep; /* the whole epilogue; the kernels' part */
+    int post;            /* an activation the kernels do not do, or a residual */
+    int64_t in, tile, per_thread; /* floats */
+} lc_dl_ctx;
+
+/* dst[l][off + x] = src[x * L + l] for x < n, l < L: the ISA's depthwise
+ * de-interleave when its lanes are L, else plain loops. */
+static void lc_dl_deinterleave(const lc_isa_config *isa, float *const *dst, size_t off,
+                               const float *src, size_t n) {
+    const size_t L = (size_t)isa->dl_lanes;
+    if (isa->dw_cblock.deinterleave && isa->dw_cblock.lanes == L) {
+        isa->dw_cblock.deinterleave(dst, off, src, n);
+        return;
+    }
+    for (size_t l = 0; l < L; l++)
+        for (size_t x = 0; x < n; x++) dst[l][off + x] = src[x * L + l];
+}
+
+/* The input rows of output rows [oy0, oy1), zero-padded, into `in`:
+ * Cg planes of rows of lc_dl_row_width floats (image columns from -pad_l). */
+static void lc_dl_pad_input(const lc_conv_desc *d, const float *xg, int64_t oy0, int64_t oy1,
+                            float *in) {
+    const int64_t Cg = d->C / d->groups, wp = lc_dl_row_width(d);
+    const int64_t rows = lc_dl_band_in_rows(d, oy1 - oy0), top = oy0 * d->stride_h - d->pad_t;
+    /* a row's columns [left, left + cols) come from the image, the rest is 0 */
+    const int64_t left = lc_min64(d->pad_l, wp);
+    const int64_t cols = lc_max64(0, lc_min64(d->W, wp - left));
+    for (int64_t c = 0; c < Cg; c++)
+        for (int64_t r = 0; r < rows; r++) {
+            float *dst = in + (c * rows + r) * wp;
+            const int64_t iy = top + r;
+            if (iy < 0 || iy >= d->H) {
+                memset(dst, 0, (size_t)wp * sizeof(float));
+                continue;
+            }
+            /* a loop, not memcpy: rows of 7-56 floats, where the call costs more */
+            const float *src = xg + (c * d->H + iy) * d->W;
+            for (int64_t i = 0; i < left; i++) dst[i] = 0.0f;
+            for (int64_t i = 0; i < cols; i++) dst[left + i] = src[i];
+            for (int64_t i = left + cols; i < wp; i++) dst[i] = 0.0f;
+        }
+}
+
+/* Output channel block blk of group g, image n: the segment of sn pixels
+ * at plane offset `at`, its offsets xoff, from the padded input `in`. */
+static void lc_dl_segment(const lc_dl_ctx *t, int64_t n, int64_t g, int64_t blk, int64_t at,
+                          int64_t sn, const float *in, int64_t in_rows, const size_t *xoff,
+                          const lc_dl_geom *gmp, float *tile, float *stage) {
+    const lc_conv_desc *d = t->d;
+    const lc_isa_config *isa = d->isa;
+    const int64_t L = isa->dl_lanes, cw = isa->dl_cols, R = isa->dl_rows, nv = cw / L;
+    const int64_t Cg = d->C / d->groups, Mg = d->M / d->groups, taps = d->kH * d->kW;
+    const int64_t o0 = g * Mg + blk * cw, valid = lc_min64(cw, Mg - blk * cw);
+    const int64_t P = d->OH * d->OW, wp = lc_dl_row_width(d), nblk = lc_div_up(sn, R);
+    const float *wb = t->packed + (g * t->b.blocks + blk) * Cg * taps * cw;
+    lc_dl_geom gm = *gmp;
+    float bias[LC_DL_MAX_COLS];
+    const float *bp = NULL;
+    if (t->bias) {
+        for (int64_t o = 0; o < cw; o++) bias[o] = t->bias[o0 + lc_min64(o, valid - 1)];
+        bp = bias;
+    }
+    for (int64_t c0 = 0; c0 < Cg; c0 += t->b.cb) {
+        const int64_t cn = lc_min64(t->b.cb, Cg - c0);
+        const unsigned flags = (c0 > 0 ? LC_GEMM_ACCUMULATE : 0u) |
+                               (c0 + cn == Cg ? LC_GEMM_FINAL : 0u);
+        const float *xc = in + c0 * in_rows * wp;
+        gm.C = (size_t)cn;
+        for (int64_t bi = 0; bi < nblk; bi++) {
+            /* blocks of near-equal size, at most R */
+            const int64_t p0 = bi * sn / nblk, cnt = (bi + 1) * sn / nblk - p0;
+            gm.xoff = xoff + p0;
+            isa->dl_kernel((size_t)cnt, xc, wb + c0 * taps * cw, tile + p0 * L, bp, &gm,
+                           &t->kep, flags);
+        }
+    }
+    float *dst[LC_DL_MAX_LANES];
+    if (t->res) {
+        /* through the staged segment: the residual may be the output itself */
+        for (int64_t v = 0; v * L < valid; v++) {
+            for (int64_t l = 0; l < L; l++) dst[l] = stage + (v * L + l) * LC_DL_SEGMENT;
+            lc_dl_deinterleave(isa, dst, 0, tile + v * LC_DL_SEGMENT * L, (size_t)sn);
+        }
+        for (int64_t o = 0; o < valid; o++) {
+            const int64_t plane = (n * d->M + o0 + o) * P + at;
+            isa->postop(t->y + plane, stage + o * LC_DL_SEGMENT, (size_t)sn, t->res + plane,
+                        0.0f, &t->ep);
+        }
+        return;
+    }
+    if (t->post)
+        for (int64_t v = 0; v < nv; v++)
+            isa->postop(tile + v * LC_DL_SEGMENT * L, tile + v * LC_DL_SEGMENT * L,
+                        (size_t)(sn * L), NULL, 0.0f, &t->ep);
+    for (int64_t v = 0; v * L < valid; v++) {
+        for (int64_t l = 0; l < L; l++)
+            dst[l] = t->y + (n * d->M + o0 + lc_min64(v * L + l, valid - 1)) * P;
+        lc_dl_deinterleave(isa, dst, (size_t)at, tile + v * LC_DL_SEGMENT * L, (size_t)sn);
+    }
+}
+
+static void lc_dl_task(void *vctx, int64_t item, int thread) {
+    const lc_dl_ctx *t = (const lc_dl_ctx *)vctx;
+    const lc_conv_desc *d = t->d;
+    const int64_t Cg = d->C / d->groups, taps = d->kH * d->kW;
+    const int64_t band = item % t->b.bands, ng = item / t->b.bands;
+    const int64_t g = ng % d->groups, n = ng / d->groups;
+    const int64_t oy0 = band * t->b.band_rows, oy1 = lc_min64(d->OH, oy0 + t->b.band_rows);
+    const int64_t OW = d->OW, wp = lc_dl_row_width(d);
+    const int64_t in_rows = lc_dl_band_in_rows(d, oy1 - oy0);
+    float *in = (float *)t->ws + thread * t->per_thread;
+    float *tile = in + t->in, *stage = tile + t->tile;
+    lc_dl_pad_input(d, t->x + (n * d->C + g * Cg) * d->H * d->W, oy0, oy1, in);
+    size_t xoff[LC_DL_SEGMENT];
+    lc_dl_geom gm;
+    gm.kH = (size_t)d->kH;
+    gm.kW = (size_t)d->kW;
+    gm.xcs = (size_t)(in_rows * wp);
+    gm.xrs = (size_t)(d->dil_h * wp);
+    gm.xts = (size_t)d->dil_w;
+    gm.wcs = (size_t)(taps * d->isa->dl_cols);
+    gm.ldt = (size_t)(LC_DL_SEGMENT * d->isa->dl_lanes);
+    /* the band's pixels [0, q1), flattened row-major from its first row */
+    const int64_t q1 = (oy1 - oy0) * OW;
+    const int64_t nseg = lc_div_up(q1, LC_DL_SEGMENT);
+    for (int64_t si = 0; si < nseg; si++) {
+        /* segments of near-equal size (98 pixels: 49 + 49, not 96 + 2) */
+        const int64_t s0 = si * q1 / nseg, sn = (si + 1) * q1 / nseg - s0;
+        for (int64_t j = 0; j < sn; j++) {
+            const int64_t r = (s0 + j) / OW, col = s0 + j - r * OW;
+            xoff[j] = (size_t)(r * d->stride_h * wp + col * d->stride_w);
+        }
+        for (int64_t blk = 0; blk < t->b.blocks; blk++)
+            lc_dl_segment(t, n, g, blk, oy0 * OW + s0, sn, in, in_rows, xoff, &gm, tile, stage);
+    }
+}
+
+int lc_direct_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
+                        const float *packed, const float *bias, const float *res, float *y,
+                        char *ws) {
+    int ok = 1;
+    lc_dl_ctx t;
+    memcpy(&t.b, tiling, sizeof t.b);
+    t.d = d; t.x = x; t.packed = packed; t.bias = bias; t.res = res; t.y = y; t.ws = ws;
+    t.ep = d->epilogue;
+    t.kep = lc_kernel_epilogue(&d->epilogue, res != NULL);
+    t.post = lc_needs_postop(&d->epilogue, res != NULL);
+    lc_dl_parts(d, &t.b, &t.in, &t.tile, &ok);
+    t.per_thread = t.in + 2 * t.tile;
+    lc_parallel_for(d->nthreads, t.b.items, lc_dl_task, &t);
+    return LC_OK;
+}

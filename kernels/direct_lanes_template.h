@@ -1,0 +1,118 @@
+/* The direct convolution kernel with output channels in the vector lanes
+ * (contract: lc_dl_kernel_fn in include/leanconv/ukernels.h; driver:
+ * kernels/direct_lanes.c).  R output pixels of one row times NV vectors of
+ * output channels: R x NV named accumulators held over the whole
+ * (channel, ky, kx) loop; per tap NV weight vectors are loaded and R input
+ * pixels broadcast straight from the input rows (no patch unwrapping), so
+ * strided layers and the 3-channel stem keep every lane full.  The pixels
+ * are at any offsets (a block may run on past the end of an output row).
+ * A call of n < R pixels runs a copy of the body with n fixed (the switch at
+ * the end): only n pixels are loaded, multiplied and stored.
+ *
+ * The including file defines the vector vocabulary of gemm_template.h
+ * (LC_V, LC_VL, LC_VZERO, LC_VSET1, LC_VLOADU, LC_VSTOREU, LC_VFMA, LC_VMAX,
+ * LC_VMIN) and
+ *   LC_DL_NV (1-4), LC_DL_R (1-12), LC_DL_NAME. */
+#define LC_DL_CW (LC_DL_NV * LC_VL)
+
+#ifndef LC_DL_TEMPLATE_ONCE
+#define LC_DL_TEMPLATE_ONCE
+#define LC_DL_REP4(X) X(0) X(1) X(2) X(3)
+#define LC_DL_REP6(X) LC_DL_REP4(X) X(4) X(5)
+#define LC_DL_REP8(X) LC_DL_REP6(X) X(6) X(7)
+#define LC_DL_REP12(X) LC_DL_REP8(X) X(8) X(9) X(10) X(11)
+#define LC_DL_REP(n) LC_CAT(LC_DL_REP, n)
+#endif
+
+static LC_ALWAYS_INLINE void LC_CAT(LC_DL_NAME, _body)(const size_t n, const float *x,
+                                                        const float *w, float *t,
+                                                        const float *bias,
+                                                        const lc_dl_geom *g,
+                                                        const lc_epilogue *ep,
+                                                        unsigned flags) {
+    const size_t VL = LC_VL, CW = LC_DL_CW, ldt = g->ldt;
+    /* named accumulators, not an array: GCC at -O2 keeps an array's
+     * registers but also stores them back every step */
+    const LC_V b0 = bias ? LC_VLOADU(bias) : LC_VZERO();
+    const LC_V b1 = bias && LC_DL_NV > 1 ? LC_VLOADU(bias + VL) : LC_VZERO();
+    const LC_V b2 = bias && LC_DL_NV > 2 ? LC_VLOADU(bias + 2 * VL) : LC_VZERO();
+    const LC_V b3 = bias && LC_DL_NV > 3 ? LC_VLOADU(bias + 3 * VL) : LC_VZERO();
+#define LC_DL_INIT(j) LC_V a##j##_0 = b0, a##j##_1 = b1, a##j##_2 = b2, a##j##_3 = b3;
+    LC_DL_REP(LC_DL_R)(LC_DL_INIT)
+#undef LC_DL_INIT
+    if (flags & LC_GEMM_ACCUMULATE) {
+#define LC_DL_LOAD(j)                                                                         \
+    if (j < n) {                                                                              \
+        a##j##_0 = LC_VLOADU(t + j * VL);                                                     \
+        if (LC_DL_NV > 1) a##j##_1 = LC_VLOADU(t + ldt + j * VL);                             \
+        if (LC_DL_NV > 2) a##j##_2 = LC_VLOADU(t + 2 * ldt + j * VL);                         \
+        if (LC_DL_NV > 3) a##j##_3 = LC_VLOADU(t + 3 * ldt + j * VL);                         \
+    }
+        LC_DL_REP(LC_DL_R)(LC_DL_LOAD)
+#undef LC_DL_LOAD
+    }
+    const size_t kW = g->kW;
+    /* the pixels' offsets, in registers for the whole loop */
+#define LC_DL_OFF(j) const size_t off##j = j < n ? g->xoff[j] : 0;
+    LC_DL_REP(LC_DL_R)(LC_DL_OFF)
+#undef LC_DL_OFF
+    for (size_t c = 0; c < g->C; c++) {
+        for (size_t ky = 0; ky < g->kH; ky++) {
+            const float *xr = x + c * g->xcs + ky * g->xrs;
+            const float *wr = w + c * g->wcs + ky * kW * CW;
+            for (size_t kx = 0; kx < kW; kx++, xr += g->xts, wr += CW) {
+                const LC_V w0 = LC_VLOADU(wr);
+                LC_V w1 = w0, w2 = w0, w3 = w0;
+                if (LC_DL_NV > 1) w1 = LC_VLOADU(wr + VL);
+                if (LC_DL_NV > 2) w2 = LC_VLOADU(wr + 2 * VL);
+                if (LC_DL_NV > 3) w3 = LC_VLOADU(wr + 3 * VL);
+#define LC_DL_STEP(j)                                                                         \
+    if (j < n) {                                                                              \
+        const LC_V xb = LC_VSET1(xr[off##j]);                                                 \
+        a##j##_0 = LC_VFMA(w0, xb, a##j##_0);                                                 \
+        if (LC_DL_NV > 1) a##j##_1 = LC_VFMA(w1, xb, a##j##_1);                               \
+        if (LC_DL_NV > 2) a##j##_2 = LC_VFMA(w2, xb, a##j##_2);                               \
+        if (LC_DL_NV > 3) a##j##_3 = LC_VFMA(w3, xb, a##j##_3);                               \
+    }
+                LC_DL_REP(LC_DL_R)(LC_DL_STEP)
+#undef LC_DL_STEP
+            }
+        }
+    }
+    if ((flags & LC_GEMM_FINAL) && ep->clamp) {
+        /* max/min return their second operand when either is NaN: NaN passes */
+        const LC_V lo = LC_VSET1(ep->lo), hi = LC_VSET1(ep->hi);
+#define LC_DL_CLAMP(j)                                                                        \
+    a##j##_0 = LC_VMIN(hi, LC_VMAX(lo, a##j##_0));                                            \
+    a##j##_1 = LC_VMIN(hi, LC_VMAX(lo, a##j##_1));                                            \
+    a##j##_2 = LC_VMIN(hi, LC_VMAX(lo, a##j##_2));                                            \
+    a##j##_3 = LC_VMIN(hi, LC_VMAX(lo, a##j##_3));
+        LC_DL_REP(LC_DL_R)(LC_DL_CLAMP)
+#undef LC_DL_CLAMP
+    }
+#define LC_DL_STORE(j)                                                                        \
+    if (j < n) {                                                                              \
+        LC_VSTOREU(t + j * VL, a##j##_0);                                                     \
+        if (LC_DL_NV > 1) LC_VSTOREU(t + ldt + j * VL, a##j##_1);                             \
+        if (LC_DL_NV > 2) LC_VSTOREU(t + 2 * ldt + j * VL, a##j##_2);                         \
+        if (LC_DL_NV > 3) LC_VSTOREU(t + 3 * ldt + j * VL, a##j##_3);                         \
+    }
+    LC_DL_REP(LC_DL_R)(LC_DL_STORE)
+#undef LC_DL_STORE
+}
+
+void LC_DL_NAME(size_t n, const float *x, const float *w, float *t, const float *bias,
+                const lc_dl_geom *g, const lc_epilogue *ep, unsigned flags) {
+    switch (n) {
+#define LC_DL_CASE(j)                                                                         \
+    case j + 1: LC_CAT(LC_DL_NAME, _body)(j + 1, x, w, t, bias, g, ep, flags); break;
+        LC_DL_REP(LC_DL_R)(LC_DL_CASE)
+#undef LC_DL_CASE
+    default: break;
+    }
+}
+
+#undef LC_DL_CW
+#undef LC_DL_NV
+#undef LC_DL_R
+#undef LC_DL_NAME

@@ -1,0 +1,197 @@
+"""direct_lanes (kernels/direct_lanes.c): the direct convolution with output
+channels in the vector lanes.  Its micro-kernel called directly on every ISA
+(input and tile ending at a guard page, nothing outside the named tile
+floats written), then the whole algorithm forced on every ISA against the
+float64 reference: output channels not a multiple of the lanes, rows not a
+multiple of the pixel block, padding on every side, strides, dilations,
+groups, every epilogue; the same bits at any thread count; and "auto"
+taking it only for strided layers with a kernel larger than 1 x 1."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import leanconv as lc
+from leanconv import _core
+from reference import TOLERANCE, conv2d_ref, normalised_error
+from test_ukernels import assert_close, clamp_ref, guarded
+
+ISAS = lc.available_isas()
+ACC, FINAL = _core.GEMM_ACCUMULATE, _core.GEMM_FINAL
+
+
+def kernel_case(isa, n, C, kH, kW, xts, flags, clamp, seed):
+    L, CW, R = _core._ukernel_dl_shape(isa)
+    r = np.random.default_rng(seed)
+    # pixels at uneven offsets (a block running on past a row end)
+    xoff = np.cumsum(r.integers(1, 4, size=n)) - 1
+    xrs = (kW - 1) * xts + int(xoff[-1]) + 2
+    xcs = kH * xrs + 3
+    need = (C - 1) * xcs + (kH - 1) * xrs + (kW - 1) * xts + int(xoff[-1]) + 1
+    x = guarded(need)  # the last tap the kernel may read is the last readable float
+    x[:] = r.standard_normal(need)
+    w = r.standard_normal(C * kH * kW * CW).astype(np.float32)
+    bias = r.standard_normal(CW).astype(np.float32)
+    ldt = R * L + 5
+    nt = (CW // L - 1) * ldt + n * L
+    t = guarded(nt)
+    t0 = r.standard_normal(nt).astype(np.float32)
+    t[:] = t0
+    _core._ukernel_dl(isa, n, x, 0, w, t, 0, ldt, bias, C, kH, kW, xcs, xrs, xts,
+                      [int(v) for v in xoff], flags, clamp)
+    xd, wd = x.astype(np.float64), w.astype(np.float64).reshape(C, kH, kW, CW)
+    want = np.zeros((CW, n))
+    scale = np.zeros((CW, n))
+    for j in range(n):
+        for c in range(C):
+            for ky in range(kH):
+                for kx in range(kW):
+                    v = xd[c * xcs + ky * xrs + kx * xts + xoff[j]]
+                    want[:, j] += wd[c, ky, kx] * v
+                    scale[:, j] += np.abs(wd[c, ky, kx] * v)
+    got = np.zeros((CW, n))
+    written = np.zeros(nt, bool)
+    for o in range(CW):
+        for j in range(n):
+            at = (o // L) * ldt + j * L + o % L
+            got[o, j] = t[at]
+            if flags & ACC:
+                init = float(t0[at])
+            else:
+                init = float(bias[o])
+            want[o, j] += init
+            scale[o, j] += abs(init)
+            written[at] = True
+    if flags & FINAL:
+        want = clamp_ref(want, clamp)
+    assert_close(got, want, scale, 1e-6, f"{isa} n={n} C={C} {kH}x{kW} xts={xts} flags={flags}")
+    assert np.array_equal(t[~written], t0[~written]), "wrote outside the tile's named floats"
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("C,kH,kW,xts", [(1, 1, 1, 1), (3, 7, 7, 1), (2, 3, 3, 2), (5, 2, 5, 3)])
+def test_kernel_every_pixel_count(isa, C, kH, kW, xts):
+    R = _core._ukernel_dl_shape(isa)[2]
+    for n in range(1, R + 1):
+        kernel_case(isa, n, C, kH, kW, xts, FINAL, None, seed=n + 10 * C)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("flags", [0, ACC, FINAL, ACC | FINAL])
+def test_kernel_accumulate_and_clamp(isa, flags):
+    R = _core._ukernel_dl_shape(isa)[2]
+    for n in sorted({1, R // 2 or 1, R}):
+        kernel_case(isa, n, 3, 3, 3, 2, flags, (-0.5, 0.75), seed=flags + n)
+
+
+def test_kernel_checks_its_arguments():
+    isa = ISAS[-1]
+    L, CW, R = _core._ukernel_dl_shape(isa)
+    x = np.zeros(64, np.float32)
+    w = np.zeros(9 * CW, np.float32)
+    t = np.zeros(4 * R * L * 4, np.float32)
+    with pytest.raises(ValueError):  # n > R
+        _core._ukernel_dl(isa, R + 1, x, 0, w, t, 0, R * L, None, 1, 3, 3, 20, 5, 1,
+                          list(range(R + 1)), FINAL)
+    with pytest.raises(ValueError):  # the last tap past x
+        _core._ukernel_dl(isa, 1, x, 0, w, t, 0, R * L, None, 1, 3, 3, 20, 40, 1, [0], FINAL)
+
+
+# ------------------------------------------------------ the whole algorithm --
+
+# (x shape, w shape, conv kwargs): stem-like, 3x3/2 downsampling, odd
+# channel counts (not a multiple of any lane count), rows not a multiple of
+# the pixel block, padding on every side (and larger than the kernel),
+# dilation, groups, 1x1
+SHAPES = [
+    ((1, 3, 23, 29), (20, 3, 7, 7), dict(stride=2, padding=3)),
+    ((2, 5, 9, 11), (70, 5, 3, 3), dict(stride=2, padding=(1, 2, 0, 3))),
+    ((1, 8, 10, 13), (18, 4, 3, 3), dict(stride=(1, 2), padding=1, dilation=(2, 1), groups=2)),
+    ((1, 16, 14, 14), (33, 16, 3, 3), dict(stride=2, padding=1)),
+    ((1, 4, 5, 7), (9, 4, 1, 1), dict()),
+    ((1, 3, 4, 4), (5, 3, 3, 3), dict(padding=5)),
+    ((1, 6, 17, 5), (17, 6, 2, 4), dict(stride=(3, 1), padding=(2, 0, 1, 2), dilation=(1, 2))),
+]
+
+
+def check(isa_name, x, w, b, kw, activation=None, residual=None, threads=1):
+    with lc.use_isa(isa_name):
+        y = lc.conv2d(x, w, b, algorithm="direct_lanes", activation=activation,
+                      residual=residual, threads=threads, **kw)
+        spec = lc.Conv2d(w, b, algorithm="direct", **kw).spec
+    ref, scale = conv2d_ref(x, w, b, spec.stride, spec.pads, spec.dilation, spec.groups)
+    return y, ref, scale
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=range(len(SHAPES)))
+def test_forced_on_every_isa(isa, shape, rng):
+    xs, ws, kw = shape
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal(ws).astype(np.float32)
+    b = rng.standard_normal(ws[0]).astype(np.float32)
+    y, ref, scale = check(isa, x, w, b, kw)
+    assert normalised_error(y, ref, scale) <= TOLERANCE["direct_lanes"]
+    # no bias, and ReLU in the kernel
+    y, ref, scale = check(isa, x, w, None, kw, activation="relu")
+    assert normalised_error(y, np.maximum(ref, 0), scale) <= TOLERANCE["direct_lanes"]
+
+
+@pytest.mark.parametrize("activation", ["silu", "relu6"])
+def test_residual_and_activations(isa, activation, rng):
+    """Residual added before the activation, out of place and in place (the
+    residual is the output), against the plan of the naive algorithm."""
+    xs, ws, kw = SHAPES[1]
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal(ws).astype(np.float32)
+    b = rng.standard_normal(ws[0]).astype(np.float32)
+    with lc.use_isa(isa):
+        r = rng.standard_normal(lc.conv2d(x, w, b, algorithm="direct", **kw).shape).astype(np.float32)
+        want = lc.conv2d(x, w, b, algorithm="direct", activation=activation, residual=r, **kw)
+        got = lc.conv2d(x, w, b, algorithm="direct_lanes", activation=activation, residual=r, **kw)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+        inplace = r.copy()
+        lc.conv2d(x, w, b, algorithm="direct_lanes", activation=activation, residual=inplace,
+                  out=inplace, **kw)
+        np.testing.assert_array_equal(inplace, got)
+        # an activation the kernels do not do, without a residual
+        plain = lc.conv2d(x, w, b, algorithm="direct_lanes", activation=activation, **kw)
+        ref = lc.conv2d(x, w, b, algorithm="direct", activation=activation, **kw)
+        np.testing.assert_allclose(plain, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [SHAPES[0], SHAPES[1], SHAPES[3]], ids=range(3))
+def test_same_bits_at_any_thread_count(isa, shape, rng):
+    xs, ws, kw = shape
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal(ws).astype(np.float32)
+    with lc.use_isa(isa):
+        plan = lc.Conv2d(w, None, algorithm="direct_lanes", **kw)
+        first = plan(x, threads=1)
+        for t in (2, 3, 5):
+            np.testing.assert_array_equal(plan(x, threads=t), first)
+
+
+def test_auto_takes_it_for_strided_layers_only():
+    """The candidate rule of kernels/choose.c: strided, kernel above 1 x 1."""
+    from leanconv import _select
+    from leanconv._params import ConvSpec
+    isa_id = _core.ISA_NAMES.index(lc.isa())
+    for (C, M, k, s, H) in [(3, 64, 7, 2, 224), (64, 128, 3, 2, 56), (256, 256, 3, 1, 14),
+                            (64, 128, 1, 2, 56), (1024, 256, 1, 1, 14)]:
+        spec = ConvSpec.build((M, C, k, k), stride=s, padding=k // 2)
+        g = spec.geometry(1, C, H, H)
+        picked = _select.cost_model("auto", isa_id, g, 1)
+        if s == 1 or k == 1:
+            assert picked != "direct_lanes", (C, M, k, s, H)
+
+
+def test_workspace_is_exact_and_small(rng):
+    """The binding allocates exactly workspace_bytes(); it is the padded band
+    input plus two tiles per thread, far below Im2Col's matrix on the stem."""
+    x = rng.standard_normal((1, 3, 64, 64)).astype(np.float32)
+    w = rng.standard_normal((64, 3, 7, 7)).astype(np.float32)
+    plan = lc.Conv2d(w, None, stride=2, padding=3, algorithm="direct_lanes")
+    plan(x)
+    assert _core.last_workspace_bytes() == plan.workspace_bytes(x.shape)
+    im2col = lc.workspace_bytes(x.shape, w.shape, stride=2, padding=3, algorithm="im2col")
+    assert plan.workspace_bytes(x.shape) < im2col
