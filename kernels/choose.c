@@ -86,7 +86,7 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
          * not fit */
         const int64_t cw = isa->dl_cols, blocks = lc_div_up(Mg, cw), P = d->OH * d->OW;
         const double taps = (double)(Cg * d->kH * d->kW);
-        share = lc_busiest_share(d->nthreads, lc_direct_lanes_items(d));
+        share = lc_busiest_share(d, lc_direct_lanes_items(d));
         f[LC_FEAT_MAC] = images * (double)(blocks * cw) * taps * (double)P;
         f[LC_FEAT_STREAM] = images * lc_streamed((double)(blocks * cw) * taps * 4.0,
                                                  (double)lc_direct_lanes_segments(d));

@@ -63,7 +63,8 @@ void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
     const int64_t Cg = d->C / d->groups;
     b.blocks = lc_div_up(d->M / d->groups, d->isa->dl_cols);
     const int64_t units = lc_mul(d->N, d->groups, &ok);
-    const int64_t threads = lc_threads_used(d->nthreads, lc_mul(units, d->OH, &ok));
+    const int64_t threads = lc_threads_used(d->nthreads, lc_mul(units, d->OH, &ok),
+                                            lc_conv_macs(d));
     /* fewer than 2 images a thread: split the rows */
     b.bands = units >= 2 * threads ? 1 : lc_min64(d->OH, lc_div_up(2 * threads, units));
     b.band_rows = lc_div_up(d->OH, b.bands);
@@ -74,7 +75,7 @@ void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
         b.band_rows = lc_div_up(b.band_rows, 2);
     b.bands = lc_div_up(d->OH, b.band_rows);
     b.items = lc_mul(units, b.bands, &ok);
-    b.threads = lc_threads_used(d->nthreads, b.items);
+    b.threads = lc_threads_used(d->nthreads, b.items, lc_conv_macs(d));
     /* 4/5 of L1 for one pass's weights: a pass touches little else (each
      * block's tile once, a few input rows); streaming the whole block from
      * L2 for every pixel block evicts those */
@@ -250,7 +251,7 @@ static void lc_dl_task(void *vctx, int64_t item, int thread) {
     const int64_t oy0 = band * t->b.band_rows, oy1 = lc_min64(d->OH, oy0 + t->b.band_rows);
     const int64_t OW = d->OW, wp = lc_dl_row_width(d);
     const int64_t in_rows = lc_dl_band_in_rows(d, oy1 - oy0);
-    float *in = (float *)t->ws + thread * t->per_thread;
+    float *in = (float *)lc_thread_scratch(t->ws, t->per_thread * (int64_t)sizeof(float), thread);
     float *tile = in + t->in, *stage = tile + t->tile;
     lc_dl_pad_input(d, t->x + (n * d->C + g * Cg) * d->H * d->W, oy0, oy1, in);
     size_t xoff[LC_DL_SEGMENT];
@@ -289,6 +290,6 @@ int lc_direct_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const floa
     t.post = lc_needs_postop(&d->epilogue, res != NULL);
     lc_dl_parts(d, &t.b, &t.in, &t.tile, &ok);
     t.per_thread = t.in + 2 * t.tile;
-    lc_parallel_for(d->nthreads, t.b.items, lc_dl_task, &t);
+    lc_parallel_for(d->nthreads, t.b.items, lc_conv_macs(d), lc_dl_task, &t);
     return LC_OK;
 }
