@@ -331,8 +331,11 @@ def test_frozen_models_run_on_the_schedule_without_the_onnx_package(tmp_path):
     import site
     import subprocess
     import sys
+    import leanconv
     packages = tmp_path / "site"
     packages.mkdir()
+    # the leanconv under test (built in place or installed), then the rest
+    os.symlink(os.path.dirname(os.path.abspath(leanconv.__file__)), packages / "leanconv")
     for root in site.getsitepackages():
         for entry in os.listdir(root):
             if entry == "onnx" or entry.startswith("onnx-") or (packages / entry).exists():
@@ -360,9 +363,8 @@ def test_frozen_models_run_on_the_schedule_without_the_onnx_package(tmp_path):
         "    raise AssertionError('leanconv.onnx.prepare imported without onnx')\n"
         "assert 'onnx' not in sys.modules\n"
         "print('ok')\n")
-    import leanconv
     here = os.path.dirname(os.path.abspath(__file__))
-    path = [str(packages), here, os.path.dirname(os.path.dirname(leanconv.__file__))]
+    path = [str(packages), here]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
     out = subprocess.run([sys.executable, "-S", str(script)], capture_output=True, text=True,
                          env=env, timeout=120)
