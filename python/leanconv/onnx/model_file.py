@@ -143,6 +143,11 @@ class FileWeights:
     def __contains__(self, name):
         return name in self._meta
 
+    @property
+    def names(self):
+        """The initializers whose data is left in the file."""
+        return frozenset(self._meta)
+
     def read(self, name):
         if name in self._pinned:
             return self._pinned[name]
