@@ -15,9 +15,10 @@ from leanconv._heap import return_freed_memory as _return_freed_memory
 from leanconv._params import ConvSpec
 from leanconv._select import check_name
 from leanconv.torch import modules as lct_modules
-from leanconv.torch.frozen import choose, frozen_linear, frozen_pool, patterns, runner
+from leanconv.torch.frozen import channels_first, choose, frozen_linear, frozen_pool, patterns
+from leanconv.torch.frozen import runner
 from leanconv.torch.frozen import threads as frozen_threads
-from leanconv.torch.frozen.capture import FreezeWarning, capture
+from leanconv.torch.frozen.capture import FreezeWarning, capture, propagate_shapes
 from leanconv.torch.frozen.choose import raw_bytes
 from leanconv.torch.frozen.frozen_conv import FrozenConv2d
 
@@ -92,6 +93,9 @@ def freeze(model, example_inputs, *, algorithm="auto", memory_budget=None):
                          f"got {memory_budget!r}")
     with torch.no_grad():
         units = capture(model, inputs, type(model).__name__)
+        for unit in units:
+            if channels_first.rewrite(unit.gm):
+                propagate_shapes(unit.gm, unit.inputs)
         jobs = _find_jobs(units)
         layers = [_layer(job, algorithm) for job in jobs]
         if memory_budget is None and algorithm == "auto":

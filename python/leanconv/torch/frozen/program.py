@@ -10,6 +10,7 @@ arena at run time; torch.from_numpy wraps them for torch's ops, no copy):
   once), then, if torch runs part of its epilogue (a residual add or an
   activation torch computes faster), an elementwise step writing in place;
 - a FrozenPool2d: leanconv's C pooling straight into its buffer;
+- a ChannelLayerNorm (channels_first.py): NumPy straight into its buffer;
 - a shape query (x.size(), x.shape, x.dim()): folded, computed once per shape;
 - a view (view, reshape, flatten, permute, getitem, chunk, ...): taken once
   of its input's buffer;
@@ -38,6 +39,7 @@ from torch.utils import _pytree as pytree
 from leanconv import _scratch
 from leanconv.torch.frozen import patterns
 from leanconv.torch.frozen.frozen_conv import FrozenConv2d
+from leanconv.torch.frozen.frozen_norm import ChannelLayerNorm
 from leanconv.torch.frozen.frozen_pool import FrozenPool2d
 
 # Torch ops whose result is a view of their first argument, decided by shapes
@@ -285,6 +287,19 @@ def _linear_step(node, m, names, outputs):
                  blas=True)
 
 
+def _norm_step(node, m, names, outputs):
+    """A ChannelLayerNorm straight into its buffer (NumPy; its one temporary
+    is the workspace)."""
+    args, kwargs, ins = _inputs_of(node, names)
+    call = _TorchCall(m, args, kwargs, None)
+
+    def into(outs, x):
+        if outs[0] is not None:
+            m.into(outs[0], x)
+    return _step("ChannelLayerNorm", node.name, call, ins, outputs, into=into,
+                 workspace=lambda x: x.nbytes)
+
+
 def _step(op_type, name, fn, inputs, outputs, **kw):
     from leanconv.onnx.program import Step
     node = types.SimpleNamespace(op_type=op_type, name=name, inputs=inputs, outputs=outputs)
@@ -437,6 +452,8 @@ def _node_steps(node, kind, gm, modules, names, settings):
             return _conv_steps(node, m, names, settings)
         if type(m) is nn.Linear and _linear_on_blas(node, m):
             return [_linear_step(node, m, names, outputs)]
+        if isinstance(m, ChannelLayerNorm) and len(node.args) == 1 and not node.kwargs:
+            return [_norm_step(node, m, names, outputs)]
         if isinstance(m, FrozenPool2d) and len(node.args) == 1 and not node.kwargs:
             args, kwargs, ins = _inputs_of(node, names)
             call = _TorchCall(m, args, kwargs, None)
