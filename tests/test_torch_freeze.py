@@ -391,6 +391,21 @@ def test_token_mlp_under_compile_and_export(back, linear_wins):
                           atol=1e-6)
 
 
+def test_island_under_autocast_and_inference_mode():
+    model = TokenMLP(nn.GELU()).eval()
+    x = torch.randn(1, 6, 8, 8)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = copy.deepcopy(model)(x)
+    frozen, y = freeze_and_compare(model, x)
+    assert channel_norms(frozen)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        got = frozen(x)
+    assert got.dtype == ref.dtype == torch.bfloat16
+    assert rel_err(got, ref) < 0.05          # bf16 rounding on both sides
+    with torch.inference_mode():
+        assert torch.equal(frozen(x.clone()), y)
+
+
 def test_convnext_blocks_match_float64():
     """ConvNeXt's layer scale (1e-6 at init) hides its MLP; scaled up, the
     frozen blocks must still give the float64 answer."""
