@@ -230,8 +230,8 @@ class TokenMLP(nn.Module):
 def linear_wins(monkeypatch):
     """Make the 1x1 form win freeze's timing (the decision, not the speed, is tested)."""
     from leanconv.torch.frozen import frozen_linear
-    calls = iter(range(10 ** 6))
-    monkeypatch.setattr(frozen_linear, "_median", lambda fn, repeats=5: (fn(), next(calls))[1])
+    monkeypatch.setattr(frozen_linear, "_timed_pair",
+                        lambda ours, theirs, repeats=7: (ours(), theirs(), 1.0, 2.0)[2:])
 
 
 def linear_chains(m):
@@ -366,12 +366,29 @@ def test_token_linear_chain_runs_as_1x1_convolutions(act, linear_wins, epilogue)
 
 def test_token_linear_chain_stays_on_torch_where_torch_is_faster(monkeypatch):
     from leanconv.torch.frozen import frozen_linear
-    times = iter([2.0, 1.0] * 10)                     # ours, then torch's: torch wins
-    monkeypatch.setattr(frozen_linear, "_median", lambda fn, repeats=5: next(times))
+    monkeypatch.setattr(frozen_linear, "_timed_pair",            # torch wins
+                        lambda ours, theirs, repeats=7: (2.0, 1.0))
     model = TokenMLP(nn.GELU(), back=False).eval()
     frozen, _ = freeze_and_compare(model, torch.randn(1, 6, 8, 8))
     assert not linear_chains(frozen)
     assert model.fc1.weight.numel() > 0
+
+
+def test_linear_chain_timing_runs_torch_as_a_frozen_call_does():
+    from leanconv.torch.frozen import frozen_linear
+    seen = []
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ours, theirs = frozen_linear._timed_pair(lambda: seen.append(("ours", torch.get_num_threads())),
+                                                 lambda: seen.append(("torch", torch.get_num_threads())),
+                                                 repeats=3)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    # interleaved (a warm-up round, then three), torch's chain on one thread
+    assert seen == [("ours", 2), ("torch", 1)] * 4
+    assert 0 <= ours and 0 <= theirs
 
 
 @pytest.mark.parametrize("back", [False, True], ids=["linear_chain", "island"])

@@ -183,14 +183,14 @@ def _conv_module(lin, in_scale=None, in_shift=None, out_scale=None):
     w = lin.weight.detach()
     M, C = w.shape
     b = torch.zeros(M) if lin.bias is None else lin.bias.detach().clone()
-    if in_shift is not None:
-        b += (w.double() @ in_shift.detach().double()).float()
+    if in_shift is not None:     # (a float32 mv: a float64 copy of w would stay resident)
+        b += torch.mv(w, in_shift.detach().float())
     if in_scale is not None:
         w.mul_(in_scale.detach().reshape(1, C))
     if out_scale is not None:
         w.mul_(out_scale.reshape(M, 1))
         b.mul_(out_scale)
-    conv = nn.Conv2d(C, M, 1, bias=True)
+    conv = nn.Conv2d(C, M, 1, bias=True, device="meta")   # (no weights of its own drawn)
     conv.weight = nn.Parameter(w.view(M, C, 1, 1), requires_grad=False)
     conv.bias = nn.Parameter(b, requires_grad=False)
     _release(lin.weight)    # the conv's view holds the storage now; packing releases it
