@@ -15,8 +15,8 @@ from leanconv._heap import return_freed_memory as _return_freed_memory
 from leanconv._params import ConvSpec
 from leanconv._select import check_name
 from leanconv.torch import modules as lct_modules
-from leanconv.torch.frozen import channels_first, choose, frozen_linear, frozen_pool, patterns
-from leanconv.torch.frozen import runner
+from leanconv.torch.frozen import channels_first, choose, dead_taps, frozen_linear, frozen_pool
+from leanconv.torch.frozen import patterns, runner
 from leanconv.torch.frozen import threads as frozen_threads
 from leanconv.torch.frozen.capture import FreezeWarning, capture, propagate_shapes
 from leanconv.torch.frozen.choose import raw_bytes
@@ -256,6 +256,8 @@ def _pack_all(jobs, picks, layers):
         frozen = FrozenConv2d(job.spec, w, b, algorithm=picks[job.name],
                               activation=chain.activation, residual=chain.add is not None)
         frozen.workspace_bytes = layers[job.name].options[picks[job.name]][2]
+        if picks[job.name] != choose.TORCH:
+            _attach_trimmed(frozen, job, w, b)
         del w, b
         for t in job.tensors():
             if uses[id(t)] is not None:
@@ -268,6 +270,21 @@ def _pack_all(jobs, picks, layers):
             owner._lc_cache._weight_np = owner._lc_cache._bias_np = None
         _rewrite(job.unit.gm, chain, frozen)
         _return_freed_memory()     # the next layer's packing can use these pages
+
+
+def _attach_trimmed(frozen, job, w, b):
+    """Pack the convolution of the live taps too where some taps of the
+    layer only read padding on the example input (dead_taps.py)."""
+    found = dead_taps.trimmed_spec(job.spec, job.x_shape)
+    if found is None:
+        return
+    spec, ((r0, r1), (c0, c1)) = found
+    algorithm = choose.model_layer(job.name, spec, job.x_shape, "auto").cheapest()
+    chain = job.chain
+    trimmed = FrozenConv2d(spec, w[:, :, r0:r1 + 1, c0:c1 + 1].contiguous(), b,
+                           algorithm=algorithm, activation=chain.activation,
+                           residual=chain.add is not None)
+    frozen.attach_trimmed(trimmed, found[1])
 
 
 def _rewrite(gm, chain, frozen):

@@ -182,8 +182,9 @@ class ConvStep:
     def shape_only(self, x, *rest):
         if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim != 4:
             raise Refused(f"a frozen convolution gets a {getattr(x, 'dtype', type(x))} input")
-        self.m._geometry(tuple(x.shape), 1)   # a wrong channel count fails here, as eager
-        return (np.zeros(self.m.output_shape(x.shape), np.float32),)
+        m = self.m.for_shape(x.shape)
+        m._geometry(tuple(x.shape), 1)   # a wrong channel count fails here, as eager
+        return (np.zeros(m.output_shape(x.shape), np.float32),)
 
     def __call__(self, x, *rest):
         y = self.shape_only(x)[0]
@@ -191,7 +192,8 @@ class ConvStep:
         return (y,)
 
     def workspace_bytes(self, x_shape):
-        return self.m.plan.workspace_bytes(tuple(x_shape), self.settings.threads)
+        return self.m.for_shape(tuple(x_shape)).plan.workspace_bytes(tuple(x_shape),
+                                                                     self.settings.threads)
 
     def _residual(self, y, r):
         if r is None:
@@ -210,14 +212,14 @@ class ConvStep:
         if np.shares_memory(x, y) or (r is not None and np.shares_memory(r, y) and
                                       r.ctypes.data != y.ctypes.data):
             return None
-        return self.m.plan.bind(x, y, residual=self._residual(y, r),
-                                threads=self.settings.threads)
+        return self.m.for_shape(x.shape).plan.bind(x, y, residual=self._residual(y, r),
+                                                   threads=self.settings.threads)
 
     def into(self, outs, x, r=None):
         y = outs[0]
         if y is None:
             return   # nobody reads it
-        m, threads = self.m, self.settings.threads
+        m, threads = self.m.for_shape(x.shape), self.settings.threads
         geom, _, ws = m._geometry(tuple(x.shape), threads)
         r = self._residual(y, r)
         if np.shares_memory(x, y):      # (the schedule never plans this; a copy if it did)
