@@ -88,7 +88,7 @@ def test_dilated_convolutions_run_their_live_taps_on_small_maps(monkeypatch):
     x = torch.randn(1, 8, 5, 5)
     with torch.no_grad():
         ref64 = copy.deepcopy(model).double()(x.double())
-    frozen = lct.freeze(model, x)
+    frozen = lct.freeze(model, x, memory_budget=2 ** 40)   # (the budget: the test below)
     trimmed = {c.spec.dilation[0]: c.trimmed for c in frozen_convs(frozen)}
     assert trimmed[1] is None                                   # every tap reads the map
     assert (trimmed[9].spec.kH, trimmed[9].spec.kW, trimmed[9].spec.pads) == (1, 1, (0,) * 4)
@@ -107,3 +107,16 @@ def test_dilated_convolutions_run_their_live_taps_on_small_maps(monkeypatch):
             x2 = torch.randn(1, 8, size, size)
             assert rel_err(frozen(x2), stock(x2)) < FLOAT_TOL
     assert len(frozen._lc_scheduled.schedules) == 2
+
+
+def test_live_tap_packings_stay_within_the_memory_budget():
+    from test_torch_freeze import held
+    x = torch.randn(1, 8, 5, 5)
+    unbounded = lct.freeze(Aspp().eval(), x, memory_budget=2 ** 40)
+    assert sum(c.trimmed is not None for c in frozen_convs(unbounded)) == 2
+    trimmed_bytes = sum(c.trimmed.packed_bytes for c in frozen_convs(unbounded)
+                        if c.trimmed is not None)
+    budget = held(unbounded) - trimmed_bytes     # what the full layers hold: no room left
+    frozen = lct.freeze(Aspp().eval(), x, memory_budget=budget)
+    assert held(frozen) <= budget
+    assert all(c.trimmed is None for c in frozen_convs(frozen))
