@@ -33,7 +33,13 @@ def freeze(model, example_inputs, *, algorithm="auto", memory_budget=None):
     weights), a residual add and the activation that follows (ReLU, ReLU6,
     hardtanh/clamp, Hardswish, Hardsigmoid, SiLU, Sigmoid, GELU, LeakyReLU).
     The graph is captured with torch.fx; a module it cannot trace is frozen
-    child by child, with a FreezeWarning naming it.
+    child by child, with a FreezeWarning naming it.  Channels-last islands
+    (permute to NHWC, LayerNorm / Linear / activations over the channels,
+    permute back: ConvNeXt's blocks) are computed in NCHW, their Linears as
+    1x1 convolutions (channels_first.py).  A convolution whose outer taps
+    only read padding on the example input (dilated convolutions on small
+    maps) also packs the convolution of its live taps, for the sizes where
+    that gives the same output (dead_taps.py).
 
     algorithm: "auto" (the shape model), a leanconv algorithm name, or
     "measure": time each layer's candidates and torch's own conv on the
