@@ -181,6 +181,8 @@ def _conv_module(lin, in_scale=None, in_shift=None, out_scale=None):
     shifted per channel (a LayerNorm's affine) and its output scaled.  The
     weight is torch's own tensor, scaled in place (the Linear is consumed)."""
     w = lin.weight.detach()
+    if not w.is_contiguous():
+        w = w.contiguous()
     M, C = w.shape
     b = torch.zeros(M) if lin.bias is None else lin.bias.detach().clone()
     if in_shift is not None:     # (a float32 mv: a float64 copy of w would stay resident)
