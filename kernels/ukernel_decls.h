@@ -84,6 +84,8 @@ void lc_f32_pool_rows__avx512(float *r, const float *x, size_t step, size_t nrow
                               int is_max);
 void lc_f32_pool_cols__avx512(float *out, const float *in, size_t n, size_t kw, size_t dil,
                               size_t stride, int is_max);
+void lc_f32_pool_plane__avx512(float *y, const float *x, size_t planes,
+                               const lc_pool_plane_geom *g, float *r);
 LC_DECLARE_DW3X3_PLANE(lc_f32_dw3x3_plane__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_6x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_8x32__avx512)
