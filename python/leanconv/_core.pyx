@@ -83,6 +83,10 @@ cdef extern from "leanconv/pool.h":
     int lc_global_avg_pool(const float *x, float *y, int64_t planes, int64_t hw,
                            int nthreads) nogil
 
+cdef extern from "leanconv/lrn.h":
+    int lc_lrn(const float *x, float *y, int64_t n, int64_t channels, int64_t hw, int64_t size,
+               float alpha, float beta, float bias, int nthreads) nogil
+
 cdef extern from "leanconv/resize.h":
     int lc_resize2d(const float *x, float *y, int64_t planes, int64_t H, int64_t W, int64_t OH,
                     int64_t OW, const int64_t *row0, const int64_t *row1, const float *row_w,
@@ -1072,6 +1076,21 @@ def resize2d(const float[::1] x, float[::1] out, int64_t planes, int64_t H, int6
                              &row_w[0], &col0[0], &col1[0], &col_w[0], linear, threads)
     if status != 0:
         raise MemoryError("resize2d: out of memory")
+
+
+def lrn(const float[::1] x, float[::1] out, int64_t n, int64_t channels, int64_t hw,
+        int64_t size, float alpha, float beta, float bias, int threads):
+    """out = ONNX LRN of x, flat float32 buffers of n images of `channels`
+    planes of hw pixels (see include/leanconv/lrn.h)."""
+    if n < 0 or channels < 0 or hw < 0 or x.shape[0] != n * channels * hw or \
+            out.shape[0] != x.shape[0]:
+        raise ValueError("lrn: buffer sizes do not match the geometry")
+    if size < 1:
+        raise ValueError(f"lrn: size must be at least 1, got {size}")
+    if out.shape[0] == 0:
+        return
+    with nogil:
+        lc_lrn(&x[0], &out[0], n, channels, hw, size, alpha, beta, bias, threads)
 
 
 def global_avg_pool(const float[::1] x, float[::1] out, int64_t planes, int64_t hw, int threads):
