@@ -6,7 +6,11 @@
  * channel's row stays in L1 while the `size` windows that read it pass), then
  * the divisor's power is taken per pixel.  beta = 0.75 (AlexNet, GoogLeNet,
  * ZFNet) and 0.5 take square roots instead of powf, which is far slower:
- * d^0.75 = sqrt(d) * sqrt(sqrt(d)), within 2 ulp. */
+ * d^0.75 = sqrt(d) * sqrt(sqrt(d)), within 2 ulp; the ISA's lrn_div does
+ * those in vectors (the C library's sqrtf sets errno, so the loop here does
+ * not vectorise), with the same bits.  The divisor's bias + scale * s is
+ * one fmaf: a compiler may fuse a product and sum in one build and not in
+ * another, a written fma is the same everywhere. */
 #include <math.h>
 
 #include "leanconv/lrn.h"
@@ -15,6 +19,8 @@
 #define LC_LRN_BLOCK 256
 
 typedef struct {
+    lc_lrn_div_fn div;   /* the ISA's divide, or NULL: the loop below */
+    int root;            /* its root for beta (lc_lrn_div_fn) */
     const float *x;
     float *y;
     int64_t channels, hw, blocks, before, after, size;
@@ -49,15 +55,21 @@ static void lrn_task(void *vctx, int64_t item, int thread) {
         }
         const float *xc = x + c * t->hw;
         float *yc = y + c * t->hw;
+        if (t->div) {
+            t->div(yc, xc, acc, (size_t)np, t->scale, t->bias, t->root);
+            continue;
+        }
         for (int64_t p = 0; p < np; p++)
-            yc[p] = xc[p] / lrn_power(t->bias + t->scale * acc[p], t->beta);
+            yc[p] = xc[p] / lrn_power(fmaf(t->scale, acc[p], t->bias), t->beta);
     }
 }
 
-int lc_lrn(const float *x, float *y, int64_t n, int64_t channels, int64_t hw, int64_t size,
-           float alpha, float beta, float bias, int nthreads) {
+int lc_lrn(const lc_isa_config *isa, const float *x, float *y, int64_t n, int64_t channels,
+           int64_t hw, int64_t size, float alpha, float beta, float bias, int nthreads) {
     if (n <= 0 || channels <= 0 || hw <= 0) return LC_OK;
     lc_lrn_ctx t;
+    t.root = beta == 1.0f ? 0 : beta == 0.5f ? 1 : beta == 0.75f ? 2 : -1;
+    t.div = isa && t.root >= 0 ? isa->lrn_div : NULL;
     t.x = x; t.y = y; t.channels = channels; t.hw = hw; t.size = size;
     t.blocks = (hw + LC_LRN_BLOCK - 1) / LC_LRN_BLOCK;
     t.before = (size - 1) / 2;

@@ -229,6 +229,13 @@ typedef struct {
 typedef void (*lc_pool_plane_fn)(float *y, const float *x, size_t planes,
                                  const lc_pool_plane_geom *g, float *r);
 
+/* LRN's divide (kernels/lrn.c), optional: y[p] = x[p] / d^beta, d =
+ * fmaf(scale, s[p], bias) (one rounding, as the portable loop), p < n, for beta = 1
+ * (root 0), 0.5 (root 1: sqrt d) and 0.75 (root 2: sqrt d * sqrt(sqrt d)):
+ * the portable loop's bits (IEEE square roots and division). */
+typedef void (*lc_lrn_div_fn)(float *y, const float *x, const float *s, size_t n, float scale,
+                              float bias, int root);
+
 /* The Winograd GEMM of one alpha^2 point with output channels in the vector
  * lanes (small images: few tiles, many channels), for `rows` <= R tiles and
  * `cols` <= CW output channels (R, CW: the ISA's wino_cl_rows/_cols):
@@ -306,6 +313,7 @@ typedef struct lc_isa_config {
     lc_pool_rows_fn pool_rows;       /* optional: pooling's row primitives */
     lc_pool_cols_fn pool_cols;
     lc_pool_plane_fn pool_plane;     /* optional: whole planes (sw 1 or 2) */
+    lc_lrn_div_fn lrn_div;           /* optional: LRN's divide for beta 1, 0.5, 0.75 */
 } lc_isa_config;
 
 /* ISA identifiers, in preference order from worst to best. */

@@ -84,8 +84,9 @@ cdef extern from "leanconv/pool.h":
                            int nthreads) nogil
 
 cdef extern from "leanconv/lrn.h":
-    int lc_lrn(const float *x, float *y, int64_t n, int64_t channels, int64_t hw, int64_t size,
-               float alpha, float beta, float bias, int nthreads) nogil
+    int lc_lrn(const lc_isa_config *isa, const float *x, float *y, int64_t n, int64_t channels,
+               int64_t hw, int64_t size, float alpha, float beta, float bias,
+               int nthreads) nogil
 
 cdef extern from "leanconv/resize.h":
     int lc_resize2d(const float *x, float *y, int64_t planes, int64_t H, int64_t W, int64_t OH,
@@ -1079,9 +1080,15 @@ def resize2d(const float[::1] x, float[::1] out, int64_t planes, int64_t H, int6
 
 
 def lrn(const float[::1] x, float[::1] out, int64_t n, int64_t channels, int64_t hw,
-        int64_t size, float alpha, float beta, float bias, int threads):
+        int64_t size, float alpha, float beta, float bias, int threads, int isa=0):
     """out = ONNX LRN of x, flat float32 buffers of n images of `channels`
-    planes of hw pixels (see include/leanconv/lrn.h)."""
+    planes of hw pixels (see include/leanconv/lrn.h).  isa: an ISA id whose
+    divide to use (leanconv._isa.isa_id(); same bits on every ISA)."""
+    cdef const lc_isa_config *cfg = NULL
+    if 0 <= isa < LC_ISA_COUNT:
+        cfg = lc_isa_get(isa)
+    if cfg == NULL:
+        raise ValueError(f"ISA id {isa} is not available on this CPU")
     if n < 0 or channels < 0 or hw < 0 or x.shape[0] != n * channels * hw or \
             out.shape[0] != x.shape[0]:
         raise ValueError("lrn: buffer sizes do not match the geometry")
@@ -1090,7 +1097,7 @@ def lrn(const float[::1] x, float[::1] out, int64_t n, int64_t channels, int64_t
     if out.shape[0] == 0:
         return
     with nogil:
-        lc_lrn(&x[0], &out[0], n, channels, hw, size, alpha, beta, bias, threads)
+        lc_lrn(cfg, &x[0], &out[0], n, channels, hw, size, alpha, beta, bias, threads)
 
 
 def global_avg_pool(const float[::1] x, float[::1] out, int64_t planes, int64_t hw, int threads):

@@ -225,6 +225,6 @@ def build_lrn(node, ctx):
             return
         hw = int(np.prod(x.shape[2:], dtype=np.int64))
         _core.lrn(x.reshape(-1), outs[0].reshape(-1), x.shape[0], x.shape[1], hw, size, alpha,
-                  beta, bias, _threads.resolve(settings.threads))
+                  beta, bias, _threads.resolve(settings.threads), _isa.isa_id())
     settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
     return Step(node, lrn, into=lrn_into)
