@@ -13,7 +13,7 @@ from onnx import numpy_helper
 from leanconv import _core, _epilogue, _isa, _threads
 from leanconv.onnx import conv as conv_mod
 from leanconv.onnx import (ops_elementwise, ops_linalg, ops_math, ops_pool, ops_resize,
-                           ops_tensor, rewrite)
+                           ops_tensor, pool_first, rewrite)
 from leanconv.onnx.node import NP_TYPES, Node, unsupported
 from leanconv.onnx.program import Program, Settings, Step
 
@@ -422,11 +422,13 @@ def build_program(model, algorithm="auto", threads=None, fuse=True,
             _build(node, ctx).run(constants)
         else:
             live.append(node)
-    if fuse:   # GELU's erf form as one node; channels-last islands in NCHW; lone BNs as Convs
+    if fuse:   # GELU's erf form as one node; channels-last islands in NCHW; lone BNs as
+        # Convs; average pools ahead of the 1x1 Convs that feed them
         live = rewrite.fuse_gelu(live, constants, outputs)
         live = rewrite.channels_first(live, constants, outputs)
         live = rewrite.batchnorm_as_conv(live, constants, outputs,
                                          {n: r for n, _, r in inputs if r is not None})
+        live = pool_first.avgpool_before_pointwise_conv(live, constants, outputs)
     # pass 2: steps, with Conv [+ BatchNormalization] [+ Relu | Clip] fused
     # A fused step runs where its last node was: a residual Add's other input
     # may come from nodes after the Conv.
