@@ -83,6 +83,11 @@ cdef extern from "leanconv/pool.h":
     int lc_global_avg_pool(const float *x, float *y, int64_t planes, int64_t hw,
                            int nthreads) nogil
 
+cdef extern from "leanconv/channel_affine.h":
+    int lc_channel_affine(const float *x, float *y, int64_t planes, int64_t channels,
+                          int64_t hw, const float *scale, const float *shift, int relu,
+                          int nthreads) nogil
+
 cdef extern from "leanconv/lrn.h":
     int lc_lrn(const lc_isa_config *isa, const float *x, float *y, int64_t n, int64_t channels,
                int64_t hw, int64_t size, float alpha, float beta, float bias,
@@ -1077,6 +1082,24 @@ def resize2d(const float[::1] x, float[::1] out, int64_t planes, int64_t H, int6
                              &row_w[0], &col0[0], &col1[0], &col_w[0], linear, threads)
     if status != 0:
         raise MemoryError("resize2d: out of memory")
+
+
+def channel_affine(const float[::1] x, float[::1] out, int64_t planes, int64_t hw,
+                   const float[::1] scale, const float[::1] shift, bint relu, int threads):
+    """out = x * scale[c] + shift[c] per plane (c = plane % len(scale)), then
+    with relu 0 where below 0 (NaN passes); flat float32 buffers of `planes`
+    planes of hw floats (see include/leanconv/channel_affine.h)."""
+    cdef int64_t channels = scale.shape[0]
+    if planes < 0 or hw < 0 or x.shape[0] != planes * hw or out.shape[0] != x.shape[0]:
+        raise ValueError("channel_affine: buffer sizes do not match the geometry")
+    if shift.shape[0] != channels or channels == 0 or planes % channels != 0:
+        raise ValueError("channel_affine: scale and shift need one value per channel, "
+                         "and the planes whole images")
+    if out.shape[0] == 0:
+        return
+    with nogil:
+        lc_channel_affine(&x[0], &out[0], planes, channels, hw, &scale[0], &shift[0], relu,
+                          threads)
 
 
 def lrn(const float[::1] x, float[::1] out, int64_t n, int64_t channels, int64_t hw,
