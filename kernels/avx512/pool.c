@@ -89,7 +89,10 @@ void lc_f32_pool_plane__avx512(float *y, const float *x, size_t planes,
         for (size_t q = 0; q < nq; q++) {
             const size_t p = (q0 + q) / OH, oh = (q0 + q) % OH;
             const size_t lo = (size_t)g->row_lo[oh], hi = (size_t)g->row_hi[oh];
-            const float *x0 = x + p * g->H * W + (oh * g->sh + lo * g->dh - g->pad_t) * W;
+            /* the window's first in-image row (formed only when there is one:
+             * the padding may be taller than the window) */
+            const float *x0 = hi > lo ?
+                x + p * g->H * W + (oh * g->sh + lo * g->dh - g->pad_t) * W : x;
             const size_t step = g->dh * W;
             float *rw = r + q * pitch + g->pad_l;
             for (size_t w = 0; w < W; w += 16) {
