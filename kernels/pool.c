@@ -247,11 +247,100 @@ static void pool_plane(void *vctx, int64_t plane, int thread) {
     }
 }
 
+/* ---- whole planes through the ISA's plane primitive (lc_pool_plane_fn) ---- */
+
+typedef struct {
+    lc_pool_plane_fn fn;
+    lc_pool_plane_geom g;
+    const float *x;
+    float *y;
+    float *rows;        /* per thread: g.r_floats floats */
+    int64_t planes, block, in_plane, out_plane;
+} lc_pool_planes_ctx;
+
+static void planes_task(void *vctx, int64_t item, int thread) {
+    const lc_pool_planes_ctx *t = (const lc_pool_planes_ctx *)vctx;
+    const int64_t p0 = item * t->block;
+    const int64_t np = t->planes - p0 < t->block ? t->planes - p0 : t->block;
+    float *r = (float *)lc_thread_scratch(t->rows, (int64_t)t->g.r_floats * (int64_t)sizeof(float),
+                                          thread);
+    t->fn(t->y + p0 * t->out_plane, t->x + p0 * t->in_plane, (size_t)np, &t->g, r);
+}
+
+/* The plane primitive's tables (row taps in the image, the divisor's row
+ * and column factors: the counts pool_plane divides by), its row buffer,
+ * and tasks of about 16 K outputs (keeping one per thread). */
+static int pool_by_planes(lc_pool_plane_fn fn, const lc_pool_desc *d, const float *x, float *y,
+                          int threads, double taps) {
+    const int64_t lanes = 16;   /* the widest vector any plane primitive loads */
+    const int64_t reach = (d->OW - 1) * d->sw + (d->kw - 1) * d->dw + 1;
+    int64_t pitch = d->pad_l + d->W > reach ? d->pad_l + d->W : reach;
+    pitch = (pitch + lanes - 1) / lanes * lanes;
+    /* rows per chunk: about 16 KiB of row buffer (in L1 while its columns
+     * are read), at least 16 vectors of stores before the first load */
+    int64_t chunk = 4096 / pitch;
+    if (chunk < 1) chunk = 1;
+    const int64_t r_floats = (chunk - 1) * pitch + d->sw * ((d->OW + lanes - 1) / lanes * lanes) +
+                             (d->kw - 1) * d->dw + 2 * lanes;
+    int32_t *tab = (int32_t *)malloc(sizeof(int32_t) * (size_t)(3 * d->OH + d->OW));
+    float *rows = (float *)malloc(sizeof(float) * (size_t)(r_floats * threads));
+    if (!tab || !rows) {
+        free(tab);
+        free(rows);
+        return LC_ERR_NOMEM;
+    }
+    lc_pool_planes_ctx t;
+    for (int64_t oh = 0; oh < d->OH; oh++) {
+        const int64_t h0 = oh * d->sh - d->pad_t;
+        int64_t lo, hi;
+        taps_in(h0, d->kh, d->dh, d->H, &lo, &hi);
+        tab[oh] = (int32_t)lo;
+        tab[d->OH + oh] = (int32_t)hi;
+        tab[2 * d->OH + oh] = (int32_t)(d->count_include_pad ?
+            taps_padded(h0, d->kh, d->dh, d->H, d->pad_t, d->pad_b) : hi - lo);
+    }
+    for (int64_t ow = 0; ow < d->OW; ow++) {
+        const int64_t w0 = ow * d->sw - d->pad_l;
+        int64_t lo, hi;
+        taps_in(w0, d->kw, d->dw, d->W, &lo, &hi);
+        tab[3 * d->OH + ow] = (int32_t)(d->count_include_pad ?
+            taps_padded(w0, d->kw, d->dw, d->W, d->pad_l, d->pad_r) : hi - lo);
+    }
+    t.fn = fn;
+    t.g.H = (size_t)d->H; t.g.W = (size_t)d->W; t.g.OH = (size_t)d->OH; t.g.OW = (size_t)d->OW;
+    t.g.kh = (size_t)d->kh; t.g.kw = (size_t)d->kw; t.g.sh = (size_t)d->sh;
+    t.g.sw = (size_t)d->sw; t.g.dh = (size_t)d->dh; t.g.dw = (size_t)d->dw;
+    t.g.pad_t = (size_t)d->pad_t; t.g.pad_l = (size_t)d->pad_l;
+    t.g.pitch = (size_t)pitch; t.g.chunk = (size_t)chunk; t.g.r_floats = (size_t)r_floats;
+    t.g.row_lo = tab; t.g.row_hi = tab + d->OH; t.g.row_cnt = tab + 2 * d->OH;
+    t.g.col_cnt = tab + 3 * d->OH;
+    t.g.is_max = d->is_max;
+    t.x = x; t.y = y; t.rows = rows; t.planes = d->planes;
+    t.in_plane = d->H * d->W; t.out_plane = d->OH * d->OW;
+    t.block = 16384 / (d->OH * d->OW);
+    const int64_t per_thread = (d->planes + threads - 1) / threads;
+    t.block = t.block < 1 ? 1 : t.block > per_thread ? per_thread : t.block;
+    lc_parallel_for(threads, (d->planes + t.block - 1) / t.block, taps, planes_task, &t);
+    free(tab);
+    free(rows);
+    return LC_OK;
+}
+
+/* Whether the plane primitive takes this geometry: column strides 1 and 2,
+ * the windows' first row and column never past the padding (a row buffer
+ * offset by pad_l, rows addressed from oh * sh - pad_t), counts in int32. */
+static int plane_fits(const lc_isa_config *isa, const lc_pool_desc *d) {
+    return isa && isa->pool_plane && (d->sw == 1 || d->sw == 2) && d->pad_t >= 0 &&
+           d->pad_l >= 0 && d->pad_l < (d->kw - 1) * d->dw + 1 && d->kh * d->kw < (1 << 20) &&
+           d->W < ((int64_t)1 << 28) && d->OH < ((int64_t)1 << 28);
+}
+
 int lc_pool2d(const lc_isa_config *isa, const lc_pool_desc *d, const float *x, float *y,
               int nthreads) {
     if (d->planes <= 0 || d->OH <= 0 || d->OW <= 0) return LC_OK;
     const double taps = (double)d->planes * (double)d->OH * (double)d->OW * (double)(d->kh * d->kw);
     const int threads = lc_threads_used(nthreads, d->planes, taps);
+    if (plane_fits(isa, d)) return pool_by_planes(isa->pool_plane, d, x, y, threads, taps);
     int64_t *cols = (int64_t *)malloc(sizeof(int64_t) * 2 * (size_t)d->OW);
     if (!cols) return LC_ERR_NOMEM;
     for (int64_t ow = 0; ow < d->OW; ow++)

@@ -73,6 +73,8 @@ LC_DECLARE_ISA(__avx2)
 LC_DECLARE_DW_CBLOCK(lc_f32_dw_cblock__avx2)
 LC_DECLARE_POSTOP(lc_f32_postop__avx2)
 LC_DECLARE_DW3X3_PLANE(lc_f32_dw3x3_plane__avx2)
+void lc_f32_lrn_div__avx2(float *y, const float *x, const float *s, size_t n, float scale,
+                          float bias, int root);
 LC_DECLARE_GEMM(lc_f32_gemm_6x16__avx2)
 LC_DECLARE_DL(lc_f32_dl_6x16__avx2)
 LC_DECLARE_STRIDED_COPY(lc_f32_strided_copy__avx2)
@@ -84,6 +86,10 @@ void lc_f32_pool_rows__avx512(float *r, const float *x, size_t step, size_t nrow
                               int is_max);
 void lc_f32_pool_cols__avx512(float *out, const float *in, size_t n, size_t kw, size_t dil,
                               size_t stride, int is_max);
+void lc_f32_lrn_div__avx512(float *y, const float *x, const float *s, size_t n, float scale,
+                            float bias, int root);
+void lc_f32_pool_plane__avx512(float *y, const float *x, size_t planes,
+                               const lc_pool_plane_geom *g, float *r);
 LC_DECLARE_DW3X3_PLANE(lc_f32_dw3x3_plane__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_6x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_8x32__avx512)

@@ -173,8 +173,10 @@ def test_conv_batchnorm_activation_fuse_into_one_step(act, label):
 def test_no_fusion_when_the_conv_output_has_another_reader():
     model = conv_bn_act("relu", extra_reader=True)
     rep = lco.prepare(model)
-    # the BatchNormalization is a step of its own (a depthwise 1x1 Conv, rewrite.py)
-    assert [s.label() for s in rep.program.steps if s.conv is not None] == ["Conv", "Conv+Relu"]
+    # the BatchNormalization is a step of its own, with its Relu (channel_affine.py)
+    assert [s.label() for s in rep.program.steps
+            if s.conv is not None or s.op_type == "ChannelAffineRelu"] == \
+        ["Conv", "ChannelAffineRelu+Relu"]
     assert_matches_ort(model, {"x": rng(8).standard_normal((2, 6, 9, 9)).astype(np.float32)})
 
 

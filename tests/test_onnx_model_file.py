@@ -48,7 +48,7 @@ def test_large_weights_are_left_in_the_file(tmp_path):
     skeleton, weights = model_file.load_without_weights(save(model, tmp_path))
     full = {t.name: t for t in model.graph.initializer}
     left_out = {t.name for t in skeleton.graph.initializer if not t.raw_data}
-    assert left_out == {"w1", "w2", "fc"}   # over LEFT_OUT_ABOVE bytes; the biases stay
+    assert left_out == {"w1", "w2", "fc"}   # over WEIGHT_ABOVE bytes; the biases stay
     for name in left_out:
         np.testing.assert_array_equal(weights.read(name), numpy_helper.to_array(full[name]))
     for t in skeleton.graph.initializer:   # the rest of each tensor is as it was
@@ -140,3 +140,31 @@ def test_a_few_wide_elements_left_in_the_file_pass_the_checker(tmp_path):
     x = g.standard_normal((1, 1000)).astype(np.float32)
     np.testing.assert_array_equal(lco.prepare(path).run({"x": x})[0],
                                   x * scale.astype(np.float32))
+
+
+def test_the_file_reader_and_the_checker_view_take_the_same_weights(tmp_path):
+    """One rule (model_file.is_weight) decides both what stays in the file and
+    what the checker sees declared rather than with data, in bytes, whatever
+    the element type: at 4096 bytes a tensor stays; above, it is a weight;
+    a type the reader cannot read (bfloat16) stays in the message."""
+    from leanconv.onnx.backend import _without_weights
+    inits = [numpy_helper.from_array(np.ones(1024, np.float32), "f32_at"),
+             numpy_helper.from_array(np.ones(1025, np.float32), "f32_over"),
+             numpy_helper.from_array(np.ones(512, np.int64), "i64_at"),
+             numpy_helper.from_array(np.ones(600, np.float64), "f64_over"),
+             numpy_helper.from_array(np.ones(5000, np.uint8), "u8_over"),
+             helper.make_tensor("bf16_over", TensorProto.BFLOAT16, [5000],
+                                np.zeros(5000 * 2, np.uint8).tobytes(), raw=True)]
+    nodes = [helper.make_node("Identity", [t.name], [f"y{i}"]) for i, t in enumerate(inits)]
+    graph = helper.make_graph(nodes, "sizes", [], [
+        helper.make_tensor_value_info(f"y{i}", t.data_type, list(t.dims))
+        for i, t in enumerate(inits)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    skeleton, weights = model_file.load_without_weights(save(model, tmp_path))
+    in_file = {t.name for t in skeleton.graph.initializer if not t.raw_data}
+    assert in_file == weights.names == {"f32_over", "f64_over", "u8_over"}
+    for m in (skeleton, model):
+        view = _without_weights(m)
+        assert {t.name for t in view.graph.initializer} == {t.name for t in inits} - in_file
+        assert {v.name for v in view.graph.input} == in_file
+        onnx.checker.check_model(view)

@@ -204,9 +204,11 @@ def test_per_channel_constants_fold_into_the_conv():
         assert labels(fused_equals_unfused(model, x)) == ["Conv+Mul", kept, "Mul", "Relu"]
 
 
-@pytest.mark.parametrize("where, label", [("concat", "Conv+Relu"), ("rank2", "BatchNormalization"),
-                                          ("reshaped", "BatchNormalization")])
-def test_lone_batchnorm_of_a_4d_tensor_runs_as_a_depthwise_conv(where, label):
+@pytest.mark.parametrize("where, act, label", [
+    ("concat", "Relu", "ChannelAffineRelu+Relu"),   # with its Relu: channel_affine.py
+    ("concat", "Sigmoid", "Conv+Sigmoid"),          # else a depthwise 1x1 Conv
+    ("rank2", "Relu", "BatchNormalization"), ("reshaped", "Relu", "BatchNormalization")])
+def test_lone_batchnorm_of_a_4d_tensor_runs_in_one_c_pass(where, act, label):
     g = rng(12)
     C = 6
     inits = [("scale", (0.5 + g.random(C)).astype(np.float32)),
@@ -215,7 +217,7 @@ def test_lone_batchnorm_of_a_4d_tensor_runs_as_a_depthwise_conv(where, label):
              ("var", (0.5 + g.random(C)).astype(np.float32)),
              ("shape", np.array([1, C, 4, 6], np.int64))]
     bn = helper.make_node("BatchNormalization", ["c", "scale", "beta", "mean", "var"], ["n"])
-    relu = helper.make_node("Relu", ["n"], ["y"])
+    relu = helper.make_node(act, ["n"], ["y"])
     if where == "concat":   # DenseNet: the norm of a Concat
         shape = (1, 2, 5, 5)
         nodes = [helper.make_node("Sigmoid", ["x"], ["a"]),

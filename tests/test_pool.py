@@ -194,3 +194,42 @@ def test_same_size_max_pool_over_blocks_of_planes(planes, H, W, threads, isa):
     _core.pool2d(x.reshape(-1), out, (planes, H, W, H, W) + geom[2:], True, False, threads,
                  _isa.isa_id(isa))
     np.testing.assert_array_equal(out.reshape(want.shape), want)
+
+
+# Whole planes through an ISA's plane primitive (AVX-512): output rows in
+# chunks that run across planes (a chunk boundary inside a plane, a last
+# chunk cut short), tasks of blocks of planes on 1 and 2 threads, windows past
+# the end (ceil mode), padding and dilation: the portable loops' bits.
+PLANE_CASES = [  # (planes, H, W, OH, OW, (kh, kw), (sh, sw), (dh, dw), (pt, pl, pb, pr))
+    (300, 16, 16, 8, 8, (3, 3), (2, 2), (1, 1), (0, 0, 0, 0)),
+    (70, 33, 40, 16, 20, (2, 2), (2, 2), (1, 1), (0, 0, 0, 0)),
+    (9, 40, 112, 20, 56, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1)),
+    (150, 7, 7, 7, 7, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    (40, 9, 37, 9, 17, (3, 3), (1, 2), (1, 2), (1, 1, 1, 1)),
+    (33, 5, 300, 4, 150, (2, 3), (1, 2), (1, 1), (0, 1, 0, 1)),
+]
+
+
+@pytest.mark.parametrize("planes, H, W, OH, OW, k, s, d, pads", PLANE_CASES)
+@pytest.mark.parametrize("is_max", [True, False])
+@pytest.mark.parametrize("include_pad", [False, True])
+def test_pools_over_chunks_of_rows_give_the_portable_bits(planes, H, W, OH, OW, k, s, d, pads,
+                                                          is_max, include_pad):
+    rng = np.random.default_rng(5)
+    x = rng.integers(-3, 4, (planes, H, W)).astype(np.float32)
+    x[x == 0] = np.where(rng.random(int((x == 0).sum())) < 0.5, -0.0, 0.0)
+    x[planes // 2, H // 2, 0] = x[planes - 1, H - 1, W - 1] = np.nan
+    g = (planes, H, W, OH, OW) + k + s + d + pads
+    outs = {}
+    for isa in ISAS:
+        for threads in (1, 2):
+            out = np.full(planes * OH * OW, 7.0, np.float32)
+            _core.pool2d(x.reshape(-1), out, g, is_max, include_pad, threads, _isa.isa_id(isa))
+            outs[isa, threads] = out
+    for key, out in outs.items():
+        assert out.tobytes() == outs["scalar", 1].tobytes(), key
+    expect = reference(np.nan_to_num(x, nan=0.0), OH, OW, k, s, d, pads, is_max, include_pad)
+    finite = ~np.isnan(outs["scalar", 1])
+    assert finite.sum() > 0.9 * finite.size
+    np.testing.assert_allclose(outs["scalar", 1][finite], expect.reshape(-1)[finite], rtol=1e-6,
+                               atol=1e-6)

@@ -206,6 +206,36 @@ typedef void (*lc_pool_rows_fn)(float *r, const float *x, size_t step, size_t nr
 typedef void (*lc_pool_cols_fn)(float *out, const float *in, size_t n, size_t kw, size_t dil,
                                 size_t stride, int is_max);
 
+/* Whole planes at once (optional; kernels/pool.c prepares the tables): no
+ * call and no scalar edge loop per row.  Output rows (plane-major) go in
+ * chunks of `chunk`: first each row's in-image window rows [row_lo, row_hi)
+ * are reduced (max or sum, in order, from the first) into its row of r
+ * (r + q * pitch) at offset pad_l; then its columns, every output through
+ * the vector path: r's other floats hold the fill (-inf for max, 0 for sum)
+ * that stands for the padding: out[ow] = op over j < kw of
+ * row[ow * sw + j * dw] (max from its first tap, sum from 0: padding adds
+ * +0, which changes no bits), an average divided by
+ * (float)(row_cnt[oh] * col_cnt[ow]), or NaN where that is 0.  The same bits
+ * as the portable loops.  pitch >= pad_l + W and >= (OW - 1) * sw +
+ * (kw - 1) * dw + 1; r holds r_floats >= (chunk - 1) * pitch + sw * (OW
+ * rounded up to 16) + (kw - 1) * dw + 32 floats; the kernel fills it. */
+typedef struct {
+    size_t H, W, OH, OW, kh, kw, sh, sw, dh, dw, pad_t, pad_l;
+    size_t pitch, chunk, r_floats;
+    const int32_t *row_lo, *row_hi;   /* per output row: row taps in the image */
+    const int32_t *row_cnt, *col_cnt; /* per output row / column: the divisor's factors */
+    int is_max;
+} lc_pool_plane_geom;
+typedef void (*lc_pool_plane_fn)(float *y, const float *x, size_t planes,
+                                 const lc_pool_plane_geom *g, float *r);
+
+/* LRN's divide (kernels/lrn.c), optional: y[p] = x[p] / d^beta, d =
+ * fmaf(scale, s[p], bias) (one rounding, as the portable loop), p < n, for beta = 1
+ * (root 0), 0.5 (root 1: sqrt d) and 0.75 (root 2: sqrt d * sqrt(sqrt d)):
+ * the portable loop's bits (IEEE square roots and division). */
+typedef void (*lc_lrn_div_fn)(float *y, const float *x, const float *s, size_t n, float scale,
+                              float bias, int root);
+
 /* The Winograd GEMM of one alpha^2 point with output channels in the vector
  * lanes (small images: few tiles, many channels), for `rows` <= R tiles and
  * `cols` <= CW output channels (R, CW: the ISA's wino_cl_rows/_cols):
@@ -282,6 +312,8 @@ typedef struct lc_isa_config {
     lc_postop_fn postop;             /* the epilogue beyond the kernels' clamp */
     lc_pool_rows_fn pool_rows;       /* optional: pooling's row primitives */
     lc_pool_cols_fn pool_cols;
+    lc_pool_plane_fn pool_plane;     /* optional: whole planes (sw 1 or 2) */
+    lc_lrn_div_fn lrn_div;           /* optional: LRN's divide for beta 1, 0.5, 0.75 */
 } lc_isa_config;
 
 /* ISA identifiers, in preference order from worst to best. */

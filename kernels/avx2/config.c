@@ -31,6 +31,7 @@ void lc_config_avx2(lc_isa_config *cfg) {
      * the stem and the 3x3/2 layers ran at 0.65-0.94 of Im2Col, which the model
      * prices at 1.08-1.13 x direct_lanes' multiply-adds */
     cfg->cost.dl_mac = 1.00f;
+    cfg->lrn_div = lc_f32_lrn_div__avx2;
     cfg->postop = lc_f32_postop__avx2;
 }
 #endif

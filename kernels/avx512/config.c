@@ -25,9 +25,11 @@ void lc_config_avx512(lc_isa_config *cfg) {
     cfg->dw_cblock = LC_DW_CBLOCK_ENTRY(lc_f32_dw_cblock__avx512, 16);
     cfg->dw3x3_plane = lc_f32_dw3x3_plane__avx512;
     cfg->strided_copy = lc_f32_strided_copy__avx512;
+    cfg->lrn_div = lc_f32_lrn_div__avx512;
     cfg->postop = lc_f32_postop__avx512;
     cfg->pool_rows = lc_f32_pool_rows__avx512;
     cfg->pool_cols = lc_f32_pool_cols__avx512;
+    cfg->pool_plane = lc_f32_pool_plane__avx512;
     cfg->gemm_narrow = lc_f32_gemm_narrow_16x16__avx512;
     cfg->gemm_wide = lc_f32_gemm_wide_8x48__avx512;
     cfg->wide_nr = 48;

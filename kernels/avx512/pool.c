@@ -9,6 +9,7 @@
  * the same bits as the portable loops, signed zeros included. */
 #include "../isa_build.h"
 #ifdef LC_BUILD_AVX512
+#include <math.h>
 #include "target_begin.h"
 #include "../ukernel_decls.h"
 
@@ -61,6 +62,77 @@ void lc_f32_pool_cols__avx512(float *out, const float *in, size_t n, size_t kw, 
                 acc = j == 0 ? v : lc_pool_max(acc, v);
         }
         _mm512_mask_storeu_ps(out + o, k, acc);
+    }
+}
+
+/* A tap of 16 outputs from the filled row buffer: stride 1 one load, stride 2
+ * the even lanes of two (r has room past every vector, filled). */
+static inline __m512 lc_pool_tap(const float *in, size_t sw, __m512i even) {
+    if (sw == 1) return _mm512_loadu_ps(in);
+    return _mm512_permutex2var_ps(_mm512_loadu_ps(in), even, _mm512_loadu_ps(in + 16));
+}
+
+void lc_f32_pool_plane__avx512(float *y, const float *x, size_t planes,
+                               const lc_pool_plane_geom *g, float *r) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    const int is_max = g->is_max;
+    const size_t W = g->W, OH = g->OH, OW = g->OW, sw = g->sw, kw = g->kw, dw = g->dw;
+    const size_t pitch = g->pitch, rows = planes * OH;
+    const __m512 fill = _mm512_set1_ps(is_max ? -INFINITY : 0.0f);
+    for (size_t i = 0; i < g->r_floats; i += 16)
+        _mm512_mask_storeu_ps(r + i, lc_pool_mask(g->r_floats - i), fill);
+    /* chunks of rows: every row's window rows reduced into r first, its
+     * columns after, so no load waits on a store it overlaps just before */
+    for (size_t q0 = 0; q0 < rows; q0 += g->chunk) {
+        const size_t nq = rows - q0 < g->chunk ? rows - q0 : g->chunk;
+        for (size_t q = 0; q < nq; q++) {
+            const size_t p = (q0 + q) / OH, oh = (q0 + q) % OH;
+            const size_t lo = (size_t)g->row_lo[oh], hi = (size_t)g->row_hi[oh];
+            /* the window's first in-image row (formed only when there is one:
+             * the padding may be taller than the window) */
+            const float *x0 = hi > lo ?
+                x + p * g->H * W + (oh * g->sh + lo * g->dh - g->pad_t) * W : x;
+            const size_t step = g->dh * W;
+            float *rw = r + q * pitch + g->pad_l;
+            for (size_t w = 0; w < W; w += 16) {
+                const __mmask16 k = lc_pool_mask(W - w);
+                __m512 acc = fill;   /* where no row is in the image */
+                if (hi > lo) {
+                    acc = _mm512_maskz_loadu_ps(k, x0 + w);
+                    for (size_t i = 1; i < hi - lo; i++) {
+                        const __m512 v = _mm512_maskz_loadu_ps(k, x0 + i * step + w);
+                        acc = is_max ? lc_pool_max(acc, v) : _mm512_add_ps(acc, v);
+                    }
+                }
+                _mm512_mask_storeu_ps(rw + w, k, acc);
+            }
+        }
+        for (size_t q = 0; q < nq; q++) {
+            const size_t oh = (q0 + q) % OH;
+            float *yrow = y + (q0 + q) * OW;
+            const __m512i rc = _mm512_set1_epi32(g->row_cnt[oh]);
+            for (size_t o = 0; o < OW; o += 16) {
+                const __mmask16 k = lc_pool_mask(OW - o);
+                const float *base = r + q * pitch + o * sw;
+                __m512 acc;
+                if (is_max) {
+                    acc = lc_pool_tap(base, sw, even);
+                    for (size_t j = 1; j < kw; j++)
+                        acc = lc_pool_max(acc, lc_pool_tap(base + j * dw, sw, even));
+                } else {
+                    acc = _mm512_setzero_ps();
+                    for (size_t j = 0; j < kw; j++)
+                        acc = _mm512_add_ps(acc, lc_pool_tap(base + j * dw, sw, even));
+                    const __m512i cnt = _mm512_mullo_epi32(
+                        rc, _mm512_maskz_loadu_epi32(k, g->col_cnt + o));
+                    const __mmask16 empty = _mm512_cmpeq_epi32_mask(cnt, _mm512_setzero_si512());
+                    acc = _mm512_mask_mov_ps(_mm512_div_ps(acc, _mm512_cvtepi32_ps(cnt)), empty,
+                                             _mm512_set1_ps(NAN));
+                }
+                _mm512_mask_storeu_ps(yrow + o, k, acc);
+            }
+        }
     }
 }
 

@@ -83,6 +83,16 @@ cdef extern from "leanconv/pool.h":
     int lc_global_avg_pool(const float *x, float *y, int64_t planes, int64_t hw,
                            int nthreads) nogil
 
+cdef extern from "leanconv/channel_affine.h":
+    int lc_channel_affine(const float *x, float *y, int64_t planes, int64_t channels,
+                          int64_t hw, const float *scale, const float *shift, int relu,
+                          int nthreads) nogil
+
+cdef extern from "leanconv/lrn.h":
+    int lc_lrn(const lc_isa_config *isa, const float *x, float *y, int64_t n, int64_t channels,
+               int64_t hw, int64_t size, float alpha, float beta, float bias,
+               int nthreads) nogil
+
 cdef extern from "leanconv/resize.h":
     int lc_resize2d(const float *x, float *y, int64_t planes, int64_t H, int64_t W, int64_t OH,
                     int64_t OW, const int64_t *row0, const int64_t *row1, const float *row_w,
@@ -1072,6 +1082,45 @@ def resize2d(const float[::1] x, float[::1] out, int64_t planes, int64_t H, int6
                              &row_w[0], &col0[0], &col1[0], &col_w[0], linear, threads)
     if status != 0:
         raise MemoryError("resize2d: out of memory")
+
+
+def channel_affine(const float[::1] x, float[::1] out, int64_t planes, int64_t hw,
+                   const float[::1] scale, const float[::1] shift, bint relu, int threads):
+    """out = x * scale[c] + shift[c] per plane (c = plane % len(scale)), then
+    with relu 0 where below 0 (NaN passes); flat float32 buffers of `planes`
+    planes of hw floats (see include/leanconv/channel_affine.h)."""
+    cdef int64_t channels = scale.shape[0]
+    if planes < 0 or hw < 0 or x.shape[0] != planes * hw or out.shape[0] != x.shape[0]:
+        raise ValueError("channel_affine: buffer sizes do not match the geometry")
+    if shift.shape[0] != channels or channels == 0 or planes % channels != 0:
+        raise ValueError("channel_affine: scale and shift need one value per channel, "
+                         "and the planes whole images")
+    if out.shape[0] == 0:
+        return
+    with nogil:
+        lc_channel_affine(&x[0], &out[0], planes, channels, hw, &scale[0], &shift[0], relu,
+                          threads)
+
+
+def lrn(const float[::1] x, float[::1] out, int64_t n, int64_t channels, int64_t hw,
+        int64_t size, float alpha, float beta, float bias, int threads, int isa=0):
+    """out = ONNX LRN of x, flat float32 buffers of n images of `channels`
+    planes of hw pixels (see include/leanconv/lrn.h).  isa: an ISA id whose
+    divide to use (leanconv._isa.isa_id(); same bits on every ISA)."""
+    cdef const lc_isa_config *cfg = NULL
+    if 0 <= isa < LC_ISA_COUNT:
+        cfg = lc_isa_get(isa)
+    if cfg == NULL:
+        raise ValueError(f"ISA id {isa} is not available on this CPU")
+    if n < 0 or channels < 0 or hw < 0 or x.shape[0] != n * channels * hw or \
+            out.shape[0] != x.shape[0]:
+        raise ValueError("lrn: buffer sizes do not match the geometry")
+    if size < 1:
+        raise ValueError(f"lrn: size must be at least 1, got {size}")
+    if out.shape[0] == 0:
+        return
+    with nogil:
+        lc_lrn(cfg, &x[0], &out[0], n, channels, hw, size, alpha, beta, bias, threads)
 
 
 def global_avg_pool(const float[::1] x, float[::1] out, int64_t planes, int64_t hw, int threads):

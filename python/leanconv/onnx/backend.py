@@ -16,7 +16,7 @@ from leanconv import _threads
 from leanconv._heap import return_freed_memory
 from leanconv._select import check_name
 from leanconv.onnx.graph import build_program
-from leanconv.onnx.model_file import load_without_weights
+from leanconv.onnx.model_file import is_weight, load_without_weights, tensor_bytes
 
 
 class LeanconvRep(BackendRep):
@@ -102,10 +102,10 @@ class LeanconvRep(BackendRep):
         return self._outputs_type(*outs)
 
 
-def _without_weights(model, keep=1024, left_out=frozenset()):
-    """A copy of `model` for onnx.checker with every initializer over `keep`
-    elements, and every one whose data was left in the file (`left_out`,
-    model_file.py), declared as a graph input of its type instead: the checker
+def _without_weights(model):
+    """A copy of `model` for onnx.checker with every weight (model_file.is_weight,
+    the rule that also leaves a weight's data in the file when prepare is
+    given a path) declared as a graph input of its type instead: the checker
     serialises the model it gets (for ResNet-18 that held ~100 MB at its peak
     and left ~50 MB behind), while what it checks of a weight, its type and
     shape, stays visible this way.  The weights' contents are read when packed."""
@@ -124,7 +124,7 @@ def _without_weights(model, keep=1024, left_out=frozenset()):
     g.sparse_initializer.extend(src.sparse_initializer)
     declared = {vi.name for vi in src.input}
     for t in src.initializer:
-        if int(np.prod(t.dims, dtype=np.int64)) <= keep and t.name not in left_out:
+        if not is_weight(t.data_type, tensor_bytes(t)):
             g.initializer.append(t)
         elif t.name not in declared:
             g.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
@@ -178,8 +178,7 @@ class LeanconvBackend(Backend):
             # the weights stay in the file until each is packed (model_file.py)
             model, file_weights = load_without_weights(model)
         if check:
-            onnx.checker.check_model(_without_weights(
-                model, left_out=file_weights.names if file_weights is not None else frozenset()))
+            onnx.checker.check_model(_without_weights(model))
         if memory_budget is not None and (isinstance(memory_budget, bool) or not isinstance(
                 memory_budget, (int, np.integer)) or memory_budget <= 0):
             raise ValueError(f"memory_budget must be a positive number of bytes, got "

@@ -13,7 +13,8 @@ from onnx import numpy_helper
 from leanconv import _core, _epilogue, _isa, _threads
 from leanconv.onnx import conv as conv_mod
 from leanconv.onnx import (ops_elementwise, ops_linalg, ops_math, ops_pool, ops_resize,
-                           ops_tensor, rewrite)
+                           ops_tensor, pool_first, rewrite)
+from leanconv.onnx import channel_affine
 from leanconv.onnx.node import NP_TYPES, Node, unsupported
 from leanconv.onnx.program import Program, Settings, Step
 
@@ -70,7 +71,8 @@ BUILDERS = {
 }
 SUPPORTED_OPS = tuple(sorted(list(BUILDERS) + ["Conv"]))
 # leanconv's own ops, made by the rewrites (rewrite.py), never accepted from a model
-_INTERNAL_BUILDERS = {rewrite.CHANNEL_LAYERNORM: ops_math.build_channel_layernorm}
+_INTERNAL_BUILDERS = {rewrite.CHANNEL_LAYERNORM: ops_math.build_channel_layernorm,
+                      channel_affine.CHANNEL_AFFINE_RELU: channel_affine.build_channel_affine_relu}
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 
 _NP_TYPES = NP_TYPES   # (bench imports it from here)
@@ -422,11 +424,15 @@ def build_program(model, algorithm="auto", threads=None, fuse=True,
             _build(node, ctx).run(constants)
         else:
             live.append(node)
-    if fuse:   # GELU's erf form as one node; channels-last islands in NCHW; lone BNs as Convs
+    if fuse:   # GELU's erf form as one node; channels-last islands in NCHW; lone BNs
+        # with their Relu as one affine pass, other lone BNs as Convs; average pools
+        # ahead of the 1x1 Convs that feed them
         live = rewrite.fuse_gelu(live, constants, outputs)
         live = rewrite.channels_first(live, constants, outputs)
-        live = rewrite.batchnorm_as_conv(live, constants, outputs,
-                                         {n: r for n, _, r in inputs if r is not None})
+        input_ranks = {n: r for n, _, r in inputs if r is not None}
+        live = channel_affine.batchnorm_relu_as_affine(live, constants, outputs, input_ranks)
+        live = rewrite.batchnorm_as_conv(live, constants, outputs, input_ranks)
+        live = pool_first.avgpool_before_pointwise_conv(live, constants, outputs)
     # pass 2: steps, with Conv [+ BatchNormalization] [+ Relu | Clip] fused
     # A fused step runs where its last node was: a residual Add's other input
     # may come from nodes after the Conv.

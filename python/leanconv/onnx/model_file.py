@@ -3,8 +3,9 @@
 `onnx.load(path)` parses the whole file into one protobuf message: for
 ResNet-18 that is 45 MB of weights held until the message dies, on top of the
 packings prepare builds from them.  Here the file is mapped, its protobuf wire
-format walked only as deep as the graph's initializers, and every large
-initializer's `raw_data` left out of the message that onnx parses.  Each such
+format walked only as deep as the graph's initializers, and every weight's
+`raw_data` (is_weight: the one rule, which the checker's view in backend.py
+follows too) left out of the message that onnx parses.  Each such
 weight is read from the file (into memory of its own, not a mapping, so it
 leaves the process's RSS when it is dropped) when prepare packs it.
 
@@ -12,7 +13,7 @@ Wire format, as far as this needs it: a message is a sequence of fields, each a
 varint key (field number << 3 | wire type) followed by a varint (type 0),
 8 bytes (1), a varint length and that many bytes (2) or 4 bytes (5).
 ModelProto.graph is field 7, GraphProto.initializer field 5, and in
-TensorProto name is field 8, raw_data 9 and data_location 14."""
+TensorProto data_type is field 2, name 8, raw_data 9 and data_location 14."""
 from __future__ import annotations
 
 import mmap
@@ -25,8 +26,30 @@ import onnx
 from leanconv.onnx.node import NP_TYPES
 
 _MODEL_GRAPH, _GRAPH_INITIALIZER = 7, 5
-_TENSOR_NAME, _TENSOR_RAW_DATA, _TENSOR_DATA_LOCATION = 8, 9, 14
-LEFT_OUT_ABOVE = 4096   # raw_data bytes: smaller weights stay in the message (the checker sees them)
+_TENSOR_DATA_TYPE, _TENSOR_NAME, _TENSOR_RAW_DATA, _TENSOR_DATA_LOCATION = 2, 8, 9, 14
+WEIGHT_ABOVE = 4096   # bytes of data: a larger initializer is a weight
+
+
+def _readable(data_type):
+    """NumPy's dtype for a TensorProto data type whose raw_data this reader
+    reads (fixed-size, little-endian), else None."""
+    dtype = NP_TYPES.get(data_type)
+    return None if dtype is None else np.dtype(dtype)
+
+
+def is_weight(data_type, nbytes):
+    """Whether an initializer of `nbytes` bytes of data is a weight: its data
+    is left in the file until packed (load_without_weights), and the checker
+    sees only its type and shape (backend._without_weights).  One rule for
+    both, so every tensor the checker is shown has its data."""
+    return nbytes > WEIGHT_ABOVE and _readable(data_type) is not None
+
+
+def tensor_bytes(tensor):
+    """Bytes of a TensorProto's data by its type and shape (0 for a type
+    is_weight never takes)."""
+    dtype = _readable(tensor.data_type)
+    return 0 if dtype is None else int(np.prod(tensor.dims, dtype=np.int64)) * dtype.itemsize
 
 
 def _varint(buf, pos):
@@ -90,8 +113,8 @@ class _ExternalData(Exception):
 
 def _tensor_without_raw_data(buf, start, end):
     """(TensorProto bytes without raw_data, name, raw_data's (offset, length))
-    or None when the tensor is small or keeps no raw_data."""
-    name, raw, external = None, None, False
+    or None when the tensor is no weight (is_weight) or keeps no raw_data."""
+    name, raw, external, data_type = None, None, False, None
     kept = []
     for number, wire, fstart, vstart, vend in _fields(buf, start, end):
         if number == _TENSOR_RAW_DATA and wire == 2:
@@ -99,12 +122,14 @@ def _tensor_without_raw_data(buf, start, end):
             continue
         if number == _TENSOR_NAME and wire == 2:
             name = bytes(buf[vstart:vend]).decode("utf-8")
+        elif number == _TENSOR_DATA_TYPE and wire == 0:
+            data_type = _varint(buf, vstart)[0]
         elif number == _TENSOR_DATA_LOCATION and wire == 0:
             external = _varint(buf, vstart)[0] == 1
         kept.append(bytes(buf[fstart:vend]))
     if external:
         raise _ExternalData
-    if raw is None or name is None or raw[1] <= LEFT_OUT_ABOVE:
+    if raw is None or name is None or not is_weight(data_type, raw[1]):
         return None
     return b"".join(kept), name, raw
 
@@ -127,9 +152,8 @@ class FileWeights:
         for t in initializers:
             if t.name not in self._spans:
                 continue
-            dtype = NP_TYPES.get(t.data_type)
-            dtype = None if dtype is None else np.dtype(dtype)
-            if dtype is None or dtype == np.dtype(object) or dtype.byteorder == ">":
+            dtype = _readable(t.data_type)
+            if dtype is None:
                 raise ValueError(f"initializer {t.name!r}: raw_data of data type {t.data_type} "
                                  f"is not readable")
             shape = tuple(int(d) for d in t.dims)

@@ -1,7 +1,8 @@
 """Pooling and local response normalisation: MaxPool, AveragePool,
 GlobalAveragePool (any number of spatial axes) and LRN.  In a compiled
-schedule 2-D float32 pooling runs in C (kernels/pool.c) on leanconv's threads;
-the NumPy forms below serve everything else.
+schedule 2-D float32 pooling runs in C (kernels/pool.c) and float32 LRN too
+(kernels/lrn.c), on leanconv's threads; the NumPy forms below serve
+everything else.
 
 A pool is computed as one strided slice per kernel offset over an input
 padded to cover every window (explicit pads plus, in ceil_mode, the extra
@@ -216,4 +217,14 @@ def build_lrn(node, ctx):
         csum = np.concatenate([np.zeros_like(csum[:, :1]), csum], axis=1)
         window = csum[:, size:size + C] - csum[:, :C]
         return ((x / (bias + alpha / size * window) ** beta).astype(x.dtype),)
-    return Step(node, lrn)
+
+    def lrn_into(outs, x):
+        """float32 with channels: leanconv's C (kernels/lrn.c) on its threads."""
+        if x.dtype != np.float32 or x.ndim < 2 or not x.flags.c_contiguous:
+            np.copyto(outs[0], lrn(x)[0])
+            return
+        hw = int(np.prod(x.shape[2:], dtype=np.int64))
+        _core.lrn(x.reshape(-1), outs[0].reshape(-1), x.shape[0], x.shape[1], hw, size, alpha,
+                  beta, bias, _threads.resolve(settings.threads), _isa.isa_id())
+    settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
+    return Step(node, lrn, into=lrn_into)

@@ -338,21 +338,33 @@ def ranks(nodes, constants, input_ranks):
     return rank
 
 
-def batchnorm_as_conv(nodes, constants, outputs, input_ranks):
-    """An inference BatchNormalization of a 4-D tensor that no Conv before it
-    absorbs (DenseNet's norm on a Concat, pre-activation blocks) as a
-    depthwise 1x1 Conv, y = x * s + (beta - mean * s): one C pass, and a
-    Relu after it then fuses into its epilogue."""
+def lone_batchnorms(nodes, constants, outputs, input_ranks):
+    """{id(node): (scale, beta, mean, var, eps)} of every inference
+    BatchNormalization of a 4-D tensor with constant parameters that no Conv
+    before it absorbs (DenseNet's norm on a Concat, pre-activation blocks)."""
     rank = ranks(nodes, constants, input_ranks)
     readers = _readers(nodes, outputs)
     producer = {o: n for n in nodes for o in n.outputs if o}
-    out = []
+    lone = {}
     for n in nodes:
         params = _bn_constants(n, constants)
         x = n.inputs[0] if n.inputs else ""
         p = producer.get(x)
-        if params is None or rank.get(x) != 4 or \
-                (p is not None and p.op_type == "Conv" and _sole(readers, x) is n):
+        if params is not None and rank.get(x) == 4 and \
+                not (p is not None and p.op_type == "Conv" and _sole(readers, x) is n):
+            lone[id(n)] = params
+    return lone
+
+
+def batchnorm_as_conv(nodes, constants, outputs, input_ranks):
+    """A lone BatchNormalization (lone_batchnorms) as a depthwise 1x1 Conv,
+    y = x * s + (beta - mean * s): one C pass, and a Relu after it then fuses
+    into its epilogue."""
+    lone = lone_batchnorms(nodes, constants, outputs, input_ranks)
+    out = []
+    for n in nodes:
+        params = lone.get(id(n))
+        if params is None:
             out.append(n)
             continue
         channels = params[0].size
@@ -360,7 +372,7 @@ def batchnorm_as_conv(nodes, constants, outputs, input_ranks):
         # the identity's weights with the BatchNormalization folded in: w = s, b = beta - mean * s
         constants[w], constants[b] = fold_batchnorm(np.ones((channels, 1, 1, 1), np.float32),
                                                     None, *params)
-        out.append(_make("Conv", [x, w, b], n.outputs[:1], n.name, n.opset,
+        out.append(_make("Conv", [n.inputs[0], w, b], n.outputs[:1], n.name, n.opset,
                          group=int(channels), kernel_shape=[1, 1]))
     return out
 

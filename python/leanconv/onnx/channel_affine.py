@@ -1,0 +1,65 @@
+"""A BatchNormalization that no convolution absorbs, with the Relu that
+alone reads it (DenseNet's pre-activation norms: BN -> ReLU -> 1x1 conv on
+the growing concatenation), as one pass of leanconv's C per-channel affine
+map (kernels/channel_affine.c): y = max(x * s + t, 0), s and t folded from
+the norm's constants at prepare.  The pass reads and writes each float once;
+as a depthwise 1x1 convolution (rewrite.batchnorm_as_conv, which still takes
+every other lone norm) the same map took 2-3 times as long.
+
+Refused (left to batchnorm_as_conv or NumPy) for a norm whose output anything
+else reads, a norm a Conv before it absorbs, non-constant or non-float32
+parameters, training mode, and tensors not known to be 4-D."""
+from __future__ import annotations
+
+import numpy as np
+
+from leanconv import _core, _threads
+from leanconv._fold import fold_batchnorm
+from leanconv.onnx.program import Step
+from leanconv.onnx.rewrite import _make, _readers, _sole, lone_batchnorms
+
+CHANNEL_AFFINE_RELU = "ChannelAffineRelu"   # leanconv's own op: inputs x, scale, shift
+
+
+def batchnorm_relu_as_affine(nodes, constants, outputs, input_ranks):
+    """nodes with every lone BatchNormalization -> Relu pair as one
+    CHANNEL_AFFINE_RELU node."""
+    lone = lone_batchnorms(nodes, constants, outputs, input_ranks)
+    readers = _readers(nodes, outputs)
+    merged = {}   # id(bn) -> the new node; id(relu) -> None
+    for n in nodes:
+        params = lone.get(id(n))
+        if params is None:
+            continue
+        relu = _sole(readers, n.outputs[0])
+        if relu is None or relu.op_type != "Relu" or relu.attrs:
+            continue
+        channels = params[0].size
+        s, t = f"{n.name}/leanconv_affine_scale", f"{n.name}/leanconv_affine_shift"
+        # the folding batchnorm_as_conv and every Conv use: the same rounding
+        w, b = fold_batchnorm(np.ones((channels, 1, 1, 1), np.float32), None, *params)
+        constants[s] = np.ascontiguousarray(w.reshape(-1), np.float32)
+        constants[t] = np.ascontiguousarray(b, np.float32)
+        merged[id(n)] = _make(CHANNEL_AFFINE_RELU, [n.inputs[0], s, t], relu.outputs[:1], n.name,
+                              n.opset)
+        merged[id(relu)] = None
+    return [merged.get(id(n), n) for n in nodes if merged.get(id(n), n) is not None]
+
+
+def build_channel_affine_relu(node, ctx):
+    settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
+
+    def affine(x, s, t):
+        v = x * s.reshape(-1, 1, 1) + t.reshape(-1, 1, 1)
+        return (np.where(v < 0, np.float32(0), v).astype(x.dtype, copy=False),)
+
+    def affine_into(outs, x, s, t):
+        if x.dtype != np.float32 or x.ndim != 4 or not x.flags.c_contiguous or \
+                x.shape[1] != s.size:
+            np.copyto(outs[0], affine(x, s, t)[0])
+            return
+        planes = x.shape[0] * x.shape[1]
+        _core.channel_affine(x.reshape(-1), outs[0].reshape(-1), planes,
+                             x.shape[2] * x.shape[3], s, t, True,
+                             _threads.resolve(settings.threads))
+    return Step(node, affine, into=affine_into, fused=("Relu",))

@@ -1,0 +1,96 @@
+"""kernels/channel_affine.c (leanconv._core.channel_affine) against a float64
+reference, and leanconv.onnx's lone BatchNormalization -> Relu as that one
+pass (channel_affine.py): fused where it may be, refused where the norm's
+output is read elsewhere, a Conv absorbs it, no Relu follows or its
+parameters are not constants; every model matches onnxruntime."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from leanconv import _core
+
+
+@pytest.mark.parametrize("n, C, hw", [(1, 5, 1), (2, 3, 7), (1, 4, 4099), (3, 64, 16)])
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_channel_affine_matches_the_float64_reference(n, C, hw, relu, threads):
+    g = np.random.default_rng(hw)
+    x = g.standard_normal((n, C, hw)).astype(np.float32)
+    x[0, 0, 0] = np.nan
+    s, t = g.standard_normal(C).astype(np.float32), g.standard_normal(C).astype(np.float32)
+    want = x.astype(np.float64) * s[:, None] + t[:, None]
+    if relu:
+        want = np.where(want < 0, 0.0, want)
+    y = np.full_like(x, 7.0)
+    _core.channel_affine(x.reshape(-1), y.reshape(-1), n * C, hw, s, t, relu, threads)
+    np.testing.assert_allclose(y, want, rtol=1e-6, atol=1e-6)   # NaN where x is NaN
+    _core.channel_affine(x.reshape(-1), x.reshape(-1), n * C, hw, s, t, relu, threads)
+    np.testing.assert_array_equal(x, y)   # in place: the same values
+
+
+def test_channel_affine_refuses_a_bad_geometry():
+    x, s = np.zeros(12, np.float32), np.ones(3, np.float32)
+    with pytest.raises(ValueError, match="buffer sizes"):
+        _core.channel_affine(x, np.zeros(11, np.float32), 3, 4, s, s, True, 1)
+    with pytest.raises(ValueError, match="one value per channel"):
+        _core.channel_affine(x, np.zeros(12, np.float32), 3, 4, s, s[:2], True, 1)
+    with pytest.raises(ValueError, match="whole images"):
+        _core.channel_affine(x, np.zeros(12, np.float32), 3, 4, s[:2].copy(),
+                             s[:2].copy(), True, 1)
+
+
+
+
+def norm_model(relu=True, extra_reader=False, after_conv=False, params_as_input=False):
+    """[Conv ->] BN -> [Relu ->] 1x1 Conv (DenseNet's pre-activation)."""
+    from onnx import helper
+    from test_onnx_adapter import make_model
+    C, K = 6, 4
+    g = np.random.default_rng(2)
+    inits = [("b", g.random(C).astype(np.float32)), ("m", g.random(C).astype(np.float32)),
+             ("v", (0.5 + g.random(C)).astype(np.float32)),
+             ("w", g.standard_normal((K, C, 1, 1)).astype(np.float32)),
+             ("w0", g.standard_normal((C, C, 3, 3)).astype(np.float32))]
+    inputs = [("x", (1, C, 7, 9))]
+    if params_as_input:
+        inputs.append(("s", (C,)))
+    else:
+        inits.append(("s", (0.5 + g.random(C)).astype(np.float32)))
+    nodes = []
+    src = "x"
+    if after_conv:
+        nodes.append(helper.make_node("Conv", ["x", "w0"], ["c0"], pads=[1, 1, 1, 1]))
+        src = "c0"
+    nodes.append(helper.make_node("BatchNormalization", [src, "s", "b", "m", "v"], ["n"]))
+    act = "n"
+    if relu:
+        nodes.append(helper.make_node("Relu", ["n"], ["r"]))
+        act = "r"
+    nodes.append(helper.make_node("Conv", [act, "w"], ["y"]))
+    outputs = [("y", None)]
+    if extra_reader:
+        nodes.append(helper.make_node("Sigmoid", ["n"], ["z"]))
+        outputs.append(("z", None))
+    return make_model(nodes, inputs, outputs, inits)
+
+
+@pytest.mark.parametrize("kwargs, fused", [
+    ({}, True),
+    (dict(extra_reader=True), False),     # the norm's output is read elsewhere
+    (dict(after_conv=True), False),       # a Conv absorbs the norm
+    (dict(relu=False), False),            # no Relu: a depthwise 1x1 Conv (rewrite.py)
+    (dict(params_as_input=True), False),  # its scale is not a constant
+])
+def test_lone_batchnorm_relu_is_one_affine_step_where_it_may_be(kwargs, fused):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    import leanconv.onnx as lco
+    from test_onnx_adapter import assert_matches_ort
+    model = norm_model(**kwargs)
+    labels = [s.label() for s in lco.prepare(model).program.steps]
+    assert ("ChannelAffineRelu+Relu" in labels) == fused, labels
+    feeds = {"x": np.random.default_rng(3).standard_normal((1, 6, 7, 9)).astype(np.float32)}
+    if kwargs.get("params_as_input"):
+        feeds["s"] = (0.5 + np.random.default_rng(4).random(6)).astype(np.float32)
+    assert_matches_ort(model, feeds)
