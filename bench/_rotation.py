@@ -1,0 +1,220 @@
+"""The rotation harness every multi-process benchmark shares
+(bench/onnx_models.py, bench/model_threads.py, bench/thread_scaling.py, the
+timing loop of bench/torch_models.py).
+
+Each engine lives in its own process (its own thread pools, nothing shared)
+and the parent gives the engines turns in rotation.  What makes a turn fair:
+
+- **Quiet wait.**  Before a turn, the parent waits until every *other* engine
+  process has gone quiet: the CPU time of all its threads (the first field of
+  /proc/PID/task/*/schedstat, in ns; utime+stime of /proc/PID/task/*/stat
+  where schedstat is missing) has not grown for QUIET_S.  A fixed pause
+  guessed it: onnxruntime's pool keeps spinning tens of ms after a run (its
+  processes burned ~36 ms of CPU in each 20-50 ms pause), and on a 2-vCPU
+  machine that spinning thread took the second core from the next engine's
+  turn.  How long each engine spun is measured (`Rotation.spin`) and shown.
+- **The same warm-up for every engine.**  Each turn is `warmup` untimed runs
+  and then `per_turn` timed ones, in the engine's process (`timed_runs`): the
+  first run after a quiet wait wakes sleeping pools and refills caches for
+  every engine alike, and is not what a steady caller sees.
+- **Turns other work disturbed are redone.**  Over each turn the parent
+  sums the CPU time every other thread on the machine used (all processes
+  but the engine's and the parent's; a thread born during the turn counts
+  whole); a turn during which something else (another helper's compiler, a
+  test run) used more than
+  FOREIGN_MAX of a core is run again, up to REDO times, and counted
+  (`Rotation.redone`; kept after that, so a loaded machine still finishes).
+- **Enough runs.**  Turns go on until every engine has `min_rounds` turns and
+  `min_time` seconds of timed runs; figures are the median and the
+  interquartile range as % of the median (`spread`).
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+QUIET_S = 0.005        # a peer is quiet when its CPU time has not grown for this long
+POLL_S = 0.0005        # how often the quiet wait samples the peers' CPU time
+MAX_WAIT_S = 2.0       # a peer busy longer than this (a stuck pool) is reported, not waited for
+FOREIGN_MAX = 0.25     # cores' worth of other work during a turn above which it is redone
+REDO = 2               # times a disturbed turn is run again before it is kept
+_TICK_NS = 1e9 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ns(pid):
+    """CPU ns all threads of process `pid` have used so far (None once it has
+    exited): the sum of each thread's scheduler run time."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    total = 0
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except FileNotFoundError:   # no schedstat in this kernel: clock ticks from stat
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += int((int(fields[11]) + int(fields[12])) * _TICK_NS)
+            except (OSError, IndexError, ValueError):
+                continue            # a thread that ended meanwhile
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def threads_cpu_ns(exclude):
+    """{thread id: CPU ns used so far} of every thread on the machine outside
+    the processes in `exclude` (per-thread scheduler times, ns-exact; /proc/stat's
+    10 ms clock ticks are too coarse for a turn of a few ms)."""
+    got = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) in exclude:
+            continue
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    got[int(tid)] = int(f.read().split()[0])
+            except (OSError, IndexError, ValueError):
+                continue
+    return got
+
+
+def wait_quiet(pids, quiet_s=QUIET_S, poll_s=POLL_S, max_wait_s=MAX_WAIT_S):
+    """Waits until no process in `pids` has used CPU for `quiet_s` seconds.
+    Returns {pid: (seconds until it was last seen running, CPU ns it used
+    meanwhile)}; a process still busy after `max_wait_s` ends the wait."""
+    t0 = time.perf_counter()
+    last = {p: cpu_ns(p) for p in pids}
+    start = dict(last)
+    last_busy = {p: t0 for p in pids}
+    while True:
+        time.sleep(poll_s)
+        now = time.perf_counter()
+        for p in pids:
+            c = cpu_ns(p)
+            if c is not None and last[p] is not None and c != last[p]:
+                last_busy[p] = now
+            last[p] = c
+        if all(now - b >= quiet_s for b in last_busy.values()) or now - t0 >= max_wait_s:
+            break
+    return {p: (last_busy[p] - t0,
+                0 if last[p] is None or start[p] is None else last[p] - start[p]) for p in pids}
+
+
+def timed_runs(fn, n, warmup):
+    """In the engine's process: `warmup` untimed calls, then `n` timed ones;
+    the seconds of each timed call."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def spread(ts):
+    """(median, interquartile range as % of the median) of a list of times."""
+    med = statistics.median(ts)
+    if len(ts) < 2:
+        return med, 0.0
+    q = statistics.quantiles(ts, n=4)
+    return med, 100 * (q[2] - q[0]) / med
+
+
+class Rotation:
+    """Turns over engine processes, each after the others have gone quiet.
+
+    `pids` maps an engine's name to its process id.  `turn(name, call)` waits
+    for the other engines' processes to go quiet, then returns call()'s value
+    (call asks the engine for its runs).  `spin[name]` collects, for each
+    quiet wait after that engine's turn, how long it stayed busy (s) and the
+    CPU it used (ns): how long its pools spin once idle."""
+
+    def __init__(self, pids, quiet_s=QUIET_S, foreign_max=FOREIGN_MAX, redo=REDO):
+        self.pids = dict(pids)
+        self.quiet_s = quiet_s
+        self.foreign_max = foreign_max
+        self.redo = redo
+        self.spin = {name: [] for name in self.pids}
+        self.turns = {name: 0 for name in self.pids}
+        self.redone = {name: 0 for name in self.pids}
+        self.waited_s = 0.0
+
+    def _wait_for_others(self, name):
+        others = {n: p for n, p in self.pids.items() if n != name}
+        t0 = time.perf_counter()
+        seen = wait_quiet(list(others.values()), self.quiet_s)
+        self.waited_s += time.perf_counter() - t0
+        for n, p in others.items():
+            busy_s, ns = seen[p]
+            if ns:
+                self.spin[n].append((busy_s, ns))
+
+    def foreign_cores(self, name, call):
+        """(call()'s value, the cores' worth of CPU that processes other than
+        engine `name` and this one used while it ran)."""
+        exclude = {os.getpid(), self.pids[name]}
+        before, t0 = threads_cpu_ns(exclude), time.perf_counter()
+        value = call()
+        t1, after = time.perf_counter(), threads_cpu_ns(exclude)
+        used = sum(ns - before.get(tid, 0) for tid, ns in after.items())
+        return value, used / 1e9 / max(t1 - t0, 1e-9)
+
+    def turn(self, name, call):
+        """Waits for the other engines to go quiet, then returns call()'s
+        value; redone (up to self.redo times) while other work disturbs it."""
+        self.turns[name] += 1
+        for attempt in range(self.redo + 1):
+            self._wait_for_others(name)
+            value, foreign = self.foreign_cores(name, call)
+            if foreign <= self.foreign_max or attempt == self.redo:
+                return value
+            self.redone[name] += 1
+
+    def redone_share(self, name):
+        """Redone turns per kept turn of this engine (0: the machine was quiet)."""
+        return self.redone[name] / max(1, self.turns[name])
+
+    def spin_summary(self, name):
+        """(median s busy, median CPU ms used) after this engine's turns, or None."""
+        s = self.spin.get(name)
+        if not s:
+            return None
+        return statistics.median(b for b, _ in s), statistics.median(c for _, c in s) / 1e6
+
+
+def rotate(asks, pids, min_time, min_rounds, quiet_s=QUIET_S):
+    """Turns in rotation over `asks` ({name: ask()} where ask() runs one turn in
+    that engine's process and returns its timed seconds) until every engine
+    has min_rounds turns and min_time seconds.  Returns ({name: [seconds]},
+    the Rotation, for its spin figures)."""
+    rot = Rotation(pids, quiet_s)
+    times = {name: [] for name in asks}
+    turns = 0
+    while asks:
+        for name, ask in asks.items():
+            times[name] += rot.turn(name, ask)
+        turns += 1
+        if turns >= min_rounds and all(sum(t) >= min_time for t in times.values()):
+            break
+    return times, rot
+
+
+METHOD = ("each engine in its own process (its own thread pools, nothing shared), turns in "
+          "rotation; before each turn the parent waits until every other engine's process has "
+          f"used no CPU for {QUIET_S * 1e3:.0f} ms (the CPU time of all its threads, from "
+          "/proc/PID/task/*/schedstat, polled every 0.5 ms), so no pool still spinning after its "
+          "turn shares the cores with the next engine; each turn is the same untimed warm-up "
+          "runs and then timed runs for every engine; a turn during which other processes on "
+          f"the machine used more than {FOREIGN_MAX:.2f} of a core (the CPU time of every "
+          "other thread, from /proc) is run again, up to {REDO} times (bench/_rotation.py)")
