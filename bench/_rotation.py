@@ -42,28 +42,61 @@ REDO = 2               # times a disturbed turn is run again before it is kept
 _TICK_NS = 1e9 / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_ns(pid):
-    """CPU ns all threads of process `pid` have used so far (None once it has
-    exited): the sum of each thread's scheduler run time."""
+def thread_times(pid):
+    """{thread id: CPU ns used so far} of the living threads of process `pid`
+    (None once it has exited): each thread's scheduler run time."""
     try:
         tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return None
-    total = 0
+    got = {}
     for tid in tids:
         try:
             with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
+                got[int(tid)] = int(f.read().split()[0])
         except FileNotFoundError:   # no schedstat in this kernel: clock ticks from stat
             try:
                 with open(f"/proc/{pid}/task/{tid}/stat") as f:
                     fields = f.read().rsplit(")", 1)[1].split()
-                total += int((int(fields[11]) + int(fields[12])) * _TICK_NS)
+                got[int(tid)] = int((int(fields[11]) + int(fields[12])) * _TICK_NS)
             except (OSError, IndexError, ValueError):
                 continue            # a thread that ended meanwhile
         except (OSError, IndexError, ValueError):
             continue
-    return total
+    return got
+
+
+def runnable(pid):
+    """Whether a thread of process `pid` is running or waiting for a CPU
+    (state R): a spinning thread the scheduler has preempted uses no CPU for
+    a while, yet is not quiet."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "R":
+                    return True
+        except (OSError, IndexError):
+            continue
+    return False
+
+
+def cpu_ns(pid):
+    """CPU ns the living threads of process `pid` have used so far (None once
+    it has exited)."""
+    t = thread_times(pid)
+    return None if t is None else sum(t.values())
+
+
+def _growth(before, after):
+    """CPU ns threads used between two thread_times() (a thread that ended
+    meanwhile counts up to when it was last seen)."""
+    if before is None or after is None:
+        return 0
+    return sum(ns - before.get(tid, 0) for tid, ns in after.items())
 
 
 def threads_cpu_ns(exclude):
@@ -88,25 +121,28 @@ def threads_cpu_ns(exclude):
 
 
 def wait_quiet(pids, quiet_s=QUIET_S, poll_s=POLL_S, max_wait_s=MAX_WAIT_S):
-    """Waits until no process in `pids` has used CPU for `quiet_s` seconds.
+    """Waits until no process in `pids` has used CPU for `quiet_s` seconds
+    and none has a thread that is runnable.
     Returns {pid: (seconds until it was last seen running, CPU ns it used
     meanwhile)}; a process still busy after `max_wait_s` ends the wait."""
     t0 = time.perf_counter()
-    last = {p: cpu_ns(p) for p in pids}
-    start = dict(last)
+    last = {p: thread_times(p) for p in pids}
+    used = {p: 0 for p in pids}
     last_busy = {p: t0 for p in pids}
     while True:
         time.sleep(poll_s)
         now = time.perf_counter()
         for p in pids:
-            c = cpu_ns(p)
-            if c is not None and last[p] is not None and c != last[p]:
+            c = thread_times(p)
+            grew = _growth(last[p], c)
+            if grew or runnable(p):
                 last_busy[p] = now
-            last[p] = c
+                used[p] += grew
+            if c is not None:
+                last[p] = {**last[p], **c} if last[p] else c
         if all(now - b >= quiet_s for b in last_busy.values()) or now - t0 >= max_wait_s:
             break
-    return {p: (last_busy[p] - t0,
-                0 if last[p] is None or start[p] is None else last[p] - start[p]) for p in pids}
+    return {p: (last_busy[p] - t0, used[p]) for p in pids}
 
 
 def timed_runs(fn, n, warmup):
