@@ -42,12 +42,19 @@ REDO = 2               # times a disturbed turn is run again before it is kept
 _TICK_NS = 1e9 / os.sysconf("SC_CLK_TCK")
 
 
-def thread_times(pid):
-    """{thread id: CPU ns used so far} of the living threads of process `pid`
-    (None once it has exited): each thread's scheduler run time."""
+def _tids(pid, skip):
     try:
-        tids = os.listdir(f"/proc/{pid}/task")
+        return [t for t in os.listdir(f"/proc/{pid}/task") if int(t) not in skip]
     except OSError:
+        return None
+
+
+def thread_times(pid, skip=()):
+    """{thread id: CPU ns used so far} of the living threads of process `pid`
+    but those in `skip` (None once it has exited): each thread's scheduler
+    run time."""
+    tids = _tids(pid, skip)
+    if tids is None:
         return None
     got = {}
     for tid in tids:
@@ -66,15 +73,11 @@ def thread_times(pid):
     return got
 
 
-def runnable(pid):
-    """Whether a thread of process `pid` is running or waiting for a CPU
-    (state R): a spinning thread the scheduler has preempted uses no CPU for
-    a while, yet is not quiet."""
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return False
-    for tid in tids:
+def runnable(pid, skip=()):
+    """Whether a thread of process `pid` (but those in `skip`) is running or
+    waiting for a CPU (state R): a spinning thread the scheduler has
+    preempted uses no CPU for a while, yet is not quiet."""
+    for tid in _tids(pid, skip) or ():
         try:
             with open(f"/proc/{pid}/task/{tid}/stat") as f:
                 if f.read().rsplit(")", 1)[1].split()[0] == "R":
@@ -120,22 +123,23 @@ def threads_cpu_ns(exclude):
     return got
 
 
-def wait_quiet(pids, quiet_s=QUIET_S, poll_s=POLL_S, max_wait_s=MAX_WAIT_S):
+def wait_quiet(pids, quiet_s=QUIET_S, poll_s=POLL_S, max_wait_s=MAX_WAIT_S, skip=()):
     """Waits until no process in `pids` has used CPU for `quiet_s` seconds
-    and none has a thread that is runnable.
+    and none has a thread that is runnable (threads in `skip` not counted:
+    the calling thread, when `pids` holds this process).
     Returns {pid: (seconds until it was last seen running, CPU ns it used
     meanwhile)}; a process still busy after `max_wait_s` ends the wait."""
     t0 = time.perf_counter()
-    last = {p: thread_times(p) for p in pids}
+    last = {p: thread_times(p, skip) for p in pids}
     used = {p: 0 for p in pids}
     last_busy = {p: t0 for p in pids}
     while True:
         time.sleep(poll_s)
         now = time.perf_counter()
         for p in pids:
-            c = thread_times(p)
+            c = thread_times(p, skip)
             grew = _growth(last[p], c)
-            if grew or runnable(p):
+            if grew or runnable(p, skip):
                 last_busy[p] = now
                 used[p] += grew
             if c is not None:
@@ -143,6 +147,41 @@ def wait_quiet(pids, quiet_s=QUIET_S, poll_s=POLL_S, max_wait_s=MAX_WAIT_S):
         if all(now - b >= quiet_s for b in last_busy.values()) or now - t0 >= max_wait_s:
             break
     return {p: (last_busy[p] - t0, used[p]) for p in pids}
+
+
+def foreign_cores(exclude, call):
+    """(call()'s value, the cores' worth of CPU that processes other than
+    those in `exclude` used while it ran)."""
+    before, t0 = threads_cpu_ns(exclude), time.perf_counter()
+    value = call()
+    t1, after = time.perf_counter(), threads_cpu_ns(exclude)
+    used = sum(ns - before.get(tid, 0) for tid, ns in after.items())
+    return value, used / 1e9 / max(t1 - t0, 1e-9)
+
+
+class InProcess:
+    """The same rules for engines that share one process (bench/perf_layers.py):
+    `sample(call)` waits until every other thread of this process (the
+    engines' pools) is quiet, makes one untimed call of `warm`, then returns
+    call()'s value; redone while other processes disturb it, as Rotation.turn.
+    `redone` / `samples` count."""
+
+    def __init__(self, quiet_s=QUIET_S, foreign_max=FOREIGN_MAX, redo=REDO):
+        self.quiet_s, self.foreign_max, self.redo = quiet_s, foreign_max, redo
+        self.samples = self.redone = 0
+
+    def sample(self, warm, call):
+        import threading
+        me = os.getpid()
+        skip = {threading.get_native_id()}
+        self.samples += 1
+        for attempt in range(self.redo + 1):
+            wait_quiet([me], self.quiet_s, skip=skip)
+            warm()
+            value, foreign = foreign_cores({me}, call)
+            if foreign <= self.foreign_max or attempt == self.redo:
+                return value
+            self.redone += 1
 
 
 def timed_runs(fn, n, warmup):
@@ -196,23 +235,13 @@ class Rotation:
             if ns:
                 self.spin[n].append((busy_s, ns))
 
-    def foreign_cores(self, name, call):
-        """(call()'s value, the cores' worth of CPU that processes other than
-        engine `name` and this one used while it ran)."""
-        exclude = {os.getpid(), self.pids[name]}
-        before, t0 = threads_cpu_ns(exclude), time.perf_counter()
-        value = call()
-        t1, after = time.perf_counter(), threads_cpu_ns(exclude)
-        used = sum(ns - before.get(tid, 0) for tid, ns in after.items())
-        return value, used / 1e9 / max(t1 - t0, 1e-9)
-
     def turn(self, name, call):
         """Waits for the other engines to go quiet, then returns call()'s
         value; redone (up to self.redo times) while other work disturbs it."""
         self.turns[name] += 1
         for attempt in range(self.redo + 1):
             self._wait_for_others(name)
-            value, foreign = self.foreign_cores(name, call)
+            value, foreign = foreign_cores({os.getpid(), self.pids[name]}, call)
             if foreign <= self.foreign_max or attempt == self.redo:
                 return value
             self.redone[name] += 1
