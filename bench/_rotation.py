@@ -36,7 +36,7 @@ import time
 
 QUIET_S = 0.005        # a peer is quiet when its CPU time has not grown for this long
 POLL_S = 0.0005        # how often the quiet wait samples the peers' CPU time
-MAX_WAIT_S = 2.0       # a peer busy longer than this (a stuck pool) is reported, not waited for
+MAX_WAIT_S = 0.5       # a peer busy longer than this (a stuck pool) is reported, not waited for
 FOREIGN_MAX = 0.25     # cores' worth of other work during a turn above which it is redone
 REDO = 2               # times a disturbed turn is run again before it is kept
 _TICK_NS = 1e9 / os.sysconf("SC_CLK_TCK")
