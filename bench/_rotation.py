@@ -184,9 +184,10 @@ class InProcess:
             self.redone += 1
 
 
-def timed_runs(fn, n, warmup):
-    """In the engine's process: `warmup` untimed calls, then `n` timed ones;
-    the seconds of each timed call."""
+def timed_runs(fn, n, warmup, max_s=None):
+    """In the engine's process: `warmup` untimed calls, then `n` timed ones
+    (fewer once they have taken max_s seconds, at least one); the seconds of
+    each timed call."""
     for _ in range(warmup):
         fn()
     times = []
@@ -194,6 +195,8 @@ def timed_runs(fn, n, warmup):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
+        if max_s is not None and sum(times) >= max_s:
+            break
     return times
 
 
@@ -282,4 +285,4 @@ METHOD = ("each engine in its own process (its own thread pools, nothing shared)
           "turn shares the cores with the next engine; each turn is the same untimed warm-up "
           "runs and then timed runs for every engine; a turn during which other processes on "
           f"the machine used more than {FOREIGN_MAX:.2f} of a core (the CPU time of every "
-          "other thread, from /proc) is run again, up to {REDO} times (bench/_rotation.py)")
+          f"other thread, from /proc) is run again, up to {REDO} times (bench/_rotation.py)")

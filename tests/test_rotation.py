@@ -137,3 +137,5 @@ def test_spread_and_timed_runs():
     calls = []
     ts = _rotation.timed_runs(lambda: calls.append(1), 3, 2)
     assert len(ts) == 3 and len(calls) == 5 and all(t >= 0 for t in ts)
+    ts = _rotation.timed_runs(lambda: time.sleep(0.01), 1000, 0, max_s=0.03)
+    assert 3 <= len(ts) <= 4                     # stops once the calls took max_s
