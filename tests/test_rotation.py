@@ -65,10 +65,12 @@ def _spin(p, seconds):
 
 def test_cpu_ns_counts_every_thread_of_a_process(spinner):
     before = _rotation.cpu_ns(spinner.pid)
-    _spin(spinner, 0.3)
-    time.sleep(0.1)
-    used = _rotation.cpu_ns(spinner.pid) - before
-    assert used >= 0.02e9, used         # the spinning thread's time, not only the main thread's
+    _spin(spinner, 0.5)                 # the main thread then blocks in join: ~0 CPU
+    deadline, used = time.perf_counter() + 0.4, 0
+    while used < 0.005e9 and time.perf_counter() < deadline:
+        time.sleep(0.01)
+        used = _rotation.cpu_ns(spinner.pid) - before
+    assert used >= 0.005e9, used        # the spinning thread's time, not only the main thread's
 
 
 def test_cpu_ns_of_an_ended_process_is_none():
@@ -84,7 +86,7 @@ def test_wait_quiet_waits_out_a_spinning_process(spinner):
     waited = time.perf_counter() - t0
     busy_s, ns = seen[spinner.pid]
     assert waited >= 0.07 and busy_s >= 0.06, (waited, busy_s)
-    assert ns >= 0.01e9, ns           # (a loaded machine gives the spinner less than all)
+    assert ns >= 0.001e9, ns          # (a loaded machine gives the spinner a small share)
     assert waited < 1.0                 # and returns soon after it stopped
 
 
@@ -110,7 +112,7 @@ def test_rotation_starts_a_turn_only_after_the_others_are_quiet(spinner, other):
     time.sleep(0.05)
     assert _rotation.cpu_ns(spinner.pid) - started[0] < 0.003e9   # it had stopped already
     busy_s, cpu_ms = rot.spin_summary("peer")
-    assert busy_s >= 0.06 and cpu_ms >= 10, (busy_s, cpu_ms)
+    assert busy_s >= 0.06 and cpu_ms >= 1, (busy_s, cpu_ms)
     me = rot.spin_summary("me")          # idle all along (bar the end of its start-up)
     assert me is None or me[1] < 1, me
 
@@ -138,4 +140,24 @@ def test_spread_and_timed_runs():
     ts = _rotation.timed_runs(lambda: calls.append(1), 3, 2)
     assert len(ts) == 3 and len(calls) == 5 and all(t >= 0 for t in ts)
     ts = _rotation.timed_runs(lambda: time.sleep(0.01), 1000, 0, max_s=0.03)
-    assert 3 <= len(ts) <= 4                     # stops once the calls took max_s
+    assert sum(ts) >= 0.03 > sum(ts[:-1])        # stops once the calls took max_s
+
+
+def test_in_process_sample_waits_for_the_process_own_other_threads():
+    import threading
+    done = []
+
+    def spin():                     # another engine's pool thread, still spinning
+        end = time.perf_counter() + 0.08
+        while time.perf_counter() < end:
+            pass
+        done.append(time.perf_counter())
+    t = threading.Thread(target=spin)
+    turns = _rotation.InProcess()
+    t.start()
+    warmed = []
+    started = turns.sample(lambda: warmed.append(1), time.perf_counter)
+    t.join()
+    assert done and started >= done[0], (started, done)
+    assert warmed == [1] * (1 + turns.redone)      # one untimed call before each attempt
+    assert turns.samples == 1
