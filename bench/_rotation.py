@@ -1,6 +1,7 @@
 """The rotation harness every multi-process benchmark shares
 (bench/onnx_models.py, bench/model_threads.py, bench/thread_scaling.py, the
-timing loop of bench/torch_models.py).
+timing loop of bench/torch_models.py), and its in-process form for engines
+that share one process (bench/perf_layers.py: `InProcess`).
 
 Each engine lives in its own process (its own thread pools, nothing shared)
 and the parent gives the engines turns in rotation.  What makes a turn fair:
@@ -8,7 +9,8 @@ and the parent gives the engines turns in rotation.  What makes a turn fair:
 - **Quiet wait.**  Before a turn, the parent waits until every *other* engine
   process has gone quiet: the CPU time of all its threads (the first field of
   /proc/PID/task/*/schedstat, in ns; utime+stime of /proc/PID/task/*/stat
-  where schedstat is missing) has not grown for QUIET_S.  A fixed pause
+  where schedstat is missing) has not grown for QUIET_S and none of its
+  threads is runnable (a preempted spinner uses no CPU for a while).  A fixed pause
   guessed it: onnxruntime's pool keeps spinning tens of ms after a run (its
   processes burned ~36 ms of CPU in each 20-50 ms pause), and on a 2-vCPU
   machine that spinning thread took the second core from the next engine's
@@ -21,8 +23,8 @@ and the parent gives the engines turns in rotation.  What makes a turn fair:
   sums the CPU time every other thread on the machine used (all processes
   but the engine's and the parent's; a thread born during the turn counts
   whole); a turn during which something else (another helper's compiler, a
-  test run) used more than
-  FOREIGN_MAX of a core is run again, up to REDO times, and counted
+  test run) used more than FOREIGN_MAX of a core is run again, up to REDO
+  times, and counted
   (`Rotation.redone`; kept after that, so a loaded machine still finishes).
 - **Enough runs.**  Turns go on until every engine has `min_rounds` turns and
   `min_time` seconds of timed runs; figures are the median and the
