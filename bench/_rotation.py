@@ -228,6 +228,7 @@ class Rotation:
         self.spin = {name: [] for name in self.pids}
         self.turns = {name: 0 for name in self.pids}
         self.redone = {name: 0 for name in self.pids}
+        self.first_last = {name: [] for name in self.pids}   # per turn: 1st / last timed run
         self.waited_s = 0.0
 
     def _wait_for_others(self, name):
@@ -255,6 +256,12 @@ class Rotation:
         """Redone turns per kept turn of this engine (0: the machine was quiet)."""
         return self.redone[name] / max(1, self.turns[name])
 
+    def settled(self, name):
+        """Median over turns of the first timed run / the last one: near 1
+        when the warm-up before the timed runs is enough (None: one run a turn)."""
+        r = self.first_last.get(name)
+        return statistics.median(r) if r else None
+
     def spin_summary(self, name):
         """(median s busy, median CPU ms used) after this engine's turns, or None."""
         s = self.spin.get(name)
@@ -273,7 +280,10 @@ def rotate(asks, pids, min_time, min_rounds, quiet_s=QUIET_S):
     turns = 0
     while asks:
         for name, ask in asks.items():
-            times[name] += rot.turn(name, ask)
+            got = rot.turn(name, ask)
+            if len(got) > 1 and got[-1] > 0:
+                rot.first_last[name].append(got[0] / got[-1])
+            times[name] += got
         turns += 1
         if turns >= min_rounds and all(sum(t) >= min_time for t in times.values()):
             break

@@ -221,7 +221,8 @@ def summary(ts, rot=None, name=None):
     spin = None if rot is None else rot.spin_summary(name)
     return {"ms": med * 1e3, "iqr_pct": iqr, "runs": len(ts),
             "spin_ms": None if spin is None else spin[0] * 1e3,
-            "redone": None if rot is None else rot.redone_share(name)}
+            "redone": None if rot is None else rot.redone_share(name),
+            "settled": None if rot is None else rot.settled(name)}
 
 
 def bench_model(label, path, threads_list, min_time, min_rounds, engines):
@@ -312,6 +313,11 @@ def fmt_spin(t):
                       for e in ("leanconv", "onnxruntime", "openvino"))
 
 
+def fmt_settled(t):
+    return " / ".join("–" if t.get(e, {}).get("settled") is None else f"{t[e]['settled']:.2f}"
+                      for e in ("leanconv", "onnxruntime", "openvino"))
+
+
 def fmt_redone(t):
     r = [v["redone"] for v in t.values() if v.get("redone") is not None]
     return "–" if not r else f"{100 * sum(r) / len(r):.0f}%"
@@ -334,7 +340,9 @@ def write_markdown(rows, mem, overhead, waits, args, path):
              "per turn; one thread count at a time, each engine prepared and warmed up "
              "untimed first), until each engine has run --min-time s and --min-rounds turns. "
              "`spin` = median ms an engine's process stayed busy after its turn (its pools "
-             "spinning), which the next engine waited out; `turns redone` = turns run again "
+             "spinning), which the next engine waited out; `1st / last run` = median over turns "
+             "of the first timed run over the last (near 1: the warm-up run was enough); "
+             "`turns redone` = turns run again "
              "because other work on the machine disturbed them, per kept turn (0% on a quiet "
              "machine). "
              "Latency in ms: median ± interquartile range (as % of the median) of all "
@@ -344,8 +352,9 @@ def write_markdown(rows, mem, overhead, waits, args, path):
     for threads in threads_list:
         lines += [f"## {threads} thread{'s' if threads > 1 else ''}", "",
                   "| model | match | leanconv | onnxruntime | OpenVINO | x ORT | x OV | "
-                  "spin ms (leanconv / ORT / OV) | turns redone |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "spin ms (leanconv / ORT / OV) | 1st / last run (leanconv / ORT / OV) | "
+                  "turns redone |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             t = r["threads"].get(threads, {})
             lc = t.get("leanconv")
@@ -357,7 +366,7 @@ def write_markdown(rows, mem, overhead, waits, args, path):
             lines.append(f"| {r['model']} | {match} | {fmt_engine(t, 'leanconv')} | "
                          f"{fmt_engine(t, 'onnxruntime')} | {fmt_engine(t, 'openvino')} | "
                          f"{ratios[0]} | {ratios[1]} | {fmt_spin(t)} | "
-                         f"{fmt_redone(t)} |")
+                         f"{fmt_settled(t)} | {fmt_redone(t)} |")
         lines.append("")
     errors = [(r["model"], r["errors"]) for r in rows if r.get("errors")]
     if errors:

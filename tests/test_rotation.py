@@ -85,7 +85,7 @@ def test_wait_quiet_waits_out_a_spinning_process(spinner):
     seen = _rotation.wait_quiet([spinner.pid], quiet_s=0.005)
     waited = time.perf_counter() - t0
     busy_s, ns = seen[spinner.pid]
-    assert waited >= 0.07 and busy_s >= 0.06, (waited, busy_s)
+    assert waited >= 0.07 and busy_s >= 0.05, (waited, busy_s)
     assert ns >= 0.001e9, ns          # (a loaded machine gives the spinner a small share)
     assert waited < 1.0                 # and returns soon after it stopped
 
@@ -112,7 +112,7 @@ def test_rotation_starts_a_turn_only_after_the_others_are_quiet(spinner, other):
     time.sleep(0.05)
     assert _rotation.cpu_ns(spinner.pid) - started[0] < 0.003e9   # it had stopped already
     busy_s, cpu_ms = rot.spin_summary("peer")
-    assert busy_s >= 0.06 and cpu_ms >= 1, (busy_s, cpu_ms)
+    assert busy_s >= 0.05 and cpu_ms >= 1, (busy_s, cpu_ms)
     me = rot.spin_summary("me")          # idle all along (bar the end of its start-up)
     assert me is None or me[1] < 1, me
 
@@ -161,3 +161,11 @@ def test_in_process_sample_waits_for_the_process_own_other_threads():
     assert done and started >= done[0], (started, done)
     assert warmed == [1] * (1 + turns.redone)      # one untimed call before each attempt
     assert turns.samples == 1
+
+
+def test_rotate_collects_times_and_the_first_over_last_run(spinner, other):
+    runs = {"a": [0.002, 0.001, 0.001], "b": [0.001, 0.001]}
+    asks = {n: (lambda n=n: list(runs[n])) for n in runs}   # (a redone turn asks again)
+    times, rot = _rotation.rotate(asks, {"a": spinner.pid, "b": other.pid}, 0.0, 3)
+    assert times == {"a": [0.002, 0.001, 0.001] * 3, "b": [0.001, 0.001] * 3}
+    assert rot.settled("a") == 2.0 and rot.settled("b") == 1.0
