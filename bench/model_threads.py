@@ -10,8 +10,9 @@ random weights, 128x128; ResNet-18 and MobileNetV2 also 224, VGG-11 224 only)
 and the onnx package's light zoo.  Torch models: bench/torch_models.py's,
 frozen with freeze's defaults, 224x224.  Every (engine, thread count) is a
 process of its own (its own thread pool, nothing shared); turns rotate over
-the processes of one model (each turn 3 back-to-back runs after a 50 ms
-pause) until each has run --min-time s and --min-rounds turns.  Figures:
+the processes of one model (bench/_rotation.py: each turn waits until the
+other processes have stopped using CPU, then 1 untimed and 3 timed
+back-to-back runs) until each has run --min-time s and --min-rounds turns.  Figures:
 median ms and the interquartile range as % of the median; `1t/2t` = the
 1-thread median over the 2-thread one (above 1: two threads faster).
 `regions` and `sleeps` are leanconv's pool counters per run at 2 threads
@@ -22,9 +23,12 @@ turns).  CPU columns, from each thread's scheduler statistics, at 2 threads:
 `helpers' CPU ms / run` is what every thread but the calling one used during
 a run (leanconv's pool worker, and any other library's threads), `CPU ms in
 pause` what the process used between its turns, while idle (the other
-processes ran theirs): threads still spinning after the last run (leanconv's pool spins 0.3 ms;
+processes ran theirs, and the next turn waited until this had stopped):
+threads still spinning after the last run (leanconv's pool spins 0.3 ms;
 OpenBLAS's workers ~0.1 s after a multi-threaded call, which is why
-leanconv.onnx runs NumPy's BLAS on one thread)."""
+leanconv.onnx runs NumPy's BLAS on one thread).  `turns redone`: turns run
+again because other work on the machine disturbed them, per kept turn (0% on
+a quiet machine)."""
 from __future__ import annotations
 
 import argparse
@@ -32,10 +36,8 @@ import datetime
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,12 +45,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "bench"))
 from doc_section import write_section  # noqa: E402
+import _rotation  # noqa: E402
 
-# s between turns: longer than every engine's idle spin after a run, which
-# would otherwise land in the next engine's turn (measured by thread CPU time
-# on the 2-vCPU VM: ours 0.3 ms, onnxruntime's ~25 ms at 2 threads)
-PAUSE = 0.05
-PER_TURN = 3
+PER_TURN, WARMUP = 3, 1   # timed and untimed runs of each turn
 TORCH_SIZE = 224
 SHORT_GAP_BUCKETS = 9   # the pool's log2 gap buckets below 256 us
 
@@ -105,7 +104,8 @@ def thread_cpu_ns():
 
 
 def serve(kind, model, threads):
-    """Reads 'n' lines: runs the engine n times, prints the seconds of each,
+    """Reads 'n warmup' lines: runs the engine warmup times untimed and n
+    times timed, prints the seconds of each,
     the pool counters' growth and the threads' CPU time (during the runs, and
     in the pause since the previous turn: what idle threads spun) as JSON;
     'ready' once warmed up."""
@@ -116,20 +116,18 @@ def serve(kind, model, threads):
     print("ready", flush=True)
     last = thread_cpu_ns()
     for line in sys.stdin:
-        n = int(line)
+        n, warmup = (int(v) for v in line.split())
+        before_warmup = thread_cpu_ns()
+        _rotation.timed_runs(fn, 0, warmup)
         _core.pool_stats(reset=True)
         before = thread_cpu_ns()
-        times = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
+        times = _rotation.timed_runs(fn, n, 0)
         after = thread_cpu_ns()
         s = _core.pool_stats()
         hist = s["gap_hist_log2_us"]
         cpu = None if after is None else {
             "run": [b - a for a, b in zip(before, after)],
-            "pause": [b - a for a, b in zip(last, before)]}
+            "pause": [b - a for a, b in zip(last, before_warmup)]}
         last = after
         print(json.dumps({"times": times, "regions": s["regions"], "sleeps": s["sleeps"],
                           "gaps": sum(hist), "short_gaps": sum(hist[:SHORT_GAP_BUCKETS]),
@@ -149,6 +147,12 @@ def _start(kind, model, threads):
     return p
 
 
+def _ask(p):
+    p.stdin.write(f"{PER_TURN} {WARMUP}\n")
+    p.stdin.flush()
+    return json.loads(p.stdout.readline())
+
+
 def measure(kind_threads, model, min_time, min_rounds):
     """{(kind, threads): {"ms", "iqr", "regions", "sleeps"}} from interleaved turns."""
     procs = {}
@@ -157,13 +161,11 @@ def measure(kind_threads, model, min_time, min_rounds):
             procs[(kind, threads)] = _start(kind, model, threads)
         got = {k: {"times": [], "regions": 0, "sleeps": 0, "gaps": 0, "short_gaps": 0,
                    "helpers_run": 0, "pause": 0, "turns": 0, "cpu": True} for k in procs}
+        rot = _rotation.Rotation({k: p.pid for k, p in procs.items()})
         turns = 0
         while True:
             for k, p in procs.items():
-                time.sleep(PAUSE)
-                p.stdin.write(f"{PER_TURN}\n")
-                p.stdin.flush()
-                r = json.loads(p.stdout.readline())
+                r = rot.turn(k, lambda p=p: _ask(p))
                 g = got[k]
                 g["times"] += r["times"]
                 for key in ("regions", "sleeps", "gaps", "short_gaps"):
@@ -184,9 +186,8 @@ def measure(kind_threads, model, min_time, min_rounds):
     out = {}
     for k, g in got.items():
         ts = g["times"]
-        q = statistics.quantiles(ts, n=4)
-        med = statistics.median(ts)
-        out[k] = {"ms": med * 1e3, "iqr": 100 * (q[2] - q[0]) / med,
+        med, iqr = _rotation.spread(ts)
+        out[k] = {"ms": med * 1e3, "iqr": iqr, "redone": rot.redone_share(k),
                   "regions": g["regions"] / len(ts), "sleeps": g["sleeps"] / len(ts),
                   "short_gaps": 100 * g["short_gaps"] / max(1, g["gaps"]),
                   "helpers_ms": (g["helpers_run"] / 1e6 / (g["turns"] * PER_TURN)
@@ -208,6 +209,7 @@ def table(rows, with_ort):
             "helpers' CPU ms / run", "CPU ms in pause"]
     if with_ort:
         head += ["onnxruntime 2t ms", "ORT 2t / ours 2t", "ORT CPU ms in pause"]
+    head += ["turns redone"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, r in rows:
         if "error" in r:
@@ -221,6 +223,8 @@ def table(rows, with_ort):
             ort = r.get(("ort", 2))
             cells += ([fmt(ort), f"{ort['ms'] / two['ms']:.2f}x", _ms(ort["pause_ms"])] if ort
                       else ["n/a"] * 3)
+        redone = [v["redone"] for v in r.values()]
+        cells.append(f"{100 * sum(redone) / len(redone):.0f}%")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

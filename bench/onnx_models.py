@@ -9,9 +9,9 @@ and MobileNetV2 also at 224, and VGG-11 only at 224: its TorchScript export
 needs a 7x7 feature map), and the onnx package's light zoo (224).  For each
 model each engine runs in its own process (its own thread pools, nothing
 shared; one thread count at a time), in turns (leanconv, onnxruntime, OpenVINO, leanconv,
-...; each turn 3 back-to-back runs after a 20 ms pause, longer than any pool's
-spin-wait) until each has run --min-time seconds and at least --min-rounds
-turns; the table shows medians
+...; bench/_rotation.py: each turn waits until the other engines' processes
+have stopped using CPU, then 1 untimed and 3 timed back-to-back runs) until
+each has run --min-time seconds and at least --min-rounds turns; the table shows medians
 and the interquartile range as a percentage of the median.  OpenVINO is forced
 to float32 (INFERENCE_PRECISION_HINT=f32), one stream.  "match" is max |ours -
 onnxruntime| / max |onnxruntime| on the same random input.  Peak RSS comes from
@@ -39,6 +39,9 @@ sys.path.insert(0, str(ROOT / "python"))
 from leanconv import _isa  # noqa: E402
 import leanconv.onnx as lco  # noqa: E402
 from leanconv.onnx.bench import _ort_session, random_inputs  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+import _rotation  # noqa: E402
 
 BIG_SIZE_TOO = ("resnet18", "mobilenet_v2")
 
@@ -81,14 +84,14 @@ def leanconv_runner(path, threads):
 
 
 RUNNERS = {"leanconv": leanconv_runner, "onnxruntime": ort_runner, "openvino": openvino_runner}
-PAUSE = 0.02   # seconds between engines: past every pool's spin after its last run (libgomp's
-               # default ~5 ms, leanconv's 0.3 ms), so the next engine has the cores to itself
+PER_TURN, WARMUP = 3, 1   # timed and untimed runs of each turn
 
 
 def serve(engine, path):
     """An engine in its own process (its own thread pools, nothing shared): on
-    each line 'threads n' from stdin, run the model n times back to back with
-    that many threads and print the seconds of each as a JSON list (the
+    each line 'threads n warmup' from stdin, run the model warmup times untimed
+    and n times timed, back to back, with that many threads, and print the
+    seconds of each timed run as a JSON list (the
     engine is prepared and warmed up for a thread count when first asked for
     it, untimed), or {"error": ...}; 'ready' once loaded."""
     import onnx
@@ -97,7 +100,7 @@ def serve(engine, path):
     runners = {}
     print("ready", flush=True)
     for line in sys.stdin:
-        threads, n = (int(v) for v in line.split())
+        threads, n, warmup = (int(v) for v in line.split())
         try:
             if threads not in runners:
                 runners.clear()   # (one engine instance at a time)
@@ -108,12 +111,7 @@ def serve(engine, path):
         except Exception as e:   # this engine cannot run this model
             print(json.dumps({"error": f"{type(e).__name__}: {e}"[:200]}), flush=True)
             continue
-        times = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            fn(feeds)
-            times.append(time.perf_counter() - t0)
-        print(json.dumps(times), flush=True)
+        print(json.dumps(_rotation.timed_runs(lambda f=fn: f(feeds), n, warmup)), flush=True)
 
 
 def start_engines(path, engines):
@@ -138,17 +136,17 @@ def stop_engines(procs):
         p.wait()
 
 
-def ask(p, threads, n):
-    p.stdin.write(f"{threads} {n}\n")
+def ask(p, threads, n, warmup=0):
+    p.stdin.write(f"{threads} {n} {warmup}\n")
     p.stdin.flush()
     return json.loads(p.stdout.readline())
 
 
-def interleaved(procs, threads, min_time, min_rounds, per_turn=3):
-    """Turns in rotation (leanconv, onnxruntime, OpenVINO, leanconv, ...), each
-    turn `per_turn` back-to-back runs after a PAUSE, until every engine has
-    min_rounds turns and min_time seconds.  Returns ({engine: [seconds]},
-    {engine: error})."""
+def interleaved(procs, threads, min_time, min_rounds):
+    """Turns in rotation (leanconv, onnxruntime, OpenVINO, leanconv, ...;
+    bench/_rotation.py) until every engine has min_rounds turns and min_time
+    seconds.  Returns ({engine: [seconds]}, {engine: error}, the
+    _rotation.Rotation, for its spin and redone-turn figures)."""
     errors = {}
     live = {}
     for name, p in procs.items():   # prepare and warm up each (untimed)
@@ -157,16 +155,10 @@ def interleaved(procs, threads, min_time, min_rounds, per_turn=3):
             errors[name] = r["error"]
         else:
             live[name] = p
-    times = {k: [] for k in live}
-    turns = 0
-    while live:
-        for name, p in live.items():
-            time.sleep(PAUSE)
-            times[name] += ask(p, threads, per_turn)
-        turns += 1
-        if turns >= min_rounds and all(sum(t) >= min_time for t in times.values()):
-            break
-    return times, errors
+    asks = {name: (lambda p=p: ask(p, threads, PER_TURN, WARMUP)) for name, p in live.items()}
+    times, rot = _rotation.rotate(asks, {n: p.pid for n, p in live.items()}, min_time,
+                                  min_rounds)
+    return times, errors, rot
 
 
 WAIT_POLICIES = [("LEANCONV_POOL_SPIN_US=5000", {"LEANCONV_POOL_SPIN_US": "5000"}),
@@ -224,10 +216,13 @@ def wait_policy_rows(paths, threads=2):
     return rows
 
 
-def summary(ts):
-    q = statistics.quantiles(ts, n=4)
-    med = statistics.median(ts)
-    return {"ms": med * 1e3, "iqr_pct": 100 * (q[2] - q[0]) / med, "runs": len(ts)}
+def summary(ts, rot=None, name=None):
+    med, iqr = _rotation.spread(ts)
+    spin = None if rot is None else rot.spin_summary(name)
+    return {"ms": med * 1e3, "iqr_pct": iqr, "runs": len(ts),
+            "spin_ms": None if spin is None else spin[0] * 1e3,
+            "redone": None if rot is None else rot.redone_share(name),
+            "settled": None if rot is None else rot.settled(name)}
 
 
 def bench_model(label, path, threads_list, min_time, min_rounds, engines):
@@ -248,11 +243,11 @@ def bench_model(label, path, threads_list, min_time, min_rounds, engines):
     try:
         for threads in threads_list:
             if "leanconv" not in errors:
-                times, more = interleaved(procs, threads, min_time, min_rounds)
+                times, more, rot = interleaved(procs, threads, min_time, min_rounds)
                 errors.update(more)
             if "leanconv" in errors:
                 raise RuntimeError(errors["leanconv"])
-            row["threads"][threads] = {k: summary(v) for k, v in times.items()}
+            row["threads"][threads] = {k: summary(v, rot, k) for k, v in times.items()}
     finally:
         stop_engines(procs)
     if errors:
@@ -313,6 +308,21 @@ def fmt_engine(t, name):
     return "–" if e is None else f"{e['ms']:.2f} ±{e['iqr_pct']:.0f}%"
 
 
+def fmt_spin(t):
+    return " / ".join("–" if t.get(e, {}).get("spin_ms") is None else f"{t[e]['spin_ms']:.1f}"
+                      for e in ("leanconv", "onnxruntime", "openvino"))
+
+
+def fmt_settled(t):
+    return " / ".join("–" if t.get(e, {}).get("settled") is None else f"{t[e]['settled']:.2f}"
+                      for e in ("leanconv", "onnxruntime", "openvino"))
+
+
+def fmt_redone(t):
+    r = [v["redone"] for v in t.values() if v.get("redone") is not None]
+    return "–" if not r else f"{100 * sum(r) / len(r):.0f}%"
+
+
 def write_markdown(rows, mem, overhead, waits, args, path):
     threads_list = args.threads
     engines = ["onnxruntime", "openvino"]
@@ -326,19 +336,25 @@ def write_markdown(rows, mem, overhead, waits, args, path):
              f"{os.cpu_count()} logical CPUs; load average at the end {load:.2f} "
              "(other work on the machine skews the figures, most of all at 2 threads: an "
              "OpenMP team needs all its threads on a core at every region's end).", "",
-             "Method: each engine in its own process (its own thread pools, one thread count at "
-             "a time, prepared and warmed up untimed); turns in rotation "
-             "(leanconv, onnxruntime, OpenVINO, leanconv, ...), each turn 3 back-to-back runs "
-             f"after a {PAUSE * 1e3:.0f} ms pause (longer than any pool's spin after its last "
-             "run), until each engine has run --min-time s and --min-rounds turns. "
+             "Method: " + _rotation.METHOD + f" ({WARMUP} untimed and {PER_TURN} timed runs "
+             "per turn; one thread count at a time, each engine prepared and warmed up "
+             "untimed first), until each engine has run --min-time s and --min-rounds turns. "
+             "`spin` = median ms an engine's process stayed busy after its turn (its pools "
+             "spinning), which the next engine waited out; `1st / last run` = median over turns "
+             "of the first timed run over the last (near 1: the warm-up run was enough); "
+             "`turns redone` = turns run again "
+             "because other work on the machine disturbed them, per kept turn (0% on a quiet "
+             "machine). "
              "Latency in ms: median ± interquartile range (as % of the median) of all "
              "runs; `x ORT` / `x OV` = their median / leanconv's (above 1: leanconv faster). "
              "OpenVINO forced to f32. `match` = max |leanconv - onnxruntime| / max "
              "|onnxruntime|. Weights random; inputs random.", ""]
     for threads in threads_list:
         lines += [f"## {threads} thread{'s' if threads > 1 else ''}", "",
-                  "| model | match | leanconv | onnxruntime | OpenVINO | x ORT | x OV |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| model | match | leanconv | onnxruntime | OpenVINO | x ORT | x OV | "
+                  "spin ms (leanconv / ORT / OV) | 1st / last run (leanconv / ORT / OV) | "
+                  "turns redone |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             t = r["threads"].get(threads, {})
             lc = t.get("leanconv")
@@ -349,7 +365,8 @@ def write_markdown(rows, mem, overhead, waits, args, path):
             match = f"{r['match']:.1e}" if r.get("match") is not None else "–"
             lines.append(f"| {r['model']} | {match} | {fmt_engine(t, 'leanconv')} | "
                          f"{fmt_engine(t, 'onnxruntime')} | {fmt_engine(t, 'openvino')} | "
-                         f"{ratios[0]} | {ratios[1]} |")
+                         f"{ratios[0]} | {ratios[1]} | {fmt_spin(t)} | "
+                         f"{fmt_settled(t)} | {fmt_redone(t)} |")
         lines.append("")
     errors = [(r["model"], r["errors"]) for r in rows if r.get("errors")]
     if errors:

@@ -39,6 +39,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+import _rotation  # noqa: E402
 import torchvision_models as tv  # noqa: E402
 
 import leanconv as lc  # noqa: E402
@@ -154,14 +156,17 @@ def _spread(ts):
 
 
 def interleaved(workers, threads, repeats, warmup, pause):
-    """{engine: (median s, IQR/median)}: one run per engine per round."""
+    """{engine: (median s, IQR/median)}: one turn per engine per round in
+    bench/_rotation.py's rotation (after `pause` s, each turn waits until the
+    other workers use no CPU), each turn one untimed run and one timed run."""
     for w in workers:
         w.ask("run", threads, warmup)
+    rot = _rotation.Rotation({w.engine: w.proc.pid for w in workers})
     times = {w.engine: [] for w in workers}
     for _ in range(repeats):
         for w in workers:
             time.sleep(pause)
-            times[w.engine].append(w.ask("run", threads, 1))
+            times[w.engine].append(rot.turn(w.engine, lambda w=w: w.ask("run", threads, 2)))
     return {e: _spread(ts) for e, ts in times.items()}
 
 
@@ -358,9 +363,9 @@ def markdown(rows, overhead, rss, args, load_before, load_after):
         "permute, LayerNorm, Linear, GELU, Linear, permute back, layer scale) run in NCHW, "
         "their Linears as 1x1 convolutions with the layer scale and residual add fused. "
         "**Method:** each engine runs in its own worker process (one thread pool per process); "
-        f"the rounds are interleaved across the processes, one run of each engine per round with "
-        f"{args.pause * 1e3:.0f} ms of sleep between engines, so idle pools have stopped "
-        f"spinning before the next engine runs. Median of {args.repeats} rounds ± interquartile "
+        f"the rounds are interleaved across the processes, one turn of each engine per round "
+        f"({args.pause * 1e3:.0f} ms of sleep, then {_rotation.METHOD}; here 1 untimed and 1 "
+        f"timed run per turn). Median of {args.repeats} rounds ± interquartile "
         f"range / median. Load average {load_before:.2f} before, {load_after:.2f} after "
         "(other processes on the machine slow every engine, the 2-thread figures most).",
         "",
