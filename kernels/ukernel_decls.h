@@ -17,6 +17,8 @@
                                      const float *p, size_t row_step, size_t tap_step,   \
                                      const size_t *coff, const float *w, size_t kH,      \
                                      size_t kW, float bias, const lc_epilogue *ep);      \
+    void LC_CAT(lc_f32_gemv16, sfx)(float *y, const float *wp, const float *x, size_t rows, \
+                                    size_t k);                                           \
     float LC_CAT(lc_fma_peak, sfx)(size_t iters, double *flops);
 
 #define LC_DECLARE_GEMM(name)                                                            \

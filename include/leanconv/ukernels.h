@@ -193,6 +193,11 @@ typedef void (*lc_strided_copy_fn)(float *dst, size_t dst_stride, const float *s
 typedef void (*lc_postop_fn)(float *y, const float *src, size_t n, const float *residual,
                              float bias, const lc_epilogue *ep);
 
+/* One 16-row panel of a matrix-vector product (kernels/se_gemv_template.h):
+ *   y[i] = sum over j < k of wp[j * 16 + i] * x[j],  i < rows <= 16
+ * (the squeeze-and-excitation block's fully connected layers, se_block.c). */
+typedef void (*lc_gemv16_fn)(float *y, const float *wp, const float *x, size_t rows, size_t k);
+
 /* Pooling's row primitives (kernels/pool.c), optional (NULL: pool.c's
  * portable loops).  Each reduces in the order of the portable loops, so the
  * bits are the same: max keeps the first of equal values (signed zeros) and a
@@ -282,6 +287,7 @@ typedef struct lc_isa_config {
     lc_postop_fn postop;             /* the epilogue beyond the kernels' clamp */
     lc_pool_rows_fn pool_rows;       /* optional: pooling's row primitives */
     lc_pool_cols_fn pool_cols;
+    lc_gemv16_fn gemv16;             /* matrix-vector panels (squeeze-and-excitation) */
 } lc_isa_config;
 
 /* ISA identifiers, in preference order from worst to best. */

@@ -32,5 +32,6 @@ void lc_config_avx2(lc_isa_config *cfg) {
      * prices at 1.08-1.13 x direct_lanes' multiply-adds */
     cfg->cost.dl_mac = 1.00f;
     cfg->postop = lc_f32_postop__avx2;
+    cfg->gemv16 = lc_f32_gemv16__avx2;
 }
 #endif

@@ -366,5 +366,8 @@ static inline void lc_dwc_transpose16(__m512 *v) {
 #define LC_DWC_NAME lc_f32_dw_cblock__avx512
 #include "../dw_cblock_template.h"
 #undef LC_DWC_TRANSPOSE
+
+#define LC_GEMV_NAME lc_f32_gemv16__avx512
+#include "../se_gemv_template.h"
 #include "target_end.h"
 #endif
