@@ -87,6 +87,10 @@ void lc_f32_pool_rows__avx512(float *r, const float *x, size_t step, size_t nrow
 void lc_f32_pool_cols__avx512(float *out, const float *in, size_t n, size_t kw, size_t dil,
                               size_t stride, int is_max);
 LC_DECLARE_DW3X3_PLANE(lc_f32_dw3x3_plane__avx512)
+void lc_f32_dw_tiny__avx512(float *out, const float *in, size_t channels, size_t mult,
+                            size_t in_plane, size_t out_plane, const lc_dw_tiny_taps *taps,
+                            const float *w, size_t ktaps, const float *bias,
+                            const lc_epilogue *ep);
 LC_DECLARE_GEMM(lc_f32_gemm_6x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_8x32__avx512)
 LC_DECLARE_DL(lc_f32_dl_6x64__avx512)

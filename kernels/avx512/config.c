@@ -27,6 +27,7 @@ void lc_config_avx512(lc_isa_config *cfg) {
     cfg->strided_copy = lc_f32_strided_copy__avx512;
     cfg->postop = lc_f32_postop__avx512;
     cfg->gemv16 = lc_f32_gemv16__avx512;
+    cfg->dw_tiny = lc_f32_dw_tiny__avx512;
     cfg->pool_rows = lc_f32_pool_rows__avx512;
     cfg->pool_cols = lc_f32_pool_cols__avx512;
     cfg->gemm_narrow = lc_f32_gemm_narrow_16x16__avx512;

@@ -367,6 +367,41 @@ static inline void lc_dwc_transpose16(__m512 *v) {
 #include "../dw_cblock_template.h"
 #undef LC_DWC_TRANSPOSE
 
+/* Tiny planes (lc_dw_tiny_fn): a plane in one vector, each tap one masked
+ * permute of it; two chains of FMAs over alternate taps. */
+void lc_f32_dw_tiny__avx512(float *out, const float *in, size_t channels, size_t mult,
+                            size_t in_plane, size_t out_plane, const lc_dw_tiny_taps *taps,
+                            const float *w, size_t ktaps, const float *bias,
+                            const lc_epilogue *ep) {
+    const __mmask16 in_m = lc_dw_mask16((ptrdiff_t)in_plane);
+    const __mmask16 out_m = lc_dw_mask16((ptrdiff_t)out_plane);
+    const int n = taps->n;
+    const __m512 lo = _mm512_set1_ps(ep->lo), hi = _mm512_set1_ps(ep->hi);
+    for (size_t o = 0; o < channels; o++) {
+        const __m512 x = _mm512_maskz_loadu_ps(in_m, in + (o / mult) * in_plane);
+        const float *wo = w + o * ktaps;
+        __m512 a = _mm512_set1_ps(bias ? bias[o] : 0.0f), b = _mm512_setzero_ps();
+        int t = 0;
+        for (; t + 2 <= n; t += 2) {
+            const __m512i i0 = _mm512_loadu_si512((const void *)taps->idx[t]);
+            const __m512i i1 = _mm512_loadu_si512((const void *)taps->idx[t + 1]);
+            a = _mm512_fmadd_ps(_mm512_set1_ps(wo[taps->tap[t]]),
+                                _mm512_maskz_permutexvar_ps((__mmask16)taps->mask[t], i0, x), a);
+            b = _mm512_fmadd_ps(_mm512_set1_ps(wo[taps->tap[t + 1]]),
+                                _mm512_maskz_permutexvar_ps((__mmask16)taps->mask[t + 1], i1, x),
+                                b);
+        }
+        if (t < n) {
+            const __m512i i0 = _mm512_loadu_si512((const void *)taps->idx[t]);
+            a = _mm512_fmadd_ps(_mm512_set1_ps(wo[taps->tap[t]]),
+                                _mm512_maskz_permutexvar_ps((__mmask16)taps->mask[t], i0, x), a);
+        }
+        a = _mm512_add_ps(a, b);
+        if (ep->clamp) a = _mm512_min_ps(hi, _mm512_max_ps(lo, a));
+        _mm512_mask_storeu_ps(out + o * out_plane, out_m, a);
+    }
+}
+
 #define LC_GEMV_NAME lc_f32_gemv16__avx512
 #include "../se_gemv_template.h"
 #include "target_end.h"
