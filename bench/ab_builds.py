@@ -3,6 +3,7 @@ same convolutions on two builds of leanconv in one process.
 
     python bench/ab_builds.py --rev c13677e [--algorithms winograd_f4,winograd_f6] [--threads 1]
     python bench/ab_builds.py --rev main --layers kinds [--algorithms im2col,patch2vec]
+    python bench/ab_builds.py --rev main --layers mobile --activation silu
 
 Builds revision REV (git archive into a temporary directory, `setup.py
 build_ext --inplace`, ~15 s) and imports it beside the build of this tree
