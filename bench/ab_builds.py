@@ -3,6 +3,7 @@ same convolutions on two builds of leanconv in one process.
 
     python bench/ab_builds.py --rev c13677e [--algorithms winograd_f4,winograd_f6] [--threads 1]
     python bench/ab_builds.py --rev main --layers kinds [--algorithms im2col,patch2vec]
+    python bench/ab_builds.py --rev main --layers mobile --activation silu
 
 Builds revision REV (git archive into a temporary directory, `setup.py
 build_ext --inplace`, ~15 s) and imports it beside the build of this tree
@@ -42,6 +43,19 @@ KINDS = [("stem 7x7/2 3>64@224", 3, 64, 224, 7, 2, 3, 1),
          ("dw 7x7 96@56", 96, 96, 56, 7, 1, 3, 96),
          ("dw 7x7 384@14", 384, 384, 14, 7, 1, 3, 384),
          ("dw 5x5 480@14", 480, 480, 14, 5, 1, 2, 480)]
+# --layers mobile: depthwise layers of MobileNetV2/V3 and EfficientNet-B0 (128 and 224 px
+# inputs), small planes and many channels
+MOBILE = [("dw 3x3 1152@4", 1152, 1152, 4, 3, 1, 1, 1152),
+          ("dw 5x5 1152@4", 1152, 1152, 4, 5, 1, 2, 1152),
+          ("dw 3x3 960@7", 960, 960, 7, 3, 1, 1, 960),
+          ("dw 5x5 672@8", 672, 672, 8, 5, 1, 2, 672),
+          ("dw 3x3 480@8", 480, 480, 8, 3, 1, 1, 480),
+          ("dw 3x3 384@14", 384, 384, 14, 3, 1, 1, 384),
+          ("dw 3x3/2 240@16", 240, 240, 16, 3, 2, 1, 240),
+          ("dw 5x5/2 672@8", 672, 672, 8, 5, 2, 2, 672),
+          ("dw 3x3 144@32", 144, 144, 32, 3, 1, 1, 144),
+          ("dw 3x3/2 96@64", 96, 96, 64, 3, 2, 1, 96),
+          ("dw 3x3 32@64", 32, 32, 64, 3, 1, 1, 32)]
 
 
 def load(package_dir: pathlib.Path, name: str):
@@ -84,8 +98,10 @@ def time_pair(calls, repeats, sleep_s=0.003):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rev", required=True, help="the other revision (A); this tree is B")
-    ap.add_argument("--layers", choices=("3x3", "kinds"), default="3x3",
-                    help="3x3 stride-1 layers, or the other kinds (KINDS)")
+    ap.add_argument("--layers", choices=("3x3", "kinds", "mobile"), default="3x3",
+                    help="3x3 stride-1 layers, the other kinds (KINDS), or MobileNet-class "
+                         "depthwise layers (MOBILE)")
+    ap.add_argument("--activation", default=None, help="fused activation (e.g. silu)")
     ap.add_argument("--algorithms", default=None,
                     help="default: winograd_f2,f4,f6 for 3x3, auto for kinds")
     ap.add_argument("--threads", type=int, default=1)
@@ -99,7 +115,7 @@ def main(argv=None):
               f"A = {args.rev}, B = this tree; median ms (IQR), {args.repeats} interleaved calls each\n")
         print("| layer | algorithm | A ms | B ms | B/A |\n|---|---|---|---|---|")
         layers = ([(name, C, M, H, 3, 1, 1, 1) for name, C, M, H in LAYERS]
-                  if args.layers == "3x3" else KINDS)
+                  if args.layers == "3x3" else KINDS if args.layers == "kinds" else MOBILE)
         algorithms = args.algorithms or ("winograd_f2,winograd_f4,winograd_f6"
                                          if args.layers == "3x3" else "auto")
         for name, C, M, H, k, stride, pad, groups in layers:
@@ -107,7 +123,8 @@ def main(argv=None):
             w = rng.standard_normal((M, C // groups, k, k)).astype(np.float32)
             for algo in algorithms.split(","):
                 plans = [lib.Conv2d(w, stride=stride, padding=pad, groups=groups, algorithm=algo,
-                                    threads=args.threads) for lib in (a, b)]
+                                    threads=args.threads, activation=args.activation)
+                         for lib in (a, b)]
                 y = plans[0](x)
                 plans[1](x)  # auto decides on first sight
                 if algo == "auto":

@@ -1,5 +1,7 @@
 /* Depthwise convolution (groups == C, any channel multiplier): output channel
- * o reads input channel o / multiplier.  Four paths, per layer:
+ * o reads input channel o / multiplier.  Five paths, per layer:
+ *  - planes of at most LC_DW_TINY_PIXELS pixels, when the ISA has a dw_tiny
+ *    kernel: a plane per vector (kernels/depthwise_tiny.c);
  *  - 3x3, dilation 1, stride_w 1 or 2: the ISA's whole-plane kernel when it
  *    has one, which does its borders in vector code;
  *  - any other kernel, at least a vector's width of channels: channel
@@ -298,6 +300,7 @@ int lc_depthwise_run(const lc_conv_desc *dp, const float *x, const float *w,
                       d->pad_t >= 0 && d->pad_l >= 0
                   ? d->isa->dw3x3_plane
                   : NULL;
+    if (lc_depthwise_tiny_run(d, &dp->epilogue, x, w, bias, res, y)) return LC_OK;
     if (!t.plane && lc_depthwise_cblock_run(d, &dp->epilogue, x, w, bias, res, y)) return LC_OK;
     t.band_rows = 0;
     if (!t.plane) lc_dw_band_layout(&t);

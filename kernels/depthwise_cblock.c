@@ -27,11 +27,7 @@
 #define LC_DWC_MAX_LANES 16
 
 typedef struct {
-    const lc_conv_desc *d;
-    const float *x, *w, *bias, *res;
-    float *y;
-    lc_epilogue ep; /* the whole epilogue, for the post-op */
-    int post;
+    lc_dw_call c;
     int64_t L, wp, ring;  /* lanes; padded row width (pixels); rows in the ring */
     int64_t blocks;       /* channel blocks per image */
     int64_t band_rows;    /* output rows per task (all of them, unless blocks are few) */
@@ -42,7 +38,7 @@ typedef struct {
  * n (channels >= M: a repeat of the last channel). */
 static void lc_dwc_task(void *vctx, int64_t item, int thread) {
     const lc_dwc_ctx *t = (const lc_dwc_ctx *)vctx;
-    const lc_conv_desc *d = t->d;
+    const lc_conv_desc *d = t->c.d;
     const lc_dw_cblock_kernels *k = &d->isa->dw_cblock;
     const int64_t L = t->L, wp = t->wp, ring = t->ring, rowf = wp * L;
     const int64_t band = item % t->bands, nb = item / t->bands;
@@ -62,10 +58,10 @@ static void lc_dwc_task(void *vctx, int64_t item, int thread) {
      * its plane again */
     for (int64_t c = 0; c < L; c++) {
         const int64_t o = o0 + lc_min64(c, valid - 1);
-        src[c] = t->x + (n * d->C + o / mult) * d->H * d->W;
-        wsrc[c] = t->w + o * taps;
-        dst[c] = t->y + (n * d->M + o) * d->OH * d->OW;
-        bi[c] = t->bias ? t->bias[o] : 0.0f;
+        src[c] = t->c.x + (n * d->C + o / mult) * d->H * d->W;
+        wsrc[c] = t->c.w + o * taps;
+        dst[c] = t->c.y + (n * d->M + o) * d->OH * d->OW;
+        bi[c] = t->c.bias ? t->c.bias[o] : 0.0f;
     }
     k->interleave(wi, wsrc, 0, (size_t)taps); /* wi[tap*L + c]: channel c's weights */
     memset(buf, 0, (size_t)(ring * rowf) * sizeof(float));
@@ -100,11 +96,11 @@ static void lc_dwc_task(void *vctx, int64_t item, int thread) {
                (size_t)d->kH, (size_t)d->kW, bi, &d->epilogue);
         k->deinterleave(dst, (size_t)(oy * d->OW), orow, (size_t)d->OW);
     }
-    if (t->post)
+    if (t->c.post)
         for (int64_t c = 0; c < valid; c++) {
             const int64_t plane = (n * d->M + o0 + c) * d->OH * d->OW + oy0 * d->OW;
-            d->isa->postop(t->y + plane, t->y + plane, (size_t)((oy1 - oy0) * d->OW),
-                           t->res ? t->res + plane : NULL, 0.0f, &t->ep);
+            d->isa->postop(t->c.y + plane, t->c.y + plane, (size_t)((oy1 - oy0) * d->OW),
+                           t->c.res ? t->c.res + plane : NULL, 0.0f, &t->c.ep);
         }
 }
 
@@ -120,9 +116,7 @@ int lc_depthwise_cblock_run(const lc_conv_desc *d, const lc_epilogue *ep, const 
     t.wp = (d->OW - 1) * d->stride_w + (d->kW - 1) * d->dil_w + 1;
     t.ring = (d->kH - 1) * d->dil_h + 1;
     if (d->OW * L > LC_DWC_ROW_FLOATS || t.ring * t.wp * L > LC_DWC_RING_FLOATS) return 0;
-    t.d = d; t.x = x; t.w = w; t.bias = bias; t.res = res; t.y = y;
-    t.ep = *ep;
-    t.post = lc_needs_postop(ep, res != NULL);
+    t.c = lc_dw_call_of(d, ep, x, w, bias, res, y);
     t.blocks = lc_div_up(d->M, L);
     /* fewer blocks than 2 per thread (one image of 16-32 channels): split
      * the rows too, each band re-reading its kH - 1 halo rows */

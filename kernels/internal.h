@@ -299,11 +299,35 @@ size_t lc_wino_u_index(const lc_conv_desc *d, int64_t x, int64_t grp, int64_t o,
 int lc_wino_exact_lane(const lc_conv_desc *d, const float *xg, const float *packed, int64_t grp,
                        int64_t th, int64_t tw, int64_t o, float bias, const lc_epilogue *ep,
                        float *tile, size_t row_stride);
+/* One depthwise call as the channel-blocked and tiny-plane paths' tasks see
+ * it: d->epilogue is the kernels' clamp, ep the whole epilogue (run as the
+ * post-op when post). */
+typedef struct {
+    const lc_conv_desc *d;
+    const float *x, *w, *bias, *res;
+    float *y;
+    lc_epilogue ep;
+    int post;
+} lc_dw_call;
+
+static inline lc_dw_call lc_dw_call_of(const lc_conv_desc *d, const lc_epilogue *ep,
+                                       const float *x, const float *w, const float *bias,
+                                       const float *res, float *y) {
+    lc_dw_call c;
+    c.d = d; c.x = x; c.w = w; c.bias = bias; c.res = res; c.y = y;
+    c.ep = *ep;
+    c.post = lc_needs_postop(ep, res != NULL);
+    return c;
+}
+
 /* The channel-blocked depthwise path (kernels/depthwise_cblock.c): runs the
  * layer and returns 1 when it serves it, else returns 0 having done nothing.
  * d->epilogue is the kernels' clamp, ep the whole epilogue. */
 int lc_depthwise_cblock_run(const lc_conv_desc *d, const lc_epilogue *ep, const float *x,
                             const float *w, const float *bias, const float *res, float *y);
+/* The tiny-plane depthwise path (kernels/depthwise_tiny.c), the same contract. */
+int lc_depthwise_tiny_run(const lc_conv_desc *d, const lc_epilogue *ep, const float *x,
+                          const float *w, const float *bias, const float *res, float *y);
 int lc_depthwise_run(const lc_conv_desc *d, const float *x, const float *w,
                      const float *bias, const float *res, float *y);
 int lc_direct_run(const lc_conv_desc *d, const float *x, const float *w,

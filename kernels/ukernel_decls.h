@@ -17,6 +17,8 @@
                                      const float *p, size_t row_step, size_t tap_step,   \
                                      const size_t *coff, const float *w, size_t kH,      \
                                      size_t kW, float bias, const lc_epilogue *ep);      \
+    void LC_CAT(lc_f32_gemv16, sfx)(float *y, const float *wp, const float *x, size_t rows, \
+                                    size_t k);                                           \
     float LC_CAT(lc_fma_peak, sfx)(size_t iters, double *flops);
 
 #define LC_DECLARE_GEMM(name)                                                            \
@@ -91,6 +93,10 @@ void lc_f32_lrn_div__avx512(float *y, const float *x, const float *s, size_t n, 
 void lc_f32_pool_plane__avx512(float *y, const float *x, size_t planes,
                                const lc_pool_plane_geom *g, float *r);
 LC_DECLARE_DW3X3_PLANE(lc_f32_dw3x3_plane__avx512)
+void lc_f32_dw_tiny__avx512(float *out, const float *in, size_t channels, size_t mult,
+                            size_t in_plane, size_t out_plane, const lc_dw_tiny_taps *taps,
+                            const float *w, size_t ktaps, const float *bias,
+                            const lc_epilogue *ep);
 LC_DECLARE_GEMM(lc_f32_gemm_6x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_8x32__avx512)
 LC_DECLARE_DL(lc_f32_dl_6x64__avx512)

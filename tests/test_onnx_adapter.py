@@ -271,6 +271,10 @@ def test_torchvision_export_matches_onnxruntime(name, exporter, export_dir):
     model = onnx.load(onnx_exports.export(name, 64, exporter, export_dir))
     x = rng(15).standard_normal((1, 3, 64, 64)).astype(np.float32)
     assert_matches_ort(model, {"x": x}, tol=1e-4)
+    if name.startswith("lraspp"):   # MobileNetV3's squeeze-and-excitation blocks: one step
+        # each (the head's Mul scales another tensor than the one pooled: not one)
+        steps = [s.label() for s in lco.prepare(model).program.steps]
+        assert steps.count("SqueezeExcite") == 8 and steps.count("Mul") == 1
 
 
 def convnext_like_block():

@@ -109,6 +109,28 @@ typedef void (*lc_dw3x3_plane_fn)(float *out, size_t OH, size_t OW, const float 
                                   size_t W, size_t stride_h, size_t stride_w, size_t pad_t,
                                   size_t pad_l, const float *w, float bias,
                                   const lc_epilogue *ep);
+/* Depthwise over tiny planes (optional entry, NULL: the other paths), for
+ * planes of at most LC_DW_TINY_PIXELS input and output pixels (a 4x4 map of a
+ * 128-pixel MobileNet): one vector holds a whole plane, and each tap is one
+ * in-register permute of it.  The taps that reach the image at all are given
+ * as tables the driver builds once per layer (kernels/depthwise_tiny.c): for
+ * tap t, output pixel q reads input pixel idx[t][q] where bit q of mask[t]
+ * is set, else 0.  For channels o < channels (planes of `in_plane` and
+ * `out_plane` floats, input plane o / mult):
+ *   out[o][q] = clamp(bias[o] + sum_t w[o * ktaps + tap[t]] * x[o / mult][idx[t][q]])
+ * with clamp = ep->clamp's (bias may be NULL: 0). */
+#define LC_DW_TINY_PIXELS 16
+#define LC_DW_TINY_TAPS 64
+typedef struct {
+    int n;                                          /* taps that reach the image */
+    int32_t tap[LC_DW_TINY_TAPS];                   /* ky * kW + kx of each */
+    uint32_t mask[LC_DW_TINY_TAPS];
+    int32_t idx[LC_DW_TINY_TAPS][LC_DW_TINY_PIXELS];
+} lc_dw_tiny_taps;
+typedef void (*lc_dw_tiny_fn)(float *out, const float *in, size_t channels, size_t mult,
+                              size_t in_plane, size_t out_plane, const lc_dw_tiny_taps *taps,
+                              const float *w, size_t ktaps, const float *bias,
+                              const lc_epilogue *ep);
 /* Depthwise over a band of a zero-padded plane laid out so that every tap is
  * a unit-stride run (any kernel size, stride, dilation): for r < rows, ox < n
  *   out[r*ldo + ox] = clamp(bias + sum_{ky < kH, kx < kW} w[ky*kW + kx] *
@@ -192,6 +214,11 @@ typedef void (*lc_strided_copy_fn)(float *dst, size_t dst_stride, const float *s
  * right after they write it, while it is in cache. */
 typedef void (*lc_postop_fn)(float *y, const float *src, size_t n, const float *residual,
                              float bias, const lc_epilogue *ep);
+
+/* One 16-row panel of a matrix-vector product (kernels/se_gemv_template.h):
+ *   y[i] = sum over j < k of wp[j * 16 + i] * x[j],  i < rows <= 16
+ * (the squeeze-and-excitation block's fully connected layers, se_block.c). */
+typedef void (*lc_gemv16_fn)(float *y, const float *wp, const float *x, size_t rows, size_t k);
 
 /* Pooling's row primitives (kernels/pool.c), optional (NULL: pool.c's
  * portable loops).  Each reduces in the order of the portable loops, so the
@@ -314,6 +341,8 @@ typedef struct lc_isa_config {
     lc_pool_cols_fn pool_cols;
     lc_pool_plane_fn pool_plane;     /* optional: whole planes (sw 1 or 2) */
     lc_lrn_div_fn lrn_div;           /* optional: LRN's divide for beta 1, 0.5, 0.75 */
+    lc_gemv16_fn gemv16;             /* matrix-vector panels (squeeze-and-excitation) */
+    lc_dw_tiny_fn dw_tiny;           /* optional: depthwise over tiny planes */
 } lc_isa_config;
 
 /* ISA identifiers, in preference order from worst to best. */

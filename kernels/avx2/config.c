@@ -33,5 +33,6 @@ void lc_config_avx2(lc_isa_config *cfg) {
     cfg->cost.dl_mac = 1.00f;
     cfg->lrn_div = lc_f32_lrn_div__avx2;
     cfg->postop = lc_f32_postop__avx2;
+    cfg->gemv16 = lc_f32_gemv16__avx2;
 }
 #endif

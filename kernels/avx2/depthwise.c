@@ -95,5 +95,8 @@ static inline void lc_dwc_transpose8(__m256 *v) {
 #include "../dw_cblock_template.h"
 #undef LC_DWC_TRANSPOSE
 
+#define LC_GEMV_NAME lc_f32_gemv16__avx2
+#include "../se_gemv_template.h"
+
 #include "target_end.h"
 #endif

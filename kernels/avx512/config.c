@@ -27,6 +27,8 @@ void lc_config_avx512(lc_isa_config *cfg) {
     cfg->strided_copy = lc_f32_strided_copy__avx512;
     cfg->lrn_div = lc_f32_lrn_div__avx512;
     cfg->postop = lc_f32_postop__avx512;
+    cfg->gemv16 = lc_f32_gemv16__avx512;
+    cfg->dw_tiny = lc_f32_dw_tiny__avx512;
     cfg->pool_rows = lc_f32_pool_rows__avx512;
     cfg->pool_cols = lc_f32_pool_cols__avx512;
     cfg->pool_plane = lc_f32_pool_plane__avx512;

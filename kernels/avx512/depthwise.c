@@ -366,5 +366,71 @@ static inline void lc_dwc_transpose16(__m512 *v) {
 #define LC_DWC_NAME lc_f32_dw_cblock__avx512
 #include "../dw_cblock_template.h"
 #undef LC_DWC_TRANSPOSE
+
+/* Tiny planes (lc_dw_tiny_fn): a plane in one vector, each tap one masked
+ * permute of it.  Channels go in pairs, which share each tap's table loads;
+ * each channel sums alternate taps in two chains. */
+static inline __m512 lc_dw_tiny_tap(const lc_dw_tiny_taps *taps, int t, __m512i idx, __m512 x,
+                                    const float *w, __m512 acc) {
+    return _mm512_fmadd_ps(_mm512_set1_ps(w[taps->tap[t]]),
+                           _mm512_maskz_permutexvar_ps((__mmask16)taps->mask[t], idx, x), acc);
+}
+
+static inline void lc_dw_tiny_store(float *out, __m512 a, __m512 b, int clamp, __m512 lo,
+                                    __m512 hi, __mmask16 m) {
+    a = _mm512_add_ps(a, b);
+    if (clamp) a = _mm512_min_ps(hi, _mm512_max_ps(lo, a));
+    _mm512_mask_storeu_ps(out, m, a);
+}
+
+void lc_f32_dw_tiny__avx512(float *out, const float *in, size_t channels, size_t mult,
+                            size_t in_plane, size_t out_plane, const lc_dw_tiny_taps *taps,
+                            const float *w, size_t ktaps, const float *bias,
+                            const lc_epilogue *ep) {
+    const __mmask16 in_m = lc_dw_mask16((ptrdiff_t)in_plane);
+    const __mmask16 out_m = lc_dw_mask16((ptrdiff_t)out_plane);
+    const int n = taps->n;
+    const __m512 lo = _mm512_set1_ps(ep->lo), hi = _mm512_set1_ps(ep->hi);
+    size_t o = 0;
+    for (; o + 2 <= channels; o += 2) {
+        const __m512 x0 = _mm512_maskz_loadu_ps(in_m, in + (o / mult) * in_plane);
+        const __m512 x1 = _mm512_maskz_loadu_ps(in_m, in + ((o + 1) / mult) * in_plane);
+        const float *w0 = w + o * ktaps, *w1 = w0 + ktaps;
+        __m512 a0 = _mm512_set1_ps(bias ? bias[o] : 0.0f), b0 = _mm512_setzero_ps();
+        __m512 a1 = _mm512_set1_ps(bias ? bias[o + 1] : 0.0f), b1 = _mm512_setzero_ps();
+        int t = 0;
+        for (; t + 2 <= n; t += 2) {
+            const __m512i i0 = _mm512_loadu_si512((const void *)taps->idx[t]);
+            const __m512i i1 = _mm512_loadu_si512((const void *)taps->idx[t + 1]);
+            a0 = lc_dw_tiny_tap(taps, t, i0, x0, w0, a0);
+            a1 = lc_dw_tiny_tap(taps, t, i0, x1, w1, a1);
+            b0 = lc_dw_tiny_tap(taps, t + 1, i1, x0, w0, b0);
+            b1 = lc_dw_tiny_tap(taps, t + 1, i1, x1, w1, b1);
+        }
+        if (t < n) {
+            const __m512i i0 = _mm512_loadu_si512((const void *)taps->idx[t]);
+            a0 = lc_dw_tiny_tap(taps, t, i0, x0, w0, a0);
+            a1 = lc_dw_tiny_tap(taps, t, i0, x1, w1, a1);
+        }
+        lc_dw_tiny_store(out + o * out_plane, a0, b0, ep->clamp, lo, hi, out_m);
+        lc_dw_tiny_store(out + (o + 1) * out_plane, a1, b1, ep->clamp, lo, hi, out_m);
+    }
+    if (o < channels) {   /* the last of an odd count */
+        const __m512 x = _mm512_maskz_loadu_ps(in_m, in + (o / mult) * in_plane);
+        const float *wo = w + o * ktaps;
+        __m512 a = _mm512_set1_ps(bias ? bias[o] : 0.0f), b = _mm512_setzero_ps();
+        for (int t = 0; t < n; t++) {
+            const __m512i i0 = _mm512_loadu_si512((const void *)taps->idx[t]);
+            if (t & 1)
+                b = lc_dw_tiny_tap(taps, t, i0, x, wo, b);
+            else
+                a = lc_dw_tiny_tap(taps, t, i0, x, wo, a);
+        }
+        lc_dw_tiny_store(out + o * out_plane, a, b, ep->clamp, lo, hi, out_m);
+    }
+}
+
+#define LC_GEMV_NAME lc_f32_gemv16__avx512
+#include "../se_gemv_template.h"
 #include "target_end.h"
 #endif

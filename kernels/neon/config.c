@@ -26,5 +26,6 @@ void lc_config_neon(lc_isa_config *cfg) {
     /* direct_lanes per multiply-add: not measured on an Arm CPU: AVX2's */
     cfg->cost.dl_mac = 1.00f;
     cfg->postop = lc_f32_postop__neon;
+    cfg->gemv16 = lc_f32_gemv16__neon;
 }
 #endif

@@ -44,4 +44,7 @@ static inline void lc_dwc_transpose4(float32x4_t *v) {
 #include "../dw_cblock_template.h"
 #undef LC_DWC_TRANSPOSE
 
+#define LC_GEMV_NAME lc_f32_gemv16__neon
+#include "../se_gemv_template.h"
+
 #endif

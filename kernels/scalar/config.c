@@ -22,4 +22,5 @@ void lc_config_scalar(lc_isa_config *cfg) {
      * which the model prices at 1.06-1.08 x direct_lanes' multiply-adds */
     cfg->cost.dl_mac = 1.25f;
     cfg->postop = lc_f32_postop__scalar;
+    cfg->gemv16 = lc_f32_gemv16__scalar;
 }

@@ -31,3 +31,6 @@ void lc_f32_dw_row__scalar(float *out, size_t n, const float *in, size_t in_row_
 #define LC_VCLAMP(v, lo, hi) ((v) < (lo) ? (lo) : (v) > (hi) ? (hi) : (v))
 #define LC_DWB_NAME lc_f32_dw_band__scalar
 #include "../dw_band_template.h"
+
+#define LC_GEMV_NAME lc_f32_gemv16__scalar
+#include "../se_gemv_template.h"

@@ -93,6 +93,14 @@ cdef extern from "leanconv/lrn.h":
                int64_t hw, int64_t size, float alpha, float beta, float bias,
                int nthreads) nogil
 
+cdef extern from "leanconv/se_block.h":
+    int64_t lc_se_packed_floats(int64_t rows, int64_t k) nogil
+    void lc_se_pack(float *dst, const float *w, int64_t rows, int64_t k) nogil
+    int lc_se_block(const lc_isa_config *isa, const float *x, float *y, int64_t n, int64_t c,
+                    int64_t hw, const float *w1p, const float *b1, int64_t r,
+                    const lc_epilogue *act1, const float *w2p, const float *b2,
+                    const lc_epilogue *gate, int nthreads) nogil
+
 cdef extern from "leanconv/resize.h":
     int lc_resize2d(const float *x, float *y, int64_t planes, int64_t H, int64_t W, int64_t OH,
                     int64_t OW, const int64_t *row0, const int64_t *row1, const float *row_w,
@@ -418,6 +426,16 @@ cdef int fill_desc(lc_conv_desc *d, int algorithm, int isa, tuple geometry,
     return 0
 
 
+cdef const lc_isa_config *isa_config(int isa) except NULL:
+    """The table of ISA id `isa`; ValueError when this CPU or build lacks it."""
+    cdef const lc_isa_config *cfg = NULL
+    if 0 <= isa < LC_ISA_COUNT:
+        cfg = lc_isa_get(isa)
+    if cfg == NULL:
+        raise ValueError(f"ISA id {isa} is not available on this CPU")
+    return cfg
+
+
 def activate(const float[::1] x, float[::1] out, int activation_code, float alpha, float beta,
              residual=None, int threads=1, int isa=0):
     """out = act(x + residual) elementwise over flat float32 arrays of one
@@ -428,12 +446,8 @@ def activate(const float[::1] x, float[::1] out, int activation_code, float alph
     cdef lc_epilogue ep
     cdef const float[::1] res_v
     cdef const float *res_p = NULL
-    cdef const lc_isa_config *cfg = NULL
+    cdef const lc_isa_config *cfg = isa_config(isa)
     cdef int status
-    if 0 <= isa < LC_ISA_COUNT:
-        cfg = lc_isa_get(isa)
-    if cfg == NULL:
-        raise ValueError(f"ISA id {isa} is not available on this CPU")
     if out.shape[0] != x.shape[0]:
         raise ValueError("out and x must have the same length")
     if residual is not None:
@@ -1121,6 +1135,60 @@ def lrn(const float[::1] x, float[::1] out, int64_t n, int64_t channels, int64_t
         return
     with nogil:
         lc_lrn(cfg, &x[0], &out[0], n, channels, hw, size, alpha, beta, bias, threads)
+
+
+def se_packed_floats(int64_t rows, int64_t k):
+    """Floats of lc_se_pack's form of a rows x k matrix."""
+    return lc_se_packed_floats(rows, k)
+
+
+def se_pack(const float[::1] w, float[::1] out, int64_t rows, int64_t k):
+    """out = w (rows x k, row-major) in 16-row panels (lc_se_pack)."""
+    if rows < 1 or k < 1 or w.shape[0] != rows * k or \
+            out.shape[0] != lc_se_packed_floats(rows, k):
+        raise ValueError("se_pack: buffer sizes do not match")
+    with nogil:
+        lc_se_pack(&out[0], &w[0], rows, k)
+
+
+def se_block(const float[::1] x, float[::1] out, int64_t n, int64_t c, int64_t hw,
+             const float[::1] w1p, b1, int64_t r, tuple act1, const float[::1] w2p, b2,
+             tuple gate, int threads, int isa):
+    """out = x * gate(W2 act1(W1 mean(x) + b1) + b2) per image and channel
+    (leanconv/se_block.h); W1, W2 packed by se_pack; b1, b2 float32 or None;
+    act1, gate: None or _epilogue.parse's (code, a, b).  out may be x."""
+    cdef lc_epilogue e1, e2
+    cdef const float[::1] b1v
+    cdef const float[::1] b2v
+    cdef const float *b1p = NULL
+    cdef const float *b2p = NULL
+    cdef const lc_isa_config *cfg = isa_config(isa)
+    cdef int status
+    if n < 1 or c < 1 or hw < 1 or r < 1:
+        raise ValueError("se_block: n, c, hw and r must be positive")
+    if x.shape[0] != n * c * hw or out.shape[0] != x.shape[0]:
+        raise ValueError("se_block: x and out must hold n * c * hw floats")
+    if w1p.shape[0] != lc_se_packed_floats(r, c) or w2p.shape[0] != lc_se_packed_floats(c, r):
+        raise ValueError("se_block: packed weights do not match c and r")
+    if b1 is not None:
+        b1v = b1
+        if b1v.shape[0] != r:
+            raise ValueError("se_block: b1 must hold r floats")
+        b1p = &b1v[0]
+    if b2 is not None:
+        b2v = b2
+        if b2v.shape[0] != c:
+            raise ValueError("se_block: b2 must hold c floats")
+        b2p = &b2v[0]
+    fill_epilogue(&e1, act1)
+    fill_epilogue(&e2, gate)
+    with nogil:
+        status = lc_se_block(cfg, &x[0], &out[0], n, c, hw, &w1p[0], b1p, r, &e1, &w2p[0],
+                             b2p, &e2, threads)
+    if status == 2:
+        raise MemoryError("se_block: out of memory")
+    if status != 0:
+        raise ValueError("se_block: unknown activation code")
 
 
 def global_avg_pool(const float[::1] x, float[::1] out, int64_t planes, int64_t hw, int threads):

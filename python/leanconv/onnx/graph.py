@@ -13,7 +13,7 @@ from onnx import numpy_helper
 from leanconv import _core, _epilogue, _isa, _threads
 from leanconv.onnx import conv as conv_mod
 from leanconv.onnx import (ops_elementwise, ops_linalg, ops_math, ops_pool, ops_resize,
-                           ops_tensor, pool_first, rewrite)
+                           ops_tensor, pool_first, rewrite, se_block)
 from leanconv.onnx import channel_affine
 from leanconv.onnx.node import NP_TYPES, Node, unsupported
 from leanconv.onnx.program import Program, Settings, Step
@@ -72,7 +72,8 @@ BUILDERS = {
 SUPPORTED_OPS = tuple(sorted(list(BUILDERS) + ["Conv"]))
 # leanconv's own ops, made by the rewrites (rewrite.py), never accepted from a model
 _INTERNAL_BUILDERS = {rewrite.CHANNEL_LAYERNORM: ops_math.build_channel_layernorm,
-                      channel_affine.CHANNEL_AFFINE_RELU: channel_affine.build_channel_affine_relu}
+                      channel_affine.CHANNEL_AFFINE_RELU: channel_affine.build_channel_affine_relu,
+                      se_block.SQUEEZE_EXCITE: se_block.build_squeeze_excite}
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 
 _NP_TYPES = NP_TYPES   # (bench imports it from here)
@@ -424,11 +425,13 @@ def build_program(model, algorithm="auto", threads=None, fuse=True,
             _build(node, ctx).run(constants)
         else:
             live.append(node)
-    if fuse:   # GELU's erf form as one node; channels-last islands in NCHW; lone BNs
-        # with their Relu as one affine pass, other lone BNs as Convs; average pools
-        # ahead of the 1x1 Convs that feed them
+    if fuse:   # GELU's erf form as one node; channels-last islands in NCHW; squeeze-and-
+        # excitation blocks as one node (se_block.py); lone BNs with their Relu as one
+        # affine pass, other lone BNs as Convs; average pools ahead of the 1x1 Convs
+        # that feed them
         live = rewrite.fuse_gelu(live, constants, outputs)
         live = rewrite.channels_first(live, constants, outputs)
+        live = se_block.fuse_squeeze_excite(live, constants, outputs, _activation)
         input_ranks = {n: r for n, _, r in inputs if r is not None}
         live = channel_affine.batchnorm_relu_as_affine(live, constants, outputs, input_ranks)
         live = rewrite.batchnorm_as_conv(live, constants, outputs, input_ranks)
