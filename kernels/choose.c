@@ -84,7 +84,8 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
         /* channel blocks of dl_cols, every pixel; the group's packed weights
          * are read once per segment of pixels, from beyond L2 when they do
          * not fit */
-        const int64_t cw = isa->dl_cols, blocks = lc_div_up(Mg, cw), P = d->OH * d->OW;
+        const int64_t cw = lc_direct_lanes_block(d).cols, blocks = lc_div_up(Mg, cw);
+        const int64_t P = d->OH * d->OW;
         const double taps = (double)(Cg * d->kH * d->kW);
         share = lc_busiest_share(d, lc_direct_lanes_items(d));
         f[LC_FEAT_MAC] = images * (double)(blocks * cw) * taps * (double)P;

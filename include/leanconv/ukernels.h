@@ -278,6 +278,8 @@ typedef struct lc_isa_config {
     int wino_cl_rows, wino_cl_cols;  /* its tile rows R (divides nr) and channels CW */
     lc_dl_kernel_fn dl_kernel;       /* direct_lanes kernel */
     int dl_lanes, dl_cols, dl_rows;  /* its L, CW, R */
+    lc_dl_kernel_fn dl_kernel_half;  /* optional: the same over dl_cols / 2 channels */
+    int dl_rows_half;                /* its R */
     lc_cost_terms cost;
     lc_postop_fn postop;             /* the epilogue beyond the kernels' clamp */
     lc_pool_rows_fn pool_rows;       /* optional: pooling's row primitives */
