@@ -113,6 +113,13 @@ static lc_dl_tiles lc_dl_get_tiles(const lc_conv_desc *d) {
 
 int64_t lc_direct_lanes_items(const lc_conv_desc *d) { return lc_dl_get_tiles(d).items; }
 
+int64_t lc_direct_lanes_moved(const lc_conv_desc *d) {
+    const lc_dl_tiles b = lc_dl_get_tiles(d);
+    const int64_t copied = b.bands * (d->C / d->groups) * lc_dl_band_in_rows(d, b.band_rows) *
+                           lc_dl_row_width(d);
+    return copied + d->M / d->groups * d->OH * d->OW;
+}
+
 int64_t lc_direct_lanes_segments(const lc_conv_desc *d) {
     const lc_dl_tiles b = lc_dl_get_tiles(d);
     return b.bands * lc_div_up(b.band_rows * d->OW, LC_DL_SEGMENT);

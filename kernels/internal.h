@@ -268,6 +268,8 @@ int64_t lc_direct_lanes_workspace(const lc_conv_desc *d, int *ok);
 void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling);
 /* its work items (image, group, channel block, row band) */
 int64_t lc_direct_lanes_items(const lc_conv_desc *d);
+/* values its padded input copies and output transposes move, per image and group */
+int64_t lc_direct_lanes_moved(const lc_conv_desc *d);
 /* pixel segments per image and group (each reads the group's packed weights once) */
 int64_t lc_direct_lanes_segments(const lc_conv_desc *d);
 int lc_direct_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,

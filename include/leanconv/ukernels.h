@@ -250,9 +250,9 @@ typedef struct lc_cost_terms {
     float stream_byte;                  /* a byte of weights streamed from beyond L2 */
     float pack_im2col, pack_patch2vec;  /* a patch value unwrapped */
     float wino_elem[LC_WINO_VARIANTS];  /* a value through the Winograd transforms */
-    float dl_mac;                       /* a direct_lanes multiply-add (its padded copy,
-                                         * transpose and shorter loops included): set
-                                         * from interleaved A/B runs, not fitted */
+    float dl_mac;                       /* a direct_lanes multiply-add */
+    float dl_move;                      /* a value through direct_lanes' padded input
+                                         * copy or its output transpose */
 } lc_cost_terms;
 
 typedef struct lc_isa_config {
