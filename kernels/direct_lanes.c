@@ -41,7 +41,7 @@
 typedef struct {
     int64_t blocks;    /* channel blocks per group */
     int64_t bands;     /* row bands per (image, group) */
-    int64_t band_rows; /* output rows per band */
+    int64_t band_rows; /* output rows of the largest band (bands are near-equal) */
     int64_t items;
     int64_t threads;   /* threads the run uses (lc_threads_used of items) */
     int64_t cb;        /* input channels a pass over a segment */
@@ -92,6 +92,9 @@ void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
     while (b.band_rows > 1 && lc_mul(row_bytes, lc_dl_band_in_rows(d, b.band_rows), &ok) > budget)
         b.band_rows = lc_div_up(b.band_rows, 2);
     b.bands = lc_div_up(d->OH, b.band_rows);
+    /* near-equal bands: 14 rows in 4 are 3 + 4 + 3 + 4 (7 a thread at 2
+     * threads), not 4 + 4 + 4 + 2 (8 against 6) */
+    b.band_rows = lc_div_up(d->OH, b.bands);
     b.items = lc_mul(units, b.bands, &ok);
     b.threads = lc_threads_used(d->nthreads, b.items, lc_conv_macs(d));
     /* 4/5 of L1 for one pass's weights: a pass touches little else (each
@@ -274,7 +277,7 @@ static void lc_dl_task(void *vctx, int64_t item, int thread) {
     const int64_t Cg = d->C / d->groups, taps = d->kH * d->kW;
     const int64_t band = item % t->b.bands, ng = item / t->b.bands;
     const int64_t g = ng % d->groups, n = ng / d->groups;
-    const int64_t oy0 = band * t->b.band_rows, oy1 = lc_min64(d->OH, oy0 + t->b.band_rows);
+    const int64_t oy0 = band * d->OH / t->b.bands, oy1 = (band + 1) * d->OH / t->b.bands;
     const int64_t OW = d->OW, wp = lc_dl_row_width(d);
     const int64_t in_rows = lc_dl_band_in_rows(d, oy1 - oy0);
     float *in = (float *)lc_thread_scratch(t->ws, t->per_thread * (int64_t)sizeof(float), thread);
