@@ -27,8 +27,13 @@ typedef struct {
     int64_t cchunks, mchunks;      /* phased: channel ranges of the two phases */
     int64_t v_stride;              /* phased: floats between the blocks' V buffers */
     int64_t shared_bytes;          /* phased: the V buffers of every block */
+    int64_t v_xs, mo_xs;           /* floats between the alpha^2 points of V and of Mo */
     int64_t v_floats, mo_floats, d_floats, o_floats, slice_bytes;
 } lc_wino_geom;
+
+#ifndef LC_WINO_XI_SKEW
+#define LC_WINO_XI_SKEW 16 /* floats: one 64-byte line */
+#endif
 
 static int lc_wino_variant(int algorithm) { return algorithm - LC_ALGO_WINOGRAD_F2; }
 
@@ -94,8 +99,14 @@ static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
         g->cchunks = lc_max64(1, lc_min64(Cg, lc_div_up(4 * (int64_t)d->nthreads, g->blocks_total)));
         g->mchunks = lc_max64(1, lc_min64(d->nthreads, lc_div_up(Mg, 2 * d->isa->mr)));
     }
-    g->v_floats = lc_mul(lc_mul(lc_mul(g->xi, g->tb, ok), Cg, ok), nr, ok);
-    g->mo_floats = lc_mul(lc_mul(lc_mul(g->xi, g->tb, ok), Mg, ok), nr, ok);
+    /* A cache line more than a point's floats between the alpha^2 points:
+     * the transforms write (read) one vector of every point in turn, and at
+     * a power-of-two distance (TB * Cg * NR floats, 8 KiB and more) all
+     * alpha^2 of them fall in one L1 set, more than it has ways. */
+    g->v_xs = lc_add(lc_mul(lc_mul(g->tb, Cg, ok), nr, ok), LC_WINO_XI_SKEW, ok);
+    g->mo_xs = lc_add(lc_mul(lc_mul(g->tb, Mg, ok), nr, ok), LC_WINO_XI_SKEW, ok);
+    g->v_floats = lc_mul(g->xi, g->v_xs, ok);
+    g->mo_floats = lc_mul(g->xi, g->mo_xs, ok);
     g->d_floats = g->xi * nr;
     g->o_floats = g->m * g->m * nr;
     /* per thread: its V (unphased), Mo, gather and output scratch */
@@ -330,7 +341,7 @@ static void lc_wino_input_block(const lc_wino_ctx *t, const lc_wino_block *b, in
     const int v = lc_wino_variant(d->algorithm);
     const size_t nr = (size_t)isa->nr;
     const int64_t Cg = d->C / d->groups, plane = d->H * d->W;
-    const size_t v_xs = (size_t)(g->tb * Cg) * nr;
+    const size_t v_xs = (size_t)g->v_xs;
     const float *xg = t->x + (b->n * d->C + b->grp * Cg) * plane;
     /* With the ISA's strip transform, each run is copied into the phase
      * strip (mostly contiguous copies) and the transform gathers from it;
@@ -413,7 +424,7 @@ static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, i
     const int v = lc_wino_variant(d->algorithm);
     const size_t nr = (size_t)isa->nr;
     const int64_t Cg = d->C / d->groups, Mg = d->M / d->groups;
-    const size_t v_xs = (size_t)(g->tb * Cg) * nr, mo_xs = (size_t)(g->tb * Mg) * nr;
+    const size_t v_xs = (size_t)g->v_xs, mo_xs = (size_t)g->mo_xs;
     /* one GEMM per xi: U[xi] stays hot across the block's panels; only the
      * block's real tiles (a narrow last panel costs less) */
     for (int64_t x = 0; x < g->xi; x++) {

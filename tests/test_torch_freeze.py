@@ -195,23 +195,34 @@ def frozen_pool_of(pool):
     return p
 
 
-# --- linear layers over token rows (ConvNeXt's MLP) ---------------------------------------
+# --- channels-last islands in NCHW (ConvNeXt's blocks) -------------------------------------
 
 class TokenMLP(nn.Module):
-    """ConvNeXt's block tail: NHWC tokens, Linear -> act -> Linear, back to NCHW."""
+    """ConvNeXt's block: NHWC tokens, LayerNorm, Linear -> act -> Linear, and
+    (back=True) back to NCHW, scaled per channel and added to the input; else
+    (back=False) the tokens stay NHWC and are pooled there."""
 
-    def __init__(self, act):
+    def __init__(self, act, back=True, scale=None):
         super().__init__()
+        self.back = back
         self.conv = nn.Conv2d(6, 6, 3, padding=1, groups=6)
         self.norm = nn.LayerNorm(6)
+        with torch.no_grad():
+            self.norm.weight.uniform_(0.5, 1.5)
+            self.norm.bias.uniform_(-0.5, 0.5)
         self.fc1 = nn.Linear(6, 24)
         self.act = act
         self.fc2 = nn.Linear(24, 6, bias=False)
+        self.layer_scale = None if scale is None else nn.Parameter(scale.reshape(6, 1, 1))
         self.head = nn.Linear(6, 3)           # one row per image: left on torch
 
     def forward(self, x):
-        t = self.norm(self.conv(x).permute(0, 2, 3, 1))
-        t = self.fc2(self.act(self.fc1(t))).permute(0, 3, 1, 2)
+        t = self.fc2(self.act(self.fc1(self.norm(self.conv(x).permute(0, 2, 3, 1)))))
+        if not self.back:
+            return self.head(t.mean((1, 2)))
+        t = t.permute(0, 3, 1, 2)
+        if self.layer_scale is not None:
+            t = self.layer_scale * t
         return self.head((x + t).mean((2, 3)))
 
 
@@ -219,8 +230,8 @@ class TokenMLP(nn.Module):
 def linear_wins(monkeypatch):
     """Make the 1x1 form win freeze's timing (the decision, not the speed, is tested)."""
     from leanconv.torch.frozen import frozen_linear
-    calls = iter(range(10 ** 6))
-    monkeypatch.setattr(frozen_linear, "_median", lambda fn, repeats=5: (fn(), next(calls))[1])
+    monkeypatch.setattr(frozen_linear, "_timed_pair",
+                        lambda ours, theirs, repeats=7: (ours(), theirs(), 1.0, 2.0)[2:])
 
 
 def linear_chains(m):
@@ -228,64 +239,213 @@ def linear_chains(m):
     return [c for c in m.modules() if isinstance(c, FrozenLinearChain)]
 
 
-@pytest.mark.parametrize("act", [nn.GELU(), nn.GELU(approximate="tanh"), nn.ReLU(), nn.SiLU()],
-                         ids=["gelu", "gelu_tanh", "relu", "silu"])
-def test_token_linear_chain_runs_as_1x1_convolutions(act, linear_wins, epilogue):
-    model = TokenMLP(act).eval()
+def channel_norms(m):
+    from leanconv.torch.frozen.frozen_norm import ChannelLayerNorm
+    return [c for c in m.modules() if isinstance(c, ChannelLayerNorm)]
+
+
+def pointwise_convs(m):
+    return [c for c in frozen_convs(m) if c.spec.kH == c.spec.kW == 1 and c.spec.groups == 1]
+
+
+def graph_ops(m):
+    return {n.target for n in m.graph.nodes if n.op in ("call_function", "call_method")}
+
+
+TOKEN_ACTS = pytest.mark.parametrize(
+    "act", [nn.GELU(), nn.GELU(approximate="tanh"), nn.ReLU(), nn.SiLU()],
+    ids=["gelu", "gelu_tanh", "relu", "silu"])
+
+
+def freeze_token_mlp(model):
+    """(frozen, stock copy) of a TokenMLP, its output checked against float64."""
     x = torch.randn(2, 6, 5, 7)
     stock = copy.deepcopy(model)
     with torch.no_grad():
         ref64 = copy.deepcopy(model).double()(x.double())
     frozen, y = freeze_and_compare(model, x)
-    (chain,) = linear_chains(frozen)
-    assert len(chain._steps) == 2
     assert rel_err(y, ref64) < NET_TOL
+    return frozen, stock
+
+
+def check_another_token_count(frozen, stock):
+    with torch.no_grad():
+        x2 = torch.randn(1, 6, 9, 4)
+        assert rel_err(frozen(x2), stock(x2)) < FLOAT_TOL
+
+
+@TOKEN_ACTS
+@pytest.mark.parametrize("scaled", [False, True], ids=["plain", "layer_scale"])
+def test_channels_last_island_runs_in_nchw(act, scaled, epilogue):
+    scale = torch.linspace(-2, 3, 6) if scaled else None
+    model = TokenMLP(act, scale=scale).eval()
+    frozen, stock = freeze_token_mlp(model)
+    # both Linears are 1x1 convolutions, the LayerNorm's affine (and the layer
+    # scale) folded into them, the residual add fused into the second; no
+    # permute, multiplication or Linear chain is left
+    fc1, fc2 = sorted(pointwise_convs(frozen), key=lambda c: c.spec.M, reverse=True)
+    assert (fc1.spec.M, fc1.spec.Cg, fc2.spec.M, fc2.spec.Cg) == (24, 6, 6, 24)
+    assert fc1.activation is not None and fc2.has_residual
+    (norm,) = channel_norms(frozen)
+    assert norm.weight is None and norm.bias is None
+    assert not linear_chains(frozen)
+    ops = graph_ops(frozen)
+    assert "permute" not in ops and torch.permute not in ops and operator.mul not in ops
     assert "head" in call_targets(frozen)             # the one-row head stays on torch
     assert model.fc1.weight.numel() == 0 and model.fc2.weight.numel() == 0   # released
+    check_another_token_count(frozen, stock)
+
+
+class LoneChannelNorm(nn.Module):
+    """ConvNeXt's LayerNorm2d before a downsampling conv: an island of one LayerNorm."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.LayerNorm(4, eps=1e-6)
+        with torch.no_grad():
+            self.norm.weight.uniform_(0.5, 1.5)
+            self.norm.bias.uniform_(-0.5, 0.5)
+        self.down = nn.Conv2d(4, 8, 2, stride=2)
+
+    def forward(self, x):
+        return self.down(F.relu(self.norm(x.permute(0, 2, 3, 1))).permute(0, 3, 1, 2))
+
+
+def test_lone_layernorm_island_keeps_its_affine():
+    model = LoneChannelNorm().eval()
+    x = torch.randn(1, 4, 6, 6)
     with torch.no_grad():
-        x2 = torch.randn(1, 6, 9, 4)                  # another token count
-        assert rel_err(frozen(x2), stock(x2)) < FLOAT_TOL
+        ref64 = copy.deepcopy(model).double()(x.double())
+    frozen, y = freeze_and_compare(model, x)
+    assert rel_err(y, ref64) < NET_TOL
+    (norm,) = channel_norms(frozen)
+    assert norm.weight is not None and norm.bias is not None     # no Linear to fold into
+    assert "permute" not in graph_ops(frozen)
+    assert frozen._lc_scheduled.why is None
+
+
+class NotAnIsland(nn.Module):
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+        self.conv = nn.Conv2d(4, 4, 1)
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        t = self.conv(x).permute(0, 2, 3, 1)
+        if self.kind == "read_twice":          # the tokens are read outside the island too
+            return self.fc(t).permute(0, 3, 1, 2) + t.sum()
+        if self.kind == "other_permute":       # closed by a permute that is not NHWC -> NCHW
+            return self.fc(t).permute(0, 3, 2, 1)
+        if self.kind == "shared_linear":       # the same Linear called twice
+            return self.fc(self.fc(t)).permute(0, 3, 1, 2) + self.fc(t).sum()
+        if self.kind == "non_channel_op":      # an op mixing positions inside
+            return self.fc(t).cumsum(1).permute(0, 3, 1, 2)
+        raise AssertionError(self.kind)
+
+
+@pytest.mark.parametrize("kind", ["read_twice", "other_permute", "shared_linear",
+                                  "non_channel_op"])
+def test_what_is_not_an_island_is_left_alone(kind):
+    model = NotAnIsland(kind).eval()
+    frozen, _ = freeze_and_compare(model, torch.randn(1, 4, 5, 5))
+    assert len(frozen_convs(frozen)) == 1 and not channel_norms(frozen)
+    assert "permute" in graph_ops(frozen)
+
+
+@TOKEN_ACTS
+def test_token_linear_chain_runs_as_1x1_convolutions(act, linear_wins, epilogue):
+    model = TokenMLP(act, back=False).eval()
+    frozen, stock = freeze_token_mlp(model)
+    (chain,) = linear_chains(frozen)
+    assert len(chain._steps) == 2
+    assert "head" in call_targets(frozen)             # the one-row head stays on torch
+    assert model.fc1.weight.numel() == 0 and model.fc2.weight.numel() == 0   # released
+    check_another_token_count(frozen, stock)
 
 
 def test_token_linear_chain_stays_on_torch_where_torch_is_faster(monkeypatch):
     from leanconv.torch.frozen import frozen_linear
-    times = iter([2.0, 1.0] * 10)                     # ours, then torch's: torch wins
-    monkeypatch.setattr(frozen_linear, "_median", lambda fn, repeats=5: next(times))
-    model = TokenMLP(nn.GELU()).eval()
+    monkeypatch.setattr(frozen_linear, "_timed_pair",            # torch wins
+                        lambda ours, theirs, repeats=7: (2.0, 1.0))
+    model = TokenMLP(nn.GELU(), back=False).eval()
     frozen, _ = freeze_and_compare(model, torch.randn(1, 6, 8, 8))
     assert not linear_chains(frozen)
     assert model.fc1.weight.numel() > 0
 
 
-def test_token_linear_chain_under_compile_and_export(linear_wins):
+def test_linear_chain_timing_runs_torch_as_a_frozen_call_does():
+    from leanconv.torch.frozen import frozen_linear
+    seen = []
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ours, theirs = frozen_linear._timed_pair(lambda: seen.append(("ours", torch.get_num_threads())),
+                                                 lambda: seen.append(("torch", torch.get_num_threads())),
+                                                 repeats=3)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    # interleaved (a warm-up round, then three), torch's chain on one thread
+    assert seen == [("ours", 2), ("torch", 1)] * 4
+    assert 0 <= ours and 0 <= theirs
+
+
+@pytest.mark.parametrize("back", [False, True], ids=["linear_chain", "island"])
+def test_token_mlp_under_compile_and_export(back, linear_wins):
     from torch._dynamo.testing import CompileCounter
-    model = TokenMLP(nn.GELU()).eval()
+    model = TokenMLP(nn.GELU(), back=back).eval()
     x = torch.randn(1, 6, 8, 8)
     frozen, y = freeze_and_compare(model, x)
-    assert linear_chains(frozen)
+    assert linear_chains(frozen) if not back else channel_norms(frozen)
     torch._dynamo.reset()
     counter = CompileCounter()
     compiled = torch.compile(frozen, backend=counter)
     with torch.no_grad():
-        assert torch.equal(compiled(x), y)
+        assert torch.allclose(compiled(x), y, rtol=1e-5, atol=1e-6)
     assert counter.frame_count == 1
-    assert torch.equal(torch.export.export(frozen, (x,)).module()(x), y)
+    assert torch.allclose(torch.export.export(frozen, (x,)).module()(x), y, rtol=1e-5,
+                          atol=1e-6)
 
 
-def test_convnext_block_mlp_matches_float64(linear_wins):
+def test_island_under_autocast_and_inference_mode():
+    model = TokenMLP(nn.GELU()).eval()
+    x = torch.randn(1, 6, 8, 8)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = copy.deepcopy(model)(x)
+    frozen, y = freeze_and_compare(model, x)
+    assert channel_norms(frozen)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        got = frozen(x)
+    assert got.dtype == ref.dtype == torch.bfloat16
+    assert rel_err(got, ref) < 0.05          # bf16 rounding on both sides
+    with torch.inference_mode():
+        assert torch.equal(frozen(x.clone()), y)
+
+
+def test_convnext_blocks_match_float64():
     """ConvNeXt's layer scale (1e-6 at init) hides its MLP; scaled up, the
-    frozen MLP must still give the float64 answer."""
+    frozen blocks must still give the float64 answer."""
     model = torchvision_models.make("convnext_tiny")
     with torch.no_grad():
         for m in model.modules():
             if hasattr(m, "layer_scale"):
-                m.layer_scale.fill_(0.5)
+                m.layer_scale.uniform_(0.2, 0.8)
+            if isinstance(m, nn.LayerNorm):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.3, 0.3)
     model = nn.Sequential(*model.features[:4]).eval()     # stem and the first two stages
     x = torch.randn(1, 3, 64, 64)    # 256 and 64 token rows
     with torch.no_grad():
         ref64 = copy.deepcopy(model).double()(x.double())
     frozen = lct.freeze(model, x)
-    assert len(linear_chains(frozen)) == 3 + 3
+    # every block: dw 7x7, then two 1x1 convs, the second adding the block input
+    assert len(pointwise_convs(frozen)) == 2 * (3 + 3)
+    assert sum(c.has_residual for c in frozen_convs(frozen)) == 3 + 3
+    assert len(channel_norms(frozen)) == 1 + 3 + 1 + 3     # stem, blocks, downsampling
+    ops = {getattr(t, "__name__", t) for t in graph_ops(frozen)}
+    assert not ops & {"permute", "mul", "stochastic_depth"}
+    assert not linear_chains(frozen)
     with torch.no_grad():
         assert rel_err(frozen(x), ref64) < NET_TOL
 

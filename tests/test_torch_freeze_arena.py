@@ -228,6 +228,50 @@ def test_views_shape_queries_cat_inplace_and_dict_outputs(monkeypatch):
         assert rel_err(y[k], ref[k]) < FLOAT_TOL
 
 
+class UpsampleHead(nn.Module):
+    """deeplabv3's tail (an SE-like gate, then the logits upsampled to the
+    input size) and the other interpolations torch has out= kernels for."""
+
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+        self.conv = nn.Conv2d(3, 5, 3, stride=2, padding=1)
+        self.gate = nn.Conv2d(5, 5, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        g = torch.sigmoid(self.gate(y.mean((2, 3), keepdim=True)))
+        y = y * g                       # broadcast multiply
+        y = 1.5 - y / 3 + y.mul(g)      # scalars, and a method
+        if self.how == "size":
+            return F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        if self.how == "corners":
+            return F.interpolate(y, size=(11, 7), mode="bilinear", align_corners=True)
+        if self.how == "scale":
+            return F.interpolate(y, scale_factor=1.7, mode="bilinear")
+        if self.how == "nearest":
+            return F.interpolate(y, scale_factor=(2, 3), mode="nearest")
+        return F.interpolate(y, size=(9, 9), mode="bicubic")     # no out= form: copied in
+
+
+@pytest.mark.parametrize("how", ["size", "corners", "scale", "nearest", "bicubic"])
+def test_elementwise_ops_and_interpolation_write_into_the_arena(how, monkeypatch):
+    x = torch.randn(1, 3, 13, 10)
+    stock, frozen = stock_and_frozen(UpsampleHead(how), x)
+    sched = next(iter(scheduled(frozen).schedules.values()))
+    t = torch.randn(1, 3, 13, 10)
+    with torch.no_grad():
+        fx = scheduled(frozen).eager(t)       # the same layers, each op called as the graph does
+        fx_code_must_not_run(monkeypatch, frozen)
+        y = frozen(t)
+        assert torch.equal(y, fx)             # torch's own kernels with out=: the same bits
+        assert rel_err(y, stock(t)) < FLOAT_TOL
+    # no result allocated and copied in but the mean's (no out= form) and the
+    # interpolation's without an out= kernel
+    copied = {s.name for s, _ in sched.calls if s.workspace_bytes and s.op_type != "Conv"}
+    assert copied == {"mean"} | ({"interpolate"} if how == "bicubic" else set())
+
+
 class MutatesAReadValue(nn.Module):
     def __init__(self):
         super().__init__()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from leanconv import _core, _epilogue, _threads
+from leanconv._channel_norm import channel_layernorm_into
 from leanconv.onnx.node import unsupported
 from leanconv.onnx.program import Step
 
@@ -334,17 +335,7 @@ def build_channel_layernorm(node, ctx):
     eps = float(node.attr("epsilon", 1e-5))
 
     def norm_into(outs, x, scale=None, bias=None):
-        y = outs[0]
-        mean = x.mean(axis=1, keepdims=True)
-        np.subtract(x, mean, out=y)
-        var = np.square(y).mean(axis=1, keepdims=True)
-        var += x.dtype.type(eps)
-        np.sqrt(var, out=var)
-        np.divide(y, var, out=y)
-        if scale is not None:
-            y *= scale
-        if bias is not None:
-            y += bias
+        channel_layernorm_into(outs[0], x, eps, scale, bias)
 
     def norm(x, scale=None, bias=None):
         y = np.empty_like(x)

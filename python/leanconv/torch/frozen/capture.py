@@ -56,7 +56,7 @@ def capture(model, inputs, path, parent=None, name=""):
                       f"freezing its submodules one by one, its own code stays as it is",
                       FreezeWarning, stacklevel=4)
         return _capture_children(model, inputs, path)
-    _propagate_shapes(gm, inputs)
+    propagate_shapes(gm, inputs)
     return [Unit(gm, parent, name or path, tuple(inputs))]
 
 
@@ -91,7 +91,7 @@ class _MetaShapeProp(torch.fx.Interpreter):
 META_FROM_ELEMENTS = 1 << 17
 
 
-def _propagate_shapes(gm, inputs):
+def propagate_shapes(gm, inputs):
     """tensor_meta on every node: for large inputs on the meta device where
     the graph allows, else by running it."""
     if sum(t.numel() for t in inputs) >= META_FROM_ELEMENTS:

@@ -15,9 +15,10 @@ from leanconv._heap import return_freed_memory as _return_freed_memory
 from leanconv._params import ConvSpec
 from leanconv._select import check_name
 from leanconv.torch import modules as lct_modules
-from leanconv.torch.frozen import choose, frozen_linear, frozen_pool, patterns, runner
+from leanconv.torch.frozen import channels_first, choose, dead_taps, frozen_linear, frozen_pool
+from leanconv.torch.frozen import patterns, runner
 from leanconv.torch.frozen import threads as frozen_threads
-from leanconv.torch.frozen.capture import FreezeWarning, capture
+from leanconv.torch.frozen.capture import FreezeWarning, capture, propagate_shapes
 from leanconv.torch.frozen.choose import raw_bytes
 from leanconv.torch.frozen.frozen_conv import FrozenConv2d
 
@@ -32,7 +33,13 @@ def freeze(model, example_inputs, *, algorithm="auto", memory_budget=None):
     weights), a residual add and the activation that follows (ReLU, ReLU6,
     hardtanh/clamp, Hardswish, Hardsigmoid, SiLU, Sigmoid, GELU, LeakyReLU).
     The graph is captured with torch.fx; a module it cannot trace is frozen
-    child by child, with a FreezeWarning naming it.
+    child by child, with a FreezeWarning naming it.  Channels-last islands
+    (permute to NHWC, LayerNorm / Linear / activations over the channels,
+    permute back: ConvNeXt's blocks) are computed in NCHW, their Linears as
+    1x1 convolutions (channels_first.py).  A convolution whose outer taps
+    only read padding on the example input (dilated convolutions on small
+    maps) also packs the convolution of its live taps, for the sizes where
+    that gives the same output (dead_taps.py).
 
     algorithm: "auto" (the shape model), a leanconv algorithm name, or
     "measure": time each layer's candidates and torch's own conv on the
@@ -92,12 +99,15 @@ def freeze(model, example_inputs, *, algorithm="auto", memory_budget=None):
                          f"got {memory_budget!r}")
     with torch.no_grad():
         units = capture(model, inputs, type(model).__name__)
+        for unit in units:
+            if channels_first.rewrite(unit.gm):
+                propagate_shapes(unit.gm, unit.inputs)
         jobs = _find_jobs(units)
         layers = [_layer(job, algorithm) for job in jobs]
         if memory_budget is None and algorithm == "auto":
             memory_budget = choose.default_budget(layers)
-        picks = choose.assign(layers, memory_budget)
-        _pack_all(jobs, picks, {L.name: L for L in layers})
+        picks, trims = _assign(jobs, layers, memory_budget)
+        _pack_all(jobs, picks, {L.name: L for L in layers}, trims)
         root = model
         for unit in units:
             frozen_pool.rewrite_pools(unit.gm)
@@ -239,11 +249,34 @@ def _release(t):
     t.data = torch.empty(0, dtype=t.dtype)
 
 
-def _pack_all(jobs, picks, layers):
+def _assign(jobs, layers, memory_budget):
+    """(picks, {job name: live-tap packing}) -- the convolutions of the
+    live taps (dead_taps.py) come first: on a few bytes they save most of a
+    layer's work, so the budget reserves their packings and workspaces (each
+    counted whole) and the layers' choices share the rest; without room for
+    them, none."""
+    trims = {}
+    for job in jobs:
+        found = dead_taps.trimmed_spec(job.spec, job.x_shape)
+        if found is not None:
+            layer = choose.model_layer(job.name, found[0], job.x_shape, "auto")
+            algorithm = layer.cheapest()
+            trims[job.name] = found + (algorithm, sum(layer.options[algorithm][1:]))
+    reserve = sum(t[3] for t in trims.values())
+    if memory_budget is not None and trims:
+        try:
+            return choose.assign(layers, memory_budget - reserve), trims
+        except ValueError:
+            trims = {}
+    return choose.assign(layers, memory_budget), trims
+
+
+def _pack_all(jobs, picks, layers, trims):
     """Pack, fuse and rewrite every job, largest weights first: a layer's
     torch weights and its packing coexist while it is packed, and that
     moment is cheapest for the largest layer before the others' Winograd
-    packings (larger than their torch weights) exist."""
+    packings (larger than their torch weights) exist.  trims: the live-tap
+    convolutions to pack as well (_assign)."""
     uses = _releasable(jobs)
     for job in sorted(jobs, key=lambda j: -raw_bytes(j.spec)):
         last_use = uses[id(job.chain.source.weight)] == 1
@@ -252,6 +285,8 @@ def _pack_all(jobs, picks, layers):
         frozen = FrozenConv2d(job.spec, w, b, algorithm=picks[job.name],
                               activation=chain.activation, residual=chain.add is not None)
         frozen.workspace_bytes = layers[job.name].options[picks[job.name]][2]
+        if picks[job.name] != choose.TORCH and job.name in trims:
+            _attach_trimmed(frozen, job, w, b, trims[job.name])
         del w, b
         for t in job.tensors():
             if uses[id(t)] is not None:
@@ -264,6 +299,17 @@ def _pack_all(jobs, picks, layers):
             owner._lc_cache._weight_np = owner._lc_cache._bias_np = None
         _rewrite(job.unit.gm, chain, frozen)
         _return_freed_memory()     # the next layer's packing can use these pages
+
+
+def _attach_trimmed(frozen, job, w, b, trim):
+    """Pack the convolution of the layer's live taps too (dead_taps.py)."""
+    spec, window, algorithm, _ = trim
+    (r0, r1), (c0, c1) = window
+    chain = job.chain
+    trimmed = FrozenConv2d(spec, w[:, :, r0:r1 + 1, c0:c1 + 1].contiguous(), b,
+                           algorithm=algorithm, activation=chain.activation,
+                           residual=chain.add is not None)
+    frozen.attach_trimmed(trimmed, window)
 
 
 def _rewrite(gm, chain, frozen):

@@ -50,6 +50,8 @@ class FrozenConv2d(nn.Module):
         self._post = activation if activation is not None and not fuse_act else None
         self._geoms = {}
         self.workspace_bytes = 0    # of the shared workspace, on freeze's example input
+        self.trimmed = None         # the convolution of the live taps (dead_taps.py), if packed
+        self._trim_window, self._trim_ok = None, {}
         if algorithm == "torch":
             self.register_buffer("weight", weight.detach().contiguous())
             self.register_buffer("bias", bias.detach().contiguous())
@@ -65,6 +67,26 @@ class FrozenConv2d(nn.Module):
             self.packed_bytes = self.plan.packed_bytes
         from leanconv.torch.frozen import custom_op
         self.handle = custom_op.register(self)
+
+    def attach_trimmed(self, trimmed, window):
+        """Run `trimmed` (a FrozenConv2d of this one's live taps, dead_taps.py)
+        for every input size where the taps outside `window` only read padding."""
+        # a plain attribute, not a submodule: part of this layer, not a layer of the model
+        object.__setattr__(self, "trimmed", trimmed)
+        self._trim_window = window
+        self.packed_bytes += trimmed.packed_bytes
+
+    def for_shape(self, shape):
+        """The FrozenConv2d that runs inputs of this shape: the trimmed one
+        where it gives the same output, else this one."""
+        if self.trimmed is None:
+            return self
+        ok = self._trim_ok.get(shape)
+        if ok is None:
+            from leanconv.torch.frozen import dead_taps
+            ok = self._trim_ok[shape] = len(shape) == 4 and shape[1] == self.spec.C and \
+                dead_taps.applies(self.spec, self._trim_window, tuple(shape))
+        return self.trimmed if ok else self
 
     # -- shapes -------------------------------------------------------------
     def output_shape(self, x_shape):
@@ -104,6 +126,9 @@ class FrozenConv2d(nn.Module):
             x = x.float()
         if torch.is_autocast_enabled("cpu"):
             out_dtype = torch.get_autocast_dtype("cpu")
+        if self.trimmed is not None and self.for_shape(tuple(x.shape)) is not self:
+            y = self.trimmed.run(x, residual)
+            return y if out_dtype is None else y.to(out_dtype)
         if self.plan is None:
             s = self.spec
             t, b, l, r = s.pads
@@ -145,4 +170,5 @@ class FrozenConv2d(nn.Module):
         act = None if self.activation is None else self.activation.leanconv_form()
         return (f"{s.C}, {s.M}, kernel=({s.kH}, {s.kW}), stride={s.stride}, pads={s.pads}, "
                 f"groups={s.groups}, algorithm={self.algorithm!r}, activation={act}, "
-                f"residual={self.has_residual}")
+                f"residual={self.has_residual}" +
+                ("" if self.trimmed is None else f", live taps={self._trim_window}"))

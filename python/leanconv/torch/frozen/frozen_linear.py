@@ -6,14 +6,14 @@ A Linear over the last axis of an (..., C) tensor with R rows is a 1x1
 convolution of the transposed (C, R) matrix.  A chain Linear -> [act] ->
 Linear -> [act] ... whose links have one reader each is transposed once in
 and once out, and the values between stay channel-major.  freeze measures the
-chain both ways on the example input and takes this form only where it is
-faster than torch's own (on this machine torch's Linear on ConvNeXt-T's
+chain both ways on the example input (interleaved, torch on the one thread it
+has inside a frozen call) and takes this form only where it is faster than
+torch's own (on this machine torch's Linear on ConvNeXt-T's
 56x56x96 tokens ran ~10x slower than the 1x1 convolution)."""
 from __future__ import annotations
 
 import functools
 import math
-import statistics
 import time
 
 import numpy as np
@@ -143,14 +143,26 @@ def _chains(gm, modules):
     return chains
 
 
-def _median(fn, repeats=5):
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+def _timed_pair(ours, theirs, repeats=7):
+    """(seconds of ours, of theirs): the fastest of `repeats` runs each, the
+    two interleaved so that a busy machine slows both alike (the fastest run
+    is the one least disturbed).  Theirs runs as torch's ops do inside a
+    frozen call: on one thread (threads.py)."""
+    ts = ([], [])
+    before = torch.get_num_threads()
+    for i in range(repeats + 1):
+        for k, fn in enumerate((ours, theirs)):
+            if k == 1 and frozen_threads() > 1:
+                torch.set_num_threads(1)
+            try:
+                t0 = time.perf_counter()
+                fn()
+                dt = time.perf_counter() - t0
+            finally:
+                torch.set_num_threads(before)
+            if i:       # the first round warms up
+                ts[k].append(dt)
+    return min(ts[0]), min(ts[1])
 
 
 def _torch_chain(links):
@@ -178,8 +190,8 @@ def rewrite_linears(gm, release, trim=lambda: None):
         frozen = FrozenLinearChain([(lin.weight, lin.bias, act) for lin, act in links])
         x = torch.randn(x_shape)
         with torch.inference_mode():
-            ours = _median(functools.partial(frozen.run, x))
-            theirs = _median(functools.partial(_torch_chain(links), x))
+            ours, theirs = _timed_pair(functools.partial(frozen.run, x),
+                                       functools.partial(_torch_chain(links), x))
         del x
         trim()          # the timing's activations go back before the next chain's
         if ours >= theirs:

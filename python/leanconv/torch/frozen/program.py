@@ -10,6 +10,7 @@ arena at run time; torch.from_numpy wraps them for torch's ops, no copy):
   once), then, if torch runs part of its epilogue (a residual add or an
   activation torch computes faster), an elementwise step writing in place;
 - a FrozenPool2d: leanconv's C pooling straight into its buffer;
+- a ChannelLayerNorm (channels_first.py): NumPy straight into its buffer;
 - a shape query (x.size(), x.shape, x.dim()): folded, computed once per shape;
 - a view (view, reshape, flatten, permute, getitem, chunk, ...): taken once
   of its input's buffer;
@@ -25,6 +26,7 @@ draw), a tuple result used whole, or outputs that are not tensors."""
 from __future__ import annotations
 
 import builtins
+import inspect
 import operator
 import types
 
@@ -38,6 +40,7 @@ from torch.utils import _pytree as pytree
 from leanconv import _scratch
 from leanconv.torch.frozen import patterns
 from leanconv.torch.frozen.frozen_conv import FrozenConv2d
+from leanconv.torch.frozen.frozen_norm import ChannelLayerNorm
 from leanconv.torch.frozen.frozen_pool import FrozenPool2d
 
 # Torch ops whose result is a view of their first argument, decided by shapes
@@ -179,8 +182,9 @@ class ConvStep:
     def shape_only(self, x, *rest):
         if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim != 4:
             raise Refused(f"a frozen convolution gets a {getattr(x, 'dtype', type(x))} input")
-        self.m._geometry(tuple(x.shape), 1)   # a wrong channel count fails here, as eager
-        return (np.zeros(self.m.output_shape(x.shape), np.float32),)
+        m = self.m.for_shape(x.shape)
+        m._geometry(tuple(x.shape), 1)   # a wrong channel count fails here, as eager
+        return (np.zeros(m.output_shape(x.shape), np.float32),)
 
     def __call__(self, x, *rest):
         y = self.shape_only(x)[0]
@@ -188,7 +192,8 @@ class ConvStep:
         return (y,)
 
     def workspace_bytes(self, x_shape):
-        return self.m.plan.workspace_bytes(tuple(x_shape), self.settings.threads)
+        return self.m.for_shape(tuple(x_shape)).plan.workspace_bytes(tuple(x_shape),
+                                                                     self.settings.threads)
 
     def _residual(self, y, r):
         if r is None:
@@ -207,14 +212,14 @@ class ConvStep:
         if np.shares_memory(x, y) or (r is not None and np.shares_memory(r, y) and
                                       r.ctypes.data != y.ctypes.data):
             return None
-        return self.m.plan.bind(x, y, residual=self._residual(y, r),
-                                threads=self.settings.threads)
+        return self.m.for_shape(x.shape).plan.bind(x, y, residual=self._residual(y, r),
+                                                   threads=self.settings.threads)
 
     def into(self, outs, x, r=None):
         y = outs[0]
         if y is None:
             return   # nobody reads it
-        m, threads = self.m, self.settings.threads
+        m, threads = self.m.for_shape(x.shape), self.settings.threads
         geom, _, ws = m._geometry(tuple(x.shape), threads)
         r = self._residual(y, r)
         if np.shares_memory(x, y):      # (the schedule never plans this; a copy if it did)
@@ -283,6 +288,19 @@ def _linear_step(node, m, names, outputs):
         return (y,)
     return _step("torch.Linear", node.name, fn, [names[node.args[0]][0]], outputs, into=into,
                  blas=True)
+
+
+def _norm_step(node, m, names, outputs):
+    """A ChannelLayerNorm straight into its buffer (NumPy; its one temporary
+    is the workspace)."""
+    args, kwargs, ins = _inputs_of(node, names)
+    call = _TorchCall(m, args, kwargs, None)
+
+    def into(outs, x):
+        if outs[0] is not None:
+            m.into(outs[0], x)
+    return _step("ChannelLayerNorm", node.name, call, ins, outputs, into=into,
+                 workspace=lambda x: x.nbytes)
 
 
 def _step(op_type, name, fn, inputs, outputs, **kw):
@@ -437,6 +455,8 @@ def _node_steps(node, kind, gm, modules, names, settings):
             return _conv_steps(node, m, names, settings)
         if type(m) is nn.Linear and _linear_on_blas(node, m):
             return [_linear_step(node, m, names, outputs)]
+        if isinstance(m, ChannelLayerNorm) and len(node.args) == 1 and not node.kwargs:
+            return [_norm_step(node, m, names, outputs)]
         if isinstance(m, FrozenPool2d) and len(node.args) == 1 and not node.kwargs:
             args, kwargs, ins = _inputs_of(node, names)
             call = _TorchCall(m, args, kwargs, None)
@@ -455,6 +475,12 @@ def _node_steps(node, kind, gm, modules, names, settings):
         (node.op == "call_function" and node.target is builtins.len)
     if shape_query:
         return [_step("Shape", node.name, call, ins, outputs)]
+    out_form = _out_form(node, call) if kind == "tensor" else None
+    if out_form is not None:
+        into, inplace = out_form
+        step = _step(f"torch.{getattr(fn, '__name__', type(fn).__name__)}", node.name, call,
+                     ins, outputs, into=into, inplace=inplace)
+        return [step]
     step = _step(f"torch.{getattr(fn, '__name__', type(fn).__name__)}", node.name, call, ins,
                  outputs, into=call.into, view=_is_view(node, modules),
                  workspace=call.workspace)
@@ -471,6 +497,80 @@ def _node_steps(node, kind, gm, modules, names, settings):
             isinstance(node.args[0], torch.fx.Node) else False:
         step.inplace = (0,)     # its target dies here (checked): the result may take its buffer
     return [step]
+
+
+# Elementwise arithmetic torch runs with out= straight into the step's buffer
+# (no result allocated per call and copied in; the output may take over a
+# same-shaped input that dies there, as leanconv.onnx's elementwise steps do).
+_BINARY_OUT = {operator.add: torch.add, torch.add: torch.add, "add": torch.add,
+               operator.sub: torch.sub, torch.sub: torch.sub, "sub": torch.sub,
+               operator.mul: torch.mul, torch.mul: torch.mul, "mul": torch.mul,
+               operator.truediv: torch.div, torch.div: torch.div, "div": torch.div}
+_INTERPOLATE = inspect.signature(F.interpolate)
+
+
+def _float32(v):
+    tm = v.meta.get("tensor_meta") if isinstance(v, torch.fx.Node) else None
+    return tm is not None and hasattr(tm, "shape") and tm.dtype == torch.float32
+
+
+def _out_form(node, call):
+    """(into, inplace) running `node` with out= into its buffer, or None
+    (the call runs as it is and its result is copied in).  Only where that
+    gives torch's own values: float32 in and out; an interpolation only for
+    the modes whose out= kernels F.interpolate itself calls."""
+    if not _float32(node):
+        return None
+    target = node.target if node.op in ("call_function", "call_method") else None
+    try:
+        binary = _BINARY_OUT.get(target)
+    except TypeError:       # an unhashable target
+        return None
+    if binary is not None and len(node.args) == 2 and not node.kwargs:
+        if not all(_float32(a) or (type(a) in (int, float)) for a in node.args) or \
+                not any(isinstance(a, torch.fx.Node) for a in node.args):
+            return None
+
+        def binary_into(outs, *vals):
+            if outs[0] is not None:
+                a, b = _fill(call.args, vals)
+                binary(a, b, out=torch.from_numpy(outs[0]))
+        return binary_into, True
+    if target is F.interpolate and node.op == "call_function":
+        return _interpolate_form(node, call)
+    return None
+
+
+def _interpolate_form(node, call):
+    """(into, ()) for F.interpolate of a 4-D float32 input in a mode with an
+    out= kernel (nearest, bilinear; fixed in the graph), else None."""
+    try:
+        a = _INTERPOLATE.bind(*node.args, **node.kwargs).arguments
+    except TypeError:
+        return None
+    tm = a["input"].meta.get("tensor_meta") if isinstance(a["input"], torch.fx.Node) else None
+    mode = a.get("mode", "nearest")
+    if tm is None or not hasattr(tm, "shape") or len(tm.shape) != 4 or not _float32(a["input"]) \
+            or mode not in ("nearest", "bilinear") or a.get("antialias", False) is not False or \
+            a.get("recompute_scale_factor") not in (None, False) or \
+            isinstance(a.get("align_corners"), torch.fx.Node):
+        return None
+    align = bool(a.get("align_corners"))
+
+    def into(outs, *vals):
+        y = outs[0]
+        if y is None:
+            return
+        v = _INTERPOLATE.bind(*_fill(call.args, vals), **_fill(call.kwargs, vals)).arguments
+        sf = v.get("scale_factor")
+        scales = (None, None) if sf is None else tuple(sf) if isinstance(sf, (tuple, list)) \
+            else (sf, sf)
+        out, size = torch.from_numpy(y), list(y.shape[2:])
+        if mode == "bilinear":
+            torch._C._nn.upsample_bilinear2d(v["input"], size, align, *scales, out=out)
+        else:
+            torch._C._nn.upsample_nearest2d(v["input"], size, *scales, out=out)
+    return into, ()
 
 
 def _conv_steps(node, m, names, settings):

@@ -1,0 +1,79 @@
+"""Kernel taps that only ever read padding, for an input size.
+
+A dilated convolution on a small map can have taps that fall in the zero
+padding for every output position: deeplabv3's ASPP runs 3x3 convolutions
+of dilation 12, 24 and 36 on a 14x14 map (224 input), where the taps of
+dilation 24 and 36 off the centre never touch the input -- each is a 1x1
+convolution doing 9x the work (and leanconv computes every tap; oneDNN
+skips them).  For such an input size the convolution is exactly the one of
+the live taps' rows and columns, its padding reduced by what they drop.
+
+freeze packs that trimmed convolution too (a fraction of the layer's
+weights) for the example input's size; the FrozenConv2d runs it for every
+input size whose dead taps are the same or more (for_shape), its full plan
+for the rest."""
+from __future__ import annotations
+
+from leanconv._params import ConvSpec
+
+
+def _live(k, s, d, pad, size, out):
+    """(first, last) tap of one axis that reads the input for some output
+    position, all between live too; None when the live taps are not one run."""
+    live = []
+    for i in range(k):
+        lo = i * d - pad                        # the input index output 0 reads
+        first = 0 if lo >= 0 else (-lo + s - 1) // s    # the first output reading index >= 0
+        live.append(first < out and lo + first * s <= size - 1)
+    if not any(live):
+        return None
+    a = live.index(True)
+    b = k - 1 - live[::-1].index(True)
+    return (a, b) if all(live[a:b + 1]) else None
+
+
+def live_window(spec, H, W):
+    """((a, b), (c, e)): the live rows a..b and columns c..e of spec's kernel
+    on an H x W input, or None if they do not form one block."""
+    OH, OW = spec.output_hw(H, W)
+    t, bt, l, r = spec.pads
+    rows = _live(spec.kH, spec.stride[0], spec.dilation[0], t, H, OH)
+    cols = _live(spec.kW, spec.stride[1], spec.dilation[1], l, W, OW)
+    return None if rows is None or cols is None else (rows, cols)
+
+
+def trimmed_spec(spec, x_shape):
+    """(ConvSpec of the live taps, (rows, cols)) when some taps of spec are
+    dead on x_shape's size and the rest is a convolution leanconv runs
+    (padding not negative), else None."""
+    H, W = x_shape[2:]
+    window = live_window(spec, H, W)
+    if window is None:
+        return None
+    (a, b), (c, e) = window
+    if (b - a + 1, e - c + 1) == (spec.kH, spec.kW):
+        return None
+    t, bt, l, r = spec.pads
+    dh, dw = spec.dilation
+    pads = (t - a * dh, bt - (spec.kH - 1 - b) * dh, l - c * dw, r - (spec.kW - 1 - e) * dw)
+    if min(pads) < 0:
+        return None
+    trimmed = ConvSpec.build((spec.M, spec.Cg, b - a + 1, e - c + 1), spec.stride, pads,
+                             spec.dilation, spec.groups)
+    if trimmed.output_hw(H, W) != spec.output_hw(H, W):     # (cannot differ: checked anyway)
+        return None
+    return trimmed, window
+
+
+def applies(spec, window, x_shape):
+    """True if the trimmed convolution of `window` gives spec's output on
+    inputs of x_shape: every tap outside it is dead there too."""
+    try:
+        live = live_window(spec, *x_shape[2:])
+    except ValueError:
+        return False
+    if live is None:
+        return False
+    (a, b), (c, e) = window
+    (a2, b2), (c2, e2) = live
+    return a <= a2 and b2 <= b and c <= c2 and e2 <= e
