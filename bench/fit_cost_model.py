@@ -8,7 +8,11 @@ kernels/<isa>/config.c) to measured times.
 For every (layer, algorithm) of a run, the C model's features (multiply-adds,
 patch values packed, values through the Winograd transforms, weight bytes
 streamed from beyond L2) for the run's ISA come from _core.cost; the time is
-modelled as u * (max(MAC, stream * STREAM) + pack_a * PACK + wino_m * WINO):
+modelled as u * (max(MAC, stream * STREAM) + pack_a * PACK + wino_m * WINO),
+direct_lanes' as u * (max(dl_mac * MAC, stream * STREAM) + dl_move * PACK),
+PACK there being the values its padded copy and transpose move (fitted on the
+layers kernels/choose.c weighs it for, strided with a kernel above 1 x 1;
+the max taken at dl_mac = 1):
 for each stream price on a grid, a non-negative least-squares fit of
 relative error (each row divided by its time); the grid point with the
 least error wins.  The prices (divided by u, the time of one multiply-add)
@@ -30,15 +34,21 @@ from algorithm_choice import LAYERS  # noqa: E402
 from leanconv import _core  # noqa: E402
 from leanconv._params import ConvSpec  # noqa: E402
 
-# columns: max(MAC, stream x STREAM), PACK(im2col), PACK(patch2vec), WINO(f2), WINO(f4), WINO(f6)
-NAMES = ["mac", "pack_im2col", "pack_patch2vec", "wino_f2", "wino_f4", "wino_f6"]
+# columns: max(MAC, stream x STREAM), PACK(im2col), PACK(patch2vec), WINO(f2), WINO(f4), WINO(f6),
+# direct_lanes' MAC, direct_lanes' moved values
+NAMES = ["mac", "pack_im2col", "pack_patch2vec", "wino_f2", "wino_f4", "wino_f6", "dl_mac",
+         "dl_move"]
 STREAM_GRID = np.arange(0.0, 16.01, 0.25)
 
 
 def design_row(algo, features, stream_price):
     mac, pack, wino, stream = features
-    row = [max(mac, stream_price * stream), 0.0, 0.0, 0.0, 0.0, 0.0]
-    if algo == "im2col":
+    row = [max(mac, stream_price * stream), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    if algo == "direct_lanes":
+        if mac >= stream_price * stream:
+            row[0], row[6] = 0.0, mac
+        row[7] = pack
+    elif algo == "im2col":
         row[1] = pack
     elif algo == "patch2vec":
         row[2] = pack
@@ -61,8 +71,8 @@ def fit(path):
             continue  # groups == C: depthwise, always
         kp_bytes = C // g * k * k * spec.output_hw(H, W)[0] * spec.output_hw(H, W)[1] * 4
         for algo in r["algorithms"]:
-            if algo == "direct_lanes":
-                continue  # priced by hand (dl_mac in kernels/<isa>/config.c), not fitted
+            if algo == "direct_lanes" and (s == 1 or k == 1):
+                continue  # kernels/choose.c never weighs it there
             if algo == "im2col" and k > 1 and kp_bytes > 8 * lc.cpu_features()["cache"]["l2"]:
                 continue  # kernels/choose.c never considers it
             _, feats = _core.cost(lc.algorithms().index(algo), isa_id, geom, r["threads"])

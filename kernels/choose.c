@@ -7,7 +7,9 @@
  *                   to MR panels and pixels (tiles) to NR panels, since a
  *                   partial panel costs nearly a full one (price 1);
  *   LC_FEAT_PACK    patch values unwrapped (Im2Col, Patch2Vec; priced apart,
- *                   as Im2Col builds a whole matrix and Patch2Vec an L1 panel);
+ *                   as Im2Col builds a whole matrix and Patch2Vec an L1 panel),
+ *                   or values direct_lanes moves (its zero-padded input rows
+ *                   and the transpose of its output tiles into the planes);
  *   LC_FEAT_WINO    values through the Winograd transforms, (Cg + Mg) alpha^2
  *                   per tile (gather, input and output transform, scatter);
  *   LC_FEAT_STREAM  bytes read from beyond L2 (the detected size): packed
@@ -83,11 +85,13 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
     if (algorithm == LC_ALGO_DIRECT_LANES) {
         /* channel blocks of dl_cols, every pixel; the group's packed weights
          * are read once per segment of pixels, from beyond L2 when they do
-         * not fit */
-        const int64_t cw = isa->dl_cols, blocks = lc_div_up(Mg, cw), P = d->OH * d->OW;
+         * not fit; the padded copy and the transpose (a tenth of the stem) */
+        const int64_t cw = lc_direct_lanes_block(d).cols, blocks = lc_div_up(Mg, cw);
+        const int64_t P = d->OH * d->OW;
         const double taps = (double)(Cg * d->kH * d->kW);
         share = lc_busiest_share(d, lc_direct_lanes_items(d));
         f[LC_FEAT_MAC] = images * (double)(blocks * cw) * taps * (double)P;
+        f[LC_FEAT_PACK] = images * (double)lc_direct_lanes_moved(d);
         f[LC_FEAT_STREAM] = images * lc_streamed((double)(blocks * cw) * taps * 4.0,
                                                  (double)lc_direct_lanes_segments(d));
         for (int i = 0; i < LC_FEAT_COUNT; i++) f[i] *= share;
@@ -144,7 +148,7 @@ double lc_conv_cost(const lc_conv_desc *d, int algorithm, double *features) {
     if (algorithm == LC_ALGO_DIRECT_LANES) {
         const double stream = c->stream_byte * f[LC_FEAT_STREAM];
         const double mac = c->dl_mac * f[LC_FEAT_MAC];
-        return mac > stream ? mac : stream;
+        return (mac > stream ? mac : stream) + c->dl_move * f[LC_FEAT_PACK];
     }
     lc_conv_desc one = *d;
     one.algorithm = algorithm;

@@ -1,7 +1,8 @@
 /* direct_lanes: the direct convolution with output channels in the vector
  * lanes (the form ONNX Runtime and oneDNN run strided layers and the stem
  * in).  Weights are packed once as [group][channel block][c][ky][kx][CW],
- * CW = the ISA's dl_cols output channels a block (the last block's missing
+ * CW = the block's output channels (lc_direct_lanes_block: the ISA's dl_cols,
+ * or half that where it pads fewer channels) (the last block's missing
  * channels repeat its last channel, so every lane computes a real output and
  * a repeated lane stores the very bits of the channel it repeats).
  *
@@ -40,7 +41,7 @@
 typedef struct {
     int64_t blocks;    /* channel blocks per group */
     int64_t bands;     /* row bands per (image, group) */
-    int64_t band_rows; /* output rows per band */
+    int64_t band_rows; /* output rows of the largest band (bands are near-equal) */
     int64_t items;
     int64_t threads;   /* threads the run uses (lc_threads_used of items) */
     int64_t cb;        /* input channels a pass over a segment */
@@ -57,11 +58,28 @@ static int64_t lc_dl_band_in_rows(const lc_conv_desc *d, int64_t rows) {
     return (rows - 1) * d->stride_h + (d->kH - 1) * d->dil_h + 1;
 }
 
+lc_dl_block lc_direct_lanes_block(const lc_conv_desc *d) {
+    const lc_isa_config *isa = d->isa;
+    const int64_t Mg = d->M / d->groups, cw = isa->dl_cols, half = cw / 2;
+    lc_dl_block b = {isa->dl_kernel, cw, isa->dl_rows};
+    /* the half-width kernel keeps the same accumulator count over twice the
+     * pixels (AVX-512: 12 x 32 beside 6 x 64), at ~the same per-lane speed
+     * on cache-resident data, so it wins wherever it wastes fewer lanes:
+     * MobileNet's 32-channel stem ran in 64-lane blocks at half their use */
+    if (isa->dl_kernel_half && lc_div_up(Mg, half) * half < lc_div_up(Mg, cw) * cw) {
+        b.kernel = isa->dl_kernel_half;
+        b.cols = half;
+        b.rows = isa->dl_rows_half;
+    }
+    return b;
+}
+
 void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
     int ok = 1;
     lc_dl_tiles b;
     const int64_t Cg = d->C / d->groups;
-    b.blocks = lc_div_up(d->M / d->groups, d->isa->dl_cols);
+    const lc_dl_block blk = lc_direct_lanes_block(d);
+    b.blocks = lc_div_up(d->M / d->groups, blk.cols);
     const int64_t units = lc_mul(d->N, d->groups, &ok);
     const int64_t threads = lc_threads_used(d->nthreads, lc_mul(units, d->OH, &ok),
                                             lc_conv_macs(d));
@@ -74,13 +92,16 @@ void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
     while (b.band_rows > 1 && lc_mul(row_bytes, lc_dl_band_in_rows(d, b.band_rows), &ok) > budget)
         b.band_rows = lc_div_up(b.band_rows, 2);
     b.bands = lc_div_up(d->OH, b.band_rows);
+    /* near-equal bands: 14 rows in 4 are 3 + 4 + 3 + 4 (7 a thread at 2
+     * threads), not 4 + 4 + 4 + 2 (8 against 6) */
+    b.band_rows = lc_div_up(d->OH, b.bands);
     b.items = lc_mul(units, b.bands, &ok);
     b.threads = lc_threads_used(d->nthreads, b.items, lc_conv_macs(d));
     /* 4/5 of L1 for one pass's weights: a pass touches little else (each
      * block's tile once, a few input rows); streaming the whole block from
      * L2 for every pixel block evicts those */
     const int64_t l1 = lc_max64(16 * 1024, (int64_t)lc_cpu_caches()->l1d);
-    const int64_t per_c = d->kH * d->kW * d->isa->dl_cols * (int64_t)sizeof(float);
+    const int64_t per_c = d->kH * d->kW * blk.cols * (int64_t)sizeof(float);
     b.cb = lc_max64(1, lc_min64(Cg, (l1 * 4 / 5) / per_c));
     memcpy(tiling, &b, sizeof b);
 }
@@ -95,6 +116,13 @@ static lc_dl_tiles lc_dl_get_tiles(const lc_conv_desc *d) {
 
 int64_t lc_direct_lanes_items(const lc_conv_desc *d) { return lc_dl_get_tiles(d).items; }
 
+int64_t lc_direct_lanes_moved(const lc_conv_desc *d) {
+    const lc_dl_tiles b = lc_dl_get_tiles(d);
+    const int64_t copied = b.bands * (d->C / d->groups) * lc_dl_band_in_rows(d, b.band_rows) *
+                           lc_dl_row_width(d);
+    return copied + d->M / d->groups * d->OH * d->OW;
+}
+
 int64_t lc_direct_lanes_segments(const lc_conv_desc *d) {
     const lc_dl_tiles b = lc_dl_get_tiles(d);
     return b.bands * lc_div_up(b.band_rows * d->OW, LC_DL_SEGMENT);
@@ -105,7 +133,7 @@ static void lc_dl_parts(const lc_conv_desc *d, const lc_dl_tiles *b, int64_t *in
                         int64_t *tile, int *ok) {
     const int64_t rows = lc_mul(d->C / d->groups, lc_dl_band_in_rows(d, b->band_rows), ok);
     *in = lc_round_up(lc_mul(rows, lc_dl_row_width(d), ok), 16, ok);
-    *tile = lc_round_up(lc_mul(d->isa->dl_cols, LC_DL_SEGMENT, ok), 16, ok);
+    *tile = lc_round_up(lc_mul(lc_direct_lanes_block(d).cols, LC_DL_SEGMENT, ok), 16, ok);
 }
 
 int64_t lc_direct_lanes_workspace(const lc_conv_desc *d, int *ok) {
@@ -117,13 +145,13 @@ int64_t lc_direct_lanes_workspace(const lc_conv_desc *d, int *ok) {
 }
 
 int64_t lc_direct_lanes_packed_floats(const lc_conv_desc *d, int *ok) {
-    const int64_t cw = d->isa->dl_cols, Mg = d->M / d->groups;
+    const int64_t cw = lc_direct_lanes_block(d).cols, Mg = d->M / d->groups;
     const int64_t per_block = lc_mul(lc_mul(lc_mul(cw, d->C / d->groups, ok), d->kH, ok), d->kW, ok);
     return lc_mul(lc_mul(d->groups, lc_div_up(Mg, cw), ok), per_block, ok);
 }
 
 void lc_direct_lanes_pack_weights(const lc_conv_desc *d, const float *w, float *packed) {
-    const int64_t cw = d->isa->dl_cols, Mg = d->M / d->groups, Cg = d->C / d->groups;
+    const int64_t cw = lc_direct_lanes_block(d).cols, Mg = d->M / d->groups, Cg = d->C / d->groups;
     const int64_t taps = d->kH * d->kW, blocks = lc_div_up(Mg, cw);
     for (int64_t g = 0; g < d->groups; g++)
         for (int64_t b = 0; b < blocks; b++)
@@ -141,6 +169,7 @@ typedef struct {
     float *y;
     char *ws;
     lc_dl_tiles b;
+    lc_dl_block blk;
     lc_epilogue ep, kep; /* the whole epilogue; the kernels' part */
     int post;            /* an activation the kernels do not do, or a residual */
     int64_t in, tile, per_thread; /* floats */
@@ -191,7 +220,7 @@ static void lc_dl_segment(const lc_dl_ctx *t, int64_t n, int64_t g, int64_t blk,
                           const lc_dl_geom *gmp, float *tile, float *stage) {
     const lc_conv_desc *d = t->d;
     const lc_isa_config *isa = d->isa;
-    const int64_t L = isa->dl_lanes, cw = isa->dl_cols, R = isa->dl_rows, nv = cw / L;
+    const int64_t L = isa->dl_lanes, cw = t->blk.cols, R = t->blk.rows, nv = cw / L;
     const int64_t Cg = d->C / d->groups, Mg = d->M / d->groups, taps = d->kH * d->kW;
     const int64_t o0 = g * Mg + blk * cw, valid = lc_min64(cw, Mg - blk * cw);
     const int64_t P = d->OH * d->OW, wp = lc_dl_row_width(d), nblk = lc_div_up(sn, R);
@@ -213,7 +242,7 @@ static void lc_dl_segment(const lc_dl_ctx *t, int64_t n, int64_t g, int64_t blk,
             /* blocks of near-equal size, at most R */
             const int64_t p0 = bi * sn / nblk, cnt = (bi + 1) * sn / nblk - p0;
             gm.xoff = xoff + p0;
-            isa->dl_kernel((size_t)cnt, xc, wb + c0 * taps * cw, tile + p0 * L, bp, &gm,
+            t->blk.kernel((size_t)cnt, xc, wb + c0 * taps * cw, tile + p0 * L, bp, &gm,
                            &t->kep, flags);
         }
     }
@@ -248,7 +277,7 @@ static void lc_dl_task(void *vctx, int64_t item, int thread) {
     const int64_t Cg = d->C / d->groups, taps = d->kH * d->kW;
     const int64_t band = item % t->b.bands, ng = item / t->b.bands;
     const int64_t g = ng % d->groups, n = ng / d->groups;
-    const int64_t oy0 = band * t->b.band_rows, oy1 = lc_min64(d->OH, oy0 + t->b.band_rows);
+    const int64_t oy0 = band * d->OH / t->b.bands, oy1 = (band + 1) * d->OH / t->b.bands;
     const int64_t OW = d->OW, wp = lc_dl_row_width(d);
     const int64_t in_rows = lc_dl_band_in_rows(d, oy1 - oy0);
     float *in = (float *)lc_thread_scratch(t->ws, t->per_thread * (int64_t)sizeof(float), thread);
@@ -261,7 +290,7 @@ static void lc_dl_task(void *vctx, int64_t item, int thread) {
     gm.xcs = (size_t)(in_rows * wp);
     gm.xrs = (size_t)(d->dil_h * wp);
     gm.xts = (size_t)d->dil_w;
-    gm.wcs = (size_t)(taps * d->isa->dl_cols);
+    gm.wcs = (size_t)(taps * t->blk.cols);
     gm.ldt = (size_t)(LC_DL_SEGMENT * d->isa->dl_lanes);
     /* the band's pixels [0, q1), flattened row-major from its first row */
     const int64_t q1 = (oy1 - oy0) * OW;
@@ -269,9 +298,13 @@ static void lc_dl_task(void *vctx, int64_t item, int thread) {
     for (int64_t si = 0; si < nseg; si++) {
         /* segments of near-equal size (98 pixels: 49 + 49, not 96 + 2) */
         const int64_t s0 = si * q1 / nseg, sn = (si + 1) * q1 / nseg - s0;
-        for (int64_t j = 0; j < sn; j++) {
-            const int64_t r = (s0 + j) / OW, col = s0 + j - r * OW;
+        /* one division a segment, not a pixel (a stem has 12544 pixels) */
+        for (int64_t j = 0, r = s0 / OW, col = s0 % OW; j < sn; j++) {
             xoff[j] = (size_t)(r * d->stride_h * wp + col * d->stride_w);
+            if (++col == OW) {
+                col = 0;
+                r++;
+            }
         }
         for (int64_t blk = 0; blk < t->b.blocks; blk++)
             lc_dl_segment(t, n, g, blk, oy0 * OW + s0, sn, in, in_rows, xoff, &gm, tile, stage);
@@ -285,6 +318,7 @@ int lc_direct_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const floa
     lc_dl_ctx t;
     memcpy(&t.b, tiling, sizeof t.b);
     t.d = d; t.x = x; t.packed = packed; t.bias = bias; t.res = res; t.y = y; t.ws = ws;
+    t.blk = lc_direct_lanes_block(d);
     t.ep = d->epilogue;
     t.kep = lc_kernel_epilogue(&d->epilogue, res != NULL);
     t.post = lc_needs_postop(&d->epilogue, res != NULL);

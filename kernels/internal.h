@@ -255,12 +255,21 @@ int lc_patch2vec_run(const lc_conv_desc *d, const int64_t *tiling, const float *
 #define LC_DL_MAX_COLS 64
 #define LC_DL_MAX_LANES 16
 #define LC_DL_MAX_ROWS 12
+/* The channel block a layer runs in: the ISA's kernel, or its half-width
+ * one (dl_kernel_half) where that pads fewer output channels. */
+typedef struct {
+    lc_dl_kernel_fn kernel;
+    int64_t cols, rows; /* its CW and R */
+} lc_dl_block;
+lc_dl_block lc_direct_lanes_block(const lc_conv_desc *d);
 int64_t lc_direct_lanes_packed_floats(const lc_conv_desc *d, int *ok);
 void lc_direct_lanes_pack_weights(const lc_conv_desc *d, const float *w, float *packed);
 int64_t lc_direct_lanes_workspace(const lc_conv_desc *d, int *ok);
 void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling);
 /* its work items (image, group, channel block, row band) */
 int64_t lc_direct_lanes_items(const lc_conv_desc *d);
+/* values its padded input copies and output transposes move, per image and group */
+int64_t lc_direct_lanes_moved(const lc_conv_desc *d);
 /* pixel segments per image and group (each reads the group's packed weights once) */
 int64_t lc_direct_lanes_segments(const lc_conv_desc *d);
 int lc_direct_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,

@@ -1,8 +1,9 @@
 """direct_lanes (kernels/direct_lanes.c): the direct convolution with output
-channels in the vector lanes.  Its micro-kernel called directly on every ISA
-(input and tile ending at a guard page, nothing outside the named tile
-floats written), then the whole algorithm forced on every ISA against the
-float64 reference: output channels not a multiple of the lanes, rows not a
+channels in the vector lanes.  Its micro-kernel called directly on every ISA,
+and its half-width kernel where the ISA has one (input and tile ending at a
+guard page, nothing outside the named tile floats written), then the whole
+algorithm forced on every ISA against the float64 reference: output
+channels not a multiple of the lanes (or of half of them), rows not a
 multiple of the pixel block, padding on every side, strides, dilations,
 groups, every epilogue; the same bits at any thread count; and "auto"
 taking it only for strided layers with a kernel larger than 1 x 1."""
@@ -20,8 +21,8 @@ ISAS = lc.available_isas()
 ACC, FINAL = _core.GEMM_ACCUMULATE, _core.GEMM_FINAL
 
 
-def kernel_case(isa, n, C, kH, kW, xts, flags, clamp, seed):
-    L, CW, R = _core._ukernel_dl_shape(isa)
+def kernel_case(isa, n, C, kH, kW, xts, flags, clamp, seed, half=False):
+    L, CW, R = _core._ukernel_dl_shape(isa, half)
     r = np.random.default_rng(seed)
     # pixels at uneven offsets (a block running on past a row end)
     xoff = np.cumsum(r.integers(1, 4, size=n)) - 1
@@ -38,7 +39,7 @@ def kernel_case(isa, n, C, kH, kW, xts, flags, clamp, seed):
     t0 = r.standard_normal(nt).astype(np.float32)
     t[:] = t0
     _core._ukernel_dl(isa, n, x, 0, w, t, 0, ldt, bias, C, kH, kW, xcs, xrs, xts,
-                      [int(v) for v in xoff], flags, clamp)
+                      [int(v) for v in xoff], flags, clamp, half=half)
     xd, wd = x.astype(np.float64), w.astype(np.float64).reshape(C, kH, kW, CW)
     want = np.zeros((CW, n))
     scale = np.zeros((CW, n))
@@ -68,20 +69,34 @@ def kernel_case(isa, n, C, kH, kW, xts, flags, clamp, seed):
     assert np.array_equal(t[~written], t0[~written]), "wrote outside the tile's named floats"
 
 
-@pytest.mark.parametrize("isa", ISAS)
+# (isa, half): every ISA's kernel and, where it has one, its half-width kernel
+KERNELS = [(isa, half) for isa in ISAS for half in (False, True)
+           if _core._ukernel_dl_shape(isa, half) is not None]
+
+
+@pytest.mark.parametrize("isa,half", KERNELS)
 @pytest.mark.parametrize("C,kH,kW,xts", [(1, 1, 1, 1), (3, 7, 7, 1), (2, 3, 3, 2), (5, 2, 5, 3)])
-def test_kernel_every_pixel_count(isa, C, kH, kW, xts):
-    R = _core._ukernel_dl_shape(isa)[2]
+def test_kernel_every_pixel_count(isa, half, C, kH, kW, xts):
+    R = _core._ukernel_dl_shape(isa, half)[2]
     for n in range(1, R + 1):
-        kernel_case(isa, n, C, kH, kW, xts, FINAL, None, seed=n + 10 * C)
+        kernel_case(isa, n, C, kH, kW, xts, FINAL, None, seed=n + 10 * C, half=half)
 
 
-@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("isa,half", KERNELS)
 @pytest.mark.parametrize("flags", [0, ACC, FINAL, ACC | FINAL])
-def test_kernel_accumulate_and_clamp(isa, flags):
-    R = _core._ukernel_dl_shape(isa)[2]
+def test_kernel_accumulate_and_clamp(isa, half, flags):
+    R = _core._ukernel_dl_shape(isa, half)[2]
     for n in sorted({1, R // 2 or 1, R}):
-        kernel_case(isa, n, 3, 3, 3, 2, flags, (-0.5, 0.75), seed=flags + n)
+        kernel_case(isa, n, 3, 3, 3, 2, flags, (-0.5, 0.75), seed=flags + n, half=half)
+
+
+def test_half_kernel_absent_is_refused():
+    for isa in ISAS:
+        if _core._ukernel_dl_shape(isa, True) is None:
+            z = np.zeros(64, np.float32)
+            with pytest.raises(ValueError, match="half-width"):
+                _core._ukernel_dl(isa, 1, z, 0, z, z, 0, 16, None, 1, 1, 1, 1, 1, 1, [0], FINAL,
+                                  half=True)
 
 
 def test_kernel_checks_its_arguments():
@@ -111,6 +126,8 @@ SHAPES = [
     ((1, 4, 5, 7), (9, 4, 1, 1), dict()),
     ((1, 3, 4, 4), (5, 3, 3, 3), dict(padding=5)),
     ((1, 6, 17, 5), (17, 6, 2, 4), dict(stride=(3, 1), padding=(2, 0, 1, 2), dilation=(1, 2))),
+    ((1, 3, 30, 30), (32, 3, 3, 3), dict(stride=2, padding=1)),  # MobileNet's stem
+    ((1, 4, 9, 9), (96, 4, 3, 3), dict(stride=2, padding=1)),  # AVX-512: in 32-channel blocks
 ]
 
 
@@ -159,7 +176,7 @@ def test_residual_and_activations(isa, activation, rng):
         np.testing.assert_allclose(plain, ref, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("shape", [SHAPES[0], SHAPES[1], SHAPES[3]], ids=range(3))
+@pytest.mark.parametrize("shape", [SHAPES[0], SHAPES[1], SHAPES[3], SHAPES[7]], ids=range(4))
 def test_same_bits_at_any_thread_count(isa, shape, rng):
     xs, ws, kw = shape
     x = rng.standard_normal(xs).astype(np.float32)

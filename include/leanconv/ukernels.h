@@ -307,9 +307,9 @@ typedef struct lc_cost_terms {
     float stream_byte;                  /* a byte of weights streamed from beyond L2 */
     float pack_im2col, pack_patch2vec;  /* a patch value unwrapped */
     float wino_elem[LC_WINO_VARIANTS];  /* a value through the Winograd transforms */
-    float dl_mac;                       /* a direct_lanes multiply-add (its padded copy,
-                                         * transpose and shorter loops included): set
-                                         * from interleaved A/B runs, not fitted */
+    float dl_mac;                       /* a direct_lanes multiply-add */
+    float dl_move;                      /* a value through direct_lanes' padded input
+                                         * copy or its output transpose */
 } lc_cost_terms;
 
 typedef struct lc_isa_config {
@@ -335,6 +335,8 @@ typedef struct lc_isa_config {
     int wino_cl_rows, wino_cl_cols;  /* its tile rows R (divides nr) and channels CW */
     lc_dl_kernel_fn dl_kernel;       /* direct_lanes kernel */
     int dl_lanes, dl_cols, dl_rows;  /* its L, CW, R */
+    lc_dl_kernel_fn dl_kernel_half;  /* optional: the same over dl_cols / 2 channels */
+    int dl_rows_half;                /* its R */
     lc_cost_terms cost;
     lc_postop_fn postop;             /* the epilogue beyond the kernels' clamp */
     lc_pool_rows_fn pool_rows;       /* optional: pooling's row primitives */

@@ -27,10 +27,11 @@ void lc_config_avx2(lc_isa_config *cfg) {
     /* cost model prices (kernels/choose.c): fitted by bench/fit_cost_model.py on AMD EPYC (Zen 5), 1 thread */
     cfg->cost = (lc_cost_terms){.stream_byte = 4.25f, .pack_im2col = 6.17f,
                                .pack_patch2vec = 9.97f, .wino_elem = {11.10f, 20.00f, 23.61f}};
-    /* direct_lanes per multiply-add, set by hand from interleaved runs (not fitted):
-     * the stem and the 3x3/2 layers ran at 0.65-0.94 of Im2Col, which the model
-     * prices at 1.08-1.13 x direct_lanes' multiply-adds */
-    cfg->cost.dl_mac = 1.00f;
+    /* direct_lanes per multiply-add and per value its padded copy and transpose
+     * move: fitted by bench/fit_cost_model.py beside the prices above, one run
+     * at load ~6 (provisional until a quiet refit) */
+    cfg->cost.dl_mac = 0.97f;
+    cfg->cost.dl_move = 7.76f;
     cfg->lrn_div = lc_f32_lrn_div__avx2;
     cfg->postop = lc_f32_postop__avx2;
     cfg->gemv16 = lc_f32_gemv16__avx2;

@@ -23,8 +23,9 @@ void lc_config_neon(lc_isa_config *cfg) {
     /* cost model prices (kernels/choose.c): not fitted on an Arm CPU: AVX2's prices (the nearest vector width) */
     cfg->cost = (lc_cost_terms){.stream_byte = 4.25f, .pack_im2col = 6.17f,
                                .pack_patch2vec = 9.97f, .wino_elem = {11.10f, 20.00f, 23.61f}};
-    /* direct_lanes per multiply-add: not measured on an Arm CPU: AVX2's */
-    cfg->cost.dl_mac = 1.00f;
+    /* direct_lanes per multiply-add and per value moved: not measured on an Arm CPU: AVX2's */
+    cfg->cost.dl_mac = 0.97f;
+    cfg->cost.dl_move = 7.76f;
     cfg->postop = lc_f32_postop__neon;
     cfg->gemv16 = lc_f32_gemv16__neon;
 }

@@ -19,7 +19,8 @@ void lc_config_scalar(lc_isa_config *cfg) {
                                .pack_patch2vec = 4.00f, .wino_elem = {32.00f, 48.00f, 72.00f}};
     /* direct_lanes per multiply-add, set by hand from interleaved runs (not fitted):
      * the stem and the 3x3/2 layers ran at 1.08-1.19 x the best GEMM algorithm,
-     * which the model prices at 1.06-1.08 x direct_lanes' multiply-adds */
+     * which the model prices at 1.06-1.08 x direct_lanes' multiply-adds (its
+     * copy and transpose included: dl_move is 0 here) */
     cfg->cost.dl_mac = 1.25f;
     cfg->postop = lc_f32_postop__scalar;
     cfg->gemv16 = lc_f32_gemv16__scalar;

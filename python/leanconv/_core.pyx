@@ -807,6 +807,8 @@ cdef extern from "leanconv/ukernels.h":
         int wino_cl_rows, wino_cl_cols
         _lc_dl_fn dl_kernel
         int dl_lanes, dl_cols, dl_rows
+        _lc_dl_fn dl_kernel_half
+        int dl_rows_half
     unsigned LC_GEMM_ACCUMULATE
     unsigned LC_GEMM_FINAL
 
@@ -981,23 +983,32 @@ def _ukernel_wino_cl_gemm(str isa_name, _size_t k, const float[::1] ut, const fl
         t.wino_cl_gemm(k, &ut[0], &v[0], ldv, &mo[0], ldo, rows, cols)
 
 
-def _ukernel_dl_shape(str isa_name):
-    """(L, CW, R) of the ISA's direct_lanes kernel: lanes a vector, output
-    channels and output pixels a call."""
+def _ukernel_dl_shape(str isa_name, bint half=False):
+    """(L, CW, R) of the ISA's direct_lanes kernel (half: its half-width
+    kernel, None if it has none): lanes a vector, output channels and output
+    pixels a call."""
     cdef const _lc_isa_table *t = _table(isa_name)
+    if half:
+        return (t.dl_lanes, t.dl_cols // 2, t.dl_rows_half) if t.dl_kernel_half != NULL else None
     return t.dl_lanes, t.dl_cols, t.dl_rows
 
 
 def _ukernel_dl(str isa_name, _size_t n, const float[::1] x, _size_t x_at, const float[::1] w,
                 float[::1] t, _size_t t_at, _size_t ldt, bias, _size_t C, _size_t kH,
                 _size_t kW, _size_t xcs, _size_t xrs, _size_t xts, xoff, unsigned flags,
-                clamp=None, _size_t repeat=1):
-    """One call of the ISA's direct_lanes kernel on x[x_at:], tile t[t_at:]
+                clamp=None, _size_t repeat=1, bint half=False):
+    """One call of the ISA's direct_lanes kernel (half: its half-width one)
+    on x[x_at:], tile t[t_at:]
     (lc_dl_kernel_fn; `repeat` calls, for timing it on cache-resident data);
     every float it may touch is checked to lie inside the buffers first (the
     kernel itself trusts its caller)."""
     cdef const _lc_isa_table *tb = _table(isa_name)
     cdef _size_t L = tb.dl_lanes, CW = tb.dl_cols, R = tb.dl_rows, j
+    cdef _lc_dl_fn kernel = tb.dl_kernel
+    if half:
+        if tb.dl_kernel_half == NULL:
+            raise ValueError(f"isa {isa_name!r} has no half-width direct_lanes kernel")
+        kernel, CW, R = tb.dl_kernel_half, CW // 2, tb.dl_rows_half
     cdef lc_epilogue ep = _epilogue(clamp)
     cdef _lc_dl_geom g
     cdef const float *bias_p = NULL
@@ -1018,7 +1029,7 @@ def _ukernel_dl(str isa_name, _size_t n, const float[::1] x, _size_t x_at, const
     cdef _size_t rep
     with nogil:
         for rep in range(repeat):
-            tb.dl_kernel(n, &x[x_at], &w[0], &t[t_at], bias_p, &g, &ep, flags)
+            kernel(n, &x[x_at], &w[0], &t[t_at], bias_p, &g, &ep, flags)
 
 
 def _ukernel_dw_row(str isa_name, float[::1] out, _size_t n, const float[::1] inp,
