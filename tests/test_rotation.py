@@ -46,20 +46,15 @@ def _spinner():
     return p
 
 
-@pytest.fixture
-def spinner():
+def _spinner_process():
     p = _spinner()
     yield p
     p.stdin.close()
     p.wait(timeout=10)
 
 
-@pytest.fixture
-def other():
-    p = _spinner()
-    yield p
-    p.stdin.close()
-    p.wait(timeout=10)
+spinner = pytest.fixture(_spinner_process, name="spinner")
+other = pytest.fixture(_spinner_process, name="other")   # a second, unrelated process
 
 
 def _spin(p, seconds):
