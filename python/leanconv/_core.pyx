@@ -1061,11 +1061,7 @@ def pool2d(const float[::1] x, float[::1] out, tuple geom, bint is_max, bint cou
     primitives to use (leanconv._isa.isa_id(); same bits on every ISA)."""
     cdef lc_pool_desc d
     cdef int status
-    cdef const lc_isa_config *cfg = NULL
-    if 0 <= isa < LC_ISA_COUNT:
-        cfg = lc_isa_get(isa)
-    if cfg == NULL:
-        raise ValueError(f"ISA id {isa} is not available on this CPU")
+    cdef const lc_isa_config *cfg = isa_config(isa)
     (d.planes, d.H, d.W, d.OH, d.OW, d.kh, d.kw, d.sh, d.sw, d.dh, d.dw,
      d.pad_t, d.pad_l, d.pad_b, d.pad_r) = geom
     d.is_max = is_max
@@ -1132,11 +1128,7 @@ def lrn(const float[::1] x, float[::1] out, int64_t n, int64_t channels, int64_t
     """out = ONNX LRN of x, flat float32 buffers of n images of `channels`
     planes of hw pixels (see include/leanconv/lrn.h).  isa: an ISA id whose
     divide to use (leanconv._isa.isa_id(); same bits on every ISA)."""
-    cdef const lc_isa_config *cfg = NULL
-    if 0 <= isa < LC_ISA_COUNT:
-        cfg = lc_isa_get(isa)
-    if cfg == NULL:
-        raise ValueError(f"ISA id {isa} is not available on this CPU")
+    cdef const lc_isa_config *cfg = isa_config(isa)
     if n < 0 or channels < 0 or hw < 0 or x.shape[0] != n * channels * hw or \
             out.shape[0] != x.shape[0]:
         raise ValueError("lrn: buffer sizes do not match the geometry")
