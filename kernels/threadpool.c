@@ -44,6 +44,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/syscall.h> /* SYS_gettid: glibc before 2.30 has no gettid() */
+#endif
 
 #define LC_POOL_LINE 64
 #define LC_POOL_YIELD_NS 20000
@@ -75,7 +78,14 @@ typedef struct {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     /* statistics, for the tests and docs/threading.md */
-    _Atomic long regions, inline_regions, sleeps;
+    _Atomic long regions, inline_regions, sleeps, moves;
+    /* lc_pool_spread's view of the workers: thread id, the region each last
+     * joined and the CPU it worked on there; when the caller last moved it */
+    _Atomic int tid[LC_POOL_MAX_TEAM];
+    _Atomic unsigned joined_gen[LC_POOL_MAX_TEAM];
+    _Atomic int cpu_of[LC_POOL_MAX_TEAM];
+    int64_t last_move_ns[LC_POOL_MAX_TEAM];
+    int64_t missed_ns[LC_POOL_MAX_TEAM]; /* time of the regions it missed since it last joined one */
     int64_t last_end_ns; /* when the last region ended (caller's side) */
     long gap_hist[LC_POOL_GAP_BUCKETS];
 } lc_pool;
@@ -252,6 +262,9 @@ static unsigned lc_pool_wait(lc_pool *p, unsigned seen) {
 static void *lc_pool_worker(void *arg) {
     lc_pool *p = &lc_the_pool;
     const int slot = (int)(intptr_t)arg;
+#ifdef __linux__
+    atomic_store(&p->tid[slot], (int)syscall(SYS_gettid));
+#endif
     /* the generation before the region that started this worker: it takes
      * part in that region even when it first runs after its publication */
     unsigned seen = atomic_load(&p->born_gen);
@@ -264,6 +277,10 @@ static void *lc_pool_worker(void *arg) {
             atomic_fetch_sub(&p->inside, 1);
             continue;
         }
+#ifdef __linux__
+        atomic_store_explicit(&p->cpu_of[slot], sched_getcpu(), memory_order_relaxed);
+        atomic_store_explicit(&p->joined_gen[slot], g, memory_order_relaxed);
+#endif
         const long ran = lc_pool_work(p, slot);
         atomic_fetch_add_explicit(&p->done, ran, memory_order_release);
         atomic_fetch_sub(&p->inside, 1);
@@ -338,8 +355,61 @@ static void lc_pool_note_gap(lc_pool *p, int64_t start) {
     }
 }
 
+/* After a region: moves each worker that shared the caller's CPU, or missed
+ * regions long enough (together) for it to have joined, to another CPU.
+ *
+ * Why: on the 2-vCPU KVM guest this was written on, a worker woken from its
+ * sleep is usually placed on the CPU of the caller that woke it (the guest's
+ * scheduler takes a halted vCPU for a preempted one, not an idle one) and
+ * stays there while the other vCPU idles: the caller, which never blocks,
+ * runs every item itself.  A 2-thread call after a pause took longer than a
+ * 1-thread one (64@56 Winograd F4: 0.39-0.48 ms, 1 thread 0.37, 0.21 once the
+ * threads sit on different CPUs); a model called once per camera frame, or a
+ * benchmark that lets the pools go quiet between turns, sees only that case.
+ * The move narrows the worker's affinity to the allowed CPUs no team mate
+ * worked on (the kernel migrates it at once, running or queued) and gives the
+ * allowed set back straight after: nothing stays pinned and the scheduler is
+ * free to balance later.  At most once per LC_POOL_MOVE_GAP_NS per worker, so
+ * where the scheduler keeps putting it back (other work on the other CPUs)
+ * it costs two system calls a millisecond. */
+#define LC_POOL_MOVE_GAP_NS 1000000
+/* a worker on a CPU of its own joins a region well within this (a halted
+ * vCPU wakes in 25-90 us); missing regions that long in total (a model's
+ * regions are often 10-50 us each) means it is waiting for the caller's CPU */
+#define LC_POOL_LATE_NS 100000
+static void lc_pool_spread(lc_pool *p, int team, unsigned gen, int caller_cpu, int64_t start, int64_t end) {
+#ifdef __linux__
+    if (caller_cpu < 0 || caller_cpu >= CPU_SETSIZE) return;
+    for (int s = 1; s < team; s++) {
+        const int joined = atomic_load_explicit(&p->joined_gen[s], memory_order_relaxed) == gen;
+        const int tid = atomic_load_explicit(&p->tid[s], memory_order_relaxed);
+        p->missed_ns[s] = joined ? 0 : p->missed_ns[s] + (end - start);
+        const int stuck = joined ? atomic_load_explicit(&p->cpu_of[s], memory_order_relaxed) == caller_cpu
+                                 : p->missed_ns[s] >= LC_POOL_LATE_NS;
+        if (!stuck || tid <= 0 || end - p->last_move_ns[s] < LC_POOL_MOVE_GAP_NS) continue;
+        p->last_move_ns[s] = end;
+        p->missed_ns[s] = 0;
+        cpu_set_t allowed, away;
+        if (sched_getaffinity(tid, sizeof allowed, &allowed) != 0) continue;
+        away = allowed;
+        CPU_CLR(caller_cpu, &away);
+        for (int o = 1; o < team; o++) { /* and off the CPUs the other workers worked on */
+            const int c = atomic_load_explicit(&p->cpu_of[o], memory_order_relaxed);
+            if (o != s && c >= 0 && c < CPU_SETSIZE && CPU_ISSET(c, &away) && CPU_COUNT(&away) > 1)
+                CPU_CLR(c, &away);
+        }
+        if (CPU_COUNT(&away) == 0 || sched_setaffinity(tid, sizeof away, &away) != 0) continue;
+        sched_setaffinity(tid, sizeof allowed, &allowed);
+        atomic_fetch_add_explicit(&p->moves, 1, memory_order_relaxed);
+    }
+#else
+    (void)p; (void)team; (void)gen; (void)caller_cpu; (void)start; (void)end;
+#endif
+}
+
 static void lc_pool_region(lc_pool *p, int team, long count, lc_task_fn fn, void *ctx) {
-    lc_pool_note_gap(p, lc_now_ns());
+    const int64_t start = lc_now_ns();
+    lc_pool_note_gap(p, start);
     const unsigned g = atomic_load(&p->gen);
     atomic_store(&p->gen, g + 1); /* odd: the job is being written */
     /* The store above and the load of `inside` below are one side of a
@@ -376,6 +446,7 @@ static void lc_pool_region(lc_pool *p, int team, long count, lc_task_fn fn, void
     }
     atomic_fetch_add_explicit(&p->regions, 1, memory_order_relaxed);
     p->last_end_ns = lc_now_ns();
+    if (p->cpus > 1) lc_pool_spread(p, team, g + 2, lc_trace_cpu(), start, p->last_end_ns);
     if (p->trace) p->trace->end_ns = p->last_end_ns;
 }
 
@@ -419,6 +490,7 @@ void lc_pool_stats(lc_pool_statistics *s) {
     s->regions = atomic_load(&p->regions);
     s->inline_regions = atomic_load(&p->inline_regions);
     s->sleeps = atomic_load(&p->sleeps);
+    s->moves = atomic_load(&p->moves);
     s->spin_us = atomic_load(&p->spin_ns) / 1000;
     for (int k = 0; k < LC_POOL_GAP_BUCKETS; k++) s->gap_hist[k] = p->gap_hist[k];
 }
@@ -428,6 +500,7 @@ void lc_pool_reset_stats(void) {
     atomic_store(&p->regions, 0);
     atomic_store(&p->inline_regions, 0);
     atomic_store(&p->sleeps, 0);
+    atomic_store(&p->moves, 0);
     p->last_end_ns = 0;
     memset(p->gap_hist, 0, sizeof p->gap_hist);
 }

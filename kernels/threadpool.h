@@ -35,6 +35,7 @@ typedef struct {
     int64_t regions;      /* regions run on the pool */
     int64_t inline_regions; /* regions run serially because the pool was busy */
     int64_t sleeps;       /* times a worker went to sleep after its spin */
+    int64_t moves;        /* times a worker moved off a team mate's CPU (lc_pool_spread) */
     int64_t spin_us;
     int64_t gap_hist[LC_POOL_GAP_BUCKETS]; /* [k]: gaps of 2^(k-1)..2^k us ([0]: < 1 us) */
 } lc_pool_statistics;

@@ -147,7 +147,7 @@ cdef extern from "threadpool.h":
     int LC_POOL_GAP_BUCKETS
     ctypedef struct lc_pool_statistics:
         int workers
-        int64_t regions, inline_regions, sleeps, spin_us
+        int64_t regions, inline_regions, sleeps, moves, spin_us
         int64_t gap_hist[24]
     void lc_pool_set_spin_us(int64_t us) nogil
     void lc_pool_stats(lc_pool_statistics *s) nogil
@@ -313,7 +313,8 @@ def region_probe(str backend, double gap_us, int rounds):
 
 def pool_stats(bint reset=False):
     """The pool's counters: workers started, regions run on it, regions run
-    inline because it was busy, worker sleeps, the spin bound, and the
+    inline because it was busy, worker sleeps, workers' moves off a team
+    mate's CPU (a wake-up that placed them there), the spin bound, and the
     histogram of gaps between regions (log2 us buckets).  reset: zero the
     counters after reading them."""
     cdef lc_pool_statistics s
@@ -321,7 +322,7 @@ def pool_stats(bint reset=False):
     if reset:
         lc_pool_reset_stats()
     return {"workers": s.workers, "regions": s.regions, "inline_regions": s.inline_regions,
-            "sleeps": s.sleeps, "spin_us": s.spin_us,
+            "sleeps": s.sleeps, "moves": s.moves, "spin_us": s.spin_us,
             "gap_hist_log2_us": [s.gap_hist[k] for k in range(LC_POOL_GAP_BUCKETS)]}
 
 

@@ -1,0 +1,101 @@
+"""The pool moves a worker off the caller's CPU (kernels/threadpool.c,
+lc_pool_spread): a worker the scheduler left on the caller's CPU is moved
+after a region, nothing stays pinned afterwards, and with a single allowed
+CPU nothing moves and the bits stay those of one thread.
+
+Each case runs in a fresh process: it changes thread affinities, which the
+rest of the test session must not inherit."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from leanconv import _core
+
+pytestmark = [
+    pytest.mark.skipif(_core.parallel_backend() != "pool", reason="no pthread pool in this build"),
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="affinity moves are Linux-only"),
+    pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity") else True,
+                       reason="needs two allowed CPUs"),
+    pytest.mark.skipif(bool(os.environ.get("LEANCONV_EMULATED")),
+                       reason="user-mode emulation: CPU placement is the host's"),
+]
+
+PRELUDE = textwrap.dedent("""
+    import os, time
+    import numpy as np
+    import leanconv as lc
+    from leanconv import _core
+
+    def pool_tids():
+        out = []
+        for t in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{t}/comm") as f:
+                if f.read().strip() == "leanconv-pool":
+                    out.append(int(t))
+        return out
+
+    def cpu_of(tid):
+        with open(f"/proc/self/task/{tid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[36])
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 64, 56, 56), dtype=np.float32)
+    w = (rng.standard_normal((64, 64, 3, 3)) * 0.05).astype(np.float32)
+    conv = lc.Conv2d(w, padding=1, algorithm="im2col")
+    lc.set_num_threads(1)
+    want = conv(x)
+    lc.set_num_threads(2)
+    conv(x)                        # starts the worker
+    allowed = os.sched_getaffinity(0)
+    (worker,) = pool_tids()
+""")
+
+
+def _run(body):
+    r = subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(body)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def test_worker_on_the_callers_cpu_is_moved_and_not_left_pinned():
+    out = _run("""
+        here = sorted(allowed)[0]
+        os.sched_setaffinity(0, {here})          # the caller stays on one CPU
+        os.sched_setaffinity(worker, {here})     # the worker is put beside it ...
+        os.sched_setaffinity(worker, allowed)    # ... and may go anywhere, as after a wake-up
+        _core.pool_stats(reset=True)
+        for _ in range(20):
+            got = conv(x)
+            assert np.array_equal(got, want)
+        st = _core.pool_stats()
+        assert st["moves"] >= 1, st
+        assert os.sched_getaffinity(worker) == allowed   # given back, not pinned
+        _core.pool_trace(50)
+        for _ in range(5):
+            conv(x)
+        recs = [r for r in _core.pool_trace() if r["team"] == 2 and r["items"][1] > 0]
+        assert recs and all(r["cpu"][1] != here for r in recs[-3:]), recs[-3:]
+        print("ok", st["moves"])
+    """)
+    assert out.startswith("ok")
+
+
+def test_one_allowed_cpu_moves_nothing_and_keeps_the_bits():
+    out = _run("""
+        here = sorted(allowed)[0]
+        for tid in [int(t) for t in os.listdir("/proc/self/task")]:
+            os.sched_setaffinity(tid, {here})
+        _core.pool_stats(reset=True)
+        for _ in range(10):
+            time.sleep(0.002)                    # past the spin: the worker sleeps between calls
+            assert np.array_equal(conv(x), want)
+        st = _core.pool_stats()
+        assert st["moves"] == 0, st
+        assert os.sched_getaffinity(worker) == {here}
+        print("ok")
+    """)
+    assert out.startswith("ok")
