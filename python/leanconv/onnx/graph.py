@@ -237,14 +237,23 @@ def _silu(nodes, readers, value, done):
     return sig[0], mul[0]
 
 
+def _is_add(n):
+    """An Add, or a Sum of two inputs (old exports' residual, e.g. the zoo's
+    ResNet-50 at opset 9: the same sum, with consumed_inputs a no-op)."""
+    if n.op_type == "Sum":
+        return len(n.inputs) == 2 and set(n.attrs) <= {"consumed_inputs"}
+    return n.op_type == "Add" and not n.attrs and len(n.inputs) == 2
+
+
 def _residual_add(nodes, readers, value, done, constants):
-    """(index, other input) of an Add that is the sole reader of `value` and
-    adds a run-time tensor to it (a constant stays a separate step)."""
+    """(index, other input) of an Add (or two-input Sum) that is the sole
+    reader of `value` and adds a run-time tensor to it (a constant stays a
+    separate step)."""
     r = readers.get(value, [])
     if len(r) != 1 or r[0] < 0 or r[0] in done:
         return None
     n = nodes[r[0]]
-    if n.op_type != "Add" or n.attrs or len(n.inputs) != 2 or n.inputs.count(value) != 1:
+    if not _is_add(n) or n.inputs.count(value) != 1:
         return None
     other = n.inputs[1] if n.inputs[0] == value else n.inputs[0]
     return None if other in constants else (r[0], other)
@@ -294,7 +303,7 @@ def _build_conv(nodes, i, ctx, readers, fuse, done):
         if add is not None:
             last = max(last, add[0])
             residual = add[1]
-            fused.append("Add")
+            fused.append(nodes[add[0]].op_type)
             out = nodes[add[0]].outputs[0]
             done.add(add[0])
         silu = _silu(nodes, readers, out, done)
@@ -440,6 +449,9 @@ def build_program(model, algorithm="auto", threads=None, fuse=True,
     # A fused step runs where its last node was: a residual Add's other input
     # may come from nodes after the Conv.
     readers = _readers(live, outputs)
+    for node in live:   # a Dropout mask nobody reads is not made: the step is then a view
+        if node.op_type == "Dropout" and len(node.outputs) > 1 and node.outputs[1] not in readers:
+            node.outputs[1] = ""
     placed, done = [], set()
     for i, node in enumerate(live):
         if i in done:

@@ -126,6 +126,8 @@ def build_mul(node, ctx):
 
 def build_sum(node, ctx):
     node.allow("consumed_inputs")
+    if len(node.inputs) == 2:   # an old export's residual: Add's step (C, in place)
+        return _binary(node, ctx, np.add)
 
     def total(*xs):
         y = np.array(xs[0], copy=True)
@@ -138,19 +140,29 @@ def build_sum(node, ctx):
 def softmax(x, axis, legacy):
     """Softmax over `axis`; before opset 13 over all axes from `axis` on (the
     input coerced to 2-D)."""
+    y = np.empty_like(x)
+    softmax_into(y, x, axis, legacy)
+    return y
+
+
+def softmax_into(y, x, axis, legacy):
+    """softmax(x, axis, legacy) written into y (x's shape; may be x itself):
+    no temporaries beyond the two reductions' few values."""
     if legacy:
         axis = axis % max(x.ndim, 1)
-        flat = x.reshape(int(np.prod(x.shape[:axis], dtype=np.int64)), -1)
-        return softmax(flat, 1, False).reshape(x.shape)
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+        lead = int(np.prod(x.shape[:axis], dtype=np.int64))
+        x, y, axis = x.reshape(lead, -1), y.reshape(lead, -1), 1
+    np.subtract(x, np.max(x, axis=axis, keepdims=True), out=y)
+    np.exp(y, out=y)
+    y /= np.sum(y, axis=axis, keepdims=True)
 
 
 def build_softmax(node, ctx):
     node.allow("axis")
     legacy = node.opset < 13
     axis = int(node.attr("axis", 1 if legacy else -1))
-    return Step(node, lambda x: (softmax(x, axis, legacy),))
+    return Step(node, lambda x: (softmax(x, axis, legacy),), inplace=True,
+                into=lambda outs, x: softmax_into(outs[0], x, axis, legacy))
 
 
 def _per_channel(v, ndim):
