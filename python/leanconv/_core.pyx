@@ -101,6 +101,10 @@ cdef extern from "leanconv/se_block.h":
                     const lc_epilogue *act1, const float *w2p, const float *b2,
                     const lc_epilogue *gate, int nthreads) nogil
 
+cdef extern from "leanconv/dense.h":
+    int lc_dense(const lc_isa_config *isa, const float *x, float *y, int64_t n, int64_t rows,
+                 int64_t k, const float *wp, const float *b, int nthreads) nogil
+
 cdef extern from "leanconv/resize.h":
     int lc_resize2d(const float *x, float *y, int64_t planes, int64_t H, int64_t W, int64_t OH,
                     int64_t OW, const int64_t *row0, const int64_t *row1, const float *row_w,
@@ -1153,6 +1157,28 @@ def se_pack(const float[::1] w, float[::1] out, int64_t rows, int64_t k):
         raise ValueError("se_pack: buffer sizes do not match")
     with nogil:
         lc_se_pack(&out[0], &w[0], rows, k)
+
+
+def dense(const float[::1] x, float[::1] out, int64_t n, int64_t rows, int64_t k,
+          const float[::1] wp, b, int threads, int isa):
+    """out[i] = W x[i] (+ b) for the n rows of x (n x k, flat): W (rows x k)
+    packed by se_pack, b float32 of rows floats or None (leanconv/dense.h)."""
+    cdef const float[::1] bv
+    cdef const float *bp = NULL
+    cdef const lc_isa_config *cfg = isa_config(isa)
+    if n < 1 or rows < 1 or k < 1:
+        raise ValueError("dense: n, rows and k must be positive")
+    if x.shape[0] != n * k or out.shape[0] != n * rows:
+        raise ValueError("dense: x must hold n * k floats and out n * rows")
+    if wp.shape[0] != lc_se_packed_floats(rows, k):
+        raise ValueError("dense: packed weights do not match rows and k")
+    if b is not None:
+        bv = b
+        if bv.shape[0] != rows:
+            raise ValueError("dense: b must hold rows floats")
+        bp = &bv[0]
+    with nogil:
+        lc_dense(cfg, &x[0], &out[0], n, rows, k, &wp[0], bp, threads)
 
 
 def se_block(const float[::1] x, float[::1] out, int64_t n, int64_t c, int64_t hw,

@@ -1,13 +1,22 @@
-"""Gemm and MatMul in NumPy (its BLAS does the work).
+"""Gemm and MatMul.
 
-Transposes stay views: BLAS takes the transpose flag itself, and a (N, K)
-weight of transB=1 keeps each output a dot product of two contiguous rows,
-which rounds every output the same way as the usual runtimes do."""
+A classifier -- Gemm (or MatMul) of a few float32 rows by a constant matrix,
+plus a constant bias -- runs in C on leanconv's threads (kernels/dense.c):
+the matrix is packed once at prepare (alpha folded in; the packed copy is
+the constant the step reads, so the raw one is dropped and the memory plan
+counts the packed bytes), beta * C becomes the bias.  Everything else is
+NumPy (its BLAS does the work).  Transposes stay views there: BLAS takes the
+transpose flag itself, and a (N, K) weight of transB=1 keeps each output a
+dot product of two contiguous rows, which rounds every output the same way as
+the usual runtimes do."""
 from __future__ import annotations
 
 import numpy as np
 
+from leanconv import _core, _isa, _threads
 from leanconv.onnx.program import Step
+
+DENSE_MAX_ROWS = 8   # more rows of A than this: a real GEMM, BLAS's job
 
 
 def build_gemm(node, ctx):
@@ -15,6 +24,12 @@ def build_gemm(node, ctx):
     alpha = float(node.attr("alpha", 1.0))
     beta = float(node.attr("beta", 1.0))
     ta, tb = int(node.attr("transA", 0)), int(node.attr("transB", 0))
+    if not ta:
+        b = ctx.const(node.input(1))
+        c = ctx.const(node.input(2))
+        step = _dense_step(node, ctx, b if b is None or tb else b.T, alpha, c, beta)
+        if step is not None:
+            return step
 
     def gemm_into(outs, a, b, c=None):
         y = outs[0]
@@ -37,5 +52,64 @@ def build_gemm(node, ctx):
 
 def build_matmul(node, ctx):
     node.allow()
+    b = ctx.const(node.input(1))
+    step = _dense_step(node, ctx, None if b is None or b.ndim != 2 else b.T, 1.0, None, 0.0)
+    if step is not None:
+        return step
     return Step(node, lambda a, b: (np.asarray(np.matmul(a, b)),), blas=True,
                 into=lambda outs, a, b: np.matmul(a, b, out=outs[0]))
+
+
+def _dense_step(node, ctx, w, alpha, c, beta):
+    """The C step for y = alpha * A W^T + beta * c with W (N x K) a constant
+    float32 matrix and c a constant of N values (or one, or absent), else
+    None.  A is checked at run time: float32 rows of K, at most
+    DENSE_MAX_ROWS of them (NumPy otherwise)."""
+    if w is None or w.ndim != 2 or w.dtype != np.float32 or min(w.shape) < 1:
+        return None
+    N, K = w.shape
+    if c is not None and beta != 0.0:
+        c = np.asarray(c)
+        if c.dtype != np.float32 or c.ndim > 2 or c.size not in (1, N) or \
+                (c.ndim == 2 and c.shape[0] != 1):
+            return None   # a per-row or per-element C: NumPy
+        bias = np.ascontiguousarray(np.broadcast_to(c.reshape(-1), (N,)) * np.float32(beta))
+    else:
+        bias = None
+    scaled = w if alpha == 1.0 else w * np.float32(alpha)
+    packed = np.empty(_core.se_packed_floats(N, K), np.float32)
+    _core.se_pack(np.ascontiguousarray(scaled).reshape(-1), packed, N, K)
+    name = f"{node.name}/leanconv_packed_weights"
+    ctx.constants[name] = packed
+    inputs = [node.inputs[0], name]
+    if bias is not None:
+        ctx.constants[name + "/bias"] = bias
+        inputs.append(name + "/bias")
+    settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
+
+    def c_ok(a, y):
+        return a.dtype == np.float32 and a.ndim == 2 and a.shape[1] == K and \
+            a.shape[0] <= DENSE_MAX_ROWS and a.flags.c_contiguous and y.flags.c_contiguous
+
+    def numpy_dense(a, wp, b=None):
+        """Any other A (more rows, another dtype or rank): NumPy on W^T
+        unpacked from the panels (the raw matrix is not kept)."""
+        wt = wp.reshape(-1, K, 16).transpose(1, 0, 2).reshape(K, -1)[:, :N]
+        y = np.matmul(a, wt)
+        return y if b is None else y + b
+
+    def dense_into(outs, a, wp, b=None):
+        y = outs[0]
+        if c_ok(a, y):
+            _core.dense(a.reshape(-1), y.reshape(-1), a.shape[0], N, K, wp, b,
+                        _threads.resolve(settings.threads), _isa.isa_id())
+        else:
+            np.copyto(y, numpy_dense(a, wp, b))
+
+    def dense(a, wp, b=None):
+        y = np.empty((a.shape[0], N), np.float32) if a.ndim == 2 else None
+        if y is not None and c_ok(a, y):
+            dense_into([y], a, wp, b)
+            return (y,)
+        return (numpy_dense(a, wp, b),)
+    return Step(node, dense, inputs=inputs, into=dense_into)
