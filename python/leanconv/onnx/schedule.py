@@ -138,7 +138,7 @@ class Schedule:
                 if r in feeds:
                     feeds_needed.add(r)
         into_slice, elided = self._concat_slices(steps, kinds, run_idx, info, alias,
-                                                 set(feeds) | set(program.outputs), first)
+                                                 set(feeds) | set(program.outputs), first, last)
         # in place: an elementwise output takes over a same-shaped input dying here
         merged = {}
         for i in run_idx:
@@ -276,44 +276,82 @@ class Schedule:
         self._steps_info = [(s, s.output_bytes, s.workspace_bytes) for s, _ in calls]
 
     @staticmethod
-    def _concat_slices(steps, kinds, run_idx, info, alias, keep, first):
-        """Concat without a copy: each input made for the Concat alone is written
-        by its producer straight into its slice of the output (the slices are
+    def _concat_slices(steps, kinds, run_idx, info, alias, keep, first, last):
+        """Concat without a copy: each value a Concat gathers is written by its
+        producer straight into its slice of the output (the slices are
         contiguous when the dimensions before the axis are all 1, e.g. a batch
-        of one on the channel axis).  Returns ({input: (output, axis, start,
-        stop)}, indices of the Concat steps left with nothing to do) and moves
-        each such output's first use back to its earliest producer."""
+        of one on the channel axis).  Concats of Concats are flattened into one
+        list of leaves, and a Concat whose leaves are a run of a bigger one's
+        is a slice of that one's buffer too: DenseNet's blocks concatenate
+        every earlier layer's output again for each layer (or the last concat
+        and the new output), which becomes one block-wide buffer that each
+        layer writes its slot of.  A leaf may have other readers: the buffer
+        then lives until the last of them.  Returns ({value: (buffer, axis,
+        start, stop)}, indices of the Concat steps left with nothing to do);
+        moves each buffer's first use back to its earliest producer and its
+        last use on to its leaves' and slices' last."""
         producer = {n: i for i in run_idx for n in steps[i].outputs if n}
-        readers = {}
-        for i, s in enumerate(steps):
-            if kinds[i] != "fold":
-                for n in s.inputs:
-                    if n:
-                        readers[n] = readers.get(n, 0) + 1
-        into_slice, elided = {}, set()
-        for i in run_idx:
+
+        def eligible(i):
             s = steps[i]
             if s.concat_axis is None or not s.outputs or s.outputs[0] not in info:
-                continue
-            out = s.outputs[0]
-            shape, dtype = info[out]
+                return None
+            shape = info[s.outputs[0]][0]
             a = s.concat_axis % len(shape)
-            names = s.inputs
-            if int(np.prod(shape[:a], dtype=np.int64)) != 1 or len(set(names)) != len(names) or \
-                    out in alias:
+            if int(np.prod(shape[:a], dtype=np.int64)) != 1 or s.outputs[0] in alias:
+                return None
+            return a
+        axes = {i: a for i in run_idx if (a := eligible(i)) is not None}
+        by_out = {steps[i].outputs[0]: i for i in axes}
+        leaves = {}
+
+        def flat(i):   # the values concat i gathers, its same-axis concats expanded
+            if i not in leaves:
+                leaves[i] = []
+                for n in steps[i].inputs:
+                    j = by_out.get(n)
+                    sub = flat(j) if j is not None and axes[j] == axes[i] else None
+                    leaves[i].extend(sub if sub is not None else [n])
+            return leaves[i]
+        for i in axes:
+            flat(i)
+
+        into_slice, elided = {}, set()
+
+        def placeable(n, dtype, a):
+            p = producer.get(n)
+            return (n and p is not None and kinds[p] == "run" and steps[p].concat_axis is None and
+                    n not in alias and n not in keep and n not in into_slice and
+                    info[n][1] == dtype and len(info[n][0]) > a)
+        for i in sorted(axes, key=lambda i: -len(leaves[i])):
+            if i in elided:
                 continue
-            if not all(n and n in producer and kinds[producer[n]] == "run" and
-                       steps[producer[n]].concat_axis is None and readers.get(n) == 1 and
-                       n not in alias and n not in keep and n not in into_slice and
-                       info[n][1] == dtype for n in names):
+            out, a, names = steps[i].outputs[0], axes[i], leaves[i]
+            dtype = info[out][1]
+            if len(set(names)) != len(names) or \
+                    not all(placeable(n, dtype, a) for n in names):
                 continue
-            start = 0
+            offsets, start = [], 0
             for n in names:
-                stop = start + info[n][0][a]
-                into_slice[n] = (out, a, start, stop)
+                offsets.append(start)
+                start += info[n][0][a]
+            offsets.append(start)
+            group = [i]
+            for j in axes:   # concats of a run of these leaves: slices of this buffer
+                sub = leaves[j]
+                if j == i or j in elided or axes[j] != a or info[steps[j].outputs[0]][1] != dtype \
+                        or steps[j].outputs[0] in keep or steps[j].outputs[0] in into_slice:
+                    continue
+                k = names.index(sub[0]) if sub and sub[0] in names else -1
+                if k >= 0 and names[k:k + len(sub)] == sub:
+                    into_slice[steps[j].outputs[0]] = (out, a, offsets[k], offsets[k + len(sub)])
+                    group.append(j)
+            for n, lo, hi in zip(names, offsets, offsets[1:]):
+                into_slice[n] = (out, a, lo, hi)
                 first[out] = min(first.get(out, 0), first[n])
-                start = stop
-            elided.add(i)
+            held = names + [steps[j].outputs[0] for j in group]
+            last[out] = max(last.get(v, -1) for v in held)
+            elided.update(group)
         return into_slice, elided
 
     def _pack(self, steps, conv_inputs, arena_bytes, other_scratch):
