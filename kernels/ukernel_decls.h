@@ -71,7 +71,12 @@ LC_DECLARE_DL(lc_f32_dl_4x4__scalar)
 #define LC_DW_CBLOCK_ENTRY(name, lanes) \
     ((lc_dw_cblock_kernels){(lanes), name, name##_interleave, name##_deinterleave})
 
+/* Pooling's optional whole-plane primitive (lc_pool_plane_fn). */
+#define LC_DECLARE_POOL_PLANE(name)                                                      \
+    void name(float *y, const float *x, size_t planes, const lc_pool_plane_geom *g, float *r);
+
 LC_DECLARE_ISA(__avx2)
+LC_DECLARE_POOL_PLANE(lc_f32_pool_plane__avx2)
 LC_DECLARE_DW_CBLOCK(lc_f32_dw_cblock__avx2)
 LC_DECLARE_POSTOP(lc_f32_postop__avx2)
 LC_DECLARE_DW3X3_PLANE(lc_f32_dw3x3_plane__avx2)
@@ -90,8 +95,7 @@ void lc_f32_pool_cols__avx512(float *out, const float *in, size_t n, size_t kw, 
                               size_t stride, int is_max);
 void lc_f32_lrn_div__avx512(float *y, const float *x, const float *s, size_t n, float scale,
                             float bias, int root);
-void lc_f32_pool_plane__avx512(float *y, const float *x, size_t planes,
-                               const lc_pool_plane_geom *g, float *r);
+LC_DECLARE_POOL_PLANE(lc_f32_pool_plane__avx512)
 LC_DECLARE_DW3X3_PLANE(lc_f32_dw3x3_plane__avx512)
 void lc_f32_dw_tiny__avx512(float *out, const float *in, size_t channels, size_t mult,
                             size_t in_plane, size_t out_plane, const lc_dw_tiny_taps *taps,
@@ -110,6 +114,7 @@ LC_DECLARE_GEMM(lc_f32_gemm_wide_8x48__avx512)
 LC_DECLARE_ISA(__neon)
 LC_DECLARE_DW_CBLOCK(lc_f32_dw_cblock__neon)
 LC_DECLARE_POSTOP(lc_f32_postop__neon)
+LC_DECLARE_POOL_PLANE(lc_f32_pool_plane__neon)
 LC_DECLARE_GEMM(lc_f32_gemm_12x8__neon)
 LC_DECLARE_DL(lc_f32_dl_6x16__neon)
 

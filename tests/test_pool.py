@@ -196,7 +196,8 @@ def test_same_size_max_pool_over_blocks_of_planes(planes, H, W, threads, isa):
     np.testing.assert_array_equal(out.reshape(want.shape), want)
 
 
-# Whole planes through an ISA's plane primitive (AVX-512): output rows in
+# Whole planes through an ISA's plane primitive (AVX-512; AVX2 and NEON: the plain-C
+# template kernels/pool_plane_template.h): output rows in
 # chunks that run across planes (a chunk boundary inside a plane, a last
 # chunk cut short), tasks of blocks of planes on 1 and 2 threads, windows past
 # the end (ceil mode), padding and dilation: the portable loops' bits.
