@@ -115,6 +115,8 @@ LC_DECLARE_ISA(__neon)
 LC_DECLARE_DW_CBLOCK(lc_f32_dw_cblock__neon)
 LC_DECLARE_POSTOP(lc_f32_postop__neon)
 LC_DECLARE_POOL_PLANE(lc_f32_pool_plane__neon)
+void lc_f32_lrn_div__neon(float *y, const float *x, const float *s, size_t n, float scale,
+                          float bias, int root);
 LC_DECLARE_GEMM(lc_f32_gemm_12x8__neon)
 LC_DECLARE_DL(lc_f32_dl_6x16__neon)
 

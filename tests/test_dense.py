@@ -1,8 +1,7 @@
 """kernels/dense.c (leanconv._core.dense: a fully connected layer on a few
 vectors, the classifier of a CNN) against a float64 reference on every ISA,
-the same bits at 1, 2 and 3 threads; its argument checks; and leanconv.onnx's
-Gemm / MatMul by a constant matrix (the C step, and NumPy where it does not
-apply) against onnxruntime."""
+the same bits at 1, 2 and 3 threads, and its argument checks (leanconv.onnx's
+Gemm / MatMul on it: tests/test_onnx_dense.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -51,90 +50,3 @@ def test_dense_refuses_buffers_that_do_not_match():
         _core.dense(x, y, 2, 3, 4, wp, np.zeros(2, np.float32), 1, 0)
     with pytest.raises(ValueError, match="positive"):
         _core.dense(x, y, 0, 3, 4, wp, None, 1, 0)
-
-
-onnx = pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
-from onnx import helper  # noqa: E402
-from test_onnx_adapter import assert_matches_ort, make_model  # noqa: E402
-
-import leanconv.onnx as lco  # noqa: E402
-
-K, N = 40, 37
-
-
-def gemm_model(M, c_shape=(N,), trans_b=1, **attrs):
-    g = np.random.default_rng(M)
-    w = g.standard_normal((N, K) if trans_b else (K, N)).astype(np.float32)
-    inits = [("w", w)]
-    inputs = ["a", "w"]
-    if c_shape is not None:
-        inits.append(("c", g.standard_normal(c_shape).astype(np.float32)))
-        inputs.append("c")
-    node = helper.make_node("Gemm", inputs, ["y"], transB=trans_b, **attrs)
-    return make_model([node], [("a", (M, K))], [("y", (M, N))], inits)
-
-
-def is_dense(model):
-    steps = lco.prepare(model).program.steps
-    return not steps[0].blas
-
-
-def feeds(M):
-    return {"a": np.random.default_rng(7).standard_normal((M, K)).astype(np.float32)}
-
-
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("M, c_shape, trans_b, attrs", [
-    (1, (N,), 1, {}),                           # torchvision's classifier
-    (1, (1, N), 0, dict(alpha=0.5, beta=2.0)),  # alpha folded into the packing, beta into b
-    (3, (1,), 1, {}),                           # a scalar C
-    (2, None, 1, dict(alpha=-1.5)),             # no C
-    (1, (N,), 1, dict(beta=0.0)),               # C ignored
-])
-def test_gemm_by_a_constant_runs_in_c_and_matches(threads, M, c_shape, trans_b, attrs):
-    model = gemm_model(M, c_shape, trans_b, **attrs)
-    assert is_dense(model)
-    assert_matches_ort(model, feeds(M), threads=threads)
-
-
-def test_gemm_keeps_only_the_packed_weights():
-    rep = lco.prepare(gemm_model(1))
-    names = set(rep.program.constants)
-    assert "w" not in names and "c" not in names
-    assert sum(v.nbytes for v in rep.program.constants.values()) == \
-        4 * (_core.se_packed_floats(N, K) + N)
-
-
-@pytest.mark.parametrize("M, c_shape, attrs", [
-    (2, (2, N), {}),              # C per row: NumPy
-    (1, (N,), dict(transA=1)),    # A transposed: NumPy
-])
-def test_gemm_c_step_refused_where_it_does_not_apply(M, c_shape, attrs):
-    if attrs.get("transA"):
-        g = np.random.default_rng(0)
-        node = helper.make_node("Gemm", ["a", "w", "c"], ["y"], transA=1, transB=1)
-        model = make_model([node], [("a", (K, M))], [("y", (M, N))],
-                           [("w", g.standard_normal((N, K)).astype(np.float32)),
-                            ("c", g.standard_normal(c_shape).astype(np.float32))])
-        x = {"a": g.standard_normal((K, M)).astype(np.float32)}
-    else:
-        model, x = gemm_model(M, c_shape), feeds(M)
-    assert not is_dense(model)
-    assert_matches_ort(model, x)
-
-
-def test_gemm_with_many_rows_falls_back_to_numpy_on_the_packed_weights():
-    model = gemm_model(12)   # more rows than DENSE_MAX_ROWS
-    assert is_dense(model)
-    assert_matches_ort(model, feeds(12))
-
-
-@pytest.mark.parametrize("a_shape", [(1, K), (K,), (2, 3, K)])
-def test_matmul_by_a_constant_matrix_matches(a_shape):
-    w = np.random.default_rng(3).standard_normal((K, N)).astype(np.float32)
-    node = helper.make_node("MatMul", ["a", "w"], ["y"])
-    model = make_model([node], [("a", a_shape)], [("y", None)], [("w", w)])
-    assert is_dense(model)
-    x = {"a": np.random.default_rng(4).standard_normal(a_shape).astype(np.float32)}
-    assert_matches_ort(model, x)

@@ -25,7 +25,7 @@ def build_gemm(node, ctx):
     beta = float(node.attr("beta", 1.0))
     ta, tb = int(node.attr("transA", 0)), int(node.attr("transB", 0))
     if not ta:
-        b = ctx.const(node.input(1))
+        b = _matrix(ctx, node.input(1))
         c = ctx.const(node.input(2))
         step = _dense_step(node, ctx, b if b is None or tb else b.T, alpha, c, beta)
         if step is not None:
@@ -52,12 +52,20 @@ def build_gemm(node, ctx):
 
 def build_matmul(node, ctx):
     node.allow()
-    b = ctx.const(node.input(1))
+    b = _matrix(ctx, node.input(1))
     step = _dense_step(node, ctx, None if b is None or b.ndim != 2 else b.T, 1.0, None, 0.0)
     if step is not None:
         return step
     return Step(node, lambda a, b: (np.asarray(np.matmul(a, b)),), blas=True,
                 into=lambda outs, a, b: np.matmul(a, b, out=outs[0]))
+
+
+def _matrix(ctx, name):
+    """A constant input's value, an initializer read without keeping it in
+    the constants (the packed copy replaces it: prepare's peak does not hold
+    both), or None when it is not a constant."""
+    source = ctx.constants.weight_source(name) if name else None
+    return source.load() if source is not None else ctx.const(name)
 
 
 def _dense_step(node, ctx, w, alpha, c, beta):
