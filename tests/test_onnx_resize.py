@@ -87,3 +87,27 @@ def test_resize2d_bilinear_against_a_direct_reference(threads):
     np.testing.assert_allclose(out.reshape(3, 4, 3), want, rtol=1e-6, atol=1e-6)
     _core.resize2d(x.reshape(-1), out, 3, 5, 6, r0, r1, rw, c0, c1, cw, False, threads)
     np.testing.assert_array_equal(out.reshape(3, 4, 3), x[:, r0][:, :, c0])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("rows", [
+    # (row0, row1, row_w): an upsample reading each input row for several output
+    # rows, rows read again after others (b then a), a row as a and as b at once,
+    # a weight-0 row between blended ones
+    ([0, 0, 1, 1, 2, 2, 3, 3], [0, 1, 2, 2, 3, 3, 3, 3], [0, .5, .25, .75, .25, .75, 0, 0]),
+    ([1, 0, 2, 1, 3, 3, 0], [2, 1, 3, 2, 3, 0, 3], [.5, .5, .1, 0, 0, .3, .9]),
+])
+def test_resize2d_reuses_resized_rows_correctly(threads, rows):
+    r0, r1, rw = (np.array(v, t) for v, t in zip(rows, (np.int64, np.int64, np.float32)))
+    g = np.random.default_rng(16)
+    planes, H, W = 5, 4, 7
+    x = g.standard_normal((planes, H, W)).astype(np.float32)
+    c0 = np.array([0, 0, 1, 3, 6, 6, 2, 5, 4], np.int64)
+    c1 = np.minimum(c0 + 1, W - 1)
+    cw = np.linspace(0, 0.9, c0.size).astype(np.float32)
+    out = np.empty(planes * r0.size * c0.size, np.float32)
+    _core.resize2d(x.reshape(-1), out, planes, H, W, r0, r1, rw, c0, c1, cw, True, threads)
+    xd = x.astype(np.float64)
+    cols = xd[:, :, c0] + (xd[:, :, c1] - xd[:, :, c0]) * cw
+    want = cols[:, r0] + (cols[:, r1] - cols[:, r0]) * rw[None, :, None]
+    np.testing.assert_allclose(out.reshape(planes, r0.size, c0.size), want, rtol=1e-6, atol=1e-6)

@@ -7,9 +7,9 @@
 #include <stdint.h>
 
 /* Output row oh reads input rows row0[oh] and row1[oh], weighted
- * 1 - row_w[oh] and row_w[oh]; likewise columns.  Bilinear: the rows are
- * interpolated first, then the columns, each as a + (b - a) * w (the order
- * of leanconv.onnx's NumPy form); a weight of 0 reads the first input alone.
+ * 1 - row_w[oh] and row_w[oh]; likewise columns.  Bilinear: the columns
+ * are interpolated first (each input row once), then the rows, each as
+ * a + (b - a) * w; a weight of 0 reads the first input alone.
  * Nearest (linear == 0): y = x[row0][col0], the other tables unused.  Indices
  * must lie in [0, H) / [0, W).
  * Returns 0, or LC_ERR_NOMEM. */
