@@ -105,6 +105,9 @@ cdef extern from "leanconv/dense.h":
     int lc_dense(const lc_isa_config *isa, const float *x, float *y, int64_t n, int64_t rows,
                  int64_t k, const float *wp, const float *b, int nthreads) nogil
 
+cdef extern from "leanconv/softmax.h":
+    int lc_softmax(const float *x, float *y, int64_t rows, int64_t n, int nthreads) nogil
+
 cdef extern from "leanconv/resize.h":
     int lc_resize2d(const float *x, float *y, int64_t planes, int64_t H, int64_t W, int64_t OH,
                     int64_t OW, const int64_t *row0, const int64_t *row1, const float *row_w,
@@ -1179,6 +1182,17 @@ def dense(const float[::1] x, float[::1] out, int64_t n, int64_t rows, int64_t k
         bp = &bv[0]
     with nogil:
         lc_dense(cfg, &x[0], &out[0], n, rows, k, &wp[0], bp, threads)
+
+
+def softmax(const float[::1] x, float[::1] out, int64_t rows, int64_t n, int threads):
+    """out = softmax over each of the rows of n floats of x (leanconv/softmax.h);
+    out may be x."""
+    if rows < 0 or n < 1 or x.shape[0] != rows * n or out.shape[0] != x.shape[0]:
+        raise ValueError("softmax: x and out must hold rows * n floats, n >= 1")
+    if rows == 0:
+        return
+    with nogil:
+        lc_softmax(&x[0], &out[0], rows, n, threads)
 
 
 def se_block(const float[::1] x, float[::1] out, int64_t n, int64_t c, int64_t hw,

@@ -4,6 +4,8 @@ Sigmoid, Add, Sum, Mul, Softmax, BatchNormalization (standalone), Dropout
 time and returns a Step."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from leanconv import _core, _epilogue, _threads
@@ -145,13 +147,23 @@ def softmax(x, axis, legacy):
     return y
 
 
-def softmax_into(y, x, axis, legacy):
+def softmax_into(y, x, axis, legacy, threads=1):
     """softmax(x, axis, legacy) written into y (x's shape; may be x itself):
-    no temporaries beyond the two reductions' few values."""
+    in C (kernels/softmax.c) for contiguous float32 rows (nothing after the
+    axis but ones), else NumPy with no temporaries beyond the two reductions'
+    few values."""
+    # math.prod, not np.prod: a NumPy reduction costs ~50 us as the first NumPy
+    # work after a model's convolutions (its paths cold), 10x the softmax itself
     if legacy:
         axis = axis % max(x.ndim, 1)
-        lead = int(np.prod(x.shape[:axis], dtype=np.int64))
+        lead = math.prod(x.shape[:axis])
         x, y, axis = x.reshape(lead, -1), y.reshape(lead, -1), 1
+    axis = axis % max(x.ndim, 1)
+    if x.dtype == np.float32 and y.dtype == np.float32 and x.ndim and x.size and \
+            x.flags.c_contiguous and y.flags.c_contiguous and math.prod(x.shape[axis + 1:]) == 1:
+        n = x.shape[axis]
+        _core.softmax(x.reshape(-1), y.reshape(-1), x.size // n, n, threads)
+        return
     np.subtract(x, np.max(x, axis=axis, keepdims=True), out=y)
     np.exp(y, out=y)
     y /= np.sum(y, axis=axis, keepdims=True)
@@ -161,8 +173,10 @@ def build_softmax(node, ctx):
     node.allow("axis")
     legacy = node.opset < 13
     axis = int(node.attr("axis", 1 if legacy else -1))
+    settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
     return Step(node, lambda x: (softmax(x, axis, legacy),), inplace=True,
-                into=lambda outs, x: softmax_into(outs[0], x, axis, legacy))
+                into=lambda outs, x: softmax_into(outs[0], x, axis, legacy,
+                                                  _threads.resolve(settings.threads)))
 
 
 def _per_channel(v, ndim):
@@ -278,7 +292,7 @@ def _mean_into(kind, compute, axes_of, settings):
             if a is not None and len(a):
                 norm = sorted({int(v) % x.ndim for v in a})
                 k = norm[0]
-                planes = int(np.prod(x.shape[:k], dtype=np.int64))
+                planes = math.prod(x.shape[:k])   # (not np.prod: see softmax_into)
                 if norm == list(range(k, x.ndim)) and k > 0 and planes and x.size:
                     _core.global_avg_pool(x.reshape(-1), outs[0].reshape(-1), planes,
                                           x.size // planes, _threads.resolve(settings.threads))

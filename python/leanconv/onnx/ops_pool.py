@@ -11,6 +11,7 @@ operations, no Python loop over pixels."""
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 
@@ -223,7 +224,7 @@ def build_lrn(node, ctx):
         if x.dtype != np.float32 or x.ndim < 2 or not x.flags.c_contiguous:
             np.copyto(outs[0], lrn(x)[0])
             return
-        hw = int(np.prod(x.shape[2:], dtype=np.int64))
+        hw = math.prod(x.shape[2:])   # (not np.prod: see ops_math.softmax_into)
         _core.lrn(x.reshape(-1), outs[0].reshape(-1), x.shape[0], x.shape[1], hw, size, alpha,
                   beta, bias, _threads.resolve(settings.threads), _isa.isa_id())
     settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
