@@ -25,3 +25,29 @@ def fold_batchnorm(weight, bias, scale, beta, mean, var, eps):
     if beta is not None:
         b = b + beta.astype(np.float64)
     return w, b.astype(np.float32)
+
+
+def fold_linear_affine(weight, bias, in_scale=None, in_shift=None, out_scale=None):
+    """A linear map (a 1x1 conv's or Linear's weight, M output rows) with a
+    per-input-channel affine before it (a channels-last LayerNorm's scale and
+    shift) and a per-output scale after it (ConvNeXt's layer scale) folded
+    in: for y = out_scale * (W (x * in_scale + in_shift) + b),
+    w' = W * in_scale * out_scale and b' = (b + W in_shift) * out_scale.
+    float32 throughout (a float64 copy of a large W would stay resident in a
+    frozen process); `weight` is scaled in place when it is a writeable float32
+    array, so folding needs no second copy.  Any of the three may be None;
+    bias None is 0.  Returns (w', b') with b' float32 of M values."""
+    w = weight if weight.flags.writeable and weight.dtype == np.float32 else \
+        np.array(weight, dtype=np.float32)
+    M = w.shape[0]
+    w2 = w.reshape(M, -1)   # a view: (M, C) for a 1x1 conv's (M, C, 1, 1)
+    b = np.zeros(M, np.float32) if bias is None else np.array(bias, np.float32).reshape(M)
+    if in_shift is not None:   # with W before its scaling
+        b += w2 @ np.asarray(in_shift, np.float32).reshape(-1)
+    if in_scale is not None:
+        w2 *= np.asarray(in_scale, np.float32).reshape(1, -1)
+    if out_scale is not None:
+        s = np.asarray(out_scale, np.float32).reshape(M)
+        w2 *= s.reshape(M, 1)
+        b *= s
+    return w, b

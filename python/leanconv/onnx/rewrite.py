@@ -24,7 +24,7 @@ import math
 import numpy as np
 from onnx import helper
 
-from leanconv._fold import fold_batchnorm
+from leanconv._fold import fold_batchnorm, fold_linear_affine
 from leanconv.onnx.node import Node
 
 CHANNEL_LAYERNORM = "ChannelLayerNorm"   # leanconv's own op: LayerNormalization over axis 1
@@ -270,15 +270,13 @@ def _fold_norm_affine(region, readers, constants):
                 len(conv.inputs) != 2 or any(r is None or r.outputs[0] != conv.outputs[0]
                                              for r in readers.get(norm.outputs[0], [])):
             continue
-        w = np.asarray(constants[conv.inputs[1]], dtype=np.float64)
-        scale = np.asarray(constants[norm.inputs[1]], dtype=np.float64).reshape(-1)
-        bias = constants.get(norm.input(2)) if norm.input(2) else None
-        constants[conv.inputs[1]] = (w * scale[None, :, None, None]).astype(np.float32)
-        if bias is not None:
-            b = f"{conv.name}/leanconv_norm_bias"
-            constants[b] = (w[:, :, 0, 0] @ np.asarray(bias, np.float64).reshape(-1)
-                            ).astype(np.float32)
-            conv.inputs.append(b)
+        shift = constants.get(norm.input(2)) if norm.input(2) else None
+        w, b = fold_linear_affine(np.array(constants[conv.inputs[1]], np.float32), None,
+                                  in_scale=constants[norm.inputs[1]], in_shift=shift)
+        constants[conv.inputs[1]] = w
+        if shift is not None:
+            constants[f"{conv.name}/leanconv_norm_bias"] = b
+            conv.inputs.append(f"{conv.name}/leanconv_norm_bias")
         norm.inputs = norm.inputs[:1]
 
 

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from leanconv._fold import fold_linear_affine
 from leanconv.torch.frozen import activations
 from leanconv.torch.frozen.frozen_norm import ChannelLayerNorm
 
@@ -184,17 +185,14 @@ def _conv_module(lin, in_scale=None, in_shift=None, out_scale=None):
     if not w.is_contiguous():
         w = w.contiguous()
     M, C = w.shape
-    b = torch.zeros(M) if lin.bias is None else lin.bias.detach().clone()
-    if in_shift is not None:     # (a float32 mv: a float64 copy of w would stay resident)
-        b += torch.mv(w, in_shift.detach().float())
-    if in_scale is not None:
-        w.mul_(in_scale.detach().reshape(1, C))
-    if out_scale is not None:
-        w.mul_(out_scale.reshape(M, 1))
-        b.mul_(out_scale)
+    # the one fold leanconv.onnx's channels-last rewrite uses too (leanconv._fold),
+    # on NumPy views of torch's tensors: w is scaled in place
+    w, b = fold_linear_affine(w.numpy(), None if lin.bias is None else lin.bias.detach().numpy(),
+                              *(None if t is None else t.detach().numpy()
+                                for t in (in_scale, in_shift, out_scale)))
     conv = nn.Conv2d(C, M, 1, bias=True, device="meta")   # (no weights of its own drawn)
-    conv.weight = nn.Parameter(w.view(M, C, 1, 1), requires_grad=False)
-    conv.bias = nn.Parameter(b, requires_grad=False)
+    conv.weight = nn.Parameter(torch.from_numpy(w).view(M, C, 1, 1), requires_grad=False)
+    conv.bias = nn.Parameter(torch.from_numpy(b), requires_grad=False)
     _release(lin.weight)    # the conv's view holds the storage now; packing releases it
     if lin.bias is not None:
         _release(lin.bias)
