@@ -106,3 +106,4 @@ def test_softmax_into_the_arena_matches(opset, axis):
     model = make_model(nodes, [("x", SHAPE)], [("y", SHAPE)], opset=opset)
     x = feeds()["x"] * 30   # large logits: the max subtraction matters
     assert_matches_ort(model, {"x": x})
+

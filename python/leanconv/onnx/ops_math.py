@@ -102,18 +102,40 @@ def _legacy_broadcast(node):
     return align
 
 
+def _channel_gate(x, g):
+    """Whether x * g scales each (image, channel) plane of a contiguous float32
+    NCHW x by one value of g (N, C, 1, 1): LR-ASPP's attention, a gate made at
+    run time (the C per-channel affine; a constant one folds into a Conv)."""
+    return x.ndim == 4 and g.ndim == 4 and g.shape == x.shape[:2] + (1, 1) and \
+        x.dtype == g.dtype == np.float32 and x.flags.c_contiguous and g.flags.c_contiguous and \
+        x.size > 0
+
+
 def _binary(node, ctx, ufunc):
     """Add/Mul: broadcasting, written into the arena (in place when legal); a
-    float32 Add of equal shapes runs in C on leanconv's threads."""
+    float32 Add of equal shapes and a Mul by a per-plane gate run in C on
+    leanconv's threads."""
     align = _legacy_broadcast(node)
     add = ufunc is np.add
+    settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
+    zeros = {}   # the gate's shift: planes -> zeros
 
     def into(outs, a, b):
+        y = outs[0]
         if add and a.shape == b.shape and a.dtype == b.dtype == np.float32 and \
                 a.flags.c_contiguous and b.flags.c_contiguous:
-            _epilogue.activate(a, None, residual=b, out=outs[0], threads=ctx.settings.threads)
-        else:
-            ufunc(a, align(a, b), out=outs[0])
+            _epilogue.activate(a, None, residual=b, out=y, threads=settings.threads)
+            return
+        if not add:
+            x, g = (a, b) if _channel_gate(a, b) else (b, a) if _channel_gate(b, a) else (a, None)
+            if g is not None and y.shape == x.shape and y.flags.c_contiguous:
+                shift = zeros.get(g.size)
+                if shift is None:
+                    shift = zeros[g.size] = np.zeros(g.size, np.float32)
+                _core.channel_affine(x.reshape(-1), y.reshape(-1), g.size, x.size // g.size,
+                                     g.reshape(-1), shift, False, _threads.resolve(settings.threads))
+                return
+        ufunc(a, align(a, b), out=y)
     return Step(node, lambda a, b: (np.asarray(ufunc(a, align(a, b))),), into=into,
                 inplace=True)
 
