@@ -72,6 +72,7 @@ typedef struct {
     atomic_flag busy;                            /* a region is running */
     _Atomic long spin_ns;                        /* idle spin after a region */
     _Atomic int stealing;                        /* lc_pool_set_stealing */
+    _Atomic int spread;                          /* lc_pool_set_spread */
     int workers;                                 /* threads started (slots 1..workers) */
     _Atomic unsigned born_gen;                   /* gen before the region that started them */
     int cpus;                                    /* online CPUs: no spinning beyond */
@@ -97,7 +98,7 @@ typedef struct {
 } lc_pool;
 
 static lc_pool lc_the_pool = {.busy = ATOMIC_FLAG_INIT, .spin_ns = LC_POOL_DEFAULT_SPIN_US * 1000L,
-                              .stealing = 1,
+                              .stealing = 1, .spread = 1,
                               .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 static pthread_once_t lc_pool_once = PTHREAD_ONCE_INIT;
 
@@ -496,7 +497,7 @@ static void lc_pool_region(lc_pool *p, int team, long count, lc_task_fn fn, void
     atomic_thread_fence(memory_order_seq_cst); /* the same handshake with a worker going to sleep */
     if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->lock);
-        if (p->cpus > 1) lc_pool_wake_away(p, team);
+        if (p->cpus > 1 && atomic_load_explicit(&p->spread, memory_order_relaxed)) lc_pool_wake_away(p, team);
         pthread_cond_broadcast(&p->wake);
         pthread_mutex_unlock(&p->lock);
     }
@@ -508,7 +509,8 @@ static void lc_pool_region(lc_pool *p, int team, long count, lc_task_fn fn, void
     }
     atomic_fetch_add_explicit(&p->regions, 1, memory_order_relaxed);
     p->last_end_ns = lc_now_ns();
-    if (p->cpus > 1) lc_pool_spread(p, team, g + 2, lc_trace_cpu(), start, p->last_end_ns);
+    if (p->cpus > 1 && atomic_load_explicit(&p->spread, memory_order_relaxed))
+        lc_pool_spread(p, team, g + 2, lc_trace_cpu(), start, p->last_end_ns);
     if (p->trace) p->trace->end_ns = p->last_end_ns;
 }
 
@@ -541,6 +543,8 @@ void lc_pool_parallel_for(int team, int64_t count, lc_task_fn fn, void *ctx) {
 }
 
 void lc_pool_set_stealing(int on) { atomic_store(&lc_the_pool.stealing, on != 0); }
+
+void lc_pool_set_spread(int on) { atomic_store(&lc_the_pool.spread, on != 0); }
 
 void lc_pool_set_spin_us(int64_t us) {
     atomic_store(&lc_the_pool.spin_ns, (long)(lc_min64(lc_max64(us, 0), 1000000) * 1000));
@@ -652,6 +656,7 @@ int lc_region_probe(int use_openmp, int64_t gap_ns, int rounds, int64_t *ns) {
 void lc_pool_set_spin_us(int64_t us) { (void)us; }
 
 void lc_pool_set_stealing(int on) { (void)on; }
+void lc_pool_set_spread(int on) { (void)on; }
 
 void lc_pool_serial_for(int64_t count, void (*fn)(void *, int64_t, int), void *ctx) {
     for (int64_t i = 0; i < count; i++) fn(ctx, i, 0);

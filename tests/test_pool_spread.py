@@ -59,24 +59,38 @@ PRELUDE = textwrap.dedent("""
 """)
 
 
-def _run(body):
+def _run(body, **env):
     r = subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(body)],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=120, env={**os.environ, **env})
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout
 
 
-def test_worker_on_the_callers_cpu_is_moved_and_not_left_pinned():
-    out = _run("""
+# The caller kept on one CPU and the worker put on the same one, free to go
+# anywhere, as a wake-up leaves it; then 20 two-thread calls.
+STACKED = """
         here = sorted(allowed)[0]
         os.sched_setaffinity(0, {here})          # the caller stays on one CPU
         os.sched_setaffinity(worker, {here})     # the worker is put beside it ...
         os.sched_setaffinity(worker, allowed)    # ... and may go anywhere, as after a wake-up
         _core.pool_stats(reset=True)
         for _ in range(20):
-            got = conv(x)
-            assert np.array_equal(got, want)
+            assert np.array_equal(conv(x), want)
         st = _core.pool_stats()
+"""
+
+
+def test_spread_off_moves_nothing():
+    out = _run(STACKED + """
+        assert st["moves"] == 0, st
+        assert os.sched_getaffinity(worker) == allowed
+        print("ok")
+    """, LEANCONV_POOL_SPREAD="0")
+    assert out.startswith("ok")
+
+
+def test_worker_on_the_callers_cpu_is_moved_and_not_left_pinned():
+    out = _run(STACKED + """
         assert st["moves"] >= 1, st
         assert settled_affinity(worker, allowed) == allowed   # given back, not pinned
         _core.pool_trace(50)
