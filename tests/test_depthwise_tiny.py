@@ -1,6 +1,7 @@
 """Depthwise over tiny planes (kernels/depthwise_tiny.c and the ISAs' dw_tiny
 kernels: a plane per vector, a permute per tap) through the API on every ISA
-(those without a dw_tiny kernel take the other paths: the same answers),
+(those without a dw_tiny kernel, or past its dw_tiny_taps, take the other
+paths: the same answers),
 against a float64 grouped convolution: kernel sizes, strides, dilations,
 padding that leaves taps with nothing to read, channel multipliers whose
 groups straddle a chunk, the epilogue, residuals, and thread counts."""
