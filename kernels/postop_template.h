@@ -57,6 +57,17 @@ static inline LC_V lc_vsigmoid(LC_V v) {
     return LC_VDIV(num, LC_VADD(LC_VSET1(1.0f), e));
 }
 
+/* SiLU v sigmoid(v) as v / (1 + e^-v), 7 operations fewer than v times
+ * sigmoid (no sign split, no gate checks): -v clamped to [-87, 88] keeps
+ * e^-v finite and normal (above v = 87 the quotient is v); below v = -88 the
+ * exact value is under 1e-36 in magnitude: 0, as for v = -inf.  A NaN passes
+ * through the division. */
+static inline LC_V lc_vsilu(LC_V v) {
+    const LC_V m = LC_VMIN(LC_VMAX(LC_VSUB(LC_VSET1(0.0f), v), LC_VSET1(-87.0f)), LC_VSET1(88.0f));
+    const LC_V q = LC_VDIV(v, LC_VADD(LC_VSET1(1.0f), lc_vexp(m)));
+    return LC_VSEL(LC_VLT(v, LC_VSET1(-88.0f)), LC_VSET1(0.0f), q);
+}
+
 /* v * gate, 0 where the gate is 0 (v -> -inf), NaN where v is */
 static inline LC_V lc_vgated(LC_V v, LC_V gate) {
     const LC_V r = LC_VSEL(LC_VEQ(gate, LC_VSET1(0.0f)), LC_VSET1(0.0f), LC_VMUL(v, gate));
@@ -154,7 +165,7 @@ void LC_POSTOP_NAME(float *y, const float *src, size_t n, const float *residual,
     }
     case LC_ACT_SIGMOID: LC_POSTOP_LOOP(LC_VSEL(LC_VISNAN(v), v, lc_vsigmoid(v))); break;
     case LC_ACT_TANH: LC_POSTOP_LOOP(lc_vtanh(v)); break;
-    case LC_ACT_SILU: LC_POSTOP_LOOP(lc_vgated(v, lc_vsigmoid(v))); break;
+    case LC_ACT_SILU: LC_POSTOP_LOOP(lc_vsilu(v)); break;
     case LC_ACT_GELU: LC_POSTOP_LOOP(lc_vgated(v, lc_vphi(v))); break;
     case LC_ACT_GELU_TANH: LC_POSTOP_LOOP(lc_vgelu_tanh(v)); break;
     case LC_ACT_HARDSWISH: LC_POSTOP_LOOP(lc_vhardswish(v)); break;
