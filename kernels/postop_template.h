@@ -24,14 +24,8 @@
 #include "activation.h"
 #include "activation_coeffs.h"
 
-static inline LC_V lc_vexp2(LC_V xh, LC_V xl) {
-    /* e^(xh + xl) for xh + xl in [-87, 88] (callers clamp), xl small: ln2 in
-     * two parts so n * LN2_HI is exact and so is xh - n * LN2_HI (xh up to
-     * 128 has no bits below 2^-17, n * LN2_HI none below 2^-9); xl joins the
-     * reduced argument, so a sum xh + xl is never rounded at xh's scale */
-    const LC_V n = LC_VROUND(LC_VMUL(LC_VADD(xh, xl), LC_VSET1(1.44269504f)));
-    LC_V r = LC_VFMA(n, LC_VSET1(-0.693359375f), xh);
-    r = LC_VADD(LC_VFMA(n, LC_VSET1(2.12194440e-4f), r), xl);
+/* e^r 2^n for the reduced argument r (|r| <= ln2/2) and integer-valued n */
+static inline LC_V lc_vexp_reduced(LC_V r, LC_V n) {
     LC_V p = LC_VSET1(1.0f / 5040.0f);
     p = LC_VFMA(p, r, LC_VSET1(1.0f / 720.0f));
     p = LC_VFMA(p, r, LC_VSET1(1.0f / 120.0f));
@@ -43,7 +37,24 @@ static inline LC_V lc_vexp2(LC_V xh, LC_V xl) {
     return LC_VMUL(p, LC_VPOW2I(n));
 }
 
-static inline LC_V lc_vexp(LC_V x) { return lc_vexp2(x, LC_VSET1(0.0f)); }
+static inline LC_V lc_vexp2(LC_V xh, LC_V xl) {
+    /* e^(xh + xl) for xh + xl in [-87, 88] (callers clamp), xl small: ln2 in
+     * two parts so n * LN2_HI is exact and so is xh - n * LN2_HI (xh up to
+     * 128 has no bits below 2^-17, n * LN2_HI none below 2^-9); xl joins the
+     * reduced argument, so a sum xh + xl is never rounded at xh's scale */
+    const LC_V n = LC_VROUND(LC_VMUL(LC_VADD(xh, xl), LC_VSET1(1.44269504f)));
+    LC_V r = LC_VFMA(n, LC_VSET1(-0.693359375f), xh);
+    r = LC_VADD(LC_VFMA(n, LC_VSET1(2.12194440e-4f), r), xl);
+    return lc_vexp_reduced(r, n);
+}
+
+/* e^x for x in [-87, 88]: lc_vexp2's reduction without the low part (the
+ * same bits as lc_vexp2(x, 0), two additions fewer) */
+static inline LC_V lc_vexp(LC_V x) {
+    const LC_V n = LC_VROUND(LC_VMUL(x, LC_VSET1(1.44269504f)));
+    const LC_V r = LC_VFMA(n, LC_VSET1(-0.693359375f), x);
+    return lc_vexp_reduced(LC_VFMA(n, LC_VSET1(2.12194440e-4f), r), n);
+}
 
 /* e^x for x <= 0 (or NaN), 0 below the normal range */
 static inline LC_V lc_vexp_neg(LC_V x) {
