@@ -13,7 +13,7 @@
  * pixel), so every tap of every pixel is a plain load and the pixels of the
  * band can be taken in blocks of R that run on across row ends.  The band's
  * pixels then go in segments of up to LC_DL_SEGMENT: for each pass over
- * cb input channels (whose weights stay in L1) the ISA kernel
+ * cb input channels (whose weights stay in L2) the ISA kernel
  * (lc_dl_kernel_fn) computes every block of R pixels into the segment's
  * tile, lanes innermost, broadcasting input pixels from the padded rows --
  * no patch unwrapping, whatever the stride -- and the tile is then
@@ -97,12 +97,14 @@ void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
     b.band_rows = lc_div_up(d->OH, b.bands);
     b.items = lc_mul(units, b.bands, &ok);
     b.threads = lc_threads_used(d->nthreads, b.items, lc_conv_macs(d));
-    /* 4/5 of L1 for one pass's weights: a pass touches little else (each
-     * block's tile once, a few input rows); streaming the whole block from
-     * L2 for every pixel block evicts those */
-    const int64_t l1 = lc_max64(16 * 1024, (int64_t)lc_cpu_caches()->l1d);
+    /* a pass's weights within the other half of L2: each kernel call then
+     * keeps its accumulators over every channel of a pass, and the weights
+     * stream from L2 beside its FMAs.  All channels at once (3x3/2 64>128 and
+     * 128>256: 2-5% faster, bench/ab_builds.py --rev main --layers kinds)
+     * rather than L1-sized passes, whose every call reloads and stores its
+     * tile (16 channels: 144 taps a call) */
     const int64_t per_c = d->kH * d->kW * blk.cols * (int64_t)sizeof(float);
-    b.cb = lc_max64(1, lc_min64(Cg, (l1 * 4 / 5) / per_c));
+    b.cb = lc_max64(1, lc_min64(Cg, budget / per_c));
     memcpy(tiling, &b, sizeof b);
 }
 
