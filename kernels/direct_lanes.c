@@ -202,6 +202,9 @@ static void lc_dl_deinterleave(const lc_isa_config *isa, float *const *dst, size
         for (size_t x = 0; x < n; x++) dst[l][off + x] = src[x * L + l];
 }
 
+/* Channels ahead of the one it copies whose rows the padded copy prefetches. */
+#define LC_DL_COPY_AHEAD 2
+
 /* The input rows of output rows [oy0, oy1), zero-padded, into `in`:
  * Cg planes of rows of lc_dl_row_width floats (image columns from -pad_l). */
 static void lc_dl_pad_input(const lc_conv_desc *d, const float *xg, int64_t oy0, int64_t oy1,
@@ -211,7 +214,18 @@ static void lc_dl_pad_input(const lc_conv_desc *d, const float *xg, int64_t oy0,
     /* a row's columns [left, left + cols) come from the image, the rest is 0 */
     const int64_t left = lc_min64(d->pad_l, wp);
     const int64_t cols = lc_max64(0, lc_min64(d->W, wp - left));
-    for (int64_t c = 0; c < Cg; c++)
+    const int64_t iy_lo = lc_max64(0, top), iy_hi = lc_min64(d->H, top + rows);
+    for (int64_t c = 0; c < Cg; c++) {
+        /* the rows of the channel after next, asked for now: the copy waits
+         * on its loads (the input comes from L3 or memory), and the hardware
+         * prefetcher starts afresh on every channel's run of rows (3x3/2
+         * 64>128@56 and 128>256@28 3-5% faster; one channel or four ahead
+         * measured the same) */
+        if (c + LC_DL_COPY_AHEAD < Cg && iy_hi > iy_lo) {
+            const char *ahead = (const char *)(xg + ((c + LC_DL_COPY_AHEAD) * d->H + iy_lo) * d->W);
+            const int64_t bytes = (iy_hi - iy_lo) * d->W * (int64_t)sizeof(float);
+            for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(ahead + b, 0, 3);
+        }
         for (int64_t r = 0; r < rows; r++) {
             float *dst = in + (c * rows + r) * wp;
             const int64_t iy = top + r;
@@ -225,6 +239,7 @@ static void lc_dl_pad_input(const lc_conv_desc *d, const float *xg, int64_t oy0,
             for (int64_t i = 0; i < cols; i++) dst[left + i] = src[i];
             for (int64_t i = left + cols; i < wp; i++) dst[i] = 0.0f;
         }
+    }
 }
 
 /* Output channel block blk of group g, image n: the segment of sn pixels
