@@ -23,6 +23,13 @@ def write_section(path, name, text):
     out.write_text(new)
 
 
+def publish(path, name, lines):
+    """Prints a table (a list of lines) and writes it as section `name` of `path`."""
+    text = "\n".join(lines)
+    print(text)
+    write_section(path, name, text)
+
+
 def read_section(path, name):
     """Section `name` of `path` with its markers, or "" when it has none."""
     begin, end = markers(name)

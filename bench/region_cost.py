@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from doc_section import write_section  # noqa: E402
+from doc_section import publish  # noqa: E402
 
 GAPS_US = (0, 10, 100, 1000, 5000)
 CONFIGS = [
@@ -86,9 +86,7 @@ def main(argv=None):
             q = statistics.quantiles(ts, n=10)
             cells.append(f"{statistics.median(ts):.1f} ({q[8]:.0f})")
         lines.append("| " + " | ".join(cells) + " |")
-    text = "\n".join(lines)
-    print(text)
-    write_section(a.out, "region-cost", text)
+    publish(a.out, "region-cost", lines)
     return 0
 
 

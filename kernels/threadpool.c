@@ -72,6 +72,7 @@ typedef struct {
     atomic_flag busy;                            /* a region is running */
     _Atomic long spin_ns;                        /* idle spin after a region */
     _Atomic int stealing;                        /* lc_pool_set_stealing */
+    _Atomic int spread;                          /* lc_pool_set_spread */
     int workers;                                 /* threads started (slots 1..workers) */
     _Atomic unsigned born_gen;                   /* gen before the region that started them */
     int cpus;                                    /* online CPUs: no spinning beyond */
@@ -86,12 +87,18 @@ typedef struct {
     _Atomic int cpu_of[LC_POOL_MAX_TEAM];
     int64_t last_move_ns[LC_POOL_MAX_TEAM];
     int64_t missed_ns[LC_POOL_MAX_TEAM]; /* time of the regions it missed since it last joined one */
+#ifdef __linux__
+    /* lc_pool_wake_away: under `lock`, which workers sleep, and which the
+     * caller narrowed before waking them (their own affinity, to give back) */
+    int asleep[LC_POOL_MAX_TEAM], narrowed[LC_POOL_MAX_TEAM];
+    cpu_set_t allowed[LC_POOL_MAX_TEAM];
+#endif
     int64_t last_end_ns; /* when the last region ended (caller's side) */
     long gap_hist[LC_POOL_GAP_BUCKETS];
 } lc_pool;
 
 static lc_pool lc_the_pool = {.busy = ATOMIC_FLAG_INIT, .spin_ns = LC_POOL_DEFAULT_SPIN_US * 1000L,
-                              .stealing = 1,
+                              .stealing = 1, .spread = 1,
                               .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 static pthread_once_t lc_pool_once = PTHREAD_ONCE_INIT;
 
@@ -222,7 +229,7 @@ static long lc_pool_work(lc_pool *p, int slot) {
 
 /* A worker's idle wait: spin until `gen` moves past `seen` or the spin
  * budget runs out, then sleep.  Returns the new (even) generation. */
-static unsigned lc_pool_wait(lc_pool *p, unsigned seen) {
+static unsigned lc_pool_wait(lc_pool *p, int slot, unsigned seen) {
     const long budget = p->workers + 1 > p->cpus ? 0 : atomic_load_explicit(&p->spin_ns, memory_order_relaxed);
     int64_t until = -1, next_yield = -1;
     for (unsigned n = 0;; n++) {
@@ -253,8 +260,19 @@ static unsigned lc_pool_wait(lc_pool *p, unsigned seen) {
     atomic_fetch_add(&p->sleepers, 1);
     atomic_fetch_add_explicit(&p->sleeps, 1, memory_order_relaxed);
     unsigned g;
+#ifdef __linux__
+    p->asleep[slot] = 1;
+#endif
     while ((g = atomic_load(&p->gen)) == seen || (g & 1)) pthread_cond_wait(&p->wake, &p->lock);
     atomic_fetch_sub(&p->sleepers, 1);
+#ifdef __linux__
+    p->asleep[slot] = 0;
+    if (p->narrowed[slot]) /* awake elsewhere: free again (under the lock, as every affinity change) */
+        sched_setaffinity(0, sizeof p->allowed[slot], &p->allowed[slot]);
+    p->narrowed[slot] = 0;
+#else
+    (void)slot;
+#endif
     pthread_mutex_unlock(&p->lock);
     return g;
 }
@@ -269,7 +287,7 @@ static void *lc_pool_worker(void *arg) {
      * part in that region even when it first runs after its publication */
     unsigned seen = atomic_load(&p->born_gen);
     for (;;) {
-        const unsigned g = lc_pool_wait(p, seen);
+        const unsigned g = lc_pool_wait(p, slot, seen);
         seen = g;
         atomic_fetch_add(&p->inside, 1);
         atomic_thread_fence(memory_order_seq_cst); /* the worker's side (see lc_pool_region) */
@@ -295,6 +313,13 @@ static void lc_pool_after_fork_child(void) {
     atomic_store(&p->inside, 0);
     atomic_store(&p->sleepers, 0);
     atomic_flag_clear(&p->busy);
+    for (int s = 0; s < LC_POOL_MAX_TEAM; s++) {
+        atomic_store(&p->tid[s], 0);
+        atomic_store(&p->joined_gen[s], 0);
+#ifdef __linux__
+        p->asleep[s] = p->narrowed[s] = 0;
+#endif
+    }
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
 }
@@ -377,6 +402,25 @@ static void lc_pool_note_gap(lc_pool *p, int64_t start) {
  * vCPU wakes in 25-90 us); missing regions that long in total (a model's
  * regions are often 10-50 us each) means it is waiting for the caller's CPU */
 #define LC_POOL_LATE_NS 100000
+#ifdef __linux__
+/* lc_pool_spread's move of worker `s` (thread `tid`), under p->lock. */
+static void lc_pool_move_away(lc_pool *p, int s, int tid, int caller_cpu, int team) {
+    if (p->narrowed[s]) return; /* already kept off the caller's CPU until it wakes */
+    cpu_set_t allowed, away;
+    if (sched_getaffinity(tid, sizeof allowed, &allowed) != 0) return;
+    away = allowed;
+    CPU_CLR(caller_cpu, &away);
+    for (int o = 1; o < team; o++) { /* and off the CPUs the other workers worked on */
+        const int c = atomic_load_explicit(&p->cpu_of[o], memory_order_relaxed);
+        if (o != s && c >= 0 && c < CPU_SETSIZE && CPU_ISSET(c, &away) && CPU_COUNT(&away) > 1)
+            CPU_CLR(c, &away);
+    }
+    if (CPU_COUNT(&away) == 0 || sched_setaffinity(tid, sizeof away, &away) != 0) return;
+    sched_setaffinity(tid, sizeof allowed, &allowed);
+    atomic_fetch_add_explicit(&p->moves, 1, memory_order_relaxed);
+}
+#endif
+
 static void lc_pool_spread(lc_pool *p, int team, unsigned gen, int caller_cpu, int64_t start, int64_t end) {
 #ifdef __linux__
     if (caller_cpu < 0 || caller_cpu >= CPU_SETSIZE) return;
@@ -389,21 +433,39 @@ static void lc_pool_spread(lc_pool *p, int team, unsigned gen, int caller_cpu, i
         if (!stuck || tid <= 0 || end - p->last_move_ns[s] < LC_POOL_MOVE_GAP_NS) continue;
         p->last_move_ns[s] = end;
         p->missed_ns[s] = 0;
-        cpu_set_t allowed, away;
-        if (sched_getaffinity(tid, sizeof allowed, &allowed) != 0) continue;
-        away = allowed;
-        CPU_CLR(caller_cpu, &away);
-        for (int o = 1; o < team; o++) { /* and off the CPUs the other workers worked on */
-            const int c = atomic_load_explicit(&p->cpu_of[o], memory_order_relaxed);
-            if (o != s && c >= 0 && c < CPU_SETSIZE && CPU_ISSET(c, &away) && CPU_COUNT(&away) > 1)
-                CPU_CLR(c, &away);
-        }
-        if (CPU_COUNT(&away) == 0 || sched_setaffinity(tid, sizeof away, &away) != 0) continue;
-        sched_setaffinity(tid, sizeof allowed, &allowed);
-        atomic_fetch_add_explicit(&p->moves, 1, memory_order_relaxed);
+        /* Every affinity change happens under p->lock: a worker narrowed by
+         * lc_pool_wake_away gives itself its set back under it, and reading
+         * the narrowed set here as "allowed" would pin it for good. */
+        pthread_mutex_lock(&p->lock);
+        lc_pool_move_away(p, s, tid, caller_cpu, team);
+        pthread_mutex_unlock(&p->lock);
     }
 #else
     (void)p; (void)team; (void)gen; (void)caller_cpu; (void)start; (void)end;
+#endif
+}
+
+
+/* Before waking sleeping workers (under p->lock): keeps the caller's CPU out
+ * of each sleeping team member's affinity, so the wake-up cannot place it
+ * there (see lc_pool_spread for why it otherwise would); the worker gives
+ * itself its own affinity back as soon as it runs (lc_pool_wait).  Costs two
+ * system calls per sleeping worker, once per wake-up (>= the spin bound of
+ * idleness), against a first region run by the caller alone. */
+static void lc_pool_wake_away(lc_pool *p, int team) {
+#ifdef __linux__
+    const int cpu = sched_getcpu();
+    if (cpu < 0 || cpu >= CPU_SETSIZE) return;
+    for (int s = 1; s < team; s++) {
+        const int tid = atomic_load_explicit(&p->tid[s], memory_order_relaxed);
+        if (!p->asleep[s] || p->narrowed[s] || tid <= 0) continue;
+        if (sched_getaffinity(tid, sizeof p->allowed[s], &p->allowed[s]) != 0) continue;
+        cpu_set_t away = p->allowed[s];
+        CPU_CLR(cpu, &away);
+        if (CPU_COUNT(&away) > 0 && sched_setaffinity(tid, sizeof away, &away) == 0) p->narrowed[s] = 1;
+    }
+#else
+    (void)p; (void)team;
 #endif
 }
 
@@ -435,6 +497,7 @@ static void lc_pool_region(lc_pool *p, int team, long count, lc_task_fn fn, void
     atomic_thread_fence(memory_order_seq_cst); /* the same handshake with a worker going to sleep */
     if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->lock);
+        if (p->cpus > 1 && atomic_load_explicit(&p->spread, memory_order_relaxed)) lc_pool_wake_away(p, team);
         pthread_cond_broadcast(&p->wake);
         pthread_mutex_unlock(&p->lock);
     }
@@ -446,7 +509,8 @@ static void lc_pool_region(lc_pool *p, int team, long count, lc_task_fn fn, void
     }
     atomic_fetch_add_explicit(&p->regions, 1, memory_order_relaxed);
     p->last_end_ns = lc_now_ns();
-    if (p->cpus > 1) lc_pool_spread(p, team, g + 2, lc_trace_cpu(), start, p->last_end_ns);
+    if (p->cpus > 1 && atomic_load_explicit(&p->spread, memory_order_relaxed))
+        lc_pool_spread(p, team, g + 2, lc_trace_cpu(), start, p->last_end_ns);
     if (p->trace) p->trace->end_ns = p->last_end_ns;
 }
 
@@ -479,6 +543,8 @@ void lc_pool_parallel_for(int team, int64_t count, lc_task_fn fn, void *ctx) {
 }
 
 void lc_pool_set_stealing(int on) { atomic_store(&lc_the_pool.stealing, on != 0); }
+
+void lc_pool_set_spread(int on) { atomic_store(&lc_the_pool.spread, on != 0); }
 
 void lc_pool_set_spin_us(int64_t us) {
     atomic_store(&lc_the_pool.spin_ns, (long)(lc_min64(lc_max64(us, 0), 1000000) * 1000));
@@ -590,6 +656,7 @@ int lc_region_probe(int use_openmp, int64_t gap_ns, int rounds, int64_t *ns) {
 void lc_pool_set_spin_us(int64_t us) { (void)us; }
 
 void lc_pool_set_stealing(int on) { (void)on; }
+void lc_pool_set_spread(int on) { (void)on; }
 
 void lc_pool_serial_for(int64_t count, void (*fn)(void *, int64_t, int), void *ctx) {
     for (int64_t i = 0; i < count; i++) fn(ctx, i, 0);

@@ -64,6 +64,9 @@ int lc_pool_trace(int64_t capacity);
 int64_t lc_pool_trace_read(lc_pool_trace_rec *out, int64_t max);
 /* Work stealing on (1) or off (0): see lc_pool_work. */
 void lc_pool_set_stealing(int on);
+/* Keeping workers off the caller's CPU (lc_pool_spread / lc_pool_wake_away in
+ * threadpool.c; on by default, LEANCONV_POOL_SPREAD=0 turns it off). */
+void lc_pool_set_spread(int on);
 void lc_pool_set_spin_us(int64_t us);
 void lc_pool_stats(lc_pool_statistics *s);
 void lc_pool_reset_stats(void);

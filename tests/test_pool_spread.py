@@ -1,6 +1,7 @@
-"""The pool moves a worker off the caller's CPU (kernels/threadpool.c,
-lc_pool_spread): a worker the scheduler left on the caller's CPU is moved
-after a region, nothing stays pinned afterwards, and with a single allowed
+"""The pool keeps its worker off the caller's CPU (kernels/threadpool.c,
+lc_pool_spread and lc_pool_wake_away): a worker the scheduler left on the
+caller's CPU is moved after a region, a worker woken from sleep gets its own
+affinity back, nothing stays pinned afterwards, and with a single allowed
 CPU nothing moves and the bits stay those of one thread.
 
 Each case runs in a fresh process: it changes thread affinities, which the
@@ -37,9 +38,13 @@ PRELUDE = textwrap.dedent("""
                     out.append(int(t))
         return out
 
-    def cpu_of(tid):
-        with open(f"/proc/self/task/{tid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[36])
+    def settled_affinity(tid, want, timeout=2.0):
+        # A worker the caller narrowed before waking it gives itself its set
+        # back once it runs; on a loaded machine that can take a while.
+        t0 = time.monotonic()
+        while os.sched_getaffinity(tid) != want and time.monotonic() - t0 < timeout:
+            time.sleep(0.005)
+        return os.sched_getaffinity(tid)
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, 64, 56, 56), dtype=np.float32)
@@ -54,32 +59,65 @@ PRELUDE = textwrap.dedent("""
 """)
 
 
-def _run(body):
+def _run(body, **env):
     r = subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(body)],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=120, env={**os.environ, **env})
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout
 
 
-def test_worker_on_the_callers_cpu_is_moved_and_not_left_pinned():
-    out = _run("""
+# The caller kept on one CPU and the worker put on the same one, free to go
+# anywhere, as a wake-up leaves it; then 20 two-thread calls.
+STACKED = """
         here = sorted(allowed)[0]
         os.sched_setaffinity(0, {here})          # the caller stays on one CPU
         os.sched_setaffinity(worker, {here})     # the worker is put beside it ...
         os.sched_setaffinity(worker, allowed)    # ... and may go anywhere, as after a wake-up
         _core.pool_stats(reset=True)
         for _ in range(20):
-            got = conv(x)
-            assert np.array_equal(got, want)
+            assert np.array_equal(conv(x), want)
         st = _core.pool_stats()
+"""
+
+
+def test_spread_off_moves_nothing():
+    out = _run(STACKED + """
+        assert st["moves"] == 0, st
+        assert os.sched_getaffinity(worker) == allowed
+        print("ok")
+    """, LEANCONV_POOL_SPREAD="0")
+    assert out.startswith("ok")
+
+
+def test_worker_on_the_callers_cpu_is_moved_and_not_left_pinned():
+    out = _run(STACKED + """
         assert st["moves"] >= 1, st
-        assert os.sched_getaffinity(worker) == allowed   # given back, not pinned
+        assert settled_affinity(worker, allowed) == allowed   # given back, not pinned
         _core.pool_trace(50)
         for _ in range(5):
             conv(x)
         recs = [r for r in _core.pool_trace() if r["team"] == 2 and r["items"][1] > 0]
         assert recs and all(r["cpu"][1] != here for r in recs[-3:]), recs[-3:]
         print("ok", st["moves"])
+    """)
+    assert out.startswith("ok")
+
+
+def test_worker_woken_from_sleep_gets_its_affinity_back():
+    # Waking a sleeping worker, the caller keeps its own CPU out of the
+    # worker's affinity (lc_pool_wake_away); the worker gives itself the full
+    # set back once it runs.  After calls separated by sleeps (each one wakes
+    # it) and a pause, nothing is left narrowed, and the bits are those of
+    # one thread.
+    out = _run("""
+        _core.pool_stats(reset=True)
+        for _ in range(10):
+            time.sleep(0.003)                    # past the 300 us spin: the worker sleeps
+            assert np.array_equal(conv(x), want)
+        st = _core.pool_stats()
+        assert st["sleeps"] >= 5, st
+        assert settled_affinity(worker, allowed) == allowed
+        print("ok")
     """)
     assert out.startswith("ok")
 

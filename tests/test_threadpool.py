@@ -41,6 +41,15 @@ def test_spin_environment_variable():
             _threads.spin_us_from({"LEANCONV_POOL_SPIN_US": bad})
 
 
+def test_spread_environment_variable():
+    assert _threads.spread_from({}) is None
+    assert _threads.spread_from({"LEANCONV_POOL_SPREAD": " 0 "}) is False
+    assert _threads.spread_from({"LEANCONV_POOL_SPREAD": "1"}) is True
+    for bad in ("2", "off", "yes", "-1"):
+        with pytest.raises(ValueError, match="LEANCONV_POOL_SPREAD must be 0 or 1"):
+            _threads.spread_from({"LEANCONV_POOL_SPREAD": bad})
+
+
 @needs_pool
 def test_spin_environment_variable_reaches_the_pool():
     out = _run_py("from leanconv import _core; print(_core.pool_stats()['spin_us'])",

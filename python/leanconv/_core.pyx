@@ -166,6 +166,7 @@ cdef extern from "threadpool.h":
     int lc_pool_trace(int64_t capacity) nogil
     int64_t lc_pool_trace_read(lc_pool_trace_rec *out, int64_t max) nogil
     void lc_pool_set_stealing(int on) nogil
+    void lc_pool_set_spread(int on) nogil
 
 cdef extern from "internal.h":
     int LC_DEBUG_POISON, LC_DEBUG_REVERSE
@@ -324,6 +325,14 @@ def pool_stats(bint reset=False):
     return {"workers": s.workers, "regions": s.regions, "inline_regions": s.inline_regions,
             "sleeps": s.sleeps, "moves": s.moves, "spin_us": s.spin_us,
             "gap_hist_log2_us": [s.gap_hist[k] for k in range(LC_POOL_GAP_BUCKETS)]}
+
+
+def set_pool_spread(bint on):
+    """Whether the pool keeps its workers off the caller's CPU (on by
+    default): narrows a sleeping worker's CPU affinity before waking it and
+    moves a worker that shared the caller's CPU or missed its regions, giving
+    the affinity back at once each time (kernels/threadpool.c)."""
+    lc_pool_set_spread(on)
 
 
 def set_pool_stealing(bint on):

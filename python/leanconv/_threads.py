@@ -9,7 +9,11 @@ a count asked for by name is used as it is.
 The threads themselves are leanconv's own pool (kernels/threadpool.c) on
 POSIX systems, OpenMP elsewhere.  Idle pool workers spin LEANCONV_POOL_SPIN_US
 microseconds (default 300, see kernels/threadpool.h) after their last parallel
-region, then sleep; the variable is read once, at import.
+region, then sleep; the variable is read once, at import.  The pool keeps a
+worker off the CPU of the thread that called it (a wake-up otherwise often
+leaves both on one CPU, see kernels/threadpool.c); LEANCONV_POOL_SPREAD=0,
+read at import too, turns that off (for a process that manages thread
+affinity itself).
 """
 from __future__ import annotations
 
@@ -36,6 +40,20 @@ def spin_us_from(environ) -> int | None:
     if not text.isdigit() or int(text) > MAX_SPIN_US:
         raise ValueError(f"{SPIN_ENV} must be an int in 0..{MAX_SPIN_US} (microseconds), got {text!r}")
     return int(text)
+
+
+SPREAD_ENV = "LEANCONV_POOL_SPREAD"
+
+
+def spread_from(environ) -> bool | None:
+    """Whether LEANCONV_POOL_SPREAD in `environ` asks to keep the pool's
+    workers off the caller's CPU (None: the default, on)."""
+    text = environ.get(SPREAD_ENV, "").strip()
+    if not text:
+        return None
+    if text not in ("0", "1"):
+        raise ValueError(f"{SPREAD_ENV} must be 0 or 1, got {text!r}")
+    return text == "1"
 
 
 def _positive(n, name):
@@ -125,3 +143,6 @@ def resolve(threads) -> int:
 _spin = spin_us_from(os.environ)
 if _spin is not None:
     _core.set_pool_spin_us(_spin)
+_spread = spread_from(os.environ)
+if _spread is not None:
+    _core.set_pool_spread(_spread)
