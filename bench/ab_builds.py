@@ -4,6 +4,7 @@ same convolutions on two builds of leanconv in one process.
     python bench/ab_builds.py --rev c13677e [--algorithms winograd_f4,winograd_f6] [--threads 1]
     python bench/ab_builds.py --rev main --layers kinds [--algorithms im2col,patch2vec]
     python bench/ab_builds.py --rev main --layers mobile --activation silu
+    python bench/ab_builds.py --rev main --layers pointwise --threads 2
 
 Builds revision REV (git archive into a temporary directory, `setup.py
 build_ext --inplace`, ~15 s) and imports it beside the build of this tree
@@ -58,6 +59,13 @@ MOBILE = [("dw 3x3 1152@4", 1152, 1152, 4, 3, 1, 1, 1152),
           ("dw 3x3/2 96@64", 96, 96, 64, 3, 2, 1, 96),
           ("dw 3x3 32@64", 32, 32, 64, 3, 1, 1, 32)]
 
+# --layers pointwise: the 1x1 convolutions of MobileNetV2 (expand, then project) and of
+# ResNet-50's bottlenecks
+POINTWISE = [(f"1x1 {C}>{M}@{H}", C, M, H, 1, 1, 0, 1) for C, M, H in (
+    (16, 96, 112), (24, 144, 56), (32, 192, 28), (64, 384, 14), (96, 576, 14), (160, 960, 7),
+    (144, 24, 56), (192, 32, 28), (384, 64, 14), (576, 96, 14), (960, 160, 7), (320, 1280, 7),
+    (64, 256, 56), (256, 64, 56), (512, 128, 28), (1024, 256, 14), (2048, 512, 7))]
+
 
 def load(package_dir: pathlib.Path, name: str):
     """Import python/leanconv of a build as package `name`."""
@@ -99,9 +107,9 @@ def time_pair(calls, repeats, sleep_s=0.003):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rev", required=True, help="the other revision (A); this tree is B")
-    ap.add_argument("--layers", choices=("3x3", "kinds", "mobile"), default="3x3",
-                    help="3x3 stride-1 layers, the other kinds (KINDS), or MobileNet-class "
-                         "depthwise layers (MOBILE)")
+    ap.add_argument("--layers", choices=("3x3", "kinds", "mobile", "pointwise"), default="3x3",
+                    help="3x3 stride-1 layers, the other kinds (KINDS), MobileNet-class "
+                         "depthwise layers (MOBILE) or 1x1 layers (POINTWISE)")
     ap.add_argument("--activation", default=None, help="fused activation (e.g. silu)")
     ap.add_argument("--algorithms", default=None,
                     help="default: winograd_f2,f4,f6 for 3x3, auto for kinds")
@@ -116,7 +124,8 @@ def main(argv=None):
               f"A = {args.rev}, B = this tree; median ms (IQR), {args.repeats} interleaved calls each\n")
         print("| layer | algorithm | A ms | B ms | B/A |\n|---|---|---|---|---|")
         layers = ([(name, C, M, H, 3, 1, 1, 1) for name, C, M, H in LAYERS]
-                  if args.layers == "3x3" else KINDS if args.layers == "kinds" else MOBILE)
+                  if args.layers == "3x3" else
+                  {"kinds": KINDS, "mobile": MOBILE, "pointwise": POINTWISE}[args.layers])
         algorithms = args.algorithms or ("winograd_f2,winograd_f4,winograd_f6"
                                          if args.layers == "3x3" else "auto")
         for name, C, M, H, k, stride, pad, groups in layers:

@@ -1,8 +1,8 @@
 """Where a model's time goes on leanconv.onnx and on onnxruntime, by op kind.
 
-    python bench/onnx_profile.py MODEL.onnx [MODEL.onnx ...] [--runs 20] [--steps]
+    python bench/onnx_profile.py MODEL.onnx [MODEL.onnx ...] [--runs 20] [--steps] [--threads 1]
 
-Both engines at 1 thread in this process, each profiled step by step: leanconv
+Both engines at --threads threads (default 1) in this process, each profiled step by step: leanconv
 through the schedule's per-step timings (`rep.program.run(feeds, timings)`;
 a Conv step includes what was fused into it), onnxruntime through its own
 profiler (SessionOptions.enable_profiling, kernel time per node; its graph is
@@ -31,20 +31,20 @@ from leanconv.onnx.bench import _profile as step_medians  # noqa: E402
 from leanconv.onnx.bench import random_inputs  # noqa: E402
 
 
-def leanconv_steps(model, feeds, runs):
+def leanconv_steps(model, feeds, runs, threads):
     """[(label, name, median seconds)] of every scheduled step."""
-    rep = lco.prepare(model, threads=1)
+    rep = lco.prepare(model, threads=threads)
     feeds = rep.feeds(feeds)
     for _ in range(3):
         rep.run(feeds)
     return [(s.label(), s.name, t) for s, t in step_medians(rep, feeds, runs)]
 
 
-def ort_nodes(model, feeds, runs):
+def ort_nodes(model, feeds, runs, threads):
     """[(op type, node name, median seconds)] from onnxruntime's profiler."""
     import onnxruntime as ort
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
+    opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.enable_profiling = True
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,12 +71,13 @@ def by_kind(rows):
     return sorted(kinds.items(), key=lambda kv: -kv[1][1])
 
 
-def report(path, runs, steps):
+def report(path, runs, steps, threads):
     model = onnx.load(str(path))
     feeds = random_inputs(model)
-    ours, theirs = leanconv_steps(model, feeds, runs), ort_nodes(model, feeds, runs)
+    ours = leanconv_steps(model, feeds, runs, threads)
+    theirs = ort_nodes(model, feeds, runs, threads)
     lc, ort_s = sum(t for *_, t in ours), sum(t for *_, t in theirs)
-    print(f"{path}  (load average {os.getloadavg()[0]:.2f})")
+    print(f"{path}  ({threads} thread(s), load average {os.getloadavg()[0]:.2f})")
     print(f"  sum of step medians: leanconv {lc * 1e3:.3f} ms, onnxruntime {ort_s * 1e3:.3f} ms, "
           f"onnxruntime / leanconv {ort_s / lc:.3f}")
     for title, rows in (("leanconv", ours), ("onnxruntime", theirs)):
@@ -93,9 +94,12 @@ def main(argv=None):
     p.add_argument("models", nargs="+")
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--steps", action="store_true", help="list every step and node too")
+    p.add_argument("--threads", type=int, default=1, help="threads of both engines")
     a = p.parse_args(argv)
+    if a.threads < 1:
+        p.error("--threads must be at least 1")
     for path in a.models:
-        report(path, a.runs, a.steps)
+        report(path, a.runs, a.steps, a.threads)
 
 
 if __name__ == "__main__":

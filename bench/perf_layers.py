@@ -75,6 +75,12 @@ LAYERS = [
     ("1x1", _L("r50 1x1 512>128@28", 512, 28, 128, 1)),
     ("1x1", _L("r50 1x1 1024>256@14", 1024, 14, 256, 1)),
     ("1x1", _L("r50 1x1 2048>512@7", 2048, 7, 512, 1)),
+    # MobileNetV2's 1x1 convs (3/4 of its time): K = 16 expand on the largest image, a
+    # 24-channel projection, an expand at 14x14 and a projection at 7x7
+    ("1x1", _L("mbv2 1x1 16>96@112", 16, 112, 96, 1)),
+    ("1x1", _L("mbv2 1x1 144>24@56", 144, 56, 24, 1)),
+    ("1x1", _L("mbv2 1x1 96>576@14", 96, 14, 576, 1)),
+    ("1x1", _L("mbv2 1x1 960>160@7", 960, 7, 160, 1)),
     ("depthwise", _L("mbv2 dw 3x3 32@112", 32, 112, 32, 3, groups=32)),
     ("depthwise", _L("mbv2 dw 3x3/2 144@56", 144, 56, 144, 3, stride=2, groups=144)),
 ]

@@ -1,10 +1,11 @@
 /* Depthwise over tiny planes (at most LC_DW_TINY_PIXELS pixels in and out:
  * the 4x4 maps of MobileNet-class models at 128 pixels, where a plane kernel
  * spends more on each plane's setup and borders than on its few taps).  The
- * ISA's dw_tiny kernel holds a whole plane in one vector and computes a tap
- * as one permute of it, from tables built here once per call: which taps
+ * ISA's dw_tiny kernel holds a whole plane in registers (one AVX-512 vector,
+ * two AVX2 ones, a NEON TBL table) and computes a tap as a permute of it, from tables built here once per call: which taps
  * reach the image at all, and for each, the input pixel every output pixel
- * reads (lc_dw_tiny_fn).  Channels go in chunks; the post-op (activations
+ * reads (lc_dw_tiny_fn); with more such taps than the ISA's dw_tiny_taps, the
+ * other paths take the layer.  Channels go in chunks; the post-op (activations
  * beyond the clamp, residual) runs over each chunk's contiguous output right
  * after it. */
 #include "internal.h"
@@ -73,6 +74,7 @@ int lc_depthwise_tiny_run(const lc_conv_desc *d, const lc_epilogue *ep, const fl
             t.taps.tap[k] = (int32_t)(ky * d->kW + kx);
             t.taps.n++;
         }
+    if (t.taps.n > d->isa->dw_tiny_taps) return 0;   /* the other paths are faster there */
     t.c = lc_dw_call_of(d, ep, x, w, bias, res, y);
     t.chunks = lc_div_up(d->M, LC_DW_TINY_CHUNK);
     lc_parallel_for(d->nthreads, d->N * t.chunks, lc_conv_macs(d), lc_dw_tiny_task, &t);

@@ -248,10 +248,24 @@ void lc_gemm_panel(const lc_isa_config *cfg, size_t Mg, size_t K, const float *a
 int64_t lc_gemm_chunk_panels(const lc_isa_config *cfg, int64_t K, int64_t npanels, int nthreads) {
     /* As many panels as keep their kc-row slices within the L2 budget, but
      * at least one chunk per thread while there are panels to share. */
-    const int64_t kb = lc_min64(K, cfg->kc);
+    const int64_t kb = lc_min64(K, cfg->kc), threads = lc_max64(1, nthreads);
     int64_t chunk = lc_max64(1, lc_blocking_get()->gemm_b_l2 / lc_max64(1, kb * cfg->nr * 4));
-    int64_t share = lc_div_up(npanels, lc_max64(1, nthreads));
-    return lc_max64(1, lc_min64(chunk, share));
+    chunk = lc_max64(1, lc_min64(chunk, lc_div_up(npanels, threads)));
+    /* Enough chunks that no channel split follows (lc_row_chunks) but not a
+     * multiple of the threads: even them out over the next multiple, so
+     * every thread gets as many near-equal chunks (98 panels in chunks of 21
+     * on 2 threads were 3 x 21 against 21 + 14; now 3 x 17 against
+     * 2 x 17 + 13).  A count that no chunk size gives exactly (392 panels:
+     * 34 chunks of 12 are 33) takes the next multiple.  Fewer chunks than
+     * 2 per thread are split by channels instead. */
+    const int64_t nchunks = lc_div_up(npanels, chunk);
+    if (threads > 1 && nchunks >= 2 * threads && nchunks % threads)
+        for (int64_t want = lc_div_up(nchunks, threads) * threads, tries = 0; tries < 4;
+             want += threads, tries++) {
+            const int64_t c = lc_div_up(npanels, want); /* want chunks, if c makes them */
+            if (lc_div_up(npanels, c) == want) return c;
+        }
+    return chunk;
 }
 
 /* A run of a panel's pixels that lies on one output row. */

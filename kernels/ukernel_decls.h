@@ -71,7 +71,14 @@ LC_DECLARE_DL(lc_f32_dl_4x4__scalar)
 #define LC_DW_CBLOCK_ENTRY(name, lanes) \
     ((lc_dw_cblock_kernels){(lanes), name, name##_interleave, name##_deinterleave})
 
+/* Optional depthwise kernels over tiny planes (lc_dw_tiny_fn). */
+#define LC_DECLARE_DW_TINY(name)                                                          \
+    void name(float *out, const float *in, size_t channels, size_t mult, size_t in_plane,  \
+              size_t out_plane, const lc_dw_tiny_taps *taps, const float *w, size_t ktaps, \
+              const float *bias, const lc_epilogue *ep);
+
 LC_DECLARE_ISA(__avx2)
+LC_DECLARE_DW_TINY(lc_f32_dw_tiny__avx2)
 LC_DECLARE_DW_CBLOCK(lc_f32_dw_cblock__avx2)
 LC_DECLARE_POSTOP(lc_f32_postop__avx2)
 LC_DECLARE_DW3X3_PLANE(lc_f32_dw3x3_plane__avx2)
@@ -93,10 +100,7 @@ void lc_f32_lrn_div__avx512(float *y, const float *x, const float *s, size_t n, 
 void lc_f32_pool_plane__avx512(float *y, const float *x, size_t planes,
                                const lc_pool_plane_geom *g, float *r);
 LC_DECLARE_DW3X3_PLANE(lc_f32_dw3x3_plane__avx512)
-void lc_f32_dw_tiny__avx512(float *out, const float *in, size_t channels, size_t mult,
-                            size_t in_plane, size_t out_plane, const lc_dw_tiny_taps *taps,
-                            const float *w, size_t ktaps, const float *bias,
-                            const lc_epilogue *ep);
+LC_DECLARE_DW_TINY(lc_f32_dw_tiny__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_6x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_8x32__avx512)
 LC_DECLARE_DL(lc_f32_dl_6x64__avx512)
@@ -108,6 +112,7 @@ LC_DECLARE_GEMM_NARROW(lc_f32_gemm_narrow_16x16__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_wide_8x48__avx512)
 
 LC_DECLARE_ISA(__neon)
+LC_DECLARE_DW_TINY(lc_f32_dw_tiny__neon)
 LC_DECLARE_DW_CBLOCK(lc_f32_dw_cblock__neon)
 LC_DECLARE_POSTOP(lc_f32_postop__neon)
 LC_DECLARE_GEMM(lc_f32_gemm_12x8__neon)

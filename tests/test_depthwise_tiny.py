@@ -1,6 +1,7 @@
 """Depthwise over tiny planes (kernels/depthwise_tiny.c and the ISAs' dw_tiny
 kernels: a plane per vector, a permute per tap) through the API on every ISA
-(those without a dw_tiny kernel take the other paths: the same answers),
+(those without a dw_tiny kernel, or past its dw_tiny_taps, take the other
+paths: the same answers),
 against a float64 grouped convolution: kernel sizes, strides, dilations,
 padding that leaves taps with nothing to read, channel multipliers whose
 groups straddle a chunk, the epilogue, residuals, and thread counts."""
@@ -72,3 +73,20 @@ def test_tiny_planes_same_bits_at_any_thread_count(isa, threads):
     one = run_case(5, 300, 1, 4, 4, 3, activation="silu", threads=1)
     many = run_case(5, 300, 1, 4, 4, 3, activation="silu", threads=threads)
     np.testing.assert_array_equal(one, many)
+
+
+def test_tiny_planes_nan_reaches_only_the_outputs_that_read_it(isa):
+    """A NaN pixel turns exactly the outputs whose window holds it into NaN:
+    the kernels' permutes also move it into lanes a tap masks off (padding,
+    or the other half of an AVX2 plane), which must stay 0."""
+    r = np.random.default_rng(6)
+    x = r.standard_normal((1, 37, 4, 4)).astype(np.float32)
+    x[0, :, 1, 2] = np.nan
+    x[0, 5, 3, 0] = np.nan
+    w = r.standard_normal((37, 1, 3, 3)).astype(np.float32)
+    want, _ = conv2d_ref(x, w, None, stride=(1, 1), pads=(1, 1, 1, 1), dilation=(1, 1),
+                         groups=37)
+    y = lc.conv2d(x, w, padding=1, groups=37, algorithm="depthwise")
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+    fin = ~np.isnan(want)
+    assert np.max(np.abs(y[fin] - want[fin])) <= 2e-6 * max(np.max(np.abs(want[fin])), 1.0)

@@ -345,6 +345,8 @@ typedef struct lc_isa_config {
     lc_lrn_div_fn lrn_div;           /* optional: LRN's divide for beta 1, 0.5, 0.75 */
     lc_gemv16_fn gemv16;             /* matrix-vector panels (squeeze-and-excitation) */
     lc_dw_tiny_fn dw_tiny;           /* optional: depthwise over tiny planes */
+    int dw_tiny_taps;                /* up to this many taps reaching the image: it beats the
+                                        other paths there (<= LC_DW_TINY_TAPS) */
 } lc_isa_config;
 
 /* ISA identifiers, in preference order from worst to best. */

@@ -95,6 +95,81 @@ static inline void lc_dwc_transpose8(__m256 *v) {
 #include "../dw_cblock_template.h"
 #undef LC_DWC_TRANSPOSE
 
+/* Tiny planes (lc_dw_tiny_fn): a plane of up to 16 pixels in two vectors,
+ * pixels 0-7 and 8-15.  A tap of an output half is a permute of each input
+ * half, the half its index falls in picked by a blend, the pixels it reads in
+ * the padding zeroed by a mask; those three vectors per tap and half are
+ * built once per call, for all its channels, and each load of them serves
+ * a pair of channels. */
+typedef struct {
+    __m256i idx;   /* input pixel of each output pixel (the permutes use its low 3 bits) */
+    __m256 upper;  /* lanes whose input pixel is in the upper half */
+    __m256 inside; /* lanes whose input pixel is in the image */
+} lc_dw_tiny_half;
+
+static inline __m256 lc_dw_tiny_pick(const lc_dw_tiny_half *h, __m256 x0, __m256 x1) {
+    const __m256 v = _mm256_blendv_ps(_mm256_permutevar8x32_ps(x0, h->idx),
+                                      _mm256_permutevar8x32_ps(x1, h->idx), h->upper);
+    return _mm256_and_ps(v, h->inside);
+}
+
+void lc_f32_dw_tiny__avx2(float *out, const float *in, size_t channels, size_t mult,
+                          size_t in_plane, size_t out_plane, const lc_dw_tiny_taps *taps,
+                          const float *w, size_t ktaps, const float *bias,
+                          const lc_epilogue *ep) {
+    lc_dw_tiny_half tab[LC_DW_TINY_TAPS][2];
+    const int n = taps->n, halves = out_plane > 8 ? 2 : 1;
+    const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    for (int t = 0; t < n; t++)
+        for (int h = 0; h < halves; h++) {
+            const __m256i idx = _mm256_loadu_si256((const __m256i *)(taps->idx[t] + 8 * h));
+            const __m256i bits = _mm256_and_si256(
+                _mm256_set1_epi32((int)((taps->mask[t] >> (8 * h)) & 0xffu)), lane_bit);
+            tab[t][h].idx = idx;
+            tab[t][h].upper = _mm256_castsi256_ps(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32(7)));
+            tab[t][h].inside = _mm256_castsi256_ps(_mm256_cmpeq_epi32(bits, lane_bit));
+        }
+    const __m256i in_m0 = lc_dw_mask8((ptrdiff_t)in_plane);
+    const __m256i in_m1 = lc_dw_mask8((ptrdiff_t)in_plane - 8);
+    const __m256i out_m[2] = {lc_dw_mask8((ptrdiff_t)out_plane),
+                              lc_dw_mask8((ptrdiff_t)out_plane - 8)};
+    const __m256 lo = _mm256_set1_ps(ep->lo), hi = _mm256_set1_ps(ep->hi);
+    size_t o = 0;
+    for (; o + 2 <= channels; o += 2) {   /* channel pairs share each table load */
+        const float *xa = in + (o / mult) * in_plane, *xb = in + ((o + 1) / mult) * in_plane;
+        const float *wa = w + o * ktaps, *wb = wa + ktaps;
+        const __m256 a0 = _mm256_maskload_ps(xa, in_m0), a1 = _mm256_maskload_ps(xa + 8, in_m1);
+        const __m256 b0 = _mm256_maskload_ps(xb, in_m0), b1 = _mm256_maskload_ps(xb + 8, in_m1);
+        for (int h = 0; h < halves; h++) {
+            __m256 sa = _mm256_set1_ps(bias ? bias[o] : 0.0f);
+            __m256 sb = _mm256_set1_ps(bias ? bias[o + 1] : 0.0f);
+            for (int t = 0; t < n; t++) {
+                const lc_dw_tiny_half *e = &tab[t][h];
+                sa = _mm256_fmadd_ps(_mm256_set1_ps(wa[taps->tap[t]]), lc_dw_tiny_pick(e, a0, a1), sa);
+                sb = _mm256_fmadd_ps(_mm256_set1_ps(wb[taps->tap[t]]), lc_dw_tiny_pick(e, b0, b1), sb);
+            }
+            if (ep->clamp) {
+                sa = _mm256_min_ps(hi, _mm256_max_ps(lo, sa));
+                sb = _mm256_min_ps(hi, _mm256_max_ps(lo, sb));
+            }
+            _mm256_maskstore_ps(out + o * out_plane + 8 * h, out_m[h], sa);
+            _mm256_maskstore_ps(out + (o + 1) * out_plane + 8 * h, out_m[h], sb);
+        }
+    }
+    if (o < channels) {   /* the last of an odd count */
+        const float *x = in + (o / mult) * in_plane, *wo = w + o * ktaps;
+        const __m256 x0 = _mm256_maskload_ps(x, in_m0), x1 = _mm256_maskload_ps(x + 8, in_m1);
+        for (int h = 0; h < halves; h++) {
+            __m256 a = _mm256_set1_ps(bias ? bias[o] : 0.0f);
+            for (int t = 0; t < n; t++)
+                a = _mm256_fmadd_ps(_mm256_set1_ps(wo[taps->tap[t]]),
+                                    lc_dw_tiny_pick(&tab[t][h], x0, x1), a);
+            if (ep->clamp) a = _mm256_min_ps(hi, _mm256_max_ps(lo, a));
+            _mm256_maskstore_ps(out + o * out_plane + 8 * h, out_m[h], a);
+        }
+    }
+}
+
 #define LC_GEMV_NAME lc_f32_gemv16__avx2
 #include "../se_gemv_template.h"
 

@@ -29,6 +29,7 @@ void lc_config_avx512(lc_isa_config *cfg) {
     cfg->postop = lc_f32_postop__avx512;
     cfg->gemv16 = lc_f32_gemv16__avx512;
     cfg->dw_tiny = lc_f32_dw_tiny__avx512;
+    cfg->dw_tiny_taps = LC_DW_TINY_TAPS;
     cfg->pool_rows = lc_f32_pool_rows__avx512;
     cfg->pool_cols = lc_f32_pool_cols__avx512;
     cfg->pool_plane = lc_f32_pool_plane__avx512;

@@ -16,6 +16,9 @@ void lc_config_neon(lc_isa_config *cfg) {
     cfg->dw_row = lc_f32_dw_row__neon;
     cfg->dw_band = lc_f32_dw_band__neon;
     cfg->dw_cblock = LC_DW_CBLOCK_ENTRY(lc_f32_dw_cblock__neon, 4);
+    /* not measured on an Arm CPU: AVX2's bound (one TBL per tap and 4 pixels) */
+    cfg->dw_tiny = lc_f32_dw_tiny__neon;
+    cfg->dw_tiny_taps = 9;
     cfg->dl_kernel = lc_f32_dl_6x16__neon;
     cfg->dl_lanes = 4;
     cfg->dl_cols = 16;

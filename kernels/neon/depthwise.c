@@ -44,6 +44,58 @@ static inline void lc_dwc_transpose4(float32x4_t *v) {
 #include "../dw_cblock_template.h"
 #undef LC_DWC_TRANSPOSE
 
+/* Tiny planes (lc_dw_tiny_fn): a plane of up to 16 pixels in four registers,
+ * which one TBL reads as a 64-byte table: a tap of four output pixels is one
+ * byte lookup, whose indices (built once per call, for all its channels)
+ * name the 4 bytes of each pixel's input, or 255 (out of the table: 0) for
+ * a pixel the tap reads in the padding.  Each channel sums alternate taps in
+ * two chains per quarter. */
+void lc_f32_dw_tiny__neon(float *out, const float *in, size_t channels, size_t mult,
+                          size_t in_plane, size_t out_plane, const lc_dw_tiny_taps *taps,
+                          const float *w, size_t ktaps, const float *bias,
+                          const lc_epilogue *ep) {
+    uint8x16_t tab[LC_DW_TINY_TAPS][LC_DW_TINY_PIXELS / 4];
+    const int n = taps->n, quarters = (int)((out_plane + 3) / 4);
+    for (int t = 0; t < n; t++)
+        for (int j = 0; j < quarters; j++) {
+            uint8_t b[16];
+            for (int l = 0; l < 4; l++) {
+                const int q = 4 * j + l;
+                const int inside = (taps->mask[t] >> q) & 1u;
+                for (int k = 0; k < 4; k++)
+                    b[4 * l + k] = inside ? (uint8_t)(4 * taps->idx[t][q] + k) : 255u;
+            }
+            tab[t][j] = vld1q_u8(b);
+        }
+    const float32x4_t lo = vdupq_n_f32(ep->lo), hi = vdupq_n_f32(ep->hi);
+    float plane[LC_DW_TINY_PIXELS] = {0.0f}; /* an input plane shorter than 16 floats */
+    for (size_t o = 0; o < channels; o++) {
+        const float *x = in + (o / mult) * in_plane, *wo = w + o * ktaps;
+        if (in_plane < LC_DW_TINY_PIXELS) {
+            for (size_t i = 0; i < in_plane; i++) plane[i] = x[i];
+            x = plane;
+        }
+        const uint8x16x4_t xv = {{vreinterpretq_u8_f32(vld1q_f32(x)),
+                                  vreinterpretq_u8_f32(vld1q_f32(x + 4)),
+                                  vreinterpretq_u8_f32(vld1q_f32(x + 8)),
+                                  vreinterpretq_u8_f32(vld1q_f32(x + 12))}};
+        for (int j = 0; j < quarters; j++) {
+            float32x4_t a = vdupq_n_f32(bias ? bias[o] : 0.0f), b = vdupq_n_f32(0.0f);
+            int t = 0;
+            for (; t + 2 <= n; t += 2) {
+                a = vfmaq_n_f32(a, vreinterpretq_f32_u8(vqtbl4q_u8(xv, tab[t][j])), wo[taps->tap[t]]);
+                b = vfmaq_n_f32(b, vreinterpretq_f32_u8(vqtbl4q_u8(xv, tab[t + 1][j])),
+                                wo[taps->tap[t + 1]]);
+            }
+            if (t < n)
+                a = vfmaq_n_f32(a, vreinterpretq_f32_u8(vqtbl4q_u8(xv, tab[t][j])), wo[taps->tap[t]]);
+            a = vaddq_f32(a, b);
+            if (ep->clamp) a = vminq_f32(hi, vmaxq_f32(lo, a));
+            lc_neon_store_part(out + o * out_plane + 4 * j, a, out_plane - 4 * (size_t)j);
+        }
+    }
+}
+
 #define LC_GEMV_NAME lc_f32_gemv16__neon
 #include "../se_gemv_template.h"
 

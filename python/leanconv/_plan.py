@@ -50,6 +50,7 @@ class Conv2d:
         self.requested = check_name(algorithm)
         self.threads = None if threads is None else _threads.resolve(threads)
         self._lock = threading.RLock()  # one measurement per geometry at a time
+        self._by_shape = {}  # x.shape -> its checked dims, geometry and output shape (_dims)
         if self.requested in _select.ALGORITHMS or self.requested == "winograd":
             # "winograd" needs a shape every Winograd size can run
             named = "winograd_f2" if self.requested == "winograd" else self.requested
@@ -226,12 +227,25 @@ class Conv2d:
                 raise ValueError(f"bind: {name} must be a C-contiguous native float32 array")
         return self._run(x, out, threads, self._bias, residual, bind=True)
 
+    def _dims(self, x_shape):
+        """(N, H, W, geometry, output shape) of an input shape: checked and
+        worked out once per shape (a call of a small layer is a few us, and
+        these checks were a third of its Python time)."""
+        got = self._by_shape.get(x_shape)
+        if got is None:
+            N, C, H, W, batched = self.spec.input_dims(x_shape)
+            geom = self.spec.geometry(N, C, H, W)
+            OH, OW = geom[7], geom[8]
+            shape = (N, self.spec.M, OH, OW) if batched else (self.spec.M, OH, OW)
+            got = (N, H, W, geom, shape)
+            if len(self._by_shape) >= 64:  # bounded: a caller cycling through shapes
+                self._by_shape.clear()
+            self._by_shape[x_shape] = got
+        return got
+
     def _run(self, x, out, threads, bias, residual, workspace=None, bind=False):
         x = float32_array(x, "x")
-        N, C, H, W, batched = self.spec.input_dims(x.shape)
-        geom = self.spec.geometry(N, C, H, W)
-        OH, OW = geom[7], geom[8]
-        shape = (N, self.spec.M, OH, OW) if batched else (self.spec.M, OH, OW)
+        N, H, W, geom, shape = self._dims(x.shape)
         res = self._residual(residual, shape)
         y = self._output(out, shape, x, res, bias)
         t = self._threads_for(threads)

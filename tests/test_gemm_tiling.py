@@ -1,0 +1,66 @@
+"""How Im2Col shares a GEMM's panels between threads (lc_gemm_chunk_panels,
+lc_im2col_tiling): every thread gets as many near-equal chunks, and the bits
+do not depend on the thread count."""
+import numpy as np
+import pytest
+
+import leanconv as lc
+from leanconv import _core, _isa
+from leanconv._params import ConvSpec
+from leanconv._select import filter_geometry
+
+IM2COL = lc.algorithms().index("im2col")
+
+
+def _op(isa, w):
+    spec = ConvSpec.build(w.shape, 1, 0, 1, 1, None)
+    op = _core.Op(IM2COL, _isa.isa_id(isa), w.reshape(-1), None, filter_geometry(spec),
+                  spec.epilogue, 2, False)
+    return op, spec
+
+
+@pytest.mark.parametrize("threads", [2, 3, 4])
+@pytest.mark.parametrize("C, H", [(256, 112), (144, 56), (64, 120)])
+def test_chunks_are_shared_out_evenly(isa, rng, C, H, threads):
+    """Chunks of panels that are not split by channels come in a multiple of
+    the thread count and differ by less than one chunk per thread, so no
+    thread runs a whole chunk more than another (98 panels in chunks of 20
+    were 3 chunks against 2 on two threads)."""
+    w = rng.standard_normal((8, C, 1, 1)).astype(np.float32)
+    op, _ = _op(isa, w)
+    nr = _core._ukernel_tile(isa)[1]
+    npanels = -(-H * H // nr)
+    chunk, nchunks, mchunks = op.setup(1, H, H, threads, IM2COL).tiling[2:5]
+    assert nchunks == -(-npanels // chunk) and mchunks >= 1
+    if mchunks > 1 or nchunks < 2 * threads:
+        return  # few panels: one chunk of them all, split by output channels
+    assert nchunks % threads == 0, (chunk, nchunks, npanels)
+    # the pool hands thread t the contiguous run of items t * n / T .. (t + 1) * n / T
+    per_thread = [sum(min(chunk, npanels - i * chunk)
+                      for i in range(t * nchunks // threads, (t + 1) * nchunks // threads))
+                  for t in range(threads)]
+    assert max(per_thread) - min(per_thread) < chunk
+
+
+def test_the_even_split_is_exercised():
+    """The shape above that many-panel layers take: 392 panels of K = 256
+    need more than two L2-sized chunks on any cache this suite meets."""
+    isa = lc.available_isas()[-1]
+    w = np.ones((8, 256, 1, 1), np.float32)
+    op, _ = _op(isa, w)
+    chunk, nchunks, mchunks = op.setup(1, 112, 112, 2, IM2COL).tiling[2:5]
+    assert mchunks == 1 and nchunks >= 4 and nchunks % 2 == 0
+
+
+@pytest.mark.parametrize("C, M, H", [(144, 24, 56), (256, 8, 112)])
+def test_bits_do_not_depend_on_the_threads(isa, rng, C, M, H):
+    x = rng.standard_normal((1, C, H, H)).astype(np.float32)
+    w = rng.standard_normal((M, C, 1, 1)).astype(np.float32)
+    b = rng.standard_normal(M).astype(np.float32)
+    plan = lc.Conv2d(w, b, algorithm="im2col", activation="relu6")
+    want = plan(x, threads=1)
+    for threads in (2, 3):
+        assert plan(x, threads=threads).tobytes() == want.tobytes(), threads
+    ref = np.einsum("mc,chw->mhw", w[:, :, 0, 0].astype(np.float64), x[0].astype(np.float64))
+    ref = np.clip(ref + b[:, None, None], 0.0, 6.0)
+    np.testing.assert_allclose(want[0], ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
