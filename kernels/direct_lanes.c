@@ -13,7 +13,7 @@
  * pixel), so every tap of every pixel is a plain load and the pixels of the
  * band can be taken in blocks of R that run on across row ends.  The band's
  * pixels then go in segments of up to LC_DL_SEGMENT: for each pass over
- * cb input channels (whose weights stay in L1) the ISA kernel
+ * cb input channels (whose weights stay in L2) the ISA kernel
  * (lc_dl_kernel_fn) computes every block of R pixels into the segment's
  * tile, lanes innermost, broadcasting input pixels from the padded rows --
  * no patch unwrapping, whatever the stride -- and the tile is then
@@ -97,12 +97,14 @@ void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
     b.band_rows = lc_div_up(d->OH, b.bands);
     b.items = lc_mul(units, b.bands, &ok);
     b.threads = lc_threads_used(d->nthreads, b.items, lc_conv_macs(d));
-    /* 4/5 of L1 for one pass's weights: a pass touches little else (each
-     * block's tile once, a few input rows); streaming the whole block from
-     * L2 for every pixel block evicts those */
-    const int64_t l1 = lc_max64(16 * 1024, (int64_t)lc_cpu_caches()->l1d);
+    /* a pass's weights within the other half of L2: each kernel call then
+     * keeps its accumulators over every channel of a pass, and the weights
+     * stream from L2 beside its FMAs.  All channels at once (3x3/2 64>128 and
+     * 128>256: 2-5% faster, bench/ab_builds.py --rev main --layers kinds)
+     * rather than L1-sized passes, whose every call reloads and stores its
+     * tile (16 channels: 144 taps a call) */
     const int64_t per_c = d->kH * d->kW * blk.cols * (int64_t)sizeof(float);
-    b.cb = lc_max64(1, lc_min64(Cg, (l1 * 4 / 5) / per_c));
+    b.cb = lc_max64(1, lc_min64(Cg, budget / per_c));
     memcpy(tiling, &b, sizeof b);
 }
 
@@ -123,9 +125,21 @@ int64_t lc_direct_lanes_moved(const lc_conv_desc *d) {
     return copied + d->M / d->groups * d->OH * d->OW;
 }
 
+/* The pixels of a segment of a band of q pixels: near-equal segments of at
+ * most LC_DL_SEGMENT (98 pixels: 64 + 34, not 96 + 2), each a whole number
+ * of vectors of the output planes but the last, so that the transpose's
+ * stores of a band that starts on a vector (one band, the stem's halves) are
+ * aligned: on the stem, stores across cache lines made the transpose ~10% of
+ * the time. */
+static int64_t lc_dl_segment_step(const lc_conv_desc *d, int64_t q) {
+    const int64_t L = d->isa->dl_lanes;
+    return lc_min64(LC_DL_SEGMENT, lc_div_up(lc_div_up(q, lc_div_up(q, LC_DL_SEGMENT)), L) * L);
+}
+
 int64_t lc_direct_lanes_segments(const lc_conv_desc *d) {
     const lc_dl_tiles b = lc_dl_get_tiles(d);
-    return b.bands * lc_div_up(b.band_rows * d->OW, LC_DL_SEGMENT);
+    const int64_t q = b.band_rows * d->OW;
+    return b.bands * lc_div_up(q, lc_dl_segment_step(d, q));
 }
 
 /* Floats of each part of one thread's workspace (64-byte multiples). */
@@ -188,6 +202,9 @@ static void lc_dl_deinterleave(const lc_isa_config *isa, float *const *dst, size
         for (size_t x = 0; x < n; x++) dst[l][off + x] = src[x * L + l];
 }
 
+/* Channels ahead of the one it copies whose rows the padded copy prefetches. */
+#define LC_DL_COPY_AHEAD 2
+
 /* The input rows of output rows [oy0, oy1), zero-padded, into `in`:
  * Cg planes of rows of lc_dl_row_width floats (image columns from -pad_l). */
 static void lc_dl_pad_input(const lc_conv_desc *d, const float *xg, int64_t oy0, int64_t oy1,
@@ -197,7 +214,18 @@ static void lc_dl_pad_input(const lc_conv_desc *d, const float *xg, int64_t oy0,
     /* a row's columns [left, left + cols) come from the image, the rest is 0 */
     const int64_t left = lc_min64(d->pad_l, wp);
     const int64_t cols = lc_max64(0, lc_min64(d->W, wp - left));
-    for (int64_t c = 0; c < Cg; c++)
+    const int64_t iy_lo = lc_max64(0, top), iy_hi = lc_min64(d->H, top + rows);
+    for (int64_t c = 0; c < Cg; c++) {
+        /* the rows of the channel after next, asked for now: the copy waits
+         * on its loads (the input comes from L3 or memory), and the hardware
+         * prefetcher starts afresh on every channel's run of rows (3x3/2
+         * 64>128@56 and 128>256@28 3-5% faster; one channel or four ahead
+         * measured the same) */
+        if (c + LC_DL_COPY_AHEAD < Cg && iy_hi > iy_lo) {
+            const char *ahead = (const char *)(xg + ((c + LC_DL_COPY_AHEAD) * d->H + iy_lo) * d->W);
+            const int64_t bytes = (iy_hi - iy_lo) * d->W * (int64_t)sizeof(float);
+            for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(ahead + b, 0, 3);
+        }
         for (int64_t r = 0; r < rows; r++) {
             float *dst = in + (c * rows + r) * wp;
             const int64_t iy = top + r;
@@ -211,6 +239,7 @@ static void lc_dl_pad_input(const lc_conv_desc *d, const float *xg, int64_t oy0,
             for (int64_t i = 0; i < cols; i++) dst[left + i] = src[i];
             for (int64_t i = left + cols; i < wp; i++) dst[i] = 0.0f;
         }
+    }
 }
 
 /* Output channel block blk of group g, image n: the segment of sn pixels
@@ -294,10 +323,9 @@ static void lc_dl_task(void *vctx, int64_t item, int thread) {
     gm.ldt = (size_t)(LC_DL_SEGMENT * d->isa->dl_lanes);
     /* the band's pixels [0, q1), flattened row-major from its first row */
     const int64_t q1 = (oy1 - oy0) * OW;
-    const int64_t nseg = lc_div_up(q1, LC_DL_SEGMENT);
+    const int64_t step = lc_dl_segment_step(d, q1), nseg = lc_div_up(q1, step);
     for (int64_t si = 0; si < nseg; si++) {
-        /* segments of near-equal size (98 pixels: 49 + 49, not 96 + 2) */
-        const int64_t s0 = si * q1 / nseg, sn = (si + 1) * q1 / nseg - s0;
+        const int64_t s0 = si * step, sn = lc_min64(step, q1 - s0);
         /* one division a segment, not a pixel (a stem has 12544 pixels) */
         for (int64_t j = 0, r = s0 / OW, col = s0 % OW; j < sn; j++) {
             xoff[j] = (size_t)(r * d->stride_h * wp + col * d->stride_w);

@@ -188,6 +188,47 @@ def test_same_bits_at_any_thread_count(isa, shape, rng):
             np.testing.assert_array_equal(plan(x, threads=t), first)
 
 
+def test_channel_passes_give_the_same_bits():
+    """With a 128 KiB L2 (LEANCONV_CACHE, in a child process) a pass holds a
+    few input channels (the kernels accumulate into the tile over several
+    passes); with this machine's caches one pass holds them all.  Both sum
+    each output in the same order: the same bits, on every ISA."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    probe = """
+import json, sys, numpy as np, leanconv as lc
+rng = np.random.default_rng(5)
+x = rng.standard_normal((1, 96, 9, 9)).astype(np.float32)
+w = rng.standard_normal((8, 96, 7, 7)).astype(np.float32)
+out = {}
+for isa in lc.available_isas():
+    with lc.use_isa(isa):
+        y = lc.conv2d(x, w, None, stride=2, padding=3, algorithm="direct_lanes", threads=1)
+    out[isa] = y.ravel().view(np.uint32).tolist()
+print(json.dumps(out))
+"""
+    env = dict(os.environ, PYTHONPATH=str(Path(lc.__file__).resolve().parent.parent))
+    runs = []
+    for cache in (None, "32K,128K,0"):
+        env.pop("LEANCONV_CACHE", None)
+        if cache:
+            env["LEANCONV_CACHE"] = cache
+        done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                              text=True, check=True)
+        runs.append(json.loads(done.stdout))
+    assert runs[0] == runs[1]
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 96, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((8, 96, 7, 7)).astype(np.float32)
+    ref, scale = conv2d_ref(x, w, None, (2, 2), (3, 3, 3, 3), (1, 1), 1)
+    for isa, bits in runs[1].items():
+        y = np.array(bits, np.uint32).view(np.float32).reshape(ref.shape)
+        assert normalised_error(y, ref, scale) <= TOLERANCE["direct_lanes"], isa
+
+
 def test_auto_takes_it_for_strided_layers_only():
     """The candidate rule of kernels/choose.c: strided, kernel above 1 x 1."""
     from leanconv import _select
