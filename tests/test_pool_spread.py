@@ -90,6 +90,11 @@ def test_spread_off_moves_nothing():
 
 
 def test_worker_on_the_callers_cpu_is_moved_and_not_left_pinned():
+    # The worker spins (200 ms) instead of sleeping between the calls: a
+    # sleeping worker is woken off the caller's CPU before it can stack
+    # (lc_pool_wake_away; under a sanitizer the gaps between regions pass
+    # the default 300 us spin), and this test is about the move after a
+    # region (lc_pool_spread).
     out = _run(STACKED + """
         assert st["moves"] >= 1, st
         assert settled_affinity(worker, allowed) == allowed   # given back, not pinned
@@ -99,7 +104,7 @@ def test_worker_on_the_callers_cpu_is_moved_and_not_left_pinned():
         recs = [r for r in _core.pool_trace() if r["team"] == 2 and r["items"][1] > 0]
         assert recs and all(r["cpu"][1] != here for r in recs[-3:]), recs[-3:]
         print("ok", st["moves"])
-    """)
+    """, LEANCONV_POOL_SPIN_US="200000")
     assert out.startswith("ok")
 
 
