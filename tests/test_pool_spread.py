@@ -20,6 +20,8 @@ pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="affinity moves are Linux-only"),
     pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity") else True,
                        reason="needs two allowed CPUs"),
+    pytest.mark.skipif(not os.path.isdir("/proc/self/task"),
+                       reason="no /proc here (the i686 wheel's chroot): the pool's threads are found there"),
     pytest.mark.skipif(bool(os.environ.get("LEANCONV_EMULATED")),
                        reason="user-mode emulation: CPU placement is the host's"),
 ]
