@@ -11,6 +11,7 @@
 
 #include "leanconv/pool.h"
 #include "internal.h"
+#include "pool_flat.h"
 
 typedef struct {
     const lc_pool_desc *d;
@@ -280,15 +281,10 @@ static int pool_by_planes(lc_pool_plane_fn fn, const lc_pool_desc *d, const floa
      * are read), at least 16 vectors of stores before the first load */
     int64_t chunk = 4096 / pitch;
     if (chunk < 1) chunk = 1;
-    const int64_t r_floats = (chunk - 1) * pitch + d->sw * ((d->OW + lanes - 1) / lanes * lanes) +
-                             (d->kw - 1) * d->dw + 2 * lanes;
+    int64_t r_floats = (chunk - 1) * pitch + d->sw * ((d->OW + lanes - 1) / lanes * lanes) +
+                       (d->kw - 1) * d->dw + 2 * lanes;
     int32_t *tab = (int32_t *)malloc(sizeof(int32_t) * (size_t)(3 * d->OH + d->OW));
-    float *rows = (float *)malloc(sizeof(float) * (size_t)(r_floats * threads));
-    if (!tab || !rows) {
-        free(tab);
-        free(rows);
-        return LC_ERR_NOMEM;
-    }
+    if (!tab) return LC_ERR_NOMEM;
     lc_pool_planes_ctx t;
     for (int64_t oh = 0; oh < d->OH; oh++) {
         const int64_t h0 = oh * d->sh - d->pad_t;
@@ -315,6 +311,16 @@ static int pool_by_planes(lc_pool_plane_fn fn, const lc_pool_desc *d, const floa
     t.g.row_lo = tab; t.g.row_hi = tab + d->OH; t.g.row_cnt = tab + 2 * d->OH;
     t.g.col_cnt = tab + 3 * d->OH;
     t.g.is_max = d->is_max;
+    if (lc_pool_flat_fits(&t.g)) {   /* an ISA may run these as flat runs of planes */
+        const int64_t flat = (int64_t)(lc_pool_flat_planes(&t.g) * t.g.H * t.g.W);
+        if (flat > r_floats) r_floats = flat;
+        t.g.r_floats = (size_t)r_floats;
+    }
+    float *rows = (float *)malloc(sizeof(float) * (size_t)(r_floats * threads));
+    if (!rows) {
+        free(tab);
+        return LC_ERR_NOMEM;
+    }
     t.x = x; t.y = y; t.rows = rows; t.planes = d->planes;
     t.in_plane = d->H * d->W; t.out_plane = d->OH * d->OW;
     t.block = 16384 / (d->OH * d->OW);

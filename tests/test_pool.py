@@ -208,6 +208,16 @@ PLANE_CASES = [  # (planes, H, W, OH, OW, (kh, kw), (sh, sw), (dh, dw), (pt, pl,
     (150, 7, 7, 7, 7, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
     (40, 9, 37, 9, 17, (3, 3), (1, 2), (1, 2), (1, 1, 1, 1)),
     (33, 5, 300, 4, 150, (2, 3), (1, 2), (1, 1), (0, 1, 0, 1)),
+    # same-size stride-1 max on rows of < 16 floats: AVX-512 runs whole planes
+    # flat (kernels/pool_flat.h): rows of 4 and 8 (vectors over 4 and 2 rows),
+    # 7, 11 and 15 (a vector's first column changes), several passes of planes
+    # per task, asymmetric pads, a pass of one plane, a 1x1 plane
+    (37, 4, 4, 4, 4, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    (300, 8, 8, 8, 8, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    (23, 13, 11, 13, 11, (5, 3), (1, 1), (1, 1), (4, 0, 0, 2)),
+    (9, 70, 15, 70, 15, (2, 2), (1, 1), (1, 1), (0, 1, 1, 0)),
+    (3, 300, 14, 300, 14, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    (40, 1, 1, 1, 1, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
 ]
 
 

@@ -12,6 +12,7 @@
 #include <math.h>
 #include "target_begin.h"
 #include "../ukernel_decls.h"
+#include "../pool_flat.h"
 
 static inline __mmask16 lc_pool_mask(size_t cnt) {
     return cnt >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cnt) - 1u);
@@ -72,8 +73,75 @@ static inline __m512 lc_pool_tap(const float *in, size_t sw, __m512i even) {
     return _mm512_permutex2var_ps(_mm512_loadu_ps(in), even, _mm512_loadu_ps(in + 16));
 }
 
+/* Lanes [a, b) of a vector (a <= b <= 16). */
+static inline __mmask16 lc_pool_lanes(ptrdiff_t a, ptrdiff_t b) {
+    return b <= a ? 0 : (__mmask16)(lc_pool_mask((size_t)b) & ~lc_pool_mask((size_t)a));
+}
+
+/* Small planes as flat runs (kernels/pool_flat.h): r takes each pass's planes'
+ * window-row maxima, row after row with no gaps; a window row above or below
+ * the plane is a lane past the plane's ends, masked off.  The columns then go
+ * over all of a pass's planes at once: out[i] = max over j of r[i + j - pad_l]
+ * where i's column plus j - pad_l lies in its row (a per-lane mask from the
+ * column of the vector's first lane; lanes left out load -inf, which changes
+ * no max, as the row primitive's fill). */
+static void lc_pool_flat_max(float *y, const float *x, size_t planes,
+                             const lc_pool_plane_geom *g, float *r) {
+    const ptrdiff_t W = (ptrdiff_t)g->W, HW = (ptrdiff_t)(g->H * g->W);
+    const size_t kh = g->kh, kw = g->kw;
+    const ptrdiff_t pt = (ptrdiff_t)g->pad_t, pl = (ptrdiff_t)g->pad_l;
+    const __m512 fill = _mm512_set1_ps(-INFINITY);
+    /* colmask[c * kw + j]: lanes whose column (c + lane) mod W, moved by
+     * j - pad_l, stays in its row */
+    __mmask16 colmask[LC_POOL_FLAT_MAX_W * LC_POOL_FLAT_MAX_K];
+    for (ptrdiff_t c = 0; c < W; c++)
+        for (size_t j = 0; j < kw; j++) {
+            unsigned m = 0;
+            for (ptrdiff_t l = 0; l < 16; l++) {
+                const ptrdiff_t w = (c + l) % W + (ptrdiff_t)j - pl;
+                m |= (unsigned)(w >= 0 && w < W) << l;
+            }
+            colmask[c * (ptrdiff_t)kw + (ptrdiff_t)j] = (__mmask16)m;
+        }
+    const size_t per = lc_pool_flat_planes(g);
+    for (size_t p0 = 0; p0 < planes; p0 += per) {
+        const size_t np = planes - p0 < per ? planes - p0 : per;
+        for (size_t p = 0; p < np; p++) {
+            const float *xp = x + (p0 + p) * (size_t)HW;
+            float *rp = r + p * (size_t)HW;
+            for (ptrdiff_t i = 0; i < HW; i += 16) {
+                const ptrdiff_t n = HW - i < 16 ? HW - i : 16;
+                __m512 acc = fill;
+                for (size_t j = 0; j < kh; j++) {
+                    const ptrdiff_t lo = i + ((ptrdiff_t)j - pt) * W;   /* lane 0's input */
+                    const __mmask16 k = lc_pool_lanes(lo < 0 ? -lo : 0, HW - lo < n ? HW - lo : n);
+                    if (k) acc = lc_pool_max(acc, _mm512_mask_loadu_ps(fill, k, xp + lo));
+                }
+                _mm512_mask_storeu_ps(rp + i, lc_pool_mask((size_t)n), acc);
+            }
+        }
+        const ptrdiff_t total = (ptrdiff_t)np * HW;
+        float *yp = y + p0 * (size_t)HW;
+        ptrdiff_t c = 0;   /* column of lane 0 */
+        for (ptrdiff_t i = 0; i < total; i += 16) {
+            const __mmask16 tail = lc_pool_mask((size_t)(total - i < 16 ? total - i : 16));
+            __m512 acc = fill;
+            for (size_t j = 0; j < kw; j++) {
+                const __mmask16 k = colmask[c * (ptrdiff_t)kw + (ptrdiff_t)j] & tail;
+                acc = lc_pool_max(acc, _mm512_mask_loadu_ps(fill, k, r + i + (ptrdiff_t)j - pl));
+            }
+            _mm512_mask_storeu_ps(yp + i, tail, acc);
+            c = (c + 16) % W;
+        }
+    }
+}
+
 void lc_f32_pool_plane__avx512(float *y, const float *x, size_t planes,
                                const lc_pool_plane_geom *g, float *r) {
+    if (lc_pool_flat_fits(g)) {
+        lc_pool_flat_max(y, x, planes, g, r);
+        return;
+    }
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
                                            28, 30);
     const int is_max = g->is_max;
