@@ -486,6 +486,36 @@ def test_max_pool_nan_in_the_interior_and_at_the_edges(attrs):
 
 # --- memory plan ----------------------------------------------------------------------------
 
+@pytest.mark.parametrize("flatten", [False, True])
+def test_channel_shuffle_copies_once_into_its_buffer(flatten):
+    """Reshape -> Transpose -> Reshape (ShuffleNet's channel shuffle): the last
+    Reshape reads a view that is not contiguous, and is the one copy, written
+    straight into its arena buffer (ops_tensor.reshape_into): no step of the
+    plan holds a scratch temporary; onnxruntime's values, the same bits at 1
+    and 2 threads.  Flatten reshapes a shuffled view the same way."""
+    g = rng(23)
+    x = g.standard_normal((1, 12, 5, 7)).astype(np.float32)
+    w = g.standard_normal((12, 12, 1, 1)).astype(np.float32)
+    last = (helper.make_node("Flatten", ["t"], ["s"], axis=1) if flatten else
+            helper.make_node("Reshape", ["t", "back"], ["s"]))
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]),
+             helper.make_node("Reshape", ["c", "split"], ["r"]),
+             helper.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 1, 3, 4]),
+             last,
+             helper.make_node("Relu", ["s"], ["y"])]
+    inits = [("w", w), ("split", np.array([1, 3, 4, 5, 7], np.int64)),
+             ("back", np.array([1, 12, 5, 7], np.int64))]
+    model = make_model(nodes, [("x", x.shape)], [("y", None)], inits)
+    ours = assert_matches_ort(model, {"x": x})
+    rep = lco.prepare(model, threads=2)
+    assert rep.run({"x": x})[0].tobytes() == ours[0].tobytes()
+    sched = rep.program.schedule
+    shuffle = [st for st in rep.program.steps if st.outputs[0] == "s"][0]
+    assert shuffle.workspace_bytes == 0
+    assert sched.memory()["workspace"] == max(st.workspace_bytes for st in rep.program.steps
+                                              if st.op_type == "Conv")
+
+
 def residual_model(x_shape=(2, 8, 12, 12)):
     """conv -> relu -> conv, + x, relu, global pool, flatten, gemm: in-place Add/Relu, views."""
     g = rng(17)

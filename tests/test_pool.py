@@ -67,6 +67,30 @@ def test_max_pool_propagates_nan():
     assert np.isnan(y[0, 0, 0]) and not np.isnan(y[0, 1, 1])
 
 
+@pytest.mark.parametrize("geom", [(4, 8, 8, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),      # flat (AVX-512)
+                                  (4, 9, 20, 5, 10, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1)])  # rows
+def test_max_pool_keeps_each_nan_payload_as_the_portable_loops(geom):
+    """Quiet and signalling NaNs with their own payloads, and both zeros: every
+    ISA gives the portable loops' bits (a NaN tap is taken as it is, the later
+    of two NaNs wins, the first of two equal zeros stays)."""
+    planes, H, W, OH, OW = geom[:5]
+    rng = np.random.default_rng(9)
+    bits = rng.integers(-2, 3, (planes, H, W)).astype(np.float32).view(np.uint32)
+    nans = np.array([0x7fc00001, 0xffc00002, 0x7f800003, 0xff800004], np.uint32)  # quiet, signalling
+    where = rng.random(bits.shape) < 0.05
+    bits[where] = rng.choice(nans, int(where.sum()))
+    bits[(bits.view(np.float32) == 0) & (rng.random(bits.shape) < 0.5)] = 0x80000000
+    x = bits.view(np.float32).reshape(-1)
+    outs = []
+    for isa in ISAS:
+        y = np.empty(planes * OH * OW, np.float32)
+        _core.pool2d(x, y, geom, True, False, 1, _isa.isa_id(isa))
+        outs.append(y.view(np.uint32))
+    assert np.isin(nans, outs[0]).sum() >= 3   # the payloads reach the output
+    for y in outs[1:]:
+        np.testing.assert_array_equal(y, outs[0])
+
+
 @pytest.mark.parametrize("hw", [1, 7, 8, 49, 50])
 def test_global_avg_pool(hw):
     x = np.random.default_rng(2).standard_normal((5, hw)).astype(np.float32)

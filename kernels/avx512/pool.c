@@ -5,7 +5,7 @@
  * apart: here a stride-2 tap is two loads and one permute (the even lanes).
  *
  * Max: _mm512_max_ps(v, m) is (v > m ? v : m) and gives m when either is a
- * NaN, which is pool.c's LC_MAX_NAN except for a NaN v, blended in after:
+ * NaN, which is pool.c's LC_MAX_NAN except for a NaN v, put back after:
  * the same bits as the portable loops, signed zeros included. */
 #include "../isa_build.h"
 #ifdef LC_BUILD_AVX512
@@ -18,8 +18,11 @@ static inline __mmask16 lc_pool_mask(size_t cnt) {
     return cnt >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cnt) - 1u);
 }
 
+/* max(v, m), then v itself where v is a NaN (quiet or signalling: VFIXUPIMM's
+ * token 1 for those two classes returns its source unchanged, token 0 keeps
+ * the max): one instruction where a compare and a blend took two. */
 static inline __m512 lc_pool_max(__m512 m, __m512 v) {
-    return _mm512_mask_mov_ps(_mm512_max_ps(v, m), _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
+    return _mm512_fixupimm_ps(_mm512_max_ps(v, m), v, _mm512_set1_epi32(0x11), 0);
 }
 
 void lc_f32_pool_rows__avx512(float *r, const float *x, size_t step, size_t nrows, size_t n,
