@@ -272,7 +272,7 @@ static void planes_task(void *vctx, int64_t item, int thread) {
  * and column factors: the counts pool_plane divides by), its row buffer,
  * and tasks of about 16 K outputs (keeping one per thread). */
 static int pool_by_planes(lc_pool_plane_fn fn, const lc_pool_desc *d, const float *x, float *y,
-                          int threads, double taps) {
+                          int threads, double work) {
     const int64_t lanes = 16;   /* the widest vector any plane primitive loads */
     const int64_t reach = (d->OW - 1) * d->sw + (d->kw - 1) * d->dw + 1;
     int64_t pitch = d->pad_l + d->W > reach ? d->pad_l + d->W : reach;
@@ -326,7 +326,7 @@ static int pool_by_planes(lc_pool_plane_fn fn, const lc_pool_desc *d, const floa
     t.block = 16384 / (d->OH * d->OW);
     const int64_t per_thread = (d->planes + threads - 1) / threads;
     t.block = t.block < 1 ? 1 : t.block > per_thread ? per_thread : t.block;
-    lc_parallel_for(threads, (d->planes + t.block - 1) / t.block, taps, planes_task, &t);
+    lc_parallel_for(threads, (d->planes + t.block - 1) / t.block, work, planes_task, &t);
     free(tab);
     free(rows);
     return LC_OK;
@@ -341,12 +341,27 @@ static int plane_fits(const lc_isa_config *isa, const lc_pool_desc *d) {
            d->W < ((int64_t)1 << 28) && d->OH < ((int64_t)1 << 28);
 }
 
+/* A pooling call's work for lc_threads_used, in multiply-add equivalents (its
+ * unit: about 25 a ns on a Zen 5 core): the window taps, plus a fixed cost
+ * per output row -- the row's loops, table reads and part-filled vectors at
+ * its ends -- which on small planes outweighs the taps.  150 fits the
+ * AVX-512 plane primitive's one-thread times (bench/region_trace.py, 1 thread):
+ * 3x3/2 on 192@32 30 us, on 480@16 26 us, on 64@63 33 us; 2x2/2 on 832@8 20
+ * us, 0.5-1.5 ns a row.  Counting taps alone ran every GoogLeNet pool on one
+ * thread at 2 threads (each under the 2 x 262144 a split needs). */
+#define LC_POOL_ROW_MACS 150.0
+
+static double pool_work(const lc_pool_desc *d) {
+    const double rows = (double)d->planes * (double)d->OH;
+    return rows * ((double)d->OW * (double)(d->kh * d->kw) + LC_POOL_ROW_MACS);
+}
+
 int lc_pool2d(const lc_isa_config *isa, const lc_pool_desc *d, const float *x, float *y,
               int nthreads) {
     if (d->planes <= 0 || d->OH <= 0 || d->OW <= 0) return LC_OK;
-    const double taps = (double)d->planes * (double)d->OH * (double)d->OW * (double)(d->kh * d->kw);
-    const int threads = lc_threads_used(nthreads, d->planes, taps);
-    if (plane_fits(isa, d)) return pool_by_planes(isa->pool_plane, d, x, y, threads, taps);
+    const double work = pool_work(d);
+    const int threads = lc_threads_used(nthreads, d->planes, work);
+    if (plane_fits(isa, d)) return pool_by_planes(isa->pool_plane, d, x, y, threads, work);
     int64_t *cols = (int64_t *)malloc(sizeof(int64_t) * 2 * (size_t)d->OW);
     if (!cols) return LC_ERR_NOMEM;
     for (int64_t ow = 0; ow < d->OW; ow++)
@@ -385,9 +400,9 @@ int lc_pool2d(const lc_isa_config *isa, const lc_pool_desc *d, const float *x, f
     }
     t.rows = rows;
     if (t.same)
-        lc_parallel_for(threads, (d->planes + t.block - 1) / t.block, taps, same_block, &t);
+        lc_parallel_for(threads, (d->planes + t.block - 1) / t.block, work, same_block, &t);
     else
-        lc_parallel_for(threads, d->planes, taps, pool_plane, &t);
+        lc_parallel_for(threads, d->planes, work, pool_plane, &t);
     free(cols);
     free(rows);
     return LC_OK;

@@ -268,3 +268,30 @@ def test_pools_over_chunks_of_rows_give_the_portable_bits(planes, H, W, OH, OW, 
     assert finite.sum() > 0.9 * finite.size
     np.testing.assert_allclose(outs["scalar", 1][finite], expect.reshape(-1)[finite], rtol=1e-6,
                                atol=1e-6)
+
+
+# Which pools run on 2 threads (kernels/pool.c pool_work): the taps plus a
+# fixed cost per output row, so GoogLeNet's small-plane pools, each under a
+# split's 2 x 262144 multiply-adds in taps alone, now split; a few planes do
+# not.  The team of each call comes from the pool's trace.
+@pytest.mark.skipif(_core.parallel_backend() != "pool", reason="no pthread pool in this build")
+@pytest.mark.parametrize("geom, team", [
+    ((832, 8, 8, 4, 4, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0), 2),      # 53 K taps, 3328 rows
+    ((480, 16, 16, 8, 8, 3, 3, 2, 2, 1, 1, 0, 0, 0, 0), 2),    # 276 K taps, 3840 rows
+    ((16, 8, 8, 4, 4, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0), 1),       # 64 rows
+])
+def test_small_plane_pools_split_by_rows_and_taps(geom, team):
+    planes, H, W, OH, OW = geom[:5]
+    x = np.random.default_rng(3).standard_normal(planes * H * W).astype(np.float32)
+    outs = []
+    for threads in (1, 2):
+        y = np.empty(planes * OH * OW, np.float32)
+        _core.pool_trace(10)
+        try:
+            _core.pool2d(x, y, geom, True, False, threads)
+            recs = _core.pool_trace()
+        finally:
+            _core.pool_trace(0)
+        assert [r["team"] for r in recs] == [min(threads, team)]
+        outs.append(y)
+    assert outs[0].tobytes() == outs[1].tobytes()
