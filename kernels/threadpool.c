@@ -217,7 +217,11 @@ static long lc_pool_work(lc_pool *p, int slot) {
             ran++;
         }
     }
-    if (tr) {
+    /* Only a slot that ran items writes its entry: a worker that came after
+     * the last item was taken adds nothing to `done`, so the caller may have
+     * returned, and the trace been freed (lc_pool_trace(0)), by the time it
+     * got here; one that ran items writes before its release on `done`. */
+    if (tr && ran > 0) {
         const int64_t t1 = lc_now_ns();
         tr->first_ns[slot] = t0;
         tr->busy_ns[slot] = t1 - t0;

@@ -487,33 +487,64 @@ def test_max_pool_nan_in_the_interior_and_at_the_edges(attrs):
 # --- memory plan ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("flatten", [False, True])
-def test_channel_shuffle_copies_once_into_its_buffer(flatten):
-    """Reshape -> Transpose -> Reshape (ShuffleNet's channel shuffle): the last
-    Reshape reads a view that is not contiguous, and is the one copy, written
-    straight into its arena buffer (ops_tensor.reshape_into): no step of the
-    plan holds a scratch temporary; onnxruntime's values, the same bits at 1
-    and 2 threads.  Flatten reshapes a shuffled view the same way."""
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_reshape_of_a_permuted_view_copies_once_into_its_buffer(flatten, shuffle):
+    """Reshape -> Transpose -> Reshape (ShuffleNet's channel shuffle: whole
+    planes move, copied in C on leanconv's threads, ops_reshape_copy), or a
+    transpose to channels-last (runs of one float: NumPy): the last reshape
+    reads a view that is not contiguous and is the one copy, written straight
+    into its arena buffer -- no step of the plan holds a scratch temporary;
+    onnxruntime's values, the same bits at 1 and 2 threads.  Flatten
+    reshapes the permuted view the same way."""
     g = rng(23)
     x = g.standard_normal((1, 12, 5, 7)).astype(np.float32)
     w = g.standard_normal((12, 12, 1, 1)).astype(np.float32)
+    if shuffle:
+        split, perm = [1, 3, 4, 5, 7], [0, 2, 1, 3, 4]
+    else:
+        split, perm = [1, 12, 5, 7], [0, 2, 3, 1]
     last = (helper.make_node("Flatten", ["t"], ["s"], axis=1) if flatten else
             helper.make_node("Reshape", ["t", "back"], ["s"]))
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"]),
              helper.make_node("Reshape", ["c", "split"], ["r"]),
-             helper.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 1, 3, 4]),
+             helper.make_node("Transpose", ["r"], ["t"], perm=perm),
              last,
              helper.make_node("Relu", ["s"], ["y"])]
-    inits = [("w", w), ("split", np.array([1, 3, 4, 5, 7], np.int64)),
+    inits = [("w", w), ("split", np.array(split, np.int64)),
              ("back", np.array([1, 12, 5, 7], np.int64))]
     model = make_model(nodes, [("x", x.shape)], [("y", None)], inits)
-    ours = assert_matches_ort(model, {"x": x})
+    ours = assert_matches_ort(model, {"x": x}, threads=1)
     rep = lco.prepare(model, threads=2)
     assert rep.run({"x": x})[0].tobytes() == ours[0].tobytes()
     sched = rep.program.schedule
-    shuffle = [st for st in rep.program.steps if st.outputs[0] == "s"][0]
-    assert shuffle.workspace_bytes == 0
+    copy = [st for st in rep.program.steps if st.outputs[0] == "s"][0]
+    assert copy.workspace_bytes == 0
     assert sched.memory()["workspace"] == max(st.workspace_bytes for st in rep.program.steps
                                               if st.op_type == "Conv")
+
+
+def test_runs_of_a_view_and_their_copy():
+    """ops_reshape_copy.runs_of finds whole runs of one block (a plane shuffle,
+    a transposed matrix of rows), and refuses a view with gaps, repeats or
+    runs under MIN_RUN; _core.gather_runs copies them on 1 and 2 threads and
+    refuses offsets past the end and a wrongly sized output."""
+    from leanconv import _core
+    from leanconv.onnx.ops_reshape_copy import MIN_RUN, runs_of
+    base = np.arange(6 * 4 * 40, dtype=np.float32)
+    shuffled = base.reshape(1, 2, 3, 4, 40).transpose(0, 2, 1, 3, 4)
+    flat, offsets, run = runs_of(shuffled)
+    assert run == 160 and len(offsets) == 6 and np.shares_memory(flat, base)
+    for threads in (1, 2):
+        out = np.empty(base.size, np.float32)
+        _core.gather_runs(flat, out, offsets, run, threads)
+        np.testing.assert_array_equal(out, shuffled.reshape(-1))
+    assert runs_of(base.reshape(24, 40)[::2]) is None                      # gaps
+    assert runs_of(np.broadcast_to(base[:40], (3, 40))) is None           # repeats
+    assert runs_of(base.reshape(MIN_RUN - 1, -1).T) is None               # runs of 1
+    with pytest.raises(ValueError, match="offsets"):
+        _core.gather_runs(flat, np.empty(base.size, np.float32), offsets + 1, run, 1)
+    with pytest.raises(ValueError, match="runs of"):
+        _core.gather_runs(flat, np.empty(base.size - 1, np.float32), offsets, run, 1)
 
 
 def residual_model(x_shape=(2, 8, 12, 12)):

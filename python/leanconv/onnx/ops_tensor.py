@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from leanconv.onnx.node import as_int_list, unsupported
+from leanconv.onnx.ops_reshape_copy import ReshapeInto
 from leanconv.onnx.program import Step
 
 
@@ -19,16 +20,6 @@ def build_concat(node, ctx):
     return step
 
 
-def reshape_into(outs, x, *_):
-    """A reshape (Reshape, Flatten, Squeeze, Unsqueeze) of an input that is not
-    contiguous -- the Reshape after a Transpose's view in a channel shuffle --
-    is the schedule's one copy, made straight into the output's buffer: the
-    elements keep their C order, so that buffer seen in the input's shape is
-    the copy's target (no temporary, as a copy made by x.reshape and copied
-    again would be)."""
-    np.copyto(outs[0].reshape(x.shape), x)
-
-
 def build_flatten(node, ctx):
     node.allow("axis")
     axis = int(node.attr("axis", 1))
@@ -40,7 +31,7 @@ def build_flatten(node, ctx):
                              f"rank {x.ndim}")
         outer = int(np.prod(x.shape[:a], dtype=np.int64))
         return (x.reshape(outer, -1) if x.size else x.reshape(outer, int(np.prod(x.shape[a:]))),)
-    return Step(node, flatten, view=True, into=reshape_into)
+    return Step(node, flatten, view=True, into=ReshapeInto(ctx.settings))
 
 
 def reshape_target(shape_in, shape, allowzero):
@@ -60,11 +51,11 @@ def build_reshape(node, ctx):
         node.allow("shape", "consumed_inputs")
         target = as_int_list(node.attr("shape"), "shape", node)
         return Step(node, lambda x: (x.reshape(reshape_target(x.shape, target, False)),),
-                    inputs=node.inputs[:1], view=True, into=reshape_into)
+                    inputs=node.inputs[:1], view=True, into=ReshapeInto(ctx.settings))
     node.allow("allowzero")
     allowzero = int(node.attr("allowzero", 0)) == 1
     return Step(node, lambda x, shape: (x.reshape(reshape_target(x.shape, shape, allowzero)),),
-                view=True, into=reshape_into)
+                view=True, into=ReshapeInto(ctx.settings))
 
 
 def build_transpose(node, ctx):
@@ -91,10 +82,10 @@ def build_unsqueeze(node, ctx):
         if axes is None:
             raise ValueError(f"Unsqueeze node {node.name} needs an axes attribute")
         return Step(node, lambda x: (unsqueeze(x, axes),), inputs=node.inputs[:1], view=True,
-                    into=reshape_into)
+                    into=ReshapeInto(ctx.settings))
     node.allow()
     return Step(node, lambda x, axes: (unsqueeze(x, [int(a) for a in axes]),), view=True,
-                into=reshape_into)
+                into=ReshapeInto(ctx.settings))
 
 
 def squeeze(x, axes):
@@ -112,11 +103,11 @@ def build_squeeze(node, ctx):
         node.allow("axes")
         axes = as_int_list(node.attr("axes"), "axes", node)
         return Step(node, lambda x: (squeeze(x, axes),), inputs=node.inputs[:1], view=True,
-                    into=reshape_into)
+                    into=ReshapeInto(ctx.settings))
     node.allow()
     return Step(node, lambda x, axes=None: (squeeze(x, None if axes is None else
                                                     [int(a) for a in axes]),), view=True,
-                into=reshape_into)
+                into=ReshapeInto(ctx.settings))
 
 
 _CONSTANT_ATTRS = {
