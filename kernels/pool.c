@@ -312,7 +312,7 @@ static int pool_by_planes(lc_pool_plane_fn fn, const lc_pool_desc *d, const floa
     t.g.col_cnt = tab + 3 * d->OH;
     t.g.is_max = d->is_max;
     if (lc_pool_flat_fits(&t.g)) {   /* an ISA may run these as flat runs of planes */
-        const int64_t flat = (int64_t)(lc_pool_flat_planes(&t.g) * t.g.H * t.g.W);
+        const int64_t flat = (int64_t)lc_pool_flat_r_floats(&t.g);
         if (flat > r_floats) r_floats = flat;
         t.g.r_floats = (size_t)r_floats;
     }
