@@ -345,10 +345,11 @@ static int plane_fits(const lc_isa_config *isa, const lc_pool_desc *d) {
  * unit: about 25 a ns on a Zen 5 core): the window taps, plus a fixed cost
  * per output row -- the row's loops, table reads and part-filled vectors at
  * its ends -- which on small planes outweighs the taps.  150 fits the
- * AVX-512 plane primitive's one-thread times (bench/region_trace.py, 1 thread):
- * 3x3/2 on 192@32 30 us, on 480@16 26 us, on 64@63 33 us; 2x2/2 on 832@8 20
- * us, 0.5-1.5 ns a row.  Counting taps alone ran every GoogLeNet pool on one
- * thread at 2 threads (each under the 2 x 262144 a split needs). */
+ * AVX-512 plane primitive's one-thread times (_core.pool2d, Zen 5): 3x3/2
+ * on 192@32 30 us, on 480@16 26 us, on 64@63 33 us; 2x2/2 on 832@8 20 us,
+ * 0.5-1.5 ns a row.  Counting taps alone ran all but the first of
+ * GoogLeNet's pools on one thread at 2 threads (each under the 2 x 262144 a
+ * split needs, kernels/parallel.c). */
 #define LC_POOL_ROW_MACS 150.0
 
 static double pool_work(const lc_pool_desc *d) {
