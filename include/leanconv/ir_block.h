@@ -5,11 +5,12 @@
  *   y = act_d(depthwise(t) + bd)    (k x k, groups E, any stride, padding,
  *                                    dilation)
  *
- * Each band of output rows computes the expanded rows it reads (its halo
- * rows again, not shared with the next band) into a per-thread buffer of
- * about half of L2, runs the depthwise on it and writes only y: the
- * expanded tensor never goes to memory.  Bands are the same whatever the
- * thread count, so results are bitwise identical for any number of threads.
+ * Each band of output rows computes the expanded rows it reads into a
+ * per-thread buffer about the size of L2 (the halo rows the band before
+ * computed are kept, except at the start of a run of bands), runs the
+ * depthwise on it and writes only y: the expanded tensor never goes to
+ * memory.  Bands and runs are the same whatever the thread count, so
+ * results are bitwise identical for any number of threads.
  *
  * e: the 1x1's descriptor (N, C, H, W -> E = e->M); d: the depthwise's
  * (N, E, H, W -> E, OH, OW, groups E).  Both carry the whole epilogue (the
@@ -24,7 +25,7 @@
 /* Whether e and d make a block this driver runs: NULL, else the reason. */
 const char *lc_ir_block_unsupported(const lc_conv_desc *e, const lc_conv_desc *d);
 
-/* Output rows per band (0: unsupported): as many as half of L2 holds the
+/* Output rows per band (0: unsupported): as many as L2 holds the
  * expanded rows of, at least one. */
 int64_t lc_ir_block_band_rows(const lc_conv_desc *e, const lc_conv_desc *d);
 
@@ -34,8 +35,8 @@ int64_t lc_ir_block_band_rows(const lc_conv_desc *e, const lc_conv_desc *d);
 void lc_ir_block_debug(int64_t rows, int pays);
 
 /* Whether fusing pays on this CPU: the expanded tensor would not stay in L3
- * between the two steps (or L2 where there is no L3), a band fits half of
- * L2, and the ISA's 3x3 plane kernel serves the depthwise. */
+ * between the two steps (or L2 where there is no L3), a band fits L2, and
+ * the ISA's 3x3 plane kernel serves the depthwise. */
 int lc_ir_block_pays(const lc_conv_desc *e, const lc_conv_desc *d);
 
 /* Floats of the 1x1's packed weights (lc_ir_block_pack's output). */

@@ -5,8 +5,8 @@ rewrites (leanconv.onnx's ir_block.py, leanconv.torch.freeze's):
     y = act_d(depthwise(act_e(conv1x1(x, We) + be), Wd) + bd)
 
 computed band by band of output rows, so the expanded tensor never goes to
-memory.  Whether fusing pays is the C side's rule (the expanded image of one
-input would not stay in L2 between two steps: lc_ir_block_pays); `pays()`
+memory.  Whether fusing pays is the C side's rule (the expanded tensor
+would not stay in L3 between two steps: lc_ir_block_pays); `pays()`
 asks it for an input shape."""
 from __future__ import annotations
 
