@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from leanconv import _core, _epilogue, _isa, _threads
+from leanconv import _core, _dense, _epilogue, _isa, _threads
 from leanconv.onnx.node import as_int_list
 from leanconv.onnx.program import Step
 
@@ -188,20 +188,12 @@ def _epilogue_of(name, params):
     return _epilogue.parse(name if not params else (name, *params))
 
 
-def _packed(w):
-    """A (rows, k) float32 matrix in se_pack's panels."""
-    w = np.ascontiguousarray(w, dtype=np.float32)
-    out = np.empty(_core.se_packed_floats(*w.shape), np.float32)
-    _core.se_pack(w.reshape(-1), out, *w.shape)
-    return out
-
-
 def build_squeeze_excite(node, ctx):
     node.allow("act1", "act1_params", "gate", "gate_params")
     w1 = np.asarray(ctx.constants[node.inputs[1]])
     w2 = np.asarray(ctx.constants[node.inputs[3]])
     r, c = w1.shape[:2]
-    w1p, w2p = _packed(w1.reshape(r, c)), _packed(w2.reshape(c, r))
+    w1p, w2p = _dense.pack(w1.reshape(r, c)), _dense.pack(w2.reshape(c, r))
     b1 = np.ascontiguousarray(ctx.constants[node.inputs[2]], np.float32) if node.inputs[2] else None
     b2 = np.ascontiguousarray(ctx.constants[node.inputs[4]], np.float32) if node.inputs[4] else None
     act1 = _epilogue_of(node.attr("act1"), node.attr("act1_params", []))
