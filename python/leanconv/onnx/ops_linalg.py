@@ -59,11 +59,9 @@ def build_matmul(node, ctx):
 
 
 def _matrix(ctx, name):
-    """A constant input's value, an initializer read without keeping it in
-    the constants (the packed copy replaces it: prepare's peak does not hold
-    both), or None when it is not a constant."""
-    source = ctx.constants.weight_source(name) if name else None
-    return source.load() if source is not None else ctx.const(name)
+    """A constant input's value (read once: the packed copy replaces it), or
+    None when it is not a constant."""
+    return ctx.constants.read_once(name)
 
 
 def _dense_step(node, ctx, w, alpha, c, beta):
