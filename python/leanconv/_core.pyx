@@ -1321,10 +1321,8 @@ def ir_block(const float[::1] x, float[::1] out, int isa, tuple geom_e, tuple ge
     None; ep_e, ep_d None or _epilogue.parse's (code, a, b); workspace at
     least ir_block_info's workspace_bytes, 64-byte aligned."""
     cdef lc_conv_desc e, d
-    cdef const float[::1] bev
-    cdef const float[::1] bdv
-    cdef const float *bep = NULL
-    cdef const float *bdp = NULL
+    cdef const float *bep
+    cdef const float *bdp
     cdef void *wsp = NULL
     cdef int status
     _ir_descs(&e, &d, isa, geom_e, geom_d, ep_e, ep_d, threads)
@@ -1336,16 +1334,8 @@ def ir_block(const float[::1] x, float[::1] out, int isa, tuple geom_e, tuple ge
     if we_packed.shape[0] != lc_ir_block_packed_floats(&e) or \
             wd.shape[0] != d.M * d.kH * d.kW:
         raise ValueError("ir_block: weights do not match the geometry")
-    if be is not None:
-        bev = be
-        if bev.shape[0] != e.M:
-            raise ValueError("ir_block: be must hold one float per expanded channel")
-        bep = &bev[0]
-    if bd is not None:
-        bdv = bd
-        if bdv.shape[0] != d.M:
-            raise ValueError("ir_block: bd must hold one float per channel")
-        bdp = &bdv[0]
+    bep = optional_vector(be, e.M, "ir_block: be")
+    bdp = optional_vector(bd, d.M, "ir_block: bd")
     cdef int64_t need = lc_ir_block_workspace_bytes(&e, &d)
     if need < 0:
         raise ValueError("ir_block: no band of this block fits the cache budget")
