@@ -14,6 +14,7 @@ from leanconv import _core, _epilogue, _isa, _threads
 from leanconv.onnx import conv as conv_mod
 from leanconv.onnx import (ops_elementwise, ops_linalg, ops_math, ops_pool, ops_resize,
                            ops_tensor, pool_first, rewrite, se_block)
+from leanconv.onnx import ir_block
 from leanconv.onnx import channel_affine
 from leanconv.onnx.node import NP_TYPES, Node, unsupported
 from leanconv.onnx.program import Program, Settings, Step
@@ -104,6 +105,26 @@ class Constants(dict):
 
     def get(self, name, default=None):
         return self[name] if name in self else default
+
+    def read_once(self, name):
+        """The value of constant `name` for a step that keeps its own (packed)
+        copy: an initializer not read yet is read without being kept here, so
+        prepare never holds the raw and the packed copy of every such weight
+        at once; None when `name` is not a constant."""
+        source = self.weight_source(name) if name else None
+        if source is not None:
+            return source.load()
+        return self[name] if name and name in self else None
+
+    def meta(self, name):
+        """(shape, dtype) of constant `name` without reading it, or None."""
+        proto = self._protos.get(name)
+        if proto is not None:
+            return tuple(proto.dims), NP_TYPES.get(proto.data_type, np.dtype("O"))
+        if dict.__contains__(self, name):
+            a = np.asarray(self[name])
+            return a.shape, a.dtype
+        return None
 
     def weight_source(self, name):
         """A WeightSource reading initializer `name` when loaded (not cached
@@ -462,6 +483,10 @@ def build_program(model, algorithm="auto", threads=None, fuse=True,
         else:
             placed.append((i, i, _build(node, ctx)))
     steps = [s for _, _, s in sorted(placed, key=lambda p: p[:2])]
+    if fuse:   # an expanding 1x1 Conv and the depthwise after it as one step, where that
+        # pays for the declared input shape (ir_block.py)
+        steps = ir_block.fuse_inverted_residual(steps, outputs,
+                                                lambda: ir_block.static_shapes(model), settings)
     # weights now baked into Conv steps (and any constant nobody reads) need not stay
     read = {n for s in steps for n in s.inputs} | set(outputs)
     constants = {k: constants[k] for k in read if k in constants}
