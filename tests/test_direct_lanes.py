@@ -50,22 +50,29 @@ def kernel_case(isa, n, C, kH, kW, xts, flags, clamp, seed, half=False):
                     v = xd[c * xcs + ky * xrs + kx * xts + xoff[j]]
                     want[:, j] += wd[c, ky, kx] * v
                     scale[:, j] += np.abs(wd[c, ky, kx] * v)
+    check_tile(t, t0, want, scale, bias, L, ldt, flags, clamp,
+               f"{isa} n={n} C={C} {kH}x{kW} xts={xts} flags={flags}")
+
+
+def check_tile(t, t0, want, scale, bias, L, ldt, flags, clamp, label):
+    """A lanes kernel's tile t (t0 before the call) against want and scale
+    (CW x n, the sums without their start): the start is t0 or the bias, the
+    clamp applies when FINAL, and nothing outside the named floats changed."""
+    CW, n = want.shape
+    want, scale = want.copy(), scale.copy()
     got = np.zeros((CW, n))
-    written = np.zeros(nt, bool)
+    written = np.zeros(t.shape[0], bool)
     for o in range(CW):
         for j in range(n):
             at = (o // L) * ldt + j * L + o % L
             got[o, j] = t[at]
-            if flags & ACC:
-                init = float(t0[at])
-            else:
-                init = float(bias[o])
+            init = float(t0[at]) if flags & ACC else float(bias[o])
             want[o, j] += init
             scale[o, j] += abs(init)
             written[at] = True
     if flags & FINAL:
         want = clamp_ref(want, clamp)
-    assert_close(got, want, scale, 1e-6, f"{isa} n={n} C={C} {kH}x{kW} xts={xts} flags={flags}")
+    assert_close(got, want, scale, 1e-6, label)
     assert np.array_equal(t[~written], t0[~written]), "wrote outside the tile's named floats"
 
 
