@@ -72,6 +72,18 @@ int64_t lc_pointwise_lanes_items(const lc_conv_desc *d) { return lc_pw_get_tiles
 
 int64_t lc_pointwise_lanes_chunks(const lc_conv_desc *d) { return lc_pw_get_tiles(d).chunks; }
 
+int64_t lc_pointwise_lanes_pixels(const lc_conv_desc *d) {
+    const lc_pw_tiles b = lc_pw_get_tiles(d);
+    const int64_t P = d->OH * d->OW, R = lc_direct_lanes_block(d).rows;
+    const int64_t last = P - (b.chunks - 1) * b.chunk; /* the last chunk's pixels */
+    return (b.chunks - 1) * lc_div_up(b.chunk, R) * R + lc_div_up(last, R) * R;
+}
+
+int lc_pointwise_lanes_weighed(const lc_conv_desc *d) {
+    return d->isa->cost.pw_mac > 0.0f && lc_gemm_is_pointwise(d) &&
+           d->OH * d->OW <= LC_PW_CHUNK;
+}
+
 /* Floats of one tile (and of the staging copy beside it), 64-byte multiples. */
 static int64_t lc_pw_tile_floats(const lc_conv_desc *d, const lc_pw_tiles *b, int *ok) {
     return lc_round_up(lc_mul(lc_direct_lanes_block(d).cols, b->chunk, ok), 16, ok);
@@ -124,6 +136,7 @@ static void lc_pw_task(void *vctx, int64_t item, int thread) {
         for (int64_t bi = 0; bi < nblk; bi++) {
             /* blocks of near-equal size, at most R */
             const int64_t p0 = bi * sn / nblk, cnt = (bi + 1) * sn / nblk - p0;
+
             t->blk.pw((size_t)cnt, (size_t)cn, xg + c0 * P + p0, (size_t)P, wb + c0 * cw,
                       tile + p0 * L, ldt, bp, &t->kep, flags);
         }

@@ -6,7 +6,8 @@ algorithm forced on every ISA against the float64 reference: output
 channels not a multiple of the lanes (or of half of them), rows not a
 multiple of the pixel block, padding on every side, strides, dilations,
 groups, every epilogue; the same bits at any thread count; and "auto"
-taking it only for strided layers with a kernel larger than 1 x 1."""
+taking it only for strided layers with a kernel larger than 1 x 1 (and for
+1 x 1 layers on small images: tests/test_pointwise_lanes.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -237,12 +238,13 @@ print(json.dumps(out))
 
 
 def test_auto_takes_it_for_strided_layers_only():
-    """The candidate rule of kernels/choose.c: strided, kernel above 1 x 1."""
+    """The candidate rule of kernels/choose.c: strided, kernel above 1 x 1
+    (1 x 1 layers on small images are weighed too: test_pointwise_lanes.py)."""
     from leanconv import _select
     from leanconv._params import ConvSpec
     isa_id = _core.ISA_NAMES.index(lc.isa())
     for (C, M, k, s, H) in [(3, 64, 7, 2, 224), (64, 128, 3, 2, 56), (256, 256, 3, 1, 14),
-                            (64, 128, 1, 2, 56), (1024, 256, 1, 1, 14)]:
+                            (64, 128, 1, 2, 56), (1024, 256, 1, 1, 56)]:
         spec = ConvSpec.build((M, C, k, k), stride=s, padding=k // 2)
         g = spec.geometry(1, C, H, H)
         picked = _select.cost_model("auto", isa_id, g, 1)

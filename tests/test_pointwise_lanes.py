@@ -5,7 +5,9 @@ half width (input and tile ending at a guard page, nothing outside the named
 tile floats written), then the layer forced on every ISA against the float64
 reference: output channels not a multiple of the lanes, P = 1..200, odd K,
 groups, batches, every epilogue and residual (in place too); the same bits at
-1-3 threads; the workspace the binding lends is exactly what it asks for."""
+1-3 threads; the workspace the binding lends is exactly what it asks for;
+"auto" weighing it only on small images, and on AVX-512 (the one ISA with a
+price for it) taking it for channel-shrinking 14 x 14 layers only."""
 from __future__ import annotations
 
 import numpy as np
@@ -153,3 +155,29 @@ def test_workspace_is_exact_and_no_input_copy(rng):
     assert _core.last_workspace_bytes() == plan.workspace_bytes(x.shape)
     padded = lc.workspace_bytes(x.shape, w.shape, padding=1, algorithm="direct_lanes")
     assert plan.workspace_bytes(x.shape) < padded
+
+
+def auto_choice(isa, C, M, H, threads=1):
+    from leanconv import _select
+    from leanconv._params import ConvSpec
+    g = ConvSpec.build((M, C, 1, 1)).geometry(1, C, H, H)
+    return _select.cost_model("auto", _core.ISA_NAMES.index(isa), g, threads)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_auto_weighs_it_on_small_images(threads):
+    """kernels/choose.c: 1 x 1 layers of at most 256 pixels, on ISAs that
+    price the 1 x 1 kernel (cost.pw_mac: AVX-512).  Where it was measured
+    ahead (14 x 14, input channels >= 4 x output) it is taken; 7 x 7 layers
+    (49 pixels are the GEMM's wide tile, 9 short blocks of 6 here) and
+    channel-expanding layers (the output transpose per multiply-add) are not."""
+    ahead = [(576, 96, 14), (384, 64, 14), (1024, 256, 14)]
+    behind = [(2048, 512, 7), (960, 160, 7), (160, 960, 7), (96, 576, 14), (64, 384, 14),
+              (256, 64, 56), (512, 128, 28)]
+    for isa in ISAS:
+        for C, M, H in ahead + behind:
+            picked = auto_choice(isa, C, M, H, threads)
+            if isa == "avx512" and (C, M, H) in ahead:
+                assert picked == "direct_lanes", (isa, C, M, H, threads)
+            else:
+                assert picked != "direct_lanes", (isa, C, M, H, threads)

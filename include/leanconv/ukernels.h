@@ -320,6 +320,8 @@ typedef struct lc_cost_terms {
     float dl_mac;                       /* a direct_lanes multiply-add */
     float dl_move;                      /* a value through direct_lanes' padded input
                                          * copy or its output transpose */
+    float pw_mac;                       /* a direct_lanes 1 x 1 multiply-add (0: "auto"
+                                         * does not weigh direct_lanes on 1 x 1 layers) */
 } lc_cost_terms;
 
 typedef struct lc_isa_config {
