@@ -8,9 +8,10 @@ frozen model (freeze's default: packed weights within torch's weight bytes),
 the frozen model without a memory budget, and (ResNet-18, MobileNetV2)
 onnxruntime and leanconv.onnx on the model exported by torch.onnx.export,
 with intra-op threads = the thread count.  Each engine lives in its own worker process; the rounds
-are interleaved across the processes (one run per engine per round, a pause
-between engines) so drifts in clock speed or machine load hit all alike and
-no engine runs beside another's spinning thread pool.  The figure is the
+are interleaved across the processes (one turn per engine per round: a pause,
+a wait until the other engines are idle, one untimed and three timed runs)
+so drifts in clock speed or machine load hit all alike and no engine runs
+beside another's spinning thread pool.  The figure is the
 median, the spread the interquartile range over the median.  Peak RSS is
 measured in separate processes (VmHWM): one builds the model and runs it
 stock; the others build it, freeze it and run the frozen model.  The
@@ -49,6 +50,8 @@ from leanconv.torch.frozen.frozen_conv import FrozenConv2d  # noqa: E402
 
 QUICK = ("resnet18", "mobilenet_v2")
 ORT_MODELS = ("resnet18", "mobilenet_v2")
+PER_TURN = 3          # timed runs per turn, back to back after one untimed run
+TURN_MAX_S = 0.05     # ... fewer (at least one) once a turn's timed runs take this long
 SEGMENTATION = "deeplabv3_mobilenet_v3_large"
 
 
@@ -63,7 +66,7 @@ ENGINE_TEXT = {"stock": "torch", "frozen": "frozen", "frozen-fast": "frozen, no 
 # Each engine (stock torch, frozen, frozen without a memory budget, onnxruntime) lives in its
 # own worker process, so each process has one thread pool: three pools in one process (torch's
 # OpenMP, leanconv's OpenMP, onnxruntime's) spun against each other and gave 2-thread spreads
-# of +-50-94%.  The parent runs the rounds interleaved across the workers, one run of each
+# of +-50-94%.  The parent runs the rounds interleaved across the workers, one turn of each
 # engine per round, with a pause between engines in which the idle workers' pools stop
 # spinning and block (libgomp spins for at most GOMP_SPINCOUNT iterations, well under a
 # millisecond at its default; onnxruntime's pool likewise), so drifts in clock speed or machine
@@ -99,15 +102,10 @@ def worker(name, engine, size, algorithm):
     with torch.inference_mode():
         for line in sys.stdin:
             cmd, *arg = line.split()
-            if cmd == "run":                    # run THREADS COUNT -> last call's seconds
-                n, count = int(arg[0]), int(arg[1])
+            if cmd == "run":        # run THREADS WARMUP TIMED -> the timed calls' seconds
+                n, warm, timed = int(arg[0]), int(arg[1]), int(arg[2])
                 torch.set_num_threads(n)
-                call = fn_for(n)
-                for _ in range(count):
-                    t0 = time.perf_counter()
-                    call()
-                    dt = time.perf_counter() - t0
-                reply = dt
+                reply = _rotation.timed_runs(fn_for(n), timed, warm, max_s=TURN_MAX_S)
             elif cmd == "output":               # output PATH -> the model's output saved there
                 torch.set_num_threads(1)
                 y = fn_for(1)()
@@ -150,23 +148,24 @@ class Worker:
 
 
 def _spread(ts):
-    q = statistics.quantiles(ts, n=4)
-    med = statistics.median(ts)
-    return med, (q[2] - q[0]) / med
+    med, iqr_pct = _rotation.spread(ts)
+    return med, iqr_pct / 100
 
 
-def interleaved(workers, threads, repeats, warmup, pause):
-    """{engine: (median s, IQR/median)}: one turn per engine per round in
-    bench/_rotation.py's rotation (after `pause` s, each turn waits until the
-    other workers use no CPU), each turn one untimed run and one timed run."""
+def interleaved(workers, threads, rounds, warmup, pause, min_time):
+    """{engine: (median s, IQR/median)} over the timed runs of bench/_rotation.py's
+    rotation (each turn: `pause` s of sleep, a wait until the other workers use
+    no CPU, one untimed run, then PER_TURN timed runs back to back, fewer for a
+    model slower than TURN_MAX_S), until every engine has `rounds` turns and
+    `min_time` s of timed runs."""
     for w in workers:
-        w.ask("run", threads, warmup)
-    rot = _rotation.Rotation({w.engine: w.proc.pid for w in workers})
-    times = {w.engine: [] for w in workers}
-    for _ in range(repeats):
-        for w in workers:
-            time.sleep(pause)
-            times[w.engine].append(rot.turn(w.engine, lambda w=w: w.ask("run", threads, 2)))
+        w.ask("run", threads, warmup, 0)
+
+    def ask(w):
+        time.sleep(pause)
+        return w.ask("run", threads, 1, PER_TURN)
+    times, _ = _rotation.rotate({w.engine: (lambda w=w: ask(w)) for w in workers},
+                                {w.engine: w.proc.pid for w in workers}, min_time, rounds)
     return {e: _spread(ts) for e, ts in times.items()}
 
 
@@ -201,7 +200,7 @@ def _rel_diff(a, b):
     return float((a.double() - b.double()).abs().max() / b.double().abs().max())
 
 
-def bench_model(name, threads, size, repeats, warmup, algorithm, engines, pause):
+def bench_model(name, threads, size, repeats, warmup, algorithm, engines, pause, min_time):
     workers = [Worker(name, e, size, algorithm) for e in engines]
     try:
         for w in workers:
@@ -215,7 +214,7 @@ def bench_model(name, threads, size, repeats, warmup, algorithm, engines, pause)
         fast_algos = by["frozen-fast"].ask("info") if "frozen-fast" in by else None
         rows = []
         for n in threads:
-            res = interleaved(workers, n, repeats, warmup, pause)
+            res = interleaved(workers, n, repeats, warmup, pause, min_time)
             row = dict(model=name, threads=n, times=res, diffs=errs, algorithms=algos,
                        fast_algorithms=fast_algos)
             rows.append(row)
@@ -471,7 +470,9 @@ def main(argv=None):
                    help="ResNet-18 and MobileNetV2 only; print, do not write the docs table")
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     p.add_argument("--size", type=int, default=224, help="input height and width")
-    p.add_argument("--repeats", type=int, default=12)
+    p.add_argument("--repeats", type=int, default=12, help="least turns per engine")
+    p.add_argument("--min-time", type=float, default=0.3,
+                   help="least seconds of timed runs per engine and thread count")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--pause", type=float, default=0.02,
                    help="seconds of sleep between engines (idle pools stop spinning)")
@@ -500,7 +501,7 @@ def main(argv=None):
                    if not (e in PEERS and (args.no_ort or name not in ORT_MODELS))
                    and not (e == "frozen-fast" and args.no_fast)]
         rows += bench_model(name, args.threads, args.size, args.repeats, args.warmup,
-                            args.algorithm, engines, args.pause)
+                            args.algorithm, engines, args.pause, args.min_time)
     overhead = call_overhead()
     print(f"per-call overhead {overhead['overhead_us']:.1f} us a call "
           f"(frozen {overhead['frozen_us']:.1f}, bound kernels {overhead['kernels_us']:.1f}, "

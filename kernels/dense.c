@@ -7,7 +7,6 @@
 #include "internal.h"
 #include "leanconv/dense.h"
 
-#define LC_DENSE_PANEL 16   /* rows per gemv16 call (lc_se_pack's panels) */
 
 typedef struct {
     const lc_isa_config *isa;
@@ -19,7 +18,7 @@ typedef struct {
 static void dense_task(void *vctx, int64_t item, int thread) {
     const lc_dense_ctx *t = (const lc_dense_ctx *)vctx;
     const int64_t image = item / t->panels, p = item % t->panels;
-    const int64_t r0 = p * LC_DENSE_PANEL, rows = lc_min64(LC_DENSE_PANEL, t->rows - r0);
+    const int64_t r0 = p * LC_GEMV_PANEL, rows = lc_min64(LC_GEMV_PANEL, t->rows - r0);
     float *y = t->y + image * t->rows + r0;
     (void)thread;
     t->isa->gemv16(y, t->wp + r0 * t->k, t->x + image * t->k, (size_t)rows, (size_t)t->k);
@@ -32,7 +31,7 @@ int lc_dense(const lc_isa_config *isa, const float *x, float *y, int64_t n, int6
     if (n <= 0 || rows <= 0) return LC_OK;
     lc_dense_ctx t;
     t.isa = isa; t.x = x; t.wp = wp; t.b = b; t.y = y; t.rows = rows; t.k = k;
-    t.panels = (rows + LC_DENSE_PANEL - 1) / LC_DENSE_PANEL;
+    t.panels = (rows + LC_GEMV_PANEL - 1) / LC_GEMV_PANEL;
     lc_parallel_for(nthreads, n * t.panels, (double)n * (double)rows * (double)k, dense_task, &t);
     return LC_OK;
 }

@@ -7,48 +7,28 @@
 #include <stdlib.h>
 
 #include "internal.h"
+#include "leanconv/dense.h"
 #include "leanconv/se_block.h"
 
-#define LC_SE_PANEL 16
-
 int64_t lc_se_packed_floats(int64_t rows, int64_t k) {
-    return (rows + LC_SE_PANEL - 1) / LC_SE_PANEL * LC_SE_PANEL * k;
+    return (rows + LC_GEMV_PANEL - 1) / LC_GEMV_PANEL * LC_GEMV_PANEL * k;
 }
 
 void lc_se_pack(float *dst, const float *w, int64_t rows, int64_t k) {
-    for (int64_t p = 0; p * LC_SE_PANEL < rows; p++)
+    for (int64_t p = 0; p * LC_GEMV_PANEL < rows; p++)
         for (int64_t j = 0; j < k; j++)
-            for (int64_t i = 0; i < LC_SE_PANEL; i++) {
-                const int64_t row = p * LC_SE_PANEL + i;
-                dst[(p * k + j) * LC_SE_PANEL + i] = row < rows ? w[row * k + j] : 0.0f;
+            for (int64_t i = 0; i < LC_GEMV_PANEL; i++) {
+                const int64_t row = p * LC_GEMV_PANEL + i;
+                dst[(p * k + j) * LC_GEMV_PANEL + i] = row < rows ? w[row * k + j] : 0.0f;
             }
 }
 
-typedef struct {
-    const lc_isa_config *isa;
-    float *y;
-    const float *wp, *x;
-    int64_t rows, k;
-} lc_se_gemv_ctx;
-
-static void lc_se_gemv_panel(void *vctx, int64_t p, int thread) {
-    const lc_se_gemv_ctx *t = (const lc_se_gemv_ctx *)vctx;
-    const int64_t rows = lc_min64(LC_SE_PANEL, t->rows - p * LC_SE_PANEL);
-    (void)thread;
-    t->isa->gemv16(t->y + p * LC_SE_PANEL, t->wp + p * LC_SE_PANEL * t->k, t->x, (size_t)rows,
-                   (size_t)t->k);
-}
-
-/* y = act(W v + b), W packed (rows x k) */
+/* y = act(W v + b), W packed (rows x k): the dense layer's kernel on one
+ * vector, then the activation in place. */
 static void lc_se_dense(const lc_isa_config *isa, float *y, const float *wp, const float *b,
                         const float *v, int64_t rows, int64_t k, const lc_epilogue *ep,
                         int nthreads) {
-    lc_se_gemv_ctx t;
-    t.isa = isa; t.y = y; t.wp = wp; t.x = v; t.rows = rows; t.k = k;
-    lc_parallel_for(nthreads, (rows + LC_SE_PANEL - 1) / LC_SE_PANEL, (double)rows * (double)k,
-                    lc_se_gemv_panel, &t);
-    if (b)
-        for (int64_t i = 0; i < rows; i++) y[i] += b[i];
+    lc_dense(isa, v, y, 1, rows, k, wp, b, nthreads);
     isa->postop(y, y, (size_t)rows, NULL, 0.0f, ep);
 }
 

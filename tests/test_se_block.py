@@ -79,6 +79,11 @@ def test_se_block_refuses_mismatched_buffers():
     with pytest.raises(ValueError, match="b1"):
         _core.se_block(x, x, 2, 4, 9, w1p, np.zeros(4, np.float32), 3, None, w2p, None, None,
                        1, isa)
+    with pytest.raises(ValueError, match="b2 must hold 4 floats"):
+        _core.se_block(x, x, 2, 4, 9, w1p, None, 3, None, w2p, np.zeros(3, np.float32), None,
+                       1, isa)
+    with pytest.raises(ValueError, match="dtype mismatch"):
+        _core.se_block(x, x, 2, 4, 9, w1p, np.zeros(3), 3, None, w2p, None, None, 1, isa)
     with pytest.raises(ValueError, match="positive"):
         _core.se_block(x, x, 2, 4, 9, w1p, None, 0, None, w2p, None, None, 1, isa)
     with pytest.raises(ValueError, match="buffer sizes"):

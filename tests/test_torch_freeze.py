@@ -101,8 +101,9 @@ def test_resnet18_is_fully_fused():
     assert len(convs) == 20
     assert sum(c.has_residual for c in convs) == 8
     ops = [t for t in call_targets(frozen) if not str(t).startswith("lc_")]
-    assert ops == [torch.flatten, "fc"]          # the pools run in leanconv too
+    assert ops == [torch.flatten]       # the pools and the head run in leanconv too
     assert len(frozen_pools(frozen)) == 2
+    assert [type(m).__name__ for m in frozen.modules()].count("FrozenDense") == 1
 
 
 # --- pooling ------------------------------------------------------------------------------
@@ -291,7 +292,7 @@ def test_channels_last_island_runs_in_nchw(act, scaled, epilogue):
     assert not linear_chains(frozen)
     ops = graph_ops(frozen)
     assert "permute" not in ops and torch.permute not in ops and operator.mul not in ops
-    assert "head" in call_targets(frozen)             # the one-row head stays on torch
+    assert "lc_dense_head" in call_targets(frozen)    # the one-row head: leanconv C dense
     assert model.fc1.weight.numel() == 0 and model.fc2.weight.numel() == 0   # released
     check_another_token_count(frozen, stock)
 
@@ -359,7 +360,7 @@ def test_token_linear_chain_runs_as_1x1_convolutions(act, linear_wins, epilogue)
     frozen, stock = freeze_token_mlp(model)
     (chain,) = linear_chains(frozen)
     assert len(chain._steps) == 2
-    assert "head" in call_targets(frozen)             # the one-row head stays on torch
+    assert "lc_dense_head" in call_targets(frozen)    # the one-row head: leanconv C dense
     assert model.fc1.weight.numel() == 0 and model.fc2.weight.numel() == 0   # released
     check_another_token_count(frozen, stock)
 
@@ -700,8 +701,9 @@ class TinyNet(nn.Module):
 
 def same_but_the_head(traced, y):
     """A compiled/exported frozen model against its own call: the same bits
-    but for the classifier head, which the call's schedule runs on NumPy's
-    BLAS and a trace on torch's Linear (another summation order)."""
+    but for the classifier head, which the call's schedule runs in leanconv's
+    C dense kernel and a trace as torch's matmul on its panels (another
+    summation order)."""
     return torch.allclose(traced, y, rtol=1e-6, atol=1e-7)
 
 
@@ -880,12 +882,14 @@ def test_shapes_of_a_large_input_from_meta_tensors(meta_ok, monkeypatch):
     assert real_runs == ([] if meta_ok else [1])
 
 
-def test_frozen_module_holds_no_torch_conv_weights():
+def test_frozen_module_holds_no_torch_conv_or_linear_weights():
     model, x = small_resnet()
+    head = model.head
     frozen = lct.freeze(model, x)
-    names = [n for n, _ in frozen.named_parameters()]
-    assert names == ["head.weight", "head.bias"]
-    assert not any(isinstance(m, (nn.Conv2d, nn.BatchNorm2d)) for m in frozen.modules())
+    assert [n for n, _ in frozen.named_parameters()] == []
+    assert not any(isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.Linear))
+                   for m in frozen.modules())
+    assert head.weight.numel() == 0      # torch's copy released once packed
 
 
 @pytest.mark.parametrize("args, err, match", [

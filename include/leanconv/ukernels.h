@@ -216,8 +216,10 @@ typedef void (*lc_postop_fn)(float *y, const float *src, size_t n, const float *
                              float bias, const lc_epilogue *ep);
 
 /* One 16-row panel of a matrix-vector product (kernels/se_gemv_template.h):
- *   y[i] = sum over j < k of wp[j * 16 + i] * x[j],  i < rows <= 16
- * (the squeeze-and-excitation block's fully connected layers, se_block.c). */
+ *   y[i] = sum over j < k of wp[j * 16 + i] * x[j],  i < rows <= LC_GEMV_PANEL
+ * (the dense layer, dense.c, and the squeeze-and-excitation block's fully
+ * connected layers through it; lc_se_pack makes the panels). */
+#define LC_GEMV_PANEL 16
 typedef void (*lc_gemv16_fn)(float *y, const float *wp, const float *x, size_t rows, size_t k);
 
 /* Pooling's row primitives (kernels/pool.c), optional (NULL: pool.c's

@@ -1205,12 +1205,24 @@ def se_pack(const float[::1] w, float[::1] out, int64_t rows, int64_t k):
         lc_se_pack(&out[0], &w[0], rows, k)
 
 
+cdef const float *optional_vector(object b, int64_t n, str what) except? NULL:
+    """&b[0] for b a C-contiguous float32 array of n floats, NULL for None.
+    The pointer stays valid while the caller holds b (a NumPy array's data
+    does not move)."""
+    cdef const float[::1] v
+    if b is None:
+        return NULL
+    v = b
+    if v.shape[0] != n:
+        raise ValueError(f"{what} must hold {n} floats")
+    return &v[0]
+
+
 def dense(const float[::1] x, float[::1] out, int64_t n, int64_t rows, int64_t k,
           const float[::1] wp, b, int threads, int isa):
     """out[i] = W x[i] (+ b) for the n rows of x (n x k, flat): W (rows x k)
     packed by se_pack, b float32 of rows floats or None (leanconv/dense.h)."""
-    cdef const float[::1] bv
-    cdef const float *bp = NULL
+    cdef const float *bp
     cdef const lc_isa_config *cfg = isa_config(isa)
     if n < 1 or rows < 1 or k < 1:
         raise ValueError("dense: n, rows and k must be positive")
@@ -1218,11 +1230,7 @@ def dense(const float[::1] x, float[::1] out, int64_t n, int64_t rows, int64_t k
         raise ValueError("dense: x must hold n * k floats and out n * rows")
     if wp.shape[0] != lc_se_packed_floats(rows, k):
         raise ValueError("dense: packed weights do not match rows and k")
-    if b is not None:
-        bv = b
-        if bv.shape[0] != rows:
-            raise ValueError("dense: b must hold rows floats")
-        bp = &bv[0]
+    bp = optional_vector(b, rows, "dense: b")
     with nogil:
         lc_dense(cfg, &x[0], &out[0], n, rows, k, &wp[0], bp, threads)
 
@@ -1245,10 +1253,8 @@ def se_block(const float[::1] x, float[::1] out, int64_t n, int64_t c, int64_t h
     (leanconv/se_block.h); W1, W2 packed by se_pack; b1, b2 float32 or None;
     act1, gate: None or _epilogue.parse's (code, a, b).  out may be x."""
     cdef lc_epilogue e1, e2
-    cdef const float[::1] b1v
-    cdef const float[::1] b2v
-    cdef const float *b1p = NULL
-    cdef const float *b2p = NULL
+    cdef const float *b1p
+    cdef const float *b2p
     cdef const lc_isa_config *cfg = isa_config(isa)
     cdef int status
     if n < 1 or c < 1 or hw < 1 or r < 1:
@@ -1257,16 +1263,8 @@ def se_block(const float[::1] x, float[::1] out, int64_t n, int64_t c, int64_t h
         raise ValueError("se_block: x and out must hold n * c * hw floats")
     if w1p.shape[0] != lc_se_packed_floats(r, c) or w2p.shape[0] != lc_se_packed_floats(c, r):
         raise ValueError("se_block: packed weights do not match c and r")
-    if b1 is not None:
-        b1v = b1
-        if b1v.shape[0] != r:
-            raise ValueError("se_block: b1 must hold r floats")
-        b1p = &b1v[0]
-    if b2 is not None:
-        b2v = b2
-        if b2v.shape[0] != c:
-            raise ValueError("se_block: b2 must hold c floats")
-        b2p = &b2v[0]
+    b1p = optional_vector(b1, r, "se_block: b1")
+    b2p = optional_vector(b2, c, "se_block: b2")
     fill_epilogue(&e1, act1)
     fill_epilogue(&e2, gate)
     with nogil:

@@ -105,6 +105,26 @@ class Constants(dict):
     def get(self, name, default=None):
         return self[name] if name in self else default
 
+    def read_once(self, name):
+        """The value of constant `name` for a step that keeps its own (packed)
+        copy: an initializer not read yet is read without being kept here, so
+        prepare never holds the raw and the packed copy of every such weight
+        at once; None when `name` is not a constant."""
+        source = self.weight_source(name) if name else None
+        if source is not None:
+            return source.load()
+        return self[name] if name and name in self else None
+
+    def meta(self, name):
+        """(shape, dtype) of constant `name` without reading it, or None."""
+        proto = self._protos.get(name)
+        if proto is not None:
+            return tuple(proto.dims), NP_TYPES.get(proto.data_type, np.dtype("O"))
+        if dict.__contains__(self, name):
+            a = np.asarray(self[name])
+            return a.shape, a.dtype
+        return None
+
     def weight_source(self, name):
         """A WeightSource reading initializer `name` when loaded (not cached
         here: the Conv drops it once packed), or None if it is not one."""

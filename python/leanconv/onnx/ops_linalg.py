@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from leanconv import _core, _isa, _threads
+from leanconv import _dense
 from leanconv.onnx.program import Step
-
-DENSE_MAX_ROWS = 8   # more rows of A than this: a real GEMM, BLAS's job
 
 
 def build_gemm(node, ctx):
@@ -61,18 +59,16 @@ def build_matmul(node, ctx):
 
 
 def _matrix(ctx, name):
-    """A constant input's value, an initializer read without keeping it in
-    the constants (the packed copy replaces it: prepare's peak does not hold
-    both), or None when it is not a constant."""
-    source = ctx.constants.weight_source(name) if name else None
-    return source.load() if source is not None else ctx.const(name)
+    """A constant input's value (read once: the packed copy replaces it), or
+    None when it is not a constant."""
+    return ctx.constants.read_once(name)
 
 
 def _dense_step(node, ctx, w, alpha, c, beta):
     """The C step for y = alpha * A W^T + beta * c with W (N x K) a constant
     float32 matrix and c a constant of N values (or one, or absent), else
     None.  A is checked at run time: float32 rows of K, at most
-    DENSE_MAX_ROWS of them (NumPy otherwise)."""
+    _dense.MAX_ROWS of them (NumPy otherwise)."""
     if w is None or w.ndim != 2 or w.dtype != np.float32 or min(w.shape) < 1:
         return None
     N, K = w.shape
@@ -85,8 +81,7 @@ def _dense_step(node, ctx, w, alpha, c, beta):
     else:
         bias = None
     scaled = w if alpha == 1.0 else w * np.float32(alpha)
-    packed = np.empty(_core.se_packed_floats(N, K), np.float32)
-    _core.se_pack(np.ascontiguousarray(scaled).reshape(-1), packed, N, K)
+    packed = _dense.pack(scaled)
     name = f"{node.name}/leanconv_packed_weights"
     ctx.constants[name] = packed
     inputs = [node.inputs[0], name]
@@ -95,29 +90,17 @@ def _dense_step(node, ctx, w, alpha, c, beta):
         inputs.append(name + "/bias")
     settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
 
-    def c_ok(a, y):
-        return a.dtype == np.float32 and a.ndim == 2 and a.shape[1] == K and \
-            a.shape[0] <= DENSE_MAX_ROWS and a.flags.c_contiguous and y.flags.c_contiguous
-
-    def numpy_dense(a, wp, b=None):
-        """Any other A (more rows, another dtype or rank): NumPy on W^T
-        unpacked from the panels (the raw matrix is not kept)."""
-        wt = wp.reshape(-1, K, 16).transpose(1, 0, 2).reshape(K, -1)[:, :N]
-        y = np.matmul(a, wt)
-        return y if b is None else y + b
-
     def dense_into(outs, a, wp, b=None):
         y = outs[0]
-        if c_ok(a, y):
-            _core.dense(a.reshape(-1), y.reshape(-1), a.shape[0], N, K, wp, b,
-                        _threads.resolve(settings.threads), _isa.isa_id())
+        if _dense.c_runs(a, y, K):
+            _dense.run_into(a, y, wp, b, N, settings.threads)
         else:
-            np.copyto(y, numpy_dense(a, wp, b))
+            np.copyto(y, _dense.numpy_apply(a, wp, b, N))
 
     def dense(a, wp, b=None):
         y = np.empty((a.shape[0], N), np.float32) if a.ndim == 2 else None
-        if y is not None and c_ok(a, y):
+        if y is not None and _dense.c_runs(a, y, K):
             dense_into([y], a, wp, b)
             return (y,)
-        return (numpy_dense(a, wp, b),)
+        return (_dense.numpy_apply(a, wp, b, N),)
     return Step(node, dense, inputs=inputs, into=dense_into)

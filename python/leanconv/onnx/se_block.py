@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from leanconv import _core, _epilogue, _isa, _threads
+from leanconv import _core, _dense, _epilogue, _isa, _threads
 from leanconv.onnx.node import as_int_list
 from leanconv.onnx.program import Step
 
@@ -105,8 +105,8 @@ def _match(mul, readers, producer, constants, activation_of):
         w2, b2 = _pointwise(conv2, constants)
         if w1 is None or w2 is None:
             continue
-        r, c = constants[w1].shape[:2]
-        if constants[w2].shape[:2] != (c, r):
+        r, c = constants.meta(w1)[0][:2]
+        if tuple(constants.meta(w2)[0][:2]) != (c, r):
             continue
         return {"x": x, "w1": w1, "b1": b1, "w2": w2, "b2": b2,
                 "act1": _as_tuple(act1) if act1 is not None else ("none",),
@@ -166,12 +166,14 @@ def _pointwise(conv, constants):
     w_name, b_name = conv.input(1), conv.input(2)
     if w_name not in constants or (b_name and b_name not in constants):
         return bad
-    w = np.asarray(constants[w_name])
-    if w.dtype != np.float32 or w.ndim != 4 or w.shape[2:] != (1, 1) or min(w.shape) < 1:
+    # shapes only: the weights are read once, by the fused step that packs them
+    w_shape, w_dtype = constants.meta(w_name)
+    if w_dtype != np.float32 or len(w_shape) != 4 or tuple(w_shape[2:]) != (1, 1) or \
+            min(w_shape) < 1:
         return bad
     if b_name:
-        b = np.asarray(constants[b_name])
-        if b.dtype != np.float32 or b.shape != (w.shape[0],):
+        b_shape, b_dtype = constants.meta(b_name)
+        if b_dtype != np.float32 or tuple(b_shape) != (w_shape[0],):
             return bad
     ints = {k: as_int_list(conv.attr(k), k, conv) for k in ("strides", "pads", "dilations")}
     if any(v is not None and any(i != 1 for i in v) for k, v in ints.items() if k != "pads") or \
@@ -188,20 +190,12 @@ def _epilogue_of(name, params):
     return _epilogue.parse(name if not params else (name, *params))
 
 
-def _packed(w):
-    """A (rows, k) float32 matrix in se_pack's panels."""
-    w = np.ascontiguousarray(w, dtype=np.float32)
-    out = np.empty(_core.se_packed_floats(*w.shape), np.float32)
-    _core.se_pack(w.reshape(-1), out, *w.shape)
-    return out
-
-
 def build_squeeze_excite(node, ctx):
     node.allow("act1", "act1_params", "gate", "gate_params")
-    w1 = np.asarray(ctx.constants[node.inputs[1]])
-    w2 = np.asarray(ctx.constants[node.inputs[3]])
+    w1 = np.asarray(ctx.constants.read_once(node.inputs[1]))
+    w2 = np.asarray(ctx.constants.read_once(node.inputs[3]))
     r, c = w1.shape[:2]
-    w1p, w2p = _packed(w1.reshape(r, c)), _packed(w2.reshape(c, r))
+    w1p, w2p = _dense.pack(w1.reshape(r, c)), _dense.pack(w2.reshape(c, r))
     b1 = np.ascontiguousarray(ctx.constants[node.inputs[2]], np.float32) if node.inputs[2] else None
     b2 = np.ascontiguousarray(ctx.constants[node.inputs[4]], np.float32) if node.inputs[4] else None
     act1 = _epilogue_of(node.attr("act1"), node.attr("act1_params", []))

@@ -15,7 +15,7 @@ from leanconv._heap import return_freed_memory as _return_freed_memory
 from leanconv._params import ConvSpec
 from leanconv._select import check_name
 from leanconv.torch import modules as lct_modules
-from leanconv.torch.frozen import channels_first, choose, dead_taps, frozen_linear, frozen_pool
+from leanconv.torch.frozen import channels_first, choose, dead_taps, frozen_dense, frozen_linear, frozen_pool
 from leanconv.torch.frozen import patterns, runner
 from leanconv.torch.frozen import threads as frozen_threads
 from leanconv.torch.frozen.capture import FreezeWarning, capture, propagate_shapes
@@ -112,6 +112,7 @@ def freeze(model, example_inputs, *, algorithm="auto", memory_budget=None):
         for unit in units:
             frozen_pool.rewrite_pools(unit.gm)
             frozen_linear.rewrite_linears(unit.gm, _release, _return_freed_memory)
+            frozen_dense.rewrite_dense(unit.gm, _release)
             unit.gm.delete_all_unused_submodules()
             unit.gm.graph.lint()
             unit.gm.recompile()

@@ -22,6 +22,7 @@ from torch import nn
 
 from leanconv._params import ConvSpec
 from leanconv.torch.frozen import activations, epilogue_speed
+from leanconv.torch.frozen.frozen_dense import shared_weights
 from leanconv.torch.frozen.threads import frozen_threads
 
 # Chains over fewer rows are left on torch without timing them (a classifier
@@ -207,15 +208,9 @@ def rewrite_linears(gm, release, trim=lambda: None):
             gm.graph.erase_node(n)
         for lin, _ in links:
             target = next(t for t, m in modules.items() if m is lin)
-            if calls.get(target) == 1 and not _shared(lin, modules):
+            if calls.get(target) == 1 and not shared_weights(lin, modules):
                 for t in (lin.weight, lin.bias):
                     if t is not None:
                         release(t)
         replaced += 1
     return replaced
-
-
-def _shared(lin, modules):
-    """True when another module of the graph holds lin's weight too (tied weights)."""
-    return any(m is not lin and any(p is lin.weight for p in m.parameters(recurse=False))
-               for m in modules.values())

@@ -10,6 +10,7 @@ arena at run time; torch.from_numpy wraps them for torch's ops, no copy):
   once), then, if torch runs part of its epilogue (a residual add or an
   activation torch computes faster), an elementwise step writing in place;
 - a FrozenPool2d: leanconv's C pooling straight into its buffer;
+- a FrozenDense (a classifier head): leanconv's C dense kernel, likewise;
 - a ChannelLayerNorm (channels_first.py): NumPy straight into its buffer;
 - a shape query (x.size(), x.shape, x.dim()): folded, computed once per shape;
 - a view (view, reshape, flatten, permute, getitem, chunk, ...): taken once
@@ -37,9 +38,10 @@ from torch import nn
 from torch.fx.node import map_aggregate, map_arg
 from torch.utils import _pytree as pytree
 
-from leanconv import _scratch
+from leanconv import _dense, _scratch
 from leanconv.torch.frozen import patterns
 from leanconv.torch.frozen.frozen_conv import FrozenConv2d
+from leanconv.torch.frozen.frozen_dense import FrozenDense
 from leanconv.torch.frozen.frozen_norm import ChannelLayerNorm
 from leanconv.torch.frozen.frozen_pool import FrozenPool2d
 
@@ -260,10 +262,25 @@ def _pool_into(m, settings):
     return into
 
 
+def _dense_into(m, settings):
+    def into(outs, x):
+        y = outs[0]
+        if y is None:
+            return
+        x2 = x.reshape(-1, x.shape[-1])
+        y2 = y.reshape(-1, y.shape[-1])   # a view: arena buffers are contiguous (checked)
+        if y.flags.c_contiguous and _dense.c_runs(x2, y2, m.in_features):
+            m.run_into(x2, y2, settings.threads)
+        else:
+            np.copyto(y, m.torch_forward(torch.from_numpy(x)).numpy())
+    return into
+
+
 def _linear_on_blas(node, m):
-    """A classifier head: nn.Linear on a (rows, features) float32 input,
-    which NumPy's BLAS runs as leanconv.onnx runs Gemm (torch's took ~2x as
-    long for MobileNetV2's 1280 -> 1000 head, its weights cold from memory)."""
+    """nn.Linear on a (rows, features) float32 input that freeze left to
+    torch (more rows than a FrozenDense takes): NumPy's BLAS runs it, as
+    leanconv.onnx runs a many-row Gemm (torch's took ~2x as long for
+    MobileNetV2's 1280 -> 1000 head, its weights cold from memory)."""
     tm = node.args[0].meta.get("tensor_meta") if len(node.args) == 1 and not node.kwargs and \
         isinstance(node.args[0], torch.fx.Node) else None
     return tm is not None and hasattr(tm, "shape") and len(tm.shape) == 2 and \
@@ -453,6 +470,10 @@ def _node_steps(node, kind, gm, modules, names, settings):
         m = modules[node.target]
         if isinstance(m, FrozenConv2d) and m.plan is not None and not node.kwargs:
             return _conv_steps(node, m, names, settings)
+        if isinstance(m, FrozenDense) and len(node.args) == 1 and not node.kwargs:
+            args, kwargs, ins = _inputs_of(node, names)
+            call = _TorchCall(m, args, kwargs, None)
+            return [_step("Dense", node.name, call, ins, outputs, into=_dense_into(m, settings))]
         if type(m) is nn.Linear and _linear_on_blas(node, m):
             return [_linear_step(node, m, names, outputs)]
         if isinstance(m, ChannelLayerNorm) and len(node.args) == 1 and not node.kwargs:

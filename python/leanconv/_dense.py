@@ -1,0 +1,53 @@
+"""A fully connected layer on a few rows -- a classifier head, y = x W^T + b
+for x of at most MAX_ROWS rows -- in leanconv's C (kernels/dense.c) on
+leanconv's threads.  Shared by leanconv.onnx's Gemm/MatMul step and the frozen
+torch model's FrozenDense, so both pack, check and fall back the same way.
+
+The weights W (N x K) are stored once, in the C kernel's 16-row panels
+(`pack`): panel p holds rows 16p..16p+15, k-major, so the kernel streams them
+front to back with one broadcast of x[k] per 16 outputs.  Nothing keeps the
+raw matrix: other inputs (more rows, another dtype) are computed from the
+panels (`panels` is a view: (P, K, 16)), at BLAS speed but without the C
+kernel's thread split."""
+from __future__ import annotations
+
+import numpy as np
+
+from leanconv import _core, _isa, _threads
+
+MAX_ROWS = 8    # more rows than this: a real GEMM, BLAS's (or torch's) job
+PANEL = 16      # rows of W per panel (lc_se_pack)
+
+
+def pack(w):
+    """W (N x K) float32 in the C kernel's panels (a new array)."""
+    w = np.ascontiguousarray(w, dtype=np.float32)
+    out = np.empty(_core.se_packed_floats(*w.shape), np.float32)
+    _core.se_pack(w.reshape(-1), out, *w.shape)
+    return out
+
+
+def panels(wp, k):
+    """The packed weights as (P, K, 16): panels(wp, K)[p, k, j] = W[16p + j, k]."""
+    return wp.reshape(-1, k, PANEL)
+
+
+def c_runs(x, y, k):
+    """True when the C kernel takes x -> y: float32, 2-D, C-contiguous rows of
+    k, at most MAX_ROWS of them."""
+    return x.dtype == np.float32 and x.ndim == 2 and x.shape[1] == k and \
+        0 < x.shape[0] <= MAX_ROWS and x.flags.c_contiguous and y.flags.c_contiguous
+
+
+def run_into(x, y, wp, b, n_out, threads):
+    """y = x W^T (+ b) in C; x, y as `c_runs` accepts, b float32 (n_out,) or None."""
+    _core.dense(x.reshape(-1), y.reshape(-1), x.shape[0], n_out, x.shape[1], wp, b,
+                _threads.resolve(threads), _isa.isa_id())
+
+
+def numpy_apply(x, wp, b, n_out):
+    """y = x W^T (+ b) for any x (..., K) NumPy takes, from the panels."""
+    k = x.shape[-1]
+    wt = panels(wp, k).transpose(1, 0, 2).reshape(k, -1)[:, :n_out]
+    y = np.matmul(x, wt)
+    return y if b is None else y + b
