@@ -75,11 +75,12 @@ def test_kernel_checks_its_arguments():
 
 # ------------------------------------------------------ the whole layer --
 
-# (N, C, M, H, W, groups): P = H * W from 1 to 200 (7x7 and 14x14 among them),
-# M not a multiple of any lane count (and below one vector), odd K
+# (N, C, M, H, W, groups): P = H * W from 1 to 200 (7x7 and 14x14 among them) and
+# past a chunk, M not a multiple of any lane count (and below one vector), odd K
 SHAPES = [(1, 1, 1, 1, 1, 1), (1, 3, 5, 1, 7, 1), (1, 17, 33, 7, 7, 1), (2, 9, 70, 5, 3, 1),
           (1, 31, 96, 14, 14, 1), (1, 255, 17, 10, 20, 1), (1, 40, 160, 7, 7, 1),
-          (1, 8, 18, 9, 11, 2), (1, 64, 129, 13, 15, 1), (1, 6, 3, 2, 100, 3)]
+          (1, 8, 18, 9, 11, 2), (1, 64, 129, 13, 15, 1), (1, 6, 3, 2, 100, 3),
+          (1, 5, 7, 17, 19, 1)]  # 323 pixels: two chunks
 ACTIVATIONS = [None, "relu", "relu6", "silu"]
 
 
