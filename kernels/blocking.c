@@ -23,6 +23,12 @@ const lc_blocking *lc_blocking_get(void) {
         lc_budgets.gemm_a_stream = c->l2 / 2;
         /* a Winograd block's V and Mo buffers: half of L2 */
         lc_budgets.wino_block = c->l2 / 2;
+        /* a fused inverted-residual block's expanded band: L2 (smaller
+         * bands, L2-resident with room to spare, lost more to the kernels'
+         * per-band edges than they gained; kernels/ir_block.c); fusing pays
+         * once the expanded tensor would not stay in L3 between the steps */
+        lc_budgets.ir_band = c->l2;
+        lc_budgets.ir_fuse_min = c->l3 / 2 > c->l2 ? c->l3 / 2 : c->l2;
         lc_budgets_ready = 1;
     }
     return &lc_budgets;

@@ -284,6 +284,35 @@ static void lc_dw_task(void *vctx, int64_t item, int thread) {
         d->isa->postop(out, out, (size_t)(d->OH * d->OW), res, 0.0f, &t->ep);
 }
 
+void lc_depthwise_rows(const lc_conv_desc *dp, const float *x, int64_t x_plane, const float *w,
+                       const float *bias, float *y, int64_t y_plane, int64_t channels) {
+    /* the layer's own choice of path, minus those that spread channels over
+     * threads (tiny planes, channel blocks): the 3x3 plane kernel, else the
+     * band kernel, else rows; set up once, then a task per channel */
+    lc_conv_desc dk = *dp;
+    const lc_conv_desc *d = &dk;
+    dk.epilogue = lc_kernel_epilogue(&dp->epilogue, 0);
+    lc_dw_ctx t;
+    t.d = d; t.res = NULL; t.stage = NULL; t.chunk = 1;
+    t.ep = dp->epilogue;
+    t.post = lc_needs_postop(&dp->epilogue, 0);
+    t.plane = d->isa->dw3x3_plane && d->kH == 3 && d->kW == 3 && d->dil_h == 1 &&
+                      d->dil_w == 1 && (d->stride_w == 1 || d->stride_w == 2) &&
+                      d->pad_t >= 0 && d->pad_l >= 0
+                  ? d->isa->dw3x3_plane
+                  : NULL;
+    t.band_rows = 0;
+    if (!t.plane) lc_dw_band_layout(&t);
+    for (int64_t c = 0; c < channels; c++) {
+        t.x = x + c * x_plane;
+        t.y = y + c * y_plane;
+        t.w = w + c * d->kH * d->kW;
+        t.bias = bias ? bias + c : NULL;
+        if (t.band_rows > 0) lc_dw_band_task(&t, 0, 0);
+        else lc_dw_task(&t, 0, 0);
+    }
+}
+
 int lc_depthwise_run(const lc_conv_desc *dp, const float *x, const float *w,
                      const float *bias, const float *res, float *y) {
     /* the kernels clamp only when nothing is added after them */

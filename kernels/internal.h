@@ -199,6 +199,10 @@ typedef struct lc_blocking {
                             * aims to stay within */
     int64_t gemm_a_stream; /* packed A bigger than this is prefetched slice by slice */
     int64_t wino_block;    /* bytes a Winograd block keeps its V and Mo buffers in */
+    int64_t ir_band;       /* bytes of a fused inverted-residual block's expanded band
+                            * (kernels/ir_block.c), per thread */
+    int64_t ir_fuse_min;   /* expanded images of at least these bytes are fused band
+                            * by band; smaller ones stay in cache between the steps */
 } lc_blocking;
 const lc_blocking *lc_blocking_get(void);
 /* Panels per lc_gemm_panels call for a GEMM of npanels panels on nthreads. */
@@ -360,6 +364,14 @@ int lc_depthwise_tiny_run(const lc_conv_desc *d, const lc_epilogue *ep, const fl
                           const float *w, const float *bias, const float *res, float *y);
 int lc_depthwise_run(const lc_conv_desc *d, const float *x, const float *w,
                      const float *bias, const float *res, float *y);
+/* Depthwise (multiplier 1) of `channels` planes in the calling thread, with
+ * d describing one of them (N = C = M = groups = 1; d->epilogue the whole
+ * epilogue, no residual): plane c is read at x + c*x_plane, written at
+ * y + c*y_plane (OH rows of OW floats), weights w + c*kH*kW, bias[c] (bias
+ * may be NULL).  For drivers that hold a band of a layer's rows
+ * (kernels/ir_block.c). */
+void lc_depthwise_rows(const lc_conv_desc *d, const float *x, int64_t x_plane, const float *w,
+                       const float *bias, float *y, int64_t y_plane, int64_t channels);
 int lc_direct_run(const lc_conv_desc *d, const float *x, const float *w,
                   const float *bias, const float *res, float *y);
 

@@ -93,6 +93,19 @@ cdef extern from "leanconv/lrn.h":
                int64_t hw, int64_t size, float alpha, float beta, float bias,
                int nthreads) nogil
 
+cdef extern from "leanconv/ir_block.h":
+    const char *lc_ir_block_unsupported(const lc_conv_desc *e, const lc_conv_desc *d) nogil
+    int64_t lc_ir_block_band_rows(const lc_conv_desc *e, const lc_conv_desc *d) nogil
+    int lc_ir_block_pays(const lc_conv_desc *e, const lc_conv_desc *d) nogil
+    void lc_ir_block_debug(int64_t rows, int pays) nogil
+    int64_t lc_ir_block_packed_floats(const lc_conv_desc *e) nogil
+    void lc_ir_block_pack(const lc_conv_desc *e, const float *we, float *packed) nogil
+    int64_t lc_ir_block_workspace_bytes(const lc_conv_desc *e, const lc_conv_desc *d) nogil
+    int lc_ir_block_run(const lc_conv_desc *e, const lc_conv_desc *d, const float *x,
+                        const float *we_packed, const float *be, const float *wd,
+                        const float *bd, float *y, void *workspace,
+                        int64_t workspace_bytes) nogil
+
 cdef extern from "leanconv/se_block.h":
     int64_t lc_se_packed_floats(int64_t rows, int64_t k) nogil
     void lc_se_pack(float *dst, const float *w, int64_t rows, int64_t k) nogil
@@ -1284,3 +1297,90 @@ def global_avg_pool(const float[::1] x, float[::1] out, int64_t planes, int64_t 
         return
     with nogil:
         lc_global_avg_pool(&x[0], &out[0], planes, hw, threads)
+
+
+cdef int _ir_descs(lc_conv_desc *e, lc_conv_desc *d, int isa, tuple geom_e, tuple geom_d,
+                   tuple ep_e, tuple ep_d, int threads) except -1:
+    fill_desc(e, 1, isa, geom_e, ep_e, threads)    # LC_ALGO_IM2COL: the 1x1 path
+    fill_desc(d, 6, isa, geom_d, ep_d, threads)    # LC_ALGO_DEPTHWISE
+    return 0
+
+
+def ir_block_info(int isa, tuple geom_e, tuple geom_d, int threads):
+    """The fused inverted-residual block (leanconv/ir_block.h) for the 1x1's and
+    the depthwise's geometries (fill_desc's tuples): a dict of why (None or
+    the reason it cannot run), band_rows, pays (fusing is worth it on this
+    CPU), packed_floats (the 1x1's) and workspace_bytes at `threads`."""
+    cdef lc_conv_desc e, d
+    _ir_descs(&e, &d, isa, geom_e, geom_d, None, None, threads)
+    cdef const char *why = lc_ir_block_unsupported(&e, &d)
+    if why != NULL:
+        return {"why": why.decode(), "band_rows": 0, "pays": False, "packed_floats": 0,
+                "workspace_bytes": -1}
+    return {"why": None, "band_rows": lc_ir_block_band_rows(&e, &d),
+            "pays": bool(lc_ir_block_pays(&e, &d)),
+            "packed_floats": lc_ir_block_packed_floats(&e),
+            "workspace_bytes": lc_ir_block_workspace_bytes(&e, &d)}
+
+
+def ir_block_debug(int64_t band_rows=0, int pays=-1):
+    """Tests: the fused inverted-residual block in bands of `band_rows`
+    output rows whatever the cache (0: the cache budget's), and its rule
+    answering `pays` (0 never, 1 always, -1 the rule's own)."""
+    lc_ir_block_debug(band_rows, pays)
+
+
+def ir_block_packed_floats(int isa, tuple geom_e):
+    """Floats of the 1x1's packed weights for the fused block."""
+    cdef lc_conv_desc e
+    fill_desc(&e, 1, isa, geom_e, None, 1)
+    return lc_ir_block_packed_floats(&e)
+
+
+def ir_block_pack(int isa, tuple geom_e, const float[::1] w, float[::1] out):
+    """out = the 1x1's weights (M x C, flat) packed for the fused block."""
+    cdef lc_conv_desc e
+    fill_desc(&e, 1, isa, geom_e, None, 1)
+    if w.shape[0] != e.M * e.C or out.shape[0] != lc_ir_block_packed_floats(&e):
+        raise ValueError("ir_block_pack: buffer sizes do not match the geometry")
+    with nogil:
+        lc_ir_block_pack(&e, &w[0], &out[0])
+
+
+def ir_block(const float[::1] x, float[::1] out, int isa, tuple geom_e, tuple geom_d,
+             tuple ep_e, tuple ep_d, const float[::1] we_packed, be, const float[::1] wd, bd,
+             unsigned char[::1] workspace, int threads):
+    """out = act_d(depthwise(act_e(We x + be)) + bd) (leanconv/ir_block.h): x,
+    out flat float32 of the geometries' input and output; be, bd float32 or
+    None; ep_e, ep_d None or _epilogue.parse's (code, a, b); workspace at
+    least ir_block_info's workspace_bytes, 64-byte aligned."""
+    cdef lc_conv_desc e, d
+    cdef const float *bep
+    cdef const float *bdp
+    cdef void *wsp = NULL
+    cdef int status
+    _ir_descs(&e, &d, isa, geom_e, geom_d, ep_e, ep_d, threads)
+    cdef const char *why = lc_ir_block_unsupported(&e, &d)
+    if why != NULL:
+        raise ValueError(f"ir_block: {why.decode()}")
+    if x.shape[0] != e.N * e.C * e.H * e.W or out.shape[0] != d.N * d.M * d.OH * d.OW:
+        raise ValueError("ir_block: x or out does not match the geometry")
+    if we_packed.shape[0] != lc_ir_block_packed_floats(&e) or \
+            wd.shape[0] != d.M * d.kH * d.kW:
+        raise ValueError("ir_block: weights do not match the geometry")
+    bep = optional_vector(be, e.M, "ir_block: be")
+    bdp = optional_vector(bd, d.M, "ir_block: bd")
+    cdef int64_t need = lc_ir_block_workspace_bytes(&e, &d)
+    if need < 0:
+        raise ValueError("ir_block: no band of this block fits the cache budget")
+    if workspace.shape[0] < need:
+        raise ValueError(f"ir_block: workspace of {workspace.shape[0]} bytes, needs {need}")
+    if workspace.shape[0] > 0:
+        wsp = &workspace[0]
+        if (<size_t>wsp) % 64:
+            raise ValueError("ir_block: workspace must be 64-byte aligned")
+    with nogil:
+        status = lc_ir_block_run(&e, &d, &x[0], &we_packed[0], bep, &wd[0], bdp, &out[0], wsp,
+                                 workspace.shape[0])
+    if status != 0:
+        raise ValueError("ir_block: the block cannot run (status %d)" % status)

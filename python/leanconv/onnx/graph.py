@@ -14,6 +14,7 @@ from leanconv import _core, _epilogue, _isa, _threads
 from leanconv.onnx import conv as conv_mod
 from leanconv.onnx import (ops_elementwise, ops_linalg, ops_math, ops_pool, ops_resize,
                            ops_tensor, pool_first, rewrite, se_block)
+from leanconv.onnx import ir_block
 from leanconv.onnx import channel_affine
 from leanconv.onnx.node import NP_TYPES, Node, unsupported
 from leanconv.onnx.program import Program, Settings, Step
@@ -482,6 +483,10 @@ def build_program(model, algorithm="auto", threads=None, fuse=True,
         else:
             placed.append((i, i, _build(node, ctx)))
     steps = [s for _, _, s in sorted(placed, key=lambda p: p[:2])]
+    if fuse:   # an expanding 1x1 Conv and the depthwise after it as one step, where that
+        # pays for the declared input shape (ir_block.py)
+        steps = ir_block.fuse_inverted_residual(steps, outputs,
+                                                lambda: ir_block.static_shapes(model), settings)
     # weights now baked into Conv steps (and any constant nobody reads) need not stay
     read = {n for s in steps for n in s.inputs} | set(outputs)
     constants = {k: constants[k] for k in read if k in constants}

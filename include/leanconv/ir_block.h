@@ -1,0 +1,59 @@
+/* An inverted-residual block's expanding 1x1 convolution and the depthwise
+ * convolution after it in one call (kernels/ir_block.c), band by band:
+ *
+ *   t = act_e(We x + be)            (1x1, C -> E channels, stride 1, no padding)
+ *   y = act_d(depthwise(t) + bd)    (k x k, groups E, any stride, padding,
+ *                                    dilation)
+ *
+ * Each band of output rows computes the expanded rows it reads into a
+ * per-thread buffer about the size of L2 (the halo rows the band before
+ * computed are kept, except at the start of a run of bands), runs the
+ * depthwise on it and writes only y: the expanded tensor never goes to
+ * memory.  Bands and runs are the same whatever the thread count, so
+ * results are bitwise identical for any number of threads.
+ *
+ * e: the 1x1's descriptor (N, C, H, W -> E = e->M); d: the depthwise's
+ * (N, E, H, W -> E, OH, OW, groups E).  Both carry the whole epilogue (the
+ * clamp flag is derived here); nthreads and isa are d's. */
+#ifndef LEANCONV_IR_BLOCK_H
+#define LEANCONV_IR_BLOCK_H
+
+#include <stdint.h>
+
+#include "leanconv/conv.h"
+
+/* Whether e and d make a block this driver runs: NULL, else the reason. */
+const char *lc_ir_block_unsupported(const lc_conv_desc *e, const lc_conv_desc *d);
+
+/* Output rows per band (0: unsupported): as many as L2 holds the
+ * expanded rows of, at least one. */
+int64_t lc_ir_block_band_rows(const lc_conv_desc *e, const lc_conv_desc *d);
+
+/* Tests: bands of `rows` output rows whatever the cache (0: back to the
+ * cache budget), and lc_ir_block_pays answering `pays` for every supported
+ * block (-1: back to the rule).  Not thread-safe; set before the calls. */
+void lc_ir_block_debug(int64_t rows, int pays);
+
+/* Whether fusing pays on this CPU: the expanded tensor would not stay in L3
+ * between the two steps (or L2 where there is no L3), a band fits L2, and
+ * the ISA's 3x3 plane kernel serves the depthwise. */
+int lc_ir_block_pays(const lc_conv_desc *e, const lc_conv_desc *d);
+
+/* Floats of the 1x1's packed weights (lc_ir_block_pack's output). */
+int64_t lc_ir_block_packed_floats(const lc_conv_desc *e);
+void lc_ir_block_pack(const lc_conv_desc *e, const float *we, float *packed);
+
+/* Bytes of workspace lc_ir_block_run needs (a band buffer per thread), -1
+ * when the sizes overflow or the block is unsupported. */
+int64_t lc_ir_block_workspace_bytes(const lc_conv_desc *e, const lc_conv_desc *d);
+
+/* y (N, E, OH, OW) from x (N, C, H, W); we_packed from lc_ir_block_pack, be
+ * (E) and bd (E) may be NULL, wd (E, 1, kH, kW).  workspace: at least
+ * lc_ir_block_workspace_bytes, 64-byte aligned.  Returns LC_OK, or
+ * LC_ERR_UNSUPPORTED (shapes that do not make such a block, a workspace too
+ * small). */
+int lc_ir_block_run(const lc_conv_desc *e, const lc_conv_desc *d, const float *x,
+                    const float *we_packed, const float *be, const float *wd, const float *bd,
+                    float *y, void *workspace, int64_t workspace_bytes);
+
+#endif

@@ -1,0 +1,257 @@
+/* An inverted-residual block's expanding 1x1 and depthwise convolutions
+ * fused band by band (include/leanconv/ir_block.h).
+ *
+ * Unfused, the expanded tensor (MobileNetV2's 96 x 112 x 112 = 4.8 MB) is
+ * written by the 1x1 and read back by the depthwise from L3 or memory.  Here,
+ * for each band of output rows of one image, the GEMM panel loop
+ * (lc_gemm_panels_rows, the 1x1 path's: the input planes are B directly)
+ * computes the expanded rows the band reads, every channel, bias and
+ * activation included, into the thread's band buffer (about L2); the
+ * depthwise reads them from there (the ISA's 3x3 plane kernel, else
+ * lc_depthwise_rows) and writes the band's output rows.  A task is a run of
+ * consecutive bands of one image: each band keeps the halo rows (kH - 1 at
+ * stride 1) the band before computed, moved to the top of the buffer, so
+ * only a run's first band computes its halo.  Runs are fixed per image, not
+ * per thread: the same bits at any thread count and in any order.
+ *
+ * Where it pays (lc_ir_block_pays): measured on a Zen 5 (1 MiB L2, 32 MiB
+ * L3, bench/ir_block.py, 1 thread), fused and unfused tie within noise
+ * (0.9-1.1x) while the expanded tensor stays in L3 between the steps (both
+ * are then bound by their arithmetic, the stride-2 depthwise as much as the
+ * 1x1), and the fused block wins once it does not (18 MiB: 1.1-1.3x); the
+ * depthwise paths other than the 3x3 plane kernel, run per channel on a
+ * band, lost everywhere (0.65-0.8x).  Bands of a few rows lost to the
+ * kernels' per-call edges, whatever cache they fit in. */
+#include <string.h>
+
+#include "internal.h"
+#include "leanconv/ir_block.h"
+
+/* Set by tests: output rows per band (0: the cache budget's), and the
+ * rule's answer (-1: the rule's own). */
+static int64_t lc_irb_forced_band;
+static int lc_irb_forced_pays = -1;
+
+void lc_ir_block_debug(int64_t rows, int pays) {
+    lc_irb_forced_band = rows > 0 ? rows : 0;
+    lc_irb_forced_pays = pays < 0 ? -1 : pays != 0;
+}
+
+const char *lc_ir_block_unsupported(const lc_conv_desc *e, const lc_conv_desc *d) {
+    if (!lc_gemm_is_pointwise(e) || e->groups != 1)
+        return "the first convolution must be 1x1, stride 1, unpadded, one group";
+    if (d->groups != d->C || d->M != d->C || d->C != e->M)
+        return "the second convolution must be depthwise over the first's outputs";
+    if (e->N != d->N || e->H != d->H || e->W != d->W || e->OH != e->H || e->OW != e->W)
+        return "the two convolutions' shapes do not chain";
+    if (e->isa != d->isa)
+        return "the two convolutions must use one ISA";
+    const int64_t reach_h = (d->kH - 1) * d->dil_h, reach_w = (d->kW - 1) * d->dil_w;
+    if (d->pad_t < 0 || d->pad_l < 0 || d->pad_b < 0 || d->pad_r < 0 || d->pad_t > reach_h ||
+        d->pad_b > reach_h || d->pad_l > reach_w || d->pad_r > reach_w)
+        return "the depthwise padding must be within its kernel's reach";
+    if (d->OH < 1 || d->OW < 1 || e->N < 1 || e->C < 1)
+        return "empty tensors";
+    return NULL;
+}
+
+/* Expanded rows a band of `rows` output rows reads (halo included). */
+static int64_t lc_irb_rows_in(const lc_conv_desc *d, int64_t rows) {
+    return (rows - 1) * d->stride_h + (d->kH - 1) * d->dil_h + 1;
+}
+
+/* The ISA's 3x3 plane kernel serves the depthwise (the other depthwise
+ * paths, run per channel on a band, lost to the unfused layers). */
+static int lc_irb_plane_kernel(const lc_conv_desc *d) {
+    return d->isa->dw3x3_plane && d->kH == 3 && d->kW == 3 && d->dil_h == 1 && d->dil_w == 1 &&
+           (d->stride_w == 1 || d->stride_w == 2);
+}
+
+int64_t lc_ir_block_band_rows(const lc_conv_desc *e, const lc_conv_desc *d) {
+    if (lc_ir_block_unsupported(e, d)) return 0;
+    if (lc_irb_forced_band) return lc_min64(lc_irb_forced_band, d->OH);
+    const int64_t row_bytes = e->M * d->W * (int64_t)sizeof(float); /* an expanded row */
+    const int64_t fit = lc_blocking_get()->ir_band / row_bytes;     /* rows the budget holds */
+    const int64_t reach = (d->kH - 1) * d->dil_h;
+    /* rows too wide for the budget: one output row a band all the same (the
+     * buffer then outgrows it; lc_ir_block_pays says whether that pays) */
+    const int64_t most = fit < reach + 1 ? 1 : lc_min64((fit - reach - 1) / d->stride_h + 1, d->OH);
+    /* as many bands as that takes, evened out (the last one not a sliver) */
+    return lc_div_up(d->OH, lc_div_up(d->OH, most));
+}
+
+int lc_ir_block_pays(const lc_conv_desc *e, const lc_conv_desc *d) {
+    if (lc_ir_block_band_rows(e, d) < 1) return 0;
+    if (lc_irb_forced_pays >= 0) return lc_irb_forced_pays;
+    if (!lc_irb_plane_kernel(d)) return 0;
+    const int64_t fit = lc_blocking_get()->ir_band / (e->M * d->W * (int64_t)sizeof(float));
+    if (fit < (d->kH - 1) * d->dil_h + 1) return 0; /* not even one band fits the budget */
+    const double expanded =
+        (double)e->N * (double)e->M * (double)e->H * (double)e->W * sizeof(float);
+    return expanded >= (double)lc_blocking_get()->ir_fuse_min;
+}
+
+int64_t lc_ir_block_packed_floats(const lc_conv_desc *e) {
+    int ok = 1;
+    const int64_t n = lc_gemm_packed_floats(e, &ok);
+    return ok ? n : -1;
+}
+
+void lc_ir_block_pack(const lc_conv_desc *e, const float *we, float *packed) {
+    lc_gemm_pack_weights(e, we, packed);
+}
+
+/* Expanded rows a band buffer holds per channel: the largest band's. */
+static int64_t lc_irb_cap(const lc_conv_desc *e, const lc_conv_desc *d) {
+    return lc_min64(d->H, lc_irb_rows_in(d, lc_ir_block_band_rows(e, d)));
+}
+
+/* Per-thread band buffer: cap rows of every expanded channel. */
+static int64_t lc_irb_slice_bytes(const lc_conv_desc *e, const lc_conv_desc *d, int *ok) {
+    return lc_aligned_floats_bytes(lc_mul(lc_mul(e->M, lc_irb_cap(e, d), ok), d->W, ok), ok);
+}
+
+static double lc_irb_macs(const lc_conv_desc *e, const lc_conv_desc *d) {
+    return lc_conv_macs(e) + lc_conv_macs(d);
+}
+
+/* Runs of consecutive bands per image: each run is one task, its bands in
+ * order on one thread, each band keeping the halo rows the one before
+ * computed; so a run's first band alone computes its halo.  A fixed number
+ * per image (not per thread: the same runs, so the same bits, at any thread
+ * count), enough to share out on 2-3 threads. */
+#define LC_IRB_RUNS 6
+
+static int64_t lc_irb_run_bands(const lc_conv_desc *d, int64_t band) {
+    const int64_t bands = lc_div_up(d->OH, band);
+    const int64_t runs = d->N >= LC_IRB_RUNS ? 1 : lc_min64(bands, LC_IRB_RUNS / d->N);
+    return lc_div_up(bands, runs);
+}
+
+static int64_t lc_irb_items(const lc_conv_desc *d, int64_t band) {
+    return d->N * lc_div_up(lc_div_up(d->OH, band), lc_irb_run_bands(d, band));
+}
+
+int64_t lc_ir_block_workspace_bytes(const lc_conv_desc *e, const lc_conv_desc *d) {
+    const int64_t band = lc_ir_block_band_rows(e, d);
+    if (band < 1) return -1;
+    int ok = 1;
+    const int threads = lc_threads_used(d->nthreads, lc_irb_items(d, band), lc_irb_macs(e, d));
+    const int64_t bytes = lc_mul(threads, lc_irb_slice_bytes(e, d, &ok), &ok);
+    return ok ? bytes : -1;
+}
+
+typedef struct {
+    lc_conv_desc e, d;   /* clamp flags derived */
+    lc_epilogue kep;     /* the plane kernel's part of d's epilogue */
+    int post;            /* the rest runs as the post-op */
+    int plane;           /* the ISA's 3x3 plane kernel serves d */
+    const float *x, *we, *be, *wd, *bd;
+    float *y;
+    void *ws;
+    int64_t slice, band, run_bands, runs, cap;
+} lc_irb_ctx;
+
+/* Expanded rows [r0, r1) of image n into the buffer at row r0 - base (every
+ * channel's cap rows apart): the 1x1 with its bias and activation, the
+ * input rows read in place as the GEMM's right-hand side. */
+static void lc_irb_expand(const lc_irb_ctx *t, int64_t n, int64_t r0, int64_t r1, int64_t base,
+                          float *buf) {
+    const lc_conv_desc *e = &t->e;
+    const lc_isa_config *isa = e->isa;
+    if (r1 <= r0) return;
+    lc_gemm_panels_rows(isa, (size_t)e->M, 0, (size_t)e->M, (size_t)e->C, t->we,
+                        t->x + (n * e->C * e->H + r0) * e->W, (size_t)(e->H * e->W),
+                        (size_t)isa->nr, (size_t)((r1 - r0) * e->W), buf + (r0 - base) * e->W,
+                        (size_t)(t->cap * e->W), (size_t)isa->nr, t->be, NULL, &e->epilogue,
+                        LC_PANELS_EPILOGUE | LC_PANELS_WIDE);
+}
+
+/* The depthwise of output rows [oy0, oy0 + rows) of image n from expanded
+ * rows [iy0, iy1) held at buffer row iy0 - base. */
+static void lc_irb_depthwise(const lc_irb_ctx *t, int64_t n, int64_t oy0, int64_t rows,
+                             int64_t iy0, int64_t iy1, int64_t base, const float *buf) {
+    const lc_conv_desc *d = &t->d;
+    const lc_isa_config *isa = d->isa;
+    const int64_t top = oy0 * d->stride_h - d->pad_t, h = iy1 - iy0, E = d->M;
+    const float *in = buf + (iy0 - base) * d->W;
+    float *yb = t->y + (n * E * d->OH + oy0) * d->OW;
+    if (!t->plane) {
+        /* the band as a small layer of its own: padded where the image is */
+        lc_conv_desc sub = *d;
+        sub.N = sub.C = sub.M = sub.groups = 1;
+        sub.H = h;
+        sub.OH = rows;
+        sub.pad_t = iy0 - top;
+        sub.pad_b = top + lc_irb_rows_in(d, rows) - iy1;
+        sub.nthreads = 1;
+        lc_depthwise_rows(&sub, in, t->cap * d->W, t->wd, t->bd, yb, d->OH * d->OW, E);
+        return;
+    }
+    for (int64_t c = 0; c < E; c++) {
+        float *out = yb + c * d->OH * d->OW;
+        isa->dw3x3_plane(out, (size_t)rows, (size_t)d->OW, in + c * t->cap * d->W, (size_t)h,
+                         (size_t)d->W, (size_t)d->stride_h, (size_t)d->stride_w,
+                         (size_t)(iy0 - top), (size_t)d->pad_l, t->wd + c * 9,
+                         t->bd ? t->bd[c] : 0.0f, &t->kep);
+        if (t->post)
+            isa->postop(out, out, (size_t)(rows * d->OW), NULL, 0.0f, &d->epilogue);
+    }
+}
+
+/* One run of bands of one image, in order: each band's expanded rows
+ * (those the band before left in the buffer moved to its top, the rest
+ * computed below them), then its depthwise. */
+static void lc_irb_task(void *vctx, int64_t item, int thread) {
+    const lc_irb_ctx *t = (const lc_irb_ctx *)vctx;
+    const lc_conv_desc *d = &t->d;
+    const int64_t n = item / t->runs, first = (item - n * t->runs) * t->run_bands;
+    const int64_t E = d->M, W = d->W;
+    float *buf = (float *)lc_thread_scratch(t->ws, t->slice, thread);
+    int64_t base = 0, have = 0; /* the buffer holds image rows [base, base + have) */
+    for (int64_t b = first; b < first + t->run_bands; b++) {
+        const int64_t oy0 = b * t->band;
+        if (oy0 >= d->OH) break;
+        const int64_t rows = lc_min64(t->band, d->OH - oy0);
+        const int64_t top = oy0 * d->stride_h - d->pad_t;
+        const int64_t iy0 = lc_max64(0, top);
+        const int64_t iy1 = lc_min64(d->H, top + lc_irb_rows_in(d, rows));
+        /* keep rows [iy0, base + have) from the band before, at the top */
+        const int64_t keep = b > first ? lc_max64(0, base + have - iy0) : 0;
+        if (keep > 0 && iy0 > base)
+            for (int64_t c = 0; c < E; c++)
+                memmove(buf + c * t->cap * W, buf + (c * t->cap + iy0 - base) * W,
+                        (size_t)(keep * W) * sizeof(float));
+        base = iy0;
+        lc_irb_expand(t, n, iy0 + keep, iy1, base, buf);
+        have = iy1 - iy0;
+        lc_irb_depthwise(t, n, oy0, rows, iy0, iy1, base, buf);
+    }
+}
+
+int lc_ir_block_run(const lc_conv_desc *e, const lc_conv_desc *d, const float *x,
+                    const float *we_packed, const float *be, const float *wd, const float *bd,
+                    float *y, void *workspace, int64_t workspace_bytes) {
+    const int64_t need = lc_ir_block_workspace_bytes(e, d);
+    if (need < 0 || workspace_bytes < need || (need > 0 && !workspace))
+        return LC_ERR_UNSUPPORTED;
+    lc_irb_ctx t;
+    t.e = *e;
+    t.d = *d;
+    /* the drivers see `clamp` set exactly when the activation is a clamp */
+    t.e.epilogue.clamp = e->epilogue.act == LC_ACT_CLAMP;
+    t.d.epilogue.clamp = d->epilogue.act == LC_ACT_CLAMP;
+    t.kep = lc_kernel_epilogue(&t.d.epilogue, 0);
+    t.post = lc_needs_postop(&t.d.epilogue, 0);
+    t.plane = lc_irb_plane_kernel(d);
+    t.x = x; t.we = we_packed; t.be = be; t.wd = wd; t.bd = bd; t.y = y;
+    t.ws = workspace;
+    int ok = 1;
+    t.slice = lc_irb_slice_bytes(e, d, &ok);
+    t.band = lc_ir_block_band_rows(e, d);
+    t.cap = lc_irb_cap(e, d);
+    t.run_bands = lc_irb_run_bands(d, t.band);
+    t.runs = lc_div_up(lc_div_up(d->OH, t.band), t.run_bands);
+    lc_parallel_for(d->nthreads, lc_irb_items(d, t.band), lc_irb_macs(e, d), lc_irb_task, &t);
+    return LC_OK;
+}

@@ -1,0 +1,167 @@
+"""An inverted-residual block's expanding 1x1 Conv and the depthwise Conv
+after it as one step (leanconv._ir_block, kernels/ir_block.c), where that
+pays:
+
+    t = act_e(Conv_1x1(x) [+ BatchNormalization])      (a built Conv step)
+    y = act_d(Conv_depthwise(t) [+ BatchNormalization]) (the next one)
+
+becomes one InvertedResidual step reading x and writing y, computed band by
+band of y's rows: the expanded tensor t is never stored, so the memory plan
+drops it and counts the band buffers (the step's workspace) instead.
+
+Runs on the Conv steps graph.py built (BatchNormalization, per-channel
+affines and the activation already folded in).  Refuses -- leaves the two
+steps as they are -- unless: t is read by the depthwise alone and is not a
+graph output; neither Conv adds a residual; both have constant float32 2-D
+weights, the first 1x1 with stride 1, no padding, one group, the second one
+input channel per group with explicit pads (auto_pad SAME pads depend on
+the input size); the 1x1's input has a static shape (ONNX shape inference
+at prepare); and the C rule says fusing pays on this CPU for that shape
+(lc_ir_block_pays: the expanded tensor would not stay in L3 between the
+steps)."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from leanconv._ir_block import InvertedResidual, fusion_info
+from leanconv.onnx.program import Step
+
+OP_TYPE = "InvertedResidual"   # the fused step's op type (leanconv's own, never a model's)
+
+
+class _Node:
+    """What a Step takes from a node."""
+
+    def __init__(self, name, inputs, outputs):
+        self.op_type, self.name, self.inputs, self.outputs = OP_TYPE, name, inputs, outputs
+
+
+def static_shapes(model):
+    """name -> static shape of every value ONNX shape inference can tell,
+    from the graph's structure alone (initializers as typed inputs, not
+    copied); {} if inference fails."""
+    g = model.graph
+    inputs = {vi.name for vi in g.input}
+    typed = [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+             for t in g.initializer if t.name not in inputs]
+    try:
+        m = helper.make_model(helper.make_graph(list(g.node), "shapes", list(g.input) + typed,
+                                                list(g.output)),
+                              opset_imports=list(model.opset_import))
+        m.ir_version = model.ir_version
+        inferred = onnx.shape_inference.infer_shapes(m).graph
+    except Exception:   # a graph inference cannot follow: no fusion, nothing wrong
+        return {}
+    shapes = {}
+    for vi in list(inferred.value_info) + list(inferred.input) + list(inferred.output):
+        tt = vi.type.tensor_type
+        if tt.HasField("shape"):
+            dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim]
+            if all(d > 0 for d in dims):
+                shapes[vi.name] = tuple(dims)
+    return shapes
+
+
+def _pointwise(op):
+    """The ConvOp is a plain 1x1: stride 1, no padding, one group, 2-D."""
+    ws = op.weight_shape
+    return (ws is not None and len(ws) == 4 and ws[2:] == (1, 1) and op.group == 1 and
+            op.auto_pad in ("NOTSET", "VALID") and not op.residual and
+            all(v is None or all(i == 1 for i in v) for v in (op.strides, op.dilations)) and
+            (op.pads is None or not any(op.pads)))
+
+
+def _depthwise(op, channels):
+    ws = op.weight_shape
+    return (ws is not None and len(ws) == 4 and ws[:2] == (channels, 1) and
+            op.group == channels and op.auto_pad == "NOTSET" and not op.residual)
+
+
+def _reader_counts(steps, outputs):
+    counts = {}
+    for s in steps:
+        for n in s.inputs:
+            if n:
+                counts[n] = counts.get(n, 0) + 1
+    for n in outputs:
+        counts[n] = counts.get(n, 0) + 1
+    return counts
+
+
+def fuse_inverted_residual(steps, outputs, shapes, settings):
+    """The step list with every (1x1 Conv step, depthwise Conv step) pair that
+    passes the checks above as one InvertedResidual step, placed where the
+    depthwise was.  shapes() -> static_shapes' dict, asked for once, when a
+    pair is found."""
+    readers = _reader_counts(steps, outputs)
+    by_input = {}
+    for i, s in enumerate(steps):
+        if s.conv is not None and s.inputs:
+            by_input.setdefault(s.inputs[0], []).append(i)
+    replace, removed, known = {}, set(), None
+    for i, a in enumerate(steps):
+        if a.conv is None or not _pointwise(a.conv) or len(a.outputs) != 1 or i in removed:
+            continue
+        t = a.outputs[0]
+        js = [j for j in by_input.get(t, []) if j > i]
+        if readers.get(t) != 1 or len(js) != 1:
+            continue
+        b = steps[js[0]]
+        if b.conv is None or not _depthwise(b.conv, a.conv.weight_shape[0]) or \
+                len(b.outputs) != 1 or b.inputs != [t]:
+            continue
+        known = shapes() if known is None else known
+        x_shape = known.get(a.inputs[0])
+        if x_shape is None or len(x_shape) != 4 or not _pays(a.conv, b.conv, x_shape, settings):
+            continue
+        block = _block(a.conv, b.conv, x_shape)
+        if block is None:
+            continue
+        replace[js[0]] = _step(a, b, block, settings)
+        removed.update((i, js[0]))
+    if not replace:
+        return steps
+    return [replace.get(k, s) for k, s in enumerate(steps) if k in replace or k not in removed]
+
+
+def _pays(a, b, x_shape, settings):
+    """The C rule, from the shapes alone (no weights loaded)."""
+    we_shape, wd_shape = a.weight_shape, b.weight_shape
+    t_shape = (x_shape[0], we_shape[0]) + tuple(x_shape[2:])
+    try:
+        stride, pads, dilation = b.geometry(t_shape, wd_shape)
+        info = fusion_info(we_shape, wd_shape, stride, pads, dilation, x_shape, settings.threads)
+    except ValueError:   # shapes the block cannot take (a kernel larger than the image)
+        return False
+    return info["why"] is None and info["pays"]
+
+
+def _block(a, b, x_shape):
+    """The InvertedResidual of ConvOps a (1x1) and b (depthwise) for inputs
+    of x_shape, or None when their weights are not float32."""
+    we, be = a._constants()
+    wd, bd = b._constants()
+    a.weight = a.bias = b.weight = b.bias = None   # the block holds what it needs
+    if we.dtype != np.float32 or wd.dtype != np.float32:
+        return None
+    t_shape = (x_shape[0], we.shape[0]) + tuple(x_shape[2:])
+    stride, pads, dilation = b.geometry(t_shape, wd.shape)
+    return InvertedResidual(we, be, a.activation, wd, bd, b.activation, stride, pads, dilation)
+
+
+def _step(a, b, block, settings):
+    x, y = a.inputs[0], b.outputs[0]
+
+    def run(xv):
+        return (block(xv, threads=settings.threads),)
+
+    def into(outs, xv):
+        block(xv, out=outs[0], threads=settings.threads)
+
+    step = Step(_Node(f"{a.name}+{b.name}", [x], [y]), run, fused=a.label().split("+") +
+                b.label().split("+"), into=into,
+                workspace=lambda xv: block.workspace_bytes(xv.shape, settings.threads))
+    step.outputs = [y]
+    return step

@@ -1,0 +1,154 @@
+"""The fused inverted-residual block (kernels/ir_block.c, leanconv._ir_block):
+an expanding 1x1 convolution and the depthwise one after it, computed band by
+band, against a float64 reference on every ISA; the same bits at any thread
+count and band height; bad input refused by name."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import leanconv as lc
+from leanconv import _core
+from leanconv._ir_block import InvertedResidual, fusion_info
+
+
+@pytest.fixture(autouse=True)
+def rule_restored():
+    yield
+    _core.ir_block_debug(0, -1)
+
+
+def _act64(v, act):
+    if act is None:
+        return v
+    if act == "relu":
+        return np.maximum(v, 0)
+    if act == "hardswish":
+        return v * np.clip(v + 3, 0, 6) / 6
+    assert act[0] == "clamp"
+    return np.clip(v, act[1], act[2])
+
+
+def reference(x, we, be, act_e, wd, bd, act_d, stride, pads, dilation):
+    """float64: the 1x1, its activation, the depthwise, its activation."""
+    t = np.einsum("ec,nchw->nehw", we[:, :, 0, 0].astype(np.float64), x.astype(np.float64))
+    if be is not None:
+        t += be[None, :, None, None]
+    t = _act64(t, act_e)
+    (sh, sw), (dh, dw) = stride, dilation
+    pt, pb, pl, pr = pads
+    tp = np.pad(t, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    kH, kW = wd.shape[2:]
+    OH = (tp.shape[2] - dh * (kH - 1) - 1) // sh + 1
+    OW = (tp.shape[3] - dw * (kW - 1) - 1) // sw + 1
+    y = np.zeros(t.shape[:2] + (OH, OW))
+    for ky in range(kH):
+        for kx in range(kW):
+            win = tp[:, :, ky * dh:ky * dh + sh * (OH - 1) + 1:sh,
+                     kx * dw:kx * dw + sw * (OW - 1) + 1:sw]
+            y += wd[None, :, 0, ky, kx, None, None].astype(np.float64) * win
+    if bd is not None:
+        y += bd[None, :, None, None]
+    return _act64(y, act_d)
+
+
+def make(rng, N, C, E, H, W, k, bias=True):
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    we = (rng.standard_normal((E, C, 1, 1)) / np.sqrt(C)).astype(np.float32)
+    wd = (rng.standard_normal((E, 1) + k) / 3).astype(np.float32)
+    be = rng.standard_normal(E).astype(np.float32) if bias else None
+    bd = rng.standard_normal(E).astype(np.float32) if bias else None
+    return x, we, be, wd, bd
+
+
+RELU6 = ("clamp", 0.0, 6.0)
+
+# (N, C, E, H, W, kernel, stride, pads, dilation, act_e, act_d, bias)
+CASES = [
+    (1, 5, 19, 13, 11, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), RELU6, RELU6, True),
+    (2, 5, 19, 13, 11, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), RELU6, RELU6, True),
+    (1, 3, 17, 9, 14, (3, 3), (2, 2), (0, 1, 0, 1), (1, 1), "relu", None, False),   # SAME, TF
+    (1, 4, 16, 12, 12, (3, 3), (2, 1), (1, 0, 0, 1), (1, 1), RELU6, RELU6, True),
+    (1, 6, 20, 11, 9, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), "hardswish", "hardswish", True),
+    (2, 6, 20, 11, 9, (5, 5), (2, 2), (2, 2, 2, 2), (1, 1), RELU6, RELU6, True),
+    (1, 4, 10, 10, 10, (3, 3), (1, 1), (2, 2, 2, 2), (2, 2), None, RELU6, True),   # dilation 2
+    (1, 2, 8, 7, 33, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), RELU6, None, True),
+    (1, 3, 12, 5, 5, (1, 3), (1, 2), (0, 0, 1, 1), (1, 1), RELU6, RELU6, True),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"case{i}" for i in range(len(CASES))])
+@pytest.mark.parametrize("band", [0, 1, 2, 3])
+def test_matches_float64_reference(isa, case, band):
+    N, C, E, H, W, k, stride, pads, dilation, act_e, act_d, bias = case
+    x, we, be, wd, bd = make(np.random.default_rng(7), N, C, E, H, W, k, bias)
+    _core.ir_block_debug(band, -1)
+    blk = InvertedResidual(we, be, act_e, wd, bd, act_d, stride, pads, dilation)
+    y = blk(x, threads=1)
+    ref = reference(x, we, be, act_e, wd, bd, act_d, stride, pads, dilation)
+    assert y.shape == ref.shape
+    assert np.max(np.abs(y - ref)) / np.max(np.abs(ref)) < 2e-6
+
+
+@pytest.mark.parametrize("case", [CASES[1], CASES[4], CASES[7]])
+def test_same_bits_at_any_thread_count_and_on_its_own_output(isa, case):
+    N, C, E, H, W, k, stride, pads, dilation, act_e, act_d, bias = case
+    x, we, be, wd, bd = make(np.random.default_rng(8), N, C, E, H, W, k, bias)
+    _core.ir_block_debug(2, -1)   # several bands, unequal last one
+    blk = InvertedResidual(we, be, act_e, wd, bd, act_d, stride, pads, dilation)
+    ys = [blk(x, threads=t) for t in (1, 2, 3)]
+    out = np.full_like(ys[0], np.nan)
+    blk(x, out=out, threads=2)
+    for y in ys[1:] + [out]:
+        assert np.array_equal(y, ys[0])
+
+
+def test_bands_from_the_cache_and_the_rule():
+    """Bands fill L2 (at least one output row); fusing pays only for
+    tensors beyond L3's half (or L2) with the 3x3 plane kernel."""
+    caches = _core.cache_sizes()
+    l2, l3 = caches["l2"], caches["l3"]
+    for E, H in ((96, 112), (32, 20), (144, 56)):
+        info = fusion_info((E, 16, 1, 1), (E, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1),
+                           (1, 16, H, H), threads=1)
+        rows_in = info["band_rows"] + 2
+        assert info["why"] is None and 1 <= info["band_rows"] <= H
+        assert rows_in * E * H * 4 <= max(l2, 3 * E * H * 4) or info["band_rows"] == H
+        big = E * H * H * 4 >= max(l3 // 2, l2)
+        fits = l2 // (E * H * 4) >= 3   # the 3 expanded rows of one output row
+        assert info["pays"] == (big and fits and "avx" in lc.isa())
+
+
+def test_bad_input_is_refused_by_name():
+    x, we, be, wd, bd = make(np.random.default_rng(9), 1, 4, 8, 6, 6, (3, 3))
+    with pytest.raises(TypeError, match="float32"):
+        InvertedResidual(we.astype(np.float64), be, None, wd, bd, None, 1, 1, 1)
+    with pytest.raises(ValueError, match="wd must be"):
+        InvertedResidual(we, be, None, wd[:4], bd, None, 1, 1, 1)
+    with pytest.raises(ValueError, match="be must hold"):
+        InvertedResidual(we, be[:3], None, wd, bd, None, 1, 1, 1)
+    blk = InvertedResidual(we, be, None, wd, bd, None, 1, 1, 1)
+    with pytest.raises(TypeError, match="float32"):
+        blk(x.astype(np.float64))
+    with pytest.raises(ValueError, match=r"\(N, 4, H, W\)"):
+        blk(x[:, :3])
+    with pytest.raises(ValueError, match="out must be"):
+        blk(x, out=np.empty((1, 8, 5, 5), np.float32))
+    assert fusion_info(we.shape, wd.shape, 1, (4, 4, 4, 4), 1, x.shape)["why"] is not None
+
+
+def test_band_buffers_are_written_before_read():
+    """Under poisoned per-thread scratch (NaN at every item) and a reversed
+    schedule the result keeps its bits: no band reads another's rows."""
+    case = CASES[5]
+    N, C, E, H, W, k, stride, pads, dilation, act_e, act_d, bias = case
+    x, we, be, wd, bd = make(np.random.default_rng(10), N, C, E, H, W, k, bias)
+    _core.ir_block_debug(2, -1)
+    blk = InvertedResidual(we, be, act_e, wd, bd, act_d, stride, pads, dilation)
+    want = blk(x, threads=2)
+    _core.debug_schedule(poison_scratch=True, reverse=True)
+    try:
+        got = blk(x, threads=2)
+    finally:
+        _core.debug_schedule()
+    assert np.array_equal(got, want)

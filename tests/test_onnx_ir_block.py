@@ -1,0 +1,135 @@
+"""leanconv.onnx's inverted-residual rewrite (onnx/ir_block.py): an expanding
+1x1 Conv step and the depthwise Conv step after it become one
+InvertedResidual step where the C rule says that pays, matching onnxruntime
+and the unfused run; the memory plan drops the expanded tensor and counts the
+band buffers; near misses stay two steps."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+from onnx import helper  # noqa: E402
+from test_onnx_adapter import assert_matches_ort, export, make_model, rel_err  # noqa: E402
+
+import leanconv.onnx as lco  # noqa: E402
+from leanconv import _core  # noqa: E402
+
+C, E, H = 8, 24, 14
+
+
+@pytest.fixture
+def always_pays():
+    _core.ir_block_debug(3, 1)   # bands of 3 rows, and the rule says yes
+    yield
+    _core.ir_block_debug(0, -1)
+
+
+def block_graph(dw_pads=(1, 1, 1, 1), stride=2, extra=(), outputs=("y",), dw_attrs=None,
+                residual=False):
+    """inp -> Relu -> [1x1 Conv + BN + Clip(0, 6) -> depthwise Conv + BN + Clip] ->
+    1x1 project Conv -> y."""
+    g = np.random.default_rng(5)
+
+    def bn(name, n):
+        return [(f"{name}_s", (1 + g.random(n)).astype(np.float32)),
+                (f"{name}_b", g.standard_normal(n).astype(np.float32)),
+                (f"{name}_m", g.standard_normal(n).astype(np.float32)),
+                (f"{name}_v", (0.5 + g.random(n)).astype(np.float32))]
+    inits = [("we", (g.standard_normal((E, C, 1, 1)) / 3).astype(np.float32)),
+             ("wd", (g.standard_normal((E, 1, 3, 3)) / 3).astype(np.float32)),
+             ("wp", (g.standard_normal((C, E, 1, 1)) / 5).astype(np.float32)),
+             ("lo", np.array(0, np.float32)), ("hi", np.array(6, np.float32))]
+    inits += bn("bn1", E) + bn("bn2", E)
+    nodes = [helper.make_node("Relu", ["inp"], ["x"]),
+             helper.make_node("Conv", ["x", "we"], ["e0"], kernel_shape=[1, 1]),
+             helper.make_node("BatchNormalization", ["e0", "bn1_s", "bn1_b", "bn1_m", "bn1_v"],
+                              ["e1"]),
+             helper.make_node("Clip", ["e1", "lo", "hi"], ["t"]),
+             helper.make_node("Conv", ["t", "wd"], ["d0"], group=E, kernel_shape=[3, 3],
+                              strides=[stride, stride], **(dw_attrs or {"pads": list(dw_pads)})),
+             helper.make_node("BatchNormalization", ["d0", "bn2_s", "bn2_b", "bn2_m", "bn2_v"],
+                              ["d1"])]
+    if residual:
+        nodes += [helper.make_node("Add", ["d1", "t"], ["d2"]),
+                  helper.make_node("Clip", ["d2", "lo", "hi"], ["d"])]
+    else:
+        nodes.append(helper.make_node("Clip", ["d1", "lo", "hi"], ["d"]))
+    nodes.append(helper.make_node("Conv", ["d", "wp"], ["y"]))
+    nodes += list(extra)
+    return make_model(nodes, [("inp", (1, C, H, H))], [(o, None) for o in outputs], inits)
+
+
+def feeds():
+    return {"inp": np.random.default_rng(6).standard_normal((1, C, H, H)).astype(np.float32)}
+
+
+def labels(rep):
+    return [s.op_type for s in rep.program.steps]
+
+
+@pytest.mark.parametrize("stride, pads", [(1, (1, 1, 1, 1)), (2, (1, 1, 1, 1)),
+                                          (2, (0, 0, 1, 1))])
+def test_block_becomes_one_step(always_pays, isa, stride, pads):
+    model = block_graph(pads, stride)
+    rep = lco.prepare(model)
+    assert labels(rep) == ["Relu", "InvertedResidual", "Conv"]
+    step = rep.program.steps[1]
+    assert step.label() == ("InvertedResidual+Conv+BatchNormalization+Clip+"
+                            "Conv+BatchNormalization+Clip")
+    assert_matches_ort(model, feeds(), tol=1e-5)
+    plain = lco.prepare(model, fuse=False).run(feeds())[0]
+    assert rel_err(rep.run(feeds())[0], plain.astype(np.float64)) < 2e-6
+
+
+def test_memory_plan_drops_the_expanded_tensor(always_pays):
+    model = block_graph()
+    fused = lco.prepare(model)
+    _core.ir_block_debug(3, 0)
+    split = lco.prepare(model)
+    assert labels(split) == ["Relu", "Conv", "Conv", "Conv"]
+    mf, ms = fused.program.schedule.memory(), split.program.schedule.memory()
+    # the split run holds the expanded tensor (E x H x H floats) at its peak
+    assert ms["arena"] - mf["arena"] >= 4 * E * H * H - 4 * C * H * H
+    band = fused.program.steps[1].workspace_bytes
+    assert 0 < band <= mf["workspace"]
+    assert band >= 4 * E * 3 * H    # every expanded row of a band: 3 output rows need 3 or more
+
+
+@pytest.mark.parametrize("change", ["expanded_read_twice", "expanded_is_output", "residual",
+                                    "same_pads", "rule_says_no"])
+def test_near_blocks_are_left_alone(always_pays, change):
+    kwargs = {}
+    if change == "expanded_read_twice":
+        kwargs["extra"] = (helper.make_node("Relu", ["t"], ["t2"]),)
+        kwargs["outputs"] = ("y", "t2")
+    elif change == "expanded_is_output":
+        kwargs["outputs"] = ("y", "t")
+    elif change == "residual":
+        kwargs["stride"], kwargs["residual"] = 1, True
+    elif change == "same_pads":
+        kwargs["dw_attrs"] = {"auto_pad": "SAME_UPPER"}
+    elif change == "rule_says_no":
+        _core.ir_block_debug(3, 0)
+    model = block_graph(**kwargs)
+    rep = lco.prepare(model)
+    assert "InvertedResidual" not in labels(rep)
+    assert_matches_ort(model, feeds(), tol=1e-5)
+
+
+def test_rule_decides_by_default():
+    """Without the test hook a block this small stays two steps (it fits L2)."""
+    assert "InvertedResidual" not in labels(lco.prepare(block_graph()))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")   # the TorchScript exporter's
+def test_mobilenet_v2_fused_matches_onnxruntime(always_pays):
+    model = export("mobilenet_v2", dynamo=False, opset_version=17, do_constant_folding=False)
+    x = np.random.default_rng(12).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    rep = lco.prepare(model)
+    assert labels(rep).count("InvertedResidual") >= 10
+    ours = assert_matches_ort(model, {"x": x}, tol=1e-4)
+    _core.ir_block_debug(0, 0)
+    plain = lco.prepare(model).run({"x": x})[0]
+    assert rel_err(ours[0], plain.astype(np.float64)) < 1e-5
