@@ -133,3 +133,16 @@ def test_mobilenet_v2_fused_matches_onnxruntime(always_pays):
     _core.ir_block_debug(0, 0)
     plain = lco.prepare(model).run({"x": x})[0]
     assert rel_err(ours[0], plain.astype(np.float64)) < 1e-5
+
+
+def test_another_isa_after_prepare_keeps_running_the_packed_block(always_pays):
+    """Like a Conv whose raw weights are released, the fused step keeps the
+    packing it made: an ISA chosen after prepare does not make it fail."""
+    import leanconv as lc
+    model = block_graph()
+    rep = lco.prepare(model)
+    assert "InvertedResidual" in labels(rep)
+    ref = rep.run(feeds())[0]
+    for isa in lc.available_isas():
+        with lc.use_isa(isa):
+            assert np.array_equal(rep.run(feeds())[0], ref)

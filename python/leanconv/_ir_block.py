@@ -96,6 +96,14 @@ class InvertedResidual:
                 self._we = None
         return p
 
+    def _run_isa(self, isa_id):
+        """The ISA a call runs on: the one in force, or -- once the raw weights
+        are dropped -- the one they were packed for (as a released Conv of
+        leanconv.onnx keeps running the plan it packed)."""
+        if isa_id in self._packed or self._we is not None:
+            return isa_id
+        return next(iter(self._packed))
+
     @property
     def packed_bytes(self):
         return sum(p.nbytes for p in self._packed.values())
@@ -117,7 +125,7 @@ class InvertedResidual:
             return out
         if np.shares_memory(x, out):
             raise ValueError("InvertedResidual: out must not overlap x")
-        isa_id = _isa.isa_id()
+        isa_id = self._run_isa(_isa.isa_id())
         n = _threads.resolve(threads)
         ge, gd = self.geometries(x.shape)
         ws = _core.ir_block_info(isa_id, ge, gd, n)["workspace_bytes"]
