@@ -42,6 +42,7 @@ KERNELS = {
     r"lc_f32_dw_band__neon": "depthwise band",
     r"lc_f32_dw_cblock__neon": "depthwise channel blocks",
     r"lc_f32_dl_\w+__neon": "direct_lanes (output channels in lanes)",
+    r"lc_f32_pw_\w+__neon": "direct_lanes 1x1 (pixels from the NCHW planes)",
 }
 
 # b, b.cond and GCC 12's dotless bcond (bne), cbz/cbnz, tbz/tbnz to a local label

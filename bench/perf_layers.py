@@ -81,6 +81,8 @@ LAYERS = [
     ("1x1", _L("mbv2 1x1 144>24@56", 144, 56, 24, 1)),
     ("1x1", _L("mbv2 1x1 96>576@14", 96, 14, 576, 1)),
     ("1x1", _L("mbv2 1x1 960>160@7", 960, 7, 160, 1)),
+    # a 14 x 14 project layer: channels shrink 6x (direct_lanes' 1x1 form, AVX-512)
+    ("1x1", _L("mbv2 1x1 576>96@14", 576, 14, 96, 1)),
     ("depthwise", _L("mbv2 dw 3x3 32@112", 32, 112, 32, 3, groups=32)),
     ("depthwise", _L("mbv2 dw 3x3/2 144@56", 144, 56, 144, 3, stride=2, groups=144)),
 ]

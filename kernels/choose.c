@@ -59,6 +59,18 @@ static double lc_streamed(double bytes, double passes) {
     return bytes > (double)lc_cpu_caches()->l2 ? bytes * passes : 0.0;
 }
 
+/* Pixel lanes the GEMM micro-kernels compute for P pixels: NR-wide panels,
+ * but on 1 x 1 layers (where the counts were checked against direct_lanes,
+ * bench/ab_builds.py --layers pointwise) as the driver runs them: Im2Col's
+ * wide tile takes 49 pixels whole (48 + 1, lc_gemm_wide_rows), and a last
+ * panel of at most NR/2 goes to the narrow kernel (196 = 6 x 32 + 16). */
+static double lc_gemm_lanes(const lc_conv_desc *d, int algorithm, int64_t P) {
+    const lc_isa_config *isa = d->isa;
+    if (!lc_gemm_is_pointwise(d)) return (double)(lc_div_up(P, isa->nr) * isa->nr);
+    if (algorithm == LC_ALGO_IM2COL && lc_gemm_wide_rows(isa, (size_t)P)) return (double)P;
+    return lc_panel_lanes(isa, P);
+}
+
 static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_FEAT_COUNT]) {
     /* priced at the threads it will run on (tiny layers: one) */
     lc_conv_desc one = lc_conv_as_run(request);
@@ -87,7 +99,10 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
          * are read once per segment of pixels, from beyond L2 when they do
          * not fit; the padded copy and the transpose (a tenth of the stem) */
         const int64_t cw = lc_direct_lanes_block(d).cols, blocks = lc_div_up(Mg, cw);
-        const int64_t P = d->OH * d->OW;
+        /* 1 x 1: each chunk's pixels rounded up to the kernel's R, as a
+         * short block costs about a full one (7 x 7: 49 pixels are 9 blocks
+         * of 6, priced 54) */
+        const int64_t P = lc_gemm_is_pointwise(d) ? lc_pointwise_lanes_pixels(d) : d->OH * d->OW;
         const double taps = (double)(Cg * d->kH * d->kW);
         share = lc_busiest_share(d, lc_direct_lanes_items(d));
         f[LC_FEAT_MAC] = images * (double)(blocks * cw) * taps * (double)P;
@@ -105,6 +120,15 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
         if (algorithm == LC_ALGO_IM2COL) {
             const int64_t chunk = lc_gemm_chunk_panels(isa, K, npanels, d->nthreads);
             items = lc_div_up(npanels, chunk);
+            /* 1 x 1 layers as lc_im2col_tiling runs them: rows the wide tile
+             * takes whole, or panels too few for the threads, are one chunk
+             * split by channels, each thread streaming its rows of A once
+             * (priced at a pass per chunk, 2048>512@7 at 2 threads looked
+             * twice as costly as it runs, behind direct_lanes) */
+            const int whole = lc_gemm_wide_rows(isa, (size_t)P);
+            if (lc_gemm_is_pointwise(d) &&
+                (whole || lc_row_chunks(items, d->nthreads, Mg, mr) > 1))
+                items = 1;
             passes = (double)items;
         } else {
             items = lc_mul(d->N * G, npanels, &ok);
@@ -112,7 +136,7 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
         }
         items = lc_mul(items, lc_row_chunks(items, d->nthreads, Mg, mr), &ok);
         share = lc_busiest_share(d, items);
-        f[LC_FEAT_MAC] = images * mpad * (double)K * (double)(npanels * nr);
+        f[LC_FEAT_MAC] = images * mpad * (double)K * lc_gemm_lanes(d, algorithm, P);
         f[LC_FEAT_PACK] = lc_gemm_is_pointwise(d) ? 0.0 : images * (double)K * (double)P;
         f[LC_FEAT_STREAM] = images * lc_streamed(a_bytes, passes);
         if (algorithm == LC_ALGO_IM2COL && !lc_gemm_is_pointwise(d)) {
@@ -147,7 +171,7 @@ double lc_conv_cost(const lc_conv_desc *d, int algorithm, double *features) {
                             : 0.0;
     if (algorithm == LC_ALGO_DIRECT_LANES) {
         const double stream = c->stream_byte * f[LC_FEAT_STREAM];
-        const double mac = c->dl_mac * f[LC_FEAT_MAC];
+        const double mac = (lc_gemm_is_pointwise(d) ? c->pw_mac : c->dl_mac) * f[LC_FEAT_MAC];
         return (mac > stream ? mac : stream) + c->dl_move * f[LC_FEAT_PACK];
     }
     lc_conv_desc one = *d;
@@ -163,12 +187,16 @@ double lc_conv_cost(const lc_conv_desc *d, int algorithm, double *features) {
 
 /* Does "auto" weigh direct_lanes for this call?  Strided layers with a
  * kernel larger than 1 x 1 (the stem, 3x3/2 downsampling): where the GEMM
- * algorithms pay for unwrapping strided patches.  On stride-1 and 1 x 1
- * layers it ran 10-30% behind them (docs/performance.md), a gap its
- * multiply-add price alone does not see. */
+ * algorithms pay for unwrapping strided patches.  On other stride-1 layers
+ * it ran 10-30% behind them (docs/performance.md), a gap its multiply-add
+ * price alone does not see.  And 1 x 1 layers on small images
+ * (kernels/pointwise_lanes.c) where the ISA prices its 1 x 1 form: no
+ * patches there, so it is the lanes each wastes and the output transpose
+ * against the GEMM's pixel panels. */
 static int lc_direct_lanes_candidate(const lc_conv_desc *d) {
-    return d->algorithm == LC_ALGO_AUTO && (d->stride_h > 1 || d->stride_w > 1) &&
-           d->kH * d->kW > 1;
+    return d->algorithm == LC_ALGO_AUTO &&
+           (((d->stride_h > 1 || d->stride_w > 1) && d->kH * d->kW > 1) ||
+            lc_pointwise_lanes_weighed(d));
 }
 
 /* Im2Col's K x P matrix larger than this (a multiple of L2) goes through

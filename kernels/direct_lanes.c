@@ -61,20 +61,31 @@ static int64_t lc_dl_band_in_rows(const lc_conv_desc *d, int64_t rows) {
 lc_dl_block lc_direct_lanes_block(const lc_conv_desc *d) {
     const lc_isa_config *isa = d->isa;
     const int64_t Mg = d->M / d->groups, cw = isa->dl_cols, half = cw / 2;
-    lc_dl_block b = {isa->dl_kernel, cw, isa->dl_rows};
+    lc_dl_block b = {isa->dl_kernel, isa->pw_kernel, cw, isa->dl_rows};
     /* the half-width kernel keeps the same accumulator count over twice the
      * pixels (AVX-512: 12 x 32 beside 6 x 64), at ~the same per-lane speed
      * on cache-resident data, so it wins wherever it wastes fewer lanes:
      * MobileNet's 32-channel stem ran in 64-lane blocks at half their use */
     if (isa->dl_kernel_half && lc_div_up(Mg, half) * half < lc_div_up(Mg, cw) * cw) {
         b.kernel = isa->dl_kernel_half;
+        b.pw = isa->pw_kernel_half;
         b.cols = half;
         b.rows = isa->dl_rows_half;
     }
     return b;
 }
 
+int64_t lc_direct_lanes_pass_channels(const lc_conv_desc *d) {
+    const int64_t budget = lc_max64(64 * 1024, (int64_t)lc_cpu_caches()->l2 / 2);
+    const int64_t per_c = d->kH * d->kW * lc_direct_lanes_block(d).cols * (int64_t)sizeof(float);
+    return lc_max64(1, lc_min64(d->C / d->groups, budget / per_c));
+}
+
 void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
+    if (lc_gemm_is_pointwise(d)) {
+        lc_pointwise_lanes_tiling(d, tiling);
+        return;
+    }
     int ok = 1;
     lc_dl_tiles b;
     const int64_t Cg = d->C / d->groups;
@@ -103,8 +114,7 @@ void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
      * 128>256: 2-5% faster, bench/ab_builds.py --rev main --layers kinds)
      * rather than L1-sized passes, whose every call reloads and stores its
      * tile (16 channels: 144 taps a call) */
-    const int64_t per_c = d->kH * d->kW * blk.cols * (int64_t)sizeof(float);
-    b.cb = lc_max64(1, lc_min64(Cg, budget / per_c));
+    b.cb = lc_direct_lanes_pass_channels(d);
     memcpy(tiling, &b, sizeof b);
 }
 
@@ -116,9 +126,12 @@ static lc_dl_tiles lc_dl_get_tiles(const lc_conv_desc *d) {
     return b;
 }
 
-int64_t lc_direct_lanes_items(const lc_conv_desc *d) { return lc_dl_get_tiles(d).items; }
+int64_t lc_direct_lanes_items(const lc_conv_desc *d) {
+    return lc_gemm_is_pointwise(d) ? lc_pointwise_lanes_items(d) : lc_dl_get_tiles(d).items;
+}
 
 int64_t lc_direct_lanes_moved(const lc_conv_desc *d) {
+    if (lc_gemm_is_pointwise(d)) return d->M / d->groups * d->OH * d->OW; /* no input copy */
     const lc_dl_tiles b = lc_dl_get_tiles(d);
     const int64_t copied = b.bands * (d->C / d->groups) * lc_dl_band_in_rows(d, b.band_rows) *
                            lc_dl_row_width(d);
@@ -137,6 +150,7 @@ static int64_t lc_dl_segment_step(const lc_conv_desc *d, int64_t q) {
 }
 
 int64_t lc_direct_lanes_segments(const lc_conv_desc *d) {
+    if (lc_gemm_is_pointwise(d)) return lc_pointwise_lanes_chunks(d);
     const lc_dl_tiles b = lc_dl_get_tiles(d);
     const int64_t q = b.band_rows * d->OW;
     return b.bands * lc_div_up(q, lc_dl_segment_step(d, q));
@@ -151,6 +165,7 @@ static void lc_dl_parts(const lc_conv_desc *d, const lc_dl_tiles *b, int64_t *in
 }
 
 int64_t lc_direct_lanes_workspace(const lc_conv_desc *d, int *ok) {
+    if (lc_gemm_is_pointwise(d)) return lc_pointwise_lanes_workspace(d, ok);
     const lc_dl_tiles b = lc_dl_get_tiles(d);
     int64_t in, tile;
     lc_dl_parts(d, &b, &in, &tile, ok);
@@ -242,6 +257,40 @@ static void lc_dl_pad_input(const lc_conv_desc *d, const float *xg, int64_t oy0,
     }
 }
 
+/* The finished tile of a segment (sn pixels from plane offset `at` of image
+ * n, `valid` output channels from o0, lanes innermost, vector v of it at
+ * v * cap * L, cap >= sn) into the output planes, with what the kernels left
+ * of the epilogue: a residual (possibly the output itself) through the
+ * staged segment (channel o at o * cap), plane by plane; another activation
+ * over the tile first. */
+void lc_dl_write_tile(const lc_conv_desc *d, int64_t n, int64_t o0, int64_t valid, int64_t at,
+                      int64_t sn, int64_t cap, float *tile, float *stage, float *y, const float *res,
+                      const lc_epilogue *ep, int post) {
+    const lc_isa_config *isa = d->isa;
+    const int64_t L = isa->dl_lanes, P = d->OH * d->OW;
+    float *dst[LC_DL_MAX_LANES];
+    if (res) {
+        for (int64_t v = 0; v * L < valid; v++) {
+            for (int64_t l = 0; l < L; l++) dst[l] = stage + (v * L + l) * cap;
+            lc_dl_deinterleave(isa, dst, 0, tile + v * cap * L, (size_t)sn);
+        }
+        for (int64_t o = 0; o < valid; o++) {
+            const int64_t plane = (n * d->M + o0 + o) * P + at;
+            isa->postop(y + plane, stage + o * cap, (size_t)sn, res + plane, 0.0f, ep);
+        }
+        return;
+    }
+    if (post)
+        for (int64_t v = 0; v * L < valid; v++)
+            isa->postop(tile + v * cap * L, tile + v * cap * L,
+                        (size_t)(sn * L), NULL, 0.0f, ep);
+    for (int64_t v = 0; v * L < valid; v++) {
+        for (int64_t l = 0; l < L; l++)
+            dst[l] = y + (n * d->M + o0 + lc_min64(v * L + l, valid - 1)) * P;
+        lc_dl_deinterleave(isa, dst, (size_t)at, tile + v * cap * L, (size_t)sn);
+    }
+}
+
 /* Output channel block blk of group g, image n: the segment of sn pixels
  * at plane offset `at`, its offsets xoff, from the padded input `in`. */
 static void lc_dl_segment(const lc_dl_ctx *t, int64_t n, int64_t g, int64_t blk, int64_t at,
@@ -249,10 +298,10 @@ static void lc_dl_segment(const lc_dl_ctx *t, int64_t n, int64_t g, int64_t blk,
                           const lc_dl_geom *gmp, float *tile, float *stage) {
     const lc_conv_desc *d = t->d;
     const lc_isa_config *isa = d->isa;
-    const int64_t L = isa->dl_lanes, cw = t->blk.cols, R = t->blk.rows, nv = cw / L;
+    const int64_t L = isa->dl_lanes, cw = t->blk.cols, R = t->blk.rows;
     const int64_t Cg = d->C / d->groups, Mg = d->M / d->groups, taps = d->kH * d->kW;
     const int64_t o0 = g * Mg + blk * cw, valid = lc_min64(cw, Mg - blk * cw);
-    const int64_t P = d->OH * d->OW, wp = lc_dl_row_width(d), nblk = lc_div_up(sn, R);
+    const int64_t wp = lc_dl_row_width(d), nblk = lc_div_up(sn, R);
     const float *wb = t->packed + (g * t->b.blocks + blk) * Cg * taps * cw;
     lc_dl_geom gm = *gmp;
     float bias[LC_DL_MAX_COLS];
@@ -275,29 +324,7 @@ static void lc_dl_segment(const lc_dl_ctx *t, int64_t n, int64_t g, int64_t blk,
                            &t->kep, flags);
         }
     }
-    float *dst[LC_DL_MAX_LANES];
-    if (t->res) {
-        /* through the staged segment: the residual may be the output itself */
-        for (int64_t v = 0; v * L < valid; v++) {
-            for (int64_t l = 0; l < L; l++) dst[l] = stage + (v * L + l) * LC_DL_SEGMENT;
-            lc_dl_deinterleave(isa, dst, 0, tile + v * LC_DL_SEGMENT * L, (size_t)sn);
-        }
-        for (int64_t o = 0; o < valid; o++) {
-            const int64_t plane = (n * d->M + o0 + o) * P + at;
-            isa->postop(t->y + plane, stage + o * LC_DL_SEGMENT, (size_t)sn, t->res + plane,
-                        0.0f, &t->ep);
-        }
-        return;
-    }
-    if (t->post)
-        for (int64_t v = 0; v < nv; v++)
-            isa->postop(tile + v * LC_DL_SEGMENT * L, tile + v * LC_DL_SEGMENT * L,
-                        (size_t)(sn * L), NULL, 0.0f, &t->ep);
-    for (int64_t v = 0; v * L < valid; v++) {
-        for (int64_t l = 0; l < L; l++)
-            dst[l] = t->y + (n * d->M + o0 + lc_min64(v * L + l, valid - 1)) * P;
-        lc_dl_deinterleave(isa, dst, (size_t)at, tile + v * LC_DL_SEGMENT * L, (size_t)sn);
-    }
+    lc_dl_write_tile(d, n, o0, valid, at, sn, LC_DL_SEGMENT, tile, stage, t->y, t->res, &t->ep, t->post);
 }
 
 static void lc_dl_task(void *vctx, int64_t item, int thread) {
@@ -342,6 +369,8 @@ static void lc_dl_task(void *vctx, int64_t item, int thread) {
 int lc_direct_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
                         const float *packed, const float *bias, const float *res, float *y,
                         char *ws) {
+    if (lc_gemm_is_pointwise(d))
+        return lc_pointwise_lanes_run(d, tiling, x, packed, bias, res, y, ws);
     int ok = 1;
     lc_dl_ctx t;
     memcpy(&t.b, tiling, sizeof t.b);

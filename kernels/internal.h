@@ -263,6 +263,7 @@ int lc_patch2vec_run(const lc_conv_desc *d, const int64_t *tiling, const float *
  * one (dl_kernel_half) where that pads fewer output channels. */
 typedef struct {
     lc_dl_kernel_fn kernel;
+    lc_pw_kernel_fn pw;  /* its 1 x 1 form */
     int64_t cols, rows; /* its CW and R */
 } lc_dl_block;
 lc_dl_block lc_direct_lanes_block(const lc_conv_desc *d);
@@ -270,6 +271,8 @@ int64_t lc_direct_lanes_packed_floats(const lc_conv_desc *d, int *ok);
 void lc_direct_lanes_pack_weights(const lc_conv_desc *d, const float *w, float *packed);
 int64_t lc_direct_lanes_workspace(const lc_conv_desc *d, int *ok);
 void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling);
+/* input channels a pass over a block of pixels (its weights within half of L2) */
+int64_t lc_direct_lanes_pass_channels(const lc_conv_desc *d);
 /* its work items (image, group, channel block, row band) */
 int64_t lc_direct_lanes_items(const lc_conv_desc *d);
 /* values its padded input copies and output transposes move, per image and group */
@@ -279,6 +282,24 @@ int64_t lc_direct_lanes_segments(const lc_conv_desc *d);
 int lc_direct_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
                         const float *packed, const float *bias, const float *res, float *y,
                         char *ws);
+/* A finished tile of output channels [o0, o0 + valid), lanes innermost, into
+ * the planes of image n from pixel `at` on, with the rest of the epilogue. */
+void lc_dl_write_tile(const lc_conv_desc *d, int64_t n, int64_t o0, int64_t valid, int64_t at,
+                      int64_t sn, int64_t cap, float *tile, float *stage, float *y,
+                      const float *res, const lc_epilogue *ep, int post);
+/* kernels/pointwise_lanes.c: direct_lanes on 1 x 1 / stride-1 / unpadded
+ * layers (the entry points above hand those to it) */
+void lc_pointwise_lanes_tiling(const lc_conv_desc *d, int64_t *tiling);
+int64_t lc_pointwise_lanes_items(const lc_conv_desc *d);
+int64_t lc_pointwise_lanes_chunks(const lc_conv_desc *d);
+/* pixels its kernel calls are priced at: each chunk's rounded up to R */
+int64_t lc_pointwise_lanes_pixels(const lc_conv_desc *d);
+/* whether "auto" weighs it: small images (one chunk), on ISAs with a price */
+int lc_pointwise_lanes_weighed(const lc_conv_desc *d);
+int64_t lc_pointwise_lanes_workspace(const lc_conv_desc *d, int *ok);
+int lc_pointwise_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
+                           const float *packed, const float *bias, const float *res, float *y,
+                           char *ws);
 int64_t lc_winograd_packed_floats(const lc_conv_desc *d, int *ok);
 void lc_winograd_pack_weights(const lc_conv_desc *d, const float *w, float *packed);
 int64_t lc_winograd_workspace(const lc_conv_desc *d, int *ok);

@@ -36,6 +36,15 @@
 #define LC_ALWAYS_INLINE inline
 #endif
 
+/* A function GCC must not auto-vectorise: its vectoriser built the scalar
+ * 1 x 1 lanes kernel's 2-pixel case from loads spanning two channels' rows,
+ * one row past the input's end (GCC 12, -O3; kernels/scalar/gemm.c). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define LC_NO_AUTO_VECTORISE __attribute__((optimize("no-tree-vectorize")))
+#else
+#define LC_NO_AUTO_VECTORISE
+#endif
+
 /* A 64-byte aligned array on the stack (a driver's fixed-size scratch). */
 #if defined(_MSC_VER) && !defined(__clang__)
 #define LC_ALIGNED_STACK(type, name, n) __declspec(align(64)) type name[n]

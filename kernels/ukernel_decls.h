@@ -39,6 +39,10 @@ lc_fma_peak_fn lc_fma_peak_get(int isa);
     void name(size_t n, const float *x, const float *w, float *t, const float *bias,     \
               const lc_dl_geom *g, const lc_epilogue *ep, unsigned flags);
 
+#define LC_DECLARE_PW(name)                                                              \
+    void name(size_t n, size_t k, const float *x, size_t ldx, const float *w, float *t,  \
+              size_t ldt, const float *bias, const lc_epilogue *ep, unsigned flags);
+
 #define LC_DECLARE_GEMM_NARROW(name)                                                     \
     void name(size_t m, size_t n, size_t k, const float *a, size_t a_pstride,            \
               const float *b, size_t ldb, float *c, size_t ldc, const float *bias,       \
@@ -53,6 +57,7 @@ LC_DECLARE_ISA(__scalar)
 LC_DECLARE_POSTOP(lc_f32_postop__scalar)
 LC_DECLARE_GEMM(lc_f32_gemm_4x16__scalar)
 LC_DECLARE_DL(lc_f32_dl_4x4__scalar)
+LC_DECLARE_PW(lc_f32_pw_4x4__scalar)
 
 /* Optional depthwise 3x3 whole-plane kernels (lc_dw3x3_plane_fn). */
 #define LC_DECLARE_DW3X3_PLANE(name)                                                     \
@@ -91,6 +96,7 @@ void lc_f32_lrn_div__avx2(float *y, const float *x, const float *s, size_t n, fl
                           float bias, int root);
 LC_DECLARE_GEMM(lc_f32_gemm_6x16__avx2)
 LC_DECLARE_DL(lc_f32_dl_6x16__avx2)
+LC_DECLARE_PW(lc_f32_pw_6x16__avx2)
 LC_DECLARE_STRIDED_COPY(lc_f32_strided_copy__avx2)
 
 LC_DECLARE_ISA(__avx512)
@@ -109,6 +115,8 @@ LC_DECLARE_GEMM(lc_f32_gemm_6x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_8x32__avx512)
 LC_DECLARE_DL(lc_f32_dl_6x64__avx512)
 LC_DECLARE_DL(lc_f32_dl_12x32__avx512)
+LC_DECLARE_PW(lc_f32_pw_6x64__avx512)
+LC_DECLARE_PW(lc_f32_pw_12x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_12x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_14x32__avx512)
 LC_DECLARE_STRIDED_COPY(lc_f32_strided_copy__avx512)
@@ -124,5 +132,6 @@ void lc_f32_lrn_div__neon(float *y, const float *x, const float *s, size_t n, fl
                           float bias, int root);
 LC_DECLARE_GEMM(lc_f32_gemm_12x8__neon)
 LC_DECLARE_DL(lc_f32_dl_6x16__neon)
+LC_DECLARE_PW(lc_f32_pw_6x16__neon)
 
 #endif

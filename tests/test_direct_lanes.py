@@ -6,7 +6,8 @@ algorithm forced on every ISA against the float64 reference: output
 channels not a multiple of the lanes (or of half of them), rows not a
 multiple of the pixel block, padding on every side, strides, dilations,
 groups, every epilogue; the same bits at any thread count; and "auto"
-taking it only for strided layers with a kernel larger than 1 x 1."""
+taking it only for strided layers with a kernel larger than 1 x 1 (and for
+1 x 1 layers on small images: tests/test_pointwise_lanes.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -50,22 +51,29 @@ def kernel_case(isa, n, C, kH, kW, xts, flags, clamp, seed, half=False):
                     v = xd[c * xcs + ky * xrs + kx * xts + xoff[j]]
                     want[:, j] += wd[c, ky, kx] * v
                     scale[:, j] += np.abs(wd[c, ky, kx] * v)
+    check_tile(t, t0, want, scale, bias, L, ldt, flags, clamp,
+               f"{isa} n={n} C={C} {kH}x{kW} xts={xts} flags={flags}")
+
+
+def check_tile(t, t0, want, scale, bias, L, ldt, flags, clamp, label):
+    """A lanes kernel's tile t (t0 before the call) against want and scale
+    (CW x n, the sums without their start): the start is t0 or the bias, the
+    clamp applies when FINAL, and nothing outside the named floats changed."""
+    CW, n = want.shape
+    want, scale = want.copy(), scale.copy()
     got = np.zeros((CW, n))
-    written = np.zeros(nt, bool)
+    written = np.zeros(t.shape[0], bool)
     for o in range(CW):
         for j in range(n):
             at = (o // L) * ldt + j * L + o % L
             got[o, j] = t[at]
-            if flags & ACC:
-                init = float(t0[at])
-            else:
-                init = float(bias[o])
+            init = float(t0[at]) if flags & ACC else float(bias[o])
             want[o, j] += init
             scale[o, j] += abs(init)
             written[at] = True
     if flags & FINAL:
         want = clamp_ref(want, clamp)
-    assert_close(got, want, scale, 1e-6, f"{isa} n={n} C={C} {kH}x{kW} xts={xts} flags={flags}")
+    assert_close(got, want, scale, 1e-6, label)
     assert np.array_equal(t[~written], t0[~written]), "wrote outside the tile's named floats"
 
 
@@ -230,12 +238,13 @@ print(json.dumps(out))
 
 
 def test_auto_takes_it_for_strided_layers_only():
-    """The candidate rule of kernels/choose.c: strided, kernel above 1 x 1."""
+    """The candidate rule of kernels/choose.c: strided, kernel above 1 x 1
+    (1 x 1 layers on small images are weighed too: test_pointwise_lanes.py)."""
     from leanconv import _select
     from leanconv._params import ConvSpec
     isa_id = _core.ISA_NAMES.index(lc.isa())
     for (C, M, k, s, H) in [(3, 64, 7, 2, 224), (64, 128, 3, 2, 56), (256, 256, 3, 1, 14),
-                            (64, 128, 1, 2, 56), (1024, 256, 1, 1, 14)]:
+                            (64, 128, 1, 2, 56), (1024, 256, 1, 1, 56)]:
         spec = ConvSpec.build((M, C, k, k), stride=s, padding=k // 2)
         g = spec.geometry(1, C, H, H)
         picked = _select.cost_model("auto", isa_id, g, 1)

@@ -298,6 +298,16 @@ typedef void (*lc_dl_kernel_fn)(size_t n, const float *x, const float *w, float 
                                 const float *bias, const lc_dl_geom *g, const lc_epilogue *ep,
                                 unsigned flags);
 
+/* The 1 x 1 / stride-1 form of it (kernels/pointwise_lanes.c): n <= R
+ * consecutive pixels, the same R, CW and L as the ISA's dl kernel of that
+ * width.  For j < n, o < CW, with v = o / L, l = o % L:
+ *   t[v * ldt + j * L + l] = clamp(init + sum over c < k, in order, of
+ *       w[c * CW + o] * x[c * ldx + j])
+ * init, clamp and what is read and written as for lc_dl_kernel_fn. */
+typedef void (*lc_pw_kernel_fn)(size_t n, size_t k, const float *x, size_t ldx, const float *w,
+                                float *t, size_t ldt, const float *bias, const lc_epilogue *ep,
+                                unsigned flags);
+
 /* Winograd output sizes m served by the table, in index order. */
 #define LC_WINO_VARIANTS 3
 static const int lc_wino_m[LC_WINO_VARIANTS] = {2, 4, 6};
@@ -312,6 +322,8 @@ typedef struct lc_cost_terms {
     float dl_mac;                       /* a direct_lanes multiply-add */
     float dl_move;                      /* a value through direct_lanes' padded input
                                          * copy or its output transpose */
+    float pw_mac;                       /* a direct_lanes 1 x 1 multiply-add (0: "auto"
+                                         * does not weigh direct_lanes on 1 x 1 layers) */
 } lc_cost_terms;
 
 typedef struct lc_isa_config {
@@ -339,6 +351,8 @@ typedef struct lc_isa_config {
     int dl_lanes, dl_cols, dl_rows;  /* its L, CW, R */
     lc_dl_kernel_fn dl_kernel_half;  /* optional: the same over dl_cols / 2 channels */
     int dl_rows_half;                /* its R */
+    lc_pw_kernel_fn pw_kernel;       /* 1 x 1 kernels of dl_kernel's and dl_kernel_half's shapes */
+    lc_pw_kernel_fn pw_kernel_half;
     lc_cost_terms cost;
     lc_postop_fn postop;             /* the epilogue beyond the kernels' clamp */
     lc_pool_rows_fn pool_rows;       /* optional: pooling's row primitives */

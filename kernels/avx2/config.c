@@ -28,6 +28,7 @@ void lc_config_avx2(lc_isa_config *cfg) {
     cfg->dl_lanes = 8;
     cfg->dl_cols = 16;
     cfg->dl_rows = 6;
+    cfg->pw_kernel = lc_f32_pw_6x16__avx2;
     /* cost model prices (kernels/choose.c): fitted by bench/fit_cost_model.py on AMD EPYC (Zen 5), 1 thread */
     cfg->cost = (lc_cost_terms){.stream_byte = 4.25f, .pack_im2col = 6.17f,
                                .pack_patch2vec = 9.97f, .wino_elem = {11.10f, 20.00f, 23.61f}};

@@ -67,6 +67,11 @@ void lc_f32_strided_copy__avx2(float *dst, size_t dst_stride, const float *src,
 #define LC_DL_R 6
 #define LC_DL_NAME lc_f32_dl_6x16__avx2
 #include "../direct_lanes_template.h"
+/* its 1 x 1 form (../pointwise_lanes_template.h) */
+#define LC_PW_NV 2
+#define LC_PW_R 6
+#define LC_PW_NAME lc_f32_pw_6x16__avx2
+#include "../pointwise_lanes_template.h"
 
 #include "target_end.h"
 #endif

@@ -42,6 +42,8 @@ void lc_config_avx512(lc_isa_config *cfg) {
     cfg->dl_rows = 6;
     cfg->dl_kernel_half = lc_f32_dl_12x32__avx512;
     cfg->dl_rows_half = 12;
+    cfg->pw_kernel = lc_f32_pw_6x64__avx512;
+    cfg->pw_kernel_half = lc_f32_pw_12x32__avx512;
     /* cost model prices (kernels/choose.c): fitted by bench/fit_cost_model.py on AMD EPYC (Zen 5), 1 thread */
     cfg->cost = (lc_cost_terms){.stream_byte = 8.25f, .pack_im2col = 18.88f,
                                .pack_patch2vec = 20.12f, .wino_elem = {18.79f, 32.41f, 59.11f}};
@@ -52,5 +54,11 @@ void lc_config_avx512(lc_isa_config *cfg) {
      * these two are provisional until a quiet refit) */
     cfg->cost.dl_mac = 1.05f;
     cfg->cost.dl_move = 13.66f;
+    /* its 1 x 1 form (kernels/pointwise_lanes.c), set by hand from interleaved
+     * runs against Im2Col (thread CPU time, load ~3, not a quiet fit): on
+     * 14 x 14 layers that shrink the channels (576>96, 384>64, 1024>256) it
+     * ran 3-10% ahead, which these prices put at 0.93-1.00 per multiply-add;
+     * 7 x 7 layers and channel-expanding ones stay with Im2Col */
+    cfg->cost.pw_mac = 0.97f;
 }
 #endif

@@ -390,5 +390,15 @@ void lc_f32_strided_copy__avx512(float *dst, size_t dst_stride, const float *src
 #define LC_DL_NAME lc_f32_dl_12x32__avx512
 #include "../direct_lanes_template.h"
 
+/* Their 1 x 1 forms (../pointwise_lanes_template.h), the same shapes. */
+#define LC_PW_NV 4
+#define LC_PW_R 6
+#define LC_PW_NAME lc_f32_pw_6x64__avx512
+#include "../pointwise_lanes_template.h"
+#define LC_PW_NV 2
+#define LC_PW_R 12
+#define LC_PW_NAME lc_f32_pw_12x32__avx512
+#include "../pointwise_lanes_template.h"
+
 #include "target_end.h"
 #endif

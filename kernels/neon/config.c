@@ -23,6 +23,7 @@ void lc_config_neon(lc_isa_config *cfg) {
     cfg->dl_lanes = 4;
     cfg->dl_cols = 16;
     cfg->dl_rows = 6;
+    cfg->pw_kernel = lc_f32_pw_6x16__neon;
     /* cost model prices (kernels/choose.c): not fitted on an Arm CPU: AVX2's prices (the nearest vector width) */
     cfg->cost = (lc_cost_terms){.stream_byte = 4.25f, .pack_im2col = 6.17f,
                                .pack_patch2vec = 9.97f, .wino_elem = {11.10f, 20.00f, 23.61f}};

@@ -54,5 +54,10 @@
 #define LC_DL_R 6
 #define LC_DL_NAME lc_f32_dl_6x16__neon
 #include "../direct_lanes_template.h"
+/* its 1 x 1 form (../pointwise_lanes_template.h) */
+#define LC_PW_NV 4
+#define LC_PW_R 6
+#define LC_PW_NAME lc_f32_pw_6x16__neon
+#include "../pointwise_lanes_template.h"
 
 #endif

@@ -14,6 +14,7 @@ void lc_config_scalar(lc_isa_config *cfg) {
     cfg->dl_lanes = 1;
     cfg->dl_cols = 4;
     cfg->dl_rows = 4;
+    cfg->pw_kernel = lc_f32_pw_4x4__scalar;
     /* cost model prices (kernels/choose.c): not refitted: the previous model's hand-set values */
     cfg->cost = (lc_cost_terms){.stream_byte = 0.50f, .pack_im2col = 4.00f,
                                .pack_patch2vec = 4.00f, .wino_elem = {32.00f, 48.00f, 72.00f}};

@@ -58,3 +58,11 @@ void lc_f32_gemm_4x16__scalar(size_t m, size_t n, size_t k, const float *a, cons
 #define LC_DL_NAME lc_f32_dl_4x4__scalar
 #include "../isa_build.h"
 #include "../direct_lanes_template.h"
+/* its 1 x 1 form (../pointwise_lanes_template.h), not auto-vectorised: GCC
+ * 12 (-O3) built its 2-pixel case from 4-float loads spanning two channels'
+ * rows, reading one row past the input's end (a fault at a guard page) */
+#define LC_PW_ATTRS LC_NO_AUTO_VECTORISE
+#define LC_PW_NV 4
+#define LC_PW_R 4
+#define LC_PW_NAME lc_f32_pw_4x4__scalar
+#include "../pointwise_lanes_template.h"

@@ -831,6 +831,10 @@ cdef extern from "leanconv/ukernels.h":
                                                float *t, const float *bias,
                                                const _lc_dl_geom *g, const lc_epilogue *ep,
                                                unsigned flags) nogil
+    ctypedef void (*_lc_pw_fn "lc_pw_kernel_fn")(size_t n, size_t k, const float *x, size_t ldx,
+                                               const float *w, float *t, size_t ldt,
+                                               const float *bias, const lc_epilogue *ep,
+                                               unsigned flags) nogil
     ctypedef struct _lc_isa_table "lc_isa_config":
         int mr, nr, kc
         _lc_gemm_fn gemm
@@ -843,6 +847,8 @@ cdef extern from "leanconv/ukernels.h":
         int dl_lanes, dl_cols, dl_rows
         _lc_dl_fn dl_kernel_half
         int dl_rows_half
+        _lc_pw_fn pw_kernel
+        _lc_pw_fn pw_kernel_half
     unsigned LC_GEMM_ACCUMULATE
     unsigned LC_GEMM_FINAL
 
@@ -1064,6 +1070,34 @@ def _ukernel_dl(str isa_name, _size_t n, const float[::1] x, _size_t x_at, const
     with nogil:
         for rep in range(repeat):
             kernel(n, &x[x_at], &w[0], &t[t_at], bias_p, &g, &ep, flags)
+
+
+def _ukernel_pw(str isa_name, _size_t n, _size_t k, const float[::1] x, _size_t x_at,
+                _size_t ldx, const float[::1] w, float[::1] t, _size_t t_at, _size_t ldt, bias,
+                unsigned flags, clamp=None, _size_t repeat=1, bint half=False):
+    """One call of the ISA's 1 x 1 direct_lanes kernel (lc_pw_kernel_fn; half:
+    its half-width one, shaped as _ukernel_dl_shape says) on x[x_at:], tile
+    t[t_at:]; every float it may touch is checked to lie inside the buffers
+    first (the kernel itself trusts its caller)."""
+    cdef const _lc_isa_table *tb = _table(isa_name)
+    cdef _size_t L = tb.dl_lanes, CW = tb.dl_cols, R = tb.dl_rows
+    cdef _lc_pw_fn kernel = tb.pw_kernel
+    if half:
+        if tb.pw_kernel_half == NULL:
+            raise ValueError(f"isa {isa_name!r} has no half-width direct_lanes kernel")
+        kernel, CW, R = tb.pw_kernel_half, CW // 2, tb.dl_rows_half
+    cdef lc_epilogue ep = _epilogue(clamp)
+    cdef const float *bias_p = NULL
+    if not 1 <= n <= R or k < 1 or ldt < R * L:
+        raise ValueError(f"need 1 <= n <= {R}, k >= 1, ldt >= {R * L}")
+    if x_at + (k - 1) * ldx + n > <_size_t>x.shape[0] or <_size_t>w.shape[0] < k * CW or \
+            t_at + (CW // L - 1) * ldt + n * L > <_size_t>t.shape[0]:
+        raise ValueError("x, w or t is too small for the geometry")
+    bias_p = _bias_ptr(bias, CW, "CW")
+    cdef _size_t rep
+    with nogil:
+        for rep in range(repeat):
+            kernel(n, k, &x[x_at], ldx, &w[0], &t[t_at], ldt, bias_p, &ep, flags)
 
 
 def _ukernel_dw_row(str isa_name, float[::1] out, _size_t n, const float[::1] inp,

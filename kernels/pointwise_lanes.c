@@ -1,0 +1,162 @@
+/* direct_lanes on 1 x 1 / stride-1 / unpadded layers (lc_gemm_is_pointwise):
+ * output channels in the vector lanes, as ONNX Runtime's NCHWc pointwise
+ * convolution runs them, for small images (7 x 7, 14 x 14: P = 49 or 196
+ * pixels), where the GEMM's 32- and 48-pixel panels waste lanes or need a
+ * remainder kernel.  Same packing as direct_lanes ([group][channel block][c]
+ * [CW], the kernels lc_dl_kernel_fn), but no padded input copy: a 1 x 1
+ * input channel is one contiguous run of pixels, so the kernel broadcasts
+ * the pixels straight from the NCHW planes.
+ *
+ * A work item is (image, group, channel block, chunk of pixels).  The
+ * chunk's tile (its pixels x CW, lanes innermost) is built in passes over
+ * the input channels whose slice of the block's weights fits half of L2
+ * (all of them up to 2048 channels at 64 a block and 1 MiB of L2): every
+ * block of R pixels of the chunk runs over a pass's weights, so they are
+ * read from beyond L2 once per chunk -- per call, for P <= LC_PW_CHUNK.
+ * Then the tile goes into the output planes with the epilogue
+ * (lc_dl_write_tile).  Items split the channel blocks first, so two
+ * threads each stream half of the weights; chunks split the pixels only
+ * where there are too few blocks for the threads.  Each output is summed
+ * over the input channels in order (the bias first, pass boundaries at
+ * fixed channels): the bits do not depend on the thread count. */
+#include <string.h>
+#include "internal.h"
+
+/* Pixels a chunk holds at most (its tile: 64 KiB at 64 channels). */
+#define LC_PW_CHUNK 256
+
+typedef struct {
+    int64_t blocks;  /* channel blocks per group */
+    int64_t chunk;   /* pixels a chunk (the last may hold fewer) */
+    int64_t chunks;  /* per image */
+    int64_t items;
+    int64_t threads; /* threads the run uses (lc_threads_used of items) */
+    int64_t kc;      /* input channels a pass */
+} lc_pw_tiles;
+LC_TILING_FITS(lc_pw_tiles);
+
+void lc_pointwise_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
+    int ok = 1;
+    lc_pw_tiles b;
+    const int64_t P = d->OH * d->OW, L = d->isa->dl_lanes;
+    b.blocks = lc_div_up(d->M / d->groups, lc_direct_lanes_block(d).cols);
+    const int64_t units = lc_mul(lc_mul(d->N, d->groups, &ok), b.blocks, &ok);
+    int64_t chunks = lc_div_up(P, LC_PW_CHUNK);
+    /* too few channel blocks for the threads: split the pixels as well */
+    if (d->nthreads > 1 && units < 2 * (int64_t)d->nthreads)
+        chunks = lc_max64(chunks, lc_div_up(2 * (int64_t)d->nthreads, units));
+    /* near-equal chunks, whole vectors of the output planes but the last */
+    b.chunk = lc_min64(LC_PW_CHUNK, lc_div_up(lc_div_up(P, chunks), L) * L);
+    b.chunks = lc_div_up(P, b.chunk);
+    b.items = lc_mul(units, b.chunks, &ok);
+    b.threads = lc_threads_used(d->nthreads, b.items, lc_conv_macs(d));
+    /* direct_lanes' passes (a pass's weights within half of L2): every
+     * kernel call then keeps its accumulators over all of a pass's channels.
+     * Passes of 64 channels, the weights' slice in L1, measured 4-10%
+     * slower on 960>160@7, 160>960@7 and 1024>256@14 (thread CPU time,
+     * interleaved, load 3.8): the tile's reloads cost more than the weights
+     * streamed from L2 beside the FMAs. */
+    b.kc = lc_direct_lanes_pass_channels(d);
+    memcpy(tiling, &b, sizeof b);
+}
+
+static lc_pw_tiles lc_pw_get_tiles(const lc_conv_desc *d) {
+    int64_t tiling[LC_CONV_TILING_WORDS];
+    lc_pw_tiles b;
+    lc_pointwise_lanes_tiling(d, tiling);
+    memcpy(&b, tiling, sizeof b);
+    return b;
+}
+
+int64_t lc_pointwise_lanes_items(const lc_conv_desc *d) { return lc_pw_get_tiles(d).items; }
+
+int64_t lc_pointwise_lanes_chunks(const lc_conv_desc *d) { return lc_pw_get_tiles(d).chunks; }
+
+int64_t lc_pointwise_lanes_pixels(const lc_conv_desc *d) {
+    const lc_pw_tiles b = lc_pw_get_tiles(d);
+    const int64_t P = d->OH * d->OW, R = lc_direct_lanes_block(d).rows;
+    const int64_t last = P - (b.chunks - 1) * b.chunk; /* the last chunk's pixels */
+    return (b.chunks - 1) * lc_div_up(b.chunk, R) * R + lc_div_up(last, R) * R;
+}
+
+int lc_pointwise_lanes_weighed(const lc_conv_desc *d) {
+    return d->isa->cost.pw_mac > 0.0f && lc_gemm_is_pointwise(d) &&
+           d->OH * d->OW <= LC_PW_CHUNK;
+}
+
+/* Floats of one tile (and of the staging copy beside it), 64-byte multiples. */
+static int64_t lc_pw_tile_floats(const lc_conv_desc *d, const lc_pw_tiles *b, int *ok) {
+    return lc_round_up(lc_mul(lc_direct_lanes_block(d).cols, b->chunk, ok), 16, ok);
+}
+
+int64_t lc_pointwise_lanes_workspace(const lc_conv_desc *d, int *ok) {
+    const lc_pw_tiles b = lc_pw_get_tiles(d);
+    const int64_t tile = lc_pw_tile_floats(d, &b, ok);
+    return lc_mul(b.threads, lc_mul(lc_mul(tile, 2, ok), (int64_t)sizeof(float), ok), ok);
+}
+
+typedef struct {
+    const lc_conv_desc *d;
+    const float *x, *packed, *bias, *res;
+    float *y;
+    char *ws;
+    lc_pw_tiles b;
+    lc_dl_block blk;
+    lc_epilogue ep, kep; /* the whole epilogue; the kernels' part */
+    int post;            /* an activation the kernels do not do, or a residual */
+    int64_t tile;        /* floats */
+} lc_pw_ctx;
+
+static void lc_pw_task(void *vctx, int64_t item, int thread) {
+    const lc_pw_ctx *t = (const lc_pw_ctx *)vctx;
+    const lc_conv_desc *d = t->d;
+    const int64_t chunk = item % t->b.chunks, rest = item / t->b.chunks;
+    const int64_t blk = rest % t->b.blocks, ng = rest / t->b.blocks;
+    const int64_t g = ng % d->groups, n = ng / d->groups;
+    const int64_t Cg = d->C / d->groups, Mg = d->M / d->groups, P = d->OH * d->OW;
+    const int64_t L = d->isa->dl_lanes, cw = t->blk.cols, R = t->blk.rows;
+    const int64_t o0 = g * Mg + blk * cw, valid = lc_min64(cw, Mg - blk * cw);
+    const int64_t at = chunk * t->b.chunk, sn = lc_min64(t->b.chunk, P - at);
+    const int64_t nblk = lc_div_up(sn, R);
+    float *tile = (float *)lc_thread_scratch(t->ws, 2 * t->tile * (int64_t)sizeof(float), thread);
+    float *stage = tile + t->tile;
+    const float *xg = t->x + (n * d->C + g * Cg) * P + at;
+    const float *wb = t->packed + (g * t->b.blocks + blk) * Cg * cw;
+    float bias[LC_DL_MAX_COLS];
+    const float *bp = NULL;
+    if (t->bias) {
+        for (int64_t o = 0; o < cw; o++) bias[o] = t->bias[o0 + lc_min64(o, valid - 1)];
+        bp = bias;
+    }
+    const size_t ldt = (size_t)(t->b.chunk * L);
+    for (int64_t c0 = 0; c0 < Cg; c0 += t->b.kc) {
+        const int64_t cn = lc_min64(t->b.kc, Cg - c0);
+        const unsigned flags = (c0 > 0 ? LC_GEMM_ACCUMULATE : 0u) |
+                               (c0 + cn == Cg ? LC_GEMM_FINAL : 0u);
+        for (int64_t bi = 0; bi < nblk; bi++) {
+            /* blocks of near-equal size, at most R */
+            const int64_t p0 = bi * sn / nblk, cnt = (bi + 1) * sn / nblk - p0;
+
+            t->blk.pw((size_t)cnt, (size_t)cn, xg + c0 * P + p0, (size_t)P, wb + c0 * cw,
+                      tile + p0 * L, ldt, bp, &t->kep, flags);
+        }
+    }
+    lc_dl_write_tile(d, n, o0, valid, at, sn, t->b.chunk, tile, stage, t->y, t->res, &t->ep,
+                     t->post);
+}
+
+int lc_pointwise_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
+                           const float *packed, const float *bias, const float *res, float *y,
+                           char *ws) {
+    int ok = 1;
+    lc_pw_ctx t;
+    memcpy(&t.b, tiling, sizeof t.b);
+    t.d = d; t.x = x; t.packed = packed; t.bias = bias; t.res = res; t.y = y; t.ws = ws;
+    t.blk = lc_direct_lanes_block(d);
+    t.ep = d->epilogue;
+    t.kep = lc_kernel_epilogue(&d->epilogue, res != NULL);
+    t.post = lc_needs_postop(&d->epilogue, res != NULL);
+    t.tile = lc_pw_tile_floats(d, &t.b, &ok);
+    lc_parallel_for(d->nthreads, t.b.items, lc_conv_macs(d), lc_pw_task, &t);
+    return LC_OK;
+}
