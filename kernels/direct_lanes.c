@@ -118,13 +118,7 @@ void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
     memcpy(tiling, &b, sizeof b);
 }
 
-static lc_dl_tiles lc_dl_get_tiles(const lc_conv_desc *d) {
-    int64_t tiling[LC_CONV_TILING_WORDS];
-    lc_dl_tiles b;
-    lc_direct_lanes_tiling(d, tiling);
-    memcpy(&b, tiling, sizeof b);
-    return b;
-}
+LC_TILING_GETTER(lc_dl_tiles, lc_dl_get_tiles, lc_direct_lanes_tiling)
 
 int64_t lc_direct_lanes_items(const lc_conv_desc *d) {
     return lc_gemm_is_pointwise(d) ? lc_pointwise_lanes_items(d) : lc_dl_get_tiles(d).items;
@@ -257,6 +251,16 @@ static void lc_dl_pad_input(const lc_conv_desc *d, const float *xg, int64_t oy0,
     }
 }
 
+/* A channel block's bias for the kernels: bias[o0 .. o0 + valid) in out,
+ * the last value repeated to cw columns (the padded lanes compute a copy of
+ * the last channel, never stored); NULL without a bias. */
+const float *lc_dl_block_bias(const float *bias, int64_t o0, int64_t cw, int64_t valid,
+                              float *out) {
+    if (!bias) return NULL;
+    for (int64_t o = 0; o < cw; o++) out[o] = bias[o0 + lc_min64(o, valid - 1)];
+    return out;
+}
+
 /* The finished tile of a segment (sn pixels from plane offset `at` of image
  * n, `valid` output channels from o0, lanes innermost, vector v of it at
  * v * cap * L, cap >= sn) into the output planes, with what the kernels left
@@ -305,11 +309,7 @@ static void lc_dl_segment(const lc_dl_ctx *t, int64_t n, int64_t g, int64_t blk,
     const float *wb = t->packed + (g * t->b.blocks + blk) * Cg * taps * cw;
     lc_dl_geom gm = *gmp;
     float bias[LC_DL_MAX_COLS];
-    const float *bp = NULL;
-    if (t->bias) {
-        for (int64_t o = 0; o < cw; o++) bias[o] = t->bias[o0 + lc_min64(o, valid - 1)];
-        bp = bias;
-    }
+    const float *bp = lc_dl_block_bias(t->bias, o0, cw, valid, bias);
     for (int64_t c0 = 0; c0 < Cg; c0 += t->b.cb) {
         const int64_t cn = lc_min64(t->b.cb, Cg - c0);
         const unsigned flags = (c0 > 0 ? LC_GEMM_ACCUMULATE : 0u) |

@@ -235,6 +235,16 @@ int lc_gemm_wide_rows(const lc_isa_config *cfg, size_t n);
 #define LC_TILING_FITS(type) \
     typedef char lc_tiling_fits_##type[sizeof(type) <= \
         (LC_CONV_TILING_WORDS - LC_TILING_HEAD) * sizeof(int64_t) ? 1 : -1]
+/* static TYPE NAME(d): the tiling TILING_FN(d, words) writes, read back as
+ * its struct (for the entry points that need one field of it). */
+#define LC_TILING_GETTER(type, name, tiling_fn)              \
+    static type name(const lc_conv_desc *d) {                \
+        int64_t words_[LC_CONV_TILING_WORDS];                \
+        type b_;                                             \
+        tiling_fn(d, words_);                                \
+        memcpy(&b_, words_, sizeof b_);                      \
+        return b_;                                           \
+    }
 void lc_conv_tiling(const lc_conv_desc *d, int64_t *tiling);
 /* A convolution's multiply-adds (the work its loops pass lc_parallel_for),
  * and the descriptor as it runs: its thread count cut to what that work
@@ -284,6 +294,8 @@ int lc_direct_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const floa
                         char *ws);
 /* A finished tile of output channels [o0, o0 + valid), lanes innermost, into
  * the planes of image n from pixel `at` on, with the rest of the epilogue. */
+const float *lc_dl_block_bias(const float *bias, int64_t o0, int64_t cw, int64_t valid,
+                              float *out);
 void lc_dl_write_tile(const lc_conv_desc *d, int64_t n, int64_t o0, int64_t valid, int64_t at,
                       int64_t sn, int64_t cap, float *tile, float *stage, float *y,
                       const float *res, const lc_epilogue *ep, int post);

@@ -60,13 +60,7 @@ void lc_pointwise_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
     memcpy(tiling, &b, sizeof b);
 }
 
-static lc_pw_tiles lc_pw_get_tiles(const lc_conv_desc *d) {
-    int64_t tiling[LC_CONV_TILING_WORDS];
-    lc_pw_tiles b;
-    lc_pointwise_lanes_tiling(d, tiling);
-    memcpy(&b, tiling, sizeof b);
-    return b;
-}
+LC_TILING_GETTER(lc_pw_tiles, lc_pw_get_tiles, lc_pointwise_lanes_tiling)
 
 int64_t lc_pointwise_lanes_items(const lc_conv_desc *d) { return lc_pw_get_tiles(d).items; }
 
@@ -123,11 +117,7 @@ static void lc_pw_task(void *vctx, int64_t item, int thread) {
     const float *xg = t->x + (n * d->C + g * Cg) * P + at;
     const float *wb = t->packed + (g * t->b.blocks + blk) * Cg * cw;
     float bias[LC_DL_MAX_COLS];
-    const float *bp = NULL;
-    if (t->bias) {
-        for (int64_t o = 0; o < cw; o++) bias[o] = t->bias[o0 + lc_min64(o, valid - 1)];
-        bp = bias;
-    }
+    const float *bp = lc_dl_block_bias(t->bias, o0, cw, valid, bias);
     const size_t ldt = (size_t)(t->b.chunk * L);
     for (int64_t c0 = 0; c0 < Cg; c0 += t->b.kc) {
         const int64_t cn = lc_min64(t->b.kc, Cg - c0);

@@ -57,6 +57,7 @@ class InvertedResidual:
         self.wd = np.ascontiguousarray(wd).reshape(-1)
         self.bd = _vector(bd, E, "bd")
         self._packed = {}   # ISA id -> packed 1x1 weights
+        self._calls = {}    # (input shape, ISA id, threads) -> (geometries, workspace bytes)
         self.keep_raw = keep_raw
 
     def geometries(self, x_shape):
@@ -127,8 +128,13 @@ class InvertedResidual:
             raise ValueError("InvertedResidual: out must not overlap x")
         isa_id = self._run_isa(_isa.isa_id())
         n = _threads.resolve(threads)
-        ge, gd = self.geometries(x.shape)
-        ws = _core.ir_block_info(isa_id, ge, gd, n)["workspace_bytes"]
+        key = (x.shape, isa_id, n)
+        call = self._calls.get(key)
+        if call is None:        # once per input shape, ISA and thread count, not per call
+            ge, gd = self.geometries(x.shape)
+            call = self._calls[key] = (ge, gd, _core.ir_block_info(isa_id, ge, gd, n)
+                                       ["workspace_bytes"])
+        ge, gd, ws = call
         if ws < 0:
             raise ValueError(f"InvertedResidual: the block cannot run on input {x.shape} "
                              f"(its sizes overflow)")
