@@ -81,14 +81,16 @@ class LeanconvRep(BackendRep):
     def memory(self):
         """Bytes a run holds, planned at prepare for the declared input shape
         (or for the last input shape run): {'packed_weights', 'constants',
-        'arena', 'workspace', 'bookkeeping', 'total'}.  None before any shape is
-        known."""
+        'arena', 'workspace', 'bookkeeping', 'outputs', 'total'}; 'outputs' are
+        the arrays run() returns, copied out of the arena.  None before any
+        shape is known."""
         sched = self.program.schedule
         return None if sched is None else sched.memory()
 
     def memory_bytes(self):
         """memory()['total']: packed weights + constants + activation arena +
-        the largest scratch of one step + the executor's own objects."""
+        the largest scratch of one step + the executor's own objects + the
+        outputs a run returns."""
         m = self.memory()
         if m is None:
             raise ValueError("the model's input shapes are not static: run it once (or prepare "
