@@ -125,6 +125,16 @@ class Constants(dict):
             return source.load()
         return self[name] if name and name in self else None
 
+    def row_reader(self, name):
+        """read(start, stop) -> rows [start, stop) of initializer `name`, straight
+        from the file and not kept here, or None when it is not an initializer
+        left in the file (or was read already)."""
+        proto = self._protos.get(name)
+        file = self._file
+        if proto is None or file is None or name not in file:
+            return None
+        return lambda start, stop: file.read_rows(name, start, stop)
+
     def meta(self, name):
         """(shape, dtype) of constant `name` without reading it, or None."""
         proto = self._protos.get(name)
