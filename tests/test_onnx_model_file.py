@@ -275,3 +275,31 @@ def test_a_gemm_weight_in_the_file_is_packed_a_slice_at_a_time(tmp_path, monkeyp
     assert got.tobytes() == want.tobytes()
     fc = [r for r in reads if r[0] == "fc"]
     assert len(fc) == 3 and fc[0][1:] == (0, 16) and fc[-1][2] == 40
+
+
+def test_an_identity_of_a_weight_reads_the_file_like_the_weight(tmp_path, monkeypatch):
+    """The TorchScript exporter shares equal initializers through Identity
+    nodes (ConvNeXt, MobileNetV3): folding one must not read the weight
+    whole and cache it -- the Conv behind it packs from the file as if it
+    read the initializer itself."""
+    from leanconv.onnx import graph
+    cached = []
+    real = graph.Constants.__missing__
+
+    def missing(self, name):
+        cached.append(name)
+        return real(self, name)
+    monkeypatch.setattr(graph.Constants, "__missing__", missing)
+    model = small_net()
+    g = model.graph
+    g.node.insert(0, helper.make_node("Identity", ["w2"], ["w2_shared"]))
+    for n in g.node:
+        if n.op_type == "Conv" and n.input[1] == "w2":
+            n.input[1] = "w2_shared"
+    path = save(model, tmp_path)
+    x = np.random.default_rng(6).standard_normal((1, 8, 12, 12)).astype(np.float32)
+    got = lco.prepare(path).run({"x": x})[0]
+    assert not {"w2", "w2_shared"} & set(cached)
+    monkeypatch.setattr(graph.Constants, "__missing__", real)
+    want = lco.prepare(model).run({"x": x})[0]
+    assert got.tobytes() == want.tobytes()

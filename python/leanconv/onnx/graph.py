@@ -131,9 +131,19 @@ class Constants(dict):
         left in the file (or was read already)."""
         proto = self._protos.get(name)
         file = self._file
-        if proto is None or file is None or name not in file:
+        if proto is None or file is None or proto.name not in file:
             return None
-        return lambda start, stop: file.read_rows(name, start, stop)
+        return lambda start, stop: file.read_rows(proto.name, start, stop)
+
+    def alias(self, name, source):
+        """Constant `name` is `source` (an Identity of it): an initializer not
+        read yet stays unread -- its weight source, row reader and meta are
+        the source's -- rather than being read whole to be copied."""
+        proto = self._protos.get(source)
+        if proto is None:
+            return False
+        self._protos[name] = proto
+        return True
 
     def meta(self, name):
         """(shape, dtype) of constant `name` without reading it, or None."""
@@ -479,7 +489,9 @@ def build_program(model, algorithm="auto", threads=None, fuse=True,
     unread = {name: len(idx) for name, idx in _readers(nodes, outputs).items()}
     for node in nodes:
         if all(not n or n in constants for n in node.inputs):
-            _build(node, ctx).run(constants)
+            if not (node.op_type == "Identity" and len(node.outputs) == 1 and
+                    constants.alias(node.outputs[0], node.inputs[0])):
+                _build(node, ctx).run(constants)
             for n in node.inputs:
                 unread[n] = unread.get(n, 1) - 1
                 if n and unread[n] == 0:
