@@ -37,6 +37,20 @@ def small_net(auto_pad="NOTSET", batch=1, size=12):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
 
 
+def record_cached_constants(monkeypatch):
+    """The names prepare reads whole into its constants (Constants.__missing__),
+    in a list that grows as it does."""
+    from leanconv.onnx import graph
+    cached = []
+    real = graph.Constants.__missing__
+
+    def missing(self, name):
+        cached.append(name)
+        return real(self, name)
+    monkeypatch.setattr(graph.Constants, "__missing__", missing)
+    return cached
+
+
 def save(model, tmp_path, name="m.onnx"):
     path = tmp_path / name
     onnx.save(model, str(path))
@@ -282,14 +296,7 @@ def test_an_identity_of_a_weight_reads_the_file_like_the_weight(tmp_path, monkey
     nodes (ConvNeXt, MobileNetV3): folding one must not read the weight
     whole and cache it -- the Conv behind it packs from the file as if it
     read the initializer itself."""
-    from leanconv.onnx import graph
-    cached = []
-    real = graph.Constants.__missing__
-
-    def missing(self, name):
-        cached.append(name)
-        return real(self, name)
-    monkeypatch.setattr(graph.Constants, "__missing__", missing)
+    cached = record_cached_constants(monkeypatch)
     model = small_net()
     g = model.graph
     g.node.insert(0, helper.make_node("Identity", ["w2"], ["w2_shared"]))
@@ -300,6 +307,6 @@ def test_an_identity_of_a_weight_reads_the_file_like_the_weight(tmp_path, monkey
     x = np.random.default_rng(6).standard_normal((1, 8, 12, 12)).astype(np.float32)
     got = lco.prepare(path).run({"x": x})[0]
     assert not {"w2", "w2_shared"} & set(cached)
-    monkeypatch.setattr(graph.Constants, "__missing__", real)
+    monkeypatch.undo()
     want = lco.prepare(model).run({"x": x})[0]
     assert got.tobytes() == want.tobytes()
