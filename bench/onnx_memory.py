@@ -97,7 +97,8 @@ def warm_up_leanconv(threads):
                for k, s in inits.items()]
     tensors.append(numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales"))
     tensors += [numpy_helper.from_array(np.array(v, np.int64), k)
-                for k, v in (("i0", 0), ("i1", 1), ("i2", 2), ("i3", 3), ("two", [2]), ("ax0", [0]), ("one", [1]))]
+                for k, v in (("i0", 0), ("i1", 1), ("i2", 2), ("i3", 3), ("two", [2]),
+                             ("ax0", [0]), ("one", [1]))]
     graph = helper.make_graph(
         nodes, "warm-up", [vi("x", TensorProto.FLOAT, [1, 3, 16, 16])],
         [vi("y", TensorProto.FLOAT, [1, 10])], tensors)
