@@ -225,7 +225,7 @@ def markdown(rows, meta):
            "`direct_lanes` is weighed for strided layers with a kernel above 1x1 (on other "
            "stride-1 layers it ran 10-30% behind the GEMMs) and, on ISAs that price its 1x1 "
            "form (pw_mac: AVX-512), for 1x1 layers of at most 256 pixels; its estimate is "
-           "max(dl_mac (1x1: pw_mac) x multiply-adds, price x "
+           "max(dl_mac (1x1: pw_mac, pixels rounded up to its R) x multiply-adds, price x "
            "streamed bytes) plus dl_move x the values its zero-padded input copy and its "
            "output transpose move. The prices "
            "(`lc_cost_terms`, one initializer in each `kernels/<isa>/config.c`) were fitted by "

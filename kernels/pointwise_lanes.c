@@ -66,6 +66,13 @@ int64_t lc_pointwise_lanes_items(const lc_conv_desc *d) { return lc_pw_get_tiles
 
 int64_t lc_pointwise_lanes_chunks(const lc_conv_desc *d) { return lc_pw_get_tiles(d).chunks; }
 
+int64_t lc_pointwise_lanes_pixels(const lc_conv_desc *d) {
+    const lc_pw_tiles b = lc_pw_get_tiles(d);
+    const int64_t P = d->OH * d->OW, R = lc_direct_lanes_block(d).rows;
+    const int64_t last = P - (b.chunks - 1) * b.chunk; /* the last chunk's pixels */
+    return (b.chunks - 1) * lc_div_up(b.chunk, R) * R + lc_div_up(last, R) * R;
+}
+
 int lc_pointwise_lanes_weighed(const lc_conv_desc *d) {
     return d->isa->cost.pw_mac > 0.0f && lc_gemm_is_pointwise(d) &&
            d->OH * d->OW <= LC_PW_CHUNK;

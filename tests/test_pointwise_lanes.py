@@ -169,15 +169,12 @@ def auto_choice(isa, C, M, H, threads=1):
 def test_auto_weighs_it_on_small_images(threads):
     """kernels/choose.c: 1 x 1 layers of at most 256 pixels, on ISAs that
     price the 1 x 1 kernel (cost.pw_mac: AVX-512).  Where it was measured
-    ahead (14 x 14 with input channels >= 4 x output; the 7 x 7 layers that
-    shrink the channels, whose 49 pixels run as near-equal blocks: 960>160
-    at 1 thread only, at 2 Im2Col measured ahead) it is taken;
-    channel-expanding layers (the output transpose per multiply-add) and
-    larger images are not."""
-    ahead = [(576, 96, 14), (384, 64, 14), (1024, 256, 14), (2048, 512, 7)]
-    ahead += [(960, 160, 7)] if threads == 1 else []
-    behind = [(160, 960, 7), (96, 576, 14), (64, 384, 14), (256, 64, 56), (512, 128, 28)]
-    behind += [(960, 160, 7)] if threads == 2 else []
+    ahead (14 x 14, input channels >= 4 x output) it is taken; 7 x 7 layers
+    (49 pixels are the GEMM's wide tile, 9 short blocks of 6 here) and
+    channel-expanding layers (the output transpose per multiply-add) are not."""
+    ahead = [(576, 96, 14), (384, 64, 14), (1024, 256, 14)]
+    behind = [(2048, 512, 7), (960, 160, 7), (160, 960, 7), (96, 576, 14), (64, 384, 14),
+              (256, 64, 56), (512, 128, 28)]
     for isa in ISAS:
         for C, M, H in ahead + behind:
             picked = auto_choice(isa, C, M, H, threads)
