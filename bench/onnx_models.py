@@ -396,7 +396,8 @@ def write_markdown(rows, mem, overhead, waits, args, path):
     lines.append("")
     lines += ["## Memory (separate processes, 1 thread)", "",
               "leanconv: `rep.memory()` is the plan made at prepare (packed weights + constants, "
-              "activation arena, largest scratch of one step, the executor's own objects); "
+              "activation arena, largest scratch of one step, the executor's own objects, the "
+              "outputs a run returns); "
               "measured = peak RSS growth from before prepare to after the first run "
               "(bench/onnx_memory.py; onnx's checker schema registry and what leanconv's "
               "first model in a process costs once -- kernel code pages, threadpoolctl's "

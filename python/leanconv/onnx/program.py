@@ -34,13 +34,16 @@ class Step:
     (None for an output nobody reads); view: the outputs are views of input 0
     (Reshape, Flatten, ...: computed once per schedule, no run-time work);
     inplace: True (any input) or the indices of the inputs whose buffer output
-    0 may take over when they die here with its shape; workspace(*inputs) -> scratch bytes of a call."""
+    0 may take over when they die here with its shape; workspace(*inputs) -> scratch bytes of a call;
+    held() -> the arrays of weights a fused step packed and holds itself (an SE block's, an
+    inverted-residual block's): the memory plan counts them as packed weights, and a
+    memory_budget sees them."""
     __slots__ = ("op_type", "name", "inputs", "outputs", "fn", "conv", "free", "fused", "into",
                  "view", "inplace", "workspace", "output_bytes", "workspace_bytes", "blas",
-                 "concat_axis")
+                 "concat_axis", "held")
 
     def __init__(self, node, fn, inputs=None, conv=None, fused=(), into=None, view=False,
-                 inplace=False, workspace=None, blas=False):
+                 inplace=False, workspace=None, blas=False, held=None):
         self.op_type = node.op_type
         self.name = node.name
         self.inputs = list(node.inputs if inputs is None else inputs)
@@ -57,6 +60,7 @@ class Step:
         self.output_bytes = 0
         self.workspace_bytes = 0
         self.concat_axis = None   # a Concat's axis: its inputs may be placed in its output
+        self.held = held
 
     def run(self, values):
         args = [values[n] if n else None for n in self.inputs]
