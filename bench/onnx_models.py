@@ -469,10 +469,17 @@ def main(argv=None):
         print(label, {t: {k: round(v["ms"], 2) for k, v in d.items()}
                       for t, d in row["threads"].items()}, f"match {row.get('match')}",
               flush=True)
-    mem_models = [(f"{n} (torchscript) 224", onnx_exports.export(n, 224, "torchscript", a.cache),
-                   None) for n in BIG_SIZE_TOO]
-    # and ResNet-18 without the default bound on packings
-    mem_models.append((mem_models[0][0], mem_models[0][1], sys.maxsize))
+    # every torchvision model's TorchScript export at its largest size here, and ResNet-18
+    # without the default bound on packings
+    mem_models = []
+    for n in names:
+        s = 224 if n == "vgg11" or n in BIG_SIZE_TOO else a.size
+        mem_models.append((f"{n} (torchscript) {s}", onnx_exports.export(n, s, "torchscript",
+                                                                         a.cache), None))
+    if "resnet18" in names:
+        mem_models.append(("resnet18 (torchscript) 224",
+                           onnx_exports.export("resnet18", 224, "torchscript", a.cache),
+                           sys.maxsize))
     mem = memory_rows(mem_models)
     overhead = per_run_overhead()
     waits = wait_policy_rows([(label, path) for label, path, _ in mem_models[:2]])

@@ -91,6 +91,7 @@ class Program:
         self._schedules = {}         # input signature -> Schedule
         self.schedule = None         # the one compiled last
         self.plannable = True        # False: shapes follow data values; run the interpreter
+        self.release_when_packed = False   # set while prepare compiles (compile_declared)
         self._plan_liveness()
 
     def _plan_liveness(self):
@@ -166,7 +167,15 @@ class Program:
         if any(dt is None or not np.issubdtype(dt, np.floating) for _, dt, _ in self.inputs):
             return None   # zeros for integer inputs (indices, shapes) could mean anything
         feeds = {n: np.zeros(s, dtype=dt) for (n, dt, _), s in zip(self.inputs, shapes)}
-        return self.schedule_for(feeds)
+        # prepare drops the raw weights after this compile anyway (release_weights):
+        # dropping each as soon as it is packed keeps the in-memory ones (folded or
+        # rewritten at prepare, not re-readable from the file) from piling up beside
+        # the packed copies
+        self.release_when_packed = True
+        try:
+            return self.schedule_for(feeds)
+        finally:
+            self.release_when_packed = False
 
     def run(self, feeds, timings=None):
         """feeds: name -> ndarray.  timings: optional list, gets (step, seconds)."""
