@@ -49,7 +49,7 @@ static double lc_panel_lanes(const lc_isa_config *isa, int64_t n) {
 /* The share of the work the busiest of T threads does, for `items` equal
  * work items shared out statically. */
 static double lc_busiest_share(const lc_conv_desc *d, int64_t items) {
-    const int64_t t = lc_threads_used(d->nthreads, items, lc_conv_macs(d));
+    const int64_t t = lc_threads_used(d->nthreads, items, lc_conv_work(d));
     return items < 1 ? 1.0 : (double)lc_div_up(items, t) / (double)items;
 }
 
