@@ -748,7 +748,14 @@ cdef class Op:
             return lc_conv_op_packings(self.op)
 
 
-cdef class BoundConv:
+cdef class BoundCall:
+    """A compiled executor step's C call, fixed once with its buffers:
+    run_bound runs a sequence of them with no Python between the calls."""
+    cdef int _run(self, char *ws, int64_t ws_bytes) noexcept nogil:
+        return 0
+
+
+cdef class BoundConv(BoundCall):
     """One Setup.run call fixed once (a compiled executor step): the setup
     (which holds its packing), input, output, bias and residual, checked here
     and held alive; run_bound() then does only the C call, in a caller-owned
@@ -783,9 +790,54 @@ cdef class BoundConv:
                               self.y, ws, ws_bytes)
 
 
+cdef class BoundPool(BoundCall):
+    """A pooling step's C call fixed once: max / average pooling of geometry
+    `geom` (as pool2d's), or with geom None a global average of `planes`
+    planes of `hw` pixels; x and y flat float32 buffers, held alive here."""
+    cdef tuple keep
+    cdef const float *x
+    cdef float *y
+    cdef lc_pool_desc d
+    cdef const lc_isa_config *cfg
+    cdef int64_t planes, hw
+    cdef int threads, is_global
+
+    def __init__(self, const float[::1] x, float[::1] y, geom, int64_t planes, int64_t hw,
+                 bint is_max, bint count_include_pad, int threads, int isa=0):
+        self.is_global = geom is None
+        if self.is_global:
+            if x.shape[0] != planes * hw or y.shape[0] != planes:
+                raise ValueError("BoundPool: buffer sizes do not match the global pool")
+        else:
+            (self.d.planes, self.d.H, self.d.W, self.d.OH, self.d.OW, self.d.kh, self.d.kw,
+             self.d.sh, self.d.sw, self.d.dh, self.d.dw, self.d.pad_t, self.d.pad_l,
+             self.d.pad_b, self.d.pad_r) = geom
+            self.d.is_max = is_max
+            self.d.count_include_pad = count_include_pad
+            if x.shape[0] != self.d.planes * self.d.H * self.d.W or \
+                    y.shape[0] != self.d.planes * self.d.OH * self.d.OW:
+                raise ValueError("BoundPool: buffer sizes do not match the geometry")
+        if threads < 1:
+            raise ValueError(f"BoundPool: threads must be >= 1, got {threads}")
+        self.cfg = isa_config(isa)
+        self.planes, self.hw, self.threads = planes, hw, threads
+        self.keep = (x, y)
+        self.x = &x[0] if x.shape[0] else NULL
+        self.y = &y[0] if y.shape[0] else NULL
+
+    cdef int _run(self, char *ws, int64_t ws_bytes) noexcept nogil:
+        if self.y == NULL:
+            return 0
+        if self.is_global:
+            if self.hw == 0:
+                return 0
+            return lc_global_avg_pool(self.x, self.y, self.planes, self.hw, self.threads)
+        return lc_pool2d(self.cfg, &self.d, self.x, self.y, self.threads)
+
+
 def run_bound(tuple calls, unsigned char[::1] workspace):
-    """Run BoundConv calls in order, all sharing `workspace` (sized for the largest)."""
-    cdef BoundConv c
+    """Run BoundCall calls in order, all sharing `workspace` (sized for the largest)."""
+    cdef BoundCall c
     cdef int status
     cdef char *ws = NULL
     cdef int64_t n = workspace.shape[0]
@@ -795,8 +847,11 @@ def run_bound(tuple calls, unsigned char[::1] workspace):
         with nogil:
             status = c._run(ws, n)
         if status == 2:  # LC_ERR_NOMEM: a driver's own allocation (see lc_conv_run)
-            raise MemoryError(f"leanconv could not allocate the staging rows of "
-                              f"{ALGORITHMS[c.setup.s.desc.algorithm]} with out=residual")
+            if isinstance(c, BoundConv):
+                raise MemoryError(f"leanconv could not allocate the staging rows of "
+                                  f"{ALGORITHMS[(<BoundConv>c).setup.s.desc.algorithm]} with "
+                                  f"out=residual")
+            raise MemoryError("leanconv could not allocate a pooling step's scratch")
         if status != 0:
             raise RuntimeError(f"leanconv kernel failed with status {status}")
 

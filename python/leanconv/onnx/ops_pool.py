@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from leanconv import _core, _isa, _threads
+from leanconv import _bound_pool, _core, _isa, _threads
 from leanconv.onnx.conv import AUTO_PADS, same_pads
 from leanconv.onnx.node import as_int_list, unsupported
 from leanconv.onnx.program import Step
@@ -97,6 +97,14 @@ class Pool:
                      self.count_include_pad, _threads.resolve(self.settings.threads),
                      _isa.isa_id())
 
+    def bind(self, outs, x):
+        """The schedule's C call for these buffers (a _core.BoundPool), or None
+        where into() must run (not 2-D float32 contiguous)."""
+        if not _bound_pool.bindable(x, outs[0]):
+            return None
+        return _bound_pool.pool2d(outs[0], x, self._c_geometry(x.shape), self.kind == "max",
+                                  self.count_include_pad, self.settings.threads)
+
     def _c_geometry(self, shape):
         """kernels/pool.c's geometry tuple for a 4-D input shape (the last one
         kept: a schedule calls with one shape, and this is Python per call)."""
@@ -172,12 +180,12 @@ class Pool:
 
 def build_maxpool(node, ctx):
     pool = Pool(node, "max", ctx.settings)
-    return Step(node, pool, into=pool.into, workspace=pool.workspace)
+    return Step(node, pool, into=pool.into, workspace=pool.workspace, bind=pool.bind)
 
 
 def build_averagepool(node, ctx):
     pool = Pool(node, "avg", ctx.settings)
-    return Step(node, pool, into=pool.into, workspace=pool.workspace)
+    return Step(node, pool, into=pool.into, workspace=pool.workspace, bind=pool.bind)
 
 
 def build_globalaveragepool(node, ctx):
@@ -195,7 +203,8 @@ def build_globalaveragepool(node, ctx):
                                   _threads.resolve(settings.threads))
         else:
             np.mean(x.reshape(planes, -1), axis=1, out=outs[0].reshape(-1))
-    return Step(node, gap, into=gap_into)
+    return Step(node, gap, into=gap_into,
+                bind=lambda outs, x: _bound_pool.global_avg_pool(outs[0], x, settings.threads))
 
 
 def build_lrn(node, ctx):

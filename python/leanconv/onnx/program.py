@@ -37,13 +37,14 @@ class Step:
     0 may take over when they die here with its shape; workspace(*inputs) -> scratch bytes of a call;
     held() -> the arrays of weights a fused step packed and holds itself (an SE block's, an
     inverted-residual block's): the memory plan counts them as packed weights, and a
-    memory_budget sees them."""
+    memory_budget sees them; bind(outs, *inputs) -> a _core.BoundCall for these buffers (or
+    None): the compiled schedule then runs the step with no Python around its C call."""
     __slots__ = ("op_type", "name", "inputs", "outputs", "fn", "conv", "free", "fused", "into",
                  "view", "inplace", "workspace", "output_bytes", "workspace_bytes", "blas",
-                 "concat_axis", "held")
+                 "concat_axis", "held", "bind")
 
     def __init__(self, node, fn, inputs=None, conv=None, fused=(), into=None, view=False,
-                 inplace=False, workspace=None, blas=False, held=None):
+                 inplace=False, workspace=None, blas=False, held=None, bind=None):
         self.op_type = node.op_type
         self.name = node.name
         self.inputs = list(node.inputs if inputs is None else inputs)
@@ -61,6 +62,7 @@ class Step:
         self.workspace_bytes = 0
         self.concat_axis = None   # a Concat's axis: its inputs may be placed in its output
         self.held = held
+        self.bind = bind
 
     def run(self, values):
         args = [values[n] if n else None for n in self.inputs]

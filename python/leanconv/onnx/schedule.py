@@ -259,6 +259,10 @@ class Schedule:
                 call = b
                 conv_ws = max(conv_ws, b.workspace_bytes)
                 s.workspace_bytes = b.workspace_bytes
+            elif s.bind is not None and (b := s.bind(outs, *args)) is not None:
+                call = b   # another step's C call (pooling), run among the Convs'
+                s.workspace_bytes = self._scratch.get(i, 0)   # (its own, as before)
+                other_ws = max(other_ws, s.workspace_bytes)
             elif i in self._conv_inputs:   # a Conv called through into(): the lent workspace
                 call = functools.partial(s.into, outs, *args)
                 s.workspace_bytes = s.conv.workspace_bytes(self._conv_inputs[i])
@@ -282,7 +286,7 @@ class Schedule:
         self.workspace = conv_ws + other_ws
         fns, group = [], []
         for _, call in calls:
-            if isinstance(call, _core.BoundConv):
+            if isinstance(call, _core.BoundCall):
                 group.append(call)
                 continue
             if group:
@@ -293,7 +297,7 @@ class Schedule:
             fns.append((functools.partial(_core.run_bound, tuple(group)), True))
         self._fns = fns   # (call, whether it takes the lent workspace)
         self.calls = [(s, functools.partial(_core.run_bound, (c,), ws)
-                       if isinstance(c, _core.BoundConv) else c) for s, c in calls]
+                       if isinstance(c, _core.BoundCall) else c) for s, c in calls]
         self.blas = any(s.blas for s, _ in calls)
         # for timings: every step of the program, those with nothing to do at run
         # time (folded, views, Concats written in place) as None

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from leanconv import _core
+from leanconv import _bound_pool, _core, _isa
 from leanconv.torch.frozen.threads import frozen_threads
 
 
@@ -90,8 +90,21 @@ class FrozenPool2d(nn.Module):
             # global average: one mean per plane (what leanconv.onnx runs for it)
             _core.global_avg_pool(x, y.reshape(-1), planes, H * W, threads)
         else:
-            _core.pool2d(x, y.reshape(-1), geom, self.is_max, self.count_include_pad, threads)
+            _core.pool2d(x, y.reshape(-1), geom, self.is_max, self.count_include_pad, threads,
+                         _isa.isa_id())
         return True
+
+    def bind(self, y, x, threads):
+        """The frozen schedule's C call pooling x into y, buffers it holds (a
+        _core.BoundPool), or None where run_into (or torch) must run."""
+        g = self._geometry(x.shape) if x.ndim == 4 and x.dtype == np.float32 else None
+        if g is None or x.size == 0 or not _bound_pool.bindable(x, y):
+            return None
+        geom = g[0]
+        planes, H, W, OH, OW, kh, kw = geom[:7]
+        if not self.is_max and (OH, OW, kh, kw) == (1, 1, H, W) and not any(geom[11:]):
+            return _bound_pool.global_avg_pool(y, x, threads)
+        return _bound_pool.pool2d(y, x, geom, self.is_max, self.count_include_pad, threads)
 
     def __prepare_scriptable__(self):
         raise TypeError("a frozen leanconv pooling cannot be compiled by torch.jit.script; "

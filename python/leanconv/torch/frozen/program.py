@@ -482,7 +482,8 @@ def _node_steps(node, kind, gm, modules, names, settings):
             args, kwargs, ins = _inputs_of(node, names)
             call = _TorchCall(m, args, kwargs, None)
             return [_step("torch.pool", node.name, call, ins, outputs,
-                          into=_pool_into(m, settings))]
+                          into=_pool_into(m, settings),
+                          bind=lambda outs, x, m=m: m.bind(outs[0], x, settings.threads))]
         fn = m
     elif node.op == "call_method":
         fn = _call_method(node.target)

@@ -1,0 +1,36 @@
+"""Pooling steps as bound C calls (_core.BoundPool) for the compiled
+schedules of leanconv.onnx and of frozen torch models: the schedule runs
+them among the Convs' bound calls, with no Python around the C call.  A
+global average pool was 6-8 us of C inside MobileNetV2 and 14-36 us as a
+Python step: its glue ran after the convolutions had evicted the
+interpreter's state from the caches.  (No onnx import: frozen torch models
+use this too.)"""
+from __future__ import annotations
+
+import numpy as np
+
+from leanconv import _core, _isa, _threads
+
+
+def bindable(x, y):
+    """x and y as a bound C pooling call takes them: 4-D float32, contiguous."""
+    return y is not None and x.ndim == 4 and x.dtype == np.float32 and \
+        y.dtype == np.float32 and x.flags.c_contiguous and y.flags.c_contiguous
+
+
+def global_avg_pool(y, x, threads):
+    """The call averaging each plane of x (N, C, H, W) into y, or None where
+    the step's Python must run."""
+    if not bindable(x, y):
+        return None
+    planes = x.shape[0] * x.shape[1]
+    return _core.BoundPool(x.reshape(-1), y.reshape(-1), None, planes, x.size // max(planes, 1),
+                           False, False, _threads.resolve(threads))
+
+
+def pool2d(y, x, geom, is_max, count_include_pad, threads):
+    """The call of _core.pool2d's geometry `geom` from x into y, or None."""
+    if not bindable(x, y):
+        return None
+    return _core.BoundPool(x.reshape(-1), y.reshape(-1), geom, 0, 0, is_max, count_include_pad,
+                           _threads.resolve(threads), _isa.isa_id())
