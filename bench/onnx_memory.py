@@ -47,30 +47,45 @@ def warm_up_checker():
 
 
 def warm_up_leanconv(threads):
-    """Prepare and run a tiny model (a convolution of each kind, a residual
-    Add, pooling, Gemm) before the baseline: what leanconv's first model in a
-    process pays once -- the code pages of its kernels, threadpoolctl's scan
-    of the loaded libraries, module-level caches, about 0.7 MiB -- is not the
-    model's, as onnx's checker registry is not."""
+    """Prepare and run a tiny model with a node of every kind the benchmarked
+    models use (convolutions of each kind, a residual Add, an SE block with
+    HardSigmoid and HardSwish, a Sigmoid gate, pooling, a bilinear Resize,
+    Concat, Gemm) before the baseline: what leanconv's first model in a
+    process pays once -- the code pages of its kernels (0.7 MiB for
+    LR-ASPP's when the warm-up lacked its op kinds), threadpoolctl's scan of
+    the loaded libraries, module-level caches -- is not the model's, as
+    onnx's checker registry is not."""
     import leanconv.onnx as lco
     from onnx import TensorProto, helper, numpy_helper
     g = np.random.default_rng(0)
-    inits = {"w": (8, 3, 3, 3), "dw": (8, 1, 3, 3), "pw": (8, 8, 1, 1), "fc": (10, 8),
-             "fb": (10,)}
+    inits = {"w": (8, 3, 3, 3), "dw": (8, 1, 3, 3), "pw": (8, 8, 1, 1), "s1": (4, 8, 1, 1),
+             "s1b": (4,), "s2": (8, 4, 1, 1), "s2b": (8,), "fc": (10, 16), "fb": (10,)}
     node = helper.make_node
     nodes = [node("Conv", ["x", "w"], ["a"], pads=[1] * 4), node("Clip", ["a"], ["b"]),
              node("Conv", ["b", "dw"], ["c"], pads=[1] * 4, group=8),
-             node("Conv", ["c", "pw"], ["d"]), node("Add", ["d", "b"], ["e"]),
-             node("MaxPool", ["e"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
-             node("GlobalAveragePool", ["p"], ["f"]), node("Flatten", ["f"], ["h"]),
+             node("HardSwish", ["c"], ["c2"]),
+             node("GlobalAveragePool", ["c2"], ["q"]),                      # SE block
+             node("Conv", ["q", "s1", "s1b"], ["q1"]), node("Relu", ["q1"], ["q2"]),
+             node("Conv", ["q2", "s2", "s2b"], ["q3"]), node("HardSigmoid", ["q3"], ["q4"]),
+             node("Mul", ["c2", "q4"], ["c3"]),
+             node("Conv", ["c3", "pw"], ["d"]), node("Add", ["d", "b"], ["e"]),
+             node("Sigmoid", ["e"], ["gate"]), node("Mul", ["e", "gate"], ["e2"]),
+             node("AveragePool", ["e2"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             node("Resize", ["p", "", "scales"], ["up"], mode="linear",
+                  coordinate_transformation_mode="half_pixel"),
+             node("Concat", ["up", "e2"], ["cat"], axis=1),
+             node("MaxPool", ["cat"], ["mp"], kernel_shape=[2, 2], strides=[2, 2]),
+             node("GlobalAveragePool", ["mp"], ["f"]), node("Flatten", ["f"], ["h"]),
              node("Gemm", ["h", "fc", "fb"], ["y"], transB=1)]
     vi = helper.make_tensor_value_info
+    tensors = [numpy_helper.from_array(g.standard_normal(s).astype(np.float32), k)
+               for k, s in inits.items()]
+    tensors.append(numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales"))
     graph = helper.make_graph(
         nodes, "warm-up", [vi("x", TensorProto.FLOAT, [1, 3, 16, 16])],
-        [vi("y", TensorProto.FLOAT, [1, 10])],
-        [numpy_helper.from_array(g.standard_normal(s).astype(np.float32), k)
-         for k, s in inits.items()])
-    rep = lco.prepare(helper.make_model(graph), threads=threads)
+        [vi("y", TensorProto.FLOAT, [1, 10])], tensors)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    rep = lco.prepare(model, threads=threads)
     rep.run({"x": np.ones((1, 3, 16, 16), np.float32)})
 
 

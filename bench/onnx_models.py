@@ -396,7 +396,8 @@ def write_markdown(rows, mem, overhead, waits, args, path):
     lines.append("")
     lines += ["## Memory (separate processes, 1 thread)", "",
               "leanconv: `rep.memory()` is the plan made at prepare (packed weights + constants, "
-              "activation arena, largest scratch of one step, the executor's own objects); "
+              "activation arena, largest scratch of one step, the executor's own objects, the "
+              "outputs a run returns); "
               "measured = peak RSS growth from before prepare to after the first run "
               "(bench/onnx_memory.py; onnx's checker schema registry and what leanconv's "
               "first model in a process costs once -- kernel code pages, threadpoolctl's "
@@ -468,10 +469,17 @@ def main(argv=None):
         print(label, {t: {k: round(v["ms"], 2) for k, v in d.items()}
                       for t, d in row["threads"].items()}, f"match {row.get('match')}",
               flush=True)
-    mem_models = [(f"{n} (torchscript) 224", onnx_exports.export(n, 224, "torchscript", a.cache),
-                   None) for n in BIG_SIZE_TOO]
-    # and ResNet-18 without the default bound on packings
-    mem_models.append((mem_models[0][0], mem_models[0][1], sys.maxsize))
+    # every torchvision model's TorchScript export at its largest size here, and ResNet-18
+    # without the default bound on packings
+    mem_models = []
+    for n in names:
+        s = 224 if n == "vgg11" or n in BIG_SIZE_TOO else a.size
+        mem_models.append((f"{n} (torchscript) {s}", onnx_exports.export(n, s, "torchscript",
+                                                                         a.cache), None))
+    if "resnet18" in names:
+        mem_models.append(("resnet18 (torchscript) 224",
+                           onnx_exports.export("resnet18", 224, "torchscript", a.cache),
+                           sys.maxsize))
     mem = memory_rows(mem_models)
     overhead = per_run_overhead()
     waits = wait_policy_rows([(label, path) for label, path, _ in mem_models[:2]])

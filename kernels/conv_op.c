@@ -10,8 +10,12 @@
 #include <string.h>
 #include "internal.h"
 
-/* geometries whose decision an operator remembers (least recently used out) */
+/* geometries whose decision an operator remembers (least recently used
+ * out); the table grows as geometries come, from a few: most operators see
+ * one or two, and a fixed table of 256 was 10 KB per operator (1.2 MB
+ * of DenseNet-121's plan that the memory plan did not see) */
 #define LC_OP_DECISIONS 256
+#define LC_OP_DECISIONS_FIRST 4
 
 typedef struct lc_packing {
     struct lc_packing *next;
@@ -37,8 +41,8 @@ struct lc_conv_op {
     float *bias;            /* copy, or NULL */
     int max_packings;
     lc_packing *packings;   /* kept and retired-but-held */
-    lc_decision decisions[LC_OP_DECISIONS];
-    int ndecisions;
+    lc_decision *decisions; /* ndecisions used of cap_decisions */
+    int ndecisions, cap_decisions;
     uint64_t clock;
     int last;
     int64_t made;
@@ -189,6 +193,7 @@ void lc_conv_op_destroy(lc_conv_op *op) {
     }
     lc_aligned_free(op->own_weights);
     lc_aligned_free(op->bias);
+    free(op->decisions);
     free(op);
 }
 
@@ -204,8 +209,18 @@ static lc_decision *lc_find(const lc_conv_op *op, int64_t N, int64_t H, int64_t 
 static void lc_remember(lc_conv_op *op, int64_t N, int64_t H, int64_t W, int t, int algorithm) {
     lc_decision *e = lc_find(op, N, H, W, t);
     if (!e) {
-        if (op->ndecisions < LC_OP_DECISIONS) {
+        if (op->ndecisions == op->cap_decisions && op->cap_decisions < LC_OP_DECISIONS) {
+            const int cap = op->cap_decisions ? 2 * op->cap_decisions : LC_OP_DECISIONS_FIRST;
+            lc_decision *grown = (lc_decision *)realloc(op->decisions, (size_t)cap * sizeof *grown);
+            if (grown) {   /* else the least recently used one makes room */
+                op->decisions = grown;
+                op->cap_decisions = cap;
+            }
+        }
+        if (op->ndecisions < op->cap_decisions) {
             e = &op->decisions[op->ndecisions++];
+        } else if (op->ndecisions == 0) {
+            return;   /* no table at all (out of memory): decided again next time */
         } else {
             e = &op->decisions[0];
             for (int i = 1; i < op->ndecisions; i++)

@@ -182,3 +182,25 @@ def test_reshape_with_another_thread_count_replans(isa, rng, algorithm):
         s.run(x.reshape(-1), outs[t].reshape(-1))
         s.release()
     assert outs[1].tobytes() == outs[2].tobytes()
+
+
+def test_decisions_table_grows_then_forgets_the_least_recently_used(rng, filters):
+    """The operator's table of remembered decisions starts small and grows
+    with the geometries it meets (most operators see one or two), up to 256;
+    beyond that the least recently used geometry makes room."""
+    w, b = filters
+    op, spec = make_op("scalar", w, b, AUTO)
+    sizes = [(1, 3 + i, 5) for i in range(300)]
+    decided = {}
+    for N, H, W in sizes:
+        decided[(N, H, W)] = op.decide(N, H, W, 1)[0]
+    assert all(op.decided(*g, 1) == a for g, a in list(decided.items())[-256:])
+    assert all(op.decided(*g, 1) == -1 for g in sizes[:300 - 256])
+    op.decide(*sizes[-256], 1)          # used again: the newest now
+    op.decide(1, 400, 5, 1)             # a new one pushes out the oldest left
+    assert op.decided(*sizes[-256], 1) == decided[sizes[-256]]
+    assert op.decided(*sizes[-255], 1) == -1
+    x = rng.standard_normal((1, 24, 100, 5)).astype(np.float32)
+    a = op.decided(1, 100, 5, 1)
+    assert a >= 0
+    assert call(op, spec, x).tobytes() == call(make_op("scalar", w, b, a)[0], spec, x).tobytes()

@@ -590,6 +590,15 @@ def test_bookkeeping_counts_the_executors_objects_not_the_planned_arrays():
     assert 0 < m["bookkeeping"] < 2**20
 
 
+def test_memory_plan_counts_the_outputs_run_returns():
+    rep = lco.prepare(residual_model())
+    m = rep.memory()
+    x = rng(3).standard_normal((2, 8, 12, 12)).astype(np.float32)
+    outs = rep.run({"x": x})
+    assert m["outputs"] == sum(o.nbytes for o in outs) > 0
+    assert m["total"] == sum(v for k, v in m.items() if k != "total")
+
+
 def test_convs_run_as_bound_c_calls_rebound_when_threads_change():
     from leanconv import _core
     model = residual_model()

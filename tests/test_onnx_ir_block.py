@@ -146,3 +146,12 @@ def test_another_isa_after_prepare_keeps_running_the_packed_block(always_pays):
     for isa in lc.available_isas():
         with lc.use_isa(isa):
             assert np.array_equal(rep.run(feeds())[0], ref)
+
+
+def test_fused_block_weights_count_as_packed(always_pays):
+    fused = lco.prepare(block_graph())
+    block_step = fused.program.steps[1]
+    held = sum(a.nbytes for a in block_step.held())
+    assert held >= 4 * (E * C + E * 9)   # the 1x1's packed copy and the depthwise's weights
+    m = fused.memory()
+    assert m["packed_weights"] >= held and m["bookkeeping"] < 2**20

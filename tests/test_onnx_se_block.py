@@ -128,3 +128,22 @@ def test_raw_se_and_classifier_weights_are_read_once_not_kept(monkeypatch):
     assert labels(rep)[:2] == ["Relu", "SqueezeExcite"] and "Gemm" in labels(rep)
     assert not {"w1", "w2", "fc"} & set(cached)
     assert_matches_ort(model, feeds(), tol=1e-5)
+
+
+def test_se_weights_count_as_packed_and_a_budget_sees_them():
+    """The SE step packs its two 1x1 weights itself: the plan counts them as
+    packed weights (not as the executor's objects), and a memory_budget below
+    what the model needs is refused -- never a plan over the budget."""
+    from leanconv import _dense
+    model = se_graph()
+    rep = lco.prepare(model)
+    m = rep.memory()
+    se_bytes = sum(_dense.pack(np.zeros(s, np.float32)).nbytes for s in ((R, C), (C, R))) + \
+        4 * (R + C)
+    assert m["packed_weights"] >= se_bytes
+    assert m["bookkeeping"] < se_bytes + 2**16
+    for budget in (m["total"] - 1, m["total"] // 2):
+        with pytest.raises(MemoryError, match=rf"needs at least \d+ bytes.*memory_budget={budget}"):
+            lco.prepare(model, memory_budget=budget)
+    roomy = lco.prepare(model, memory_budget=m["total"] + 2**16)
+    assert roomy.memory_bytes() <= m["total"] + 2**16

@@ -27,6 +27,24 @@ def pack(w):
     return out
 
 
+def pack_rows(read, n, k, scale=1.0, chunk_bytes=16 << 20):
+    """pack() of W (n x k) given as read(start, stop) -> rows [start, stop) of
+    it (float32), a slice of whole panels at a time: W is never whole in
+    memory beside its packed copy.  Rows are scaled by `scale` first."""
+    out = np.empty(_core.se_packed_floats(n, k), np.float32)
+    step = max(PANEL, chunk_bytes // (4 * k) // PANEL * PANEL)
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        w = np.ascontiguousarray(read(start, stop), dtype=np.float32)
+        if w.shape != (stop - start, k):
+            raise ValueError(f"pack_rows: read({start}, {stop}) gave shape {w.shape}")
+        if scale != 1.0:
+            w = w * np.float32(scale)
+        part = out[start * k:start * k + _core.se_packed_floats(stop - start, k)]
+        _core.se_pack(w.reshape(-1), part, stop - start, k)
+    return out
+
+
 def panels(wp, k):
     """The packed weights as (P, K, 16): panels(wp, K)[p, k, j] = W[16p + j, k]."""
     return wp.reshape(-1, k, PANEL)

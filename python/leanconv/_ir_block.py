@@ -105,6 +105,12 @@ class InvertedResidual:
             return isa_id
         return next(iter(self._packed))
 
+    def weights(self):
+        """The arrays of weights the block holds now: the 1x1's packed copies
+        (and its raw ones until they are dropped), the depthwise's, the biases."""
+        held = list(self._packed.values()) + [self.wd]
+        return held + [a for a in (self._we, self.be, self.bd) if a is not None]
+
     @property
     def packed_bytes(self):
         return sum(p.nbytes for p in self._packed.values())

@@ -19,6 +19,17 @@ from leanconv.onnx.graph import build_program
 from leanconv.onnx.model_file import is_weight, load_without_weights, tensor_bytes
 
 
+def _refuse_over_budget(planned, budget):
+    """The convolutions' packings were chosen to fit the budget with
+    everything else planned around them; the executor's own objects are only
+    known once built, and may tip the total over: refuse rather than hold
+    more than the caller allowed."""
+    if budget is not None and planned > budget:
+        raise MemoryError(f"the model needs at least {planned} bytes ({planned / 2**20:.1f} MiB) "
+                          f"with the leanest algorithms that fit the rest; "
+                          f"memory_budget={budget}")
+
+
 class LeanconvRep(BackendRep):
     """A prepared model.  `run(inputs)` takes a list (graph inputs in order,
     initializers excluded), a dict name -> array, or a single array."""
@@ -81,14 +92,16 @@ class LeanconvRep(BackendRep):
     def memory(self):
         """Bytes a run holds, planned at prepare for the declared input shape
         (or for the last input shape run): {'packed_weights', 'constants',
-        'arena', 'workspace', 'bookkeeping', 'total'}.  None before any shape is
-        known."""
+        'arena', 'workspace', 'bookkeeping', 'outputs', 'total'}; 'outputs' are
+        the arrays run() returns, copied out of the arena.  None before any
+        shape is known."""
         sched = self.program.schedule
         return None if sched is None else sched.memory()
 
     def memory_bytes(self):
         """memory()['total']: packed weights + constants + activation arena +
-        the largest scratch of one step + the executor's own objects."""
+        the largest scratch of one step + the executor's own objects + the
+        outputs a run returns."""
         m = self.memory()
         if m is None:
             raise ValueError("the model's input shapes are not static: run it once (or prepare "
@@ -195,6 +208,7 @@ class LeanconvBackend(Backend):
             file_weights.pin()   # packed again later: not from a file that may change
         if sched is not None:
             sched.count_bookkeeping()   # now: its walk's scratch is freed just below
+            _refuse_over_budget(sched.memory()["total"], program.settings.memory_budget)
         return_freed_memory()   # what loading and packing freed (glibc keeps it)
         return rep
 

@@ -80,6 +80,12 @@ _DEFAULT_DOMAINS = ("", "ai.onnx")
 _NP_TYPES = NP_TYPES   # (bench imports it from here)
 
 
+def _read_initializer(file_weights, proto):
+    if file_weights is not None and proto.name in file_weights:
+        return file_weights.read(proto.name)
+    return numpy_helper.to_array(proto)
+
+
 class Constants(dict):
     """Values known at prepare time.  Initializers are converted to arrays on
     first access, so a Conv's weights can be read straight from the model when
@@ -99,12 +105,15 @@ class Constants(dict):
         return value
 
     def _read(self, proto):
-        if self._file is not None and proto.name in self._file:
-            return self._file.read(proto.name)
-        return numpy_helper.to_array(proto)
+        return _read_initializer(self._file, proto)
 
     def get(self, name, default=None):
         return self[name] if name in self else default
+
+    def drop(self, name):
+        """Forget constant `name` (nothing reads it any more)."""
+        self._protos.pop(name, None)
+        self.pop(name, None)
 
     def read_once(self, name):
         """The value of constant `name` for a step that keeps its own (packed)
@@ -115,6 +124,16 @@ class Constants(dict):
         if source is not None:
             return source.load()
         return self[name] if name and name in self else None
+
+    def row_reader(self, name):
+        """read(start, stop) -> rows [start, stop) of initializer `name`, straight
+        from the file and not kept here, or None when it is not an initializer
+        left in the file (or was read already)."""
+        proto = self._protos.get(name)
+        file = self._file
+        if proto is None or file is None or name not in file:
+            return None
+        return lambda start, stop: file.read_rows(name, start, stop)
 
     def meta(self, name):
         """(shape, dtype) of constant `name` without reading it, or None."""
@@ -134,7 +153,12 @@ class Constants(dict):
             return None
         shape = tuple(proto.dims)
         dtype = NP_TYPES.get(proto.data_type, np.dtype("O"))
-        return conv_mod.WeightSource(shape, dtype, lambda: self._read(proto))
+        # the loader holds the proto and the file, not this dict: a source kept
+        # until its Conv is packed must not keep every value folded or rewritten
+        # at prepare alive with it (ConvNeXt's transposed and 1x1 copies of
+        # every MatMul weight: 150 MB above the plan while packing)
+        file = self._file
+        return conv_mod.WeightSource(shape, dtype, lambda: _read_initializer(file, proto))
 
 
 class BuildContext:
@@ -448,11 +472,18 @@ def build_program(model, algorithm="auto", threads=None, fuse=True,
     nodes = [Node(proto, opset) for proto in graph.node]
     outputs = [o.name for o in graph.output]
     ctx = BuildContext(constants, settings)
-    # pass 1, constant folding: a node whose inputs are all known runs now, once
+    # pass 1, constant folding: a node whose inputs are all known runs now, once; a
+    # constant it was the last reader of goes (a Transpose of a MatMul's weight would
+    # otherwise keep the raw weight beside its transposed copy to the end of prepare)
     live = []
+    unread = {name: len(idx) for name, idx in _readers(nodes, outputs).items()}
     for node in nodes:
         if all(not n or n in constants for n in node.inputs):
             _build(node, ctx).run(constants)
+            for n in node.inputs:
+                unread[n] = unread.get(n, 1) - 1
+                if n and unread[n] == 0:
+                    constants.drop(n)
         else:
             live.append(node)
     if fuse:   # GELU's erf form as one node; channels-last islands in NCHW; squeeze-and-

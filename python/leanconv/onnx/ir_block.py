@@ -162,6 +162,7 @@ def _step(a, b, block, settings):
 
     step = Step(_Node(f"{a.name}+{b.name}", [x], [y]), run, fused=a.label().split("+") +
                 b.label().split("+"), into=into,
-                workspace=lambda xv: block.workspace_bytes(xv.shape, settings.threads))
+                workspace=lambda xv: block.workspace_bytes(xv.shape, settings.threads),
+                held=block.weights)
     step.outputs = [y]
     return step

@@ -2,8 +2,9 @@
 
 `onnx.load(path)` parses the whole file into one protobuf message: for
 ResNet-18 that is 45 MB of weights held until the message dies, on top of the
-packings prepare builds from them.  Here the file is mapped, its protobuf wire
-format walked only as deep as the graph's initializers, and every weight's
+packings prepare builds from them.  Here the file's protobuf wire
+format walked only as deep as the graph's initializers (through _FileBytes,
+which reads just the bytes the walk looks at), and every weight's
 `raw_data` (is_weight: the one rule, which the checker's view in backend.py
 follows too) left out of the message that onnx parses.  Each such
 weight is read from the file (into memory of its own, not a mapping, so it
@@ -16,7 +17,6 @@ ModelProto.graph is field 7, GraphProto.initializer field 5, and in
 TensorProto data_type is field 2, name 8, raw_data 9 and data_location 14."""
 from __future__ import annotations
 
-import mmap
 import os
 import sys
 
@@ -177,10 +177,7 @@ class FileWeights:
             return self._pinned[name]
         dtype, shape = self._meta[name]
         offset, length = self._spans[name]
-        stat = os.stat(self.path)
-        if (stat.st_size, stat.st_mtime_ns) != self._identity:
-            raise ValueError(f"the model file {self.path} changed after prepare read it; "
-                             f"prepare the model again")
+        self._check_unchanged()
         out = np.empty(shape, dtype)
         with open(self.path, "rb") as f:
             f.seek(offset)
@@ -189,11 +186,78 @@ class FileWeights:
                                  f"{name!r}")
         return out
 
+    def read_rows(self, name, start, stop):
+        """Rows [start, stop) of initializer `name` (along its first axis), read
+        alone: a classifier's matrix packed a slice at a time is never whole in
+        memory beside its packed copy (VGG's 25088 x 4096, 411 MB)."""
+        dtype, shape = self._meta[name]
+        if name in self._pinned:
+            return self._pinned[name][start:stop]
+        if not 0 <= start <= stop <= shape[0]:
+            raise ValueError(f"initializer {name!r}: rows {start}:{stop} of {shape[0]}")
+        row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        offset = self._spans[name][0]
+        self._check_unchanged()
+        out = np.empty((stop - start,) + tuple(shape[1:]), dtype)
+        with open(self.path, "rb") as f:
+            f.seek(offset + start * row)
+            if f.readinto(memoryview(out).cast("B")) != (stop - start) * row:
+                raise ValueError(f"the model file {self.path} ended inside initializer "
+                                 f"{name!r}")
+        return out
+
+    def _check_unchanged(self):
+        stat = os.stat(self.path)
+        if (stat.st_size, stat.st_mtime_ns) != self._identity:
+            raise ValueError(f"the model file {self.path} changed after prepare read it; "
+                             f"prepare the model again")
+
     def pin(self):
         """Read every weight now: for models whose packing waits for the first
         run's input shape, so they do not depend on the file afterwards."""
         for name in self._meta:
             self._pinned.setdefault(name, self.read(name))
+
+
+class _FileBytes:
+    """The bytes of an open file, indexed and sliced like a bytes object but
+    read on demand in small chunks: the walk touches each field's header
+    only.  Not a memory map: on a file system that caches files in large
+    folios (ext4 on Linux 6.x) each touch of a mapping maps the whole folio,
+    and walking ConvNeXt-tiny's 111 MB file that way put 60 MB of it into
+    the process's peak RSS."""
+    CHUNK = 4096
+    KEEP = 64   # chunks cached; the walk moves forward
+
+    def __init__(self, f):
+        self._f = f
+        self._size = os.fstat(f.fileno()).st_size
+        self._chunks = {}
+
+    def __len__(self):
+        return self._size
+
+    def _read(self, start, stop):
+        self._f.seek(start)
+        return self._f.read(stop - start)
+
+    def _chunk(self, k):
+        c = self._chunks.get(k)
+        if c is None:
+            if len(self._chunks) >= self.KEEP:
+                self._chunks.clear()
+            c = self._chunks[k] = self._read(k * self.CHUNK, min(self._size, (k + 1) * self.CHUNK))
+        return c
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self._size)
+            if step != 1:
+                raise ValueError("_FileBytes slices take step 1")
+            return self._read(start, max(start, stop))
+        if not 0 <= key < self._size:
+            raise IndexError("read past the end of the file")
+        return self._chunk(key // self.CHUNK)[key % self.CHUNK]
 
 
 def load_without_weights(path):
@@ -202,35 +266,26 @@ def load_without_weights(path):
     apply: a big-endian host, external data, or nothing worth leaving out."""
     if sys.byteorder != "little":   # raw_data is little-endian; onnx.load swaps it
         return onnx.load(path), None
-    with open(path, "rb") as f:
-        try:
-            buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except ValueError:   # an empty file cannot be mapped: onnx names the problem
-            return onnx.load(path), None
     try:
-        view = memoryview(buf)
-        try:
+        with open(path, "rb") as f:
+            buf = _FileBytes(f)
             model_parts, graph_parts, spans = [], [], {}
-            for number, wire, fstart, vstart, vend in _fields(view, 0, len(view)):
+            for number, wire, fstart, vstart, vend in _fields(buf, 0, len(buf)):
                 if number != _MODEL_GRAPH or wire != 2:
-                    model_parts.append(bytes(view[fstart:vend]))
+                    model_parts.append(buf[fstart:vend])
                     continue
-                for gnum, gwire, gfstart, gvstart, gvend in _fields(view, vstart, vend):
-                    light = (_tensor_without_raw_data(view, gvstart, gvend)
+                for gnum, gwire, gfstart, gvstart, gvend in _fields(buf, vstart, vend):
+                    light = (_tensor_without_raw_data(buf, gvstart, gvend)
                              if gnum == _GRAPH_INITIALIZER and gwire == 2 else None)
                     if light is None or light[1] in spans:
-                        graph_parts.append(bytes(view[gfstart:gvend]))
+                        graph_parts.append(buf[gfstart:gvend])
                         continue
                     tensor, name, span = light
                     spans[name] = span
                     graph_parts.append(_length_delimited(_GRAPH_INITIALIZER, tensor))
                 model_parts.append(_length_delimited(_MODEL_GRAPH, b"".join(graph_parts)))
-        finally:
-            view.release()
     except (ValueError, IndexError, _ExternalData):   # onnx.load reads those or says why
         return onnx.load(path), None
-    finally:
-        buf.close()
     if not spans:
         return onnx.load(path), None
     model = onnx.load_from_string(b"".join(model_parts))

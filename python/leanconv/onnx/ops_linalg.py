@@ -23,9 +23,15 @@ def build_gemm(node, ctx):
     beta = float(node.attr("beta", 1.0))
     ta, tb = int(node.attr("transA", 0)), int(node.attr("transB", 0))
     if not ta:
-        b = _matrix(ctx, node.input(1))
         c = ctx.const(node.input(2))
-        step = _dense_step(node, ctx, b if b is None or tb else b.T, alpha, c, beta)
+        rows = ctx.constants.row_reader(node.input(1)) if tb else None
+        meta = ctx.constants.meta(node.input(1)) if rows is not None else None
+        if rows is not None and len(meta[0]) == 2 and meta[1] == np.float32:
+            # W as stored (transB): packed from the file a slice at a time
+            step = _dense_step(node, ctx, _RowSource(meta[0], rows), alpha, c, beta)
+        else:
+            b = _matrix(ctx, node.input(1))
+            step = _dense_step(node, ctx, b if b is None or tb else b.T, alpha, c, beta)
         if step is not None:
             return step
 
@@ -64,6 +70,15 @@ def _matrix(ctx, name):
     return ctx.constants.read_once(name)
 
 
+class _RowSource:
+    """A float32 matrix in the model file, read by rows when packed."""
+    dtype = np.dtype(np.float32)
+    ndim = 2
+
+    def __init__(self, shape, read):
+        self.shape, self.read = tuple(shape), read
+
+
 def _dense_step(node, ctx, w, alpha, c, beta):
     """The C step for y = alpha * A W^T + beta * c with W (N x K) a constant
     float32 matrix and c a constant of N values (or one, or absent), else
@@ -80,8 +95,10 @@ def _dense_step(node, ctx, w, alpha, c, beta):
         bias = np.ascontiguousarray(np.broadcast_to(c.reshape(-1), (N,)) * np.float32(beta))
     else:
         bias = None
-    scaled = w if alpha == 1.0 else w * np.float32(alpha)
-    packed = _dense.pack(scaled)
+    if isinstance(w, _RowSource):
+        packed = _dense.pack_rows(w.read, N, K, alpha)
+    else:
+        packed = _dense.pack(w if alpha == 1.0 else w * np.float32(alpha))
     name = f"{node.name}/leanconv_packed_weights"
     ctx.constants[name] = packed
     inputs = [node.inputs[0], name]

@@ -34,13 +34,16 @@ class Step:
     (None for an output nobody reads); view: the outputs are views of input 0
     (Reshape, Flatten, ...: computed once per schedule, no run-time work);
     inplace: True (any input) or the indices of the inputs whose buffer output
-    0 may take over when they die here with its shape; workspace(*inputs) -> scratch bytes of a call."""
+    0 may take over when they die here with its shape; workspace(*inputs) -> scratch bytes of a call;
+    held() -> the arrays of weights a fused step packed and holds itself (an SE block's, an
+    inverted-residual block's): the memory plan counts them as packed weights, and a
+    memory_budget sees them."""
     __slots__ = ("op_type", "name", "inputs", "outputs", "fn", "conv", "free", "fused", "into",
                  "view", "inplace", "workspace", "output_bytes", "workspace_bytes", "blas",
-                 "concat_axis")
+                 "concat_axis", "held")
 
     def __init__(self, node, fn, inputs=None, conv=None, fused=(), into=None, view=False,
-                 inplace=False, workspace=None, blas=False):
+                 inplace=False, workspace=None, blas=False, held=None):
         self.op_type = node.op_type
         self.name = node.name
         self.inputs = list(node.inputs if inputs is None else inputs)
@@ -57,6 +60,7 @@ class Step:
         self.output_bytes = 0
         self.workspace_bytes = 0
         self.concat_axis = None   # a Concat's axis: its inputs may be placed in its output
+        self.held = held
 
     def run(self, values):
         args = [values[n] if n else None for n in self.inputs]
@@ -87,6 +91,7 @@ class Program:
         self._schedules = {}         # input signature -> Schedule
         self.schedule = None         # the one compiled last
         self.plannable = True        # False: shapes follow data values; run the interpreter
+        self.release_when_packed = False   # set while prepare compiles (compile_declared)
         self._plan_liveness()
 
     def _plan_liveness(self):
@@ -162,7 +167,15 @@ class Program:
         if any(dt is None or not np.issubdtype(dt, np.floating) for _, dt, _ in self.inputs):
             return None   # zeros for integer inputs (indices, shapes) could mean anything
         feeds = {n: np.zeros(s, dtype=dt) for (n, dt, _), s in zip(self.inputs, shapes)}
-        return self.schedule_for(feeds)
+        # prepare drops the raw weights after this compile anyway (release_weights):
+        # dropping each as soon as it is packed keeps the in-memory ones (folded or
+        # rewritten at prepare, not re-readable from the file) from piling up beside
+        # the packed copies
+        self.release_when_packed = True
+        try:
+            return self.schedule_for(feeds)
+        finally:
+            self.release_when_packed = False
 
     def run(self, feeds, timings=None):
         """feeds: name -> ndarray.  timings: optional list, gets (step, seconds)."""

@@ -241,6 +241,8 @@ def channels_first(nodes, constants, outputs):
                 dropped.add(id(e))
         for n in region:
             new[id(n)] = _nchw(n, constants, inner)
+            if n.op_type == "MatMul" and readers.get(n.inputs[1]) == [n]:
+                constants.drop(n.inputs[1])   # its 1x1 copy replaces it
         _fold_norm_affine([new[id(n)] for n in region], readers, constants)
     if not rename:
         return nodes

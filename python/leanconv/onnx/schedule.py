@@ -25,6 +25,7 @@ import functools
 import numpy as np
 
 from leanconv import _core, _scratch
+from leanconv._heap import return_freed_memory
 from leanconv.onnx import arena, footprint
 from leanconv.onnx import budget as budget_mod
 from leanconv.onnx.program import timed
@@ -44,6 +45,21 @@ class NotPlannable(Exception):
 
 def _shares(a, b):
     return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and np.shares_memory(a, b)
+
+
+def held_weights(steps):
+    """The arrays fused steps packed and hold themselves (Step.held), each
+    buffer once."""
+    seen, arrays = set(), []
+    for s in steps:
+        for a in (s.held() if s.held is not None else ()):
+            owner = a
+            while isinstance(owner.base, np.ndarray):
+                owner = owner.base
+            if id(owner) not in seen:
+                seen.add(id(owner))
+                arrays.append(owner)
+    return arrays
 
 
 class Schedule:
@@ -176,7 +192,16 @@ class Schedule:
             info[name] = (v.shape, v.dtype)
         offsets, total = arena.place(buffers)
         self.arena_bytes = total
-        self._pack(steps, conv_inputs, total, max(scratch.values(), default=0))
+        self._step_weights = held_weights(steps)
+        # what run() returns: copies out of the arena, new memory every run
+        def value_bytes(n):   # a computed value, a folded one, or a constant
+            if n in info:
+                return int(np.prod(info[n][0], dtype=np.int64)) * np.dtype(info[n][1]).itemsize
+            return np.asarray(folded[n] if n in folded else program.constants[n]).nbytes
+        self.output_bytes = sum(value_bytes(n) for n in program.outputs)
+        self._pack(steps, conv_inputs,
+                   total + self.output_bytes + sum(a.nbytes for a in self._step_weights),
+                   max(scratch.values(), default=0))
         for i in conv_inputs:
             scratch[i] = steps[i].conv.workspace_bytes(conv_inputs[i])
         raw = np.empty(total + arena.ALIGN, dtype=np.uint8)
@@ -215,7 +240,8 @@ class Schedule:
         self._bind(program.settings.threads)
         self.outputs = [bound[n] if n in bound else bound[root(n)] for n in program.outputs]
         self.packed_bytes = sum({id(s.conv.last_plan): s.conv.packed_bytes for s in steps
-                                 if s.conv is not None and s.conv.last_plan is not None}.values())
+                                 if s.conv is not None and s.conv.last_plan is not None}.values()) \
+            + sum(a.nbytes for a in self._step_weights)
         self.constant_bytes = sum(np.asarray(v).nbytes for v in program.constants.values())
         self._bookkeeping = None
 
@@ -354,7 +380,7 @@ class Schedule:
             elided.update(group)
         return into_slice, elided
 
-    def _pack(self, steps, conv_inputs, arena_bytes, other_scratch):
+    def _pack(self, steps, conv_inputs, fixed_bytes, other_scratch):
         """Pack every Conv with constant weights for its input shape, the
         algorithms chosen to fit the memory budget if there is one; largest
         weights first: each layer's raw weights exist only while it is packed,
@@ -379,13 +405,21 @@ class Schedule:
             else:
                 layers = [steps[i].conv.candidates(conv_inputs[i], settings.threads)
                           for i in convs]
-                fixed = arena_bytes + sum(np.asarray(v).nbytes
+                fixed = fixed_bytes + sum(np.asarray(v).nbytes
                                           for v in self.program.constants.values())
                 names = budget_mod.fit(layers, fixed, other_scratch, budget)
             for i, name in zip(convs, names):
                 steps[i].conv.algorithm_override = name
+        release = self.program.release_when_packed
         for i in sorted(convs, key=lambda i: -int(np.prod(steps[i].conv.weight_shape))):
             steps[i].conv.plan_for(np.broadcast_to(np.float32(0), conv_inputs[i]))
+            if release:
+                steps[i].conv.release()
+                if 4 * int(np.prod(steps[i].conv.weight_shape)) >= 1 << 20:
+                    # glibc keeps a freed buffer below its (risen) mmap threshold in the
+                    # heap: given back now, a large layer's raw copy is not still
+                    # resident when the next one is packed (ConvNeXt: 20 MB of peak)
+                    return_freed_memory()
 
     def publish(self):
         """Make this schedule's per-step facts the ones the steps report."""
@@ -400,7 +434,8 @@ class Schedule:
         if self._bookkeeping is None:
             self._bookkeeping = footprint.object_bytes(
                 [self.program, self],
-                list(self.program.constants.values()) + [self._arena, self.lent_workspace])
+                list(self.program.constants.values()) + self._step_weights +
+                [self._arena, self.lent_workspace])
         return self._bookkeeping
 
     @property
@@ -409,10 +444,12 @@ class Schedule:
 
     def memory(self):
         """Bytes a run holds: packed weights + constants, activation arena,
-        scratch, and the executor's own objects (footprint.py)."""
+        scratch, the executor's own objects (footprint.py), and the outputs
+        it returns (copies out of the arena: 4 KB for a classifier, 1.3 MB for
+        LR-ASPP's 21x128x128 map)."""
         parts = {"packed_weights": self.packed_bytes, "constants": self.constant_bytes,
                  "arena": self.arena_bytes, "workspace": self.workspace,
-                 "bookkeeping": self.bookkeeping_bytes}
+                 "bookkeeping": self.bookkeeping_bytes, "outputs": self.output_bytes}
         parts["total"] = sum(parts.values())
         return parts
 

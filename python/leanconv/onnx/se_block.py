@@ -222,5 +222,6 @@ def build_squeeze_excite(node, ctx):
         y = np.empty(x.shape, np.float32)
         into([y], x)
         return (y,)
+    held = [a for a in (w1p, w2p, b1, b2) if a is not None]
     return Step(node, run, inputs=node.inputs[:1], into=into, inplace=(0,),
-                workspace=lambda x: 4 * (2 * c + r))
+                workspace=lambda x: 4 * (2 * c + r), held=lambda: held)
