@@ -16,9 +16,10 @@ faster).  --steps lists every step and node as well.
 --scaling compares leanconv with itself at 1 and --threads threads instead
 (one process, the two prepared models taking turns): per step its median
 inside the model's run (data and weights as the previous steps left the
-caches) and its best time called again straight away (everything it reads
-already cached), with the time each thread count spends, their ratio, and
-the time lost against a perfect split (t_n - t_1 / n), largest loss first.
+caches: the median, and the best, which a loaded machine disturbs least)
+and its best time called again straight away (everything it reads already
+cached), with the time each thread count spends, their ratio, and the time
+the median loses against a perfect split (t_n - t_1 / n), largest first.
 A step that scales when hot but not in the run waits on memory (weights
 streamed once per run, activations written by the other core); one that
 scales in neither has too little work to split or a serial part."""
@@ -102,7 +103,7 @@ def report(path, runs, steps, threads):
 
 def scaling_rows(model, feeds, runs, threads):
     """Per scheduled step of leanconv at 1 and `threads` threads, interleaved:
-    [(step, {n: (in-run median, hot best)})] in program order, plus
+    [(step, {n: (in-run median, in-run best, hot best)})] in program order, plus
     {n: median whole-run seconds}."""
     import time
     counts = (1, threads)
@@ -134,7 +135,8 @@ def scaling_rows(model, feeds, runs, threads):
     for i, step in enumerate(steps):
         if i not in hot[1]:
             continue   # no run-time work (folded, a view, a Concat written in place)
-        rows.append((step, {n: (min(in_run[n][i]), min(hot[n][i]))
+        rows.append((step, {n: (statistics.median(in_run[n][i]), min(in_run[n][i]),
+                                min(hot[n][i]))
                             for n in counts}))
     return rows, {n: statistics.median(whole[n]) for n in counts}
 
@@ -159,16 +161,17 @@ def report_scaling(path, runs, threads, top):
     print(f"{path}  (leanconv, 1 against {n} threads, load average {os.getloadavg()[0]:.2f})")
     print(f"  whole run median: {whole[1] * 1e3:.3f} ms / {whole[n] * 1e3:.3f} ms "
           f"= {whole[1] / whole[n]:.2f}x")
-    for k, what in ((0, "in the run"), (1, "hot")):
+    for k, what in ((0, "in the run (median)"), (1, "in the run (best)"), (2, "hot (best)")):
         t1, tn = (sum(r[1][c][k] for r in rows) for c in (1, n))
         print(f"  sum of steps {what}: {t1 * 1e3:.3f} ms / {tn * 1e3:.3f} ms = {t1 / tn:.2f}x")
-    print(f"  {'step':<36} {'node':<14} {'run 1t':>8} {'run ' + str(n) + 't':>8} {'x':>5} "
-          f"{'hot 1t':>8} {'hot ' + str(n) + 't':>8} {'x':>5} {'lost':>7}  conv")
+    head = "".join(f" {what + ' 1t':>9} {what + ' ' + str(n) + 't':>9} {'x':>5}"
+                   for what in ("run", "best", "hot"))
+    print(f"  {'step':<36} {'node':<14}{head} {'lost':>7}  conv")
     for step, t in sorted(rows, key=loss, reverse=True)[:top]:
-        (r1, h1), (rn, hn) = t[1], t[n]
-        print(f"  {step.label()[:36]:<36} {step.name[:14]:<14} {r1 * 1e3:8.3f} {rn * 1e3:8.3f} "
-              f"{r1 / rn:5.2f} {h1 * 1e3:8.3f} {hn * 1e3:8.3f} {h1 / hn:5.2f} "
-              f"{(rn - r1 / n) * 1e3:7.3f}  {conv_shape(step)}")
+        cols = "".join(f" {t[1][k] * 1e3:9.3f} {t[n][k] * 1e3:9.3f} {t[1][k] / t[n][k]:5.2f}"
+                       for k in range(3))
+        print(f"  {step.label()[:36]:<36} {step.name[:14]:<14}{cols} "
+              f"{(t[n][0] - t[1][0] / n) * 1e3:7.3f}  {conv_shape(step)}")
 
 
 def main(argv=None):
