@@ -5,6 +5,7 @@ same convolutions on two builds of leanconv in one process.
     python bench/ab_builds.py --rev main --layers kinds [--algorithms im2col,patch2vec]
     python bench/ab_builds.py --rev main --layers mobile --activation silu
     python bench/ab_builds.py --rev main --layers pointwise --threads 2
+    python bench/ab_builds.py --rev main --layers mbv2 --threads 2 --burst 20
 
 Builds revision REV (git archive into a temporary directory, `setup.py
 build_ext --inplace`, ~15 s) and imports it beside the build of this tree
@@ -58,6 +59,10 @@ MOBILE = [("dw 3x3 1152@4", 1152, 1152, 4, 3, 1, 1, 1152),
           ("dw 3x3 144@32", 144, 144, 32, 3, 1, 1, 144),
           ("dw 3x3/2 96@64", 96, 96, 64, 3, 2, 1, 96),
           ("dw 3x3 32@64", 32, 32, 64, 3, 1, 1, 32)]
+# --layers mbv2: MobileNetV2's depthwise layers at 224 px (bench/onnx_profile.py's steps)
+MBV2 = [(f"dw 3x3{'/2' if s == 2 else ''} {C}@{H}", C, C, H, 3, s, 1, C) for C, H, s in (
+    (96, 112, 2), (144, 56, 1), (144, 56, 2), (192, 28, 1), (192, 28, 2), (384, 14, 1),
+    (576, 14, 1), (576, 14, 2), (960, 7, 1))]
 
 # --layers pointwise: the 1x1 convolutions of MobileNetV2 (expand, then project) and of
 # ResNet-50's bottlenecks
@@ -90,16 +95,23 @@ def quartiles(ts):
     return q2, q3 - q1
 
 
-def time_pair(calls, repeats, sleep_s=0.003):
-    """Alternate the calls; per call the median and IQR of its times (ms)."""
+def time_pair(calls, repeats, sleep_s=0.003, burst=0):
+    """Alternate the calls; per call the median and IQR of its times (ms).
+    burst > 0: each sample is the mean of `burst` back-to-back calls after an
+    untimed one, as a layer runs inside a model (the pool's workers still
+    awake from the call before); 0: single calls, each after the sleep (at 2+
+    threads that includes waking the workers)."""
     times = [[] for _ in calls]
     for f in calls:          # warm up: pages, caches, thread pool
         f()
     for _ in range(repeats):
         for i, f in enumerate(calls):
+            if burst:
+                f()
             t0 = time.perf_counter()
-            f()
-            times[i].append((time.perf_counter() - t0) * 1e3)
+            for _ in range(max(burst, 1)):
+                f()
+            times[i].append((time.perf_counter() - t0) * 1e3 / max(burst, 1))
             time.sleep(sleep_s)
     return [quartiles(t) for t in times]
 
@@ -107,25 +119,29 @@ def time_pair(calls, repeats, sleep_s=0.003):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rev", required=True, help="the other revision (A); this tree is B")
-    ap.add_argument("--layers", choices=("3x3", "kinds", "mobile", "pointwise"), default="3x3",
+    ap.add_argument("--layers", choices=("3x3", "kinds", "mobile", "mbv2", "pointwise"), default="3x3",
                     help="3x3 stride-1 layers, the other kinds (KINDS), MobileNet-class "
-                         "depthwise layers (MOBILE) or 1x1 layers (POINTWISE)")
+                         "depthwise layers (MOBILE, MBV2) or 1x1 layers (POINTWISE)")
     ap.add_argument("--activation", default=None, help="fused activation (e.g. silu)")
     ap.add_argument("--algorithms", default=None,
                     help="default: winograd_f2,f4,f6 for 3x3, auto for kinds")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=41)
+    ap.add_argument("--burst", type=int, default=0,
+                    help="time bursts of this many back-to-back calls (workers awake, as in a "
+                         "model) instead of single calls after a sleep")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         a = load(build_revision(args.rev, pathlib.Path(tmp)), "leanconv_a")
         b = load(HERE / "python", "leanconv_b")
         rng = np.random.default_rng(0)
         print(f"load average {os.getloadavg()[0]:.2f}; isa {b.isa()}; threads {args.threads}; "
-              f"A = {args.rev}, B = this tree; median ms (IQR), {args.repeats} interleaved calls each\n")
+              f"A = {args.rev}, B = this tree; median ms (IQR), {args.repeats} interleaved "
+              f"{f'bursts of {args.burst} calls' if args.burst else 'calls'} each\n")
         print("| layer | algorithm | A ms | B ms | B/A |\n|---|---|---|---|---|")
         layers = ([(name, C, M, H, 3, 1, 1, 1) for name, C, M, H in LAYERS]
                   if args.layers == "3x3" else
-                  {"kinds": KINDS, "mobile": MOBILE, "pointwise": POINTWISE}[args.layers])
+                  {"kinds": KINDS, "mobile": MOBILE, "mbv2": MBV2, "pointwise": POINTWISE}[args.layers])
         algorithms = args.algorithms or ("winograd_f2,winograd_f4,winograd_f6"
                                          if args.layers == "3x3" else "auto")
         for name, C, M, H, k, stride, pad, groups in layers:
@@ -140,7 +156,7 @@ def main(argv=None):
                 if algo == "auto":
                     algo = f"auto: {plans[0].algorithm} / {plans[1].algorithm}"
                 (ma, qa), (mb, qb) = time_pair(
-                    [lambda p=p, x=x, y=y: p(x, out=y) for p in plans], args.repeats)
+                    [lambda p=p, x=x, y=y: p(x, out=y) for p in plans], args.repeats, burst=args.burst)
                 print(f"| {name} | {algo} | {ma:.3f} ({qa:.3f}) | {mb:.3f} ({qb:.3f}) | "
                       f"{mb / ma:.3f} |")
 

@@ -83,10 +83,17 @@ double lc_conv_macs(const lc_conv_desc *d) {
            (double)(d->groups > 0 ? d->C / d->groups : d->C) * (double)d->kH * (double)d->kW;
 }
 
+/* One input channel per group (depthwise, whichever algorithm runs it):
+ * weighted as a depthwise multiply-add (internal.h). */
+double lc_conv_work(const lc_conv_desc *d) {
+    const int depthwise = d->groups > 1 && d->groups == d->C;
+    return lc_conv_macs(d) * (depthwise ? LC_WORK_PER_DEPTHWISE_MAC : 1.0);
+}
+
 /* The descriptor as it runs (internal.h). */
 lc_conv_desc lc_conv_as_run(const lc_conv_desc *dp) {
     lc_conv_desc d = *dp;
-    d.nthreads = lc_threads_for_work(d.nthreads, lc_conv_macs(&d));
+    d.nthreads = lc_threads_for_work(d.nthreads, lc_conv_work(&d));
     return d;
 }
 

@@ -336,11 +336,11 @@ int lc_depthwise_run(const lc_conv_desc *dp, const float *x, const float *w,
     if (t.band_rows > 0) {
         /* runs of planes: at least 4 per thread for balance, at most 64 */
         const int64_t planes = d->N * d->M;
-        t.chunk = lc_max64(1, lc_min64(64, planes / (4 * (int64_t)lc_threads_used(d->nthreads, planes, lc_conv_macs(d)))));
-        lc_parallel_for(d->nthreads, lc_div_up(planes, t.chunk), lc_conv_macs(d), lc_dw_band_task, &t);
+        t.chunk = lc_max64(1, lc_min64(64, planes / (4 * (int64_t)lc_threads_used(d->nthreads, planes, lc_conv_work(d)))));
+        lc_parallel_for(d->nthreads, lc_div_up(planes, t.chunk), lc_conv_work(d), lc_dw_band_task, &t);
         return LC_OK;
     }
-    const int threads = lc_threads_used(d->nthreads, d->N * d->M, lc_conv_macs(d));
+    const int threads = lc_threads_used(d->nthreads, d->N * d->M, lc_conv_work(d));
     if (res == y && d->OW > LC_DW_STAGE) {
         /* in place with rows too wide for the stack: a row per thread */
         int ok = 1;
@@ -350,7 +350,7 @@ int lc_depthwise_run(const lc_conv_desc *dp, const float *x, const float *w,
             return LC_ERR_NOMEM;
         }
     }
-    lc_parallel_for(threads, d->N * d->M, lc_conv_macs(d), lc_dw_task, &t);
+    lc_parallel_for(threads, d->N * d->M, lc_conv_work(d), lc_dw_task, &t);
     lc_aligned_free(t.stage);
     return LC_OK;
 }

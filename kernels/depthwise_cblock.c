@@ -120,10 +120,10 @@ int lc_depthwise_cblock_run(const lc_conv_desc *d, const lc_epilogue *ep, const 
     t.blocks = lc_div_up(d->M, L);
     /* fewer blocks than 2 per thread (one image of 16-32 channels): split
      * the rows too, each band re-reading its kH - 1 halo rows */
-    const int64_t blocks = d->N * t.blocks, threads = lc_threads_used(d->nthreads, d->OH, lc_conv_macs(d));
+    const int64_t blocks = d->N * t.blocks, threads = lc_threads_used(d->nthreads, d->OH, lc_conv_work(d));
     t.bands = blocks >= 2 * threads ? 1 : lc_min64(d->OH, lc_div_up(2 * threads, blocks));
     t.band_rows = lc_div_up(d->OH, t.bands);
     t.bands = lc_div_up(d->OH, t.band_rows);
-    lc_parallel_for(d->nthreads, blocks * t.bands, lc_conv_macs(d), lc_dwc_task, &t);
+    lc_parallel_for(d->nthreads, blocks * t.bands, lc_conv_work(d), lc_dwc_task, &t);
     return 1;
 }

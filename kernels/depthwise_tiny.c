@@ -77,6 +77,6 @@ int lc_depthwise_tiny_run(const lc_conv_desc *d, const lc_epilogue *ep, const fl
     if (t.taps.n > d->isa->dw_tiny_taps) return 0;   /* the other paths are faster there */
     t.c = lc_dw_call_of(d, ep, x, w, bias, res, y);
     t.chunks = lc_div_up(d->M, LC_DW_TINY_CHUNK);
-    lc_parallel_for(d->nthreads, d->N * t.chunks, lc_conv_macs(d), lc_dw_tiny_task, &t);
+    lc_parallel_for(d->nthreads, d->N * t.chunks, lc_conv_work(d), lc_dw_tiny_task, &t);
     return 1;
 }

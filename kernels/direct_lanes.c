@@ -34,9 +34,13 @@
 #include "internal.h"
 #include "leanconv/cpu.h"
 
-/* Output pixels a tile holds: 24 KiB at 64 channels, beside one pass's
- * weights in L1. */
-#define LC_DL_SEGMENT 96
+/* Output pixels a tile holds at most (64 KiB at 64 channels).  Each
+ * segment's transpose writes a run of it to every one of the CW output
+ * planes; longer runs (fewer, longer bursts of stores) made the stem ~2%
+ * faster than 96 pixels did, in spite of the tile leaving L1 (192 and 256
+ * measured alike; 48 was 2-3% slower), with 3x3/2 64>128 and 128>256 the
+ * same (thread CPU time, interleaved against the previous build, load ~3). */
+#define LC_DL_SEGMENT 256
 
 typedef struct {
     int64_t blocks;    /* channel blocks per group */
@@ -133,7 +137,7 @@ int64_t lc_direct_lanes_moved(const lc_conv_desc *d) {
 }
 
 /* The pixels of a segment of a band of q pixels: near-equal segments of at
- * most LC_DL_SEGMENT (98 pixels: 64 + 34, not 96 + 2), each a whole number
+ * most LC_DL_SEGMENT (300 pixels: 160 + 140, not 256 + 44), each a whole number
  * of vectors of the output planes but the last, so that the transpose's
  * stores of a band that starts on a vector (one band, the stem's halves) are
  * aligned: on the stem, stores across cache lines made the transpose ~10% of

@@ -126,6 +126,13 @@ static inline void lc_copy_strided_isa(const lc_isa_config *cfg, float *dst, con
  * loop and every workspace sized per thread. */
 #define LC_THREADS_MAX 256
 int lc_threads_for_work(int nthreads, double work);
+/* The rule's unit is a GEMM micro-kernel multiply-add (~110 GMAC/s a Zen 5
+ * core).  A depthwise multiply-add reuses neither weights across pixels in
+ * registers nor inputs across channels, and pays per-plane setup and
+ * borders: 20-55 GMAC/s on the 7x7-28x28 planes of MobileNet-class models
+ * (960@7 3x3: 19), so it counts as this many.  A constant, not a measurement,
+ * for the same reason as the rule's bound (kernels/parallel.c). */
+#define LC_WORK_PER_DEPTHWISE_MAC 4.0
 static inline int lc_threads_used(int nthreads, int64_t items, double work) {
     int64_t t = lc_min64(lc_threads_for_work(nthreads, work), items < 1 ? 1 : items);
     t = lc_min64(t, LC_THREADS_MAX);
@@ -246,11 +253,14 @@ int lc_gemm_wide_rows(const lc_isa_config *cfg, size_t n);
         return b_;                                           \
     }
 void lc_conv_tiling(const lc_conv_desc *d, int64_t *tiling);
-/* A convolution's multiply-adds (the work its loops pass lc_parallel_for),
- * and the descriptor as it runs: its thread count cut to what that work
- * repays, from which the workspace, the tiling and the choice's prices all
- * derive (kernels/conv.c). */
+/* A convolution's multiply-adds; its work for the thread rule (the unit of
+ * lc_threads_for_work: GEMM multiply-adds, so the multiply-adds weighted by
+ * what one costs in its kind of kernel, LC_WORK_PER_DEPTHWISE_MAC); and the
+ * descriptor as it runs: its thread count cut to what that work repays, from
+ * which the workspace, the tiling and the choice's prices all derive
+ * (kernels/conv.c). */
 double lc_conv_macs(const lc_conv_desc *d);
+double lc_conv_work(const lc_conv_desc *d);
 lc_conv_desc lc_conv_as_run(const lc_conv_desc *d);
 int lc_conv_run_tiled(const lc_conv_desc *d, const int64_t *tiling, int64_t need,
                       const float *x, const float *packed, const float *bias, const float *res,

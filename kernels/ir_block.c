@@ -111,8 +111,8 @@ static int64_t lc_irb_slice_bytes(const lc_conv_desc *e, const lc_conv_desc *d, 
     return lc_aligned_floats_bytes(lc_mul(lc_mul(e->M, lc_irb_cap(e, d), ok), d->W, ok), ok);
 }
 
-static double lc_irb_macs(const lc_conv_desc *e, const lc_conv_desc *d) {
-    return lc_conv_macs(e) + lc_conv_macs(d);
+static double lc_irb_work(const lc_conv_desc *e, const lc_conv_desc *d) {
+    return lc_conv_work(e) + lc_conv_work(d);
 }
 
 /* Runs of consecutive bands per image: each run is one task, its bands in
@@ -136,7 +136,7 @@ int64_t lc_ir_block_workspace_bytes(const lc_conv_desc *e, const lc_conv_desc *d
     const int64_t band = lc_ir_block_band_rows(e, d);
     if (band < 1) return -1;
     int ok = 1;
-    const int threads = lc_threads_used(d->nthreads, lc_irb_items(d, band), lc_irb_macs(e, d));
+    const int threads = lc_threads_used(d->nthreads, lc_irb_items(d, band), lc_irb_work(e, d));
     const int64_t bytes = lc_mul(threads, lc_irb_slice_bytes(e, d, &ok), &ok);
     return ok ? bytes : -1;
 }
@@ -252,6 +252,6 @@ int lc_ir_block_run(const lc_conv_desc *e, const lc_conv_desc *d, const float *x
     t.cap = lc_irb_cap(e, d);
     t.run_bands = lc_irb_run_bands(d, t.band);
     t.runs = lc_div_up(lc_div_up(d->OH, t.band), t.run_bands);
-    lc_parallel_for(d->nthreads, lc_irb_items(d, t.band), lc_irb_macs(e, d), lc_irb_task, &t);
+    lc_parallel_for(d->nthreads, lc_irb_items(d, t.band), lc_irb_work(e, d), lc_irb_task, &t);
     return LC_OK;
 }

@@ -184,6 +184,26 @@ def test_reshape_with_another_thread_count_replans(isa, rng, algorithm):
     assert outs[1].tobytes() == outs[2].tobytes()
 
 
+def test_the_thread_rule_weighs_a_depthwise_multiply_add_above_a_gemm_one(isa, rng):
+    """960@7 3x3 depthwise is 423 K multiply-adds, under the 2 x 262144 a
+    second thread needs in GEMM multiply-adds, but each costs about four
+    (LC_WORK_PER_DEPTHWISE_MAC, kernels/internal.h): it runs on two threads;
+    a 1x1 convolution of as many multiply-adds (96 -> 96 on 7x7: 451 K) on
+    one.  The depthwise bits do not depend on the threads."""
+    THREADS = 1   # the as-run thread count, second word of the tiling's head
+    depthwise = ALGOS.index("depthwise")
+    w = rng.standard_normal((960, 1, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(960).astype(np.float32)
+    op, spec = make_op(isa, w, b, depthwise, groups=960)
+    assert op.setup(1, 7, 7, 2, depthwise).tiling[THREADS] == 2
+    x = rng.standard_normal((1, 960, 7, 7)).astype(np.float32)
+    assert call(op, spec, x, depthwise, 1).tobytes() == call(op, spec, x, depthwise, 2).tobytes()
+    im2col = ALGOS.index("im2col")
+    w1 = rng.standard_normal((96, 96, 1, 1)).astype(np.float32)
+    op1, _ = make_op(isa, w1, b[:96], im2col, padding=0)
+    assert op1.setup(1, 7, 7, 2, im2col).tiling[THREADS] == 1
+
+
 def test_decisions_table_grows_then_forgets_the_least_recently_used(rng, filters):
     """The operator's table of remembered decisions starts small and grows
     with the geometries it meets (most operators see one or two), up to 256;

@@ -866,3 +866,19 @@ def test_bench_model_without_comparison_and_bad_arguments():
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_a_scalar_axes_input_is_one_axis():
+    """onnxruntime takes a scalar axes for Unsqueeze (the spec asks for 1-D);
+    leanconv takes it for Unsqueeze and Squeeze alike rather than failing on
+    iterating a 0-d array."""
+    x = rng(31).standard_normal((3, 4)).astype(np.float32)
+    model = make_model([helper.make_node("Unsqueeze", ["x", "ax"], ["y"])], [("x", (3, 4))],
+                       [("y", (1, 3, 4))], [("ax", np.array(0, np.int64))])
+    (y,) = lco.prepare(model).run({"x": x})
+    ref = ort_run(model, {"x": x})[0]
+    assert y.shape == ref.shape and y.tobytes() == ref.tobytes()
+    model = make_model([helper.make_node("Squeeze", ["x", "ax"], ["y"])], [("x", (1, 3, 4))],
+                       [("y", (3, 4))], [("ax", np.array(0, np.int64))])
+    (y,) = lco.prepare(model).run({"x": x[None]})
+    assert y.shape == (3, 4) and y.tobytes() == x.tobytes()

@@ -10,6 +10,7 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 from onnx import helper, numpy_helper  # noqa: E402
 from test_onnx_adapter import assert_matches_ort, make_model, rel_err  # noqa: E402
+from test_onnx_model_file import record_cached_constants  # noqa: E402
 
 import leanconv.onnx as lco  # noqa: E402
 
@@ -108,14 +109,7 @@ def test_raw_se_and_classifier_weights_are_read_once_not_kept(monkeypatch):
     step: prepare reads them for that alone and never caches the raw arrays
     in its constants (which held them beside the packed copies until prepare
     ended: LR-ASPP's peak while preparing was 6 MB above its plan)."""
-    from leanconv.onnx import graph
-    cached = []
-    real = graph.Constants.__missing__
-
-    def missing(self, name):
-        cached.append(name)
-        return real(self, name)
-    monkeypatch.setattr(graph.Constants, "__missing__", missing)
+    cached = record_cached_constants(monkeypatch)
     g = np.random.default_rng(5)
     extra = [helper.make_node("GlobalAveragePool", ["y"], ["v"]),
              helper.make_node("Flatten", ["v"], ["f"]),

@@ -27,7 +27,7 @@ def pack(w):
     return out
 
 
-def pack_rows(read, n, k, scale=1.0, chunk_bytes=16 << 20):
+def pack_rows(read, n, k, scale=1.0, chunk_bytes=1 << 20):
     """pack() of W (n x k) given as read(start, stop) -> rows [start, stop) of
     it (float32), a slice of whole panels at a time: W is never whole in
     memory beside its packed copy.  Rows are scaled by `scale` first."""
@@ -36,6 +36,8 @@ def pack_rows(read, n, k, scale=1.0, chunk_bytes=16 << 20):
     for start in range(0, n, step):
         stop = min(n, start + step)
         w = np.ascontiguousarray(read(start, stop), dtype=np.float32)
+        if w.size == (stop - start) * k:
+            w = w.reshape(stop - start, k)   # (a 1x1 Conv's (rows, k, 1, 1))
         if w.shape != (stop - start, k):
             raise ValueError(f"pack_rows: read({start}, {stop}) gave shape {w.shape}")
         if scale != 1.0:

@@ -86,79 +86,110 @@ def _read_initializer(file_weights, proto):
     return numpy_helper.to_array(proto)
 
 
+class _Unread:
+    """A constant not read yet: its shape and dtype, load() -> a fresh array
+    each call (nothing cached), and rows(start, stop) when it can be read by
+    rows straight from the model file (else None)."""
+    __slots__ = ("shape", "dtype", "load", "rows")
+
+    def __init__(self, shape, dtype, load, rows=None):
+        self.shape, self.dtype, self.load, self.rows = tuple(shape), np.dtype(dtype), load, rows
+
+
+def _unread_initializer(proto, file):
+    """The _Unread of an initializer.  Its loaders hold the proto and the file,
+    not the Constants: a source kept until its Conv is packed must not keep
+    every value folded or rewritten at prepare alive with it (ConvNeXt's
+    transposed and 1x1 copies of every MatMul weight: 150 MB above the plan
+    while packing)."""
+    rows = None
+    if file is not None and proto.name in file:
+        def rows(start, stop):
+            return file.read_rows(proto.name, start, stop)
+    return _Unread(tuple(proto.dims), NP_TYPES.get(proto.data_type, np.dtype("O")),
+                   lambda: _read_initializer(file, proto), rows)
+
+
 class Constants(dict):
-    """Values known at prepare time.  Initializers are converted to arrays on
-    first access, so a Conv's weights can be read straight from the model when
-    it is packed (see weight_source) and never held twice."""
+    """Values known at prepare time.  Initializers -- and values derived from
+    them alone by a Transpose or a rewrite (derive) -- stay unread until a
+    step asks: a Conv's or a classifier's weights are then read straight from
+    the model when packed (weight_source, row_reader, read_once) and never
+    held twice; any other access reads and keeps the value here."""
 
     def __init__(self, initializers, file_weights=None):
         super().__init__()
-        self._protos = {t.name: t for t in initializers}
-        self._file = file_weights   # model_file.FileWeights: initializers read from the file
+        self._unread = {t.name: _unread_initializer(t, file_weights) for t in initializers}
 
     def __contains__(self, name):
-        return dict.__contains__(self, name) or name in self._protos
+        return dict.__contains__(self, name) or name in self._unread
 
     def __missing__(self, name):
-        value = self._read(self._protos.pop(name))
+        value = self._unread.pop(name).load()
         self[name] = value
         return value
-
-    def _read(self, proto):
-        return _read_initializer(self._file, proto)
 
     def get(self, name, default=None):
         return self[name] if name in self else default
 
     def drop(self, name):
         """Forget constant `name` (nothing reads it any more)."""
-        self._protos.pop(name, None)
+        self._unread.pop(name, None)
         self.pop(name, None)
 
     def read_once(self, name):
         """The value of constant `name` for a step that keeps its own (packed)
-        copy: an initializer not read yet is read without being kept here, so
+        copy: a value not read yet is read without being kept here, so
         prepare never holds the raw and the packed copy of every such weight
         at once; None when `name` is not a constant."""
-        source = self.weight_source(name) if name else None
-        if source is not None:
-            return source.load()
+        u = self._unread.get(name) if name else None
+        if u is not None:
+            return u.load()
         return self[name] if name and name in self else None
 
     def row_reader(self, name):
-        """read(start, stop) -> rows [start, stop) of initializer `name`, straight
-        from the file and not kept here, or None when it is not an initializer
-        left in the file (or was read already)."""
-        proto = self._protos.get(name)
-        file = self._file
-        if proto is None or file is None or name not in file:
-            return None
-        return lambda start, stop: file.read_rows(name, start, stop)
+        """read(start, stop) -> rows [start, stop) of `name`, straight from the
+        model file and not kept here, or None when it is not an initializer
+        still in the file."""
+        u = self._unread.get(name)
+        return None if u is None else u.rows
+
+    def alias(self, name, source):
+        """Constant `name` is `source` (an Identity of it): a value not read
+        yet stays unread, rather than being read whole to be copied."""
+        u = self._unread.get(source)
+        if u is None:
+            return False
+        self._unread[name] = u
+        return True
+
+    def derive(self, name, source, shape, fn):
+        """Constant `name` is fn(value of `source`), of `shape` and the same
+        dtype: when `source` is not read yet, `name` is computed only when read
+        -- for a weight, when it is packed -- and returns True; else False (the
+        caller computes it now)."""
+        u = self._unread.get(source)
+        if u is None:
+            return False
+        load = u.load
+        self._unread[name] = _Unread(shape, u.dtype, lambda: fn(load()))
+        return True
 
     def meta(self, name):
         """(shape, dtype) of constant `name` without reading it, or None."""
-        proto = self._protos.get(name)
-        if proto is not None:
-            return tuple(proto.dims), NP_TYPES.get(proto.data_type, np.dtype("O"))
+        u = self._unread.get(name)
+        if u is not None:
+            return u.shape, u.dtype
         if dict.__contains__(self, name):
             a = np.asarray(self[name])
             return a.shape, a.dtype
         return None
 
     def weight_source(self, name):
-        """A WeightSource reading initializer `name` when loaded (not cached
-        here: the Conv drops it once packed), or None if it is not one."""
-        proto = self._protos.get(name)
-        if proto is None:
-            return None
-        shape = tuple(proto.dims)
-        dtype = NP_TYPES.get(proto.data_type, np.dtype("O"))
-        # the loader holds the proto and the file, not this dict: a source kept
-        # until its Conv is packed must not keep every value folded or rewritten
-        # at prepare alive with it (ConvNeXt's transposed and 1x1 copies of
-        # every MatMul weight: 150 MB above the plan while packing)
-        file = self._file
-        return conv_mod.WeightSource(shape, dtype, lambda: _read_initializer(file, proto))
+        """A WeightSource reading `name` when loaded (not cached here: the Conv
+        drops it once packed), or None if it has been read already."""
+        u = self._unread.get(name)
+        return None if u is None else conv_mod.WeightSource(u.shape, u.dtype, u.load)
 
 
 class BuildContext:
@@ -168,6 +199,26 @@ class BuildContext:
 
     def const(self, name):
         return self.constants.get(name) if name else None
+
+
+def _fold_unread(node, constants):
+    """Fold an Identity or a Transpose of a value not read yet without reading
+    it (Constants.alias / derive): the exporters share weights through
+    Identity nodes and feed MatMuls through Transposes of them.  False when
+    the node must run now."""
+    if len(node.inputs) != 1 or len(node.outputs) != 1:
+        return False
+    if node.op_type == "Identity":
+        return constants.alias(node.outputs[0], node.inputs[0])
+    meta = constants.meta(node.inputs[0]) if node.op_type == "Transpose" else None
+    if meta is None:
+        return False
+    perm = node.attr("perm")
+    perm = list(reversed(range(len(meta[0])))) if perm is None else [int(p) for p in perm]
+    if sorted(perm) != list(range(len(meta[0]))):
+        return False   # the step names the problem
+    return constants.derive(node.outputs[0], node.inputs[0], tuple(meta[0][p] for p in perm),
+                            lambda a: np.transpose(a, perm))
 
 
 def _opset(model):
@@ -479,7 +530,8 @@ def build_program(model, algorithm="auto", threads=None, fuse=True,
     unread = {name: len(idx) for name, idx in _readers(nodes, outputs).items()}
     for node in nodes:
         if all(not n or n in constants for n in node.inputs):
-            _build(node, ctx).run(constants)
+            if not _fold_unread(node, constants):
+                _build(node, ctx).run(constants)
             for n in node.inputs:
                 unread[n] = unread.get(n, 1) - 1
                 if n and unread[n] == 0:

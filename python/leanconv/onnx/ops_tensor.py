@@ -64,6 +64,12 @@ def build_transpose(node, ctx):
     return Step(node, lambda x: (np.transpose(x, perm),), view=True)
 
 
+def _axes_list(axes):
+    """An axes input as a list of ints; a scalar is one axis (onnxruntime takes
+    that too, though the spec asks for 1-D)."""
+    return [int(a) for a in np.asarray(axes).reshape(-1)]
+
+
 def unsqueeze(x, axes):
     rank = x.ndim + len(axes)
     norm = sorted(a + rank if a < 0 else a for a in axes)
@@ -84,7 +90,7 @@ def build_unsqueeze(node, ctx):
         return Step(node, lambda x: (unsqueeze(x, axes),), inputs=node.inputs[:1], view=True,
                     into=ReshapeInto(ctx.settings))
     node.allow()
-    return Step(node, lambda x, axes: (unsqueeze(x, [int(a) for a in axes]),), view=True,
+    return Step(node, lambda x, axes: (unsqueeze(x, _axes_list(axes)),), view=True,
                 into=ReshapeInto(ctx.settings))
 
 
@@ -106,7 +112,7 @@ def build_squeeze(node, ctx):
                     into=ReshapeInto(ctx.settings))
     node.allow()
     return Step(node, lambda x, axes=None: (squeeze(x, None if axes is None else
-                                                    [int(a) for a in axes]),), view=True,
+                                                    _axes_list(axes)),), view=True,
                 into=ReshapeInto(ctx.settings))
 
 

@@ -204,8 +204,8 @@ def _rewritable(node, value, constants):
         return other == "" or other not in constants or \
             _last_axis_constant(constants[other]) is not None
     if op == "MatMul":
-        b = constants.get(node.inputs[1]) if node.inputs[0] == value else None
-        return b is not None and np.asarray(b).ndim == 2 and np.asarray(b).dtype == np.float32
+        meta = constants.meta(node.inputs[1]) if node.inputs[0] == value else None
+        return meta is not None and len(meta[0]) == 2 and meta[1] == np.float32
     if op == "LayerNormalization":
         if node.inputs[0] != value or node.n_outputs() != 1 or \
                 int(node.attr("axis", -1)) not in (-1, 3):
@@ -273,22 +273,37 @@ def _fold_norm_affine(region, readers, constants):
                                              for r in readers.get(norm.outputs[0], [])):
             continue
         shift = constants.get(norm.input(2)) if norm.input(2) else None
-        w, b = fold_linear_affine(np.array(constants[conv.inputs[1]], np.float32), None,
-                                  in_scale=constants[norm.inputs[1]], in_shift=shift)
-        constants[conv.inputs[1]] = w
+        scale = constants[norm.inputs[1]]
+
+        def fold(w, scale=scale, shift=shift):   # (scales w in place when it may)
+            return fold_linear_affine(w, None, in_scale=scale, in_shift=shift)
+        name = conv.inputs[1]
+        meta = constants.meta(name)
+        if shift is not None:   # the bias needs the weights now: read them, keep the bias
+            b = fold(constants.read_once(name))[1]
+        # a weight not read yet is folded when read (for packing), a fresh array each time
+        if not constants.derive(name, name, meta[0], lambda w, fold=fold: fold(w)[0]):
+            w, b = fold(np.array(constants[name], np.float32))   # a constant others may read
+            constants[name] = w
         if shift is not None:
             constants[f"{conv.name}/leanconv_norm_bias"] = b
             conv.inputs.append(f"{conv.name}/leanconv_norm_bias")
         norm.inputs = norm.inputs[:1]
 
 
+def _as_1x1(b):
+    """A MatMul's (K, N) weight as the (N, K, 1, 1) weight of the 1x1 Conv."""
+    return np.ascontiguousarray(b.T)[:, :, None, None]
+
+
 def _nchw(node, constants, inner):
     """The NCHW form of one island node."""
     op = node.op_type
     if op == "MatMul":
-        b = np.asarray(constants[node.inputs[1]], dtype=np.float32)
         w = f"{node.name}/leanconv_1x1_weight"
-        constants[w] = np.ascontiguousarray(b.T)[:, :, None, None]
+        k, n = constants.meta(node.inputs[1])[0]
+        if not constants.derive(w, node.inputs[1], (n, k, 1, 1), _as_1x1):
+            constants[w] = _as_1x1(np.asarray(constants[node.inputs[1]], dtype=np.float32))
         return _make("Conv", [node.inputs[0], w], node.outputs, node.name, node.opset,
                      kernel_shape=[1, 1])
     if op == "LayerNormalization":

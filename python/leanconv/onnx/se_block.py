@@ -190,12 +190,20 @@ def _epilogue_of(name, params):
     return _epilogue.parse(name if not params else (name, *params))
 
 
+def _packed(constants, name, rows, k):
+    """A 1x1 weight (rows, k, 1, 1) in the dense kernel's panels, read a few
+    panels at a time when it is still in the model file, else read once."""
+    read = constants.row_reader(name)
+    if read is not None:
+        return _dense.pack_rows(read, rows, k)
+    return _dense.pack(np.asarray(constants.read_once(name)).reshape(rows, k))
+
+
 def build_squeeze_excite(node, ctx):
     node.allow("act1", "act1_params", "gate", "gate_params")
-    w1 = np.asarray(ctx.constants.read_once(node.inputs[1]))
-    w2 = np.asarray(ctx.constants.read_once(node.inputs[3]))
-    r, c = w1.shape[:2]
-    w1p, w2p = _dense.pack(w1.reshape(r, c)), _dense.pack(w2.reshape(c, r))
+    r, c = ctx.constants.meta(node.inputs[1])[0][:2]   # (the matcher checked both shapes)
+    w1p = _packed(ctx.constants, node.inputs[1], r, c)
+    w2p = _packed(ctx.constants, node.inputs[3], c, r)
     b1 = np.ascontiguousarray(ctx.constants[node.inputs[2]], np.float32) if node.inputs[2] else None
     b2 = np.ascontiguousarray(ctx.constants[node.inputs[4]], np.float32) if node.inputs[4] else None
     act1 = _epilogue_of(node.attr("act1"), node.attr("act1_params", []))
