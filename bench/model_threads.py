@@ -242,13 +242,18 @@ def main(argv=None):
                    help="torchvision models to freeze, comma-separated ('' for none; 'all')")
     from _model_args import add_model_args
     add_model_args(p, min_time=0.3)
+    p.add_argument("--zoo", default=None,
+                   help="only these light-zoo models, comma-separated (default: all of them)")
     p.add_argument("--out", default=str(ROOT / "docs" / "threading.md"))
     a = p.parse_args(argv)
+    zoo_only = None if a.zoo is None else {f"zoo {n} 224" for n in a.zoo.split(",") if n}
     load_before = os.getloadavg()[0]
     onnx_rows, torch_rows = [], []
     from onnx_models import model_list
     for label, get_path in model_list([n for n in a.onnx.split(",") if n], ["torchscript"],
                                       a.size, not a.no_zoo, a.cache):
+        if zoo_only is not None and label.startswith("zoo ") and label not in zoo_only:
+            continue
         try:
             path = get_path()
             kinds = [("leanconv", 1), ("leanconv", 2), ("ort", 2)]

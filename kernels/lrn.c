@@ -39,8 +39,9 @@ static float lrn_power(float d, float beta) {
 
 static void lrn_task(void *vctx, int64_t item, int thread) {
     const lc_lrn_ctx *t = (const lc_lrn_ctx *)vctx;
-    const int64_t img = item / t->blocks, p0 = (item % t->blocks) * LC_LRN_BLOCK;
-    const int64_t np = t->hw - p0 < LC_LRN_BLOCK ? t->hw - p0 : LC_LRN_BLOCK;
+    /* block b of an image: pixels [b * hw / blocks, (b + 1) * hw / blocks) */
+    const int64_t img = item / t->blocks, b = item % t->blocks;
+    const int64_t p0 = b * t->hw / t->blocks, np = (b + 1) * t->hw / t->blocks - p0;
     const float *x = t->x + img * t->channels * t->hw + p0;
     float *y = t->y + img * t->channels * t->hw + p0;
     float acc[LC_LRN_BLOCK];
@@ -71,7 +72,16 @@ int lc_lrn(const lc_isa_config *isa, const float *x, float *y, int64_t n, int64_
     t.root = beta == 1.0f ? 0 : beta == 0.5f ? 1 : beta == 0.75f ? 2 : -1;
     t.div = isa && t.root >= 0 ? isa->lrn_div : NULL;
     t.x = x; t.y = y; t.channels = channels; t.hw = hw; t.size = size;
+    /* blocks of at most LC_LRN_BLOCK pixels, within one pixel of each other;
+     * a single image's count rounded up to a multiple of the threads (at
+     * least 32 pixels a block): 27x27 made blocks of 256, 256 and 217
+     * pixels, one thread 512 of 729 (AlexNet's second LRN) */
     t.blocks = (hw + LC_LRN_BLOCK - 1) / LC_LRN_BLOCK;
+    if (n == 1 && nthreads > 1) {
+        int64_t balanced = (t.blocks + nthreads - 1) / nthreads * nthreads;
+        const int64_t most = hw / 32 > t.blocks ? hw / 32 : t.blocks;
+        t.blocks = balanced < most ? balanced : most;
+    }
     t.before = (size - 1) / 2;
     t.after = size - 1 - t.before;
     t.scale = alpha / (float)size;

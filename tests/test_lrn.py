@@ -70,3 +70,27 @@ def test_onnx_lrn_matches_onnxruntime(size, beta):
     model = make_model(nodes, [("x", (1, 12, 9, 7))], [("y", None)])
     x = (np.random.default_rng(0).standard_normal((1, 12, 9, 7)) * 4).astype(np.float32)
     assert_matches_ort(model, {"x": x})
+
+
+# One image's blocks of pixels come in a multiple of the threads: AlexNet's
+# second LRN (27x27) made blocks of 256, 256 and 217 pixels (2 against 1);
+# blocks stay at least 32 pixels (a 40-pixel plane keeps its one block).
+@pytest.mark.skipif(_core.parallel_backend() != "pool", reason="no pthread pool in this build")
+@pytest.mark.parametrize("hw, items", [(27 * 27, 4), (55 * 55, 12), (40, 1)])
+def test_lrn_blocks_are_balanced_over_the_team(hw, items):
+    C = 256
+    x = np.random.default_rng(7).standard_normal(C * hw).astype(np.float32)
+    outs = []
+    for threads in (1, 2):
+        y = np.empty_like(x)
+        _core.pool_trace(10)
+        try:
+            _core.lrn(x, y, 1, C, hw, 5, 1e-4, 0.75, 1.0, threads, _isa.isa_id())
+            recs = _core.pool_trace()
+        finally:
+            _core.pool_trace(0)
+        assert len(recs) == 1
+        if threads == 2:
+            assert recs[0]["count"] == items
+        outs.append(y)
+    assert outs[0].tobytes() == outs[1].tobytes()

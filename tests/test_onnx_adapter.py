@@ -733,6 +733,27 @@ def test_default_budget_bounds_the_packings_and_maxsize_lifts_it():
     assert rel_err(rep.run([x])[0], free.run([x])[0].astype(np.float64)) < 1e-4
 
 
+def test_default_budget_chooses_the_same_algorithms_at_any_thread_count():
+    """The default budget prices every layer at one thread, whatever the run's
+    count: Winograd's workspace grows at 2 threads (its input transformed
+    whole first), which made this model's second layer leave direct_lanes for
+    patch2vec at 2 threads only, so 1 and 2 threads computed different bits."""
+    g = rng(26)
+    w = [g.standard_normal((192, 64, 3, 3)).astype(np.float32),
+         g.standard_normal((64, 192, 3, 3)).astype(np.float32)]
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["a", "w1"], ["y"], pads=[1, 1, 1, 1])]
+    model = make_model(nodes, [("x", (1, 64, 56, 56))], [("y", None)],
+                       [(f"w{i}", v) for i, v in enumerate(w)])
+    x = g.standard_normal((1, 64, 56, 56)).astype(np.float32)
+    reps = [lco.prepare(model, threads=t) for t in (1, 2)]
+    assert algorithms(reps[0]) == algorithms(reps[1])
+    ys = [r.run([x])[0] for r in reps]
+    np.testing.assert_array_equal(ys[0], ys[1])
+    ref = lco.prepare(model, algorithm="direct", threads=1).run([x])[0]
+    assert rel_err(ys[1], ref.astype(np.float64)) < 1e-4
+
+
 def test_default_budget_trades_the_least_time_per_byte_within_the_bound():
     from leanconv.onnx import budget
     # (algorithm, packed, workspace, cost): a trades 5 bytes for 1 unit of time, b 2 for 3

@@ -242,6 +242,8 @@ PLANE_CASES = [  # (planes, H, W, OH, OW, (kh, kw), (sh, sw), (dh, dw), (pt, pl,
     (9, 70, 15, 70, 15, (2, 2), (1, 1), (1, 1), (0, 1, 1, 0)),
     (3, 300, 14, 300, 14, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
     (40, 1, 1, 1, 1, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    # items of 4 and 5 planes (16 items rounded up from 13 to a multiple of 2)
+    (64, 56, 56, 28, 28, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1)),
 ]
 
 
@@ -281,17 +283,42 @@ def test_pools_over_chunks_of_rows_give_the_portable_bits(planes, H, W, OH, OW, 
     ((16, 8, 8, 4, 4, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0), 1),       # 64 rows
 ])
 def test_small_plane_pools_split_by_rows_and_taps(geom, team):
-    planes, H, W, OH, OW = geom[:5]
+    planes, H, W = geom[:3]
     x = np.random.default_rng(3).standard_normal(planes * H * W).astype(np.float32)
-    outs = []
-    for threads in (1, 2):
-        y = np.empty(planes * OH * OW, np.float32)
-        _core.pool_trace(10)
-        try:
-            _core.pool2d(x, y, geom, True, False, threads)
-            recs = _core.pool_trace()
-        finally:
-            _core.pool_trace(0)
+    runs = [traced_pool(x, geom, True, threads) for threads in (1, 2)]
+    for threads, (_, recs) in zip((1, 2), runs):
         assert [r["team"] for r in recs] == [min(threads, team)]
-        outs.append(y)
+    assert runs[0][0].tobytes() == runs[1][0].tobytes()
+
+
+def traced_pool(x, geom, is_max, threads):
+    """(output, the pool's trace records) of one pool2d call."""
+    y = np.empty(geom[0] * geom[3] * geom[4], np.float32)
+    _core.pool_trace(10)
+    try:
+        _core.pool2d(x, y, geom, is_max, False, threads, _isa.isa_id())
+        return y, _core.pool_trace()
+    finally:
+        _core.pool_trace(0)
+
+
+# A plane pool's items come in a multiple of the team, of sizes that differ by
+# at most one plane: 64 planes of 56x56 output made 13 items of 5 planes
+# (7 items against 6); SqueezeNet's third pool (256 planes of 13x13) 3 items.
+@pytest.mark.skipif(_core.parallel_backend() != "pool", reason="no pthread pool in this build")
+@pytest.mark.parametrize("geom, items", [
+    ((64, 112, 112, 56, 56, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1), 14),
+    ((256, 27, 27, 13, 13, 3, 3, 2, 2, 1, 1, 0, 0, 0, 0), 4),
+    ((1024, 7, 7, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1), 4),
+])
+def test_plane_pool_items_are_balanced_over_the_team(geom, items):
+    planes, H, W, OH, OW = geom[:5]
+    x = np.random.default_rng(4).standard_normal(planes * H * W).astype(np.float32)
+    runs = [traced_pool(x, geom, False, threads) for threads in (1, 2)]
+    assert [[r["team"] for r in recs] for _, recs in runs] == [[1], [2]]
+    assert runs[1][1][0]["count"] == items
+    outs = [y for y, _ in runs]
     assert outs[0].tobytes() == outs[1].tobytes()
+    want = reference(x.reshape(planes, H, W), OH, OW, geom[5:7], geom[7:9], geom[9:11],
+                     geom[11:], False, False)
+    np.testing.assert_allclose(outs[1], want.reshape(-1), rtol=1e-5, atol=1e-6)

@@ -394,13 +394,21 @@ class Schedule:
         settings = self.program.settings
         budget = getattr(settings, "memory_budget", None)
         if budget is not None or settings.algorithm == "auto":
-            layers = [steps[i].conv.candidates(conv_inputs[i], settings.threads) for i in convs]
             if budget is None:   # the default: Winograd within a bound (budget.default_budget)
+                # priced at one thread, whatever the run's count: the same
+                # algorithms (and so the same bits) at any thread count, and
+                # Winograd's larger workspace at 2 threads (its input
+                # transformed whole first: 3.9 MB against 1.2 for
+                # 64->192 @56) does not push the model's largest layers off
+                # Winograd, which costs more time than those bytes are worth
+                layers = [steps[i].conv.candidates(conv_inputs[i], 1) for i in convs]
                 raw = [4 * int(np.prod(steps[i].conv.weight_shape)) for i in convs]
                 largest = max([np.asarray(v).nbytes for v in self.program.constants.values()]
                               + raw, default=0)
                 names = budget_mod.default_budget(layers, raw, largest)
             else:
+                layers = [steps[i].conv.candidates(conv_inputs[i], settings.threads)
+                          for i in convs]
                 fixed = fixed_bytes + sum(np.asarray(v).nbytes
                                           for v in self.program.constants.values())
                 names = budget_mod.fit(layers, fixed, other_scratch, budget)
