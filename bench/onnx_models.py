@@ -408,7 +408,8 @@ def write_markdown(rows, mem, overhead, waits, args, path):
               "By default (no memory_budget) "
               "the convolutions' packings and workspace hold at most their raw weights plus the "
               "model's largest weight (leanconv.onnx.budget.default_budget, as "
-              "leanconv.torch.freeze), "
+              "leanconv.torch.freeze; the workspace priced at one thread, so every thread count "
+              "chooses the same algorithms), "
               "Winograd kept where it saves the most time per byte; the memory_budget=sys.maxsize "
               "row lifts that bound (every layer takes auto's packing, the fastest by the cost "
               "model).", "",

@@ -29,7 +29,9 @@ def default_budget(layers, raw, largest):
     rule); and where one weight dwarfs the convolutions (VGG's 400 MB
     classifier), the convolutions' packings are small next to what the model
     holds anyway and keep their fastest algorithms.  Never refuses: a model
-    that cannot fit it gets its leanest choice."""
+    that cannot fit it gets its leanest choice.  The caller prices the
+    layers' workspaces at one thread (schedule.py), so the choice, and the
+    bits, are the same at every thread count."""
     options = [_default_options(c) for c in layers]
     return fit(options, 0, 0, sum(raw) + max([largest] + raw), refuse=False)
 
