@@ -12,6 +12,14 @@ import numpy as np
 from leanconv import _core, _isa, _threads
 
 
+_NO_WORKSPACE = np.zeros(0, np.uint8)
+
+
+def run(call):
+    """Run one bound call now (a step called outside a compiled schedule)."""
+    _core.run_bound((call,), _NO_WORKSPACE)
+
+
 def bindable(x, y):
     """x and y as a bound C pooling call takes them: 4-D float32, contiguous."""
     return y is not None and x.ndim == 4 and x.dtype == np.float32 and \

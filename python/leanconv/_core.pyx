@@ -1181,20 +1181,12 @@ def pool2d(const float[::1] x, float[::1] out, tuple geom, bint is_max, bint cou
     """out = 2-D max/average pooling of x, flat float32 NCHW buffers.  geom =
     (planes, H, W, OH, OW, kh, kw, sh, sw, dh, dw, pad_t, pad_l, pad_b, pad_r),
     checked by the caller (leanconv.onnx.ops_pool).  isa: an ISA id whose row
-    primitives to use (leanconv._isa.isa_id(); same bits on every ISA)."""
-    cdef lc_pool_desc d
+    primitives to use (leanconv._isa.isa_id(); same bits on every ISA).  The
+    call a BoundPool makes, run once."""
+    cdef BoundPool call = BoundPool(x, out, geom, 0, 0, is_max, count_include_pad, threads, isa)
     cdef int status
-    cdef const lc_isa_config *cfg = isa_config(isa)
-    (d.planes, d.H, d.W, d.OH, d.OW, d.kh, d.kw, d.sh, d.sw, d.dh, d.dw,
-     d.pad_t, d.pad_l, d.pad_b, d.pad_r) = geom
-    d.is_max = is_max
-    d.count_include_pad = count_include_pad
-    if x.shape[0] != d.planes * d.H * d.W or out.shape[0] != d.planes * d.OH * d.OW:
-        raise ValueError("pool2d: buffer sizes do not match the geometry")
-    if out.shape[0] == 0:
-        return
     with nogil:
-        status = lc_pool2d(cfg, &d, &x[0], &out[0], threads)
+        status = call._run(NULL, 0)
     if status != 0:
         raise MemoryError("pool2d: out of memory")
 

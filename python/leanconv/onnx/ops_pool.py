@@ -88,14 +88,13 @@ class Pool:
         return begin, end, geo
 
     def into(self, outs, x):
-        """2-D float32: leanconv's C pooling on its threads; else NumPy."""
-        y = outs[0]
-        if x.ndim != 4 or x.dtype != np.float32 or not x.flags.c_contiguous:
-            np.copyto(y, self(x)[0])
-            return
-        _core.pool2d(x.reshape(-1), y.reshape(-1), self._c_geometry(x.shape), self.kind == "max",
-                     self.count_include_pad, _threads.resolve(self.settings.threads),
-                     _isa.isa_id())
+        """2-D float32: leanconv's C pooling on its threads (the call bind
+        makes); else NumPy."""
+        call = self.bind(outs, x)
+        if call is None:
+            np.copyto(outs[0], self(x)[0])
+        else:
+            _bound_pool.run(call)
 
     def bind(self, outs, x):
         """The schedule's C call for these buffers (a _core.BoundPool), or None
@@ -196,15 +195,16 @@ def build_globalaveragepool(node, ctx):
         return (x.mean(axis=tuple(range(2, x.ndim)), keepdims=True, dtype=np.float64)
                 .astype(x.dtype),)
 
+    def gap_bind(outs, x):
+        return _bound_pool.global_avg_pool(outs[0], x, settings.threads)
+
     def gap_into(outs, x):
-        planes = x.shape[0] * x.shape[1]
-        if x.dtype == np.float32 and x.flags.c_contiguous:
-            _core.global_avg_pool(x.reshape(-1), outs[0].reshape(-1), planes, x.size // planes,
-                                  _threads.resolve(settings.threads))
+        call = gap_bind(outs, x)
+        if call is None:
+            np.copyto(outs[0], gap(x)[0])
         else:
-            np.mean(x.reshape(planes, -1), axis=1, out=outs[0].reshape(-1))
-    return Step(node, gap, into=gap_into,
-                bind=lambda outs, x: _bound_pool.global_avg_pool(outs[0], x, settings.threads))
+            _bound_pool.run(call)
+    return Step(node, gap, into=gap_into, bind=gap_bind)
 
 
 def build_lrn(node, ctx):

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from leanconv import _bound_pool, _core, _isa
+from leanconv import _bound_pool
 from leanconv.torch.frozen.threads import frozen_threads
 
 
@@ -78,20 +78,13 @@ class FrozenPool2d(nn.Module):
 
     def run_into(self, x, y, threads):
         """Pool x, a float32 (N, C, H, W) NumPy array, into y (its pooled
-        shape) in leanconv's C; False, with nothing written, for what torch's
-        op must run (another dtype or rank, a window the C kernel lacks)."""
-        g = self._geometry(x.shape) if x.ndim == 4 and x.dtype == np.float32 else None
-        if g is None or x.size == 0:
+        shape) in leanconv's C (the call bind makes); False, with nothing
+        written, for what torch's op must run (another dtype or rank, a
+        window the C kernel lacks)."""
+        call = self.bind(y, np.ascontiguousarray(x), threads)
+        if call is None:
             return False
-        geom = g[0]
-        planes, H, W, OH, OW, kh, kw = geom[:7]
-        x = np.ascontiguousarray(x).reshape(-1)
-        if not self.is_max and (OH, OW, kh, kw) == (1, 1, H, W) and not any(geom[11:]):
-            # global average: one mean per plane (what leanconv.onnx runs for it)
-            _core.global_avg_pool(x, y.reshape(-1), planes, H * W, threads)
-        else:
-            _core.pool2d(x, y.reshape(-1), geom, self.is_max, self.count_include_pad, threads,
-                         _isa.isa_id())
+        _bound_pool.run(call)
         return True
 
     def bind(self, y, x, threads):
