@@ -1164,6 +1164,24 @@ def _ukernel_dl(str isa_name, _size_t n, const float[::1] x, _size_t x_at, const
             kernel(n, &x[x_at], &w[0], &t[t_at], bias_p, &g, &ep, flags)
 
 
+cdef extern from "internal.h":
+    int64_t lc_pointwise_lanes_chunks(const lc_conv_desc *d) nogil
+    int64_t lc_pointwise_lanes_chunk(const lc_conv_desc *d, int64_t c, int64_t *at) nogil
+
+
+def _pointwise_lanes_chunks(int isa, tuple geometry, int nthreads):
+    """[(first pixel, pixels)] of each chunk the 1 x 1 direct_lanes path
+    (kernels/pointwise_lanes.c) splits an image's pixels into, for the tests."""
+    cdef lc_conv_desc d
+    cdef int64_t at = 0, n
+    fill_desc(&d, ALGORITHMS.index("direct_lanes"), isa, geometry, None, nthreads)
+    out = []
+    for c in range(lc_pointwise_lanes_chunks(&d)):
+        n = lc_pointwise_lanes_chunk(&d, c, &at)
+        out.append((at, n))
+    return out
+
+
 def _ukernel_pw(str isa_name, _size_t n, _size_t k, const float[::1] x, _size_t x_at,
                 _size_t ldx, const float[::1] w, float[::1] t, _size_t t_at, _size_t ldt, bias,
                 unsigned flags, clamp=None, _size_t repeat=1, bint half=False):
