@@ -414,3 +414,34 @@ def test_frozen_models_run_on_the_schedule_without_the_onnx_package(tmp_path):
     out = subprocess.run([sys.executable, "-S", str(script)], capture_output=True, text=True,
                          env=env, timeout=120)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+def test_a_call_without_hooks_skips_torchs_call_and_hooks_still_run(monkeypatch):
+    """runner._call: with no hooks the frozen model's call goes straight to its
+    schedule (torch's Module.__call__ is not entered); a forward hook or pre-hook
+    on it, or a global one, sends the call through torch's, which runs them."""
+    x = torch.randn(1, 4, 16, 16)
+    stock, frozen = stock_and_frozen(randomise_bn(TinyNet()), x)
+    with torch.no_grad():
+        ref = stock(x)
+    cls = type(frozen)
+    real = cls._lc_torch_call
+    through_torch = []
+    monkeypatch.setattr(cls, "_lc_torch_call",
+                        lambda self, *a, **k: (through_torch.append(1), real(self, *a, **k))[1])
+    with torch.no_grad():
+        assert rel_err(frozen(x), ref) < FLOAT_TOL
+    assert through_torch == []
+    seen = []
+    handles = [frozen.register_forward_hook(lambda m, a, y: seen.append("hook")),
+               frozen.register_forward_pre_hook(lambda m, a: seen.append("pre")),
+               torch.nn.modules.module.register_module_forward_hook(
+                   lambda m, a, y: seen.append("global") if m is frozen else None)]
+    with torch.no_grad():
+        assert rel_err(frozen(x), ref) < FLOAT_TOL
+    assert through_torch == [1] and seen == ["pre", "global", "hook"]
+    for h in handles:
+        h.remove()
+    with torch.no_grad():
+        frozen(x)
+    assert through_torch == [1]
