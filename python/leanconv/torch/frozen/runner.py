@@ -107,26 +107,52 @@ class ScheduledForward:
         return sched
 
     def __call__(self, *args, **kwargs):
+        ready = self._ready(args, kwargs)
+        if ready is not None and all(lent for _, lent in ready[1]._fns):
+            # only leanconv's C calls run (one bound group, no torch op between
+            # them): torch's thread setting needs no lowering for the call, and
+            # nothing reads it (its two set_num_threads and the thread-local
+            # bookkeeping are ~half the call's Python after a model's run has
+            # evicted the interpreter from the caches)
+            return self._run(ready, args)
         owner = threads.enter(self.gm)     # torch on one thread during the call
         try:
-            return self._call(args, kwargs)
+            return self._call(args, kwargs, ready)
         finally:
             if owner:
                 threads.leave()
 
-    def _call(self, args, kwargs):
-        built = self.built
-        if kwargs or built is None or self.gm._code is not self._code or \
-                torch._C._get_tracing_state() or torch.is_autocast_enabled("cpu"):
-            return self._fallback(*args, **kwargs)
+    def _ready(self, args, kwargs):
+        """(signature, schedule) of a call a compiled schedule runs, else None:
+        the fx code runs it, or its schedule is not compiled yet."""
+        if not self._plannable(kwargs):
+            return None
         key = self._signature(args)
         sched = None if key is None else self.schedules.get(key)
-        if sched is None:
+        return None if sched is None else (key, sched)
+
+    def _plannable(self, kwargs):
+        """Whether a schedule may run a call with these keyword arguments now
+        (not: keywords, no graph built, an edited graph, tracing, autocast)."""
+        return not (kwargs or self.built is None or self.gm._code is not self._code or
+                    torch._C._get_tracing_state() or torch.is_autocast_enabled("cpu"))
+
+    def _call(self, args, kwargs, ready):
+        if ready is None:
+            if not self._plannable(kwargs):
+                return self._fallback(*args, **kwargs)
+            key = self._signature(args)
             sched = self._first_sight(key, args)
             if sched is None:
                 return self.eager(*args)
+            ready = (key, sched)
+        return self._run(ready, args)
+
+    def _run(self, ready, args):
+        key, sched = ready
+        built = self.built
         if not self.lock.acquire(blocking=False):
-            return self.eager(*args)      # another thread is in this arena
+            return self._eager_owned(*args)      # another thread is in this arena
         grad = torch.is_grad_enabled()
         try:
             if len(self.schedules) > 1:
@@ -139,7 +165,7 @@ class ScheduledForward:
             del self.schedules[key]     # shapes follow the data: never planned again
             self.built = None
             self.why = "a step's output shape follows the input's values"
-            return self.eager(*args)
+            return self._eager_owned(*args)
         finally:
             if grad:
                 torch._C._set_grad_enabled(True)
@@ -147,6 +173,16 @@ class ScheduledForward:
         if built.single:
             return torch.from_numpy(outs[0])
         return pytree.tree_unflatten([torch.from_numpy(o) for o in outs], built.out_spec)
+
+    def _eager_owned(self, *args):
+        """The fx code with torch's ops on one thread (a call that skipped
+        threads.enter, as __call__ does for a schedule of C calls only)."""
+        owner = threads.enter(self.gm)
+        try:
+            return self.eager(*args)
+        finally:
+            if owner:
+                threads.leave()
 
     def _first_sight(self, key, args):
         """The schedule for an input signature not compiled: compiled the second
