@@ -111,9 +111,10 @@ class ScheduledForward:
         if ready is not None and all(lent for _, lent in ready[1]._fns):
             # only leanconv's C calls run (one bound group, no torch op between
             # them): torch's thread setting needs no lowering for the call, and
-            # nothing reads it (its two set_num_threads and the thread-local
-            # bookkeeping are ~half the call's Python after a model's run has
-            # evicted the interpreter from the caches)
+            # nothing reads it (threads.enter and leave took 13 + 9 us of the
+            # ~80 us of Python around a MobileNetV2 224 run at 2 threads, load
+            # 4.8: each torch call is slow once the run has evicted the
+            # interpreter from the caches)
             return self._run(ready, args)
         owner = threads.enter(self.gm)     # torch on one thread during the call
         try:
@@ -218,7 +219,9 @@ def _call(self, *args, **kwargs):
     torch.compile -- else torch's own call (_lc_torch_call).  Why: torch's
     call is six Python frames (fx's _WrappedCall, Module._wrapped_call_impl,
     _call_impl, ...) that a model's run has evicted from the caches by the
-    next call; MobileNetV2 224 took ~20 us longer through them than without."""
+    next call: MobileNetV2 224 at 2 threads took 45 us longer through them
+    (median, calls alternating in one process; load 4.5, every figure about
+    twice its quiet value)."""
     hooks = _torch_module
     if self._forward_hooks or self._forward_pre_hooks or self._backward_hooks or \
             self._backward_pre_hooks or hooks._global_forward_hooks or \
