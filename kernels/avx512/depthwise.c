@@ -136,14 +136,16 @@ static inline __m512 lc_dw_odd(__m512 lo, __m512 hi) {
 #define LC_DW3_PLANE_LINKAGE static
 #include "../depthwise_template.h"
 
-/* Narrow planes (7x7, 14x14 stride 2: OW <= 8 and one output row's taps
+/* Narrow planes (14x14 stride 2: OW <= 8 and one output row's taps
  * span <= 16 floats): two output rows share each vector, lanes [0, OW) for
  * row oy and [OW, 2*OW) for row oy+1, which are adjacent in the output, so
  * one masked store writes both.  Each input row is one masked load of its
  * raw floats (columns -pad_l ..); a tap is one two-source permute of the raw
  * rows of oy and oy+1.  Halves the vectors of a 7-wide plane and drops the
- * per-row work.  One copy per stride_h (1, 2), so the raw rows stay in
- * registers; the caller checks the plane fits. */
+ * per-row work.  Taken at stride_h 2 only (14x14 -> 7x7: 1.07x the strips
+ * below); at stride_h 1 the strips, which keep the rows two output rows
+ * share in registers, are faster (7x7: 1.27x).  A copy per stride_h, so the
+ * raw rows stay in registers; the caller checks the plane fits. */
 #define LC_DW3_NARROW(SH)                                                                                      \
 static void lc_dw3x3_narrow_sh##SH(float *out, size_t OH, size_t OW, const float *in, size_t H,                \
                                    size_t W, size_t sw, size_t pad_t, size_t pad_l,                            \
@@ -188,29 +190,29 @@ static void lc_dw3x3_narrow_sh##SH(float *out, size_t OH, size_t OW, const float
         _mm512_mask_storeu_ps(out + oy * OW, lc_dw_mask16((ptrdiff_t)((two ? 2 : 1) * OW)), a0);               \
     }                                                                                                          \
 }
-LC_DW3_NARROW(1)
 LC_DW3_NARROW(2)
 #undef LC_DW3_NARROW
 
-/* Small planes (14, 28 wide): every column block is a border block for the
- * row path.  Instead each input row is held as NR raw vectors (raw lane r =
- * column r - pad_l, masked to the image, the same masks for every row), the
- * taps come from shifts (stride 1) or de-interleaves (stride 2) of them, and
- * two output rows share their input rows.  Needs the row's taps within NR*16
- * raw floats: stride 1 OW + 2 <= 16*NR, stride 2 2*OW + 1 <= 16*NR (NR even).
- * Up to 56 wide (stride 1) / 28 outputs (stride 2): 4 raw vectors a row,
- * 20 registers for the five rows of a stride-2 pair. */
-#define LC_DW3_SMALL(SW, NR, SH)                                                                \
-    static void lc_dw3x3_small_##SW##_##NR##_##SH(float *out, size_t OH, size_t OW,            \
-                                           const float *in, size_t H, size_t W, size_t pad_t,  \
-                                           size_t pad_l, const float *w, float bias,           \
-                                           const lc_epilogue *ep) {                            \
-        const size_t sh = (SH);                                                                 \
-        enum { NOV = (SW) == 1 ? (NR) : (NR) / 2 };                                                    \
-        __mmask16 mraw[NR], mst[NOV];                                                           \
-        for (int k = 0; k < (NR); k++)                                                          \
-            mraw[k] = lc_dw_mask_range((ptrdiff_t)pad_l - 16 * k, (ptrdiff_t)(pad_l + W) - 16 * k); \
-        for (int v = 0; v < NOV; v++) mst[v] = lc_dw_mask16((ptrdiff_t)OW - 16 * v);           \
+/* Every other plane at stride_h 1 or 2 (all widths at stride_h 1): one column
+ * block of 16 outputs at a time, walked down the whole plane, each input row
+ * loaded (and its taps shifted or de-interleaved) once for every output row
+ * it feeds: the taps of the rows the next output row shares stay in
+ * registers (stride_h 1: two rows, stride_h 2: one), so an output row costs
+ * one new input row (two at stride_h 2), where the template's paired rows
+ * (lc_dw3x3_plane_rows_avx512, kept for taller strides) load four rows for
+ * two output rows (five at stride_h 2).  A block's masks (raw lane r =
+ * column ix + r, kept when inside [0, W); stores kept below OW) are the
+ * same on every row, so border blocks cost what interior ones do; rows
+ * outside the image give zero taps.  Measured against the paired rows and
+ * the former 14/28-wide register kernels, hot, one thread (Zen 5): 1.1-1.5x
+ * on 112/56/28/14-wide MobileNet planes at either stride, 1.7-2.5x on 64/32/16
+ * wide ones.  Each output sums its taps in the order the other 3x3 paths
+ * use (bias + row 0 + row 2, and row 1 apart, each row's taps left to
+ * right), so every path gives the same bits. */
+#define LC_DW3_STRIP(SW, SH)                                                                   \
+    static void lc_dw3x3_strip_##SW##_##SH(float *out, size_t OH, size_t OW, const float *in,  \
+                                           size_t H, size_t W, size_t pad_t, size_t pad_l,     \
+                                           const float *w, float bias, const lc_epilogue *ep) { \
         const __m512 vb = _mm512_set1_ps(bias), vz = _mm512_setzero_ps();                      \
         __m512 vlo = _mm512_set1_ps(ep->lo), vhi = _mm512_set1_ps(ep->hi);                     \
         if (!ep->clamp) {                                                                       \
@@ -219,85 +221,78 @@ LC_DW3_NARROW(2)
         }                                                                                       \
         __m512 wv[9];                                                                           \
         for (int k = 0; k < 9; k++) wv[k] = _mm512_set1_ps(w[k]);                               \
-        const ptrdiff_t Hd = (ptrdiff_t)H;                                                      \
-        for (size_t oy = 0; oy < OH; oy += 2) {                                                 \
-            const ptrdiff_t iy = (ptrdiff_t)(oy * sh) - (ptrdiff_t)pad_t;                       \
-            const int two = oy + 1 < OH;                                                        \
-            __m512 raw[5][NR];                                                                  \
-            for (size_t r = 0; r < sh + 3; r++) {                                               \
-                const ptrdiff_t y = iy + (ptrdiff_t)r;                                          \
-                const int ok = y >= 0 && y < Hd;                                                \
-                const float *p = in + y * (ptrdiff_t)W - (ptrdiff_t)pad_l;                      \
-                for (int k = 0; k < (NR); k++)                                                  \
-                    raw[r][k] = ok ? _mm512_maskz_loadu_ps(mraw[k], p + 16 * k) : vz;           \
-            }                                                                                   \
-            for (int half = 0; half < 1 + two; half++) {                                        \
-                const size_t r0 = half ? sh : 0;                                                \
-                float *o = out + (oy + half) * OW;                                              \
-                for (int v = 0; v < NOV; v++) {                                                 \
-                    __m512 a0 = vb, a1 = vz;                                                    \
-                    for (int ky = 0; ky < 3; ky++) {                                            \
-                        const __m512 *R = raw[r0 + ky];                                         \
-                        __m512 t0, t1, t2;                                                      \
-                        if ((SW) == 1) {                                                        \
-                            const __m512 nx = v + 1 < (NR) ? R[v + 1 < (NR) ? v + 1 : v] : vz;  \
-                            t0 = R[v];                                                          \
-                            t1 = LC_SHIFT(nx, R[v], 1);                                         \
-                            t2 = LC_SHIFT(nx, R[v], 2);                                         \
-                        } else {                                                                \
-                            /* tap 2 is tap 0 moved a lane on, raw float 32v+32 last */         \
-                            const __m512 nx = 2 * v + 2 < (NR) ? R[2 * v + 2 < (NR) ? 2 * v + 2 : 0] : vz; \
-                            t0 = lc_dw_even(R[2 * v], R[2 * v + 1]);                            \
-                            t1 = lc_dw_odd(R[2 * v], R[2 * v + 1]);                             \
-                            t2 = LC_SHIFT(nx, t0, 1);                                           \
-                        }                                                                       \
-                        __m512 acc = ky == 1 ? a1 : a0;                                         \
-                        acc = _mm512_fmadd_ps(wv[3 * ky], t0, acc);                             \
-                        acc = _mm512_fmadd_ps(wv[3 * ky + 1], t1, acc);                         \
-                        acc = _mm512_fmadd_ps(wv[3 * ky + 2], t2, acc);                         \
-                        if (ky == 1) a1 = acc; else a0 = acc;                                   \
-                    }                                                                           \
-                    a0 = _mm512_min_ps(vhi, _mm512_max_ps(vlo, _mm512_add_ps(a0, a1)));         \
-                    _mm512_mask_storeu_ps(o + 16 * v, mst[v], a0);                              \
+        const ptrdiff_t Wd = (ptrdiff_t)W;                                                      \
+        for (size_t ox = 0; ox < OW; ox += 16) {                                                \
+            const ptrdiff_t ix = (ptrdiff_t)ox * (SW) - (ptrdiff_t)pad_l;                       \
+            const __mmask16 m0 = lc_dw_mask_range(-ix, Wd - ix);                                \
+            const __mmask16 m1 = lc_dw_mask_range(-ix - 16, Wd - ix - 16) & ((SW) == 1 ? 0x3 : 0xFFFF); \
+            const __mmask16 m2 = (SW) == 1 ? 0 : lc_dw_mask_range(-ix - 32, Wd - ix - 32) & 0x1; \
+            const __mmask16 mst = lc_dw_mask16((ptrdiff_t)(OW - ox));                           \
+            const float *col = in + ix;                                                         \
+            float *o = out + ox;                                                                \
+            __m512 p0, p1, p2, q0 = vz, q1 = vz, q2 = vz, t0, t1, t2;                           \
+            ptrdiff_t y = -(ptrdiff_t)pad_t;                                                    \
+            LC_DW3_ROW_TAPS(SW, y, p0, p1, p2)                                                  \
+            if ((SH) == 1) { LC_DW3_ROW_TAPS(SW, y + 1, q0, q1, q2) }                           \
+            for (size_t oy = 0; oy < OH; oy++, y += (SH), o += OW) {                            \
+                __m512 a0 = vb, a1 = vz;                                                        \
+                if ((SH) == 2) { LC_DW3_ROW_TAPS(SW, y + 1, q0, q1, q2) }                       \
+                LC_DW3_ROW_TAPS(SW, y + 2, t0, t1, t2)                                          \
+                a0 = _mm512_fmadd_ps(wv[2], p2, _mm512_fmadd_ps(wv[1], p1, _mm512_fmadd_ps(wv[0], p0, a0))); \
+                a1 = _mm512_fmadd_ps(wv[5], q2, _mm512_fmadd_ps(wv[4], q1, _mm512_fmadd_ps(wv[3], q0, a1))); \
+                a0 = _mm512_fmadd_ps(wv[8], t2, _mm512_fmadd_ps(wv[7], t1, _mm512_fmadd_ps(wv[6], t0, a0))); \
+                _mm512_mask_storeu_ps(o, mst, _mm512_min_ps(vhi, _mm512_max_ps(vlo, _mm512_add_ps(a0, a1)))); \
+                if ((SH) == 1) {                                                                \
+                    p0 = q0; p1 = q1; p2 = q2;                                                  \
+                    q0 = t0; q1 = t1; q2 = t2;                                                  \
+                } else {                                                                        \
+                    p0 = t0; p1 = t1; p2 = t2;                                                  \
                 }                                                                               \
             }                                                                                   \
         }                                                                                       \
     }
-LC_DW3_SMALL(1, 1, 1)
-LC_DW3_SMALL(1, 2, 1)
-LC_DW3_SMALL(1, 4, 1)
-LC_DW3_SMALL(2, 2, 1)
-LC_DW3_SMALL(2, 4, 1)
-LC_DW3_SMALL(1, 1, 2)
-LC_DW3_SMALL(1, 2, 2)
-LC_DW3_SMALL(1, 4, 2)
-LC_DW3_SMALL(2, 2, 2)
-LC_DW3_SMALL(2, 4, 2)
-#undef LC_DW3_SMALL
+/* The three taps of input row yy for the block (zero outside the image):
+ * stride 1 the row and its shifts by 1 and 2 lanes, stride 2 its even and
+ * odd floats and the even ones moved a lane on. */
+#define LC_DW3_ROW_TAPS(SW, yy, t0, t1, t2)                                                    \
+    if ((size_t)(yy) < H) {                                                                     \
+        const float *r_ = col + (yy) * Wd;                                                      \
+        const __m512 l_ = _mm512_maskz_loadu_ps(m0, r_), h_ = _mm512_maskz_loadu_ps(m1, r_ + 16); \
+        if ((SW) == 1) {                                                                        \
+            t0 = l_;                                                                            \
+            t1 = LC_SHIFT(h_, l_, 1);                                                           \
+            t2 = LC_SHIFT(h_, l_, 2);                                                           \
+        } else {                                                                                \
+            t0 = lc_dw_even(l_, h_);                                                            \
+            t1 = lc_dw_odd(l_, h_);                                                             \
+            t2 = LC_SHIFT(_mm512_maskz_loadu_ps(m2, r_ + 32), t0, 1);                           \
+        }                                                                                       \
+    } else {                                                                                    \
+        t0 = t1 = t2 = vz;                                                                      \
+    }
+LC_DW3_STRIP(1, 1)
+LC_DW3_STRIP(1, 2)
+LC_DW3_STRIP(2, 1)
+LC_DW3_STRIP(2, 2)
+#undef LC_DW3_STRIP
+#undef LC_DW3_ROW_TAPS
 
 void lc_f32_dw3x3_plane__avx512(float *out, size_t OH, size_t OW, const float *in, size_t H,
                                 size_t W, size_t stride_h, size_t stride_w, size_t pad_t,
                                 size_t pad_l, const float *w, float bias, const lc_epilogue *ep) {
-    if ((stride_h == 1 || stride_h == 2) && pad_l <= 16) {
+    if (stride_h == 1 || stride_h == 2) {
         const size_t sw = stride_w;
         const int s2 = stride_h == 2;
-#define LC_CALL_SMALL(SW, NR)                                                                  \
-    {                                                                                          \
-        if (s2) lc_dw3x3_small_##SW##_##NR##_2(out, OH, OW, in, H, W, pad_t, pad_l, w, bias, ep); \
-        else lc_dw3x3_small_##SW##_##NR##_1(out, OH, OW, in, H, W, pad_t, pad_l, w, bias, ep);  \
-        return;                                                                                \
-    }
-        if (OW <= 8 && sw * (OW - 1) + 3 <= 16) {
-            if (s2) lc_dw3x3_narrow_sh2(out, OH, OW, in, H, W, sw, pad_t, pad_l, w, bias, ep);
-            else lc_dw3x3_narrow_sh1(out, OH, OW, in, H, W, sw, pad_t, pad_l, w, bias, ep);
-            return;
+        if (s2 && OW <= 8 && sw * (OW - 1) + 3 <= 16 && pad_l <= 16) {
+            lc_dw3x3_narrow_sh2(out, OH, OW, in, H, W, sw, pad_t, pad_l, w, bias, ep);
+        } else if (sw == 1) {
+            if (s2) lc_dw3x3_strip_1_2(out, OH, OW, in, H, W, pad_t, pad_l, w, bias, ep);
+            else lc_dw3x3_strip_1_1(out, OH, OW, in, H, W, pad_t, pad_l, w, bias, ep);
+        } else {
+            if (s2) lc_dw3x3_strip_2_2(out, OH, OW, in, H, W, pad_t, pad_l, w, bias, ep);
+            else lc_dw3x3_strip_2_1(out, OH, OW, in, H, W, pad_t, pad_l, w, bias, ep);
         }
-        if (sw == 1 && OW + 2 <= 16) LC_CALL_SMALL(1, 1)
-        if (sw == 1 && OW + 2 <= 32) LC_CALL_SMALL(1, 2)
-        if (sw == 1 && OW + 2 <= 64) LC_CALL_SMALL(1, 4)
-        if (sw == 2 && 2 * OW + 1 <= 32) LC_CALL_SMALL(2, 2)
-        if (sw == 2 && 2 * OW + 1 <= 64) LC_CALL_SMALL(2, 4)
-#undef LC_CALL_SMALL
+        return;
     }
     lc_dw3x3_plane_rows_avx512(out, OH, OW, in, H, W, stride_h, stride_w, pad_t, pad_l, w, bias, ep);
 }
