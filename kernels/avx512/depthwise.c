@@ -203,16 +203,23 @@ LC_DW3_NARROW(2)
  * two output rows (five at stride_h 2).  A block's masks (raw lane r =
  * column ix + r, kept when inside [0, W); stores kept below OW) are the
  * same on every row, so border blocks cost what interior ones do; rows
- * outside the image give zero taps.  Measured against the paired rows and
- * the former 14/28-wide register kernels, hot, one thread (Zen 5): 1.1-1.5x
- * on 112/56/28/14-wide MobileNet planes at either stride, 1.7-2.5x on 64/32/16
- * wide ones.  Each output sums its taps in the order the other 3x3 paths
- * use (bias + row 0 + row 2, and row 1 apart, each row's taps left to
- * right), so every path gives the same bits. */
-#define LC_DW3_STRIP(SW, SH)                                                                   \
-    static void lc_dw3x3_strip_##SW##_##SH(float *out, size_t OH, size_t OW, const float *in,  \
-                                           size_t H, size_t W, size_t pad_t, size_t pad_l,     \
-                                           const float *w, float bias, const lc_epilogue *ep) { \
+ * outside the image give zero taps.  A walk takes NB blocks side by side
+ * (their rows' loads shared, more independent work per row): two over each
+ * pair of blocks except at stride_w 1 with stride_h 2 (rare), one for an odd
+ * last block.  Measured against the paired rows and the former 14/28-wide
+ * register kernels, hot, one thread (Zen 5): 1.1-1.5x on 112/56/28/14-wide
+ * MobileNet planes at either stride, 1.7-2.5x on 64/32/16-wide ones; two
+ * blocks a walk against one, 1.06-1.15x where there are pairs.  Each output
+ * sums its taps in the order the other 3x3 paths use (bias + row 0 + row 2,
+ * and row 1 apart, each row's taps left to right), so every path gives the
+ * same bits. */
+#define LC_DW3_STRIP(SW, SH, NB)                                                               \
+    static LC_NOINLINE void lc_dw3x3_strip_##SW##_##SH##_##NB(float *out, size_t OH, size_t OW, size_t ox0, \
+                                                 size_t ox1, const float *in, size_t H,        \
+                                                 size_t W, size_t pad_t, size_t pad_l,         \
+                                                 const float *w, float bias,                   \
+                                                 const lc_epilogue *ep) {                      \
+        enum { NL = (SW) * (NB) + 1 }; /* loads a row: SW*NB vectors, then the last taps */     \
         const __m512 vb = _mm512_set1_ps(bias), vz = _mm512_setzero_ps();                      \
         __m512 vlo = _mm512_set1_ps(ep->lo), vhi = _mm512_set1_ps(ep->hi);                     \
         if (!ep->clamp) {                                                                       \
@@ -222,58 +229,80 @@ LC_DW3_NARROW(2)
         __m512 wv[9];                                                                           \
         for (int k = 0; k < 9; k++) wv[k] = _mm512_set1_ps(w[k]);                               \
         const ptrdiff_t Wd = (ptrdiff_t)W;                                                      \
-        for (size_t ox = 0; ox < OW; ox += 16) {                                                \
+        for (size_t ox = ox0; ox < ox1; ox += 16 * (NB)) {                                      \
             const ptrdiff_t ix = (ptrdiff_t)ox * (SW) - (ptrdiff_t)pad_l;                       \
-            const __mmask16 m0 = lc_dw_mask_range(-ix, Wd - ix);                                \
-            const __mmask16 m1 = lc_dw_mask_range(-ix - 16, Wd - ix - 16) & ((SW) == 1 ? 0x3 : 0xFFFF); \
-            const __mmask16 m2 = (SW) == 1 ? 0 : lc_dw_mask_range(-ix - 32, Wd - ix - 32) & 0x1; \
-            const __mmask16 mst = lc_dw_mask16((ptrdiff_t)(OW - ox));                           \
+            /* masks as scalars (an array of them went through memory) */                     \
+            const __mmask16 last = (SW) == 1 ? 0x3 : 0x1;                                       \
+            const __mmask16 m_0 = lc_dw_mask_range(-ix, Wd - ix) & (NL == 1 ? last : 0xFFFF);   \
+            const __mmask16 m_1 = lc_dw_mask_range(-ix - 16, Wd - ix - 16) & (NL == 2 ? last : 0xFFFF); \
+            const __mmask16 m_2 = NL < 3 ? 0 : lc_dw_mask_range(-ix - 32, Wd - ix - 32) & (NL == 3 ? last : 0xFFFF); \
+            const __mmask16 m_3 = NL < 4 ? 0 : lc_dw_mask_range(-ix - 48, Wd - ix - 48) & (NL == 4 ? last : 0xFFFF); \
+            const __mmask16 m_4 = NL < 5 ? 0 : lc_dw_mask_range(-ix - 64, Wd - ix - 64) & last; \
+            const __mmask16 mst0 = lc_dw_mask16((ptrdiff_t)(ox1 - ox));                         \
+            const __mmask16 mst1 = lc_dw_mask16((ptrdiff_t)(ox1 - ox) - 16);                    \
             const float *col = in + ix;                                                         \
             float *o = out + ox;                                                                \
-            __m512 p0, p1, p2, q0 = vz, q1 = vz, q2 = vz, t0, t1, t2;                           \
+            __m512 p[NB][3], q[NB][3], t[NB][3];                                                \
             ptrdiff_t y = -(ptrdiff_t)pad_t;                                                    \
-            LC_DW3_ROW_TAPS(SW, y, p0, p1, p2)                                                  \
-            if ((SH) == 1) { LC_DW3_ROW_TAPS(SW, y + 1, q0, q1, q2) }                           \
+            LC_DW3_ROW_TAPS(SW, NB, y, p)                                                       \
+            if ((SH) == 1) { LC_DW3_ROW_TAPS(SW, NB, y + 1, q) }                                \
             for (size_t oy = 0; oy < OH; oy++, y += (SH), o += OW) {                            \
-                __m512 a0 = vb, a1 = vz;                                                        \
-                if ((SH) == 2) { LC_DW3_ROW_TAPS(SW, y + 1, q0, q1, q2) }                       \
-                LC_DW3_ROW_TAPS(SW, y + 2, t0, t1, t2)                                          \
-                a0 = _mm512_fmadd_ps(wv[2], p2, _mm512_fmadd_ps(wv[1], p1, _mm512_fmadd_ps(wv[0], p0, a0))); \
-                a1 = _mm512_fmadd_ps(wv[5], q2, _mm512_fmadd_ps(wv[4], q1, _mm512_fmadd_ps(wv[3], q0, a1))); \
-                a0 = _mm512_fmadd_ps(wv[8], t2, _mm512_fmadd_ps(wv[7], t1, _mm512_fmadd_ps(wv[6], t0, a0))); \
-                _mm512_mask_storeu_ps(o, mst, _mm512_min_ps(vhi, _mm512_max_ps(vlo, _mm512_add_ps(a0, a1)))); \
-                if ((SH) == 1) {                                                                \
-                    p0 = q0; p1 = q1; p2 = q2;                                                  \
-                    q0 = t0; q1 = t1; q2 = t2;                                                  \
-                } else {                                                                        \
-                    p0 = t0; p1 = t1; p2 = t2;                                                  \
+                if ((SH) == 2) { LC_DW3_ROW_TAPS(SW, NB, y + 1, q) }                            \
+                LC_DW3_ROW_TAPS(SW, NB, y + 2, t)                                               \
+                for (int b = 0; b < (NB); b++) {                                                \
+                    __m512 a0 = vb, a1 = vz;                                                    \
+                    a0 = _mm512_fmadd_ps(wv[2], p[b][2], _mm512_fmadd_ps(wv[1], p[b][1], _mm512_fmadd_ps(wv[0], p[b][0], a0))); \
+                    a1 = _mm512_fmadd_ps(wv[5], q[b][2], _mm512_fmadd_ps(wv[4], q[b][1], _mm512_fmadd_ps(wv[3], q[b][0], a1))); \
+                    a0 = _mm512_fmadd_ps(wv[8], t[b][2], _mm512_fmadd_ps(wv[7], t[b][1], _mm512_fmadd_ps(wv[6], t[b][0], a0))); \
+                    _mm512_mask_storeu_ps(o + 16 * b, b ? mst1 : mst0,                          \
+                                          _mm512_min_ps(vhi, _mm512_max_ps(vlo, _mm512_add_ps(a0, a1)))); \
                 }                                                                               \
+                for (int b = 0; b < (NB); b++)                                                  \
+                    for (int k = 0; k < 3; k++) {                                               \
+                        if ((SH) == 1) {                                                        \
+                            p[b][k] = q[b][k];                                                  \
+                            q[b][k] = t[b][k];                                                  \
+                        } else {                                                                \
+                            p[b][k] = t[b][k];                                                  \
+                        }                                                                       \
+                    }                                                                           \
             }                                                                                   \
         }                                                                                       \
     }
-/* The three taps of input row yy for the block (zero outside the image):
- * stride 1 the row and its shifts by 1 and 2 lanes, stride 2 its even and
- * odd floats and the even ones moved a lane on. */
-#define LC_DW3_ROW_TAPS(SW, yy, t0, t1, t2)                                                    \
+/* The three taps of input row yy for each of the walk's NB blocks (zero
+ * outside the image): stride 1 the row and its shifts by 1 and 2 lanes,
+ * stride 2 its even and odd floats and the even ones moved a lane on (the
+ * next block's even floats, or the last load's float, coming in). */
+#define LC_DW3_ROW_TAPS(SW, NB, yy, t)                                                         \
     if ((size_t)(yy) < H) {                                                                     \
         const float *r_ = col + (yy) * Wd;                                                      \
-        const __m512 l_ = _mm512_maskz_loadu_ps(m0, r_), h_ = _mm512_maskz_loadu_ps(m1, r_ + 16); \
-        if ((SW) == 1) {                                                                        \
-            t0 = l_;                                                                            \
-            t1 = LC_SHIFT(h_, l_, 1);                                                           \
-            t2 = LC_SHIFT(h_, l_, 2);                                                           \
-        } else {                                                                                \
-            t0 = lc_dw_even(l_, h_);                                                            \
-            t1 = lc_dw_odd(l_, h_);                                                             \
-            t2 = LC_SHIFT(_mm512_maskz_loadu_ps(m2, r_ + 32), t0, 1);                           \
+        __m512 l_[NL];                                                                          \
+        for (int k = 0; k < NL; k++)                                                            \
+            l_[k] = _mm512_maskz_loadu_ps(k == 0 ? m_0 : k == 1 ? m_1 : k == 2 ? m_2 : k == 3 ? m_3 : m_4, \
+                                          r_ + 16 * k);                                         \
+        for (int b = 0; b < (NB); b++) {                                                        \
+            if ((SW) == 1) {                                                                    \
+                t[b][0] = l_[b];                                                                \
+                t[b][1] = LC_SHIFT(l_[b + 1], l_[b], 1);                                        \
+                t[b][2] = LC_SHIFT(l_[b + 1], l_[b], 2);                                        \
+            } else {                                                                            \
+                t[b][0] = lc_dw_even(l_[2 * b], l_[2 * b + 1]);                                 \
+                t[b][1] = lc_dw_odd(l_[2 * b], l_[2 * b + 1]);                                  \
+            }                                                                                   \
         }                                                                                       \
+        if ((SW) == 2)                                                                          \
+            for (int b = 0; b < (NB); b++)                                                      \
+                t[b][2] = LC_SHIFT(b + 1 < (NB) ? t[b + 1 < (NB) ? b + 1 : b][0] : l_[NL - 1], t[b][0], 1); \
     } else {                                                                                    \
-        t0 = t1 = t2 = vz;                                                                      \
+        for (int b = 0; b < (NB); b++) t[b][0] = t[b][1] = t[b][2] = vz;                        \
     }
-LC_DW3_STRIP(1, 1)
-LC_DW3_STRIP(1, 2)
-LC_DW3_STRIP(2, 1)
-LC_DW3_STRIP(2, 2)
+LC_DW3_STRIP(1, 1, 1)
+LC_DW3_STRIP(1, 2, 1)
+LC_DW3_STRIP(2, 1, 1)
+LC_DW3_STRIP(2, 2, 1)
+LC_DW3_STRIP(1, 1, 2)
+LC_DW3_STRIP(2, 1, 2)
+LC_DW3_STRIP(2, 2, 2)
 #undef LC_DW3_STRIP
 #undef LC_DW3_ROW_TAPS
 
@@ -350,8 +379,8 @@ int lc_f32_dw3x3_planes__avx512(float *out, size_t out_plane, const float *in, s
                             w + 9 * c, w + 9 * (c + 1), bias ? bias[c] : 0.0f,
                             bias ? bias[c + 1] : 0.0f, ep);
     if (c < channels)   /* an odd one out */
-        lc_dw3x3_strip_1_1(out + c * out_plane, OH, OW, in + c * in_plane, H, W, pad_t, pad_l,
-                           w + 9 * c, bias ? bias[c] : 0.0f, ep);
+        lc_dw3x3_strip_1_1_1(out + c * out_plane, OH, OW, 0, OW, in + c * in_plane, H, W, pad_t,
+                             pad_l, w + 9 * c, bias ? bias[c] : 0.0f, ep);
     return 1;
 }
 
@@ -363,12 +392,25 @@ void lc_f32_dw3x3_plane__avx512(float *out, size_t OH, size_t OW, const float *i
         const int s2 = stride_h == 2;
         if (s2 && OW <= 8 && sw * (OW - 1) + 3 <= 16 && pad_l <= 16) {
             lc_dw3x3_narrow_sh2(out, OH, OW, in, H, W, sw, pad_t, pad_l, w, bias, ep);
-        } else if (sw == 1) {
-            if (s2) lc_dw3x3_strip_1_2(out, OH, OW, in, H, W, pad_t, pad_l, w, bias, ep);
-            else lc_dw3x3_strip_1_1(out, OH, OW, in, H, W, pad_t, pad_l, w, bias, ep);
+        } else if (sw == 1 && s2) {
+            lc_dw3x3_strip_1_2_1(out, OH, OW, 0, OW, in, H, W, pad_t, pad_l, w, bias, ep);
         } else {
-            if (s2) lc_dw3x3_strip_2_2(out, OH, OW, in, H, W, pad_t, pad_l, w, bias, ep);
-            else lc_dw3x3_strip_2_1(out, OH, OW, in, H, W, pad_t, pad_l, w, bias, ep);
+            /* two-block walks over [0, pairs), the pairs of 16-column
+             * blocks; a one-block walk over an odd last block */
+            const size_t ends = (OW + 15) / 32 * 32, pairs = ends < OW ? ends : OW;
+#define LC_DW3_WALKS(SW, SH)                                                                   \
+    {                                                                                          \
+        if (pairs)                                                                             \
+            lc_dw3x3_strip_##SW##_##SH##_2(out, OH, OW, 0, pairs, in, H, W, pad_t, pad_l, w,   \
+                                           bias, ep);                                          \
+        if (pairs < OW)                                                                        \
+            lc_dw3x3_strip_##SW##_##SH##_1(out, OH, OW, pairs, OW, in, H, W, pad_t, pad_l, w,  \
+                                           bias, ep);                                          \
+    }
+            if (sw == 1) LC_DW3_WALKS(1, 1)
+            else if (s2) LC_DW3_WALKS(2, 2)
+            else LC_DW3_WALKS(2, 1)
+#undef LC_DW3_WALKS
         }
         return;
     }
