@@ -2,8 +2,9 @@
  * o reads input channel o / multiplier.  Six paths, per layer:
  *  - planes of at most LC_DW_TINY_PIXELS pixels, when the ISA has a dw_tiny
  *    kernel: a plane per vector (kernels/depthwise_tiny.c);
- *  - 3x3, stride 1, dilation 1, planes small enough (7x7), when the ISA has
- *    a multi-plane kernel: runs of channels per call (lc_dw_planes_run);
+ *  - 3x3, stride 1, dilation 1, planes small enough (7x7, 14x14), when the
+ *    ISA has a multi-plane kernel: runs of channels per call
+ *    (lc_dw_planes_run);
  *  - 3x3, dilation 1, stride_w 1 or 2: the ISA's whole-plane kernel when it
  *    has one, which does its borders in vector code;
  *  - any other kernel, at least a vector's width of channels: channel
@@ -286,10 +287,11 @@ static void lc_dw_task(void *vctx, int64_t item, int thread) {
         d->isa->postop(out, out, (size_t)(d->OH * d->OW), res, 0.0f, &t->ep);
 }
 
-/* Small stride-1 3x3 planes (7x7) through the ISA's multi-plane kernel:
- * a task is a run of LC_DW_PLANES_RUN channels of one image, one call, the
- * post-op over the run's planes after it.  Per plane, a call of the plane
- * kernel and its task cost about what the 7x7 plane's arithmetic does. */
+/* Small stride-1 3x3 planes (7x7, 14x14) through the ISA's multi-plane
+ * kernel: a task is a run of LC_DW_PLANES_RUN channels of one image, one
+ * call, the post-op over the run's planes after it.  Per plane, a call of
+ * the plane kernel and its task cost about what a 7x7 plane's arithmetic
+ * does, a tenth of a 14x14 one's. */
 #define LC_DW_PLANES_RUN 32
 
 typedef struct {

@@ -1,5 +1,5 @@
 """The optional multi-plane depthwise 3x3 kernel (lc_dw3x3_planes_fn: small
-stride-1 planes, two to an AVX-512 vector) called directly through ctypes on
+stride-1 planes, 7x7 two to an AVX-512 vector) called directly through ctypes on
 every ISA that has one, between guard pages, against a float64 reference and
 bitwise against the one-plane kernel; and the layers that take it
 (kernels/depthwise.c, lc_dw_planes_run) through the API: residuals, the
@@ -41,8 +41,7 @@ def call_planes(isa, x, pt, pl, OH, OW, w, bias, clamp=None):
     return taken, out.reshape(C, OH, OW).copy()
 
 
-def fits(H, W, pt, pl, pb, pr):
-    OW = W + pl + pr - 2
+def two_to_a_vector(W, pl, OW):
     return W + pl <= 8 and OW + 2 <= 8 + pl and OW <= 8
 
 
@@ -51,16 +50,20 @@ pytestmark = pytest.mark.skipif(not PLANES_ISAS, reason="no ISA here has a multi
 
 @pytest.mark.parametrize("isa", PLANES_ISAS)
 def test_every_geometry_it_takes_matches_float64_and_the_plane_kernel(isa):
+    """Up to 16 outputs wide (two planes to a vector where they fit, a
+    plane's walk each otherwise), runs of 1-5 channels."""
     r = np.random.default_rng(9000)
     seen = 0
+    pairs = 0
     for H in (1, 2, 3, 7, 9):
-        for W in range(1, 9):
-            for pl in range(0, 9 - W):
+        for W in range(1, 17):
+            for pl in range(0, 4):
                 for pt, pb, pr in ((1, 1, 1), (0, 2, 0), (2, 0, 2), (3, 3, 3), (0, 0, 1)):
                     OH, OW = H + pt + pb - 2, W + pl + pr - 2
-                    if OH < 1 or OW < 1 or not fits(H, W, pt, pl, pb, pr):
+                    if OH < 1 or OW < 1 or OW > 16:
                         continue
                     seen += 1
+                    pairs += two_to_a_vector(W, pl, OW)
                     C = 1 + seen % 5                      # odd counts leave one out
                     x = r.standard_normal((C, H, W)).astype(np.float32)
                     w = r.standard_normal(9 * C).astype(np.float32)
@@ -75,7 +78,7 @@ def test_every_geometry_it_takes_matches_float64_and_the_plane_kernel(isa):
                         one = call_plane(isa, x[c], 1, 1, pt, pl, OH, OW, w[9 * c:9 * c + 9],
                                          float(b[c]), clamp)
                         assert np.array_equal(got[c], one), (H, W, pt, pl, pb, pr, c)
-    assert seen > 100
+    assert seen > 300 and pairs > 50
 
 
 @pytest.mark.parametrize("isa", PLANES_ISAS)
@@ -96,8 +99,7 @@ def test_no_bias_and_nan(isa):
 @pytest.mark.parametrize("isa", PLANES_ISAS)
 def test_geometries_it_does_not_take_are_refused_untouched(isa):
     r = np.random.default_rng(9200)
-    for H, W, pt, pl, OH, OW in ((8, 8, 1, 1, 8, 8), (7, 7, 0, 2, 7, 7), (7, 6, 1, 0, 7, 7),
-                                 (14, 14, 1, 1, 14, 14)):
+    for H, W, pt, pl, OH, OW in ((17, 17, 1, 1, 17, 17), (7, 15, 0, 2, 7, 17), (28, 28, 1, 1, 28, 28)):
         x = r.standard_normal((2, H, W)).astype(np.float32)
         w = r.standard_normal(18).astype(np.float32)
         taken, got = call_planes(isa, x, pt, pl, OH, OW, w, None)
@@ -125,9 +127,10 @@ def layer(seed, C, H, W, pads, activation=None, residual=False, n=2, threads=1):
 @pytest.mark.parametrize("activation", [None, "relu6", "silu"])
 @pytest.mark.parametrize("residual", [False, True])
 def test_layers_through_the_api(isa, C, activation, residual):
-    """MobileNetV2's 960@7 and channel counts around the runs of 32 (on
-    ISAs without the kernel: the other paths, the same answers)."""
+    """MobileNetV2's 960@7 and 384@14, channel counts around the runs of 32
+    (on ISAs without the kernel: the other paths, the same answers)."""
     layer(9300 + C, C, 7, 7, (1, 1, 1, 1), activation, residual)
+    layer(9350 + C, C, 14, 14, (1, 1, 1, 1), activation, residual, n=1)
 
 
 def test_asymmetric_padding_through_the_api(isa):

@@ -113,10 +113,10 @@ typedef void (*lc_dw3x3_plane_fn)(float *out, size_t OH, size_t OW, const float 
  * image (optional entry, NULL: the plane kernel per channel): plane c reads
  * in + c*in_plane and writes out + c*out_plane with weights w + 9c and bias
  * bias[c] (bias may be NULL: 0), each output as lc_dw3x3_plane_fn computes
- * it, same bits.  For planes small enough that two share a vector (on
- * AVX-512: W + pad_l <= 8, OW + 2 <= 8 + pad_l, OW <= 8; 7x7).  Returns 0,
- * touching nothing, for a geometry it does not take (channels 0 only asks),
- * else 1. */
+ * it, same bits.  For planes small enough that a call and a task per
+ * plane show (on AVX-512: OW <= 16; two planes share a vector where W +
+ * pad_l <= 8, OW + 2 <= 8 + pad_l, OW <= 8: 7x7).  Returns 0, touching
+ * nothing, for a geometry it does not take (channels 0 only asks), else 1. */
 typedef int (*lc_dw3x3_planes_fn)(float *out, size_t out_plane, const float *in, size_t in_plane,
                                   size_t channels, size_t OH, size_t OW, size_t H, size_t W,
                                   size_t pad_t, size_t pad_l, const float *w, const float *bias,

@@ -306,7 +306,9 @@ LC_DW3_STRIP(2, 2, 2)
 #undef LC_DW3_STRIP
 #undef LC_DW3_ROW_TAPS
 
-/* Small planes at stride 1 (7x7, lc_dw3x3_planes_fn): two planes to a
+/* Small planes at stride 1 (lc_dw3x3_planes_fn): up to 16 outputs wide, a
+ * plane's one-block walk each, without a call and task per plane; 7x7: two
+ * planes to a
  * vector, plane A in lanes [0, 8) and plane B in [8, 16), each input row of
  * both one masked load and one merge-masked load (raw lane r of a plane =
  * column r - pad_l, kept inside [0, W)).  Taps are the vector shifted by 1
@@ -371,14 +373,15 @@ int lc_f32_dw3x3_planes__avx512(float *out, size_t out_plane, const float *in, s
                                 size_t channels, size_t OH, size_t OW, size_t H, size_t W,
                                 size_t pad_t, size_t pad_l, const float *w, const float *bias,
                                 const lc_epilogue *ep) {
-    if (W + pad_l > 8 || OW + 2 > 8 + pad_l || OW > 8) return 0;
+    const int two = W + pad_l <= 8 && OW + 2 <= 8 + pad_l && OW <= 8;
+    if (!two && OW > 16) return 0;
     size_t c = 0;
-    for (; c + 2 <= channels; c += 2)
+    for (; two && c + 2 <= channels; c += 2)
         lc_dw3x3_two_planes(out + c * out_plane, out + (c + 1) * out_plane, OH, OW,
                             in + c * in_plane, in + (c + 1) * in_plane, H, W, pad_t, pad_l,
                             w + 9 * c, w + 9 * (c + 1), bias ? bias[c] : 0.0f,
                             bias ? bias[c + 1] : 0.0f, ep);
-    if (c < channels)   /* an odd one out */
+    for (; c < channels; c++)   /* an odd one out, or one-block planes (14 wide) */
         lc_dw3x3_strip_1_1_1(out + c * out_plane, OH, OW, 0, OW, in + c * in_plane, H, W, pad_t,
                              pad_l, w + 9 * c, bias ? bias[c] : 0.0f, ep);
     return 1;
