@@ -78,8 +78,8 @@ def warm_up_leanconv(threads):
              node("Shape", ["e2"], ["sh"]),
              node("Gather", ["sh", "i0"], ["n"], axis=0), node("Gather", ["sh", "i1"], ["ch"], axis=0),
              node("Gather", ["sh", "i2"], ["hh"], axis=0), node("Gather", ["sh", "i3"], ["ww"], axis=0),
-             node("Div", ["ch", "i2"], ["half"]),
-             *[node("Unsqueeze", [v, "ax0"], [v + "_1"]) for v in ("n", "ch", "hh", "ww", "half")],
+             *[node("Unsqueeze", [v, "ax0"], [v + "_1"]) for v in ("n", "ch", "hh", "ww")],
+             node("Div", ["ch_1", "two"], ["half_1"]),   # of 1-element tensors, as exported
              node("Concat", ["n_1", "two", "half_1", "hh_1", "ww_1"], ["shape5"], axis=0),
              node("Reshape", ["e2", "shape5"], ["r5"]),
              node("Transpose", ["r5"], ["t5"], perm=[0, 2, 1, 3, 4]),
