@@ -58,18 +58,10 @@ def object_bytes(roots, counted_arrays):
             continue
         total += sys.getsizeof(o)
         if isinstance(o, types.FunctionType):   # its closure and defaults, not its module
-            todo.extend(v for v in map(_contents, o.__closure__ or ()) if v is not _EMPTY)
-            todo.extend(o.__defaults__ or ())
+            # the closure's tuple and cells too (a cell shared by two closures once;
+            # its contents through gc.get_referents): ~40 KB of ShuffleNet's steps
+            todo.extend(v for v in (o.__closure__, o.__defaults__) if v is not None)
             continue
         todo.extend(gc.get_referents(o))
     return total
 
-
-_EMPTY = object()
-
-
-def _contents(cell):
-    try:
-        return cell.cell_contents
-    except ValueError:   # an empty cell
-        return _EMPTY
