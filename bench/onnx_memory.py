@@ -9,8 +9,9 @@ prints one JSON line: the plan (rep.memory(), before the first run) and the
 measured peak RSS growth from before prepare to after the run, plus the
 process's whole peak RSS.  The onnx checker's one-time schema registry is
 built before the baseline (warm_up_checker), and so is what leanconv's first
-model in a process costs once (warm_up_leanconv).  Linux only (VmHWM, clear_refs).  The model's
-input is random (its declared shape)."""
+model in a process costs once (warm_up_leanconv); what those freed is given
+back to the OS before the baseline is read (baseline).  Linux only (VmHWM,
+clear_refs).  The model's input is random (its declared shape)."""
 from __future__ import annotations
 
 import argparse
