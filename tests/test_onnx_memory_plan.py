@@ -222,3 +222,28 @@ def test_runs_of_refuses_a_view_with_gaps_or_repeats():
     base = np.zeros((1, 8, 4, 4), np.float32)
     assert ops_reshape_copy.runs_of(base[:, ::2]) is None                      # gaps
     assert ops_reshape_copy.runs_of(np.broadcast_to(base[:, :1], (1, 8, 4, 4))) is None   # repeats
+
+
+def test_a_conv_operators_own_records_are_in_its_size():
+    """sys.getsizeof of a C operator counts its C records beside the Python
+    object (itself, its decision table, its bias copy), not its packed weights."""
+    from leanconv._plan import Conv2d
+    w = np.ones((64, 32, 3, 3), np.float32)
+    with_bias = Conv2d(w, np.zeros(64, np.float32), algorithm="im2col")._op
+    without = Conv2d(w, None, algorithm="im2col")._op
+    assert sys.getsizeof(with_bias) - sys.getsizeof(without) == 64 * 4
+    assert sys.getsizeof(without) - type(without).__basicsize__ >= 200   # the C struct
+    assert sys.getsizeof(without) < with_bias.packed_bytes
+
+
+def test_the_bookkeeping_walk_counts_closure_cells_and_allocator_rounding():
+    from leanconv.onnx import footprint
+    value = [0.5]
+
+    def reader():
+        return value
+    one = footprint.object_bytes([(0.5,)], [])   # a 1-tuple and a float, each rounded to 16
+    assert one % 16 == 0 and one >= sys.getsizeof((0.5,)) + sys.getsizeof(0.5)
+    counted = footprint.object_bytes([reader], [])
+    cells = sys.getsizeof(reader.__closure__) + sys.getsizeof(reader.__closure__[0])
+    assert counted >= sys.getsizeof(reader) + cells + sys.getsizeof(value)
