@@ -50,3 +50,47 @@ def test_dense_refuses_buffers_that_do_not_match():
         _core.dense(x, y, 2, 3, 4, wp, np.zeros(2, np.float32), 1, 0)
     with pytest.raises(ValueError, match="positive"):
         _core.dense(x, y, 0, 3, 4, wp, None, 1, 0)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_bound_dense_gives_the_bits_of_dense(isa, threads):
+    g = np.random.default_rng(threads)
+    n, rows, k = 2, 45, 70
+    x = g.standard_normal(n * k).astype(np.float32)
+    wp = packed(g.standard_normal((rows, k)).astype(np.float32))
+    b = g.standard_normal(rows).astype(np.float32)
+    want = np.empty(n * rows, np.float32)
+    _core.dense(x, want, n, rows, k, wp, b, threads, _isa.isa_id(isa))
+    y = np.full(n * rows, np.nan, np.float32)
+    call = _core.BoundDense(x, y, n, rows, k, wp, b, threads, _isa.isa_id(isa))
+    _core.run_bound((call,), np.zeros(0, np.uint8))
+    assert y.tobytes() == want.tobytes()
+    x[:] = g.standard_normal(n * k)     # bound to the buffers: a new input is read in place
+    _core.dense(x, want, n, rows, k, wp, b, threads, _isa.isa_id(isa))
+    _core.run_bound((call,), np.zeros(0, np.uint8))
+    assert y.tobytes() == want.tobytes()
+
+
+def test_bound_dense_checks_its_buffers_and_threads():
+    x, y = np.zeros(8, np.float32), np.zeros(6, np.float32)
+    wp = packed(np.zeros((3, 4), np.float32))
+    with pytest.raises(ValueError, match="x must hold"):
+        _core.BoundDense(x, y, 2, 3, 5, wp, None, 1)
+    with pytest.raises(ValueError, match="packed weights"):
+        _core.BoundDense(x, y, 2, 3, 4, wp[:-1], None, 1)
+    with pytest.raises(ValueError, match="b must hold"):
+        _core.BoundDense(x, y, 2, 3, 4, wp, np.zeros(4, np.float32), 1)
+    with pytest.raises(ValueError, match="threads"):
+        _core.BoundDense(x, y, 2, 3, 4, wp, None, 0)
+
+
+def test_dense_bind_refuses_what_the_kernel_does_not_take():
+    from leanconv import _dense
+    wp = packed(np.zeros((3, 4), np.float32))
+    y = np.zeros((2, 3), np.float32)
+    assert _dense.bind(np.zeros((2, 4), np.float32), y, wp, None, 3, 1) is not None
+    assert _dense.bind(np.zeros((2, 8), np.float32)[:, ::2], y, wp, None, 3, 1) is None
+    assert _dense.bind(np.zeros((2, 4), np.float64), y, wp, None, 3, 1) is None
+    assert _dense.bind(np.zeros((9, 4), np.float32), np.zeros((9, 3), np.float32), wp, None, 3,
+                       1) is None     # more rows than _dense.MAX_ROWS: BLAS's job

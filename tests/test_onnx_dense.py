@@ -93,3 +93,32 @@ def test_matmul_by_a_constant_matrix_matches(a_shape):
     assert is_dense(model)
     x = {"a": np.random.default_rng(4).standard_normal(a_shape).astype(np.float32)}
     assert_matches_ort(model, x)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_classifier_gemm_runs_bound_after_the_global_pool(threads):
+    """Conv -> GlobalAveragePool -> Flatten -> Gemm: the Gemm is a BoundDense
+    in the schedule's one C group (no Python step between the pool and it),
+    with the bits of the same schedule run through the steps' into()."""
+    from test_bound_pool import bound_types
+    g = np.random.default_rng(5)
+    nodes = [helper.make_node("Conv", ["x", "cw"], ["a"], pads=[1] * 4),
+             helper.make_node("GlobalAveragePool", ["a"], ["p"]),
+             helper.make_node("Flatten", ["p"], ["f"]),
+             helper.make_node("Gemm", ["f", "w", "c"], ["y"], transB=1)]
+    inits = [("cw", g.standard_normal((K, 3, 3, 3)).astype(np.float32)),
+             ("w", g.standard_normal((N, K)).astype(np.float32)),
+             ("c", g.standard_normal(N).astype(np.float32))]
+    model = make_model(nodes, [("x", (1, 3, 9, 9))], [("y", (1, N))], inits)
+    x = {"x": g.standard_normal((1, 3, 9, 9)).astype(np.float32)}
+    rep = lco.prepare(model, threads=threads)
+    sched = rep.program.schedule
+    assert bound_types(sched) == ["BoundConv", "BoundPool", "BoundDense"]
+    assert len(sched._fns) == 1
+    got = rep.run(x)[0]
+    for s in rep.program.steps:   # the same schedule through the steps' into()
+        s.bind = None
+    sched._bind(sched.threads)
+    assert "BoundDense" not in bound_types(sched)
+    assert got.tobytes() == rep.run(x)[0].tobytes()
+    assert_matches_ort(model, x, threads=threads)

@@ -247,9 +247,9 @@ def test_reduce_mean_over_trailing_axes_runs_as_the_c_global_average(axes, keepd
         def __getattr__(self, name):
             return getattr(_core, name)
 
-        def global_avg_pool(self, *args):
-            calls.append(args[2:4])
-            return _core.global_avg_pool(*args)
+        def BoundPool(self, *args):   # (x, y, geometry None: a global average, planes, hw, ...)
+            calls.append(args[3:5])
+            return _core.BoundPool(*args)
     monkeypatch.setattr(ops_math, "_core", Spy())
     inits, inputs = [], ["x"]
     attrs = dict(keepdims=keepdims)
@@ -263,3 +263,45 @@ def test_reduce_mean_over_trailing_axes_runs_as_the_c_global_average(axes, keepd
     fused_equals_unfused(model, {"x": x}, tol=1e-6)
     trailing = axes is not None and sorted(a % 4 for a in axes) in ([2, 3], [1, 2, 3])
     assert bool(calls) == trailing
+
+
+@pytest.mark.parametrize("axes_from", ["constant", "attribute", "computed"])
+def test_a_trailing_reduce_mean_runs_bound_among_the_convs(axes_from):
+    """Conv -> ReduceMean over H, W -> Gemm (the dynamo exporter's MobileNetV2
+    head): with the axes known at prepare the mean is a BoundPool in the
+    schedule's one C group, with the bits of its unbound call; axes computed
+    at run time keep the Python step (bind cannot read them)."""
+    from test_bound_pool import bound_types
+    g = rng(31)
+    inits = [("cw", g.standard_normal((6, 3, 3, 3)).astype(np.float32)),
+             ("w", g.standard_normal((4, 6)).astype(np.float32))]
+    nodes = [helper.make_node("Conv", ["x", "cw"], ["a"], pads=[1] * 4)]
+    if axes_from == "attribute":
+        opset = 17
+        nodes.append(helper.make_node("ReduceMean", ["a"], ["p"], axes=[-1, -2], keepdims=0))
+    else:
+        opset = 18
+        inits.append(("axes", np.array([-1, -2], np.int64)))
+        axes = "axes"
+        if axes_from == "computed":
+            nodes.append(helper.make_node("Identity", ["axes"], ["axes2"]))
+            nodes.append(helper.make_node("Neg", ["axes2"], ["axes3"]))
+            nodes.append(helper.make_node("Neg", ["axes3"], ["axes4"]))
+            axes = "axes4"
+        nodes.append(helper.make_node("ReduceMean", ["a", axes], ["p"], keepdims=0))
+    nodes.append(helper.make_node("Gemm", ["p", "w"], ["y"], transB=1))
+    model = make_model(nodes, [("x", (1, 3, 8, 8))], [("y", None)], inits, opset=opset)
+    x = {"x": g.standard_normal((1, 3, 8, 8)).astype(np.float32)}
+    rep = lco.prepare(model, threads=2)
+    sched = rep.program.schedule
+    got = rep.run(x)[0]
+    if axes_from == "computed" and "BoundPool" not in bound_types(sched):
+        assert len(sched._fns) > 1
+    else:
+        assert bound_types(sched) == ["BoundConv", "BoundPool", "BoundDense"]
+    for s in rep.program.steps:   # the same schedule through the steps' into()
+        s.bind = None
+    sched._bind(sched.threads)
+    assert "BoundPool" not in bound_types(sched)
+    assert got.tobytes() == rep.run(x)[0].tobytes()
+    assert_matches_ort(model, x, tol=1e-5)

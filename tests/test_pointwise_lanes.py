@@ -182,3 +182,29 @@ def test_auto_weighs_it_on_small_images(threads):
                 assert picked == "direct_lanes", (isa, C, M, H, threads)
             else:
                 assert picked != "direct_lanes", (isa, C, M, H, threads)
+
+
+@pytest.mark.parametrize("C, M, H, W", [(384, 64, 14, 14), (192, 64, 14, 14), (576, 96, 14, 14),
+                                        (960, 160, 7, 7), (7, 5, 17, 19), (4, 3, 1, 2)])
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+def test_chunks_tile_the_pixels_and_give_the_threads_equal_shares(C, M, H, W, threads):
+    """Chunks are runs of whole R-pixel blocks (R: the kernel's pixels a
+    call), contiguous and covering every pixel once, and the threads' item
+    ranges (lc_range_of: items channel block major, chunk minor) hold pixel
+    counts within one block (R <= 12) of each other.  14 x 14 in chunks
+    rounded up to whole vectors was 64 + 64 + 64 + 4: 128 pixels for one
+    thread of two."""
+    from leanconv._params import ConvSpec
+    isa = _core.ISA_NAMES.index(lc.isa())
+    g = ConvSpec.build((M, C, 1, 1)).geometry(1, C, H, W)
+    chunks = _core._pointwise_lanes_chunks(isa, g, threads)
+    P = H * W
+    assert chunks[0][0] == 0 and sum(n for _, n in chunks) == P
+    assert all(a + n == b for (a, n), (b, _) in zip(chunks, chunks[1:]))
+    assert all(n > 0 for _, n in chunks)
+    blocks = -(-M // 64) if lc.isa() == "avx512" else None
+    if blocks == 1 and threads > 1:   # one channel block: the threads split the pixels alone
+        items = len(chunks)
+        shares = [sum(chunks[i][1] for i in range(items * t // threads, items * (t + 1) // threads))
+                  for t in range(min(threads, items))]
+        assert max(shares) - min(shares) <= 12, shares

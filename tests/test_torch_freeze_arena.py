@@ -414,3 +414,65 @@ def test_frozen_models_run_on_the_schedule_without_the_onnx_package(tmp_path):
     out = subprocess.run([sys.executable, "-S", str(script)], capture_output=True, text=True,
                          env=env, timeout=120)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+def test_a_call_without_hooks_skips_torchs_call_and_hooks_still_run(monkeypatch):
+    """runner._call: with no hooks the frozen model's call goes straight to its
+    schedule (torch's Module.__call__ is not entered); a forward hook or pre-hook
+    on it, or a global one, sends the call through torch's, which runs them."""
+    x = torch.randn(1, 4, 16, 16)
+    stock, frozen = stock_and_frozen(randomise_bn(TinyNet()), x)
+    with torch.no_grad():
+        ref = stock(x)
+    cls = type(frozen)
+    real = cls._lc_torch_call
+    through_torch = []
+    monkeypatch.setattr(cls, "_lc_torch_call",
+                        lambda self, *a, **k: (through_torch.append(1), real(self, *a, **k))[1])
+    with torch.no_grad():
+        assert rel_err(frozen(x), ref) < FLOAT_TOL
+    assert through_torch == []
+    seen = []
+    handles = [frozen.register_forward_hook(lambda m, a, y: seen.append("hook")),
+               frozen.register_forward_pre_hook(lambda m, a: seen.append("pre")),
+               torch.nn.modules.module.register_module_forward_hook(
+                   lambda m, a, y: seen.append("global") if m is frozen else None)]
+    with torch.no_grad():
+        assert rel_err(frozen(x), ref) < FLOAT_TOL
+    assert through_torch == [1] and seen == ["pre", "global", "hook"]
+    for h in handles:
+        h.remove()
+    with torch.no_grad():
+        frozen(x)
+    assert through_torch == [1]
+
+
+def test_a_schedule_of_c_calls_only_leaves_torchs_thread_setting_alone(monkeypatch):
+    """A frozen model whose schedule is one group of C calls (no torch op runs
+    in it) does not lower torch's threads for the call: nothing reads them;
+    the kernels still get torch's 2 threads, and the bits are those of a call
+    that went through threads.enter."""
+    from leanconv.torch.frozen import threads as frozen_threads
+    x = torch.randn(1, 3, 16, 16)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(8, 5))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        stock, frozen = stock_and_frozen(model, x)
+        sched = next(iter(scheduled(frozen).schedules.values()))
+        assert all(lent for _, lent in sched._fns)
+        entered = []
+        real_enter = frozen_threads.enter
+        monkeypatch.setattr(frozen_threads, "enter", lambda m: (entered.append(1), real_enter(m))[1])
+        y = check(frozen, stock, x)
+        assert entered == [] and sched.threads == 2 and torch.get_num_threads() == 2
+        with torch.no_grad():   # the same call through threads.enter: the same bits
+            owner = real_enter(frozen)
+            try:
+                assert frozen(x).numpy().tobytes() == y.numpy().tobytes()
+            finally:
+                if owner:
+                    frozen_threads.leave()
+    finally:
+        torch.set_num_threads(before)

@@ -145,3 +145,35 @@ def test_script_is_refused_with_a_clear_error():
     frozen = lct.freeze(ConvHead().eval(), torch.randn(1, 3, 6, 6))
     with pytest.raises(TypeError, match="torch.compile or torch.export"):
         torch.jit.script(frozen)
+
+
+def test_the_head_runs_bound_in_the_schedules_c_group():
+    """The frozen schedule binds the head (a _core.BoundDense after the pool's
+    BoundPool): same bits as the steps' into(), and equal to stock torch."""
+    from test_bound_pool import bound_types
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(3, 24, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(24, 10)).eval()
+    x = torch.randn(1, 3, 10, 10)
+    with torch.no_grad():
+        want = model(x)
+    frozen = lct.freeze(copy.deepcopy(model), x)
+    with torch.no_grad():
+        got = frozen(x)
+    sched = next(iter(frozen._lc_scheduled.schedules.values()))
+    assert bound_types(sched)[-2:] == ["BoundPool", "BoundDense"]
+    for s in sched.program.steps:
+        s.bind = None
+    sched._bind(sched.threads)
+    assert "BoundDense" not in bound_types(sched)
+    with torch.no_grad():
+        assert frozen(x).numpy().tobytes() == got.numpy().tobytes()
+    assert rel_err(got, want) <= FLOAT_TOL
+
+
+def test_bind_refuses_a_buffer_a_reshape_would_copy():
+    d = FrozenDense(nn.Linear(8, 3))
+    y = np.zeros((2, 3), np.float32)
+    assert d.bind(y, np.zeros((2, 8), np.float32), 1) is not None
+    assert d.bind(y, np.zeros((2, 16), np.float32)[:, ::2], 1) is None
+    assert d.bind(None, np.zeros((2, 8), np.float32), 1) is None

@@ -844,6 +844,43 @@ cdef class BoundPool(BoundCall):
         return lc_pool2d(self.cfg, &self.d, self.x, self.y, self.threads)
 
 
+cdef class BoundDense(BoundCall):
+    """A fully connected step's C call fixed once (dense() runs the same
+    call): out[i] = W x[i] (+ b) for the n rows of x, W packed by se_pack;
+    x, out, the packed weights and b held alive here.  Bound, a classifier
+    head runs inside the schedule's C loop right after the global pool: as
+    a Python step its glue cost ~11 us of a 1.9 ms MobileNetV2 at 2 threads
+    between the two (cold interpreter state after the convolutions)."""
+    cdef tuple keep
+    cdef const float *x
+    cdef float *y
+    cdef const float *wp
+    cdef const float *b
+    cdef const lc_isa_config *cfg
+    cdef int64_t n, rows, k
+    cdef int threads
+
+    def __init__(self, const float[::1] x, float[::1] out, int64_t n, int64_t rows, int64_t k,
+                 const float[::1] wp, b, int threads, int isa=0):
+        if n < 1 or rows < 1 or k < 1:
+            raise ValueError("dense: n, rows and k must be positive")
+        if x.shape[0] != n * k or out.shape[0] != n * rows:
+            raise ValueError("dense: x must hold n * k floats and out n * rows")
+        if wp.shape[0] != lc_se_packed_floats(rows, k):
+            raise ValueError("dense: packed weights do not match rows and k")
+        if threads < 1:
+            raise ValueError(f"dense: threads must be >= 1, got {threads}")
+        self.b = optional_vector(b, rows, "dense: b")
+        self.cfg = isa_config(isa)
+        self.keep = (x, out, wp, b)
+        self.x, self.y, self.wp = &x[0], &out[0], &wp[0]
+        self.n, self.rows, self.k, self.threads = n, rows, k, threads
+
+    cdef int _run(self, char *ws, int64_t ws_bytes) noexcept nogil:
+        return lc_dense(self.cfg, self.x, self.y, self.n, self.rows, self.k, self.wp, self.b,
+                        self.threads)
+
+
 def run_bound(tuple calls, unsigned char[::1] workspace):
     """Run BoundCall calls in order, all sharing `workspace` (sized for the largest)."""
     cdef BoundCall c
@@ -1136,6 +1173,24 @@ def _ukernel_dl(str isa_name, _size_t n, const float[::1] x, _size_t x_at, const
             kernel(n, &x[x_at], &w[0], &t[t_at], bias_p, &g, &ep, flags)
 
 
+cdef extern from "internal.h":
+    int64_t lc_pointwise_lanes_chunks(const lc_conv_desc *d) nogil
+    int64_t lc_pointwise_lanes_chunk(const lc_conv_desc *d, int64_t c, int64_t *at) nogil
+
+
+def _pointwise_lanes_chunks(int isa, tuple geometry, int nthreads):
+    """[(first pixel, pixels)] of each chunk the 1 x 1 direct_lanes path
+    (kernels/pointwise_lanes.c) splits an image's pixels into, for the tests."""
+    cdef lc_conv_desc d
+    cdef int64_t at = 0, n
+    fill_desc(&d, ALGORITHMS.index("direct_lanes"), isa, geometry, None, nthreads)
+    out = []
+    for c in range(lc_pointwise_lanes_chunks(&d)):
+        n = lc_pointwise_lanes_chunk(&d, c, &at)
+        out.append((at, n))
+    return out
+
+
 def _ukernel_pw(str isa_name, _size_t n, _size_t k, const float[::1] x, _size_t x_at,
                 _size_t ldx, const float[::1] w, float[::1] t, _size_t t_at, _size_t ldt, bias,
                 unsigned flags, clamp=None, _size_t repeat=1, bint half=False):
@@ -1294,18 +1349,11 @@ cdef const float *optional_vector(object b, int64_t n, str what) except? NULL:
 def dense(const float[::1] x, float[::1] out, int64_t n, int64_t rows, int64_t k,
           const float[::1] wp, b, int threads, int isa):
     """out[i] = W x[i] (+ b) for the n rows of x (n x k, flat): W (rows x k)
-    packed by se_pack, b float32 of rows floats or None (leanconv/dense.h)."""
-    cdef const float *bp
-    cdef const lc_isa_config *cfg = isa_config(isa)
-    if n < 1 or rows < 1 or k < 1:
-        raise ValueError("dense: n, rows and k must be positive")
-    if x.shape[0] != n * k or out.shape[0] != n * rows:
-        raise ValueError("dense: x must hold n * k floats and out n * rows")
-    if wp.shape[0] != lc_se_packed_floats(rows, k):
-        raise ValueError("dense: packed weights do not match rows and k")
-    bp = optional_vector(b, rows, "dense: b")
+    packed by se_pack, b float32 of rows floats or None (leanconv/dense.h).
+    The call BoundDense makes, run once."""
+    cdef BoundDense call = BoundDense(x, out, n, rows, k, wp, b, threads, isa)
     with nogil:
-        lc_dense(cfg, &x[0], &out[0], n, rows, k, &wp[0], bp, threads)
+        call._run(NULL, 0)
 
 
 def softmax(const float[::1] x, float[::1] out, int64_t rows, int64_t n, int threads):

@@ -67,6 +67,15 @@ def run_into(x, y, wp, b, n_out, threads):
                 _threads.resolve(threads), _isa.isa_id())
 
 
+def bind(x, y, wp, b, n_out, threads):
+    """run_into's C call fixed to these buffers (a _core.BoundDense, for a
+    compiled schedule's C loop), or None where `c_runs` refuses them."""
+    if not c_runs(x, y, x.shape[-1] if x.ndim == 2 else -1):
+        return None
+    return _core.BoundDense(x.reshape(-1), y.reshape(-1), x.shape[0], n_out, x.shape[1], wp, b,
+                            _threads.resolve(threads), _isa.isa_id())
+
+
 def numpy_apply(x, wp, b, n_out):
     """y = x W^T (+ b) for any x (..., K) NumPy takes, from the panels."""
     k = x.shape[-1]

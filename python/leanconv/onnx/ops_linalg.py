@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from leanconv import _dense
+from leanconv import _bound_pool, _dense
 from leanconv.onnx.program import Step
 
 
@@ -107,12 +107,15 @@ def _dense_step(node, ctx, w, alpha, c, beta):
         inputs.append(name + "/bias")
     settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
 
+    def dense_bind(outs, a, wp, b=None):
+        return _dense.bind(a, outs[0], wp, b, N, settings.threads)
+
     def dense_into(outs, a, wp, b=None):
-        y = outs[0]
-        if _dense.c_runs(a, y, K):
-            _dense.run_into(a, y, wp, b, N, settings.threads)
+        call = dense_bind(outs, a, wp, b)
+        if call is None:
+            np.copyto(outs[0], _dense.numpy_apply(a, wp, b, N))
         else:
-            np.copyto(y, _dense.numpy_apply(a, wp, b, N))
+            _bound_pool.run(call)
 
     def dense(a, wp, b=None):
         y = np.empty((a.shape[0], N), np.float32) if a.ndim == 2 else None
@@ -120,4 +123,4 @@ def _dense_step(node, ctx, w, alpha, c, beta):
             dense_into([y], a, wp, b)
             return (y,)
         return (_dense.numpy_apply(a, wp, b, N),)
-    return Step(node, dense, inputs=inputs, into=dense_into)
+    return Step(node, dense, inputs=inputs, into=dense_into, bind=dense_bind)

@@ -56,6 +56,17 @@ class FrozenDense(nn.Module):
         b = None if self.bias is None else self.bias.numpy()
         _dense.run_into(x, y, self.packed_weight.numpy(), b, self.out_features, threads)
 
+    def bind(self, y, x, threads):
+        """The frozen schedule's C call y = x W^T + b on these NumPy buffers
+        (a _core.BoundDense, holding them), or None where `into` must run:
+        either not C-contiguous (a reshape would copy, and the call would
+        read the copy), or not what the kernel takes (_dense.c_runs)."""
+        if y is None or x.ndim < 1 or not (x.flags.c_contiguous and y.flags.c_contiguous):
+            return None
+        b = None if self.bias is None else self.bias.numpy()
+        return _dense.bind(x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1]),
+                           self.packed_weight.numpy(), b, self.out_features, threads)
+
     def torch_forward(self, x):
         """x W^T + b as torch ops on the panels: (rows, K) @ (P, K, 16) -> (P, rows, 16)."""
         if x.shape[-1] != self.in_features:

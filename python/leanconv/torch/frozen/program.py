@@ -38,7 +38,7 @@ from torch import nn
 from torch.fx.node import map_aggregate, map_arg
 from torch.utils import _pytree as pytree
 
-from leanconv import _dense, _scratch
+from leanconv import _bound_pool, _scratch
 from leanconv.torch.frozen import patterns
 from leanconv.torch.frozen.frozen_conv import FrozenConv2d
 from leanconv.torch.frozen.frozen_dense import FrozenDense
@@ -267,10 +267,9 @@ def _dense_into(m, settings):
         y = outs[0]
         if y is None:
             return
-        x2 = x.reshape(-1, x.shape[-1])
-        y2 = y.reshape(-1, y.shape[-1])   # a view: arena buffers are contiguous (checked)
-        if y.flags.c_contiguous and _dense.c_runs(x2, y2, m.in_features):
-            m.run_into(x2, y2, settings.threads)
+        call = m.bind(y, np.ascontiguousarray(x), settings.threads)   # (run now: a copy is fine)
+        if call is not None:
+            _bound_pool.run(call)
         else:
             np.copyto(y, m.torch_forward(torch.from_numpy(x)).numpy())
     return into
@@ -473,7 +472,8 @@ def _node_steps(node, kind, gm, modules, names, settings):
         if isinstance(m, FrozenDense) and len(node.args) == 1 and not node.kwargs:
             args, kwargs, ins = _inputs_of(node, names)
             call = _TorchCall(m, args, kwargs, None)
-            return [_step("Dense", node.name, call, ins, outputs, into=_dense_into(m, settings))]
+            return [_step("Dense", node.name, call, ins, outputs, into=_dense_into(m, settings),
+                          bind=lambda outs, x, m=m: m.bind(outs[0], x, settings.threads))]
         if type(m) is nn.Linear and _linear_on_blas(node, m):
             return [_linear_step(node, m, names, outputs)]
         if isinstance(m, ChannelLayerNorm) and len(node.args) == 1 and not node.kwargs:

@@ -22,6 +22,7 @@ import threading
 import types
 
 import torch
+from torch.nn.modules import module as _torch_module
 from torch.utils import _pytree as pytree
 
 from leanconv._heap import return_freed_memory
@@ -106,26 +107,53 @@ class ScheduledForward:
         return sched
 
     def __call__(self, *args, **kwargs):
+        ready = self._ready(args, kwargs)
+        if ready is not None and all(lent for _, lent in ready[1]._fns):
+            # only leanconv's C calls run (one bound group, no torch op between
+            # them): torch's thread setting needs no lowering for the call, and
+            # nothing reads it (threads.enter and leave took 13 + 9 us of the
+            # ~80 us of Python around a MobileNetV2 224 run at 2 threads, load
+            # 4.8: each torch call is slow once the run has evicted the
+            # interpreter from the caches)
+            return self._run(ready, args)
         owner = threads.enter(self.gm)     # torch on one thread during the call
         try:
-            return self._call(args, kwargs)
+            return self._call(args, kwargs, ready)
         finally:
             if owner:
                 threads.leave()
 
-    def _call(self, args, kwargs):
-        built = self.built
-        if kwargs or built is None or self.gm._code is not self._code or \
-                torch._C._get_tracing_state() or torch.is_autocast_enabled("cpu"):
-            return self._fallback(*args, **kwargs)
+    def _ready(self, args, kwargs):
+        """(signature, schedule) of a call a compiled schedule runs, else None:
+        the fx code runs it, or its schedule is not compiled yet."""
+        if not self._plannable(kwargs):
+            return None
         key = self._signature(args)
         sched = None if key is None else self.schedules.get(key)
-        if sched is None:
+        return None if sched is None else (key, sched)
+
+    def _plannable(self, kwargs):
+        """Whether a schedule may run a call with these keyword arguments now
+        (not: keywords, no graph built, an edited graph, tracing, autocast)."""
+        return not (kwargs or self.built is None or self.gm._code is not self._code or
+                    torch._C._get_tracing_state() or torch.is_autocast_enabled("cpu"))
+
+    def _call(self, args, kwargs, ready):
+        if ready is None:
+            if not self._plannable(kwargs):
+                return self._fallback(*args, **kwargs)
+            key = self._signature(args)
             sched = self._first_sight(key, args)
             if sched is None:
                 return self.eager(*args)
+            ready = (key, sched)
+        return self._run(ready, args)
+
+    def _run(self, ready, args):
+        key, sched = ready
+        built = self.built
         if not self.lock.acquire(blocking=False):
-            return self.eager(*args)      # another thread is in this arena
+            return self._eager_owned(*args)      # another thread is in this arena
         grad = torch.is_grad_enabled()
         try:
             if len(self.schedules) > 1:
@@ -138,7 +166,7 @@ class ScheduledForward:
             del self.schedules[key]     # shapes follow the data: never planned again
             self.built = None
             self.why = "a step's output shape follows the input's values"
-            return self.eager(*args)
+            return self._eager_owned(*args)
         finally:
             if grad:
                 torch._C._set_grad_enabled(True)
@@ -146,6 +174,16 @@ class ScheduledForward:
         if built.single:
             return torch.from_numpy(outs[0])
         return pytree.tree_unflatten([torch.from_numpy(o) for o in outs], built.out_spec)
+
+    def _eager_owned(self, *args):
+        """The fx code with torch's ops on one thread (a call that skipped
+        threads.enter, as __call__ does for a schedule of C calls only)."""
+        owner = threads.enter(self.gm)
+        try:
+            return self.eager(*args)
+        finally:
+            if owner:
+                threads.leave()
 
     def _first_sight(self, key, args):
         """The schedule for an input signature not compiled: compiled the second
@@ -174,11 +212,35 @@ class ScheduledForward:
         return {k: s.memory() for k, s in self.schedules.items()}
 
 
+def _call(self, *args, **kwargs):
+    """A frozen GraphModule's __call__ (GraphModule gives each instance a class
+    of its own): straight to the schedule where torch's Module.__call__ would
+    only call forward -- no hooks, not traced, not compiled, not inside
+    torch.compile -- else torch's own call (_lc_torch_call).  Why: torch's
+    call is six Python frames (fx's _WrappedCall, Module._wrapped_call_impl,
+    _call_impl, ...) that a model's run has evicted from the caches by the
+    next call: MobileNetV2 224 at 2 threads took 45 us longer through them
+    (median, calls alternating in one process; load 4.5, every figure about
+    twice its quiet value)."""
+    hooks = _torch_module
+    if self._forward_hooks or self._forward_pre_hooks or self._backward_hooks or \
+            self._backward_pre_hooks or hooks._global_forward_hooks or \
+            hooks._global_forward_pre_hooks or hooks._global_backward_hooks or \
+            hooks._global_backward_pre_hooks or self._compiled_call_impl is not None or \
+            torch._C._get_tracing_state() or torch.compiler.is_compiling():
+        return self._lc_torch_call(*args, **kwargs)
+    return self._lc_scheduled(*args, **kwargs)
+
+
 def install(gm, example_inputs):
     """Run gm's calls through a ScheduledForward, compiled for example_inputs."""
     runner = ScheduledForward(gm)
     gm._lc_scheduled = runner
     gm.forward = types.MethodType(_forward, gm)
+    cls = type(gm)
+    if cls.__call__ is not _call:      # (a copy of a frozen model inherits it)
+        cls._lc_torch_call = cls.__call__
+        cls.__call__ = _call
     if runner.built is not None and example_inputs is not None:
         runner.compile(tuple(example_inputs))
     return runner
