@@ -103,12 +103,18 @@ void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
      * group's weights outweigh its padded input (small images: 64>256@7x7
      * has 590 KB of weights against 21 KB of input, which every band would
      * read again, where every run of blocks copies the input again), else
-     * the rows */
+     * the rows.  Not at one thread, whose two items stay the rows' halves:
+     * the work is the same but for the second copy, which the cost model
+     * prices, where it does not see the weights' second read from L2
+     * (GoogLeNet's 112>224@8x8 and 128>256@8x8 went to Im2Col).  At 2
+     * threads the weights beyond L2 stream once, not once a band: the
+     * model then takes direct_lanes for ResNet-18's 256>512@14/2 (585 us
+     * against Im2Col's 674 at one thread, weights from L3) */
     const int64_t want = units >= 2 * threads ? 1 : lc_div_up(2 * threads, units);
     const int64_t w_bytes = lc_mul(lc_mul(b.blocks * blk.cols, Cg, &ok), d->kH * d->kW * 4, &ok);
     const int64_t in_bytes = lc_mul(lc_mul(Cg, lc_dl_band_in_rows(d, d->OH), &ok),
                                     lc_dl_row_width(d) * 4, &ok);
-    b.spans = w_bytes > in_bytes ? lc_min64(b.blocks, want) : 1;
+    b.spans = threads > 1 && w_bytes > in_bytes ? lc_min64(b.blocks, want) : 1;
     b.bands = lc_min64(d->OH, lc_div_up(want, b.spans));
     b.band_rows = lc_div_up(d->OH, b.bands);
     /* and a band's padded input within half of L2 (big images) */
