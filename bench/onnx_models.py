@@ -2,6 +2,7 @@
 
     python bench/onnx_models.py                 # everything (a few minutes)
     python bench/onnx_models.py --models resnet18,mobilenet_v2 --exporters torchscript
+    python bench/onnx_models.py --memory-only   # the memory table alone, printed (~1 minute)
 
 Models: torchvision's (random weights) exported by the TorchScript exporter
 (opset 17) and the dynamo exporter (its default opset), at --size (ResNet-18
@@ -285,6 +286,21 @@ def per_run_overhead(threads=1, repeats=2000):
     return {k: statistics.median(v) for k, v in res.items()}
 
 
+def memory_models(names, size, cache):
+    """[(label, path, memory_budget)]: every torchvision model's TorchScript export at
+    its largest size here, and ResNet-18 without the default bound on packings."""
+    import onnx_exports
+    models = []
+    for n in names:
+        s = 224 if n == "vgg11" or n in BIG_SIZE_TOO else size
+        models.append((f"{n} (torchscript) {s}", onnx_exports.export(n, s, "torchscript", cache),
+                       None))
+    if "resnet18" in names:
+        models.append(("resnet18 (torchscript) 224",
+                       onnx_exports.export("resnet18", 224, "torchscript", cache), sys.maxsize))
+    return models
+
+
 def memory_rows(paths, threads=1):
     """Peak RSS and plan of leanconv and onnxruntime, each in its own process."""
     rows = []
@@ -405,7 +421,9 @@ def write_markdown(rows, mem, overhead, waits, args, path):
               "measured = peak RSS growth from before prepare to after the first run "
               "(bench/onnx_memory.py; onnx's checker schema registry and what leanconv's "
               "first model in a process costs once -- kernel code pages, threadpoolctl's "
-              "library scan, ~0.7 MiB -- are paid before the baseline, on a tiny model). Peak "
+              "library scan, onnx's shape inference, ~0.7 MiB -- are paid before the "
+              "baseline, on a tiny model, and the memory that model freed is given back to "
+              "the OS before the baseline is read, so the model cannot reuse it unseen). Peak "
               "RSS = the whole process's high-water mark (Python, NumPy and onnx included); "
               "both engines are given the model's file path, as a user would (leanconv reads "
               "each weight from the file when it packs it: onnx/model_file.py). "
@@ -417,9 +435,16 @@ def write_markdown(rows, mem, overhead, waits, args, path):
               "Winograd kept where it saves the most time per byte; the memory_budget=sys.maxsize "
               "row lifts that bound (every layer takes auto's packing, the fastest by the cost "
               "model).", "",
-              "| model | plan MiB | measured growth MiB | measured / plan | leanconv peak RSS "
-              "MiB | onnxruntime peak RSS MiB | leanconv / ORT |",
-              "|---|---|---|---|---|---|---|"]
+              *memory_table(mem)]
+    lines.append("")
+    Path(path).write_text("\n".join(lines))
+
+
+def memory_table(mem):
+    """The memory table's lines (header and one row per memory_rows entry)."""
+    lines = ["| model | plan MiB | measured growth MiB | measured / plan | leanconv peak RSS "
+             "MiB | onnxruntime peak RSS MiB | leanconv / ORT |",
+             "|---|---|---|---|---|---|---|"]
     for r in mem:
         lc, ort = r.get("leanconv", {}), r.get("onnxruntime", {})
         if "plan" not in lc or lc["plan"] is None or "peak_rss_bytes" not in ort:
@@ -432,8 +457,7 @@ def write_markdown(rows, mem, overhead, waits, args, path):
         parts = ", ".join(f"{k} {v / 2**20:.1f}" for k, v in lc["plan"].items() if k != "total")
         lines.append(f"| {r['model']} | {plan:.1f} ({parts}) | {grow:.1f} | {grow / plan:.3f} | "
                      f"{lp:.1f} | {op:.1f} | {lp / op:.2f} |")
-    lines.append("")
-    Path(path).write_text("\n".join(lines))
+    return lines
 
 
 def main(argv=None):
@@ -451,10 +475,15 @@ def main(argv=None):
     from _model_args import add_model_args
     add_model_args(p, min_time=0.4)
     p.add_argument("--out", default=str(ROOT / "docs" / "onnx.md"))
+    p.add_argument("--memory-only", action="store_true",
+                   help="only the memory table (separate processes), printed, not written")
     a = p.parse_args(argv)
     a.threads = [int(t) for t in a.threads.split(",")]
     names = [n for n in a.models.split(",") if n]
     engines = ["onnxruntime", "openvino"]
+    if a.memory_only:
+        print("\n".join(memory_table(memory_rows(memory_models(names, a.size, a.cache)))))
+        return
     rows = []
     for label, get_path in model_list(names, a.exporters.split(","), a.size, not a.no_zoo,
                                       a.cache, a.zoo):
@@ -474,17 +503,7 @@ def main(argv=None):
         print(label, {t: {k: round(v["ms"], 2) for k, v in d.items()}
                       for t, d in row["threads"].items()}, f"match {row.get('match')}",
               flush=True)
-    # every torchvision model's TorchScript export at its largest size here, and ResNet-18
-    # without the default bound on packings
-    mem_models = []
-    for n in names:
-        s = 224 if n == "vgg11" or n in BIG_SIZE_TOO else a.size
-        mem_models.append((f"{n} (torchscript) {s}", onnx_exports.export(n, s, "torchscript",
-                                                                         a.cache), None))
-    if "resnet18" in names:
-        mem_models.append(("resnet18 (torchscript) 224",
-                           onnx_exports.export("resnet18", 224, "torchscript", a.cache),
-                           sys.maxsize))
+    mem_models = memory_models(names, a.size, a.cache)
     mem = memory_rows(mem_models)
     overhead = per_run_overhead()
     waits = wait_policy_rows([(label, path) for label, path, _ in mem_models[:2]])

@@ -338,6 +338,13 @@ int64_t lc_conv_op_packed_bytes(const lc_conv_op *op) {
     return floats * (int64_t)sizeof(float);
 }
 
+int64_t lc_conv_op_meta_bytes(const lc_conv_op *op) {
+    int64_t n = (int64_t)sizeof *op + op->cap_decisions * (int64_t)sizeof(lc_decision);
+    if (op->bias) n += op->filter.M * (int64_t)sizeof(float);
+    for (const lc_packing *p = op->packings; p; p = p->next) n += (int64_t)sizeof *p;
+    return n;
+}
+
 int lc_conv_op_packings(const lc_conv_op *op) { return lc_kept(op); }
 
 int64_t lc_conv_op_packings_made(const lc_conv_op *op) { return op->made; }

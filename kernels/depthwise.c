@@ -1,7 +1,10 @@
 /* Depthwise convolution (groups == C, any channel multiplier): output channel
- * o reads input channel o / multiplier.  Five paths, per layer:
+ * o reads input channel o / multiplier.  Six paths, per layer:
  *  - planes of at most LC_DW_TINY_PIXELS pixels, when the ISA has a dw_tiny
  *    kernel: a plane per vector (kernels/depthwise_tiny.c);
+ *  - 3x3, stride 1, dilation 1, planes small enough (7x7, 14x14), when the
+ *    ISA has a multi-plane kernel: runs of channels per call
+ *    (lc_dw_planes_run);
  *  - 3x3, dilation 1, stride_w 1 or 2: the ISA's whole-plane kernel when it
  *    has one, which does its borders in vector code;
  *  - any other kernel, at least a vector's width of channels: channel
@@ -284,6 +287,62 @@ static void lc_dw_task(void *vctx, int64_t item, int thread) {
         d->isa->postop(out, out, (size_t)(d->OH * d->OW), res, 0.0f, &t->ep);
 }
 
+/* Small stride-1 3x3 planes (7x7, 14x14) through the ISA's multi-plane
+ * kernel: a task is a run of LC_DW_PLANES_RUN channels of one image, one
+ * call, the post-op over the run's planes after it.  Per plane, a call of
+ * the plane kernel and its task cost about what a 7x7 plane's arithmetic
+ * does, a tenth of a 14x14 one's. */
+#define LC_DW_PLANES_RUN 32
+
+typedef struct {
+    const lc_conv_desc *d; /* epilogue.clamp: what the kernel applies */
+    const float *x, *w, *bias, *res;
+    float *y;
+    lc_epilogue ep;        /* the whole epilogue, for the post-op */
+    int post;
+    int64_t runs;          /* per image */
+} lc_dw_planes_ctx;
+
+static void lc_dw_planes_task(void *vctx, int64_t item, int thread) {
+    const lc_dw_planes_ctx *t = (const lc_dw_planes_ctx *)vctx;
+    const lc_conv_desc *d = t->d;
+    (void)thread;
+    const int64_t n = item / t->runs, c0 = (item - n * t->runs) * LC_DW_PLANES_RUN;
+    const int64_t count = lc_min64(LC_DW_PLANES_RUN, d->M - c0);
+    const int64_t in_plane = d->H * d->W, out_plane = d->OH * d->OW;
+    float *out = t->y + (n * d->M + c0) * out_plane;
+    d->isa->dw3x3_planes(out, (size_t)out_plane, t->x + (n * d->C + c0) * in_plane,
+                         (size_t)in_plane, (size_t)count, (size_t)d->OH, (size_t)d->OW,
+                         (size_t)d->H, (size_t)d->W, (size_t)d->pad_t, (size_t)d->pad_l,
+                         t->w + c0 * 9, t->bias ? t->bias + c0 : NULL, &d->epilogue);
+    if (t->post)
+        d->isa->postop(out, out, (size_t)(count * out_plane),
+                       t->res ? t->res + (n * d->M + c0) * out_plane : NULL, 0.0f, &t->ep);
+}
+
+/* Runs the layer through the multi-plane kernel when the ISA has one that
+ * takes its geometry (3x3, stride 1, no channel multiplier, not in place);
+ * else returns 0.  d's epilogue is the kernel's part. */
+static int lc_dw_planes_run(const lc_conv_desc *d, const lc_epilogue *whole, int post,
+                            const float *x, const float *w, const float *bias, const float *res,
+                            float *y) {
+    if (!d->isa->dw3x3_planes || d->kH != 3 || d->kW != 3 || d->stride_h != 1 ||
+        d->stride_w != 1 || d->dil_h != 1 || d->dil_w != 1 || d->M != d->C || d->pad_t < 0 ||
+        d->pad_l < 0 || (res && res == y))
+        return 0;
+    if (!d->isa->dw3x3_planes(NULL, 0, NULL, 0, 0, (size_t)d->OH, (size_t)d->OW, (size_t)d->H,
+                              (size_t)d->W, (size_t)d->pad_t, (size_t)d->pad_l, NULL, NULL,
+                              &d->epilogue))
+        return 0;
+    lc_dw_planes_ctx t;
+    t.d = d; t.x = x; t.w = w; t.bias = bias; t.res = res; t.y = y;
+    t.ep = *whole;
+    t.post = post;
+    t.runs = lc_div_up(d->M, LC_DW_PLANES_RUN);
+    lc_parallel_for(d->nthreads, d->N * t.runs, lc_conv_work(d), lc_dw_planes_task, &t);
+    return 1;
+}
+
 void lc_depthwise_rows(const lc_conv_desc *dp, const float *x, int64_t x_plane, const float *w,
                        const float *bias, float *y, int64_t y_plane, int64_t channels) {
     /* the layer's own choice of path, minus those that spread channels over
@@ -330,6 +389,7 @@ int lc_depthwise_run(const lc_conv_desc *dp, const float *x, const float *w,
                   ? d->isa->dw3x3_plane
                   : NULL;
     if (lc_depthwise_tiny_run(d, &dp->epilogue, x, w, bias, res, y)) return LC_OK;
+    if (lc_dw_planes_run(d, &dp->epilogue, t.post, x, w, bias, res, y)) return LC_OK;
     if (!t.plane && lc_depthwise_cblock_run(d, &dp->epilogue, x, w, bias, res, y)) return LC_OK;
     t.band_rows = 0;
     if (!t.plane) lc_dw_band_layout(&t);

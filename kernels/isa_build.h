@@ -36,6 +36,16 @@
 #define LC_ALWAYS_INLINE inline
 #endif
 
+/* A function kept out of line (a kernel whose copies the compiler would
+ * otherwise inline into one dispatcher, to the inlined copies' cost). */
+#if defined(_MSC_VER) && !defined(__clang__)
+#define LC_NOINLINE __declspec(noinline)
+#elif defined(__GNUC__) || defined(__clang__)
+#define LC_NOINLINE __attribute__((noinline))
+#else
+#define LC_NOINLINE
+#endif
+
 /* A function GCC must not auto-vectorise: its vectoriser built the scalar
  * 1 x 1 lanes kernel's 2-pixel case from loads spanning two channels' rows,
  * one row past the input's end (GCC 12, -O3; kernels/scalar/gemm.c). */

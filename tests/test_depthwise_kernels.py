@@ -202,3 +202,75 @@ def test_depthwise_layer_through_the_api(isa, mult, k, stride):
     want = np.clip(want, 0.0, 6.0)
     assert y.shape == want.shape
     assert np.max(np.abs(y - want)) <= 1e-5 * max(1.0, np.abs(want).max())
+
+
+def call_plane(isa, x, sh, sw, pt, pl, OH, OW, w, bias, clamp=None):
+    """The plane kernel on 2-D x (copied between guard pages), OH x OW out."""
+    H, W = x.shape
+    xf = fenced(H * W, keep=False)
+    xf[:] = x.reshape(-1)
+    out = fenced(OH * OW, keep=False)
+    out[:] = 12345.0
+    ep = Epilogue(*(clamp if clamp else (0.0, 0.0)), 1 if clamp else 0)
+    plane_fn(isa)(out.ctypes.data_as(_fp), OH, OW, xf.ctypes.data_as(_fp), H, W, sh, sw, pt, pl,
+                  w.ctypes.data_as(_fp), bias, ctypes.byref(ep))
+    return out.reshape(OH, OW).copy()
+
+
+@pytest.mark.parametrize("isa", PLANE_ISAS)
+def test_plane_padding_wider_than_a_vector(isa):
+    """Left and top padding past one vector's lanes (16 floats): whole
+    column blocks and rows of padding before the image."""
+    seed = 8000
+    for H, W in ((5, 9), (20, 40), (3, 3)):
+        for sh, sw in ((1, 1), (2, 2), (1, 2), (2, 1)):
+            for pt, pl, pb, pr in ((17, 18, 19, 20), (0, 33, 2, 1), (33, 0, 0, 17)):
+                seed += 1
+                run_case(isa, H, W, sh, sw, pt, pl, pb, pr, seed, clamp=(-1.0, 1.0))
+
+
+@pytest.mark.parametrize("isa", PLANE_ISAS)
+@pytest.mark.parametrize("sh,sw", [(1, 1), (2, 2), (1, 2), (2, 1)])
+def test_plane_rows_in_bands_give_the_plane_bits(isa, sh, sw):
+    """Output rows computed in bands -- each call given only the input rows
+    its band reads, the padding above it as pad_t, as kernels/ir_block.c
+    calls the kernel -- are bitwise the rows of the whole plane."""
+    r = np.random.default_rng(8100 + 10 * sh + sw)
+    for H, W in ((30, 7), (29, 14), (23, 56), (17, 112), (12, 33)):
+        x = r.standard_normal((H, W)).astype(np.float32)
+        w = r.standard_normal(9).astype(np.float32)
+        OH, OW = (H - 1) // sh + 1, (W - 1) // sw + 1
+        whole = call_plane(isa, x, sh, sw, 1, 1, OH, OW, w, 0.25, clamp=(0.0, 6.0))
+        for band in (1, 2, 5):
+            for oy0 in range(0, OH, band):
+                rows = min(band, OH - oy0)
+                top = oy0 * sh - 1
+                iy0, iy1 = max(0, top), min(H, top + (rows - 1) * sh + 3)
+                part = call_plane(isa, x[iy0:iy1], sh, sw, iy0 - top, 1, rows, OW, w, 0.25,
+                                  clamp=(0.0, 6.0))
+                assert np.array_equal(part, whole[oy0:oy0 + rows]), (H, W, band, oy0)
+
+
+@pytest.mark.parametrize("isa", PLANE_ISAS)
+def test_every_3x3_path_gives_the_same_bits(isa):
+    """The kernel's paths for one plane (by width and stride: narrow rows
+    packed two to a vector, column strips walked down the plane, paired
+    rows at taller strides) sum each output's taps in one order: the same
+    outputs computed by two paths are the same bits."""
+    r = np.random.default_rng(8200)
+    w = r.standard_normal(9).astype(np.float32)
+    for H, W in ((14, 14), (15, 13), (28, 28)):
+        x = r.standard_normal((H, W)).astype(np.float32)
+        # stride 2 down to <= 8 columns (narrow) against the same image with
+        # zero columns on the right (a strip): the first columns match
+        OH, OW = (H - 1) // 2 + 1, (W - 1) // 2 + 1
+        wide = np.concatenate([x, np.zeros((H, 32), np.float32)], axis=1)
+        a = call_plane(isa, x, 2, 2, 1, 1, OH, OW, w, 0.5)
+        b = call_plane(isa, wide, 2, 2, 1, 1, OH, OW + 16, w, 0.5)
+        assert np.array_equal(a, b[:, :OW])
+        # stride_h 3 (paired rows) against every third row of stride_h 1
+        for sw in (1, 2):
+            OW = (W - 1) // sw + 1
+            one = call_plane(isa, x, 1, sw, 1, 1, H, OW, w, 0.5)
+            three = call_plane(isa, x, 3, sw, 1, 1, (H - 1) // 3 + 1, OW, w, 0.5)
+            assert np.array_equal(three, one[::3])

@@ -55,14 +55,16 @@ def test_tiny_planes_epilogue(isa, activation, residual):
     run_case(3, 100, 1, 4, 4, 5, activation=activation, residual=residual)
 
 
-def test_tiny_planes_in_place_residual(isa):
-    """out = residual: the tiny path steps aside (its kernel would overwrite
+@pytest.mark.parametrize("hw", [4, 7])
+def test_tiny_planes_in_place_residual(isa, hw):
+    """out = residual: the tiny path (4x4) and the multi-plane one (7x7,
+    tests/test_dw_planes_kernel.py) step aside (their kernels would overwrite
     the residual before adding it); the answer is the same within rounding
     (the other path sums in another order)."""
     r = np.random.default_rng(4)
-    x = r.standard_normal((1, 70, 4, 4)).astype(np.float32)
+    x = r.standard_normal((1, 70, hw, hw)).astype(np.float32)
     w = r.standard_normal((70, 1, 3, 3)).astype(np.float32)
-    res = r.standard_normal((1, 70, 4, 4)).astype(np.float32)
+    res = r.standard_normal((1, 70, hw, hw)).astype(np.float32)
     want = lc.conv2d(x, w, padding=1, groups=70, algorithm="depthwise", residual=res.copy())
     lc.conv2d(x, w, padding=1, groups=70, algorithm="depthwise", residual=res, out=res)
     np.testing.assert_allclose(res, want, rtol=1e-5, atol=1e-5)

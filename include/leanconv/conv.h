@@ -225,10 +225,13 @@ void lc_conv_op_destroy(lc_conv_op *op);
 /* Queries.  The algorithm of the last reshape (-1 before the first of an
  * operator that decides); the one remembered for a geometry (-1: none yet);
  * bytes the operator allocated for weights (packings and its own copy);
+ * bytes of its own records beside them (itself, its bias copy, its decision
+ * table, its packings' headers: what a memory plan's bookkeeping counts);
  * packings it keeps; packings it has made in its life. */
 int lc_conv_op_algorithm(const lc_conv_op *op);
 int lc_conv_op_decided(const lc_conv_op *op, int64_t N, int64_t H, int64_t W, int nthreads);
 int64_t lc_conv_op_packed_bytes(const lc_conv_op *op);
+int64_t lc_conv_op_meta_bytes(const lc_conv_op *op);
 int lc_conv_op_packings(const lc_conv_op *op);
 int64_t lc_conv_op_packings_made(const lc_conv_op *op);
 

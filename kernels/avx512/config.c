@@ -24,6 +24,7 @@ void lc_config_avx512(lc_isa_config *cfg) {
     cfg->dw_band = lc_f32_dw_band__avx512;
     cfg->dw_cblock = LC_DW_CBLOCK_ENTRY(lc_f32_dw_cblock__avx512, 16);
     cfg->dw3x3_plane = lc_f32_dw3x3_plane__avx512;
+    cfg->dw3x3_planes = lc_f32_dw3x3_planes__avx512;
     cfg->strided_copy = lc_f32_strided_copy__avx512;
     cfg->lrn_div = lc_f32_lrn_div__avx512;
     cfg->affine = lc_f32_affine__avx512;

@@ -136,14 +136,16 @@ static inline __m512 lc_dw_odd(__m512 lo, __m512 hi) {
 #define LC_DW3_PLANE_LINKAGE static
 #include "../depthwise_template.h"
 
-/* Narrow planes (7x7, 14x14 stride 2: OW <= 8 and one output row's taps
+/* Narrow planes (14x14 stride 2: OW <= 8 and one output row's taps
  * span <= 16 floats): two output rows share each vector, lanes [0, OW) for
  * row oy and [OW, 2*OW) for row oy+1, which are adjacent in the output, so
  * one masked store writes both.  Each input row is one masked load of its
  * raw floats (columns -pad_l ..); a tap is one two-source permute of the raw
  * rows of oy and oy+1.  Halves the vectors of a 7-wide plane and drops the
- * per-row work.  One copy per stride_h (1, 2), so the raw rows stay in
- * registers; the caller checks the plane fits. */
+ * per-row work.  Taken at stride_h 2 only (14x14 -> 7x7: 1.07x the strips
+ * below); at stride_h 1 the strips, which keep the rows two output rows
+ * share in registers, are faster (7x7: 1.27x).  A copy per stride_h, so the
+ * raw rows stay in registers; the caller checks the plane fits. */
 #define LC_DW3_NARROW(SH)                                                                                      \
 static void lc_dw3x3_narrow_sh##SH(float *out, size_t OH, size_t OW, const float *in, size_t H,                \
                                    size_t W, size_t sw, size_t pad_t, size_t pad_l,                            \
@@ -188,29 +190,36 @@ static void lc_dw3x3_narrow_sh##SH(float *out, size_t OH, size_t OW, const float
         _mm512_mask_storeu_ps(out + oy * OW, lc_dw_mask16((ptrdiff_t)((two ? 2 : 1) * OW)), a0);               \
     }                                                                                                          \
 }
-LC_DW3_NARROW(1)
 LC_DW3_NARROW(2)
 #undef LC_DW3_NARROW
 
-/* Small planes (14, 28 wide): every column block is a border block for the
- * row path.  Instead each input row is held as NR raw vectors (raw lane r =
- * column r - pad_l, masked to the image, the same masks for every row), the
- * taps come from shifts (stride 1) or de-interleaves (stride 2) of them, and
- * two output rows share their input rows.  Needs the row's taps within NR*16
- * raw floats: stride 1 OW + 2 <= 16*NR, stride 2 2*OW + 1 <= 16*NR (NR even).
- * Up to 56 wide (stride 1) / 28 outputs (stride 2): 4 raw vectors a row,
- * 20 registers for the five rows of a stride-2 pair. */
-#define LC_DW3_SMALL(SW, NR, SH)                                                                \
-    static void lc_dw3x3_small_##SW##_##NR##_##SH(float *out, size_t OH, size_t OW,            \
-                                           const float *in, size_t H, size_t W, size_t pad_t,  \
-                                           size_t pad_l, const float *w, float bias,           \
-                                           const lc_epilogue *ep) {                            \
-        const size_t sh = (SH);                                                                 \
-        enum { NOV = (SW) == 1 ? (NR) : (NR) / 2 };                                                    \
-        __mmask16 mraw[NR], mst[NOV];                                                           \
-        for (int k = 0; k < (NR); k++)                                                          \
-            mraw[k] = lc_dw_mask_range((ptrdiff_t)pad_l - 16 * k, (ptrdiff_t)(pad_l + W) - 16 * k); \
-        for (int v = 0; v < NOV; v++) mst[v] = lc_dw_mask16((ptrdiff_t)OW - 16 * v);           \
+/* Every other plane at stride_h 1 or 2 (all widths at stride_h 1): one column
+ * block of 16 outputs at a time, walked down the whole plane, each input row
+ * loaded (and its taps shifted or de-interleaved) once for every output row
+ * it feeds: the taps of the rows the next output row shares stay in
+ * registers (stride_h 1: two rows, stride_h 2: one), so an output row costs
+ * one new input row (two at stride_h 2), where the template's paired rows
+ * (lc_dw3x3_plane_rows_avx512, kept for taller strides) load four rows for
+ * two output rows (five at stride_h 2).  A block's masks (raw lane r =
+ * column ix + r, kept when inside [0, W); stores kept below OW) are the
+ * same on every row, so border blocks cost what interior ones do; rows
+ * outside the image give zero taps.  A walk takes NB blocks side by side
+ * (their rows' loads shared, more independent work per row): two over each
+ * pair of blocks except at stride_w 1 with stride_h 2 (rare), one for an odd
+ * last block.  Measured against the paired rows and the former 14/28-wide
+ * register kernels, hot, one thread (Zen 5): 1.1-1.5x on 112/56/28/14-wide
+ * MobileNet planes at either stride, 1.7-2.5x on 64/32/16-wide ones; two
+ * blocks a walk against one, 1.06-1.15x where there are pairs.  Each output
+ * sums its taps in the order the other 3x3 paths use (bias + row 0 + row 2,
+ * and row 1 apart, each row's taps left to right), so every path gives the
+ * same bits. */
+#define LC_DW3_STRIP(SW, SH, NB)                                                               \
+    static LC_NOINLINE void lc_dw3x3_strip_##SW##_##SH##_##NB(float *out, size_t OH, size_t OW, size_t ox0, \
+                                                 size_t ox1, const float *in, size_t H,        \
+                                                 size_t W, size_t pad_t, size_t pad_l,         \
+                                                 const float *w, float bias,                   \
+                                                 const lc_epilogue *ep) {                      \
+        enum { NL = (SW) * (NB) + 1 }; /* loads a row: SW*NB vectors, then the last taps */     \
         const __m512 vb = _mm512_set1_ps(bias), vz = _mm512_setzero_ps();                      \
         __m512 vlo = _mm512_set1_ps(ep->lo), vhi = _mm512_set1_ps(ep->hi);                     \
         if (!ep->clamp) {                                                                       \
@@ -219,85 +228,194 @@ LC_DW3_NARROW(2)
         }                                                                                       \
         __m512 wv[9];                                                                           \
         for (int k = 0; k < 9; k++) wv[k] = _mm512_set1_ps(w[k]);                               \
-        const ptrdiff_t Hd = (ptrdiff_t)H;                                                      \
-        for (size_t oy = 0; oy < OH; oy += 2) {                                                 \
-            const ptrdiff_t iy = (ptrdiff_t)(oy * sh) - (ptrdiff_t)pad_t;                       \
-            const int two = oy + 1 < OH;                                                        \
-            __m512 raw[5][NR];                                                                  \
-            for (size_t r = 0; r < sh + 3; r++) {                                               \
-                const ptrdiff_t y = iy + (ptrdiff_t)r;                                          \
-                const int ok = y >= 0 && y < Hd;                                                \
-                const float *p = in + y * (ptrdiff_t)W - (ptrdiff_t)pad_l;                      \
-                for (int k = 0; k < (NR); k++)                                                  \
-                    raw[r][k] = ok ? _mm512_maskz_loadu_ps(mraw[k], p + 16 * k) : vz;           \
-            }                                                                                   \
-            for (int half = 0; half < 1 + two; half++) {                                        \
-                const size_t r0 = half ? sh : 0;                                                \
-                float *o = out + (oy + half) * OW;                                              \
-                for (int v = 0; v < NOV; v++) {                                                 \
+        const ptrdiff_t Wd = (ptrdiff_t)W;                                                      \
+        for (size_t ox = ox0; ox < ox1; ox += 16 * (NB)) {                                      \
+            const ptrdiff_t ix = (ptrdiff_t)ox * (SW) - (ptrdiff_t)pad_l;                       \
+            /* masks as scalars (an array of them went through memory) */                     \
+            const __mmask16 last = (SW) == 1 ? 0x3 : 0x1;                                       \
+            const __mmask16 m_0 = lc_dw_mask_range(-ix, Wd - ix) & (NL == 1 ? last : 0xFFFF);   \
+            const __mmask16 m_1 = lc_dw_mask_range(-ix - 16, Wd - ix - 16) & (NL == 2 ? last : 0xFFFF); \
+            const __mmask16 m_2 = NL < 3 ? 0 : lc_dw_mask_range(-ix - 32, Wd - ix - 32) & (NL == 3 ? last : 0xFFFF); \
+            const __mmask16 m_3 = NL < 4 ? 0 : lc_dw_mask_range(-ix - 48, Wd - ix - 48) & (NL == 4 ? last : 0xFFFF); \
+            const __mmask16 m_4 = NL < 5 ? 0 : lc_dw_mask_range(-ix - 64, Wd - ix - 64) & last; \
+            const __mmask16 mst0 = lc_dw_mask16((ptrdiff_t)(ox1 - ox));                         \
+            const __mmask16 mst1 = lc_dw_mask16((ptrdiff_t)(ox1 - ox) - 16);                    \
+            const float *col = in + ix;                                                         \
+            float *o = out + ox;                                                                \
+            __m512 p[NB][3], q[NB][3], t[NB][3];                                                \
+            ptrdiff_t y = -(ptrdiff_t)pad_t;                                                    \
+            LC_DW3_ROW_TAPS(SW, NB, y, p)                                                       \
+            if ((SH) == 1) { LC_DW3_ROW_TAPS(SW, NB, y + 1, q) }                                \
+            for (size_t oy = 0; oy < OH; oy++, y += (SH), o += OW) {                            \
+                if ((SH) == 2) { LC_DW3_ROW_TAPS(SW, NB, y + 1, q) }                            \
+                LC_DW3_ROW_TAPS(SW, NB, y + 2, t)                                               \
+                for (int b = 0; b < (NB); b++) {                                                \
                     __m512 a0 = vb, a1 = vz;                                                    \
-                    for (int ky = 0; ky < 3; ky++) {                                            \
-                        const __m512 *R = raw[r0 + ky];                                         \
-                        __m512 t0, t1, t2;                                                      \
-                        if ((SW) == 1) {                                                        \
-                            const __m512 nx = v + 1 < (NR) ? R[v + 1 < (NR) ? v + 1 : v] : vz;  \
-                            t0 = R[v];                                                          \
-                            t1 = LC_SHIFT(nx, R[v], 1);                                         \
-                            t2 = LC_SHIFT(nx, R[v], 2);                                         \
-                        } else {                                                                \
-                            /* tap 2 is tap 0 moved a lane on, raw float 32v+32 last */         \
-                            const __m512 nx = 2 * v + 2 < (NR) ? R[2 * v + 2 < (NR) ? 2 * v + 2 : 0] : vz; \
-                            t0 = lc_dw_even(R[2 * v], R[2 * v + 1]);                            \
-                            t1 = lc_dw_odd(R[2 * v], R[2 * v + 1]);                             \
-                            t2 = LC_SHIFT(nx, t0, 1);                                           \
-                        }                                                                       \
-                        __m512 acc = ky == 1 ? a1 : a0;                                         \
-                        acc = _mm512_fmadd_ps(wv[3 * ky], t0, acc);                             \
-                        acc = _mm512_fmadd_ps(wv[3 * ky + 1], t1, acc);                         \
-                        acc = _mm512_fmadd_ps(wv[3 * ky + 2], t2, acc);                         \
-                        if (ky == 1) a1 = acc; else a0 = acc;                                   \
-                    }                                                                           \
-                    a0 = _mm512_min_ps(vhi, _mm512_max_ps(vlo, _mm512_add_ps(a0, a1)));         \
-                    _mm512_mask_storeu_ps(o + 16 * v, mst[v], a0);                              \
+                    a0 = _mm512_fmadd_ps(wv[2], p[b][2], _mm512_fmadd_ps(wv[1], p[b][1], _mm512_fmadd_ps(wv[0], p[b][0], a0))); \
+                    a1 = _mm512_fmadd_ps(wv[5], q[b][2], _mm512_fmadd_ps(wv[4], q[b][1], _mm512_fmadd_ps(wv[3], q[b][0], a1))); \
+                    a0 = _mm512_fmadd_ps(wv[8], t[b][2], _mm512_fmadd_ps(wv[7], t[b][1], _mm512_fmadd_ps(wv[6], t[b][0], a0))); \
+                    _mm512_mask_storeu_ps(o + 16 * b, b ? mst1 : mst0,                          \
+                                          _mm512_min_ps(vhi, _mm512_max_ps(vlo, _mm512_add_ps(a0, a1)))); \
                 }                                                                               \
+                for (int b = 0; b < (NB); b++)                                                  \
+                    for (int k = 0; k < 3; k++) {                                               \
+                        if ((SH) == 1) {                                                        \
+                            p[b][k] = q[b][k];                                                  \
+                            q[b][k] = t[b][k];                                                  \
+                        } else {                                                                \
+                            p[b][k] = t[b][k];                                                  \
+                        }                                                                       \
+                    }                                                                           \
             }                                                                                   \
         }                                                                                       \
     }
-LC_DW3_SMALL(1, 1, 1)
-LC_DW3_SMALL(1, 2, 1)
-LC_DW3_SMALL(1, 4, 1)
-LC_DW3_SMALL(2, 2, 1)
-LC_DW3_SMALL(2, 4, 1)
-LC_DW3_SMALL(1, 1, 2)
-LC_DW3_SMALL(1, 2, 2)
-LC_DW3_SMALL(1, 4, 2)
-LC_DW3_SMALL(2, 2, 2)
-LC_DW3_SMALL(2, 4, 2)
-#undef LC_DW3_SMALL
+/* The three taps of input row yy for each of the walk's NB blocks (zero
+ * outside the image): stride 1 the row and its shifts by 1 and 2 lanes,
+ * stride 2 its even and odd floats and the even ones moved a lane on (the
+ * next block's even floats, or the last load's float, coming in). */
+#define LC_DW3_ROW_TAPS(SW, NB, yy, t)                                                         \
+    if ((size_t)(yy) < H) {                                                                     \
+        const float *r_ = col + (yy) * Wd;                                                      \
+        __m512 l_[NL];                                                                          \
+        for (int k = 0; k < NL; k++)                                                            \
+            l_[k] = _mm512_maskz_loadu_ps(k == 0 ? m_0 : k == 1 ? m_1 : k == 2 ? m_2 : k == 3 ? m_3 : m_4, \
+                                          r_ + 16 * k);                                         \
+        for (int b = 0; b < (NB); b++) {                                                        \
+            if ((SW) == 1) {                                                                    \
+                t[b][0] = l_[b];                                                                \
+                t[b][1] = LC_SHIFT(l_[b + 1], l_[b], 1);                                        \
+                t[b][2] = LC_SHIFT(l_[b + 1], l_[b], 2);                                        \
+            } else {                                                                            \
+                t[b][0] = lc_dw_even(l_[2 * b], l_[2 * b + 1]);                                 \
+                t[b][1] = lc_dw_odd(l_[2 * b], l_[2 * b + 1]);                                  \
+            }                                                                                   \
+        }                                                                                       \
+        if ((SW) == 2)                                                                          \
+            for (int b = 0; b < (NB); b++)                                                      \
+                t[b][2] = LC_SHIFT(b + 1 < (NB) ? t[b + 1 < (NB) ? b + 1 : b][0] : l_[NL - 1], t[b][0], 1); \
+    } else {                                                                                    \
+        for (int b = 0; b < (NB); b++) t[b][0] = t[b][1] = t[b][2] = vz;                        \
+    }
+LC_DW3_STRIP(1, 1, 1)
+LC_DW3_STRIP(1, 2, 1)
+LC_DW3_STRIP(2, 1, 1)
+LC_DW3_STRIP(2, 2, 1)
+LC_DW3_STRIP(1, 1, 2)
+LC_DW3_STRIP(2, 1, 2)
+LC_DW3_STRIP(2, 2, 2)
+#undef LC_DW3_STRIP
+#undef LC_DW3_ROW_TAPS
+
+/* Small planes at stride 1 (lc_dw3x3_planes_fn): up to 16 outputs wide, a
+ * plane's one-block walk each, without a call and task per plane; 7x7: two
+ * planes to a
+ * vector, plane A in lanes [0, 8) and plane B in [8, 16), each input row of
+ * both one masked load and one merge-masked load (raw lane r of a plane =
+ * column r - pad_l, kept inside [0, W)).  Taps are the vector shifted by 1
+ * and 2 lanes: A's taps past its 8 lanes land on B's lanes below pad_l,
+ * which are zero, as the columns they stand for are padding (what the
+ * geometry check guarantees); B's run into the zeros shifted in.  Rows are
+ * walked down as in the strips, so the taps the next output row shares stay
+ * in registers.  A 7-wide plane fills 7 of a strip's 16 lanes; here 14, with
+ * the per-plane set-up shared: 1.6x the strips (960@7, hot, Zen 5).  Each
+ * output sums its taps in the strips' order: the same bits. */
+static void lc_dw3x3_two_planes(float *outA, float *outB, size_t OH, size_t OW, const float *inA,
+                                const float *inB, size_t H, size_t W, size_t pad_t, size_t pad_l,
+                                const float *wA, const float *wB, float bA, float bB,
+                                const lc_epilogue *ep) {
+    const __mmask16 hiB = 0xFF00;
+    const __m512 vz = _mm512_setzero_ps();
+    const __m512 vb = _mm512_mask_blend_ps(hiB, _mm512_set1_ps(bA), _mm512_set1_ps(bB));
+    __m512 vlo = _mm512_set1_ps(ep->lo), vhi = _mm512_set1_ps(ep->hi);
+    if (!ep->clamp) {
+        vlo = _mm512_set1_ps(-HUGE_VALF);
+        vhi = _mm512_set1_ps(HUGE_VALF);
+    }
+    __m512 wv[9];
+    for (int k = 0; k < 9; k++)
+        wv[k] = _mm512_mask_blend_ps(hiB, _mm512_set1_ps(wA[k]), _mm512_set1_ps(wB[k]));
+    const __mmask16 mA = lc_dw_mask_range((ptrdiff_t)pad_l, (ptrdiff_t)(pad_l + W));
+    const __mmask16 mB = (__mmask16)(mA << 8);
+    const __mmask16 sA = lc_dw_mask16((ptrdiff_t)OW), sB = (__mmask16)(sA << 8);
+    /* raw lane r of A at ca[r], of B (lanes 8..15) at cb[r] */
+    const float *ca = inA - pad_l, *cb = inB - pad_l - 8;
+    const ptrdiff_t Wd = (ptrdiff_t)W;
+#define LC_DW3_TWO_TAPS(yy, t0, t1, t2)                                                        \
+    if ((size_t)(yy) < H) {                                                                    \
+        __m512 v_ = _mm512_maskz_loadu_ps(mA, ca + (yy) * Wd);                                 \
+        v_ = _mm512_mask_loadu_ps(v_, mB, cb + (yy) * Wd);                                     \
+        t0 = v_;                                                                               \
+        t1 = LC_SHIFT(vz, v_, 1);                                                              \
+        t2 = LC_SHIFT(vz, v_, 2);                                                              \
+    } else {                                                                                   \
+        t0 = t1 = t2 = vz;                                                                     \
+    }
+    __m512 p0, p1, p2, q0, q1, q2, t0, t1, t2;
+    ptrdiff_t y = -(ptrdiff_t)pad_t;
+    LC_DW3_TWO_TAPS(y, p0, p1, p2)
+    LC_DW3_TWO_TAPS(y + 1, q0, q1, q2)
+    for (size_t oy = 0; oy < OH; oy++, y++) {
+        __m512 a0 = vb, a1 = vz;
+        LC_DW3_TWO_TAPS(y + 2, t0, t1, t2)
+        a0 = _mm512_fmadd_ps(wv[2], p2, _mm512_fmadd_ps(wv[1], p1, _mm512_fmadd_ps(wv[0], p0, a0)));
+        a1 = _mm512_fmadd_ps(wv[5], q2, _mm512_fmadd_ps(wv[4], q1, _mm512_fmadd_ps(wv[3], q0, a1)));
+        a0 = _mm512_fmadd_ps(wv[8], t2, _mm512_fmadd_ps(wv[7], t1, _mm512_fmadd_ps(wv[6], t0, a0)));
+        const __m512 r = _mm512_min_ps(vhi, _mm512_max_ps(vlo, _mm512_add_ps(a0, a1)));
+        _mm512_mask_storeu_ps(outA + oy * OW, sA, r);
+        _mm512_mask_storeu_ps(outB + oy * OW - 8, sB, r);
+        p0 = q0; p1 = q1; p2 = q2;
+        q0 = t0; q1 = t1; q2 = t2;
+    }
+#undef LC_DW3_TWO_TAPS
+}
+
+int lc_f32_dw3x3_planes__avx512(float *out, size_t out_plane, const float *in, size_t in_plane,
+                                size_t channels, size_t OH, size_t OW, size_t H, size_t W,
+                                size_t pad_t, size_t pad_l, const float *w, const float *bias,
+                                const lc_epilogue *ep) {
+    const int two = W + pad_l <= 8 && OW + 2 <= 8 + pad_l && OW <= 8;
+    if (!two && OW > 16) return 0;
+    size_t c = 0;
+    for (; two && c + 2 <= channels; c += 2)
+        lc_dw3x3_two_planes(out + c * out_plane, out + (c + 1) * out_plane, OH, OW,
+                            in + c * in_plane, in + (c + 1) * in_plane, H, W, pad_t, pad_l,
+                            w + 9 * c, w + 9 * (c + 1), bias ? bias[c] : 0.0f,
+                            bias ? bias[c + 1] : 0.0f, ep);
+    for (; c < channels; c++)   /* an odd one out, or one-block planes (14 wide) */
+        lc_dw3x3_strip_1_1_1(out + c * out_plane, OH, OW, 0, OW, in + c * in_plane, H, W, pad_t,
+                             pad_l, w + 9 * c, bias ? bias[c] : 0.0f, ep);
+    return 1;
+}
 
 void lc_f32_dw3x3_plane__avx512(float *out, size_t OH, size_t OW, const float *in, size_t H,
                                 size_t W, size_t stride_h, size_t stride_w, size_t pad_t,
                                 size_t pad_l, const float *w, float bias, const lc_epilogue *ep) {
-    if ((stride_h == 1 || stride_h == 2) && pad_l <= 16) {
+    if (stride_h == 1 || stride_h == 2) {
         const size_t sw = stride_w;
         const int s2 = stride_h == 2;
-#define LC_CALL_SMALL(SW, NR)                                                                  \
+        if (s2 && OW <= 8 && sw * (OW - 1) + 3 <= 16 && pad_l <= 16) {
+            lc_dw3x3_narrow_sh2(out, OH, OW, in, H, W, sw, pad_t, pad_l, w, bias, ep);
+        } else if (sw == 1 && s2) {
+            lc_dw3x3_strip_1_2_1(out, OH, OW, 0, OW, in, H, W, pad_t, pad_l, w, bias, ep);
+        } else {
+            /* two-block walks over [0, pairs), the pairs of 16-column
+             * blocks; a one-block walk over an odd last block */
+            const size_t ends = (OW + 15) / 32 * 32, pairs = ends < OW ? ends : OW;
+#define LC_DW3_WALKS(SW, SH)                                                                   \
     {                                                                                          \
-        if (s2) lc_dw3x3_small_##SW##_##NR##_2(out, OH, OW, in, H, W, pad_t, pad_l, w, bias, ep); \
-        else lc_dw3x3_small_##SW##_##NR##_1(out, OH, OW, in, H, W, pad_t, pad_l, w, bias, ep);  \
-        return;                                                                                \
+        if (pairs)                                                                             \
+            lc_dw3x3_strip_##SW##_##SH##_2(out, OH, OW, 0, pairs, in, H, W, pad_t, pad_l, w,   \
+                                           bias, ep);                                          \
+        if (pairs < OW)                                                                        \
+            lc_dw3x3_strip_##SW##_##SH##_1(out, OH, OW, pairs, OW, in, H, W, pad_t, pad_l, w,  \
+                                           bias, ep);                                          \
     }
-        if (OW <= 8 && sw * (OW - 1) + 3 <= 16) {
-            if (s2) lc_dw3x3_narrow_sh2(out, OH, OW, in, H, W, sw, pad_t, pad_l, w, bias, ep);
-            else lc_dw3x3_narrow_sh1(out, OH, OW, in, H, W, sw, pad_t, pad_l, w, bias, ep);
-            return;
+            if (sw == 1) LC_DW3_WALKS(1, 1)
+            else if (s2) LC_DW3_WALKS(2, 2)
+            else LC_DW3_WALKS(2, 1)
+#undef LC_DW3_WALKS
         }
-        if (sw == 1 && OW + 2 <= 16) LC_CALL_SMALL(1, 1)
-        if (sw == 1 && OW + 2 <= 32) LC_CALL_SMALL(1, 2)
-        if (sw == 1 && OW + 2 <= 64) LC_CALL_SMALL(1, 4)
-        if (sw == 2 && 2 * OW + 1 <= 32) LC_CALL_SMALL(2, 2)
-        if (sw == 2 && 2 * OW + 1 <= 64) LC_CALL_SMALL(2, 4)
-#undef LC_CALL_SMALL
+        return;
     }
     lc_dw3x3_plane_rows_avx512(out, OH, OW, in, H, W, stride_h, stride_w, pad_t, pad_l, w, bias, ep);
 }

@@ -67,6 +67,7 @@ cdef extern from "leanconv/conv.h":
     int lc_conv_op_decided(const lc_conv_op *op, int64_t N, int64_t H, int64_t W,
                            int nthreads) nogil
     int64_t lc_conv_op_packed_bytes(const lc_conv_op *op) nogil
+    int64_t lc_conv_op_meta_bytes(const lc_conv_op *op) nogil
     int lc_conv_op_packings(const lc_conv_op *op) nogil
     int64_t lc_conv_op_packings_made(const lc_conv_op *op) nogil
     int LC_ACT_CLAMP
@@ -734,6 +735,14 @@ cdef class Op:
     def algorithm(self):
         """The algorithm of the last run or setup (-1: none yet)."""
         return lc_conv_op_algorithm(self.op)
+
+    def __sizeof__(self):
+        """This object and the C operator's own records (not its packed
+        weights: packed_bytes), so sys.getsizeof sees what the operator holds."""
+        if self.op == NULL:
+            return Op.__basicsize__
+        with self.lock:
+            return Op.__basicsize__ + lc_conv_op_meta_bytes(self.op)
 
     @property
     def packed_bytes(self):

@@ -27,10 +27,12 @@ def pack(w):
     return out
 
 
-def pack_rows(read, n, k, scale=1.0, chunk_bytes=1 << 20):
+def pack_rows(read, n, k, scale=1.0, chunk_bytes=1 << 18):
     """pack() of W (n x k) given as read(start, stop) -> rows [start, stop) of
     it (float32), a slice of whole panels at a time: W is never whole in
-    memory beside its packed copy.  Rows are scaled by `scale` first."""
+    memory beside its packed copy.  Rows are scaled by `scale` first.  The
+    slice (256 KiB) is all that packing holds beyond the packed copy: at 1 MiB
+    it was a third of a small model's plan while its classifier was packed."""
     out = np.empty(_core.se_packed_floats(n, k), np.float32)
     step = max(PANEL, chunk_bytes // (4 * k) // PANEL * PANEL)
     for start in range(0, n, step):

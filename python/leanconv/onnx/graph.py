@@ -80,12 +80,6 @@ _DEFAULT_DOMAINS = ("", "ai.onnx")
 _NP_TYPES = NP_TYPES   # (bench imports it from here)
 
 
-def _read_initializer(file_weights, proto):
-    if file_weights is not None and proto.name in file_weights:
-        return file_weights.read(proto.name)
-    return numpy_helper.to_array(proto)
-
-
 class _Unread:
     """A constant not read yet: its shape and dtype, load() -> a fresh array
     each call (nothing cached), and rows(start, stop) when it can be read by
@@ -97,17 +91,26 @@ class _Unread:
 
 
 def _unread_initializer(proto, file):
-    """The _Unread of an initializer.  Its loaders hold the proto and the file,
-    not the Constants: a source kept until its Conv is packed must not keep
-    every value folded or rewritten at prepare alive with it (ConvNeXt's
-    transposed and 1x1 copies of every MatMul weight: 150 MB above the plan
-    while packing)."""
-    rows = None
+    """The _Unread of an initializer.  Its loaders hold the file (or the
+    proto, for data not left in a file), not the Constants: a source kept
+    until its Conv is packed must not keep every value folded or rewritten at
+    prepare alive with it (ConvNeXt's transposed and 1x1 copies of every
+    MatMul weight: 150 MB above the plan while packing)."""
+    shape, dtype = tuple(proto.dims), NP_TYPES.get(proto.data_type, np.dtype("O"))
     if file is not None and proto.name in file:
+        name = proto.name
+
         def rows(start, stop):
-            return file.read_rows(proto.name, start, stop)
-    return _Unread(tuple(proto.dims), NP_TYPES.get(proto.data_type, np.dtype("O")),
-                   lambda: _read_initializer(file, proto), rows)
+            return file.read_rows(name, start, stop)
+        return _Unread(shape, dtype, lambda: file.read(name), rows)
+    if file is not None:
+        # a model prepare opened itself: a small initializer is copied out of
+        # it, since one live TensorProto keeps the whole ModelProto alive (a
+        # small Conv's weights kept ShuffleNet's 0.9 MB graph through packing)
+        own = onnx.TensorProto()
+        own.CopyFrom(proto)
+        proto = own
+    return _Unread(shape, dtype, lambda: numpy_helper.to_array(proto))
 
 
 class Constants(dict):
@@ -520,15 +523,24 @@ def build_program(model, algorithm="auto", threads=None, fuse=True,
     if refused:
         raise unsupported(f"op{'s' if len(refused) > 1 else ''} " + ", ".join(
             f"{op} (node {where})" for op, where in sorted(refused.items())))
-    nodes = [Node(proto, opset) for proto in graph.node]
     outputs = [o.name for o in graph.output]
     ctx = BuildContext(constants, settings)
     # pass 1, constant folding: a node whose inputs are all known runs now, once; a
     # constant it was the last reader of goes (a Transpose of a MatMul's weight would
-    # otherwise keep the raw weight beside its transposed copy to the end of prepare)
+    # otherwise keep the raw weight beside its transposed copy to the end of prepare).
+    # Each Node is made as pass 1 reaches it, and a folded one goes at once: every
+    # Python object prepare holds at its peak adds to the process's memory for good
+    # (Python's allocator keeps the pages it touched; ShuffleNet's 390 Nodes made
+    # at once were 0.7 MB of it)
     live = []
-    unread = {name: len(idx) for name, idx in _readers(nodes, outputs).items()}
-    for node in nodes:
+    unread = {}
+    for proto in graph.node:
+        for name in proto.input:
+            unread[name] = unread.get(name, 0) + 1
+    for name in outputs:
+        unread[name] = unread.get(name, 0) + 1
+    for proto in graph.node:
+        node = Node(proto, opset)
         if all(not n or n in constants for n in node.inputs):
             if not _fold_unread(node, constants):
                 _build(node, ctx).run(constants)
@@ -538,6 +550,7 @@ def build_program(model, algorithm="auto", threads=None, fuse=True,
                     constants.drop(n)
         else:
             live.append(node)
+    del unread
     if fuse:   # GELU's erf form as one node; channels-last islands in NCHW; squeeze-and-
         # excitation blocks as one node (se_block.py); lone BNs with their Relu as one
         # affine pass, other lone BNs as Convs; average pools ahead of the 1x1 Convs
@@ -566,6 +579,7 @@ def build_program(model, algorithm="auto", threads=None, fuse=True,
         else:
             placed.append((i, i, _build(node, ctx)))
     steps = [s for _, _, s in sorted(placed, key=lambda p: p[:2])]
+    del live, readers, placed, done
     if fuse:   # an expanding 1x1 Conv and the depthwise after it as one step, where that
         # pays for the declared input shape (ir_block.py)
         steps = ir_block.fuse_inverted_residual(steps, outputs,

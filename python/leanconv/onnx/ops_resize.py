@@ -109,6 +109,14 @@ class Resize:
         return (y if y is not x else x.copy(),)
 
 
+    def shape_only(self, x, roi=None, scales=None, sizes=None):
+        """Zeros of the output's shape (the compile pass's shape learning;
+        np.zeros leaves the pages untouched): an upsampled segmentation map
+        computed in NumPy only for its shape paged in ~0.6 MB of NumPy's,
+        libc's and Python's code and several temporaries of the output's size."""
+        out, _ = self.sizes_and_scales(x.shape, scales, sizes)
+        return (np.zeros(out, x.dtype),)
+
     def tables(self, shape, scales, sizes):
         """(output shape, [(index0, index1, weight) for H and W]) for the C
         resize when only H and W of a 4-D input change, else None; cached per
@@ -154,4 +162,4 @@ class Resize:
 def build_resize(node, ctx):
     op = Resize(node)
     op.settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
-    return Step(node, op, into=op.into)
+    return Step(node, op, into=op.into, shape_only=op.shape_only)

@@ -17,6 +17,8 @@ import time
 
 import numpy as np
 
+from leanconv._heap import return_freed_memory
+
 
 class Settings:
     """Per-prepared-model knobs the steps read at run time."""
@@ -38,13 +40,17 @@ class Step:
     held() -> the arrays of weights a fused step packed and holds itself (an SE block's, an
     inverted-residual block's): the memory plan counts them as packed weights, and a
     memory_budget sees them; bind(outs, *inputs) -> a _core.BoundCall for these buffers (or
-    None): the compiled schedule then runs the step with no Python around its C call."""
+    None): the compiled schedule then runs the step with no Python around its C call;
+    shape_only(*inputs) -> outputs of the right shapes and dtypes (zeros), for the compile
+    pass that learns shapes: a step whose fn computes in NumPy what `into` computes in C
+    (Resize) is not run in NumPy on the data just to learn a shape."""
     __slots__ = ("op_type", "name", "inputs", "outputs", "fn", "conv", "free", "fused", "into",
                  "view", "inplace", "workspace", "output_bytes", "workspace_bytes", "blas",
-                 "concat_axis", "held", "bind")
+                 "concat_axis", "held", "bind", "shape_only")
 
     def __init__(self, node, fn, inputs=None, conv=None, fused=(), into=None, view=False,
-                 inplace=False, workspace=None, blas=False, held=None, bind=None):
+                 inplace=False, workspace=None, blas=False, held=None, bind=None,
+                 shape_only=None):
         self.op_type = node.op_type
         self.name = node.name
         self.inputs = list(node.inputs if inputs is None else inputs)
@@ -63,6 +69,7 @@ class Step:
         self.concat_axis = None   # a Concat's axis: its inputs may be placed in its output
         self.held = held
         self.bind = bind
+        self.shape_only = shape_only
 
     def run(self, values):
         args = [values[n] if n else None for n in self.inputs]
@@ -114,16 +121,29 @@ class Program:
         """Run step by step over a dict of values, each output a fresh array
         freed after its last reader.  observe(step, args, outs) sees every step.
         shapes_only: Conv steps return zeros of their output's shape (nothing
-        is packed or computed; other ops then see zeros)."""
+        is packed or computed; other ops then see zeros), and so do steps with
+        a shape_only form when an input comes from the data (values known
+        without it -- constants, shapes and what follows from them alone --
+        are computed)."""
         values = dict(self.constants)
         values.update(feeds)
+        known = set(self.constants)
         for s in self.steps:
             if observe is None:
                 s.run(values)
                 continue
             args = [values[n] if n else None for n in s.inputs]
-            outs = s.conv.shape_only(*args) if shapes_only and s.conv is not None else \
-                s.fn(*args)
+            if s.op_type == "Shape" or all(not n or n in known for n in s.inputs):
+                known.update(s.outputs)
+                data = False
+            else:
+                data = True
+            if shapes_only and s.conv is not None:
+                outs = s.conv.shape_only(*args)
+            elif shapes_only and data and s.shape_only is not None:
+                outs = s.shape_only(*args)
+            else:
+                outs = s.fn(*args)
             observe(s, args, outs)
             for name, v in zip(s.outputs, outs):
                 if name:
@@ -169,6 +189,10 @@ class Program:
         if any(dt is None or not np.issubdtype(dt, np.floating) for _, dt, _ in self.inputs):
             return None   # zeros for integer inputs (indices, shapes) could mean anything
         feeds = {n: np.zeros(s, dtype=dt) for (n, dt, _), s in zip(self.inputs, shapes)}
+        # what reading, checking and building the graph freed goes back first: the
+        # largest layers' raw and packed copies (mapped, not carved from the heap)
+        # would otherwise come on top of it (ShuffleNet: 1 MB of the peak)
+        return_freed_memory()
         # prepare drops the raw weights after this compile anyway (release_weights):
         # dropping each as soon as it is packed keeps the in-memory ones (folded or
         # rewritten at prepare, not re-readable from the file) from piling up beside
