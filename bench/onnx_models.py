@@ -47,8 +47,9 @@ import _rotation  # noqa: E402
 BIG_SIZE_TOO = ("resnet18", "mobilenet_v2")
 
 
-def model_list(names, exporters, size, zoo, cache):
-    """[(label, path)] of every model to run."""
+def model_list(names, exporters, size, zoo, cache, zoo_names=""):
+    """[(label, path)] of every model to run (the zoo's: those named in the
+    comma-separated zoo_names, or all)."""
     import onnx_exports
     items = []
     for name in names:
@@ -59,7 +60,10 @@ def model_list(names, exporters, size, zoo, cache):
                 items.append((f"{name} ({exporter}) {s}",
                               lambda n=name, e=exporter, s=s: onnx_exports.export(n, s, e, cache)))
     if zoo:
+        only = {n for n in zoo_names.split(",") if n}
         for name, path in onnx_exports.zoo_models().items():
+            if only and name not in only:
+                continue
             items.append((f"zoo {name} 224", lambda p=path: p))
     return items
 
@@ -482,7 +486,7 @@ def main(argv=None):
         return
     rows = []
     for label, get_path in model_list(names, a.exporters.split(","), a.size, not a.no_zoo,
-                                      a.cache):
+                                      a.cache, a.zoo):
         try:
             path = get_path()
         except Exception as e:

@@ -1,15 +1,29 @@
 /* Per-channel affine map and ReLU (see include/leanconv/channel_affine.h).
  *
- * One pass that reads each input once and writes each output once: the
- * work is a multiply, an add and a compare per float, so the time is the
- * memory traffic.  The loops are plain C that compilers vectorise (the
- * ReLU as a compare and select, which keeps NaN); a task is a block of
- * planes of about 16 K floats, so small planes (DenseNet's 8x8 and 4x4) do
- * not pay a task each. */
+ * One pass that reads each input once and writes each output once: a fused
+ * multiply-add and a compare per float.  Each plane goes through the ISA's
+ * primitive (lc_affine_fn) where it has one, else plain C loops that
+ * compilers vectorise at the build's baseline width (the ReLU as a compare
+ * and select, which keeps NaN).  The primitives fuse the multiply-add (one
+ * rounding); the portable loop may not (fmaf is a library call on x86
+ * without FMA, 25 times slower), so their bits may differ by that rounding
+ * -- never with the thread count.  A task is a block of planes of about 16 K
+ * floats, so small planes (DenseNet's 8x8 and 4x4) do not pay a task each. */
 #include "leanconv/channel_affine.h"
 #include "internal.h"
 
+/* A float's share of the pass in multiply-add equivalents (the unit of
+ * lc_threads_used).  Its one-thread cost is only ~2.4 (95 ps a float on
+ * 1000@8x8, AVX-512, at ~25 multiply-adds a ns), which would keep every
+ * DenseNet norm on one thread; but the pass is bound by each core's own L2
+ * and L3 bandwidth, which a second thread adds, and inside a model the
+ * workers are awake.  Split at 2 threads, hot (Zen 5): 64@32x32 5.2 -> 3.7
+ * us, 480@16x16 9.7 -> 5.8, 224@32x32 18.0 -> 9.2.  At 10, planes of 64 K
+ * floats and more split, 32 K (128@16x16, 3.3 us) stay whole. */
+#define LC_AFFINE_WORK_PER_FLOAT 10.0
+
 typedef struct {
+    lc_affine_fn fn;   /* the ISA's plane primitive, or NULL */
     const float *x;
     float *y;
     const float *scale, *shift;
@@ -29,7 +43,9 @@ static void affine_task(void *vctx, int64_t item, int thread) {
         const float s = t->scale[p % t->channels], b = t->shift[p % t->channels];
         const float *x = t->x + p * hw;
         float *y = t->y + p * hw;
-        if (t->relu) {
+        if (t->fn) {
+            t->fn(y, x, (size_t)hw, s, b, t->relu);
+        } else if (t->relu) {
             for (int64_t i = 0; i < hw; i++) {
                 const float v = x[i] * s + b;
                 y[i] = v < 0.0f ? 0.0f : v;
@@ -40,15 +56,17 @@ static void affine_task(void *vctx, int64_t item, int thread) {
     }
 }
 
-int lc_channel_affine(const float *x, float *y, int64_t planes, int64_t channels, int64_t hw,
-                      const float *scale, const float *shift, int relu, int nthreads) {
+int lc_channel_affine(const lc_isa_config *isa, const float *x, float *y, int64_t planes,
+                      int64_t channels, int64_t hw, const float *scale, const float *shift,
+                      int relu, int nthreads) {
     if (planes <= 0 || hw <= 0) return LC_OK;
     lc_affine_ctx t;
+    t.fn = isa ? isa->affine : NULL;
     t.x = x; t.y = y; t.scale = scale; t.shift = shift;
     t.planes = planes; t.channels = channels; t.hw = hw; t.relu = relu;
     t.block = 16384 / hw;
     if (t.block < 1) t.block = 1;
-    const double work = (double)planes * (double)hw;
+    const double work = (double)planes * (double)hw * LC_AFFINE_WORK_PER_FLOAT;
     const int threads = lc_threads_used(nthreads, (planes + t.block - 1) / t.block, work);
     const int64_t per_thread = (planes + threads - 1) / threads;
     if (t.block > per_thread) t.block = per_thread;

@@ -44,6 +44,7 @@
 
 typedef struct {
     int64_t blocks;    /* channel blocks per group */
+    int64_t spans;     /* runs of channel blocks per (image, group, band), near-equal */
     int64_t bands;     /* row bands per (image, group) */
     int64_t band_rows; /* output rows of the largest band (bands are near-equal) */
     int64_t items;
@@ -96,10 +97,25 @@ void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
     const lc_dl_block blk = lc_direct_lanes_block(d);
     b.blocks = lc_div_up(d->M / d->groups, blk.cols);
     const int64_t units = lc_mul(d->N, d->groups, &ok);
-    const int64_t threads = lc_threads_used(d->nthreads, lc_mul(units, d->OH, &ok),
-                                            lc_conv_macs(d));
-    /* fewer than 2 images a thread: split the rows */
-    b.bands = units >= 2 * threads ? 1 : lc_min64(d->OH, lc_div_up(2 * threads, units));
+    const int64_t threads = lc_threads_used(d->nthreads, lc_mul(units, lc_mul(d->OH, b.blocks, &ok),
+                                                                 &ok), lc_conv_macs(d));
+    /* fewer than 2 images a thread: split the channel blocks where the
+     * group's weights outweigh its padded input (small images: 64>256@7x7
+     * has 590 KB of weights against 21 KB of input, which every band would
+     * read again, where every run of blocks copies the input again), else
+     * the rows.  Not at one thread, whose two items stay the rows' halves:
+     * the work is the same but for the second copy, which the cost model
+     * prices, where it does not see the weights' second read from L2
+     * (GoogLeNet's 112>224@8x8 and 128>256@8x8 went to Im2Col).  At 2
+     * threads the weights beyond L2 stream once, not once a band: the
+     * model then takes direct_lanes for ResNet-18's 256>512@14/2 (585 us
+     * against Im2Col's 674 at one thread, weights from L3) */
+    const int64_t want = units >= 2 * threads ? 1 : lc_div_up(2 * threads, units);
+    const int64_t w_bytes = lc_mul(lc_mul(b.blocks * blk.cols, Cg, &ok), d->kH * d->kW * 4, &ok);
+    const int64_t in_bytes = lc_mul(lc_mul(Cg, lc_dl_band_in_rows(d, d->OH), &ok),
+                                    lc_dl_row_width(d) * 4, &ok);
+    b.spans = threads > 1 && w_bytes > in_bytes ? lc_min64(b.blocks, want) : 1;
+    b.bands = lc_min64(d->OH, lc_div_up(want, b.spans));
     b.band_rows = lc_div_up(d->OH, b.bands);
     /* and a band's padded input within half of L2 (big images) */
     const int64_t budget = lc_max64(64 * 1024, (int64_t)lc_cpu_caches()->l2 / 2);
@@ -110,7 +126,7 @@ void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
     /* near-equal bands: 14 rows in 4 are 3 + 4 + 3 + 4 (7 a thread at 2
      * threads), not 4 + 4 + 4 + 2 (8 against 6) */
     b.band_rows = lc_div_up(d->OH, b.bands);
-    b.items = lc_mul(units, b.bands, &ok);
+    b.items = lc_mul(lc_mul(units, b.spans, &ok), b.bands, &ok);
     b.threads = lc_threads_used(d->nthreads, b.items, lc_conv_macs(d));
     /* a pass's weights within the other half of L2: each kernel call then
      * keeps its accumulators over every channel of a pass, and the weights
@@ -131,8 +147,8 @@ int64_t lc_direct_lanes_items(const lc_conv_desc *d) {
 int64_t lc_direct_lanes_moved(const lc_conv_desc *d) {
     if (lc_gemm_is_pointwise(d)) return d->M / d->groups * d->OH * d->OW; /* no input copy */
     const lc_dl_tiles b = lc_dl_get_tiles(d);
-    const int64_t copied = b.bands * (d->C / d->groups) * lc_dl_band_in_rows(d, b.band_rows) *
-                           lc_dl_row_width(d);
+    const int64_t copied = b.spans * b.bands * (d->C / d->groups) *
+                           lc_dl_band_in_rows(d, b.band_rows) * lc_dl_row_width(d);
     return copied + d->M / d->groups * d->OH * d->OW;
 }
 
@@ -335,8 +351,13 @@ static void lc_dl_task(void *vctx, int64_t item, int thread) {
     const lc_dl_ctx *t = (const lc_dl_ctx *)vctx;
     const lc_conv_desc *d = t->d;
     const int64_t Cg = d->C / d->groups, taps = d->kH * d->kW;
-    const int64_t band = item % t->b.bands, ng = item / t->b.bands;
+    /* bands innermost: a thread's run of items keeps to its channel blocks,
+     * whose weights stay in its L2 */
+    const int64_t band = item % t->b.bands, span = item / t->b.bands % t->b.spans;
+    const int64_t ng = item / t->b.bands / t->b.spans;
     const int64_t g = ng % d->groups, n = ng / d->groups;
+    const int64_t blk0 = span * t->b.blocks / t->b.spans;
+    const int64_t blk1 = (span + 1) * t->b.blocks / t->b.spans;
     const int64_t oy0 = band * d->OH / t->b.bands, oy1 = (band + 1) * d->OH / t->b.bands;
     const int64_t OW = d->OW, wp = lc_dl_row_width(d);
     const int64_t in_rows = lc_dl_band_in_rows(d, oy1 - oy0);
@@ -365,7 +386,7 @@ static void lc_dl_task(void *vctx, int64_t item, int thread) {
                 r++;
             }
         }
-        for (int64_t blk = 0; blk < t->b.blocks; blk++)
+        for (int64_t blk = blk0; blk < blk1; blk++)
             lc_dl_segment(t, n, g, blk, oy0 * OW + s0, sn, in, in_rows, xoff, &gm, tile, stage);
     }
 }

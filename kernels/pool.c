@@ -353,12 +353,16 @@ static int plane_fits(const lc_isa_config *isa, const lc_pool_desc *d) {
  * unit: about 25 a ns on a Zen 5 core): the window taps, plus a fixed cost
  * per output row -- the row's loops, table reads and part-filled vectors at
  * its ends -- which on small planes outweighs the taps.  150 fits the
- * AVX-512 plane primitive's one-thread times (_core.pool2d, Zen 5): 3x3/2
- * on 192@32 30 us, on 480@16 26 us, on 64@63 33 us; 2x2/2 on 832@8 20 us,
- * 0.5-1.5 ns a row.  Counting taps alone ran all but the first of
- * GoogLeNet's pools on one thread at 2 threads (each under the 2 x 262144 a
- * split needs, kernels/parallel.c). */
-#define LC_POOL_ROW_MACS 150.0
+ * AVX-512 plane primitive's one-thread times on data in its own caches
+ * (_core.pool2d, Zen 5): 3x3/2 on 192@32 30 us, on 480@16 26 us, on 64@63
+ * 33 us; 2x2/2 on 832@8 20 us, 0.5-1.5 ns a row.  Counting taps alone ran
+ * all but the first of GoogLeNet's pools on one thread at 2 threads (each
+ * under the 2 x 262144 a split needs, kernels/parallel.c).  Inside a model
+ * at 2 threads a pool's input was written by both threads, half of it in
+ * the other core's L2, and one thread reading all of it is slower than at
+ * 1 thread: SqueezeNet's last pool (3x3/2 on 256@15) took 18.4 us there
+ * against 12.9 (bench/region_trace.py).  250 a row splits it. */
+#define LC_POOL_ROW_MACS 250.0
 
 static double pool_work(const lc_pool_desc *d) {
     const double rows = (double)d->planes * (double)d->OH;

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from leanconv import _core
+from leanconv import _core, _isa
 
 
 @pytest.mark.parametrize("n, C, hw", [(1, 5, 1), (2, 3, 7), (1, 4, 4099), (3, 64, 16)])
@@ -27,6 +27,53 @@ def test_channel_affine_matches_the_float64_reference(n, C, hw, relu, threads):
     np.testing.assert_allclose(y, want, rtol=1e-6, atol=1e-6)   # NaN where x is NaN
     _core.channel_affine(x.reshape(-1), x.reshape(-1), n * C, hw, s, t, relu, threads)
     np.testing.assert_array_equal(x, y)   # in place: the same values
+
+
+@pytest.mark.parametrize("n, C, hw", [(1, 3, 37), (2, 4, 16), (1, 64, 1024)])
+@pytest.mark.parametrize("relu", [True, False])
+def test_every_isa_and_thread_count_gives_the_same_bits(isa, n, C, hw, relu):
+    """The ISA's plane primitive (a fused multiply-add) within one rounding of
+    the product of the portable loop, and the same bits at any thread count."""
+    g = np.random.default_rng(C)
+    x = g.standard_normal(n * C * hw).astype(np.float32)
+    x[:3] = [np.nan, -0.0, 0.0]
+    s, t = g.standard_normal(C).astype(np.float32), g.standard_normal(C).astype(np.float32)
+    want = (x.reshape(n, C, hw).astype(np.float64) * s[:, None] + t[:, None]).reshape(-1)
+    if relu:
+        want = np.where(want < 0, 0.0, want)
+    outs = []
+    for threads in (1, 2, 3):
+        y = np.full_like(x, 7.0)
+        _core.channel_affine(x, y, n * C, hw, s, t, relu, threads, _isa.isa_id(isa))
+        outs.append(y.tobytes())
+    assert outs[1] == outs[0] and outs[2] == outs[0]
+    np.testing.assert_allclose(y, want, rtol=1e-6, atol=1e-6)
+
+
+# Planes of 64 K floats and more are split over 2 threads (the pass is
+# bound by each core's own cache bandwidth), 32 K stay on one.
+@pytest.mark.skipif(_core.parallel_backend() != "pool", reason="no pthread pool in this build")
+@pytest.mark.parametrize("C, hw, team", [(64, 1024, 2), (1000, 64, 2), (128, 256, 1)])
+def test_large_maps_split_over_the_threads(C, hw, team):
+    x = np.random.default_rng(1).standard_normal(C * hw).astype(np.float32)
+    s, t = np.ones(C, np.float32), np.zeros(C, np.float32)
+    _core.pool_trace(10)
+    try:
+        _core.channel_affine(x, np.empty_like(x), C, hw, s, t, True, 2, _isa.isa_id())
+        recs = _core.pool_trace()
+    finally:
+        _core.pool_trace(0)
+    assert [r["team"] for r in recs] == [team]
+
+
+def test_bound_affine_checks_its_buffers_and_threads():
+    x, s = np.zeros(12, np.float32), np.ones(3, np.float32)
+    with pytest.raises(ValueError, match="buffer sizes"):
+        _core.BoundAffine(x, np.zeros(11, np.float32), 3, 4, s, s, True, 1)
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        _core.BoundAffine(x, np.zeros(12, np.float32), 3, 4, s, s, True, 0)
+    with pytest.raises(ValueError, match="not available"):
+        _core.BoundAffine(x, np.zeros(12, np.float32), 3, 4, s, s, True, 1, 99)
 
 
 def test_channel_affine_refuses_a_bad_geometry():
@@ -88,8 +135,12 @@ def test_lone_batchnorm_relu_is_one_affine_step_where_it_may_be(kwargs, fused):
     import leanconv.onnx as lco
     from test_onnx_adapter import assert_matches_ort
     model = norm_model(**kwargs)
-    labels = [s.label() for s in lco.prepare(model).program.steps]
+    rep = lco.prepare(model)
+    labels = [s.label() for s in rep.program.steps]
     assert ("ChannelAffineRelu+Relu" in labels) == fused, labels
+    # the fused pass runs as a bound C call among the Convs'
+    from test_bound_pool import bound_types
+    assert ("BoundAffine" in bound_types(rep.program.schedule)) == fused
     feeds = {"x": np.random.default_rng(3).standard_normal((1, 6, 7, 9)).astype(np.float32)}
     if kwargs.get("params_as_input"):
         feeds["s"] = (0.5 + np.random.default_rng(4).random(6)).astype(np.float32)

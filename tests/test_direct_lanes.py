@@ -136,6 +136,9 @@ SHAPES = [
     ((1, 6, 17, 5), (17, 6, 2, 4), dict(stride=(3, 1), padding=(2, 0, 1, 2), dilation=(1, 2))),
     ((1, 3, 30, 30), (32, 3, 3, 3), dict(stride=2, padding=1)),  # MobileNet's stem
     ((1, 4, 9, 9), (96, 4, 3, 3), dict(stride=2, padding=1)),  # AVX-512: in 32-channel blocks
+    # weights outweighing the input: items are runs of channel blocks
+    ((1, 16, 7, 7), (200, 16, 3, 3), dict(padding=1)),
+    ((1, 12, 5, 6), (130, 6, 3, 3), dict(padding=1, groups=2)),
 ]
 
 
@@ -184,7 +187,8 @@ def test_residual_and_activations(isa, activation, rng):
         np.testing.assert_allclose(plain, ref, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("shape", [SHAPES[0], SHAPES[1], SHAPES[3], SHAPES[7]], ids=range(4))
+@pytest.mark.parametrize("shape", [SHAPES[0], SHAPES[1], SHAPES[3], SHAPES[7], SHAPES[9],
+                                   SHAPES[10]], ids=range(6))
 def test_same_bits_at_any_thread_count(isa, shape, rng):
     xs, ws, kw = shape
     x = rng.standard_normal(xs).astype(np.float32)
@@ -194,6 +198,32 @@ def test_same_bits_at_any_thread_count(isa, shape, rng):
         first = plan(x, threads=1)
         for t in (2, 3, 5):
             np.testing.assert_array_equal(plan(x, threads=t), first)
+
+
+# Small images with more weights than input (SqueezeNet's 48>192@7x7: 332 KB
+# against 16 KB) split the channel blocks between the threads, so each reads
+# its part of the weights once (AVX-512: 3 blocks of 64 channels, in 2 bands
+# for 2 items a thread: 6 items, where 4 bands of rows made 4); larger images
+# split the rows (16>64@31x31: 4 bands).
+@pytest.mark.skipif(_core.parallel_backend() != "pool", reason="no pthread pool in this build")
+@pytest.mark.skipif("avx512" not in lc.available_isas(), reason="the counts are AVX-512's blocks")
+@pytest.mark.parametrize("C, M, H, items", [(48, 192, 7, 6), (16, 64, 31, 4)])
+def test_small_images_split_the_channel_blocks(C, M, H, items, rng):
+    x = rng.standard_normal((1, C, H, H)).astype(np.float32)
+    w = rng.standard_normal((M, C, 3, 3)).astype(np.float32)
+    with lc.use_isa("avx512"):
+        plan = lc.Conv2d(w, None, padding=1, algorithm="direct_lanes")
+        first = plan(x, threads=1)
+        _core.pool_trace(10)
+        try:
+            got = plan(x, threads=2)
+            recs = _core.pool_trace()
+        finally:
+            _core.pool_trace(0)
+    assert got.tobytes() == first.tobytes()
+    assert [(r["count"], r["team"]) for r in recs] == [(items, 2)]
+    # the trace's items per slot: each thread took whole runs of blocks
+    assert sum(recs[0]["items"][:2]) == items
 
 
 def test_channel_passes_give_the_same_bits():

@@ -238,7 +238,8 @@ def test_lone_batchnorm_of_a_4d_tensor_runs_in_one_c_pass(where, act, label):
                                                    ([1, 3], 1, 18), (None, 1, 18)])
 def test_reduce_mean_over_trailing_axes_runs_as_the_c_global_average(axes, keepdims, opset,
                                                                      monkeypatch):
-    """The dynamo exporter's global average pool; other axes take the NumPy path."""
+    """The dynamo exporter's global average pool, as GlobalAveragePool's bound C
+    call; other axes take the NumPy path."""
     from leanconv import _core
     from leanconv.onnx import ops_math
     calls = []
@@ -247,8 +248,9 @@ def test_reduce_mean_over_trailing_axes_runs_as_the_c_global_average(axes, keepd
         def __getattr__(self, name):
             return getattr(_core, name)
 
-        def BoundPool(self, *args):   # (x, y, geometry None: a global average, planes, hw, ...)
-            calls.append(args[3:5])
+        def BoundPool(self, *args):
+            if args[2] is None:   # a global average
+                calls.append(args[3:5])
             return _core.BoundPool(*args)
     monkeypatch.setattr(ops_math, "_core", Spy())
     inits, inputs = [], ["x"]
@@ -263,6 +265,10 @@ def test_reduce_mean_over_trailing_axes_runs_as_the_c_global_average(axes, keepd
     fused_equals_unfused(model, {"x": x}, tol=1e-6)
     trailing = axes is not None and sorted(a % 4 for a in axes) in ([2, 3], [1, 2, 3])
     assert bool(calls) == trailing
+    if trailing:   # bound among the schedule's C calls
+        import leanconv.onnx as lco
+        from test_bound_pool import bound_types
+        assert bound_types(lco.prepare(model).program.schedule) == ["BoundPool"]
 
 
 @pytest.mark.parametrize("axes_from", ["constant", "attribute", "computed"])

@@ -244,6 +244,10 @@ PLANE_CASES = [  # (planes, H, W, OH, OW, (kh, kw), (sh, sw), (dh, dw), (pt, pl,
     (40, 1, 1, 1, 1, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
     # items of 4 and 5 planes (16 items rounded up from 13 to a multiple of 2)
     (64, 56, 56, 28, 28, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1)),
+    # SqueezeNet's 3x3/2 max pools (AVX-512's three taps from one pair of
+    # loads: two vectors of outputs, and one part-filled)
+    (64, 63, 63, 31, 31, (3, 3), (2, 2), (1, 1), (0, 0, 0, 0)),
+    (24, 15, 15, 7, 7, (3, 3), (2, 2), (1, 1), (0, 0, 0, 0)),
 ]
 
 
@@ -273,14 +277,15 @@ def test_pools_over_chunks_of_rows_give_the_portable_bits(planes, H, W, OH, OW, 
 
 
 # Which pools run on 2 threads (kernels/pool.c pool_work): the taps plus a
-# fixed cost per output row, so GoogLeNet's small-plane pools, each under a
-# split's 2 x 262144 multiply-adds in taps alone, now split; a few planes do
-# not.  The team of each call comes from the pool's trace.
+# fixed cost per output row, so GoogLeNet's and SqueezeNet's small-plane
+# pools, each under a split's 2 x 262144 multiply-adds in taps alone, now
+# split; a few planes do not.  The team of each call comes from the pool's trace.
 @pytest.mark.skipif(_core.parallel_backend() != "pool", reason="no pthread pool in this build")
 @pytest.mark.parametrize("geom, team", [
     ((832, 8, 8, 4, 4, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0), 2),      # 53 K taps, 3328 rows
     ((480, 16, 16, 8, 8, 3, 3, 2, 2, 1, 1, 0, 0, 0, 0), 2),    # 276 K taps, 3840 rows
     ((16, 8, 8, 4, 4, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0), 1),       # 64 rows
+    ((256, 15, 15, 7, 7, 3, 3, 2, 2, 1, 1, 0, 0, 0, 0), 2),    # SqueezeNet's last, 1792 rows
 ])
 def test_small_plane_pools_split_by_rows_and_taps(geom, team):
     planes, H, W = geom[:3]

@@ -277,6 +277,12 @@ typedef void (*lc_pool_plane_fn)(float *y, const float *x, size_t planes,
 typedef void (*lc_lrn_div_fn)(float *y, const float *x, const float *s, size_t n, float scale,
                               float bias, int root);
 
+/* The per-channel affine map of one plane (kernels/channel_affine.c),
+ * optional: y[i] = fmaf(x[i], scale, shift) (one rounding), then with relu
+ * 0 where that is below 0 (a NaN passes), i < n; y may be x. */
+typedef void (*lc_affine_fn)(float *y, const float *x, size_t n, float scale, float shift,
+                             int relu);
+
 /* The Winograd GEMM of one alpha^2 point with output channels in the vector
  * lanes (small images: few tiles, many channels), for `rows` <= R tiles and
  * `cols` <= CW output channels (R, CW: the ISA's wino_cl_rows/_cols):
@@ -372,6 +378,7 @@ typedef struct lc_isa_config {
     lc_pool_cols_fn pool_cols;
     lc_pool_plane_fn pool_plane;     /* optional: whole planes (sw 1 or 2) */
     lc_lrn_div_fn lrn_div;           /* optional: LRN's divide for beta 1, 0.5, 0.75 */
+    lc_affine_fn affine;             /* optional: a plane's affine map (channel_affine.c) */
     lc_gemv16_fn gemv16;             /* matrix-vector panels (squeeze-and-excitation) */
     lc_dw_tiny_fn dw_tiny;           /* optional: depthwise over tiny planes */
     int dw_tiny_taps;                /* up to this many taps reaching the image: it beats the

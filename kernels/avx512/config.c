@@ -27,6 +27,7 @@ void lc_config_avx512(lc_isa_config *cfg) {
     cfg->dw3x3_planes = lc_f32_dw3x3_planes__avx512;
     cfg->strided_copy = lc_f32_strided_copy__avx512;
     cfg->lrn_div = lc_f32_lrn_div__avx512;
+    cfg->affine = lc_f32_affine__avx512;
     cfg->postop = lc_f32_postop__avx512;
     cfg->gemv16 = lc_f32_gemv16__avx512;
     cfg->dw_tiny = lc_f32_dw_tiny__avx512;

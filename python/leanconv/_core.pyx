@@ -85,9 +85,9 @@ cdef extern from "leanconv/pool.h":
                            int nthreads) nogil
 
 cdef extern from "leanconv/channel_affine.h":
-    int lc_channel_affine(const float *x, float *y, int64_t planes, int64_t channels,
-                          int64_t hw, const float *scale, const float *shift, int relu,
-                          int nthreads) nogil
+    int lc_channel_affine(const lc_isa_config *isa, const float *x, float *y, int64_t planes,
+                          int64_t channels, int64_t hw, const float *scale, const float *shift,
+                          int relu, int nthreads) nogil
 
 cdef extern from "leanconv/lrn.h":
     int lc_lrn(const lc_isa_config *isa, const float *x, float *y, int64_t n, int64_t channels,
@@ -881,6 +881,45 @@ cdef class BoundDense(BoundCall):
                         self.threads)
 
 
+cdef class BoundAffine(BoundCall):
+    """A per-channel affine step's C call fixed once (channel_affine's
+    arguments, checked here): x, out, scale and shift held alive."""
+    cdef tuple keep
+    cdef const float *x
+    cdef float *y
+    cdef const float *scale
+    cdef const float *shift
+    cdef const lc_isa_config *cfg
+    cdef int64_t planes, channels, hw
+    cdef int relu, threads
+
+    def __init__(self, const float[::1] x, float[::1] out, int64_t planes, int64_t hw,
+                 const float[::1] scale, const float[::1] shift, bint relu, int threads,
+                 int isa=0):
+        cdef int64_t channels = scale.shape[0]
+        if planes < 0 or hw < 0 or x.shape[0] != planes * hw or out.shape[0] != x.shape[0]:
+            raise ValueError("channel_affine: buffer sizes do not match the geometry")
+        if shift.shape[0] != channels or channels == 0 or planes % channels != 0:
+            raise ValueError("channel_affine: scale and shift need one value per channel, "
+                             "and the planes whole images")
+        if threads < 1:
+            raise ValueError(f"channel_affine: threads must be >= 1, got {threads}")
+        self.cfg = isa_config(isa)
+        self.planes, self.channels, self.hw = planes, channels, hw
+        self.relu, self.threads = relu, threads
+        self.keep = (x, out, scale, shift)
+        self.x = &x[0] if x.shape[0] else NULL
+        self.y = &out[0] if out.shape[0] else NULL
+        self.scale = &scale[0]
+        self.shift = &shift[0]
+
+    cdef int _run(self, char *ws, int64_t ws_bytes) noexcept nogil:
+        if self.y == NULL:
+            return 0
+        return lc_channel_affine(self.cfg, self.x, self.y, self.planes, self.channels, self.hw,
+                                 self.scale, self.shift, self.relu, self.threads)
+
+
 def run_bound(tuple calls, unsigned char[::1] workspace):
     """Run BoundCall calls in order, all sharing `workspace` (sized for the largest)."""
     cdef BoundCall c
@@ -1285,21 +1324,16 @@ def resize2d(const float[::1] x, float[::1] out, int64_t planes, int64_t H, int6
 
 
 def channel_affine(const float[::1] x, float[::1] out, int64_t planes, int64_t hw,
-                   const float[::1] scale, const float[::1] shift, bint relu, int threads):
-    """out = x * scale[c] + shift[c] per plane (c = plane % len(scale)), then
+                   const float[::1] scale, const float[::1] shift, bint relu, int threads,
+                   int isa=0):
+    """out = fma(x, scale[c], shift[c]) per plane (c = plane % len(scale)), then
     with relu 0 where below 0 (NaN passes); flat float32 buffers of `planes`
-    planes of hw floats (see include/leanconv/channel_affine.h)."""
-    cdef int64_t channels = scale.shape[0]
-    if planes < 0 or hw < 0 or x.shape[0] != planes * hw or out.shape[0] != x.shape[0]:
-        raise ValueError("channel_affine: buffer sizes do not match the geometry")
-    if shift.shape[0] != channels or channels == 0 or planes % channels != 0:
-        raise ValueError("channel_affine: scale and shift need one value per channel, "
-                         "and the planes whole images")
-    if out.shape[0] == 0:
-        return
+    planes of hw floats (see include/leanconv/channel_affine.h).  isa: an ISA
+    id whose plane primitive to use (same bits on every ISA).  The call a
+    BoundAffine makes, run once."""
+    cdef BoundAffine call = BoundAffine(x, out, planes, hw, scale, shift, relu, threads, isa)
     with nogil:
-        lc_channel_affine(&x[0], &out[0], planes, channels, hw, &scale[0], &shift[0], relu,
-                          threads)
+        call._run(NULL, 0)
 
 
 def lrn(const float[::1] x, float[::1] out, int64_t n, int64_t channels, int64_t hw,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from leanconv import _core, _threads
+from leanconv import _bound_pool, _core, _isa, _threads
 from leanconv._fold import fold_batchnorm
 from leanconv.onnx.program import Step
 from leanconv.onnx.rewrite import _make, _readers, _sole, lone_batchnorms
@@ -53,13 +53,20 @@ def build_channel_affine_relu(node, ctx):
         v = x * s.reshape(-1, 1, 1) + t.reshape(-1, 1, 1)
         return (np.where(v < 0, np.float32(0), v).astype(x.dtype, copy=False),)
 
+    def affine_bind(outs, x, s, t):
+        """The C call for these buffers (run among the Convs' bound calls, no
+        Python around it), or None where NumPy must do it."""
+        y = outs[0]
+        if not _bound_pool.bindable(x, y) or x.shape[1] != s.size or y.shape != x.shape:
+            return None
+        return _core.BoundAffine(x.reshape(-1), y.reshape(-1), x.shape[0] * x.shape[1],
+                                 x.shape[2] * x.shape[3], s, t, True,
+                                 _threads.resolve(settings.threads), _isa.isa_id())
+
     def affine_into(outs, x, s, t):
-        if x.dtype != np.float32 or x.ndim != 4 or not x.flags.c_contiguous or \
-                x.shape[1] != s.size:
+        call = affine_bind(outs, x, s, t)
+        if call is None:
             np.copyto(outs[0], affine(x, s, t)[0])
-            return
-        planes = x.shape[0] * x.shape[1]
-        _core.channel_affine(x.reshape(-1), outs[0].reshape(-1), planes,
-                             x.shape[2] * x.shape[3], s, t, True,
-                             _threads.resolve(settings.threads))
-    return Step(node, affine, into=affine_into, fused=("Relu",))
+        else:
+            _bound_pool.run(call)
+    return Step(node, affine, into=affine_into, fused=("Relu",), bind=affine_bind)
