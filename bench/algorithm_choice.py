@@ -54,7 +54,7 @@ import numpy as np  # noqa: E402
 
 import leanconv as lc  # noqa: E402
 import perf_layers  # noqa: E402
-from doc_section import write_section  # noqa: E402
+from doc_section import host_line, write_section  # noqa: E402
 
 # name, group, C, H, W, M, k, stride, pad, groups: kinds real models use that
 # bench/perf_layers.py does not have
@@ -324,7 +324,7 @@ def main():
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=1)
     if args.out:
-        write_section(args.out, "algorithm-choice", markdown(rows, meta))
+        write_section(args.out, "algorithm-choice", markdown(rows, meta) + "\n\n" + host_line())
         print(f"wrote the algorithm-choice section of {args.out}")
 
 

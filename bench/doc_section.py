@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import host_state
+
+# the host probe when the benchmark started (this module is imported then)
+_START_US = host_state.probe_in_child()
+
+
+def host_line():
+    """The host probe's sentence for a timed table: its reading when the
+    benchmark started and now (host_state.py)."""
+    return host_state.describe(_START_US, host_state.probe_in_child())
+
 
 def markers(name):
     return f"<!-- {name} -->", f"<!-- /{name} -->"
@@ -24,7 +35,9 @@ def write_section(path, name, text):
 
 
 def publish(path, name, lines):
-    """Prints a table (a list of lines) and writes it as section `name` of `path`."""
+    """Prints a table (a list of lines) and writes it as section `name` of `path`,
+    with the host probe's readings (host_state.py) under it."""
+    lines = list(lines) + ["", host_line()]
     text = "\n".join(lines)
     print(text)
     write_section(path, name, text)

@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "bench"))
-from doc_section import write_section  # noqa: E402
+from doc_section import host_line, write_section  # noqa: E402
 import _rotation  # noqa: E402
 
 PER_TURN, WARMUP = 3, 1   # timed and untimed runs of each turn
@@ -281,7 +281,7 @@ def main(argv=None):
              (__doc__ or "").split("\n\n")[2].replace("\n", " "), "",
              "### leanconv.onnx", ""] + table(onnx_rows, True) + [
              "", "### leanconv.torch.freeze (defaults)", ""] + table(torch_rows, False)
-    text = "\n".join(lines)
+    text = "\n".join(lines + ["", host_line()])
     write_section(a.out, "model-threads", text)
     print(f"wrote {a.out}")
     return 0

@@ -43,6 +43,7 @@ from leanconv.onnx.bench import _ort_session, random_inputs  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 import _rotation  # noqa: E402
+from doc_section import host_line  # noqa: E402
 
 BIG_SIZE_TOO = ("resnet18", "mobilenet_v2")
 
@@ -436,7 +437,7 @@ def write_markdown(rows, mem, overhead, waits, args, path):
               "row lifts that bound (every layer takes auto's packing, the fastest by the cost "
               "model).", "",
               *memory_table(mem)]
-    lines.append("")
+    lines += ["", host_line(), ""]
     Path(path).write_text("\n".join(lines))
 
 

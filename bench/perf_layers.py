@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "python"))
 
 from leanconv.cli.suites import KINDS, Layer  # noqa: E402
-from doc_section import read_section  # noqa: E402  (same folder)
+from doc_section import host_line, read_section  # noqa: E402  (same folder)
 import _rotation  # noqa: E402  (same folder)
 
 PEERS = ("torch", "onnxruntime", "openvino", "ncnn")
@@ -378,8 +378,8 @@ def main():
     loads.append(os.getloadavg()[0])
     command = "`python bench/perf_layers.py" + (" --quick" if args.quick else "") + "`"
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(markdown(results, command, cpu_name(), loads) +
-                              kept_sections(args.out))
+    Path(args.out).write_text(markdown(results, command, cpu_name(), loads) + "\n" + host_line()
+                              + "\n" + kept_sections(args.out))
     print("wrote", args.out)
 
 

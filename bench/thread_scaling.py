@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "python"))
 import _rotation  # noqa: E402
-from doc_section import write_section  # noqa: E402
+from doc_section import host_line, write_section  # noqa: E402
 
 SAMPLE_S = 0.01     # one turn's sample: calls back to back for about this long
 MIN_TURNS = 7
@@ -211,7 +211,8 @@ def main(argv=None):
     print(text)
     if a.out:
         method = (__doc__ or "").split("\n\n", 1)[1]
-        write_section(a.out, "thread-scaling", "## Single layers\n\n" + method + "\n\n" + text)
+        write_section(a.out, "thread-scaling", "## Single layers\n\n" + method + "\n\n" + text +
+                      "\n\n" + host_line())
     return 0
 
 

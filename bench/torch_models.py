@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 import _rotation  # noqa: E402
+from doc_section import host_line  # noqa: E402
 import torchvision_models as tv  # noqa: E402
 
 import leanconv as lc  # noqa: E402
@@ -516,7 +517,7 @@ def main(argv=None):
     print(f"load average now {load_after:.2f}")
     if not args.quick and not args.models:
         text = markdown(rows, overhead, rss, args, load_before, load_after)
-        Path(args.out).write_text(text)
+        Path(args.out).write_text(text.rstrip("\n") + "\n\n" + host_line() + "\n")
         print(f"wrote {args.out}")
     return rows
 
