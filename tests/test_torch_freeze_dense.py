@@ -177,3 +177,97 @@ def test_bind_refuses_a_buffer_a_reshape_would_copy():
     assert d.bind(y, np.zeros((2, 8), np.float32), 1) is not None
     assert d.bind(y, np.zeros((2, 16), np.float32)[:, ::2], 1) is None
     assert d.bind(None, np.zeros((2, 8), np.float32), 1) is None
+
+
+def test_pack_in_place_gives_packs_bits_or_declines():
+    g = np.random.default_rng(5)
+    w = g.standard_normal((48, 37)).astype(np.float32)
+    want = _dense.pack(w)
+    got = _dense.pack_in_place(w.copy())
+    assert got is not None and got.tobytes() == want.tobytes()
+    assert _dense.pack_in_place(g.standard_normal((20, 37)).astype(np.float32)) is None  # 20 rows
+    assert _dense.pack_in_place(np.ones((32, 37))) is None                                # float64
+    assert _dense.pack_in_place(np.ones((32, 74), np.float32)[:, ::2]) is None            # strided
+
+
+def test_a_head_of_whole_panels_takes_the_panels_in_its_own_memory():
+    """A 32-class head: its weight's memory holds the panels (no second copy
+    while freezing), the outputs still match stock torch."""
+    torch.manual_seed(6)
+    model = ConvHead(37, 32).eval()
+    x = torch.randn(2, 3, 5, 5)
+    with torch.no_grad():
+        ref = copy.deepcopy(model)(x)
+    before = model.fc.weight.data_ptr()
+    frozen = lct.freeze(model, x)
+    (d,) = denses(frozen)
+    assert d.packed_weight.data_ptr() == before
+    with torch.no_grad():
+        assert rel_err(frozen(x), ref) < FLOAT_TOL
+
+
+@pytest.mark.parametrize("holder", ["state_dict", "view"])
+def test_a_weight_held_elsewhere_is_copied_not_overwritten(holder):
+    torch.manual_seed(7)
+    model = ConvHead(37, 32).eval()
+    x = torch.randn(1, 3, 5, 5)
+    with torch.no_grad():
+        ref = copy.deepcopy(model)(x)
+    kept = model.state_dict()["fc.weight"] if holder == "state_dict" else model.fc.weight[:16]
+    values = kept.detach().clone()
+    frozen = lct.freeze(model, x)
+    assert torch.equal(kept, values)
+    with torch.no_grad():
+        assert rel_err(frozen(x), ref) < FLOAT_TOL
+
+
+def test_tied_whole_panel_weights_survive_freezing():
+    torch.manual_seed(8)
+    model = TiedHeads().eval()
+    model.a = nn.Linear(20, 32)
+    model.b = nn.Linear(20, 32)
+    model.b.weight = model.a.weight
+    model.forward = lambda x: (lambda v: model.a(v) + model.b(torch.tanh(v)))(
+        model.conv(x).mean((2, 3)))
+    values = model.a.weight.detach().clone()
+    x = torch.randn(2, 3, 4, 4)
+    frozen = lct.freeze(model, x)
+    assert len(denses(frozen)) == 2
+    assert torch.equal(model.a.weight.detach(), values)
+
+
+_PEAK_SCRIPT = """
+import resource, torch, leanconv.torch as lct
+from torch import nn
+torch.manual_seed(0)
+def head(n):
+    return nn.Sequential(nn.Conv2d(3, 8, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(8, n), nn.ReLU(), nn.Linear(n, n)).eval()
+x = torch.randn(1, 3, 4, 4)
+with torch.no_grad():   # freezing's own code and imports first, on a small head
+    lct.freeze(head(64), x)(x)
+model = head(4096)
+with torch.no_grad():
+    model(x)
+def peak():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+before = peak()
+frozen = lct.freeze(model, x)
+with torch.no_grad():
+    frozen(x)
+print(peak() - before)
+"""
+
+
+def test_freezing_a_large_head_does_not_hold_it_twice():
+    """The 4096 x 4096 head (64 MiB): freezing it raises the process's peak by
+    far less than a copy of it (it did by a whole copy before packing in place)."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    growth = int(out.stdout.split()[-1])
+    assert growth < 16 << 20, f"freezing raised the peak by {growth / 2**20:.1f} MiB"

@@ -25,11 +25,21 @@ from leanconv.torch.frozen.threads import frozen_threads
 
 
 class FrozenDense(nn.Module):
-    def __init__(self, linear):
-        """linear: an nn.Linear with float32 weights (read, not changed)."""
+    def __init__(self, linear, in_place=False):
+        """linear: an nn.Linear with float32 weights.  in_place: the caller
+        releases linear's weight after this, so its memory may take the
+        panels (_dense.pack_in_place) -- done only where nothing else holds
+        that memory (a state_dict taken before, a view: _sole_holder), else
+        the weights are read, not changed, and packed into a new array."""
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
-        packed = torch.from_numpy(_dense.pack(linear.weight.detach().numpy()))
+        packed = None
+        if in_place and _sole_holder(linear.weight):
+            w = linear.weight.detach()
+            flat = _dense.pack_in_place(w.numpy())
+            packed = None if flat is None else w.view(-1)
+        if packed is None:
+            packed = torch.from_numpy(_dense.pack(linear.weight.detach().numpy()))
         self.register_buffer("packed_weight", packed)
         bias = None if linear.bias is None else linear.bias.detach().clone().contiguous()
         self.register_buffer("bias", bias)
@@ -90,6 +100,21 @@ class FrozenDense(nn.Module):
                f"bias={self.bias is not None} (leanconv C, weights in 16-row panels)"
 
 
+def _sole_holder(param):
+    """True when `param` is the only tensor on its storage (no view, no
+    detached copy such as a state_dict taken earlier keeps it): writing the
+    panels over it then changes nothing anyone else can read.  torch has no
+    public count of a storage's holders; without the private one, False (the
+    weights are then copied, as before)."""
+    use_count = getattr(torch._C, "_storage_Use_Count", None)
+    if use_count is None or param.storage_offset() != 0 or not param.is_contiguous():
+        return False
+    storage = param.untyped_storage()
+    # holders: the parameter's tensor and `storage` here
+    return storage.nbytes() == param.numel() * param.element_size() and \
+        use_count(storage._cdata) == 2
+
+
 def _rows(node):
     tm = node.args[0].meta.get("tensor_meta") if len(node.args) == 1 and not node.kwargs and \
         isinstance(node.args[0], torch.fx.Node) else None
@@ -118,12 +143,13 @@ def rewrite_dense(gm, release):
         rows = [_rows(n) for n in nodes]
         if any(r is None or not 0 < r <= _dense.MAX_ROWS for r in rows):
             continue      # a many-row call: torch's (or frozen_linear's) GEMM
-        frozen = FrozenDense(m)
+        shared = shared_weights(m, modules)
+        frozen = FrozenDense(m, in_place=not shared)
         name = f"lc_dense_{nodes[0].name}"
         gm.add_submodule(name, frozen)
         for node in nodes:
             node.target = name
-        if not shared_weights(m, modules):
+        if not shared:
             for t in (m.weight, m.bias):
                 if t is not None:
                     release(t)
