@@ -265,7 +265,8 @@ def test_freezing_a_large_head_does_not_hold_it_twice():
     import os
     import subprocess
     import sys
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    here = os.path.dirname(os.path.dirname(lc.__file__))   # the leanconv this suite imported
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([here] + sys.path))
     out = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT], capture_output=True, text=True,
                          env=env, timeout=120)
     assert out.returncode == 0, out.stderr
