@@ -45,3 +45,17 @@ CASES = [
     case("kernel_equals_padded", (1, 2, 1, 1), (3, 2, 3, 3), padding=1),
     case("big_padding", (1, 2, 4, 4), (3, 2, 3, 3), padding=4),
 ]
+
+
+def beyond_im2col_limit(C, k=3):
+    """A square input side (stride 1, "same" padding) whose Im2Col matrix
+    (C*k*k by H*W floats) is over the cost model's limit of 8 x L2
+    (kernels/choose.c, LC_IM2COL_L2_MULTIPLE), so "auto" cannot answer Im2Col
+    there on any CPU: with a large L2 the scalar prices can make Im2Col win
+    every smaller size."""
+    import leanconv as lc
+    l2 = lc.cpu_features()["cache"]["l2"]
+    side = 1
+    while C * k * k * side * side * 4 <= 8 * l2:
+        side += 8
+    return side

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import leanconv as lc
+from cases import beyond_im2col_limit
 from leanconv import _core, _isa
 from leanconv._params import ConvSpec
 from leanconv._select import filter_geometry
@@ -14,6 +15,9 @@ AUTO, WINOGRAD_ANY = -1, -2
 # input sizes in a row: the cost model moves between Winograd sizes and GEMM
 SIZES = [(1, 56, 56), (1, 5, 5), (2, 14, 30), (1, 7, 7), (1, 112, 96), (3, 9, 9), (1, 3, 3),
          (1, 56, 56)]
+# ... and one whose Im2Col matrix is over the limit whatever the L2 (with a
+# 2 MiB L2 the scalar prices pick Im2Col for every size above)
+CHANGING_SIZES = SIZES[:5] + [(1,) + (beyond_im2col_limit(24),) * 2] + SIZES[5:]
 
 
 def make_op(isa, w, b, request, max_packings=2, borrow=False, **conv):
@@ -44,7 +48,7 @@ def test_reshape_to_many_sizes_matches_named_operators(isa, rng, filters):
     op, spec = make_op(isa, w, b, AUTO)
     named = {}
     used = set()
-    for N, H, W in SIZES:
+    for N, H, W in CHANGING_SIZES:
         x = rng.standard_normal((N, 24, H, W)).astype(np.float32)
         a, ws = op.decide(N, H, W, 1, remember=False)
         y = call(op, spec, x)

@@ -6,11 +6,16 @@ import pytest
 
 import leanconv as lc
 from leanconv import _core, _plan_cache
+from cases import beyond_im2col_limit
 from reference import TOLERANCE, conv2d_ref, error_for
 
 # sizes in a row, chosen so "auto" moves between Winograd sizes and GEMM
 SIZES = [(1, 24, 56, 56), (1, 24, 5, 5), (2, 24, 14, 30), (1, 24, 7, 7), (1, 24, 112, 96),
          (3, 24, 9, 9), (1, 24, 28, 28), (1, 24, 3, 3), (1, 24, 56, 56)]
+# ... and one where Im2Col is ruled out whatever the L2 (the scalar prices
+# pick Im2Col for every size above where L2 is 2 MiB)
+BIG = beyond_im2col_limit(24)
+CHANGING_SIZES = SIZES[:5] + [(1, 24, BIG, BIG)] + SIZES[5:]
 
 
 def make(rng, M=24, C=24, k=3):
@@ -24,7 +29,7 @@ def test_reshape_to_many_sizes_in_a_row(isa, rng, request_):
     w, b = make(rng)
     plan = lc.Conv2d(w, b, padding=1, algorithm=request_, activation="relu")
     used = []
-    for shape in SIZES:
+    for shape in CHANGING_SIZES:
         x = rng.standard_normal(shape).astype(np.float32)
         predicted = plan.algorithm_for(shape)
         y = plan(x)
