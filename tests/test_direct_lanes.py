@@ -226,16 +226,33 @@ def test_small_images_split_the_channel_blocks(C, M, H, items, rng):
     assert sum(recs[0]["items"][:2]) == items
 
 
-def test_channel_passes_give_the_same_bits():
-    """With a 128 KiB L2 (LEANCONV_CACHE, in a child process) a pass holds a
-    few input channels (the kernels accumulate into the tile over several
-    passes); with this machine's caches one pass holds them all.  Both sum
-    each output in the same order: the same bits, on every ISA."""
+def _same_with_small_l2(probe):
+    """The JSON that the script `probe` prints in a child process with a
+    128 KiB L2 (LEANCONV_CACHE), checked equal to what it prints with this
+    machine's caches."""
     import json
     import os
     import subprocess
     import sys
     from pathlib import Path
+    env = dict(os.environ, PYTHONPATH=str(Path(lc.__file__).resolve().parent.parent))
+    runs = []
+    for cache in (None, "32K,128K,0"):
+        env.pop("LEANCONV_CACHE", None)
+        if cache:
+            env["LEANCONV_CACHE"] = cache
+        done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                              text=True, check=True)
+        runs.append(json.loads(done.stdout))
+    assert runs[0] == runs[1]
+    return runs[1]
+
+
+def test_channel_passes_give_the_same_bits():
+    """With a 128 KiB L2 (LEANCONV_CACHE, in a child process) a pass holds a
+    few input channels (the kernels accumulate into the tile over several
+    passes); with this machine's caches one pass holds them all.  Both sum
+    each output in the same order: the same bits, on every ISA."""
     probe = """
 import json, sys, numpy as np, leanconv as lc
 rng = np.random.default_rng(5)
@@ -248,23 +265,50 @@ for isa in lc.available_isas():
     out[isa] = y.ravel().view(np.uint32).tolist()
 print(json.dumps(out))
 """
-    env = dict(os.environ, PYTHONPATH=str(Path(lc.__file__).resolve().parent.parent))
-    runs = []
-    for cache in (None, "32K,128K,0"):
-        env.pop("LEANCONV_CACHE", None)
-        if cache:
-            env["LEANCONV_CACHE"] = cache
-        done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
-                              text=True, check=True)
-        runs.append(json.loads(done.stdout))
-    assert runs[0] == runs[1]
+    runs = _same_with_small_l2(probe)
     rng = np.random.default_rng(5)
     x = rng.standard_normal((1, 96, 9, 9)).astype(np.float32)
     w = rng.standard_normal((8, 96, 7, 7)).astype(np.float32)
     ref, scale = conv2d_ref(x, w, None, (2, 2), (3, 3, 3, 3), (1, 1), 1)
-    for isa, bits in runs[1].items():
+    for isa, bits in runs.items():
         y = np.array(bits, np.uint32).view(np.float32).reshape(ref.shape)
         assert normalised_error(y, ref, scale) <= TOLERANCE["direct_lanes"], isa
+
+
+def test_output_beyond_l2_gives_the_same_bits():
+    """An output beyond half of L2 (a stem's 3.2 MB) has the lines each
+    segment writes asked for during its multiply-adds.  With a 128 KiB L2
+    (LEANCONV_CACHE, in a child process) a 64-channel 24 x 24 output (144
+    KiB) is such an output, with this machine's caches it is not: the same
+    bits on every ISA, plain and with a residual added in place."""
+    probe = """
+import json, numpy as np, leanconv as lc
+rng = np.random.default_rng(7)
+x = rng.standard_normal((1, 3, 47, 47)).astype(np.float32)
+w = rng.standard_normal((61, 3, 7, 7)).astype(np.float32)
+b = rng.standard_normal(61).astype(np.float32)
+r = rng.standard_normal((1, 61, 24, 24)).astype(np.float32)
+out = {}
+for isa in lc.available_isas():
+    with lc.use_isa(isa):
+        y = lc.conv2d(x, w, b, stride=2, padding=3, algorithm="direct_lanes", threads=2)
+        z = r.copy()
+        lc.conv2d(x, w, b, stride=2, padding=3, algorithm="direct_lanes", residual=z, out=z)
+    out[isa] = [y.ravel().view(np.uint32).tolist(), z.ravel().view(np.uint32).tolist()]
+print(json.dumps(out))
+"""
+    runs = _same_with_small_l2(probe)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((1, 3, 47, 47)).astype(np.float32)
+    w = rng.standard_normal((61, 3, 7, 7)).astype(np.float32)
+    b = rng.standard_normal(61).astype(np.float32)
+    r = rng.standard_normal((1, 61, 24, 24)).astype(np.float32)
+    ref, scale = conv2d_ref(x, w, b, (2, 2), (3, 3, 3, 3), (1, 1), 1)
+    for isa, (plain, res) in runs.items():
+        y = np.array(plain, np.uint32).view(np.float32).reshape(ref.shape)
+        assert normalised_error(y, ref, scale) <= TOLERANCE["direct_lanes"], isa
+        z = np.array(res, np.uint32).view(np.float32).reshape(ref.shape)
+        assert normalised_error(z, ref + r, scale + np.abs(r)) <= TOLERANCE["direct_lanes"], isa
 
 
 def test_auto_takes_it_for_strided_layers_only():
