@@ -245,11 +245,49 @@ void lc_gemm_panel(const lc_isa_config *cfg, size_t Mg, size_t K, const float *a
     lc_gemm_panels(cfg, Mg, K, a_packed, b, ldb, 0, n, c, ldc, 0, bias, ep, apply_epilogue);
 }
 
-int64_t lc_gemm_chunk_panels(const lc_isa_config *cfg, int64_t K, int64_t npanels, int nthreads) {
+/* Panels the busiest thread runs when npanels go in chunks of `chunk` and
+ * thread s takes chunks [n*s/T, n*(s+1)/T) (the pool's static ranges). */
+static int64_t lc_busiest_panels(int64_t npanels, int64_t chunk, int64_t threads) {
+    const int64_t n = lc_div_up(npanels, chunk);
+    return lc_min64(lc_div_up(n, threads) * chunk, npanels);
+}
+
+/* Whether T threads should share a GEMM's panels (every thread reads its
+ * 1/T of B and, in 2 chunks or more, A twice or more) rather than its output
+ * channels (every thread reads all of B and 1/T of A): per thread
+ * K*P/T + 2*Mg*K floats against K*P + Mg*K/T, so when P*(T-1) > Mg*(2T-1).
+ * MobileNetV2's 144>24 @56 x 56 read all 1.8 MB of B on both threads when
+ * an Intel Xeon's 2 MiB L2 made the chunks few enough for a channel split:
+ * 2 threads ran it in 1.5x the time of 1, inside the model. */
+static int lc_gemm_split_pixels(int64_t Mg, int64_t P, int64_t threads) {
+    return threads > 1 && (double)P * (double)(threads - 1) > (double)Mg * (double)(2 * threads - 1);
+}
+
+int64_t lc_gemm_chunk_panels(const lc_isa_config *cfg, int64_t K, int64_t Mg, int64_t npanels,
+                             int nthreads) {
     /* As many panels as keep their kc-row slices within the L2 budget, but
      * at least one chunk per thread while there are panels to share. */
     const int64_t kb = lc_min64(K, cfg->kc), threads = lc_max64(1, nthreads);
     int64_t chunk = lc_max64(1, lc_blocking_get()->gemm_b_l2 / lc_max64(1, kb * cfg->nr * 4));
+    if (npanels >= 2 * threads && lc_gemm_split_pixels(Mg, npanels * cfg->nr, threads)) {
+        /* By pixels: at least 2 chunks per thread, so lc_row_chunks keeps
+         * one channel block (cap: the largest chunk that makes 2T), and of
+         * the chunk sizes down to half of that (A read at most twice as
+         * often), the one that leaves the busiest thread the fewest panels,
+         * a count of chunks that is a multiple of T if one does, the largest
+         * on a tie.  98 panels, 2 threads: 4 x 25, not 3 x 42 split by
+         * channels; 25 panels: 4 x 7; with chunks of at most 20, 6 x 17. */
+        const int64_t cap = lc_min64(chunk, (npanels - 1) / (2 * threads - 1));
+        int64_t best = cap, best_even = 0;
+        for (int64_t c = cap; c >= lc_max64(1, cap / 2); c--) {
+            const int64_t busiest = lc_busiest_panels(npanels, c, threads);
+            if (busiest < lc_busiest_panels(npanels, best, threads)) best = c;
+            if (lc_div_up(npanels, c) % threads == 0 &&
+                (!best_even || busiest < lc_busiest_panels(npanels, best_even, threads)))
+                best_even = c;
+        }
+        return best_even ? best_even : best;
+    }
     chunk = lc_max64(1, lc_min64(chunk, lc_div_up(npanels, threads)));
     /* Enough chunks that no channel split follows (lc_row_chunks) but not a
      * multiple of the threads: even them out over the next multiple, so

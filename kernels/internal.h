@@ -212,8 +212,9 @@ typedef struct lc_blocking {
                             * by band; smaller ones stay in cache between the steps */
 } lc_blocking;
 const lc_blocking *lc_blocking_get(void);
-/* Panels per lc_gemm_panels call for a GEMM of npanels panels on nthreads. */
-int64_t lc_gemm_chunk_panels(const lc_isa_config *cfg, int64_t K, int64_t npanels, int nthreads);
+/* Panels per lc_gemm_panels call for a GEMM of Mg x K x npanels panels on nthreads. */
+int64_t lc_gemm_chunk_panels(const lc_isa_config *cfg, int64_t K, int64_t Mg, int64_t npanels,
+                             int nthreads);
 /* C[Mg x n] = A * B + bias, epilogue applied; B is K rows of n floats at stride ldb. */
 void lc_gemm_panel(const lc_isa_config *cfg, size_t Mg, size_t K, const float *a_packed,
                    const float *b, size_t ldb, size_t n, float *c, size_t ldc,
