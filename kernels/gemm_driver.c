@@ -252,24 +252,44 @@ static int64_t lc_busiest_panels(int64_t npanels, int64_t chunk, int64_t threads
     return lc_min64(lc_div_up(n, threads) * chunk, npanels);
 }
 
-/* Whether T threads should share a GEMM's panels (every thread reads its
- * 1/T of B and, in 2 chunks or more, A twice or more) rather than its output
- * channels (every thread reads all of B and 1/T of A): per thread
- * K*P/T + 2*Mg*K floats against K*P + Mg*K/T, so when P*(T-1) > Mg*(2T-1).
- * MobileNetV2's 144>24 @56 x 56 read all 1.8 MB of B on both threads when
- * an Intel Xeon's 2 MiB L2 made the chunks few enough for a channel split:
- * 2 threads ran it in 1.5x the time of 1, inside the model. */
-static int lc_gemm_split_pixels(int64_t Mg, int64_t P, int64_t threads) {
-    return threads > 1 && (double)P * (double)(threads - 1) > (double)Mg * (double)(2 * threads - 1);
+int lc_handover_prefers_pixels(const lc_conv_desc *d, int64_t threads) {
+    /* Floats a thread reads from the other cores' caches, taking the
+     * neighbours to split by channels as depthwise layers do (MobileNets: a
+     * 1 x 1 between two of them).  By channels: the share of the input
+     * another thread wrote, K*P*(T-1)/T, and the output stays where the next
+     * layer reads it.  By pixels: the input's (T-1)/T^2 -- none where Im2Col
+     * packed B by pixels in this call -- plus the same share of the output
+     * for the next layer: pixels when Mg < K*(T-1) (a 1 x 1 input), Mg < K*T
+     * (B packed).  MobileNetV2's projections (144>24) and 3x3/2 stem go by
+     * pixels; its expansions (24>144), which feed a depthwise layer, do not. */
+    const double K = (double)(d->C / d->groups * d->kH * d->kW), Mg = (double)(d->M / d->groups);
+    const double t = (double)threads;
+    return threads > 1 && Mg < K * (lc_gemm_is_pointwise(d) ? t - 1.0 : t);
 }
 
-int64_t lc_gemm_chunk_panels(const lc_isa_config *cfg, int64_t K, int64_t Mg, int64_t npanels,
-                             int nthreads) {
+/* Whether T threads should share a GEMM's panels (pixels) rather than its
+ * output channels.  Each thread's reads from its own caches: by channels
+ * all of B and 1/T of A; by pixels 1/T of B and, in 2 chunks or more, A
+ * twice or more: K*P/T + 2*Mg*K against K*P + Mg*K/T, so pixels when
+ * P*(T-1) > Mg*(2T-1); and the hand-overs between cores
+ * (lc_handover_prefers_pixels).  MobileNetV2's 144>24 @56 x 56, split by
+ * channels because an Intel Xeon's 2 MiB L2 let the chunks be few, took
+ * 1.5x as long on 2 threads as on 1. */
+static int lc_gemm_split_pixels(const lc_conv_desc *d, int64_t P, int64_t threads) {
+    return threads > 1 &&
+           (double)P * (double)(threads - 1) > (double)(d->M / d->groups) * (double)(2 * threads - 1) &&
+           lc_handover_prefers_pixels(d, threads);
+}
+
+int64_t lc_gemm_chunk_panels(const lc_conv_desc *d) {
     /* As many panels as keep their kc-row slices within the L2 budget, but
      * at least one chunk per thread while there are panels to share. */
-    const int64_t kb = lc_min64(K, cfg->kc), threads = lc_max64(1, nthreads);
+    const lc_isa_config *cfg = d->isa;
+    const int64_t K = d->C / d->groups * d->kH * d->kW, P = d->OH * d->OW;
+    const int64_t npanels = lc_div_up(P, cfg->nr);
+    const int64_t kb = lc_min64(K, cfg->kc), threads = lc_max64(1, d->nthreads);
     int64_t chunk = lc_max64(1, lc_blocking_get()->gemm_b_l2 / lc_max64(1, kb * cfg->nr * 4));
-    if (npanels >= 2 * threads && lc_gemm_split_pixels(Mg, npanels * cfg->nr, threads)) {
+    if (npanels >= 2 * threads && lc_gemm_split_pixels(d, P, threads)) {
         /* By pixels: at least 2 chunks per thread, so lc_row_chunks keeps
          * one channel block (cap: the largest chunk that makes 2T), and of
          * the chunk sizes down to half of that (A read at most twice as

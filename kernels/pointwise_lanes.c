@@ -56,9 +56,11 @@ void lc_pointwise_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
      * The input is a depthwise layer's output in MobileNets, written half by
      * each thread: a thread that reads all of it pulls half from the other
      * core (576>96 @14 in MobileNetV2, 3 blocks of 32 over 2 threads, ran at
-     * 1.0-1.1x its 1-thread time inside the model).  A multiple of T chunks,
-     * so every thread gets whole chunks. */
-    b.by_pixels = T > 1 && P > b.blocks * lc_direct_lanes_block(d).cols;
+     * 1.0-1.1x its 1-thread time inside the model); and the hand-overs
+     * between cores must favour it too (lc_handover_prefers_pixels).  A
+     * multiple of T chunks, so every thread gets whole chunks. */
+    b.by_pixels = T > 1 && P > b.blocks * lc_direct_lanes_block(d).cols &&
+                  lc_handover_prefers_pixels(d, T);
     if (b.by_pixels) chunks = lc_round_up(lc_max64(chunks, T), T, &ok);
     /* chunks of near-equal counts of whole R-pixel blocks (lc_pw_chunk_span),
      * so the threads' shares of the pixels are equal: chunks rounded up to
