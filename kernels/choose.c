@@ -122,7 +122,7 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
         double passes;
         int64_t items;
         if (algorithm == LC_ALGO_IM2COL) {
-            const int64_t chunk = lc_gemm_chunk_panels(isa, K, npanels, d->nthreads);
+            const int64_t chunk = lc_gemm_chunk_panels(d);
             items = lc_div_up(npanels, chunk);
             /* 1 x 1 layers as lc_im2col_tiling runs them: rows the wide tile
              * takes whole, or panels too few for the threads, are one chunk

@@ -245,11 +245,69 @@ void lc_gemm_panel(const lc_isa_config *cfg, size_t Mg, size_t K, const float *a
     lc_gemm_panels(cfg, Mg, K, a_packed, b, ldb, 0, n, c, ldc, 0, bias, ep, apply_epilogue);
 }
 
-int64_t lc_gemm_chunk_panels(const lc_isa_config *cfg, int64_t K, int64_t npanels, int nthreads) {
+/* Panels the busiest thread runs when npanels go in chunks of `chunk` and
+ * thread s takes chunks [n*s/T, n*(s+1)/T) (the pool's static ranges). */
+static int64_t lc_busiest_panels(int64_t npanels, int64_t chunk, int64_t threads) {
+    const int64_t n = lc_div_up(npanels, chunk);
+    return lc_min64(lc_div_up(n, threads) * chunk, npanels);
+}
+
+int lc_handover_prefers_pixels(const lc_conv_desc *d, int64_t threads) {
+    /* Floats a thread reads from the other cores' caches, taking the
+     * neighbours to split by channels as depthwise layers do (MobileNets: a
+     * 1 x 1 between two of them).  By channels: the share of the input
+     * another thread wrote, K*P*(T-1)/T, and the output stays where the next
+     * layer reads it.  By pixels: the input's (T-1)/T^2 -- none where Im2Col
+     * packed B by pixels in this call -- plus the same share of the output
+     * for the next layer: pixels when Mg < K*(T-1) (a 1 x 1 input), Mg < K*T
+     * (B packed).  MobileNetV2's projections (144>24) and 3x3/2 stem go by
+     * pixels; its expansions (24>144), which feed a depthwise layer, do not. */
+    const double K = (double)(d->C / d->groups * d->kH * d->kW), Mg = (double)(d->M / d->groups);
+    const double t = (double)threads;
+    return threads > 1 && Mg < K * (lc_gemm_is_pointwise(d) ? t - 1.0 : t);
+}
+
+/* Whether T threads should share a GEMM's panels (pixels) rather than its
+ * output channels.  Each thread's reads from its own caches: by channels
+ * all of B and 1/T of A; by pixels 1/T of B and, in 2 chunks or more, A
+ * twice or more: K*P/T + 2*Mg*K against K*P + Mg*K/T, so pixels when
+ * P*(T-1) > Mg*(2T-1); and the hand-overs between cores
+ * (lc_handover_prefers_pixels).  MobileNetV2's 144>24 @56 x 56, split by
+ * channels because an Intel Xeon's 2 MiB L2 let the chunks be few, took
+ * 1.5x as long on 2 threads as on 1. */
+static int lc_gemm_split_pixels(const lc_conv_desc *d, int64_t P, int64_t threads) {
+    return threads > 1 &&
+           (double)P * (double)(threads - 1) > (double)(d->M / d->groups) * (double)(2 * threads - 1) &&
+           lc_handover_prefers_pixels(d, threads);
+}
+
+int64_t lc_gemm_chunk_panels(const lc_conv_desc *d) {
     /* As many panels as keep their kc-row slices within the L2 budget, but
      * at least one chunk per thread while there are panels to share. */
-    const int64_t kb = lc_min64(K, cfg->kc), threads = lc_max64(1, nthreads);
+    const lc_isa_config *cfg = d->isa;
+    const int64_t K = d->C / d->groups * d->kH * d->kW, P = d->OH * d->OW;
+    const int64_t npanels = lc_div_up(P, cfg->nr);
+    const int64_t kb = lc_min64(K, cfg->kc), threads = lc_max64(1, d->nthreads);
     int64_t chunk = lc_max64(1, lc_blocking_get()->gemm_b_l2 / lc_max64(1, kb * cfg->nr * 4));
+    if (npanels >= 2 * threads && lc_gemm_split_pixels(d, P, threads)) {
+        /* By pixels: at least 2 chunks per thread, so lc_row_chunks keeps
+         * one channel block (cap: the largest chunk that makes 2T), and of
+         * the chunk sizes down to half of that (A read at most twice as
+         * often), the one that leaves the busiest thread the fewest panels,
+         * a count of chunks that is a multiple of T if one does, the largest
+         * on a tie.  98 panels, 2 threads: 4 x 25, not 3 x 42 split by
+         * channels; 25 panels: 4 x 7; with chunks of at most 20, 6 x 17. */
+        const int64_t cap = lc_min64(chunk, (npanels - 1) / (2 * threads - 1));
+        int64_t best = cap, best_even = 0;
+        for (int64_t c = cap; c >= lc_max64(1, cap / 2); c--) {
+            const int64_t busiest = lc_busiest_panels(npanels, c, threads);
+            if (busiest < lc_busiest_panels(npanels, best, threads)) best = c;
+            if (lc_div_up(npanels, c) % threads == 0 &&
+                (!best_even || busiest < lc_busiest_panels(npanels, best_even, threads)))
+                best_even = c;
+        }
+        return best_even ? best_even : best;
+    }
     chunk = lc_max64(1, lc_min64(chunk, lc_div_up(npanels, threads)));
     /* Enough chunks that no channel split follows (lc_row_chunks) but not a
      * multiple of the threads: even them out over the next multiple, so

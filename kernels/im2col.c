@@ -74,10 +74,10 @@ typedef struct {
 LC_TILING_FITS(lc_im2col_tiles);
 
 void lc_im2col_tiling(const lc_conv_desc *d, int64_t *tiling) {
-    const int64_t K = d->C / d->groups * d->kH * d->kW, Mg = d->M / d->groups;
+    const int64_t Mg = d->M / d->groups;
     const int64_t npanels = lc_div_up(d->OH * d->OW, d->isa->nr);
     lc_im2col_tiles b;
-    b.chunk = lc_gemm_chunk_panels(d->isa, K, npanels, d->nthreads);
+    b.chunk = lc_gemm_chunk_panels(d);
     b.nchunks = lc_div_up(npanels, b.chunk);
     /* rows the wide tile takes whole are shared out by channels only */
     const int whole_rows = lc_gemm_wide_rows(d->isa, (size_t)(d->OH * d->OW));

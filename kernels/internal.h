@@ -212,8 +212,11 @@ typedef struct lc_blocking {
                             * by band; smaller ones stay in cache between the steps */
 } lc_blocking;
 const lc_blocking *lc_blocking_get(void);
-/* Panels per lc_gemm_panels call for a GEMM of npanels panels on nthreads. */
-int64_t lc_gemm_chunk_panels(const lc_isa_config *cfg, int64_t K, int64_t npanels, int nthreads);
+/* Whether the data a layer takes from and hands to channel-split neighbours
+ * (depthwise layers) crosses fewer cores split by pixels than by channels. */
+int lc_handover_prefers_pixels(const lc_conv_desc *d, int64_t threads);
+/* Panels per lc_gemm_panels call for the layer's GEMM (one group, one image) on d->nthreads. */
+int64_t lc_gemm_chunk_panels(const lc_conv_desc *d);
 /* C[Mg x n] = A * B + bias, epilogue applied; B is K rows of n floats at stride ldb. */
 void lc_gemm_panel(const lc_isa_config *cfg, size_t Mg, size_t K, const float *a_packed,
                    const float *b, size_t ldb, size_t n, float *c, size_t ldc,

@@ -15,8 +15,10 @@
  * read from beyond L2 once per chunk -- per call, for P <= LC_PW_CHUNK.
  * Then the tile goes into the output planes with the epilogue
  * (lc_dl_write_tile).  Items split the channel blocks first, so two
- * threads each stream half of the weights; chunks split the pixels only
- * where there are too few blocks for the threads.  Each output is summed
+ * threads each stream half of the weights, where the weights are the larger
+ * read (output channels at least the pixels); chunks split the pixels where
+ * there are too few blocks for the threads, and first where the input is the
+ * larger read (lc_pointwise_lanes_tiling).  Each output is summed
  * over the input channels in order (the bias first, pass boundaries at
  * fixed channels): the bits do not depend on the thread count. */
 #include <string.h>
@@ -33,6 +35,7 @@ typedef struct {
     int64_t items;
     int64_t threads; /* threads the run uses (lc_threads_used of items) */
     int64_t kc;      /* input channels a pass */
+    int64_t by_pixels; /* items run chunk-major: a thread takes every block of its pixels */
 } lc_pw_tiles;
 LC_TILING_FITS(lc_pw_tiles);
 
@@ -43,9 +46,22 @@ void lc_pointwise_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
     b.blocks = lc_div_up(d->M / d->groups, lc_direct_lanes_block(d).cols);
     const int64_t units = lc_mul(lc_mul(d->N, d->groups, &ok), b.blocks, &ok);
     int64_t chunks = lc_div_up(P, LC_PW_CHUNK);
+    const int64_t T = d->nthreads;
     /* too few channel blocks for the threads: split the pixels as well */
-    if (d->nthreads > 1 && units < 2 * (int64_t)d->nthreads)
-        chunks = lc_max64(chunks, lc_div_up(2 * (int64_t)d->nthreads, units));
+    if (T > 1 && units < 2 * T) chunks = lc_max64(chunks, lc_div_up(2 * T, units));
+    /* More pixels than (padded) output channels: the threads share the
+     * pixels, each running every channel block over its own, so each reads
+     * 1/T of the input and all the weights rather than all the input and
+     * 1/T of the weights (the smaller read, as in lc_gemm_chunk_panels).
+     * The input is a depthwise layer's output in MobileNets, written half by
+     * each thread: a thread that reads all of it pulls half from the other
+     * core (576>96 @14 in MobileNetV2, 3 blocks of 32 over 2 threads, ran at
+     * 1.0-1.1x its 1-thread time inside the model); and the hand-overs
+     * between cores must favour it too (lc_handover_prefers_pixels).  A
+     * multiple of T chunks, so every thread gets whole chunks. */
+    b.by_pixels = T > 1 && P > b.blocks * lc_direct_lanes_block(d).cols &&
+                  lc_handover_prefers_pixels(d, T);
+    if (b.by_pixels) chunks = lc_round_up(lc_max64(chunks, T), T, &ok);
     /* chunks of near-equal counts of whole R-pixel blocks (lc_pw_chunk_span),
      * so the threads' shares of the pixels are equal: chunks rounded up to
      * whole vectors of the output planes split 14 x 14 into 64 + 64 + 64 +
@@ -126,8 +142,11 @@ typedef struct {
 static void lc_pw_task(void *vctx, int64_t item, int thread) {
     const lc_pw_ctx *t = (const lc_pw_ctx *)vctx;
     const lc_conv_desc *d = t->d;
-    const int64_t chunk = item % t->b.chunks, rest = item / t->b.chunks;
-    const int64_t blk = rest % t->b.blocks, ng = rest / t->b.blocks;
+    /* item = ((image, group), channel block, chunk), or with the chunk
+     * before the block (by_pixels) */
+    const int64_t per = t->b.chunks * t->b.blocks, ng = item / per, in = item % per;
+    const int64_t chunk = t->b.by_pixels ? in / t->b.blocks : in % t->b.chunks;
+    const int64_t blk = t->b.by_pixels ? in % t->b.blocks : in / t->b.chunks;
     const int64_t g = ng % d->groups, n = ng / d->groups;
     const int64_t Cg = d->C / d->groups, Mg = d->M / d->groups, P = d->OH * d->OW;
     const int64_t L = d->isa->dl_lanes, cw = t->blk.cols, R = t->blk.rows;

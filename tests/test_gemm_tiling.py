@@ -64,3 +64,52 @@ def test_bits_do_not_depend_on_the_threads(isa, rng, C, M, H):
     ref = np.einsum("mc,chw->mhw", w[:, :, 0, 0].astype(np.float64), x[0].astype(np.float64))
     ref = np.clip(ref + b[:, None, None], 0.0, 6.0)
     np.testing.assert_allclose(want[0], ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("threads", [2, 3, 4])
+@pytest.mark.parametrize("C, M, H", [(144, 24, 56), (96, 24, 56), (192, 32, 28), (256, 64, 56)])
+def test_small_m_many_pixels_split_by_pixels(isa, rng, C, M, H, threads):
+    """A 1 x 1 GEMM with more pixels than output channels (P(T-1) > M(2T-1)),
+    fewer output than input channels (M < K(T-1)) and panels for 2 per thread
+    is shared out by pixels, not channels: each thread reads its own columns
+    of B rather than all of it (MobileNetV2's 144>24 @56 ran slower on 2
+    threads than on 1 split by channels)."""
+    op, _ = _op(isa, rng.standard_normal((M, C, 1, 1)).astype(np.float32))
+    chunk, nchunks, mchunks = op.setup(1, H, H, threads, IM2COL).tiling[2:5]
+    assert mchunks == 1 and nchunks >= 2 * threads, (chunk, nchunks, mchunks)
+
+
+@pytest.mark.parametrize("C, M, H", [(64, 384, 14), (96, 576, 14), (24, 144, 56), (64, 256, 56)])
+def test_many_channels_split_by_channels(isa, rng, C, M, H):
+    """More output channels than pixels (14 x 14, 7 panels), or than input
+    channels (an expansion, whose output a depthwise layer reads by
+    channels): the channels are shared out."""
+    op, _ = _op(isa, rng.standard_normal((M, C, 1, 1)).astype(np.float32))
+    chunk, nchunks, mchunks = op.setup(1, H, H, 2, IM2COL).tiling[2:5]
+    assert mchunks == 2 and nchunks == 1, (chunk, nchunks, mchunks)
+
+
+@pytest.mark.parametrize("C, M, H, k, stride", [(192, 32, 28, 1, 1), (3, 32, 224, 3, 2),
+                                                (24, 8, 30, 3, 1)])
+def test_bits_with_residual_do_not_depend_on_the_threads(isa, rng, C, M, H, k, stride):
+    """Pixel-split chunks (the stem's 3x3/2, a small-M 1x1 with a residual)
+    give the same bits on any thread count."""
+    x = rng.standard_normal((1, C, H, H)).astype(np.float32)
+    w = rng.standard_normal((M, C, k, k)).astype(np.float32)
+    b = rng.standard_normal(M).astype(np.float32)
+    plan = lc.Conv2d(w, b, algorithm="im2col", stride=stride, padding=k // 2)
+    res = rng.standard_normal(plan.output_shape(x.shape)).astype(np.float32)
+    want = plan(x, residual=res, threads=1)
+    for threads in (2, 3, 4):
+        assert plan(x, residual=res, threads=threads).tobytes() == want.tobytes(), threads
+
+
+def test_packed_stem_splits_by_pixels(isa, rng):
+    """Im2Col packs B by output rows, so the 3x3/2 stem's GEMM (M = 32 <
+    K * T = 54) runs each thread's own packed pixels."""
+    w = rng.standard_normal((32, 3, 3, 3)).astype(np.float32)
+    spec = ConvSpec.build(w.shape, 2, 1, 1, 1, None)
+    op = _core.Op(IM2COL, _isa.isa_id(isa), w.reshape(-1), None, filter_geometry(spec),
+                  spec.epilogue, 2, False)
+    chunk, nchunks, mchunks = op.setup(1, 224, 224, 2, IM2COL).tiling[2:5]
+    assert mchunks == 1 and nchunks >= 4, (chunk, nchunks, mchunks)

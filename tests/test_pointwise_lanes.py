@@ -129,11 +129,12 @@ def test_residual_and_in_place(isa, rng):
 
 
 @pytest.mark.parametrize("isa", ISAS)
-@pytest.mark.parametrize("shape", [(1, 160, 96, 7, 7), (2, 64, 200, 14, 14), (1, 33, 7, 3, 3)],
-                         ids=str)
+@pytest.mark.parametrize("shape", [(1, 160, 96, 7, 7), (2, 64, 200, 14, 14), (1, 33, 7, 3, 3),
+                                   (1, 96, 40, 14, 14), (2, 576, 96, 14, 14)], ids=str)
 def test_same_bits_at_any_thread_count(isa, shape, rng):
     """Threads split the channel blocks, and the pixels where there are few
-    blocks; each output's sum runs in the same order either way."""
+    blocks or more pixels than channels; each output's sum runs in the same
+    order either way."""
     N, C, M, H, W = shape
     x = rng.standard_normal((N, C, H, W)).astype(np.float32)
     w = rng.standard_normal((M, C, 1, 1)).astype(np.float32)
@@ -208,3 +209,16 @@ def test_chunks_tile_the_pixels_and_give_the_threads_equal_shares(C, M, H, W, th
         shares = [sum(chunks[i][1] for i in range(items * t // threads, items * (t + 1) // threads))
                   for t in range(min(threads, items))]
         assert max(shares) - min(shares) <= 12, shares
+
+
+@pytest.mark.parametrize("C, M, H", [(576, 96, 14), (384, 96, 14), (96, 40, 14)])
+@pytest.mark.parametrize("threads", [2, 3, 4])
+def test_more_pixels_than_channels_split_by_pixels(C, M, H, threads):
+    """More pixels than (padded) output channels: the pixels go in a multiple
+    of T chunks, each thread running every channel block over its own (it
+    reads 1/T of the input, not all of it)."""
+    from leanconv._params import ConvSpec
+    isa = _core.ISA_NAMES.index(lc.isa())
+    g = ConvSpec.build((M, C, 1, 1)).geometry(1, C, H, H)
+    chunks = _core._pointwise_lanes_chunks(isa, g, threads)
+    assert len(chunks) % threads == 0, chunks
