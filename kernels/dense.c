@@ -7,6 +7,17 @@
 #include "internal.h"
 #include "leanconv/dense.h"
 
+/* A weight's share of the work in multiply-add equivalents (the unit of
+ * lc_threads_used).  Each weight is used once per image, so the gemv runs at
+ * the rate its weights arrive from beyond L2, not at the FMA rate: 512 x 1000
+ * (2 MB, ResNet-18's head) took 0.21-0.23 ms on one thread (Intel Xeon,
+ * AVX-512), ~2.4 G weights/s against the ~25 G multiply-adds/s the parallel
+ * bound assumes.  Counted as one multiply-add, that head (0.51 M) stayed
+ * under the two-thread bound (kernels/parallel.c) and ran on one thread;
+ * at 8 a head of 64 K weights (256 KB) and more is split, and each core
+ * streams its own panels. */
+#define LC_DENSE_WORK_PER_WEIGHT 8.0
+
 
 typedef struct {
     const lc_isa_config *isa;
@@ -32,6 +43,7 @@ int lc_dense(const lc_isa_config *isa, const float *x, float *y, int64_t n, int6
     lc_dense_ctx t;
     t.isa = isa; t.x = x; t.wp = wp; t.b = b; t.y = y; t.rows = rows; t.k = k;
     t.panels = (rows + LC_GEMV_PANEL - 1) / LC_GEMV_PANEL;
-    lc_parallel_for(nthreads, n * t.panels, (double)n * (double)rows * (double)k, dense_task, &t);
+    lc_parallel_for(nthreads, n * t.panels, (double)n * (double)rows * (double)k * LC_DENSE_WORK_PER_WEIGHT,
+                    dense_task, &t);
     return LC_OK;
 }

@@ -16,11 +16,12 @@
 
 #ifndef LC_WCL_TEMPLATE_ONCE
 #define LC_WCL_TEMPLATE_ONCE
-/* The row loops spelled out (R is 4 or 8), and the vector loops written with
- * constant indices (NV is 2 or 4), so every accumulator is a register even
- * at -O2, where GCC does not unroll such loops itself. */
+/* The row loops spelled out (R is 4, 8 or 16), and the vector loops written
+ * with constant indices (NV is 1, 2 or 4), so every accumulator is a register
+ * even at -O2, where GCC does not unroll such loops itself. */
 #define LC_WCL_REP4(X) X(0) X(1) X(2) X(3)
 #define LC_WCL_REP8(X) LC_WCL_REP4(X) X(4) X(5) X(6) X(7)
+#define LC_WCL_REP16(X) LC_WCL_REP8(X) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
 #define LC_WCL_REP(n) LC_CAT(LC_WCL_REP, n)
 #ifndef LC_WCL_PF_DIST
 #define LC_WCL_PF_DIST 128
@@ -49,8 +50,9 @@ static void LC_WCL_NAME(size_t k, const float *ut, const float *v, size_t ldv, f
         /* deep layers stream U from beyond L2 once per call: ask for it a
          * few k steps ahead (the hardware stream alone reached ~22 GB/s) */
         LC_WCL_PREFETCH(ut + LC_WCL_PF_DIST * LC_WCL_CW);
-        const LC_V u0 = LC_VLOAD(ut), u1 = LC_VLOAD(ut + LC_VLANES);
-        LC_V u2 = u0, u3 = u1;
+        const LC_V u0 = LC_VLOAD(ut);
+        LC_V u1 = u0, u2 = u0, u3 = u0;
+        if (LC_WCL_NV > 1) u1 = LC_VLOAD(ut + LC_VLANES);
         if (LC_WCL_NV > 2) {
             u2 = LC_VLOAD(ut + 2 * LC_VLANES);
             u3 = LC_VLOAD(ut + 3 * LC_VLANES);
@@ -59,7 +61,8 @@ static void LC_WCL_NAME(size_t k, const float *ut, const float *v, size_t ldv, f
         {                                                                           \
             const float b = v[r];                                                   \
             a##r##_0 = LC_VFMAC(a##r##_0, u0, b);                                   \
-            a##r##_1 = LC_VFMAC(a##r##_1, u1, b);                                   \
+            if (LC_WCL_NV > 1)                                                      \
+                a##r##_1 = LC_VFMAC(a##r##_1, u1, b);                               \
             if (LC_WCL_NV > 2) {                                                    \
                 a##r##_2 = LC_VFMAC(a##r##_2, u2, b);                               \
                 a##r##_3 = LC_VFMAC(a##r##_3, u3, b);                               \

@@ -160,38 +160,38 @@ static LC_ALWAYS_INLINE void lc_wino_store_i4(float *p, __m512 a, __m512 b, __m5
 #define LC_VSTORE_I2(p, a, b) lc_wino_store_i2((p), (a), (b))
 #define LC_VSTORE_I4(p, a, b, c, d) lc_wino_store_i4((p), (a), (b), (c), (d))
 
-/* The 8 x 32 block of the channel-lanes GEMM stored transposed: per 16
- * channels, two 4 x 4 transposes per 128-bit lane (unpack, then shuffle)
- * leave channel 4q + i's tiles 0-3 in lane q of s[i] and tiles 4-7 in lane
- * q of s[4 + i]; each goes out as a 128-bit store. */
-static LC_ALWAYS_INLINE void lc_wcl_store_t512(float *mo, size_t ldo, __m512 acc[8][4]) {
-    for (int j = 0; j < 2; j++) {
-        __m512 s[8];
-        for (int h = 0; h < 2; h++) {
-            const __m512 r0 = acc[4 * h][j], r1 = acc[4 * h + 1][j];
-            const __m512 r2 = acc[4 * h + 2][j], r3 = acc[4 * h + 3][j];
-            const __m512 t0 = _mm512_unpacklo_ps(r0, r1), t1 = _mm512_unpackhi_ps(r0, r1);
-            const __m512 t2 = _mm512_unpacklo_ps(r2, r3), t3 = _mm512_unpackhi_ps(r2, r3);
-            s[4 * h + 0] = _mm512_shuffle_ps(t0, t2, 0x44);
-            s[4 * h + 1] = _mm512_shuffle_ps(t0, t2, 0xEE);
-            s[4 * h + 2] = _mm512_shuffle_ps(t1, t3, 0x44);
-            s[4 * h + 3] = _mm512_shuffle_ps(t1, t3, 0xEE);
-        }
-        float *mj = mo + (size_t)(16 * j) * ldo;
-#define LC_WCL_LANE(q)                                                                  \
-        for (int i = 0; i < 4; i++) {                                                   \
-            float *row = mj + (size_t)(4 * (q) + i) * ldo;                              \
-            _mm_storeu_ps(row, _mm512_extractf32x4_ps(s[i], (q)));                      \
-            _mm_storeu_ps(row + 4, _mm512_extractf32x4_ps(s[4 + i], (q)));              \
-        }
-        LC_WCL_LANE(0) LC_WCL_LANE(1) LC_WCL_LANE(2) LC_WCL_LANE(3)
-#undef LC_WCL_LANE
+/* The 16 x 16 block of the channel-lanes GEMM stored transposed (row o of
+ * the output = channel o of the 16 tiles): 4 x 4 transposes in each 128-bit
+ * lane (unpack, then shuffle) leave rows 4g-4g+3 of column 4k + j in lane k
+ * of u[4g + j]; a 4 x 4 transpose of those lanes (two rounds of
+ * shuffle_f32x4) gathers each column whole. */
+static LC_ALWAYS_INLINE void lc_wcl_store_t16(float *mo, size_t ldo, __m512 acc[16][4]) {
+    __m512 u[16];
+    for (int g = 0; g < 4; g++) {
+        const __m512 r0 = acc[4 * g][0], r1 = acc[4 * g + 1][0];
+        const __m512 r2 = acc[4 * g + 2][0], r3 = acc[4 * g + 3][0];
+        const __m512 t0 = _mm512_unpacklo_ps(r0, r1), t1 = _mm512_unpackhi_ps(r0, r1);
+        const __m512 t2 = _mm512_unpacklo_ps(r2, r3), t3 = _mm512_unpackhi_ps(r2, r3);
+        u[4 * g + 0] = _mm512_shuffle_ps(t0, t2, 0x44);
+        u[4 * g + 1] = _mm512_shuffle_ps(t0, t2, 0xEE);
+        u[4 * g + 2] = _mm512_shuffle_ps(t1, t3, 0x44);
+        u[4 * g + 3] = _mm512_shuffle_ps(t1, t3, 0xEE);
+    }
+    for (int j = 0; j < 4; j++) {
+        const __m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
+        const __m512 v1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
+        const __m512 w0 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
+        const __m512 w1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
+        _mm512_storeu_ps(mo + (size_t)j * ldo, _mm512_shuffle_f32x4(v0, w0, 0x88));
+        _mm512_storeu_ps(mo + (size_t)(4 + j) * ldo, _mm512_shuffle_f32x4(v1, w1, 0x88));
+        _mm512_storeu_ps(mo + (size_t)(8 + j) * ldo, _mm512_shuffle_f32x4(v0, w0, 0xDD));
+        _mm512_storeu_ps(mo + (size_t)(12 + j) * ldo, _mm512_shuffle_f32x4(v1, w1, 0xDD));
     }
 }
-#define LC_WCL_STORE_T(mo, ldo, acc) lc_wcl_store_t512((mo), (ldo), (acc))
-/* channel-lanes GEMM: 8 tiles x 2 vectors of output channels */
-#define LC_WCL_ROWS 8
-#define LC_WCL_VECS 2
+#define LC_WCL_STORE_T(mo, ldo, acc) lc_wcl_store_t16((mo), (ldo), (acc))
+/* channel-lanes GEMM: 16 tiles x 1 vector of output channels */
+#define LC_WCL_ROWS 16
+#define LC_WCL_VECS 1
 #include "../winograd_instances.h"
 
 #include "target_end.h"
