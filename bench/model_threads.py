@@ -242,11 +242,9 @@ def main(argv=None):
                    help="torchvision models to freeze, comma-separated ('' for none; 'all')")
     from _model_args import add_model_args
     add_model_args(p, min_time=0.3)
-    p.add_argument("--zoo", default=None,
-                   help="only these light-zoo models, comma-separated (default: all of them)")
     p.add_argument("--out", default=str(ROOT / "docs" / "threading.md"))
     a = p.parse_args(argv)
-    zoo_only = None if a.zoo is None else {f"zoo {n} 224" for n in a.zoo.split(",") if n}
+    zoo_only = {f"zoo {n} 224" for n in a.zoo.split(",") if n} or None  # --zoo "": all
     load_before = os.getloadavg()[0]
     onnx_rows, torch_rows = [], []
     from onnx_models import model_list
