@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "python"))
+from _source_tree import use_source_tree  # noqa: E402
+use_source_tree()
 sys.path.insert(0, str(ROOT / "bench"))
 
 import leanconv as lc  # noqa: E402

@@ -42,7 +42,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "python"))
+from _source_tree import use_source_tree  # noqa: E402
+use_source_tree()
 sys.path.insert(0, str(ROOT / "bench"))
 from doc_section import host_line, write_section  # noqa: E402
 import _rotation  # noqa: E402

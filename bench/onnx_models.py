@@ -34,7 +34,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "python"))
+from _source_tree import use_source_tree  # noqa: E402
+use_source_tree()
 # leanconv before torch (onnx_exports imports it, only where models are exported): an
 # in-place build and torch share one libgomp.so.1, set up by whichever loads it first
 from leanconv import _isa  # noqa: E402

@@ -46,7 +46,8 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "python"))
+from _source_tree import use_source_tree  # noqa: E402
+use_source_tree()
 
 from leanconv.cli.suites import KINDS, Layer  # noqa: E402
 from doc_section import host_line, read_section  # noqa: E402  (same folder)

@@ -38,7 +38,8 @@ CONFIGS = [
 
 
 def probe(backend, rounds):
-    sys.path.insert(0, str(ROOT / "python"))
+    from _source_tree import use_source_tree
+    use_source_tree()
     from leanconv import _core
     out = {}
     for gap in GAPS_US:

@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "python"))
+from _source_tree import use_source_tree  # noqa: E402
+use_source_tree()
 
 
 def task_names(core_file):

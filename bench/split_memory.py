@@ -32,7 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 if not any((Path(p or ".") / "leanconv").is_dir() for p in sys.path[1:]):
-    sys.path.insert(1, str(ROOT / "python"))   # run from the source tree
+    from _source_tree import use_source_tree
+    use_source_tree(1)
 from doc_section import write_section  # noqa: E402  (same folder)
 
 FRACTIONS = (1.0, 0.5, 0.25, 0.12)

@@ -32,7 +32,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "python"))
+from _source_tree import use_source_tree  # noqa: E402
+use_source_tree(1)
 import _rotation  # noqa: E402
 from doc_section import host_line, write_section  # noqa: E402
 

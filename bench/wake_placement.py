@@ -82,7 +82,8 @@ def _absent(recs):
 
 
 def measure(samples):
-    sys.path.insert(0, str(ROOT / "python"))
+    from _source_tree import use_source_tree
+    use_source_tree()
     import leanconv as lc
     from leanconv import _core
     out = {}
@@ -121,7 +122,8 @@ def main(argv=None):
     p.add_argument("--samples", type=int, default=40)
     p.add_argument("--out", default=str(ROOT / "docs" / "threading.md"))
     a = p.parse_args(argv)
-    sys.path.insert(0, str(ROOT / "python"))
+    from _source_tree import use_source_tree
+    use_source_tree()
     from leanconv._wisdom import cpu_model
     cpu = cpu_model()
     load_before = os.getloadavg()[0]

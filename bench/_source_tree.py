@@ -1,0 +1,17 @@
+"""Which leanconv a benchmark script imports: this checkout's python/ when it
+is built in place (`python setup.py build_ext --inplace`), else whatever is
+installed -- a fresh clone beside a pip-installed leanconv has the sources
+but no compiled _core, and importing them would fail."""
+import sys
+from pathlib import Path
+
+SOURCE = Path(__file__).resolve().parent.parent / "python"
+
+
+def is_built() -> bool:
+    return any(p.suffix in (".so", ".pyd") for p in (SOURCE / "leanconv").glob("_core*"))
+
+
+def use_source_tree(position: int = 0) -> None:
+    if is_built() and str(SOURCE) not in sys.path:
+        sys.path.insert(position, str(SOURCE))
