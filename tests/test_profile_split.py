@@ -182,7 +182,10 @@ def test_profile_figures(models, capsys, tmp_path):
         rep = lco.prepare(onnx.load(models["resnet18"]), threads=1)
         rep.run({"x": x_input()})
         plan = rep.memory()["total"] + INPUT_BYTES
-        assert plan <= data["peak_bytes"] <= 1.05 * (plan + data["tensors"]["y"])
+        # (0.999: the plan's bookkeeping term counts the executor's Python
+        # objects, which differ by a few KB between two preparations of the
+        # same model -- 1.5 KB of 51 MB once in .ci/run)
+        assert 0.999 * plan <= data["peak_bytes"] <= 1.05 * (plan + data["tensors"]["y"])
         # the scratch buffer lent to every Conv is held throughout: every node but
         # the last (which copies the outputs out) holds the same, plus its own
         # scratch when it is not a Conv
