@@ -183,11 +183,15 @@ size_t lc_packed_a_offset(size_t Mg, size_t K, size_t mr, size_t kc, size_t m, s
  * (lc_gemm_wide_rows) without the results depending on the threads. */
 #define LC_PANELS_EPILOGUE 1
 #define LC_PANELS_WIDE 2
+/* b_pack: NULL, or room for min(K, kc) rows of the call's panels rounded up
+ * to whole NR-wide ones, where each kc-row block of B is first copied into
+ * contiguous panels (plain columns only: b_pstride == NR and no wide tile;
+ * the sums are the same either way). */
 void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, size_t m_end,
                          size_t K, const float *a_packed, const float *b, size_t ldb,
                          size_t b_pstride, size_t n, float *c, size_t ldc, size_t c_pstride,
                          const float *bias, const float *residual, const lc_epilogue *ep,
-                         int how);
+                         int how, float *b_pack);
 /* How many blocks of output channels each of `items` work items is split
  * into so that `nthreads` threads all get work (1 when items >= nthreads),
  * and the rows [begin, end) of block `chunk`. */
