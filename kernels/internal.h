@@ -274,6 +274,8 @@ int lc_conv_run_tiled(const lc_conv_desc *d, const int64_t *tiling, int64_t need
                       float *y, void *workspace, int64_t workspace_bytes);
 int64_t lc_im2col_workspace(const lc_conv_desc *d, int *ok);
 void lc_im2col_tiling(const lc_conv_desc *d, int64_t *tiling);
+/* Whether Im2Col runs this 1 x 1 layer with its B blocks packed into panels. */
+int lc_im2col_packs_pointwise(const lc_conv_desc *d);
 int lc_im2col_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
                   const float *packed, const float *bias, const float *res, float *y, char *ws);
 int64_t lc_patch2vec_workspace(const lc_conv_desc *d, int *ok);
@@ -325,7 +327,8 @@ int64_t lc_pointwise_lanes_chunks(const lc_conv_desc *d);
 int64_t lc_pointwise_lanes_chunk(const lc_conv_desc *d, int64_t c, int64_t *at);
 /* pixels its kernel calls are priced at: each chunk's rounded up to R */
 int64_t lc_pointwise_lanes_pixels(const lc_conv_desc *d);
-/* whether "auto" weighs it: small images (one chunk), on ISAs with a price */
+/* whether "auto" weighs it: small images (one chunk), on ISAs with a price,
+ * where Im2Col reads B in place */
 int lc_pointwise_lanes_weighed(const lc_conv_desc *d);
 int64_t lc_pointwise_lanes_workspace(const lc_conv_desc *d, int *ok);
 int lc_pointwise_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
