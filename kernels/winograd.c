@@ -68,9 +68,14 @@ size_t lc_wino_u_index(const lc_conv_desc *d, int64_t x, int64_t grp, int64_t o,
 }
 
 /* How far over its share of the tiles whole blocks may leave the busiest
- * thread before the two-phase split (its hand-over of V between cores)
- * costs less. */
-#define LC_WINO_WHOLE_SLACK 0.125
+ * thread before the two-phase split costs less.  The phases cost a second
+ * barrier and hand (T-1)/T of V between cores: on an Intel Xeon (2 cores,
+ * 2 MiB L2 each) whole blocks won at 2 threads up to 1.78x the share
+ * (256>256 @12 x 12 F2, 32 + 4 tiles: 0.449 ms against 0.443 phased), and by
+ * 20-28% at 1.02-1.31x (64>64 @56 F4 0.334 -> 0.253 ms, 128>128 @28 F2
+ * 0.40 -> 0.33, 256>256 @14 F2, 32 + 17 tiles, 0.63 -> 0.45); one half,
+ * short of that break-even, for CPUs whose cores hand over data faster. */
+#define LC_WINO_WHOLE_SLACK 0.5
 
 /* Tiles the busiest of `threads` threads transforms when the images' blocks
  * of tb panels go out whole, thread s taking blocks [n*s/T, n*(s+1)/T) of
@@ -119,7 +124,8 @@ static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
      * other cores, so whole blocks stay where some block size (at most the
      * budget's) gives no thread more than LC_WINO_WHOLE_SLACK over its
      * share of the tiles: 64>64 @56 x 56, F4 is 196 tiles in 7 panels, the
-     * last of 4 tiles, so one panel a block is 96 + 100 tiles on 2 threads. */
+     * last of 4 tiles, so one panel a block is 96 + 100 tiles on 2 threads;
+     * 256>256 @14 x 14, F2 is 32 + 17. */
     g->phased = 0;
     if (threads > 1 && lc_mul(images, lc_div_up(g->npanels, tb), ok) < 4 * threads) {
         int64_t best = tb, best_tiles = INT64_MAX;
