@@ -55,6 +55,7 @@ import numpy as np  # noqa: E402
 import leanconv as lc  # noqa: E402
 import perf_layers  # noqa: E402
 from doc_section import host_line, write_section  # noqa: E402
+from leanconv._scratch import aligned_empty  # noqa: E402
 
 # name, group, C, H, W, M, k, stride, pad, groups: kinds real models use that
 # bench/perf_layers.py does not have
@@ -101,14 +102,6 @@ def sample(fn, inner, clock):
     return (clock() - t0) / inner
 
 
-def aligned_empty(nbytes):
-    """A 64-byte aligned uint8 buffer of nbytes: where it lies is then the
-    same for every plan of a layer (they all share it)."""
-    raw = np.empty(nbytes + 64, np.uint8)
-    start = -raw.ctypes.data % 64
-    return raw[start:start + nbytes]
-
-
 def quartiles(v):
     q = statistics.quantiles(v, n=4, method="inclusive")
     return q[0], q[2]
@@ -134,7 +127,8 @@ def bench_layer(L, threads, rounds, sample_ms):
     # Every plan writes the same output and borrows the same workspace: with
     # an output of its own each, where that buffer happened to lie (its
     # offset in a cache line, its physical pages) made up to 7% of
-    # difference between two plans of the same algorithm (depthwise 32@112).
+    # difference between two plans of the same algorithm (depthwise 32@112);
+    # 64-byte aligned, as a lent workspace must be.
     shape = plans["auto"].output_shape(x.shape)
     y = aligned_empty(4 * math.prod(shape)).view(np.float32).reshape(shape)
     ws_bytes = max(plans[n].workspace_bytes(x.shape) for n in plans)

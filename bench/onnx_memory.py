@@ -150,10 +150,9 @@ def warm_up_leanconv(threads):
 
 
 def measure(path, threads, engine, memory_budget=None):
-    source = Path(__file__).resolve().parent.parent / "python"
-    built = [*(source / "leanconv").glob("_core*.so"), *(source / "leanconv").glob("_core*.pyd")]
-    if built:  # a tree built in place; else the installed package
-        sys.path.insert(0, str(source))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _source_tree import use_source_tree
+    use_source_tree()   # a tree built in place; else the installed package
     from leanconv.onnx.bench import random_inputs
     from leanconv.onnx.model_file import load_without_weights
     # Both engines open the file themselves, as a user would: a ModelProto

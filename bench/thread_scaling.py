@@ -32,7 +32,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _source_tree import use_source_tree  # noqa: E402
+from _source_tree import child_env, use_source_tree  # noqa: E402
 use_source_tree(1)
 import _rotation  # noqa: E402
 from doc_section import host_line, write_section  # noqa: E402
@@ -153,10 +153,7 @@ def run(threads, min_time, compare=None):
             argv += ["--compare", compare]
         for spec in LAYERS:
             argv += ["--layer", spec]
-        here = str(Path(__file__).resolve().parent.parent / "python")   # this tree's leanconv
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            [here] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, env=env)
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, env=child_env())
         with open(out) as f:
             result = json.load(f)
     rows = {r["shape"]: r for r in result["rows"] if r["kind"] == "layer"}

@@ -41,6 +41,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
+from _source_tree import child_env, use_source_tree  # noqa: E402
+use_source_tree(1)
 import _rotation  # noqa: E402
 from doc_section import host_line  # noqa: E402
 import torchvision_models as tv  # noqa: E402
@@ -130,7 +132,7 @@ class Worker:
         self.engine = engine
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--worker", name, engine, str(size), "--algorithm",
-             algorithm], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env(),
+             algorithm], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=child_env(),
             stderr=subprocess.DEVNULL)
 
     def wait_ready(self):
@@ -311,17 +313,12 @@ def _peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _env():
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(ROOT / "python")] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-
-
 def peak_rss(name, size, algorithm):
     out = {}
     for mode in RSS_MODES:
         cmd = [sys.executable, __file__, "--rss-child", name, mode, str(size), "--algorithm",
                algorithm]
-        res = subprocess.run(cmd, capture_output=True, text=True, env=_env(), check=True)
+        res = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), check=True)
         out[mode] = json.loads(res.stdout.strip().splitlines()[-1])["rss_mb"]
     print(f"{name:<30} {size}x{size}  peak RSS stock {out['stock']:.0f} MB, "
           f"frozen {out['frozen']:.0f} MB, frozen without a budget "

@@ -2,7 +2,11 @@
 
     python bench/ukernel_peak.py [--k 256]
 
-Full MR x NR tiles, A (k x MR) and B (k x NR) in L1, C written each call."""
+Full MR x NR tiles, A (k x MR) and B (k x NR) in L1, C written each call.
+The buffers are 64-byte aligned as the drivers' packed panels are: from
+NumPy's default (16-byte) alignment every 64-byte load of B straddles two
+cache lines, and the AVX-512 8 x 32 tile read 89% of the FMA peak on an
+Intel Xeon where it runs at 96% on aligned panels."""
 import argparse
 import time
 
@@ -10,13 +14,20 @@ import numpy as np
 
 import leanconv as lc
 from leanconv import _core
+from leanconv._scratch import aligned_empty
+
+
+def aligned_floats(values):
+    out = aligned_empty(4 * values.size).view(np.float32)
+    out[:] = values
+    return out
 
 
 def kernel_gflops(isa, k, reps=2000, trials=7):
     mr, nr, _ = _core._ukernel_tile(isa)
-    a = np.random.default_rng(0).standard_normal(k * mr).astype(np.float32)
-    b = np.random.default_rng(1).standard_normal(k * nr).astype(np.float32)
-    c = np.zeros(mr * nr, np.float32)
+    a = aligned_floats(np.random.default_rng(0).standard_normal(k * mr))
+    b = aligned_floats(np.random.default_rng(1).standard_normal(k * nr))
+    c = aligned_floats(np.zeros(mr * nr))
     best = 0.0
     for _ in range(trials):
         t0 = time.perf_counter()

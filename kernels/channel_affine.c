@@ -12,15 +12,6 @@
 #include "leanconv/channel_affine.h"
 #include "internal.h"
 
-/* A float's share of the pass in multiply-add equivalents (the unit of
- * lc_threads_used).  Its one-thread cost is only ~2.4 (95 ps a float on
- * 1000@8x8, AVX-512, at ~25 multiply-adds a ns), which would keep every
- * DenseNet norm on one thread; but the pass is bound by each core's own L2
- * and L3 bandwidth, which a second thread adds, and inside a model the
- * workers are awake.  Split at 2 threads, hot (Zen 5): 64@32x32 5.2 -> 3.7
- * us, 480@16x16 9.7 -> 5.8, 224@32x32 18.0 -> 9.2.  At 10, planes of 64 K
- * floats and more split, 32 K (128@16x16, 3.3 us) stay whole. */
-#define LC_AFFINE_WORK_PER_FLOAT 10.0
 
 typedef struct {
     lc_affine_fn fn;   /* the ISA's plane primitive, or NULL */
@@ -64,9 +55,9 @@ int lc_channel_affine(const lc_isa_config *isa, const float *x, float *y, int64_
     t.fn = isa ? isa->affine : NULL;
     t.x = x; t.y = y; t.scale = scale; t.shift = shift;
     t.planes = planes; t.channels = channels; t.hw = hw; t.relu = relu;
-    t.block = 16384 / hw;
+    t.block = LC_STREAM_TASK_FLOATS / hw;
     if (t.block < 1) t.block = 1;
-    const double work = (double)planes * (double)hw * LC_AFFINE_WORK_PER_FLOAT;
+    const double work = (double)planes * (double)hw * LC_WORK_PER_STREAMED_FLOAT;
     const int threads = lc_threads_used(nthreads, (planes + t.block - 1) / t.block, work);
     const int64_t per_thread = (planes + threads - 1) / threads;
     if (t.block > per_thread) t.block = per_thread;

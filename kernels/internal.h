@@ -133,6 +133,23 @@ int lc_threads_for_work(int nthreads, double work);
  * (960@7 3x3: 19), so it counts as this many.  A constant, not a measurement,
  * for the same reason as the rule's bound (kernels/parallel.c). */
 #define LC_WORK_PER_DEPTHWISE_MAC 4.0
+/* A float's share of a pass that streams a tensor once (the per-channel
+ * affine map, the squeeze-and-excitation block's pool and scaling) in
+ * multiply-add equivalents (the unit of lc_threads_used).  Its one-thread
+ * cost is only ~2.4 (95 ps a float on 1000@8x8, AVX-512, at ~25
+ * multiply-adds a ns), which would keep every DenseNet norm on one thread;
+ * but the pass is bound by each core's own L2 and L3 bandwidth, which a
+ * second thread adds, and inside a model the workers are awake and the
+ * tensor was just written by all the threads, so one thread reading it all
+ * pulls the others' share from their caches.  Split at 2 threads, hot (Zen
+ * 5): 64@32x32 5.2 -> 3.7 us, 480@16x16 9.7 -> 5.8, 224@32x32 18.0 -> 9.2.
+ * At 10, passes over 64 K floats and more split, 32 K (128@16x16, 3.3 us)
+ * stay whole. */
+#define LC_WORK_PER_STREAMED_FLOAT 10.0
+/* Floats a task of such a pass takes, in whole planes (at least one): small
+ * planes (DenseNet's 8x8 and 4x4, an SE block's 4x4) do not pay a task
+ * each (1152 planes of 16 pixels, a task a plane: ~15 us against ~3). */
+#define LC_STREAM_TASK_FLOATS 16384
 static inline int lc_threads_used(int nthreads, int64_t items, double work) {
     int64_t t = lc_min64(lc_threads_for_work(nthreads, work), items < 1 ? 1 : items);
     t = lc_min64(t, LC_THREADS_MAX);

@@ -32,15 +32,10 @@ static void lc_se_dense(const lc_isa_config *isa, float *y, const float *wp, con
     isa->postop(y, y, (size_t)rows, NULL, 0.0f, ep);
 }
 
-/* Channels per task of the pool and the scaling: the planes are small (16 to
- * a few thousand pixels), and a task per plane cost more in calls than the
- * plane's work (1152 planes of 16 pixels: ~15 us against ~3). */
-#define LC_SE_CHUNK 64
-
 typedef struct {
     const float *x, *g;
     float *y, *pooled;
-    int64_t c, hw;
+    int64_t c, hw, block; /* channels, pixels a plane, planes a task */
 } lc_se_planes_ctx;
 
 /* pooled[ch] = mean of plane ch, for the chunk's channels.  Eight partial
@@ -48,9 +43,9 @@ typedef struct {
  * added pairwise: a fixed order. */
 static void lc_se_pool_chunk(void *vctx, int64_t item, int thread) {
     const lc_se_planes_ctx *t = (const lc_se_planes_ctx *)vctx;
-    const int64_t hw = t->hw, c1 = lc_min64(t->c, (item + 1) * LC_SE_CHUNK);
+    const int64_t hw = t->hw, c1 = lc_min64(t->c, (item + 1) * t->block);
     (void)thread;
-    for (int64_t ch = item * LC_SE_CHUNK; ch < c1; ch++) {
+    for (int64_t ch = item * t->block; ch < c1; ch++) {
         const float *x = t->x + ch * hw;
         float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         int64_t i = 0;
@@ -68,7 +63,7 @@ static void lc_se_pool_chunk(void *vctx, int64_t item, int thread) {
  * and the loop would neither hoist it nor vectorise. */
 static void lc_se_scale_chunk(void *vctx, int64_t item, int thread) {
     const lc_se_planes_ctx *t = (const lc_se_planes_ctx *)vctx;
-    const int64_t hw = t->hw, c0 = item * LC_SE_CHUNK, c1 = lc_min64(t->c, c0 + LC_SE_CHUNK);
+    const int64_t hw = t->hw, c0 = item * t->block, c1 = lc_min64(t->c, c0 + t->block);
     (void)thread;
     for (int64_t ch = c0; ch < c1; ch++) {
         const float s = t->g[ch];
@@ -96,16 +91,20 @@ int lc_se_block(const lc_isa_config *isa, const float *x, float *y, int64_t n, i
     float *buf = (float *)malloc(sizeof(float) * (size_t)(2 * c + r));
     if (!buf) return LC_ERR_NOMEM;
     float *pooled = buf, *hidden = buf + c, *g = buf + c + r;
-    const int64_t chunks = lc_div_up(c, LC_SE_CHUNK);
-    const double work = (double)c * (double)hw;
+    /* each pass streams the image's tensor once (the scaling's write goes
+     * with its read); tasks of whole planes, at least one per thread */
+    const double work = (double)c * (double)hw * LC_WORK_PER_STREAMED_FLOAT;
+    const int threads = lc_threads_used(nthreads, c, work);
+    const int64_t block = lc_max64(1, lc_min64(LC_STREAM_TASK_FLOATS / hw, lc_div_up(c, threads)));
+    const int64_t chunks = lc_div_up(c, block);
     for (int64_t img = 0; img < n; img++) {
         lc_se_planes_ctx t;
         t.x = x + img * c * hw; t.y = y + img * c * hw; t.g = g; t.pooled = pooled;
-        t.c = c; t.hw = hw;
-        lc_parallel_for(nthreads, chunks, work, lc_se_pool_chunk, &t);
+        t.c = c; t.hw = hw; t.block = block;
+        lc_parallel_for(threads, chunks, work, lc_se_pool_chunk, &t);
         lc_se_dense(isa, hidden, w1p, b1, pooled, r, c, act1, nthreads);
         lc_se_dense(isa, g, w2p, b2, hidden, c, r, gate, nthreads);
-        lc_parallel_for(nthreads, chunks, work, lc_se_scale_chunk, &t);
+        lc_parallel_for(threads, chunks, work, lc_se_scale_chunk, &t);
     }
     free(buf);
     return LC_OK;

@@ -67,6 +67,35 @@ size_t lc_wino_u_index(const lc_conv_desc *d, int64_t x, int64_t grp, int64_t o,
                                      (size_t)o, (size_t)c);
 }
 
+/* How far over its share of the tiles whole blocks may leave the busiest
+ * thread before the two-phase split costs less.  The phases cost a second
+ * barrier and hand (T-1)/T of V between cores: on an Intel Xeon (2 cores,
+ * 2 MiB L2 each) whole blocks won at 2 threads up to 1.78x the share
+ * (256>256 @12 x 12 F2, 32 + 4 tiles: 0.449 ms against 0.443 phased), and by
+ * 20-28% at 1.02-1.31x (64>64 @56 F4 0.334 -> 0.253 ms, 128>128 @28 F2
+ * 0.40 -> 0.33, 256>256 @14 F2, 32 + 17 tiles, 0.63 -> 0.45); one half,
+ * short of that break-even, for CPUs whose cores hand over data faster. */
+#define LC_WINO_WHOLE_SLACK 0.5
+
+/* Tiles the busiest of `threads` threads transforms when the images' blocks
+ * of tb panels go out whole, thread s taking blocks [n*s/T, n*(s+1)/T) of
+ * the n (the pool's static ranges; image-major, so a range's blocks are in
+ * image order). */
+static int64_t lc_wino_busiest_tiles(const lc_wino_geom *g, int64_t nr, int64_t tb,
+                                     int64_t images, int64_t threads) {
+    const int64_t nb = lc_div_up(g->npanels, tb), n = images * nb, span = tb * nr;
+    int64_t most = 0;
+    for (int64_t s = 0; s < threads; s++) {
+        int64_t tiles = 0;
+        for (int64_t i = n * s / threads; i < n * (s + 1) / threads; i++) {
+            const int64_t b = i % nb;
+            tiles += lc_min64(g->tiles, (b + 1) * span) - b * span;
+        }
+        most = lc_max64(most, tiles);
+    }
+    return most;
+}
+
 static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
     const int64_t nr = d->isa->nr, Cg = d->C / d->groups, Mg = d->M / d->groups;
     g->m = lc_wino_m[lc_wino_variant(d->algorithm)];
@@ -81,19 +110,39 @@ static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
     int64_t per_panel = lc_mul(lc_mul(lc_mul(g->xi, nr, ok), lc_add(Cg, Mg, ok), ok), 4, ok);
     int64_t tb = lc_max64(1, lc_blocking_get()->wino_block / lc_max64(per_panel, 1));
     int64_t images = lc_mul(d->N, d->groups, ok);
-    int64_t share = lc_max64(1, lc_mul(g->npanels, images, ok) / lc_max64(1, d->nthreads));
-    tb = lc_min64(tb, lc_min64(share, g->npanels));
-    g->tb = lc_max64(tb, 1);
-    g->nblocks = lc_div_up(g->npanels, g->tb);
-    g->blocks_total = lc_mul(images, g->nblocks, ok);
+    const int64_t threads = lc_max64(1, d->nthreads);
+    int64_t share = lc_max64(1, lc_mul(g->npanels, images, ok) / threads);
+    tb = lc_max64(1, lc_min64(tb, lc_min64(share, g->npanels)));
     /* Few blocks for the threads (small images, or a block count that does
      * not split evenly): whole blocks per thread would leave threads idle,
      * so the work goes in two phases -- the input transforms of every block
      * shared out by channel ranges, then the GEMMs and output transforms
      * shared out by output-channel ranges.  The V buffers of all (at most
      * 4 x threads) blocks then live at once: bounded, but more than one
-     * block's worth.  Rows and channels are independent: same bits. */
-    g->phased = d->nthreads > 1 && g->blocks_total < 4 * (int64_t)d->nthreads;
+     * block's worth.  Rows and channels are independent: same bits.
+     * But the phases cost a second barrier and hand (T-1)/T of V to the
+     * other cores, so whole blocks stay where some block size (at most the
+     * budget's) gives no thread more than LC_WINO_WHOLE_SLACK over its
+     * share of the tiles: 64>64 @56 x 56, F4 is 196 tiles in 7 panels, the
+     * last of 4 tiles, so one panel a block is 96 + 100 tiles on 2 threads;
+     * 256>256 @14 x 14, F2 is 32 + 17. */
+    g->phased = 0;
+    if (threads > 1 && lc_mul(images, lc_div_up(g->npanels, tb), ok) < 4 * threads) {
+        int64_t best = tb, best_tiles = INT64_MAX;
+        for (int64_t c = tb; c >= 1; c--) {
+            const int64_t busiest = lc_wino_busiest_tiles(g, nr, c, images, threads);
+            if (busiest < best_tiles) best = c, best_tiles = busiest;
+        }
+        const int64_t total = lc_mul(images, g->tiles, ok);
+        if ((double)best_tiles * (double)threads <= (double)total * (1.0 + LC_WINO_WHOLE_SLACK)) {
+            tb = best;
+        } else {
+            g->phased = 1;
+        }
+    }
+    g->tb = tb;
+    g->nblocks = lc_div_up(g->npanels, g->tb);
+    g->blocks_total = lc_mul(images, g->nblocks, ok);
     g->cchunks = g->mchunks = 1;
     if (g->phased) {
         g->cchunks = lc_max64(1, lc_min64(Cg, lc_div_up(4 * (int64_t)d->nthreads, g->blocks_total)));

@@ -67,6 +67,29 @@ def test_se_block_in_place_and_threads_give_the_same_bits(isa, threads):
     np.testing.assert_array_equal(xs, one)
 
 
+@pytest.mark.parametrize("c, hw", [(32, (64, 64)), (144, (32, 32)), (37, (45, 45))])
+def test_se_block_split_over_threads_gives_the_same_bits(isa, c, hw):
+    """Tensors big enough that the pool and the scaling go out in tasks of
+    whole planes over 2-4 threads (EfficientNet-B0's first SE block: 32@64x64
+    in tasks of 4 planes; a last task of fewer planes): the bits of 1 thread,
+    in place too, and the float64 reference's values."""
+    g = np.random.default_rng(c)
+    r = max(1, c // 4)
+    x = g.standard_normal((1, c) + hw).astype(np.float32)
+    w1 = (g.standard_normal((r, c)) / np.sqrt(c)).astype(np.float32)
+    w2 = (g.standard_normal((c, r)) / np.sqrt(r)).astype(np.float32)
+    b1, b2 = g.standard_normal(r).astype(np.float32), g.standard_normal(c).astype(np.float32)
+    one = run_se(x, w1, b1, "silu", w2, b2, "sigmoid")
+    want = se_reference(x, w1, b1, "silu", w2, b2, "sigmoid")
+    assert np.max(np.abs(one - want)) <= 1e-5 * max(np.max(np.abs(want)), 1.0)
+    for threads in (2, 3, 4):
+        np.testing.assert_array_equal(run_se(x, w1, b1, "silu", w2, b2, "sigmoid",
+                                             threads=threads), one)
+        xs = x.copy()
+        run_se(xs, w1, b1, "silu", w2, b2, "sigmoid", out=xs, threads=threads)
+        np.testing.assert_array_equal(xs, one)
+
+
 def test_se_block_refuses_mismatched_buffers():
     x = np.zeros(2 * 4 * 9, np.float32)
     w1p, w2p = packed(np.zeros((3, 4), np.float32)), packed(np.zeros((4, 3), np.float32))

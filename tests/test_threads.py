@@ -135,3 +135,52 @@ def test_calls_release_the_gil(rng):
     t.join()
     during = sum(span["start"] < s < span["end"] for s in stamps)
     assert during >= 100, (during, span["end"] - span["start"])
+
+
+# One layer per depthwise path (kernels/depthwise.c), each with enough work
+# that 2-4 threads really split it (lc_threads_used): tiny planes (4x4),
+# the multi-plane kernel (7x7, 14x14 at stride 1), the 3x3 plane kernel
+# (28x28, 56x56 at stride 2, a channel multiplier), channel blocks (5x5,
+# 3x3 dilated), bands (5x5 on fewer channels than an AVX-512 vector), rows
+# too wide for a band (5x5 on 3000 columns); activations and residuals, in
+# place too.
+DEPTHWISE = [
+    ((1, 1024, 4, 4), 1, 3, dict(padding=1)),
+    ((1, 960, 7, 7), 1, 3, dict(padding=1)),
+    ((2, 384, 14, 14), 1, 3, dict(padding=1)),
+    ((1, 96, 28, 28), 1, 3, dict(padding=1)),
+    ((1, 48, 56, 56), 1, 3, dict(padding=1, stride=2)),
+    ((1, 24, 28, 28), 2, 3, dict(padding=1)),
+    ((1, 96, 16, 16), 1, 5, dict(padding=2)),
+    ((1, 8, 40, 40), 1, 5, dict(padding=2)),
+    ((1, 64, 24, 24), 1, 3, dict(padding=2, dilation=2)),
+    ((1, 4, 5, 3000), 1, 5, dict(padding=2)),
+]
+
+
+@pytest.mark.parametrize("xs,mult,k,kw", DEPTHWISE)
+def test_depthwise_paths_same_bits_at_1_to_4_threads(isa, xs, mult, k, kw, rng):
+    C = xs[1]
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal((C * mult, 1, k, k)).astype(np.float32)
+    b = rng.standard_normal(C * mult).astype(np.float32)
+    plan = lc.Conv2d(w, b, groups=C, algorithm="depthwise", activation="relu6", **kw)
+    one = plan(x, threads=1)
+    res = rng.standard_normal(one.shape).astype(np.float32)
+    with_res = plan(x, residual=res, threads=1)
+    want, scale = conv2d_ref(x, w, b, stride=(kw.get("stride", 1),) * 2,
+                             pads=(kw["padding"],) * 4, dilation=(kw.get("dilation", 1),) * 2,
+                             groups=C)
+    assert normalised_error(with_res, np.clip(want + res, 0, 6), scale + 1) < 1e-5
+    # in place, a path that refuses it (tiny planes) leaves it to another,
+    # whose sums may round differently: its bits are its own 1-thread ones
+    in_place = res.copy()
+    plan(x, out=in_place, residual=in_place, threads=1)
+    assert normalised_error(in_place, np.clip(want + res, 0, 6), scale + 1) < 1e-5
+    for t in (2, 3, 4):
+        np.testing.assert_array_equal(plan(x, threads=t), one, err_msg=f"threads={t}")
+        np.testing.assert_array_equal(plan(x, residual=res, threads=t), with_res,
+                                      err_msg=f"residual, threads={t}")
+        acc = res.copy()
+        plan(x, out=acc, residual=acc, threads=t)
+        np.testing.assert_array_equal(acc, in_place, err_msg=f"in place, threads={t}")

@@ -60,17 +60,18 @@ def test_thread_count_does_not_change_bits(isa, algorithm, rng):
 
 @pytest.mark.parametrize("algorithm", WINO)
 def test_bits_do_not_depend_on_thread_count_or_scratch(isa, algorithm, rng):
-    """1, 3 and 7 threads (more than this machine's cores: items change hands
-    between threads; 3 and 7 split blocks, channel ranges and output rows
-    differently, phased or not), each run after another layer has left its
-    own values in the scratch: always the same bits."""
-    for C, M, H, W in ((24, 40, 14, 14), (8, 16, 28, 30), (5, 7, 7, 70)):
+    """1, 2, 3 and 7 threads (more than this machine's cores: items change
+    hands between threads; they split blocks, channel ranges and output rows
+    differently, phased or not, and 56 x 56 goes in whole blocks of fewer
+    panels at 2 threads), each run after another layer has left its own
+    values in the scratch: always the same bits."""
+    for C, M, H, W in ((24, 40, 14, 14), (8, 16, 28, 30), (5, 7, 7, 70), (6, 8, 56, 56)):
         x = rng.standard_normal((1, C, H, W)).astype(np.float32)
         w = rng.standard_normal((M, C, 3, 3)).astype(np.float32)
         b = rng.standard_normal(M).astype(np.float32)
         noise = (rng.standard_normal((1, C, H, W)) * 1e30).astype(np.float32)
         outs = []
-        for threads in (1, 3, 7, 1):
+        for threads in (1, 2, 3, 7, 1):
             lc.conv2d(noise, w, b, padding=1, algorithm=algorithm, threads=threads)
             outs.append(lc.conv2d(x, w, b, padding=1, algorithm=algorithm, threads=threads))
         for y in outs[1:]:

@@ -22,15 +22,20 @@ ALIGN = 64   # what a lent workspace must start on (the kernels' aligned loads)
 _local = threading.local()
 
 
+def aligned_empty(nbytes: int) -> np.ndarray:
+    """A new, uninitialised, ALIGN-byte aligned 1-D uint8 array of nbytes."""
+    raw = np.empty(nbytes + ALIGN, np.uint8)
+    start = -raw.ctypes.data % ALIGN
+    return raw[start:start + nbytes]
+
+
 def lend(nbytes: int) -> np.ndarray:
     """This thread's scratch: a writable, 64-byte aligned 1-D uint8 array of
     at least `nbytes` (grown, not preserved, when too small)."""
     buf = getattr(_local, "buf", None)
     if buf is None or buf.shape[0] < nbytes:
         _local.buf = None                     # the old one goes before the new one comes
-        raw = np.empty(nbytes + ALIGN, np.uint8)
-        start = -raw.ctypes.data % ALIGN
-        buf = _local.buf = raw[start:start + nbytes]
+        buf = _local.buf = aligned_empty(nbytes)
     return buf
 
 
