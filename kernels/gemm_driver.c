@@ -101,11 +101,39 @@ static void lc_gemm_postop(const lc_isa_config *cfg, float *c, size_t ldc, size_
     }
 }
 
+/* Rows [k0, k0 + rows) of B's n columns (row stride ldb) copied into NR-wide
+ * panels of `rows` x NR floats, one after the other (a last partial panel
+ * keeps its width).  The micro-kernels then read each panel as one
+ * sequential run instead of `rows` runs one B row apart. */
+static void lc_pack_b_block(const float *b, size_t ldb, size_t rows, size_t n, size_t nr,
+                            float *dst) {
+    const size_t nfull = n / nr, rem = n % nr, pstride = rows * nr;
+    for (size_t k = 0; k < rows; k++) {
+        const float *src = b + k * ldb;
+        float *d = dst + k * nr;
+        /* constant sizes let the compiler inline the copies */
+        switch (nr) {
+        case 32:
+            for (size_t j = 0; j < nfull; j++) memcpy(d + j * pstride, src + j * 32, 32 * sizeof(float));
+            break;
+        case 16:
+            for (size_t j = 0; j < nfull; j++) memcpy(d + j * pstride, src + j * 16, 16 * sizeof(float));
+            break;
+        case 8:
+            for (size_t j = 0; j < nfull; j++) memcpy(d + j * pstride, src + j * 8, 8 * sizeof(float));
+            break;
+        default:
+            for (size_t j = 0; j < nfull; j++) memcpy(d + j * pstride, src + j * nr, nr * sizeof(float));
+        }
+        if (rem) memcpy(d + nfull * pstride, src + nfull * nr, rem * sizeof(float));
+    }
+}
+
 void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, size_t m_end,
                          size_t K, const float *a_packed, const float *b, size_t ldb,
                          size_t b_pstride, size_t n, float *c, size_t ldc, size_t c_pstride,
                          const float *bias, const float *residual, const lc_epilogue *ep,
-                         int how) {
+                         int how, float *b_pack) {
     const int apply_epilogue = how & LC_PANELS_EPILOGUE;
     /* The residual and the activations beyond the kernels' clamp run as the
      * post-op over each MR-row group of C right after its last K block is
@@ -139,6 +167,8 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
         wide_cols = n / wide_nr * wide_nr;
         if (n - wide_cols <= LC_GEMM_NARROW_TAIL) wide_cols = n;
     }
+    /* packing B panels needs plain columns (panels nr apart, no wide tile) */
+    if (wide_cols || b_pstride != nr) b_pack = NULL;
     const size_t nrest = n - wide_cols;
     const size_t nfull = nrest / nr, rem = nrest % nr, mpad = (Mg + mr - 1) / mr * mr;
     /* A partial last panel goes to the narrow kernel when the ISA has one:
@@ -160,7 +190,15 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
          * The split depends on ldb and kb only, not on n (which depends on
          * the thread count): results stay bitwise identical. */
         size_t ks = kb;
-        if (ldb <= 2 * nr && kb * ldb * sizeof(float) > b_l1) {
+        /* B packed: this block's kb rows of each panel, one run per panel */
+        const float *bblk = b + k0 * ldb;
+        size_t bld = ldb, bps = b_pstride;
+        if (b_pack) {
+            lc_pack_b_block(bblk, ldb, kb, n, nr, b_pack);
+            bblk = b_pack;
+            bld = nr;
+            bps = kb * nr;
+        } else if (ldb <= 2 * nr && kb * ldb * sizeof(float) > b_l1) {
             size_t parts = (kb * ldb * sizeof(float) + b_l1 - 1) / b_l1;
             ks = (kb + parts - 1) / parts;
         }
@@ -168,7 +206,7 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
             const size_t kk = kb - k1 < ks ? kb - k1 : ks, kabs = k0 + k1;
             const unsigned flags = (kabs || in_place ? LC_GEMM_ACCUMULATE : 0u) |
                                    (kabs + kk == K && apply_epilogue ? LC_GEMM_FINAL : 0u);
-            const float *bw = b + kabs * ldb, *bk = bw + wide_cols;
+            const float *bw = bblk + k1 * bld, *bk = bw + wide_cols;
             float *const cr = c + wide_cols; /* the columns after the wide tiles */
             for (size_t m0 = m_begin; m0 < m_end; m0 += mr) {
                 size_t m = m_end - m0 < mr ? m_end - m0 : mr;
@@ -181,14 +219,14 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
                 if (stream_a && m0 + mr < m_end) lc_prefetch_block(ap + mr * kb, kk * mr);
                 for (size_t j0 = 0, w; j0 < wide_cols; j0 += w) {
                     w = wide_cols - j0 <= wide_nr + LC_GEMM_NARROW_TAIL ? wide_cols - j0 : wide_nr;
-                    cfg->gemm_wide(m, w, kk, ap, bw + j0, ldb, c + j0 + m0 * ldc, ldc, bm, ep,
+                    cfg->gemm_wide(m, w, kk, ap, bw + j0, bld, c + j0 + m0 * ldc, ldc, bm, ep,
                                    flags);
                 }
                 for (size_t j = 0; j < nfull; j++)
-                    cfg->gemm(m, nr, kk, ap, bk + j * b_pstride, ldb,
+                    cfg->gemm(m, nr, kk, ap, bk + j * bps, bld,
                               cr + j * c_pstride + m0 * ldc, ldc, bm, ep, flags);
                 if (rem && !narrow) {
-                    cfg->gemm(m, rem, kk, ap, bk + nfull * b_pstride, ldb,
+                    cfg->gemm(m, rem, kk, ap, bk + nfull * bps, bld,
                               cr + nfull * c_pstride + m0 * ldc, ldc, bm, ep, flags);
                 } else if (rem && (m0 / mr) % 2 == 0) {
                     /* the remainder of this panel and the next one, NR/2
@@ -197,7 +235,7 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
                     size_t m2 = m_end - m0 < 2 * mr ? m_end - m0 : 2 * mr;
                     for (size_t c0 = 0, w; c0 < rem; c0 += w) {
                         w = rem - c0 <= nr / 2 + LC_GEMM_NARROW_TAIL ? rem - c0 : nr / 2;
-                        narrow(m2, w, kk, ap, mr * kb, bk + nfull * b_pstride + c0, ldb,
+                        narrow(m2, w, kk, ap, mr * kb, bk + nfull * bps + c0, bld,
                                cr + nfull * c_pstride + m0 * ldc + c0, ldc, bm, ep, flags);
                     }
                 }
@@ -217,7 +255,7 @@ void lc_gemm_panels(const lc_isa_config *cfg, size_t Mg, size_t K, const float *
                     size_t c_pstride, const float *bias, const lc_epilogue *ep,
                     int apply_epilogue) {
     lc_gemm_panels_rows(cfg, Mg, 0, Mg, K, a_packed, b, ldb, b_pstride, n, c, ldc, c_pstride,
-                        bias, NULL, ep, apply_epilogue);
+                        bias, NULL, ep, apply_epilogue, NULL);
 }
 
 int64_t lc_row_chunks(int64_t items, int nthreads, int64_t Mg, int64_t mr) {

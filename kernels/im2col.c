@@ -8,9 +8,12 @@
  * a handful of 7-pixel runs, the setup is paid once per tap and not once per
  * run and channel (conv 3x3 512@7: -10%; the 7x7/2 stem: -10%).
  * Workspace: K x ldb floats, reused across groups and images.  A
- * 1x1/stride-1/unpadded layer skips the matrix: B is the input. */
+ * 1x1/stride-1/unpadded layer skips the matrix: B is the input (each kc-row
+ * block of a chunk copied into contiguous panels where that pays:
+ * lc_im2col_packs_b; workspace then one such block per thread). */
 #include <string.h>
 #include "internal.h"
+#include "leanconv/cpu.h"
 
 /* The leading dimension of B: P, unless P floats are a multiple of 1 KiB.
  * Then the GEMM's loads of one panel (the same columns of consecutive rows)
@@ -31,6 +34,8 @@ typedef struct {
     int64_t nchunks; /* GEMM tasks per channel block */
     int64_t mchunks; /* output-channel blocks (lc_row_chunks) */
     int whole_rows;  /* one chunk of all panels, the wide GEMM tile's (lc_gemm_wide_rows) */
+    char *ws;        /* per-thread B packing buffers (pack_bytes each), or NULL */
+    int64_t pack_bytes;
 } lc_im2col_ctx;
 
 static void lc_im2col_outrow_task(void *vctx, int64_t oy, int thread) {
@@ -50,28 +55,50 @@ static void lc_im2col_gemm_task(void *vctx, int64_t item, int thread) {
     const int64_t nr = t->d->isa->nr, p0 = chunk * t->chunk * nr;
     const int64_t cols = lc_min64(t->chunk * nr, t->P - p0);
     int64_t m_begin, m_end;
-    (void)thread;
     lc_row_chunk_range(mchunk, t->mchunks, t->Mg, t->d->isa->mr, &m_begin, &m_end);
     if (m_begin >= m_end) return;
+    float *b_pack = t->ws ? (float *)lc_thread_scratch(t->ws, t->pack_bytes, thread) : NULL;
     lc_gemm_panels_rows(t->d->isa, (size_t)t->Mg, (size_t)m_begin, (size_t)m_end, (size_t)t->K,
                         t->ag, t->bmat + p0, (size_t)t->ldb, (size_t)nr, (size_t)cols,
                         t->yg + p0, (size_t)t->P, (size_t)nr, t->bias,
                         t->rg ? t->rg + p0 : NULL, &t->d->epilogue,
-                        LC_PANELS_EPILOGUE | (t->whole_rows ? LC_PANELS_WIDE : 0));
+                        LC_PANELS_EPILOGUE | (t->whole_rows ? LC_PANELS_WIDE : 0), b_pack);
 }
 
-int64_t lc_im2col_workspace(const lc_conv_desc *d, int *ok) {
-    if (lc_gemm_is_pointwise(d)) return 0;
-    int64_t K = lc_mul(lc_mul(d->C / d->groups, d->kH, ok), d->kW, ok);
-    int64_t P = lc_mul(d->OH, d->OW, ok);
-    return lc_aligned_floats_bytes(lc_mul(K, lc_im2col_ldb(P), ok), ok);
-}
-
-/* The GEMM's work items: chunks of panels x blocks of output channels. */
+/* The GEMM's work items: chunks of panels x blocks of output channels, and
+ * the bytes of each thread's B packing buffer (0: B read where it is). */
 typedef struct {
-    int64_t chunk, nchunks, mchunks;
+    int64_t chunk, nchunks, mchunks, pack_bytes;
 } lc_im2col_tiles;
 LC_TILING_FITS(lc_im2col_tiles);
+
+/* Whether a 1 x 1 layer's GEMM copies each kc-row block of its chunk of B
+ * (the input planes, rows P floats apart) into contiguous NR-wide panels
+ * first (lc_gemm_panels_rows' b_pack), for tasks of `rows` output channels.
+ * Read in place, every MR-row pass of the GEMM streams a panel's kb rows as
+ * kb separate runs of NR floats one input plane apart: as many pages and
+ * prefetch streams as rows, and lines that crowd a few L1 sets.  Packed, a
+ * pass streams one contiguous run; the copy costs about one pass over the
+ * block.  So it pays with many passes over a block whose panel slices are
+ * large next to L1d (more than a quarter of it: kb >= 128 rows of 32
+ * floats on a 48 KiB L1d):
+ * 16 passes or more, or 8 when the planes are a page or more apart (56 x 56).
+ * Interleaved runs on an Intel Xeon (48 KiB L1d, 2 MiB L2; input rewritten
+ * and caches flushed before each call, 1 thread): 256>64 @56 -12%,
+ * 512>128 and 128>512 @28 -10%, 1024>256 and 256>1024 @14 -6%; below the
+ * thresholds it lost up to 22% (64>64 @56, 8 passes of kb = 64: nothing to
+ * gain, the copy is all cost; 384>64 @14: 8 passes of rows 784 B apart).
+ * It changes which loads feed the micro-kernels, not the sums: the bits are
+ * the same either way. */
+#define LC_PAGE_BYTES 4096 /* the smallest page size of the CPUs leanconv runs on */
+static int lc_im2col_packs_b(const lc_conv_desc *d, int64_t rows) {
+    const lc_isa_config *isa = d->isa;
+    const int64_t kb = lc_min64(d->C / d->groups, isa->kc), passes = lc_div_up(rows, isa->mr);
+    const int64_t plane_bytes = d->OH * d->OW * (int64_t)sizeof(float);
+    return lc_gemm_is_pointwise(d) && !lc_gemm_wide_rows(isa, (size_t)(d->OH * d->OW)) &&
+           4 * kb * isa->nr * (int64_t)sizeof(float) > lc_cpu_caches()->l1d &&
+           (passes >= 16 || (passes >= 8 && plane_bytes >= LC_PAGE_BYTES));
+}
 
 void lc_im2col_tiling(const lc_conv_desc *d, int64_t *tiling) {
     const int64_t Mg = d->M / d->groups;
@@ -86,7 +113,48 @@ void lc_im2col_tiling(const lc_conv_desc *d, int64_t *tiling) {
         b.chunk = npanels;
         b.nchunks = 1;
     }
+    int64_t m_begin, m_end; /* the first channel block is the largest */
+    lc_row_chunk_range(0, b.mchunks, Mg, d->isa->mr, &m_begin, &m_end);
+    b.pack_bytes = 0;
+    if (lc_im2col_packs_b(d, m_end - m_begin)) {
+        /* kb rows of the chunk's whole panels (a partial last one keeps NR
+         * floats a row) */
+        int ok = 1;
+        const int64_t kb = lc_min64(d->C / d->groups, d->isa->kc);
+        const int64_t panels = lc_min64(b.chunk, npanels);
+        b.pack_bytes = lc_aligned_floats_bytes(lc_mul(kb, lc_mul(panels, d->isa->nr, &ok), &ok), &ok);
+        if (!ok) b.pack_bytes = 0;
+    }
     memcpy(tiling, &b, sizeof b);
+}
+
+int lc_im2col_packs_pointwise(const lc_conv_desc *request) {
+    int64_t tiling[LC_CONV_TILING_WORDS];
+    lc_im2col_tiles b;
+    if (!lc_gemm_is_pointwise(request)) return 0;
+    lc_conv_desc d = *request; /* as Im2Col would run it */
+    d.algorithm = LC_ALGO_IM2COL;
+    d = lc_conv_as_run(&d);
+    lc_im2col_tiling(&d, tiling);
+    memcpy(&b, tiling, sizeof b);
+    return b.pack_bytes > 0;
+}
+
+int64_t lc_im2col_workspace(const lc_conv_desc *d, int *ok) {
+    if (lc_gemm_is_pointwise(d)) {
+        /* B is the input; a buffer per thread where its blocks are packed */
+        int64_t tiling[LC_CONV_TILING_WORDS];
+        lc_im2col_tiles b;
+        lc_im2col_tiling(d, tiling);
+        memcpy(&b, tiling, sizeof b);
+        if (!b.pack_bytes) return 0;
+        const int threads = lc_threads_used(d->nthreads, lc_mul(b.nchunks, b.mchunks, ok),
+                                            lc_conv_macs(d));
+        return lc_mul(b.pack_bytes, threads, ok);
+    }
+    int64_t K = lc_mul(lc_mul(d->C / d->groups, d->kH, ok), d->kW, ok);
+    int64_t P = lc_mul(d->OH, d->OW, ok);
+    return lc_aligned_floats_bytes(lc_mul(K, lc_im2col_ldb(P), ok), ok);
 }
 
 int lc_im2col_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
@@ -106,6 +174,8 @@ int lc_im2col_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
     t.nchunks = b.nchunks;
     t.mchunks = b.mchunks;
     t.whole_rows = lc_gemm_wide_rows(d->isa, (size_t)t.P); /* as lc_im2col_tiling decided */
+    t.pack_bytes = b.pack_bytes;
+    t.ws = pointwise && b.pack_bytes ? ws : NULL;
     for (int64_t n = 0; n < d->N; n++) {
         for (int64_t g = 0; g < d->groups; g++) {
             t.xg = x + (n * d->C + g * (d->C / d->groups)) * d->H * d->W;

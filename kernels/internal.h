@@ -200,11 +200,15 @@ size_t lc_packed_a_offset(size_t Mg, size_t K, size_t mr, size_t kc, size_t m, s
  * (lc_gemm_wide_rows) without the results depending on the threads. */
 #define LC_PANELS_EPILOGUE 1
 #define LC_PANELS_WIDE 2
+/* b_pack: NULL, or room for min(K, kc) rows of the call's panels rounded up
+ * to whole NR-wide ones, where each kc-row block of B is first copied into
+ * contiguous panels (plain columns only: b_pstride == NR and no wide tile;
+ * the sums are the same either way). */
 void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, size_t m_end,
                          size_t K, const float *a_packed, const float *b, size_t ldb,
                          size_t b_pstride, size_t n, float *c, size_t ldc, size_t c_pstride,
                          const float *bias, const float *residual, const lc_epilogue *ep,
-                         int how);
+                         int how, float *b_pack);
 /* How many blocks of output channels each of `items` work items is split
  * into so that `nthreads` threads all get work (1 when items >= nthreads),
  * and the rows [begin, end) of block `chunk`. */
@@ -287,6 +291,8 @@ int lc_conv_run_tiled(const lc_conv_desc *d, const int64_t *tiling, int64_t need
                       float *y, void *workspace, int64_t workspace_bytes);
 int64_t lc_im2col_workspace(const lc_conv_desc *d, int *ok);
 void lc_im2col_tiling(const lc_conv_desc *d, int64_t *tiling);
+/* Whether Im2Col runs this 1 x 1 layer with its B blocks packed into panels. */
+int lc_im2col_packs_pointwise(const lc_conv_desc *d);
 int lc_im2col_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
                   const float *packed, const float *bias, const float *res, float *y, char *ws);
 int64_t lc_patch2vec_workspace(const lc_conv_desc *d, int *ok);
@@ -338,7 +344,8 @@ int64_t lc_pointwise_lanes_chunks(const lc_conv_desc *d);
 int64_t lc_pointwise_lanes_chunk(const lc_conv_desc *d, int64_t c, int64_t *at);
 /* pixels its kernel calls are priced at: each chunk's rounded up to R */
 int64_t lc_pointwise_lanes_pixels(const lc_conv_desc *d);
-/* whether "auto" weighs it: small images (one chunk), on ISAs with a price */
+/* whether "auto" weighs it: small images (one chunk), on ISAs with a price,
+ * where Im2Col reads B in place */
 int lc_pointwise_lanes_weighed(const lc_conv_desc *d);
 int64_t lc_pointwise_lanes_workspace(const lc_conv_desc *d, int *ok);
 int lc_pointwise_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,

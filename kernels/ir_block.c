@@ -164,7 +164,7 @@ static void lc_irb_expand(const lc_irb_ctx *t, int64_t n, int64_t r0, int64_t r1
                         t->x + (n * e->C * e->H + r0) * e->W, (size_t)(e->H * e->W),
                         (size_t)isa->nr, (size_t)((r1 - r0) * e->W), buf + (r0 - base) * e->W,
                         (size_t)(t->cap * e->W), (size_t)isa->nr, t->be, NULL, &e->epilogue,
-                        LC_PANELS_EPILOGUE | LC_PANELS_WIDE);
+                        LC_PANELS_EPILOGUE | LC_PANELS_WIDE, NULL);
 }
 
 /* The depthwise of output rows [oy0, oy0 + rows) of image n from expanded

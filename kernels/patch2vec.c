@@ -47,7 +47,7 @@ static void lc_p2v_task(void *vctx, int64_t item, int thread) {
     lc_gemm_panels_rows(d->isa, (size_t)t->Mg, (size_t)m_begin, (size_t)m_end, (size_t)t->K,
                         t->packed + g * t->a_group, b, ldb, 0, (size_t)cols, t->y + yoff,
                         (size_t)t->P, 0, t->bias ? t->bias + g * t->Mg : NULL,
-                        t->res ? t->res + yoff : NULL, &d->epilogue, 1);
+                        t->res ? t->res + yoff : NULL, &d->epilogue, 1, NULL);
 }
 
 static int64_t lc_p2v_panel_items(const lc_conv_desc *d, int *ok) {

@@ -111,9 +111,15 @@ int64_t lc_pointwise_lanes_pixels(const lc_conv_desc *d) {
     return lc_div_up(d->OH * d->OW, R) * R;
 }
 
+/* Its price (pw_mac) was set against Im2Col reading B in place.  Where
+ * Im2Col packs B's blocks into panels (lc_im2col_packs_pointwise: many row
+ * passes) it ran 4-13% ahead of this form instead (14 x 14: 1024>256,
+ * 256>1024, 512>1024, 1024>512, 2048>512; interleaved, input rewritten and
+ * caches flushed before each call, 1 thread, Intel Xeon), so it is weighed
+ * only where Im2Col would not pack (384>64, 576>96 @14). */
 int lc_pointwise_lanes_weighed(const lc_conv_desc *d) {
     return d->isa->cost.pw_mac > 0.0f && lc_gemm_is_pointwise(d) &&
-           d->OH * d->OW <= LC_PW_CHUNK;
+           d->OH * d->OW <= LC_PW_CHUNK && !lc_im2col_packs_pointwise(d);
 }
 
 /* Floats of one tile (and of the staging copy beside it), 64-byte multiples. */

@@ -484,7 +484,7 @@ static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, i
         }
         lc_gemm_panels_rows(isa, (size_t)Mg, (size_t)m_begin, (size_t)m_end, (size_t)Cg, u,
                             V + x * v_xs, nr, (size_t)Cg * nr, (size_t)b->blk_tiles,
-                            Mo + x * mo_xs, nr, (size_t)Mg * nr, NULL, NULL, &d->epilogue, 0);
+                            Mo + x * mo_xs, nr, (size_t)Mg * nr, NULL, NULL, &d->epilogue, 0, NULL);
     }
     /* output transform, bias and activation, scatter (a residual is added
      * by the scatter and its post-op, so the transform clamps only when

@@ -8,6 +8,7 @@ import leanconv as lc
 from leanconv import _core, _isa
 from leanconv._params import ConvSpec
 from leanconv._select import filter_geometry
+from reference import conv2d_ref
 
 IM2COL = lc.algorithms().index("im2col")
 
@@ -113,3 +114,59 @@ def test_packed_stem_splits_by_pixels(isa, rng):
                   spec.epilogue, 2, False)
     chunk, nchunks, mchunks = op.setup(1, 224, 224, 2, IM2COL).tiling[2:5]
     assert mchunks == 1 and nchunks >= 4, (chunk, nchunks, mchunks)
+
+
+def _packs(isa, C, M, H, W, threads):
+    w = np.zeros((M, C, 1, 1), np.float32)
+    spec = ConvSpec.build(w.shape, 1, 0, 1, 1, None)
+    op = _core.Op(IM2COL, _isa.isa_id(isa), w.reshape(-1), None, filter_geometry(spec),
+                  spec.epilogue, 2, False)
+    return op.setup(1, H, W, threads, IM2COL).tiling[5] > 0
+
+
+# (C, M, H, W): two K blocks (300 = 256 + 44) and a partial last panel (221
+# pixels); 8 row passes over planes a page apart (40 x 40), chunks by pixels
+# on 2 threads; 16 passes or more over small planes (14 x 14)
+PACKED_B = [(300, 136, 13, 17), (256, 64, 40, 40), (512, 128, 14, 14)]
+
+
+@pytest.mark.parametrize("C, M, H, W", PACKED_B)
+def test_packed_b_matches_the_reference(isa, rng, C, M, H, W):
+    """A 1 x 1 layer whose GEMM copies its B blocks into contiguous panels
+    (lc_im2col_packs_b) computes the same as the float64 reference, with a
+    residual beside the output or in it, and the same bits on any thread
+    count."""
+    x = rng.standard_normal((1, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((M, C, 1, 1)).astype(np.float32)
+    b = rng.standard_normal(M).astype(np.float32)
+    res = rng.standard_normal((1, M, H, W)).astype(np.float32)
+    plan = lc.Conv2d(w, b, algorithm="im2col", activation="relu")
+    want = plan(x, residual=res, threads=1)
+    ref = np.maximum(conv2d_ref(x, w, b)[0] + res, 0.0)
+    np.testing.assert_allclose(want, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    # Patch2Vec reads B in place with the same kernels and K blocks: the
+    # packing moved the loads, not the sums
+    p2v = lc.Conv2d(w, b, algorithm="patch2vec", activation="relu")
+    assert p2v(x, residual=res, threads=1).tobytes() == want.tobytes()
+    # in place the sums start from the residual: other bits, as close
+    want_in_place = res.copy()
+    plan(x, out=want_in_place, residual=want_in_place, threads=1)
+    np.testing.assert_allclose(want_in_place, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    for threads in (2, 3):
+        assert plan(x, residual=res, threads=threads).tobytes() == want.tobytes(), threads
+        acc = res.copy()
+        plan(x, out=acc, residual=acc, threads=threads)
+        assert acc.tobytes() == want_in_place.tobytes(), threads
+
+
+@pytest.mark.parametrize("C, M, H, W", PACKED_B)
+def test_packed_b_is_exercised(isa, C, M, H, W):
+    """The shapes above pack B wherever a panel's kc-row slice is more than
+    a quarter of L1d (the widest ISAs' on common caches), and a layer with
+    few row passes over small planes (384>64 @14) or short slices (64>64)
+    does not."""
+    mr, nr, kc = _core._ukernel_tile(isa)
+    if 4 * min(C, kc) * nr * 4 > _core.cache_sizes()["l1d"]:
+        assert _packs(isa, C, M, H, W, 1)
+    assert not _packs(isa, 384, 8 * mr, 14, 14, 1)
+    assert not _packs(isa, 64, 64, 56, 56, 1)
