@@ -109,12 +109,16 @@ void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
      * the rows.  At 2 threads the weights beyond L2 stream once, not once
      * a band: the model then takes direct_lanes for ResNet-18's
      * 256>512@14/2 (585 us against Im2Col's 674 at one thread, weights from
-     * L3).  One thread has no one to share with: one band, so weights
-     * beyond L2 stream once there too (two bands read 512@7's 9.4 MB twice;
-     * the kernel alone on its bands' pixel blocks, weights from L3, ran 14%
-     * faster over one band than over two, Intel Xeon) */
-    const int64_t want = units >= 2 * threads || threads == 1 ? 1 : lc_div_up(2 * threads, units);
+     * L3).  One thread with weights beyond L2 takes one band, so they
+     * stream once there too (two bands read 512@7's 9.4 MB twice; the
+     * kernel alone on its bands' pixel blocks, weights from L3, ran 14%
+     * faster over one band than over two, Intel Xeon); not with weights in
+     * L2, where the MobileNet stem (3>32@224 3x3/2) ran 10% slower in one */
     const int64_t w_bytes = lc_mul(lc_mul(b.blocks * blk.cols, Cg, &ok), d->kH * d->kW * 4, &ok);
+    const int64_t want = units >= 2 * threads ||
+                                 (threads == 1 && w_bytes > (int64_t)lc_cpu_caches()->l2)
+                             ? 1
+                             : lc_div_up(2 * threads, units);
     const int64_t in_bytes = lc_mul(lc_mul(Cg, lc_dl_band_in_rows(d, d->OH), &ok),
                                     lc_dl_row_width(d) * 4, &ok);
     b.spans = threads > 1 && w_bytes > in_bytes ? lc_min64(b.blocks, want) : 1;
@@ -410,13 +414,17 @@ static void lc_dl_segment(const lc_dl_ctx *t, int64_t n, int64_t g, int64_t blk,
             next_c = lc_min64(t->b.cb, Cg);
         }
         const int64_t lines = next_c * taps * cw * (int64_t)sizeof(float) / 64;
+        gm.pf = NULL;
+        gm.pf_lines = 0;
         for (int64_t bi = 0; bi < nblk; bi++) {
             /* blocks of near-equal size, at most R */
             const int64_t p0 = bi * sn / nblk, cnt = (bi + 1) * sn / nblk - p0;
             gm.xoff = xoff + p0;
-            const int64_t l0 = bi * lines / nblk, l1 = (bi + 1) * lines / nblk;
-            gm.pf = next ? (const char *)next + l0 * 64 : NULL;
-            gm.pf_lines = (size_t)lc_div_up(l1 - l0, cn);
+            if (next) { /* (the divisions cost the short calls of a 3-channel stem ~2%) */
+                const int64_t l0 = bi * lines / nblk, l1 = (bi + 1) * lines / nblk;
+                gm.pf = (const char *)next + l0 * 64;
+                gm.pf_lines = (size_t)lc_div_up(l1 - l0, cn);
+            }
             if (c0 == 0) lc_dl_out_lines_ask(&ol, (bi + 1) * ol.total / nblk);
             t->blk.kernel((size_t)cnt, xc, wb + c0 * taps * cw, tile + p0 * L, bp, &gm,
                            &t->kep, flags);
