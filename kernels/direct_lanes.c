@@ -357,6 +357,8 @@ typedef struct {
     int64_t per_plane; /* lines a plane's run covers */
     int64_t total;     /* per_plane x planes; 0 where the output is near */
     int64_t done;      /* lines asked for so far */
+    const char *next;  /* the next line to ask for */
+    int64_t left;      /* lines of its plane's run from it */
 } lc_dl_out_lines;
 
 static void lc_dl_out_lines_init(lc_dl_out_lines *ol, const lc_conv_desc *d, const float *first,
@@ -368,13 +370,21 @@ static void lc_dl_out_lines_init(lc_dl_out_lines *ol, const lc_conv_desc *d, con
     ol->per_plane = (int64_t)((hi - lo) / 64);
     ol->total = far ? ol->per_plane * planes : 0;
     ol->done = 0;
+    ol->next = ol->first;
+    ol->left = ol->per_plane;
 }
 
-/* Ask for the lines up to `upto` (of total), plane by plane. */
+/* Ask for the lines up to `upto` (of total), plane by plane: a pointer
+ * stepped along, not a division a line (the stem asks for ~1100 lines a
+ * segment, and the divisions took ~10% of its time on an Intel Xeon). */
 static inline void lc_dl_out_lines_ask(lc_dl_out_lines *ol, int64_t upto) {
     for (; ol->done < upto; ol->done++) {
-        const int64_t p = ol->done / ol->per_plane, l = ol->done - p * ol->per_plane;
-        __builtin_prefetch(ol->first + p * ol->plane + l * 64, 1, 2);
+        __builtin_prefetch(ol->next, 1, 2);
+        ol->next += 64;
+        if (--ol->left == 0) {
+            ol->left = ol->per_plane;
+            ol->next += ol->plane - ol->per_plane * 64;
+        }
     }
 }
 
