@@ -13,7 +13,8 @@
  * pixel), so every tap of every pixel is a plain load and the pixels of the
  * band can be taken in blocks of R that run on across row ends.  The band's
  * pixels then go in segments of up to LC_DL_SEGMENT: for each pass over
- * cb input channels (whose weights stay in L2) the ISA kernel
+ * cb input channels (whose weights stay in L2, or where a thread's weights
+ * do not fit there, a short pass that prefetches the next) the ISA kernel
  * (lc_dl_kernel_fn) computes every block of R pixels into the segment's
  * tile, lanes innermost, broadcasting input pixels from the padded rows --
  * no patch unwrapping, whatever the stride -- and the tile is then
@@ -51,6 +52,7 @@ typedef struct {
     int64_t items;
     int64_t threads;   /* threads the run uses (lc_threads_used of items) */
     int64_t cb;        /* input channels a pass over a segment */
+    int64_t ahead;     /* 1: each pass prefetches the next (a span's weights are beyond L2) */
 } lc_dl_tiles;
 LC_TILING_FITS(lc_dl_tiles);
 
@@ -104,15 +106,19 @@ void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
      * group's weights outweigh its padded input (small images: 64>256@7x7
      * has 590 KB of weights against 21 KB of input, which every band would
      * read again, where every run of blocks copies the input again), else
-     * the rows.  Not at one thread, whose two items stay the rows' halves:
-     * the work is the same but for the second copy, which the cost model
-     * prices, where it does not see the weights' second read from L2
-     * (GoogLeNet's 112>224@8x8 and 128>256@8x8 went to Im2Col).  At 2
-     * threads the weights beyond L2 stream once, not once a band: the
-     * model then takes direct_lanes for ResNet-18's 256>512@14/2 (585 us
-     * against Im2Col's 674 at one thread, weights from L3) */
-    const int64_t want = units >= 2 * threads ? 1 : lc_div_up(2 * threads, units);
+     * the rows.  At 2 threads the weights beyond L2 stream once, not once
+     * a band: the model then takes direct_lanes for ResNet-18's
+     * 256>512@14/2 (585 us against Im2Col's 674 at one thread, weights from
+     * L3).  One thread with weights beyond L2 takes one band, so they
+     * stream once there too (two bands read 512@7's 9.4 MB twice; the
+     * kernel alone on its bands' pixel blocks, weights from L3, ran 14%
+     * faster over one band than over two, Intel Xeon); not with weights in
+     * L2, where the MobileNet stem (3>32@224 3x3/2) ran 10% slower in one */
     const int64_t w_bytes = lc_mul(lc_mul(b.blocks * blk.cols, Cg, &ok), d->kH * d->kW * 4, &ok);
+    const int64_t want = units >= 2 * threads ||
+                                 (threads == 1 && w_bytes > (int64_t)lc_cpu_caches()->l2)
+                             ? 1
+                             : lc_div_up(2 * threads, units);
     const int64_t in_bytes = lc_mul(lc_mul(Cg, lc_dl_band_in_rows(d, d->OH), &ok),
                                     lc_dl_row_width(d) * 4, &ok);
     b.spans = threads > 1 && w_bytes > in_bytes ? lc_min64(b.blocks, want) : 1;
@@ -136,6 +142,26 @@ void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
      * rather than L1-sized passes, whose every call reloads and stores its
      * tile (16 channels: 144 taps a call) */
     b.cb = lc_direct_lanes_pass_channels(d);
+    /* unless a thread's run of blocks cannot stay in L2 (512@7: 9.4 MB at
+     * one thread, 4.7 MB a thread at two): then every pass's weights come
+     * from L3 or memory, and its first block of pixels waits on them (the
+     * kernel on weights from L3 ran ~20% slower than from L2).  Short passes
+     * (L2 / 16 of weights: the one running and the next, arriving, take an
+     * eighth of L2) each prefetch the next under their FMAs (lc_dl_geom.pf):
+     * with one band, 512@7 ran 27% faster than before at one thread (1.97
+     * -> 1.44 ms) and 11% at two, 3x3/2 256>512@14 18-24% at one, 256@14
+     * (2.4 MB) the same; passes of 16 to 57 channels ran alike, 114 or 228
+     * a little slower (thread CPU time, interleaved, load 2.5-4.5, Intel
+     * Xeon, L2 2 MB).  Into L2, not L1: the next pass's lines in L1 would
+     * push out the input rows and the tile; and spread over the pass's
+     * calls, as a burst of prefetches before each call stalls on the
+     * line-fill buffers */
+    const int64_t span_bytes = lc_mul(lc_div_up(b.blocks, b.spans), w_bytes / b.blocks, &ok);
+    b.ahead = span_bytes > (int64_t)lc_cpu_caches()->l2;
+    if (b.ahead) {
+        const int64_t per_c = d->kH * d->kW * blk.cols * (int64_t)sizeof(float);
+        b.cb = lc_max64(1, lc_min64(Cg, (int64_t)lc_cpu_caches()->l2 / 16 / per_c));
+    }
     memcpy(tiling, &b, sizeof b);
 }
 
@@ -331,6 +357,8 @@ typedef struct {
     int64_t per_plane; /* lines a plane's run covers */
     int64_t total;     /* per_plane x planes; 0 where the output is near */
     int64_t done;      /* lines asked for so far */
+    const char *next;  /* the next line to ask for */
+    int64_t left;      /* lines of its plane's run from it */
 } lc_dl_out_lines;
 
 static void lc_dl_out_lines_init(lc_dl_out_lines *ol, const lc_conv_desc *d, const float *first,
@@ -342,21 +370,29 @@ static void lc_dl_out_lines_init(lc_dl_out_lines *ol, const lc_conv_desc *d, con
     ol->per_plane = (int64_t)((hi - lo) / 64);
     ol->total = far ? ol->per_plane * planes : 0;
     ol->done = 0;
+    ol->next = ol->first;
+    ol->left = ol->per_plane;
 }
 
-/* Ask for the lines up to `upto` (of total), plane by plane. */
+/* Ask for the lines up to `upto` (of total), plane by plane: a pointer
+ * stepped along, not a division a line (the stem asks for ~1100 lines a
+ * segment, and the divisions took ~10% of its time on an Intel Xeon). */
 static inline void lc_dl_out_lines_ask(lc_dl_out_lines *ol, int64_t upto) {
     for (; ol->done < upto; ol->done++) {
-        const int64_t p = ol->done / ol->per_plane, l = ol->done - p * ol->per_plane;
-        __builtin_prefetch(ol->first + p * ol->plane + l * 64, 1, 2);
+        __builtin_prefetch(ol->next, 1, 2);
+        ol->next += 64;
+        if (--ol->left == 0) {
+            ol->left = ol->per_plane;
+            ol->next += ol->plane - ol->per_plane * 64;
+        }
     }
 }
 
 /* Output channel block blk of group g, image n: the segment of sn pixels
  * at plane offset `at`, its offsets xoff, from the padded input `in`. */
-static void lc_dl_segment(const lc_dl_ctx *t, int64_t n, int64_t g, int64_t blk, int64_t at,
-                          int64_t sn, const float *in, int64_t in_rows, const size_t *xoff,
-                          const lc_dl_geom *gmp, float *tile, float *stage) {
+static void lc_dl_segment(const lc_dl_ctx *t, int64_t n, int64_t g, int64_t blk, int64_t next_blk,
+                          int64_t at, int64_t sn, const float *in, int64_t in_rows,
+                          const size_t *xoff, const lc_dl_geom *gmp, float *tile, float *stage) {
     const lc_conv_desc *d = t->d;
     const lc_isa_config *isa = d->isa;
     const int64_t L = isa->dl_lanes, cw = t->blk.cols, R = t->blk.rows;
@@ -376,10 +412,29 @@ static void lc_dl_segment(const lc_dl_ctx *t, int64_t n, int64_t g, int64_t blk,
                                (c0 + cn == Cg ? LC_GEMM_FINAL : 0u);
         const float *xc = in + c0 * in_rows * wp;
         gm.C = (size_t)cn;
+        /* the pass after this one (this block's next channels, else the
+         * next block's first), its lines asked for a share a call */
+        const float *next = NULL;
+        int64_t next_c = 0;
+        if (t->b.ahead && c0 + cn < Cg) {
+            next = wb + (c0 + cn) * taps * cw;
+            next_c = lc_min64(t->b.cb, Cg - c0 - cn);
+        } else if (t->b.ahead && next_blk >= 0) {
+            next = t->packed + (g * t->b.blocks + next_blk) * Cg * taps * cw;
+            next_c = lc_min64(t->b.cb, Cg);
+        }
+        const int64_t lines = next_c * taps * cw * (int64_t)sizeof(float) / 64;
+        gm.pf = NULL;
+        gm.pf_lines = 0;
         for (int64_t bi = 0; bi < nblk; bi++) {
             /* blocks of near-equal size, at most R */
             const int64_t p0 = bi * sn / nblk, cnt = (bi + 1) * sn / nblk - p0;
             gm.xoff = xoff + p0;
+            if (next) { /* (the divisions cost the short calls of a 3-channel stem ~2%) */
+                const int64_t l0 = bi * lines / nblk, l1 = (bi + 1) * lines / nblk;
+                gm.pf = (const char *)next + l0 * 64;
+                gm.pf_lines = (size_t)lc_div_up(l1 - l0, cn);
+            }
             if (c0 == 0) lc_dl_out_lines_ask(&ol, (bi + 1) * ol.total / nblk);
             t->blk.kernel((size_t)cnt, xc, wb + c0 * taps * cw, tile + p0 * L, bp, &gm,
                            &t->kep, flags);
@@ -414,6 +469,8 @@ static void lc_dl_task(void *vctx, int64_t item, int thread) {
     gm.xts = (size_t)d->dil_w;
     gm.wcs = (size_t)(taps * t->blk.cols);
     gm.ldt = (size_t)(LC_DL_SEGMENT * d->isa->dl_lanes);
+    gm.pf = NULL;
+    gm.pf_lines = 0;
     /* the band's pixels [0, q1), flattened row-major from its first row */
     const int64_t q1 = (oy1 - oy0) * OW;
     const int64_t step = lc_dl_segment_step(d, q1), nseg = lc_div_up(q1, step);
@@ -427,8 +484,12 @@ static void lc_dl_task(void *vctx, int64_t item, int thread) {
                 r++;
             }
         }
-        for (int64_t blk = blk0; blk < blk1; blk++)
-            lc_dl_segment(t, n, g, blk, oy0 * OW + s0, sn, in, in_rows, xoff, &gm, tile, stage);
+        for (int64_t blk = blk0; blk < blk1; blk++) {
+            /* the block this item runs next, if any */
+            const int64_t next_blk = blk + 1 < blk1 ? blk + 1 : si + 1 < nseg ? blk0 : -1;
+            lc_dl_segment(t, n, g, blk, next_blk, oy0 * OW + s0, sn, in, in_rows, xoff, &gm,
+                          tile, stage);
+        }
     }
 }
 

@@ -12,7 +12,10 @@
  * unrolled: ResNet-18's 3x3/2 64>128@56 and 128>256@28 ran 3-5% faster on
  * an Intel Xeon (AVX-512, interleaved against the loops) with kx unrolled,
  * and 5-8% faster again with ky too.  Not the stem's 7 x 7: its 7 kx
- * unrolled, the stem ran ~10% slower there.
+ * unrolled, the stem ran ~10% slower there.  The prefetch of the driver's
+ * next weights (g->pf) is a copy of its own: the check in every channel's
+ * step cost 3-5% on the layers that do not prefetch (3x3/2 64>128@56 and
+ * 128>256@28, the stem).
  *
  * The including file defines the vector vocabulary of gemm_template.h
  * (LC_V, LC_VL, LC_VZERO, LC_VSET1, LC_VLOADU, LC_VSTOREU, LC_VFMA, LC_VMAX,
@@ -35,7 +38,7 @@ static LC_ALWAYS_INLINE void LC_CAT(LC_DL_NAME, _body)(const size_t n, const flo
                                                         const lc_dl_geom *g,
                                                         const lc_epilogue *ep,
                                                         unsigned flags, const size_t kH,
-                                                        const size_t kW) {
+                                                        const size_t kW, const int pf) {
     const size_t VL = LC_VL, CW = LC_DL_CW, ldt = g->ldt;
     /* named accumulators, not an array: GCC at -O2 keeps an array's
      * registers but also stores them back every step */
@@ -62,6 +65,10 @@ static LC_ALWAYS_INLINE void LC_CAT(LC_DL_NAME, _body)(const size_t n, const flo
     LC_DL_REP(LC_DL_R)(LC_DL_OFF)
 #undef LC_DL_OFF
     for (size_t c = 0; c < g->C; c++) {
+        /* a share of the driver's next weights, into L2 (locality 2) */
+        if (pf)
+            for (size_t i = 0; i < g->pf_lines; i++)
+                __builtin_prefetch(g->pf + (c * g->pf_lines + i) * 64, 0, 2);
         for (size_t ky = 0; ky < kH; ky++) {
             const float *xr = x + c * g->xcs + ky * g->xrs;
             const float *wr = w + c * g->wcs + ky * kW * CW;
@@ -111,10 +118,14 @@ void LC_DL_NAME(size_t n, const float *x, const float *w, float *t, const float 
     switch (n) {
 #define LC_DL_CASE(j)                                                                         \
     case j + 1:                                                                               \
-        if (g->kH == 3 && g->kW == 3)                                                         \
-            LC_CAT(LC_DL_NAME, _body)(j + 1, x, w, t, bias, g, ep, flags, 3, 3);              \
+        if (g->kH == 3 && g->kW == 3 && g->pf_lines)                                          \
+            LC_CAT(LC_DL_NAME, _body)(j + 1, x, w, t, bias, g, ep, flags, 3, 3, 1);           \
+        else if (g->kH == 3 && g->kW == 3)                                                    \
+            LC_CAT(LC_DL_NAME, _body)(j + 1, x, w, t, bias, g, ep, flags, 3, 3, 0);           \
+        else if (g->pf_lines)                                                                 \
+            LC_CAT(LC_DL_NAME, _body)(j + 1, x, w, t, bias, g, ep, flags, g->kH, g->kW, 1);   \
         else                                                                                  \
-            LC_CAT(LC_DL_NAME, _body)(j + 1, x, w, t, bias, g, ep, flags, g->kH, g->kW);      \
+            LC_CAT(LC_DL_NAME, _body)(j + 1, x, w, t, bias, g, ep, flags, g->kH, g->kW, 0);   \
         break;
         LC_DL_REP(LC_DL_R)(LC_DL_CASE)
 #undef LC_DL_CASE

@@ -98,6 +98,34 @@ def test_kernel_accumulate_and_clamp(isa, half, flags):
         kernel_case(isa, n, 3, 3, 3, 2, flags, (-0.5, 0.75), seed=flags + n, half=half)
 
 
+@pytest.mark.parametrize("isa,half", KERNELS)
+@pytest.mark.parametrize("kH,kW", [(3, 3), (2, 5)])
+def test_kernel_prefetch_changes_no_bit(isa, half, kH, kW):
+    """Asked to prefetch the driver's next weights (pf, pf_lines: the 3 x 3
+    and the general copies of its body that do), the kernel computes the
+    same bits as without, and a pf too short for C x pf_lines lines is
+    refused by the binding."""
+    L, CW, R = _core._ukernel_dl_shape(isa, half)
+    r = np.random.default_rng(3)
+    C, n = 5, R
+    xoff = [int(v) for v in np.cumsum(r.integers(1, 4, size=n)) - 1]
+    xrs = kW + xoff[-1] + 2
+    xcs = kH * xrs + 3
+    x = r.standard_normal(C * xcs + 1).astype(np.float32)
+    w = r.standard_normal(C * kH * kW * CW).astype(np.float32)
+    pf = r.standard_normal(C * 3 * 16).astype(np.float32)
+    tiles = []
+    for extra in ({}, {"pf": pf, "pf_lines": 3}):
+        t = np.zeros((CW // L) * R * L, np.float32)
+        _core._ukernel_dl(isa, n, x, 0, w, t, 0, R * L, None, C, kH, kW, xcs, xrs, 1, xoff,
+                          FINAL, half=half, **extra)
+        tiles.append(t)
+    assert tiles[0].tobytes() == tiles[1].tobytes()
+    with pytest.raises(ValueError, match="pf is too small"):
+        _core._ukernel_dl(isa, n, x, 0, w, tiles[0], 0, R * L, None, C, kH, kW, xcs, xrs, 1,
+                          xoff, FINAL, half=half, pf=pf, pf_lines=4)
+
+
 def test_half_kernel_absent_is_refused():
     for isa in ISAS:
         if _core._ukernel_dl_shape(isa, True) is None:
@@ -248,6 +276,13 @@ def _same_with_small_l2(probe):
     return runs[1]
 
 
+def _normal_arrays(seed, *shapes):
+    """float32 standard normals of these shapes, drawn in turn from one
+    generator seeded `seed` (as a probe script draws them)."""
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(sh).astype(np.float32) for sh in shapes]
+
+
 def test_channel_passes_give_the_same_bits():
     """With a 128 KiB L2 (LEANCONV_CACHE, in a child process) a pass holds a
     few input channels (the kernels accumulate into the tile over several
@@ -298,17 +333,44 @@ for isa in lc.available_isas():
 print(json.dumps(out))
 """
     runs = _same_with_small_l2(probe)
-    rng = np.random.default_rng(7)
-    x = rng.standard_normal((1, 3, 47, 47)).astype(np.float32)
-    w = rng.standard_normal((61, 3, 7, 7)).astype(np.float32)
-    b = rng.standard_normal(61).astype(np.float32)
-    r = rng.standard_normal((1, 61, 24, 24)).astype(np.float32)
+    x, w, b, r = _normal_arrays(7, (1, 3, 47, 47), (61, 3, 7, 7), 61, (1, 61, 24, 24))
     ref, scale = conv2d_ref(x, w, b, (2, 2), (3, 3, 3, 3), (1, 1), 1)
     for isa, (plain, res) in runs.items():
         y = np.array(plain, np.uint32).view(np.float32).reshape(ref.shape)
         assert normalised_error(y, ref, scale) <= TOLERANCE["direct_lanes"], isa
         z = np.array(res, np.uint32).view(np.float32).reshape(ref.shape)
         assert normalised_error(z, ref + r, scale + np.abs(r)) <= TOLERANCE["direct_lanes"], isa
+
+
+def test_weights_beyond_l2_give_the_same_bits():
+    """A thread's weights beyond L2 (ResNet's 512@7: 9.4 MB) run in short
+    passes, each prefetching the next.  With a 128 KiB L2 (LEANCONV_CACHE, in
+    a child process) a 64>70 3 x 3 layer's 166-221 KiB of packed weights are
+    such at one thread (passes of a few channels), with this machine's
+    caches they are not: the same bits on every ISA at one and two threads,
+    stride 1 and 2."""
+    probe = """
+import json, numpy as np, leanconv as lc
+rng = np.random.default_rng(11)
+x = rng.standard_normal((1, 64, 9, 9)).astype(np.float32)
+w = rng.standard_normal((70, 64, 3, 3)).astype(np.float32)
+b = rng.standard_normal(70).astype(np.float32)
+out = {}
+for isa in lc.available_isas():
+    with lc.use_isa(isa):
+        out[isa] = [lc.conv2d(x, w, b, stride=s, padding=1, algorithm="direct_lanes",
+                              threads=t).ravel().view(np.uint32).tolist()
+                    for s in (1, 2) for t in (1, 2)]
+print(json.dumps(out))
+"""
+    runs = _same_with_small_l2(probe)
+    x, w, b = _normal_arrays(11, (1, 64, 9, 9), (70, 64, 3, 3), 70)
+    for isa, ys in runs.items():
+        for i, s in enumerate((1, 1, 2, 2)):
+            ref, scale = conv2d_ref(x, w, b, (s, s), (1, 1, 1, 1), (1, 1), 1)
+            y = np.array(ys[i], np.uint32).view(np.float32).reshape(ref.shape)
+            assert normalised_error(y, ref, scale) <= TOLERANCE["direct_lanes"], (isa, s)
+        assert ys[0] == ys[1] and ys[2] == ys[3], isa
 
 
 def test_auto_takes_it_for_strided_layers_only():

@@ -304,13 +304,18 @@ typedef void (*lc_wino_cl_gemm_fn)(size_t k, const float *ut, const float *v, si
  * init: that t value itself with LC_GEMM_ACCUMULATE (a later block of input
  * channels), else bias[o] (bias NULL: 0); clamp when LC_GEMM_FINAL and
  * ep->clamp.  Reads only the x named, xoff[0..n) and CW floats of bias;
- * writes only those t.  Strides and offsets are in floats. */
+ * writes only those t.  Strides and offsets are in floats.
+ * And where pf_lines > 0 it asks for (prefetches into L2, never reads) the
+ * C x pf_lines 64-byte lines from pf, pf_lines in each input channel's step:
+ * the driver's next weights, from beyond L2, arriving under these FMAs. */
 typedef struct lc_dl_geom {
     size_t C, kH, kW;          /* input channels, kernel rows, kernel columns */
     size_t xcs, xrs, xts;      /* input: channel, kernel row, kernel column */
     const size_t *xoff;        /* input: the pixels' offsets */
     size_t wcs;                /* weights: channel */
     size_t ldt;                /* output tile: vector */
+    const char *pf;            /* lines to prefetch (pf_lines 0: none) */
+    size_t pf_lines;           /* of them per input channel */
 } lc_dl_geom;
 typedef void (*lc_dl_kernel_fn)(size_t n, const float *x, const float *w, float *t,
                                 const float *bias, const lc_dl_geom *g, const lc_epilogue *ep,

@@ -965,8 +965,9 @@ cdef extern from "leanconv/ukernels.h":
                                                         size_t ldv, float *mo, size_t ldo,
                                                         size_t rows, size_t cols) nogil
     ctypedef struct _lc_dl_geom "lc_dl_geom":
-        size_t C, kH, kW, xcs, xrs, xts, wcs, ldt
+        size_t C, kH, kW, xcs, xrs, xts, wcs, ldt, pf_lines
         const size_t *xoff
+        const char *pf
     ctypedef void (*_lc_dl_fn "lc_dl_kernel_fn")(size_t n, const float *x, const float *w,
                                                float *t, const float *bias,
                                                const _lc_dl_geom *g, const lc_epilogue *ep,
@@ -1176,9 +1177,10 @@ def _ukernel_dl_shape(str isa_name, bint half=False):
 def _ukernel_dl(str isa_name, _size_t n, const float[::1] x, _size_t x_at, const float[::1] w,
                 float[::1] t, _size_t t_at, _size_t ldt, bias, _size_t C, _size_t kH,
                 _size_t kW, _size_t xcs, _size_t xrs, _size_t xts, xoff, unsigned flags,
-                clamp=None, _size_t repeat=1, bint half=False):
+                clamp=None, _size_t repeat=1, bint half=False, const float[::1] pf=None,
+                _size_t pf_lines=0):
     """One call of the ISA's direct_lanes kernel (half: its half-width one)
-    on x[x_at:], tile t[t_at:]
+    on x[x_at:], tile t[t_at:], prefetching C x pf_lines lines of pf if given
     (lc_dl_kernel_fn; `repeat` calls, for timing it on cache-resident data);
     every float it may touch is checked to lie inside the buffers first (the
     kernel itself trusts its caller)."""
@@ -1206,6 +1208,11 @@ def _ukernel_dl(str isa_name, _size_t n, const float[::1] x, _size_t x_at, const
     bias_p = _bias_ptr(bias, CW, "CW")
     g.C, g.kH, g.kW, g.xcs, g.xrs, g.xts = C, kH, kW, xcs, xrs, xts
     g.wcs, g.ldt, g.xoff = kH * kW * CW, ldt, offs
+    g.pf, g.pf_lines = NULL, 0
+    if pf is not None and pf_lines:
+        if <_size_t>pf.shape[0] * sizeof(float) < C * pf_lines * 64:
+            raise ValueError("pf is too small for C x pf_lines lines")
+        g.pf, g.pf_lines = <const char *>&pf[0], pf_lines
     cdef _size_t rep
     with nogil:
         for rep in range(repeat):
