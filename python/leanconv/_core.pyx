@@ -89,6 +89,11 @@ cdef extern from "leanconv/channel_affine.h":
                           int64_t channels, int64_t hw, const float *scale, const float *shift,
                           int relu, int nthreads) nogil
 
+cdef extern from "leanconv/channel_norm.h":
+    int lc_channel_layernorm(const lc_isa_config *isa, const float *x, float *y, int64_t n,
+                             int64_t channels, int64_t hw, float eps, const float *scale,
+                             const float *bias, int nthreads) nogil
+
 cdef extern from "leanconv/lrn.h":
     int lc_lrn(const lc_isa_config *isa, const float *x, float *y, int64_t n, int64_t channels,
                int64_t hw, int64_t size, float alpha, float beta, float bias,
@@ -1351,6 +1356,36 @@ def lrn(const float[::1] x, float[::1] out, int64_t n, int64_t channels, int64_t
         return
     with nogil:
         lc_lrn(cfg, &x[0], &out[0], n, channels, hw, size, alpha, beta, bias, threads)
+
+
+def channel_layernorm(const float[::1] x, float[::1] out, int64_t n, int64_t channels,
+                      int64_t hw, float eps, const float[::1] scale, const float[::1] bias,
+                      int threads, int isa=0):
+    """out = LayerNorm over the channels of x, flat float32 buffers of n images
+    of `channels` planes of hw pixels, times scale and plus bias (float32
+    buffers of one value per channel, or None) (see
+    include/leanconv/channel_norm.h).  out may be x.  isa: an ISA id whose
+    block to use (leanconv._isa.isa_id())."""
+    cdef const lc_isa_config *cfg = isa_config(isa)
+    cdef const float *sp = NULL
+    cdef const float *bp = NULL
+    if n < 0 or channels < 0 or hw < 0 or x.shape[0] != n * channels * hw or \
+            out.shape[0] != x.shape[0]:
+        raise ValueError("channel_layernorm: buffer sizes do not match the geometry")
+    if threads < 1:
+        raise ValueError(f"channel_layernorm: threads must be >= 1, got {threads}")
+    for v, name in ((scale, "scale"), (bias, "bias")):
+        if v is not None and v.shape[0] != channels:
+            raise ValueError(f"channel_layernorm: {name} needs one value per channel, "
+                             f"got {v.shape[0]} for {channels}")
+    if out.shape[0] == 0:
+        return
+    if scale is not None:
+        sp = &scale[0]
+    if bias is not None:
+        bp = &bias[0]
+    with nogil:
+        lc_channel_layernorm(cfg, &x[0], &out[0], n, channels, hw, eps, sp, bp, threads)
 
 
 def se_packed_floats(int64_t rows, int64_t k):

@@ -1,7 +1,7 @@
 """ChannelLayerNorm: a LayerNorm over the channels of an NCHW tensor, which
 channels_first.py puts where a model permuted to channels-last, normalised
 over the last axis and permuted back.  On a frozen schedule it runs
-leanconv._channel_norm (NumPy) into its buffer; elsewhere (the fx code,
+leanconv._channel_norm (C for float32) into its buffer; elsewhere (the fx code,
 torch.compile/export tracing, autocast) torch's own layer_norm on the
 permuted view, so eager outputs are torch's."""
 from __future__ import annotations
@@ -26,12 +26,13 @@ class ChannelLayerNorm(nn.Module):
                          self.eps)
         return y.permute(0, 3, 1, 2).contiguous()
 
-    def into(self, y, x):
-        """y <- the normalised NCHW float32 array x (NumPy arrays, y not x)."""
+    def into(self, y, x, threads=None):
+        """y <- the normalised NCHW float32 array x (NumPy arrays, y not x),
+        on `threads` (leanconv's setting; None: the default count)."""
         C = self.channels
         scale = None if self.weight is None else self.weight.numpy().reshape(C, 1, 1)
         bias = None if self.bias is None else self.bias.numpy().reshape(C, 1, 1)
-        channel_layernorm_into(y, x, self.eps, scale, bias)
+        channel_layernorm_into(y, x, self.eps, scale, bias, threads)
 
     def extra_repr(self):
         return f"{self.channels}, eps={self.eps}, affine={self.weight is not None}"

@@ -1,0 +1,88 @@
+/* LayerNorm over the channels of NCHW (see include/leanconv/channel_norm.h).
+ *
+ * The NumPy form made five full-size passes and a temporary (mean, centre,
+ * square, mean, divide, then scale and bias): ~2.4 ms of ConvNeXt-tiny at
+ * 128 on one thread against ~0.6 ms of onnxruntime's LayerNormalization.
+ * Here a task is one image's block of pixels, every channel: the channel
+ * sums go into a block-sized row, then the centred squares into another,
+ * then each channel's row is written once.  The block's channel rows
+ * (channels x block floats) are sized to half the detected L1d, so the
+ * second and third reads of x hit L1 (ConvNeXt's 96@32x32: blocks of 64
+ * pixels), never fewer than LC_LN_MIN_BLOCK pixels (a vector's loop).  The
+ * block's loops are channel_norm_template.h, compiled here at the build's
+ * baseline and in kernels/<isa>/channel_norm.c for the ISA (isa->layernorm). */
+#include <math.h>
+#include <stddef.h>
+
+#include "leanconv/channel_norm.h"
+#include "leanconv/cpu.h"
+#include "leanconv/ukernels.h"
+#include "internal.h"
+
+#define LC_LN_MIN_BLOCK 16   /* the fewest pixels of a block (of a large image) */
+
+/* the portable block: the shared loops at the build's baseline width */
+#define LC_LN_BLOCK_FN lc_layernorm_block_portable
+static void lc_layernorm_block_portable(float *y, const float *x, size_t channels, size_t hw,
+                                        size_t np, float eps, const float *scale,
+                                        const float *bias, float *pack);
+#include "channel_norm_template.h"
+
+typedef struct {
+    lc_layernorm_block_fn fn;
+    const float *x;
+    float *y;
+    const float *scale, *bias;
+    float *pack;          /* the threads' scratch for a block's copy, or NULL */
+    int64_t pack_floats;  /* a thread's slice */
+    int64_t channels, hw, blocks;
+    float eps;
+} lc_ln_ctx;
+
+static void ln_task(void *vctx, int64_t item, int thread) {
+    const lc_ln_ctx *t = (const lc_ln_ctx *)vctx;
+    /* block b of an image: pixels [b * hw / blocks, (b + 1) * hw / blocks) */
+    const int64_t img = item / t->blocks, b = item % t->blocks;
+    const int64_t hw = t->hw;
+    const int64_t p0 = b * hw / t->blocks, np = (b + 1) * hw / t->blocks - p0;
+    const int64_t at = img * t->channels * hw + p0;
+    float *pack = t->pack ? (float *)lc_thread_scratch(t->pack, t->pack_floats *
+                                                        (int64_t)sizeof(float), thread) : NULL;
+    t->fn(t->y + at, t->x + at, (size_t)t->channels, (size_t)hw, (size_t)np, t->eps, t->scale,
+          t->bias, pack);
+}
+
+int lc_channel_layernorm(const lc_isa_config *isa, const float *x, float *y, int64_t n,
+                         int64_t channels, int64_t hw, float eps, const float *scale,
+                         const float *bias, int nthreads) {
+    if (n <= 0 || channels <= 0 || hw <= 0) return LC_OK;
+    lc_ln_ctx t;
+    t.fn = isa && isa->layernorm ? isa->layernorm : lc_layernorm_block_portable;
+    t.x = x; t.y = y; t.scale = scale; t.bias = bias;
+    t.channels = channels; t.hw = hw; t.eps = eps;
+    /* pixels a block: its channel rows in half of L1d, within the bounds */
+    int64_t most = lc_cpu_caches()->l1d / 2 / ((int64_t)sizeof(float) * channels);
+    most = most / LC_LN_MIN_BLOCK * LC_LN_MIN_BLOCK;
+    if (most < LC_LN_MIN_BLOCK) most = LC_LN_MIN_BLOCK;
+    if (most > LC_LN_BLOCK) most = LC_LN_BLOCK;
+    t.blocks = (hw + most - 1) / most;
+    /* one image over several threads: blocks a multiple of the threads
+     * while they keep LC_LN_MIN_BLOCK pixels */
+    const double work = 3.0 * (double)n * (double)channels * (double)hw *
+                        LC_WORK_PER_STREAMED_FLOAT;
+    const int threads = lc_threads_used(nthreads, n * hw / LC_LN_MIN_BLOCK, work);
+    if (n == 1 && threads > 1) {
+        const int64_t balanced = (t.blocks + threads - 1) / threads * threads;
+        const int64_t limit = hw / LC_LN_MIN_BLOCK > t.blocks ? hw / LC_LN_MIN_BLOCK : t.blocks;
+        t.blocks = balanced < limit ? balanced : limit;
+    }
+    /* a thread's copy of a block, in whole cache lines; without one (too big
+     * to stay in L2, or no memory) the passes read x's rows instead */
+    t.pack_floats = (channels * most + 15) / 16 * 16;
+    t.pack = NULL;
+    if (t.pack_floats * (int64_t)sizeof(float) <= lc_cpu_caches()->l2 / 2)
+        t.pack = (float *)lc_aligned_alloc(t.pack_floats * (int64_t)sizeof(float) * threads);
+    lc_parallel_for(threads, n * t.blocks, work, ln_task, &t);
+    lc_aligned_free(t.pack);
+    return LC_OK;
+}
