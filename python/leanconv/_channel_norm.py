@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from leanconv import _core, _isa, _threads
+from leanconv import _bound_pool, _core, _isa, _threads
 
 
 def _on_c(y, x, scale, bias):
@@ -25,17 +25,27 @@ def channel_layernorm_workspace(x):
     return 0 if _on_c(x, x, None, None) else x.nbytes
 
 
+def channel_layernorm_bind(y, x, eps, scale=None, bias=None, threads=None):
+    """The C call normalising x into y (a _core.BoundLayerNorm, which a
+    compiled schedule runs with no Python around it), or None where NumPy
+    must do it.  Arguments as channel_layernorm_into's."""
+    if not _on_c(y, x, scale, bias):
+        return None
+    return _core.BoundLayerNorm(x.reshape(-1), y.reshape(-1), x.shape[0], x.shape[1],
+                                math.prod(x.shape[2:]),   # (not np.prod: see ops_math.softmax_into)
+                                eps, None if scale is None else scale.reshape(-1),
+                                None if bias is None else bias.reshape(-1),
+                                _threads.resolve(threads), _isa.isa_id())
+
+
 def channel_layernorm_into(y, x, eps, scale=None, bias=None, threads=None):
     """y <- LayerNorm of NCHW x over axis 1 (then * scale + bias, C values
     each, e.g. shaped (C, 1, 1)), in x's float dtype, with the variance of the
     centred values (no cancellation).  y may be x or not overlap it.
     threads: leanconv's setting (None: the default count)."""
-    if _on_c(y, x, scale, bias):
-        hw = math.prod(x.shape[2:])   # (not np.prod: see ops_math.softmax_into)
-        _core.channel_layernorm(x.reshape(-1), y.reshape(-1), x.shape[0], x.shape[1], hw,
-                                eps, None if scale is None else scale.reshape(-1),
-                                None if bias is None else bias.reshape(-1),
-                                _threads.resolve(threads), _isa.isa_id())
+    call = channel_layernorm_bind(y, x, eps, scale, bias, threads)
+    if call is not None:
+        _bound_pool.run(call)
         return
     mean = x.mean(axis=1, keepdims=True)
     np.subtract(x, mean, out=y)

@@ -9,7 +9,8 @@ import math
 import numpy as np
 
 from leanconv import _bound_pool, _core, _epilogue, _threads
-from leanconv._channel_norm import channel_layernorm_into, channel_layernorm_workspace
+from leanconv._channel_norm import (channel_layernorm_bind, channel_layernorm_into,
+                                     channel_layernorm_workspace)
 from leanconv.onnx.node import unsupported
 from leanconv.onnx.program import Step
 
@@ -416,5 +417,7 @@ def build_channel_layernorm(node, ctx):
         y = np.empty_like(x)
         norm_into([y], x, scale, bias)
         return (y,)
-    return Step(node, norm, into=norm_into,
+    def norm_bind(outs, x, scale=None, bias=None):
+        return channel_layernorm_bind(outs[0], x, eps, scale, bias, settings.threads)
+    return Step(node, norm, into=norm_into, bind=norm_bind,
                 workspace=lambda x, *rest: channel_layernorm_workspace(x))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from leanconv._channel_norm import channel_layernorm_into
+from leanconv._channel_norm import channel_layernorm_bind, channel_layernorm_into
 
 
 class ChannelLayerNorm(nn.Module):
@@ -26,13 +26,18 @@ class ChannelLayerNorm(nn.Module):
                          self.eps)
         return y.permute(0, 3, 1, 2).contiguous()
 
+    def _affine(self):
+        return tuple(None if t is None else t.numpy().reshape(self.channels, 1, 1)
+                     for t in (self.weight, self.bias))
+
     def into(self, y, x, threads=None):
         """y <- the normalised NCHW float32 array x (NumPy arrays, y not x),
         on `threads` (leanconv's setting; None: the default count)."""
-        C = self.channels
-        scale = None if self.weight is None else self.weight.numpy().reshape(C, 1, 1)
-        bias = None if self.bias is None else self.bias.numpy().reshape(C, 1, 1)
-        channel_layernorm_into(y, x, self.eps, scale, bias, threads)
+        channel_layernorm_into(y, x, self.eps, *self._affine(), threads)
+
+    def bind(self, y, x, threads=None):
+        """The C call of into(y, x) fixed for these buffers, or None."""
+        return channel_layernorm_bind(y, x, self.eps, *self._affine(), threads)
 
     def extra_repr(self):
         return f"{self.channels}, eps={self.eps}, affine={self.weight is not None}"

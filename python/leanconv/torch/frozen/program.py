@@ -318,7 +318,9 @@ def _norm_step(node, m, names, outputs, settings):
         if outs[0] is not None:
             m.into(outs[0], x, settings.threads)
     return _step("ChannelLayerNorm", node.name, call, ins, outputs, into=into,
-                 workspace=channel_layernorm_workspace)
+                 workspace=channel_layernorm_workspace,
+                 bind=lambda outs, x: None if outs[0] is None else
+                 m.bind(outs[0], x, settings.threads))
 
 
 def _step(op_type, name, fn, inputs, outputs, **kw):
