@@ -7,10 +7,12 @@
  * sums go into a block-sized row, then the centred squares into another,
  * then each channel's row is written once.  The block's channel rows
  * (channels x block floats) are sized to half the detected L1d, so the
- * second and third reads of x hit L1 (ConvNeXt's 96@32x32: blocks of 64
- * pixels), never fewer than LC_LN_MIN_BLOCK pixels (a vector's loop).  The
- * block's loops are channel_norm_template.h, compiled here at the build's
- * baseline and in kernels/<isa>/channel_norm.c for the ISA (isa->layernorm). */
+ * second and third reads of x may hit L1, never fewer than LC_LN_GROUP
+ * pixels (an AVX-512 block's group of four vectors).  (A contiguous copy of
+ * the block for those reads, against the L1 set conflicts of rows 4 KiB
+ * apart in 32x32 planes, measured 0-10% slower, so there is none.)  A block runs through the ISA's isa->layernorm (kernels/<isa>/
+ * channel_norm.c over channel_norm_lanes_template.h) or the portable loops
+ * below. */
 #include <math.h>
 #include <stddef.h>
 
@@ -22,20 +24,49 @@
 #define LC_LN_MIN_BLOCK 16   /* the fewest pixels of a block split for the threads */
 #define LC_LN_GROUP 64       /* the fewest pixels of a block otherwise */
 
-/* the portable block: the shared loops at the build's baseline width */
-#define LC_LN_BLOCK_FN lc_layernorm_block_portable
+/* The portable block (and NEON's: the build's baseline vectorises these
+ * loops at its width), lc_layernorm_block_fn's contract.  The ISA blocks
+ * (channel_norm_lanes_template.h) do the same operations per pixel with
+ * their multiply-adds fused: the bits may differ from these by that rounding,
+ * never with the thread count or the block split (each pixel's sums run over
+ * the channels in order). */
 static void lc_layernorm_block_portable(float *y, const float *x, size_t channels, size_t hw,
                                         size_t np, float eps, const float *scale,
-                                        const float *bias, float *pack);
-#include "channel_norm_template.h"
+                                        const float *bias) {
+    const float count = (float)channels;
+    float mean[LC_LN_BLOCK], acc[LC_LN_BLOCK];
+    for (size_t p = 0; p < np; p++) acc[p] = 0.0f;
+    for (size_t c = 0; c < channels; c++) {
+        const float *xc = x + c * hw;
+        for (size_t p = 0; p < np; p++) acc[p] += xc[p];
+    }
+    for (size_t p = 0; p < np; p++) {
+        mean[p] = acc[p] / count;
+        acc[p] = 0.0f;
+    }
+    for (size_t c = 0; c < channels; c++) {
+        const float *xc = x + c * hw;
+        for (size_t p = 0; p < np; p++) {
+            const float d = xc[p] - mean[p];
+            acc[p] += d * d;
+        }
+    }
+    /* one divide and root a pixel, then multiplies (sqrtf sets errno, so
+     * this short loop stays scalar; the channel loops are the work) */
+    for (size_t p = 0; p < np; p++) acc[p] = 1.0f / sqrtf(acc[p] / count + eps);
+    for (size_t c = 0; c < channels; c++) {
+        const float *xc = x + c * hw;
+        float *yc = y + c * hw;
+        const float s = scale ? scale[c] : 1.0f, sh = bias ? bias[c] : 0.0f;
+        for (size_t p = 0; p < np; p++) yc[p] = (xc[p] - mean[p]) * acc[p] * s + sh;
+    }
+}
 
 typedef struct {
     lc_layernorm_block_fn fn;
     const float *x;
     float *y;
     const float *scale, *bias;
-    float *pack;          /* the threads' scratch for a block's copy, or NULL */
-    int64_t pack_floats;  /* a thread's slice */
     int64_t channels, hw, blocks;
     float eps;
 } lc_ln_ctx;
@@ -47,10 +78,9 @@ static void ln_task(void *vctx, int64_t item, int thread) {
     const int64_t hw = t->hw;
     const int64_t p0 = b * hw / t->blocks, np = (b + 1) * hw / t->blocks - p0;
     const int64_t at = img * t->channels * hw + p0;
-    float *pack = t->pack ? (float *)lc_thread_scratch(t->pack, t->pack_floats *
-                                                        (int64_t)sizeof(float), thread) : NULL;
+    (void)thread;
     t->fn(t->y + at, t->x + at, (size_t)t->channels, (size_t)hw, (size_t)np, t->eps, t->scale,
-          t->bias, pack);
+          t->bias);
 }
 
 int lc_channel_layernorm(const lc_isa_config *isa, const float *x, float *y, int64_t n,
@@ -83,13 +113,6 @@ int lc_channel_layernorm(const lc_isa_config *isa, const float *x, float *y, int
         const int64_t limit = hw / LC_LN_MIN_BLOCK > t.blocks ? hw / LC_LN_MIN_BLOCK : t.blocks;
         t.blocks = balanced < limit ? balanced : limit;
     }
-    /* a thread's copy of a block, in whole cache lines; without one (too big
-     * to stay in L2, or no memory) the passes read x's rows instead */
-    t.pack_floats = (channels * most + 15) / 16 * 16;
-    t.pack = NULL;
-    if (t.pack_floats * (int64_t)sizeof(float) <= lc_cpu_caches()->l2 / 2)
-        t.pack = (float *)lc_aligned_alloc(t.pack_floats * (int64_t)sizeof(float) * threads);
     lc_parallel_for(threads, n * t.blocks, work, ln_task, &t);
-    lc_aligned_free(t.pack);
     return LC_OK;
 }

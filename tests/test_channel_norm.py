@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from leanconv import _core, _isa
-from leanconv._channel_norm import channel_layernorm_into, channel_layernorm_workspace
+from leanconv import _bound_pool, _core, _isa
+from leanconv._channel_norm import (channel_layernorm_bind, channel_layernorm_into,
+                                     channel_layernorm_workspace)
 
 
 def reference(x, eps, scale, bias):
@@ -90,3 +91,13 @@ def test_channel_layernorm_refuses_a_bad_geometry():
                                 np.ones(4, np.float32), 1)
     with pytest.raises(ValueError, match="threads"):
         _core.channel_layernorm(x, np.zeros(12, np.float32), 1, 3, 4, 1e-5, None, None, 0)
+
+
+def test_channel_layernorm_binds_a_c_call_for_float32_only():
+    x = np.random.default_rng(3).standard_normal((1, 4, 3, 3)).astype(np.float32)
+    y = np.empty_like(x)
+    call = channel_layernorm_bind(y, x, 1e-5, None, np.ones((4, 1, 1), np.float32), 1)
+    assert isinstance(call, _core.BoundLayerNorm)
+    _bound_pool.run(call)
+    np.testing.assert_allclose(y, reference(x, 1e-5, None, np.ones(4)), rtol=1e-5, atol=1e-5)
+    assert channel_layernorm_bind(y.astype(np.float64), x.astype(np.float64), 1e-5) is None

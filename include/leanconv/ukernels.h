@@ -279,14 +279,12 @@ typedef void (*lc_lrn_div_fn)(float *y, const float *x, const float *s, size_t n
 
 /* The channel LayerNorm of one image's block of np <= LC_LN_BLOCK pixels
  * (kernels/channel_norm.c), optional: x and y point at the block's first
- * pixel of channel 0, channels hw floats apart; scale and bias may be NULL;
- * pack: scratch of channels x np floats for a copy of the block, or NULL.
- * The ISA copies are the portable loops (kernels/channel_norm_template.h)
- * compiled for the ISA. */
+ * pixel of channel 0, channels hw floats apart; scale and bias may be NULL.
+ * The ISA blocks: kernels/channel_norm_lanes_template.h. */
 #define LC_LN_BLOCK 256
 typedef void (*lc_layernorm_block_fn)(float *y, const float *x, size_t channels, size_t hw,
                                       size_t np, float eps, const float *scale,
-                                      const float *bias, float *pack);
+                                      const float *bias);
 
 /* The per-channel affine map of one plane (kernels/channel_affine.c),
  * optional: y[i] = fmaf(x[i], scale, shift) (one rounding), then with relu
