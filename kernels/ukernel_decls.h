@@ -95,6 +95,8 @@ LC_DECLARE_DW3X3_PLANE(lc_f32_dw3x3_plane__avx2)
 void lc_f32_lrn_div__avx2(float *y, const float *x, const float *s, size_t n, float scale,
                           float bias, int root);
 void lc_f32_affine__avx2(float *y, const float *x, size_t n, float scale, float shift, int relu);
+void lc_f32_layernorm_block__avx2(float *y, const float *x, size_t channels, size_t hw,
+    size_t np, float eps, const float *scale, const float *bias);
 LC_DECLARE_GEMM(lc_f32_gemm_6x16__avx2)
 LC_DECLARE_DL(lc_f32_dl_6x16__avx2)
 LC_DECLARE_PW(lc_f32_pw_6x16__avx2)
@@ -110,6 +112,8 @@ void lc_f32_pool_cols__avx512(float *out, const float *in, size_t n, size_t kw, 
 void lc_f32_lrn_div__avx512(float *y, const float *x, const float *s, size_t n, float scale,
                             float bias, int root);
 void lc_f32_affine__avx512(float *y, const float *x, size_t n, float scale, float shift, int relu);
+void lc_f32_layernorm_block__avx512(float *y, const float *x, size_t channels, size_t hw,
+    size_t np, float eps, const float *scale, const float *bias);
 LC_DECLARE_POOL_PLANE(lc_f32_pool_plane__avx512)
 LC_DECLARE_DW3X3_PLANE(lc_f32_dw3x3_plane__avx512)
 int lc_f32_dw3x3_planes__avx512(float *out, size_t out_plane, const float *in, size_t in_plane,

@@ -277,6 +277,15 @@ typedef void (*lc_pool_plane_fn)(float *y, const float *x, size_t planes,
 typedef void (*lc_lrn_div_fn)(float *y, const float *x, const float *s, size_t n, float scale,
                               float bias, int root);
 
+/* The channel LayerNorm of one image's block of np <= LC_LN_BLOCK pixels
+ * (kernels/channel_norm.c), optional: x and y point at the block's first
+ * pixel of channel 0, channels hw floats apart; scale and bias may be NULL.
+ * The ISA blocks: kernels/channel_norm_lanes_template.h. */
+#define LC_LN_BLOCK 256
+typedef void (*lc_layernorm_block_fn)(float *y, const float *x, size_t channels, size_t hw,
+                                      size_t np, float eps, const float *scale,
+                                      const float *bias);
+
 /* The per-channel affine map of one plane (kernels/channel_affine.c),
  * optional: y[i] = fmaf(x[i], scale, shift) (one rounding), then with relu
  * 0 where that is below 0 (a NaN passes), i < n; y may be x. */
@@ -384,6 +393,7 @@ typedef struct lc_isa_config {
     lc_pool_plane_fn pool_plane;     /* optional: whole planes (sw 1 or 2) */
     lc_lrn_div_fn lrn_div;           /* optional: LRN's divide for beta 1, 0.5, 0.75 */
     lc_affine_fn affine;             /* optional: a plane's affine map (channel_affine.c) */
+    lc_layernorm_block_fn layernorm; /* optional: a block of the channel LayerNorm */
     lc_gemv16_fn gemv16;             /* matrix-vector panels (squeeze-and-excitation) */
     lc_dw_tiny_fn dw_tiny;           /* optional: depthwise over tiny planes */
     int dw_tiny_taps;                /* up to this many taps reaching the image: it beats the

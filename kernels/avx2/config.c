@@ -39,6 +39,7 @@ void lc_config_avx2(lc_isa_config *cfg) {
     cfg->cost.dl_move = 7.76f;
     cfg->lrn_div = lc_f32_lrn_div__avx2;
     cfg->affine = lc_f32_affine__avx2;
+    cfg->layernorm = lc_f32_layernorm_block__avx2;
     cfg->pool_plane = lc_f32_pool_plane__avx2;
     cfg->postop = lc_f32_postop__avx2;
     cfg->gemv16 = lc_f32_gemv16__avx2;

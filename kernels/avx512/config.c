@@ -28,6 +28,7 @@ void lc_config_avx512(lc_isa_config *cfg) {
     cfg->strided_copy = lc_f32_strided_copy__avx512;
     cfg->lrn_div = lc_f32_lrn_div__avx512;
     cfg->affine = lc_f32_affine__avx512;
+    cfg->layernorm = lc_f32_layernorm_block__avx512;
     cfg->postop = lc_f32_postop__avx512;
     cfg->gemv16 = lc_f32_gemv16__avx512;
     cfg->dw_tiny = lc_f32_dw_tiny__avx512;

@@ -89,6 +89,11 @@ cdef extern from "leanconv/channel_affine.h":
                           int64_t channels, int64_t hw, const float *scale, const float *shift,
                           int relu, int nthreads) nogil
 
+cdef extern from "leanconv/channel_norm.h":
+    int lc_channel_layernorm(const lc_isa_config *isa, const float *x, float *y, int64_t n,
+                             int64_t channels, int64_t hw, float eps, const float *scale,
+                             const float *bias, int nthreads) nogil
+
 cdef extern from "leanconv/lrn.h":
     int lc_lrn(const lc_isa_config *isa, const float *x, float *y, int64_t n, int64_t channels,
                int64_t hw, int64_t size, float alpha, float beta, float bias,
@@ -920,6 +925,46 @@ cdef class BoundAffine(BoundCall):
                                  self.scale, self.shift, self.relu, self.threads)
 
 
+cdef class BoundLayerNorm(BoundCall):
+    """A channel LayerNorm step's C call fixed once (channel_layernorm's
+    arguments, checked here): x, out, scale and bias held alive."""
+    cdef tuple keep
+    cdef const float *x
+    cdef float *y
+    cdef const float *scale
+    cdef const float *bias
+    cdef const lc_isa_config *cfg
+    cdef int64_t n, channels, hw
+    cdef float eps
+    cdef int threads
+
+    def __init__(self, const float[::1] x, float[::1] out, int64_t n, int64_t channels,
+                 int64_t hw, float eps, const float[::1] scale, const float[::1] bias,
+                 int threads, int isa=0):
+        if n < 0 or channels < 0 or hw < 0 or x.shape[0] != n * channels * hw or \
+                out.shape[0] != x.shape[0]:
+            raise ValueError("channel_layernorm: buffer sizes do not match the geometry")
+        if threads < 1:
+            raise ValueError(f"channel_layernorm: threads must be >= 1, got {threads}")
+        for v, name in ((scale, "scale"), (bias, "bias")):
+            if v is not None and v.shape[0] != channels:
+                raise ValueError(f"channel_layernorm: {name} needs one value per channel, "
+                                 f"got {v.shape[0]} for {channels}")
+        self.cfg = isa_config(isa)
+        self.n, self.channels, self.hw, self.eps, self.threads = n, channels, hw, eps, threads
+        self.keep = (x, out, scale, bias)
+        self.x = &x[0] if x.shape[0] else NULL
+        self.y = &out[0] if out.shape[0] else NULL
+        self.scale = &scale[0] if scale is not None and channels else NULL
+        self.bias = &bias[0] if bias is not None and channels else NULL
+
+    cdef int _run(self, char *ws, int64_t ws_bytes) noexcept nogil:
+        if self.y == NULL:
+            return 0
+        return lc_channel_layernorm(self.cfg, self.x, self.y, self.n, self.channels, self.hw,
+                                    self.eps, self.scale, self.bias, self.threads)
+
+
 def run_bound(tuple calls, unsigned char[::1] workspace):
     """Run BoundCall calls in order, all sharing `workspace` (sized for the largest)."""
     cdef BoundCall c
@@ -1358,6 +1403,20 @@ def lrn(const float[::1] x, float[::1] out, int64_t n, int64_t channels, int64_t
         return
     with nogil:
         lc_lrn(cfg, &x[0], &out[0], n, channels, hw, size, alpha, beta, bias, threads)
+
+
+def channel_layernorm(const float[::1] x, float[::1] out, int64_t n, int64_t channels,
+                      int64_t hw, float eps, scale, bias, int threads, int isa=0):
+    """out = LayerNorm over the channels of x, flat float32 buffers of n images
+    of `channels` planes of hw pixels, times scale and plus bias (float32
+    buffers of one value per channel, or None) (see
+    include/leanconv/channel_norm.h).  out may be x.  isa: an ISA id whose
+    block to use (leanconv._isa.isa_id()).  The call a BoundLayerNorm makes,
+    run once."""
+    cdef BoundLayerNorm call = BoundLayerNorm(x, out, n, channels, hw, eps, scale, bias,
+                                              threads, isa)
+    with nogil:
+        call._run(NULL, 0)
 
 
 def se_packed_floats(int64_t rows, int64_t k):

@@ -9,7 +9,8 @@ import math
 import numpy as np
 
 from leanconv import _bound_pool, _core, _epilogue, _threads
-from leanconv._channel_norm import channel_layernorm_into
+from leanconv._channel_norm import (channel_layernorm_bind, channel_layernorm_into,
+                                     channel_layernorm_workspace)
 from leanconv.onnx.node import unsupported
 from leanconv.onnx.program import Step
 
@@ -403,16 +404,20 @@ def build_channel_layernorm(node, ctx):
     """leanconv's ChannelLayerNorm (made by rewrite.channels_first): a
     LayerNormalization over axis 1 of NCHW, scale and bias shaped (C, 1, 1)
     (absent when folded into the Conv after it).
-    float32 with the variance of the centred values (no cancellation); the
-    square of the centred values is the one full-size temporary."""
+    float32 with the variance of the centred values (no cancellation), in
+    leanconv's C on its threads (_channel_norm)."""
     node.allow("epsilon")
     eps = float(node.attr("epsilon", 1e-5))
+    settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
 
     def norm_into(outs, x, scale=None, bias=None):
-        channel_layernorm_into(outs[0], x, eps, scale, bias)
+        channel_layernorm_into(outs[0], x, eps, scale, bias, settings.threads)
 
     def norm(x, scale=None, bias=None):
         y = np.empty_like(x)
         norm_into([y], x, scale, bias)
         return (y,)
-    return Step(node, norm, into=norm_into, workspace=lambda x, *rest: x.nbytes)
+    def norm_bind(outs, x, scale=None, bias=None):
+        return channel_layernorm_bind(outs[0], x, eps, scale, bias, settings.threads)
+    return Step(node, norm, into=norm_into, bind=norm_bind,
+                workspace=lambda x, *rest: channel_layernorm_workspace(x))

@@ -11,7 +11,7 @@ arena at run time; torch.from_numpy wraps them for torch's ops, no copy):
   activation torch computes faster), an elementwise step writing in place;
 - a FrozenPool2d: leanconv's C pooling straight into its buffer;
 - a FrozenDense (a classifier head): leanconv's C dense kernel, likewise;
-- a ChannelLayerNorm (channels_first.py): NumPy straight into its buffer;
+- a ChannelLayerNorm (channels_first.py): leanconv._channel_norm (C) straight into its buffer;
 - a shape query (x.size(), x.shape, x.dim()): folded, computed once per shape;
 - a view (view, reshape, flatten, permute, getitem, chunk, ...): taken once
   of its input's buffer;
@@ -42,6 +42,7 @@ from leanconv import _bound_pool, _scratch
 from leanconv.torch.frozen import patterns
 from leanconv.torch.frozen.frozen_conv import FrozenConv2d
 from leanconv.torch.frozen.frozen_dense import FrozenDense
+from leanconv._channel_norm import channel_layernorm_workspace
 from leanconv.torch.frozen.frozen_norm import ChannelLayerNorm
 from leanconv.torch.frozen.frozen_pool import FrozenPool2d
 
@@ -306,17 +307,20 @@ def _linear_step(node, m, names, outputs):
                  blas=True)
 
 
-def _norm_step(node, m, names, outputs):
-    """A ChannelLayerNorm straight into its buffer (NumPy; its one temporary
-    is the workspace)."""
+def _norm_step(node, m, names, outputs, settings):
+    """A ChannelLayerNorm straight into its buffer (leanconv._channel_norm: C
+    on the threads for float32, else NumPy, whose one temporary is the
+    workspace)."""
     args, kwargs, ins = _inputs_of(node, names)
     call = _TorchCall(m, args, kwargs, None)
 
     def into(outs, x):
         if outs[0] is not None:
-            m.into(outs[0], x)
+            m.into(outs[0], x, settings.threads)
     return _step("ChannelLayerNorm", node.name, call, ins, outputs, into=into,
-                 workspace=lambda x: x.nbytes)
+                 workspace=channel_layernorm_workspace,
+                 bind=lambda outs, x: None if outs[0] is None else
+                 m.bind(outs[0], x, settings.threads))
 
 
 def _step(op_type, name, fn, inputs, outputs, **kw):
@@ -477,7 +481,7 @@ def _node_steps(node, kind, gm, modules, names, settings):
         if type(m) is nn.Linear and _linear_on_blas(node, m):
             return [_linear_step(node, m, names, outputs)]
         if isinstance(m, ChannelLayerNorm) and len(node.args) == 1 and not node.kwargs:
-            return [_norm_step(node, m, names, outputs)]
+            return [_norm_step(node, m, names, outputs, settings)]
         if isinstance(m, FrozenPool2d) and len(node.args) == 1 and not node.kwargs:
             args, kwargs, ins = _inputs_of(node, names)
             call = _TorchCall(m, args, kwargs, None)
