@@ -16,7 +16,7 @@
 
 #include "leanconv/ukernels.h"
 
-#define LC_POOL_FLAT_MAX_W 15   /* a row of 16+ floats fills the row primitive's vectors (16x16: flat measured 19 -> 23 us) */
+#define LC_POOL_FLAT_MAX_W 16   /* a row of 16+ floats fills the row primitive's vectors (16x16: flat measured 19 -> 23 us) */
 #define LC_POOL_FLAT_MAX_K 8    /* window taps per axis (the mask table's size) */
 #define LC_POOL_FLAT_RUN 4096   /* floats of r per pass: in L1 while its columns are read */
 
