@@ -16,7 +16,7 @@
 
 #include "leanconv/ukernels.h"
 
-#define LC_POOL_FLAT_MAX_W 15   /* a row of 16+ floats fills the row primitive's vectors (16x16: flat measured 19 -> 23 us) */
+#define LC_POOL_FLAT_MAX_W 16   /* a row of 16+ floats fills the row primitive's vectors (16x16: flat measured 19 -> 23 us) */
 #define LC_POOL_FLAT_MAX_K 8    /* window taps per axis (the mask table's size) */
 #define LC_POOL_FLAT_RUN 4096   /* floats of r per pass: in L1 while its columns are read */
 
@@ -33,10 +33,12 @@ static inline size_t lc_pool_flat_planes(const lc_pool_plane_geom *g) {
     return n < 1 ? 1 : n;
 }
 
-/* Floats of r the flat form takes: a pass's planes, and for an average its
- * divisor per position of a plane and 16 past it. */
+/* Floats of r the flat forms take: a pass's planes; for AVX-512's average
+ * a divisor per position of a plane and 16 past it; for the plain-C
+ * template's (kernels/pool_plane_template.h) 16 floats of room either side
+ * of the planes, a divisor and kw flags per position. */
 static inline size_t lc_pool_flat_r_floats(const lc_pool_plane_geom *g) {
-    return (lc_pool_flat_planes(g) + (g->is_max ? 0 : 1)) * g->H * g->W + (g->is_max ? 0 : 16);
+    return (lc_pool_flat_planes(g) + 1 + g->kw) * g->H * g->W + 32;
 }
 
 #endif

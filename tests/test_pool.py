@@ -242,6 +242,14 @@ PLANE_CASES = [  # (planes, H, W, OH, OW, (kh, kw), (sh, sw), (dh, dw), (pt, pl,
     (9, 70, 15, 70, 15, (2, 2), (1, 1), (1, 1), (0, 1, 1, 0)),
     (3, 300, 14, 300, 14, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
     (40, 1, 1, 1, 1, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    # the flat passes run 4 vectors at once: rows of 16 (GoogLeNet's 16x16
+    # branch pools; 16 planes a pass, the last pass one plane), 9-float planes
+    # (a vector a plane; 455 planes a pass, 3 slots short of 4), rows of 5 (a
+    # vector's first column wraps three times), a window of 7x7
+    (65, 16, 16, 16, 16, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    (460, 3, 3, 3, 3, (2, 3), (1, 1), (1, 1), (1, 1, 0, 1)),
+    (11, 12, 5, 12, 5, (3, 5), (1, 1), (1, 1), (2, 2, 0, 2)),
+    (6, 16, 16, 16, 16, (7, 7), (1, 1), (1, 1), (3, 3, 3, 3)),
     # items of 4 and 5 planes (16 items rounded up from 13 to a multiple of 2)
     (64, 56, 56, 28, 28, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1)),
     # SqueezeNet's 3x3/2 max pools (AVX-512's three taps from one pair of

@@ -92,6 +92,11 @@ static inline __mmask16 lc_pool_lanes(ptrdiff_t a, ptrdiff_t b) {
  * changes no sum: the first row's value itself), over columns from +0 with
  * +0 for the taps outside (the row primitive's fill); an average then
  * divided by row_cnt * col_cnt, NaN where that is 0. */
+/* vectors in flight per pass of lc_pool_flat_op (4 chains of 8 cycles a tap
+ * keep two vector ports busy) and the floats they cover */
+#define LC_POOL_FLAT_UNROLL 4
+#define LC_POOL_FLAT_LANES (16 * LC_POOL_FLAT_UNROLL)
+
 static LC_ALWAYS_INLINE void lc_pool_flat_op(
     float *y, const float *x, size_t planes, const lc_pool_plane_geom *g, float *r,
     const int is_max) {
@@ -103,60 +108,125 @@ static LC_ALWAYS_INLINE void lc_pool_flat_op(
     /* colmask[c * kw + j]: lanes whose column (c + lane) mod W, moved by
      * j - pad_l, stays in its row */
     __mmask16 colmask[LC_POOL_FLAT_MAX_W * LC_POOL_FLAT_MAX_K];
-    for (ptrdiff_t c = 0; c < W; c++)
-        for (size_t j = 0; j < kw; j++) {
-            unsigned m = 0;
-            for (ptrdiff_t l = 0; l < 16; l++) {
-                const ptrdiff_t w = (c + l) % W + (ptrdiff_t)j - pl;
-                m |= (unsigned)(w >= 0 && w < W) << l;
+    for (ptrdiff_t c = 0; c < W; c++) {
+        __mmask16 *cm = colmask + c * (ptrdiff_t)kw;
+        for (size_t j = 0; j < kw; j++) cm[j] = 0;
+        /* lane l's column, wrapped by counting: the tables are built per
+         * call, and a division per lane and tap cost avg 256@14 30 -> 25 us */
+        ptrdiff_t col = c;
+        for (ptrdiff_t l = 0; l < 16; l++) {
+            for (size_t j = 0; j < kw; j++) {
+                const ptrdiff_t w = col + (ptrdiff_t)j - pl;
+                cm[j] = (__mmask16)(cm[j] | (unsigned)(w >= 0 && w < W) << l);
             }
-            colmask[c * (ptrdiff_t)kw + (ptrdiff_t)j] = (__mmask16)m;
+            if (++col == W) col = 0;
         }
+    }
+    /* rowmask[v * kh + j]: lanes of a plane's vector v (positions 16 v ..)
+     * whose window row j lies in the plane and which are in the plane; the
+     * same for every plane */
+    const ptrdiff_t nv = (HW + 15) / 16;
+    __mmask16 rowmask[(LC_POOL_FLAT_RUN / 16) * LC_POOL_FLAT_MAX_K];
+    for (ptrdiff_t v = 0; v < nv; v++) {
+        const ptrdiff_t i = 16 * v, n = HW - i < 16 ? HW - i : 16;
+        for (size_t j = 0; j < kh; j++) {
+            const ptrdiff_t lo = i + ((ptrdiff_t)j - pt) * W;   /* lane 0's input */
+            rowmask[v * (ptrdiff_t)kh + (ptrdiff_t)j] =
+                lc_pool_lanes(lo < 0 ? -lo : 0, HW - lo < n ? HW - lo : n);
+        }
+    }
     const size_t per = lc_pool_flat_planes(g);
     /* an average's divisors, per position of a plane and 16 past its end
      * (a vector running into the next plane starts it again) */
     float *div = r + per * (size_t)HW;
     if (!is_max)
-        for (ptrdiff_t k = 0; k < HW + 16; k++)
-            div[k] = (float)(g->row_cnt[(k % HW) / W] * g->col_cnt[(k % HW) % W]);
-    for (size_t p0 = 0; p0 < planes; p0 += per) {
-        const size_t np = planes - p0 < per ? planes - p0 : per;
-        for (size_t p = 0; p < np; p++) {
-            const float *xp = x + (p0 + p) * (size_t)HW;
-            float *rp = r + p * (size_t)HW;
-            for (ptrdiff_t i = 0; i < HW; i += 16) {
-                const ptrdiff_t n = HW - i < 16 ? HW - i : 16;
-                __m512 acc = row_fill;
-                for (size_t j = 0; j < kh; j++) {
-                    const ptrdiff_t lo = i + ((ptrdiff_t)j - pt) * W;   /* lane 0's input */
-                    const __mmask16 k = lc_pool_lanes(lo < 0 ? -lo : 0, HW - lo < n ? HW - lo : n);
-                    if (!k) continue;
-                    const __m512 v = _mm512_mask_loadu_ps(row_fill, k, xp + lo);
-                    acc = is_max ? lc_pool_max(acc, v) : _mm512_add_ps(acc, v);
-                }
-                _mm512_mask_storeu_ps(rp + i, lc_pool_mask((size_t)n), acc);
+        for (ptrdiff_t k = 0, h = 0, w = 0; k < HW + 16; k++) {
+            div[k] = (float)(g->row_cnt[h] * g->col_cnt[w]);
+            if (++w == W) {
+                w = 0;
+                if (++h == (ptrdiff_t)g->H) h = 0;
             }
         }
+    /* Both passes run LC_POOL_FLAT_UNROLL vectors at once, tap by tap: one
+     * vector's taps are a chain of dependent max + fixup (8 cycles a tap),
+     * and independent vectors fill it.  A masked-off tap loads the fill,
+     * which changes no max (max(-inf, m) is m) and no sum (s + -0 is s) --
+     * so there is no branch, and the bits are one vector at a time's. */
+    for (size_t p0 = 0; p0 < planes; p0 += per) {
+        const size_t np = planes - p0 < per ? planes - p0 : per;
+        /* window rows: vector slots (plane, v) in order, U at a time */
+        const ptrdiff_t slots = (ptrdiff_t)np * nv;
+        ptrdiff_t sp = 0, sv = 0;   /* plane and vector of the first slot */
+        for (ptrdiff_t s = 0; s < slots; s += LC_POOL_FLAT_UNROLL) {
+            __m512 acc[LC_POOL_FLAT_UNROLL];
+            const float *xs[LC_POOL_FLAT_UNROLL];
+            const __mmask16 *ms[LC_POOL_FLAT_UNROLL];
+            float *rs[LC_POOL_FLAT_UNROLL];
+            __mmask16 st[LC_POOL_FLAT_UNROLL];
+            for (int u = 0; u < LC_POOL_FLAT_UNROLL; u++) {
+                acc[u] = row_fill;
+                const int live = s + u < slots;
+                /* a slot past the end repeats the first with no store */
+                const ptrdiff_t pu = live ? sp : 0, vu = live ? sv : 0;
+                xs[u] = x + (p0 + (size_t)pu) * (size_t)HW + 16 * vu;
+                rs[u] = r + pu * HW + 16 * vu;
+                ms[u] = rowmask + vu * (ptrdiff_t)kh;
+                st[u] = live ? lc_pool_mask((size_t)(HW - 16 * vu)) : 0;
+                if (live && ++sv == nv) {
+                    sv = 0;
+                    sp++;
+                }
+            }
+            for (size_t j = 0; j < kh; j++) {
+                const ptrdiff_t d = ((ptrdiff_t)j - pt) * W;
+                for (int u = 0; u < LC_POOL_FLAT_UNROLL; u++) {
+                    const __m512 v = _mm512_mask_loadu_ps(row_fill, ms[u][j], xs[u] + d);
+                    acc[u] = is_max ? lc_pool_max(acc[u], v) : _mm512_add_ps(acc[u], v);
+                }
+            }
+            for (int u = 0; u < LC_POOL_FLAT_UNROLL; u++)
+                _mm512_mask_storeu_ps(rs[u], st[u], acc[u]);
+        }
+        /* window columns: the pass's planes as one run */
         const ptrdiff_t total = (ptrdiff_t)np * HW;
         float *yp = y + p0 * (size_t)HW;
         ptrdiff_t c = 0, at = 0;   /* column and plane position of lane 0 */
-        for (ptrdiff_t i = 0; i < total; i += 16) {
-            const __mmask16 tail = lc_pool_mask((size_t)(total - i < 16 ? total - i : 16));
-            __m512 acc = is_max ? col_fill : _mm512_setzero_ps();
+        for (ptrdiff_t i = 0; i < total; i += LC_POOL_FLAT_LANES) {
+            __m512 acc[LC_POOL_FLAT_UNROLL];
+            const __mmask16 *cm[LC_POOL_FLAT_UNROLL];
+            __mmask16 tail[LC_POOL_FLAT_UNROLL];
+            ptrdiff_t ats[LC_POOL_FLAT_UNROLL];
+            for (int u = 0; u < LC_POOL_FLAT_UNROLL; u++) {
+                const ptrdiff_t iu = i + 16 * u;
+                tail[u] = iu < total ? lc_pool_mask((size_t)(total - iu)) : 0;
+                cm[u] = colmask + c * (ptrdiff_t)kw;
+                ats[u] = at;
+                acc[u] = is_max ? col_fill : _mm512_setzero_ps();
+                /* the next vector's column and position: + 16, wrapped
+                 * (W may be under 16: subtract, no division) */
+                c += 16;
+                while (c >= W) c -= W;
+                at += 16;
+                while (at >= HW) at -= HW;
+            }
             for (size_t j = 0; j < kw; j++) {
-                const __mmask16 k = colmask[c * (ptrdiff_t)kw + (ptrdiff_t)j] & tail;
-                const __m512 v = _mm512_mask_loadu_ps(col_fill, k, r + i + (ptrdiff_t)j - pl);
-                acc = is_max ? lc_pool_max(acc, v) : _mm512_add_ps(acc, v);
+                const ptrdiff_t d = (ptrdiff_t)j - pl;
+                for (int u = 0; u < LC_POOL_FLAT_UNROLL; u++) {
+                    const __m512 v = _mm512_mask_loadu_ps(col_fill, cm[u][j] & tail[u],
+                                                          r + i + 16 * u + d);
+                    acc[u] = is_max ? lc_pool_max(acc[u], v) : _mm512_add_ps(acc[u], v);
+                }
             }
-            if (!is_max) {
-                const __m512 d = _mm512_loadu_ps(div + at);
-                acc = _mm512_mask_mov_ps(_mm512_div_ps(acc, d),
-                                         _mm512_cmp_ps_mask(d, _mm512_setzero_ps(), _CMP_EQ_OQ),
-                                         _mm512_set1_ps(NAN));
+            for (int u = 0; u < LC_POOL_FLAT_UNROLL; u++) {
+                if (!is_max) {
+                    const __m512 dv = _mm512_loadu_ps(div + ats[u]);
+                    acc[u] = _mm512_mask_mov_ps(
+                        _mm512_div_ps(acc[u], dv),
+                        _mm512_cmp_ps_mask(dv, _mm512_setzero_ps(), _CMP_EQ_OQ),
+                        _mm512_set1_ps(NAN));
+                }
+                _mm512_mask_storeu_ps(yp + i + 16 * u, tail[u], acc[u]);
             }
-            _mm512_mask_storeu_ps(yp + i, tail, acc);
-            c = (c + 16) % W;
-            at = (at + 16) % HW;
         }
     }
 }
