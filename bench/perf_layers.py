@@ -7,7 +7,8 @@ kinds`, batch 1, at 1 and 2 threads.  A script, not a test.
     python bench/perf_layers.py --layers dw --quick          # a subset, fewer repeats
 
 Per ISA a separate process runs, so that torch can be capped to the same ISA
-(ONEDNN_MAX_CPU_ISA must be set before torch is imported).  The best ISA runs
+(ONEDNN_MAX_CPU_ISA and MKL_ENABLE_INSTRUCTIONS, set before torch is imported:
+oneDNN runs its convolutions, MKL its 1x1 ones).  The best ISA runs
 against all four peers; a lower ISA (AVX2 forced) runs against torch capped
 to it only, since ONNX Runtime, OpenVINO and ncnn have no such switch.
 
@@ -139,7 +140,12 @@ def _data(L, seed=0):
 def bench_isa(isa, name_filters, rounds, sample_ms, peer_names, all_algorithms):
     """Runs in the child process: returns a dict for one ISA."""
     if isa == "avx2":
+        # both of torch's CPU back ends, before torch is imported: oneDNN runs
+        # most convolutions, but 1x1 ones went to MKL's GEMM, which ignores
+        # oneDNN's cap (205 GFLOP/s on one Xeon thread, past AVX2's FMA peak
+        # of 133, until MKL's own cap was set too)
         os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"
+        os.environ["MKL_ENABLE_INSTRUCTIONS"] = "AVX2"
     import leanconv as lc
     from leanconv import _core
     from leanconv.cli.peers import load_peers
@@ -151,6 +157,7 @@ def bench_isa(isa, name_filters, rounds, sample_ms, peer_names, all_algorithms):
     out = {"isa": isa, "peak_gflops": peak, "ukernel_gflops": ukernel,
            "tile": _core._ukernel_tile(isa),
            "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"),
+           "mkl_instructions": os.environ.get("MKL_ENABLE_INSTRUCTIONS", "default"),
            "peers": {}, "runs": []}
     layers = [(g, L) for g, L in LAYERS
               if not name_filters or any(t in L.name for t in name_filters)]
@@ -264,7 +271,8 @@ def markdown(results, command, cpu, loads):
                   f"FMA peak {peak:.1f} GFLOP/s per thread; GEMM micro-kernel {r['tile'][0]}x"
                   f"{r['tile'][1]} on cache-resident data (k = {r['tile'][2]}): "
                   f"{r['ukernel_gflops']:.1f} GFLOP/s = {100 * r['ukernel_gflops'] / peak:.0f}% "
-                  f"of peak. torch's oneDNN ISA cap: {r['onednn_max_cpu_isa']}.", ""]
+                  f"of peak. torch's ISA caps: oneDNN {r['onednn_max_cpu_isa']}, "
+                  f"MKL {r.get('mkl_instructions', 'default')}.", ""]
         for threads, status in r["peers"].items():
             lines.append(f"Peers at {threads} thread(s): " + "; ".join(
                 f"{n} {s['version']} ({s['config']})" if s["status"] == "ok"
