@@ -7,6 +7,7 @@
  * planes as B directly. */
 #include <string.h>
 #include "internal.h"
+#include "isa_build.h"
 
 /* Rows of one wide tile only (7 x 7 images: 49 = 48 + 1).  On 14 x 14
  * (196 = 4 x 48 + 4) the wide tiles were no faster in loops of calls and
@@ -101,6 +102,14 @@ static void lc_gemm_postop(const lc_isa_config *cfg, float *c, size_t ldc, size_
     }
 }
 
+/* dst[j * pstride + i] = src[j * w + i] for i < w, j < panels: the w-wide
+ * runs of one B row into consecutive panels (inlined with w a constant, the
+ * copies are plain vector moves). */
+static LC_ALWAYS_INLINE void lc_copy_row_runs(float *dst, const float *src, size_t panels,
+                                              size_t pstride, size_t w) {
+    for (size_t j = 0; j < panels; j++) memcpy(dst + j * pstride, src + j * w, w * sizeof(float));
+}
+
 /* Rows [k0, k0 + rows) of B's n columns (row stride ldb) copied into NR-wide
  * panels of `rows` x NR floats, one after the other (a last partial panel
  * keeps its width).  The micro-kernels then read each panel as one
@@ -111,20 +120,14 @@ static void lc_pack_b_block(const float *b, size_t ldb, size_t rows, size_t n, s
     for (size_t k = 0; k < rows; k++) {
         const float *src = b + k * ldb;
         float *d = dst + k * nr;
-        /* constant sizes let the compiler inline the copies */
-        switch (nr) {
-        case 32:
-            for (size_t j = 0; j < nfull; j++) memcpy(d + j * pstride, src + j * 32, 32 * sizeof(float));
-            break;
-        case 16:
-            for (size_t j = 0; j < nfull; j++) memcpy(d + j * pstride, src + j * 16, 16 * sizeof(float));
-            break;
-        case 8:
-            for (size_t j = 0; j < nfull; j++) memcpy(d + j * pstride, src + j * 8, 8 * sizeof(float));
-            break;
-        default:
-            for (size_t j = 0; j < nfull; j++) memcpy(d + j * pstride, src + j * nr, nr * sizeof(float));
-        }
+        if (nr == 32) /* the ISAs' NR as constants */
+            lc_copy_row_runs(d, src, nfull, pstride, 32);
+        else if (nr == 16)
+            lc_copy_row_runs(d, src, nfull, pstride, 16);
+        else if (nr == 8)
+            lc_copy_row_runs(d, src, nfull, pstride, 8);
+        else
+            lc_copy_row_runs(d, src, nfull, pstride, nr);
         if (rem) memcpy(d + nfull * pstride, src + nfull * nr, rem * sizeof(float));
     }
 }
