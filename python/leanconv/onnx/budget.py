@@ -4,18 +4,13 @@ A run holds packed weights (per layer: Winograd's are alpha^2/9 the raw
 size, im2col's about the raw size), constants, the activation arena and the
 largest scratch of one step (per layer: a convolution's workspace, tiny for
 patch2vec).  Starting from what 'auto' picks, layers are switched to leaner
-algorithms until the total fits: at each round the switch that loses the
-least time per byte it saves, time as the C cost model prices it (so
-Winograd gives way where it saves the least, and the slow direct reference
-only when nothing else saves bytes).  If nothing fits, MemoryError names the
-smallest total found."""
+algorithms until the total fits, by the trading rule leanconv.torch.freeze
+shares (leanconv/_budget.py), time as the C cost model prices it (so the
+slow direct reference is taken only when nothing else saves bytes).  If
+nothing fits, MemoryError names the smallest total found."""
 from __future__ import annotations
 
-
-def total(fixed, other_scratch, layers, choice):
-    packed = sum(c[k][1] for c, k in zip(layers, choice))
-    scratch = max([other_scratch] + [c[k][2] for c, k in zip(layers, choice)])
-    return fixed + packed + scratch
+from leanconv import _budget
 
 
 def default_budget(layers, raw, largest):
@@ -56,26 +51,7 @@ def fit(layers, fixed, other_scratch, budget, refuse=True):
     """layers: per Conv, [(algorithm, packed bytes, workspace bytes, cost)]
     with the preferred one first.  Returns the chosen algorithm per layer;
     refuse: MemoryError when nothing fits (else the leanest total found)."""
-    choice = [0] * len(layers)
-    now = total(fixed, other_scratch, layers, choice)
-    while now > budget:
-        best = None   # (time lost per byte saved, total after, layer, option)
-        for i, cands in enumerate(layers):
-            keep = choice[i]
-            for k in range(len(cands)):
-                if k == keep:
-                    continue
-                choice[i] = k
-                t = total(fixed, other_scratch, layers, choice)
-                if t < now:
-                    rate = max(cands[k][3] - cands[keep][3], 0.0) / (now - t)
-                    if best is None or (rate, t) < best[:2]:
-                        best = (rate, t, i, k)
-            choice[i] = keep
-        if best is None:
-            break
-        _, now, i, k = best
-        choice[i] = k
+    choice, now = _budget.fit(layers, budget, fixed, other_scratch)
     if now > budget and refuse:
         raise MemoryError(f"the model needs at least {now} bytes ({now / 2**20:.1f} MiB) with "
                           f"the leanest algorithms leanconv has; memory_budget={budget}")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from leanconv import _core, _isa
+from leanconv import _budget, _core, _isa
 from leanconv._params import ConvSpec
 from leanconv._plan import Conv2d as Plan
 from leanconv._select import ALGORITHMS, algorithm_id, choose, why_unsupported
@@ -166,21 +166,25 @@ def torch_sized_budget(layers):
     return sum(max(raw_bytes(L.spec), min(o[1] for o in L.options.values())) for L in layers)
 
 
+def _options(layers):
+    """Each layer's options as leanconv._budget takes them: (algorithm,
+    packed bytes, workspace bytes, cost), the cheapest first."""
+    lists = []
+    for L in layers:
+        first = L.cheapest()
+        lists.append([(a,) + L.options[a][1:] + L.options[a][:1]
+                      for a in [first] + [a for a in L.options if a != first]])
+    return lists
+
+
+def _pick(layers, lists, choice):
+    return {L.name: opts[k][0] for L, opts, k in zip(layers, lists, choice)}
+
+
 def leanest(layers):
-    """The pick that holds least (held_bytes): for each workspace size any
-    option needs, every layer's smallest packing within it; the best of those."""
-    best = None
-    for cap in sorted({o[2] for L in layers for o in L.options.values()}):
-        pick = {}
-        for L in layers:
-            fits = [a for a, o in L.options.items() if o[2] <= cap]
-            if not fits:
-                break
-            pick[L.name] = min(fits, key=lambda a: (L.options[a][1], L.options[a][0]))
-        else:
-            if best is None or held_bytes(layers, pick) < held_bytes(layers, best):
-                best = pick
-    return best if best is not None else {}
+    """The pick that holds least (held_bytes, leanconv._budget.leanest)."""
+    lists = _options(layers)
+    return _pick(layers, lists, _budget.leanest(lists))
 
 
 def smallest_held(layers):
@@ -213,37 +217,15 @@ def held_bytes(layers, pick):
 
 def assign(layers, memory_budget=None):
     """{layer name: algorithm}: each layer's cheapest option, then, while
-    held_bytes exceeds memory_budget, the one switch that loses the least
-    time per byte it saves."""
+    held_bytes exceeds memory_budget, the switches leanconv._budget.fit
+    trades (least time lost per byte saved)."""
     pick = {L.name: L.cheapest() for L in layers}
     if memory_budget is None:
         return pick
-    total = held_bytes(layers, pick)
-    while total > memory_budget:
-        best = None
-        ws = sorted((L.options[pick[L.name]][2] for L in layers), reverse=True)
-        for L in layers:
-            cost, size, w = L.options[pick[L.name]]
-            rest = ws[1] if len(ws) > 1 else 0
-            other_ws = rest if w == ws[0] else ws[0]     # the other layers' largest
-            for a, (c, s, aw) in L.options.items():
-                new_total = total - size - max(w, other_ws) + s + max(aw, other_ws)
-                saved = total - new_total
-                if saved <= 0 and new_total == total and s + aw < size + w:
-                    # lowers a workspace tied for the largest: no saving yet, but
-                    # the next layer's switch then saves (priced as a tiny one)
-                    saved = (size + w - s - aw) * 1e-6
-                if saved > 0:
-                    rate = (c - cost) / saved
-                    if best is None or rate < best[0]:
-                        best = (rate, L, a, new_total)
-        if best is None:    # no single switch helps: the leanest pick, if it fits
-            lean = leanest(layers)
-            if held_bytes(layers, lean) <= memory_budget:
-                return lean
-            raise ValueError(f"memory_budget={memory_budget} bytes is below the least this "
-                             f"model's convolutions hold: {smallest_held(layers)} bytes "
-                             f"(smallest packings and workspace)")
-        _, L, a, total = best
-        pick[L.name] = a
-    return pick
+    lists = _options(layers)
+    choice, held = _budget.fit(lists, memory_budget)
+    if held > memory_budget:
+        raise ValueError(f"memory_budget={memory_budget} bytes is below the least this "
+                         f"model's convolutions hold: {smallest_held(layers)} bytes "
+                         f"(smallest packings and workspace)")
+    return _pick(layers, lists, choice)
