@@ -138,10 +138,20 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
             items = lc_mul(d->N * G, npanels, &ok);
             passes = (double)npanels;
         }
-        items = lc_mul(items, lc_row_chunks(items, d->nthreads, Mg, mr), &ok);
+        const int64_t row_chunks = lc_row_chunks(items, d->nthreads, Mg, mr);
+        items = lc_mul(items, row_chunks, &ok);
         share = lc_busiest_share(d, items);
         f[LC_FEAT_MAC] = images * mpad * (double)K * lc_gemm_lanes(d, algorithm, P);
         f[LC_FEAT_PACK] = lc_gemm_is_pointwise(d) ? 0.0 : images * (double)K * (double)P;
+        /* A split by channels too (panels too few for the threads: small
+         * images) has every channel block see all of B: Patch2Vec packs each
+         * panel once per block (its work items), and Im2Col's threads, having
+         * unwrapped B a share of output rows each, read the rest from the
+         * other threads' caches, priced as unwrapping it again.  3x3/2
+         * 64>128@32 ran 1.0-1.2x faster on 2 threads than on 1 through
+         * Im2Col in ResNet-18 at 128 input, 256>512@8 1.1x, 512@4 ~1.0x
+         * (Intel Xeon, in-model) */
+        if (!lc_gemm_is_pointwise(d)) f[LC_FEAT_PACK] *= (double)row_chunks;
         f[LC_FEAT_STREAM] = images * lc_streamed(a_bytes, passes);
         if (algorithm == LC_ALGO_IM2COL && !lc_gemm_is_pointwise(d)) {
             const double b_bytes = (double)K * (double)P * 4.0;
