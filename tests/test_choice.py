@@ -112,3 +112,18 @@ def test_direct_lanes_weighed_on_small_stride1_planes(isa):
                    key=lambda a: cost(a, g, threads))
         if wino.startswith("winograd"):
             assert choose("auto", g, threads) == wino
+
+
+def test_gemm_split_by_channels_counts_all_of_b(isa):
+    """Two threads on a plane of few pixel panels split the GEMM by output
+    channels: each channel block sees all of B (Patch2Vec packs it again,
+    Im2Col reads the rows the other thread unwrapped), so the busiest
+    thread's packing is the whole of B, not half; on a large plane, split by
+    pixels, it is half."""
+    isa_id = lc._isa.isa_id()
+    for name in ("im2col", "patch2vec"):
+        a = ALGOS.index(name)
+        g = geometry(512, 4, 512, 3)[1]
+        assert _core.cost(a, isa_id, g, 2)[1][1] == pytest.approx(_core.cost(a, isa_id, g, 1)[1][1])
+        g = geometry(64, 56, 64, 3)[1]
+        assert _core.cost(a, isa_id, g, 2)[1][1] < 0.6 * _core.cost(a, isa_id, g, 1)[1][1]
