@@ -7,7 +7,9 @@
  *                   to MR panels and pixels (tiles) to NR panels, since a
  *                   partial panel costs nearly a full one (price 1);
  *   LC_FEAT_PACK    patch values unwrapped (Im2Col, Patch2Vec; priced apart,
- *                   as Im2Col builds a whole matrix and Patch2Vec an L1 panel),
+ *                   as Im2Col builds a whole matrix and Patch2Vec an L1 panel;
+ *                   all of them for each channel block of a GEMM split by
+ *                   channels),
  *                   or values direct_lanes moves (its zero-padded input rows
  *                   and the transpose of its output tiles into the planes);
  *   LC_FEAT_WINO    values through the Winograd transforms, (Cg + Mg) alpha^2
