@@ -7,7 +7,9 @@
  *                   to MR panels and pixels (tiles) to NR panels, since a
  *                   partial panel costs nearly a full one (price 1);
  *   LC_FEAT_PACK    patch values unwrapped (Im2Col, Patch2Vec; priced apart,
- *                   as Im2Col builds a whole matrix and Patch2Vec an L1 panel),
+ *                   as Im2Col builds a whole matrix and Patch2Vec an L1 panel;
+ *                   all of them for each channel block of a GEMM split by
+ *                   channels),
  *                   or values direct_lanes moves (its zero-padded input rows
  *                   and the transpose of its output tiles into the planes);
  *   LC_FEAT_WINO    values through the Winograd transforms, (Cg + Mg) alpha^2
@@ -138,10 +140,20 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
             items = lc_mul(d->N * G, npanels, &ok);
             passes = (double)npanels;
         }
-        items = lc_mul(items, lc_row_chunks(items, d->nthreads, Mg, mr), &ok);
+        const int64_t row_chunks = lc_row_chunks(items, d->nthreads, Mg, mr);
+        items = lc_mul(items, row_chunks, &ok);
         share = lc_busiest_share(d, items);
         f[LC_FEAT_MAC] = images * mpad * (double)K * lc_gemm_lanes(d, algorithm, P);
         f[LC_FEAT_PACK] = lc_gemm_is_pointwise(d) ? 0.0 : images * (double)K * (double)P;
+        /* A split by channels too (panels too few for the threads: small
+         * images) has every channel block see all of B: Patch2Vec packs each
+         * panel once per block (its work items), and Im2Col's threads, having
+         * unwrapped B a share of output rows each, read the rest from the
+         * other threads' caches, priced as unwrapping it again.  3x3/2
+         * 64>128@32 ran 1.0-1.2x faster on 2 threads than on 1 through
+         * Im2Col in ResNet-18 at 128 input, 256>512@8 1.1x, 512@4 ~1.0x
+         * (Intel Xeon, in-model) */
+        if (!lc_gemm_is_pointwise(d)) f[LC_FEAT_PACK] *= (double)row_chunks;
         f[LC_FEAT_STREAM] = images * lc_streamed(a_bytes, passes);
         if (algorithm == LC_ALGO_IM2COL && !lc_gemm_is_pointwise(d)) {
             const double b_bytes = (double)K * (double)P * 4.0;
@@ -189,18 +201,32 @@ double lc_conv_cost(const lc_conv_desc *d, int algorithm, double *features) {
            wino * f[LC_FEAT_WINO];
 }
 
-/* Does "auto" weigh direct_lanes for this call?  Strided layers with a
- * kernel larger than 1 x 1 (the stem, 3x3/2 downsampling): where the GEMM
- * algorithms pay for unwrapping strided patches.  On other stride-1 layers
- * it ran 10-30% behind them (docs/performance.md), a gap its multiply-add
- * price alone does not see.  And 1 x 1 layers on small images
+/* Does "auto" weigh direct_lanes for this call, against `best`, the range's
+ * pick?  Strided layers with a kernel larger than 1 x 1 (the stem, 3x3/2
+ * downsampling): where the GEMM algorithms pay for unwrapping strided
+ * patches.  Stride-1 layers whose output plane is one of its segments
+ * (small images: 16 x 16 and below) and leaves the GEMM's last pixel panel
+ * part-empty, against the GEMMs only: 4 x 4 (16 pixels in a 32-lane AVX-512
+ * panel; 512@4 ran 15-25% ahead of Im2Col, hot or with the weights cold),
+ * 7 x 7, 14 x 14, dilated or 5 x 5 kernels (GoogLeNet's 16>48@14, 10-25%
+ * ahead).  Where the panels are full (AVX2's 16-lane panels at 4 x 4: 160>320
+ * and 256 ran 2-15% behind Im2Col) or the plane is larger it ran behind the
+ * GEMMs by more than its price says (docs/performance.md: 3x3 16@32,
+ * grouped 128@56).  Not against a Winograd size the model picked: with
+ * the transforms' matrices just beyond L2 (160>320@7, U 3.3 MB) Winograd's
+ * streaming is priced as if from L3 and it ran 12-25% ahead of
+ * direct_lanes where the model put it 20% behind (Intel Xeon, 1 thread,
+ * hot and with the weights cold).  And 1 x 1 layers on small images
  * (kernels/pointwise_lanes.c) where the ISA prices its 1 x 1 form: no
  * patches there, so it is the lanes each wastes and the output transpose
  * against the GEMM's pixel panels. */
-static int lc_direct_lanes_candidate(const lc_conv_desc *d) {
-    return d->algorithm == LC_ALGO_AUTO &&
-           (((d->stride_h > 1 || d->stride_w > 1) && d->kH * d->kW > 1) ||
-            lc_pointwise_lanes_weighed(d));
+static int lc_direct_lanes_candidate(const lc_conv_desc *d, int best) {
+    if (d->algorithm != LC_ALGO_AUTO) return 0;
+    if (d->kH * d->kW == 1) return lc_pointwise_lanes_weighed(d);
+    if (d->stride_h > 1 || d->stride_w > 1) return 1;
+    const int64_t P = d->OH * d->OW;
+    return lc_direct_lanes_one_segment(d) && lc_gemm_lanes(d, LC_ALGO_IM2COL, P) > (double)P &&
+           !(best >= LC_ALGO_WINOGRAD_F2 && best <= LC_ALGO_WINOGRAD_F6);
 }
 
 /* Im2Col's K x P matrix larger than this (a multiple of L2) goes through
@@ -222,12 +248,14 @@ int lc_conv_choose(const lc_conv_desc *d) {
     const double kp_bytes = (double)(d->C / d->groups * d->kH * d->kW) * (double)(d->OH * d->OW) * 4.0;
     int best = -1;
     double best_cost = 0.0;
-    /* the range [first, last], then direct_lanes where it is a candidate */
+    /* the range [first, last], then direct_lanes where it is a candidate
+     * against the range's pick */
     int candidates[LC_ALGO_COUNT], count = 0;
     for (int a = first; a <= last; a++) candidates[count++] = a;
-    if (lc_direct_lanes_candidate(d)) candidates[count++] = LC_ALGO_DIRECT_LANES;
+    candidates[count++] = LC_ALGO_DIRECT_LANES;
     for (int i = 0; i < count; i++) {
         const int a = candidates[i];
+        if (a == LC_ALGO_DIRECT_LANES && !lc_direct_lanes_candidate(d, best)) continue;
         if (!lc_supports(d, a)) continue;
         if (a == LC_ALGO_IM2COL && !lc_gemm_is_pointwise(d) &&
             kp_bytes > (double)LC_IM2COL_L2_MULTIPLE * (double)lc_cpu_caches()->l2)

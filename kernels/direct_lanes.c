@@ -190,6 +190,10 @@ static int64_t lc_dl_segment_step(const lc_conv_desc *d, int64_t q) {
     return lc_min64(LC_DL_SEGMENT, lc_div_up(lc_div_up(q, lc_div_up(q, LC_DL_SEGMENT)), L) * L);
 }
 
+int lc_direct_lanes_one_segment(const lc_conv_desc *d) {
+    return d->OH * d->OW <= LC_DL_SEGMENT;
+}
+
 int64_t lc_direct_lanes_segments(const lc_conv_desc *d) {
     if (lc_gemm_is_pointwise(d)) return lc_pointwise_lanes_chunks(d);
     const lc_dl_tiles b = lc_dl_get_tiles(d);

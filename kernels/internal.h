@@ -325,6 +325,9 @@ int64_t lc_direct_lanes_items(const lc_conv_desc *d);
 int64_t lc_direct_lanes_moved(const lc_conv_desc *d);
 /* pixel segments per image and group (each reads the group's packed weights once) */
 int64_t lc_direct_lanes_segments(const lc_conv_desc *d);
+/* whether the whole output plane fits one segment (small images, which
+ * kernels/choose.c weighs it for at stride 1) */
+int lc_direct_lanes_one_segment(const lc_conv_desc *d);
 int lc_direct_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
                         const float *packed, const float *bias, const float *res, float *y,
                         char *ws);

@@ -84,3 +84,46 @@ def test_python_asks_c(threads):
     assert _select.resolve("auto", spec, lc._isa.isa_id(), g, threads) == choose("auto", g, threads)
     plan = lc.Conv2d(np.zeros((256, 256, 3, 3), np.float32), padding=1)
     assert plan.algorithm_for((1, 256, 14, 14), threads=threads) == choose("auto", g, threads)
+
+
+def test_direct_lanes_weighed_on_small_stride1_planes(isa):
+    """auto weighs direct_lanes on a stride-1 plane of one segment whose
+    GEMM pixel panel is part-empty, against the GEMMs; never on a larger
+    stride-1 plane, nor against a Winograd size the model picked (the
+    mechanism, not which wins: the prices are the ISA's)."""
+    isa_id = lc._isa.isa_id()
+    dl = ALGOS.index("direct_lanes")
+
+    def cost(name, g, threads):
+        return _core.cost(ALGOS.index(name), isa_id, g, threads)[0]
+
+    for threads in (1, 2):
+        # 5 x 5 (no Winograd), 7 x 7 out: 49 pixels fill no panel of 4 to 32 lanes
+        _, g = geometry(16, 7, 48, 5, pad=2)
+        pick = choose("auto", g, threads)
+        if _core.why_unsupported(dl, isa_id, g) is None:
+            assert cost(pick, g, threads) <= cost("direct_lanes", g, threads)
+        # 56 x 56: many segments, the GEMMs' and Winograd's
+        for args in [(16, 56, 48, 5, 1, 2), (64, 56, 64, 3)]:
+            assert choose("auto", geometry(*args)[1], threads) != "direct_lanes", args
+        # 3 x 3 at 7 x 7 where a Winograd size is the range's pick: it stays
+        _, g = geometry(512, 7, 512, 3)
+        wino = min(("winograd_f2", "winograd_f4", "winograd_f6", "im2col", "patch2vec"),
+                   key=lambda a: cost(a, g, threads))
+        if wino.startswith("winograd"):
+            assert choose("auto", g, threads) == wino
+
+
+def test_gemm_split_by_channels_counts_all_of_b(isa):
+    """Two threads on a plane of few pixel panels split the GEMM by output
+    channels: each channel block sees all of B (Patch2Vec packs it again,
+    Im2Col reads the rows the other thread unwrapped), so the busiest
+    thread's packing is the whole of B, not half; on a large plane, split by
+    pixels, it is half."""
+    isa_id = lc._isa.isa_id()
+    for name in ("im2col", "patch2vec"):
+        a = ALGOS.index(name)
+        g = geometry(512, 4, 512, 3)[1]
+        assert _core.cost(a, isa_id, g, 2)[1][1] == pytest.approx(_core.cost(a, isa_id, g, 1)[1][1])
+        g = geometry(64, 56, 64, 3)[1]
+        assert _core.cost(a, isa_id, g, 2)[1][1] < 0.6 * _core.cost(a, isa_id, g, 1)[1][1]

@@ -123,10 +123,11 @@ def test_readme_describes_what_auto_does():
     assert auto((8, 1, 3, 3), (1, 8, 16, 16), groups=8, padding=1) == "depthwise"
     assert auto((64, 64, 1, 1), (1, 64, 56, 56)) == "im2col"
     assert auto((64, 64, 3, 3), (1, 64, 56, 56), padding=1).startswith("winograd")
-    # 5x5: K x P = 64*25*56*56*4 bytes = 20 MiB > 8 x L2 -> Patch2Vec; at 14x14 1.2 MiB -> Im2Col
-    # (for any L2 of at least 256 KiB, the fallback size)
+    # 5x5: K x P = 64*25*56*56*4 bytes = 20 MiB > 8 x L2 -> Patch2Vec; at 16x16 1.6 MiB -> Im2Col
+    # (for any L2 of at least 256 KiB, the fallback size; 256 pixels fill the GEMM's pixel
+    # panels, so direct_lanes is not weighed at stride 1)
     assert auto((64, 64, 5, 5), (1, 64, 56, 56), padding=2) == "patch2vec"
-    assert auto((64, 64, 5, 5), (1, 64, 14, 14), padding=2) == "im2col"
+    assert auto((64, 64, 5, 5), (1, 64, 16, 16), padding=2) == "im2col"
 
 
 def test_onnx_extra_installs_what_torch_onnx_export_needs():
