@@ -156,7 +156,8 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
      * MR panels of A, then the B panels: one kc x MR slice of A stays in L1
      * while the kc-row slices of every B panel stream past it from L2.  So A
      * is read from memory once per call however many panels there are, which
-     * is what matters when A (M x K) is bigger than L2 and P is small. */
+     * is what matters when A (M x K) is bigger than L2 and P is small.
+     * (Large B slices that fit L1 go panel-major instead: see below.) */
     const size_t mr = (size_t)cfg->mr, nr = (size_t)cfg->nr, kc = (size_t)cfg->kc;
     /* Columns of a plain matrix (panels nr apart) start with the ISA's wide
      * tile, if it has one, when the caller says so (LC_PANELS_WIDE: its
