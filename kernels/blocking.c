@@ -19,6 +19,11 @@ const lc_blocking *lc_blocking_get(void) {
         lc_budgets.gemm_b_l2 = c->l2 * 3 / 8;
         /* a K sub-block of narrow B rows: 2/3 of L1d, the rest for A and C */
         lc_budgets.gemm_b_l1 = c->l1d * 2 / 3;
+        /* a B panel's kb-row slice that every MR pass reads while it is in
+         * L1 (lc_gemm_panels_rows' panel-major order): past a quarter of L1d
+         * reading it again from L2 for each pass costs; up to gemm_b_l1 it
+         * stays in L1 beside the A and C tiles */
+        lc_budgets.gemm_panel_l1 = c->l1d / 4;
         /* packed A past half of L2 will not stay there: prefetch it */
         lc_budgets.gemm_a_stream = c->l2 / 2;
         /* a Winograd block's V and Mo buffers: half of L2 */

@@ -128,14 +128,19 @@ def _packs(isa, C, M, H, W, threads):
 # pixels); 8 row passes over planes a page apart (40 x 40), chunks by pixels
 # on 2 threads; 16 passes or more over small planes (14 x 14)
 PACKED_B = [(300, 136, 13, 17), (256, 64, 40, 40), (512, 128, 14, 14)]
+# Panel-major GEMMs (lc_gemm_panels_rows): 3 passes over planes read in place
+# (144>24); a partial last pass and a partial last panel (20 rows, 900
+# pixels); two K blocks, the first panel-major and the 44-row second one
+# pass-major where the slices are short
+PANEL_MAJOR = [(144, 24, 56, 56), (256, 20, 30, 30), (300, 36, 13, 17)]
 
 
-@pytest.mark.parametrize("C, M, H, W", PACKED_B)
+@pytest.mark.parametrize("C, M, H, W", PACKED_B + PANEL_MAJOR)
 def test_packed_b_matches_the_reference(isa, rng, C, M, H, W):
     """A 1 x 1 layer whose GEMM copies its B blocks into contiguous panels
-    (lc_im2col_packs_b) computes the same as the float64 reference, with a
-    residual beside the output or in it, and the same bits on any thread
-    count."""
+    (lc_im2col_packs_b) or runs them panel by panel computes the same as the
+    float64 reference, with a residual beside the output or in it, and the
+    same bits on any thread count."""
     x = rng.standard_normal((1, C, H, W)).astype(np.float32)
     w = rng.standard_normal((M, C, 1, 1)).astype(np.float32)
     b = rng.standard_normal(M).astype(np.float32)
@@ -144,8 +149,8 @@ def test_packed_b_matches_the_reference(isa, rng, C, M, H, W):
     want = plan(x, residual=res, threads=1)
     ref = np.maximum(conv2d_ref(x, w, b)[0] + res, 0.0)
     np.testing.assert_allclose(want, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
-    # Patch2Vec reads B in place with the same kernels and K blocks: the
-    # packing moved the loads, not the sums
+    # Patch2Vec reads B in place with the same kernels and K blocks, one
+    # panel a call: the packing and the order moved the loads, not the sums
     p2v = lc.Conv2d(w, b, algorithm="patch2vec", activation="relu")
     assert p2v(x, residual=res, threads=1).tobytes() == want.tobytes()
     # in place the sums start from the residual: other bits, as close
@@ -170,3 +175,22 @@ def test_packed_b_is_exercised(isa, C, M, H, W):
         assert _packs(isa, C, M, H, W, 1)
     assert not _packs(isa, 384, 8 * mr, 14, 14, 1)
     assert not _packs(isa, 64, 64, 56, 56, 1)
+
+
+def _panel_major(isa, C, M):
+    """Whether lc_gemm_panels_rows runs a 1 x 1 layer's first K block panel
+    by panel (every MR pass over one B panel slice before the next panel):
+    the slice between gemm_panel_l1 and gemm_b_l1 bytes, more than one pass."""
+    mr, nr, kc = _core._ukernel_tile(isa)
+    b, slice_bytes = _core.blocking(), min(C, kc) * nr * 4
+    return M > mr and b["gemm_panel_l1"] <= slice_bytes <= b["gemm_b_l1"]
+
+
+def test_panel_major_is_exercised(isa):
+    """On a 32-64 KiB L1d the widest ISAs' 256-row slices go panel by panel,
+    and short slices (K = 16: the C tiles are the traffic) never do."""
+    _, nr, _ = _core._ukernel_tile(isa)
+    l1d = _core.cache_sizes()["l1d"]
+    if l1d // 4 <= 256 * nr * 4 <= l1d * 2 // 3:
+        assert _panel_major(isa, 256, 20)
+    assert not _panel_major(isa, 16, 96)

@@ -155,7 +155,7 @@ cdef extern from "leanconv/cpu.h":
 
 cdef extern from "internal.h":
     ctypedef struct lc_blocking:
-        int64_t gemm_b_l2, gemm_b_l1, gemm_a_stream, wino_block
+        int64_t gemm_b_l2, gemm_b_l1, gemm_panel_l1, gemm_a_stream, wino_block
     const lc_blocking *lc_blocking_get()
 
 cdef extern from *:
@@ -272,7 +272,8 @@ def blocking():
     """The drivers' cache budgets in bytes (kernels/blocking.c derives them)."""
     cdef const lc_blocking *b = lc_blocking_get()
     return {"gemm_b_l2": b.gemm_b_l2, "gemm_b_l1": b.gemm_b_l1,
-            "gemm_a_stream": b.gemm_a_stream, "wino_block": b.wino_block}
+            "gemm_panel_l1": b.gemm_panel_l1, "gemm_a_stream": b.gemm_a_stream,
+            "wino_block": b.wino_block}
 
 
 # Detect the caches and derive the budgets now, under the GIL, before any
