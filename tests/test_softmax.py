@@ -129,6 +129,7 @@ def test_an_onnx_softmax_is_a_bound_c_call_matching_float64(isa, opset, axis, sh
 
 
 def test_softmax_bind_refuses_what_c_does_not_take():
+    pytest.importorskip("onnx")
     from leanconv.onnx.ops_math import softmax_bind
     x = np.zeros((2, 3, 4), np.float32)
     assert isinstance(softmax_bind(np.empty_like(x), x, 1, False, 1), _core.BoundSoftmax)
