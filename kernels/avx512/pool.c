@@ -256,6 +256,7 @@ void lc_f32_pool_plane__avx512(float *y, const float *x, size_t planes,
     const int is_max = g->is_max;
     const size_t W = g->W, OH = g->OH, OW = g->OW, sw = g->sw, kw = g->kw, dw = g->dw;
     const int max3s2 = is_max && sw == 2 && kw == 3 && dw == 1;
+    const int taps3s1 = sw == 1 && kw == 3 && dw == 1;
     const size_t pitch = g->pitch, rows = planes * OH;
     const __m512 fill = _mm512_set1_ps(is_max ? -INFINITY : 0.0f);
     for (size_t i = 0; i < g->r_floats; i += 16)
@@ -346,7 +347,24 @@ void lc_f32_pool_plane__avx512(float *y, const float *x, size_t planes,
                 const __mmask16 k = lc_pool_mask(OW - o);
                 const float *base = r + q * pitch + o * sw;
                 __m512 acc;
-                if (is_max) {
+                if (taps3s1) {
+                    /* 3 taps at stride 1 written out (the taps and their
+                     * order the loops' below: the same bits) */
+                    const __m512 t0 = _mm512_loadu_ps(base), t1 = _mm512_loadu_ps(base + 1),
+                                 t2 = _mm512_loadu_ps(base + 2);
+                    if (is_max) {
+                        acc = lc_pool_max(lc_pool_max(t0, t1), t2);
+                    } else {
+                        acc = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_setzero_ps(), t0),
+                                                          t1), t2);
+                        const __m512i cnt = _mm512_mullo_epi32(
+                            rc, _mm512_maskz_loadu_epi32(k, g->col_cnt + o));
+                        acc = _mm512_mask_mov_ps(
+                            _mm512_div_ps(acc, _mm512_cvtepi32_ps(cnt)),
+                            _mm512_cmpeq_epi32_mask(cnt, _mm512_setzero_si512()),
+                            _mm512_set1_ps(NAN));
+                    }
+                } else if (is_max) {
                     acc = lc_pool_tap(base, sw, even);
                     for (size_t j = 1; j < kw; j++)
                         acc = lc_pool_max(acc, lc_pool_tap(base + j * dw, sw, even));
