@@ -365,3 +365,17 @@ def test_averages_divide_with_the_portable_bits_at_every_scale(geom, include_pad
         outs[isa] = out
     for isa, out in outs.items():
         assert out.tobytes() == outs["scalar"].tobytes(), isa
+
+
+@pytest.mark.parametrize("planes, hw", [(1000, 169), (2048, 49), (3, 20000)])
+def test_global_avg_pool_splits_planes_with_the_same_bits(planes, hw):
+    """Tasks of whole planes (several a task when small) on 1-3 threads."""
+    x = np.random.default_rng(5).standard_normal((planes, hw)).astype(np.float32)
+    outs = []
+    for threads in (1, 2, 3):
+        y = np.full(planes, np.nan, np.float32)
+        _core.global_avg_pool(x.reshape(-1), y, planes, hw, threads)
+        outs.append(y)
+    np.testing.assert_allclose(outs[0], x.astype(np.float64).mean(axis=1), rtol=1e-5, atol=1e-6)
+    for y in outs[1:]:
+        np.testing.assert_array_equal(y, outs[0])
