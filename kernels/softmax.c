@@ -1,47 +1,66 @@
-/* Softmax over contiguous rows (include/leanconv/softmax.h).  In C rather
- * than NumPy for a classifier's 1000 values: NumPy's four ufunc calls cost
- * ~10 us warm but 100-150 us as the first NumPy work after a model's
- * convolutions (its dispatch paths cold), against ~10 us for this loop. */
+/* Softmax over the middle axis of outer x n x inner floats
+ * (include/leanconv/softmax.h).  In C rather than NumPy for a classifier's
+ * 1000 values: NumPy's four ufunc calls cost ~10 us warm but 100-150 us as
+ * the first NumPy work after a model's convolutions (its dispatch paths
+ * cold).  A task is a row (inner == 1) or a block of LC_SM_COLS columns of
+ * one outer index; the ISA's primitive (kernels/softmax_lanes_template.h)
+ * does it with its vector exp, or the portable loop below. */
 #include <math.h>
 
 #include "leanconv/softmax.h"
+#include "leanconv/ukernels.h"
 #include "internal.h"
 
+/* columns per task when inner > 1: whole vectors of every ISA (16, 8, 4
+ * lanes), and a task of n x 64 floats read three times stays in L2 */
+#define LC_SM_COLS 64
+
 typedef struct {
+    lc_softmax_fn fn;
     const float *x;
     float *y;
-    int64_t n;
+    int64_t n, inner, blocks;   /* blocks: column blocks per outer index */
 } lc_softmax_ctx;
 
-static void softmax_row(void *vctx, int64_t row, int thread) {
-    const lc_softmax_ctx *t = (const lc_softmax_ctx *)vctx;
-    const float *x = t->x + row * t->n;
-    float *y = t->y + row * t->n;
-    const int64_t n = t->n;
-    (void)thread;
+/* One softmax of n values `stride` floats apart, in double: libm's exp of
+ * the exact x - m, the sum, then one rounding per output (exps computed
+ * twice, as storing them in float would round once more: the scalar ISA is
+ * the fallback, its accuracy the reference). */
+static void softmax_portable(float *y, const float *x, int64_t n, int64_t stride) {
     float m = x[0];
-    int nan = x[0] != x[0];
     for (int64_t i = 1; i < n; i++) {
-        m = x[i] > m ? x[i] : m;
-        nan |= x[i] != x[i];
+        const float v = x[i * stride];
+        m = v > m || v != v ? v : m;   /* a NaN sticks */
     }
-    if (nan) m = NAN;   /* a NaN anywhere: every output NaN, as NumPy's max gives */
-    float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (int64_t i = 0; i < n; i++) {
-        y[i] = expf(x[i] - m);
-        part[i & 7] += y[i];
-    }
-    const float s = ((part[0] + part[1]) + (part[2] + part[3])) +
-                    ((part[4] + part[5]) + (part[6] + part[7]));
-    for (int64_t i = 0; i < n; i++) y[i] /= s;
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) s += exp((double)x[i * stride] - (double)m);
+    for (int64_t i = 0; i < n; i++)
+        y[i * stride] = (float)(exp((double)x[i * stride] - (double)m) / s);
 }
 
-int lc_softmax(const float *x, float *y, int64_t rows, int64_t n, int nthreads) {
-    if (rows <= 0 || n <= 0) return LC_OK;
-    /* work: about 20 multiply-adds' worth a value (expf) */
-    const double work = 20.0 * (double)rows * (double)n;
+static void softmax_task(void *vctx, int64_t item, int thread) {
+    const lc_softmax_ctx *t = (const lc_softmax_ctx *)vctx;
+    (void)thread;
+    const int64_t o = item / t->blocks, b = item % t->blocks;
+    const int64_t j0 = b * LC_SM_COLS;
+    const int64_t cnt = t->inner - j0 < LC_SM_COLS ? t->inner - j0 : LC_SM_COLS;
+    const int64_t at = o * t->n * t->inner + j0;
+    if (t->fn) {
+        t->fn(t->y + at, t->x + at, (size_t)t->n, (size_t)t->inner, (size_t)cnt);
+        return;
+    }
+    for (int64_t j = 0; j < cnt; j++) softmax_portable(t->y + at + j, t->x + at + j, t->n, t->inner);
+}
+
+int lc_softmax(const lc_isa_config *isa, const float *x, float *y, int64_t outer, int64_t n,
+               int64_t inner, int nthreads) {
+    if (outer <= 0 || n <= 0 || inner <= 0) return LC_OK;
     lc_softmax_ctx t;
-    t.x = x; t.y = y; t.n = n;
-    lc_parallel_for(nthreads, rows, work, softmax_row, &t);
+    t.fn = isa ? isa->softmax : NULL;
+    t.x = x; t.y = y; t.n = n; t.inner = inner;
+    t.blocks = (inner + LC_SM_COLS - 1) / LC_SM_COLS;
+    /* work: about 20 multiply-adds' worth a value (the exp, three passes) */
+    const double work = 20.0 * (double)outer * (double)n * (double)inner;
+    lc_parallel_for(nthreads, outer * t.blocks, work, softmax_task, &t);
     return LC_OK;
 }

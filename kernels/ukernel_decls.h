@@ -91,6 +91,7 @@ LC_DECLARE_POOL_PLANE(lc_f32_pool_plane__avx2)
 LC_DECLARE_DW_TINY(lc_f32_dw_tiny__avx2)
 LC_DECLARE_DW_CBLOCK(lc_f32_dw_cblock__avx2)
 LC_DECLARE_POSTOP(lc_f32_postop__avx2)
+void lc_f32_softmax__avx2(float *y, const float *x, size_t n, size_t inner, size_t cnt);
 LC_DECLARE_DW3X3_PLANE(lc_f32_dw3x3_plane__avx2)
 void lc_f32_lrn_div__avx2(float *y, const float *x, const float *s, size_t n, float scale,
                           float bias, int root);
@@ -105,6 +106,7 @@ LC_DECLARE_STRIDED_COPY(lc_f32_strided_copy__avx2)
 LC_DECLARE_ISA(__avx512)
 LC_DECLARE_DW_CBLOCK(lc_f32_dw_cblock__avx512)
 LC_DECLARE_POSTOP(lc_f32_postop__avx512)
+void lc_f32_softmax__avx512(float *y, const float *x, size_t n, size_t inner, size_t cnt);
 void lc_f32_pool_rows__avx512(float *r, const float *x, size_t step, size_t nrows, size_t n,
                               int is_max);
 void lc_f32_pool_cols__avx512(float *out, const float *in, size_t n, size_t kw, size_t dil,
@@ -137,6 +139,7 @@ LC_DECLARE_ISA(__neon)
 LC_DECLARE_DW_TINY(lc_f32_dw_tiny__neon)
 LC_DECLARE_DW_CBLOCK(lc_f32_dw_cblock__neon)
 LC_DECLARE_POSTOP(lc_f32_postop__neon)
+void lc_f32_softmax__neon(float *y, const float *x, size_t n, size_t inner, size_t cnt);
 LC_DECLARE_POOL_PLANE(lc_f32_pool_plane__neon)
 void lc_f32_lrn_div__neon(float *y, const float *x, const float *s, size_t n, float scale,
                           float bias, int root);

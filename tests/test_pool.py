@@ -335,3 +335,47 @@ def test_plane_pool_items_are_balanced_over_the_team(geom, items):
     want = reference(x.reshape(planes, H, W), OH, OW, geom[5:7], geom[7:9], geom[9:11],
                      geom[11:], False, False)
     np.testing.assert_allclose(outs[1], want.reshape(-1), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("geom", [(14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),   # flat (AVX-512)
+                                  (7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),
+                                  (28, 28, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),   # rows
+                                  (20, 40, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2),
+                                  (9, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1)])
+@pytest.mark.parametrize("include_pad", [False, True])
+def test_averages_divide_with_the_portable_bits_at_every_scale(geom, include_pad):
+    """Averages of full-mantissa values from subnormal to near overflow, with
+    infinities and NaNs, through every ISA's paths (AVX-512's flat runs and
+    rows, the divisor tables): the portable loops' bits.  (A multiply by the
+    reciprocal with a Markstein correction would keep them only above 2^-100,
+    and measured no faster than vdivps here.)"""
+    H, W, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr = geom
+    OH = (H + pt + pb - ((kh - 1) * dh + 1)) // sh + 1
+    OW = (W + pl + pr - ((kw - 1) * dw + 1)) // sw + 1
+    rng = np.random.default_rng(11)
+    planes = 24
+    scale = np.ldexp(1.0, rng.integers(-148, 124, (planes, 1, 1)))
+    x = (rng.standard_normal((planes, H, W)) * scale).astype(np.float32)
+    x[0, 1, 1], x[1, H - 1, W // 2], x[2, 0, 0] = np.inf, -np.inf, np.nan
+    g = (planes, H, W, OH, OW, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr)
+    outs = {}
+    for isa in ISAS:
+        out = np.full(planes * OH * OW, 7.0, np.float32)
+        _core.pool2d(x.reshape(-1), out, g, False, include_pad, 1, _isa.isa_id(isa))
+        outs[isa] = out
+    for isa, out in outs.items():
+        assert out.tobytes() == outs["scalar"].tobytes(), isa
+
+
+@pytest.mark.parametrize("planes, hw", [(1000, 169), (2048, 49), (3, 20000)])
+def test_global_avg_pool_splits_planes_with_the_same_bits(planes, hw):
+    """Tasks of whole planes (several a task when small) on 1-3 threads."""
+    x = np.random.default_rng(5).standard_normal((planes, hw)).astype(np.float32)
+    outs = []
+    for threads in (1, 2, 3):
+        y = np.full(planes, np.nan, np.float32)
+        _core.global_avg_pool(x.reshape(-1), y, planes, hw, threads)
+        outs.append(y)
+    np.testing.assert_allclose(outs[0], x.astype(np.float64).mean(axis=1), rtol=1e-5, atol=1e-6)
+    for y in outs[1:]:
+        np.testing.assert_array_equal(y, outs[0])

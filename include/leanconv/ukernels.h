@@ -286,6 +286,12 @@ typedef void (*lc_layernorm_block_fn)(float *y, const float *x, size_t channels,
                                       size_t np, float eps, const float *scale,
                                       const float *bias);
 
+/* Softmax (kernels/softmax.c), optional: with inner == 1, the n contiguous
+ * values at x; else columns [0, cnt) of n rows inner floats apart, each
+ * column a softmax.  y may be x.  The ISA forms:
+ * kernels/softmax_lanes_template.h. */
+typedef void (*lc_softmax_fn)(float *y, const float *x, size_t n, size_t inner, size_t cnt);
+
 /* The per-channel affine map of one plane (kernels/channel_affine.c),
  * optional: y[i] = fmaf(x[i], scale, shift) (one rounding), then with relu
  * 0 where that is below 0 (a NaN passes), i < n; y may be x. */
@@ -394,6 +400,7 @@ typedef struct lc_isa_config {
     lc_lrn_div_fn lrn_div;           /* optional: LRN's divide for beta 1, 0.5, 0.75 */
     lc_affine_fn affine;             /* optional: a plane's affine map (channel_affine.c) */
     lc_layernorm_block_fn layernorm; /* optional: a block of the channel LayerNorm */
+    lc_softmax_fn softmax;           /* optional: softmax rows / columns */
     lc_gemv16_fn gemv16;             /* matrix-vector panels (squeeze-and-excitation) */
     lc_dw_tiny_fn dw_tiny;           /* optional: depthwise over tiny planes */
     int dw_tiny_taps;                /* up to this many taps reaching the image: it beats the

@@ -42,6 +42,7 @@ void lc_config_avx2(lc_isa_config *cfg) {
     cfg->layernorm = lc_f32_layernorm_block__avx2;
     cfg->pool_plane = lc_f32_pool_plane__avx2;
     cfg->postop = lc_f32_postop__avx2;
+    cfg->softmax = lc_f32_softmax__avx2;
     cfg->gemv16 = lc_f32_gemv16__avx2;
 }
 #endif

@@ -39,6 +39,8 @@ static inline __m256i lc_postop_mask8(size_t cnt) {
         _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))
 #define LC_POSTOP_NAME lc_f32_postop__avx2
 #include "../postop_template.h"
+#define LC_SOFTMAX_NAME lc_f32_softmax__avx2
+#include "../softmax_lanes_template.h"
 
 #include "target_end.h"
 #endif

@@ -30,6 +30,7 @@ void lc_config_avx512(lc_isa_config *cfg) {
     cfg->affine = lc_f32_affine__avx512;
     cfg->layernorm = lc_f32_layernorm_block__avx512;
     cfg->postop = lc_f32_postop__avx512;
+    cfg->softmax = lc_f32_softmax__avx512;
     cfg->gemv16 = lc_f32_gemv16__avx512;
     cfg->dw_tiny = lc_f32_dw_tiny__avx512;
     cfg->dw_tiny_taps = LC_DW_TINY_TAPS;

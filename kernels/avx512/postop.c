@@ -35,6 +35,8 @@
         _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23))
 #define LC_POSTOP_NAME lc_f32_postop__avx512
 #include "../postop_template.h"
+#define LC_SOFTMAX_NAME lc_f32_softmax__avx512
+#include "../softmax_lanes_template.h"
 
 #include "target_end.h"
 #endif

@@ -31,6 +31,7 @@ void lc_config_neon(lc_isa_config *cfg) {
     cfg->cost.dl_mac = 0.97f;
     cfg->cost.dl_move = 7.76f;
     cfg->postop = lc_f32_postop__neon;
+    cfg->softmax = lc_f32_softmax__neon;
     cfg->pool_plane = lc_f32_pool_plane__neon;
     cfg->lrn_div = lc_f32_lrn_div__neon;
     cfg->gemv16 = lc_f32_gemv16__neon;

@@ -33,5 +33,7 @@
     vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtnq_s32_f32(n), vdupq_n_s32(127)), 23))
 #define LC_POSTOP_NAME lc_f32_postop__neon
 #include "../postop_template.h"
+#define LC_SOFTMAX_NAME lc_f32_softmax__neon
+#include "../softmax_lanes_template.h"
 
 #endif

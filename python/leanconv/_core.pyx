@@ -125,7 +125,8 @@ cdef extern from "leanconv/dense.h":
                  int64_t k, const float *wp, const float *b, int nthreads) nogil
 
 cdef extern from "leanconv/softmax.h":
-    int lc_softmax(const float *x, float *y, int64_t rows, int64_t n, int nthreads) nogil
+    int lc_softmax(const lc_isa_config *isa, const float *x, float *y, int64_t outer, int64_t n,
+                   int64_t inner, int nthreads) nogil
 
 cdef extern from "leanconv/gather.h":
     int lc_gather_runs(const float *x, float *y, const int64_t *offsets, int64_t runs,
@@ -966,6 +967,39 @@ cdef class BoundLayerNorm(BoundCall):
                                     self.eps, self.scale, self.bias, self.threads)
 
 
+cdef class BoundSoftmax(BoundCall):
+    """A Softmax step's C call fixed once: x and out flat float32 buffers of
+    outer x n x inner values, the softmax over n (leanconv/softmax.h); out
+    may be x.  Bound, a classifier's last step runs in the schedule's C loop:
+    as a Python step (NumPy's reshapes and checks around the same C) it took
+    ~37 us of SqueezeNet's run against ~4 us called hot."""
+    cdef tuple keep
+    cdef const float *x
+    cdef float *y
+    cdef const lc_isa_config *cfg
+    cdef int64_t outer, n, inner
+    cdef int threads
+
+    def __init__(self, const float[::1] x, float[::1] out, int64_t outer, int64_t n,
+                 int64_t inner, int threads, int isa=0):
+        if outer < 0 or n < 1 or inner < 1 or x.shape[0] != outer * n * inner or \
+                out.shape[0] != x.shape[0]:
+            raise ValueError("softmax: x and out must hold outer * n * inner floats, "
+                             "n and inner >= 1")
+        if threads < 1:
+            raise ValueError(f"softmax: threads must be >= 1, got {threads}")
+        self.cfg = isa_config(isa)
+        self.outer, self.n, self.inner, self.threads = outer, n, inner, threads
+        self.keep = (x, out)
+        self.x = &x[0] if x.shape[0] else NULL
+        self.y = &out[0] if out.shape[0] else NULL
+
+    cdef int _run(self, char *ws, int64_t ws_bytes) noexcept nogil:
+        if self.y == NULL:
+            return 0
+        return lc_softmax(self.cfg, self.x, self.y, self.outer, self.n, self.inner, self.threads)
+
+
 def run_bound(tuple calls, unsigned char[::1] workspace):
     """Run BoundCall calls in order, all sharing `workspace` (sized for the largest)."""
     cdef BoundCall c
@@ -1457,15 +1491,15 @@ def dense(const float[::1] x, float[::1] out, int64_t n, int64_t rows, int64_t k
         call._run(NULL, 0)
 
 
-def softmax(const float[::1] x, float[::1] out, int64_t rows, int64_t n, int threads):
-    """out = softmax over each of the rows of n floats of x (leanconv/softmax.h);
-    out may be x."""
-    if rows < 0 or n < 1 or x.shape[0] != rows * n or out.shape[0] != x.shape[0]:
-        raise ValueError("softmax: x and out must hold rows * n floats, n >= 1")
-    if rows == 0:
-        return
+def softmax(const float[::1] x, float[::1] out, int64_t rows, int64_t n, int threads,
+            int64_t inner=1, int isa=0):
+    """out = softmax over n of x seen as rows x n x inner (flat float32 buffers;
+    inner 1: each row of n contiguous floats) (leanconv/softmax.h); out may
+    be x.  isa: an ISA id whose vector exp to use (leanconv._isa.isa_id()).
+    The call a BoundSoftmax makes, run once."""
+    cdef BoundSoftmax call = BoundSoftmax(x, out, rows, n, inner, threads, isa)
     with nogil:
-        lc_softmax(&x[0], &out[0], rows, n, threads)
+        call._run(NULL, 0)
 
 
 def se_block(const float[::1] x, float[::1] out, int64_t n, int64_t c, int64_t hw,

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from leanconv import _bound_pool, _core, _epilogue, _threads
+from leanconv import _bound_pool, _core, _epilogue, _isa, _threads
 from leanconv._channel_norm import (channel_layernorm_bind, channel_layernorm_into,
                                      channel_layernorm_workspace)
 from leanconv.onnx.node import unsupported
@@ -170,23 +170,37 @@ def softmax(x, axis, legacy):
     return y
 
 
-def softmax_into(y, x, axis, legacy, threads=1):
-    """softmax(x, axis, legacy) written into y (x's shape; may be x itself):
-    in C (kernels/softmax.c) for contiguous float32 rows (nothing after the
-    axis but ones), else NumPy with no temporaries beyond the two reductions'
-    few values."""
+def softmax_bind(y, x, axis, legacy, threads=None):
+    """The C call (a _core.BoundSoftmax: kernels/softmax.c, the ISA's vector
+    exp) writing softmax(x, axis, legacy) into y, for float32 C-contiguous
+    arrays of one shape (y may be x), or None where NumPy must do it.  x is
+    seen as outer x n x inner: n the softmax axis (legacy: every axis from
+    it on, inner 1), inner the axes after it."""
+    if not (x.dtype == np.float32 and y.dtype == np.float32 and x.ndim and x.size and
+            y.shape == x.shape and x.flags.c_contiguous and y.flags.c_contiguous):
+        return None
+    axis = axis % x.ndim
     # math.prod, not np.prod: a NumPy reduction costs ~50 us as the first NumPy
     # work after a model's convolutions (its paths cold), 10x the softmax itself
+    outer = math.prod(x.shape[:axis])
+    n = math.prod(x.shape[axis:]) if legacy else x.shape[axis]
+    return _core.BoundSoftmax(x.reshape(-1), y.reshape(-1), outer, n, x.size // (outer * n),
+                              _threads.resolve(threads), _isa.isa_id())
+
+
+def softmax_into(y, x, axis, legacy, threads=None):
+    """softmax(x, axis, legacy) written into y (x's shape; may be x itself):
+    in C where softmax_bind takes the arrays, else NumPy with no temporaries
+    beyond the two reductions' few values.  threads: leanconv's setting."""
+    call = softmax_bind(y, x, axis, legacy, threads)
+    if call is not None:
+        _bound_pool.run(call)
+        return
     if legacy:
         axis = axis % max(x.ndim, 1)
         lead = math.prod(x.shape[:axis])
         x, y, axis = x.reshape(lead, -1), y.reshape(lead, -1), 1
     axis = axis % max(x.ndim, 1)
-    if x.dtype == np.float32 and y.dtype == np.float32 and x.ndim and x.size and \
-            x.flags.c_contiguous and y.flags.c_contiguous and math.prod(x.shape[axis + 1:]) == 1:
-        n = x.shape[axis]
-        _core.softmax(x.reshape(-1), y.reshape(-1), x.size // n, n, threads)
-        return
     np.subtract(x, np.max(x, axis=axis, keepdims=True), out=y)
     np.exp(y, out=y)
     y /= np.sum(y, axis=axis, keepdims=True)
@@ -198,8 +212,8 @@ def build_softmax(node, ctx):
     axis = int(node.attr("axis", 1 if legacy else -1))
     settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
     return Step(node, lambda x: (softmax(x, axis, legacy),), inplace=True,
-                into=lambda outs, x: softmax_into(outs[0], x, axis, legacy,
-                                                  _threads.resolve(settings.threads)))
+                into=lambda outs, x: softmax_into(outs[0], x, axis, legacy, settings.threads),
+                bind=lambda outs, x: softmax_bind(outs[0], x, axis, legacy, settings.threads))
 
 
 def _per_channel(v, ndim):
