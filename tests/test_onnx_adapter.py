@@ -754,6 +754,36 @@ def test_default_budget_chooses_the_same_algorithms_at_any_thread_count():
     assert rel_err(ys[1], ref.astype(np.float64)) < 1e-4
 
 
+def test_default_budget_choices_do_not_follow_the_process_thread_count():
+    """Every option of the default budget, auto's pick included, is priced at
+    one thread, whatever leanconv.set_num_threads says: the pick was once
+    auto's at the process default (2 here) while the other options were
+    priced at one thread, so SqueezeNet's stem (3>64 3x3/2) ran Patch2Vec on
+    a 2-CPU machine and Im2Col on a 1-CPU one (and 1.5x slower in the model
+    at 2 threads)."""
+    g = rng(27)
+    w = [g.standard_normal((64, 3, 3, 3)).astype(np.float32),
+         g.standard_normal((128, 64, 3, 3)).astype(np.float32),
+         g.standard_normal((256, 128, 3, 3)).astype(np.float32)]
+    nodes = [helper.make_node("Conv", [a, f"w{i}"], [b], strides=[2, 2], pads=[1, 1, 1, 1])
+             for i, (a, b) in enumerate([("x", "a"), ("a", "b"), ("b", "y")])]
+    model = make_model(nodes, [("x", (1, 3, 128, 128))], [("y", None)],
+                       [(f"w{i}", v) for i, v in enumerate(w)])
+    x = g.standard_normal((1, 3, 128, 128)).astype(np.float32)
+    import leanconv as lc
+    before = lc.get_num_threads()
+    picks = []
+    try:
+        for default in (1, 2, 4):
+            lc.set_num_threads(default)
+            rep = lco.prepare(model, threads=2)
+            rep.run([x])
+            picks.append(algorithms(rep))
+    finally:
+        lc.set_num_threads(before)
+    assert picks[0] == picks[1] == picks[2]
+
+
 def test_default_budget_trades_the_least_time_per_byte_within_the_bound():
     from leanconv.onnx import budget
     # (algorithm, packed, workspace, cost): a trades 5 bytes for 1 unit of time, b 2 for 3

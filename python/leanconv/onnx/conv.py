@@ -186,7 +186,9 @@ class ConvOp:
     def candidates(self, x_shape, threads):
         """[(algorithm, packed bytes, workspace bytes, cost)] of every algorithm
         that can run this layer on inputs of x_shape, the one 'auto' picks
-        first; cost is the C cost model's (kernels/choose.c) for one call."""
+        first; cost is the C cost model's (kernels/choose.c) for one call.
+        All of it at `threads`, auto's pick too: not the process default, or
+        the budget's choice would follow the machine's CPU count."""
         shape = tuple(x_shape)
         x4 = shape[:2] + (1,) + shape[2:] if len(shape) == 3 else shape
         w_shape = self._shape4
@@ -195,7 +197,7 @@ class ConvOp:
         spec = ConvSpec.build(w_shape, stride, pads, dilation, self.group)
         isa_id = _isa.isa_id()
         geom = spec.geometry(*x4)
-        first = self._algorithm(w_shape, stride, pads, dilation, x4[2:])
+        first = self._algorithm(w_shape, stride, pads, dilation, x4[2:], threads)
         out = []
         for name in [first] + [a for a in ALGORITHMS if a != first]:
             if why_unsupported(name, spec, isa_id, geom) is None:
@@ -204,12 +206,12 @@ class ConvOp:
                     out.append((name, packed, ws, model_cost(name, isa_id, geom, threads)))
         return out
 
-    def _algorithm(self, w_shape, stride, pads, dilation, hw):
+    def _algorithm(self, w_shape, stride, pads, dilation, hw, threads=None):
         spec = ConvSpec.build(w_shape, stride, pads, dilation, self.group)
         isa_id = _isa.isa_id()
-        name = choose(self.algorithm_override or self.settings.algorithm, spec, isa_id, hw)
+        name = choose(self.algorithm_override or self.settings.algorithm, spec, isa_id, hw, threads)
         if why_unsupported(name, spec, isa_id) is not None:
-            name = choose("auto", spec, isa_id, hw)  # e.g. Winograd asked for on a 1x1 layer
+            name = choose("auto", spec, isa_id, hw, threads)  # e.g. Winograd asked for on a 1x1 layer
         return name
 
     def plan_for(self, x, w=None, b=None):
