@@ -354,7 +354,8 @@ def test_averages_divide_with_the_portable_bits_at_every_scale(geom, include_pad
     OW = (W + pl + pr - ((kw - 1) * dw + 1)) // sw + 1
     rng = np.random.default_rng(11)
     planes = 24
-    scale = np.ldexp(1.0, rng.integers(-148, 124, (planes, 1, 1)))
+    # int32 exponents: ldexp takes a C int, which int64 cannot cast to on i686
+    scale = np.ldexp(1.0, rng.integers(-148, 124, (planes, 1, 1), dtype=np.int32))
     x = (rng.standard_normal((planes, H, W)) * scale).astype(np.float32)
     x[0, 1, 1], x[1, H - 1, W // 2], x[2, 0, 0] = np.inf, -np.inf, np.nan
     g = (planes, H, W, OH, OW, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr)
