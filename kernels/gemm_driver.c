@@ -225,17 +225,19 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
             const size_t slice = kk * nr * sizeof(float);
             const int panel_major = passes > 1 && slice >= (size_t)budget->gemm_panel_l1 &&
                                     slice <= b_l1 && !stream_a;
+            /* the pass at row m0: its A slice (lc_packed_a_offset(m0, kabs)),
+             * and the bias on the first K block only */
+#define LC_PASS_A(m0) (a_packed + k0 * mpad + (m0) * kb + k1 * mr)
+#define LC_PASS_BIAS(m0) (bias && !kabs ? bias + (m0) : NULL)
             for (size_t j = 0; panel_major && j < nfull; j++)
                 for (size_t m0 = m_begin; m0 < m_end; m0 += mr)
-                    cfg->gemm(m_end - m0 < mr ? m_end - m0 : mr, nr, kk,
-                              a_packed + k0 * mpad + m0 * kb + k1 * mr, bk + j * bps, bld,
-                              cr + j * c_pstride + m0 * ldc, ldc,
-                              bias && !kabs ? bias + m0 : NULL, ep, flags);
+                    cfg->gemm(m_end - m0 < mr ? m_end - m0 : mr, nr, kk, LC_PASS_A(m0),
+                              bk + j * bps, bld, cr + j * c_pstride + m0 * ldc, ldc,
+                              LC_PASS_BIAS(m0), ep, flags);
             for (size_t m0 = m_begin; m0 < m_end; m0 += mr) {
                 size_t m = m_end - m0 < mr ? m_end - m0 : mr;
-                /* lc_packed_a_offset(m0, kabs) */
-                const float *ap = a_packed + k0 * mpad + m0 * kb + k1 * mr;
-                const float *bm = bias && !kabs ? bias + m0 : NULL;
+                const float *ap = LC_PASS_A(m0);
+                const float *bm = LC_PASS_BIAS(m0);
                 /* A is one stream in this loop order, but the stream is slow
                  * to ramp up when A is larger than L2 (deep layers on small
                  * images): ask for the next slice while this one works. */
@@ -271,6 +273,8 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
             }
         }
     }
+#undef LC_PASS_A
+#undef LC_PASS_BIAS
 }
 
 void lc_gemm_panels(const lc_isa_config *cfg, size_t Mg, size_t K, const float *a_packed,
