@@ -29,6 +29,10 @@ typedef struct {
     const float *xg, *ag, *bias, *rg; /* rg: the residual of yg, or NULL */
     float *yg, *bmat;
     int64_t K, Mg, P;
+    int64_t a_group;     /* floats of one group's packed weights */
+    int64_t group_items; /* GEMM tasks per group: nchunks x mchunks */
+    int64_t group_step;  /* items run groups g, g + 1, ...: 1 (a 1x1 layer's
+                            groups in one loop), 0 (B holds one group) */
     int64_t ldb;     /* B's leading dimension (lc_im2col_ldb; P when B is the input) */
     int64_t chunk;   /* panels per GEMM task */
     int64_t nchunks; /* GEMM tasks per channel block */
@@ -51,6 +55,19 @@ static void lc_im2col_gemm_task(void *vctx, int64_t item, int thread) {
     /* a chunk of panels per task, so A is read once per chunk (lc_gemm_panels),
      * for one block of output channels (item = (channel block, chunk)) */
     const lc_im2col_ctx *t = (const lc_im2col_ctx *)vctx;
+    const lc_conv_desc *d = t->d;
+    /* the item's group, from the context's group (its xg ...): a 1x1 layer's
+     * groups are one loop of group_items tasks each (so each of ShuffleNet's
+     * four 34-channel groups is not a parallel region of its own, each too
+     * small to split over the threads) */
+    const int64_t dg = t->group_step * (item / t->group_items);
+    item %= t->group_items;
+    const int64_t Cg = d->C / d->groups;
+    const float *xg = t->xg + dg * Cg * d->H * d->W, *bmat = t->group_step ? xg : t->bmat;
+    float *yg = t->yg + dg * t->Mg * t->P;
+    const float *rg = t->rg ? t->rg + dg * t->Mg * t->P : NULL;
+    const float *bias = t->bias ? t->bias + dg * t->Mg : NULL;
+    const float *ag = t->ag + dg * t->a_group;
     const int64_t chunk = item % t->nchunks, mchunk = item / t->nchunks;
     const int64_t nr = t->d->isa->nr, p0 = chunk * t->chunk * nr;
     const int64_t cols = lc_min64(t->chunk * nr, t->P - p0);
@@ -59,9 +76,9 @@ static void lc_im2col_gemm_task(void *vctx, int64_t item, int thread) {
     if (m_begin >= m_end) return;
     float *b_pack = t->ws ? (float *)lc_thread_scratch(t->ws, t->pack_bytes, thread) : NULL;
     lc_gemm_panels_rows(t->d->isa, (size_t)t->Mg, (size_t)m_begin, (size_t)m_end, (size_t)t->K,
-                        t->ag, t->bmat + p0, (size_t)t->ldb, (size_t)nr, (size_t)cols,
-                        t->yg + p0, (size_t)t->P, (size_t)nr, t->bias,
-                        t->rg ? t->rg + p0 : NULL, &t->d->epilogue,
+                        ag, bmat + p0, (size_t)t->ldb, (size_t)nr, (size_t)cols,
+                        yg + p0, (size_t)t->P, (size_t)nr, bias,
+                        rg ? rg + p0 : NULL, &t->d->epilogue,
                         LC_PANELS_EPILOGUE | (t->whole_rows ? LC_PANELS_WIDE : 0), b_pack);
 }
 
@@ -71,6 +88,14 @@ typedef struct {
     int64_t chunk, nchunks, mchunks, pack_bytes;
 } lc_im2col_tiles;
 LC_TILING_FITS(lc_im2col_tiles);
+
+/* The GEMM loop's items: a 1x1 layer's (B the input) take every group's
+ * tasks in one loop, so the threads its B buffers are sized for are those of
+ * that loop; other layers run a loop per group (B holds one group). */
+static int64_t lc_im2col_gemm_items(const lc_conv_desc *d, const lc_im2col_tiles *b) {
+    const int64_t per_group = b->nchunks * b->mchunks;
+    return lc_gemm_is_pointwise(d) ? per_group * d->groups : per_group;
+}
 
 /* Whether a 1 x 1 layer's GEMM copies each kc-row block of its chunk of B
  * (the input planes, rows P floats apart) into contiguous NR-wide panels
@@ -148,7 +173,7 @@ int64_t lc_im2col_workspace(const lc_conv_desc *d, int *ok) {
         lc_im2col_tiling(d, tiling);
         memcpy(&b, tiling, sizeof b);
         if (!b.pack_bytes) return 0;
-        const int threads = lc_threads_used(d->nthreads, lc_mul(b.nchunks, b.mchunks, ok),
+        const int threads = lc_threads_used(d->nthreads, lc_im2col_gemm_items(d, &b),
                                             lc_conv_macs(d));
         return lc_mul(b.pack_bytes, threads, ok);
     }
@@ -170,22 +195,36 @@ int lc_im2col_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
     const int pointwise = lc_gemm_is_pointwise(d);
     t.ldb = pointwise ? t.P : lc_im2col_ldb(t.P);
     const int64_t a_group = lc_round_up(t.Mg, d->isa->mr, &ok) * t.K;
+    t.a_group = a_group;
     t.chunk = b.chunk;
     t.nchunks = b.nchunks;
     t.mchunks = b.mchunks;
     t.whole_rows = lc_gemm_wide_rows(d->isa, (size_t)t.P); /* as lc_im2col_tiling decided */
     t.pack_bytes = b.pack_bytes;
     t.ws = pointwise && b.pack_bytes ? ws : NULL;
+    t.group_items = t.nchunks * t.mchunks;
+    t.group_step = pointwise;
     for (int64_t n = 0; n < d->N; n++) {
+        if (pointwise) { /* B is the input: every group in one loop */
+            t.xg = x + n * d->C * d->H * d->W;
+            t.yg = y + n * d->M * t.P;
+            t.rg = res ? res + n * d->M * t.P : NULL;
+            t.ag = packed;
+            t.bias = bias;
+            t.bmat = NULL;
+            lc_parallel_for(d->nthreads, lc_im2col_gemm_items(d, &b), lc_conv_macs(d),
+                            lc_im2col_gemm_task, &t);
+            continue;
+        }
         for (int64_t g = 0; g < d->groups; g++) {
             t.xg = x + (n * d->C + g * (d->C / d->groups)) * d->H * d->W;
             t.yg = y + (n * d->M + g * t.Mg) * t.P;
             t.rg = res ? res + (n * d->M + g * t.Mg) * t.P : NULL;
             t.ag = packed + g * a_group;
             t.bias = bias ? bias + g * t.Mg : NULL;
-            t.bmat = pointwise ? (float *)t.xg : (float *)ws;
-            if (!pointwise) lc_parallel_for(d->nthreads, d->OH, lc_conv_macs(d), lc_im2col_outrow_task, &t);
-            lc_parallel_for(d->nthreads, t.nchunks * t.mchunks, lc_conv_macs(d), lc_im2col_gemm_task, &t);
+            t.bmat = (float *)ws;
+            lc_parallel_for(d->nthreads, d->OH, lc_conv_macs(d), lc_im2col_outrow_task, &t);
+            lc_parallel_for(d->nthreads, t.group_items, lc_conv_macs(d), lc_im2col_gemm_task, &t);
         }
     }
     return LC_OK;

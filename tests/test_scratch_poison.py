@@ -22,6 +22,8 @@ LAYERS = [
     (20, 37, 31, 36, 3, 2, 1),
     (64, 15, 13, 72, 1, 1, 1),
     (32, 21, 21, 32, 3, 1, 4),
+    (136, 14, 14, 136, 1, 1, 4),   # ShuffleNet's grouped 1x1: the groups' tasks in one loop
+    (256, 15, 17, 256, 1, 1, 2),   # grouped 1x1 whose tasks pack B into per-thread buffers
     (48, 45, 45, 48, 3, 1, 48),
     (40, 29, 301, 40, 5, 2, 40),   # depthwise rows too wide for its stack row
 ]

@@ -18,6 +18,7 @@ LAYERS = [
     ((3, 8, 13, 13), (8, 4, 3, 3), dict(padding=1, groups=2)),
     ((1, 16, 15, 15), (32, 1, 3, 3), dict(padding=1, groups=16, stride=2)),
     ((2, 32, 9, 9), (40, 32, 1, 1), {}),
+    ((2, 32, 9, 9), (40, 8, 1, 1), dict(groups=4)),   # a 1x1 layer's groups share one loop
 ]
 
 
