@@ -69,8 +69,12 @@ static void lc_im2col_gemm_task(void *vctx, int64_t item, int thread) {
     const float *bias = t->bias ? t->bias + dg * t->Mg : NULL;
     const float *ag = t->ag + dg * t->a_group;
     const int64_t chunk = item % t->nchunks, mchunk = item / t->nchunks;
-    const int64_t nr = t->d->isa->nr, p0 = chunk * t->chunk * nr;
-    const int64_t cols = lc_min64(t->chunk * nr, t->P - p0);
+    /* the chunks' panels as near-equal as their count allows (25 panels in
+     * 4 chunks: 6,6,6,7, not 7,7,7,4, which left 2 threads 14 and 11); none
+     * is larger than t->chunk, which the B buffers are sized for */
+    const int64_t nr = t->d->isa->nr, np = lc_div_up(t->P, nr);
+    const int64_t p0 = chunk * np / t->nchunks * nr;
+    const int64_t cols = lc_min64((chunk + 1) * np / t->nchunks * nr, t->P) - p0;
     int64_t m_begin, m_end;
     lc_row_chunk_range(mchunk, t->mchunks, t->Mg, t->d->isa->mr, &m_begin, &m_end);
     if (m_begin >= m_end) return;
