@@ -48,18 +48,26 @@ def task_names(core_file):
     return names
 
 
-def trace_runs(rep, feeds, rounds):
-    """Runs rep `rounds` times (5 ms apart) with the trace on: (run seconds, records)."""
+def trace_runs(rep, feeds, rounds, pause=0.005):
+    """Runs rep `rounds` times with the trace on, each `pause` seconds after
+    the last (past the pool's spin: its worker sleeps and is woken), or with
+    pause 0 right after an untimed run (the worker awake, as in a benchmark's
+    back-to-back runs): (run seconds, records, each with its run's index
+    under "run")."""
     from leanconv import _core
-    _core.pool_trace(200_000)
-    times = []
+    times, records = [], []
     try:
-        for _ in range(rounds):
-            time.sleep(0.005)
+        for k in range(rounds):
+            if pause > 0:
+                time.sleep(pause)
+            else:
+                rep.run(feeds)
+            _core.pool_trace(10_000)   # a fresh trace per run
             t0 = time.perf_counter()
             rep.run(feeds)
             times.append(time.perf_counter() - t0)
-        return times, _core.pool_trace()
+            records += [dict(r, run=k) for r in _core.pool_trace()]
+        return times, records
     finally:
         _core.pool_trace(0)
 
@@ -85,11 +93,39 @@ def summary(records, names, rounds):
     return rows
 
 
+def loss_split(records):
+    """Per run (medians over the runs), where the time inside the loops goes:
+    wall (the caller's time in loops), hand-over (a loop's wall past its
+    busiest slot's time in items: publishing, the worker's join, the caller's
+    wait at the end), imbalance (the busiest slot past the slots' mean), and
+    busy (every slot's time in items, summed: against the 1-thread figure,
+    what the split adds to the work itself -- data another core wrote, weights
+    each thread streams, smaller blocks).  None without records."""
+    runs = collections.defaultdict(list)
+    for q in records:
+        runs[q["run"]].append(q)
+    sums = {k: [] for k in ("wall", "handover", "imbalance", "busy")}
+    for run in runs.values():
+        acc = dict.fromkeys(sums, 0.0)
+        for q in run:
+            slots = [q["busy_ns"][s] for s in range(min(q["team"], len(q["busy_ns"])))]
+            wall = q["end_ns"] - q["start_ns"]
+            acc["wall"] += wall
+            acc["handover"] += wall - max(slots)
+            acc["imbalance"] += max(slots) - sum(slots) / q["team"]
+            acc["busy"] += sum(slots)
+        for k, v in acc.items():
+            sums[k].append(v / 1e3)
+    return {k: statistics.median(v) for k, v in sums.items()} if runs else None
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("model", help="an ONNX file")
     p.add_argument("--rounds", type=int, default=30)
     p.add_argument("--top", type=int, default=25, help="loop kinds to print per thread count")
+    p.add_argument("--pause-ms", type=float, default=5.0,
+                   help="pause before each traced run (0: an untimed run instead, workers awake)")
     a = p.parse_args(argv)
     import os
 
@@ -108,12 +144,20 @@ def main(argv=None):
             rep.run(feeds)
     names = task_names(_core.__file__)
     print(f"{a.model}: load average {os.getloadavg()[0]:.2f}")
+    busy_1t = None
     for t, rep in reps.items():
-        times, records = trace_runs(rep, feeds, a.rounds)
+        times, records = trace_runs(rep, feeds, a.rounds, a.pause_ms / 1e3)
         rows = summary(records, names, a.rounds)
         print(f"\n{t} thread(s): run median {1e3 * statistics.median(times):.2f} ms, "
               f"{len(records) / a.rounds:.0f} loops per run, "
               f"{sum(r['per_run'] * r['wall_us'] for r in rows) / 1e3:.2f} ms inside them")
+        split = loss_split(records)
+        if split:
+            busy_1t = split["busy"] if t == 1 else busy_1t
+            more = "" if t == 1 or busy_1t is None else \
+                f", {split['busy'] - busy_1t:+.0f} us of work against 1 thread"
+            print(f"  per run: {split['wall']:.0f} us in loops, hand-over {split['handover']:.0f} us, "
+                  f"imbalance {split['imbalance']:.0f} us, busy {split['busy']:.0f} us (all slots){more}")
         print("  task                          items team  x/run  loop us   busy us (slots)   "
               "items (slots)  worker joined / started us")
         for r in rows[:a.top]:
