@@ -15,10 +15,11 @@
  *   LC_GEMM_LINKAGE (optional, e.g. static)
  *   LC_GEMM_PF_NAME (optional): also stamp out the lc_gemm_pf_fn variant */
 
-/* Where the cursor's rows go: L2, not L1 (prefetcht1).  The next panel's
- * source rows (a 256-row slice is 32 KiB at NR = 32) would otherwise evict
- * the slice the kernel is reading from a 48 KiB L1d; from L2 the kernel's
- * own loads (or the packing copy) reach them within the out-of-order window. */
+/* Where the cursor's rows go: L2, not L1 (prefetcht1).  Into L1 the next
+ * panel's rows (a 256-row slice is 32 KiB at NR = 32) evict the slice the
+ * kernel is reading from a 48 KiB L1d; from L2 its own loads reach them
+ * within the out-of-order window.  (1x1 144>24 @56, Intel Xeon: t1 and t2
+ * 10% faster than no prefetch, t0 1%.) */
 #ifndef LC_PREFETCH_ROW
 #if defined(__GNUC__) || defined(__clang__)
 #define LC_PREFETCH_ROW(p) __builtin_prefetch((p), 0, LC_GEMM_PF_LOCALITY)
