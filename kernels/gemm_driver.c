@@ -185,8 +185,9 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
     const size_t b_l1 = (size_t)budget->gemm_b_l1;
     const int stream_a = mpad * K * sizeof(float) > (size_t)budget->gemm_a_stream;
     const size_t passes = (m_end - m_begin + mr - 1) / mr;
-    /* B read where it lies comes from beyond L2 on the first pass over each
-     * panel (a 1 x 1 layer's input, rows a plane apart: the hardware
+    /* B read where it lies, too big to be in L2 still (lc_blocking), comes
+     * from beyond L2 on the first pass over each panel (a 1 x 1 layer's
+     * input, rows a plane apart: the hardware
      * prefetchers see a short run per page), so the ISA's prefetching kernel
      * (lc_gemm_pf_fn), when it has one, asks for the rows of the panel read
      * next while it computes this one, so the reads overlap the FMAs instead
@@ -196,7 +197,8 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
      * B: the copy has read those rows, and prefetching them again cost
      * 256>64 @56 4% and 512>128 @28 7% (the kernel's A slices stream from L2
      * through the same line-fill buffers). */
-    const lc_gemm_pf_fn pf = b_pack ? NULL : cfg->gemm_pf;
+    const int b_far = K * ldb * sizeof(float) > (size_t)budget->gemm_b_far;
+    const lc_gemm_pf_fn pf = b_pack || !b_far ? NULL : cfg->gemm_pf;
     for (size_t k0 = 0; k0 < K; k0 += kc) {
         const size_t kb = K - k0 < kc ? K - k0 : kc;
         /* Narrow B rows (small images: ldb = P = 49 at 7 x 7) make a kb-row
