@@ -228,6 +228,8 @@ typedef struct lc_blocking {
     int64_t gemm_panel_l1; /* B panel slices of at least these bytes (and at most
                             * gemm_b_l1) are read by every MR pass of A in turn */
     int64_t gemm_a_stream; /* packed A bigger than this is prefetched slice by slice */
+    int64_t gemm_b_far;    /* B read in place spanning more bytes than this gets the
+                            * prefetching kernel (lc_gemm_pf_fn) */
     int64_t wino_block;    /* bytes a Winograd block keeps its V and Mo buffers in */
     int64_t ir_band;       /* bytes of a fused inverted-residual block's expanded band
                             * (kernels/ir_block.c), per thread */

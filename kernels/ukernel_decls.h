@@ -43,6 +43,11 @@ lc_fma_peak_fn lc_fma_peak_get(int isa);
     void name(size_t n, size_t k, const float *x, size_t ldx, const float *w, float *t,  \
               size_t ldt, const float *bias, const lc_epilogue *ep, unsigned flags);
 
+#define LC_DECLARE_GEMM_PF(name)                                                         \
+    void name(size_t m, size_t n, size_t k, const float *a, const float *b, size_t ldb,  \
+              float *c, size_t ldc, const float *bias, const lc_epilogue *ep, unsigned flags, \
+              const float *pf, size_t pf_ld, size_t pf_rows);
+
 #define LC_DECLARE_GEMM_NARROW(name)                                                     \
     void name(size_t m, size_t n, size_t k, const float *a, size_t a_pstride,            \
               const float *b, size_t ldb, float *c, size_t ldc, const float *bias,       \
@@ -99,6 +104,7 @@ void lc_f32_affine__avx2(float *y, const float *x, size_t n, float scale, float 
 void lc_f32_layernorm_block__avx2(float *y, const float *x, size_t channels, size_t hw,
     size_t np, float eps, const float *scale, const float *bias);
 LC_DECLARE_GEMM(lc_f32_gemm_6x16__avx2)
+LC_DECLARE_GEMM_PF(lc_f32_gemm_pf_6x16__avx2)
 LC_DECLARE_DL(lc_f32_dl_6x16__avx2)
 LC_DECLARE_PW(lc_f32_pw_6x16__avx2)
 LC_DECLARE_STRIDED_COPY(lc_f32_strided_copy__avx2)
@@ -125,6 +131,7 @@ int lc_f32_dw3x3_planes__avx512(float *out, size_t out_plane, const float *in, s
 LC_DECLARE_DW_TINY(lc_f32_dw_tiny__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_6x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_8x32__avx512)
+LC_DECLARE_GEMM_PF(lc_f32_gemm_pf_8x32__avx512)
 LC_DECLARE_DL(lc_f32_dl_6x64__avx512)
 LC_DECLARE_DL(lc_f32_dl_12x32__avx512)
 LC_DECLARE_PW(lc_f32_pw_6x64__avx512)

@@ -110,9 +110,10 @@ WIDE_ISAS = [i for i in ISAS if i in WIDE]
 
 
 def narrow_case(isa, m, n, k, ldb, ldc, flags, with_bias, clamp, seed, nan=False, gap=0,
-                kernel=None):
+                kernel=None, extra=()):
     """C (+)= A B through a narrow kernel (two MR panels, a_pstride) or, with
-    kernel=(name, mr), a one-panel kernel of the lc_gemm_ukernel_fn form."""
+    kernel=(name, mr), a one-panel kernel of the lc_gemm_ukernel_fn form
+    (`extra` arguments after its own: a prefetch cursor).  Returns C."""
     name, mr, _ = kernel + (None,) if kernel else NARROW[isa]
     fn = getattr(_lib, name)
     fn.restype = None
@@ -140,7 +141,7 @@ def narrow_case(isa, m, n, k, ldb, ldc, flags, with_bias, clamp, seed, nan=False
     a_args = (ptr(a),) if kernel else (ptr(a), ctypes.c_size_t(pstride))
     fn(ctypes.c_size_t(m), ctypes.c_size_t(n), ctypes.c_size_t(k), *a_args,
        ptr(b), ctypes.c_size_t(ldb), ptr(c), ctypes.c_size_t(ldc),
-       ptr(bias) if bias is not None else None, ctypes.byref(ep), ctypes.c_uint(flags))
+       ptr(bias) if bias is not None else None, ctypes.byref(ep), ctypes.c_uint(flags), *extra)
     prod = A.astype(np.float64) @ B
     scale = np.abs(A).astype(np.float64) @ np.abs(B)
     if flags & _core.GEMM_ACCUMULATE:
@@ -156,6 +157,7 @@ def narrow_case(isa, m, n, k, ldb, ldc, flags, with_bias, clamp, seed, nan=False
     for i in range(m):
         mask[i * ldc:i * ldc + n] = False
     assert np.all(c[mask] == sentinel), f"{name} wrote outside the tile"
+    return c
 
 
 @pytest.mark.parametrize("isa", NARROW_ISAS)
@@ -217,6 +219,51 @@ def test_gemm_wide_clamp_passes_nan(isa, clamp):
     _, mr, wn = WIDE[isa]
     for i, (m, n) in enumerate([(mr, wn), (mr - 1, wn + 1), (3, wn + 3)]):
         wide_case(isa, m, n, 9, n + 2, n, _core.GEMM_FINAL, True, clamp, 97 + i, nan=True)
+
+
+# the prefetching kernels (lc_gemm_pf_fn): the plain kernel's results, bit for
+# bit, wherever the cursor points (prefetches never fault)
+PF = {"avx2": ("lc_f32_gemm_pf_6x16__avx2", "lc_f32_gemm_6x16__avx2", 6, 16),
+      "avx512": ("lc_f32_gemm_pf_8x32__avx512", "lc_f32_gemm_8x32__avx512", 8, 32)}
+PF_ISAS = [i for i in ISAS if i in PF]
+
+
+@pytest.mark.parametrize("isa", PF_ISAS)
+@pytest.mark.parametrize("flags", [0, 1, 2, 3])
+def test_gemm_pf_matches_plain(isa, flags):
+    """Every row count, full and partial widths, B and C right before an
+    unreadable page; the cursor over a guarded buffer (rows ending at its
+    last float), past it into the unreadable page, or at nothing (0 rows);
+    more cursor rows than k steps too."""
+    pf_name, name, mr, nr = PF[isa]
+    rows_end = guarded(3 * 64 + 5)
+    base = rows_end.ctypes.data
+    unreadable = base + rows_end.size * 4  # the PROT_NONE page on Linux
+    seed = 7000 + 1000 * flags
+    for m in range(1, mr + 1):
+        for n in (1, nr // 2, nr - 1, nr):
+            for k in ((1, 3, 64, 257) if flags == 0 else (1, 19)):
+                for pf, ld, rows in ((base + 5 * 4, 64, 3), (unreadable, 16, k), (None, 0, 0),
+                                     (base, 1, 2 * k + 1)):
+                    seed += 1
+                    ld_b = n + (seed % 3) * 7
+                    args = (isa, m, n, k, ld_b, ld_b, flags, seed % 2 == 0, (-0.5, 0.75), seed)
+                    plain = narrow_case(*args, kernel=(name, mr))
+                    got = narrow_case(*args, kernel=(pf_name, mr),
+                                      extra=(ctypes.c_void_p(pf), ctypes.c_size_t(ld),
+                                             ctypes.c_size_t(rows)))
+                    assert np.array_equal(plain, got, equal_nan=True), (
+                        f"{pf_name} m={m} n={n} k={k} rows={rows}")
+
+
+@pytest.mark.parametrize("isa", PF_ISAS)
+def test_gemm_pf_clamp_passes_nan(isa):
+    pf_name, _, mr, nr = PF[isa]
+    keep = guarded(64)
+    for i, (m, n) in enumerate([(mr, nr), (mr - 1, nr), (3, nr - 2)]):
+        narrow_case(isa, m, n, 9, n + 2, n, _core.GEMM_FINAL, True, (0.0, 6.0), 31 + i, nan=True,
+                    kernel=(pf_name, mr),
+                    extra=(ctypes.c_void_p(keep.ctypes.data), ctypes.c_size_t(8), ctypes.c_size_t(5)))
 
 
 def conv_ref(x, w, stride, pad):

@@ -133,9 +133,16 @@ PACKED_B = [(300, 136, 13, 17), (256, 64, 40, 40), (512, 128, 14, 14)]
 # pixels); two K blocks, the first panel-major and the 44-row second one
 # pass-major where the slices are short
 PANEL_MAJOR = [(144, 24, 56, 56), (256, 20, 30, 30), (300, 36, 13, 17)]
+# B read in place beyond a quarter of L2 (all but the smallest of these on
+# caches up to 4 MiB): both orders hand the prefetching kernel
+# (lc_gemm_pf_fn) the next panel's rows; after the last panel of the first
+# K block, the first of the next (300 rows over 1600 pixels); pass-major
+# short slices (K = 64), whose first pass prefetches up to the partial last
+# panel (3844 = 120 x 32 + 4 pixels)
+PASS_MAJOR = [(300, 36, 40, 40), (64, 40, 62, 62)]
 
 
-@pytest.mark.parametrize("C, M, H, W", PACKED_B + PANEL_MAJOR)
+@pytest.mark.parametrize("C, M, H, W", PACKED_B + PANEL_MAJOR + PASS_MAJOR)
 def test_packed_b_matches_the_reference(isa, rng, C, M, H, W):
     """A 1 x 1 layer whose GEMM copies its B blocks into contiguous panels
     (lc_im2col_packs_b) or runs them panel by panel computes the same as the

@@ -198,6 +198,17 @@ typedef void (*lc_gemm_narrow_fn)(size_t m, size_t n, size_t k, const float *a,
                                   size_t ldc, const float *bias, const lc_epilogue *ep,
                                   unsigned flags);
 
+/* lc_gemm_ukernel_fn that also asks for pf_rows rows of NR floats (row r at
+ * pf + r*pf_ld) to be brought towards the core (L2), one at a time spread
+ * over its k loop, on full-width tiles (n == NR; otherwise it prefetches
+ * nothing).  The drivers point it at the B rows their next call will read
+ * from memory, so those reads overlap the FMAs instead of following them.
+ * Prefetches never fault: pf may point anywhere.  Same results as gemm. */
+typedef void (*lc_gemm_pf_fn)(size_t m, size_t n, size_t k, const float *a, const float *b,
+                              size_t ldb, float *c, size_t ldc, const float *bias,
+                              const lc_epilogue *ep, unsigned flags, const float *pf,
+                              size_t pf_ld, size_t pf_rows);
+
 /* Wide GEMM tile (optional): like lc_gemm_ukernel_fn with m <= MR and
  * wide_nr <= n <= wide_nr + LC_GEMM_NARROW_TAIL columns, the columns past
  * wide_nr computed the other way in the same call.  The drivers use it on
@@ -380,6 +391,7 @@ typedef struct lc_isa_config {
     lc_strided_copy_fn strided_copy; /* patch unwrapping runs */
     lc_gemm_narrow_fn gemm_narrow;   /* column remainders <= NR/2, two MR panels */
     lc_gemm_wide_fn gemm_wide;       /* whole rows of B in wide_nr-column tiles */
+    lc_gemm_pf_fn gemm_pf;           /* gemm with a prefetch cursor (NULL: no prefetch) */
     int wide_nr;
     lc_wino_input_strip_fn wino_input_strip[LC_WINO_VARIANTS]; /* optional, may be NULL */
     lc_wino_input_direct_fn wino_input_direct[LC_WINO_VARIANTS]; /* optional, may be NULL */

@@ -14,6 +14,7 @@ void lc_config_avx2(lc_isa_config *cfg) {
     cfg->nr = LC_TILE_NR;
     cfg->kc = LC_TILE_KC;
     cfg->gemm = lc_f32_gemm_6x16__avx2;
+    cfg->gemm_pf = lc_f32_gemm_pf_6x16__avx2;
     lc_wino_fill__avx2(cfg);
     cfg->dw_row = lc_f32_dw_row__avx2;
     cfg->dw_band = lc_f32_dw_band__avx2;

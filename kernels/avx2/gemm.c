@@ -32,6 +32,7 @@ static inline __m256i lc_mask8(size_t count) {
 #define LC_GEMM_MR 6
 #define LC_GEMM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
 #define LC_GEMM_NAME lc_f32_gemm_6x16__avx2
+#define LC_GEMM_PF_NAME lc_f32_gemm_pf_6x16__avx2
 #include "../gemm_template.h"
 
 /* Patch unwrapping runs (lc_strided_copy_fn).  Stride 2 takes 8 outputs from

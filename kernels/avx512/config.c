@@ -19,6 +19,7 @@ void lc_config_avx512(lc_isa_config *cfg) {
     cfg->nr = LC_TILE_NR;
     cfg->kc = LC_TILE_KC;
     cfg->gemm = lc_f32_gemm_8x32__avx512;
+    cfg->gemm_pf = lc_f32_gemm_pf_8x32__avx512;
     lc_wino_fill__avx512(cfg);
     cfg->dw_row = lc_f32_dw_row__avx512;
     cfg->dw_band = lc_f32_dw_band__avx512;

@@ -31,6 +31,7 @@
 #define LC_GEMM_MR 8
 #define LC_GEMM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 #define LC_GEMM_NAME lc_gemm_8x32_rows__avx512
+#define LC_GEMM_PF_NAME lc_gemm_pf_8x32_rows__avx512
 #define LC_GEMM_LINKAGE static
 #include "../gemm_template.h"
 
@@ -95,6 +96,19 @@ void lc_f32_gemm_8x32__avx512(size_t m, size_t n, size_t k, const float *a, cons
     }
     if (n > r) lc_gemm_8x32_rows__avx512(m, n - r, k, a, b, ldb, c, ldc, bias, ep, flags);
     lc_gemm_8xcols__avx512(m, r, k, a, b + (n - r), ldb, c + (n - r), ldc, bias, ep, flags);
+}
+
+/* The same with a prefetch cursor (lc_gemm_pf_fn): full panels go through
+ * the vector rows, prefetching; a column tail as above, without. */
+void lc_f32_gemm_pf_8x32__avx512(size_t m, size_t n, size_t k, const float *a, const float *b,
+                                 size_t ldb, float *c, size_t ldc, const float *bias,
+                                 const lc_epilogue *ep, unsigned flags, const float *pf,
+                                 size_t pf_ld, size_t pf_rows) {
+    if (n != 32) {
+        lc_f32_gemm_8x32__avx512(m, n, k, a, b, ldb, c, ldc, bias, ep, flags);
+        return;
+    }
+    lc_gemm_pf_8x32_rows__avx512(m, n, k, a, b, ldb, c, ldc, bias, ep, flags, pf, pf_ld, pf_rows);
 }
 
 /* Column remainders over two 8-row panels at once (lc_gemm_narrow_fn,
