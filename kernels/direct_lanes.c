@@ -354,7 +354,13 @@ void lc_dl_write_tile(const lc_conv_desc *d, int64_t n, int64_t o0, int64_t vali
  * 3.2 MB) each line it writes would first come from L3 or memory, a burst of
  * misses the stores wait on (on an Intel Xeon the stem's transpose took 17%
  * of its time).  Asked for during the multiply-adds, the lines arrive under
- * them.  A read prefetch: a line no other core holds arrives writable. */
+ * them.  A read prefetch: a line no other core holds arrives writable.
+ * Even so the transpose was still ~17% of the stem there (skipping it: 1.40
+ * -> 1.16 ms); neither asking for the lines twice as early nor writing each
+ * tile a share after each kernel call of the next segment (two tiles in
+ * turn, the stores under the multiply-adds) changed the time beyond noise
+ * (A/B 0.97-1.04, the MobileNet stem up to 10% slower); the output planes in
+ * 2 MB pages ran the stem 5% faster, the MobileNet stem 8%. */
 typedef struct {
     const char *first; /* plane 0's first line */
     int64_t plane;     /* bytes between planes */
