@@ -8,13 +8,11 @@
 #define LC_TANH_NS 5
 #define LC_TANH_S {-3.333332e-01f, 1.3332699e-01f, -5.386508e-02f, 2.112724e-02f, -6.356496e-03f}
 
-/* erfc(a) = t exp(-a^2 + P(s)), t = 1/(1 + a/2), s = t LC_ERFC_S_SCALE +
- * LC_ERFC_S_SHIFT, 0 <= a <= 9.0; P lowest degree first (fit: relative
- * error 1.2e-08 in float64). */
-#define LC_ERFC_MAX 9.0f
-#define LC_ERFC_S_SCALE 2.4444444e+00f
-#define LC_ERFC_S_SHIFT -1.4444444e+00f
-#define LC_ERFC_NP 12
-#define LC_ERFC_P {-5.482211e-01f, 5.6047136e-01f, 1.362627e-02f, -2.7953396e-02f, -6.586159e-04f, 3.3575697e-03f, -3.1048554e-04f, -4.6594042e-04f, 1.2391547e-04f, 5.5898898e-05f, -2.0880696e-05f, -4.601184e-06f}
+/* Phi(-x) = exp(-x^2/2 + P(s)), s = x LC_PHI_S_SCALE - 1, 0 <= x <= LC_PHI_MAX;
+ * P lowest degree first (fit: largest error 0.01 of the GELU budget in float64). */
+#define LC_PHI_MAX 5.75f
+#define LC_PHI_S_SCALE 3.478261e-01f
+#define LC_PHI_NP 10
+#define LC_PHI_P {-2.071777e+00f, -8.399879e-01f, 3.0852008e-01f, -1.3445044e-01f, 5.8508396e-02f, -2.5772693e-02f, 9.026285e-03f, 9.2416303e-04f, 6.635435e-03f, 3.3468541e-03f}
 
 #endif
