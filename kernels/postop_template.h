@@ -18,14 +18,21 @@
  *   LC_VFMA(a, b, c) = a*b + c    LC_VABS(a)
  *   LC_VLT LC_VLE LC_VGT LC_VGE LC_VEQ (a, b) -> LC_M (false for NaN)
  *   LC_VISNAN(a) -> LC_M          LC_VSEL(m, a, b) = m ? a : b
- *   LC_VROUND(a)                  to the nearest integer, as a float
- *   LC_VPOW2I(n)                  2^n for integer-valued n in [-126, 127]
+ *   LC_VSHL23(a)                  a's bits shifted left by 23, as a float
  *   LC_POSTOP_NAME                the function's name */
 #include "activation.h"
 #include "activation_coeffs.h"
 
-/* e^r 2^n for the reduced argument r (|r| <= ln2/2) and integer-valued n */
-static inline LC_V lc_vexp_reduced(LC_V r, LC_V n) {
+/* The exp's n = round(x / ln2) and 2^n with no rounding or conversion
+ * instruction: t = x / ln2 + LC_EXP_SHIFTER is rounded to an integer by the
+ * addition itself (t's ulp is 1), t - LC_EXP_SHIFTER = n exactly, and t's
+ * low mantissa bits hold n + 127, 2^n's exponent field (bit 22 of the
+ * shifter and everything above the 9 low bits leave through the shift). */
+#define LC_EXP_SHIFTER (12582912.0f + 127.0f) /* 1.5 * 2^23 + the exponent bias */
+
+/* e^r 2^n for the reduced argument r (|r| <= ln2/2 and a bit) and t from
+ * which n came (see LC_EXP_SHIFTER) */
+static inline LC_V lc_vexp_reduced(LC_V r, LC_V t) {
     LC_V p = LC_VSET1(1.0f / 5040.0f);
     p = LC_VFMA(p, r, LC_VSET1(1.0f / 720.0f));
     p = LC_VFMA(p, r, LC_VSET1(1.0f / 120.0f));
@@ -34,7 +41,7 @@ static inline LC_V lc_vexp_reduced(LC_V r, LC_V n) {
     p = LC_VFMA(p, r, LC_VSET1(0.5f));
     p = LC_VFMA(p, r, LC_VSET1(1.0f));
     p = LC_VFMA(p, r, LC_VSET1(1.0f));
-    return LC_VMUL(p, LC_VPOW2I(n));
+    return LC_VMUL(p, LC_VSHL23(t));
 }
 
 static inline LC_V lc_vexp2(LC_V xh, LC_V xl) {
@@ -42,18 +49,22 @@ static inline LC_V lc_vexp2(LC_V xh, LC_V xl) {
      * two parts so n * LN2_HI is exact and so is xh - n * LN2_HI (xh up to
      * 128 has no bits below 2^-17, n * LN2_HI none below 2^-9); xl joins the
      * reduced argument, so a sum xh + xl is never rounded at xh's scale */
-    const LC_V n = LC_VROUND(LC_VMUL(LC_VADD(xh, xl), LC_VSET1(1.44269504f)));
+    const LC_V shifter = LC_VSET1(LC_EXP_SHIFTER);
+    const LC_V t = LC_VFMA(LC_VADD(xh, xl), LC_VSET1(1.44269504f), shifter);
+    const LC_V n = LC_VSUB(t, shifter);
     LC_V r = LC_VFMA(n, LC_VSET1(-0.693359375f), xh);
     r = LC_VADD(LC_VFMA(n, LC_VSET1(2.12194440e-4f), r), xl);
-    return lc_vexp_reduced(r, n);
+    return lc_vexp_reduced(r, t);
 }
 
 /* e^x for x in [-87, 88]: lc_vexp2's reduction without the low part (the
  * same bits as lc_vexp2(x, 0), two additions fewer) */
 static inline LC_V lc_vexp(LC_V x) {
-    const LC_V n = LC_VROUND(LC_VMUL(x, LC_VSET1(1.44269504f)));
+    const LC_V shifter = LC_VSET1(LC_EXP_SHIFTER);
+    const LC_V t = LC_VFMA(x, LC_VSET1(1.44269504f), shifter);
+    const LC_V n = LC_VSUB(t, shifter);
     const LC_V r = LC_VFMA(n, LC_VSET1(-0.693359375f), x);
-    return lc_vexp_reduced(LC_VFMA(n, LC_VSET1(2.12194440e-4f), r), n);
+    return lc_vexp_reduced(LC_VFMA(n, LC_VSET1(2.12194440e-4f), r), t);
 }
 
 /* e^x for x <= 0 (or NaN), 0 below the normal range */
