@@ -8,11 +8,10 @@
 #define LC_TANH_NS 5
 #define LC_TANH_S {-3.333332e-01f, 1.3332699e-01f, -5.386508e-02f, 2.112724e-02f, -6.356496e-03f}
 
-/* Phi(-x) = exp(-x^2/2 + P(s)), s = x LC_PHI_S_SCALE - 1, 0 <= x <= LC_PHI_MAX;
+/* Phi(-x) = exp(P(x)) for 0 <= x <= LC_PHI_MAX (Phi the normal CDF);
  * P lowest degree first (fit: largest error 0.01 of the GELU budget in float64). */
 #define LC_PHI_MAX 5.75f
-#define LC_PHI_S_SCALE 3.478261e-01f
 #define LC_PHI_NP 10
-#define LC_PHI_P {-2.071777e+00f, -8.399879e-01f, 3.0852008e-01f, -1.3445044e-01f, 5.8508396e-02f, -2.5772693e-02f, 9.026285e-03f, 9.2416303e-04f, 6.635435e-03f, 3.3468541e-03f}
+#define LC_PHI_P {-6.93147e-01f, -7.9788756e-01f, -3.1829068e-01f, -3.6393348e-02f, 4.8769694e-03f, -5.296624e-05f, -1.6430748e-04f, 4.2085274e-05f, -5.0316557e-06f, 2.4939982e-07f}
 
 #endif
