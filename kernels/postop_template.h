@@ -1,7 +1,7 @@
 /* The epilogue post-op (lc_postop_fn in include/leanconv/ukernels.h), written
  * once over an abstract vector type with our own approximations:
- *   exp   Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, then e^r by its
- *         Taylor polynomial to degree 7 (truncation 5e-9 relative), times 2^n
+ *   exp   Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, then e^r by a
+ *         minimax polynomial of degree 6 (2e-9 relative), times 2^n
  *   tanh  x + x^3 S(x^2) below LC_TANH_SMALL, else 1 - 2/(e^{2|x|} + 1)
  *   Phi   (the normal CDF) Phi(-x) = exp(P(x)) for 0 <= x <= LC_PHI_MAX
  *         (kernels/activation_coeffs.h), Phi(x) = 1 - Phi(-x)
@@ -33,14 +33,9 @@
 /* e^r 2^n for the reduced argument r (|r| <= ln2/2 and a bit) and t from
  * which n came (see LC_EXP_SHIFTER) */
 static inline LC_V lc_vexp_reduced(LC_V r, LC_V t) {
-    LC_V p = LC_VSET1(1.0f / 5040.0f);
-    p = LC_VFMA(p, r, LC_VSET1(1.0f / 720.0f));
-    p = LC_VFMA(p, r, LC_VSET1(1.0f / 120.0f));
-    p = LC_VFMA(p, r, LC_VSET1(1.0f / 24.0f));
-    p = LC_VFMA(p, r, LC_VSET1(1.0f / 6.0f));
-    p = LC_VFMA(p, r, LC_VSET1(0.5f));
-    p = LC_VFMA(p, r, LC_VSET1(1.0f));
-    p = LC_VFMA(p, r, LC_VSET1(1.0f));
+    static const float ec[LC_EXP_NE] = LC_EXP_E;
+    LC_V p = LC_VSET1(ec[LC_EXP_NE - 1]);
+    for (int i = LC_EXP_NE - 2; i >= 0; i--) p = LC_VFMA(p, r, LC_VSET1(ec[i]));
     return LC_VMUL(p, LC_VSHL23(t));
 }
 
