@@ -1,10 +1,10 @@
 /* The epilogue post-op (lc_postop_fn in include/leanconv/ukernels.h), written
  * once over an abstract vector type with our own approximations:
- *   exp   Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, then e^r by its
- *         Taylor polynomial to degree 7 (truncation 5e-9 relative), times 2^n
+ *   exp   Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, then e^r by a
+ *         minimax polynomial of degree 6 (2e-9 relative), times 2^n
  *   tanh  x + x^3 S(x^2) below LC_TANH_SMALL, else 1 - 2/(e^{2|x|} + 1)
- *   erfc  t exp(-a^2 + P(s)), t = 1/(1 + a/2), s linear in t
- *         (kernels/activation_coeffs.h), a^2 carried exactly in two parts
+ *   Phi   (the normal CDF) Phi(-x) = exp(P(x)) for 0 <= x <= LC_PHI_MAX
+ *         (kernels/activation_coeffs.h), Phi(x) = 1 - Phi(-x)
  * and sigmoid, SiLU, GELU on top of them in forms without cancellation or
  * inf * 0: sigmoid(v) = (v >= 0 ? 1 : e) / (1 + e) with e = exp(-|v|); the
  * gated ones (v * gate) give 0 where the gate is 0.  NaN inputs are passed
@@ -18,23 +18,25 @@
  *   LC_VFMA(a, b, c) = a*b + c    LC_VABS(a)
  *   LC_VLT LC_VLE LC_VGT LC_VGE LC_VEQ (a, b) -> LC_M (false for NaN)
  *   LC_VISNAN(a) -> LC_M          LC_VSEL(m, a, b) = m ? a : b
- *   LC_VROUND(a)                  to the nearest integer, as a float
- *   LC_VPOW2I(n)                  2^n for integer-valued n in [-126, 127]
+ *   LC_VSHL23(a)                  a's bits shifted left by 23, as a float
  *   LC_POSTOP_NAME                the function's name */
 #include "activation.h"
 #include "activation_coeffs.h"
 
-/* e^r 2^n for the reduced argument r (|r| <= ln2/2) and integer-valued n */
-static inline LC_V lc_vexp_reduced(LC_V r, LC_V n) {
-    LC_V p = LC_VSET1(1.0f / 5040.0f);
-    p = LC_VFMA(p, r, LC_VSET1(1.0f / 720.0f));
-    p = LC_VFMA(p, r, LC_VSET1(1.0f / 120.0f));
-    p = LC_VFMA(p, r, LC_VSET1(1.0f / 24.0f));
-    p = LC_VFMA(p, r, LC_VSET1(1.0f / 6.0f));
-    p = LC_VFMA(p, r, LC_VSET1(0.5f));
-    p = LC_VFMA(p, r, LC_VSET1(1.0f));
-    p = LC_VFMA(p, r, LC_VSET1(1.0f));
-    return LC_VMUL(p, LC_VPOW2I(n));
+/* The exp's n = round(x / ln2) and 2^n with no rounding or conversion
+ * instruction: t = x / ln2 + LC_EXP_SHIFTER is rounded to an integer by the
+ * addition itself (t's ulp is 1), t - LC_EXP_SHIFTER = n exactly, and t's
+ * low mantissa bits hold n + 127, 2^n's exponent field (bit 22 of the
+ * shifter and everything above the 9 low bits leave through the shift). */
+#define LC_EXP_SHIFTER (12582912.0f + 127.0f) /* 1.5 * 2^23 + the exponent bias */
+
+/* e^r 2^n for the reduced argument r (|r| <= ln2/2 and a bit) and t from
+ * which n came (see LC_EXP_SHIFTER) */
+static inline LC_V lc_vexp_reduced(LC_V r, LC_V t) {
+    static const float ec[LC_EXP_NE] = LC_EXP_E;
+    LC_V p = LC_VSET1(ec[LC_EXP_NE - 1]);
+    for (int i = LC_EXP_NE - 2; i >= 0; i--) p = LC_VFMA(p, r, LC_VSET1(ec[i]));
+    return LC_VMUL(p, LC_VSHL23(t));
 }
 
 static inline LC_V lc_vexp2(LC_V xh, LC_V xl) {
@@ -42,18 +44,22 @@ static inline LC_V lc_vexp2(LC_V xh, LC_V xl) {
      * two parts so n * LN2_HI is exact and so is xh - n * LN2_HI (xh up to
      * 128 has no bits below 2^-17, n * LN2_HI none below 2^-9); xl joins the
      * reduced argument, so a sum xh + xl is never rounded at xh's scale */
-    const LC_V n = LC_VROUND(LC_VMUL(LC_VADD(xh, xl), LC_VSET1(1.44269504f)));
+    const LC_V shifter = LC_VSET1(LC_EXP_SHIFTER);
+    const LC_V t = LC_VFMA(LC_VADD(xh, xl), LC_VSET1(1.44269504f), shifter);
+    const LC_V n = LC_VSUB(t, shifter);
     LC_V r = LC_VFMA(n, LC_VSET1(-0.693359375f), xh);
     r = LC_VADD(LC_VFMA(n, LC_VSET1(2.12194440e-4f), r), xl);
-    return lc_vexp_reduced(r, n);
+    return lc_vexp_reduced(r, t);
 }
 
 /* e^x for x in [-87, 88]: lc_vexp2's reduction without the low part (the
  * same bits as lc_vexp2(x, 0), two additions fewer) */
 static inline LC_V lc_vexp(LC_V x) {
-    const LC_V n = LC_VROUND(LC_VMUL(x, LC_VSET1(1.44269504f)));
+    const LC_V shifter = LC_VSET1(LC_EXP_SHIFTER);
+    const LC_V t = LC_VFMA(x, LC_VSET1(1.44269504f), shifter);
+    const LC_V n = LC_VSUB(t, shifter);
     const LC_V r = LC_VFMA(n, LC_VSET1(-0.693359375f), x);
-    return lc_vexp_reduced(LC_VFMA(n, LC_VSET1(2.12194440e-4f), r), n);
+    return lc_vexp_reduced(LC_VFMA(n, LC_VSET1(2.12194440e-4f), r), t);
 }
 
 /* e^x for x <= 0 (or NaN), 0 below the normal range */
@@ -99,24 +105,20 @@ static inline LC_V lc_vtanh(LC_V v) {
     return LC_VSEL(LC_VISNAN(v), v, r);
 }
 
-/* Phi(v) = erfc(-v / sqrt 2) / 2, the standard normal CDF */
-static inline LC_V lc_vphi(LC_V v) {
-    static const float pc[LC_ERFC_NP] = LC_ERFC_P;
-    const LC_V av = LC_VABS(v), a0 = LC_VMUL(av, LC_VSET1(0.70710678f));
-    const LC_V a = LC_VMIN(a0, LC_VSET1(LC_ERFC_MAX));
-    const LC_V t = LC_VDIV(LC_VSET1(1.0f), LC_VFMA(a, LC_VSET1(0.5f), LC_VSET1(1.0f)));
-    const LC_V s = LC_VFMA(t, LC_VSET1(LC_ERFC_S_SCALE), LC_VSET1(LC_ERFC_S_SHIFT));
-    LC_V p = LC_VSET1(pc[LC_ERFC_NP - 1]);
-    for (int i = LC_ERFC_NP - 2; i >= 0; i--) p = LC_VFMA(p, s, LC_VSET1(pc[i]));
-    /* a^2 = v^2 / 2 exactly, as h/2 + l/2 (l = the rounding error of v*v,
-     * from an FMA): rounding a^2 would cost 2 a^2 ulps of erfc */
-    const LC_V vc = LC_VMIN(av, LC_VSET1(LC_ERFC_MAX * 1.41421356f));
-    const LC_V h = LC_VMUL(vc, vc), l = LC_VFMA(vc, vc, LC_VSUB(LC_VSET1(0.0f), h));
-    const LC_V half = LC_VSET1(-0.5f);
-    LC_V q = LC_VMUL(t, lc_vexp2(LC_VMUL(h, half), LC_VFMA(l, half, p)));
-    q = LC_VSEL(LC_VGT(a0, LC_VSET1(LC_ERFC_MAX)), LC_VSET1(0.0f), q); /* erfc(9) = 4e-37 */
-    const LC_V half_q = LC_VMUL(q, LC_VSET1(0.5f));
-    return LC_VSEL(LC_VGE(v, LC_VSET1(0.0f)), LC_VSUB(LC_VSET1(1.0f), half_q), half_q);
+/* GELU v Phi(v) to the epilogue's absolute promise (4 ulps + 2e-7; see
+ * kernels/gen_activation_coeffs.py): no division and no exact x^2, which
+ * an erfc form spent ~25 operations a vector on for relative accuracy
+ * in the tail, where GELU is below 2e-7 anyway.  Beyond LC_PHI_MAX, Phi(v)
+ * rounds to 1 (v > 0) or GELU is under 5e-8 in magnitude: 0, as for
+ * v = -inf.  A NaN passes through the product (min(NaN, .) is either). */
+static inline LC_V lc_vgelu(LC_V v) {
+    static const float pc[LC_PHI_NP] = LC_PHI_P;
+    const LC_V x = LC_VMIN(LC_VABS(v), LC_VSET1(LC_PHI_MAX));
+    LC_V p = LC_VSET1(pc[LC_PHI_NP - 1]);
+    for (int i = LC_PHI_NP - 2; i >= 0; i--) p = LC_VFMA(p, x, LC_VSET1(pc[i]));
+    const LC_V q = lc_vexp(p); /* Phi(-x), P in [-17, -0.69]: no clamp needed */
+    const LC_V phi = LC_VSEL(LC_VLT(v, LC_VSET1(0.0f)), q, LC_VSUB(LC_VSET1(1.0f), q));
+    return LC_VSEL(LC_VLT(v, LC_VSET1(-LC_PHI_MAX)), LC_VSET1(0.0f), LC_VMUL(v, phi));
 }
 
 static inline LC_V lc_vclamp(LC_V v, LC_V lo, LC_V hi) {
@@ -177,7 +179,7 @@ void LC_POSTOP_NAME(float *y, const float *src, size_t n, const float *residual,
     case LC_ACT_SIGMOID: LC_POSTOP_LOOP(LC_VSEL(LC_VISNAN(v), v, lc_vsigmoid(v))); break;
     case LC_ACT_TANH: LC_POSTOP_LOOP(lc_vtanh(v)); break;
     case LC_ACT_SILU: LC_POSTOP_LOOP(lc_vsilu(v)); break;
-    case LC_ACT_GELU: LC_POSTOP_LOOP(lc_vgated(v, lc_vphi(v))); break;
+    case LC_ACT_GELU: LC_POSTOP_LOOP(lc_vgelu(v)); break;
     case LC_ACT_GELU_TANH: LC_POSTOP_LOOP(lc_vgelu_tanh(v)); break;
     case LC_ACT_HARDSWISH: LC_POSTOP_LOOP(lc_vhardswish(v)); break;
     case LC_ACT_HARDSIGMOID: {

@@ -29,7 +29,9 @@ def sweep():
     logs = np.logspace(-45, 38.5, 2000)
     special = [0.0, -0.0, f.tiny, -f.tiny, 1e-45, -1e-45, f.max, -f.max, np.inf, -np.inf,
                np.nan, 3.0, -3.0, 2.9999998, -2.9999998, 88.0, -88.0, 89.0, -89.0, 104.0,
-               -104.0, 105.0, -105.0, 9.0, -9.0, 1e10, -1e10]
+               -104.0, 105.0, -105.0, 9.0, -9.0, 1e10, -1e10,
+               # GELU's Phi fit ends at |v| = 5.75 (kernels/activation_coeffs.h)
+               5.75, -5.75, 5.7499995, -5.7499995, 5.7500005, -5.7500005]
     v = np.concatenate([dense, logs, -logs, special])
     return v.astype(np.float32)
 

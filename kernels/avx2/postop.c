@@ -33,10 +33,7 @@ static inline __m256i lc_postop_mask8(size_t cnt) {
 #define LC_VEQ(a, b) _mm256_cmp_ps((a), (b), _CMP_EQ_OQ)
 #define LC_VISNAN(a) _mm256_cmp_ps((a), (a), _CMP_UNORD_Q)
 #define LC_VSEL(m, a, b) _mm256_blendv_ps((b), (a), (m))
-#define LC_VROUND(a) _mm256_round_ps((a), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
-#define LC_VPOW2I(n)                                                                           \
-    _mm256_castsi256_ps(_mm256_slli_epi32(                                                     \
-        _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))
+#define LC_VSHL23(a) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(a), 23))
 #define LC_POSTOP_NAME lc_f32_postop__avx2
 #include "../postop_template.h"
 #define LC_SOFTMAX_NAME lc_f32_softmax__avx2

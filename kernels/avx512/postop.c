@@ -29,10 +29,7 @@
 #define LC_VEQ(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_EQ_OQ)
 #define LC_VISNAN(a) _mm512_cmp_ps_mask((a), (a), _CMP_UNORD_Q)
 #define LC_VSEL(m, a, b) _mm512_mask_blend_ps((m), (b), (a))
-#define LC_VROUND(a) _mm512_roundscale_ps((a), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
-#define LC_VPOW2I(n)                                                                           \
-    _mm512_castsi512_ps(_mm512_slli_epi32(                                                     \
-        _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23))
+#define LC_VSHL23(a) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(a), 23))
 #define LC_POSTOP_NAME lc_f32_postop__avx512
 #include "../postop_template.h"
 #define LC_SOFTMAX_NAME lc_f32_softmax__avx512

@@ -28,9 +28,7 @@
 #define LC_VEQ(a, b) vceqq_f32((a), (b))
 #define LC_VISNAN(a) vmvnq_u32(vceqq_f32((a), (a)))
 #define LC_VSEL(m, a, b) vbslq_f32((m), (a), (b))
-#define LC_VROUND(a) vrndnq_f32(a)
-#define LC_VPOW2I(n)                                                                           \
-    vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtnq_s32_f32(n), vdupq_n_s32(127)), 23))
+#define LC_VSHL23(a) vreinterpretq_f32_s32(vshlq_n_s32(vreinterpretq_s32_f32(a), 23))
 #define LC_POSTOP_NAME lc_f32_postop__neon
 #include "../postop_template.h"
 #define LC_SOFTMAX_NAME lc_f32_softmax__neon
