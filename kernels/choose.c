@@ -142,6 +142,11 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
         }
         const int64_t row_chunks = lc_row_chunks(items, d->nthreads, Mg, mr);
         items = lc_mul(items, row_chunks, &ok);
+        /* a 1 x 1 layer's groups are one loop (im2col.c's
+         * lc_im2col_gemm_items): ShuffleNet's 4 groups of one chunk each
+         * share out over 2 threads */
+        if (algorithm == LC_ALGO_IM2COL && lc_gemm_is_pointwise(d))
+            items = lc_mul(items, G, &ok);
         share = lc_busiest_share(d, items);
         f[LC_FEAT_MAC] = images * mpad * (double)K * lc_gemm_lanes(d, algorithm, P);
         f[LC_FEAT_PACK] = lc_gemm_is_pointwise(d) ? 0.0 : images * (double)K * (double)P;
