@@ -222,7 +222,11 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
          * the next copy reads while the kernels run (copy 22% faster, kernels 10% slower:
          * +1-6%, also with chunks halved so both blocks fit L2); prefetching the next call's C
          * tile for writing (-3% to +2%); chunks of 1-98 panels instead of the L2 budget's 24
-         * (-5% to +6%, no consistent direction). */
+         * (-5% to +6%, no consistent direction); no copy at all, but a kernel that stores the
+         * rows it reads in place on a panel's first pass into the buffer the other passes read
+         * (panel-major; 256>64 @56 +1-2%, 512>128 @28 -2% to 0%, with or without the next
+         * panel prefetched on the later passes): the read from beyond L2 costs the same
+         * whether the copy or the kernel does it. */
         const float *bblk = b + k0 * ldb;
         size_t bld = ldb, bps = b_pstride;
         if (b_pack) {
