@@ -209,7 +209,24 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
          * The split depends on ldb and kb only, not on n (which depends on
          * the thread count): results stay bitwise identical. */
         size_t ks = kb;
-        /* B packed: this block's kb rows of each panel, one run per panel */
+        /* B packed: this block's kb rows of each panel, one run per panel. Where the time goes
+         * (1x1 256>64 @56, AVX-512, 1 thread, Intel Xeon, input pushed out of L2 before each
+         * call; the copy and the kernels skipped in turn): the copy 0.17-0.18 ms, reading the
+         * input from beyond L2 at ~18 GB/s, bound by that read (asking for the rows 2-8 rows
+         * ahead in the copy loop: +2-4%); the kernels on the packed block 0.52 ms, 0.47 with
+         * the input left in cache, against 0.43 at the micro-kernel's cache-resident peak.  So
+         * about a quarter is the copy, not overlapped with the FMAs.  What did not pay
+         * (interleaved in one process, each within the 2-3% noise or worse): pass-major instead
+         * of panel-major (-1% to +5%); prefetching the next pass's A slice into L1 (a 1 KiB
+         * head: 0%; all 8 KiB: +5-9%); prefetching, through the prefetching kernel, the rows
+         * the next copy reads while the kernels run (copy 22% faster, kernels 10% slower:
+         * +1-6%, also with chunks halved so both blocks fit L2); prefetching the next call's C
+         * tile for writing (-3% to +2%); chunks of 1-98 panels instead of the L2 budget's 24
+         * (-5% to +6%, no consistent direction); no copy at all, but a kernel that stores the
+         * rows it reads in place on a panel's first pass into the buffer the other passes read
+         * (panel-major; 256>64 @56 +1-2%, 512>128 @28 -2% to 0%, with or without the next
+         * panel prefetched on the later passes): the read from beyond L2 costs the same
+         * whether the copy or the kernel does it. */
         const float *bblk = b + k0 * ldb;
         size_t bld = ldb, bps = b_pstride;
         if (b_pack) {
