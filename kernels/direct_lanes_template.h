@@ -21,9 +21,11 @@
  * of the FMA peak on AVX-512 (so the layers' gap to the peak is the
  * driver's: the tile's transpose into NCHW planes and the padded copy), but
  * at 79%, 80% and 77% on AVX2 (6 x 16), with its data in L1 too (8
- * channels: 73%), where llvm-mca expects the peak; the kernel column step
- * (g->xts, 1 without dilation) as a constant in the 3 x 3 copy (the taps'
- * offsets folded into the loads) did not change that.  The
+ * channels: 73%), where llvm-mca expects the peak: each kernel row's
+ * addresses were rebuilt from the channel and row indices (fixed, see the
+ * loop).  The kernel column step (g->xts, 1 without dilation) as a
+ * constant in the 3 x 3 copy (the taps' offsets folded into the loads) did
+ * not change that.  The
  * stem's 7 x 7 as constant bounds (a copy like the 3 x 3 one) ran at 82%
  * (AVX-512).
  *
@@ -74,15 +76,29 @@ static LC_ALWAYS_INLINE void LC_CAT(LC_DL_NAME, _body)(const size_t n, const flo
 #define LC_DL_OFF(j) const size_t off##j = j < n ? g->xoff[j] : 0;
     LC_DL_REP(LC_DL_R)(LC_DL_OFF)
 #undef LC_DL_OFF
-    for (size_t c = 0; c < g->C; c++) {
+    /* The channel's input and weights as pointers stepped once a channel,
+     * a kernel row's as an offset from them, its taps up to an end pointer
+     * (no counter).  Rebuilding each row's addresses from c * xcs + ky * xrs
+     * (with six pixel offsets live, x86-64's 16 general registers do not
+     * hold the geometry: reloads from g and the stack, two multiplies) held
+     * AVX2 6 x 16 at 76-83% of the FMA peak even with all data in L1, though
+     * its kx loop was clean (2 loads, 6 broadcasts, 12 FMAs a tap).  Why
+     * exactly is not pinned down (no PMU in the VM measured on).  The kernel
+     * alone on the layers' shapes (Intel Xeon, 1 thread, AVX2): stem 7 x 7
+     * 78% -> 92%, 3 x 3 over 64 channels 82% -> 97%, 7 x 7 over 8 channels
+     * in L1 76% -> 93%; AVX-512 6 x 64 unchanged (95-96%), 12 x 32 stem 89%
+     * -> 94%.  Rows stepped by a pointer as well (xrow += xrs) were as fast
+     * on AVX2 but took AVX-512 6 x 64's 3 x 3 copy from 96% to 91%. */
+    const size_t xts = g->xts, xrs = g->xrs, rowW = kW * CW;
+    const float *xc = x, *wc = w;
+    for (size_t c = 0; c < g->C; c++, xc += g->xcs, wc += g->wcs) {
         /* a share of the driver's next weights, into L2 (locality 2) */
         if (pf)
             for (size_t i = 0; i < g->pf_lines; i++)
                 __builtin_prefetch(g->pf + (c * g->pf_lines + i) * 64, 0, 2);
         for (size_t ky = 0; ky < kH; ky++) {
-            const float *xr = x + c * g->xcs + ky * g->xrs;
-            const float *wr = w + c * g->wcs + ky * kW * CW;
-            for (size_t kx = 0; kx < kW; kx++, xr += g->xts, wr += CW) {
+            const float *xr = xc + ky * xrs, *wr = wc + ky * rowW, *const wend = wr + rowW;
+            for (; wr != wend; xr += xts, wr += CW) {
                 const LC_V w0 = LC_VLOADU(wr);
                 LC_V w1 = w0, w2 = w0, w3 = w0;
                 if (LC_DL_NV > 1) w1 = LC_VLOADU(wr + VL);
