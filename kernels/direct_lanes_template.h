@@ -21,17 +21,22 @@
  * of the FMA peak on AVX-512 (so the layers' gap to the peak is the
  * driver's: the tile's transpose into NCHW planes and the padded copy), but
  * at 79%, 80% and 77% on AVX2 (6 x 16), with its data in L1 too (8
- * channels: 73%), where llvm-mca expects the peak; the kernel column step
- * (g->xts, 1 without dilation) as a constant in the 3 x 3 copy (the taps'
- * offsets folded into the loads) did not change that.  The
- * stem's 7 x 7 as constant bounds (a copy like the 3 x 3 one) ran at 82%
- * (AVX-512).
+ * channels: 73%), where llvm-mca expects the peak: each kernel row's
+ * addresses were rebuilt from the channel and row indices (LC_DL_STEPPED
+ * fixes that, see the loop).  The kernel column step (g->xts, 1 without
+ * dilation) as a constant in the 3 x 3 copy (the taps' offsets folded into
+ * the loads) did not change that.  The stem's 7 x 7 as constant bounds (a
+ * copy like the 3 x 3 one) ran at 82% (AVX-512).
  *
  * The including file defines the vector vocabulary of gemm_template.h
  * (LC_V, LC_VL, LC_VZERO, LC_VSET1, LC_VLOADU, LC_VSTOREU, LC_VFMA, LC_VMAX,
  * LC_VMIN) and
- *   LC_DL_NV (1-4), LC_DL_R (1-12), LC_DL_NAME. */
+ *   LC_DL_NV (1-4), LC_DL_R (1-12), LC_DL_NAME,
+ * optionally LC_DL_STEPPED 1 (the loops' addressing, see there). */
 #define LC_DL_CW (LC_DL_NV * LC_VL)
+#ifndef LC_DL_STEPPED
+#define LC_DL_STEPPED 0
+#endif
 
 #ifndef LC_DL_TEMPLATE_ONCE
 #define LC_DL_TEMPLATE_ONCE
@@ -74,20 +79,6 @@ static LC_ALWAYS_INLINE void LC_CAT(LC_DL_NAME, _body)(const size_t n, const flo
 #define LC_DL_OFF(j) const size_t off##j = j < n ? g->xoff[j] : 0;
     LC_DL_REP(LC_DL_R)(LC_DL_OFF)
 #undef LC_DL_OFF
-    for (size_t c = 0; c < g->C; c++) {
-        /* a share of the driver's next weights, into L2 (locality 2) */
-        if (pf)
-            for (size_t i = 0; i < g->pf_lines; i++)
-                __builtin_prefetch(g->pf + (c * g->pf_lines + i) * 64, 0, 2);
-        for (size_t ky = 0; ky < kH; ky++) {
-            const float *xr = x + c * g->xcs + ky * g->xrs;
-            const float *wr = w + c * g->wcs + ky * kW * CW;
-            for (size_t kx = 0; kx < kW; kx++, xr += g->xts, wr += CW) {
-                const LC_V w0 = LC_VLOADU(wr);
-                LC_V w1 = w0, w2 = w0, w3 = w0;
-                if (LC_DL_NV > 1) w1 = LC_VLOADU(wr + VL);
-                if (LC_DL_NV > 2) w2 = LC_VLOADU(wr + 2 * VL);
-                if (LC_DL_NV > 3) w3 = LC_VLOADU(wr + 3 * VL);
 #define LC_DL_STEP(j)                                                                         \
     if (j < n) {                                                                              \
         const LC_V xb = LC_VSET1(xr[off##j]);                                                 \
@@ -96,11 +87,62 @@ static LC_ALWAYS_INLINE void LC_CAT(LC_DL_NAME, _body)(const size_t n, const flo
         if (LC_DL_NV > 2) a##j##_2 = LC_VFMA(w2, xb, a##j##_2);                               \
         if (LC_DL_NV > 3) a##j##_3 = LC_VFMA(w3, xb, a##j##_3);                               \
     }
-                LC_DL_REP(LC_DL_R)(LC_DL_STEP)
-#undef LC_DL_STEP
-            }
+    /* one tap: the weights at wr times the pixels at xr + off_j */
+#define LC_DL_TAP                                                                             \
+    {                                                                                         \
+        const LC_V w0 = LC_VLOADU(wr);                                                        \
+        LC_V w1 = w0, w2 = w0, w3 = w0;                                                       \
+        if (LC_DL_NV > 1) w1 = LC_VLOADU(wr + VL);                                            \
+        if (LC_DL_NV > 2) w2 = LC_VLOADU(wr + 2 * VL);                                        \
+        if (LC_DL_NV > 3) w3 = LC_VLOADU(wr + 3 * VL);                                        \
+        LC_DL_REP(LC_DL_R)(LC_DL_STEP)                                                        \
+    }
+#if LC_DL_STEPPED
+    /* The channel's input and weights as pointers stepped once a channel,
+     * a kernel row's as an offset from them, its taps up to an end pointer
+     * (no counter).  Rebuilding each row's addresses from c * xcs + ky * xrs
+     * (the #else; with six pixel offsets live, x86-64's 16 general
+     * registers do not hold the geometry: reloads from g and the stack, two
+     * multiplies a row) held AVX2 6 x 16 at 76-83% of the FMA peak even with
+     * all data in L1, though its kx loop was clean (2 loads, 6 broadcasts,
+     * 12 FMAs a tap).  Why exactly is not pinned down (no PMU in the VM
+     * measured on).  The kernel alone on the layers' shapes (Intel Xeon, 1
+     * thread, AVX2): stem 7 x 7 78% -> 92%, 3 x 3 over 64 channels 82% ->
+     * 97%, 7 x 7 over 8 channels in L1 76% -> 93%.  Rows stepped by a
+     * pointer as well (xrow += xrs) were as fast on AVX2.
+     * AVX-512 keeps the #else: stepped, GCC's code ran 6 x 64's 3 x 3 copy
+     * on 5-pixel calls (most of the 3x3/2 layers' blocks) at 90% where the
+     * #else runs 96% (3x3/2 64>128@56 and 128>256@28 4% slower as layers;
+     * every other form tried 86-90%, though the loops' code differs by a
+     * few address instructions), though it ran the stem on 12 x 32 at 94%
+     * (#else 89%) and 3x3/2 256>512@14, which prefetches, 13% faster. */
+    const size_t xts = g->xts, xrs = g->xrs, rowW = kW * CW;
+    const float *xc = x, *wc = w;
+    for (size_t c = 0; c < g->C; c++, xc += g->xcs, wc += g->wcs) {
+        /* a share of the driver's next weights, into L2 (locality 2) */
+        if (pf)
+            for (size_t i = 0; i < g->pf_lines; i++)
+                __builtin_prefetch(g->pf + (c * g->pf_lines + i) * 64, 0, 2);
+        for (size_t ky = 0; ky < kH; ky++) {
+            const float *xr = xc + ky * xrs, *wr = wc + ky * rowW, *const wend = wr + rowW;
+            for (; wr != wend; xr += xts, wr += CW) LC_DL_TAP
         }
     }
+#else
+    for (size_t c = 0; c < g->C; c++) {
+        /* a share of the driver's next weights, into L2 (locality 2) */
+        if (pf)
+            for (size_t i = 0; i < g->pf_lines; i++)
+                __builtin_prefetch(g->pf + (c * g->pf_lines + i) * 64, 0, 2);
+        for (size_t ky = 0; ky < kH; ky++) {
+            const float *xr = x + c * g->xcs + ky * g->xrs;
+            const float *wr = w + c * g->wcs + ky * kW * CW;
+            for (size_t kx = 0; kx < kW; kx++, xr += g->xts, wr += CW) LC_DL_TAP
+        }
+    }
+#endif
+#undef LC_DL_TAP
+#undef LC_DL_STEP
     if ((flags & LC_GEMM_FINAL) && ep->clamp) {
         /* max/min return their second operand when either is NaN: NaN passes */
         const LC_V lo = LC_VSET1(ep->lo), hi = LC_VSET1(ep->hi);
@@ -144,6 +186,7 @@ void LC_DL_NAME(size_t n, const float *x, const float *w, float *t, const float 
 }
 
 #undef LC_DL_CW
+#undef LC_DL_STEPPED
 #undef LC_DL_NV
 #undef LC_DL_R
 #undef LC_DL_NAME

@@ -67,6 +67,7 @@ void lc_f32_strided_copy__avx2(float *dst, size_t dst_stride, const float *src,
 #define LC_DL_NV 2
 #define LC_DL_R 6
 #define LC_DL_NAME lc_f32_dl_6x16__avx2
+#define LC_DL_STEPPED 1 /* 78% -> 92% of the FMA peak on the stem (see the template) */
 #include "../direct_lanes_template.h"
 /* its 1 x 1 form (../pointwise_lanes_template.h) */
 #define LC_PW_NV 2
