@@ -771,7 +771,10 @@ def test_default_budget_choices_do_not_follow_the_process_thread_count():
                        [(f"w{i}", v) for i, v in enumerate(w)])
     x = g.standard_normal((1, 3, 128, 128)).astype(np.float32)
     import leanconv as lc
-    before = lc.get_num_threads()
+    # the setting itself, not its value: set_num_threads(get_num_threads())
+    # would leave an explicit count behind, which stops leanconv.torch's
+    # frozen models following torch.set_num_threads in later tests
+    before = lc._threads._explicit
     picks = []
     try:
         for default in (1, 2, 4):
@@ -780,7 +783,7 @@ def test_default_budget_choices_do_not_follow_the_process_thread_count():
             rep.run([x])
             picks.append(algorithms(rep))
     finally:
-        lc.set_num_threads(before)
+        lc._threads._explicit = before
     assert picks[0] == picks[1] == picks[2]
 
 
