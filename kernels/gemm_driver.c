@@ -110,6 +110,19 @@ static LC_ALWAYS_INLINE void lc_copy_row_runs(float *dst, const float *src, size
     for (size_t j = 0; j < panels; j++) memcpy(dst + j * pstride, src + j * w, w * sizeof(float));
 }
 
+/* One full-width MR x NR tile: through the prefetching kernel when it asks
+ * for `pf_rows` rows of the panel read next (at `next`, ldb apart), else the
+ * plain one (the same results either way). */
+static inline void lc_gemm_tile(const lc_isa_config *cfg, lc_gemm_pf_fn pf, size_t m, size_t k,
+                                const float *a, const float *b, size_t ldb, float *c,
+                                size_t ldc, const float *bias, const lc_epilogue *ep,
+                                unsigned flags, const float *next, size_t pf_rows) {
+    if (pf && pf_rows)
+        pf(m, (size_t)cfg->nr, k, a, b, ldb, c, ldc, bias, ep, flags, next, ldb, pf_rows);
+    else
+        cfg->gemm(m, (size_t)cfg->nr, k, a, b, ldb, c, ldc, bias, ep, flags);
+}
+
 /* Rows [k0, k0 + rows) of B's n columns (row stride ldb) copied into NR-wide
  * panels of `rows` x NR floats, one after the other (a last partial panel
  * keeps its width).  The micro-kernels then read each panel as one
@@ -273,13 +286,9 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
                 for (size_t m0 = m_begin, r0 = 0; m0 < m_end; m0 += mr) {
                     const size_t m = m_end - m0 < mr ? m_end - m0 : mr;
                     const size_t rows = nrows - r0 < share ? nrows - r0 : share;
-                    float *const ct = cr + j * c_pstride + m0 * ldc;
-                    if (rows)
-                        pf(m, nr, kk, LC_PASS_A(m0), bk + j * bps, bld, ct, ldc,
-                           LC_PASS_BIAS(m0), ep, flags, nxt + r0 * bld, bld, rows);
-                    else
-                        cfg->gemm(m, nr, kk, LC_PASS_A(m0), bk + j * bps, bld, ct, ldc,
-                                  LC_PASS_BIAS(m0), ep, flags);
+                    lc_gemm_tile(cfg, pf, m, kk, LC_PASS_A(m0), bk + j * bps, bld,
+                                 cr + j * c_pstride + m0 * ldc, ldc, LC_PASS_BIAS(m0), ep, flags,
+                                 nxt + r0 * bld, rows);
                     r0 += rows;
                 }
             }
@@ -299,15 +308,11 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
                 /* the first pass reads the panels from memory: each call
                  * asks for the next panel's rows (the later passes find
                  * them in L2) */
-                const int first = pf && m0 == m_begin;
-                for (size_t j = 0; !panel_major && j < nfull; j++) {
-                    if (first && (j + 1 < nfull || rem))
-                        pf(m, nr, kk, ap, bk + j * bps, bld, cr + j * c_pstride + m0 * ldc,
-                           ldc, bm, ep, flags, bk + (j + 1) * bps, bld, kk);
-                    else
-                        cfg->gemm(m, nr, kk, ap, bk + j * bps, bld,
-                                  cr + j * c_pstride + m0 * ldc, ldc, bm, ep, flags);
-                }
+                const int first = m0 == m_begin;
+                for (size_t j = 0; !panel_major && j < nfull; j++)
+                    lc_gemm_tile(cfg, pf, m, kk, ap, bk + j * bps, bld,
+                                 cr + j * c_pstride + m0 * ldc, ldc, bm, ep, flags,
+                                 bk + (j + 1) * bps, first && (j + 1 < nfull || rem) ? kk : 0);
                 if (rem && !narrow) {
                     cfg->gemm(m, rem, kk, ap, bk + nfull * bps, bld,
                               cr + nfull * c_pstride + m0 * ldc, ldc, bm, ep, flags);

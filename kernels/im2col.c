@@ -26,13 +26,14 @@ static int64_t lc_im2col_ldb(int64_t P) {
 
 typedef struct {
     const lc_conv_desc *d;
-    const float *xg, *ag, *bias, *rg; /* rg: the residual of yg, or NULL */
-    float *yg, *bmat;
+    const float *x, *packed, *bias, *res; /* image n's input (res: residual, or NULL) */
+    float *y, *bmat;                      /* image n's output; B when it is built */
     int64_t K, Mg, P;
     int64_t a_group;     /* floats of one group's packed weights */
     int64_t group_items; /* GEMM tasks per group: nchunks x mchunks */
-    int64_t group_step;  /* items run groups g, g + 1, ...: 1 (a 1x1 layer's
-                            groups in one loop), 0 (B holds one group) */
+    int64_t g0;          /* the loop's first group */
+    int64_t group_step;  /* items run groups g0, g0 + 1, ...: 1 (a 1x1 layer's
+                            groups in one loop), 0 (B holds group g0 alone) */
     int64_t ldb;     /* B's leading dimension (lc_im2col_ldb; P when B is the input) */
     int64_t chunk;   /* panels per GEMM task */
     int64_t nchunks; /* GEMM tasks per channel block */
@@ -42,32 +43,43 @@ typedef struct {
     int64_t pack_bytes;
 } lc_im2col_ctx;
 
+/* Group g's slices of the image's tensors, weights and bias. */
+typedef struct {
+    const float *x, *a, *bias, *res;
+    float *y;
+} lc_im2col_group;
+
+static lc_im2col_group lc_im2col_group_at(const lc_im2col_ctx *t, int64_t g) {
+    const lc_conv_desc *d = t->d;
+    lc_im2col_group s;
+    s.x = t->x + g * (d->C / d->groups) * d->H * d->W;
+    s.y = t->y + g * t->Mg * t->P;
+    s.res = t->res ? t->res + g * t->Mg * t->P : NULL;
+    s.a = t->packed + g * t->a_group;
+    s.bias = t->bias ? t->bias + g * t->Mg : NULL;
+    return s;
+}
+
 static void lc_im2col_outrow_task(void *vctx, int64_t oy, int thread) {
     /* output row oy of every B row: the patches of OW pixels, unwrapped the
      * way Patch2Vec does (copies batched over channels), straight into B */
     const lc_im2col_ctx *t = (const lc_im2col_ctx *)vctx;
     const int64_t OW = t->d->OW;
     (void)thread;
-    lc_pack_patch_panel(t->d, t->xg, oy * OW, OW, (size_t)t->ldb, t->bmat + oy * OW);
+    lc_pack_patch_panel(t->d, lc_im2col_group_at(t, t->g0).x, oy * OW, OW, (size_t)t->ldb,
+                        t->bmat + oy * OW);
 }
 
 static void lc_im2col_gemm_task(void *vctx, int64_t item, int thread) {
     /* a chunk of panels per task, so A is read once per chunk (lc_gemm_panels),
      * for one block of output channels (item = (channel block, chunk)) */
     const lc_im2col_ctx *t = (const lc_im2col_ctx *)vctx;
-    const lc_conv_desc *d = t->d;
-    /* the item's group, from the context's group (its xg ...): a 1x1 layer's
-     * groups are one loop of group_items tasks each (so each of ShuffleNet's
-     * four 34-channel groups is not a parallel region of its own, each too
-     * small to split over the threads) */
-    const int64_t dg = t->group_step * (item / t->group_items);
+    /* the item's group: a 1x1 layer's groups are one loop of group_items
+     * tasks each (so each of ShuffleNet's four 34-channel groups is not a
+     * parallel region of its own, each too small to split over the threads) */
+    const lc_im2col_group g = lc_im2col_group_at(t, t->g0 + t->group_step * (item / t->group_items));
     item %= t->group_items;
-    const int64_t Cg = d->C / d->groups;
-    const float *xg = t->xg + dg * Cg * d->H * d->W, *bmat = t->group_step ? xg : t->bmat;
-    float *yg = t->yg + dg * t->Mg * t->P;
-    const float *rg = t->rg ? t->rg + dg * t->Mg * t->P : NULL;
-    const float *bias = t->bias ? t->bias + dg * t->Mg : NULL;
-    const float *ag = t->ag + dg * t->a_group;
+    const float *bmat = t->group_step ? g.x : t->bmat;
     const int64_t chunk = item % t->nchunks, mchunk = item / t->nchunks;
     /* the chunks' panels as near-equal as their count allows (25 panels in
      * 4 chunks: 6,6,6,7, not 7,7,7,4, which left 2 threads 14 and 11); none
@@ -80,9 +92,9 @@ static void lc_im2col_gemm_task(void *vctx, int64_t item, int thread) {
     if (m_begin >= m_end) return;
     float *b_pack = t->ws ? (float *)lc_thread_scratch(t->ws, t->pack_bytes, thread) : NULL;
     lc_gemm_panels_rows(t->d->isa, (size_t)t->Mg, (size_t)m_begin, (size_t)m_end, (size_t)t->K,
-                        ag, bmat + p0, (size_t)t->ldb, (size_t)nr, (size_t)cols,
-                        yg + p0, (size_t)t->P, (size_t)nr, bias,
-                        rg ? rg + p0 : NULL, &t->d->epilogue,
+                        g.a, bmat + p0, (size_t)t->ldb, (size_t)nr, (size_t)cols,
+                        g.y + p0, (size_t)t->P, (size_t)nr, g.bias,
+                        g.res ? g.res + p0 : NULL, &t->d->epilogue,
                         LC_PANELS_EPILOGUE | (t->whole_rows ? LC_PANELS_WIDE : 0), b_pack);
 }
 
@@ -198,8 +210,9 @@ int lc_im2col_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
     t.P = d->OH * d->OW;
     const int pointwise = lc_gemm_is_pointwise(d);
     t.ldb = pointwise ? t.P : lc_im2col_ldb(t.P);
-    const int64_t a_group = lc_round_up(t.Mg, d->isa->mr, &ok) * t.K;
-    t.a_group = a_group;
+    t.a_group = lc_round_up(t.Mg, d->isa->mr, &ok) * t.K;
+    t.packed = packed;
+    t.bias = bias;
     t.chunk = b.chunk;
     t.nchunks = b.nchunks;
     t.mchunks = b.mchunks;
@@ -208,25 +221,18 @@ int lc_im2col_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
     t.ws = pointwise && b.pack_bytes ? ws : NULL;
     t.group_items = t.nchunks * t.mchunks;
     t.group_step = pointwise;
+    t.bmat = pointwise ? NULL : (float *)ws;
     for (int64_t n = 0; n < d->N; n++) {
+        t.x = x + n * d->C * d->H * d->W;
+        t.y = y + n * d->M * t.P;
+        t.res = res ? res + n * d->M * t.P : NULL;
         if (pointwise) { /* B is the input: every group in one loop */
-            t.xg = x + n * d->C * d->H * d->W;
-            t.yg = y + n * d->M * t.P;
-            t.rg = res ? res + n * d->M * t.P : NULL;
-            t.ag = packed;
-            t.bias = bias;
-            t.bmat = NULL;
+            t.g0 = 0;
             lc_parallel_for(d->nthreads, lc_im2col_gemm_items(d, &b), lc_conv_macs(d),
                             lc_im2col_gemm_task, &t);
             continue;
         }
-        for (int64_t g = 0; g < d->groups; g++) {
-            t.xg = x + (n * d->C + g * (d->C / d->groups)) * d->H * d->W;
-            t.yg = y + (n * d->M + g * t.Mg) * t.P;
-            t.rg = res ? res + (n * d->M + g * t.Mg) * t.P : NULL;
-            t.ag = packed + g * a_group;
-            t.bias = bias ? bias + g * t.Mg : NULL;
-            t.bmat = (float *)ws;
+        for (t.g0 = 0; t.g0 < d->groups; t.g0++) {
             lc_parallel_for(d->nthreads, d->OH, lc_conv_macs(d), lc_im2col_outrow_task, &t);
             lc_parallel_for(d->nthreads, t.group_items, lc_conv_macs(d), lc_im2col_gemm_task, &t);
         }
