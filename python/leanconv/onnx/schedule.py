@@ -25,7 +25,7 @@ import functools
 import numpy as np
 
 from leanconv import _core, _scratch
-from leanconv._heap import return_freed_memory
+from leanconv._heap import back_with_huge_pages, return_freed_memory
 from leanconv.onnx import arena, footprint
 from leanconv.onnx import budget as budget_mod
 from leanconv.onnx.program import timed
@@ -274,6 +274,7 @@ class Schedule:
                 other_ws = max(other_ws, s.workspace_bytes)
             s.output_bytes = sum(o.nbytes for o in outs if o is not None)
             calls.append((s, call))
+        self._bound_calls = calls
         # every Conv works in the calling thread's one scratch buffer
         # (leanconv._scratch, which frozen torch models borrow too): a workspace
         # allocated and freed per call fragments the heap, and the pages of the
@@ -424,6 +425,20 @@ class Schedule:
                     # heap: given back now, a large layer's raw copy is not still
                     # resident when the next one is packed (ConvNeXt: 20 MB of peak)
                     return_freed_memory()
+
+    def back_with_huge_pages(self):
+        """Huge pages under what every run reads -- packed weights (the Convs'
+        and the fused steps'), constants, arena, workspace -- where the system
+        offers them (leanconv._heap.back_with_huge_pages: fewer TLB misses,
+        which after a pause are most of them).  Called once the heap has
+        settled: prepare's last malloc_trim would split them again.  Returns
+        the bytes collapsed."""
+        ranges = [c.packed_range for _, c in self._bound_calls if isinstance(c, _core.BoundConv)]
+        arrays = self._step_weights + list(self.program.constants.values()) + \
+            [self._arena, self.lent_workspace]
+        ranges += [(a.ctypes.data, a.nbytes) for a in arrays
+                   if isinstance(a, np.ndarray) and a.nbytes]
+        return back_with_huge_pages(ranges)
 
     def publish(self):
         """Make this schedule's per-step facts the ones the steps report."""
