@@ -42,7 +42,7 @@ def test_a_resident_span_is_collapsed_and_keeps_its_contents():
     try:
         address, span = _span(m, huge)
         span[:] = np.arange(huge, dtype=np.uint64).astype(np.uint8)   # all pages resident
-        done = _heap.back_with_huge_pages([(address + 100, 1000)])
+        done = _heap.back_with_huge_pages([(address + 100, 1000)], 0)
         # 0 where the kernel cannot collapse now (before Linux 6.1, or no huge page free)
         assert done in (0, huge)
         assert np.array_equal(span, np.arange(huge, dtype=np.uint64).astype(np.uint8))
@@ -52,13 +52,15 @@ def test_a_resident_span_is_collapsed_and_keeps_its_contents():
 
 
 def test_a_mostly_unused_span_is_left_alone():
-    """Collapsing would make the whole span resident: not for a quarter used."""
+    """Collapsing would make the whole span resident: not past the budget."""
     _, base, huge = _setup_or_skip()
     m = _private_map(2 * huge)
     try:
         address, span = _span(m, huge)
         span[:huge // 4] = 1
-        assert _heap.back_with_huge_pages([(address, huge)]) == 0
+        assert _heap.back_with_huge_pages([(address, huge)], huge // 2) == 0
+        done = _heap.back_with_huge_pages([(address, huge)], huge)
+        assert done in (0, huge)
         del span
     finally:
         m.close()

@@ -37,13 +37,11 @@ def return_freed_memory():
 # in a VM each walk is two-dimensional.  Backed by huge pages the same bytes
 # are a handful of TLB entries.  The buffers come from malloc (scattered
 # through the heap), so the pages around them are collapsed in place
-# (MADV_COLLAPSE, Linux 6.1+) rather than the buffers moved; a span is
-# collapsed only when nearly all of it is resident already, so the resident
-# set grows by at most 1/8 of a span per span.
+# (MADV_COLLAPSE, Linux 6.1+) rather than the buffers moved.  Collapsing makes
+# a span's every page resident: the caller bounds what that may add.
 
 _MADV_HUGEPAGE = 14
 _MADV_COLLAPSE = 25
-_RESIDENT_SHARE = 7 / 8   # of a span's pages, resident already, for it to be collapsed
 
 
 @functools.lru_cache(maxsize=None)
@@ -71,11 +69,13 @@ def _huge_page_setup():
     return libc, base, huge
 
 
-def back_with_huge_pages(ranges) -> int:
+def back_with_huge_pages(ranges, growth_budget: int = 0) -> int:
     """Ask the kernel to back the huge-page spans holding these (address,
-    bytes) ranges with huge pages, now.  Spans not wholly mapped or not
-    mostly resident are left alone.  Returns the bytes of the spans collapsed
-    (0 where the system offers no huge pages; never raises for that)."""
+    bytes) ranges with huge pages, now.  Spans not wholly mapped are left
+    alone; of the others, the most resident first, as long as the pages they
+    would make resident add up to at most growth_budget bytes.  Returns the
+    bytes of the spans collapsed (0 where the system offers no huge pages;
+    never raises for that)."""
     setup = _huge_page_setup()
     if setup is None:
         return 0
@@ -86,14 +86,17 @@ def back_with_huge_pages(ranges) -> int:
             spans.update(range(address // huge * huge, address + nbytes, huge))
     pages = huge // base
     residency = ctypes.create_string_buffer(pages)
+    missing = []   # (bytes collapsing would make resident, span)
+    for start in spans:
+        if libc.mincore(start, huge, residency) == 0:   # else not all mapped (ENOMEM)
+            missing.append(((pages - sum(b & 1 for b in residency.raw)) * base, start))
     done = 0
-    for start in sorted(spans):
-        if libc.mincore(start, huge, residency) != 0:   # not all mapped (ENOMEM)
-            continue
-        if sum(b & 1 for b in residency.raw) < _RESIDENT_SHARE * pages:
-            continue
+    for grows, start in sorted(missing):
+        if grows > growth_budget:
+            break
         if libc.madvise(start, huge, _MADV_HUGEPAGE) != 0:
             continue
         if libc.madvise(start, huge, _MADV_COLLAPSE) == 0:   # else khugepaged may, later
             done += huge
+            growth_budget -= grows
     return done
