@@ -805,6 +805,15 @@ cdef class BoundConv(BoundCall):
         return lc_conv_op_run(self.setup.op.op, &self.setup.s, self.x, self.bias, self.res,
                               self.y, ws, ws_bytes)
 
+    @property
+    def packed_range(self):
+        """(address, bytes) of the packed weights it runs on, (0, 0) for none:
+        for placing them in memory (leanconv._heap.back_with_huge_pages)."""
+        cdef int64_t floats = lc_conv_packed_floats(&self.setup.s.desc)
+        if self.setup.s.packed == NULL or floats <= 0:
+            return (0, 0)
+        return (<size_t>self.setup.s.packed, floats * 4)
+
 
 cdef class BoundPool(BoundCall):
     """A pooling step's C call fixed once: max / average pooling of geometry

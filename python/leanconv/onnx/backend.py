@@ -210,6 +210,8 @@ class LeanconvBackend(Backend):
             sched.count_bookkeeping()   # now: its walk's scratch is freed just below
             _refuse_over_budget(sched.memory()["total"], program.settings.memory_budget)
         return_freed_memory()   # what loading and packing freed (glibc keeps it)
+        if sched is not None:
+            sched.back_with_huge_pages()   # after the trim, which would split them
         return rep
 
     @classmethod

@@ -174,6 +174,8 @@ class Program:
                 self.plannable = False
                 return None
             self._schedules[sig] = sched
+            if not self.release_when_packed:   # (prepare does it after its trim)
+                sched.back_with_huge_pages()
         if sched is not self.schedule:
             sched.publish()
             self.schedule = sched

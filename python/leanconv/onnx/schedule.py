@@ -25,7 +25,7 @@ import functools
 import numpy as np
 
 from leanconv import _core, _scratch
-from leanconv._heap import return_freed_memory
+from leanconv._heap import back_with_huge_pages, return_freed_memory
 from leanconv.onnx import arena, footprint
 from leanconv.onnx import budget as budget_mod
 from leanconv.onnx.program import timed
@@ -37,6 +37,10 @@ from leanconv.onnx.program import timed
 SHAPE_FROM_VALUES = {"Reshape", "Expand", "ConstantOfShape", "Range", "Slice", "Split", "Pad",
                      "Resize", "Tile", "Unsqueeze", "Squeeze", "ReduceMean", "ReduceSum",
                      "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2", "ReduceSumSquare"}
+
+
+# huge pages may add 1/GROWTH_SHARE of a schedule's buffers to the resident set
+GROWTH_SHARE = 64
 
 
 class NotPlannable(Exception):
@@ -274,6 +278,7 @@ class Schedule:
                 other_ws = max(other_ws, s.workspace_bytes)
             s.output_bytes = sum(o.nbytes for o in outs if o is not None)
             calls.append((s, call))
+        self._bound_calls = calls
         # every Conv works in the calling thread's one scratch buffer
         # (leanconv._scratch, which frozen torch models borrow too): a workspace
         # allocated and freed per call fragments the heap, and the pages of the
@@ -424,6 +429,27 @@ class Schedule:
                     # heap: given back now, a large layer's raw copy is not still
                     # resident when the next one is packed (ConvNeXt: 20 MB of peak)
                     return_freed_memory()
+
+    def back_with_huge_pages(self):
+        """Huge pages under what every run reads -- packed weights (the Convs'
+        and the fused steps'), constants, arena, workspace -- where the system
+        offers them (leanconv._heap.back_with_huge_pages: fewer TLB misses,
+        which after a pause are most of them).  Called once the heap has
+        settled: prepare's last malloc_trim would split them again.  Returns
+        the bytes collapsed."""
+        # the arena and the workspace are first written by a run: written now, their
+        # pages are resident, which a span needs to be collapsed (and the first run
+        # would make them so anyway)
+        self._arena.fill(0)
+        self.lent_workspace.fill(0)
+        ranges = [c.packed_range for _, c in self._bound_calls if isinstance(c, _core.BoundConv)]
+        arrays = self._step_weights + list(self.program.constants.values()) + \
+            [self._arena, self.lent_workspace]
+        ranges += [(a.ctypes.data, a.nbytes) for a in arrays
+                   if isinstance(a, np.ndarray) and a.nbytes]
+        # the pages of neighbouring free holes that collapsing makes resident: at
+        # most 1/64 of what the plan holds (the peak RSS test allows 5%)
+        return back_with_huge_pages(ranges, sum(n for _, n in ranges) // GROWTH_SHARE)
 
     def publish(self):
         """Make this schedule's per-step facts the ones the steps report."""
