@@ -104,6 +104,7 @@ class ScheduledForward:
         while len(self.schedules) > MAX_SCHEDULES:
             self.schedules.popitem(last=False)
         return_freed_memory()   # the compile run's activations
+        sched.back_with_huge_pages()   # after the trim, which would split them (as prepare)
         return sched
 
     def __call__(self, *args, **kwargs):
