@@ -161,9 +161,11 @@ void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
      * in each L2 only from one call of the layer to the next; in a network
      * the layers between push them out, and each call read them from L3 in
      * all-channel passes that nothing prefetched.  Short prefetching passes
-     * there: ResNet-50 128 (both 256@8 layers) and ResNet-18 128 (256@8)
-     * 17-22% faster at 2 threads (pool trace, the layer's region in the
-     * model, both builds interleaved in one process, load 1-2.5, Intel
+     * there, at 2 threads: ResNet-50 128's two 256@8 layers 321-343 ->
+     * 257-267 us, ResNet-18 128's 256@8 276 -> 233-238 and 3x3/2 256>512
+     * @8 (4.7 MB, 1.2 MB a span) 281-286 -> 235-239 (pool trace, the
+     * layer's region in the model, 20th percentile of 60 runs, both rules
+     * interleaved in one process and in either order, load ~1, Intel
      * Xeon); 1 thread unchanged (one run of blocks: the same rule) */
     b.ahead = w_bytes > (int64_t)lc_cpu_caches()->l2;
     if (b.ahead) {
