@@ -155,9 +155,19 @@ void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
      * Xeon, L2 2 MB).  Into L2, not L1: the next pass's lines in L1 would
      * push out the input rows and the tile; and spread over the pass's
      * calls, as a burst of prefetches before each call stalls on the
-     * line-fill buffers */
-    const int64_t span_bytes = lc_mul(lc_div_up(b.blocks, b.spans), w_bytes / b.blocks, &ok);
-    b.ahead = span_bytes > (int64_t)lc_cpu_caches()->l2;
+     * line-fill buffers.
+     * Whether the group's weights exceed L2, not a thread's run of blocks:
+     * split over 2 threads, 256@8's 2.4 MB are 1.2 MB a thread, which stay
+     * in each L2 only from one call of the layer to the next; in a network
+     * the layers between push them out, and each call read them from L3 in
+     * all-channel passes that nothing prefetched.  Short prefetching passes
+     * there, at 2 threads: ResNet-50 128's two 256@8 layers 321-343 ->
+     * 257-267 us, ResNet-18 128's 256@8 276 -> 233-238 and 3x3/2 256>512
+     * @8 (4.7 MB, 1.2 MB a span) 281-286 -> 235-239 (pool trace, the
+     * layer's region in the model, 20th percentile of 60 runs, both rules
+     * interleaved in one process and in either order, load ~1, Intel
+     * Xeon); 1 thread unchanged (one run of blocks: the same rule) */
+    b.ahead = w_bytes > (int64_t)lc_cpu_caches()->l2;
     if (b.ahead) {
         const int64_t per_c = d->kH * d->kW * blk.cols * (int64_t)sizeof(float);
         b.cb = lc_max64(1, lc_min64(Cg, (int64_t)lc_cpu_caches()->l2 / 16 / per_c));

@@ -387,12 +387,20 @@ int lc_handover_prefers_pixels(const lc_conv_desc *d, int64_t threads) {
      * another thread wrote, K*P*(T-1)/T, and the output stays where the next
      * layer reads it.  By pixels: the input's (T-1)/T^2 -- none where Im2Col
      * packed B by pixels in this call -- plus the same share of the output
-     * for the next layer: pixels when Mg < K*(T-1) (a 1 x 1 input), Mg < K*T
+     * for the next layer: pixels when Mg <= K*(T-1) (a 1 x 1 input), Mg <= K*T
      * (B packed).  MobileNetV2's projections (144>24) and 3x3/2 stem go by
-     * pixels; its expansions (24>144), which feed a depthwise layer, do not. */
+     * pixels; its expansions (24>144), which feed a depthwise layer, do not.
+     * A tie goes to pixels (the neighbours of a square 1 x 1 at 2 threads
+     * are seldom both split by channels: ResNet-50's and GoogLeNet's 64>64
+     * @32 sit between a max-pool and a Winograd layer split by tiles): in
+     * the model at 2 threads 64>64 @32 took 32-35 us against 45, ShuffleNet
+     * V2's 58>58 @16 branches 9.5-10.8 against 10.7-11.6, DenseNet-121's
+     * 128>128 @32 115-116 against 128 in two runs, 174 against 129 in a
+     * third (pool trace, 20th percentile of 40-80 runs, both rules
+     * interleaved in one process, load 2.5-4). */
     const double K = (double)(d->C / d->groups * d->kH * d->kW), Mg = (double)(d->M / d->groups);
     const double t = (double)threads;
-    return threads > 1 && Mg < K * (lc_gemm_is_pointwise(d) ? t - 1.0 : t);
+    return threads > 1 && Mg <= K * (lc_gemm_is_pointwise(d) ? t - 1.0 : t);
 }
 
 /* Whether T threads should share a GEMM's panels (pixels) rather than its
