@@ -39,6 +39,7 @@ typedef struct {
     int64_t nchunks; /* GEMM tasks per channel block */
     int64_t mchunks; /* output-channel blocks (lc_row_chunks) */
     int whole_rows;  /* one chunk of all panels, the wide GEMM tile's (lc_gemm_wide_rows) */
+    int tall;        /* whole row groups through the tall tile (lc_im2col_tall) */
     char *ws;        /* per-thread B packing buffers (pack_bytes each), or NULL */
     int64_t pack_bytes;
 } lc_im2col_ctx;
@@ -95,13 +96,15 @@ static void lc_im2col_gemm_task(void *vctx, int64_t item, int thread) {
                         g.a, bmat + p0, (size_t)t->ldb, (size_t)nr, (size_t)cols,
                         g.y + p0, (size_t)t->P, (size_t)nr, g.bias,
                         g.res ? g.res + p0 : NULL, &t->d->epilogue,
-                        LC_PANELS_EPILOGUE | (t->whole_rows ? LC_PANELS_WIDE : 0), b_pack);
+                        LC_PANELS_EPILOGUE | (t->whole_rows ? LC_PANELS_WIDE : 0) |
+                            (t->tall ? LC_PANELS_TALL : 0), b_pack);
 }
 
 /* The GEMM's work items: chunks of panels x blocks of output channels, and
  * the bytes of each thread's B packing buffer (0: B read where it is). */
 typedef struct {
     int64_t chunk, nchunks, mchunks, pack_bytes;
+    int64_t tall; /* whole row groups through the tall tile (lc_im2col_tall) */
 } lc_im2col_tiles;
 LC_TILING_FITS(lc_im2col_tiles);
 
@@ -134,11 +137,32 @@ static int64_t lc_im2col_gemm_items(const lc_conv_desc *d, const lc_im2col_tiles
 #define LC_PAGE_BYTES 4096 /* the smallest page size of the CPUs leanconv runs on */
 static int lc_im2col_packs_b(const lc_conv_desc *d, int64_t rows) {
     const lc_isa_config *isa = d->isa;
-    const int64_t kb = lc_min64(d->C / d->groups, isa->kc), passes = lc_div_up(rows, isa->mr);
+    const int64_t kb = lc_min64(d->C / d->groups, isa->kc);
+    const int64_t passes = lc_div_up(rows, isa->mr);
     const int64_t plane_bytes = d->OH * d->OW * (int64_t)sizeof(float);
     return lc_gemm_is_pointwise(d) && !lc_gemm_wide_rows(isa, (size_t)(d->OH * d->OW)) &&
            4 * kb * isa->nr * (int64_t)sizeof(float) > lc_cpu_caches()->l1d &&
            (passes >= 16 || (passes >= 8 && plane_bytes >= LC_PAGE_BYTES));
+}
+
+/* Whether a 1 x 1 layer's GEMM, B read in place (not packed: there the
+ * MR x NR kernel streams contiguous panels, and the tall tile was 4-8%
+ * slower on 256>64 @56, 512>128 @28, 128>512 @28), runs whole groups of
+ * tall_rows output channels through the ISA's tall tile (lc_gemm_tall_fn):
+ * B is then loaded once per tall_rows channels instead of once per MR.
+ * Only while a group's A slice and a panel's B slice of one K block fit L1d
+ * together (the panel-major loop keeps both there: kb <= 219 for 24 x 16 on
+ * 48 KiB; at kb = 256 the tall tile was 3-5% slower on 384>64 @14 and
+ * 256>1024 @14).  Interleaved against the 8 x 32 kernel alone (AVX-512,
+ * Intel Xeon, 1 thread, input pushed out of L2 before each call, load ~2):
+ * 144>24 @56 3-10% faster, 96>24 @56 -7% to +4%, 192>32 and 192>64 @28
+ * 5-7%, 64>256 @56 2-11%.  The same sums either way: bits do not change. */
+static int lc_im2col_tall(const lc_conv_desc *d, int packs_b) {
+    const lc_isa_config *isa = d->isa;
+    const int64_t kb = lc_min64(d->C / d->groups, isa->kc);
+    return isa->gemm_tall && !packs_b && lc_gemm_is_pointwise(d) &&
+           d->M / d->groups >= isa->tall_rows &&
+           kb * (isa->tall_rows + isa->nr) * (int64_t)sizeof(float) <= lc_cpu_caches()->l1d;
 }
 
 void lc_im2col_tiling(const lc_conv_desc *d, int64_t *tiling) {
@@ -166,6 +190,7 @@ void lc_im2col_tiling(const lc_conv_desc *d, int64_t *tiling) {
         b.pack_bytes = lc_aligned_floats_bytes(lc_mul(kb, lc_mul(panels, d->isa->nr, &ok), &ok), &ok);
         if (!ok) b.pack_bytes = 0;
     }
+    b.tall = lc_im2col_tall(d, b.pack_bytes > 0);
     memcpy(tiling, &b, sizeof b);
 }
 
@@ -218,6 +243,7 @@ int lc_im2col_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
     t.mchunks = b.mchunks;
     t.whole_rows = lc_gemm_wide_rows(d->isa, (size_t)t.P); /* as lc_im2col_tiling decided */
     t.pack_bytes = b.pack_bytes;
+    t.tall = (int)b.tall;
     t.ws = pointwise && b.pack_bytes ? ws : NULL;
     t.group_items = t.nchunks * t.mchunks;
     t.group_step = pointwise;

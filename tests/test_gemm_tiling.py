@@ -142,12 +142,23 @@ PANEL_MAJOR = [(144, 24, 56, 56), (256, 20, 30, 30), (300, 36, 13, 17)]
 PASS_MAJOR = [(300, 36, 40, 40), (64, 40, 62, 62)]
 
 
-@pytest.mark.parametrize("C, M, H, W", PACKED_B + PANEL_MAJOR + PASS_MAJOR)
+# (C, M, H, W) 1 x 1 layers B read in place: below one group of the tall
+# tile's rows (8, 16), one group (24), a group and a remainder (40 = 24 + 16,
+# 52), several (64 = 2 x 24 + 16); P not a multiple of 16 (a partial last
+# panel and tile: 247, 391, 899 pixels); pixel-split chunks (56 x 57) and
+# channel-split ones (13 x 19 on 2 and 3 threads); K long enough for the
+# first tall group to prefetch (144 x 56 x 57 floats are beyond L2 / 4)
+TALL_LAYERS = [(40, 8, 13, 19), (72, 16, 17, 23), (144, 24, 13, 19), (96, 40, 17, 23),
+               (64, 64, 29, 31), (120, 52, 13, 19), (144, 24, 56, 57)]
+
+
+@pytest.mark.parametrize("C, M, H, W", PACKED_B + PANEL_MAJOR + PASS_MAJOR + TALL_LAYERS)
 def test_packed_b_matches_the_reference(isa, rng, C, M, H, W):
     """A 1 x 1 layer whose GEMM copies its B blocks into contiguous panels
-    (lc_im2col_packs_b) or runs them panel by panel computes the same as the
-    float64 reference, with a residual beside the output or in it, and the
-    same bits on any thread count."""
+    (lc_im2col_packs_b), runs them panel by panel or through the tall tile
+    (lc_im2col_tall) computes the same as the float64 reference, with a
+    residual beside the output or in it, and the same bits on any thread
+    count."""
     x = rng.standard_normal((1, C, H, W)).astype(np.float32)
     w = rng.standard_normal((M, C, 1, 1)).astype(np.float32)
     b = rng.standard_normal(M).astype(np.float32)
@@ -201,3 +212,21 @@ def test_panel_major_is_exercised(isa):
     if l1d // 4 <= 256 * nr * 4 <= l1d * 2 // 3:
         assert _panel_major(isa, 256, 20)
     assert not _panel_major(isa, 16, 96)
+
+
+def _tall(isa, C, M, H, W, threads=1):
+    w = np.zeros((M, C, 1, 1), np.float32)
+    op, _ = _op(isa, w)
+    return op.setup(1, H, W, threads, IM2COL).tiling[6] != 0
+
+
+def test_tall_tile_is_exercised(isa):
+    """Where the ISA has a tall tile, TALL_LAYERS from M = 24 on take it (and
+    the ones below one group of its rows, or with B packed, do not)."""
+    if isa != "avx512":
+        assert not any(_tall(isa, *shape) for shape in TALL_LAYERS)
+        return
+    for C, M, H, W in TALL_LAYERS:
+        assert _tall(isa, C, M, H, W) == (M >= 24), (C, M, H, W)
+        assert _tall(isa, C, M, H, W, threads=2) == (M >= 24), (C, M, H, W)
+    assert not _tall(isa, 256, 64, 40, 40)  # B packed: 8 passes over planes a page apart
