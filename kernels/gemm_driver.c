@@ -291,16 +291,12 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
             for (size_t t0 = m_begin; !panel_major && t0 < tall_end; t0 += trows)
                 for (size_t j = 0; j < nfull; j++)
                     for (size_t h = 0; h < nr; h += tcols) {
-                        /* the first group asks for the next tile's rows,
-                         * the next panel's after the last tile of this one
-                         * (a panel ahead instead: 10-20% slower when B
-                         * came from beyond L2; the kernel alone, 144>24 @56) */
-                        const float *bt = bk + j * bps + h;
-                        const int more = h + tcols < nr || j + 1 < nfull || rem;
-                        const float *nxt = h + tcols < nr ? bt + tcols : bk + (j + 1) * bps;
-                        tall(trows, tcols, kk, LC_PASS_A(t0), mr * kb, bt, bld,
+                        /* the first group's first tile of a panel asks
+                         * for the next panel's rows (B from beyond L2) */
+                        const int ask = pf && h == 0 && t0 == m_begin && (j + 1 < nfull || rem);
+                        tall(trows, tcols, kk, LC_PASS_A(t0), mr * kb, bk + j * bps + h, bld,
                              cr + j * c_pstride + t0 * ldc + h, ldc, LC_PASS_BIAS(t0), ep, flags,
-                             nxt, bld, pf && more && t0 == m_begin ? kk : 0);
+                             bk + (j + 1) * bps, bld, ask ? kk : 0);
                     }
             for (size_t j = 0; panel_major && j < nfull; j++) {
                 /* the next panel's rows (after the last full one: the
@@ -311,14 +307,13 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
                 const size_t left = K - kabs - kk;
                 const size_t nrows = !pf ? 0 : !last ? kk : left < kk ? left : kk;
                 const float *nxt = !last ? bk + (j + 1) * bps : nrows ? bk + kk * bld : bk;
-                /* the tall groups first, the first of them asking for all
-                 * of those rows, a tile's columns a call; else a share per
-                 * pass */
+                /* the tall groups first, the first tile of the first group
+                 * asking for all of those rows; else a share per pass */
                 for (size_t t0 = m_begin; t0 < tall_end; t0 += trows)
                     for (size_t h = 0; h < nr; h += tcols)
                         tall(trows, tcols, kk, LC_PASS_A(t0), mr * kb, bk + j * bps + h, bld,
                              cr + j * c_pstride + t0 * ldc + h, ldc, LC_PASS_BIAS(t0), ep, flags,
-                             nxt + h, bld, t0 == m_begin ? nrows : 0);
+                             nxt, bld, t0 == m_begin && h == 0 ? nrows : 0);
                 const size_t share = groups ? 0 : (nrows + passes - 1) / passes;
                 for (size_t m0 = tall_end, r0 = 0; m0 < m_end; m0 += mr) {
                     const size_t m = m_end - m0 < mr ? m_end - m0 : mr;

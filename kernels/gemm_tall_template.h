@@ -12,6 +12,7 @@
  *   LC_TALL_MR          rows of a packed panel (the ISA's MR)
  *   LC_TALL_ROWS(X)     X(0) ... X(3 * MR - 1)
  *   LC_TALL_NAME
+ * The prefetch cursor's rows are two vectors wide (the ISA's NR).
  * Rows >= m are not stored; panels wholly past m are not read (their
  * accumulators run on panel 0, which exists).
  * It needs 3 * MR accumulators + a B vector in registers with the A
@@ -66,13 +67,17 @@ void LC_TALL_NAME(size_t m, size_t n, size_t k, const float *a, size_t a_pstride
             /* one cursor row (its first and last float) every `every` k
              * steps, spread over the loop as in gemm_template.h */
             const size_t every = k / pf_rows ? k / pf_rows : 1;
-            /* a row's second line only where the rows are not line-aligned
-             * runs of one line (the prefetch is a load-port op like the
-             * 24 broadcasts of a k step) */
-            const int two = ((uintptr_t)pf | pf_ld * sizeof(float)) % 64 != 0 || VL * sizeof(float) > 64;
+            /* a cursor row is a panel of two vectors: its first and last
+             * line, and the middle one where the rows are not line-aligned
+             * (each prefetch takes a load slot beside the 24 broadcasts of a
+             * k step: the driver asks on every other tile only; every tile a
+             * vector each cost 15-30% when B was in L2 after all) */
+            const int mid = ((uintptr_t)pf | pf_ld * sizeof(float)) % 64 != 0 ||
+                            VL * sizeof(float) > 64;
             for (size_t r = 0; r < pf_rows; r++, pf += pf_ld) {
                 LC_TALL_PREFETCH(pf);
-                if (two) LC_TALL_PREFETCH(pf + VL - 1);
+                if (mid) LC_TALL_PREFETCH(pf + VL);
+                LC_TALL_PREFETCH(pf + 2 * VL - 1);
                 for (const size_t e = p + every < k ? p + every : k; p < e; p++)
                     LC_TSTEP(LC_VLOADU(b))
             }

@@ -212,8 +212,8 @@ typedef void (*lc_gemm_pf_fn)(size_t m, size_t n, size_t k, const float *a, cons
 /* Tall GEMM tile (optional): like lc_gemm_narrow_fn over tall_rows / MR
  * panels of packed A (panel q at a + q*a_pstride, read only where rows of it
  * are < m) and 1 <= n <= tall_cols columns, 1 <= m <= tall_rows, with
- * lc_gemm_pf_fn's prefetch cursor (rows of tall_cols floats; used when
- * n == tall_cols).  One B load feeds tall_rows FMAs, so B (a 1 x 1 layer's
+ * lc_gemm_pf_fn's prefetch cursor (rows of NR floats, a panel's: used when
+ * n == tall_cols; the driver asks on a panel's first tile).  One B load feeds tall_rows FMAs, so B (a 1 x 1 layer's
  * input planes) is read once per tall_rows output channels instead of once
  * per MR.  Each C element is one FMA chain over k from the bias, as in
  * lc_gemm_ukernel_fn's vector columns. */
