@@ -26,7 +26,7 @@ import pytest
 import leanconv as lc
 from leanconv import _core
 
-from test_ukernels import assert_close, clamp_ref, guarded
+from test_ukernels import _keep_alive, assert_close, clamp_ref, guarded
 
 ISAS = lc.available_isas()
 COPY_ISAS = [i for i in ISAS if i in ("avx2", "avx512")]
@@ -118,6 +118,9 @@ def narrow_case(isa, m, n, k, ldb, ldc, flags, with_bias, clamp, seed, nan=False
     kernel=(name, mr), a one-panel kernel of the lc_gemm_ukernel_fn form, or
     with kernel=(name, mr, True) another of the panels form (`extra`
     arguments after its own: a prefetch cursor).  Returns C."""
+    # the guarded buffers made here die with this call's arrays, not with the
+    # process: every one is a mapping, and a test process has 65530 of them
+    keep = len(_keep_alive)
     name, mr, strided = (kernel + (False,))[:3] if kernel else NARROW[isa][:2] + (True,)
     fn = getattr(_lib, name)
     fn.restype = None
@@ -163,6 +166,7 @@ def narrow_case(isa, m, n, k, ldb, ldc, flags, with_bias, clamp, seed, nan=False
     for i in range(m):
         mask[i * ldc:i * ldc + n] = False
     assert np.all(c[mask] == sentinel), f"{name} wrote outside the tile"
+    del _keep_alive[keep:]
     return c
 
 
@@ -294,9 +298,9 @@ def test_gemm_tall_edges(isa):
     (masked), k = 1 and odd k; B and C right before an unreadable page."""
     _, _, mr, nmax = TALL[isa]
     seed = 20000
-    for m in range(1, 3 * mr + 1):
+    for m in (1, mr - 1, mr, mr + 1, 2 * mr, 2 * mr + 1, 3 * mr - 1, 3 * mr):
         for n in range(1, nmax + 1):
-            for k in ((1, 2, 5, 260) if n in (1, nmax - 1, nmax) else (1, 3)):
+            for k in ((1, 2, 260) if n in (1, nmax - 1, nmax) else (3,)):
                 seed += 1
                 tall_case(isa, m, n, k, n, n, 0, False, None, seed)
 
@@ -315,16 +319,17 @@ def test_gemm_tall_flags_strides_cursor(isa, flags):
     rows_end = guarded(3 * 64 + 5)
     unreadable = rows_end.ctypes.data + rows_end.size * 4
     seed = 30000 + 1000 * flags
-    for m in (1, mr, mr + 3, 2 * mr, 2 * mr + 1, 3 * mr):
-        for n in (1, 4, 7, 15, nmax):
-            for k in (1, 7, 33):
+    for m in (1, mr + 3, 2 * mr + 1, 3 * mr):
+        for n in (1, 7, nmax):
+            for k in (1, 33):
                 for with_bias in (False, True):
                     seed += 1
                     ldb, ldc = n + 33, n + 11
                     args = (isa, m, n, k, ldb, ldc, flags, with_bias, (-0.5, 0.75), seed)
                     ref = tall_case(*args, gap=24)
-                    for cursor in ((rows_end.ctypes.data + 20, 64, 3), (unreadable, 16, k),
-                                   (rows_end.ctypes.data, 1, 2 * k + 1)):
+                    cursors = ((rows_end.ctypes.data + 20, 64, 3), (unreadable, 16, k),
+                               (rows_end.ctypes.data, 1, 2 * k + 1))
+                    for cursor in cursors[seed % 3:seed % 3 + 1]:
                         got = tall_case(*args, gap=24, cursor=cursor)
                         assert np.array_equal(ref, got, equal_nan=True), (m, n, k, cursor)
                     if n < 4:  # the 8 x 32 kernel takes 1-3 columns another way
