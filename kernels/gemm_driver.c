@@ -339,8 +339,8 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
                 }
                 /* the first pass reads the panels from memory: each call
                  * asks for the next panel's rows (the later passes find
-                 * them in L2) */
-                const int first = m0 == tall_end;
+                 * them in L2, as after the tall groups) */
+                const int first = m0 == m_begin;
                 for (size_t j = 0; !panel_major && m0 >= tall_end && j < nfull; j++)
                     lc_gemm_tile(cfg, pf, m, kk, ap, bk + j * bps, bld,
                                  cr + j * c_pstride + m0 * ldc, ldc, bm, ep, flags,
