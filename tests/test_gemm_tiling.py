@@ -252,11 +252,13 @@ def test_tall_tile_layers(isa, rng, C, M, H, W):
 
 def test_tall_tile_is_exercised(isa):
     """Where the ISA has a tall tile, TALL_LAYERS from M = 24 on take it (and
-    the ones below one group of its rows, or with B packed, do not)."""
+    the ones below one group of its rows, with B packed, or split between
+    threads by channels, do not)."""
     if isa != "avx512":
         assert not any(_tall(isa, *shape) for shape in TALL_LAYERS)
         return
     for C, M, H, W in TALL_LAYERS:
         assert _tall(isa, C, M, H, W) == (M >= 24), (C, M, H, W)
-        assert _tall(isa, C, M, H, W, threads=2) == (M >= 24), (C, M, H, W)
+    assert _tall(isa, 144, 24, 56, 56, threads=2)  # split by pixels
+    assert not _tall(isa, 64, 256, 56, 56, threads=2)  # split by channels
     assert not _tall(isa, 256, 64, 40, 40)  # B packed: 8 passes over planes a page apart
