@@ -197,7 +197,15 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
     const lc_blocking *budget = lc_blocking_get();
     const size_t b_l1 = (size_t)budget->gemm_b_l1;
     const int stream_a = mpad * K * sizeof(float) > (size_t)budget->gemm_a_stream;
-    const size_t passes = (m_end - m_begin + mr - 1) / mr;
+    /* Whole groups of tall_rows rows from m_begin go through the tall tile
+     * over the full panels, tall_cols columns a call (the caller decides
+     * when: LC_PANELS_TALL); the other rows, and every row's column
+     * remainder, as below.  Each element is one FMA chain from the bias in
+     * both, so which rows a thread's block starts with does not matter. */
+    const lc_gemm_tall_fn tall = (how & LC_PANELS_TALL) && b_pstride == nr ? cfg->gemm_tall : NULL;
+    const size_t trows = tall ? (size_t)cfg->tall_rows : 1, tcols = tall ? (size_t)cfg->tall_cols : nr;
+    const size_t tall_end = tall ? m_begin + (m_end - m_begin) / trows * trows : m_begin;
+    const size_t passes = (m_end - tall_end + mr - 1) / mr;
     /* B read where it lies, too big to be in L2 still (lc_blocking), comes
      * from beyond L2 on the first pass over each panel (a 1 x 1 layer's
      * input, rows a plane apart: the hardware
@@ -267,12 +275,29 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
              * (1x1 16>96 @112: +14%).  The tiles, their sums and the post-op
              * are the same in either order. */
             const size_t slice = kk * nr * sizeof(float);
-            const int panel_major = passes > 1 && slice >= (size_t)budget->gemm_panel_l1 &&
-                                    slice <= b_l1 && !stream_a;
+            const size_t groups = (tall_end - m_begin) / trows; /* tall row groups */
+            const int panel_major = groups + passes > 1 &&
+                                    slice >= (size_t)budget->gemm_panel_l1 && slice <= b_l1 &&
+                                    !stream_a;
             /* the pass at row m0: its A slice (lc_packed_a_offset(m0, kabs)),
              * and the bias on the first K block only */
 #define LC_PASS_A(m0) (a_packed + k0 * mpad + (m0) * kb + k1 * mr)
 #define LC_PASS_BIAS(m0) (bias && !kabs ? bias + (m0) : NULL)
+            /* Tall groups pass-major, as the passes below (a group's A
+             * slice stays in L1 while the B tiles stream past, and C is
+             * written as tall_rows runs front to back; tile-major over all
+             * groups was 16% slower on 64>256 @56), or in the panel-major
+             * loop. */
+            for (size_t t0 = m_begin; !panel_major && t0 < tall_end; t0 += trows)
+                for (size_t j = 0; j < nfull; j++)
+                    for (size_t h = 0; h < nr; h += tcols) {
+                        /* the first group's first tile of a panel asks
+                         * for the next panel's rows (B from beyond L2) */
+                        const int ask = pf && h == 0 && t0 == m_begin && (j + 1 < nfull || rem);
+                        tall(trows, tcols, kk, LC_PASS_A(t0), mr * kb, bk + j * bps + h, bld,
+                             cr + j * c_pstride + t0 * ldc + h, ldc, LC_PASS_BIAS(t0), ep, flags,
+                             bk + (j + 1) * bps, bld, ask ? kk : 0);
+                    }
             for (size_t j = 0; panel_major && j < nfull; j++) {
                 /* the next panel's rows (after the last full one: the
                  * partial one, else the next sub-block's first), a share
@@ -282,8 +307,15 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
                 const size_t left = K - kabs - kk;
                 const size_t nrows = !pf ? 0 : !last ? kk : left < kk ? left : kk;
                 const float *nxt = !last ? bk + (j + 1) * bps : nrows ? bk + kk * bld : bk;
-                const size_t share = (nrows + passes - 1) / passes;
-                for (size_t m0 = m_begin, r0 = 0; m0 < m_end; m0 += mr) {
+                /* the tall groups first, the first tile of the first group
+                 * asking for all of those rows; else a share per pass */
+                for (size_t t0 = m_begin; t0 < tall_end; t0 += trows)
+                    for (size_t h = 0; h < nr; h += tcols)
+                        tall(trows, tcols, kk, LC_PASS_A(t0), mr * kb, bk + j * bps + h, bld,
+                             cr + j * c_pstride + t0 * ldc + h, ldc, LC_PASS_BIAS(t0), ep, flags,
+                             nxt, bld, t0 == m_begin && h == 0 ? nrows : 0);
+                const size_t share = groups ? 0 : (nrows + passes - 1) / passes;
+                for (size_t m0 = tall_end, r0 = 0; m0 < m_end; m0 += mr) {
                     const size_t m = m_end - m0 < mr ? m_end - m0 : mr;
                     const size_t rows = nrows - r0 < share ? nrows - r0 : share;
                     lc_gemm_tile(cfg, pf, m, kk, LC_PASS_A(m0), bk + j * bps, bld,
@@ -307,9 +339,9 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
                 }
                 /* the first pass reads the panels from memory: each call
                  * asks for the next panel's rows (the later passes find
-                 * them in L2) */
+                 * them in L2, as after the tall groups) */
                 const int first = m0 == m_begin;
-                for (size_t j = 0; !panel_major && j < nfull; j++)
+                for (size_t j = 0; !panel_major && m0 >= tall_end && j < nfull; j++)
                     lc_gemm_tile(cfg, pf, m, kk, ap, bk + j * bps, bld,
                                  cr + j * c_pstride + m0 * ldc, ldc, bm, ep, flags,
                                  bk + (j + 1) * bps, first && (j + 1 < nfull || rem) ? kk : 0);

@@ -39,6 +39,7 @@ typedef struct {
     int64_t nchunks; /* GEMM tasks per channel block */
     int64_t mchunks; /* output-channel blocks (lc_row_chunks) */
     int whole_rows;  /* one chunk of all panels, the wide GEMM tile's (lc_gemm_wide_rows) */
+    int tall;        /* whole row groups through the tall tile (lc_im2col_tall_rows) */
     char *ws;        /* per-thread B packing buffers (pack_bytes each), or NULL */
     int64_t pack_bytes;
 } lc_im2col_ctx;
@@ -95,13 +96,15 @@ static void lc_im2col_gemm_task(void *vctx, int64_t item, int thread) {
                         g.a, bmat + p0, (size_t)t->ldb, (size_t)nr, (size_t)cols,
                         g.y + p0, (size_t)t->P, (size_t)nr, g.bias,
                         g.res ? g.res + p0 : NULL, &t->d->epilogue,
-                        LC_PANELS_EPILOGUE | (t->whole_rows ? LC_PANELS_WIDE : 0), b_pack);
+                        LC_PANELS_EPILOGUE | (t->whole_rows ? LC_PANELS_WIDE : 0) |
+                            (t->tall ? LC_PANELS_TALL : 0), b_pack);
 }
 
 /* The GEMM's work items: chunks of panels x blocks of output channels, and
  * the bytes of each thread's B packing buffer (0: B read where it is). */
 typedef struct {
     int64_t chunk, nchunks, mchunks, pack_bytes;
+    int64_t tall; /* the tall tile may take whole row groups (lc_im2col_tall) */
 } lc_im2col_tiles;
 LC_TILING_FITS(lc_im2col_tiles);
 
@@ -131,10 +134,51 @@ static int64_t lc_im2col_gemm_items(const lc_conv_desc *d, const lc_im2col_tiles
  * gain, the copy is all cost; 384>64 @14: 8 passes of rows 784 B apart).
  * It changes which loads feed the micro-kernels, not the sums: the bits are
  * the same either way. */
+/* Whether a 1 x 1 layer's GEMM may run whole groups of tall_rows output
+ * channels through the ISA's tall tile (lc_gemm_tall_fn), where B (the
+ * input planes) is read in place and its rows are not line-aligned
+ * (lc_im2col_tall_rows, at run time).  A k step of the MR x NR kernel then
+ * loads two vectors that each straddle two lines; the tall tile loads one
+ * per 24 output channels instead of two per 8.  Interleaved against the
+ * 8 x 32 kernel alone (AVX-512, Intel Xeon, 1 thread, thread CPU time, load
+ * 2-3.5), input 16 bytes past a line (NumPy's own arrays): 144>24 @56
+ * 0.87-0.94x, 96>24 @56 0.87-0.98x, 192>32 @28 0.97-0.98x, 64>256 @56
+ * 0.93-0.96x (input pushed out of L2, just rewritten, or left in cache); on
+ * line-aligned input (the ONNX executor's arena, torch tensors) the same
+ * layers were 1.00-1.17x, so those keep the 8 x 32 kernel, which reads each
+ * panel slice from L1 on all but its first pass.  Not with B packed (there
+ * the MR x NR kernel streams contiguous panels; 4-8% slower on 256>64 @56,
+ * 512>128 @28, 128>512 @28), and only while a group's A slice and a panel's
+ * B slice of one K block fit L1d together (the panel-major loop keeps both
+ * there: kb <= 219 for 24 x 16 on 48 KiB; at kb = 256 3-5% slower on
+ * 384>64 @14 and 256>1024 @14).  The same sums either way: the bits do not
+ * change. */
+static int lc_im2col_tall(const lc_conv_desc *d, int packs_b) {
+    const lc_isa_config *isa = d->isa;
+    const int64_t kb = lc_min64(d->C / d->groups, isa->kc);
+    return isa->gemm_tall && !packs_b && lc_gemm_is_pointwise(d) &&
+           d->M / d->groups >= isa->tall_rows &&
+           kb * (isa->tall_rows + isa->nr) * (int64_t)sizeof(float) <= lc_cpu_caches()->l1d;
+}
+
+/* B rows of ldb floats from x, where lc_im2col_tall allows it: rows whole
+ * lines long that all start off a line boundary (64 bytes, the x86 and most
+ * ARM cores' line), so every vector load of the MR x NR kernel straddles
+ * two.  Not rows of a fraction of lines (14 x 14: 784 bytes), whose
+ * offsets vary from row to row: there the tall tile was 4% faster on
+ * 80>480 and 6% slower on 96>576 (lead, interleaved processes, aligned
+ * input). */
+#define LC_LINE_BYTES 64
+static int lc_im2col_tall_rows(const lc_im2col_tiles *b, const float *x, int64_t ldb) {
+    return b->tall && ((uintptr_t)ldb * sizeof(float)) % LC_LINE_BYTES == 0 &&
+           (uintptr_t)x % LC_LINE_BYTES != 0;
+}
+
 #define LC_PAGE_BYTES 4096 /* the smallest page size of the CPUs leanconv runs on */
 static int lc_im2col_packs_b(const lc_conv_desc *d, int64_t rows) {
     const lc_isa_config *isa = d->isa;
-    const int64_t kb = lc_min64(d->C / d->groups, isa->kc), passes = lc_div_up(rows, isa->mr);
+    const int64_t kb = lc_min64(d->C / d->groups, isa->kc);
+    const int64_t passes = lc_div_up(rows, isa->mr);
     const int64_t plane_bytes = d->OH * d->OW * (int64_t)sizeof(float);
     return lc_gemm_is_pointwise(d) && !lc_gemm_wide_rows(isa, (size_t)(d->OH * d->OW)) &&
            4 * kb * isa->nr * (int64_t)sizeof(float) > lc_cpu_caches()->l1d &&
@@ -166,6 +210,10 @@ void lc_im2col_tiling(const lc_conv_desc *d, int64_t *tiling) {
         b.pack_bytes = lc_aligned_floats_bytes(lc_mul(kb, lc_mul(panels, d->isa->nr, &ok), &ok), &ok);
         if (!ok) b.pack_bytes = 0;
     }
+    /* not where the threads split the channels (each then reads all of B):
+     * 64>256 @56 on 2 threads was 10-19% slower with the tall tile, 5-15%
+     * faster on 1 (interleaved, Intel Xeon; no cause found) */
+    b.tall = b.mchunks == 1 && lc_im2col_tall(d, b.pack_bytes > 0);
     memcpy(tiling, &b, sizeof b);
 }
 
@@ -226,6 +274,7 @@ int lc_im2col_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
         t.x = x + n * d->C * d->H * d->W;
         t.y = y + n * d->M * t.P;
         t.res = res ? res + n * d->M * t.P : NULL;
+        t.tall = lc_im2col_tall_rows(&b, t.x, t.ldb);
         if (pointwise) { /* B is the input: every group in one loop */
             t.g0 = 0;
             lc_parallel_for(d->nthreads, lc_im2col_gemm_items(d, &b), lc_conv_macs(d),

@@ -197,9 +197,12 @@ size_t lc_packed_a_offset(size_t Mg, size_t K, size_t mr, size_t kc, size_t m, s
  * laid out like c, possibly c itself) added and the activation applied;
  * LC_PANELS_WIDE: the call's columns are the same whatever the thread count
  * (Im2Col's whole rows of C), so the ISA's wide tile may take them
- * (lc_gemm_wide_rows) without the results depending on the threads. */
+ * (lc_gemm_wide_rows) without the results depending on the threads;
+ * LC_PANELS_TALL: full panels of whole tall_rows row groups go through the
+ * ISA's tall tile (lc_gemm_tall_fn), when it has one (the same sums). */
 #define LC_PANELS_EPILOGUE 1
 #define LC_PANELS_WIDE 2
+#define LC_PANELS_TALL 4
 /* b_pack: NULL, or room for min(K, kc) rows of the call's panels rounded up
  * to whole NR-wide ones, where each kc-row block of B is first copied into
  * contiguous panels (plain columns only: b_pstride == NR and no wide tile;

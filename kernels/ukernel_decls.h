@@ -53,6 +53,12 @@ lc_fma_peak_fn lc_fma_peak_get(int isa);
               const float *b, size_t ldb, float *c, size_t ldc, const float *bias,       \
               const lc_epilogue *ep, unsigned flags);
 
+#define LC_DECLARE_GEMM_TALL(name)                                                       \
+    void name(size_t m, size_t n, size_t k, const float *a, size_t a_pstride,            \
+              const float *b, size_t ldb, float *c, size_t ldc, const float *bias,       \
+              const lc_epilogue *ep, unsigned flags, const float *pf, size_t pf_ld,      \
+              size_t pf_rows);
+
 /* The epilogue post-op of each ISA (lc_postop_fn). */
 #define LC_DECLARE_POSTOP(name)                                                          \
     void name(float *y, const float *src, size_t n, const float *residual, float bias,   \
@@ -132,6 +138,7 @@ LC_DECLARE_DW_TINY(lc_f32_dw_tiny__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_6x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_8x32__avx512)
 LC_DECLARE_GEMM_PF(lc_f32_gemm_pf_8x32__avx512)
+LC_DECLARE_GEMM_TALL(lc_f32_gemm_tall_24x16__avx512)
 LC_DECLARE_DL(lc_f32_dl_6x64__avx512)
 LC_DECLARE_DL(lc_f32_dl_12x32__avx512)
 LC_DECLARE_PW(lc_f32_pw_6x64__avx512)

@@ -9,6 +9,9 @@ crashes the test instead of passing.
   lc_f32_gemm_narrow_16x16__avx512: C (+)= A * B over two 8-row panels of
   packed A (the second a_pstride floats after the first), n <= 16 + 3
   columns, with bias, accumulate and the clamp epilogue (NaN passes).
+  lc_f32_gemm_tall_24x16__avx512: the same over three 8-row panels and one
+  vector of columns (n <= 16), with a prefetch cursor; bitwise the 8 x 32
+  kernel's sums.
 
 Then the patch unwrapping that uses it, end to end: strided and padded
 convolutions whose input ends right before an unreadable page, Im2Col and
@@ -23,7 +26,7 @@ import pytest
 import leanconv as lc
 from leanconv import _core
 
-from test_ukernels import assert_close, clamp_ref, guarded
+from test_ukernels import _keep_alive, assert_close, clamp_ref, guarded
 
 ISAS = lc.available_isas()
 COPY_ISAS = [i for i in ISAS if i in ("avx2", "avx512")]
@@ -112,20 +115,26 @@ WIDE_ISAS = [i for i in ISAS if i in WIDE]
 def narrow_case(isa, m, n, k, ldb, ldc, flags, with_bias, clamp, seed, nan=False, gap=0,
                 kernel=None, extra=()):
     """C (+)= A B through a narrow kernel (two MR panels, a_pstride) or, with
-    kernel=(name, mr), a one-panel kernel of the lc_gemm_ukernel_fn form
-    (`extra` arguments after its own: a prefetch cursor).  Returns C."""
-    name, mr, _ = kernel + (None,) if kernel else NARROW[isa]
+    kernel=(name, mr), a one-panel kernel of the lc_gemm_ukernel_fn form, or
+    with kernel=(name, mr, True) another of the panels form (`extra`
+    arguments after its own: a prefetch cursor).  Returns C."""
+    # the guarded buffers made here die with this call's arrays, not with the
+    # process: every one is a mapping, and a test process has 65530 of them
+    keep = len(_keep_alive)
+    name, mr, strided = (kernel + (False,))[:3] if kernel else NARROW[isa][:2] + (True,)
     fn = getattr(_lib, name)
     fn.restype = None
     r = np.random.default_rng(seed)
     A = r.standard_normal((m, k)).astype(np.float32)
-    # two panels of k groups of MR floats, `gap` floats apart; rows >= m are zero
+    # the panels holding rows < m, k groups of MR floats each, `gap` floats
+    # apart, the last right before an unreadable page (a read of a panel
+    # past m crashes); rows >= m are zero
     pstride = k * mr + gap
-    a = np.zeros(pstride + k * mr, np.float32) if m > mr else guarded(k * mr)
-    a[:] = 0
-    a[:k * mr].reshape(k, mr)[:, :min(m, mr)] = A[:mr].T
-    if m > mr:
-        a[pstride:].reshape(k, mr)[:, :m - mr] = A[mr:].T
+    panels = -(-m // mr)
+    a = guarded((panels - 1) * pstride + k * mr)
+    for q in range(panels):
+        rows = A[q * mr:(q + 1) * mr]
+        a[q * pstride:q * pstride + k * mr].reshape(k, mr)[:, :rows.shape[0]] = rows.T
     b = guarded((k - 1) * ldb + n)
     b[:] = r.standard_normal(b.size).astype(np.float32)
     if nan:
@@ -138,7 +147,7 @@ def narrow_case(isa, m, n, k, ldb, ldc, flags, with_bias, clamp, seed, nan=False
         c[i * ldc:i * ldc + n] = C0[i]
     bias = r.standard_normal(m).astype(np.float32) if with_bias else None
     ep = Epilogue(*(clamp if clamp else (0.0, 0.0)), 1 if clamp else 0)
-    a_args = (ptr(a),) if kernel else (ptr(a), ctypes.c_size_t(pstride))
+    a_args = (ptr(a), ctypes.c_size_t(pstride)) if strided else (ptr(a),)
     fn(ctypes.c_size_t(m), ctypes.c_size_t(n), ctypes.c_size_t(k), *a_args,
        ptr(b), ctypes.c_size_t(ldb), ptr(c), ctypes.c_size_t(ldc),
        ptr(bias) if bias is not None else None, ctypes.byref(ep), ctypes.c_uint(flags), *extra)
@@ -157,6 +166,7 @@ def narrow_case(isa, m, n, k, ldb, ldc, flags, with_bias, clamp, seed, nan=False
     for i in range(m):
         mask[i * ldc:i * ldc + n] = False
     assert np.all(c[mask] == sentinel), f"{name} wrote outside the tile"
+    del _keep_alive[keep:]
     return c
 
 
@@ -264,6 +274,97 @@ def test_gemm_pf_clamp_passes_nan(isa):
         narrow_case(isa, m, n, 9, n + 2, n, _core.GEMM_FINAL, True, (0.0, 6.0), 31 + i, nan=True,
                     kernel=(pf_name, mr),
                     extra=(ctypes.c_void_p(keep.ctypes.data), ctypes.c_size_t(8), ctypes.c_size_t(5)))
+
+
+# the tall tile (lc_gemm_tall_fn): three MR panels, one vector of columns
+TALL = {"avx512": ("lc_f32_gemm_tall_24x16__avx512", "lc_f32_gemm_8x32__avx512", 8, 16)}
+TALL_ISAS = [i for i in ISAS if i in TALL]
+
+
+def tall_case(isa, m, n, k, ldb, ldc, flags, with_bias, clamp, seed, nan=False, gap=0,
+              cursor=(None, 0, 0)):
+    """narrow_case through the tall kernel (three MR panels, the prefetch
+    cursor (address, row stride, rows))."""
+    name, _, mr, _ = TALL[isa]
+    pf, pf_ld, pf_rows = cursor
+    return narrow_case(isa, m, n, k, ldb, ldc, flags, with_bias, clamp, seed, nan, gap,
+                       kernel=(name, mr, True),
+                       extra=(ctypes.c_void_p(pf), ctypes.c_size_t(pf_ld), ctypes.c_size_t(pf_rows)))
+
+
+@pytest.mark.parametrize("isa", TALL_ISAS)
+def test_gemm_tall_edges(isa):
+    """Every row count (panels past m unread), every width up to one vector
+    (masked), k = 1 and odd k; B and C right before an unreadable page."""
+    _, _, mr, nmax = TALL[isa]
+    seed = 20000
+    for m in (1, mr - 1, mr, mr + 1, 2 * mr, 2 * mr + 1, 3 * mr - 1, 3 * mr):
+        for n in range(1, nmax + 1):
+            for k in ((1, 2, 260) if n in (1, nmax - 1, nmax) else (3,)):
+                seed += 1
+                tall_case(isa, m, n, k, n, n, 0, False, None, seed)
+
+
+@pytest.mark.parametrize("isa", TALL_ISAS)
+@pytest.mark.parametrize("flags", [0, 1, 2, 3])
+def test_gemm_tall_flags_strides_cursor(isa, flags):
+    """Bias, accumulate, clamp, strides and panel gaps; the prefetch cursor
+    over a guarded buffer, into the unreadable page past it, at nothing, or
+    with more rows than k steps: the same bits as without it, and as the
+    MR x NR kernel's vector columns row panel by row panel (one FMA chain
+    each)."""
+    _, plain_name, mr, nmax = TALL[isa]
+    plain = getattr(_lib, plain_name)
+    plain.restype = None
+    rows_end = guarded(3 * 64 + 5)
+    unreadable = rows_end.ctypes.data + rows_end.size * 4
+    seed = 30000 + 1000 * flags
+    for m in (1, mr + 3, 2 * mr + 1, 3 * mr):
+        for n in (1, 7, nmax):
+            for k in (1, 33):
+                for with_bias in (False, True):
+                    seed += 1
+                    ldb, ldc = n + 33, n + 11
+                    args = (isa, m, n, k, ldb, ldc, flags, with_bias, (-0.5, 0.75), seed)
+                    ref = tall_case(*args, gap=24)
+                    cursors = ((rows_end.ctypes.data + 20, 64, 3), (unreadable, 16, k),
+                               (rows_end.ctypes.data, 1, 2 * k + 1))
+                    for cursor in cursors[seed % 3:seed % 3 + 1]:
+                        got = tall_case(*args, gap=24, cursor=cursor)
+                        assert np.array_equal(ref, got, equal_nan=True), (m, n, k, cursor)
+                    if n < 4:  # the 8 x 32 kernel takes 1-3 columns another way
+                        continue
+                    # the same tile, MR rows at a time, through the plain kernel
+                    want = np.stack([ref[i * ldc:i * ldc + n] for i in range(m)])
+                    r = np.random.default_rng(seed)
+                    A = r.standard_normal((m, k)).astype(np.float32)
+                    b = r.standard_normal((k - 1) * ldb + n).astype(np.float32)
+                    C0 = r.standard_normal((m, n)).astype(np.float32)
+                    bias = r.standard_normal(m).astype(np.float32) if with_bias else None
+                    ep = Epilogue(-0.5, 0.75, 1)
+                    c = np.zeros(m * ldc, np.float32)
+                    for i in range(m):
+                        c[i * ldc:i * ldc + n] = C0[i]
+                    for q in range(0, m, mr):
+                        rows = min(mr, m - q)
+                        ap = np.zeros((k, mr), np.float32)
+                        ap[:, :rows] = A[q:q + rows].T
+                        bq = None if bias is None else np.ascontiguousarray(bias[q:q + rows])
+                        cq = c[q * ldc:]
+                        plain(ctypes.c_size_t(rows), ctypes.c_size_t(n), ctypes.c_size_t(k),
+                              ptr(ap), ptr(b), ctypes.c_size_t(ldb), ptr(cq),
+                              ctypes.c_size_t(ldc), ptr(bq) if bq is not None else None,
+                              ctypes.byref(ep), ctypes.c_uint(flags))
+                    got = np.stack([c[i * ldc:i * ldc + n] for i in range(m)])
+                    assert np.array_equal(got, want), f"tall != {plain_name} m={m} n={n} k={k}"
+
+
+@pytest.mark.parametrize("isa", TALL_ISAS)
+@pytest.mark.parametrize("clamp", [(0.0, float("inf")), (0.0, 6.0), (-1.0, 1.0)])
+def test_gemm_tall_clamp_passes_nan(isa, clamp):
+    _, _, mr, nmax = TALL[isa]
+    for i, (m, n) in enumerate([(3 * mr, nmax), (3 * mr - 1, nmax - 1), (mr + 1, 5), (3, 1)]):
+        tall_case(isa, m, n, 9, n + 2, n, _core.GEMM_FINAL, True, clamp, 177 + i, nan=True)
 
 
 def conv_ref(x, w, stride, pad):

@@ -142,6 +142,19 @@ PANEL_MAJOR = [(144, 24, 56, 56), (256, 20, 30, 30), (300, 36, 13, 17)]
 PASS_MAJOR = [(300, 36, 40, 40), (64, 40, 62, 62)]
 
 
+# (C, M, H, W) 1 x 1 layers B read in place: below one group of the tall
+# tile's rows (8, 16), one group (24), a group and a remainder (40 = 24 + 16,
+# 52), several (64 = 2 x 24 + 16); P not a multiple of 16 (a partial last
+# panel and tile: 247, 391, 899 pixels); pixel-split chunks (56 x 57) and
+# channel-split ones (13 x 19 on 2 and 3 threads); K long enough for the
+# first tall group to prefetch (144 x 56 x 57 floats are beyond L2 / 4)
+# the tall tile runs on rows whole lines long (P a multiple of 16 floats) that
+# start off a line: most shapes here are such, with and without a last
+# partial panel; 13 x 19, 17 x 23 and 56 x 57 are not (the MR x NR kernel)
+TALL_LAYERS = [(40, 8, 13, 19), (72, 16, 17, 23), (144, 24, 16, 20), (96, 40, 16, 25),
+               (64, 64, 24, 30), (120, 52, 12, 28), (144, 24, 56, 57), (144, 24, 56, 56)]
+
+
 @pytest.mark.parametrize("C, M, H, W", PACKED_B + PANEL_MAJOR + PASS_MAJOR)
 def test_packed_b_matches_the_reference(isa, rng, C, M, H, W):
     """A 1 x 1 layer whose GEMM copies its B blocks into contiguous panels
@@ -201,3 +214,54 @@ def test_panel_major_is_exercised(isa):
     if l1d // 4 <= 256 * nr * 4 <= l1d * 2 // 3:
         assert _panel_major(isa, 256, 20)
     assert not _panel_major(isa, 16, 96)
+
+
+def _tall(isa, C, M, H, W, threads=1):
+    w = np.zeros((M, C, 1, 1), np.float32)
+    op, _ = _op(isa, w)
+    return op.setup(1, H, W, threads, IM2COL).tiling[6] != 0
+
+
+def _at(a, offset):
+    """A copy of a whose data starts `offset` bytes past a 64-byte line."""
+    raw = np.empty(a.size + 32, np.float32)
+    start = ((-raw.ctypes.data) % 64 + offset) // 4
+    out = raw[start:start + a.size].reshape(a.shape)
+    out[...] = a
+    return out
+
+
+@pytest.mark.parametrize("C, M, H, W", TALL_LAYERS)
+def test_tall_tile_layers(isa, rng, C, M, H, W):
+    """Input rows off the line boundaries take the tall tile where the ISA
+    has one (lc_im2col_tall_rows), line-aligned ones the MR x NR kernel: the
+    same bits either way and on 1, 2 and 3 threads, against float64 with a
+    bias, a residual and SiLU (the post-op after the kernels)."""
+    x = rng.standard_normal((1, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((M, C, 1, 1)).astype(np.float32)
+    b = rng.standard_normal(M).astype(np.float32)
+    res = rng.standard_normal((1, M, H, W)).astype(np.float32)
+    plan = lc.Conv2d(w, b, algorithm="im2col", activation="silu")
+    want = plan(_at(x, 0), residual=res, threads=1)
+    for offset in (0, 4, 16, 32):
+        for threads in (1, 2, 3):
+            got = plan(_at(x, offset), residual=res, threads=threads)
+            assert got.tobytes() == want.tobytes(), (offset, threads)
+    z = np.einsum("mc,chw->mhw", w[:, :, 0, 0].astype(np.float64), x[0].astype(np.float64))
+    z = z + b[:, None, None] + res[0]
+    np.testing.assert_allclose(want[0], z / (1.0 + np.exp(-z)), rtol=1e-4,
+                               atol=1e-4 * np.abs(z).max())
+
+
+def test_tall_tile_is_exercised(isa):
+    """Where the ISA has a tall tile, TALL_LAYERS from M = 24 on take it (and
+    the ones below one group of its rows, with B packed, or split between
+    threads by channels, do not)."""
+    if isa != "avx512":
+        assert not any(_tall(isa, *shape) for shape in TALL_LAYERS)
+        return
+    for C, M, H, W in TALL_LAYERS:
+        assert _tall(isa, C, M, H, W) == (M >= 24), (C, M, H, W)
+    assert _tall(isa, 144, 24, 56, 56, threads=2)  # split by pixels
+    assert not _tall(isa, 64, 256, 56, 56, threads=2)  # split by channels
+    assert not _tall(isa, 256, 64, 40, 40)  # B packed: 8 passes over planes a page apart

@@ -209,6 +209,19 @@ typedef void (*lc_gemm_pf_fn)(size_t m, size_t n, size_t k, const float *a, cons
                               const lc_epilogue *ep, unsigned flags, const float *pf,
                               size_t pf_ld, size_t pf_rows);
 
+/* Tall GEMM tile (optional): like lc_gemm_narrow_fn over tall_rows / MR
+ * panels of packed A (panel q at a + q*a_pstride, read only where rows of it
+ * are < m) and 1 <= n <= tall_cols columns, 1 <= m <= tall_rows, with
+ * lc_gemm_pf_fn's prefetch cursor (rows of NR floats, a panel's: used when
+ * n == tall_cols; the driver asks on a panel's first tile).  One B load feeds tall_rows FMAs, so B (a 1 x 1 layer's
+ * input planes) is read once per tall_rows output channels instead of once
+ * per MR.  Each C element is one FMA chain over k from the bias, as in
+ * lc_gemm_ukernel_fn's vector columns. */
+typedef void (*lc_gemm_tall_fn)(size_t m, size_t n, size_t k, const float *a,
+                                size_t a_pstride, const float *b, size_t ldb, float *c,
+                                size_t ldc, const float *bias, const lc_epilogue *ep,
+                                unsigned flags, const float *pf, size_t pf_ld, size_t pf_rows);
+
 /* Wide GEMM tile (optional): like lc_gemm_ukernel_fn with m <= MR and
  * wide_nr <= n <= wide_nr + LC_GEMM_NARROW_TAIL columns, the columns past
  * wide_nr computed the other way in the same call.  The drivers use it on
@@ -393,6 +406,8 @@ typedef struct lc_isa_config {
     lc_gemm_wide_fn gemm_wide;       /* whole rows of B in wide_nr-column tiles */
     lc_gemm_pf_fn gemm_pf;           /* gemm with a prefetch cursor (NULL: no prefetch) */
     int wide_nr;
+    lc_gemm_tall_fn gemm_tall;       /* few output channels, one B vector (NULL: none) */
+    int tall_rows, tall_cols;        /* its rows (a multiple of mr) and columns (divide nr) */
     lc_wino_input_strip_fn wino_input_strip[LC_WINO_VARIANTS]; /* optional, may be NULL */
     lc_wino_input_direct_fn wino_input_direct[LC_WINO_VARIANTS]; /* optional, may be NULL */
     int wino_direct_lanes;           /* its vector width (segments never straddle one) */

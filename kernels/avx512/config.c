@@ -20,6 +20,9 @@ void lc_config_avx512(lc_isa_config *cfg) {
     cfg->kc = LC_TILE_KC;
     cfg->gemm = lc_f32_gemm_8x32__avx512;
     cfg->gemm_pf = lc_f32_gemm_pf_8x32__avx512;
+    cfg->gemm_tall = lc_f32_gemm_tall_24x16__avx512;
+    cfg->tall_rows = 24;
+    cfg->tall_cols = 16;
     lc_wino_fill__avx512(cfg);
     cfg->dw_row = lc_f32_dw_row__avx512;
     cfg->dw_band = lc_f32_dw_band__avx512;

@@ -339,6 +339,15 @@ void lc_f32_gemm_wide_8x48__avx512(size_t m, size_t n, size_t k, const float *a,
     }
 }
 
+/* 24 x 16 (lc_gemm_tall_fn): three 8-row panels of A against one vector of
+ * B columns, 24 accumulators; a k step is 1 B load and 24 FMAs with the A
+ * broadcasts folded in, where the 8 x 32 kernel loads B once per 8 rows. */
+#define LC_TALL_MR 8
+#define LC_TALL_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) \
+    X(12) X(13) X(14) X(15) X(16) X(17) X(18) X(19) X(20) X(21) X(22) X(23)
+#define LC_TALL_NAME lc_f32_gemm_tall_24x16__avx512
+#include "../gemm_tall_template.h"
+
 #define LC_GEMM_MR 12
 #define LC_GEMM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 #define LC_GEMM_NAME lc_f32_gemm_12x32__avx512
