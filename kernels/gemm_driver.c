@@ -123,6 +123,19 @@ static inline void lc_gemm_tile(const lc_isa_config *cfg, lc_gemm_pf_fn pf, size
         cfg->gemm(m, (size_t)cfg->nr, k, a, b, ldb, c, ldc, bias, ep, flags);
 }
 
+/* Panel j's tall_rows x NR block at row t0 through the tall tile, tall_cols
+ * columns a call; the first call asks for `pf_rows` rows of `next` (ldb
+ * apart), the rows the driver reads next. */
+static inline void lc_gemm_tall_panel(const lc_isa_config *cfg, size_t k, const float *a,
+                                      size_t a_pstride, const float *b, size_t ldb, float *c,
+                                      size_t ldc, const float *bias, const lc_epilogue *ep,
+                                      unsigned flags, const float *next, size_t pf_rows) {
+    const size_t nr = (size_t)cfg->nr, tcols = (size_t)cfg->tall_cols;
+    for (size_t h = 0; h < nr; h += tcols)
+        cfg->gemm_tall((size_t)cfg->tall_rows, tcols, k, a, a_pstride, b + h, ldb, c + h, ldc,
+                       bias, ep, flags, next, ldb, h == 0 ? pf_rows : 0);
+}
+
 /* Rows [k0, k0 + rows) of B's n columns (row stride ldb) copied into NR-wide
  * panels of `rows` x NR floats, one after the other (a last partial panel
  * keeps its width).  The micro-kernels then read each panel as one
@@ -203,7 +216,7 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
      * remainder, as below.  Each element is one FMA chain from the bias in
      * both, so which rows a thread's block starts with does not matter. */
     const lc_gemm_tall_fn tall = (how & LC_PANELS_TALL) && b_pstride == nr ? cfg->gemm_tall : NULL;
-    const size_t trows = tall ? (size_t)cfg->tall_rows : 1, tcols = tall ? (size_t)cfg->tall_cols : nr;
+    const size_t trows = tall ? (size_t)cfg->tall_rows : 1;
     const size_t tall_end = tall ? m_begin + (m_end - m_begin) / trows * trows : m_begin;
     const size_t passes = (m_end - tall_end + mr - 1) / mr;
     /* B read where it lies, too big to be in L2 still (lc_blocking), comes
@@ -289,15 +302,14 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
              * groups was 16% slower on 64>256 @56), or in the panel-major
              * loop. */
             for (size_t t0 = m_begin; !panel_major && t0 < tall_end; t0 += trows)
-                for (size_t j = 0; j < nfull; j++)
-                    for (size_t h = 0; h < nr; h += tcols) {
-                        /* the first group's first tile of a panel asks
-                         * for the next panel's rows (B from beyond L2) */
-                        const int ask = pf && h == 0 && t0 == m_begin && (j + 1 < nfull || rem);
-                        tall(trows, tcols, kk, LC_PASS_A(t0), mr * kb, bk + j * bps + h, bld,
-                             cr + j * c_pstride + t0 * ldc + h, ldc, LC_PASS_BIAS(t0), ep, flags,
-                             bk + (j + 1) * bps, bld, ask ? kk : 0);
-                    }
+                for (size_t j = 0; j < nfull; j++) {
+                    /* the first group asks for the next panel's rows (B
+                     * from beyond L2) */
+                    const int ask = pf && t0 == m_begin && (j + 1 < nfull || rem);
+                    lc_gemm_tall_panel(cfg, kk, LC_PASS_A(t0), mr * kb, bk + j * bps, bld,
+                                       cr + j * c_pstride + t0 * ldc, ldc, LC_PASS_BIAS(t0), ep,
+                                       flags, bk + (j + 1) * bps, ask ? kk : 0);
+                }
             for (size_t j = 0; panel_major && j < nfull; j++) {
                 /* the next panel's rows (after the last full one: the
                  * partial one, else the next sub-block's first), a share
@@ -310,10 +322,9 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
                 /* the tall groups first, the first tile of the first group
                  * asking for all of those rows; else a share per pass */
                 for (size_t t0 = m_begin; t0 < tall_end; t0 += trows)
-                    for (size_t h = 0; h < nr; h += tcols)
-                        tall(trows, tcols, kk, LC_PASS_A(t0), mr * kb, bk + j * bps + h, bld,
-                             cr + j * c_pstride + t0 * ldc + h, ldc, LC_PASS_BIAS(t0), ep, flags,
-                             nxt, bld, t0 == m_begin && h == 0 ? nrows : 0);
+                    lc_gemm_tall_panel(cfg, kk, LC_PASS_A(t0), mr * kb, bk + j * bps, bld,
+                                       cr + j * c_pstride + t0 * ldc, ldc, LC_PASS_BIAS(t0), ep,
+                                       flags, nxt, t0 == m_begin ? nrows : 0);
                 const size_t share = groups ? 0 : (nrows + passes - 1) / passes;
                 for (size_t m0 = tall_end, r0 = 0; m0 < m_end; m0 += mr) {
                     const size_t m = m_end - m0 < mr ? m_end - m0 : mr;

@@ -134,6 +134,16 @@ static int64_t lc_im2col_gemm_items(const lc_conv_desc *d, const lc_im2col_tiles
  * gain, the copy is all cost; 384>64 @14: 8 passes of rows 784 B apart).
  * It changes which loads feed the micro-kernels, not the sums: the bits are
  * the same either way. */
+#define LC_PAGE_BYTES 4096 /* the smallest page size of the CPUs leanconv runs on */
+static int lc_im2col_packs_b(const lc_conv_desc *d, int64_t rows) {
+    const lc_isa_config *isa = d->isa;
+    const int64_t kb = lc_min64(d->C / d->groups, isa->kc), passes = lc_div_up(rows, isa->mr);
+    const int64_t plane_bytes = d->OH * d->OW * (int64_t)sizeof(float);
+    return lc_gemm_is_pointwise(d) && !lc_gemm_wide_rows(isa, (size_t)(d->OH * d->OW)) &&
+           4 * kb * isa->nr * (int64_t)sizeof(float) > lc_cpu_caches()->l1d &&
+           (passes >= 16 || (passes >= 8 && plane_bytes >= LC_PAGE_BYTES));
+}
+
 /* Whether a 1 x 1 layer's GEMM may run whole groups of tall_rows output
  * channels through the ISA's tall tile (lc_gemm_tall_fn), where B (the
  * input planes) is read in place and its rows are not line-aligned
@@ -162,27 +172,15 @@ static int lc_im2col_tall(const lc_conv_desc *d, int packs_b) {
 }
 
 /* B rows of ldb floats from x, where lc_im2col_tall allows it: rows whole
- * lines long that all start off a line boundary (64 bytes, the x86 and most
- * ARM cores' line), so every vector load of the MR x NR kernel straddles
- * two.  Not rows of a fraction of lines (14 x 14: 784 bytes), whose
+ * lines long that all start off a line boundary (LC_ALIGN, 64 bytes: the
+ * x86 and most ARM cores' line), so every vector load of the MR x NR
+ * kernel straddles two.  Not rows of a fraction of lines (14 x 14: 784 bytes), whose
  * offsets vary from row to row: there the tall tile was 4% faster on
  * 80>480 and 6% slower on 96>576 (lead, interleaved processes, aligned
  * input). */
-#define LC_LINE_BYTES 64
 static int lc_im2col_tall_rows(const lc_im2col_tiles *b, const float *x, int64_t ldb) {
-    return b->tall && ((uintptr_t)ldb * sizeof(float)) % LC_LINE_BYTES == 0 &&
-           (uintptr_t)x % LC_LINE_BYTES != 0;
-}
-
-#define LC_PAGE_BYTES 4096 /* the smallest page size of the CPUs leanconv runs on */
-static int lc_im2col_packs_b(const lc_conv_desc *d, int64_t rows) {
-    const lc_isa_config *isa = d->isa;
-    const int64_t kb = lc_min64(d->C / d->groups, isa->kc);
-    const int64_t passes = lc_div_up(rows, isa->mr);
-    const int64_t plane_bytes = d->OH * d->OW * (int64_t)sizeof(float);
-    return lc_gemm_is_pointwise(d) && !lc_gemm_wide_rows(isa, (size_t)(d->OH * d->OW)) &&
-           4 * kb * isa->nr * (int64_t)sizeof(float) > lc_cpu_caches()->l1d &&
-           (passes >= 16 || (passes >= 8 && plane_bytes >= LC_PAGE_BYTES));
+    return b->tall && ((uintptr_t)ldb * sizeof(float)) % LC_ALIGN == 0 &&
+           (uintptr_t)x % LC_ALIGN != 0;
 }
 
 void lc_im2col_tiling(const lc_conv_desc *d, int64_t *tiling) {

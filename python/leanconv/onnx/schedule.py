@@ -443,9 +443,7 @@ class Schedule:
         self._arena.fill(0)
         self.lent_workspace.fill(0)
         ranges = [c.packed_range for _, c in self._bound_calls if isinstance(c, _core.BoundConv)]
-        arrays = self._step_weights + list(self.program.constants.values()) + \
-            [self._arena, self.lent_workspace]
-        ranges += [(a.ctypes.data, a.nbytes) for a in arrays
+        ranges += [(a.ctypes.data, a.nbytes) for a in self._run_arrays()
                    if isinstance(a, np.ndarray) and a.nbytes]
         # the pages of neighbouring free holes that collapsing makes resident: at
         # most 1/64 of what the plan holds (the peak RSS test allows 5%)
@@ -462,11 +460,14 @@ class Schedule:
         prepare calls it after dropping the raw weights it no longer needs,
         before giving the heap's free pages back (the walk's scratch with them)."""
         if self._bookkeeping is None:
-            self._bookkeeping = footprint.object_bytes(
-                [self.program, self],
-                list(self.program.constants.values()) + self._step_weights +
-                [self._arena, self.lent_workspace])
+            self._bookkeeping = footprint.object_bytes([self.program, self], self._run_arrays())
         return self._bookkeeping
+
+    def _run_arrays(self):
+        """The arrays every run reads besides the Convs' packings: constants,
+        fused steps' weights, the activation arena and the lent workspace."""
+        return list(self.program.constants.values()) + self._step_weights + \
+            [self._arena, self.lent_workspace]
 
     @property
     def bookkeeping_bytes(self):
