@@ -64,6 +64,15 @@ EXTRA_LAYERS = [
     ("resnext 3x3 128@56 g32", "grouped", 128, 56, 56, 128, 3, 1, 1, 32),
     ("mbv2 stem 3x3/2 3->32@224", "strided", 3, 224, 224, 32, 3, 2, 1, 1),
     ("r18.down 3x3/2 128->256@28", "strided", 128, 28, 28, 256, 3, 2, 1, 1),
+    # ResNet's downsampling 3x3/2 on 128 x 128 images (ResNet-18: 64>128,
+    # 128>256, 256>512; ResNet-50's bottlenecks: M>M): outputs of 16 x 16,
+    # 8 x 8 and 4 x 4 pixels, whole or half GEMM panels
+    ("r18@128 3x3/2 64->128@32", "strided", 64, 32, 32, 128, 3, 2, 1, 1),
+    ("r50@128 3x3/2 128->128@32", "strided", 128, 32, 32, 128, 3, 2, 1, 1),
+    ("r18@128 3x3/2 128->256@16", "strided", 128, 16, 16, 256, 3, 2, 1, 1),
+    ("r50@128 3x3/2 256->256@16", "strided", 256, 16, 16, 256, 3, 2, 1, 1),
+    ("r18@128 3x3/2 256->512@8", "strided", 256, 8, 8, 512, 3, 2, 1, 1),
+    ("r50@128 3x3/2 512->512@8", "strided", 512, 8, 8, 512, 3, 2, 1, 1),
     ("effnet dw 5x5 240@28", "depthwise", 240, 28, 28, 240, 5, 1, 2, 240),
     ("convnext dw 7x7 96@56", "depthwise", 96, 56, 56, 96, 7, 1, 3, 96),
     ("r50 1x1 512->2048@7", "1x1", 512, 7, 7, 2048, 1, 1, 0, 1),
@@ -162,7 +171,7 @@ def bench_layer(L, threads, rounds, sample_ms):
     # the very same computation, so what it reads away from 1.00 is noise
     same = {c: statistics.median(ratios(c, picked[c])) for c in CHOICES}
     return {
-        "layer": name, "threads": threads, "algorithms": algos,
+        "layer": name, "shape": list(L[2:]), "threads": threads, "algorithms": algos,
         "ms": {n: med[n] * 1e3 for n in med}, "fastest": fastest, "spread": spread,
         "picked": picked,
         "ratio": {c: statistics.median(v) for c, v in ratio.items()},
@@ -225,12 +234,23 @@ def markdown(rows, meta):
            "streamed bytes) plus dl_move x the values its zero-padded input copy and its "
            "output transpose move. The prices "
            "(`lc_cost_terms`, one initializer in each `kernels/<isa>/config.c`) were fitted by "
-           "`python bench/fit_cost_model.py` -- a non-negative least-squares fit of relative "
-           "error over a grid of streaming prices -- to `python bench/algorithm_choice.py "
-           "--threads 1 --json t.json` (and the same under `LEANCONV_ISA=avx2`): every "
-           "(layer, algorithm) time of the 1-thread tables below, on the CPU named above "
-           "(AMD EPYC, Zen 5, under KVM). AVX-512 and AVX2 are fitted; NEON borrows AVX2's "
-           "prices and scalar keeps the previous hand-set ones (not fitted on those CPUs). "
+           "`python bench/fit_cost_model.py bench/fit_data/*.json` -- a non-negative "
+           "least-squares fit of relative error over a grid of streaming prices, one set of "
+           "prices per ISA for every CPU it has a table of (each CPU its own time per "
+           "multiply-add), so that no price is tuned to one chip -- to the 1-thread times "
+           "of `python bench/algorithm_choice.py --threads 1 --json FILE` kept in "
+           "`bench/fit_data` (its README says where each came from), or with `--only "
+           "NAMES` some prices, the others held, on the layers where what they price runs. "
+           "AVX-512's prices are an earlier fit on AMD EPYC (Zen 5), but for direct_lanes' "
+           "multiply-add, `--only dl_mac` on two CPUs, the Zen 5 (L2 1 MiB) and an Intel "
+           "Xeon (Sapphire Rapids class, L2 2 MiB): 0.94 (each alone 0.93 and 0.95; the "
+           "earlier 1.05 kept Im2Col on 3x3/2 layers of 64 output pixels, two whole GEMM "
+           "panels, where direct_lanes ran 12-20% ahead on the Xeon). A fit of every price "
+           "on both tables was not taken: it moved Winograd F2 onto 2x2 and 4x4 planes, "
+           "which the tables lack, where it ran 1.35-2.1x behind direct_lanes. AVX2's come "
+           "from an earlier Zen 5 table that was not kept (the Xeon's alone would move "
+           "Winograd's prices to worse picks); NEON borrows AVX2's prices and scalar keeps "
+           "the previous hand-set ones (not fitted on those CPUs). "
            "Thread counts were not fitted: on this shared 2-core machine the 2-thread wall "
            "times move with other tenants' load, so the 2-thread tables are the ones to rerun "
            "on a quiet machine.", ""]
@@ -309,7 +329,10 @@ def main():
         shown.append(a)
     meta = {"command": " ".join(["python bench/algorithm_choice.py"] + shown),
             "cpu": cpu_text(), "isa": lc.isa(), "version": lc.__version__, "load": load,
-            "threads": thread_counts, "elapsed_s": time.perf_counter() - start}
+            "threads": thread_counts, "elapsed_s": time.perf_counter() - start,
+            # the model streams what does not fit L2: bench/fit_cost_model.py
+            # prices a table under the sizes of the CPU that ran it
+            "cache": lc.cpu_features()["cache"]}
     for threads in thread_counts:
         same = [abs(r["same"][c] - 1) for r in rows if r["threads"] == threads for c in CHOICES]
         if max(same) > 0.03:

@@ -26,8 +26,8 @@
  * Everything is divided among the threads the algorithm's work items keep
  * busy (the busiest thread's share); streaming too, as each core has its own
  * path to L3 (a first guess: thread counts were not fitted, see
- * docs/performance.md, "Algorithm choice").  bench/algorithm_choice.py --json gives the times the prices were
- * fitted to (that section says how). */
+ * docs/performance.md, "Algorithm choice").  bench/fit_data holds the times
+ * the prices were fitted to, on more than one CPU (that section says how). */
 #include "internal.h"
 #include "leanconv/cpu.h"
 

@@ -56,11 +56,20 @@ void lc_config_avx512(lc_isa_config *cfg) {
     cfg->cost = (lc_cost_terms){.stream_byte = 8.25f, .pack_im2col = 18.88f,
                                .pack_patch2vec = 20.12f, .wino_elem = {18.79f, 32.41f, 59.11f}};
     /* direct_lanes per multiply-add and per value its padded copy and transpose
-     * move: fitted by bench/fit_cost_model.py beside the prices above, the mean
-     * of two runs at load 4.5-6.2 (1.02 / 13.98 and 1.07 / 13.34; the other
-     * prices of those fits were within 10-40% of the quiet ones above, so
-     * these two are provisional until a quiet refit) */
-    cfg->cost.dl_mac = 1.05f;
+     * move.  dl_mac: `python bench/fit_cost_model.py --only dl_mac
+     * bench/fit_data/\*-avx512.json`, the other prices held, on the layers auto
+     * weighs it for (strided, kernel above 1 x 1) of two CPUs together; each
+     * alone gave nearly the same, AMD EPYC Zen 5 0.93 and Intel Xeon 0.95.
+     * The earlier 1.05 (one Zen 5 run under load) kept Im2Col on 3x3/2 layers
+     * of 64 output pixels -- two whole GEMM panels, no rounding to tip it --
+     * where direct_lanes ran 12-20% ahead on the Xeon (ResNet at 128 x 128:
+     * 128>256@16, 256>256@16).  dl_move, from that earlier fit, stays: fitted
+     * too, it came out 12.1 on the Zen 5 and 21.1 on the Xeon, and its joint
+     * 15.7 tipped 256>512@8 at 2 threads (stream-bound, within 0.1%) to
+     * Im2Col, which ran 1.9x behind.  A fit of every price (no --only) moved
+     * Winograd F2 onto 2 x 2 and 4 x 4 planes, where it ran 1.35-2.1x behind
+     * direct_lanes (the tables have no such planes): not taken */
+    cfg->cost.dl_mac = 0.94f;
     cfg->cost.dl_move = 13.66f;
     /* its 1 x 1 form (kernels/pointwise_lanes.c), set by hand from interleaved
      * runs against Im2Col (thread CPU time, load ~3, not a quiet fit): on
