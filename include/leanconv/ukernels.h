@@ -18,6 +18,7 @@ extern "C" {
 /* Flags of the GEMM micro-kernel. */
 #define LC_GEMM_ACCUMULATE 1u  /* C += A*B (a later K block); else C = bias + A*B */
 #define LC_GEMM_FINAL 2u       /* last K block: apply the epilogue clamp */
+#define LC_PW_PREFETCH 4u      /* lc_pw_kernel_fn only: weights asked for ahead (see there) */
 
 /* C[m x n] (+)= A[m x k] * B[k x n], the one GEMM every algorithm calls.
  *   a:    packed weights, k groups of MR floats (rows >= m are zero padding)
@@ -367,7 +368,11 @@ typedef void (*lc_dl_kernel_fn)(size_t n, const float *x, const float *w, float 
  * width.  For j < n, o < CW, with v = o / L, l = o % L:
  *   t[v * ldt + j * L + l] = clamp(init + sum over c < k, in order, of
  *       w[c * CW + o] * x[c * ldx + j])
- * init, clamp and what is read and written as for lc_dl_kernel_fn. */
+ * init, clamp and what is read and written as for lc_dl_kernel_fn.  With
+ * LC_PW_PREFETCH in flags it also asks for (prefetches into L1, never
+ * reads) the weights a fixed number of channels (LC_PW_PF_AHEAD) ahead of
+ * each channel's step, within the k channels: for a call whose weights come
+ * from beyond L2, the first of a pass in a model's run. */
 typedef void (*lc_pw_kernel_fn)(size_t n, size_t k, const float *x, size_t ldx, const float *w,
                                 float *t, size_t ldt, const float *bias, const lc_epilogue *ep,
                                 unsigned flags);
