@@ -2,8 +2,9 @@
  * o reads input channel o / multiplier.  Six paths, per layer:
  *  - planes of at most LC_DW_TINY_PIXELS pixels, when the ISA has a dw_tiny
  *    kernel: a plane per vector (kernels/depthwise_tiny.c);
- *  - 3x3, stride 1, dilation 1, planes small enough (7x7, 14x14), when the
- *    ISA has a multi-plane kernel: runs of channels per call
+ *  - 3x3, stride 1 or 2, dilation 1, planes small enough (7x7, 14x14; at
+ *    stride 2 14x14 -> 7x7), when the ISA has a multi-plane kernel that
+ *    takes them: runs of channels per call
  *    (lc_dw_planes_run);
  *  - 3x3, dilation 1, stride_w 1 or 2: the ISA's whole-plane kernel when it
  *    has one, which does its borders in vector code;
@@ -287,7 +288,8 @@ static void lc_dw_task(void *vctx, int64_t item, int thread) {
         d->isa->postop(out, out, (size_t)(d->OH * d->OW), res, 0.0f, &t->ep);
 }
 
-/* Small stride-1 3x3 planes (7x7, 14x14) through the ISA's multi-plane
+/* Small 3x3 planes (7x7, 14x14 at stride 1; 14x14 -> 7x7 at stride 2)
+ * through the ISA's multi-plane
  * kernel: a task is a run of LC_DW_PLANES_RUN channels of one image, one
  * call, the post-op over the run's planes after it.  Per plane, a call of
  * the plane kernel and its task cost about what a 7x7 plane's arithmetic
@@ -313,7 +315,8 @@ static void lc_dw_planes_task(void *vctx, int64_t item, int thread) {
     float *out = t->y + (n * d->M + c0) * out_plane;
     d->isa->dw3x3_planes(out, (size_t)out_plane, t->x + (n * d->C + c0) * in_plane,
                          (size_t)in_plane, (size_t)count, (size_t)d->OH, (size_t)d->OW,
-                         (size_t)d->H, (size_t)d->W, (size_t)d->pad_t, (size_t)d->pad_l,
+                         (size_t)d->H, (size_t)d->W, (size_t)d->stride_h, (size_t)d->pad_t,
+                         (size_t)d->pad_l,
                          t->w + c0 * 9, t->bias ? t->bias + c0 : NULL, &d->epilogue);
     if (t->post)
         d->isa->postop(out, out, (size_t)(count * out_plane),
@@ -321,18 +324,19 @@ static void lc_dw_planes_task(void *vctx, int64_t item, int thread) {
 }
 
 /* Runs the layer through the multi-plane kernel when the ISA has one that
- * takes its geometry (3x3, stride 1, no channel multiplier, not in place);
+ * takes its geometry (3x3, stride 1 or 2 both ways, no channel multiplier,
+ * not in place);
  * else returns 0.  d's epilogue is the kernel's part. */
 static int lc_dw_planes_run(const lc_conv_desc *d, const lc_epilogue *whole, int post,
                             const float *x, const float *w, const float *bias, const float *res,
                             float *y) {
-    if (!d->isa->dw3x3_planes || d->kH != 3 || d->kW != 3 || d->stride_h != 1 ||
-        d->stride_w != 1 || d->dil_h != 1 || d->dil_w != 1 || d->M != d->C || d->pad_t < 0 ||
+    if (!d->isa->dw3x3_planes || d->kH != 3 || d->kW != 3 || d->stride_h != d->stride_w ||
+        d->stride_h > 2 || d->dil_h != 1 || d->dil_w != 1 || d->M != d->C || d->pad_t < 0 ||
         d->pad_l < 0 || (res && res == y))
         return 0;
     if (!d->isa->dw3x3_planes(NULL, 0, NULL, 0, 0, (size_t)d->OH, (size_t)d->OW, (size_t)d->H,
-                              (size_t)d->W, (size_t)d->pad_t, (size_t)d->pad_l, NULL, NULL,
-                              &d->epilogue))
+                              (size_t)d->W, (size_t)d->stride_h, (size_t)d->pad_t,
+                              (size_t)d->pad_l, NULL, NULL, &d->epilogue))
         return 0;
     lc_dw_planes_ctx t;
     t.d = d; t.x = x; t.w = w; t.bias = bias; t.res = res; t.y = y;

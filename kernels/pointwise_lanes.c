@@ -175,8 +175,11 @@ static void lc_pw_task(void *vctx, int64_t item, int thread) {
             /* blocks of near-equal size, at most R */
             const int64_t p0 = bi * sn / nblk, cnt = (bi + 1) * sn / nblk - p0;
 
+            /* the first call of a pass reads its weights first, from L3
+             * in a model's run (the pass's later calls find them in L2):
+             * it asks for them ahead (LC_PW_PREFETCH) */
             t->blk.pw((size_t)cnt, (size_t)cn, xg + c0 * P + p0, (size_t)P, wb + c0 * cw,
-                      tile + p0 * L, ldt, bp, &t->kep, flags);
+                      tile + p0 * L, ldt, bp, &t->kep, flags | (bi == 0 ? LC_PW_PREFETCH : 0u));
         }
     }
     lc_dl_write_tile(d, n, o0, valid, at, sn, t->b.chunk, tile, stage, t->y, t->res, &t->ep,

@@ -132,8 +132,8 @@ LC_DECLARE_POOL_PLANE(lc_f32_pool_plane__avx512)
 LC_DECLARE_DW3X3_PLANE(lc_f32_dw3x3_plane__avx512)
 int lc_f32_dw3x3_planes__avx512(float *out, size_t out_plane, const float *in, size_t in_plane,
                                 size_t channels, size_t OH, size_t OW, size_t H, size_t W,
-                                size_t pad_t, size_t pad_l, const float *w, const float *bias,
-                                const lc_epilogue *ep);
+                                size_t stride, size_t pad_t, size_t pad_l, const float *w,
+                                const float *bias, const lc_epilogue *ep);
 LC_DECLARE_DW_TINY(lc_f32_dw_tiny__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_6x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_8x32__avx512)

@@ -20,7 +20,7 @@ from test_direct_lanes import check_tile
 from test_ukernels import guarded
 
 ISAS = lc.available_isas()
-ACC, FINAL = _core.GEMM_ACCUMULATE, _core.GEMM_FINAL
+ACC, FINAL, PF = _core.GEMM_ACCUMULATE, _core.GEMM_FINAL, _core.PW_PREFETCH
 KERNELS = [(isa, half) for isa in ISAS for half in (False, True)
            if _core._ukernel_dl_shape(isa, half) is not None]
 
@@ -54,11 +54,33 @@ def test_kernel_every_pixel_count(isa, half, k, ldx):
 
 
 @pytest.mark.parametrize("isa,half", KERNELS)
-@pytest.mark.parametrize("flags", [0, ACC, FINAL, ACC | FINAL])
+@pytest.mark.parametrize("flags", [0, ACC, FINAL, ACC | FINAL, PF | FINAL, PF | ACC | FINAL])
 def test_kernel_accumulate_and_clamp(isa, half, flags):
     R = _core._ukernel_dl_shape(isa, half)[2]
     for n in sorted({1, R // 2 or 1, R}):
         kernel_case(isa, half, n, 5, 20, flags, (-0.5, 0.75), seed=flags + n)
+
+
+@pytest.mark.parametrize("isa,half", KERNELS)
+def test_kernel_prefetching_copy_same_bits(isa, half):
+    """LC_PW_PREFETCH (weights asked for ahead, within the k channels) changes
+    no bits, whatever k against the prefetch distance; x and the tile end at
+    guard pages (kernel_case) for the reads."""
+    L, CW, R = _core._ukernel_dl_shape(isa, half)
+    r = np.random.default_rng(77)
+    for k in (1, 15, 16, 17, 40):
+        for n in sorted({1, R}):
+            x = r.standard_normal(k * 20).astype(np.float32)
+            w = r.standard_normal(k * CW).astype(np.float32)
+            bias = r.standard_normal(CW).astype(np.float32)
+            ldt = R * L
+            outs = []
+            for flags in (FINAL, FINAL | PF):
+                t = np.zeros((CW // L) * ldt, np.float32)
+                _core._ukernel_pw(isa, n, k, x, 0, 20, w, t, 0, ldt, bias, flags, (-1.0, 1.0),
+                                  half=half)
+                outs.append(t)
+            np.testing.assert_array_equal(outs[0], outs[1])
 
 
 def test_kernel_checks_its_arguments():

@@ -18,6 +18,7 @@ extern "C" {
 /* Flags of the GEMM micro-kernel. */
 #define LC_GEMM_ACCUMULATE 1u  /* C += A*B (a later K block); else C = bias + A*B */
 #define LC_GEMM_FINAL 2u       /* last K block: apply the epilogue clamp */
+#define LC_PW_PREFETCH 4u      /* lc_pw_kernel_fn only: weights asked for ahead (see there) */
 
 /* C[m x n] (+)= A[m x k] * B[k x n], the one GEMM every algorithm calls.
  *   a:    packed weights, k groups of MR floats (rows >= m are zero padding)
@@ -109,18 +110,20 @@ typedef void (*lc_dw3x3_plane_fn)(float *out, size_t OH, size_t OW, const float 
                                   size_t W, size_t stride_h, size_t stride_w, size_t pad_t,
                                   size_t pad_l, const float *w, float bias,
                                   const lc_epilogue *ep);
-/* Depthwise 3x3 at stride 1, dilation 1, over `channels` planes of one
- * image (optional entry, NULL: the plane kernel per channel): plane c reads
- * in + c*in_plane and writes out + c*out_plane with weights w + 9c and bias
- * bias[c] (bias may be NULL: 0), each output as lc_dw3x3_plane_fn computes
- * it, same bits.  For planes small enough that a call and a task per
- * plane show (on AVX-512: OW <= 16; two planes share a vector where W +
- * pad_l <= 8, OW + 2 <= 8 + pad_l, OW <= 8: 7x7).  Returns 0, touching
- * nothing, for a geometry it does not take (channels 0 only asks), else 1. */
+/* Depthwise 3x3 at `stride` (both ways), dilation 1, over `channels` planes
+ * of one image (optional entry, NULL: the plane kernel per channel): plane c
+ * reads in + c*in_plane and writes out + c*out_plane with weights w + 9c and
+ * bias bias[c] (bias may be NULL: 0), each output as lc_dw3x3_plane_fn
+ * computes it, same bits.  For planes small enough that a call and a task
+ * per plane show (on AVX-512, stride 1: OW <= 16; two planes share a vector
+ * where W + pad_l <= 8, OW + 2 <= 8 + pad_l, OW <= 8: 7x7; stride 2: two
+ * planes to a vector where W + pad_l <= 16 and OW <= 7: 14x14 -> 7x7).
+ * Returns 0, touching nothing, for a geometry it does not take (channels 0
+ * only asks), else 1. */
 typedef int (*lc_dw3x3_planes_fn)(float *out, size_t out_plane, const float *in, size_t in_plane,
                                   size_t channels, size_t OH, size_t OW, size_t H, size_t W,
-                                  size_t pad_t, size_t pad_l, const float *w, const float *bias,
-                                  const lc_epilogue *ep);
+                                  size_t stride, size_t pad_t, size_t pad_l, const float *w,
+                                  const float *bias, const lc_epilogue *ep);
 /* Depthwise over tiny planes (optional entry, NULL: the other paths), for
  * planes of at most LC_DW_TINY_PIXELS input and output pixels (a 4x4 map of a
  * 128-pixel MobileNet): one vector holds a whole plane, and each tap is one
@@ -365,7 +368,11 @@ typedef void (*lc_dl_kernel_fn)(size_t n, const float *x, const float *w, float 
  * width.  For j < n, o < CW, with v = o / L, l = o % L:
  *   t[v * ldt + j * L + l] = clamp(init + sum over c < k, in order, of
  *       w[c * CW + o] * x[c * ldx + j])
- * init, clamp and what is read and written as for lc_dl_kernel_fn. */
+ * init, clamp and what is read and written as for lc_dl_kernel_fn.  With
+ * LC_PW_PREFETCH in flags it also asks for (prefetches into L1, never
+ * reads) the weights a fixed number of channels (LC_PW_PF_AHEAD) ahead of
+ * each channel's step, within the k channels: for a call whose weights come
+ * from beyond L2, the first of a pass in a model's run. */
 typedef void (*lc_pw_kernel_fn)(size_t n, size_t k, const float *x, size_t ldx, const float *w,
                                 float *t, size_t ldt, const float *bias, const lc_epilogue *ep,
                                 unsigned flags);

@@ -369,13 +369,89 @@ static void lc_dw3x3_two_planes(float *outA, float *outB, size_t OH, size_t OW, 
 #undef LC_DW3_TWO_TAPS
 }
 
+/* Small planes at stride 2 (lc_dw3x3_planes_fn: 14x14 -> 7x7, the last
+ * stride-2 layer of MobileNets): two planes to a vector as at stride 1,
+ * output row oy of plane A in lanes [0, OW) and of plane B in [8, 8 + OW).
+ * An input row of each plane is one masked load of its raw floats (raw lane
+ * r = column r - pad_l, kept inside [0, W)), and tap kx of both planes one
+ * two-source permute of the two rows (lane j of A: raw lane 2j + kx).  The
+ * input row an output row shares with the next (its third, the next one's
+ * first) stays in registers: an output row of two planes costs four loads
+ * and six permutes beside its nine multiply-adds, where the one-plane
+ * narrow kernel (lc_dw3x3_narrow_sh2, two output rows of one plane to a
+ * vector) spends five loads and nine permutes on each pair of rows, and a
+ * call and set-up on every plane.  Each output sums its taps in the narrow
+ * kernel's order: the same bits. */
+static void lc_dw3x3_two_planes_s2(float *outA, float *outB, size_t OH, size_t OW,
+                                   const float *inA, const float *inB, size_t H, size_t W,
+                                   size_t pad_t, size_t pad_l, const float *wA, const float *wB,
+                                   float bA, float bB, const lc_epilogue *ep) {
+    const __mmask16 hiB = 0xFF00;
+    const __m512 vz = _mm512_setzero_ps();
+    const __m512 vb = _mm512_mask_blend_ps(hiB, _mm512_set1_ps(bA), _mm512_set1_ps(bB));
+    const __m512 vlo = _mm512_set1_ps(ep->lo), vhi = _mm512_set1_ps(ep->hi);
+    __m512 wv[9];
+    for (int k = 0; k < 9; k++)
+        wv[k] = _mm512_mask_blend_ps(hiB, _mm512_set1_ps(wA[k]), _mm512_set1_ps(wB[k]));
+    /* lane j < 8: A's raw lane 2j + kx; lane j >= 8: B's (second source, + 16) */
+    const __m512i idx0 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i one = _mm512_set1_epi32(1);
+    const __m512i idx1 = _mm512_add_epi32(idx0, one), idx2 = _mm512_add_epi32(idx1, one);
+    const __mmask16 mrow = lc_dw_mask_range((ptrdiff_t)pad_l, (ptrdiff_t)(pad_l + W));
+    const __mmask16 sA = lc_dw_mask16((ptrdiff_t)OW), sB = (__mmask16)(sA << 8);
+    const float *ca = inA - pad_l, *cb = inB - pad_l;
+    const ptrdiff_t Wd = (ptrdiff_t)W;
+#define LC_DW3_S2_TAPS(yy, t0, t1, t2)                                                         \
+    if ((size_t)(yy) < H) {                                                                    \
+        const __m512 ra_ = _mm512_maskz_loadu_ps(mrow, ca + (yy) * Wd);                        \
+        const __m512 rb_ = _mm512_maskz_loadu_ps(mrow, cb + (yy) * Wd);                        \
+        t0 = _mm512_permutex2var_ps(ra_, idx0, rb_);                                           \
+        t1 = _mm512_permutex2var_ps(ra_, idx1, rb_);                                           \
+        t2 = _mm512_permutex2var_ps(ra_, idx2, rb_);                                           \
+    } else {                                                                                   \
+        t0 = t1 = t2 = vz;                                                                     \
+    }
+    __m512 p0, p1, p2, q0, q1, q2, t0, t1, t2;
+    ptrdiff_t y = -(ptrdiff_t)pad_t;
+    LC_DW3_S2_TAPS(y, p0, p1, p2)
+    for (size_t oy = 0; oy < OH; oy++, y += 2) {
+        LC_DW3_S2_TAPS(y + 1, q0, q1, q2)
+        LC_DW3_S2_TAPS(y + 2, t0, t1, t2)
+        __m512 a0 = vb, a1 = vz;
+        a0 = _mm512_fmadd_ps(wv[2], p2, _mm512_fmadd_ps(wv[1], p1, _mm512_fmadd_ps(wv[0], p0, a0)));
+        a1 = _mm512_fmadd_ps(wv[5], q2, _mm512_fmadd_ps(wv[4], q1, _mm512_fmadd_ps(wv[3], q0, a1)));
+        a0 = _mm512_fmadd_ps(wv[8], t2, _mm512_fmadd_ps(wv[7], t1, _mm512_fmadd_ps(wv[6], t0, a0)));
+        a0 = _mm512_add_ps(a0, a1);
+        if (ep->clamp) a0 = _mm512_min_ps(vhi, _mm512_max_ps(vlo, a0));
+        _mm512_mask_storeu_ps(outA + oy * OW, sA, a0);
+        _mm512_mask_storeu_ps(outB + oy * OW - 8, sB, a0);
+        p0 = t0; p1 = t1; p2 = t2;
+    }
+#undef LC_DW3_S2_TAPS
+}
+
 int lc_f32_dw3x3_planes__avx512(float *out, size_t out_plane, const float *in, size_t in_plane,
                                 size_t channels, size_t OH, size_t OW, size_t H, size_t W,
-                                size_t pad_t, size_t pad_l, const float *w, const float *bias,
-                                const lc_epilogue *ep) {
+                                size_t stride, size_t pad_t, size_t pad_l, const float *w,
+                                const float *bias, const lc_epilogue *ep) {
+    size_t c = 0;
+    if (stride == 2) {
+        /* a row's raw floats in one vector, output column OW - 1's taps
+         * (raw lanes up to 2 OW) inside its plane's 16 */
+        if (W + pad_l > 16 || OW > 7) return 0;
+        for (; c + 2 <= channels; c += 2)
+            lc_dw3x3_two_planes_s2(out + c * out_plane, out + (c + 1) * out_plane, OH, OW,
+                                   in + c * in_plane, in + (c + 1) * in_plane, H, W, pad_t, pad_l,
+                                   w + 9 * c, w + 9 * (c + 1), bias ? bias[c] : 0.0f,
+                                   bias ? bias[c + 1] : 0.0f, ep);
+        if (c < channels)   /* an odd one out */
+            lc_dw3x3_narrow_sh2(out + c * out_plane, OH, OW, in + c * in_plane, H, W, 2, pad_t,
+                                pad_l, w + 9 * c, bias ? bias[c] : 0.0f, ep);
+        return 1;
+    }
+    if (stride != 1) return 0;
     const int two = W + pad_l <= 8 && OW + 2 <= 8 + pad_l && OW <= 8;
     if (!two && OW > 16) return 0;
-    size_t c = 0;
     for (; two && c + 2 <= channels; c += 2)
         lc_dw3x3_two_planes(out + c * out_plane, out + (c + 1) * out_plane, OH, OW,
                             in + c * in_plane, in + (c + 1) * in_plane, H, W, pad_t, pad_l,

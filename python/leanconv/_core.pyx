@@ -1081,6 +1081,7 @@ cdef extern from "leanconv/ukernels.h":
         _lc_pw_fn pw_kernel_half
     unsigned LC_GEMM_ACCUMULATE
     unsigned LC_GEMM_FINAL
+    unsigned LC_PW_PREFETCH
 
 cdef extern from "ukernel_decls.h":
     ctypedef float (*_lc_fma_peak_fn "lc_fma_peak_fn")(size_t iters, double *flops) nogil
@@ -1088,6 +1089,7 @@ cdef extern from "ukernel_decls.h":
 
 GEMM_ACCUMULATE = LC_GEMM_ACCUMULATE
 GEMM_FINAL = LC_GEMM_FINAL
+PW_PREFETCH = LC_PW_PREFETCH
 
 
 cdef const _lc_isa_table *_table(str isa_name) except NULL:
