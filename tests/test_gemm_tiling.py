@@ -138,8 +138,11 @@ PANEL_MAJOR = [(144, 24, 56, 56), (256, 20, 30, 30), (300, 36, 13, 17)]
 # (lc_gemm_pf_fn) the next panel's rows; after the last panel of the first
 # K block, the first of the next (300 rows over 1600 pixels); pass-major
 # short slices (K = 64), whose first pass prefetches up to the partial last
-# panel (3844 = 120 x 32 + 4 pixels)
-PASS_MAJOR = [(300, 36, 40, 40), (64, 40, 62, 62)]
+# panel (3844 = 120 x 32 + 4 pixels); long slices pass-major because the
+# rows are more than twice the columns (204 over 64 pixels at 1 thread, a
+# partial last pass; split by channels on 2 and 3 threads, 112 + 92 and
+# 80 + 80 + 44 rows: panel-major there, the same bits)
+PASS_MAJOR = [(300, 36, 40, 40), (64, 40, 62, 62), (256, 204, 8, 8)]
 
 
 # (C, M, H, W) 1 x 1 layers B read in place: below one group of the tall
@@ -197,23 +200,28 @@ def test_packed_b_is_exercised(isa, C, M, H, W):
     assert not _packs(isa, 64, 64, 56, 56, 1)
 
 
-def _panel_major(isa, C, M):
+def _panel_major(isa, C, M, cols):
     """Whether lc_gemm_panels_rows runs a 1 x 1 layer's first K block panel
-    by panel (every MR pass over one B panel slice before the next panel):
-    the slice between gemm_panel_l1 and gemm_b_l1 bytes, more than one pass."""
+    by panel (every MR pass over one B panel slice before the next panel),
+    for a call of M rows over `cols` columns: the slice between
+    gemm_panel_l1 and gemm_b_l1 bytes, more than one pass, fewer than twice
+    as many rows as columns."""
     mr, nr, kc = _core._ukernel_tile(isa)
     b, slice_bytes = _core.blocking(), min(C, kc) * nr * 4
-    return M > mr and b["gemm_panel_l1"] <= slice_bytes <= b["gemm_b_l1"]
+    return M > mr and b["gemm_panel_l1"] <= slice_bytes <= b["gemm_b_l1"] and M < 2 * cols
 
 
 def test_panel_major_is_exercised(isa):
-    """On a 32-64 KiB L1d the widest ISAs' 256-row slices go panel by panel,
-    and short slices (K = 16: the C tiles are the traffic) never do."""
+    """On a 32-64 KiB L1d the widest ISAs' 256-row slices go panel by panel
+    (900 pixels: 20 rows), but not where the rows are twice the columns or
+    more (204 rows over 64 pixels: PASS_MAJOR), and short slices (K = 16:
+    the C tiles are the traffic) never do."""
     _, nr, _ = _core._ukernel_tile(isa)
     l1d = _core.cache_sizes()["l1d"]
     if l1d // 4 <= 256 * nr * 4 <= l1d * 2 // 3:
-        assert _panel_major(isa, 256, 20)
-    assert not _panel_major(isa, 16, 96)
+        assert _panel_major(isa, 256, 20, 900)
+        assert not _panel_major(isa, 256, 204, 64)
+    assert not _panel_major(isa, 16, 96, 900)
 
 
 def _tall(isa, C, M, H, W, threads=1):
