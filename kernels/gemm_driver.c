@@ -216,17 +216,20 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
      * other layer's weights pass through the caches.  Pass-major reads each
      * slice once for all the panels, so the same stream is spread over
      * nfull times the work.  Where A's rows outnumber the columns two to one
-     * the first panel's wait outweighs what panel-major saves (B from L1
-     * rather than L2).  ResNet-50 at 128 px in the model (AVX-512, 1 thread,
-     * Intel Xeon, both orders interleaved in one process): 256>1024 @8
-     * 0.31 -> 0.22 ms, 1024>256 @8 0.26 -> 0.23, 128>512 @16 0.22 -> 0.21,
-     * the conv steps 19.4 -> 18.6 ms; MobileNetV2 224 4.23 -> 4.10.  Alone,
-     * the weights streamed from memory (a round-robin over copies totalling
-     * 96 MB): 256>1024 @8 -10%, @14 -8%; with rows < 2 x columns
-     * (1024>256 @14, 256>64 @32, 512>128 @16) panel-major stayed 2-4%
-     * faster, so they keep it.  Rows and columns of this call, not the
-     * layer's: the thread split changes which order runs, never the sums. */
-    const int many_rows = m_end - m_begin >= 2 * n;
+     * and A comes from far (lc_blocking: past a quarter of L2), the first
+     * panel's wait outweighs what panel-major saves (B from L1 rather than
+     * L2).  ResNet-50 at 128 px in the model (AVX-512, 1 thread, Intel Xeon,
+     * both orders interleaved in one process, three runs): 256>1024 @8
+     * 0.31 -> 0.23 ms, 1024>256 @8 0.27 -> 0.23, 1024>512 @8 0.52 -> 0.43,
+     * the conv steps 19.6 -> 18.6 ms.  Alone, the weights streamed from
+     * memory (a round-robin over copies totalling 96 MB): 256>1024 @8 -10%,
+     * @14 -8%.  Panel-major stayed faster with rows < 2 x columns
+     * (1024>256 @14, 256>64 @32, 512>128 @16: 2-4%) and with A nearer
+     * (MobileNetV2's 96>576 @14, 221 KB: 6% in the model; ResNet-50's
+     * 128>512 @16, 256 KB, keeps it though pass-major was 0-7% faster).  Rows and columns of this call, not the layer's:
+     * the thread split changes which order runs, never the sums. */
+    const int many_rows = m_end - m_begin >= 2 * n &&
+                          mpad * K * sizeof(float) > (size_t)budget->gemm_a_far;
     /* Whole groups of tall_rows rows from m_begin go through the tall tile
      * over the full panels, tall_cols columns a call (the caller decides
      * when: LC_PANELS_TALL); the other rows, and every row's column
@@ -302,8 +305,8 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
              * panel then).  Small slices stay pass-major: with few rows of K
              * the C tiles are the traffic, and a pass writes MR rows of C
              * front to back where panel-major writes a tile in every row
-             * (1x1 16>96 @112: +14%).  Nor where the call has at least
-             * twice as many rows as columns (many_rows, above).  The tiles, their
+             * (1x1 16>96 @112: +14%).  Nor where A comes from far over at
+             * least twice as many rows as columns (many_rows, above).  The tiles, their
              * sums and the post-op are the same in either order. */
             const size_t slice = kk * nr * sizeof(float);
             const size_t groups = (tall_end - m_begin) / trows; /* tall row groups */
