@@ -32,6 +32,12 @@ const lc_blocking *lc_blocking_get(void) {
          * Below that, prefetching lines already in L2 only costs (1x1
          * 96>576 @14, 75 KB: 1-6% slower) */
         lc_budgets.gemm_b_far = c->l2 / 4;
+        /* packed A past a quarter of L2 comes from far (DRAM, in a model
+         * whose weights are many times L2) at the call: pass-major then
+         * where the rows outnumber the columns (lc_gemm_panels_rows; smaller
+         * A came from nearer: MobileNetV2's 96>576 @14, 221 KB, was 6%
+         * faster panel-major in the model) */
+        lc_budgets.gemm_a_far = c->l2 / 4;
         /* a Winograd block's V and Mo buffers: half of L2 */
         lc_budgets.wino_block = c->l2 / 2;
         /* a fused inverted-residual block's expanded band: L2 (smaller

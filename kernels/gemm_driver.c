@@ -210,6 +210,26 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
     const lc_blocking *budget = lc_blocking_get();
     const size_t b_l1 = (size_t)budget->gemm_b_l1;
     const int stream_a = mpad * K * sizeof(float) > (size_t)budget->gemm_a_stream;
+    /* Panel-major order (below) reads the whole A block on its first panel,
+     * one MR x kb slice per tile, so that panel's tiles wait on A wherever A
+     * is not in cache yet -- in a model, always: between two runs every
+     * other layer's weights pass through the caches.  Pass-major reads each
+     * slice once for all the panels, so the same stream is spread over
+     * nfull times the work.  Where A's rows outnumber the columns two to one
+     * and A comes from far (lc_blocking: past a quarter of L2), the first
+     * panel's wait outweighs what panel-major saves (B from L1 rather than
+     * L2).  ResNet-50 at 128 px in the model (AVX-512, 1 thread, Intel Xeon,
+     * both orders interleaved in one process, three runs): 256>1024 @8
+     * 0.31 -> 0.23 ms, 1024>256 @8 0.27 -> 0.23, 1024>512 @8 0.52 -> 0.43,
+     * the conv steps 19.6 -> 18.6 ms.  Alone, the weights streamed from
+     * memory (a round-robin over copies totalling 96 MB): 256>1024 @8 -10%,
+     * @14 -8%.  Panel-major stayed faster with rows < 2 x columns
+     * (1024>256 @14, 256>64 @32, 512>128 @16: 2-4%) and with A nearer
+     * (MobileNetV2's 96>576 @14, 221 KB: 6% in the model; ResNet-50's
+     * 128>512 @16, 256 KB, keeps it though pass-major was 0-7% faster).  Rows and columns of this call, not the layer's:
+     * the thread split changes which order runs, never the sums. */
+    const int many_rows = m_end - m_begin >= 2 * n &&
+                          mpad * K * sizeof(float) > (size_t)budget->gemm_a_far;
     /* Whole groups of tall_rows rows from m_begin go through the tall tile
      * over the full panels, tall_cols columns a call (the caller decides
      * when: LC_PANELS_TALL); the other rows, and every row's column
@@ -285,13 +305,14 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
              * panel then).  Small slices stay pass-major: with few rows of K
              * the C tiles are the traffic, and a pass writes MR rows of C
              * front to back where panel-major writes a tile in every row
-             * (1x1 16>96 @112: +14%).  The tiles, their sums and the post-op
-             * are the same in either order. */
+             * (1x1 16>96 @112: +14%).  Nor where A comes from far over at
+             * least twice as many rows as columns (many_rows, above).  The tiles, their
+             * sums and the post-op are the same in either order. */
             const size_t slice = kk * nr * sizeof(float);
             const size_t groups = (tall_end - m_begin) / trows; /* tall row groups */
             const int panel_major = groups + passes > 1 &&
                                     slice >= (size_t)budget->gemm_panel_l1 && slice <= b_l1 &&
-                                    !stream_a;
+                                    !stream_a && !many_rows;
             /* the pass at row m0: its A slice (lc_packed_a_offset(m0, kabs)),
              * and the bias on the first K block only */
 #define LC_PASS_A(m0) (a_packed + k0 * mpad + (m0) * kb + k1 * mr)
@@ -341,8 +362,17 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
                 const float *bm = LC_PASS_BIAS(m0);
                 /* A is one stream in this loop order, but the stream is slow
                  * to ramp up when A is larger than L2 (deep layers on small
-                 * images): ask for the next slice while this one works. */
-                if (stream_a && m0 + mr < m_end) lc_prefetch_block(ap + mr * kb, kk * mr);
+                 * images): ask for the next slice while this one works.  Not
+                 * where a pass's only work is the narrow kernel's remainder
+                 * (no full panel: 4 x 4 images): the next slice is then the
+                 * one the pair of passes reads right away, or the next
+                 * pair's first, and the request only gets in the way of its
+                 * loads.  ResNet-50 128 in the model (1 thread, Intel Xeon,
+                 * with and without, interleaved, two runs): 2048>512 and
+                 * 512>2048 @4 0.45-0.47 -> 0.42-0.43 ms, 1024>2048 /2 @8
+                 * 0.91-0.94 -> 0.84-0.86. */
+                if (stream_a && (nfull || wide_cols || !narrow) && m0 + mr < m_end)
+                    lc_prefetch_block(ap + mr * kb, kk * mr);
                 for (size_t j0 = 0, w; j0 < wide_cols; j0 += w) {
                     w = wide_cols - j0 <= wide_nr + LC_GEMM_NARROW_TAIL ? wide_cols - j0 : wide_nr;
                     cfg->gemm_wide(m, w, kk, ap, bw + j0, bld, c + j0 + m0 * ldc, ldc, bm, ep,

@@ -233,6 +233,8 @@ typedef struct lc_blocking {
     int64_t gemm_a_stream; /* packed A bigger than this is prefetched slice by slice */
     int64_t gemm_b_far;    /* B read in place spanning more bytes than this gets the
                             * prefetching kernel (lc_gemm_pf_fn) */
+    int64_t gemm_a_far;    /* packed A of more bytes than this, over at least twice as
+                            * many rows as columns, goes pass-major */
     int64_t wino_block;    /* bytes a Winograd block keeps its V and Mo buffers in */
     int64_t ir_band;       /* bytes of a fused inverted-residual block's expanded band
                             * (kernels/ir_block.c), per thread */

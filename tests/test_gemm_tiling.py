@@ -161,6 +161,10 @@ def test_packed_b_matches_the_reference(isa, rng, C, M, H, W):
     (lc_im2col_packs_b) or runs them panel by panel computes the same as the
     float64 reference, with a residual beside the output or in it, and the
     same bits on any thread count."""
+    _check_1x1_layer(rng, C, M, H, W)
+
+
+def _check_1x1_layer(rng, C, M, H, W):
     x = rng.standard_normal((1, C, H, W)).astype(np.float32)
     w = rng.standard_normal((M, C, 1, 1)).astype(np.float32)
     b = rng.standard_normal(M).astype(np.float32)
@@ -197,23 +201,47 @@ def test_packed_b_is_exercised(isa, C, M, H, W):
     assert not _packs(isa, 64, 64, 56, 56, 1)
 
 
-def _panel_major(isa, C, M):
+def _panel_major(isa, C, M, cols):
     """Whether lc_gemm_panels_rows runs a 1 x 1 layer's first K block panel
-    by panel (every MR pass over one B panel slice before the next panel):
-    the slice between gemm_panel_l1 and gemm_b_l1 bytes, more than one pass."""
+    by panel (every MR pass over one B panel slice before the next panel),
+    for a call of M rows over `cols` columns: the slice between
+    gemm_panel_l1 and gemm_b_l1 bytes, more than one pass, and not A past
+    gemm_a_far over twice as many rows as columns or more."""
     mr, nr, kc = _core._ukernel_tile(isa)
     b, slice_bytes = _core.blocking(), min(C, kc) * nr * 4
-    return M > mr and b["gemm_panel_l1"] <= slice_bytes <= b["gemm_b_l1"]
+    far = -(-M // mr) * mr * C * 4 > b["gemm_a_far"]
+    return M > mr and b["gemm_panel_l1"] <= slice_bytes <= b["gemm_b_l1"] and \
+        not (far and M >= 2 * cols)
+
+
+def test_far_a_over_many_rows_goes_pass_major_with_the_same_bits(isa, rng):
+    """A 1 x 1 layer of 64 pixels whose packed A is 3/8 of L2 (past
+    gemm_a_far, within gemm_a_stream) and whose rows are more than twice
+    the pixels (a partial last pass) runs pass-major at 1 thread; split by
+    channels on 2 and 3 threads its calls may run panel-major: close to the
+    float64 reference, the same bits on any thread count (also in place, and
+    as Patch2Vec's)."""
+    mr, _, _ = _core._ukernel_tile(isa)
+    b = _core.blocking()
+    C, H, W = 256, 8, 8
+    M = b["gemm_a_far"] * 3 // 2 // (C * 4) // mr * mr + mr // 2
+    if M < 2 * H * W:
+        pytest.skip("L2 too small for this shape")
+    assert b["gemm_a_far"] < M * C * 4 <= b["gemm_a_stream"]
+    _check_1x1_layer(rng, C, M, H, W)
 
 
 def test_panel_major_is_exercised(isa):
-    """On a 32-64 KiB L1d the widest ISAs' 256-row slices go panel by panel,
-    and short slices (K = 16: the C tiles are the traffic) never do."""
+    """On a 32-64 KiB L1d the widest ISAs' 256-row slices go panel by panel
+    (900 pixels: 20 rows), but not where A is far and its rows twice the
+    columns or more (2048 rows over 64 pixels), and short slices (K = 16:
+    the C tiles are the traffic) never do."""
     _, nr, _ = _core._ukernel_tile(isa)
     l1d = _core.cache_sizes()["l1d"]
     if l1d // 4 <= 256 * nr * 4 <= l1d * 2 // 3:
-        assert _panel_major(isa, 256, 20)
-    assert not _panel_major(isa, 16, 96)
+        assert _panel_major(isa, 256, 20, 900)
+        assert not _panel_major(isa, 256, 2048, 64)
+    assert not _panel_major(isa, 16, 96, 900)
 
 
 def _tall(isa, C, M, H, W, threads=1):
