@@ -32,11 +32,11 @@ typedef struct {
 } lc_wino_geom;
 
 /* How a call's work goes to the threads (lc_wino_geometry): whole blocks,
- * input to output; two phases, every block's input transform by channel
- * ranges into shared V buffers, then GEMMs and output transforms by
- * output-channel ranges; or one phase in which every thread transforms
- * each block's whole input into its own V and runs the GEMMs and output
- * transforms of its output channels. */
+ * input to output; or, with few blocks, two phases, every block's input
+ * transform by channel ranges into shared V buffers, then GEMMs and output
+ * transforms by output-channel ranges; or one phase in which every thread
+ * transforms each block's whole input into its own V and runs the GEMMs
+ * and output transforms of its output channels (lc_wino_by_channels). */
 enum { LC_WINO_BY_BLOCKS = 0, LC_WINO_PHASED = 1, LC_WINO_BY_CHANNELS = 2 };
 
 #ifndef LC_WINO_XI_SKEW
@@ -112,28 +112,27 @@ static int64_t lc_wino_mchunks(const lc_conv_desc *d) {
     return lc_max64(1, lc_min64(d->nthreads, lc_div_up(Mg, unit)));
 }
 
-/* Whether the threads should each transform every block's whole input and
- * take a range of the output channels (LC_WINO_BY_CHANNELS), rather than
- * whole blocks or the two phases.  Each thread's reads, in floats per
- * alpha^2 point: by blocks all of U (Mg x Cg) and 1/T of the tiles' V
- * (tiles x Cg); by channels U/T and all of V.  So by channels when
- * Mg > tiles (of every image): U, which a model run reads from beyond L2,
- * is then the larger stream, and the input transform each thread repeats
- * costs less than 1/Mg of its GEMMs' work per point and channel.  Against
- * the phases it also saves a region and hands the cores only the input,
- * not V (4x the input at F2).  Only where every thread gets a channel
- * range (lc_wino_mchunks).  Rows are independent: the same bits.
- * ResNet-50 at 128 x 128, 2 threads, Intel Xeon, in the model (best of 40
- * runs, two runs each way, load ~3): 128>128 @16 F2 (64 tiles, by blocks
- * before) 0.182 -> 0.172 ms, 256>256 @8 F2 (16 tiles, phased before)
- * 0.251 -> 0.238 ms; alone, caches flushed between calls (p10 of 200):
- * 256>256 @14 F4 (phased before) 523 -> 480 us, 256>256 @8 285 -> 260,
- * 512>512 @7 F2 0-7% less, 128>128 @16 F2 and 256>256 @14 F2 (by blocks
- * before) unchanged. */
+/* Whether the threads, where the phases would split a call (few blocks),
+ * should rather each transform every block's whole input and take a range
+ * of the output channels (LC_WINO_BY_CHANNELS).  Both read 1/T of U; by
+ * channels there is no second region, and the other cores hand a thread
+ * the input, not (T-1)/T of V (4x the input at F2, 2.25x at F4), for
+ * (T-1)/T of the input transforms done again, which cost less than 1/Mg of
+ * a thread's GEMMs per point and channel where Mg > tiles.  Only where
+ * every thread gets a channel range (lc_wino_mchunks).  Rows are
+ * independent: the same bits.  2 threads, Intel Xeon, load 3-5 (other
+ * helpers): in ResNet-50 128 (best of 40 runs, two runs each way)
+ * 256>256 @8 F2 0.259 -> 0.239 ms; alone, caches flushed between calls
+ * (p10 of 200-300 calls, interleaved in one process) 256>256 @14 F4
+ * 523 -> 480 us, 256>256 @8 F2 285 -> 260 and 285 -> 272, 512>512 @7 F2
+ * 0-7% less, 32>128 @15 F4 unchanged.  Not instead of whole blocks, though
+ * there each thread reads all of U: 128>128 @16 F2 (64 tiles, 2 panels)
+ * went from 0.174 to 0.178 ms in the model, 0-5% slower alone; 256>256
+ * @14 F2 unchanged. */
 static int lc_wino_by_channels(const lc_conv_desc *d, const lc_wino_geom *g, int64_t images,
                                int64_t threads, int *ok) {
-    return threads > 1 && d->M / d->groups > lc_mul(images, g->tiles, ok) &&
-           lc_wino_mchunks(d) >= threads;
+    return threads > 1 && g->phased == LC_WINO_PHASED &&
+           d->M / d->groups > lc_mul(images, g->tiles, ok) && lc_wino_mchunks(d) >= threads;
 }
 
 static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {

@@ -199,15 +199,16 @@ def test_channel_lanes_gemm_layers(isa, algorithm, hw, groups, rng):
 
 
 @pytest.mark.parametrize("algorithm", WINO)
-@pytest.mark.parametrize("C,M,H,W", [(16, 72, 16, 16), (24, 96, 13, 18), (256, 96, 14, 14),
-                                     (8, 130, 9, 30)])
+@pytest.mark.parametrize("C,M,H,W", [(16, 72, 8, 8), (24, 96, 7, 9), (256, 96, 7, 7),
+                                     (8, 130, 5, 11), (16, 72, 16, 16)])
 def test_threads_split_output_channels_when_they_outnumber_tiles(isa, algorithm, C, M, H, W,
                                                                  rng):
-    """More output channels than tiles, over more than one panel: at 2 threads
-    and more each thread transforms the whole input and takes a range of the
-    output channels (kernels/winograd.c lc_wino_by_channels), with the MR x NR
-    GEMM and, on 256 input channels, the channel-lanes one; a partial last
-    channel block (130).  Against the reference, and the same bits at 1, 2,
+    """More output channels than tiles, in few blocks: at 2 and 3 threads
+    each thread transforms the whole input and takes a range of the output
+    channels (kernels/winograd.c lc_wino_by_channels), with the MR x NR GEMM
+    and, on 256 input channels, the channel-lanes one; a partial last channel
+    block (130); at 7 threads (fewer channel ranges than threads) the two
+    phases; 16 x 16 in whole blocks.  Against the reference, and the same bits at 1, 2,
     3 and 7 threads, each run after another layer left its values in the
     scratch."""
     x = rng.standard_normal((1, C, H, W)).astype(np.float32)
