@@ -117,9 +117,10 @@ static int64_t lc_wino_mchunks(const lc_conv_desc *d) {
  * of the output channels (LC_WINO_BY_CHANNELS).  Both read 1/T of U; by
  * channels there is no second region, and the other cores hand a thread
  * the input, not (T-1)/T of V (4x the input at F2, 2.25x at F4), for
- * (T-1)/T of the input transforms done again, which cost less than 1/Mg of
- * a thread's GEMMs per point and channel where Mg > tiles.  Only where
- * every thread gets a channel range (lc_wino_mchunks).  Rows are
+ * (T-1)/T of the input transforms done again: a few adds per point, input
+ * channel and tile against the Mg/T multiply-adds of the thread's GEMMs.
+ * Kept to layers with more output channels than tiles (all those measured)
+ * and where every thread gets a channel range (lc_wino_mchunks).  Rows are
  * independent: the same bits.  2 threads, Intel Xeon, load 3-5 (other
  * helpers): in ResNet-50 128 (best of 40 runs, two runs each way)
  * 256>256 @8 F2 0.259 -> 0.239 ms; alone, caches flushed between calls
