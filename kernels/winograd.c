@@ -105,11 +105,15 @@ static int64_t lc_wino_busiest_tiles(const lc_wino_geom *g, int64_t nr, int64_t 
 }
 
 /* Output-channel ranges the threads share when they split by channels: one
- * a thread, in blocks of 2*MR rows (lc_row_chunks) or whole CW panels. */
-static int64_t lc_wino_mchunks(const lc_conv_desc *d) {
-    const int64_t Mg = d->M / d->groups;
+ * a thread, in blocks of 2*MR rows (lc_row_chunks) or whole CW panels
+ * (lc_wino_mchunks_of: how many such blocks Mg channels make). */
+static int64_t lc_wino_mchunks_of(const lc_conv_desc *d, int64_t Mg) {
     const int64_t unit = lc_wino_channel_lanes(d) ? d->isa->wino_cl_cols : 2 * d->isa->mr;
-    return lc_max64(1, lc_min64(d->nthreads, lc_div_up(Mg, unit)));
+    return lc_div_up(Mg, unit); /* units of output channels */
+}
+
+static int64_t lc_wino_mchunks(const lc_conv_desc *d) {
+    return lc_max64(1, lc_min64(d->nthreads, lc_wino_mchunks_of(d, d->M / d->groups)));
 }
 
 /* Whether the threads, where the phases would split a call (few blocks),
@@ -125,8 +129,10 @@ static int64_t lc_wino_mchunks(const lc_conv_desc *d) {
  * helpers): in ResNet-50 128 (best of 40 runs, two runs each way)
  * 256>256 @8 F2 0.259 -> 0.239 ms; alone, caches flushed between calls
  * (p10 of 200-300 calls, interleaved in one process) 256>256 @14 F4
- * 523 -> 480 us, 256>256 @8 F2 285 -> 260 and 285 -> 272, 512>512 @7 F2
- * 0-7% less, 32>128 @15 F4 unchanged.  Not instead of whole blocks, though
+ * 523 -> 480 and 577 -> 570 us, 256>256 @8 F2 285 -> 260 and 297 -> 276,
+ * 32>128 @15 F4 unchanged; but 512>512 @7 F2 (16 MiB of U) 767 -> 797 at
+ * p10 and 938 -> 1143 at the median (no model seen takes F2 for it: ResNet-50
+ * 224 runs it direct_lanes).  Not instead of whole blocks, though
  * there each thread reads all of U: 128>128 @16 F2 (64 tiles, 2 panels)
  * went from 0.174 to 0.178 ms in the model, 0-5% slower alone; 256>256
  * @14 F2 unchanged. */
@@ -194,6 +200,14 @@ static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
         g->cchunks = lc_max64(1, lc_min64(Cg, lc_div_up(4 * (int64_t)d->nthreads, g->blocks_total)));
     if (g->phased != LC_WINO_BY_BLOCKS)
         g->mchunks = lc_wino_mchunks(d);
+    /* By channels, two ranges a thread where each keeps 2 units or more: a
+     * thread that starts late (a worker woken from sleep, or whose CPU runs
+     * another process) then has half its share taken by the others, not all
+     * of it (512>512 @7 F2, called now and then: median 1.5 -> 3.0 ms with
+     * one range a thread, the caller running both).  Each range's items
+     * transform the block's input again: a few adds per point and channel. */
+    if (g->phased == LC_WINO_BY_CHANNELS && 2 * g->mchunks <= lc_wino_mchunks_of(d, Mg) / 2)
+        g->mchunks *= 2;
     /* A cache line more than a point's floats between the alpha^2 points:
      * the transforms write (read) one vector of every point in turn, and at
      * a power-of-two distance (TB * Cg * NR floats, 8 KiB and more) all
