@@ -89,6 +89,60 @@ int64_t lc_direct_lanes_pass_channels(const lc_conv_desc *d) {
     return lc_max64(1, lc_min64(d->C / d->groups, budget / per_c));
 }
 
+/* Work (channel blocks x output rows) of the busiest of `threads` threads
+ * over items (unit, span, band), band innermost, thread t taking items
+ * [n*t/T, n*(t+1)/T) (the pool's static ranges); spans and bands near-equal
+ * as lc_dl_task cuts them. */
+static int64_t lc_dl_busiest(int64_t OH, int64_t blocks, int64_t units, int64_t threads,
+                             int64_t spans, int64_t bands) {
+    const int64_t n = units * spans * bands;
+    int64_t most = 0;
+    for (int64_t t = 0; t < threads; t++) {
+        int64_t work = 0;
+        for (int64_t i = n * t / threads; i < n * (t + 1) / threads; i++) {
+            const int64_t band = i % bands, span = i / bands % spans;
+            work += ((span + 1) * blocks / spans - span * blocks / spans) *
+                    ((band + 1) * OH / bands - band * OH / bands);
+        }
+        most = lc_max64(most, work);
+    }
+    return most;
+}
+
+/* Spans and bands of (at least) `want` items, where fewer than 2 images a
+ * thread leave want > 1: channel blocks split first where `by_blocks`
+ * (weights outweigh the input), then rows.  Of the counts from there up to
+ * every block a span and twice the bands, the one that leaves the busiest
+ * thread the least work, the fewest items on a tie.  On 2 threads 5 blocks
+ * in 4 spans went 3 against 2: Inception's 128>160 @14 and 160>160 @14
+ * (five 32-channel blocks) scaled 1.3-1.5x from 1 to 2 threads; 5 spans of
+ * 2 bands are 35 against 35 rows x blocks at 14 rows (one block's weights
+ * read twice).  Layer alone, 2 threads, interleaved in one process, p10 of
+ * 400 calls, Intel Xeon at load ~4: 160>160 @14 347 -> 306 us, 128>160 @14
+ * 287 -> 252, 3x3/2 128>160 @28 339 -> 296.  More bands than the fewest
+ * only where each keeps twice the kernel's halo rows (a band of r rows
+ * reads r + halo): on 7 rows, 3 + 4 in 7 one-block spans made 192>224 @7
+ * 18% slower though its busiest thread had 25 block-rows, not 28.  Blocks
+ * and rows are independent: the same bits. */
+static void lc_dl_balance(int64_t OH, int64_t blocks, int64_t units, int64_t threads,
+                          int64_t want, int by_blocks, int64_t halo, lc_dl_tiles *b) {
+    const int64_t s0 = by_blocks ? lc_min64(blocks, want) : 1, s1 = by_blocks ? blocks : 1;
+    b->spans = s0;
+    b->bands = lc_min64(OH, lc_div_up(want, s0));
+    int64_t best = lc_dl_busiest(OH, blocks, units, threads, b->spans, b->bands);
+    for (int64_t sp = s0; threads > 1 && want > 1 && sp <= s1; sp++) {
+        const int64_t b0 = lc_min64(OH, lc_div_up(want, sp)), b1 = lc_min64(OH, 2 * b0);
+        for (int64_t bd = b0; bd <= b1 && (bd == b0 || OH / bd >= 2 * halo); bd++) {
+            const int64_t busiest = lc_dl_busiest(OH, blocks, units, threads, sp, bd);
+            if (busiest < best || (busiest == best && sp * bd < b->spans * b->bands)) {
+                best = busiest;
+                b->spans = sp;
+                b->bands = bd;
+            }
+        }
+    }
+}
+
 void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
     if (lc_gemm_is_pointwise(d)) {
         lc_pointwise_lanes_tiling(d, tiling);
@@ -121,8 +175,8 @@ void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
                              : lc_div_up(2 * threads, units);
     const int64_t in_bytes = lc_mul(lc_mul(Cg, lc_dl_band_in_rows(d, d->OH), &ok),
                                     lc_dl_row_width(d) * 4, &ok);
-    b.spans = threads > 1 && w_bytes > in_bytes ? lc_min64(b.blocks, want) : 1;
-    b.bands = lc_min64(d->OH, lc_div_up(want, b.spans));
+    lc_dl_balance(d->OH, b.blocks, units, threads, want, threads > 1 && w_bytes > in_bytes,
+                  (d->kH - 1) * d->dil_h, &b);
     b.band_rows = lc_div_up(d->OH, b.bands);
     /* and a band's padded input within half of L2 (big images) */
     const int64_t budget = lc_max64(64 * 1024, (int64_t)lc_cpu_caches()->l2 / 2);

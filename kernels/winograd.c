@@ -23,13 +23,21 @@ typedef struct {
     int64_t tb;                    /* panels per block */
     int64_t nblocks;
     int64_t blocks_total;          /* N * groups * nblocks */
-    int phased;                    /* few blocks: all input transforms first (shared V) */
-    int64_t cchunks, mchunks;      /* phased: channel ranges of the two phases */
+    int phased;                    /* LC_WINO_BY_BLOCKS, LC_WINO_PHASED or LC_WINO_BY_CHANNELS */
+    int64_t cchunks, mchunks;      /* channel ranges of the input (phased) and output phases */
     int64_t v_stride;              /* phased: floats between the blocks' V buffers */
     int64_t shared_bytes;          /* phased: the V buffers of every block */
     int64_t v_xs, mo_xs;           /* floats between the alpha^2 points of V and of Mo */
     int64_t v_floats, mo_floats, d_floats, o_floats, slice_bytes;
 } lc_wino_geom;
+
+/* How a call's work goes to the threads (lc_wino_geometry): whole blocks,
+ * input to output; or, with few blocks, two phases, every block's input
+ * transform by channel ranges into shared V buffers, then GEMMs and output
+ * transforms by output-channel ranges; or one phase in which every thread
+ * transforms each block's whole input into its own V and runs the GEMMs
+ * and output transforms of its output channels (lc_wino_by_channels). */
+enum { LC_WINO_BY_BLOCKS = 0, LC_WINO_PHASED = 1, LC_WINO_BY_CHANNELS = 2 };
 
 #ifndef LC_WINO_XI_SKEW
 #define LC_WINO_XI_SKEW 16 /* floats: one 64-byte line */
@@ -96,6 +104,44 @@ static int64_t lc_wino_busiest_tiles(const lc_wino_geom *g, int64_t nr, int64_t 
     return most;
 }
 
+/* Output-channel ranges the threads share when they split by channels: one
+ * a thread, in blocks of 2*MR rows (lc_row_chunks) or whole CW panels
+ * (lc_wino_mchunks_of: how many such blocks Mg channels make). */
+static int64_t lc_wino_mchunks_of(const lc_conv_desc *d, int64_t Mg) {
+    const int64_t unit = lc_wino_channel_lanes(d) ? d->isa->wino_cl_cols : 2 * d->isa->mr;
+    return lc_div_up(Mg, unit); /* units of output channels */
+}
+
+static int64_t lc_wino_mchunks(const lc_conv_desc *d) {
+    return lc_max64(1, lc_min64(d->nthreads, lc_wino_mchunks_of(d, d->M / d->groups)));
+}
+
+/* Whether the threads, where the phases would split a call (few blocks),
+ * should rather each transform every block's whole input and take a range
+ * of the output channels (LC_WINO_BY_CHANNELS).  Both read 1/T of U; by
+ * channels there is no second region, and the other cores hand a thread
+ * the input, not (T-1)/T of V (4x the input at F2, 2.25x at F4), for
+ * (T-1)/T of the input transforms done again: a few adds per point, input
+ * channel and tile against the Mg/T multiply-adds of the thread's GEMMs.
+ * Kept to layers with more output channels than tiles (all those measured)
+ * and where every thread gets a channel range (lc_wino_mchunks).  Rows are
+ * independent: the same bits.  2 threads, Intel Xeon, load 3-5 (other
+ * helpers): in ResNet-50 128 (best of 40 runs, two runs each way)
+ * 256>256 @8 F2 0.259 -> 0.239 ms; alone, caches flushed between calls
+ * (p10 of 200-300 calls, interleaved in one process) 256>256 @14 F4
+ * 523 -> 480 and 577 -> 570 us, 256>256 @8 F2 285 -> 260 and 297 -> 276,
+ * 32>128 @15 F4 unchanged; but 512>512 @7 F2 (16 MiB of U) 767 -> 797 at
+ * p10 and 938 -> 1143 at the median (no model seen takes F2 for it: ResNet-50
+ * 224 runs it direct_lanes).  Not instead of whole blocks, though
+ * there each thread reads all of U: 128>128 @16 F2 (64 tiles, 2 panels)
+ * went from 0.174 to 0.178 ms in the model, 0-5% slower alone; 256>256
+ * @14 F2 unchanged. */
+static int lc_wino_by_channels(const lc_conv_desc *d, const lc_wino_geom *g, int64_t images,
+                               int64_t threads, int *ok) {
+    return threads > 1 && g->phased == LC_WINO_PHASED &&
+           d->M / d->groups > lc_mul(images, g->tiles, ok) && lc_wino_mchunks(d) >= threads;
+}
+
 static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
     const int64_t nr = d->isa->nr, Cg = d->C / d->groups, Mg = d->M / d->groups;
     g->m = lc_wino_m[lc_wino_variant(d->algorithm)];
@@ -126,7 +172,7 @@ static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
      * share of the tiles: 64>64 @56 x 56, F4 is 196 tiles in 7 panels, the
      * last of 4 tiles, so one panel a block is 96 + 100 tiles on 2 threads;
      * 256>256 @14 x 14, F2 is 32 + 17. */
-    g->phased = 0;
+    g->phased = LC_WINO_BY_BLOCKS;
     if (threads > 1 && lc_mul(images, lc_div_up(g->npanels, tb), ok) < 4 * threads) {
         int64_t best = tb, best_tiles = INT64_MAX;
         for (int64_t c = tb; c >= 1; c--) {
@@ -137,17 +183,31 @@ static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
         if ((double)best_tiles * (double)threads <= (double)total * (1.0 + LC_WINO_WHOLE_SLACK)) {
             tb = best;
         } else {
-            g->phased = 1;
+            g->phased = LC_WINO_PHASED;
         }
+    }
+    if (lc_wino_by_channels(d, g, images, threads, ok)) {
+        g->phased = LC_WINO_BY_CHANNELS;
+        /* no block count to share out: blocks as large as the budget allows,
+         * so each thread reads its slice of U once per block */
+        tb = lc_max64(1, lc_min64(g->npanels, lc_blocking_get()->wino_block / lc_max64(per_panel, 1)));
     }
     g->tb = tb;
     g->nblocks = lc_div_up(g->npanels, g->tb);
     g->blocks_total = lc_mul(images, g->nblocks, ok);
     g->cchunks = g->mchunks = 1;
-    if (g->phased) {
+    if (g->phased == LC_WINO_PHASED)
         g->cchunks = lc_max64(1, lc_min64(Cg, lc_div_up(4 * (int64_t)d->nthreads, g->blocks_total)));
-        g->mchunks = lc_max64(1, lc_min64(d->nthreads, lc_div_up(Mg, 2 * d->isa->mr)));
-    }
+    if (g->phased != LC_WINO_BY_BLOCKS)
+        g->mchunks = lc_wino_mchunks(d);
+    /* By channels, two ranges a thread where each keeps 2 units or more: a
+     * thread that starts late (a worker woken from sleep, or whose CPU runs
+     * another process) then has half its share taken by the others, not all
+     * of it (512>512 @7 F2, called now and then: median 1.5 -> 3.0 ms with
+     * one range a thread, the caller running both).  Each range's items
+     * transform the block's input again: a few adds per point and channel. */
+    if (g->phased == LC_WINO_BY_CHANNELS && 2 * g->mchunks <= lc_wino_mchunks_of(d, Mg) / 2)
+        g->mchunks *= 2;
     /* A cache line more than a point's floats between the alpha^2 points:
      * the transforms write (read) one vector of every point in turn, and at
      * a power-of-two distance (TB * Cg * NR floats, 8 KiB and more) all
@@ -158,18 +218,19 @@ static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
     g->mo_floats = lc_mul(g->xi, g->mo_xs, ok);
     g->d_floats = g->xi * nr;
     g->o_floats = g->m * g->m * nr;
-    /* per thread: its V (unphased), Mo, gather and output scratch */
+    /* per thread: its V (not phased), Mo, gather and output scratch */
     g->v_stride = lc_aligned_floats_bytes(g->v_floats, ok) / (int64_t)sizeof(float);
-    g->slice_bytes = lc_add(lc_add(g->phased ? 0 : lc_aligned_floats_bytes(g->v_floats, ok),
+    g->slice_bytes = lc_add(lc_add(g->phased == LC_WINO_PHASED ? 0 : lc_aligned_floats_bytes(g->v_floats, ok),
                                    lc_aligned_floats_bytes(g->mo_floats, ok), ok),
                             lc_add(lc_aligned_floats_bytes(g->d_floats, ok),
                                    lc_aligned_floats_bytes(g->o_floats, ok), ok), ok);
-    g->shared_bytes = g->phased ? lc_mul(g->blocks_total, g->v_stride * (int64_t)sizeof(float), ok) : 0;
+    g->shared_bytes = g->phased == LC_WINO_PHASED ? lc_mul(g->blocks_total, g->v_stride * (int64_t)sizeof(float), ok) : 0;
 }
 
 /* Work items of the busiest parallel loop of a call (what sizes the threads). */
 static int64_t lc_wino_items(const lc_wino_geom *g, int *ok) {
-    if (!g->phased) return g->blocks_total;
+    if (g->phased == LC_WINO_BY_BLOCKS) return g->blocks_total;
+    if (g->phased == LC_WINO_BY_CHANNELS) return lc_mul(g->blocks_total, g->mchunks, ok);
     return lc_mul(g->blocks_total, lc_max64(g->cchunks, g->mchunks), ok);
 }
 
@@ -525,7 +586,7 @@ static void lc_wino_slice(const lc_wino_ctx *t, int thread, float **V, float **M
     int ok = 1;
     char *s = (char *)lc_thread_scratch(t->ws + g->shared_bytes, g->slice_bytes, thread);
     *V = NULL;
-    if (!g->phased) {
+    if (g->phased != LC_WINO_PHASED) {
         *V = (float *)s;
         s += lc_aligned_floats_bytes(g->v_floats, &ok);
     }
@@ -559,26 +620,48 @@ static void lc_wino_input_task(void *vctx, int64_t item, int thread) {
     lc_wino_input_block(t, &b, c_begin, c_end, (float *)t->ws + ib * g->v_stride, dbuf);
 }
 
-/* ... then GEMMs and output transforms, shared out by output-channel blocks
- * (channel block slowest, so each thread takes one across all blocks). */
-static void lc_wino_output_task(void *vctx, int64_t item, int thread) {
-    const lc_wino_ctx *t = (const lc_wino_ctx *)vctx;
+/* Output channels [m_begin, m_end) of channel range mc of the output phase */
+static void lc_wino_mrange(const lc_wino_ctx *t, int64_t mc, int64_t *m_begin, int64_t *m_end) {
+    const int64_t Mg = t->d->M / t->d->groups;
+    if (t->cl) { /* whole CW panels */
+        const int64_t CW = t->d->isa->wino_cl_cols;
+        const int64_t rows = lc_div_up(lc_div_up(Mg, t->g.mchunks), CW) * CW;
+        *m_begin = lc_min64(mc * rows, Mg);
+        *m_end = lc_min64(*m_begin + rows, Mg);
+    } else {
+        lc_row_chunk_range(mc, t->g.mchunks, Mg, t->d->isa->mr, m_begin, m_end);
+    }
+}
+
+/* Item `item` of a loop over (output-channel range, block), the range
+ * slowest, so each thread takes one range across all blocks: the block's
+ * GEMMs and output transforms for the range, from the shared V the phased
+ * input transforms wrote, or (by channels) after the block's whole input
+ * transform into the thread's own V. */
+static void lc_wino_range_item(const lc_wino_ctx *t, int64_t item, int thread, int own_v) {
     const lc_wino_geom *g = &t->g;
     const int64_t ib = item % g->blocks_total, mc = item / g->blocks_total;
     int64_t m_begin, m_end;
-    if (t->cl) { /* whole CW panels */
-        const int64_t Mg = t->d->M / t->d->groups, CW = t->d->isa->wino_cl_cols;
-        const int64_t rows = lc_div_up(lc_div_up(Mg, g->mchunks), CW) * CW;
-        m_begin = lc_min64(mc * rows, Mg);
-        m_end = lc_min64(m_begin + rows, Mg);
-    } else {
-        lc_row_chunk_range(mc, g->mchunks, t->d->M / t->d->groups, t->d->isa->mr, &m_begin, &m_end);
-    }
+    lc_wino_mrange(t, mc, &m_begin, &m_end);
     if (m_begin >= m_end) return;
     const lc_wino_block b = lc_wino_block_at(t->d, g, ib);
     float *V, *Mo, *dbuf, *obuf;
     lc_wino_slice(t, thread, &V, &Mo, &dbuf, &obuf);
-    lc_wino_output_block(t, &b, m_begin, m_end, (const float *)t->ws + ib * g->v_stride, Mo, obuf);
+    if (own_v)
+        lc_wino_input_block(t, &b, 0, t->d->C / t->d->groups, V, dbuf);
+    else
+        V = (float *)t->ws + ib * g->v_stride;
+    lc_wino_output_block(t, &b, m_begin, m_end, V, Mo, obuf);
+}
+
+/* ... then GEMMs and output transforms, shared out by output-channel blocks */
+static void lc_wino_output_task(void *vctx, int64_t item, int thread) {
+    lc_wino_range_item((const lc_wino_ctx *)vctx, item, thread, 0);
+}
+
+/* By channels: each block's whole input, then the thread's output channels */
+static void lc_wino_channels_task(void *vctx, int64_t item, int thread) {
+    lc_wino_range_item((const lc_wino_ctx *)vctx, item, thread, 1);
 }
 
 LC_TILING_FITS(lc_wino_geom);
@@ -600,8 +683,11 @@ int lc_winograd_run(const lc_conv_desc *d, const int64_t *tiling, const float *x
     memcpy(&t.g, tiling, sizeof t.g);
     t.cl = lc_wino_channel_lanes(d);
     t.mpad = lc_round_up(d->M / d->groups, lc_wino_u_panel(d), &ok);
-    if (!t.g.phased) {
+    if (t.g.phased == LC_WINO_BY_BLOCKS) {
         lc_parallel_for(d->nthreads, t.g.blocks_total, lc_conv_macs(d), lc_wino_task, &t);
+    } else if (t.g.phased == LC_WINO_BY_CHANNELS) {
+        lc_parallel_for(d->nthreads, t.g.blocks_total * t.g.mchunks, lc_conv_macs(d),
+                        lc_wino_channels_task, &t);
     } else {
         lc_parallel_for(d->nthreads, t.g.blocks_total * t.g.cchunks, lc_conv_macs(d), lc_wino_input_task, &t);
         lc_parallel_for(d->nthreads, t.g.blocks_total * t.g.mchunks, lc_conv_macs(d), lc_wino_output_task, &t);

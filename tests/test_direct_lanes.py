@@ -232,10 +232,14 @@ def test_same_bits_at_any_thread_count(isa, shape, rng):
 # against 16 KB) split the channel blocks between the threads, so each reads
 # its part of the weights once (AVX-512: 3 blocks of 64 channels, in 2 bands
 # for 2 items a thread: 6 items, where 4 bands of rows made 4); larger images
-# split the rows (16>64@31x31: 4 bands).
+# split the rows (16>64@31x31: 4 bands).  Five blocks (160 channels in 32)
+# go in 5 spans of 2 bands (10 items, 35 block-rows a thread), not 4 spans
+# (3 blocks against 2); on 7 rows no band of fewer rows than twice the
+# kernel's halo: 192>224@7 (7 blocks) keeps 4 spans.
 @pytest.mark.skipif(_core.parallel_backend() != "pool", reason="no pthread pool in this build")
 @pytest.mark.skipif("avx512" not in lc.available_isas(), reason="the counts are AVX-512's blocks")
-@pytest.mark.parametrize("C, M, H, items", [(48, 192, 7, 6), (16, 64, 31, 4)])
+@pytest.mark.parametrize("C, M, H, items", [(48, 192, 7, 6), (16, 64, 31, 4), (160, 160, 14, 10),
+                                            (192, 224, 7, 4)])
 def test_small_images_split_the_channel_blocks(C, M, H, items, rng):
     x = rng.standard_normal((1, C, H, H)).astype(np.float32)
     w = rng.standard_normal((M, C, 3, 3)).astype(np.float32)

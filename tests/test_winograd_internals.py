@@ -196,3 +196,28 @@ def test_channel_lanes_gemm_layers(isa, algorithm, hw, groups, rng):
                           activation="relu", residual=r, threads=t) for t in (1, 2)]
         assert error_for(algorithm, outs[0], want, scale + np.abs(r)) <= TOLERANCE[algorithm]
         assert np.array_equal(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("algorithm", WINO)
+@pytest.mark.parametrize("C,M,H,W", [(16, 72, 8, 8), (24, 96, 7, 9), (256, 96, 7, 7),
+                                     (8, 130, 5, 11), (16, 72, 16, 16)])
+def test_threads_split_output_channels_when_they_outnumber_tiles(isa, algorithm, C, M, H, W,
+                                                                 rng):
+    """More output channels than tiles, in few blocks: at 2 and 3 threads
+    each thread transforms the whole input and takes a range of the output
+    channels (kernels/winograd.c lc_wino_by_channels), with the MR x NR GEMM
+    and, on 256 input channels, the channel-lanes one; a partial last channel
+    block (130); at 7 threads (fewer channel ranges than threads) the two
+    phases; 16 x 16 in whole blocks.  Against the reference, and the same bits at 1, 2,
+    3 and 7 threads, each run after another layer left its values in the
+    scratch."""
+    x = rng.standard_normal((1, C, H, W)).astype(np.float32)
+    w = (rng.standard_normal((M, C, 3, 3)) / np.sqrt(9 * C)).astype(np.float32)
+    b = rng.standard_normal(M).astype(np.float32)
+    noise = (rng.standard_normal((1, C, H, W)) * 1e30).astype(np.float32)
+    outs = []
+    for threads in (1, 2, 3, 7):
+        lc.conv2d(noise, w, b, padding=1, algorithm=algorithm, threads=threads)
+        outs.append(check(algorithm, x, w, b, (1, 1, 1, 1), threads=threads, activation="relu"))
+    for y in outs[1:]:
+        assert np.array_equal(outs[0], y)
