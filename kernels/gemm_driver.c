@@ -226,8 +226,9 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
      * @14 -8%.  Panel-major stayed faster with rows < 2 x columns
      * (1024>256 @14, 256>64 @32, 512>128 @16: 2-4%) and with A nearer
      * (MobileNetV2's 96>576 @14, 221 KB: 6% in the model; ResNet-50's
-     * 128>512 @16, 256 KB, keeps it though pass-major was 0-7% faster).  Rows and columns of this call, not the layer's:
-     * the thread split changes which order runs, never the sums. */
+     * 128>512 @16, 256 KB, keeps it though pass-major was 0-7% faster).
+     * Rows and columns of this call, not the layer's: the thread split
+     * changes which order runs, never the sums. */
     const int many_rows = m_end - m_begin >= 2 * n &&
                           mpad * K * sizeof(float) > (size_t)budget->gemm_a_far;
     /* Whole groups of tall_rows rows from m_begin go through the tall tile
@@ -306,8 +307,8 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
              * the C tiles are the traffic, and a pass writes MR rows of C
              * front to back where panel-major writes a tile in every row
              * (1x1 16>96 @112: +14%).  Nor where A comes from far over at
-             * least twice as many rows as columns (many_rows, above).  The tiles, their
-             * sums and the post-op are the same in either order. */
+             * least twice as many rows as columns (many_rows, above).  The
+             * tiles, their sums and the post-op are the same in either order. */
             const size_t slice = kk * nr * sizeof(float);
             const size_t groups = (tall_end - m_begin) / trows; /* tall row groups */
             const int panel_major = groups + passes > 1 &&
