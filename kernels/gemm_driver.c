@@ -63,16 +63,6 @@ void lc_gemm_pack_weights(const lc_conv_desc *d, const float *w, float *packed) 
                          packed + (size_t)g * per_group);
 }
 
-/* Prefetch `floats` floats from p into the cache, one request per line. */
-static inline void lc_prefetch_block(const float *p, size_t floats) {
-#if defined(__GNUC__) || defined(__clang__)
-    for (size_t i = 0; i < floats; i += 16) __builtin_prefetch(p + i, 0, 3);
-#else
-    (void)p;
-    (void)floats;
-#endif
-}
-
 /* The post-op over rows [m_begin, m_end) of the n columns of C (panel j at
  * c + j*c_pstride), in place: y = act((C + bias[row]) + residual), the
  * residual (or NULL) laid out like C.  Contiguous panels make one segment

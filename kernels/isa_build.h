@@ -5,6 +5,8 @@
 #ifndef LEANCONV_ISA_BUILD_H
 #define LEANCONV_ISA_BUILD_H
 
+#include <stddef.h>
+
 #if !defined(LC_NO_SIMD)
 #if defined(__x86_64__) || defined(__i386__) || defined(_M_X64) || defined(_M_IX86)
 /* Compilers that take per-function targets for these ISAs (no -march flags):
@@ -35,6 +37,19 @@
 #else
 #define LC_ALWAYS_INLINE inline
 #endif
+
+/* Asks for `floats` floats from p to be brought into L1 (a read, kept),
+ * one request per 64-byte line; nothing where the compiler has no prefetch
+ * builtin.  The GEMM driver's next A slice and the pointwise kernel's
+ * weights ahead (LC_PW_PREFETCH). */
+static inline void lc_prefetch_block(const float *p, size_t floats) {
+#if defined(__GNUC__) || defined(__clang__)
+    for (size_t i = 0; i < floats; i += 16) __builtin_prefetch(p + i, 0, 3);
+#else
+    (void)p;
+    (void)floats;
+#endif
+}
 
 /* A function kept out of line (a kernel whose copies the compiler would
  * otherwise inline into one dispatcher, to the inlined copies' cost). */

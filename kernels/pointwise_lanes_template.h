@@ -64,9 +64,7 @@ static LC_ALWAYS_INLINE LC_PW_ATTRS void LC_CAT(LC_PW_NAME, _body)(const size_t 
     }
     for (size_t c = 0; c < k; c++, w += CW) {
         const float *xc = x + c * ldx;
-        if (pf && c + LC_PW_PF_AHEAD < k)
-            for (size_t l = 0; l < CW * sizeof(float) / 64; l++)
-                __builtin_prefetch((const char *)(w + LC_PW_PF_AHEAD * CW) + 64 * l, 0, 3);
+        if (pf && c + LC_PW_PF_AHEAD < k) lc_prefetch_block(w + LC_PW_PF_AHEAD * CW, CW);
         const LC_V w0 = LC_VLOADU(w);
         LC_V w1 = w0, w2 = w0, w3 = w0;
         if (LC_PW_NV > 1) w1 = LC_VLOADU(w + VL);

@@ -23,7 +23,7 @@ typedef struct {
     int64_t tb;                    /* panels per block */
     int64_t nblocks;
     int64_t blocks_total;          /* N * groups * nblocks */
-    int phased;                    /* LC_WINO_BY_BLOCKS, LC_WINO_PHASED or LC_WINO_BY_CHANNELS */
+    int split;                     /* LC_WINO_BY_BLOCKS, LC_WINO_PHASED or LC_WINO_BY_CHANNELS */
     int64_t cchunks, mchunks;      /* channel ranges of the input (phased) and output phases */
     int64_t v_stride;              /* phased: floats between the blocks' V buffers */
     int64_t shared_bytes;          /* phased: the V buffers of every block */
@@ -138,7 +138,7 @@ static int64_t lc_wino_mchunks(const lc_conv_desc *d) {
  * @14 F2 unchanged. */
 static int lc_wino_by_channels(const lc_conv_desc *d, const lc_wino_geom *g, int64_t images,
                                int64_t threads, int *ok) {
-    return threads > 1 && g->phased == LC_WINO_PHASED &&
+    return threads > 1 && g->split == LC_WINO_PHASED &&
            d->M / d->groups > lc_mul(images, g->tiles, ok) && lc_wino_mchunks(d) >= threads;
 }
 
@@ -154,7 +154,8 @@ static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
     /* Panels per block: as many as fit the budget, but leave enough blocks to
      * give every thread work. */
     int64_t per_panel = lc_mul(lc_mul(lc_mul(g->xi, nr, ok), lc_add(Cg, Mg, ok), ok), 4, ok);
-    int64_t tb = lc_max64(1, lc_blocking_get()->wino_block / lc_max64(per_panel, 1));
+    const int64_t budget_tb = lc_max64(1, lc_blocking_get()->wino_block / lc_max64(per_panel, 1));
+    int64_t tb = budget_tb;
     int64_t images = lc_mul(d->N, d->groups, ok);
     const int64_t threads = lc_max64(1, d->nthreads);
     int64_t share = lc_max64(1, lc_mul(g->npanels, images, ok) / threads);
@@ -172,7 +173,7 @@ static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
      * share of the tiles: 64>64 @56 x 56, F4 is 196 tiles in 7 panels, the
      * last of 4 tiles, so one panel a block is 96 + 100 tiles on 2 threads;
      * 256>256 @14 x 14, F2 is 32 + 17. */
-    g->phased = LC_WINO_BY_BLOCKS;
+    g->split = LC_WINO_BY_BLOCKS;
     if (threads > 1 && lc_mul(images, lc_div_up(g->npanels, tb), ok) < 4 * threads) {
         int64_t best = tb, best_tiles = INT64_MAX;
         for (int64_t c = tb; c >= 1; c--) {
@@ -183,22 +184,22 @@ static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
         if ((double)best_tiles * (double)threads <= (double)total * (1.0 + LC_WINO_WHOLE_SLACK)) {
             tb = best;
         } else {
-            g->phased = LC_WINO_PHASED;
+            g->split = LC_WINO_PHASED;
         }
     }
     if (lc_wino_by_channels(d, g, images, threads, ok)) {
-        g->phased = LC_WINO_BY_CHANNELS;
+        g->split = LC_WINO_BY_CHANNELS;
         /* no block count to share out: blocks as large as the budget allows,
          * so each thread reads its slice of U once per block */
-        tb = lc_max64(1, lc_min64(g->npanels, lc_blocking_get()->wino_block / lc_max64(per_panel, 1)));
+        tb = lc_min64(budget_tb, g->npanels);
     }
     g->tb = tb;
     g->nblocks = lc_div_up(g->npanels, g->tb);
     g->blocks_total = lc_mul(images, g->nblocks, ok);
     g->cchunks = g->mchunks = 1;
-    if (g->phased == LC_WINO_PHASED)
+    if (g->split == LC_WINO_PHASED)
         g->cchunks = lc_max64(1, lc_min64(Cg, lc_div_up(4 * (int64_t)d->nthreads, g->blocks_total)));
-    if (g->phased != LC_WINO_BY_BLOCKS)
+    if (g->split != LC_WINO_BY_BLOCKS)
         g->mchunks = lc_wino_mchunks(d);
     /* By channels, two ranges a thread where each keeps 2 units or more: a
      * thread that starts late (a worker woken from sleep, or whose CPU runs
@@ -206,7 +207,7 @@ static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
      * of it (512>512 @7 F2, called now and then: median 1.5 -> 3.0 ms with
      * one range a thread, the caller running both).  Each range's items
      * transform the block's input again: a few adds per point and channel. */
-    if (g->phased == LC_WINO_BY_CHANNELS && 2 * g->mchunks <= lc_wino_mchunks_of(d, Mg) / 2)
+    if (g->split == LC_WINO_BY_CHANNELS && 2 * g->mchunks <= lc_wino_mchunks_of(d, Mg) / 2)
         g->mchunks *= 2;
     /* A cache line more than a point's floats between the alpha^2 points:
      * the transforms write (read) one vector of every point in turn, and at
@@ -220,17 +221,19 @@ static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
     g->o_floats = g->m * g->m * nr;
     /* per thread: its V (not phased), Mo, gather and output scratch */
     g->v_stride = lc_aligned_floats_bytes(g->v_floats, ok) / (int64_t)sizeof(float);
-    g->slice_bytes = lc_add(lc_add(g->phased == LC_WINO_PHASED ? 0 : lc_aligned_floats_bytes(g->v_floats, ok),
+    const int shared_v = g->split == LC_WINO_PHASED;
+    g->slice_bytes = lc_add(lc_add(shared_v ? 0 : lc_aligned_floats_bytes(g->v_floats, ok),
                                    lc_aligned_floats_bytes(g->mo_floats, ok), ok),
                             lc_add(lc_aligned_floats_bytes(g->d_floats, ok),
                                    lc_aligned_floats_bytes(g->o_floats, ok), ok), ok);
-    g->shared_bytes = g->phased == LC_WINO_PHASED ? lc_mul(g->blocks_total, g->v_stride * (int64_t)sizeof(float), ok) : 0;
+    g->shared_bytes =
+        shared_v ? lc_mul(g->blocks_total, g->v_stride * (int64_t)sizeof(float), ok) : 0;
 }
 
 /* Work items of the busiest parallel loop of a call (what sizes the threads). */
 static int64_t lc_wino_items(const lc_wino_geom *g, int *ok) {
-    if (g->phased == LC_WINO_BY_BLOCKS) return g->blocks_total;
-    if (g->phased == LC_WINO_BY_CHANNELS) return lc_mul(g->blocks_total, g->mchunks, ok);
+    if (g->split == LC_WINO_BY_BLOCKS) return g->blocks_total;
+    if (g->split == LC_WINO_BY_CHANNELS) return lc_mul(g->blocks_total, g->mchunks, ok);
     return lc_mul(g->blocks_total, lc_max64(g->cchunks, g->mchunks), ok);
 }
 
@@ -586,7 +589,7 @@ static void lc_wino_slice(const lc_wino_ctx *t, int thread, float **V, float **M
     int ok = 1;
     char *s = (char *)lc_thread_scratch(t->ws + g->shared_bytes, g->slice_bytes, thread);
     *V = NULL;
-    if (g->phased != LC_WINO_PHASED) {
+    if (g->split != LC_WINO_PHASED) {
         *V = (float *)s;
         s += lc_aligned_floats_bytes(g->v_floats, &ok);
     }
@@ -683,9 +686,9 @@ int lc_winograd_run(const lc_conv_desc *d, const int64_t *tiling, const float *x
     memcpy(&t.g, tiling, sizeof t.g);
     t.cl = lc_wino_channel_lanes(d);
     t.mpad = lc_round_up(d->M / d->groups, lc_wino_u_panel(d), &ok);
-    if (t.g.phased == LC_WINO_BY_BLOCKS) {
+    if (t.g.split == LC_WINO_BY_BLOCKS) {
         lc_parallel_for(d->nthreads, t.g.blocks_total, lc_conv_macs(d), lc_wino_task, &t);
-    } else if (t.g.phased == LC_WINO_BY_CHANNELS) {
+    } else if (t.g.split == LC_WINO_BY_CHANNELS) {
         lc_parallel_for(d->nthreads, t.g.blocks_total * t.g.mchunks, lc_conv_macs(d),
                         lc_wino_channels_task, &t);
     } else {
