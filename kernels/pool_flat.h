@@ -1,44 +1,81 @@
-/* Small-plane max and average pooling as flat runs (AVX-512's plane
- * primitive, kernels/avx512/pool.c): stride 1, no dilation, output the
- * input's size (GoogLeNet's 3x3 branch pools on 8x8 and 4x4 planes,
- * Inception-v2's 3x3 averages on 14x14 and 7x7).  The row
- * primitive walks a plane row by row, and a row of 8 or 4 floats fills half
- * or a quarter of a 16-lane vector and pays a row's loop each; here whole
- * planes are one contiguous run (a window row above or below the plane is
- * a masked-off lane, so plane boundaries need no padding), reduced over
- * window rows into r, then over window columns with per-lane masks for the
- * row edges.  Same bits as the row primitive (the same order of taps).
+/* Same-size pooling (stride 1, no dilation, output the input's size:
+ * GoogLeNet's 3x3 branch pools, Inception-v2's 3x3 averages on 28x28, 14x14
+ * and 7x7) over planes as flat runs, not row by row: a row of 7 or 14 floats
+ * fills part of a vector and pays a row's loop each.  Whole planes are one
+ * contiguous run of positions (a window row above or below the plane is a
+ * masked-off lane, so plane boundaries need no padding), and a window column
+ * outside the row a masked-off lane too.  Same bits as the row primitive
+ * (the same order of taps).  Two forms:
+ *  - the plain-C template (kernels/pool_plane_template.h, AVX2 and NEON):
+ *    window rows reduced into r, then window columns with per-lane flags,
+ *    for rows of up to 16 floats (lc_pool_flat_fits);
+ *  - AVX-512 (kernels/avx512/pool.c): one pass in registers, the columns
+ *    from neighbouring vectors by a lane permute, for planes of up to
+ *    LC_POOL_RUN_MAX_HW positions whatever their width (lc_pool_run_fits).
  *
- * One place decides where it applies and how much of r it takes: pool.c
- * sizes r by these, the kernel branches on lc_pool_flat_fits. */
+ * One place decides where they apply and how much of r they take: pool.c
+ * sizes r by these, the kernels branch on the fits. */
 #ifndef LEANCONV_POOL_FLAT_H
 #define LEANCONV_POOL_FLAT_H
 
 #include "leanconv/ukernels.h"
 
-#define LC_POOL_FLAT_MAX_W 16   /* a row of 16+ floats fills the row primitive's vectors (16x16: flat measured 19 -> 23 us) */
-#define LC_POOL_FLAT_MAX_K 8    /* window taps per axis (the mask table's size) */
+#define LC_POOL_FLAT_MAX_W 16   /* a row of 16+ floats fills the template's row loops' vectors (16x16: flat measured 19 -> 23 us) */
+#define LC_POOL_FLAT_MAX_K 8    /* window taps per axis (the mask tables' size) */
 #define LC_POOL_FLAT_RUN 4096   /* floats of r per pass: in L1 while its columns are read */
+/* AVX-512's planes: its masks are tabled per call for every place a vector
+ * can start in a plane (up to H*W / 16 of them, each about two vectors'
+ * work): on planes much larger the table costs more than a task's pooling
+ * (tasks of about 16 K outputs, pool.c).  28x28 holds 49 places. */
+#define LC_POOL_RUN_MAX_HW 1024
 
-static inline int lc_pool_flat_fits(const lc_pool_plane_geom *g) {
-    return g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 &&
-           g->OH == g->H && g->OW == g->W && g->W <= LC_POOL_FLAT_MAX_W &&
-           g->H * g->W <= LC_POOL_FLAT_RUN && g->kh <= LC_POOL_FLAT_MAX_K &&
-           g->kw <= LC_POOL_FLAT_MAX_K && g->pad_t < g->kh && g->pad_l < g->kw;
+/* Stride 1, no dilation, the input's size, windows of up to 8x8 with their
+ * own position inside (pad < kernel). */
+static inline int lc_pool_same_size(const lc_pool_plane_geom *g) {
+    return g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 && g->OH == g->H &&
+           g->OW == g->W && g->kh <= LC_POOL_FLAT_MAX_K && g->kw <= LC_POOL_FLAT_MAX_K &&
+           g->pad_t < g->kh && g->pad_l < g->kw;
 }
 
-/* Planes reduced per pass (r holds their window rows' reductions). */
+/* The plain-C template's flat form. */
+static inline int lc_pool_flat_fits(const lc_pool_plane_geom *g) {
+    return lc_pool_same_size(g) && g->W <= LC_POOL_FLAT_MAX_W &&
+           g->H * g->W <= LC_POOL_FLAT_RUN;
+}
+
+/* AVX-512's one-pass form. */
+static inline int lc_pool_run_fits(const lc_pool_plane_geom *g) {
+    return lc_pool_same_size(g) && g->H * g->W <= LC_POOL_RUN_MAX_HW;
+}
+
+/* Planes reduced per pass of the template (r holds their window rows' reductions). */
 static inline size_t lc_pool_flat_planes(const lc_pool_plane_geom *g) {
     const size_t n = LC_POOL_FLAT_RUN / (g->H * g->W);
     return n < 1 ? 1 : n;
 }
 
-/* Floats of r the flat forms take: a pass's planes; for AVX-512's average
- * a divisor per position of a plane and 16 past it; for the plain-C
- * template's (kernels/pool_plane_template.h) 16 floats of room either side
- * of the planes, a divisor and kw flags per position. */
+/* Vectors of 16 positions after which a run of planes starts a vector at
+ * the same place in its plane again: H*W / gcd(16, H*W) (AVX-512's tables,
+ * an entry each). */
+static inline size_t lc_pool_flat_period(const lc_pool_plane_geom *g) {
+    size_t a = g->H * g->W, b = 16;
+    while (b) {
+        const size_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return g->H * g->W / a;
+}
+
+/* Floats of r the forms that fit take (0: neither): the template's a pass's
+ * planes with 16 floats of room either side, a divisor and kw flags per
+ * position; AVX-512's per table entry 16 divisors and kh + kw 16-bit masks. */
 static inline size_t lc_pool_flat_r_floats(const lc_pool_plane_geom *g) {
-    return (lc_pool_flat_planes(g) + 1 + g->kw) * g->H * g->W + 32;
+    const size_t HW = g->H * g->W;
+    const size_t plain = lc_pool_flat_fits(g) ? (lc_pool_flat_planes(g) + 1 + g->kw) * HW + 32 : 0;
+    const size_t period = lc_pool_flat_period(g);
+    const size_t avx512 = lc_pool_run_fits(g) ? 16 * period + (period * (g->kh + g->kw) + 1) / 2 : 0;
+    return plain > avx512 ? plain : avx512;
 }
 
 #endif

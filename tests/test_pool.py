@@ -252,6 +252,23 @@ PLANE_CASES = [  # (planes, H, W, OH, OW, (kh, kw), (sh, sw), (dh, dw), (pt, pl,
     (6, 16, 16, 16, 16, (7, 7), (1, 1), (1, 1), (3, 3, 3, 3)),
     # items of 4 and 5 planes (16 items rounded up from 13 to a multiple of 2)
     (64, 56, 56, 28, 28, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1)),
+    # AVX-512's one-pass form (kernels/pool_flat.h lc_pool_run_fits) on any
+    # width up to 1024 positions a plane: Inception-v2's 28x28 3x3 averages
+    # and GoogLeNet's 27x27 max (a vector's start in its plane repeats every
+    # 49 and 729 vectors: the mask table wraps, or is cut short on one
+    # plane), 32x32 (the largest), 33x31 and 31x34 (past it: the rows),
+    # windows with no column left of their position (pad_l 0) or none right
+    # (pad_l kw - 1), taller than wide, 8x8
+    (40, 28, 28, 28, 28, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    (5, 27, 27, 27, 27, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    (1, 27, 27, 27, 27, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    (7, 32, 32, 32, 32, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    (7, 33, 31, 33, 31, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    (7, 31, 34, 31, 34, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    (9, 20, 19, 20, 19, (2, 3), (1, 1), (1, 1), (0, 0, 1, 2)),
+    (9, 19, 21, 19, 21, (4, 2), (1, 1), (1, 1), (3, 1, 0, 0)),
+    (3, 24, 24, 24, 24, (8, 8), (1, 1), (1, 1), (4, 3, 3, 4)),
+    (700, 2, 5, 2, 5, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
     # SqueezeNet's 3x3/2 max pools (AVX-512's three taps from one pair of
     # loads: two vectors of outputs, and one part-filled)
     (64, 63, 63, 31, 31, (3, 3), (2, 2), (1, 1), (0, 0, 0, 0)),

@@ -76,176 +76,163 @@ static inline __m512 lc_pool_tap(const float *in, size_t sw, __m512i even) {
     return _mm512_permutex2var_ps(_mm512_loadu_ps(in), even, _mm512_loadu_ps(in + 16));
 }
 
-/* Lanes [a, b) of a vector (a <= b <= 16). */
-static inline __mmask16 lc_pool_lanes(ptrdiff_t a, ptrdiff_t b) {
-    return b <= a ? 0 : (__mmask16)(lc_pool_mask((size_t)b) & ~lc_pool_mask((size_t)a));
+/* Same-size pools as flat runs (kernels/pool_flat.h) in one pass: a call's
+ * planes are one contiguous run of positions, 16 a vector.  Vector v's window
+ * rows are reduced in registers (V: a tap a load, masked where the window row
+ * leaves its plane), and its window columns taken from V and its neighbours
+ * V_prev and V_next by a lane permute, masked where the column leaves its
+ * row: no row buffer is stored and read back, and no lane is idle but the
+ * run's last vector's.  The masks (and an average's divisors) depend on where
+ * a vector starts in its plane (16 v mod H*W), which repeats every
+ * lc_pool_flat_period vectors: one table of them per call, in r.
+ * The order of taps is the row primitive's, and so are the bits: rows in
+ * order from the first in the plane (max from -inf, a sum from -0: a missing
+ * row is that identity, so its op is masked off); columns max from -inf, a
+ * sum from +0 (0 + the first column, +0 where it is missing: after it the sum
+ * is never -0, so adding the +0 of a missing column changes nothing and is
+ * masked off too); an average then divided by row_cnt * col_cnt, which is
+ * never 0 here (pad_t < kh and pad_l < kw: each window holds its own
+ * position).  Against the two-pass form it replaced (window rows into r,
+ * then columns with the fill; one thread, hot, Intel Xeon): 3x3/1 average
+ * 576@14 58 -> 29 us, 1024@7 27 -> 13; max 1024@7 27 -> 14, 512@13 44 -> 24,
+ * 832@6 18 -> 8; on rows wider than 16 (the row primitive before) 3x3/1
+ * average 256@28 ~100 -> 54, max 192@27 63 -> 46. */
+
+/* acc op v in the lanes of k; the others keep acc (max: lc_pool_max) */
+static LC_ALWAYS_INLINE __m512 lc_pool_mask_op(__m512 acc, __mmask16 k, __m512 v,
+                                               const int is_max) {
+    if (!is_max) return _mm512_mask_add_ps(acc, k, acc, v);
+    return _mm512_mask_fixupimm_ps(_mm512_mask_max_ps(acc, k, v, acc), k, v,
+                                   _mm512_set1_epi32(0x11), 0);
 }
 
-/* Small planes as flat runs (kernels/pool_flat.h): r takes each pass's planes'
- * window-row reductions, row after row with no gaps; a window row above or
- * below the plane is a lane past the plane's ends, masked off.  The columns
- * then go over all of a pass's planes at once: out[i] = op over j of
- * r[i + j - pad_l] where i's column plus j - pad_l lies in its row (a
- * per-lane mask from the column of the vector's first lane).  The order of
- * taps is the row primitive's, and so are the bits: max from -inf (which
- * changes no max) over the taps in the image; a sum over rows from -0 (which
- * changes no sum: the first row's value itself), over columns from +0 with
- * +0 for the taps outside (the row primitive's fill); an average then
- * divided by row_cnt * col_cnt, NaN where that is 0. */
-/* vectors in flight per pass of lc_pool_flat_op (4 chains of 8 cycles a tap
- * keep two vector ports busy) and the floats they cover */
-#define LC_POOL_FLAT_UNROLL 4
-#define LC_POOL_FLAT_LANES (16 * LC_POOL_FLAT_UNROLL)
+/* The window rows of the 16 positions from x + i (rows of W floats): tap j
+ * where rm[j] & live. */
+static LC_ALWAYS_INLINE __m512 lc_pool_flat_rows(const float *x, ptrdiff_t W, ptrdiff_t pt,
+                                                 size_t kh, const uint16_t *rm, __mmask16 live,
+                                                 __m512 fill, const int is_max) {
+    __m512 acc = fill;
+    for (size_t j = 0; j < kh; j++) {
+        const __mmask16 k = (__mmask16)(rm[j] & live);
+        acc = lc_pool_mask_op(acc, k, _mm512_maskz_loadu_ps(k, x + ((ptrdiff_t)j - pt) * W),
+                              is_max);
+    }
+    return acc;
+}
 
 static LC_ALWAYS_INLINE void lc_pool_flat_op(
     float *y, const float *x, size_t planes, const lc_pool_plane_geom *g, float *r,
-    const int is_max) {
-    const ptrdiff_t W = (ptrdiff_t)g->W, HW = (ptrdiff_t)(g->H * g->W);
-    const size_t kh = g->kh, kw = g->kw;
+    const int is_max, const size_t kh, const size_t kw) {
+    const ptrdiff_t W = (ptrdiff_t)g->W, H = (ptrdiff_t)g->H, HW = H * W;
     const ptrdiff_t pt = (ptrdiff_t)g->pad_t, pl = (ptrdiff_t)g->pad_l;
-    const __m512 row_fill = _mm512_set1_ps(is_max ? -INFINITY : -0.0f);
-    const __m512 col_fill = _mm512_set1_ps(is_max ? -INFINITY : 0.0f);
-    /* colmask[c * kw + j]: lanes whose column (c + lane) mod W, moved by
-     * j - pad_l, stays in its row */
-    __mmask16 colmask[LC_POOL_FLAT_MAX_W * LC_POOL_FLAT_MAX_K];
-    for (ptrdiff_t c = 0; c < W; c++) {
-        __mmask16 *cm = colmask + c * (ptrdiff_t)kw;
-        for (size_t j = 0; j < kw; j++) cm[j] = 0;
-        /* lane l's column, wrapped by counting: the tables are built per
-         * call, and a division per lane and tap cost avg 256@14 30 -> 25 us */
-        ptrdiff_t col = c;
-        for (ptrdiff_t l = 0; l < 16; l++) {
-            for (size_t j = 0; j < kw; j++) {
-                const ptrdiff_t w = col + (ptrdiff_t)j - pl;
-                cm[j] = (__mmask16)(cm[j] | (unsigned)(w >= 0 && w < W) << l);
-            }
-            if (++col == W) col = 0;
-        }
-    }
-    /* rowmask[v * kh + j]: lanes of a plane's vector v (positions 16 v ..)
-     * whose window row j lies in the plane and which are in the plane; the
-     * same for every plane */
-    const ptrdiff_t nv = (HW + 15) / 16;
-    __mmask16 rowmask[(LC_POOL_FLAT_RUN / 16) * LC_POOL_FLAT_MAX_K];
-    for (ptrdiff_t v = 0; v < nv; v++) {
-        const ptrdiff_t i = 16 * v, n = HW - i < 16 ? HW - i : 16;
-        for (size_t j = 0; j < kh; j++) {
-            const ptrdiff_t lo = i + ((ptrdiff_t)j - pt) * W;   /* lane 0's input */
-            rowmask[v * (ptrdiff_t)kh + (ptrdiff_t)j] =
-                lc_pool_lanes(lo < 0 ? -lo : 0, HW - lo < n ? HW - lo : n);
-        }
-    }
-    const size_t per = lc_pool_flat_planes(g);
-    /* an average's divisors, per position of a plane and 16 past its end
-     * (a vector running into the next plane starts it again) */
-    float *div = r + per * (size_t)HW;
-    if (!is_max)
-        for (ptrdiff_t k = 0, h = 0, w = 0; k < HW + 16; k++) {
-            div[k] = (float)(g->row_cnt[h] * g->col_cnt[w]);
-            if (++w == W) {
-                w = 0;
-                if (++h == (ptrdiff_t)g->H) h = 0;
-            }
-        }
-    /* Both passes run LC_POOL_FLAT_UNROLL vectors at once, tap by tap: one
-     * vector's taps are a chain of dependent max + fixup (8 cycles a tap),
-     * and independent vectors fill it.  A masked-off tap loads the fill,
-     * which changes no max (max(-inf, m) is m) and no sum (s + -0 is s) --
-     * so there is no branch, and the bits are one vector at a time's. */
-    for (size_t p0 = 0; p0 < planes; p0 += per) {
-        const size_t np = planes - p0 < per ? planes - p0 : per;
-        /* window rows: vector slots (plane, v) in order, U at a time */
-        const ptrdiff_t slots = (ptrdiff_t)np * nv;
-        ptrdiff_t sp = 0, sv = 0;   /* plane and vector of the first slot */
-        for (ptrdiff_t s = 0; s < slots; s += LC_POOL_FLAT_UNROLL) {
-            __m512 acc[LC_POOL_FLAT_UNROLL];
-            const float *xs[LC_POOL_FLAT_UNROLL];
-            const __mmask16 *ms[LC_POOL_FLAT_UNROLL];
-            float *rs[LC_POOL_FLAT_UNROLL];
-            __mmask16 st[LC_POOL_FLAT_UNROLL];
-            for (int u = 0; u < LC_POOL_FLAT_UNROLL; u++) {
-                acc[u] = row_fill;
-                const int live = s + u < slots;
-                /* a slot past the end repeats the first with no store */
-                const ptrdiff_t pu = live ? sp : 0, vu = live ? sv : 0;
-                xs[u] = x + (p0 + (size_t)pu) * (size_t)HW + 16 * vu;
-                rs[u] = r + pu * HW + 16 * vu;
-                ms[u] = rowmask + vu * (ptrdiff_t)kh;
-                st[u] = live ? lc_pool_mask((size_t)(HW - 16 * vu)) : 0;
-                if (live && ++sv == nv) {
-                    sv = 0;
-                    sp++;
-                }
-            }
+    const ptrdiff_t total = (ptrdiff_t)planes * HW, nvec = (total + 15) / 16;
+    const size_t period = lc_pool_flat_period(g);
+    const ptrdiff_t phases = (ptrdiff_t)period < nvec ? (ptrdiff_t)period : nvec;
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    /* r: per phase the divisors of its 16 positions (averages) and kh row
+     * masks and kw column masks */
+    float *div = r;
+    uint16_t *masks = (uint16_t *)(r + (is_max ? 0 : 16 * period));
+    {
+        const __m512i vHW = _mm512_set1_epi32((int)HW), vW = _mm512_set1_epi32((int)W);
+        const __m512 invW = _mm512_set1_ps(1.0f / (float)W);
+        ptrdiff_t c = 0;
+        for (ptrdiff_t p = 0; p < phases; p++) {
+            /* the lanes' positions in their plane (a vector may span several
+             * small planes), row and column (the float quotient is off by at
+             * most one: put right against the remainder) */
+            __m512i q = _mm512_add_epi32(_mm512_set1_epi32((int)c), iota);
+            for (__mmask16 over; (over = _mm512_cmpge_epi32_mask(q, vHW)) != 0;)
+                q = _mm512_mask_sub_epi32(q, over, q, vHW);
+            __m512i row = _mm512_cvttps_epi32(_mm512_mul_ps(
+                _mm512_add_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(0.5f)), invW));
+            __m512i col = _mm512_sub_epi32(q, _mm512_mullo_epi32(row, vW));
+            const __mmask16 lo = _mm512_cmplt_epi32_mask(col, _mm512_setzero_si512());
+            row = _mm512_mask_sub_epi32(row, lo, row, _mm512_set1_epi32(1));
+            col = _mm512_mask_add_epi32(col, lo, col, vW);
+            const __mmask16 hi = _mm512_cmpge_epi32_mask(col, vW);
+            row = _mm512_mask_add_epi32(row, hi, row, _mm512_set1_epi32(1));
+            col = _mm512_mask_sub_epi32(col, hi, col, vW);
+            if (!is_max)
+                _mm512_storeu_ps(div + 16 * p, _mm512_cvtepi32_ps(_mm512_mullo_epi32(
+                    _mm512_i32gather_epi32(row, g->row_cnt, 4),
+                    _mm512_i32gather_epi32(col, g->col_cnt, 4))));
+            uint16_t *m = masks + (size_t)p * (kh + kw);
             for (size_t j = 0; j < kh; j++) {
-                const ptrdiff_t d = ((ptrdiff_t)j - pt) * W;
-                for (int u = 0; u < LC_POOL_FLAT_UNROLL; u++) {
-                    const __m512 v = _mm512_mask_loadu_ps(row_fill, ms[u][j], xs[u] + d);
-                    acc[u] = is_max ? lc_pool_max(acc[u], v) : _mm512_add_ps(acc[u], v);
-                }
-            }
-            for (int u = 0; u < LC_POOL_FLAT_UNROLL; u++)
-                _mm512_mask_storeu_ps(rs[u], st[u], acc[u]);
-        }
-        /* window columns: the pass's planes as one run */
-        const ptrdiff_t total = (ptrdiff_t)np * HW;
-        float *yp = y + p0 * (size_t)HW;
-        ptrdiff_t c = 0, at = 0;   /* column and plane position of lane 0 */
-        for (ptrdiff_t i = 0; i < total; i += LC_POOL_FLAT_LANES) {
-            __m512 acc[LC_POOL_FLAT_UNROLL];
-            const __mmask16 *cm[LC_POOL_FLAT_UNROLL];
-            __mmask16 tail[LC_POOL_FLAT_UNROLL];
-            ptrdiff_t ats[LC_POOL_FLAT_UNROLL];
-            for (int u = 0; u < LC_POOL_FLAT_UNROLL; u++) {
-                const ptrdiff_t iu = i + 16 * u;
-                tail[u] = iu < total ? lc_pool_mask((size_t)(total - iu)) : 0;
-                cm[u] = colmask + c * (ptrdiff_t)kw;
-                ats[u] = at;
-                acc[u] = is_max ? col_fill : _mm512_setzero_ps();
-                /* the next vector's column and position: + 16, wrapped
-                 * (W may be under 16: subtract, no division) */
-                c += 16;
-                while (c >= W) c -= W;
-                at += 16;
-                while (at >= HW) at -= HW;
+                const __m512i t = _mm512_add_epi32(row, _mm512_set1_epi32((int)((ptrdiff_t)j - pt)));
+                m[j] = (uint16_t)_mm512_mask_cmplt_epi32_mask(
+                    _mm512_cmpge_epi32_mask(t, _mm512_setzero_si512()), t,
+                    _mm512_set1_epi32((int)H));
             }
             for (size_t j = 0; j < kw; j++) {
-                const ptrdiff_t d = (ptrdiff_t)j - pl;
-                for (int u = 0; u < LC_POOL_FLAT_UNROLL; u++) {
-                    const __m512 v = _mm512_mask_loadu_ps(col_fill, cm[u][j] & tail[u],
-                                                          r + i + 16 * u + d);
-                    acc[u] = is_max ? lc_pool_max(acc[u], v) : _mm512_add_ps(acc[u], v);
-                }
+                const __m512i t = _mm512_add_epi32(col, _mm512_set1_epi32((int)((ptrdiff_t)j - pl)));
+                m[kh + j] = (uint16_t)_mm512_mask_cmplt_epi32_mask(
+                    _mm512_cmpge_epi32_mask(t, _mm512_setzero_si512()), t, vW);
             }
-            for (int u = 0; u < LC_POOL_FLAT_UNROLL; u++) {
-                if (!is_max) {
-                    const __m512 dv = _mm512_loadu_ps(div + ats[u]);
-                    acc[u] = _mm512_mask_mov_ps(
-                        _mm512_div_ps(acc[u], dv),
-                        _mm512_cmp_ps_mask(dv, _mm512_setzero_ps(), _CMP_EQ_OQ),
-                        _mm512_set1_ps(NAN));
-                }
-                _mm512_mask_storeu_ps(yp + i + 16 * u, tail[u], acc[u]);
-            }
+            c += 16;
+            while (c >= HW) c -= HW;
         }
+    }
+    /* column tap j's lanes from (V_prev, V) or (V, V_next): lane l takes
+     * position l + j - pad_l */
+    __m512i idx[LC_POOL_FLAT_MAX_K];
+    for (size_t j = 0; j < kw; j++) {
+        const ptrdiff_t d = (ptrdiff_t)j - pl;
+        idx[j] = _mm512_add_epi32(iota, _mm512_set1_epi32((int)(d < 0 ? 16 + d : d)));
+    }
+    const __m512 fill = _mm512_set1_ps(is_max ? -INFINITY : -0.0f);
+    const __m512 col_fill = _mm512_set1_ps(-INFINITY);
+    __m512 vp = fill, vc, vn;
+    vc = lc_pool_flat_rows(x, W, pt, kh, masks, lc_pool_mask((size_t)total), fill, is_max);
+    ptrdiff_t p = 0;
+    for (ptrdiff_t v = 0; v < nvec; v++) {
+        const ptrdiff_t i = 16 * v;
+        const ptrdiff_t pn = p + 1 == (ptrdiff_t)period ? 0 : p + 1;
+        vn = v + 1 < nvec ?
+            lc_pool_flat_rows(x + i + 16, W, pt, kh, masks + (size_t)pn * (kh + kw),
+                              lc_pool_mask((size_t)(total - i - 16)), fill, is_max) : fill;
+        const uint16_t *cm = masks + (size_t)p * (kh + kw) + kh;
+        __m512 acc = _mm512_setzero_ps();
+        for (size_t j = 0; j < kw; j++) {
+            const ptrdiff_t d = (ptrdiff_t)j - pl;
+            const __m512 t = d == 0 ? vc : d < 0 ? _mm512_permutex2var_ps(vp, idx[j], vc)
+                                                 : _mm512_permutex2var_ps(vc, idx[j], vn);
+            const __mmask16 k = (__mmask16)cm[j];
+            if (j > 0)
+                acc = lc_pool_mask_op(acc, k, t, is_max);
+            else
+                acc = is_max ? _mm512_mask_mov_ps(col_fill, k, t)
+                             : _mm512_maskz_add_ps(k, _mm512_setzero_ps(), t);
+        }
+        if (!is_max) acc = _mm512_div_ps(acc, _mm512_loadu_ps(div + 16 * p));
+        _mm512_mask_storeu_ps(y + i, lc_pool_mask((size_t)(total - i)), acc);
+        vp = vc;
+        vc = vn;
+        p = pn;
     }
 }
 
-/* max and average compiled apart (is_max a constant in each: no test of it
- * in the loops; one generic body measured 9% slower on 8x8 max) */
+/* max and average compiled apart, 3x3 (every flat pool in the models
+ * measured) with its tap counts constant too */
 static void lc_pool_flat_max(float *y, const float *x, size_t planes,
                              const lc_pool_plane_geom *g, float *r) {
-    lc_pool_flat_op(y, x, planes, g, r, 1);
+    if (g->kh == 3 && g->kw == 3)
+        lc_pool_flat_op(y, x, planes, g, r, 1, 3, 3);
+    else
+        lc_pool_flat_op(y, x, planes, g, r, 1, g->kh, g->kw);
 }
 
 static void lc_pool_flat_avg(float *y, const float *x, size_t planes,
                              const lc_pool_plane_geom *g, float *r) {
-    lc_pool_flat_op(y, x, planes, g, r, 0);
+    if (g->kh == 3 && g->kw == 3)
+        lc_pool_flat_op(y, x, planes, g, r, 0, 3, 3);
+    else
+        lc_pool_flat_op(y, x, planes, g, r, 0, g->kh, g->kw);
 }
 
 void lc_f32_pool_plane__avx512(float *y, const float *x, size_t planes,
                                const lc_pool_plane_geom *g, float *r) {
-    if (lc_pool_flat_fits(g)) {
+    if (lc_pool_run_fits(g)) {
         (g->is_max ? lc_pool_flat_max : lc_pool_flat_avg)(y, x, planes, g, r);
         return;
     }
