@@ -67,6 +67,33 @@ static inline size_t lc_pool_flat_period(const lc_pool_plane_geom *g) {
     return g->H * g->W / a;
 }
 
+/* AVX-512's stride-2 columns (kernels/avx512/pool.c lc_pool_s2_op): column
+ * stride 2 with W == 2 OW (so output o's columns start at 2 o in rows of W
+ * packed without gaps), no dilation, up to 8 columns a window, up to
+ * LC_POOL_RUN_MAX_HW outputs a plane (its tables as the run form's). */
+static inline int lc_pool_s2_fits(const lc_pool_plane_geom *g) {
+    return g->sw == 2 && g->W == 2 * g->OW && g->dh == 1 && g->dw == 1 &&
+           g->kw <= LC_POOL_FLAT_MAX_K && g->pad_l < g->kw &&
+           g->OH * g->OW <= LC_POOL_RUN_MAX_HW;
+}
+
+/* Its planes per pass (r holds their output rows' window rows, in L1). */
+static inline size_t lc_pool_s2_planes(const lc_pool_plane_geom *g) {
+    const size_t n = LC_POOL_FLAT_RUN / (g->OH * g->W);
+    return n < 1 ? 1 : n;
+}
+
+/* Its table entries: OH*OW / gcd(16, OH*OW). */
+static inline size_t lc_pool_s2_period(const lc_pool_plane_geom *g) {
+    size_t a = g->OH * g->OW, b = 16;
+    while (b) {
+        const size_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return g->OH * g->OW / a;
+}
+
 /* Floats of r the forms that fit take (0: neither): the template's a pass's
  * planes with 16 floats of room either side, a divisor and kw flags per
  * position; AVX-512's per table entry 16 divisors and kh + kw 16-bit masks. */
@@ -75,7 +102,11 @@ static inline size_t lc_pool_flat_r_floats(const lc_pool_plane_geom *g) {
     const size_t plain = lc_pool_flat_fits(g) ? (lc_pool_flat_planes(g) + 1 + g->kw) * HW + 32 : 0;
     const size_t period = lc_pool_flat_period(g);
     const size_t avx512 = lc_pool_run_fits(g) ? 16 * period + (period * (g->kh + g->kw) + 1) / 2 : 0;
-    return plain > avx512 ? plain : avx512;
+    const size_t s2 = lc_pool_s2_fits(g) ?
+        16 + lc_pool_s2_planes(g) * g->OH * g->W + 48 + 16 * lc_pool_s2_period(g) +
+        (lc_pool_s2_period(g) * g->kw + 1) / 2 : 0;
+    const size_t m = plain > avx512 ? plain : avx512;
+    return m > s2 ? m : s2;
 }
 
 #endif

@@ -26,6 +26,10 @@ def reference(x, OH, OW, k, s, d, pads, is_max, count_include_pad):
                     if 0 <= h < H and 0 <= w < W:
                         vals.append(x[:, h, w].astype(np.float64))
                     n_padded += -pt <= h < H + pb and -pl <= w < W + pr
+            if not vals:   # a window wholly in the padding: the fill, or 0 / count
+                y[:, oh, ow] = -np.inf if is_max else \
+                    0.0 if count_include_pad and n_padded else np.nan
+                continue
             v = np.stack(vals)
             y[:, oh, ow] = v.max(axis=0) if is_max else \
                 v.sum(axis=0) / (n_padded if count_include_pad else len(vals))
@@ -173,6 +177,7 @@ ISA_GEOMETRIES = [  # (H, W, kh, kw, sh, sw, dh, dw, pad_t, pad_l, pad_b, pad_r)
     (9, 47, 3, 5, 1, 1, 1, 2, 1, 3, 0, 2),       # stride 1, dilated columns
     (9, 50, 2, 3, 3, 3, 1, 1, 0, 1, 1, 1),       # stride 3: portable columns
     (5, 33, 3, 3, 2, 2, 2, 1, 2, 1, 0, 1),       # dilated rows
+    (6, 8, 2, 3, 2, 2, 1, 1, 3, 1, 1, 0),        # stride-2 columns, a row of windows in the padding
 ]
 
 
@@ -269,6 +274,21 @@ PLANE_CASES = [  # (planes, H, W, OH, OW, (kh, kw), (sh, sw), (dh, dw), (pt, pl,
     (9, 19, 21, 19, 21, (4, 2), (1, 1), (1, 1), (3, 1, 0, 0)),
     (3, 24, 24, 24, 24, (8, 8), (1, 1), (1, 1), (4, 3, 3, 4)),
     (700, 2, 5, 2, 5, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    # AVX-512's stride-2 columns over runs of outputs (W == 2 OW: pool_flat.h
+    # lc_pool_s2_fits): Inception-v2's 3x3/2 with pads (0, 0, 1, 1) 14 -> 7
+    # (a pass of 83 planes; one plane, its table cut short) and 28 -> 14,
+    # ResNet's pads of 1, DenseNet's 2x2/2 averages, rows at stride 3, a
+    # window of 8 columns, a plane whose outputs are 1024 (the largest) and
+    # 1056 (the rows again)
+    (100, 14, 14, 7, 7, (3, 3), (2, 2), (1, 1), (0, 0, 1, 1)),
+    (1, 14, 14, 7, 7, (3, 3), (2, 2), (1, 1), (0, 0, 1, 1)),
+    (30, 28, 28, 14, 14, (3, 3), (2, 2), (1, 1), (0, 0, 1, 1)),
+    (20, 13, 26, 7, 13, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1)),
+    (40, 14, 14, 7, 7, (2, 2), (2, 2), (1, 1), (0, 0, 0, 0)),
+    (12, 17, 10, 6, 5, (2, 3), (3, 2), (1, 1), (1, 0, 0, 1)),
+    (5, 16, 20, 8, 10, (3, 8), (2, 2), (1, 1), (1, 3, 1, 3)),
+    (2, 32, 64, 32, 32, (1, 2), (1, 2), (1, 1), (0, 0, 0, 0)),
+    (2, 33, 64, 33, 32, (1, 2), (1, 2), (1, 1), (0, 0, 0, 0)),
     # SqueezeNet's 3x3/2 max pools (AVX-512's three taps from one pair of
     # loads: two vectors of outputs, and one part-filled)
     (64, 63, 63, 31, 31, (3, 3), (2, 2), (1, 1), (0, 0, 0, 0)),

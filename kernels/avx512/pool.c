@@ -120,6 +120,37 @@ static LC_ALWAYS_INLINE __m512 lc_pool_flat_rows(const float *x, ptrdiff_t W, pt
     return acc;
 }
 
+/* Row and column, in planes of n positions `width` a row, of the 16
+ * positions c, c + 1, ... of a run of planes (c < n; a vector may span
+ * several small planes).  The float quotient is off by at most one: put
+ * right against the remainder. */
+static inline void lc_pool_lane_rc(ptrdiff_t c, ptrdiff_t n, ptrdiff_t width, __m512i *row,
+                                   __m512i *col) {
+    const __m512i vn = _mm512_set1_epi32((int)n), vw = _mm512_set1_epi32((int)width);
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512i q = _mm512_add_epi32(_mm512_set1_epi32((int)c),
+                                 _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    for (__mmask16 over; (over = _mm512_cmpge_epi32_mask(q, vn)) != 0;)
+        q = _mm512_mask_sub_epi32(q, over, q, vn);
+    __m512i rw = _mm512_cvttps_epi32(_mm512_mul_ps(
+        _mm512_add_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(0.5f)),
+        _mm512_set1_ps(1.0f / (float)width)));
+    __m512i cl = _mm512_sub_epi32(q, _mm512_mullo_epi32(rw, vw));
+    const __mmask16 lo = _mm512_cmplt_epi32_mask(cl, _mm512_setzero_si512());
+    rw = _mm512_mask_sub_epi32(rw, lo, rw, one);
+    cl = _mm512_mask_add_epi32(cl, lo, cl, vw);
+    const __mmask16 hi = _mm512_cmpge_epi32_mask(cl, vw);
+    *row = _mm512_mask_add_epi32(rw, hi, rw, one);
+    *col = _mm512_mask_sub_epi32(cl, hi, cl, vw);
+}
+
+/* Lanes where v + d lies in [0, n). */
+static inline uint16_t lc_pool_inside(__m512i v, ptrdiff_t d, ptrdiff_t n) {
+    const __m512i t = _mm512_add_epi32(v, _mm512_set1_epi32((int)d));
+    return (uint16_t)_mm512_mask_cmplt_epi32_mask(_mm512_cmpge_epi32_mask(t, _mm512_setzero_si512()),
+                                                  t, _mm512_set1_epi32((int)n));
+}
+
 static LC_ALWAYS_INLINE void lc_pool_flat_op(
     float *y, const float *x, size_t planes, const lc_pool_plane_geom *g, float *r,
     const int is_max, const size_t kh, const size_t kw) {
@@ -134,41 +165,17 @@ static LC_ALWAYS_INLINE void lc_pool_flat_op(
     float *div = r;
     uint16_t *masks = (uint16_t *)(r + (is_max ? 0 : 16 * period));
     {
-        const __m512i vHW = _mm512_set1_epi32((int)HW), vW = _mm512_set1_epi32((int)W);
-        const __m512 invW = _mm512_set1_ps(1.0f / (float)W);
         ptrdiff_t c = 0;
         for (ptrdiff_t p = 0; p < phases; p++) {
-            /* the lanes' positions in their plane (a vector may span several
-             * small planes), row and column (the float quotient is off by at
-             * most one: put right against the remainder) */
-            __m512i q = _mm512_add_epi32(_mm512_set1_epi32((int)c), iota);
-            for (__mmask16 over; (over = _mm512_cmpge_epi32_mask(q, vHW)) != 0;)
-                q = _mm512_mask_sub_epi32(q, over, q, vHW);
-            __m512i row = _mm512_cvttps_epi32(_mm512_mul_ps(
-                _mm512_add_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(0.5f)), invW));
-            __m512i col = _mm512_sub_epi32(q, _mm512_mullo_epi32(row, vW));
-            const __mmask16 lo = _mm512_cmplt_epi32_mask(col, _mm512_setzero_si512());
-            row = _mm512_mask_sub_epi32(row, lo, row, _mm512_set1_epi32(1));
-            col = _mm512_mask_add_epi32(col, lo, col, vW);
-            const __mmask16 hi = _mm512_cmpge_epi32_mask(col, vW);
-            row = _mm512_mask_add_epi32(row, hi, row, _mm512_set1_epi32(1));
-            col = _mm512_mask_sub_epi32(col, hi, col, vW);
+            __m512i row, col;
+            lc_pool_lane_rc(c, HW, W, &row, &col);
             if (!is_max)
                 _mm512_storeu_ps(div + 16 * p, _mm512_cvtepi32_ps(_mm512_mullo_epi32(
                     _mm512_i32gather_epi32(row, g->row_cnt, 4),
                     _mm512_i32gather_epi32(col, g->col_cnt, 4))));
             uint16_t *m = masks + (size_t)p * (kh + kw);
-            for (size_t j = 0; j < kh; j++) {
-                const __m512i t = _mm512_add_epi32(row, _mm512_set1_epi32((int)((ptrdiff_t)j - pt)));
-                m[j] = (uint16_t)_mm512_mask_cmplt_epi32_mask(
-                    _mm512_cmpge_epi32_mask(t, _mm512_setzero_si512()), t,
-                    _mm512_set1_epi32((int)H));
-            }
-            for (size_t j = 0; j < kw; j++) {
-                const __m512i t = _mm512_add_epi32(col, _mm512_set1_epi32((int)((ptrdiff_t)j - pl)));
-                m[kh + j] = (uint16_t)_mm512_mask_cmplt_epi32_mask(
-                    _mm512_cmpge_epi32_mask(t, _mm512_setzero_si512()), t, vW);
-            }
+            for (size_t j = 0; j < kh; j++) m[j] = lc_pool_inside(row, (ptrdiff_t)j - pt, H);
+            for (size_t j = 0; j < kw; j++) m[kh + j] = lc_pool_inside(col, (ptrdiff_t)j - pl, W);
             c += 16;
             while (c >= HW) c -= HW;
         }
@@ -230,10 +237,139 @@ static void lc_pool_flat_avg(float *y, const float *x, size_t planes,
         lc_pool_flat_op(y, x, planes, g, r, 0, g->kh, g->kw);
 }
 
+/* Stride-2 columns with the input twice the output's width (W == 2 OW: 3x3/2
+ * with one or two columns of padding, 2x2/2 without; Inception-v2's max pools
+ * 14 -> 7, 28 -> 14, 56 -> 28, DenseNet's 2x2/2 averages), in two passes over
+ * a pass of planes: each output row's window rows reduced into r (rows of W
+ * floats, no gaps), then the window columns over the pass's outputs as one
+ * run: output o's tap j is r[2 o + j - pad_l] for every row at once (row oh
+ * starts at oh W = 2 oh OW), the even lanes of two loads, masked where the
+ * column leaves its row.  The row primitive's per-row loop took a vector of
+ * 16 lanes for 7 outputs.  Masks and divisors are tabled per place a vector
+ * starts in its output plane (lc_pool_s2_period).  The taps and their order
+ * are the row primitive's: the same bits (the columns as in lc_pool_flat_op). */
+static LC_ALWAYS_INLINE void lc_pool_s2_op(float *y, const float *x, size_t planes,
+                                           const lc_pool_plane_geom *g, float *r,
+                                           const int is_max, const size_t kw) {
+    const ptrdiff_t W = (ptrdiff_t)g->W, HW = (ptrdiff_t)(g->H * g->W);
+    const ptrdiff_t OH = (ptrdiff_t)g->OH, OW = (ptrdiff_t)g->OW, OHW = OH * OW;
+    const ptrdiff_t pt = (ptrdiff_t)g->pad_t, pl = (ptrdiff_t)g->pad_l, sh = (ptrdiff_t)g->sh;
+    const size_t per = lc_pool_s2_planes(g), period = lc_pool_s2_period(g);
+    const ptrdiff_t nvec = ((ptrdiff_t)planes * OHW + 15) / 16;
+    const ptrdiff_t phases = (ptrdiff_t)period < nvec ? (ptrdiff_t)period : nvec;
+    const __m512 fill = _mm512_set1_ps(is_max ? -INFINITY : 0.0f);
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    /* r: 16 floats of room (a column tap reads up to pad_l before the
+     * rows), a pass's rows, 48 of room (up to 31 + kw past them), per table
+     * entry 16 divisors (averages) and kw column masks */
+    float *rr = r + 16;
+    float *div = rr + per * (size_t)(OH * W) + 48;
+    uint16_t *cmask = (uint16_t *)(div + (is_max ? 0 : 16 * period));
+    {
+        ptrdiff_t c = 0;
+        for (ptrdiff_t p = 0; p < phases; p++) {
+            __m512i row, col;
+            lc_pool_lane_rc(c, OHW, OW, &row, &col);
+            if (!is_max)
+                _mm512_storeu_ps(div + 16 * p, _mm512_cvtepi32_ps(_mm512_mullo_epi32(
+                    _mm512_i32gather_epi32(row, g->row_cnt, 4),
+                    _mm512_i32gather_epi32(col, g->col_cnt, 4))));
+            const __m512i col2 = _mm512_add_epi32(col, col);
+            for (size_t j = 0; j < kw; j++)
+                cmask[(size_t)p * kw + j] = lc_pool_inside(col2, (ptrdiff_t)j - pl, W);
+            c += 16;
+            while (c >= OHW) c -= OHW;
+        }
+    }
+    for (size_t p0 = 0; p0 < planes; p0 += per) {
+        const size_t np = planes - p0 < per ? planes - p0 : per;
+        /* window rows, in order from the first in the image */
+        for (size_t p = 0; p < np; p++)
+            for (ptrdiff_t oh = 0; oh < OH; oh++) {
+                const ptrdiff_t lo = g->row_lo[oh], hi = g->row_hi[oh];
+                float *rw = rr + ((ptrdiff_t)p * OH + oh) * W;
+                const float *x0 = x + (p0 + p) * (size_t)HW + (oh * sh + lo - pt) * W;
+                ptrdiff_t w = 0;
+                if (hi - lo == 3)   /* whole vectors with the taps written out (same order) */
+                    for (; w + 16 <= W; w += 16) {
+                        const __m512 a = _mm512_loadu_ps(x0 + w), b = _mm512_loadu_ps(x0 + W + w),
+                                     c = _mm512_loadu_ps(x0 + 2 * W + w);
+                        _mm512_storeu_ps(rw + w, is_max ? lc_pool_max(lc_pool_max(a, b), c)
+                                                        : _mm512_add_ps(_mm512_add_ps(a, b), c));
+                    }
+                for (; w < W; w += 16) {
+                    const __mmask16 k = lc_pool_mask((size_t)(W - w));
+                    __m512 acc = fill;   /* no window row in the image */
+                    if (hi > lo) {
+                        acc = _mm512_maskz_loadu_ps(k, x0 + w);
+                        for (ptrdiff_t i = 1; i < hi - lo; i++) {
+                            const __m512 v = _mm512_maskz_loadu_ps(k, x0 + i * W + w);
+                            acc = is_max ? lc_pool_max(acc, v) : _mm512_add_ps(acc, v);
+                        }
+                    }
+                    _mm512_mask_storeu_ps(rw + w, k, acc);
+                }
+            }
+        /* window columns over the pass's outputs */
+        const ptrdiff_t total = (ptrdiff_t)np * OHW;
+        float *yp = y + p0 * (size_t)OHW;
+        ptrdiff_t ph = 0;
+        for (ptrdiff_t o = 0; o < total; o += 16) {
+            const float *base = rr + 2 * o - pl;
+            const uint16_t *cm = cmask + (size_t)ph * kw;
+            __m512 acc = fill, lo = fill, hi = fill;
+            for (size_t j = 0; j < kw; j++) {
+                /* taps 2 m and 2 m + 1: the even and the odd lanes of one pair */
+                if (j % 2 == 0) {
+                    lo = _mm512_loadu_ps(base + j);
+                    hi = _mm512_loadu_ps(base + j + 16);
+                }
+                const __m512 t = _mm512_permutex2var_ps(lo, j % 2 ? odd : even, hi);
+                const __mmask16 k = (__mmask16)cm[j];
+                if (j > 0)
+                    acc = lc_pool_mask_op(acc, k, t, is_max);
+                else
+                    acc = is_max ? _mm512_mask_mov_ps(fill, k, t)
+                                 : _mm512_maskz_add_ps(k, _mm512_setzero_ps(), t);
+            }
+            if (!is_max) {
+                const __m512 dv = _mm512_loadu_ps(div + 16 * ph);
+                acc = _mm512_mask_mov_ps(_mm512_div_ps(acc, dv),
+                                         _mm512_cmp_ps_mask(dv, _mm512_setzero_ps(), _CMP_EQ_OQ),
+                                         _mm512_set1_ps(NAN));
+            }
+            _mm512_mask_storeu_ps(yp + o, lc_pool_mask((size_t)(total - o)), acc);
+            if (++ph == (ptrdiff_t)period) ph = 0;
+        }
+    }
+}
+
+static void lc_pool_s2_max(float *y, const float *x, size_t planes, const lc_pool_plane_geom *g,
+                           float *r) {
+    if (g->kw == 3)
+        lc_pool_s2_op(y, x, planes, g, r, 1, 3);
+    else
+        lc_pool_s2_op(y, x, planes, g, r, 1, g->kw);
+}
+
+static void lc_pool_s2_avg(float *y, const float *x, size_t planes, const lc_pool_plane_geom *g,
+                           float *r) {
+    if (g->kw == 2)
+        lc_pool_s2_op(y, x, planes, g, r, 0, 2);
+    else
+        lc_pool_s2_op(y, x, planes, g, r, 0, g->kw);
+}
+
 void lc_f32_pool_plane__avx512(float *y, const float *x, size_t planes,
                                const lc_pool_plane_geom *g, float *r) {
     if (lc_pool_run_fits(g)) {
         (g->is_max ? lc_pool_flat_max : lc_pool_flat_avg)(y, x, planes, g, r);
+        return;
+    }
+    if (lc_pool_s2_fits(g)) {
+        (g->is_max ? lc_pool_s2_max : lc_pool_s2_avg)(y, x, planes, g, r);
         return;
     }
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
