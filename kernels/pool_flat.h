@@ -54,17 +54,21 @@ static inline size_t lc_pool_flat_planes(const lc_pool_plane_geom *g) {
     return n < 1 ? 1 : n;
 }
 
-/* Vectors of 16 positions after which a run of planes starts a vector at
- * the same place in its plane again: H*W / gcd(16, H*W) (AVX-512's tables,
- * an entry each). */
-static inline size_t lc_pool_flat_period(const lc_pool_plane_geom *g) {
-    size_t a = g->H * g->W, b = 16;
+/* Vectors of 16 positions after which a run of planes of n positions starts
+ * a vector at the same place in its plane again: n / gcd(16, n) (AVX-512's
+ * tables, an entry each). */
+static inline size_t lc_pool_period(size_t n) {
+    size_t a = n, b = 16;
     while (b) {
         const size_t t = a % b;
         a = b;
         b = t;
     }
-    return g->H * g->W / a;
+    return n / a;
+}
+
+static inline size_t lc_pool_flat_period(const lc_pool_plane_geom *g) {
+    return lc_pool_period(g->H * g->W);
 }
 
 /* AVX-512's stride-2 columns (kernels/avx512/pool.c lc_pool_s2_op): column
@@ -83,15 +87,9 @@ static inline size_t lc_pool_s2_planes(const lc_pool_plane_geom *g) {
     return n < 1 ? 1 : n;
 }
 
-/* Its table entries: OH*OW / gcd(16, OH*OW). */
+/* Its table entries (over output planes). */
 static inline size_t lc_pool_s2_period(const lc_pool_plane_geom *g) {
-    size_t a = g->OH * g->OW, b = 16;
-    while (b) {
-        const size_t t = a % b;
-        a = b;
-        b = t;
-    }
-    return g->OH * g->OW / a;
+    return lc_pool_period(g->OH * g->OW);
 }
 
 /* Floats of r the forms that fit take (0: neither): the template's a pass's

@@ -84,7 +84,7 @@ static inline __m512 lc_pool_tap(const float *in, size_t sw, __m512i even) {
  * row: no row buffer is stored and read back, and no lane is idle but the
  * run's last vector's.  The masks (and an average's divisors) depend on where
  * a vector starts in its plane (16 v mod H*W), which repeats every
- * lc_pool_flat_period vectors: one table of them per call, in r.
+ * lc_pool_flat_period vectors: one table of them per call, in r (lc_pool_phase).
  * The order of taps is the row primitive's, and so are the bits: rows in
  * order from the first in the plane (max from -inf, a sum from -0: a missing
  * row is that identity, so its op is masked off); columns max from -inf, a
@@ -120,12 +120,15 @@ static LC_ALWAYS_INLINE __m512 lc_pool_flat_rows(const float *x, ptrdiff_t W, pt
     return acc;
 }
 
-/* Row and column, in planes of n positions `width` a row, of the 16
- * positions c, c + 1, ... of a run of planes (c < n; a vector may span
- * several small planes).  The float quotient is off by at most one: put
- * right against the remainder. */
-static inline void lc_pool_lane_rc(ptrdiff_t c, ptrdiff_t n, ptrdiff_t width, __m512i *row,
-                                   __m512i *col) {
+/* Table entry p of the one-pass forms: the row and column, in planes of n
+ * positions `width` a row, of the 16 positions from 16 p (mod n) of a run of
+ * planes (a vector may span several small planes), and with div the
+ * divisors there, row_cnt[row] * col_cnt[col].  The float quotient is off by
+ * at most one: put right against the remainder. */
+static inline void lc_pool_phase(ptrdiff_t p, ptrdiff_t n, ptrdiff_t width,
+                                 const lc_pool_plane_geom *g, float *div, __m512i *row,
+                                 __m512i *col) {
+    const ptrdiff_t c = 16 * p % n;
     const __m512i vn = _mm512_set1_epi32((int)n), vw = _mm512_set1_epi32((int)width);
     const __m512i one = _mm512_set1_epi32(1);
     __m512i q = _mm512_add_epi32(_mm512_set1_epi32((int)c),
@@ -142,6 +145,9 @@ static inline void lc_pool_lane_rc(ptrdiff_t c, ptrdiff_t n, ptrdiff_t width, __
     const __mmask16 hi = _mm512_cmpge_epi32_mask(cl, vw);
     *row = _mm512_mask_add_epi32(rw, hi, rw, one);
     *col = _mm512_mask_sub_epi32(cl, hi, cl, vw);
+    if (div)
+        _mm512_storeu_ps(div, _mm512_cvtepi32_ps(_mm512_mullo_epi32(
+            _mm512_i32gather_epi32(*row, g->row_cnt, 4), _mm512_i32gather_epi32(*col, g->col_cnt, 4))));
 }
 
 /* Lanes where v + d lies in [0, n). */
@@ -164,21 +170,12 @@ static LC_ALWAYS_INLINE void lc_pool_flat_op(
      * masks and kw column masks */
     float *div = r;
     uint16_t *masks = (uint16_t *)(r + (is_max ? 0 : 16 * period));
-    {
-        ptrdiff_t c = 0;
-        for (ptrdiff_t p = 0; p < phases; p++) {
-            __m512i row, col;
-            lc_pool_lane_rc(c, HW, W, &row, &col);
-            if (!is_max)
-                _mm512_storeu_ps(div + 16 * p, _mm512_cvtepi32_ps(_mm512_mullo_epi32(
-                    _mm512_i32gather_epi32(row, g->row_cnt, 4),
-                    _mm512_i32gather_epi32(col, g->col_cnt, 4))));
-            uint16_t *m = masks + (size_t)p * (kh + kw);
-            for (size_t j = 0; j < kh; j++) m[j] = lc_pool_inside(row, (ptrdiff_t)j - pt, H);
-            for (size_t j = 0; j < kw; j++) m[kh + j] = lc_pool_inside(col, (ptrdiff_t)j - pl, W);
-            c += 16;
-            while (c >= HW) c -= HW;
-        }
+    for (ptrdiff_t p = 0; p < phases; p++) {
+        __m512i row, col;
+        lc_pool_phase(p, HW, W, g, is_max ? NULL : div + 16 * p, &row, &col);
+        uint16_t *m = masks + (size_t)p * (kh + kw);
+        for (size_t j = 0; j < kh; j++) m[j] = lc_pool_inside(row, (ptrdiff_t)j - pt, H);
+        for (size_t j = 0; j < kw; j++) m[kh + j] = lc_pool_inside(col, (ptrdiff_t)j - pl, W);
     }
     /* column tap j's lanes from (V_prev, V) or (V, V_next): lane l takes
      * position l + j - pad_l */
@@ -267,21 +264,12 @@ static LC_ALWAYS_INLINE void lc_pool_s2_op(float *y, const float *x, size_t plan
     float *rr = r + 16;
     float *div = rr + per * (size_t)(OH * W) + 48;
     uint16_t *cmask = (uint16_t *)(div + (is_max ? 0 : 16 * period));
-    {
-        ptrdiff_t c = 0;
-        for (ptrdiff_t p = 0; p < phases; p++) {
-            __m512i row, col;
-            lc_pool_lane_rc(c, OHW, OW, &row, &col);
-            if (!is_max)
-                _mm512_storeu_ps(div + 16 * p, _mm512_cvtepi32_ps(_mm512_mullo_epi32(
-                    _mm512_i32gather_epi32(row, g->row_cnt, 4),
-                    _mm512_i32gather_epi32(col, g->col_cnt, 4))));
-            const __m512i col2 = _mm512_add_epi32(col, col);
-            for (size_t j = 0; j < kw; j++)
-                cmask[(size_t)p * kw + j] = lc_pool_inside(col2, (ptrdiff_t)j - pl, W);
-            c += 16;
-            while (c >= OHW) c -= OHW;
-        }
+    for (ptrdiff_t p = 0; p < phases; p++) {
+        __m512i row, col;
+        lc_pool_phase(p, OHW, OW, g, is_max ? NULL : div + 16 * p, &row, &col);
+        const __m512i col2 = _mm512_add_epi32(col, col);
+        for (size_t j = 0; j < kw; j++)
+            cmask[(size_t)p * kw + j] = lc_pool_inside(col2, (ptrdiff_t)j - pl, W);
     }
     for (size_t p0 = 0; p0 < planes; p0 += per) {
         const size_t np = planes - p0 < per ? planes - p0 : per;
