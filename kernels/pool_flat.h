@@ -12,6 +12,9 @@
  *  - AVX-512 (kernels/avx512/pool.c): one pass in registers, the columns
  *    from neighbouring vectors by a lane permute, for planes of up to
  *    LC_POOL_RUN_MAX_HW positions whatever their width (lc_pool_run_fits).
+ * AVX-512 runs two more shapes' outputs flat: stride-2 columns where the
+ * input is twice the output's width (lc_pool_s2_fits), and one window a
+ * plane, 16 planes a vector (lc_pool_one_fits).
  *
  * One place decides where they apply and how much of r they take: pool.c
  * sizes r by these, the kernels branch on the fits. */
@@ -92,9 +95,17 @@ static inline size_t lc_pool_s2_period(const lc_pool_plane_geom *g) {
     return lc_pool_period(g->OH * g->OW);
 }
 
-/* Floats of r the forms that fit take (0: neither): the template's a pass's
+/* AVX-512's one window a plane (kernels/avx512/pool.c lc_pool_one_op): OH =
+ * OW = 1 on rows of up to 16 floats; r holds a 16x16 block. */
+static inline int lc_pool_one_fits(const lc_pool_plane_geom *g) {
+    return g->OH == 1 && g->OW == 1 && g->W <= 16;
+}
+
+/* Floats of r the forms that fit take (0: none): the template's a pass's
  * planes with 16 floats of room either side, a divisor and kw flags per
- * position; AVX-512's per table entry 16 divisors and kh + kw 16-bit masks. */
+ * position; AVX-512's one-pass form per table entry 16 divisors and kh + kw
+ * 16-bit masks, its stride-2 form a pass's rows with room either side and
+ * its table, its one-window form a 16x16 block. */
 static inline size_t lc_pool_flat_r_floats(const lc_pool_plane_geom *g) {
     const size_t HW = g->H * g->W;
     const size_t plain = lc_pool_flat_fits(g) ? (lc_pool_flat_planes(g) + 1 + g->kw) * HW + 32 : 0;
@@ -103,8 +114,10 @@ static inline size_t lc_pool_flat_r_floats(const lc_pool_plane_geom *g) {
     const size_t s2 = lc_pool_s2_fits(g) ?
         16 + lc_pool_s2_planes(g) * g->OH * g->W + 48 + 16 * lc_pool_s2_period(g) +
         (lc_pool_s2_period(g) * g->kw + 1) / 2 : 0;
-    const size_t m = plain > avx512 ? plain : avx512;
-    return m > s2 ? m : s2;
+    const size_t one = lc_pool_one_fits(g) ? 256 : 0;
+    size_t m = plain > avx512 ? plain : avx512;
+    m = m > s2 ? m : s2;
+    return m > one ? m : one;
 }
 
 #endif

@@ -178,6 +178,7 @@ ISA_GEOMETRIES = [  # (H, W, kh, kw, sh, sw, dh, dw, pad_t, pad_l, pad_b, pad_r)
     (9, 50, 2, 3, 3, 3, 1, 1, 0, 1, 1, 1),       # stride 3: portable columns
     (5, 33, 3, 3, 2, 2, 2, 1, 2, 1, 0, 1),       # dilated rows
     (6, 8, 2, 3, 2, 2, 1, 1, 3, 1, 1, 0),        # stride-2 columns, a row of windows in the padding
+    (7, 6, 7, 8, 2, 2, 1, 1, 0, 2, 0, 0),        # one window a plane, two columns in the padding
 ]
 
 
@@ -289,6 +290,12 @@ PLANE_CASES = [  # (planes, H, W, OH, OW, (kh, kw), (sh, sw), (dh, dw), (pt, pl,
     (5, 16, 20, 8, 10, (3, 8), (2, 2), (1, 1), (1, 3, 1, 3)),
     (2, 32, 64, 32, 32, (1, 2), (1, 2), (1, 1), (0, 0, 0, 0)),
     (2, 33, 64, 33, 32, (1, 2), (1, 2), (1, 1), (0, 0, 0, 0)),
+    # one window a plane (AVX-512: 16 planes a vector, pool_flat.h
+    # lc_pool_one_fits): Inception-v2's 7x7 average on 7x7 (2 blocks of 16
+    # and 8 planes), GoogLeNet's on 6x6 with pads (0, 0, 1, 1), dilated taps
+    (40, 7, 7, 1, 1, (7, 7), (1, 1), (1, 1), (0, 0, 0, 0)),
+    (41, 6, 6, 1, 1, (7, 7), (1, 1), (1, 1), (0, 0, 1, 1)),
+    (40, 9, 9, 1, 1, (3, 3), (1, 1), (4, 4), (0, 0, 0, 0)),
     # SqueezeNet's 3x3/2 max pools (AVX-512's three taps from one pair of
     # loads: two vectors of outputs, and one part-filled)
     (64, 63, 63, 31, 31, (3, 3), (2, 2), (1, 1), (0, 0, 0, 0)),
@@ -403,6 +410,23 @@ def test_averages_divide_with_the_portable_bits_at_every_scale(geom, include_pad
         outs[isa] = out
     for isa, out in outs.items():
         assert out.tobytes() == outs["scalar"].tobytes(), isa
+
+
+@pytest.mark.parametrize("include_pad", [False, True])
+@pytest.mark.parametrize("is_max", [True, False])
+def test_one_window_wholly_in_the_padding(is_max, include_pad):
+    """A plane's one window with no row in the image (AVX-512's one-window
+    form): max the fill -inf, an average NaN (0 / 0) or 0 (padding counted)."""
+    x = np.arange(20 * 3, dtype=np.float32)
+    geom = (20, 1, 3, 1, 1, 3, 3, 2, 2, 1, 1, 3, 0, 0, 0)   # rows -3..-1 of a 1x3 plane
+    outs = []
+    for isa in ISAS:
+        y = np.full(20, 7.0, np.float32)
+        _core.pool2d(x, y, geom, is_max, include_pad, 1, _isa.isa_id(isa))
+        outs.append(y)
+    want = -np.inf if is_max else 0.0 if include_pad else np.nan
+    for y in outs:
+        np.testing.assert_array_equal(y, np.full(20, want, np.float32))
 
 
 @pytest.mark.parametrize("planes, hw", [(1000, 169), (2048, 49), (3, 20000)])

@@ -350,6 +350,70 @@ static void lc_pool_s2_avg(float *y, const float *x, size_t planes, const lc_poo
         lc_pool_s2_op(y, x, planes, g, r, 0, g->kw);
 }
 
+/* One window a plane (OH = OW = 1: Inception-v2's and ResNet's 7x7 averages
+ * on 7x7, GoogLeNet's on 6x6 with padding), rows of up to 16 floats: each
+ * plane's window rows reduced into one vector (its columns), stored as row
+ * p % 16 of a 16x16 block in r; then per window column in the image the 16
+ * planes' values gathered from the block and reduced, one plane a lane.  The
+ * row primitive took a vector for one output and a row's loop for each plane.
+ * The same taps in the same order (a column in the padding adds +0 after
+ * the sum left -0 behind, or takes max(-inf): no op), the same bits. */
+static LC_ALWAYS_INLINE void lc_pool_one_op(float *y, const float *x, size_t planes,
+                                            const lc_pool_plane_geom *g, float *r,
+                                            const int is_max) {
+    const ptrdiff_t W = (ptrdiff_t)g->W, HW = (ptrdiff_t)(g->H * g->W);
+    const ptrdiff_t lo = g->row_lo[0], hi = g->row_hi[0], step = (ptrdiff_t)g->dh * W;
+    const __mmask16 kw = lc_pool_mask((size_t)W);
+    const __m512 fill = _mm512_set1_ps(is_max ? -INFINITY : 0.0f);
+    const __m512i rows16 = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(16));
+    const int32_t cnt = g->row_cnt[0] * g->col_cnt[0];
+    for (size_t p0 = 0; p0 < planes; p0 += 16) {
+        const size_t np = planes - p0 < 16 ? planes - p0 : 16;
+        for (size_t p = 0; p < np; p++) {
+            const float *x0 = x + (p0 + p) * (size_t)HW + (lo * (ptrdiff_t)g->dh - (ptrdiff_t)g->pad_t) * W;
+            __m512 acc = fill;   /* no window row in the image */
+            if (hi > lo) {
+                acc = _mm512_maskz_loadu_ps(kw, x0);
+                for (ptrdiff_t i = 1; i < hi - lo; i++) {
+                    const __m512 v = _mm512_maskz_loadu_ps(kw, x0 + i * step);
+                    acc = is_max ? lc_pool_max(acc, v) : _mm512_add_ps(acc, v);
+                }
+            }
+            _mm512_storeu_ps(r + 16 * p, acc);
+        }
+        const __mmask16 live = lc_pool_mask(np);
+        __m512 acc = fill;
+        int first = 1;
+        for (size_t j = 0; j < g->kw; j++) {
+            const ptrdiff_t c = (ptrdiff_t)(j * g->dw) - (ptrdiff_t)g->pad_l;
+            if (c < 0 || c >= W) continue;
+            const __m512 v = _mm512_mask_i32gather_ps(
+                _mm512_setzero_ps(), live, _mm512_add_epi32(rows16, _mm512_set1_epi32((int)c)), r,
+                4);
+            if (is_max)
+                acc = first ? v : lc_pool_max(acc, v);
+            else
+                acc = _mm512_add_ps(first ? _mm512_setzero_ps() : acc, v);
+            first = 0;
+        }
+        if (!is_max)
+            acc = cnt != 0 ? _mm512_div_ps(acc, _mm512_set1_ps((float)cnt)) : _mm512_set1_ps(NAN);
+        _mm512_mask_storeu_ps(y + p0, live, acc);
+    }
+}
+
+static void lc_pool_one_max(float *y, const float *x, size_t planes, const lc_pool_plane_geom *g,
+                            float *r) {
+    lc_pool_one_op(y, x, planes, g, r, 1);
+}
+
+static void lc_pool_one_avg(float *y, const float *x, size_t planes, const lc_pool_plane_geom *g,
+                            float *r) {
+    lc_pool_one_op(y, x, planes, g, r, 0);
+}
+
 void lc_f32_pool_plane__avx512(float *y, const float *x, size_t planes,
                                const lc_pool_plane_geom *g, float *r) {
     if (lc_pool_run_fits(g)) {
@@ -358,6 +422,10 @@ void lc_f32_pool_plane__avx512(float *y, const float *x, size_t planes,
     }
     if (lc_pool_s2_fits(g)) {
         (g->is_max ? lc_pool_s2_max : lc_pool_s2_avg)(y, x, planes, g, r);
+        return;
+    }
+    if (lc_pool_one_fits(g)) {
+        (g->is_max ? lc_pool_one_max : lc_pool_one_avg)(y, x, planes, g, r);
         return;
     }
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
