@@ -10,8 +10,8 @@
  *    window rows reduced into r, then window columns with per-lane flags,
  *    for rows of up to 16 floats (lc_pool_flat_fits);
  *  - AVX-512 (kernels/avx512/pool.c): one pass in registers, the columns
- *    from neighbouring vectors by a lane permute, for planes of up to
- *    LC_POOL_RUN_MAX_HW positions whatever their width (lc_pool_run_fits).
+ *    from neighbouring vectors by a lane permute, whatever the width, for
+ *    planes whose table of masks stays small (lc_pool_run_fits).
  * AVX-512 runs two more shapes' outputs flat: stride-2 columns where the
  * input is twice the output's width (lc_pool_s2_fits), and one window a
  * plane, 16 planes a vector (lc_pool_one_fits).
@@ -26,11 +26,14 @@
 #define LC_POOL_FLAT_MAX_W 16   /* a row of 16+ floats fills the template's row loops' vectors (16x16: flat measured 19 -> 23 us) */
 #define LC_POOL_FLAT_MAX_K 8    /* window taps per axis (the mask tables' size) */
 #define LC_POOL_FLAT_RUN 4096   /* floats of r per pass: in L1 while its columns are read */
-/* AVX-512's planes: its masks are tabled per call for every place a vector
- * can start in a plane (up to H*W / 16 of them, each about two vectors'
- * work): on planes much larger the table costs more than a task's pooling
- * (tasks of about 16 K outputs, pool.c).  28x28 holds 49 places. */
+/* AVX-512's planes: its masks are tabled per call (per task of about 16 K
+ * outputs, pool.c) for every place a vector can start in a plane,
+ * lc_pool_period of them, each about two vectors' work.  7x7, 14x14 and
+ * 28x28 hold 49 places, 13x13 169 (GoogLeNet's 512@13 3x3 max at 1 thread,
+ * a task of 96 planes: 8.4 -> 5.6 us), 27x27 729 (192@27: a task of 22
+ * planes 8.4 -> 11.0 us, so it keeps the row primitive). */
 #define LC_POOL_RUN_MAX_HW 1024
+#define LC_POOL_RUN_MAX_PERIOD 256
 
 /* Stride 1, no dilation, the input's size, windows of up to 8x8 with their
  * own position inside (pad < kernel). */
@@ -46,10 +49,6 @@ static inline int lc_pool_flat_fits(const lc_pool_plane_geom *g) {
            g->H * g->W <= LC_POOL_FLAT_RUN;
 }
 
-/* AVX-512's one-pass form. */
-static inline int lc_pool_run_fits(const lc_pool_plane_geom *g) {
-    return lc_pool_same_size(g) && g->H * g->W <= LC_POOL_RUN_MAX_HW;
-}
 
 /* Planes reduced per pass of the template (r holds their window rows' reductions). */
 static inline size_t lc_pool_flat_planes(const lc_pool_plane_geom *g) {
@@ -74,14 +73,21 @@ static inline size_t lc_pool_flat_period(const lc_pool_plane_geom *g) {
     return lc_pool_period(g->H * g->W);
 }
 
+/* AVX-512's one-pass form. */
+static inline int lc_pool_run_fits(const lc_pool_plane_geom *g) {
+    return lc_pool_same_size(g) && g->H * g->W <= LC_POOL_RUN_MAX_HW &&
+           lc_pool_flat_period(g) <= LC_POOL_RUN_MAX_PERIOD;
+}
+
 /* AVX-512's stride-2 columns (kernels/avx512/pool.c lc_pool_s2_op): column
  * stride 2 with W == 2 OW (so output o's columns start at 2 o in rows of W
- * packed without gaps), no dilation, up to 8 columns a window, up to
- * LC_POOL_RUN_MAX_HW outputs a plane (its tables as the run form's). */
+ * packed without gaps), no dilation, up to 8 columns a window, output
+ * planes within the run form's limits (its tables are alike). */
 static inline int lc_pool_s2_fits(const lc_pool_plane_geom *g) {
     return g->sw == 2 && g->W == 2 * g->OW && g->dh == 1 && g->dw == 1 &&
            g->kw <= LC_POOL_FLAT_MAX_K && g->pad_l < g->kw &&
-           g->OH * g->OW <= LC_POOL_RUN_MAX_HW;
+           g->OH * g->OW <= LC_POOL_RUN_MAX_HW &&
+           lc_pool_period(g->OH * g->OW) <= LC_POOL_RUN_MAX_PERIOD;
 }
 
 /* Its planes per pass (r holds their output rows' window rows, in L1). */

@@ -260,14 +260,15 @@ PLANE_CASES = [  # (planes, H, W, OH, OW, (kh, kw), (sh, sw), (dh, dw), (pt, pl,
     (64, 56, 56, 28, 28, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1)),
     # AVX-512's one-pass form (kernels/pool_flat.h lc_pool_run_fits) on any
     # width up to 1024 positions a plane: Inception-v2's 28x28 3x3 averages
-    # and GoogLeNet's 27x27 max (a vector's start in its plane repeats every
-    # 49 and 729 vectors: the mask table wraps, or is cut short on one
-    # plane), 32x32 (the largest), 33x31 and 31x34 (past it: the rows),
-    # windows with no column left of their position (pad_l 0) or none right
-    # (pad_l kw - 1), taller than wide, 8x8
+    # (a vector's start in its plane repeats every 49 vectors: the mask table
+    # wraps), 15x15 (every 225: one plane cuts it short), GoogLeNet's 27x27
+    # max (729: the rows), 32x32 (the largest), 33x31 and 31x34 (past it: the
+    # rows), windows with no column left of their position (pad_l 0) or none
+    # right (pad_l kw - 1), taller than wide, 8x8
     (40, 28, 28, 28, 28, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    (30, 15, 15, 15, 15, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    (1, 15, 15, 15, 15, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
     (5, 27, 27, 27, 27, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
-    (1, 27, 27, 27, 27, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
     (7, 32, 32, 32, 32, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
     (7, 33, 31, 33, 31, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
     (7, 31, 34, 31, 34, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
