@@ -96,7 +96,8 @@ static inline __m512 lc_pool_tap(const float *in, size_t sw, __m512i even) {
  * then columns with the fill; one thread, hot, Intel Xeon): 3x3/1 average
  * 576@14 58 -> 29 us, 1024@7 27 -> 13; max 1024@7 27 -> 14, 512@13 44 -> 24,
  * 832@6 18 -> 8; on rows wider than 16 (the row primitive before) 3x3/1
- * average 256@28 ~100 -> 54, max 192@27 63 -> 46. */
+ * average 256@28 ~100 -> 54 (where the table stays small: pool_flat.h's
+ * LC_POOL_RUN_MAX_PERIOD). */
 
 /* acc op v in the lanes of k; the others keep acc (max: lc_pool_max) */
 static LC_ALWAYS_INLINE __m512 lc_pool_mask_op(__m512 acc, __mmask16 k, __m512 v,
