@@ -313,7 +313,7 @@ static int pool_by_planes(lc_pool_plane_fn fn, const lc_pool_desc *d, const floa
     t.g.row_lo = tab; t.g.row_hi = tab + d->OH; t.g.row_cnt = tab + 2 * d->OH;
     t.g.col_cnt = tab + 3 * d->OH;
     t.g.is_max = d->is_max;
-    if (lc_pool_flat_fits(&t.g)) {   /* an ISA may run these as flat runs of planes */
+    {   /* an ISA may run same-size pools as flat runs of planes (pool_flat.h) */
         const int64_t flat = (int64_t)lc_pool_flat_r_floats(&t.g);
         if (flat > r_floats) r_floats = flat;
         t.g.r_floats = (size_t)r_floats;

@@ -26,6 +26,10 @@ def reference(x, OH, OW, k, s, d, pads, is_max, count_include_pad):
                     if 0 <= h < H and 0 <= w < W:
                         vals.append(x[:, h, w].astype(np.float64))
                     n_padded += -pt <= h < H + pb and -pl <= w < W + pr
+            if not vals:   # a window wholly in the padding: the fill, or 0 / count
+                y[:, oh, ow] = -np.inf if is_max else \
+                    0.0 if count_include_pad and n_padded else np.nan
+                continue
             v = np.stack(vals)
             y[:, oh, ow] = v.max(axis=0) if is_max else \
                 v.sum(axis=0) / (n_padded if count_include_pad else len(vals))
@@ -173,6 +177,8 @@ ISA_GEOMETRIES = [  # (H, W, kh, kw, sh, sw, dh, dw, pad_t, pad_l, pad_b, pad_r)
     (9, 47, 3, 5, 1, 1, 1, 2, 1, 3, 0, 2),       # stride 1, dilated columns
     (9, 50, 2, 3, 3, 3, 1, 1, 0, 1, 1, 1),       # stride 3: portable columns
     (5, 33, 3, 3, 2, 2, 2, 1, 2, 1, 0, 1),       # dilated rows
+    (6, 8, 2, 3, 2, 2, 1, 1, 3, 1, 1, 0),        # stride-2 columns, a row of windows in the padding
+    (7, 6, 7, 8, 2, 2, 1, 1, 0, 2, 0, 0),        # one window a plane, two columns in the padding
 ]
 
 
@@ -252,6 +258,45 @@ PLANE_CASES = [  # (planes, H, W, OH, OW, (kh, kw), (sh, sw), (dh, dw), (pt, pl,
     (6, 16, 16, 16, 16, (7, 7), (1, 1), (1, 1), (3, 3, 3, 3)),
     # items of 4 and 5 planes (16 items rounded up from 13 to a multiple of 2)
     (64, 56, 56, 28, 28, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1)),
+    # AVX-512's one-pass form (kernels/pool_flat.h lc_pool_run_fits) on any
+    # width up to 1024 positions a plane: Inception-v2's 28x28 3x3 averages
+    # (a vector's start in its plane repeats every 49 vectors: the mask table
+    # wraps), 15x15 (every 225: one plane cuts it short), GoogLeNet's 27x27
+    # max (729: the rows), 32x32 (the largest), 33x31 and 31x34 (past it: the
+    # rows), windows with no column left of their position (pad_l 0) or none
+    # right (pad_l kw - 1), taller than wide, 8x8
+    (40, 28, 28, 28, 28, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    (30, 15, 15, 15, 15, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    (1, 15, 15, 15, 15, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    (5, 27, 27, 27, 27, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    (7, 32, 32, 32, 32, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    (7, 33, 31, 33, 31, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    (7, 31, 34, 31, 34, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    (9, 20, 19, 20, 19, (2, 3), (1, 1), (1, 1), (0, 0, 1, 2)),
+    (9, 19, 21, 19, 21, (4, 2), (1, 1), (1, 1), (3, 1, 0, 0)),
+    (3, 24, 24, 24, 24, (8, 8), (1, 1), (1, 1), (4, 3, 3, 4)),
+    (700, 2, 5, 2, 5, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
+    # AVX-512's stride-2 columns over runs of outputs (W == 2 OW: pool_flat.h
+    # lc_pool_s2_fits): Inception-v2's 3x3/2 with pads (0, 0, 1, 1) 14 -> 7
+    # (a pass of 83 planes; one plane, its table cut short) and 28 -> 14,
+    # ResNet's pads of 1, DenseNet's 2x2/2 averages, rows at stride 3, a
+    # window of 8 columns, a plane whose outputs are 1024 (the largest) and
+    # 1056 (the rows again)
+    (100, 14, 14, 7, 7, (3, 3), (2, 2), (1, 1), (0, 0, 1, 1)),
+    (1, 14, 14, 7, 7, (3, 3), (2, 2), (1, 1), (0, 0, 1, 1)),
+    (30, 28, 28, 14, 14, (3, 3), (2, 2), (1, 1), (0, 0, 1, 1)),
+    (20, 13, 26, 7, 13, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1)),
+    (40, 14, 14, 7, 7, (2, 2), (2, 2), (1, 1), (0, 0, 0, 0)),
+    (12, 17, 10, 6, 5, (2, 3), (3, 2), (1, 1), (1, 0, 0, 1)),
+    (5, 16, 20, 8, 10, (3, 8), (2, 2), (1, 1), (1, 3, 1, 3)),
+    (2, 32, 64, 32, 32, (1, 2), (1, 2), (1, 1), (0, 0, 0, 0)),
+    (2, 33, 64, 33, 32, (1, 2), (1, 2), (1, 1), (0, 0, 0, 0)),
+    # one window a plane (AVX-512: 16 planes a vector, pool_flat.h
+    # lc_pool_one_fits): Inception-v2's 7x7 average on 7x7 (2 blocks of 16
+    # and 8 planes), GoogLeNet's on 6x6 with pads (0, 0, 1, 1), dilated taps
+    (40, 7, 7, 1, 1, (7, 7), (1, 1), (1, 1), (0, 0, 0, 0)),
+    (41, 6, 6, 1, 1, (7, 7), (1, 1), (1, 1), (0, 0, 1, 1)),
+    (40, 9, 9, 1, 1, (3, 3), (1, 1), (4, 4), (0, 0, 0, 0)),
     # SqueezeNet's 3x3/2 max pools (AVX-512's three taps from one pair of
     # loads: two vectors of outputs, and one part-filled)
     (64, 63, 63, 31, 31, (3, 3), (2, 2), (1, 1), (0, 0, 0, 0)),
@@ -366,6 +411,23 @@ def test_averages_divide_with_the_portable_bits_at_every_scale(geom, include_pad
         outs[isa] = out
     for isa, out in outs.items():
         assert out.tobytes() == outs["scalar"].tobytes(), isa
+
+
+@pytest.mark.parametrize("include_pad", [False, True])
+@pytest.mark.parametrize("is_max", [True, False])
+def test_one_window_wholly_in_the_padding(is_max, include_pad):
+    """A plane's one window with no row in the image (AVX-512's one-window
+    form): max the fill -inf, an average NaN (0 / 0) or 0 (padding counted)."""
+    x = np.arange(20 * 3, dtype=np.float32)
+    geom = (20, 1, 3, 1, 1, 3, 3, 2, 2, 1, 1, 3, 0, 0, 0)   # rows -3..-1 of a 1x3 plane
+    outs = []
+    for isa in ISAS:
+        y = np.full(20, 7.0, np.float32)
+        _core.pool2d(x, y, geom, is_max, include_pad, 1, _isa.isa_id(isa))
+        outs.append(y)
+    want = -np.inf if is_max else 0.0 if include_pad else np.nan
+    for y in outs:
+        np.testing.assert_array_equal(y, np.full(20, want, np.float32))
 
 
 @pytest.mark.parametrize("planes, hw", [(1000, 169), (2048, 49), (3, 20000)])

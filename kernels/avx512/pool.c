@@ -76,177 +76,357 @@ static inline __m512 lc_pool_tap(const float *in, size_t sw, __m512i even) {
     return _mm512_permutex2var_ps(_mm512_loadu_ps(in), even, _mm512_loadu_ps(in + 16));
 }
 
-/* Lanes [a, b) of a vector (a <= b <= 16). */
-static inline __mmask16 lc_pool_lanes(ptrdiff_t a, ptrdiff_t b) {
-    return b <= a ? 0 : (__mmask16)(lc_pool_mask((size_t)b) & ~lc_pool_mask((size_t)a));
+/* Same-size pools as flat runs (kernels/pool_flat.h) in one pass: a call's
+ * planes are one contiguous run of positions, 16 a vector.  Vector v's window
+ * rows are reduced in registers (V: a tap a load, masked where the window row
+ * leaves its plane), and its window columns taken from V and its neighbours
+ * V_prev and V_next by a lane permute, masked where the column leaves its
+ * row: no row buffer is stored and read back, and no lane is idle but the
+ * run's last vector's.  The masks (and an average's divisors) depend on where
+ * a vector starts in its plane (16 v mod H*W), which repeats every
+ * lc_pool_flat_period vectors: one table of them per call, in r (lc_pool_phase).
+ * The order of taps is the row primitive's, and so are the bits: rows in
+ * order from the first in the plane (max from -inf, a sum from -0: a missing
+ * row is that identity, so its op is masked off); columns max from -inf, a
+ * sum from +0 (0 + the first column, +0 where it is missing: after it the sum
+ * is never -0, so adding the +0 of a missing column changes nothing and is
+ * masked off too); an average then divided by row_cnt * col_cnt, which is
+ * never 0 here (pad_t < kh and pad_l < kw: each window holds its own
+ * position).  Against the two-pass form it replaced (window rows into r,
+ * then columns with the fill; one thread, hot, Intel Xeon): 3x3/1 average
+ * 576@14 58 -> 29 us, 1024@7 27 -> 13; max 1024@7 27 -> 14, 512@13 44 -> 24,
+ * 832@6 18 -> 8; on rows wider than 16 (the row primitive before) 3x3/1
+ * average 256@28 ~100 -> 54 (where the table stays small: pool_flat.h's
+ * LC_POOL_RUN_MAX_PERIOD). */
+
+/* acc op v in the lanes of k; the others keep acc (max: lc_pool_max) */
+static LC_ALWAYS_INLINE __m512 lc_pool_mask_op(__m512 acc, __mmask16 k, __m512 v,
+                                               const int is_max) {
+    if (!is_max) return _mm512_mask_add_ps(acc, k, acc, v);
+    return _mm512_mask_fixupimm_ps(_mm512_mask_max_ps(acc, k, v, acc), k, v,
+                                   _mm512_set1_epi32(0x11), 0);
 }
 
-/* Small planes as flat runs (kernels/pool_flat.h): r takes each pass's planes'
- * window-row reductions, row after row with no gaps; a window row above or
- * below the plane is a lane past the plane's ends, masked off.  The columns
- * then go over all of a pass's planes at once: out[i] = op over j of
- * r[i + j - pad_l] where i's column plus j - pad_l lies in its row (a
- * per-lane mask from the column of the vector's first lane).  The order of
- * taps is the row primitive's, and so are the bits: max from -inf (which
- * changes no max) over the taps in the image; a sum over rows from -0 (which
- * changes no sum: the first row's value itself), over columns from +0 with
- * +0 for the taps outside (the row primitive's fill); an average then
- * divided by row_cnt * col_cnt, NaN where that is 0. */
-/* vectors in flight per pass of lc_pool_flat_op (4 chains of 8 cycles a tap
- * keep two vector ports busy) and the floats they cover */
-#define LC_POOL_FLAT_UNROLL 4
-#define LC_POOL_FLAT_LANES (16 * LC_POOL_FLAT_UNROLL)
+/* The window rows of the 16 positions from x + i (rows of W floats): tap j
+ * where rm[j] & live. */
+static LC_ALWAYS_INLINE __m512 lc_pool_flat_rows(const float *x, ptrdiff_t W, ptrdiff_t pt,
+                                                 size_t kh, const uint16_t *rm, __mmask16 live,
+                                                 __m512 fill, const int is_max) {
+    __m512 acc = fill;
+    for (size_t j = 0; j < kh; j++) {
+        const __mmask16 k = (__mmask16)(rm[j] & live);
+        acc = lc_pool_mask_op(acc, k, _mm512_maskz_loadu_ps(k, x + ((ptrdiff_t)j - pt) * W),
+                              is_max);
+    }
+    return acc;
+}
+
+/* Table entry p of the one-pass forms: the row and column, in planes of n
+ * positions `width` a row, of the 16 positions from 16 p (mod n) of a run of
+ * planes (a vector may span several small planes), and with div the
+ * divisors there, row_cnt[row] * col_cnt[col].  The float quotient is off by
+ * at most one: put right against the remainder. */
+static inline void lc_pool_phase(ptrdiff_t p, ptrdiff_t n, ptrdiff_t width,
+                                 const lc_pool_plane_geom *g, float *div, __m512i *row,
+                                 __m512i *col) {
+    const ptrdiff_t c = 16 * p % n;
+    const __m512i vn = _mm512_set1_epi32((int)n), vw = _mm512_set1_epi32((int)width);
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512i q = _mm512_add_epi32(_mm512_set1_epi32((int)c),
+                                 _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    for (__mmask16 over; (over = _mm512_cmpge_epi32_mask(q, vn)) != 0;)
+        q = _mm512_mask_sub_epi32(q, over, q, vn);
+    __m512i rw = _mm512_cvttps_epi32(_mm512_mul_ps(
+        _mm512_add_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(0.5f)),
+        _mm512_set1_ps(1.0f / (float)width)));
+    __m512i cl = _mm512_sub_epi32(q, _mm512_mullo_epi32(rw, vw));
+    const __mmask16 lo = _mm512_cmplt_epi32_mask(cl, _mm512_setzero_si512());
+    rw = _mm512_mask_sub_epi32(rw, lo, rw, one);
+    cl = _mm512_mask_add_epi32(cl, lo, cl, vw);
+    const __mmask16 hi = _mm512_cmpge_epi32_mask(cl, vw);
+    *row = _mm512_mask_add_epi32(rw, hi, rw, one);
+    *col = _mm512_mask_sub_epi32(cl, hi, cl, vw);
+    if (div)
+        _mm512_storeu_ps(div, _mm512_cvtepi32_ps(_mm512_mullo_epi32(
+            _mm512_i32gather_epi32(*row, g->row_cnt, 4), _mm512_i32gather_epi32(*col, g->col_cnt, 4))));
+}
+
+/* Lanes where v + d lies in [0, n). */
+static inline uint16_t lc_pool_inside(__m512i v, ptrdiff_t d, ptrdiff_t n) {
+    const __m512i t = _mm512_add_epi32(v, _mm512_set1_epi32((int)d));
+    return (uint16_t)_mm512_mask_cmplt_epi32_mask(_mm512_cmpge_epi32_mask(t, _mm512_setzero_si512()),
+                                                  t, _mm512_set1_epi32((int)n));
+}
 
 static LC_ALWAYS_INLINE void lc_pool_flat_op(
     float *y, const float *x, size_t planes, const lc_pool_plane_geom *g, float *r,
-    const int is_max) {
-    const ptrdiff_t W = (ptrdiff_t)g->W, HW = (ptrdiff_t)(g->H * g->W);
-    const size_t kh = g->kh, kw = g->kw;
+    const int is_max, const size_t kh, const size_t kw) {
+    const ptrdiff_t W = (ptrdiff_t)g->W, H = (ptrdiff_t)g->H, HW = H * W;
     const ptrdiff_t pt = (ptrdiff_t)g->pad_t, pl = (ptrdiff_t)g->pad_l;
-    const __m512 row_fill = _mm512_set1_ps(is_max ? -INFINITY : -0.0f);
-    const __m512 col_fill = _mm512_set1_ps(is_max ? -INFINITY : 0.0f);
-    /* colmask[c * kw + j]: lanes whose column (c + lane) mod W, moved by
-     * j - pad_l, stays in its row */
-    __mmask16 colmask[LC_POOL_FLAT_MAX_W * LC_POOL_FLAT_MAX_K];
-    for (ptrdiff_t c = 0; c < W; c++) {
-        __mmask16 *cm = colmask + c * (ptrdiff_t)kw;
-        for (size_t j = 0; j < kw; j++) cm[j] = 0;
-        /* lane l's column, wrapped by counting: the tables are built per
-         * call, and a division per lane and tap cost avg 256@14 30 -> 25 us */
-        ptrdiff_t col = c;
-        for (ptrdiff_t l = 0; l < 16; l++) {
-            for (size_t j = 0; j < kw; j++) {
-                const ptrdiff_t w = col + (ptrdiff_t)j - pl;
-                cm[j] = (__mmask16)(cm[j] | (unsigned)(w >= 0 && w < W) << l);
-            }
-            if (++col == W) col = 0;
-        }
+    const ptrdiff_t total = (ptrdiff_t)planes * HW, nvec = (total + 15) / 16;
+    const size_t period = lc_pool_flat_period(g);
+    const ptrdiff_t phases = (ptrdiff_t)period < nvec ? (ptrdiff_t)period : nvec;
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    /* r: per phase the divisors of its 16 positions (averages) and kh row
+     * masks and kw column masks */
+    float *div = r;
+    uint16_t *masks = (uint16_t *)(r + (is_max ? 0 : 16 * period));
+    for (ptrdiff_t p = 0; p < phases; p++) {
+        __m512i row, col;
+        lc_pool_phase(p, HW, W, g, is_max ? NULL : div + 16 * p, &row, &col);
+        uint16_t *m = masks + (size_t)p * (kh + kw);
+        for (size_t j = 0; j < kh; j++) m[j] = lc_pool_inside(row, (ptrdiff_t)j - pt, H);
+        for (size_t j = 0; j < kw; j++) m[kh + j] = lc_pool_inside(col, (ptrdiff_t)j - pl, W);
     }
-    /* rowmask[v * kh + j]: lanes of a plane's vector v (positions 16 v ..)
-     * whose window row j lies in the plane and which are in the plane; the
-     * same for every plane */
-    const ptrdiff_t nv = (HW + 15) / 16;
-    __mmask16 rowmask[(LC_POOL_FLAT_RUN / 16) * LC_POOL_FLAT_MAX_K];
-    for (ptrdiff_t v = 0; v < nv; v++) {
-        const ptrdiff_t i = 16 * v, n = HW - i < 16 ? HW - i : 16;
-        for (size_t j = 0; j < kh; j++) {
-            const ptrdiff_t lo = i + ((ptrdiff_t)j - pt) * W;   /* lane 0's input */
-            rowmask[v * (ptrdiff_t)kh + (ptrdiff_t)j] =
-                lc_pool_lanes(lo < 0 ? -lo : 0, HW - lo < n ? HW - lo : n);
-        }
+    /* column tap j's lanes from (V_prev, V) or (V, V_next): lane l takes
+     * position l + j - pad_l */
+    __m512i idx[LC_POOL_FLAT_MAX_K];
+    for (size_t j = 0; j < kw; j++) {
+        const ptrdiff_t d = (ptrdiff_t)j - pl;
+        idx[j] = _mm512_add_epi32(iota, _mm512_set1_epi32((int)(d < 0 ? 16 + d : d)));
     }
-    const size_t per = lc_pool_flat_planes(g);
-    /* an average's divisors, per position of a plane and 16 past its end
-     * (a vector running into the next plane starts it again) */
-    float *div = r + per * (size_t)HW;
-    if (!is_max)
-        for (ptrdiff_t k = 0, h = 0, w = 0; k < HW + 16; k++) {
-            div[k] = (float)(g->row_cnt[h] * g->col_cnt[w]);
-            if (++w == W) {
-                w = 0;
-                if (++h == (ptrdiff_t)g->H) h = 0;
-            }
+    const __m512 fill = _mm512_set1_ps(is_max ? -INFINITY : -0.0f);
+    const __m512 col_fill = _mm512_set1_ps(-INFINITY);
+    __m512 vp = fill, vc, vn;
+    vc = lc_pool_flat_rows(x, W, pt, kh, masks, lc_pool_mask((size_t)total), fill, is_max);
+    ptrdiff_t p = 0;
+    for (ptrdiff_t v = 0; v < nvec; v++) {
+        const ptrdiff_t i = 16 * v;
+        const ptrdiff_t pn = p + 1 == (ptrdiff_t)period ? 0 : p + 1;
+        vn = v + 1 < nvec ?
+            lc_pool_flat_rows(x + i + 16, W, pt, kh, masks + (size_t)pn * (kh + kw),
+                              lc_pool_mask((size_t)(total - i - 16)), fill, is_max) : fill;
+        const uint16_t *cm = masks + (size_t)p * (kh + kw) + kh;
+        __m512 acc = _mm512_setzero_ps();
+        for (size_t j = 0; j < kw; j++) {
+            const ptrdiff_t d = (ptrdiff_t)j - pl;
+            const __m512 t = d == 0 ? vc : d < 0 ? _mm512_permutex2var_ps(vp, idx[j], vc)
+                                                 : _mm512_permutex2var_ps(vc, idx[j], vn);
+            const __mmask16 k = (__mmask16)cm[j];
+            if (j > 0)
+                acc = lc_pool_mask_op(acc, k, t, is_max);
+            else
+                acc = is_max ? _mm512_mask_mov_ps(col_fill, k, t)
+                             : _mm512_maskz_add_ps(k, _mm512_setzero_ps(), t);
         }
-    /* Both passes run LC_POOL_FLAT_UNROLL vectors at once, tap by tap: one
-     * vector's taps are a chain of dependent max + fixup (8 cycles a tap),
-     * and independent vectors fill it.  A masked-off tap loads the fill,
-     * which changes no max (max(-inf, m) is m) and no sum (s + -0 is s) --
-     * so there is no branch, and the bits are one vector at a time's. */
-    for (size_t p0 = 0; p0 < planes; p0 += per) {
-        const size_t np = planes - p0 < per ? planes - p0 : per;
-        /* window rows: vector slots (plane, v) in order, U at a time */
-        const ptrdiff_t slots = (ptrdiff_t)np * nv;
-        ptrdiff_t sp = 0, sv = 0;   /* plane and vector of the first slot */
-        for (ptrdiff_t s = 0; s < slots; s += LC_POOL_FLAT_UNROLL) {
-            __m512 acc[LC_POOL_FLAT_UNROLL];
-            const float *xs[LC_POOL_FLAT_UNROLL];
-            const __mmask16 *ms[LC_POOL_FLAT_UNROLL];
-            float *rs[LC_POOL_FLAT_UNROLL];
-            __mmask16 st[LC_POOL_FLAT_UNROLL];
-            for (int u = 0; u < LC_POOL_FLAT_UNROLL; u++) {
-                acc[u] = row_fill;
-                const int live = s + u < slots;
-                /* a slot past the end repeats the first with no store */
-                const ptrdiff_t pu = live ? sp : 0, vu = live ? sv : 0;
-                xs[u] = x + (p0 + (size_t)pu) * (size_t)HW + 16 * vu;
-                rs[u] = r + pu * HW + 16 * vu;
-                ms[u] = rowmask + vu * (ptrdiff_t)kh;
-                st[u] = live ? lc_pool_mask((size_t)(HW - 16 * vu)) : 0;
-                if (live && ++sv == nv) {
-                    sv = 0;
-                    sp++;
-                }
-            }
-            for (size_t j = 0; j < kh; j++) {
-                const ptrdiff_t d = ((ptrdiff_t)j - pt) * W;
-                for (int u = 0; u < LC_POOL_FLAT_UNROLL; u++) {
-                    const __m512 v = _mm512_mask_loadu_ps(row_fill, ms[u][j], xs[u] + d);
-                    acc[u] = is_max ? lc_pool_max(acc[u], v) : _mm512_add_ps(acc[u], v);
-                }
-            }
-            for (int u = 0; u < LC_POOL_FLAT_UNROLL; u++)
-                _mm512_mask_storeu_ps(rs[u], st[u], acc[u]);
-        }
-        /* window columns: the pass's planes as one run */
-        const ptrdiff_t total = (ptrdiff_t)np * HW;
-        float *yp = y + p0 * (size_t)HW;
-        ptrdiff_t c = 0, at = 0;   /* column and plane position of lane 0 */
-        for (ptrdiff_t i = 0; i < total; i += LC_POOL_FLAT_LANES) {
-            __m512 acc[LC_POOL_FLAT_UNROLL];
-            const __mmask16 *cm[LC_POOL_FLAT_UNROLL];
-            __mmask16 tail[LC_POOL_FLAT_UNROLL];
-            ptrdiff_t ats[LC_POOL_FLAT_UNROLL];
-            for (int u = 0; u < LC_POOL_FLAT_UNROLL; u++) {
-                const ptrdiff_t iu = i + 16 * u;
-                tail[u] = iu < total ? lc_pool_mask((size_t)(total - iu)) : 0;
-                cm[u] = colmask + c * (ptrdiff_t)kw;
-                ats[u] = at;
-                acc[u] = is_max ? col_fill : _mm512_setzero_ps();
-                /* the next vector's column and position: + 16, wrapped
-                 * (W may be under 16: subtract, no division) */
-                c += 16;
-                while (c >= W) c -= W;
-                at += 16;
-                while (at >= HW) at -= HW;
-            }
-            for (size_t j = 0; j < kw; j++) {
-                const ptrdiff_t d = (ptrdiff_t)j - pl;
-                for (int u = 0; u < LC_POOL_FLAT_UNROLL; u++) {
-                    const __m512 v = _mm512_mask_loadu_ps(col_fill, cm[u][j] & tail[u],
-                                                          r + i + 16 * u + d);
-                    acc[u] = is_max ? lc_pool_max(acc[u], v) : _mm512_add_ps(acc[u], v);
-                }
-            }
-            for (int u = 0; u < LC_POOL_FLAT_UNROLL; u++) {
-                if (!is_max) {
-                    const __m512 dv = _mm512_loadu_ps(div + ats[u]);
-                    acc[u] = _mm512_mask_mov_ps(
-                        _mm512_div_ps(acc[u], dv),
-                        _mm512_cmp_ps_mask(dv, _mm512_setzero_ps(), _CMP_EQ_OQ),
-                        _mm512_set1_ps(NAN));
-                }
-                _mm512_mask_storeu_ps(yp + i + 16 * u, tail[u], acc[u]);
-            }
-        }
+        if (!is_max) acc = _mm512_div_ps(acc, _mm512_loadu_ps(div + 16 * p));
+        _mm512_mask_storeu_ps(y + i, lc_pool_mask((size_t)(total - i)), acc);
+        vp = vc;
+        vc = vn;
+        p = pn;
     }
 }
 
-/* max and average compiled apart (is_max a constant in each: no test of it
- * in the loops; one generic body measured 9% slower on 8x8 max) */
+/* max and average compiled apart, 3x3 (every flat pool in the models
+ * measured) with its tap counts constant too */
 static void lc_pool_flat_max(float *y, const float *x, size_t planes,
                              const lc_pool_plane_geom *g, float *r) {
-    lc_pool_flat_op(y, x, planes, g, r, 1);
+    if (g->kh == 3 && g->kw == 3)
+        lc_pool_flat_op(y, x, planes, g, r, 1, 3, 3);
+    else
+        lc_pool_flat_op(y, x, planes, g, r, 1, g->kh, g->kw);
 }
 
 static void lc_pool_flat_avg(float *y, const float *x, size_t planes,
                              const lc_pool_plane_geom *g, float *r) {
-    lc_pool_flat_op(y, x, planes, g, r, 0);
+    if (g->kh == 3 && g->kw == 3)
+        lc_pool_flat_op(y, x, planes, g, r, 0, 3, 3);
+    else
+        lc_pool_flat_op(y, x, planes, g, r, 0, g->kh, g->kw);
+}
+
+/* Stride-2 columns with the input twice the output's width (W == 2 OW: 3x3/2
+ * with one or two columns of padding, 2x2/2 without; Inception-v2's max pools
+ * 14 -> 7, 28 -> 14, 56 -> 28, DenseNet's 2x2/2 averages), in two passes over
+ * a pass of planes: each output row's window rows reduced into r (rows of W
+ * floats, no gaps), then the window columns over the pass's outputs as one
+ * run: output o's tap j is r[2 o + j - pad_l] for every row at once (row oh
+ * starts at oh W = 2 oh OW), the even lanes of two loads, masked where the
+ * column leaves its row.  The row primitive's per-row loop took a vector of
+ * 16 lanes for 7 outputs.  Masks and divisors are tabled per place a vector
+ * starts in its output plane (lc_pool_s2_period).  The taps and their order
+ * are the row primitive's: the same bits (the columns as in lc_pool_flat_op). */
+static LC_ALWAYS_INLINE void lc_pool_s2_op(float *y, const float *x, size_t planes,
+                                           const lc_pool_plane_geom *g, float *r,
+                                           const int is_max, const size_t kw) {
+    const ptrdiff_t W = (ptrdiff_t)g->W, HW = (ptrdiff_t)(g->H * g->W);
+    const ptrdiff_t OH = (ptrdiff_t)g->OH, OW = (ptrdiff_t)g->OW, OHW = OH * OW;
+    const ptrdiff_t pt = (ptrdiff_t)g->pad_t, pl = (ptrdiff_t)g->pad_l, sh = (ptrdiff_t)g->sh;
+    const size_t per = lc_pool_s2_planes(g), period = lc_pool_s2_period(g);
+    const ptrdiff_t nvec = ((ptrdiff_t)planes * OHW + 15) / 16;
+    const ptrdiff_t phases = (ptrdiff_t)period < nvec ? (ptrdiff_t)period : nvec;
+    const __m512 fill = _mm512_set1_ps(is_max ? -INFINITY : 0.0f);
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    /* r: 16 floats of room (a column tap reads up to pad_l before the
+     * rows), a pass's rows, 48 of room (up to 31 + kw past them), per table
+     * entry 16 divisors (averages) and kw column masks */
+    float *rr = r + 16;
+    float *div = rr + per * (size_t)(OH * W) + 48;
+    uint16_t *cmask = (uint16_t *)(div + (is_max ? 0 : 16 * period));
+    for (ptrdiff_t p = 0; p < phases; p++) {
+        __m512i row, col;
+        lc_pool_phase(p, OHW, OW, g, is_max ? NULL : div + 16 * p, &row, &col);
+        const __m512i col2 = _mm512_add_epi32(col, col);
+        for (size_t j = 0; j < kw; j++)
+            cmask[(size_t)p * kw + j] = lc_pool_inside(col2, (ptrdiff_t)j - pl, W);
+    }
+    for (size_t p0 = 0; p0 < planes; p0 += per) {
+        const size_t np = planes - p0 < per ? planes - p0 : per;
+        /* window rows, in order from the first in the image */
+        for (size_t p = 0; p < np; p++)
+            for (ptrdiff_t oh = 0; oh < OH; oh++) {
+                const ptrdiff_t lo = g->row_lo[oh], hi = g->row_hi[oh];
+                float *rw = rr + ((ptrdiff_t)p * OH + oh) * W;
+                const float *x0 = x + (p0 + p) * (size_t)HW + (oh * sh + lo - pt) * W;
+                ptrdiff_t w = 0;
+                if (hi - lo == 3)   /* whole vectors with the taps written out (same order) */
+                    for (; w + 16 <= W; w += 16) {
+                        const __m512 a = _mm512_loadu_ps(x0 + w), b = _mm512_loadu_ps(x0 + W + w),
+                                     c = _mm512_loadu_ps(x0 + 2 * W + w);
+                        _mm512_storeu_ps(rw + w, is_max ? lc_pool_max(lc_pool_max(a, b), c)
+                                                        : _mm512_add_ps(_mm512_add_ps(a, b), c));
+                    }
+                for (; w < W; w += 16) {
+                    const __mmask16 k = lc_pool_mask((size_t)(W - w));
+                    __m512 acc = fill;   /* no window row in the image */
+                    if (hi > lo) {
+                        acc = _mm512_maskz_loadu_ps(k, x0 + w);
+                        for (ptrdiff_t i = 1; i < hi - lo; i++) {
+                            const __m512 v = _mm512_maskz_loadu_ps(k, x0 + i * W + w);
+                            acc = is_max ? lc_pool_max(acc, v) : _mm512_add_ps(acc, v);
+                        }
+                    }
+                    _mm512_mask_storeu_ps(rw + w, k, acc);
+                }
+            }
+        /* window columns over the pass's outputs */
+        const ptrdiff_t total = (ptrdiff_t)np * OHW;
+        float *yp = y + p0 * (size_t)OHW;
+        ptrdiff_t ph = 0;
+        for (ptrdiff_t o = 0; o < total; o += 16) {
+            const float *base = rr + 2 * o - pl;
+            const uint16_t *cm = cmask + (size_t)ph * kw;
+            __m512 acc = fill, lo = fill, hi = fill;
+            for (size_t j = 0; j < kw; j++) {
+                /* taps 2 m and 2 m + 1: the even and the odd lanes of one pair */
+                if (j % 2 == 0) {
+                    lo = _mm512_loadu_ps(base + j);
+                    hi = _mm512_loadu_ps(base + j + 16);
+                }
+                const __m512 t = _mm512_permutex2var_ps(lo, j % 2 ? odd : even, hi);
+                const __mmask16 k = (__mmask16)cm[j];
+                if (j > 0)
+                    acc = lc_pool_mask_op(acc, k, t, is_max);
+                else
+                    acc = is_max ? _mm512_mask_mov_ps(fill, k, t)
+                                 : _mm512_maskz_add_ps(k, _mm512_setzero_ps(), t);
+            }
+            if (!is_max) {
+                const __m512 dv = _mm512_loadu_ps(div + 16 * ph);
+                acc = _mm512_mask_mov_ps(_mm512_div_ps(acc, dv),
+                                         _mm512_cmp_ps_mask(dv, _mm512_setzero_ps(), _CMP_EQ_OQ),
+                                         _mm512_set1_ps(NAN));
+            }
+            _mm512_mask_storeu_ps(yp + o, lc_pool_mask((size_t)(total - o)), acc);
+            if (++ph == (ptrdiff_t)period) ph = 0;
+        }
+    }
+}
+
+static void lc_pool_s2_max(float *y, const float *x, size_t planes, const lc_pool_plane_geom *g,
+                           float *r) {
+    if (g->kw == 3)
+        lc_pool_s2_op(y, x, planes, g, r, 1, 3);
+    else
+        lc_pool_s2_op(y, x, planes, g, r, 1, g->kw);
+}
+
+static void lc_pool_s2_avg(float *y, const float *x, size_t planes, const lc_pool_plane_geom *g,
+                           float *r) {
+    if (g->kw == 2)
+        lc_pool_s2_op(y, x, planes, g, r, 0, 2);
+    else
+        lc_pool_s2_op(y, x, planes, g, r, 0, g->kw);
+}
+
+/* One window a plane (OH = OW = 1: Inception-v2's and ResNet's 7x7 averages
+ * on 7x7, GoogLeNet's on 6x6 with padding), rows of up to 16 floats: each
+ * plane's window rows reduced into one vector (its columns), stored as row
+ * p % 16 of a 16x16 block in r; then per window column in the image the 16
+ * planes' values gathered from the block and reduced, one plane a lane.  The
+ * row primitive took a vector for one output and a row's loop for each plane.
+ * The same taps in the same order (a column in the padding adds +0 after
+ * the sum left -0 behind, or takes max(-inf): no op), the same bits. */
+static LC_ALWAYS_INLINE void lc_pool_one_op(float *y, const float *x, size_t planes,
+                                            const lc_pool_plane_geom *g, float *r,
+                                            const int is_max) {
+    const ptrdiff_t W = (ptrdiff_t)g->W, HW = (ptrdiff_t)(g->H * g->W);
+    const ptrdiff_t lo = g->row_lo[0], hi = g->row_hi[0], step = (ptrdiff_t)g->dh * W;
+    const __mmask16 kw = lc_pool_mask((size_t)W);
+    const __m512 fill = _mm512_set1_ps(is_max ? -INFINITY : 0.0f);
+    const __m512i rows16 = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(16));
+    const int32_t cnt = g->row_cnt[0] * g->col_cnt[0];
+    for (size_t p0 = 0; p0 < planes; p0 += 16) {
+        const size_t np = planes - p0 < 16 ? planes - p0 : 16;
+        for (size_t p = 0; p < np; p++) {
+            const float *x0 = x + (p0 + p) * (size_t)HW + (lo * (ptrdiff_t)g->dh - (ptrdiff_t)g->pad_t) * W;
+            __m512 acc = fill;   /* no window row in the image */
+            if (hi > lo) {
+                acc = _mm512_maskz_loadu_ps(kw, x0);
+                for (ptrdiff_t i = 1; i < hi - lo; i++) {
+                    const __m512 v = _mm512_maskz_loadu_ps(kw, x0 + i * step);
+                    acc = is_max ? lc_pool_max(acc, v) : _mm512_add_ps(acc, v);
+                }
+            }
+            _mm512_storeu_ps(r + 16 * p, acc);
+        }
+        const __mmask16 live = lc_pool_mask(np);
+        __m512 acc = fill;
+        int first = 1;
+        for (size_t j = 0; j < g->kw; j++) {
+            const ptrdiff_t c = (ptrdiff_t)(j * g->dw) - (ptrdiff_t)g->pad_l;
+            if (c < 0 || c >= W) continue;
+            const __m512 v = _mm512_mask_i32gather_ps(
+                _mm512_setzero_ps(), live, _mm512_add_epi32(rows16, _mm512_set1_epi32((int)c)), r,
+                4);
+            if (is_max)
+                acc = first ? v : lc_pool_max(acc, v);
+            else
+                acc = _mm512_add_ps(first ? _mm512_setzero_ps() : acc, v);
+            first = 0;
+        }
+        if (!is_max)
+            acc = cnt != 0 ? _mm512_div_ps(acc, _mm512_set1_ps((float)cnt)) : _mm512_set1_ps(NAN);
+        _mm512_mask_storeu_ps(y + p0, live, acc);
+    }
+}
+
+static void lc_pool_one_max(float *y, const float *x, size_t planes, const lc_pool_plane_geom *g,
+                            float *r) {
+    lc_pool_one_op(y, x, planes, g, r, 1);
+}
+
+static void lc_pool_one_avg(float *y, const float *x, size_t planes, const lc_pool_plane_geom *g,
+                            float *r) {
+    lc_pool_one_op(y, x, planes, g, r, 0);
 }
 
 void lc_f32_pool_plane__avx512(float *y, const float *x, size_t planes,
                                const lc_pool_plane_geom *g, float *r) {
-    if (lc_pool_flat_fits(g)) {
+    if (lc_pool_run_fits(g)) {
         (g->is_max ? lc_pool_flat_max : lc_pool_flat_avg)(y, x, planes, g, r);
+        return;
+    }
+    if (lc_pool_s2_fits(g)) {
+        (g->is_max ? lc_pool_s2_max : lc_pool_s2_avg)(y, x, planes, g, r);
+        return;
+    }
+    if (lc_pool_one_fits(g)) {
+        (g->is_max ? lc_pool_one_max : lc_pool_one_avg)(y, x, planes, g, r);
         return;
     }
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
