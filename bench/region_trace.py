@@ -100,11 +100,14 @@ def loss_split(records):
     wait at the end), imbalance (the busiest slot past the slots' mean), and
     busy (every slot's time in items, summed: against the 1-thread figure,
     what the split adds to the work itself -- data another core wrote, weights
-    each thread streams, smaller blocks).  None without records."""
+    each thread streams, smaller blocks), and cpu (every slot's thread CPU
+    time in items, summed: busy without the time the OS ran other work on
+    those CPUs, so on a shared machine the split's own cost; 0 from a trace
+    without it).  None without records."""
     runs = collections.defaultdict(list)
     for q in records:
         runs[q["run"]].append(q)
-    sums = {k: [] for k in ("wall", "handover", "imbalance", "busy")}
+    sums = {k: [] for k in ("wall", "handover", "imbalance", "busy", "cpu")}
     for run in runs.values():
         acc = dict.fromkeys(sums, 0.0)
         for q in run:
@@ -114,6 +117,7 @@ def loss_split(records):
             acc["handover"] += wall - max(slots)
             acc["imbalance"] += max(slots) - sum(slots) / q["team"]
             acc["busy"] += sum(slots)
+            acc["cpu"] += sum(q.get("cpu_ns", [0] * len(slots))[:len(slots)])
         for k, v in acc.items():
             sums[k].append(v / 1e3)
     return {k: statistics.median(v) for k, v in sums.items()} if runs else None
@@ -153,11 +157,14 @@ def main(argv=None):
               f"{sum(r['per_run'] * r['wall_us'] for r in rows) / 1e3:.2f} ms inside them")
         split = loss_split(records)
         if split:
-            busy_1t = split["busy"] if t == 1 else busy_1t
+            if t == 1:
+                busy_1t, cpu_1t = split["busy"], split["cpu"]
             more = "" if t == 1 or busy_1t is None else \
-                f", {split['busy'] - busy_1t:+.0f} us of work against 1 thread"
+                f", {split['busy'] - busy_1t:+.0f} us of work against 1 thread " \
+                f"({split['cpu'] - cpu_1t:+.0f} us of CPU time)"
             print(f"  per run: {split['wall']:.0f} us in loops, hand-over {split['handover']:.0f} us, "
-                  f"imbalance {split['imbalance']:.0f} us, busy {split['busy']:.0f} us (all slots){more}")
+                  f"imbalance {split['imbalance']:.0f} us, busy {split['busy']:.0f} us, "
+                  f"CPU {split['cpu']:.0f} us (all slots){more}")
         print("  task                          items team  x/run  loop us   busy us (slots)   "
               "items (slots)  worker joined / started us")
         for r in rows[:a.top]:

@@ -39,6 +39,43 @@ typedef struct {
 } lc_pw_tiles;
 LC_TILING_FITS(lc_pw_tiles);
 
+/* An input float another core wrote, in floats of weights streamed from
+ * beyond L2 (lc_pw_split_pixels).  The kernel reads the input as one short
+ * run of R pixels from each of the K planes per call -- as many streams as
+ * input channels, which the hardware prefetchers do not follow -- so each
+ * line another core holds arrives as a miss of its own, while the weights
+ * are one run it asks for ahead (LC_PW_PREFETCH).  What decides is only
+ * whether it is a few times the cost: zoo ResNet-50 224 inside the model (2
+ * threads, Intel Xeon, thread CPU time of the loop's busiest thread,
+ * interleaved, load 3.5-4): 1024>256 @14 0.57-0.63 -> 0.47-0.48 ms by
+ * pixels (break-even at 2.6), 1024>512 @14 0.98 -> 0.89 (break-even at
+ * 5.2), 256>1024 @14 0.42 -> 0.50, worse (break-even at 10.4).  The low end
+ * of that, so a CPU whose cores hand lines over more cheaply is not pushed
+ * onto pixels where it loses; 1024>512 keeps channels. */
+#define LC_PW_GATHER_COST 4.0
+
+/* Whether the T threads share the pixels, each running every channel block
+ * over its own, rather than the channel blocks, each over all the pixels.
+ * Each thread's extra reads either way: by channels the whole input where it
+ * would read 1/T, (T-1)/T of it written by the other cores (a 1 x 1 layer's
+ * input is the last layer's output, written by all the threads, whichever
+ * way they split it), so (T-1)/T * (1 - 1/T) * K * P floats from other
+ * cores; by pixels all the weights where it would read 1/T, (1 - 1/T) * Mp
+ * * K more floats from beyond L2 (Mp: the output channels padded to whole
+ * blocks).  Pixels when the first, at LC_PW_GATHER_COST, is the larger:
+ * P * (T-1) * LC_PW_GATHER_COST > T * Mp.  (The rule before, P > Mp, is a
+ * cost of 2 at 2 threads: 1024>256 @14 went by channels and ran at 1.2x its
+ * 1-thread speed in ResNet-50, each thread's CPU time 0.8x the whole
+ * layer's on one.)
+ * And the hand-overs between cores must favour it too
+ * (lc_handover_prefers_pixels): MobileNetV2's 576>96 @14, its input a
+ * depthwise layer's output, ran at 1.0-1.1x its 1-thread time by channels. */
+static int lc_pw_split_pixels(const lc_conv_desc *d, int64_t P, int64_t padded_m, int64_t T) {
+    return T > 1 &&
+           (double)P * (double)(T - 1) * LC_PW_GATHER_COST > (double)T * (double)padded_m &&
+           lc_handover_prefers_pixels(d, T);
+}
+
 void lc_pointwise_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
     int ok = 1;
     lc_pw_tiles b;
@@ -49,18 +86,7 @@ void lc_pointwise_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
     const int64_t T = d->nthreads;
     /* too few channel blocks for the threads: split the pixels as well */
     if (T > 1 && units < 2 * T) chunks = lc_max64(chunks, lc_div_up(2 * T, units));
-    /* More pixels than (padded) output channels: the threads share the
-     * pixels, each running every channel block over its own, so each reads
-     * 1/T of the input and all the weights rather than all the input and
-     * 1/T of the weights (the smaller read, as in lc_gemm_chunk_panels).
-     * The input is a depthwise layer's output in MobileNets, written half by
-     * each thread: a thread that reads all of it pulls half from the other
-     * core (576>96 @14 in MobileNetV2, 3 blocks of 32 over 2 threads, ran at
-     * 1.0-1.1x its 1-thread time inside the model); and the hand-overs
-     * between cores must favour it too (lc_handover_prefers_pixels).  A
-     * multiple of T chunks, so every thread gets whole chunks. */
-    b.by_pixels = T > 1 && P > b.blocks * lc_direct_lanes_block(d).cols &&
-                  lc_handover_prefers_pixels(d, T);
+    b.by_pixels = lc_pw_split_pixels(d, P, b.blocks * lc_direct_lanes_block(d).cols, T);
     if (b.by_pixels) chunks = lc_round_up(lc_max64(chunks, T), T, &ok);
     /* chunks of near-equal counts of whole R-pixel blocks (lc_pw_chunk_span),
      * so the threads' shares of the pixels are equal: chunks rounded up to

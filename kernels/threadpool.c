@@ -142,6 +142,16 @@ static struct {
     _Atomic int64_t next; /* records taken (may pass capacity: those are dropped) */
 } lc_trace;
 
+/* The calling thread's CPU time (ns), for the trace; 0 where there is none. */
+static int64_t lc_thread_cpu_ns(void) {
+#ifdef CLOCK_THREAD_CPUTIME_ID
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+#endif
+    return 0;
+}
+
 static int lc_trace_cpu(void) {
 #ifdef __linux__
     return sched_getcpu();
@@ -186,8 +196,10 @@ int64_t lc_pool_trace_read(lc_pool_trace_rec *out, int64_t max) {
 
 void lc_pool_serial_for(int64_t count, lc_task_fn fn, void *ctx) {
     lc_pool_trace_rec *r = lc_trace_begin((const void *)fn, count, 1);
+    const int64_t c0 = r ? lc_thread_cpu_ns() : 0;
     for (int64_t i = 0; i < count; i++) fn(ctx, i, 0);
     if (r) {
+        r->cpu_ns[0] = lc_thread_cpu_ns() - c0;
         r->end_ns = lc_now_ns();
         r->busy_ns[0] = r->end_ns - r->start_ns;
         r->first_ns[0] = r->start_ns;
@@ -209,7 +221,7 @@ static long lc_pool_work(lc_pool *p, int slot) {
     const lc_task_fn fn = p->fn;   /* read once: the job does not change in a region */
     void *const ctx = p->ctx;
     lc_pool_trace_rec *tr = p->trace && slot < LC_POOL_TRACE_SLOTS ? p->trace : NULL;
-    const int64_t t0 = tr ? lc_now_ns() : 0;
+    const int64_t t0 = tr ? lc_now_ns() : 0, c0 = tr ? lc_thread_cpu_ns() : 0;
     long ran = 0;
     for (int k = 0; k < (p->steal ? team : 1); k++) {
         const int s = (slot + k) % team;
@@ -232,6 +244,7 @@ static long lc_pool_work(lc_pool *p, int slot) {
         tr->busy_ns[slot] = t1 - t0;
         tr->items[slot] = ran;
         tr->cpu[slot] = lc_trace_cpu();
+        tr->cpu_ns[slot] = lc_thread_cpu_ns() - c0;
     }
     return ran;
 }

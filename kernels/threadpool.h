@@ -52,6 +52,11 @@ typedef struct {
     int64_t busy_ns[LC_POOL_TRACE_SLOTS];   /* time each slot spent in items */
     int64_t first_ns[LC_POOL_TRACE_SLOTS];  /* when each slot took its first item */
     int64_t items[LC_POOL_TRACE_SLOTS];     /* items each slot ran */
+    /* CPU time each slot's thread used in its items (CLOCK_THREAD_CPUTIME_ID;
+     * 0 where there is none): unlike busy_ns it leaves out the time the OS
+     * ran something else on that CPU, so on a shared machine it still shows
+     * what the items themselves cost (caches, hand-overs between cores) */
+    int64_t cpu_ns[LC_POOL_TRACE_SLOTS];
 } lc_pool_trace_rec;
 
 void lc_pool_parallel_for(int team, int64_t count, void (*fn)(void *, int64_t, int), void *ctx);

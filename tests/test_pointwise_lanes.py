@@ -152,7 +152,8 @@ def test_residual_and_in_place(isa, rng):
 
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("shape", [(1, 160, 96, 7, 7), (2, 64, 200, 14, 14), (1, 33, 7, 3, 3),
-                                   (1, 96, 40, 14, 14), (2, 576, 96, 14, 14)], ids=str)
+                                   (1, 96, 40, 14, 14), (2, 576, 96, 14, 14),
+                                   (1, 1024, 256, 14, 14), (1, 301, 150, 9, 11)], ids=str)
 def test_same_bits_at_any_thread_count(isa, shape, rng):
     """Threads split the channel blocks, and the pixels where there are few
     blocks or more pixels than channels; each output's sum runs in the same
@@ -257,3 +258,53 @@ def test_more_pixels_than_channels_split_by_pixels(C, M, H, threads):
     g = ConvSpec.build((M, C, 1, 1)).geometry(1, C, H, H)
     chunks = _core._pointwise_lanes_chunks(isa, g, threads)
     assert len(chunks) % threads == 0, chunks
+
+
+def _split_by_pixels(C, M, H, W, threads):
+    """Whether the threads share the pixels: more than one chunk, a multiple
+    of T (by channels a 1-image layer of <= 256 pixels keeps one chunk, or
+    ceil(2T / blocks) where the blocks are fewer than 2T)."""
+    from leanconv._params import ConvSpec
+    isa = _core.ISA_NAMES.index(lc.isa())
+    g = ConvSpec.build((M, C, 1, 1)).geometry(1, C, H, W)
+    n = len(_core._pointwise_lanes_chunks(isa, g, threads))
+    return n > 1 and n % threads == 0
+
+
+@pytest.mark.skipif(lc.isa() != "avx512", reason="block counts below are AVX-512's 64 channels")
+@pytest.mark.parametrize("threads", [2, 3, 4])
+def test_input_from_other_cores_weighs_more_than_weights(threads):
+    """kernels/pointwise_lanes.c (lc_pw_split_pixels): by channels each thread
+    reads all of the input, (T-1)/T of it written by the other cores, as one
+    short run per plane; by pixels it streams all the weights.  An input
+    float is weighed at 4 weight floats: ResNet-50's 1024>256 @14 (196 pixels,
+    256 channels) goes by pixels (by channels it ran at 1.2x its 1-thread
+    speed in the model), 256>1024 @14 stays by channels (its weights are 5x
+    its input; the hand-over rule says channels too), and at 2 threads
+    1024>512 @14 (pixels are 0.38 of the channels) stays by channels."""
+    assert _split_by_pixels(1024, 256, 14, 14, threads)
+    assert not _split_by_pixels(256, 1024, 14, 14, threads)
+    if threads == 2:
+        assert not _split_by_pixels(1024, 512, 14, 14, threads)
+        assert not _split_by_pixels(960, 320, 7, 7, threads)
+    assert not _split_by_pixels(1024, 256, 14, 14, 1)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_split_by_pixels_against_reference(isa, threads, rng):
+    """The layer the pixel rule now splits by pixels (1024>256 @14), and an
+    odd one (pixels not a multiple of the kernel's R, channels not of the
+    lanes), with a residual, against the float64 reference at 1-3 threads."""
+    for C, M, H, W in [(1024, 256, 14, 14), (301, 150, 9, 11)]:
+        x = rng.standard_normal((1, C, H, W)).astype(np.float32)
+        w = rng.standard_normal((M, C, 1, 1)).astype(np.float32)
+        b = rng.standard_normal(M).astype(np.float32)
+        r = rng.standard_normal((1, M, H, W)).astype(np.float32)
+        ref, scale = reference(x, w, b)
+        with lc.use_isa(isa):
+            got = lc.conv2d(x, w, b, algorithm="direct_lanes", activation="relu", residual=r,
+                            threads=threads)
+        want = np.maximum(ref + r, 0)
+        assert normalised_error(got, want, scale + np.abs(r)) <= TOLERANCE["direct_lanes"], \
+            (isa, C, M, H, W, threads)

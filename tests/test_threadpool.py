@@ -217,7 +217,9 @@ def test_stealing_on_and_off_keep_the_bits_oversubscribed(rng):
 @needs_pool
 def test_trace_records_every_loop(rng):
     """The debug trace: one record per parallel loop, serial ones as team 1;
-    a region's slots ran all its items between them; off again after."""
+    a region's slots ran all its items between them; each slot's thread CPU
+    time (cpu_ns) is there for every slot that ran items (Linux has the
+    clock), and a slot that ran none has 0; off again after."""
     x, w = _layer(rng, c=64, hw=56, m=64)
     small = np.ones(1000, np.float32)
     _core.pool_trace(1000)
@@ -233,6 +235,9 @@ def test_trace_records_every_loop(rng):
     for r in regions:
         assert sum(r["items"]) == r["count"] and r["end_ns"] >= r["start_ns"]
         assert all(b >= 0 for b in r["busy_ns"])
+        assert all(c == 0 for c, n in zip(r["cpu_ns"], r["items"]) if n == 0)
+        if sys.platform.startswith("linux"):
+            assert all(c > 0 for c, n in zip(r["cpu_ns"], r["items"]) if n > 0)
     assert _core.pool_trace() == []
     with pytest.raises(ValueError, match="capacity"):
         _core.pool_trace(-1)

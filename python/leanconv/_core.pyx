@@ -194,6 +194,7 @@ cdef extern from "threadpool.h":
         int64_t busy_ns[4]
         int64_t first_ns[4]
         int64_t items[4]
+        int64_t cpu_ns[4]
     int lc_pool_trace(int64_t capacity) nogil
     int64_t lc_pool_trace_read(lc_pool_trace_rec *out, int64_t max) nogil
     void lc_pool_set_stealing(int on) nogil
@@ -398,7 +399,8 @@ def pool_trace(capacity=None):
     far, as dicts: fn (the task function's address), count (items), team
     (threads; 1: serial), start_ns / end_ns (the caller's CLOCK_MONOTONIC),
     and per team slot (the first LC_POOL_TRACE_SLOTS) cpu, busy_ns (time in
-    items), first_ns (when it started) and items.  None when this build has
+    items), first_ns (when it started), items and cpu_ns (the thread's CPU
+    time in its items: busy_ns without the time the OS ran something else).  None when this build has
     no pool."""
     if capacity is not None:
         if capacity < 0:
@@ -424,7 +426,8 @@ def pool_trace(capacity=None):
                      "cpu": [r.cpu[j] for j in range(slots)],
                      "busy_ns": [r.busy_ns[j] for j in range(slots)],
                      "first_ns": [r.first_ns[j] for j in range(slots)],
-                     "items": [r.items[j] for j in range(slots)]})
+                     "items": [r.items[j] for j in range(slots)],
+                     "cpu_ns": [r.cpu_ns[j] for j in range(slots)]})
     return recs
 
 
