@@ -236,7 +236,9 @@ double lc_conv_cost(const lc_conv_desc *d, int algorithm, double *features) {
  * hot and with the weights cold).  And 1 x 1 layers on small images
  * (kernels/pointwise_lanes.c) where the ISA prices its 1 x 1 form: no
  * patches there, so it is the lanes each wastes and the output transpose
- * against the GEMM's pixel panels. */
+ * against the GEMM's pixel panels.  And its stem mode (kernels/stem_lanes.c:
+ * a few input channels, short K) at any stride: no patches to unwrap there
+ * either, and its output written once into the planes. */
 static int lc_direct_lanes_candidate(const lc_conv_desc *d, int best) {
     if (d->algorithm != LC_ALGO_AUTO) return 0;
     if (lc_stem_lanes_applies(d)) return 1;
