@@ -96,6 +96,15 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
         f[LC_FEAT_MAC] = taps * lc_busiest_share(d, d->N * d->M);
         return;
     }
+    if (algorithm == LC_ALGO_DIRECT_LANES && lc_stem_lanes_applies(d)) {
+        /* its stem mode: R output channels by whole pixel vectors of each
+         * row, every tap; the padded, phase-split input copy; weights in L2 */
+        share = lc_busiest_share(d, lc_stem_lanes_items(d));
+        f[LC_FEAT_MAC] = (double)d->N * (double)lc_stem_lanes_lanes(d) *
+                         (double)(d->C * d->kH * d->kW) * share;
+        f[LC_FEAT_PACK] = (double)d->N * (double)lc_stem_lanes_moved(d) * share;
+        return;
+    }
     if (algorithm == LC_ALGO_DIRECT_LANES) {
         /* channel blocks of dl_cols, every pixel; the group's packed weights
          * are read once per segment of pixels, from beyond L2 when they do
@@ -192,7 +201,10 @@ double lc_conv_cost(const lc_conv_desc *d, int algorithm, double *features) {
                             : 0.0;
     if (algorithm == LC_ALGO_DIRECT_LANES) {
         const double stream = c->stream_byte * f[LC_FEAT_STREAM];
-        const double mac = (lc_gemm_is_pointwise(d) ? c->pw_mac : c->dl_mac) * f[LC_FEAT_MAC];
+        const double mac = (lc_stem_lanes_applies(d)     ? c->stem_mac
+                            : lc_gemm_is_pointwise(d) ? c->pw_mac
+                                                      : c->dl_mac) *
+                           f[LC_FEAT_MAC];
         return (mac > stream ? mac : stream) + c->dl_move * f[LC_FEAT_PACK];
     }
     lc_conv_desc one = *d;
@@ -224,9 +236,12 @@ double lc_conv_cost(const lc_conv_desc *d, int algorithm, double *features) {
  * hot and with the weights cold).  And 1 x 1 layers on small images
  * (kernels/pointwise_lanes.c) where the ISA prices its 1 x 1 form: no
  * patches there, so it is the lanes each wastes and the output transpose
- * against the GEMM's pixel panels. */
+ * against the GEMM's pixel panels.  And its stem mode (kernels/stem_lanes.c:
+ * a few input channels, short K) at any stride: no patches to unwrap there
+ * either, and its output written once into the planes. */
 static int lc_direct_lanes_candidate(const lc_conv_desc *d, int best) {
     if (d->algorithm != LC_ALGO_AUTO) return 0;
+    if (lc_stem_lanes_applies(d)) return 1;
     if (d->kH * d->kW == 1) return lc_pointwise_lanes_weighed(d);
     if (d->stride_h > 1 || d->stride_w > 1) return 1;
     const int64_t P = d->OH * d->OW;

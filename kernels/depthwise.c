@@ -110,21 +110,25 @@ static void lc_dw_fill(const lc_dw_ctx *t, const float *in, int64_t iy0, int64_t
                 for (int64_t q = 0; q < lo; q++) dp[r * rs + q] = 0.0f;
                 for (int64_t q = hi; q < wq; q++) dp[r * rs + q] = 0.0f;
             }
-        if (hi <= lo) continue;
-        const float *src = src0 + ph - d->pad_l + lo * sw;
-        if (d->isa->strided_copy) {
-            d->isa->strided_copy(dp + lo, (size_t)rs, src, (size_t)d->W, (size_t)(r_hi - r_lo),
-                                 (size_t)(hi - lo), (size_t)sw);
-            continue;
-        }
-        for (int64_t r = 0; r < r_hi - r_lo; r++) {
-            float *dr = dp + r * rs + lo;
-            const float *sr = src + r * d->W;
-            if (sw == 1)
-                for (int64_t q = 0; q < hi - lo; q++) dr[q] = sr[q];
-            else
-                for (int64_t q = 0; q < hi - lo; q++) dr[q] = sr[q * sw];
-        }
+        if (hi > lo)
+            lc_phase_copy(d->isa, dp + lo, rs, src0 + ph - d->pad_l + lo * sw, d->W, r_hi - r_lo,
+                          hi - lo, sw);
+    }
+}
+
+void lc_phase_copy(const lc_isa_config *isa, float *dst, int64_t ldd, const float *src,
+                   int64_t lds, int64_t rows, int64_t n, int64_t sw) {
+    if (isa->strided_copy) {
+        isa->strided_copy(dst, (size_t)ldd, src, (size_t)lds, (size_t)rows, (size_t)n, (size_t)sw);
+        return;
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        float *dr = dst + r * ldd;
+        const float *sr = src + r * lds;
+        if (sw == 1)
+            for (int64_t q = 0; q < n; q++) dr[q] = sr[q];
+        else
+            for (int64_t q = 0; q < n; q++) dr[q] = sr[q * sw];
     }
 }
 

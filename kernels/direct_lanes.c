@@ -144,6 +144,10 @@ static void lc_dl_balance(int64_t OH, int64_t blocks, int64_t units, int64_t thr
 }
 
 void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
+    if (lc_stem_lanes_applies(d)) {
+        lc_stem_lanes_tiling(d, tiling);
+        return;
+    }
     if (lc_gemm_is_pointwise(d)) {
         lc_pointwise_lanes_tiling(d, tiling);
         return;
@@ -232,10 +236,12 @@ void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
 LC_TILING_GETTER(lc_dl_tiles, lc_dl_get_tiles, lc_direct_lanes_tiling)
 
 int64_t lc_direct_lanes_items(const lc_conv_desc *d) {
+    if (lc_stem_lanes_applies(d)) return lc_stem_lanes_items(d);
     return lc_gemm_is_pointwise(d) ? lc_pointwise_lanes_items(d) : lc_dl_get_tiles(d).items;
 }
 
 int64_t lc_direct_lanes_moved(const lc_conv_desc *d) {
+    if (lc_stem_lanes_applies(d)) return lc_stem_lanes_moved(d);
     if (lc_gemm_is_pointwise(d)) return d->M / d->groups * d->OH * d->OW; /* no input copy */
     const lc_dl_tiles b = lc_dl_get_tiles(d);
     const int64_t copied = b.spans * b.bands * (d->C / d->groups) *
@@ -259,6 +265,7 @@ int lc_direct_lanes_one_segment(const lc_conv_desc *d) {
 }
 
 int64_t lc_direct_lanes_segments(const lc_conv_desc *d) {
+    if (lc_stem_lanes_applies(d)) return 1; /* its weights stay in L2 */
     if (lc_gemm_is_pointwise(d)) return lc_pointwise_lanes_chunks(d);
     const lc_dl_tiles b = lc_dl_get_tiles(d);
     const int64_t q = b.band_rows * d->OW;
@@ -274,6 +281,7 @@ static void lc_dl_parts(const lc_conv_desc *d, const lc_dl_tiles *b, int64_t *in
 }
 
 int64_t lc_direct_lanes_workspace(const lc_conv_desc *d, int *ok) {
+    if (lc_stem_lanes_applies(d)) return lc_stem_lanes_workspace(d, ok);
     if (lc_gemm_is_pointwise(d)) return lc_pointwise_lanes_workspace(d, ok);
     const lc_dl_tiles b = lc_dl_get_tiles(d);
     int64_t in, tile;
@@ -283,12 +291,17 @@ int64_t lc_direct_lanes_workspace(const lc_conv_desc *d, int *ok) {
 }
 
 int64_t lc_direct_lanes_packed_floats(const lc_conv_desc *d, int *ok) {
+    if (lc_stem_lanes_applies(d)) return lc_stem_lanes_packed_floats(d, ok);
     const int64_t cw = lc_direct_lanes_block(d).cols, Mg = d->M / d->groups;
     const int64_t per_block = lc_mul(lc_mul(lc_mul(cw, d->C / d->groups, ok), d->kH, ok), d->kW, ok);
     return lc_mul(lc_mul(d->groups, lc_div_up(Mg, cw), ok), per_block, ok);
 }
 
 void lc_direct_lanes_pack_weights(const lc_conv_desc *d, const float *w, float *packed) {
+    if (lc_stem_lanes_applies(d)) {
+        lc_stem_lanes_pack_weights(d, w, packed);
+        return;
+    }
     const int64_t cw = lc_direct_lanes_block(d).cols, Mg = d->M / d->groups, Cg = d->C / d->groups;
     const int64_t taps = d->kH * d->kW, blocks = lc_div_up(Mg, cw);
     for (int64_t g = 0; g < d->groups; g++)
@@ -570,6 +583,8 @@ static void lc_dl_task(void *vctx, int64_t item, int thread) {
 int lc_direct_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
                         const float *packed, const float *bias, const float *res, float *y,
                         char *ws) {
+    if (lc_stem_lanes_applies(d))
+        return lc_stem_lanes_run(d, tiling, x, packed, bias, res, y, ws);
     if (lc_gemm_is_pointwise(d))
         return lc_pointwise_lanes_run(d, tiling, x, packed, bias, res, y, ws);
     int ok = 1;

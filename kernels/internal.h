@@ -363,6 +363,22 @@ int64_t lc_pointwise_lanes_workspace(const lc_conv_desc *d, int *ok);
 int lc_pointwise_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
                            const float *packed, const float *bias, const float *res, float *y,
                            char *ws);
+/* kernels/stem_lanes.c: direct_lanes on layers of a few input channels
+ * (the stem), output pixels in the lanes, where the ISA has its kernel (the
+ * entry points above hand those to it; checked before the 1 x 1 form) */
+int lc_stem_lanes_applies(const lc_conv_desc *d);
+void lc_stem_lanes_tiling(const lc_conv_desc *d, int64_t *tiling);
+int64_t lc_stem_lanes_items(const lc_conv_desc *d);
+/* values its padded, phase-split input copy moves, per image */
+int64_t lc_stem_lanes_moved(const lc_conv_desc *d);
+/* lanes x output channels its kernel computes per image (R and L rounding) */
+int64_t lc_stem_lanes_lanes(const lc_conv_desc *d);
+int64_t lc_stem_lanes_packed_floats(const lc_conv_desc *d, int *ok);
+void lc_stem_lanes_pack_weights(const lc_conv_desc *d, const float *w, float *packed);
+int64_t lc_stem_lanes_workspace(const lc_conv_desc *d, int *ok);
+int lc_stem_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
+                      const float *packed, const float *bias, const float *res, float *y,
+                      char *ws);
 int64_t lc_winograd_packed_floats(const lc_conv_desc *d, int *ok);
 void lc_winograd_pack_weights(const lc_conv_desc *d, const float *w, float *packed);
 int64_t lc_winograd_workspace(const lc_conv_desc *d, int *ok);
@@ -425,6 +441,11 @@ int lc_depthwise_cblock_run(const lc_conv_desc *d, const lc_epilogue *ep, const 
 /* The tiny-plane depthwise path (kernels/depthwise_tiny.c), the same contract. */
 int lc_depthwise_tiny_run(const lc_conv_desc *d, const lc_epilogue *ep, const float *x,
                           const float *w, const float *bias, const float *res, float *y);
+/* One phase of rows split by a horizontal stride sw (the depthwise band
+ * path's and the stem's padded rows): dst[r * ldd + q] = src[r * lds + q *
+ * sw] for r < rows, q < n, through the ISA's strided copy where it has one. */
+void lc_phase_copy(const lc_isa_config *isa, float *dst, int64_t ldd, const float *src,
+                   int64_t lds, int64_t rows, int64_t n, int64_t sw);
 int lc_depthwise_run(const lc_conv_desc *d, const float *x, const float *w,
                      const float *bias, const float *res, float *y);
 /* Depthwise (multiplier 1) of `channels` planes in the calling thread, with

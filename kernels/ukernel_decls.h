@@ -39,6 +39,10 @@ lc_fma_peak_fn lc_fma_peak_get(int isa);
     void name(size_t n, const float *x, const float *w, float *t, const float *bias,     \
               const lc_dl_geom *g, const lc_epilogue *ep, unsigned flags);
 
+#define LC_DECLARE_STEM(name)                                                            \
+    void name(size_t n, size_t rows, const float *x, const size_t *off, size_t K,        \
+              const float *w, float *y, size_t ldy, const float *bias, const lc_epilogue *ep);
+
 #define LC_DECLARE_PW(name)                                                              \
     void name(size_t n, size_t k, const float *x, size_t ldx, const float *w, float *t,  \
               size_t ldt, const float *bias, const lc_epilogue *ep, unsigned flags);
@@ -141,6 +145,7 @@ LC_DECLARE_GEMM_PF(lc_f32_gemm_pf_8x32__avx512)
 LC_DECLARE_GEMM_TALL(lc_f32_gemm_tall_24x16__avx512)
 LC_DECLARE_DL(lc_f32_dl_6x64__avx512)
 LC_DECLARE_DL(lc_f32_dl_12x32__avx512)
+LC_DECLARE_STEM(lc_f32_stem_4x6__avx512)
 LC_DECLARE_PW(lc_f32_pw_6x64__avx512)
 LC_DECLARE_PW(lc_f32_pw_12x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_12x32__avx512)

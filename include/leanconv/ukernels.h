@@ -377,6 +377,19 @@ typedef void (*lc_pw_kernel_fn)(size_t n, size_t k, const float *x, size_t ldx, 
                                 float *t, size_t ldt, const float *bias, const lc_epilogue *ep,
                                 unsigned flags);
 
+/* The stem kernel (kernels/stem_lanes.c, a mode of direct_lanes for layers
+ * of a few input channels): output pixels in the vector lanes, `rows` <= R
+ * output channels of one output row, n <= V x L of its pixels (R, V, L: the
+ * ISA's stem_rows, stem_vecs, stem_lanes).  For r < rows, j < n:
+ *   y[r * ldy + j] = clamp(init + sum over k < K, in order, of
+ *       w[k * R + r] * x[off[k] + j])
+ * init: bias[r] (bias NULL: 0); clamp when ep->clamp.  Reads x[off[k] + j]
+ * for every j below n rounded up to whole vectors of L, R floats of bias
+ * and K x R of w; writes only those y. */
+typedef void (*lc_stem_kernel_fn)(size_t n, size_t rows, const float *x, const size_t *off,
+                                  size_t K, const float *w, float *y, size_t ldy,
+                                  const float *bias, const lc_epilogue *ep);
+
 /* Winograd output sizes m served by the table, in index order. */
 #define LC_WINO_VARIANTS 3
 static const int lc_wino_m[LC_WINO_VARIANTS] = {2, 4, 6};
@@ -393,6 +406,7 @@ typedef struct lc_cost_terms {
                                          * copy or its output transpose */
     float pw_mac;                       /* a direct_lanes 1 x 1 multiply-add (0: "auto"
                                          * does not weigh direct_lanes on 1 x 1 layers) */
+    float stem_mac;                     /* a multiply-add of its stem kernel (stem_kernel) */
 } lc_cost_terms;
 
 typedef struct lc_isa_config {
@@ -426,6 +440,8 @@ typedef struct lc_isa_config {
     int dl_rows_half;                /* its R */
     lc_pw_kernel_fn pw_kernel;       /* 1 x 1 kernels of dl_kernel's and dl_kernel_half's shapes */
     lc_pw_kernel_fn pw_kernel_half;
+    lc_stem_kernel_fn stem_kernel;   /* optional: direct_lanes on few input channels */
+    int stem_lanes, stem_rows, stem_vecs; /* its L, R (at most 4) and V (at most 6) */
     lc_cost_terms cost;
     lc_postop_fn postop;             /* the epilogue beyond the kernels' clamp */
     lc_pool_rows_fn pool_rows;       /* optional: pooling's row primitives */

@@ -52,6 +52,10 @@ void lc_config_avx512(lc_isa_config *cfg) {
     cfg->dl_rows_half = 12;
     cfg->pw_kernel = lc_f32_pw_6x64__avx512;
     cfg->pw_kernel_half = lc_f32_pw_12x32__avx512;
+    cfg->stem_kernel = lc_f32_stem_4x6__avx512;
+    cfg->stem_lanes = 16;
+    cfg->stem_rows = 4;
+    cfg->stem_vecs = 6;
     /* cost model prices (kernels/choose.c): fitted by bench/fit_cost_model.py on AMD EPYC (Zen 5), 1 thread */
     cfg->cost = (lc_cost_terms){.stream_byte = 8.25f, .pack_im2col = 18.88f,
                                .pack_patch2vec = 20.12f, .wino_elem = {18.79f, 32.41f, 59.11f}};
@@ -77,5 +81,13 @@ void lc_config_avx512(lc_isa_config *cfg) {
      * ran 3-10% ahead, which these prices put at 0.93-1.00 per multiply-add;
      * 7 x 7 layers and channel-expanding ones stay with Im2Col */
     cfg->cost.pw_mac = 0.97f;
+    /* direct_lanes' stem mode (kernels/stem_lanes.c) per multiply-add, set by
+     * hand (not fitted) from runs of the stems alone against Im2Col and
+     * Patch2Vec (Intel Xeon, 1 and 2 threads, interleaved, load ~4): at 1.0,
+     * with its input copy priced at dl_move, the model puts the 3x3/2 stems
+     * (3>64, 3>32, 3>16 at 224 and 128) at 0.66-0.87 of Im2Col, where they
+     * ran at 0.83-1.0 of it, and keeps ConvNeXt's 4x4/4 patchify (priced
+     * 1.12, ran 1.1-1.2x behind) with Im2Col */
+    cfg->cost.stem_mac = 1.0f;
 }
 #endif
