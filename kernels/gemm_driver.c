@@ -378,11 +378,13 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
                  * (from L3 in a model) held every line-fill buffer until
                  * they came, stalling the burst and the kernel's own loads:
                  * the burst was 86% of this driver's own time.  1x1
-                 * 512>1000 @13 x 13 (SqueezeNet's classifier, 2 MB of
-                 * weights rotated through L3; AVX-512, Intel Xeon, 1
-                 * thread, thread CPU time, interleaved, load 3.5): 1.37 ->
-                 * 1.27 ms, the weights left in cache 1.24.  Not on the
-                 * first pass where that asks for B's next panel. */
+                 * layers alone, weights rotated through L3 as in a model
+                 * (AVX-512, Intel Xeon, against the burst in one process,
+                 * load 4-5): 512>1000 @13 x 13 (SqueezeNet's classifier)
+                 * 0.90-0.97x on 1 thread, 0.97x on 2; @7 x 7 (the wide
+                 * tile) 0.80-0.87x; ResNet-50's 1024>512 @8 x 8
+                 * 0.87-0.95x.  Not on the first pass where that asks for
+                 * B's next panel. */
                 const int first = m0 == m_begin;
                 const size_t nwide = wide_cols / (wide_nr ? wide_nr : 1);
                 const size_t npan = !panel_major && m0 >= tall_end ? nfull : 0;
