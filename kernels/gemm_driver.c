@@ -101,16 +101,25 @@ static LC_ALWAYS_INLINE void lc_copy_row_runs(float *dst, const float *src, size
 }
 
 /* One full-width MR x NR tile: through the prefetching kernel when it asks
- * for `pf_rows` rows of the panel read next (at `next`, ldb apart), else the
- * plain one (the same results either way). */
+ * for `pf_rows` rows at `next`, `pf_ld` floats apart (the panel read next:
+ * ldb; the next pass's A slice: NR), else the plain one (the same results
+ * either way). */
 static inline void lc_gemm_tile(const lc_isa_config *cfg, lc_gemm_pf_fn pf, size_t m, size_t k,
                                 const float *a, const float *b, size_t ldb, float *c,
                                 size_t ldc, const float *bias, const lc_epilogue *ep,
-                                unsigned flags, const float *next, size_t pf_rows) {
+                                unsigned flags, const float *next, size_t pf_ld,
+                                size_t pf_rows) {
     if (pf && pf_rows)
-        pf(m, (size_t)cfg->nr, k, a, b, ldb, c, ldc, bias, ep, flags, next, ldb, pf_rows);
+        pf(m, (size_t)cfg->nr, k, a, b, ldb, c, ldc, bias, ep, flags, next, pf_ld, pf_rows);
     else
         cfg->gemm(m, (size_t)cfg->nr, k, a, b, ldb, c, ldc, bias, ep, flags);
+}
+
+/* Share q of `rows` rows of a prefetch, `per` a share: its first row in
+ * *r0, its count returned (0 past the last row). */
+static inline size_t lc_a_share(size_t q, size_t per, size_t rows, size_t *r0) {
+    *r0 = q * per < rows ? q * per : rows;
+    return rows - *r0 < per ? rows - *r0 : per;
 }
 
 /* Panel j's tall_rows x NR block at row t0 through the tall tile, tall_cols
@@ -343,7 +352,7 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
                     const size_t rows = nrows - r0 < share ? nrows - r0 : share;
                     lc_gemm_tile(cfg, pf, m, kk, LC_PASS_A(m0), bk + j * bps, bld,
                                  cr + j * c_pstride + m0 * ldc, ldc, LC_PASS_BIAS(m0), ep, flags,
-                                 nxt + r0 * bld, rows);
+                                 nxt + r0 * bld, bld, rows);
                     r0 += rows;
                 }
             }
@@ -362,21 +371,58 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
                  * with and without, interleaved, two runs): 2048>512 and
                  * 512>2048 @4 0.45-0.47 -> 0.42-0.43 ms, 1024>2048 /2 @8
                  * 0.91-0.94 -> 0.84-0.86. */
-                if (stream_a && (nfull || wide_cols || !narrow) && m0 + mr < m_end)
-                    lc_prefetch_block(ap + mr * kb, kk * mr);
-                for (size_t j0 = 0, w; j0 < wide_cols; j0 += w) {
+                /* Where every call of the pass over whole tiles (full
+                 * panels, wide tiles) has a prefetching kernel, each asks
+                 * for an equal share of the next slice instead, spread over
+                 * its k loop.  Asked for in one burst, the slice's lines
+                 * (from L3 in a model) held every line-fill buffer until
+                 * they came, stalling the burst and the kernel's own loads:
+                 * the burst was 86% of this driver's own time.  1x1
+                 * layers alone, weights rotated through L3 as in a model
+                 * (AVX-512, Intel Xeon, against the burst in one process,
+                 * load 4-5): 512>1000 @13 x 13 (SqueezeNet's classifier)
+                 * 0.90-0.97x on 1 thread, 0.97x on 2; @7 x 7 (the wide
+                 * tile) 0.80-0.87x; ResNet-50's 1024>512 @8 x 8
+                 * 0.87-0.95x.  Not on the first pass where that asks for
+                 * B's next panel. */
+                const int first = m0 == m_begin;
+                const size_t nwide = wide_cols / (wide_nr ? wide_nr : 1);
+                const size_t npan = !panel_major && m0 >= tall_end ? nfull : 0;
+                const int a_share = stream_a && m0 + mr < m_end && !(first && pf) &&
+                                    nwide + npan > 0 && (!nwide || cfg->gemm_wide_pf) &&
+                                    (!npan || cfg->gemm_pf);
+                const size_t a_rows = a_share ? (kk * mr + nr - 1) / nr : 0;
+                const size_t a_per = a_share ? (a_rows + nwide + npan - 1) / (nwide + npan) : 0;
+                const float *const a_next = ap + mr * kb;
+                if (stream_a && !a_share && (nfull || wide_cols || !narrow) && m0 + mr < m_end)
+                    lc_prefetch_block(a_next, kk * mr);
+                for (size_t j0 = 0, w, q = 0; j0 < wide_cols; j0 += w, q++) {
                     w = wide_cols - j0 <= wide_nr + LC_GEMM_NARROW_TAIL ? wide_cols - j0 : wide_nr;
-                    cfg->gemm_wide(m, w, kk, ap, bw + j0, bld, c + j0 + m0 * ldc, ldc, bm, ep,
-                                   flags);
+                    size_t r0 = 0;
+                    const size_t rows = lc_a_share(q, a_per, a_rows, &r0);
+                    if (rows)
+                        cfg->gemm_wide_pf(m, w, kk, ap, bw + j0, bld, c + j0 + m0 * ldc, ldc, bm,
+                                          ep, flags, a_next + r0 * nr, nr, rows);
+                    else
+                        cfg->gemm_wide(m, w, kk, ap, bw + j0, bld, c + j0 + m0 * ldc, ldc, bm,
+                                       ep, flags);
                 }
                 /* the first pass reads the panels from memory: each call
                  * asks for the next panel's rows (the later passes find
                  * them in L2, as after the tall groups) */
-                const int first = m0 == m_begin;
-                for (size_t j = 0; !panel_major && m0 >= tall_end && j < nfull; j++)
-                    lc_gemm_tile(cfg, pf, m, kk, ap, bk + j * bps, bld,
-                                 cr + j * c_pstride + m0 * ldc, ldc, bm, ep, flags,
-                                 bk + (j + 1) * bps, first && (j + 1 < nfull || rem) ? kk : 0);
+                for (size_t j = 0; j < npan; j++) {
+                    size_t r0 = 0;
+                    const size_t rows = lc_a_share(nwide + j, a_per, a_rows, &r0);
+                    if (rows)
+                        lc_gemm_tile(cfg, cfg->gemm_pf, m, kk, ap, bk + j * bps, bld,
+                                     cr + j * c_pstride + m0 * ldc, ldc, bm, ep, flags,
+                                     a_next + r0 * nr, nr, rows);
+                    else
+                        lc_gemm_tile(cfg, pf, m, kk, ap, bk + j * bps, bld,
+                                     cr + j * c_pstride + m0 * ldc, ldc, bm, ep, flags,
+                                     bk + (j + 1) * bps, bld,
+                                     first && (j + 1 < nfull || rem) ? kk : 0);
+                }
                 if (rem && !narrow) {
                     cfg->gemm(m, rem, kk, ap, bk + nfull * bps, bld,
                               cr + nfull * c_pstride + m0 * ldc, ldc, bm, ep, flags);

@@ -153,6 +153,7 @@ LC_DECLARE_GEMM(lc_f32_gemm_14x32__avx512)
 LC_DECLARE_STRIDED_COPY(lc_f32_strided_copy__avx512)
 LC_DECLARE_GEMM_NARROW(lc_f32_gemm_narrow_16x16__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_wide_8x48__avx512)
+LC_DECLARE_GEMM_PF(lc_f32_gemm_wide_pf_8x48__avx512)
 
 LC_DECLARE_ISA(__neon)
 LC_DECLARE_DW_TINY(lc_f32_dw_tiny__neon)

@@ -246,24 +246,32 @@ def test_gemm_pf_matches_plain(isa, flags):
     last float), past it into the unreadable page, or at nothing (0 rows);
     more cursor rows than k steps too."""
     pf_name, name, mr, nr = PF[isa]
+    _cursor_matches_plain(isa, (pf_name, mr), (name, mr), range(1, mr + 1),
+                          (1, nr // 2, nr - 1, nr), 64, 7000 + 1000 * flags, flags)
+
+
+def _cursor_matches_plain(isa, pf_kernel, plain_kernel, ms, ns, ld, seed, flags):
+    """The kernel with a prefetch cursor against the plain one, bit for bit:
+    the cursor over a guarded buffer (rows ending at its last float), past it
+    into the unreadable page, at nothing (0 rows), or with more rows than k
+    steps; B and C right before an unreadable page or with gaps."""
     rows_end = guarded(3 * 64 + 5)
     base = rows_end.ctypes.data
     unreadable = base + rows_end.size * 4  # the PROT_NONE page on Linux
-    seed = 7000 + 1000 * flags
-    for m in range(1, mr + 1):
-        for n in (1, nr // 2, nr - 1, nr):
+    for m in ms:
+        for n in ns:
             for k in ((1, 3, 64, 257) if flags == 0 else (1, 19)):
-                for pf, ld, rows in ((base + 5 * 4, 64, 3), (unreadable, 16, k), (None, 0, 0),
-                                     (base, 1, 2 * k + 1)):
+                for pf, pld, rows in ((base + 5 * 4, ld, 3), (unreadable, 16, k), (None, 0, 0),
+                                      (base, 1, 2 * k + 1)):
                     seed += 1
                     ld_b = n + (seed % 3) * 7
                     args = (isa, m, n, k, ld_b, ld_b, flags, seed % 2 == 0, (-0.5, 0.75), seed)
-                    plain = narrow_case(*args, kernel=(name, mr))
-                    got = narrow_case(*args, kernel=(pf_name, mr),
-                                      extra=(ctypes.c_void_p(pf), ctypes.c_size_t(ld),
+                    plain = narrow_case(*args, kernel=plain_kernel)
+                    got = narrow_case(*args, kernel=pf_kernel,
+                                      extra=(ctypes.c_void_p(pf), ctypes.c_size_t(pld),
                                              ctypes.c_size_t(rows)))
                     assert np.array_equal(plain, got, equal_nan=True), (
-                        f"{pf_name} m={m} n={n} k={k} rows={rows}")
+                        f"{pf_kernel[0]} m={m} n={n} k={k} rows={rows}")
 
 
 @pytest.mark.parametrize("isa", PF_ISAS)
@@ -274,6 +282,20 @@ def test_gemm_pf_clamp_passes_nan(isa):
         narrow_case(isa, m, n, 9, n + 2, n, _core.GEMM_FINAL, True, (0.0, 6.0), 31 + i, nan=True,
                     kernel=(pf_name, mr),
                     extra=(ctypes.c_void_p(keep.ctypes.data), ctypes.c_size_t(8), ctypes.c_size_t(5)))
+
+
+# the wide tile with a prefetch cursor (lc_gemm_pf_fn form): the plain wide
+# tile's results, bit for bit, wherever the cursor points
+WIDE_PF = {"avx512": ("lc_f32_gemm_wide_pf_8x48__avx512", 8, 48)}  # name, MR, wide_nr
+WIDE_PF_ISAS = [i for i in ISAS if i in WIDE_PF]
+
+
+@pytest.mark.parametrize("isa", WIDE_PF_ISAS)
+@pytest.mark.parametrize("flags", [0, 1, 2, 3])
+def test_gemm_wide_pf_matches_plain(isa, flags):
+    pf_name, mr, wn = WIDE_PF[isa]
+    _cursor_matches_plain(isa, (pf_name, mr), WIDE[isa][:2], (1, mr - 1, mr),
+                          range(wn, wn + 4), 32, 9000 + 1000 * flags, flags)
 
 
 # the tall tile (lc_gemm_tall_fn): three MR panels, one vector of columns

@@ -53,18 +53,35 @@ def test_the_even_split_is_exercised():
     assert mchunks == 1 and nchunks >= 4 and nchunks % 2 == 0
 
 
-@pytest.mark.parametrize("C, M, H", [(144, 24, 56), (256, 8, 112)])
-def test_bits_do_not_depend_on_the_threads(isa, rng, C, M, H):
-    x = rng.standard_normal((1, C, H, H)).astype(np.float32)
-    w = rng.standard_normal((M, C, 1, 1)).astype(np.float32)
+def _pointwise_bits_and_values(rng, C, M, H, W, scale, activation, lo, hi):
+    """A 1 x 1 Im2Col layer: the same bits on 1-3 threads, and float64's
+    values (clipped to [lo, hi], the activation's range)."""
+    x = rng.standard_normal((1, C, H, W)).astype(np.float32)
+    w = (rng.standard_normal((M, C, 1, 1)) * scale).astype(np.float32)
     b = rng.standard_normal(M).astype(np.float32)
-    plan = lc.Conv2d(w, b, algorithm="im2col", activation="relu6")
+    plan = lc.Conv2d(w, b, algorithm="im2col", activation=activation)
     want = plan(x, threads=1)
     for threads in (2, 3):
         assert plan(x, threads=threads).tobytes() == want.tobytes(), threads
     ref = np.einsum("mc,chw->mhw", w[:, :, 0, 0].astype(np.float64), x[0].astype(np.float64))
-    ref = np.clip(ref + b[:, None, None], 0.0, 6.0)
+    ref = np.clip(ref + b[:, None, None], lo, hi)
     np.testing.assert_allclose(want[0], ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("H, W", [(13, 13), (7, 7), (4, 4), (5, 9)])
+def test_weights_streamed_from_far(isa, rng, H, W):
+    """1 x 1 layers whose packed weights pass half of L2 (lc_blocking's
+    gemm_a_stream), where each pass over whole tiles asks for the next A
+    slice a share per call: full panels (13 x 13: 5 x 32 + 9), the wide tile
+    (7 x 7), only the narrow remainder (4 x 4), a 45-column row (5 x 9)."""
+    C = 320
+    M = lc.cpu_features()["cache"]["l2"] // 2 // (4 * C) + 21  # past half of L2, not a multiple of MR
+    _pointwise_bits_and_values(rng, C, M, H, W, 0.1, "relu", 0.0, np.inf)
+
+
+@pytest.mark.parametrize("C, M, H", [(144, 24, 56), (256, 8, 112)])
+def test_bits_do_not_depend_on_the_threads(isa, rng, C, M, H):
+    _pointwise_bits_and_values(rng, C, M, H, H, 1.0, "relu6", 0.0, 6.0)
 
 
 @pytest.mark.parametrize("threads", [2, 3, 4])

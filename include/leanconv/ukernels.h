@@ -425,6 +425,7 @@ typedef struct lc_isa_config {
     lc_strided_copy_fn strided_copy; /* patch unwrapping runs */
     lc_gemm_narrow_fn gemm_narrow;   /* column remainders <= NR/2, two MR panels */
     lc_gemm_wide_fn gemm_wide;       /* whole rows of B in wide_nr-column tiles */
+    lc_gemm_pf_fn gemm_wide_pf;      /* gemm_wide with a prefetch cursor (optional) */
     lc_gemm_pf_fn gemm_pf;           /* gemm with a prefetch cursor (NULL: no prefetch) */
     int wide_nr;
     lc_gemm_tall_fn gemm_tall;       /* few output channels, one B vector (NULL: none) */

@@ -43,6 +43,7 @@ void lc_config_avx512(lc_isa_config *cfg) {
     cfg->pool_plane = lc_f32_pool_plane__avx512;
     cfg->gemm_narrow = lc_f32_gemm_narrow_16x16__avx512;
     cfg->gemm_wide = lc_f32_gemm_wide_8x48__avx512;
+    cfg->gemm_wide_pf = lc_f32_gemm_wide_pf_8x48__avx512;
     cfg->wide_nr = 48;
     cfg->dl_kernel = lc_f32_dl_6x64__avx512;
     cfg->dl_lanes = 16;

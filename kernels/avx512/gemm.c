@@ -8,6 +8,7 @@
 #ifdef LC_BUILD_AVX512
 #include "target_begin.h"
 #include "../ukernel_decls.h"
+#include "tile.h"
 
 #define LC_V __m512
 #define LC_VL 16
@@ -252,9 +253,12 @@ void lc_f32_gemm_narrow_16x16__avx512(size_t m, size_t n, size_t k, const float 
  * 24 FMAs.  Every column, the tail's too, is one FMA chain over k from the
  * bias, as in the 8 x 32 kernel's vector columns, so a column's value does
  * not depend on which of the two kernels computed it. */
-void lc_f32_gemm_wide_8x48__avx512(size_t m, size_t n, size_t k, const float *a,
-                                   const float *b, size_t ldb, float *c, size_t ldc,
-                                   const float *bias, const lc_epilogue *ep, unsigned flags) {
+static LC_ALWAYS_INLINE void lc_gemm_wide_8x48_body(size_t m, size_t n, size_t k, const float *a,
+                                                    const float *b, size_t ldb, float *c,
+                                                    size_t ldc, const float *bias,
+                                                    const lc_epilogue *ep, unsigned flags,
+                                                    const float *pf, size_t pf_ld,
+                                                    size_t pf_rows) {
     const size_t t = n - 48; /* tail columns, 0..LC_GEMM_NARROW_TAIL */
     const __mmask8 rows = (__mmask8)((1u << m) - 1u);
 #define LC_WROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
@@ -292,23 +296,37 @@ void lc_f32_gemm_wide_8x48__avx512(size_t m, size_t n, size_t k, const float *a,
         c##i##_1 = _mm512_fmadd_ps(ai, b1, c##i##_1);                                         \
         c##i##_2 = _mm512_fmadd_ps(ai, b2, c##i##_2);                                         \
     }
-    if (t == 0) {
-        for (size_t p = 0; p < k; p++, a += 8, b += ldb) {
-            const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16),
-                         b2 = _mm512_loadu_ps(b + 32);
-            LC_WROWS(LC_STEP)
-        }
-    } else {
-        for (size_t p = 0; p < k; p++, a += 8, b += ldb) {
-            const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16),
-                         b2 = _mm512_loadu_ps(b + 32);
-            const __m256 av = _mm256_loadu_ps(a);
-            LC_WROWS(LC_STEP)
-            e[0] = _mm256_fmadd_ps(av, _mm256_set1_ps(b[48]), e[0]);
-            if (t > 1) e[1] = _mm256_fmadd_ps(av, _mm256_set1_ps(b[49]), e[1]);
-            if (t > 2) e[2] = _mm256_fmadd_ps(av, _mm256_set1_ps(b[50]), e[2]);
-        }
+    /* k steps [p, end): the tail columns' FMAs beside the vector rows' */
+#define LC_WIDE_STEPS(end)                                                                    \
+    if (t == 0) {                                                                             \
+        for (; p < (end); p++, a += 8, b += ldb) {                                            \
+            const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16),               \
+                         b2 = _mm512_loadu_ps(b + 32);                                        \
+            LC_WROWS(LC_STEP)                                                                 \
+        }                                                                                     \
+    } else {                                                                                  \
+        for (; p < (end); p++, a += 8, b += ldb) {                                            \
+            const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16),               \
+                         b2 = _mm512_loadu_ps(b + 32);                                        \
+            const __m256 av = _mm256_loadu_ps(a);                                             \
+            LC_WROWS(LC_STEP)                                                                 \
+            e[0] = _mm256_fmadd_ps(av, _mm256_set1_ps(b[48]), e[0]);                          \
+            if (t > 1) e[1] = _mm256_fmadd_ps(av, _mm256_set1_ps(b[49]), e[1]);               \
+            if (t > 2) e[2] = _mm256_fmadd_ps(av, _mm256_set1_ps(b[50]), e[2]);               \
+        }                                                                                     \
     }
+    size_t p = 0;
+    /* the prefetch cursor as in ../gemm_template.h: a row of NR floats every
+     * `every` k steps, so the requests trickle out beside the FMAs */
+    const size_t every = pf_rows && k / pf_rows ? k / pf_rows : 1;
+    for (size_t r = 0; r < pf_rows; r++, pf += pf_ld) {
+        LC_PREFETCH_ROW(pf);
+        LC_PREFETCH_ROW(pf + LC_TILE_NR - 1);
+        const size_t stop = p + every < k ? p + every : k;
+        LC_WIDE_STEPS(stop)
+    }
+    LC_WIDE_STEPS(k)
+#undef LC_WIDE_STEPS
 #undef LC_STEP
     const int clamp = (flags & LC_GEMM_FINAL) && ep->clamp;
     if (clamp) { /* max/min return their second operand when either is NaN: NaN passes */
@@ -337,6 +355,21 @@ void lc_f32_gemm_wide_8x48__avx512(size_t m, size_t n, size_t k, const float *a,
         _mm256_storeu_ps(tmp, v);
         for (size_t i = 0; i < m; i++) c[i * ldc + 48 + j] = tmp[i];
     }
+}
+
+void lc_f32_gemm_wide_8x48__avx512(size_t m, size_t n, size_t k, const float *a,
+                                   const float *b, size_t ldb, float *c, size_t ldc,
+                                   const float *bias, const lc_epilogue *ep, unsigned flags) {
+    lc_gemm_wide_8x48_body(m, n, k, a, b, ldb, c, ldc, bias, ep, flags, NULL, 0, 0);
+}
+
+/* The same with a prefetch cursor (lc_gemm_pf_fn; the driver's next A slice
+ * on small images, where a pass is one wide call). */
+void lc_f32_gemm_wide_pf_8x48__avx512(size_t m, size_t n, size_t k, const float *a,
+                                      const float *b, size_t ldb, float *c, size_t ldc,
+                                      const float *bias, const lc_epilogue *ep, unsigned flags,
+                                      const float *pf, size_t pf_ld, size_t pf_rows) {
+    lc_gemm_wide_8x48_body(m, n, k, a, b, ldb, c, ldc, bias, ep, flags, pf, pf_ld, pf_rows);
 }
 
 /* 24 x 16 (lc_gemm_tall_fn): three 8-row panels of A against one vector of
