@@ -442,8 +442,13 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
                      * Xeon, with and without alternating in one process,
                      * load ~1.6): 2048>512 and 512>2048 @4 0.50-0.53 ->
                      * 0.43-0.47 ms, 1024>2048 /2 @8 1.00-1.05 -> 0.84-0.89
-                     * (1 thread); layer4.s seven 1x1 layers together
-                     * 0.87-0.89x on 1 thread, 0.91-0.94x on 2. */
+                     * (1 thread); layer4's seven 1x1 layers together
+                     * 0.87-0.89x on 1 thread, 0.91-0.94x on 2; the whole
+                     * model 0.98x, 0.97-0.98x.  Alone, the weights
+                     * rotated through 96 MB of copies: 0.96-1.06x (noise),
+                     * 1024>2048 /2 0.92-0.99x; one layer repeated, its 4
+                     * MB of weights hot in L3: 1.0-1.07x -- in the model
+                     * they come from further. */
                     const size_t m2n = m0 + 2 * mr;
                     const int ask = stream_a && !nfull && !wide_cols && cfg->gemm_narrow_pf &&
                                     m2 > mr && m2n < m_end;
