@@ -367,7 +367,8 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
                  * (no full panel: 4 x 4 images): the next slice is then the
                  * one the pair of passes reads right away, or the next
                  * pair's first, and the request only gets in the way of its
-                 * loads.  ResNet-50 128 in the model (1 thread, Intel Xeon,
+                 * loads (the narrow kernel's own cursor asks for the next
+                 * pair's slices instead, below).  ResNet-50 128 in the model (1 thread, Intel Xeon,
                  * with and without, interleaved, two runs): 2048>512 and
                  * 512>2048 @4 0.45-0.47 -> 0.42-0.43 ms, 1024>2048 /2 @8
                  * 0.91-0.94 -> 0.84-0.86. */
@@ -431,10 +432,37 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
                      * columns at a time (the slices of two consecutive
                      * panels are mr * kb floats apart in the packing) */
                     size_t m2 = m_end - m0 < 2 * mr ? m_end - m0 : 2 * mr;
+                    /* Where the pair's only work is this call (no full
+                     * panel: 4 x 4 images) and A comes from far, its
+                     * first call asks for the next pair's slices, spread
+                     * over its k loop as the shares above (the two slices
+                     * are one run when the block is not split; the pair
+                     * after next asked for instead was no better).
+                     * ResNet-50 at 128 px in the model (AVX-512, Intel
+                     * Xeon, with and without alternating in one process,
+                     * load ~1.6): 2048>512 and 512>2048 @4 0.50-0.53 ->
+                     * 0.43-0.47 ms, 1024>2048 /2 @8 1.00-1.05 -> 0.84-0.89
+                     * (1 thread); layer4's seven 1x1 layers together
+                     * 0.87-0.89x on 1 thread, 0.91-0.94x on 2; the whole
+                     * model 0.98x, 0.97-0.98x.  Alone, the weights
+                     * rotated through 96 MB of copies: 0.96-1.06x (noise),
+                     * 1024>2048 /2 0.92-0.99x; one layer repeated, its 4
+                     * MB of weights hot in L3: 1.0-1.07x -- in the model
+                     * they come from further. */
+                    const size_t m2n = m0 + 2 * mr;
+                    const int ask = stream_a && !nfull && !wide_cols && cfg->gemm_narrow_pf &&
+                                    m2 > mr && m2n < m_end;
+                    const size_t npass = !ask ? 0 : kk == kb && m2n + mr < m_end ? 2 : 1;
+                    const size_t n_rows = (npass * kk * mr + nr - 1) / nr;
                     for (size_t c0 = 0, w; c0 < rem; c0 += w) {
                         w = rem - c0 <= nr / 2 + LC_GEMM_NARROW_TAIL ? rem - c0 : nr / 2;
-                        narrow(m2, w, kk, ap, mr * kb, bk + nfull * bps + c0, bld,
-                               cr + nfull * c_pstride + m0 * ldc + c0, ldc, bm, ep, flags);
+                        if (c0 == 0 && n_rows && w + LC_GEMM_NARROW_TAIL >= nr / 2)
+                            cfg->gemm_narrow_pf(m2, w, kk, ap, mr * kb, bk + nfull * bps + c0,
+                                                bld, cr + nfull * c_pstride + m0 * ldc + c0,
+                                                ldc, bm, ep, flags, LC_PASS_A(m2n), nr, n_rows);
+                        else
+                            narrow(m2, w, kk, ap, mr * kb, bk + nfull * bps + c0, bld,
+                                   cr + nfull * c_pstride + m0 * ldc + c0, ldc, bm, ep, flags);
                     }
                 }
                 /* rows [m0, m0 + m) are final in every column once their last

@@ -57,6 +57,12 @@ lc_fma_peak_fn lc_fma_peak_get(int isa);
               const float *b, size_t ldb, float *c, size_t ldc, const float *bias,       \
               const lc_epilogue *ep, unsigned flags);
 
+#define LC_DECLARE_GEMM_NARROW_PF(name)                                                  \
+    void name(size_t m, size_t n, size_t k, const float *a, size_t a_pstride,            \
+              const float *b, size_t ldb, float *c, size_t ldc, const float *bias,       \
+              const lc_epilogue *ep, unsigned flags, const float *pf, size_t pf_ld,      \
+              size_t pf_rows);
+
 #define LC_DECLARE_GEMM_TALL(name)                                                       \
     void name(size_t m, size_t n, size_t k, const float *a, size_t a_pstride,            \
               const float *b, size_t ldb, float *c, size_t ldc, const float *bias,       \
@@ -152,6 +158,7 @@ LC_DECLARE_GEMM(lc_f32_gemm_12x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_14x32__avx512)
 LC_DECLARE_STRIDED_COPY(lc_f32_strided_copy__avx512)
 LC_DECLARE_GEMM_NARROW(lc_f32_gemm_narrow_16x16__avx512)
+LC_DECLARE_GEMM_NARROW_PF(lc_f32_gemm_narrow_pf_16x16__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_wide_8x48__avx512)
 LC_DECLARE_GEMM_PF(lc_f32_gemm_wide_pf_8x48__avx512)
 

@@ -9,6 +9,8 @@ crashes the test instead of passing.
   lc_f32_gemm_narrow_16x16__avx512: C (+)= A * B over two 8-row panels of
   packed A (the second a_pstride floats after the first), n <= 16 + 3
   columns, with bias, accumulate and the clamp epilogue (NaN passes).
+  lc_f32_gemm_narrow_pf_16x16__avx512: the same with a prefetch cursor,
+  bitwise the plain narrow kernel's sums wherever the cursor points.
   lc_f32_gemm_tall_24x16__avx512: the same over three 8-row panels and one
   vector of columns (n <= 16), with a prefetch cursor; bitwise the 8 x 32
   kernel's sums.
@@ -296,6 +298,23 @@ def test_gemm_wide_pf_matches_plain(isa, flags):
     pf_name, mr, wn = WIDE_PF[isa]
     _cursor_matches_plain(isa, (pf_name, mr), WIDE[isa][:2], (1, mr - 1, mr),
                           range(wn, wn + 4), 32, 9000 + 1000 * flags, flags)
+
+
+# the narrow kernel with a prefetch cursor (lc_gemm_narrow_pf_fn): the plain
+# narrow kernel's results, bit for bit, wherever the cursor points
+NARROW_PF = {"avx512": "lc_f32_gemm_narrow_pf_16x16__avx512"}
+NARROW_PF_ISAS = [i for i in ISAS if i in NARROW_PF]
+
+
+@pytest.mark.parametrize("isa", NARROW_PF_ISAS)
+@pytest.mark.parametrize("flags", [0, 1, 2, 3])
+def test_gemm_narrow_pf_matches_plain(isa, flags):
+    """One and two panels (the second's rows past m unread), the column-wise,
+    vector and vector-plus-tail widths."""
+    name, mr, nmax = NARROW[isa]
+    _cursor_matches_plain(isa, (NARROW_PF[isa], mr, True), (name, mr, True),
+                          (1, mr, mr + 1, 2 * mr - 1, 2 * mr), (3, 8, 15, 16, 17, nmax), 32,
+                          11000 + 1000 * flags, flags)
 
 
 # the tall tile (lc_gemm_tall_fn): three MR panels, one vector of columns

@@ -68,12 +68,14 @@ def _pointwise_bits_and_values(rng, C, M, H, W, scale, activation, lo, hi):
     np.testing.assert_allclose(want[0], ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
 
 
-@pytest.mark.parametrize("H, W", [(13, 13), (7, 7), (4, 4), (5, 9)])
+@pytest.mark.parametrize("H, W", [(13, 13), (7, 7), (4, 4), (5, 5), (3, 3), (5, 9)])
 def test_weights_streamed_from_far(isa, rng, H, W):
     """1 x 1 layers whose packed weights pass half of L2 (lc_blocking's
     gemm_a_stream), where each pass over whole tiles asks for the next A
     slice a share per call: full panels (13 x 13: 5 x 32 + 9), the wide tile
-    (7 x 7), only the narrow remainder (4 x 4), a 45-column row (5 x 9)."""
+    (7 x 7), only the narrow remainder (4 x 4, whose pass pairs ask for the
+    next pair's slices; 5 x 5, two narrow calls;
+    3 x 3, too narrow to ask), a 45-column row (5 x 9)."""
     C = 320
     M = lc.cpu_features()["cache"]["l2"] // 2 // (4 * C) + 21  # past half of L2, not a multiple of MR
     _pointwise_bits_and_values(rng, C, M, H, W, 0.1, "relu", 0.0, np.inf)

@@ -200,6 +200,15 @@ typedef void (*lc_gemm_narrow_fn)(size_t m, size_t n, size_t k, const float *a,
                                   size_t a_pstride, const float *b, size_t ldb, float *c,
                                   size_t ldc, const float *bias, const lc_epilogue *ep,
                                   unsigned flags);
+/* lc_gemm_narrow_fn with lc_gemm_pf_fn's prefetch cursor (rows of NR floats,
+ * one at a time spread over its k loop; used where it covers two panels,
+ * m > MR, and NR/2 columns or a few fewer -- elsewhere its kernel may
+ * prefetch nothing).  Prefetches never fault.  Same results as gemm_narrow. */
+typedef void (*lc_gemm_narrow_pf_fn)(size_t m, size_t n, size_t k, const float *a,
+                                     size_t a_pstride, const float *b, size_t ldb, float *c,
+                                     size_t ldc, const float *bias, const lc_epilogue *ep,
+                                     unsigned flags, const float *pf, size_t pf_ld,
+                                     size_t pf_rows);
 
 /* lc_gemm_ukernel_fn that also asks for pf_rows rows of NR floats (row r at
  * pf + r*pf_ld) to be brought towards the core (L2), one at a time spread
@@ -424,6 +433,7 @@ typedef struct lc_isa_config {
     /* Optional entries (NULL: the drivers use their portable C path). */
     lc_strided_copy_fn strided_copy; /* patch unwrapping runs */
     lc_gemm_narrow_fn gemm_narrow;   /* column remainders <= NR/2, two MR panels */
+    lc_gemm_narrow_pf_fn gemm_narrow_pf; /* gemm_narrow with a prefetch cursor (optional) */
     lc_gemm_wide_fn gemm_wide;       /* whole rows of B in wide_nr-column tiles */
     lc_gemm_pf_fn gemm_wide_pf;      /* gemm_wide with a prefetch cursor (optional) */
     lc_gemm_pf_fn gemm_pf;           /* gemm with a prefetch cursor (NULL: no prefetch) */

@@ -172,10 +172,29 @@ static void lc_gemm_16xcols__avx512(size_t m, size_t n, size_t k, const float *a
         lc_col16_store(m, j, _mm512_add_ps(s0[j], s1[j]), c, ldc, ep, flags);
 }
 
-void lc_f32_gemm_narrow_16x16__avx512(size_t m, size_t n, size_t k, const float *a,
-                                      size_t a_pstride, const float *b, size_t ldb, float *c,
-                                      size_t ldc, const float *bias, const lc_epilogue *ep,
-                                      unsigned flags) {
+/* k steps [p, k) through STEPS(end) (which runs them up to `end`), with
+ * the prefetch cursor (pf, pf_ld, pf_rows) as in ../gemm_template.h: a row
+ * of NR floats every `every` k steps, so the requests trickle out beside the
+ * FMAs.  The narrow and the wide tiles' bodies use it. */
+#define LC_CURSOR_STEPS(STEPS)                                                                \
+    {                                                                                         \
+        const size_t every = pf_rows && k / pf_rows ? k / pf_rows : 1;                        \
+        for (size_t r = 0; r < pf_rows; r++, pf += pf_ld) {                                   \
+            LC_PREFETCH_ROW(pf);                                                              \
+            LC_PREFETCH_ROW(pf + LC_TILE_NR - 1);                                             \
+            const size_t stop = p + every < k ? p + every : k;                                \
+            STEPS(stop)                                                                       \
+        }                                                                                     \
+        STEPS(k)                                                                              \
+    }
+
+static LC_ALWAYS_INLINE void lc_gemm_narrow_16x16_body(size_t m, size_t n, size_t k,
+                                                       const float *a, size_t a_pstride,
+                                                       const float *b, size_t ldb, float *c,
+                                                       size_t ldc, const float *bias,
+                                                       const lc_epilogue *ep, unsigned flags,
+                                                       const float *pf, size_t pf_ld,
+                                                       size_t pf_rows) {
     if (m <= 8) { /* one panel: the full kernel on a single vector */
         lc_f32_gemm_8x32__avx512(m, n, k, a, b, ldb, c, ldc, bias, ep, flags);
         return;
@@ -205,29 +224,34 @@ void lc_f32_gemm_narrow_16x16__avx512(size_t m, size_t n, size_t k, const float 
 #undef LC_BIAS
     }
 #define LC_STEP(i) c##i = _mm512_fmadd_ps(_mm512_set1_ps(i < 8 ? a[i & 7] : a1[i & 7]), bv, c##i);
-    if (t == 0) {
-        for (size_t p = 0; p < k; p++, a += 8, a1 += 8, b += ldb) {
-            const __m512 bv = _mm512_maskz_loadu_ps(mask, b);
-            LC_NROWS(LC_STEP)
-        }
-    } else if (t == 1) { /* P = 49: 32 + 16 + 1, the common case, branch-free */
-        for (size_t p = 0; p < k; p++, a += 8, a1 += 8, b += ldb) {
-            const __m512 bv = _mm512_loadu_ps(b);
-            LC_NROWS(LC_STEP)
-            e0 = _mm512_fmadd_ps(lc_a16(a, a1), _mm512_set1_ps(b[16]), e0);
-        }
-    } else {
-        /* the tail's one FMA chain per column is hidden behind the 16
-         * vector FMAs of the same k step */
-        for (size_t p = 0; p < k; p++, a += 8, a1 += 8, b += ldb) {
-            const __m512 bv = _mm512_loadu_ps(b);
-            const __m512 av = lc_a16(a, a1);
-            LC_NROWS(LC_STEP)
-            e0 = _mm512_fmadd_ps(av, _mm512_set1_ps(b[16]), e0);
-            if (t > 1) e1 = _mm512_fmadd_ps(av, _mm512_set1_ps(b[17]), e1);
-            if (t > 2) e2 = _mm512_fmadd_ps(av, _mm512_set1_ps(b[18]), e2);
-        }
+    /* k steps [p, end) */
+#define LC_NARROW_STEPS(end)                                                                  \
+    if (t == 0) {                                                                             \
+        for (; p < (end); p++, a += 8, a1 += 8, b += ldb) {                                   \
+            const __m512 bv = _mm512_maskz_loadu_ps(mask, b);                                 \
+            LC_NROWS(LC_STEP)                                                                 \
+        }                                                                                     \
+    } else if (t == 1) { /* P = 49: 32 + 16 + 1, the common case, branch-free */              \
+        for (; p < (end); p++, a += 8, a1 += 8, b += ldb) {                                   \
+            const __m512 bv = _mm512_loadu_ps(b);                                             \
+            LC_NROWS(LC_STEP)                                                                 \
+            e0 = _mm512_fmadd_ps(lc_a16(a, a1), _mm512_set1_ps(b[16]), e0);                   \
+        }                                                                                     \
+    } else {                                                                                  \
+        /* the tail's one FMA chain per column is hidden behind the 16                        \
+         * vector FMAs of the same k step */                                                  \
+        for (; p < (end); p++, a += 8, a1 += 8, b += ldb) {                                   \
+            const __m512 bv = _mm512_loadu_ps(b);                                             \
+            const __m512 av = lc_a16(a, a1);                                                  \
+            LC_NROWS(LC_STEP)                                                                 \
+            e0 = _mm512_fmadd_ps(av, _mm512_set1_ps(b[16]), e0);                              \
+            if (t > 1) e1 = _mm512_fmadd_ps(av, _mm512_set1_ps(b[17]), e1);                   \
+            if (t > 2) e2 = _mm512_fmadd_ps(av, _mm512_set1_ps(b[18]), e2);                   \
+        }                                                                                     \
     }
+    size_t p = 0;
+    LC_CURSOR_STEPS(LC_NARROW_STEPS)
+#undef LC_NARROW_STEPS
 #undef LC_STEP
     if ((flags & LC_GEMM_FINAL) && ep->clamp) { /* NaN passes: max/min return it */
         const __m512 lo = _mm512_set1_ps(ep->lo), hi = _mm512_set1_ps(ep->hi);
@@ -242,6 +266,27 @@ void lc_f32_gemm_narrow_16x16__avx512(size_t m, size_t n, size_t k, const float 
     if (t > 0) lc_col16_store(m, 16, e0, c, ldc, ep, flags);
     if (t > 1) lc_col16_store(m, 17, e1, c, ldc, ep, flags);
     if (t > 2) lc_col16_store(m, 18, e2, c, ldc, ep, flags);
+}
+
+void lc_f32_gemm_narrow_16x16__avx512(size_t m, size_t n, size_t k, const float *a,
+                                      size_t a_pstride, const float *b, size_t ldb, float *c,
+                                      size_t ldc, const float *bias, const lc_epilogue *ep,
+                                      unsigned flags) {
+    lc_gemm_narrow_16x16_body(m, n, k, a, a_pstride, b, ldb, c, ldc, bias, ep, flags, NULL, 0,
+                              0);
+}
+
+/* The same with a prefetch cursor (lc_gemm_narrow_pf_fn: the driver's next
+ * pair of A slices on 4 x 4 images, where a pass pair is one narrow call);
+ * the one-panel and column-wise forms above (m <= 8, n <= 7) prefetch
+ * nothing. */
+void lc_f32_gemm_narrow_pf_16x16__avx512(size_t m, size_t n, size_t k, const float *a,
+                                         size_t a_pstride, const float *b, size_t ldb, float *c,
+                                         size_t ldc, const float *bias, const lc_epilogue *ep,
+                                         unsigned flags, const float *pf, size_t pf_ld,
+                                         size_t pf_rows) {
+    lc_gemm_narrow_16x16_body(m, n, k, a, a_pstride, b, ldb, c, ldc, bias, ep, flags, pf,
+                              pf_ld, pf_rows);
 }
 
 /* 8 x 48 (lc_gemm_wide_fn): three vectors of columns per row, 24
@@ -316,16 +361,7 @@ static LC_ALWAYS_INLINE void lc_gemm_wide_8x48_body(size_t m, size_t n, size_t k
         }                                                                                     \
     }
     size_t p = 0;
-    /* the prefetch cursor as in ../gemm_template.h: a row of NR floats every
-     * `every` k steps, so the requests trickle out beside the FMAs */
-    const size_t every = pf_rows && k / pf_rows ? k / pf_rows : 1;
-    for (size_t r = 0; r < pf_rows; r++, pf += pf_ld) {
-        LC_PREFETCH_ROW(pf);
-        LC_PREFETCH_ROW(pf + LC_TILE_NR - 1);
-        const size_t stop = p + every < k ? p + every : k;
-        LC_WIDE_STEPS(stop)
-    }
-    LC_WIDE_STEPS(k)
+    LC_CURSOR_STEPS(LC_WIDE_STEPS)
 #undef LC_WIDE_STEPS
 #undef LC_STEP
     const int clamp = (flags & LC_GEMM_FINAL) && ep->clamp;
