@@ -38,6 +38,17 @@ void lc_f32_pool_rows__avx512(float *r, const float *x, size_t step, size_t nrow
     }
 }
 
+/* A window's rows [lo, hi) reduced into r[0, n) (lc_f32_pool_rows__avx512), or
+ * `fill` where none of them is in the image (a window wholly in the padding). */
+static inline void lc_pool_window_rows(float *r, const float *x, size_t step, ptrdiff_t nrows,
+                                       size_t n, int is_max, __m512 fill) {
+    if (nrows > 0) {
+        lc_f32_pool_rows__avx512(r, x, step, (size_t)nrows, n, is_max);
+        return;
+    }
+    for (size_t w = 0; w < n; w += 16) _mm512_mask_storeu_ps(r + w, lc_pool_mask(n - w), fill);
+}
+
 /* in[2k], k < cnt (<= 16), into lanes k: the even lanes of two loads that
  * read exactly in[0 .. 2 cnt - 1). */
 static inline __m512 lc_pool_even(const float *in, size_t cnt, __m512i even) {
@@ -288,18 +299,8 @@ static LC_ALWAYS_INLINE void lc_pool_s2_op(float *y, const float *x, size_t plan
                         _mm512_storeu_ps(rw + w, is_max ? lc_pool_max(lc_pool_max(a, b), c)
                                                         : _mm512_add_ps(_mm512_add_ps(a, b), c));
                     }
-                for (; w < W; w += 16) {
-                    const __mmask16 k = lc_pool_mask((size_t)(W - w));
-                    __m512 acc = fill;   /* no window row in the image */
-                    if (hi > lo) {
-                        acc = _mm512_maskz_loadu_ps(k, x0 + w);
-                        for (ptrdiff_t i = 1; i < hi - lo; i++) {
-                            const __m512 v = _mm512_maskz_loadu_ps(k, x0 + i * W + w);
-                            acc = is_max ? lc_pool_max(acc, v) : _mm512_add_ps(acc, v);
-                        }
-                    }
-                    _mm512_mask_storeu_ps(rw + w, k, acc);
-                }
+                lc_pool_window_rows(rw + w, x0 + w, (size_t)W, hi - lo, (size_t)(W - w), is_max,
+                                    fill);
             }
         /* window columns over the pass's outputs */
         const ptrdiff_t total = (ptrdiff_t)np * OHW;
@@ -485,18 +486,7 @@ void lc_f32_pool_plane__avx512(float *y, const float *x, size_t planes,
                 }
                 continue;
             }
-            for (size_t w = 0; w < W; w += 16) {
-                const __mmask16 k = lc_pool_mask(W - w);
-                __m512 acc = fill;   /* where no row is in the image */
-                if (hi > lo) {
-                    acc = _mm512_maskz_loadu_ps(k, x0 + w);
-                    for (size_t i = 1; i < hi - lo; i++) {
-                        const __m512 v = _mm512_maskz_loadu_ps(k, x0 + i * step + w);
-                        acc = is_max ? lc_pool_max(acc, v) : _mm512_add_ps(acc, v);
-                    }
-                }
-                _mm512_mask_storeu_ps(rw + w, k, acc);
-            }
+            lc_pool_window_rows(rw, x0, step, hi > lo ? (ptrdiff_t)(hi - lo) : 0, W, is_max, fill);
         }
         p = p0;
         oh = oh0;
