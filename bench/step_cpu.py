@@ -16,7 +16,13 @@ prints both busiest-thread CPU times and the 10th percentile of the step's
 wall time: a split that only moves time into the wait at a barrier shows
 in the second, not the first.  Interleaved in one process, it resolves a
 few percent of a step on a machine where two processes run one after the
-other do not (load 4-6: the whole model's p20 moved 3-10% between runs).
+other do not (load 4: SqueezeNet 1.1 128's p20 at 2 threads was 2.23 ms in
+one process and 1.85 in the next).
+Run it once with a NAME nothing reads first: the rows that differ there are
+the harness's own spread (SqueezeNet 1.1's stem, the first step, whose
+samples are seldom clean, came out 85-125 us slower in B, the second
+preparation, in 3 runs of 3, of about 100; in 1 run with B prepared first,
+neither was; the other steps within about 10 us).
 
 Why CPU time: on a machine other work shares, a 2-thread step's wall time
 mostly says whether the worker got a CPU (its medians ran at 2x the best at
