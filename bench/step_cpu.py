@@ -21,8 +21,9 @@ one process and 1.85 in the next).
 Run it once with a NAME nothing reads first: the rows that differ there are
 the harness's own spread (SqueezeNet 1.1's stem, the first step, whose
 samples are seldom clean, came out 85-125 us slower in B, the second
-preparation, in 3 runs of 3, of about 100; in 1 run with B prepared first,
-neither was; the other steps within about 10 us).
+preparation, in 4 runs of 4, of about 100; in 1 run with B prepared first,
+neither was; the other steps mostly within 10 us, Winograd 32>128 @15 up
+to 28).
 
 Why CPU time: on a machine other work shares, a 2-thread step's wall time
 mostly says whether the worker got a CPU (its medians ran at 2x the best at
