@@ -23,3 +23,13 @@ def test_records_go_to_the_step_they_started_in():
     got = step_cpu.step_costs([(0, 0, 100), (1, 120, 180), (2, 200, 300)], records)
     assert got == [(0, 8000 + 2000, 14000 + 2000, True), (1, 0, 0, True),
                    (2, 9000, 14000, False)]
+
+
+def test_summary_keeps_each_steps_wall_p10_and_diff_rows_pair_steps_by_label():
+    # step 3: 20 samples, CPU 10..29 us (all clean), wall 100..290 us: p10 is the 2nd
+    samples = [(1000 * (10 + i), 0, True, 1000 * (100 + 10 * i)) for i in range(20)]
+    s = step_cpu.summary({"A": {3: ["conv", samples]},
+                          "B": {3: ["conv", samples[:10]], 4: ["pool", samples]}})
+    assert s["A"][3][4] == 110.0 and s["B"][3][4] == 100.0
+    # only steps both hold under the same label; B - A of the busiest thread's CPU
+    assert step_cpu.diff_rows(s["A"], s["B"]) == [(14.5 - 19.5, "conv", 19.5, 14.5, 3)]
