@@ -8,12 +8,15 @@ any C compiler.  Environment switches:
   LEANCONV_NO_SIMD=1     build the scalar kernels only
   LEANCONV_SANITIZE=1    -fsanitize=address,undefined (see README)
   LIBOMP_PREFIX=<dir>    macOS: where libomp is, if not Homebrew's usual place
+  LEANCONV_BUILD_JOBS=N  compile N sources at once (default: the CPUs this
+                         process may use; 1 compiles one after another)
 """
 import os
 import platform
 import struct
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from setuptools import Extension, setup
@@ -73,6 +76,7 @@ class BuildExt(build_ext):
             ext.extra_compile_args += cflags
             ext.extra_link_args += ldflags
             ext.define_macros += macros
+        compile_in_parallel(self.compiler, build_jobs())
         super().build_extensions()
 
     def openmp_flags(self, msvc):
@@ -109,6 +113,55 @@ class BuildExt(build_ext):
                 return True
             except Exception:
                 return False
+
+
+def build_jobs():
+    """How many sources to compile at once: LEANCONV_BUILD_JOBS, else the CPUs
+    this process may run on (CI machines and wheel containers have few, and
+    the build is most of CI's wall time, so use them all)."""
+    env = os.environ.get("LEANCONV_BUILD_JOBS", "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise SystemExit(f"LEANCONV_BUILD_JOBS must be a positive integer, got {env!r}")
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def compile_in_parallel(compiler, jobs):
+    """Make `compiler.compile` run up to `jobs` compiler processes at once.
+
+    distutils compiles one extension's sources one after another; leanconv is
+    one extension of ~100 C files, so that leaves all but one core idle.  The
+    per-object step (`_compile`) only starts a compiler process, so threads are
+    enough.  Sources keep their order, so the biggest (the Cython module,
+    listed first) starts first.  MSVC compiles in one call and keeps its own
+    path."""
+    if jobs <= 1 or compiler.compiler_type == "msvc":
+        return
+    serial_compile = compiler.compile
+
+    def compile(sources, output_dir=None, macros=None, include_dirs=None, debug=0,
+                extra_preargs=None, extra_postargs=None, depends=None):
+        if len(sources) < 2:
+            return serial_compile(sources, output_dir, macros, include_dirs, debug,
+                                  extra_preargs, extra_postargs, depends)
+        macros, objects, extra_postargs, pp_opts, build = compiler._setup_compile(
+            output_dir, macros, include_dirs, sources, depends, extra_postargs)
+        cc_args = compiler._get_cc_args(pp_opts, debug, extra_preargs)
+
+        def one(obj):
+            if obj in build:
+                src, ext = build[obj]
+                compiler._compile(obj, src, ext, cc_args, extra_postargs, pp_opts)
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            list(pool.map(one, objects))  # list(): re-raises a failed compile
+        return objects
+
+    compiler.compile = compile
 
 
 def is_32bit_x86():

@@ -2,7 +2,7 @@
 # Run leanconv's pytest suite on arm64 under qemu user emulation, so the NEON
 # kernels are really built and executed on an x86-64 machine.
 #
-#   .ci/test-neon.sh [pytest args...]      (default: -q -x tests)
+#   .ci/test-neon.sh [pytest args...]      (default: -q -x -n CPUS tests)
 #
 # Steps: make sure the arm64 rootfs exists (.ci/arm64-rootfs.sh); build the
 # extension with setup.py, exactly as `pip install .` would on an arm64 Debian
@@ -17,6 +17,13 @@
 #   LEANCONV_ARM64_ROOT  rootfs (default /var/cache/leanconv/arm64-root)
 #   LEANCONV_NO_OPENMP=1 and the other setup.py switches work as for any build
 #   LEANCONV_KEEP_BUILD=1  keep the temp build dir (its path is printed)
+#
+# Emulation is 10-50x slower than the CPU, and this run is most of CI's time,
+# so the default spreads the tests over one emulated python per CPU with
+# pytest-xdist (a pure-Python wheel staged next to the package: the rootfs's
+# Debian pytest stays as it is). Without the wheels (no index reachable) the
+# tests run one after another. The portable C path is not run here at all:
+# tests/conftest.py leaves it to the native runs (LEANCONV_EMULATED).
 # Must run as root (installs host packages, may build the rootfs).
 set -euo pipefail
 
@@ -29,7 +36,13 @@ CC="$TRIPLET-gcc"
 PYVER=3.11                                  # bookworm's python3
 EXT_SUFFIX=".cpython-311-$TRIPLET.so"       # what the arm64 python imports
 
-[ $# -gt 0 ] || set -- -q -x tests
+XDIST_SPECS=("pytest-xdist==3.6.1" "execnet==2.1.1")   # 3.6 is the last for the rootfs's pytest 7.2
+XDIST_CACHE="${LEANCONV_CACHE:-/var/cache/leanconv}/qemu-xdist"
+DEFAULT_ARGS=0
+if [ $# -eq 0 ]; then
+    DEFAULT_ARGS=1
+    set -- -q -x tests
+fi
 
 log() { echo "[test-neon $(date +%H:%M:%S)] $*"; }
 die() { echo "[test-neon] ERROR: $*" >&2; exit 1; }
@@ -98,6 +111,23 @@ STAGE="$BUILD/stage"
 mkdir -p "$STAGE" "$BUILD/tmp"
 tar -C "$SRC/python" --exclude='*.so' --exclude='__pycache__' -cf - leanconv | tar -C "$STAGE" -xf -
 cp "$SO" "$STAGE/leanconv/"
+
+# pytest-xdist for the default run: wheels downloaded once (cached), unpacked
+# into the stage, where the guest python finds them and their entry point.
+if [ "$DEFAULT_ARGS" = 1 ]; then
+    mkdir -p "$XDIST_CACHE"
+    if [ "$(ls "$XDIST_CACHE"/*.whl 2>/dev/null | wc -l)" -lt "${#XDIST_SPECS[@]}" ]; then
+        "${HOST_PY[@]}" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+            -d "$XDIST_CACHE" "${XDIST_SPECS[@]}" 2>&1 \
+            | grep -v "is ignored: it is neither a file nor a directory" || true
+    fi
+    if [ "$(ls "$XDIST_CACHE"/*.whl 2>/dev/null | wc -l)" -ge "${#XDIST_SPECS[@]}" ]; then
+        for whl in "$XDIST_CACHE"/*.whl; do "${HOST_PY[@]}" -m zipfile -e "$whl" "$STAGE"; done
+        set -- -n "$(nproc)" "$@"
+    else
+        log "no pytest-xdist wheels (index unreachable?): the tests run one after another"
+    fi
+fi
 
 # A pytest plugin (loaded with -p) with defaults for emulated runs: code runs
 # 10-50x slower under qemu, so Hypothesis' 200 ms per-example deadline and its

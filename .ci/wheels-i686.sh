@@ -44,11 +44,21 @@ rm -rf "$WORK/obj" && mkdir -p "$WORK/obj"
 # The flags setup.py gives GCC on a 32-bit x86 Python.
 CFLAGS=(-std=c99 -O3 -fPIC -fno-strict-aliasing -msse2 -mfpmath=sse -fopenmp -DLC_HAVE_OPENMP
         -Wall -Wno-unused-function -I"$WORK/src/include" -I"$WORK/src/kernels")
+# One compiler per CPU; at most that many run at once, waiting on the oldest.
+# `wait PID` returns that compiler's status, so set -e stops on the first error.
+jobs_max=$(nproc)
 n=0
+running=()
 while IFS= read -r -d '' c; do
-    "$CROSS" "${CFLAGS[@]}" -c "$c" -o "$WORK/obj/$(echo "${c#"$WORK"/src/}" | tr / _).o"
+    "$CROSS" "${CFLAGS[@]}" -c "$c" -o "$WORK/obj/$(echo "${c#"$WORK"/src/}" | tr / _).o" &
+    running+=("$!")
     n=$((n + 1))
+    if [ "${#running[@]}" -ge "$jobs_max" ]; then
+        wait "${running[0]}"
+        running=("${running[@]:1}")
+    fi
 done < <(find "$WORK/src/kernels" -name '*.c' -print0 | sort -z)
+for pid in "${running[@]}"; do wait "$pid"; done
 "$CROSS" -shared -fopenmp -Wl,--no-undefined -o "$WORK/obj/libleanconv-kernels.so" "$WORK"/obj/*.o -lm
 log "$n files compiled; $(file -b "$WORK/obj/libleanconv-kernels.so" | cut -d, -f1-2)"
 

@@ -1,7 +1,10 @@
 """Which leanconv a benchmark script imports: this checkout's python/ when it
 is built in place (`python setup.py build_ext --inplace`), else whatever is
 installed -- a fresh clone beside a pip-installed leanconv has the sources
-but no compiled _core, and importing them would fail."""
+but no compiled _core, and importing them would fail.  "Built" means built for
+this interpreter: an x86-64 build in the tree is no use to the arm64 python
+that .ci/test-neon.sh runs under qemu."""
+import importlib.machinery
 import os
 import sys
 from pathlib import Path
@@ -10,7 +13,8 @@ SOURCE = Path(__file__).resolve().parent.parent / "python"
 
 
 def is_built() -> bool:
-    return any(p.suffix in (".so", ".pyd") for p in (SOURCE / "leanconv").glob("_core*"))
+    return any((SOURCE / "leanconv" / f"_core{suffix}").is_file()
+               for suffix in importlib.machinery.EXTENSION_SUFFIXES)
 
 
 def use_source_tree(position: int = 0) -> None:

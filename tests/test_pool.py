@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import ISAS
+from conftest import ALL_ISAS, ISAS
 from leanconv import _core, _isa
 
 
@@ -86,7 +86,7 @@ def test_max_pool_keeps_each_nan_payload_as_the_portable_loops(geom):
     bits[(bits.view(np.float32) == 0) & (rng.random(bits.shape) < 0.5)] = 0x80000000
     x = bits.view(np.float32).reshape(-1)
     outs = []
-    for isa in ISAS:
+    for isa in ALL_ISAS:
         y = np.empty(planes * OH * OW, np.float32)
         _core.pool2d(x, y, geom, True, False, 1, _isa.isa_id(isa))
         outs.append(y.view(np.uint32))
@@ -195,7 +195,7 @@ def test_isa_row_primitives_give_the_portable_bits(geom, is_max, include_pad):
     x[1, 2, 5] = x[2, H // 2, W - 1] = x[3, H - 1, 0] = np.nan
     g = (4, H, W, OH, OW, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr)
     outs = {}
-    for isa in ISAS:
+    for isa in ALL_ISAS:
         out = np.full(4 * OH * OW, 7.0, np.float32)
         _core.pool2d(x.reshape(-1), out, g, is_max, include_pad, 1, _isa.isa_id(isa))
         outs[isa] = out
@@ -315,7 +315,7 @@ def test_pools_over_chunks_of_rows_give_the_portable_bits(planes, H, W, OH, OW, 
     x[planes // 2, H // 2, 0] = x[planes - 1, H - 1, W - 1] = np.nan
     g = (planes, H, W, OH, OW) + k + s + d + pads
     outs = {}
-    for isa in ISAS:
+    for isa in ALL_ISAS:
         for threads in (1, 2):
             out = np.full(planes * OH * OW, 7.0, np.float32)
             _core.pool2d(x.reshape(-1), out, g, is_max, include_pad, threads, _isa.isa_id(isa))
@@ -405,7 +405,7 @@ def test_averages_divide_with_the_portable_bits_at_every_scale(geom, include_pad
     x[0, 1, 1], x[1, H - 1, W // 2], x[2, 0, 0] = np.inf, -np.inf, np.nan
     g = (planes, H, W, OH, OW, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr)
     outs = {}
-    for isa in ISAS:
+    for isa in ALL_ISAS:
         out = np.full(planes * OH * OW, 7.0, np.float32)
         _core.pool2d(x.reshape(-1), out, g, False, include_pad, 1, _isa.isa_id(isa))
         outs[isa] = out
@@ -421,7 +421,7 @@ def test_one_window_wholly_in_the_padding(is_max, include_pad):
     x = np.arange(20 * 3, dtype=np.float32)
     geom = (20, 1, 3, 1, 1, 3, 3, 2, 2, 1, 1, 3, 0, 0, 0)   # rows -3..-1 of a 1x3 plane
     outs = []
-    for isa in ISAS:
+    for isa in ALL_ISAS:
         y = np.full(20, 7.0, np.float32)
         _core.pool2d(x, y, geom, is_max, include_pad, 1, _isa.isa_id(isa))
         outs.append(y)
