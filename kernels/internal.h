@@ -174,6 +174,10 @@ void lc_parallel_for(int nthreads, int64_t count, double work, lc_task_fn fn, vo
  * so an item that reads scratch it did not write this item shows in its
  * output (tests/test_scratch_poison.py). */
 void *lc_thread_scratch(void *base, int64_t slice_bytes, int thread);
+/* The same, but the slice's first kept_bytes hold data the thread wrote
+ * earlier in the same loop, tagged with what it is (the debug poison spares
+ * them): a call's own cache, never scratch history a result could depend on. */
+void *lc_thread_scratch_kept(void *base, int64_t slice_bytes, int thread, int64_t kept_bytes);
 #define LC_DEBUG_POISON 1
 #define LC_DEBUG_REVERSE 2
 void lc_debug_schedule(int flags);
