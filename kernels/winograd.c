@@ -302,6 +302,10 @@ typedef struct {
     /* By channels: the block whose whole input transform thread s's V holds
      * (-1: none yet this call), for the first LC_WINO_REUSE_THREADS threads */
     int64_t v_block[LC_WINO_REUSE_THREADS];
+    /* whether thread s has run a block's GEMMs this call (U then in its L2
+     * when U fits there: lc_wino_u_far) */
+    char u_warm[LC_WINO_REUSE_THREADS];
+    int64_t u_bytes;   /* the group's U, all alpha^2 points */
 } lc_wino_ctx;
 
 /* A run of a panel's tiles that lie on one tile row: tiles (th, tw0 + l) in
@@ -536,9 +540,26 @@ static void lc_wino_cl_gemms(const lc_wino_ctx *t, const lc_wino_block *b, int64
     }
 }
 
+/* Whether this thread's GEMMs read U from beyond L2, so the GEMM driver
+ * prefetches its slices (LC_PANELS_A_FAR): each alpha^2 point's U is small
+ * (64 KiB at 128>128), so the driver would not by its own budget, but they
+ * are one stream of U.  At a call U is far once it is past a quarter of L2
+ * (lc_blocking's gemm_a_far: in a model the other layers' weights have
+ * passed through the caches); on the thread's later blocks only when it is
+ * past the streaming budget.  With few blocks each thread reads all of U
+ * for one block: without prefetch ResNet-50 128's 128>128 @16 F2 GEMMs cost
+ * a 2-thread block as much CPU as the 1-thread call's two panels. */
+static int lc_wino_u_far(lc_wino_ctx *t, int thread) {
+    const lc_blocking *budget = lc_blocking_get();
+    const int warm = thread < LC_WINO_REUSE_THREADS && t->u_warm[thread];
+    if (thread < LC_WINO_REUSE_THREADS) t->u_warm[thread] = 1;
+    return t->u_bytes > (warm ? budget->gemm_a_stream : budget->gemm_a_far);
+}
+
 /* 2 and 3. GEMMs and output transform of output channels [m_begin, m_end) */
 static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, int64_t m_begin,
-                                 int64_t m_end, const float *V, float *Mo, float *obuf) {
+                                 int64_t m_end, const float *V, float *Mo, float *obuf,
+                                 int u_far) {
     const lc_conv_desc *d = t->d;
     const lc_wino_geom *g = &t->g;
     const lc_isa_config *isa = d->isa;
@@ -556,7 +577,8 @@ static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, i
         }
         lc_gemm_panels_rows(isa, (size_t)Mg, (size_t)m_begin, (size_t)m_end, (size_t)Cg, u,
                             V + x * v_xs, nr, (size_t)Cg * nr, (size_t)b->blk_tiles,
-                            Mo + x * mo_xs, nr, (size_t)Mg * nr, NULL, NULL, &d->epilogue, 0, NULL);
+                            Mo + x * mo_xs, nr, (size_t)Mg * nr, NULL, NULL, &d->epilogue,
+                            u_far ? LC_PANELS_A_FAR : 0, NULL);
     }
     /* output transform, bias and activation, scatter (a residual is added
      * by the scatter and its post-op, so the transform clamps only when
@@ -610,12 +632,12 @@ static void lc_wino_slice(const lc_wino_ctx *t, int thread, int keep_v, float **
 
 /* Many blocks: a thread takes a whole block, input to output. */
 static void lc_wino_task(void *vctx, int64_t item, int thread) {
-    const lc_wino_ctx *t = (const lc_wino_ctx *)vctx;
+    lc_wino_ctx *t = (lc_wino_ctx *)vctx;
     const lc_wino_block b = lc_wino_block_at(t->d, &t->g, item);
     float *V, *Mo, *dbuf, *obuf;
     lc_wino_slice(t, thread, 0, &V, &Mo, &dbuf, &obuf);
     lc_wino_input_block(t, &b, 0, t->d->C / t->d->groups, V, dbuf);
-    lc_wino_output_block(t, &b, 0, t->d->M / t->d->groups, V, Mo, obuf);
+    lc_wino_output_block(t, &b, 0, t->d->M / t->d->groups, V, Mo, obuf, lc_wino_u_far(t, thread));
 }
 
 /* Few blocks (phased): first every block's input transform, shared out by
@@ -675,7 +697,7 @@ static void lc_wino_range_item(lc_wino_ctx *t, int64_t item, int thread, int own
         lc_wino_input_block(t, &b, 0, t->d->C / t->d->groups, V, dbuf);
         if (remember) t->v_block[thread] = ib;
     }
-    lc_wino_output_block(t, &b, m_begin, m_end, V, Mo, obuf);
+    lc_wino_output_block(t, &b, m_begin, m_end, V, Mo, obuf, lc_wino_u_far(t, thread));
 }
 
 /* ... then GEMMs and output transforms, shared out by output-channel blocks */
@@ -707,7 +729,8 @@ int lc_winograd_run(const lc_conv_desc *d, const int64_t *tiling, const float *x
     memcpy(&t.g, tiling, sizeof t.g);
     t.cl = lc_wino_channel_lanes(d);
     t.mpad = lc_round_up(d->M / d->groups, lc_wino_u_panel(d), &ok);
-    for (int s = 0; s < LC_WINO_REUSE_THREADS; s++) t.v_block[s] = -1;
+    for (int s = 0; s < LC_WINO_REUSE_THREADS; s++) t.v_block[s] = -1, t.u_warm[s] = 0;
+    t.u_bytes = lc_mul(lc_mul(t.g.xi, t.mpad, &ok), (d->C / d->groups) * (int64_t)sizeof(float), &ok);
     if (t.g.split == LC_WINO_BY_BLOCKS) {
         lc_parallel_for(d->nthreads, t.g.blocks_total, lc_conv_macs(d), lc_wino_task, &t);
     } else if (t.g.split == LC_WINO_BY_CHANNELS) {

@@ -248,3 +248,17 @@ def test_channel_ranges_reuse_the_threads_transformed_input(isa, mode, C, M, H, 
             assert np.array_equal(plan(x, threads=threads), ref), threads
     finally:
         _core.debug_schedule()
+
+
+@pytest.mark.parametrize("algorithm,C,H", [("winograd_f2", 128, 16), ("winograd_f4", 64, 32)])
+def test_weights_from_far_same_bits(isa, algorithm, C, H, rng):
+    """U past a quarter of L2 (1 MiB at 128>128 F2, 576 KiB at 64>64 F4 on a
+    2 MiB L2): a thread's first block prefetches U's slices and passes over
+    it row-panel first (kernels/winograd.c lc_wino_u_far), its later blocks
+    may not.  Which blocks do depends on the threads; the bits must not."""
+    x = rng.standard_normal((1, C, H, H)).astype(np.float32)
+    w = (rng.standard_normal((C, C, 3, 3)) / np.sqrt(9 * C)).astype(np.float32)
+    b = rng.standard_normal(C).astype(np.float32)
+    outs = [check(algorithm, x, w, b, (1, 1, 1, 1), threads=t, activation="relu") for t in (1, 2, 3)]
+    for y in outs[1:]:
+        assert np.array_equal(outs[0], y)
