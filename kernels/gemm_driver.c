@@ -208,7 +208,8 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
      * once per panel, with A cache-resident on most layers) */
     const lc_blocking *budget = lc_blocking_get();
     const size_t b_l1 = (size_t)budget->gemm_b_l1;
-    const int stream_a = mpad * K * sizeof(float) > (size_t)budget->gemm_a_stream;
+    const int stream_a = (how & LC_PANELS_A_FAR) ||
+                         mpad * K * sizeof(float) > (size_t)budget->gemm_a_stream;
     /* Panel-major order (below) reads the whole A block on its first panel,
      * one MR x kb slice per tile, so that panel's tiles wait on A wherever A
      * is not in cache yet -- in a model, always: between two runs every

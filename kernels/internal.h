@@ -174,6 +174,10 @@ void lc_parallel_for(int nthreads, int64_t count, double work, lc_task_fn fn, vo
  * so an item that reads scratch it did not write this item shows in its
  * output (tests/test_scratch_poison.py). */
 void *lc_thread_scratch(void *base, int64_t slice_bytes, int thread);
+/* The same, but the slice's first kept_bytes hold data the thread wrote
+ * earlier in the same loop, tagged with what it is (the debug poison spares
+ * them): a call's own cache, never scratch history a result could depend on. */
+void *lc_thread_scratch_kept(void *base, int64_t slice_bytes, int thread, int64_t kept_bytes);
 #define LC_DEBUG_POISON 1
 #define LC_DEBUG_REVERSE 2
 void lc_debug_schedule(int flags);
@@ -203,6 +207,10 @@ size_t lc_packed_a_offset(size_t Mg, size_t K, size_t mr, size_t kc, size_t m, s
 #define LC_PANELS_EPILOGUE 1
 #define LC_PANELS_WIDE 2
 #define LC_PANELS_TALL 4
+/* LC_PANELS_A_FAR: A comes from beyond L2 though it is small enough to stay
+ * there (one of several calls that stream one larger set of weights, as
+ * Winograd's alpha^2 GEMMs do): its slices are prefetched as for a large A. */
+#define LC_PANELS_A_FAR 8
 /* b_pack: NULL, or room for min(K, kc) rows of the call's panels rounded up
  * to whole NR-wide ones, where each kc-row block of B is first copied into
  * contiguous panels (plain columns only: b_pstride == NR and no wide tile;

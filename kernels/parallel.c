@@ -41,13 +41,17 @@ void lc_debug_schedule(int flags) {
     lc_debug_flags = flags;
 }
 
-void *lc_thread_scratch(void *base, int64_t slice_bytes, int thread) {
+void *lc_thread_scratch_kept(void *base, int64_t slice_bytes, int thread, int64_t kept_bytes) {
     char *s = (char *)base + (int64_t)thread * slice_bytes;
     if (lc_debug_flags & LC_DEBUG_POISON) {
         const uint32_t nan_bits = 0x7fc00000u;
-        for (int64_t i = 0; i + 4 <= slice_bytes; i += 4) memcpy(s + i, &nan_bits, 4);
+        for (int64_t i = kept_bytes; i + 4 <= slice_bytes; i += 4) memcpy(s + i, &nan_bits, 4);
     }
     return s;
+}
+
+void *lc_thread_scratch(void *base, int64_t slice_bytes, int thread) {
+    return lc_thread_scratch_kept(base, slice_bytes, thread, 0);
 }
 
 void lc_parallel_for(int nthreads, int64_t count, double work, lc_task_fn fn, void *ctx) {

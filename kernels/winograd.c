@@ -205,8 +205,9 @@ static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
      * thread that starts late (a worker woken from sleep, or whose CPU runs
      * another process) then has half its share taken by the others, not all
      * of it (512>512 @7 F2, called now and then: median 1.5 -> 3.0 ms with
-     * one range a thread, the caller running both).  Each range's items
-     * transform the block's input again: a few adds per point and channel. */
+     * one range a thread, the caller running both).  A thread that takes a
+     * block's next range keeps its V (lc_wino_range_item), so the ranges
+     * cost no transforms over the one-range split. */
     if (g->split == LC_WINO_BY_CHANNELS && 2 * g->mchunks <= lc_wino_mchunks_of(d, Mg) / 2)
         g->mchunks *= 2;
     /* A cache line more than a point's floats between the alpha^2 points:
@@ -286,6 +287,10 @@ void lc_winograd_pack_weights(const lc_conv_desc *d, const float *w, float *pack
     }
 }
 
+/* Threads whose V a call remembers (lc_wino_ctx.v_block); past these a
+ * thread transforms each item's block again (the same bits either way). */
+#define LC_WINO_REUSE_THREADS 64
+
 typedef struct {
     const lc_conv_desc *d;
     const float *x, *packed, *bias, *res;
@@ -294,6 +299,13 @@ typedef struct {
     lc_wino_geom g;
     int64_t mpad;      /* output channels of a group in the packed U, padded */
     int cl;            /* channel-lanes GEMM (lc_wino_channel_lanes) */
+    /* By channels: the block whose whole input transform thread s's V holds
+     * (-1: none yet this call), for the first LC_WINO_REUSE_THREADS threads */
+    int64_t v_block[LC_WINO_REUSE_THREADS];
+    /* whether thread s has run a block's GEMMs this call (U then in its L2
+     * when U fits there: lc_wino_u_far) */
+    char u_warm[LC_WINO_REUSE_THREADS];
+    int64_t u_bytes;   /* the group's U, all alpha^2 points */
 } lc_wino_ctx;
 
 /* A run of a panel's tiles that lie on one tile row: tiles (th, tw0 + l) in
@@ -528,9 +540,26 @@ static void lc_wino_cl_gemms(const lc_wino_ctx *t, const lc_wino_block *b, int64
     }
 }
 
+/* Whether this thread's GEMMs read U from beyond L2, so the GEMM driver
+ * prefetches its slices (LC_PANELS_A_FAR): each alpha^2 point's U is small
+ * (64 KiB at 128>128), so the driver would not by its own budget, but they
+ * are one stream of U.  At a call U is far once it is past a quarter of L2
+ * (lc_blocking's gemm_a_far: in a model the other layers' weights have
+ * passed through the caches); on the thread's later blocks only when it is
+ * past the streaming budget.  With few blocks each thread reads all of U
+ * for one block: without prefetch ResNet-50 128's 128>128 @16 F2 GEMMs cost
+ * a 2-thread block as much CPU as the 1-thread call's two panels. */
+static int lc_wino_u_far(lc_wino_ctx *t, int thread) {
+    const lc_blocking *budget = lc_blocking_get();
+    const int warm = thread < LC_WINO_REUSE_THREADS && t->u_warm[thread];
+    if (thread < LC_WINO_REUSE_THREADS) t->u_warm[thread] = 1;
+    return t->u_bytes > (warm ? budget->gemm_a_stream : budget->gemm_a_far);
+}
+
 /* 2 and 3. GEMMs and output transform of output channels [m_begin, m_end) */
 static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, int64_t m_begin,
-                                 int64_t m_end, const float *V, float *Mo, float *obuf) {
+                                 int64_t m_end, const float *V, float *Mo, float *obuf,
+                                 int u_far) {
     const lc_conv_desc *d = t->d;
     const lc_wino_geom *g = &t->g;
     const lc_isa_config *isa = d->isa;
@@ -548,7 +577,8 @@ static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, i
         }
         lc_gemm_panels_rows(isa, (size_t)Mg, (size_t)m_begin, (size_t)m_end, (size_t)Cg, u,
                             V + x * v_xs, nr, (size_t)Cg * nr, (size_t)b->blk_tiles,
-                            Mo + x * mo_xs, nr, (size_t)Mg * nr, NULL, NULL, &d->epilogue, 0, NULL);
+                            Mo + x * mo_xs, nr, (size_t)Mg * nr, NULL, NULL, &d->epilogue,
+                            u_far ? LC_PANELS_A_FAR : 0, NULL);
     }
     /* output transform, bias and activation, scatter (a residual is added
      * by the scatter and its post-op, so the transform clamps only when
@@ -582,17 +612,19 @@ static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, i
     }
 }
 
-/* The per-thread scratch of a slice: [V (unphased only)][Mo][gather][output]. */
-static void lc_wino_slice(const lc_wino_ctx *t, int thread, float **V, float **Mo, float **dbuf,
-                          float **obuf) {
+/* The per-thread scratch of a slice: [V (unphased only)][Mo][gather][output].
+ * `keep_v`: V holds the block this thread transformed for an earlier item
+ * of the call (lc_wino_range_item), so the debug poison spares it. */
+static void lc_wino_slice(const lc_wino_ctx *t, int thread, int keep_v, float **V, float **Mo,
+                          float **dbuf, float **obuf) {
     const lc_wino_geom *g = &t->g;
     int ok = 1;
-    char *s = (char *)lc_thread_scratch(t->ws + g->shared_bytes, g->slice_bytes, thread);
-    *V = NULL;
-    if (g->split != LC_WINO_PHASED) {
-        *V = (float *)s;
-        s += lc_aligned_floats_bytes(g->v_floats, &ok);
-    }
+    const int own_v = g->split != LC_WINO_PHASED;
+    const int64_t v_bytes = own_v ? lc_aligned_floats_bytes(g->v_floats, &ok) : 0;
+    char *s = (char *)lc_thread_scratch_kept(t->ws + g->shared_bytes, g->slice_bytes, thread,
+                                             keep_v ? v_bytes : 0);
+    *V = own_v ? (float *)s : NULL;
+    s += v_bytes;
     *Mo = (float *)s;
     *dbuf = (float *)(s + lc_aligned_floats_bytes(g->mo_floats, &ok));
     *obuf = (float *)((char *)*dbuf + lc_aligned_floats_bytes(g->d_floats, &ok));
@@ -600,12 +632,12 @@ static void lc_wino_slice(const lc_wino_ctx *t, int thread, float **V, float **M
 
 /* Many blocks: a thread takes a whole block, input to output. */
 static void lc_wino_task(void *vctx, int64_t item, int thread) {
-    const lc_wino_ctx *t = (const lc_wino_ctx *)vctx;
+    lc_wino_ctx *t = (lc_wino_ctx *)vctx;
     const lc_wino_block b = lc_wino_block_at(t->d, &t->g, item);
     float *V, *Mo, *dbuf, *obuf;
-    lc_wino_slice(t, thread, &V, &Mo, &dbuf, &obuf);
+    lc_wino_slice(t, thread, 0, &V, &Mo, &dbuf, &obuf);
     lc_wino_input_block(t, &b, 0, t->d->C / t->d->groups, V, dbuf);
-    lc_wino_output_block(t, &b, 0, t->d->M / t->d->groups, V, Mo, obuf);
+    lc_wino_output_block(t, &b, 0, t->d->M / t->d->groups, V, Mo, obuf, lc_wino_u_far(t, thread));
 }
 
 /* Few blocks (phased): first every block's input transform, shared out by
@@ -619,7 +651,7 @@ static void lc_wino_input_task(void *vctx, int64_t item, int thread) {
     const lc_wino_block b = lc_wino_block_at(t->d, g, ib);
     float *V, *Mo, *dbuf, *obuf;
     if (c_begin >= c_end) return;
-    lc_wino_slice(t, thread, &V, &Mo, &dbuf, &obuf);
+    lc_wino_slice(t, thread, 0, &V, &Mo, &dbuf, &obuf);
     lc_wino_input_block(t, &b, c_begin, c_end, (float *)t->ws + ib * g->v_stride, dbuf);
 }
 
@@ -641,30 +673,41 @@ static void lc_wino_mrange(const lc_wino_ctx *t, int64_t mc, int64_t *m_begin, i
  * GEMMs and output transforms for the range, from the shared V the phased
  * input transforms wrote, or (by channels) after the block's whole input
  * transform into the thread's own V. */
-static void lc_wino_range_item(const lc_wino_ctx *t, int64_t item, int thread, int own_v) {
+static void lc_wino_range_item(lc_wino_ctx *t, int64_t item, int thread, int own_v) {
     const lc_wino_geom *g = &t->g;
     const int64_t ib = item % g->blocks_total, mc = item / g->blocks_total;
     int64_t m_begin, m_end;
     lc_wino_mrange(t, mc, &m_begin, &m_end);
     if (m_begin >= m_end) return;
     const lc_wino_block b = lc_wino_block_at(t->d, g, ib);
+    /* By channels, a thread's next item is mostly the same block's next
+     * range (one image: always): its V holds that block's whole input
+     * transform already.  Redone per item, the transforms cost 3.2x their
+     * one-thread CPU at 2 threads and 4 items (ResNet-18 256>256 @14 F4,
+     * 99 -> 318 us, a fifth of the call's CPU); kept, the call's CPU at 2
+     * threads went from +36% over 1 thread to +28-33% alone (Intel Xeon,
+     * load 3), 256>256 @8 F2 +25% -> +18-21%. */
+    const int remember = own_v && thread < LC_WINO_REUSE_THREADS;
+    const int have = remember && t->v_block[thread] == ib;
     float *V, *Mo, *dbuf, *obuf;
-    lc_wino_slice(t, thread, &V, &Mo, &dbuf, &obuf);
-    if (own_v)
-        lc_wino_input_block(t, &b, 0, t->d->C / t->d->groups, V, dbuf);
-    else
+    lc_wino_slice(t, thread, have, &V, &Mo, &dbuf, &obuf);
+    if (!own_v) {
         V = (float *)t->ws + ib * g->v_stride;
-    lc_wino_output_block(t, &b, m_begin, m_end, V, Mo, obuf);
+    } else if (!have) {
+        lc_wino_input_block(t, &b, 0, t->d->C / t->d->groups, V, dbuf);
+        if (remember) t->v_block[thread] = ib;
+    }
+    lc_wino_output_block(t, &b, m_begin, m_end, V, Mo, obuf, lc_wino_u_far(t, thread));
 }
 
 /* ... then GEMMs and output transforms, shared out by output-channel blocks */
 static void lc_wino_output_task(void *vctx, int64_t item, int thread) {
-    lc_wino_range_item((const lc_wino_ctx *)vctx, item, thread, 0);
+    lc_wino_range_item((lc_wino_ctx *)vctx, item, thread, 0);
 }
 
 /* By channels: each block's whole input, then the thread's output channels */
 static void lc_wino_channels_task(void *vctx, int64_t item, int thread) {
-    lc_wino_range_item((const lc_wino_ctx *)vctx, item, thread, 1);
+    lc_wino_range_item((lc_wino_ctx *)vctx, item, thread, 1);
 }
 
 LC_TILING_FITS(lc_wino_geom);
@@ -686,6 +729,8 @@ int lc_winograd_run(const lc_conv_desc *d, const int64_t *tiling, const float *x
     memcpy(&t.g, tiling, sizeof t.g);
     t.cl = lc_wino_channel_lanes(d);
     t.mpad = lc_round_up(d->M / d->groups, lc_wino_u_panel(d), &ok);
+    for (int s = 0; s < LC_WINO_REUSE_THREADS; s++) t.v_block[s] = -1, t.u_warm[s] = 0;
+    t.u_bytes = lc_mul(lc_mul(t.g.xi, t.mpad, &ok), (d->C / d->groups) * (int64_t)sizeof(float), &ok);
     if (t.g.split == LC_WINO_BY_BLOCKS) {
         lc_parallel_for(d->nthreads, t.g.blocks_total, lc_conv_macs(d), lc_wino_task, &t);
     } else if (t.g.split == LC_WINO_BY_CHANNELS) {

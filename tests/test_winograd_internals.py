@@ -221,3 +221,44 @@ def test_threads_split_output_channels_when_they_outnumber_tiles(isa, algorithm,
         outs.append(check(algorithm, x, w, b, (1, 1, 1, 1), threads=threads, activation="relu"))
     for y in outs[1:]:
         assert np.array_equal(outs[0], y)
+
+
+@pytest.mark.parametrize("mode", ["poison_scratch", "reverse"])
+@pytest.mark.parametrize("C,M,H", [(16, 256, 8), (256, 512, 5)])
+def test_channel_ranges_reuse_the_threads_transformed_input(isa, mode, C, M, H, rng):
+    """By channels (more output channels than tiles), with two output-channel
+    ranges a thread at 2 threads (4 items; 3 at 3 threads), a thread that
+    takes the block's next range keeps the block's transformed input from
+    its last item (kernels/winograd.c lc_wino_range_item); the MR x NR GEMM
+    and, on 256 input channels, the channel-lanes one.  Under poisoned
+    scratch (everything but the kept input) and reversed item order the bits
+    are those of one thread, after a call on other data at the same thread
+    count left its transformed input in the scratch."""
+    from leanconv import _core
+    x = rng.standard_normal((1, C, H, H)).astype(np.float32)
+    w = (rng.standard_normal((M, C, 3, 3)) / np.sqrt(9 * C)).astype(np.float32)
+    b = rng.standard_normal(M).astype(np.float32)
+    plan = lc.Conv2d(w, b, padding=1, algorithm="winograd_f2", activation="relu")
+    ref = plan(x, threads=1)
+    noise = (rng.standard_normal(x.shape) * 1e30).astype(np.float32)
+    _core.debug_schedule(**{mode: True})
+    try:
+        for threads in (2, 3):
+            plan(noise, threads=threads)  # its transformed input left in the scratch
+            assert np.array_equal(plan(x, threads=threads), ref), threads
+    finally:
+        _core.debug_schedule()
+
+
+@pytest.mark.parametrize("algorithm,C,H", [("winograd_f2", 128, 16), ("winograd_f4", 64, 32)])
+def test_weights_from_far_same_bits(isa, algorithm, C, H, rng):
+    """U past a quarter of L2 (1 MiB at 128>128 F2, 576 KiB at 64>64 F4 on a
+    2 MiB L2): a thread's first block prefetches U's slices and passes over
+    it row-panel first (kernels/winograd.c lc_wino_u_far), its later blocks
+    may not.  Which blocks do depends on the threads; the bits must not."""
+    x = rng.standard_normal((1, C, H, H)).astype(np.float32)
+    w = (rng.standard_normal((C, C, 3, 3)) / np.sqrt(9 * C)).astype(np.float32)
+    b = rng.standard_normal(C).astype(np.float32)
+    outs = [check(algorithm, x, w, b, (1, 1, 1, 1), threads=t, activation="relu") for t in (1, 2, 3)]
+    for y in outs[1:]:
+        assert np.array_equal(outs[0], y)
