@@ -287,10 +287,10 @@ static void planes_task(void *vctx, int64_t item, int thread) {
 /* The table of g's form (pool_flat.h's layout): lane l of entry p is the
  * position q = (16 p + l) mod n of a run of planes of n positions, row
  * q / width and column q mod width (RUN: over the input plane; S2: over the
- * output plane, the column's first input column 2 col). */
+ * output plane of OWv columns a row, the column's first input column 2 col). */
 static void build_table(const lc_pool_plane_geom *g, void *tab) {
-    const size_t n = g->form == LC_POOL_FORM_RUN ? g->H * g->W : g->OH * g->OW;
-    const size_t width = g->form == LC_POOL_FORM_RUN ? g->W : g->OW;
+    const size_t width = g->form == LC_POOL_FORM_RUN ? g->W : lc_pool_s2_width(g);
+    const size_t n = (g->form == LC_POOL_FORM_RUN ? g->H : g->OH) * width;
     const size_t nm = lc_pool_table_masks(g);
     float *div = g->is_max ? NULL : (float *)tab;
     uint16_t *mask = (uint16_t *)((char *)tab + (g->is_max ? 0 : g->entries * 16 * sizeof(float)));
@@ -299,7 +299,8 @@ static void build_table(const lc_pool_plane_geom *g, void *tab) {
         for (size_t j = 0; j < nm; j++) m[j] = 0;
         for (size_t l = 0; l < 16; l++) {
             const size_t q = (16 * p + l) % n, row = q / width, col = q % width;
-            if (div) div[16 * p + l] = (float)(g->row_cnt[row] * g->col_cnt[col]);
+            const int32_t cc = g->form == LC_POOL_FORM_S2 && col >= g->OW ? 1 : g->col_cnt[col];
+            if (div) div[16 * p + l] = (float)(g->row_cnt[row] * cc);
             if (g->form == LC_POOL_FORM_RUN) {
                 for (size_t j = 0; j < g->kh; j++)   /* window row j in the plane */
                     m[j] |= (uint16_t)((row + j >= g->pad_t && row + j - g->pad_t < g->H) << l);
@@ -310,6 +311,7 @@ static void build_table(const lc_pool_plane_geom *g, void *tab) {
                 for (size_t j = 0; j < g->kw; j++)
                     m[j] |= (uint16_t)((2 * col + j >= g->pad_l && 2 * col + j - g->pad_l < g->W)
                                        << l);
+                if (nm > g->kw) m[g->kw] |= (uint16_t)((col < g->OW) << l);   /* a real output */
             }
         }
     }

@@ -94,25 +94,36 @@ static inline int lc_pool_run_fits(const lc_pool_plane_geom *g) {
 }
 
 /* AVX-512's stride-2 columns (kernels/avx512/pool.c lc_pool_s2_op): column
- * stride 2 with W == 2 OW (so output o's columns start at 2 o in rows of W
- * packed without gaps), no dilation, up to 8 columns a window, output
- * planes within the run form's limits (its tables are alike). */
+ * stride 2, no dilation, up to 8 columns a window, with rows of W floats
+ * laid out at a pitch of 2 OWv floats (lc_pool_s2_width) so that output o's
+ * columns start at 2 o of a run of rows: W == 2 OW (3x3/2 with padding,
+ * 2x2/2), or for averages 2 OW + 1 (3x3/2 without padding on odd widths:
+ * one output column more a row, OWv = OW + 1, computed and dropped); output
+ * planes within the caps.  Odd widths against the row form (one thread,
+ * hot, interleaved processes, load 6): average 128@55 108 -> 94 us, 64@63
+ * 51 -> 47; max 64@63 40 -> 48, 128@55 86 -> 97, 128@31 24 -> 27: the row
+ * form's three taps from one pair of loads stay for max. */
+static inline size_t lc_pool_s2_width(const lc_pool_plane_geom *g) {
+    return g->W == 2 * g->OW + 1 ? g->OW + 1 : g->OW;
+}
+
 static inline int lc_pool_s2_fits(const lc_pool_plane_geom *g) {
-    return g->sw == 2 && g->W == 2 * g->OW && g->dh == 1 && g->dw == 1 &&
-           g->kw <= LC_POOL_FLAT_MAX_K && g->pad_l < g->kw &&
-           g->OH * g->OW <= LC_POOL_S2_MAX_HW &&
-           lc_pool_table_size(g, lc_pool_period(g->OH * g->OW), g->kw) <= LC_POOL_TABLE_MAX_BYTES;
+    return g->sw == 2 && (g->W == 2 * g->OW || (g->W == 2 * g->OW + 1 && !g->is_max)) &&
+           g->dh == 1 && g->dw == 1 && g->kw <= LC_POOL_FLAT_MAX_K && g->pad_l < g->kw &&
+           g->OH * lc_pool_s2_width(g) <= LC_POOL_S2_MAX_HW &&
+           lc_pool_table_size(g, lc_pool_period(g->OH * lc_pool_s2_width(g)),
+                              g->kw + 1) <= LC_POOL_TABLE_MAX_BYTES;
 }
 
 /* Its planes per pass (r holds their output rows' window rows, in L1). */
 static inline size_t lc_pool_s2_planes(const lc_pool_plane_geom *g) {
-    const size_t n = LC_POOL_FLAT_RUN / (g->OH * g->W);
+    const size_t n = LC_POOL_FLAT_RUN / (g->OH * 2 * lc_pool_s2_width(g));
     return n < 1 ? 1 : n;
 }
 
-/* Its table entries (over output planes). */
+/* Its table entries (over output planes of OWv columns a row). */
 static inline size_t lc_pool_s2_period(const lc_pool_plane_geom *g) {
-    return lc_pool_period(g->OH * g->OW);
+    return lc_pool_period(g->OH * lc_pool_s2_width(g));
 }
 
 /* AVX-512's one window a plane (kernels/avx512/pool.c lc_pool_one_op): OH =
@@ -144,15 +155,18 @@ static inline int lc_pool_form(const lc_pool_plane_geom *g, int tabled) {
 /* The form's table: its entries (0: none) and masks an entry.  Layout:
  * entries x 16 float divisors (averages only: row_cnt[row] * col_cnt[col]
  * of each lane's position), then entries x masks uint16 masks (RUN: kh row
- * masks, then kw column masks; S2: kw column masks), lane l of entry p
- * being position 16 p + l of a run of planes.  kernels/pool.c builds it. */
+ * masks, then kw column masks; S2: kw column masks, and where OWv > OW a
+ * mask of the lanes of real outputs), lane l of entry p being position
+ * 16 p + l of a run of planes (S2: of OWv columns a row; a dropped column's
+ * divisor 1).  kernels/pool.c builds it. */
 static inline size_t lc_pool_table_entries(const lc_pool_plane_geom *g) {
     return g->form == LC_POOL_FORM_RUN ? lc_pool_flat_period(g) :
            g->form == LC_POOL_FORM_S2 ? lc_pool_s2_period(g) : 0;
 }
 
 static inline size_t lc_pool_table_masks(const lc_pool_plane_geom *g) {
-    return g->form == LC_POOL_FORM_RUN ? g->kh + g->kw : g->form == LC_POOL_FORM_S2 ? g->kw : 0;
+    return g->form == LC_POOL_FORM_RUN ? g->kh + g->kw :
+           g->form == LC_POOL_FORM_S2 ? g->kw + (lc_pool_s2_width(g) > g->OW) : 0;
 }
 
 static inline const float *lc_pool_table_div(const lc_pool_plane_geom *g) {
@@ -172,7 +186,7 @@ static inline size_t lc_pool_flat_r_floats(const lc_pool_plane_geom *g) {
     const size_t HW = g->H * g->W;
     switch (g->form) {
     case LC_POOL_FORM_FLAT: return (lc_pool_flat_planes(g) + 1 + g->kw) * HW + 32;
-    case LC_POOL_FORM_S2: return 16 + lc_pool_s2_planes(g) * g->OH * g->W + 48;
+    case LC_POOL_FORM_S2: return 16 + lc_pool_s2_planes(g) * g->OH * 2 * lc_pool_s2_width(g) + 48;
     case LC_POOL_FORM_ONE: return 256;
     default: return 0;
     }

@@ -298,7 +298,8 @@ PLANE_CASES = [  # (planes, H, W, OH, OW, (kh, kw), (sh, sw), (dh, dw), (pt, pl,
     (41, 6, 6, 1, 1, (7, 7), (1, 1), (1, 1), (0, 0, 1, 1)),
     (40, 9, 9, 1, 1, (3, 3), (1, 1), (4, 4), (0, 0, 0, 0)),
     # SqueezeNet's 3x3/2 max pools (AVX-512's three taps from one pair of
-    # loads: two vectors of outputs, and one part-filled)
+    # loads: two vectors of outputs, and one part-filled; the averages
+    # stride-2 columns on odd widths, a column dropped a row)
     (64, 63, 63, 31, 31, (3, 3), (2, 2), (1, 1), (0, 0, 0, 0)),
     (24, 15, 15, 7, 7, (3, 3), (2, 2), (1, 1), (0, 0, 0, 0)),
 ]
@@ -336,8 +337,10 @@ def test_pools_over_chunks_of_rows_give_the_portable_bits(planes, H, W, OH, OW, 
 # on 55x55, 230 KB; on 59x59, 264 KB, past; max there 41 KB), GoogLeNet's
 # 27x27 (once past the per-call cap of 256 entries); stride-2 columns up to
 # 1024 outputs a plane (64 -> 32x32; 66 -> 33x32 past) and odd widths (W =
-# 2 OW + 1: SqueezeNet's 55 -> 27, the row form).  Few planes: the bits of
-# the portable loops at 1 and 2 threads, and the reference.
+# 2 OW + 1, SqueezeNet's 55 -> 27, 63 -> 31 (992 outputs with the dropped
+# column), 15 -> 7: averages; max the row form; 65 -> 32 past the cap;
+# 13 -> 7 with padding, W = 2 OW - 1, the row form).  Few planes: the bits
+# of the portable loops at 1 and 2 threads, and the reference.
 RUN, S2, ROWS = 2, 3, 0   # kernels/pool_flat.h LC_POOL_FORM_*
 TABLE_CASES = [  # (planes, H, W, OH, OW, k, s, pads, {is_max: form})
     (3, 64, 64, 64, 64, 3, 1, 1, {True: RUN, False: RUN}),
@@ -347,7 +350,11 @@ TABLE_CASES = [  # (planes, H, W, OH, OW, k, s, pads, {is_max: form})
     (17, 27, 27, 27, 27, 3, 1, 1, {True: RUN, False: RUN}),
     (3, 64, 64, 32, 32, 3, 2, 1, {True: S2, False: S2}),
     (3, 66, 64, 33, 32, 3, 2, 1, {True: ROWS, False: ROWS}),
-    (3, 55, 55, 27, 27, 3, 2, 0, {True: ROWS, False: ROWS}),
+    (3, 55, 55, 27, 27, 3, 2, 0, {True: ROWS, False: S2}),
+    (5, 15, 15, 7, 7, 3, 2, 0, {True: ROWS, False: S2}),
+    (4, 13, 13, 7, 7, 3, 2, 1, {True: ROWS, False: ROWS}),
+    (2, 63, 63, 31, 31, 3, 2, 0, {True: ROWS, False: S2}),
+    (2, 65, 65, 32, 32, 3, 2, 0, {True: ROWS, False: ROWS}),
 ]
 
 

@@ -207,31 +207,39 @@ static void lc_pool_flat_avg(float *y, const float *x, size_t planes,
         lc_pool_flat_op(y, x, planes, g, r, 0, g->kh, g->kw);
 }
 
-/* Stride-2 columns with the input twice the output's width (W == 2 OW: 3x3/2
- * with one or two columns of padding, 2x2/2 without; Inception-v2's max pools
- * 14 -> 7, 28 -> 14, 56 -> 28, DenseNet's 2x2/2 averages), in two passes over
- * a pass of planes: each output row's window rows reduced into r (rows of W
- * floats, no gaps), then the window columns over the pass's outputs as one
- * run: output o's tap j is r[2 o + j - pad_l] for every row at once (row oh
- * starts at oh W = 2 oh OW), the even lanes of two loads, masked where the
- * column leaves its row.  The row primitive's per-row loop took a vector of
- * 16 lanes for 7 outputs.  Masks and divisors are tabled per place a vector
- * starts in its output plane (lc_pool_s2_period; g->table, the plan's).  The taps and their order
- * are the row primitive's: the same bits (the columns as in lc_pool_flat_op). */
+/* Stride-2 columns (pool_flat.h lc_pool_s2_fits: W == 2 OW: 3x3/2 with one
+ * or two columns of padding, 2x2/2 without; Inception-v2's max pools 14 ->
+ * 7, 28 -> 14, 56 -> 28, DenseNet's 2x2/2 averages; W == 2 OW + 1: odd
+ * widths, averages only), in two passes over a pass
+ * of planes: each output row's window rows reduced into r (rows of W floats
+ * at a pitch of P = 2 OWv), then the window columns over the pass's outputs
+ * as one run: output o's tap j is r[2 o + j - pad_l] for every row at once
+ * (row oh starts at oh P = 2 oh OWv), the even lanes of two loads, masked
+ * where the column leaves its row.  Where OWv = OW + 1, each row's extra
+ * output is computed too and dropped at the store (the lanes of the real
+ * ones packed by a register compress).  The row primitive's per-row loop
+ * took a vector of 16 lanes for 7 outputs.  Masks and divisors are tabled
+ * per place a vector starts in its output plane (lc_pool_s2_period;
+ * g->table, the plan's).  The taps and their order are the row
+ * primitive's: the same bits (the columns as in lc_pool_flat_op). */
 static LC_ALWAYS_INLINE void lc_pool_s2_op(float *y, const float *x, size_t planes,
                                            const lc_pool_plane_geom *g, float *r,
-                                           const int is_max, const size_t kw) {
+                                           const int is_max, const size_t kw,
+                                           const int drop) {
+    /* drop: OWv = OW + 1, a column computed and dropped a row */
     const ptrdiff_t W = (ptrdiff_t)g->W, HW = (ptrdiff_t)(g->H * g->W);
-    const ptrdiff_t OH = (ptrdiff_t)g->OH, OW = (ptrdiff_t)g->OW, OHW = OH * OW;
+    const ptrdiff_t OH = (ptrdiff_t)g->OH, OWv = (ptrdiff_t)g->OW + drop;
+    const ptrdiff_t OHWv = OH * OWv, P = 2 * OWv, OHW = OH * (ptrdiff_t)g->OW;
     const ptrdiff_t pt = (ptrdiff_t)g->pad_t, pl = (ptrdiff_t)g->pad_l, sh = (ptrdiff_t)g->sh;
-    const size_t per = lc_pool_s2_planes(g), period = g->entries;
+    const size_t per = lc_pool_s2_planes(g), period = g->entries, nm = kw + (size_t)drop;
     const __m512 fill = _mm512_set1_ps(is_max ? -INFINITY : 0.0f);
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
                                            28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     /* r: 16 floats of room (a column tap reads up to pad_l before the
-     * rows), a pass's rows, 48 of room (up to 31 + kw past them); the
-     * plan's table: per entry 16 divisors (averages) and kw column masks */
+     * rows), a pass's rows at a pitch of P, 48 of room (up to 31 + kw past
+     * them); the plan's table: per entry 16 divisors (averages), kw column
+     * masks and (drop) the lanes of real outputs */
     float *rr = r + 16;
     const float *div = lc_pool_table_div(g);
     const uint16_t *cmask = lc_pool_table_mask(g);
@@ -241,7 +249,7 @@ static LC_ALWAYS_INLINE void lc_pool_s2_op(float *y, const float *x, size_t plan
         for (size_t p = 0; p < np; p++)
             for (ptrdiff_t oh = 0; oh < OH; oh++) {
                 const ptrdiff_t lo = g->row_lo[oh], hi = g->row_hi[oh];
-                float *rw = rr + ((ptrdiff_t)p * OH + oh) * W;
+                float *rw = rr + ((ptrdiff_t)p * OH + oh) * P;
                 const float *x0 = x + (p0 + p) * (size_t)HW + (oh * sh + lo - pt) * W;
                 ptrdiff_t w = 0;
                 if (hi - lo == 3)   /* whole vectors with the taps written out (same order) */
@@ -255,12 +263,12 @@ static LC_ALWAYS_INLINE void lc_pool_s2_op(float *y, const float *x, size_t plan
                                     fill);
             }
         /* window columns over the pass's outputs */
-        const ptrdiff_t total = (ptrdiff_t)np * OHW;
+        const ptrdiff_t total = (ptrdiff_t)np * OHWv;
         float *yp = y + p0 * (size_t)OHW;
         ptrdiff_t ph = 0;
         for (ptrdiff_t o = 0; o < total; o += 16) {
             const float *base = rr + 2 * o - pl;
-            const uint16_t *cm = cmask + (size_t)ph * kw;
+            const uint16_t *cm = cmask + (size_t)ph * nm;
             __m512 acc = fill, lo = fill, hi = fill;
             for (size_t j = 0; j < kw; j++) {
                 /* taps 2 m and 2 m + 1: the even and the odd lanes of one pair */
@@ -278,7 +286,15 @@ static LC_ALWAYS_INLINE void lc_pool_s2_op(float *y, const float *x, size_t plan
                                          _mm512_cmp_ps_mask(dv, _mm512_setzero_ps(), _CMP_EQ_OQ),
                                          _mm512_set1_ps(NAN));
             }
-            _mm512_mask_storeu_ps(yp + o, lc_pool_mask((size_t)(total - o)), acc);
+            const __mmask16 tail = lc_pool_mask((size_t)(total - o));
+            if (drop) {   /* the real outputs' lanes, packed (the register form: fast on all) */
+                const __mmask16 live = (__mmask16)(cm[kw] & tail);
+                const size_t n = (size_t)__builtin_popcount(live);
+                _mm512_mask_storeu_ps(yp, lc_pool_mask(n), _mm512_maskz_compress_ps(live, acc));
+                yp += n;
+            } else {
+                _mm512_mask_storeu_ps(yp + o, tail, acc);
+            }
             if (++ph == (ptrdiff_t)period) ph = 0;
         }
     }
@@ -287,17 +303,19 @@ static LC_ALWAYS_INLINE void lc_pool_s2_op(float *y, const float *x, size_t plan
 static void lc_pool_s2_max(float *y, const float *x, size_t planes, const lc_pool_plane_geom *g,
                            float *r) {
     if (g->kw == 3)
-        lc_pool_s2_op(y, x, planes, g, r, 1, 3);
+        lc_pool_s2_op(y, x, planes, g, r, 1, 3, 0);
     else
-        lc_pool_s2_op(y, x, planes, g, r, 1, g->kw);
+        lc_pool_s2_op(y, x, planes, g, r, 1, g->kw, 0);
 }
 
 static void lc_pool_s2_avg(float *y, const float *x, size_t planes, const lc_pool_plane_geom *g,
                            float *r) {
-    if (g->kw == 2)
-        lc_pool_s2_op(y, x, planes, g, r, 0, 2);
+    if (lc_pool_s2_width(g) > g->OW)
+        lc_pool_s2_op(y, x, planes, g, r, 0, g->kw, 1);
+    else if (g->kw == 2)
+        lc_pool_s2_op(y, x, planes, g, r, 0, 2, 0);
     else
-        lc_pool_s2_op(y, x, planes, g, r, 0, g->kw);
+        lc_pool_s2_op(y, x, planes, g, r, 0, g->kw, 0);
 }
 
 /* One window a plane (OH = OW = 1: Inception-v2's and ResNet's 7x7 averages
