@@ -11,13 +11,14 @@
  *    for rows of up to 16 floats (lc_pool_flat_fits);
  *  - AVX-512 (kernels/avx512/pool.c): one pass in registers, the columns
  *    from neighbouring vectors by a lane permute, whatever the width, for
- *    planes whose table of masks stays small (lc_pool_run_fits).
+ *    planes within the caps (lc_pool_run_fits), with a table of lane masks
+ *    and divisors built once per geometry by kernels/pool.c's plan.
  * AVX-512 runs two more shapes' outputs flat: stride-2 columns where the
- * input is twice the output's width (lc_pool_s2_fits), and one window a
- * plane, 16 planes a vector (lc_pool_one_fits).
+ * input is about twice the output's width (lc_pool_s2_fits), and one window
+ * a plane, 16 planes a vector (lc_pool_one_fits).
  *
- * One place decides where they apply and how much of r they take: pool.c
- * sizes r by these, the kernels branch on the fits. */
+ * One place decides which form runs, its table and how much of r it takes:
+ * lc_pool_form, in pool.c's plan; the kernels branch on g->form. */
 #ifndef LEANCONV_POOL_FLAT_H
 #define LEANCONV_POOL_FLAT_H
 
@@ -138,7 +139,7 @@ enum {
     LC_POOL_FORM_ROWS = 0,   /* row by row through a row buffer (every ISA) */
     LC_POOL_FORM_FLAT,       /* the plain-C template's flat runs */
     LC_POOL_FORM_RUN,        /* AVX-512: same-size, one pass (table: kh + kw masks an entry) */
-    LC_POOL_FORM_S2,         /* AVX-512: stride-2 columns, W == 2 OW (table: kw masks) */
+    LC_POOL_FORM_S2,         /* AVX-512: stride-2 columns (table: kw masks, + 1 on odd widths) */
     LC_POOL_FORM_ONE         /* AVX-512: one window a plane */
 };
 
