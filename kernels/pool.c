@@ -250,31 +250,77 @@ static void pool_plane(void *vctx, int64_t plane, int thread) {
 
 /* ---- whole planes through the ISA's plane primitive (lc_pool_plane_fn) ---- */
 
-typedef struct {
-    lc_pool_plane_fn fn;
+/* A pool's geometry with everything that depends on it alone, built once
+ * (lc_pool_plan_new) and read-only after: the plane primitive's geometry
+ * and its tables (row taps in the image, the divisor's row and column
+ * factors: the counts pool_plane divides by; the form's masks and
+ * divisors, pool_flat.h), in one block of `bytes`. */
+struct lc_pool_plan {
+    lc_pool_desc d;
+    const lc_isa_config *isa;
+    lc_pool_plane_fn fn;   /* NULL: pool_by_rows */
     lc_pool_plane_geom g;
+    void *tables;
+    int64_t bytes;
+};
+
+typedef struct {
+    const lc_pool_plan *plan;
     const float *x;
     float *y;
     float *rows;        /* per thread: g.r_floats floats */
-    int64_t planes, items, in_plane, out_plane;
+    int64_t items, in_plane, out_plane;
 } lc_pool_planes_ctx;
 
 /* Item i: planes [i * planes / items, (i + 1) * planes / items), so items
  * differ by at most one plane. */
 static void planes_task(void *vctx, int64_t item, int thread) {
     const lc_pool_planes_ctx *t = (const lc_pool_planes_ctx *)vctx;
-    const int64_t p0 = item * t->planes / t->items;
-    const int64_t np = (item + 1) * t->planes / t->items - p0;
-    float *r = (float *)lc_thread_scratch(t->rows, (int64_t)t->g.r_floats * (int64_t)sizeof(float),
+    const lc_pool_plan *pl = t->plan;
+    const int64_t p0 = item * pl->d.planes / t->items;
+    const int64_t np = (item + 1) * pl->d.planes / t->items - p0;
+    float *r = (float *)lc_thread_scratch(t->rows, (int64_t)pl->g.r_floats * (int64_t)sizeof(float),
                                           thread);
-    t->fn(t->y + p0 * t->out_plane, t->x + p0 * t->in_plane, (size_t)np, &t->g, r);
+    pl->fn(t->y + p0 * t->out_plane, t->x + p0 * t->in_plane, (size_t)np, &pl->g, r);
 }
 
-/* The plane primitive's tables (row taps in the image, the divisor's row
- * and column factors: the counts pool_plane divides by), its row buffer,
- * and tasks of about 16 K outputs, balanced over the threads. */
-static int pool_by_planes(lc_pool_plane_fn fn, const lc_pool_desc *d, const float *x, float *y,
-                          int threads, double work) {
+/* The table of g's form (pool_flat.h's layout): lane l of entry p is the
+ * position q = (16 p + l) mod n of a run of planes of n positions, row
+ * q / width and column q mod width (RUN: over the input plane; S2: over the
+ * output plane of OWv columns a row, the column's first input column 2 col). */
+static void build_table(const lc_pool_plane_geom *g, void *tab) {
+    const size_t width = g->form == LC_POOL_FORM_RUN ? g->W : lc_pool_s2_width(g);
+    const size_t n = (g->form == LC_POOL_FORM_RUN ? g->H : g->OH) * width;
+    const size_t nm = lc_pool_table_masks(g);
+    float *div = g->is_max ? NULL : (float *)tab;
+    uint16_t *mask = (uint16_t *)((char *)tab + (g->is_max ? 0 : g->entries * 16 * sizeof(float)));
+    for (size_t p = 0; p < g->entries; p++) {
+        uint16_t *m = mask + p * nm;
+        for (size_t j = 0; j < nm; j++) m[j] = 0;
+        for (size_t l = 0; l < 16; l++) {
+            const size_t q = (16 * p + l) % n, row = q / width, col = q % width;
+            const int32_t cc = g->form == LC_POOL_FORM_S2 && col >= g->OW ? 1 : g->col_cnt[col];
+            if (div) div[16 * p + l] = (float)(g->row_cnt[row] * cc);
+            if (g->form == LC_POOL_FORM_RUN) {
+                for (size_t j = 0; j < g->kh; j++)   /* window row j in the plane */
+                    m[j] |= (uint16_t)((row + j >= g->pad_t && row + j - g->pad_t < g->H) << l);
+                for (size_t j = 0; j < g->kw; j++)   /* window column j in the row */
+                    m[g->kh + j] |= (uint16_t)((col + j >= g->pad_l && col + j - g->pad_l < g->W)
+                                               << l);
+            } else {
+                for (size_t j = 0; j < g->kw; j++)
+                    m[j] |= (uint16_t)((2 * col + j >= g->pad_l && 2 * col + j - g->pad_l < g->W)
+                                       << l);
+                if (nm > g->kw) m[g->kw] |= (uint16_t)((col < g->OW) << l);   /* a real output */
+            }
+        }
+    }
+}
+
+/* The plane primitive's geometry and tables, its row buffer's size, and the
+ * form it runs (pool_flat.h lc_pool_form: decided here, once). */
+static int plan_planes(lc_pool_plan *pl) {
+    const lc_pool_desc *d = &pl->d;
     const int64_t lanes = 16;   /* the widest vector any plane primitive loads */
     const int64_t reach = (d->OW - 1) * d->sw + (d->kw - 1) * d->dw + 1;
     int64_t pitch = d->pad_l + d->W > reach ? d->pad_l + d->W : reach;
@@ -285,9 +331,25 @@ static int pool_by_planes(lc_pool_plane_fn fn, const lc_pool_desc *d, const floa
     if (chunk < 1) chunk = 1;
     int64_t r_floats = (chunk - 1) * pitch + d->sw * ((d->OW + lanes - 1) / lanes * lanes) +
                        (d->kw - 1) * d->dw + 2 * lanes;
-    int32_t *tab = (int32_t *)malloc(sizeof(int32_t) * (size_t)(3 * d->OH + d->OW));
-    if (!tab) return LC_ERR_NOMEM;
-    lc_pool_planes_ctx t;
+    lc_pool_plane_geom *g = &pl->g;
+    g->H = (size_t)d->H; g->W = (size_t)d->W; g->OH = (size_t)d->OH; g->OW = (size_t)d->OW;
+    g->kh = (size_t)d->kh; g->kw = (size_t)d->kw; g->sh = (size_t)d->sh;
+    g->sw = (size_t)d->sw; g->dh = (size_t)d->dh; g->dw = (size_t)d->dw;
+    g->pad_t = (size_t)d->pad_t; g->pad_l = (size_t)d->pad_l;
+    g->pitch = (size_t)pitch; g->chunk = (size_t)chunk;
+    g->is_max = d->is_max;
+    g->form = lc_pool_form(g, pl->isa->pool_plane_tabled);
+    g->entries = lc_pool_table_entries(g);
+    if (g->form != LC_POOL_FORM_ROWS)   /* the other forms' r (pool_flat.h; the one-pass none) */
+        r_floats = lc_max64((int64_t)lc_pool_flat_r_floats(g), 16);
+    g->r_floats = (size_t)r_floats;
+    /* one block: the int32 tables, then (64-byte aligned) the form's */
+    const int64_t ints = 3 * d->OH + d->OW;
+    const int64_t head = (ints * (int64_t)sizeof(int32_t) + 63) / 64 * 64;
+    const int64_t bytes = head + (int64_t)lc_pool_table_size(g, g->entries, lc_pool_table_masks(g));
+    char *mem = (char *)lc_aligned_alloc(bytes);
+    if (!mem) return LC_ERR_NOMEM;
+    int32_t *tab = (int32_t *)mem;
     for (int64_t oh = 0; oh < d->OH; oh++) {
         const int64_t h0 = oh * d->sh - d->pad_t;
         int64_t lo, hi;
@@ -304,26 +366,26 @@ static int pool_by_planes(lc_pool_plane_fn fn, const lc_pool_desc *d, const floa
         tab[3 * d->OH + ow] = (int32_t)(d->count_include_pad ?
             taps_padded(w0, d->kw, d->dw, d->W, d->pad_l, d->pad_r) : hi - lo);
     }
-    t.fn = fn;
-    t.g.H = (size_t)d->H; t.g.W = (size_t)d->W; t.g.OH = (size_t)d->OH; t.g.OW = (size_t)d->OW;
-    t.g.kh = (size_t)d->kh; t.g.kw = (size_t)d->kw; t.g.sh = (size_t)d->sh;
-    t.g.sw = (size_t)d->sw; t.g.dh = (size_t)d->dh; t.g.dw = (size_t)d->dw;
-    t.g.pad_t = (size_t)d->pad_t; t.g.pad_l = (size_t)d->pad_l;
-    t.g.pitch = (size_t)pitch; t.g.chunk = (size_t)chunk; t.g.r_floats = (size_t)r_floats;
-    t.g.row_lo = tab; t.g.row_hi = tab + d->OH; t.g.row_cnt = tab + 2 * d->OH;
-    t.g.col_cnt = tab + 3 * d->OH;
-    t.g.is_max = d->is_max;
-    {   /* an ISA may run same-size pools as flat runs of planes (pool_flat.h) */
-        const int64_t flat = (int64_t)lc_pool_flat_r_floats(&t.g);
-        if (flat > r_floats) r_floats = flat;
-        t.g.r_floats = (size_t)r_floats;
-    }
-    float *rows = (float *)malloc(sizeof(float) * (size_t)(r_floats * threads));
-    if (!rows) {
-        free(tab);
-        return LC_ERR_NOMEM;
-    }
-    t.x = x; t.y = y; t.rows = rows; t.planes = d->planes;
+    g->row_lo = tab; g->row_hi = tab + d->OH; g->row_cnt = tab + 2 * d->OH;
+    g->col_cnt = tab + 3 * d->OH;
+    g->table = g->entries ? mem + head : NULL;
+    if (g->entries) build_table(g, mem + head);
+    pl->tables = mem;
+    pl->bytes = bytes;
+    return LC_OK;
+}
+
+/* The plane primitive over tasks of about 16 K outputs, balanced over the
+ * threads; a row buffer per thread, allocated per call (the plan holds no
+ * per-thread memory). */
+static int pool_by_planes(const lc_pool_plan *pl, const float *x, float *y, int threads,
+                          double work) {
+    const lc_pool_desc *d = &pl->d;
+    float *rows = (float *)malloc(sizeof(float) * pl->g.r_floats * (size_t)threads);
+    if (!rows) return LC_ERR_NOMEM;
+    lc_pool_planes_ctx t;
+    t.plan = pl;
+    t.x = x; t.y = y; t.rows = rows;
     t.in_plane = d->H * d->W; t.out_plane = d->OH * d->OW;
     /* items of about 16 K outputs, their count a multiple of the threads
      * (at least one item each): 64 planes of 56x56 at 2 threads made 13
@@ -335,7 +397,6 @@ static int pool_by_planes(lc_pool_plane_fn fn, const lc_pool_desc *d, const floa
     items = (items + threads - 1) / threads * threads;
     t.items = items < d->planes ? items : d->planes;
     lc_parallel_for(threads, t.items, work, planes_task, &t);
-    free(tab);
     free(rows);
     return LC_OK;
 }
@@ -369,12 +430,10 @@ static double pool_work(const lc_pool_desc *d) {
     return rows * ((double)d->OW * (double)(d->kh * d->kw) + LC_POOL_ROW_MACS);
 }
 
-int lc_pool2d(const lc_isa_config *isa, const lc_pool_desc *d, const float *x, float *y,
-              int nthreads) {
-    if (d->planes <= 0 || d->OH <= 0 || d->OW <= 0) return LC_OK;
-    const double work = pool_work(d);
-    const int threads = lc_threads_used(nthreads, d->planes, work);
-    if (plane_fits(isa, d)) return pool_by_planes(isa->pool_plane, d, x, y, threads, work);
+/* The row loops (pool_plane, max_same_block): a plane or a block of planes a
+ * task, with the ISA's row primitives where it has them. */
+static int pool_by_rows(const lc_isa_config *isa, const lc_pool_desc *d, const float *x, float *y,
+                        int threads, double work) {
     int64_t *cols = (int64_t *)malloc(sizeof(int64_t) * 2 * (size_t)d->OW);
     if (!cols) return LC_ERR_NOMEM;
     for (int64_t ow = 0; ow < d->OW; ow++)
@@ -419,6 +478,67 @@ int lc_pool2d(const lc_isa_config *isa, const lc_pool_desc *d, const float *x, f
     free(cols);
     free(rows);
     return LC_OK;
+}
+
+
+lc_pool_plan *lc_pool_plan_new(const lc_isa_config *isa, const lc_pool_desc *d) {
+    lc_pool_plan *pl = (lc_pool_plan *)calloc(1, sizeof(lc_pool_plan));
+    if (!pl) return NULL;
+    pl->d = *d;
+    pl->isa = isa;
+    if (d->planes > 0 && d->OH > 0 && d->OW > 0 && plane_fits(isa, d)) {
+        pl->fn = isa->pool_plane;
+        if (plan_planes(pl) != LC_OK) {
+            free(pl);
+            return NULL;
+        }
+    }
+    return pl;
+}
+
+int64_t lc_pool_plan_bytes(const lc_pool_plan *pl) {
+    return pl ? (int64_t)sizeof(lc_pool_plan) + pl->bytes : 0;
+}
+
+int64_t lc_pool_plan_scratch_bytes(const lc_pool_plan *pl, int nthreads) {
+    const lc_pool_desc *d = &pl->d;
+    if (d->planes <= 0 || d->OH <= 0 || d->OW <= 0) return 0;
+    const int64_t threads = lc_threads_used(nthreads, d->planes, pool_work(d));
+    if (pl->fn) return threads * (int64_t)pl->g.r_floats * (int64_t)sizeof(float);
+    /* pool_by_rows: the column tables, and a row (or max_same_block's block
+     * of at most 4096 floats or one plane) per thread */
+    const int same = d->is_max && d->sh == 1 && d->sw == 1 && d->dh == 1 && d->dw == 1 &&
+                     d->OW == d->W;
+    const int64_t rows = same ? lc_max64(d->OH * d->W, 4096) : d->W;
+    return 2 * d->OW * (int64_t)sizeof(int64_t) + threads * rows * (int64_t)sizeof(float);
+}
+
+int lc_pool_plan_form(const lc_pool_plan *pl) {
+    return pl->fn ? pl->g.form : -1;
+}
+
+int lc_pool_plan_run(const lc_pool_plan *pl, const float *x, float *y, int nthreads) {
+    const lc_pool_desc *d = &pl->d;
+    if (d->planes <= 0 || d->OH <= 0 || d->OW <= 0) return LC_OK;
+    const double work = pool_work(d);
+    const int threads = lc_threads_used(nthreads, d->planes, work);
+    if (pl->fn) return pool_by_planes(pl, x, y, threads, work);
+    return pool_by_rows(pl->isa, d, x, y, threads, work);
+}
+
+void lc_pool_plan_free(lc_pool_plan *pl) {
+    if (!pl) return;
+    lc_aligned_free(pl->tables);
+    free(pl);
+}
+
+int lc_pool2d(const lc_isa_config *isa, const lc_pool_desc *d, const float *x, float *y,
+              int nthreads) {
+    lc_pool_plan *pl = lc_pool_plan_new(isa, d);
+    if (!pl) return LC_ERR_NOMEM;
+    const int rc = lc_pool_plan_run(pl, x, y, nthreads);
+    lc_pool_plan_free(pl);
+    return rc;
 }
 
 typedef struct {

@@ -139,7 +139,7 @@ static LC_ALWAYS_INLINE void LC_CAT(LC_POOL_PLANE_NAME, _flat)(
 
 void LC_POOL_PLANE_NAME(float *y, const float *x, size_t planes, const lc_pool_plane_geom *g,
                         float *r) {
-    if (lc_pool_flat_fits(g)) {   /* is_max a constant in each */
+    if (g->form == LC_POOL_FORM_FLAT) {   /* (pool_flat.h lc_pool_form) is_max a constant in each */
         if (g->is_max)
             LC_CAT(LC_POOL_PLANE_NAME, _flat)(y, x, planes, g, r, 1);
         else

@@ -118,3 +118,30 @@ def test_frozen_schedule_runs_pools_among_the_bound_convs(rng):
     assert bound_types(sched).count("BoundPool") == 2
     assert got.numpy().tobytes() == got2.numpy().tobytes()
     assert float((got - want).abs().max()) <= 1e-5 * float(want.abs().max())
+
+
+def test_pool_tables_are_counted_with_the_packed_data(rng):
+    """A bound pool's plan (its tables, built once: kernels/pool.c) counts as
+    packed data in the memory plan, and the row buffers a call allocates as
+    its step's workspace."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper
+
+    import leanconv.onnx as lco
+    nodes = [helper.make_node("MaxPool", ["x"], ["p"], kernel_shape=[3, 3], pads=[1] * 4),
+             helper.make_node("AveragePool", ["p"], ["y"], kernel_shape=[3, 3], strides=[2, 2])]
+    f32 = onnx.TensorProto.FLOAT
+    graph = helper.make_graph(nodes, "pools", [helper.make_tensor_value_info("x", f32, [1, 8, 27, 27])],
+                              [helper.make_tensor_value_info("y", f32, [1, 8, 13, 13])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    rep = lco.prepare(model, threads=2)
+    sched = rep.program.schedule
+    pools = [c for _, c in sched._bound_calls if isinstance(c, _core.BoundPool)]
+    assert len(pools) == 2 and all(c.held_bytes > 0 for c in pools)
+    assert rep.memory()["packed_weights"] == sum(c.held_bytes for c in pools)
+    assert rep.memory()["workspace"] >= max(c.scratch_bytes for c in pools)
+    for s, c in sched._bound_calls:
+        assert s.workspace_bytes == c.scratch_bytes
+    x = rng.standard_normal((1, 8, 27, 27)).astype(np.float32)
+    ref = rep.program.interpret({"x": x})[0]
+    assert np.max(np.abs(rep.run({"x": x})[0] - ref)) <= 1e-6 * np.max(np.abs(ref))

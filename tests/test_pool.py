@@ -259,12 +259,12 @@ PLANE_CASES = [  # (planes, H, W, OH, OW, (kh, kw), (sh, sw), (dh, dw), (pt, pl,
     # items of 4 and 5 planes (16 items rounded up from 13 to a multiple of 2)
     (64, 56, 56, 28, 28, (3, 3), (2, 2), (1, 1), (1, 1, 1, 1)),
     # AVX-512's one-pass form (kernels/pool_flat.h lc_pool_run_fits) on any
-    # width up to 1024 positions a plane: Inception-v2's 28x28 3x3 averages
-    # (a vector's start in its plane repeats every 49 vectors: the mask table
-    # wraps), 15x15 (every 225: one plane cuts it short), GoogLeNet's 27x27
-    # max (729: the rows), 32x32 (the largest), 33x31 and 31x34 (past it: the
-    # rows), windows with no column left of their position (pad_l 0) or none
-    # right (pad_l kw - 1), taller than wide, 8x8
+    # width: Inception-v2's 28x28 3x3 averages (a vector's start in its plane
+    # repeats every 49 vectors: the mask table wraps), 15x15 (every 225: one
+    # plane cuts it short), GoogLeNet's 27x27 (729), 32x32, 33x31 and 31x34
+    # (odd periods; the caps: test_tabled_forms_at_their_caps), windows with
+    # no column left of their position (pad_l 0) or none right (pad_l
+    # kw - 1), taller than wide, 8x8
     (40, 28, 28, 28, 28, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
     (30, 15, 15, 15, 15, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
     (1, 15, 15, 15, 15, (3, 3), (1, 1), (1, 1), (1, 1, 1, 1)),
@@ -298,7 +298,8 @@ PLANE_CASES = [  # (planes, H, W, OH, OW, (kh, kw), (sh, sw), (dh, dw), (pt, pl,
     (41, 6, 6, 1, 1, (7, 7), (1, 1), (1, 1), (0, 0, 1, 1)),
     (40, 9, 9, 1, 1, (3, 3), (1, 1), (4, 4), (0, 0, 0, 0)),
     # SqueezeNet's 3x3/2 max pools (AVX-512's three taps from one pair of
-    # loads: two vectors of outputs, and one part-filled)
+    # loads: two vectors of outputs, and one part-filled; the averages
+    # stride-2 columns on odd widths, a column dropped a row)
     (64, 63, 63, 31, 31, (3, 3), (2, 2), (1, 1), (0, 0, 0, 0)),
     (24, 15, 15, 7, 7, (3, 3), (2, 2), (1, 1), (0, 0, 0, 0)),
 ]
@@ -327,6 +328,59 @@ def test_pools_over_chunks_of_rows_give_the_portable_bits(planes, H, W, OH, OW, 
     assert finite.sum() > 0.9 * finite.size
     np.testing.assert_allclose(outs["scalar", 1][finite], expect.reshape(-1)[finite], rtol=1e-6,
                                atol=1e-6)
+
+
+# AVX-512's tabled forms (kernels/pool_flat.h lc_pool_form), their tables
+# built once per geometry by the plan (kernels/pool.c) and shared by the
+# threads, at their caps and one past (the row form): same-size planes of up
+# to 4096 positions (64x64; 64x65 past), tables of up to 256 KiB (an average
+# on 55x55, 230 KB; on 59x59, 264 KB, past; max there 41 KB), GoogLeNet's
+# 27x27 (once past the per-call cap of 256 entries); stride-2 columns up to
+# 1024 outputs a plane (64 -> 32x32; 66 -> 33x32 past) and odd widths (W =
+# 2 OW + 1, SqueezeNet's 55 -> 27, 63 -> 31 (992 outputs with the dropped
+# column), 15 -> 7: averages; max the row form; 65 -> 32 past the cap;
+# 13 -> 7 with padding, W = 2 OW - 1, the row form).  Few planes: the bits
+# of the portable loops at 1 and 2 threads, and the reference.
+RUN, S2, ROWS = 2, 3, 0   # kernels/pool_flat.h LC_POOL_FORM_*
+TABLE_CASES = [  # (planes, H, W, OH, OW, k, s, pads, {is_max: form})
+    (3, 64, 64, 64, 64, 3, 1, 1, {True: RUN, False: RUN}),
+    (2, 64, 65, 64, 65, 3, 1, 1, {True: ROWS, False: ROWS}),
+    (2, 55, 55, 55, 55, 3, 1, 1, {True: RUN, False: RUN}),
+    (2, 59, 59, 59, 59, 3, 1, 1, {True: RUN, False: ROWS}),
+    (17, 27, 27, 27, 27, 3, 1, 1, {True: RUN, False: RUN}),
+    (3, 64, 64, 32, 32, 3, 2, 1, {True: S2, False: S2}),
+    (3, 66, 64, 33, 32, 3, 2, 1, {True: ROWS, False: ROWS}),
+    (3, 55, 55, 27, 27, 3, 2, 0, {True: ROWS, False: S2}),
+    (5, 15, 15, 7, 7, 3, 2, 0, {True: ROWS, False: S2}),
+    (4, 13, 13, 7, 7, 3, 2, 1, {True: ROWS, False: ROWS}),
+    (2, 63, 63, 31, 31, 3, 2, 0, {True: ROWS, False: S2}),
+    (2, 65, 65, 32, 32, 3, 2, 0, {True: ROWS, False: ROWS}),
+]
+
+
+@pytest.mark.skipif("avx512" not in ISAS, reason="AVX-512's tabled pool forms")
+@pytest.mark.parametrize("planes, H, W, OH, OW, k, s, p, forms", TABLE_CASES)
+@pytest.mark.parametrize("is_max", [True, False])
+def test_tabled_forms_at_their_caps(planes, H, W, OH, OW, k, s, p, forms, is_max):
+    rng = np.random.default_rng(8)
+    x = rng.integers(-3, 4, (planes, H, W)).astype(np.float32)
+    x[x == 0] = np.where(rng.random(int((x == 0).sum())) < 0.5, -0.0, 0.0)
+    x[planes // 2, H // 2, 0] = x[planes - 1, H - 1, W - 1] = np.nan
+    g = (planes, H, W, OH, OW, k, k, s, s, 1, 1, p, p, p, p)
+    want = np.empty(planes * OH * OW, np.float32)
+    _core.pool2d(x.reshape(-1), want, g, is_max, False, 1, _isa.isa_id("scalar"))
+    for threads in (1, 2):
+        out = np.full_like(want, 7.0)
+        call = _core.BoundPool(x.reshape(-1), out, g, 0, 0, is_max, False, threads,
+                               _isa.isa_id("avx512"))
+        assert call.form == forms[is_max]
+        assert call.held_bytes > (0 if call.form == ROWS else 4 * H)
+        _core.run_bound((call,), np.zeros(0, np.uint8))
+        assert out.tobytes() == want.tobytes(), threads
+    expect = reference(np.nan_to_num(x, nan=0.0), OH, OW, (k, k), (s, s), (1, 1), (p,) * 4,
+                       is_max, False)
+    finite = ~np.isnan(want)
+    np.testing.assert_allclose(want[finite], expect.reshape(-1)[finite], rtol=1e-6, atol=1e-6)
 
 
 # Which pools run on 2 threads (kernels/pool.c pool_work): the taps plus a

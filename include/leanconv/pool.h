@@ -20,9 +20,27 @@ typedef struct {
 
 struct lc_isa_config;
 
-/* y[planes][OH][OW] = pool(x[planes][H][W]), with isa's row primitives when
- * it has them (isa may be NULL: the portable loops; the bits are the same).
- * Returns 0, or LC_ERR_NOMEM. */
+/* A pool of one geometry, planned once: what runs (the ISA's plane
+ * primitive, or the row loops) and the tables that depend on the geometry
+ * alone (taps in the image, divisors, the plane primitive's lane masks),
+ * built here and read-only after, so calls and threads share them.  isa may
+ * be NULL (the portable loops; the bits are the same).  NULL when out of
+ * memory.  The plan copies d. */
+typedef struct lc_pool_plan lc_pool_plan;
+lc_pool_plan *lc_pool_plan_new(const struct lc_isa_config *isa, const lc_pool_desc *d);
+/* Bytes the plan holds (its tables and itself). */
+int64_t lc_pool_plan_bytes(const lc_pool_plan *plan);
+/* Bytes a call at nthreads allocates (its row buffers; at most). */
+int64_t lc_pool_plan_scratch_bytes(const lc_pool_plan *plan, int nthreads);
+/* The plane primitive's form it runs (kernels/pool_flat.h LC_POOL_FORM_*),
+ * -1 for the row loops: for tests. */
+int lc_pool_plan_form(const lc_pool_plan *plan);
+/* y[planes][OH][OW] = pool(x[planes][H][W]).  Allocates a row buffer per
+ * thread per call.  Returns 0, or LC_ERR_NOMEM. */
+int lc_pool_plan_run(const lc_pool_plan *plan, const float *x, float *y, int nthreads);
+void lc_pool_plan_free(lc_pool_plan *plan);
+
+/* One call: plan, run, free. */
 int lc_pool2d(const struct lc_isa_config *isa, const lc_pool_desc *d, const float *x, float *y,
               int nthreads);
 

@@ -295,13 +295,18 @@ typedef void (*lc_pool_cols_fn)(float *out, const float *in, size_t n, size_t kw
  * (float)(row_cnt[oh] * col_cnt[ow]), or NaN where that is 0.  The same bits
  * as the portable loops.  pitch >= pad_l + W and >= (OW - 1) * sw +
  * (kw - 1) * dw + 1; r holds r_floats >= (chunk - 1) * pitch + sw * (OW
- * rounded up to 16) + (kw - 1) * dw + 32 floats; the kernel fills it. */
+ * rounded up to 16) + (kw - 1) * dw + 32 floats; the kernel fills it (the row
+ * form; the others take what kernels/pool_flat.h sizes). */
 typedef struct {
     size_t H, W, OH, OW, kh, kw, sh, sw, dh, dw, pad_t, pad_l;
     size_t pitch, chunk, r_floats;
     const int32_t *row_lo, *row_hi;   /* per output row: row taps in the image */
     const int32_t *row_cnt, *col_cnt; /* per output row / column: the divisor's factors */
     int is_max;
+    int form;                         /* which form runs (kernels/pool_flat.h lc_pool_form) */
+    size_t entries;                   /* its table's entries (0: no table) */
+    const void *table;                /* its masks and divisors, built once per geometry
+                                         (pool_flat.h's layout), read-only: threads share it */
 } lc_pool_plane_geom;
 typedef void (*lc_pool_plane_fn)(float *y, const float *x, size_t planes,
                                  const lc_pool_plane_geom *g, float *r);
@@ -458,6 +463,8 @@ typedef struct lc_isa_config {
     lc_pool_rows_fn pool_rows;       /* optional: pooling's row primitives */
     lc_pool_cols_fn pool_cols;
     lc_pool_plane_fn pool_plane;     /* optional: whole planes (sw 1 or 2) */
+    int pool_plane_tabled;           /* pool_plane runs the tabled one-pass forms
+                                        (kernels/pool_flat.h lc_pool_form) */
     lc_lrn_div_fn lrn_div;           /* optional: LRN's divide for beta 1, 0.5, 0.75 */
     lc_affine_fn affine;             /* optional: a plane's affine map (channel_affine.c) */
     lc_layernorm_block_fn layernorm; /* optional: a block of the channel LayerNorm */

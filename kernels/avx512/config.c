@@ -41,6 +41,7 @@ void lc_config_avx512(lc_isa_config *cfg) {
     cfg->pool_rows = lc_f32_pool_rows__avx512;
     cfg->pool_cols = lc_f32_pool_cols__avx512;
     cfg->pool_plane = lc_f32_pool_plane__avx512;
+    cfg->pool_plane_tabled = 1;
     cfg->gemm_narrow = lc_f32_gemm_narrow_16x16__avx512;
     cfg->gemm_narrow_pf = lc_f32_gemm_narrow_pf_16x16__avx512;
     cfg->gemm_wide = lc_f32_gemm_wide_8x48__avx512;

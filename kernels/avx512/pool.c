@@ -95,7 +95,9 @@ static inline __m512 lc_pool_tap(const float *in, size_t sw, __m512i even) {
  * row: no row buffer is stored and read back, and no lane is idle but the
  * run's last vector's.  The masks (and an average's divisors) depend on where
  * a vector starts in its plane (16 v mod H*W), which repeats every
- * lc_pool_flat_period vectors: one table of them per call, in r (lc_pool_phase).
+ * lc_pool_flat_period vectors: one table of them per geometry, built once
+ * by kernels/pool.c's plan (g->table, pool_flat.h's layout) and shared by
+ * the threads.
  * The order of taps is the row primitive's, and so are the bits: rows in
  * order from the first in the plane (max from -inf, a sum from -0: a missing
  * row is that identity, so its op is masked off); columns max from -inf, a
@@ -108,7 +110,7 @@ static inline __m512 lc_pool_tap(const float *in, size_t sw, __m512i even) {
  * 576@14 58 -> 29 us, 1024@7 27 -> 13; max 1024@7 27 -> 14, 512@13 44 -> 24,
  * 832@6 18 -> 8; on rows wider than 16 (the row primitive before) 3x3/1
  * average 256@28 ~100 -> 54 (where the table stays small: pool_flat.h's
- * LC_POOL_RUN_MAX_PERIOD). */
+ * LC_POOL_TABLE_MAX_BYTES). */
 
 /* acc op v in the lanes of k; the others keep acc (max: lc_pool_max) */
 static LC_ALWAYS_INLINE __m512 lc_pool_mask_op(__m512 acc, __mmask16 k, __m512 v,
@@ -116,6 +118,15 @@ static LC_ALWAYS_INLINE __m512 lc_pool_mask_op(__m512 acc, __mmask16 k, __m512 v
     if (!is_max) return _mm512_mask_add_ps(acc, k, acc, v);
     return _mm512_mask_fixupimm_ps(_mm512_mask_max_ps(acc, k, v, acc), k, v,
                                    _mm512_set1_epi32(0x11), 0);
+}
+
+/* The first tap t of a window-column loop, in the lanes of k: max takes t
+ * there and -inf elsewhere (a missing column); a sum +0 + t there (so a -0
+ * becomes +0, as in the row primitive's sums from 0) and +0 elsewhere.  The
+ * later taps go through lc_pool_mask_op. */
+static LC_ALWAYS_INLINE __m512 lc_pool_mask_first(__mmask16 k, __m512 t, const int is_max) {
+    if (is_max) return _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), k, t);
+    return _mm512_maskz_add_ps(k, _mm512_setzero_ps(), t);
 }
 
 /* The window rows of the 16 positions from x + i (rows of W floats): tap j
@@ -132,63 +143,18 @@ static LC_ALWAYS_INLINE __m512 lc_pool_flat_rows(const float *x, ptrdiff_t W, pt
     return acc;
 }
 
-/* Table entry p of the one-pass forms: the row and column, in planes of n
- * positions `width` a row, of the 16 positions from 16 p (mod n) of a run of
- * planes (a vector may span several small planes), and with div the
- * divisors there, row_cnt[row] * col_cnt[col].  The float quotient is off by
- * at most one: put right against the remainder. */
-static inline void lc_pool_phase(ptrdiff_t p, ptrdiff_t n, ptrdiff_t width,
-                                 const lc_pool_plane_geom *g, float *div, __m512i *row,
-                                 __m512i *col) {
-    const ptrdiff_t c = 16 * p % n;
-    const __m512i vn = _mm512_set1_epi32((int)n), vw = _mm512_set1_epi32((int)width);
-    const __m512i one = _mm512_set1_epi32(1);
-    __m512i q = _mm512_add_epi32(_mm512_set1_epi32((int)c),
-                                 _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-    for (__mmask16 over; (over = _mm512_cmpge_epi32_mask(q, vn)) != 0;)
-        q = _mm512_mask_sub_epi32(q, over, q, vn);
-    __m512i rw = _mm512_cvttps_epi32(_mm512_mul_ps(
-        _mm512_add_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(0.5f)),
-        _mm512_set1_ps(1.0f / (float)width)));
-    __m512i cl = _mm512_sub_epi32(q, _mm512_mullo_epi32(rw, vw));
-    const __mmask16 lo = _mm512_cmplt_epi32_mask(cl, _mm512_setzero_si512());
-    rw = _mm512_mask_sub_epi32(rw, lo, rw, one);
-    cl = _mm512_mask_add_epi32(cl, lo, cl, vw);
-    const __mmask16 hi = _mm512_cmpge_epi32_mask(cl, vw);
-    *row = _mm512_mask_add_epi32(rw, hi, rw, one);
-    *col = _mm512_mask_sub_epi32(cl, hi, cl, vw);
-    if (div)
-        _mm512_storeu_ps(div, _mm512_cvtepi32_ps(_mm512_mullo_epi32(
-            _mm512_i32gather_epi32(*row, g->row_cnt, 4), _mm512_i32gather_epi32(*col, g->col_cnt, 4))));
-}
-
-/* Lanes where v + d lies in [0, n). */
-static inline uint16_t lc_pool_inside(__m512i v, ptrdiff_t d, ptrdiff_t n) {
-    const __m512i t = _mm512_add_epi32(v, _mm512_set1_epi32((int)d));
-    return (uint16_t)_mm512_mask_cmplt_epi32_mask(_mm512_cmpge_epi32_mask(t, _mm512_setzero_si512()),
-                                                  t, _mm512_set1_epi32((int)n));
-}
-
 static LC_ALWAYS_INLINE void lc_pool_flat_op(
     float *y, const float *x, size_t planes, const lc_pool_plane_geom *g, float *r,
     const int is_max, const size_t kh, const size_t kw) {
     const ptrdiff_t W = (ptrdiff_t)g->W, H = (ptrdiff_t)g->H, HW = H * W;
     const ptrdiff_t pt = (ptrdiff_t)g->pad_t, pl = (ptrdiff_t)g->pad_l;
     const ptrdiff_t total = (ptrdiff_t)planes * HW, nvec = (total + 15) / 16;
-    const size_t period = lc_pool_flat_period(g);
-    const ptrdiff_t phases = (ptrdiff_t)period < nvec ? (ptrdiff_t)period : nvec;
+    /* the plan's table (kernels/pool_flat.h): per entry the divisors of its
+     * 16 positions (averages), kh row masks and kw column masks */
+    const size_t period = g->entries;
+    const float *div = lc_pool_table_div(g);
+    const uint16_t *masks = lc_pool_table_mask(g);
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    /* r: per phase the divisors of its 16 positions (averages) and kh row
-     * masks and kw column masks */
-    float *div = r;
-    uint16_t *masks = (uint16_t *)(r + (is_max ? 0 : 16 * period));
-    for (ptrdiff_t p = 0; p < phases; p++) {
-        __m512i row, col;
-        lc_pool_phase(p, HW, W, g, is_max ? NULL : div + 16 * p, &row, &col);
-        uint16_t *m = masks + (size_t)p * (kh + kw);
-        for (size_t j = 0; j < kh; j++) m[j] = lc_pool_inside(row, (ptrdiff_t)j - pt, H);
-        for (size_t j = 0; j < kw; j++) m[kh + j] = lc_pool_inside(col, (ptrdiff_t)j - pl, W);
-    }
     /* column tap j's lanes from (V_prev, V) or (V, V_next): lane l takes
      * position l + j - pad_l */
     __m512i idx[LC_POOL_FLAT_MAX_K];
@@ -197,7 +163,6 @@ static LC_ALWAYS_INLINE void lc_pool_flat_op(
         idx[j] = _mm512_add_epi32(iota, _mm512_set1_epi32((int)(d < 0 ? 16 + d : d)));
     }
     const __m512 fill = _mm512_set1_ps(is_max ? -INFINITY : -0.0f);
-    const __m512 col_fill = _mm512_set1_ps(-INFINITY);
     __m512 vp = fill, vc, vn;
     vc = lc_pool_flat_rows(x, W, pt, kh, masks, lc_pool_mask((size_t)total), fill, is_max);
     ptrdiff_t p = 0;
@@ -214,11 +179,7 @@ static LC_ALWAYS_INLINE void lc_pool_flat_op(
             const __m512 t = d == 0 ? vc : d < 0 ? _mm512_permutex2var_ps(vp, idx[j], vc)
                                                  : _mm512_permutex2var_ps(vc, idx[j], vn);
             const __mmask16 k = (__mmask16)cm[j];
-            if (j > 0)
-                acc = lc_pool_mask_op(acc, k, t, is_max);
-            else
-                acc = is_max ? _mm512_mask_mov_ps(col_fill, k, t)
-                             : _mm512_maskz_add_ps(k, _mm512_setzero_ps(), t);
+            acc = j > 0 ? lc_pool_mask_op(acc, k, t, is_max) : lc_pool_mask_first(k, t, is_max);
         }
         if (!is_max) acc = _mm512_div_ps(acc, _mm512_loadu_ps(div + 16 * p));
         _mm512_mask_storeu_ps(y + i, lc_pool_mask((size_t)(total - i)), acc);
@@ -246,50 +207,49 @@ static void lc_pool_flat_avg(float *y, const float *x, size_t planes,
         lc_pool_flat_op(y, x, planes, g, r, 0, g->kh, g->kw);
 }
 
-/* Stride-2 columns with the input twice the output's width (W == 2 OW: 3x3/2
- * with one or two columns of padding, 2x2/2 without; Inception-v2's max pools
- * 14 -> 7, 28 -> 14, 56 -> 28, DenseNet's 2x2/2 averages), in two passes over
- * a pass of planes: each output row's window rows reduced into r (rows of W
- * floats, no gaps), then the window columns over the pass's outputs as one
- * run: output o's tap j is r[2 o + j - pad_l] for every row at once (row oh
- * starts at oh W = 2 oh OW), the even lanes of two loads, masked where the
- * column leaves its row.  The row primitive's per-row loop took a vector of
- * 16 lanes for 7 outputs.  Masks and divisors are tabled per place a vector
- * starts in its output plane (lc_pool_s2_period).  The taps and their order
- * are the row primitive's: the same bits (the columns as in lc_pool_flat_op). */
+/* Stride-2 columns (pool_flat.h lc_pool_s2_fits: W == 2 OW: 3x3/2 with one
+ * or two columns of padding, 2x2/2 without; Inception-v2's max pools 14 ->
+ * 7, 28 -> 14, 56 -> 28, DenseNet's 2x2/2 averages; W == 2 OW + 1: odd
+ * widths, averages only), in two passes over a pass
+ * of planes: each output row's window rows reduced into r (rows of W floats
+ * at a pitch of P = 2 OWv), then the window columns over the pass's outputs
+ * as one run: output o's tap j is r[2 o + j - pad_l] for every row at once
+ * (row oh starts at oh P = 2 oh OWv), the even lanes of two loads, masked
+ * where the column leaves its row.  Where OWv = OW + 1, each row's extra
+ * output is computed too and dropped at the store (the lanes of the real
+ * ones packed by a register compress).  The row primitive's per-row loop
+ * took a vector of 16 lanes for 7 outputs.  Masks and divisors are tabled
+ * per place a vector starts in its output plane (lc_pool_s2_period;
+ * g->table, the plan's).  The taps and their order are the row
+ * primitive's: the same bits (the columns as in lc_pool_flat_op). */
 static LC_ALWAYS_INLINE void lc_pool_s2_op(float *y, const float *x, size_t planes,
                                            const lc_pool_plane_geom *g, float *r,
-                                           const int is_max, const size_t kw) {
+                                           const int is_max, const size_t kw,
+                                           const int drop) {
+    /* drop: OWv = OW + 1, a column computed and dropped a row */
     const ptrdiff_t W = (ptrdiff_t)g->W, HW = (ptrdiff_t)(g->H * g->W);
-    const ptrdiff_t OH = (ptrdiff_t)g->OH, OW = (ptrdiff_t)g->OW, OHW = OH * OW;
+    const ptrdiff_t OH = (ptrdiff_t)g->OH, OWv = (ptrdiff_t)g->OW + drop;
+    const ptrdiff_t OHWv = OH * OWv, P = 2 * OWv, OHW = OH * (ptrdiff_t)g->OW;
     const ptrdiff_t pt = (ptrdiff_t)g->pad_t, pl = (ptrdiff_t)g->pad_l, sh = (ptrdiff_t)g->sh;
-    const size_t per = lc_pool_s2_planes(g), period = lc_pool_s2_period(g);
-    const ptrdiff_t nvec = ((ptrdiff_t)planes * OHW + 15) / 16;
-    const ptrdiff_t phases = (ptrdiff_t)period < nvec ? (ptrdiff_t)period : nvec;
+    const size_t per = lc_pool_s2_planes(g), period = g->entries, nm = kw + (size_t)drop;
     const __m512 fill = _mm512_set1_ps(is_max ? -INFINITY : 0.0f);
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
                                            28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     /* r: 16 floats of room (a column tap reads up to pad_l before the
-     * rows), a pass's rows, 48 of room (up to 31 + kw past them), per table
-     * entry 16 divisors (averages) and kw column masks */
+     * rows), a pass's rows at a pitch of P, 48 of room (up to 31 + kw past
+     * them); the plan's table: per entry 16 divisors (averages), kw column
+     * masks and (drop) the lanes of real outputs */
     float *rr = r + 16;
-    float *div = rr + per * (size_t)(OH * W) + 48;
-    uint16_t *cmask = (uint16_t *)(div + (is_max ? 0 : 16 * period));
-    for (ptrdiff_t p = 0; p < phases; p++) {
-        __m512i row, col;
-        lc_pool_phase(p, OHW, OW, g, is_max ? NULL : div + 16 * p, &row, &col);
-        const __m512i col2 = _mm512_add_epi32(col, col);
-        for (size_t j = 0; j < kw; j++)
-            cmask[(size_t)p * kw + j] = lc_pool_inside(col2, (ptrdiff_t)j - pl, W);
-    }
+    const float *div = lc_pool_table_div(g);
+    const uint16_t *cmask = lc_pool_table_mask(g);
     for (size_t p0 = 0; p0 < planes; p0 += per) {
         const size_t np = planes - p0 < per ? planes - p0 : per;
         /* window rows, in order from the first in the image */
         for (size_t p = 0; p < np; p++)
             for (ptrdiff_t oh = 0; oh < OH; oh++) {
                 const ptrdiff_t lo = g->row_lo[oh], hi = g->row_hi[oh];
-                float *rw = rr + ((ptrdiff_t)p * OH + oh) * W;
+                float *rw = rr + ((ptrdiff_t)p * OH + oh) * P;
                 const float *x0 = x + (p0 + p) * (size_t)HW + (oh * sh + lo - pt) * W;
                 ptrdiff_t w = 0;
                 if (hi - lo == 3)   /* whole vectors with the taps written out (same order) */
@@ -303,12 +263,12 @@ static LC_ALWAYS_INLINE void lc_pool_s2_op(float *y, const float *x, size_t plan
                                     fill);
             }
         /* window columns over the pass's outputs */
-        const ptrdiff_t total = (ptrdiff_t)np * OHW;
+        const ptrdiff_t total = (ptrdiff_t)np * OHWv;
         float *yp = y + p0 * (size_t)OHW;
         ptrdiff_t ph = 0;
         for (ptrdiff_t o = 0; o < total; o += 16) {
             const float *base = rr + 2 * o - pl;
-            const uint16_t *cm = cmask + (size_t)ph * kw;
+            const uint16_t *cm = cmask + (size_t)ph * nm;
             __m512 acc = fill, lo = fill, hi = fill;
             for (size_t j = 0; j < kw; j++) {
                 /* taps 2 m and 2 m + 1: the even and the odd lanes of one pair */
@@ -318,11 +278,7 @@ static LC_ALWAYS_INLINE void lc_pool_s2_op(float *y, const float *x, size_t plan
                 }
                 const __m512 t = _mm512_permutex2var_ps(lo, j % 2 ? odd : even, hi);
                 const __mmask16 k = (__mmask16)cm[j];
-                if (j > 0)
-                    acc = lc_pool_mask_op(acc, k, t, is_max);
-                else
-                    acc = is_max ? _mm512_mask_mov_ps(fill, k, t)
-                                 : _mm512_maskz_add_ps(k, _mm512_setzero_ps(), t);
+                acc = j > 0 ? lc_pool_mask_op(acc, k, t, is_max) : lc_pool_mask_first(k, t, is_max);
             }
             if (!is_max) {
                 const __m512 dv = _mm512_loadu_ps(div + 16 * ph);
@@ -330,7 +286,15 @@ static LC_ALWAYS_INLINE void lc_pool_s2_op(float *y, const float *x, size_t plan
                                          _mm512_cmp_ps_mask(dv, _mm512_setzero_ps(), _CMP_EQ_OQ),
                                          _mm512_set1_ps(NAN));
             }
-            _mm512_mask_storeu_ps(yp + o, lc_pool_mask((size_t)(total - o)), acc);
+            const __mmask16 tail = lc_pool_mask((size_t)(total - o));
+            if (drop) {   /* the real outputs' lanes, packed (the register form: fast on all) */
+                const __mmask16 live = (__mmask16)(cm[kw] & tail);
+                const size_t n = (size_t)__builtin_popcount(live);
+                _mm512_mask_storeu_ps(yp, lc_pool_mask(n), _mm512_maskz_compress_ps(live, acc));
+                yp += n;
+            } else {
+                _mm512_mask_storeu_ps(yp + o, tail, acc);
+            }
             if (++ph == (ptrdiff_t)period) ph = 0;
         }
     }
@@ -339,17 +303,19 @@ static LC_ALWAYS_INLINE void lc_pool_s2_op(float *y, const float *x, size_t plan
 static void lc_pool_s2_max(float *y, const float *x, size_t planes, const lc_pool_plane_geom *g,
                            float *r) {
     if (g->kw == 3)
-        lc_pool_s2_op(y, x, planes, g, r, 1, 3);
+        lc_pool_s2_op(y, x, planes, g, r, 1, 3, 0);
     else
-        lc_pool_s2_op(y, x, planes, g, r, 1, g->kw);
+        lc_pool_s2_op(y, x, planes, g, r, 1, g->kw, 0);
 }
 
 static void lc_pool_s2_avg(float *y, const float *x, size_t planes, const lc_pool_plane_geom *g,
                            float *r) {
-    if (g->kw == 2)
-        lc_pool_s2_op(y, x, planes, g, r, 0, 2);
+    if (lc_pool_s2_width(g) > g->OW)
+        lc_pool_s2_op(y, x, planes, g, r, 0, g->kw, 1);
+    else if (g->kw == 2)
+        lc_pool_s2_op(y, x, planes, g, r, 0, 2, 0);
     else
-        lc_pool_s2_op(y, x, planes, g, r, 0, g->kw);
+        lc_pool_s2_op(y, x, planes, g, r, 0, g->kw, 0);
 }
 
 /* One window a plane (OH = OW = 1: Inception-v2's and ResNet's 7x7 averages
@@ -418,17 +384,18 @@ static void lc_pool_one_avg(float *y, const float *x, size_t planes, const lc_po
 
 void lc_f32_pool_plane__avx512(float *y, const float *x, size_t planes,
                                const lc_pool_plane_geom *g, float *r) {
-    if (lc_pool_run_fits(g)) {
+    switch (g->form) {   /* decided once per geometry (pool_flat.h lc_pool_form) */
+    case LC_POOL_FORM_RUN:
         (g->is_max ? lc_pool_flat_max : lc_pool_flat_avg)(y, x, planes, g, r);
         return;
-    }
-    if (lc_pool_s2_fits(g)) {
+    case LC_POOL_FORM_S2:
         (g->is_max ? lc_pool_s2_max : lc_pool_s2_avg)(y, x, planes, g, r);
         return;
-    }
-    if (lc_pool_one_fits(g)) {
+    case LC_POOL_FORM_ONE:
         (g->is_max ? lc_pool_one_max : lc_pool_one_avg)(y, x, planes, g, r);
         return;
+    default:
+        break;
     }
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
                                            28, 30);

@@ -79,8 +79,14 @@ cdef extern from "leanconv/pool.h":
         int64_t planes, H, W, OH, OW, kh, kw, sh, sw, dh, dw, pad_t, pad_l, pad_b, pad_r
         int is_max
         int count_include_pad
-    int lc_pool2d(const lc_isa_config *isa, const lc_pool_desc *d, const float *x, float *y,
-                  int nthreads) nogil
+    ctypedef struct lc_pool_plan:
+        pass
+    lc_pool_plan *lc_pool_plan_new(const lc_isa_config *isa, const lc_pool_desc *d) nogil
+    int64_t lc_pool_plan_bytes(const lc_pool_plan *plan) nogil
+    int lc_pool_plan_form(const lc_pool_plan *plan) nogil
+    int64_t lc_pool_plan_scratch_bytes(const lc_pool_plan *plan, int nthreads) nogil
+    int lc_pool_plan_run(const lc_pool_plan *plan, const float *x, float *y, int nthreads) nogil
+    void lc_pool_plan_free(lc_pool_plan *plan) nogil
     int lc_global_avg_pool(const float *x, float *y, int64_t planes, int64_t hw,
                            int nthreads) nogil
 
@@ -773,6 +779,12 @@ cdef class BoundCall:
     cdef int _run(self, char *ws, int64_t ws_bytes) noexcept nogil:
         return 0
 
+    @property
+    def held_bytes(self):
+        """Bytes the call itself holds for its run (tables built once)
+        beyond its buffers and what its step counts as packed weights."""
+        return 0
+
 
 cdef class BoundConv(BoundCall):
     """One Setup.run call fixed once (a compiled executor step): the setup
@@ -821,11 +833,14 @@ cdef class BoundConv(BoundCall):
 cdef class BoundPool(BoundCall):
     """A pooling step's C call fixed once: max / average pooling of geometry
     `geom` (as pool2d's), or with geom None a global average of `planes`
-    planes of `hw` pixels; x and y flat float32 buffers, held alive here."""
+    planes of `hw` pixels; x and y flat float32 buffers, held alive here.
+    Its plan (kernels/pool.c: the form that runs and its tables, built once
+    here) is freed with it; `held_bytes` counts it."""
     cdef tuple keep
     cdef const float *x
     cdef float *y
     cdef lc_pool_desc d
+    cdef lc_pool_plan *plan
     cdef const lc_isa_config *cfg
     cdef int64_t planes, hw
     cdef int threads, is_global
@@ -852,6 +867,32 @@ cdef class BoundPool(BoundCall):
         self.keep = (x, y)
         self.x = &x[0] if x.shape[0] else NULL
         self.y = &y[0] if y.shape[0] else NULL
+        if not self.is_global:
+            self.plan = lc_pool_plan_new(self.cfg, &self.d)
+            if self.plan == NULL:
+                raise MemoryError("BoundPool: out of memory for the pool's tables")
+
+    def __dealloc__(self):
+        lc_pool_plan_free(self.plan)
+        self.plan = NULL
+
+    @property
+    def held_bytes(self):
+        """Bytes its plan holds (tables built once; 0 for a global pool)."""
+        return lc_pool_plan_bytes(self.plan) if self.plan != NULL else 0
+
+    @property
+    def scratch_bytes(self):
+        """Bytes a run allocates (row buffers per thread, at most; 0 for a
+        global pool)."""
+        return lc_pool_plan_scratch_bytes(self.plan, self.threads) if self.plan != NULL else 0
+
+    @property
+    def form(self):
+        """The plane primitive's form that runs (kernels/pool_flat.h
+        LC_POOL_FORM_*: 0 rows, 1 flat, 2 run, 3 s2, 4 one), -1 the row
+        loops, None for a global pool: for tests."""
+        return lc_pool_plan_form(self.plan) if self.plan != NULL else None
 
     cdef int _run(self, char *ws, int64_t ws_bytes) noexcept nogil:
         if self.y == NULL:
@@ -860,7 +901,7 @@ cdef class BoundPool(BoundCall):
             if self.hw == 0:
                 return 0
             return lc_global_avg_pool(self.x, self.y, self.planes, self.hw, self.threads)
-        return lc_pool2d(self.cfg, &self.d, self.x, self.y, self.threads)
+        return lc_pool_plan_run(self.plan, self.x, self.y, self.threads)
 
 
 cdef class BoundDense(BoundCall):
@@ -1378,6 +1419,25 @@ def _ukernel_dw_row(str isa_name, float[::1] out, _size_t n, const float[::1] in
         for rep in range(repeat):
             t.dw_row(&out[0], n, &inp[in_offset], in_row_stride, rows, &w[0], kW, stride, dil,
                      bias, &ep)
+
+
+def pool2d_scratch_bytes(tuple geom, bint is_max, bint count_include_pad, int threads,
+                         int isa=0):
+    """Bytes a pool2d call (or a BoundPool's run) of geometry `geom` (as
+    pool2d's) allocates at `threads`, at most: its row buffers."""
+    cdef lc_pool_desc d
+    (d.planes, d.H, d.W, d.OH, d.OW, d.kh, d.kw, d.sh, d.sw, d.dh, d.dw, d.pad_t, d.pad_l,
+     d.pad_b, d.pad_r) = geom
+    d.is_max = is_max
+    d.count_include_pad = count_include_pad
+    if threads < 1:
+        raise ValueError(f"pool2d_scratch_bytes: threads must be >= 1, got {threads}")
+    cdef lc_pool_plan *plan = lc_pool_plan_new(isa_config(isa), &d)
+    if plan == NULL:
+        raise MemoryError("pool2d_scratch_bytes: out of memory")
+    cdef int64_t n = lc_pool_plan_scratch_bytes(plan, threads)
+    lc_pool_plan_free(plan)
+    return n
 
 
 def pool2d(const float[::1] x, float[::1] out, tuple geom, bint is_max, bint count_include_pad,

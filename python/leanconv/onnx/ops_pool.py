@@ -163,10 +163,14 @@ class Pool:
 
 
     def workspace(self, x):
-        """Scratch of one call: none in C (2-D float32); in NumPy the padded copy,
-        the result and (average) the divisor."""
+        """Scratch of one call: in C (2-D float32) the row buffers it allocates
+        (kernels/pool.c; its tables are the bound call's, BoundPool.held_bytes);
+        in NumPy the padded copy, the result and (average) the divisor."""
         if x.ndim == 4 and x.dtype == np.float32:
-            return 8 * x.shape[3]   # the C driver's per-column tap table, at most
+            return _core.pool2d_scratch_bytes(self._c_geometry(x.shape), self.kind == "max",
+                                              self.count_include_pad,
+                                              _threads.resolve(self.settings and self.settings.threads),
+                                              _isa.isa_id())
         nd = len(self.kernel)
         spatial = x.shape[2:]
         begin, end, geo = self._geometry(x)

@@ -243,9 +243,12 @@ class Schedule:
         self._conv_inputs, self._scratch = conv_inputs, scratch
         self._bind(program.settings.threads)
         self.outputs = [bound[n] if n in bound else bound[root(n)] for n in program.outputs]
+        # packed data: the Convs' packings, fused steps' weights, and what bound
+        # calls hold for their runs (a pool's tables, built once)
         self.packed_bytes = sum({id(s.conv.last_plan): s.conv.packed_bytes for s in steps
                                  if s.conv is not None and s.conv.last_plan is not None}.values()) \
-            + sum(a.nbytes for a in self._step_weights)
+            + sum(a.nbytes for a in self._step_weights) \
+            + sum(c.held_bytes for _, c in self._bound_calls if isinstance(c, _core.BoundCall))
         self.constant_bytes = sum(np.asarray(v).nbytes for v in program.constants.values())
         self._bookkeeping = None
 
