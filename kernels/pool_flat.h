@@ -138,10 +138,12 @@ static inline int lc_pool_one_fits(const lc_pool_plane_geom *g) {
  * max, 3 columns at stride 2, no dilation across, no left padding and rows
  * wide enough for every output's three columns (W >= 2 OW + 1: SqueezeNet's
  * odd planes, 111 -> 55, 63 -> 31, 55 -> 27, 27 -> 13, 15 -> 7, with or
- * without ceil mode); any rows (the row tables).  No r, no table. */
+ * without ceil mode); any rows (the row tables); up to LC_POOL_M3S2_BLOCKS
+ * vectors of outputs a row (its masks on the stack).  No r, no table. */
+#define LC_POOL_M3S2_BLOCKS 64
 static inline int lc_pool_m3s2_fits(const lc_pool_plane_geom *g) {
     return g->is_max && g->kw == 3 && g->sw == 2 && g->dw == 1 && g->pad_l == 0 &&
-           g->W >= 2 * g->OW + 1;
+           g->W >= 2 * g->OW + 1 && g->OW <= 16 * LC_POOL_M3S2_BLOCKS;
 }
 
 /* The plane primitive's forms.  One place decides which runs: lc_pool_form,

@@ -382,21 +382,6 @@ static void lc_pool_one_avg(float *y, const float *x, size_t planes, const lc_po
     lc_pool_one_op(y, x, planes, g, r, 0);
 }
 
-/* Max of the window rows [0, n) (n >= 1, step floats apart) of columns
- * [c, c + 16) of a row of W floats, in order from the first (the row
- * primitive's order, so its bits); columns at W and past load as 0 and feed
- * only lanes of outputs past the row's end. */
-static LC_ALWAYS_INLINE __m512 lc_pool_m3s2_rows(const float *x0, ptrdiff_t step, ptrdiff_t n,
-                                                 ptrdiff_t c, ptrdiff_t W) {
-    const __mmask16 k = lc_pool_mask((size_t)(W - c));
-    __m512 acc = _mm512_maskz_loadu_ps(k, x0 + c);
-    if (n == 3)
-        return lc_pool_max(lc_pool_max(acc, _mm512_maskz_loadu_ps(k, x0 + step + c)),
-                           _mm512_maskz_loadu_ps(k, x0 + 2 * step + c));
-    for (ptrdiff_t i = 1; i < n; i++) acc = lc_pool_max(acc, _mm512_maskz_loadu_ps(k, x0 + i * step + c));
-    return acc;
-}
-
 /* 3x3/2 max on rows wide enough for every output's three columns
  * (pool_flat.h lc_pool_m3s2_fits: SqueezeNet's odd planes), in registers:
  * per output row, 16 outputs at a time, the window rows of their 33 input
@@ -407,11 +392,12 @@ static LC_ALWAYS_INLINE __m512 lc_pool_m3s2_rows(const float *x0, ptrdiff_t step
  * the same order as the row form, so the same bits (NaN payloads and signed
  * zeros); no row buffer stored and read back, and no per-row chunk
  * bookkeeping, which on planes of 7 to 31 outputs a row took most of the
- * row form's time.  The one-pass stride-2 form (lc_pool_s2_op) was slower
- * than the row form for odd-width max (pool_flat.h).  Against the row form,
- * one thread, hot, interleaved processes, load 2.6 (Intel Xeon): 64@63 ->
- * 31 44 -> 39 us, 128@31 25 -> 18, 256@15 18 -> 15, 128@55 94 -> 84, 256@27
- * 41 -> 31. */
+ * row form's time.  Each block's load and store masks are the same on
+ * every row: worked out once a call (km).  The one-pass stride-2 form
+ * (lc_pool_s2_op) was slower than the row form for odd-width max
+ * (pool_flat.h).  Against the row form, one thread, hot, interleaved
+ * processes, load 2.6 (Intel Xeon): 64@63 -> 31 44 -> 39 us, 128@31 25 -> 18,
+ * 256@15 18 -> 15, 128@55 94 -> 84, 256@27 41 -> 31. */
 static void lc_pool_m3s2_op(float *y, const float *x, size_t planes, const lc_pool_plane_geom *g) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
                                            28, 30);
@@ -420,35 +406,59 @@ static void lc_pool_m3s2_op(float *y, const float *x, size_t planes, const lc_po
     const __m512 fill = _mm512_set1_ps(-INFINITY);
     const ptrdiff_t W = (ptrdiff_t)g->W, OH = (ptrdiff_t)g->OH, OW = (ptrdiff_t)g->OW;
     const ptrdiff_t HW = (ptrdiff_t)g->H * W, step = (ptrdiff_t)g->dh * W;
+    const ptrdiff_t nb = (OW + 15) / 16;
+    /* per block: the masks of its second and next vectors' loads (0: not
+     * loaded, -inf; columns past W only where no output of the block reads
+     * them) and of its store */
+    __mmask16 km[LC_POOL_M3S2_BLOCKS][3];
+    for (ptrdiff_t b = 0; b < nb; b++) {
+        const ptrdiff_t c = 32 * b;
+        km[b][0] = c + 16 < W ? lc_pool_mask((size_t)(W - c - 16)) : 0;
+        km[b][1] = 16 * b + 16 <= OW && c + 32 < W ? lc_pool_mask((size_t)(W - c - 32)) : 0;
+        km[b][2] = lc_pool_mask((size_t)(OW - 16 * b));
+    }
+    const __mmask16 k0 = lc_pool_mask((size_t)W);
+#define LC_M3S2_ROWS(dst, ptr, k)                                                              \
+    do {                                                                                       \
+        if (three) {                                                                           \
+            dst = lc_pool_max(lc_pool_max(_mm512_maskz_loadu_ps(k, ptr),                       \
+                                          _mm512_maskz_loadu_ps(k, (ptr) + step)),             \
+                              _mm512_maskz_loadu_ps(k, (ptr) + 2 * step));                     \
+        } else {                                                                               \
+            dst = _mm512_maskz_loadu_ps(k, ptr);                                               \
+            for (ptrdiff_t i_ = 1; i_ < n; i_++)                                               \
+                dst = lc_pool_max(dst, _mm512_maskz_loadu_ps(k, (ptr) + i_ * step));           \
+        }                                                                                      \
+    } while (0)
+    float *yr = y;
     for (size_t p = 0; p < planes; p++) {
         const float *xp = x + p * (size_t)HW;
-        for (ptrdiff_t oh = 0; oh < OH; oh++) {
-            float *yr = y + (p * (size_t)OH + (size_t)oh) * (size_t)OW;
+        for (ptrdiff_t oh = 0; oh < OH; oh++, yr += OW) {
             const ptrdiff_t lo = g->row_lo[oh], n = g->row_hi[oh] - lo;
             if (n <= 0) {   /* the window's rows all in the padding */
-                for (ptrdiff_t o = 0; o < OW; o += 16)
-                    _mm512_mask_storeu_ps(yr + o, lc_pool_mask((size_t)(OW - o)), fill);
+                for (ptrdiff_t b = 0; b < nb; b++) _mm512_mask_storeu_ps(yr + 16 * b, km[b][2], fill);
                 continue;
             }
+            const int three = n == 3;
             const float *x0 = xp + (oh * (ptrdiff_t)g->sh + lo * (ptrdiff_t)g->dh -
                                     (ptrdiff_t)g->pad_t) * W;
-            __m512 a = lc_pool_m3s2_rows(x0, step, n, 0, W);
-            for (ptrdiff_t o = 0; o < OW; o += 16) {
-                const ptrdiff_t c = 2 * o;
-                /* columns past W only where no output of the block reads them */
-                const __m512 b = c + 16 < W ? lc_pool_m3s2_rows(x0, step, n, c + 16, W) : fill;
-                const __m512 next = o + 16 <= OW && c + 32 < W ?
-                    lc_pool_m3s2_rows(x0, step, n, c + 32, W) : fill;
-                const __m512 ev = _mm512_permutex2var_ps(a, even, b);
-                const __m512 od = _mm512_permutex2var_ps(a, odd, b);
+            __m512 a;
+            LC_M3S2_ROWS(a, x0, k0);
+            for (ptrdiff_t b = 0; b < nb; b++) {
+                const float *xc = x0 + 32 * b;
+                __m512 hi = fill, next = fill;
+                if (km[b][0]) LC_M3S2_ROWS(hi, xc + 16, km[b][0]);
+                if (km[b][1]) LC_M3S2_ROWS(next, xc + 32, km[b][1]);
+                const __m512 ev = _mm512_permutex2var_ps(a, even, hi);
+                const __m512 od = _mm512_permutex2var_ps(a, odd, hi);
                 const __m512 ev1 = _mm512_castsi512_ps(_mm512_alignr_epi32(
                     _mm512_castps_si512(next), _mm512_castps_si512(ev), 1));
-                _mm512_mask_storeu_ps(yr + o, lc_pool_mask((size_t)(OW - o)),
-                                      lc_pool_max(lc_pool_max(ev, od), ev1));
+                _mm512_mask_storeu_ps(yr + 16 * b, km[b][2], lc_pool_max(lc_pool_max(ev, od), ev1));
                 a = next;
             }
         }
     }
+#undef LC_M3S2_ROWS
 }
 
 void lc_f32_pool_plane__avx512(float *y, const float *x, size_t planes,
