@@ -447,9 +447,11 @@ static void lc_pool_m3s2_pairs(float *y, const float *x, size_t planes,
  * row form's time.  Each block's load and store masks are the same on
  * every row: worked out once a call (km).  The one-pass stride-2 form
  * (lc_pool_s2_op) was slower than the row form for odd-width max
- * (pool_flat.h).  Against the row form, one thread, hot, interleaved
- * processes, load 2.6 (Intel Xeon): 64@63 -> 31 44 -> 39 us, 128@31 25 -> 18,
- * 256@15 18 -> 15, 128@55 94 -> 84, 256@27 41 -> 31. */
+ * (pool_flat.h).  Against the row form (with lc_pool_m3s2_pairs for rows of
+ * up to 16 floats), hot, interleaved processes, load 2.3 (Intel Xeon), 1
+ * thread: 64@63 -> 31 44 -> 31 us, 128@31 26 -> 15, 256@15 19 -> 10, 64@111
+ * 208 -> 178, 128@55 94 -> 73, 256@27 43 -> 28; 2 threads: 27 -> 19, 16 ->
+ * 17 (noisy), 19 -> 10, 154 -> 123, 40 -> 35, 42 -> 15. */
 static void lc_pool_m3s2_op(float *y, const float *x, size_t planes, const lc_pool_plane_geom *g) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
                                            28, 30);
