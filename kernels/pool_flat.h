@@ -103,7 +103,8 @@ static inline int lc_pool_run_fits(const lc_pool_plane_geom *g) {
  * planes within the caps.  Odd widths against the row form (one thread,
  * hot, interleaved processes, load 6): average 128@55 108 -> 94 us, 64@63
  * 51 -> 47; max 64@63 40 -> 48, 128@55 86 -> 97, 128@31 24 -> 27: the row
- * form's three taps from one pair of loads stay for max. */
+ * form's three taps from one pair of loads beat it; odd-width 3x3/2 max runs
+ * in registers (lc_pool_m3s2_fits). */
 static inline size_t lc_pool_s2_width(const lc_pool_plane_geom *g) {
     return g->W == 2 * g->OW + 1 ? g->OW + 1 : g->OW;
 }
@@ -133,6 +134,18 @@ static inline int lc_pool_one_fits(const lc_pool_plane_geom *g) {
     return g->OH == 1 && g->OW == 1 && g->W <= 16;
 }
 
+/* AVX-512's 3x3/2 max in registers (kernels/avx512/pool.c lc_pool_m3s2_op):
+ * max, 3 columns at stride 2, no dilation across, no left padding and rows
+ * wide enough for every output's three columns (W >= 2 OW + 1: SqueezeNet's
+ * odd planes, 111 -> 55, 63 -> 31, 55 -> 27, 27 -> 13, 15 -> 7, with or
+ * without ceil mode); any rows (the row tables); up to LC_POOL_M3S2_BLOCKS
+ * vectors of outputs a row (its masks on the stack).  No r, no table. */
+#define LC_POOL_M3S2_BLOCKS 64
+static inline int lc_pool_m3s2_fits(const lc_pool_plane_geom *g) {
+    return g->is_max && g->kw == 3 && g->sw == 2 && g->dw == 1 && g->pad_l == 0 &&
+           g->W >= 2 * g->OW + 1 && g->OW <= 16 * LC_POOL_M3S2_BLOCKS;
+}
+
 /* The plane primitive's forms.  One place decides which runs: lc_pool_form,
  * once per geometry (kernels/pool.c's plan); the kernels branch on g->form. */
 enum {
@@ -140,7 +153,8 @@ enum {
     LC_POOL_FORM_FLAT,       /* the plain-C template's flat runs */
     LC_POOL_FORM_RUN,        /* AVX-512: same-size, one pass (table: kh + kw masks an entry) */
     LC_POOL_FORM_S2,         /* AVX-512: stride-2 columns (table: kw masks, + 1 on odd widths) */
-    LC_POOL_FORM_ONE         /* AVX-512: one window a plane */
+    LC_POOL_FORM_ONE,        /* AVX-512: one window a plane */
+    LC_POOL_FORM_M3S2        /* AVX-512: 3x3/2 max in registers on wide enough rows */
 };
 
 /* `tabled`: the ISA's plane primitive has AVX-512's forms
@@ -148,6 +162,7 @@ enum {
 static inline int lc_pool_form(const lc_pool_plane_geom *g, int tabled) {
     if (!tabled) return lc_pool_flat_fits(g) ? LC_POOL_FORM_FLAT : LC_POOL_FORM_ROWS;
     if (lc_pool_run_fits(g)) return LC_POOL_FORM_RUN;
+    if (lc_pool_m3s2_fits(g)) return LC_POOL_FORM_M3S2;
     if (lc_pool_s2_fits(g)) return LC_POOL_FORM_S2;
     if (lc_pool_one_fits(g)) return LC_POOL_FORM_ONE;
     return LC_POOL_FORM_ROWS;

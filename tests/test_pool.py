@@ -338,10 +338,11 @@ def test_pools_over_chunks_of_rows_give_the_portable_bits(planes, H, W, OH, OW, 
 # 27x27 (once past the per-call cap of 256 entries); stride-2 columns up to
 # 1024 outputs a plane (64 -> 32x32; 66 -> 33x32 past) and odd widths (W =
 # 2 OW + 1, SqueezeNet's 55 -> 27, 63 -> 31 (992 outputs with the dropped
-# column), 15 -> 7: averages; max the row form; 65 -> 32 past the cap;
+# column), 15 -> 7: averages; 65 -> 32 past the cap; max on odd widths the
+# register form, no cap);
 # 13 -> 7 with padding, W = 2 OW - 1, the row form).  Few planes: the bits
 # of the portable loops at 1 and 2 threads, and the reference.
-RUN, S2, ROWS = 2, 3, 0   # kernels/pool_flat.h LC_POOL_FORM_*
+RUN, S2, ROWS, M3S2 = 2, 3, 0, 5   # kernels/pool_flat.h LC_POOL_FORM_*
 TABLE_CASES = [  # (planes, H, W, OH, OW, k, s, pads, {is_max: form})
     (3, 64, 64, 64, 64, 3, 1, 1, {True: RUN, False: RUN}),
     (2, 64, 65, 64, 65, 3, 1, 1, {True: ROWS, False: ROWS}),
@@ -350,11 +351,11 @@ TABLE_CASES = [  # (planes, H, W, OH, OW, k, s, pads, {is_max: form})
     (17, 27, 27, 27, 27, 3, 1, 1, {True: RUN, False: RUN}),
     (3, 64, 64, 32, 32, 3, 2, 1, {True: S2, False: S2}),
     (3, 66, 64, 33, 32, 3, 2, 1, {True: ROWS, False: ROWS}),
-    (3, 55, 55, 27, 27, 3, 2, 0, {True: ROWS, False: S2}),
-    (5, 15, 15, 7, 7, 3, 2, 0, {True: ROWS, False: S2}),
+    (3, 55, 55, 27, 27, 3, 2, 0, {True: M3S2, False: S2}),
+    (5, 15, 15, 7, 7, 3, 2, 0, {True: M3S2, False: S2}),
     (4, 13, 13, 7, 7, 3, 2, 1, {True: ROWS, False: ROWS}),
-    (2, 63, 63, 31, 31, 3, 2, 0, {True: ROWS, False: S2}),
-    (2, 65, 65, 32, 32, 3, 2, 0, {True: ROWS, False: ROWS}),
+    (2, 63, 63, 31, 31, 3, 2, 0, {True: M3S2, False: S2}),
+    (2, 65, 65, 32, 32, 3, 2, 0, {True: M3S2, False: ROWS}),
 ]
 
 
@@ -374,7 +375,7 @@ def test_tabled_forms_at_their_caps(planes, H, W, OH, OW, k, s, p, forms, is_max
         call = _core.BoundPool(x.reshape(-1), out, g, 0, 0, is_max, False, threads,
                                _isa.isa_id("avx512"))
         assert call.form == forms[is_max]
-        assert call.held_bytes > (0 if call.form == ROWS else 4 * H)
+        assert call.held_bytes > (0 if call.form in (ROWS, M3S2) else 4 * H)
         _core.run_bound((call,), np.zeros(0, np.uint8))
         assert out.tobytes() == want.tobytes(), threads
     expect = reference(np.nan_to_num(x, nan=0.0), OH, OW, (k, k), (s, s), (1, 1), (p,) * 4,
@@ -382,6 +383,49 @@ def test_tabled_forms_at_their_caps(planes, H, W, OH, OW, k, s, p, forms, is_max
     finite = ~np.isnan(want)
     np.testing.assert_allclose(want[finite], expect.reshape(-1)[finite], rtol=1e-6, atol=1e-6)
 
+
+
+# AVX-512's 3x3/2 max in registers (kernels/pool_flat.h lc_pool_m3s2_fits):
+# rows of W >= 2 OW + 1, no left padding; odd widths (one block, a full block
+# of 16 that reads column 32, blocks carried over), wider rows, ceil-mode and
+# top padding, planes of 1 to 3 rows, a window of 2 rows and dilated rows.
+# The portable loops' bits (NaN payloads, infinities, signed zeros), 1 and 2
+# threads.
+M3S2_CASES = [  # (planes, H, W, OH, OW, kh, sh, dh, pt, pb)
+    (3, 15, 15, 7, 7, 3, 2, 1, 0, 0),
+    (2, 33, 33, 16, 16, 3, 2, 1, 0, 0),
+    (2, 35, 71, 17, 35, 3, 2, 1, 0, 0),
+    (2, 16, 36, 8, 17, 3, 2, 1, 0, 1),    # ceil mode: the last window's third row padding
+    (3, 9, 9, 5, 4, 3, 2, 1, 1, 1),       # top padding (pad_l 0, W > 2 OW + 1)
+    (4, 1, 7, 1, 3, 3, 2, 1, 1, 1),
+    (4, 2, 5, 1, 2, 3, 2, 1, 0, 1),
+    (4, 3, 9, 1, 4, 3, 2, 1, 0, 0),
+    (3, 12, 19, 6, 9, 2, 2, 1, 0, 0),
+    (3, 13, 23, 5, 11, 3, 2, 2, 0, 0),
+]
+
+
+@pytest.mark.skipif("avx512" not in ISAS, reason="AVX-512's register form")
+@pytest.mark.parametrize("planes, H, W, OH, OW, kh, sh, dh, pt, pb", M3S2_CASES)
+def test_odd_width_max_in_registers_gives_the_portable_bits(planes, H, W, OH, OW, kh, sh, dh,
+                                                            pt, pb):
+    rng = np.random.default_rng(11)
+    bits = rng.integers(-2, 3, (planes, H, W)).astype(np.float32).view(np.uint32)
+    special = np.array([0x7fc00001, 0xffc00002, 0x7f800003, 0xff800004, 0x7f800000,
+                        0xff800000], np.uint32)   # NaNs quiet and signalling, +-inf
+    where = rng.random(bits.shape) < 0.04
+    bits[where] = rng.choice(special, int(where.sum()))
+    bits[(bits.view(np.float32) == 0) & (rng.random(bits.shape) < 0.5)] = 0x80000000
+    x = bits.view(np.float32).reshape(-1)
+    g = (planes, H, W, OH, OW, kh, 3, sh, 2, dh, 1, pt, 0, pb, 0)
+    want = np.empty(planes * OH * OW, np.float32)
+    _core.pool2d(x, want, g, True, False, 1, _isa.isa_id("scalar"))
+    for threads in (1, 2):
+        out = np.full_like(want, 7.0)
+        call = _core.BoundPool(x, out, g, 0, 0, True, False, threads, _isa.isa_id("avx512"))
+        assert call.form == M3S2
+        _core.run_bound((call,), np.zeros(0, np.uint8))
+        assert out.tobytes() == want.tobytes(), threads
 
 # Which pools run on 2 threads (kernels/pool.c pool_work): the taps plus a
 # fixed cost per output row, so GoogLeNet's and SqueezeNet's small-plane

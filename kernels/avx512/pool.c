@@ -382,6 +382,128 @@ static void lc_pool_one_avg(float *y, const float *x, size_t planes, const lc_po
     lc_pool_one_op(y, x, planes, g, r, 0);
 }
 
+/* Max of the window rows [0, n) (n >= 1, step floats apart) of the columns
+ * k picks at x0, in order from the first (the row primitive's order, so its
+ * bits); columns k leaves out load as 0 and feed only outputs not stored. */
+static LC_ALWAYS_INLINE __m512 lc_pool_m3s2_rows(const float *x0, ptrdiff_t step, ptrdiff_t n,
+                                                 __mmask16 k) {
+    __m512 acc = _mm512_maskz_loadu_ps(k, x0);
+    if (n == 3)
+        return lc_pool_max(lc_pool_max(acc, _mm512_maskz_loadu_ps(k, x0 + step)),
+                           _mm512_maskz_loadu_ps(k, x0 + 2 * step));
+    for (ptrdiff_t i = 1; i < n; i++) acc = lc_pool_max(acc, _mm512_maskz_loadu_ps(k, x0 + i * step));
+    return acc;
+}
+
+/* Rows of up to 16 floats (OW <= 7: SqueezeNet's 15 -> 7), two output rows
+ * a vector: output rows q and q + 1 (of the call's planes' rows, one run in
+ * y) reduced over their window rows into A and B, their taps picked from
+ * both at once (lanes [0, OW) from A, [OW, 2 OW) from B), one store for
+ * both: half the permutes and column maxima, all the lanes used. */
+static void lc_pool_m3s2_pairs(float *y, const float *x, size_t planes,
+                               const lc_pool_plane_geom *g) {
+    const ptrdiff_t W = (ptrdiff_t)g->W, OH = (ptrdiff_t)g->OH, OW = (ptrdiff_t)g->OW;
+    const ptrdiff_t HW = (ptrdiff_t)g->H * W, step = (ptrdiff_t)g->dh * W;
+    int32_t ie[16];
+    for (ptrdiff_t l = 0; l < 16; l++)
+        ie[l] = (int32_t)(l < OW ? 2 * l : l < 2 * OW ? 16 + 2 * (l - OW) : 0);
+    const __m512i even = _mm512_loadu_si512(ie), one = _mm512_set1_epi32(1);
+    const __m512i odd = _mm512_add_epi32(even, one), even1 = _mm512_add_epi32(odd, one);
+    const __m512 fill = _mm512_set1_ps(-INFINITY);
+    const __mmask16 k = lc_pool_mask((size_t)W);
+    const size_t rows = planes * (size_t)OH;
+    size_t p = 0;
+    ptrdiff_t oh = 0;
+    __m512 v[2];
+    for (size_t q = 0; q < rows; q += 2) {
+        for (int h = 0; h < 2; h++) {
+            const ptrdiff_t lo = g->row_lo[oh], n = g->row_hi[oh] - lo;
+            v[h] = fill;   /* past the last row, or the window's rows all in the padding */
+            if (q + (size_t)h < rows && n > 0)
+                v[h] = lc_pool_m3s2_rows(x + p * (size_t)HW + (oh * (ptrdiff_t)g->sh +
+                                         lo * (ptrdiff_t)g->dh - (ptrdiff_t)g->pad_t) * W,
+                                         step, n, k);
+            if (++oh == OH) oh = 0, p++;
+        }
+        const __m512 ev = _mm512_permutex2var_ps(v[0], even, v[1]);
+        const __m512 od = _mm512_permutex2var_ps(v[0], odd, v[1]);
+        const __m512 ev1 = _mm512_permutex2var_ps(v[0], even1, v[1]);
+        const size_t n = (rows - q < 2 ? rows - q : 2) * (size_t)OW;
+        _mm512_mask_storeu_ps(y + q * (size_t)OW, lc_pool_mask(n),
+                              lc_pool_max(lc_pool_max(ev, od), ev1));
+    }
+}
+
+/* 3x3/2 max on rows wide enough for every output's three columns
+ * (pool_flat.h lc_pool_m3s2_fits: SqueezeNet's odd planes), in registers:
+ * per output row, 16 outputs at a time, the window rows of their 33 input
+ * columns reduced into three vectors (columns 2 o .. + 15, + 16 .. + 31, and
+ * the next block's first, + 32 .. + 47, carried over as that block's first),
+ * then the row form's taps: the even lanes, the odd lanes, and the even lanes
+ * moved down one with column 2 o + 32 in the last lane.  The same taps in
+ * the same order as the row form, so the same bits (NaN payloads and signed
+ * zeros); no row buffer stored and read back, and no per-row chunk
+ * bookkeeping, which on planes of 7 to 31 outputs a row took most of the
+ * row form's time.  Each block's load and store masks are the same on
+ * every row: worked out once a call (km).  The one-pass stride-2 form
+ * (lc_pool_s2_op) was slower than the row form for odd-width max
+ * (pool_flat.h).  Against the row form (with lc_pool_m3s2_pairs for rows of
+ * up to 16 floats), hot, interleaved processes, load 2.3 (Intel Xeon), 1
+ * thread: 64@63 -> 31 44 -> 31 us, 128@31 26 -> 15, 256@15 19 -> 10, 64@111
+ * 208 -> 178, 128@55 94 -> 73, 256@27 43 -> 28; 2 threads: 27 -> 19, 16 ->
+ * 17 (noisy), 19 -> 10, 154 -> 123, 40 -> 35, 42 -> 15. */
+static void lc_pool_m3s2_op(float *y, const float *x, size_t planes, const lc_pool_plane_geom *g) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27,
+                                          29, 31);
+    const __m512 fill = _mm512_set1_ps(-INFINITY);
+    const ptrdiff_t W = (ptrdiff_t)g->W, OH = (ptrdiff_t)g->OH, OW = (ptrdiff_t)g->OW;
+    const ptrdiff_t HW = (ptrdiff_t)g->H * W, step = (ptrdiff_t)g->dh * W;
+    if (W <= 16) {
+        lc_pool_m3s2_pairs(y, x, planes, g);
+        return;
+    }
+    const ptrdiff_t nb = (OW + 15) / 16;
+    /* per block: the masks of its second and next vectors' loads (0: not
+     * loaded, -inf; columns past W only where no output of the block reads
+     * them) and of its store */
+    __mmask16 km[LC_POOL_M3S2_BLOCKS][3];
+    for (ptrdiff_t b = 0; b < nb; b++) {
+        const ptrdiff_t c = 32 * b;
+        km[b][0] = c + 16 < W ? lc_pool_mask((size_t)(W - c - 16)) : 0;
+        km[b][1] = 16 * b + 16 <= OW && c + 32 < W ? lc_pool_mask((size_t)(W - c - 32)) : 0;
+        km[b][2] = lc_pool_mask((size_t)(OW - 16 * b));
+    }
+    const __mmask16 k0 = lc_pool_mask((size_t)W);
+    float *yr = y;
+    for (size_t p = 0; p < planes; p++) {
+        const float *xp = x + p * (size_t)HW;
+        for (ptrdiff_t oh = 0; oh < OH; oh++, yr += OW) {
+            const ptrdiff_t lo = g->row_lo[oh], n = g->row_hi[oh] - lo;
+            if (n <= 0) {   /* the window's rows all in the padding */
+                for (ptrdiff_t b = 0; b < nb; b++) _mm512_mask_storeu_ps(yr + 16 * b, km[b][2], fill);
+                continue;
+            }
+            const float *x0 = xp + (oh * (ptrdiff_t)g->sh + lo * (ptrdiff_t)g->dh -
+                                    (ptrdiff_t)g->pad_t) * W;
+            __m512 a = lc_pool_m3s2_rows(x0, step, n, k0);
+            for (ptrdiff_t b = 0; b < nb; b++) {
+                const float *xc = x0 + 32 * b;
+                __m512 hi = fill, next = fill;
+                if (km[b][0]) hi = lc_pool_m3s2_rows(xc + 16, step, n, km[b][0]);
+                if (km[b][1]) next = lc_pool_m3s2_rows(xc + 32, step, n, km[b][1]);
+                const __m512 ev = _mm512_permutex2var_ps(a, even, hi);
+                const __m512 od = _mm512_permutex2var_ps(a, odd, hi);
+                const __m512 ev1 = _mm512_castsi512_ps(_mm512_alignr_epi32(
+                    _mm512_castps_si512(next), _mm512_castps_si512(ev), 1));
+                _mm512_mask_storeu_ps(yr + 16 * b, km[b][2], lc_pool_max(lc_pool_max(ev, od), ev1));
+                a = next;
+            }
+        }
+    }
+}
+
 void lc_f32_pool_plane__avx512(float *y, const float *x, size_t planes,
                                const lc_pool_plane_geom *g, float *r) {
     switch (g->form) {   /* decided once per geometry (pool_flat.h lc_pool_form) */
@@ -393,6 +515,9 @@ void lc_f32_pool_plane__avx512(float *y, const float *x, size_t planes,
         return;
     case LC_POOL_FORM_ONE:
         (g->is_max ? lc_pool_one_max : lc_pool_one_avg)(y, x, planes, g, r);
+        return;
+    case LC_POOL_FORM_M3S2:
+        lc_pool_m3s2_op(y, x, planes, g);
         return;
     default:
         break;

@@ -890,7 +890,7 @@ cdef class BoundPool(BoundCall):
     @property
     def form(self):
         """The plane primitive's form that runs (kernels/pool_flat.h
-        LC_POOL_FORM_*: 0 rows, 1 flat, 2 run, 3 s2, 4 one), -1 the row
+        LC_POOL_FORM_*: 0 rows, 1 flat, 2 run, 3 s2, 4 one, 5 m3s2), -1 the row
         loops, None for a global pool: for tests."""
         return lc_pool_plan_form(self.plan) if self.plan != NULL else None
 
