@@ -6,8 +6,9 @@
  * channels repeat its last channel, so every lane computes a real output and
  * a repeated lane stores the very bits of the channel it repeats).
  *
- * A work item is (image, group, channel block, band of output rows).  It
- * first copies the input rows its band reads into a zero-padded buffer (each
+ * A work item is (image, group, run of channel blocks, band of output rows).
+ * It first copies the input rows its band reads into a zero-padded buffer
+ * (unless its thread's previous item of the call copied the same; each
  * row cut to the columns the outputs reach, padding materialised: about one
  * read of the input, against Cg x kH x kW x CW multiply-adds per output
  * pixel), so every tap of every pixel is a plain load and the pixels of the
@@ -314,6 +315,10 @@ void lc_direct_lanes_pack_weights(const lc_conv_desc *d, const float *w, float *
             }
 }
 
+/* Threads whose padded band input a call remembers (lc_dl_ctx.band_in);
+ * past these a thread copies its band's input for every item. */
+#define LC_DL_REUSE_THREADS 64
+
 typedef struct {
     const lc_conv_desc *d;
     const float *x, *packed, *bias, *res;
@@ -325,6 +330,9 @@ typedef struct {
     int post;            /* an activation the kernels do not do, or a residual */
     int far;             /* the output is beyond L2: prefetch the lines a segment writes */
     int64_t in, tile, per_thread; /* floats */
+    /* the (image, group, band) whose padded input each thread's scratch
+     * holds (-1: none yet this call), for the first LC_DL_REUSE_THREADS */
+    int64_t band_in[LC_DL_REUSE_THREADS];
 } lc_dl_ctx;
 
 /* dst[l][off + x] = src[x * L + l] for x < n, l < L: the ISA's depthwise
@@ -531,7 +539,7 @@ static void lc_dl_segment(const lc_dl_ctx *t, int64_t n, int64_t g, int64_t blk,
 }
 
 static void lc_dl_task(void *vctx, int64_t item, int thread) {
-    const lc_dl_ctx *t = (const lc_dl_ctx *)vctx;
+    lc_dl_ctx *t = (lc_dl_ctx *)vctx;
     const lc_conv_desc *d = t->d;
     const int64_t Cg = d->C / d->groups, taps = d->kH * d->kW;
     /* bands innermost: a thread's run of items keeps to its channel blocks,
@@ -544,9 +552,25 @@ static void lc_dl_task(void *vctx, int64_t item, int thread) {
     const int64_t oy0 = band * d->OH / t->b.bands, oy1 = (band + 1) * d->OH / t->b.bands;
     const int64_t OW = d->OW, wp = lc_dl_row_width(d);
     const int64_t in_rows = lc_dl_band_in_rows(d, oy1 - oy0);
-    float *in = (float *)lc_thread_scratch(t->ws, t->per_thread * (int64_t)sizeof(float), thread);
+    /* A thread's next item is often the same band's next run of channel
+     * blocks (one band: always), whose padded input its scratch holds
+     * already.  Copied again per item, small images split by channel blocks
+     * read their whole input once an item: 3x3/2 128>256 @28 (4 spans at 2
+     * threads, 2 at 1) copies 0.43 MB per span.  Kept, that layer's busiest
+     * thread at 2 threads took 30-40 us (6-8%) less CPU, 3x3/2 256>512 @14
+     * ~20 us (ResNet-18's last three stages as a chain, bench/step_cpu.py
+     * --env in one process, 200 runs, Intel Xeon, load ~4).  The copy is
+     * the same bits whoever made it. */
+    const int64_t key = ng * t->b.bands + band;
+    const int remember = thread < LC_DL_REUSE_THREADS;
+    const int have = remember && t->band_in[thread] == key;
+    float *in = (float *)lc_thread_scratch_kept(t->ws, t->per_thread * (int64_t)sizeof(float),
+                                                thread, have ? t->in * (int64_t)sizeof(float) : 0);
     float *tile = in + t->in, *stage = tile + t->tile;
-    lc_dl_pad_input(d, t->x + (n * d->C + g * Cg) * d->H * d->W, oy0, oy1, in);
+    if (!have) {
+        lc_dl_pad_input(d, t->x + (n * d->C + g * Cg) * d->H * d->W, oy0, oy1, in);
+        if (remember) t->band_in[thread] = key;
+    }
     size_t xoff[LC_DL_SEGMENT];
     lc_dl_geom gm;
     gm.kH = (size_t)d->kH;
@@ -603,6 +627,7 @@ int lc_direct_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const floa
             (int64_t)lc_cpu_caches()->l2 / 2;
     lc_dl_parts(d, &t.b, &t.in, &t.tile, &ok);
     t.per_thread = t.in + 2 * t.tile;
+    for (int i = 0; i < LC_DL_REUSE_THREADS; i++) t.band_in[i] = -1;
     lc_parallel_for(d->nthreads, t.b.items, lc_conv_macs(d), lc_dl_task, &t);
     return LC_OK;
 }

@@ -258,6 +258,32 @@ def test_small_images_split_the_channel_blocks(C, M, H, items, rng):
     assert sum(recs[0]["items"][:2]) == items
 
 
+
+# A thread whose next item is the same band's next run of channel blocks
+# keeps the padded input it copied (lc_dl_ctx.band_in): with the scratch
+# poisoned before each item (all but that kept input) and the items run last
+# to first in rotated slots, the bits stay those of one thread.  One band in
+# 4 spans (192>224 @7, AVX-512: two runs a thread at 2 threads), 2 bands in
+# 5 spans (160>160 @14: a thread's items alternate bands, so it copies
+# again) and 2 images (the key holds the image).
+@pytest.mark.parametrize("N, C, M, H, stride", [(1, 192, 224, 7, 1), (1, 160, 160, 14, 1),
+                                                (2, 24, 200, 9, 2)])
+def test_kept_band_input_gives_the_same_bits(isa, N, C, M, H, stride, rng):
+    x = rng.standard_normal((N, C, H, H)).astype(np.float32)
+    w = rng.standard_normal((M, C, 3, 3)).astype(np.float32)
+    with lc.use_isa(isa):
+        plan = lc.Conv2d(w, None, stride=stride, padding=1, algorithm="direct_lanes")
+        first = plan(x, threads=1)
+        try:
+            for mode in ("poison_scratch", "reverse"):
+                _core.debug_schedule(**{mode: True})
+                for t in (1, 2, 3):
+                    assert plan(x, threads=t).tobytes() == first.tobytes(), (mode, t)
+        finally:
+            _core.debug_schedule()
+        y, ref, scale = check(isa, x, w, None, dict(stride=stride, padding=1), threads=2)
+        assert normalised_error(y, ref, scale) <= TOLERANCE["direct_lanes"]
+
 def _same_with_small_l2(probe):
     """The JSON that the script `probe` prints in a child process with a
     128 KiB L2 (LEANCONV_CACHE), checked equal to what it prints with this
