@@ -315,10 +315,6 @@ void lc_direct_lanes_pack_weights(const lc_conv_desc *d, const float *w, float *
             }
 }
 
-/* Threads whose padded band input a call remembers (lc_dl_ctx.band_in);
- * past these a thread copies its band's input for every item. */
-#define LC_DL_REUSE_THREADS 64
-
 typedef struct {
     const lc_conv_desc *d;
     const float *x, *packed, *bias, *res;
@@ -330,9 +326,8 @@ typedef struct {
     int post;            /* an activation the kernels do not do, or a residual */
     int far;             /* the output is beyond L2: prefetch the lines a segment writes */
     int64_t in, tile, per_thread; /* floats */
-    /* the (image, group, band) whose padded input each thread's scratch
-     * holds (-1: none yet this call), for the first LC_DL_REUSE_THREADS */
-    int64_t band_in[LC_DL_REUSE_THREADS];
+    /* the (image, group, band) whose padded input each thread's scratch holds */
+    lc_kept_tags band_in;
 } lc_dl_ctx;
 
 /* dst[l][off + x] = src[x * L + l] for x < n, l < L: the ISA's depthwise
@@ -561,15 +556,12 @@ static void lc_dl_task(void *vctx, int64_t item, int thread) {
      * ~20 us (ResNet-18's last three stages as a chain, bench/step_cpu.py
      * --env in one process, 200 runs, Intel Xeon, load ~4).  The copy is
      * the same bits whoever made it. */
-    const int64_t key = ng * t->b.bands + band;
-    const int remember = thread < LC_DL_REUSE_THREADS;
-    const int have = remember && t->band_in[thread] == key;
+    const int have = lc_kept_tags_hit(&t->band_in, thread, ng * t->b.bands + band);
     float *in = (float *)lc_thread_scratch_kept(t->ws, t->per_thread * (int64_t)sizeof(float),
                                                 thread, have ? t->in * (int64_t)sizeof(float) : 0);
     float *tile = in + t->in, *stage = tile + t->tile;
     if (!have) {
         lc_dl_pad_input(d, t->x + (n * d->C + g * Cg) * d->H * d->W, oy0, oy1, in);
-        if (remember) t->band_in[thread] = key;
     }
     size_t xoff[LC_DL_SEGMENT];
     lc_dl_geom gm;
@@ -627,7 +619,7 @@ int lc_direct_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const floa
             (int64_t)lc_cpu_caches()->l2 / 2;
     lc_dl_parts(d, &t.b, &t.in, &t.tile, &ok);
     t.per_thread = t.in + 2 * t.tile;
-    for (int i = 0; i < LC_DL_REUSE_THREADS; i++) t.band_in[i] = -1;
+    lc_kept_tags_clear(&t.band_in);
     lc_parallel_for(d->nthreads, t.b.items, lc_conv_macs(d), lc_dl_task, &t);
     return LC_OK;
 }

@@ -178,6 +178,17 @@ void *lc_thread_scratch(void *base, int64_t slice_bytes, int thread);
  * earlier in the same loop, tagged with what it is (the debug poison spares
  * them): a call's own cache, never scratch history a result could depend on. */
 void *lc_thread_scratch_kept(void *base, int64_t slice_bytes, int thread, int64_t kept_bytes);
+/* What each thread's slice holds from an earlier item of the same call, as a
+ * tag (-1: nothing): a thread's next item often needs the same data
+ * (Winograd's transformed input of a block, direct_lanes' padded band), the
+ * same bits whoever makes them.  Cleared at the start of each call; threads
+ * past LC_KEPT_THREADS keep nothing and make the data for every item. */
+#define LC_KEPT_THREADS 64
+typedef struct { int64_t tag[LC_KEPT_THREADS]; } lc_kept_tags;
+void lc_kept_tags_clear(lc_kept_tags *k);
+/* 1 if thread's slice holds `tag` already; else 0, and `tag` is recorded
+ * (the caller makes the data now). */
+int lc_kept_tags_hit(lc_kept_tags *k, int thread, int64_t tag);
 #define LC_DEBUG_POISON 1
 #define LC_DEBUG_REVERSE 2
 void lc_debug_schedule(int flags);

@@ -54,6 +54,17 @@ void *lc_thread_scratch(void *base, int64_t slice_bytes, int thread) {
     return lc_thread_scratch_kept(base, slice_bytes, thread, 0);
 }
 
+void lc_kept_tags_clear(lc_kept_tags *k) {
+    for (int i = 0; i < LC_KEPT_THREADS; i++) k->tag[i] = -1;
+}
+
+int lc_kept_tags_hit(lc_kept_tags *k, int thread, int64_t tag) {
+    if (thread < 0 || thread >= LC_KEPT_THREADS) return 0;
+    if (k->tag[thread] == tag) return 1;
+    k->tag[thread] = tag;
+    return 0;
+}
+
 void lc_parallel_for(int nthreads, int64_t count, double work, lc_task_fn fn, void *ctx) {
     const int t = lc_threads_used(nthreads, count, work);
     if (lc_debug_flags & LC_DEBUG_REVERSE) {

@@ -287,10 +287,6 @@ void lc_winograd_pack_weights(const lc_conv_desc *d, const float *w, float *pack
     }
 }
 
-/* Threads whose V a call remembers (lc_wino_ctx.v_block); past these a
- * thread transforms each item's block again (the same bits either way). */
-#define LC_WINO_REUSE_THREADS 64
-
 typedef struct {
     const lc_conv_desc *d;
     const float *x, *packed, *bias, *res;
@@ -299,12 +295,11 @@ typedef struct {
     lc_wino_geom g;
     int64_t mpad;      /* output channels of a group in the packed U, padded */
     int cl;            /* channel-lanes GEMM (lc_wino_channel_lanes) */
-    /* By channels: the block whose whole input transform thread s's V holds
-     * (-1: none yet this call), for the first LC_WINO_REUSE_THREADS threads */
-    int64_t v_block[LC_WINO_REUSE_THREADS];
-    /* whether thread s has run a block's GEMMs this call (U then in its L2
+    /* By channels: the block whose whole input transform each thread's V holds */
+    lc_kept_tags v_block;
+    /* tag 0: the thread has run a block's GEMMs this call (U then in its L2
      * when U fits there: lc_wino_u_far) */
-    char u_warm[LC_WINO_REUSE_THREADS];
+    lc_kept_tags u_warm;
     int64_t u_bytes;   /* the group's U, all alpha^2 points */
 } lc_wino_ctx;
 
@@ -551,8 +546,7 @@ static void lc_wino_cl_gemms(const lc_wino_ctx *t, const lc_wino_block *b, int64
  * a 2-thread block as much CPU as the 1-thread call's two panels. */
 static int lc_wino_u_far(lc_wino_ctx *t, int thread) {
     const lc_blocking *budget = lc_blocking_get();
-    const int warm = thread < LC_WINO_REUSE_THREADS && t->u_warm[thread];
-    if (thread < LC_WINO_REUSE_THREADS) t->u_warm[thread] = 1;
+    const int warm = lc_kept_tags_hit(&t->u_warm, thread, 0);
     return t->u_bytes > (warm ? budget->gemm_a_stream : budget->gemm_a_far);
 }
 
@@ -687,15 +681,13 @@ static void lc_wino_range_item(lc_wino_ctx *t, int64_t item, int thread, int own
      * 99 -> 318 us, a fifth of the call's CPU); kept, the call's CPU at 2
      * threads went from +36% over 1 thread to +28-33% alone (Intel Xeon,
      * load 3), 256>256 @8 F2 +25% -> +18-21%. */
-    const int remember = own_v && thread < LC_WINO_REUSE_THREADS;
-    const int have = remember && t->v_block[thread] == ib;
+    const int have = own_v && lc_kept_tags_hit(&t->v_block, thread, ib);
     float *V, *Mo, *dbuf, *obuf;
     lc_wino_slice(t, thread, have, &V, &Mo, &dbuf, &obuf);
     if (!own_v) {
         V = (float *)t->ws + ib * g->v_stride;
     } else if (!have) {
         lc_wino_input_block(t, &b, 0, t->d->C / t->d->groups, V, dbuf);
-        if (remember) t->v_block[thread] = ib;
     }
     lc_wino_output_block(t, &b, m_begin, m_end, V, Mo, obuf, lc_wino_u_far(t, thread));
 }
@@ -729,7 +721,8 @@ int lc_winograd_run(const lc_conv_desc *d, const int64_t *tiling, const float *x
     memcpy(&t.g, tiling, sizeof t.g);
     t.cl = lc_wino_channel_lanes(d);
     t.mpad = lc_round_up(d->M / d->groups, lc_wino_u_panel(d), &ok);
-    for (int s = 0; s < LC_WINO_REUSE_THREADS; s++) t.v_block[s] = -1, t.u_warm[s] = 0;
+    lc_kept_tags_clear(&t.v_block);
+    lc_kept_tags_clear(&t.u_warm);
     t.u_bytes = lc_mul(lc_mul(t.g.xi, t.mpad, &ok), (d->C / d->groups) * (int64_t)sizeof(float), &ok);
     if (t.g.split == LC_WINO_BY_BLOCKS) {
         lc_parallel_for(d->nthreads, t.g.blocks_total, lc_conv_macs(d), lc_wino_task, &t);
