@@ -293,7 +293,7 @@ static void build_table(const lc_pool_plane_geom *g, void *tab) {
     const size_t n = (g->form == LC_POOL_FORM_RUN ? g->H : g->OH) * width;
     const size_t nm = lc_pool_table_masks(g);
     float *div = g->is_max ? NULL : (float *)tab;
-    uint16_t *mask = (uint16_t *)((char *)tab + (g->is_max ? 0 : g->entries * 16 * sizeof(float)));
+    uint16_t *mask = (uint16_t *)((char *)tab + lc_pool_table_mask_offset(g));
     for (size_t p = 0; p < g->entries; p++) {
         uint16_t *m = mask + p * nm;
         for (size_t j = 0; j < nm; j++) m[j] = 0;

@@ -185,13 +185,17 @@ static inline size_t lc_pool_table_masks(const lc_pool_plane_geom *g) {
            g->form == LC_POOL_FORM_S2 ? g->kw + (lc_pool_s2_width(g) > g->OW) : 0;
 }
 
+/* Where the masks start in the table: after the divisors (averages only). */
+static inline size_t lc_pool_table_mask_offset(const lc_pool_plane_geom *g) {
+    return g->is_max ? 0 : g->entries * 16 * sizeof(float);
+}
+
 static inline const float *lc_pool_table_div(const lc_pool_plane_geom *g) {
     return (const float *)g->table;
 }
 
 static inline const uint16_t *lc_pool_table_mask(const lc_pool_plane_geom *g) {
-    return (const uint16_t *)((const char *)g->table +
-                              (g->is_max ? 0 : g->entries * 16 * sizeof(float)));
+    return (const uint16_t *)((const char *)g->table + lc_pool_table_mask_offset(g));
 }
 
 /* Floats of r (per thread) g->form takes, the row form aside: the

@@ -830,6 +830,17 @@ cdef class BoundConv(BoundCall):
         return (<size_t>self.setup.s.packed, floats * 4)
 
 
+cdef lc_pool_desc _pool_desc(tuple geom, bint is_max, bint count_include_pad) except *:
+    """A pool's C description from pool2d's geometry tuple (planes, H, W, OH,
+    OW, kh, kw, sh, sw, dh, dw, pad_t, pad_l, pad_b, pad_r)."""
+    cdef lc_pool_desc d
+    (d.planes, d.H, d.W, d.OH, d.OW, d.kh, d.kw, d.sh, d.sw, d.dh, d.dw, d.pad_t, d.pad_l,
+     d.pad_b, d.pad_r) = geom
+    d.is_max = is_max
+    d.count_include_pad = count_include_pad
+    return d
+
+
 cdef class BoundPool(BoundCall):
     """A pooling step's C call fixed once: max / average pooling of geometry
     `geom` (as pool2d's), or with geom None a global average of `planes`
@@ -852,11 +863,7 @@ cdef class BoundPool(BoundCall):
             if x.shape[0] != planes * hw or y.shape[0] != planes:
                 raise ValueError("BoundPool: buffer sizes do not match the global pool")
         else:
-            (self.d.planes, self.d.H, self.d.W, self.d.OH, self.d.OW, self.d.kh, self.d.kw,
-             self.d.sh, self.d.sw, self.d.dh, self.d.dw, self.d.pad_t, self.d.pad_l,
-             self.d.pad_b, self.d.pad_r) = geom
-            self.d.is_max = is_max
-            self.d.count_include_pad = count_include_pad
+            self.d = _pool_desc(geom, is_max, count_include_pad)
             if x.shape[0] != self.d.planes * self.d.H * self.d.W or \
                     y.shape[0] != self.d.planes * self.d.OH * self.d.OW:
                 raise ValueError("BoundPool: buffer sizes do not match the geometry")
@@ -1425,11 +1432,7 @@ def pool2d_scratch_bytes(tuple geom, bint is_max, bint count_include_pad, int th
                          int isa=0):
     """Bytes a pool2d call (or a BoundPool's run) of geometry `geom` (as
     pool2d's) allocates at `threads`, at most: its row buffers."""
-    cdef lc_pool_desc d
-    (d.planes, d.H, d.W, d.OH, d.OW, d.kh, d.kw, d.sh, d.sw, d.dh, d.dw, d.pad_t, d.pad_l,
-     d.pad_b, d.pad_r) = geom
-    d.is_max = is_max
-    d.count_include_pad = count_include_pad
+    cdef lc_pool_desc d = _pool_desc(geom, is_max, count_include_pad)
     if threads < 1:
         raise ValueError(f"pool2d_scratch_bytes: threads must be >= 1, got {threads}")
     cdef lc_pool_plan *plan = lc_pool_plan_new(isa_config(isa), &d)
