@@ -33,6 +33,7 @@ import leanconv as lc  # noqa: E402
 from doc_section import publish  # noqa: E402
 from leanconv import _core  # noqa: E402
 from leanconv._ir_block import InvertedResidual  # noqa: E402
+from leanconv.cli.hardware import cpu_name  # noqa: E402
 
 RELU6 = ("clamp", 0.0, 6.0)
 # (model, layer, C, E, H, stride, k, activation)
@@ -116,7 +117,7 @@ def main():
     caches = _core.cache_sizes()
     lines = [
         f"Fused expanding 1x1 + depthwise (kernels/ir_block.c) against the two layers "
-        f"unfused, batch 1, {lc.isa()}, {platform.processor() or platform.machine()}, "
+        f"unfused, batch 1, {lc.isa()}, {cpu_name()} ({platform.machine()}), "
         f"L2 {caches['l2'] >> 10} KiB, L3 {caches['l3'] >> 20} MiB, load before "
         f"{os.getloadavg()[0]:.2f}.  `python bench/ir_block.py`; median of {samples} "
         f"interleaved samples of >= {sample_s * 1000:.0f} ms, spread = IQR / median.",

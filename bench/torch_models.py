@@ -50,6 +50,7 @@ import torchvision_models as tv  # noqa: E402
 import leanconv as lc  # noqa: E402
 import leanconv.torch as lct  # noqa: E402
 from leanconv.torch.frozen.frozen_conv import FrozenConv2d  # noqa: E402
+from leanconv.cli.hardware import cpu_name  # noqa: E402
 
 QUICK = ("resnet18", "mobilenet_v2")
 ORT_MODELS = ("resnet18", "mobilenet_v2")
@@ -347,7 +348,7 @@ def markdown(rows, overhead, rss, args, load_before, load_after):
         "nothing).",
         "",
         f"torch {torch.__version__}, leanconv ISA {lc.isa()} "
-        f"({os.cpu_count()} CPUs: {_cpu_name()}), torchvision models with random weights, eval, "
+        f"({os.cpu_count()} CPUs: {cpu_name()}), torchvision models with random weights, eval, "
         f"batch 1, {args.size}x{args.size}, `freeze(model, x, algorithm={args.algorithm!r})`: "
         "its default holds the packed weights and the one workspace its layers share within "
         "torch's conv weight bytes plus the largest layer's, spent on Winograd where it saves "
@@ -441,17 +442,6 @@ def markdown(rows, overhead, rss, args, load_before, load_after):
                   f"(a Python call per layer; what a shape seen the first time runs) takes "
                   f"{o['fx_us']:.0f} us: {o['fx_per_conv_us']:.1f} us per conv."]
     return "\n".join(lines) + "\n"
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def _loadavg():

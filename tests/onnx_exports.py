@@ -97,8 +97,102 @@ def export(name, size=64, exporter="torchscript", cache_dir=None):
 
 
 def zoo_models():
-    """name -> path of each model in the onnx package's light zoo."""
+    """name -> path of each model in the onnx package's light zoo, as shipped:
+    every weight is a ConstantOfShape of 0.02, so every output channel of a
+    layer is the same and a model's logits are one value repeated (its Softmax
+    is 0.001 everywhere).  Compare engines on `zoo_with_random_weights`."""
     import onnx.backend.test
     root = os.path.join(os.path.dirname(onnx.backend.test.__file__), "data", "light")
     return {os.path.basename(p)[len("light_"):-len(".onnx")]: p
             for p in sorted(glob.glob(os.path.join(root, "light_*.onnx")))}
+
+
+# What a constant's reader makes of it: (op, input index) -> how to draw it.
+# He-scaled weights and BatchNorm statistics near 1 keep activations of order
+# one through a deep network, so the logits differ and no value overflows.
+_WEIGHT_ROLES = {("Conv", 1): "fan_in", ("Gemm", 1): "fan_in", ("MatMul", 1): "fan_in",
+                 ("Conv", 2): "small", ("Gemm", 2): "small",
+                 ("BatchNormalization", 1): "near_one", ("BatchNormalization", 2): "small",
+                 ("BatchNormalization", 3): "small", ("BatchNormalization", 4): "near_one"}
+
+
+def _draw(rng, role, shape, reader):
+    import numpy as np
+    if role == "fan_in":
+        if reader.op_type == "Conv":
+            fan_in = int(np.prod(shape[1:]))
+        else:   # Gemm's B is (K, N), or (N, K) when transB
+            trans_b = any(a.name == "transB" and a.i for a in reader.attribute)
+            fan_in = shape[1] if trans_b else shape[0]
+        return rng.standard_normal(shape, dtype=np.float32) * np.float32((2.0 / fan_in) ** 0.5)
+    if role == "small":
+        return rng.standard_normal(shape, dtype=np.float32) * np.float32(0.1)
+    return rng.uniform(0.5, 1.5, shape).astype(np.float32)   # near_one, or a reader not listed
+
+
+def with_random_weights(model, seed=0):
+    """A copy of `model` whose ConstantOfShape constants with a constant
+    shape (the light zoo's weights) are seeded random initializers of that
+    shape, drawn for the op that reads them (_WEIGHT_ROLES)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    g = model.graph
+    shapes = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    readers = {}
+    for node in g.node:
+        for k, name in enumerate(node.input):
+            readers.setdefault(name, (node, k))
+    rng = np.random.default_rng(seed)
+    kept = []
+    for node in g.node:
+        if node.op_type == "ConstantOfShape" and node.input[0] in shapes:
+            shape = tuple(int(d) for d in shapes[node.input[0]])
+            reader, k = readers.get(node.output[0], (node, -1))
+            role = _WEIGHT_ROLES.get((reader.op_type, k), "near_one")
+            g.initializer.append(numpy_helper.from_array(_draw(rng, role, shape, reader),
+                                                         node.output[0]))
+            if model.ir_version < 4:   # there, every initializer is a graph input too
+                g.input.append(onnx.helper.make_tensor_value_info(
+                    node.output[0], onnx.TensorProto.FLOAT, shape))
+        else:
+            kept.append(node)
+    del g.node[:]
+    g.node.extend(kept)
+    # the shapes the ConstantOfShape nodes read are read by nothing now
+    read = {name for node in g.node for name in node.input}
+    for items in (g.initializer, g.input):
+        unread = [v for v in items if v.name in shapes and v.name not in read]
+        for v in unread:
+            items.remove(v)
+    return model
+
+
+def zoo_with_random_weights(name, cache_dir=None, seed=0):
+    """Path of light zoo model `name` with random weights (with_random_weights),
+    cached under `cache_dir` like the exports."""
+    cache_dir = cache_dir or os.path.join(os.environ.get("TMPDIR", "/tmp"), "leanconv-onnx-exports")
+    os.makedirs(cache_dir, exist_ok=True)
+    path = os.path.join(cache_dir, f"zoo-{name}-random{seed}.onnx")
+    if not os.path.exists(path):
+        import onnx
+        model = with_random_weights(onnx.load(zoo_models()[name]), seed)
+        tmp = path + f".{os.getpid()}.tmp"
+        onnx.save(model, tmp)
+        os.replace(tmp, path)
+    return path
+
+
+def with_logits_output(model):
+    """`model` with the input of its last Softmax as an extra output (a
+    Softmax keeps its input's shape: the output's type is copied)."""
+    import onnx
+    soft = [n for n in model.graph.node if n.op_type == "Softmax"]
+    outputs = {o.name: o for o in model.graph.output}
+    if soft and soft[-1].output[0] in outputs:
+        logits = onnx.ValueInfoProto()
+        logits.CopyFrom(outputs[soft[-1].output[0]])
+        logits.name = soft[-1].input[0]
+        model.graph.output.append(logits)
+    return model
