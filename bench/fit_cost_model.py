@@ -66,7 +66,8 @@ def shape_of(row):
 
 
 def cases_here(data):
-    """The (layer, algorithm, ms, features) this file's rows fit, under this
+    """The (layer, algorithm, ms, features, the layer's fastest ms) this
+    file's rows fit, under this
     process's cache sizes (which must be the file's)."""
     isa_id = _core.ISA_NAMES.index(data["meta"]["isa"])
     l2 = lc.cpu_features()["cache"]["l2"]
@@ -81,27 +82,56 @@ def cases_here(data):
         geom = spec.geometry(1, C, H, W)
         oh, ow = spec.output_hw(H, W)
         kp_bytes = C // g * k * k * oh * ow * 4
+        fastest = min(r["ms"][a] for a in r["algorithms"])  # of all, fitted or not
         for algo in r["algorithms"]:
             if algo == "direct_lanes" and (s == 1 or k == 1):
                 continue  # kernels/choose.c never weighs it there
             if algo == "im2col" and k > 1 and kp_bytes > 8 * l2:
                 continue  # kernels/choose.c never considers it
             _, feats = _core.cost(lc.algorithms().index(algo), isa_id, geom, 1)
-            cases.append((r["layer"], algo, r["ms"][algo], feats))
+            cases.append((r["layer"], algo, r["ms"][algo], feats, fastest))
     return cases
 
 
-def cases_of(path):
-    """cases_here for a file, computed in a child process with the file's
-    cache sizes (the model streams what does not fit the CPU's L2)."""
+def picks_here(data):
+    """(layer, algorithm auto picks, its time / the fastest algorithm's) for
+    each 1-thread row, by kernels/choose.c itself (this build's prices),
+    under this process's cache sizes (which must be the file's)."""
+    isa_id = _core.ISA_NAMES.index(data["meta"]["isa"])
+    out = []
+    for r in data["rows"]:
+        if r["threads"] != 1 or shape_of(r)[0] == shape_of(r)[-1]:
+            continue  # as cases_here: one thread, depthwise (always) left out
+        C, H, W, M, k, s, p, g = shape_of(r)
+        spec = ConvSpec.build((M, C // g, k, k), s, p, 1, g)
+        algo = lc.algorithms()[_core.choose(-1, isa_id, spec.geometry(1, C, H, W), 1)]
+        out.append((r["layer"], algo, r["ms"][algo] / min(r["ms"][a] for a in r["algorithms"])))
+    return out
+
+
+def in_child(mode, path):
+    """A --cases or --picks answer for a file, computed in a child process with
+    the file's cache sizes (the model streams what does not fit the CPU's L2,
+    and reads the sizes once)."""
     data = json.loads(Path(path).read_text())
     env = dict(os.environ)
     c = data["meta"].get("cache")
     if c:
         env["LEANCONV_CACHE"] = f"{c['l1d']},{c['l2']},{c['l3']}"
-    out = subprocess.run([sys.executable, __file__, "--cases", str(path)], env=env, check=True,
+    out = subprocess.run([sys.executable, __file__, mode, str(path)], env=env, check=True,
                          capture_output=True, text=True).stdout
     return data["meta"], [tuple(x) for x in json.loads(out)]
+
+
+def print_regret(title, picks):
+    """Geomean and worst of (time of the pick / time of the fastest), and the
+    rows more than 5% behind."""
+    ratios = [r for _, _, r in picks]
+    print(f"  {title}: regret geomean {float(np.exp(np.mean(np.log(ratios)))):.3f}, "
+          f"worst {max(ratios):.2f} over {len(ratios)} layers")
+    for layer, algo, r in picks:
+        if r > 1.05:
+            print(f"    {layer:32s} {algo:12s} {r:5.2f}")
 
 
 def design_row(algo, features, stream_price):
@@ -138,8 +168,9 @@ def solve(files, stream_price, held):
     file's u, then each u given the prices), from the fit of each file
     alone."""
     from scipy.optimize import nnls
-    rows = [np.array([design_row(a, f, stream_price) for _, a, _, f in cases]) for _, cases in files]
-    times = [np.array([t for _, _, t, _ in cases]) for _, cases in files]
+    rows = [np.array([design_row(a, f, stream_price) for _, a, _, f, _ in cases])
+            for _, cases in files]
+    times = [np.array([t for _, _, t, _, _ in cases]) for _, cases in files]
     free = [i for i, n in enumerate(NAMES) if i > 0 and n not in held]
     fixed = np.array([1.0] + [held.get(n, 0.0) for n in NAMES[1:]])  # mac's price is 1
     u = []
@@ -204,29 +235,39 @@ def fit(isa, files, only=None):
     for n, v in prices.items():
         print(f"  {n:15s} {v:8.2f}")
     for (meta, cases), u_f in zip(files, u):
-        labels = [(layer, a, t, design_row(a, f, stream_price)) for layer, a, t, f in cases]
+        labels = [(layer, a, t, design_row(a, f, stream_price), best)
+                  for layer, a, t, f, best in cases]
         print(f"  -- {meta['cpu']}")
         worst = sorted(((abs(u_f * float(np.dot(p, row)) / t - 1), layer, a, t,
-                         u_f * float(np.dot(p, row))) for layer, a, t, row in labels), reverse=True)
+                         u_f * float(np.dot(p, row))) for layer, a, t, row, _ in labels),
+                       reverse=True)
         print("  largest relative errors:")
         for e, layer, algo, t, pred in worst[:8]:
             print(f"    {layer:32s} {algo:12s} measured {t:8.3f} ms  model {pred:8.3f} ms  ({e:.0%})")
-        # what "auto" would pick with these prices, and how far from the fastest
-        print("  choice with these prices (measured time / fastest):")
-        by_layer = {}
-        for layer, algo, t, row in labels:
-            by_layer.setdefault(layer, []).append((float(np.dot(p, row)), t, algo))
-        for layer, cands in by_layer.items():
-            pick = min(cands)
-            fastest = min(c[1] for c in cands)
-            flag = "  <-- over 1.15" if pick[1] / fastest > 1.15 else ""
-            print(f"    {layer:32s} {pick[2]:12s} {pick[1] / fastest:5.2f}{flag}")
+        now = prices_now(isa)
+        print_regret("config.c's prices (the fit's own pick)", model_picks(
+            cases, np.array([1.0] + [now[n] for n in NAMES[1:]]), now["stream_byte"]))
+        print_regret("these prices (the fit's own pick)", model_picks(cases, p, stream_price))
     return prices
 
 
+def model_picks(cases, p, stream_price):
+    """What "auto" would pick with prices p (the fit's model, which leaves out
+    what kernels/choose.c prices apart: direct_lanes' 1 x 1 and stem forms,
+    its candidate rule, the channel-lanes Winograd's streaming share), as
+    (layer, algorithm, its time / the fastest of all the layer's algorithms)."""
+    by_layer = {}
+    for layer, algo, t, f, best in cases:
+        cost = float(np.dot(p, design_row(algo, f, stream_price)))
+        by_layer.setdefault(layer, []).append((cost, t, algo, best))
+    return [(layer, pick[2], pick[1] / pick[3])
+            for layer, pick in ((layer, min(c)) for layer, c in by_layer.items())]
+
+
 def main():
-    if sys.argv[1:2] == ["--cases"]:  # the child process of cases_of
-        print(json.dumps(cases_here(json.loads(Path(sys.argv[2]).read_text()))))
+    if sys.argv[1:2] in (["--cases"], ["--picks"]):  # the child process of in_child
+        work = cases_here if sys.argv[1] == "--cases" else picks_here
+        print(json.dumps(work(json.loads(Path(sys.argv[2]).read_text()))))
         return
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -243,10 +284,14 @@ def main():
             ap.error(f"--only: no price named {', '.join(bad)}")
     by_isa = {}
     for path in args.tables:
-        meta, cases = cases_of(path)
-        by_isa.setdefault(meta["isa"], []).append((meta, cases))
+        meta, cases = in_child("--cases", path)
+        by_isa.setdefault(meta["isa"], []).append((meta, cases, path))
     for isa, files in by_isa.items():
-        fit(isa, files, only)
+        print(f"== ISA {isa}: kernels/{isa}/config.c's prices, kernels/choose.c's own pick "
+              "(time of the pick / the fastest)")
+        for meta, _, path in files:
+            print_regret(meta["cpu"], in_child("--picks", path)[1])
+        fit(isa, [(meta, cases) for meta, cases, _ in files], only)
 
 
 if __name__ == "__main__":

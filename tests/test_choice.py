@@ -131,43 +131,42 @@ def test_gemm_split_by_channels_counts_all_of_b(isa):
 
 
 FIT_DATA = Path(__file__).resolve().parent.parent / "bench" / "fit_data"
-PICK_CODE = """
-import json, sys
-import leanconv as lc
-from leanconv import _core
-from leanconv._params import ConvSpec
-d = json.load(open(sys.argv[1]))
-isa_id = _core.ISA_NAMES.index(d["meta"]["isa"])
-for r in d["rows"]:
-    if r["threads"] != 1:
-        continue
-    C, H, W, M, k, s, p, g = r["shape"]
-    spec = ConvSpec.build((M, C // g, k, k), s, p, 1, g)
-    a = lc.algorithms()[_core.choose(-1, isa_id, spec.geometry(1, C, H, W), 1)]
-    print(r["layer"], a, r["ms"][a] / min(r["ms"][x] for x in r["algorithms"]))
-"""
+# rows of the stored tables where auto's pick is more than 1.15 behind the
+# fastest, and why (kernels/<isa>/config.c, bench/fit_data/README.md)
+KNOWN_MISSES = {
+    # F6 for F4: both priced stream-bound, U all from beyond L2
+    ("xeon-avx2.json", "r18 3x3 128@28"),
+    # F2 for direct_lanes, not weighed against a Winograd pick (choose.c)
+    ("xeon-avx2.json", "r18 3x3 512@7"),
+    # 1 x 1: AVX2 does not weigh direct_lanes' 1 x 1 form
+    ("xeon-avx2.json", "r50 1x1 2048>512@7"),
+}
 
 
-@pytest.mark.parametrize("name", ["zen5-avx512.json", "xeon-avx512.json"])
-def test_avx512_prices_choose_well_on_the_tables_they_were_fitted_to(name):
-    """The stored times of each CPU AVX-512's prices were fitted on (no timing
-    here): auto's pick, under that CPU's cache sizes, within the documented
-    1.15 of the fastest algorithm on every layer at one thread; the 3x3/2
-    layers of 64 output pixels (ResNet at 128 x 128) take direct_lanes, which
-    ran 12-20% ahead of Im2Col on the Xeon."""
-    if not any(n == "avx512" and runs for n, _, runs in _core.isa_status()):
-        pytest.skip("AVX-512 does not run here (the model reads its table)")
+@pytest.mark.parametrize("name", sorted(p.name for p in FIT_DATA.glob("*.json")))
+def test_prices_choose_well_on_the_tables_they_were_fitted_to(name):
+    """The stored times of each CPU an ISA's prices were fitted on (no timing
+    here), auto's pick by kernels/choose.c under that CPU's cache sizes
+    (bench/fit_cost_model.py --picks): within the documented 1.15 of the
+    fastest algorithm on every layer at one thread but the known misses, and
+    1.04 in geomean; the 3x3/2 layers of 64 output pixels (ResNet at
+    128 x 128) take direct_lanes, which ran 12-20% ahead of Im2Col on the
+    Xeon."""
     path = FIT_DATA / name
     meta = json.loads(path.read_text())["meta"]
+    if not any(n == meta["isa"] and runs for n, _, runs in _core.isa_status()):
+        pytest.skip(f"{meta['isa']} does not run here (the model reads its table)")
     c = meta["cache"]
     env = dict(os.environ, PYTHONPATH=str(Path(lc.__file__).resolve().parent.parent),
                LEANCONV_CACHE=f"{c['l1d']},{c['l2']},{c['l3']}")
-    r = subprocess.run([sys.executable, "-c", PICK_CODE, str(path)], env=env,
+    tool = FIT_DATA.parent / "fit_cost_model.py"
+    r = subprocess.run([sys.executable, str(tool), "--picks", str(path)], env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    rows = [line.rsplit(" ", 2) for line in r.stdout.splitlines()]
+    rows = json.loads(r.stdout)
     assert rows
     for layer, algo, ratio in rows:
-        assert float(ratio) <= 1.15, (name, layer, algo, ratio)
+        assert ratio <= 1.15 or (name, layer) in KNOWN_MISSES, (name, layer, algo, ratio)
         if "3x3/2" in layer and layer.endswith("@16"):
             assert algo == "direct_lanes", (name, layer)
+    assert np.exp(np.mean(np.log([ratio for _, _, ratio in rows]))) <= 1.04, name

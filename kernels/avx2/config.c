@@ -30,18 +30,25 @@ void lc_config_avx2(lc_isa_config *cfg) {
     cfg->dl_cols = 16;
     cfg->dl_rows = 6;
     cfg->pw_kernel = lc_f32_pw_6x16__avx2;
-    /* cost model prices (kernels/choose.c): fitted by bench/fit_cost_model.py on AMD EPYC (Zen 5), 1 thread */
-    cfg->cost = (lc_cost_terms){.stream_byte = 4.25f, .pack_im2col = 6.17f,
-                               .pack_patch2vec = 9.97f, .wino_elem = {11.10f, 20.00f, 23.61f}};
-    /* direct_lanes per multiply-add and per value its padded copy and transpose
-     * move: fitted by bench/fit_cost_model.py beside the prices above, one run
-     * at load ~6 (provisional until a quiet refit); the multiply-add then
-     * scaled by 0.80 / 0.94 (0.97 -> 0.83) when the kernel's own loop went
-     * from 77-83% to 92-97% of the FMA peak (LC_DL_STEPPED: its rows'
-     * addresses were rebuilt with two multiplies each, which the compiler
-     * emits on any x86 CPU; measured on the kernel alone, Intel Xeon) */
-    cfg->cost.dl_mac = 0.83f;
-    cfg->cost.dl_move = 7.76f;
+    /* cost model prices (kernels/choose.c), all of them, direct_lanes' per
+     * multiply-add and per value its padded copy and transpose move too:
+     * `python bench/fit_cost_model.py bench/fit_data/\*-avx2.json`, one fit of
+     * two CPUs' 1-thread tables together (Intel Xeon, L2 2 MiB; AMD EPYC
+     * Zen 4, L2 1 MiB).  Against the earlier Zen 5 fit (its table not kept)
+     * auto's pick on those tables went from 1.039 to 1.033 of the fastest
+     * (geomean; Xeon) and 1.020 to 1.015 (Zen 4): ResNeXt's grouped 128@56
+     * leaves Im2Col (1.17 and 1.20) for F4, VGG's 64@224 goes from F6 to F4
+     * (1.05 on both).  Off the tables, on the Zen 4: 3x3 layers of 5 x 5
+     * output go from F2 (1.7-1.9x behind) to direct_lanes, grouped 128@7
+     * from Im2Col (1.6-1.8x) to direct_lanes.  Left: 128@28 stays with F6
+     * (1.30 and 1.10 behind F4), which no price here moves: both are priced
+     * stream-bound, all of U from beyond L2 (F4 2.4 MB, F6 4.3 MB), where
+     * the Xeon's 2 MiB L2 likely holds most of F4's (untested guess: price
+     * only the part beyond L2) */
+    cfg->cost = (lc_cost_terms){.stream_byte = 5.00f, .pack_im2col = 10.36f,
+                               .pack_patch2vec = 12.00f, .wino_elem = {14.66f, 20.62f, 29.10f}};
+    cfg->cost.dl_mac = 0.88f;
+    cfg->cost.dl_move = 11.08f;
     cfg->lrn_div = lc_f32_lrn_div__avx2;
     cfg->affine = lc_f32_affine__avx2;
     cfg->layernorm = lc_f32_layernorm_block__avx2;

@@ -24,10 +24,13 @@ void lc_config_neon(lc_isa_config *cfg) {
     cfg->dl_cols = 16;
     cfg->dl_rows = 6;
     cfg->pw_kernel = lc_f32_pw_6x16__neon;
-    /* cost model prices (kernels/choose.c): not fitted on an Arm CPU: AVX2's prices (the nearest vector width) */
+    /* cost model prices (kernels/choose.c): not fitted on an Arm CPU: AVX2's
+     * prices of the earlier Zen 5 fit (the nearest vector width; no Arm table
+     * says whether AVX2's later Xeon + Zen 4 fit is nearer) */
     cfg->cost = (lc_cost_terms){.stream_byte = 4.25f, .pack_im2col = 6.17f,
                                .pack_patch2vec = 9.97f, .wino_elem = {11.10f, 20.00f, 23.61f}};
-    /* direct_lanes per multiply-add and per value moved: not measured on an Arm CPU: AVX2's */
+    /* direct_lanes per multiply-add and per value moved: not measured on an
+     * Arm CPU: AVX2's of that earlier fit (before its later changes) */
     cfg->cost.dl_mac = 0.97f;
     cfg->cost.dl_move = 7.76f;
     cfg->postop = lc_f32_postop__neon;
