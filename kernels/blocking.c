@@ -38,6 +38,10 @@ const lc_blocking *lc_blocking_get(void) {
          * A came from nearer: MobileNetV2's 96>576 @14, 221 KB, was 6%
          * faster panel-major in the model) */
         lc_budgets.gemm_a_far = c->l2 / 4;
+        /* C stored over more than a quarter of L2 is not there when the
+         * stores come (B and the other rows' C pass through L2 between
+         * them): as gemm_b_far */
+        lc_budgets.gemm_c_far = c->l2 / 4;
         /* a Winograd block's V and Mo buffers: half of L2 */
         lc_budgets.wino_block = c->l2 / 2;
         /* a fused inverted-residual block's expanded band: L2 (smaller

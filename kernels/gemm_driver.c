@@ -128,11 +128,29 @@ static inline size_t lc_a_share(size_t q, size_t per, size_t rows, size_t *r0) {
 static inline void lc_gemm_tall_panel(const lc_isa_config *cfg, size_t k, const float *a,
                                       size_t a_pstride, const float *b, size_t ldb, float *c,
                                       size_t ldc, const float *bias, const lc_epilogue *ep,
-                                      unsigned flags, const float *next, size_t pf_rows) {
+                                      unsigned flags, const float *next, size_t pf_ld,
+                                      size_t pf_rows) {
     const size_t nr = (size_t)cfg->nr, tcols = (size_t)cfg->tall_cols;
     for (size_t h = 0; h < nr; h += tcols)
         cfg->gemm_tall((size_t)cfg->tall_rows, tcols, k, a, a_pstride, b + h, ldb, c + h, ldc,
-                       bias, ep, flags, next, ldb, h == 0 ? pf_rows : 0);
+                       bias, ep, flags, next, pf_ld, h == 0 ? pf_rows : 0);
+}
+
+/* A tall group's call on full panel j that does not ask for B's next rows:
+ * where C lies beyond L2 (c_far), it asks for the group's rows of panel
+ * j + 1's C tile, to write, into L1 (LC_GEMM_PF_WRITE), so its stores find
+ * their lines there.  Each call stores tall_rows rows of C a plane apart --
+ * as many streams as rows, which the hardware prefetchers do not follow --
+ * and its stores waited on lines from beyond L2: 1x1 64>256 @56 (C 3.2 MB)
+ * ran at half the FMA peak on an AMD EPYC (Zen 4: L2 1 MiB, L1d 32 KiB),
+ * its time per multiply-add flat up to 32 x 32 and 36% more at 56 x 56,
+ * the kernel's samples piling up on its stores.  Asked for to read, into L2
+ * (as B's rows): no change (0.99x); to write, into L1: 0.77x [0.74, 0.82]
+ * (1 thread, thread CPU time, 60 rounds interleaved in one process, one
+ * output buffer, load 7-9; the other 1x1 layers within their spread).
+ * Returns the rows to ask for (0: none). */
+static inline size_t lc_tall_c_ahead(int c_far, size_t trows, size_t j, size_t nfull) {
+    return c_far && j + 1 < nfull ? trows : 0;
 }
 
 /* Rows [k0, k0 + rows) of B's n columns (row stride ldb) copied into NR-wide
@@ -254,6 +272,9 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
      * through the same line-fill buffers). */
     const int b_far = K * ldb * sizeof(float) > (size_t)budget->gemm_b_far;
     const lc_gemm_pf_fn pf = b_pack || !b_far ? NULL : cfg->gemm_pf;
+    /* C of this call spanning more than the budget is beyond L2 when the
+     * tall tile stores it (lc_tall_c_ahead) */
+    const int c_far = (m_end - m_begin) * n * sizeof(float) > (size_t)budget->gemm_c_far;
     for (size_t k0 = 0; k0 < K; k0 += kc) {
         const size_t kb = K - k0 < kc ? K - k0 : kc;
         /* Narrow B rows (small images: ldb = P = 49 at 7 x 7) make a kb-row
@@ -328,9 +349,13 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
                     /* the first group asks for the next panel's rows (B
                      * from beyond L2) */
                     const int ask = pf && t0 == m_begin && (j + 1 < nfull || rem);
-                    lc_gemm_tall_panel(cfg, kk, LC_PASS_A(t0), mr * kb, bk + j * bps, bld,
-                                       cr + j * c_pstride + t0 * ldc, ldc, LC_PASS_BIAS(t0), ep,
-                                       flags, bk + (j + 1) * bps, ask ? kk : 0);
+                    const size_t crows = ask ? 0 : lc_tall_c_ahead(c_far, trows, j, nfull);
+                    float *const ct = cr + j * c_pstride + t0 * ldc;
+                    lc_gemm_tall_panel(cfg, kk, LC_PASS_A(t0), mr * kb, bk + j * bps, bld, ct,
+                                       ldc, LC_PASS_BIAS(t0), ep,
+                                       crows ? flags | LC_GEMM_PF_WRITE : flags,
+                                       crows ? ct + c_pstride : bk + (j + 1) * bps,
+                                       crows ? ldc : bld, ask ? kk : crows);
                 }
             for (size_t j = 0; panel_major && j < nfull; j++) {
                 /* the next panel's rows (after the last full one: the
@@ -343,10 +368,16 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
                 const float *nxt = !last ? bk + (j + 1) * bps : nrows ? bk + kk * bld : bk;
                 /* the tall groups first, the first tile of the first group
                  * asking for all of those rows; else a share per pass */
-                for (size_t t0 = m_begin; t0 < tall_end; t0 += trows)
-                    lc_gemm_tall_panel(cfg, kk, LC_PASS_A(t0), mr * kb, bk + j * bps, bld,
-                                       cr + j * c_pstride + t0 * ldc, ldc, LC_PASS_BIAS(t0), ep,
-                                       flags, nxt, t0 == m_begin ? nrows : 0);
+                for (size_t t0 = m_begin; t0 < tall_end; t0 += trows) {
+                    const size_t brows = t0 == m_begin ? nrows : 0;
+                    const size_t crows = brows ? 0 : lc_tall_c_ahead(c_far, trows, j, nfull);
+                    float *const ct = cr + j * c_pstride + t0 * ldc;
+                    lc_gemm_tall_panel(cfg, kk, LC_PASS_A(t0), mr * kb, bk + j * bps, bld, ct,
+                                       ldc, LC_PASS_BIAS(t0), ep,
+                                       crows ? flags | LC_GEMM_PF_WRITE : flags,
+                                       crows ? ct + c_pstride : nxt, crows ? ldc : bld,
+                                       brows ? brows : crows);
+                }
                 const size_t share = groups ? 0 : (nrows + passes - 1) / passes;
                 for (size_t m0 = tall_end, r0 = 0; m0 < m_end; m0 += mr) {
                     const size_t m = m_end - m0 < mr ? m_end - m0 : mr;

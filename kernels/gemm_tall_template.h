@@ -24,8 +24,10 @@
 #ifndef LC_TALL_PREFETCH
 #if defined(__GNUC__) || defined(__clang__)
 #define LC_TALL_PREFETCH(p) __builtin_prefetch((p), 0, 2) /* to L2, as gemm_template.h */
+#define LC_TALL_PREFETCH_W(p) __builtin_prefetch((p), 1, 3) /* C: to write, into L1 */
 #else
 #define LC_TALL_PREFETCH(p) ((void)(p))
+#define LC_TALL_PREFETCH_W(p) ((void)(p))
 #endif
 #endif
 
@@ -74,10 +76,17 @@ void LC_TALL_NAME(size_t m, size_t n, size_t k, const float *a, size_t a_pstride
              * vector each cost 15-30% when B was in L2 after all) */
             const int mid = ((uintptr_t)pf | pf_ld * sizeof(float)) % 64 != 0 ||
                             VL * sizeof(float) > 64;
+            const int write = (flags & LC_GEMM_PF_WRITE) != 0;
             for (size_t r = 0; r < pf_rows; r++, pf += pf_ld) {
-                LC_TALL_PREFETCH(pf);
-                if (mid) LC_TALL_PREFETCH(pf + VL);
-                LC_TALL_PREFETCH(pf + 2 * VL - 1);
+                if (write) { /* C rows (the driver's lc_tall_c_ahead) */
+                    LC_TALL_PREFETCH_W(pf);
+                    if (mid) LC_TALL_PREFETCH_W(pf + VL);
+                    LC_TALL_PREFETCH_W(pf + 2 * VL - 1);
+                } else {
+                    LC_TALL_PREFETCH(pf);
+                    if (mid) LC_TALL_PREFETCH(pf + VL);
+                    LC_TALL_PREFETCH(pf + 2 * VL - 1);
+                }
                 for (const size_t e = p + every < k ? p + every : k; p < e; p++)
                     LC_TSTEP(LC_VLOADU(b))
             }

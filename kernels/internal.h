@@ -254,6 +254,8 @@ typedef struct lc_blocking {
                             * prefetching kernel (lc_gemm_pf_fn) */
     int64_t gemm_a_far;    /* packed A of more bytes than this, over at least twice as
                             * many rows as columns, goes pass-major */
+    int64_t gemm_c_far;    /* C the tall tile stores over more bytes than this is asked
+                            * for a panel ahead (lc_tall_c_ahead) */
     int64_t wino_block;    /* bytes a Winograd block keeps its V and Mo buffers in */
     int64_t ir_band;       /* bytes of a fused inverted-residual block's expanded band
                             * (kernels/ir_block.c), per thread */

@@ -373,6 +373,10 @@ def test_gemm_tall_flags_strides_cursor(isa, flags):
                     for cursor in cursors[seed % 3:seed % 3 + 1]:
                         got = tall_case(*args, gap=24, cursor=cursor)
                         assert np.array_equal(ref, got, equal_nan=True), (m, n, k, cursor)
+                        # the cursor as C rows, asked for to write (LC_GEMM_PF_WRITE)
+                        write = args[:6] + (flags | _core.GEMM_PF_WRITE,) + args[7:]
+                        got = tall_case(*write, gap=24, cursor=cursor)
+                        assert np.array_equal(ref, got, equal_nan=True), (m, n, k, cursor, "write")
                     if n < 4:  # the 8 x 32 kernel takes 1-3 columns another way
                         continue
                     # the same tile, MR rows at a time, through the plain kernel

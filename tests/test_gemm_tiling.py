@@ -169,9 +169,12 @@ PASS_MAJOR = [(300, 36, 40, 40), (64, 40, 62, 62)]
 # first tall group to prefetch (144 x 56 x 57 floats are beyond L2 / 4)
 # the tall tile runs on rows whole lines long (P a multiple of 16 floats) that
 # start off a line: most shapes here are such, with and without a last
-# partial panel; 13 x 19, 17 x 23 and 56 x 57 are not (the MR x NR kernel)
+# partial panel; 13 x 19, 17 x 23 and 56 x 57 are not (the MR x NR kernel);
+# three groups over an output beyond L2 / 4 on L2s up to 2.6 MiB (72 x 48 x 50
+# floats: the later groups ask for the next panel's C rows, lc_tall_c_ahead)
 TALL_LAYERS = [(40, 8, 13, 19), (72, 16, 17, 23), (144, 24, 16, 20), (96, 40, 16, 25),
-               (64, 64, 24, 30), (120, 52, 12, 28), (144, 24, 56, 57), (144, 24, 56, 56)]
+               (64, 64, 24, 30), (120, 52, 12, 28), (144, 24, 56, 57), (144, 24, 56, 56),
+               (48, 72, 48, 50)]
 
 
 @pytest.mark.parametrize("C, M, H, W", PACKED_B + PANEL_MAJOR + PASS_MAJOR)

@@ -19,6 +19,8 @@ extern "C" {
 #define LC_GEMM_ACCUMULATE 1u  /* C += A*B (a later K block); else C = bias + A*B */
 #define LC_GEMM_FINAL 2u       /* last K block: apply the epilogue clamp */
 #define LC_PW_PREFETCH 4u      /* lc_pw_kernel_fn only: weights asked for ahead (see there) */
+#define LC_GEMM_PF_WRITE 8u    /* lc_gemm_tall_fn only: its prefetch cursor is C the driver
+                                * writes next, asked for to write, into L1 (see there) */
 
 /* C[m x n] (+)= A[m x k] * B[k x n], the one GEMM every algorithm calls.
  *   a:    packed weights, k groups of MR floats (rows >= m are zero padding)
@@ -225,7 +227,9 @@ typedef void (*lc_gemm_pf_fn)(size_t m, size_t n, size_t k, const float *a, cons
  * panels of packed A (panel q at a + q*a_pstride, read only where rows of it
  * are < m) and 1 <= n <= tall_cols columns, 1 <= m <= tall_rows, with
  * lc_gemm_pf_fn's prefetch cursor (rows of NR floats, a panel's: used when
- * n == tall_cols; the driver asks on a panel's first tile).  One B load feeds tall_rows FMAs, so B (a 1 x 1 layer's
+ * n == tall_cols; the driver asks on a panel's first tile; with
+ * LC_GEMM_PF_WRITE in flags the cursor is C rows, asked for with intent to
+ * write, into L1).  One B load feeds tall_rows FMAs, so B (a 1 x 1 layer's
  * input planes) is read once per tall_rows output channels instead of once
  * per MR.  Each C element is one FMA chain over k from the bias, as in
  * lc_gemm_ukernel_fn's vector columns. */

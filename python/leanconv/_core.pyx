@@ -1133,6 +1133,7 @@ cdef extern from "leanconv/ukernels.h":
     unsigned LC_GEMM_ACCUMULATE
     unsigned LC_GEMM_FINAL
     unsigned LC_PW_PREFETCH
+    unsigned LC_GEMM_PF_WRITE
 
 cdef extern from "ukernel_decls.h":
     ctypedef float (*_lc_fma_peak_fn "lc_fma_peak_fn")(size_t iters, double *flops) nogil
@@ -1141,6 +1142,7 @@ cdef extern from "ukernel_decls.h":
 GEMM_ACCUMULATE = LC_GEMM_ACCUMULATE
 GEMM_FINAL = LC_GEMM_FINAL
 PW_PREFETCH = LC_PW_PREFETCH
+GEMM_PF_WRITE = LC_GEMM_PF_WRITE
 
 
 cdef const _lc_isa_table *_table(str isa_name) except NULL:
