@@ -14,14 +14,19 @@
  * only a run's first band computes its halo.  Runs are fixed per image, not
  * per thread: the same bits at any thread count and in any order.
  *
- * Where it pays (lc_ir_block_pays): measured on a Zen 5 (1 MiB L2, 32 MiB
- * L3, bench/ir_block.py, 1 thread), fused and unfused tie within noise
- * (0.9-1.1x) while the expanded tensor stays in L3 between the steps (both
- * are then bound by their arithmetic, the stride-2 depthwise as much as the
- * 1x1), and the fused block wins once it does not (18 MiB: 1.1-1.3x); the
- * depthwise paths other than the 3x3 plane kernel, run per channel on a
- * band, lost everywhere (0.65-0.8x).  Bands of a few rows lost to the
- * kernels' per-call edges, whatever cache they fit in. */
+ * Where it pays (lc_ir_block_pays): the ISA's 3x3 plane kernel serves the
+ * depthwise (the other depthwise paths, run per channel on a band, lost
+ * everywhere: 0.65-0.97x) and the expanded tensor is at least L2
+ * (ir_fuse_min).  On an Intel Xeon (2 MiB L2, docs/ir_block.md) every such
+ * block from 3.1 MiB up won at 1 thread (1.16-1.39x) and at 2 (1.13-1.34x;
+ * 0.93x where 3 runs fell 2:1 on 2 threads, hence even runs below); smaller
+ * blocks won at 1 thread (1.08-1.25x) but lost at 2 (0.63-0.81x) while an
+ * image that fits one band made one task: runs (lc_irb_runs) now split it,
+ * but no quiet 2-thread figures of those exist yet, so they stay unfused.
+ * On a Zen 5 (1 MiB L2, 32 MiB L3, 1 thread) fused and unfused tied within
+ * noise while the expanded tensor stayed in L3, and the fused block won at
+ * 18 MiB (1.1-1.3x).  Bands of a few rows lost to the kernels' per-call
+ * edges, whatever cache they fit in. */
 #include <string.h>
 
 #include "internal.h"
@@ -67,6 +72,28 @@ static int lc_irb_plane_kernel(const lc_conv_desc *d) {
            (d->stride_w == 1 || d->stride_w == 2);
 }
 
+/* Runs of consecutive bands per image: each run is one task, its bands in
+ * order on one thread, each band keeping the halo rows the one before
+ * computed; so a run's first band alone computes its halo (the `overlap`
+ * expanded rows two adjacent bands both read: kH - 1 at stride 1).  Fixed
+ * per image from its shape (never from the thread count: the same runs, so
+ * the same bits, at any thread count): LC_IRB_RUNS shared out over the
+ * batch, enough for 2-3 threads; fewer where the halos recomputed would add
+ * more than 1/LC_IRB_HALO_SHARE to the image's expansion; and never one for
+ * a lone image, whose bands would otherwise all fall to one thread when the
+ * image fits one band of the cache budget (MobileNetV2's 144 x 56 x 56 in a
+ * 2 MiB L2: the fused block ran no faster on 2 threads than on 1). */
+#define LC_IRB_RUNS 6
+#define LC_IRB_HALO_SHARE 8
+
+static int64_t lc_irb_runs(const lc_conv_desc *d) {
+    const int64_t overlap = (d->kH - 1) * d->dil_h + 1 - d->stride_h;
+    int64_t runs = lc_max64(1, LC_IRB_RUNS / d->N);
+    if (overlap > 0) runs = lc_min64(runs, 1 + d->H / (LC_IRB_HALO_SHARE * overlap));
+    if (d->N == 1) runs = lc_max64(2, runs - runs % 2); /* even: shared out on 2 */
+    return lc_min64(runs, d->OH);
+}
+
 int64_t lc_ir_block_band_rows(const lc_conv_desc *e, const lc_conv_desc *d) {
     if (lc_ir_block_unsupported(e, d)) return 0;
     if (lc_irb_forced_band) return lc_min64(lc_irb_forced_band, d->OH);
@@ -75,7 +102,9 @@ int64_t lc_ir_block_band_rows(const lc_conv_desc *e, const lc_conv_desc *d) {
     const int64_t reach = (d->kH - 1) * d->dil_h;
     /* rows too wide for the budget: one output row a band all the same (the
      * buffer then outgrows it; lc_ir_block_pays says whether that pays) */
-    const int64_t most = fit < reach + 1 ? 1 : lc_min64((fit - reach - 1) / d->stride_h + 1, d->OH);
+    int64_t most = fit < reach + 1 ? 1 : lc_min64((fit - reach - 1) / d->stride_h + 1, d->OH);
+    /* no fewer bands than the image's runs */
+    most = lc_min64(most, lc_div_up(d->OH, lc_irb_runs(d)));
     /* as many bands as that takes, evened out (the last one not a sliver) */
     return lc_div_up(d->OH, lc_div_up(d->OH, most));
 }
@@ -115,17 +144,9 @@ static double lc_irb_work(const lc_conv_desc *e, const lc_conv_desc *d) {
     return lc_conv_work(e) + lc_conv_work(d);
 }
 
-/* Runs of consecutive bands per image: each run is one task, its bands in
- * order on one thread, each band keeping the halo rows the one before
- * computed; so a run's first band alone computes its halo.  A fixed number
- * per image (not per thread: the same runs, so the same bits, at any thread
- * count), enough to share out on 2-3 threads. */
-#define LC_IRB_RUNS 6
-
 static int64_t lc_irb_run_bands(const lc_conv_desc *d, int64_t band) {
     const int64_t bands = lc_div_up(d->OH, band);
-    const int64_t runs = d->N >= LC_IRB_RUNS ? 1 : lc_min64(bands, LC_IRB_RUNS / d->N);
-    return lc_div_up(bands, runs);
+    return lc_div_up(bands, lc_min64(bands, lc_irb_runs(d)));
 }
 
 static int64_t lc_irb_items(const lc_conv_desc *d, int64_t band) {

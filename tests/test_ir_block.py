@@ -104,19 +104,41 @@ def test_same_bits_at_any_thread_count_and_on_its_own_output(isa, case):
 
 
 def test_bands_from_the_cache_and_the_rule():
-    """Bands fill L2 (at least one output row); fusing pays only for
-    tensors beyond L3's half (or L2) with the 3x3 plane kernel."""
+    """Bands fill L2 (at least one output row), a lone image in two runs at
+    least; fusing pays only for tensors of at least L2 with the 3x3 plane
+    kernel, whatever the thread count."""
     caches = _core.cache_sizes()
-    l2, l3 = caches["l2"], caches["l3"]
-    for E, H in ((96, 112), (32, 20), (144, 56)):
-        info = fusion_info((E, 16, 1, 1), (E, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1),
-                           (1, 16, H, H), threads=1)
+    l2 = caches["l2"]
+    for E, H in ((96, 112), (32, 20), (144, 56), (8, 1024)):
+        answers = set()
+        for threads in (1, 2):
+            info = fusion_info((E, 16, 1, 1), (E, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1),
+                               (1, 16, H, H), threads=threads)
+            answers.add(info["pays"])
         rows_in = info["band_rows"] + 2
-        assert info["why"] is None and 1 <= info["band_rows"] <= H
-        assert rows_in * E * H * 4 <= max(l2, 3 * E * H * 4) or info["band_rows"] == H
-        big = E * H * H * 4 >= max(l3 // 2, l2)
+        assert info["why"] is None and 1 <= info["band_rows"] <= -(-H // 2)
+        assert rows_in * E * H * 4 <= max(l2, 3 * E * H * 4)
+        big = E * H * H * 4 >= l2
         fits = l2 // (E * H * 4) >= 3   # the 3 expanded rows of one output row
-        assert info["pays"] == (big and fits and "avx" in lc.isa())
+        assert answers == {big and fits and "avx" in lc.isa()}
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_one_band_image_uses_two_threads_with_the_same_bits(isa, stride):
+    """An image whose expanded rows all fit one band of the cache budget is
+    still split into runs, fixed by its shape: two threads get a task each
+    (a band buffer each) and every thread count gives the same bits."""
+    x, we, be, wd, bd = make(np.random.default_rng(11), 1, 24, 144, 14, 14, (3, 3))
+    blk = InvertedResidual(we, be, RELU6, wd, bd, RELU6, stride, 1, 1)
+    info = blk.info(x.shape, threads=1)
+    assert 16 * 144 * 14 * 4 <= _core.cache_sizes()["l2"]   # one band would hold it all
+    assert info["band_rows"] < blk.output_shape(x.shape)[2]
+    assert blk.info(x.shape, threads=2)["workspace_bytes"] == 2 * info["workspace_bytes"]
+    ys = [blk(x, threads=t) for t in (1, 2, 3)]
+    for y in ys[1:]:
+        assert np.array_equal(y, ys[0])
+    ref = reference(x, we, be, RELU6, wd, bd, RELU6, (stride,) * 2, (1,) * 4, (1, 1))
+    assert np.max(np.abs(ys[0] - ref)) / np.max(np.abs(ref)) < 2e-6
 
 
 def test_bad_input_is_refused_by_name():

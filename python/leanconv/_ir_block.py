@@ -6,7 +6,7 @@ rewrites (leanconv.onnx's ir_block.py, leanconv.torch.freeze's):
 
 computed band by band of output rows, so the expanded tensor never goes to
 memory.  Whether fusing pays is the C side's rule (the expanded tensor
-would not stay in L3 between two steps: lc_ir_block_pays); `pays()`
+would not stay in one core's L2 between two steps: lc_ir_block_pays); `pays()`
 asks it for an input shape."""
 from __future__ import annotations
 

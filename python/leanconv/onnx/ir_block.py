@@ -17,8 +17,8 @@ weights, the first 1x1 with stride 1, no padding, one group, the second one
 input channel per group with explicit pads (auto_pad SAME pads depend on
 the input size); the 1x1's input has a static shape (ONNX shape inference
 at prepare); and the C rule says fusing pays on this CPU for that shape
-(lc_ir_block_pays: the expanded tensor would not stay in L3 between the
-steps)."""
+(lc_ir_block_pays: the expanded tensor would not stay in one core's L2
+between the steps)."""
 from __future__ import annotations
 
 import numpy as np
