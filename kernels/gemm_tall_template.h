@@ -78,15 +78,18 @@ void LC_TALL_NAME(size_t m, size_t n, size_t k, const float *a, size_t a_pstride
                             VL * sizeof(float) > 64;
             const int write = (flags & LC_GEMM_PF_WRITE) != 0;
             for (size_t r = 0; r < pf_rows; r++, pf += pf_ld) {
-                if (write) { /* C rows (the driver's lc_tall_c_ahead) */
-                    LC_TALL_PREFETCH_W(pf);
-                    if (mid) LC_TALL_PREFETCH_W(pf + VL);
-                    LC_TALL_PREFETCH_W(pf + 2 * VL - 1);
-                } else {
-                    LC_TALL_PREFETCH(pf);
-                    if (mid) LC_TALL_PREFETCH(pf + VL);
-                    LC_TALL_PREFETCH(pf + 2 * VL - 1);
-                }
+                /* the row's lines, through the prefetch of the cursor's kind */
+#define LC_TALL_CURSOR_ROW(PF) \
+    do {                       \
+        PF(pf);                \
+        if (mid) PF(pf + VL);  \
+        PF(pf + 2 * VL - 1);   \
+    } while (0)
+                if (write) /* C rows (the driver's lc_tall_c_ahead) */
+                    LC_TALL_CURSOR_ROW(LC_TALL_PREFETCH_W);
+                else
+                    LC_TALL_CURSOR_ROW(LC_TALL_PREFETCH);
+#undef LC_TALL_CURSOR_ROW
                 for (const size_t e = p + every < k ? p + every : k; p < e; p++)
                     LC_TSTEP(LC_VLOADU(b))
             }
