@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 from _source_tree import use_source_tree
@@ -76,16 +73,13 @@ def _zeros(shape):
 
 
 def show(path, kernel):
-    data = json.loads(Path(path).read_text())
-    c = data["meta"]["cache"]
-    env = dict(os.environ, LEANCONV_CACHE=f"{c['l1d']},{c['l2']},{c['l3']}")
-    args = [sys.executable, __file__, "--child", str(path), "--kernel", str(kernel)]
-    rows = json.loads(subprocess.run(args, env=env, check=True, capture_output=True,
-                                     text=True).stdout)
-    print(f"-- {Path(path).name}: {data['meta']['cpu']}, {data['meta']['isa']}")
+    from fit_cost_model import in_child  # bench/, beside this file
+
+    meta, rows = in_child("--child", path, __file__, ["--kernel", str(kernel)])
+    print(f"-- {Path(path).name}: {meta['cpu']}, {meta['isa']}")
     print(f"   {'layer':28s} {'auto picks':12s} {'/fastest':>8s}  {'fastest':12s} "
           f"{'dl/GEMM measured':>16s} {'modelled':>8s}")
-    for layer, pick, ratio, ms in rows:
+    for layer, pick, ratio, ms in rows:  # in_child made each row a tuple
         fastest = min(ms, key=lambda a: ms[a] if a in lc.algorithms() else float("inf"))
         gemm = min((ms[a] for a in GEMMS if a in ms), default=None)
         measured = f"{ms['direct_lanes'] / gemm:16.2f}" if gemm and "direct_lanes" in ms else ""
@@ -99,7 +93,7 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("tables", nargs="+", help="bench/algorithm_choice.py --json files")
     ap.add_argument("--kernel", type=int, default=0, help="only layers of this kernel size")
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # of in_child
     args = ap.parse_args()
     if args.child:
         data = json.loads(Path(args.tables[0]).read_text())

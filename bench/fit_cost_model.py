@@ -109,17 +109,18 @@ def picks_here(data):
     return out
 
 
-def in_child(mode, path):
-    """A --cases or --picks answer for a file, computed in a child process with
-    the file's cache sizes (the model streams what does not fit the CPU's L2,
-    and reads the sizes once)."""
+def in_child(mode, path, script=__file__, extra=()):
+    """A table's (meta, answer): `script mode path *extra` run in a child
+    process with the file's cache sizes (the model streams what does not fit
+    the CPU's L2, and reads the sizes once), its stdout a JSON list (here:
+    --cases or --picks; bench/choice_by_cpu.py passes its own script)."""
     data = json.loads(Path(path).read_text())
     env = dict(os.environ)
     c = data["meta"].get("cache")
     if c:
         env["LEANCONV_CACHE"] = f"{c['l1d']},{c['l2']},{c['l3']}"
-    out = subprocess.run([sys.executable, __file__, mode, str(path)], env=env, check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run([sys.executable, str(script), mode, str(path), *extra], env=env,
+                         check=True, capture_output=True, text=True).stdout
     return data["meta"], [tuple(x) for x in json.loads(out)]
 
 

@@ -44,7 +44,7 @@ use_source_tree()
 from leanconv import _isa  # noqa: E402
 from leanconv.cli.hardware import cpu_name  # noqa: E402
 import leanconv.onnx as lco  # noqa: E402
-from leanconv.onnx.bench import _ort_session, random_inputs  # noqa: E402
+from leanconv.onnx.bench import _ort_session, max_rel_diff, random_inputs  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 import _rotation  # noqa: E402
@@ -240,14 +240,15 @@ def summary(ts, rot=None, name=None):
 def match(model, feeds):
     """max |leanconv - onnxruntime| / max |onnxruntime| over the model's
     outputs and, where it ends in a Softmax, the logits before it (a
-    saturated or uniform Softmax hides differences)."""
+    saturated or uniform Softmax hides differences).  A prepare of its own:
+    the logits output changes the memory plan, which bench_model reports
+    for the model as given."""
     import onnx
     import onnx_exports
     probe = onnx_exports.with_logits_output(onnx.ModelProto.FromString(model.SerializeToString()))
     ours = lco.prepare(probe, threads=1).run(feeds)
     ref, _ = _ort_session(probe.SerializeToString(), 1)
-    return max(float(np.max(np.abs(a.astype(np.float64) - b))) / max(float(np.max(np.abs(b))), 1e-30)
-               for a, b in zip(ours, ref.run(None, feeds)))
+    return max_rel_diff(ours, ref.run(None, feeds))
 
 
 def bench_model(label, path, threads_list, min_time, min_rounds, engines):

@@ -18,7 +18,7 @@ ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 import leanconv.onnx as lco  # noqa: E402
-from leanconv.onnx.bench import bench_model  # noqa: E402
+from leanconv.onnx.bench import bench_model, max_rel_diff  # noqa: E402
 
 REL_TOL = 1e-5
 F32 = TensorProto.FLOAT
@@ -50,7 +50,7 @@ def ort_run(model, feeds):
 
 
 def rel_err(a, b):
-    return float(np.max(np.abs(a.astype(np.float64) - b)) / max(np.max(np.abs(b)), 1e-30))
+    return max_rel_diff([a], [b])
 
 
 def assert_matches_ort(model, feeds, tol=REL_TOL, **prepare_kwargs):

@@ -8,7 +8,6 @@ import json
 import platform
 import sys
 
-import numpy as np
 
 import leanconv as lc
 
@@ -49,12 +48,6 @@ def load_prepared(path, threads, option="--model", shapes=None, memory_budget=Fa
     return model, prepared, feeds
 
 
-def _max_rel_diff(ours, theirs):
-    return max(float(np.max(np.abs(np.asarray(a, np.float64) - b)))
-               / max(float(np.max(np.abs(b))), 1e-30)
-               for a, b in zip(ours, theirs) if np.size(a))
-
-
 def run(opts, threads) -> int:
     wanted = parse_model_peers(opts.compare)
     for option in ("csv_path", "plot_path"):
@@ -62,6 +55,7 @@ def run(opts, threads) -> int:
             raise CliError(f"--{option[:-5]} does not apply to --model (use --json; "
                            f"`leanconv profile` plots a model)")
     _, prepared, feeds = load_prepared(opts.model, threads, memory_budget=None)  # as users run it
+    from leanconv.onnx.bench import max_rel_diff  # importable: load_prepared checked leanconv.onnx
     ours = list(prepared.run(feeds))
     peers, status = load_model_peers(wanted, opts.model, threads)
     cands = [Candidate("leanconv", lambda: prepared.program.run(feeds))]
@@ -69,7 +63,7 @@ def run(opts, threads) -> int:
              if st["status"] != "ok"]
     for peer in peers:
         fn = peer.runner(feeds)
-        diff = _max_rel_diff(ours, fn())
+        diff = max_rel_diff(ours, fn())
         status[peer.name]["max_rel_diff"] = diff
         if not diff <= AGREEMENT_TOLERANCE:
             notes.append(f"{peer.name}'s outputs differ from leanconv's by {diff:.2g} of their "
