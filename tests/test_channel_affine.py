@@ -1,8 +1,9 @@
 """kernels/channel_affine.c (leanconv._core.channel_affine) against a float64
-reference, and leanconv.onnx's lone BatchNormalization -> Relu as that one
-pass (channel_affine.py): fused where it may be, refused where the norm's
-output is read elsewhere, a Conv absorbs it, no Relu follows or its
-parameters are not constants; every model matches onnxruntime."""
+reference, and leanconv.onnx's lone BatchNormalization -> Relu (with any
+per-channel Mul and Add between them) as that one pass (channel_affine.py):
+fused where it may be, refused where the norm's output is read elsewhere, a
+Conv absorbs it, no Relu follows or its parameters are not constants; every
+model matches onnxruntime."""
 from __future__ import annotations
 
 import numpy as np
@@ -89,8 +90,11 @@ def test_channel_affine_refuses_a_bad_geometry():
 
 
 
-def norm_model(relu=True, extra_reader=False, after_conv=False, params_as_input=False):
-    """[Conv ->] BN -> [Relu ->] 1x1 Conv (DenseNet's pre-activation)."""
+def norm_model(relu=True, extra_reader=False, after_conv=False, params_as_input=False,
+               chain=()):
+    """[Conv ->] BN -> [Mul | Add of a constant of the given shape, ...] ->
+    [Relu ->] 1x1 Conv (DenseNet's pre-activation; the onnx zoo's has a Mul and
+    an Add of per-channel constants between its BN and its Relu)."""
     from onnx import helper
     from test_onnx_adapter import make_model
     C, K = 6, 4
@@ -111,8 +115,12 @@ def norm_model(relu=True, extra_reader=False, after_conv=False, params_as_input=
         src = "c0"
     nodes.append(helper.make_node("BatchNormalization", [src, "s", "b", "m", "v"], ["n"]))
     act = "n"
+    for k, (op, shape) in enumerate(chain):
+        inits.append((f"k{k}", (0.5 + g.random(shape)).astype(np.float32)))
+        nodes.append(helper.make_node(op, [f"k{k}", act] if k % 2 else [act, f"k{k}"], [f"a{k}"]))
+        act = f"a{k}"
     if relu:
-        nodes.append(helper.make_node("Relu", ["n"], ["r"]))
+        nodes.append(helper.make_node("Relu", [act], ["r"]))
         act = "r"
     nodes.append(helper.make_node("Conv", [act, "w"], ["y"]))
     outputs = [("y", None)]
@@ -128,6 +136,10 @@ def norm_model(relu=True, extra_reader=False, after_conv=False, params_as_input=
     (dict(after_conv=True), False),       # a Conv absorbs the norm
     (dict(relu=False), False),            # no Relu: a depthwise 1x1 Conv (rewrite.py)
     (dict(params_as_input=True), False),  # its scale is not a constant
+    # per-channel Mul and Add constants between the norm and its Relu fold into the pass
+    (dict(chain=[("Mul", (6, 1, 1)), ("Add", (1, 6, 1, 1)), ("Mul", ())]), True),
+    (dict(chain=[("Mul", (6, 1, 1)), ("Add", (1, 1, 9))]), False),   # varies along width
+    (dict(chain=[("Add", (6, 1, 1))], relu=False), False),
 ])
 def test_lone_batchnorm_relu_is_one_affine_step_where_it_may_be(kwargs, fused):
     pytest.importorskip("onnx")

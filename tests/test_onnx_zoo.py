@@ -50,8 +50,14 @@ def test_zoo_model_with_random_weights_matches_onnxruntime(zoo, name):
         pytest.skip(f"no light_{name}.onnx in this onnx package")
     model = with_logits_output(with_random_weights(onnx.load(zoo[name])))
     feeds = random_inputs(model)
-    ours = lco.prepare(model, threads=2).run(feeds)
+    rep = lco.prepare(model, threads=2)
+    ours = rep.run(feeds)
     theirs = ort_run(model, feeds)
+    if name == "densenet121":   # its BN -> Mul -> Add -> Relu on each Concat: one affine
+        # pass each (channel_affine.py), not a depthwise 1x1 Conv
+        assert not [s for s in rep.program.steps
+                    if s.conv is not None and s.conv.last_plan.spec.groups > 1]
+        assert sum(s.op_type == "ChannelAffineRelu" for s in rep.program.steps) == 62
     assert len(ours) == len(theirs) >= 1
     for a, b in zip(ours, theirs):
         assert a.shape == b.shape

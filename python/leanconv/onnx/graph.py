@@ -447,27 +447,12 @@ def _loader(load, bias, bn, affine=None):
 
 def _channel_affine(nodes, readers, value, done, constants, w_shape):
     """(index, scale, shift) when the one reader of the Conv output `value`
-    is Add or Mul of it and a constant that is one number per output channel
-    (or one number) and does not broadcast the output up; else None."""
+    is Add or Mul of it and a per-channel constant (rewrite.per_channel_affine)."""
     r = readers.get(value, [])
     if len(r) != 1 or r[0] < 0 or r[0] in done:
         return None
-    n = nodes[r[0]]
-    if n.op_type not in ("Add", "Mul") or n.attrs or len(n.inputs) != 2 or \
-            n.inputs.count(value) != 1:
-        return None
-    c = constants.get(n.inputs[1] if n.inputs[0] == value else n.inputs[0])
-    if c is None:
-        return None
-    c = np.asarray(c)
-    rank, M = len(w_shape), w_shape[0]
-    if c.dtype != np.float32 or c.ndim > rank:
-        return None
-    dims = (1,) * (rank - c.ndim) + c.shape
-    if any(d != 1 for k, d in enumerate(dims) if k != 1) or dims[1] not in (1, M):
-        return None
-    v = np.broadcast_to(c.astype(np.float64).reshape(-1), (M,))
-    return (r[0], v, np.zeros(M)) if n.op_type == "Mul" else (r[0], np.ones(M), v)
+    fold = rewrite.per_channel_affine(nodes[r[0]], value, constants, len(w_shape), w_shape[0])
+    return None if fold is None else (r[0],) + fold
 
 
 def _build(node, ctx):

@@ -353,6 +353,28 @@ def ranks(nodes, constants, input_ranks):
     return rank
 
 
+def per_channel_affine(node, value, constants, rank, channels):
+    """(scale, shift), float64 vectors of `channels` values, when `node` is
+    Mul or Add of the rank-`rank` tensor `value` and a float32 constant that
+    is one number per channel (axis 1) or one number and does not broadcast
+    `value` up; else None.  What a Conv's epilogue (graph.py) and a lone
+    norm's affine pass (channel_affine.py) fold into their scale and shift."""
+    if node is None or node.op_type not in ("Add", "Mul") or node.attrs or \
+            len(node.inputs) != 2 or node.inputs.count(value) != 1:
+        return None
+    c = constants.get(_other(node, value))
+    if c is None:
+        return None
+    c = np.asarray(c)
+    if c.dtype != np.float32 or c.ndim > rank:
+        return None
+    dims = (1,) * (rank - c.ndim) + c.shape
+    if any(d != 1 for k, d in enumerate(dims) if k != 1) or dims[1] not in (1, channels):
+        return None
+    v = np.broadcast_to(c.astype(np.float64).reshape(-1), (channels,))
+    return (v, np.zeros(channels)) if node.op_type == "Mul" else (np.ones(channels), v)
+
+
 def lone_batchnorms(nodes, constants, outputs, input_ranks):
     """{id(node): (scale, beta, mean, var, eps)} of every inference
     BatchNormalization of a 4-D tensor with constant parameters that no Conv
