@@ -104,7 +104,8 @@ static void lc_im2col_gemm_task(void *vctx, int64_t item, int thread) {
  * the bytes of each thread's B packing buffer (0: B read where it is). */
 typedef struct {
     int64_t chunk, nchunks, mchunks, pack_bytes;
-    int64_t tall; /* the tall tile may take whole row groups (lc_im2col_tall) */
+    int64_t tall; /* the tall tile may take whole row groups (lc_im2col_tall): 1 where B's
+                   * rows are off a line boundary, 2 aligned or not (lc_im2col_tall_rows) */
 } lc_im2col_tiles;
 LC_TILING_FITS(lc_im2col_tiles);
 
@@ -132,16 +133,29 @@ static int64_t lc_im2col_gemm_items(const lc_conv_desc *d, const lc_im2col_tiles
  * 512>128 and 128>512 @28 -10%, 1024>256 and 256>1024 @14 -6%; below the
  * thresholds it lost up to 22% (64>64 @56, 8 passes of kb = 64: nothing to
  * gain, the copy is all cost; 384>64 @14: 8 passes of rows 784 B apart).
+ * Where the ISA has no tall tile for the layer (lc_im2col_tall), small slices
+ * too, with 16 passes or more over planes a page or more apart: those passes
+ * go pass-major (lc_gemm_panels_rows), each streaming the chunk's B from L2 as
+ * kb runs per panel, each run on a page of its own, where packed it is one
+ * run the L2 prefetcher follows.  AVX2 on an AMD EPYC (Zen 4: 32 KiB L1d,
+ * 1 MiB L2), 1 thread, thread CPU time, against the build before in one
+ * process, 60 interleaved pairs (median ratio [quartiles]), load 6-7:
+ * 64>256 @56 0.91 [0.81, 0.96], 24>144 @56 0.94 [0.85, 1.06], 16>96 @112
+ * 0.96 [0.87, 1.03]; with the budgets of a 2 MiB L2 (LEANCONV_CACHE) 0.78,
+ * 0.90, 0.92; 64>64 @56 (11 passes: not packed) 0.98-1.00.
  * It changes which loads feed the micro-kernels, not the sums: the bits are
  * the same either way. */
+static int lc_im2col_tall(const lc_conv_desc *d);
 #define LC_PAGE_BYTES 4096 /* the smallest page size of the CPUs leanconv runs on */
 static int lc_im2col_packs_b(const lc_conv_desc *d, int64_t rows) {
     const lc_isa_config *isa = d->isa;
     const int64_t kb = lc_min64(d->C / d->groups, isa->kc), passes = lc_div_up(rows, isa->mr);
     const int64_t plane_bytes = d->OH * d->OW * (int64_t)sizeof(float);
-    return lc_gemm_is_pointwise(d) && !lc_gemm_wide_rows(isa, (size_t)(d->OH * d->OW)) &&
-           4 * kb * isa->nr * (int64_t)sizeof(float) > lc_cpu_caches()->l1d &&
-           (passes >= 16 || (passes >= 8 && plane_bytes >= LC_PAGE_BYTES));
+    const int pages = plane_bytes >= LC_PAGE_BYTES;
+    if (!lc_gemm_is_pointwise(d) || lc_gemm_wide_rows(isa, (size_t)(d->OH * d->OW))) return 0;
+    if (4 * kb * isa->nr * (int64_t)sizeof(float) > lc_cpu_caches()->l1d)
+        return passes >= 16 || (passes >= 8 && pages);
+    return passes >= 16 && pages && !lc_im2col_tall(d);
 }
 
 /* Whether a 1 x 1 layer's GEMM may run whole groups of tall_rows output
@@ -158,15 +172,16 @@ static int lc_im2col_packs_b(const lc_conv_desc *d, int64_t rows) {
  * layers were 1.00-1.17x, so those keep the 8 x 32 kernel, which reads each
  * panel slice from L1 on all but its first pass.  Not with B packed (there
  * the MR x NR kernel streams contiguous panels; 4-8% slower on 256>64 @56,
- * 512>128 @28, 128>512 @28), and only while a group's A slice and a panel's
+ * 512>128 @28, 128>512 @28: lc_im2col_tiling takes it only where B is
+ * not packed), and only while a group's A slice and a panel's
  * B slice of one K block fit L1d together (the panel-major loop keeps both
  * there: kb <= 219 for 24 x 16 on 48 KiB; at kb = 256 3-5% slower on
  * 384>64 @14 and 256>1024 @14).  The same sums either way: the bits do not
  * change. */
-static int lc_im2col_tall(const lc_conv_desc *d, int packs_b) {
+static int lc_im2col_tall(const lc_conv_desc *d) {
     const lc_isa_config *isa = d->isa;
     const int64_t kb = lc_min64(d->C / d->groups, isa->kc);
-    return isa->gemm_tall && !packs_b && lc_gemm_is_pointwise(d) &&
+    return isa->gemm_tall && lc_gemm_is_pointwise(d) &&
            d->M / d->groups >= isa->tall_rows &&
            kb * (isa->tall_rows + isa->nr) * (int64_t)sizeof(float) <= lc_cpu_caches()->l1d;
 }
@@ -177,10 +192,22 @@ static int lc_im2col_tall(const lc_conv_desc *d, int packs_b) {
  * kernel straddles two.  Not rows of a fraction of lines (14 x 14: 784 bytes), whose
  * offsets vary from row to row: there the tall tile was 4% faster on
  * 80>480 and 6% slower on 96>576 (lead, interleaved processes, aligned
- * input). */
+ * input).  On line-aligned rows too (b->tall == 2) where a task's output
+ * lies past gemm_c_far, beyond L2 as it is stored, and the MR x NR kernel
+ * would go panel-major (a panel slice of gemm_panel_l1 or more): it then
+ * stores a tile in each of Mg rows a plane apart per panel, unasked, where
+ * the tall tile asks for its next panel's C rows to write
+ * (lc_gemm_panels_rows).  Pass-major, it writes MR rows front to back, which
+ * the hardware prefetchers follow.  Line-aligned input, AVX-512, AMD EPYC
+ * (Zen 4), 1 thread, thread CPU time, against the build before in one
+ * process, 40-80 interleaved pairs, load 6-7: 64>256 @56 1.67-1.87 ->
+ * 1.19-1.24 ms (0.68-0.71x, quartiles 0.63-0.79), 0.85-0.87x with the
+ * budgets of a 2 MiB L2; 64>144 @56 0.78-0.94x.  On short slices (K = 16,
+ * 24, 32 over 56 x 56 planes: pass-major) the tall tile ran 1.00-1.11x, so
+ * those keep the MR x NR kernel. */
 static int lc_im2col_tall_rows(const lc_im2col_tiles *b, const float *x, int64_t ldb) {
     return b->tall && ((uintptr_t)ldb * sizeof(float)) % LC_ALIGN == 0 &&
-           (uintptr_t)x % LC_ALIGN != 0;
+           (b->tall == 2 || (uintptr_t)x % LC_ALIGN != 0);
 }
 
 void lc_im2col_tiling(const lc_conv_desc *d, int64_t *tiling) {
@@ -211,7 +238,12 @@ void lc_im2col_tiling(const lc_conv_desc *d, int64_t *tiling) {
     /* not where the threads split the channels (each then reads all of B):
      * 64>256 @56 on 2 threads was 10-19% slower with the tall tile, 5-15%
      * faster on 1 (interleaved, Intel Xeon; no cause found) */
-    b.tall = b.mchunks == 1 && lc_im2col_tall(d, b.pack_bytes > 0);
+    b.tall = b.mchunks == 1 && !b.pack_bytes && lc_im2col_tall(d);
+    const lc_blocking *budget = lc_blocking_get();
+    const int64_t kb = lc_min64(d->C / d->groups, d->isa->kc), fsz = (int64_t)sizeof(float);
+    if (b.tall && kb * d->isa->nr * fsz >= budget->gemm_panel_l1 &&
+        Mg * lc_min64(b.chunk * d->isa->nr, d->OH * d->OW) * fsz > budget->gemm_c_far)
+        b.tall = 2;
     memcpy(tiling, &b, sizeof b);
 }
 

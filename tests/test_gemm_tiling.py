@@ -214,13 +214,13 @@ def _check_1x1_layer(rng, C, M, H, W):
 def test_packed_b_is_exercised(isa, C, M, H, W):
     """The shapes above pack B wherever a panel's kc-row slice is more than
     a quarter of L1d (the widest ISAs' on common caches), and a layer with
-    few row passes over small planes (384>64 @14) or short slices (64>64)
-    does not."""
+    few row passes over small planes (384>64 @14) or 8 over short slices
+    (64>64 @56 on AVX-512) does not."""
     mr, nr, kc = _core._ukernel_tile(isa)
     if 4 * min(C, kc) * nr * 4 > _core.cache_sizes()["l1d"]:
         assert _packs(isa, C, M, H, W, 1)
     assert not _packs(isa, 384, 8 * mr, 14, 14, 1)
-    assert not _packs(isa, 64, 64, 56, 56, 1)
+    assert not _packs(isa, 64, 8 * mr, 56, 56, 1)
 
 
 def _panel_major(isa, C, M, cols):
@@ -315,3 +315,61 @@ def test_tall_tile_is_exercised(isa):
     assert _tall(isa, 144, 24, 56, 56, threads=2)  # split by pixels
     assert not _tall(isa, 64, 256, 56, 56, threads=2)  # split by channels
     assert not _tall(isa, 256, 64, 40, 40)  # B packed: 8 passes over planes a page apart
+
+
+def _tall_kind(isa, C, M, H, W, threads=1):
+    """lc_im2col_tiling's tall word: 0 none, 1 rows off a line, 2 any rows."""
+    w = np.zeros((M, C, 1, 1), np.float32)
+    op, _ = _op(isa, w)
+    return op.setup(1, H, W, threads, IM2COL).tiling[6]
+
+
+def _c_far_tall_shape(isa):
+    """A 1 x 1 layer whose MR x NR passes would go panel-major (a panel's
+    slice exactly gemm_panel_l1, not packed) over an output beyond gemm_c_far:
+    5 tall groups and a 5-row remainder over 40 x 40 pixels; None where the
+    detected caches give no such K."""
+    _, nr, kc = _core._ukernel_tile(isa)
+    b = _core.blocking()
+    C = b["gemm_panel_l1"] // (nr * 4)
+    if not 0 < C <= kc or C * (24 + nr) * 4 > _core.cache_sizes()["l1d"]:
+        return None
+    return C, 125, 40, 40
+
+
+def test_tall_tile_on_aligned_rows_where_c_is_far(isa, rng):
+    """Where the MR x NR kernel would store a tile in every output row per
+    panel (panel-major) over an output past gemm_c_far, the tall tile takes
+    line-aligned input too (tall == 2; short slices, pass-major, keep it for
+    rows off a line): the same bits at every input offset and thread count,
+    close to float64."""
+    shape = _c_far_tall_shape(isa)
+    if shape is None:
+        pytest.skip("no K gives a slice of gemm_panel_l1 on these caches")
+    C, M, H, W = shape
+    assert _tall_kind(isa, C, M, H, W) == (2 if isa == "avx512" else 0)
+    assert _tall_kind(isa, 16, 96, 112, 112) == (1 if isa == "avx512" else 0)
+    x = rng.standard_normal((1, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((M, C, 1, 1)).astype(np.float32)
+    b = rng.standard_normal(M).astype(np.float32)
+    plan = lc.Conv2d(w, b, algorithm="im2col", activation="relu")
+    want = plan(_at(x, 0), threads=1)
+    for offset, threads in ((16, 1), (0, 2), (16, 3)):
+        got = plan(_at(x, offset), threads=threads)
+        assert got.tobytes() == want.tobytes(), (offset, threads)
+    ref = np.maximum(conv2d_ref(x, w, b)[0], 0.0)
+    np.testing.assert_allclose(want, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("C, H, W", [(16, 33, 33), (1, 32, 33)])
+def test_short_slices_packed_without_a_tall_tile(isa, rng, C, H, W):
+    """16 row passes over planes a page apart pack B even where a panel's
+    slice is short (K = 16, K = 1: partial last panels), unless the ISA's
+    tall tile takes the layer: close to float64, the same bits on any thread
+    count and in Patch2Vec."""
+    mr, _, _ = _core._ukernel_tile(isa)
+    M = 16 * mr
+    assert _packs(isa, C, M, H, W, 1) == (isa != "avx512" or M < 24)
+    assert not _packs(isa, C, 15 * mr, H, W, 1)
+    assert not _packs(isa, C, M, 31, 32, 1)  # planes under a page
+    _check_1x1_layer(rng, C, M, H, W)

@@ -46,7 +46,8 @@ def test_formulas(isa):
     assert lc.workspace_bytes(x, w, padding=1, algorithm="im2col") == K * (-(-P // nr) * nr) * 4
     for t in (1, 2):
         assert lc.workspace_bytes(x, w, padding=1, algorithm="patch2vec", threads=t) == t * K * nr * 4
-    assert lc.workspace_bytes(x, (64, 64, 1, 1), algorithm="im2col") == 0
+    # a 1 x 1 layer reads B in place where its few row passes do not pack it
+    assert lc.workspace_bytes(x, (32, 64, 1, 1), algorithm="im2col") == 0
     # P floats a multiple of 1 KiB: each patch-matrix row gets 16 floats more,
     # so the GEMM's column loads do not all alias (32x32 CIFAR layers)
     xc = (1, 16, 32, 32)
