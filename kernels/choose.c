@@ -111,12 +111,9 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
          * not fit; the padded copy and the transpose (a tenth of the stem) */
         const int64_t cw = lc_direct_lanes_block(d).cols, blocks = lc_div_up(Mg, cw);
         /* 1 x 1: each chunk's pixels rounded up to the kernel's R, as a
-         * short block costs about a full one (7 x 7: 49 pixels are 9 blocks
-         * of 6, priced 54).  On a hot loop the blocks cost only their pixels
-         * (2048>512@7 and 960>160@7 ran 1-7% ahead of Im2Col), but with the
-         * caches flushed between calls, as a layer's weights are in a whole
-         * network, direct_lanes ran 7-20% behind (1024>256@14 too): the
-         * rounding keeps the 7 x 7 layers with Im2Col */
+         * short block costs about a full one (AVX-512's 7-pixel kernel takes
+         * 7 x 7 and 14 x 14 whole; its 12-pixel half-width one cuts 49 into 5
+         * blocks, priced 60: 960>160@7 stays with Im2Col) */
         const int64_t P = lc_gemm_is_pointwise(d) ? lc_pointwise_lanes_pixels(d) : d->OH * d->OW;
         const double taps = (double)(Cg * d->kH * d->kW);
         share = lc_busiest_share(d, lc_direct_lanes_items(d));

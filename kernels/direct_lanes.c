@@ -70,7 +70,7 @@ static int64_t lc_dl_band_in_rows(const lc_conv_desc *d, int64_t rows) {
 lc_dl_block lc_direct_lanes_block(const lc_conv_desc *d) {
     const lc_isa_config *isa = d->isa;
     const int64_t Mg = d->M / d->groups, cw = isa->dl_cols, half = cw / 2;
-    lc_dl_block b = {isa->dl_kernel, isa->pw_kernel, cw, isa->dl_rows};
+    lc_dl_block b = {isa->dl_kernel, isa->pw_kernel, cw, isa->dl_rows, isa->pw_rows};
     /* the half-width kernel keeps the same accumulator count over twice the
      * pixels (AVX-512: 12 x 32 beside 6 x 64), at ~the same per-lane speed
      * on cache-resident data, so it wins wherever it wastes fewer lanes:
@@ -80,6 +80,7 @@ lc_dl_block lc_direct_lanes_block(const lc_conv_desc *d) {
         b.pw = isa->pw_kernel_half;
         b.cols = half;
         b.rows = isa->dl_rows_half;
+        b.pw_rows = isa->dl_rows_half;
     }
     return b;
 }

@@ -59,6 +59,7 @@ const lc_isa_config *lc_isa_get(int isa) {
 #endif
         default: break;
         }
+        if (!cfg->pw_rows) cfg->pw_rows = cfg->dl_rows;
         cfg->name = lc_names[isa];
         lc_table_ready[isa] = 1;
     }

@@ -344,6 +344,7 @@ typedef struct {
     lc_dl_kernel_fn kernel;
     lc_pw_kernel_fn pw;  /* its 1 x 1 form */
     int64_t cols, rows; /* its CW and R */
+    int64_t pw_rows;    /* the 1 x 1 form's R */
 } lc_dl_block;
 lc_dl_block lc_direct_lanes_block(const lc_conv_desc *d);
 int64_t lc_direct_lanes_packed_floats(const lc_conv_desc *d, int *ok);

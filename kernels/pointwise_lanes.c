@@ -93,7 +93,7 @@ void lc_pointwise_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
      * whole vectors of the output planes split 14 x 14 into 64 + 64 + 64 +
      * 4 pixels, 128 for one thread and 68 for the other, and 384>64@14 ran
      * at 1.5x its 1-thread speed inside MobileNetV2 */
-    b.rows = lc_direct_lanes_block(d).rows;
+    b.rows = lc_direct_lanes_block(d).pw_rows;
     const int64_t nb = lc_div_up(P, b.rows);
     b.chunks = lc_max64(1, lc_min64(chunks, nb));
     b.chunk = lc_min64(P, lc_div_up(nb, b.chunks) * b.rows);
@@ -137,15 +137,17 @@ int64_t lc_pointwise_lanes_pixels(const lc_conv_desc *d) {
     return lc_div_up(d->OH * d->OW, R) * R;
 }
 
-/* Its price (pw_mac) was set against Im2Col reading B in place.  Where
- * Im2Col packs B's blocks into panels (lc_im2col_packs_pointwise: many row
- * passes) it ran 4-13% ahead of this form instead (14 x 14: 1024>256,
- * 256>1024, 512>1024, 1024>512, 2048>512; interleaved, input rewritten and
- * caches flushed before each call, 1 thread, Intel Xeon), so it is weighed
- * only where Im2Col would not pack (384>64, 576>96 @14). */
+/* Weighed (kernels/choose.c) on ISAs that price it (pw_mac), on images of
+ * one chunk.  It used to be kept from the layers where Im2Col packs B's
+ * blocks into panels (lc_im2col_packs_pointwise: many row passes), where Im2Col
+ * ran 4-13% ahead with the caches flushed on an Intel Xeon; the 1-thread
+ * tables of three CPUs (bench/fit_data) have it ahead there on both AMD
+ * EPYCs (1024>256@14: 0.92 and 0.93 of Im2Col) and level on the Xeon
+ * (1.01), and on the Zen 4 ahead with the caches flushed too (0.93, 41
+ * interleaved calls, input rewritten and 48 MB written between calls), so
+ * the price alone decides. */
 int lc_pointwise_lanes_weighed(const lc_conv_desc *d) {
-    return d->isa->cost.pw_mac > 0.0f && lc_gemm_is_pointwise(d) &&
-           d->OH * d->OW <= LC_PW_CHUNK && !lc_im2col_packs_pointwise(d);
+    return d->isa->cost.pw_mac > 0.0f && lc_gemm_is_pointwise(d) && d->OH * d->OW <= LC_PW_CHUNK;
 }
 
 /* Floats of one tile (and of the staging copy beside it), 64-byte multiples. */
@@ -181,7 +183,7 @@ static void lc_pw_task(void *vctx, int64_t item, int thread) {
     const int64_t blk = t->b.by_pixels ? in % t->b.blocks : in / t->b.chunks;
     const int64_t g = ng % d->groups, n = ng / d->groups;
     const int64_t Cg = d->C / d->groups, Mg = d->M / d->groups, P = d->OH * d->OW;
-    const int64_t L = d->isa->dl_lanes, cw = t->blk.cols, R = t->blk.rows;
+    const int64_t L = d->isa->dl_lanes, cw = t->blk.cols, R = t->blk.pw_rows;
     const int64_t o0 = g * Mg + blk * cw, valid = lc_min64(cw, Mg - blk * cw);
     int64_t at, sn;
     lc_pw_chunk_span(&t->b, P, chunk, &at, &sn);

@@ -28,7 +28,8 @@
 #define LC_PW_TEMPLATE_ONCE
 #define LC_PW_REP4(X) X(0) X(1) X(2) X(3)
 #define LC_PW_REP6(X) LC_PW_REP4(X) X(4) X(5)
-#define LC_PW_REP8(X) LC_PW_REP6(X) X(6) X(7)
+#define LC_PW_REP7(X) LC_PW_REP6(X) X(6)
+#define LC_PW_REP8(X) LC_PW_REP7(X) X(7)
 #define LC_PW_REP12(X) LC_PW_REP8(X) X(8) X(9) X(10) X(11)
 #define LC_PW_REP(n) LC_CAT(LC_PW_REP, n)
 /* Channels ahead whose weights the prefetching copy (LC_PW_PREFETCH) asks

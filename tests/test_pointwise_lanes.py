@@ -7,7 +7,7 @@ reference: output channels not a multiple of the lanes, P = 1..200, odd K,
 groups, batches, every epilogue and residual (in place too); the same bits at
 1-3 threads; the workspace the binding lends is exactly what it asks for;
 "auto" weighing it only on small images, and on AVX-512 (the one ISA with a
-price for it) taking it for channel-shrinking 14 x 14 layers only."""
+price for it) taking it for 14 x 14 layers of long K and the longest 7 x 7."""
 from __future__ import annotations
 
 import numpy as np
@@ -22,11 +22,11 @@ from test_ukernels import guarded
 ISAS = lc.available_isas()
 ACC, FINAL, PF = _core.GEMM_ACCUMULATE, _core.GEMM_FINAL, _core.PW_PREFETCH
 KERNELS = [(isa, half) for isa in ISAS for half in (False, True)
-           if _core._ukernel_dl_shape(isa, half) is not None]
+           if _core._ukernel_pw_shape(isa, half) is not None]
 
 
 def kernel_case(isa, half, n, k, ldx, flags, clamp, seed):
-    L, CW, R = _core._ukernel_dl_shape(isa, half)
+    L, CW, R = _core._ukernel_pw_shape(isa, half)
     r = np.random.default_rng(seed)
     need = (k - 1) * ldx + n
     x = guarded(need)  # the last pixel the kernel may read is the last readable float
@@ -48,7 +48,7 @@ def kernel_case(isa, half, n, k, ldx, flags, clamp, seed):
 @pytest.mark.parametrize("isa,half", KERNELS)
 @pytest.mark.parametrize("k,ldx", [(1, 1), (3, 7), (17, 49), (64, 13)])
 def test_kernel_every_pixel_count(isa, half, k, ldx):
-    R = _core._ukernel_dl_shape(isa, half)[2]
+    R = _core._ukernel_pw_shape(isa, half)[2]
     for n in range(1, R + 1):
         kernel_case(isa, half, n, k, max(ldx, n), FINAL, None, seed=n + 10 * k)
 
@@ -56,7 +56,7 @@ def test_kernel_every_pixel_count(isa, half, k, ldx):
 @pytest.mark.parametrize("isa,half", KERNELS)
 @pytest.mark.parametrize("flags", [0, ACC, FINAL, ACC | FINAL, PF | FINAL, PF | ACC | FINAL])
 def test_kernel_accumulate_and_clamp(isa, half, flags):
-    R = _core._ukernel_dl_shape(isa, half)[2]
+    R = _core._ukernel_pw_shape(isa, half)[2]
     for n in sorted({1, R // 2 or 1, R}):
         kernel_case(isa, half, n, 5, 20, flags, (-0.5, 0.75), seed=flags + n)
 
@@ -66,7 +66,7 @@ def test_kernel_prefetching_copy_same_bits(isa, half):
     """LC_PW_PREFETCH (weights asked for ahead, within the k channels) changes
     no bits, whatever k against the prefetch distance; x and the tile end at
     guard pages (kernel_case) for the reads."""
-    L, CW, R = _core._ukernel_dl_shape(isa, half)
+    L, CW, R = _core._ukernel_pw_shape(isa, half)
     r = np.random.default_rng(77)
     for k in (1, 15, 16, 17, 40):
         for n in sorted({1, R}):
@@ -85,7 +85,7 @@ def test_kernel_prefetching_copy_same_bits(isa, half):
 
 def test_kernel_checks_its_arguments():
     isa = ISAS[-1]
-    L, CW, R = _core._ukernel_dl_shape(isa)
+    L, CW, R = _core._ukernel_pw_shape(isa)
     x = np.zeros(64, np.float32)
     w = np.zeros(4 * CW, np.float32)
     t = np.zeros(4 * R * L * 4, np.float32)
@@ -102,6 +102,7 @@ def test_kernel_checks_its_arguments():
 SHAPES = [(1, 1, 1, 1, 1, 1), (1, 3, 5, 1, 7, 1), (1, 17, 33, 7, 7, 1), (2, 9, 70, 5, 3, 1),
           (1, 31, 96, 14, 14, 1), (1, 255, 17, 10, 20, 1), (1, 40, 160, 7, 7, 1),
           (1, 8, 18, 9, 11, 2), (1, 64, 129, 13, 15, 1), (1, 6, 3, 2, 100, 3),
+          (1, 13, 67, 2, 4, 1),  # 8 pixels: AVX-512's R + 1
           (1, 5, 7, 17, 19, 1)]  # 323 pixels: two chunks
 ACTIVATIONS = [None, "relu", "relu6", "silu"]
 
@@ -182,17 +183,6 @@ def test_workspace_is_exact_and_no_input_copy(rng):
     assert plan.workspace_bytes(x.shape) < padded
 
 
-def _im2col_packs(isa, C, M, H, threads):
-    """Whether Im2Col's tiling packs this 1 x 1 layer's B (its pack_bytes)."""
-    from leanconv._params import ConvSpec
-    from leanconv._select import filter_geometry
-    spec = ConvSpec.build((M, C, 1, 1), 1, 0, 1, 1, None)
-    im2col = lc.algorithms().index("im2col")
-    op = _core.Op(im2col, _core.ISA_NAMES.index(isa), np.zeros(M * C, np.float32), None,
-                  filter_geometry(spec), spec.epilogue, 2, False)
-    return op.setup(1, H, H, threads, im2col).tiling[5] > 0
-
-
 def auto_choice(isa, C, M, H, threads=1):
     from leanconv import _select
     from leanconv._params import ConvSpec
@@ -203,19 +193,20 @@ def auto_choice(isa, C, M, H, threads=1):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_auto_weighs_it_on_small_images(threads):
     """kernels/choose.c: 1 x 1 layers of at most 256 pixels, on ISAs that
-    price the 1 x 1 kernel (cost.pw_mac: AVX-512).  Where it was measured
-    ahead (14 x 14, input channels >= 4 x output) it is taken; 7 x 7 layers
-    (49 pixels are the GEMM's wide tile, 9 short blocks of 6 here) and
-    channel-expanding layers (the output transpose per multiply-add) are not,
-    nor layers where Im2Col packs its B blocks into panels (many row passes:
-    1024>256 and 256>1024 @14 with this suite's caches)."""
-    ahead = [(576, 96, 14), (384, 64, 14), (1024, 256, 14)]
-    behind = [(2048, 512, 7), (960, 160, 7), (160, 960, 7), (96, 576, 14), (64, 384, 14),
-              (256, 64, 56), (512, 128, 28), (256, 1024, 14)]
+    price the 1 x 1 kernel (cost.pw_mac: AVX-512).  Taken where the GEMM's
+    last pixel panel is part-empty (14 x 14) and K is long enough that the
+    output transpose weighs little (1024>256 and 256>1024 too, where Im2Col
+    packs its B blocks), and on 7 x 7 (49 pixels: the GEMM's wide tile takes
+    them whole, 7 blocks of 7 here) only for the longest K; not for short K
+    (the transpose per multiply-add), nor 960>160 @7 (the half-width kernel's
+    blocks of 12 pixels run 9 and 10), nor larger images."""
+    ahead = [(576, 96, 14), (384, 64, 14), (1024, 256, 14), (256, 1024, 14), (2048, 512, 7)]
+    behind = [(960, 160, 7), (160, 960, 7), (96, 576, 14), (64, 384, 14), (512, 2048, 7),
+              (256, 64, 56), (512, 128, 28)]
     for isa in ISAS:
         for C, M, H in ahead + behind:
             picked = auto_choice(isa, C, M, H, threads)
-            if isa == "avx512" and (C, M, H) in ahead and not _im2col_packs(isa, C, M, H, threads):
+            if isa == "avx512" and (C, M, H) in ahead:
                 assert picked == "direct_lanes", (isa, C, M, H, threads)
             else:
                 assert picked != "direct_lanes", (isa, C, M, H, threads)

@@ -54,7 +54,8 @@ void lc_config_avx512(lc_isa_config *cfg) {
     cfg->dl_rows = 6;
     cfg->dl_kernel_half = lc_f32_dl_12x32__avx512;
     cfg->dl_rows_half = 12;
-    cfg->pw_kernel = lc_f32_pw_6x64__avx512;
+    cfg->pw_kernel = lc_f32_pw_7x64__avx512;
+    cfg->pw_rows = 7;
     cfg->pw_kernel_half = lc_f32_pw_12x32__avx512;
     cfg->stem_kernel = lc_f32_stem_4x6__avx512;
     cfg->stem_lanes = 16;
@@ -79,12 +80,17 @@ void lc_config_avx512(lc_isa_config *cfg) {
      * direct_lanes (the tables have no such planes): not taken */
     cfg->cost.dl_mac = 0.94f;
     cfg->cost.dl_move = 13.66f;
-    /* its 1 x 1 form (kernels/pointwise_lanes.c), set by hand from interleaved
-     * runs against Im2Col (thread CPU time, load ~3, not a quiet fit): on
-     * 14 x 14 layers that shrink the channels (576>96, 384>64, 1024>256) it
-     * ran 3-10% ahead, which these prices put at 0.93-1.00 per multiply-add;
-     * 7 x 7 layers and channel-expanding ones stay with Im2Col */
-    cfg->cost.pw_mac = 0.97f;
+    /* its 1 x 1 form (kernels/pointwise_lanes.c, 7 x 64 pixels by channels):
+     * against the GEMMs' pixel panels (14 x 14: 208 lanes for 196 pixels; 7 x
+     * 7: 49 whole) it pays this per multiply-add plus the output transpose
+     * (dl_move a value, 13.66 / K a multiply-add), so it takes 14 x 14 layers
+     * of K above ~170 and 7 x 7 of K above ~680.  Chosen on the 1 x 1 rows
+     * of the three tables (`python bench/choice_by_cpu.py --kernel 1
+     * bench/fit_data/\*-avx512.json`): at 0.98 every pick is within 1.05 of
+     * the fastest (Xeon 2048>512@7 direct_lanes 1.05, Zen 5 512>2048@7
+     * Im2Col 1.05; Zen 4 all 1.00), where 0.97 takes 512>2048@7 too (Zen 4
+     * 1.18 behind) and 0.99 changes no pick */
+    cfg->cost.pw_mac = 0.98f;
     /* direct_lanes' stem mode (kernels/stem_lanes.c) per multiply-add, set by
      * hand (not fitted) from runs of the stems alone against Im2Col and
      * Patch2Vec (Intel Xeon, 1 and 2 threads, interleaved, load ~4): at 1.0,

@@ -492,10 +492,17 @@ void lc_f32_strided_copy__avx512(float *dst, size_t dst_stride, const float *src
 #define LC_ST_NAME lc_f32_stem_4x6__avx512
 #include "../stem_lanes_template.h"
 
-/* Their 1 x 1 forms (../pointwise_lanes_template.h), the same shapes. */
+/* Their 1 x 1 forms (../pointwise_lanes_template.h), the same widths; the
+ * full one over 7 pixels, not 6: 7 divides the 7 x 7 and 14 x 14 planes it
+ * runs on (49 and 196 pixels), where 6 cut them into blocks of 5 and 6, and
+ * a 5-pixel call ran its FMAs at 82% of the peak against 96% for 6 (weights
+ * from L2, k = 2048, AMD EPYC Zen 4).  28 accumulators and 4 weight vectors
+ * take all 32 registers: GCC keeps one accumulator on the stack, a load and
+ * a store per 28 FMAs, off the FMA chains' critical path (config.c: the
+ * measured figures). */
 #define LC_PW_NV 4
-#define LC_PW_R 6
-#define LC_PW_NAME lc_f32_pw_6x64__avx512
+#define LC_PW_R 7
+#define LC_PW_NAME lc_f32_pw_7x64__avx512
 #include "../pointwise_lanes_template.h"
 #define LC_PW_NV 2
 #define LC_PW_R 12

@@ -1130,6 +1130,7 @@ cdef extern from "leanconv/ukernels.h":
         int dl_rows_half
         _lc_pw_fn pw_kernel
         _lc_pw_fn pw_kernel_half
+        int pw_rows
     unsigned LC_GEMM_ACCUMULATE
     unsigned LC_GEMM_FINAL
     unsigned LC_PW_PREFETCH
@@ -1318,6 +1319,15 @@ def _ukernel_dl_shape(str isa_name, bint half=False):
     return t.dl_lanes, t.dl_cols, t.dl_rows
 
 
+def _ukernel_pw_shape(str isa_name, bint half=False):
+    """(L, CW, R) of the ISA's 1 x 1 direct_lanes kernel, as
+    _ukernel_dl_shape: the same widths, its own R (pw_rows)."""
+    shape = _ukernel_dl_shape(isa_name, half)
+    if shape is None or half:
+        return shape
+    return shape[0], shape[1], _table(isa_name).pw_rows
+
+
 def _ukernel_dl(str isa_name, _size_t n, const float[::1] x, _size_t x_at, const float[::1] w,
                 float[::1] t, _size_t t_at, _size_t ldt, bias, _size_t C, _size_t kH,
                 _size_t kW, _size_t xcs, _size_t xrs, _size_t xts, xoff, unsigned flags,
@@ -1385,11 +1395,11 @@ def _ukernel_pw(str isa_name, _size_t n, _size_t k, const float[::1] x, _size_t 
                 _size_t ldx, const float[::1] w, float[::1] t, _size_t t_at, _size_t ldt, bias,
                 unsigned flags, clamp=None, _size_t repeat=1, bint half=False):
     """One call of the ISA's 1 x 1 direct_lanes kernel (lc_pw_kernel_fn; half:
-    its half-width one, shaped as _ukernel_dl_shape says) on x[x_at:], tile
+    its half-width one, shaped as _ukernel_pw_shape says) on x[x_at:], tile
     t[t_at:]; every float it may touch is checked to lie inside the buffers
     first (the kernel itself trusts its caller)."""
     cdef const _lc_isa_table *tb = _table(isa_name)
-    cdef _size_t L = tb.dl_lanes, CW = tb.dl_cols, R = tb.dl_rows
+    cdef _size_t L = tb.dl_lanes, CW = tb.dl_cols, R = tb.pw_rows
     cdef _lc_pw_fn kernel = tb.pw_kernel
     if half:
         if tb.pw_kernel_half == NULL:
