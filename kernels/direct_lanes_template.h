@@ -26,7 +26,18 @@
  * fixes that, see the loop).  The kernel column step (g->xts, 1 without
  * dilation) as a constant in the 3 x 3 copy (the taps' offsets folded into
  * the loads) did not change that.  The stem's 7 x 7 as constant bounds (a
- * copy like the 3 x 3 one) ran at 82% (AVX-512).
+ * copy like the 3 x 3 one) ran at 82% (AVX-512).  On an AMD Zen 4 (AVX2
+ * forced, 2 vCPUs at load ~9) the 7 x 7 as constant bounds with kx fully
+ * unrolled ran the stem's blocks at 60% where the loop runs 76%
+ * (bench/dl_kernel_peak.py --isa avx2).  There this kernel called from C on
+ * one block ran as fast as a standalone loop of the same shape (2 loads, 6
+ * indexed broadcasts, 12 FMAs a tap; 80% of the peak under that load), and
+ * the GEMM 6 x 16 at 99% (bench/ukernel_peak.py --k 147); segments of
+ * 32-256 pixels, and skipping the transpose and the padded copy, moved the
+ * layers 0-8% (interleaved, thread CPU time).  The AVX-512 kernels run the
+ * same blocks at 88-92% there (both FMA peaks equal on Zen 4), with half the
+ * loads and loop instructions a multiply-add: likely why, not proven (no
+ * PMU in the VM).
  *
  * The including file defines the vector vocabulary of gemm_template.h
  * (LC_V, LC_VL, LC_VZERO, LC_VSET1, LC_VLOADU, LC_VSTOREU, LC_VFMA, LC_VMAX,
