@@ -50,12 +50,6 @@ const lc_blocking *lc_blocking_get(void) {
          * once the expanded tensor would not stay in one core's L2 between
          * the steps (measured on an Intel Xeon with 2 MiB L2, where every
          * 3x3 block from 3.1 MiB won at 1 and 2 threads; kernels/ir_block.c) */
-        /* a depthwise plane's padded band and output that the shared-row
-         * band kernel reads and writes while they stay in L1, with room for
-         * the input rows copied in: half of L1d (on Zen 4's 32 KiB, the
-         * 14- and 28-wide 5x5/7x7 planes, 3-10 KB, ran 0.88-0.91x channel
-         * blocks' time; the 56-wide, 32 KB, 1.1x) */
-        lc_budgets.dw_band_l1 = c->l1d / 2;
         lc_budgets.ir_band = c->l2;
         lc_budgets.ir_fuse_min = c->l2;
         lc_budgets_ready = 1;

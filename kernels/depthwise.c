@@ -9,9 +9,7 @@
  *  - 3x3, dilation 1, stride_w 1 or 2: the ISA's whole-plane kernel when it
  *    has one, which does its borders in vector code;
  *  - any other kernel, at least a vector's width of channels: channel
- *    blocks (kernels/depthwise_cblock.c), when its row buffers fit, except
- *    square 5x5 / 7x7 at stride 1 on small planes whose rows fill the
- *    vectors (lc_dw_prefer_band): the band path below;
+ *    blocks (kernels/depthwise_cblock.c), when its row buffers fit;
  *  - else: bands of output rows from a zero-padded copy of the
  *    input rows they read, in a fixed buffer on the stack (each stride-s row
  *    split into s phases so that every tap is a unit-stride vector load), by
@@ -132,30 +130,6 @@ void lc_phase_copy(const lc_isa_config *isa, float *dst, int64_t ldd, const floa
         else
             for (int64_t q = 0; q < n; q++) dr[q] = sr[q * sw];
     }
-}
-
-/* Whether a layer with a band layout runs on the band path rather than
- * channel blocks: square 5x5 and 7x7 at stride 1, dilation 1, whose band
- * kernel shares each input row's taps between the output rows in registers
- * (dw_band_template.h), a plane in one band of at most two of the kernel's
- * row blocks a column (more re-make more halo rows' taps: 28-row planes on
- * AVX2's 8-row blocks ran 1.16-1.29x channel blocks' time, on AVX-512's
- * 14-row ones 0.63-0.78x), output rows that fill at least 3/4 of the
- * vectors' lanes (14 of 16, not 7), and the band's padded rows and output
- * plane within the L1 budget.  There it skips channel blocks'
- * interleaving, about 4 shuffles per pixel vector each way. */
-static int lc_dw_prefer_band(const lc_dw_ctx *t) {
-    const lc_conv_desc *d = t->d;
-    const int64_t L = (int64_t)d->isa->dw_cblock.lanes;
-    const int64_t blk = d->isa->dw_band_rows ? (int64_t)d->isa->dw_band_rows : LC_DW_BAND_ROWS;
-    if (L == 0 || t->band_rows < d->OH || d->OH > 2 * blk || d->kH != d->kW ||
-        (d->kW != 5 && d->kW != 7) ||
-        d->stride_h != 1 || d->stride_w != 1 || d->dil_h != 1 || d->dil_w != 1)
-        return 0;
-    if (4 * d->OW < 3 * lc_div_up(d->OW, L) * L) return 0;
-    const int64_t bytes =
-        (int64_t)sizeof(float) * ((d->OH + d->kH - 1) * t->rs + d->OH * d->OW);
-    return bytes <= lc_blocking_get()->dw_band_l1;
 }
 
 /* Band path: item = a run of t->chunk planes (batch x output channel), one
@@ -424,11 +398,9 @@ int lc_depthwise_run(const lc_conv_desc *dp, const float *x, const float *w,
                   : NULL;
     if (lc_depthwise_tiny_run(d, &dp->epilogue, x, w, bias, res, y)) return LC_OK;
     if (lc_dw_planes_run(d, &dp->epilogue, t.post, x, w, bias, res, y)) return LC_OK;
+    if (!t.plane && lc_depthwise_cblock_run(d, &dp->epilogue, x, w, bias, res, y)) return LC_OK;
     t.band_rows = 0;
     if (!t.plane) lc_dw_band_layout(&t);
-    if (!t.plane && !lc_dw_prefer_band(&t) &&
-        lc_depthwise_cblock_run(d, &dp->epilogue, x, w, bias, res, y))
-        return LC_OK;
     if (t.band_rows > 0) {
         /* runs of planes: at least 4 per thread for balance, at most 64 */
         const int64_t planes = d->N * d->M;

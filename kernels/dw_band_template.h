@@ -18,17 +18,6 @@
 #else
 #define LC_DWB_UNROLL
 #endif
-#if defined(__GNUC__) || defined(__clang__)
-#define LC_DWB_UNROLL_ALL _Pragma("GCC unroll 64")
-#else
-#define LC_DWB_UNROLL_ALL
-#endif
-/* Output rows a shared-row block keeps in accumulators: the ISA's choice by
- * its register count (each block re-makes the taps of its KW - 1 halo rows,
- * so taller blocks share more; a 14-row plane is one block at 14). */
-#ifndef LC_DWB_MAX_RB
-#define LC_DWB_MAX_RB LC_DW_BAND_ROWS
-#endif
 
 /* Outputs [ox, ox + VB*L) of rows [0, RB) (stored up to column n).  KW > 0:
  * the kernel is KW wide with dilation 1 and its taps are at kx (SW 1) or at
@@ -140,97 +129,6 @@ LC_DWB_INLINE void LC_CAT(LC_DWB_NAME, _block)(float *out, size_t ldo, size_t ox
     }
 }
 
-/* Square KW x KW kernels (dilation 1 across) whose rows step S tap rows an
- * output row (stride S both ways, phase layout of S): output rows [0, RB)
- * of the vector at ox.  Input row j of the block (p + j*tap_step) feeds
- * output rows r with ky = j - r*S in [0, KW): each of its KW taps is made
- * once (a shift of two loads per phase, or one load) and multiplied into
- * every accumulator it feeds, with the weight broadcast from memory.  So a
- * tap costs 1/KW .. 1/ceil(KW/S) of a load or shift per FMA where the
- * blocks above make one per FMA (the bound on 14-wide planes).  Walking j
- * up and kx up within a row keeps each accumulator's order (ky, then kx).
- * A copy per (RB, KW, S), each out of line: inlined into one dispatcher
- * they crowded its registers. */
-LC_DWB_INLINE void LC_CAT(LC_DWB_NAME, _shared)(float *out, size_t ldo, size_t ox, size_t n,
-                                                const float *p, size_t tap_step, size_t wq,
-                                                const float *w, LC_V vb, int clamp, LC_V vlo,
-                                                LC_V vhi, const int RB, const int KW,
-                                                const int S) {
-    const size_t L = LC_VLANES;
-    LC_V acc[LC_DWB_MAX_RB];
-    LC_DWB_UNROLL_ALL
-    for (int r = 0; r < RB; r++) acc[r] = vb;
-    LC_DWB_UNROLL_ALL
-    for (int j = 0; j < (RB - 1) * S + KW; j++) {
-        const float *q = p + (size_t)j * tap_step + ox;
-        /* the weights re-read each row: held over rows they would be
-         * KW*KW registers, spilled */
-        const float *wj = w;
-        LC_OPAQUE_PTR(wj);
-#ifdef LC_DWB_SHIFT
-        LC_V raw[2][2];
-        LC_DWB_UNROLL_ALL
-        for (int ph = 0; ph < S; ph++) {
-            raw[ph][0] = LC_VLOAD(q + (size_t)ph * wq);
-            raw[ph][1] = LC_VLOAD(q + (size_t)ph * wq + L);
-        }
-#endif
-        LC_DWB_UNROLL_ALL
-        for (int kx = 0; kx < KW; kx++) {
-#ifdef LC_DWB_SHIFT
-            const LC_V tap = LC_DWB_SHIFT(raw[kx % S][1], raw[kx % S][0], kx / S);
-#else
-            const LC_V tap = LC_VLOAD(q + (size_t)(kx % S) * wq + (size_t)(kx / S));
-#endif
-            LC_DWB_UNROLL_ALL
-            for (int r = 0; r < RB; r++) {
-                const int ky = j - r * S;
-                if (ky >= 0 && ky < KW)
-                    acc[r] = LC_VFMA(acc[r], LC_VSET1(wj[ky * KW + kx]), tap);
-            }
-        }
-    }
-    LC_DWB_UNROLL_ALL
-    for (int r = 0; r < RB; r++) {
-        LC_V y = acc[r];
-        if (clamp) y = LC_VCLAMP(y, vlo, vhi);
-        if (ox + L <= n) LC_VSTORE(out + (size_t)r * ldo + ox, y);
-        else LC_VSTORE_PART(out + (size_t)r * ldo + ox, y, n - ox);
-    }
-}
-
-typedef void (*LC_CAT(LC_DWB_NAME, _shared_fn))(float *out, size_t ldo, size_t ox, size_t n,
-                                               const float *p, size_t tap_step, size_t wq,
-                                               const float *w, LC_V vb, int clamp, LC_V vlo,
-                                               LC_V vhi);
-#define LC_DWB_SHARED_FN(RB, KW, S)                                                            \
-    static LC_NOINLINE void LC_CAT(LC_DWB_NAME, _shared_##RB##_##KW##_##S)(                     \
-        float *out, size_t ldo, size_t ox, size_t n, const float *p, size_t tap_step,          \
-        size_t wq, const float *w, LC_V vb, int clamp, LC_V vlo, LC_V vhi) {                    \
-        LC_CAT(LC_DWB_NAME, _shared)(out, ldo, ox, n, p, tap_step, wq, w, vb, clamp, vlo, vhi, \
-                                     RB, KW, S);                                               \
-    }
-/* stride 1 only: at stride 2 (672@14/2 5x5) channel blocks stay ahead, and
- * the band's older blocks serve what they decline */
-#define LC_DWB_SHARED_FNS(RB) LC_DWB_SHARED_FN(RB, 5, 1) LC_DWB_SHARED_FN(RB, 7, 1)
-#define LC_DWB_SHARED_ROW(RB)                                                                  \
-    {LC_CAT(LC_DWB_NAME, _shared_##RB##_5_1), LC_CAT(LC_DWB_NAME, _shared_##RB##_7_1)},
-/* X(RB) for every block height 1 .. LC_DWB_MAX_RB (8 or 14) */
-#if LC_DWB_MAX_RB > 8
-#define LC_DWB_EACH_RB(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14)
-#else
-#define LC_DWB_EACH_RB(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8)
-#endif
-LC_DWB_EACH_RB(LC_DWB_SHARED_FNS)
-/* [RB - 1][KW == 7] */
-static const LC_CAT(LC_DWB_NAME, _shared_fn) LC_CAT(LC_DWB_NAME, _shared_fns)[][2] = {
-    LC_DWB_EACH_RB(LC_DWB_SHARED_ROW)
-};
-#undef LC_DWB_EACH_RB
-#undef LC_DWB_SHARED_ROW
-#undef LC_DWB_SHARED_FNS
-#undef LC_DWB_SHARED_FN
-
 #define LC_DWB_CALL(RB, VB, KW, SW)                                                            \
     LC_CAT(LC_DWB_NAME, _block)(out + r_ * ldo, ldo, ox, n, p + r_ * row_step, row_step,      \
                                 tap_step, coff, wq, w, kH, kW, vb, clamp, vlo, vhi, RB, VB, KW, SW)
@@ -274,22 +172,6 @@ void LC_DWB_NAME(float *out, size_t ldo, size_t rows, size_t n, const float *p,
         s1 &= coff[kx] == kx;
         s2 &= coff[kx] == (kx & 1) * wq + kx / 2;
     }
-    /* square 5x5 and 7x7, stride 1 (rows a tap row apart): shared-row
-     * blocks down each column vector, the band's rows split into blocks of
-     * equal height (no short block bound by the FMA latency) */
-    if (s1 && kH == kW && (kW == 5 || kW == 7) && row_step == tap_step) {
-        const size_t nblk = (rows + LC_DWB_MAX_RB - 1) / LC_DWB_MAX_RB;
-        for (size_t ox = 0; ox < n; ox += L)
-            for (size_t b = 0, r0 = 0; b < nblk; b++) {
-                const size_t rb = (rows - r0) / (nblk - b);
-                float *o = out + r0 * ldo;
-                const float *pr = p + r0 * row_step;
-                LC_CAT(LC_DWB_NAME, _shared_fns)[rb - 1][kW == 7](
-                    o, ldo, ox, n, pr, tap_step, wq, w, vb, clamp, vlo, vhi);
-                r0 += rb;
-            }
-        return;
-    }
     if (s1 && kW == 3) LC_DWB_BAND(3, 1)
     else if (s1 && kW == 5) LC_DWB_BAND(5, 1)
     else if (s1 && kW == 7) LC_DWB_BAND(7, 1)
@@ -304,6 +186,4 @@ void LC_DWB_NAME(float *out, size_t ldo, size_t rows, size_t n, const float *p,
 #undef LC_DWB_CALL
 #undef LC_DWB_INLINE
 #undef LC_DWB_UNROLL
-#undef LC_DWB_UNROLL_ALL
-#undef LC_DWB_MAX_RB
 #undef LC_DWB_NAME

@@ -257,9 +257,6 @@ typedef struct lc_blocking {
     int64_t gemm_c_far;    /* C the tall tile stores over more bytes than this is asked
                             * for a panel ahead (lc_tall_c_ahead) */
     int64_t wino_block;    /* bytes a Winograd block keeps its V and Mo buffers in */
-    int64_t dw_band_l1;    /* bytes of a depthwise plane's padded band and output
-                            * within which the band path beats channel blocks
-                            * (lc_dw_prefer_band) */
     int64_t ir_band;       /* bytes of a fused inverted-residual block's expanded band
                             * (kernels/ir_block.c), per thread */
     int64_t ir_fuse_min;   /* expanded images of at least these bytes are fused band

@@ -61,16 +61,6 @@ static inline void lc_prefetch_block(const float *p, size_t floats) {
 #define LC_NOINLINE
 #endif
 
-/* Hides pointer p's value from the optimiser (GCC, Clang): loads through
- * it are not merged with, or hoisted above, loads through its earlier
- * value.  A kernel that would otherwise keep every broadcast weight of a
- * 7x7 in registers (and spill them) re-broadcasts them from memory. */
-#if defined(__GNUC__) || defined(__clang__)
-#define LC_OPAQUE_PTR(p) __asm__ volatile("" : "+r"(p))
-#else
-#define LC_OPAQUE_PTR(p) ((void)0)
-#endif
-
 /* A function GCC must not auto-vectorise: its vectoriser built the scalar
  * 1 x 1 lanes kernel's 2-pixel case from loads spanning two channels' rows,
  * one row past the input's end (GCC 12, -O3; kernels/scalar/gemm.c). */

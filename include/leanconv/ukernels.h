@@ -161,10 +161,6 @@ typedef void (*lc_dw_tiny_fn)(float *out, const float *in, size_t channels, size
  * padded rows hold that slack, 64-byte aligned); it writes out[r*ldo + ox],
  * ox < n, only. */
 #define LC_DW_BAND_LANES 16
-/* Output rows a band kernel's shared-row block (square 5x5 / 7x7, stride 1)
- * keeps in accumulators unless the ISA states more (lc_isa_config
- * dw_band_rows): each block re-makes its kH - 1 halo rows' taps. */
-#define LC_DW_BAND_ROWS 8
 typedef void (*lc_dw_band_fn)(float *out, size_t ldo, size_t rows, size_t n, const float *p,
                               size_t row_step, size_t tap_step, const size_t *coff,
                               const float *w, size_t kH, size_t kW, float bias,
@@ -442,7 +438,6 @@ typedef struct lc_isa_config {
     lc_dw3x3_plane_fn dw3x3_plane; /* optional (NULL: dw_row per output row) */
     lc_dw3x3_planes_fn dw3x3_planes; /* optional: small stride-1 planes, several a call */
     lc_dw_band_fn dw_band;         /* depthwise kernels other than the 3x3 plane's */
-    size_t dw_band_rows;           /* its shared-row blocks' height (0: LC_DW_BAND_ROWS) */
     lc_dw_cblock_kernels dw_cblock; /* optional (lanes 0): channel-blocked depthwise */
     /* Optional entries (NULL: the drivers use their portable C path). */
     lc_strided_copy_fn strided_copy; /* patch unwrapping runs */

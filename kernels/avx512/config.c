@@ -26,7 +26,6 @@ void lc_config_avx512(lc_isa_config *cfg) {
     lc_wino_fill__avx512(cfg);
     cfg->dw_row = lc_f32_dw_row__avx512;
     cfg->dw_band = lc_f32_dw_band__avx512;
-    cfg->dw_band_rows = LC_TILE_DW_BAND_ROWS;
     cfg->dw_cblock = LC_DW_CBLOCK_ENTRY(lc_f32_dw_cblock__avx512, 16);
     cfg->dw3x3_plane = lc_f32_dw3x3_plane__avx512;
     cfg->dw3x3_planes = lc_f32_dw3x3_planes__avx512;

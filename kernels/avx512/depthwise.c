@@ -5,7 +5,6 @@
 #ifdef LC_BUILD_AVX512
 #include "target_begin.h"
 #include "../ukernel_decls.h"
-#include "tile.h"
 
 static inline __mmask16 lc_dw_mask16(ptrdiff_t count) {
     count = count < 0 ? 0 : count > 16 ? 16 : count;
@@ -521,7 +520,6 @@ static inline __m512 lc_dwb_shift(__m512 hi, __m512 lo, int k) {
     }
 }
 #define LC_DWB_SHIFT(hi, lo, k) lc_dwb_shift((hi), (lo), (k))
-#define LC_DWB_MAX_RB LC_TILE_DW_BAND_ROWS
 #define LC_DWB_NAME lc_f32_dw_band__avx512
 #include "../dw_band_template.h"
 #undef LC_DWB_SHIFT

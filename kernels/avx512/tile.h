@@ -6,7 +6,4 @@
 #define LC_TILE_MR 8
 #define LC_TILE_NR 32
 #define LC_TILE_KC 256
-/* The depthwise band kernel's shared-row blocks: 14 accumulators of 32
- * registers (a 14-row plane one block), the rest for the raw rows and a tap */
-#define LC_TILE_DW_BAND_ROWS 14
 #endif
