@@ -247,18 +247,6 @@ void lc_im2col_tiling(const lc_conv_desc *d, int64_t *tiling) {
     memcpy(tiling, &b, sizeof b);
 }
 
-int lc_im2col_packs_pointwise(const lc_conv_desc *request) {
-    int64_t tiling[LC_CONV_TILING_WORDS];
-    lc_im2col_tiles b;
-    if (!lc_gemm_is_pointwise(request)) return 0;
-    lc_conv_desc d = *request; /* as Im2Col would run it */
-    d.algorithm = LC_ALGO_IM2COL;
-    d = lc_conv_as_run(&d);
-    lc_im2col_tiling(&d, tiling);
-    memcpy(&b, tiling, sizeof b);
-    return b.pack_bytes > 0;
-}
-
 int64_t lc_im2col_workspace(const lc_conv_desc *d, int *ok) {
     if (lc_gemm_is_pointwise(d)) {
         /* B is the input; a buffer per thread where its blocks are packed */

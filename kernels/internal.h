@@ -321,8 +321,6 @@ int lc_conv_run_tiled(const lc_conv_desc *d, const int64_t *tiling, int64_t need
                       float *y, void *workspace, int64_t workspace_bytes);
 int64_t lc_im2col_workspace(const lc_conv_desc *d, int *ok);
 void lc_im2col_tiling(const lc_conv_desc *d, int64_t *tiling);
-/* Whether Im2Col runs this 1 x 1 layer with its B blocks packed into panels. */
-int lc_im2col_packs_pointwise(const lc_conv_desc *d);
 int lc_im2col_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
                   const float *packed, const float *bias, const float *res, float *y, char *ws);
 int64_t lc_patch2vec_workspace(const lc_conv_desc *d, int *ok);

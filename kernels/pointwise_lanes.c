@@ -139,7 +139,7 @@ int64_t lc_pointwise_lanes_pixels(const lc_conv_desc *d) {
 
 /* Weighed (kernels/choose.c) on ISAs that price it (pw_mac), on images of
  * one chunk.  It used to be kept from the layers where Im2Col packs B's
- * blocks into panels (lc_im2col_packs_pointwise: many row passes), where Im2Col
+ * blocks into panels (lc_im2col_packs_b in kernels/im2col.c: many row passes), where Im2Col
  * ran 4-13% ahead with the caches flushed on an Intel Xeon; the 1-thread
  * tables of three CPUs (bench/fit_data) have it ahead there on both AMD
  * EPYCs (1024>256@14: 0.92 and 0.93 of Im2Col) and level on the Xeon

@@ -25,7 +25,6 @@ from leanconv.onnx.graph import _NP_TYPES
 KNOWN_COMPARE = ("onnxruntime",)
 
 
-
 def max_rel_diff(ours, theirs):
     """max |ours - theirs| / max |theirs| over pairs of outputs (empty ones
     skipped), in float64: the one measure of agreement with another engine
@@ -33,6 +32,7 @@ def max_rel_diff(ours, theirs):
     return max(float(np.max(np.abs(np.asarray(a, np.float64) - b)))
                / max(float(np.max(np.abs(b))), 1e-30)
                for a, b in zip(ours, theirs) if np.size(a))
+
 
 def random_inputs(model, seed=0, batch=1):
     """A random input per graph input; symbolic dimensions become `batch` (first) or 1."""
