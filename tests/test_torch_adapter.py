@@ -670,6 +670,7 @@ def test_autocast_functional_returns_torchs_dtype(dtype, input_dtype, leanconv_c
 
 @pytest.mark.parametrize("dtype", AUTOCAST)
 def test_autocast_modules_converted_models_and_enable(dtype, leanconv_calls):
+    torch.manual_seed(0)   # nn.Conv2d's initial weights: the same whatever ran before
     model, x = Functional(), rand(2, 3, 12, 12)
     converted = lct.convert(model)
     with torch.autocast("cpu", dtype=dtype):
