@@ -26,7 +26,14 @@
  * On a Zen 5 (1 MiB L2, 32 MiB L3, 1 thread) fused and unfused tied within
  * noise while the expanded tensor stayed in L3, and the fused block won at
  * 18 MiB (1.1-1.3x).  Bands of a few rows lost to the kernels' per-call
- * edges, whatever cache they fit in. */
+ * edges, whatever cache they fit in.
+ *
+ * With the projecting 1x1 after the depthwise fused as well, the band's
+ * depthwise rows go to a second per-thread buffer (E x band x OW) instead of
+ * y, and the projection's GEMM (the same panel loop, B read in place from
+ * that buffer) writes the block's output rows, residual and activation
+ * included.  Unfused, the depthwise output (MobileNetV2's 96 x 56 x 56 =
+ * 1.2 MB) is written past L2 and read back by the projection from L3. */
 #include <string.h>
 
 #include "internal.h"
@@ -42,7 +49,8 @@ void lc_ir_block_debug(int64_t rows, int pays) {
     lc_irb_forced_pays = pays < 0 ? -1 : pays != 0;
 }
 
-const char *lc_ir_block_unsupported(const lc_conv_desc *e, const lc_conv_desc *d) {
+const char *lc_ir_block_unsupported(const lc_conv_desc *e, const lc_conv_desc *d,
+                                    const lc_conv_desc *p) {
     if (!lc_gemm_is_pointwise(e) || e->groups != 1)
         return "the first convolution must be 1x1, stride 1, unpadded, one group";
     if (d->groups != d->C || d->M != d->C || d->C != e->M)
@@ -57,6 +65,14 @@ const char *lc_ir_block_unsupported(const lc_conv_desc *e, const lc_conv_desc *d
         return "the depthwise padding must be within its kernel's reach";
     if (d->OH < 1 || d->OW < 1 || e->N < 1 || e->C < 1)
         return "empty tensors";
+    if (p) {
+        if (!lc_gemm_is_pointwise(p) || p->groups != 1)
+            return "the projection must be 1x1, stride 1, unpadded, one group";
+        if (p->C != d->M || p->N != d->N || p->H != d->OH || p->W != d->OW || p->M < 1)
+            return "the projection's shape does not chain to the depthwise's output";
+        if (p->isa != d->isa)
+            return "the three convolutions must use one ISA";
+    }
     return NULL;
 }
 
@@ -94,15 +110,21 @@ static int64_t lc_irb_runs(const lc_conv_desc *d) {
     return lc_min64(runs, d->OH);
 }
 
-int64_t lc_ir_block_band_rows(const lc_conv_desc *e, const lc_conv_desc *d) {
-    if (lc_ir_block_unsupported(e, d)) return 0;
+int64_t lc_ir_block_band_rows(const lc_conv_desc *e, const lc_conv_desc *d,
+                              const lc_conv_desc *p) {
+    if (lc_ir_block_unsupported(e, d, p)) return 0;
     if (lc_irb_forced_band) return lc_min64(lc_irb_forced_band, d->OH);
-    const int64_t row_bytes = e->M * d->W * (int64_t)sizeof(float); /* an expanded row */
-    const int64_t fit = lc_blocking_get()->ir_band / row_bytes;     /* rows the budget holds */
+    /* the budget in floats per expanded channel: a band's expanded rows (W
+     * floats each), and with a projection its depthwise rows too (OW each):
+     * the projection reads them back, so both buffers share the budget (the
+     * expanded rows alone unchanged without one) */
+    const int64_t fit = lc_blocking_get()->ir_band / (e->M * (int64_t)sizeof(float));
     const int64_t reach = (d->kH - 1) * d->dil_h;
+    const int64_t first = (reach + 1) * d->W + (p ? d->OW : 0); /* the first output row's */
+    const int64_t next = d->stride_h * d->W + (p ? d->OW : 0);  /* each further one's */
     /* rows too wide for the budget: one output row a band all the same (the
      * buffer then outgrows it; lc_ir_block_pays says whether that pays) */
-    int64_t most = fit < reach + 1 ? 1 : lc_min64((fit - reach - 1) / d->stride_h + 1, d->OH);
+    int64_t most = fit < first ? 1 : lc_min64((fit - first) / next + 1, d->OH);
     /* no fewer bands than the image's runs */
     most = lc_min64(most, lc_div_up(d->OH, lc_irb_runs(d)));
     /* as many bands as that takes, evened out (the last one not a sliver) */
@@ -110,7 +132,7 @@ int64_t lc_ir_block_band_rows(const lc_conv_desc *e, const lc_conv_desc *d) {
 }
 
 int lc_ir_block_pays(const lc_conv_desc *e, const lc_conv_desc *d) {
-    if (lc_ir_block_band_rows(e, d) < 1) return 0;
+    if (lc_ir_block_band_rows(e, d, NULL) < 1) return 0;
     if (lc_irb_forced_pays >= 0) return lc_irb_forced_pays;
     if (!lc_irb_plane_kernel(d)) return 0;
     const int64_t fit = lc_blocking_get()->ir_band / (e->M * d->W * (int64_t)sizeof(float));
@@ -118,6 +140,16 @@ int lc_ir_block_pays(const lc_conv_desc *e, const lc_conv_desc *d) {
     const double expanded =
         (double)e->N * (double)e->M * (double)e->H * (double)e->W * sizeof(float);
     return expanded >= (double)lc_blocking_get()->ir_fuse_min;
+}
+
+/* The projection pays fused where the depthwise's output would not stay in
+ * one core's L2 between two steps: the same threshold as the expansion's. */
+int lc_ir_block_project_pays(const lc_conv_desc *e, const lc_conv_desc *d,
+                             const lc_conv_desc *p) {
+    if (!lc_ir_block_pays(e, d) || lc_ir_block_unsupported(e, d, p)) return 0;
+    if (lc_irb_forced_pays >= 0) return lc_irb_forced_pays;
+    const double out = (double)d->N * (double)d->M * (double)d->OH * (double)d->OW * sizeof(float);
+    return out >= (double)lc_blocking_get()->ir_fuse_min;
 }
 
 int64_t lc_ir_block_packed_floats(const lc_conv_desc *e) {
@@ -131,17 +163,29 @@ void lc_ir_block_pack(const lc_conv_desc *e, const float *we, float *packed) {
 }
 
 /* Expanded rows a band buffer holds per channel: the largest band's. */
-static int64_t lc_irb_cap(const lc_conv_desc *e, const lc_conv_desc *d) {
-    return lc_min64(d->H, lc_irb_rows_in(d, lc_ir_block_band_rows(e, d)));
+static int64_t lc_irb_cap(const lc_conv_desc *e, const lc_conv_desc *d,
+                          const lc_conv_desc *p) {
+    return lc_min64(d->H, lc_irb_rows_in(d, lc_ir_block_band_rows(e, d, p)));
 }
 
 /* Per-thread band buffer: cap rows of every expanded channel. */
-static int64_t lc_irb_slice_bytes(const lc_conv_desc *e, const lc_conv_desc *d, int *ok) {
-    return lc_aligned_floats_bytes(lc_mul(lc_mul(e->M, lc_irb_cap(e, d), ok), d->W, ok), ok);
+static int64_t lc_irb_slice_bytes(const lc_conv_desc *e, const lc_conv_desc *d,
+                                  const lc_conv_desc *p, int *ok) {
+    return lc_aligned_floats_bytes(lc_mul(lc_mul(e->M, lc_irb_cap(e, d, p), ok), d->W, ok), ok);
 }
 
-static double lc_irb_work(const lc_conv_desc *e, const lc_conv_desc *d) {
-    return lc_conv_work(e) + lc_conv_work(d);
+/* Per-thread depthwise band buffer where a projection follows: a band's
+ * output rows of every channel (0 without one). */
+static int64_t lc_irb_dw_bytes(const lc_conv_desc *e, const lc_conv_desc *d,
+                               const lc_conv_desc *p, int *ok) {
+    if (!p) return 0;
+    return lc_aligned_floats_bytes(
+        lc_mul(lc_mul(d->M, lc_ir_block_band_rows(e, d, p), ok), d->OW, ok), ok);
+}
+
+static double lc_irb_work(const lc_conv_desc *e, const lc_conv_desc *d,
+                          const lc_conv_desc *p) {
+    return lc_conv_work(e) + lc_conv_work(d) + (p ? lc_conv_work(p) : 0.0);
 }
 
 static int64_t lc_irb_run_bands(const lc_conv_desc *d, int64_t band) {
@@ -153,24 +197,30 @@ static int64_t lc_irb_items(const lc_conv_desc *d, int64_t band) {
     return d->N * lc_div_up(lc_div_up(d->OH, band), lc_irb_run_bands(d, band));
 }
 
-int64_t lc_ir_block_workspace_bytes(const lc_conv_desc *e, const lc_conv_desc *d) {
-    const int64_t band = lc_ir_block_band_rows(e, d);
+int64_t lc_ir_block_workspace_bytes(const lc_conv_desc *e, const lc_conv_desc *d,
+                                    const lc_conv_desc *p) {
+    const int64_t band = lc_ir_block_band_rows(e, d, p);
     if (band < 1) return -1;
     int ok = 1;
-    const int threads = lc_threads_used(d->nthreads, lc_irb_items(d, band), lc_irb_work(e, d));
-    const int64_t bytes = lc_mul(threads, lc_irb_slice_bytes(e, d, &ok), &ok);
+    const int threads =
+        lc_threads_used(d->nthreads, lc_irb_items(d, band), lc_irb_work(e, d, p));
+    const int64_t slice =
+        lc_add(lc_irb_slice_bytes(e, d, p, &ok), lc_irb_dw_bytes(e, d, p, &ok), &ok);
+    const int64_t bytes = lc_mul(threads, slice, &ok);
     return ok ? bytes : -1;
 }
 
 typedef struct {
-    lc_conv_desc e, d;   /* clamp flags derived */
+    lc_conv_desc e, d, p; /* clamp flags derived; p valid where `project` */
+    int project;         /* the projection runs on each band's depthwise rows */
+    lc_ir_project proj;
     lc_epilogue kep;     /* the plane kernel's part of d's epilogue */
     int post;            /* the rest runs as the post-op */
     int plane;           /* the ISA's 3x3 plane kernel serves d */
     const float *x, *we, *be, *wd, *bd;
     float *y;
     void *ws;
-    int64_t slice, band, run_bands, runs, cap;
+    int64_t slice, dw_offset, band, run_bands, runs, cap;
 } lc_irb_ctx;
 
 /* Expanded rows [r0, r1) of image n into the buffer at row r0 - base (every
@@ -189,14 +239,15 @@ static void lc_irb_expand(const lc_irb_ctx *t, int64_t n, int64_t r0, int64_t r1
 }
 
 /* The depthwise of output rows [oy0, oy0 + rows) of image n from expanded
- * rows [iy0, iy1) held at buffer row iy0 - base. */
-static void lc_irb_depthwise(const lc_irb_ctx *t, int64_t n, int64_t oy0, int64_t rows,
-                             int64_t iy0, int64_t iy1, int64_t base, const float *buf) {
+ * rows [iy0, iy1) held at buffer row iy0 - base, into yb (channels
+ * `plane` floats apart). */
+static void lc_irb_depthwise(const lc_irb_ctx *t, int64_t oy0, int64_t rows, int64_t iy0,
+                             int64_t iy1, int64_t base, const float *buf, float *yb,
+                             int64_t plane) {
     const lc_conv_desc *d = &t->d;
     const lc_isa_config *isa = d->isa;
     const int64_t top = oy0 * d->stride_h - d->pad_t, h = iy1 - iy0, E = d->M;
     const float *in = buf + (iy0 - base) * d->W;
-    float *yb = t->y + (n * E * d->OH + oy0) * d->OW;
     if (!t->plane) {
         /* the band as a small layer of its own: padded where the image is */
         lc_conv_desc sub = *d;
@@ -206,11 +257,11 @@ static void lc_irb_depthwise(const lc_irb_ctx *t, int64_t n, int64_t oy0, int64_
         sub.pad_t = iy0 - top;
         sub.pad_b = top + lc_irb_rows_in(d, rows) - iy1;
         sub.nthreads = 1;
-        lc_depthwise_rows(&sub, in, t->cap * d->W, t->wd, t->bd, yb, d->OH * d->OW, E);
+        lc_depthwise_rows(&sub, in, t->cap * d->W, t->wd, t->bd, yb, plane, E);
         return;
     }
     for (int64_t c = 0; c < E; c++) {
-        float *out = yb + c * d->OH * d->OW;
+        float *out = yb + c * plane;
         isa->dw3x3_plane(out, (size_t)rows, (size_t)d->OW, in + c * t->cap * d->W, (size_t)h,
                          (size_t)d->W, (size_t)d->stride_h, (size_t)d->stride_w,
                          (size_t)(iy0 - top), (size_t)d->pad_l, t->wd + c * 9,
@@ -220,15 +271,30 @@ static void lc_irb_depthwise(const lc_irb_ctx *t, int64_t n, int64_t oy0, int64_
     }
 }
 
+/* The projection of output rows [oy0, oy0 + rows) of image n from their
+ * depthwise rows in dw (channels band x OW floats apart). */
+static void lc_irb_project(const lc_irb_ctx *t, int64_t n, int64_t oy0, int64_t rows,
+                           const float *dw) {
+    const lc_conv_desc *p = &t->p;
+    const lc_isa_config *isa = p->isa;
+    const int64_t at = (n * p->M * p->H + oy0) * p->W;
+    lc_gemm_panels_rows(isa, (size_t)p->M, 0, (size_t)p->M, (size_t)p->C, t->proj.wp_packed, dw,
+                        (size_t)(t->band * p->W), (size_t)isa->nr, (size_t)(rows * p->W),
+                        t->y + at, (size_t)(p->H * p->W), (size_t)isa->nr, t->proj.bp,
+                        t->proj.residual ? t->proj.residual + at : NULL, &p->epilogue,
+                        LC_PANELS_EPILOGUE | LC_PANELS_WIDE, NULL);
+}
+
 /* One run of bands of one image, in order: each band's expanded rows
  * (those the band before left in the buffer moved to its top, the rest
- * computed below them), then its depthwise. */
+ * computed below them), then its depthwise, then its projection if any. */
 static void lc_irb_task(void *vctx, int64_t item, int thread) {
     const lc_irb_ctx *t = (const lc_irb_ctx *)vctx;
     const lc_conv_desc *d = &t->d;
     const int64_t n = item / t->runs, first = (item - n * t->runs) * t->run_bands;
     const int64_t E = d->M, W = d->W;
     float *buf = (float *)lc_thread_scratch(t->ws, t->slice, thread);
+    float *dw = (float *)((char *)buf + t->dw_offset);
     int64_t base = 0, have = 0; /* the buffer holds image rows [base, base + have) */
     for (int64_t b = first; b < first + t->run_bands; b++) {
         const int64_t oy0 = b * t->band;
@@ -246,19 +312,34 @@ static void lc_irb_task(void *vctx, int64_t item, int thread) {
         base = iy0;
         lc_irb_expand(t, n, iy0 + keep, iy1, base, buf);
         have = iy1 - iy0;
-        lc_irb_depthwise(t, n, oy0, rows, iy0, iy1, base, buf);
+        if (t->project) {
+            lc_irb_depthwise(t, oy0, rows, iy0, iy1, base, buf, dw, t->band * d->OW);
+            lc_irb_project(t, n, oy0, rows, dw);
+        } else {
+            lc_irb_depthwise(t, oy0, rows, iy0, iy1, base, buf,
+                             t->y + (n * E * d->OH + oy0) * d->OW, d->OH * d->OW);
+        }
     }
 }
 
-int lc_ir_block_run(const lc_conv_desc *e, const lc_conv_desc *d, const float *x,
-                    const float *we_packed, const float *be, const float *wd, const float *bd,
-                    float *y, void *workspace, int64_t workspace_bytes) {
-    const int64_t need = lc_ir_block_workspace_bytes(e, d);
-    if (need < 0 || workspace_bytes < need || (need > 0 && !workspace))
+int lc_ir_block_run(const lc_conv_desc *e, const lc_conv_desc *d, const lc_conv_desc *p,
+                    const float *x, const float *we_packed, const float *be, const float *wd,
+                    const float *bd, const lc_ir_project *proj, float *y, void *workspace,
+                    int64_t workspace_bytes) {
+    const int64_t need = lc_ir_block_workspace_bytes(e, d, p);
+    if (need < 0 || workspace_bytes < need || (need > 0 && !workspace) || !p != !proj ||
+        (proj && !proj->wp_packed))
         return LC_ERR_UNSUPPORTED;
     lc_irb_ctx t;
+    memset(&t, 0, sizeof t);
     t.e = *e;
     t.d = *d;
+    t.project = p != NULL;
+    if (p) {
+        t.p = *p;
+        t.p.epilogue.clamp = p->epilogue.act == LC_ACT_CLAMP;
+        t.proj = *proj;
+    }
     /* the drivers see `clamp` set exactly when the activation is a clamp */
     t.e.epilogue.clamp = e->epilogue.act == LC_ACT_CLAMP;
     t.d.epilogue.clamp = d->epilogue.act == LC_ACT_CLAMP;
@@ -268,11 +349,12 @@ int lc_ir_block_run(const lc_conv_desc *e, const lc_conv_desc *d, const float *x
     t.x = x; t.we = we_packed; t.be = be; t.wd = wd; t.bd = bd; t.y = y;
     t.ws = workspace;
     int ok = 1;
-    t.slice = lc_irb_slice_bytes(e, d, &ok);
-    t.band = lc_ir_block_band_rows(e, d);
-    t.cap = lc_irb_cap(e, d);
+    t.dw_offset = lc_irb_slice_bytes(e, d, p, &ok);
+    t.slice = t.dw_offset + lc_irb_dw_bytes(e, d, p, &ok);
+    t.band = lc_ir_block_band_rows(e, d, p);
+    t.cap = lc_irb_cap(e, d, p);
     t.run_bands = lc_irb_run_bands(d, t.band);
     t.runs = lc_div_up(lc_div_up(d->OH, t.band), t.run_bands);
-    lc_parallel_for(d->nthreads, lc_irb_items(d, t.band), lc_irb_work(e, d), lc_irb_task, &t);
+    lc_parallel_for(d->nthreads, lc_irb_items(d, t.band), lc_irb_work(e, d, p), lc_irb_task, &t);
     return LC_OK;
 }

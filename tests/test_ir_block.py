@@ -174,3 +174,76 @@ def test_band_buffers_are_written_before_read():
     finally:
         _core.debug_schedule()
     assert np.array_equal(got, want)
+
+
+def project64(y, wp, bp, act_p, residual):
+    """float64: the projecting 1x1 after the depthwise, its residual and activation."""
+    z = np.einsum("pe,nehw->nphw", wp[:, :, 0, 0].astype(np.float64), y)
+    if bp is not None:
+        z += bp[None, :, None, None]
+    if residual is not None:
+        z += residual
+    return _act64(z, act_p)
+
+
+# (case index in CASES, P, act_p, residual): MobileNetV2's projection (no
+# activation, a residual), a wide one past MR rows, an odd P below MR
+PROJECT_CASES = [(0, 5, None, True), (1, 37, RELU6, False), (4, 3, "relu", True),
+                 (6, 9, None, False), (8, 7, None, True)]
+
+
+@pytest.mark.parametrize("pcase", PROJECT_CASES, ids=[f"p{i}" for i in range(len(PROJECT_CASES))])
+@pytest.mark.parametrize("band", [0, 1, 3])
+def test_projection_matches_float64_reference(isa, pcase, band):
+    """The projecting 1x1 fused after the depthwise (each band's rows from the
+    thread's depthwise buffer): against float64, with a residual and out=residual."""
+    ci, P, act_p, with_res = pcase
+    N, C, E, H, W, k, stride, pads, dilation, act_e, act_d, bias = CASES[ci]
+    rng = np.random.default_rng(12)
+    x, we, be, wd, bd = make(rng, N, C, E, H, W, k, bias)
+    wp = (rng.standard_normal((P, E, 1, 1)) / np.sqrt(E)).astype(np.float32)
+    bp = rng.standard_normal(P).astype(np.float32) if bias else None
+    _core.ir_block_debug(band, -1)
+    blk = InvertedResidual(we, be, act_e, wd, bd, act_d, stride, pads, dilation,
+                           project=(wp, bp, act_p))
+    shape = blk.output_shape(x.shape)
+    res = rng.standard_normal(shape).astype(np.float32) if with_res else None
+    y64 = reference(x, we, be, act_e, wd, bd, act_d, stride, pads, dilation)
+    ref = project64(y64, wp, bp, act_p, res)
+    z = blk(x, threads=1, residual=res)
+    assert z.shape == ref.shape
+    assert np.max(np.abs(z - ref)) / np.max(np.abs(ref)) < 4e-6
+    for t in (2, 3):
+        assert np.array_equal(blk(x, threads=t, residual=res), z)
+    if with_res:
+        out = res.copy()
+        blk(x, out=out, threads=2, residual=out)   # the residual's buffer taken over
+        # (summed onto the residual, as the 1x1 path does in place: other bits)
+        assert np.max(np.abs(out - ref)) / np.max(np.abs(ref)) < 4e-6
+
+
+def test_projection_workspace_rule_and_bad_input():
+    """The projection adds a band of depthwise rows per thread to the
+    workspace; it pays where the depthwise output is at least L2 in a block
+    that pays; a residual without it, or of the wrong shape, is refused."""
+    rng = np.random.default_rng(13)
+    x, we, be, wd, bd = make(rng, 1, 4, 8, 6, 6, (3, 3))
+    wp = rng.standard_normal((5, 8, 1, 1)).astype(np.float32)
+    plain = InvertedResidual(we, be, None, wd, bd, None, 1, 1, 1)
+    blk = InvertedResidual(we, be, None, wd, bd, None, 1, 1, 1, project=(wp, None, None))
+    i0, i1 = plain.info(x.shape, threads=1), blk.info(x.shape, threads=1)
+    band = i1["band_rows"]
+    assert i1["workspace_bytes"] - i0["workspace_bytes"] == -(-8 * band * 6 * 4 // 64) * 64
+    assert blk(x).shape == (1, 5, 6, 6)
+    with pytest.raises(ValueError, match="residual needs the projection"):
+        plain(x, residual=np.zeros((1, 8, 6, 6), np.float32))
+    with pytest.raises(ValueError, match="residual must be"):
+        blk(x, residual=np.zeros((1, 8, 6, 6), np.float32))
+    with pytest.raises(ValueError, match="wp must be"):
+        InvertedResidual(we, be, None, wd, bd, None, 1, 1, 1, project=(wp[:, :3], None, None))
+    l2 = _core.cache_sizes()["l2"]
+    for E, H, stride in ((96, 112, 2), (144, 56, 1), (144, 56, 2)):
+        info = fusion_info((E, 16, 1, 1), (E, 1, 3, 3), (stride,) * 2, (1, 1, 1, 1), (1, 1),
+                           (1, 16, H, H), wp_shape=(24, E, 1, 1))
+        OH = (H - 1) // stride + 1
+        assert info["project_pays"] == (info["pays"] and E * OH * OH * 4 >= l2)

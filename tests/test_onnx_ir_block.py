@@ -72,12 +72,44 @@ def labels(rep):
 @pytest.mark.parametrize("stride, pads", [(1, (1, 1, 1, 1)), (2, (1, 1, 1, 1)),
                                           (2, (0, 0, 1, 1))])
 def test_block_becomes_one_step(always_pays, isa, stride, pads):
+    """The projecting 1x1 joins the block (the rule forced to say yes)."""
     model = block_graph(pads, stride)
     rep = lco.prepare(model)
-    assert labels(rep) == ["Relu", "InvertedResidual", "Conv"]
+    assert labels(rep) == ["Relu", "InvertedResidual"]
     step = rep.program.steps[1]
     assert step.label() == ("InvertedResidual+Conv+BatchNormalization+Clip+"
-                            "Conv+BatchNormalization+Clip")
+                            "Conv+BatchNormalization+Clip+Conv")
+    assert_matches_ort(model, feeds(), tol=1e-5)
+    plain = lco.prepare(model, fuse=False).run(feeds())[0]
+    assert rel_err(rep.run(feeds())[0], plain.astype(np.float64)) < 2e-6
+
+
+def test_block_without_its_projection(always_pays):
+    """A depthwise output read by another step too keeps the projection a
+    step of its own; the pair still fuses."""
+    model = block_graph(extra=(helper.make_node("Relu", ["d"], ["d2"]),), outputs=("y", "d2"))
+    rep = lco.prepare(model)
+    assert labels(rep) == ["Relu", "InvertedResidual", "Conv", "Relu"]
+    assert rep.program.steps[1].label() == ("InvertedResidual+Conv+BatchNormalization+Clip+"
+                                            "Conv+BatchNormalization+Clip")
+    assert_matches_ort(model, feeds(), tol=1e-5)
+
+
+@pytest.mark.parametrize("in_place_ok", [False, True])
+def test_projection_with_its_residual(always_pays, isa, in_place_ok):
+    """MobileNetV2's stride-1 block: the projection's Add of the block input
+    joins the step (read as its second input); with the block input read
+    after it as well (in_place_ok: the Add's buffer cannot be taken over)."""
+    extra = [helper.make_node("Add", ["y", "x"], ["z"])]
+    outputs = ("z",)
+    if in_place_ok:
+        extra.append(helper.make_node("Relu", ["x"], ["x2"]))
+        outputs = ("z", "x2")
+    model = block_graph(stride=1, extra=extra, outputs=outputs)
+    rep = lco.prepare(model)
+    assert labels(rep)[:2] == ["Relu", "InvertedResidual"]
+    step = rep.program.steps[1]
+    assert step.label().endswith("Clip+Conv+Add") and len(step.inputs) == 2
     assert_matches_ort(model, feeds(), tol=1e-5)
     plain = lco.prepare(model, fuse=False).run(feeds())[0]
     assert rel_err(rep.run(feeds())[0], plain.astype(np.float64)) < 2e-6
@@ -94,7 +126,9 @@ def test_memory_plan_drops_the_expanded_tensor(always_pays):
     assert ms["arena"] - mf["arena"] >= 4 * E * H * H - 4 * C * H * H
     band = fused.program.steps[1].workspace_bytes
     assert 0 < band <= mf["workspace"]
-    assert band >= 4 * E * 3 * H    # every expanded row of a band: 3 output rows need 3 or more
+    # every expanded row of a band (3 output rows need 3 or more) and the
+    # band's depthwise rows (3 rows of H/2) for the projection
+    assert band >= 4 * E * 3 * H + 4 * E * 3 * (H // 2)
 
 
 @pytest.mark.parametrize("change", ["expanded_read_twice", "expanded_is_output", "residual",

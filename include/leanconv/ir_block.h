@@ -12,9 +12,17 @@
  * memory.  Bands and runs are the same whatever the thread count, so
  * results are bitwise identical for any number of threads.
  *
+ * Optionally the projecting 1x1 after them too (p, NULL for none):
+ *
+ *   z = act_p(Wp y + bp [+ residual])  (1x1, E -> P channels)
+ *
+ * run on each band's depthwise rows while they are in the thread's cache,
+ * so y is not stored either (lc_ir_block_project_pays says where).
+ *
  * e: the 1x1's descriptor (N, C, H, W -> E = e->M); d: the depthwise's
- * (N, E, H, W -> E, OH, OW, groups E).  Both carry the whole epilogue (the
- * clamp flag is derived here); nthreads and isa are d's. */
+ * (N, E, H, W -> E, OH, OW, groups E); p: the projection's (N, E, OH, OW ->
+ * P) or NULL.  Each carries its whole epilogue (the clamp flag is derived
+ * here); nthreads and isa are d's. */
 #ifndef LEANCONV_IR_BLOCK_H
 #define LEANCONV_IR_BLOCK_H
 
@@ -22,12 +30,15 @@
 
 #include "leanconv/conv.h"
 
-/* Whether e and d make a block this driver runs: NULL, else the reason. */
-const char *lc_ir_block_unsupported(const lc_conv_desc *e, const lc_conv_desc *d);
+/* Whether e, d (and p, or NULL) make a block this driver runs: NULL, else
+ * the reason. */
+const char *lc_ir_block_unsupported(const lc_conv_desc *e, const lc_conv_desc *d,
+                                    const lc_conv_desc *p);
 
 /* Output rows per band (0: unsupported): as many as L2 holds the
- * expanded rows of, at least one. */
-int64_t lc_ir_block_band_rows(const lc_conv_desc *e, const lc_conv_desc *d);
+ * expanded rows of (and with p the depthwise rows too), at least one. */
+int64_t lc_ir_block_band_rows(const lc_conv_desc *e, const lc_conv_desc *d,
+                              const lc_conv_desc *p);
 
 /* Tests: bands of `rows` output rows whatever the cache (0: back to the
  * cache budget), and lc_ir_block_pays answering `pays` for every supported
@@ -39,21 +50,37 @@ void lc_ir_block_debug(int64_t rows, int pays);
  * the ISA's 3x3 plane kernel serves the depthwise. */
 int lc_ir_block_pays(const lc_conv_desc *e, const lc_conv_desc *d);
 
-/* Floats of the 1x1's packed weights (lc_ir_block_pack's output). */
+/* Whether, in a block that pays, the projection p pays fused as well: the
+ * depthwise's output would not stay in one core's L2 between two steps. */
+int lc_ir_block_project_pays(const lc_conv_desc *e, const lc_conv_desc *d,
+                             const lc_conv_desc *p);
+
+/* Floats of a 1x1's packed weights (lc_ir_block_pack's output; e or p). */
 int64_t lc_ir_block_packed_floats(const lc_conv_desc *e);
 void lc_ir_block_pack(const lc_conv_desc *e, const float *we, float *packed);
 
-/* Bytes of workspace lc_ir_block_run needs (a band buffer per thread), -1
+/* Bytes of workspace lc_ir_block_run needs (band buffers per thread), -1
  * when the sizes overflow or the block is unsupported. */
-int64_t lc_ir_block_workspace_bytes(const lc_conv_desc *e, const lc_conv_desc *d);
+int64_t lc_ir_block_workspace_bytes(const lc_conv_desc *e, const lc_conv_desc *d,
+                                    const lc_conv_desc *p);
 
-/* y (N, E, OH, OW) from x (N, C, H, W); we_packed from lc_ir_block_pack, be
- * (E) and bd (E) may be NULL, wd (E, 1, kH, kW).  workspace: at least
+/* The projection's part of a call (p non-NULL): wp_packed from
+ * lc_ir_block_pack(p, ...), bp (P) and residual (N, P, OH, OW) may be NULL.
+ * y must not overlap x (later bands read x after earlier ones wrote y);
+ * the residual may be y itself (each band adds onto its own rows). */
+typedef struct {
+    const float *wp_packed, *bp, *residual;
+} lc_ir_project;
+
+/* y (N, E, OH, OW) -- or (N, P, OH, OW) with a projection -- from x (N, C,
+ * H, W); we_packed from lc_ir_block_pack, be (E) and bd (E) may be NULL, wd
+ * (E, 1, kH, kW); proj NULL exactly when p is.  workspace: at least
  * lc_ir_block_workspace_bytes, 64-byte aligned.  Returns LC_OK, or
  * LC_ERR_UNSUPPORTED (shapes that do not make such a block, a workspace too
  * small). */
-int lc_ir_block_run(const lc_conv_desc *e, const lc_conv_desc *d, const float *x,
-                    const float *we_packed, const float *be, const float *wd, const float *bd,
-                    float *y, void *workspace, int64_t workspace_bytes);
+int lc_ir_block_run(const lc_conv_desc *e, const lc_conv_desc *d, const lc_conv_desc *p,
+                    const float *x, const float *we_packed, const float *be, const float *wd,
+                    const float *bd, const lc_ir_project *proj, float *y, void *workspace,
+                    int64_t workspace_bytes);
 
 #endif

@@ -106,17 +106,26 @@ cdef extern from "leanconv/lrn.h":
                int nthreads) nogil
 
 cdef extern from "leanconv/ir_block.h":
-    const char *lc_ir_block_unsupported(const lc_conv_desc *e, const lc_conv_desc *d) nogil
-    int64_t lc_ir_block_band_rows(const lc_conv_desc *e, const lc_conv_desc *d) nogil
+    ctypedef struct lc_ir_project:
+        const float *wp_packed
+        const float *bp
+        const float *residual
+    const char *lc_ir_block_unsupported(const lc_conv_desc *e, const lc_conv_desc *d,
+                                        const lc_conv_desc *p) nogil
+    int64_t lc_ir_block_band_rows(const lc_conv_desc *e, const lc_conv_desc *d,
+                                  const lc_conv_desc *p) nogil
     int lc_ir_block_pays(const lc_conv_desc *e, const lc_conv_desc *d) nogil
+    int lc_ir_block_project_pays(const lc_conv_desc *e, const lc_conv_desc *d,
+                                 const lc_conv_desc *p) nogil
     void lc_ir_block_debug(int64_t rows, int pays) nogil
     int64_t lc_ir_block_packed_floats(const lc_conv_desc *e) nogil
     void lc_ir_block_pack(const lc_conv_desc *e, const float *we, float *packed) nogil
-    int64_t lc_ir_block_workspace_bytes(const lc_conv_desc *e, const lc_conv_desc *d) nogil
-    int lc_ir_block_run(const lc_conv_desc *e, const lc_conv_desc *d, const float *x,
-                        const float *we_packed, const float *be, const float *wd,
-                        const float *bd, float *y, void *workspace,
-                        int64_t workspace_bytes) nogil
+    int64_t lc_ir_block_workspace_bytes(const lc_conv_desc *e, const lc_conv_desc *d,
+                                        const lc_conv_desc *p) nogil
+    int lc_ir_block_run(const lc_conv_desc *e, const lc_conv_desc *d, const lc_conv_desc *p,
+                        const float *x, const float *we_packed, const float *be,
+                        const float *wd, const float *bd, const lc_ir_project *proj,
+                        float *y, void *workspace, int64_t workspace_bytes) nogil
 
 cdef extern from "leanconv/se_block.h":
     int64_t lc_se_packed_floats(int64_t rows, int64_t k) nogil
@@ -1648,28 +1657,38 @@ def global_avg_pool(const float[::1] x, float[::1] out, int64_t planes, int64_t 
         lc_global_avg_pool(&x[0], &out[0], planes, hw, threads)
 
 
-cdef int _ir_descs(lc_conv_desc *e, lc_conv_desc *d, int isa, tuple geom_e, tuple geom_d,
-                   tuple ep_e, tuple ep_d, int threads) except -1:
+cdef lc_conv_desc *_ir_descs(lc_conv_desc *e, lc_conv_desc *d, lc_conv_desc *p, int isa,
+                             tuple geom_e, tuple geom_d, tuple geom_p, tuple ep_e, tuple ep_d,
+                             tuple ep_p, int threads) except? NULL:
+    """Fills e, d (and p where geom_p is not None); returns p, or NULL
+    without a projection."""
     fill_desc(e, 1, isa, geom_e, ep_e, threads)    # LC_ALGO_IM2COL: the 1x1 path
     fill_desc(d, 6, isa, geom_d, ep_d, threads)    # LC_ALGO_DEPTHWISE
-    return 0
+    if geom_p is None:
+        return NULL
+    fill_desc(p, 1, isa, geom_p, ep_p, threads)
+    return p
 
 
-def ir_block_info(int isa, tuple geom_e, tuple geom_d, int threads):
-    """The fused inverted-residual block (leanconv/ir_block.h) for the 1x1's and
-    the depthwise's geometries (fill_desc's tuples): a dict of why (None or
-    the reason it cannot run), band_rows, pays (fusing is worth it on this
-    CPU), packed_floats (the 1x1's) and workspace_bytes at `threads`."""
-    cdef lc_conv_desc e, d
-    _ir_descs(&e, &d, isa, geom_e, geom_d, None, None, threads)
-    cdef const char *why = lc_ir_block_unsupported(&e, &d)
+def ir_block_info(int isa, tuple geom_e, tuple geom_d, tuple geom_p, int threads):
+    """The fused inverted-residual block (leanconv/ir_block.h) for the 1x1's,
+    the depthwise's and the projection's (None: no projection) geometries
+    (fill_desc's tuples): a dict of why (None or the reason it cannot run),
+    band_rows, pays (fusing is worth it on this CPU), project_pays (so is
+    fusing the projection too), packed_floats (the first 1x1's) and
+    workspace_bytes at `threads`."""
+    cdef lc_conv_desc e, d, p
+    cdef lc_conv_desc *pp = _ir_descs(&e, &d, &p, isa, geom_e, geom_d, geom_p, None, None, None,
+                                      threads)
+    cdef const char *why = lc_ir_block_unsupported(&e, &d, pp)
     if why != NULL:
-        return {"why": why.decode(), "band_rows": 0, "pays": False, "packed_floats": 0,
-                "workspace_bytes": -1}
-    return {"why": None, "band_rows": lc_ir_block_band_rows(&e, &d),
+        return {"why": why.decode(), "band_rows": 0, "pays": False, "project_pays": False,
+                "packed_floats": 0, "workspace_bytes": -1}
+    return {"why": None, "band_rows": lc_ir_block_band_rows(&e, &d, pp),
             "pays": bool(lc_ir_block_pays(&e, &d)),
+            "project_pays": pp != NULL and bool(lc_ir_block_project_pays(&e, &d, pp)),
             "packed_floats": lc_ir_block_packed_floats(&e),
-            "workspace_bytes": lc_ir_block_workspace_bytes(&e, &d)}
+            "workspace_bytes": lc_ir_block_workspace_bytes(&e, &d, pp)}
 
 
 def ir_block_debug(int64_t band_rows=0, int pays=-1):
@@ -1698,28 +1717,47 @@ def ir_block_pack(int isa, tuple geom_e, const float[::1] w, float[::1] out):
 
 def ir_block(const float[::1] x, float[::1] out, int isa, tuple geom_e, tuple geom_d,
              tuple ep_e, tuple ep_d, const float[::1] we_packed, be, const float[::1] wd, bd,
-             unsigned char[::1] workspace, int threads):
-    """out = act_d(depthwise(act_e(We x + be)) + bd) (leanconv/ir_block.h): x,
-    out flat float32 of the geometries' input and output; be, bd float32 or
-    None; ep_e, ep_d None or _epilogue.parse's (code, a, b); workspace at
-    least ir_block_info's workspace_bytes, 64-byte aligned."""
-    cdef lc_conv_desc e, d
+             unsigned char[::1] workspace, int threads, tuple geom_p=None, tuple ep_p=None,
+             wp_packed=None, bp=None, residual=None):
+    """out = act_d(depthwise(act_e(We x + be)) + bd) (leanconv/ir_block.h), or
+    with geom_p act_p(Wp (that) + bp [+ residual]): x, out (and residual) flat
+    float32 of the geometries' input and output; be, bd, bp float32 or None;
+    ep_* None or _epilogue.parse's (code, a, b); wp_packed the projection's
+    packed weights; workspace at least ir_block_info's workspace_bytes,
+    64-byte aligned."""
+    cdef lc_conv_desc e, d, p
     cdef const float *bep
     cdef const float *bdp
     cdef void *wsp = NULL
     cdef int status
-    _ir_descs(&e, &d, isa, geom_e, geom_d, ep_e, ep_d, threads)
-    cdef const char *why = lc_ir_block_unsupported(&e, &d)
+    cdef lc_ir_project proj
+    cdef const lc_ir_project *projp = NULL
+    cdef const float[::1] wpv
+    cdef lc_conv_desc *pp = _ir_descs(&e, &d, &p, isa, geom_e, geom_d, geom_p, ep_e, ep_d, ep_p,
+                                      threads)
+    cdef const char *why = lc_ir_block_unsupported(&e, &d, pp)
     if why != NULL:
         raise ValueError(f"ir_block: {why.decode()}")
-    if x.shape[0] != e.N * e.C * e.H * e.W or out.shape[0] != d.N * d.M * d.OH * d.OW:
+    cdef int64_t out_floats = (p.N * p.M * p.OH * p.OW if pp != NULL else
+                               d.N * d.M * d.OH * d.OW)
+    if x.shape[0] != e.N * e.C * e.H * e.W or out.shape[0] != out_floats:
         raise ValueError("ir_block: x or out does not match the geometry")
     if we_packed.shape[0] != lc_ir_block_packed_floats(&e) or \
             wd.shape[0] != d.M * d.kH * d.kW:
         raise ValueError("ir_block: weights do not match the geometry")
     bep = optional_vector(be, e.M, "ir_block: be")
     bdp = optional_vector(bd, d.M, "ir_block: bd")
-    cdef int64_t need = lc_ir_block_workspace_bytes(&e, &d)
+    if pp != NULL:
+        wpv = wp_packed
+        if wpv.shape[0] != lc_ir_block_packed_floats(pp):
+            raise ValueError("ir_block: wp_packed does not match the geometry")
+        proj.wp_packed = &wpv[0]
+        proj.bp = optional_vector(bp, p.M, "ir_block: bp")
+        proj.residual = optional_vector(residual, out_floats, "ir_block: residual")
+        projp = &proj
+    elif residual is not None or wp_packed is not None:
+        raise ValueError("ir_block: a residual or projection weights without geom_p")
+    cdef int64_t need = lc_ir_block_workspace_bytes(&e, &d, pp)
     if need < 0:
         raise ValueError("ir_block: no band of this block fits the cache budget")
     if workspace.shape[0] < need:
@@ -1729,7 +1767,7 @@ def ir_block(const float[::1] x, float[::1] out, int isa, tuple geom_e, tuple ge
         if (<size_t>wsp) % 64:
             raise ValueError("ir_block: workspace must be 64-byte aligned")
     with nogil:
-        status = lc_ir_block_run(&e, &d, &x[0], &we_packed[0], bep, &wd[0], bdp, &out[0], wsp,
-                                 workspace.shape[0])
+        status = lc_ir_block_run(&e, &d, pp, &x[0], &we_packed[0], bep, &wd[0], bdp, projp,
+                                 &out[0], wsp, workspace.shape[0])
     if status != 0:
         raise ValueError("ir_block: the block cannot run (status %d)" % status)

@@ -5,7 +5,12 @@ rewrites (leanconv.onnx's ir_block.py, leanconv.torch.freeze's):
     y = act_d(depthwise(act_e(conv1x1(x, We) + be), Wd) + bd)
 
 computed band by band of output rows, so the expanded tensor never goes to
-memory.  Whether fusing pays is the C side's rule (the expanded tensor
+memory; optionally with the projecting 1x1 after them as well,
+
+    z = act_p(conv1x1(y, Wp) + bp [+ residual])
+
+run on each band's depthwise rows while they are in cache, so y is not
+stored either.  Whether fusing pays is the C side's rule (the expanded tensor
 would not stay in one core's L2 between two steps: lc_ir_block_pays); `pays()`
 asks it for an input shape."""
 from __future__ import annotations
@@ -16,29 +21,39 @@ from leanconv import _core, _isa, _scratch, _threads
 from leanconv._params import ConvSpec
 
 
-def fusion_info(we_shape, wd_shape, stride, pads, dilation, x_shape, threads=None):
-    """ir_block_info's dict (why, band_rows, pays, packed_floats,
-    workspace_bytes) for a block of these weight shapes on inputs of x_shape,
-    with no weights at hand (the rewrites decide before loading them)."""
+def fusion_info(we_shape, wd_shape, stride, pads, dilation, x_shape, threads=None,
+                wp_shape=None):
+    """ir_block_info's dict (why, band_rows, pays, project_pays,
+    packed_floats, workspace_bytes) for a block of these weight shapes
+    (wp_shape: the projection's, or None) on inputs of x_shape, with no
+    weights at hand (the rewrites decide before loading them)."""
     E, C = we_shape[:2]
-    if len(x_shape) != 4 or x_shape[1] != C or tuple(wd_shape[:2]) != (E, 1):
-        return {"why": "the shapes do not make such a block", "pays": False}
+    if len(x_shape) != 4 or x_shape[1] != C or tuple(wd_shape[:2]) != (E, 1) or \
+            (wp_shape is not None and (len(wp_shape) != 4 or wp_shape[1] != E)):
+        return {"why": "the shapes do not make such a block", "pays": False,
+                "project_pays": False}
     spec_e = ConvSpec.build(tuple(we_shape), 1, 0, 1, 1)
     spec_d = ConvSpec.build(tuple(wd_shape), stride, pads, dilation, E)
     N, _, H, W = x_shape
-    return _core.ir_block_info(_isa.isa_id(), spec_e.geometry(N, C, H, W),
-                               spec_d.geometry(N, E, H, W), _threads.resolve(threads))
+    gd = spec_d.geometry(N, E, H, W)
+    gp = None
+    if wp_shape is not None:
+        gp = ConvSpec.build(tuple(wp_shape), 1, 0, 1, 1).geometry(N, E, *spec_d.output_hw(H, W))
+    return _core.ir_block_info(_isa.isa_id(), spec_e.geometry(N, C, H, W), gd, gp,
+                               _threads.resolve(threads))
 
 
 class InvertedResidual:
     """we (E, C, 1, 1), be (E) or None, act_e; wd (E, 1, kH, kW), bd (E) or
     None, act_d; the depthwise's stride, pads (top, bottom, left, right) and
-    dilation.  Activations as leanconv's `activation=` (None, "relu",
-    ("clamp", 0, 6), ...).  The 1x1's weights are packed per ISA on first
-    use; the raw ones are dropped then, unless keep_raw (another ISA may
-    need them)."""
+    dilation; project: None, or (wp (P, E, 1, 1), bp (P) or None, act_p),
+    the projecting 1x1 after the depthwise.  Activations as leanconv's
+    `activation=` (None, "relu", ("clamp", 0, 6), ...).  The 1x1s' weights
+    are packed per ISA on first use; the raw ones are dropped then, unless
+    keep_raw (another ISA may need them)."""
 
-    def __init__(self, we, be, act_e, wd, bd, act_d, stride, pads, dilation, keep_raw=False):
+    def __init__(self, we, be, act_e, wd, bd, act_d, stride, pads, dilation, keep_raw=False,
+                 project=None):
         we = np.asarray(we)
         wd = np.asarray(wd)
         if we.dtype != np.float32 or wd.dtype != np.float32:
@@ -56,24 +71,40 @@ class InvertedResidual:
         self.be = _vector(be, E, "be")
         self.wd = np.ascontiguousarray(wd).reshape(-1)
         self.bd = _vector(bd, E, "bd")
-        self._packed = {}   # ISA id -> packed 1x1 weights
+        self.spec_p = self._wp = self.bp = None
+        self.P = E
+        if project is not None:
+            wp, bp, act_p = project
+            wp = np.asarray(wp)
+            if wp.dtype != np.float32:
+                raise TypeError(f"InvertedResidual: wp must be float32, got {wp.dtype}")
+            if wp.ndim != 4 or wp.shape[1:] != (E, 1, 1):
+                raise ValueError(f"InvertedResidual: wp must be (P, {E}, 1, 1), got {wp.shape}")
+            self.spec_p = ConvSpec.build(wp.shape, 1, 0, 1, 1, act_p)
+            self.P = wp.shape[0]
+            self._wp = np.ascontiguousarray(wp).reshape(-1)
+            self.bp = _vector(bp, self.P, "bp")
+        self._packed = {}   # ISA id -> (packed 1x1 weights, packed projection or None)
         self._calls = {}    # (input shape, ISA id, threads) -> (geometries, workspace bytes)
         self.keep_raw = keep_raw
 
     def geometries(self, x_shape):
-        """(the 1x1's, the depthwise's) geometry tuples for input x_shape."""
+        """(the 1x1's, the depthwise's, the projection's or None) geometry
+        tuples for input x_shape."""
         N, C, H, W = _dims(x_shape, self.C)
-        return self.spec_e.geometry(N, C, H, W), self.spec_d.geometry(N, self.E, H, W)
+        gp = None if self.spec_p is None else \
+            self.spec_p.geometry(N, self.E, *self.spec_d.output_hw(H, W))
+        return self.spec_e.geometry(N, C, H, W), self.spec_d.geometry(N, self.E, H, W), gp
 
     def output_shape(self, x_shape):
         N, _, H, W = _dims(x_shape, self.C)
-        return (N, self.E) + self.spec_d.output_hw(H, W)
+        return (N, self.P) + self.spec_d.output_hw(H, W)
 
     def info(self, x_shape, threads=None, isa_id=None):
-        """ir_block_info's dict (why, band_rows, pays, packed_floats,
-        workspace_bytes) for inputs of x_shape."""
-        ge, gd = self.geometries(x_shape)
-        return _core.ir_block_info(_isa.isa_id() if isa_id is None else isa_id, ge, gd,
+        """ir_block_info's dict (why, band_rows, pays, project_pays,
+        packed_floats, workspace_bytes) for inputs of x_shape."""
+        ge, gd, gp = self.geometries(x_shape)
+        return _core.ir_block_info(_isa.isa_id() if isa_id is None else isa_id, ge, gd, gp,
                                    _threads.resolve(threads))
 
     def pays(self, x_shape, threads=None):
@@ -81,20 +112,21 @@ class InvertedResidual:
         return i["why"] is None and i["pays"]
 
     def packed(self, isa_id):
-        """The 1x1's weights packed for ISA isa_id (the raw ones are dropped
-        after the first packing unless keep_raw)."""
+        """(the 1x1's weights, the projection's or None) packed for ISA
+        isa_id (the raw ones are dropped after the first packing unless
+        keep_raw)."""
         p = self._packed.get(isa_id)
         if p is None:
             if self._we is None:
                 raise RuntimeError(f"InvertedResidual: packed for ISA id(s) {sorted(self._packed)}"
                                    f" and the raw weights were dropped; prepare again to run "
                                    f"under ISA id {isa_id}")
-            ge = self.spec_e.geometry(1, self.C, 1, 1)
-            p = np.empty(_core.ir_block_packed_floats(isa_id, ge), np.float32)
-            _core.ir_block_pack(isa_id, ge, self._we, p)
-            self._packed[isa_id] = p
+            p = self._packed[isa_id] = (
+                _pack(isa_id, self.spec_e.geometry(1, self.C, 1, 1), self._we),
+                None if self._wp is None else
+                _pack(isa_id, self.spec_p.geometry(1, self.E, 1, 1), self._wp))
             if not self.keep_raw:
-                self._we = None
+                self._we = self._wp = None
         return p
 
     def _run_isa(self, isa_id):
@@ -108,18 +140,21 @@ class InvertedResidual:
     def weights(self):
         """The arrays of weights the block holds now: the 1x1's packed copies
         (and its raw ones until they are dropped), the depthwise's, the biases."""
-        held = list(self._packed.values()) + [self.wd]
-        return held + [a for a in (self._we, self.be, self.bd) if a is not None]
+        held = [a for p in self._packed.values() for a in p if a is not None] + [self.wd]
+        return held + [a for a in (self._we, self.be, self.bd, self._wp, self.bp)
+                       if a is not None]
 
     @property
     def packed_bytes(self):
-        return sum(p.nbytes for p in self._packed.values())
+        return sum(a.nbytes for p in self._packed.values() for a in p if a is not None)
 
     def workspace_bytes(self, x_shape, threads=None):
         return max(0, self.info(x_shape, threads)["workspace_bytes"])
 
-    def __call__(self, x, out=None, threads=None):
-        """y for x (N, C, H, W) float32, C-contiguous; into `out` when given."""
+    def __call__(self, x, out=None, threads=None, residual=None):
+        """y for x (N, C, H, W) float32, C-contiguous; into `out` when given.
+        residual: added before the projection's activation (a block with a
+        projection only), of the output's shape; it may be `out` itself."""
         if not isinstance(x, np.ndarray) or x.dtype != np.float32:
             raise TypeError(f"InvertedResidual: x must be a float32 array, got "
                             f"{getattr(x, 'dtype', type(x).__name__)}")
@@ -132,23 +167,41 @@ class InvertedResidual:
             return out
         if np.shares_memory(x, out):
             raise ValueError("InvertedResidual: out must not overlap x")
+        if residual is not None:
+            if self.spec_p is None:
+                raise ValueError("InvertedResidual: a residual needs the projection")
+            if not isinstance(residual, np.ndarray) or residual.dtype != np.float32 or \
+                    residual.shape != shape:
+                raise ValueError(f"InvertedResidual: residual must be float32 {shape}")
+            if residual is not out:
+                if np.shares_memory(residual, out):
+                    raise ValueError("InvertedResidual: residual must be out or apart from it")
+                residual = np.ascontiguousarray(residual)
         isa_id = self._run_isa(_isa.isa_id())
         n = _threads.resolve(threads)
         key = (x.shape, isa_id, n)
         call = self._calls.get(key)
         if call is None:        # once per input shape, ISA and thread count, not per call
-            ge, gd = self.geometries(x.shape)
-            call = self._calls[key] = (ge, gd, _core.ir_block_info(isa_id, ge, gd, n)
+            ge, gd, gp = self.geometries(x.shape)
+            call = self._calls[key] = (ge, gd, gp, _core.ir_block_info(isa_id, ge, gd, gp, n)
                                        ["workspace_bytes"])
-        ge, gd, ws = call
+        ge, gd, gp, ws = call
         if ws < 0:
             raise ValueError(f"InvertedResidual: the block cannot run on input {x.shape} "
                              f"(its sizes overflow)")
         xs = x if x.flags.c_contiguous else np.ascontiguousarray(x)
+        pe, pp = self.packed(isa_id)
         _core.ir_block(xs.reshape(-1), out.reshape(-1), isa_id, ge, gd, self.spec_e.epilogue,
-                       self.spec_d.epilogue, self.packed(isa_id), self.be, self.wd, self.bd,
-                       _scratch.lend(ws), n)
+                       self.spec_d.epilogue, pe, self.be, self.wd, self.bd, _scratch.lend(ws), n,
+                       gp, None if gp is None else self.spec_p.epilogue, pp, self.bp,
+                       None if residual is None else residual.reshape(-1))
         return out
+
+
+def _pack(isa_id, geometry, w):
+    p = np.empty(_core.ir_block_packed_floats(isa_id, geometry), np.float32)
+    _core.ir_block_pack(isa_id, geometry, w, p)
+    return p
 
 
 def _vector(b, n, name):

@@ -7,7 +7,14 @@ pays:
 
 becomes one InvertedResidual step reading x and writing y, computed band by
 band of y's rows: the expanded tensor t is never stored, so the memory plan
-drops it and counts the band buffers (the step's workspace) instead.
+drops it and counts the band buffers (the step's workspace) instead.  Where
+the next Conv step is the block's projection,
+
+    z = act_p(Conv_1x1(y) [+ BatchNormalization] [+ residual])
+
+and the C rule says that pays too (lc_ir_block_project_pays: y would not
+stay in L2 either), it joins the step, which then writes z and reads the
+residual as its second input; y is not stored either.
 
 Runs on the Conv steps graph.py built (BatchNormalization, per-channel
 affines and the activation already folded in).  Refuses -- leaves the two
@@ -73,6 +80,15 @@ def _pointwise(op):
             (op.pads is None or not any(op.pads)))
 
 
+def _projection(op, channels):
+    """The ConvOp is a plain 1x1 over `channels` inputs (a residual allowed)."""
+    ws = op.weight_shape
+    return (ws is not None and len(ws) == 4 and ws[1:] == (channels, 1, 1) and op.group == 1 and
+            op.auto_pad in ("NOTSET", "VALID") and
+            all(v is None or all(i == 1 for i in v) for v in (op.strides, op.dilations)) and
+            (op.pads is None or not any(op.pads)))
+
+
 def _depthwise(op, channels):
     ws = op.weight_shape
     return (ws is not None and len(ws) == 4 and ws[:2] == (channels, 1) and
@@ -116,53 +132,87 @@ def fuse_inverted_residual(steps, outputs, shapes, settings):
         x_shape = known.get(a.inputs[0])
         if x_shape is None or len(x_shape) != 4 or not _pays(a.conv, b.conv, x_shape, settings):
             continue
-        block = _block(a.conv, b.conv, x_shape)
+        k = _projection_step(steps, by_input, readers, js[0], known)
+        c = steps[k] if k is not None and _pays(a.conv, b.conv, x_shape, settings,
+                                                steps[k].conv) else None
+        block = _block(a.conv, b.conv, x_shape, c.conv if c is not None else None)
         if block is None:
             continue
-        replace[js[0]] = _step(a, b, block, settings)
-        removed.update((i, js[0]))
+        last = js[0] if c is None else k
+        replace[last] = _step(a, b, c, block, settings)
+        removed.update((i, js[0], last))
     if not replace:
         return steps
     return [replace.get(k, s) for k, s in enumerate(steps) if k in replace or k not in removed]
 
 
-def _pays(a, b, x_shape, settings):
-    """The C rule, from the shapes alone (no weights loaded)."""
+def _projection_step(steps, by_input, readers, j, known):
+    """The index of the Conv step projecting depthwise step j's output (its
+    sole reader, a plain 1x1 whose residual, if any, has the output's static
+    shape), or None."""
+    y = steps[j].outputs[0]
+    ks = [k for k in by_input.get(y, []) if k > j]
+    if readers.get(y) != 1 or len(ks) != 1:
+        return None
+    c = steps[ks[0]]
+    if c.conv is None or not _projection(c.conv, steps[j].conv.weight_shape[0]) or \
+            len(c.outputs) != 1 or c.inputs[0] != y or len(c.inputs) != 1 + bool(c.conv.residual):
+        return None
+    if c.conv.residual and (known.get(c.inputs[-1]) is None or
+                            known.get(c.inputs[-1]) != known.get(c.outputs[0])):
+        return None
+    return ks[0]
+
+
+def _pays(a, b, x_shape, settings, c=None):
+    """The C rule, from the shapes alone (no weights loaded): for the pair,
+    or with c, for the projection joining it."""
     we_shape, wd_shape = a.weight_shape, b.weight_shape
     t_shape = (x_shape[0], we_shape[0]) + tuple(x_shape[2:])
     try:
         stride, pads, dilation = b.geometry(t_shape, wd_shape)
-        info = fusion_info(we_shape, wd_shape, stride, pads, dilation, x_shape, settings.threads)
+        info = fusion_info(we_shape, wd_shape, stride, pads, dilation, x_shape, settings.threads,
+                           None if c is None else c.weight_shape)
     except ValueError:   # shapes the block cannot take (a kernel larger than the image)
         return False
-    return info["why"] is None and info["pays"]
+    return info["why"] is None and info["project_pays" if c is not None else "pays"]
 
 
-def _block(a, b, x_shape):
-    """The InvertedResidual of ConvOps a (1x1) and b (depthwise) for inputs
-    of x_shape, or None when their weights are not float32."""
+def _block(a, b, x_shape, c=None):
+    """The InvertedResidual of ConvOps a (1x1), b (depthwise) and c (the
+    projecting 1x1, or None) for inputs of x_shape, or None when their
+    weights are not float32."""
     we, be = a._constants()
     wd, bd = b._constants()
+    wp, bp = c._constants() if c is not None else (None, None)
     a.weight = a.bias = b.weight = b.bias = None   # the block holds what it needs
-    if we.dtype != np.float32 or wd.dtype != np.float32:
+    if c is not None:
+        c.weight = c.bias = None
+    if we.dtype != np.float32 or wd.dtype != np.float32 or \
+            (wp is not None and wp.dtype != np.float32):
         return None
     t_shape = (x_shape[0], we.shape[0]) + tuple(x_shape[2:])
     stride, pads, dilation = b.geometry(t_shape, wd.shape)
-    return InvertedResidual(we, be, a.activation, wd, bd, b.activation, stride, pads, dilation)
+    return InvertedResidual(we, be, a.activation, wd, bd, b.activation, stride, pads, dilation,
+                            project=None if c is None else (wp, bp, c.activation))
 
 
-def _step(a, b, block, settings):
-    x, y = a.inputs[0], b.outputs[0]
+def _step(a, b, c, block, settings):
+    last = b if c is None else c
+    x, y = a.inputs[0], last.outputs[0]
+    inputs = [x] + ([c.inputs[-1]] if c is not None and c.conv.residual else [])
 
-    def run(xv):
-        return (block(xv, threads=settings.threads),)
+    def run(xv, rv=None):
+        return (block(xv, threads=settings.threads, residual=rv),)
 
-    def into(outs, xv):
-        block(xv, out=outs[0], threads=settings.threads)
+    def into(outs, xv, rv=None):
+        block(xv, out=outs[0], threads=settings.threads, residual=rv)
 
-    step = Step(_Node(f"{a.name}+{b.name}", [x], [y]), run, fused=a.label().split("+") +
-                b.label().split("+"), into=into,
-                workspace=lambda xv: block.workspace_bytes(xv.shape, settings.threads),
+    fused = a.label().split("+") + b.label().split("+") + \
+        (c.label().split("+") if c is not None else [])
+    name = "+".join(s.name for s in (a, b, c) if s is not None)
+    step = Step(_Node(name, inputs, [y]), run, fused=fused, into=into,
+                workspace=lambda xv, rv=None: block.workspace_bytes(xv.shape, settings.threads),
                 held=block.weights)
     step.outputs = [y]
     return step
