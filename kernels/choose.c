@@ -128,25 +128,22 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
         const int64_t K = Cg * d->kH * d->kW, P = d->OH * d->OW, npanels = lc_div_up(P, nr);
         const double a_bytes = mpad * (double)K * 4.0;
         double passes;
-        int64_t items;
-        if (algorithm == LC_ALGO_IM2COL) {
-            const int64_t chunk = lc_gemm_chunk_panels(d);
-            items = lc_div_up(npanels, chunk);
-            /* 1 x 1 layers as lc_im2col_tiling runs them: rows the wide tile
-             * takes whole, or panels too few for the threads, are one chunk
-             * split by channels, each thread streaming its rows of A once
-             * (priced at a pass per chunk, 2048>512@7 at 2 threads looked
-             * twice as costly as it runs, behind direct_lanes) */
-            const int whole = lc_gemm_wide_rows(isa, (size_t)P);
-            if (lc_gemm_is_pointwise(d) &&
-                (whole || lc_row_chunks(items, d->nthreads, Mg, mr) > 1))
-                items = 1;
+        int64_t items, row_chunks;
+        if (algorithm == LC_ALGO_IM2COL && lc_gemm_is_pointwise(d)) {
+            /* 1 x 1 layers as lc_im2col_tiling runs them, A streamed once per
+             * chunk (rows the wide tile takes whole, or panels too few for
+             * the threads, are often one chunk split by channels: priced at
+             * a pass per L2 chunk, 2048>512@7 at 2 threads looked twice as
+             * costly as it runs, behind direct_lanes) */
+            int64_t chunk;
+            lc_im2col_split(d, &chunk, &items, &row_chunks);
             passes = (double)items;
         } else {
-            items = lc_mul(d->N * G, npanels, &ok);
-            passes = (double)npanels;
+            items = algorithm == LC_ALGO_IM2COL ? lc_div_up(npanels, lc_gemm_chunk_panels(d))
+                                                : lc_mul(d->N * G, npanels, &ok);
+            passes = (double)(algorithm == LC_ALGO_IM2COL ? items : npanels);
+            row_chunks = lc_row_chunks(items, d->nthreads, Mg, mr);
         }
-        const int64_t row_chunks = lc_row_chunks(items, d->nthreads, Mg, mr);
         items = lc_mul(items, row_chunks, &ok);
         /* a 1 x 1 layer's groups are one loop (im2col.c's
          * lc_im2col_gemm_items): ShuffleNet's 4 groups of one chunk each

@@ -175,6 +175,67 @@ static void lc_pack_b_block(const float *b, size_t ldb, size_t rows, size_t n, s
     }
 }
 
+/* Whether A (Mg rows, K deep) comes from beyond L2 through a call: the
+ * caller says so (LC_PANELS_A_FAR), or it is too large to stay there. */
+static int lc_gemm_streams_a(const lc_isa_config *cfg, size_t Mg, size_t K, int how) {
+    const size_t mpad = (Mg + (size_t)cfg->mr - 1) / (size_t)cfg->mr * (size_t)cfg->mr;
+    return (how & LC_PANELS_A_FAR) ||
+           mpad * K * sizeof(float) > (size_t)lc_blocking_get()->gemm_a_stream;
+}
+
+/* Whether a call over `rows` rows and n columns runs a kk-row slice of its
+ * panels panel-major, `units` tall row groups and MR passes over them: the
+ * one test lc_gemm_panels_rows' K loop, lc_gemm_tall_far and Im2Col's
+ * split (lc_im2col_split) run (why panel-major: that loop).  Not where many_rows: panel-major order reads
+ * the whole A block on its first panel, one MR x kb slice per tile, so that
+ * panel's tiles wait on A wherever A is not in cache yet -- in a
+ * model, always: between two runs every other layer's weights pass through
+ * the caches.  Pass-major reads each
+ * slice once for all the panels, so the same stream is spread over
+ * nfull times the work.  Where A's rows outnumber the columns two to one
+ * and A comes from far (lc_blocking: past a quarter of L2), the first
+ * panel's wait outweighs what panel-major saves (B from L1 rather than
+ * L2).  ResNet-50 at 128 px in the model (AVX-512, 1 thread, Intel Xeon,
+ * both orders interleaved in one process, three runs): 256>1024 @8
+ * 0.31 -> 0.23 ms, 1024>256 @8 0.27 -> 0.23, 1024>512 @8 0.52 -> 0.43,
+ * the conv steps 19.6 -> 18.6 ms.  Alone, the weights streamed from
+ * memory (a round-robin over copies totalling 96 MB): 256>1024 @8 -10%,
+ * @14 -8%.  Panel-major stayed faster with rows < 2 x columns
+ * (1024>256 @14, 256>64 @32, 512>128 @16: 2-4%) and with A nearer
+ * (MobileNetV2's 96>576 @14, 221 KB: 6% in the model; ResNet-50's
+ * 128>512 @16, 256 KB, keeps it though pass-major was 0-7% faster).
+ * Rows and columns of this call, not the layer's: the thread split
+ * changes which order runs, never the sums. */
+int lc_gemm_panel_major(const lc_isa_config *cfg, size_t Mg, size_t K, size_t rows, size_t n,
+                        size_t units, size_t kk, int how) {
+    const lc_blocking *budget = lc_blocking_get();
+    const size_t mr = (size_t)cfg->mr, mpad = (Mg + mr - 1) / mr * mr;
+    const size_t slice = kk * (size_t)cfg->nr * sizeof(float);
+    const int many_rows = rows >= 2 * n && mpad * K * sizeof(float) > (size_t)budget->gemm_a_far;
+    return units > 1 && slice >= (size_t)budget->gemm_panel_l1 &&
+           slice <= (size_t)budget->gemm_b_l1 && !lc_gemm_streams_a(cfg, Mg, K, how) &&
+           !many_rows;
+}
+
+/* Whether C of `rows` rows by n columns lies beyond L2 as a call stores it
+ * (lc_blocking's gemm_c_far). */
+static int lc_gemm_c_far(size_t rows, size_t n) {
+    return rows * n * sizeof(float) > (size_t)lc_blocking_get()->gemm_c_far;
+}
+
+/* LC_PANELS_TALL_FAR: whether the MR x NR tile alone would run the call's
+ * first K block panel-major over C beyond L2, storing a tile in each of
+ * its rows a plane apart per panel, unasked, where the tall tile asks for
+ * its next panel's C rows to write (lc_tall_c_ahead).  Decided here, per
+ * call, by the same tests the loop below runs, so the tile the caller
+ * allowed cannot go by other sizes than the order it runs in. */
+int lc_gemm_tall_far(const lc_isa_config *cfg, size_t Mg, size_t K, size_t rows, size_t n,
+                     int how) {
+    const size_t mr = (size_t)cfg->mr, kb = K < (size_t)cfg->kc ? K : (size_t)cfg->kc;
+    return lc_gemm_c_far(rows, n) &&
+           lc_gemm_panel_major(cfg, Mg, K, rows, n, (rows + mr - 1) / mr, kb, how);
+}
+
 void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, size_t m_end,
                          size_t K, const float *a_packed, const float *b, size_t ldb,
                          size_t b_pstride, size_t n, float *c, size_t ldc, size_t c_pstride,
@@ -226,35 +287,16 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
      * once per panel, with A cache-resident on most layers) */
     const lc_blocking *budget = lc_blocking_get();
     const size_t b_l1 = (size_t)budget->gemm_b_l1;
-    const int stream_a = (how & LC_PANELS_A_FAR) ||
-                         mpad * K * sizeof(float) > (size_t)budget->gemm_a_stream;
-    /* Panel-major order (below) reads the whole A block on its first panel,
-     * one MR x kb slice per tile, so that panel's tiles wait on A wherever A
-     * is not in cache yet -- in a model, always: between two runs every
-     * other layer's weights pass through the caches.  Pass-major reads each
-     * slice once for all the panels, so the same stream is spread over
-     * nfull times the work.  Where A's rows outnumber the columns two to one
-     * and A comes from far (lc_blocking: past a quarter of L2), the first
-     * panel's wait outweighs what panel-major saves (B from L1 rather than
-     * L2).  ResNet-50 at 128 px in the model (AVX-512, 1 thread, Intel Xeon,
-     * both orders interleaved in one process, three runs): 256>1024 @8
-     * 0.31 -> 0.23 ms, 1024>256 @8 0.27 -> 0.23, 1024>512 @8 0.52 -> 0.43,
-     * the conv steps 19.6 -> 18.6 ms.  Alone, the weights streamed from
-     * memory (a round-robin over copies totalling 96 MB): 256>1024 @8 -10%,
-     * @14 -8%.  Panel-major stayed faster with rows < 2 x columns
-     * (1024>256 @14, 256>64 @32, 512>128 @16: 2-4%) and with A nearer
-     * (MobileNetV2's 96>576 @14, 221 KB: 6% in the model; ResNet-50's
-     * 128>512 @16, 256 KB, keeps it though pass-major was 0-7% faster).
-     * Rows and columns of this call, not the layer's: the thread split
-     * changes which order runs, never the sums. */
-    const int many_rows = m_end - m_begin >= 2 * n &&
-                          mpad * K * sizeof(float) > (size_t)budget->gemm_a_far;
+    const int stream_a = lc_gemm_streams_a(cfg, Mg, K, how);
     /* Whole groups of tall_rows rows from m_begin go through the tall tile
      * over the full panels, tall_cols columns a call (the caller decides
-     * when: LC_PANELS_TALL); the other rows, and every row's column
-     * remainder, as below.  Each element is one FMA chain from the bias in
+     * when: LC_PANELS_TALL, or LC_PANELS_TALL_FAR and lc_gemm_tall_far);
+     * the other rows, and every row's column remainder, as below.  Each element is one FMA chain from the bias in
      * both, so which rows a thread's block starts with does not matter. */
-    const lc_gemm_tall_fn tall = (how & LC_PANELS_TALL) && b_pstride == nr ? cfg->gemm_tall : NULL;
+    const int tall_ok = (how & LC_PANELS_TALL) ||
+                        ((how & LC_PANELS_TALL_FAR) &&
+                         lc_gemm_tall_far(cfg, Mg, K, m_end - m_begin, n, how));
+    const lc_gemm_tall_fn tall = tall_ok && b_pstride == nr ? cfg->gemm_tall : NULL;
     const size_t trows = tall ? (size_t)cfg->tall_rows : 1;
     const size_t tall_end = tall ? m_begin + (m_end - m_begin) / trows * trows : m_begin;
     const size_t passes = (m_end - tall_end + mr - 1) / mr;
@@ -274,7 +316,7 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
     const lc_gemm_pf_fn pf = b_pack || !b_far ? NULL : cfg->gemm_pf;
     /* C of this call spanning more than the budget is beyond L2 when the
      * tall tile stores it (lc_tall_c_ahead) */
-    const int c_far = (m_end - m_begin) * n * sizeof(float) > (size_t)budget->gemm_c_far;
+    const int c_far = lc_gemm_c_far(m_end - m_begin, n);
     for (size_t k0 = 0; k0 < K; k0 += kc) {
         const size_t kb = K - k0 < kc ? K - k0 : kc;
         /* Narrow B rows (small images: ldb = P = 49 at 7 x 7) make a kb-row
@@ -328,13 +370,11 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
              * the C tiles are the traffic, and a pass writes MR rows of C
              * front to back where panel-major writes a tile in every row
              * (1x1 16>96 @112: +14%).  Nor where A comes from far over at
-             * least twice as many rows as columns (many_rows, above).  The
+             * least twice as many rows as columns (lc_gemm_panel_major).  The
              * tiles, their sums and the post-op are the same in either order. */
-            const size_t slice = kk * nr * sizeof(float);
             const size_t groups = (tall_end - m_begin) / trows; /* tall row groups */
-            const int panel_major = groups + passes > 1 &&
-                                    slice >= (size_t)budget->gemm_panel_l1 && slice <= b_l1 &&
-                                    !stream_a && !many_rows;
+            const int panel_major = lc_gemm_panel_major(cfg, Mg, K, m_end - m_begin, n,
+                                                        groups + passes, kk, how);
             /* the pass at row m0: its A slice (lc_packed_a_offset(m0, kabs)),
              * and the bias on the first K block only */
 #define LC_PASS_A(m0) (a_packed + k0 * mpad + (m0) * kb + k1 * mr)

@@ -39,7 +39,7 @@ typedef struct {
     int64_t nchunks; /* GEMM tasks per channel block */
     int64_t mchunks; /* output-channel blocks (lc_row_chunks) */
     int whole_rows;  /* one chunk of all panels, the wide GEMM tile's (lc_gemm_wide_rows) */
-    int tall;        /* whole row groups through the tall tile (lc_im2col_tall_rows) */
+    int tall;        /* LC_PANELS_TALL(_FAR), or 0 (lc_im2col_tall_rows) */
     char *ws;        /* per-thread B packing buffers (pack_bytes each), or NULL */
     int64_t pack_bytes;
 } lc_im2col_ctx;
@@ -96,16 +96,16 @@ static void lc_im2col_gemm_task(void *vctx, int64_t item, int thread) {
                         g.a, bmat + p0, (size_t)t->ldb, (size_t)nr, (size_t)cols,
                         g.y + p0, (size_t)t->P, (size_t)nr, g.bias,
                         g.res ? g.res + p0 : NULL, &t->d->epilogue,
-                        LC_PANELS_EPILOGUE | (t->whole_rows ? LC_PANELS_WIDE : 0) |
-                            (t->tall ? LC_PANELS_TALL : 0), b_pack);
+                        LC_PANELS_EPILOGUE | (t->whole_rows ? LC_PANELS_WIDE : 0) | t->tall,
+                        b_pack);
 }
 
 /* The GEMM's work items: chunks of panels x blocks of output channels, and
  * the bytes of each thread's B packing buffer (0: B read where it is). */
 typedef struct {
     int64_t chunk, nchunks, mchunks, pack_bytes;
-    int64_t tall; /* the tall tile may take whole row groups (lc_im2col_tall): 1 where B's
-                   * rows are off a line boundary, 2 aligned or not (lc_im2col_tall_rows) */
+    int64_t tall; /* the tall tile may take whole row groups (lc_im2col_tall; how:
+                   * lc_im2col_tall_rows) */
 } lc_im2col_tiles;
 LC_TILING_FITS(lc_im2col_tiles);
 
@@ -192,9 +192,10 @@ static int lc_im2col_tall(const lc_conv_desc *d) {
  * kernel straddles two.  Not rows of a fraction of lines (14 x 14: 784 bytes), whose
  * offsets vary from row to row: there the tall tile was 4% faster on
  * 80>480 and 6% slower on 96>576 (lead, interleaved processes, aligned
- * input).  On line-aligned rows too (b->tall == 2) where a task's output
- * lies past gemm_c_far, beyond L2 as it is stored, and the MR x NR kernel
- * would go panel-major (a panel slice of gemm_panel_l1 or more): it then
+ * input).  On line-aligned rows too where a task's output lies past
+ * gemm_c_far, beyond L2 as it is stored, and the MR x NR kernel would go
+ * panel-major (LC_PANELS_TALL_FAR: the driver decides per call, by the
+ * tests its loop runs, lc_gemm_tall_far): it then
  * stores a tile in each of Mg rows a plane apart per panel, unasked, where
  * the tall tile asks for its next panel's C rows to write
  * (lc_gemm_panels_rows).  Pass-major, it writes MR rows front to back, which
@@ -206,23 +207,46 @@ static int lc_im2col_tall(const lc_conv_desc *d) {
  * 24, 32 over 56 x 56 planes: pass-major) the tall tile ran 1.00-1.11x, so
  * those keep the MR x NR kernel. */
 static int lc_im2col_tall_rows(const lc_im2col_tiles *b, const float *x, int64_t ldb) {
-    return b->tall && ((uintptr_t)ldb * sizeof(float)) % LC_ALIGN == 0 &&
-           (b->tall == 2 || (uintptr_t)x % LC_ALIGN != 0);
+    if (!b->tall || ((uintptr_t)ldb * sizeof(float)) % LC_ALIGN != 0) return 0;
+    return (uintptr_t)x % LC_ALIGN != 0 ? LC_PANELS_TALL : LC_PANELS_TALL_FAR;
+}
+
+void lc_im2col_split(const lc_conv_desc *d, int64_t *chunk, int64_t *nchunks, int64_t *mchunks) {
+    const int64_t Mg = d->M / d->groups;
+    const int64_t npanels = lc_div_up(d->OH * d->OW, d->isa->nr);
+    *chunk = lc_gemm_chunk_panels(d);
+    *nchunks = lc_div_up(npanels, *chunk);
+    /* rows the wide tile takes whole are shared out by channels only */
+    const int whole_rows = lc_gemm_wide_rows(d->isa, (size_t)(d->OH * d->OW));
+    *mchunks = lc_row_chunks(whole_rows ? 1 : *nchunks, d->nthreads, Mg, d->isa->mr);
+    if (!whole_rows && *mchunks == 1) return;
+    /* Few chunks for the threads: split by channels, each thread's block of
+     * rows over every chunk in turn (items go block-major).  One chunk of all
+     * the panels (A streamed once per call) where the driver runs it
+     * panel-major (each panel's slice read from memory once, for every
+     * pass) or a thread's rows are at least a chunk's pixels (its rows of A
+     * at least a chunk's B).  Else the chunks stay within the L2 budget
+     * (lc_gemm_chunk_panels), A read once per chunk, so the MR passes over
+     * a chunk find its B in L2: 1x1 16>96 @112 (A 6 KB, B 0.8 MB) on 2
+     * threads as one chunk of 392 panels read B from L3 on each of a
+     * thread's 6 passes and ran slower than on 1 thread (AMD EPYC Zen 4). */
+    int64_t m_begin, m_end;
+    lc_row_chunk_range(0, *mchunks, Mg, d->isa->mr, &m_begin, &m_end);
+    const int64_t K = d->C / d->groups * d->kH * d->kW, rows = m_end - m_begin;
+    if (whole_rows || rows >= *chunk * d->isa->nr ||
+        lc_gemm_panel_major(d->isa, (size_t)Mg, (size_t)K, (size_t)rows,
+                            (size_t)(d->OH * d->OW), (size_t)lc_div_up(rows, d->isa->mr),
+                            (size_t)lc_min64(K, d->isa->kc), 0)) {
+        *chunk = npanels;
+        *nchunks = 1;
+    }
 }
 
 void lc_im2col_tiling(const lc_conv_desc *d, int64_t *tiling) {
     const int64_t Mg = d->M / d->groups;
     const int64_t npanels = lc_div_up(d->OH * d->OW, d->isa->nr);
     lc_im2col_tiles b;
-    b.chunk = lc_gemm_chunk_panels(d);
-    b.nchunks = lc_div_up(npanels, b.chunk);
-    /* rows the wide tile takes whole are shared out by channels only */
-    const int whole_rows = lc_gemm_wide_rows(d->isa, (size_t)(d->OH * d->OW));
-    b.mchunks = lc_row_chunks(whole_rows ? 1 : b.nchunks, d->nthreads, Mg, d->isa->mr);
-    if (b.mchunks > 1 || whole_rows) { /* few panels: one chunk of them all, split by channels */
-        b.chunk = npanels;
-        b.nchunks = 1;
-    }
+    lc_im2col_split(d, &b.chunk, &b.nchunks, &b.mchunks);
     int64_t m_begin, m_end; /* the first channel block is the largest */
     lc_row_chunk_range(0, b.mchunks, Mg, d->isa->mr, &m_begin, &m_end);
     b.pack_bytes = 0;
@@ -239,11 +263,6 @@ void lc_im2col_tiling(const lc_conv_desc *d, int64_t *tiling) {
      * 64>256 @56 on 2 threads was 10-19% slower with the tall tile, 5-15%
      * faster on 1 (interleaved, Intel Xeon; no cause found) */
     b.tall = b.mchunks == 1 && !b.pack_bytes && lc_im2col_tall(d);
-    const lc_blocking *budget = lc_blocking_get();
-    const int64_t kb = lc_min64(d->C / d->groups, d->isa->kc), fsz = (int64_t)sizeof(float);
-    if (b.tall && kb * d->isa->nr * fsz >= budget->gemm_panel_l1 &&
-        Mg * lc_min64(b.chunk * d->isa->nr, d->OH * d->OW) * fsz > budget->gemm_c_far)
-        b.tall = 2;
     memcpy(tiling, &b, sizeof b);
 }
 

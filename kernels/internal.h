@@ -222,6 +222,15 @@ size_t lc_packed_a_offset(size_t Mg, size_t K, size_t mr, size_t kc, size_t m, s
  * there (one of several calls that stream one larger set of weights, as
  * Winograd's alpha^2 GEMMs do): its slices are prefetched as for a large A. */
 #define LC_PANELS_A_FAR 8
+/* LC_PANELS_TALL_FAR: as LC_PANELS_TALL, but only on calls the MR x NR tile
+ * would run panel-major over C beyond L2 (lc_gemm_tall_far, in the driver). */
+#define LC_PANELS_TALL_FAR 16
+int lc_gemm_tall_far(const lc_isa_config *cfg, size_t Mg, size_t K, size_t rows, size_t n,
+                     int how);
+/* Whether lc_gemm_panels_rows runs a call of `rows` rows (of Mg, K deep) over
+ * n columns panel-major on a kk-row slice, `units` tall groups and MR passes */
+int lc_gemm_panel_major(const lc_isa_config *cfg, size_t Mg, size_t K, size_t rows, size_t n,
+                        size_t units, size_t kk, int how);
 /* b_pack: NULL, or room for min(K, kc) rows of the call's panels rounded up
  * to whole NR-wide ones, where each kc-row block of B is first copied into
  * contiguous panels (plain columns only: b_pstride == NR and no wide tile;
@@ -321,6 +330,9 @@ int lc_conv_run_tiled(const lc_conv_desc *d, const int64_t *tiling, int64_t need
                       float *y, void *workspace, int64_t workspace_bytes);
 int64_t lc_im2col_workspace(const lc_conv_desc *d, int *ok);
 void lc_im2col_tiling(const lc_conv_desc *d, int64_t *tiling);
+/* Im2Col's GEMM items: *nchunks chunks of at most *chunk panels x *mchunks
+ * output-channel blocks (lc_row_chunks) */
+void lc_im2col_split(const lc_conv_desc *d, int64_t *chunk, int64_t *nchunks, int64_t *mchunks);
 int lc_im2col_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
                   const float *packed, const float *bias, const float *res, float *y, char *ws);
 int64_t lc_patch2vec_workspace(const lc_conv_desc *d, int *ok);

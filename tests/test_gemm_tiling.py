@@ -34,7 +34,7 @@ def test_chunks_are_shared_out_evenly(isa, rng, C, H, threads):
     chunk, nchunks, mchunks = op.setup(1, H, H, threads, IM2COL).tiling[2:5]
     assert nchunks == -(-npanels // chunk) and mchunks >= 1
     if mchunks > 1 or nchunks < 2 * threads:
-        return  # few panels: one chunk of them all, split by output channels
+        return  # few chunks: split by output channels (lc_im2col_split)
     assert nchunks % threads == 0, (chunk, nchunks, npanels)
     # the pool hands thread t the contiguous run of items t * n / T .. (t + 1) * n / T
     per_thread = [sum(min(chunk, npanels - i * chunk)
@@ -99,14 +99,37 @@ def test_small_m_many_pixels_split_by_pixels(isa, rng, C, M, H, threads):
     assert mchunks == 1 and nchunks >= 2 * threads, (chunk, nchunks, mchunks)
 
 
-@pytest.mark.parametrize("C, M, H", [(64, 384, 14), (96, 576, 14), (24, 144, 56), (64, 256, 56)])
+@pytest.mark.parametrize("C, M, H", [(64, 384, 14), (96, 576, 14), (24, 144, 56), (64, 256, 56),
+                                     (16, 96, 112)])
 def test_many_channels_split_by_channels(isa, rng, C, M, H):
     """More output channels than pixels (14 x 14, 7 panels), or than input
     channels (an expansion, whose output a depthwise layer reads by
-    channels): the channels are shared out."""
+    channels): the channels are shared out.  One chunk of all the panels
+    where a thread's rows are at least a chunk's pixels or the driver runs
+    it panel-major (A streamed once); else, over short slices (pass-major),
+    chunks within the L2 budget, as on 1 thread (B found in L2 by each
+    pass: 16>96 @112 as one chunk ran slower on 2 threads than on 1)."""
     op, _ = _op(isa, rng.standard_normal((M, C, 1, 1)).astype(np.float32))
+    _, nr, _ = _core._ukernel_tile(isa)
     chunk, nchunks, mchunks = op.setup(1, H, H, 2, IM2COL).tiling[2:5]
-    assert mchunks == 2 and nchunks == 1, (chunk, nchunks, mchunks)
+    npanels = -(-H * H // nr)
+    assert mchunks == 2 and nchunks == -(-npanels // chunk), (chunk, nchunks, mchunks)
+    short = C * nr * 4 < _core.blocking()["gemm_panel_l1"]
+    if H >= 56 and short:  # 98 panels or more, in chunks of the L2 budget
+        assert nchunks > 1 and chunk * 2 <= npanels, (chunk, nchunks)
+    if not short:
+        assert nchunks == 1, (chunk, nchunks)
+
+
+@pytest.mark.parametrize("C, M, H, W", [(16, 96, 57, 55), (24, 44, 56, 56), (16, 40, 113, 112)])
+def test_channel_split_over_chunks_same_bits(isa, rng, C, M, H, W):
+    """Channel blocks over several chunks each (odd pixel counts, M not a
+    multiple of MR or of the tall tile): the same bits on 1-3 threads and
+    float64's values."""
+    op, _ = _op(isa, rng.standard_normal((M, C, 1, 1)).astype(np.float32))
+    chunk, nchunks, mchunks = op.setup(1, H, W, 2, IM2COL).tiling[2:5]
+    assert mchunks == 2 and nchunks > 1, (chunk, nchunks, mchunks)
+    _pointwise_bits_and_values(rng, C, M, H, W, 1.0, "relu6", 0.0, 6.0)
 
 
 @pytest.mark.parametrize("C, M, H, k, stride", [(192, 32, 28, 1, 1), (3, 32, 224, 3, 2),
@@ -318,7 +341,9 @@ def test_tall_tile_is_exercised(isa):
 
 
 def _tall_kind(isa, C, M, H, W, threads=1):
-    """lc_im2col_tiling's tall word: 0 none, 1 rows off a line, 2 any rows."""
+    """lc_im2col_tiling's tall word: 1 where the tall tile may run (rows off
+    a line: always; line-aligned rows: where the driver finds C far and the
+    MR x NR order panel-major, lc_gemm_tall_far), else 0."""
     w = np.zeros((M, C, 1, 1), np.float32)
     op, _ = _op(isa, w)
     return op.setup(1, H, W, threads, IM2COL).tiling[6]
@@ -340,15 +365,25 @@ def _c_far_tall_shape(isa):
 def test_tall_tile_on_aligned_rows_where_c_is_far(isa, rng):
     """Where the MR x NR kernel would store a tile in every output row per
     panel (panel-major) over an output past gemm_c_far, the tall tile takes
-    line-aligned input too (tall == 2; short slices, pass-major, keep it for
-    rows off a line): the same bits at every input offset and thread count,
-    close to float64."""
+    line-aligned input too (decided per call in the driver by the tests its
+    loop runs; short slices, pass-major, keep it for rows off a line): the
+    same bits at every input offset and thread count, close to float64."""
     shape = _c_far_tall_shape(isa)
     if shape is None:
         pytest.skip("no K gives a slice of gemm_panel_l1 on these caches")
     C, M, H, W = shape
-    assert _tall_kind(isa, C, M, H, W) == (2 if isa == "avx512" else 0)
+    assert _tall_kind(isa, C, M, H, W) == (1 if isa == "avx512" else 0)
     assert _tall_kind(isa, 16, 96, 112, 112) == (1 if isa == "avx512" else 0)
+    if isa == "avx512":
+        # the driver's own tests (lc_gemm_tall_far) on the 1-thread chunks:
+        # the tall tile on aligned rows here, not over K = 16 (pass-major)
+        _, nr, _ = _core._ukernel_tile(isa)
+        w = np.zeros((M, C, 1, 1), np.float32)
+        chunk, nchunks = _op(isa, w)[0].setup(1, H, W, 1, IM2COL).tiling[2:4]
+        npanels = -(-H * W // nr)
+        cols = min(-(-npanels // nchunks) * nr, H * W)  # the largest chunk's
+        assert _core.gemm_tall_far(_isa.isa_id(isa), M, C, M, cols)
+        assert not _core.gemm_tall_far(_isa.isa_id(isa), 96, 16, 96, cols)
     x = rng.standard_normal((1, C, H, W)).astype(np.float32)
     w = rng.standard_normal((M, C, 1, 1)).astype(np.float32)
     b = rng.standard_normal(M).astype(np.float32)

@@ -173,6 +173,8 @@ cdef extern from "internal.h":
     ctypedef struct lc_blocking:
         int64_t gemm_b_l2, gemm_b_l1, gemm_panel_l1, gemm_a_stream, gemm_a_far, wino_block
     const lc_blocking *lc_blocking_get()
+    int lc_gemm_tall_far(const lc_isa_config *cfg, size_t Mg, size_t K, size_t rows, size_t n,
+                         int how)
 
 cdef extern from *:
     """
@@ -291,6 +293,15 @@ def blocking():
     return {"gemm_b_l2": b.gemm_b_l2, "gemm_b_l1": b.gemm_b_l1,
             "gemm_panel_l1": b.gemm_panel_l1, "gemm_a_stream": b.gemm_a_stream,
             "gemm_a_far": b.gemm_a_far, "wino_block": b.wino_block}
+
+
+def gemm_tall_far(int isa, size_t Mg, size_t K, size_t rows, size_t n):
+    """Whether the GEMM driver runs a call of `rows` of Mg rows over n columns
+    of K through the tall tile on line-aligned B (LC_PANELS_TALL_FAR)."""
+    cdef const lc_isa_config *cfg = lc_isa_get(isa)
+    if cfg == NULL:
+        raise ValueError(f"isa {isa} does not run here")
+    return bool(lc_gemm_tall_far(cfg, Mg, K, rows, n, 0))
 
 
 # Detect the caches and derive the budgets now, under the GIL, before any
