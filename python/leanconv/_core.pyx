@@ -162,7 +162,8 @@ cdef extern from "leanconv/cpu.h":
 
 cdef extern from "internal.h":
     ctypedef struct lc_blocking:
-        int64_t gemm_b_l2, gemm_b_l1, gemm_panel_l1, gemm_a_stream, gemm_a_far, wino_block
+        int64_t gemm_b_l2, gemm_b_l1, gemm_panel_l1, gemm_a_stream, gemm_b_whole, gemm_a_far
+        int64_t wino_block
     const lc_blocking *lc_blocking_get()
 
 cdef extern from *:
@@ -281,7 +282,8 @@ def blocking():
     cdef const lc_blocking *b = lc_blocking_get()
     return {"gemm_b_l2": b.gemm_b_l2, "gemm_b_l1": b.gemm_b_l1,
             "gemm_panel_l1": b.gemm_panel_l1, "gemm_a_stream": b.gemm_a_stream,
-            "gemm_a_far": b.gemm_a_far, "wino_block": b.wino_block}
+            "gemm_b_whole": b.gemm_b_whole, "gemm_a_far": b.gemm_a_far,
+            "wino_block": b.wino_block}
 
 
 # Detect the caches and derive the budgets now, under the GIL, before any
