@@ -26,6 +26,10 @@ const lc_blocking *lc_blocking_get(void) {
         lc_budgets.gemm_panel_l1 = c->l1d / 4;
         /* packed A past half of L2 will not stay there: prefetch it */
         lc_budgets.gemm_a_stream = c->l2 / 2;
+        /* a 1 x 1 layer's whole input, which each thread streams when the
+         * threads split its output channels: past half of L2 it is read
+         * from beyond L2 by every thread (lc_gemm_split_pixels) */
+        lc_budgets.gemm_b_whole = c->l2 / 2;
         /* B read in place over more than a quarter of L2 is unlikely to be
          * there still (the layer before wrote it beside its own inputs, and
          * C is written beside it): the kernels prefetch it panel by panel.

@@ -618,13 +618,25 @@ int lc_handover_prefers_pixels(const lc_conv_desc *d, int64_t threads) {
  * all of B and 1/T of A; by pixels 1/T of B and, in 2 chunks or more, A
  * twice or more: K*P/T + 2*Mg*K against K*P + Mg*K/T, so pixels when
  * P*(T-1) > Mg*(2T-1); and the hand-overs between cores
- * (lc_handover_prefers_pixels).  MobileNetV2's 144>24 @56 x 56, split by
- * channels because an Intel Xeon's 2 MiB L2 let the chunks be few, took
- * 1.5x as long on 2 threads as on 1. */
+ * (lc_handover_prefers_pixels), which count floats as if every read came
+ * from a cache.  A 1 x 1 layer's input bigger than gemm_b_whole (half of
+ * L2) does not: by channels every thread streams all of it from beyond
+ * its L2, which costs more than the share of the output the next layer
+ * would find on the other core, so it goes by pixels whatever the
+ * hand-overs say.  MobileNetV2's 144>24 @56 x 56, split by channels
+ * because an Intel Xeon's 2 MiB L2 let the chunks be few, took 1.5x as
+ * long on 2 threads as on 1; ResNet-50's 64>256 @56 (784 KiB of input,
+ * split by channels by the hand-overs) in the zoo model at 224 on an AMD
+ * EPYC Zen 4 (1 MiB L2), 2 threads, busiest thread's CPU time in the
+ * model (bench/step_cpu.py --env, 100 runs, load 10): 0.86-1.13 ms ->
+ * 0.66-0.82 ms in all four of its steps (steps the rule leaves alone
+ * moved 22 us median, 78 us p90). */
 static int lc_gemm_split_pixels(const lc_conv_desc *d, int64_t P, int64_t threads) {
+    const double input_bytes = (double)(d->C / d->groups) * (double)(d->H * d->W) * 4.0;
     return threads > 1 &&
            (double)P * (double)(threads - 1) > (double)(d->M / d->groups) * (double)(2 * threads - 1) &&
-           lc_handover_prefers_pixels(d, threads);
+           (lc_handover_prefers_pixels(d, threads) ||
+            (lc_gemm_is_pointwise(d) && input_bytes > (double)lc_blocking_get()->gemm_b_whole));
 }
 
 int64_t lc_gemm_chunk_panels(const lc_conv_desc *d) {

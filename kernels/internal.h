@@ -259,6 +259,8 @@ typedef struct lc_blocking {
     int64_t gemm_panel_l1; /* B panel slices of at least these bytes (and at most
                             * gemm_b_l1) are read by every MR pass of A in turn */
     int64_t gemm_a_stream; /* packed A bigger than this is prefetched slice by slice */
+    int64_t gemm_b_whole;  /* a 1 x 1 layer's input of more bytes than this is split by
+                            * pixels at 2+ threads (lc_gemm_split_pixels) */
     int64_t gemm_b_far;    /* B read in place spanning more bytes than this gets the
                             * prefetching kernel (lc_gemm_pf_fn) */
     int64_t gemm_a_far;    /* packed A of more bytes than this, over at least twice as

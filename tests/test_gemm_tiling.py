@@ -99,19 +99,35 @@ def test_small_m_many_pixels_split_by_pixels(isa, rng, C, M, H, threads):
     assert mchunks == 1 and nchunks >= 2 * threads, (chunk, nchunks, mchunks)
 
 
+def _by_pixels(C, M, H, W, threads=2):
+    """lc_gemm_split_pixels' rule for a 1 x 1 layer's input past gemm_b_whole:
+    more pixels than the channel split's share, and an input every thread
+    would stream from beyond its L2."""
+    P = H * W
+    return P * (threads - 1) > M * (2 * threads - 1) and \
+        C * P * 4 > _core.blocking()["gemm_b_whole"]
+
+
 @pytest.mark.parametrize("C, M, H", [(64, 384, 14), (96, 576, 14), (24, 144, 56), (64, 256, 56),
                                      (16, 96, 112)])
 def test_many_channels_split_by_channels(isa, rng, C, M, H):
     """More output channels than pixels (14 x 14, 7 panels), or than input
     channels (an expansion, whose output a depthwise layer reads by
-    channels): the channels are shared out.  One chunk of all the panels
-    where a thread's rows are at least a chunk's pixels or the driver runs
-    it panel-major (A streamed once); else, over short slices (pass-major),
-    chunks within the L2 budget, as on 1 thread (B found in L2 by each
-    pass: 16>96 @112 as one chunk ran slower on 2 threads than on 1)."""
+    channels): the channels are shared out -- unless the expansion's input
+    is larger than gemm_b_whole (half of L2), which every thread would then
+    stream from beyond its L2: then the pixels (ResNet-50's 64>256 @56, 784
+    KiB, on a 1 MiB L2; by channels on a 2 MiB one).  By channels, one chunk
+    of all the panels where a thread's rows are at least a chunk's pixels or
+    the driver runs it panel-major (A streamed once); else, over short
+    slices (pass-major), chunks within the L2 budget, as on 1 thread (B
+    found in L2 by each pass: 16>96 @112 as one chunk ran slower on 2
+    threads than on 1)."""
     op, _ = _op(isa, rng.standard_normal((M, C, 1, 1)).astype(np.float32))
     _, nr, _ = _core._ukernel_tile(isa)
     chunk, nchunks, mchunks = op.setup(1, H, H, 2, IM2COL).tiling[2:5]
+    if _by_pixels(C, M, H, H):
+        assert mchunks == 1 and nchunks >= 4, (chunk, nchunks, mchunks)
+        return
     npanels = -(-H * H // nr)
     assert mchunks == 2 and nchunks == -(-npanels // chunk), (chunk, nchunks, mchunks)
     short = C * nr * 4 < _core.blocking()["gemm_panel_l1"]
@@ -128,8 +144,23 @@ def test_channel_split_over_chunks_same_bits(isa, rng, C, M, H, W):
     float64's values."""
     op, _ = _op(isa, rng.standard_normal((M, C, 1, 1)).astype(np.float32))
     chunk, nchunks, mchunks = op.setup(1, H, W, 2, IM2COL).tiling[2:5]
-    assert mchunks == 2 and nchunks > 1, (chunk, nchunks, mchunks)
+    assert nchunks > 1 and mchunks == (1 if _by_pixels(C, M, H, W) else 2), \
+        (chunk, nchunks, mchunks)
     _pointwise_bits_and_values(rng, C, M, H, W, 1.0, "relu6", 0.0, 6.0)
+
+
+def test_large_expansion_input_split_by_pixels(isa, rng):
+    """The rule above on whatever L2 this machine has: an expansion whose
+    input is just past gemm_b_whole goes by pixels on 2 threads, the same
+    shape with half its pixels by channels; the bits are the 1-thread ones."""
+    whole = _core.blocking()["gemm_b_whole"]
+    C, M = 16, 64
+    H = int((whole / (C * 4)) ** 0.5) + 1          # C*H*H*4 just above the budget
+    small = int((whole / 2 / (C * 4)) ** 0.5)       # below it
+    op, _ = _op(isa, rng.standard_normal((M, C, 1, 1)).astype(np.float32))
+    assert op.setup(1, H, H, 2, IM2COL).tiling[4] == 1
+    assert op.setup(1, small, small, 2, IM2COL).tiling[4] == 2
+    _pointwise_bits_and_values(rng, C, M, H, H, 1.0, "relu6", 0.0, 6.0)
 
 
 @pytest.mark.parametrize("C, M, H, k, stride", [(192, 32, 28, 1, 1), (3, 32, 224, 3, 2),
@@ -329,14 +360,18 @@ def test_tall_tile_layers(isa, rng, C, M, H, W):
 def test_tall_tile_is_exercised(isa):
     """Where the ISA has a tall tile, TALL_LAYERS from M = 24 on take it (and
     the ones below one group of its rows, with B packed, or split between
-    threads by channels, do not)."""
+    threads by channels, do not: the input past gemm_b_whole that sends
+    64>256 @56 by pixels gives it the tall tile back at 2 threads)."""
     if isa != "avx512":
         assert not any(_tall(isa, *shape) for shape in TALL_LAYERS)
         return
     for C, M, H, W in TALL_LAYERS:
         assert _tall(isa, C, M, H, W) == (M >= 24), (C, M, H, W)
     assert _tall(isa, 144, 24, 56, 56, threads=2)  # split by pixels
-    assert not _tall(isa, 64, 256, 56, 56, threads=2)  # split by channels
+    # split by channels (no tall tile) unless the input is past gemm_b_whole
+    whole = _core.blocking()["gemm_b_whole"]
+    for C, M, H in ((64, 256, 56), (64, 256, 28)):
+        assert _tall(isa, C, M, H, H, threads=2) == (C * H * H * 4 > whole), (C, M, H)
     assert not _tall(isa, 256, 64, 40, 40)  # B packed: 8 passes over planes a page apart
 
 
