@@ -344,6 +344,21 @@ static void lc_dl_deinterleave(const lc_isa_config *isa, float *const *dst, size
         for (size_t x = 0; x < n; x++) dst[l][off + x] = src[x * L + l];
 }
 
+/* Where ResNet-18's 3x3/2 64>128@56 and 128>256@28 lose to the FMA peak on
+ * an AMD Zen 4 (AVX-512, 1 thread, 70-75% of the peak as layers): pieces
+ * switched off in turn (temporary getenv switches, interleaved in one process,
+ * bursts of 10 calls, thread CPU time, 31 samples, load ~8).  The padded copy
+ * 6-11% of the layer (alone, with nothing else in the caches: 70 and 45 us),
+ * the transpose 2-5%; without both 78-84%.  A second call of each kernel
+ * call's block right after it (its data then in L1/L2) ran at 81-88%, the
+ * first ~7% slower (its misses).  No change beyond the spread (0.97-1.03):
+ * the input copied channel-interleaved ([row][column][channel], xcs 1: a
+ * call's input in half the lines; same bits, but its copy, a transpose, made
+ * the layers 7-15% slower), passes of 8-128 channels (8: 7% slower),
+ * 128>256's all-channel pass without prefetch, bands within L2 / 1, 4 or 8,
+ * the 12 x 32 kernel.  AVX2 (6 x 16): 54-61% as layers, 60-62% without
+ * the copy and the transpose. */
+
 /* Channels ahead of the one it copies whose rows the padded copy prefetches. */
 #define LC_DL_COPY_AHEAD 2
 
