@@ -185,14 +185,14 @@ static int lc_gemm_streams_a(const lc_isa_config *cfg, size_t Mg, size_t K, int 
 
 /* Whether a call over `rows` rows and n columns runs a kk-row slice of its
  * panels panel-major, `units` tall row groups and MR passes over them: the
- * one test lc_gemm_panels_rows' K loop, lc_gemm_tall_far and Im2Col's
- * split (lc_im2col_split) run (why panel-major: that loop).  Not where many_rows: panel-major order reads
- * the whole A block on its first panel, one MR x kb slice per tile, so that
- * panel's tiles wait on A wherever A is not in cache yet -- in a
- * model, always: between two runs every other layer's weights pass through
- * the caches.  Pass-major reads each
- * slice once for all the panels, so the same stream is spread over
- * nfull times the work.  Where A's rows outnumber the columns two to one
+ * one test that lc_gemm_panels_rows' K loop (where the two orders are),
+ * lc_gemm_tall_far and Im2Col's split (lc_im2col_split) run.  Not with
+ * many_rows: panel-major order reads the whole A block on its first panel,
+ * one MR x kb slice per tile, so that panel's tiles wait on A wherever A is
+ * not in cache yet -- in a model, always: between two runs every other
+ * layer's weights pass through the caches.  Pass-major reads each slice
+ * once for all the panels, so the same stream is spread over nfull times
+ * the work.  Where A's rows outnumber the columns two to one
  * and A comes from far (lc_blocking: past a quarter of L2), the first
  * panel's wait outweighs what panel-major saves (B from L1 rather than
  * L2).  ResNet-50 at 128 px in the model (AVX-512, 1 thread, Intel Xeon,
@@ -291,8 +291,9 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
     /* Whole groups of tall_rows rows from m_begin go through the tall tile
      * over the full panels, tall_cols columns a call (the caller decides
      * when: LC_PANELS_TALL, or LC_PANELS_TALL_FAR and lc_gemm_tall_far);
-     * the other rows, and every row's column remainder, as below.  Each element is one FMA chain from the bias in
-     * both, so which rows a thread's block starts with does not matter. */
+     * the other rows, and every row's column remainder, as below.  Each
+     * element is one FMA chain from the bias in both, so which rows a
+     * thread's block starts with does not matter. */
     const int tall_ok = (how & LC_PANELS_TALL) ||
                         ((how & LC_PANELS_TALL_FAR) &&
                          lc_gemm_tall_far(cfg, Mg, K, m_end - m_begin, n, how));

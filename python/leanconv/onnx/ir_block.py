@@ -71,22 +71,19 @@ def static_shapes(model):
     return shapes
 
 
-def _pointwise(op):
-    """The ConvOp is a plain 1x1: stride 1, no padding, one group, 2-D."""
+def _pointwise(op, residual=False):
+    """The ConvOp is a plain 1x1: stride 1, no padding, one group, 2-D (with
+    a residual Add folded in only where `residual`)."""
     ws = op.weight_shape
     return (ws is not None and len(ws) == 4 and ws[2:] == (1, 1) and op.group == 1 and
-            op.auto_pad in ("NOTSET", "VALID") and not op.residual and
+            op.auto_pad in ("NOTSET", "VALID") and (residual or not op.residual) and
             all(v is None or all(i == 1 for i in v) for v in (op.strides, op.dilations)) and
             (op.pads is None or not any(op.pads)))
 
 
 def _projection(op, channels):
     """The ConvOp is a plain 1x1 over `channels` inputs (a residual allowed)."""
-    ws = op.weight_shape
-    return (ws is not None and len(ws) == 4 and ws[1:] == (channels, 1, 1) and op.group == 1 and
-            op.auto_pad in ("NOTSET", "VALID") and
-            all(v is None or all(i == 1 for i in v) for v in (op.strides, op.dilations)) and
-            (op.pads is None or not any(op.pads)))
+    return _pointwise(op, residual=True) and op.weight_shape[1] == channels
 
 
 def _depthwise(op, channels):
