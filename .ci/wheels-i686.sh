@@ -6,8 +6,8 @@
 #
 # 1. every C file compiles with Debian's i686 cross compiler (OpenMP on, -Wall);
 #    the objects link into one shared object with no undefined symbol;
-# 2. a 32-bit Debian bookworm (debootstrap --arch=i386, cached with a stamp in
-#    $LEANCONV_I386_ROOT, default /var/cache/leanconv/i386-root) builds the
+# 2. a 32-bit Debian bookworm (.ci/i386-rootfs.sh: debootstrap --arch=i386, cached
+#    with a stamp in $LEANCONV_I386_ROOT, default /var/cache/leanconv/i386-root) builds the
 #    extension with setup.py, the way pip would, under `linux32` as
 #    cibuildwheel's i686 containers do;
 # 3. pytest runs the suite there against that build.
@@ -19,14 +19,7 @@ PROOF=wheels-i686
 source "$(dirname "$0")/wheels-lib.sh"
 
 ROOT="${LEANCONV_I386_ROOT:-$CACHE/i386-root}"
-SUITE=bookworm
-MIRROR=$(debian_mirror "$SUITE")   # the host's apt source (host-packages.sh)
-# libc6-dev, gcc: setup.py builds inside; libgomp1: OpenMP at run time.
-INCLUDE="python3,python3-dev,python3-setuptools,python3-numpy,python3-pytest,python3-hypothesis,gcc,libc6-dev,libgomp1"
-CYTHON_SPEC="Cython>=3.0"
-FORMAT=1   # bump to force a rebuild of the rootfs
-STAMP="$ROOT/.leanconv-rootfs-complete"
-STAMP_TEXT="format=$FORMAT suite=$SUITE mirror=$MIRROR include=$INCLUDE"
+export LEANCONV_I386_ROOT="$ROOT"   # .ci/i386-rootfs.sh builds it there
 WORK="$CACHE/wheels-i686"
 CROSS=i686-linux-gnu-gcc
 
@@ -62,30 +55,8 @@ for pid in "${running[@]}"; do wait "$pid"; done
 "$CROSS" -shared -fopenmp -Wl,--no-undefined -o "$WORK/obj/libleanconv-kernels.so" "$WORK"/obj/*.o -lm
 log "$n files compiled; $(file -b "$WORK/obj/libleanconv-kernels.so" | cut -d, -f1-2)"
 
-step "a 32-bit Debian $SUITE root filesystem (cached)"
-exec 9>"$ROOT.lock"
-flock 9
-unmount_under_root() {   # debootstrap mounts /proc and /sys inside; a killed run leaves them
-    local m
-    for m in $(awk -v r="$ROOT" '$2 == r || index($2, r "/") == 1 { print $2 }' /proc/mounts | sort -r); do
-        umount "$m" 2>/dev/null || umount -l "$m"
-    done
-}
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$STAMP_TEXT" ] && [ -x "$ROOT/usr/bin/python3" ]; then
-    log "reusing $ROOT"
-else
-    if [ -e "$ROOT" ]; then
-        log "removing incomplete or outdated $ROOT"
-        unmount_under_root
-        rm -rf --one-file-system "$ROOT"
-    fi
-    log "debootstrap --arch=i386 $SUITE (a few minutes; log: $ROOT.debootstrap.log)"
-    debootstrap --arch=i386 --variant=minbase --include="$INCLUDE" "$SUITE" "$ROOT" "$MIRROR" \
-        > "$ROOT.debootstrap.log" 2>&1 || { unmount_under_root; tail -20 "$ROOT.debootstrap.log"; die "debootstrap failed"; }
-    unmount_under_root
-    rm -rf "$ROOT"/var/cache/apt/archives/*.deb
-    echo "$STAMP_TEXT" > "$STAMP"
-fi
+step "a 32-bit Debian bookworm root filesystem (cached: .ci/i386-rootfs.sh)"
+bash "$(dirname "$0")/i386-rootfs.sh"
 in_root() {   # a clean environment: nothing of the host's PATH, Python or pip settings
     env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C.UTF-8 "$@"
 }
