@@ -20,6 +20,7 @@ source "$(dirname "$0")/wheels-lib.sh"
 
 ROOT="${LEANCONV_I386_ROOT:-$CACHE/i386-root}"
 export LEANCONV_I386_ROOT="$ROOT"   # .ci/i386-rootfs.sh builds it there
+CYTHON_SPEC="Cython>=3.0"
 WORK="$CACHE/wheels-i686"
 CROSS=i686-linux-gnu-gcc
 
