@@ -34,7 +34,6 @@
  * rounded up to 64 bytes. */
 #include <stdint.h>
 #include <string.h>
-#include <stdlib.h>
 #include "internal.h"
 #include "leanconv/cpu.h"
 
@@ -55,8 +54,6 @@ typedef struct {
     int64_t threads;   /* threads the run uses (lc_threads_used of items) */
     int64_t cb;        /* input channels a pass over a segment */
     int64_t ahead;     /* 1: each pass prefetches the next (a span's weights are beyond L2) */
-    int64_t inplace;   /* 1: inner pixels read the input planes, the border a band's patches */
-    int64_t border;    /* border pixels of the band that has the most */
 } lc_dl_tiles;
 LC_TILING_FITS(lc_dl_tiles);
 
@@ -68,38 +65,6 @@ static int64_t lc_dl_row_width(const lc_conv_desc *d) {
 /* Input rows a band of `rows` output rows reads. */
 static int64_t lc_dl_band_in_rows(const lc_conv_desc *d, int64_t rows) {
     return (rows - 1) * d->stride_h + (d->kH - 1) * d->dil_h + 1;
-}
-
-/* The outputs [lo, hi) along one axis whose every tap lies inside the image. */
-static void lc_dl_inner(int64_t out, int64_t stride, int64_t pad, int64_t k, int64_t dil,
-                        int64_t in, int64_t *lo, int64_t *hi) {
-    const int64_t last = in - 1 - (k - 1) * dil + pad; /* o * stride <= last */
-    *lo = lc_min64(out, lc_div_up(pad, stride));
-    *hi = last < 0 ? 0 : lc_min64(out, last / stride + 1);
-    if (*hi < *lo) *hi = *lo;
-}
-
-/* The inner output rows and columns (every tap inside the image). */
-typedef struct {
-    int64_t y0, y1, x0, x1;
-} lc_dl_inside;
-
-static lc_dl_inside lc_dl_get_inside(const lc_conv_desc *d) {
-    lc_dl_inside r;
-    lc_dl_inner(d->OH, d->stride_h, d->pad_t, d->kH, d->dil_h, d->H, &r.y0, &r.y1);
-    lc_dl_inner(d->OW, d->stride_w, d->pad_l, d->kW, d->dil_w, d->W, &r.x0, &r.x1);
-    return r;
-}
-
-static int lc_dl_is_inner(const lc_dl_inside *r, int64_t oy, int64_t ox) {
-    return oy >= r->y0 && oy < r->y1 && ox >= r->x0 && ox < r->x1;
-}
-
-/* Border pixels (a tap outside the image) of output rows [oy0, oy1). */
-static int64_t lc_dl_band_border(const lc_conv_desc *d, int64_t oy0, int64_t oy1) {
-    const lc_dl_inside r = lc_dl_get_inside(d);
-    const int64_t rows = lc_max64(0, lc_min64(oy1, r.y1) - lc_max64(oy0, r.y0));
-    return (oy1 - oy0) * d->OW - rows * (r.x1 - r.x0);
 }
 
 lc_dl_block lc_direct_lanes_block(const lc_conv_desc *d) {
@@ -178,17 +143,6 @@ static void lc_dl_balance(int64_t OH, int64_t blocks, int64_t units, int64_t thr
             }
         }
     }
-}
-
-/* INPLACE_DOC */
-static void lc_dl_choose_inplace(const lc_conv_desc *d, lc_dl_tiles *b) {
-    b->border = 0;
-    for (int64_t band = 0; band < b->bands; band++)
-        b->border = lc_max64(b->border, lc_dl_band_border(d, band * d->OH / b->bands,
-                                                          (band + 1) * d->OH / b->bands));
-    const int64_t patches = b->border * d->kH * d->kW;
-    const int64_t padded = lc_dl_band_in_rows(d, b->band_rows) * lc_dl_row_width(d);
-    b->inplace = 4 * patches <= padded && !getenv("LC_DL_NOINPLACE");
 }
 
 void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
@@ -273,7 +227,6 @@ void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
      * layer's region in the model, 20th percentile of 60 runs, both rules
      * interleaved in one process and in either order, load ~1, Intel
      * Xeon); 1 thread unchanged (one run of blocks: the same rule) */
-    lc_dl_choose_inplace(d, &b);
     b.ahead = w_bytes > (int64_t)lc_cpu_caches()->l2;
     if (b.ahead) {
         const int64_t per_c = d->kH * d->kW * blk.cols * (int64_t)sizeof(float);
@@ -324,12 +277,8 @@ int64_t lc_direct_lanes_segments(const lc_conv_desc *d) {
 /* Floats of each part of one thread's workspace (64-byte multiples). */
 static void lc_dl_parts(const lc_conv_desc *d, const lc_dl_tiles *b, int64_t *in,
                         int64_t *tile, int *ok) {
-    const int64_t Cg = d->C / d->groups;
-    const int64_t floats = b->inplace
-                               ? lc_mul(lc_mul(Cg, b->border, ok), d->kH * d->kW, ok)
-                               : lc_mul(lc_mul(Cg, lc_dl_band_in_rows(d, b->band_rows), ok),
-                                        lc_dl_row_width(d), ok);
-    *in = lc_round_up(floats, 16, ok);
+    const int64_t rows = lc_mul(d->C / d->groups, lc_dl_band_in_rows(d, b->band_rows), ok);
+    *in = lc_round_up(lc_mul(rows, lc_dl_row_width(d), ok), 16, ok);
     *tile = lc_round_up(lc_mul(lc_direct_lanes_block(d).cols, LC_DL_SEGMENT, ok), 16, ok);
 }
 
@@ -408,7 +357,22 @@ static void lc_dl_deinterleave(const lc_isa_config *isa, float *const *dst, size
  * the layers 7-15% slower), passes of 8-128 channels (8: 7% slower),
  * 128>256's all-channel pass without prefetch, bands within L2 / 1, 4 or 8,
  * the 12 x 32 kernel.  AVX2 (6 x 16): 54-61% as layers, 60-62% without
- * the copy and the transpose. */
+ * the copy and the transpose.
+ * No copy at all did not pay either (branch stride2, commit 523565d): the
+ * inner pixels (every tap inside the image) read the input planes in place
+ * (xcs = H x W), the border ones (a band's top row and left column at
+ * pad 1) per-band zero-padded patches [c][pixel][ky][kx], each part in its
+ * own blocks of R, the kernel storing each pixel at a given tile offset
+ * (the same bits as the copy).  Thread CPU time, 1 thread, interleaved
+ * against this code, p20 of 31 bursts of 10, AMD Zen 4 at load 7-8:
+ * AVX-512 3x3/2 64>128@56 1.04-1.07x slower, 128>256@28 1.01-1.02x,
+ * 256>512@14 1.01x; prefetching each segment's input rows (all channels)
+ * before it, or the next segment's during it, still 1.04-1.06x on 64>128;
+ * AVX2 0.97x / 1.03x / 1.01x.  The per-pixel tile offsets alone (every
+ * layer still copying) cost nothing (0.99-1.01).  Likely: the kernel's
+ * channel-strided reads of an input that sits in L3 (800 KB at 64@56),
+ * which the copy streams in sequentially with prefetches, then serves from
+ * L2 in a compact band. */
 
 /* Channels ahead of the one it copies whose rows the padded copy prefetches. */
 #define LC_DL_COPY_AHEAD 2
@@ -447,30 +411,6 @@ static void lc_dl_pad_input(const lc_conv_desc *d, const float *xg, int64_t oy0,
             for (int64_t i = 0; i < cols; i++) dst[left + i] = src[i];
             for (int64_t i = left + cols; i < wp; i++) dst[i] = 0.0f;
         }
-    }
-}
-
-/* The border pixels of output rows [oy0, oy1) (row-major), each one's
- * window zero-padded: [c][pixel][ky][kx] into `patch`. */
-static void lc_dl_patch_border(const lc_conv_desc *d, const float *xg, int64_t oy0, int64_t oy1,
-                               float *patch) {
-    const lc_dl_inside r = lc_dl_get_inside(d);
-    const int64_t Cg = d->C / d->groups, taps = d->kH * d->kW;
-    for (int64_t c = 0; c < Cg; c++) {
-        const float *xc = xg + c * d->H * d->W;
-        for (int64_t oy = oy0; oy < oy1; oy++)
-            for (int64_t ox = 0; ox < d->OW; ox++) {
-                if (lc_dl_is_inner(&r, oy, ox)) continue;
-                for (int64_t ky = 0; ky < d->kH; ky++) {
-                    const int64_t iy = oy * d->stride_h - d->pad_t + ky * d->dil_h;
-                    for (int64_t kx = 0; kx < d->kW; kx++) {
-                        const int64_t ix = ox * d->stride_w - d->pad_l + kx * d->dil_w;
-                        const int in = iy >= 0 && iy < d->H && ix >= 0 && ix < d->W;
-                        patch[ky * d->kW + kx] = in ? xc[iy * d->W + ix] : 0.0f;
-                    }
-                }
-                patch += taps;
-            }
     }
 }
 
@@ -569,27 +509,17 @@ static inline void lc_dl_out_lines_ask(lc_dl_out_lines *ol, int64_t upto) {
     }
 }
 
-/* Pixels of a segment that read one source: `x` with its strides, each
- * pixel's input offset and place in the tile. */
-typedef struct {
-    const float *x;
-    size_t xcs, xrs, xts;
-    size_t xoff[LC_DL_SEGMENT], toff[LC_DL_SEGMENT];
-    int64_t n;
-} lc_dl_part;
-
 /* Output channel block blk of group g, image n: the segment of sn pixels
- * at plane offset `at`, from its parts (each in near-equal blocks of at most
- * R pixels). */
+ * at plane offset `at`, its offsets xoff, from the padded input `in`. */
 static void lc_dl_segment(const lc_dl_ctx *t, int64_t n, int64_t g, int64_t blk, int64_t next_blk,
-                          int64_t at, int64_t sn, const lc_dl_part *parts, int nparts,
-                          const lc_dl_geom *gmp, float *tile, float *stage) {
+                          int64_t at, int64_t sn, const float *in, int64_t in_rows,
+                          const size_t *xoff, const lc_dl_geom *gmp, float *tile, float *stage) {
     const lc_conv_desc *d = t->d;
-    const int64_t cw = t->blk.cols, R = t->blk.rows;
+    const lc_isa_config *isa = d->isa;
+    const int64_t L = isa->dl_lanes, cw = t->blk.cols, R = t->blk.rows;
     const int64_t Cg = d->C / d->groups, Mg = d->M / d->groups, taps = d->kH * d->kW;
     const int64_t o0 = g * Mg + blk * cw, valid = lc_min64(cw, Mg - blk * cw);
-    int64_t nblk = 0;
-    for (int p = 0; p < nparts; p++) nblk += lc_div_up(parts[p].n, R);
+    const int64_t wp = lc_dl_row_width(d), nblk = lc_div_up(sn, R);
     const float *wb = t->packed + (g * t->b.blocks + blk) * Cg * taps * cw;
     lc_dl_geom gm = *gmp;
     float bias[LC_DL_MAX_COLS];
@@ -601,6 +531,7 @@ static void lc_dl_segment(const lc_dl_ctx *t, int64_t n, int64_t g, int64_t blk,
         const int64_t cn = lc_min64(t->b.cb, Cg - c0);
         const unsigned flags = (c0 > 0 ? LC_GEMM_ACCUMULATE : 0u) |
                                (c0 + cn == Cg ? LC_GEMM_FINAL : 0u);
+        const float *xc = in + c0 * in_rows * wp;
         gm.C = (size_t)cn;
         /* the pass after this one (this block's next channels, else the
          * next block's first), its lines asked for a share a call */
@@ -616,90 +547,21 @@ static void lc_dl_segment(const lc_dl_ctx *t, int64_t n, int64_t g, int64_t blk,
         const int64_t lines = next_c * taps * cw * (int64_t)sizeof(float) / 64;
         gm.pf = NULL;
         gm.pf_lines = 0;
-        for (int64_t p = 0, bi = 0; p < nparts; p++) {
-            const lc_dl_part *pt = &parts[p];
-            const int64_t pb = lc_div_up(pt->n, R);
-            const float *xc = pt->x + (size_t)c0 * pt->xcs;
-            gm.xcs = pt->xcs;
-            gm.xrs = pt->xrs;
-            gm.xts = pt->xts;
-            for (int64_t i = 0; i < pb; i++, bi++) {
-                /* blocks of near-equal size, at most R */
-                const int64_t p0 = i * pt->n / pb, cnt = (i + 1) * pt->n / pb - p0;
-                gm.xoff = pt->xoff + p0;
-                gm.toff = pt->toff + p0;
-                if (next) { /* (the divisions cost the short calls of a 3-channel stem ~2%) */
-                    const int64_t l0 = bi * lines / nblk, l1 = (bi + 1) * lines / nblk;
-                    gm.pf = (const char *)next + l0 * 64;
-                    gm.pf_lines = (size_t)lc_div_up(l1 - l0, cn);
-                }
-                if (c0 == 0) lc_dl_out_lines_ask(&ol, (bi + 1) * ol.total / nblk);
-                t->blk.kernel((size_t)cnt, xc, wb + c0 * taps * cw, tile, bp, &gm, &t->kep,
-                              flags);
+        for (int64_t bi = 0; bi < nblk; bi++) {
+            /* blocks of near-equal size, at most R */
+            const int64_t p0 = bi * sn / nblk, cnt = (bi + 1) * sn / nblk - p0;
+            gm.xoff = xoff + p0;
+            if (next) { /* (the divisions cost the short calls of a 3-channel stem ~2%) */
+                const int64_t l0 = bi * lines / nblk, l1 = (bi + 1) * lines / nblk;
+                gm.pf = (const char *)next + l0 * 64;
+                gm.pf_lines = (size_t)lc_div_up(l1 - l0, cn);
             }
+            if (c0 == 0) lc_dl_out_lines_ask(&ol, (bi + 1) * ol.total / nblk);
+            t->blk.kernel((size_t)cnt, xc, wb + c0 * taps * cw, tile + p0 * L, bp, &gm,
+                           &t->kep, flags);
         }
     }
     lc_dl_write_tile(d, n, o0, valid, at, sn, LC_DL_SEGMENT, tile, stage, t->y, t->res, &t->ep, t->post);
-}
-
-/* The pixels [s0, s0 + sn) of the band from output row oy0 (row-major) into
- * parts: with the padded band input, one part; in place, the inner pixels
- * (offsets into the group's input planes xg) and then the border ones
- * (patches from *k on, the band's nb of them at `patch`). */
-static int lc_dl_split(const lc_dl_ctx *t, const float *xg, const float *in, int64_t in_rows,
-                       int64_t nb, int64_t oy0, int64_t s0, int64_t sn, int64_t *k,
-                       lc_dl_part *parts) {
-    const lc_conv_desc *d = t->d;
-    const int64_t OW = d->OW, L = d->isa->dl_lanes, taps = d->kH * d->kW;
-    const lc_dl_inside r = lc_dl_get_inside(d);
-    const int64_t wp = lc_dl_row_width(d);
-    lc_dl_part *inner = &parts[0], *edge = &parts[1];
-    inner->n = edge->n = 0;
-    if (t->b.inplace) {
-        inner->x = xg;
-        inner->xcs = (size_t)(d->H * d->W);
-        inner->xrs = (size_t)(d->dil_h * d->W);
-        edge->x = in;
-        edge->xcs = (size_t)(nb * taps);
-        edge->xrs = (size_t)d->kW;
-        edge->xts = 1;
-    } else {
-        inner->x = in;
-        inner->xcs = (size_t)(in_rows * wp);
-        inner->xrs = (size_t)(d->dil_h * wp);
-    }
-    inner->xts = (size_t)d->dil_w;
-    /* one division a segment, not a pixel (a stem has 12544 pixels) */
-    for (int64_t j = 0, row = s0 / OW, col = s0 % OW; j < sn; j++) {
-        const int64_t oy = oy0 + row;
-        if (!t->b.inplace) {
-            inner->xoff[inner->n] = (size_t)(row * d->stride_h * wp + col * d->stride_w);
-            inner->toff[inner->n++] = (size_t)(j * L);
-        } else if (lc_dl_is_inner(&r, oy, col)) {
-            inner->xoff[inner->n] = (size_t)((oy * d->stride_h - d->pad_t) * d->W +
-                                             col * d->stride_w - d->pad_l);
-            inner->toff[inner->n++] = (size_t)(j * L);
-        } else {
-            edge->xoff[edge->n] = (size_t)(*k * taps);
-            edge->toff[edge->n++] = (size_t)(j * L);
-            ++*k;
-        }
-        if (++col == OW) {
-            col = 0;
-            row++;
-        }
-    }
-    return edge->n ? 2 : 1;
-}
-
-static void lc_dl_ask_rows(const lc_conv_desc *d, const float *xg, int64_t oy0, int64_t oy1) {
-    const int64_t iy0 = lc_max64(0, oy0 * d->stride_h - d->pad_t);
-    const int64_t iy1 = lc_min64(d->H, (oy1 - 1) * d->stride_h - d->pad_t + (d->kH - 1) * d->dil_h + 1);
-    const int64_t bytes = (iy1 - iy0) * d->W * (int64_t)sizeof(float);
-    for (int64_t c = 0; c < d->C / d->groups; c++) {
-        const char *p = (const char *)(xg + (c * d->H + iy0) * d->W);
-        for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 0, 2);
-    }
 }
 
 static void lc_dl_task(void *vctx, int64_t item, int thread) {
@@ -714,9 +576,8 @@ static void lc_dl_task(void *vctx, int64_t item, int thread) {
     const int64_t blk0 = span * t->b.blocks / t->b.spans;
     const int64_t blk1 = (span + 1) * t->b.blocks / t->b.spans;
     const int64_t oy0 = band * d->OH / t->b.bands, oy1 = (band + 1) * d->OH / t->b.bands;
-    const int64_t OW = d->OW;
+    const int64_t OW = d->OW, wp = lc_dl_row_width(d);
     const int64_t in_rows = lc_dl_band_in_rows(d, oy1 - oy0);
-    const float *xg = t->x + (n * d->C + g * Cg) * d->H * d->W;
     /* A thread's next item is often the same band's next run of channel
      * blocks (one band: always), whose padded input its scratch holds
      * already.  Copied again per item, small images split by channel blocks
@@ -730,34 +591,38 @@ static void lc_dl_task(void *vctx, int64_t item, int thread) {
     float *in = (float *)lc_thread_scratch_kept(t->ws, t->per_thread * (int64_t)sizeof(float),
                                                 thread, have ? t->in * (int64_t)sizeof(float) : 0);
     float *tile = in + t->in, *stage = tile + t->tile;
-    if (!have && t->b.inplace)
-        lc_dl_patch_border(d, xg, oy0, oy1, in);
-    else if (!have)
-        lc_dl_pad_input(d, xg, oy0, oy1, in);
-    lc_dl_part parts[2];
+    if (!have) {
+        lc_dl_pad_input(d, t->x + (n * d->C + g * Cg) * d->H * d->W, oy0, oy1, in);
+    }
+    size_t xoff[LC_DL_SEGMENT];
     lc_dl_geom gm;
     gm.kH = (size_t)d->kH;
     gm.kW = (size_t)d->kW;
+    gm.xcs = (size_t)(in_rows * wp);
+    gm.xrs = (size_t)(d->dil_h * wp);
+    gm.xts = (size_t)d->dil_w;
     gm.wcs = (size_t)(taps * t->blk.cols);
     gm.ldt = (size_t)(LC_DL_SEGMENT * d->isa->dl_lanes);
     gm.pf = NULL;
     gm.pf_lines = 0;
     /* the band's pixels [0, q1), flattened row-major from its first row */
-    const int64_t q1 = (oy1 - oy0) * OW, nb = lc_dl_band_border(d, oy0, oy1);
+    const int64_t q1 = (oy1 - oy0) * OW;
     const int64_t step = lc_dl_segment_step(d, q1), nseg = lc_div_up(q1, step);
-    for (int64_t si = 0, k = 0; si < nseg; si++) {
+    for (int64_t si = 0; si < nseg; si++) {
         const int64_t s0 = si * step, sn = lc_min64(step, q1 - s0);
-        const int nparts = lc_dl_split(t, xg, in, in_rows, nb, oy0, s0, sn, &k, parts);
-        if (t->b.inplace && getenv("LC_DL_PF") && si == 0) lc_dl_ask_rows(d, xg, oy0 + s0 / OW, oy0 + (s0 + sn - 1) / OW + 1);
-        if (t->b.inplace && getenv("LC_DL_PF") && si + 1 < nseg) {
-            const int64_t n0 = s0 + sn, n1 = lc_min64(q1, n0 + step);
-            lc_dl_ask_rows(d, xg, oy0 + n0 / OW, oy0 + (n1 - 1) / OW + 1);
+        /* one division a segment, not a pixel (a stem has 12544 pixels) */
+        for (int64_t j = 0, r = s0 / OW, col = s0 % OW; j < sn; j++) {
+            xoff[j] = (size_t)(r * d->stride_h * wp + col * d->stride_w);
+            if (++col == OW) {
+                col = 0;
+                r++;
+            }
         }
         for (int64_t blk = blk0; blk < blk1; blk++) {
             /* the block this item runs next, if any */
             const int64_t next_blk = blk + 1 < blk1 ? blk + 1 : si + 1 < nseg ? blk0 : -1;
-            lc_dl_segment(t, n, g, blk, next_blk, oy0 * OW + s0, sn, parts, nparts, &gm, tile,
-                          stage);
+            lc_dl_segment(t, n, g, blk, next_blk, oy0 * OW + s0, sn, in, in_rows, xoff, &gm,
+                          tile, stage);
         }
     }
 }

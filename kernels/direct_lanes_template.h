@@ -66,8 +66,6 @@ static LC_ALWAYS_INLINE void LC_CAT(LC_DL_NAME, _body)(const size_t n, const flo
                                                         unsigned flags, const size_t kH,
                                                         const size_t kW, const int pf) {
     const size_t VL = LC_VL, CW = LC_DL_CW, ldt = g->ldt;
-    /* pixel j's place in the tile (read only to load and store it) */
-#define LC_DL_TOFF(j) (g->toff ? g->toff[j] : j * VL)
     /* named accumulators, not an array: GCC at -O2 keeps an array's
      * registers but also stores them back every step */
     const LC_V b0 = bias ? LC_VLOADU(bias) : LC_VZERO();
@@ -80,10 +78,10 @@ static LC_ALWAYS_INLINE void LC_CAT(LC_DL_NAME, _body)(const size_t n, const flo
     if (flags & LC_GEMM_ACCUMULATE) {
 #define LC_DL_LOAD(j)                                                                         \
     if (j < n) {                                                                              \
-        a##j##_0 = LC_VLOADU(t + LC_DL_TOFF(j));                                              \
-        if (LC_DL_NV > 1) a##j##_1 = LC_VLOADU(t + ldt + LC_DL_TOFF(j));                      \
-        if (LC_DL_NV > 2) a##j##_2 = LC_VLOADU(t + 2 * ldt + LC_DL_TOFF(j));                  \
-        if (LC_DL_NV > 3) a##j##_3 = LC_VLOADU(t + 3 * ldt + LC_DL_TOFF(j));                  \
+        a##j##_0 = LC_VLOADU(t + j * VL);                                                     \
+        if (LC_DL_NV > 1) a##j##_1 = LC_VLOADU(t + ldt + j * VL);                             \
+        if (LC_DL_NV > 2) a##j##_2 = LC_VLOADU(t + 2 * ldt + j * VL);                         \
+        if (LC_DL_NV > 3) a##j##_3 = LC_VLOADU(t + 3 * ldt + j * VL);                         \
     }
         LC_DL_REP(LC_DL_R)(LC_DL_LOAD)
 #undef LC_DL_LOAD
@@ -169,14 +167,13 @@ static LC_ALWAYS_INLINE void LC_CAT(LC_DL_NAME, _body)(const size_t n, const flo
     }
 #define LC_DL_STORE(j)                                                                        \
     if (j < n) {                                                                              \
-        LC_VSTOREU(t + LC_DL_TOFF(j), a##j##_0);                                              \
-        if (LC_DL_NV > 1) LC_VSTOREU(t + ldt + LC_DL_TOFF(j), a##j##_1);                      \
-        if (LC_DL_NV > 2) LC_VSTOREU(t + 2 * ldt + LC_DL_TOFF(j), a##j##_2);                  \
-        if (LC_DL_NV > 3) LC_VSTOREU(t + 3 * ldt + LC_DL_TOFF(j), a##j##_3);                  \
+        LC_VSTOREU(t + j * VL, a##j##_0);                                                     \
+        if (LC_DL_NV > 1) LC_VSTOREU(t + ldt + j * VL, a##j##_1);                             \
+        if (LC_DL_NV > 2) LC_VSTOREU(t + 2 * ldt + j * VL, a##j##_2);                         \
+        if (LC_DL_NV > 3) LC_VSTOREU(t + 3 * ldt + j * VL, a##j##_3);                         \
     }
     LC_DL_REP(LC_DL_R)(LC_DL_STORE)
 #undef LC_DL_STORE
-#undef LC_DL_TOFF
 }
 
 void LC_DL_NAME(size_t n, const float *x, const float *w, float *t, const float *bias,

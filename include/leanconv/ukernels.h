@@ -358,13 +358,12 @@ typedef void (*lc_wino_cl_gemm_fn)(size_t k, const float *ut, const float *v, si
  * direct_lanes algorithm, kernels/direct_lanes.c): n <= R output pixels
  * times CW = NV * L output channels (R, CW, L: the ISA's dl_rows, dl_cols,
  * dl_lanes).  For j < n, o < CW, with v = o / L, l = o % L:
- *   t[v * ldt + toff_j + l] = clamp(init + sum over c < C, ky < kH,
+ *   t[v * ldt + j * L + l] = clamp(init + sum over c < C, ky < kH,
  *       kx < kW, in that order, of w[c * wcs + (ky * kW + kx) * CW + o] *
  *       x[c * xcs + ky * xrs + kx * xts + xoff[j]])
  * init: that t value itself with LC_GEMM_ACCUMULATE (a later block of input
  * channels), else bias[o] (bias NULL: 0); clamp when LC_GEMM_FINAL and
- * ep->clamp; toff_j = toff[j], or j * L where toff is NULL.
- * Reads only the x named, xoff[0..n), toff[0..n) and CW floats of bias;
+ * ep->clamp.  Reads only the x named, xoff[0..n) and CW floats of bias;
  * writes only those t.  Strides and offsets are in floats.
  * And where pf_lines > 0 it asks for (prefetches into L2, never reads) the
  * C x pf_lines 64-byte lines from pf, pf_lines in each input channel's step:
@@ -377,7 +376,6 @@ typedef struct lc_dl_geom {
     size_t ldt;                /* output tile: vector */
     const char *pf;            /* lines to prefetch (pf_lines 0: none) */
     size_t pf_lines;           /* of them per input channel */
-    const size_t *toff;        /* output tile: the pixels' offsets (NULL: pixel j at j x VL) */
 } lc_dl_geom;
 typedef void (*lc_dl_kernel_fn)(size_t n, const float *x, const float *w, float *t,
                                 const float *bias, const lc_dl_geom *g, const lc_epilogue *ep,

@@ -1130,7 +1130,6 @@ cdef extern from "leanconv/ukernels.h":
         size_t C, kH, kW, xcs, xrs, xts, wcs, ldt, pf_lines
         const size_t *xoff
         const char *pf
-        const size_t *toff
     ctypedef void (*_lc_dl_fn "lc_dl_kernel_fn")(size_t n, const float *x, const float *w,
                                                float *t, const float *bias,
                                                const _lc_dl_geom *g, const lc_epilogue *ep,
@@ -1384,7 +1383,7 @@ def _ukernel_dl(str isa_name, _size_t n, const float[::1] x, _size_t x_at, const
         raise ValueError("x, w or t is too small for the geometry")
     bias_p = _bias_ptr(bias, CW, "CW")
     g.C, g.kH, g.kW, g.xcs, g.xrs, g.xts = C, kH, kW, xcs, xrs, xts
-    g.wcs, g.ldt, g.xoff, g.toff = kH * kW * CW, ldt, offs, NULL
+    g.wcs, g.ldt, g.xoff = kH * kW * CW, ldt, offs
     g.pf, g.pf_lines = NULL, 0
     if pf is not None and pf_lines:
         if <_size_t>pf.shape[0] * sizeof(float) < C * pf_lines * 64:
