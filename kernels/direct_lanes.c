@@ -357,7 +357,22 @@ static void lc_dl_deinterleave(const lc_isa_config *isa, float *const *dst, size
  * the layers 7-15% slower), passes of 8-128 channels (8: 7% slower),
  * 128>256's all-channel pass without prefetch, bands within L2 / 1, 4 or 8,
  * the 12 x 32 kernel.  AVX2 (6 x 16): 54-61% as layers, 60-62% without
- * the copy and the transpose. */
+ * the copy and the transpose.
+ * No copy at all did not pay either (branch stride2, commit 523565d): the
+ * inner pixels (every tap inside the image) read the input planes in place
+ * (xcs = H x W), the border ones (a band's top row and left column at
+ * pad 1) per-band zero-padded patches [c][pixel][ky][kx], each part in its
+ * own blocks of R, the kernel storing each pixel at a given tile offset
+ * (the same bits as the copy).  Thread CPU time, 1 thread, interleaved
+ * against this code, p20 of 31 bursts of 10, AMD Zen 4 at load 7-8:
+ * AVX-512 3x3/2 64>128@56 1.04-1.07x slower, 128>256@28 1.01-1.02x,
+ * 256>512@14 1.01x; prefetching each segment's input rows (all channels)
+ * before it, or the next segment's during it, still 1.04-1.06x on 64>128;
+ * AVX2 0.97x / 1.03x / 1.01x.  The per-pixel tile offsets alone (every
+ * layer still copying) cost nothing (0.99-1.01).  Likely: the kernel's
+ * channel-strided reads of an input that sits in L3 (800 KB at 64@56),
+ * which the copy streams in sequentially with prefetches, then serves from
+ * L2 in a compact band. */
 
 /* Channels ahead of the one it copies whose rows the padded copy prefetches. */
 #define LC_DL_COPY_AHEAD 2

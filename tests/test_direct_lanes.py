@@ -167,6 +167,13 @@ SHAPES = [
     # weights outweighing the input: items are runs of channel blocks
     ((1, 16, 7, 7), (200, 16, 3, 3), dict(padding=1)),
     ((1, 12, 5, 6), (130, 6, 3, 3), dict(padding=1, groups=2)),
+    # stride 2 at its edges: odd sizes whose last row and column reach the
+    # bottom and right padding, no padding at all, rows of a width that
+    # leaves a remainder of every pixel block, an odd-sized stem
+    ((1, 7, 15, 15), (19, 7, 3, 3), dict(stride=2, padding=1)),
+    ((1, 9, 16, 26), (40, 9, 3, 3), dict(stride=2, padding=0)),
+    ((2, 5, 27, 13), (24, 5, 3, 3), dict(stride=2, padding=1)),
+    ((1, 3, 33, 31), (64, 3, 7, 7), dict(stride=2, padding=3)),
 ]
 
 
