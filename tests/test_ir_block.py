@@ -247,3 +247,47 @@ def test_projection_workspace_rule_and_bad_input():
                            (1, 16, H, H), wp_shape=(24, E, 1, 1))
         OH = (H - 1) // stride + 1
         assert info["project_pays"] == (info["pays"] and E * OH * OH * 4 >= l2)
+
+
+@pytest.mark.parametrize("pcase", [None] + PROJECT_CASES[:3], ids=["plain", "p0", "p1", "p2"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bound_block_has_the_same_bits_as_the_call(isa, pcase, threads):
+    """InvertedResidual.bind (a _core.BoundIRBlock run by run_bound, as a
+    compiled leanconv.onnx schedule does among its Convs) gives the call's
+    bits: with and without the projection, a residual, out=residual."""
+    ci, P, act_p, with_res = pcase if pcase is not None else (2, None, None, False)
+    N, C, E, H, W, k, stride, pads, dilation, act_e, act_d, bias = CASES[ci]
+    rng = np.random.default_rng(14)
+    x, we, be, wd, bd = make(rng, N, C, E, H, W, k, bias)
+    project = None
+    if P is not None:
+        wp = (rng.standard_normal((P, E, 1, 1)) / np.sqrt(E)).astype(np.float32)
+        project = (wp, rng.standard_normal(P).astype(np.float32) if bias else None, act_p)
+    blk = InvertedResidual(we, be, act_e, wd, bd, act_d, stride, pads, dilation, project=project)
+    shape = blk.output_shape(x.shape)
+    res = rng.standard_normal(shape).astype(np.float32) if with_res else None
+    want = blk(x, threads=threads, residual=res)
+    got = np.full(shape, np.nan, np.float32)
+    call = blk.bind(x, got, threads=threads, residual=res)
+    ws = np.zeros(call.workspace_bytes + 64, np.uint8)
+    ws = ws[(-ws.ctypes.data) % 64:]
+    _core.run_bound((call,), ws)
+    assert np.array_equal(got, want)
+    if with_res:
+        want = res.copy()
+        blk(x, out=want, threads=threads, residual=want)
+        got = res.copy()
+        _core.run_bound((blk.bind(x, got, threads=threads, residual=got),), ws)
+        assert np.array_equal(got, want)
+
+
+def test_bind_leaves_unbindable_buffers_to_the_call():
+    rng = np.random.default_rng(15)
+    x, we, be, wd, bd = make(rng, 1, 4, 8, 6, 6, (3, 3))
+    blk = InvertedResidual(we, be, None, wd, bd, None, 1, 1, 1)
+    out = np.empty(blk.output_shape(x.shape), np.float32)
+    assert blk.bind(x, out) is not None
+    assert blk.bind(x[:, :, :, ::-1], out) is None          # not C-contiguous
+    assert blk.bind(x, out.astype(np.float64)) is None      # not float32
+    assert blk.bind(x, out[:, :4]) is None                  # not the output's shape
+    assert blk.bind(x, out, residual=out) is None           # a residual needs the projection

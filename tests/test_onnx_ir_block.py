@@ -69,6 +69,12 @@ def labels(rep):
     return [s.op_type for s in rep.program.steps]
 
 
+def bound_types(rep):
+    """The BoundCall types the schedule runs in its C loops (no Python between them)."""
+    return [type(c).__name__ for call, lent in rep.program.schedule._fns if lent
+            for c in call.args[0]]
+
+
 @pytest.mark.parametrize("stride, pads", [(1, (1, 1, 1, 1)), (2, (1, 1, 1, 1)),
                                           (2, (0, 0, 1, 1))])
 def test_block_becomes_one_step(always_pays, isa, stride, pads):
@@ -79,6 +85,7 @@ def test_block_becomes_one_step(always_pays, isa, stride, pads):
     step = rep.program.steps[1]
     assert step.label() == ("InvertedResidual+Conv+BatchNormalization+Clip+"
                             "Conv+BatchNormalization+Clip+Conv")
+    assert "BoundIRBlock" in bound_types(rep)   # run in the C loop, not as a Python step
     assert_matches_ort(model, feeds(), tol=1e-5)
     plain = lco.prepare(model, fuse=False).run(feeds())[0]
     assert rel_err(rep.run(feeds())[0], plain.astype(np.float64)) < 2e-6
@@ -110,6 +117,7 @@ def test_projection_with_its_residual(always_pays, isa, in_place_ok):
     assert labels(rep)[:2] == ["Relu", "InvertedResidual"]
     step = rep.program.steps[1]
     assert step.label().endswith("Clip+Conv+Add") and len(step.inputs) == 2
+    assert "BoundIRBlock" in bound_types(rep)   # run in the C loop, not as a Python step
     assert_matches_ort(model, feeds(), tol=1e-5)
     plain = lco.prepare(model, fuse=False).run(feeds())[0]
     assert rel_err(rep.run(feeds())[0], plain.astype(np.float64)) < 2e-6

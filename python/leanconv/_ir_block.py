@@ -177,25 +177,50 @@ class InvertedResidual:
                 if np.shares_memory(residual, out):
                     raise ValueError("InvertedResidual: residual must be out or apart from it")
                 residual = np.ascontiguousarray(residual)
+        args, ws = self._c_args(x.shape, threads)
+        xs = x if x.flags.c_contiguous else np.ascontiguousarray(x)
+        _core.ir_block(xs.reshape(-1), out.reshape(-1), *args[:9], _scratch.lend(ws), *args[9:],
+                       None if residual is None else residual.reshape(-1))
+        return out
+
+    def bind(self, x, out, threads=None, residual=None):
+        """The call of __call__(x, out=out, threads=threads, residual=residual)
+        fixed once with these buffers (a _core.BoundIRBlock, for a compiled
+        schedule's C loop; it runs in the loop's workspace), or None where
+        only __call__ can run it (buffers not C-contiguous float32 of the
+        block's shapes, an empty input, a residual that is neither out nor
+        apart from it)."""
+        shape = self.output_shape(x.shape)
+        arrays = (x, out) if residual is None else (x, out, residual)
+        if any(not isinstance(a, np.ndarray) or a.dtype != np.float32 or
+               not a.flags.c_contiguous for a in arrays) or out.shape != shape or \
+                0 in x.shape or np.shares_memory(x, out) or \
+                (residual is not None and (self.spec_p is None or residual.shape != shape or
+                                           (residual is not out and
+                                            np.shares_memory(residual, out)))):
+            return None
+        args, _ = self._c_args(x.shape, threads)
+        return _core.BoundIRBlock(x.reshape(-1), out.reshape(-1), *args,
+                                  None if residual is None else residual.reshape(-1))
+
+    def _c_args(self, x_shape, threads):
+        """(_core.ir_block's arguments from isa to bp but the workspace,
+        workspace bytes) for inputs of x_shape."""
         isa_id = self._run_isa(_isa.isa_id())
         n = _threads.resolve(threads)
-        key = (x.shape, isa_id, n)
+        key = (tuple(x_shape), isa_id, n)
         call = self._calls.get(key)
         if call is None:        # once per input shape, ISA and thread count, not per call
-            ge, gd, gp = self.geometries(x.shape)
+            ge, gd, gp = self.geometries(x_shape)
             call = self._calls[key] = (ge, gd, gp, _core.ir_block_info(isa_id, ge, gd, gp, n)
                                        ["workspace_bytes"])
         ge, gd, gp, ws = call
         if ws < 0:
-            raise ValueError(f"InvertedResidual: the block cannot run on input {x.shape} "
+            raise ValueError(f"InvertedResidual: the block cannot run on input {tuple(x_shape)} "
                              f"(its sizes overflow)")
-        xs = x if x.flags.c_contiguous else np.ascontiguousarray(x)
         pe, pp = self.packed(isa_id)
-        _core.ir_block(xs.reshape(-1), out.reshape(-1), isa_id, ge, gd, self.spec_e.epilogue,
-                       self.spec_d.epilogue, pe, self.be, self.wd, self.bd, _scratch.lend(ws), n,
-                       gp, None if gp is None else self.spec_p.epilogue, pp, self.bp,
-                       None if residual is None else residual.reshape(-1))
-        return out
+        return (isa_id, ge, gd, self.spec_e.epilogue, self.spec_d.epilogue, pe, self.be, self.wd,
+                self.bd, n, gp, None if gp is None else self.spec_p.epilogue, pp, self.bp), ws
 
 
 def _pack(isa_id, geometry, w):

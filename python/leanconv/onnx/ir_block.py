@@ -205,11 +205,14 @@ def _step(a, b, c, block, settings):
     def into(outs, xv, rv=None):
         block(xv, out=outs[0], threads=settings.threads, residual=rv)
 
+    def bind(outs, xv, rv=None):
+        return block.bind(xv, outs[0], threads=settings.threads, residual=rv)
+
     fused = a.label().split("+") + b.label().split("+") + \
         (c.label().split("+") if c is not None else [])
     name = "+".join(s.name for s in (a, b, c) if s is not None)
     step = Step(_Node(name, inputs, [y]), run, fused=fused, into=into,
                 workspace=lambda xv, rv=None: block.workspace_bytes(xv.shape, settings.threads),
-                held=block.weights)
+                held=block.weights, bind=bind)
     step.outputs = [y]
     return step

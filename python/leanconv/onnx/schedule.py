@@ -268,8 +268,12 @@ class Schedule:
                 s.workspace_bytes = b.workspace_bytes
             elif s.bind is not None and (b := s.bind(outs, *args)) is not None:
                 call = b   # another step's C call (pooling), run among the Convs'
-                s.workspace_bytes = self._scratch.get(i, 0)   # (its own, as before)
-                other_ws = max(other_ws, s.workspace_bytes)
+                if isinstance(b, _core.BoundIRBlock):   # works in the Convs' lent workspace
+                    s.workspace_bytes = b.workspace_bytes
+                    conv_ws = max(conv_ws, s.workspace_bytes)
+                else:
+                    s.workspace_bytes = self._scratch.get(i, 0)   # (its own, as before)
+                    other_ws = max(other_ws, s.workspace_bytes)
             elif i in self._conv_inputs:   # a Conv called through into(): the lent workspace
                 call = functools.partial(s.into, outs, *args)
                 s.workspace_bytes = s.conv.workspace_bytes(self._conv_inputs[i])
