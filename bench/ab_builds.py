@@ -95,12 +95,14 @@ def quartiles(ts):
     return q2, q3 - q1
 
 
-def time_pair(calls, repeats, sleep_s=0.003, burst=0):
+def time_pair(calls, repeats, sleep_s=0.003, burst=0, clock=time.perf_counter):
     """Alternate the calls; per call the median and IQR of its times (ms).
     burst > 0: each sample is the mean of `burst` back-to-back calls after an
     untimed one, as a layer runs inside a model (the pool's workers still
     awake from the call before); 0: single calls, each after the sleep (at 2+
-    threads that includes waking the workers)."""
+    threads that includes waking the workers).  `clock`: wall time, or the
+    calling thread's CPU time (1 thread on a loaded machine: the time other
+    processes hold the core is left out)."""
     times = [[] for _ in calls]
     for f in calls:          # warm up: pages, caches, thread pool
         f()
@@ -108,10 +110,10 @@ def time_pair(calls, repeats, sleep_s=0.003, burst=0):
         for i, f in enumerate(calls):
             if burst:
                 f()
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(max(burst, 1)):
                 f()
-            times[i].append((time.perf_counter() - t0) * 1e3 / max(burst, 1))
+            times[i].append((clock() - t0) * 1e3 / max(burst, 1))
             time.sleep(sleep_s)
     return [quartiles(t) for t in times]
 
@@ -130,14 +132,21 @@ def main(argv=None):
     ap.add_argument("--burst", type=int, default=0,
                     help="time bursts of this many back-to-back calls (workers awake, as in a "
                          "model) instead of single calls after a sleep")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time the calling thread's CPU time, not wall time (1 thread only: "
+                         "steadier on a loaded machine)")
     args = ap.parse_args(argv)
+    if args.cpu_time and args.threads != 1:
+        ap.error("--cpu-time needs --threads 1 (the workers' time is not the caller's)")
+    clock = time.thread_time if args.cpu_time else time.perf_counter
     with tempfile.TemporaryDirectory() as tmp:
         a = load(build_revision(args.rev, pathlib.Path(tmp)), "leanconv_a")
         b = load(HERE / "python", "leanconv_b")
         rng = np.random.default_rng(0)
         print(f"load average {os.getloadavg()[0]:.2f}; isa {b.isa()}; threads {args.threads}; "
               f"A = {args.rev}, B = this tree; median ms (IQR), {args.repeats} interleaved "
-              f"{f'bursts of {args.burst} calls' if args.burst else 'calls'} each\n")
+              f"{f'bursts of {args.burst} calls' if args.burst else 'calls'} each"
+              f"{', thread CPU time' if args.cpu_time else ''}\n")
         print("| layer | algorithm | A ms | B ms | B/A |\n|---|---|---|---|---|")
         layers = ([(name, C, M, H, 3, 1, 1, 1) for name, C, M, H in LAYERS]
                   if args.layers == "3x3" else
@@ -156,7 +165,8 @@ def main(argv=None):
                 if algo == "auto":
                     algo = f"auto: {plans[0].algorithm} / {plans[1].algorithm}"
                 (ma, qa), (mb, qb) = time_pair(
-                    [lambda p=p, x=x, y=y: p(x, out=y) for p in plans], args.repeats, burst=args.burst)
+                    [lambda p=p, x=x, y=y: p(x, out=y) for p in plans], args.repeats, burst=args.burst,
+                    clock=clock)
                 print(f"| {name} | {algo} | {ma:.3f} ({qa:.3f}) | {mb:.3f} ({qb:.3f}) | "
                       f"{mb / ma:.3f} |")
 

@@ -7,6 +7,7 @@
  * planes as B directly. */
 #include <string.h>
 #include "internal.h"
+#include "leanconv/cpu.h"
 #include "isa_build.h"
 
 /* Rows of one wide tile only (7 x 7 images: 49 = 48 + 1).  On 14 x 14
@@ -153,16 +154,32 @@ static inline size_t lc_tall_c_ahead(int c_far, size_t trows, size_t j, size_t n
     return c_far && j + 1 < nfull ? trows : 0;
 }
 
+/* Rows the copy below asks for ahead of the one it copies, where B comes from
+ * beyond L2 (lc_gemm_panels_rows): each row's run of the chunk (n floats, a
+ * few KiB) starts on a page of its own, a plane after the last, so the
+ * hardware prefetchers start over on every row and the copy waits on each
+ * run's first lines.  AMD EPYC (Zen 4: 1 MiB L2), AVX-512, 1 thread, thread
+ * CPU time, interleaved in one process (bursts of 10 calls, 31 samples, load
+ * 6-8): 256>64 @56 0.97x (2 rows ahead), 0.89-0.95x (6-10), 0.94x (16),
+ * 0.91x (32); 512>128 @28 0.95-1.02x (within the spread of +-6%); layers
+ * whose input fits L2 (128>512 @28, 1024>256 @14) lost up to 7% with it, so
+ * they go without.  (On an Intel Xeon, 2 MiB L2, 2-8 rows ahead cost 2-4%
+ * on 256>64 @56, the input evicted before each call: see
+ * lc_gemm_panels_rows.) */
+#define LC_PACK_B_AHEAD 16
+
 /* Rows [k0, k0 + rows) of B's n columns (row stride ldb) copied into NR-wide
  * panels of `rows` x NR floats, one after the other (a last partial panel
  * keeps its width).  The micro-kernels then read each panel as one
- * sequential run instead of `rows` runs one B row apart. */
+ * sequential run instead of `rows` runs one B row apart.  `ahead`: rows on
+ * to ask for into L2 (0: none). */
 static void lc_pack_b_block(const float *b, size_t ldb, size_t rows, size_t n, size_t nr,
-                            float *dst) {
+                            float *dst, size_t ahead) {
     const size_t nfull = n / nr, rem = n % nr, pstride = rows * nr;
     for (size_t k = 0; k < rows; k++) {
         const float *src = b + k * ldb;
         float *d = dst + k * nr;
+        if (ahead && k + ahead < rows) lc_prefetch_block_l2(src + ahead * ldb, n);
         if (nr == 32) /* the ISAs' NR as constants */
             lc_copy_row_runs(d, src, nfull, pstride, 32);
         else if (nr == 16)
@@ -314,6 +331,7 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
      * 256>64 @56 4% and 512>128 @28 7% (the kernel's A slices stream from L2
      * through the same line-fill buffers). */
     const int b_far = K * ldb * sizeof(float) > (size_t)budget->gemm_b_far;
+    const int b_beyond_l2 = K * ldb * sizeof(float) > (size_t)lc_cpu_caches()->l2;
     const lc_gemm_pf_fn pf = b_pack || !b_far ? NULL : cfg->gemm_pf;
     /* C of this call spanning more than the budget is beyond L2 when the
      * tall tile stores it (lc_tall_c_ahead) */
@@ -349,7 +367,7 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
         const float *bblk = b + k0 * ldb;
         size_t bld = ldb, bps = b_pstride;
         if (b_pack) {
-            lc_pack_b_block(bblk, ldb, kb, n, nr, b_pack);
+            lc_pack_b_block(bblk, ldb, kb, n, nr, b_pack, b_beyond_l2 ? LC_PACK_B_AHEAD : 0);
             bblk = b_pack;
             bld = nr;
             bps = kb * nr;

@@ -38,17 +38,27 @@
 #define LC_ALWAYS_INLINE inline
 #endif
 
-/* Asks for `floats` floats from p to be brought into L1 (a read, kept),
- * one request per 64-byte line; nothing where the compiler has no prefetch
- * builtin.  The GEMM driver's next A slice and the pointwise kernel's
- * weights ahead (LC_PW_PREFETCH). */
-static inline void lc_prefetch_block(const float *p, size_t floats) {
+/* One prefetch per 64-byte line of `floats` floats from p, `locality` as
+ * __builtin_prefetch takes it (a constant); nothing where the compiler has
+ * no prefetch builtin. */
 #if defined(__GNUC__) || defined(__clang__)
-    for (size_t i = 0; i < floats; i += 16) __builtin_prefetch(p + i, 0, 3);
+#define LC_PREFETCH_LINES(p, floats, locality) \
+    for (size_t i_ = 0; i_ < (floats); i_ += 16) __builtin_prefetch((p) + i_, 0, locality)
 #else
-    (void)p;
-    (void)floats;
+#define LC_PREFETCH_LINES(p, floats, locality) ((void)(p), (void)(floats))
 #endif
+
+/* Asks for `floats` floats from p to be brought into L1 (a read, kept).
+ * The GEMM driver's next A slice and the pointwise kernel's weights ahead
+ * (LC_PW_PREFETCH). */
+static inline void lc_prefetch_block(const float *p, size_t floats) {
+    LC_PREFETCH_LINES(p, floats, 3);
+}
+
+/* As lc_prefetch_block, into L2 only (prefetcht1 on x86): rows a copy reads
+ * a few rows on, so they do not push out what L1 holds now. */
+static inline void lc_prefetch_block_l2(const float *p, size_t floats) {
+    LC_PREFETCH_LINES(p, floats, 2);
 }
 
 /* A function kept out of line (a kernel whose copies the compiler would

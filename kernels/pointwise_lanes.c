@@ -145,7 +145,16 @@ int64_t lc_pointwise_lanes_pixels(const lc_conv_desc *d) {
  * EPYCs (1024>256@14: 0.92 and 0.93 of Im2Col) and level on the Xeon
  * (1.01), and on the Zen 4 ahead with the caches flushed too (0.93, 41
  * interleaved calls, input rewritten and 48 MB written between calls), so
- * the price alone decides. */
+ * the price alone decides.
+ * Not weighed past one chunk (28 x 28, 56 x 56), though on the Zen 4 it ran
+ * ahead there: 512>128 @28 0.92-0.95x of Im2Col, 256>64 @56 0.88-0.95x
+ * (AVX-512, 1 thread, thread CPU time, interleaved, load 8), while the
+ * Xeon's table has it 1.20x and 1.07x behind and the Zen 5's 0.98x, 1.02x
+ * (bench/fit_data).  Im2Col's copy of B's blocks (lc_im2col_packs_b,
+ * 13-26% of its time on those two there) is not priced (LC_FEAT_PACK is 0
+ * on 1 x 1 layers); pricing it at pack_im2col per value would put both on
+ * direct_lanes on every CPU, so it wants a fact that tells the Zen 4 apart
+ * (its AVX-512 FMAs double-pumped?) first. */
 int lc_pointwise_lanes_weighed(const lc_conv_desc *d) {
     return d->isa->cost.pw_mac > 0.0f && lc_gemm_is_pointwise(d) && d->OH * d->OW <= LC_PW_CHUNK;
 }
