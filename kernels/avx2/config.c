@@ -18,6 +18,8 @@ void lc_config_avx2(lc_isa_config *cfg) {
     lc_wino_fill__avx2(cfg);
     cfg->dw_row = lc_f32_dw_row__avx2;
     cfg->dw_band = lc_f32_dw_band__avx2;
+    cfg->grouped_band = lc_f32_grouped_band__avx2;
+    cfg->grouped_lanes = 8;
     cfg->dw_cblock = LC_DW_CBLOCK_ENTRY(lc_f32_dw_cblock__avx2, 8);
     cfg->dw3x3_plane = lc_f32_dw3x3_plane__avx2;
     /* two permutes and a blend per tap and half-plane: 2.2x the plane kernel
@@ -48,6 +50,8 @@ void lc_config_avx2(lc_isa_config *cfg) {
     cfg->cost = (lc_cost_terms){.stream_byte = 5.00f, .pack_im2col = 10.36f,
                                .pack_patch2vec = 12.00f, .wino_elem = {14.66f, 20.62f, 29.10f}};
     cfg->cost.dl_mac = 0.88f;
+    /* the grouped band kernel (kernels/grouped.c): a first guess */
+    cfg->cost.grouped_mac = 1.0f;
     cfg->cost.dl_move = 11.08f;
     cfg->lrn_div = lc_f32_lrn_div__avx2;
     cfg->affine = lc_f32_affine__avx2;

@@ -26,6 +26,8 @@ void lc_config_avx512(lc_isa_config *cfg) {
     lc_wino_fill__avx512(cfg);
     cfg->dw_row = lc_f32_dw_row__avx512;
     cfg->dw_band = lc_f32_dw_band__avx512;
+    cfg->grouped_band = lc_f32_grouped_band__avx512;
+    cfg->grouped_lanes = 16;
     cfg->dw_cblock = LC_DW_CBLOCK_ENTRY(lc_f32_dw_cblock__avx512, 16);
     cfg->dw3x3_plane = lc_f32_dw3x3_plane__avx512;
     cfg->dw3x3_planes = lc_f32_dw3x3_planes__avx512;
@@ -78,6 +80,8 @@ void lc_config_avx512(lc_isa_config *cfg) {
      * Winograd F2 onto 2 x 2 and 4 x 4 planes, where it ran 1.35-2.1x behind
      * direct_lanes (the tables have no such planes): not taken */
     cfg->cost.dl_mac = 0.94f;
+    /* the grouped band kernel (kernels/grouped.c): a first guess */
+    cfg->cost.grouped_mac = 1.0f;
     cfg->cost.dl_move = 13.66f;
     /* its 1 x 1 form (kernels/pointwise_lanes.c, 7 x 64 pixels by channels):
      * against the GEMMs' pixel panels (14 x 14: 208 lanes for 196 pixels; 7 x
