@@ -127,7 +127,8 @@ def time_pair(calls, repeats, sleep_s=0.003, burst=0):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rev", required=True, help="the other revision (A); this tree is B")
-    ap.add_argument("--layers", choices=("3x3", "kinds", "mobile", "mbv2", "pointwise", "grouped"), default="3x3",
+    ap.add_argument("--layers", choices=("3x3", "kinds", "mobile", "mbv2", "pointwise", "grouped"),
+                    default="3x3",
                     help="3x3 stride-1 layers, the other kinds (KINDS), MobileNet-class "
                          "depthwise layers (MOBILE, MBV2), 1x1 layers (POINTWISE) or grouped "
                          "layers (GROUPED)")

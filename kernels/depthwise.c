@@ -18,7 +18,9 @@
  *    ISA's row kernel and the border pixels here with bounds checks.
  * The fused epilogue's post-op (activations, residual) runs on each band or
  * plane right after the kernel, while it is in cache.  No workspace: the band
- * buffer is LC_DW_BAND_FLOATS floats of stack. */
+ * buffer is LC_DW_BAND_FLOATS floats of stack.
+ * The algorithm also runs grouped layers with a few channels per group
+ * (groups != C): kernels/grouped.c, over the same band layout. */
 #include <string.h>
 #include "internal.h"
 #include "isa_build.h"

@@ -22,11 +22,7 @@
 #define LC_GROUPED_STAGE 4096
 
 typedef struct {
-    const lc_conv_desc *d; /* epilogue.clamp: what the kernel applies */
-    const float *x, *w, *bias, *res;
-    float *y;
-    lc_epilogue ep; /* the whole epilogue, for the post-op */
-    int post;
+    lc_dw_call c; /* c.d->epilogue.clamp: what the kernel applies */
     lc_band_geom g;
     int64_t cg, mg, band_rows, bands;
 } lc_grouped_ctx;
@@ -40,7 +36,9 @@ static int64_t lc_grouped_band_rows(const lc_conv_desc *d, const lc_band_geom *g
     if (fit < reach_h + 1) return 0;
     int64_t rows = lc_min64((fit - reach_h - 1) / d->stride_h + 1, d->OH);
     if (in_place) rows = lc_min64(rows, LC_GROUPED_STAGE / (mg * d->OW));
-    return rows;
+    /* bands of equal height (56 rows as 28 + 28, not 36 + 20): the threads'
+     * static shares of items stay equal in work */
+    return rows > 0 ? lc_div_up(d->OH, lc_div_up(d->OH, rows)) : 0;
 }
 
 int lc_grouped_supports(const lc_conv_desc *d) {
@@ -63,7 +61,8 @@ int64_t lc_grouped_items(const lc_conv_desc *d) {
 
 static void lc_grouped_task(void *vctx, int64_t item, int thread) {
     const lc_grouped_ctx *t = (const lc_grouped_ctx *)vctx;
-    const lc_conv_desc *d = t->d;
+    const lc_dw_call *c = &t->c;
+    const lc_conv_desc *d = c->d;
     (void)thread;
     LC_ALIGNED_STACK(float, buf, LC_GROUPED_BAND_FLOATS);
     LC_ALIGNED_STACK(float, stage, LC_GROUPED_STAGE);
@@ -72,25 +71,25 @@ static void lc_grouped_task(void *vctx, int64_t item, int thread) {
     const int64_t oy0 = band * t->band_rows, rows = lc_min64(t->band_rows, d->OH - oy0);
     const int64_t nrows = (rows - 1) * d->stride_h + (d->kH - 1) * d->dil_h + 1;
     const int64_t chan_step = nrows * t->g.rs, plane = d->OH * d->OW;
-    const float *in = t->x + (n * d->C + grp * t->cg) * d->H * d->W;
-    for (int64_t c = 0; c < t->cg; c++)
-        lc_band_fill(d, &t->g, in + c * d->H * d->W, oy0 * d->stride_h - d->pad_t, nrows, 1,
-                     buf + c * chan_step);
+    const float *in = c->x + (n * d->C + grp * t->cg) * d->H * d->W;
+    for (int64_t ch = 0; ch < t->cg; ch++)
+        lc_band_fill(d, &t->g, in + ch * d->H * d->W, oy0 * d->stride_h - d->pad_t, nrows, 1,
+                     buf + ch * chan_step);
     const int64_t yoff = (n * d->M + grp * t->mg) * plane + oy0 * d->OW;
-    float *out = t->y + yoff;
-    const float *res = t->res ? t->res + yoff : NULL;
+    float *out = c->y + yoff;
+    const float *res = c->res ? c->res + yoff : NULL;
     const int in_place = res != NULL && res == out;
     float *dst = in_place ? stage : out;
     const int64_t dst_plane = in_place ? rows * d->OW : plane;
     d->isa->grouped_band(dst, (size_t)dst_plane, (size_t)d->OW, (size_t)rows, (size_t)d->OW,
                          (size_t)t->mg, buf, (size_t)chan_step, (size_t)t->cg,
                          (size_t)(d->stride_h * t->g.rs), (size_t)(d->dil_h * t->g.rs), t->g.coff,
-                         t->w + grp * t->mg * t->cg * d->kH * d->kW, (size_t)d->kH, (size_t)d->kW,
-                         t->bias ? t->bias + grp * t->mg : NULL, &d->epilogue);
-    if (t->post)
+                         c->w + grp * t->mg * t->cg * d->kH * d->kW, (size_t)d->kH, (size_t)d->kW,
+                         c->bias ? c->bias + grp * t->mg : NULL, &d->epilogue);
+    if (c->post)
         for (int64_t m = 0; m < t->mg; m++)
             d->isa->postop(out + m * plane, dst + m * dst_plane, (size_t)(rows * d->OW),
-                           res ? res + m * plane : NULL, 0.0f, &t->ep);
+                           res ? res + m * plane : NULL, 0.0f, &c->ep);
 }
 
 int lc_grouped_run(const lc_conv_desc *dp, const float *x, const float *w, const float *bias,
@@ -100,9 +99,7 @@ int lc_grouped_run(const lc_conv_desc *dp, const float *x, const float *w, const
     const lc_conv_desc *d = &dk;
     dk.epilogue = lc_kernel_epilogue(&dp->epilogue, res != NULL);
     lc_grouped_ctx t;
-    t.d = d; t.x = x; t.w = w; t.bias = bias; t.res = res; t.y = y;
-    t.ep = dp->epilogue;
-    t.post = lc_needs_postop(&dp->epilogue, res != NULL);
+    t.c = lc_dw_call_of(d, &dp->epilogue, x, w, bias, res, y);
     t.cg = d->C / d->groups;
     t.mg = d->M / d->groups;
     t.band_rows = 0;

@@ -72,7 +72,11 @@ def test_grouped_supports_and_choice():
     assert not lc.supports("depthwise", x, (128, 32, 3, 3), padding=1, groups=4)  # Cg 32
     assert not lc.supports("depthwise", x, (128, 128, 3, 3), padding=1)  # groups 1
     w = np.zeros((128, 4, 3, 3), np.float32)
-    with lc.use_isa(lc.available_isas()[-1]):
-        plan = lc.Conv2d(w, padding=1, groups=32)
-        plan(np.zeros(x, np.float32))
-        assert plan.algorithm == "depthwise"
+    for isa in set(lc.available_isas()) & {"avx2", "avx512"}:  # the ISAs that price it
+        with lc.use_isa(isa):
+            plan = lc.Conv2d(w, padding=1, groups=32, input_shape=x)
+            assert plan.algorithm == "depthwise", isa
+        with lc.use_isa(isa):  # C/groups 16: Winograd's 4x fewer multiply-adds win
+            plan = lc.Conv2d(np.zeros((64, 16, 3, 3), np.float32), padding=1, groups=4,
+                             input_shape=(1, 64, 56, 56))
+            assert plan.algorithm != "depthwise", isa
