@@ -71,6 +71,14 @@ POINTWISE = [(f"1x1 {C}>{M}@{H}", C, M, H, 1, 1, 0, 1) for C, M, H in (
     (144, 24, 56), (192, 32, 28), (384, 64, 14), (576, 96, 14), (960, 160, 7), (320, 1280, 7),
     (64, 256, 56), (256, 64, 56), (512, 128, 28), (1024, 256, 14), (2048, 512, 7))]
 
+# --layers grouped: ResNeXt-50's grouped 3x3 (32 groups of 4 channels) and regnet_y_400mf's
+# (group width 8, stride 1 and the stride-2 first block of each stage; input sizes)
+GROUPED = [("grouped 3x3 128@56 g32", 128, 128, 56, 3, 1, 1, 32),
+           ("grouped 3x3 256@28 g32", 256, 256, 28, 3, 1, 1, 32)] + [
+    (f"grouped 3x3{'/2' if s == 2 else ''} {C}@{H} g{C // 8}", C, C, H, 3, s, 1, C // 8)
+    for C, H, s in ((48, 56, 1), (104, 28, 1), (208, 14, 1), (440, 7, 1),
+                    (48, 112, 2), (104, 56, 2), (208, 28, 2), (440, 14, 2))]
+
 
 def load(package_dir: pathlib.Path, name: str):
     """Import python/leanconv of a build as package `name`."""
@@ -121,9 +129,11 @@ def time_pair(calls, repeats, sleep_s=0.003, burst=0, clock=time.perf_counter):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rev", required=True, help="the other revision (A); this tree is B")
-    ap.add_argument("--layers", choices=("3x3", "kinds", "mobile", "mbv2", "pointwise"), default="3x3",
+    ap.add_argument("--layers", choices=("3x3", "kinds", "mobile", "mbv2", "pointwise", "grouped"),
+                    default="3x3",
                     help="3x3 stride-1 layers, the other kinds (KINDS), MobileNet-class "
-                         "depthwise layers (MOBILE, MBV2) or 1x1 layers (POINTWISE)")
+                         "depthwise layers (MOBILE, MBV2), 1x1 layers (POINTWISE) or grouped "
+                         "layers (GROUPED)")
     ap.add_argument("--activation", default=None, help="fused activation (e.g. silu)")
     ap.add_argument("--algorithms", default=None,
                     help="default: winograd_f2,f4,f6 for 3x3, auto for kinds")
@@ -150,7 +160,8 @@ def main(argv=None):
         print("| layer | algorithm | A ms | B ms | B/A |\n|---|---|---|---|---|")
         layers = ([(name, C, M, H, 3, 1, 1, 1) for name, C, M, H in LAYERS]
                   if args.layers == "3x3" else
-                  {"kinds": KINDS, "mobile": MOBILE, "mbv2": MBV2, "pointwise": POINTWISE}[args.layers])
+                  {"kinds": KINDS, "mobile": MOBILE, "mbv2": MBV2, "pointwise": POINTWISE,
+                   "grouped": GROUPED}[args.layers])
         algorithms = args.algorithms or ("winograd_f2,winograd_f4,winograd_f6"
                                          if args.layers == "3x3" else "auto")
         for name, C, M, H, k, stride, pad, groups in layers:

@@ -105,6 +105,8 @@ def picks_here(data):
         C, H, W, M, k, s, p, g = shape_of(r)
         spec = ConvSpec.build((M, C // g, k, k), s, p, 1, g)
         algo = lc.algorithms()[_core.choose(-1, isa_id, spec.geometry(1, C, H, W), 1)]
+        if algo not in r["ms"]:
+            continue  # a path the table did not time (grouped layers' depthwise kernel)
         out.append((r["layer"], algo, r["ms"][algo] / min(r["ms"][a] for a in r["algorithms"])))
     return out
 

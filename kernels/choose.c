@@ -86,6 +86,13 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
     double share = 1.0;
     int ok = 1;
     for (int i = 0; i < LC_FEAT_COUNT; i++) f[i] = 0.0;
+    if (algorithm == LC_ALGO_DEPTHWISE && d->groups != d->C && lc_grouped_items(d) > 0) {
+        /* the grouped band kernel (kernels/grouped.c): every output channel
+         * over Cg x kH x kW taps, each row rounded up to whole vectors */
+        f[LC_FEAT_MAC] = (double)(d->N * d->M) * (double)(d->OH * lc_grouped_row_lanes(d)) *
+                         (double)(Cg * d->kH * d->kW) * lc_busiest_share(d, lc_grouped_items(d));
+        return;
+    }
     if (algorithm == LC_ALGO_DEPTHWISE || algorithm == LC_ALGO_DIRECT) {
         /* never weighed against the others by lc_conv_choose (depthwise is
          * taken whenever it runs, direct never); a rough figure for callers
@@ -201,6 +208,8 @@ double lc_conv_cost(const lc_conv_desc *d, int algorithm, double *features) {
                            f[LC_FEAT_MAC];
         return (mac > stream ? mac : stream) + c->dl_move * f[LC_FEAT_PACK];
     }
+    if (algorithm == LC_ALGO_DEPTHWISE && d->groups != d->C && lc_grouped_items(d) > 0)
+        return c->grouped_mac * f[LC_FEAT_MAC];
     lc_conv_desc one = *d;
     one.algorithm = algorithm;
     /* the channel-lanes Winograd GEMM reads U in whole vectors, one
@@ -243,6 +252,13 @@ static int lc_direct_lanes_candidate(const lc_conv_desc *d, int best) {
            !(best >= LC_ALGO_WINOGRAD_F2 && best <= LC_ALGO_WINOGRAD_F6);
 }
 
+/* Does "auto" weigh the grouped band kernel (kernels/grouped.c, run by the
+ * depthwise algorithm)?  Where it takes the layer within its buffer and the
+ * ISA prices it. */
+static int lc_grouped_candidate(const lc_conv_desc *d) {
+    return d->isa->cost.grouped_mac > 0.0f && d->groups != d->C && lc_grouped_items(d) > 0;
+}
+
 /* Im2Col's K x P matrix larger than this (a multiple of L2) goes through
  * memory, and Patch2Vec's panels win (VGG's 64@224: 115 MB, 4x slower). */
 #define LC_IM2COL_L2_MULTIPLE 8
@@ -267,9 +283,11 @@ int lc_conv_choose(const lc_conv_desc *d) {
     int candidates[LC_ALGO_COUNT], count = 0;
     for (int a = first; a <= last; a++) candidates[count++] = a;
     candidates[count++] = LC_ALGO_DIRECT_LANES;
+    if (d->algorithm == LC_ALGO_AUTO) candidates[count++] = LC_ALGO_DEPTHWISE;
     for (int i = 0; i < count; i++) {
         const int a = candidates[i];
         if (a == LC_ALGO_DIRECT_LANES && !lc_direct_lanes_candidate(d, best)) continue;
+        if (a == LC_ALGO_DEPTHWISE && !lc_grouped_candidate(d)) continue;
         if (!lc_supports(d, a)) continue;
         if (a == LC_ALGO_IM2COL && !lc_gemm_is_pointwise(d) &&
             kp_bytes > (double)LC_IM2COL_L2_MULTIPLE * (double)lc_cpu_caches()->l2)

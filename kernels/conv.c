@@ -15,8 +15,9 @@ int lc_conv_supports(const lc_conv_desc *d, const char **why) {
             return 0;
         }
     } else if (d->algorithm == LC_ALGO_DEPTHWISE) {
-        if (d->groups != d->C) {
-            if (why) *why = "depthwise needs groups == C (one input channel per group)";
+        if (d->groups != d->C && !lc_grouped_supports(d)) {
+            if (why) *why = "depthwise needs groups == C (one input channel per group) or "
+                            "groups > 1 with C/groups <= 16";
             return 0;
         }
     } else if (d->algorithm == LC_ALGO_DIRECT_LANES) {
@@ -162,7 +163,9 @@ int lc_conv_run_tiled(const lc_conv_desc *dp, const int64_t *tiling, int64_t nee
     case LC_ALGO_WINOGRAD_F2:
     case LC_ALGO_WINOGRAD_F4:
     case LC_ALGO_WINOGRAD_F6: return lc_winograd_run(d, own, x, packed, bias, res, y, ws);
-    case LC_ALGO_DEPTHWISE: return lc_depthwise_run(d, x, packed, bias, res, y);
+    case LC_ALGO_DEPTHWISE:
+        return d->groups == d->C ? lc_depthwise_run(d, x, packed, bias, res, y)
+                                 : lc_grouped_run(d, x, packed, bias, res, y);
     case LC_ALGO_DIRECT_LANES: return lc_direct_lanes_run(d, own, x, packed, bias, res, y, ws);
     default: return lc_direct_run(d, x, packed, bias, res, y);
     }

@@ -18,7 +18,9 @@
  *    ISA's row kernel and the border pixels here with bounds checks.
  * The fused epilogue's post-op (activations, residual) runs on each band or
  * plane right after the kernel, while it is in cache.  No workspace: the band
- * buffer is LC_DW_BAND_FLOATS floats of stack. */
+ * buffer is LC_DW_BAND_FLOATS floats of stack.
+ * The algorithm also runs grouped layers with a few channels per group
+ * (groups != C): kernels/grouped.c, over the same band layout. */
 #include <string.h>
 #include "internal.h"
 #include "isa_build.h"
@@ -26,10 +28,6 @@
 /* The band buffer: 24 KiB, in L1 next to the output rows it feeds, and small
  * enough for any thread's stack. */
 #define LC_DW_BAND_FLOATS 6144
-/* Largest horizontal stride the band path takes (one row copy per phase). */
-#define LC_DW_BAND_MAX_SW 8
-/* Widest kernel the band path takes (its column offsets live on the stack). */
-#define LC_DW_BAND_MAX_KW 64
 
 typedef struct {
     const lc_conv_desc *d;   /* epilogue.clamp: what the kernels apply */
@@ -39,11 +37,10 @@ typedef struct {
     lc_epilogue ep;          /* the whole epilogue, for the post-op */
     int post;                /* the post-op runs after the kernels */
     float *stage;            /* res == y with rows wider than LC_DW_STAGE: OW floats per thread */
-    /* band path (band_rows > 0): padded rows of rs = sw*wq floats (wq per
-     * phase), band_rows output rows per band, tap column offsets coff */
-    int64_t wq, rs, band_rows, chunk;
-    int64_t phase_lo[LC_DW_BAND_MAX_SW], phase_hi[LC_DW_BAND_MAX_SW]; /* in-image positions */
-    size_t coff[LC_DW_BAND_MAX_KW];
+    /* band path (band_rows > 0): padded rows laid out by g, band_rows
+     * output rows per band */
+    lc_band_geom g;
+    int64_t band_rows, chunk;
 } lc_dw_ctx;
 
 /* A residual that is the output itself is read row by row before the row is
@@ -51,47 +48,46 @@ typedef struct {
  * stack up to this many floats. */
 #define LC_DW_STAGE 2048
 
-/* Sets up the band path when the padded rows of at least one output row fit
- * the buffer; else leaves band_rows 0. */
-static void lc_dw_band_layout(lc_dw_ctx *t) {
-    const lc_conv_desc *d = t->d;
+int lc_band_geom_init(const lc_conv_desc *d, lc_band_geom *g) {
     const int64_t sw = d->stride_w, reach_w = (d->kW - 1) * d->dil_w;
-    const int64_t reach_h = (d->kH - 1) * d->dil_h;
-    t->band_rows = 0;
-    if (!d->isa->dw_band || d->kW > LC_DW_BAND_MAX_KW || sw > LC_DW_BAND_MAX_SW) return;
+    if (d->kW > LC_BAND_MAX_KW || sw > LC_BAND_MAX_SW) return 0;
     /* a phase holds the outputs' columns and the furthest tap position, each
      * rounded up to the kernel's vector slack (lc_dw_band_fn's read
      * contract); a multiple of 16 floats, so rows stay 64-byte aligned */
-    t->wq = (lc_div_up(d->OW, LC_DW_BAND_LANES) + lc_div_up(reach_w / sw + 1, LC_DW_BAND_LANES)) *
+    g->wq = (lc_div_up(d->OW, LC_DW_BAND_LANES) + lc_div_up(reach_w / sw + 1, LC_DW_BAND_LANES)) *
             LC_DW_BAND_LANES;
-    t->rs = sw * t->wq;
-    const int64_t fit = LC_DW_BAND_FLOATS / t->rs; /* padded rows the buffer holds */
-    if (fit < reach_h + 1) return;
-    t->band_rows = lc_min64((fit - reach_h - 1) / d->stride_h + 1, d->OH);
-    /* in place (res == y): each band goes through the stack stage first */
-    if (t->res && t->res == t->y) t->band_rows = lc_min64(t->band_rows, LC_DW_STAGE / d->OW);
+    g->rs = sw * g->wq;
     for (int64_t ph = 0; ph < sw; ph++) {
         const int64_t ix0 = ph - d->pad_l;
         int64_t lo = ix0 >= 0 ? 0 : lc_div_up(-ix0, sw);
         int64_t hi = ix0 < d->W ? lc_div_up(d->W - ix0, sw) : 0;
-        t->phase_hi[ph] = lc_min64(hi, t->wq);
-        t->phase_lo[ph] = lc_min64(lo, t->phase_hi[ph]);
+        g->phase_hi[ph] = lc_min64(hi, g->wq);
+        g->phase_lo[ph] = lc_min64(lo, g->phase_hi[ph]);
     }
     for (int64_t kx = 0; kx < d->kW; kx++) {
         const int64_t c = kx * d->dil_w;
-        t->coff[kx] = (size_t)((c % sw) * t->wq + c / sw);
+        g->coff[kx] = (size_t)((c % sw) * g->wq + c / sw);
     }
+    return 1;
 }
 
-/* Fills the band buffer with padded rows [iy0, iy0 + nrows) of one plane
- * (iy0 in image rows, may be negative): the in-image floats always, one
- * strided copy per phase for all rows; the padding (rows and columns outside
- * the image, the slack) only when `pad_too`, since it stays zero from one
- * plane to the next. */
-static void lc_dw_fill(const lc_dw_ctx *t, const float *in, int64_t iy0, int64_t nrows,
-                       int pad_too, float *buf) {
+/* Sets up the band path when the padded rows of at least one output row fit
+ * the buffer; else leaves band_rows 0. */
+static void lc_dw_band_layout(lc_dw_ctx *t) {
     const lc_conv_desc *d = t->d;
-    const int64_t sw = d->stride_w, wq = t->wq, rs = t->rs;
+    const int64_t reach_h = (d->kH - 1) * d->dil_h;
+    t->band_rows = 0;
+    if (!d->isa->dw_band || !lc_band_geom_init(d, &t->g)) return;
+    const int64_t fit = LC_DW_BAND_FLOATS / t->g.rs; /* padded rows the buffer holds */
+    if (fit < reach_h + 1) return;
+    t->band_rows = lc_min64((fit - reach_h - 1) / d->stride_h + 1, d->OH);
+    /* in place (res == y): each band goes through the stack stage first */
+    if (t->res && t->res == t->y) t->band_rows = lc_min64(t->band_rows, LC_DW_STAGE / d->OW);
+}
+
+void lc_band_fill(const lc_conv_desc *d, const lc_band_geom *g, const float *in, int64_t iy0,
+                  int64_t nrows, int pad_too, float *buf) {
+    const int64_t sw = d->stride_w, wq = g->wq, rs = g->rs;
     const int64_t r_lo = lc_min64(nrows, lc_max64(0, -iy0));
     const int64_t r_hi = lc_max64(r_lo, lc_min64(nrows, d->H - iy0));
     if (pad_too) {
@@ -104,7 +100,7 @@ static void lc_dw_fill(const lc_dw_ctx *t, const float *in, int64_t iy0, int64_t
         /* phase ph, position q holds image column ph - pad_l + q*sw: inside
          * the image for q in [lo, hi) */
         float *dp = buf + r_lo * rs + ph * wq;
-        const int64_t lo = t->phase_lo[ph], hi = t->phase_hi[ph];
+        const int64_t lo = g->phase_lo[ph], hi = g->phase_hi[ph];
         if (pad_too)
             for (int64_t r = 0; r < r_hi - r_lo; r++) {
                 for (int64_t q = 0; q < lo; q++) dp[r * rs + q] = 0.0f;
@@ -155,10 +151,10 @@ static void lc_dw_band_task(void *vctx, int64_t item, int thread) {
         for (int64_t oy0 = 0; oy0 < d->OH; oy0 += t->band_rows) {
             const int64_t rows = lc_min64(t->band_rows, d->OH - oy0);
             const int64_t nrows = (rows - 1) * d->stride_h + (d->kH - 1) * d->dil_h + 1;
-            lc_dw_fill(t, in, oy0 * d->stride_h - d->pad_t, nrows, !one_band || p == p0, buf);
+            lc_band_fill(d, &t->g, in, oy0 * d->stride_h - d->pad_t, nrows, !one_band || p == p0, buf);
             float *dst = in_place ? stage : out + oy0 * d->OW;
             d->isa->dw_band(dst, (size_t)d->OW, (size_t)rows, (size_t)d->OW, buf,
-                            (size_t)(d->stride_h * t->rs), (size_t)(d->dil_h * t->rs), t->coff,
+                            (size_t)(d->stride_h * t->g.rs), (size_t)(d->dil_h * t->g.rs), t->g.coff,
                             w, (size_t)d->kH, (size_t)d->kW, bias, &d->epilogue);
             if (t->post)
                 d->isa->postop(out + oy0 * d->OW, dst, (size_t)(rows * d->OW),

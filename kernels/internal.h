@@ -480,6 +480,40 @@ int lc_depthwise_tiny_run(const lc_conv_desc *d, const lc_epilogue *ep, const fl
  * sw] for r < rows, q < n, through the ISA's strided copy where it has one. */
 void lc_phase_copy(const lc_isa_config *isa, float *dst, int64_t ldd, const float *src,
                    int64_t lds, int64_t rows, int64_t n, int64_t sw);
+/* Zero-padded input rows laid out so that every tap of an output row is a
+ * unit-stride run (the depthwise band path's and the grouped path's
+ * buffers): each padded row is rs = stride_w * wq floats, a stride-s row
+ * stored as s phases of wq (column c at phase c % s, position c / s);
+ * phase ph holds in-image columns at positions [phase_lo, phase_hi); tap kx
+ * of output column ox is at coff[kx] + ox (lc_dw_band_fn's contract). */
+#define LC_BAND_MAX_SW 8  /* largest horizontal stride (one row copy per phase) */
+#define LC_BAND_MAX_KW 64 /* widest kernel (its column offsets live on the stack) */
+typedef struct {
+    int64_t wq, rs;
+    int64_t phase_lo[LC_BAND_MAX_SW], phase_hi[LC_BAND_MAX_SW];
+    size_t coff[LC_BAND_MAX_KW];
+} lc_band_geom;
+/* Fills g for d's geometry; returns 0 when the kernel is too wide or the
+ * stride too large for it. */
+int lc_band_geom_init(const lc_conv_desc *d, lc_band_geom *g);
+/* Fills buf with padded rows [iy0, iy0 + nrows) of one input plane (iy0 in
+ * image rows, may be negative): the in-image floats always, the padding
+ * (rows and columns outside the image, the slack) only when `pad_too`, for
+ * callers whose buffer keeps it from one plane to the next. */
+void lc_band_fill(const lc_conv_desc *d, const lc_band_geom *g, const float *in, int64_t iy0,
+                  int64_t nrows, int pad_too, float *buf);
+/* Grouped convolutions with few channels per group (kernels/grouped.c),
+ * run by the depthwise algorithm.  Does it take d (groups > 1 but not
+ * depthwise, C/groups <= LC_GROUPED_MAX_CG, the ISA has the kernel)?  Its
+ * work items for the cost model (0: rows too wide for its buffer, where it
+ * falls back to the naive loops), the output lanes it computes per row (the
+ * row rounded up to whole vectors), and the run itself. */
+#define LC_GROUPED_MAX_CG 16
+int lc_grouped_supports(const lc_conv_desc *d);
+int64_t lc_grouped_items(const lc_conv_desc *d);
+int64_t lc_grouped_row_lanes(const lc_conv_desc *d);
+int lc_grouped_run(const lc_conv_desc *d, const float *x, const float *w, const float *bias,
+                   const float *res, float *y);
 int lc_depthwise_run(const lc_conv_desc *d, const float *x, const float *w,
                      const float *bias, const float *res, float *y);
 /* Depthwise (multiplier 1) of `channels` planes in the calling thread, with

@@ -17,6 +17,12 @@
                                      const float *p, size_t row_step, size_t tap_step,   \
                                      const size_t *coff, const float *w, size_t kH,      \
                                      size_t kW, float bias, const lc_epilogue *ep);      \
+    void LC_CAT(lc_f32_grouped_band, sfx)(float *out, size_t out_plane, size_t ldo,       \
+                                          size_t rows, size_t n, size_t mg, const float *p, \
+                                          size_t chan_step, size_t cg, size_t row_step,     \
+                                          size_t tap_step, const size_t *coff,              \
+                                          const float *w, size_t kH, size_t kW,             \
+                                          const float *bias, const lc_epilogue *ep);        \
     void LC_CAT(lc_f32_gemv16, sfx)(float *y, const float *wp, const float *x, size_t rows, \
                                     size_t k);                                           \
     float LC_CAT(lc_fma_peak, sfx)(size_t iters, double *flops);

@@ -103,6 +103,9 @@ EXTRA_CASES = [  # (algorithm, x, w, kwargs): the other code paths
     ("depthwise", (1, 2, 9, 20), (2, 1, 5, 5), dict(padding=2, stride=2, groups=2)),  # phases
     ("depthwise", (1, 2, 3, 2500), (2, 1, 5, 5), dict(padding=2, groups=2)),  # in place: row path
     ("depthwise", (1, 3, 7, 9), (3, 1, 3, 3), dict(padding=1, stride=2, groups=3)),
+    ("depthwise", (2, 8, 9, 21), (12, 4, 3, 3), dict(padding=1, groups=2)),  # grouped
+    ("depthwise", (1, 12, 11, 19), (6, 4, 3, 3), dict(padding=1, stride=2, groups=3)),
+    ("depthwise", (1, 4, 3, 2500), (4, 2, 3, 3), dict(padding=1, groups=2)),  # in place: direct
     ("im2col", (1, 16, 6, 6), (24, 16, 1, 1), {}),  # pointwise: B is the input
     ("patch2vec", (1, 16, 6, 6), (24, 16, 1, 1), {}),
     ("im2col", (1, 300, 5, 5), (20, 300, 1, 1), {}),  # K > kc: several K blocks

@@ -165,6 +165,19 @@ typedef void (*lc_dw_band_fn)(float *out, size_t ldo, size_t rows, size_t n, con
                               size_t row_step, size_t tap_step, const size_t *coff,
                               const float *w, size_t kH, size_t kW, float bias,
                               const lc_epilogue *ep);
+/* Grouped convolution over a band of Cg zero-padded input planes laid out
+ * as lc_dw_band_fn's (channel c's rows at p + c*chan_step), mg output
+ * channels of one group: for m < mg, r < rows, ox < n
+ *   out[m*out_plane + r*ldo + ox] = clamp(bias[m] + sum_{c < cg, ky < kH, kx < kW}
+ *       w[((m*cg + c)*kH + ky)*kW + kx] * p[c*chan_step + r*row_step + ky*tap_step + coff[kx] + ox])
+ * (bias may be NULL: 0), summed in that order of (c, ky, kx) whatever the
+ * blocking.  Reads as lc_dw_band_fn does from each channel's rows; writes
+ * those outputs only.  `lanes` in lc_isa_config: its vector width. */
+typedef void (*lc_grouped_band_fn)(float *out, size_t out_plane, size_t ldo, size_t rows,
+                                   size_t n, size_t mg, const float *p, size_t chan_step,
+                                   size_t cg, size_t row_step, size_t tap_step,
+                                   const size_t *coff, const float *w, size_t kH, size_t kW,
+                                   const float *bias, const lc_epilogue *ep);
 /* Channel-blocked depthwise (optional entry, kernels/depthwise_cblock.c):
  * L = `lanes` channels side by side, pixel-major ("interleaved": float
  * x*L + c is channel c at pixel x), so that a vector holds one pixel of L
@@ -425,6 +438,8 @@ typedef struct lc_cost_terms {
     float pw_mac;                       /* a direct_lanes 1 x 1 multiply-add (0: "auto"
                                          * does not weigh direct_lanes on 1 x 1 layers) */
     float stem_mac;                     /* a multiply-add of its stem kernel (stem_kernel) */
+    float grouped_mac;                  /* a multiply-add of the grouped band kernel, per
+                                         * lane (0: "auto" does not weigh it) */
 } lc_cost_terms;
 
 typedef struct lc_isa_config {
@@ -439,6 +454,8 @@ typedef struct lc_isa_config {
     lc_dw3x3_planes_fn dw3x3_planes; /* optional: small stride-1 planes, several a call */
     lc_dw_band_fn dw_band;         /* depthwise kernels other than the 3x3 plane's */
     lc_dw_cblock_kernels dw_cblock; /* optional (lanes 0): channel-blocked depthwise */
+    lc_grouped_band_fn grouped_band; /* optional: grouped layers, few channels a group */
+    int grouped_lanes;               /* its vector width */
     /* Optional entries (NULL: the drivers use their portable C path). */
     lc_strided_copy_fn strided_copy; /* patch unwrapping runs */
     lc_gemm_narrow_fn gemm_narrow;   /* column remainders <= NR/2, two MR panels */

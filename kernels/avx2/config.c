@@ -18,6 +18,8 @@ void lc_config_avx2(lc_isa_config *cfg) {
     lc_wino_fill__avx2(cfg);
     cfg->dw_row = lc_f32_dw_row__avx2;
     cfg->dw_band = lc_f32_dw_band__avx2;
+    cfg->grouped_band = lc_f32_grouped_band__avx2;
+    cfg->grouped_lanes = 8;
     cfg->dw_cblock = LC_DW_CBLOCK_ENTRY(lc_f32_dw_cblock__avx2, 8);
     cfg->dw3x3_plane = lc_f32_dw3x3_plane__avx2;
     /* two permutes and a blend per tap and half-plane: 2.2x the plane kernel
@@ -48,6 +50,14 @@ void lc_config_avx2(lc_isa_config *cfg) {
     cfg->cost = (lc_cost_terms){.stream_byte = 5.00f, .pack_im2col = 10.36f,
                                .pack_patch2vec = 12.00f, .wino_elem = {14.66f, 20.62f, 29.10f}};
     cfg->cost.dl_mac = 0.88f;
+    /* the grouped band kernel (kernels/grouped.c), per lane multiply-add;
+     * set so that auto takes it where it ran ahead (Zen 4, 1 thread, load
+     * 9, best of 25 bursts): RegNet's group-width-8 layers at stride 1
+     * (0.82-0.87x), 48@112/2 and 104@56/2 (0.69x, 0.93x), C/groups 2
+     * (0.43x); not C/groups 16 (1.34-1.62x direct_lanes' time).  Its
+     * stride-2 208@28 and 440@14 (1.09x, 1.4x behind direct_lanes) it still
+     * takes: the model prices direct_lanes' stride-2 form too high there */
+    cfg->cost.grouped_mac = 1.5f;
     cfg->cost.dl_move = 11.08f;
     cfg->lrn_div = lc_f32_lrn_div__avx2;
     cfg->affine = lc_f32_affine__avx2;

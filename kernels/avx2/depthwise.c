@@ -71,6 +71,11 @@ static inline __m256 lc_dw_odd(__m256 lo, __m256 hi) {
 #define LC_DWB_NAME lc_f32_dw_band__avx2
 #include "../dw_band_template.h"
 
+#define LC_GB_NAME lc_f32_grouped_band__avx2
+#define LC_GB_ACC 12
+#define LC_GB_MAX_VB 3
+#include "../grouped_band_template.h"
+
 /* Channel-blocked kernels: 8 x 8 transposes (pairs, 2-float pairs, halves). */
 static inline void lc_dwc_transpose8(__m256 *v) {
     __m256 t[8], u[8];

@@ -26,6 +26,8 @@ void lc_config_avx512(lc_isa_config *cfg) {
     lc_wino_fill__avx512(cfg);
     cfg->dw_row = lc_f32_dw_row__avx512;
     cfg->dw_band = lc_f32_dw_band__avx512;
+    cfg->grouped_band = lc_f32_grouped_band__avx512;
+    cfg->grouped_lanes = 16;
     cfg->dw_cblock = LC_DW_CBLOCK_ENTRY(lc_f32_dw_cblock__avx512, 16);
     cfg->dw3x3_plane = lc_f32_dw3x3_plane__avx512;
     cfg->dw3x3_planes = lc_f32_dw3x3_planes__avx512;
@@ -78,6 +80,16 @@ void lc_config_avx512(lc_isa_config *cfg) {
      * Winograd F2 onto 2 x 2 and 4 x 4 planes, where it ran 1.35-2.1x behind
      * direct_lanes (the tables have no such planes): not taken */
     cfg->cost.dl_mac = 0.94f;
+    /* the grouped band kernel (kernels/grouped.c), per lane multiply-add;
+     * set so that auto takes it where it ran ahead (Zen 4, 1 thread, load
+     * 8, best of 25 bursts): ResNeXt's 128@56 g32 (0.4-0.57x Winograd's
+     * time), RegNet's 208@14 g26 (0.77x) and its stride-2 layers 48@112,
+     * 104@56, 208@28 (0.73-0.89x Im2Col); not C/groups 16 (256@14 g16
+     * 1.23x, 512@7 g32 1.39x, 64@56 g4 2.7x Winograd F4's time).  At C/groups
+     * 8 and stride 1 it ties Winograd (0.96-1.17x): 48@56 g6 still goes to it
+     * at this price, the model's Winograd side not telling 4 from 8
+     * channels a group well enough */
+    cfg->cost.grouped_mac = 1.35f;
     cfg->cost.dl_move = 13.66f;
     /* its 1 x 1 form (kernels/pointwise_lanes.c, 7 x 64 pixels by channels):
      * against the GEMMs' pixel panels (14 x 14: 208 lanes for 196 pixels; 7 x

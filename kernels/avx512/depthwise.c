@@ -522,6 +522,11 @@ static inline __m512 lc_dwb_shift(__m512 hi, __m512 lo, int k) {
 #define LC_DWB_SHIFT(hi, lo, k) lc_dwb_shift((hi), (lo), (k))
 #define LC_DWB_NAME lc_f32_dw_band__avx512
 #include "../dw_band_template.h"
+
+#define LC_GB_NAME lc_f32_grouped_band__avx512
+#define LC_GB_ACC 16
+#define LC_GB_MAX_VB 4
+#include "../grouped_band_template.h"
 #undef LC_DWB_SHIFT
 #undef LC_SHIFT
 

@@ -15,6 +15,8 @@ void lc_config_neon(lc_isa_config *cfg) {
     lc_wino_fill__neon(cfg);
     cfg->dw_row = lc_f32_dw_row__neon;
     cfg->dw_band = lc_f32_dw_band__neon;
+    cfg->grouped_band = lc_f32_grouped_band__neon;
+    cfg->grouped_lanes = 4;
     cfg->dw_cblock = LC_DW_CBLOCK_ENTRY(lc_f32_dw_cblock__neon, 4);
     /* not measured on an Arm CPU: AVX2's bound (one TBL per tap and 4 pixels) */
     cfg->dw_tiny = lc_f32_dw_tiny__neon;
@@ -32,6 +34,10 @@ void lc_config_neon(lc_isa_config *cfg) {
     /* direct_lanes per multiply-add and per value moved: not measured on an
      * Arm CPU: AVX2's of that earlier fit (before its later changes) */
     cfg->cost.dl_mac = 0.97f;
+    /* the grouped band kernel (kernels/grouped.c): not yet measured on an
+     * arm64 CPU (qemu runs it for correctness only), so "auto" does not
+     * weigh it; algorithm="depthwise" runs it */
+    cfg->cost.grouped_mac = 0.0f;
     cfg->cost.dl_move = 7.76f;
     cfg->postop = lc_f32_postop__neon;
     cfg->softmax = lc_f32_softmax__neon;

@@ -27,6 +27,11 @@
 #define LC_DWB_NAME lc_f32_dw_band__neon
 #include "../dw_band_template.h"
 
+#define LC_GB_NAME lc_f32_grouped_band__neon
+#define LC_GB_ACC 24
+#define LC_GB_MAX_VB 6
+#include "../grouped_band_template.h"
+
 /* Channel-blocked kernels: 4 x 4 transposes (float pairs, then halves). */
 static inline void lc_dwc_transpose4(float32x4_t *v) {
     const float32x4_t t0 = vtrn1q_f32(v[0], v[1]), t1 = vtrn2q_f32(v[0], v[1]);

@@ -10,6 +10,8 @@ void lc_config_scalar(lc_isa_config *cfg) {
     lc_wino_fill__scalar(cfg);
     cfg->dw_row = lc_f32_dw_row__scalar;
     cfg->dw_band = lc_f32_dw_band__scalar;
+    cfg->grouped_band = lc_f32_grouped_band__scalar;
+    cfg->grouped_lanes = 1;
     cfg->dl_kernel = lc_f32_dl_4x4__scalar;
     cfg->dl_lanes = 1;
     cfg->dl_cols = 4;
@@ -23,6 +25,9 @@ void lc_config_scalar(lc_isa_config *cfg) {
      * which the model prices at 1.06-1.08 x direct_lanes' multiply-adds (its
      * copy and transpose included: dl_move is 0 here) */
     cfg->cost.dl_mac = 1.25f;
+    /* the grouped band kernel (kernels/grouped.c): not measured against
+     * the portable GEMM, so "auto" does not weigh it */
+    cfg->cost.grouped_mac = 0.0f;
     cfg->postop = lc_f32_postop__scalar;
     cfg->gemv16 = lc_f32_gemv16__scalar;
 }

@@ -32,5 +32,10 @@ void lc_f32_dw_row__scalar(float *out, size_t n, const float *in, size_t in_row_
 #define LC_DWB_NAME lc_f32_dw_band__scalar
 #include "../dw_band_template.h"
 
+#define LC_GB_NAME lc_f32_grouped_band__scalar
+#define LC_GB_ACC 16
+#define LC_GB_MAX_VB 4
+#include "../grouped_band_template.h"
+
 #define LC_GEMV_NAME lc_f32_gemv16__scalar
 #include "../se_gemv_template.h"
