@@ -200,17 +200,12 @@ else
         "qemu-aarch64 call; tests that spawn sys.executable will fail"
 fi
 
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$STAMP_TEXT" ] && [ -x "$ROOT/usr/bin/python3" ]; then
+if rootfs_complete_or_removed "$ROOT" "$STAMP_TEXT" unmount_all; then
     log "reusing complete rootfs at $ROOT"
     exit 0
 fi
 
 start=$(date +%s)
-if [ -e "$ROOT" ]; then
-    log "removing incomplete or outdated rootfs at $ROOT"
-    unmount_all
-    rm -rf --one-file-system "$ROOT"
-fi
 mkdir -p "$ROOT"
 
 # First stage, on the host: download everything, unpack the essential set.

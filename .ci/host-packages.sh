@@ -65,3 +65,21 @@ debian_mirror() {
         "(/etc/apt/sources.list.d/*.sources, /etc/apt/sources.list): set LEANCONV_DEBIAN_MIRROR"
     echo "${uri%/}"
 }
+
+# A root filesystem at $1 that carries the stamp text $2 (in $1/.leanconv-rootfs-complete)
+# and a python3 is complete: returns 0.  Anything else there is an interrupted or
+# outdated one: unmounted with $3 (the caller's function for what a killed run
+# left mounted inside), removed, and 1 returned, for the caller to build anew.
+rootfs_complete_or_removed() {
+    local root="$1" stamp_text="$2" unmount="$3"
+    if [ -f "$root/.leanconv-rootfs-complete" ] && [ "$(cat "$root/.leanconv-rootfs-complete")" = "$stamp_text" ] \
+        && [ -x "$root/usr/bin/python3" ]; then
+        return 0
+    fi
+    if [ -e "$root" ]; then
+        log "removing incomplete or outdated $root"
+        "$unmount"
+        rm -rf --one-file-system "$root"
+    fi
+    return 1
+}

@@ -40,16 +40,11 @@ unmount_under_root() {   # debootstrap mounts /proc and /sys inside; a killed ru
         umount "$m" 2>/dev/null || umount -l "$m"
     done
 }
-if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$STAMP_TEXT" ] && [ -x "$ROOT/usr/bin/python3" ]; then
+if rootfs_complete_or_removed "$ROOT" "$STAMP_TEXT" unmount_under_root; then
     log "reusing $ROOT"
     exit 0
 fi
 start=$(date +%s)
-if [ -e "$ROOT" ]; then
-    log "removing incomplete or outdated $ROOT"
-    unmount_under_root
-    rm -rf --one-file-system "$ROOT"
-fi
 log "debootstrap --arch=i386 $SUITE from $MIRROR (a few minutes; log: $ROOT.debootstrap.log)"
 debootstrap --arch=i386 --variant=minbase --include="$INCLUDE" "$SUITE" "$ROOT" "$MIRROR" \
     > "$ROOT.debootstrap.log" 2>&1 || { unmount_under_root; tail -20 "$ROOT.debootstrap.log"; die "debootstrap failed"; }
