@@ -13,11 +13,7 @@
 
 #include "isa_build.h"
 #define LC_DWB_INLINE static LC_ALWAYS_INLINE
-#if defined(__GNUC__) || defined(__clang__)
-#define LC_DWB_UNROLL _Pragma("GCC unroll 8")
-#else
-#define LC_DWB_UNROLL
-#endif
+#define LC_DWB_UNROLL LC_UNROLL_8
 
 /* Outputs [ox, ox + VB*L) of rows [0, RB) (stored up to column n).  KW > 0:
  * the kernel is KW wide with dilation 1 and its taps are at kx (SW 1) or at

@@ -27,11 +27,7 @@
 #define LC_DWC_SLIDE_MAX_KW 0
 #endif
 #define LC_DWC_INLINE static LC_ALWAYS_INLINE
-#if defined(__GNUC__) || defined(__clang__)
-#define LC_DWC_UNROLL _Pragma("GCC unroll 16")
-#else
-#define LC_DWC_UNROLL
-#endif
+#define LC_DWC_UNROLL LC_UNROLL_16
 
 /* Pixels [ox, ox + NB) of the row; SW: the stride when a constant, else 0;
  * KW: the kernel width when a constant (stride 1, dilation 1), else 0. */

@@ -17,11 +17,7 @@
 
 #include "isa_build.h"
 #define LC_GB_INLINE static LC_ALWAYS_INLINE
-#if defined(__GNUC__) || defined(__clang__)
-#define LC_GB_UNROLL _Pragma("GCC unroll 8")
-#else
-#define LC_GB_UNROLL
-#endif
+#define LC_GB_UNROLL LC_UNROLL_8
 
 /* Outputs [ox, ox + VB*L) (stored up to column n) of one row, output
  * channels [0, MB): weights w + m*wstride, bias[m] (bias may be NULL). */

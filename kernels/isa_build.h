@@ -38,6 +38,18 @@
 #define LC_ALWAYS_INLINE inline
 #endif
 
+/* Full unrolling of the loop that follows, up to 8 or 16 iterations: the
+ * templates' register-blocked loops, whose trip counts are constants once
+ * inlined (the accumulators then stay in registers); nothing where the
+ * compiler has no such pragma. */
+#if defined(__GNUC__) || defined(__clang__)
+#define LC_UNROLL_8 _Pragma("GCC unroll 8")
+#define LC_UNROLL_16 _Pragma("GCC unroll 16")
+#else
+#define LC_UNROLL_8
+#define LC_UNROLL_16
+#endif
+
 /* One prefetch per 64-byte line of `floats` floats from p, `locality` as
  * __builtin_prefetch takes it (a constant); nothing where the compiler has
  * no prefetch builtin. */
