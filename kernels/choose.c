@@ -120,7 +120,14 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
         /* 1 x 1: each chunk's pixels rounded up to the kernel's R, as a
          * short block costs about a full one (AVX-512's 7-pixel kernel takes
          * 7 x 7 and 14 x 14 whole; its 12-pixel half-width one cuts 49 into 5
-         * blocks, priced 60: 960>160@7 stays with Im2Col) */
+         * blocks, priced 60: 960>160@7 stays with Im2Col).  Priced at the 49
+         * it runs (5 calls of 9-10 pixels, about full speed each), it moved
+         * to direct_lanes: 0.94x Im2Col's time in loops of calls, weights in
+         * L2 or L3, but 1.10-1.15x inside MobileNetV2 at 224 (onnx_profile
+         * --steps, 1 thread, Zen 4, 3 runs), where direct_lanes forced lost
+         * on the 7 x 7 1 x 1 layers (160>960, 960>320, 320>1280: 1.06-1.10x;
+         * 576>160 level) and won only on the 14 x 14 projections it already
+         * takes */
         const int64_t P = lc_gemm_is_pointwise(d) ? lc_pointwise_lanes_pixels(d) : d->OH * d->OW;
         const double taps = (double)(Cg * d->kH * d->kW);
         share = lc_busiest_share(d, lc_direct_lanes_items(d));

@@ -154,7 +154,12 @@ int64_t lc_pointwise_lanes_pixels(const lc_conv_desc *d) {
  * 13-26% of its time on those two there) is not priced (LC_FEAT_PACK is 0
  * on 1 x 1 layers); pricing it at pack_im2col per value would put both on
  * direct_lanes on every CPU, so it wants a fact that tells the Zen 4 apart
- * (its AVX-512 FMAs double-pumped?) first. */
+ * (its AVX-512 FMAs double-pumped?) first.  Inside ResNet-50 at 224 (Zen 4,
+ * 1 thread, onnx_profile --steps, the algorithm forced through a wisdom
+ * file, 2 runs each) 512>128 @28 keeps its lead, 0.95-0.96x of Im2Col;
+ * 1024>256 @14 is level and 2048>512 @7 1.02-1.03x behind (0.94x in loops
+ * of calls): in a model its weights cost it more than the GEMM's (see
+ * lc_pw_task for two prefetches tried against that). */
 int lc_pointwise_lanes_weighed(const lc_conv_desc *d) {
     return d->isa->cost.pw_mac > 0.0f && lc_gemm_is_pointwise(d) && d->OH * d->OW <= LC_PW_CHUNK;
 }
@@ -214,7 +219,11 @@ static void lc_pw_task(void *vctx, int64_t item, int thread) {
 
             /* the first call of a pass reads its weights first, from L3
              * in a model's run (the pass's later calls find them in L2):
-             * it asks for them ahead (LC_PW_PREFETCH) */
+             * it asks for them ahead (LC_PW_PREFETCH).  Tried (Zen 4, 1
+             * thread, onnx_profile --steps): asking 48 channels ahead, not
+             * 16, changed nothing on MobileNetV2's 7 x 7 layers; the next
+             * block's weights asked into L2 a slice per call of the last
+             * pass ran ResNet-50's 1024>256 @14 3% and 2048>512 @7 4% slower */
             t->blk.pw((size_t)cnt, (size_t)cn, xg + c0 * P + p0, (size_t)P, wb + c0 * cw,
                       tile + p0 * L, ldt, bp, &t->kep, flags | (bi == 0 ? LC_PW_PREFETCH : 0u));
         }
