@@ -62,7 +62,11 @@ MOBILE = [("dw 3x3 1152@4", 1152, 1152, 4, 3, 1, 1, 1152),
 # --layers mbv2: MobileNetV2's depthwise layers at 224 px (bench/onnx_profile.py's steps)
 MBV2 = [(f"dw 3x3{'/2' if s == 2 else ''} {C}@{H}", C, C, H, 3, s, 1, C) for C, H, s in (
     (96, 112, 2), (144, 56, 1), (144, 56, 2), (192, 28, 1), (192, 28, 2), (384, 14, 1),
-    (576, 14, 1), (576, 14, 2), (960, 7, 1))]
+    (576, 14, 1), (576, 14, 2), (960, 7, 1))] + [
+    # and its projecting 1x1s on the larger images (features.1-6; features.2-3's run fused
+    # in the model, kernels/ir_block.c, through the same GEMM panel loop)
+    (f"1x1 {C}>{M}@{H}", C, M, H, 1, 1, 0, 1) for C, M, H in (
+        (32, 16, 112), (144, 24, 56), (144, 32, 28), (192, 32, 28))]
 
 # --layers pointwise: the 1x1 convolutions of MobileNetV2 (expand, then project) and of
 # ResNet-50's bottlenecks

@@ -329,7 +329,9 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
      * 2 threads), 64>256 @56 1-2%; in L2 already, 144>24 3%.  Not on packed
      * B: the copy has read those rows, and prefetching them again cost
      * 256>64 @56 4% and 512>128 @28 7% (the kernel's A slices stream from L2
-     * through the same line-fill buffers). */
+     * through the same line-fill buffers).  Asking for the next panel's
+     * two lines of each B row into L1 on the later passes (B then in L2)
+     * gained nothing either: 32>16 @112 0.99x, 144>24 @56 1.08x (Zen 4). */
     const int b_far = K * ldb * sizeof(float) > (size_t)budget->gemm_b_far;
     const int b_beyond_l2 = K * ldb * sizeof(float) > (size_t)lc_cpu_caches()->l2;
     const lc_gemm_pf_fn pf = b_pack || !b_far ? NULL : cfg->gemm_pf;
@@ -388,7 +390,9 @@ void lc_gemm_panels_rows(const lc_isa_config *cfg, size_t Mg, size_t m_begin, si
              * panel then).  Small slices stay pass-major: with few rows of K
              * the C tiles are the traffic, and a pass writes MR rows of C
              * front to back where panel-major writes a tile in every row
-             * (1x1 16>96 @112: +14%).  Nor where A comes from far over at
+             * (1x1 16>96 @112: +14%; with only 2-4 passes, M = 16..32 at
+             * K = 32, panel-major too was 5-6% slower: 32>16 @112 and @56,
+             * 32>32 @112, AMD EPYC Zen 4).  Nor where A comes from far over at
              * least twice as many rows as columns (lc_gemm_panel_major).  The
              * tiles, their sums and the post-op are the same in either order. */
             const size_t groups = (tall_end - m_begin) / trows; /* tall row groups */

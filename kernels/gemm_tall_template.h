@@ -19,7 +19,11 @@
  * broadcasts folded into the FMAs: AVX-512 (24 x 16).  An AVX2 12 x 8 over
  * two 6-row panels (12 YMM accumulators, a separate broadcast per FMA: 13
  * loads per 12 FMAs against the 6 x 16's 8) ran 17% below the 6 x 16 on
- * cache-resident data and made the 1 x 1 layers 4-21% slower (Intel Xeon). */
+ * cache-resident data and made the 1 x 1 layers 4-21% slower (Intel Xeon).
+ * A 16 x 16 AVX-512 instance (two panels, for M = 16: MobileNetV2's 32>16
+ * @112 projection, where the 24 x 16 would waste a third of its FMAs) ran
+ * only 1-2% ahead of the 8 x 32 kernel on line-aligned input (Zen 4): not
+ * worth a second tall kernel and its choice. */
 
 #ifndef LC_TALL_PREFETCH
 #if defined(__GNUC__) || defined(__clang__)
