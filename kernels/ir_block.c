@@ -37,7 +37,13 @@
  * Below ir_fuse_min it does not pay: every MobileNetV2 block fused at 224 px
  * (the rule forced, AMD EPYC Zen 4, 1 MiB L2, 1 thread, per-step medians):
  * features.4 (144 x 28 x 28 after the depthwise) tied, 5-14 ran 5-16%
- * slower, the 7 x 7 blocks 15-17 35-42%; the model 11% slower. */
+ * slower, the 7 x 7 blocks 15-17 35-42%; the model 11% slower.
+ *
+ * Without the expanding 1x1 (e NULL: MobileNetV2's and MnasNet's first
+ * block, depthwise 32 @112 then 32>16) there are no expanded rows: the
+ * depthwise reads x's planes in place and the projection fuses on the same
+ * rule, the 1.5 MB depthwise output never stored (bench/ir_block.py: 1.3-1.5x
+ * the two layers alone; features.1 in MobileNetV2 224 ~10%, Zen 4). */
 #include <string.h>
 
 #include "internal.h"
@@ -55,19 +61,20 @@ void lc_ir_block_debug(int64_t rows, int pays) {
 
 const char *lc_ir_block_unsupported(const lc_conv_desc *e, const lc_conv_desc *d,
                                     const lc_conv_desc *p) {
-    if (!lc_gemm_is_pointwise(e) || e->groups != 1)
+    if (!e && !p) return "a block without the expanding 1x1 needs the projection";
+    if (e && (!lc_gemm_is_pointwise(e) || e->groups != 1))
         return "the first convolution must be 1x1, stride 1, unpadded, one group";
-    if (d->groups != d->C || d->M != d->C || d->C != e->M)
+    if (d->groups != d->C || d->M != d->C || (e && d->C != e->M))
         return "the second convolution must be depthwise over the first's outputs";
-    if (e->N != d->N || e->H != d->H || e->W != d->W || e->OH != e->H || e->OW != e->W)
+    if (e && (e->N != d->N || e->H != d->H || e->W != d->W || e->OH != e->H || e->OW != e->W))
         return "the two convolutions' shapes do not chain";
-    if (e->isa != d->isa)
+    if (e && e->isa != d->isa)
         return "the two convolutions must use one ISA";
     const int64_t reach_h = (d->kH - 1) * d->dil_h, reach_w = (d->kW - 1) * d->dil_w;
     if (d->pad_t < 0 || d->pad_l < 0 || d->pad_b < 0 || d->pad_r < 0 || d->pad_t > reach_h ||
         d->pad_b > reach_h || d->pad_l > reach_w || d->pad_r > reach_w)
         return "the depthwise padding must be within its kernel's reach";
-    if (d->OH < 1 || d->OW < 1 || e->N < 1 || e->C < 1)
+    if (d->OH < 1 || d->OW < 1 || d->N < 1 || d->C < 1 || (e && e->C < 1))
         return "empty tensors";
     if (p) {
         if (!lc_gemm_is_pointwise(p) || p->groups != 1)
@@ -121,11 +128,12 @@ int64_t lc_ir_block_band_rows(const lc_conv_desc *e, const lc_conv_desc *d,
     /* the budget in floats per expanded channel: a band's expanded rows (W
      * floats each), and with a projection its depthwise rows too (OW each):
      * the projection reads them back, so both buffers share the budget (the
-     * expanded rows alone unchanged without one) */
-    const int64_t fit = lc_blocking_get()->ir_band / (e->M * (int64_t)sizeof(float));
+     * expanded rows alone unchanged without one; without the expanding 1x1
+     * the depthwise reads x in place and its rows alone count) */
+    const int64_t fit = lc_blocking_get()->ir_band / (d->M * (int64_t)sizeof(float));
     const int64_t reach = (d->kH - 1) * d->dil_h;
-    const int64_t first = (reach + 1) * d->W + (p ? d->OW : 0); /* the first output row's */
-    const int64_t next = d->stride_h * d->W + (p ? d->OW : 0);  /* each further one's */
+    const int64_t first = (e ? (reach + 1) * d->W : 0) + (p ? d->OW : 0); /* the first output row's */
+    const int64_t next = (e ? d->stride_h * d->W : 0) + (p ? d->OW : 0);  /* each further one's */
     /* rows too wide for the budget: one output row a band all the same (the
      * buffer then outgrows it; lc_ir_block_pays says whether that pays) */
     int64_t most = fit < first ? 1 : lc_min64((fit - first) / next + 1, d->OH);
@@ -136,7 +144,7 @@ int64_t lc_ir_block_band_rows(const lc_conv_desc *e, const lc_conv_desc *d,
 }
 
 int lc_ir_block_pays(const lc_conv_desc *e, const lc_conv_desc *d) {
-    if (lc_ir_block_band_rows(e, d, NULL) < 1) return 0;
+    if (!e || lc_ir_block_band_rows(e, d, NULL) < 1) return 0;
     if (lc_irb_forced_pays >= 0) return lc_irb_forced_pays;
     if (!lc_irb_plane_kernel(d)) return 0;
     const int64_t fit = lc_blocking_get()->ir_band / (e->M * d->W * (int64_t)sizeof(float));
@@ -147,11 +155,15 @@ int lc_ir_block_pays(const lc_conv_desc *e, const lc_conv_desc *d) {
 }
 
 /* The projection pays fused where the depthwise's output would not stay in
- * one core's L2 between two steps: the same threshold as the expansion's. */
+ * one core's L2 between two steps: the same threshold as the expansion's.
+ * Without the expanding 1x1 (MobileNetV2's first block: depthwise 32 @112,
+ * then 32>16) that is the whole rule, with the plane kernel serving the
+ * depthwise as in a block that expands. */
 int lc_ir_block_project_pays(const lc_conv_desc *e, const lc_conv_desc *d,
                              const lc_conv_desc *p) {
-    if (!lc_ir_block_pays(e, d) || lc_ir_block_unsupported(e, d, p)) return 0;
+    if (lc_ir_block_unsupported(e, d, p) || lc_ir_block_band_rows(e, d, p) < 1) return 0;
     if (lc_irb_forced_pays >= 0) return lc_irb_forced_pays;
+    if (e ? !lc_ir_block_pays(e, d) : !lc_irb_plane_kernel(d)) return 0;
     const double out = (double)d->N * (double)d->M * (double)d->OH * (double)d->OW * sizeof(float);
     return out >= (double)lc_blocking_get()->ir_fuse_min;
 }
@@ -166,16 +178,17 @@ void lc_ir_block_pack(const lc_conv_desc *e, const float *we, float *packed) {
     lc_gemm_pack_weights(e, we, packed);
 }
 
-/* Expanded rows a band buffer holds per channel: the largest band's. */
+/* Expanded rows a band buffer holds per channel: the largest band's (none
+ * without the expanding 1x1: the depthwise reads x). */
 static int64_t lc_irb_cap(const lc_conv_desc *e, const lc_conv_desc *d,
                           const lc_conv_desc *p) {
-    return lc_min64(d->H, lc_irb_rows_in(d, lc_ir_block_band_rows(e, d, p)));
+    return e ? lc_min64(d->H, lc_irb_rows_in(d, lc_ir_block_band_rows(e, d, p))) : 0;
 }
 
 /* Per-thread band buffer: cap rows of every expanded channel. */
 static int64_t lc_irb_slice_bytes(const lc_conv_desc *e, const lc_conv_desc *d,
                                   const lc_conv_desc *p, int *ok) {
-    return lc_aligned_floats_bytes(lc_mul(lc_mul(e->M, lc_irb_cap(e, d, p), ok), d->W, ok), ok);
+    return lc_aligned_floats_bytes(lc_mul(lc_mul(d->M, lc_irb_cap(e, d, p), ok), d->W, ok), ok);
 }
 
 /* Per-thread depthwise band buffer where a projection follows: a band's
@@ -189,7 +202,7 @@ static int64_t lc_irb_dw_bytes(const lc_conv_desc *e, const lc_conv_desc *d,
 
 static double lc_irb_work(const lc_conv_desc *e, const lc_conv_desc *d,
                           const lc_conv_desc *p) {
-    return lc_conv_work(e) + lc_conv_work(d) + (p ? lc_conv_work(p) : 0.0);
+    return (e ? lc_conv_work(e) : 0.0) + lc_conv_work(d) + (p ? lc_conv_work(p) : 0.0);
 }
 
 static int64_t lc_irb_run_bands(const lc_conv_desc *d, int64_t band) {
@@ -215,7 +228,8 @@ int64_t lc_ir_block_workspace_bytes(const lc_conv_desc *e, const lc_conv_desc *d
 }
 
 typedef struct {
-    lc_conv_desc e, d, p; /* clamp flags derived; p valid where `project` */
+    lc_conv_desc e, d, p; /* clamp flags derived; e valid where `expand`, p where `project` */
+    int expand;          /* the expanding 1x1 computes the band's rows (else x is read in place) */
     int project;         /* the projection runs on each band's depthwise rows */
     lc_ir_project proj;
     lc_epilogue kep;     /* the plane kernel's part of d's epilogue */
@@ -242,16 +256,16 @@ static void lc_irb_expand(const lc_irb_ctx *t, int64_t n, int64_t r0, int64_t r1
                         LC_PANELS_EPILOGUE | LC_PANELS_WIDE, NULL);
 }
 
-/* The depthwise of output rows [oy0, oy0 + rows) of image n from expanded
- * rows [iy0, iy1) held at buffer row iy0 - base, into yb (channels
- * `plane` floats apart). */
+/* The depthwise of output rows [oy0, oy0 + rows) from input rows [iy0,
+ * iy1), `in` pointing at the first one's first channel, the channels
+ * `in_plane` floats apart (the band buffer's expanded rows, or x's planes),
+ * into yb (channels `plane` floats apart). */
 static void lc_irb_depthwise(const lc_irb_ctx *t, int64_t oy0, int64_t rows, int64_t iy0,
-                             int64_t iy1, int64_t base, const float *buf, float *yb,
+                             int64_t iy1, const float *in, int64_t in_plane, float *yb,
                              int64_t plane) {
     const lc_conv_desc *d = &t->d;
     const lc_isa_config *isa = d->isa;
     const int64_t top = oy0 * d->stride_h - d->pad_t, h = iy1 - iy0, E = d->M;
-    const float *in = buf + (iy0 - base) * d->W;
     if (!t->plane) {
         /* the band as a small layer of its own: padded where the image is */
         lc_conv_desc sub = *d;
@@ -261,12 +275,12 @@ static void lc_irb_depthwise(const lc_irb_ctx *t, int64_t oy0, int64_t rows, int
         sub.pad_t = iy0 - top;
         sub.pad_b = top + lc_irb_rows_in(d, rows) - iy1;
         sub.nthreads = 1;
-        lc_depthwise_rows(&sub, in, t->cap * d->W, t->wd, t->bd, yb, plane, E);
+        lc_depthwise_rows(&sub, in, in_plane, t->wd, t->bd, yb, plane, E);
         return;
     }
     for (int64_t c = 0; c < E; c++) {
         float *out = yb + c * plane;
-        isa->dw3x3_plane(out, (size_t)rows, (size_t)d->OW, in + c * t->cap * d->W, (size_t)h,
+        isa->dw3x3_plane(out, (size_t)rows, (size_t)d->OW, in + c * in_plane, (size_t)h,
                          (size_t)d->W, (size_t)d->stride_h, (size_t)d->stride_w,
                          (size_t)(iy0 - top), (size_t)d->pad_l, t->wd + c * 9,
                          t->bd ? t->bd[c] : 0.0f, &t->kep);
@@ -291,7 +305,8 @@ static void lc_irb_project(const lc_irb_ctx *t, int64_t n, int64_t oy0, int64_t 
 
 /* One run of bands of one image, in order: each band's expanded rows
  * (those the band before left in the buffer moved to its top, the rest
- * computed below them), then its depthwise, then its projection if any. */
+ * computed below them; none without the expanding 1x1), then its
+ * depthwise, then its projection if any. */
 static void lc_irb_task(void *vctx, int64_t item, int thread) {
     const lc_irb_ctx *t = (const lc_irb_ctx *)vctx;
     const lc_conv_desc *d = &t->d;
@@ -307,20 +322,31 @@ static void lc_irb_task(void *vctx, int64_t item, int thread) {
         const int64_t top = oy0 * d->stride_h - d->pad_t;
         const int64_t iy0 = lc_max64(0, top);
         const int64_t iy1 = lc_min64(d->H, top + lc_irb_rows_in(d, rows));
-        /* keep rows [iy0, base + have) from the band before, at the top */
-        const int64_t keep = b > first ? lc_max64(0, base + have - iy0) : 0;
-        if (keep > 0 && iy0 > base)
-            for (int64_t c = 0; c < E; c++)
-                memmove(buf + c * t->cap * W, buf + (c * t->cap + iy0 - base) * W,
-                        (size_t)(keep * W) * sizeof(float));
-        base = iy0;
-        lc_irb_expand(t, n, iy0 + keep, iy1, base, buf);
-        have = iy1 - iy0;
+        /* the depthwise's input rows: x's planes in place, or the band
+         * buffer's expanded rows */
+        const float *in;
+        int64_t in_plane;
+        if (!t->expand) {
+            in = t->x + (n * E * d->H + iy0) * W;
+            in_plane = d->H * W;
+        } else {
+            /* keep rows [iy0, base + have) from the band before, at the top */
+            const int64_t keep = b > first ? lc_max64(0, base + have - iy0) : 0;
+            if (keep > 0 && iy0 > base)
+                for (int64_t c = 0; c < E; c++)
+                    memmove(buf + c * t->cap * W, buf + (c * t->cap + iy0 - base) * W,
+                            (size_t)(keep * W) * sizeof(float));
+            base = iy0;
+            lc_irb_expand(t, n, iy0 + keep, iy1, base, buf);
+            have = iy1 - iy0;
+            in = buf;
+            in_plane = t->cap * W;
+        }
         if (t->project) {
-            lc_irb_depthwise(t, oy0, rows, iy0, iy1, base, buf, dw, t->band * d->OW);
+            lc_irb_depthwise(t, oy0, rows, iy0, iy1, in, in_plane, dw, t->band * d->OW);
             lc_irb_project(t, n, oy0, rows, dw);
         } else {
-            lc_irb_depthwise(t, oy0, rows, iy0, iy1, base, buf,
+            lc_irb_depthwise(t, oy0, rows, iy0, iy1, in, in_plane,
                              t->y + (n * E * d->OH + oy0) * d->OW, d->OH * d->OW);
         }
     }
@@ -332,11 +358,15 @@ int lc_ir_block_run(const lc_conv_desc *e, const lc_conv_desc *d, const lc_conv_
                     int64_t workspace_bytes) {
     const int64_t need = lc_ir_block_workspace_bytes(e, d, p);
     if (need < 0 || workspace_bytes < need || (need > 0 && !workspace) || !p != !proj ||
-        (proj && !proj->wp_packed))
+        (proj && !proj->wp_packed) || (e && !we_packed))
         return LC_ERR_UNSUPPORTED;
     lc_irb_ctx t;
     memset(&t, 0, sizeof t);
-    t.e = *e;
+    t.expand = e != NULL;
+    if (e) {
+        t.e = *e;
+        t.e.epilogue.clamp = e->epilogue.act == LC_ACT_CLAMP;
+    }
     t.d = *d;
     t.project = p != NULL;
     if (p) {
@@ -345,7 +375,6 @@ int lc_ir_block_run(const lc_conv_desc *e, const lc_conv_desc *d, const lc_conv_
         t.proj = *proj;
     }
     /* the drivers see `clamp` set exactly when the activation is a clamp */
-    t.e.epilogue.clamp = e->epilogue.act == LC_ACT_CLAMP;
     t.d.epilogue.clamp = d->epilogue.act == LC_ACT_CLAMP;
     t.kep = lc_kernel_epilogue(&t.d.epilogue, 0);
     t.post = lc_needs_postop(&t.d.epilogue, 0);

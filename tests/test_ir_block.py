@@ -30,11 +30,14 @@ def _act64(v, act):
 
 
 def reference(x, we, be, act_e, wd, bd, act_d, stride, pads, dilation):
-    """float64: the 1x1, its activation, the depthwise, its activation."""
-    t = np.einsum("ec,nchw->nehw", we[:, :, 0, 0].astype(np.float64), x.astype(np.float64))
-    if be is not None:
-        t += be[None, :, None, None]
-    t = _act64(t, act_e)
+    """float64: the 1x1, its activation (none where we is None), the
+    depthwise, its activation."""
+    t = x.astype(np.float64)
+    if we is not None:
+        t = np.einsum("ec,nchw->nehw", we[:, :, 0, 0].astype(np.float64), t)
+        if be is not None:
+            t += be[None, :, None, None]
+        t = _act64(t, act_e)
     (sh, sw), (dh, dw) = stride, dilation
     pt, pb, pl, pr = pads
     tp = np.pad(t, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
@@ -194,13 +197,19 @@ PROJECT_CASES = [(0, 5, None, True), (1, 37, RELU6, False), (4, 3, "relu", True)
 
 @pytest.mark.parametrize("pcase", PROJECT_CASES, ids=[f"p{i}" for i in range(len(PROJECT_CASES))])
 @pytest.mark.parametrize("band", [0, 1, 3])
-def test_projection_matches_float64_reference(isa, pcase, band):
+@pytest.mark.parametrize("expand", [True, False], ids=["expand", "dw_first"])
+def test_projection_matches_float64_reference(isa, pcase, band, expand):
     """The projecting 1x1 fused after the depthwise (each band's rows from the
-    thread's depthwise buffer): against float64, with a residual and out=residual."""
+    thread's depthwise buffer): against float64, with a residual and
+    out=residual, the same bits at any thread count and bound as a compiled
+    schedule runs it; also without the expanding 1x1 (dw_first: MobileNetV2's
+    first block, the depthwise reading x's planes in place)."""
     ci, P, act_p, with_res = pcase
     N, C, E, H, W, k, stride, pads, dilation, act_e, act_d, bias = CASES[ci]
     rng = np.random.default_rng(12)
-    x, we, be, wd, bd = make(rng, N, C, E, H, W, k, bias)
+    x, we, be, wd, bd = make(rng, N, C if expand else E, E, H, W, k, bias)
+    if not expand:
+        we = be = act_e = None
     wp = (rng.standard_normal((P, E, 1, 1)) / np.sqrt(E)).astype(np.float32)
     bp = rng.standard_normal(P).astype(np.float32) if bias else None
     _core.ir_block_debug(band, -1)
@@ -215,6 +224,11 @@ def test_projection_matches_float64_reference(isa, pcase, band):
     assert np.max(np.abs(z - ref)) / np.max(np.abs(ref)) < 4e-6
     for t in (2, 3):
         assert np.array_equal(blk(x, threads=t, residual=res), z)
+    got = np.full(shape, np.nan, np.float32)
+    call = blk.bind(x, got, threads=2, residual=res)
+    ws = np.zeros(call.workspace_bytes + 64, np.uint8)
+    _core.run_bound((call,), ws[(-ws.ctypes.data) % 64:])
+    assert np.array_equal(got, z)
     if with_res:
         out = res.copy()
         blk(x, out=out, threads=2, residual=out)   # the residual's buffer taken over
@@ -247,6 +261,43 @@ def test_projection_workspace_rule_and_bad_input():
                            (1, 16, H, H), wp_shape=(24, E, 1, 1))
         OH = (H - 1) // stride + 1
         assert info["project_pays"] == (info["pays"] and E * OH * OH * 4 >= l2)
+
+
+def test_depthwise_first_block_rule_workspace_and_bad_input():
+    """Without the expanding 1x1 the workspace is the depthwise rows' band
+    alone, the projection pays where the depthwise output is at least L2 and
+    the 3x3 plane kernel serves it; a block of the depthwise alone, or
+    expansion parts without we, are refused by name."""
+    rng = np.random.default_rng(17)
+    x, _, _, wd, bd = make(rng, 1, 8, 8, 6, 6, (3, 3))
+    wp = rng.standard_normal((5, 8, 1, 1)).astype(np.float32)
+    blk = InvertedResidual(None, None, None, wd, bd, None, 1, 1, 1, project=(wp, None, None))
+    info = blk.info(x.shape, threads=1)
+    assert info["why"] is None and not info["pays"] and info["packed_floats"] == 0
+    assert info["workspace_bytes"] == -(-8 * info["band_rows"] * 6 * 4 // 64) * 64
+    assert blk(x).shape == (1, 5, 6, 6)
+    with pytest.raises(ValueError, match="needs the projection"):
+        InvertedResidual(None, None, None, wd, bd, None, 1, 1, 1)
+    with pytest.raises(ValueError, match="be and act_e need"):
+        InvertedResidual(None, bd, None, wd, bd, None, 1, 1, 1, project=(wp, None, None))
+    with pytest.raises(ValueError, match="input must be"):
+        blk(np.zeros((1, 4, 6, 6), np.float32))
+    l2 = _core.cache_sizes()["l2"]
+    plane = fusion_info(None, (32, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), (1, 32, 112, 112),
+                        wp_shape=(16, 32, 1, 1))
+    assert plane["why"] is None
+    with_e = fusion_info((32, 32, 1, 1), (32, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1),
+                         (1, 32, 112, 112), wp_shape=(16, 32, 1, 1))
+    # the plane kernel's presence, read off the expanding block's rule
+    assert plane["project_pays"] == (with_e["pays"] and 32 * 112 * 112 * 4 >= l2)
+    small = fusion_info(None, (32, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), (1, 32, 8, 8),
+                        wp_shape=(16, 32, 1, 1))
+    assert not small["project_pays"]
+    five = fusion_info(None, (32, 1, 5, 5), (1, 1), (2, 2, 2, 2), (1, 1), (1, 32, 112, 112),
+                       wp_shape=(16, 32, 1, 1))
+    assert five["why"] is None and not five["project_pays"]   # no 5x5 plane kernel
+    alone = fusion_info(None, (32, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), (1, 32, 112, 112))
+    assert "needs the projection" in alone["why"]
 
 
 @pytest.mark.parametrize("pcase", [None] + PROJECT_CASES[:3], ids=["plain", "p0", "p1", "p2"])

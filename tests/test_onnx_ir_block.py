@@ -156,13 +156,72 @@ def test_near_blocks_are_left_alone(always_pays, change):
         _core.ir_block_debug(3, 0)
     model = block_graph(**kwargs)
     rep = lco.prepare(model)
-    assert "InvertedResidual" not in labels(rep)
+    # the expanding 1x1 stays a step of its own (where the expanded tensor is
+    # read elsewhere the depthwise and its projection may still fuse, as a
+    # block without the expansion)
+    assert not [s for s in rep.program.steps if s.op_type == "InvertedResidual" and
+                s.inputs[0] == "x"]
+    assert labels(rep)[:2] == ["Relu", "Conv"]
     assert_matches_ort(model, feeds(), tol=1e-5)
+
+
+def depthwise_first_graph(stride=1, residual=False, extra=(), outputs=("y",)):
+    """inp -> Relu -> depthwise Conv + BN + Clip(0, 6) -> 1x1 project Conv
+    [+ Add of the Relu's output] -> y: MobileNetV2's first block."""
+    g = np.random.default_rng(7)
+    inits = [("wd", (g.standard_normal((E, 1, 3, 3)) / 3).astype(np.float32)),
+             ("wp", (g.standard_normal((E if residual else C, E, 1, 1)) / 5).astype(np.float32)),
+             ("bn_s", (1 + g.random(E)).astype(np.float32)),
+             ("bn_b", g.standard_normal(E).astype(np.float32)),
+             ("bn_m", g.standard_normal(E).astype(np.float32)),
+             ("bn_v", (0.5 + g.random(E)).astype(np.float32)),
+             ("lo", np.array(0, np.float32)), ("hi", np.array(6, np.float32))]
+    nodes = [helper.make_node("Relu", ["inp"], ["x"]),
+             helper.make_node("Conv", ["x", "wd"], ["d0"], group=E, kernel_shape=[3, 3],
+                              strides=[stride, stride], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["d0", "bn_s", "bn_b", "bn_m", "bn_v"],
+                              ["d1"]),
+             helper.make_node("Clip", ["d1", "lo", "hi"], ["d"]),
+             helper.make_node("Conv", ["d", "wp"], ["p" if residual else "y"])]
+    if residual:
+        nodes.append(helper.make_node("Add", ["p", "x"], ["y"]))
+    nodes += list(extra)
+    return make_model(nodes, [("inp", (1, E, H, H))], [(o, None) for o in outputs], inits)
+
+
+@pytest.mark.parametrize("stride, residual", [(1, False), (2, False), (1, True)])
+def test_depthwise_and_its_projection_become_one_step(always_pays, isa, stride, residual):
+    """No expanding 1x1 before the depthwise (MobileNetV2's features.1): the
+    depthwise and the projection after it fuse, reading x in place."""
+    model = depthwise_first_graph(stride, residual)
+    f = {"inp": np.random.default_rng(8).standard_normal((1, E, H, H)).astype(np.float32)}
+    rep = lco.prepare(model)
+    assert labels(rep) == ["Relu", "InvertedResidual"]
+    step = rep.program.steps[1]
+    assert step.label() == ("InvertedResidual+Conv+BatchNormalization+Clip+Conv" +
+                            ("+Add" if residual else ""))
+    assert "BoundIRBlock" in bound_types(rep)
+    assert_matches_ort(model, f, tol=1e-5)
+    plain = lco.prepare(model, fuse=False)
+    assert rel_err(rep.run(f)[0], plain.run(f)[0].astype(np.float64)) < 2e-6
+    # its workspace: a band's depthwise rows (3 rows of every channel), no
+    # expanded rows
+    assert rep.program.steps[1].workspace_bytes == -(-4 * E * 3 * (H // stride) // 64) * 64
+
+
+def test_depthwise_output_read_twice_stays_apart(always_pays):
+    model = depthwise_first_graph(extra=(helper.make_node("Relu", ["d"], ["d2"]),),
+                                  outputs=("y", "d2"))
+    rep = lco.prepare(model)
+    assert "InvertedResidual" not in labels(rep)
+    f = {"inp": np.random.default_rng(9).standard_normal((1, E, H, H)).astype(np.float32)}
+    assert_matches_ort(model, f, tol=1e-5)
 
 
 def test_rule_decides_by_default():
     """Without the test hook a block this small stays two steps (it fits L2)."""
     assert "InvertedResidual" not in labels(lco.prepare(block_graph()))
+    assert "InvertedResidual" not in labels(lco.prepare(depthwise_first_graph()))
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")   # the TorchScript exporter's

@@ -19,7 +19,11 @@
  * run on each band's depthwise rows while they are in the thread's cache,
  * so y is not stored either (lc_ir_block_project_pays says where).
  *
- * e: the 1x1's descriptor (N, C, H, W -> E = e->M); d: the depthwise's
+ * Or without the expanding 1x1 (e NULL; p then required): the depthwise
+ * reads x (N, E, H, W) in place and each band's rows go to the projection,
+ * so y is not stored (MobileNetV2's first block).
+ *
+ * e: the 1x1's descriptor (N, C, H, W -> E = e->M) or NULL; d: the depthwise's
  * (N, E, H, W -> E, OH, OW, groups E); p: the projection's (N, E, OH, OW ->
  * P) or NULL.  Each carries its whole epilogue (the clamp flag is derived
  * here); nthreads and isa are d's. */
@@ -47,11 +51,13 @@ void lc_ir_block_debug(int64_t rows, int pays);
 
 /* Whether fusing pays on this CPU: the expanded tensor would not stay in L3
  * between the two steps (or L2 where there is no L3), a band fits L2, and
- * the ISA's 3x3 plane kernel serves the depthwise. */
+ * the ISA's 3x3 plane kernel serves the depthwise.  0 where e is NULL. */
 int lc_ir_block_pays(const lc_conv_desc *e, const lc_conv_desc *d);
 
 /* Whether, in a block that pays, the projection p pays fused as well: the
- * depthwise's output would not stay in one core's L2 between two steps. */
+ * depthwise's output would not stay in one core's L2 between two steps.
+ * With e NULL, whether the depthwise and p pay fused (the same size rule,
+ * and the ISA's 3x3 plane kernel serving the depthwise). */
 int lc_ir_block_project_pays(const lc_conv_desc *e, const lc_conv_desc *d,
                              const lc_conv_desc *p);
 
@@ -73,7 +79,7 @@ typedef struct {
 } lc_ir_project;
 
 /* y (N, E, OH, OW) -- or (N, P, OH, OW) with a projection -- from x (N, C,
- * H, W); we_packed from lc_ir_block_pack, be (E) and bd (E) may be NULL, wd
+ * H, W; C = E without e); we_packed from lc_ir_block_pack (NULL without e), be (E) and bd (E) may be NULL, wd
  * (E, 1, kH, kW); proj NULL exactly when p is.  workspace: at least
  * lc_ir_block_workspace_bytes, 64-byte aligned.  Returns LC_OK, or
  * LC_ERR_UNSUPPORTED (shapes that do not make such a block, a workspace too

@@ -1673,9 +1673,11 @@ def global_avg_pool(const float[::1] x, float[::1] out, int64_t planes, int64_t 
 cdef lc_conv_desc *_ir_descs(lc_conv_desc *e, lc_conv_desc *d, lc_conv_desc *p, int isa,
                              tuple geom_e, tuple geom_d, tuple geom_p, tuple ep_e, tuple ep_d,
                              tuple ep_p, int threads) except? NULL:
-    """Fills e, d (and p where geom_p is not None); returns p, or NULL
+    """Fills e (where geom_e is not None: a block without the expanding 1x1
+    has none), d (and p where geom_p is not None); returns p, or NULL
     without a projection."""
-    fill_desc(e, 1, isa, geom_e, ep_e, threads)    # LC_ALGO_IM2COL: the 1x1 path
+    if geom_e is not None:
+        fill_desc(e, 1, isa, geom_e, ep_e, threads)    # LC_ALGO_IM2COL: the 1x1 path
     fill_desc(d, 6, isa, geom_d, ep_d, threads)    # LC_ALGO_DEPTHWISE
     if geom_p is None:
         return NULL
@@ -1686,22 +1688,24 @@ cdef lc_conv_desc *_ir_descs(lc_conv_desc *e, lc_conv_desc *d, lc_conv_desc *p, 
 def ir_block_info(int isa, tuple geom_e, tuple geom_d, tuple geom_p, int threads):
     """The fused inverted-residual block (leanconv/ir_block.h) for the 1x1's,
     the depthwise's and the projection's (None: no projection) geometries
-    (fill_desc's tuples): a dict of why (None or the reason it cannot run),
-    band_rows, pays (fusing is worth it on this CPU), project_pays (so is
-    fusing the projection too), packed_floats (the first 1x1's) and
-    workspace_bytes at `threads`."""
+    (fill_desc's tuples; geom_e None: no expanding 1x1, the depthwise reads
+    x): a dict of why (None or the reason it cannot run), band_rows, pays
+    (fusing is worth it on this CPU), project_pays (so is fusing the
+    projection too), packed_floats (the first 1x1's) and workspace_bytes at
+    `threads`."""
     cdef lc_conv_desc e, d, p
     cdef lc_conv_desc *pp = _ir_descs(&e, &d, &p, isa, geom_e, geom_d, geom_p, None, None, None,
                                       threads)
-    cdef const char *why = lc_ir_block_unsupported(&e, &d, pp)
+    cdef lc_conv_desc *pe = &e if geom_e is not None else NULL
+    cdef const char *why = lc_ir_block_unsupported(pe, &d, pp)
     if why != NULL:
         return {"why": why.decode(), "band_rows": 0, "pays": False, "project_pays": False,
                 "packed_floats": 0, "workspace_bytes": -1}
-    return {"why": None, "band_rows": lc_ir_block_band_rows(&e, &d, pp),
-            "pays": bool(lc_ir_block_pays(&e, &d)),
-            "project_pays": pp != NULL and bool(lc_ir_block_project_pays(&e, &d, pp)),
-            "packed_floats": lc_ir_block_packed_floats(&e),
-            "workspace_bytes": lc_ir_block_workspace_bytes(&e, &d, pp)}
+    return {"why": None, "band_rows": lc_ir_block_band_rows(pe, &d, pp),
+            "pays": bool(lc_ir_block_pays(pe, &d)),
+            "project_pays": pp != NULL and bool(lc_ir_block_project_pays(pe, &d, pp)),
+            "packed_floats": lc_ir_block_packed_floats(pe) if pe != NULL else 0,
+            "workspace_bytes": lc_ir_block_workspace_bytes(pe, &d, pp)}
 
 
 def ir_block_debug(int64_t band_rows=0, int pays=-1):
@@ -1737,6 +1741,7 @@ cdef class BoundIRBlock(BoundCall):
     NumPy glue: 18-33 us a block called hot on Zen 4, three blocks in
     MobileNetV2 224, ~1% of its run)."""
     cdef lc_conv_desc e, d, p
+    cdef lc_conv_desc *pe
     cdef lc_conv_desc *pp
     cdef lc_ir_project proj
     cdef const lc_ir_project *projp
@@ -1750,25 +1755,36 @@ cdef class BoundIRBlock(BoundCall):
     cdef readonly int64_t workspace_bytes
 
     def __init__(self, const float[::1] x, float[::1] out, int isa, tuple geom_e, tuple geom_d,
-                 tuple ep_e, tuple ep_d, const float[::1] we_packed, be, const float[::1] wd,
+                 tuple ep_e, tuple ep_d, we_packed, be, const float[::1] wd,
                  bd, int threads, tuple geom_p=None, tuple ep_p=None, wp_packed=None, bp=None,
                  residual=None):
         cdef const float[::1] wpv
+        cdef const float[::1] wev
         self.pp = _ir_descs(&self.e, &self.d, &self.p, isa, geom_e, geom_d, geom_p, ep_e, ep_d,
                             ep_p, threads)
-        cdef const char *why = lc_ir_block_unsupported(&self.e, &self.d, self.pp)
+        self.pe = &self.e if geom_e is not None else NULL
+        cdef const char *why = lc_ir_block_unsupported(self.pe, &self.d, self.pp)
         if why != NULL:
             raise ValueError(f"ir_block: {why.decode()}")
         cdef int64_t out_floats = (self.p.N * self.p.M * self.p.OH * self.p.OW
                                    if self.pp != NULL else
                                    self.d.N * self.d.M * self.d.OH * self.d.OW)
-        if x.shape[0] != self.e.N * self.e.C * self.e.H * self.e.W or \
-                out.shape[0] != out_floats:
+        cdef int64_t x_floats = (self.e.N * self.e.C * self.e.H * self.e.W if self.pe != NULL
+                                 else self.d.N * self.d.C * self.d.H * self.d.W)
+        if x.shape[0] != x_floats or out.shape[0] != out_floats:
             raise ValueError("ir_block: x or out does not match the geometry")
-        if we_packed.shape[0] != lc_ir_block_packed_floats(&self.e) or \
-                wd.shape[0] != self.d.M * self.d.kH * self.d.kW:
+        if wd.shape[0] != self.d.M * self.d.kH * self.d.kW:
             raise ValueError("ir_block: weights do not match the geometry")
-        self.be = optional_vector(be, self.e.M, "ir_block: be")
+        self.we = NULL
+        self.be = NULL
+        if self.pe != NULL:
+            wev = we_packed
+            if wev.shape[0] != lc_ir_block_packed_floats(self.pe):
+                raise ValueError("ir_block: weights do not match the geometry")
+            self.we = &wev[0]
+            self.be = optional_vector(be, self.e.M, "ir_block: be")
+        elif we_packed is not None or be is not None:
+            raise ValueError("ir_block: expansion weights without geom_e")
         self.bd = optional_vector(bd, self.d.M, "ir_block: bd")
         self.projp = NULL
         if self.pp != NULL:
@@ -1781,19 +1797,19 @@ cdef class BoundIRBlock(BoundCall):
             self.projp = &self.proj
         elif residual is not None or wp_packed is not None:
             raise ValueError("ir_block: a residual or projection weights without geom_p")
-        self.workspace_bytes = lc_ir_block_workspace_bytes(&self.e, &self.d, self.pp)
+        self.workspace_bytes = lc_ir_block_workspace_bytes(self.pe, &self.d, self.pp)
         if self.workspace_bytes < 0:
             raise ValueError("ir_block: no band of this block fits the cache budget")
         self.keep = (x, out, we_packed, be, wd, bd, wp_packed, bp, residual)
-        self.x, self.y, self.we, self.wd = &x[0], &out[0], &we_packed[0], &wd[0]
+        self.x, self.y, self.wd = &x[0], &out[0], &wd[0]
 
     cdef int _run(self, char *ws, int64_t ws_bytes) noexcept nogil:
-        return lc_ir_block_run(&self.e, &self.d, self.pp, self.x, self.we, self.be, self.wd,
+        return lc_ir_block_run(self.pe, &self.d, self.pp, self.x, self.we, self.be, self.wd,
                                self.bd, self.projp, self.y, ws, ws_bytes)
 
 
 def ir_block(const float[::1] x, float[::1] out, int isa, tuple geom_e, tuple geom_d,
-             tuple ep_e, tuple ep_d, const float[::1] we_packed, be, const float[::1] wd, bd,
+             tuple ep_e, tuple ep_d, we_packed, be, const float[::1] wd, bd,
              unsigned char[::1] workspace, int threads, tuple geom_p=None, tuple ep_p=None,
              wp_packed=None, bp=None, residual=None):
     """out = act_d(depthwise(act_e(We x + be)) + bd) (leanconv/ir_block.h), or

@@ -10,7 +10,9 @@ memory; optionally with the projecting 1x1 after them as well,
     z = act_p(conv1x1(y, Wp) + bp [+ residual])
 
 run on each band's depthwise rows while they are in cache, so y is not
-stored either.  Whether fusing pays is the C side's rule (the expanded tensor
+stored either.  A block may also start at the depthwise (no expanding 1x1:
+MobileNetV2's first block), with the projection after it: y is then not
+stored.  Whether fusing pays is the C side's rule (the expanded tensor
 would not stay in one core's L2 between two steps: lc_ir_block_pays); `pays()`
 asks it for an input shape."""
 from __future__ import annotations
@@ -25,49 +27,64 @@ def fusion_info(we_shape, wd_shape, stride, pads, dilation, x_shape, threads=Non
                 wp_shape=None):
     """ir_block_info's dict (why, band_rows, pays, project_pays,
     packed_floats, workspace_bytes) for a block of these weight shapes
-    (wp_shape: the projection's, or None) on inputs of x_shape, with no
-    weights at hand (the rewrites decide before loading them)."""
-    E, C = we_shape[:2]
+    (we_shape None: no expanding 1x1; wp_shape: the projection's, or None)
+    on inputs of x_shape, with no weights at hand (the rewrites decide
+    before loading them)."""
+    E, C = we_shape[:2] if we_shape is not None else (wd_shape[0], wd_shape[0])
     if len(x_shape) != 4 or x_shape[1] != C or tuple(wd_shape[:2]) != (E, 1) or \
             (wp_shape is not None and (len(wp_shape) != 4 or wp_shape[1] != E)):
         return {"why": "the shapes do not make such a block", "pays": False,
                 "project_pays": False}
-    spec_e = ConvSpec.build(tuple(we_shape), 1, 0, 1, 1)
     spec_d = ConvSpec.build(tuple(wd_shape), stride, pads, dilation, E)
     N, _, H, W = x_shape
     gd = spec_d.geometry(N, E, H, W)
     gp = None
     if wp_shape is not None:
         gp = ConvSpec.build(tuple(wp_shape), 1, 0, 1, 1).geometry(N, E, *spec_d.output_hw(H, W))
-    return _core.ir_block_info(_isa.isa_id(), spec_e.geometry(N, C, H, W), gd, gp,
-                               _threads.resolve(threads))
+    ge = None if we_shape is None else \
+        ConvSpec.build(tuple(we_shape), 1, 0, 1, 1).geometry(N, C, H, W)
+    return _core.ir_block_info(_isa.isa_id(), ge, gd, gp, _threads.resolve(threads))
 
 
 class InvertedResidual:
-    """we (E, C, 1, 1), be (E) or None, act_e; wd (E, 1, kH, kW), bd (E) or
-    None, act_d; the depthwise's stride, pads (top, bottom, left, right) and
-    dilation; project: None, or (wp (P, E, 1, 1), bp (P) or None, act_p),
-    the projecting 1x1 after the depthwise.  Activations as leanconv's
+    """we (E, C, 1, 1), be (E) or None, act_e -- or all three None: no
+    expanding 1x1, the depthwise reads x (C = E), and a projection is
+    required; wd (E, 1, kH, kW), bd (E) or None, act_d; the depthwise's
+    stride, pads (top, bottom, left, right) and dilation; project: None, or
+    (wp (P, E, 1, 1), bp (P) or None, act_p), the projecting 1x1 after the
+    depthwise.  Activations as leanconv's
     `activation=` (None, "relu", ("clamp", 0, 6), ...).  The 1x1s' weights
     are packed per ISA on first use; the raw ones are dropped then, unless
     keep_raw (another ISA may need them)."""
 
     def __init__(self, we, be, act_e, wd, bd, act_d, stride, pads, dilation, keep_raw=False,
                  project=None):
-        we = np.asarray(we)
         wd = np.asarray(wd)
-        if we.dtype != np.float32 or wd.dtype != np.float32:
-            raise TypeError(f"InvertedResidual: weights must be float32, got {we.dtype} and "
-                            f"{wd.dtype}")
-        if we.ndim != 4 or we.shape[2:] != (1, 1):
-            raise ValueError(f"InvertedResidual: we must be (E, C, 1, 1), got {we.shape}")
-        E, C = we.shape[:2]
+        if wd.dtype != np.float32:
+            raise TypeError(f"InvertedResidual: wd must be float32, got {wd.dtype}")
+        if we is None:
+            if be is not None or act_e is not None:
+                raise ValueError("InvertedResidual: be and act_e need the expanding 1x1 (we)")
+            if project is None:
+                raise ValueError("InvertedResidual: a block without the expanding 1x1 (we=None) "
+                                 "needs the projection")
+            if wd.ndim != 4:
+                raise ValueError(f"InvertedResidual: wd must be (E, 1, kH, kW), got {wd.shape}")
+            E = C = wd.shape[0]
+            self.spec_e = self._we = None
+        else:
+            we = np.asarray(we)
+            if we.dtype != np.float32:
+                raise TypeError(f"InvertedResidual: we must be float32, got {we.dtype}")
+            if we.ndim != 4 or we.shape[2:] != (1, 1):
+                raise ValueError(f"InvertedResidual: we must be (E, C, 1, 1), got {we.shape}")
+            E, C = we.shape[:2]
+            self.spec_e = ConvSpec.build(we.shape, 1, 0, 1, 1, act_e)
+            self._we = np.ascontiguousarray(we).reshape(-1)
         if wd.ndim != 4 or wd.shape[:2] != (E, 1):
             raise ValueError(f"InvertedResidual: wd must be ({E}, 1, kH, kW), got {wd.shape}")
-        self.spec_e = ConvSpec.build(we.shape, 1, 0, 1, 1, act_e)
         self.spec_d = ConvSpec.build(wd.shape, stride, pads, dilation, E, act_d)
         self.E, self.C = E, C
-        self._we = np.ascontiguousarray(we).reshape(-1)
         self.be = _vector(be, E, "be")
         self.wd = np.ascontiguousarray(wd).reshape(-1)
         self.bd = _vector(bd, E, "bd")
@@ -84,7 +101,8 @@ class InvertedResidual:
             self.P = wp.shape[0]
             self._wp = np.ascontiguousarray(wp).reshape(-1)
             self.bp = _vector(bp, self.P, "bp")
-        self._packed = {}   # ISA id -> (packed 1x1 weights, packed projection or None)
+        self._packed = {}   # ISA id -> (packed 1x1 weights or None, packed projection or None)
+        self._raw_dropped = False
         self._calls = {}    # (input shape, ISA id, threads) -> (geometries, workspace bytes)
         self.keep_raw = keep_raw
 
@@ -94,7 +112,8 @@ class InvertedResidual:
         N, C, H, W = _dims(x_shape, self.C)
         gp = None if self.spec_p is None else \
             self.spec_p.geometry(N, self.E, *self.spec_d.output_hw(H, W))
-        return self.spec_e.geometry(N, C, H, W), self.spec_d.geometry(N, self.E, H, W), gp
+        ge = None if self.spec_e is None else self.spec_e.geometry(N, C, H, W)
+        return ge, self.spec_d.geometry(N, self.E, H, W), gp
 
     def output_shape(self, x_shape):
         N, _, H, W = _dims(x_shape, self.C)
@@ -112,28 +131,30 @@ class InvertedResidual:
         return i["why"] is None and i["pays"]
 
     def packed(self, isa_id):
-        """(the 1x1's weights, the projection's or None) packed for ISA
-        isa_id (the raw ones are dropped after the first packing unless
+        """(the 1x1's weights or None, the projection's or None) packed for
+        ISA isa_id (the raw ones are dropped after the first packing unless
         keep_raw)."""
         p = self._packed.get(isa_id)
         if p is None:
-            if self._we is None:
+            if self._raw_dropped:
                 raise RuntimeError(f"InvertedResidual: packed for ISA id(s) {sorted(self._packed)}"
                                    f" and the raw weights were dropped; prepare again to run "
                                    f"under ISA id {isa_id}")
             p = self._packed[isa_id] = (
+                None if self._we is None else
                 _pack(isa_id, self.spec_e.geometry(1, self.C, 1, 1), self._we),
                 None if self._wp is None else
                 _pack(isa_id, self.spec_p.geometry(1, self.E, 1, 1), self._wp))
             if not self.keep_raw:
                 self._we = self._wp = None
+                self._raw_dropped = True
         return p
 
     def _run_isa(self, isa_id):
         """The ISA a call runs on: the one in force, or -- once the raw weights
         are dropped -- the one they were packed for (as a released Conv of
         leanconv.onnx keeps running the plan it packed)."""
-        if isa_id in self._packed or self._we is not None:
+        if isa_id in self._packed or not self._raw_dropped:
             return isa_id
         return next(iter(self._packed))
 
@@ -219,7 +240,8 @@ class InvertedResidual:
             raise ValueError(f"InvertedResidual: the block cannot run on input {tuple(x_shape)} "
                              f"(its sizes overflow)")
         pe, pp = self.packed(isa_id)
-        return (isa_id, ge, gd, self.spec_e.epilogue, self.spec_d.epilogue, pe, self.be, self.wd,
+        return (isa_id, ge, gd, None if self.spec_e is None else self.spec_e.epilogue,
+                self.spec_d.epilogue, pe, self.be, self.wd,
                 self.bd, n, gp, None if gp is None else self.spec_p.epilogue, pp, self.bp), ws
 
 

@@ -14,7 +14,12 @@ the next Conv step is the block's projection,
 
 and the C rule says that pays too (lc_ir_block_project_pays: y would not
 stay in L2 either), it joins the step, which then writes z and reads the
-residual as its second input; y is not stored either.
+residual as its second input; y is not stored either.  A depthwise step
+left over (no expanding 1x1 before it: MobileNetV2's first block) and its
+projection become such a step too where that rule says so, reading x
+directly:
+
+    y = act_d(Conv_depthwise(x)), z = act_p(Conv_1x1(y) ...)  ->  one step
 
 Runs on the Conv steps graph.py built (BatchNormalization, per-channel
 affines and the activation already folded in).  Refuses -- leaves the two
@@ -138,9 +143,35 @@ def fuse_inverted_residual(steps, outputs, shapes, settings):
         last = js[0] if c is None else k
         replace[last] = _step(a, b, c, block, settings)
         removed.update((i, js[0], last))
+    known = _fuse_projections(steps, by_input, readers, replace, removed, shapes, known, settings)
     if not replace:
         return steps
     return [replace.get(k, s) for k, s in enumerate(steps) if k in replace or k not in removed]
+
+
+def _fuse_projections(steps, by_input, readers, replace, removed, shapes, known, settings):
+    """Into replace / removed: every depthwise step not fused above whose
+    projection joins it (the C rule, no expanding 1x1).  Returns `known`
+    (the static shapes, if asked for)."""
+    for j, b in enumerate(steps):
+        if j in removed or b.conv is None or not b.inputs or len(b.outputs) != 1 or \
+                b.conv.weight_shape is None or len(b.inputs) != 1 or \
+                not _depthwise(b.conv, b.conv.weight_shape[0]):
+            continue
+        known = shapes() if known is None else known
+        x_shape = known.get(b.inputs[0])
+        if x_shape is None or len(x_shape) != 4:
+            continue
+        k = _projection_step(steps, by_input, readers, j, known)
+        if k is None or k in removed or \
+                not _pays(None, b.conv, x_shape, settings, steps[k].conv):
+            continue
+        block = _block(None, b.conv, x_shape, steps[k].conv)
+        if block is None:
+            continue
+        replace[k] = _step(None, b, steps[k], block, settings)
+        removed.update((j, k))
+    return known
 
 
 def _projection_step(steps, by_input, readers, j, known):
@@ -163,9 +194,10 @@ def _projection_step(steps, by_input, readers, j, known):
 
 def _pays(a, b, x_shape, settings, c=None):
     """The C rule, from the shapes alone (no weights loaded): for the pair,
-    or with c, for the projection joining it."""
-    we_shape, wd_shape = a.weight_shape, b.weight_shape
-    t_shape = (x_shape[0], we_shape[0]) + tuple(x_shape[2:])
+    or with c, for the projection joining it (a None: the depthwise and c
+    alone)."""
+    we_shape, wd_shape = (None if a is None else a.weight_shape), b.weight_shape
+    t_shape = tuple(x_shape) if a is None else (x_shape[0], we_shape[0]) + tuple(x_shape[2:])
     try:
         stride, pads, dilation = b.geometry(t_shape, wd_shape)
         info = fusion_info(we_shape, wd_shape, stride, pads, dilation, x_shape, settings.threads,
@@ -176,27 +208,27 @@ def _pays(a, b, x_shape, settings, c=None):
 
 
 def _block(a, b, x_shape, c=None):
-    """The InvertedResidual of ConvOps a (1x1), b (depthwise) and c (the
-    projecting 1x1, or None) for inputs of x_shape, or None when their
-    weights are not float32."""
-    we, be = a._constants()
+    """The InvertedResidual of ConvOps a (1x1, or None: none), b (depthwise)
+    and c (the projecting 1x1, or None) for inputs of x_shape, or None when
+    their weights are not float32."""
+    we, be = a._constants() if a is not None else (None, None)
     wd, bd = b._constants()
     wp, bp = c._constants() if c is not None else (None, None)
-    a.weight = a.bias = b.weight = b.bias = None   # the block holds what it needs
-    if c is not None:
-        c.weight = c.bias = None
-    if we.dtype != np.float32 or wd.dtype != np.float32 or \
-            (wp is not None and wp.dtype != np.float32):
+    for op in (a, b, c):   # the block holds what it needs
+        if op is not None:
+            op.weight = op.bias = None
+    if any(w is not None and w.dtype != np.float32 for w in (we, wd, wp)):
         return None
-    t_shape = (x_shape[0], we.shape[0]) + tuple(x_shape[2:])
+    t_shape = tuple(x_shape) if we is None else (x_shape[0], we.shape[0]) + tuple(x_shape[2:])
     stride, pads, dilation = b.geometry(t_shape, wd.shape)
-    return InvertedResidual(we, be, a.activation, wd, bd, b.activation, stride, pads, dilation,
+    return InvertedResidual(we, be, None if a is None else a.activation, wd, bd, b.activation,
+                            stride, pads, dilation,
                             project=None if c is None else (wp, bp, c.activation))
 
 
 def _step(a, b, c, block, settings):
     last = b if c is None else c
-    x, y = a.inputs[0], last.outputs[0]
+    x, y = (b if a is None else a).inputs[0], last.outputs[0]
     inputs = [x] + ([c.inputs[-1]] if c is not None and c.conv.residual else [])
 
     def run(xv, rv=None):
@@ -208,8 +240,7 @@ def _step(a, b, c, block, settings):
     def bind(outs, xv, rv=None):
         return block.bind(xv, outs[0], threads=settings.threads, residual=rv)
 
-    fused = a.label().split("+") + b.label().split("+") + \
-        (c.label().split("+") if c is not None else [])
+    fused = [part for s in (a, b, c) if s is not None for part in s.label().split("+")]
     name = "+".join(s.name for s in (a, b, c) if s is not None)
     step = Step(_Node(name, inputs, [y]), run, fused=fused, into=into,
                 workspace=lambda xv, rv=None: block.workspace_bytes(xv.shape, settings.threads),
