@@ -410,6 +410,36 @@ def test_run_input_checks():
     assert out["y"] is out[0]
 
 
+def test_repeated_runs_check_every_input_and_read_its_data():
+    """After a checked run, a run with inputs of the same names, shapes and
+    dtypes goes straight to the schedule (BackendRep._run_as_last); every
+    other input still meets the checks, and each run reads the data it is
+    given (nothing of the last run's is reused but the schedule)."""
+    rep = lco.prepare(conv_bn_act("relu"))
+    g = np.random.default_rng(3)
+    x1, x2 = (g.standard_normal((2, 6, 9, 9)).astype(np.float32) for _ in range(2))
+    y1 = rep.run({"x": x1})[0].copy()
+    y2 = rep.run({"x": x2})[0]
+    assert not np.array_equal(y1, y2)
+    assert np.array_equal(rep.run([x1])[0], y1) and np.array_equal(rep.run(x1)[0], y1)
+    x1[0, 0, 0, 0] += 1.0   # the same array, other data
+    assert not np.array_equal(rep.run({"x": x1})[0], y1)
+    out = rep.run({"x": x2})
+    assert out["y"] is out[0] and type(out).__name__ == "Outputs" and out._fields == ("y",)
+    with pytest.raises(ValueError, match="unknown model input"):
+        rep.run({"x": x2, "z": x2})
+    with pytest.raises(TypeError, match="float32"):
+        rep.run({"x": x2.astype(np.float64)})
+    with pytest.raises(ValueError, match="missing"):
+        rep.run({})
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        rep.run({"x": x2}, threads=2)
+    # another shape: checked, its own schedule; then back to the first one
+    small = g.standard_normal((1, 6, 7, 7)).astype(np.float32)
+    assert rep.run({"x": small})[0].shape[0] == 1
+    assert np.array_equal(rep.run({"x": x2})[0], y2)
+
+
 def test_devices_and_bad_prepare_arguments():
     assert lco.supports_device("CPU") and not lco.supports_device("CUDA")
     model = conv_bn_act("relu")

@@ -37,6 +37,9 @@ class LeanconvRep(BackendRep):
     def __init__(self, program):
         self.program = program
         self._outputs_type = namedtupledict("Outputs", self.output_names)   # (made once: slow)
+        # the inputs of the last run that went through the checks -- ((name,
+        # shape, dtype), ...) in declared order -- and the schedule it ran
+        self._last = None
 
     @property
     def input_names(self):
@@ -111,8 +114,40 @@ class LeanconvRep(BackendRep):
     def run(self, inputs, **kwargs):
         if kwargs:
             raise TypeError(f"run() got unexpected keyword arguments {sorted(kwargs)}")
-        outs = self.program.run(self.feeds(inputs))
-        return self._outputs_type(*outs)
+        outs = self._run_as_last(inputs)
+        if outs is None:
+            feeds = self.feeds(inputs)
+            outs = self.program.run(feeds)
+            sched = self.program.schedule
+            self._last = None if sched is None or not self.program.plannable else (
+                tuple((n, feeds[n].shape, feeds[n].dtype) for n, _, _ in self.program.inputs
+                      if n in feeds), sched)
+        # tuple.__new__, not the namedtuple's own __new__ (a Python frame)
+        return tuple.__new__(self._outputs_type, outs)
+
+    def _run_as_last(self, inputs):
+        """The outputs, where `inputs` are arrays of exactly the names, shapes
+        and dtypes the last checked run had (a model run in a loop): the
+        checks would pass as they did, so the schedule runs straight away.
+        None otherwise.  After a model's run its caches hold its weights and
+        activations, not this code's: the checks, the input signature and the
+        schedule lookup, ~50 us each cold, cost MobileNetV2 at 128 px ~4% of
+        a run (AMD EPYC Zen 4, 1 thread)."""
+        last = self._last
+        if last is None:
+            return None
+        names, sched = last
+        if type(inputs) is np.ndarray and len(names) == 1:
+            inputs = {names[0][0]: inputs}
+        elif type(inputs) is not dict or len(inputs) != len(names):
+            return None
+        for name, shape, dtype in names:
+            a = inputs.get(name)
+            if type(a) is not np.ndarray or a.dtype is not dtype or a.shape != shape:
+                return None
+        if sched is not self.program.schedule:
+            return None
+        return sched.run(inputs)
 
 
 def _without_weights(model):
