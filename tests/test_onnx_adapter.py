@@ -432,6 +432,8 @@ def test_repeated_runs_check_every_input_and_read_its_data():
         rep.run({"x": x2.astype(np.float64)})
     with pytest.raises(ValueError, match="missing"):
         rep.run({})
+    with pytest.raises(ValueError, match="takes 1 input"):
+        rep.run([x2, x2])
     with pytest.raises(TypeError, match="unexpected keyword"):
         rep.run({"x": x2}, threads=2)
     # another shape: checked, its own schedule; then back to the first one

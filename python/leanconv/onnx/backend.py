@@ -137,8 +137,12 @@ class LeanconvRep(BackendRep):
         if last is None:
             return None
         names, sched = last
-        if type(inputs) is np.ndarray and len(names) == 1:
-            inputs = {names[0][0]: inputs}
+        if type(inputs) is np.ndarray:
+            inputs = (inputs,)
+        if type(inputs) in (list, tuple):   # in declared order, every declared input
+            if len(inputs) != len(names) or len(names) != len(self.program.inputs):
+                return None
+            inputs = {name: a for (name, _, _), a in zip(names, inputs)}
         elif type(inputs) is not dict or len(inputs) != len(names):
             return None
         for name, shape, dtype in names:
