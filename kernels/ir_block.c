@@ -42,7 +42,7 @@
  * Without the expanding 1x1 (e NULL: MobileNetV2's and MnasNet's first
  * block, depthwise 32 @112 then 32>16) there are no expanded rows: the
  * depthwise reads x's planes in place and the projection fuses on the same
- * rule, the 1.5 MB depthwise output never stored (bench/ir_block.py: 1.3-1.5x
+ * rule, the 1.5 MiB depthwise output never stored (bench/ir_block.py: 1.3-1.5x
  * the two layers alone; features.1 in MobileNetV2 224 ~10%, Zen 4). */
 #include <string.h>
 

@@ -79,8 +79,9 @@ typedef struct {
 } lc_ir_project;
 
 /* y (N, E, OH, OW) -- or (N, P, OH, OW) with a projection -- from x (N, C,
- * H, W; C = E without e); we_packed from lc_ir_block_pack (NULL without e), be (E) and bd (E) may be NULL, wd
- * (E, 1, kH, kW); proj NULL exactly when p is.  workspace: at least
+ * H, W; C = E without e); we_packed from lc_ir_block_pack (NULL without
+ * e), be (E) and bd (E) may be NULL, wd (E, 1, kH, kW); proj NULL exactly
+ * when p is.  workspace: at least
  * lc_ir_block_workspace_bytes, 64-byte aligned.  Returns LC_OK, or
  * LC_ERR_UNSUPPORTED (shapes that do not make such a block, a workspace too
  * small). */
