@@ -419,6 +419,7 @@ def test_repeated_runs_check_every_input_and_read_its_data():
     g = np.random.default_rng(3)
     x1, x2 = (g.standard_normal((2, 6, 9, 9)).astype(np.float32) for _ in range(2))
     y1 = rep.run({"x": x1})[0].copy()
+    assert rep.program.schedule._lean is not None   # one C loop: the lean path runs it
     y2 = rep.run({"x": x2})[0]
     assert not np.array_equal(y1, y2)
     assert np.array_equal(rep.run([x1])[0], y1) and np.array_equal(rep.run(x1)[0], y1)
