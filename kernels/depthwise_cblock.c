@@ -20,7 +20,14 @@
 /* The ring of padded interleaved rows: 32 KiB, next to the L1-resident
  * output row it feeds (L1d is 32-48 KiB on the CPUs this targets). */
 #define LC_DWC_RING_FLOATS 8192
-/* One output row, interleaved: up to 128 pixels of 16 channels. */
+/* One output row, interleaved: up to 128 pixels of 16 channels.  Tried
+ * (AVX-512, Zen 4): keeping rows interleaved to de-interleave whole vectors
+ * across the row ends (the planes' rows are contiguous: full transposes and
+ * stores instead of a 14-pixel one with masked stores a row), and a whole
+ * 14x14 plane at once: no gain on dw 7x7 384@14, 5x5 480@14, 7x7 96@56
+ * (B/A 0.94-1.10 in repeated A/Bs, noise +-5%; the whole plane 2-4% slower,
+ * its stores no longer overlapping the FMAs): the transposes' shuffles
+ * bound it, not the partial stores. */
 #define LC_DWC_ROW_FLOATS 2048
 /* Taps of the kernel (7x7 = 49, 8x8 = 64), interleaved weights. */
 #define LC_DWC_MAX_TAPS 64
