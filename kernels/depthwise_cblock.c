@@ -20,7 +20,14 @@
 /* The ring of padded interleaved rows: 32 KiB, next to the L1-resident
  * output row it feeds (L1d is 32-48 KiB on the CPUs this targets). */
 #define LC_DWC_RING_FLOATS 8192
-/* One output row, interleaved: up to 128 pixels of 16 channels. */
+/* One output row, interleaved: up to 128 pixels of 16 channels.  Tried
+ * (AVX-512, Zen 4): keeping rows interleaved to de-interleave whole vectors
+ * across the row ends (the planes' rows are contiguous: full transposes and
+ * stores instead of a 14-pixel one with masked stores a row), and a whole
+ * 14x14 plane at once: no gain on dw 7x7 384@14, 5x5 480@14, 7x7 96@56
+ * (B/A 0.94-1.10 in repeated A/Bs, noise +-5%; the whole plane 2-4% slower,
+ * its stores no longer overlapping the FMAs): the transposes' shuffles
+ * bound it, not the partial stores. */
 #define LC_DWC_ROW_FLOATS 2048
 /* Taps of the kernel (7x7 = 49, 8x8 = 64), interleaved weights. */
 #define LC_DWC_MAX_TAPS 64
@@ -33,6 +40,18 @@ typedef struct {
     int64_t band_rows;    /* output rows per task (all of them, unless blocks are few) */
     int64_t bands;        /* tasks per block */
 } lc_dwc_ctx;
+
+/* Zeroes what of the ring no interleave writes: each slot's pad columns
+ * [0, pad_l) and [pad_l + wcols, wp), and the zero row (if any). */
+static void lc_dwc_zero_pads(float *buf, int64_t ring, int64_t wp, int64_t L, int64_t pad_l,
+                             int64_t wcols, float *zrow) {
+    const int64_t rowf = wp * L, right = lc_min64(wp, pad_l + wcols);
+    for (int64_t s = 0; s < ring; s++) {
+        memset(buf + s * rowf, 0, (size_t)(pad_l * L) * sizeof(float));
+        memset(buf + s * rowf + right * L, 0, (size_t)((wp - right) * L) * sizeof(float));
+    }
+    if (zrow) memset(zrow, 0, (size_t)rowf * sizeof(float));
+}
 
 /* One task: output rows [oy0, oy1) of output channels [o0, o0 + L) of image
  * n (channels >= M: a repeat of the last channel). */
@@ -64,13 +83,17 @@ static void lc_dwc_task(void *vctx, int64_t item, int thread) {
         bi[c] = t->c.bias ? t->c.bias[o] : 0.0f;
     }
     k->interleave(wi, wsrc, 0, (size_t)taps); /* wi[tap*L + c]: channel c's weights */
-    memset(buf, 0, (size_t)(ring * rowf) * sizeof(float));
+    /* rows above and below the image read a zero row kept after the ring
+     * when it fits (else their slots are zeroed); the slots' pad columns are
+     * zeroed once here, the interleave writing only the image columns */
+    float *zrow = (ring + 1) * rowf <= LC_DWC_RING_FLOATS ? buf + ring * rowf : NULL;
+    const int64_t wcols = lc_max64(0, lc_min64(d->W, wp - d->pad_l)); /* image columns a row holds */
+    lc_dwc_zero_pads(buf, ring, wp, L, lc_min64(d->pad_l, wp), wcols, zrow);
     /* image row iy lives in slot (iy - first row) mod ring: tracked by
      * additions, no division per row (a 14-row plane has ~5k cycles of FMAs) */
     int64_t filled = oy0 * d->stride_h - d->pad_t, fslot = 0; /* next row to interleave, its slot */
     int64_t tslot = 0;                      /* the slot of the output row's top row */
     const int64_t sh_slots = d->stride_h % ring, dh_slots = d->dil_h % ring;
-    const int64_t wcols = lc_max64(0, lc_min64(d->W, wp - d->pad_l)); /* image columns a row holds */
     for (int64_t oy = oy0; oy < oy1; oy++) {
         const int64_t top = oy * d->stride_h - d->pad_t;
         const int64_t need = top + (d->kH - 1) * d->dil_h + 1;
@@ -81,14 +104,14 @@ static void lc_dwc_task(void *vctx, int64_t item, int thread) {
         for (; filled < need; filled++) {
             float *slot = buf + fslot * rowf;
             if (filled < 0 || filled >= d->H) {
-                memset(slot, 0, (size_t)rowf * sizeof(float));
+                if (!zrow) memset(slot, 0, (size_t)rowf * sizeof(float));
             } else {
                 k->interleave(slot + d->pad_l * L, src, (size_t)(filled * d->W), (size_t)wcols);
             }
             if (++fslot == ring) fslot = 0;
         }
-        for (int64_t ky = 0, sl = tslot; ky < d->kH; ky++) {
-            rows[ky] = buf + sl * rowf;
+        for (int64_t ky = 0, sl = tslot, iy = top; ky < d->kH; ky++, iy += d->dil_h) {
+            rows[ky] = zrow && (iy < 0 || iy >= d->H) ? zrow : buf + sl * rowf;
             if ((sl += dh_slots) >= ring) sl -= ring;
         }
         if ((tslot += sh_slots) >= ring) tslot -= ring;

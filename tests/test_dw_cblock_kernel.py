@@ -140,6 +140,9 @@ CASES = [  # C, H, W, k, stride, dilation, padding, multiplier
     (17, 9, 9, 5, 1, 1, 0, 1), (33, 7, 7, 7, 1, 1, (3, 1, 0, 4), 1), (16, 11, 11, 4, 3, 1, 1, 1),
     (16, 10, 10, 1, 2, 1, 0, 1), (16, 6, 6, 7, 1, 1, 5, 1),  # padding > reach of the image
     (16, 40, 56, 7, 1, 1, 3, 1),
+    # rows 70 wide: the ring fits its buffer, a zero row beside it does not (AVX-512): the
+    # slots above and below the image are zeroed instead
+    (16, 9, 64, 7, 1, 1, 3, 1), (16, 10, 46, 5, 1, 2, 4, 1),
 ]
 
 
