@@ -102,7 +102,6 @@ class InvertedResidual:
             self._wp = np.ascontiguousarray(wp).reshape(-1)
             self.bp = _vector(bp, self.P, "bp")
         self._packed = {}   # ISA id -> (packed 1x1 weights or None, packed projection or None)
-        self._raw_dropped = False
         self._calls = {}    # (input shape, ISA id, threads) -> (geometries, workspace bytes)
         self.keep_raw = keep_raw
 
@@ -136,7 +135,7 @@ class InvertedResidual:
         keep_raw)."""
         p = self._packed.get(isa_id)
         if p is None:
-            if self._raw_dropped:
+            if self._raw_dropped():
                 raise RuntimeError(f"InvertedResidual: packed for ISA id(s) {sorted(self._packed)}"
                                    f" and the raw weights were dropped; prepare again to run "
                                    f"under ISA id {isa_id}")
@@ -147,14 +146,18 @@ class InvertedResidual:
                 _pack(isa_id, self.spec_p.geometry(1, self.E, 1, 1), self._wp))
             if not self.keep_raw:
                 self._we = self._wp = None
-                self._raw_dropped = True
         return p
+
+    def _raw_dropped(self):
+        """Whether the raw 1x1 weights are gone: dropped at the first packing
+        unless keep_raw."""
+        return bool(self._packed) and not self.keep_raw
 
     def _run_isa(self, isa_id):
         """The ISA a call runs on: the one in force, or -- once the raw weights
         are dropped -- the one they were packed for (as a released Conv of
         leanconv.onnx keeps running the plan it packed)."""
-        if isa_id in self._packed or not self._raw_dropped:
+        if isa_id in self._packed or not self._raw_dropped():
             return isa_id
         return next(iter(self._packed))
 

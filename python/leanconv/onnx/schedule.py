@@ -312,9 +312,8 @@ class Schedule:
                        if isinstance(c, _core.BoundCall) else c) for s, c in calls]
         self.blas = any(s.blas for s, _ in calls)
         # one C loop of bound calls and nothing else (no step in Python, no BLAS
-        # to bound): run_same_inputs' lean path
-        self._lean = (tuple(group), conv_ws, tuple(self.feed_slots)) \
-            if group and len(fns) == 1 and not self.blas else None
+        # to bound): run() calls it directly
+        self._lean = tuple(group) if group and len(fns) == 1 and not self.blas else None
         # for timings: every step of the program, those with nothing to do at run
         # time (folded, views, Concats written in place) as None
         by_step = {id(s): c for s, c in self.calls}
@@ -500,26 +499,16 @@ class Schedule:
             self._bind(self.program.settings.threads)
         for name, slot in self.feed_slots:
             np.copyto(slot, feeds[name])
-        if self.blas:   # NumPy's BLAS on the calling thread for the whole run (once: ~20 us)
+        if self._lean and timings is None:
+            # the one C loop straight away: after a model's run the code a call
+            # goes through is cold (MobileNetV2 128 px, 1 thread, Zen 4: ~33 us
+            # a run for _steps' layers)
+            _core.run_bound(self._lean, self._lent())
+        elif self.blas:   # NumPy's BLAS on the calling thread for the whole run (once: ~20 us)
             with blas_limit():
                 self._steps(timings)
         else:
             self._steps(timings)
-        return [np.array(o) for o in self.outputs]
-
-    def run_same_inputs(self, feeds):
-        """run(feeds) for inputs checked before, leaner where the schedule is
-        one C loop (_lean): the feeds copied in, the loop run, the outputs
-        copied out, with no call between them -- after a model's run the
-        code a call goes through is cold (MobileNetV2 128 px, 1 thread, Zen 4:
-        ~50 us of run()'s layers)."""
-        lean = self._lean
-        if not lean or self.threads != self.program.settings.threads:
-            return self.run(feeds)
-        calls, nbytes, slots = lean
-        for name, slot in slots:
-            np.copyto(slot, feeds[name])
-        _core.run_bound(calls, _scratch.lend(nbytes) if nbytes else _NO_WORKSPACE)
         return list(map(np.array, self.outputs))   # (a comprehension is a frame more)
 
     def _lent(self):
