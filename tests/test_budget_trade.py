@@ -38,3 +38,20 @@ def test_floor_scratch_counts_when_larger_than_every_workspace():
     layers = [[("f4", 100, 10, 1.0)]]
     assert _budget.held(layers, [0], fixed=5, floor_scratch=30) == 135
     assert _budget.held(layers, [0], fixed=5, floor_scratch=3) == 115
+
+
+def test_what_the_last_switch_left_over_is_spent_again():
+    """The descent takes B off f4 first (least time lost per byte), then
+    must take A off f4 too, which alone would have been enough: the 700
+    bytes that leaves under the budget buy B's f4 back."""
+    layers = [[("f4", 1000, 0, 1.0), ("im2col", 100, 0, 2.0)],
+              [("f4", 300, 0, 1.0), ("im2col", 100, 0, 1.05)]]
+    choice, held = _budget.fit(layers, budget=900)
+    assert choice == [1, 0] and held == 400
+
+
+def test_spending_what_is_left_never_goes_past_the_preferred_option():
+    """An option cheaper than the preferred one (the cost model's prices at
+    another thread count, say) is not taken just because it fits."""
+    layers = [[("im2col", 100, 0, 1.0), ("f4", 400, 0, 0.5)]]
+    assert _budget.fit(layers, budget=10_000) == ([0], 100)
