@@ -182,7 +182,7 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
             f[LC_FEAT_STREAM] += images * lc_streamed(b_bytes / 2.0, 4.0);
         }
     } else {
-        const int64_t m = lc_wino_m[algorithm - LC_ALGO_WINOGRAD_F2], alpha = m + 2;
+        const int64_t m = lc_wino_m[lc_wino_variant_of(algorithm)], alpha = m + 2;
         const double a2 = (double)(alpha * alpha);
         const int64_t tiles = lc_div_up(d->OH, m) * lc_div_up(d->OW, m);
         const double lanes = lc_wino_channel_lanes(d) /* tiles in rows of R */
@@ -193,6 +193,14 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
         f[LC_FEAT_MAC] = images * a2 * mpad * (double)Cg * lanes;
         f[LC_FEAT_WINO] = images * (double)(Cg + Mg) * a2 * lanes;
         f[LC_FEAT_STREAM] = images * lc_streamed(a2 * mpad * (double)Cg * 4.0, (double)nblocks);
+        if (lc_wino_is_lean(algorithm)) {
+            /* every block transforms the filters it reads, and streams the
+             * raw ones: a U value costs about half a tile's transformed
+             * value (LC_WINO_LEAN_WEIGHT_SHARE) */
+            f[LC_FEAT_WINO] += images * (double)nblocks * a2 * mpad * (double)Cg *
+                               LC_WINO_LEAN_WEIGHT_SHARE;
+            f[LC_FEAT_STREAM] = images * lc_streamed(9.0 * mpad * (double)Cg * 4.0, (double)nblocks);
+        }
     }
     for (int i = 0; i < LC_FEAT_COUNT; i++) f[i] *= share;
 }
@@ -204,8 +212,8 @@ double lc_conv_cost(const lc_conv_desc *d, int algorithm, double *features) {
     if (features)
         for (int i = 0; i < LC_FEAT_COUNT; i++) features[i] = f[i];
     const double pack = algorithm == LC_ALGO_IM2COL ? c->pack_im2col : c->pack_patch2vec;
-    const double wino = algorithm >= LC_ALGO_WINOGRAD_F2 && algorithm <= LC_ALGO_WINOGRAD_F6
-                            ? c->wino_elem[algorithm - LC_ALGO_WINOGRAD_F2]
+    const double wino = lc_wino_variant_of(algorithm) >= 0
+                            ? c->wino_elem[lc_wino_variant_of(algorithm)]
                             : 0.0;
     if (algorithm == LC_ALGO_DIRECT_LANES) {
         const double stream = c->stream_byte * f[LC_FEAT_STREAM];

@@ -3,15 +3,18 @@
 #include <string.h>
 #include "internal.h"
 
-static int lc_is_winograd(int a) {
-    return a == LC_ALGO_WINOGRAD_F2 || a == LC_ALGO_WINOGRAD_F4 || a == LC_ALGO_WINOGRAD_F6;
-}
+static int lc_is_winograd(int a) { return lc_wino_variant_of(a) >= 0; }
 
 int lc_conv_supports(const lc_conv_desc *d, const char **why) {
     if (lc_is_winograd(d->algorithm)) {
         if (d->kH != 3 || d->kW != 3 || d->stride_h != 1 || d->stride_w != 1 ||
             d->dil_h != 1 || d->dil_w != 1) {
             if (why) *why = "Winograd needs a 3x3 kernel with stride 1 and dilation 1";
+            return 0;
+        }
+        if (lc_wino_is_lean(d->algorithm) && !lc_wino_lean_supports(d)) {
+            if (why) *why = "lean Winograd needs the ISA's channel-lanes Winograd kernels and "
+                            "output channels per group a multiple of their width";
             return 0;
         }
     } else if (d->algorithm == LC_ALGO_DEPTHWISE) {
@@ -47,6 +50,8 @@ int lc_conv_layout(int a) {
     case LC_ALGO_WINOGRAD_F4: return LC_LAYOUT_WINOGRAD_F4;
     case LC_ALGO_WINOGRAD_F6: return LC_LAYOUT_WINOGRAD_F6;
     case LC_ALGO_DIRECT_LANES: return LC_LAYOUT_DIRECT_LANES;
+    case LC_ALGO_WINOGRAD_F2_LEAN:
+    case LC_ALGO_WINOGRAD_F4_LEAN: return LC_LAYOUT_WINOGRAD_LEAN;
     default: return -1;
     }
 }
@@ -59,7 +64,9 @@ int64_t lc_conv_packed_floats(const lc_conv_desc *d) {
     case LC_ALGO_PATCH2VEC: r = lc_gemm_packed_floats(d, &ok); break;
     case LC_ALGO_WINOGRAD_F2:
     case LC_ALGO_WINOGRAD_F4:
-    case LC_ALGO_WINOGRAD_F6: r = lc_winograd_packed_floats(d, &ok); break;
+    case LC_ALGO_WINOGRAD_F6:
+    case LC_ALGO_WINOGRAD_F2_LEAN:
+    case LC_ALGO_WINOGRAD_F4_LEAN: r = lc_winograd_packed_floats(d, &ok); break;
     case LC_ALGO_DIRECT_LANES: r = lc_direct_lanes_packed_floats(d, &ok); break;
     default: /* direct and depthwise read the weights as they are */
         r = lc_mul(lc_mul(lc_mul(d->M, d->C / d->groups, &ok), d->kH, &ok), d->kW, &ok);
@@ -73,7 +80,9 @@ void lc_conv_pack_weights(const lc_conv_desc *d, const float *w, float *packed) 
     case LC_ALGO_PATCH2VEC: lc_gemm_pack_weights(d, w, packed); break;
     case LC_ALGO_WINOGRAD_F2:
     case LC_ALGO_WINOGRAD_F4:
-    case LC_ALGO_WINOGRAD_F6: lc_winograd_pack_weights(d, w, packed); break;
+    case LC_ALGO_WINOGRAD_F6:
+    case LC_ALGO_WINOGRAD_F2_LEAN:
+    case LC_ALGO_WINOGRAD_F4_LEAN: lc_winograd_pack_weights(d, w, packed); break;
     case LC_ALGO_DIRECT_LANES: lc_direct_lanes_pack_weights(d, w, packed); break;
     default:
         memcpy(packed, w, (size_t)lc_conv_packed_floats(d) * sizeof(float));
@@ -109,7 +118,9 @@ int64_t lc_conv_workspace_bytes(const lc_conv_desc *dp) {
     case LC_ALGO_PATCH2VEC: r = lc_patch2vec_workspace(d, &ok); break;
     case LC_ALGO_WINOGRAD_F2:
     case LC_ALGO_WINOGRAD_F4:
-    case LC_ALGO_WINOGRAD_F6: r = lc_winograd_workspace(d, &ok); break;
+    case LC_ALGO_WINOGRAD_F6:
+    case LC_ALGO_WINOGRAD_F2_LEAN:
+    case LC_ALGO_WINOGRAD_F4_LEAN: r = lc_winograd_workspace(d, &ok); break;
     case LC_ALGO_DIRECT_LANES: r = lc_direct_lanes_workspace(d, &ok); break;
     default: r = 0;
     }
@@ -134,7 +145,9 @@ void lc_conv_tiling(const lc_conv_desc *dp, int64_t *tiling) {
     case LC_ALGO_PATCH2VEC: lc_patch2vec_tiling(d, own); break;
     case LC_ALGO_WINOGRAD_F2:
     case LC_ALGO_WINOGRAD_F4:
-    case LC_ALGO_WINOGRAD_F6: lc_winograd_tiling(d, own); break;
+    case LC_ALGO_WINOGRAD_F6:
+    case LC_ALGO_WINOGRAD_F2_LEAN:
+    case LC_ALGO_WINOGRAD_F4_LEAN: lc_winograd_tiling(d, own); break;
     case LC_ALGO_DIRECT_LANES: lc_direct_lanes_tiling(d, own); break;
     default: break; /* depthwise and direct derive theirs per call */
     }
@@ -162,7 +175,9 @@ int lc_conv_run_tiled(const lc_conv_desc *dp, const int64_t *tiling, int64_t nee
     case LC_ALGO_PATCH2VEC: return lc_patch2vec_run(d, own, x, packed, bias, res, y, ws);
     case LC_ALGO_WINOGRAD_F2:
     case LC_ALGO_WINOGRAD_F4:
-    case LC_ALGO_WINOGRAD_F6: return lc_winograd_run(d, own, x, packed, bias, res, y, ws);
+    case LC_ALGO_WINOGRAD_F6:
+    case LC_ALGO_WINOGRAD_F2_LEAN:
+    case LC_ALGO_WINOGRAD_F4_LEAN: return lc_winograd_run(d, own, x, packed, bias, res, y, ws);
     case LC_ALGO_DEPTHWISE:
         return d->groups == d->C ? lc_depthwise_run(d, x, packed, bias, res, y)
                                  : lc_grouped_run(d, x, packed, bias, res, y);

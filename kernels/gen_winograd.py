@@ -13,7 +13,8 @@ kernels rely on is checked by construction (the solve fails if it cannot hold).
 Points are the accurate sets of Barabasz et al.: F(2,3) {0, 1, -1},
 F(4,3) {0, +-1, 1/2, -2}, F(6,3) {0, +-1, +-1/2, +-2}.
 
-The 1-D transforms are emitted as straight-line macros over an abstract vector
+The 1-D transforms (input B^T, output A^T, and for F2 and F4 the weights' G,
+which the lean algorithms apply on every call) are emitted as straight-line macros over an abstract vector
 type, so every ISA instantiates the same arithmetic with its own intrinsics
 (kernels/winograd_template.h): zeros are skipped and +-1 become add/sub.
 """
@@ -144,6 +145,8 @@ def main():
         out.append(f"static const double lc_wino_f{m}_g[{alpha}][3] = {{{grows}}};")
         out.append(macro_1d(f"LC_WINO_F{m}_INPUT_1D", bt, alpha))
         out.append(macro_1d(f"LC_WINO_F{m}_OUTPUT_1D", at, alpha))
+        if m in (2, 4):   # the lean algorithms' per-call weight transform (G, 3 -> alpha)
+            out.append(macro_1d(f"LC_WINO_F{m}_WEIGHT_1D", g, R))
     out.append("#endif")
     path = Path(__file__).with_name("winograd_transforms.h")
     path.write_text("\n".join(out) + "\n")

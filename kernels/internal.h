@@ -433,7 +433,22 @@ int lc_winograd_run(const lc_conv_desc *d, const int64_t *tiling, const float *x
 /* what the cost model charges per streamed byte of its U, as a share of the
  * ISA's stream_byte (kernels/choose.c) */
 #define LC_WINO_CL_STREAM_SHARE 0.6
+/* what a value of U the lean algorithms transform on each call costs, as a
+ * share of a tile's transformed value (the ISA's wino_elem): set by hand
+ * from one CPU (AMD EPYC Zen 4, AVX-512, 1 thread, weights cold: 256>256
+ * @14 F4 lean 1.40 ms against F4 0.87, F2 1.45, direct_lanes 2.3; 512>512
+ * @7 F2 lean 2.4 against direct_lanes 2.4; 128>128 @28 F4 lean 1.14
+ * against F2 1.25), not fitted by bench/fit_cost_model.py */
+#define LC_WINO_LEAN_WEIGHT_SHARE 0.5
 int lc_wino_channel_lanes(const lc_conv_desc *d);
+/* Whether the lean Winograd algorithms can run d (its ISA's channel-lanes
+ * GEMM and weight transform, output channels a multiple of their width). */
+int lc_wino_lean_supports(const lc_conv_desc *d);
+/* U of output channel o, input channel c of group grp at every alpha^2
+ * point, in double: read from a Winograd packing, or transformed from a
+ * lean one's raw filter. */
+void lc_wino_u_double(const lc_conv_desc *d, const float *packed, int64_t grp, int64_t o,
+                      int64_t c, double *u);
 /* Where U[x] (alpha^2 point x) of output channel o, input channel c of
  * group grp lies in the packed weights, in either orientation. */
 size_t lc_wino_u_index(const lc_conv_desc *d, int64_t x, int64_t grp, int64_t o, int64_t c);

@@ -14,6 +14,18 @@
  *      its transform result redone in double first (winograd_exact.c)
  * so the workspace is bounded by the block, not the image.
  *
+ * The lean algorithms (LC_ALGO_WINOGRAD_F2_LEAN, _F4_LEAN) keep the raw
+ * filters instead of U, laid out [CW-channel panel][c][tap][CW], and run the
+ * channel-lanes GEMM only: for each panel of CW output channels a thread
+ * takes, step 2 first transforms the panel's filters into U (all alpha^2
+ * points, Cg x CW each: a per-thread buffer, isa->wino_weight) and then
+ * runs the panel's alpha^2 GEMMs from it.  The packing is the raw size
+ * (Winograd's is alpha^2/9 of it: 1.8x at F2, 4x at F4), for the transform
+ * done again in every block of every call: ~Mg x Cg x alpha^2 values
+ * against the GEMMs' Mg x Cg x alpha^2 x tiles multiply-adds, so it pays
+ * where a memory budget would otherwise keep a deep layer on direct_lanes
+ * or a smaller Winograd size (ResNet's 256@14 and 512@7).
+ *
  * Where F4's time goes on ResNet-18's 64>64 @56 and 128>128 @28 (AVX-512,
  * 1 thread, AMD EPYC Zen 4, 1 MiB L2, host load 7-9; cycle counters around
  * the three steps of each block, and perf's samples): the GEMMs 66% and 73%
@@ -46,6 +58,9 @@ typedef struct {
     int64_t shared_bytes;          /* phased: the V buffers of every block */
     int64_t v_xs, mo_xs;           /* floats between the alpha^2 points of V and of Mo */
     int64_t v_floats, mo_floats, d_floats, o_floats, slice_bytes;
+    int64_t lean_kc;               /* lean: input channels a weight transform takes */
+    int64_t u_floats;              /* lean: U of a panel's lean_kc channels, alpha^2 x
+                                    * lean_kc x CW, and a CW x NR partial block (else 0) */
 } lc_wino_geom;
 
 /* How a call's work goes to the threads (lc_wino_geometry): whole blocks,
@@ -56,11 +71,21 @@ typedef struct {
  * and output transforms of its output channels (lc_wino_by_channels). */
 enum { LC_WINO_BY_BLOCKS = 0, LC_WINO_PHASED = 1, LC_WINO_BY_CHANNELS = 2 };
 
+#if defined(__GNUC__) || defined(__clang__)
+#define LC_WINO_PREFETCH_L2(p) __builtin_prefetch((p), 0, 2)
+#else
+#define LC_WINO_PREFETCH_L2(p) ((void)(p))
+#endif
+
 #ifndef LC_WINO_XI_SKEW
 #define LC_WINO_XI_SKEW 16 /* floats: one 64-byte line */
 #endif
 
-static int lc_wino_variant(int algorithm) { return algorithm - LC_ALGO_WINOGRAD_F2; }
+/* the size of a Winograd algorithm (only ever called with one) */
+static int lc_wino_variant(int algorithm) {
+    const int v = lc_wino_variant_of(algorithm);
+    return v < 0 ? 0 : v;
+}
 
 int lc_wino_channel_lanes(const lc_conv_desc *d) {
     /* Output channels in the lanes for deep layers (few tiles per image in
@@ -70,11 +95,27 @@ int lc_wino_channel_lanes(const lc_conv_desc *d) {
      * depends on it (so the bits never depend on the image or the threads). */
     const lc_isa_config *isa = d->isa;
     const int64_t Mg = d->M / d->groups, Cg = d->C / d->groups;
+    if (lc_wino_is_lean(d->algorithm)) return 1; /* its only GEMM (lc_wino_lean_supports) */
     /* Only where its register block is as large as the GEMM tile's: AVX2's
      * 4 x 16 (16 registers) measured 25% slower than its 6 x 16 tile. */
     return isa->wino_cl_gemm && isa->wino_cl_rows * isa->wino_cl_cols >= isa->mr * isa->nr &&
            Mg % isa->wino_cl_cols == 0 && Cg >= LC_WINO_CL_MIN_C &&
            Cg * isa->wino_cl_cols * (int64_t)sizeof(float) <= LC_WINO_CL_MAX_SLICE;
+}
+
+int lc_wino_lean_supports(const lc_conv_desc *d) {
+    const lc_isa_config *isa = d->isa;
+    const int v = lc_wino_variant(d->algorithm);
+    return isa && v >= 0 && v < 2 && isa->wino_cl_gemm && isa->wino_weight[v] &&
+           isa->wino_cl_cols > 0 && (d->M / d->groups) % isa->wino_cl_cols == 0;
+}
+
+/* Where tap `tap` (3 * row + column) of the filter of output channel o and
+ * input channel c of group grp lies in a lean packing. */
+static size_t lc_wino_lean_index(const lc_conv_desc *d, int64_t grp, int64_t o, int64_t c,
+                                 int64_t tap) {
+    const int64_t Mg = d->M / d->groups, Cg = d->C / d->groups, cw = d->isa->wino_cl_cols;
+    return (size_t)(((grp * Mg / cw + o / cw) * Cg + c) * 9 + tap) * (size_t)cw + (size_t)(o % cw);
 }
 
 /* Output channels per panel of the packed U: MR (GEMM A panels) or CW. */
@@ -232,18 +273,34 @@ static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
      * a power-of-two distance (TB * Cg * NR floats, 8 KiB and more) all
      * alpha^2 of them fall in one L1 set, more than it has ways. */
     g->v_xs = lc_add(lc_mul(lc_mul(g->tb, Cg, ok), nr, ok), LC_WINO_XI_SKEW, ok);
-    g->mo_xs = lc_add(lc_mul(lc_mul(g->tb, Mg, ok), nr, ok), LC_WINO_XI_SKEW, ok);
+    /* a lean call transforms each panel's outputs once its GEMMs are done:
+     * Mo holds one panel of CW channels, not Mg */
+    const int64_t mo_rows = lc_wino_is_lean(d->algorithm) ? d->isa->wino_cl_cols : Mg;
+    g->mo_xs = lc_add(lc_mul(lc_mul(g->tb, mo_rows, ok), nr, ok), LC_WINO_XI_SKEW, ok);
     g->v_floats = lc_mul(g->xi, g->v_xs, ok);
     g->mo_floats = lc_mul(g->xi, g->mo_xs, ok);
     g->d_floats = g->xi * nr;
     g->o_floats = g->m * g->m * nr;
-    /* per thread: its V (not phased), Mo, gather and output scratch */
+    g->lean_kc = g->u_floats = 0;
+    if (lc_wino_is_lean(d->algorithm)) {
+        /* a panel's U of lean_kc channels in an eighth of L2 (a quarter of
+         * the block's budget): with all Cg, U (590 KB at 256 channels, F4)
+         * and V (as much) thrashed a 1 MiB L2, and V came back from L3 for
+         * every panel (256>256 @14 F4 1.40 ms against 0.91 with U packed) */
+        const int64_t cw = d->isa->wino_cl_cols;
+        const int64_t per_c = lc_mul(lc_mul(g->xi, cw, ok), (int64_t)sizeof(float), ok);
+        g->lean_kc = lc_min64(Cg, lc_max64(16, lc_blocking_get()->wino_block / 4 / per_c));
+        g->u_floats = lc_add(lc_mul(lc_mul(g->xi, g->lean_kc, ok), cw, ok), lc_mul(cw, nr, ok), ok);
+    }
+    /* per thread: its V (not phased), Mo, gather and output scratch, and a
+     * lean call's panel of U */
     g->v_stride = lc_aligned_floats_bytes(g->v_floats, ok) / (int64_t)sizeof(float);
     const int shared_v = g->split == LC_WINO_PHASED;
     g->slice_bytes = lc_add(lc_add(shared_v ? 0 : lc_aligned_floats_bytes(g->v_floats, ok),
                                    lc_aligned_floats_bytes(g->mo_floats, ok), ok),
                             lc_add(lc_aligned_floats_bytes(g->d_floats, ok),
                                    lc_aligned_floats_bytes(g->o_floats, ok), ok), ok);
+    if (g->u_floats) g->slice_bytes = lc_add(g->slice_bytes, lc_aligned_floats_bytes(g->u_floats, ok), ok);
     g->shared_bytes =
         shared_v ? lc_mul(g->blocks_total, g->v_stride * (int64_t)sizeof(float), ok) : 0;
 }
@@ -272,15 +329,44 @@ int64_t lc_winograd_blocks(const lc_conv_desc *d, int64_t *items) {
 }
 
 int64_t lc_winograd_packed_floats(const lc_conv_desc *d, int *ok) {
+    if (lc_wino_is_lean(d->algorithm)) /* the raw filters (Mg a multiple of CW) */
+        return lc_mul(lc_mul(d->M, d->C / d->groups, ok), 9, ok);
     int64_t alpha = lc_wino_m[lc_wino_variant(d->algorithm)] + 2;
     int64_t Mg = d->M / d->groups, Cg = d->C / d->groups;
     int64_t per_xi = lc_mul(lc_mul(d->groups, lc_round_up(Mg, lc_wino_u_panel(d), ok), ok), Cg, ok);
     return lc_mul(alpha * alpha, per_xi, ok);
 }
 
+/* U = G g G^T of one 3 x 3 filter (g[3 * row + column]) at every alpha^2
+ * point, in double (so a packed U is rounded once). */
+static void lc_wino_transform_filter(int v, const float *g, double *u) {
+    const double *G = v == 0 ? &lc_wino_f2_g[0][0] : v == 1 ? &lc_wino_f4_g[0][0] : &lc_wino_f6_g[0][0];
+    const int64_t alpha = lc_wino_m[v] + 2;
+    double t[8][3]; /* G g, alpha x 3 */
+    for (int64_t i = 0; i < alpha; i++)
+        for (int k = 0; k < 3; k++)
+            t[i][k] = G[i * 3 + 0] * g[0 * 3 + k] + G[i * 3 + 1] * g[1 * 3 + k] +
+                      G[i * 3 + 2] * g[2 * 3 + k];
+    for (int64_t i = 0; i < alpha; i++)
+        for (int64_t j = 0; j < alpha; j++)
+            u[i * alpha + j] = t[i][0] * G[j * 3 + 0] + t[i][1] * G[j * 3 + 1] + t[i][2] * G[j * 3 + 2];
+}
+
+void lc_wino_u_double(const lc_conv_desc *d, const float *packed, int64_t grp, int64_t o,
+                      int64_t c, double *u) {
+    const int v = lc_wino_variant(d->algorithm);
+    const int64_t alpha = lc_wino_m[v] + 2;
+    if (lc_wino_is_lean(d->algorithm)) {
+        float g[9];
+        for (int64_t tap = 0; tap < 9; tap++) g[tap] = packed[lc_wino_lean_index(d, grp, o, c, tap)];
+        lc_wino_transform_filter(v, g, u);
+        return;
+    }
+    for (int64_t x = 0; x < alpha * alpha; x++) u[x] = packed[lc_wino_u_index(d, x, grp, o, c)];
+}
+
 void lc_winograd_pack_weights(const lc_conv_desc *d, const float *w, float *packed) {
     const int v = lc_wino_variant(d->algorithm);
-    const double *G = v == 0 ? &lc_wino_f2_g[0][0] : v == 1 ? &lc_wino_f4_g[0][0] : &lc_wino_f6_g[0][0];
     const int64_t alpha = lc_wino_m[v] + 2;
     const int64_t Mg = d->M / d->groups, Cg = d->C / d->groups;
     int ok = 1;
@@ -289,17 +375,16 @@ void lc_winograd_pack_weights(const lc_conv_desc *d, const float *w, float *pack
     for (int64_t o = 0; o < d->M; o++) {
         const int64_t grp = o / Mg, ol = o % Mg;
         for (int64_t c = 0; c < Cg; c++) {
-            const float *g3 = w + (o * Cg + c) * 9;
-            double t[8][3]; /* G g, alpha x 3, in double so U is rounded once */
-            for (int64_t i = 0; i < alpha; i++)
-                for (int k = 0; k < 3; k++)
-                    t[i][k] = G[i * 3 + 0] * g3[0 * 3 + k] + G[i * 3 + 1] * g3[1 * 3 + k] +
-                              G[i * 3 + 2] * g3[2 * 3 + k];
-            for (int64_t i = 0; i < alpha; i++)
-                for (int64_t j = 0; j < alpha; j++) {
-                    double s = t[i][0] * G[j * 3 + 0] + t[i][1] * G[j * 3 + 1] + t[i][2] * G[j * 3 + 2];
-                    packed[lc_wino_u_index(d, i * alpha + j, grp, ol, c)] = (float)s;
-                }
+            const float *g = w + (o * Cg + c) * 9;
+            if (lc_wino_is_lean(d->algorithm)) {
+                for (int64_t tap = 0; tap < 9; tap++)
+                    packed[lc_wino_lean_index(d, grp, ol, c, tap)] = g[tap];
+                continue;
+            }
+            double u[64];
+            lc_wino_transform_filter(v, g, u);
+            for (int64_t x = 0; x < alpha * alpha; x++)
+                packed[lc_wino_u_index(d, x, grp, ol, c)] = (float)u[x];
         }
     }
 }
@@ -312,6 +397,7 @@ typedef struct {
     lc_wino_geom g;
     int64_t mpad;      /* output channels of a group in the packed U, padded */
     int cl;            /* channel-lanes GEMM (lc_wino_channel_lanes) */
+    int lean;          /* packed holds the raw filters (lc_wino_lean_index) */
     /* By channels: the block whose whole input transform each thread's V holds */
     lc_kept_tags v_block;
     /* tag 0: the thread has run a block's GEMMs this call (U then in its L2
@@ -552,6 +638,49 @@ static void lc_wino_cl_gemms(const lc_wino_ctx *t, const lc_wino_block *b, int64
     }
 }
 
+/* 2, lean: the panel of CW output channels at m0 (cols of them), per run
+ * of lean_kc input channels: the filters transformed into U (ubuf: alpha^2
+ * points of lean_kc x CW), then the run's share of the panel's alpha^2
+ * channel-lanes GEMMs from there, R tiles a call, into Mo of CW rows; the
+ * runs after the first go through a partial block (after U in ubuf) added
+ * into Mo, in channel order (the same sums at any thread count). */
+static void lc_wino_lean_gemms(const lc_wino_ctx *t, const lc_wino_block *b, int64_t m0,
+                               size_t cols, int64_t range_end, const float *V, float *Mo,
+                               float *ubuf) {
+    const lc_conv_desc *d = t->d;
+    const lc_isa_config *isa = d->isa;
+    const int64_t nr = isa->nr, R = isa->wino_cl_rows, CW = isa->wino_cl_cols;
+    const int64_t Cg = d->C / d->groups, kc = t->g.lean_kc;
+    float *part = ubuf + t->g.xi * kc * CW; /* CW x NR */
+    for (int64_t c0 = 0; c0 < Cg; c0 += kc) {
+        const int64_t kn = lc_min64(kc, Cg - c0);
+        const size_t u_xs = (size_t)(kn * CW);
+        const float *wl = t->packed + lc_wino_lean_index(d, b->grp, m0, c0, 0);
+        isa->wino_weight[lc_wino_variant(d->algorithm)](wl, (size_t)kn, ubuf, u_xs);
+        /* the next run's filters follow this one's in the packing */
+        const int last = c0 + kn >= Cg && m0 + CW >= range_end; /* none follows */
+        const size_t next_bytes =
+            last ? 0 : (size_t)lc_min64(kc, c0 + kn < Cg ? Cg - c0 - kn : Cg) * 9 * (size_t)CW * 4;
+        const char *next = (const char *)(wl + (size_t)kn * 9 * (size_t)CW);
+        for (int64_t x = 0; x < t->g.xi; x++) {
+            for (size_t off = next_bytes * (size_t)x / (size_t)t->g.xi;
+                 off < next_bytes * (size_t)(x + 1) / (size_t)t->g.xi; off += 64)
+                LC_WINO_PREFETCH_L2(next + off);
+            for (int64_t t0 = 0; t0 < b->blk_tiles; t0 += R) {
+                const int64_t p = t0 / nr, s = t0 % nr;
+                const size_t rows = (size_t)lc_min64(R, b->blk_tiles - t0);
+                const float *v = V + (size_t)x * (size_t)t->g.v_xs + (p * Cg + c0) * nr + s;
+                float *mo = Mo + (size_t)x * (size_t)t->g.mo_xs + p * CW * nr + s;
+                isa->wino_cl_gemm((size_t)kn, ubuf + (size_t)x * u_xs, v, (size_t)nr,
+                                  c0 == 0 ? mo : part, (size_t)nr, rows, cols);
+                if (c0 == 0) continue;
+                for (size_t o = 0; o < cols; o++)
+                    for (size_t r = 0; r < rows; r++) mo[o * (size_t)nr + r] += part[o * (size_t)nr + r];
+            }
+        }
+    }
+}
+
 /* Whether this thread's GEMMs read U from beyond L2, so the GEMM driver
  * prefetches its slices (LC_PANELS_A_FAR): each alpha^2 point's U is small
  * (64 KiB at 128>128), so the driver would not by its own budget, but they
@@ -568,35 +697,22 @@ static int lc_wino_u_far(lc_wino_ctx *t, int thread) {
 }
 
 /* 2 and 3. GEMMs and output transform of output channels [m_begin, m_end) */
-static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, int64_t m_begin,
-                                 int64_t m_end, const float *V, float *Mo, float *obuf,
-                                 int u_far) {
+/* 3. output transform of output channels [m_begin, m_end), bias and
+ * activation, scatter (a residual is added by the scatter and its post-op,
+ * so the transform clamps only when there is none): channel o's results at
+ * Mo + (p * mo_rows + o - m_off) * NR in panel p.  The GEMMs left the lanes
+ * past the last tile unwritten: the transform runs only the vectors holding
+ * real tiles and reads the rest of the last one as zero, so stale (possibly
+ * denormal) data never enters the arithmetic. */
+static void lc_wino_transform_out(const lc_wino_ctx *t, const lc_wino_block *b, int64_t m_begin,
+                                  int64_t m_end, const float *Mo, int64_t mo_rows, int64_t m_off,
+                                  float *obuf) {
     const lc_conv_desc *d = t->d;
     const lc_wino_geom *g = &t->g;
     const lc_isa_config *isa = d->isa;
     const int v = lc_wino_variant(d->algorithm);
     const size_t nr = (size_t)isa->nr;
-    const int64_t Cg = d->C / d->groups, Mg = d->M / d->groups;
-    const size_t v_xs = (size_t)g->v_xs, mo_xs = (size_t)g->mo_xs;
-    /* one GEMM per xi: U[xi] stays hot across the block's panels; only the
-     * block's real tiles (a narrow last panel costs less) */
-    for (int64_t x = 0; x < g->xi; x++) {
-        const float *u = t->packed + (x * d->groups + b->grp) * t->mpad * Cg;
-        if (t->cl) {
-            lc_wino_cl_gemms(t, b, m_begin, m_end, u, V + x * v_xs, Mo + x * mo_xs);
-            continue;
-        }
-        lc_gemm_panels_rows(isa, (size_t)Mg, (size_t)m_begin, (size_t)m_end, (size_t)Cg, u,
-                            V + x * v_xs, nr, (size_t)Cg * nr, (size_t)b->blk_tiles,
-                            Mo + x * mo_xs, nr, (size_t)Mg * nr, NULL, NULL, &d->epilogue,
-                            u_far ? LC_PANELS_A_FAR : 0, NULL);
-    }
-    /* output transform, bias and activation, scatter (a residual is added
-     * by the scatter and its post-op, so the transform clamps only when
-     * there is none).  The GEMMs left the lanes past the last tile
-     * unwritten: the transform runs only the vectors holding real tiles and
-     * reads the rest of the last one as zero, so stale (possibly denormal)
-     * data never enters the arithmetic. */
+    const int64_t Mg = d->M / d->groups;
     const int64_t yoff = (b->n * d->M + b->grp * Mg) * d->OH * d->OW;
     float *yg = t->y + yoff;
     const float *rg = t->res ? t->res + yoff : NULL;
@@ -611,8 +727,8 @@ static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, i
         for (int64_t o = m_begin; o < m_end; o++) {
             float bias = t->bias ? t->bias[b->grp * Mg + o] : 0.0f;
             const uint64_t overflowed = real &
-                isa->wino_output[v](Mo + (size_t)(p * Mg + o) * nr, mo_xs, obuf, bias, &kep,
-                                    (size_t)lanes);
+                isa->wino_output[v](Mo + (size_t)(p * mo_rows + o - m_off) * nr, (size_t)g->mo_xs,
+                                    obuf, bias, &kep, (size_t)lanes);
             if (overflowed) /* rare: huge inputs, or a genuine Inf/NaN (then left as it is) */
                 lc_wino_exact_lanes(t, b, t0, overflowed, o, bias, &kep, obuf);
             float *yo = yg + o * d->OH * d->OW;
@@ -623,11 +739,47 @@ static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, i
     }
 }
 
-/* The per-thread scratch of a slice: [V (unphased only)][Mo][gather][output].
+/* 2 and 3. GEMMs and output transform of output channels [m_begin, m_end);
+ * a lean call one panel of CW at a time (lc_wino_lean_gemms) */
+static void lc_wino_output_block(const lc_wino_ctx *t, const lc_wino_block *b, int64_t m_begin,
+                                 int64_t m_end, const float *V, float *Mo, float *obuf,
+                                 float *ubuf, int u_far) {
+    const lc_conv_desc *d = t->d;
+    const lc_wino_geom *g = &t->g;
+    const lc_isa_config *isa = d->isa;
+    const size_t nr = (size_t)isa->nr;
+    const int64_t Cg = d->C / d->groups, Mg = d->M / d->groups;
+    const size_t v_xs = (size_t)g->v_xs, mo_xs = (size_t)g->mo_xs;
+    if (t->lean) {
+        const int64_t CW = isa->wino_cl_cols;
+        for (int64_t m0 = m_begin; m0 < m_end; m0 += CW) {
+            const int64_t m1 = lc_min64(m0 + CW, m_end);
+            lc_wino_lean_gemms(t, b, m0, (size_t)(m1 - m0), m_end, V, Mo, ubuf);
+            lc_wino_transform_out(t, b, m0, m1, Mo, CW, m0, obuf);
+        }
+        return;
+    }
+    /* one GEMM per xi: U[xi] stays hot across the block's panels; only the
+     * block's real tiles (a narrow last panel costs less) */
+    for (int64_t x = 0; x < g->xi; x++) {
+        const float *u = t->packed + (x * d->groups + b->grp) * t->mpad * Cg;
+        if (t->cl) {
+            lc_wino_cl_gemms(t, b, m_begin, m_end, u, V + x * v_xs, Mo + x * mo_xs);
+            continue;
+        }
+        lc_gemm_panels_rows(isa, (size_t)Mg, (size_t)m_begin, (size_t)m_end, (size_t)Cg, u,
+                            V + x * v_xs, nr, (size_t)Cg * nr, (size_t)b->blk_tiles,
+                            Mo + x * mo_xs, nr, (size_t)Mg * nr, NULL, NULL, &d->epilogue,
+                            u_far ? LC_PANELS_A_FAR : 0, NULL);
+    }
+    lc_wino_transform_out(t, b, m_begin, m_end, Mo, Mg, 0, obuf);
+}
+
+/* The per-thread scratch of a slice: [V (unphased only)][Mo][gather][output][U (lean)].
  * `keep_v`: V holds the block this thread transformed for an earlier item
  * of the call (lc_wino_range_item), so the debug poison spares it. */
 static void lc_wino_slice(const lc_wino_ctx *t, int thread, int keep_v, float **V, float **Mo,
-                          float **dbuf, float **obuf) {
+                          float **dbuf, float **obuf, float **ubuf) {
     const lc_wino_geom *g = &t->g;
     int ok = 1;
     const int own_v = g->split != LC_WINO_PHASED;
@@ -639,16 +791,17 @@ static void lc_wino_slice(const lc_wino_ctx *t, int thread, int keep_v, float **
     *Mo = (float *)s;
     *dbuf = (float *)(s + lc_aligned_floats_bytes(g->mo_floats, &ok));
     *obuf = (float *)((char *)*dbuf + lc_aligned_floats_bytes(g->d_floats, &ok));
+    *ubuf = g->u_floats ? (float *)((char *)*obuf + lc_aligned_floats_bytes(g->o_floats, &ok)) : NULL;
 }
 
 /* Many blocks: a thread takes a whole block, input to output. */
 static void lc_wino_task(void *vctx, int64_t item, int thread) {
     lc_wino_ctx *t = (lc_wino_ctx *)vctx;
     const lc_wino_block b = lc_wino_block_at(t->d, &t->g, item);
-    float *V, *Mo, *dbuf, *obuf;
-    lc_wino_slice(t, thread, 0, &V, &Mo, &dbuf, &obuf);
+    float *V, *Mo, *dbuf, *obuf, *ubuf;
+    lc_wino_slice(t, thread, 0, &V, &Mo, &dbuf, &obuf, &ubuf);
     lc_wino_input_block(t, &b, 0, t->d->C / t->d->groups, V, dbuf);
-    lc_wino_output_block(t, &b, 0, t->d->M / t->d->groups, V, Mo, obuf, lc_wino_u_far(t, thread));
+    lc_wino_output_block(t, &b, 0, t->d->M / t->d->groups, V, Mo, obuf, ubuf, lc_wino_u_far(t, thread));
 }
 
 /* Few blocks (phased): first every block's input transform, shared out by
@@ -660,9 +813,9 @@ static void lc_wino_input_task(void *vctx, int64_t item, int thread) {
     const int64_t Cg = t->d->C / t->d->groups, per = lc_div_up(Cg, g->cchunks);
     const int64_t c_begin = lc_min64(cc * per, Cg), c_end = lc_min64(c_begin + per, Cg);
     const lc_wino_block b = lc_wino_block_at(t->d, g, ib);
-    float *V, *Mo, *dbuf, *obuf;
+    float *V, *Mo, *dbuf, *obuf, *ubuf;
     if (c_begin >= c_end) return;
-    lc_wino_slice(t, thread, 0, &V, &Mo, &dbuf, &obuf);
+    lc_wino_slice(t, thread, 0, &V, &Mo, &dbuf, &obuf, &ubuf);
     lc_wino_input_block(t, &b, c_begin, c_end, (float *)t->ws + ib * g->v_stride, dbuf);
 }
 
@@ -699,14 +852,14 @@ static void lc_wino_range_item(lc_wino_ctx *t, int64_t item, int thread, int own
      * threads went from +36% over 1 thread to +28-33% alone (Intel Xeon,
      * load 3), 256>256 @8 F2 +25% -> +18-21%. */
     const int have = own_v && lc_kept_tags_hit(&t->v_block, thread, ib);
-    float *V, *Mo, *dbuf, *obuf;
-    lc_wino_slice(t, thread, have, &V, &Mo, &dbuf, &obuf);
+    float *V, *Mo, *dbuf, *obuf, *ubuf;
+    lc_wino_slice(t, thread, have, &V, &Mo, &dbuf, &obuf, &ubuf);
     if (!own_v) {
         V = (float *)t->ws + ib * g->v_stride;
     } else if (!have) {
         lc_wino_input_block(t, &b, 0, t->d->C / t->d->groups, V, dbuf);
     }
-    lc_wino_output_block(t, &b, m_begin, m_end, V, Mo, obuf, lc_wino_u_far(t, thread));
+    lc_wino_output_block(t, &b, m_begin, m_end, V, Mo, obuf, ubuf, lc_wino_u_far(t, thread));
 }
 
 /* ... then GEMMs and output transforms, shared out by output-channel blocks */
@@ -737,6 +890,7 @@ int lc_winograd_run(const lc_conv_desc *d, const int64_t *tiling, const float *x
     t.d = d; t.x = x; t.packed = packed; t.bias = bias; t.res = res; t.y = y; t.ws = ws;
     memcpy(&t.g, tiling, sizeof t.g);
     t.cl = lc_wino_channel_lanes(d);
+    t.lean = lc_wino_is_lean(d->algorithm);
     t.mpad = lc_round_up(d->M / d->groups, lc_wino_u_panel(d), &ok);
     lc_kept_tags_clear(&t.v_block);
     lc_kept_tags_clear(&t.u_warm);

@@ -6,8 +6,9 @@
  * whose results hold an Inf or NaN; for each such lane (tile) and output
  * channel the driver calls this, before the scatter.  When the tile's input
  * window is finite, the lane's output-transform result is recomputed with the
- * same packed U (float) but the input transform, the products and the output
- * transform in double, where nothing overflows, and rounded once; everything
+ * same packed U (float; a lean call's from its raw filters, in double) but
+ * the input transform, the products and the output transform in double,
+ * where nothing overflows, and rounded once; everything
  * after the transform (the scatter and what it adds) is unchanged.  A window
  * that holds a genuine Inf or NaN keeps the float result: those spread over
  * the tile, as documented.  No workspace: a few alpha x alpha blocks on the
@@ -53,11 +54,11 @@ static const lc_exact_fn lc_exact_out[LC_WINO_VARIANTS] = {lc_exact_out_f2, lc_e
 int lc_wino_exact_lane(const lc_conv_desc *d, const float *xg, const float *packed, int64_t grp,
                        int64_t th, int64_t tw, int64_t o, float bias, const lc_epilogue *ep,
                        float *tile, size_t row_stride) {
-    const int var = d->algorithm - LC_ALGO_WINOGRAD_F2;
+    const int var = lc_wino_variant_of(d->algorithm);
     const int64_t m = lc_wino_m[var], alpha = m + 2, xi = alpha * alpha;
     const int64_t Cg = d->C / d->groups;
     const int64_t y0 = th * m - d->pad_t, x0 = tw * m - d->pad_l;
-    double win[64], v[64], mo[64] = {0}, out[36];
+    double win[64], v[64], u[64], mo[64] = {0}, out[36];
     /* Mo = sum_c U[o][c] * (B^T d_c B), the window in double; give up on a
      * non-finite input */
     for (int64_t c = 0; c < Cg; c++) {
@@ -70,8 +71,8 @@ int lc_wino_exact_lane(const lc_conv_desc *d, const float *xg, const float *pack
                 win[i * alpha + j] = a;
             }
         lc_exact_in[var](win, v);
-        for (int64_t x = 0; x < xi; x++)
-            mo[x] += (double)packed[lc_wino_u_index(d, x, grp, o, c)] * v[x];
+        lc_wino_u_double(d, packed, grp, o, c, u);
+        for (int64_t x = 0; x < xi; x++) mo[x] += u[x] * v[x];
     }
     /* Y = A^T Mo A + bias, rounded once, then the epilogue the transform applies */
     lc_exact_out[var](mo, out);

@@ -1,4 +1,5 @@
-/* The three Winograd variants of one ISA.  The including file defines the
+/* The three Winograd variants of one ISA (and F2's and F4's weight
+ * transforms for the lean algorithms).  The including file defines the
  * vector vocabulary (see winograd_template.h) and LC_ISA_FN(name), which
  * appends the ISA suffix, e.g. name##__avx2. */
 #include "winograd_transforms.h"
@@ -13,6 +14,12 @@
 #define LC_WIN_DIRECT_NAME LC_ISA_FN(lc_f32_wino_f2_input_direct)
 #include "winograd_template.h"
 
+#define LC_WWT_CW (LC_WCL_VECS * LC_VLANES)
+#define LC_WWT_1D LC_WINO_F2_WEIGHT_1D
+#define LC_WWT_ALPHA 4
+#define LC_WWT_NAME LC_ISA_FN(lc_f32_wino_f2_weight)
+#include "winograd_weight_template.h"
+
 #define LC_WM 4
 #define LC_WALPHA 6
 #define LC_WIN_1D LC_WINO_F4_INPUT_1D
@@ -22,6 +29,12 @@
 #define LC_WIN_STRIP_NAME LC_ISA_FN(lc_f32_wino_f4_input_strip)
 #define LC_WIN_DIRECT_NAME LC_ISA_FN(lc_f32_wino_f4_input_direct)
 #include "winograd_template.h"
+
+#define LC_WWT_1D LC_WINO_F4_WEIGHT_1D
+#define LC_WWT_ALPHA 6
+#define LC_WWT_NAME LC_ISA_FN(lc_f32_wino_f4_weight)
+#include "winograd_weight_template.h"
+#undef LC_WWT_CW
 
 #define LC_WM 6
 #define LC_WALPHA 8
@@ -52,6 +65,8 @@ void LC_ISA_FN(lc_wino_fill)(lc_isa_config *cfg) {
     cfg->wino_cl_gemm = LC_ISA_FN(lc_f32_wino_cl_gemm);
     cfg->wino_cl_rows = LC_WCL_ROWS;
     cfg->wino_cl_cols = LC_WCL_VECS * LC_VLANES;
+    cfg->wino_weight[0] = LC_ISA_FN(lc_f32_wino_f2_weight);
+    cfg->wino_weight[1] = LC_ISA_FN(lc_f32_wino_f4_weight);
 #ifdef LC_WDIRECT_PREP_T
     cfg->wino_input_direct[0] = LC_ISA_FN(lc_f32_wino_f2_input_direct);
     cfg->wino_input_direct[1] = LC_ISA_FN(lc_f32_wino_f4_input_direct);

@@ -130,6 +130,9 @@ def test_totals_weight_layers_by_count(tiny_run):
     assert {t["requested"] for t in totals} == set(data["metadata"]["algorithms"])
     for t in totals:
         mine = [r for r in layers if r["requested"] == t["requested"]]
+        if not mine:   # an algorithm neither tiny layer suits (the lean Winograd ones: M=6)
+            assert t["status"] == "skipped" and t["note"] == "no layer ran"
+            continue
         assert t["plan_ms"] == pytest.approx(sum(r["count"] * r["plan_ms"] for r in mine))
         assert t["gflop"] == pytest.approx(sum(r["count"] * r["gflop"] for r in mine))
         assert t["workspace_bytes"] == max(r["workspace_bytes"] for r in mine)

@@ -470,7 +470,8 @@ def conv_ref(x, w, b, stride, pads, dil, groups):
 
 
 RTOL = {"direct": 1e-6, "im2col": 1e-5, "patch2vec": 1e-5, "direct_lanes": 1e-5,
-        "winograd_f2": 1e-5, "winograd_f4": 1e-4, "winograd_f6": 2e-3, "depthwise": 1e-5}
+        "winograd_f2": 1e-5, "winograd_f4": 1e-4, "winograd_f6": 2e-3, "depthwise": 1e-5,
+        "winograd_f2_lean": 1e-5, "winograd_f4_lean": 1e-4}
 
 API_SHAPES = [
     # (N, C, H, W, M, k, stride, pad, dil, groups)

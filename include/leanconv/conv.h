@@ -30,7 +30,14 @@ enum lc_algorithm {
     LC_ALGO_WINOGRAD_F6 = 5,
     LC_ALGO_DEPTHWISE = 6,
     LC_ALGO_DIRECT_LANES = 7,   /* direct, output channels in the vector lanes */
-    LC_ALGO_COUNT = 8
+    /* Winograd F2 and F4 whose packed weights are the raw ones (3 x 3 per
+     * channel pair, laid out for vector loads): each call transforms a
+     * panel of output channels' weights at a time into a per-thread buffer
+     * (kernels/winograd.c).  Never what "auto" or "winograd" picks (the
+     * transform costs time on every call); a memory budget trades to them. */
+    LC_ALGO_WINOGRAD_F2_LEAN = 8,
+    LC_ALGO_WINOGRAD_F4_LEAN = 9,
+    LC_ALGO_COUNT = 10
 };
 
 /* Status codes returned by the drivers. */
@@ -147,7 +154,8 @@ enum lc_layout {
     LC_LAYOUT_WINOGRAD_F4 = 3,
     LC_LAYOUT_WINOGRAD_F6 = 4,
     LC_LAYOUT_DIRECT_LANES = 5,
-    LC_LAYOUT_COUNT = 6
+    LC_LAYOUT_WINOGRAD_LEAN = 6,   /* both lean Winograd sizes */
+    LC_LAYOUT_COUNT = 7
 };
 
 /* The packed layout an algorithm runs on (-1 for an unknown algorithm). */

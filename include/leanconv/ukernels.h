@@ -425,6 +425,26 @@ typedef void (*lc_stem_kernel_fn)(size_t n, size_t rows, const float *x, const s
 #define LC_WINO_VARIANTS 3
 static const int lc_wino_m[LC_WINO_VARIANTS] = {2, 4, 6};
 
+/* The Winograd size an algorithm runs (an index of lc_wino_m), -1 for one
+ * that is not Winograd; and whether it transforms its weights per call. */
+static inline int lc_wino_variant_of(int algorithm) {
+    switch (algorithm) {
+    case LC_ALGO_WINOGRAD_F2: case LC_ALGO_WINOGRAD_F2_LEAN: return 0;
+    case LC_ALGO_WINOGRAD_F4: case LC_ALGO_WINOGRAD_F4_LEAN: return 1;
+    case LC_ALGO_WINOGRAD_F6: return 2;
+    default: return -1;
+    }
+}
+static inline int lc_wino_is_lean(int algorithm) {
+    return algorithm == LC_ALGO_WINOGRAD_F2_LEAN || algorithm == LC_ALGO_WINOGRAD_F4_LEAN;
+}
+
+/* The weight transform of a lean Winograd call: for c < cg, the 3 x 3
+ * filters of CW = wino_cl_cols output channels, wl[(c * 9 + tap) * CW + o]
+ * (tap = 3 * row + column), into u[x * u_xs + c * CW + o], x < alpha^2:
+ * U = G g G^T in float, G of kernels/winograd_transforms.h. */
+typedef void (*lc_wino_weight_fn)(const float *wl, size_t cg, float *u, size_t u_xs);
+
 /* The cost model's per-ISA terms (kernels/choose.c), in units of one GEMM
  * micro-kernel multiply-add: what moving data costs next to arithmetic
  * depends on the FMA width. */
@@ -471,6 +491,8 @@ typedef struct lc_isa_config {
     int wino_direct_lanes;           /* its vector width (segments never straddle one) */
     lc_wino_cl_gemm_fn wino_cl_gemm; /* optional: channel-lanes Winograd GEMM */
     int wino_cl_rows, wino_cl_cols;  /* its tile rows R (divides nr) and channels CW */
+    lc_wino_weight_fn wino_weight[2]; /* optional: F2's and F4's weight transform over CW
+                                       * channels (the lean algorithms need it) */
     lc_dl_kernel_fn dl_kernel;       /* direct_lanes kernel */
     int dl_lanes, dl_cols, dl_rows;  /* its L, CW, R */
     lc_dl_kernel_fn dl_kernel_half;  /* optional: the same over dl_cols / 2 channels */

@@ -236,7 +236,8 @@ cdef extern from *:
     const char *lc_build_opt()
 
 ALGORITHMS = ("direct", "im2col", "patch2vec", "winograd_f2", "winograd_f4",
-              "winograd_f6", "depthwise", "direct_lanes")
+              "winograd_f6", "depthwise", "direct_lanes", "winograd_f2_lean",
+              "winograd_f4_lean")
 ISA_NAMES = tuple(lc_isa_name(i).decode() for i in range(LC_ISA_COUNT))
 
 # Bytes of the last workspace a call on this process allocated (for tests that
