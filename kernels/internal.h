@@ -419,6 +419,9 @@ int64_t lc_winograd_workspace(const lc_conv_desc *d, int *ok);
 /* Tile blocks of one image and group (each streams all of U once); *items:
  * the work items of the call's busiest parallel loop. */
 int64_t lc_winograd_blocks(const lc_conv_desc *d, int64_t *items);
+/* How the threads share a call (for the tests): 0 whole blocks, 1 two
+ * phases, 2 output-channel ranges; -1 on overflow. */
+int lc_winograd_split(const lc_conv_desc *d);
 void lc_winograd_tiling(const lc_conv_desc *d, int64_t *tiling);
 int lc_winograd_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
                     const float *packed, const float *bias, const float *res, float *y,

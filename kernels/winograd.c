@@ -143,6 +143,25 @@ size_t lc_wino_u_index(const lc_conv_desc *d, int64_t x, int64_t grp, int64_t o,
  * short of that break-even, for CPUs whose cores hand over data faster. */
 #define LC_WINO_WHOLE_SLACK 0.5
 
+/* The slack where the threads would get fewer than LC_WINO_FEW_BLOCKS
+ * blocks each on the MR-panel GEMM: one block or two a thread, so every
+ * block's V stays in its core's L2 between the phases (blocks are sized to
+ * half of L2) and the phases' handoff is cheap next to the tiles the
+ * busiest thread takes over its share.  2 threads, AMD EPYC Zen 4 (1 MiB
+ * L2), interleaved in one process, whole blocks -> phased at 1.28-1.31x
+ * the share: 128>128 @28 F4 (32 + 17 tiles) 0.457 -> 0.390 ms, 192>192
+ * @28 F4 1.006 -> 0.821, 64>64 @40 F4 (32 x 3 + 4) 0.275 -> 0.251, 64>64
+ * @28 F4 0.174 -> 0.162, 96>96 @28 F4 tied; at 1.33x with five panels
+ * (64>64 and 128>128 @48 F4, 128>128 @24 F2) tied; and with 3-4 blocks a
+ * thread whole blocks stay ahead, as on the Xeon above (64>64 @56 F4
+ * 0.475 against 0.528 phased, 128>128 @28 F2 0.590 against 0.638), as they
+ * do at 1.06x (128>128 @44 F4: 0.854 against 0.902).  The channel-lanes
+ * GEMM keeps the wider slack: 256>256 @14 F2 (32 + 17 tiles) ran 0.722 ms
+ * whole, 0.752 phased (on the Xeon 0.45 against 0.63), 256>256 @28 F4
+ * tied. */
+#define LC_WINO_FEW_BLOCKS 3
+#define LC_WINO_FEW_SLACK 0.1
+
 /* Tiles the busiest of `threads` threads transforms when the images' blocks
  * of tb panels go out whole, thread s taking blocks [n*s/T, n*(s+1)/T) of
  * the n (the pool's static ranges; image-major, so a range's blocks are in
@@ -232,6 +251,7 @@ static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
      * last of 4 tiles, so one panel a block is 96 + 100 tiles on 2 threads;
      * 256>256 @14 x 14, F2 is 32 + 17. */
     g->split = LC_WINO_BY_BLOCKS;
+    int few_blocks_phased = 0; /* phased by LC_WINO_FEW_SLACK alone */
     if (threads > 1 && lc_mul(images, lc_div_up(g->npanels, tb), ok) < 4 * threads) {
         int64_t best = tb, best_tiles = INT64_MAX;
         for (int64_t c = tb; c >= 1; c--) {
@@ -239,13 +259,25 @@ static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
             if (busiest < best_tiles) best = c, best_tiles = busiest;
         }
         const int64_t total = lc_mul(images, g->tiles, ok);
-        if ((double)best_tiles * (double)threads <= (double)total * (1.0 + LC_WINO_WHOLE_SLACK)) {
+        const int few = lc_mul(images, lc_div_up(g->npanels, best), ok) < LC_WINO_FEW_BLOCKS * threads &&
+                        !lc_wino_channel_lanes(d);
+        const double over = (double)best_tiles * (double)threads / (double)total - 1.0;
+        if (over <= (few ? LC_WINO_FEW_SLACK : LC_WINO_WHOLE_SLACK)) {
             tb = best;
         } else {
             g->split = LC_WINO_PHASED;
+            few_blocks_phased = over <= LC_WINO_WHOLE_SLACK;
         }
     }
-    if (lc_wino_by_channels(d, g, images, threads, ok)) {
+    /* Not where the few-blocks slack alone went phased at F4 and up: every
+     * thread redoing the 6 x 6 input transforms (11% of 128>128 @28 F4's
+     * one-thread time) cost more than the phases' handoff: 128>128 @28 F4
+     * 0.520 ms by channels against 0.390 phased, 192>192 @28 F4 0.962
+     * against 0.821 (Zen 4, as above).  F2's few adds per point stay
+     * cheaper: 128>128 @14 F2 0.220 by channels, 0.306 phased, 0.249 whole;
+     * 64>64 @14 F2 0.058, 0.070, 0.063. */
+    if (!(few_blocks_phased && lc_wino_variant(d->algorithm) > 0) &&
+        lc_wino_by_channels(d, g, images, threads, ok)) {
         g->split = LC_WINO_BY_CHANNELS;
         /* no block count to share out: blocks as large as the budget allows,
          * so each thread reads its slice of U once per block */
@@ -318,6 +350,13 @@ int64_t lc_winograd_workspace(const lc_conv_desc *d, int *ok) {
     if (!*ok) return 0;
     return lc_add(g.shared_bytes,
                   lc_mul(lc_threads_used(d->nthreads, lc_wino_items(&g, ok), lc_conv_macs(d)), g.slice_bytes, ok), ok);
+}
+
+int lc_winograd_split(const lc_conv_desc *d) {
+    int ok = 1;
+    lc_wino_geom g;
+    lc_wino_geometry(d, &g, &ok);
+    return ok ? g.split : -1;
 }
 
 int64_t lc_winograd_blocks(const lc_conv_desc *d, int64_t *items) {

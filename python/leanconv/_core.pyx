@@ -1401,6 +1401,21 @@ cdef extern from "internal.h":
     int64_t lc_pointwise_lanes_chunk(const lc_conv_desc *d, int64_t c, int64_t *at) nogil
 
 
+cdef extern from "internal.h":
+    int lc_winograd_split(const lc_conv_desc *d) nogil
+
+
+def _winograd_split(int algorithm, int isa, tuple geometry, int nthreads):
+    """How the threads share a Winograd call (kernels/winograd.c
+    lc_wino_geometry), for the tests: "blocks", "phased" or "channels"."""
+    cdef lc_conv_desc d
+    fill_desc(&d, algorithm, isa, geometry, None, nthreads)
+    split = lc_winograd_split(&d)
+    if split < 0:
+        raise ValueError("a Winograd size would not fit in 63 bits")
+    return ("blocks", "phased", "channels")[split]
+
+
 def _pointwise_lanes_chunks(int isa, tuple geometry, int nthreads):
     """[(first pixel, pixels)] of each chunk the 1 x 1 direct_lanes path
     (kernels/pointwise_lanes.c) splits an image's pixels into, for the tests."""
