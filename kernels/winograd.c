@@ -144,23 +144,30 @@ size_t lc_wino_u_index(const lc_conv_desc *d, int64_t x, int64_t grp, int64_t o,
 #define LC_WINO_WHOLE_SLACK 0.5
 
 /* The slack where the threads would get fewer than LC_WINO_FEW_BLOCKS
- * blocks each on the MR-panel GEMM: one block or two a thread, so every
- * block's V stays in its core's L2 between the phases (blocks are sized to
- * half of L2) and the phases' handoff is cheap next to the tiles the
- * busiest thread takes over its share.  2 threads, AMD EPYC Zen 4 (1 MiB
- * L2), interleaved in one process, whole blocks -> phased at 1.28-1.31x
- * the share: 128>128 @28 F4 (32 + 17 tiles) 0.457 -> 0.390 ms, 192>192
- * @28 F4 1.006 -> 0.821, 64>64 @40 F4 (32 x 3 + 4) 0.275 -> 0.251, 64>64
- * @28 F4 0.174 -> 0.162, 96>96 @28 F4 tied; at 1.33x with five panels
- * (64>64 and 128>128 @48 F4, 128>128 @24 F2) tied; and with 3-4 blocks a
- * thread whole blocks stay ahead, as on the Xeon above (64>64 @56 F4
- * 0.475 against 0.528 phased, 128>128 @28 F2 0.590 against 0.638), as they
- * do at 1.06x (128>128 @44 F4: 0.854 against 0.902).  The channel-lanes
- * GEMM keeps the wider slack: 256>256 @14 F2 (32 + 17 tiles) ran 0.722 ms
- * whole, 0.752 phased (on the Xeon 0.45 against 0.63), 256>256 @28 F4
- * tied. */
+ * blocks each on the MR-panel GEMM with NR >= LC_WINO_FEW_MIN_NR lanes and
+ * at least LC_WINO_FEW_MIN_M output channels: one block or two a thread, so
+ * every block's V stays in its core's L2 between the phases (blocks are
+ * sized to half of L2), and the hand-over is small next to the GEMM work
+ * it feeds (Mg multiply-adds per value), while a thread with a full panel
+ * of tiles beside one with just over half of one waits on it.  2 threads,
+ * AMD EPYC Zen 4 (AVX-512, 1 MiB L2), each split forced in turn in one
+ * process (40 rounds), whole -> phased at 1.31x the share (32 + 17 tiles):
+ * 128>128 @28 F4 (ResNet-18's layer2) 0.457 -> 0.390 ms on a quiet host,
+ * 0.507 -> 0.446 on a busy one; 192>192 @28 F4 1.006 -> 0.821 and 1.168 ->
+ * 0.990; 128>128 @42 F6 1.24x.  Where it does not hold, whole blocks stay:
+ * with 64 output channels the phases won 9% on a quiet host and lost 32% on
+ * a busy one (64>64 @40 F4), 96 tied; AVX2's 16-lane panels (the same
+ * layers forced to AVX2) tied or lost: 128>128 @28 F4 0.797 phased against
+ * 0.809, 64>64 @40 F4 0.557 against 0.454, 128>128 @14 F2 by channels
+ * 0.409 against 0.330; with 3-4 blocks a thread whole blocks stay ahead, as
+ * on the Xeon above (64>64 @56 F4 0.475 against 0.528 phased, 128>128 @28
+ * F2 0.590 against 0.638), and the channel-lanes GEMM keeps the wider
+ * slack (256>256 @14 F2, 32 + 17 tiles: 0.722 ms whole, 0.752 phased; on
+ * the Xeon 0.45 against 0.63). */
 #define LC_WINO_FEW_BLOCKS 3
 #define LC_WINO_FEW_SLACK 0.1
+#define LC_WINO_FEW_MIN_NR 32
+#define LC_WINO_FEW_MIN_M 128
 
 /* Tiles the busiest of `threads` threads transforms when the images' blocks
  * of tb panels go out whole, thread s taking blocks [n*s/T, n*(s+1)/T) of
@@ -260,7 +267,7 @@ static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
         }
         const int64_t total = lc_mul(images, g->tiles, ok);
         const int few = lc_mul(images, lc_div_up(g->npanels, best), ok) < LC_WINO_FEW_BLOCKS * threads &&
-                        !lc_wino_channel_lanes(d);
+                        !lc_wino_channel_lanes(d) && nr >= LC_WINO_FEW_MIN_NR && Mg >= LC_WINO_FEW_MIN_M;
         const double over = (double)best_tiles * (double)threads / (double)total - 1.0;
         if (over <= (few ? LC_WINO_FEW_SLACK : LC_WINO_WHOLE_SLACK)) {
             tb = best;
@@ -271,11 +278,11 @@ static void lc_wino_geometry(const lc_conv_desc *d, lc_wino_geom *g, int *ok) {
     }
     /* Not where the few-blocks slack alone went phased at F4 and up: every
      * thread redoing the 6 x 6 input transforms (11% of 128>128 @28 F4's
-     * one-thread time) cost more than the phases' handoff: 128>128 @28 F4
-     * 0.520 ms by channels against 0.390 phased, 192>192 @28 F4 0.962
-     * against 0.821 (Zen 4, as above).  F2's few adds per point stay
-     * cheaper: 128>128 @14 F2 0.220 by channels, 0.306 phased, 0.249 whole;
-     * 64>64 @14 F2 0.058, 0.070, 0.063. */
+     * one-thread time) cost more than the phases' hand-over: 128>128 @28 F4
+     * 0.520 and 0.568 ms by channels against 0.390 and 0.446 phased,
+     * 192>192 @28 F4 0.962 against 0.821 (Zen 4, as above).  F2's few adds
+     * per point stay cheaper: 128>128 @14 F2 0.220 by channels, 0.306
+     * phased, 0.249 whole. */
     if (!(few_blocks_phased && lc_wino_variant(d->algorithm) > 0) &&
         lc_wino_by_channels(d, g, images, threads, ok)) {
         g->split = LC_WINO_BY_CHANNELS;

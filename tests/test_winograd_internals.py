@@ -265,24 +265,27 @@ def test_weights_from_far_same_bits(isa, algorithm, C, H, rng):
 
 
 @pytest.mark.parametrize("algorithm, M, expected", [
-    ("winograd_f4", 8, "phased"), ("winograd_f4", 64, "phased"),
-    ("winograd_f2", 8, "phased"), ("winograd_f2", 64, "channels")])
+    ("winograd_f4", 128, "phased"), ("winograd_f6", 128, "phased"),
+    ("winograd_f2", 128, "channels"), ("winograd_f4", 64, "blocks")])
 def test_few_uneven_blocks_go_in_phases(isa, algorithm, M, expected, rng):
     """One image of 1.5 panels of tiles plus one (49 tiles at NR = 32, the
     AVX-512 F4 28 x 28 case): whole blocks would give one thread a full panel
-    and the other just over half, so at 2 threads the call goes in two
-    phases (kernels/winograd.c LC_WINO_FEW_SLACK), and an F2 call with more
-    output channels than tiles by channel ranges; F4's input transforms are
-    not redone per thread.  Two full panels stay in whole blocks.  Against
+    and the other just over half, so at 2 threads, on 32-lane panels and with
+    128 output channels or more, the call goes in two phases
+    (kernels/winograd.c LC_WINO_FEW_SLACK), F4 and F6 not by channels (their
+    input transforms are not redone per thread), F2 by channels (more output
+    channels than tiles); with 64 output channels, or on narrower panels,
+    whole blocks stay.  Two full panels always go in whole blocks.  Against
     the reference, and the same bits at 1, 2, 3 and 7 threads."""
     from leanconv import _core
     from leanconv._params import ConvSpec
     nr = _core.isa_tile(_core.ISA_NAMES.index(isa))[1]
-    m = 4 if algorithm == "winograd_f4" else 2
+    m = {"winograd_f2": 2, "winograd_f4": 4, "winograd_f6": 6}[algorithm]
     algo_id = _core.ALGORITHMS.index(algorithm)
     isa_id = _core.ISA_NAMES.index(isa)
-    C = 16
-    for tiles, split in ((nr + nr // 2 + 1, expected), (2 * nr, "blocks")):
+    C = 8
+    uneven = expected if nr >= 32 else "blocks"
+    for tiles, split in ((nr + nr // 2 + 1, uneven), (2 * nr, "blocks")):
         H, W = m, m * tiles  # one tile row
         g = ConvSpec.build((M, C, 3, 3), padding=1).geometry(1, C, H, W)
         assert _core._winograd_split(algo_id, isa_id, g, 2) == split, (tiles, nr)
