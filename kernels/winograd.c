@@ -163,7 +163,12 @@ size_t lc_wino_u_index(const lc_conv_desc *d, int64_t x, int64_t grp, int64_t o,
  * on the Xeon above (64>64 @56 F4 0.475 against 0.528 phased, 128>128 @28
  * F2 0.590 against 0.638), and the channel-lanes GEMM keeps the wider
  * slack (256>256 @14 F2, 32 + 17 tiles: 0.722 ms whole, 0.752 phased; on
- * the Xeon 0.45 against 0.63). */
+ * the Xeon 0.45 against 0.63).  The hand-over crosses the cores, so it
+ * costs more where they are far apart: in the minutes the host put the two
+ * vCPUs on different core complexes (bench/host_state.py's probe at 1.2 us,
+ * not 0.4), 128>128 @28 F4 ran 0.755 ms phased against 0.602 whole, while
+ * in the other probes of the same ten minutes phased won 0.44-0.46 against
+ * 0.49-0.52. */
 #define LC_WINO_FEW_BLOCKS 3
 #define LC_WINO_FEW_SLACK 0.1
 #define LC_WINO_FEW_MIN_NR 32
