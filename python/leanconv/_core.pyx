@@ -1399,9 +1399,6 @@ def _ukernel_dl(str isa_name, _size_t n, const float[::1] x, _size_t x_at, const
 cdef extern from "internal.h":
     int64_t lc_pointwise_lanes_chunks(const lc_conv_desc *d) nogil
     int64_t lc_pointwise_lanes_chunk(const lc_conv_desc *d, int64_t c, int64_t *at) nogil
-
-
-cdef extern from "internal.h":
     int lc_winograd_split(const lc_conv_desc *d) nogil
 
 
