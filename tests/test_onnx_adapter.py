@@ -406,8 +406,53 @@ def test_run_input_checks():
         rep.run({"x": x, "w": x})
     with pytest.raises(ValueError, match="takes 1 input"):
         rep.run([x, x])
+    with pytest.raises(ValueError, match=r"Conv node .* shape \(0, 6, 9, 9\)"):
+        rep.run([np.zeros((0, 6, 9, 9), np.float32)])   # was SIGFPE in the cost model
+    with pytest.raises(TypeError, match="got None"):
+        rep.run(None)
     out = rep.run({"x": x})
     assert out["y"] is out[0]
+
+
+@pytest.mark.parametrize("attrs, match", [
+    (dict(kernel_shape=[0, 0]), "kernel_shape must be >= 1"),   # ran, and returned None
+    (dict(kernel_shape=[2, 2], strides=[0, 1]), "strides must be >= 1"),
+    (dict(kernel_shape=[2, 2], dilations=[1, 0]), "dilations must be >= 1"),
+    (dict(kernel_shape=[2, 2], pads=[0, -1, 0, 0]), "pads must be >= 0"),
+])
+def test_pooling_attributes_out_of_range_are_value_errors(attrs, match):
+    model = one_node_model(helper.make_node("MaxPool", ["x"], ["y"], **attrs))
+    with pytest.raises(ValueError, match=match):
+        lco.prepare(model, check=False).run(np.zeros((1, 3, 8, 8), np.float32))
+
+
+def test_gemm_of_rows_the_constant_matrix_does_not_take_is_a_value_error():
+    """Flatten gives 192 values a row, B takes 7: named, not a reshape error
+    from the packed panels (nor the C GEMV reading past them)."""
+    nodes = [helper.make_node("Flatten", ["x"], ["f"]),
+             helper.make_node("Gemm", ["f", "w"], ["y"], transB=1)]
+    model = make_model(nodes, [("x", (1, 3, 8, 8))], [("y", None)],
+                       [("w", np.ones((10, 7), np.float32))])
+    with pytest.raises(ValueError, match="Gemm node .* rows of 7 values"):
+        lco.prepare(model, check=False).run(np.zeros((1, 3, 8, 8), np.float32))
+
+
+def test_an_empty_tensor_reaching_a_conv_is_a_value_error():
+    """A Slice that leaves no rows, then a Conv: refused by the Conv's own
+    checks, and the C descriptor refuses a zero dimension in any case."""
+    nodes = [helper.make_node("Slice", ["x", "s", "e", "a"], ["z"]),
+             helper.make_node("Conv", ["z", "w"], ["y"])]
+    inits = [("s", np.array([2], np.int64)), ("e", np.array([2], np.int64)),
+             ("a", np.array([2], np.int64)), ("w", np.ones((4, 3, 1, 1), np.float32))]
+    model = make_model(nodes, [("x", (1, 3, 8, 8))], [("y", None)], inits)
+    with pytest.raises(ValueError, match="no empty dimension"):
+        lco.prepare(model, check=False).run(np.zeros((1, 3, 8, 8), np.float32))
+    from leanconv import _core, _isa
+    geometry = (0, 3, 8, 8, 4, 1, 1, 8, 8, 1, 1, 1, 1, 0, 0, 0, 0, 1)
+    with pytest.raises(ValueError, match="N is 0"):
+        _core.sizes(1, _isa.isa_id(), geometry, 1)
+    with pytest.raises(ValueError, match="stride is 0"):
+        _core.cost(1, _isa.isa_id(), (1,) + geometry[1:9] + (0,) + geometry[10:], 1)
 
 
 def test_repeated_runs_check_every_input_and_read_its_data():

@@ -491,6 +491,14 @@ cdef int fill_desc(lc_conv_desc *d, int algorithm, int isa, tuple geometry,
     """geometry: (N, C, H, W, M, kH, kW, OH, OW, sh, sw, dh, dw, pt, pb, pl, pr, groups)"""
     (d.N, d.C, d.H, d.W, d.M, d.kH, d.kW, d.OH, d.OW, d.stride_h, d.stride_w,
      d.dil_h, d.dil_w, d.pad_t, d.pad_b, d.pad_l, d.pad_r, d.groups) = geometry
+    # the kernels and the cost model divide by these: a zero reaching them
+    # (an empty tensor inside a model) would stop the process with SIGFPE
+    for what, v in (("N", d.N), ("C", d.C), ("H", d.H), ("W", d.W), ("M", d.M),
+                    ("kH", d.kH), ("kW", d.kW), ("OH", d.OH), ("OW", d.OW),
+                    ("stride", min(d.stride_h, d.stride_w)),
+                    ("dilation", min(d.dil_h, d.dil_w)), ("groups", d.groups)):
+        if v < 1:
+            raise ValueError(f"convolution geometry {geometry}: {what} is {v}, must be >= 1")
     d.algorithm = algorithm
     d.nthreads = nthreads if nthreads > 0 else 1
     d.isa = lc_isa_get(isa)

@@ -72,6 +72,9 @@ class LeanconvRep(BackendRep):
             items = [(n, dt, rank, inputs[n]) for n, dt, rank in declared if n in inputs]
             missing = [n for n, _, _ in declared if n not in inputs]
         else:
+            if inputs is None:
+                raise TypeError("inputs must be an array, a sequence of arrays or a dict "
+                                "name -> array, got None")
             if isinstance(inputs, np.ndarray) or np.isscalar(inputs):
                 inputs = [inputs]
             inputs = list(inputs)

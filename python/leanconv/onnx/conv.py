@@ -190,6 +190,7 @@ class ConvOp:
         All of it at `threads`, auto's pick too: not the process default, or
         the budget's choice would follow the machine's CPU count."""
         shape = tuple(x_shape)
+        self._check_shape(shape)
         x4 = shape[:2] + (1,) + shape[2:] if len(shape) == 3 else shape
         w_shape = self._shape4
         stride, pads, dilation = self.geometry(shape, w_shape if len(shape) == 4 else
@@ -238,6 +239,12 @@ class ConvOp:
                             f"{getattr(x, 'dtype', type(x).__name__)} input")
         if x.ndim not in (3, 4):
             raise unsupported(f"{x.ndim - 2}-D Conv input (node {self.node_name})")
+        self._check_shape(x.shape)
+
+    def _check_shape(self, shape):
+        if min(shape, default=0) < 1:
+            raise ValueError(f"Conv node {self.node_name}: input of shape {tuple(shape)}; "
+                             f"leanconv convolves inputs with no empty dimension")
 
     def output_shape(self, x_shape, w_shape=None):
         """Output shape for an input shape, without packing anything."""

@@ -106,8 +106,15 @@ def _dense_step(node, ctx, w, alpha, c, beta):
         ctx.constants[name + "/bias"] = bias
         inputs.append(name + "/bias")
     settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
+    where = f"{node.op_type} node {node.name}"
+
+    def check(a):
+        if a.ndim < 1 or a.shape[-1] != K:
+            raise ValueError(f"{where}: its input has shape {a.shape}, the constant matrix "
+                             f"takes rows of {K} values")
 
     def dense_bind(outs, a, wp, b=None):
+        check(a)
         return _dense.bind(a, outs[0], wp, b, N, settings.threads)
 
     def dense_into(outs, a, wp, b=None):
@@ -118,6 +125,7 @@ def _dense_step(node, ctx, w, alpha, c, beta):
             _bound_pool.run(call)
 
     def dense(a, wp, b=None):
+        check(a)
         y = np.empty((a.shape[0], N), np.float32) if a.ndim == 2 else None
         if y is not None and _dense.c_runs(a, y, K):
             dense_into([y], a, wp, b)

@@ -63,6 +63,11 @@ class Pool:
         if len(self.strides) != nd or len(self.dilations) != nd or len(self.pads) != 2 * nd:
             raise ValueError(f"{node.op_type} node {node.name}: kernel_shape, strides, dilations "
                              f"and pads disagree on the number of spatial axes")
+        for what, values, least in (("kernel_shape", self.kernel, 1), ("strides", self.strides, 1),
+                                    ("dilations", self.dilations, 1), ("pads", self.pads, 0)):
+            if min(values) < least:
+                raise ValueError(f"{node.op_type} node {node.name}: {what} must be >= {least}, "
+                                 f"got {values}")
 
     def _pads(self, spatial):
         nd = len(self.kernel)
