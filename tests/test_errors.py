@@ -139,3 +139,15 @@ def test_memory_error_on_impossible_workspace():
 def test_sizes_do_not_overflow_quietly():
     with pytest.raises(ValueError):
         lc.workspace_bytes((1 << 30, 1 << 10, 1 << 12, 1 << 12), (1 << 10, 1 << 10, 3, 3), padding=1)
+
+
+def test_the_c_descriptor_refuses_a_zero_dimension():
+    """What the cost model and the size queries divide by: a zero there (an
+    empty tensor inside an ONNX model) stopped the process with SIGFPE."""
+    from leanconv import _core, _isa
+    geometry = (0, 3, 8, 8, 4, 1, 1, 8, 8, 1, 1, 1, 1, 0, 0, 0, 0, 1)
+    with pytest.raises(ValueError, match="N is 0"):
+        _core.sizes(1, _isa.isa_id(), geometry, 1)
+    with pytest.raises(ValueError, match="stride is 0"):
+        _core.cost(1, _isa.isa_id(), (1,) + geometry[1:9] + (0,) + geometry[10:], 1)
+    assert _core.sizes(1, _isa.isa_id(), (1,) + geometry[1:], 1)[0] > 0
