@@ -27,7 +27,8 @@ OPS = ["basic_conv", "conv_with", "batchnorm", "relu", "clip", "leakyrelu", "sig
        "cast", "castlike", "reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "reduce_l2",
        "reduce_sum_square", "abs", "neg", "exp", "log", "floor", "ceil", "sign", "not", "sin",
        "cos", "softplus", "elu", "max", "min", "mean", "equal", "less", "greater",
-       "less_equal", "greater_equal", "and", "or", "xor", "tile", "gathernd", "range", "logsoftmax"]
+       "less_equal", "greater_equal", "and", "or", "xor", "tile", "gathernd", "range", "logsoftmax",
+       "instancenorm", "globalmaxpool"]
 INCLUDE = [rf"^test_{op}(_.*)?_cpu$" for op in OPS] + [
     # PyTorch-exported single-op models
     r"^test_Conv[12]d.*_cpu$", r"^test_BatchNorm[123]d.*_cpu$",

@@ -90,6 +90,10 @@ cdef extern from "leanconv/pool.h":
     int lc_global_avg_pool(const float *x, float *y, int64_t planes, int64_t hw,
                            int nthreads) nogil
 
+cdef extern from "leanconv/instance_norm.h":
+    int lc_instance_norm(const float *x, float *y, int64_t planes, int64_t channels, int64_t hw,
+                         float eps, const float *scale, const float *bias, int nthreads) nogil
+
 cdef extern from "leanconv/channel_affine.h":
     int lc_channel_affine(const lc_isa_config *isa, const float *x, float *y, int64_t planes,
                           int64_t channels, int64_t hw, const float *scale, const float *shift,
@@ -1584,6 +1588,25 @@ def channel_layernorm(const float[::1] x, float[::1] out, int64_t n, int64_t cha
                                               threads, isa)
     with nogil:
         call._run(NULL, 0)
+
+
+def instance_norm(const float[::1] x, float[::1] out, int64_t planes, int64_t channels,
+                  int64_t hw, float eps, scale, bias, int threads):
+    """out = InstanceNormalization of x: flat float32 buffers of `planes`
+    planes of hw values, plane i of channel i % channels, each normalised
+    over itself, times scale and plus bias (float32 buffers of one value per
+    channel, or None) (include/leanconv/instance_norm.h).  out may be x."""
+    if planes < 0 or channels < 1 or hw < 0 or planes % channels or \
+            x.shape[0] != planes * hw or out.shape[0] != x.shape[0]:
+        raise ValueError("instance_norm: buffer sizes do not match the geometry")
+    if threads < 1:
+        raise ValueError(f"instance_norm: threads must be >= 1, got {threads}")
+    cdef const float *s = optional_vector(scale, channels, "scale")
+    cdef const float *b = optional_vector(bias, channels, "bias")
+    if x.shape[0] == 0:
+        return
+    with nogil:
+        lc_instance_norm(&x[0], &out[0], planes, channels, hw, eps, s, b, threads)
 
 
 def se_packed_floats(int64_t rows, int64_t k):

@@ -414,6 +414,51 @@ def build_layernorm(node, ctx):
     return Step(node, layernorm)
 
 
+def build_instancenorm(node, ctx):
+    """InstanceNormalization: each (image, channel) plane normalised over
+    its spatial axes, then scale[c] * . + bias[c], statistics in float64
+    (style-transfer and GAN generators use it after their Convs).  float32
+    C-contiguous planes in leanconv's C on its threads
+    (kernels/instance_norm.c), anything else in NumPy."""
+    node.allow("epsilon")
+    eps = float(node.attr("epsilon", 1e-5))
+    where = f"InstanceNormalization node {node.name}"
+    settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
+
+    def check(x, scale, bias):
+        if x.ndim < 3:
+            raise ValueError(f"{where}: input of rank {x.ndim}, needs (N, C, spatial...)")
+        if scale.shape != (x.shape[1],) or bias.shape != (x.shape[1],):
+            raise ValueError(f"{where}: scale {scale.shape} and bias {bias.shape} must have "
+                             f"the input's {x.shape[1]} channels")
+
+    def on_c(y, x, scale, bias):
+        return all(a.dtype == np.float32 and a.flags.c_contiguous for a in (y, x, scale, bias)) \
+            and y.shape == x.shape and x.shape[1] > 0
+
+    def instancenorm_into(outs, x, scale, bias):
+        check(x, scale, bias)
+        y = outs[0]
+        if not on_c(y, x, scale, bias):
+            np.copyto(y, instancenorm(x, scale, bias)[0])
+            return
+        _core.instance_norm(x.reshape(-1), y.reshape(-1), x.shape[0] * x.shape[1], x.shape[1],
+                            math.prod(x.shape[2:]), eps, scale, bias,
+                            _threads.resolve(settings.threads))
+
+    def instancenorm(x, scale, bias):
+        check(x, scale, bias)
+        axes = tuple(range(2, x.ndim))
+        per_channel = (1, -1) + (1,) * len(axes)
+        x64 = x.astype(np.float64)
+        mean = x64.mean(axis=axes, keepdims=True)
+        centred = x64 - mean
+        inv = 1.0 / np.sqrt(np.square(centred).mean(axis=axes, keepdims=True) + eps)
+        y = centred * inv * scale.reshape(per_channel) + bias.reshape(per_channel)
+        return (y.astype(x.dtype),)
+    return Step(node, instancenorm, into=instancenorm_into)
+
+
 def build_channel_layernorm(node, ctx):
     """leanconv's ChannelLayerNorm (made by rewrite.channels_first): a
     LayerNormalization over axis 1 of NCHW, scale and bias shaped (C, 1, 1)

@@ -216,6 +216,19 @@ def build_globalaveragepool(node, ctx):
     return Step(node, gap, into=gap_into, bind=gap_bind)
 
 
+def build_globalmaxpool(node, ctx):
+    """GlobalMaxPool: the largest value of each (image, channel) over the
+    spatial axes (NaN where a plane holds one, as NumPy's max)."""
+    node.allow()
+
+    def gmp(x):
+        if x.ndim < 3:
+            raise ValueError(f"GlobalMaxPool node {node.name}: input of rank {x.ndim}, needs "
+                             f"(N, C, spatial...)")
+        return (x.max(axis=tuple(range(2, x.ndim)), keepdims=True),)
+    return Step(node, gmp)
+
+
 def build_lrn(node, ctx):
     node.allow("alpha", "beta", "bias", "size")
     alpha = float(node.attr("alpha", 1e-4))

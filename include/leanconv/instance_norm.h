@@ -1,0 +1,19 @@
+/* InstanceNormalization of NCHW float32 (leanconv.onnx's InstanceNormalization:
+ * style-transfer and GAN generators normalise every plane after their
+ * Convs; any spatial rank: hw is the product of the spatial sizes),
+ * threaded over the planes.  Portable C. */
+#ifndef LEANCONV_INSTANCE_NORM_H
+#define LEANCONV_INSTANCE_NORM_H
+
+#include <stdint.h>
+
+/* For each of the `planes` planes of hw floats (plane i of channel
+ * i % channels): y = (x - m) / sqrt(v + eps) * scale[c] + bias[c], m the
+ * plane's mean, v the mean of its centred squares, both summed in double in
+ * a fixed order (eight interleaved partial sums, then added in order): the
+ * bits do not depend on nthreads.  y may be x (in place) but must not
+ * otherwise overlap it.  Returns 0. */
+int lc_instance_norm(const float *x, float *y, int64_t planes, int64_t channels, int64_t hw,
+                     float eps, const float *scale, const float *bias, int nthreads);
+
+#endif
