@@ -233,6 +233,25 @@ def test_style_transfer_block_with_instance_norm_and_global_max_pool_matches_onn
     assert np.array_equal(y.reshape(-1), inits[3][1])
 
 
+def test_pad_written_in_place_is_numpys_pad():
+    """Pad's into() (ops_tensor.pad_in_place: slice copies straight into the
+    arena) against np.pad over random ranks, sizes and widths; where it
+    declines (a reflect pad as wide as its axis) it writes nothing."""
+    from leanconv.onnx.ops_tensor import pad_in_place
+    g = rng(31)
+    for _ in range(400):
+        shape = tuple(int(v) for v in g.integers(1, 7, g.integers(1, 5)))
+        width = [tuple(int(v) for v in g.integers(0, 5, 2)) for _ in shape]
+        mode = ("constant", "edge", "reflect")[int(g.integers(3))]
+        x = g.standard_normal(shape).astype(np.float32)
+        y = np.full([n + b + e for n, (b, e) in zip(shape, width)], np.nan, np.float32)
+        if not pad_in_place(y, x, width, mode, 1.5):
+            assert mode == "reflect" and np.isnan(y).all()
+            continue
+        kwargs = {"constant_values": 1.5} if mode == "constant" else {}
+        assert np.array_equal(y, np.pad(x, width, mode=mode, **kwargs)), (shape, width, mode)
+
+
 # --- whole networks exported from PyTorch ---------------------------------------------------
 
 def export(name, size=64, **kwargs):
