@@ -401,6 +401,7 @@ int lc_pointwise_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const f
  * (the stem), output pixels in the lanes, where the ISA has its kernel (the
  * entry points above hand those to it; checked before the 1 x 1 form) */
 int lc_stem_lanes_applies(const lc_conv_desc *d);
+int lc_stem_lanes_few_outputs(const lc_conv_desc *d);
 void lc_stem_lanes_tiling(const lc_conv_desc *d, int64_t *tiling);
 int64_t lc_stem_lanes_items(const lc_conv_desc *d);
 /* values its padded, phase-split input copy moves, per image */

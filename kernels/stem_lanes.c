@@ -61,9 +61,29 @@ LC_TILING_FITS(lc_st_tiles);
  * known, kernels/conv_op.c). */
 int lc_stem_lanes_applies(const lc_conv_desc *d) {
     const lc_isa_config *isa = d->isa;
-    return isa && isa->stem_kernel && d->groups == 1 && d->C <= LC_ST_MAX_C &&
-           d->stride_w <= LC_ST_MAX_SW && d->C * d->kH * d->kW <= LC_ST_MAX_TAPS &&
-           isa->stem_rows <= LC_ST_MAX_R && isa->stem_vecs <= LC_ST_MAX_V;
+    return isa && isa->stem_kernel && d->groups == 1 && d->stride_w <= LC_ST_MAX_SW &&
+           isa->stem_rows <= LC_ST_MAX_R && isa->stem_vecs <= LC_ST_MAX_V &&
+           ((d->C <= LC_ST_MAX_C && d->C * d->kH * d->kW <= LC_ST_MAX_TAPS) ||
+            lc_stem_lanes_few_outputs(d));
+}
+
+/* The other layers it serves: an image-to-image network's last layer, a few
+ * output channels (RGB, a mask, a depth map) from many input channels (a
+ * fast-neural-style network's 32>3 9x9 at 224 x 224).  The GEMMs give each
+ * output channel a row of their MR (3 of 8 rows used) and the channel lanes
+ * one lane of 64, where the stem kernel's R rows are its 4 channels: AVX-512,
+ * 1 thread, AMD EPYC Zen 4, 32>3 9x9 @232: Patch2Vec 28.5 ms, channel
+ * lanes 73.5, Im2Col 353.  Any K: the taps' offsets then go in the
+ * workspace. */
+int lc_stem_lanes_few_outputs(const lc_conv_desc *d) {
+    return d->isa && d->M <= d->isa->stem_rows && d->C > LC_ST_MAX_C;
+}
+
+/* Bytes of the taps' offset table in the workspace (none where it fits the
+ * driver's own, LC_ST_MAX_TAPS). */
+static int64_t lc_st_off_bytes(const lc_conv_desc *d, int *ok) {
+    const int64_t K = lc_mul(lc_mul(d->C, d->kH, ok), d->kW, ok);
+    return K <= LC_ST_MAX_TAPS ? 0 : lc_round_up(lc_mul(K, (int64_t)sizeof(size_t), ok), 64, ok);
 }
 
 static int64_t lc_st_in_rows(const lc_conv_desc *d, int64_t rows) {
@@ -81,7 +101,11 @@ void lc_stem_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
     /* bands: a band's buffer within a quarter of L2 (the rest holds the
      * weights and the output rows being written), and at least two items a
      * thread where the images are fewer */
-    const int64_t budget = lc_max64(32 * 1024, (int64_t)lc_cpu_caches()->l2 / 4);
+    /* (half of L2 for a few output channels: their weights and output rows
+     * are small, and a quarter made 9 x 9 bands of one row, each input row
+     * copied 9 times) */
+    const int64_t l2 = (int64_t)lc_cpu_caches()->l2;
+    const int64_t budget = lc_max64(32 * 1024, lc_stem_lanes_few_outputs(d) ? l2 / 2 : l2 / 4);
     const int64_t row_bytes = lc_mul(lc_mul(d->C, b.rs, &ok), (int64_t)sizeof(float), &ok);
     int64_t rows = d->OH;
     while (rows > 1 && lc_mul(row_bytes, lc_st_in_rows(d, rows), &ok) > budget)
@@ -139,7 +163,9 @@ int64_t lc_stem_lanes_workspace(const lc_conv_desc *d, int *ok) {
     const lc_st_tiles b = lc_st_get_tiles(d);
     int64_t in, stage;
     lc_st_parts(d, &b, &in, &stage, ok);
-    return lc_mul(b.threads, lc_mul(lc_add(in, stage, ok), (int64_t)sizeof(float), ok), ok);
+    return lc_add(lc_st_off_bytes(d, ok),
+                  lc_mul(b.threads, lc_mul(lc_add(in, stage, ok), (int64_t)sizeof(float), ok), ok),
+                  ok);
 }
 
 typedef struct {
@@ -152,7 +178,8 @@ typedef struct {
     int post;            /* an activation the kernel does not do, or a residual */
     int64_t in, stage;   /* floats */
     int64_t lo[LC_ST_MAX_SW], hi[LC_ST_MAX_SW]; /* a phase's in-image positions */
-    size_t off[LC_ST_MAX_TAPS];                 /* each tap's offset in the buffer */
+    size_t *off;                                /* each tap's offset in the buffer */
+    size_t own_off[LC_ST_MAX_TAPS];             /* off, up to LC_ST_MAX_TAPS taps */
 } lc_st_ctx;
 
 /* The padded, phase-split input rows of output rows [oy0, oy0 + rows) of
@@ -240,7 +267,12 @@ int lc_stem_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const float 
     int ok = 1;
     lc_st_ctx t;
     memcpy(&t.b, tiling, sizeof t.b);
-    t.d = d; t.x = x; t.packed = packed; t.bias = bias; t.res = res; t.y = y; t.ws = ws;
+    /* the taps' offsets first where they outgrow the driver's table, the
+     * threads' buffers after them */
+    const int64_t off_bytes = lc_st_off_bytes(d, &ok);
+    t.off = off_bytes ? (size_t *)ws : t.own_off;
+    t.d = d; t.x = x; t.packed = packed; t.bias = bias; t.res = res; t.y = y;
+    t.ws = ws + off_bytes;
     t.ep = d->epilogue;
     t.kep = lc_kernel_epilogue(&d->epilogue, res != NULL);
     t.post = lc_needs_postop(&d->epilogue, res != NULL);
