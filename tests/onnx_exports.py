@@ -49,6 +49,17 @@ def torchvision_model(name):
     return model
 
 
+# models of tests/reference_nets.py that torchvision has no form of (bench/onnx_models.py
+# --models takes them as well)
+OWN = ("fast_neural_style",)
+
+
+def own_model(name):
+    """reference_nets' model `name`, random weights (seeded), eval mode."""
+    import reference_nets
+    return reference_nets.make(name)
+
+
 class _Main(object):
     """Segmentation models return a dict: export its 'out' tensor."""
 
@@ -67,8 +78,8 @@ class _Main(object):
 
 
 def export(name, size=64, exporter="torchscript", cache_dir=None):
-    """Path of the ONNX export of torchvision model `name` for a (1, 3, size,
-    size) input; the TorchScript exporter at opset 17 or the dynamo one at its
+    """Path of the ONNX export of torchvision model `name` (or one of OWN) for
+    a (1, 3, size, size) input; the TorchScript exporter at opset 17 or the dynamo one at its
     default opset."""
     if exporter not in EXPORTERS:
         raise ValueError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
@@ -80,7 +91,7 @@ def export(name, size=64, exporter="torchscript", cache_dir=None):
     import warnings
 
     import torch
-    model = _Main(torchvision_model(name))
+    model = _Main(own_model(name) if name in OWN else torchvision_model(name))
     x = torch.zeros(1, 3, size, size)
     tmp = path + f".{os.getpid()}.tmp"
     with warnings.catch_warnings(), torch.no_grad():

@@ -1,7 +1,9 @@
-"""ResNet-18 and MobileNetV2 in plain PyTorch (no torchvision), for the adapter
-tests and benchmarks.  Layer shapes follow the published architectures
-(He et al. 2016; Sandler et al. 2018); weights are random, and eval-mode
-BatchNorm statistics are randomised too so every BN does real work."""
+"""ResNet-18, MobileNetV2 and a fast-neural-style network in plain PyTorch
+(no torchvision), for the adapter tests and benchmarks.  Layer shapes follow
+the published architectures (He et al. 2016; Sandler et al. 2018; Johnson et
+al. 2016's image transformation network, as PyTorch's examples build it);
+weights are random, and eval-mode BatchNorm statistics and InstanceNorm
+affine parameters are randomised too so every norm does real work."""
 from __future__ import annotations
 
 import torch
@@ -92,21 +94,72 @@ class MobileNetV2(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
+class _PaddedConv(nn.Module):
+    """Reflection padding, then the convolution (the network pads every layer
+    so, against the border artefacts of zeros)."""
+
+    def __init__(self, cin, cout, k, stride=1, upsample=1):
+        super().__init__()
+        self.upsample = upsample
+        self.pad = nn.ReflectionPad2d(k // 2)
+        self.conv = nn.Conv2d(cin, cout, k, stride)
+
+    def forward(self, x):
+        if self.upsample > 1:
+            x = nn.functional.interpolate(x, scale_factor=self.upsample, mode="nearest")
+        return self.conv(self.pad(x))
+
+
+def _conv_in(cin, cout, k, stride=1, upsample=1, relu=True):
+    layers = [_PaddedConv(cin, cout, k, stride, upsample), nn.InstanceNorm2d(cout, affine=True)]
+    return nn.Sequential(*layers, nn.ReLU()) if relu else nn.Sequential(*layers)
+
+
+class _StyleResidual(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.body = nn.Sequential(_conv_in(c, c, 3), _conv_in(c, c, 3, relu=False))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class FastNeuralStyle(nn.Module):
+    """An image-to-image network: 9x9 and two stride-2 convolutions down to
+    128 channels at a quarter of the size, five residual blocks, two nearest
+    upsamplings back, and a 9x9 convolution to RGB; InstanceNorm after every
+    convolution but the last."""
+
+    def __init__(self, num_classes=None):
+        super().__init__()
+        self.net = nn.Sequential(_conv_in(3, 32, 9), _conv_in(32, 64, 3, 2), _conv_in(64, 128, 3, 2),
+                                 *[_StyleResidual(128) for _ in range(5)],
+                                 _conv_in(128, 64, 3, upsample=2), _conv_in(64, 32, 3, upsample=2),
+                                 _PaddedConv(32, 3, 9))
+
+    def forward(self, x):
+        return self.net(x)
+
+
 def randomise_batchnorm(model, seed=0):
-    """Give every BatchNorm random affine parameters and running statistics."""
+    """Give every BatchNorm random affine parameters and running statistics,
+    and every affine InstanceNorm random affine parameters."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
+            if isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.affine:
                 n = m.num_features
                 m.weight.copy_(0.5 + torch.rand(n, generator=g))
                 m.bias.copy_(0.2 * torch.randn(n, generator=g))
-                m.running_mean.copy_(0.1 * torch.randn(n, generator=g))
-                m.running_var.copy_(0.5 + torch.rand(n, generator=g))
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(0.1 * torch.randn(m.num_features, generator=g))
+                m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=g))
     return model
+
+
+NETS = {"resnet18": ResNet18, "mobilenet_v2": MobileNetV2, "fast_neural_style": FastNeuralStyle}
 
 
 def make(name, seed=0, num_classes=1000):
     torch.manual_seed(seed)
-    model = {"resnet18": ResNet18, "mobilenet_v2": MobileNetV2}[name](num_classes)
-    return randomise_batchnorm(model, seed).eval()
+    return randomise_batchnorm(NETS[name](num_classes), seed).eval()

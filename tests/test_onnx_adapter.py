@@ -322,6 +322,20 @@ def test_torchvision_export_matches_onnxruntime(name, exporter, export_dir):
         assert steps.count("SqueezeExcite") == 8 and steps.count("Mul") == 1
 
 
+def test_fast_neural_style_export_matches_onnxruntime(export_dir):
+    """An image-to-image network (tests/reference_nets.FastNeuralStyle):
+    reflect Pads, InstanceNormalization after every Conv, nearest Resizes,
+    and a 32>3 9x9 last layer (the stem kernel's few-outputs case on
+    AVX-512); exported by onnx_exports as bench/onnx_models.py does."""
+    pytest.importorskip("torch")
+    import onnx_exports
+    model = onnx.load(onnx_exports.export("fast_neural_style", 64, "torchscript", export_dir))
+    ops = {n.op_type for n in model.graph.node}
+    assert {"InstanceNormalization", "Pad", "Resize"} <= ops
+    x = rng(16).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    assert_matches_ort(model, {"x": x}, tol=1e-4)
+
+
 def convnext_like_block():
     """A small ConvNeXt-style block with a channel split and a bilinear resize:
     LayerNormalization, Gelu or Erf, MatMul, Transpose, Split or Slice, Resize."""
