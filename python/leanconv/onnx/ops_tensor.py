@@ -323,7 +323,11 @@ def build_pad(node, ctx):
 
     def pad_into(outs, x, pads, value=None, axes=None):
         into(outs, x, _ints(pads), scalar(value), _ints(axes))
-    return Step(node, pad, into=pad_into)
+
+    def shape_only(x, pads, value=None, axes=None):
+        widths = _pad_widths(x.ndim, _ints(pads), _ints(axes))
+        return (np.zeros([n + b + e for n, (b, e) in zip(x.shape, widths)], x.dtype),)
+    return Step(node, pad, into=pad_into, shape_only=shape_only)
 
 
 def build_expand(node, ctx):
