@@ -395,6 +395,15 @@ def reduce(kind, x, axes, keepdims, noop_when_empty):
     return np.asarray(y).astype(x.dtype, copy=False)
 
 
+def _normalise64(x, axes, eps):
+    """(x - mean, mean, 1 / sqrt(variance + eps)) over `axes`, in float64:
+    the NumPy statistics of LayerNormalization and InstanceNormalization."""
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=axes, keepdims=True)
+    centred = x64 - mean
+    return centred, mean, 1.0 / np.sqrt(np.square(centred).mean(axis=axes, keepdims=True) + eps)
+
+
 def build_layernorm(node, ctx):
     """LayerNormalization over the axes from `axis` on, in float64 (stash_type 1)."""
     node.allow("axis", "epsilon", "stash_type")
@@ -402,12 +411,8 @@ def build_layernorm(node, ctx):
     eps = float(node.attr("epsilon", 1e-5))
 
     def layernorm(x, scale, bias=None):
-        a = axis % x.ndim
-        axes = tuple(range(a, x.ndim))
-        x64 = x.astype(np.float64)
-        mean = x64.mean(axis=axes, keepdims=True)
-        inv = 1.0 / np.sqrt(np.square(x64 - mean).mean(axis=axes, keepdims=True) + eps)
-        y = (x64 - mean) * inv * scale
+        centred, mean, inv = _normalise64(x, tuple(range(axis % x.ndim, x.ndim)), eps)
+        y = centred * inv * scale
         if bias is not None:
             y = y + bias
         return (y.astype(x.dtype), mean.astype(np.float32), inv.astype(np.float32))
@@ -448,12 +453,8 @@ def build_instancenorm(node, ctx):
 
     def instancenorm(x, scale, bias):
         check(x, scale, bias)
-        axes = tuple(range(2, x.ndim))
-        per_channel = (1, -1) + (1,) * len(axes)
-        x64 = x.astype(np.float64)
-        mean = x64.mean(axis=axes, keepdims=True)
-        centred = x64 - mean
-        inv = 1.0 / np.sqrt(np.square(centred).mean(axis=axes, keepdims=True) + eps)
+        per_channel = (1, -1) + (1,) * (x.ndim - 2)
+        centred, _, inv = _normalise64(x, tuple(range(2, x.ndim)), eps)
         y = centred * inv * scale.reshape(per_channel) + bias.reshape(per_channel)
         return (y.astype(x.dtype),)
     def shape_only(x, scale, bias):
