@@ -128,6 +128,7 @@ void lc_f32_layernorm_block__avx2(float *y, const float *x, size_t channels, siz
 LC_DECLARE_GEMM(lc_f32_gemm_6x16__avx2)
 LC_DECLARE_GEMM_PF(lc_f32_gemm_pf_6x16__avx2)
 LC_DECLARE_DL(lc_f32_dl_6x16__avx2)
+LC_DECLARE_STEM(lc_f32_stem_4x2__avx2)
 LC_DECLARE_PW(lc_f32_pw_6x16__avx2)
 LC_DECLARE_STRIDED_COPY(lc_f32_strided_copy__avx2)
 
@@ -179,5 +180,6 @@ void lc_f32_lrn_div__neon(float *y, const float *x, const float *s, size_t n, fl
 LC_DECLARE_GEMM(lc_f32_gemm_12x8__neon)
 LC_DECLARE_DL(lc_f32_dl_6x16__neon)
 LC_DECLARE_PW(lc_f32_pw_6x16__neon)
+LC_DECLARE_STEM(lc_f32_stem_4x6__neon)
 
 #endif

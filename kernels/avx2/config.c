@@ -32,6 +32,10 @@ void lc_config_avx2(lc_isa_config *cfg) {
     cfg->dl_cols = 16;
     cfg->dl_rows = 6;
     cfg->pw_kernel = lc_f32_pw_6x16__avx2;
+    cfg->stem_kernel = lc_f32_stem_4x2__avx2;
+    cfg->stem_lanes = 8;
+    cfg->stem_rows = 4;
+    cfg->stem_vecs = 2;
     /* cost model prices (kernels/choose.c), all of them, direct_lanes' per
      * multiply-add and per value its padded copy and transpose move too:
      * `python bench/fit_cost_model.py bench/fit_data/\*-avx2.json`, one fit of
@@ -59,6 +63,7 @@ void lc_config_avx2(lc_isa_config *cfg) {
      * takes: the model prices direct_lanes' stride-2 form too high there */
     cfg->cost.grouped_mac = 1.5f;
     cfg->cost.dl_move = 11.08f;
+    cfg->cost.stem_mac = 1.0f;
     cfg->lrn_div = lc_f32_lrn_div__avx2;
     cfg->affine = lc_f32_affine__avx2;
     cfg->layernorm = lc_f32_layernorm_block__avx2;

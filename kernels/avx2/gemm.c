@@ -74,6 +74,14 @@ void lc_f32_strided_copy__avx2(float *dst, size_t dst_stride, const float *src,
 #define LC_PW_R 6
 #define LC_PW_NAME lc_f32_pw_6x16__avx2
 #include "../pointwise_lanes_template.h"
+/* The stem kernel (../stem_lanes_template.h): 4 output channels x 2 pixel
+ * vectors, 8 accumulators (two FMA units, four cycles each: just enough),
+ * the 4 weights broadcast into registers a tap and a pixel vector, 13 of the
+ * 16 YMM registers. */
+#define LC_ST_R 4
+#define LC_ST_V 2
+#define LC_ST_NAME lc_f32_stem_4x2__avx2
+#include "../stem_lanes_template.h"
 
 #include "target_end.h"
 #endif

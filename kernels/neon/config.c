@@ -26,6 +26,10 @@ void lc_config_neon(lc_isa_config *cfg) {
     cfg->dl_cols = 16;
     cfg->dl_rows = 6;
     cfg->pw_kernel = lc_f32_pw_6x16__neon;
+    cfg->stem_kernel = lc_f32_stem_4x6__neon;
+    cfg->stem_lanes = 4;
+    cfg->stem_rows = 4;
+    cfg->stem_vecs = 6;
     /* cost model prices (kernels/choose.c): not fitted on an Arm CPU: AVX2's
      * prices of the earlier Zen 5 fit (the nearest vector width; no Arm table
      * says whether AVX2's later Xeon + Zen 4 fit is nearer) */
@@ -39,6 +43,9 @@ void lc_config_neon(lc_isa_config *cfg) {
      * weigh it; algorithm="depthwise" runs it */
     cfg->cost.grouped_mac = 0.0f;
     cfg->cost.dl_move = 7.76f;
+    /* the stem kernel's (kernels/stem_lanes.c): not measured on an Arm CPU:
+     * AVX2's and AVX-512's */
+    cfg->cost.stem_mac = 1.0f;
     cfg->postop = lc_f32_postop__neon;
     cfg->softmax = lc_f32_softmax__neon;
     cfg->pool_plane = lc_f32_pool_plane__neon;

@@ -59,5 +59,13 @@
 #define LC_PW_R 6
 #define LC_PW_NAME lc_f32_pw_6x16__neon
 #include "../pointwise_lanes_template.h"
+/* The stem kernel (../stem_lanes_template.h): 4 output channels x 6 pixel
+ * vectors, AVX-512's shape: 24 accumulators, 4 broadcast weights and a pixel
+ * vector, 29 of the 32 q registers; per tap 6 loads and 4 broadcasts for 24
+ * multiply-adds, within two load pipes' reach of two FMA pipes. */
+#define LC_ST_R 4
+#define LC_ST_V 6
+#define LC_ST_NAME lc_f32_stem_4x6__neon
+#include "../stem_lanes_template.h"
 
 #endif
