@@ -143,6 +143,18 @@ static int64_t lc_im2col_gemm_items(const lc_conv_desc *d, const lc_im2col_tiles
  * 64>256 @56 0.91 [0.81, 0.96], 24>144 @56 0.94 [0.85, 1.06], 16>96 @112
  * 0.96 [0.87, 1.03]; with the budgets of a 2 MiB L2 (LEANCONV_CACHE) 0.78,
  * 0.90, 0.92; 64>64 @56 (11 passes: not packed) 0.98-1.00.
+ * And on smaller planes too where a panel's row is at most a cache line (AVX2's
+ * 16 floats, NEON's 8), with 16 passes or more over at least 64 rows: each
+ * k step of an in-place pass then asks for one line of its own, where
+ * AVX-512's 32-float rows take two adjacent ones (AVX-512 itself, packed:
+ * 0.92-1.03 on the layers below).  AVX2 on an AMD EPYC Zen 4, 1 thread,
+ * against in place in one process, 25-60 interleaved samples (two or three
+ * runs where given): 96>576 @14 1.06, 1.08, 1.08; 64>384 @14 1.12, 1.06,
+ * 1.05; 96>96 @28 1.13, 1.08; 128>128 @28 1.02, 1.08; 64>256 @28 1.09;
+ * 80>480 @14 1.07; 112>672 @14 1.07; 48>288 @14 1.04, 1.05; but 40>240
+ * @28 and 32>192 @28 (40 and 32 rows) 0.97 and 0.94, and with fewer passes
+ * 384>64 @14 1.08, 0.87; 128>48 @28 0.94; 192>32 @28 0.80.  Not measured
+ * on an Arm CPU.
  * It changes which loads feed the micro-kernels, not the sums: the bits are
  * the same either way. */
 static int lc_im2col_tall(const lc_conv_desc *d);
@@ -155,7 +167,10 @@ static int lc_im2col_packs_b(const lc_conv_desc *d, int64_t rows) {
     if (!lc_gemm_is_pointwise(d) || lc_gemm_wide_rows(isa, (size_t)(d->OH * d->OW))) return 0;
     if (4 * kb * isa->nr * (int64_t)sizeof(float) > lc_cpu_caches()->l1d)
         return passes >= 16 || (passes >= 8 && pages);
-    return passes >= 16 && pages && !lc_im2col_tall(d);
+    /* a panel's row at most a cache line (AVX2, NEON): read in
+     * place, every k step of a pass is a line of its own, one plane away */
+    const int line_rows = isa->nr * (int64_t)sizeof(float) <= LC_ALIGN;
+    return passes >= 16 && ((pages && !lc_im2col_tall(d)) || (line_rows && kb >= 64));
 }
 
 /* Whether a 1 x 1 layer's GEMM may run whole groups of tall_rows output

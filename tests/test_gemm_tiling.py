@@ -443,3 +443,23 @@ def test_short_slices_packed_without_a_tall_tile(isa, rng, C, H, W):
     assert not _packs(isa, C, 15 * mr, H, W, 1)
     assert not _packs(isa, C, M, 31, 32, 1)  # planes under a page
     _check_1x1_layer(rng, C, M, H, W)
+
+
+@pytest.mark.parametrize("C, H, W", [(64, 14, 14), (96, 13, 17)])
+def test_small_planes_packed_where_a_panel_row_is_a_line(isa, rng, C, H, W):
+    """16 row passes over planes under a page pack B where a panel's row is
+    at most a cache line (AVX2's 16 floats, NEON's 8: read in place, each k
+    step of a pass would be a line of its own) and at least 64 rows deep --
+    not over 48 rows, nor with 15 passes, nor with AVX-512's 32-float rows
+    (unless its slice passes a quarter of L1d, the general rule) -- close to
+    float64, the same bits on any thread count and in Patch2Vec."""
+    mr, nr, kc = _core._ukernel_tile(isa)
+    l1d = _core.cache_sizes()["l1d"]
+
+    def large(rows):   # the general rule's slice test (16 passes pack there)
+        return 4 * min(rows, kc) * nr * 4 > l1d
+    M, line = 16 * mr, nr * 4 <= 64
+    assert _packs(isa, C, M, H, W, 1) == (line or large(C))
+    assert _packs(isa, 48, M, H, W, 1) == large(48)
+    assert not _packs(isa, C, 15 * mr, H, W, 1)   # 15 passes, planes under a page
+    _check_1x1_layer(rng, C, M, H, W)
