@@ -28,6 +28,17 @@
  * 18 MiB (1.1-1.3x).  Bands of a few rows lost to the kernels' per-call
  * edges, whatever cache they fit in.
  *
+ * Tried for the blocks below ir_fuse_min and not kept: tasks of (image,
+ * block of expanded channels) instead of bands, each computing its channels'
+ * rows of the 1x1 over the whole image into an L2 buffer and running the
+ * layer's own depthwise path on them, so that at 2 threads a channel block
+ * stays on the core that computed it.  Alone (bench/ir_block.py's harness)
+ * MobileNetV2's 28 x 28, 14 x 14 and 7 x 7 blocks ran 1.04-1.17x the two
+ * layers, but inside the model (bound steps, weights arriving from L3) the
+ * 7 x 7 blocks ran 0.17-0.20 ms against 0.157 unfused and the 14 x 14 ones
+ * tied, and the whole model moved within noise at 1 and 2 threads
+ * (bench/onnx_models.py, two interleaved rounds each, AMD EPYC Zen 4).
+ *
  * With the projecting 1x1 after the depthwise fused as well, the band's
  * depthwise rows go to a second per-thread buffer (E x band x OW) instead of
  * y, and the projection's GEMM (the same panel loop, B read in place from
