@@ -26,10 +26,12 @@ int lc_conv_supports(const lc_conv_desc *d, const char **why) {
     } else if (d->algorithm == LC_ALGO_DIRECT_LANES) {
         const lc_isa_config *isa = d->isa;
         if (!isa || !isa->dl_kernel || !isa->pw_kernel ||
-            !isa->dl_kernel_half != !isa->pw_kernel_half || isa->dl_cols > LC_DL_MAX_COLS ||
+            !isa->dl_kernel_half != !isa->pw_kernel_half ||
+            !isa->dl_kernel_quarter != !isa->pw_kernel_quarter ||
+            (isa->dl_kernel_quarter && !isa->dl_kernel_half) || isa->dl_cols > LC_DL_MAX_COLS ||
             isa->dl_lanes > LC_DL_MAX_LANES || isa->dl_rows > LC_DL_MAX_ROWS ||
             isa->pw_rows > LC_DL_MAX_ROWS ||
-            isa->dl_rows_half > LC_DL_MAX_ROWS) {
+            isa->dl_rows_half > LC_DL_MAX_ROWS || isa->dl_rows_quarter > LC_DL_MAX_ROWS) {
             if (why) *why = "direct_lanes has no kernel for this ISA";
             return 0;
         }

@@ -82,6 +82,18 @@ lc_dl_block lc_direct_lanes_block(const lc_conv_desc *d) {
         b.rows = isa->dl_rows_half;
         b.pw_rows = isa->dl_rows_half;
     }
+    /* and the quarter-width one (one vector: AVX-512's 12 x 16) where that
+     * pads fewer still: grouped layers of 16 output channels a group
+     * (RegNetX-400MF's group width), which ran in 32-lane blocks at half
+     * their use */
+    const int64_t quarter = cw / 4;
+    if (isa->dl_kernel_quarter && lc_div_up(Mg, quarter) * quarter < lc_div_up(Mg, b.cols) * b.cols) {
+        b.kernel = isa->dl_kernel_quarter;
+        b.pw = isa->pw_kernel_quarter;
+        b.cols = quarter;
+        b.rows = isa->dl_rows_quarter;
+        b.pw_rows = isa->dl_rows_quarter;
+    }
     return b;
 }
 

@@ -347,8 +347,9 @@ int lc_patch2vec_run(const lc_conv_desc *d, const int64_t *tiling, const float *
 #define LC_DL_MAX_COLS 64
 #define LC_DL_MAX_LANES 16
 #define LC_DL_MAX_ROWS 12
-/* The channel block a layer runs in: the ISA's kernel, or its half-width
- * one (dl_kernel_half) where that pads fewer output channels. */
+/* The channel block a layer runs in: the ISA's kernel, or its half- or
+ * quarter-width one (dl_kernel_half, dl_kernel_quarter) where that pads
+ * fewer output channels. */
 typedef struct {
     lc_dl_kernel_fn kernel;
     lc_pw_kernel_fn pw;  /* its 1 x 1 form */

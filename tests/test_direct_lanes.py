@@ -167,6 +167,11 @@ SHAPES = [
     # weights outweighing the input: items are runs of channel blocks
     ((1, 16, 7, 7), (200, 16, 3, 3), dict(padding=1)),
     ((1, 12, 5, 6), (130, 6, 3, 3), dict(padding=1, groups=2)),
+    # groups of 16 output channels (RegNetX's group width; AVX-512's
+    # one-vector kernel), stride 2 and 1, and a grouped 1 x 1
+    ((1, 32, 20, 23), (32, 16, 3, 3), dict(stride=2, padding=1, groups=2)),
+    ((1, 48, 9, 7), (48, 16, 3, 3), dict(padding=1, groups=3)),
+    ((1, 32, 6, 9), (32, 16, 1, 1), dict(groups=2)),
     # stride 2 at its edges: odd sizes whose last row and column reach the
     # bottom and right padding, no padding at all, rows of a width that
     # leaves a remainder of every pixel block, an odd-sized stem

@@ -497,8 +497,11 @@ typedef struct lc_isa_config {
     int dl_lanes, dl_cols, dl_rows;  /* its L, CW, R */
     lc_dl_kernel_fn dl_kernel_half;  /* optional: the same over dl_cols / 2 channels */
     int dl_rows_half;                /* its R */
+    lc_dl_kernel_fn dl_kernel_quarter; /* optional: the same over dl_cols / 4 channels */
+    int dl_rows_quarter;             /* its R (its 1 x 1 form's too) */
     lc_pw_kernel_fn pw_kernel;       /* 1 x 1 kernels of dl_kernel's and dl_kernel_half's widths */
     lc_pw_kernel_fn pw_kernel_half;
+    lc_pw_kernel_fn pw_kernel_quarter; /* and of dl_kernel_quarter's */
     int pw_rows;                     /* pw_kernel's R (0: dl_rows); pw_kernel_half's is dl_rows_half */
     lc_stem_kernel_fn stem_kernel;   /* optional: direct_lanes on few input channels */
     int stem_lanes, stem_rows, stem_vecs; /* its L, R (at most 4) and V (at most 6) */

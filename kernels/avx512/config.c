@@ -58,6 +58,9 @@ void lc_config_avx512(lc_isa_config *cfg) {
     cfg->pw_kernel = lc_f32_pw_7x64__avx512;
     cfg->pw_rows = 7;
     cfg->pw_kernel_half = lc_f32_pw_12x32__avx512;
+    cfg->dl_kernel_quarter = lc_f32_dl_12x16__avx512;
+    cfg->pw_kernel_quarter = lc_f32_pw_12x16__avx512;
+    cfg->dl_rows_quarter = 12;
     cfg->stem_kernel = lc_f32_stem_4x6__avx512;
     cfg->stem_lanes = 16;
     cfg->stem_rows = 4;

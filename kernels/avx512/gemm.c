@@ -481,6 +481,12 @@ void lc_f32_strided_copy__avx512(float *dst, size_t dst_stride, const float *src
 #define LC_DL_R 12
 #define LC_DL_NAME lc_f32_dl_12x32__avx512
 #include "../direct_lanes_template.h"
+/* and 12 pixels x 1 vector (16 channels) for groups of 16 output channels:
+ * 12 accumulators, a weight vector and 12 broadcasts a tap */
+#define LC_DL_NV 1
+#define LC_DL_R 12
+#define LC_DL_NAME lc_f32_dl_12x16__avx512
+#include "../direct_lanes_template.h"
 
 /* The stem kernel (../stem_lanes_template.h): 4 output channels x 6 pixel
  * vectors, 24 accumulators, the 4 weights broadcast into registers a tap.
@@ -507,6 +513,10 @@ void lc_f32_strided_copy__avx512(float *dst, size_t dst_stride, const float *src
 #define LC_PW_NV 2
 #define LC_PW_R 12
 #define LC_PW_NAME lc_f32_pw_12x32__avx512
+#include "../pointwise_lanes_template.h"
+#define LC_PW_NV 1
+#define LC_PW_R 12
+#define LC_PW_NAME lc_f32_pw_12x16__avx512
 #include "../pointwise_lanes_template.h"
 
 #include "target_end.h"
