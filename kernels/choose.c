@@ -247,7 +247,8 @@ double lc_conv_cost(const lc_conv_desc *d, int algorithm, double *features) {
  * ahead).  Where the panels are full (AVX2's 16-lane panels at 4 x 4: 160>320
  * and 256 ran 2-15% behind Im2Col) or the plane is larger it ran behind the
  * GEMMs by more than its price says (docs/performance.md: 3x3 16@32,
- * grouped 128@56).  Not against a Winograd size the model picked: with
+ * grouped 128@56).  Not against a Winograd size the model picked (but on
+ * grouped layers' small planes: LC_DL_GROUPED_WINOGRAD_PIXELS): with
  * the transforms' matrices just beyond L2 (160>320@7, U 3.3 MB) Winograd's
  * streaming is priced as if from L3 and it ran 12-25% ahead of
  * direct_lanes where the model put it 20% behind (Intel Xeon, 1 thread,
@@ -257,14 +258,29 @@ double lc_conv_cost(const lc_conv_desc *d, int algorithm, double *features) {
  * against the GEMM's pixel panels.  And its stem mode (kernels/stem_lanes.c:
  * a few input channels, short K) at any stride: no patches to unwrap there
  * either, and its output written once into the planes. */
+/* Against Winograd too where the layer is grouped, its groups' output
+ * channels fit one vector (direct_lanes' one-vector block) and its plane is
+ * at most this many pixels (8 x 8): each group's transformed GEMMs there
+ * are a few rows and columns deep (RegNetX's 16 channels a group over 16
+ * tiles), which the price of Winograd's multiply-adds does not see.
+ * Interleaved, AVX-512, AMD EPYC Zen 4 (two runs, then 2 threads):
+ * 400@7 in 25 groups direct_lanes 0.091, 0.083 ms against F2's 0.125,
+ * 0.103 (2 threads 0.064 against 0.081); 160@7 in 10 0.041, 0.037 against
+ * 0.054, 0.048.  Not with 32 channels a group (ResNeXt's 1024@7: 0.366,
+ * 0.336 against 0.378, 0.307), nor on 14 x 14 (160@14 in 10: 0.123, 0.110
+ * against 0.106, 0.097), where Winograd's pick stands. */
+#define LC_DL_GROUPED_WINOGRAD_PIXELS 64
+
 static int lc_direct_lanes_candidate(const lc_conv_desc *d, int best) {
     if (d->algorithm != LC_ALGO_AUTO) return 0;
     if (lc_stem_lanes_applies(d)) return 1;
     if (d->kH * d->kW == 1) return lc_pointwise_lanes_weighed(d);
     if (d->stride_h > 1 || d->stride_w > 1) return 1;
     const int64_t P = d->OH * d->OW;
+    const int winograd = best >= LC_ALGO_WINOGRAD_F2 && best <= LC_ALGO_WINOGRAD_F6;
     return lc_direct_lanes_one_segment(d) && lc_gemm_lanes(d, LC_ALGO_IM2COL, P) > (double)P &&
-           !(best >= LC_ALGO_WINOGRAD_F2 && best <= LC_ALGO_WINOGRAD_F6);
+           (!winograd || (d->groups > 1 && P <= LC_DL_GROUPED_WINOGRAD_PIXELS &&
+                          lc_direct_lanes_block(d).cols == d->isa->dl_lanes));
 }
 
 /* Does "auto" weigh the grouped band kernel (kernels/grouped.c, run by the
