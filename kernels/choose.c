@@ -285,7 +285,11 @@ static int lc_direct_lanes_candidate(const lc_conv_desc *d, int best) {
 
 /* Does "auto" weigh the grouped band kernel (kernels/grouped.c, run by the
  * depthwise algorithm)?  Where it takes the layer within its buffer and the
- * ISA prices it. */
+ * ISA prices it.  Tried and not kept: leaving it out at 16 input channels a
+ * group, where alone Winograd ran ahead of it (AVX-512, AMD EPYC Zen 4, 1
+ * thread: 64@28 in 4 groups F4 0.112 ms against 0.172, 160@14 in 10 F2
+ * 0.102 against 0.121); inside RegNetX-400MF (weights arriving from L3,
+ * Winograd's transformed ones larger) those layers then ran ~10% slower. */
 static int lc_grouped_candidate(const lc_conv_desc *d) {
     return d->isa->cost.grouped_mac > 0.0f && d->groups != d->C && lc_grouped_items(d) > 0;
 }
