@@ -69,31 +69,23 @@ static int64_t lc_dl_band_in_rows(const lc_conv_desc *d, int64_t rows) {
 
 lc_dl_block lc_direct_lanes_block(const lc_conv_desc *d) {
     const lc_isa_config *isa = d->isa;
-    const int64_t Mg = d->M / d->groups, cw = isa->dl_cols, half = cw / 2;
-    lc_dl_block b = {isa->dl_kernel, isa->pw_kernel, cw, isa->dl_rows, isa->pw_rows};
-    /* the half-width kernel keeps the same accumulator count over twice the
-     * pixels (AVX-512: 12 x 32 beside 6 x 64), at ~the same per-lane speed
-     * on cache-resident data, so it wins wherever it wastes fewer lanes:
-     * MobileNet's 32-channel stem ran in 64-lane blocks at half their use */
-    if (isa->dl_kernel_half && lc_div_up(Mg, half) * half < lc_div_up(Mg, cw) * cw) {
-        b.kernel = isa->dl_kernel_half;
-        b.pw = isa->pw_kernel_half;
-        b.cols = half;
-        b.rows = isa->dl_rows_half;
-        b.pw_rows = isa->dl_rows_half;
-    }
-    /* and the quarter-width one (one vector: AVX-512's 12 x 16) where that
-     * pads fewer still: grouped layers of 16 output channels a group
-     * (RegNetX-400MF's group width), which ran in 32-lane blocks at half
-     * their use */
-    const int64_t quarter = cw / 4;
-    if (isa->dl_kernel_quarter && lc_div_up(Mg, quarter) * quarter < lc_div_up(Mg, b.cols) * b.cols) {
-        b.kernel = isa->dl_kernel_quarter;
-        b.pw = isa->pw_kernel_quarter;
-        b.cols = quarter;
-        b.rows = isa->dl_rows_quarter;
-        b.pw_rows = isa->dl_rows_quarter;
-    }
+    const int64_t Mg = d->M / d->groups, cw = isa->dl_cols;
+    /* The ISA's widths, widest first.  A narrower kernel keeps about the
+     * same accumulator count over more pixels (AVX-512: 12 x 32 and 12 x 16
+     * beside 6 x 64), at ~the same per-lane speed on cache-resident data, so
+     * it wins wherever it wastes fewer lanes: MobileNet's 32-channel stem ran
+     * in 64-lane blocks at half their use, RegNetX-400MF's groups of 16
+     * output channels in 32-lane ones.  Each width's 1 x 1 form has its R. */
+    const lc_dl_block widths[] = {
+        {isa->dl_kernel, isa->pw_kernel, cw, isa->dl_rows, isa->pw_rows},
+        {isa->dl_kernel_half, isa->pw_kernel_half, cw / 2, isa->dl_rows_half, isa->dl_rows_half},
+        {isa->dl_kernel_quarter, isa->pw_kernel_quarter, cw / 4, isa->dl_rows_quarter,
+         isa->dl_rows_quarter}};
+    lc_dl_block b = widths[0];
+    for (size_t i = 1; i < sizeof widths / sizeof widths[0]; i++)
+        if (widths[i].kernel &&
+            lc_div_up(Mg, widths[i].cols) * widths[i].cols < lc_div_up(Mg, b.cols) * b.cols)
+            b = widths[i];
     return b;
 }
 

@@ -457,6 +457,7 @@ def build_instancenorm(node, ctx):
         centred, _, inv = _normalise64(x, tuple(range(2, x.ndim)), eps)
         y = centred * inv * scale.reshape(per_channel) + bias.reshape(per_channel)
         return (y.astype(x.dtype),)
+
     def shape_only(x, scale, bias):
         # (the compile pass: in float64 NumPy a 32 x 224 x 224 plane stack made
         # ~40 MB of temporaries, the model's peak RSS, 1.7x its memory plan)
