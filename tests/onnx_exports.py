@@ -19,7 +19,8 @@ from torchvision_onnx import load_torchvision
 # classification models, then one segmentation model
 TORCHVISION = ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0",
                "convnext_tiny", "regnet_y_400mf", "squeezenet1_1", "densenet121", "googlenet",
-               "vgg11", "shufflenet_v2_x1_0", "lraspp_mobilenet_v3_large"]
+               "vgg11", "shufflenet_v2_x1_0", "lraspp_mobilenet_v3_large",
+               "deeplabv3_mobilenet_v3_large"]
 EXPORTERS = ("torchscript", "dynamo")
 
 

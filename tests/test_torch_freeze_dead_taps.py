@@ -1,4 +1,4 @@
-"""Kernel taps that only read padding (leanconv/torch/frozen/dead_taps.py):
+"""Kernel taps that only read padding (leanconv/_dead_taps.py):
 the trimmed convolution freeze packs for the example size gives torch's
 output there, and any size where it would not runs the full plan."""
 from __future__ import annotations
@@ -15,7 +15,7 @@ from torch import nn  # noqa: E402
 
 import leanconv.torch as lct  # noqa: E402
 from leanconv._params import ConvSpec  # noqa: E402
-from leanconv.torch.frozen import dead_taps  # noqa: E402
+from leanconv import _dead_taps as dead_taps  # noqa: E402
 from test_torch_freeze import FLOAT_TOL, NET_TOL, frozen_convs, rel_err  # noqa: E402
 
 

@@ -13,7 +13,7 @@ import threading
 
 import numpy as np
 
-from leanconv import _core, _isa
+from leanconv import _core, _dead_taps as dead_taps, _isa
 from leanconv._fold import fold_batchnorm  # noqa: F401  (graph.py folds through here)
 from leanconv._params import ConvSpec
 from leanconv._plan import Conv2d as _Plan
@@ -71,6 +71,7 @@ class ConvOp:
             self._check_rank(rank)
         self.weight = self.bias = None   # raw constant weights, only while packing
         self._plans = {}
+        self._windows = {}   # id(plan) -> its live taps' window, None: all taps
         self._lock = threading.Lock()
         self.last_plan = None
         self.last_input_shape = None
@@ -148,31 +149,64 @@ class ConvOp:
             return (1, s[0]), (0, 0, begin[0], end[0]), (1, d[0])
         return (s[0], s[1]), (begin[0], end[0], begin[1], end[1]), (d[0], d[1])
 
+    def _live(self, w_shape, stride, pads, dilation, hw):
+        """(weight shape, pads, window) of the convolution run on inputs of
+        size hw: where some taps read only padding there (dilated layers on
+        small maps: deeplabv3's ASPP), the live taps' (leanconv/_dead_taps.py)
+        -- the same output for a fraction of the work and weights; else the
+        layer's own, window None."""
+        spec = ConvSpec.build(w_shape, stride, pads, dilation, self.group)
+        found = dead_taps.trimmed_spec(spec, (1, spec.C) + tuple(hw))
+        if found is None:
+            return tuple(w_shape), pads, None
+        live, window = found
+        return (live.M, live.Cg, live.kH, live.kW), live.pads, window
+
     def _plan(self, weight, bias, stride, pads, dilation, hw):
         if weight is not None:  # weights fed at run time: pack for this call
-            return _Plan(weight, bias, stride, pads, dilation, self.group,
-                         algorithm=self._algorithm(weight.shape, stride, pads, dilation, hw),
+            w_shape, live_pads, window = self._live(weight.shape, stride, pads, dilation, hw)
+            if window is not None:
+                weight = dead_taps.live_weights(weight, window)
+            return _Plan(weight, bias, stride, live_pads, dilation, self.group,
+                         algorithm=self._algorithm(w_shape, stride, live_pads, dilation, hw),
                          activation=self.activation)
         key = (stride, pads, dilation, hw, _isa.isa())
         plan = self._plans.get(key)
         if plan is None:
             with self._lock:
-                released = self._source is None
-                algo = None if released else self._algorithm(self._w_shape(), stride, pads,
-                                                             dilation, hw)
-                for other in self._plans.values():   # same packing, other image size
-                    if (other.spec.stride, other.spec.pads) == (stride, pads) and (
-                            released or (other.algorithm == algo and other.isa == _isa.isa())):
-                        plan = other
-                        break
-                else:
-                    w, b = self._constants()
-                    plan = _Plan(w, b, stride, pads, dilation, self.group,
-                                 algorithm=algo, activation=self.activation)
-                    # packed: the raw copy goes now, not at the end of prepare (the
-                    # source can read it again), so at most one layer's is ever held
-                    self.weight = self.bias = None
+                plan = self._packing(stride, pads, dilation, hw)
                 self._plans[key] = plan
+        return plan
+
+    def _packing(self, stride, pads, dilation, hw):
+        """A packing for inputs of size hw: one already made where it serves
+        (another image size, same padding, the same live taps or more), else a new one."""
+        w_shape, live_pads, window = self._live(self._w_shape(), stride, pads, dilation, hw)
+        released = self._source is None
+        algo = None if released else self._algorithm(w_shape, stride, live_pads, dilation, hw)
+        for key, other in self._plans.items():
+            if key[:3] != (stride, pads, dilation):
+                continue
+            theirs = self._windows.get(id(other))
+            if released and dead_taps.covers(theirs, window):
+                return other   # what prepare packed is all there is
+            if theirs == window and other.algorithm == algo and other.isa == _isa.isa():
+                return other
+        if released:
+            raise ValueError(
+                f"Conv node {self.node_name}: prepare packed only the kernel taps that read "
+                f"the input at the declared input size (the others read only padding there) "
+                f"and released the raw weights; inputs of size {hw[0]}x{hw[1]} need the other "
+                f"taps too: declare this size in the model, or leave its dims dynamic")
+        w, b = self._constants()
+        if window is not None:
+            w = dead_taps.live_weights(w, window)
+        plan = _Plan(w, b, stride, live_pads, dilation, self.group,
+                     algorithm=algo, activation=self.activation)
+        self._windows[id(plan)] = window
+        # packed: the raw copy goes now, not at the end of prepare (the
+        # source can read it again), so at most one layer's is ever held
+        self.weight = self.bias = None
         return plan
 
     def _w_shape(self):
@@ -195,6 +229,7 @@ class ConvOp:
         w_shape = self._shape4
         stride, pads, dilation = self.geometry(shape, w_shape if len(shape) == 4 else
                                                w_shape[:2] + w_shape[3:])
+        w_shape, pads, _ = self._live(w_shape, stride, pads, dilation, x4[2:])
         spec = ConvSpec.build(w_shape, stride, pads, dilation, self.group)
         isa_id = _isa.isa_id()
         geom = spec.geometry(*x4)

@@ -10,12 +10,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from leanconv import _dead_taps as dead_taps
 from leanconv._fold import fold_batchnorm
 from leanconv._heap import return_freed_memory as _return_freed_memory
 from leanconv._params import ConvSpec
 from leanconv._select import check_name
 from leanconv.torch import modules as lct_modules
-from leanconv.torch.frozen import channels_first, choose, dead_taps, frozen_dense, frozen_linear, frozen_pool
+from leanconv.torch.frozen import channels_first, choose, frozen_dense, frozen_linear, frozen_pool
 from leanconv.torch.frozen import patterns, runner
 from leanconv.torch.frozen import threads as frozen_threads
 from leanconv.torch.frozen.capture import FreezeWarning, capture, propagate_shapes
@@ -39,7 +40,7 @@ def freeze(model, example_inputs, *, algorithm="auto", memory_budget=None):
     1x1 convolutions (channels_first.py).  A convolution whose outer taps
     only read padding on the example input (dilated convolutions on small
     maps) also packs the convolution of its live taps, for the sizes where
-    that gives the same output (dead_taps.py).
+    that gives the same output (leanconv/_dead_taps.py).
 
     algorithm: "auto" (the shape model), a leanconv algorithm name, or
     "measure": time each layer's candidates and torch's own conv on the
@@ -252,7 +253,7 @@ def _release(t):
 
 def _assign(jobs, layers, memory_budget):
     """(picks, {job name: live-tap packing}) -- the convolutions of the
-    live taps (dead_taps.py) come first: on a few bytes they save most of a
+    live taps (leanconv/_dead_taps.py) come first: on a few bytes they save most of a
     layer's work, so the budget reserves their packings and workspaces (each
     counted whole) and the layers' choices share the rest; without room for
     them, none."""
@@ -303,7 +304,7 @@ def _pack_all(jobs, picks, layers, trims):
 
 
 def _attach_trimmed(frozen, job, w, b, trim):
-    """Pack the convolution of the layer's live taps too (dead_taps.py)."""
+    """Pack the convolution of the layer's live taps too (leanconv/_dead_taps.py)."""
     spec, window, algorithm, _ = trim
     (r0, r1), (c0, c1) = window
     chain = job.chain

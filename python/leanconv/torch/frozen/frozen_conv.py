@@ -50,7 +50,7 @@ class FrozenConv2d(nn.Module):
         self._post = activation if activation is not None and not fuse_act else None
         self._geoms = {}
         self.workspace_bytes = 0    # of the shared workspace, on freeze's example input
-        self.trimmed = None         # the convolution of the live taps (dead_taps.py), if packed
+        self.trimmed = None         # the convolution of the live taps (leanconv/_dead_taps.py), if packed
         self._trim_window, self._trim_ok = None, {}
         if algorithm == "torch":
             self.register_buffer("weight", weight.detach().contiguous())
@@ -83,7 +83,7 @@ class FrozenConv2d(nn.Module):
             return self
         ok = self._trim_ok.get(shape)
         if ok is None:
-            from leanconv.torch.frozen import dead_taps
+            from leanconv import _dead_taps as dead_taps
             ok = self._trim_ok[shape] = len(shape) == 4 and shape[1] == self.spec.C and \
                 dead_taps.applies(self.spec, self._trim_window, tuple(shape))
         return self.trimmed if ok else self

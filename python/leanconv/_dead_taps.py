@@ -2,17 +2,21 @@
 
 A dilated convolution on a small map can have taps that fall in the zero
 padding for every output position: deeplabv3's ASPP runs 3x3 convolutions
-of dilation 12, 24 and 36 on a 14x14 map (224 input), where the taps of
-dilation 24 and 36 off the centre never touch the input -- each is a 1x1
-convolution doing 9x the work (and leanconv computes every tap; oneDNN
-skips them).  For such an input size the convolution is exactly the one of
+of dilation 12, 24 and 36 on a 14x14 map (224 input; 8x8 at 128), where the
+taps off the centre never touch the input -- each is a 1x1 convolution
+doing 9x the work (and leanconv computes every tap; oneDNN and onnxruntime
+skip them).  For such an input size the convolution is exactly the one of
 the live taps' rows and columns, its padding reduced by what they drop.
 
-freeze packs that trimmed convolution too (a fraction of the layer's
-weights) for the example input's size; the FrozenConv2d runs it for every
-input size whose dead taps are the same or more (for_shape), its full plan
-for the rest."""
+Both front ends run that trimmed convolution: torch's freeze packs it
+beside the full one for the example input's size (FrozenConv2d.for_shape
+picks it for every input size whose dead taps are the same or more);
+leanconv.onnx packs it instead of the full one for each input size it plans
+(onnx/conv.py).  Here only the geometry: which taps are live, the trimmed
+layer, whether a trimmed layer serves another size."""
 from __future__ import annotations
+
+import numpy as np
 
 from leanconv._params import ConvSpec
 
@@ -65,6 +69,18 @@ def trimmed_spec(spec, x_shape):
     return trimmed, window
 
 
+def covers(window, live):
+    """True if a convolution trimmed to `window` ((a, b), (c, e)), or the
+    full one (None), holds every tap of `live` (a live_window, None: all)."""
+    if window is None:
+        return True
+    if live is None:
+        return False
+    (a, b), (c, e) = window
+    (a2, b2), (c2, e2) = live
+    return a <= a2 and b2 <= b and c <= c2 and e2 <= e
+
+
 def applies(spec, window, x_shape):
     """True if the trimmed convolution of `window` gives spec's output on
     inputs of x_shape: every tap outside it is dead there too."""
@@ -72,8 +88,10 @@ def applies(spec, window, x_shape):
         live = live_window(spec, *x_shape[2:])
     except ValueError:
         return False
-    if live is None:
-        return False
+    return live is not None and covers(window, live)
+
+
+def live_weights(w, window):
+    """The rows and columns of `window` of weights w (M, Cg, kH, kW), contiguous."""
     (a, b), (c, e) = window
-    (a2, b2), (c2, e2) = live
-    return a <= a2 and b2 <= b and c <= c2 and e2 <= e
+    return np.ascontiguousarray(w[:, :, a:b + 1, c:e + 1])

@@ -1,0 +1,158 @@
+"""leanconv.onnx runs a dilated Conv whose off-centre taps read only padding
+at the input size (deeplabv3's ASPP: 3x3, dilation 12-36, on an 8x8 or 14x14
+map) as the convolution of its live taps (leanconv/_dead_taps.py): the same
+output as every tap summed, checked here against a float64 reference, with
+the trimmed kernel packed (a ninth of the weights and work at the centre
+tap) and the memory plan counting that packing."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+import leanconv.onnx as lco  # noqa: E402
+from leanconv import _dead_taps as dead_taps  # noqa: E402
+from leanconv._params import ConvSpec  # noqa: E402
+from reference import conv2d_ref  # noqa: E402
+
+F32 = TensorProto.FLOAT
+TOL = 1e-5   # max |ours - ref| / max |scale|: float32 sums of ~C*taps terms
+
+# (C, M, H, W, (kH, kW), (dh, dw), (top, bottom, left, right), stride, groups, live taps (kH, kW))
+CASES = [
+    (24, 16, 8, 8, (3, 3), (12, 12), (12, 12, 12, 12), 1, 1, (1, 1)),   # ASPP at 128 px
+    (24, 16, 14, 14, (3, 3), (24, 24), (24, 24, 24, 24), 1, 1, (1, 1)),  # ASPP at 224 px
+    (24, 16, 14, 14, (3, 3), (12, 12), (12, 12, 12, 12), 1, 1, (3, 3)),  # 224 px, d12: all live
+    (8, 12, 5, 7, (3, 3), (4, 4), (4, 0, 1, 5), 1, 1, (2, 2)),          # padding on one side
+    (8, 8, 6, 6, (5, 5), (3, 3), (6, 6, 6, 6), 2, 1, (3, 3)),            # strided
+    (8, 8, 6, 9, (3, 5), (6, 2), (6, 6, 4, 4), 1, 8, (1, 5)),            # depthwise, rows only
+    (12, 6, 4, 4, (3, 3), (5, 5), (5, 5, 5, 5), 1, 3, (1, 1)),           # grouped
+]
+
+
+def _model(C, M, H, W, k, dil, pads, stride, groups, w, b, dims=None):
+    t, bt, l, r = pads
+    x_shape = dims if dims is not None else [1, C, H, W]
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=list(k),
+                            dilations=list(dil), pads=[t, l, bt, r], strides=[stride, stride],
+                            group=groups)
+    graph = helper.make_graph(
+        [node], "dead_taps", [helper.make_tensor_value_info("x", F32, x_shape)],
+        [helper.make_tensor_value_info("y", F32, None)],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    return _with_shapes(graph)
+
+
+def _with_shapes(graph):
+    """The model, its output shape filled in (the checker wants one)."""
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    return onnx.shape_inference.infer_shapes(model, strict_mode=True)
+
+
+def _data(C, M, k, groups, seed=0):
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((M, C // groups) + tuple(k)).astype(np.float32)
+    b = rng.standard_normal(M).astype(np.float32)
+    return w, b
+
+
+def _check(rep, x, w, b, stride, pads, dil, groups):
+    y = rep.run([x])[0]
+    ref, scale = conv2d_ref(x, w, b, (stride, stride), pads, dil, groups)
+    assert y.shape == ref.shape
+    assert np.max(np.abs(y - ref)) / np.max(scale) < TOL
+
+
+def _conv(rep):
+    (conv,) = [s.conv for s in rep.program.steps if getattr(s, "conv", None) is not None]
+    return conv
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}>{c[1]}@{c[2]}x{c[3]}k{c[4]}d{c[5]}")
+def test_dead_taps_are_dropped_and_the_output_is_the_full_convolution(case):
+    C, M, H, W, k, dil, pads, stride, groups, live = case
+    w, b = _data(C, M, k, groups)
+    rep = lco.prepare(_model(C, M, H, W, k, dil, pads, stride, groups, w, b), threads=2)
+    x = np.random.default_rng(1).standard_normal((1, C, H, W)).astype(np.float32)
+    _check(rep, x, w, b, stride, pads, dil, groups)
+    plan = _conv(rep).last_plan
+    assert (plan.spec.kH, plan.spec.kW) == live
+    full = ConvSpec.build(w.shape, (stride, stride), pads, dil, groups)
+    found = dead_taps.trimmed_spec(full, (1, C, H, W))
+    assert (found is None) == (live == k)
+    # the memory plan counts the packing it runs: the live taps' weights, not all
+    packed = rep.memory()["packed_weights"]
+    assert packed == plan.packed_bytes
+    if live != k:
+        assert packed < w.nbytes
+
+
+def test_weights_fed_at_run_time_are_trimmed_too():
+    C, M, H, W, k, dil, pads, stride, groups, _ = CASES[0]
+    w, b = _data(C, M, k, groups, seed=3)
+    t, bt, l, r = pads
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], dilations=list(dil),
+                            pads=[t, l, bt, r], group=groups)
+    graph = helper.make_graph(
+        [node], "fed", [helper.make_tensor_value_info("x", F32, [1, C, H, W]),
+                        helper.make_tensor_value_info("w", F32, list(w.shape)),
+                        helper.make_tensor_value_info("b", F32, [M])],
+        [helper.make_tensor_value_info("y", F32, None)])
+    rep = lco.prepare(_with_shapes(graph))
+    x = np.random.default_rng(4).standard_normal((1, C, H, W)).astype(np.float32)
+    y = rep.run([x, w, b])[0]
+    ref, scale = conv2d_ref(x, w, b, (1, 1), pads, dil, groups)
+    assert np.max(np.abs(y - ref)) / np.max(scale) < TOL
+
+
+def test_dynamic_sizes_pack_each_size_its_live_taps():
+    """Dims left dynamic: the raw weights stay, and each input size gets the
+    packing of its own live taps -- the full kernel on a map the taps reach."""
+    C, M, H, W, k, dil, pads, stride, groups, _ = CASES[0]
+    w, b = _data(C, M, k, groups, seed=5)
+    model = _model(C, M, H, W, k, dil, pads, stride, groups, w, b, dims=["n", C, "h", "w"])
+    rep = lco.prepare(model)
+    for size, live in ((8, (1, 1)), (20, (3, 3)), (6, (1, 1)), (8, (1, 1))):
+        x = np.random.default_rng(size).standard_normal((1, C, size, size)).astype(np.float32)
+        _check(rep, x, w, b, stride, pads, dil, groups)
+        plan = _conv(rep).last_plan
+        assert (plan.spec.kH, plan.spec.kW) == live
+
+
+def test_a_static_model_fed_a_size_its_packing_cannot_serve_says_so():
+    """Static dims: prepare packs the declared size's live taps and drops the
+    raw weights.  A smaller map (fewer live taps) still runs on that packing;
+    a larger one, whose outputs reach the dropped taps, is refused by name."""
+    C, M, H, W, k, dil, pads, stride, groups, _ = CASES[0]
+    w, b = _data(C, M, k, groups, seed=6)
+    rep = lco.prepare(_model(C, M, H, W, k, dil, pads, stride, groups, w, b))
+    x = np.random.default_rng(7).standard_normal((1, C, 5, 5)).astype(np.float32)
+    _check(rep, x, w, b, stride, pads, dil, groups)
+    big = np.zeros((1, C, 20, 20), np.float32)
+    with pytest.raises(ValueError, match=r"Conv node .*inputs of size 20x20 need the other taps"):
+        rep.run([big])
+
+
+def test_deeplabv3_runs_its_aspp_on_the_live_taps_and_matches_onnxruntime(tmp_path):
+    """The whole segmentation model at 64 px (a 4x4 map under the ASPP):
+    its 3x3 convolutions of dilation 12, 24 and 36 run as 1x1 ones, and the
+    output matches onnxruntime's."""
+    ort = pytest.importorskip("onnxruntime")
+    try:
+        import onnx_exports
+        path = onnx_exports.export("deeplabv3_mobilenet_v3_large", 64, "torchscript",
+                                   str(tmp_path))
+    except ImportError as e:
+        pytest.skip(f"torchvision: {e}")
+    x = np.random.default_rng(8).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    rep = lco.prepare(onnx.load(path), threads=2)
+    ours = rep.run([x])[0]
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    theirs = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    assert np.max(np.abs(ours - theirs)) / np.max(np.abs(theirs)) < 1e-4
+    convs = [s.conv for s in rep.program.steps if getattr(s, "conv", None) is not None]
+    aspp = [c.last_plan.spec for c in convs if c.dilations in ([12, 12], [24, 24], [36, 36])]
+    assert len(aspp) == 3
+    assert all((spec.kH, spec.kW) == (1, 1) for spec in aspp)
