@@ -28,7 +28,7 @@ OPS = ["basic_conv", "conv_with", "batchnorm", "relu", "clip", "leakyrelu", "sig
        "reduce_sum_square", "abs", "neg", "exp", "log", "floor", "ceil", "sign", "not", "sin",
        "cos", "softplus", "elu", "max", "min", "mean", "equal", "less", "greater",
        "less_equal", "greater_equal", "and", "or", "xor", "tile", "gathernd", "range", "logsoftmax",
-       "instancenorm", "globalmaxpool"]
+       "instancenorm", "globalmaxpool", "mod", "scatternd"]
 INCLUDE = [rf"^test_{op}(_.*)?_cpu$" for op in OPS] + [
     # PyTorch-exported single-op models
     r"^test_Conv[12]d.*_cpu$", r"^test_BatchNorm[123]d.*_cpu$",

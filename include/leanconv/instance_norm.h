@@ -1,7 +1,8 @@
 /* InstanceNormalization of NCHW float32 (leanconv.onnx's InstanceNormalization:
  * style-transfer and GAN generators normalise every plane after their
  * Convs; any spatial rank: hw is the product of the spatial sizes),
- * threaded over the planes.  Portable C. */
+ * threaded over the planes; and LayerNormalization over contiguous rows
+ * (a transformer's tokens, each normalised over its features).  Portable C. */
 #ifndef LEANCONV_INSTANCE_NORM_H
 #define LEANCONV_INSTANCE_NORM_H
 
@@ -15,5 +16,12 @@
  * otherwise overlap it.  Returns 0. */
 int lc_instance_norm(const float *x, float *y, int64_t planes, int64_t channels, int64_t hw,
                      float eps, const float *scale, const float *bias, int nthreads);
+
+/* For each of `rows` rows of `width` floats: y = (x - m) / sqrt(v + eps) *
+ * scale[p] + bias[p] (bias may be NULL; scale may not), m and v the row's,
+ * summed as lc_instance_norm sums them: the bits do not depend on nthreads.
+ * y may be x but must not otherwise overlap it.  Returns 0. */
+int lc_layer_norm_rows(const float *x, float *y, int64_t rows, int64_t width, float eps,
+                       const float *scale, const float *bias, int nthreads);
 
 #endif

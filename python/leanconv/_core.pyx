@@ -93,6 +93,8 @@ cdef extern from "leanconv/pool.h":
 cdef extern from "leanconv/instance_norm.h":
     int lc_instance_norm(const float *x, float *y, int64_t planes, int64_t channels, int64_t hw,
                          float eps, const float *scale, const float *bias, int nthreads) nogil
+    int lc_layer_norm_rows(const float *x, float *y, int64_t rows, int64_t width, float eps,
+                           const float *scale, const float *bias, int nthreads) nogil
 
 cdef extern from "leanconv/channel_affine.h":
     int lc_channel_affine(const lc_isa_config *isa, const float *x, float *y, int64_t planes,
@@ -1607,6 +1609,25 @@ def instance_norm(const float[::1] x, float[::1] out, int64_t planes, int64_t ch
         return
     with nogil:
         lc_instance_norm(&x[0], &out[0], planes, channels, hw, eps, s, b, threads)
+
+
+def layer_norm_rows(const float[::1] x, float[::1] out, int64_t rows, int64_t width, float eps,
+                    const float[::1] scale, bias, int threads):
+    """out = LayerNormalization of each of `rows` rows of `width` floats of x
+    (flat float32 buffers), times scale and plus bias (float32 buffers of
+    `width` values; bias may be None) (include/leanconv/instance_norm.h).
+    out may be x."""
+    if rows < 0 or width < 1 or x.shape[0] != rows * width or out.shape[0] != x.shape[0]:
+        raise ValueError("layer_norm_rows: buffer sizes do not match the geometry")
+    if scale.shape[0] != width:
+        raise ValueError(f"layer_norm_rows: scale has {scale.shape[0]} values, rows have {width}")
+    if threads < 1:
+        raise ValueError(f"layer_norm_rows: threads must be >= 1, got {threads}")
+    cdef const float *b = optional_vector(bias, width, "bias")
+    if x.shape[0] == 0:
+        return
+    with nogil:
+        lc_layer_norm_rows(&x[0], &out[0], rows, width, eps, &scale[0], b, threads)
 
 
 def se_packed_floats(int64_t rows, int64_t k):

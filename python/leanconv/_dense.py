@@ -97,9 +97,25 @@ def bind(x, y, wp, b, n_out, threads):
                             _threads.resolve(threads), _isa.isa_id())
 
 
-def numpy_apply(x, wp, b, n_out):
-    """y = x W^T (+ b) for any x (..., K) NumPy takes, from the panels."""
+def numpy_apply(x, wp, b, n_out, out=None):
+    """y = x W^T (+ b) for any x (..., K) NumPy takes, from the panels; into
+    `out` (shape x.shape[:-1] + (n_out,)) when given.  The rows of a
+    C-contiguous x go to BLAS as one matrix: np.matmul runs an N-D x as one
+    GEMM per leading index, and Swin Transformer's 1x14x14x384 by 384x1536
+    ran 1.5x slower so (3.5 against 2.2 ms, OpenBLAS, 1 thread, Zen 4)."""
     k = x.shape[-1]
     wt = panels(wp, k).transpose(1, 0, 2).reshape(k, -1)[:, :n_out]
-    y = np.matmul(x, wt)
-    return y if b is None else y + b
+    rows = x.reshape(-1, k) if x.ndim > 2 and x.flags.c_contiguous else x
+    direct = out is not None and out.flags.c_contiguous
+    if direct:
+        y = out.reshape(rows.shape[:-1] + (n_out,))   # a view: out is contiguous
+        np.matmul(rows, wt, out=y)
+    else:
+        y = np.matmul(rows, wt)
+    if b is not None:
+        y += b
+    if out is None:
+        return y.reshape(x.shape[:-1] + (n_out,))
+    if not direct:
+        np.copyto(out, y.reshape(out.shape))
+    return out

@@ -1,6 +1,6 @@
 """Element-wise ops in NumPy beyond the ones fused into Conv: unary maths
 (Tanh, Erf, Gelu, HardSigmoid, HardSwish, Sqrt, ...), broadcasting binary
-ops (Sub, Div, Pow, comparisons, ...), variadic Max/Min/Mean, Where and Cast.
+ops (Sub, Div, Pow, Mod, comparisons, ...), variadic Max/Min/Mean, Where and Cast.
 
 Floating results keep the input's dtype (NumPy would promote float32 with a
 float64 scalar); integer Div truncates toward zero as ONNX asks."""
@@ -122,6 +122,22 @@ def build_binary(node, ctx):
         y = np.asarray(fn(a, b))
         return (y.astype(a.dtype, copy=False) if keep_type else y,)
     return Step(node, binary)
+
+
+def build_mod(node, ctx):
+    """Mod: fmod=0 takes the divisor's sign (Python's %), fmod=1 the
+    dividend's (C's fmod).  Swin Transformer's exports take the padding to
+    whole windows this way."""
+    node.allow("fmod")
+    fmod = int(node.attr("fmod", 0))
+    if fmod not in (0, 1):
+        raise ValueError(f"Mod node {node.name}: fmod must be 0 or 1, got {fmod}")
+    fn = np.fmod if fmod else np.mod
+
+    def mod(a, b):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (np.asarray(fn(a, b)).astype(a.dtype, copy=False),)
+    return Step(node, mod)
 
 
 VARIADIC = {"Max": np.maximum, "Min": np.minimum}

@@ -120,7 +120,7 @@ def _dense_step(node, ctx, w, alpha, c, beta):
     def dense_into(outs, a, wp, b=None):
         call = dense_bind(outs, a, wp, b)
         if call is None:
-            np.copyto(outs[0], _dense.numpy_apply(a, wp, b, N))
+            _dense.numpy_apply(a, wp, b, N, out=outs[0])
         else:
             _bound_pool.run(call)
 

@@ -405,10 +405,15 @@ def _normalise64(x, axes, eps):
 
 
 def build_layernorm(node, ctx):
-    """LayerNormalization over the axes from `axis` on, in float64 (stash_type 1)."""
+    """LayerNormalization over the axes from `axis` on, statistics in float64
+    (stash_type 1).  Over float32 C-contiguous rows with a scale (and bias)
+    of the normalised shape -- a transformer's tokens, Swin's 3136 rows of 96
+    -- in leanconv's C on its threads (kernels/instance_norm.c), when only Y
+    is read; else in NumPy (13.9 ms of Swin-T's 224 px run in NumPy, 29 nodes)."""
     node.allow("axis", "epsilon", "stash_type")
     axis = int(node.attr("axis", -1))
     eps = float(node.attr("epsilon", 1e-5))
+    settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
 
     def layernorm(x, scale, bias=None):
         centred, mean, inv = _normalise64(x, tuple(range(axis % x.ndim, x.ndim)), eps)
@@ -416,7 +421,31 @@ def build_layernorm(node, ctx):
         if bias is not None:
             y = y + bias
         return (y.astype(x.dtype), mean.astype(np.float32), inv.astype(np.float32))
-    return Step(node, layernorm)
+
+    def on_c(y, x, scale, bias):
+        tail = x.shape[axis % x.ndim:] if x.ndim else ()
+        return x.ndim > 0 and y.shape == x.shape and math.prod(tail) > 0 and \
+            all(a is None or (a.dtype == np.float32 and a.flags.c_contiguous)
+                for a in (y, x, scale, bias)) and \
+            scale.shape == tail and (bias is None or bias.shape == tail)
+
+    def layernorm_into(outs, x, scale, bias=None):
+        y = outs[0]
+        if any(o is not None for o in outs[1:]) or y is None or not on_c(y, x, scale, bias):
+            for o, r in zip(outs, layernorm(x, scale, bias)):
+                if o is not None:
+                    np.copyto(o, r)
+            return
+        width = math.prod(x.shape[axis % x.ndim:])
+        _core.layer_norm_rows(x.reshape(-1), y.reshape(-1), x.size // width, width, eps,
+                              scale.reshape(-1), None if bias is None else bias.reshape(-1),
+                              _threads.resolve(settings.threads))
+
+    def shape_only(x, scale, bias=None):
+        stats = x.shape[:axis % x.ndim] + (1,) * (x.ndim - axis % x.ndim)
+        return (np.zeros(x.shape, x.dtype), np.zeros(stats, np.float32),
+                np.zeros(stats, np.float32))
+    return Step(node, layernorm, into=layernorm_into, shape_only=shape_only)
 
 
 def build_instancenorm(node, ctx):

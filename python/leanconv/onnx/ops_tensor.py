@@ -1,5 +1,5 @@
 """Shape and data-movement ops in NumPy: Concat, Flatten, Reshape, Transpose,
-Unsqueeze, Constant, ConstantOfShape, Shape, Gather."""
+Unsqueeze, Constant, ConstantOfShape, Shape, Gather, GatherND, ScatterND."""
 from __future__ import annotations
 
 import numpy as np
@@ -364,6 +364,46 @@ def build_gathernd(node, ctx):
             np.zeros((0,) + ix.shape[1:2] + data.shape[b + k:], data.dtype)
         return (out.reshape(idx.shape[:-1] + data.shape[b + k:]),)
     return Step(node, gathernd)
+
+
+_SCATTER_REDUCTIONS = {"none": None, "add": np.add, "mul": np.multiply, "max": np.maximum,
+                       "min": np.minimum}
+
+
+def build_scatternd(node, ctx):
+    """ScatterND: a copy of data with updates written (or reduced) at
+    indices.  Swin Transformer's exports build their shifted-window mask
+    with it (folded at prepare: its inputs are constants)."""
+    node.allow("reduction")
+    reduction = node.attr("reduction", "none")
+    if reduction not in _SCATTER_REDUCTIONS:
+        raise ValueError(f"ScatterND node {node.name}: reduction must be one of "
+                         f"{sorted(_SCATTER_REDUCTIONS)}, got {reduction!r}")
+    combine = _SCATTER_REDUCTIONS[reduction]
+
+    def scatternd(data, indices, updates):
+        idx = np.asarray(indices, dtype=np.int64)
+        k = idx.shape[-1] if idx.ndim else 0
+        if idx.ndim < 1 or not 1 <= k <= data.ndim:
+            raise ValueError(f"ScatterND node {node.name}: indices of shape {idx.shape} for "
+                             f"data of rank {data.ndim}")
+        want = idx.shape[:-1] + data.shape[k:]
+        if updates.shape != want:
+            raise ValueError(f"ScatterND node {node.name}: updates of shape {updates.shape}, "
+                             f"expected {want}")
+        dims = np.array(data.shape[:k])
+        flat = idx.reshape(-1, k)
+        if flat.size and ((flat < -dims).any() or (flat >= dims).any()):
+            raise IndexError(f"ScatterND node {node.name}: index out of range")
+        at = tuple(np.where(flat < 0, flat + dims, flat).T)
+        out = np.array(data, copy=True)
+        rows = updates.reshape((-1,) + data.shape[k:]).astype(data.dtype, copy=False)
+        if combine is None:
+            out[at] = rows
+        else:
+            combine.at(out, at, rows)
+        return (out,)
+    return Step(node, scatternd)
 
 
 def build_range(node, ctx):
