@@ -75,6 +75,24 @@ def test_activate_residual_and_aliasing(isa, activation, rng):
         np.testing.assert_array_equal(got, y)
 
 
+def test_out_may_be_x_viewed_with_other_strides_on_its_size_1_dims(rng):
+    """Two C-contiguous views of one buffer alias element for element even
+    where a size-1 dimension's stride differs (an arena buffer reshaped to
+    (1, 1, 49, 512) by one step and viewed as its input by the next, as in
+    MaxViT); a view shifted by one element is refused."""
+    buf = rng.standard_normal(49 * 512).astype(np.float32)
+    x = np.lib.stride_tricks.as_strided(buf, (1, 1, 49, 512), (100352, 2048, 2048, 4))
+    out = buf.reshape(1, 1, 49, 512)
+    assert x.strides != out.strides
+    r = rng.standard_normal(out.shape).astype(np.float32)
+    want = buf.reshape(out.shape) + r
+    got = activate(x, None, residual=r, out=out)
+    np.testing.assert_array_equal(got, want)
+    big = rng.standard_normal(49 * 512 + 1).astype(np.float32)
+    with pytest.raises(ValueError, match="out overlaps x"):
+        activate(big[1:].reshape(out.shape), None, residual=r, out=big[:-1].reshape(out.shape))
+
+
 def test_activate_threads_and_noncontiguous(isa, rng):
     x = rng.standard_normal(300001).astype(np.float32) * 5
     ys = [activate(x, "silu", threads=t) for t in (1, 2, 3)]

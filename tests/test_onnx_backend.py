@@ -28,7 +28,7 @@ OPS = ["basic_conv", "conv_with", "batchnorm", "relu", "clip", "leakyrelu", "sig
        "reduce_sum_square", "abs", "neg", "exp", "log", "floor", "ceil", "sign", "not", "sin",
        "cos", "softplus", "elu", "max", "min", "mean", "equal", "less", "greater",
        "less_equal", "greater_equal", "and", "or", "xor", "tile", "gathernd", "range", "logsoftmax",
-       "instancenorm", "globalmaxpool", "mod", "scatternd"]
+       "instancenorm", "globalmaxpool", "mod", "scatternd", "einsum"]
 INCLUDE = [rf"^test_{op}(_.*)?_cpu$" for op in OPS] + [
     # PyTorch-exported single-op models
     r"^test_Conv[12]d.*_cpu$", r"^test_BatchNorm[123]d.*_cpu$",
@@ -51,6 +51,7 @@ EXCLUDED = {
     r"^test_split_to_sequence": "SplitToSequence is another op (sequences are not tensors)",
     r"^test_cast(like)?_.*_to_(FLOAT8|FLOAT4|INT4|UINT4|INT2|UINT2|BFLOAT16)": "8-, 4- and 2-bit "
         "and bfloat16 element types have no NumPy dtype",
+    r"^test_einsum_.*bfloat16": "bfloat16 has no NumPy dtype",
     r"^test_resize_.*(cubic|antialias|tf_crop_and_resize|not_larger|not_smaller)":
         "Resize: cubic, antialias, tf_crop_and_resize and keep_aspect_ratio_policy are not "
         "implemented (refused at prepare)",

@@ -72,6 +72,7 @@ BUILDERS = {
     "LRN": ops_pool.build_lrn,
     "Gemm": ops_linalg.build_gemm,
     "MatMul": ops_linalg.build_matmul,
+    "Einsum": ops_linalg.build_einsum,
     # "Conv" is built below: it can absorb the nodes after it.
 }
 SUPPORTED_OPS = tuple(sorted(list(BUILDERS) + ["Conv"]))

@@ -1,4 +1,4 @@
-"""Gemm and MatMul.
+"""Gemm, MatMul and Einsum.
 
 A classifier -- Gemm (or MatMul) of a few float32 rows by a constant matrix,
 plus a constant bias -- runs in C on leanconv's threads (kernels/dense.c):
@@ -132,3 +132,32 @@ def _dense_step(node, ctx, w, alpha, c, beta):
             return (y,)
         return (_dense.numpy_apply(a, wp, b, N),)
     return Step(node, dense, inputs=inputs, into=dense_into, bind=dense_bind)
+
+
+def build_einsum(node, ctx):
+    """Einsum in NumPy (MaxViT's relative-position attention), its
+    contraction order chosen once from the first call's shapes (np.einsum_path)
+    and kept for the shapes it was found for."""
+    node.allow("equation")
+    equation = node.attr("equation")
+    if isinstance(equation, bytes):
+        equation = equation.decode()
+    if not isinstance(equation, str) or not equation.strip():
+        raise ValueError(f"Einsum node {node.name}: needs an equation attribute")
+    equation = equation.replace(" ", "")
+    paths = {}
+
+    def einsum(*xs):
+        shapes = tuple(x.shape for x in xs)
+        path = paths.get(shapes)
+        if path is None:
+            try:
+                path = paths[shapes] = np.einsum_path(equation, *xs, optimize="greedy")[0]
+            except ValueError as e:
+                raise ValueError(f"Einsum node {node.name}: equation {equation!r} does not fit "
+                                 f"inputs of shapes {list(shapes)}: {e}") from None
+        # (contiguous: einsum may return a transposed view, and the Reshape after
+        # it must stay a view of what this step wrote)
+        y = np.asarray(np.einsum(equation, *xs, optimize=path))
+        return (y if y.flags.c_contiguous else np.copy(y, order="C"),)
+    return Step(node, einsum, blas=True)
