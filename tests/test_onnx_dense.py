@@ -85,7 +85,29 @@ def test_gemm_with_many_rows_falls_back_to_numpy_on_the_packed_weights():
     assert_matches_ort(model, feeds(12))
 
 
-@pytest.mark.parametrize("a_shape", [(1, K), (K,), (2, 3, K)])
+@pytest.mark.parametrize("sizes", [(1, 3, 50, 1, 8, 9, 200), (50, 1, 8, 9, 200, 1)],
+                         ids=["panels", "rows"])
+def test_the_first_call_picks_the_layout_and_every_size_stays_right(sizes):
+    """A first input of more rows than the C kernel takes (a transformer's
+    tokens) rewrites the packed panels in place as W's rows, which BLAS reads
+    without a copy (_dense.to_rows), and every call runs on them; a first
+    input of few rows keeps the panels (a compiled schedule binds its C calls
+    to them).  Every size matches either way, in the same bytes."""
+    w = np.random.default_rng(5).standard_normal((K, N)).astype(np.float32)
+    b = np.random.default_rng(6).standard_normal(N).astype(np.float32)
+    node = helper.make_node("Gemm", ["a", "w", "b"], ["y"])
+    model = make_model([node], [("a", ("rows", K))], [("y", ("rows", N))], [("w", w), ("b", b)])
+    rep = lco.prepare(model)
+    before = sum(v.nbytes for v in rep.program.constants.values())
+    for rows in sizes + sizes:
+        a = np.random.default_rng(rows).standard_normal((rows, K)).astype(np.float32)
+        y = rep.run({"a": a})[0]
+        ref = a.astype(np.float64) @ w.astype(np.float64) + b
+        assert np.max(np.abs(y - ref)) / np.max(np.abs(ref)) < 1e-5, rows
+    assert sum(v.nbytes for v in rep.program.constants.values()) == before
+
+
+@pytest.mark.parametrize("a_shape", [(1, K), (K,), (2, 3, K), (1, 7, 9, K)])
 def test_matmul_by_a_constant_matrix_matches(a_shape):
     w = np.random.default_rng(3).standard_normal((K, N)).astype(np.float32)
     node = helper.make_node("MatMul", ["a", "w"], ["y"])

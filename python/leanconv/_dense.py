@@ -98,13 +98,31 @@ def bind(x, y, wp, b, n_out, threads):
 
 
 def numpy_apply(x, wp, b, n_out, out=None):
-    """y = x W^T (+ b) for any x (..., K) NumPy takes, from the panels; into
-    `out` (shape x.shape[:-1] + (n_out,)) when given.  The rows of a
-    C-contiguous x go to BLAS as one matrix: np.matmul runs an N-D x as one
-    GEMM per leading index, and Swin Transformer's 1x14x14x384 by 384x1536
-    ran 1.5x slower so (3.5 against 2.2 ms, OpenBLAS, 1 thread, Zen 4)."""
+    """y = x W^T (+ b) for any x (..., K) NumPy takes, from the panels (a
+    transposed copy of W per call: see to_rows for inputs of many rows)."""
     k = x.shape[-1]
-    wt = panels(wp, k).transpose(1, 0, 2).reshape(k, -1)[:, :n_out]
+    return rows_apply(x, panels(wp, k).transpose(1, 0, 2).reshape(k, -1)[:, :n_out], b, out)
+
+
+def to_rows(wp, n_out, k):
+    """Rewrite the panels in wp as W (n_out x k) row-major in its first
+    n_out * k floats, and return that view.  For a layer whose inputs have
+    many rows (a transformer's tokens): BLAS reads W's transpose as it is,
+    where the panels need a transposed copy per call (ViT-B's 768 x 3072:
+    9.4 MB, ~3.6 of its fc1's 13 ms).  The C kernel cannot read it after."""
+    w = panels(wp, k).transpose(0, 2, 1).reshape(-1, k)[:n_out].copy()
+    rows = wp[:n_out * k].reshape(n_out, k)
+    rows[...] = w
+    return rows
+
+
+def rows_apply(x, wt, b, out=None):
+    """y = x wt (+ b), wt (K x N) any view BLAS takes; into `out` (shape
+    x.shape[:-1] + (N,)) when given.  The rows of a C-contiguous x go to
+    BLAS as one matrix: np.matmul runs an N-D x as one GEMM per leading
+    index, and Swin Transformer's 1x14x14x384 by 384x1536 ran 1.5x slower so
+    (3.5 against 2.2 ms, OpenBLAS, 1 thread, Zen 4)."""
+    k, n_out = wt.shape
     rows = x.reshape(-1, k) if x.ndim > 2 and x.flags.c_contiguous else x
     direct = out is not None and out.flags.c_contiguous
     if direct:

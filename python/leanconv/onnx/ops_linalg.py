@@ -11,6 +11,8 @@ dot product of two contiguous rows, which rounds every output the same way as
 the usual runtimes do."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from leanconv import _bound_pool, _dense
@@ -107,17 +109,43 @@ def _dense_step(node, ctx, w, alpha, c, beta):
         inputs.append(name + "/bias")
     settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
     where = f"{node.op_type} node {node.name}"
+    # The first call decides the weights' layout for good: an input of more rows
+    # than the C kernel takes (a transformer's tokens; the compile pass at prepare
+    # makes that call) rewrites the panels in place as W's rows (_dense.to_rows),
+    # which BLAS then reads for every call; one of few rows keeps the panels (and
+    # the C calls a compiled schedule binds to them stay valid)
+    layout = []
+    lock = threading.Lock()
 
     def check(a):
         if a.ndim < 1 or a.shape[-1] != K:
             raise ValueError(f"{where}: its input has shape {a.shape}, the constant matrix "
                              f"takes rows of {K} values")
 
+    def rows_view(a, wp):
+        """W (N x K) as rows in wp if the layout is rows (deciding it at the
+        first call), else None: the panels serve."""
+        if not layout:
+            with lock:
+                if not layout:
+                    many = a.size > _dense.MAX_ROWS * K
+                    if many:
+                        _dense.to_rows(wp, N, K)
+                    layout.append("rows" if many else "panels")
+        return wp[:N * K].reshape(N, K) if layout[0] == "rows" else None
+
     def dense_bind(outs, a, wp, b=None):
         check(a)
+        if rows_view(a, wp) is not None:
+            return None
         return _dense.bind(a, outs[0], wp, b, N, settings.threads)
 
     def dense_into(outs, a, wp, b=None):
+        check(a)
+        w = rows_view(a, wp)
+        if w is not None:
+            _dense.rows_apply(a, w.T, b, out=outs[0])
+            return
         call = dense_bind(outs, a, wp, b)
         if call is None:
             _dense.numpy_apply(a, wp, b, N, out=outs[0])
@@ -126,6 +154,9 @@ def _dense_step(node, ctx, w, alpha, c, beta):
 
     def dense(a, wp, b=None):
         check(a)
+        w = rows_view(a, wp)
+        if w is not None:
+            return (_dense.rows_apply(a, w.T, b),)
         y = np.empty((a.shape[0], N), np.float32) if a.ndim == 2 else None
         if y is not None and _dense.c_runs(a, y, K):
             dense_into([y], a, wp, b)
