@@ -59,8 +59,8 @@ def model_list(names, exporters, size, zoo, cache, zoo_names=""):
     import onnx_exports
     items = []
     for name in names:
-        sizes = [224] if name == "vgg11" else sorted({size} | ({224} if name in BIG_SIZE_TOO
-                                                               else set()))
+        only = onnx_exports.ONLY_SIZE.get(name)
+        sizes = [only] if only else sorted({size} | ({224} if name in BIG_SIZE_TOO else set()))
         for exporter in exporters:
             for s in sizes:
                 items.append((f"{name} ({exporter}) {s}",
@@ -305,14 +305,21 @@ def per_run_overhead(threads=1, repeats=2000):
 
 
 def memory_models(names, size, cache):
-    """[(label, path, memory_budget)]: every torchvision model's TorchScript export at
-    its largest size here, and ResNet-18 without the default bound on packings."""
+    """[(label, path, memory_budget)]: every torchvision model's TorchScript export
+    (its dynamo one where TorchScript fails) at its largest size here, and
+    ResNet-18 without the default bound on packings."""
     import onnx_exports
     models = []
     for n in names:
-        s = 224 if n == "vgg11" or n in BIG_SIZE_TOO else size
-        models.append((f"{n} (torchscript) {s}", onnx_exports.export(n, s, "torchscript", cache),
-                       None))
+        s = onnx_exports.ONLY_SIZE.get(n) or (224 if n in BIG_SIZE_TOO else size)
+        for exporter in onnx_exports.EXPORTERS:   # the first that exports it (vit_b_16: dynamo)
+            try:
+                path = onnx_exports.export(n, s, exporter, cache)
+            except Exception as e:
+                print(f"{n} ({exporter}) {s}: export failed: {type(e).__name__}"[:200], flush=True)
+                continue
+            models.append((f"{n} ({exporter}) {s}", path, None))
+            break
     if "resnet18" in names:
         models.append(("resnet18 (torchscript) 224",
                        onnx_exports.export("resnet18", 224, "torchscript", cache), sys.maxsize))
@@ -486,7 +493,8 @@ def main(argv=None):
         return spin_probe(argv[1], int(argv[2]))
     import onnx_exports
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", default=",".join(onnx_exports.TORCHVISION),
+    p.add_argument("--models",
+                   default=",".join(onnx_exports.TORCHVISION + onnx_exports.TRANSFORMERS),
                    help="torchvision model names, comma-separated ('' for none)")
     p.add_argument("--exporters", default=",".join(onnx_exports.EXPORTERS))
     p.add_argument("--threads", default="1,2")

@@ -21,6 +21,10 @@ TORCHVISION = ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "ef
                "convnext_tiny", "regnet_y_400mf", "squeezenet1_1", "densenet121", "googlenet",
                "vgg11", "shufflenet_v2_x1_0", "lraspp_mobilenet_v3_large",
                "deeplabv3_mobilenet_v3_large"]
+# transformers, at the one size their patch and window grids are made for (torch's
+# TorchScript exporter refuses vit_b_16's attention: only its dynamo export exists)
+TRANSFORMERS = ["swin_t", "maxvit_t", "vit_b_16"]
+ONLY_SIZE = {"vgg11": 224, "swin_t": 224, "maxvit_t": 224, "vit_b_16": 224}
 EXPORTERS = ("torchscript", "dynamo")
 
 
