@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from leanconv import _core, _isa, _threads
+from leanconv import _blas_split, _core, _isa, _threads
 
 MAX_ROWS = 8    # more rows than this: a real GEMM, BLAS's (or torch's) job
 PANEL = 16      # rows of W per panel (lc_se_pack)
@@ -116,20 +116,24 @@ def to_rows(wp, n_out, k):
     return rows
 
 
-def rows_apply(x, wt, b, out=None):
+def rows_apply(x, wt, b, out=None, threads=1):
     """y = x wt (+ b), wt (K x N) any view BLAS takes; into `out` (shape
     x.shape[:-1] + (N,)) when given.  The rows of a C-contiguous x go to
     BLAS as one matrix: np.matmul runs an N-D x as one GEMM per leading
     index, and Swin Transformer's 1x14x14x384 by 384x1536 ran 1.5x slower so
-    (3.5 against 2.2 ms, OpenBLAS, 1 thread, Zen 4)."""
+    (3.5 against 2.2 ms, OpenBLAS, 1 thread, Zen 4).  Rows of a 2-D product
+    spread over `threads` (_blas_split)."""
     k, n_out = wt.shape
     rows = x.reshape(-1, k) if x.ndim > 2 and x.flags.c_contiguous else x
     direct = out is not None and out.flags.c_contiguous
-    if direct:
-        y = out.reshape(rows.shape[:-1] + (n_out,))   # a view: out is contiguous
-        np.matmul(rows, wt, out=y)
-    else:
+    y = out.reshape(rows.shape[:-1] + (n_out,)) if direct else None   # a view: contiguous
+    if rows.ndim == 2 and rows.dtype == wt.dtype == np.float32:
+        y = np.empty((rows.shape[0], n_out), np.float32) if y is None else y
+        _blas_split.matmul_into(rows, wt, y, threads)
+    elif y is None:
         y = np.matmul(rows, wt)
+    else:
+        np.matmul(rows, wt, out=y)
     if b is not None:
         y += b
     if out is None:

@@ -15,7 +15,7 @@ import threading
 
 import numpy as np
 
-from leanconv import _bound_pool, _dense
+from leanconv import _bound_pool, _dense, _threads
 from leanconv.onnx.program import Step
 
 
@@ -144,7 +144,7 @@ def _dense_step(node, ctx, w, alpha, c, beta):
         check(a)
         w = rows_view(a, wp)
         if w is not None:
-            _dense.rows_apply(a, w.T, b, out=outs[0])
+            _dense.rows_apply(a, w.T, b, out=outs[0], threads=_threads.resolve(settings.threads))
             return
         call = dense_bind(outs, a, wp, b)
         if call is None:
@@ -156,7 +156,7 @@ def _dense_step(node, ctx, w, alpha, c, beta):
         check(a)
         w = rows_view(a, wp)
         if w is not None:
-            return (_dense.rows_apply(a, w.T, b),)
+            return (_dense.rows_apply(a, w.T, b, threads=_threads.resolve(settings.threads)),)
         y = np.empty((a.shape[0], N), np.float32) if a.ndim == 2 else None
         if y is not None and _dense.c_runs(a, y, K):
             dense_into([y], a, wp, b)
