@@ -62,10 +62,44 @@ def matmul_into(a, b, y, threads):
     """y = a @ b for 2-D a (m x k), b (k x n) and a writeable y (m x n), in
     BLAS calls over `blocks` spread over `threads` threads; returns y."""
     parts = blocks(a.shape[0], a.shape[1], b.shape[1])
+    _run(parts, lambda part: np.matmul(a[part[0]], b[:, part[1]], out=y[part]), threads)
+    return y
+
+
+def batch_blocks(a_shape, b_shape):
+    """[index] of a batched product a @ b (batch dimensions equal, none
+    broadcast): blocks of its first batch axis of more than one matrix, or
+    [()] -- one call -- when it is small or broadcasts."""
+    if len(a_shape) < 3 or a_shape[:-2] != b_shape[:-2]:
+        return [()]
+    m, k = a_shape[-2:]
+    if int(np.prod(a_shape[:-2])) * m * k * b_shape[-1] < MIN_SPLIT_MACS:
+        return [()]
+    axis = next((i for i, d in enumerate(a_shape[:-2]) if d > 1), None)
+    if axis is None:
+        return [()]
+    size = a_shape[axis]
+    step = -(-size // BLOCKS)
+    return [(slice(None),) * axis + (slice(i, i + step),) for i in range(0, size, step)]
+
+
+def batched_matmul_into(a, b, y, threads):
+    """y = a @ b (np.matmul's batched product; y writeable, of its shape) in
+    BLAS calls over `batch_blocks` spread over `threads` threads: the
+    attention products of a transformer (ViT-B: 12 heads of 197 x 64 by 64 x
+    197).  Returns y."""
+    parts = batch_blocks(a.shape, b.shape)
+    _run(parts, lambda part: np.matmul(a[part], b[part], out=y[part]), threads)
+    return y
+
+
+def _run(parts, call, threads):
+    """call(part) for every part: on this thread, or taken in turn by this
+    thread and threads - 1 helpers."""
     if threads <= 1 or len(parts) == 1:
-        for r, c in parts:
-            np.matmul(a[r], b[:, c], out=y[r, c])
-        return y
+        for part in parts:
+            call(part)
+        return
     todo = iter(parts)
     lock = threading.Lock()
 
@@ -75,12 +109,11 @@ def matmul_into(a, b, y, threads):
                 part = next(todo, None)
             if part is None:
                 return
-            r, c = part
-            np.matmul(a[r], b[:, c], out=y[r, c])
+            call(part)
 
-    helpers = _helpers(min(threads, len(parts)) - 1)
-    waits = [helpers.submit(take) for _ in range(min(threads, len(parts)) - 1)]
+    n = min(threads, len(parts)) - 1
+    helpers = _helpers(n)
+    waits = [helpers.submit(take) for _ in range(n)]
     take()
     for w in waits:
         w.result()
-    return y

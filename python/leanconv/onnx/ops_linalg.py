@@ -15,7 +15,7 @@ import threading
 
 import numpy as np
 
-from leanconv import _bound_pool, _dense, _threads
+from leanconv import _blas_split, _bound_pool, _dense, _threads
 from leanconv.onnx.program import Step
 
 
@@ -62,8 +62,16 @@ def build_matmul(node, ctx):
     step = _dense_step(node, ctx, None if b is None or b.ndim != 2 else b.T, 1.0, None, 0.0)
     if step is not None:
         return step
-    return Step(node, lambda a, b: (np.asarray(np.matmul(a, b)),), blas=True,
-                into=lambda outs, a, b: np.matmul(a, b, out=outs[0]))
+    settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
+
+    def matmul_into(outs, a, b):
+        y = outs[0]
+        if a.ndim == b.ndim >= 3 and a.dtype == b.dtype == y.dtype == np.float32 and \
+                y.shape == a.shape[:-1] + b.shape[-1:]:
+            _blas_split.batched_matmul_into(a, b, y, _threads.resolve(settings.threads))
+        else:
+            np.matmul(a, b, out=y)
+    return Step(node, lambda a, b: (np.asarray(np.matmul(a, b)),), blas=True, into=matmul_into)
 
 
 def _matrix(ctx, name):
