@@ -15,31 +15,39 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 import leanconv.onnx as lco  # noqa: E402
 from leanconv import _dead_taps as dead_taps  # noqa: E402
 from leanconv._params import ConvSpec  # noqa: E402
+from leanconv._tap_sum import TapSum  # noqa: E402
 from reference import conv2d_ref  # noqa: E402
 
 F32 = TensorProto.FLOAT
 TOL = 1e-5   # max |ours - ref| / max |scale|: float32 sums of ~C*taps terms
 
-# (C, M, H, W, (kH, kW), (dh, dw), (top, bottom, left, right), stride, groups, live taps (kH, kW))
+SUM = "tap sum"
+# (C, M, H, W, (kH, kW), (dh, dw), (top, bottom, left, right), stride, groups, what runs: the
+# kernel shape of the (trimmed) convolution, or SUM: leanconv/_tap_sum.py, where live taps read
+# the input at only part of the outputs and the live (tap, output) pairs are at most half)
 CASES = [
     (24, 16, 8, 8, (3, 3), (12, 12), (12, 12, 12, 12), 1, 1, (1, 1)),   # ASPP at 128 px
-    (24, 16, 14, 14, (3, 3), (24, 24), (24, 24, 24, 24), 1, 1, (1, 1)),  # ASPP at 224 px
-    (24, 16, 14, 14, (3, 3), (12, 12), (12, 12, 12, 12), 1, 1, (3, 3)),  # 224 px, d12: all live
-    (8, 12, 5, 7, (3, 3), (4, 4), (4, 0, 1, 5), 1, 1, (2, 2)),          # padding on one side
-    (8, 8, 6, 6, (5, 5), (3, 3), (6, 6, 6, 6), 2, 1, (3, 3)),            # strided
-    (8, 8, 6, 9, (3, 5), (6, 2), (6, 6, 4, 4), 1, 8, (1, 5)),            # depthwise, rows only
-    (12, 6, 4, 4, (3, 3), (5, 5), (5, 5, 5, 5), 1, 3, (1, 1)),           # grouped
+    (24, 16, 14, 14, (3, 3), (24, 24), (24, 24, 24, 24), 1, 1, (1, 1)),  # ASPP at 224 px, d24
+    (24, 16, 14, 14, (3, 3), (12, 12), (12, 12, 12, 12), 1, 1, SUM),    # d12: 18% of the pairs
+    (8, 12, 5, 7, (3, 3), (4, 4), (4, 0, 1, 5), 1, 1, SUM),             # padding on one side
+    (8, 8, 6, 6, (5, 5), (3, 3), (6, 6, 6, 6), 2, 1, SUM),              # strided
+    (8, 8, 6, 9, (3, 5), (6, 2), (6, 6, 4, 4), 1, 8, SUM),              # depthwise
+    (12, 6, 4, 4, (3, 3), (5, 5), (5, 5, 5, 5), 1, 3, (1, 1)),          # grouped
+    (12, 6, 14, 14, (3, 3), (12, 12), (13, 13, 13, 13), 1, 3, SUM),     # no tap reads everywhere
+    (16, 8, 16, 16, (3, 3), (2, 2), (2, 2, 2, 2), 1, 1, (3, 3)),        # d2: every tap, most outputs
 ]
 
 
-def _model(C, M, H, W, k, dil, pads, stride, groups, w, b, dims=None):
+def _model(C, M, H, W, k, dil, pads, stride, groups, w, b, dims=None, activation=None):
     t, bt, l, r = pads
     x_shape = dims if dims is not None else [1, C, H, W]
-    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=list(k),
-                            dilations=list(dil), pads=[t, l, bt, r], strides=[stride, stride],
-                            group=groups)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c" if activation else "y"],
+                              kernel_shape=list(k), dilations=list(dil), pads=[t, l, bt, r],
+                              strides=[stride, stride], group=groups)]
+    if activation:
+        nodes.append(helper.make_node(activation, ["c"], ["y"]))
     graph = helper.make_graph(
-        [node], "dead_taps", [helper.make_tensor_value_info("x", F32, x_shape)],
+        nodes, "dead_taps", [helper.make_tensor_value_info("x", F32, x_shape)],
         [helper.make_tensor_value_info("y", F32, None)],
         [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
     return _with_shapes(graph)
@@ -70,23 +78,60 @@ def _conv(rep):
     return conv
 
 
+def _runs(plan):
+    return SUM if isinstance(plan, TapSum) else (plan.spec.kH, plan.spec.kW)
+
+
+@pytest.mark.parametrize("activation", [None, "Relu"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}>{c[1]}@{c[2]}x{c[3]}k{c[4]}d{c[5]}")
-def test_dead_taps_are_dropped_and_the_output_is_the_full_convolution(case):
-    C, M, H, W, k, dil, pads, stride, groups, live = case
+def test_dead_taps_are_skipped_and_the_output_is_the_full_convolution(case, activation):
+    C, M, H, W, k, dil, pads, stride, groups, runs = case
     w, b = _data(C, M, k, groups)
-    rep = lco.prepare(_model(C, M, H, W, k, dil, pads, stride, groups, w, b), threads=2)
+    model = _model(C, M, H, W, k, dil, pads, stride, groups, w, b, activation=activation)
     x = np.random.default_rng(1).standard_normal((1, C, H, W)).astype(np.float32)
-    _check(rep, x, w, b, stride, pads, dil, groups)
-    plan = _conv(rep).last_plan
-    assert (plan.spec.kH, plan.spec.kW) == live
+    ref, scale = conv2d_ref(x, w, b, (stride, stride), pads, dil, groups)
+    if activation:
+        ref = np.maximum(ref, 0)
+    outs = []
+    for threads in (1, 2):
+        rep = lco.prepare(model, threads=threads)
+        outs.append(rep.run([x])[0])
+        plan = _conv(rep).last_plan
+        assert _runs(plan) == runs
+        # the memory plan counts the packing it runs: the live taps' weights, not all
+        assert rep.memory()["packed_weights"] == plan.packed_bytes
+        assert rep.memory()["workspace"] >= plan.workspace_bytes((1, C, H, W))
+    assert np.max(np.abs(outs[0] - ref)) / np.max(scale) < TOL
+    assert np.array_equal(outs[0], outs[1])
     full = ConvSpec.build(w.shape, (stride, stride), pads, dil, groups)
-    found = dead_taps.trimmed_spec(full, (1, C, H, W))
-    assert (found is None) == (live == k)
-    # the memory plan counts the packing it runs: the live taps' weights, not all
-    packed = rep.memory()["packed_weights"]
-    assert packed == plan.packed_bytes
-    if live != k:
-        assert packed < w.nbytes
+    if runs != SUM and runs != k:
+        assert rep.memory()["packed_weights"] < w.nbytes
+        assert dead_taps.trimmed_spec(full, (1, C, H, W)) is not None
+
+
+def test_a_fused_residual_add_reaches_every_output_of_a_tap_sum():
+    """Conv + Add + Relu with the Conv a tap sum: the residual is added once
+    (with the bias, by the tap that reads the input everywhere)."""
+    C, M, H, W, k, dil, pads, stride, groups, _ = CASES[2]
+    w, b = _data(C, M, k, groups, seed=2)
+    t, bt, l, r = pads
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], dilations=list(dil),
+                              pads=[t, l, bt, r]),
+             helper.make_node("Add", ["c", "res"], ["s"]),
+             helper.make_node("Relu", ["s"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "residual", [helper.make_tensor_value_info("x", F32, [1, C, H, W]),
+                            helper.make_tensor_value_info("res", F32, [1, M, H, W])],
+        [helper.make_tensor_value_info("y", F32, None)],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    rep = lco.prepare(_with_shapes(graph))
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, C, H, W)).astype(np.float32)
+    res = rng.standard_normal((1, M, H, W)).astype(np.float32)
+    y = rep.run([x, res])[0]
+    assert isinstance(_conv(rep).last_plan, TapSum)
+    ref, scale = conv2d_ref(x, w, b, (1, 1), pads, dil, groups)
+    assert np.max(np.abs(y - np.maximum(ref + res, 0))) / np.max(scale) < TOL
 
 
 def test_weights_fed_at_run_time_are_trimmed_too():
@@ -109,16 +154,16 @@ def test_weights_fed_at_run_time_are_trimmed_too():
 
 def test_dynamic_sizes_pack_each_size_its_live_taps():
     """Dims left dynamic: the raw weights stay, and each input size gets the
-    packing of its own live taps -- the full kernel on a map the taps reach."""
+    packing of its own live taps -- a tap sum where they read part of a map,
+    the full kernel on a map they reach at most outputs."""
     C, M, H, W, k, dil, pads, stride, groups, _ = CASES[0]
     w, b = _data(C, M, k, groups, seed=5)
     model = _model(C, M, H, W, k, dil, pads, stride, groups, w, b, dims=["n", C, "h", "w"])
     rep = lco.prepare(model)
-    for size, live in ((8, (1, 1)), (20, (3, 3)), (6, (1, 1)), (8, (1, 1))):
+    for size, runs in ((8, (1, 1)), (20, SUM), (6, (1, 1)), (8, (1, 1)), (40, (3, 3))):
         x = np.random.default_rng(size).standard_normal((1, C, size, size)).astype(np.float32)
         _check(rep, x, w, b, stride, pads, dil, groups)
-        plan = _conv(rep).last_plan
-        assert (plan.spec.kH, plan.spec.kW) == live
+        assert _runs(_conv(rep).last_plan) == runs
 
 
 def test_a_static_model_fed_a_size_its_packing_cannot_serve_says_so():

@@ -21,14 +21,23 @@ import numpy as np
 from leanconv._params import ConvSpec
 
 
+def tap_outputs(k, s, d, pad, size, out):
+    """[(o0, o1)] for each tap i of one axis: the outputs o0 <= o < o1 whose
+    tap i reads the input (0 <= o * s + i * d - pad < size); empty (o0 >= o1)
+    for a tap that reads only padding."""
+    ranges = []
+    for i in range(k):
+        lo = i * d - pad                        # the input index output 0 reads
+        o0 = 0 if lo >= 0 else (-lo + s - 1) // s       # the first output reading index >= 0
+        o1 = min(out, (size - 1 - lo) // s + 1) if lo <= size - 1 else 0
+        ranges.append((o0, max(o0, o1)))
+    return ranges
+
+
 def _live(k, s, d, pad, size, out):
     """(first, last) tap of one axis that reads the input for some output
     position, all between live too; None when the live taps are not one run."""
-    live = []
-    for i in range(k):
-        lo = i * d - pad                        # the input index output 0 reads
-        first = 0 if lo >= 0 else (-lo + s - 1) // s    # the first output reading index >= 0
-        live.append(first < out and lo + first * s <= size - 1)
+    live = [o0 < o1 for o0, o1 in tap_outputs(k, s, d, pad, size, out)]
     if not any(live):
         return None
     a = live.index(True)

@@ -13,7 +13,7 @@ import threading
 
 import numpy as np
 
-from leanconv import _core, _dead_taps as dead_taps, _isa
+from leanconv import _core, _dead_taps as dead_taps, _isa, _tap_sum as tap_sum
 from leanconv._fold import fold_batchnorm  # noqa: F401  (graph.py folds through here)
 from leanconv._params import ConvSpec
 from leanconv._plan import Conv2d as _Plan
@@ -178,20 +178,36 @@ class ConvOp:
                 self._plans[key] = plan
         return plan
 
+    def _tap_sum(self, stride, pads, dilation, hw):
+        """Whether inputs of size hw run as a sum over the kernel's taps
+        (leanconv/_tap_sum.py: most taps read padding at most outputs), when
+        the user leaves the algorithm to leanconv.  (A memory budget's pick,
+        algorithm_override, does not stop it: the taps' packings take about
+        the raw weights' bytes, as Im2Col's does.)"""
+        spec = ConvSpec.build(self._w_shape(), stride, pads, dilation, self.group)
+        return self.settings.algorithm == "auto" and tap_sum.applies(spec, *hw)
+
     def _packing(self, stride, pads, dilation, hw):
         """A packing for inputs of size hw: one already made where it serves
-        (another image size, same padding, the same live taps or more), else a new one."""
-        w_shape, live_pads, window = self._live(self._w_shape(), stride, pads, dilation, hw)
+        (another image size, same padding, the same live taps or more; a tap
+        sum only its own size), else a new one."""
+        if self._tap_sum(stride, pads, dilation, hw):
+            w_shape, live_pads, window = self._w_shape(), pads, ("tap sum", tuple(hw))
+        else:
+            w_shape, live_pads, window = self._live(self._w_shape(), stride, pads, dilation, hw)
         released = self._source is None
-        algo = None if released else self._algorithm(w_shape, stride, live_pads, dilation, hw)
+        algo = "tap_sum" if window and window[0] == "tap sum" else \
+            None if released else self._algorithm(w_shape, stride, live_pads, dilation, hw)
         for key, other in self._plans.items():
             if key[:3] != (stride, pads, dilation):
                 continue
             theirs = self._windows.get(id(other))
-            if released and dead_taps.covers(theirs, window):
-                return other   # what prepare packed is all there is
-            if theirs == window and other.algorithm == algo and other.isa == _isa.isa():
+            if theirs == window and (released or (other.algorithm == algo and
+                                                  other.isa == _isa.isa())):
                 return other
+            if released and "tap sum" not in (theirs or ()) and "tap sum" not in (window or ()) \
+                    and dead_taps.covers(theirs, window):
+                return other   # what prepare packed is all there is
         if released:
             raise ValueError(
                 f"Conv node {self.node_name}: prepare packed only the kernel taps that read "
@@ -199,10 +215,13 @@ class ConvOp:
                 f"and released the raw weights; inputs of size {hw[0]}x{hw[1]} need the other "
                 f"taps too: declare this size in the model, or leave its dims dynamic")
         w, b = self._constants()
-        if window is not None:
-            w = dead_taps.live_weights(w, window)
-        plan = _Plan(w, b, stride, live_pads, dilation, self.group,
-                     algorithm=algo, activation=self.activation)
+        if algo == "tap_sum":
+            plan = tap_sum.TapSum(w, b, stride, pads, dilation, self.group, self.activation, hw)
+        else:
+            if window is not None:
+                w = dead_taps.live_weights(w, window)
+            plan = _Plan(w, b, stride, live_pads, dilation, self.group,
+                         algorithm=algo, activation=self.activation)
         self._windows[id(plan)] = window
         # packed: the raw copy goes now, not at the end of prepare (the
         # source can read it again), so at most one layer's is ever held
