@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import _rotation  # noqa: E402
 from doc_section import host_line  # noqa: E402
 
-BIG_SIZE_TOO = ("resnet18", "mobilenet_v2")
+BIG_SIZE_TOO = ("resnet18", "mobilenet_v2", "deeplabv3_mobilenet_v3_large")
 
 
 def model_list(names, exporters, size, zoo, cache, zoo_names=""):

@@ -1,9 +1,11 @@
 """leanconv.onnx runs a dilated Conv whose off-centre taps read only padding
 at the input size (deeplabv3's ASPP: 3x3, dilation 12-36, on an 8x8 or 14x14
-map) as the convolution of its live taps (leanconv/_dead_taps.py): the same
-output as every tap summed, checked here against a float64 reference, with
-the trimmed kernel packed (a ninth of the weights and work at the centre
-tap) and the memory plan counting that packing."""
+map) as the convolution of its live taps (leanconv/_dead_taps.py), and one
+whose live taps read the input at only part of the outputs as a sum over its
+taps of 1x1 convolutions (leanconv/_tap_sum.py): the same output as every tap
+summed, checked here against a float64 reference at 1 and 2 threads (the same
+bits), with only the live taps' weights packed and the memory plan counting
+that packing."""
 from __future__ import annotations
 
 import numpy as np
