@@ -26,7 +26,7 @@ typedef struct {
     float *y;
     const float *scale, *bias;
     int64_t channels, hw;
-    int64_t rows_per_task; /* lc_layer_norm_rows: rows a task normalises */
+    int64_t rows, rows_per_task; /* lc_layer_norm_rows: all, and a task's */
     float eps;
 } lc_in_ctx;
 
@@ -77,7 +77,7 @@ static void lc_in_task(void *vctx, int64_t plane, int thread) {
 static void lc_ln_task(void *vctx, int64_t item, int thread) {
     const lc_in_ctx *t = (const lc_in_ctx *)vctx;
     const int64_t n = t->hw, r0 = item * t->rows_per_task;
-    const int64_t r1 = lc_min64(r0 + t->rows_per_task, t->channels);
+    const int64_t r1 = lc_min64(r0 + t->rows_per_task, t->rows);
     (void)thread;
     for (int64_t r = r0; r < r1; r++) {
         const float *x = t->x + r * n;
@@ -85,7 +85,8 @@ static void lc_ln_task(void *vctx, int64_t item, int thread) {
         float m_hi, m_lo;
         const float inv = (float)lc_in_stats(x, n, t->eps, &m_hi, &m_lo);
         if (t->bias)
-            for (int64_t p = 0; p < n; p++) y[p] = ((x[p] - m_hi) - m_lo) * inv * t->scale[p] + t->bias[p];
+            for (int64_t p = 0; p < n; p++)
+                y[p] = ((x[p] - m_hi) - m_lo) * inv * t->scale[p] + t->bias[p];
         else
             for (int64_t p = 0; p < n; p++) y[p] = ((x[p] - m_hi) - m_lo) * inv * t->scale[p];
     }
@@ -108,7 +109,7 @@ int lc_layer_norm_rows(const float *x, float *y, int64_t rows, int64_t width, fl
     if (rows <= 0 || width <= 0) return LC_OK;
     lc_in_ctx t;
     t.x = x; t.y = y; t.scale = scale; t.bias = bias;
-    t.channels = rows; /* (the rows, for lc_ln_task's bound) */
+    t.channels = 1; t.rows = rows;
     t.hw = width; t.eps = eps;
     /* Swin's rows are 96-768 features: tasks of whole rows near
      * LC_STREAM_TASK_FLOATS, not a task a row */

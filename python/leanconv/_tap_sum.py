@@ -88,6 +88,7 @@ class TapSum:
                           (rows[1] - rows[0], cols[1] - cols[0]))
             self.parts.append((a, c, rows, cols, Conv2d(w, b, groups=groups, algorithm=name)))
         self.algorithm = "tap_sum"
+        self._pieces = {}   # batch size -> _piece_shapes
         self.isa = self.parts[0][-1].isa
 
     @property
@@ -98,7 +99,13 @@ class TapSum:
         return (x_shape[0], self.spec.M) + self.spec.output_hw(*x_shape[2:])
 
     def _piece_shapes(self, n):
-        """(input piece, output piece, its plan's workspace) bytes at batch n."""
+        """(input piece, output piece, its plan's workspace) bytes at batch n,
+        the largest of any tap's (worked out once a batch size)."""
+        if n not in self._pieces:
+            self._pieces[n] = self._largest_pieces(n)
+        return self._pieces[n]
+
+    def _largest_pieces(self, n):
         C, M = self.spec.C, self.spec.M
         big_x = big_y = ws = 0
         for _, _, (y0, y1), (x0, x1), plan in self.parts:

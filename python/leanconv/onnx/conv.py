@@ -21,6 +21,16 @@ from leanconv._select import ALGORITHMS, algorithm_id, choose, model_cost, why_u
 from leanconv.onnx.node import as_int_list, unsupported
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
+_TAP_SUM = "tap sum"   # a packing's window when it is a tap sum: (_TAP_SUM, its input size)
+
+
+def _serves(theirs, window):
+    """Whether a packing of live-tap window `theirs` (None: every tap) gives
+    the output one of `window` would: one holding those taps or more; a tap
+    sum only for its own input size."""
+    if _TAP_SUM in (theirs or ()) or _TAP_SUM in (window or ()):
+        return theirs == window
+    return dead_taps.covers(theirs, window)
 
 
 def same_pads(size, kernel, stride, dilation, upper):
@@ -71,7 +81,7 @@ class ConvOp:
             self._check_rank(rank)
         self.weight = self.bias = None   # raw constant weights, only while packing
         self._plans = {}
-        self._windows = {}   # id(plan) -> its live taps' window, None: all taps
+        self._windows = {}   # id(plan) -> its live taps' window (None: all), or a tap sum's
         self._lock = threading.Lock()
         self.last_plan = None
         self.last_input_shape = None
@@ -192,22 +202,23 @@ class ConvOp:
         (another image size, same padding, the same live taps or more; a tap
         sum only its own size), else a new one."""
         if self._tap_sum(stride, pads, dilation, hw):
-            w_shape, live_pads, window = self._w_shape(), pads, ("tap sum", tuple(hw))
+            w_shape, live_pads, window = self._w_shape(), pads, (_TAP_SUM, tuple(hw))
         else:
             w_shape, live_pads, window = self._live(self._w_shape(), stride, pads, dilation, hw)
         released = self._source is None
-        algo = "tap_sum" if window and window[0] == "tap sum" else \
-            None if released else self._algorithm(w_shape, stride, live_pads, dilation, hw)
+        if window and window[0] == _TAP_SUM:
+            algo = "tap_sum"
+        elif not released:
+            algo = self._algorithm(w_shape, stride, live_pads, dilation, hw)
         for key, other in self._plans.items():
             if key[:3] != (stride, pads, dilation):
                 continue
             theirs = self._windows.get(id(other))
-            if theirs == window and (released or (other.algorithm == algo and
-                                                  other.isa == _isa.isa())):
+            if released:   # what prepare packed is all there is
+                if _serves(theirs, window):
+                    return other
+            elif theirs == window and other.algorithm == algo and other.isa == _isa.isa():
                 return other
-            if released and "tap sum" not in (theirs or ()) and "tap sum" not in (window or ()) \
-                    and dead_taps.covers(theirs, window):
-                return other   # what prepare packed is all there is
         if released:
             raise ValueError(
                 f"Conv node {self.node_name}: prepare packed only the kernel taps that read "

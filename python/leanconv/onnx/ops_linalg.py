@@ -149,16 +149,14 @@ def _dense_step(node, ctx, w, alpha, c, beta):
         return _dense.bind(a, outs[0], wp, b, N, settings.threads)
 
     def dense_into(outs, a, wp, b=None):
-        check(a)
-        w = rows_view(a, wp)
-        if w is not None:
-            _dense.rows_apply(a, w.T, b, out=outs[0], threads=_threads.resolve(settings.threads))
-            return
         call = dense_bind(outs, a, wp, b)
-        if call is None:
-            _dense.numpy_apply(a, wp, b, N, out=outs[0])
-        else:
+        if call is not None:
             _bound_pool.run(call)
+        elif layout[0] == "rows":
+            _dense.rows_apply(a, rows_view(a, wp).T, b, out=outs[0],
+                              threads=_threads.resolve(settings.threads))
+        else:
+            _dense.numpy_apply(a, wp, b, N, out=outs[0])
 
     def dense(a, wp, b=None):
         check(a)

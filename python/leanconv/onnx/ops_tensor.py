@@ -362,6 +362,15 @@ def build_tile(node, ctx):
     return Step(node, lambda x, repeats: (np.tile(x, _ints(repeats)),))
 
 
+def _nd_indices(ix, dims, node):
+    """GatherND's and ScatterND's indices (..., k) into axes of sizes `dims`,
+    checked and with negative ones wrapped."""
+    dims = np.array(dims)
+    if ix.size and ((ix < -dims).any() or (ix >= dims).any()):
+        raise IndexError(f"{node.op_type} node {node.name}: index out of range")
+    return np.where(ix < 0, ix + dims, ix)
+
+
 def build_gathernd(node, ctx):
     node.allow("batch_dims")
     b = int(node.attr("batch_dims", 0))
@@ -373,10 +382,7 @@ def build_gathernd(node, ctx):
         nb = int(np.prod(batch, dtype=np.int64))
         d = data.reshape((nb,) + data.shape[b:])
         ix = idx.reshape((nb, -1, k))
-        dims = np.array(data.shape[b:b + k])
-        if ix.size and ((ix < -dims).any() or (ix >= dims).any()):
-            raise IndexError(f"GatherND node {node.name}: index out of range")
-        ix = np.where(ix < 0, ix + dims, ix)
+        ix = _nd_indices(ix, data.shape[b:b + k], node)
         out = np.stack([d[i][tuple(ix[i].T)] for i in range(nb)]) if nb else \
             np.zeros((0,) + ix.shape[1:2] + data.shape[b + k:], data.dtype)
         return (out.reshape(idx.shape[:-1] + data.shape[b + k:]),)
@@ -408,11 +414,7 @@ def build_scatternd(node, ctx):
         if updates.shape != want:
             raise ValueError(f"ScatterND node {node.name}: updates of shape {updates.shape}, "
                              f"expected {want}")
-        dims = np.array(data.shape[:k])
-        flat = idx.reshape(-1, k)
-        if flat.size and ((flat < -dims).any() or (flat >= dims).any()):
-            raise IndexError(f"ScatterND node {node.name}: index out of range")
-        at = tuple(np.where(flat < 0, flat + dims, flat).T)
+        at = tuple(_nd_indices(idx.reshape(-1, k), data.shape[:k], node).T)
         out = np.array(data, copy=True)
         rows = updates.reshape((-1,) + data.shape[k:]).astype(data.dtype, copy=False)
         if combine is None:
