@@ -156,6 +156,25 @@ static inline int lc_threads_used(int nthreads, int64_t items, double work) {
     return (int)t;
 }
 
+/* ---- token_gemm.c: the GEMM over rows, shared with batched_gemm.c ---- */
+/* The B panels' width: the wide tile's where the ISA has one, else NR. */
+int64_t lc_tg_width(const lc_isa_config *isa);
+/* One tile: rows <= MR of packed A by cols <= width columns of B (row j at
+ * b + j*ldb) into C at ldc, over k, with the micro-kernel flags. */
+void lc_tg_tile(const lc_isa_config *isa, int64_t nr, int64_t rows, int64_t cols, int64_t k,
+                const float *a, const float *b, int64_t ldb, float *c, int64_t ldc,
+                const lc_epilogue *kep, unsigned flags);
+/* One row panel of packed A against all n columns of a row-major B (row j
+ * at b + j*ldb, n contiguous floats), the last few past a whole panel in
+ * its call. */
+void lc_tg_row(const lc_isa_config *isa, int64_t rows, int64_t n, int64_t k, const float *a,
+               const float *b, int64_t ldb, float *c, int64_t ldc, const lc_epilogue *kep,
+               unsigned flags);
+/* rows <= MR rows of x (element (i, j) at x[i*xr + j*xc]) into k groups of
+ * MR floats (zero past rows): the micro-kernel's A panel. */
+void lc_tg_pack_a(const lc_isa_config *isa, float *dst, const float *x, int64_t rows,
+                  int64_t k, int64_t xr, int64_t xc);
+
 /* ---- epilogue.c ---- */
 /* The post-op over an m x n region of rows at stride ld (the GEMM's C):
  * row i gets y = act(y + bias[i] + res) through the ISA's post-op. */

@@ -236,6 +236,16 @@ typedef void (*lc_gemm_pf_fn)(size_t m, size_t n, size_t k, const float *a, cons
                               const lc_epilogue *ep, unsigned flags, const float *pf,
                               size_t pf_ld, size_t pf_rows);
 
+/* A's packing from rows (optional: NULL, the drivers' portable loop): MR
+ * rows of k floats, row i at src + i*lds, into k groups of MR floats, group
+ * j at dst + j*ldd (dst[j*ldd + i] = src[i*lds + j]): with ldd MR the GEMM
+ * micro-kernel's A operand, with ldd n a transposed copy's MR columns (the
+ * batched GEMM's K^T).  The token GEMM (kernels/token_gemm.c) packs its
+ * input rows so on every call, m*k floats a call; as scalar loads and
+ * stores that was 5-20% of a Swin-T layer with 96 output channels. */
+typedef void (*lc_pack_rows_fn)(float *dst, size_t ldd, const float *src, size_t lds,
+                                size_t k);
+
 /* Tall GEMM tile (optional): like lc_gemm_narrow_fn over tall_rows / MR
  * panels of packed A (panel q at a + q*a_pstride, read only where rows of it
  * are < m) and 1 <= n <= tall_cols columns, 1 <= m <= tall_rows, with
@@ -485,6 +495,7 @@ typedef struct lc_isa_config {
     lc_gemm_pf_fn gemm_pf;           /* gemm with a prefetch cursor (NULL: no prefetch) */
     int wide_nr;
     lc_gemm_tall_fn gemm_tall;       /* few output channels, one B vector (NULL: none) */
+    lc_pack_rows_fn pack_rows;       /* optional: MR rows into the GEMM's A panel */
     int tall_rows, tall_cols;        /* its rows (a multiple of mr) and columns (divide nr) */
     lc_wino_input_strip_fn wino_input_strip[LC_WINO_VARIANTS]; /* optional, may be NULL */
     lc_wino_input_direct_fn wino_input_direct[LC_WINO_VARIANTS]; /* optional, may be NULL */

@@ -49,6 +49,7 @@ void lc_config_avx512(lc_isa_config *cfg) {
     cfg->gemm_wide = lc_f32_gemm_wide_8x48__avx512;
     cfg->gemm_wide_pf = lc_f32_gemm_wide_pf_8x48__avx512;
     cfg->wide_nr = 48;
+    cfg->pack_rows = lc_f32_pack_rows_8__avx512;   /* MR 8 (tile.h) */
     cfg->dl_kernel = lc_f32_dl_6x64__avx512;
     cfg->dl_lanes = 16;
     cfg->dl_cols = 64;

@@ -4,7 +4,7 @@
 Everything here is mechanical; argument checking lives in the pure-Python
 layer (_params.py, _plan.py), the algorithm choice in C (kernels/choose.c)."""
 cimport cython
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t, uintptr_t
 from libc.string cimport memcmp
 
 cdef extern from "leanconv/conv.h":
@@ -144,6 +144,24 @@ cdef extern from "leanconv/se_block.h":
 cdef extern from "leanconv/dense.h":
     int lc_dense(const lc_isa_config *isa, const float *x, float *y, int64_t n, int64_t rows,
                  int64_t k, const float *wp, const float *b, int nthreads) nogil
+
+cdef extern from "leanconv/token_gemm.h":
+    int64_t lc_token_packed_floats(const lc_isa_config *isa, int64_t n, int64_t k) nogil
+    void lc_token_pack(const lc_isa_config *isa, const float *w, int64_t n, int64_t k,
+                       int64_t rs, int64_t ks, float *out) nogil
+    int64_t lc_token_gemm_workspace(const lc_isa_config *isa, int64_t m, int64_t k) nogil
+    int lc_token_gemm(const lc_isa_config *isa, const float *x, int64_t m, int64_t k,
+                      const float *wp, int64_t n, const float *b, const float *res,
+                      const lc_epilogue *ep, float *y, char *ws, int64_t ws_bytes,
+                      int nthreads) nogil
+
+cdef extern from "leanconv/batched_gemm.h":
+    int64_t lc_batched_gemm_workspace(const lc_isa_config *isa, int64_t batch, int64_t m,
+                                      int64_t k, int64_t n, int64_t wc, int nthreads) nogil
+    int lc_batched_gemm(const lc_isa_config *isa, const float *x, const int64_t *xoff,
+                        int64_t xr, int64_t xc, const float *w, const int64_t *woff, int64_t wr,
+                        int64_t wc, float *y, int64_t batch, int64_t m, int64_t k, int64_t n,
+                        char *ws, int64_t ws_bytes, int nthreads) nogil
 
 cdef extern from "leanconv/softmax.h":
     int lc_softmax(const lc_isa_config *isa, const float *x, float *y, int64_t outer, int64_t n,
@@ -985,6 +1003,155 @@ cdef class BoundDense(BoundCall):
                         self.threads)
 
 
+def token_packed_floats(int64_t n, int64_t k, int isa=0):
+    """Floats token_pack writes for W of n outputs by k inputs on this ISA
+    (its GEMM tile's NR-column panels: leanconv/token_gemm.h)."""
+    if n < 1 or k < 1:
+        raise ValueError(f"token_pack: n and k must be positive, got {n} and {k}")
+    return lc_token_packed_floats(isa_config(isa), n, k)
+
+
+def token_pack(w, float[::1] out, int isa=0):
+    """Pack W (n x k float32, any strides: a MatMul's k x n constant passes as
+    its transpose view) into `out` (token_packed_floats of it)."""
+    cdef const float[:, :] wv = w
+    cdef int64_t n = wv.shape[0], k = wv.shape[1]
+    if out.shape[0] != token_packed_floats(n, k, isa):
+        raise ValueError(f"token_pack: out must hold {token_packed_floats(n, k, isa)} floats")
+    cdef const lc_isa_config *cfg = isa_config(isa)
+    with nogil:
+        lc_token_pack(cfg, &wv[0, 0], n, k, wv.strides[0] // 4, wv.strides[1] // 4, &out[0])
+
+
+def token_gemm_workspace(int64_t m, int64_t k, int isa=0):
+    """Workspace bytes token_gemm needs for m rows of k."""
+    return lc_token_gemm_workspace(isa_config(isa), m, k)
+
+
+cdef class BoundTokenGemm(BoundCall):
+    """A dense layer over many rows fixed once (leanconv/token_gemm.h):
+    out (m x n) = act(x (m x k) W^T + b (+ res)), W packed by token_pack on
+    the same ISA; x, out, res flat float32, held alive here.  Runs in the
+    caller's workspace (at least `workspace_bytes`, 64-byte aligned: the
+    compiled schedule lends the Convs' buffer)."""
+    cdef tuple keep
+    cdef const float *x
+    cdef float *y
+    cdef const float *wp
+    cdef const float *b
+    cdef const float *res
+    cdef const lc_isa_config *cfg
+    cdef lc_epilogue ep
+    cdef int64_t m, k, n
+    cdef int threads
+    cdef readonly int64_t workspace_bytes
+
+    def __init__(self, const float[::1] x, float[::1] out, int64_t m, int64_t k, int64_t n,
+                 const float[::1] wp, b, res, tuple epilogue, int threads, int isa=0):
+        if m < 1 or k < 1 or n < 1:
+            raise ValueError("token_gemm: m, k and n must be positive")
+        if x.shape[0] != m * k or out.shape[0] != m * n:
+            raise ValueError("token_gemm: x must hold m * k floats and out m * n")
+        self.cfg = isa_config(isa)
+        if wp.shape[0] != lc_token_packed_floats(self.cfg, n, k):
+            raise ValueError("token_gemm: packed weights do not match n and k on this ISA")
+        if threads < 1:
+            raise ValueError(f"token_gemm: threads must be >= 1, got {threads}")
+        self.b = optional_vector(b, n, "token_gemm: b")
+        self.res = optional_vector(res, m * n, "token_gemm: res")
+        fill_epilogue(&self.ep, epilogue)
+        self.keep = (x, out, wp, b, res)
+        self.x, self.y, self.wp = &x[0], &out[0], &wp[0]
+        if <const float *>self.y == self.x:
+            raise ValueError("token_gemm: out must not be x")
+        self.m, self.k, self.n, self.threads = m, k, n, threads
+        self.workspace_bytes = lc_token_gemm_workspace(self.cfg, m, k)
+
+    cdef int _run(self, char *ws, int64_t ws_bytes) noexcept nogil:
+        return lc_token_gemm(self.cfg, self.x, self.m, self.k, self.wp, self.n, self.b,
+                             self.res, &self.ep, self.y, ws, ws_bytes, self.threads)
+
+
+def token_gemm(const float[::1] x, float[::1] out, int64_t m, int64_t k, int64_t n,
+               const float[::1] wp, b, res, tuple epilogue, int threads, int isa=0,
+               workspace=None):
+    """The call a BoundTokenGemm makes, run once; workspace None: one of
+    its own (a uint8 array of at least token_gemm_workspace bytes, 64-byte
+    aligned, otherwise)."""
+    cdef BoundTokenGemm call = BoundTokenGemm(x, out, m, k, n, wp, b, res, epilogue, threads,
+                                              isa)
+    cdef unsigned char[::1] ws
+    cdef int status
+    if workspace is None:
+        from leanconv._scratch import aligned_empty
+        workspace = aligned_empty(max(call.workspace_bytes, 64))
+    ws = workspace
+    if ws.shape[0] < call.workspace_bytes:
+        raise ValueError(f"token_gemm: workspace of {ws.shape[0]} bytes, needs "
+                         f"{call.workspace_bytes}")
+    if (<size_t>&ws[0]) % 64:
+        raise ValueError("token_gemm: workspace must be 64-byte aligned")
+    with nogil:
+        status = call._run(<char *>&ws[0], ws.shape[0])
+    if status != 0:
+        raise ValueError(f"token_gemm: the C call failed (status {status})")
+
+
+def batched_gemm_workspace(int64_t batch, int64_t m, int64_t k, int64_t n, int64_t wc,
+                           int threads, int isa=0):
+    """Workspace bytes a BoundBatchedGemm of these sizes (w's column stride
+    wc: 1 reads w in place, else it is packed) needs at `threads`."""
+    return lc_batched_gemm_workspace(isa_config(isa), batch, m, k, n, wc, threads)
+
+
+cdef class BoundBatchedGemm(BoundCall):
+    """Batched products of run-time operands fixed once
+    (leanconv/batched_gemm.h): out (batch x m x n, contiguous) = x[b] w[b],
+    x and w float32 arrays of any strides, element (b, i, j) of x at
+    x_offsets[b] + i*xr + j*xc floats from x's first element (w's
+    likewise) -- the caller (leanconv._batched_matmul) derives them from the
+    arrays' own strides, so every address is one of the arrays'.  Runs in
+    the caller's workspace (at least `workspace_bytes`, 64-byte aligned)."""
+    cdef tuple keep
+    cdef const float *x
+    cdef const float *w
+    cdef float *y
+    cdef const int64_t *xoff
+    cdef const int64_t *woff
+    cdef int64_t xr, xc, wr, wc, batch, m, k, n
+    cdef const lc_isa_config *cfg
+    cdef int threads
+    cdef readonly int64_t workspace_bytes
+
+    def __init__(self, x, const int64_t[::1] x_offsets, int64_t xr, int64_t xc, w,
+                 const int64_t[::1] w_offsets, int64_t wr, int64_t wc, float[::1] out,
+                 int64_t m, int64_t k, int64_t n, int threads, int isa=0):
+        cdef int64_t batch = x_offsets.shape[0]
+        if batch < 1 or m < 1 or k < 1 or n < 1 or w_offsets.shape[0] != batch:
+            raise ValueError("batched_gemm: batch, m, k and n must be positive, one offset "
+                             "of x and of w per batch")
+        if x.dtype != "float32" or w.dtype != "float32":
+            raise TypeError("batched_gemm: x and w must be float32")
+        if out.shape[0] != batch * m * n:
+            raise ValueError("batched_gemm: out must hold batch * m * n floats")
+        if threads < 1:
+            raise ValueError(f"batched_gemm: threads must be >= 1, got {threads}")
+        self.cfg = isa_config(isa)
+        self.keep = (x, x_offsets, w, w_offsets, out)
+        self.x = <const float *><uintptr_t>x.ctypes.data
+        self.w = <const float *><uintptr_t>w.ctypes.data
+        self.y = &out[0]
+        self.xoff, self.woff = &x_offsets[0], &w_offsets[0]
+        self.xr, self.xc, self.wr, self.wc = xr, xc, wr, wc
+        self.batch, self.m, self.k, self.n, self.threads = batch, m, k, n, threads
+        self.workspace_bytes = lc_batched_gemm_workspace(self.cfg, batch, m, k, n, wc, threads)
+
+    cdef int _run(self, char *ws, int64_t ws_bytes) noexcept nogil:
+        return lc_batched_gemm(self.cfg, self.x, self.xoff, self.xr, self.xc, self.w, self.woff,
+                               self.wr, self.wc, self.y, self.batch, self.m, self.k, self.n, ws,
+                               ws_bytes, self.threads)
+
+
 cdef class BoundAffine(BoundCall):
     """A per-channel affine step's C call fixed once (channel_affine's
     arguments, checked here): x, out, scale and shift held alive."""
@@ -1114,6 +1281,9 @@ def run_bound(tuple calls, unsigned char[::1] workspace):
                                   f"{ALGORITHMS[(<BoundConv>c).setup.s.desc.algorithm]} with "
                                   f"out=residual")
             raise MemoryError("leanconv could not allocate a pooling step's scratch")
+        if status == 4:  # LC_ERR_WORKSPACE
+            raise ValueError(f"leanconv: a workspace of {n} bytes is smaller than "
+                             f"{type(c).__name__} needs")
         if status != 0:
             raise RuntimeError(f"leanconv kernel failed with status {status}")
 

@@ -1,6 +1,7 @@
-"""A fully connected layer on a few rows -- a classifier head, y = x W^T + b
-for x of at most MAX_ROWS rows -- in leanconv's C (kernels/dense.c) on
-leanconv's threads.  Shared by leanconv.onnx's Gemm/MatMul step and the frozen
+"""A fully connected layer, y = act(x W^T + b (+ res)), in leanconv's C on
+leanconv's threads: on a few rows (a classifier head, at most MAX_ROWS) the
+gemv of kernels/dense.c, on many (a transformer's tokens) the GEMM of
+kernels/token_gemm.c.  Shared by leanconv.onnx's Gemm/MatMul step and the frozen
 torch model's FrozenDense, so both pack, check and fall back the same way.
 
 The weights W (N x K) are stored once, in the C kernel's 16-row panels
@@ -13,17 +14,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from leanconv import _blas_split, _core, _isa, _threads
+from leanconv import _blas_split, _core, _epilogue, _isa, _scratch, _threads
 
 MAX_ROWS = 8    # more rows than this: a real GEMM, BLAS's (or torch's) job
 PANEL = 16      # rows of W per panel (lc_se_pack)
 
 
-def pack(w):
-    """W (N x K) float32 in the C kernel's panels (a new array)."""
+def pack(w, capacity=0):
+    """W (N x K) float32 in the C kernel's panels (a new array of at least
+    `capacity` floats: room for the token GEMM's panels, to_tokens)."""
     w = np.ascontiguousarray(w, dtype=np.float32)
-    out = np.empty(_core.se_packed_floats(*w.shape), np.float32)
-    _core.se_pack(w.reshape(-1), out, *w.shape)
+    floats = _core.se_packed_floats(*w.shape)
+    out = np.empty(max(floats, capacity), np.float32)
+    _core.se_pack(w.reshape(-1), out[:floats], *w.shape)
     return out
 
 
@@ -48,13 +51,14 @@ def pack_in_place(w):
     return flat
 
 
-def pack_rows(read, n, k, scale=1.0, chunk_bytes=1 << 18):
+def pack_rows(read, n, k, scale=1.0, chunk_bytes=1 << 18, capacity=0):
     """pack() of W (n x k) given as read(start, stop) -> rows [start, stop) of
     it (float32), a slice of whole panels at a time: W is never whole in
-    memory beside its packed copy.  Rows are scaled by `scale` first.  The
+    memory beside its packed copy.  Rows are scaled by `scale` first; the
+    array holds at least `capacity` floats, as pack's.  The
     slice (256 KiB) is all that packing holds beyond the packed copy: at 1 MiB
     it was a third of a small model's plan while its classifier was packed."""
-    out = np.empty(_core.se_packed_floats(n, k), np.float32)
+    out = np.empty(max(_core.se_packed_floats(n, k), capacity), np.float32)
     step = max(PANEL, chunk_bytes // (4 * k) // PANEL * PANEL)
     for start in range(0, n, step):
         stop = min(n, start + step)
@@ -97,11 +101,10 @@ def bind(x, y, wp, b, n_out, threads):
                             _threads.resolve(threads), _isa.isa_id())
 
 
-def numpy_apply(x, wp, b, n_out, out=None):
-    """y = x W^T (+ b) for any x (..., K) NumPy takes, from the panels (a
-    transposed copy of W per call: see to_rows for inputs of many rows)."""
-    k = x.shape[-1]
-    return rows_apply(x, panels(wp, k).transpose(1, 0, 2).reshape(k, -1)[:, :n_out], b, out)
+def gemv_rows(wp, n_out, k):
+    """A copy of W (n_out x k) from the gemv's panels at the start of wp."""
+    gemv = wp[:_core.se_packed_floats(n_out, k)]
+    return panels(gemv, k).transpose(0, 2, 1).reshape(-1, k)[:n_out].copy()
 
 
 def to_rows(wp, n_out, k):
@@ -110,10 +113,70 @@ def to_rows(wp, n_out, k):
     many rows (a transformer's tokens): BLAS reads W's transpose as it is,
     where the panels need a transposed copy per call (ViT-B's 768 x 3072:
     9.4 MB, ~3.6 of its fc1's 13 ms).  The C kernel cannot read it after."""
-    w = panels(wp, k).transpose(0, 2, 1).reshape(-1, k)[:n_out].copy()
+    w = gemv_rows(wp, n_out, k)
     rows = wp[:n_out * k].reshape(n_out, k)
     rows[...] = w
     return rows
+
+
+def to_tokens(wp, n_out, k, isa):
+    """Rewrite the panels in wp as the token GEMM's panels for ISA `isa`
+    (_core.token_pack) in its first floats, and return that view; None,
+    leaving wp as it was, when they need more floats than wp holds (n_out
+    not a whole number of both panel widths: rows_apply then).  For inputs
+    of many rows: the gemv's 16-row panels would run them one row at a
+    time, and the C kernel cannot read wp after."""
+    need = _core.token_packed_floats(n_out, k, isa)
+    if need > wp.size:
+        return None
+    w = gemv_rows(wp, n_out, k)
+    _core.token_pack(w, wp[:need], isa)
+    return wp[:need]
+
+
+def token_ready(x, y, k):
+    """True when the token GEMM takes x -> y as they are: float32, C-contiguous,
+    rows of k (any leading shape)."""
+    return x.dtype == y.dtype == np.float32 and x.size and x.shape[-1] == k and \
+        x.flags.c_contiguous and y.flags.c_contiguous and y.size // y.shape[-1] == x.size // k
+
+
+def token_bind(x, y, tp, b, res, activation, n_out, threads, isa):
+    """The token GEMM's C call y = act(x W^T + b (+ res)) fixed to these
+    buffers (a _core.BoundTokenGemm: it runs in a lent workspace), or None
+    where token_ready refuses them or res is not y's shape and contiguous."""
+    k = x.shape[-1]
+    if not token_ready(x, y, k) or (res is not None and (
+            res.shape != y.shape or res.dtype != np.float32 or not res.flags.c_contiguous)):
+        return None
+    return _core.BoundTokenGemm(x.reshape(-1), y.reshape(-1), x.size // k, k, n_out, tp, b,
+                                None if res is None else res.reshape(-1),
+                                _epilogue.parse(activation), _threads.resolve(threads), isa)
+
+
+def token_run(call):
+    """Run a token_bind call now, in a workspace of its own."""
+    _core.run_bound((call,), _scratch.aligned_empty(max(64, call.workspace_bytes)))
+
+
+def weights_t(wp, n_out, k, isa=None):
+    """W^T (k x n_out) for BLAS from panels: the gemv's (isa None) or the
+    token GEMM's for ISA `isa` (the same k-major layout, another width)."""
+    width = PANEL if isa is None else _core.token_packed_floats(1, 1, isa)
+    return wp.reshape(-1, k, width).transpose(1, 0, 2).reshape(k, -1)[:, :n_out]
+
+
+def epilogue_after(y, b, res, activation, threads=None):
+    """y = act(y + b + res) in place, for the paths whose GEMM does not take
+    the epilogue (b and res may be None; res broadcasts to y)."""
+    if b is not None:
+        y += b
+    if res is not None or activation is not None:
+        if res is not None and (res.shape != y.shape or res.dtype != y.dtype):
+            y += res
+            res = None
+        _epilogue.activate(y, activation, residual=res, out=y, threads=threads)
+    return y
 
 
 def rows_apply(x, wt, b, out=None, threads=1):

@@ -437,6 +437,56 @@ def _build_conv(nodes, i, ctx, readers, fuse, done):
     return step, last
 
 
+def _build_dense(nodes, i, ctx, readers, done):
+    """(step, position) of the Gemm or MatMul by a constant matrix at
+    nodes[i] with what reads its output alone fused in -- for a MatMul an
+    Add of a constant 1-D bias of its columns, then a residual Add of a
+    run-time tensor, then an activation (as for a Conv) -- or None where it
+    is no such product (the plain builder then).  A transformer's linear
+    layers: the token GEMM applies them in its pass over the output."""
+    node = nodes[i]
+    out, last, fused, bias, residual, activation = node.outputs[0], i, [], None, None, None
+    taken = []
+    r = readers.get(out, [])
+    if node.op_type == "MatMul" and len(r) == 1 and r[0] >= 0 and r[0] not in done:
+        add = nodes[r[0]]
+        other = _other_input(add, out)
+        c = np.asarray(ctx.constants[other]) if _is_add(add) and other in ctx.constants \
+            else None
+        if c is not None and c.ndim == 1 and c.dtype == np.float32:
+            bias, out, last = c, add.outputs[0], r[0]
+            fused.append(add.op_type)
+            taken.append(r[0])
+    add = _residual_add(nodes, readers, out, done, ctx.constants)
+    if add is not None:
+        residual, out, last = add[1], nodes[add[0]].outputs[0], add[0]
+        fused.append(nodes[add[0]].op_type)
+        taken.append(add[0])
+    j = _sole_reader(nodes, readers, out, done)
+    act = _activation(nodes[j], ctx.constants) if j is not None else None
+    if act is not None:
+        activation, out, last = act, nodes[j].outputs[0], j
+        fused.append(nodes[j].op_type)
+        taken.append(j)
+    step = ops_linalg.dense_step(node, ctx, bias, activation, residual)
+    if step is None:
+        return None
+    if act is not None:
+        nodes[j].allow(*_ACTIVATION_ATTRS)
+    done.update(taken)
+    step.fused = tuple(fused)
+    step.outputs = [out]
+    return step, last
+
+
+def _other_input(node, value):
+    """The input of a two-input node besides `value` (None unless it reads
+    `value` exactly once)."""
+    if len(node.inputs) != 2 or node.inputs.count(value) != 1:
+        return None
+    return node.inputs[1] if node.inputs[0] == value else node.inputs[0]
+
+
 def _loader(load, bias, bn, affine=None):
     """load() -> (weight, bias) with the BatchNormalization `bn` (or None), then
     the per-channel y * scale + shift `affine` (or None), folded in."""
@@ -566,6 +616,9 @@ def build_program(model, algorithm="auto", threads=None, fuse=True,
         if node.op_type == "Conv":
             step, at = _build_conv(live, i, ctx, readers, fuse, done)
             placed.append((at, i, step))
+        elif node.op_type in ("Gemm", "MatMul") and fuse and \
+                (built := _build_dense(live, i, ctx, readers, done)) is not None:
+            placed.append((built[1], i, built[0]))
         else:
             placed.append((i, i, _build(node, ctx)))
     steps = [s for _, _, s in sorted(placed, key=lambda p: p[:2])]

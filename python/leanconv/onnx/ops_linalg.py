@@ -15,8 +15,44 @@ import threading
 
 import numpy as np
 
-from leanconv import _blas_split, _bound_pool, _dense, _threads
+from leanconv import _batched_matmul, _blas_split, _bound_pool, _core, _dense, _isa, _scratch, \
+    _threads
 from leanconv.onnx.program import Step
+
+
+def dense_step(node, ctx, bias=None, activation=None, residual=None):
+    """The C step of a Gemm (not transA) or MatMul by a constant float32
+    matrix, with what graph.py fused after it -- for a MatMul a constant bias
+    of its N columns, then the name of a residual of its output's shape, then
+    an activation (_epilogue.parse's forms) -- else None (nothing read)."""
+    if node.op_type == "MatMul":
+        if not _is_matrix(ctx, node.input(1)):
+            return None
+        b = _matrix(ctx, node.input(1))
+        return _dense_step(node, ctx, b.T, 1.0, bias, 1.0, activation, residual)
+    node.allow("alpha", "beta", "transA", "transB", "broadcast")
+    alpha = float(node.attr("alpha", 1.0))
+    beta = float(node.attr("beta", 1.0))
+    ta, tb = int(node.attr("transA", 0)), int(node.attr("transB", 0))
+    if ta or bias is not None or not _is_matrix(ctx, node.input(1)):
+        return None
+    c = ctx.const(node.input(2))
+    if node.input(2) and c is None:
+        return None   # a C fed at run time
+    rows = ctx.constants.row_reader(node.input(1)) if tb else None
+    meta = ctx.constants.meta(node.input(1)) if rows is not None else None
+    if rows is not None and len(meta[0]) == 2 and meta[1] == np.float32:
+        # W as stored (transB): packed from the file a slice at a time
+        return _dense_step(node, ctx, _RowSource(meta[0], rows), alpha, c, beta, activation,
+                           residual)
+    b = _matrix(ctx, node.input(1))
+    return _dense_step(node, ctx, b if tb else b.T, alpha, c, beta, activation, residual)
+
+
+def _is_matrix(ctx, name):
+    """Whether input `name` is a constant 2-D float32 matrix (looked at, not read)."""
+    meta = ctx.constants.meta(name) if name in ctx.constants else None
+    return meta is not None and len(meta[0]) == 2 and meta[1] == np.float32
 
 
 def build_gemm(node, ctx):
@@ -24,18 +60,9 @@ def build_gemm(node, ctx):
     alpha = float(node.attr("alpha", 1.0))
     beta = float(node.attr("beta", 1.0))
     ta, tb = int(node.attr("transA", 0)), int(node.attr("transB", 0))
-    if not ta:
-        c = ctx.const(node.input(2))
-        rows = ctx.constants.row_reader(node.input(1)) if tb else None
-        meta = ctx.constants.meta(node.input(1)) if rows is not None else None
-        if rows is not None and len(meta[0]) == 2 and meta[1] == np.float32:
-            # W as stored (transB): packed from the file a slice at a time
-            step = _dense_step(node, ctx, _RowSource(meta[0], rows), alpha, c, beta)
-        else:
-            b = _matrix(ctx, node.input(1))
-            step = _dense_step(node, ctx, b if b is None or tb else b.T, alpha, c, beta)
-        if step is not None:
-            return step
+    step = dense_step(node, ctx)
+    if step is not None:
+        return step
 
     def gemm_into(outs, a, b, c=None):
         y = outs[0]
@@ -58,20 +85,31 @@ def build_gemm(node, ctx):
 
 def build_matmul(node, ctx):
     node.allow()
-    b = _matrix(ctx, node.input(1))
-    step = _dense_step(node, ctx, None if b is None or b.ndim != 2 else b.T, 1.0, None, 0.0)
+    step = dense_step(node, ctx)
     if step is not None:
         return step
     settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
 
+    def matmul_bind(outs, a, b):
+        return _batched_matmul.bind(a, b, outs[0], settings.threads, _isa.isa_id())
+
     def matmul_into(outs, a, b):
         y = outs[0]
-        if a.ndim == b.ndim >= 3 and a.dtype == b.dtype == y.dtype == np.float32 and \
+        call = matmul_bind(outs, a, b)
+        if call is not None:
+            _core.run_bound((call,), _scratch.aligned_empty(max(64, call.workspace_bytes)))
+        elif a.ndim == b.ndim >= 3 and a.dtype == b.dtype == y.dtype == np.float32 and \
                 y.shape == a.shape[:-1] + b.shape[-1:]:
             _blas_split.batched_matmul_into(a, b, y, _threads.resolve(settings.threads))
         else:
             np.matmul(a, b, out=y)
-    return Step(node, lambda a, b: (np.asarray(np.matmul(a, b)),), blas=True, into=matmul_into)
+
+    def matmul_workspace(a, b):
+        return _batched_matmul.workspace_bytes(a, b, settings.threads, _isa.isa_id()) \
+            if _batched_matmul.takes(a, b) else 0
+
+    return Step(node, lambda a, b: (np.asarray(np.matmul(a, b)),), blas=True, into=matmul_into,
+                bind=matmul_bind, workspace=matmul_workspace)
 
 
 def _matrix(ctx, name):
@@ -89,39 +127,48 @@ class _RowSource:
         self.shape, self.read = tuple(shape), read
 
 
-def _dense_step(node, ctx, w, alpha, c, beta):
-    """The C step for y = alpha * A W^T + beta * c with W (N x K) a constant
-    float32 matrix and c a constant of N values (or one, or absent), else
-    None.  A is checked at run time: float32 rows of K, at most
-    _dense.MAX_ROWS of them (NumPy otherwise)."""
+def _dense_step(node, ctx, w, alpha, c, beta, activation=None, residual=None):
+    """The C step for y = act(alpha * A W^T + beta * c (+ residual)) with W
+    (N x K) a constant float32 matrix, c a constant of N values (or one, or
+    absent), residual the name of a run-time value of y's shape (or None),
+    else None.  A is checked at run time."""
     if w is None or w.ndim != 2 or w.dtype != np.float32 or min(w.shape) < 1:
         return None
     N, K = w.shape
     if c is not None and beta != 0.0:
         c = np.asarray(c)
-        if c.dtype != np.float32 or c.ndim > 2 or c.size not in (1, N) or \
-                (c.ndim == 2 and c.shape[0] != 1):
+        if c.dtype != np.float32 or c.size not in (1, N) or \
+                (c.size == N and c.shape[-1] != N):
             return None   # a per-row or per-element C: NumPy
         bias = np.ascontiguousarray(np.broadcast_to(c.reshape(-1), (N,)) * np.float32(beta))
     else:
         bias = None
+    # room for the token GEMM's panels too (wider on AVX-512: 48 rows of W
+    # where the gemv's take 16), which replace the gemv's in place when the
+    # first input has many rows
+    room = _core.token_packed_floats(N, K, _isa.isa_id())
     if isinstance(w, _RowSource):
-        packed = _dense.pack_rows(w.read, N, K, alpha)
+        packed = _dense.pack_rows(w.read, N, K, alpha, capacity=room)
     else:
-        packed = _dense.pack(w if alpha == 1.0 else w * np.float32(alpha))
+        packed = _dense.pack(w if alpha == 1.0 else w * np.float32(alpha), capacity=room)
+    gemv_floats = _core.se_packed_floats(N, K)
     name = f"{node.name}/leanconv_packed_weights"
     ctx.constants[name] = packed
     inputs = [node.inputs[0], name]
     if bias is not None:
         ctx.constants[name + "/bias"] = bias
         inputs.append(name + "/bias")
+    if residual is not None:
+        inputs.append(residual)
+    has_bias, has_res = bias is not None, residual is not None
     settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
     where = f"{node.op_type} node {node.name}"
-    # The first call decides the weights' layout for good: an input of more rows
-    # than the C kernel takes (a transformer's tokens; the compile pass at prepare
-    # makes that call) rewrites the panels in place as W's rows (_dense.to_rows),
-    # which BLAS then reads for every call; one of few rows keeps the panels (and
-    # the C calls a compiled schedule binds to them stay valid)
+    # The first call decides the weights' layout for good (the compile pass at
+    # prepare makes that call): an input of more rows than the gemv takes (a
+    # transformer's tokens) rewrites the panels in place as the token GEMM's
+    # (_dense.to_tokens; as W's rows for BLAS where those do not fit), one of
+    # few rows keeps them (and the C calls a compiled schedule binds to them
+    # stay valid).  layout: [(kind, the weights in it, ISA id)]
     layout = []
     lock = threading.Lock()
 
@@ -130,45 +177,70 @@ def _dense_step(node, ctx, w, alpha, c, beta):
             raise ValueError(f"{where}: its input has shape {a.shape}, the constant matrix "
                              f"takes rows of {K} values")
 
-    def rows_view(a, wp):
-        """W (N x K) as rows in wp if the layout is rows (deciding it at the
-        first call), else None: the panels serve."""
+    def many_rows(a):
+        return a.size > _dense.MAX_ROWS * K
+
+    def decide(a, wp):
         if not layout:
             with lock:
                 if not layout:
-                    many = a.size > _dense.MAX_ROWS * K
-                    if many:
-                        _dense.to_rows(wp, N, K)
-                    layout.append("rows" if many else "panels")
-        return wp[:N * K].reshape(N, K) if layout[0] == "rows" else None
+                    isa = _isa.isa_id()
+                    tp = _dense.to_tokens(wp, N, K, isa) if many_rows(a) else None
+                    if tp is not None:
+                        layout.append(("tokens", tp, isa))
+                    elif many_rows(a):
+                        layout.append(("rows", _dense.to_rows(wp, N, K), isa))
+                    else:
+                        layout.append(("panels", wp[:gemv_floats], isa))
+        return layout[0]
 
-    def dense_bind(outs, a, wp, b=None):
+    def unpack(rest):
+        return (rest[0] if has_bias else None), (rest[-1] if has_res else None)
+
+    def dense_bind(outs, a, wp, *rest):
         check(a)
-        if rows_view(a, wp) is not None:
-            return None
-        return _dense.bind(a, outs[0], wp, b, N, settings.threads)
+        b, res = unpack(rest)
+        kind, wv, isa = decide(a, wp)
+        if kind == "tokens":
+            return _dense.token_bind(a, outs[0], wv, b, res, activation, N, settings.threads, isa)
+        if kind == "panels" and res is None and activation is None:
+            return _dense.bind(a, outs[0], wv, b, N, settings.threads)
+        return None
 
-    def dense_into(outs, a, wp, b=None):
-        call = dense_bind(outs, a, wp, b)
+    def dense_into(outs, a, wp, *rest):
+        call = dense_bind(outs, a, wp, *rest)
+        kind, wv, isa = layout[0]
         if call is not None:
-            _bound_pool.run(call)
-        elif layout[0] == "rows":
-            _dense.rows_apply(a, rows_view(a, wp).T, b, out=outs[0],
-                              threads=_threads.resolve(settings.threads))
-        else:
-            _dense.numpy_apply(a, wp, b, N, out=outs[0])
+            (_dense.token_run if kind == "tokens" else _bound_pool.run)(call)
+            return
+        b, res = unpack(rest)
+        y, threads = outs[0], _threads.resolve(settings.threads)
+        if res is not None and np.shares_memory(res, y):
+            res = res.copy()   # y took over the residual's buffer (Step.inplace)
+        if kind == "panels" and _dense.c_runs(a, y, K):
+            _dense.run_into(a, y, wv, b, N, settings.threads)
+        elif kind == "rows":
+            _dense.rows_apply(a, wv.T, b, out=y, threads=threads)
+        else:   # the panels (or the token GEMM's) as W^T for BLAS
+            _dense.rows_apply(a, _dense.weights_t(wv, N, K, isa if kind == "tokens" else None),
+                              b, out=y, threads=threads)
+        _dense.epilogue_after(y, None, res, activation, threads)
 
-    def dense(a, wp, b=None):
+    def dense(a, wp, *rest):
         check(a)
-        w = rows_view(a, wp)
-        if w is not None:
-            return (_dense.rows_apply(a, w.T, b, threads=_threads.resolve(settings.threads)),)
-        y = np.empty((a.shape[0], N), np.float32) if a.ndim == 2 else None
-        if y is not None and _dense.c_runs(a, y, K):
-            dense_into([y], a, wp, b)
-            return (y,)
-        return (_dense.numpy_apply(a, wp, b, N),)
-    return Step(node, dense, inputs=inputs, into=dense_into, bind=dense_bind)
+        y = np.empty(a.shape[:-1] + (N,), np.float32)
+        dense_into([y], a, wp, *rest)
+        return (y,)
+
+    def workspace(a, wp, *rest):
+        """The token GEMM's packed rows, where its layout is (or will be) chosen."""
+        kind = layout[0][0] if layout else \
+            ("tokens" if many_rows(a) and _core.token_packed_floats(N, K, _isa.isa_id())
+             <= wp.size else "")
+        return _core.token_gemm_workspace(a.size // K, K, _isa.isa_id()) if kind == "tokens" \
+            else 0
+    return Step(node, dense, inputs=inputs, into=dense_into, bind=dense_bind,
+                workspace=workspace, inplace=(len(inputs) - 1,) if has_res else (), blas=True)
 
 
 def build_einsum(node, ctx):

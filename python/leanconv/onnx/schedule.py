@@ -30,6 +30,10 @@ from leanconv.onnx import arena, footprint
 from leanconv.onnx import budget as budget_mod
 from leanconv.onnx.program import timed
 
+# bound calls of other steps that work in the Convs' lent workspace (a fused
+# inverted-residual block, the token GEMM's packed rows, the batched GEMM's)
+_LENT_WORKSPACE = (_core.BoundIRBlock, _core.BoundTokenGemm, _core.BoundBatchedGemm)
+
 
 # ops whose output shape follows the *values* of some input (past the first,
 # for ConstantOfShape the first): with such an input computed from the data,
@@ -268,7 +272,7 @@ class Schedule:
                 s.workspace_bytes = b.workspace_bytes
             elif s.bind is not None and (b := s.bind(outs, *args)) is not None:
                 call = b   # another step's C call (pooling), run among the Convs'
-                if isinstance(b, _core.BoundIRBlock):   # works in the Convs' lent workspace
+                if isinstance(b, _LENT_WORKSPACE):   # works in the Convs' lent workspace
                     s.workspace_bytes = b.workspace_bytes
                     conv_ws = max(conv_ws, s.workspace_bytes)
                 else:
@@ -310,7 +314,8 @@ class Schedule:
         self._fns = fns   # (call, whether it takes the lent workspace)
         self.calls = [(s, functools.partial(_core.run_bound, (c,), ws)
                        if isinstance(c, _core.BoundCall) else c) for s, c in calls]
-        self.blas = any(s.blas for s, _ in calls)
+        # NumPy's BLAS runs in the steps left in Python (a bound call is C alone)
+        self.blas = any(s.blas and not isinstance(c, _core.BoundCall) for s, c in calls)
         # one C loop of bound calls and nothing else (no step in Python, no BLAS
         # to bound): run() calls it directly
         self._lean = tuple(group) if group and len(fns) == 1 and not self.blas else None
