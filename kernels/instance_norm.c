@@ -17,9 +17,10 @@
 #include <stddef.h>
 
 #include "leanconv/instance_norm.h"
+#include "leanconv/ukernels.h"
 #include "internal.h"
+#include "ukernel_decls.h"
 
-#define LC_IN_LANES 8
 
 typedef struct {
     const float *x;
@@ -27,26 +28,15 @@ typedef struct {
     const float *scale, *bias;
     int64_t channels, hw;
     int64_t rows, rows_per_task; /* lc_layer_norm_rows: all, and a task's */
+    lc_ln_row_fn row;            /* lc_layer_norm_rows: the ISA's or the portable one */
     float eps;
 } lc_in_ctx;
 
-/* sum of (x[p] - centre) or of its square over the plane, in double */
-static double lc_in_sum(const float *x, int64_t hw, double centre, int squares) {
-    double acc[LC_IN_LANES] = {0};
-    int64_t p = 0;
-    for (; p + LC_IN_LANES <= hw; p += LC_IN_LANES)
-        for (int j = 0; j < LC_IN_LANES; j++) {
-            const double d = (double)x[p + j] - centre;
-            acc[j] += squares ? d * d : d;
-        }
-    for (int j = 0; p < hw; p++, j++) {
-        const double d = (double)x[p] - centre;
-        acc[j] += squares ? d * d : d;
-    }
-    double s = 0.0;
-    for (int j = 0; j < LC_IN_LANES; j++) s += acc[j];
-    return s;
-}
+/* the row's loops (also the ISAs' ln_row): lc_ln_row_portable_sum is the
+ * sum of (x[p] - centre) or of its square, in double over 8 lanes */
+#define LC_LN_ROW_NAME lc_ln_row_portable
+#include "layer_norm_row_template.h"
+#undef LC_LN_ROW_NAME
 
 /* The mean of a run of n floats, split into a float and the float of what
  * that misses (x - m_hi is exact for x near the mean, within a factor of 2,
@@ -54,8 +44,8 @@ static double lc_in_sum(const float *x, int64_t hw, double centre, int squares) 
  * with the float mean alone was off by 0.002 of the output's unit), and
  * 1 / sqrt(variance + eps). */
 static double lc_in_stats(const float *x, int64_t n, float eps, float *m_hi, float *m_lo) {
-    const double mean = lc_in_sum(x, n, 0.0, 0) / (double)n;
-    const double var = lc_in_sum(x, n, mean, 1) / (double)n;
+    const double mean = lc_ln_row_portable_sum(x, n, 0.0, 0) / (double)n;
+    const double var = lc_ln_row_portable_sum(x, n, mean, 1) / (double)n;
     *m_hi = (float)mean;
     *m_lo = (float)(mean - (double)*m_hi);
     return 1.0 / sqrt(var + (double)eps);
@@ -79,17 +69,8 @@ static void lc_ln_task(void *vctx, int64_t item, int thread) {
     const int64_t n = t->hw, r0 = item * t->rows_per_task;
     const int64_t r1 = lc_min64(r0 + t->rows_per_task, t->rows);
     (void)thread;
-    for (int64_t r = r0; r < r1; r++) {
-        const float *x = t->x + r * n;
-        float *y = t->y + r * n;
-        float m_hi, m_lo;
-        const float inv = (float)lc_in_stats(x, n, t->eps, &m_hi, &m_lo);
-        if (t->bias)
-            for (int64_t p = 0; p < n; p++)
-                y[p] = ((x[p] - m_hi) - m_lo) * inv * t->scale[p] + t->bias[p];
-        else
-            for (int64_t p = 0; p < n; p++) y[p] = ((x[p] - m_hi) - m_lo) * inv * t->scale[p];
-    }
+    for (int64_t r = r0; r < r1; r++)
+        t->row(t->y + r * n, t->x + r * n, (size_t)n, t->eps, t->scale, t->bias);
 }
 
 int lc_instance_norm(const float *x, float *y, int64_t planes, int64_t channels, int64_t hw,
@@ -104,10 +85,12 @@ int lc_instance_norm(const float *x, float *y, int64_t planes, int64_t channels,
     return LC_OK;
 }
 
-int lc_layer_norm_rows(const float *x, float *y, int64_t rows, int64_t width, float eps,
-                       const float *scale, const float *bias, int nthreads) {
+int lc_layer_norm_rows(const lc_isa_config *isa, const float *x, float *y, int64_t rows,
+                       int64_t width, float eps, const float *scale, const float *bias,
+                       int nthreads) {
     if (rows <= 0 || width <= 0) return LC_OK;
     lc_in_ctx t;
+    t.row = isa && isa->ln_row ? isa->ln_row : lc_ln_row_portable;
     t.x = x; t.y = y; t.scale = scale; t.bias = bias;
     t.channels = 1; t.rows = rows;
     t.hw = width; t.eps = eps;

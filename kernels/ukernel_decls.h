@@ -170,6 +170,10 @@ LC_DECLARE_GEMM_NARROW(lc_f32_gemm_narrow_16x16__avx512)
 LC_DECLARE_GEMM_NARROW_PF(lc_f32_gemm_narrow_pf_16x16__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_wide_8x48__avx512)
 LC_DECLARE_GEMM_PF(lc_f32_gemm_wide_pf_8x48__avx512)
+void lc_f32_ln_row__avx512(float *y, const float *x, size_t width, float eps,
+                           const float *scale, const float *bias);
+void lc_f32_ln_row__avx2(float *y, const float *x, size_t width, float eps, const float *scale,
+                         const float *bias);
 void lc_f32_pack_rows_8__avx512(float *dst, size_t ldd, const float *src, size_t lds,
                                 size_t k);
 

@@ -53,8 +53,8 @@ CASES = [   # (x shape, axis, with bias)
 def test_layer_norm_rows_match_float64_and_do_not_depend_on_threads(shape, axis, with_bias,
                                                                     monkeypatch):
     calls = []
-    c_kernel = _core.layer_norm_rows
-    monkeypatch.setattr(_core, "layer_norm_rows", lambda *a: calls.append(a) or c_kernel(*a))
+    c_call = _core.BoundLayerNormRows   # the step binds its C call
+    monkeypatch.setattr(_core, "BoundLayerNormRows", lambda *a: calls.append(a) or c_call(*a))
     rng = np.random.default_rng(0)
     tail = shape[axis % len(shape):]
     x = (rng.standard_normal(shape) * 3 + 1).astype(np.float32)
@@ -109,3 +109,31 @@ def test_layer_norm_rows_refuses_a_bad_geometry():
         _core.layer_norm_rows(x, np.zeros(12, np.float32), 4, 3, 1e-5, np.ones(3, np.float32),
                               np.ones(2, np.float32), 1)
 
+
+
+@pytest.mark.parametrize("width", [1, 7, 8, 9, 96, 768, 1001])
+def test_every_isa_row_entry_computes_the_portable_bits(width):
+    """kernels/layer_norm_row_template.h compiled for each ISA (contraction
+    off) gives the portable loop's bits, rows of any width, an offset mean
+    and a small spread included (the mean's float split keeps its digits)."""
+    from conftest import ALL_ISAS
+    from leanconv import _isa
+    rng = np.random.default_rng(width)
+    rows = 5
+    x = (rng.standard_normal((rows, width)) * 0.01 + 1000).astype(np.float32)
+    x[1] = rng.standard_normal(width).astype(np.float32) * 50
+    scale = rng.standard_normal(width).astype(np.float32)
+    bias = rng.standard_normal(width).astype(np.float32)
+    outs = {}
+    for isa in ALL_ISAS:
+        for b in (bias, None):
+            y = np.full(rows * width, np.nan, np.float32)
+            _core.layer_norm_rows(x.reshape(-1), y, rows, width, 1e-5, scale, b, 2,
+                                  _isa.isa_id(isa))
+            outs[isa, b is None] = y
+    for (isa, no_bias), y in outs.items():
+        np.testing.assert_array_equal(y, outs["scalar", no_bias], err_msg=isa)
+    if width > 1:
+        want, _, _ = _reference(x, scale, bias, -1, 1e-5)
+        np.testing.assert_allclose(outs["scalar", False].reshape(rows, width), want,
+                                   rtol=1e-4, atol=1e-4 * np.abs(want).max())

@@ -19,9 +19,13 @@ int lc_instance_norm(const float *x, float *y, int64_t planes, int64_t channels,
 
 /* For each of `rows` rows of `width` floats: y = (x - m) / sqrt(v + eps) *
  * scale[p] + bias[p] (bias may be NULL; scale may not), m and v the row's,
- * summed as lc_instance_norm sums them: the bits do not depend on nthreads.
- * y may be x but must not otherwise overlap it.  Returns 0. */
-int lc_layer_norm_rows(const float *x, float *y, int64_t rows, int64_t width, float eps,
-                       const float *scale, const float *bias, int nthreads);
+ * summed as lc_instance_norm sums them (kernels/layer_norm_row_template.h):
+ * the bits do not depend on nthreads, nor on the ISA whose row entry runs
+ * it (isa may be NULL: the portable loop).  y may be x but must not
+ * otherwise overlap it.  Returns 0. */
+struct lc_isa_config;
+int lc_layer_norm_rows(const struct lc_isa_config *isa, const float *x, float *y, int64_t rows,
+                       int64_t width, float eps, const float *scale, const float *bias,
+                       int nthreads);
 
 #endif

@@ -354,6 +354,12 @@ typedef void (*lc_layernorm_block_fn)(float *y, const float *x, size_t channels,
                                       size_t np, float eps, const float *scale,
                                       const float *bias);
 
+/* LayerNormalization of one row of width floats (kernels/instance_norm.c's
+ * lc_layer_norm_rows), optional: kernels/layer_norm_row_template.h compiled
+ * for the ISA, the portable loop's bits. */
+typedef void (*lc_ln_row_fn)(float *y, const float *x, size_t width, float eps,
+                             const float *scale, const float *bias);
+
 /* Softmax (kernels/softmax.c), optional: with inner == 1, the n contiguous
  * values at x; else columns [0, cnt) of n rows inner floats apart, each
  * column a softmax.  y may be x.  The ISA forms:
@@ -526,6 +532,7 @@ typedef struct lc_isa_config {
     lc_lrn_div_fn lrn_div;           /* optional: LRN's divide for beta 1, 0.5, 0.75 */
     lc_affine_fn affine;             /* optional: a plane's affine map (channel_affine.c) */
     lc_layernorm_block_fn layernorm; /* optional: a block of the channel LayerNorm */
+    lc_ln_row_fn ln_row;             /* optional: a row of LayerNormalization */
     lc_softmax_fn softmax;           /* optional: softmax rows / columns */
     lc_gemv16_fn gemv16;             /* matrix-vector panels (squeeze-and-excitation) */
     lc_dw_tiny_fn dw_tiny;           /* optional: depthwise over tiny planes */

@@ -67,6 +67,7 @@ void lc_config_avx2(lc_isa_config *cfg) {
     cfg->lrn_div = lc_f32_lrn_div__avx2;
     cfg->affine = lc_f32_affine__avx2;
     cfg->layernorm = lc_f32_layernorm_block__avx2;
+    cfg->ln_row = lc_f32_ln_row__avx2;
     cfg->pool_plane = lc_f32_pool_plane__avx2;
     cfg->postop = lc_f32_postop__avx2;
     cfg->softmax = lc_f32_softmax__avx2;

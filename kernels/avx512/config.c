@@ -35,6 +35,7 @@ void lc_config_avx512(lc_isa_config *cfg) {
     cfg->lrn_div = lc_f32_lrn_div__avx512;
     cfg->affine = lc_f32_affine__avx512;
     cfg->layernorm = lc_f32_layernorm_block__avx512;
+    cfg->ln_row = lc_f32_ln_row__avx512;
     cfg->postop = lc_f32_postop__avx512;
     cfg->softmax = lc_f32_softmax__avx512;
     cfg->gemv16 = lc_f32_gemv16__avx512;

@@ -93,7 +93,8 @@ cdef extern from "leanconv/pool.h":
 cdef extern from "leanconv/instance_norm.h":
     int lc_instance_norm(const float *x, float *y, int64_t planes, int64_t channels, int64_t hw,
                          float eps, const float *scale, const float *bias, int nthreads) nogil
-    int lc_layer_norm_rows(const float *x, float *y, int64_t rows, int64_t width, float eps,
+    int lc_layer_norm_rows(const lc_isa_config *isa, const float *x, float *y, int64_t rows,
+                           int64_t width, float eps,
                            const float *scale, const float *bias, int nthreads) nogil
 
 cdef extern from "leanconv/channel_affine.h":
@@ -1191,15 +1192,20 @@ cdef class BoundAffine(BoundCall):
                                  self.scale, self.shift, self.relu, self.threads)
 
 
-cdef class BoundLayerNorm(BoundCall):
-    """A channel LayerNorm step's C call fixed once (channel_layernorm's
-    arguments, checked here): x, out, scale and bias held alive."""
+cdef class _BoundNorm(BoundCall):
+    """What a normalisation's bound call holds: x, out, scale and bias (kept
+    alive in `keep`) and the ISA table."""
     cdef tuple keep
     cdef const float *x
     cdef float *y
     cdef const float *scale
     cdef const float *bias
     cdef const lc_isa_config *cfg
+
+
+cdef class BoundLayerNorm(_BoundNorm):
+    """A channel LayerNorm step's C call fixed once (channel_layernorm's
+    arguments, checked here): x, out, scale and bias held alive."""
     cdef int64_t n, channels, hw
     cdef float eps
     cdef int threads
@@ -1781,23 +1787,47 @@ def instance_norm(const float[::1] x, float[::1] out, int64_t planes, int64_t ch
         lc_instance_norm(&x[0], &out[0], planes, channels, hw, eps, s, b, threads)
 
 
+cdef class BoundLayerNormRows(_BoundNorm):
+    """A LayerNormalization step's C call fixed once (layer_norm_rows'
+    arguments, checked here): `rows` rows of `width` floats of x normalised
+    into out (flat float32 buffers; out may be x), times scale and plus bias
+    (`width` values; bias may be None) (include/leanconv/instance_norm.h),
+    with ISA `isa`'s row entry (the same bits as any other)."""
+    cdef int64_t rows, width
+    cdef float eps
+    cdef int threads
+
+    def __init__(self, const float[::1] x, float[::1] out, int64_t rows, int64_t width,
+                 float eps, const float[::1] scale, bias, int threads, int isa=0):
+        if rows < 0 or width < 1 or x.shape[0] != rows * width or out.shape[0] != x.shape[0]:
+            raise ValueError("layer_norm_rows: buffer sizes do not match the geometry")
+        if scale.shape[0] != width:
+            raise ValueError(f"layer_norm_rows: scale has {scale.shape[0]} values, rows have "
+                             f"{width}")
+        if threads < 1:
+            raise ValueError(f"layer_norm_rows: threads must be >= 1, got {threads}")
+        self.bias = optional_vector(bias, width, "bias")
+        self.cfg = isa_config(isa)
+        self.keep = (x, out, scale, bias)
+        self.x = &x[0] if x.shape[0] else NULL
+        self.y = &out[0] if out.shape[0] else NULL
+        self.scale = &scale[0]
+        self.rows, self.width, self.eps, self.threads = rows, width, eps, threads
+
+    cdef int _run(self, char *ws, int64_t ws_bytes) noexcept nogil:
+        if self.y == NULL:
+            return 0
+        return lc_layer_norm_rows(self.cfg, self.x, self.y, self.rows, self.width, self.eps,
+                                  self.scale, self.bias, self.threads)
+
+
 def layer_norm_rows(const float[::1] x, float[::1] out, int64_t rows, int64_t width, float eps,
-                    const float[::1] scale, bias, int threads):
-    """out = LayerNormalization of each of `rows` rows of `width` floats of x
-    (flat float32 buffers), times scale and plus bias (float32 buffers of
-    `width` values; bias may be None) (include/leanconv/instance_norm.h).
-    out may be x."""
-    if rows < 0 or width < 1 or x.shape[0] != rows * width or out.shape[0] != x.shape[0]:
-        raise ValueError("layer_norm_rows: buffer sizes do not match the geometry")
-    if scale.shape[0] != width:
-        raise ValueError(f"layer_norm_rows: scale has {scale.shape[0]} values, rows have {width}")
-    if threads < 1:
-        raise ValueError(f"layer_norm_rows: threads must be >= 1, got {threads}")
-    cdef const float *b = optional_vector(bias, width, "bias")
-    if x.shape[0] == 0:
-        return
+                    const float[::1] scale, bias, int threads, int isa=0):
+    """The call a BoundLayerNormRows makes, run once."""
+    cdef BoundLayerNormRows call = BoundLayerNormRows(x, out, rows, width, eps, scale, bias,
+                                                      threads, isa)
     with nogil:
-        lc_layer_norm_rows(&x[0], &out[0], rows, width, eps, &scale[0], b, threads)
+        call._run(NULL, 0)
 
 
 def se_packed_floats(int64_t rows, int64_t k):

@@ -429,23 +429,30 @@ def build_layernorm(node, ctx):
                 for a in (y, x, scale, bias)) and \
             scale.shape == tail and (bias is None or bias.shape == tail)
 
-    def layernorm_into(outs, x, scale, bias=None):
+    def layernorm_bind(outs, x, scale, bias=None):
         y = outs[0]
         if any(o is not None for o in outs[1:]) or y is None or not on_c(y, x, scale, bias):
-            for o, r in zip(outs, layernorm(x, scale, bias)):
-                if o is not None:
-                    np.copyto(o, r)
-            return
+            return None
         width = math.prod(x.shape[axis % x.ndim:])
-        _core.layer_norm_rows(x.reshape(-1), y.reshape(-1), x.size // width, width, eps,
-                              scale.reshape(-1), None if bias is None else bias.reshape(-1),
-                              _threads.resolve(settings.threads))
+        return _core.BoundLayerNormRows(x.reshape(-1), y.reshape(-1), x.size // width, width,
+                                        eps, scale.reshape(-1),
+                                        None if bias is None else bias.reshape(-1),
+                                        _threads.resolve(settings.threads), _isa.isa_id())
+
+    def layernorm_into(outs, x, scale, bias=None):
+        call = layernorm_bind(outs, x, scale, bias)
+        if call is not None:
+            _bound_pool.run(call)
+            return
+        for o, r in zip(outs, layernorm(x, scale, bias)):
+            if o is not None:
+                np.copyto(o, r)
 
     def shape_only(x, scale, bias=None):
         stats = x.shape[:axis % x.ndim] + (1,) * (x.ndim - axis % x.ndim)
         return (np.zeros(x.shape, x.dtype), np.zeros(stats, np.float32),
                 np.zeros(stats, np.float32))
-    return Step(node, layernorm, into=layernorm_into, shape_only=shape_only)
+    return Step(node, layernorm, into=layernorm_into, bind=layernorm_bind, shape_only=shape_only)
 
 
 def build_instancenorm(node, ctx):
