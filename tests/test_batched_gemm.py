@@ -105,3 +105,38 @@ def test_attention_matmuls_run_bound_in_the_schedule_and_match_onnxruntime():
         assert bound_types(rep.program.schedule).count("BoundBatchedGemm") == 2
         assert not rep.program.schedule.blas
         assert_matches_ort(model, feeds, threads=threads)
+
+
+@pytest.mark.parametrize("equation, b_shape", [
+    ("bghid,bghjd->bghij", (2, 3, 2, 7, 8)),    # MaxViT: q k^T
+    ("bghij,bghjd->bghid", (2, 3, 2, 9, 8)),    # MaxViT: attention v
+    ("ik,kj->ij", (9, 8)),
+])
+def test_einsum_of_a_batched_matrix_product_runs_bound_on_the_batched_gemm(equation, b_shape):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import helper
+    from test_bound_pool import bound_types
+    from test_onnx_adapter import assert_matches_ort, make_model
+    import leanconv.onnx as lco
+    a_shape = (2, 3, 2, 7, 9) if equation.startswith("bghij") else \
+        (2, 3, 2, 7, 8) if equation.startswith("bghid") else (7, 9)
+    if equation == "ik,kj->ij":
+        b_shape = (9, 8)
+    node = helper.make_node("Einsum", ["a", "b"], ["y"], equation=equation)
+    model = make_model([node], [("a", a_shape), ("b", b_shape)], [("y", None)], opset=17)
+    g = np.random.default_rng(4)
+    feeds = {"a": g.standard_normal(a_shape).astype(np.float32),
+             "b": g.standard_normal(b_shape).astype(np.float32)}
+    rep = lco.prepare(model, threads=2)
+    assert bound_types(rep.program.schedule) == ["BoundBatchedGemm"]
+    assert_matches_ort(model, feeds, threads=2)
+
+
+def test_einsum_equations_that_are_no_matrix_product_stay_numpy():
+    from leanconv.onnx.ops_linalg import _einsum_as_matmul
+    assert _einsum_as_matmul("bij,bjk->bkj") is None      # output not (i, j)
+    assert _einsum_as_matmul("ii,ij->ij") is None         # a repeated (diagonal) subscript
+    assert _einsum_as_matmul("bik,bkj") is None           # implicit output
+    assert _einsum_as_matmul("...ik,...kj->...ij") is None
+    assert _einsum_as_matmul("bik,bjk->bij") == ("bij", True)

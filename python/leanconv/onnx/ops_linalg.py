@@ -255,6 +255,32 @@ def build_einsum(node, ctx):
         raise ValueError(f"Einsum node {node.name}: needs an equation attribute")
     equation = equation.replace(" ", "")
     paths = {}
+    as_matmul = _einsum_as_matmul(equation)
+    settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
+
+    def operands(xs):
+        """(a, b) with einsum(xs) == a @ b, or None (NumPy's einsum then)."""
+        if as_matmul is None or len(xs) != 2 or xs[0].ndim != len(as_matmul[0]) or \
+                xs[1].ndim != len(as_matmul[0]):
+            return None
+        return xs[0], (xs[1].swapaxes(-1, -2) if as_matmul[1] else xs[1])
+
+    def einsum_bind(outs, *xs):
+        ab = operands(xs)
+        return None if ab is None else \
+            _batched_matmul.bind(ab[0], ab[1], outs[0], settings.threads, _isa.isa_id())
+
+    def einsum_into(outs, *xs):
+        call = einsum_bind(outs, *xs)
+        if call is not None:
+            _core.run_bound((call,), _scratch.aligned_empty(max(64, call.workspace_bytes)))
+        else:
+            np.copyto(outs[0], einsum(*xs)[0])
+
+    def einsum_workspace(*xs):
+        ab = operands(xs)
+        return 0 if ab is None or not _batched_matmul.takes(*ab) else \
+            _batched_matmul.workspace_bytes(ab[0], ab[1], settings.threads, _isa.isa_id())
 
     def einsum(*xs):
         shapes = tuple(x.shape for x in xs)
@@ -269,4 +295,31 @@ def build_einsum(node, ctx):
         # it must stay a view of what this step wrote)
         y = np.asarray(np.einsum(equation, *xs, optimize=path))
         return (y if y.flags.c_contiguous else np.copy(y, order="C"),)
-    return Step(node, einsum, blas=True)
+    return Step(node, einsum, blas=True, into=einsum_into, bind=einsum_bind,
+                workspace=einsum_workspace)
+
+
+def _einsum_as_matmul(equation):
+    """(the output's subscripts, whether the second operand is transposed)
+    when `equation` is a batched matrix product -- "...ik,...kj->...ij" or
+    "...ik,...jk->...ij", the same batch letters in the same order
+    everywhere (MaxViT's relative-position attention) -- else None."""
+    if "->" not in equation or "." in equation:
+        return None
+    ins, out = equation.split("->")
+    ins = ins.split(",")
+    if len(ins) != 2 or len(out) < 2 or len(set(out)) != len(out):
+        return None
+    a, b = ins
+    batch, (i, j) = out[:-2], out[-2:]
+    if len(a) != len(out) or len(b) != len(out) or a[:-2] != batch or b[:-2] != batch or \
+            a[-2] != i:
+        return None
+    k = a[-1]
+    if k in out:
+        return None
+    if b[-2:] == k + j:
+        return out, False
+    if b[-2:] == j + k:
+        return out, True
+    return None
