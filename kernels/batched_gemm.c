@@ -23,6 +23,7 @@ typedef struct {
     char *scratch;     /* per thread: one packed A panel */
     int64_t slice;     /* its bytes */
     float *y;
+    float alpha;
     lc_epilogue kep;
 } lc_bg_ctx;
 
@@ -62,18 +63,19 @@ static void bg_task(void *vctx, int64_t item, int thread) {
     const int64_t rows = lc_min64(mr, t->m - mb * mr);
     float *a = (float *)lc_thread_scratch(t->scratch, t->slice, thread);
     lc_tg_pack_a(t->isa, a, t->x + t->xoff[b] + mb * mr * t->xr, rows, k, t->xr, t->xc);
+    float *c = t->y + (b * t->m + mb * mr) * n;
     if (t->wp)
-        lc_tg_row(t->isa, rows, n, k, a, t->wp + b * k * n, n, t->y + (b * t->m + mb * mr) * n,
-                  n, &t->kep, 0);
+        lc_tg_row(t->isa, rows, n, k, a, t->wp + b * k * n, n, c, n, &t->kep, 0);
     else
-        lc_tg_row(t->isa, rows, n, k, a, t->w + t->woff[b], t->wr,
-                  t->y + (b * t->m + mb * mr) * n, n, &t->kep, 0);
+        lc_tg_row(t->isa, rows, n, k, a, t->w + t->woff[b], t->wr, c, n, &t->kep, 0);
+    if (t->alpha != 1.0f)   /* the tile is still in L1 */
+        for (int64_t i = 0; i < rows * n; i++) c[i] *= t->alpha;
 }
 
 int lc_batched_gemm(const lc_isa_config *isa, const float *x, const int64_t *xoff, int64_t xr,
                     int64_t xc, const float *w, const int64_t *woff, int64_t wr, int64_t wc,
-                    float *y, int64_t batch, int64_t m, int64_t k, int64_t n, char *ws,
-                    int64_t ws_bytes, int nthreads) {
+                    float alpha, float *y, int64_t batch, int64_t m, int64_t k, int64_t n,
+                    char *ws, int64_t ws_bytes, int nthreads) {
     if (batch <= 0 || m <= 0 || n <= 0) return LC_OK;
     if (k <= 0) {
         memset(y, 0, (size_t)(batch * m * n) * sizeof(float));
@@ -87,6 +89,7 @@ int lc_batched_gemm(const lc_isa_config *isa, const float *x, const int64_t *xof
     t.mr = isa->mr;
     t.mblocks = lc_div_up(m, t.mr);
     t.y = y;
+    t.alpha = alpha;
     t.kep = lc_identity_epilogue();
     const int64_t packed = wc == 1 ? 0 : batch * k * n;
     t.wp = packed ? (float *)ws : NULL;

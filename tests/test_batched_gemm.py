@@ -140,3 +140,42 @@ def test_einsum_equations_that_are_no_matrix_product_stay_numpy():
     assert _einsum_as_matmul("bik,bkj") is None           # implicit output
     assert _einsum_as_matmul("...ik,...kj->...ij") is None
     assert _einsum_as_matmul("bik,bjk->bij") == ("bij", True)
+
+
+@pytest.mark.parametrize("form", ["both", "q_only", "shared", "not_scalar", "rank2_scalar"])
+def test_scalar_muls_fold_into_the_attention_matmul(form):
+    """ViT's export scales q and k by d^-1/4 each before Q K^T: the Muls
+    fold into one ScaledMatMul (alpha applied once to each output) when they
+    multiply by a scalar constant of rank <= 1 and only the MatMul reads
+    them; otherwise they stay, and every form matches onnxruntime."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import helper
+    from test_onnx_adapter import assert_matches_ort, make_model
+    import leanconv.onnx as lco
+    shape = (1, 2, 20, 8)
+    g = np.random.default_rng(6)
+    scalar = np.array(0.5946, np.float32)
+    inits = [("sq", scalar), ("sk", scalar)]
+    if form == "not_scalar":
+        inits = [("sq", g.standard_normal(8).astype(np.float32)),
+                 ("sk", g.standard_normal(20).astype(np.float32))]
+    elif form == "rank2_scalar":
+        inits = [("sq", scalar.reshape(1, 1)), ("sk", scalar.reshape(1, 1))]
+    nodes = [helper.make_node("Mul", ["q", "sq"], ["qs"]),
+             helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]),
+             helper.make_node("Mul", ["kt", "sk"], ["ks"]) if form != "q_only" else
+             helper.make_node("Identity", ["kt"], ["ks"]),
+             helper.make_node("MatMul", ["qs", "ks"], ["y"])]
+    outputs = [("y", None)]
+    if form == "shared":   # qs read by another node too: its Mul stays, k's folds
+        nodes.append(helper.make_node("Relu", ["qs"], ["r"]))
+        outputs.append(("r", None))
+    model = make_model(nodes, [("q", shape), ("k", shape)], outputs, inits)
+    feeds = {n: g.standard_normal(shape).astype(np.float32) for n in "qk"}
+    rep = lco.prepare(model, threads=2)
+    kinds = [st.op_type for st in rep.program.steps]
+    folded = {"both": 2, "q_only": 1, "shared": 1, "not_scalar": 0, "rank2_scalar": 0}[form]
+    assert ("ScaledMatMul" in kinds) == (folded > 0), kinds
+    assert kinds.count("Mul") == 2 - folded - (form == "q_only"), kinds
+    assert_matches_ort(model, feeds, threads=2)

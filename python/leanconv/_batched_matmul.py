@@ -37,8 +37,8 @@ def takes(a, b):
         all(s >= 0 and s % 4 == 0 for s in a.strides + b.strides)
 
 
-def bind(a, b, y, threads, isa):
-    """The BoundBatchedGemm computing y = a @ b, or None where `takes` refuses
+def bind(a, b, y, threads, isa, alpha=1.0):
+    """The BoundBatchedGemm computing y = alpha * (a @ b), or None where `takes` refuses
     or y is not a contiguous float32 array of the product's shape."""
     if not takes(a, b) or y.dtype != _F32 or not y.flags.c_contiguous or \
             y.shape != a.shape[:-1] + b.shape[-1:]:
@@ -47,7 +47,7 @@ def bind(a, b, y, threads, isa):
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
     return _core.BoundBatchedGemm(a, _offsets(a, batch), a.strides[-2] // 4, a.strides[-1] // 4,
                                   b, _offsets(b, batch), b.strides[-2] // 4, b.strides[-1] // 4,
-                                  y.reshape(-1), m, k, n, _threads.resolve(threads), isa)
+                                  y.reshape(-1), m, k, n, _threads.resolve(threads), isa, alpha)
 
 
 def workspace_bytes(a, b, threads, isa):

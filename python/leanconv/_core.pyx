@@ -161,8 +161,8 @@ cdef extern from "leanconv/batched_gemm.h":
                                       int64_t k, int64_t n, int64_t wc, int nthreads) nogil
     int lc_batched_gemm(const lc_isa_config *isa, const float *x, const int64_t *xoff,
                         int64_t xr, int64_t xc, const float *w, const int64_t *woff, int64_t wr,
-                        int64_t wc, float *y, int64_t batch, int64_t m, int64_t k, int64_t n,
-                        char *ws, int64_t ws_bytes, int nthreads) nogil
+                        int64_t wc, float alpha, float *y, int64_t batch, int64_t m, int64_t k,
+                        int64_t n, char *ws, int64_t ws_bytes, int nthreads) nogil
 
 cdef extern from "leanconv/softmax.h":
     int lc_softmax(const lc_isa_config *isa, const float *x, float *y, int64_t outer, int64_t n,
@@ -1107,7 +1107,7 @@ def batched_gemm_workspace(int64_t batch, int64_t m, int64_t k, int64_t n, int64
 
 cdef class BoundBatchedGemm(BoundCall):
     """Batched products of run-time operands fixed once
-    (leanconv/batched_gemm.h): out (batch x m x n, contiguous) = x[b] w[b],
+    (leanconv/batched_gemm.h): out (batch x m x n, contiguous) = alpha x[b] w[b],
     x and w float32 arrays of any strides, element (b, i, j) of x at
     x_offsets[b] + i*xr + j*xc floats from x's first element (w's
     likewise) -- the caller (leanconv._batched_matmul) derives them from the
@@ -1120,13 +1120,14 @@ cdef class BoundBatchedGemm(BoundCall):
     cdef const int64_t *xoff
     cdef const int64_t *woff
     cdef int64_t xr, xc, wr, wc, batch, m, k, n
+    cdef float alpha
     cdef const lc_isa_config *cfg
     cdef int threads
     cdef readonly int64_t workspace_bytes
 
     def __init__(self, x, const int64_t[::1] x_offsets, int64_t xr, int64_t xc, w,
                  const int64_t[::1] w_offsets, int64_t wr, int64_t wc, float[::1] out,
-                 int64_t m, int64_t k, int64_t n, int threads, int isa=0):
+                 int64_t m, int64_t k, int64_t n, int threads, int isa=0, float alpha=1.0):
         cdef int64_t batch = x_offsets.shape[0]
         if batch < 1 or m < 1 or k < 1 or n < 1 or w_offsets.shape[0] != batch:
             raise ValueError("batched_gemm: batch, m, k and n must be positive, one offset "
@@ -1145,12 +1146,13 @@ cdef class BoundBatchedGemm(BoundCall):
         self.xoff, self.woff = &x_offsets[0], &w_offsets[0]
         self.xr, self.xc, self.wr, self.wc = xr, xc, wr, wc
         self.batch, self.m, self.k, self.n, self.threads = batch, m, k, n, threads
+        self.alpha = alpha
         self.workspace_bytes = lc_batched_gemm_workspace(self.cfg, batch, m, k, n, wc, threads)
 
     cdef int _run(self, char *ws, int64_t ws_bytes) noexcept nogil:
         return lc_batched_gemm(self.cfg, self.x, self.xoff, self.xr, self.xc, self.w, self.woff,
-                               self.wr, self.wc, self.y, self.batch, self.m, self.k, self.n, ws,
-                               ws_bytes, self.threads)
+                               self.wr, self.wc, self.alpha, self.y, self.batch, self.m, self.k,
+                               self.n, ws, ws_bytes, self.threads)
 
 
 cdef class BoundAffine(BoundCall):

@@ -78,6 +78,7 @@ BUILDERS = {
 SUPPORTED_OPS = tuple(sorted(list(BUILDERS) + ["Conv"]))
 # leanconv's own ops, made by the rewrites (rewrite.py), never accepted from a model
 _INTERNAL_BUILDERS = {rewrite.CHANNEL_LAYERNORM: ops_math.build_channel_layernorm,
+                      rewrite.SCALED_MATMUL: ops_linalg.build_scaled_matmul,
                       channel_affine.CHANNEL_AFFINE_RELU: channel_affine.build_channel_affine_relu,
                       se_block.SQUEEZE_EXCITE: se_block.build_squeeze_excite}
 _DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -596,6 +597,7 @@ def build_program(model, algorithm="auto", threads=None, fuse=True,
         # affine pass, other lone BNs as Convs; average pools ahead of the 1x1 Convs
         # that feed them
         live = rewrite.fuse_gelu(live, constants, outputs)
+        live = rewrite.scalars_into_matmul(live, constants, outputs)
         live = rewrite.channels_first(live, constants, outputs)
         live = se_block.fuse_squeeze_excite(live, constants, outputs, _activation)
         input_ranks = {n: r for n, _, r in inputs if r is not None}

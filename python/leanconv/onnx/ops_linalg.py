@@ -88,28 +88,46 @@ def build_matmul(node, ctx):
     step = dense_step(node, ctx)
     if step is not None:
         return step
+    return _activation_matmul(node, ctx, 1.0)
+
+
+def build_scaled_matmul(node, ctx):
+    """rewrite.SCALED_MATMUL: alpha * (A @ B) of run-time operands."""
+    node.allow("alpha")
+    return _activation_matmul(node, ctx, float(node.attr("alpha", 1.0)))
+
+
+def _activation_matmul(node, ctx, alpha):
+    """alpha * (A @ B) of run-time operands: the batched C GEMM over their
+    views where it takes them (bound in the schedule's C loop), else BLAS."""
     settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
 
     def matmul_bind(outs, a, b):
-        return _batched_matmul.bind(a, b, outs[0], settings.threads, _isa.isa_id())
+        return _batched_matmul.bind(a, b, outs[0], settings.threads, _isa.isa_id(), alpha)
 
     def matmul_into(outs, a, b):
         y = outs[0]
         call = matmul_bind(outs, a, b)
         if call is not None:
             _core.run_bound((call,), _scratch.aligned_empty(max(64, call.workspace_bytes)))
-        elif a.ndim == b.ndim >= 3 and a.dtype == b.dtype == y.dtype == np.float32 and \
+            return
+        if a.ndim == b.ndim >= 3 and a.dtype == b.dtype == y.dtype == np.float32 and \
                 y.shape == a.shape[:-1] + b.shape[-1:]:
             _blas_split.batched_matmul_into(a, b, y, _threads.resolve(settings.threads))
         else:
             np.matmul(a, b, out=y)
+        if alpha != 1.0:
+            y *= y.dtype.type(alpha)
+
+    def matmul(a, b):
+        y = np.matmul(a, b)
+        return (np.asarray(y * y.dtype.type(alpha) if alpha != 1.0 else y),)
 
     def matmul_workspace(a, b):
         return _batched_matmul.workspace_bytes(a, b, settings.threads, _isa.isa_id()) \
             if _batched_matmul.takes(a, b) else 0
-
-    return Step(node, lambda a, b: (np.asarray(np.matmul(a, b)),), blas=True, into=matmul_into,
-                bind=matmul_bind, workspace=matmul_workspace)
+    return Step(node, matmul, blas=True, into=matmul_into, bind=matmul_bind,
+                workspace=matmul_workspace)
 
 
 def _matrix(ctx, name):

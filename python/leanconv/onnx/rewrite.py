@@ -15,6 +15,11 @@ kernels can take them.
   and bias folded into a 1x1 Conv that alone reads it), and both Transposes
   disappear.  ConvNeXt's blocks are such islands.
 
+- scalars_into_matmul: MatMul(Mul(a, s1), Mul(b, s2)) of run-time operands,
+  s1 and s2 scalar constants (attention's q and k each scaled by d^-1/4),
+  becomes ScaledMatMul(a, b) with alpha = s1 * s2, applied to each output
+  of the C product: two passes over strided views go.
+
 Each function takes and returns the node list in a valid order; a pattern
 that does not match exactly is left as it is."""
 from __future__ import annotations
@@ -28,6 +33,7 @@ from leanconv._fold import fold_batchnorm, fold_linear_affine
 from leanconv.onnx.node import Node
 
 CHANNEL_LAYERNORM = "ChannelLayerNorm"   # leanconv's own op: LayerNormalization over axis 1
+SCALED_MATMUL = "ScaledMatMul"   # leanconv's own op: alpha * (A @ B), alpha an attribute
 
 
 def _make(op_type, inputs, outputs, name, opset, **attrs):
@@ -134,6 +140,46 @@ def fuse_gelu(nodes, constants, outputs):
     if not replace:
         return nodes
     return [replace.get(id(n), n) for n in nodes if id(n) not in removed or id(n) in replace]
+
+
+def _scaled_operand(mul, readers, matmul, constants):
+    """(operand, scalar) when `mul` is Mul(operand, s) (either order) of a
+    scalar constant s (rank <= 1: the product keeps the operand's shape),
+    read by `matmul` alone; else None."""
+    if mul is None or mul.op_type != "Mul" or mul.attrs or len(mul.inputs) != 2 or \
+            _sole(readers, mul.outputs[0]) is not matmul:
+        return None
+    for a, c in ((mul.inputs[0], mul.inputs[1]), (mul.inputs[1], mul.inputs[0])):
+        s = _scalar(constants, c)
+        if s is not None and a not in constants and np.asarray(constants[c]).ndim <= 1:
+            return a, s
+    return None
+
+
+def scalars_into_matmul(nodes, constants, outputs):
+    """Every MatMul of run-time operands whose operands are Muls by scalar
+    constants (read by it alone) as one ScaledMatMul of the Muls' inputs."""
+    readers = _readers(nodes, outputs)
+    producer = {o: n for n in nodes for o in n.outputs if o}
+    replace, removed = {}, set()
+    for n in nodes:
+        if n.op_type != "MatMul" or n.attrs or len(n.inputs) != 2 or \
+                any(name in constants for name in n.inputs):
+            continue
+        alpha, ins, taken = 1.0, list(n.inputs), []
+        for k, name in enumerate(n.inputs):
+            mul = producer.get(name)
+            found = None if mul is None or id(mul) in removed else \
+                _scaled_operand(mul, readers, n, constants)
+            if found is not None:
+                ins[k], alpha = found[0], alpha * found[1]
+                taken.append(mul)
+        if taken:
+            replace[id(n)] = _make(SCALED_MATMUL, ins, n.outputs, n.name, n.opset, alpha=alpha)
+            removed.update(id(m) for m in taken)
+    if not replace:
+        return nodes
+    return [replace.get(id(n), n) for n in nodes if id(n) not in removed]
 
 
 # ops of a channels-last island that treat every element alike (unary)
