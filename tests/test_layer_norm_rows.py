@@ -137,3 +137,27 @@ def test_every_isa_row_entry_computes_the_portable_bits(width):
         want, _, _ = _reference(x, scale, bias, -1, 1e-5)
         np.testing.assert_allclose(outs["scalar", False].reshape(rows, width), want,
                                    rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_a_strided_input_is_copied_into_the_output_and_normalised_there_in_c(monkeypatch):
+    """Swin's first norm reads the patch embedding's output through a
+    Transpose (a view): the input is copied into y and the C rows normalise
+    it in place (NumPy's float64 path took 7 MB of temporaries)."""
+    calls = []
+    c_call = _core.BoundLayerNormRows
+    monkeypatch.setattr(_core, "BoundLayerNormRows", lambda *a: calls.append(a) or c_call(*a))
+    rng = np.random.default_rng(3)
+    scale = rng.standard_normal(12).astype(np.float32)
+    bias = rng.standard_normal(12).astype(np.float32)
+    t = helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 2, 3, 1])
+    ln = helper.make_node("LayerNormalization", ["xt", "scale", "bias"], ["y"], axis=-1)
+    graph = helper.make_graph([t, ln], "ln", [helper.make_tensor_value_info("x", F32, [1, 12, 5, 6])],
+                              [helper.make_tensor_value_info("y", F32, [1, 5, 6, 12])],
+                              [numpy_helper.from_array(scale, "scale"),
+                               numpy_helper.from_array(bias, "bias")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    x = rng.standard_normal((1, 12, 5, 6)).astype(np.float32)
+    y = lco.prepare(model).run([x])[0]
+    ref = _reference(x.transpose(0, 2, 3, 1), scale, bias, -1, 1e-5)[0]
+    assert np.max(np.abs(y - ref)) / np.max(np.abs(ref)) < TOL
+    assert calls, "the C kernel did not run"

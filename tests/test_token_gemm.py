@@ -122,3 +122,18 @@ def test_token_gemm_refuses_bad_arguments_by_name():
                          None, 1)
     with pytest.raises(ValueError, match="n and k must be positive"):
         _core.token_packed_floats(0, 3)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 47, 48, 49, 100, 1000])
+def test_gemv_panels_rewritten_in_place_as_the_token_panels(isa, n):
+    """_dense.to_tokens turns the gemv's 16-row panels into the token GEMM's
+    one run of rows at a time inside the same array (no copy of W): the
+    same floats as packing W afresh."""
+    from leanconv import _dense
+    k = 37
+    w = np.random.default_rng(n).standard_normal((n, k)).astype(np.float32)
+    iid = _isa.isa_id(isa)
+    wp = _dense.pack(w, capacity=_core.token_packed_floats(n, k, iid))
+    got = _dense.to_tokens(wp, n, k, iid)
+    np.testing.assert_array_equal(got, packed(w, iid))
