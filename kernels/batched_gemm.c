@@ -31,12 +31,15 @@ static int64_t bg_slice_bytes(const lc_isa_config *isa, int64_t k) {
     return lc_div_up(isa->mr * k * (int64_t)sizeof(float), LC_ALIGN) * LC_ALIGN;
 }
 
+/* Bytes of the row-major copies of w (none where its rows are read in place). */
+static int64_t bg_copy_bytes(int64_t batch, int64_t k, int64_t n, int64_t wc) {
+    return wc == 1 ? 0 : lc_div_up(batch * k * n * (int64_t)sizeof(float), LC_ALIGN) * LC_ALIGN;
+}
+
 int64_t lc_batched_gemm_workspace(const lc_isa_config *isa, int64_t batch, int64_t m,
                                   int64_t k, int64_t n, int64_t wc, int nthreads) {
     (void)m;
-    const int64_t packed = wc == 1 ? 0 : batch * k * n;
-    return lc_div_up(packed * (int64_t)sizeof(float), LC_ALIGN) * LC_ALIGN +
-           (nthreads < 1 ? 1 : nthreads) * bg_slice_bytes(isa, k);
+    return bg_copy_bytes(batch, k, n, wc) + (nthreads < 1 ? 1 : nthreads) * bg_slice_bytes(isa, k);
 }
 
 /* w[b] row-major (k x n) into wp: K^T's columns are K's rows, so blocks of
@@ -64,10 +67,8 @@ static void bg_task(void *vctx, int64_t item, int thread) {
     float *a = (float *)lc_thread_scratch(t->scratch, t->slice, thread);
     lc_tg_pack_a(t->isa, a, t->x + t->xoff[b] + mb * mr * t->xr, rows, k, t->xr, t->xc);
     float *c = t->y + (b * t->m + mb * mr) * n;
-    if (t->wp)
-        lc_tg_row(t->isa, rows, n, k, a, t->wp + b * k * n, n, c, n, &t->kep, 0);
-    else
-        lc_tg_row(t->isa, rows, n, k, a, t->w + t->woff[b], t->wr, c, n, &t->kep, 0);
+    const float *w = t->wp ? t->wp + b * k * n : t->w + t->woff[b];
+    lc_tg_row(t->isa, rows, n, k, a, w, t->wp ? n : t->wr, c, n, &t->kep, 0);
     if (t->alpha != 1.0f)   /* the tile is still in L1 */
         for (int64_t i = 0; i < rows * n; i++) c[i] *= t->alpha;
 }
@@ -91,9 +92,9 @@ int lc_batched_gemm(const lc_isa_config *isa, const float *x, const int64_t *xof
     t.y = y;
     t.alpha = alpha;
     t.kep = lc_identity_epilogue();
-    const int64_t packed = wc == 1 ? 0 : batch * k * n;
-    t.wp = packed ? (float *)ws : NULL;
-    t.scratch = ws + lc_div_up(packed * (int64_t)sizeof(float), LC_ALIGN) * LC_ALIGN;
+    const int64_t copies = bg_copy_bytes(batch, k, n, wc);
+    t.wp = copies ? (float *)ws : NULL;
+    t.scratch = ws + copies;
     t.slice = bg_slice_bytes(isa, k);
     if (t.wp)
         lc_parallel_for(nthreads, batch, (double)batch * (double)k * (double)n *

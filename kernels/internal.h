@@ -159,11 +159,12 @@ static inline int lc_threads_used(int nthreads, int64_t items, double work) {
 /* ---- token_gemm.c: the GEMM over rows, shared with batched_gemm.c ---- */
 /* The B panels' width: the wide tile's where the ISA has one, else NR. */
 int64_t lc_tg_width(const lc_isa_config *isa);
-/* One tile: rows <= MR of packed A by cols <= width columns of B (row j at
- * b + j*ldb) into C at ldc, over k, with the micro-kernel flags. */
-void lc_tg_tile(const lc_isa_config *isa, int64_t nr, int64_t rows, int64_t cols, int64_t k,
-                const float *a, const float *b, int64_t ldb, float *c, int64_t ldc,
-                const lc_epilogue *kep, unsigned flags);
+/* One tile: rows <= MR of packed A by cols columns of B (row j at b +
+ * j*ldb) into C at ldc, over k, with the micro-kernel flags; cols at most
+ * the panel width, or a wide panel and up to LC_GEMM_NARROW_TAIL more. */
+void lc_tg_tile(const lc_isa_config *isa, int64_t rows, int64_t cols, int64_t k, const float *a,
+                const float *b, int64_t ldb, float *c, int64_t ldc, const lc_epilogue *kep,
+                unsigned flags);
 /* One row panel of packed A against all n columns of a row-major B (row j
  * at b + j*ldb, n contiguous floats), the last few past a whole panel in
  * its call. */

@@ -44,10 +44,10 @@ int64_t lc_tg_width(const lc_isa_config *isa) {
     return isa->gemm_wide ? isa->wide_nr : isa->nr;
 }
 
-void lc_tg_tile(const lc_isa_config *isa, int64_t nr, int64_t rows, int64_t cols, int64_t k,
-                const float *a, const float *b, int64_t ldb, float *c, int64_t ldc,
-                const lc_epilogue *kep, unsigned flags) {
-    if (cols == nr && nr == isa->wide_nr && isa->gemm_wide)
+void lc_tg_tile(const lc_isa_config *isa, int64_t rows, int64_t cols, int64_t k, const float *a,
+                const float *b, int64_t ldb, float *c, int64_t ldc, const lc_epilogue *kep,
+                unsigned flags) {
+    if (isa->gemm_wide && cols >= isa->wide_nr)   /* a wide panel (and its tail) */
         isa->gemm_wide((size_t)rows, (size_t)cols, (size_t)k, a, b, (size_t)ldb, c, (size_t)ldc,
                        NULL, kep, flags);
     else   /* NR columns a call (a wide panel's remainder) */
@@ -65,11 +65,7 @@ void lc_tg_row(const lc_isa_config *isa, int64_t rows, int64_t n, int64_t k, con
         /* a few columns past the last whole panel go in its call (ViT's 197
          * keys: 4 x 48 + 5; Swin's 49: 48 + 1) */
         if (cols == nr && isa->gemm_wide && n - c0 - nr <= LC_GEMM_NARROW_TAIL) cols = n - c0;
-        if (cols >= nr && isa->gemm_wide)
-            isa->gemm_wide((size_t)rows, (size_t)cols, (size_t)k, a, b + c0, (size_t)ldb, c + c0,
-                           (size_t)ldc, NULL, kep, flags);
-        else
-            lc_tg_tile(isa, nr, rows, cols, k, a, b + c0, ldb, c + c0, ldc, kep, flags);
+        lc_tg_tile(isa, rows, cols, k, a, b + c0, ldb, c + c0, ldc, kep, flags);
         c0 += cols;
     }
 }
@@ -168,7 +164,7 @@ static void tg_task(void *vctx, int64_t item, int thread) {
                     tg_start_row(c + i * n, t->b ? t->b + p * nr : NULL,
                                  t->res ? t->res + (mb * mr + i) * n + p * nr : NULL, cols);
             }
-            lc_tg_tile(isa, nr, rows, cols, k, a, t->wp + p * k * nr, nr, c, n, &t->kep, flags);
+            lc_tg_tile(isa, rows, cols, k, a, t->wp + p * k * nr, nr, c, n, &t->kep, flags);
             if (t->post)
                 for (int64_t i = 0; i < rows; i++)
                     isa->postop(c + i * n, c + i * n, (size_t)cols, NULL, 0.0f, t->ep);

@@ -51,7 +51,10 @@ def bind(a, b, y, threads, isa, alpha=1.0):
 
 
 def workspace_bytes(a, b, threads, isa):
-    """Scratch bytes of the call bind() makes for these operands."""
+    """Scratch bytes of the call bind() makes for these operands (0 where
+    `takes` refuses them: NumPy runs them in its own memory)."""
+    if not takes(a, b):
+        return 0
     batch = int(np.prod(a.shape[:-2], dtype=np.int64))
     return _core.batched_gemm_workspace(batch, a.shape[-2], a.shape[-1], b.shape[-1],
                                         b.strides[-1] // 4, _threads.resolve(threads), isa)

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from leanconv import _core, _isa, _threads
+from leanconv import _core, _isa, _scratch, _threads
 
 
 _NO_WORKSPACE = np.zeros(0, np.uint8)
 
 
 def run(call):
-    """Run one bound call now (a step called outside a compiled schedule)."""
-    _core.run_bound((call,), _NO_WORKSPACE)
+    """Run one bound call now (a step called outside a compiled schedule), in
+    a workspace of its own when it declares one (`workspace_bytes`: the
+    token and batched GEMMs' packed panels)."""
+    need = getattr(call, "workspace_bytes", 0)
+    _core.run_bound((call,), _scratch.aligned_empty(need) if need > 0 else _NO_WORKSPACE)
 
 
 def bindable(x, y):

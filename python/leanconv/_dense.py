@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from leanconv import _blas_split, _core, _epilogue, _isa, _scratch, _threads
+from leanconv import _blas_split, _core, _epilogue, _isa, _threads
 
 MAX_ROWS = 8    # more rows than this: a real GEMM, BLAS's (or torch's) job
 PANEL = 16      # rows of W per panel (lc_se_pack)
@@ -164,11 +164,6 @@ def token_bind(x, y, tp, b, res, activation, n_out, threads, isa):
     return _core.BoundTokenGemm(x.reshape(-1), y.reshape(-1), x.size // k, k, n_out, tp, b,
                                 None if res is None else res.reshape(-1),
                                 _epilogue.parse(activation), _threads.resolve(threads), isa)
-
-
-def token_run(call):
-    """Run a token_bind call now, in a workspace of its own."""
-    _core.run_bound((call,), _scratch.aligned_empty(max(64, call.workspace_bytes)))
 
 
 def weights_t(wp, n_out, k, isa=None):

@@ -350,18 +350,23 @@ def _is_add(n):
     return n.op_type == "Add" and not n.attrs and len(n.inputs) == 2
 
 
-def _residual_add(nodes, readers, value, done, constants):
+def _sole_add(nodes, readers, value, done):
     """(index, other input) of an Add (or two-input Sum) that is the sole
-    reader of `value` and adds a run-time tensor to it (a constant stays a
-    separate step)."""
+    reader of `value` and reads it once, else None."""
     r = readers.get(value, [])
     if len(r) != 1 or r[0] < 0 or r[0] in done:
         return None
     n = nodes[r[0]]
     if not _is_add(n) or n.inputs.count(value) != 1:
         return None
-    other = n.inputs[1] if n.inputs[0] == value else n.inputs[0]
-    return None if other in constants else (r[0], other)
+    return r[0], (n.inputs[1] if n.inputs[0] == value else n.inputs[0])
+
+
+def _residual_add(nodes, readers, value, done, constants):
+    """_sole_add's Add when it adds a run-time tensor to `value` (a constant
+    stays a separate step)."""
+    add = _sole_add(nodes, readers, value, done)
+    return None if add is None or add[1] in constants else add
 
 
 def _build_conv(nodes, i, ctx, readers, fuse, done):
@@ -448,16 +453,12 @@ def _build_dense(nodes, i, ctx, readers, done):
     node = nodes[i]
     out, last, fused, bias, residual, activation = node.outputs[0], i, [], None, None, None
     taken = []
-    r = readers.get(out, [])
-    if node.op_type == "MatMul" and len(r) == 1 and r[0] >= 0 and r[0] not in done:
-        add = nodes[r[0]]
-        other = _other_input(add, out)
-        c = np.asarray(ctx.constants[other]) if _is_add(add) and other in ctx.constants \
-            else None
-        if c is not None and c.ndim == 1 and c.dtype == np.float32:
-            bias, out, last = c, add.outputs[0], r[0]
-            fused.append(add.op_type)
-            taken.append(r[0])
+    add = _sole_add(nodes, readers, out, done) if node.op_type == "MatMul" else None
+    c = np.asarray(ctx.constants[add[1]]) if add and add[1] in ctx.constants else None
+    if c is not None and c.ndim == 1 and c.dtype == np.float32:
+        bias, out, last = c, nodes[add[0]].outputs[0], add[0]
+        fused.append(nodes[add[0]].op_type)
+        taken.append(add[0])
     add = _residual_add(nodes, readers, out, done, ctx.constants)
     if add is not None:
         residual, out, last = add[1], nodes[add[0]].outputs[0], add[0]
@@ -478,14 +479,6 @@ def _build_dense(nodes, i, ctx, readers, done):
     step.fused = tuple(fused)
     step.outputs = [out]
     return step, last
-
-
-def _other_input(node, value):
-    """The input of a two-input node besides `value` (None unless it reads
-    `value` exactly once)."""
-    if len(node.inputs) != 2 or node.inputs.count(value) != 1:
-        return None
-    return node.inputs[1] if node.inputs[0] == value else node.inputs[0]
 
 
 def _loader(load, bias, bn, affine=None):

@@ -15,8 +15,7 @@ import threading
 
 import numpy as np
 
-from leanconv import _batched_matmul, _blas_split, _bound_pool, _core, _dense, _isa, _scratch, \
-    _threads
+from leanconv import _batched_matmul, _blas_split, _bound_pool, _core, _dense, _isa, _threads
 from leanconv.onnx.program import Step
 
 
@@ -109,7 +108,7 @@ def _activation_matmul(node, ctx, alpha):
         y = outs[0]
         call = matmul_bind(outs, a, b)
         if call is not None:
-            _core.run_bound((call,), _scratch.aligned_empty(max(64, call.workspace_bytes)))
+            _bound_pool.run(call)
             return
         if a.ndim == b.ndim >= 3 and a.dtype == b.dtype == y.dtype == np.float32 and \
                 y.shape == a.shape[:-1] + b.shape[-1:]:
@@ -124,8 +123,7 @@ def _activation_matmul(node, ctx, alpha):
         return (np.asarray(y * y.dtype.type(alpha) if alpha != 1.0 else y),)
 
     def matmul_workspace(a, b):
-        return _batched_matmul.workspace_bytes(a, b, settings.threads, _isa.isa_id()) \
-            if _batched_matmul.takes(a, b) else 0
+        return _batched_matmul.workspace_bytes(a, b, settings.threads, _isa.isa_id())
     return Step(node, matmul, blas=True, into=matmul_into, bind=matmul_bind,
                 workspace=matmul_workspace)
 
@@ -230,7 +228,7 @@ def _dense_step(node, ctx, w, alpha, c, beta, activation=None, residual=None):
         call = dense_bind(outs, a, wp, *rest)
         kind, wv, isa = layout[0]
         if call is not None:
-            (_dense.token_run if kind == "tokens" else _bound_pool.run)(call)
+            _bound_pool.run(call)
             return
         b, res = unpack(rest)
         y, threads = outs[0], _threads.resolve(settings.threads)
@@ -253,9 +251,7 @@ def _dense_step(node, ctx, w, alpha, c, beta, activation=None, residual=None):
 
     def workspace(a, wp, *rest):
         """The token GEMM's packed rows, where its layout is (or will be) chosen."""
-        kind = layout[0][0] if layout else \
-            ("tokens" if many_rows(a) and _core.token_packed_floats(N, K, _isa.isa_id())
-             <= wp.size else "")
+        kind = layout[0][0] if layout else ("tokens" if many_rows(a) else "")
         return _core.token_gemm_workspace(a.size // K, K, _isa.isa_id()) if kind == "tokens" \
             else 0
     return Step(node, dense, inputs=inputs, into=dense_into, bind=dense_bind,
@@ -292,13 +288,13 @@ def build_einsum(node, ctx):
     def einsum_into(outs, *xs):
         call = einsum_bind(outs, *xs)
         if call is not None:
-            _core.run_bound((call,), _scratch.aligned_empty(max(64, call.workspace_bytes)))
+            _bound_pool.run(call)
         else:
             np.copyto(outs[0], einsum(*xs)[0])
 
     def einsum_workspace(*xs):
         ab = operands(xs)
-        return 0 if ab is None or not _batched_matmul.takes(*ab) else \
+        return 0 if ab is None else \
             _batched_matmul.workspace_bytes(ab[0], ab[1], settings.threads, _isa.isa_id())
 
     def einsum(*xs):
