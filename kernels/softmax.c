@@ -2,8 +2,8 @@
  * (include/leanconv/softmax.h).  In C rather than NumPy for a classifier's
  * 1000 values: NumPy's four ufunc calls cost ~10 us warm but 100-150 us as
  * the first NumPy work after a model's convolutions (its dispatch paths
- * cold).  A task is a row (inner == 1) or a block of LC_SM_COLS columns of
- * one outer index; the ISA's primitive (kernels/softmax_lanes_template.h)
+ * cold).  A task is a run of rows (inner == 1) or a block of LC_SM_COLS
+ * columns of one outer index; the ISA's primitive (kernels/softmax_lanes_template.h)
  * does it with its vector exp, or the portable loop below. */
 #include <math.h>
 
@@ -15,11 +15,16 @@
  * lanes), and a task of n x 64 floats read three times stays in L2 */
 #define LC_SM_COLS 64
 
+/* values per task when inner == 1: attention's short rows (49, 197 keys) a
+ * few dozen at a time, so a task's dispatch is not paid per row */
+#define LC_SM_ROW_VALUES 4096
+
 typedef struct {
     lc_softmax_fn fn;
     const float *x;
     float *y;
     int64_t n, inner, blocks;   /* blocks: column blocks per outer index */
+    int64_t outer, rows;        /* inner == 1: rows per task */
 } lc_softmax_ctx;
 
 /* One softmax of n values `stride` floats apart, in double: libm's exp of
@@ -41,6 +46,16 @@ static void softmax_portable(float *y, const float *x, int64_t n, int64_t stride
 static void softmax_task(void *vctx, int64_t item, int thread) {
     const lc_softmax_ctx *t = (const lc_softmax_ctx *)vctx;
     (void)thread;
+    if (t->inner == 1) {
+        const int64_t r0 = item * t->rows;
+        const int64_t cnt = t->outer - r0 < t->rows ? t->outer - r0 : t->rows;
+        if (t->fn) {
+            t->fn(t->y + r0 * t->n, t->x + r0 * t->n, (size_t)t->n, 1, (size_t)cnt);
+            return;
+        }
+        for (int64_t r = r0; r < r0 + cnt; r++) softmax_portable(t->y + r * t->n, t->x + r * t->n, t->n, 1);
+        return;
+    }
     const int64_t o = item / t->blocks, b = item % t->blocks;
     const int64_t j0 = b * LC_SM_COLS;
     const int64_t cnt = t->inner - j0 < LC_SM_COLS ? t->inner - j0 : LC_SM_COLS;
@@ -59,8 +74,11 @@ int lc_softmax(const lc_isa_config *isa, const float *x, float *y, int64_t outer
     t.fn = isa ? isa->softmax : NULL;
     t.x = x; t.y = y; t.n = n; t.inner = inner;
     t.blocks = (inner + LC_SM_COLS - 1) / LC_SM_COLS;
+    t.outer = outer;
+    t.rows = n >= LC_SM_ROW_VALUES ? 1 : LC_SM_ROW_VALUES / n;
+    const int64_t items = inner == 1 ? (outer + t.rows - 1) / t.rows : outer * t.blocks;
     /* work: about 20 multiply-adds' worth a value (the exp, three passes) */
     const double work = 20.0 * (double)outer * (double)n * (double)inner;
-    lc_parallel_for(nthreads, outer * t.blocks, work, softmax_task, &t);
+    lc_parallel_for(nthreads, items, work, softmax_task, &t);
     return LC_OK;
 }

@@ -2,14 +2,17 @@
  * written once over the abstract vector of kernels/postop_template.h, whose
  * exp (lc_vexp2: Cody-Waite reduction, degree-7 polynomial, 2^n) it uses:
  * included by kernels/<isa>/postop.c after that template, with
- *   LC_SOFTMAX_NAME   the function's name.
+ *   LC_SOFTMAX_NAME   the function's name,
+ * and the ISA's LC_VFIRST(cnt) (a mask of lanes [0, cnt)), LC_VHMAX(v) (the
+ * largest lane) and LC_VHSUM_COMP(s, c) (the lanes' s - c summed in double).
  *
  * Over n values (max-subtracted, so every exp argument is <= 0 and nothing
  * overflows): the max, then e = exp(v - max) stored into y while summed, then
- * y = e / sum (an IEEE division: no reciprocal's extra rounding).  The sums
- * are compensated (Kahan), so a long softmax (1000 classes, or a softmax over
- * many channels summed lane by lane) stays within a few ulps whatever n: with
- * the exp's ~2 ulps, within 1e-6 relative of float64.  A NaN anywhere makes
+ * y scaled by the sum (a row: times 1 / sum, rounded once from double; a
+ * column: an IEEE division).  A long softmax's sums (a row of more than 8 exps a
+ * lane, every column softmax) are compensated (Kahan), so it stays within a
+ * few ulps whatever n; with the exp's ~2 ulps and the scaling's ~1, within
+ * 1e-6 relative of float64.  A NaN anywhere makes
  * its exp a NaN, hence the sum and every output NaN (NumPy's rule; the
  * vector max's NaN rule does not matter); an +inf gives inf - inf = NaN too.
  * Each row / column is computed the same way wherever it sits in the vectors,
@@ -37,40 +40,53 @@ static inline void lc_sm_kahan(LC_V *s, LC_V *c, LC_V v) {
     *s = t;
 }
 
-/* A contiguous row of n values (inner == 1). */
+/* Lanes' additions a row's sum may take uncompensated: each lane then sums
+ * at most this many positive exps, a relative error of at most 7 float ulps
+ * (4e-7), inside the 1e-6 contract with the exp's and the scaling's few ulps */
+#define LC_SM_PLAIN_PER_LANE 8
+
+/* A contiguous row of n values (inner == 1).  Short rows are the common
+ * case (attention's 49 or 197 keys), so the per-row work is kept to vector
+ * operations with short dependency chains: the tail is a masked load (its
+ * other lanes -inf for the max, 0 in the sum), the lane reductions are the
+ * ISA's fixed shuffle sequences (LC_VHMAX, LC_VHSUM_COMP), the sum is
+ * compensated only when a lane adds more than LC_SM_PLAIN_PER_LANE exps
+ * (Kahan's chain is four dependent operations a vector), and the scaling is
+ * a multiplication by 1 / sum rounded once from double (a division a
+ * vector would cost more than the whole exp): both choices depend on n and
+ * the ISA alone, so a row's bits do not depend on where it sits. */
 static void lc_sm_row(float *y, const float *x, size_t n) {
     const size_t full = n / LC_VL * LC_VL, rem = n - full;
-    float buf[LC_VL], buf2[LC_VL];
-    LC_V mv = LC_VSET1(-INFINITY);
+    const LC_V ninf = LC_VSET1(-INFINITY), zero = LC_VSET1(0.0f);
+    LC_V mv = ninf, tail = ninf;
     for (size_t i = 0; i < full; i += LC_VL) mv = LC_VMAX(mv, LC_VLOAD(x + i));
-    LC_VSTORE(buf, mv);
-    float m = buf[0];
-    for (size_t l = 1; l < LC_VL; l++) m = buf[l] > m || buf[l] != buf[l] ? buf[l] : m;
-    for (size_t i = full; i < n; i++) m = x[i] > m || x[i] != x[i] ? x[i] : m;
-    const LC_V vm = LC_VSET1(m);
-    LC_V s = LC_VSET1(0.0f), c = LC_VSET1(0.0f);
-    for (size_t i = 0; i < full; i += LC_VL) {
-        const LC_V e = lc_sm_exp(LC_VLOAD(x + i), vm);
-        LC_VSTORE(y + i, e);
-        lc_sm_kahan(&s, &c, e);
-    }
     if (rem) {
-        /* the tail's other lanes -inf: exp 0, nothing added */
-        for (size_t l = 0; l < LC_VL; l++) buf[l] = l < rem ? x[full + l] : -INFINITY;
-        const LC_V e = lc_sm_exp(LC_VLOAD(buf), vm);
-        LC_VSTORE_PART(y + full, e, rem);
-        lc_sm_kahan(&s, &c, e);
+        tail = LC_VSEL(LC_VFIRST(rem), LC_VLOAD_PART(x + full, rem), ninf);
+        mv = LC_VMAX(mv, tail);
     }
-    /* the lanes' sums, pairwise in a fixed order, in double (one rounding) */
-    LC_VSTORE(buf, s);
-    LC_VSTORE(buf2, c);
-    double part[LC_VL];
-    for (size_t l = 0; l < LC_VL; l++) part[l] = (double)buf[l] - (double)buf2[l];
-    for (size_t w = LC_VL / 2; w >= 1; w /= 2)
-        for (size_t l = 0; l < w; l++) part[l] += part[l + w];
-    const LC_V vs = LC_VSET1((float)part[0]);
-    for (size_t i = 0; i < full; i += LC_VL) LC_VSTORE(y + i, LC_VDIV(LC_VLOAD(y + i), vs));
-    if (rem) LC_VSTORE_PART(y + full, LC_VDIV(LC_VLOAD_PART(y + full, rem), vs), rem);
+    const LC_V vm = LC_VSET1(LC_VHMAX(mv));
+    /* -inf tail lanes: exp 0, nothing added (unless the max is -inf too,
+     * when every output is NaN anyway) */
+    const LC_V etail = rem ? LC_VSEL(LC_VFIRST(rem), lc_sm_exp(tail, vm), zero) : zero;
+    LC_V s = zero, c = zero;
+    if (n <= LC_SM_PLAIN_PER_LANE * LC_VL) {
+        for (size_t i = 0; i < full; i += LC_VL) {
+            const LC_V e = lc_sm_exp(LC_VLOAD(x + i), vm);
+            LC_VSTORE(y + i, e);
+            s = LC_VADD(s, e);
+        }
+        s = LC_VADD(s, etail);
+    } else {
+        for (size_t i = 0; i < full; i += LC_VL) {
+            const LC_V e = lc_sm_exp(LC_VLOAD(x + i), vm);
+            LC_VSTORE(y + i, e);
+            lc_sm_kahan(&s, &c, e);
+        }
+        lc_sm_kahan(&s, &c, etail);
+    }
+    const LC_V inv = LC_VSET1((float)(1.0 / LC_VHSUM_COMP(s, c)));
+    for (size_t i = 0; i < full; i += LC_VL) LC_VSTORE(y + i, LC_VMUL(LC_VLOAD(y + i), inv));
+    if (rem) LC_VSTORE_PART(y + full, LC_VMUL(etail, inv), rem);
 }
 
 /* Columns [0, cnt) of an n x inner slab (rows inner floats apart): each
@@ -107,7 +123,7 @@ static void lc_sm_cols(float *y, const float *x, size_t n, size_t inner, size_t 
 
 void LC_SOFTMAX_NAME(float *y, const float *x, size_t n, size_t inner, size_t cnt) {
     if (inner == 1)
-        lc_sm_row(y, x, n);
+        for (size_t r = 0; r < cnt; r++) lc_sm_row(y + r * n, x + r * n, n);
     else
         lc_sm_cols(y, x, n, inner, cnt);
 }

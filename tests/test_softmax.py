@@ -37,9 +37,15 @@ def run(x, outer, n, inner, threads):
     return y
 
 
+# n = 32, 64, 128 (and one more): the longest rows each ISA sums without
+# compensation (8 exps a lane) and the shortest it compensates; nearly equal
+# values (every exp near 1, none a power of two) are the worst case for an
+# uncompensated sum
 @pytest.mark.parametrize("rows, n, scale", [(1, 1000, 1.0), (37, 9, 5.0), (4, 1, 1.0),
                                             (3, 300, 80.0), (2, 4097, 3.0), (5, 17, 1.0),
-                                            (1, 21843, 10.0)])
+                                            (1, 21843, 10.0), (300, 49, 4.0), (90, 197, 2.0),
+                                            (3, 32, 1e-3), (3, 33, 1e-3), (3, 64, 1e-3),
+                                            (3, 65, 1e-3), (3, 128, 1e-3), (3, 129, 1e-3)])
 def test_rows_match_float64_with_the_same_bits_at_every_thread_count(isa, rows, n, scale):
     x = (np.random.default_rng(n).standard_normal((rows, n)) * scale).astype(np.float32)
     if n > 2:

@@ -360,9 +360,9 @@ typedef void (*lc_layernorm_block_fn)(float *y, const float *x, size_t channels,
 typedef void (*lc_ln_row_fn)(float *y, const float *x, size_t width, float eps,
                              const float *scale, const float *bias);
 
-/* Softmax (kernels/softmax.c), optional: with inner == 1, the n contiguous
- * values at x; else columns [0, cnt) of n rows inner floats apart, each
- * column a softmax.  y may be x.  The ISA forms:
+/* Softmax (kernels/softmax.c), optional: with inner == 1, cnt rows of n
+ * contiguous values at x, each a softmax; else columns [0, cnt) of n rows
+ * inner floats apart, each column a softmax.  y may be x.  The ISA forms:
  * kernels/softmax_lanes_template.h. */
 typedef void (*lc_softmax_fn)(float *y, const float *x, size_t n, size_t inner, size_t cnt);
 

@@ -34,6 +34,26 @@ static inline __m256i lc_postop_mask8(size_t cnt) {
 #define LC_VISNAN(a) _mm256_cmp_ps((a), (a), _CMP_UNORD_Q)
 #define LC_VSEL(m, a, b) _mm256_blendv_ps((b), (a), (m))
 #define LC_VSHL23(a) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(a), 23))
+/* softmax's lane reductions, each a fixed sequence (the same bits wherever
+ * a row sits): the largest lane, and the lanes' (double)s - (double)c summed
+ * in double, high half onto low half down to one */
+#define LC_VFIRST(cnt) _mm256_castsi256_ps(lc_postop_mask8(cnt))
+static inline float lc_vhmax(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+}
+#define LC_VHMAX(v) lc_vhmax(v)
+static inline double lc_vhsum_comp(__m256 s, __m256 c) {
+    const __m256d lo = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(s)),
+                                     _mm256_cvtps_pd(_mm256_castps256_ps128(c)));
+    const __m256d hi = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(s, 1)),
+                                     _mm256_cvtps_pd(_mm256_extractf128_ps(c, 1)));
+    const __m256d d4 = _mm256_add_pd(lo, hi);
+    const __m128d d2 = _mm_add_pd(_mm256_castpd256_pd128(d4), _mm256_extractf128_pd(d4, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(d2, _mm_unpackhi_pd(d2, d2)));
+}
+#define LC_VHSUM_COMP(s, c) lc_vhsum_comp((s), (c))
 #define LC_POSTOP_NAME lc_f32_postop__avx2
 #include "../postop_template.h"
 #define LC_SOFTMAX_NAME lc_f32_softmax__avx2
