@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from leanconv.onnx.broadcast_binary import OPS, binary_bind
 from leanconv.onnx.node import NP_TYPES, unsupported
 from leanconv.onnx.program import Step
 
@@ -117,11 +118,15 @@ def build_binary(node, ctx):
     node.allow()
     fn = BINARY[node.op_type]
     keep_type = node.op_type not in _COMPARISONS
+    settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
 
     def binary(a, b):
         y = np.asarray(fn(a, b))
         return (y.astype(a.dtype, copy=False) if keep_type else y,)
-    return Step(node, binary)
+    # float32 Sub and Div as one C call (broadcast_binary.py)
+    bind = (lambda outs, a, b: binary_bind(node.op_type, outs[0], a, b, settings.threads)) \
+        if node.op_type in OPS else None
+    return Step(node, binary, bind=bind)
 
 
 def build_mod(node, ctx):

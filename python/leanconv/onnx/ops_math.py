@@ -11,6 +11,7 @@ import numpy as np
 from leanconv import _bound_pool, _core, _epilogue, _isa, _threads
 from leanconv._channel_norm import (channel_layernorm_bind, channel_layernorm_into,
                                      channel_layernorm_workspace)
+from leanconv.onnx.broadcast_binary import binary_bind
 from leanconv.onnx.node import unsupported
 from leanconv.onnx.program import Step
 
@@ -113,10 +114,12 @@ def _channel_gate(x, g):
 
 
 def _binary(node, ctx, ufunc):
-    """Add/Mul: broadcasting, written into the arena (in place when legal); a
-    float32 Add of equal shapes and a Mul by a per-plane gate run in C on
-    leanconv's threads."""
+    """Add/Mul: broadcasting, written into the arena (in place when legal);
+    float32 operands bound as one C call on leanconv's threads
+    (broadcast_binary.py), else a float32 Add of equal shapes and a Mul by a
+    per-plane gate in C, the rest NumPy."""
     align = _legacy_broadcast(node)
+    legacy = node.opset < 7 and int(node.attr("broadcast", 0)) and node.attr("axis") is not None
     add = ufunc is np.add
     settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
     zeros = {}   # the gate's shift: planes -> zeros
@@ -137,8 +140,12 @@ def _binary(node, ctx, ufunc):
                                      g.reshape(-1), shift, False, _threads.resolve(settings.threads))
                 return
         ufunc(a, align(a, b), out=y)
+
+    def bind(outs, a, b):
+        return None if legacy else binary_bind(node.op_type if node.op_type != "Sum" else "Add",
+                                               outs[0], a, b, settings.threads)
     return Step(node, lambda a, b: (np.asarray(ufunc(a, align(a, b))),), into=into,
-                inplace=True)
+                inplace=True, bind=bind)
 
 
 def build_add(node, ctx):

@@ -7,12 +7,15 @@ view.  Then the step copies, once, straight into its output buffer: the
 elements keep their C order, so that buffer seen in the input's shape is the
 copy's target.  When the view is a permutation of whole contiguous runs of
 one block of memory (a shuffle moves whole planes) the runs are copied in C
-on leanconv's threads (kernels/gather.c); other views through NumPy."""
+on leanconv's threads (kernels/gather.c); other views through NumPy.  In a
+compiled schedule the copy is one bound C call (broadcast_binary.copy_bind)
+wherever that takes the view."""
 from __future__ import annotations
 
 import numpy as np
 
 from leanconv import _core, _threads
+from leanconv.onnx.broadcast_binary import copy_bind
 
 MIN_RUN = 16   # floats: shorter runs (an NCHW -> NHWC transpose's single values) through NumPy
 
@@ -67,3 +70,14 @@ class ReshapeInto:
                                   _threads.resolve(self.settings.threads))
                 return
         np.copyto(y.reshape(x.shape), x)
+
+    def bind(self, outs, x, *_):
+        """The copy as one bound C call, for a non-contiguous float32 view."""
+        y = outs[0]
+        return None if x.flags.c_contiguous else copy_bind(y, x, self.settings.threads)
+
+
+def reshape_copy(settings):
+    """A reshape Step's into= and bind= (one ReshapeInto for both)."""
+    r = ReshapeInto(settings)
+    return {"into": r, "bind": r.bind}

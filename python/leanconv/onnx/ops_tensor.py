@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from leanconv.onnx.node import as_int_list, unsupported
-from leanconv.onnx.ops_reshape_copy import ReshapeInto
+from leanconv.onnx.broadcast_binary import copy_bind
+from leanconv.onnx.ops_reshape_copy import reshape_copy
 from leanconv.onnx.program import Step
 
 
@@ -31,7 +32,7 @@ def build_flatten(node, ctx):
                              f"rank {x.ndim}")
         outer = int(np.prod(x.shape[:a], dtype=np.int64))
         return (x.reshape(outer, -1) if x.size else x.reshape(outer, int(np.prod(x.shape[a:]))),)
-    return Step(node, flatten, view=True, into=ReshapeInto(ctx.settings))
+    return Step(node, flatten, view=True, **reshape_copy(ctx.settings))
 
 
 def reshape_target(shape_in, shape, allowzero):
@@ -51,11 +52,11 @@ def build_reshape(node, ctx):
         node.allow("shape", "consumed_inputs")
         target = as_int_list(node.attr("shape"), "shape", node)
         return Step(node, lambda x: (x.reshape(reshape_target(x.shape, target, False)),),
-                    inputs=node.inputs[:1], view=True, into=ReshapeInto(ctx.settings))
+                    inputs=node.inputs[:1], view=True, **reshape_copy(ctx.settings))
     node.allow("allowzero")
     allowzero = int(node.attr("allowzero", 0)) == 1
     return Step(node, lambda x, shape: (x.reshape(reshape_target(x.shape, shape, allowzero)),),
-                view=True, into=ReshapeInto(ctx.settings))
+                view=True, **reshape_copy(ctx.settings))
 
 
 def build_transpose(node, ctx):
@@ -88,10 +89,10 @@ def build_unsqueeze(node, ctx):
         if axes is None:
             raise ValueError(f"Unsqueeze node {node.name} needs an axes attribute")
         return Step(node, lambda x: (unsqueeze(x, axes),), inputs=node.inputs[:1], view=True,
-                    into=ReshapeInto(ctx.settings))
+                    **reshape_copy(ctx.settings))
     node.allow()
     return Step(node, lambda x, axes: (unsqueeze(x, _axes_list(axes)),), view=True,
-                into=ReshapeInto(ctx.settings))
+                **reshape_copy(ctx.settings))
 
 
 def squeeze(x, axes):
@@ -109,11 +110,11 @@ def build_squeeze(node, ctx):
         node.allow("axes")
         axes = as_int_list(node.attr("axes"), "axes", node)
         return Step(node, lambda x: (squeeze(x, axes),), inputs=node.inputs[:1], view=True,
-                    into=ReshapeInto(ctx.settings))
+                    **reshape_copy(ctx.settings))
     node.allow()
     return Step(node, lambda x, axes=None: (squeeze(x, None if axes is None else
                                                     _axes_list(axes)),), view=True,
-                into=ReshapeInto(ctx.settings))
+                **reshape_copy(ctx.settings))
 
 
 _CONSTANT_ATTRS = {
@@ -344,7 +345,16 @@ def build_pad(node, ctx):
     def shape_only(x, pads, value=None, axes=None):
         widths = _pad_widths(x.ndim, _ints(pads), _ints(axes))
         return (np.zeros([n + b + e for n, (b, e) in zip(x.shape, widths)], x.dtype),)
-    return Step(node, pad, into=pad_into, shape_only=shape_only)
+
+    settings = ctx.settings
+
+    def pad_bind(outs, x, pads, value=None, axes=None):
+        """A pad by nothing (Swin's to whole windows, where the image is whole
+        windows already) as a bound C copy."""
+        widths = _pad_widths(x.ndim, _ints(pads), _ints(axes))
+        return copy_bind(outs[0], x, settings.threads) if not any(b or e for b, e in widths) \
+            else None
+    return Step(node, pad, into=pad_into, shape_only=shape_only, bind=pad_bind)
 
 
 def build_expand(node, ctx):
