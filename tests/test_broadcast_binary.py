@@ -174,3 +174,17 @@ def test_onnx_pad_by_nothing_and_reshape_of_a_permuted_view_are_bound_copies():
     y = rep.run({"x": x})[0]
     np.testing.assert_array_equal(y, x.transpose(0, 2, 1, 3).transpose(0, 3, 2, 1).reshape(2, 120))
     assert bound_types(rep.program.schedule).count("BoundBinary") == 2
+
+
+def test_a_bound_sequence_runs_its_calls_in_order_and_takes_only_bound_calls():
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    mid = np.empty(12, np.float32)
+    out = np.empty(12, np.float32)
+    first = copy_bind(mid, a.T, 1)                             # mid = a^T, flat
+    second = binary_bind("Mul", out, mid, np.float32(2.0), 1)   # out = 2 mid
+    run(_core.BoundSequence(first, second))
+    np.testing.assert_array_equal(out, 2 * a.T.reshape(-1))
+    with pytest.raises(TypeError, match="BoundCall"):
+        _core.BoundSequence(first, "not a call")
+    with pytest.raises(TypeError, match="BoundCall"):
+        _core.BoundSequence()

@@ -157,3 +157,29 @@ def test_lone_batchnorm_relu_is_one_affine_step_where_it_may_be(kwargs, fused):
     if kwargs.get("params_as_input"):
         feeds["s"] = (0.5 + np.random.default_rng(4).random(6)).astype(np.float32)
     assert_matches_ort(model, feeds)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_norm_no_rewrite_took_runs_as_a_bound_affine_pass(threads):
+    """A BatchNormalization left as its own step (here: prepare without the
+    rewrites; in MaxViT one whose input's rank prepare could not know) with
+    constant parameters is one bound C pass of the per-channel affine map,
+    folded as a Conv's norm is."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    import leanconv.onnx as lco
+    from test_bound_pool import bound_types
+    from test_onnx_adapter import assert_matches_ort
+    model = norm_model(relu=False)
+    feeds = {"x": np.random.default_rng(5).standard_normal((1, 6, 7, 9)).astype(np.float32)}
+    assert_matches_ort(model, feeds, fuse=False, threads=threads)
+    rep = lco.prepare(model, fuse=False, threads=threads)
+    rep.run(feeds)
+    assert "BoundAffine" in bound_types(rep.program.schedule)
+    # parameters fed at run time are not folded once: NumPy's step, and right
+    model = norm_model(relu=False, params_as_input=True)
+    feeds["s"] = (0.5 + np.random.default_rng(4).random(6)).astype(np.float32)
+    assert_matches_ort(model, feeds, fuse=False, threads=threads)
+    rep = lco.prepare(model, fuse=False, threads=threads)
+    rep.run(feeds)
+    assert "BoundAffine" not in bound_types(rep.program.schedule)

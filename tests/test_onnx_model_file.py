@@ -256,6 +256,19 @@ def test_weights_rewritten_at_prepare_are_held_once(tmp_path):
     assert np.max(np.abs(got - ref)) <= 1e-4 * np.max(np.abs(ref))
 
 
+def record_row_reads(monkeypatch):
+    """A list that gets (name, start, stop) of every read of a weight's rows
+    from the model file."""
+    reads = []
+    real = model_file.FileWeights.read_rows
+
+    def read_rows(self, name, start, stop):
+        reads.append((name, start, stop))
+        return real(self, name, start, stop)
+    monkeypatch.setattr(model_file.FileWeights, "read_rows", read_rows)
+    return reads
+
+
 @pytest.mark.parametrize("n, k", [(1, 1), (15, 7), (16, 3), (33, 100), (300, 50)])
 def test_dense_weights_packed_by_rows_equal_packed_whole(n, k):
     from leanconv import _dense
@@ -266,19 +279,56 @@ def test_dense_weights_packed_by_rows_equal_packed_whole(n, k):
         assert rows.tobytes() == whole.tobytes()
 
 
+@pytest.mark.parametrize("n, k", [(1, 1), (15, 7), (16, 3), (33, 100), (300, 50)])
+def test_dense_weights_packed_from_their_transpose_equal_packed_whole(n, k):
+    """pack_columns: W given as slices of W^T's rows (a MatMul's constant as
+    stored), the same bits as packing W whole, last panel's padding 0."""
+    from leanconv import _dense
+    w = np.random.default_rng(n).standard_normal((n, k)).astype(np.float32)
+    wt = np.ascontiguousarray(w.T)
+    whole = _dense.pack(w * np.float32(0.5))
+    for chunk in (1, 4 * n * 3, 1 << 24):
+        cols = _dense.pack_columns(lambda a, b: wt[a:b], n, k, 0.5, chunk_bytes=chunk)
+        assert cols.tobytes() == whole.tobytes()
+
+
+def test_a_matmul_weight_in_the_file_is_packed_a_slice_at_a_time(tmp_path, monkeypatch):
+    """A MatMul's constant (K x N as stored) is read a slice of its rows at
+    a time while it is packed, never whole, and the model prepare opened
+    itself is not kept (its protobuf arena held while the weights were
+    packed was Swin-T's peak above the plan); the result is the same bits
+    as a ModelProto's."""
+    from leanconv import _dense
+    reads = record_row_reads(monkeypatch)
+    real_pack = _dense.pack_columns
+    monkeypatch.setattr(_dense, "pack_columns",
+                        lambda *a, **kw: real_pack(*a, **{**kw, "chunk_bytes": 4 * 40 * 16}))
+    w = np.random.default_rng(8).standard_normal((70, 40)).astype(np.float32)
+    b = np.random.default_rng(9).standard_normal(40).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Add", ["m", "b"], ["y"])]
+    graph = helper.make_graph(nodes, "mm", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                          [1, 50, 70])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 50, 40])],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    path = save(model, tmp_path)
+    x = np.random.default_rng(4).standard_normal((1, 50, 70)).astype(np.float32)
+    got = lco.prepare(path).run({"x": x})[0]
+    want = lco.prepare(model).run({"x": x})[0]
+    assert got.tobytes() == want.tobytes()
+    assert np.max(np.abs(got - (x @ w + b))) < 1e-4 * np.max(np.abs(got))
+    ws = [r for r in reads if r[0] == "w"]
+    assert len(ws) == 5 and ws[0][1:] == (0, 16) and ws[-1][2] == 70
+    # the caller's ModelProto is left as it was
+    assert len(model.graph.node) == 2
+
+
 def test_a_gemm_weight_in_the_file_is_packed_a_slice_at_a_time(tmp_path, monkeypatch):
     """A classifier's W (transB) is read by rows while it is packed, never
     whole (VGG-11's 411 MB matrix held twice was its peak 24% above plan);
     the result is the same bits as packing it whole."""
     from leanconv import _dense
-    from leanconv.onnx import model_file as mf
-    reads = []
-    real = mf.FileWeights.read_rows
-
-    def read_rows(self, name, start, stop):
-        reads.append((name, start, stop))
-        return real(self, name, start, stop)
-    monkeypatch.setattr(mf.FileWeights, "read_rows", read_rows)
+    reads = record_row_reads(monkeypatch)
     real_pack_rows = _dense.pack_rows
     monkeypatch.setattr(_dense, "pack_rows",
                         lambda *a, **kw: real_pack_rows(*a, **{**kw, "chunk_bytes": 2048}))

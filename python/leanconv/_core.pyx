@@ -1244,6 +1244,40 @@ cdef class BoundLayerNorm(_BoundNorm):
                                     self.eps, self.scale, self.bias, self.threads)
 
 
+cdef class BoundSequence(BoundCall):
+    """Bound calls run one after the other as one step's call (a
+    LayerNormalization of a strided view: the view copied into the output,
+    then normalised there), sharing the workspace of the largest."""
+    cdef tuple calls
+
+    def __init__(self, *calls):
+        if not calls or not all(isinstance(c, BoundCall) for c in calls):
+            raise TypeError("BoundSequence: every call must be a BoundCall")
+        self.calls = calls
+
+    @property
+    def held_bytes(self):
+        return sum(c.held_bytes for c in self.calls)
+
+    @property
+    def workspace_bytes(self):
+        return max(getattr(c, "workspace_bytes", 0) for c in self.calls)
+
+    cdef int _run_all(self, char *ws, int64_t ws_bytes) noexcept:
+        cdef int status = 0
+        cdef BoundCall c
+        for c in self.calls:
+            with nogil:
+                status = c._run(ws, ws_bytes)
+            if status:
+                break
+        return status
+
+    cdef int _run(self, char *ws, int64_t ws_bytes) noexcept nogil:
+        with gil:
+            return self._run_all(ws, ws_bytes)
+
+
 cdef class BoundBinary(BoundCall):
     """An element-wise Add / Sub / Mul / Div (op 0-3) or copy of a (4) fixed once
     (leanconv/binary.h): out (contiguous float32, prod(shape) values) = a op b

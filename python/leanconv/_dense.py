@@ -76,6 +76,37 @@ def pack_rows(read, n, k, scale=1.0, chunk_bytes=1 << 18, capacity=0):
     return out
 
 
+def pack_columns(read, n, k, scale=1.0, chunk_bytes=1 << 18, capacity=0):
+    """pack() of W (n x k) given as read(start, stop) -> rows [start, stop)
+    of W^T (k x n, float32: a MatMul's constant as stored), a slice of W^T's
+    rows at a time, each written into every panel's share of it (panels(),
+    the last one's rows past n zero): W^T is never whole in memory beside
+    the packing (Swin-T's largest MatMul constant, 9.4 MB, was prepare's
+    peak above the plan).  scale and capacity as in pack_rows."""
+    floats = _core.se_packed_floats(n, k)
+    full, tail = divmod(n, PANEL)
+    count = full + (tail > 0)
+    if floats != count * PANEL * k:
+        raise ValueError(f"pack_columns: {floats} packed floats for {n} x {k} is not whole panels")
+    out = np.empty(max(floats, capacity), np.float32)
+    view = out[:floats].reshape(count, k, PANEL)
+    step = max(1, chunk_bytes // (4 * n))
+    for start in range(0, k, step):
+        stop = min(k, start + step)
+        w = np.asarray(read(start, stop), dtype=np.float32)
+        if w.size != (stop - start) * n:
+            raise ValueError(f"pack_columns: read({start}, {stop}) gave shape {w.shape}")
+        w = w.reshape(stop - start, n)
+        if scale != 1.0:
+            w = w * np.float32(scale)
+        view[:full, start:stop] = w[:, :full * PANEL].reshape(stop - start, full, PANEL) \
+            .transpose(1, 0, 2)
+        if tail:
+            view[full, start:stop, :tail] = w[:, full * PANEL:]
+            view[full, start:stop, tail:] = 0.0
+    return out
+
+
 def panels(wp, k):
     """The packed weights as (P, K, 16): panels(wp, K)[p, k, j] = W[16p + j, k]."""
     return wp.reshape(-1, k, PANEL)

@@ -238,6 +238,9 @@ class LeanconvBackend(Backend):
                 memory_budget, (int, np.integer)) or memory_budget <= 0):
             raise ValueError(f"memory_budget must be a positive number of bytes, got "
                              f"{memory_budget!r}")
+        # a skeleton prepare opened itself goes to build_program alone (in a
+        # list), which frees it as soon as it can; a caller's model is kept
+        model = [model] if file_weights is not None else model
         program = build_program(model, check_name(algorithm), None, fuse, file_weights)
         program.settings.memory_budget = None if memory_budget is None else int(memory_budget)
         del model   # nothing below needs it: weights are read and packed by the first compile

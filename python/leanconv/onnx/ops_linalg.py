@@ -27,6 +27,11 @@ def dense_step(node, ctx, bias=None, activation=None, residual=None):
     if node.op_type == "MatMul":
         if not _is_matrix(ctx, node.input(1)):
             return None
+        cols = ctx.constants.row_reader(node.input(1))
+        if cols is not None:   # W^T as stored: packed from the file a slice of its rows at a time
+            k, n = ctx.constants.meta(node.input(1))[0]
+            return _dense_step(node, ctx, _RowSource((n, k), cols, transposed=True), 1.0, bias,
+                               1.0, activation, residual)
         b = _matrix(ctx, node.input(1))
         return _dense_step(node, ctx, b.T, 1.0, bias, 1.0, activation, residual)
     node.allow("alpha", "beta", "transA", "transB", "broadcast")
@@ -135,12 +140,14 @@ def _matrix(ctx, name):
 
 
 class _RowSource:
-    """A float32 matrix in the model file, read by rows when packed."""
+    """A float32 matrix W (shape) in the model file, read by rows when packed:
+    read(start, stop) gives W's rows, or with `transposed` W^T's (a MatMul's
+    constant as stored)."""
     dtype = np.dtype(np.float32)
     ndim = 2
 
-    def __init__(self, shape, read):
-        self.shape, self.read = tuple(shape), read
+    def __init__(self, shape, read, transposed=False):
+        self.shape, self.read, self.transposed = tuple(shape), read, transposed
 
 
 def _dense_step(node, ctx, w, alpha, c, beta, activation=None, residual=None):
@@ -166,8 +173,11 @@ def _dense_step(node, ctx, w, alpha, c, beta, activation=None, residual=None):
     # a slice of rows at a time: MatMul's (K x N) constant arrives as W's
     # transposed view, whose contiguous copy (and alpha's scaled one) would be
     # a second and third W beside the packing (ViT-B's fc1: 9.4 MB each)
-    read = w.read if isinstance(w, _RowSource) else (lambda start, stop: w[start:stop])
-    packed = _dense.pack_rows(read, N, K, alpha, capacity=room)
+    if isinstance(w, _RowSource) and w.transposed:
+        packed = _dense.pack_columns(w.read, N, K, alpha, capacity=room)
+    else:
+        read = w.read if isinstance(w, _RowSource) else (lambda start, stop: w[start:stop])
+        packed = _dense.pack_rows(read, N, K, alpha, capacity=room)
     gemv_floats = _core.se_packed_floats(N, K)
     name = f"{node.name}/leanconv_packed_weights"
     ctx.constants[name] = packed
