@@ -16,7 +16,7 @@ typedef struct {
     int op, ndim;
     float *y;
     const float *a, *b;
-    const int64_t *sa, *sb, *shape;
+    const int64_t *sy, *sa, *sb, *shape;
     int64_t rows, rows_per_task, row_len;   /* rows: product of every axis but the last */
 } lc_binary_ctx;
 
@@ -62,20 +62,22 @@ static void binary_task(void *vctx, int64_t item, int thread) {
     const int64_t r1 = r0 + t->rows_per_task < t->rows ? r0 + t->rows_per_task : t->rows;
     /* the first row's index along each leading axis (last-but-one fastest),
      * then an odometer: a division per axis a task, not per row */
-    int64_t idx[LC_BINARY_DIMS], oa = 0, ob = 0, rest = r0;
+    int64_t idx[LC_BINARY_DIMS], oy = 0, oa = 0, ob = 0, rest = r0;
     for (int k = last - 1; k >= 0; k--) {
         idx[k] = rest % t->shape[k];
         rest /= t->shape[k];
+        oy += idx[k] * t->sy[k];
         oa += idx[k] * t->sa[k];
         ob += idx[k] * t->sb[k];
     }
     for (int64_t r = r0; r < r1; r++) {
-        binary_row(t->op, t->y + r * t->row_len, t->a + oa, t->sa[last], t->b + ob, t->sb[last],
-                   t->row_len);
+        binary_row(t->op, t->y + oy, t->a + oa, t->sa[last], t->b + ob, t->sb[last], t->row_len);
         for (int k = last - 1; k >= 0; k--) {
+            oy += t->sy[k];
             oa += t->sa[k];
             ob += t->sb[k];
             if (++idx[k] < t->shape[k]) break;
+            oy -= t->shape[k] * t->sy[k];
             oa -= t->shape[k] * t->sa[k];
             ob -= t->shape[k] * t->sb[k];
             idx[k] = 0;
@@ -83,11 +85,14 @@ static void binary_task(void *vctx, int64_t item, int thread) {
     }
 }
 
-int lc_binary(int op, float *y, const float *a, const int64_t *sa, const float *b,
-              const int64_t *sb, const int64_t *shape, int ndim, int nthreads) {
-    if (op < LC_BINARY_ADD || op > LC_BINARY_COPY || ndim < 1 || ndim > LC_BINARY_DIMS) return -1;
+int lc_binary(int op, float *y, const int64_t *sy, const float *a, const int64_t *sa,
+              const float *b, const int64_t *sb, const int64_t *shape, int ndim, int nthreads) {
+    if (op < LC_BINARY_ADD || op > LC_BINARY_COPY || ndim < 1 || ndim > LC_BINARY_DIMS ||
+        sy[ndim - 1] != 1)
+        return -1;
     lc_binary_ctx t;
-    t.op = op; t.ndim = ndim; t.y = y; t.a = a; t.b = b; t.sa = sa; t.sb = sb; t.shape = shape;
+    t.op = op; t.ndim = ndim; t.y = y; t.a = a; t.b = b;
+    t.sy = sy; t.sa = sa; t.sb = sb; t.shape = shape;
     t.row_len = shape[ndim - 1];
     t.rows = 1;
     for (int k = 0; k < ndim - 1; k++) t.rows *= shape[k];

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from leanconv import _core
-from leanconv.onnx.broadcast_binary import binary_bind, copy_bind, merged_axes
+from leanconv.onnx.broadcast_binary import binary_bind, concat_bind, copy_bind, merged_axes
 
 UFUNCS = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
 _WS = np.empty(0, np.uint8)
@@ -83,12 +83,14 @@ def test_copy_of_a_strided_view_is_its_elements_in_c_order():
             np.testing.assert_array_equal(y, view.reshape(-1))
 
 
-def test_axes_merge_where_both_operands_walk_them_as_one():
+def test_axes_merge_where_every_operand_walks_them_as_one():
     assert merged_axes((64, 3, 49, 49), [7203, 2401, 49, 1], [0, 2401, 49, 1]) == \
-        ([64, 7203], [7203, 1], [0, 1])
-    assert merged_axes((1, 1), [5, 1], [0, 0]) == ([1], [0], [0])
-    assert merged_axes((4, 1, 5), [5, 99, 1], [0, 7, 0]) == ([20], [1], [0])
-    assert merged_axes((4, 5), [5, 1], [1, 0]) == ([4, 5], [5, 1], [1, 0])
+        ([64, 7203], [[7203, 1], [0, 1]])
+    assert merged_axes((1, 1), [5, 1], [0, 0]) == ([1], [[1], [1]])
+    assert merged_axes((4, 1, 5), [5, 99, 1], [0, 7, 0]) == ([20], [[1], [0]])
+    assert merged_axes((4, 5), [5, 1], [1, 0]) == ([4, 5], [[5, 1], [1, 0]])
+    # a Concat's slice of its output: rows 10 floats apart, 4 of them written
+    assert merged_axes((3, 4), [10, 1], [4, 1], [4, 1]) == ([3, 4], [[10, 1], [4, 1], [4, 1]])
 
 
 def test_refuses_what_the_c_loop_does_not_take():
@@ -112,21 +114,46 @@ def test_refuses_what_the_c_loop_does_not_take():
 
 def test_the_bound_call_checks_its_arguments():
     a = np.ones((4, 5), np.float32)
-    out = np.empty(20, np.float32)
+    out = np.empty((4, 5), np.float32)
+    ok = ([5, 1], a, [5, 1], [4, 5], out, [5, 1], 1)
+    _core.BoundBinary(0, a, *ok)
     with pytest.raises(ValueError, match="op must be 0-4"):
-        _core.BoundBinary(5, a, [5, 1], a, [5, 1], [4, 5], out, 1)
+        _core.BoundBinary(5, a, *ok)
     with pytest.raises(TypeError, match="float32"):
-        _core.BoundBinary(0, a.astype(np.float64), [5, 1], a, [5, 1], [4, 5], out, 1)
-    with pytest.raises(ValueError, match="prod\\(shape\\)"):
-        _core.BoundBinary(0, a, [5, 1], a, [5, 1], [4, 6], out, 1)
+        _core.BoundBinary(0, a.astype(np.float64), *ok)
+    with pytest.raises(TypeError, match="float32"):
+        _core.BoundBinary(0, a, [5, 1], a, [5, 1], [4, 5], out.astype(np.float64), [5, 1], 1)
     with pytest.raises(ValueError, match="1 to 6 axes"):
-        _core.BoundBinary(0, a, [5, 1, 1], a, [5, 1], [4, 5, 1], out, 1)
+        _core.BoundBinary(0, a, [5, 1, 1], a, [5, 1], [4, 5, 1], out, [5, 1], 1)
     with pytest.raises(ValueError, match="1 to 6 axes"):
-        _core.BoundBinary(0, a, [], a, [], [], out, 1)
+        _core.BoundBinary(0, a, [], a, [], [], out, [], 1)
     with pytest.raises(ValueError, match="every axis"):
-        _core.BoundBinary(0, a, [5, 1], a, [5, 1], [0, 5], out, 1)
+        _core.BoundBinary(0, a, [5, 1], a, [5, 1], [0, 5], out, [5, 1], 1)
+    with pytest.raises(ValueError, match="last stride"):
+        _core.BoundBinary(0, a, [5, 1], a, [5, 1], [4, 5], out, [1, 4], 1)
+    with pytest.raises(ValueError, match="writeable"):
+        _core.BoundBinary(0, a, [5, 1], a, [5, 1], [4, 5], np.broadcast_to(out, (4, 5)), [5, 1],
+                          1)
     with pytest.raises(ValueError, match="threads"):
-        _core.BoundBinary(0, a, [5, 1], a, [5, 1], [4, 5], out, 0)
+        _core.BoundBinary(0, a, [5, 1], a, [5, 1], [4, 5], out, [5, 1], 0)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2, -1])
+def test_a_concat_of_views_is_bound_copies_into_its_slices(axis):
+    rng = np.random.default_rng(11)
+    base = rng.standard_normal((4, 6, 10)).astype(np.float32)
+    xs = [base[:2], base[2:]] if axis == 0 else \
+        [base[:, 4:], base[:, :4]] if axis == 1 else [base[..., 7:], base[..., 1:7:2], base[..., :1]]
+    want = np.concatenate(xs, axis=axis)
+    for threads in (1, 2):
+        y = np.full(want.shape, np.nan, np.float32)
+        call = concat_bind(y, xs, axis, threads)
+        assert call is not None
+        run(call)
+        np.testing.assert_array_equal(y, want)
+    y = np.empty(want.shape, np.float32)
+    assert concat_bind(y, [x.astype(np.int64) for x in xs], axis, 1) is None   # NumPy's
+    assert concat_bind(y, xs[:1], axis, 1) is None                             # too few
 
 
 @pytest.mark.parametrize("op", sorted(UFUNCS))

@@ -166,8 +166,9 @@ cdef extern from "leanconv/batched_gemm.h":
 
 cdef extern from "leanconv/binary.h":
     int LC_BINARY_DIMS
-    int lc_binary(int op, float *y, const float *a, const int64_t *sa, const float *b,
-                  const int64_t *sb, const int64_t *shape, int ndim, int nthreads) nogil
+    int lc_binary(int op, float *y, const int64_t *sy, const float *a, const int64_t *sa,
+                  const float *b, const int64_t *sb, const int64_t *shape, int ndim,
+                  int nthreads) nogil
 
 cdef extern from "leanconv/softmax.h":
     int lc_softmax(const lc_isa_config *isa, const float *x, float *y, int64_t outer, int64_t n,
@@ -1279,50 +1280,53 @@ cdef class BoundSequence(BoundCall):
 
 
 cdef class BoundBinary(BoundCall):
-    """An element-wise Add / Sub / Mul / Div (op 0-3) or copy of a (4) fixed once
-    (leanconv/binary.h): out (contiguous float32, prod(shape) values) = a op b
-    with a's element i at i . a_strides floats from a's first element (b's
-    likewise; 0 along a broadcast axis).  a and b are float32 arrays and the
-    strides the caller's (leanconv.onnx.ops_math derives them from the arrays'
-    own, so every address is one of the arrays')."""
+    """An element-wise Add / Sub / Mul / Div (op 0-3) or copy of a (4) fixed
+    once (leanconv/binary.h): out's element i (at i . out_strides floats from
+    its first element, the last stride 1) = a's op b's, a's at i . a_strides
+    (b's likewise; 0 along a broadcast axis).  out, a and b are float32
+    arrays and the strides the caller's (leanconv.onnx.broadcast_binary
+    derives them from the arrays' own, so every address is one of the
+    arrays'); out is writeable and its elements distinct."""
     cdef tuple keep
     cdef const float *a
     cdef const float *b
     cdef float *y
+    cdef int64_t sy[6]
     cdef int64_t sa[6]
     cdef int64_t sb[6]
     cdef int64_t shape[6]
     cdef int op, ndim, threads
 
-    def __init__(self, int op, a, a_strides, b, b_strides, shape, float[::1] out, int threads):
+    def __init__(self, int op, a, a_strides, b, b_strides, shape, out, out_strides, int threads):
         cdef int k
-        cdef int64_t total = 1
         if op < 0 or op > 4:
             raise ValueError(f"binary: op must be 0-4 (Add, Sub, Mul, Div, copy), got {op}")
         if not 1 <= len(shape) <= LC_BINARY_DIMS or len(a_strides) != len(shape) or \
-                len(b_strides) != len(shape):
+                len(b_strides) != len(shape) or len(out_strides) != len(shape):
             raise ValueError(f"binary: shape must have 1 to {LC_BINARY_DIMS} axes, with a "
-                             "stride of a and of b for each")
-        if a.dtype != "float32" or b.dtype != "float32":
-            raise TypeError("binary: a and b must be float32")
+                             "stride of out, a and b for each")
+        if a.dtype != "float32" or b.dtype != "float32" or out.dtype != "float32":
+            raise TypeError("binary: out, a and b must be float32")
+        if not out.flags.writeable:
+            raise ValueError("binary: out must be writeable")
+        if out_strides[len(shape) - 1] != 1:
+            raise ValueError("binary: out's last stride must be 1")
         if threads < 1:
             raise ValueError(f"binary: threads must be >= 1, got {threads}")
         for k in range(len(shape)):
             if shape[k] < 1:
                 raise ValueError("binary: every axis must be >= 1")
             self.shape[k], self.sa[k], self.sb[k] = shape[k], a_strides[k], b_strides[k]
-            total *= shape[k]
-        if out.shape[0] != total:
-            raise ValueError("binary: out must hold prod(shape) floats")
+            self.sy[k] = out_strides[k]
         self.op, self.ndim, self.threads = op, len(shape), threads
         self.keep = (a, b, out)
         self.a = <const float *><uintptr_t>a.ctypes.data
         self.b = <const float *><uintptr_t>b.ctypes.data
-        self.y = &out[0]
+        self.y = <float *><uintptr_t>out.ctypes.data
 
     cdef int _run(self, char *ws, int64_t ws_bytes) noexcept nogil:
-        return lc_binary(self.op, self.y, self.a, self.sa, self.b, self.sb, self.shape, self.ndim,
-                         self.threads)
+        return lc_binary(self.op, self.y, self.sy, self.a, self.sa, self.b, self.sb, self.shape,
+                         self.ndim, self.threads)
 
 
 cdef class BoundSoftmax(BoundCall):

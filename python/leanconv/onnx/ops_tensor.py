@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from leanconv.onnx.node import as_int_list, unsupported
-from leanconv.onnx.broadcast_binary import copy_bind
+from leanconv.onnx.broadcast_binary import concat_bind, copy_bind
 from leanconv.onnx.ops_reshape_copy import reshape_copy
 from leanconv.onnx.program import Step
 
@@ -15,8 +15,10 @@ def build_concat(node, ctx):
     axis = node.attr("axis", None if node.opset >= 4 else 1)
     if axis is None:
         raise ValueError(f"Concat node {node.name} needs an axis attribute")
+    settings = ctx.settings   # not ctx: a closure over ctx would keep the ModelProto alive
     step = Step(node, lambda *xs: (np.concatenate(xs, axis=int(axis)),),
-                into=lambda outs, *xs: np.concatenate(xs, axis=int(axis), out=outs[0]))
+                into=lambda outs, *xs: np.concatenate(xs, axis=int(axis), out=outs[0]),
+                bind=lambda outs, *xs: concat_bind(outs[0], xs, int(axis), settings.threads))
     step.concat_axis = int(axis)
     return step
 
