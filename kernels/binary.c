@@ -47,7 +47,7 @@ static void binary_row(int op, float *y, const float *a, int64_t da, const float
     case LC_BINARY_DIV: LC_BINARY_ROW(u / v); break;
     default:   /* LC_BINARY_COPY */
         if (da == 1)
-            memcpy(y, a, (size_t)n * sizeof(float));
+            memmove(y, a, (size_t)n * sizeof(float));   /* (y may be a) */
         else
             for (int64_t i = 0; i < n; i++) y[i] = a[i * da];
         break;

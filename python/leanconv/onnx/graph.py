@@ -540,8 +540,8 @@ def build_program(model, algorithm="auto", threads=None, fuse=True,
     a file): it is then freed once constants are folded, unless an
     inverted-residual fusion may need its shape inference (a grouped Conv).
     Its messages live in one protobuf arena that only the whole message's
-    end frees, and Swin-T's (7,639 nodes) is 7.3 MB, held while every weight
-    was packed: prepare's peak, 5% above the plan."""
+    end frees, and Swin-T's (7,639 nodes) is 7.3 MB, otherwise held while
+    every weight is packed, at prepare's peak."""
     owned = isinstance(model, list) and len(model) == 1
     if owned:
         model = model.pop()

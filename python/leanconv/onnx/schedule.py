@@ -215,7 +215,7 @@ class Schedule:
         if self.program.release_when_packed:
             # the shape pass's values, freed but kept by the heap (glibc's risen mmap
             # threshold), go back before the arena and the bound calls come on top
-            # of them: prepare's peak (Swin-T: 7 MB, 5% above the plan)
+            # of them (Swin-T: 17 MB given back here)
             return_freed_memory()
         raw = np.empty(total + arena.ALIGN, dtype=np.uint8)
         skip = (-raw.ctypes.data) % arena.ALIGN
