@@ -109,3 +109,29 @@ def test_the_token_gemm_workspace_is_in_the_memory_plan():
     rep = lco.prepare(model)
     rep.run(feeds)
     assert rep.program.schedule.workspace >= _core.token_gemm_workspace(197, 768, _isa.isa_id())
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_strided_residual_is_copied_into_the_output_then_added_in_place(threads):
+    """MaxViT's grid attention adds its input back through the partition's
+    Transpose: the residual is a strided view, which the token GEMM cannot
+    read, so the step binds as a sequence -- the residual's copy into y, then
+    the GEMM adding y in place -- instead of NumPy's BLAS and epilogue."""
+    g = np.random.default_rng(21)
+    w = (g.standard_normal((16, 24)) / 4).astype(np.float32)
+    b = g.standard_normal(24).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"]),
+             helper.make_node("Add", ["m", "b"], ["mb"]),
+             helper.make_node("Transpose", ["r"], ["rt"], perm=[0, 2, 1]),
+             helper.make_node("Add", ["mb", "rt"], ["y"])]
+    model = make_model(nodes, [("x", (1, 40, 16)), ("r", (1, 24, 40))], [("y", (1, 40, 24))],
+                       [("w", w), ("b", b)])
+    feeds = {"x": g.standard_normal((1, 40, 16)).astype(np.float32),
+             "r": g.standard_normal((1, 24, 40)).astype(np.float32)}
+    assert_matches_ort(model, feeds, threads=threads)
+    rep = lco.prepare(model, threads=threads)
+    for _ in range(2):
+        y = rep.run(feeds)[0]
+        want = feeds["x"].astype(np.float64) @ w + b + feeds["r"].transpose(0, 2, 1)
+        assert np.max(np.abs(y - want)) < 1e-5 * np.max(np.abs(want))
+    assert "BoundSequence" in bound_types(rep.program.schedule)

@@ -16,6 +16,7 @@ import threading
 import numpy as np
 
 from leanconv import _batched_matmul, _blas_split, _bound_pool, _core, _dense, _isa, _threads
+from leanconv.onnx.broadcast_binary import copy_bind
 from leanconv.onnx.program import Step
 
 
@@ -228,10 +229,20 @@ def _dense_step(node, ctx, w, alpha, c, beta, activation=None, residual=None):
         check(a)
         b, res = unpack(rest)
         kind, wv, isa = decide(a, wp)
+        y = outs[0]
         if kind == "tokens":
-            return _dense.token_bind(a, outs[0], wv, b, res, activation, N, settings.threads, isa)
+            call = _dense.token_bind(a, y, wv, b, res, activation, N, settings.threads, isa)
+            if call is None and res is not None and not res.flags.c_contiguous and \
+                    res.shape == y.shape and not np.may_share_memory(a, y):
+                # a strided residual (MaxViT's grid attention adds its input back
+                # through the partition's Transpose): copied into y, then added in place
+                copy = copy_bind(y, res, settings.threads)
+                gemm = None if copy is None else _dense.token_bind(
+                    a, y, wv, b, y, activation, N, settings.threads, isa)
+                call = None if gemm is None else _core.BoundSequence(copy, gemm)
+            return call
         if kind == "panels" and res is None and activation is None:
-            return _dense.bind(a, outs[0], wv, b, N, settings.threads)
+            return _dense.bind(a, y, wv, b, N, settings.threads)
         return None
 
     def dense_into(outs, a, wp, *rest):

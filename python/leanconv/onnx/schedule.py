@@ -32,7 +32,8 @@ from leanconv.onnx.program import timed
 
 # bound calls of other steps that work in the Convs' lent workspace (a fused
 # inverted-residual block, the token GEMM's packed rows, the batched GEMM's)
-_LENT_WORKSPACE = (_core.BoundIRBlock, _core.BoundTokenGemm, _core.BoundBatchedGemm)
+_LENT_WORKSPACE = (_core.BoundIRBlock, _core.BoundTokenGemm, _core.BoundBatchedGemm,
+                   _core.BoundSequence)
 
 
 # ops whose output shape follows the *values* of some input (past the first,
