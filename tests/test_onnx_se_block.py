@@ -69,6 +69,9 @@ def test_se_block_becomes_one_step(isa, pool, act1, gate, order, opset):
     assert_matches_ort(model, feeds(), tol=1e-5)
     plain = lco.prepare(model, fuse=False).run(feeds())[0]
     assert rel_err(rep.run(feeds())[0], plain.astype(np.float64)) < 2e-6
+    # compiled, the block runs among the bound calls (no Python step between C groups)
+    from test_bound_pool import bound_types
+    assert "BoundSEBlock" in bound_types(rep.program.schedule)
 
 
 @pytest.mark.parametrize("change", ["pool_read_twice", "gate_is_output", "hidden_read_twice",

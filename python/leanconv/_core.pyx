@@ -1378,7 +1378,7 @@ def run_bound(tuple calls, unsigned char[::1] workspace):
                 raise MemoryError(f"leanconv could not allocate the staging rows of "
                                   f"{ALGORITHMS[(<BoundConv>c).setup.s.desc.algorithm]} with "
                                   f"out=residual")
-            raise MemoryError("leanconv could not allocate a pooling step's scratch")
+            raise MemoryError(f"leanconv could not allocate the scratch of a {type(c).__name__}")
         if status == 4:  # LC_ERR_WORKSPACE
             raise ValueError(f"leanconv: a workspace of {n} bytes is smaller than "
                              f"{type(c).__name__} needs")
@@ -1970,30 +1970,59 @@ def softmax(const float[::1] x, float[::1] out, int64_t rows, int64_t n, int thr
         call._run(NULL, 0)
 
 
+cdef class BoundSEBlock(BoundCall):
+    """A squeeze-and-excitation step's C call fixed once (leanconv/se_block.h):
+    out = x * gate(W2 act1(W1 mean(x) + b1) + b2) per image and channel; W1,
+    W2 packed by se_pack; b1, b2 float32 or None; act1, gate: None or
+    _epilogue.parse's (code, a, b).  out may be x."""
+    cdef tuple keep
+    cdef const float *x
+    cdef float *y
+    cdef const float *w1p
+    cdef const float *w2p
+    cdef const float *b1p
+    cdef const float *b2p
+    cdef lc_epilogue e1, e2
+    cdef const lc_isa_config *cfg
+    cdef int64_t n, c, hw, r
+    cdef int threads
+
+    def __init__(self, const float[::1] x, float[::1] out, int64_t n, int64_t c, int64_t hw,
+                 const float[::1] w1p, b1, int64_t r, tuple act1, const float[::1] w2p, b2,
+                 tuple gate, int threads, int isa):
+        if n < 1 or c < 1 or hw < 1 or r < 1:
+            raise ValueError("se_block: n, c, hw and r must be positive")
+        if x.shape[0] != n * c * hw or out.shape[0] != x.shape[0]:
+            raise ValueError("se_block: x and out must hold n * c * hw floats")
+        if w1p.shape[0] != lc_se_packed_floats(r, c) or \
+                w2p.shape[0] != lc_se_packed_floats(c, r):
+            raise ValueError("se_block: packed weights do not match c and r")
+        if threads < 1:
+            raise ValueError(f"se_block: threads must be >= 1, got {threads}")
+        self.b1p = optional_vector(b1, r, "se_block: b1")
+        self.b2p = optional_vector(b2, c, "se_block: b2")
+        fill_epilogue(&self.e1, act1)
+        fill_epilogue(&self.e2, gate)
+        self.cfg = isa_config(isa)
+        self.keep = (x, out, w1p, b1, w2p, b2)
+        self.x, self.y, self.w1p, self.w2p = &x[0], &out[0], &w1p[0], &w2p[0]
+        self.n, self.c, self.hw, self.r, self.threads = n, c, hw, r, threads
+
+    cdef int _run(self, char *ws, int64_t ws_bytes) noexcept nogil:
+        return lc_se_block(self.cfg, self.x, self.y, self.n, self.c, self.hw, self.w1p,
+                           self.b1p, self.r, &self.e1, self.w2p, self.b2p, &self.e2,
+                           self.threads)
+
+
 def se_block(const float[::1] x, float[::1] out, int64_t n, int64_t c, int64_t hw,
              const float[::1] w1p, b1, int64_t r, tuple act1, const float[::1] w2p, b2,
              tuple gate, int threads, int isa):
-    """out = x * gate(W2 act1(W1 mean(x) + b1) + b2) per image and channel
-    (leanconv/se_block.h); W1, W2 packed by se_pack; b1, b2 float32 or None;
-    act1, gate: None or _epilogue.parse's (code, a, b).  out may be x."""
-    cdef lc_epilogue e1, e2
-    cdef const float *b1p
-    cdef const float *b2p
-    cdef const lc_isa_config *cfg = isa_config(isa)
+    """The call a BoundSEBlock makes, run once."""
+    cdef BoundSEBlock call = BoundSEBlock(x, out, n, c, hw, w1p, b1, r, act1, w2p, b2, gate,
+                                          threads, isa)
     cdef int status
-    if n < 1 or c < 1 or hw < 1 or r < 1:
-        raise ValueError("se_block: n, c, hw and r must be positive")
-    if x.shape[0] != n * c * hw or out.shape[0] != x.shape[0]:
-        raise ValueError("se_block: x and out must hold n * c * hw floats")
-    if w1p.shape[0] != lc_se_packed_floats(r, c) or w2p.shape[0] != lc_se_packed_floats(c, r):
-        raise ValueError("se_block: packed weights do not match c and r")
-    b1p = optional_vector(b1, r, "se_block: b1")
-    b2p = optional_vector(b2, c, "se_block: b2")
-    fill_epilogue(&e1, act1)
-    fill_epilogue(&e2, gate)
     with nogil:
-        status = lc_se_block(cfg, &x[0], &out[0], n, c, hw, &w1p[0], b1p, r, &e1, &w2p[0],
-                             b2p, &e2, threads)
+        status = call._run(NULL, 0)
     if status == 2:
         raise MemoryError("se_block: out of memory")
     if status != 0:
