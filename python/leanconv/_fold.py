@@ -27,6 +27,14 @@ def fold_batchnorm(weight, bias, scale, beta, mean, var, eps):
     return w, b.astype(np.float32)
 
 
+def batchnorm_affine(scale, beta, mean, var, eps):
+    """An inference BatchNormalization on its own as a per-channel affine map
+    y = x * w + b: the identity's (C, 1, 1, 1) weights folded as a Conv's
+    norm is (fold_batchnorm: the same rounding)."""
+    return fold_batchnorm(np.ones((np.asarray(var).size, 1, 1, 1), np.float32), None, scale,
+                          beta, mean, var, eps)
+
+
 def fold_linear_affine(weight, bias, in_scale=None, in_shift=None, out_scale=None):
     """A linear map (a 1x1 conv's or Linear's weight, M output rows) with a
     per-input-channel affine before it (a channels-last LayerNorm's scale and

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from leanconv import _bound_pool, _core, _isa, _threads
-from leanconv._fold import fold_batchnorm
+from leanconv._fold import batchnorm_affine
 from leanconv.onnx.conv import fold_affine
 from leanconv.onnx.program import Step
 from leanconv.onnx.rewrite import _make, _readers, _sole, lone_batchnorms, per_channel_affine
@@ -50,7 +50,7 @@ def batchnorm_relu_as_affine(nodes, constants, outputs, input_ranks):
             continue
         s, t = f"{n.name}/leanconv_affine_scale", f"{n.name}/leanconv_affine_shift"
         # the folding batchnorm_as_conv and every Conv (graph._loader) use: the same rounding
-        w, b = fold_batchnorm(np.ones((channels, 1, 1, 1), np.float32), None, *params)
+        w, b = batchnorm_affine(*params)
         if chain:
             w, b = fold_affine(w, b, *affine)
         constants[s] = np.ascontiguousarray(w.reshape(-1), np.float32)

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from leanconv import _bound_pool, _core, _epilogue, _isa, _threads
-from leanconv._fold import fold_batchnorm
+from leanconv._fold import batchnorm_affine
 from leanconv._channel_norm import (channel_layernorm_bind, channel_layernorm_into,
                                      channel_layernorm_workspace)
 from leanconv.onnx.broadcast_binary import binary_bind, copy_bind
@@ -258,7 +258,7 @@ def build_batchnorm(node, ctx):
             if not _bound_pool.bindable(x, y) or y.shape != x.shape or \
                     any(p.dtype != np.float32 or p.shape != (x.shape[1],) for p in params):
                 return None
-            w, t = fold_batchnorm(np.ones((x.shape[1], 1, 1, 1), np.float32), None, *params, eps)
+            w, t = batchnorm_affine(*params, eps)
             return _core.BoundAffine(x.reshape(-1), y.reshape(-1), x.shape[0] * x.shape[1],
                                      x.shape[2] * x.shape[3],
                                      np.ascontiguousarray(w.reshape(-1), np.float32),

@@ -29,7 +29,7 @@ import math
 import numpy as np
 from onnx import helper
 
-from leanconv._fold import fold_batchnorm, fold_linear_affine
+from leanconv._fold import batchnorm_affine, fold_linear_affine
 from leanconv.onnx.node import Node
 
 CHANNEL_LAYERNORM = "ChannelLayerNorm"   # leanconv's own op: LayerNormalization over axis 1
@@ -453,8 +453,7 @@ def batchnorm_as_conv(nodes, constants, outputs, input_ranks):
         channels = params[0].size
         w, b = f"{n.name}/leanconv_dw_weight", f"{n.name}/leanconv_dw_bias"
         # the identity's weights with the BatchNormalization folded in: w = s, b = beta - mean * s
-        constants[w], constants[b] = fold_batchnorm(np.ones((channels, 1, 1, 1), np.float32),
-                                                    None, *params)
+        constants[w], constants[b] = batchnorm_affine(*params)
         out.append(_make("Conv", [n.inputs[0], w, b], n.outputs[:1], n.name, n.opset,
                          group=int(channels), kernel_shape=[1, 1]))
     return out
