@@ -30,7 +30,7 @@ if [ ${#args[@]} -eq 0 ]; then
   args=(-q -x -p no:cacheprovider tests/test_correctness.py tests/test_errors.py
         tests/test_memory.py tests/test_threads.py tests/test_threadpool.py tests/test_pool_spread.py tests/test_winograd_range.py
         tests/test_direct_lanes.py tests/test_pointwise_lanes.py tests/test_se_block.py
-        tests/test_depthwise_tiny.py tests/test_ir_block.py tests/test_pool.py tests/test_gather.py
+        tests/test_depthwise_tiny.py tests/test_ir_block.py tests/test_pool.py
         tests/test_bound_pool.py tests/test_conv_op.py tests/test_dw_planes_kernel.py
         -k "not gil")
 fi

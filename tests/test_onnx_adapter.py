@@ -655,22 +655,35 @@ def test_reshape_of_a_permuted_view_copies_once_into_its_buffer(flatten, shuffle
                                               if st.op_type == "Conv")
 
 
-def test_runs_of_a_view_and_their_copy():
-    """ops_reshape_copy.runs_of finds whole runs of one block (a plane
-    shuffle) that _core.gather_runs (tests/test_gather.py) copies, and refuses
-    a view with gaps, repeats or runs under MIN_RUN."""
-    from leanconv import _core
-    from leanconv.onnx.ops_reshape_copy import MIN_RUN, runs_of
+@pytest.mark.parametrize("threads", [1, 2])
+def test_reshape_into_copies_a_permuted_view_through_the_bound_copy(threads, monkeypatch):
+    """ReshapeInto's into() (a step run from Python) copies a channel
+    shuffle's view with the bound C copy, bit for bit NumPy's, binding once
+    per input view; a view the C loop does not take (float64, or one that
+    overlaps the output) goes through NumPy."""
+    from types import SimpleNamespace
+
+    from leanconv.onnx import ops_reshape_copy
+    into = ops_reshape_copy.ReshapeInto(SimpleNamespace(threads=threads))
     base = np.arange(6 * 4 * 40, dtype=np.float32)
     shuffled = base.reshape(1, 2, 3, 4, 40).transpose(0, 2, 1, 3, 4)
-    flat, offsets, run = runs_of(shuffled)
-    assert run == 160 and len(offsets) == 6 and np.shares_memory(flat, base)
-    out = np.empty(base.size, np.float32)
-    _core.gather_runs(flat, out, offsets, run, 2)
-    np.testing.assert_array_equal(out, shuffled.reshape(-1))
-    assert runs_of(base.reshape(24, 40)[::2]) is None                      # gaps
-    assert runs_of(np.broadcast_to(base[:40], (3, 40))) is None           # repeats
-    assert runs_of(base.reshape(MIN_RUN - 1, -1).T) is None               # runs of 1
+    y = np.full(base.size, np.nan, np.float32)
+    binds = []
+    bind = into.bind
+    monkeypatch.setattr(into, "bind", lambda *a: binds.append(1) or bind(*a))
+    for _ in range(2):
+        into([y], shuffled)
+        assert y.tobytes() == np.ascontiguousarray(shuffled).reshape(-1).tobytes()
+    assert len(binds) == 1 and into._call is not None
+    doubles = shuffled.astype(np.float64)
+    y64 = np.empty(base.size, np.float64)
+    into([y64], doubles)
+    assert into._call is None and y64.tobytes() == np.ascontiguousarray(doubles).reshape(-1).tobytes()
+    own = np.arange(24, dtype=np.float32)
+    view = own.reshape(4, 6).T                  # overlaps its own output
+    expect = np.ascontiguousarray(view).reshape(-1)
+    into([own], view)
+    assert into._call is None and own.tobytes() == expect.tobytes()
 
 
 def residual_model(x_shape=(2, 8, 12, 12)):

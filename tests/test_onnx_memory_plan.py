@@ -18,7 +18,6 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 import leanconv.onnx as lco  # noqa: E402
-from leanconv.onnx import ops_reshape_copy  # noqa: E402
 from leanconv.onnx.ops_resize import Resize  # noqa: E402
 
 F32 = TensorProto.FLOAT
@@ -218,28 +217,6 @@ def test_a_resize_of_values_known_without_the_data_is_computed_when_compiled():
     x = np.random.default_rng(3).standard_normal((1, 2, 3, 3)).astype(np.float32)
     (y,) = lco.prepare(model).run([x])
     np.testing.assert_array_equal(y, x.repeat(2, axis=2).repeat(2, axis=3) + 1)
-
-
-@pytest.mark.parametrize("perm, block", [((0, 2, 1, 3, 4), True), ((0, 1, 2, 4, 3), False)])
-def test_runs_of_a_shuffle_view_are_found_without_sorting(perm, block, monkeypatch):
-    """runs_of: a channel shuffle's view is one block of whole planes; the
-    check needs no sort (NumPy's sorts paged in code at a model's first run)."""
-    monkeypatch.setattr(np, "sort", lambda *a, **k: pytest.fail("runs_of sorted"))
-    x = np.arange(2 * 58 * 16, dtype=np.float32).reshape(1, 2, 58, 4, 4).transpose(perm)
-    got = ops_reshape_copy.runs_of(x)
-    if not block:   # transposed pixels: runs shorter than MIN_RUN
-        assert got is None
-        return
-    flat, offsets, run = got
-    assert run == 16
-    np.testing.assert_array_equal(np.concatenate([flat[o:o + run] for o in offsets]),
-                                  x.reshape(-1))
-
-
-def test_runs_of_refuses_a_view_with_gaps_or_repeats():
-    base = np.zeros((1, 8, 4, 4), np.float32)
-    assert ops_reshape_copy.runs_of(base[:, ::2]) is None                      # gaps
-    assert ops_reshape_copy.runs_of(np.broadcast_to(base[:, :1], (1, 8, 4, 4))) is None   # repeats
 
 
 def test_a_conv_operators_own_records_are_in_its_size():

@@ -174,10 +174,6 @@ cdef extern from "leanconv/softmax.h":
     int lc_softmax(const lc_isa_config *isa, const float *x, float *y, int64_t outer, int64_t n,
                    int64_t inner, int nthreads) nogil
 
-cdef extern from "leanconv/gather.h":
-    int lc_gather_runs(const float *x, float *y, const int64_t *offsets, int64_t runs,
-                       int64_t run, int nthreads) nogil
-
 cdef extern from "leanconv/resize.h":
     int lc_resize2d(const float *x, float *y, int64_t planes, int64_t H, int64_t W, int64_t OH,
                     int64_t OW, const int64_t *row0, const int64_t *row1, const float *row_w,
@@ -2027,23 +2023,6 @@ def se_block(const float[::1] x, float[::1] out, int64_t n, int64_t c, int64_t h
         raise MemoryError("se_block: out of memory")
     if status != 0:
         raise ValueError("se_block: unknown activation code")
-
-
-def gather_runs(const float[::1] x, float[::1] out, const int64_t[::1] offsets, int64_t run,
-                int threads):
-    """out[i * run:(i + 1) * run] = x[offsets[i]:offsets[i] + run] for every i
-    (leanconv/gather.h), on up to `threads` threads."""
-    cdef int64_t runs = offsets.shape[0], i
-    if run < 0 or out.shape[0] != runs * run:
-        raise ValueError(f"gather_runs: out holds {out.shape[0]} floats, not {runs} runs of {run}")
-    if runs == 0 or run == 0:
-        return
-    for i in range(runs):
-        if not 0 <= offsets[i] <= x.shape[0] - run:
-            raise ValueError(f"gather_runs: offsets[{i}] = {offsets[i]} takes a run past the "
-                             f"end of x ({x.shape[0]} floats)")
-    with nogil:
-        lc_gather_runs(&x[0], &out[0], &offsets[0], runs, run, threads)
 
 
 def global_avg_pool(const float[::1] x, float[::1] out, int64_t planes, int64_t hw, int threads):
