@@ -407,6 +407,8 @@ void lc_dl_write_tile(const lc_conv_desc *d, int64_t n, int64_t o0, int64_t vali
 void lc_pointwise_lanes_tiling(const lc_conv_desc *d, int64_t *tiling);
 int64_t lc_pointwise_lanes_items(const lc_conv_desc *d);
 int64_t lc_pointwise_lanes_chunks(const lc_conv_desc *d);
+/* Whether the items go chunk-major, each thread over every block of its pixels. */
+int lc_pointwise_lanes_by_pixels(const lc_conv_desc *d);
 /* Chunk c's pixel count; *at: its first pixel (for the tests). */
 int64_t lc_pointwise_lanes_chunk(const lc_conv_desc *d, int64_t c, int64_t *at);
 /* pixels its kernel calls are priced at: each chunk's rounded up to R */

@@ -1677,6 +1677,7 @@ def _ukernel_dl(str isa_name, _size_t n, const float[::1] x, _size_t x_at, const
 cdef extern from "internal.h":
     int64_t lc_pointwise_lanes_chunks(const lc_conv_desc *d) nogil
     int64_t lc_pointwise_lanes_chunk(const lc_conv_desc *d, int64_t c, int64_t *at) nogil
+    int lc_pointwise_lanes_by_pixels(const lc_conv_desc *d) nogil
     int lc_winograd_split(const lc_conv_desc *d) nogil
 
 
@@ -1691,9 +1692,10 @@ def _winograd_split(int algorithm, int isa, tuple geometry, int nthreads):
     return ("blocks", "phased", "channels")[split]
 
 
-def _pointwise_lanes_chunks(int isa, tuple geometry, int nthreads):
+def _pointwise_lanes_chunks(int isa, tuple geometry, int nthreads, bint with_order=False):
     """[(first pixel, pixels)] of each chunk the 1 x 1 direct_lanes path
-    (kernels/pointwise_lanes.c) splits an image's pixels into, for the tests."""
+    (kernels/pointwise_lanes.c) splits an image's pixels into, for the tests;
+    with_order: (that list, whether the items go chunk-major -- by pixels)."""
     cdef lc_conv_desc d
     cdef int64_t at = 0, n
     fill_desc(&d, ALGORITHMS.index("direct_lanes"), isa, geometry, None, nthreads)
@@ -1701,7 +1703,7 @@ def _pointwise_lanes_chunks(int isa, tuple geometry, int nthreads):
     for c in range(lc_pointwise_lanes_chunks(&d)):
         n = lc_pointwise_lanes_chunk(&d, c, &at)
         out.append((at, n))
-    return out
+    return (out, bool(lc_pointwise_lanes_by_pixels(&d))) if with_order else out
 
 
 def _ukernel_pw(str isa_name, _size_t n, _size_t k, const float[::1] x, _size_t x_at,
