@@ -202,6 +202,25 @@ def test_the_compile_pass_learns_a_resize_shape_without_computing_it(monkeypatch
     assert y.shape == (1, 21, 128, 128) and calls == []
 
 
+def test_the_compile_pass_hands_freed_values_back_as_it_goes(monkeypatch):
+    """The shape pass trims the heap each time the values it freed add up to
+    _TRIM_EVERY (glibc would keep them, above the plan, until prepare's trim
+    after the pass), counting only arrays that owned their memory; the
+    schedule it compiles is the same."""
+    from leanconv.onnx import program as program_module
+    trims = []
+    monkeypatch.setattr(program_module, "return_freed_memory", lambda: trims.append(1))
+    model = upsampling_net()
+    x = np.random.default_rng(5).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    (want,) = lco.prepare(model).run([x])
+    before = len(trims)    # prepare's own trims; 16 x 16 values: none in the pass
+    monkeypatch.setattr(program_module, "_TRIM_EVERY", 1)
+    rep = lco.prepare(model)
+    assert len(trims) - before >= before + 2   # the Convs' outputs freed in the pass
+    (got,) = rep.run([x])
+    assert got.tobytes() == want.tobytes()
+
+
 def test_a_resize_of_values_known_without_the_data_is_computed_when_compiled():
     """A Resize whose input follows from the input's shape alone (here a
     ConstantOfShape of ones) is folded with its real values, not zeros."""
