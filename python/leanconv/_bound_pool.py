@@ -29,6 +29,18 @@ def bindable(x, y):
         y.dtype == np.float32 and x.flags.c_contiguous and y.flags.c_contiguous
 
 
+def channel_affine(y, x, scale, shift, relu, threads):
+    """The call writing x * scale + shift per channel of x (N, C, H, W) into y
+    (kernels/channel_affine.c; relu: clamped at 0), scale and shift
+    contiguous float32 of C values, or None where the step's Python must run."""
+    if not bindable(x, y) or y.shape != x.shape or scale.size != x.shape[1] or \
+            shift.size != x.shape[1]:
+        return None
+    return _core.BoundAffine(x.reshape(-1), y.reshape(-1), x.shape[0] * x.shape[1],
+                             x.shape[2] * x.shape[3], scale, shift, relu,
+                             _threads.resolve(threads), _isa.isa_id())
+
+
 def global_avg_pool(y, x, threads):
     """The call averaging each plane of x (N, C, H, W) into y, or None where
     the step's Python must run."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from leanconv import _bound_pool, _core, _isa, _threads
+from leanconv import _bound_pool
 from leanconv._fold import batchnorm_affine
 from leanconv.onnx.conv import fold_affine
 from leanconv.onnx.program import Step
@@ -72,12 +72,7 @@ def build_channel_affine_relu(node, ctx):
     def affine_bind(outs, x, s, t):
         """The C call for these buffers (run among the Convs' bound calls, no
         Python around it), or None where NumPy must do it."""
-        y = outs[0]
-        if not _bound_pool.bindable(x, y) or x.shape[1] != s.size or y.shape != x.shape:
-            return None
-        return _core.BoundAffine(x.reshape(-1), y.reshape(-1), x.shape[0] * x.shape[1],
-                                 x.shape[2] * x.shape[3], s, t, True,
-                                 _threads.resolve(settings.threads), _isa.isa_id())
+        return _bound_pool.channel_affine(outs[0], x, s, t, True, settings.threads)
 
     def affine_into(outs, x, s, t):
         call = affine_bind(outs, x, s, t)

@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from leanconv import _core
+from leanconv import _bound_pool
 from leanconv.onnx.broadcast_binary import copy_bind
-
-_NO_WORKSPACE = np.zeros(0, np.uint8)   # a copy needs none
-
 
 class ReshapeInto:
     """into() of a reshape op: the one copy, into the output's buffer.  The
@@ -36,7 +33,7 @@ class ReshapeInto:
         if self._call is None:
             np.copyto(y.reshape(x.shape), x)
         else:
-            _core.run_bound((self._call,), _NO_WORKSPACE)
+            _bound_pool.run(self._call)
 
     def bind(self, outs, x, *_):
         """The copy as one bound C call, for a non-contiguous float32 view."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from leanconv import _core, _dense, _epilogue, _isa, _threads
+from leanconv import _bound_pool, _core, _dense, _epilogue, _isa, _threads
 from leanconv.onnx.node import as_int_list
 from leanconv.onnx.program import Step
 
@@ -216,14 +216,17 @@ def build_squeeze_excite(node, ctx):
             raise ValueError(f"{name}: expected a float32 (N, {c}, H, W) input, got "
                              f"{x.dtype} {x.shape}")
 
+    def call(y, x):
+        """The C call writing the block of the contiguous x into y."""
+        return _core.BoundSEBlock(x.reshape(-1), y.reshape(-1), x.shape[0], c,
+                                  x.shape[2] * x.shape[3], w1p, b1, r, act1, w2p, b2, gate,
+                                  _threads.resolve(settings.threads), _isa.isa_id())
+
     def into(outs, x):
         check(x)
-        n, _, h, w = x.shape
-        if n * h * w == 0:
+        if x.shape[0] * x.shape[2] * x.shape[3] == 0:
             return
-        xs = x if x.flags.c_contiguous else np.ascontiguousarray(x)
-        _core.se_block(xs.reshape(-1), outs[0].reshape(-1), n, c, h * w, w1p, b1, r, act1, w2p,
-                       b2, gate, _threads.resolve(settings.threads), _isa.isa_id())
+        _bound_pool.run(call(outs[0], x if x.flags.c_contiguous else np.ascontiguousarray(x)))
 
     def bind(outs, x):
         """The C call for these buffers, in the schedule's C loop (a Python step
@@ -234,9 +237,7 @@ def build_squeeze_excite(node, ctx):
         if not x.flags.c_contiguous or y is None or not y.flags.c_contiguous or \
                 x.shape[0] * x.shape[2] * x.shape[3] == 0:
             return None
-        return _core.BoundSEBlock(x.reshape(-1), y.reshape(-1), x.shape[0], c,
-                                  x.shape[2] * x.shape[3], w1p, b1, r, act1, w2p, b2, gate,
-                                  _threads.resolve(settings.threads), _isa.isa_id())
+        return call(y, x)
 
     def run(x):
         check(x)
