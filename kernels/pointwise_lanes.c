@@ -273,9 +273,21 @@ static void lc_pw_task(void *vctx, int64_t item, int thread) {
              * thread, onnx_profile --steps): asking 48 channels ahead, not
              * 16, changed nothing on MobileNetV2's 7 x 7 layers; the next
              * block's weights asked into L2 a slice per call of the last
-             * pass ran ResNet-50's 1024>256 @14 3% and 2048>512 @7 4% slower */
+             * pass ran ResNet-50's 1024>256 @14 3% and 2048>512 @7 4% slower.
+             * Every call but the last also asks for the next call's input
+             * lines (LC_PW_PREFETCH_X), the first for its own some channels
+             * ahead: at 2 threads half of a layer's input is lines the
+             * other core wrote (the depthwise layer before it splits by
+             * channels, this one by pixels), one miss each otherwise.
+             * MobileNetV2's 576>96 @14 loop inside a chain of four of its
+             * blocks at 2 threads: 112 -> 95 us (1 thread: 146 -> 144);
+             * MobileNetV2 224 at 2 threads 3.39 -> 3.28 ms (Intel Xeon,
+             * blocks of runs in turns with onnxruntime, which stayed at
+             * 3.34-3.40) */
+            unsigned pf = bi == 0 ? LC_PW_PREFETCH : 0u;
+            if (bi + 1 < nblk) pf |= LC_PW_PREFETCH_X;
             t->blk.pw((size_t)cnt, (size_t)cn, xg + c0 * P + p0, (size_t)P, wb + c0 * cw,
-                      tile + p0 * L, ldt, bp, &t->kep, flags | (bi == 0 ? LC_PW_PREFETCH : 0u));
+                      tile + p0 * L, ldt, bp, &t->kep, flags | pf);
         }
     }
     lc_dl_write_tile(d, n, o0, valid, at, sn, t->b.chunk, tile, stage, t->y, t->res, &t->ep,

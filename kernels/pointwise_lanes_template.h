@@ -63,9 +63,19 @@ static LC_ALWAYS_INLINE LC_PW_ATTRS void LC_CAT(LC_PW_NAME, _body)(const size_t 
         LC_PW_REP(LC_PW_R)(LC_PW_LOAD)
 #undef LC_PW_LOAD
     }
+    /* the next call's input lines (LC_PW_PREFETCH_X): its pixels continue
+     * this call's in every plane, one short run per plane -- as many streams
+     * as channels, which the hardware prefetchers do not follow -- so each
+     * line the previous layer left in another core's cache would otherwise
+     * arrive as a miss of its own (see lc_pw_task) */
+    const float *const xnext = (flags & LC_PW_PREFETCH_X) ? x + 2 * n - 1 : NULL;
     for (size_t c = 0; c < k; c++, w += CW) {
         const float *xc = x + c * ldx;
-        if (pf && c + LC_PW_PF_AHEAD < k) lc_prefetch_block(w + LC_PW_PF_AHEAD * CW, CW);
+        if (pf && c + LC_PW_PF_AHEAD < k) {
+            lc_prefetch_block(w + LC_PW_PF_AHEAD * CW, CW);
+            if (xnext) LC_PREFETCH_LINES(xc + LC_PW_PF_AHEAD * ldx + n - 1, 1, 3);
+        }
+        if (xnext) LC_PREFETCH_LINES(xnext + c * ldx, 1, 3);
         const LC_V w0 = LC_VLOADU(w);
         LC_V w1 = w0, w2 = w0, w3 = w0;
         if (LC_PW_NV > 1) w1 = LC_VLOADU(w + VL);

@@ -21,6 +21,7 @@ extern "C" {
 #define LC_PW_PREFETCH 4u      /* lc_pw_kernel_fn only: weights asked for ahead (see there) */
 #define LC_GEMM_PF_WRITE 8u    /* lc_gemm_tall_fn only: its prefetch cursor is C the driver
                                 * writes next, asked for to write, into L1 (see there) */
+#define LC_PW_PREFETCH_X 16u   /* lc_pw_kernel_fn only: the next call's input lines asked for */
 
 /* C[m x n] (+)= A[m x k] * B[k x n], the one GEMM every algorithm calls.
  *   a:    packed weights, k groups of MR floats (rows >= m are zero padding)
@@ -419,7 +420,12 @@ typedef void (*lc_dl_kernel_fn)(size_t n, const float *x, const float *w, float 
  * LC_PW_PREFETCH in flags it also asks for (prefetches into L1, never
  * reads) the weights a fixed number of channels (LC_PW_PF_AHEAD) ahead of
  * each channel's step, within the k channels: for a call whose weights come
- * from beyond L2, the first of a pass in a model's run. */
+ * from beyond L2, the first of a pass in a model's run; and the input lines
+ * of the same n pixels that many channels ahead.  With LC_PW_PREFETCH_X it
+ * asks, at each channel's step, for the line holding x[c * ldx + 2n - 1]
+ * (the last pixel of a next call of n pixels): the driver sets it where
+ * another call on the pixels that follow comes next.  Neither reads: x past
+ * its planes is only asked for. */
 typedef void (*lc_pw_kernel_fn)(size_t n, size_t k, const float *x, size_t ldx, const float *w,
                                 float *t, size_t ldt, const float *bias, const lc_epilogue *ep,
                                 unsigned flags);
