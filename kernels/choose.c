@@ -195,10 +195,15 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
         f[LC_FEAT_STREAM] = images * lc_streamed(a2 * mpad * (double)Cg * 4.0, (double)nblocks);
         if (lc_wino_is_lean(algorithm)) {
             /* every block transforms the filters it reads, and streams the
-             * raw ones: a U value costs about half a tile's transformed
-             * value (LC_WINO_LEAN_WEIGHT_SHARE) */
+             * raw ones: a U value costs about half of an F4 tile's
+             * transformed value (LC_WINO_LEAN_WEIGHT_SHARE), whichever size
+             * -- in this feature's unit, the variant's own tile value
+             * (lc_conv_cost prices it at the variant's wino_elem) */
+            const lc_cost_terms *c = &d->isa->cost;
+            const double f4_value = c->wino_elem[lc_wino_variant_of(LC_ALGO_WINOGRAD_F4)] /
+                                    c->wino_elem[lc_wino_variant_of(algorithm)];
             f[LC_FEAT_WINO] += images * (double)nblocks * a2 * mpad * (double)Cg *
-                               LC_WINO_LEAN_WEIGHT_SHARE;
+                               LC_WINO_LEAN_WEIGHT_SHARE * f4_value;
             f[LC_FEAT_STREAM] = images * lc_streamed(9.0 * mpad * (double)Cg * 4.0, (double)nblocks);
         }
     }

@@ -461,11 +461,21 @@ int lc_winograd_run(const lc_conv_desc *d, const int64_t *tiling, const float *x
  * ISA's stream_byte (kernels/choose.c) */
 #define LC_WINO_CL_STREAM_SHARE 0.6
 /* what a value of U the lean algorithms transform on each call costs, as a
- * share of a tile's transformed value (the ISA's wino_elem): set by hand
- * from one CPU (AMD EPYC Zen 4, AVX-512, 1 thread, weights cold: 256>256
- * @14 F4 lean 1.40 ms against F4 0.87, F2 1.45, direct_lanes 2.3; 512>512
- * @7 F2 lean 2.4 against direct_lanes 2.4; 128>128 @28 F4 lean 1.14
- * against F2 1.25), not fitted by bench/fit_cost_model.py */
+ * share of an F4 tile's transformed value (the ISA's wino_elem of F4), for
+ * F2 lean as for F4 lean: a filter's transform is ~5 flops and one store a
+ * U value at either size (F2: 84 flops for 16 values, F4: 162 for 36),
+ * where an F4 tile value costs more than an F2 one.  Priced at F2's own
+ * tile value, F2 lean came out at half its cost: on an Intel Xeon (AVX-512,
+ * 1 thread, /tmp-style loop of plan calls, interleaved) its extra time over
+ * F2 was 210-230 ps a U value on 256@14, 256@8, 512@7 and 512@4 (17-18 of
+ * the model's units there), F4 lean's over F4 120-160 ps on 128@16 and
+ * 256@14 (9-12 units), against 9.4 and 16.2 units priced; ResNet-18 128's
+ * 256@8 went to F2 lean (0.54 ms) where direct_lanes ran 0.50.  The share
+ * itself set by hand from one CPU (AMD EPYC Zen 4, AVX-512, 1 thread,
+ * weights cold: 256>256 @14 F4 lean 1.40 ms against F4 0.87, F2 1.45,
+ * direct_lanes 2.3; 512>512 @7 F2 lean 2.4 against direct_lanes 2.4;
+ * 128>128 @28 F4 lean 1.14 against F2 1.25), not fitted by
+ * bench/fit_cost_model.py */
 #define LC_WINO_LEAN_WEIGHT_SHARE 0.5
 int lc_wino_channel_lanes(const lc_conv_desc *d);
 /* Whether the lean Winograd algorithms can run d (its ISA's channel-lanes
