@@ -466,7 +466,7 @@ int lc_winograd_run(const lc_conv_desc *d, const int64_t *tiling, const float *x
  * U value at either size (F2: 84 flops for 16 values, F4: 162 for 36),
  * where an F4 tile value costs more than an F2 one.  Priced at F2's own
  * tile value, F2 lean came out at half its cost: on an Intel Xeon (AVX-512,
- * 1 thread, /tmp-style loop of plan calls, interleaved) its extra time over
+ * 1 thread, plan calls of each algorithm taking turns) its extra time over
  * F2 was 210-230 ps a U value on 256@14, 256@8, 512@7 and 512@4 (17-18 of
  * the model's units there), F4 lean's over F4 120-160 ps on 128@16 and
  * 256@14 (9-12 units), against 9.4 and 16.2 units priced; ResNet-18 128's

@@ -119,3 +119,28 @@ def test_auto_and_winograd_never_pick_them(isa):
         for request in ("auto", "winograd"):
             got = lc.Conv2d(w, padding=1, algorithm=request).algorithm_for((1, C, H, H))
             assert got not in LEAN, (C, H, request, got)
+
+
+def test_the_cost_model_prices_a_transformed_filter_value_alike_at_either_size(isa):
+    """A lean call's extra cost over its Winograd twin is the filters it
+    transforms, priced per U value the same for F2 and F4 (kernels/choose.c:
+    a filter's transform is ~5 flops and a store a value at either size;
+    priced at F2's own, cheaper tile value, F2 lean looked half its cost and
+    a memory budget put ResNet-18 128's 256@8 on it).  On maps small enough
+    for one block of tiles and weights that stay in L2, where nothing else
+    differs between the two."""
+    from leanconv import _isa
+    from leanconv._select import algorithm_id
+    per_value = {}
+    for C, H in ((64, 8), (64, 12)):
+        geometry = (1, C, H, H, C, 3, 3, H, H, 1, 1, 1, 1, 1, 1, 1, 1, 1)
+        for plain, alpha2 in (("winograd_f2", 16), ("winograd_f4", 36)):
+            lean, f_lean = _core.cost(algorithm_id(plain + "_lean"), _isa.isa_id(isa), geometry, 1)
+            full, f_full = _core.cost(algorithm_id(plain), _isa.isa_id(isa), geometry, 1)
+            if not (f_lean[0] == f_full[0] and f_lean[3] == f_full[3] == 0.0):
+                pytest.skip(f"{plain} and its lean twin run different GEMM forms on {isa} "
+                            "(their multiply-adds differ): the difference is not the transform")
+            per_value[C, H, plain] = (lean - full) / (alpha2 * C * C)
+    f2, f4 = per_value[64, 8, "winograd_f2"], per_value[64, 8, "winograd_f4"]
+    assert f2 > 0 and f2 == pytest.approx(f4, rel=1e-6), per_value
+    assert all(v == pytest.approx(f2, rel=1e-6) for v in per_value.values()), per_value

@@ -420,12 +420,13 @@ typedef void (*lc_dl_kernel_fn)(size_t n, const float *x, const float *w, float 
  * LC_PW_PREFETCH in flags it also asks for (prefetches into L1, never
  * reads) the weights a fixed number of channels (LC_PW_PF_AHEAD) ahead of
  * each channel's step, within the k channels: for a call whose weights come
- * from beyond L2, the first of a pass in a model's run; and the input lines
- * of the same n pixels that many channels ahead.  With LC_PW_PREFETCH_X it
- * asks, at each channel's step, for the line holding x[c * ldx + 2n - 1]
- * (the last pixel of a next call of n pixels): the driver sets it where
- * another call on the pixels that follow comes next.  Neither reads: x past
- * its planes is only asked for. */
+ * from beyond L2, the first of a pass in a model's run.  With
+ * LC_PW_PREFETCH_X it asks, at each channel's step, for the line holding
+ * x[c * ldx + 2n - 1] (the last pixel of a next call of n pixels, at most
+ * one past the input's end), and with both flags also for the line of
+ * x[(c + LC_PW_PF_AHEAD) * ldx + n - 1] (this call's own pixels that many
+ * channels ahead): the driver sets it where another call on the pixels
+ * that follow comes next. */
 typedef void (*lc_pw_kernel_fn)(size_t n, size_t k, const float *x, size_t ldx, const float *w,
                                 float *t, size_t ldt, const float *bias, const lc_epilogue *ep,
                                 unsigned flags);
