@@ -22,6 +22,7 @@
 typedef struct {
     const lc_isa_config *isa;
     const float *x, *wp, *b;
+    const lc_epilogue *ep; /* NULL: no activation */
     float *y;
     int64_t rows, k, panels;
 } lc_dense_ctx;
@@ -35,13 +36,18 @@ static void dense_task(void *vctx, int64_t item, int thread) {
     t->isa->gemv16(y, t->wp + r0 * t->k, t->x + image * t->k, (size_t)rows, (size_t)t->k);
     if (t->b)
         for (int64_t i = 0; i < rows; i++) y[i] += t->b[r0 + i];
+    /* the activation on the panel's outputs while they are in L1 (a
+     * classifier's hidden layer: MobileNetV3's 960>1280 HardSwish, which as
+     * a pass of its own kept the head out of the schedule's C loop) */
+    if (t->ep) t->isa->postop(y, y, (size_t)rows, NULL, 0.0f, t->ep);
 }
 
 int lc_dense(const lc_isa_config *isa, const float *x, float *y, int64_t n, int64_t rows,
-             int64_t k, const float *wp, const float *b, int nthreads) {
+             int64_t k, const float *wp, const float *b, const lc_epilogue *ep, int nthreads) {
     if (n <= 0 || rows <= 0) return LC_OK;
     lc_dense_ctx t;
     t.isa = isa; t.x = x; t.wp = wp; t.b = b; t.y = y; t.rows = rows; t.k = k;
+    t.ep = ep && ep->act != LC_ACT_NONE ? ep : NULL;
     t.panels = (rows + LC_GEMV_PANEL - 1) / LC_GEMV_PANEL;
     lc_parallel_for(nthreads, n * t.panels, (double)n * (double)rows * (double)k * LC_DENSE_WORK_PER_WEIGHT,
                     dense_task, &t);

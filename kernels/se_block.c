@@ -28,7 +28,7 @@ void lc_se_pack(float *dst, const float *w, int64_t rows, int64_t k) {
 static void lc_se_dense(const lc_isa_config *isa, float *y, const float *wp, const float *b,
                         const float *v, int64_t rows, int64_t k, const lc_epilogue *ep,
                         int nthreads) {
-    lc_dense(isa, v, y, 1, rows, k, wp, b, nthreads);
+    lc_dense(isa, v, y, 1, rows, k, wp, b, NULL, nthreads);
     isa->postop(y, y, (size_t)rows, NULL, 0.0f, ep);
 }
 

@@ -94,3 +94,28 @@ def test_dense_bind_refuses_what_the_kernel_does_not_take():
     assert _dense.bind(np.zeros((2, 4), np.float64), y, wp, None, 3, 1) is None
     assert _dense.bind(np.zeros((9, 4), np.float32), np.zeros((9, 3), np.float32), wp, None, 3,
                        1) is None     # more rows than _dense.MAX_ROWS: BLAS's job
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("activation", ["hardswish", "relu", "relu6", "gelu"])
+def test_dense_applies_an_activation_as_the_separate_pass_would(isa, activation):
+    """act(W x + b) in the kernel (each panel's outputs as they are written:
+    MobileNetV3's 960>1280 HardSwish head) gives the bits of dense() then
+    leanconv's elementwise activation pass, at every thread count."""
+    from leanconv import _epilogue
+    g = np.random.default_rng(11)
+    n, rows, k = 2, 53, 70   # a partial last panel
+    x = g.standard_normal((n, k)).astype(np.float32)
+    w = g.standard_normal((rows, k)).astype(np.float32)
+    b = g.standard_normal(rows).astype(np.float32)
+    wp = packed(w)
+    plain = np.empty(n * rows, np.float32)
+    _core.dense(x.reshape(-1), plain, n, rows, k, wp, b, 1, _isa.isa_id(isa))
+    with _isa.use_isa(isa):
+        want = _epilogue.activate(plain, activation, threads=1)
+    assert not np.array_equal(want, plain)   # the activation changed something
+    for threads in (1, 2, 3):
+        y = np.full(n * rows, np.nan, np.float32)
+        _core.dense(x.reshape(-1), y, n, rows, k, wp, b, threads, _isa.isa_id(isa),
+                    _epilogue.parse(activation))
+        np.testing.assert_array_equal(y, want)

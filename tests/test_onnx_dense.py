@@ -40,6 +40,19 @@ def feeds(M):
     return {"a": np.random.default_rng(7).standard_normal((M, K)).astype(np.float32)}
 
 
+def assert_the_steps_into_gives_the_same_bits(rep, x):
+    """The compiled schedule's bound calls and the same schedule run through
+    the steps' into() (no step bound) give the same bits."""
+    from test_bound_pool import bound_types
+    got = rep.run(x)[0]
+    for s in rep.program.steps:
+        s.bind = None
+    sched = rep.program.schedule
+    sched._bind(sched.threads)
+    assert "BoundDense" not in bound_types(sched)
+    assert got.tobytes() == rep.run(x)[0].tobytes()
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("M, c_shape, trans_b, attrs", [
     (1, (N,), 1, {}),                           # torchvision's classifier
@@ -138,10 +151,27 @@ def test_a_classifier_gemm_runs_bound_after_the_global_pool(threads):
     sched = rep.program.schedule
     assert bound_types(sched) == ["BoundConv", "BoundPool", "BoundDense"]
     assert len(sched._fns) == 1
-    got = rep.run(x)[0]
-    for s in rep.program.steps:   # the same schedule through the steps' into()
-        s.bind = None
-    sched._bind(sched.threads)
-    assert "BoundDense" not in bound_types(sched)
-    assert got.tobytes() == rep.run(x)[0].tobytes()
+    assert_the_steps_into_gives_the_same_bits(rep, x)
+    assert_matches_ort(model, x, threads=threads)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_classifier_gemm_with_an_activation_runs_bound(threads):
+    """Gemm -> HardSwish (MobileNetV3's hidden classifier layer, fused into
+    the Gemm step): a BoundDense that applies the activation itself, so the
+    head stays in the schedule's one C group (it ran as a Python step with a
+    separate pass), with the bits of the unbound path and onnxruntime's
+    result."""
+    from test_bound_pool import bound_types
+    g = np.random.default_rng(6)
+    nodes = [helper.make_node("Gemm", ["a", "w", "c"], ["h"], transB=1),
+             helper.make_node("HardSwish", ["h"], ["y"])]
+    inits = [("w", g.standard_normal((N, K)).astype(np.float32)),
+             ("c", g.standard_normal(N).astype(np.float32))]
+    model = make_model(nodes, [("a", (1, K))], [("y", (1, N))], inits)
+    x = feeds(1)
+    rep = lco.prepare(model, threads=threads)
+    sched = rep.program.schedule
+    assert bound_types(sched) == ["BoundDense"] and sched._lean is not None
+    assert_the_steps_into_gives_the_same_bits(rep, x)
     assert_matches_ort(model, x, threads=threads)

@@ -144,7 +144,8 @@ cdef extern from "leanconv/se_block.h":
 
 cdef extern from "leanconv/dense.h":
     int lc_dense(const lc_isa_config *isa, const float *x, float *y, int64_t n, int64_t rows,
-                 int64_t k, const float *wp, const float *b, int nthreads) nogil
+                 int64_t k, const float *wp, const float *b, const lc_epilogue *ep,
+                 int nthreads) nogil
 
 cdef extern from "leanconv/token_gemm.h":
     int64_t lc_token_packed_floats(const lc_isa_config *isa, int64_t n, int64_t k) nogil
@@ -971,8 +972,9 @@ cdef class BoundPool(BoundCall):
 
 cdef class BoundDense(BoundCall):
     """A fully connected step's C call fixed once (dense() runs the same
-    call): out[i] = W x[i] (+ b) for the n rows of x, W packed by se_pack;
-    x, out, the packed weights and b held alive here.  Bound, a classifier
+    call): out[i] = act(W x[i] (+ b)) for the n rows of x, W packed by
+    se_pack, act the parsed `epilogue` (leanconv._epilogue.parse; None:
+    none); x, out, the packed weights and b held alive here.  Bound, a classifier
     head runs inside the schedule's C loop right after the global pool: as
     a Python step its glue cost ~11 us of a 1.9 ms MobileNetV2 at 2 threads
     between the two (cold interpreter state after the convolutions)."""
@@ -982,11 +984,13 @@ cdef class BoundDense(BoundCall):
     cdef const float *wp
     cdef const float *b
     cdef const lc_isa_config *cfg
+    cdef lc_epilogue ep
+    cdef const lc_epilogue *act
     cdef int64_t n, rows, k
     cdef int threads
 
     def __init__(self, const float[::1] x, float[::1] out, int64_t n, int64_t rows, int64_t k,
-                 const float[::1] wp, b, int threads, int isa=0):
+                 const float[::1] wp, b, int threads, int isa=0, tuple epilogue=None):
         if n < 1 or rows < 1 or k < 1:
             raise ValueError("dense: n, rows and k must be positive")
         if x.shape[0] != n * k or out.shape[0] != n * rows:
@@ -997,13 +1001,15 @@ cdef class BoundDense(BoundCall):
             raise ValueError(f"dense: threads must be >= 1, got {threads}")
         self.b = optional_vector(b, rows, "dense: b")
         self.cfg = isa_config(isa)
+        fill_epilogue(&self.ep, epilogue)
+        self.act = &self.ep if epilogue is not None else NULL
         self.keep = (x, out, wp, b)
         self.x, self.y, self.wp = &x[0], &out[0], &wp[0]
         self.n, self.rows, self.k, self.threads = n, rows, k, threads
 
     cdef int _run(self, char *ws, int64_t ws_bytes) noexcept nogil:
         return lc_dense(self.cfg, self.x, self.y, self.n, self.rows, self.k, self.wp, self.b,
-                        self.threads)
+                        self.act, self.threads)
 
 
 def token_packed_floats(int64_t n, int64_t k, int isa=0):
@@ -1948,11 +1954,11 @@ cdef const float *optional_vector(object b, int64_t n, str what) except? NULL:
 
 
 def dense(const float[::1] x, float[::1] out, int64_t n, int64_t rows, int64_t k,
-          const float[::1] wp, b, int threads, int isa):
-    """out[i] = W x[i] (+ b) for the n rows of x (n x k, flat): W (rows x k)
-    packed by se_pack, b float32 of rows floats or None (leanconv/dense.h).
-    The call BoundDense makes, run once."""
-    cdef BoundDense call = BoundDense(x, out, n, rows, k, wp, b, threads, isa)
+          const float[::1] wp, b, int threads, int isa, tuple epilogue=None):
+    """out[i] = act(W x[i] (+ b)) for the n rows of x (n x k, flat): W (rows
+    x k) packed by se_pack, b float32 of rows floats or None, act the parsed
+    epilogue or None (leanconv/dense.h).  The call BoundDense makes, run once."""
+    cdef BoundDense call = BoundDense(x, out, n, rows, k, wp, b, threads, isa, epilogue)
     with nogil:
         call._run(NULL, 0)
 

@@ -125,13 +125,15 @@ def run_into(x, y, wp, b, n_out, threads):
                 _threads.resolve(threads), _isa.isa_id())
 
 
-def bind(x, y, wp, b, n_out, threads):
+def bind(x, y, wp, b, n_out, threads, activation=None):
     """run_into's C call fixed to these buffers (a _core.BoundDense, for a
-    compiled schedule's C loop), or None where `c_runs` refuses them."""
+    compiled schedule's C loop), with the activation applied to each panel
+    of outputs as it is written, or None where `c_runs` refuses them."""
     if not c_runs(x, y, x.shape[-1] if x.ndim == 2 else -1):
         return None
     return _core.BoundDense(x.reshape(-1), y.reshape(-1), x.shape[0], n_out, x.shape[1], wp, b,
-                            _threads.resolve(threads), _isa.isa_id())
+                            _threads.resolve(threads), _isa.isa_id(),
+                            _epilogue.parse(activation))
 
 
 def gemv_rows(wp, n_out, k):

@@ -241,8 +241,8 @@ def _dense_step(node, ctx, w, alpha, c, beta, activation=None, residual=None):
                     a, y, wv, b, y, activation, N, settings.threads, isa)
                 call = None if gemm is None else _core.BoundSequence(copy, gemm)
             return call
-        if kind == "panels" and res is None and activation is None:
-            return _dense.bind(a, y, wv, b, N, settings.threads)
+        if kind == "panels" and res is None:
+            return _dense.bind(a, y, wv, b, N, settings.threads, activation)
         return None
 
     def dense_into(outs, a, wp, *rest):
