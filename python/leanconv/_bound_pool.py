@@ -33,8 +33,8 @@ def channel_affine(y, x, scale, shift, relu, threads):
     """The call writing x * scale + shift per channel of x (N, C, H, W) into y
     (kernels/channel_affine.c; relu: clamped at 0), scale and shift
     contiguous float32 of C values, or None where the step's Python must run."""
-    if not bindable(x, y) or y.shape != x.shape or scale.size != x.shape[1] or \
-            shift.size != x.shape[1]:
+    if x.ndim != 4 or not bindable(x, y) or y.shape != x.shape or \
+            scale.size != x.shape[1] or shift.size != x.shape[1]:
         return None
     return _core.BoundAffine(x.reshape(-1), y.reshape(-1), x.shape[0] * x.shape[1],
                              x.shape[2] * x.shape[3], scale, shift, relu,

@@ -984,8 +984,7 @@ cdef class BoundDense(BoundCall):
     cdef const float *wp
     cdef const float *b
     cdef const lc_isa_config *cfg
-    cdef lc_epilogue ep
-    cdef const lc_epilogue *act
+    cdef lc_epilogue ep   # act 0 (none) without an epilogue: lc_dense skips it
     cdef int64_t n, rows, k
     cdef int threads
 
@@ -1002,14 +1001,13 @@ cdef class BoundDense(BoundCall):
         self.b = optional_vector(b, rows, "dense: b")
         self.cfg = isa_config(isa)
         fill_epilogue(&self.ep, epilogue)
-        self.act = &self.ep if epilogue is not None else NULL
         self.keep = (x, out, wp, b)
         self.x, self.y, self.wp = &x[0], &out[0], &wp[0]
         self.n, self.rows, self.k, self.threads = n, rows, k, threads
 
     cdef int _run(self, char *ws, int64_t ws_bytes) noexcept nogil:
         return lc_dense(self.cfg, self.x, self.y, self.n, self.rows, self.k, self.wp, self.b,
-                        self.act, self.threads)
+                        &self.ep, self.threads)
 
 
 def token_packed_floats(int64_t n, int64_t k, int isa=0):
