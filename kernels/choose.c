@@ -132,6 +132,9 @@ static void lc_features(const lc_conv_desc *request, int algorithm, double f[LC_
         const double taps = (double)(Cg * d->kH * d->kW);
         share = lc_busiest_share(d, lc_direct_lanes_items(d));
         f[LC_FEAT_MAC] = images * (double)(blocks * cw) * taps * (double)P;
+        if (lc_tap_lanes_applies(d)) /* its mode for taps reading padding: the live pairs */
+            f[LC_FEAT_MAC] = images * (double)(blocks * cw) * (double)Cg *
+                             (double)lc_tap_lanes_live_pairs(d);
         f[LC_FEAT_PACK] = images * (double)lc_direct_lanes_moved(d);
         f[LC_FEAT_STREAM] = images * lc_streamed((double)(blocks * cw) * taps * 4.0,
                                                  (double)lc_direct_lanes_segments(d));
@@ -278,7 +281,7 @@ double lc_conv_cost(const lc_conv_desc *d, int algorithm, double *features) {
 
 static int lc_direct_lanes_candidate(const lc_conv_desc *d, int best) {
     if (d->algorithm != LC_ALGO_AUTO) return 0;
-    if (lc_stem_lanes_applies(d)) return 1;
+    if (lc_stem_lanes_applies(d) || lc_tap_lanes_applies(d)) return 1;
     if (d->kH * d->kW == 1) return lc_pointwise_lanes_weighed(d);
     if (d->stride_h > 1 || d->stride_w > 1) return 1;
     const int64_t P = d->OH * d->OW;

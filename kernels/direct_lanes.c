@@ -89,6 +89,17 @@ lc_dl_block lc_direct_lanes_block(const lc_conv_desc *d) {
     return b;
 }
 
+lc_lanes_call lc_lanes_call_of(const lc_conv_desc *d, const float *x, const float *packed,
+                               const float *bias, const float *res, float *y, char *ws) {
+    lc_lanes_call c;
+    c.d = d; c.x = x; c.packed = packed; c.bias = bias; c.res = res; c.y = y; c.ws = ws;
+    c.blk = lc_direct_lanes_block(d);
+    c.ep = d->epilogue;
+    c.kep = lc_kernel_epilogue(&d->epilogue, res != NULL);
+    c.post = lc_needs_postop(&d->epilogue, res != NULL);
+    return c;
+}
+
 int64_t lc_direct_lanes_pass_channels(const lc_conv_desc *d) {
     const int64_t budget = lc_max64(64 * 1024, (int64_t)lc_cpu_caches()->l2 / 2);
     const int64_t per_c = d->kH * d->kW * lc_direct_lanes_block(d).cols * (int64_t)sizeof(float);
@@ -156,6 +167,10 @@ void lc_direct_lanes_tiling(const lc_conv_desc *d, int64_t *tiling) {
     }
     if (lc_gemm_is_pointwise(d)) {
         lc_pointwise_lanes_tiling(d, tiling);
+        return;
+    }
+    if (lc_tap_lanes_applies(d)) {
+        lc_tap_lanes_tiling(d, tiling);
         return;
     }
     int ok = 1;
@@ -243,12 +258,14 @@ LC_TILING_GETTER(lc_dl_tiles, lc_dl_get_tiles, lc_direct_lanes_tiling)
 
 int64_t lc_direct_lanes_items(const lc_conv_desc *d) {
     if (lc_stem_lanes_applies(d)) return lc_stem_lanes_items(d);
+    if (lc_tap_lanes_applies(d)) return lc_tap_lanes_items(d);
     return lc_gemm_is_pointwise(d) ? lc_pointwise_lanes_items(d) : lc_dl_get_tiles(d).items;
 }
 
 int64_t lc_direct_lanes_moved(const lc_conv_desc *d) {
     if (lc_stem_lanes_applies(d)) return lc_stem_lanes_moved(d);
-    if (lc_gemm_is_pointwise(d)) return d->M / d->groups * d->OH * d->OW; /* no input copy */
+    if (lc_gemm_is_pointwise(d) || lc_tap_lanes_applies(d))
+        return d->M / d->groups * d->OH * d->OW; /* no input copy */
     const lc_dl_tiles b = lc_dl_get_tiles(d);
     const int64_t copied = b.spans * b.bands * (d->C / d->groups) *
                            lc_dl_band_in_rows(d, b.band_rows) * lc_dl_row_width(d);
@@ -273,6 +290,7 @@ int lc_direct_lanes_one_segment(const lc_conv_desc *d) {
 int64_t lc_direct_lanes_segments(const lc_conv_desc *d) {
     if (lc_stem_lanes_applies(d)) return 1; /* its weights stay in L2 */
     if (lc_gemm_is_pointwise(d)) return lc_pointwise_lanes_chunks(d);
+    if (lc_tap_lanes_applies(d)) return lc_tap_lanes_windows(d);
     const lc_dl_tiles b = lc_dl_get_tiles(d);
     const int64_t q = b.band_rows * d->OW;
     return b.bands * lc_div_up(q, lc_dl_segment_step(d, q));
@@ -289,6 +307,7 @@ static void lc_dl_parts(const lc_conv_desc *d, const lc_dl_tiles *b, int64_t *in
 int64_t lc_direct_lanes_workspace(const lc_conv_desc *d, int *ok) {
     if (lc_stem_lanes_applies(d)) return lc_stem_lanes_workspace(d, ok);
     if (lc_gemm_is_pointwise(d)) return lc_pointwise_lanes_workspace(d, ok);
+    if (lc_tap_lanes_applies(d)) return lc_tap_lanes_workspace(d, ok);
     const lc_dl_tiles b = lc_dl_get_tiles(d);
     int64_t in, tile;
     lc_dl_parts(d, &b, &in, &tile, ok);
@@ -321,14 +340,8 @@ void lc_direct_lanes_pack_weights(const lc_conv_desc *d, const float *w, float *
 }
 
 typedef struct {
-    const lc_conv_desc *d;
-    const float *x, *packed, *bias, *res;
-    float *y;
-    char *ws;
+    lc_lanes_call c;
     lc_dl_tiles b;
-    lc_dl_block blk;
-    lc_epilogue ep, kep; /* the whole epilogue; the kernels' part */
-    int post;            /* an activation the kernels do not do, or a residual */
     int far;             /* the output is beyond L2: prefetch the lines a segment writes */
     int64_t in, tile, per_thread; /* floats */
     /* the (image, group, band) whose padded input each thread's scratch holds */
@@ -518,18 +531,18 @@ static inline void lc_dl_out_lines_ask(lc_dl_out_lines *ol, int64_t upto) {
 static void lc_dl_segment(const lc_dl_ctx *t, int64_t n, int64_t g, int64_t blk, int64_t next_blk,
                           int64_t at, int64_t sn, const float *in, int64_t in_rows,
                           const size_t *xoff, const lc_dl_geom *gmp, float *tile, float *stage) {
-    const lc_conv_desc *d = t->d;
+    const lc_conv_desc *d = t->c.d;
     const lc_isa_config *isa = d->isa;
-    const int64_t L = isa->dl_lanes, cw = t->blk.cols, R = t->blk.rows;
+    const int64_t L = isa->dl_lanes, cw = t->c.blk.cols, R = t->c.blk.rows;
     const int64_t Cg = d->C / d->groups, Mg = d->M / d->groups, taps = d->kH * d->kW;
     const int64_t o0 = g * Mg + blk * cw, valid = lc_min64(cw, Mg - blk * cw);
     const int64_t wp = lc_dl_row_width(d), nblk = lc_div_up(sn, R);
-    const float *wb = t->packed + (g * t->b.blocks + blk) * Cg * taps * cw;
+    const float *wb = t->c.packed + (g * t->b.blocks + blk) * Cg * taps * cw;
     lc_dl_geom gm = *gmp;
     float bias[LC_DL_MAX_COLS];
-    const float *bp = lc_dl_block_bias(t->bias, o0, cw, valid, bias);
+    const float *bp = lc_dl_block_bias(t->c.bias, o0, cw, valid, bias);
     lc_dl_out_lines ol;
-    lc_dl_out_lines_init(&ol, d, t->y + (n * d->M + o0) * d->OH * d->OW + at, valid, sn,
+    lc_dl_out_lines_init(&ol, d, t->c.y + (n * d->M + o0) * d->OH * d->OW + at, valid, sn,
                          t->far);
     for (int64_t c0 = 0; c0 < Cg; c0 += t->b.cb) {
         const int64_t cn = lc_min64(t->b.cb, Cg - c0);
@@ -545,7 +558,7 @@ static void lc_dl_segment(const lc_dl_ctx *t, int64_t n, int64_t g, int64_t blk,
             next = wb + (c0 + cn) * taps * cw;
             next_c = lc_min64(t->b.cb, Cg - c0 - cn);
         } else if (t->b.ahead && next_blk >= 0) {
-            next = t->packed + (g * t->b.blocks + next_blk) * Cg * taps * cw;
+            next = t->c.packed + (g * t->b.blocks + next_blk) * Cg * taps * cw;
             next_c = lc_min64(t->b.cb, Cg);
         }
         const int64_t lines = next_c * taps * cw * (int64_t)sizeof(float) / 64;
@@ -561,16 +574,16 @@ static void lc_dl_segment(const lc_dl_ctx *t, int64_t n, int64_t g, int64_t blk,
                 gm.pf_lines = (size_t)lc_div_up(l1 - l0, cn);
             }
             if (c0 == 0) lc_dl_out_lines_ask(&ol, (bi + 1) * ol.total / nblk);
-            t->blk.kernel((size_t)cnt, xc, wb + c0 * taps * cw, tile + p0 * L, bp, &gm,
-                           &t->kep, flags);
+            t->c.blk.kernel((size_t)cnt, xc, wb + c0 * taps * cw, tile + p0 * L, bp, &gm,
+                           &t->c.kep, flags);
         }
     }
-    lc_dl_write_tile(d, n, o0, valid, at, sn, LC_DL_SEGMENT, tile, stage, t->y, t->res, &t->ep, t->post);
+    lc_dl_write_tile(d, n, o0, valid, at, sn, LC_DL_SEGMENT, tile, stage, t->c.y, t->c.res, &t->c.ep, t->c.post);
 }
 
 static void lc_dl_task(void *vctx, int64_t item, int thread) {
     lc_dl_ctx *t = (lc_dl_ctx *)vctx;
-    const lc_conv_desc *d = t->d;
+    const lc_conv_desc *d = t->c.d;
     const int64_t Cg = d->C / d->groups, taps = d->kH * d->kW;
     /* bands innermost: a thread's run of items keeps to its channel blocks,
      * whose weights stay in its L2 */
@@ -592,11 +605,11 @@ static void lc_dl_task(void *vctx, int64_t item, int thread) {
      * --env in one process, 200 runs, Intel Xeon, load ~4).  The copy is
      * the same bits whoever made it. */
     const int have = lc_kept_tags_hit(&t->band_in, thread, ng * t->b.bands + band);
-    float *in = (float *)lc_thread_scratch_kept(t->ws, t->per_thread * (int64_t)sizeof(float),
+    float *in = (float *)lc_thread_scratch_kept(t->c.ws, t->per_thread * (int64_t)sizeof(float),
                                                 thread, have ? t->in * (int64_t)sizeof(float) : 0);
     float *tile = in + t->in, *stage = tile + t->tile;
     if (!have) {
-        lc_dl_pad_input(d, t->x + (n * d->C + g * Cg) * d->H * d->W, oy0, oy1, in);
+        lc_dl_pad_input(d, t->c.x + (n * d->C + g * Cg) * d->H * d->W, oy0, oy1, in);
     }
     size_t xoff[LC_DL_SEGMENT];
     lc_dl_geom gm;
@@ -605,7 +618,7 @@ static void lc_dl_task(void *vctx, int64_t item, int thread) {
     gm.xcs = (size_t)(in_rows * wp);
     gm.xrs = (size_t)(d->dil_h * wp);
     gm.xts = (size_t)d->dil_w;
-    gm.wcs = (size_t)(taps * t->blk.cols);
+    gm.wcs = (size_t)(taps * t->c.blk.cols);
     gm.ldt = (size_t)(LC_DL_SEGMENT * d->isa->dl_lanes);
     gm.pf = NULL;
     gm.pf_lines = 0;
@@ -638,14 +651,12 @@ int lc_direct_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const floa
         return lc_stem_lanes_run(d, tiling, x, packed, bias, res, y, ws);
     if (lc_gemm_is_pointwise(d))
         return lc_pointwise_lanes_run(d, tiling, x, packed, bias, res, y, ws);
+    if (lc_tap_lanes_applies(d))
+        return lc_tap_lanes_run(d, tiling, x, packed, bias, res, y, ws);
     int ok = 1;
     lc_dl_ctx t;
     memcpy(&t.b, tiling, sizeof t.b);
-    t.d = d; t.x = x; t.packed = packed; t.bias = bias; t.res = res; t.y = y; t.ws = ws;
-    t.blk = lc_direct_lanes_block(d);
-    t.ep = d->epilogue;
-    t.kep = lc_kernel_epilogue(&d->epilogue, res != NULL);
-    t.post = lc_needs_postop(&d->epilogue, res != NULL);
+    t.c = lc_lanes_call_of(d, x, packed, bias, res, y, ws);
     /* the image's output planes in more than half of L2 (the other half holds
      * the weights and the padded input): the lines a segment writes are
      * likely gone from L2 when it writes them, and are asked for (the stem,

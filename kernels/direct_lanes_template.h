@@ -185,6 +185,10 @@ void LC_DL_NAME(size_t n, const float *x, const float *w, float *t, const float 
             LC_CAT(LC_DL_NAME, _body)(j + 1, x, w, t, bias, g, ep, flags, 3, 3, 1);           \
         else if (g->kH == 3 && g->kW == 3)                                                    \
             LC_CAT(LC_DL_NAME, _body)(j + 1, x, w, t, bias, g, ep, flags, 3, 3, 0);           \
+        else if (g->kH == 1 && g->kW == 1 && g->pf_lines)                                     \
+            LC_CAT(LC_DL_NAME, _body)(j + 1, x, w, t, bias, g, ep, flags, 1, 1, 1);           \
+        else if (g->kH == 1 && g->kW == 1)                                                    \
+            LC_CAT(LC_DL_NAME, _body)(j + 1, x, w, t, bias, g, ep, flags, 1, 1, 0);           \
         else if (g->pf_lines)                                                                 \
             LC_CAT(LC_DL_NAME, _body)(j + 1, x, w, t, bias, g, ep, flags, g->kH, g->kW, 1);   \
         else                                                                                  \

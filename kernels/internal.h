@@ -377,6 +377,20 @@ typedef struct {
     int64_t pw_rows;    /* the 1 x 1 form's R */
 } lc_dl_block;
 lc_dl_block lc_direct_lanes_block(const lc_conv_desc *d);
+/* What a call of each channel-lanes driver (direct_lanes' modes) carries:
+ * its arguments, its channel block and its epilogue split between the
+ * kernels and the post-op. */
+typedef struct {
+    const lc_conv_desc *d;
+    const float *x, *packed, *bias, *res;
+    float *y;
+    char *ws;
+    lc_dl_block blk;
+    lc_epilogue ep, kep; /* the whole epilogue; the kernels' part */
+    int post;            /* an activation the kernels do not do, or a residual */
+} lc_lanes_call;
+lc_lanes_call lc_lanes_call_of(const lc_conv_desc *d, const float *x, const float *packed,
+                               const float *bias, const float *res, float *y, char *ws);
 int64_t lc_direct_lanes_packed_floats(const lc_conv_desc *d, int *ok);
 void lc_direct_lanes_pack_weights(const lc_conv_desc *d, const float *w, float *packed);
 int64_t lc_direct_lanes_workspace(const lc_conv_desc *d, int *ok);
@@ -437,6 +451,22 @@ int64_t lc_stem_lanes_workspace(const lc_conv_desc *d, int *ok);
 int lc_stem_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
                       const float *packed, const float *bias, const float *res, float *y,
                       char *ws);
+/* kernels/tap_lanes.c: direct_lanes on dilated layers whose taps read
+ * padding at most outputs: only the (tap, output) pairs that read the input
+ * (the entry points above hand those to it, after the stem check; packed as
+ * direct_lanes packs) */
+int lc_tap_lanes_applies(const lc_conv_desc *d);
+/* (tap, output) pairs of one image's plane that read the input */
+int64_t lc_tap_lanes_live_pairs(const lc_conv_desc *d);
+/* windows of outputs of one image's plane, each reading its live taps'
+ * weights once */
+int64_t lc_tap_lanes_windows(const lc_conv_desc *d);
+void lc_tap_lanes_tiling(const lc_conv_desc *d, int64_t *tiling);
+int64_t lc_tap_lanes_items(const lc_conv_desc *d);
+int64_t lc_tap_lanes_workspace(const lc_conv_desc *d, int *ok);
+int lc_tap_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
+                     const float *packed, const float *bias, const float *res, float *y,
+                     char *ws);
 int64_t lc_winograd_packed_floats(const lc_conv_desc *d, int *ok);
 void lc_winograd_pack_weights(const lc_conv_desc *d, const float *w, float *packed);
 int64_t lc_winograd_workspace(const lc_conv_desc *d, int *ok);

@@ -226,20 +226,14 @@ int64_t lc_pointwise_lanes_workspace(const lc_conv_desc *d, int *ok) {
 }
 
 typedef struct {
-    const lc_conv_desc *d;
-    const float *x, *packed, *bias, *res;
-    float *y;
-    char *ws;
+    lc_lanes_call c;
     lc_pw_tiles b;
-    lc_dl_block blk;
-    lc_epilogue ep, kep; /* the whole epilogue; the kernels' part */
-    int post;            /* an activation the kernels do not do, or a residual */
     int64_t tile;        /* floats */
 } lc_pw_ctx;
 
 static void lc_pw_task(void *vctx, int64_t item, int thread) {
     const lc_pw_ctx *t = (const lc_pw_ctx *)vctx;
-    const lc_conv_desc *d = t->d;
+    const lc_conv_desc *d = t->c.d;
     /* item = ((image, group), channel block, chunk), or with the chunk
      * before the block (by_pixels) */
     const int64_t per = t->b.chunks * t->b.blocks, ng = item / per, in = item % per;
@@ -247,17 +241,17 @@ static void lc_pw_task(void *vctx, int64_t item, int thread) {
     const int64_t blk = t->b.by_pixels ? in % t->b.blocks : in / t->b.chunks;
     const int64_t g = ng % d->groups, n = ng / d->groups;
     const int64_t Cg = d->C / d->groups, Mg = d->M / d->groups, P = d->OH * d->OW;
-    const int64_t L = d->isa->dl_lanes, cw = t->blk.cols, R = t->blk.pw_rows;
+    const int64_t L = d->isa->dl_lanes, cw = t->c.blk.cols, R = t->c.blk.pw_rows;
     const int64_t o0 = g * Mg + blk * cw, valid = lc_min64(cw, Mg - blk * cw);
     int64_t at, sn;
     lc_pw_chunk_span(&t->b, P, chunk, &at, &sn);
     const int64_t nblk = lc_div_up(sn, R);
-    float *tile = (float *)lc_thread_scratch(t->ws, 2 * t->tile * (int64_t)sizeof(float), thread);
+    float *tile = (float *)lc_thread_scratch(t->c.ws, 2 * t->tile * (int64_t)sizeof(float), thread);
     float *stage = tile + t->tile;
-    const float *xg = t->x + (n * d->C + g * Cg) * P + at;
-    const float *wb = t->packed + (g * t->b.blocks + blk) * Cg * cw;
+    const float *xg = t->c.x + (n * d->C + g * Cg) * P + at;
+    const float *wb = t->c.packed + (g * t->b.blocks + blk) * Cg * cw;
     float bias[LC_DL_MAX_COLS];
-    const float *bp = lc_dl_block_bias(t->bias, o0, cw, valid, bias);
+    const float *bp = lc_dl_block_bias(t->c.bias, o0, cw, valid, bias);
     const size_t ldt = (size_t)(t->b.chunk * L);
     for (int64_t c0 = 0; c0 < Cg; c0 += t->b.kc) {
         const int64_t cn = lc_min64(t->b.kc, Cg - c0);
@@ -286,12 +280,12 @@ static void lc_pw_task(void *vctx, int64_t item, int thread) {
              * 3.34-3.40) */
             unsigned pf = bi == 0 ? LC_PW_PREFETCH : 0u;
             if (bi + 1 < nblk) pf |= LC_PW_PREFETCH_X;
-            t->blk.pw((size_t)cnt, (size_t)cn, xg + c0 * P + p0, (size_t)P, wb + c0 * cw,
-                      tile + p0 * L, ldt, bp, &t->kep, flags | pf);
+            t->c.blk.pw((size_t)cnt, (size_t)cn, xg + c0 * P + p0, (size_t)P, wb + c0 * cw,
+                      tile + p0 * L, ldt, bp, &t->c.kep, flags | pf);
         }
     }
-    lc_dl_write_tile(d, n, o0, valid, at, sn, t->b.chunk, tile, stage, t->y, t->res, &t->ep,
-                     t->post);
+    lc_dl_write_tile(d, n, o0, valid, at, sn, t->b.chunk, tile, stage, t->c.y, t->c.res, &t->c.ep,
+                     t->c.post);
 }
 
 int lc_pointwise_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const float *x,
@@ -300,11 +294,7 @@ int lc_pointwise_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const f
     int ok = 1;
     lc_pw_ctx t;
     memcpy(&t.b, tiling, sizeof t.b);
-    t.d = d; t.x = x; t.packed = packed; t.bias = bias; t.res = res; t.y = y; t.ws = ws;
-    t.blk = lc_direct_lanes_block(d);
-    t.ep = d->epilogue;
-    t.kep = lc_kernel_epilogue(&d->epilogue, res != NULL);
-    t.post = lc_needs_postop(&d->epilogue, res != NULL);
+    t.c = lc_lanes_call_of(d, x, packed, bias, res, y, ws);
     t.tile = lc_pw_tile_floats(d, &t.b, &ok);
     lc_parallel_for(d->nthreads, t.b.items, lc_conv_macs(d), lc_pw_task, &t);
     return LC_OK;

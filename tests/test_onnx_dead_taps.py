@@ -1,11 +1,11 @@
 """leanconv.onnx runs a dilated Conv whose off-centre taps read only padding
 at the input size (deeplabv3's ASPP: 3x3, dilation 12-36, on an 8x8 or 14x14
 map) as the convolution of its live taps (leanconv/_dead_taps.py), and one
-whose live taps read the input at only part of the outputs as a sum over its
-taps of 1x1 convolutions (leanconv/_tap_sum.py): the same output as every tap
-summed, checked here against a float64 reference at 1 and 2 threads (the same
-bits), with only the live taps' weights packed and the memory plan counting
-that packing."""
+whose live taps read the input at only part of the outputs in direct_lanes'
+tap mode (kernels/tap_lanes.c: only the (tap, output) pairs that read the
+input): the same output as every tap summed, checked here against a float64
+reference at 1 and 2 threads (the same bits), with only the live taps'
+weights packed and the memory plan counting that packing."""
 from __future__ import annotations
 
 import numpy as np
@@ -17,26 +17,31 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 import leanconv.onnx as lco  # noqa: E402
 from leanconv import _dead_taps as dead_taps  # noqa: E402
 from leanconv._params import ConvSpec  # noqa: E402
-from leanconv._tap_sum import TapSum  # noqa: E402
+from leanconv import _core, _isa  # noqa: E402
 from reference import conv2d_ref  # noqa: E402
 
 F32 = TensorProto.FLOAT
 TOL = 1e-5   # max |ours - ref| / max |scale|: float32 sums of ~C*taps terms
 
-SUM = "tap sum"
+SUM = "taps"
 # (C, M, H, W, (kH, kW), (dh, dw), (top, bottom, left, right), stride, groups, what runs: the
-# kernel shape of the (trimmed) convolution, or SUM: leanconv/_tap_sum.py, where live taps read
-# the input at only part of the outputs and the live (tap, output) pairs are at most half)
+# kernel shape of the (trimmed) convolution, or SUM: direct_lanes' tap mode, where live taps
+# read the input at only part of the outputs and the live (tap, output) pairs are at most half)
 CASES = [
     (24, 16, 8, 8, (3, 3), (12, 12), (12, 12, 12, 12), 1, 1, (1, 1)),   # ASPP at 128 px
     (24, 16, 14, 14, (3, 3), (24, 24), (24, 24, 24, 24), 1, 1, (1, 1)),  # ASPP at 224 px, d24
     (24, 16, 14, 14, (3, 3), (12, 12), (12, 12, 12, 12), 1, 1, SUM),    # d12: 18% of the pairs
-    (16, 12, 5, 7, (3, 3), (4, 4), (4, 0, 1, 5), 1, 1, SUM),            # padding on one side
+    (16, 12, 5, 7, (3, 3), (4, 4), (4, 0, 1, 5), 1, 1, (2, 2)),         # padding on one side:
+                                                                         # trimmed, then most pairs live
     (8, 12, 5, 7, (3, 3), (4, 4), (4, 0, 1, 5), 1, 1, (2, 2)),          # 8 channels: trimmed only
-    (16, 8, 6, 6, (5, 5), (3, 3), (6, 6, 6, 6), 2, 1, SUM),             # strided
+    (16, 8, 6, 6, (5, 5), (3, 3), (6, 6, 6, 6), 2, 1, (3, 3)),          # strided: trimmed
     (8, 8, 6, 9, (3, 5), (6, 2), (6, 6, 4, 4), 1, 8, (1, 5)),           # depthwise: trimmed only
     (12, 6, 4, 4, (3, 3), (5, 5), (5, 5, 5, 5), 1, 3, (1, 1)),          # grouped
-    (48, 6, 14, 14, (3, 3), (12, 12), (13, 13, 13, 13), 1, 3, SUM),     # no tap reads everywhere
+    (48, 6, 14, 14, (3, 3), (12, 12), (13, 13, 13, 13), 1, 3, (3, 3)),  # no tap reads everywhere:
+                                                                         # auto prices the grouped
+                                                                         # kernel lower at 2 channels
+                                                                         # a group
+    (64, 40, 14, 14, (3, 3), (12, 12), (13, 13, 13, 13), 1, 2, SUM),    # ... and tap mode at 20
     (12, 6, 14, 14, (3, 3), (12, 12), (13, 13, 13, 13), 1, 3, (3, 3)),  # 4 channels a group: GEMMs
                                                                          # too small to pay
     (16, 8, 16, 16, (3, 3), (2, 2), (2, 2, 2, 2), 1, 1, (3, 3)),        # d2: every tap, most outputs
@@ -83,8 +88,12 @@ def _conv(rep):
     return conv
 
 
-def _runs(plan):
-    return SUM if isinstance(plan, TapSum) else (plan.spec.kH, plan.spec.kW)
+def _runs(plan, x_shape):
+    """SUM where the plan runs in direct_lanes' tap mode, else its kernel shape."""
+    if plan.algorithm == "direct_lanes" and _core._direct_lanes_mode(
+            _isa.isa_id(), plan.spec.geometry(*x_shape)) == SUM:
+        return SUM
+    return (plan.spec.kH, plan.spec.kW)
 
 
 @pytest.mark.parametrize("activation", [None, "Relu"])
@@ -102,10 +111,10 @@ def test_dead_taps_are_skipped_and_the_output_is_the_full_convolution(case, acti
         rep = lco.prepare(model, threads=threads)
         outs.append(rep.run([x])[0])
         plan = _conv(rep).last_plan
-        assert _runs(plan) == runs
+        assert _runs(plan, x.shape) == runs
         # the memory plan counts the packing it runs: the live taps' weights, not all
         assert rep.memory()["packed_weights"] == plan.packed_bytes
-        assert rep.memory()["workspace"] >= plan.workspace_bytes((1, C, H, W))
+        assert rep.memory()["workspace"] >= plan.workspace_bytes((1, C, H, W), threads=threads)
     assert np.max(np.abs(outs[0] - ref)) / np.max(scale) < TOL
     assert np.array_equal(outs[0], outs[1])
     full = ConvSpec.build(w.shape, (stride, stride), pads, dil, groups)
@@ -114,9 +123,10 @@ def test_dead_taps_are_skipped_and_the_output_is_the_full_convolution(case, acti
         assert dead_taps.trimmed_spec(full, (1, C, H, W)) is not None
 
 
-def test_a_fused_residual_add_reaches_every_output_of_a_tap_sum():
-    """Conv + Add + Relu with the Conv a tap sum: the residual is added once
-    (with the bias, by the tap that reads the input everywhere)."""
+def test_a_fused_residual_add_reaches_every_output_in_tap_mode():
+    """Conv + Add + Relu with the Conv in tap mode: the residual is added
+    once at every output, where one tap reads the input and where several
+    do."""
     C, M, H, W, k, dil, pads, stride, groups, _ = CASES[2]
     w, b = _data(C, M, k, groups, seed=2)
     t, bt, l, r = pads
@@ -134,7 +144,7 @@ def test_a_fused_residual_add_reaches_every_output_of_a_tap_sum():
     x = rng.standard_normal((1, C, H, W)).astype(np.float32)
     res = rng.standard_normal((1, M, H, W)).astype(np.float32)
     y = rep.run([x, res])[0]
-    assert isinstance(_conv(rep).last_plan, TapSum)
+    assert _runs(_conv(rep).last_plan, x.shape) == SUM
     ref, scale = conv2d_ref(x, w, b, (1, 1), pads, dil, groups)
     assert np.max(np.abs(y - np.maximum(ref + res, 0))) / np.max(scale) < TOL
 
@@ -159,7 +169,7 @@ def test_weights_fed_at_run_time_are_trimmed_too():
 
 def test_dynamic_sizes_pack_each_size_its_live_taps():
     """Dims left dynamic: the raw weights stay, and each input size gets the
-    packing of its own live taps -- a tap sum where they read part of a map,
+    packing of its own live taps -- tap mode where they read part of a map,
     the full kernel on a map they reach at most outputs."""
     C, M, H, W, k, dil, pads, stride, groups, _ = CASES[0]
     w, b = _data(C, M, k, groups, seed=5)
@@ -168,7 +178,7 @@ def test_dynamic_sizes_pack_each_size_its_live_taps():
     for size, runs in ((8, (1, 1)), (20, SUM), (6, (1, 1)), (8, (1, 1)), (40, (3, 3))):
         x = np.random.default_rng(size).standard_normal((1, C, size, size)).astype(np.float32)
         _check(rep, x, w, b, stride, pads, dil, groups)
-        assert _runs(_conv(rep).last_plan) == runs
+        assert _runs(_conv(rep).last_plan, x.shape) == runs
 
 
 def test_a_static_model_fed_a_size_its_packing_cannot_serve_says_so():

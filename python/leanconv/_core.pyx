@@ -1683,6 +1683,10 @@ cdef extern from "internal.h":
     int64_t lc_pointwise_lanes_chunk(const lc_conv_desc *d, int64_t c, int64_t *at) nogil
     int lc_pointwise_lanes_by_pixels(const lc_conv_desc *d) nogil
     int lc_winograd_split(const lc_conv_desc *d) nogil
+    int lc_stem_lanes_applies(const lc_conv_desc *d) nogil
+    int lc_gemm_is_pointwise(const lc_conv_desc *d) nogil
+    int lc_tap_lanes_applies(const lc_conv_desc *d) nogil
+    int64_t lc_tap_lanes_live_pairs(const lc_conv_desc *d) nogil
 
 
 def _winograd_split(int algorithm, int isa, tuple geometry, int nthreads):
@@ -1694,6 +1698,29 @@ def _winograd_split(int algorithm, int isa, tuple geometry, int nthreads):
     if split < 0:
         raise ValueError("a Winograd size would not fit in 63 bits")
     return ("blocks", "phased", "channels")[split]
+
+
+def _direct_lanes_mode(int isa, tuple geometry):
+    """Which of direct_lanes' paths runs this call (kernels/direct_lanes.c
+    hands layers to them in this order), for the tests and profiles: "stem"
+    (kernels/stem_lanes.c), "pointwise" (pointwise_lanes.c), "taps"
+    (tap_lanes.c: only the (tap, output) pairs that read the input) or
+    "padded" (its own, over a zero-padded copy)."""
+    cdef lc_conv_desc d
+    fill_desc(&d, ALGORITHMS.index("direct_lanes"), isa, geometry, None, 1)
+    if lc_stem_lanes_applies(&d):
+        return "stem"
+    if lc_gemm_is_pointwise(&d):
+        return "pointwise"
+    return "taps" if lc_tap_lanes_applies(&d) else "padded"
+
+
+def _tap_lanes_live_pairs(int isa, tuple geometry):
+    """(tap, output) pairs of one image that read the input, as tap mode
+    counts them."""
+    cdef lc_conv_desc d
+    fill_desc(&d, ALGORITHMS.index("direct_lanes"), isa, geometry, None, 1)
+    return lc_tap_lanes_live_pairs(&d)
 
 
 def _pointwise_lanes_chunks(int isa, tuple geometry, int nthreads, bint with_order=False):

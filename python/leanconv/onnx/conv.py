@@ -13,7 +13,7 @@ import threading
 
 import numpy as np
 
-from leanconv import _core, _dead_taps as dead_taps, _isa, _tap_sum as tap_sum
+from leanconv import _core, _dead_taps as dead_taps, _isa
 from leanconv._fold import fold_batchnorm  # noqa: F401  (graph.py folds through here)
 from leanconv._params import ConvSpec
 from leanconv._plan import Conv2d as _Plan
@@ -21,15 +21,11 @@ from leanconv._select import ALGORITHMS, algorithm_id, choose, model_cost, why_u
 from leanconv.onnx.node import as_int_list, unsupported
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
-_TAP_SUM = "tap sum"   # a packing's window when it is a tap sum: (_TAP_SUM, its input size)
 
 
 def _serves(theirs, window):
     """Whether a packing of live-tap window `theirs` (None: every tap) gives
-    the output one of `window` would: one holding those taps or more; a tap
-    sum only for its own input size."""
-    if _TAP_SUM in (theirs or ()) or _TAP_SUM in (window or ()):
-        return theirs == window
+    the output one of `window` would: one holding those taps or more."""
     return dead_taps.covers(theirs, window)
 
 
@@ -81,7 +77,7 @@ class ConvOp:
             self._check_rank(rank)
         self.weight = self.bias = None   # raw constant weights, only while packing
         self._plans = {}
-        self._windows = {}   # id(plan) -> its live taps' window (None: all), or a tap sum's
+        self._windows = {}   # id(plan) -> its live taps' window (None: all)
         self._lock = threading.Lock()
         self.last_plan = None
         self.last_input_shape = None
@@ -188,27 +184,13 @@ class ConvOp:
                 self._plans[key] = plan
         return plan
 
-    def _tap_sum(self, stride, pads, dilation, hw):
-        """Whether inputs of size hw run as a sum over the kernel's taps
-        (leanconv/_tap_sum.py: most taps read padding at most outputs), when
-        the user leaves the algorithm to leanconv.  (A memory budget's pick,
-        algorithm_override, does not stop it: the taps' packings take about
-        the raw weights' bytes, as Im2Col's does.)"""
-        spec = ConvSpec.build(self._w_shape(), stride, pads, dilation, self.group)
-        return self.settings.algorithm == "auto" and tap_sum.applies(spec, *hw)
-
     def _packing(self, stride, pads, dilation, hw):
         """A packing for inputs of size hw: one already made where it serves
-        (another image size, same padding, the same live taps or more; a tap
-        sum only its own size), else a new one."""
-        if self._tap_sum(stride, pads, dilation, hw):
-            w_shape, live_pads, window = self._w_shape(), pads, (_TAP_SUM, tuple(hw))
-        else:
-            w_shape, live_pads, window = self._live(self._w_shape(), stride, pads, dilation, hw)
+        (another image size, same padding, the same live taps or more), else
+        a new one."""
+        w_shape, live_pads, window = self._live(self._w_shape(), stride, pads, dilation, hw)
         released = self._source is None
-        if window and window[0] == _TAP_SUM:
-            algo = "tap_sum"
-        elif not released:
+        if not released:
             algo = self._algorithm(w_shape, stride, live_pads, dilation, hw)
         for key, other in self._plans.items():
             if key[:3] != (stride, pads, dilation):
@@ -226,13 +208,10 @@ class ConvOp:
                 f"and released the raw weights; inputs of size {hw[0]}x{hw[1]} need the other "
                 f"taps too: declare this size in the model, or leave its dims dynamic")
         w, b = self._constants()
-        if algo == "tap_sum":
-            plan = tap_sum.TapSum(w, b, stride, pads, dilation, self.group, self.activation, hw)
-        else:
-            if window is not None:
-                w = dead_taps.live_weights(w, window)
-            plan = _Plan(w, b, stride, live_pads, dilation, self.group,
-                         algorithm=algo, activation=self.activation)
+        if window is not None:
+            w = dead_taps.live_weights(w, window)
+        plan = _Plan(w, b, stride, live_pads, dilation, self.group,
+                     algorithm=algo, activation=self.activation)
         self._windows[id(plan)] = window
         # packed: the raw copy goes now, not at the end of prepare (the
         # source can read it again), so at most one layer's is ever held
