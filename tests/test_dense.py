@@ -119,3 +119,23 @@ def test_dense_applies_an_activation_as_the_separate_pass_would(isa, activation)
         _core.dense(x.reshape(-1), y, n, rows, k, wp, b, threads, _isa.isa_id(isa),
                     _epilogue.parse(activation))
         np.testing.assert_array_equal(y, want)
+
+
+@pytest.mark.parametrize("n, k", [(1000, 1280), (48, 7), (3, 1)])
+def test_packed_panels_start_on_a_cache_line(n, k):
+    """Every packing of W (pack, pack_rows, pack_columns, and the token GEMM's
+    panels rewritten over it) starts 64-byte aligned, whatever NumPy's own
+    alignment: the kernels' vector loads of a panel row then never straddle
+    two cache lines (a token GEMM read ~8% slower from panels 16 bytes off)."""
+    from leanconv import _dense
+    w = np.random.default_rng(0).standard_normal((n, k)).astype(np.float32)
+    room = _core.token_packed_floats(n, k, _isa.isa_id())
+    packs = [_dense.pack(w, capacity=room),
+             _dense.pack_rows(lambda a, b: w[a:b], n, k, capacity=room),
+             _dense.pack_columns(lambda a, b: w.T[a:b], n, k, capacity=room)]
+    floats = _core.se_packed_floats(n, k)
+    for p in packs:
+        assert p.ctypes.data % 64 == 0
+        np.testing.assert_array_equal(p[:floats], packs[0][:floats])
+    tokens = _dense.to_tokens(packs[1], n, k, _isa.isa_id())
+    assert tokens is not None and tokens.ctypes.data % 64 == 0
