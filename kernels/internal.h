@@ -456,7 +456,8 @@ int lc_stem_lanes_run(const lc_conv_desc *d, const int64_t *tiling, const float 
  * (the entry points above hand those to it, after the stem check; packed as
  * direct_lanes packs) */
 int lc_tap_lanes_applies(const lc_conv_desc *d);
-/* (tap, output) pairs of one image's plane that read the input */
+/* (tap, output) pairs of one image's plane that read the input (-1: a
+ * kernel wider or taller than tap mode takes) */
 int64_t lc_tap_lanes_live_pairs(const lc_conv_desc *d);
 /* windows of outputs of one image's plane, each reading its live taps'
  * weights once */

@@ -48,22 +48,45 @@ typedef struct {
     uint32_t taps;  /* kernel rows (columns) that read the input there */
 } lc_tl_class;
 
+/* floor(a / b) for b > 0 */
+static int64_t lc_tl_floor_div(int64_t a, int64_t b) {
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
 /* The classes of `out` outputs along one axis: runs with the same kernel
- * positions k reading the input (0 <= o * stride + k * dil - pad < in). */
+ * positions k reading the input (0 <= o * stride + k * dil - pad < in).
+ * Each k reads it over one run of outputs [lo_k, hi_k), so the classes are
+ * the runs between those runs' ends, sorted: O(kn^2) whatever the image
+ * size (a layer's decision is taken several times a reshape). */
 static int lc_tl_classes(int64_t out, int64_t kn, int64_t stride, int64_t dil, int64_t pad,
                          int64_t in, lc_tl_class *cls) {
-    int n = 0;
-    for (int64_t o = 0; o < out; o++) {
-        uint32_t m = 0;
-        for (int64_t k = 0; k < kn; k++) {
-            const int64_t i = o * stride + k * dil - pad;
-            if (i >= 0 && i < in) m |= 1u << k;
+    int64_t lo[LC_TL_MAX_K], hi[LC_TL_MAX_K], cut[2 * LC_TL_MAX_K + 2];
+    int ncut = 0;
+    cut[ncut++] = 0;
+    cut[ncut++] = out;
+    for (int64_t k = 0; k < kn; k++) {
+        lo[k] = lc_min64(out, lc_max64(0, -lc_tl_floor_div(k * dil - pad, stride)));
+        hi[k] = lc_min64(out, lc_max64(0, lc_tl_floor_div(in - 1 + pad - k * dil, stride) + 1));
+        cut[ncut++] = lo[k];
+        cut[ncut++] = hi[k];
+    }
+    for (int i = 1; i < ncut; i++) /* insertion sort: at most 66 values */
+        for (int j = i; j > 0 && cut[j - 1] > cut[j]; j--) {
+            const int64_t v = cut[j];
+            cut[j] = cut[j - 1];
+            cut[j - 1] = v;
         }
+    int n = 0;
+    for (int i = 0; i + 1 < ncut; i++) {
+        if (cut[i] == cut[i + 1]) continue;
+        uint32_t m = 0;
+        for (int64_t k = 0; k < kn; k++)
+            if (lo[k] <= cut[i] && cut[i] < hi[k]) m |= 1u << k;
         if (n > 0 && cls[n - 1].taps == m) {
-            cls[n - 1].hi = o + 1;
+            cls[n - 1].hi = cut[i + 1];
         } else {
-            cls[n].lo = o;
-            cls[n].hi = o + 1;
+            cls[n].lo = cut[i];
+            cls[n].hi = cut[i + 1];
             cls[n].taps = m;
             n++;
         }
@@ -81,12 +104,14 @@ static void lc_tl_map_of(const lc_conv_desc *d, lc_tl_map *m) {
     m->ncols = lc_tl_classes(d->OW, d->kW, d->stride_w, d->dil_w, d->pad_l, d->W, m->cols);
 }
 
-/* (tap, output) pairs that read the input, in one image's plane. */
-static int64_t lc_tl_live_pairs(const lc_tl_map *m) {
-    int64_t live = 0;
+/* (tap, output) pairs that read the input, in one image's plane (in
+ * double: a huge plane's count does not overflow). */
+static double lc_tl_live_pairs(const lc_tl_map *m) {
+    double live = 0.0;
     for (int r = 0; r < m->nrows; r++)
         for (int c = 0; c < m->ncols; c++)
-            live += (m->rows[r].hi - m->rows[r].lo) * (m->cols[c].hi - m->cols[c].lo) *
+            live += (double)(m->rows[r].hi - m->rows[r].lo) *
+                    (double)(m->cols[c].hi - m->cols[c].lo) *
                     __builtin_popcount(m->rows[r].taps) * __builtin_popcount(m->cols[c].taps);
     return live;
 }
@@ -98,14 +123,15 @@ int lc_tap_lanes_applies(const lc_conv_desc *d) {
         return 0;
     lc_tl_map m;
     lc_tl_map_of(d, &m);
-    return (double)lc_tl_live_pairs(&m) <=
+    return lc_tl_live_pairs(&m) <=
            LC_TL_LIVE_SHARE * (double)(d->kH * d->kW) * (double)(d->OH * d->OW);
 }
 
 int64_t lc_tap_lanes_live_pairs(const lc_conv_desc *d) {
+    if (d->kH > LC_TL_MAX_K || d->kW > LC_TL_MAX_K) return -1;
     lc_tl_map m;
     lc_tl_map_of(d, &m);
-    return lc_tl_live_pairs(&m);
+    return (int64_t)lc_tl_live_pairs(&m);
 }
 
 typedef struct {

@@ -69,6 +69,34 @@ def test_tap_mode_taken_and_counted(isa, shape):
     assert padded == int(padded) and Mg <= padded < Mg + CW, (padded, Mg)
 
 
+def test_live_pairs_counted_as_they_are_on_random_geometries():
+    """Tap mode's count of live (tap, output) pairs (from each kernel row's
+    and column's run of outputs) against a direct count, on 300 random
+    geometries: strides, dilations, paddings on each side beyond the kernel's
+    reach, kernels up to 9."""
+    r = np.random.default_rng(3)
+    checked = 0
+    for _ in range(300):
+        k = tuple(int(v) for v in r.integers(1, 10, 2))
+        s = tuple(int(v) for v in r.integers(1, 4, 2))
+        dil = tuple(int(v) for v in r.integers(1, 13, 2))
+        pads = tuple(int(v) for v in r.integers(0, 30, 4))
+        H, W = (int(v) for v in r.integers(1, 40, 2))
+        spec = lc.Conv2d(np.zeros((16, 16) + k, np.float32), None, stride=s, padding=pads,
+                         dilation=dil, algorithm="direct").spec
+        try:
+            spec.output_hw(H, W)
+        except ValueError:   # the dilated kernel is larger than the padded input
+            continue
+        got = _core._tap_lanes_live_pairs(_isa.isa_id(), spec.geometry(1, 16, H, W))
+        assert got == live_pairs(spec, H, W), (k, s, dil, pads, H, W)
+        checked += 1
+    assert checked >= 100
+    wide = lc.Conv2d(np.zeros((16, 16, 1, 33), np.float32), None, padding=(0, 40),
+                     dilation=(1, 2), algorithm="direct").spec
+    assert _core._tap_lanes_live_pairs(_isa.isa_id(), wide.geometry(1, 16, 5, 5)) == -1
+
+
 def test_not_taken_where_most_pairs_are_live_or_channels_few(isa):
     """Undilated layers, dilated ones whose taps read the input at most
     outputs, and fewer than 16 input channels a group keep the padded path."""
