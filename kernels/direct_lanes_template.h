@@ -12,7 +12,10 @@
  * unrolled: ResNet-18's 3x3/2 64>128@56 and 128>256@28 ran 3-5% faster on
  * an Intel Xeon (AVX-512, interleaved against the loops) with kx unrolled,
  * and 5-8% faster again with ky too.  Not the stem's 7 x 7: its 7 kx
- * unrolled, the stem ran ~10% slower there.  The prefetch of the driver's
+ * unrolled, the stem ran ~10% slower there.  A 1 x 1 call (tap mode's,
+ * kernels/tap_lanes.c: one tap a call) runs a copy with the tap loops gone:
+ * deeplabv3's ASPP centre tap alone (960>256 @14, one tap live) 0.98 -> 0.83
+ * ms (Intel Xeon, 1 thread).  The prefetch of the driver's
  * next weights (g->pf) is a copy of its own: the check in every channel's
  * step cost 3-5% on the layers that do not prefetch (3x3/2 64>128@56 and
  * 128>256@28, the stem).  On an Intel Xeon (one thread) this kernel alone,
@@ -185,9 +188,7 @@ void LC_DL_NAME(size_t n, const float *x, const float *w, float *t, const float 
             LC_CAT(LC_DL_NAME, _body)(j + 1, x, w, t, bias, g, ep, flags, 3, 3, 1);           \
         else if (g->kH == 3 && g->kW == 3)                                                    \
             LC_CAT(LC_DL_NAME, _body)(j + 1, x, w, t, bias, g, ep, flags, 3, 3, 0);           \
-        else if (g->kH == 1 && g->kW == 1 && g->pf_lines)                                     \
-            LC_CAT(LC_DL_NAME, _body)(j + 1, x, w, t, bias, g, ep, flags, 1, 1, 1);           \
-        else if (g->kH == 1 && g->kW == 1)                                                    \
+        else if (g->kH == 1 && g->kW == 1 && !g->pf_lines)                                    \
             LC_CAT(LC_DL_NAME, _body)(j + 1, x, w, t, bias, g, ep, flags, 1, 1, 0);           \
         else if (g->pf_lines)                                                                 \
             LC_CAT(LC_DL_NAME, _body)(j + 1, x, w, t, bias, g, ep, flags, g->kH, g->kW, 1);   \

@@ -273,10 +273,14 @@ static void lc_tl_task(void *vctx, int64_t item, int thread) {
     gm.xrs = gm.xts = 0;
     gm.wcs = (size_t)(taps * cw);
     gm.ldt = (size_t)(LC_TL_CHUNK * L);
+    gm.pf = NULL;
+    gm.pf_lines = 0;
     /* Tap by tap, each over every piece it is live in: each tap's weights
-     * read once an item, the next live tap's asked for into L2 a share a
-     * call (all of a layer's 9 taps' weights, 8.8 MB for ASPP's 960>256, come
-     * from L3 in a model's run) */
+     * read once an item.  (They come from L3 in a model's run: ASPP's 960>256
+     * has 8.8 MB, the off-centre taps 7.8 MB for few calls each.  The
+     * kernel's prefetch asks for a contiguous run, where a tap's weights are
+     * kH*kW*CW floats apart a channel: asking for the next tap's needs a
+     * strided prefetch or a tap-major packing first.) */
     int64_t tap = -1;
     for (int64_t k = 0; k < taps; k++)
         if ((rows_live >> (k / d->kW) & 1u) && (cols_live >> (k % d->kW) & 1u)) {
@@ -285,14 +289,9 @@ static void lc_tl_task(void *vctx, int64_t item, int thread) {
         }
     while (tap >= 0) {
         const int ky = (int)(tap / d->kW), kx = (int)(tap % d->kW);
-        int64_t next = -1, calls = 0;
+        int64_t next = -1;
         for (int64_t k = tap + 1; k < taps && next < 0; k++)
             if ((rows_live >> (k / d->kW) & 1u) && (cols_live >> (k % d->kW) & 1u)) next = k;
-        for (int i = 0; i < np; i++)
-            if ((pc[i].rt >> ky & 1u) && (pc[i].ct >> kx & 1u))
-                calls += lc_div_up((pc[i].y1 - pc[i].y0) * (pc[i].x1 - pc[i].x0), R);
-        const int64_t lines = next >= 0 ? Cg * cw * (int64_t)sizeof(float) / 64 : 0;
-        int64_t call = 0;
         const float *wt = wb + tap * cw;
         for (int i = 0; i < np; i++) {
             const lc_tl_piece *p = &pc[i];
@@ -309,17 +308,10 @@ static void lc_tl_task(void *vctx, int64_t item, int thread) {
                                                                          : LC_GEMM_ACCUMULATE) |
                 (ky == lc_tl_highest(p->rt) && kx == lc_tl_highest(p->ct) ? LC_GEMM_FINAL : 0u);
             const int64_t nblk = lc_div_up(j, R);
-            for (int64_t bi = 0; bi < nblk; bi++, call++) {
+            for (int64_t bi = 0; bi < nblk; bi++) {
                 /* blocks of near-equal size, at most R */
                 const int64_t p0 = bi * j / nblk, cnt = (bi + 1) * j / nblk - p0;
                 gm.xoff = xoff + p0;
-                gm.pf = NULL;
-                gm.pf_lines = 0;
-                if (lines) {
-                    const int64_t l0 = call * lines / calls, l1 = (call + 1) * lines / calls;
-                    gm.pf = (const char *)(wb + next * cw) + l0 * 64;
-                    gm.pf_lines = (size_t)lc_div_up(l1 - l0, Cg);
-                }
                 t->c.blk.kernel((size_t)cnt, xg, wt, tile + (p->at + p0) * L, bp, &gm, &t->c.kep,
                               flags);
             }
