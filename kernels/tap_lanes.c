@@ -256,15 +256,8 @@ static void lc_tl_task(void *vctx, int64_t item, int thread) {
     const float *bp = lc_dl_block_bias(t->c.bias, o0, cw, valid, bias);
     lc_tl_piece pc[LC_TL_CHUNK];
     const int np = lc_tl_pieces(&t->map, oy0, oy1, ox0, ox1, pc);
-    uint32_t rows_live = 0, cols_live = 0; /* kernel rows / columns live somewhere here */
-    for (int i = 0; i < np; i++) {
-        if (pc[i].rt && pc[i].ct) {
-            rows_live |= pc[i].rt;
-            cols_live |= pc[i].ct;
-        } else {
-            lc_tl_fill_bias(t, bp, cw, L, &pc[i], tile);
-        }
-    }
+    for (int i = 0; i < np; i++)
+        if (!pc[i].rt || !pc[i].ct) lc_tl_fill_bias(t, bp, cw, L, &pc[i], tile);
     size_t xoff[LC_TL_CHUNK];
     lc_dl_geom gm;
     gm.C = (size_t)Cg;
@@ -275,23 +268,14 @@ static void lc_tl_task(void *vctx, int64_t item, int thread) {
     gm.ldt = (size_t)(LC_TL_CHUNK * L);
     gm.pf = NULL;
     gm.pf_lines = 0;
-    /* Tap by tap, each over every piece it is live in: each tap's weights
-     * read once an item.  (They come from L3 in a model's run: ASPP's 960>256
-     * has 8.8 MB, the off-centre taps 7.8 MB for few calls each.  The
-     * kernel's prefetch asks for a contiguous run, where a tap's weights are
-     * kH*kW*CW floats apart a channel: asking for the next tap's needs a
-     * strided prefetch or a tap-major packing first.) */
-    int64_t tap = -1;
-    for (int64_t k = 0; k < taps; k++)
-        if ((rows_live >> (k / d->kW) & 1u) && (cols_live >> (k % d->kW) & 1u)) {
-            tap = k;
-            break;
-        }
-    while (tap >= 0) {
+    /* Tap by tap, each over the pieces it is live in (none: skipped): each
+     * tap's weights read once an item.  (They come from L3 in a model's
+     * run: ASPP's 960>256 has 8.8 MB, the off-centre taps 7.8 MB for few
+     * calls each.  The kernel's prefetch asks for a contiguous run, where a
+     * tap's weights are kH*kW*CW floats apart a channel: asking for the
+     * next tap's needs a strided prefetch or a tap-major packing first.) */
+    for (int64_t tap = 0; tap < taps; tap++) {
         const int ky = (int)(tap / d->kW), kx = (int)(tap % d->kW);
-        int64_t next = -1;
-        for (int64_t k = tap + 1; k < taps && next < 0; k++)
-            if ((rows_live >> (k / d->kW) & 1u) && (cols_live >> (k % d->kW) & 1u)) next = k;
         const float *wt = wb + tap * cw;
         for (int i = 0; i < np; i++) {
             const lc_tl_piece *p = &pc[i];
@@ -313,10 +297,9 @@ static void lc_tl_task(void *vctx, int64_t item, int thread) {
                 const int64_t p0 = bi * j / nblk, cnt = (bi + 1) * j / nblk - p0;
                 gm.xoff = xoff + p0;
                 t->c.blk.kernel((size_t)cnt, xg, wt, tile + (p->at + p0) * L, bp, &gm, &t->c.kep,
-                              flags);
+                                flags);
             }
         }
-        tap = next;
     }
     /* the pieces into the output planes, row by row */
     for (int i = 0; i < np; i++) {

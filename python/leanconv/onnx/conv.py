@@ -23,12 +23,6 @@ from leanconv.onnx.node import as_int_list, unsupported
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
 
-def _serves(theirs, window):
-    """Whether a packing of live-tap window `theirs` (None: every tap) gives
-    the output one of `window` would: one holding those taps or more."""
-    return dead_taps.covers(theirs, window)
-
-
 def same_pads(size, kernel, stride, dilation, upper):
     """(begin, end) padding of auto_pad SAME_UPPER/SAME_LOWER on one axis:
     output = ceil(size / stride); an odd total puts the extra at the end
@@ -197,7 +191,7 @@ class ConvOp:
                 continue
             theirs = self._windows.get(id(other))
             if released:   # what prepare packed is all there is
-                if _serves(theirs, window):
+                if dead_taps.covers(theirs, window):
                     return other
             elif theirs == window and other.algorithm == algo and other.isa == _isa.isa():
                 return other
