@@ -152,7 +152,6 @@ int lc_f32_dw3x3_planes__avx512(float *out, size_t out_plane, const float *in, s
                                 size_t stride, size_t pad_t, size_t pad_l, const float *w,
                                 const float *bias, const lc_epilogue *ep);
 LC_DECLARE_DW_TINY(lc_f32_dw_tiny__avx512)
-LC_DECLARE_GEMM(lc_f32_gemm_6x32__avx512)
 LC_DECLARE_GEMM(lc_f32_gemm_8x32__avx512)
 LC_DECLARE_GEMM_PF(lc_f32_gemm_pf_8x32__avx512)
 LC_DECLARE_GEMM_TALL(lc_f32_gemm_tall_24x16__avx512)
@@ -163,8 +162,6 @@ LC_DECLARE_PW(lc_f32_pw_7x64__avx512)
 LC_DECLARE_PW(lc_f32_pw_12x32__avx512)
 LC_DECLARE_DL(lc_f32_dl_12x16__avx512)
 LC_DECLARE_PW(lc_f32_pw_12x16__avx512)
-LC_DECLARE_GEMM(lc_f32_gemm_12x32__avx512)
-LC_DECLARE_GEMM(lc_f32_gemm_14x32__avx512)
 LC_DECLARE_STRIDED_COPY(lc_f32_strided_copy__avx512)
 LC_DECLARE_GEMM_NARROW(lc_f32_gemm_narrow_16x16__avx512)
 LC_DECLARE_GEMM_NARROW_PF(lc_f32_gemm_narrow_pf_16x16__avx512)

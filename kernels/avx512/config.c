@@ -1,10 +1,12 @@
 /* The AVX-512 table: GEMM 8 x 32, Winograd over 32 tiles, depthwise rows.
  *
  * Tile: on cache-resident data (bench/ukernel_peak.py, AMD EPYC Zen 5, k =
- * 256) 6x32, 8x32, 12x32 and 14x32 all run at 96-100% of the FMA peak, so the
+ * 256) 6x32, 8x32, 12x32 and 14x32 all ran at 96-100% of the FMA peak, so the
  * choice is made by the layers: 8 divides the channel counts of real networks
  * (no padded rows, where 6 wastes 3% at M = 64 and 14 wastes 9%), and 16
- * accumulators cover the FMA latency with room to spare.
+ * accumulators cover the FMA latency with room to spare.  (The other tiles
+ * were removed, unused: in the token GEMM on an Intel Xeon 12x32 and 14x32
+ * ran within +-3% of 8 x 48.)
  * kc = 256: the driver (lc_gemm_panels) keeps one 256 x 8 slice of A (8 KiB)
  * in L1 while the 256-row slices of the B panels stream from L2.
  * Optional entries: gemm_narrow (16 x 16 over two 8-row panels) takes panel

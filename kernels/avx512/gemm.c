@@ -24,11 +24,6 @@
 #define LC_VMAX(a, b) _mm512_max_ps((a), (b))
 #define LC_VMIN(a, b) _mm512_min_ps((a), (b))
 
-#define LC_GEMM_MR 6
-#define LC_GEMM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
-#define LC_GEMM_NAME lc_f32_gemm_6x32__avx512
-#include "../gemm_template.h"
-
 #define LC_GEMM_MR 8
 #define LC_GEMM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 #define LC_GEMM_NAME lc_gemm_8x32_rows__avx512
@@ -416,16 +411,6 @@ void lc_f32_gemm_wide_pf_8x48__avx512(size_t m, size_t n, size_t k, const float 
     X(12) X(13) X(14) X(15) X(16) X(17) X(18) X(19) X(20) X(21) X(22) X(23)
 #define LC_TALL_NAME lc_f32_gemm_tall_24x16__avx512
 #include "../gemm_tall_template.h"
-
-#define LC_GEMM_MR 12
-#define LC_GEMM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
-#define LC_GEMM_NAME lc_f32_gemm_12x32__avx512
-#include "../gemm_template.h"
-
-#define LC_GEMM_MR 14
-#define LC_GEMM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
-#define LC_GEMM_NAME lc_f32_gemm_14x32__avx512
-#include "../gemm_template.h"
 
 /* Patch unwrapping runs (lc_strided_copy_fn).  Stride 2 (downsampling
  * layers, the 7x7/2 stem) takes 16 outputs from two 16-float loads with one
