@@ -51,11 +51,15 @@ const lc_blocking *lc_blocking_get(void) {
         /* a fused inverted-residual block's expanded band: L2 (smaller
          * bands, L2-resident with room to spare, lost more to the kernels'
          * per-band edges than they gained; kernels/ir_block.c); fusing pays
-         * once the expanded tensor would not stay in one core's L2 between
-         * the steps (measured on an Intel Xeon with 2 MiB L2, where every
-         * 3x3 block from 3.1 MiB won at 1 and 2 threads; kernels/ir_block.c) */
+         * once the tensor it does not store (the expanded one, or the
+         * depthwise output before a fused projection) would not stay in one
+         * core's L2 between the steps beside what they read and write: from
+         * 3/4 of L2 (docs/ir_block.md's tables: on an Intel Xeon, 2 MiB L2,
+         * the 3x3 blocks of 1.5-1.7 MiB won 1.07-1.43x at 1 and 2 threads,
+         * 0.6 MiB tied, 0.3 MiB lost; on an AMD EPYC Zen 4, 1 MiB L2, 0.6
+         * and 0.7 MiB lost, 0.9x at 2 threads) */
         lc_budgets.ir_band = c->l2;
-        lc_budgets.ir_fuse_min = c->l2;
+        lc_budgets.ir_fuse_min = c->l2 * 3 / 4;
         lc_budgets_ready = 1;
     }
     return &lc_budgets;

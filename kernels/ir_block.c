@@ -16,8 +16,8 @@
  *
  * Where it pays (lc_ir_block_pays): the ISA's 3x3 plane kernel serves the
  * depthwise (the other depthwise paths, run per channel on a band, lost
- * everywhere: 0.65-0.97x) and the expanded tensor is at least L2
- * (ir_fuse_min).  On an Intel Xeon (2 MiB L2, docs/ir_block.md) every such
+ * everywhere: 0.65-0.97x) and the expanded tensor is at least 3/4 of L2
+ * (ir_fuse_min; docs/ir_block.md says why).  On an Intel Xeon (2 MiB L2) every such
  * block from 3.1 MiB up won at 1 thread (1.16-1.39x) and at 2 (1.13-1.34x;
  * 0.93x where 3 runs fell 2:1 on 2 threads, hence even runs below); smaller
  * blocks won at 1 thread (1.08-1.25x) but lost at 2 (0.63-0.81x) while an

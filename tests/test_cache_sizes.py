@@ -56,7 +56,8 @@ def test_budgets_derive_from_the_caches():
     assert b == {"gemm_b_l2": c["l2"] * 3 // 8, "gemm_b_l1": c["l1d"] * 2 // 3,
                  "gemm_panel_l1": c["l1d"] // 4, "gemm_a_stream": c["l2"] // 2,
                  "gemm_b_whole": c["l2"] // 2, "gemm_a_far": c["l2"] // 4,
-                 "wino_block": c["l2"] // 2}
+                 "wino_block": c["l2"] // 2, "ir_band": c["l2"],
+                 "ir_fuse_min": c["l2"] * 3 // 4}
 
 
 def test_fallback_is_forced_and_used():

@@ -108,10 +108,10 @@ def test_same_bits_at_any_thread_count_and_on_its_own_output(isa, case):
 
 def test_bands_from_the_cache_and_the_rule():
     """Bands fill L2 (at least one output row), a lone image in two runs at
-    least; fusing pays only for tensors of at least L2 with the 3x3 plane
-    kernel, whatever the thread count."""
-    caches = _core.cache_sizes()
-    l2 = caches["l2"]
+    least; fusing pays only for tensors of at least ir_fuse_min (3/4 of L2)
+    with the 3x3 plane kernel, whatever the thread count."""
+    l2 = _core.cache_sizes()["l2"]
+    fuse_min = _core.blocking()["ir_fuse_min"]
     for E, H in ((96, 112), (32, 20), (144, 56), (8, 1024)):
         answers = set()
         for threads in (1, 2):
@@ -121,7 +121,7 @@ def test_bands_from_the_cache_and_the_rule():
         rows_in = info["band_rows"] + 2
         assert info["why"] is None and 1 <= info["band_rows"] <= -(-H // 2)
         assert rows_in * E * H * 4 <= max(l2, 3 * E * H * 4)
-        big = E * H * H * 4 >= l2
+        big = E * H * H * 4 >= fuse_min
         fits = l2 // (E * H * 4) >= 3   # the 3 expanded rows of one output row
         assert answers == {big and fits and "avx" in lc.isa()}
 
@@ -238,7 +238,7 @@ def test_projection_matches_float64_reference(isa, pcase, band, expand):
 
 def test_projection_workspace_rule_and_bad_input():
     """The projection adds a band of depthwise rows per thread to the
-    workspace; it pays where the depthwise output is at least L2 in a block
+    workspace; it pays where the depthwise output is at least ir_fuse_min in a block
     that pays; a residual without it, or of the wrong shape, is refused."""
     rng = np.random.default_rng(13)
     x, we, be, wd, bd = make(rng, 1, 4, 8, 6, 6, (3, 3))
@@ -255,17 +255,17 @@ def test_projection_workspace_rule_and_bad_input():
         blk(x, residual=np.zeros((1, 8, 6, 6), np.float32))
     with pytest.raises(ValueError, match="wp must be"):
         InvertedResidual(we, be, None, wd, bd, None, 1, 1, 1, project=(wp[:, :3], None, None))
-    l2 = _core.cache_sizes()["l2"]
+    fuse_min = _core.blocking()["ir_fuse_min"]
     for E, H, stride in ((96, 112, 2), (144, 56, 1), (144, 56, 2)):
         info = fusion_info((E, 16, 1, 1), (E, 1, 3, 3), (stride,) * 2, (1, 1, 1, 1), (1, 1),
                            (1, 16, H, H), wp_shape=(24, E, 1, 1))
         OH = (H - 1) // stride + 1
-        assert info["project_pays"] == (info["pays"] and E * OH * OH * 4 >= l2)
+        assert info["project_pays"] == (info["pays"] and E * OH * OH * 4 >= fuse_min)
 
 
 def test_depthwise_first_block_rule_workspace_and_bad_input():
     """Without the expanding 1x1 the workspace is the depthwise rows' band
-    alone, the projection pays where the depthwise output is at least L2 and
+    alone, the projection pays where the depthwise output is at least ir_fuse_min and
     the 3x3 plane kernel serves it; a block of the depthwise alone, or
     expansion parts without we, are refused by name."""
     rng = np.random.default_rng(17)
@@ -282,14 +282,14 @@ def test_depthwise_first_block_rule_workspace_and_bad_input():
         InvertedResidual(None, bd, None, wd, bd, None, 1, 1, 1, project=(wp, None, None))
     with pytest.raises(ValueError, match="input must be"):
         blk(np.zeros((1, 4, 6, 6), np.float32))
-    l2 = _core.cache_sizes()["l2"]
+    fuse_min = _core.blocking()["ir_fuse_min"]
     plane = fusion_info(None, (32, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), (1, 32, 112, 112),
                         wp_shape=(16, 32, 1, 1))
     assert plane["why"] is None
     with_e = fusion_info((32, 32, 1, 1), (32, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1),
                          (1, 32, 112, 112), wp_shape=(16, 32, 1, 1))
     # the plane kernel's presence, read off the expanding block's rule
-    assert plane["project_pays"] == (with_e["pays"] and 32 * 112 * 112 * 4 >= l2)
+    assert plane["project_pays"] == (with_e["pays"] and 32 * 112 * 112 * 4 >= fuse_min)
     small = fusion_info(None, (32, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), (1, 32, 8, 8),
                         wp_shape=(16, 32, 1, 1))
     assert not small["project_pays"]

@@ -200,7 +200,7 @@ cdef extern from "leanconv/cpu.h":
 cdef extern from "internal.h":
     ctypedef struct lc_blocking:
         int64_t gemm_b_l2, gemm_b_l1, gemm_panel_l1, gemm_a_stream, gemm_b_whole, gemm_a_far
-        int64_t wino_block
+        int64_t wino_block, ir_band, ir_fuse_min
     const lc_blocking *lc_blocking_get()
     int lc_gemm_tall_far(const lc_isa_config *cfg, size_t Mg, size_t K, size_t rows, size_t n,
                          int how)
@@ -323,7 +323,7 @@ def blocking():
     return {"gemm_b_l2": b.gemm_b_l2, "gemm_b_l1": b.gemm_b_l1,
             "gemm_panel_l1": b.gemm_panel_l1, "gemm_a_stream": b.gemm_a_stream,
             "gemm_b_whole": b.gemm_b_whole, "gemm_a_far": b.gemm_a_far,
-            "wino_block": b.wino_block}
+            "wino_block": b.wino_block, "ir_band": b.ir_band, "ir_fuse_min": b.ir_fuse_min}
 
 
 def gemm_tall_far(int isa, size_t Mg, size_t K, size_t rows, size_t n):
