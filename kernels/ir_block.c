@@ -21,8 +21,9 @@
  * block from 3.1 MiB up won at 1 thread (1.16-1.39x) and at 2 (1.13-1.34x;
  * 0.93x where 3 runs fell 2:1 on 2 threads, hence even runs below); smaller
  * blocks won at 1 thread (1.08-1.25x) but lost at 2 (0.63-0.81x) while an
- * image that fits one band made one task: runs (lc_irb_runs) now split it,
- * but no quiet 2-thread figures of those exist yet, so they stay unfused.
+ * image that fits one band made one task.  Runs (lc_irb_runs) now split it,
+ * and the 1.5-1.7 MiB blocks win at 2 threads too (1.02-1.44x), so they
+ * fuse; 0.6 MiB ties and 0.3 MiB loses, below 3/4 of L2.
  * On a Zen 5 (1 MiB L2, 32 MiB L3, 1 thread) fused and unfused tied within
  * noise while the expanded tensor stayed in L3, and the fused block won at
  * 18 MiB (1.1-1.3x).  Bands of a few rows lost to the kernels' per-call
